@@ -1,0 +1,5 @@
+import sys
+
+from lpir.cli import main
+
+sys.exit(main())

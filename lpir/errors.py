@@ -1,0 +1,117 @@
+"""Errors that carry a place in the user's source.
+
+Every mistake in a user's kernel or in the arguments of a call is raised as an `LpirError` (or a
+subclass). When the error has a `SourceLocation`, its message reads like a compiler diagnostic::
+
+    gemv.lp:7:14: error: cannot add f32[32, 256] and f32[64]
+        acc += wt * xt
+               ^^^^^^^
+    hint: shapes broadcast from the right; use xt[None, :] to add a leading axis
+
+The CLI prints `str(error)` and exits with status 1, without a Python traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """A span in a source text: 1-based line and column, with the text of the line.
+
+    `end_column` is exclusive; when it is missing the caret marks a single character.
+    """
+
+    file: str
+    line: int
+    column: int
+    source_line: str = ""
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def caret_lines(self) -> str:
+        """The source line and a caret line under the span (empty when the text is unknown)."""
+        if not self.source_line:
+            return ""
+        text = self.source_line.rstrip("\n").expandtabs(4)
+        width = 1
+        if self.end_column is not None and self.end_column > self.column:
+            width = self.end_column - self.column
+        width = max(1, min(width, len(text) - self.column + 2))
+        return f"    {text}\n    {' ' * (self.column - 1)}{'^' * width}"
+
+
+def location_in(text: str, file: str, line: int, column: int, end_column: int | None = None):
+    """Build a `SourceLocation` for (line, column) of `text`, copying the line's text."""
+    lines = text.splitlines()
+    source_line = lines[line - 1] if 0 < line <= len(lines) else ""
+    return SourceLocation(file, line, column, source_line, end_column)
+
+
+class LpirError(Exception):
+    """Base class for every error lpir reports about a user's program or arguments.
+
+    Args:
+        message: what is wrong, in one sentence.
+        location: where in the source; None when there is no source (e.g. a bad dtype name
+            passed from Python).
+        hint: what would fix it.
+    """
+
+    kind = "error"
+
+    def __init__(
+        self, message: str, location: SourceLocation | None = None, hint: str | None = None
+    ):
+        self.message = message
+        self.location = location
+        self.hint = hint
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        head = f"{self.kind}: {self.message}"
+        if self.location is not None:
+            head = f"{self.location}: {head}"
+            carets = self.location.caret_lines()
+            if carets:
+                head += "\n" + carets
+        if self.hint:
+            head += f"\nhint: {self.hint}"
+        return head
+
+    def with_location(self, location: SourceLocation | None) -> LpirError:
+        """The same error placed at `location` (keeps an existing location)."""
+        if self.location is not None or location is None:
+            return self
+        return type(self)(self.message, location, self.hint)
+
+
+class DTypeError(LpirError):
+    """An unknown data-type name or a value that the data type cannot hold."""
+
+
+class LayoutError(LpirError):
+    """A layout expression that is malformed or does not fit its tile."""
+
+
+class ParseError(LpirError):
+    """Source text (kernel language or IR text) that does not follow the grammar."""
+
+
+class TypeCheckError(LpirError):
+    """A well-formed program whose names, dtypes or shapes do not agree."""
+
+
+class VerifyError(LpirError):
+    """IR that breaks an invariant (types, dominance, layouts); usually a compiler bug."""
+
+
+class ArgumentError(LpirError):
+    """An argument passed to a compiled kernel that does not match its declaration."""
+
+
+class CompileError(LpirError):
+    """A backend failed to compile generated code (a compiler bug, reported with the code)."""
