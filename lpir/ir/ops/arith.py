@@ -1,0 +1,253 @@
+"""Elementwise arithmetic, shared by both IR levels.
+
+These ops work on scalars, register tiles (tile IR) and per-thread vectors (thread IR) alike:
+operands have equal types (no implicit broadcasting; the front end inserts `broadcast`), and
+the result has the operands' shape and layout.
+
+Semantics (the interpreter implements exactly these, backends must agree):
+
+* integer `div` and `rem` truncate toward zero (C semantics); `shr` is arithmetic on signed
+  and logical on unsigned types; shift amounts are taken modulo the bit width;
+* `round` rounds half to even; `min`/`max` of floats return the other operand when one is NaN;
+* `cast` follows the dtype conversion rules of `lpir.dtypes.convert`; `view` reinterprets bits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lpir.dtypes import DType, dtype
+from lpir.errors import TypeCheckError
+from lpir.ir.core import Operation, Value
+from lpir.ir.types import ScalarType, TileType, Type, VectorType, same_kind_with_dtype
+
+ARITHMETIC = ("add", "sub", "mul", "div", "rem", "max", "min")
+BITWISE = ("and", "or", "xor", "shl", "shr")
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+FLOAT_UNARY = (
+    "exp",
+    "exp2",
+    "log",
+    "log2",
+    "sqrt",
+    "rsqrt",
+    "floor",
+    "ceil",
+    "round",
+    "sin",
+    "cos",
+    "tanh",
+)
+UNARY = ("neg", "abs", "not", *FLOAT_UNARY)
+
+BOOL = dtype("bool")
+
+
+def is_compute_dtype(dt: DType) -> bool:
+    """Whether arithmetic is defined on `dt` (low-bit and 8-bit float formats only store)."""
+    if dt.is_bool:
+        return True
+    if dt.is_float:
+        return dt.nbits >= 16
+    return dt.nbits in (8, 16, 32, 64)
+
+
+def check_compute_dtype(dt: DType, op_name: str) -> None:
+    if not is_compute_dtype(dt):
+        raise TypeCheckError(
+            f"'{op_name}' is not defined on {dt.name}, a storage-only type",
+            hint=f"cast it to a compute type first, e.g. cast<f32>(x) or cast<f16>(x)",
+        )
+
+
+def _shape_of(type_: Type) -> object:
+    if isinstance(type_, TileType):
+        return type_.shape
+    if isinstance(type_, VectorType):
+        return type_.size
+    return ()
+
+
+def check_same_shape(op_name: str, types: list[Type]) -> None:
+    """All operand types must be the same kind with the same shape and dtype-independent layout."""
+    first = types[0]
+    for other in types[1:]:
+        if type(other) is not type(first) or _shape_of(other) != _shape_of(first):
+            raise TypeCheckError(
+                f"operands of '{op_name}' have different shapes: {first} and {other}",
+                hint="broadcast explicitly, e.g. t[:, None] or t[None, :]",
+            )
+        if isinstance(first, TileType) and isinstance(other, TileType):
+            if first.layout and other.layout and first.layout != other.layout:
+                raise TypeCheckError(
+                    f"operands of '{op_name}' have different layouts: {first.layout} and "
+                    f"{other.layout}",
+                    hint="convert one of them with convert_layout",
+                )
+
+
+def _layout_of(types: list[Type]) -> Any:
+    for type_ in types:
+        if isinstance(type_, TileType) and type_.layout is not None:
+            return type_.layout
+    return None
+
+
+def _result_like(type_: Type, dt: DType, layout: Any) -> Type:
+    result = same_kind_with_dtype(type_, dt)
+    if isinstance(result, TileType):
+        result = result.with_layout(layout)
+    return result
+
+
+class ConstantOp(Operation):
+    """`%c = constant {value = 3} : i32`: a compile-time scalar."""
+
+    names = ("constant",)
+
+    @classmethod
+    def create(cls, value: int | float | bool, dt: DType | str, name: str | None = None):
+        dt = dtype(dt)
+        if dt.is_float:
+            value = float(value)
+        elif dt.is_bool:
+            value = bool(value)
+        else:
+            value = int(value)
+        return cls("constant", (), [ScalarType(dt)], {"value": value}, result_names=[name])
+
+    @property
+    def value(self) -> int | float | bool:
+        return self.attributes["value"]
+
+
+class BinaryOp(Operation):
+    """`%r = add %a, %b : f32[32, 256]`: elementwise arithmetic, bitwise ops and comparisons."""
+
+    names = ARITHMETIC + BITWISE + COMPARISONS
+
+    @classmethod
+    def create(cls, name: str, lhs: Value, rhs: Value, result_name: str | None = None):
+        check_same_shape(name, [lhs.type, rhs.type])
+        left, right = lhs.type.dtype, rhs.type.dtype  # type: ignore[attr-defined]
+        if left != right:
+            raise TypeCheckError(
+                f"operands of '{name}' have different dtypes: {left.name} and {right.name}",
+                hint=f"cast one of them, e.g. cast<{left.name}>(...)",
+            )
+        check_compute_dtype(left, name)
+        if name in BITWISE and left.is_float:
+            raise TypeCheckError(f"'{name}' needs integer operands, not {left.name}")
+        if name in ARITHMETIC and left.is_bool and name not in ("max", "min"):
+            raise TypeCheckError(f"'{name}' is not defined on bool", hint="use and/or/xor")
+        result_dtype = BOOL if name in COMPARISONS else left
+        layout = _layout_of([lhs.type, rhs.type])
+        result = _result_like(lhs.type, result_dtype, layout)
+        return cls(name, [lhs, rhs], [result], result_names=[result_name])
+
+    def verify_(self) -> None:
+        lhs, rhs = self.operands
+        if lhs.type != rhs.type:
+            raise self.error(f"operand types differ: {lhs.type} and {rhs.type}")
+
+
+class UnaryOp(Operation):
+    """`%r = exp %a : f32[16]`: elementwise functions of one operand."""
+
+    names = UNARY
+
+    @classmethod
+    def create(cls, name: str, operand: Value, result_name: str | None = None):
+        dt = operand.type.dtype  # type: ignore[attr-defined]
+        check_compute_dtype(dt, name)
+        if name in FLOAT_UNARY and not dt.is_float:
+            raise TypeCheckError(
+                f"'{name}' needs a float operand, not {dt.name}",
+                hint=f"cast first: {name}(cast<f32>(x))",
+            )
+        if name == "not" and dt.is_float:
+            raise TypeCheckError(f"'not' needs an integer or bool operand, not {dt.name}")
+        return cls(name, [operand], [operand.type], result_names=[result_name])
+
+
+class SelectOp(Operation):
+    """`%r = where %cond, %a, %b`: elementwise choice; `cond` is bool of the same shape."""
+
+    names = ("where",)
+
+    @classmethod
+    def create(cls, cond: Value, lhs: Value, rhs: Value, result_name: str | None = None):
+        check_same_shape("where", [cond.type, lhs.type, rhs.type])
+        if not cond.type.dtype.is_bool:  # type: ignore[attr-defined]
+            raise TypeCheckError(
+                f"the condition of 'where' must be bool, not {cond.type}",
+                hint="compare to get a bool, e.g. where(x > 0, x, 0)",
+            )
+        left, right = lhs.type.dtype, rhs.type.dtype  # type: ignore[attr-defined]
+        if left != right:
+            raise TypeCheckError(
+                f"the two values of 'where' have different dtypes: {left.name} and {right.name}"
+            )
+        layout = _layout_of([cond.type, lhs.type, rhs.type])
+        result = _result_like(lhs.type, left, layout)
+        return cls("where", [cond, lhs, rhs], [result], result_names=[result_name])
+
+
+class CastOp(Operation):
+    """`%r = cast %a : f16[8]`: value conversion to another dtype (same shape and layout)."""
+
+    names = ("cast",)
+
+    @classmethod
+    def create(cls, operand: Value, dt: DType | str, result_name: str | None = None):
+        result = same_kind_with_dtype(operand.type, dtype(dt))
+        return cls("cast", [operand], [result], result_names=[result_name])
+
+    def verify_(self) -> None:
+        source, result = self.operands[0].type, self.results[0].type
+        if _shape_of(source) != _shape_of(result) or type(source) is not type(result):
+            raise self.error(f"cast changes the shape: {source} to {result}")
+
+
+def view_shape(shape: tuple[int, ...], source: DType, target: DType) -> tuple[int, ...]:
+    """The shape of a `view` from `source` to `target` bits: the last dimension rescales."""
+    total_bits = shape[-1] * source.nbits
+    if total_bits % target.nbits:
+        raise TypeCheckError(
+            f"cannot view {shape[-1]} x {source.name} ({total_bits} bits) as {target.name}: "
+            f"{total_bits} is not a multiple of {target.nbits}",
+            hint="the last dimension's bits must divide evenly into the new dtype",
+        )
+    return (*shape[:-1], total_bits // target.nbits)
+
+
+class ViewOp(Operation):
+    """`%r = view %a : u4[32, 64]`: reinterpret the bits of the last dimension as another dtype.
+
+    Element i of a row of the result is bits [i*nb, (i+1)*nb) of that row's bit string, in the
+    dense LSB-first order of packed storage. Scalars keep their bit width.
+    """
+
+    names = ("view",)
+
+    @classmethod
+    def create(cls, operand: Value, dt: DType | str, result_name: str | None = None):
+        target = dtype(dt)
+        source_type = operand.type
+        source = source_type.dtype  # type: ignore[attr-defined]
+        if isinstance(source_type, ScalarType):
+            if source.nbits != target.nbits:
+                raise TypeCheckError(
+                    f"cannot view a {source.name} scalar as {target.name}: bit widths differ"
+                )
+            result: Type = ScalarType(target)
+        elif isinstance(source_type, TileType):
+            if source_type.rank == 0:
+                raise TypeCheckError("cannot view a rank-0 tile")
+            result = TileType(target, view_shape(source_type.shape, source, target))
+        elif isinstance(source_type, VectorType):
+            (size,) = view_shape((source_type.size,), source, target)
+            result = VectorType(target, size)
+        else:
+            raise TypeCheckError(f"cannot view {source_type}")
+        return cls("view", [operand], [result], result_names=[result_name])

@@ -1,0 +1,132 @@
+"""Tile IR memory ops: tile loads and stores of global and shared tensors, sync.
+
+A tile access names one offset per dimension of the tensor (i32 scalars) and, in `dims`, which
+tensor dimensions the tile spans (in order); the other dimensions are indexed by their offset
+alone. `a[i :+ 32, k]` on a rank-2 tensor is offsets (i, k), dims (0,), tile shape (32,).
+
+Edges: an element whose coordinate falls outside the tensor reads as 0 and is not written.
+"""
+
+from __future__ import annotations
+
+from lpir.errors import TypeCheckError
+from lpir.ir.core import Operation, Value
+from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
+
+
+def _check_offsets(op_name: str, memory: Value, offsets: list[Value]) -> None:
+    rank = memory.type.rank  # type: ignore[attr-defined]
+    if len(offsets) != rank:
+        raise TypeCheckError(
+            f"'{op_name}' of a rank-{rank} tensor needs {rank} indices, got {len(offsets)}"
+        )
+    for offset in offsets:
+        if not isinstance(offset.type, ScalarType) or not offset.type.dtype.is_int:
+            raise TypeCheckError(f"tensor indices must be integer scalars, not {offset.type}")
+
+
+def _check_dims(op_name: str, memory: Value, dims: tuple[int, ...], shape: tuple[int, ...]):
+    rank = memory.type.rank  # type: ignore[attr-defined]
+    if list(dims) != sorted(set(dims)) or any(not 0 <= d < rank for d in dims):
+        raise TypeCheckError(f"'{op_name}': bad tile dimensions {list(dims)} for rank {rank}")
+    if len(dims) != len(shape):
+        raise TypeCheckError(f"'{op_name}': {len(dims)} tile dimensions but shape {shape}")
+
+
+def _memory_op_name(kind: str, memory: Value) -> str:
+    if isinstance(memory.type, GlobalType):
+        return f"{kind}_global"
+    if isinstance(memory.type, SharedType):
+        return f"{kind}_shared"
+    raise TypeCheckError(f"cannot {kind} from {memory.type}: not a global or shared tensor")
+
+
+class LoadOp(Operation):
+    """`%t = load_global %w, %i, %k {dims = [0, 1], shape = [32, 256]} : u4[32, 256]`."""
+
+    names = ("load_global", "load_shared")
+
+    @classmethod
+    def create(
+        cls,
+        memory: Value,
+        offsets: list[Value],
+        dims: tuple[int, ...],
+        shape: tuple[int, ...],
+        name: str | None = None,
+    ):
+        op_name = _memory_op_name("load", memory)
+        _check_offsets(op_name, memory, offsets)
+        _check_dims(op_name, memory, tuple(dims), tuple(shape))
+        result = TileType(memory.type.dtype, tuple(shape))  # type: ignore[attr-defined]
+        attributes = {"dims": tuple(dims), "shape": tuple(shape)}
+        return cls(op_name, [memory, *offsets], [result], attributes, result_names=[name])
+
+    @property
+    def memory(self) -> Value:
+        return self.operands[0]
+
+    @property
+    def offsets(self) -> list[Value]:
+        return self.operands[1:]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.attributes["dims"]
+
+
+class StoreOp(Operation):
+    """`store_global %y, %i, %t {dims = [0]}`: write a tile; elements past the edge are skipped."""
+
+    names = ("store_global", "store_shared")
+
+    @classmethod
+    def create(cls, memory: Value, offsets: list[Value], dims: tuple[int, ...], value: Value):
+        op_name = _memory_op_name("store", memory)
+        _check_offsets(op_name, memory, offsets)
+        if not isinstance(value.type, TileType):
+            raise TypeCheckError(f"'{op_name}' stores a tile, not {value.type}")
+        _check_dims(op_name, memory, tuple(dims), value.type.shape)
+        if value.type.dtype != memory.type.dtype:  # type: ignore[attr-defined]
+            target = memory.type.dtype.name  # type: ignore[attr-defined]
+            raise TypeCheckError(
+                f"cannot store a {value.type.dtype.name} tile into a {target} tensor",
+                hint=f"cast it first: cast<{target}>(...)",
+            )
+        return cls(op_name, [memory, *offsets, value], (), {"dims": tuple(dims)})
+
+    @property
+    def memory(self) -> Value:
+        return self.operands[0]
+
+    @property
+    def offsets(self) -> list[Value]:
+        return self.operands[1:-1]
+
+    @property
+    def value(self) -> Value:
+        return self.operands[-1]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.attributes["dims"]
+
+
+class AllocSharedOp(Operation):
+    """`%s = alloc_shared : shared f16[64, 32]`: a tile of shared memory for the block."""
+
+    names = ("alloc_shared",)
+
+    @classmethod
+    def create(cls, shared_type: SharedType, name: str | None = None):
+        return cls("alloc_shared", (), [shared_type], result_names=[name])
+
+
+class SyncOp(Operation):
+    """`sync`: every thread of the block waits here; shared-memory writes before it are seen."""
+
+    names = ("sync",)
+
+    @classmethod
+    def create(cls):
+        return cls("sync")

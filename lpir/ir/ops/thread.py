@@ -1,0 +1,365 @@
+"""Thread IR ops: what one thread of a block does.
+
+A thread's share of a register tile is a `VectorType` value (its slots in local-index order).
+Arithmetic, `cast`, `view`, `where`, `splat`, `for`, `if` are the ops shared with tile IR; the
+ops here exist only at the thread level:
+
+* `thread_index`: this thread's index in the block, 0 ≤ t < threads.
+* `vector_constant`, `shuffle`, `extract`, `vector`, `reduce_lanes`: data movement within one
+  thread's registers.
+* `ld` / `st`: per-lane memory accesses, `memory[base + offsets[i]]` for lane i, with an
+  optional lane mask (masked lanes read 0 and are not written). `vector` promises that lanes
+  come in runs of that many consecutive offsets whose first address is aligned to the run, so a
+  backend may use one wide access per run. `dtype`, when given, accesses the tensor's bytes as
+  that (byte-sized) type: `base` and `offsets` are then in units of it.
+* `st_bits`: read-modify-write of bytes under a bit mask, atomic per byte: how packed sub-byte
+  stores that share a byte with other threads are written.
+* `unpack_bits` / `pack_bits`: convert between bytes and sub-byte lanes at constant bit offsets
+  of the LSB-first packed bit string.
+* `barrier`: every thread of the block waits; shared-memory writes before it are seen after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lpir.dtypes import DType, dtype
+from lpir.errors import TypeCheckError
+from lpir.ir.core import Operation, Value
+from lpir.ir.ops.arith import check_compute_dtype
+from lpir.ir.ops.tile import REDUCTIONS
+from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
+
+I32 = dtype("i32")
+U8 = dtype("u8")
+BOOL = dtype("bool")
+
+
+class ThreadIndexOp(Operation):
+    """`%t = thread_index : i32`."""
+
+    names = ("thread_index",)
+
+    @classmethod
+    def create(cls, name: str | None = "tid"):
+        return cls("thread_index", (), [ScalarType(I32)], result_names=[name])
+
+
+class VectorConstantOp(Operation):
+    """`%v = vector_constant {values = [0, 1, 2, 3]} : <4 x i32>`."""
+
+    names = ("vector_constant",)
+
+    @classmethod
+    def create(cls, values: Sequence[int | float | bool], dt: DType | str, name=None):
+        dt = dtype(dt)
+        convert = float if dt.is_float else (bool if dt.is_bool else int)
+        values = tuple(convert(v) for v in values)
+        result = VectorType(dt, len(values))
+        return cls("vector_constant", (), [result], {"values": values}, result_names=[name])
+
+    @property
+    def values(self) -> tuple:
+        return self.attributes["values"]
+
+
+class ShuffleOp(Operation):
+    """`%r = shuffle %a, %b {indices = [...]}`: lane i of the result is lane indices[i] of a ++ b."""
+
+    names = ("shuffle",)
+
+    @classmethod
+    def create(cls, sources: Sequence[Value], indices: Sequence[int], name: str | None = None):
+        sources = list(sources)
+        if not 1 <= len(sources) <= 2 or any(not isinstance(s.type, VectorType) for s in sources):
+            raise TypeCheckError("shuffle takes one or two vectors")
+        if len({s.type.dtype for s in sources}) != 1:
+            raise TypeCheckError("shuffled vectors must share a dtype")
+        total = sum(s.type.size for s in sources)
+        indices = tuple(int(i) for i in indices)
+        if any(not 0 <= i < total for i in indices):
+            raise TypeCheckError(f"shuffle index out of range 0..{total - 1}")
+        result = VectorType(sources[0].type.dtype, len(indices))
+        return cls("shuffle", sources, [result], {"indices": indices}, result_names=[name])
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        return self.attributes["indices"]
+
+
+class ExtractOp(Operation):
+    """`%s = extract %v {index = 3} : f32`: one lane as a scalar."""
+
+    names = ("extract",)
+
+    @classmethod
+    def create(cls, vector: Value, index: int, name: str | None = None):
+        if not isinstance(vector.type, VectorType) or not 0 <= index < vector.type.size:
+            raise TypeCheckError(f"cannot extract lane {index} of {vector.type}")
+        result = ScalarType(vector.type.dtype)
+        return cls("extract", [vector], [result], {"index": index}, result_names=[name])
+
+    @property
+    def index(self) -> int:
+        return self.attributes["index"]
+
+
+class BuildVectorOp(Operation):
+    """`%v = vector %a, %b, %c : <3 x f32>`: a vector from scalars of one dtype."""
+
+    names = ("vector",)
+
+    @classmethod
+    def create(cls, scalars: Sequence[Value], name: str | None = None):
+        scalars = list(scalars)
+        if not scalars or len({s.type for s in scalars}) != 1:
+            raise TypeCheckError("vector needs one or more scalars of one type")
+        result = VectorType(scalars[0].type.dtype, len(scalars))
+        return cls("vector", scalars, [result], result_names=[name])
+
+
+class ReduceLanesOp(Operation):
+    """`%r = reduce_lanes %v {kind = "sum", group = 8}`: lane i = kind(v[i*group : (i+1)*group])."""
+
+    names = ("reduce_lanes",)
+
+    @classmethod
+    def create(cls, vector: Value, kind: str, group: int, name: str | None = None):
+        vt = vector.type
+        if not isinstance(vt, VectorType) or kind not in REDUCTIONS:
+            raise TypeCheckError(f"cannot reduce_lanes {kind} of {vt}")
+        check_compute_dtype(vt.dtype, kind)
+        if group < 1 or vt.size % group:
+            raise TypeCheckError(f"group {group} does not divide {vt.size} lanes")
+        result = VectorType(vt.dtype, vt.size // group)
+        attributes = {"kind": kind, "group": group}
+        return cls("reduce_lanes", [vector], [result], attributes, result_names=[name])
+
+    @property
+    def kind(self) -> str:
+        return self.attributes["kind"]
+
+    @property
+    def group(self) -> int:
+        return self.attributes["group"]
+
+
+def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None) -> DType:
+    if not isinstance(memory.type, GlobalType | SharedType):
+        raise TypeCheckError(f"'{op_name}' needs a global or shared tensor, not {memory.type}")
+    if not isinstance(base.type, ScalarType) or not base.type.dtype.is_int:
+        raise TypeCheckError(f"'{op_name}' base must be an integer scalar, not {base.type}")
+    if access is None:
+        return memory.type.dtype
+    if access.nbits % 8:
+        raise TypeCheckError(f"'{op_name}' cannot access memory as {access.name}")
+    return access
+
+
+def _check_mask(op_name: str, mask: Value | None, lanes: int) -> None:
+    if mask is not None and mask.type != VectorType(BOOL, lanes):
+        raise TypeCheckError(f"'{op_name}' mask must be <{lanes} x bool>, not {mask.type}")
+
+
+class MemoryAccess:
+    """Accessors shared by `ld`, `st` and `st_bits`."""
+
+    operands: list[Value]
+    attributes: dict
+
+    @property
+    def memory(self) -> Value:
+        return self.operands[0]
+
+    @property
+    def base(self) -> Value:
+        return self.operands[1]
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        return self.attributes["offsets"]
+
+    @property
+    def vector_width(self) -> int:
+        return self.attributes.get("vector", 1)
+
+    @property
+    def access_dtype(self) -> DType:
+        return self.attributes.get("dtype") or self.memory.type.dtype  # type: ignore[attr-defined]
+
+
+class LoadThreadOp(MemoryAccess, Operation):
+    """`%v = ld %w, %base [mask %m] {offsets = [...], vector = 8} : <64 x f32>`."""
+
+    names = ("ld",)
+
+    @classmethod
+    def create(
+        cls,
+        memory: Value,
+        base: Value,
+        offsets: Sequence[int],
+        mask: Value | None = None,
+        vector: int = 1,
+        access: DType | None = None,
+        name: str | None = None,
+    ):
+        element = _check_memory("ld", memory, base, access)
+        offsets = tuple(int(o) for o in offsets)
+        _check_mask("ld", mask, len(offsets))
+        attributes: dict = {"offsets": offsets}
+        if vector > 1:
+            attributes["vector"] = vector
+        if access is not None:
+            attributes["dtype"] = access
+        operands = [memory, base] + ([mask] if mask is not None else [])
+        result = VectorType(element, len(offsets))
+        return cls("ld", operands, [result], attributes, result_names=[name])
+
+    @property
+    def mask(self) -> Value | None:
+        return self.operands[2] if len(self.operands) > 2 else None
+
+
+class StoreThreadOp(MemoryAccess, Operation):
+    """`st %y, %base, %v [mask %m] {offsets = [...]}`: lane i goes to memory[base + offsets[i]]."""
+
+    names = ("st",)
+
+    @classmethod
+    def create(
+        cls,
+        memory: Value,
+        base: Value,
+        value: Value,
+        offsets: Sequence[int],
+        mask: Value | None = None,
+        vector: int = 1,
+        access: DType | None = None,
+    ):
+        element = _check_memory("st", memory, base, access)
+        offsets = tuple(int(o) for o in offsets)
+        if value.type != VectorType(element, len(offsets)):
+            raise TypeCheckError(f"'st' of {value.type} with {len(offsets)} offsets of {element}")
+        _check_mask("st", mask, len(offsets))
+        attributes: dict = {"offsets": offsets}
+        if vector > 1:
+            attributes["vector"] = vector
+        if access is not None:
+            attributes["dtype"] = access
+        operands = [memory, base, value] + ([mask] if mask is not None else [])
+        return cls("st", operands, (), attributes)
+
+    @property
+    def value(self) -> Value:
+        return self.operands[2]
+
+    @property
+    def mask(self) -> Value | None:
+        return self.operands[3] if len(self.operands) > 3 else None
+
+
+class StoreBitsOp(MemoryAccess, Operation):
+    """`st_bits %w, %base, %bytes [mask %m] {offsets = [...], bitmasks = [...]}`.
+
+    For lane i, byte b = base + offsets[i] of the tensor's storage becomes
+    (b & ~bitmasks[i]) | (bytes[i] & bitmasks[i]), atomically with respect to other threads.
+    """
+
+    names = ("st_bits",)
+
+    @classmethod
+    def create(
+        cls,
+        memory: Value,
+        base: Value,
+        value: Value,
+        offsets: Sequence[int],
+        bitmasks: Sequence[int],
+        mask: Value | None = None,
+    ):
+        _check_memory("st_bits", memory, base, U8)
+        offsets = tuple(int(o) for o in offsets)
+        if value.type != VectorType(U8, len(offsets)) or len(bitmasks) != len(offsets):
+            raise TypeCheckError(f"'st_bits' of {value.type} with {len(offsets)} offsets")
+        _check_mask("st_bits", mask, len(offsets))
+        attributes = {"offsets": offsets, "bitmasks": tuple(int(b) for b in bitmasks)}
+        operands = [memory, base, value] + ([mask] if mask is not None else [])
+        return cls("st_bits", operands, (), attributes)
+
+    @property
+    def access_dtype(self) -> DType:
+        return U8
+
+    @property
+    def value(self) -> Value:
+        return self.operands[2]
+
+    @property
+    def mask(self) -> Value | None:
+        return self.operands[3] if len(self.operands) > 3 else None
+
+    @property
+    def bitmasks(self) -> tuple[int, ...]:
+        return self.attributes["bitmasks"]
+
+
+class UnpackBitsOp(Operation):
+    """`%v = unpack_bits %bytes {bit_offsets = [0, 3, 6, ...]} : <64 x u3>`.
+
+    Lane i is the field of `dtype.nbits` bits starting at bit bit_offsets[i] of the LSB-first
+    bit string of `bytes` (it may straddle bytes).
+    """
+
+    names = ("unpack_bits",)
+
+    @classmethod
+    def create(cls, data: Value, dt: DType | str, bit_offsets: Sequence[int], name=None):
+        dt = dtype(dt)
+        if data.type.dtype != U8 or not isinstance(data.type, VectorType):
+            raise TypeCheckError(f"unpack_bits reads bytes, not {data.type}")
+        bit_offsets = tuple(int(b) for b in bit_offsets)
+        if any(b < 0 or b + dt.nbits > 8 * data.type.size for b in bit_offsets):
+            raise TypeCheckError("unpack_bits offset past the end of its bytes")
+        result = VectorType(dt, len(bit_offsets))
+        attributes = {"bit_offsets": bit_offsets}
+        return cls("unpack_bits", [data], [result], attributes, result_names=[name])
+
+    @property
+    def bit_offsets(self) -> tuple[int, ...]:
+        return self.attributes["bit_offsets"]
+
+
+class PackBitsOp(Operation):
+    """`%b = pack_bits %v {bit_offsets = [...]} : <24 x u8>`: the inverse of unpack_bits.
+
+    Bits that no lane covers are 0.
+    """
+
+    names = ("pack_bits",)
+
+    @classmethod
+    def create(cls, value: Value, bit_offsets: Sequence[int], nbytes: int, name=None):
+        vt = value.type
+        if not isinstance(vt, VectorType) or len(bit_offsets) != vt.size:
+            raise TypeCheckError(f"pack_bits needs one bit offset per lane of {vt}")
+        bit_offsets = tuple(int(b) for b in bit_offsets)
+        if any(b < 0 or b + vt.dtype.nbits > 8 * nbytes for b in bit_offsets):
+            raise TypeCheckError("pack_bits offset past the end of its bytes")
+        result = VectorType(U8, nbytes)
+        attributes = {"bit_offsets": bit_offsets}
+        return cls("pack_bits", [value], [result], attributes, result_names=[name])
+
+    @property
+    def bit_offsets(self) -> tuple[int, ...]:
+        return self.attributes["bit_offsets"]
+
+
+class BarrierOp(Operation):
+    """`barrier`: the thread-level form of `sync`."""
+
+    names = ("barrier",)
+
+    @classmethod
+    def create(cls):
+        return cls("barrier")

@@ -1,0 +1,227 @@
+"""Parse the IR's text form back into a `Module` (the inverse of `lpir.ir.printer`).
+
+`parse(print_module(m))` gives a module that prints identically; tests check this on every
+example and every FileCheck input. Errors are `ParseError`s placed in the IR text.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import lark
+
+import lpir.ir.ops  # noqa: F401  (registers every op name)
+from lpir.dtypes import dtype
+from lpir.errors import DTypeError, LayoutError, LpirError, ParseError, location_in
+from lpir.ir.core import OPERATION_CLASSES, Kernel, Module, Operation, Region, Value
+from lpir.ir.ops.control import ForOp, IfOp, YieldOp
+from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
+from lpir.layout import parse as parse_layout
+from lpir.layout import parse_shared
+
+
+@functools.cache
+def _lark() -> lark.Lark:
+    grammar = resources.files("lpir.ir").joinpath("ir.lark").read_text()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def parse(text: str, file: str = "<ir>") -> Module:
+    """Parse IR text into a module; raise `ParseError` with a location on bad input."""
+    try:
+        tree = _lark().parse(text)
+    except lark.UnexpectedInput as error:
+        location = location_in(text, file, error.line, error.column)
+        raise ParseError(f"unexpected input in IR text: {_describe(error)}", location) from None
+    return _ModuleBuilder(text, file).module(tree)
+
+
+def _describe(error: lark.UnexpectedInput) -> str:
+    if isinstance(error, lark.UnexpectedToken):
+        expected = ", ".join(sorted(error.expected)[:8])
+        return f"{error.token!r} (expected one of {expected})"
+    if isinstance(error, lark.UnexpectedCharacters):
+        return f"character {error.char!r}"
+    return "end of input"
+
+
+class _ModuleBuilder:
+    def __init__(self, text: str, file: str):
+        self.text = text
+        self.file = file
+        self.scopes: list[dict[str, Value]] = []
+
+    def location(self, item: Any):
+        meta = getattr(item, "meta", None)
+        line = getattr(meta, "line", None) or getattr(item, "line", None) or 1
+        column = getattr(meta, "column", None) or getattr(item, "column", None) or 1
+        return location_in(self.text, self.file, line, column)
+
+    def fail(self, message: str, item: Any) -> ParseError:
+        return ParseError(message, self.location(item))
+
+    # ---- names -------------------------------------------------------------------------
+    def define(self, token: lark.Token, type_: Type) -> Value:
+        name = str(token)[1:]
+        if any(name in scope for scope in self.scopes):
+            raise self.fail(f"%{name} is defined twice", token)
+        value = Value(type_, name)
+        self.scopes[-1][name] = value
+        return value
+
+    def use(self, token: lark.Token) -> Value:
+        name = str(token)[1:]
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        raise self.fail(f"%{name} is used before it is defined", token)
+
+    # ---- structure ---------------------------------------------------------------------
+    def module(self, tree: lark.Tree) -> Module:
+        return Module([self.kernel(k) for k in tree.children])
+
+    def kernel(self, tree: lark.Tree) -> Kernel:
+        name, *rest = tree.children
+        params = [c for c in rest if isinstance(c, lark.Tree) and c.data == "param"]
+        arguments = [c for c in rest if isinstance(c, lark.Tree) and c.data == "argument"]
+        grid = next(c for c in rest if isinstance(c, lark.Tree) and c.data == "grid")
+        threads = next(c for c in rest if isinstance(c, lark.Tree) and c.data == "threads")
+        stage = next((c for c in rest if isinstance(c, lark.Tree) and c.data == "stage"), None)
+        ops = [c for c in rest if isinstance(c, lark.Tree) and c.data == "op"]
+        self.scopes = [{}]
+        param_values = {str(p.children[0]): self.attribute_value(p.children[1]) for p in params}
+        args = [self.define(a.children[0], self.type(a.children[1])) for a in arguments]
+        body = Region(args)
+        self.ops_into(body, ops)
+        return Kernel(
+            str(name),
+            param_values,
+            body,
+            tuple(int(g) for g in grid.children),  # type: ignore[arg-type]
+            int(threads.children[0]),
+            stage=str(stage.children[0]) if stage is not None else "tile",
+            location=self.location(tree),
+        )
+
+    def ops_into(self, region: Region, ops: list[lark.Tree]) -> None:
+        for op_tree in ops:
+            region.append(self.op(op_tree))
+
+    def op(self, tree: lark.Tree) -> Operation:
+        results_tree, body = tree.children
+        result_tokens = list(results_tree.children) if results_tree is not None else []
+        if body.data == "for_body":
+            return self.for_op(body, result_tokens)
+        if body.data == "if_body":
+            return self.if_op(body, result_tokens)
+        return self.generic_op(body, result_tokens)
+
+    def generic_op(self, tree: lark.Tree, result_tokens: list) -> Operation:
+        name_token, operands_tree, attributes_tree, types_tree = tree.children
+        name = str(name_token)
+        cls = OPERATION_CLASSES.get(name)
+        if cls is None:
+            raise self.fail(f"unknown op '{name}'", name_token)
+        operands = [self.use(t) for t in operands_tree.children] if operands_tree else []
+        attributes = {}
+        if attributes_tree is not None:
+            for attribute in attributes_tree.children:
+                if attribute is not None:
+                    key, value = attribute.children
+                    attributes[str(key)] = self.attribute_value(value)
+        types = [self.type(t) for t in types_tree.children] if types_tree else []
+        if len(types) != len(result_tokens):
+            raise self.fail(
+                f"'{name}' names {len(result_tokens)} results but gives {len(types)} types",
+                name_token,
+            )
+        op = cls(name, operands, types, attributes, location=self.location(tree))
+        self.bind_results(op, result_tokens)
+        return op
+
+    def bind_results(self, op: Operation, tokens: list[lark.Token]) -> None:
+        for value, token in zip(op.results, tokens):
+            defined = self.define(token, value.type)
+            value.name_hint = defined.name_hint
+            self.scopes[-1][str(token)[1:]] = value
+
+    def for_op(self, tree: lark.Tree, result_tokens: list) -> Operation:
+        iv_token, lower, upper, step, iter_tree, types_tree, *ops = tree.children
+        bounds = [self.use(t) for t in (lower, upper, step)]
+        pairs = [p.children for p in iter_tree.children] if iter_tree is not None else []
+        inits = [self.use(value) for _, value in pairs]
+        op = ForOp.create(*bounds, inits)
+        op.location = self.location(tree)
+        self.scopes.append({})
+        self.bind_region_args(op.body, [iv_token] + [name for name, _ in pairs])
+        self.ops_into(op.body, ops)
+        self.scopes.pop()
+        self.bind_results(op, result_tokens)
+        return op
+
+    def bind_region_args(self, region: Region, tokens: list[lark.Token]) -> None:
+        for arg, token in zip(region.args, tokens):
+            arg.name_hint = str(token)[1:]
+            if any(arg.name_hint in scope for scope in self.scopes):
+                raise self.fail(f"{token} is defined twice", token)
+            self.scopes[-1][arg.name_hint] = arg
+
+    def if_op(self, tree: lark.Tree, result_tokens: list) -> Operation:
+        cond_token, types_tree, then_tree, else_tree = tree.children
+        types = [self.type(t) for t in types_tree.children] if types_tree else []
+        op = IfOp.create(self.use(cond_token), types)
+        op.location = self.location(tree)
+        for region, block in ((op.then_region, then_tree), (op.else_region, else_tree)):
+            self.scopes.append({})
+            if block is not None:
+                self.ops_into(region, list(block.children))
+            else:
+                region.append(YieldOp.create())
+            self.scopes.pop()
+        self.bind_results(op, result_tokens)
+        return op
+
+    # ---- types and attributes ------------------------------------------------------------
+    def dtype(self, token: lark.Token):
+        try:
+            return dtype(str(token))
+        except DTypeError as error:
+            raise self.fail(error.message, token) from None
+
+    def layout(self, token: lark.Token | None, shared: bool = False):
+        if token is None:
+            return None
+        try:
+            return parse_shared(str(token)) if shared else parse_layout(str(token))
+        except (LayoutError, LpirError) as error:
+            raise self.fail(f"bad layout: {error.message}", token) from None
+
+    def type(self, tree: lark.Tree) -> Type:
+        kind, children = tree.data, tree.children
+        if kind == "scalar_type":
+            return ScalarType(self.dtype(children[0]))
+        if kind == "vector_type":
+            return VectorType(self.dtype(children[1]), int(children[0]))
+        shape = tuple(int(s) for s in children[1].children if s is not None)
+        if kind == "tile_type":
+            return TileType(self.dtype(children[0]), shape, self.layout(children[2]))
+        if kind == "shared_type":
+            return SharedType(self.dtype(children[0]), shape, self.layout(children[2], True))
+        return GlobalType(self.dtype(children[0]), shape)
+
+    def attribute_value(self, tree: Any) -> Any:
+        kind = tree.data
+        if kind == "int_value":
+            return int(tree.children[0])
+        if kind == "float_value":
+            return float(tree.children[0])
+        if kind in ("true_value", "false_value"):
+            return kind == "true_value"
+        if kind == "string_value":
+            raw = str(tree.children[0])[1:-1]
+            return raw.replace('\\"', '"').replace("\\\\", "\\")
+        if kind == "name_value":
+            return self.dtype(tree.children[0])
+        return tuple(self.attribute_value(c) for c in tree.children if c is not None)

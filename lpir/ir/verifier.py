@@ -1,0 +1,98 @@
+"""`verify()`: the invariants every IR module must keep between passes.
+
+Checked here, for every kernel:
+
+* every operand is defined before its use, in an enclosing region (structured dominance);
+* `yield` ends every `for`/`if` region and appears nowhere else;
+* each op's own `verify_()` (types of operands and results, attributes);
+* tile IR holds no thread-level ops and thread IR holds no register tiles;
+* a register tile's layout (once it has one) covers its shape with the kernel's thread count;
+  with `require_layouts=True` every register tile must have one (after layout-selection).
+"""
+
+from __future__ import annotations
+
+from lpir.errors import VerifyError
+from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.ops import thread as thread_ops
+from lpir.ir.ops.control import ForOp, IfOp, YieldOp
+from lpir.ir.types import TileType, VectorType
+
+_THREAD_ONLY = tuple(
+    cls
+    for cls in vars(thread_ops).values()
+    if isinstance(cls, type) and issubclass(cls, Operation) and cls is not Operation
+)
+
+
+def verify(module: Module, require_layouts: bool = False) -> Module:
+    """Check `module`; raise `VerifyError` at the first broken invariant; return the module."""
+    for kernel in module.kernels:
+        _KernelVerifier(kernel, require_layouts).run()
+    return module
+
+
+class _KernelVerifier:
+    def __init__(self, kernel: Kernel, require_layouts: bool):
+        self.kernel = kernel
+        self.require_layouts = require_layouts
+        self.defined: list[set[int]] = []
+
+    def run(self) -> None:
+        if self.kernel.stage not in ("tile", "thread"):
+            raise VerifyError(f"unknown stage {self.kernel.stage!r}", self.kernel.location)
+        self.region(self.kernel.body, terminated=False)
+
+    def region(self, region: Region, terminated: bool) -> None:
+        self.defined.append({id(a) for a in region.args})
+        for arg in region.args:
+            self.check_type(arg, None)
+        for index, op in enumerate(region.ops):
+            is_last = index == len(region.ops) - 1
+            if isinstance(op, YieldOp) and not (terminated and is_last):
+                raise op.error("'yield' must be the last op of a for or if region")
+            self.op(op)
+        if terminated and not isinstance(region.terminator, YieldOp):
+            raise VerifyError("region does not end in 'yield'", self.kernel.location)
+        self.defined.pop()
+
+    def op(self, op: Operation) -> None:
+        for operand in op.operands:
+            if not any(id(operand) in scope for scope in self.defined):
+                raise op.error(f"operand {operand.name_hint or '?'} is used before it is defined")
+        if self.kernel.stage == "tile" and isinstance(op, _THREAD_ONLY):
+            raise op.error("thread-level op in a tile-IR kernel")
+        try:
+            op.verify_()
+        except VerifyError:
+            raise
+        except Exception as error:  # a malformed op must not crash the verifier
+            raise op.error(f"malformed op: {error}") from None
+        for region in op.regions:
+            self.region(region, terminated=isinstance(op, ForOp | IfOp))
+        for result in op.results:
+            self.check_type(result, op)
+        self.defined[-1].update(id(r) for r in op.results)
+
+    def check_type(self, value: Value, op: Operation | None) -> None:
+        type_ = value.type
+        location = op.location if op is not None else self.kernel.location
+        if isinstance(type_, VectorType) and self.kernel.stage == "tile":
+            raise VerifyError(f"vector value {type_} in tile IR", location)
+        if not isinstance(type_, TileType):
+            return
+        if self.kernel.stage == "thread":
+            raise VerifyError(f"register tile {type_} left in thread IR", location)
+        layout = type_.layout
+        if layout is None:
+            if self.require_layouts:
+                raise VerifyError(f"register tile {type_} has no layout", location)
+            return
+        if tuple(layout.shape) != type_.shape:
+            raise VerifyError(f"layout {layout} does not cover the shape of {type_}", location)
+        if layout.threads != self.kernel.threads:
+            raise VerifyError(
+                f"layout {layout} spans {layout.threads} threads, the kernel has "
+                f"{self.kernel.threads}",
+                location,
+            )

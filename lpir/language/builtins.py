@@ -1,0 +1,366 @@
+"""The functions a kernel can call: load/store, math, reductions, dot, cast/view, constructors.
+
+Each builtin is a function `(lowering, call) -> SemanticValue | None` registered in `BUILTINS`
+(plain calls) or `TYPED_BUILTINS` (calls with a type argument, `cast<f16>(x)`). Arity and
+keyword arguments are checked by `_arguments`, which raises an error naming the function's
+signature.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from lpir.ir.ops import (
+    FLOAT_UNARY,
+    AllocSharedOp,
+    ArangeOp,
+    BinaryOp,
+    CastOp,
+    DotOp,
+    LoadOp,
+    ReduceOp,
+    SelectOp,
+    SplatOp,
+    StoreOp,
+    SyncOp,
+    UnaryOp,
+    ViewOp,
+)
+from lpir.ir.types import ScalarType, SharedType, TileType
+from lpir.language import ast
+from lpir.language.expressions import F32, I32, ExpressionLowering
+from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
+
+Builtin = Callable[[ExpressionLowering, ast.Call], "SemanticValue | None"]
+BUILTINS: dict[str, tuple[str, Builtin]] = {}
+TYPED_BUILTINS: dict[str, tuple[str, Builtin]] = {}
+
+
+def builtin(signature: str, typed: bool = False):
+    """Register a builtin under the name its `signature` starts with."""
+
+    def register(function: Builtin) -> Builtin:
+        name = signature.split("<")[0].split("(")[0]
+        (TYPED_BUILTINS if typed else BUILTINS)[name] = (signature, function)
+        return function
+
+    return register
+
+
+def _arguments(low, call: ast.Call, positional: int, optional: int = 0, keywords=()):
+    """Check the call's arity; return positional nodes (None for missing optionals) and kwargs."""
+    table = TYPED_BUILTINS if call.type_name is not None else BUILTINS
+    signature = table[call.func][0]
+    if not positional <= len(call.args) <= positional + optional:
+        count = f"{positional}" if not optional else f"{positional} to {positional + optional}"
+        raise low.error(
+            f"{call.func} takes {count} arguments, got {len(call.args)}",
+            call,
+            f"call it as {signature}",
+        )
+    given = {}
+    for keyword in call.keywords:
+        if keyword.name not in keywords:
+            raise low.error(
+                f"{call.func} has no argument '{keyword.name}'", keyword, f"call it as {signature}"
+            )
+        given[keyword.name] = keyword.value
+    args = list(call.args) + [None] * (positional + optional - len(call.args))
+    return args, given
+
+
+def _tile_or_scalar(low, node: ast.Node) -> Runtime | Const:
+    value = low.expr(node)
+    if isinstance(value, Const | Runtime):
+        return value
+    raise low.error(f"expected a number or a tile, but this is {value.describe()}", node)
+
+
+# ---- memory -------------------------------------------------------------------------------
+@builtin("load(tensor[...])")
+def load(low, call: ast.Call):
+    (target,), _ = _arguments(low, call, 1)
+    value = low.expr(target)
+    if isinstance(value, Memory) and isinstance(value.type, SharedType):
+        shape = value.type.shape
+        zero = low.constant(Const(0), I32, call)
+        offsets = [zero] * len(shape)
+        dims = tuple(range(len(shape)))
+        return Runtime(low.builder.add(LoadOp.create(value.value, offsets, dims, shape)))
+    if not isinstance(value, Slice):
+        raise low.error(
+            f"load needs a tensor slice, but this is {value.describe()}",
+            target,
+            "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
+        )
+    op = LoadOp.create(value.memory.value, list(value.offsets), value.dims, value.shape)
+    return Runtime(low.builder.add(op))
+
+
+@builtin("store(tensor[...], value)")
+def store(low, call: ast.Call):
+    (target, value_node), _ = _arguments(low, call, 2)
+    destination = low.expr(target)
+    if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
+        shape = destination.type.shape
+        zero = low.constant(Const(0), I32, call)
+        memory, offsets, dims = destination, [zero] * len(shape), tuple(range(len(shape)))
+    elif isinstance(destination, Slice):
+        memory, offsets, dims = destination.memory, list(destination.offsets), destination.dims
+        shape = destination.shape
+    else:
+        raise low.error(
+            f"store needs a tensor slice or a shared tile, but this is "
+            f"{destination.describe()}",
+            target,
+            "e.g. store(y[block.x * 32 :+ 32], t)",
+        )
+    dt = memory.type.dtype
+    value = low.as_runtime(_tile_or_scalar(low, value_node), value_node, dt)
+    if value.type.dtype != dt:
+        raise low.error(
+            f"cannot store {value.type} into {memory.name}, a tensor of {dt.name}",
+            value_node,
+            f"cast it first: cast<{dt.name}>(...)",
+        )
+    if isinstance(value.type, TileType) and value.type.shape != tuple(shape):
+        from lpir.language.expressions import broadcast_shapes
+
+        if broadcast_shapes(value.type.shape, tuple(shape)) != tuple(shape):
+            raise low.error(
+                f"cannot store a tile of shape {list(value.type.shape)} into a slice of shape "
+                f"{list(shape)}",
+                value_node,
+                "make the slice lengths match the tile",
+            )
+    value = low.broadcast_to(value, tuple(shape))
+    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value))
+    return None
+
+
+@builtin("sync()")
+def sync(low, call: ast.Call):
+    _arguments(low, call, 0)
+    low.builder.insert(SyncOp.create())
+    return None
+
+
+# ---- conversions --------------------------------------------------------------------------
+@builtin("cast<T>(x)", typed=True)
+def cast(low, call: ast.Call):
+    (node,), _ = _arguments(low, call, 1)
+    target = low.dtype_named(call.type_name, call.type_span)
+    value = _tile_or_scalar(low, node)
+    source = low.as_runtime(value, node)
+    if source.type.dtype == target:
+        return Runtime(source)
+    return Runtime(low.builder.add(CastOp.create(source, target)))
+
+
+@builtin("view<T>(x)", typed=True)
+def view(low, call: ast.Call):
+    (node,), _ = _arguments(low, call, 1)
+    target = low.dtype_named(call.type_name, call.type_span)
+    value = _tile_or_scalar(low, node)
+    if isinstance(value, Const):
+        raise low.error("view reinterprets a typed value, not a constant", node)
+    return Runtime(low.builder.add(ViewOp.create(value.value, target)))
+
+
+@builtin("arange<T>(n)", typed=True)
+def arange_typed(low, call: ast.Call):
+    (node,), _ = _arguments(low, call, 1)
+    target = low.dtype_named(call.type_name, call.type_span)
+    size = low.as_const_int(node, "the length of arange")
+    value = low.builder.add(ArangeOp.create(size))
+    if target != I32:
+        value = low.builder.add(CastOp.create(value, target))
+    return Runtime(value)
+
+
+@builtin("arange(n)")
+def arange(low, call: ast.Call):
+    (node,), _ = _arguments(low, call, 1)
+    size = low.as_const_int(node, "the length of arange")
+    if size <= 0:
+        raise low.error(f"arange needs a positive length, not {size}", node)
+    return Runtime(low.builder.add(ArangeOp.create(size)))
+
+
+# ---- math ---------------------------------------------------------------------------------
+_PYTHON_MATH = {
+    "exp": math.exp,
+    "exp2": lambda x: 2.0**x,
+    "log": math.log,
+    "log2": math.log2,
+    "sqrt": math.sqrt,
+    "rsqrt": lambda x: 1.0 / math.sqrt(x),
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "round": round,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tanh": math.tanh,
+    "abs": abs,
+}
+
+
+def _unary_math(name: str) -> Builtin:
+    def lower_unary(low, call: ast.Call):
+        (node,), _ = _arguments(low, call, 1)
+        value = _tile_or_scalar(low, node)
+        if isinstance(value, Const):
+            try:
+                return Const(_PYTHON_MATH[name](value.value))
+            except (ValueError, ZeroDivisionError, OverflowError) as error:
+                raise low.error(f"{name}({value.value!r}) is undefined: {error}", call) from None
+        return Runtime(low.builder.add(UnaryOp.create(name, value.value)))
+
+    return lower_unary
+
+
+for _name in (*FLOAT_UNARY, "abs"):
+    builtin(f"{_name}(x)")(_unary_math(_name))
+
+
+def _reduce(low, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node | None):
+    value = low.expr(node)
+    if not (isinstance(value, Runtime) and value.is_tile):
+        raise low.error(f"{kind} reduces a tile, but this is {value.describe()}", node)
+    tile = value.value
+    if axis_node is None:
+        while isinstance(tile.type, TileType):
+            tile = low.builder.add(ReduceOp.create(tile, kind, tile.type.rank - 1))
+        return Runtime(tile)
+    axis = low.as_const_int(axis_node, "axis")
+    rank = tile.type.rank
+    if not -rank <= axis < rank:
+        raise low.error(
+            f"axis {axis} is out of range for a rank-{rank} tile", axis_node,
+            f"use an axis between 0 and {rank - 1}",
+        )
+    return Runtime(low.builder.add(ReduceOp.create(tile, kind, axis % rank)))
+
+
+@builtin("sum(t, axis = None)")
+def sum_(low, call: ast.Call):
+    (node,), keywords = _arguments(low, call, 1, keywords=("axis",))
+    return _reduce(low, "sum", call, node, keywords.get("axis"))
+
+
+def _min_max(kind: str) -> Builtin:
+    def lower_min_max(low, call: ast.Call):
+        args, keywords = _arguments(low, call, 1, 1, keywords=("axis",))
+        if args[1] is None:
+            return _reduce(low, kind, call, args[0], keywords.get("axis"))
+        if "axis" in keywords:
+            raise low.error(f"{kind}(a, b) is elementwise and takes no axis", call)
+        lhs, rhs = low.expr(args[0]), low.expr(args[1])
+        if isinstance(lhs, Const) and isinstance(rhs, Const):
+            return Const((max if kind == "max" else min)(lhs.value, rhs.value))
+        left, right = low.typed_pair(lhs, rhs, call)
+        left, right = low.broadcast_pair(left, right, call)
+        return Runtime(low.builder.add(BinaryOp.create(kind, left, right)))
+
+    return lower_min_max
+
+
+builtin("max(t, axis = None) or max(a, b)")(_min_max("max"))
+builtin("min(t, axis = None) or min(a, b)")(_min_max("min"))
+
+
+@builtin("clamp(x, lo, hi)")
+def clamp(low, call: ast.Call):
+    (x, lo, hi), _ = _arguments(low, call, 3)
+    inner = ast.Call(call.span, "max", [x, lo], [])
+    return _min_max("min")(low, ast.Call(call.span, "min", [inner, hi], []))
+
+
+@builtin("where(cond, a, b)")
+def where(low, call: ast.Call):
+    (cond_node, a_node, b_node), _ = _arguments(low, call, 3)
+    cond, a, b = low.expr(cond_node), low.expr(a_node), low.expr(b_node)
+    if isinstance(cond, Const):
+        return a if cond.value else b
+    if not (isinstance(cond, Runtime) and cond.dtype.is_bool):
+        raise low.error(f"the condition of where must be bool, not {cond.describe()}", cond_node)
+    left, right = low.typed_pair(a, b, call) if not (
+        isinstance(a, Const) and isinstance(b, Const)
+    ) else (low.as_runtime(a, a_node), low.as_runtime(b, b_node, low.default_dtype(a)))
+    left, right = low.broadcast_pair(left, right, call)
+    condition, left = low.broadcast_pair(cond.value, left, call)
+    condition, right = low.broadcast_pair(condition, right, call)
+    return Runtime(low.builder.add(SelectOp.create(condition, left, right)))
+
+
+@builtin("cdiv(a, b)")
+def cdiv(low, call: ast.Call):
+    (a_node, b_node), _ = _arguments(low, call, 2)
+    a, b = low.expr(a_node), low.expr(b_node)
+    if isinstance(a, Const) and isinstance(b, Const):
+        if b.value == 0:
+            raise low.error("cdiv by zero", b_node)
+        return Const(-(-a.value // b.value))
+    sum_node = low.binary("add", a, low.binary("sub", b, Const(1), call), call)
+    return low.binary("div", sum_node, b, call)
+
+
+# ---- matrix product -----------------------------------------------------------------------
+@builtin("dot(a, b, acc = zeros)")
+def dot(low, call: ast.Call):
+    args, _ = _arguments(low, call, 2, 1)
+    operands = []
+    for node in args[:2]:
+        value = low.expr(node)
+        if not (isinstance(value, Runtime) and value.is_tile):
+            raise low.error(f"dot multiplies tiles, but this is {value.describe()}", node)
+        operands.append(value.value)
+    a, b = operands
+    if args[2] is None:
+        m, n = a.type.shape[0], b.type.shape[-1]
+        accumulator = "i32" if a.type.dtype.name == "i8" else "f32"
+        acc_dtype = I32 if accumulator == "i32" else F32
+        zero = low.constant(Const(0 if accumulator == "i32" else 0.0), acc_dtype, call)
+        acc = low.builder.add(SplatOp.create(zero, (m, n)))
+    else:
+        value = low.expr(args[2])
+        if not (isinstance(value, Runtime) and value.is_tile):
+            raise low.error(f"the accumulator must be a tile, not {value.describe()}", args[2])
+        acc = value.value
+    return Runtime(low.builder.add(DotOp.create(a, b, acc)))
+
+
+# ---- constructors -------------------------------------------------------------------------
+def tile_constructor(low, node: ast.TileConstructor) -> SemanticValue:
+    """`zeros<T>[...]`, `ones<T>[...]`, `full<T>[...](value)`, `shared<T>[...]`."""
+    dt = low.dtype_named(node.type_name, node.type_span)
+    dims = tuple(low.as_const_int(d, "a tile dimension") for d in node.dims)
+    for dim, size in zip(node.dims, dims):
+        if size <= 0:
+            raise low.error(f"tile dimensions must be positive, not {size}", dim)
+    if node.func == "shared":
+        if node.args or node.keywords:
+            raise low.error("shared<T>[...] takes no arguments", node)
+        return Memory(low.builder.add(AllocSharedOp.create(SharedType(dt, dims))), "shared")
+    if node.func == "full":
+        if len(node.args) != 1 or node.keywords:
+            raise low.error("full<T>[dims](value) takes one value", node)
+        value = _tile_or_scalar(low, node.args[0])
+        if isinstance(value, Runtime) and not value.is_scalar:
+            raise low.error("full needs a scalar value", node.args[0])
+    else:
+        if node.args or node.keywords:
+            raise low.error(f"{node.func}<T>[...] takes no arguments", node)
+        value = Const(0.0 if dt.is_float else 0) if node.func == "zeros" else None
+        if node.func == "ones":
+            value = Const(1.0 if dt.is_float else 1)
+    if isinstance(value, Const):
+        if dt.is_bool:
+            value = Const(bool(value.value))
+        scalar = low.constant(value, dt, node)
+    else:
+        scalar = value.value
+        if scalar.type != ScalarType(dt):
+            raise low.error(f"full<{dt.name}> of {scalar.type}", node, "cast the value")
+    return Runtime(low.builder.add(SplatOp.create(scalar, dims)))

@@ -1,0 +1,465 @@
+"""Lowering of expressions to tile IR: names, literals, operators, broadcasting, subscripts.
+
+`ExpressionLowering` is the half of `KernelLowering` that turns one expression into a
+`SemanticValue`, emitting tile-IR ops through `self.builder`. The rules:
+
+* Constants fold at compile time (integer `/` and `%` truncate toward zero, like C).
+* A constant meeting a typed value takes that value's dtype (an int constant fits any numeric
+  dtype it is in range of; a float constant only float dtypes).
+* Typed operands must share a dtype; `cast<T>(x)` converts explicitly.
+* Tiles broadcast like numpy: shapes align from the right, size-1 dimensions repeat, and a
+  scalar operand repeats everywhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+
+from lpir.dtypes import DType, dtype
+from lpir.errors import DTypeError, LayoutError, LpirError, TypeCheckError, location_in
+from lpir.ir.core import Builder, Value
+from lpir.ir.ops import (
+    BinaryOp,
+    BlockIndexOp,
+    BroadcastOp,
+    ConstantOp,
+    ConvertLayoutOp,
+    ExpandDimsOp,
+    SplatOp,
+    UnaryOp,
+)
+from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
+from lpir.language import ast
+from lpir.language.values import (
+    BlockIndex,
+    Const,
+    DTypeConst,
+    Memory,
+    Runtime,
+    SemanticValue,
+    Slice,
+)
+
+I32 = dtype("i32")
+F32 = dtype("f32")
+BOOL = dtype("bool")
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+
+
+def c_division(a: int, b: int) -> int:
+    """Integer division truncating toward zero (C, CUDA and LLVM `sdiv`)."""
+    quotient = abs(a) // abs(b)
+    return quotient if (a >= 0) == (b >= 0) else -quotient
+
+
+def fold_binary(op: str, a, b):
+    """Evaluate a binary operator on two Python constants with lpir's semantics."""
+    both_int = isinstance(a, int) and isinstance(b, int)
+    if op in ("div", "rem") and b == 0:
+        raise TypeCheckError("division by zero in a constant expression")
+    table: dict[str, Callable] = {
+        "add": lambda: a + b,
+        "sub": lambda: a - b,
+        "mul": lambda: a * b,
+        "div": lambda: c_division(a, b) if both_int else a / b,
+        "rem": lambda: a - c_division(a, b) * b if both_int else math.fmod(a, b),
+        "max": lambda: max(a, b),
+        "min": lambda: min(a, b),
+        "lt": lambda: a < b,
+        "le": lambda: a <= b,
+        "gt": lambda: a > b,
+        "ge": lambda: a >= b,
+        "eq": lambda: a == b,
+        "ne": lambda: a != b,
+        "logical_and": lambda: bool(a) and bool(b),
+        "logical_or": lambda: bool(a) or bool(b),
+    }
+    if op in ("and", "or", "xor", "shl", "shr"):
+        if not both_int:
+            raise TypeCheckError(f"'{op}' needs integer constants, got {a!r} and {b!r}")
+        table.update(
+            {
+                "and": lambda: a & b,
+                "or": lambda: a | b,
+                "xor": lambda: a ^ b,
+                "shl": lambda: a << b,
+                "shr": lambda: a >> b,
+            }
+        )
+    return table[op]()
+
+
+def broadcast_shapes(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
+    """numpy's broadcast of two shapes, or None when they do not broadcast."""
+    rank = max(len(left), len(right))
+    left = (1,) * (rank - len(left)) + left
+    right = (1,) * (rank - len(right)) + right
+    shape = []
+    for a, b in zip(left, right):
+        if a != b and 1 not in (a, b):
+            return None
+        shape.append(max(a, b))
+    return tuple(shape)
+
+
+class ExpressionLowering:
+    """Expression half of the kernel lowering (see `lpir.language.lower.KernelLowering`)."""
+
+    source: str
+    file: str
+    builder: Builder
+    scopes: list[dict[str, SemanticValue]]
+    threads: int
+
+    # ---- places and errors ------------------------------------------------------------------
+    def location(self, span: ast.Span | None):
+        if span is None:
+            return None
+        end = span.end_column if span.end_line == span.line else None
+        return location_in(self.source, self.file, span.line, span.column, end)
+
+    def error(self, message: str, node: ast.Node | ast.Span | None, hint: str | None = None):
+        span = node.span if isinstance(node, ast.Node) else node
+        return TypeCheckError(message, self.location(span), hint)
+
+    # ---- names ------------------------------------------------------------------------------
+    def lookup(self, name: str, node: ast.Node) -> SemanticValue:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        known = sorted({n for scope in self.scopes for n in scope})
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else self.undefined_hint(name)
+        raise self.error(f"unknown name '{name}'", node, hint)
+
+    def undefined_hint(self, name: str) -> str | None:
+        return None
+
+    # ---- the dispatcher ---------------------------------------------------------------------
+    def expr(self, node: ast.Node) -> SemanticValue:
+        """Lower one expression; errors raised inside are placed at `node` if unplaced."""
+        saved = self.builder.location
+        self.builder.location = self.location(node.span)
+        try:
+            return self.expr_(node)
+        except LpirError as error:
+            raise error.with_location(self.location(node.span)) from None
+        finally:
+            self.builder.location = saved
+
+    def expr_(self, node: ast.Node) -> SemanticValue:
+        if isinstance(node, ast.IntLiteral | ast.FloatLiteral | ast.BoolLiteral):
+            return Const(node.value)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinaryExpr):
+            return self.binary(node.op, self.expr(node.lhs), self.expr(node.rhs), node)
+        if isinstance(node, ast.UnaryExpr):
+            return self.unary(node.op, self.expr(node.operand), node)
+        if isinstance(node, ast.Attribute):
+            return self.attribute(node)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node)
+        if isinstance(node, ast.Call):
+            result = self.call(node)
+            if result is None:
+                raise self.error(f"{node.func}() has no value", node, "call it as a statement")
+            return result
+        if isinstance(node, ast.TileConstructor):
+            return self.tile_constructor(node)
+        if isinstance(node, ast.Annotate):
+            return self.annotate(node)
+        raise self.error(f"{type(node).__name__} is not an expression", node)
+
+    def call(self, node: ast.Call) -> SemanticValue | None:
+        raise NotImplementedError
+
+    def tile_constructor(self, node: ast.TileConstructor) -> SemanticValue:
+        raise NotImplementedError
+
+    def name(self, node: ast.Name) -> SemanticValue:
+        if node.id == "block":
+            return BlockIndex()
+        return self.lookup(node.id, node)
+
+    def attribute(self, node: ast.Attribute) -> SemanticValue:
+        base = self.expr(node.base)
+        if isinstance(base, BlockIndex):
+            axes = {"x": 0, "y": 1, "z": 2}
+            if node.name not in axes:
+                raise self.error(f"block has no attribute '{node.name}'", node, "use x, y or z")
+            return Runtime(self.builder.add(BlockIndexOp.create(axes[node.name], f"b{node.name}")))
+        raise self.error(f"{base.describe()} has no attribute '{node.name}'", node)
+
+    # ---- typed values -----------------------------------------------------------------------
+    def dtype_named(self, name: str, span: ast.Span | None) -> DType:
+        """A dtype from a name in the source: a dtype name or a dtype parameter."""
+        for scope in reversed(self.scopes):
+            if name in scope:
+                value = scope[name]
+                if isinstance(value, DTypeConst):
+                    return value.dtype
+                raise self.error(f"'{name}' is {value.describe()}, not a dtype", span)
+        try:
+            return dtype(name)
+        except DTypeError as error:
+            raise TypeCheckError(error.message, self.location(span), error.hint) from None
+
+    def constant(self, value: Const, dt: DType, node: ast.Node | None = None) -> Value:
+        """Materialize a constant as a scalar of dtype `dt`, checking it fits."""
+        v = value.value
+        if isinstance(v, bool) != dt.is_bool:
+            raise self.error(f"cannot use {value.describe()} as {dt.name}", node)
+        if isinstance(v, float) and not dt.is_float:
+            raise self.error(
+                f"cannot combine the float constant {v!r} with a {dt.name} value",
+                node,
+                f"write an integer, or cast the other operand: cast<f32>(...)",
+            )
+        if not dt.is_float and not dt.is_bool and not dt.min <= v <= dt.max:
+            raise self.error(f"the constant {v} does not fit in {dt.name}", node)
+        return self.builder.add(ConstantOp.create(v, dt))
+
+    def default_dtype(self, value: Const) -> DType:
+        if isinstance(value.value, bool):
+            return BOOL
+        return F32 if isinstance(value.value, float) else I32
+
+    def as_runtime(self, value: SemanticValue, node: ast.Node, dt: DType | None = None) -> Value:
+        """The IR value of a scalar or tile (a constant becomes a scalar of `dt` or its own)."""
+        if isinstance(value, Const):
+            return self.constant(value, dt or self.default_dtype(value), node)
+        if isinstance(value, Runtime):
+            return value.value
+        raise self.error(f"expected a number or a tile, but this is {value.describe()}", node)
+
+    def as_const_int(self, node: ast.Node, what: str) -> int:
+        value = self.expr(node)
+        if not isinstance(value, Const) or isinstance(value.value, bool | float):
+            raise self.error(
+                f"{what} must be a compile-time integer, but this is {value.describe()}",
+                node,
+                "use literals and integer parameters only",
+            )
+        return value.value  # type: ignore[return-value]
+
+    def as_index(self, value: SemanticValue, node: ast.Node) -> Value:
+        """An i32 scalar for tensor indices and loop bounds."""
+        if isinstance(value, Const):
+            if not isinstance(value.value, int) or isinstance(value.value, bool):
+                raise self.error(f"an index must be an integer, not {value.value!r}", node)
+            return self.constant(value, I32, node)
+        if isinstance(value, Runtime) and value.is_scalar and value.dtype == I32:
+            return value.value
+        raise self.error(
+            f"an index must be an i32 scalar, but this is {value.describe()}",
+            node,
+            "indices are built from block.x/y/z, loop variables, parameters and constants",
+        )
+
+    # ---- operators --------------------------------------------------------------------------
+    def binary(self, op: str, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node):
+        if isinstance(lhs, Const) and isinstance(rhs, Const):
+            return Const(fold_binary(op, lhs.value, rhs.value))
+        if op in ("logical_and", "logical_or"):
+            op = "and" if op == "logical_and" else "or"
+            for side in (lhs, rhs):
+                if isinstance(side, Runtime) and not side.dtype.is_bool:
+                    raise self.error(
+                        f"'{'and' if op == 'and' else 'or'}' needs bool operands, not "
+                        f"{side.type}",
+                        node,
+                        "compare first, e.g. (x > 0) and (y > 0); use & and | for integer bits",
+                    )
+        left, right = self.typed_pair(lhs, rhs, node)
+        left, right = self.broadcast_pair(left, right, node)
+        return Runtime(self.builder.add(BinaryOp.create(op, left, right)))
+
+    def typed_pair(self, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node):
+        """IR values of two operands, giving a constant the dtype of the other side."""
+        for side in (lhs, rhs):
+            if not isinstance(side, Const | Runtime):
+                raise self.error(
+                    f"cannot compute with {side.describe()}",
+                    node,
+                    "load a tensor slice into registers first: load(w[...])",
+                )
+        if isinstance(lhs, Const):
+            return self.constant(lhs, rhs.dtype, node), rhs.value  # type: ignore[union-attr]
+        if isinstance(rhs, Const):
+            return lhs.value, self.constant(rhs, lhs.dtype, node)
+        if lhs.dtype != rhs.dtype:
+            raise self.error(
+                f"operands have different dtypes: {lhs.dtype.name} and {rhs.dtype.name}",
+                node,
+                f"cast one of them, e.g. cast<{lhs.dtype.name}>(...)",
+            )
+        return lhs.value, rhs.value
+
+    def broadcast_pair(self, left: Value, right: Value, node: ast.Node):
+        if isinstance(left.type, ScalarType) and isinstance(right.type, ScalarType):
+            return left, right
+        shape = broadcast_shapes(_shape(left), _shape(right))
+        if shape is None:
+            raise self.error(
+                f"shapes {list(_shape(left))} and {list(_shape(right))} do not broadcast",
+                node,
+                "add size-1 axes to line them up, e.g. t[:, None] or t[None, :]",
+            )
+        return self.broadcast_to(left, shape), self.broadcast_to(right, shape)
+
+    def broadcast_to(self, value: Value, shape: tuple[int, ...]) -> Value:
+        """Splat a scalar, or add leading axes to a tile and repeat its size-1 dimensions."""
+        if isinstance(value.type, ScalarType):
+            return self.builder.add(SplatOp.create(value, shape))
+        while value.type.rank < len(shape):  # type: ignore[attr-defined]
+            value = self.builder.add(ExpandDimsOp.create(value, 0))
+        if value.type.shape != shape:  # type: ignore[attr-defined]
+            value = self.builder.add(BroadcastOp.create(value, shape))
+        return value
+
+    def unary(self, op: str, operand: SemanticValue, node: ast.Node) -> SemanticValue:
+        if isinstance(operand, Const):
+            v = operand.value
+            if op == "neg":
+                return Const(-v)
+            if op == "logical_not":
+                return Const(not v)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return Const(~v)
+            raise self.error(f"'~' needs an integer, not {v!r}", node)
+        value = self.as_runtime(operand, node)
+        if op == "logical_not":
+            if not value.type.dtype.is_bool:  # type: ignore[attr-defined]
+                raise self.error(
+                    f"'not' needs a bool, not {value.type}", node, "use ~ for integer bits"
+                )
+            op = "not"
+        return Runtime(self.builder.add(UnaryOp.create(op, value)))
+
+    # ---- subscripts -------------------------------------------------------------------------
+    def subscript(self, node: ast.Subscript) -> SemanticValue:
+        base = self.expr(node.base)
+        if isinstance(base, Memory):
+            return self.memory_slice(base, node)
+        if isinstance(base, Runtime) and base.is_tile:
+            return self.tile_subscript(base, node)
+        raise self.error(f"cannot subscript {base.describe()}", node)
+
+    def tile_subscript(self, tile: Runtime, node: ast.Subscript) -> Runtime:
+        """`t[:, None]`: only full slices and new axes apply to register tiles."""
+        value = tile.value
+        kept = [i for i in node.items if not isinstance(i, ast.NewAxis)]
+        if len(kept) != value.type.rank:  # type: ignore[attr-defined]
+            raise self.error(
+                f"a subscript of {value.type} needs {value.type.rank} ':' entries, "  # type: ignore[attr-defined]
+                f"got {len(kept)}",
+                node,
+                "register tiles take only ':' and None, e.g. t[:, None]",
+            )
+        for item in kept:
+            if not (isinstance(item, ast.SliceRange) and item.start is None and item.stop is None):
+                raise self.error(
+                    "register tiles cannot be indexed or sliced",
+                    item,
+                    "slice the tensor before loading it; on a tile use only ':' and None",
+                )
+        for axis, item in enumerate(node.items):
+            if isinstance(item, ast.NewAxis):
+                value = self.builder.add(ExpandDimsOp.create(value, axis))
+        return Runtime(value)
+
+    def memory_slice(self, memory: Memory, node: ast.Subscript) -> Slice:
+        """`w[i :+ 32, k]`: offsets per dimension, the dimensions the tile spans, its shape."""
+        shape_of_memory = memory.type.shape
+        if len(node.items) != len(shape_of_memory):
+            raise self.error(
+                f"{memory.name} has {len(shape_of_memory)} dimensions but the subscript has "
+                f"{len(node.items)}",
+                node,
+                "give one index or slice per dimension, e.g. a[i :+ 32, :]",
+            )
+        offsets, dims, shape = [], [], []
+        for dim, (item, extent) in enumerate(zip(node.items, shape_of_memory)):
+            offset, length = self.slice_item(item, extent)
+            offsets.append(offset)
+            if length is not None:
+                dims.append(dim)
+                shape.append(length)
+        return Slice(memory, tuple(offsets), tuple(dims), tuple(shape))
+
+    def slice_item(self, item: ast.Node, extent: int) -> tuple[Value, int | None]:
+        if isinstance(item, ast.NewAxis):
+            raise self.error("None cannot index a tensor in memory", item, "load it first")
+        if isinstance(item, ast.SliceLength):
+            length = self.as_const_int(item.length, "a slice length after ':+'")
+            if length <= 0:
+                raise self.error(f"slice length must be positive, not {length}", item.length)
+            return self.as_index(self.expr(item.start), item.start), length
+        if isinstance(item, ast.SliceRange):
+            start = 0 if item.start is None else self.as_const_int(item.start, "a slice start")
+            stop = extent if item.stop is None else self.as_const_int(item.stop, "a slice stop")
+            if stop <= start:
+                raise self.error(f"empty slice {start}:{stop}", item)
+            return self.constant(Const(start), I32, item), stop - start
+        return self.as_index(self.expr(item), item), None
+
+    # ---- layout annotations -----------------------------------------------------------------
+    def annotate(self, node: ast.Annotate) -> Runtime:
+        value = self.expr(node.value)
+        if not (isinstance(value, Runtime) and value.is_tile):
+            raise self.error(f"only register tiles have layouts, not {value.describe()}", node)
+        layout = self.layout(node.layout)
+        tile_type = value.type
+        if tuple(layout.shape) != tile_type.shape:
+            raise self.error(
+                f"layout {layout} has shape {list(layout.shape)} but the tile is "
+                f"{list(tile_type.shape)}",
+                node.layout,
+                "the product of the layout's factors per dimension must equal the tile shape",
+            )
+        if layout.threads != self.threads:
+            raise self.error(
+                f"layout {layout} spans {layout.threads} threads but the kernel has "
+                f"threads({self.threads})",
+                node.layout,
+                "make the spatial (and replicate) factors multiply to the thread count",
+            )
+        return Runtime(self.builder.add(ConvertLayoutOp.create(value.value, layout)))
+
+    def layout(self, node: ast.LayoutExpr):
+        from lpir import layout as layouts
+
+        primitives = {
+            "local": layouts.local,
+            "spatial": layouts.spatial,
+            "column_local": layouts.column_local,
+            "column_spatial": layouts.column_spatial,
+            "replicate": layouts.replicate,
+        }
+        result = None
+        for chain in node.chains:
+            part = None
+            for call in chain:
+                if call.name not in primitives:
+                    raise self.error(
+                        f"unknown layout '{call.name}'",
+                        call,
+                        f"use one of {', '.join(primitives)}",
+                    )
+                args = [self.as_const_int(a, "a layout size") for a in call.args]
+                try:
+                    piece = primitives[call.name](*args)
+                    part = piece if part is None else part * piece
+                except LayoutError as error:
+                    raise TypeCheckError(error.message, self.location(call.span)) from None
+            result = part if result is None else result * part
+        return result
+
+
+def _shape(value: Value) -> tuple[int, ...]:
+    if isinstance(value.type, TileType | GlobalType | SharedType):
+        return value.type.shape
+    return ()

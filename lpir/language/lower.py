@@ -1,0 +1,293 @@
+"""Lower one kernel of a parsed program, specialized for given parameters, to tile IR.
+
+Statements map onto structured IR: an assignment binds a name; `for` becomes a `for` op whose
+iteration values are the names the body reassigns; `if` on a runtime bool becomes an `if` op
+yielding the names either branch reassigns, and `if` on a compile-time condition keeps only the
+branch taken (so parameters can select code).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lpir.dtypes import DType
+from lpir.errors import LpirError
+from lpir.ir.core import Builder, Kernel, Module, Region, Value
+from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.ir.types import GlobalType, ScalarType
+from lpir.language import ast
+from lpir.language.builtins import BUILTINS, TYPED_BUILTINS, tile_constructor
+from lpir.language.expressions import BOOL, I32, ExpressionLowering
+from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
+
+
+def assigned_names(statements: list[ast.Node]) -> list[str]:
+    """Names assigned anywhere in `statements` (nested blocks included), in first-seen order."""
+    names: dict[str, None] = {}
+    for statement in statements:
+        if isinstance(statement, ast.Assign | ast.AugAssign | ast.Let):
+            names[statement.target] = None
+        elif isinstance(statement, ast.For):
+            names.update(dict.fromkeys(assigned_names(statement.body)))
+        elif isinstance(statement, ast.If):
+            names.update(dict.fromkeys(assigned_names(statement.then_body)))
+            names.update(dict.fromkeys(assigned_names(statement.else_body or [])))
+    return list(names)
+
+
+class KernelLowering(ExpressionLowering):
+    """Builds the tile-IR kernel of `kernel_def` for the parameter values `params`."""
+
+    def __init__(self, program: ast.Program, kernel_def: ast.KernelDef, params: dict[str, Any]):
+        self.source = program.source
+        self.file = program.file
+        self.kernel_def = kernel_def
+        self.params = params
+        self.builder = Builder()
+        self.scopes = [{}]
+        self.loop_locals: dict[str, int] = {}
+        for name, value in params.items():
+            self.scopes[0][name] = DTypeConst(value) if isinstance(value, DType) else Const(value)
+        self.threads = 0
+
+    def undefined_hint(self, name: str) -> str | None:
+        line = self.loop_locals.get(name)
+        if line is not None:
+            return f"'{name}' is assigned only inside the block at line {line}; assign it before"
+        return None
+
+    # ---- the kernel -------------------------------------------------------------------------
+    def lower(self) -> Module:
+        kdef = self.kernel_def
+        grid = [self.as_const_int(b, "a block count") for b in kdef.blocks]
+        if not 1 <= len(grid) <= 3:
+            raise self.error("blocks(...) takes 1 to 3 counts", kdef, "e.g. blocks(N / 64, 2)")
+        for node, count in zip(kdef.blocks, grid):
+            if count <= 0:
+                raise self.error(f"the block count is {count}; it must be positive", node)
+        self.threads = self.as_const_int(kdef.threads, "the thread count")
+        if not 1 <= self.threads <= 1024:
+            raise self.error(
+                f"threads({self.threads}) is out of range", kdef.threads, "use 1 to 1024 threads"
+            )
+        args = [self.argument(a) for a in kdef.args]
+        body = Region(args)
+        self.builder.region = body
+        self.statements(kdef.body)
+        kernel = Kernel(
+            kdef.name,
+            dict(self.params),
+            body,
+            tuple(grid + [1] * (3 - len(grid))),  # type: ignore[arg-type]
+            self.threads,
+            location=self.location(kdef.span),
+        )
+        return Module([kernel])
+
+    def argument(self, decl: ast.GlobalArg | ast.ScalarArg) -> Value:
+        if decl.name in self.scopes[0] and decl.name in self.params:
+            raise self.error(f"argument '{decl.name}' has the name of a parameter", decl)
+        dt = self.dtype_named(decl.dtype_name, decl.dtype_span)
+        if isinstance(decl, ast.ScalarArg):
+            value = Value(ScalarType(dt), decl.name)
+            self.scopes[0][decl.name] = Runtime(value)
+            return value
+        shape = tuple(self.as_const_int(d, "a tensor dimension") for d in decl.dims)
+        for node, size in zip(decl.dims, shape):
+            if size <= 0:
+                raise self.error(f"dimension is {size}; it must be positive", node)
+        value = Value(GlobalType(dt, shape), decl.name)
+        self.scopes[0][decl.name] = Memory(value, decl.name)
+        return value
+
+    # ---- statements -------------------------------------------------------------------------
+    def statements(self, statements: list[ast.Node]) -> None:
+        for statement in statements:
+            saved = self.builder.location
+            self.builder.location = self.location(statement.span)
+            try:
+                self.statement(statement)
+            except LpirError as error:
+                raise error.with_location(self.location(statement.span)) from None
+            finally:
+                self.builder.location = saved
+
+    def statement(self, node: ast.Node) -> None:
+        if isinstance(node, ast.Assign):
+            self.bind(node.target, self.expr(node.value), node)
+        elif isinstance(node, ast.AugAssign):
+            current = self.lookup(node.target, ast.Name(node.target_span or node.span, node.target))
+            self.bind(node.target, self.binary(node.op, current, self.expr(node.value), node), node)
+        elif isinstance(node, ast.Let):
+            value = self.expr(node.value)
+            if not (isinstance(value, Const) or (isinstance(value, Runtime) and value.is_scalar)):
+                raise self.error(
+                    f"let binds a scalar, but this is {value.describe()}",
+                    node.value,
+                    "use a plain assignment for tiles: t = ...",
+                )
+            self.bind(node.target, value, node)
+        elif isinstance(node, ast.For):
+            self.for_statement(node)
+        elif isinstance(node, ast.If):
+            self.if_statement(node)
+        elif isinstance(node, ast.ExprStmt):
+            self.expression_statement(node)
+        else:
+            raise self.error(f"unexpected statement {type(node).__name__}", node)
+
+    def bind(self, name: str, value: SemanticValue, node: ast.Node) -> None:
+        if name == "block" or name in BUILTINS or name in self.params:
+            raise self.error(
+                f"cannot assign to '{name}': it names a "
+                f"{'parameter' if name in self.params else 'builtin'}",
+                node,
+                "choose another name",
+            )
+        if not isinstance(value, Const | Runtime | Memory):
+            raise self.error(
+                f"cannot assign {value.describe()} to a name",
+                node,
+                "load a slice into registers with load(...) first",
+            )
+        self.scopes[-1][name] = value
+
+    def expression_statement(self, node: ast.ExprStmt) -> None:
+        value = node.value
+        if not (isinstance(value, ast.Call) and value.func in ("store", "sync")):
+            raise self.error(
+                "this expression's value is not used",
+                node,
+                "assign it to a name (t = ...) or store it: store(y[...], t)",
+            )
+        self.call(value)
+
+    def call(self, node: ast.Call) -> SemanticValue | None:
+        table = TYPED_BUILTINS if node.type_name is not None else BUILTINS
+        entry = table.get(node.func)
+        if entry is None:
+            if node.type_name is None and node.func in TYPED_BUILTINS:
+                raise self.error(
+                    f"{node.func} needs a type argument", node, f"e.g. {node.func}<f32>(x)"
+                )
+            names = ", ".join(sorted(set(BUILTINS) | set(TYPED_BUILTINS)))
+            raise self.error(f"unknown function '{node.func}'", node, f"known functions: {names}")
+        return entry[1](self, node)
+
+    def tile_constructor(self, node: ast.TileConstructor) -> SemanticValue:
+        return tile_constructor(self, node)
+
+    # ---- for ----------------------------------------------------------------------------------
+    def range_bounds(self, node: ast.For) -> list[Value]:
+        bounds = node.bounds
+        if not 1 <= len(bounds) <= 3:
+            raise self.error("range takes 1 to 3 arguments", node, "range(start, stop, step)")
+        values = [self.expr(b) for b in bounds]
+        if len(values) == 1:
+            values = [Const(0), values[0]]
+        if len(values) == 2:
+            values.append(Const(1))
+        step = values[2]
+        if isinstance(step, Const) and (not isinstance(step.value, int) or step.value <= 0):
+            raise self.error(f"the range step must be a positive integer, not {step.value!r}", node)
+        nodes = [bounds[0] if len(bounds) > 1 else node, bounds[-1] if len(bounds) < 3 else bounds[1]]
+        nodes.append(bounds[2] if len(bounds) == 3 else node)
+        return [self.as_index(v, n) for v, n in zip(values, nodes)]
+
+    def carried(self, names: list[str], node: ast.Node) -> dict[str, Value]:
+        """The names a block reassigns that exist before it, with their current IR values."""
+        carried: dict[str, Value] = {}
+        for name in names:
+            value = self.find(name)
+            if value is None:
+                continue
+            if isinstance(value, Const):
+                carried[name] = self.as_runtime(value, node)
+            elif isinstance(value, Runtime):
+                carried[name] = value.value
+            else:
+                raise self.error(
+                    f"'{name}' is {value.describe()} and cannot be reassigned inside a block",
+                    node,
+                )
+        return carried
+
+    def find(self, name: str) -> SemanticValue | None:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        return None
+
+    def yielded(self, carried: dict[str, Value], node: ast.Node) -> list[Value]:
+        """The current values of the carried names, converted to their entry types."""
+        values = []
+        for name, before in carried.items():
+            current = self.find(name)
+            if isinstance(current, Const):
+                values.append(self.constant(current, before.type.dtype, node))  # type: ignore[attr-defined]
+                continue
+            if not isinstance(current, Runtime) or current.type != before.type:
+                now = current.type if isinstance(current, Runtime) else current.describe()
+                raise self.error(
+                    f"'{name}' changes from {before.type} to {now} inside this block",
+                    node,
+                    "keep the dtype and shape of a variable the same across iterations/branches",
+                )
+            values.append(current.value)
+        return values
+
+    def for_statement(self, node: ast.For) -> None:
+        lower, upper, step = self.range_bounds(node)
+        carried = self.carried(assigned_names(node.body), node)
+        names = list(carried)
+        op = ForOp.create(
+            lower, upper, step, list(carried.values()), node.var, names, result_names=names
+        )
+        op.location = self.location(node.span)
+        self.builder.insert(op)
+        scope: dict[str, SemanticValue] = {node.var: Runtime(op.induction_variable)}
+        scope.update({n: Runtime(a) for n, a in zip(names, op.iter_args)})
+        self.nested(op.body, scope, node.body, carried, node)
+        for name, result in zip(names, op.results):
+            self.scopes[-1][name] = Runtime(result)
+
+    def nested(self, region: Region, scope: dict, body: list, carried: dict, node: ast.Node):
+        """Lower `body` into `region` with `scope`, ending in a yield of the carried names."""
+        self.scopes.append(scope)
+        with self.builder.at(region):
+            self.statements(body)
+            region.append(YieldOp.create(self.yielded(carried, node)))
+        for name in self.scopes.pop():
+            if self.find(name) is None:
+                self.loop_locals.setdefault(name, node.span.line)
+
+    # ---- if -----------------------------------------------------------------------------------
+    def if_statement(self, node: ast.If) -> None:
+        cond = self.expr(node.cond)
+        if isinstance(cond, Const):
+            taken = node.then_body if cond.value else (node.else_body or [])
+            self.statements(taken)
+            return
+        if not (isinstance(cond, Runtime) and cond.is_scalar and cond.dtype == BOOL):
+            raise self.error(
+                f"an if condition must be a bool scalar, but this is {cond.describe()}",
+                node.cond,
+                "for an elementwise choice between tiles use where(cond, a, b)",
+            )
+        names = assigned_names(node.then_body) + assigned_names(node.else_body or [])
+        carried = self.carried(list(dict.fromkeys(names)), node)
+        op = IfOp.create(cond.value, [v.type for v in carried.values()], list(carried))
+        op.location = self.location(node.span)
+        self.builder.insert(op)
+        self.nested(op.then_region, {}, node.then_body, carried, node)
+        self.nested(op.else_region, {}, node.else_body or [], carried, node)
+        for name, result in zip(carried, op.results):
+            self.scopes[-1][name] = Runtime(result)
+
+
+def lower_kernel(program: ast.Program, kernel_def: ast.KernelDef, params: dict) -> Module:
+    """The tile-IR module of `kernel_def` specialized for `params` (every parameter given)."""
+    return KernelLowering(program, kernel_def, params).lower()
+
+
+__all__ = ["I32", "KernelLowering", "assigned_names", "lower_kernel"]

@@ -1,0 +1,217 @@
+"""Choose the compile-time parameters of a kernel for one call, and lower it.
+
+A parameter gets its value, in this order of preference, from:
+
+1. the caller (`lpir.compile(..., WT="u3", BN=64)` or `lpir opt -D BN=64`);
+2. the arguments: a dimension written as a bare parameter name (`w: global WT[N, K]`) takes the
+   argument's size, and a dtype written as a parameter name takes the argument's dtype;
+3. its default in the kernel header (`G = 128`), evaluated after the parameters before it.
+
+Afterwards every argument's declared shape and dtype must match what was passed; a mismatch
+is an `ArgumentError` placed at the argument's declaration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lpir.dtypes import DType, dtype
+from lpir.errors import ArgumentError, DTypeError, TypeCheckError
+from lpir.ir.core import Module
+from lpir.language import ast
+from lpir.language.expressions import ExpressionLowering
+from lpir.language.lower import lower_kernel
+from lpir.language.values import Const, DTypeConst
+
+
+@dataclass(frozen=True)
+class ArgumentInfo:
+    """What a call passes for one kernel argument: a tensor's dtype and shape (None: scalar)."""
+
+    dtype: DType | None
+    shape: tuple[int, ...] | None
+
+
+class _ParamEvaluator(ExpressionLowering):
+    """Evaluates default values and shape expressions over known parameters."""
+
+    def __init__(self, program: ast.Program, params: dict[str, Any]):
+        self.source = program.source
+        self.file = program.file
+        self.scopes = [
+            {k: DTypeConst(v) if isinstance(v, DType) else Const(v) for k, v in params.items()}
+        ]
+        self.threads = 0
+
+    def value(self, node: ast.Node, what: str) -> int | DType:
+        if isinstance(node, ast.Name) and not any(node.id in s for s in self.scopes):
+            return self.dtype_named(node.id, node.span)
+        if isinstance(node, ast.Name) and isinstance(self.scopes[0][node.id], DTypeConst):
+            return self.scopes[0][node.id].dtype  # type: ignore[union-attr]
+        return self.as_const_int(node, what)
+
+
+def _explicit_value(kernel_def: ast.KernelDef, name: str, value: Any) -> int | DType:
+    if isinstance(value, DType):
+        return value
+    if isinstance(value, str):
+        try:
+            return dtype(value)
+        except DTypeError as error:
+            raise ArgumentError(f"parameter {name}={value!r}: {error.message}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            import numpy as np
+
+            if isinstance(value, np.integer):
+                return int(value)
+        except ImportError:  # pragma: no cover
+            pass
+        raise ArgumentError(
+            f"parameter {name} of kernel {kernel_def.name} must be an int or a dtype name, "
+            f"not {value!r}"
+        )
+    return value
+
+
+class _Deduction:
+    def __init__(self, program: ast.Program, kernel_def: ast.KernelDef):
+        self.program = program
+        self.kernel_def = kernel_def
+        self.values: dict[str, int | DType] = {}
+        self.sources: dict[str, str] = {}
+        self.param_names = [p.name for p in kernel_def.params]
+
+    def location(self, node: ast.Node):
+        return _ParamEvaluator(self.program, {}).location(node.span)
+
+    def set(self, name: str, value: int | DType, source: str, node: ast.Node) -> None:
+        if name in self.values and self.values[name] != value:
+            raise ArgumentError(
+                f"{name} is {_show(self.values[name])} from {self.sources[name]} but "
+                f"{_show(value)} from {source}",
+                self.location(node),
+                "pass arguments whose shapes and dtypes agree",
+            )
+        self.values[name] = value
+        self.sources[name] = source
+
+    def from_arguments(self, arguments: list[ArgumentInfo]) -> None:
+        decls = self.kernel_def.args
+        if len(arguments) != len(decls):
+            names = ", ".join(d.name for d in decls)
+            raise ArgumentError(
+                f"kernel {self.kernel_def.name} takes {len(decls)} arguments ({names}), "
+                f"got {len(arguments)}",
+                self.location(self.kernel_def),
+            )
+        for decl, info in zip(decls, arguments):
+            if isinstance(decl, ast.ScalarArg) or info.shape is None:
+                continue
+            if decl.dtype_name in self.param_names:
+                self.set(decl.dtype_name, info.dtype, f"argument {decl.name}", decl)
+            if len(decl.dims) != len(info.shape):
+                raise ArgumentError(
+                    f"argument {decl.name} must have {len(decl.dims)} dimensions, got an array "
+                    f"of shape {info.shape}",
+                    self.location(decl),
+                )
+            for dim, size in zip(decl.dims, info.shape):
+                if isinstance(dim, ast.Name) and dim.id in self.param_names:
+                    self.set(dim.id, int(size), f"the shape of argument {decl.name}", decl)
+
+    def defaults(self, need_all: bool) -> None:
+        ordered: dict[str, int | DType] = {}
+        for param in self.kernel_def.params:
+            if param.name in self.values:
+                ordered[param.name] = self.values[param.name]
+                continue
+            if param.default is None:
+                if not need_all:
+                    continue
+                raise ArgumentError(
+                    f"parameter {param.name} of kernel {self.kernel_def.name} has no value",
+                    self.location(param),
+                    f"pass {param.name}=... or give it a default: {param.name} = ...",
+                )
+            evaluator = _ParamEvaluator(self.program, ordered)
+            ordered[param.name] = evaluator.value(param.default, f"the default of {param.name}")
+        self.values = ordered
+
+
+def _show(value: int | DType) -> str:
+    return value.name if isinstance(value, DType) else str(value)
+
+
+def choose_params(
+    program: ast.Program,
+    kernel_def: ast.KernelDef,
+    explicit: dict[str, Any] | None = None,
+    arguments: list[ArgumentInfo] | None = None,
+) -> dict[str, int | DType]:
+    """Every parameter's value for one specialization (see the module docstring)."""
+    deduction = _Deduction(program, kernel_def)
+    for name, value in (explicit or {}).items():
+        if name not in deduction.param_names:
+            known = ", ".join(deduction.param_names) or "none"
+            raise ArgumentError(
+                f"kernel {kernel_def.name} has no parameter {name!r} (its parameters: {known})",
+                deduction.location(kernel_def),
+            )
+        deduction.set(name, _explicit_value(kernel_def, name, value), "the caller", kernel_def)
+    if arguments is not None:
+        deduction.from_arguments(arguments)
+    deduction.defaults(need_all=True)
+    if arguments is not None:
+        check_arguments(program, kernel_def, deduction.values, arguments)
+    return deduction.values
+
+
+def check_arguments(program, kernel_def, params: dict, arguments: list[ArgumentInfo]) -> None:
+    """Every tensor argument's dtype and shape must match its declaration under `params`."""
+    evaluator = _ParamEvaluator(program, params)
+    for decl, info in zip(kernel_def.args, arguments):
+        if isinstance(decl, ast.ScalarArg):
+            continue
+        location = evaluator.location(decl.span)
+        expected_dtype = evaluator.dtype_named(decl.dtype_name, decl.dtype_span)
+        if info.dtype != expected_dtype:
+            got = info.dtype.name if info.dtype is not None else "a scalar"
+            raise ArgumentError(
+                f"argument {decl.name} must hold {expected_dtype.name}, got {got}",
+                location,
+                _dtype_hint(expected_dtype),
+            )
+        expected = tuple(evaluator.as_const_int(d, "a dimension") for d in decl.dims)
+        if tuple(info.shape) != expected:
+            shown = ", ".join(f"{k} = {_show(v)}" for k, v in params.items())
+            raise ArgumentError(
+                f"argument {decl.name} must have shape {expected}, got {tuple(info.shape)}",
+                location,
+                f"with {shown}",
+            )
+
+
+def _dtype_hint(expected: DType) -> str:
+    if expected.is_packed:
+        return f"pack it: lpir.pack(values, '{expected.name}')"
+    return f"convert it: array.astype(...) for {expected.name}"
+
+
+def specialize(
+    program: ast.Program,
+    kernel_name: str | None = None,
+    explicit: dict[str, Any] | None = None,
+    arguments: list[ArgumentInfo] | None = None,
+) -> tuple[dict[str, int | DType], Module]:
+    """Choose parameters and lower the kernel to tile IR."""
+    if not program.kernels:
+        raise TypeCheckError("the source defines no kernel", hint="write kernel name(...) {...}")
+    try:
+        kernel_def = program.kernel(kernel_name)
+    except KeyError:
+        names = ", ".join(k.name for k in program.kernels)
+        raise ArgumentError(f"no kernel named {kernel_name!r}; the source has {names}") from None
+    params = choose_params(program, kernel_def, explicit, arguments)
+    return params, lower_kernel(program, kernel_def, params)

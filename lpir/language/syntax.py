@@ -1,0 +1,322 @@
+"""Parse kernel source text into the syntax tree of `lpir.language.ast`.
+
+The grammar lives in grammar.lark (LALR). A post-lexer drops newlines inside parentheses and
+brackets, so statements end at a newline but argument lists may span lines. Syntax errors
+become `ParseError`s with the place, the line, a caret and what was expected.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import lark
+from lark import Token, Transformer, v_args
+
+from lpir.errors import ParseError, location_in
+from lpir.language import ast
+
+
+class _BracketNewlines:
+    """Post-lexer: newlines inside (), [] are not statement separators."""
+
+    always_accept = ("_NEWLINE",)
+
+    def process(self, stream):
+        depth = 0
+        for token in stream:
+            if token.type == "_NEWLINE":
+                if depth == 0:
+                    yield token
+                continue
+            if token.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif token.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            yield token
+
+
+@functools.cache
+def _parser() -> lark.Lark:
+    grammar = resources.files("lpir.language").joinpath("grammar.lark").read_text()
+    return lark.Lark(
+        grammar,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=_BracketNewlines(),
+    )
+
+
+_READABLE = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "_NEWLINE": "a new line",
+    "SEMICOLON": "';'",
+    "MORETHAN": "'>'",
+    "LESSTHAN": "'<'",
+    "$END": "the end of the file",
+}
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    if token.type == "_NEWLINE":
+        return "the end of the line"
+    return f"'{token.value}'"
+
+
+def _expected_text(expected: set[str]) -> str:
+    names = sorted({_READABLE.get(e, e.lower().strip("_")) for e in expected})
+    if len(names) > 6:
+        names = names[:6] + ["..."]
+    return ", ".join(names)
+
+
+def parse_program(source: str, file: str = "<source>") -> ast.Program:
+    """Parse a whole source text (one or more kernels)."""
+    try:
+        tree = _parser().parse(source + "\n")
+    except lark.UnexpectedToken as error:
+        token = error.token
+        end = token.column + len(str(token.value)) if token.type != "$END" else None
+        location = location_in(source, file, error.line or 1, error.column or 1, end)
+        message = f"unexpected {_describe_token(token)}"
+        hint = f"expected {_expected_text(error.expected)}"
+        raise ParseError(message, location, hint) from None
+    except lark.UnexpectedCharacters as error:
+        location = location_in(source, file, error.line, error.column)
+        raise ParseError(
+            f"unexpected character {error.char!r}", location, "remove or replace it"
+        ) from None
+    except lark.UnexpectedEOF:
+        lines = source.splitlines() or [""]
+        location = location_in(source, file, len(lines), len(lines[-1]) + 1)
+        raise ParseError("unexpected end of file", location, "close every '{' and '('") from None
+    kernels = _ToAst().transform(tree)
+    return ast.Program(kernels, source, file)
+
+
+def _span(meta) -> ast.Span:
+    if getattr(meta, "empty", False):
+        return ast.Span(1, 1, 1, 2)
+    return ast.Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _token_span(token: Token) -> ast.Span:
+    return ast.Span(token.line, token.column, token.end_line, token.end_column)
+
+
+def _split_args(call_args) -> tuple[list, list]:
+    if call_args is None:
+        return [], []
+    positional = [a for a in call_args if not isinstance(a, ast.KeywordArg)]
+    keywords = [a for a in call_args if isinstance(a, ast.KeywordArg)]
+    return positional, keywords
+
+
+_AUGMENTED = {
+    "+=": "add",
+    "-=": "sub",
+    "*=": "mul",
+    "/=": "div",
+    "%=": "rem",
+    "&=": "and",
+    "|=": "or",
+    "^=": "xor",
+    "<<=": "shl",
+    ">>=": "shr",
+}
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Turn the lark parse tree into `lpir.language.ast` nodes."""
+
+    def start(self, meta, kernels):
+        return [k for k in kernels if isinstance(k, ast.KernelDef)]
+
+    def kernel(self, meta, children):
+        name, params, *rest = children
+        *args, launch, body = rest
+        blocks, threads = launch
+        args = [a for a in args if a is not None]
+        return ast.KernelDef(_span(meta), str(name), params or [], args, blocks, threads, body)
+
+    def params(self, meta, children):
+        return [c for c in children if c is not None]
+
+    def param(self, meta, children):
+        name, default = children
+        return ast.Param(_span(meta), str(name), default)
+
+    def global_arg(self, meta, children):
+        name, dtype_name, *dims = children
+        return ast.GlobalArg(
+            _span(meta), str(name), str(dtype_name), dims, _token_span(dtype_name)
+        )
+
+    def scalar_arg(self, meta, children):
+        name, dtype_name = children
+        return ast.ScalarArg(_span(meta), str(name), str(dtype_name), _token_span(dtype_name))
+
+    def launch(self, meta, children):
+        *blocks, threads = children
+        return blocks, threads
+
+    def block(self, meta, children):
+        return [c for c in children if c is not None]
+
+    # ---- statements
+    def assign(self, meta, children):
+        target, value = children
+        return ast.Assign(_span(meta), str(target), value, _token_span(target))
+
+    def aug_assign(self, meta, children):
+        target, op, value = children
+        return ast.AugAssign(
+            _span(meta), str(target), _AUGMENTED[str(op)], value, _token_span(target)
+        )
+
+    def let(self, meta, children):
+        target, value = children
+        return ast.Let(_span(meta), str(target), value)
+
+    def for_stmt(self, meta, children):
+        var, *bounds, body = children
+        return ast.For(_span(meta), str(var), bounds, body)
+
+    def if_stmt(self, meta, children):
+        cond, then_body, else_part = children
+        if isinstance(else_part, ast.If):
+            else_part = [else_part]
+        return ast.If(_span(meta), cond, then_body, else_part)
+
+    def expr_stmt(self, meta, children):
+        return ast.ExprStmt(_span(meta), children[0])
+
+    # ---- expressions
+    def annotate(self, meta, children):
+        value, layout = children
+        if not isinstance(layout, ast.LayoutExpr):
+            layout = ast.LayoutExpr(layout.span, [layout.chains[0]])
+        return ast.Annotate(_span(meta), value, layout)
+
+    def logical_or(self, meta, children):
+        return ast.BinaryExpr(_span(meta), "logical_or", *children)
+
+    def logical_and(self, meta, children):
+        return ast.BinaryExpr(_span(meta), "logical_and", *children)
+
+    def logical_not(self, meta, children):
+        return ast.UnaryExpr(_span(meta), "logical_not", children[0])
+
+    def neg(self, meta, children):
+        return ast.UnaryExpr(_span(meta), "neg", children[0])
+
+    def attribute(self, meta, children):
+        base, name = children
+        return ast.Attribute(_span(meta), base, str(name))
+
+    def subscript(self, meta, children):
+        base, *items = children
+        return ast.Subscript(_span(meta), base, items)
+
+    def slice_length(self, meta, children):
+        return ast.SliceLength(_span(meta), *children)
+
+    def slice_range(self, meta, children):
+        return ast.SliceRange(_span(meta), *children)
+
+    def new_axis(self, meta, children):
+        return ast.NewAxis(_span(meta))
+
+    def index(self, meta, children):
+        return children[0]
+
+    def int_literal(self, meta, children):
+        return ast.IntLiteral(_span(meta), int(str(children[0]), 0))
+
+    def float_literal(self, meta, children):
+        return ast.FloatLiteral(_span(meta), float(str(children[0])))
+
+    def true_literal(self, meta, children):
+        return ast.BoolLiteral(_span(meta), True)
+
+    def false_literal(self, meta, children):
+        return ast.BoolLiteral(_span(meta), False)
+
+    def name(self, meta, children):
+        return ast.Name(_span(meta), str(children[0]))
+
+    def call_args(self, meta, children):
+        return [c for c in children if c is not None]
+
+    def keyword_arg(self, meta, children):
+        name, value = children
+        return ast.KeywordArg(_span(meta), str(name), value)
+
+    def call(self, meta, children):
+        func, call_args = children
+        positional, keywords = _split_args(call_args)
+        return ast.Call(_span(meta), str(func), positional, keywords)
+
+    def typed_call(self, meta, children):
+        func, type_name, call_args = children
+        positional, keywords = _split_args(call_args)
+        return ast.Call(
+            _span(meta), str(func), positional, keywords, str(type_name), _token_span(type_name)
+        )
+
+    def tile_constructor(self, meta, children):
+        func, type_name, *dims, call_args = children
+        positional, keywords = _split_args(call_args)
+        return ast.TileConstructor(
+            _span(meta),
+            str(func),
+            str(type_name),
+            dims,
+            positional,
+            keywords,
+            _token_span(type_name),
+        )
+
+    def layout_call(self, meta, children):
+        name, *args = children
+        return ast.LayoutCall(_span(meta), str(name), [a for a in args if a is not None])
+
+    def layout_chain(self, meta, children):
+        return ast.LayoutExpr(_span(meta), [list(children)])
+
+    def layout_product(self, meta, children):
+        left, right = children
+        return ast.LayoutExpr(_span(meta), left.chains + right.chains)
+
+
+def _binary(op: str):
+    def method(self, meta, children):
+        return ast.BinaryExpr(_span(meta), op, *children)
+
+    return method
+
+
+def _bitwise_not(self, meta, children):
+    return ast.UnaryExpr(_span(meta), "not", children[0])
+
+
+# Operators of the grammar map one-to-one onto IR op names, some of which are Python keywords.
+_BINARY_RULES = ("add", "sub", "mul", "div", "rem", "lt", "le", "gt", "ge", "eq", "ne")
+for _op in (*_BINARY_RULES, "or", "xor", "and", "shl", "shr"):
+    setattr(_ToAst, _op, v_args(meta=True)(_binary(_op)))
+setattr(_ToAst, "not", v_args(meta=True)(_bitwise_not))
