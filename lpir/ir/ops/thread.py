@@ -12,8 +12,8 @@ ops here exist only at the thread level:
   come in runs of that many consecutive offsets whose first address is aligned to the run, so a
   backend may use one wide access per run. `dtype`, when given, accesses the tensor's bytes as
   that (byte-sized) type: `base` and `offsets` are then in units of it.
-* `st_bits`: read-modify-write of bytes under a bit mask, atomic per byte: how packed sub-byte
-  stores that share a byte with other threads are written.
+* `st_bits`: read-modify-write of bytes under a per-byte bit mask, atomic per byte: how packed
+  sub-byte stores that share a byte with other threads are written.
 * `unpack_bits` / `pack_bits`: convert between bytes and sub-byte lanes at constant bit offsets
   of the LSB-first packed bit string.
 * `barrier`: every thread of the block waits; shared-memory writes before it are seen after it.
@@ -260,10 +260,11 @@ class StoreThreadOp(MemoryAccess, Operation):
 
 
 class StoreBitsOp(MemoryAccess, Operation):
-    """`st_bits %w, %base, %bytes [mask %m] {offsets = [...], bitmasks = [...]}`.
+    """`st_bits(%w, %base, %bytes, %bitmask [, %mask]) {offsets = [...]}`: merge bits into bytes.
 
     For lane i, byte b = base + offsets[i] of the tensor's storage becomes
-    (b & ~bitmasks[i]) | (bytes[i] & bitmasks[i]), atomically with respect to other threads.
+    (b & ~bitmask[i]) | (bytes[i] & bitmask[i]), atomically with respect to other threads that
+    write other bits of the same byte. Lanes whose `mask` is false do not touch memory.
     """
 
     names = ("st_bits",)
@@ -274,64 +275,82 @@ class StoreBitsOp(MemoryAccess, Operation):
         memory: Value,
         base: Value,
         value: Value,
+        bitmask: Value,
         offsets: Sequence[int],
-        bitmasks: Sequence[int],
         mask: Value | None = None,
     ):
         _check_memory("st_bits", memory, base, U8)
         offsets = tuple(int(o) for o in offsets)
-        if value.type != VectorType(U8, len(offsets)) or len(bitmasks) != len(offsets):
+        lanes = VectorType(U8, len(offsets))
+        if value.type != lanes or bitmask.type != lanes:
             raise TypeCheckError(f"'st_bits' of {value.type} with {len(offsets)} offsets")
         _check_mask("st_bits", mask, len(offsets))
-        attributes = {"offsets": offsets, "bitmasks": tuple(int(b) for b in bitmasks)}
-        operands = [memory, base, value] + ([mask] if mask is not None else [])
-        return cls("st_bits", operands, (), attributes)
-
-    @property
-    def access_dtype(self) -> DType:
-        return U8
+        operands = [memory, base, value, bitmask] + ([mask] if mask is not None else [])
+        return cls("st_bits", operands, (), {"offsets": offsets, "dtype": U8})
 
     @property
     def value(self) -> Value:
         return self.operands[2]
 
     @property
-    def mask(self) -> Value | None:
-        return self.operands[3] if len(self.operands) > 3 else None
+    def bitmask(self) -> Value:
+        return self.operands[3]
 
     @property
-    def bitmasks(self) -> tuple[int, ...]:
-        return self.attributes["bitmasks"]
+    def mask(self) -> Value | None:
+        return self.operands[4] if len(self.operands) > 4 else None
+
+
+def _check_shift(op_name: str, shift: Value | None) -> list[Value]:
+    if shift is None:
+        return []
+    if not isinstance(shift.type, ScalarType) or not shift.type.dtype.is_int:
+        raise TypeCheckError(f"'{op_name}' shift must be an integer scalar, not {shift.type}")
+    return [shift]
 
 
 class UnpackBitsOp(Operation):
-    """`%v = unpack_bits %bytes {bit_offsets = [0, 3, 6, ...]} : <64 x u3>`.
+    """`%v = unpack_bits(%bytes [, %shift]) {bit_offsets = [0, 3, 6, ...]} : <64 x u3>`.
 
-    Lane i is the field of `dtype.nbits` bits starting at bit bit_offsets[i] of the LSB-first
-    bit string of `bytes` (it may straddle bytes).
+    Lane i is the field of `dtype.nbits` bits starting at bit bit_offsets[i] + shift of the
+    LSB-first bit string of `bytes` (it may straddle bytes). The optional runtime `shift` (0 to
+    7) handles tiles whose first element does not start on a byte boundary.
     """
 
     names = ("unpack_bits",)
 
     @classmethod
-    def create(cls, data: Value, dt: DType | str, bit_offsets: Sequence[int], name=None):
+    def create(
+        cls,
+        data: Value,
+        dt: DType | str,
+        bit_offsets: Sequence[int],
+        shift: Value | None = None,
+        name=None,
+    ):
         dt = dtype(dt)
         if data.type.dtype != U8 or not isinstance(data.type, VectorType):
             raise TypeCheckError(f"unpack_bits reads bytes, not {data.type}")
         bit_offsets = tuple(int(b) for b in bit_offsets)
-        if any(b < 0 or b + dt.nbits > 8 * data.type.size for b in bit_offsets):
+        slack = 7 if shift is not None else 0
+        if any(b < 0 or b + slack + dt.nbits > 8 * data.type.size for b in bit_offsets):
             raise TypeCheckError("unpack_bits offset past the end of its bytes")
+        operands = [data, *_check_shift("unpack_bits", shift)]
         result = VectorType(dt, len(bit_offsets))
         attributes = {"bit_offsets": bit_offsets}
-        return cls("unpack_bits", [data], [result], attributes, result_names=[name])
+        return cls("unpack_bits", operands, [result], attributes, result_names=[name])
 
     @property
     def bit_offsets(self) -> tuple[int, ...]:
         return self.attributes["bit_offsets"]
 
+    @property
+    def shift(self) -> Value | None:
+        return self.operands[1] if len(self.operands) > 1 else None
+
 
 class PackBitsOp(Operation):
-    """`%b = pack_bits %v {bit_offsets = [...]} : <24 x u8>`: the inverse of unpack_bits.
+    """`%b = pack_bits(%v [, %shift]) {bit_offsets = [...]} : <24 x u8>`: unpack_bits reversed.
 
     Bits that no lane covers are 0.
     """
@@ -339,20 +358,33 @@ class PackBitsOp(Operation):
     names = ("pack_bits",)
 
     @classmethod
-    def create(cls, value: Value, bit_offsets: Sequence[int], nbytes: int, name=None):
+    def create(
+        cls,
+        value: Value,
+        bit_offsets: Sequence[int],
+        nbytes: int,
+        shift: Value | None = None,
+        name=None,
+    ):
         vt = value.type
         if not isinstance(vt, VectorType) or len(bit_offsets) != vt.size:
             raise TypeCheckError(f"pack_bits needs one bit offset per lane of {vt}")
         bit_offsets = tuple(int(b) for b in bit_offsets)
-        if any(b < 0 or b + vt.dtype.nbits > 8 * nbytes for b in bit_offsets):
+        slack = 7 if shift is not None else 0
+        if any(b < 0 or b + slack + vt.dtype.nbits > 8 * nbytes for b in bit_offsets):
             raise TypeCheckError("pack_bits offset past the end of its bytes")
+        operands = [value, *_check_shift("pack_bits", shift)]
         result = VectorType(U8, nbytes)
         attributes = {"bit_offsets": bit_offsets}
-        return cls("pack_bits", [value], [result], attributes, result_names=[name])
+        return cls("pack_bits", operands, [result], attributes, result_names=[name])
 
     @property
     def bit_offsets(self) -> tuple[int, ...]:
         return self.attributes["bit_offsets"]
+
+    @property
+    def shift(self) -> Value | None:
+        return self.operands[1] if len(self.operands) > 1 else None
 
 
 class BarrierOp(Operation):

@@ -1,0 +1,295 @@
+"""An interpreter for thread IR: all threads of a block step together, one op at a time.
+
+It checks the passes below layout-selection (lower-to-threads, bit-packing, vectorize, ...)
+without any backend. A per-thread scalar is an array [threads], a vector an array
+[threads, lanes]. Memory is what the backends see: each tensor is a byte buffer in the packed
+storage format, so packed accesses and `st_bits` are interpreted at the bit level. Control flow
+is block-uniform in lpir, so running the threads in lockstep is faithful, and `barrier` has
+nothing to do. An access outside a buffer raises (it would be a lowering bug).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from lpir.dtypes import DType
+from lpir.errors import LpirError
+from lpir.interpreter import elementwise as ew
+from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.ir.types import GlobalType, ScalarType, SharedType
+
+
+class ThreadInterpreter:
+    """Runs a thread-IR kernel over its grid on byte buffers."""
+
+    def __init__(self, kernel: Kernel):
+        if kernel.stage != "thread":
+            raise LpirError(f"the thread interpreter runs thread IR, not {kernel.stage} IR")
+        self.kernel = kernel
+
+    def run(self, arguments: list) -> None:
+        """`arguments`: uint8 buffers for tensors (written in place), numbers for scalars."""
+        threads = self.kernel.threads
+        bound = []
+        for value, argument in zip(self.kernel.args, arguments):
+            if isinstance(value.type, GlobalType):
+                bound.append(argument)
+            else:
+                scalar = ew.scalar(argument, value.type.dtype)  # type: ignore[attr-defined]
+                bound.append(np.full(threads, scalar))
+        gx, gy, gz = self.kernel.grid
+        for bz, by, bx in itertools.product(range(gz), range(gy), range(gx)):
+            env = {id(v): a for v, a in zip(self.kernel.args, bound)}
+            _ThreadBlock(env, (bx, by, bz), threads).region(self.kernel.body)
+
+
+def _read(buffer: np.ndarray, access: DType, index: np.ndarray) -> np.ndarray:
+    """Elements `index` of `buffer` read as `access` (packed for sub-byte types)."""
+    if access.nbits % 8 == 0:
+        size = access.nbits // 8
+        count = buffer.size // size
+        if index.size and (index.min() < 0 or index.max() >= count):
+            raise LpirError(f"thread IR read element {index.max()} of a {count}-element buffer")
+        codes = buffer[: count * size].view(access.code_numpy_dtype)[index]
+        return access.from_codes(codes)
+    bit = index.astype(np.int64) * access.nbits
+    byte = bit // 8
+    if index.size and (byte.min() < 0 or byte.max() >= buffer.size):
+        raise LpirError("thread IR packed read outside its buffer")
+    padded = np.concatenate([buffer, np.zeros(1, np.uint8)])
+    window = padded[byte].astype(np.uint32) | (padded[byte + 1].astype(np.uint32) << 8)
+    codes = (window >> (bit % 8).astype(np.uint32)) & ((1 << access.nbits) - 1)
+    return access.from_codes(codes.astype(np.uint8))
+
+
+def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray) -> None:
+    if access.nbits % 8 == 0:
+        size = access.nbits // 8
+        count = buffer.size // size
+        if index.size and (index.min() < 0 or index.max() >= count):
+            raise LpirError(f"thread IR wrote element {index.max()} of a {count}-element buffer")
+        view = buffer[: count * size].view(access.code_numpy_dtype)
+        view[index] = access.to_codes(values)
+        return
+    codes = access.to_codes(values).astype(np.uint32)
+    bit = index.astype(np.int64) * access.nbits
+    shift = (bit % 8).astype(np.uint32)
+    field = np.uint32((1 << access.nbits) - 1) << shift  # a 16-bit window: two bytes
+    bits = codes << shift
+    byte = bit // 8
+    if byte.size and byte.max() >= buffer.size:
+        raise LpirError("thread IR packed write outside its buffer")
+    _merge_bits(buffer, byte, (bits & 0xFF).astype(np.uint8), (field & 0xFF).astype(np.uint8))
+    spill = (field >> 8) != 0
+    _merge_bits(
+        buffer,
+        byte[spill] + 1,
+        ((bits[spill] >> 8) & 0xFF).astype(np.uint8),
+        ((field[spill] >> 8) & 0xFF).astype(np.uint8),
+    )
+
+
+def _merge_bits(buffer, byte, bits, mask) -> None:
+    """buffer[byte] = (buffer[byte] & ~mask) | (bits & mask), for repeated bytes too."""
+    np.bitwise_and.at(buffer, byte, ~mask)
+    np.bitwise_or.at(buffer, byte, bits & mask)
+
+
+class _ThreadBlock:
+    def __init__(self, env: dict, block_index: tuple[int, int, int], threads: int):
+        self.env = env
+        self.block_index = block_index
+        self.threads = threads
+
+    def get(self, value: Value):
+        return self.env[id(value)]
+
+    def region(self, region: Region) -> list:
+        for op in region.ops:
+            if isinstance(op, YieldOp):
+                return [self.get(v) for v in op.operands]
+            results = self.op(op)
+            for value, result in zip(op.results, results):
+                self.env[id(value)] = result
+        return []
+
+    def op(self, op: Operation) -> list:
+        method = getattr(self, f"op_{op.name}", None)
+        if method is not None:
+            return method(op)
+        kind = type(op).__name__
+        operands = [self.get(v) for v in op.operands]
+        if kind == "BinaryOp":
+            return [ew.binary(op.name, *operands, op.operands[0].type.dtype)]  # type: ignore[attr-defined]
+        if kind == "UnaryOp":
+            return [ew.unary(op.name, operands[0], op.operands[0].type.dtype)]  # type: ignore[attr-defined]
+        raise LpirError(f"the thread interpreter cannot run '{op.name}'", op.location)
+
+    def uniform(self, value: Value) -> int:
+        array = self.get(value)
+        if (array != array[0]).any():
+            raise LpirError("a control-flow value differs between threads")
+        return int(array[0])
+
+    # ---- values
+    def op_thread_index(self, op):
+        return [np.arange(self.threads, dtype=np.int32)]
+
+    def op_block_index(self, op):
+        return [np.full(self.threads, self.block_index[op.attributes["axis"]], np.int32)]
+
+    def op_constant(self, op):
+        return [np.full(self.threads, ew.scalar(op.attributes["value"], op.result.type.dtype))]
+
+    def op_vector_constant(self, op):
+        values = np.asarray(op.attributes["values"]).astype(op.result.type.dtype.numpy_dtype)
+        return [np.broadcast_to(values, (self.threads, values.size)).copy()]
+
+    def op_splat(self, op):
+        value = self.get(op.operands[0])
+        size = op.result.type.size
+        return [np.repeat(value[:, None], size, axis=1)]
+
+    def op_shuffle(self, op):
+        sources = np.concatenate([self.get(v) for v in op.operands], axis=1)
+        return [sources[:, list(op.attributes["indices"])]]
+
+    def op_extract(self, op):
+        return [self.get(op.operands[0])[:, op.attributes["index"]]]
+
+    def op_vector(self, op):
+        return [np.stack([self.get(v) for v in op.operands], axis=1)]
+
+    def op_reduce_lanes(self, op):
+        value = self.get(op.operands[0])
+        group = op.attributes["group"]
+        grouped = value.reshape(self.threads, -1, group)
+        dt = op.result.type.dtype
+        kind = op.attributes["kind"]
+        with np.errstate(all="ignore"):
+            if kind == "sum":
+                result = grouped[..., 0]
+                for index in range(1, group):
+                    result = ew.binary("add", result, grouped[..., index], dt)
+                return [result]
+            result = grouped[..., 0]
+            for index in range(1, group):
+                result = ew.binary(kind, result, grouped[..., index], dt)
+            return [result]
+
+    def op_where(self, op):
+        cond, a, b = (self.get(v) for v in op.operands)
+        return [ew.select(cond, a, b, op.result.type.dtype)]
+
+    def op_cast(self, op):
+        return [ew.cast(self.get(op.operands[0]), op.operands[0].type.dtype, op.result.type.dtype)]
+
+    def op_view(self, op):
+        return [ew.view(self.get(op.operands[0]), op.operands[0].type.dtype, op.result.type.dtype)]
+
+    # ---- bits
+    def op_unpack_bits(self, op):
+        data = self.get(op.operands[0]).astype(np.uint8)
+        dt = op.result.type.dtype
+        offsets = np.asarray(op.attributes["bit_offsets"], dtype=np.int64)[None, :]
+        if len(op.operands) > 1:
+            offsets = offsets + self.get(op.operands[1]).astype(np.int64)[:, None]
+        padded = np.concatenate([data, np.zeros((self.threads, 1), np.uint8)], axis=1)
+        byte = offsets // 8
+        rows = np.arange(self.threads)[:, None]
+        window = padded[rows, byte].astype(np.uint32) | (
+            padded[rows, byte + 1].astype(np.uint32) << 8
+        )
+        codes = (window >> (offsets % 8).astype(np.uint32)) & ((1 << dt.nbits) - 1)
+        return [dt.from_codes(codes.astype(np.uint8))]
+
+    def op_pack_bits(self, op):
+        value = self.get(op.operands[0])
+        dt = op.operands[0].type.dtype
+        nbytes = op.result.type.size
+        result = np.zeros((self.threads, nbytes), np.uint8)
+        offsets = np.broadcast_to(
+            np.asarray(op.attributes["bit_offsets"], dtype=np.int64)[None, :], value.shape
+        )
+        if len(op.operands) > 1:
+            offsets = offsets + self.get(op.operands[1]).astype(np.int64)[:, None]
+        codes = dt.to_codes(value).astype(np.uint32)
+        rows = np.arange(self.threads)
+        for lane in range(value.shape[1]):
+            bit = offsets[:, lane]
+            shifted = codes[:, lane] << (bit % 8).astype(np.uint32)
+            result[rows, bit // 8] |= (shifted & 0xFF).astype(np.uint8)
+            spill = bit // 8 + 1 < nbytes
+            result[rows[spill], bit[spill] // 8 + 1] |= ((shifted[spill] >> 8) & 0xFF).astype(
+                np.uint8
+            )
+        return [result]
+
+    # ---- memory
+    def op_alloc_shared(self, op):
+        return [np.zeros(op.result.type.nbytes, dtype=np.uint8)]
+
+    def access(self, op):
+        memory = self.get(op.operands[0])
+        base = self.get(op.operands[1]).astype(np.int64)
+        offsets = np.asarray(op.attributes["offsets"], dtype=np.int64)
+        index = base[:, None] + offsets[None, :]
+        access = op.attributes.get("dtype") or op.operands[0].type.dtype
+        return memory, access, index
+
+    def op_ld(self, op):
+        memory, access, index = self.access(op)
+        mask = self.get(op.operands[2]) if len(op.operands) > 2 else None
+        result = np.zeros(index.shape, dtype=access.numpy_dtype)
+        selected = np.ones(index.shape, bool) if mask is None else mask
+        result[selected] = _read(memory, access, index[selected])
+        return [result]
+
+    def op_st(self, op):
+        memory, access, index = self.access(op)
+        value = self.get(op.operands[2])
+        mask = self.get(op.operands[3]) if len(op.operands) > 3 else None
+        selected = np.ones(index.shape, bool) if mask is None else mask
+        _write(memory, access, index[selected], value[selected])
+        return []
+
+    def op_st_bits(self, op):
+        memory, _, index = self.access(op)
+        value = self.get(op.operands[2]).astype(np.uint8)
+        bitmasks = self.get(op.operands[3]).astype(np.uint8)
+        mask = self.get(op.operands[4]) if len(op.operands) > 4 else None
+        selected = np.ones(index.shape, bool) if mask is None else mask
+        if index[selected].size and index[selected].max() >= memory.size:
+            raise LpirError("st_bits outside its buffer")
+        _merge_bits(memory, index[selected], value[selected], bitmasks[selected])
+        return []
+
+    def op_barrier(self, op):
+        return []
+
+    # ---- control flow
+    def op_for(self, op: ForOp):
+        lower, upper, step = (self.uniform(v) for v in op.operands[:3])
+        values = [self.get(v) for v in op.inits]
+        dt = op.induction_variable.type.dtype  # type: ignore[attr-defined]
+        for index in range(lower, upper, step):
+            self.env[id(op.induction_variable)] = np.full(self.threads, index, dt.numpy_dtype)
+            for arg, value in zip(op.iter_args, values):
+                self.env[id(arg)] = value
+            values = self.region(op.body)
+        return values
+
+    def op_if(self, op: IfOp):
+        taken = op.then_region if self.uniform(op.operands[0]) else op.else_region
+        return self.region(taken)
+
+
+def run_thread_kernel(kernel: Kernel, buffers: list) -> None:
+    """Run `kernel` (thread IR) on byte buffers and scalars, writing into the buffers."""
+    ThreadInterpreter(kernel).run(buffers)
+
+
+__all__ = ["SharedType", "ScalarType", "ThreadInterpreter", "run_thread_kernel"]

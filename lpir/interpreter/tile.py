@@ -1,0 +1,212 @@
+"""The reference interpreter: runs tile IR on numpy arrays, one block after another.
+
+It is slow on purpose: every op is evaluated whole-tile with the semantics of
+`lpir.interpreter.elementwise`, so it is the oracle that passes and backends are tested against.
+Layouts are ignored (they decide who holds what, not what is computed).
+
+Global tensors are numpy arrays of their logical shape holding values in `dtype.numpy_dtype`
+(sub-byte ints as int8/uint8 values, small floats as uint8 codes); stores write into them.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from lpir.errors import LpirError
+from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.ir.types import GlobalType, ScalarType
+from lpir.interpreter import elementwise as ew
+
+
+class TileInterpreter:
+    """Runs one tile-IR kernel over its whole grid."""
+
+    def __init__(self, kernel: Kernel):
+        if kernel.stage != "tile":
+            raise LpirError(f"the tile interpreter runs tile IR, not {kernel.stage} IR")
+        self.kernel = kernel
+
+    def run(self, arguments: list) -> None:
+        """Run every block; `arguments` are numpy arrays (tensors) and Python numbers."""
+        if len(arguments) != len(self.kernel.args):
+            raise LpirError(
+                f"{self.kernel.name} takes {len(self.kernel.args)} arguments, got {len(arguments)}"
+            )
+        bound = [self.argument(v, a) for v, a in zip(self.kernel.args, arguments)]
+        gx, gy, gz = self.kernel.grid
+        for bz, by, bx in itertools.product(range(gz), range(gy), range(gx)):
+            env = {id(v): a for v, a in zip(self.kernel.args, bound)}
+            _Block(env, (bx, by, bz)).region(self.kernel.body)
+
+    def argument(self, value: Value, argument):
+        if isinstance(value.type, GlobalType):
+            return argument
+        if isinstance(value.type, ScalarType):
+            return ew.scalar(argument, value.type.dtype)
+        raise LpirError(f"unsupported argument type {value.type}")
+
+
+class _Block:
+    def __init__(self, env: dict, block_index: tuple[int, int, int]):
+        self.env = env
+        self.block_index = block_index
+
+    def get(self, value: Value):
+        return self.env[id(value)]
+
+    def region(self, region: Region) -> list:
+        for op in region.ops:
+            if isinstance(op, YieldOp):
+                return [self.get(v) for v in op.operands]
+            results = self.op(op)
+            for value, result in zip(op.results, results):
+                self.env[id(value)] = result
+        return []
+
+    def op(self, op: Operation) -> list:
+        method = getattr(self, f"op_{op.name}", None)
+        if method is not None:
+            return method(op)
+        kind = type(op).__name__
+        operands = [self.get(v) for v in op.operands]
+        if kind == "BinaryOp":
+            return [ew.binary(op.name, *operands, op.operands[0].type.dtype)]  # type: ignore[attr-defined]
+        if kind == "UnaryOp":
+            return [ew.unary(op.name, operands[0], op.operands[0].type.dtype)]  # type: ignore[attr-defined]
+        raise LpirError(f"the interpreter cannot run '{op.name}'", op.location)
+
+    # ---- values
+    def op_constant(self, op):
+        return [ew.scalar(op.attributes["value"], op.result.type.dtype)]
+
+    def op_block_index(self, op):
+        return [np.int32(self.block_index[op.attributes["axis"]])]
+
+    def op_splat(self, op):
+        value = self.get(op.operands[0])
+        return [np.full(op.attributes["shape"], value, dtype=op.result.type.dtype.numpy_dtype)]
+
+    def op_broadcast(self, op):
+        return [np.broadcast_to(self.get(op.operands[0]), op.attributes["shape"]).copy()]
+
+    def op_expand_dims(self, op):
+        return [np.expand_dims(self.get(op.operands[0]), op.attributes["axis"])]
+
+    def op_arange(self, op):
+        return [np.arange(op.attributes["shape"][0], dtype=np.int32)]
+
+    def op_convert_layout(self, op):
+        return [self.get(op.operands[0])]
+
+    def op_where(self, op):
+        cond, a, b = (self.get(v) for v in op.operands)
+        return [ew.select(cond, a, b, op.result.type.dtype)]
+
+    def op_cast(self, op):
+        source = op.operands[0].type.dtype
+        return [ew.cast(self.get(op.operands[0]), source, op.result.type.dtype)]
+
+    def op_view(self, op):
+        source = op.operands[0].type.dtype
+        return [ew.view(self.get(op.operands[0]), source, op.result.type.dtype)]
+
+    def op_reduce(self, op):
+        value = self.get(op.operands[0])
+        dt = op.operands[0].type.dtype
+        kind, axis = op.attributes["kind"], op.attributes["axis"]
+        with np.errstate(all="ignore"):
+            if kind == "sum":
+                result = np.sum(value, axis=axis, dtype=dt.numpy_dtype)
+            elif dt.is_float:
+                function = np.fmax if kind == "max" else np.fmin
+                result = function.reduce(value, axis=axis)
+            else:
+                result = (np.max if kind == "max" else np.min)(value, axis=axis)
+        return [np.asarray(result, dtype=dt.numpy_dtype)]
+
+    def op_dot(self, op):
+        a, b, acc = (self.get(v) for v in op.operands)
+        acc_dtype = op.result.type.dtype
+        wide = np.float64 if acc_dtype.is_float else np.int64
+        product = np.matmul(a.astype(wide), b.astype(wide)) + acc.astype(wide)
+        if acc_dtype.is_float:
+            return [product.astype(acc_dtype.numpy_dtype)]
+        return [product.astype(acc_dtype.numpy_dtype)]  # wraps like i32 arithmetic
+
+    # ---- memory
+    def op_alloc_shared(self, op):
+        shared = op.result.type
+        return [np.zeros(shared.shape, dtype=shared.dtype.numpy_dtype)]
+
+    def tile_window(self, op, memory, offsets):
+        """Per memory dim: (slice into memory, slice into the tile) for in-bounds elements, or
+        None when the tile misses the tensor entirely."""
+        dims = op.attributes["dims"]
+        memory_index, tile_index = [], []
+        for dim, (offset, extent) in enumerate(zip(offsets, memory.shape)):
+            offset = int(offset)
+            if dim in dims:
+                length = (op.attributes.get("shape") or self.get(op.operands[-1]).shape)[
+                    dims.index(dim)
+                ]
+                lo, hi = max(offset, 0), min(offset + length, extent)
+                if lo >= hi:
+                    return None
+                memory_index.append(slice(lo, hi))
+                tile_index.append(slice(lo - offset, hi - offset))
+            else:
+                if not 0 <= offset < extent:
+                    return None
+                memory_index.append(offset)
+        return tuple(memory_index), tuple(tile_index)
+
+    def op_load_global(self, op):
+        memory = self.get(op.operands[0])
+        offsets = [self.get(v) for v in op.operands[1:]]
+        tile = np.zeros(op.attributes["shape"], dtype=op.result.type.dtype.numpy_dtype)
+        window = self.tile_window(op, memory, offsets)
+        if window is not None:
+            memory_index, tile_index = window
+            tile[tile_index] = memory[memory_index]
+        return [tile]
+
+    op_load_shared = op_load_global
+
+    def op_store_global(self, op):
+        memory = self.get(op.operands[0])
+        offsets = [self.get(v) for v in op.operands[1:-1]]
+        value = self.get(op.operands[-1])
+        window = self.tile_window(op, memory, offsets)
+        if window is not None:
+            memory_index, tile_index = window
+            memory[memory_index] = value[tile_index]
+        return []
+
+    op_store_shared = op_store_global
+
+    def op_sync(self, op):
+        return []
+
+    # ---- control flow
+    def op_for(self, op: ForOp):
+        lower, upper, step = (int(self.get(v)) for v in op.operands[:3])
+        values = [self.get(v) for v in op.inits]
+        iv_type = np.dtype(op.induction_variable.type.dtype.numpy_dtype).type  # type: ignore[attr-defined]
+        for index in range(lower, upper, step):
+            self.env[id(op.induction_variable)] = iv_type(index)
+            for arg, value in zip(op.iter_args, values):
+                self.env[id(arg)] = value
+            values = self.region(op.body)
+        return values
+
+    def op_if(self, op: IfOp):
+        taken = op.then_region if bool(self.get(op.operands[0])) else op.else_region
+        return self.region(taken)
+
+
+def run_tile_kernel(kernel: Kernel, arguments: list) -> None:
+    """Run `kernel` (tile IR) on `arguments`, writing results into the argument arrays."""
+    TileInterpreter(kernel).run(arguments)

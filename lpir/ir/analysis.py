@@ -1,0 +1,151 @@
+"""Integer facts about scalar index values: a range [lo, hi] and a divisor.
+
+Masks and vector widths are decided from these facts: a tile load needs no edge mask when the
+largest coordinate it can touch is inside the tensor, and a thread's accesses merge into one
+wide access when the address is known to be a multiple of the width.
+
+Facts come from constants, `block_index` (0 .. grid-1), `thread_index` (0 .. threads-1), loop
+induction variables (lower .. upper-1, stepping by `step`) and arithmetic on them. Index
+arithmetic is assumed not to overflow (the front end keeps tensors under 2**31 elements).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from lpir.ir.core import Kernel, Value
+from lpir.ir.ops import BinaryOp, BlockIndexOp, ConstantOp, ForOp, ThreadIndexOp
+
+
+@dataclass(frozen=True)
+class Facts:
+    """lo <= value <= hi (None: unbounded), and value % divisor == 0 (divisor 0: value is 0)."""
+
+    lo: int | None
+    hi: int | None
+    divisor: int
+
+    @property
+    def constant(self) -> int | None:
+        return self.lo if self.lo is not None and self.lo == self.hi else None
+
+    def nonnegative(self) -> bool:
+        return self.lo is not None and self.lo >= 0
+
+
+UNKNOWN = Facts(None, None, 1)
+
+
+def constant_facts(value: int) -> Facts:
+    return Facts(value, value, abs(value))
+
+
+def _add(a: Facts, b: Facts) -> Facts:
+    lo = a.lo + b.lo if a.lo is not None and b.lo is not None else None
+    hi = a.hi + b.hi if a.hi is not None and b.hi is not None else None
+    return Facts(lo, hi, math.gcd(a.divisor, b.divisor))
+
+
+def _negate(a: Facts) -> Facts:
+    return Facts(-a.hi if a.hi is not None else None, -a.lo if a.lo is not None else None, a.divisor)
+
+
+def _mul(a: Facts, b: Facts) -> Facts:
+    divisor = a.divisor * b.divisor
+    if None in (a.lo, a.hi, b.lo, b.hi):
+        return Facts(None, None, divisor)
+    corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]  # type: ignore[operator]
+    return Facts(min(corners), max(corners), divisor)
+
+
+def _div(a: Facts, b: Facts) -> Facts:
+    c = b.constant
+    if c is None or c <= 0 or not a.nonnegative():
+        return UNKNOWN
+    divisor = a.divisor // c if a.divisor % c == 0 else 1
+    return Facts(a.lo // c, a.hi // c if a.hi is not None else None, divisor)  # type: ignore[operator]
+
+
+def _rem(a: Facts, b: Facts) -> Facts:
+    c = b.constant
+    if c is None or c <= 0 or not a.nonnegative():
+        return UNKNOWN
+    if a.hi is not None and a.hi < c:
+        return a
+    return Facts(0, c - 1, math.gcd(a.divisor, c))
+
+
+def _min_max(a: Facts, b: Facts, pick) -> Facts:
+    lo = pick(a.lo, b.lo) if a.lo is not None and b.lo is not None else None
+    hi = pick(a.hi, b.hi) if a.hi is not None and b.hi is not None else None
+    return Facts(lo, hi, math.gcd(a.divisor, b.divisor))
+
+
+def _shift(a: Facts, b: Facts, left: bool) -> Facts:
+    c = b.constant
+    if c is None or not 0 <= c < 31:
+        return UNKNOWN
+    return _mul(a, constant_facts(1 << c)) if left else _div(a, constant_facts(1 << c))
+
+
+class IndexAnalysis:
+    """Facts for the integer scalars of one kernel, computed on demand and cached."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.cache: dict[int, Facts] = {}
+        self.loops: dict[int, ForOp] = {}
+        for op in kernel.walk():
+            if isinstance(op, ForOp):
+                self.loops[id(op.induction_variable)] = op
+
+    def facts(self, value: Value) -> Facts:
+        key = id(value)
+        if key not in self.cache:
+            self.cache[key] = UNKNOWN  # guards against cycles through loop-carried values
+            self.cache[key] = self.compute(value)
+        return self.cache[key]
+
+    def compute(self, value: Value) -> Facts:
+        if not getattr(value.type, "dtype", None) or not value.type.dtype.is_int:  # type: ignore[attr-defined]
+            return UNKNOWN
+        loop = self.loops.get(id(value))
+        if loop is not None:
+            return self.induction_facts(loop)
+        op = value.owner
+        if isinstance(op, ConstantOp):
+            return constant_facts(int(op.value))
+        if isinstance(op, BlockIndexOp):
+            return Facts(0, self.kernel.grid[op.axis] - 1, 1)
+        if isinstance(op, ThreadIndexOp):
+            return Facts(0, self.kernel.threads - 1, 1)
+        if isinstance(op, BinaryOp):
+            return self.binary(op)
+        return UNKNOWN
+
+    def induction_facts(self, loop: ForOp) -> Facts:
+        lower, upper, step = (self.facts(v) for v in (loop.lower, loop.upper, loop.step))
+        step_divisor = step.constant if step.constant is not None else step.divisor
+        divisor = math.gcd(lower.divisor, abs(step_divisor))
+        hi = upper.hi - 1 if upper.hi is not None else None
+        if hi is not None and step.constant and lower.constant is not None:
+            # The last value actually reached, not just below the upper bound.
+            hi = lower.constant + (hi - lower.constant) // step.constant * step.constant
+        return Facts(lower.lo, hi, divisor)
+
+    def binary(self, op: BinaryOp) -> Facts:
+        a, b = (self.facts(v) for v in op.operands)
+        rules = {
+            "add": lambda: _add(a, b),
+            "sub": lambda: _add(a, _negate(b)),
+            "mul": lambda: _mul(a, b),
+            "div": lambda: _div(a, b),
+            "rem": lambda: _rem(a, b),
+            "min": lambda: _min_max(a, b, min),
+            "max": lambda: _min_max(a, b, max),
+            "shl": lambda: _shift(a, b, True),
+            "shr": lambda: _shift(a, b, False),
+        }
+        rule = rules.get(op.name)
+        return rule() if rule is not None else UNKNOWN

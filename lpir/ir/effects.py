@@ -1,0 +1,32 @@
+"""Which ops may be removed, merged or moved: side effects and purity.
+
+* An op with side effects (stores, barriers, yields) is never removed.
+* A `for`/`if` has side effects when its regions do.
+* A pure op has no regions, no side effects and reads no memory: equal pure ops with equal
+  operands compute equal values, so CSE may merge them.
+"""
+
+from __future__ import annotations
+
+from lpir.ir.core import Operation
+
+SIDE_EFFECTS = frozenset(
+    {"store_global", "store_shared", "sync", "barrier", "st", "st_bits", "yield"}
+)
+READS_MEMORY = frozenset({"load_global", "load_shared", "ld"})
+DISTINCT = frozenset({"alloc_shared"})
+
+
+def has_side_effects(op: Operation) -> bool:
+    if op.name in SIDE_EFFECTS:
+        return True
+    return any(has_side_effects(inner) for region in op.regions for inner in region.ops)
+
+
+def is_pure(op: Operation) -> bool:
+    return (
+        not op.regions
+        and op.name not in SIDE_EFFECTS
+        and op.name not in READS_MEMORY
+        and op.name not in DISTINCT
+    )

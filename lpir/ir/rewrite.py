@@ -1,0 +1,105 @@
+"""Build new IR from old: cloning and op-by-op rewriting.
+
+Passes return new modules and leave their input untouched. `Rewriter` walks a module and
+rebuilds it op by op; a pass subclasses it and overrides `rewrite(op)` to emit something else
+for some ops (through `self.builder`), returning the values that replace the op's results.
+Values are looked up through `self.map`, which translates old values to new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lpir.ir.core import Builder, Kernel, Module, Operation, Region, Value
+
+
+class Rewriter:
+    """Rebuilds a module; override `rewrite` to change ops (the default copies them)."""
+
+    def __init__(self):
+        self.builder = Builder()
+        self.values: dict[int, Value] = {}
+        self.kernel: Kernel | None = None
+
+    # ---- value mapping ------------------------------------------------------------------------
+    def map(self, value: Value) -> Value:
+        """The new value standing for an old one (values defined outside the walk stay)."""
+        return self.values.get(id(value), value)
+
+    def map_all(self, values: Sequence[Value]) -> list[Value]:
+        return [self.map(v) for v in values]
+
+    def replace(self, old: Value, new: Value) -> None:
+        self.values[id(old)] = new
+
+    # ---- walking ------------------------------------------------------------------------------
+    def run(self, module: Module) -> Module:
+        return Module([self.run_kernel(k) for k in module.kernels])
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        self.kernel = kernel
+        args = [self.new_argument(a) for a in kernel.args]
+        body = Region(args)
+        with self.builder.at(body):
+            self.rewrite_region_ops(kernel.body)
+        new_kernel = Kernel(
+            kernel.name,
+            kernel.params,
+            body,
+            kernel.grid,
+            kernel.threads,
+            self.new_stage(kernel),
+            kernel.location,
+        )
+        return new_kernel
+
+    def new_stage(self, kernel: Kernel) -> str:
+        return kernel.stage
+
+    def new_argument(self, arg: Value) -> Value:
+        new = Value(arg.type, arg.name_hint)
+        self.replace(arg, new)
+        return new
+
+    def rewrite_region_ops(self, region: Region) -> None:
+        for op in region.ops:
+            saved = self.builder.location
+            self.builder.location = op.location
+            results = self.rewrite(op)
+            self.builder.location = saved
+            if results is None:
+                continue
+            for old, new in zip(op.results, results):
+                self.replace(old, new)
+
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
+        """Emit the replacement of `op`; return the values standing for its results."""
+        return self.copy(op).results
+
+    def copy(self, op: Operation) -> Operation:
+        """Insert a copy of `op` (operands mapped, regions rewritten recursively)."""
+        regions = [self.copy_region(r) for r in op.regions]
+        new = type(op)(
+            op.name,
+            self.map_all(op.operands),
+            [r.type for r in op.results],
+            dict(op.attributes),
+            regions,
+            op.location,
+            [r.name_hint for r in op.results],
+        )
+        return self.builder.insert(new)
+
+    def copy_region(self, region: Region) -> Region:
+        args = [Value(a.type, a.name_hint) for a in region.args]
+        for old, new in zip(region.args, args):
+            self.replace(old, new)
+        new_region = Region(args)
+        with self.builder.at(new_region):
+            self.rewrite_region_ops(region)
+        return new_region
+
+
+def clone_module(module: Module) -> Module:
+    """A deep copy of `module` with fresh values."""
+    return Rewriter().run(module)

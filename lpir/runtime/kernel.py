@@ -1,0 +1,157 @@
+"""`lpir.compile` and `Kernel`: compile a kernel source for a target and call it on arrays.
+
+A `Kernel` holds a parsed source and the parameters given at compile time. Calling it checks
+the arguments, deduces the remaining parameters from their shapes and dtypes, and runs the
+specialization for that set of parameters, compiling it on first use (and caching it in memory,
+and on disk for compiled targets).
+
+Targets:
+    "interp"   the reference interpreter on tile IR (the oracle);
+    "threads"  the CPU pipeline down to thread IR, run by the thread-IR interpreter (for
+               testing passes without a backend);
+    "cpu"      LLVM through llvmlite, all cores;
+    "cuda"     CUDA C through NVRTC (or nvcc), on an NVIDIA GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lpir.dtypes import DType
+from lpir.errors import ArgumentError, LpirError
+from lpir.ir.core import Module
+from lpir.ir.printer import print_module
+from lpir.language import ast
+from lpir.language.specialize import ArgumentInfo, choose_params
+from lpir.language.syntax import parse_program
+from lpir.runtime import arguments as args_
+from lpir.runtime.specialization import Specialization, build_specialization
+
+TARGETS = ("interp", "threads", "cpu", "cuda")
+
+
+def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
+    """(text, file name) from a path to a .lp file or from the source text itself."""
+    text = str(path_or_source)
+    if "\n" not in text and "{" not in text:
+        path = Path(text)
+        if not path.exists():
+            raise LpirError(f"no such kernel file: {text}", hint="pass a path or source text")
+        return path.read_text(), str(path)
+    return text, "<source>"
+
+
+def compile(
+    path_or_source: str | os.PathLike,
+    target: str = "cpu",
+    kernel: str | None = None,
+    **params: Any,
+) -> Kernel:
+    """Compile a kernel for `target`; parameters not given are deduced at call time.
+
+    Args:
+        path_or_source: a path to a `.lp` file, or the kernel source text.
+        target: "cpu", "cuda", "interp" (the reference interpreter) or "threads".
+        kernel: which kernel of the source, when it defines several.
+        **params: compile-time parameters (ints, or dtype names such as WT="u3").
+    """
+    if target not in TARGETS:
+        raise LpirError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
+    text, file = _read_source(path_or_source)
+    program = parse_program(text, file)
+    if not program.kernels:
+        raise LpirError(f"{file} defines no kernel")
+    kernel_def = program.kernel(kernel) if kernel is not None else program.kernels[0]
+    return Kernel(program, kernel_def, target, params)
+
+
+class Kernel:
+    """A compiled kernel; call it with arrays (see `lpir.compile`)."""
+
+    def __init__(self, program: ast.Program, kernel_def: ast.KernelDef, target: str, params):
+        self.program = program
+        self.definition = kernel_def
+        self.target = target
+        self.params = dict(params)
+        self.specializations: dict[tuple, Specialization] = {}
+        self.last: Specialization | None = None
+        choose_params(program, kernel_def, self.params, None) if self._all_given() else None
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def _all_given(self) -> bool:
+        return all(p.name in self.params or p.default is not None for p in self.definition.params)
+
+    # ---- specializations -------------------------------------------------------------------
+    def specialize(self, arguments: list[ArgumentInfo] | None = None) -> Specialization:
+        """The compiled form for the parameters these arguments imply (cached)."""
+        values = choose_params(self.program, self.definition, self.params, arguments)
+        key = tuple(sorted((k, v.name if isinstance(v, DType) else v) for k, v in values.items()))
+        spec = self.specializations.get(key)
+        if spec is None:
+            spec = build_specialization(self.program, self.definition, values, self.target)
+            self.specializations[key] = spec
+        self.last = spec
+        return spec
+
+    def __call__(self, *arguments: Any) -> None:
+        decls = self.definition.args
+        if len(arguments) != len(decls):
+            names = ", ".join(d.name for d in decls)
+            raise ArgumentError(
+                f"{self.name} takes {len(decls)} arguments ({names}), got {len(arguments)}"
+            )
+        infos = []
+        for decl, value in zip(decls, arguments):
+            where = self._location(decl)
+            if isinstance(decl, ast.GlobalArg):
+                infos.append(args_.tensor_info(value, decl, where))
+            else:
+                infos.append(ArgumentInfo(None, None))
+        spec = self.specialize(infos)
+        prepared = []
+        for decl, value, arg in zip(decls, arguments, spec.kernel_ir.args):
+            where = self._location(decl)
+            dt = arg.type.dtype  # type: ignore[attr-defined]
+            if isinstance(decl, ast.GlobalArg):
+                args_.check_tensor(value, dt, decl, where, writes=decl.name in spec.stored)
+                prepared.append(value)
+            else:
+                prepared.append(args_.check_scalar(value, dt, decl, where))
+        spec.run(prepared)
+
+    def _location(self, decl):
+        from lpir.errors import location_in
+
+        span = decl.span
+        end = span.end_column if span.end_line == span.line else None
+        return location_in(self.program.source, self.program.file, span.line, span.column, end)
+
+    # ---- inspection -------------------------------------------------------------------------
+    def _specialization_for_inspection(self) -> Specialization:
+        if self.last is not None:
+            return self.last
+        return self.specialize(None)
+
+    def ir(self, stage: str = "final") -> str:
+        """The IR text at a stage: "source", "after:<pass>" or "final"."""
+        spec = self._specialization_for_inspection()
+        if stage not in spec.stages:
+            known = ", ".join(spec.stages)
+            raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
+        return spec.stages[stage]
+
+    def source(self, kind: str = "llvm") -> str:
+        """Generated code: "llvm" or "asm" (cpu), "cuda" or "ptx" (cuda)."""
+        return self._specialization_for_inspection().source(kind)
+
+    @property
+    def module(self) -> Module:
+        return self._specialization_for_inspection().module
+
+
+__all__ = ["Kernel", "compile", "print_module"]

@@ -1,0 +1,128 @@
+"""One specialization of a kernel: its IR at every stage and the means to run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lpir.dtypes import DType
+from lpir.errors import LpirError
+from lpir.ir.core import Kernel as IRKernel
+from lpir.ir.core import Module
+from lpir.ir.ops import StoreOp
+from lpir.ir.printer import print_module
+from lpir.language import ast
+from lpir.language.lower import lower_kernel
+from lpir.runtime import arguments as args_
+
+PIPELINE_OF_TARGET = {"interp": "interp", "threads": "cpu", "cpu": "cpu", "cuda": "cuda"}
+
+
+class Specialization:
+    """A kernel lowered for one set of parameters.
+
+    Attributes:
+        params: every parameter's value.
+        stages: IR text by stage name ("source", "after:<pass>", ..., "final").
+        module: the final IR module.
+        stored: names of the tensor arguments the kernel writes.
+    """
+
+    def __init__(self, params: dict, stages: dict[str, str], module: Module, stored: set[str]):
+        self.params = params
+        self.stages = stages
+        self.module = module
+        self.stored = stored
+        self.runner: Callable[[list], None] | None = None
+        self.sources: dict[str, Callable[[], str]] = {}
+
+    @property
+    def kernel_ir(self) -> IRKernel:
+        return self.module.kernels[0]
+
+    def run(self, arguments: list[Any]) -> None:
+        assert self.runner is not None
+        self.runner(arguments)
+
+    def source(self, kind: str) -> str:
+        if kind not in self.sources:
+            known = ", ".join(self.sources) or "none for this target"
+            raise LpirError(f"no {kind!r} source for this target", hint=f"available: {known}")
+        return self.sources[kind]()
+
+
+def stored_arguments(module: Module) -> set[str]:
+    kernel = module.kernels[0]
+    names = {id(a): a.name_hint for a in kernel.args}
+    return {
+        names[id(op.operands[0])]
+        for op in kernel.walk()
+        if isinstance(op, StoreOp) and id(op.operands[0]) in names
+    }
+
+
+def run_pipeline(module: Module, target: str, stages: dict[str, str], verify: bool = True):
+    from lpir.passes import PIPELINES, PassPipeline
+
+    counts: dict[str, int] = {}
+
+    def record(name: str, result: Module) -> None:
+        counts[name] = counts.get(name, 0) + 1
+        label = f"after:{name}" if counts[name] == 1 else f"after:{name}#{counts[name]}"
+        stages[label] = print_module(result)
+
+    pipeline = PIPELINES[PIPELINE_OF_TARGET[target]]
+    return PassPipeline(pipeline, verify_each=verify, after_each=record, target=target).run(module)
+
+
+def build_specialization(program: ast.Program, kernel_def, params: dict, target: str):
+    tile_module = lower_kernel(program, kernel_def, params)
+    stages = {"source": print_module(tile_module)}
+    final = run_pipeline(tile_module, target, stages)
+    stages["final"] = print_module(final)
+    spec = Specialization(params, stages, final, stored_arguments(tile_module))
+    attach_runner(spec, target)
+    return spec
+
+
+def attach_runner(spec: Specialization, target: str) -> None:
+    kernel = spec.kernel_ir
+    if target == "interp":
+        spec.runner = lambda arguments: _run_interpreter(kernel, arguments)
+    elif target == "threads":
+        spec.runner = lambda arguments: _run_threads(kernel, arguments)
+    elif target == "cpu":
+        from lpir.backends.llvm import compile_kernel
+
+        compiled = compile_kernel(spec.module, spec.params)
+        spec.runner = compiled.run
+        spec.sources = {"llvm": lambda: compiled.llvm_ir, "asm": compiled.assembly}
+    elif target == "cuda":
+        from lpir.backends.cuda import compile_kernel as compile_cuda
+
+        compiled = compile_cuda(spec.module, spec.params)
+        spec.runner = compiled.run
+        spec.sources = {"cuda": lambda: compiled.cuda_source, "ptx": compiled.ptx}
+
+
+def _run_interpreter(kernel: IRKernel, arguments: list[Any]) -> None:
+    from lpir.interpreter.tile import run_tile_kernel
+
+    values = []
+    for arg, value in zip(kernel.args, arguments):
+        dt: DType = arg.type.dtype  # type: ignore[attr-defined]
+        values.append(args_.value_array(value, dt) if hasattr(arg.type, "shape") else value)
+    run_tile_kernel(kernel, values)
+    for arg, value, array in zip(kernel.args, arguments, values):
+        if hasattr(arg.type, "shape"):
+            args_.store_back(value, array, arg.type.dtype)  # type: ignore[attr-defined]
+
+
+def _run_threads(kernel: IRKernel, arguments: list[Any]) -> None:
+    from lpir.interpreter.thread import run_thread_kernel
+
+    buffers = [
+        args_.byte_buffer(value) if hasattr(arg.type, "shape") else value
+        for arg, value in zip(kernel.args, arguments)
+    ]
+    run_thread_kernel(kernel, buffers)

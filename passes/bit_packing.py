@@ -1,0 +1,195 @@
+"""bit-packing: accesses to packed sub-byte tensors become byte accesses plus bit extraction.
+
+Requires: thread IR.
+Guarantees: no `ld` or `st` accesses a tensor element-wise with a dtype under 8 bits. A packed
+load becomes one `ld` of the bytes that hold the thread's elements (only the bytes needed, in
+address order) followed by `unpack_bits`, which cuts the fields out of the byte string — fields
+may straddle bytes (3-, 5-, 6-, 7-bit types). A packed store becomes `pack_bits` followed by a
+plain byte `st` for bytes the thread writes whole, and an atomic `st_bits` (read-modify-write
+under a bit mask) for bytes it shares with other threads or that an edge mask cuts.
+
+When the index analysis proves that a thread's first element starts on a byte boundary, every
+bit offset is a constant; otherwise the offset within the first byte is computed at run time and
+passed to unpack_bits/pack_bits as `shift`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lpir.dtypes import dtype
+from lpir.ir.analysis import IndexAnalysis
+from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.ops import (
+    BinaryOp,
+    ConstantOp,
+    LoadThreadOp,
+    PackBitsOp,
+    SelectOp,
+    ShuffleOp,
+    SplatOp,
+    StoreBitsOp,
+    StoreThreadOp,
+    UnpackBitsOp,
+    VectorConstantOp,
+)
+from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import VectorType
+from lpir.passes.base import Pass, register_pass
+from lpir.passes.thread_values import IndexBuilder
+
+U8 = dtype("u8")
+I32 = dtype("i32")
+
+
+def _is_packed_access(op: Operation) -> bool:
+    if not isinstance(op, LoadThreadOp | StoreThreadOp):
+        return False
+    return op.access_dtype.nbits < 8
+
+
+class _ByteLayout:
+    """Where a thread's packed lanes sit: the bytes to access and each lane's bit offset."""
+
+    def __init__(self, offsets: tuple[int, ...], nbits: int, shifted: bool):
+        self.nbits = nbits
+        slack = 7 if shifted else 0  # a run-time shift may push every field up to 7 bits on
+        needed: set[int] = set()
+        for offset in offsets:
+            first = offset * nbits
+            for byte in range(first // 8, (first + nbits - 1 + slack) // 8 + 1):
+                needed.add(byte)
+        self.bytes = sorted(needed)
+        position = {byte: index for index, byte in enumerate(self.bytes)}
+        self.bit_offsets = [
+            position[(o * nbits) // 8] * 8 + (o * nbits) % 8 for o in offsets
+        ]
+        # Lanes touching each loaded byte, to turn lane masks into byte masks.
+        self.lanes_of_byte: list[list[int]] = [[] for _ in self.bytes]
+        for lane, offset in enumerate(offsets):
+            first = offset * nbits
+            for byte in range(first // 8, (first + nbits - 1 + slack) // 8 + 1):
+                self.lanes_of_byte[position[byte]].append(lane)
+
+    def whole_bytes(self, offsets: tuple[int, ...]) -> list[bool]:
+        """For each byte, whether this thread's lanes cover all 8 of its bits."""
+        covered = [0] * len(self.bytes)
+        position = {byte: index for index, byte in enumerate(self.bytes)}
+        for offset in offsets:
+            for bit in range(offset * self.nbits, (offset + 1) * self.nbits):
+                covered[position[bit // 8]] |= 1 << (bit % 8)
+        return [c == 0xFF for c in covered]
+
+
+class _BitPacking(Rewriter):
+    def __init__(self):
+        super().__init__()
+        self.index = IndexBuilder(self.builder)
+        self.analysis: IndexAnalysis | None = None
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        self.analysis = IndexAnalysis(kernel)
+        return super().run_kernel(kernel)
+
+    def rewrite(self, op: Operation):
+        if not _is_packed_access(op):
+            return self.copy(op).results
+        if isinstance(op, LoadThreadOp):
+            return [self.load(op)]
+        self.store(op)  # type: ignore[arg-type]
+        return []
+
+    def byte_base(self, base: Value, nbits: int) -> tuple[Value, Value | None]:
+        """(index of the byte holding element `base`, run-time bit shift or None)."""
+        facts = self.analysis.facts(base)  # type: ignore[union-attr]
+        divisor = facts.divisor if facts.divisor > 0 else 8
+        new_base = self.map(base)
+        if divisor * nbits % 8 == 0:
+            # base = divisor * q exactly, so its first bit (divisor*nbits/8) * q is a byte start.
+            quotient = self.index.div(new_base, divisor)
+            return self.index.value(self.index.mul(quotient, divisor * nbits // 8)), None
+        groups = self.index.div(new_base, 8)  # 8 elements are exactly nbits bytes
+        within = self.index.rem(new_base, 8)
+        bits = self.index.mul(within, nbits)
+        byte = self.index.add(self.index.mul(groups, nbits), self.index.div(bits, 8))
+        shift = self.index.rem(bits, 8)
+        return self.index.value(byte), self.index.value(shift)
+
+    def byte_mask(self, lane_mask: Value | None, layout: _ByteLayout) -> Value | None:
+        """A byte is accessed when any lane that uses it is active."""
+        if lane_mask is None:
+            return None
+        result = None
+        depth = max(len(lanes) for lanes in layout.lanes_of_byte)
+        for step in range(depth):
+            picks = [lanes[min(step, len(lanes) - 1)] for lanes in layout.lanes_of_byte]
+            picked = self.builder.add(ShuffleOp.create([lane_mask], picks))
+            result = picked if result is None else self.builder.add(
+                BinaryOp.create("or", result, picked)
+            )
+        return result
+
+    def load(self, op: LoadThreadOp) -> Value:
+        element = op.access_dtype
+        base, shift = self.byte_base(op.base, element.nbits)
+        layout = _ByteLayout(op.offsets, element.nbits, shift is not None)
+        lane_mask = self.map(op.mask) if op.mask is not None else None
+        memory = self.map(op.memory)
+        byte_mask = self.byte_mask(lane_mask, layout)
+        data = self.builder.add(
+            LoadThreadOp.create(memory, base, layout.bytes, byte_mask, access=U8)
+        )
+        values = self.builder.add(
+            UnpackBitsOp.create(data, element, layout.bit_offsets, shift, op.result.name_hint)
+        )
+        if lane_mask is None:
+            return values
+        zero = self.builder.add(ConstantOp.create(0, U8))
+        zeros = self.builder.add(SplatOp.create_vector(zero, len(op.offsets)))
+        from lpir.ir.ops import CastOp, ViewOp
+
+        codes_type = dtype(f"u{element.nbits}")
+        zero_codes = self.builder.add(CastOp.create(zeros, codes_type))
+        if element != codes_type:
+            zero_codes = self.builder.add(ViewOp.create(zero_codes, element))
+        return self.builder.add(SelectOp.create(lane_mask, values, zero_codes))
+
+    def store(self, op: StoreThreadOp) -> None:
+        element = op.access_dtype
+        base, shift = self.byte_base(op.base, element.nbits)
+        layout = _ByteLayout(op.offsets, element.nbits, shift is not None)
+        memory = self.map(op.memory)
+        value = self.map(op.value)
+        lane_mask = self.map(op.mask) if op.mask is not None else None
+        nbytes = len(layout.bytes)
+        data = self.builder.add(PackBitsOp.create(value, layout.bit_offsets, nbytes, shift))
+        fields = self.field_masks(element, len(op.offsets), lane_mask)
+        bitmask = self.builder.add(PackBitsOp.create(fields, layout.bit_offsets, nbytes, shift))
+        whole = layout.whole_bytes(op.offsets) if shift is None and lane_mask is None else None
+        if whole is not None and all(whole):
+            self.builder.insert(StoreThreadOp.create(memory, base, data, layout.bytes, access=U8))
+            return
+        byte_mask = self.byte_mask(lane_mask, layout)
+        self.builder.insert(
+            StoreBitsOp.create(memory, base, data, bitmask, layout.bytes, byte_mask)
+        )
+
+    def field_masks(self, element, lanes: int, lane_mask: Value | None) -> Value:
+        """Per lane, all ones of the element's width where the lane is written, else 0."""
+        codes_type = dtype(f"u{element.nbits}")
+        ones = self.builder.add(VectorConstantOp.create([codes_type.max] * lanes, codes_type))
+        if lane_mask is None:
+            return ones
+        zeros = self.builder.add(VectorConstantOp.create([0] * lanes, codes_type))
+        return self.builder.add(SelectOp.create(lane_mask, ones, zeros))
+
+
+@register_pass
+class BitPackingPass(Pass):
+    name = "bit-packing"
+
+    def run(self, module: Module) -> Module:
+        return _BitPacking().run(module)
+
+
+__all__ = ["BitPackingPass", "VectorType", "math"]

@@ -1,0 +1,207 @@
+"""canonicalize: fold constants and simplify arithmetic, shape and control-flow ops.
+
+Requires: any module. Guarantees: the same values are computed (constants fold with the
+interpreter's own elementwise semantics), and
+
+* scalar ops whose operands are all constants become constants;
+* x + 0, x - 0, x * 1, x / 1 (and 0 + x, 1 * x), integer x * 0, x & 0, x | 0, x << 0 simplify,
+  keeping the float cases that are exact (x + 0.0 is left alone: -0.0 + 0.0 is +0.0);
+* integer (x + c1) + c2 and (x * c1) * c2 reassociate (exact under wrapping arithmetic);
+* a cast to the same dtype, a broadcast to the same shape, a convert_layout to the layout the
+  value already has, and a convert of a convert disappear;
+* an `if` on a constant keeps one branch; a `for` that runs zero times yields its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lpir.interpreter import elementwise as ew
+from lpir.ir.core import Module, Operation, Region, Value
+from lpir.ir.ops import (
+    BinaryOp,
+    BroadcastOp,
+    CastOp,
+    ConstantOp,
+    ConvertLayoutOp,
+    ForOp,
+    IfOp,
+    SelectOp,
+    SplatOp,
+    UnaryOp,
+    YieldOp,
+)
+from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import ScalarType
+from lpir.passes.base import Pass, register_pass
+
+
+def constant_value(value: Value):
+    """The Python constant a scalar holds, or None."""
+    owner = value.owner
+    if isinstance(owner, ConstantOp):
+        return owner.value
+    return None
+
+
+def splat_constant(value: Value):
+    """The constant every element of a tile or vector holds (a splat of a constant), or None."""
+    owner = value.owner
+    if isinstance(owner, SplatOp):
+        return constant_value(owner.operands[0])
+    return constant_value(value)
+
+
+def _python(value: np.generic):
+    item = value.item()
+    return item
+
+
+_IDENTITIES = {
+    # op: (constant on the right that leaves x, also on the left?)
+    "add": (0, True),
+    "sub": (0, False),
+    "mul": (1, True),
+    "div": (1, False),
+    "or": (0, True),
+    "xor": (0, True),
+    "shl": (0, False),
+    "shr": (0, False),
+}
+
+
+class _Canonicalizer(Rewriter):
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
+        operands = self.map_all(op.operands)
+        simplified = self.simplify(op, operands)
+        if simplified is not None:
+            return simplified
+        return self.copy(op).results
+
+    def simplify(self, op: Operation, operands: list[Value]) -> list[Value] | None:
+        if isinstance(op, BinaryOp | UnaryOp | CastOp | SelectOp):
+            folded = self.fold(op, operands)
+            if folded is not None:
+                return [folded]
+        if isinstance(op, BinaryOp):
+            return self.binary_identity(op, operands)
+        if isinstance(op, CastOp) and operands[0].type == op.result.type:
+            return [operands[0]]
+        if isinstance(op, BroadcastOp) and operands[0].type.shape == op.result.type.shape:  # type: ignore[attr-defined]
+            return [operands[0]]
+        if isinstance(op, ConvertLayoutOp):
+            return self.convert(op, operands)
+        if isinstance(op, IfOp):
+            return self.static_if(op, operands)
+        if isinstance(op, ForOp):
+            return self.empty_loop(op, operands)
+        return None
+
+    def fold(self, op: Operation, operands: list[Value]) -> Value | None:
+        if not isinstance(op.result.type, ScalarType):
+            return None
+        values = [constant_value(v) for v in operands]
+        if any(v is None for v in values):
+            return None
+        source = operands[-1].type.dtype  # type: ignore[attr-defined]
+        target = op.result.type.dtype
+        if isinstance(op, BinaryOp):
+            result = ew.binary(op.name, values[0], values[1], source)
+        elif isinstance(op, UnaryOp):
+            result = ew.unary(op.name, values[0], source)
+        elif isinstance(op, CastOp):
+            if source.numpy_dtype == np.uint8 and source.is_float:
+                return None  # small-float codes: keep the cast visible
+            if target.numpy_dtype == np.uint8 and target.is_float:
+                return None
+            result = ew.cast(values[0], source, target)
+        else:
+            result = ew.select(values[0], values[1], values[2], target)
+        return self.builder.add(ConstantOp.create(_python(np.asarray(result)[()]), target))
+
+    def binary_identity(self, op: BinaryOp, operands: list[Value]) -> list[Value] | None:
+        lhs, rhs = operands
+        dt = lhs.type.dtype  # type: ignore[attr-defined]
+        identity = _IDENTITIES.get(op.name)
+        right, left = splat_constant(rhs), splat_constant(lhs)
+        if identity is not None and not dt.is_bool:
+            value, commutes = identity
+            exact = not dt.is_float or op.name in ("sub", "mul", "div")
+            if exact and right is not None and right == value:
+                return [lhs]
+            if exact and commutes and left is not None and left == value:
+                return [rhs]
+        if not dt.is_float and not dt.is_bool and op.name in ("mul", "and"):
+            if right == 0 and right is not None and lhs.type == op.result.type:
+                return [rhs]
+            if left == 0 and left is not None and rhs.type == op.result.type:
+                return [lhs]
+        return self.reassociate(op, lhs, rhs)
+
+    def reassociate(self, op: BinaryOp, lhs: Value, rhs: Value) -> list[Value] | None:
+        """(x op c1) op c2 -> x op (c1 op c2) for integer add and mul on scalars."""
+        if op.name not in ("add", "mul") or not isinstance(lhs.type, ScalarType):
+            return None
+        dt = lhs.type.dtype
+        inner = lhs.owner
+        c2 = constant_value(rhs)
+        if dt.is_float or dt.is_bool or c2 is None or not isinstance(inner, BinaryOp):
+            return None
+        if inner.name != op.name:
+            return None
+        c1 = constant_value(inner.operands[1])
+        if c1 is None:
+            return None
+        combined = ew.binary(op.name, c1, c2, dt)
+        constant = self.builder.add(ConstantOp.create(_python(np.asarray(combined)[()]), dt))
+        return [self.builder.add(BinaryOp.create(op.name, inner.operands[0], constant))]
+
+    def convert(self, op: ConvertLayoutOp, operands: list[Value]) -> list[Value] | None:
+        source = operands[0]
+        if source.type == op.result.type:
+            return [source]
+        inner = source.owner
+        if isinstance(inner, ConvertLayoutOp):
+            origin = inner.operands[0]
+            if origin.type == op.result.type:
+                return [origin]
+            return [self.builder.add(ConvertLayoutOp.create(origin, op.result.type.layout))]  # type: ignore[attr-defined]
+        return None
+
+    def static_if(self, op: IfOp, operands: list[Value]) -> list[Value] | None:
+        cond = constant_value(operands[0])
+        if cond is None:
+            return None
+        return self.inline(op.then_region if cond else op.else_region, [])
+
+    def empty_loop(self, op: ForOp, operands: list[Value]) -> list[Value] | None:
+        lower, upper, step = (constant_value(v) for v in operands[:3])
+        if lower is None or upper is None or step is None or step <= 0:
+            return None
+        if lower >= upper:
+            return operands[3:]
+        return None
+
+    def inline(self, region: Region, args: list[Value]) -> list[Value]:
+        for old, new in zip(region.args, args):
+            self.replace(old, new)
+        results: list[Value] = []
+        for inner in region.ops:
+            if isinstance(inner, YieldOp):
+                results = self.map_all(inner.operands)
+                break
+            values = self.rewrite(inner)
+            if values is not None:
+                for old, new in zip(inner.results, values):
+                    self.replace(old, new)
+        return results
+
+
+@register_pass
+class CanonicalizePass(Pass):
+    name = "canonicalize"
+
+    def run(self, module: Module) -> Module:
+        return _Canonicalizer().run(module)

@@ -1,0 +1,53 @@
+"""cse: merge pure ops that compute the same value.
+
+Requires: any module. Guarantees: no two pure ops (see `lpir.ir.effects.is_pure`) with the same
+name, operands, attributes and result types where one dominates the other; uses of the later
+one now use the earlier. Ops that read memory are left alone (a store may come between).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lpir.ir.core import Module, Operation, Region, Value
+from lpir.ir.effects import is_pure
+from lpir.ir.rewrite import Rewriter
+from lpir.passes.base import Pass, register_pass
+
+
+def _key(op: Operation, operands: list[Value]) -> tuple:
+    attributes = tuple(sorted(op.attributes.items()))
+    types = tuple(r.type for r in op.results)
+    return (op.name, tuple(id(v) for v in operands), attributes, types)
+
+
+class _CommonSubexpressions(Rewriter):
+    def __init__(self):
+        super().__init__()
+        self.scopes: list[dict[tuple, list[Value]]] = [{}]
+
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
+        if not is_pure(op):
+            return self.copy(op).results
+        key = _key(op, self.map_all(op.operands))
+        for scope in reversed(self.scopes):
+            if key in scope:
+                return scope[key]
+        results = self.copy(op).results
+        self.scopes[-1][key] = results
+        return results
+
+    def copy_region(self, region: Region) -> Region:
+        self.scopes.append({})
+        try:
+            return super().copy_region(region)
+        finally:
+            self.scopes.pop()
+
+
+@register_pass
+class CommonSubexpressionEliminationPass(Pass):
+    name = "cse"
+
+    def run(self, module: Module) -> Module:
+        return _CommonSubexpressions().run(module)

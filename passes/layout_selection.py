@@ -1,0 +1,334 @@
+"""layout-selection: give every register tile a layout.
+
+Requires: tile IR; register tiles may carry no layout; a `convert_layout` already in the IR is a
+user annotation (`t @ spatial(4, 32).local(8, 8)`).
+Guarantees: every register tile has a layout spanning the kernel's threads; every op's operand
+and result layouts fit together as lower-to-threads needs them (elementwise operands equal the
+result, a broadcast operand is `reduce(result)`, dot operands are the dot's operand layouts of
+its accumulator, ...), with `convert_layout` ops inserted where two requirements disagree.
+The values computed do not change.
+
+How: values that must share a layout (operands and results of elementwise ops, loop-carried
+values, the accumulator of a dot) are grouped into classes. Classes with a fixed layout come
+first (annotations, dot accumulators, and on a GPU the coalesced layout of global loads);
+layouts then flow along the shape ops (broadcast, expand_dims, reduce, view, dot operands) to
+neighbouring classes; a class still open gets the target's default layout, largest tiles first.
+Finally the kernel is rebuilt with those layouts, converting where a flow met a class that
+already had a different layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from lpir.errors import LayoutError
+from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.ops import (
+    ArangeOp,
+    BroadcastOp,
+    ConvertLayoutOp,
+    DotOp,
+    ExpandDimsOp,
+    ForOp,
+    IfOp,
+    LoadOp,
+    ReduceOp,
+    SplatOp,
+    StoreOp,
+    ViewOp,
+    YieldOp,
+)
+from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import TileType
+from lpir.layout import RegisterLayout
+from lpir.targets import Target, get_target
+from lpir.passes import layout_rules as rules
+from lpir.passes.base import Pass, register_pass
+
+ELEMENTWISE = ("where", "cast")
+
+
+def _tiles(values: Sequence[Value]) -> list[Value]:
+    return [v for v in values if isinstance(v.type, TileType)]
+
+
+class _Classes:
+    """Union-find over tile values that must share one layout."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+        self.members: dict[int, list[Value]] = {}
+
+    def add(self, value: Value) -> None:
+        if id(value) not in self.parent:
+            self.parent[id(value)] = id(value)
+            self.members[id(value)] = [value]
+
+    def find(self, value: Value) -> int:
+        key = id(value)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, values: Sequence[Value]) -> None:
+        tiles = _tiles(values)
+        for value in tiles:
+            self.add(value)
+        for other in tiles[1:]:
+            a, b = self.find(tiles[0]), self.find(other)
+            if a != b:
+                self.parent[b] = a
+                self.members[a].extend(self.members.pop(b))
+
+
+class _Flow:
+    """A layout requirement between two classes: `target` should be `function(source)`."""
+
+    def __init__(self, source: Value, target: Value, function: Callable):
+        self.source = source
+        self.target = target
+        self.function = function
+
+
+class _Selection:
+    """Decides one layout per class of one kernel."""
+
+    def __init__(self, kernel: Kernel, target: Target):
+        self.kernel = kernel
+        self.target = target
+        self.threads = kernel.threads
+        self.classes = _Classes()
+        self.layouts: dict[int, RegisterLayout] = {}
+        self.flows: list[_Flow] = []
+
+    def layout_of(self, value: Value) -> RegisterLayout | None:
+        return self.layouts.get(self.classes.find(value))
+
+    def run(self) -> None:
+        for op in self.kernel.walk():
+            for value in _tiles(op.results) + [a for r in op.regions for a in _tiles(r.args)]:
+                self.classes.add(value)
+            self.relate(op)
+        self.fix_anchors()
+        self.propagate()
+        while True:
+            open_classes = [k for k in self.classes.members if k not in self.layouts]
+            if not open_classes:
+                return
+            largest = max(open_classes, key=self.class_size)
+            self.layouts[largest] = self.default_for(largest)
+            self.propagate()
+
+    def class_size(self, key: int) -> tuple[int, int]:
+        value = self.classes.members[key][0]
+        return (value.type.size, -key)  # type: ignore[attr-defined]
+
+    def default_for(self, key: int) -> RegisterLayout:
+        members = self.classes.members[key]
+        shape = members[0].type.shape  # type: ignore[attr-defined]
+        nbits = min(v.type.dtype.nbits for v in members)  # type: ignore[attr-defined]
+        return rules.default_layout(shape, nbits, self.threads, self.target)
+
+    # ---- relations ----------------------------------------------------------------------
+    def relate(self, op: Operation) -> None:
+        if op.name in ELEMENTWISE or op.__class__.__name__ in ("BinaryOp", "UnaryOp"):
+            self.classes.union(op.operands + op.results)
+        elif isinstance(op, ForOp):
+            yielded = op.body.terminator.operands  # type: ignore[union-attr]
+            for group in zip(op.inits, op.iter_args, op.results, yielded):
+                self.classes.union(group)
+        elif isinstance(op, IfOp):
+            then_values = op.then_region.terminator.operands  # type: ignore[union-attr]
+            else_values = op.else_region.terminator.operands  # type: ignore[union-attr]
+            for group in zip(op.results, then_values, else_values):
+                self.classes.union(group)
+        elif isinstance(op, DotOp):
+            a, b, acc = op.operands
+            self.classes.union([acc, op.result])
+            k = a.type.shape[1]  # type: ignore[attr-defined]
+            self.flows.append(_Flow(acc, a, lambda layout: rules.dot_layouts(layout, k)[0]))
+            self.flows.append(_Flow(acc, b, lambda layout: rules.dot_layouts(layout, k)[1]))
+        else:
+            self.relate_shape_op(op)
+
+    def relate_shape_op(self, op: Operation) -> None:
+        if isinstance(op, BroadcastOp):
+            source, result = op.operands[0], op.result
+            shape = source.type.shape  # type: ignore[attr-defined]
+            self.flows.append(_Flow(result, source, lambda l: rules.broadcast_operand(l, shape)))
+        elif isinstance(op, ExpandDimsOp):
+            source, result, axis = op.operands[0], op.result, op.axis
+            self.flows.append(_Flow(source, result, lambda l: rules.expand_dims_result(l, axis)))
+            self.flows.append(_Flow(result, source, lambda l: rules.squeeze(l, axis)))
+        elif isinstance(op, ReduceOp) and isinstance(op.result.type, TileType):
+            axis = op.axis
+            self.flows.append(
+                _Flow(op.operands[0], op.result, lambda l: rules.reduce_result(l, axis))
+            )
+        elif isinstance(op, ViewOp):
+            source, result = op.operands[0], op.result
+            a, b = source.type.dtype.nbits, result.type.dtype.nbits  # type: ignore[attr-defined]
+            self.flows.append(_Flow(source, result, lambda l: rules.view_result(l, a, b)))
+            self.flows.append(_Flow(result, source, lambda l: rules.view_operand(l, a, b)))
+        elif isinstance(op, ConvertLayoutOp):
+            # An annotation: its layout is fixed, and the value annotated should preferably
+            # be produced in that layout already.
+            self.flows.append(_Flow(op.result, op.operands[0], lambda l: l))
+
+    def fix_anchors(self) -> None:
+        for op in self.kernel.walk():
+            if isinstance(op, ConvertLayoutOp):
+                self.layouts[self.classes.find(op.result)] = op.result.type.layout  # type: ignore[attr-defined]
+        for op in self.kernel.walk():
+            if isinstance(op, DotOp):
+                key = self.classes.find(op.result)
+                if key not in self.layouts:
+                    m, n = op.result.type.shape  # type: ignore[attr-defined]
+                    self.layouts[key] = rules.dot_accumulator_layout(m, n, self.threads)
+            elif self.target.coalesced_loads and isinstance(op, LoadOp | StoreOp):
+                tile = op.result if isinstance(op, LoadOp) else op.operands[-1]
+                key = self.classes.find(tile)
+                if key not in self.layouts:
+                    self.layouts[key] = self.default_for(key)
+
+    def propagate(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for flow in self.flows:
+                source = self.layout_of(flow.source)
+                target_key = self.classes.find(flow.target)
+                if source is None or target_key in self.layouts:
+                    continue
+                layout = _try(flow.function, source)
+                if layout is not None and layout.threads == self.threads:
+                    self.layouts[target_key] = layout
+                    changed = True
+
+
+def _try(function: Callable, layout: RegisterLayout) -> RegisterLayout | None:
+    try:
+        return function(layout)
+    except LayoutError:
+        return None
+
+
+class _Apply(Rewriter):
+    """Rebuilds the kernel with the chosen layouts, converting where requirements differ."""
+
+    def __init__(self, selection: _Selection):
+        super().__init__()
+        self.selection = selection
+
+    def chosen(self, value: Value) -> RegisterLayout:
+        layout = self.selection.layout_of(value)
+        assert layout is not None, "every tile class has a layout after selection"
+        return layout
+
+    def with_layout(self, value: Value) -> Value:
+        """A new value standing for `value`, typed with its class layout."""
+        return value
+
+    def convert(self, value: Value, layout: RegisterLayout) -> Value:
+        if value.type.layout == layout:  # type: ignore[attr-defined]
+            return value
+        op = ConvertLayoutOp.create(value, layout, value.name_hint)
+        return self.builder.add(op)
+
+    def new_argument(self, arg: Value) -> Value:
+        return super().new_argument(arg)
+
+    def copy_region(self, region: Region) -> Region:
+        new = super().copy_region(region)
+        for old, arg in zip(region.args, new.args):
+            if isinstance(old.type, TileType):
+                arg.type = old.type.with_layout(self.chosen(old))
+        return new
+
+    def rewrite(self, op: Operation):
+        operands = self.map_all(op.operands)
+        if isinstance(op, ConvertLayoutOp):
+            return [self.convert(operands[0], op.result.type.layout)]  # type: ignore[attr-defined]
+        required = self.required_operand_layouts(op, operands)
+        operands = [
+            self.convert(v, layout) if layout is not None else v
+            for v, layout in zip(operands, required)
+        ]
+        new = self.copy_with(op, operands)
+        results = []
+        for old, value in zip(op.results, new.results):
+            if isinstance(old.type, TileType):
+                computed = self.computed_result_layout(op, operands)
+                value.type = old.type.with_layout(computed or self.chosen(old))
+                value = self.convert(value, self.chosen(old))
+            results.append(value)
+        return results
+
+    def copy_with(self, op: Operation, operands: list[Value]) -> Operation:
+        regions = [self.copy_region(r) for r in op.regions]
+        new = type(op)(
+            op.name,
+            operands,
+            [r.type for r in op.results],
+            dict(op.attributes),
+            regions,
+            op.location,
+            [r.name_hint for r in op.results],
+        )
+        return self.builder.insert(new)
+
+    def required_operand_layouts(self, op: Operation, operands: list[Value]) -> list:
+        """The layout each tile operand must have (None: any, or not a tile)."""
+        if isinstance(op, BroadcastOp):
+            shape = op.operands[0].type.shape  # type: ignore[attr-defined]
+            return [rules.broadcast_operand(self.chosen(op.result), shape)]
+        if isinstance(op, DotOp):
+            k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
+            a, b = rules.dot_layouts(self.chosen(op.result), k)
+            return [a, b, self.chosen(op.result)]
+        if isinstance(op, ViewOp):
+            source, result = op.operands[0], op.result
+            a, b = source.type.dtype.nbits, result.type.dtype.nbits  # type: ignore[attr-defined]
+            if _try(lambda l: rules.view_result(l, a, b), self.chosen(source)) is None:
+                return [rules.view_operand(self.chosen(result), a, b)]
+            return [None]
+        if isinstance(op, YieldOp | StoreOp | ForOp):
+            return [
+                self.chosen(old) if isinstance(old.type, TileType) and isinstance(op, YieldOp)
+                else None
+                for old in op.operands
+            ]
+        if isinstance(op, ExpandDimsOp | ReduceOp | LoadOp | SplatOp | ArangeOp | IfOp):
+            return [None] * len(operands)
+        return [self.chosen(old) if isinstance(old.type, TileType) else None for old in op.operands]
+
+    def computed_result_layout(self, op: Operation, operands: list[Value]):
+        """The layout an op's result has by construction (None: whatever its class has)."""
+        source = operands[0].type.layout if operands else None  # type: ignore[attr-defined]
+        if isinstance(op, ExpandDimsOp):
+            return rules.expand_dims_result(source, op.axis)
+        if isinstance(op, ReduceOp):
+            return rules.reduce_result(source, op.axis)
+        if isinstance(op, ViewOp):
+            a = operands[0].type.dtype.nbits  # type: ignore[attr-defined]
+            return rules.view_result(source, a, op.result.type.dtype.nbits)  # type: ignore[attr-defined]
+        return None
+
+
+@register_pass
+class LayoutSelectionPass(Pass):
+    name = "layout-selection"
+
+    def run(self, module: Module) -> Module:
+        target = get_target(self.target)
+        kernels = []
+        for kernel in module.kernels:
+            selection = _Selection(kernel, target)
+            selection.run()
+            kernels.append(_Apply(selection).run_kernel(kernel))
+        return Module(kernels)
+
+
+__all__ = ["LayoutSelectionPass", "math"]

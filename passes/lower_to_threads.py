@@ -1,0 +1,411 @@
+"""lower-to-threads: tile IR -> thread IR.
+
+Requires: tile IR in which every register tile has a layout and ops agree with their operands'
+layouts as layout-selection leaves them.
+Guarantees: a thread-IR kernel (stage "thread") computing the same values: each register tile
+becomes, in every thread, a vector of the slots that thread holds; tile loads and stores become
+per-lane `ld`/`st` with a scalar base and constant lane offsets, masked at tensor edges that the
+index analysis cannot prove in bounds; reductions and layout conversions that cross threads go
+through shared memory between barriers; `sync` becomes `barrier`. Packed (sub-byte) dtypes are
+still accessed element-wise; bit-packing rewrites those accesses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from lpir.dtypes import dtype
+from lpir.ir.analysis import IndexAnalysis
+from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.ops import (
+    AllocSharedOp,
+    ArangeOp,
+    BarrierOp,
+    BinaryOp,
+    BroadcastOp,
+    CastOp,
+    ConvertLayoutOp,
+    DotOp,
+    ExpandDimsOp,
+    ExtractOp,
+    ForOp,
+    IfOp,
+    LoadOp,
+    LoadThreadOp,
+    ReduceLanesOp,
+    ReduceOp,
+    SelectOp,
+    ShuffleOp,
+    SplatOp,
+    StoreOp,
+    StoreThreadOp,
+    SyncOp,
+    ThreadIndexOp,
+    UnaryOp,
+    VectorConstantOp,
+    ViewOp,
+)
+from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
+from lpir.layout import RegisterLayout
+from lpir.passes.base import Pass, register_pass
+from lpir.passes.thread_values import (
+    IndexBuilder,
+    primary_replica,
+    required_slot_map,
+    slot_map,
+    slot_part,
+    thread_part,
+)
+
+I32 = dtype("i32")
+U8 = dtype("u8")
+BOOL = dtype("bool")
+
+
+def thread_type(type_: Type) -> Type:
+    """The per-thread type of a tile-IR type (tiles become vectors of their slots)."""
+    if isinstance(type_, TileType):
+        return VectorType(type_.dtype, type_.layout.slots)  # type: ignore[union-attr]
+    return type_
+
+
+def _layout(value: Value) -> RegisterLayout:
+    return value.type.layout  # type: ignore[attr-defined]
+
+
+def _strides(memory_type: GlobalType | SharedType) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(memory_type.shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+class _Lowering(Rewriter):
+    def __init__(self):
+        super().__init__()
+        self.tid: Value | None = None
+        self.analysis: IndexAnalysis | None = None
+        self.index = IndexBuilder(self.builder)
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        self.analysis = IndexAnalysis(kernel)
+        return super().run_kernel(kernel)
+
+    def new_stage(self, kernel: Kernel) -> str:
+        return "thread"
+
+    def rewrite_region_ops(self, region: Region) -> None:
+        if region is self.kernel.body:  # type: ignore[union-attr]
+            self.tid = self.builder.add(ThreadIndexOp.create())
+        super().rewrite_region_ops(region)
+
+    def copy_region(self, region: Region) -> Region:
+        args = [Value(thread_type(a.type), a.name_hint) for a in region.args]
+        for old, new in zip(region.args, args):
+            self.replace(old, new)
+        new_region = Region(args)
+        with self.builder.at(new_region):
+            self.rewrite_region_ops(region)
+        return new_region
+
+    def copy(self, op: Operation) -> Operation:
+        regions = [self.copy_region(r) for r in op.regions]
+        new = type(op)(
+            op.name,
+            self.map_all(op.operands),
+            [thread_type(r.type) for r in op.results],
+            dict(op.attributes),
+            regions,
+            op.location,
+            [r.name_hint for r in op.results],
+        )
+        return self.builder.insert(new)
+
+    # ---- dispatch -----------------------------------------------------------------------
+    def rewrite(self, op: Operation):
+        method = getattr(self, f"lower_{type(op).__name__}", None)
+        if method is not None:
+            return method(op)
+        return self.copy(op).results
+
+    def add(self, op: Operation) -> Value:
+        return self.builder.add(op)
+
+    def lower_SplatOp(self, op: SplatOp):
+        if not isinstance(op.result.type, TileType):
+            return self.copy(op).results
+        slots = _layout(op.result).slots
+        return [self.add(SplatOp.create_vector(self.map(op.operands[0]), slots))]
+
+    def lower_SyncOp(self, op: SyncOp):
+        self.builder.insert(BarrierOp.create())
+        return []
+
+    def lower_ExpandDimsOp(self, op: ExpandDimsOp):
+        return [self.map(op.operands[0])]
+
+    def lower_ArangeOp(self, op: ArangeOp):
+        layout = _layout(op.result)
+        part = thread_part(self.index, layout, 0, self.tid)
+        lanes = self.add(VectorConstantOp.create(slot_part(layout, 0), I32))
+        if isinstance(part, int) and part == 0:
+            return [lanes]
+        base = self.add(SplatOp.create_vector(self.index.value(part), layout.slots))
+        return [self.add(BinaryOp.create("add", base, lanes))]
+
+    def lower_BroadcastOp(self, op: BroadcastOp):
+        source = op.operands[0]
+        shape = source.type.shape  # type: ignore[attr-defined]
+
+        def project(coordinates):
+            projected = coordinates.copy()
+            for dim, size in enumerate(shape):
+                if size == 1:
+                    projected[..., dim] = 0
+            return projected
+
+        indices = required_slot_map(_layout(op.result), _layout(source), project)
+        return [self.shuffle(self.map(source), indices)]
+
+    def shuffle(self, vector: Value, indices: list[int]) -> Value:
+        if indices == list(range(vector.type.size)):  # type: ignore[attr-defined]
+            return vector
+        return self.add(ShuffleOp.create([vector], indices))
+
+    # ---- layout conversion ----------------------------------------------------------------
+    def lower_ConvertLayoutOp(self, op: ConvertLayoutOp):
+        source, target = _layout(op.operands[0]), _layout(op.result)
+        value = self.map(op.operands[0])
+        if source == target:
+            return [value]
+        indices = slot_map(target, source)
+        if indices is not None:
+            return [self.shuffle(value, indices)]
+        return [self.exchange(value, op.operands[0].type, source, target)]  # type: ignore[arg-type]
+
+    def exchange(self, value: Value, tile: TileType, source, target) -> Value:
+        """Move a tile between layouts through a shared-memory copy of the whole tile."""
+        storage, to_storage, from_storage = _scratch_dtype(tile.dtype)
+        if to_storage is not None:
+            value = to_storage(self, value)
+        scratch_type = SharedType(storage, tile.shape)
+        scratch = self.add(AllocSharedOp.create(scratch_type, "exchange"))
+        self.builder.insert(BarrierOp.create())
+        base, offsets, mask = self.addresses(scratch_type, [0] * tile.rank, tuple(range(tile.rank)), source, store=True)
+        self.builder.insert(StoreThreadOp.create(scratch, self.index.value(base), value, offsets, mask))
+        self.builder.insert(BarrierOp.create())
+        base, offsets, mask = self.addresses(scratch_type, [0] * tile.rank, tuple(range(tile.rank)), target)
+        loaded = self.add(LoadThreadOp.create(scratch, self.index.value(base), offsets, mask))
+        return from_storage(self, loaded) if from_storage is not None else loaded
+
+    # ---- memory ---------------------------------------------------------------------------
+    def addresses(self, memory_type, offsets, dims, layout: RegisterLayout, store=False):
+        """(base, lane offsets, lane mask or None) of a tile access in `layout`.
+
+        `offsets` holds, per memory dimension, an ints or an old-IR value (to be mapped).
+        """
+        strides = _strides(memory_type)
+        base: Value | int = 0
+        for offset, stride in zip(offsets, strides):
+            base = self.index.add(base, self.index.mul(self.mapped(offset), stride))
+        lane_offsets = [0] * layout.slots
+        thread_parts = []
+        for tile_dim, memory_dim in enumerate(dims):
+            part = thread_part(self.index, layout, tile_dim, self.tid)
+            thread_parts.append(part)
+            base = self.index.add(base, self.index.mul(part, strides[memory_dim]))
+            for slot, value in enumerate(slot_part(layout, tile_dim)):
+                lane_offsets[slot] += value * strides[memory_dim]
+        mask = self.edge_mask(memory_type, offsets, dims, layout, thread_parts)
+        if store:
+            mask = self.and_masks(mask, self.replica_mask(layout))
+        return base, lane_offsets, mask
+
+    def mapped(self, offset):
+        return offset if isinstance(offset, int) else self.map(offset)
+
+    def edge_mask(self, memory_type, offsets, dims, layout, thread_parts) -> Value | None:
+        mask = None
+        for memory_dim, extent in enumerate(memory_type.shape):
+            offset = offsets[memory_dim]
+            facts = self.offset_facts(offset)
+            if memory_dim not in dims:
+                if facts is not None and 0 <= facts[0] and facts[1] < extent:
+                    continue
+                inside = self.in_range_scalar(self.mapped(offset), extent)
+                mask = self.and_masks(mask, self.add(SplatOp.create_vector(inside, layout.slots)))
+                continue
+            tile_dim = dims.index(memory_dim)
+            if facts is not None and 0 <= facts[0] and facts[1] + layout.shape[tile_dim] <= extent:
+                continue
+            # lane ok  <=>  0 <= offset + thread_part + slot_part < extent
+            start = self.index.add(self.mapped(offset), thread_parts[tile_dim])
+            limit = self.index.sub(extent, start)
+            lanes = self.add(VectorConstantOp.create(slot_part(layout, tile_dim), I32))
+            bound = self.add(SplatOp.create_vector(self.index.value(limit), layout.slots))
+            lane_mask = self.add(BinaryOp.create("lt", lanes, bound))
+            if facts is None or facts[0] < 0:
+                low = self.add(SplatOp.create_vector(self.index.value(self.index.sub(0, start)), layout.slots))
+                lane_mask = self.add(BinaryOp.create("and", lane_mask, self.add(BinaryOp.create("ge", lanes, low))))
+            mask = self.and_masks(mask, lane_mask)
+        return mask
+
+    def offset_facts(self, offset) -> tuple[int, int] | None:
+        if isinstance(offset, int):
+            return offset, offset
+        facts = self.analysis.facts(offset)  # type: ignore[union-attr]
+        if facts.lo is None or facts.hi is None:
+            return None
+        return facts.lo, facts.hi
+
+    def in_range_scalar(self, offset: Value, extent: int) -> Value:
+        zero, top = self.index.constant(0), self.index.constant(extent)
+        low = self.add(BinaryOp.create("ge", offset, zero))
+        high = self.add(BinaryOp.create("lt", offset, top))
+        return self.add(BinaryOp.create("and", low, high))
+
+    def replica_mask(self, layout: RegisterLayout) -> Value | None:
+        replica = primary_replica(self.index, layout, self.tid)
+        if replica is None:
+            return None
+        is_primary = self.add(BinaryOp.create("eq", replica, self.index.constant(0)))
+        return self.add(SplatOp.create_vector(is_primary, layout.slots))
+
+    def and_masks(self, a: Value | None, b: Value | None) -> Value | None:
+        if a is None or b is None:
+            return a if b is None else b
+        return self.add(BinaryOp.create("and", a, b))
+
+    def lower_LoadOp(self, op: LoadOp):
+        memory = self.map(op.memory)
+        layout = _layout(op.result)
+        base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout)
+        load = LoadThreadOp.create(memory, self.index.value(base), offsets, mask, name=op.result.name_hint)
+        return [self.add(load)]
+
+    def lower_StoreOp(self, op: StoreOp):
+        memory = self.map(op.memory)
+        layout = _layout(op.value)
+        base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout, store=True)
+        value = self.map(op.value)
+        self.builder.insert(StoreThreadOp.create(memory, self.index.value(base), value, offsets, mask))
+        return []
+
+    # ---- reductions -------------------------------------------------------------------------
+    def lower_ReduceOp(self, op: ReduceOp):
+        source_layout = _layout(op.operands[0])
+        axis, kind = op.axis, op.kind
+        from lpir import layout as L
+
+        reduced = L.reduce(source_layout, [axis])
+
+        def project(coordinates):
+            projected = coordinates.copy()
+            projected[..., axis] = 0
+            return projected
+
+        # Group the lanes by the slot of the reduced layout they fold into.
+        targets = required_slot_map(source_layout, reduced, project)
+        order = sorted(range(len(targets)), key=lambda s: (targets[s], s))
+        group = len(targets) // reduced.slots
+        value = self.shuffle(self.map(op.operands[0]), order)
+        if group > 1:
+            value = self.add(ReduceLanesOp.create(value, kind, group))
+        value = self.combine_threads(value, source_layout, axis, kind)
+        if isinstance(op.result.type, ScalarType):
+            return [self.add(ExtractOp.create(value, 0))]
+        return [value]
+
+    def combine_threads(self, partial: Value, layout: RegisterLayout, axis: int, kind: str):
+        """Reduce `partial` over the threads that split dimension `axis`, through shared memory.
+
+        Every thread of a group reads all the group's partials and folds them in the same
+        order, so all copies of the result are bitwise equal."""
+        digits = [d for d in layout.thread_digits() if d.dim == axis]
+        if not digits:
+            return partial
+        lanes = partial.type.size  # type: ignore[attr-defined]
+        threads = layout.threads
+        storage = partial.type.dtype  # type: ignore[attr-defined]
+        scratch = self.add(AllocSharedOp.create(SharedType(storage, (threads * lanes,)), "partials"))
+        self.builder.insert(BarrierOp.create())
+        own = self.index.value(self.index.mul(self.tid, lanes))
+        self.builder.insert(StoreThreadOp.create(scratch, own, partial, list(range(lanes))))
+        self.builder.insert(BarrierOp.create())
+        group_base: Value | int = self.tid
+        for digit in digits:
+            value = self.index.rem(self.index.div(self.tid, digit.stride), digit.size)
+            group_base = self.index.sub(group_base, self.index.mul(value, digit.stride))
+        partners = [
+            sum(v * d.stride for v, d in zip(values, digits))
+            for values in itertools.product(*(range(d.size) for d in digits))
+        ]
+        offsets = [partner * lanes + lane for lane in range(lanes) for partner in partners]
+        base = self.index.value(self.index.mul(group_base, lanes))
+        gathered = self.add(LoadThreadOp.create(scratch, base, offsets))
+        return self.add(ReduceLanesOp.create(gathered, kind, len(partners)))
+
+    # ---- dot --------------------------------------------------------------------------------
+    def lower_DotOp(self, op: DotOp):
+        a_old, b_old, acc_old = op.operands
+        acc_layout = _layout(acc_old)
+        k = a_old.type.shape[1]  # type: ignore[attr-defined]
+        acc_dtype = acc_old.type.dtype  # type: ignore[attr-defined]
+        a, b, acc = (self.map(v) for v in op.operands)
+        if a.type.dtype != acc_dtype:
+            a = self.add(CastOp.create(a, acc_dtype))
+            b = self.add(CastOp.create(b, acc_dtype))
+        for step in range(k):
+
+            def a_project(coordinates, step=step):
+                projected = coordinates.copy()
+                projected[..., 1] = step
+                return projected
+
+            def b_project(coordinates, step=step):
+                projected = coordinates.copy()
+                projected[..., 0] = step
+                return projected
+
+            a_lanes = required_slot_map(acc_layout, _layout(a_old), a_project)
+            b_lanes = required_slot_map(acc_layout, _layout(b_old), b_project)
+            product = self.add(
+                BinaryOp.create("mul", self.shuffle(a, a_lanes), self.shuffle(b, b_lanes))
+            )
+            acc = self.add(BinaryOp.create("add", acc, product))
+        return [acc]
+
+
+def _scratch_dtype(dt):
+    """How a dtype travels through shared scratch memory: as itself, or (sub-byte types) as
+    one byte per element, converted on the way in and out."""
+    if dt.nbits >= 8 or dt.is_bool:
+        return (U8 if dt.is_bool else dt), (
+            (lambda low, v: low.add(CastOp.create(v, U8))) if dt.is_bool else None
+        ), ((lambda low, v: low.add(CastOp.create(v, dt))) if dt.is_bool else None)
+    code = dtype(f"u{dt.nbits}")
+
+    def to_storage(low, value):
+        if dt != code:
+            value = low.add(ViewOp.create(value, code))
+        return low.add(CastOp.create(value, U8))
+
+    def from_storage(low, value):
+        value = low.add(CastOp.create(value, code))
+        return low.add(ViewOp.create(value, dt)) if dt != code else value
+
+    return U8, to_storage, from_storage
+
+
+@register_pass
+class LowerToThreadsPass(Pass):
+    name = "lower-to-threads"
+
+    def run(self, module: Module) -> Module:
+        return _Lowering().run(module)
+
+
+__all__ = ["LowerToThreadsPass", "thread_type", "math", "ForOp", "IfOp", "SelectOp", "UnaryOp"]

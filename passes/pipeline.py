@@ -1,0 +1,79 @@
+"""Run passes in order, verifying and recording the IR after each.
+
+The default pipeline of each target is one list in `PIPELINES`, the only place that says what
+runs for `target="cpu"`, `"cuda"` or `"interp"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from lpir.ir.core import Module
+from lpir.ir.verifier import verify
+from lpir.passes.base import Pass, get_pass
+
+PIPELINES: dict[str, tuple[str, ...]] = {
+    "interp": ("canonicalize", "cse", "dce"),
+    "cpu": (
+        "canonicalize",
+        "cse",
+        "dce",
+        "layout-selection",
+        "canonicalize",
+        "lower-to-threads",
+        "bit-packing",
+        "vectorize",
+        "canonicalize",
+        "cse",
+        "dce",
+    ),
+    "cuda": (
+        "canonicalize",
+        "cse",
+        "dce",
+        "layout-selection",
+        "canonicalize",
+        "lower-to-threads",
+        "bit-packing",
+        "vectorize",
+        "canonicalize",
+        "cse",
+        "dce",
+    ),
+}
+
+
+def parse_pipeline(text: str) -> list[str]:
+    """`"canonicalize,dce"` -> ["canonicalize", "dce"] (spaces and empty entries ignored)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+class PassPipeline:
+    """A sequence of passes.
+
+    Args:
+        passes: pass instances or names.
+        verify_each: run `verify()` after every pass (always on in tests).
+        target: "cpu", "cuda" or "interp", for passes whose choices depend on it.
+        after_each: called with (pass name, module) after every pass, e.g. to print the IR.
+    """
+
+    def __init__(
+        self,
+        passes: Sequence[Pass | str],
+        verify_each: bool = True,
+        after_each: Callable[[str, Module], None] | None = None,
+        target: str = "cpu",
+    ):
+        self.passes = [get_pass(p, target=target) if isinstance(p, str) else p for p in passes]
+        self.verify_each = verify_each
+        self.after_each = after_each
+
+    def run(self, module: Module) -> Module:
+        for pass_ in self.passes:
+            module = pass_.run(module)
+            if self.verify_each:
+                verify(module)
+            if self.after_each is not None:
+                self.after_each(pass_.name, module)
+        return module

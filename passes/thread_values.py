@@ -1,0 +1,145 @@
+"""Helpers for lower-to-threads: a thread's share of a tile as index arithmetic and slot maps.
+
+A layout's coordinate of (thread t, slot s) along dimension d is a sum of terms of t and terms
+of s (`RegisterLayout.coordinate_terms`). The thread part becomes scalar IR computed from
+`thread_index`; the slot part is a compile-time list, one entry per slot. Slot maps between two
+layouts (which slot of one layout holds the element that another layout puts in slot s) are
+computed by enumeration and must not depend on the thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lpir.dtypes import dtype
+from lpir.errors import VerifyError
+from lpir.ir.core import Builder, Value
+from lpir.ir.ops import BinaryOp, ConstantOp
+from lpir.layout import RegisterLayout
+
+I32 = dtype("i32")
+
+
+class IndexBuilder:
+    """Emits i32 scalar index arithmetic, folding constants as it goes."""
+
+    def __init__(self, builder: Builder):
+        self.builder = builder
+        self.constants: dict[int, Value] = {}
+
+    def constant(self, value: int) -> Value:
+        return self.builder.add(ConstantOp.create(value, I32))
+
+    def is_constant(self, value: Value, expected: int) -> bool:
+        owner = value.owner
+        return isinstance(owner, ConstantOp) and owner.value == expected
+
+    def add(self, a: Value | int, b: Value | int) -> Value | int:
+        if isinstance(a, int) and isinstance(b, int):
+            return a + b
+        if isinstance(b, int) and b == 0:
+            return a
+        if isinstance(a, int) and a == 0:
+            return b
+        return self.op("add", a, b)
+
+    def sub(self, a: Value | int, b: Value | int) -> Value | int:
+        if isinstance(a, int) and isinstance(b, int):
+            return a - b
+        if isinstance(b, int) and b == 0:
+            return a
+        return self.op("sub", a, b)
+
+    def mul(self, a: Value | int, b: int) -> Value | int:
+        if isinstance(a, int):
+            return a * b
+        if b == 1:
+            return a
+        if b == 0:
+            return 0
+        return self.op("mul", a, b)
+
+    def div(self, a: Value | int, b: int) -> Value | int:
+        if isinstance(a, int):
+            return a // b
+        return a if b == 1 else self.op("div", a, b)
+
+    def rem(self, a: Value | int, b: int) -> Value | int:
+        if isinstance(a, int):
+            return a % b
+        return self.op("rem", a, b)
+
+    def op(self, name: str, a: Value | int, b: Value | int) -> Value:
+        return self.builder.add(BinaryOp.create(name, self.value(a), self.value(b)))
+
+    def value(self, a: Value | int) -> Value:
+        return self.constant(a) if isinstance(a, int) else a
+
+
+def thread_part(index: IndexBuilder, layout: RegisterLayout, dim: int, tid: Value):
+    """The part of coordinate `dim` that depends on the thread: an int or an i32 value."""
+    total: Value | int = 0
+    for term in layout.coordinate_terms()[dim]:
+        if term.source != "thread":
+            continue
+        digit: Value | int = index.div(tid, term.divisor)
+        if term.divisor * term.modulus < layout.threads:
+            digit = index.rem(digit, term.modulus)
+        total = index.add(total, index.mul(digit, term.multiplier))
+    return total
+
+
+def slot_part(layout: RegisterLayout, dim: int) -> list[int]:
+    """The part of coordinate `dim` that depends on the slot, for every slot."""
+    slots = np.arange(layout.slots)
+    total = np.zeros(layout.slots, dtype=np.int64)
+    for term in layout.coordinate_terms()[dim]:
+        if term.source == "slot":
+            total += term.evaluate(slots)
+    return [int(v) for v in total]
+
+
+def primary_replica(index: IndexBuilder, layout: RegisterLayout, tid: Value) -> Value | None:
+    """An i32 that is 0 exactly in the threads that are the first holder of their elements
+    (None when the layout is not replicated)."""
+    terms = layout.replica_terms()
+    if not terms:
+        return None
+    total: Value | int = 0
+    for term in terms:
+        digit = index.rem(index.div(tid, term.divisor), term.modulus)
+        total = index.add(total, index.mul(digit, term.multiplier))
+    return index.value(total)
+
+
+def slot_table(layout: RegisterLayout) -> np.ndarray:
+    """{coordinate: slot} per thread, as an array [threads, *shape] of slots (-1: not held)."""
+    table = np.full((layout.threads, *layout.shape), -1, dtype=np.int64)
+    coordinates = layout.coordinates()  # [threads, slots, rank]
+    threads = np.repeat(np.arange(layout.threads), layout.slots)
+    slots = np.tile(np.arange(layout.slots), layout.threads)
+    flat = coordinates.reshape(-1, layout.rank)
+    table[(threads, *flat.T)] = slots
+    return table
+
+
+def slot_map(target: RegisterLayout, source: RegisterLayout, project=None) -> list[int] | None:
+    """For each slot of `target`, the slot of `source` in the same thread holding the element
+    (after `project` maps target coordinates to source coordinates). None when some thread
+    lacks an element or the map differs between threads."""
+    coordinates = target.coordinates()  # [threads, slots, rank]
+    if project is not None:
+        coordinates = project(coordinates)
+    table = slot_table(source)
+    threads = np.arange(target.threads)[:, None]
+    found = table[(np.broadcast_to(threads, coordinates.shape[:2]), *np.moveaxis(coordinates, -1, 0))]
+    if (found < 0).any() or (found != found[0]).any():
+        return None
+    return [int(v) for v in found[0]]
+
+
+def required_slot_map(target, source, project=None) -> list[int]:
+    result = slot_map(target, source, project)
+    if result is None:
+        raise VerifyError(f"layout {source} does not hold what {target} needs in each thread")
+    return result

@@ -1,0 +1,81 @@
+"""vectorize: mark each thread's memory accesses with the widest legal vector width.
+
+Requires: thread IR after bit-packing (every access is to whole bytes or wider).
+Guarantees: each `ld`/`st` carries `vector = W` when its lanes split into groups of W
+consecutive lanes whose offsets are consecutive, and every group's first address
+(base + offset) is a multiple of W — so a backend may issue one W-wide access per group. W is a
+power of two, at most the target's widest access (64 bytes on the CPU, 16 on a GPU). The facts
+come from the index analysis (the divisibility of the base) and the constant lane offsets.
+Nothing is computed differently.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lpir.ir.analysis import IndexAnalysis
+from lpir.ir.core import Kernel, Module, Operation
+from lpir.ir.ops import LoadThreadOp, StoreBitsOp, StoreThreadOp
+from lpir.ir.rewrite import Rewriter
+from lpir.passes.base import Pass, register_pass
+from lpir.targets import get_target
+
+
+def widest_vector(offsets: tuple[int, ...], base_divisor: int, limit: int) -> int:
+    """The largest power-of-two W <= limit such that lanes form aligned groups of W."""
+    width = 1
+    candidate = 2
+    while candidate <= limit and len(offsets) % candidate == 0:
+        if base_divisor % candidate:
+            break
+        if not _groups_contiguous(offsets, candidate):
+            break
+        width = candidate
+        candidate *= 2
+    return width
+
+
+def _groups_contiguous(offsets: tuple[int, ...], width: int) -> bool:
+    for start in range(0, len(offsets), width):
+        first = offsets[start]
+        if first % width:
+            return False
+        if any(offsets[start + i] != first + i for i in range(width)):
+            return False
+    return True
+
+
+class _Vectorizer(Rewriter):
+    def __init__(self, vector_bytes: int):
+        super().__init__()
+        self.vector_bytes = vector_bytes
+        self.analysis: IndexAnalysis | None = None
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        self.analysis = IndexAnalysis(kernel)
+        return super().run_kernel(kernel)
+
+    def rewrite(self, op: Operation):
+        new = self.copy(op)
+        if isinstance(op, LoadThreadOp | StoreThreadOp) and not isinstance(op, StoreBitsOp):
+            facts = self.analysis.facts(op.base)  # type: ignore[union-attr]
+            divisor = facts.divisor if facts.divisor > 0 else 1 << 30
+            itemsize = max(1, op.access_dtype.nbits // 8)
+            limit = max(1, self.vector_bytes // itemsize)
+            width = widest_vector(op.offsets, divisor, limit)
+            if width > 1:
+                new.attributes["vector"] = width
+            else:
+                new.attributes.pop("vector", None)
+        return new.results
+
+
+@register_pass
+class VectorizePass(Pass):
+    name = "vectorize"
+
+    def run(self, module: Module) -> Module:
+        return _Vectorizer(get_target(self.target).vector_bytes).run(module)
+
+
+__all__ = ["VectorizePass", "math"]
