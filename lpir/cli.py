@@ -23,6 +23,69 @@ def _cmd_layout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _definitions(items: list[str]) -> dict[str, object]:
+    """`-D N=4096 -D WT=u3` -> {"N": 4096, "WT": "u3"}."""
+    params: dict[str, object] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise LpirError(f"bad definition {item!r}", hint="write -D NAME=VALUE, e.g. -D BK=64")
+        value = value.strip()
+        try:
+            params[name.strip()] = int(value, 0)
+        except ValueError:
+            params[name.strip()] = value
+    return params
+
+
+def _cmd_opt(args: argparse.Namespace) -> int:
+    from lpir.tools import optimize
+
+    text = optimize(
+        args.file,
+        passes=args.passes,
+        target=args.target,
+        params=_definitions(args.define),
+        kernel=args.kernel,
+        print_after_all=args.print_after_all,
+        verify=not args.no_verify,
+    )
+    sys.stdout.write(text)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lpir.tools import run_file
+
+    ok = run_file(
+        args.file,
+        target=args.target,
+        params=_definitions(args.define),
+        kernel=args.kernel,
+        check=args.check,
+        bench=args.bench,
+        seed=args.seed,
+    )
+    return 0 if ok else 1
+
+
+def _cmd_emit(args: argparse.Namespace) -> int:
+    from lpir.tools import emit
+
+    sys.stdout.write(
+        emit(args.file, args.target, args.what, _definitions(args.define), args.kernel)
+    )
+    return 0
+
+
+def _add_kernel_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("file", help="a kernel source (.lp) or IR text (.ir)")
+    command.add_argument(
+        "-D", dest="define", action="append", metavar="NAME=VALUE", help="set a parameter"
+    )
+    command.add_argument("--kernel", help="which kernel of the file (default: the first)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lpir", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
     layout_cmd.add_argument("layout", help='a layout, e.g. "local(2,1).spatial(8,4).local(1,2)"')
     layout_cmd.add_argument("--png", metavar="FILE", help="also draw it into a PNG file")
     layout_cmd.set_defaults(handler=_cmd_layout)
+
+    opt = commands.add_parser("opt", help="run passes and print the IR")
+    _add_kernel_options(opt)
+    opt.add_argument("-p", "--passes", default="", help="comma-separated pass names")
+    opt.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp"])
+    opt.add_argument("--print-after-all", action="store_true", help="print the IR after each")
+    opt.add_argument("--no-verify", action="store_true", help="skip the verifier between passes")
+    opt.set_defaults(handler=_cmd_opt)
+
+    run = commands.add_parser("run", help="run a kernel on random inputs")
+    _add_kernel_options(run)
+    run.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp", "threads"])
+    run.add_argument("--check", action="store_true", help="compare with the interpreter and numpy")
+    run.add_argument("--bench", action="store_true", help="time it beside the numpy reference")
+    run.add_argument("--seed", type=int, default=0)
+    run.set_defaults(handler=_cmd_run)
+
+    emit_cmd = commands.add_parser("emit", help="print generated code")
+    _add_kernel_options(emit_cmd)
+    emit_cmd.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
+    emit_cmd.add_argument(
+        "--what", default=None, choices=["llvm", "asm", "cuda", "ptx", "ir"],
+        help="llvm/asm for cpu, cuda/ptx for cuda, ir: the final thread IR",
+    )
+    emit_cmd.set_defaults(handler=_cmd_emit)
     return parser
 
 

@@ -49,36 +49,49 @@ def _is_packed_access(op: Operation) -> bool:
 
 
 class _ByteLayout:
-    """Where a thread's packed lanes sit: the bytes to access and each lane's bit offset."""
+    """Where a thread's packed lanes sit: the bytes to access and each lane's bit offset.
+
+    With a run-time shift (0..7) every field may move up to 7 bits on, so one more byte may
+    be needed; `touch[j][lane]` is the set of shifts (bit s set) for which lane touches byte j.
+    """
 
     def __init__(self, offsets: tuple[int, ...], nbits: int, shifted: bool):
         self.nbits = nbits
-        slack = 7 if shifted else 0  # a run-time shift may push every field up to 7 bits on
-        needed: set[int] = set()
-        for offset in offsets:
-            first = offset * nbits
-            for byte in range(first // 8, (first + nbits - 1 + slack) // 8 + 1):
-                needed.add(byte)
-        self.bytes = sorted(needed)
-        position = {byte: index for index, byte in enumerate(self.bytes)}
-        self.bit_offsets = [
-            position[(o * nbits) // 8] * 8 + (o * nbits) % 8 for o in offsets
-        ]
-        # Lanes touching each loaded byte, to turn lane masks into byte masks.
-        self.lanes_of_byte: list[list[int]] = [[] for _ in self.bytes]
+        shifts = range(8) if shifted else range(1)
+        touches: dict[int, dict[int, int]] = {}
         for lane, offset in enumerate(offsets):
             first = offset * nbits
-            for byte in range(first // 8, (first + nbits - 1 + slack) // 8 + 1):
-                self.lanes_of_byte[position[byte]].append(lane)
+            for shift in shifts:
+                for byte in range((first + shift) // 8, (first + shift + nbits - 1) // 8 + 1):
+                    lanes = touches.setdefault(byte, {})
+                    lanes[lane] = lanes.get(lane, 0) | (1 << shift)
+        self.bytes = sorted(touches)
+        position = {byte: index for index, byte in enumerate(self.bytes)}
+        self.bit_offsets = [position[(o * nbits) // 8] * 8 + (o * nbits) % 8 for o in offsets]
+        self.touch = [touches[byte] for byte in self.bytes]
+        self.shifted = shifted
+
+    def always_needed(self) -> bool:
+        """Whether every byte is touched by some lane whatever the shift."""
+        return all(
+            _union(lanes.values()) == (0xFF if self.shifted else 1) for lanes in self.touch
+        )
 
     def whole_bytes(self, offsets: tuple[int, ...]) -> list[bool]:
-        """For each byte, whether this thread's lanes cover all 8 of its bits."""
+        """For each byte, whether this thread's lanes cover all 8 of its bits (no shift)."""
         covered = [0] * len(self.bytes)
         position = {byte: index for index, byte in enumerate(self.bytes)}
         for offset in offsets:
             for bit in range(offset * self.nbits, (offset + 1) * self.nbits):
                 covered[position[bit // 8]] |= 1 << (bit % 8)
         return [c == 0xFF for c in covered]
+
+
+def _union(masks) -> int:
+    result = 0
+    for mask in masks:
+        result |= mask
+    return result
 
 
 class _BitPacking(Rewriter):
@@ -115,19 +128,38 @@ class _BitPacking(Rewriter):
         shift = self.index.rem(bits, 8)
         return self.index.value(byte), self.index.value(shift)
 
-    def byte_mask(self, lane_mask: Value | None, layout: _ByteLayout) -> Value | None:
-        """A byte is accessed when any lane that uses it is active."""
-        if lane_mask is None:
+    def byte_mask(self, lane_mask, layout: _ByteLayout, shift: Value | None) -> Value | None:
+        """A byte is accessed when an active lane touches it (at this run-time shift)."""
+        if lane_mask is None and (shift is None or layout.always_needed()):
             return None
         result = None
-        depth = max(len(lanes) for lanes in layout.lanes_of_byte)
+        depth = max(len(lanes) for lanes in layout.touch)
         for step in range(depth):
-            picks = [lanes[min(step, len(lanes) - 1)] for lanes in layout.lanes_of_byte]
-            picked = self.builder.add(ShuffleOp.create([lane_mask], picks))
-            result = picked if result is None else self.builder.add(
-                BinaryOp.create("or", result, picked)
+            entries = [sorted(lanes.items())[min(step, len(lanes) - 1)] for lanes in layout.touch]
+            term = None
+            if lane_mask is not None:
+                picks = [lane for lane, _ in entries]
+                term = self.builder.add(ShuffleOp.create([lane_mask], picks))
+            if shift is not None:
+                touched = self.shift_selects(shift, [bits for _, bits in entries])
+                term = touched if term is None else self.builder.add(
+                    BinaryOp.create("and", term, touched)
+                )
+            result = term if result is None else self.builder.add(
+                BinaryOp.create("or", result, term)
             )
         return result
+
+    def shift_selects(self, shift: Value, sets: list[int]) -> Value:
+        """Per byte, whether bit `shift` of its constant set is on."""
+        count = len(sets)
+        table = self.builder.add(VectorConstantOp.create(sets, I32))
+        amount = self.builder.add(SplatOp.create_vector(shift, count))
+        shifted = self.builder.add(BinaryOp.create("shr", table, amount))
+        one = self.builder.add(SplatOp.create_vector(self.index.constant(1), count))
+        bit = self.builder.add(BinaryOp.create("and", shifted, one))
+        zero = self.builder.add(SplatOp.create_vector(self.index.constant(0), count))
+        return self.builder.add(BinaryOp.create("ne", bit, zero))
 
     def load(self, op: LoadThreadOp) -> Value:
         element = op.access_dtype
@@ -135,7 +167,7 @@ class _BitPacking(Rewriter):
         layout = _ByteLayout(op.offsets, element.nbits, shift is not None)
         lane_mask = self.map(op.mask) if op.mask is not None else None
         memory = self.map(op.memory)
-        byte_mask = self.byte_mask(lane_mask, layout)
+        byte_mask = self.byte_mask(lane_mask, layout, shift)
         data = self.builder.add(
             LoadThreadOp.create(memory, base, layout.bytes, byte_mask, access=U8)
         )
@@ -169,7 +201,7 @@ class _BitPacking(Rewriter):
         if whole is not None and all(whole):
             self.builder.insert(StoreThreadOp.create(memory, base, data, layout.bytes, access=U8))
             return
-        byte_mask = self.byte_mask(lane_mask, layout)
+        byte_mask = self.byte_mask(lane_mask, layout, shift)
         self.builder.insert(
             StoreBitsOp.create(memory, base, data, bitmask, layout.bytes, byte_mask)
         )

@@ -19,7 +19,6 @@ already had a different layout.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 from lpir.errors import LayoutError
@@ -227,25 +226,25 @@ class _Apply(Rewriter):
         assert layout is not None, "every tile class has a layout after selection"
         return layout
 
-    def with_layout(self, value: Value) -> Value:
-        """A new value standing for `value`, typed with its class layout."""
-        return value
-
     def convert(self, value: Value, layout: RegisterLayout) -> Value:
         if value.type.layout == layout:  # type: ignore[attr-defined]
             return value
         op = ConvertLayoutOp.create(value, layout, value.name_hint)
         return self.builder.add(op)
 
-    def new_argument(self, arg: Value) -> Value:
-        return super().new_argument(arg)
-
     def copy_region(self, region: Region) -> Region:
-        new = super().copy_region(region)
-        for old, arg in zip(region.args, new.args):
-            if isinstance(old.type, TileType):
-                arg.type = old.type.with_layout(self.chosen(old))
-        return new
+        args = [Value(self.typed(a), a.name_hint) for a in region.args]
+        for old, new in zip(region.args, args):
+            self.replace(old, new)
+        new_region = Region(args)
+        with self.builder.at(new_region):
+            self.rewrite_region_ops(region)
+        return new_region
+
+    def typed(self, value: Value):
+        if isinstance(value.type, TileType):
+            return value.type.with_layout(self.chosen(value))
+        return value.type
 
     def rewrite(self, op: Operation):
         operands = self.map_all(op.operands)
@@ -306,7 +305,9 @@ class _Apply(Rewriter):
 
     def computed_result_layout(self, op: Operation, operands: list[Value]):
         """The layout an op's result has by construction (None: whatever its class has)."""
-        source = operands[0].type.layout if operands else None  # type: ignore[attr-defined]
+        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp):
+            return None
+        source = operands[0].type.layout  # type: ignore[attr-defined]
         if isinstance(op, ExpandDimsOp):
             return rules.expand_dims_result(source, op.axis)
         if isinstance(op, ReduceOp):
@@ -331,4 +332,4 @@ class LayoutSelectionPass(Pass):
         return Module(kernels)
 
 
-__all__ = ["LayoutSelectionPass", "math"]
+__all__ = ["LayoutSelectionPass"]

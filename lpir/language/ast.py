@@ -39,6 +39,13 @@ class BoolLiteral(Node):
 
 
 @dataclass
+class StringLiteral(Node):
+    """A "string": only static_assert takes one, as its message."""
+
+    value: str
+
+
+@dataclass
 class Name(Node):
     id: str
 

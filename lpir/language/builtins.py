@@ -364,3 +364,50 @@ def tile_constructor(low, node: ast.TileConstructor) -> SemanticValue:
         if scalar.type != ScalarType(dt):
             raise low.error(f"full<{dt.name}> of {scalar.type}", node, "cast the value")
     return Runtime(low.builder.add(SplatOp.create(scalar, dims)))
+
+
+# ---- compile-time questions about parameters -----------------------------------------------
+def _dtype_argument(low, call: ast.Call):
+    (node,), _ = _arguments(low, call, 1)
+    if not isinstance(node, ast.Name):
+        raise low.error(f"{call.func} takes a dtype name or dtype parameter", node)
+    return low.dtype_named(node.id, node.span)
+
+
+@builtin("max_value(T)")
+def max_value(low, call: ast.Call):
+    return Const(_dtype_argument(low, call).max)
+
+
+@builtin("min_value(T)")
+def min_value(low, call: ast.Call):
+    return Const(_dtype_argument(low, call).min)
+
+
+@builtin("bits(T)")
+def bits(low, call: ast.Call):
+    return Const(_dtype_argument(low, call).nbits)
+
+
+@builtin("is_float(T)")
+def is_float(low, call: ast.Call):
+    return Const(_dtype_argument(low, call).is_float)
+
+
+@builtin("is_signed(T)")
+def is_signed(low, call: ast.Call):
+    return Const(_dtype_argument(low, call).is_signed)
+
+
+@builtin("static_assert(condition, message)")
+def static_assert(low, call: ast.Call):
+    (cond_node, message_node), _ = _arguments(low, call, 1, 1)
+    cond = low.expr(cond_node)
+    if not isinstance(cond, Const):
+        raise low.error("static_assert needs a compile-time condition", cond_node)
+    if not cond.value:
+        message = "static_assert failed"
+        if isinstance(message_node, ast.StringLiteral):
+            message = f"static_assert failed: {message_node.value}"
+        raise low.error(message, cond_node, "change the parameters so the condition holds")
+    return None

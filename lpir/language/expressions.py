@@ -171,13 +171,28 @@ class ExpressionLowering:
             return self.tile_constructor(node)
         if isinstance(node, ast.Annotate):
             return self.annotate(node)
+        if isinstance(node, ast.StringLiteral):
+            raise self.error("a string is only allowed as the message of static_assert", node)
         raise self.error(f"{type(node).__name__} is not an expression", node)
 
     def call(self, node: ast.Call) -> SemanticValue | None:
-        raise NotImplementedError
+        from lpir.language.builtins import BUILTINS, TYPED_BUILTINS
+
+        table = TYPED_BUILTINS if node.type_name is not None else BUILTINS
+        entry = table.get(node.func)
+        if entry is None:
+            if node.type_name is None and node.func in TYPED_BUILTINS:
+                raise self.error(
+                    f"{node.func} needs a type argument", node, f"e.g. {node.func}<f32>(x)"
+                )
+            names = ", ".join(sorted(set(BUILTINS) | set(TYPED_BUILTINS)))
+            raise self.error(f"unknown function '{node.func}'", node, f"known functions: {names}")
+        return entry[1](self, node)
 
     def tile_constructor(self, node: ast.TileConstructor) -> SemanticValue:
-        raise NotImplementedError
+        from lpir.language.builtins import tile_constructor
+
+        return tile_constructor(self, node)
 
     def name(self, node: ast.Name) -> SemanticValue:
         if node.id == "block":

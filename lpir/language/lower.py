@@ -16,7 +16,7 @@ from lpir.ir.core import Builder, Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType
 from lpir.language import ast
-from lpir.language.builtins import BUILTINS, TYPED_BUILTINS, tile_constructor
+from lpir.language.builtins import BUILTINS
 from lpir.language.expressions import BOOL, I32, ExpressionLowering
 from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
 
@@ -154,28 +154,13 @@ class KernelLowering(ExpressionLowering):
 
     def expression_statement(self, node: ast.ExprStmt) -> None:
         value = node.value
-        if not (isinstance(value, ast.Call) and value.func in ("store", "sync")):
+        if not (isinstance(value, ast.Call) and value.func in ("store", "sync", "static_assert")):
             raise self.error(
                 "this expression's value is not used",
                 node,
                 "assign it to a name (t = ...) or store it: store(y[...], t)",
             )
         self.call(value)
-
-    def call(self, node: ast.Call) -> SemanticValue | None:
-        table = TYPED_BUILTINS if node.type_name is not None else BUILTINS
-        entry = table.get(node.func)
-        if entry is None:
-            if node.type_name is None and node.func in TYPED_BUILTINS:
-                raise self.error(
-                    f"{node.func} needs a type argument", node, f"e.g. {node.func}<f32>(x)"
-                )
-            names = ", ".join(sorted(set(BUILTINS) | set(TYPED_BUILTINS)))
-            raise self.error(f"unknown function '{node.func}'", node, f"known functions: {names}")
-        return entry[1](self, node)
-
-    def tile_constructor(self, node: ast.TileConstructor) -> SemanticValue:
-        return tile_constructor(self, node)
 
     # ---- for ----------------------------------------------------------------------------------
     def range_bounds(self, node: ast.For) -> list[Value]:

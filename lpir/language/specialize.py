@@ -18,7 +18,7 @@ from typing import Any
 
 from lpir.dtypes import DType, dtype
 from lpir.errors import ArgumentError, DTypeError, TypeCheckError
-from lpir.ir.core import Module
+from lpir.ir.core import Builder, Module
 from lpir.language import ast
 from lpir.language.expressions import ExpressionLowering
 from lpir.language.lower import lower_kernel
@@ -43,6 +43,7 @@ class _ParamEvaluator(ExpressionLowering):
             {k: DTypeConst(v) if isinstance(v, DType) else Const(v) for k, v in params.items()}
         ]
         self.threads = 0
+        self.builder = Builder()
 
     def value(self, node: ast.Node, what: str) -> int | DType:
         if isinstance(node, ast.Name) and not any(node.id in s for s in self.scopes):

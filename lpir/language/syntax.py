@@ -251,6 +251,9 @@ class _ToAst(Transformer):
     def float_literal(self, meta, children):
         return ast.FloatLiteral(_span(meta), float(str(children[0])))
 
+    def string_literal(self, meta, children):
+        return ast.StringLiteral(_span(meta), str(children[0])[1:-1])
+
     def true_literal(self, meta, children):
         return ast.BoolLiteral(_span(meta), True)
 

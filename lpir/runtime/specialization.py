@@ -71,8 +71,9 @@ def run_pipeline(module: Module, target: str, stages: dict[str, str], verify: bo
         label = f"after:{name}" if counts[name] == 1 else f"after:{name}#{counts[name]}"
         stages[label] = print_module(result)
 
-    pipeline = PIPELINES[PIPELINE_OF_TARGET[target]]
-    return PassPipeline(pipeline, verify_each=verify, after_each=record, target=target).run(module)
+    name = PIPELINE_OF_TARGET[target]
+    pipeline = PassPipeline(PIPELINES[name], verify_each=verify, after_each=record, target=name)
+    return pipeline.run(module)
 
 
 def build_specialization(program: ast.Program, kernel_def, params: dict, target: str):

@@ -1,0 +1,57 @@
+"""Shared driver of the example scripts: run a kernel at several sizes and compare with numpy.
+
+Each example script defines `make_inputs(params, rng)`, `reference(params, args)` and
+`tolerance(params)` (also used by `lpir run --check`), and calls `main()` from here with the
+sizes it wants checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import numpy as np
+
+import lpir
+from lpir.runner import compare, outputs_of
+
+
+def check(path: Path, target: str, module, params: dict, seed: int = 0) -> bool:
+    """Run the kernel of `path` with `params` on `target`; compare with the numpy reference."""
+    kernel = lpir.compile(path, target=target, **params)
+    values = kernel.specialize(None).params
+    rng = np.random.default_rng(seed)
+    arguments = module.make_inputs(values, rng)
+    pristine = copy.deepcopy(arguments)
+    kernel(*arguments)
+    expected = module.reference(values, pristine)
+    rtol, atol, why = module.tolerance(values)
+    ok = True
+    shown = ", ".join(f"{k}={getattr(v, 'name', v)}" for k, v in values.items())
+    for index, values_expected in expected.items():
+        good, text = compare(f"arg {index}", outputs_of(arguments)[index], values_expected, rtol, atol)
+        print(f"{'ok  ' if good else 'FAIL'} {path.stem}[{shown}] on {target}: {text}")
+        ok &= good
+    if not ok:
+        print(f"     tolerance: {why}")
+    return ok
+
+
+def main(path: Path, module, cases: list[dict], argv=None) -> int:
+    parser = argparse.ArgumentParser(description=f"run {path.name} and check it against numpy")
+    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp", "threads"])
+    args = parser.parse_args(argv)
+    results = [check(path, args.target, module, params) for params in cases]
+    return 0 if all(results) else 1
+
+
+def random_weights(dt, shape, rng) -> tuple[lpir.PackedArray, np.ndarray]:
+    """Random finite codes of dtype `dt`, packed, and their values as f32."""
+    codes = rng.integers(0, 1 << dt.nbits, size=shape, dtype=np.uint64).astype(dt.code_numpy_dtype)
+    values = dt.decode(codes).astype(np.float32)
+    if dt.is_float:
+        finite = np.isfinite(values)
+        codes = np.where(finite, codes, dt.encode(np.zeros(1, np.float32))[0]).astype(codes.dtype)
+        values = np.where(finite, values, 0.0).astype(np.float32)
+    return lpir.pack_codes(codes, dt), values

@@ -1,0 +1,167 @@
+"""`lpir run`: run a kernel file on random inputs, check it, time it.
+
+A kernel file `name.lp` may have a companion `name.py` beside it (every example does) with:
+
+    make_inputs(params, rng) -> list     # the call's arguments, in declaration order
+    reference(params, args) -> dict      # {argument index: expected values} in plain numpy
+    tolerance(params) -> (rtol, atol, why)   # for float outputs; integers compare exactly
+
+Without a companion, inputs are random values of each argument's dtype and `--check` compares
+the target with the reference interpreter only.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import statistics
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+import lpir
+from lpir.errors import LpirError
+from lpir.ir.types import GlobalType
+from lpir.packing import PackedArray, pack_codes
+
+
+def load_companion(path: str) -> ModuleType | None:
+    companion = Path(path).with_suffix(".py")
+    if not companion.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"lpir_companion_{companion.stem}", companion)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def random_argument(type_, rng: np.random.Generator):
+    """Random contents for one argument of IR type `type_`."""
+    dt = type_.dtype
+    if not isinstance(type_, GlobalType):
+        return 1.5 if dt.is_float else 3
+    size = int(np.prod(type_.shape))
+    if dt.is_float and dt.nbits >= 16:
+        return rng.standard_normal(type_.shape).astype(np.dtype(dt.numpy_dtype))
+    codes = rng.integers(0, 1 << min(dt.nbits, 16), size=size, dtype=np.uint64)
+    if dt.is_float:
+        values = dt.decode(codes.astype(dt.code_numpy_dtype))
+        codes = dt.encode(np.where(np.isfinite(values), values, 0.0))
+    packed = pack_codes(codes.astype(dt.code_numpy_dtype), dt).reshape(type_.shape) if hasattr(
+        PackedArray, "reshape"
+    ) else None
+    if packed is None:
+        packed = PackedArray(pack_codes(codes.astype(dt.code_numpy_dtype), dt).data, type_.shape, dt)
+    if dt.is_packed:
+        return packed
+    return packed.unpack() if not dt.is_float else dt.decode(packed.codes())
+
+
+def outputs_of(arguments: list) -> list:
+    return [a.unpack() if isinstance(a, PackedArray) else a for a in arguments]
+
+
+def compare(name: str, got, expected, rtol: float, atol: float) -> tuple[bool, str]:
+    got = np.asarray(got)
+    expected = np.asarray(expected)
+    if got.shape != expected.shape:
+        return False, f"{name}: shape {got.shape}, expected {expected.shape}"
+    if got.dtype.kind in "iub" and expected.dtype.kind in "iub":
+        bad = int(np.count_nonzero(got != expected))
+        return bad == 0, f"{name}: {bad} of {got.size} elements differ (exact)"
+    got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
+    close = np.isclose(got64, expected64, rtol=rtol, atol=atol, equal_nan=True)
+    bad = int(np.count_nonzero(~close))
+    error = float(np.nanmax(np.abs(got64 - expected64))) if got.size else 0.0
+    return bad == 0, f"{name}: {bad} of {got.size} outside rtol={rtol:g} atol={atol:g} (max |err| {error:.3g})"
+
+
+def _time(function, repeat: int = 10) -> float:
+    function()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _nbytes(arguments: list) -> int:
+    total = 0
+    for a in arguments:
+        if isinstance(a, PackedArray):
+            total += a.nbytes
+        elif isinstance(a, np.ndarray):
+            total += a.nbytes
+    return total
+
+
+def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=False, seed=0):
+    """Run, check and time a kernel file; return False when a check fails."""
+    compiled = lpir.compile(path, target=target, kernel=kernel, **(params or {}))
+    spec = compiled.specialize(None)
+    values = spec.params
+    companion = load_companion(path)
+    rng = np.random.default_rng(seed)
+    if companion is not None:
+        arguments = companion.make_inputs(values, rng)
+    else:
+        arguments = [random_argument(a.type, rng) for a in spec.kernel_ir.args]
+    pristine = copy.deepcopy(arguments)
+    shown = ", ".join(f"{k}={getattr(v, 'name', v)}" for k, v in values.items())
+    print(f"{compiled.name}[{shown}] on {target}")
+    mine = copy.deepcopy(pristine)
+    compiled(*mine)
+    ok = True
+    if check:
+        ok = _check(path, kernel, values, pristine, mine, companion, target)
+    if bench:
+        _bench(compiled, pristine, companion, values)
+    return ok
+
+
+def _check(path, kernel, values, pristine, mine, companion, target) -> bool:
+    rtol, atol, why = (1e-5, 1e-6, "f32 sums in a different order")
+    if companion is not None and hasattr(companion, "tolerance"):
+        rtol, atol, why = companion.tolerance(values)
+    ok = True
+    written = [i for i, (a, b) in enumerate(zip(outputs_of(pristine), outputs_of(mine)))
+               if not np.array_equal(np.asarray(a), np.asarray(b))]
+    if target != "interp":
+        oracle = lpir.compile(path, target="interp", kernel=kernel, **_plain(values))
+        theirs = copy.deepcopy(pristine)
+        oracle(*theirs)
+        for index, (got, expected) in enumerate(zip(outputs_of(mine), outputs_of(theirs))):
+            if isinstance(got, np.ndarray):
+                good, text = compare(f"arg {index} vs interpreter", got, expected, rtol, atol)
+                ok &= good
+                if not good or index in written:
+                    print(("  ok    " if good else "  FAIL  ") + text)
+    if companion is not None:
+        expected_outputs = companion.reference(values, copy.deepcopy(pristine))
+        for index, expected in expected_outputs.items():
+            good, text = compare(f"arg {index} vs numpy", outputs_of(mine)[index], expected, rtol, atol)
+            ok &= good
+            print(("  ok    " if good else "  FAIL  ") + text)
+    print(f"  tolerance: rtol={rtol:g} atol={atol:g} ({why})")
+    return ok
+
+
+def _plain(values: dict) -> dict:
+    return {k: getattr(v, "name", v) for k, v in values.items()}
+
+
+def _bench(compiled, pristine, companion, values) -> None:
+    arguments = copy.deepcopy(pristine)
+    seconds = _time(lambda: compiled(*arguments))
+    nbytes = _nbytes(arguments)
+    print(f"  lpir   {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:7.2f} GB/s")
+    if companion is not None:
+        inputs = copy.deepcopy(pristine)
+        reference = _time(lambda: companion.reference(values, inputs))
+        print(f"  numpy  {reference * 1e3:9.3f} ms  (reference; lpir is {reference / seconds:.2f}x)")
+
+
+__all__ = ["LpirError", "run_file"]

@@ -1,0 +1,70 @@
+"""What `lpir opt` and `lpir emit` do, as functions (the CLI and tests call these)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lpir.errors import LpirError
+from lpir.ir.core import Module
+from lpir.ir.parser import parse as parse_ir
+from lpir.ir.printer import print_module
+from lpir.language.specialize import specialize
+from lpir.language.syntax import parse_program
+
+IR_SUFFIXES = (".ir", ".lpir")
+
+
+def load_module(path: str, params: dict | None = None, kernel: str | None = None) -> Module:
+    """Tile IR of a kernel source specialized with `params` (and defaults), or parsed IR text."""
+    file = Path(path)
+    if not file.exists():
+        raise LpirError(f"no such file: {path}")
+    text = file.read_text()
+    if file.suffix in IR_SUFFIXES:
+        return parse_ir(text, str(file))
+    program = parse_program(text, str(file))
+    _, module = specialize(program, kernel, params or {})
+    return module
+
+
+def optimize(
+    path: str,
+    passes: str = "",
+    target: str = "cpu",
+    params: dict | None = None,
+    kernel: str | None = None,
+    print_after_all: bool = False,
+    verify: bool = True,
+) -> str:
+    """Run the comma-separated `passes` on the file's IR; return the text to print."""
+    from lpir.ir.verifier import verify as verify_module
+    from lpir.passes import PassPipeline, parse_pipeline
+
+    module = load_module(path, params, kernel)
+    if verify:
+        verify_module(module)
+    chunks: list[str] = []
+
+    def after_each(name: str, result: Module) -> None:
+        if print_after_all:
+            chunks.append(f"// -----// IR after {name} //----- //\n{print_module(result)}")
+
+    pipeline = PassPipeline(
+        parse_pipeline(passes), verify_each=verify, after_each=after_each, target=target
+    )
+    result = pipeline.run(module)
+    if not print_after_all:
+        chunks.append(print_module(result))
+    return "".join(chunks)
+
+
+def emit(path: str, target: str, what: str | None, params: dict, kernel: str | None) -> str:
+    """Generated code of a kernel for `target`: LLVM IR, assembly, CUDA C, PTX or thread IR."""
+    import lpir
+
+    what = what or ("llvm" if target == "cpu" else "cuda")
+    compiled = lpir.compile(path, target=target, kernel=kernel, **params)
+    if what == "ir":
+        return compiled.ir("final")
+    text = compiled.source(what)
+    return text if text.endswith("\n") else text + "\n"
