@@ -40,7 +40,7 @@ def check(path: Path, target: str, module, params: dict, seed: int = 0) -> bool:
 
 def main(path: Path, module, cases: list[dict], argv=None) -> int:
     parser = argparse.ArgumentParser(description=f"run {path.name} and check it against numpy")
-    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp", "threads"])
+    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp", "threads", "threads-cuda"])
     args = parser.parse_args(argv)
     results = [check(path, args.target, module, params) for params in cases]
     return 0 if all(results) else 1

@@ -133,3 +133,70 @@ def dot_layouts(accumulator: RegisterLayout, k: int) -> tuple[RegisterLayout, Re
 
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+# ---- tensor cores (mma.sync m16n8k16) ---------------------------------------------------
+MMA_A = L.column_local(2, 2) * L.spatial(8, 4) * L.local(1, 2)  # a 16x16 A fragment
+MMA_B = L.local(2, 1) * L.column_spatial(4, 8) * L.local(2, 1)  # a 16x8 B fragment
+MMA_C = L.local(2, 1) * L.spatial(8, 4) * L.local(1, 2)  # a 16x8 accumulator fragment
+
+
+def mma_warps(m: int, n: int, k: int, threads: int) -> tuple[int, int] | None:
+    """How the warps split an [m, n] accumulator into blocks of m16n8 atoms (None: no mma)."""
+    if threads % 32 or m % 16 or n % 8 or k % 16:
+        return None
+    warps = threads // 32
+    best = None
+    for warps_m in range(1, warps + 1):
+        warps_n = warps // warps_m
+        if warps % warps_m or (m // 16) % warps_m or (n // 8) % warps_n:
+            continue
+        per_warp = (m // 16 // warps_m, n // 8 // warps_n)
+        cost = (abs(per_warp[0] * 2 - per_warp[1]), warps_m)  # squarest block per warp
+        if best is None or cost < best[0]:
+            best = (cost, warps_m, warps_n)
+    return None if best is None else (best[1], best[2])
+
+
+def mma_layouts(m: int, n: int, k: int, threads: int):
+    """(a, b, acc) layouts for a tensor-core dot, or None when the shapes do not fit.
+
+    Warps form a warps_m x warps_n grid; each owns a contiguous block of m16n8 atoms of the
+    accumulator, all of its rows of a and all of its columns of b (replicated over the warps
+    that share them).
+    """
+    warps = mma_warps(m, n, k, threads)
+    if warps is None:
+        return None
+    warps_m, warps_n = warps
+    repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
+    acc = L.spatial(warps_m, warps_n) * L.local(repeat_m, repeat_n) * MMA_C
+    a = L.spatial(warps_m, 1) * L.replicate(warps_n) * L.local(repeat_m, steps) * MMA_A
+    b = L.replicate(warps_m) * L.spatial(1, warps_n) * L.local(steps, repeat_n) * MMA_B
+    return a, b, acc
+
+
+def uses_mma(operand_dtype, m: int, n: int, k: int, threads: int, target: Target) -> bool:
+    return (
+        target.is_gpu
+        and operand_dtype.name in ("f16", "bf16")
+        and mma_layouts(m, n, k, threads) is not None
+    )
+
+
+def dot_anchor(operand_dtype, m, n, k, threads, target: Target) -> RegisterLayout:
+    """The accumulator layout a dot prefers on `target`."""
+    if uses_mma(operand_dtype, m, n, k, threads, target):
+        return mma_layouts(m, n, k, threads)[2]
+    return dot_accumulator_layout(m, n, threads)
+
+
+def dot_operands(accumulator: RegisterLayout, operand_dtype, k: int, target: Target):
+    """(a, b) layouts a dot with this accumulator layout needs on `target`."""
+    m, n = accumulator.shape
+    threads = accumulator.threads
+    if uses_mma(operand_dtype, m, n, k, threads, target):
+        a, b, acc = mma_layouts(m, n, k, threads)
+        if acc == accumulator:
+            return a, b
+    return dot_layouts(accumulator, k)

@@ -147,8 +147,9 @@ class _Selection:
             a, b, acc = op.operands
             self.classes.union([acc, op.result])
             k = a.type.shape[1]  # type: ignore[attr-defined]
-            self.flows.append(_Flow(acc, a, lambda layout: rules.dot_layouts(layout, k)[0]))
-            self.flows.append(_Flow(acc, b, lambda layout: rules.dot_layouts(layout, k)[1]))
+            dt, target = a.type.dtype, self.target  # type: ignore[attr-defined]
+            self.flows.append(_Flow(acc, a, lambda l: rules.dot_operands(l, dt, k, target)[0]))
+            self.flows.append(_Flow(acc, b, lambda l: rules.dot_operands(l, dt, k, target)[1]))
         else:
             self.relate_shape_op(op)
 
@@ -185,7 +186,10 @@ class _Selection:
                 key = self.classes.find(op.result)
                 if key not in self.layouts:
                     m, n = op.result.type.shape  # type: ignore[attr-defined]
-                    self.layouts[key] = rules.dot_accumulator_layout(m, n, self.threads)
+                    a = op.operands[0].type  # type: ignore[attr-defined]
+                    self.layouts[key] = rules.dot_anchor(
+                        a.dtype, m, n, a.shape[1], self.threads, self.target
+                    )
             elif self.target.coalesced_loads and isinstance(op, LoadOp | StoreOp):
                 tile = op.result if isinstance(op, LoadOp) else op.operands[-1]
                 key = self.classes.find(tile)
@@ -284,9 +288,11 @@ class _Apply(Rewriter):
             shape = op.operands[0].type.shape  # type: ignore[attr-defined]
             return [rules.broadcast_operand(self.chosen(op.result), shape)]
         if isinstance(op, DotOp):
-            k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
-            a, b = rules.dot_layouts(self.chosen(op.result), k)
-            return [a, b, self.chosen(op.result)]
+            a_type = op.operands[0].type  # type: ignore[attr-defined]
+            layout = self.chosen(op.result)
+            target = self.selection.target
+            a, b = rules.dot_operands(layout, a_type.dtype, a_type.shape[1], target)
+            return [a, b, layout]
         if isinstance(op, ViewOp):
             source, result = op.operands[0], op.result
             a, b = source.type.dtype.nbits, result.type.dtype.nbits  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ from lpir.ir.ops import (
     IfOp,
     LoadOp,
     LoadThreadOp,
+    MmaOp,
     ReduceLanesOp,
     ReduceOp,
     SelectOp,
@@ -50,6 +51,7 @@ from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
 from lpir.layout import RegisterLayout
 from lpir.passes.base import Pass, register_pass
+from lpir.passes.layout_rules import mma_layouts, mma_warps
 from lpir.passes.thread_values import (
     IndexBuilder,
     primary_replica,
@@ -84,8 +86,9 @@ def _strides(memory_type: GlobalType | SharedType) -> tuple[int, ...]:
 
 
 class _Lowering(Rewriter):
-    def __init__(self):
+    def __init__(self, target: str):
         super().__init__()
+        self.target = target
         self.tid: Value | None = None
         self.analysis: IndexAnalysis | None = None
         self.index = IndexBuilder(self.builder)
@@ -351,6 +354,40 @@ class _Lowering(Rewriter):
     # ---- dot --------------------------------------------------------------------------------
     def lower_DotOp(self, op: DotOp):
         a_old, b_old, acc_old = op.operands
+        m, n = acc_old.type.shape  # type: ignore[attr-defined]
+        k = a_old.type.shape[1]  # type: ignore[attr-defined]
+        if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):  # type: ignore[attr-defined]
+            expected = mma_layouts(m, n, k, _layout(acc_old).threads)
+            if expected == (_layout(a_old), _layout(b_old), _layout(acc_old)):
+                return [self.mma_dot(op, expected)]
+        return [self.simt_dot(op)]
+
+    def mma_dot(self, op: DotOp, layouts) -> Value:
+        """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step."""
+        a_layout, b_layout, acc_layout = layouts
+        a, b, acc = (self.map(v) for v in op.operands)
+        m, n = op.result.type.shape  # type: ignore[attr-defined]
+        k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
+        warps_m, warps_n = mma_warps(m, n, k, acc_layout.threads)  # type: ignore[misc]
+        repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
+        fragments = []
+        for i in range(repeat_m):
+            for j in range(repeat_n):
+                atom = (i * repeat_n + j) * 4
+                c = self.shuffle(acc, list(range(atom, atom + 4)))
+                for step in range(steps):
+                    a_start = (i * steps + step) * 8
+                    b_start = (step * repeat_n + j) * 4
+                    a_fragment = self.shuffle(a, list(range(a_start, a_start + 8)))
+                    b_fragment = self.shuffle(b, list(range(b_start, b_start + 4)))
+                    c = self.add(MmaOp.create(a_fragment, b_fragment, c))
+                fragments.append(c)
+        if len(fragments) == 1:
+            return fragments[0]
+        return self.add(ShuffleOp.create(fragments, list(range(4 * len(fragments)))))
+
+    def simt_dot(self, op: DotOp) -> Value:
+        a_old, b_old, acc_old = op.operands
         acc_layout = _layout(acc_old)
         k = a_old.type.shape[1]  # type: ignore[attr-defined]
         acc_dtype = acc_old.type.dtype  # type: ignore[attr-defined]
@@ -376,7 +413,7 @@ class _Lowering(Rewriter):
                 BinaryOp.create("mul", self.shuffle(a, a_lanes), self.shuffle(b, b_lanes))
             )
             acc = self.add(BinaryOp.create("add", acc, product))
-        return [acc]
+        return acc
 
 
 def _scratch_dtype(dt):
@@ -405,7 +442,7 @@ class LowerToThreadsPass(Pass):
     name = "lower-to-threads"
 
     def run(self, module: Module) -> Module:
-        return _Lowering().run(module)
+        return _Lowering(self.target).run(module)
 
 
 __all__ = ["LowerToThreadsPass", "thread_type", "math", "ForOp", "IfOp", "SelectOp", "UnaryOp"]

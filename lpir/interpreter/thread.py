@@ -228,6 +228,20 @@ class _ThreadBlock:
             )
         return [result]
 
+    def op_mma(self, op):
+        """Warp-wide D = A @ B + C with the PTX m16n8k16 fragment layouts."""
+        a, b, c = (self.get(v) for v in op.operands)
+        a_map, b_map, c_map = mma_fragments(op.attributes["shape"])
+        result = np.zeros_like(c)
+        for warp in range(0, self.threads, 32):
+            lanes = slice(warp, warp + 32)
+            a_tile = _gather_fragment(a[lanes], a_map).astype(np.float64)
+            b_tile = _gather_fragment(b[lanes], b_map).astype(np.float64)
+            c_tile = _gather_fragment(c[lanes], c_map).astype(np.float64)
+            d_tile = (a_tile @ b_tile + c_tile).astype(np.float32)
+            result[lanes] = d_tile[tuple(np.moveaxis(c_map, -1, 0))]
+        return [result]
+
     # ---- memory
     def op_alloc_shared(self, op):
         return [np.zeros(op.result.type.nbytes, dtype=np.uint8)]
@@ -285,6 +299,25 @@ class _ThreadBlock:
     def op_if(self, op: IfOp):
         taken = op.then_region if self.uniform(op.operands[0]) else op.else_region
         return self.region(taken)
+
+
+def mma_fragments(shape: str):
+    """Per mma operand, the coordinates [lane, slot, 2] each thread's fragment lanes hold."""
+    from lpir import layout as L
+
+    if shape != "m16n8k16":
+        raise LpirError(f"the thread interpreter has no mma {shape}")
+    a = L.column_local(2, 2) * L.spatial(8, 4) * L.local(1, 2)
+    b = L.local(2, 1) * L.column_spatial(4, 8) * L.local(2, 1)
+    c = L.local(2, 1) * L.spatial(8, 4) * L.local(1, 2)
+    return a.coordinates(), b.coordinates(), c.coordinates()
+
+
+def _gather_fragment(values: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
+    shape = tuple(coordinates.reshape(-1, 2).max(axis=0) + 1)
+    tile = np.zeros(shape, dtype=values.dtype)
+    tile[tuple(np.moveaxis(coordinates, -1, 0))] = values
+    return tile
 
 
 def run_thread_kernel(kernel: Kernel, buffers: list) -> None:

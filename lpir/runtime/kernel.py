@@ -8,7 +8,8 @@ and on disk for compiled targets).
 Targets:
     "interp"   the reference interpreter on tile IR (the oracle);
     "threads"  the CPU pipeline down to thread IR, run by the thread-IR interpreter (for
-               testing passes without a backend);
+               testing passes without a backend); "threads-cuda" the same with the GPU
+               pipeline (coalesced layouts, tensor-core dots);
     "cpu"      LLVM through llvmlite, all cores;
     "cuda"     CUDA C through NVRTC (or nvcc), on an NVIDIA GPU.
 """
@@ -29,7 +30,7 @@ from lpir.language.syntax import parse_program
 from lpir.runtime import arguments as args_
 from lpir.runtime.specialization import Specialization, build_specialization
 
-TARGETS = ("interp", "threads", "cpu", "cuda")
+TARGETS = ("interp", "threads", "threads-cuda", "cpu", "cuda")
 
 
 def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:

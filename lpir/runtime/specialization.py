@@ -15,7 +15,13 @@ from lpir.language import ast
 from lpir.language.lower import lower_kernel
 from lpir.runtime import arguments as args_
 
-PIPELINE_OF_TARGET = {"interp": "interp", "threads": "cpu", "cpu": "cpu", "cuda": "cuda"}
+PIPELINE_OF_TARGET = {
+    "interp": "interp",
+    "threads": "cpu",
+    "threads-cuda": "cuda",
+    "cpu": "cpu",
+    "cuda": "cuda",
+}
 
 
 class Specialization:
@@ -90,7 +96,7 @@ def attach_runner(spec: Specialization, target: str) -> None:
     kernel = spec.kernel_ir
     if target == "interp":
         spec.runner = lambda arguments: _run_interpreter(kernel, arguments)
-    elif target == "threads":
+    elif target in ("threads", "threads-cuda"):
         spec.runner = lambda arguments: _run_threads(kernel, arguments)
     elif target == "cpu":
         from lpir.backends.llvm import compile_kernel

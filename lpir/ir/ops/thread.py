@@ -64,15 +64,16 @@ class VectorConstantOp(Operation):
 
 
 class ShuffleOp(Operation):
-    """`%r = shuffle %a, %b {indices = [...]}`: lane i of the result is lane indices[i] of a ++ b."""
+    """`%r = shuffle(%a, %b, ...) {indices = [...]}`: lane i of the result is lane indices[i] of
+    the concatenation a ++ b ++ ... of the sources (one or more vectors of one dtype)."""
 
     names = ("shuffle",)
 
     @classmethod
     def create(cls, sources: Sequence[Value], indices: Sequence[int], name: str | None = None):
         sources = list(sources)
-        if not 1 <= len(sources) <= 2 or any(not isinstance(s.type, VectorType) for s in sources):
-            raise TypeCheckError("shuffle takes one or two vectors")
+        if not sources or any(not isinstance(s.type, VectorType) for s in sources):
+            raise TypeCheckError("shuffle takes one or more vectors")
         if len({s.type.dtype for s in sources}) != 1:
             raise TypeCheckError("shuffled vectors must share a dtype")
         total = sum(s.type.size for s in sources)
@@ -395,3 +396,43 @@ class BarrierOp(Operation):
     @classmethod
     def create(cls):
         return cls("barrier")
+
+
+MMA_SHAPES = {
+    # shape: (lanes of a, lanes of b, lanes of c/d) per thread of a warp
+    "m16n8k16": (8, 4, 4),
+    "m16n8k8": (4, 2, 4),
+}
+
+
+class MmaOp(Operation):
+    """`%d = mma(%a, %b, %c) {shape = "m16n8k16"} : <4 x f32>`: one warp-wide matrix multiply.
+
+    The 32 threads of a warp together compute D = A @ B + C for a 16x16 A (row major), a 16x8
+    B (column major) and a 16x8 C/D, each thread holding the fragment lanes of the PTX
+    `mma.sync.aligned.m16n8k16.row.col` layouts (A: 8 f16/bf16 lanes, B: 4, C and D: 4 f32).
+    Only the CUDA backend implements it.
+    """
+
+    names = ("mma",)
+
+    @classmethod
+    def create(cls, a: Value, b: Value, c: Value, shape: str = "m16n8k16", name=None):
+        if shape not in MMA_SHAPES:
+            raise TypeCheckError(f"unknown mma shape {shape!r}")
+        lanes_a, lanes_b, lanes_c = MMA_SHAPES[shape]
+        if (
+            not isinstance(a.type, VectorType)
+            or a.type != VectorType(a.type.dtype, lanes_a)
+            or b.type != VectorType(a.type.dtype, lanes_b)
+            or c.type != VectorType(c.type.dtype, lanes_c)
+            or a.type.dtype.name not in ("f16", "bf16")
+            or c.type.dtype.name != "f32"
+        ):
+            raise TypeCheckError(f"mma {shape} of {a.type}, {b.type}, {c.type}")
+        attributes = {"shape": shape}
+        return cls("mma", [a, b, c], [c.type], attributes, result_names=[name])
+
+    @property
+    def shape(self) -> str:
+        return self.attributes["shape"]
