@@ -190,7 +190,11 @@ class _Selection:
                     self.layouts[key] = rules.dot_anchor(
                         a.dtype, m, n, a.shape[1], self.threads, self.target
                     )
-            elif self.target.coalesced_loads and isinstance(op, LoadOp | StoreOp):
+            elif (
+                self.target.coalesced_loads
+                and isinstance(op, LoadOp | StoreOp)
+                and op.name.endswith("_global")  # shared memory is read in any order
+            ):
                 tile = op.result if isinstance(op, LoadOp) else op.operands[-1]
                 key = self.classes.find(tile)
                 if key not in self.layouts:
