@@ -89,11 +89,15 @@ class _Deduction:
 
     def set(self, name: str, value: int | DType, source: str, node: ast.Node) -> None:
         if name in self.values and self.values[name] != value:
+            known = self.values[name]
+            hint = "pass arguments whose shapes and dtypes agree"
+            if isinstance(known, DType) and known.is_packed:
+                hint = f"an argument of packed {known.name} must be lpir.pack(values, '{known.name}')"
             raise ArgumentError(
-                f"{name} is {_show(self.values[name])} from {self.sources[name]} but "
+                f"{name} is {_show(known)} from {self.sources[name]} but "
                 f"{_show(value)} from {source}",
                 self.location(node),
-                "pass arguments whose shapes and dtypes agree",
+                hint,
             )
         self.values[name] = value
         self.sources[name] = source

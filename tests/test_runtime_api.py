@@ -1,0 +1,164 @@
+"""The Python API: compile, call, argument checks, specialization caching, IR stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lpir
+from lpir.errors import ArgumentError, LpirError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+SCALE = """
+kernel scale[N, BLOCK = 64](x: global f32[N], y: global f32[N], alpha: f32)
+    blocks(cdiv(N, BLOCK)) threads(32) {
+    i = block.x * BLOCK
+    store(y[i :+ BLOCK], load(x[i :+ BLOCK]) * alpha)
+}
+"""
+
+
+@pytest.fixture(params=["interp", "threads"])
+def target(request):
+    return request.param
+
+
+def test_call_deduces_sizes_and_runs(target):
+    kernel = lpir.compile(SCALE, target=target)
+    x = np.arange(100, dtype=np.float32)
+    y = np.zeros(100, np.float32)
+    kernel(x, y, 2.5)
+    np.testing.assert_array_equal(y, x * np.float32(2.5))
+    assert kernel.last.params["N"] == 100
+
+
+def test_same_specialization_is_reused():
+    kernel = lpir.compile(SCALE, target="interp")
+    x, y = np.ones(64, np.float32), np.zeros(64, np.float32)
+    kernel(x, y, 1.0)
+    first = kernel.last
+    kernel(x, y, 3.0)
+    assert kernel.last is first
+    kernel(np.ones(65, np.float32), np.zeros(65, np.float32), 1.0)
+    assert kernel.last is not first
+    assert len(kernel.specializations) == 2
+
+
+def _error(kernel, *arguments) -> ArgumentError:
+    with pytest.raises(ArgumentError) as caught:
+        kernel(*arguments)
+    return caught.value
+
+
+def test_wrong_dtype_names_the_argument():
+    kernel = lpir.compile(SCALE, target="interp")
+    error = _error(kernel, np.ones(8, np.float64), np.zeros(8, np.float32), 1.0)
+    assert "argument x must hold f32" in error.message
+    assert error.location is not None and error.location.line == 2
+
+
+def test_inconsistent_shapes():
+    kernel = lpir.compile(SCALE, target="interp")
+    error = _error(kernel, np.ones(8, np.float32), np.zeros(9, np.float32), 1.0)
+    assert "N is 8" in error.message and "9" in error.message
+
+
+def test_wrong_rank():
+    kernel = lpir.compile(SCALE, target="interp")
+    error = _error(kernel, np.ones((2, 4), np.float32), np.zeros(8, np.float32), 1.0)
+    assert "must have 1 dimensions" in error.message
+
+
+def test_non_contiguous_array():
+    kernel = lpir.compile(SCALE, target="interp")
+    x = np.ones(16, np.float32)[::2]
+    error = _error(kernel, x, np.zeros(8, np.float32), 1.0)
+    assert "not C-contiguous" in error.message
+    assert "ascontiguousarray" in error.hint
+
+
+def test_read_only_output():
+    kernel = lpir.compile(SCALE, target="interp")
+    y = np.zeros(8, np.float32)
+    y.flags.writeable = False
+    error = _error(kernel, np.ones(8, np.float32), y, 1.0)
+    assert "read-only" in error.message
+
+
+def test_wrong_argument_count():
+    kernel = lpir.compile(SCALE, target="interp")
+    error = _error(kernel, np.ones(8, np.float32))
+    assert "takes 3 arguments" in error.message
+
+
+def test_scalar_of_the_wrong_kind():
+    kernel = lpir.compile(SCALE, target="interp")
+    error = _error(kernel, np.ones(8, np.float32), np.zeros(8, np.float32), "two")
+    assert "alpha must be a number" in error.message
+
+
+def test_unpacked_array_for_a_packed_dtype():
+    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", WT="u3", ZERO=4)
+    n, k = 64, 256
+    x, s, y = np.ones(k, np.float32), np.ones((n, 2), np.float32), np.zeros(n, np.float32)
+    error = _error(kernel, x, np.zeros((n, k), np.uint8), s, y)
+    assert "WT is u3 from the caller but u8 from argument w" in error.message
+    assert "lpir.pack(values, 'u3')" in error.hint
+    deduced = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", ZERO=4, N=n, K=k, WT="u3")
+    error = _error(deduced, x, np.zeros((n, k), np.uint8), s, y)
+    assert "lpir.pack" in error.hint
+
+
+def test_packed_array_of_another_dtype():
+    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", WT="u3", ZERO=4)
+    n, k = 64, 256
+    w = lpir.pack(np.zeros((n, k), np.uint8), "u4")
+    error = _error(kernel, np.ones(k, np.float32), w, np.ones((n, 2), np.float32), np.zeros(n, np.float32))
+    assert "WT" in error.message or "u3" in error.message
+
+
+def test_dtype_parameter_deduced_from_a_packed_argument():
+    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", ZERO=4)
+    n, k = 64, 256
+    w = lpir.pack(np.full((n, k), 5, np.uint8), "u3")
+    x, s, y = np.ones(k, np.float32), np.ones((n, 2), np.float32), np.zeros(n, np.float32)
+    kernel(x, w, s, y)
+    assert kernel.last.params["WT"].name == "u3"
+    np.testing.assert_allclose(y, np.full(n, k * 1.0, np.float32))
+
+
+def test_unknown_parameter():
+    with pytest.raises(ArgumentError, match="has no parameter 'Q'"):
+        lpir.compile(SCALE, target="interp", Q=3)(
+            np.ones(8, np.float32), np.zeros(8, np.float32), 1.0
+        )
+
+
+def test_explicit_parameter_must_agree_with_arguments():
+    kernel = lpir.compile(SCALE, target="interp", N=16)
+    error = _error(kernel, np.ones(8, np.float32), np.zeros(8, np.float32), 1.0)
+    assert "N is 16" in error.message
+
+
+def test_ir_stages_and_sources():
+    kernel = lpir.compile(SCALE, target="threads", N=64)
+    assert "kernel @scale" in kernel.ir("source")
+    assert "stage(thread)" in kernel.ir("after:lower-to-threads")
+    assert "thread_index" in kernel.ir("final")
+    with pytest.raises(LpirError, match="no IR stage"):
+        kernel.ir("after:nothing")
+    with pytest.raises(LpirError, match="no 'cuda' source"):
+        kernel.source("cuda")
+
+
+def test_unknown_target():
+    with pytest.raises(LpirError, match="unknown target"):
+        lpir.compile(SCALE, target="tpu")
+
+
+def test_missing_file():
+    with pytest.raises(LpirError, match="no such kernel file"):
+        lpir.compile("does/not/exist.lp")
