@@ -55,7 +55,7 @@ def _cmd_opt(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from lpir.tools import run_file
+    from lpir.runner import run_file
 
     ok = run_file(
         args.file,
