@@ -101,12 +101,12 @@ def bench_shape(n, k, weights, target, repeat, bandwidth, rng):
         dt = lpir.dtype(name)
         packed = make_weights(dt, n, k, rng)
         kernel = lpir.compile(KERNEL, target=target, WT=name, ZERO=zero_point(dt))
-        seconds = median_seconds(lambda: kernel(x, packed, scales, y), repeat)
+        seconds = median_seconds(lambda k=kernel, w=packed: k(x, w, scales, y), repeat)
         dense = dequantize(dt, packed, scales)
         expected = dense @ x
         error = float(np.max(np.abs(y - expected)) / (np.max(np.abs(expected)) + 1e-30))
         if numpy_seconds is None:
-            numpy_seconds = median_seconds(lambda: dense @ x, repeat)
+            numpy_seconds = median_seconds(lambda d=dense: d @ x, repeat)
         floor = (packed.nbytes + scales.nbytes + x.nbytes + y.nbytes) / bandwidth
         rows.append((name, seconds, packed.nbytes / seconds / 1e9, floor, error))
         del dense
@@ -123,8 +123,12 @@ def compile_times(target: str) -> tuple[float, float, float]:
             "k.specialize(None); print(time.perf_counter() - t)"
         )
         run = [sys.executable, "-c", script]
-        cold = float(subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout)
-        warm = float(subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout)
+        cold = float(
+            subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+        )
+        warm = float(
+            subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+        )
     kernel = lpir.compile(KERNEL, target=target, WT="u3", ZERO=4, N=4096, K=4096)
     kernel.specialize(None)
     start = time.perf_counter()
@@ -168,8 +172,10 @@ def main() -> None:
                 line += f"   ({seconds / u4:.2f} x u4)"
             print(line)
     cold, memory, disk = compile_times(args.target)
-    print(f"\ncompile u3 4096x4096: cold {cold:.2f} s, cached in memory {memory * 1e3:.2f} ms, "
-          f"new process with disk cache {disk:.2f} s")
+    print(
+        f"\ncompile u3 4096x4096: cold {cold:.2f} s, cached in memory {memory * 1e3:.2f} ms, "
+        f"new process with disk cache {disk:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -34,18 +34,19 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"{args.elements:,} elements, median of {args.repeat}")
-    print(f"{'dtype':>6} {'pack codes':>11} {'unpack codes':>13} {'pack values':>12} {'unpack values':>14}  (ms)")
+    columns = ("pack codes", "unpack codes", "pack values", "unpack values")
+    print(f"{'dtype':>6} " + " ".join(f"{c:>13}" for c in columns) + "  (ms)")
     for nbits in range(1, 9):
         dt = lpir.dtype(f"u{nbits}")
         codes = rng.integers(0, 1 << nbits, size=args.elements).astype(np.uint8)
         packed = pack_codes(codes, dt)
         times = [
-            median_seconds(lambda: pack_codes(codes, dt), args.repeat),
+            median_seconds(lambda c=codes, d=dt: pack_codes(c, d), args.repeat),
             median_seconds(packed.codes, args.repeat),
-            median_seconds(lambda: lpir.pack(codes, dt), args.repeat),
+            median_seconds(lambda c=codes, d=dt: lpir.pack(c, d), args.repeat),
             median_seconds(packed.unpack, args.repeat),
         ]
-        print(f"{dt.name:>6} " + " ".join(f"{t * 1e3:>12.1f}" for t in times))
+        print(f"{dt.name:>6} " + " ".join(f"{t * 1e3:>13.1f}" for t in times))
 
 
 if __name__ == "__main__":

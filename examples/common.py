@@ -30,7 +30,9 @@ def check(path: Path, target: str, module, params: dict, seed: int = 0) -> bool:
     ok = True
     shown = ", ".join(f"{k}={getattr(v, 'name', v)}" for k, v in values.items())
     for index, values_expected in expected.items():
-        good, text = compare(f"arg {index}", outputs_of(arguments)[index], values_expected, rtol, atol)
+        good, text = compare(
+            f"arg {index}", outputs_of(arguments)[index], values_expected, rtol, atol
+        )
         print(f"{'ok  ' if good else 'FAIL'} {path.stem}[{shown}] on {target}: {text}")
         ok &= good
     if not ok:
@@ -40,7 +42,9 @@ def check(path: Path, target: str, module, params: dict, seed: int = 0) -> bool:
 
 def main(path: Path, module, cases: list[dict], argv=None) -> int:
     parser = argparse.ArgumentParser(description=f"run {path.name} and check it against numpy")
-    parser.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp", "threads", "threads-cuda"])
+    parser.add_argument(
+        "--target", default="cpu", choices=["cpu", "cuda", "interp", "threads", "threads-cuda"]
+    )
     args = parser.parse_args(argv)
     results = [check(path, args.target, module, params) for params in cases]
     return 0 if all(results) else 1

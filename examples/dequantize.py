@@ -23,7 +23,9 @@ def make_inputs(params, rng):
 def reference(params, args):
     q, s, _ = args
     dt, g, n = params["WT"], params["G"], params["N"]
-    values = dt.decode(q.codes()).astype(np.float32) if dt.is_float else q.unpack().astype(np.float32)
+    values = (
+        dt.decode(q.codes()).astype(np.float32) if dt.is_float else q.unpack().astype(np.float32)
+    )
     scales = np.repeat(s, g, axis=1)[:, :n]
     return {2: ((values - np.float32(params["ZERO"])) * scales).astype(np.float32)}
 

@@ -26,8 +26,10 @@ def make_inputs(params, rng):
 
 def dequantized(params, w, s):
     k, g = params["K"], params["G"]
-    values = params["WT"].decode(w.codes()).astype(np.float64) if params["WT"].is_float else (
-        w.unpack().astype(np.float64)
+    values = (
+        params["WT"].decode(w.codes()).astype(np.float64)
+        if params["WT"].is_float
+        else (w.unpack().astype(np.float64))
     )
     scales = np.repeat(s.astype(np.float64), g, axis=1)[:, :k]
     return (values - params["ZERO"]) * scales

@@ -1,8 +1,8 @@
 """lpir: a compiler for low-precision tensor kernels.
 
-    import lpir
-    k = lpir.compile("examples/gemv_wq.lp", target="cpu", WT="u3")
-    k(x, lpir.pack(q, "u3"), s, y)
+import lpir
+k = lpir.compile("examples/gemv_wq.lp", target="cpu", WT="u3")
+k(x, lpir.pack(q, "u3"), s, y)
 """
 
 from __future__ import annotations

@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kernel_options(emit_cmd)
     emit_cmd.add_argument("--target", default="cpu", choices=["cpu", "cuda"])
     emit_cmd.add_argument(
-        "--what", default=None, choices=["llvm", "asm", "cuda", "ptx", "ir"],
+        "--what",
+        default=None,
+        choices=["llvm", "asm", "cuda", "ptx", "ir"],
         help="llvm/asm for cpu, cuda/ptx for cuda, ir: the final thread IR",
     )
     emit_cmd.set_defaults(handler=_cmd_emit)

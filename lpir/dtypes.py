@@ -172,7 +172,7 @@ class DType:
 
     @property
     def eps(self) -> float:
-        return 2.0 ** -self.mantissa_bits
+        return 2.0**-self.mantissa_bits
 
     @property
     def smallest_normal(self) -> float:
@@ -326,7 +326,9 @@ def _encode_small_float(dt: DType, values: np.ndarray) -> np.ndarray:
     if dt.variant == "ieee":
         # IEEE: beyond max + half an ulp rounds to infinity.
         ulp = largest - grid[-2]
-        overflow = (twice > 2 * largest + ulp) | ((twice == 2 * largest + ulp) & (codes[-1] % 2 == 1))
+        overflow = (twice > 2 * largest + ulp) | (
+            (twice == 2 * largest + ulp) & (codes[-1] % 2 == 1)
+        )
         infinity = ((1 << dt.exponent_bits) - 1) << dt.mantissa_bits
         code = np.where(overflow | np.isinf(magnitude), infinity, code)
     else:

@@ -114,8 +114,10 @@ def _pack_bits(codes: np.ndarray, nbits: int) -> np.ndarray:
 def unpack_codes(data: np.ndarray, size: int, dt: DType) -> np.ndarray:
     """The `size` codes stored in `data`."""
     if dt.nbits >= 8:
-        return data[: size * dt.itemsize].view(dt.code_numpy_dtype.newbyteorder("<")).astype(
-            dt.code_numpy_dtype
+        return (
+            data[: size * dt.itemsize]
+            .view(dt.code_numpy_dtype.newbyteorder("<"))
+            .astype(dt.code_numpy_dtype)
         )
     nbits = dt.nbits
     groups = -(-size // 8)
@@ -149,7 +151,9 @@ def pack(values, dt: DType | str) -> PackedArray:
     if dt.is_float:
         if array.dtype.kind not in "fiub":
             raise DTypeError(f"cannot pack {array.dtype} values as {dt.name}")
-        return pack_codes(dt.encode(array.astype(np.float64) if array.dtype.kind != "f" else array), dt)
+        return pack_codes(
+            dt.encode(array.astype(np.float64) if array.dtype.kind != "f" else array), dt
+        )
     if dt.is_bool:
         return pack_codes((array != 0).astype(np.uint8), dt)
     if array.dtype.kind not in "iub":

@@ -49,11 +49,15 @@ def random_argument(type_, rng: np.random.Generator):
     if dt.is_float:
         values = dt.decode(codes.astype(dt.code_numpy_dtype))
         codes = dt.encode(np.where(np.isfinite(values), values, 0.0))
-    packed = pack_codes(codes.astype(dt.code_numpy_dtype), dt).reshape(type_.shape) if hasattr(
-        PackedArray, "reshape"
-    ) else None
+    packed = (
+        pack_codes(codes.astype(dt.code_numpy_dtype), dt).reshape(type_.shape)
+        if hasattr(PackedArray, "reshape")
+        else None
+    )
     if packed is None:
-        packed = PackedArray(pack_codes(codes.astype(dt.code_numpy_dtype), dt).data, type_.shape, dt)
+        packed = PackedArray(
+            pack_codes(codes.astype(dt.code_numpy_dtype), dt).data, type_.shape, dt
+        )
     if dt.is_packed:
         return packed
     return packed.unpack() if not dt.is_float else dt.decode(packed.codes())
@@ -75,7 +79,10 @@ def compare(name: str, got, expected, rtol: float, atol: float) -> tuple[bool, s
     close = np.isclose(got64, expected64, rtol=rtol, atol=atol, equal_nan=True)
     bad = int(np.count_nonzero(~close))
     error = float(np.nanmax(np.abs(got64 - expected64))) if got.size else 0.0
-    return bad == 0, f"{name}: {bad} of {got.size} outside rtol={rtol:g} atol={atol:g} (max |err| {error:.3g})"
+    return (
+        bad == 0,
+        f"{name}: {bad} of {got.size} outside rtol={rtol:g} atol={atol:g} (max |err| {error:.3g})",
+    )
 
 
 def _time(function, repeat: int = 10) -> float:
@@ -91,9 +98,7 @@ def _time(function, repeat: int = 10) -> float:
 def _nbytes(arguments: list) -> int:
     total = 0
     for a in arguments:
-        if isinstance(a, PackedArray):
-            total += a.nbytes
-        elif isinstance(a, np.ndarray):
+        if isinstance(a, (PackedArray, np.ndarray)):
             total += a.nbytes
     return total
 
@@ -127,8 +132,11 @@ def _check(path, kernel, values, pristine, mine, companion, target) -> bool:
     if companion is not None and hasattr(companion, "tolerance"):
         rtol, atol, why = companion.tolerance(values)
     ok = True
-    written = [i for i, (a, b) in enumerate(zip(outputs_of(pristine), outputs_of(mine)))
-               if not np.array_equal(np.asarray(a), np.asarray(b))]
+    written = [
+        i
+        for i, (a, b) in enumerate(zip(outputs_of(pristine), outputs_of(mine)))
+        if not np.array_equal(np.asarray(a), np.asarray(b))
+    ]
     if target != "interp":
         oracle = lpir.compile(path, target="interp", kernel=kernel, **_plain(values))
         theirs = copy.deepcopy(pristine)
@@ -142,7 +150,9 @@ def _check(path, kernel, values, pristine, mine, companion, target) -> bool:
     if companion is not None:
         expected_outputs = companion.reference(values, copy.deepcopy(pristine))
         for index, expected in expected_outputs.items():
-            good, text = compare(f"arg {index} vs numpy", outputs_of(mine)[index], expected, rtol, atol)
+            good, text = compare(
+                f"arg {index} vs numpy", outputs_of(mine)[index], expected, rtol, atol
+            )
             ok &= good
             print(("  ok    " if good else "  FAIL  ") + text)
     print(f"  tolerance: rtol={rtol:g} atol={atol:g} ({why})")
@@ -161,7 +171,9 @@ def _bench(compiled, pristine, companion, values) -> None:
     if companion is not None:
         inputs = copy.deepcopy(pristine)
         reference = _time(lambda: companion.reference(values, inputs))
-        print(f"  numpy  {reference * 1e3:9.3f} ms  (reference; lpir is {reference / seconds:.2f}x)")
+        print(
+            f"  numpy  {reference * 1e3:9.3f} ms  (reference; lpir is {reference / seconds:.2f}x)"
+        )
 
 
 __all__ = ["LpirError", "run_file"]

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import math
 
+from lpir.passes.base import Pass, register_pass
+from lpir.passes.thread_values import IndexBuilder
+
 from lpir.dtypes import dtype
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation, Value
@@ -35,8 +38,6 @@ from lpir.ir.ops import (
 )
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import VectorType
-from lpir.passes.base import Pass, register_pass
-from lpir.passes.thread_values import IndexBuilder
 
 U8 = dtype("u8")
 I32 = dtype("i32")
@@ -73,9 +74,7 @@ class _ByteLayout:
 
     def always_needed(self) -> bool:
         """Whether every byte is touched by some lane whatever the shift."""
-        return all(
-            _union(lanes.values()) == (0xFF if self.shifted else 1) for lanes in self.touch
-        )
+        return all(_union(lanes.values()) == (0xFF if self.shifted else 1) for lanes in self.touch)
 
     def whole_bytes(self, offsets: tuple[int, ...]) -> list[bool]:
         """For each byte, whether this thread's lanes cover all 8 of its bits (no shift)."""
@@ -142,11 +141,13 @@ class _BitPacking(Rewriter):
                 term = self.builder.add(ShuffleOp.create([lane_mask], picks))
             if shift is not None:
                 touched = self.shift_selects(shift, [bits for _, bits in entries])
-                term = touched if term is None else self.builder.add(
-                    BinaryOp.create("and", term, touched)
+                term = (
+                    touched
+                    if term is None
+                    else self.builder.add(BinaryOp.create("and", term, touched))
                 )
-            result = term if result is None else self.builder.add(
-                BinaryOp.create("or", result, term)
+            result = (
+                term if result is None else self.builder.add(BinaryOp.create("or", result, term))
             )
         return result
 

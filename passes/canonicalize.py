@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from lpir.passes.base import Pass, register_pass
 
 from lpir.interpreter import elementwise as ew
 from lpir.ir.core import Module, Operation, Region, Value
@@ -35,7 +36,6 @@ from lpir.ir.ops import (
 )
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import ScalarType
-from lpir.passes.base import Pass, register_pass
 
 
 def constant_value(value: Value):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lpir.passes.base import Pass, register_pass
+
 from lpir.ir.core import Module, Operation, Region, Value
 from lpir.ir.effects import is_pure
 from lpir.ir.rewrite import Rewriter
-from lpir.passes.base import Pass, register_pass
 
 
 def _key(op: Operation, operands: list[Value]) -> tuple:

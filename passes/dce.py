@@ -7,10 +7,11 @@ changes.
 
 from __future__ import annotations
 
+from lpir.passes.base import Pass, register_pass
+
 from lpir.ir.core import Module, Region
 from lpir.ir.effects import has_side_effects
 from lpir.ir.rewrite import clone_module
-from lpir.passes.base import Pass, register_pass
 
 
 @register_pass

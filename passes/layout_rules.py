@@ -47,7 +47,7 @@ def coalesced_layout(shape: tuple[int, ...], nbits: int, threads: int, vector_by
     per_thread = max(1, vector_bytes * 8 // nbits)
     per_thread = 1 << (per_thread.bit_length() - 1)
     vector = math.gcd(shape[-1], per_thread)
-    inner = list(shape[:-1]) + [shape[-1] // vector]
+    inner = [*list(shape[:-1]), shape[-1] // vector]
     thread_sizes = [1] * len(shape)
     remaining = threads
     for dim in reversed(range(len(shape))):

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from lpir.passes import layout_rules as rules
+from lpir.passes.base import Pass, register_pass
+
 from lpir.errors import LayoutError
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import (
@@ -42,8 +45,6 @@ from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import TileType
 from lpir.layout import RegisterLayout
 from lpir.targets import Target, get_target
-from lpir.passes import layout_rules as rules
-from lpir.passes.base import Pass, register_pass
 
 ELEMENTWISE = ("where", "cast")
 
@@ -305,7 +306,8 @@ class _Apply(Rewriter):
             return [None]
         if isinstance(op, YieldOp | StoreOp | ForOp):
             return [
-                self.chosen(old) if isinstance(old.type, TileType) and isinstance(op, YieldOp)
+                self.chosen(old)
+                if isinstance(old.type, TileType) and isinstance(op, YieldOp)
                 else None
                 for old in op.operands
             ]

@@ -15,6 +15,17 @@ from __future__ import annotations
 import itertools
 import math
 
+from lpir.passes.base import Pass, register_pass
+from lpir.passes.layout_rules import mma_layouts, mma_warps
+from lpir.passes.thread_values import (
+    IndexBuilder,
+    primary_replica,
+    required_slot_map,
+    slot_map,
+    slot_part,
+    thread_part,
+)
+
 from lpir.dtypes import dtype
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
@@ -50,16 +61,6 @@ from lpir.ir.ops import (
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
 from lpir.layout import RegisterLayout
-from lpir.passes.base import Pass, register_pass
-from lpir.passes.layout_rules import mma_layouts, mma_warps
-from lpir.passes.thread_values import (
-    IndexBuilder,
-    primary_replica,
-    required_slot_map,
-    slot_map,
-    slot_part,
-    thread_part,
-)
 
 I32 = dtype("i32")
 U8 = dtype("u8")
@@ -197,10 +198,16 @@ class _Lowering(Rewriter):
         scratch_type = SharedType(storage, tile.shape)
         scratch = self.add(AllocSharedOp.create(scratch_type, "exchange"))
         self.builder.insert(BarrierOp.create())
-        base, offsets, mask = self.addresses(scratch_type, [0] * tile.rank, tuple(range(tile.rank)), source, store=True)
-        self.builder.insert(StoreThreadOp.create(scratch, self.index.value(base), value, offsets, mask))
+        base, offsets, mask = self.addresses(
+            scratch_type, [0] * tile.rank, tuple(range(tile.rank)), source, store=True
+        )
+        self.builder.insert(
+            StoreThreadOp.create(scratch, self.index.value(base), value, offsets, mask)
+        )
         self.builder.insert(BarrierOp.create())
-        base, offsets, mask = self.addresses(scratch_type, [0] * tile.rank, tuple(range(tile.rank)), target)
+        base, offsets, mask = self.addresses(
+            scratch_type, [0] * tile.rank, tuple(range(tile.rank)), target
+        )
         loaded = self.add(LoadThreadOp.create(scratch, self.index.value(base), offsets, mask))
         return from_storage(self, loaded) if from_storage is not None else loaded
 
@@ -236,13 +243,13 @@ class _Lowering(Rewriter):
             offset = offsets[memory_dim]
             facts = self.offset_facts(offset)
             if memory_dim not in dims:
-                if facts is not None and 0 <= facts[0] and facts[1] < extent:
+                if facts is not None and facts[0] >= 0 and facts[1] < extent:
                     continue
                 inside = self.in_range_scalar(self.mapped(offset), extent)
                 mask = self.and_masks(mask, self.add(SplatOp.create_vector(inside, layout.slots)))
                 continue
             tile_dim = dims.index(memory_dim)
-            if facts is not None and 0 <= facts[0] and facts[1] + layout.shape[tile_dim] <= extent:
+            if facts is not None and facts[0] >= 0 and facts[1] + layout.shape[tile_dim] <= extent:
                 continue
             # lane ok  <=>  0 <= offset + thread_part + slot_part < extent
             start = self.index.add(self.mapped(offset), thread_parts[tile_dim])
@@ -251,8 +258,12 @@ class _Lowering(Rewriter):
             bound = self.add(SplatOp.create_vector(self.index.value(limit), layout.slots))
             lane_mask = self.add(BinaryOp.create("lt", lanes, bound))
             if facts is None or facts[0] < 0:
-                low = self.add(SplatOp.create_vector(self.index.value(self.index.sub(0, start)), layout.slots))
-                lane_mask = self.add(BinaryOp.create("and", lane_mask, self.add(BinaryOp.create("ge", lanes, low))))
+                low = self.add(
+                    SplatOp.create_vector(self.index.value(self.index.sub(0, start)), layout.slots)
+                )
+                lane_mask = self.add(
+                    BinaryOp.create("and", lane_mask, self.add(BinaryOp.create("ge", lanes, low)))
+                )
             mask = self.and_masks(mask, lane_mask)
         return mask
 
@@ -286,7 +297,9 @@ class _Lowering(Rewriter):
         memory = self.map(op.memory)
         layout = _layout(op.result)
         base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout)
-        load = LoadThreadOp.create(memory, self.index.value(base), offsets, mask, name=op.result.name_hint)
+        load = LoadThreadOp.create(
+            memory, self.index.value(base), offsets, mask, name=op.result.name_hint
+        )
         return [self.add(load)]
 
     def lower_StoreOp(self, op: StoreOp):
@@ -294,7 +307,9 @@ class _Lowering(Rewriter):
         layout = _layout(op.value)
         base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout, store=True)
         value = self.map(op.value)
-        self.builder.insert(StoreThreadOp.create(memory, self.index.value(base), value, offsets, mask))
+        self.builder.insert(
+            StoreThreadOp.create(memory, self.index.value(base), value, offsets, mask)
+        )
         return []
 
     # ---- reductions -------------------------------------------------------------------------
@@ -333,7 +348,9 @@ class _Lowering(Rewriter):
         lanes = partial.type.size  # type: ignore[attr-defined]
         threads = layout.threads
         storage = partial.type.dtype  # type: ignore[attr-defined]
-        scratch = self.add(AllocSharedOp.create(SharedType(storage, (threads * lanes,)), "partials"))
+        scratch = self.add(
+            AllocSharedOp.create(SharedType(storage, (threads * lanes,)), "partials")
+        )
         self.builder.insert(BarrierOp.create())
         own = self.index.value(self.index.mul(self.tid, lanes))
         self.builder.insert(StoreThreadOp.create(scratch, own, partial, list(range(lanes))))
@@ -364,7 +381,7 @@ class _Lowering(Rewriter):
 
     def mma_dot(self, op: DotOp, layouts) -> Value:
         """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step."""
-        a_layout, b_layout, acc_layout = layouts
+        acc_layout = layouts[2]
         a, b, acc = (self.map(v) for v in op.operands)
         m, n = op.result.type.shape  # type: ignore[attr-defined]
         k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
@@ -420,9 +437,11 @@ def _scratch_dtype(dt):
     """How a dtype travels through shared scratch memory: as itself, or (sub-byte types) as
     one byte per element, converted on the way in and out."""
     if dt.nbits >= 8 or dt.is_bool:
-        return (U8 if dt.is_bool else dt), (
-            (lambda low, v: low.add(CastOp.create(v, U8))) if dt.is_bool else None
-        ), ((lambda low, v: low.add(CastOp.create(v, dt))) if dt.is_bool else None)
+        return (
+            (U8 if dt.is_bool else dt),
+            ((lambda low, v: low.add(CastOp.create(v, U8))) if dt.is_bool else None),
+            ((lambda low, v: low.add(CastOp.create(v, dt))) if dt.is_bool else None),
+        )
     code = dtype(f"u{dt.nbits}")
 
     def to_storage(low, value):
@@ -445,4 +464,4 @@ class LowerToThreadsPass(Pass):
         return _Lowering(self.target).run(module)
 
 
-__all__ = ["LowerToThreadsPass", "thread_type", "math", "ForOp", "IfOp", "SelectOp", "UnaryOp"]
+__all__ = ["ForOp", "IfOp", "LowerToThreadsPass", "SelectOp", "UnaryOp", "math", "thread_type"]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from lpir.passes.base import Pass, get_pass
+
 from lpir.ir.core import Module
 from lpir.ir.verifier import verify
-from lpir.passes.base import Pass, get_pass
 
 PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": ("canonicalize", "cse", "dce"),

@@ -132,7 +132,9 @@ def slot_map(target: RegisterLayout, source: RegisterLayout, project=None) -> li
         coordinates = project(coordinates)
     table = slot_table(source)
     threads = np.arange(target.threads)[:, None]
-    found = table[(np.broadcast_to(threads, coordinates.shape[:2]), *np.moveaxis(coordinates, -1, 0))]
+    found = table[
+        (np.broadcast_to(threads, coordinates.shape[:2]), *np.moveaxis(coordinates, -1, 0))
+    ]
     if (found < 0).any() or (found != found[0]).any():
         return None
     return [int(v) for v in found[0]]

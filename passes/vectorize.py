@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 
+from lpir.passes.base import Pass, register_pass
+
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation
 from lpir.ir.ops import LoadThreadOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.rewrite import Rewriter
-from lpir.passes.base import Pass, register_pass
 from lpir.targets import get_target
 
 

@@ -116,7 +116,9 @@ def test_packed_array_of_another_dtype():
     kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", WT="u3", ZERO=4)
     n, k = 64, 256
     w = lpir.pack(np.zeros((n, k), np.uint8), "u4")
-    error = _error(kernel, np.ones(k, np.float32), w, np.ones((n, 2), np.float32), np.zeros(n, np.float32))
+    error = _error(
+        kernel, np.ones(k, np.float32), w, np.ones((n, 2), np.float32), np.zeros(n, np.float32)
+    )
     assert "WT" in error.message or "u3" in error.message
 
 

@@ -155,8 +155,10 @@ def scalar(value, dt: DType):
     """A numpy scalar of `dt` holding a Python constant."""
     if isinstance(value, float) and not dt.is_float:
         raise TypeError(f"float constant for {dt.name}")
-    return np.asarray(value, dtype=dt.numpy_dtype)[()] if dt.is_float or dt.is_bool else (
-        np.asarray(int(value)).astype(dt.numpy_dtype)[()]
+    return (
+        np.asarray(value, dtype=dt.numpy_dtype)[()]
+        if dt.is_float or dt.is_bool
+        else (np.asarray(int(value)).astype(dt.numpy_dtype)[()])
     )
 
 

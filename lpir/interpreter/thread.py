@@ -325,4 +325,4 @@ def run_thread_kernel(kernel: Kernel, buffers: list) -> None:
     ThreadInterpreter(kernel).run(buffers)
 
 
-__all__ = ["SharedType", "ScalarType", "ThreadInterpreter", "run_thread_kernel"]
+__all__ = ["ScalarType", "SharedType", "ThreadInterpreter", "run_thread_kernel"]

@@ -15,10 +15,10 @@ import itertools
 import numpy as np
 
 from lpir.errors import LpirError
+from lpir.interpreter import elementwise as ew
 from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType
-from lpir.interpreter import elementwise as ew
 
 
 class TileInterpreter:

@@ -11,7 +11,7 @@ from lpir.ir.printer import print_kernel, print_module, print_op
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
 from lpir.ir.verifier import verify
 
-print = print_module  # noqa: A001  (the documented name: lpir.ir.print(module))
+print = print_module
 
 __all__ = [
     "Builder",

@@ -48,7 +48,9 @@ def _add(a: Facts, b: Facts) -> Facts:
 
 
 def _negate(a: Facts) -> Facts:
-    return Facts(-a.hi if a.hi is not None else None, -a.lo if a.lo is not None else None, a.divisor)
+    return Facts(
+        -a.hi if a.hi is not None else None, -a.lo if a.lo is not None else None, a.divisor
+    )
 
 
 def _mul(a: Facts, b: Facts) -> Facts:

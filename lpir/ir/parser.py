@@ -148,7 +148,7 @@ class _ModuleBuilder:
             self.scopes[-1][str(token)[1:]] = value
 
     def for_op(self, tree: lark.Tree, result_tokens: list) -> Operation:
-        iv_token, lower, upper, step, iter_tree, types_tree, *ops = tree.children
+        iv_token, lower, upper, step, iter_tree, _types_tree, *ops = tree.children
         bounds = [self.use(t) for t in (lower, upper, step)]
         pairs = [p.children for p in iter_tree.children] if iter_tree is not None else []
         inits = [self.use(value) for _, value in pairs]

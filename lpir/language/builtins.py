@@ -111,8 +111,7 @@ def store(low, call: ast.Call):
         shape = destination.shape
     else:
         raise low.error(
-            f"store needs a tensor slice or a shared tile, but this is "
-            f"{destination.describe()}",
+            f"store needs a tensor slice or a shared tile, but this is {destination.describe()}",
             target,
             "e.g. store(y[block.x * 32 :+ 32], t)",
         )
@@ -237,7 +236,8 @@ def _reduce(low, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node 
     rank = tile.type.rank
     if not -rank <= axis < rank:
         raise low.error(
-            f"axis {axis} is out of range for a rank-{rank} tile", axis_node,
+            f"axis {axis} is out of range for a rank-{rank} tile",
+            axis_node,
             f"use an axis between 0 and {rank - 1}",
         )
     return Runtime(low.builder.add(ReduceOp.create(tile, kind, axis % rank)))
@@ -285,9 +285,11 @@ def where(low, call: ast.Call):
         return a if cond.value else b
     if not (isinstance(cond, Runtime) and cond.dtype.is_bool):
         raise low.error(f"the condition of where must be bool, not {cond.describe()}", cond_node)
-    left, right = low.typed_pair(a, b, call) if not (
-        isinstance(a, Const) and isinstance(b, Const)
-    ) else (low.as_runtime(a, a_node), low.as_runtime(b, b_node, low.default_dtype(a)))
+    left, right = (
+        low.typed_pair(a, b, call)
+        if not (isinstance(a, Const) and isinstance(b, Const))
+        else (low.as_runtime(a, a_node), low.as_runtime(b, b_node, low.default_dtype(a)))
+    )
     left, right = low.broadcast_pair(left, right, call)
     condition, left = low.broadcast_pair(cond.value, left, call)
     condition, right = low.broadcast_pair(condition, right, call)

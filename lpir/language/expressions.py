@@ -231,7 +231,7 @@ class ExpressionLowering:
             raise self.error(
                 f"cannot combine the float constant {v!r} with a {dt.name} value",
                 node,
-                f"write an integer, or cast the other operand: cast<f32>(...)",
+                "write an integer, or cast the other operand: cast<f32>(...)",
             )
         if not dt.is_float and not dt.is_bool and not dt.min <= v <= dt.max:
             raise self.error(f"the constant {v} does not fit in {dt.name}", node)
@@ -283,8 +283,7 @@ class ExpressionLowering:
             for side in (lhs, rhs):
                 if isinstance(side, Runtime) and not side.dtype.is_bool:
                     raise self.error(
-                        f"'{'and' if op == 'and' else 'or'}' needs bool operands, not "
-                        f"{side.type}",
+                        f"'{'and' if op == 'and' else 'or'}' needs bool operands, not {side.type}",
                         node,
                         "compare first, e.g. (x > 0) and (y > 0); use & and | for integer bits",
                     )

@@ -175,7 +175,10 @@ class KernelLowering(ExpressionLowering):
         step = values[2]
         if isinstance(step, Const) and (not isinstance(step.value, int) or step.value <= 0):
             raise self.error(f"the range step must be a positive integer, not {step.value!r}", node)
-        nodes = [bounds[0] if len(bounds) > 1 else node, bounds[-1] if len(bounds) < 3 else bounds[1]]
+        nodes = [
+            bounds[0] if len(bounds) > 1 else node,
+            bounds[-1] if len(bounds) < 3 else bounds[1],
+        ]
         nodes.append(bounds[2] if len(bounds) == 3 else node)
         return [self.as_index(v, n) for v, n in zip(values, nodes)]
 

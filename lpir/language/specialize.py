@@ -92,7 +92,9 @@ class _Deduction:
             known = self.values[name]
             hint = "pass arguments whose shapes and dtypes agree"
             if isinstance(known, DType) and known.is_packed:
-                hint = f"an argument of packed {known.name} must be lpir.pack(values, '{known.name}')"
+                hint = (
+                    f"an argument of packed {known.name} must be lpir.pack(values, '{known.name}')"
+                )
             raise ArgumentError(
                 f"{name} is {_show(known)} from {self.sources[name]} but "
                 f"{_show(value)} from {source}",

@@ -80,7 +80,7 @@ def _describe_token(token: Token) -> str:
 def _expected_text(expected: set[str]) -> str:
     names = sorted({_READABLE.get(e, e.lower().strip("_")) for e in expected})
     if len(names) > 6:
-        names = names[:6] + ["..."]
+        names = [*names[:6], "..."]
     return ", ".join(names)
 
 
@@ -163,9 +163,7 @@ class _ToAst(Transformer):
 
     def global_arg(self, meta, children):
         name, dtype_name, *dims = children
-        return ast.GlobalArg(
-            _span(meta), str(name), str(dtype_name), dims, _token_span(dtype_name)
-        )
+        return ast.GlobalArg(_span(meta), str(name), str(dtype_name), dims, _token_span(dtype_name))
 
     def scalar_arg(self, meta, children):
         name, dtype_name = children

@@ -128,7 +128,9 @@ def check_scalar(value: Any, expected: DType, decl: ast.ScalarArg, where) -> Any
         value = value.item()
     if expected.is_bool:
         if not isinstance(value, bool):
-            raise ArgumentError(f"argument {decl.name} must be a bool, got {describe(value)}", where)
+            raise ArgumentError(
+                f"argument {decl.name} must be a bool, got {describe(value)}", where
+            )
         return value
     if expected.is_float:
         if isinstance(value, bool) or not isinstance(value, int | float):

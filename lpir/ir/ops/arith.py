@@ -56,7 +56,7 @@ def check_compute_dtype(dt: DType, op_name: str) -> None:
     if not is_compute_dtype(dt):
         raise TypeCheckError(
             f"'{op_name}' is not defined on {dt.name}, a storage-only type",
-            hint=f"cast it to a compute type first, e.g. cast<f32>(x) or cast<f16>(x)",
+            hint="cast it to a compute type first, e.g. cast<f32>(x) or cast<f16>(x)",
         )
 
 
@@ -77,13 +77,13 @@ def check_same_shape(op_name: str, types: list[Type]) -> None:
                 f"operands of '{op_name}' have different shapes: {first} and {other}",
                 hint="broadcast explicitly, e.g. t[:, None] or t[None, :]",
             )
-        if isinstance(first, TileType) and isinstance(other, TileType):
-            if first.layout and other.layout and first.layout != other.layout:
-                raise TypeCheckError(
-                    f"operands of '{op_name}' have different layouts: {first.layout} and "
-                    f"{other.layout}",
-                    hint="convert one of them with convert_layout",
-                )
+        both_tiles = isinstance(first, TileType) and isinstance(other, TileType)
+        if both_tiles and first.layout and other.layout and first.layout != other.layout:
+            raise TypeCheckError(
+                f"operands of '{op_name}' have different layouts: {first.layout} and "
+                f"{other.layout}",
+                hint="convert one of them with convert_layout",
+            )
 
 
 def _layout_of(types: list[Type]) -> Any:

@@ -63,9 +63,7 @@ class BroadcastOp(Operation):
         if not isinstance(source, TileType):
             raise TypeCheckError(f"broadcast needs a tile, not {source}")
         shape = tuple(shape)
-        if len(shape) != source.rank or any(
-            s not in (1, t) for s, t in zip(source.shape, shape)
-        ):
+        if len(shape) != source.rank or any(s not in (1, t) for s, t in zip(source.shape, shape)):
             raise TypeCheckError(
                 f"cannot broadcast {source} to shape {list(shape)}",
                 hint="only size-1 dimensions can be repeated; add them with t[:, None]",
@@ -165,8 +163,7 @@ class DotOp(Operation):
             )
         if ct.dtype.name != expected:
             raise TypeCheckError(
-                f"the accumulator of a {at.dtype.name} dot must be {expected}, not "
-                f"{ct.dtype.name}",
+                f"the accumulator of a {at.dtype.name} dot must be {expected}, not {ct.dtype.name}",
                 hint=f"start it with zeros<{expected}>[{m}, {n}]",
             )
         return cls("dot", [a, b, acc], [ct], result_names=[name])
