@@ -78,7 +78,10 @@ def compare(name: str, got, expected, rtol: float, atol: float) -> tuple[bool, s
     got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
     close = np.isclose(got64, expected64, rtol=rtol, atol=atol, equal_nan=True)
     bad = int(np.count_nonzero(~close))
-    error = float(np.nanmax(np.abs(got64 - expected64))) if got.size else 0.0
+    with np.errstate(invalid="ignore"):
+        difference = np.abs(got64 - expected64)
+    finite = difference[np.isfinite(difference)]
+    error = float(finite.max()) if finite.size else 0.0
     return (
         bad == 0,
         f"{name}: {bad} of {got.size} outside rtol={rtol:g} atol={atol:g} (max |err| {error:.3g})",
