@@ -71,7 +71,10 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
         cases.append(
             ("quantize", {"M": size(1, 40), "N": size(1, 100), "WT": dt.name, "ZERO": zero})
         )
-    return cases
+    return [
+        (name, {k: str(v) if isinstance(v, np.str_) else v for k, v in p.items()})
+        for name, p in cases
+    ]
 
 
 CASES = [case for seed in range(8) for case in random_cases(seed)]
