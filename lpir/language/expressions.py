@@ -185,8 +185,12 @@ class ExpressionLowering:
                 raise self.error(
                     f"{node.func} needs a type argument", node, f"e.g. {node.func}<f32>(x)"
                 )
-            names = ", ".join(sorted(set(BUILTINS) | set(TYPED_BUILTINS)))
-            raise self.error(f"unknown function '{node.func}'", node, f"known functions: {names}")
+            known = sorted(set(BUILTINS) | set(TYPED_BUILTINS))
+            close = difflib.get_close_matches(node.func, known, n=1)
+            hint = (
+                f"did you mean '{close[0]}'?" if close else f"known functions: {', '.join(known)}"
+            )
+            raise self.error(f"unknown function '{node.func}'", node, hint)
         return entry[1](self, node)
 
     def tile_constructor(self, node: ast.TileConstructor) -> SemanticValue:

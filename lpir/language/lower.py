@@ -46,6 +46,7 @@ class KernelLowering(ExpressionLowering):
         self.builder = Builder()
         self.scopes = [{}]
         self.loop_locals: dict[str, int] = {}
+        self.assigned_at: dict[str, ast.Span] = {}
         for name, value in params.items():
             self.scopes[0][name] = DTypeConst(value) if isinstance(value, DType) else Const(value)
         self.threads = 0
@@ -151,6 +152,7 @@ class KernelLowering(ExpressionLowering):
                 "load a slice into registers with load(...) first",
             )
         self.scopes[-1][name] = value
+        self.assigned_at[name] = node.span
 
     def expression_statement(self, node: ast.ExprStmt) -> None:
         value = node.value
@@ -218,7 +220,7 @@ class KernelLowering(ExpressionLowering):
                 now = current.type if isinstance(current, Runtime) else current.describe()
                 raise self.error(
                     f"'{name}' changes from {before.type} to {now} inside this block",
-                    node,
+                    self.assigned_at.get(name, node.span),
                     "keep the dtype and shape of a variable the same across iterations/branches",
                 )
             values.append(current.value)

@@ -94,6 +94,11 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
         location = location_in(source, file, error.line or 1, error.column or 1, end)
         message = f"unexpected {_describe_token(token)}"
         hint = f"expected {_expected_text(error.expected)}"
+        closing = next(
+            (c for t, c in (("RPAR", "')'"), ("RSQB", "']'")) if t in error.expected), None
+        )
+        if closing and token.type in ("NAME", "$END"):
+            hint = f"is a {closing} missing? {hint}"
         raise ParseError(message, location, hint) from None
     except lark.UnexpectedCharacters as error:
         location = location_in(source, file, error.line, error.column)

@@ -52,10 +52,32 @@ def is_compute_dtype(dt: DType) -> bool:
     return dt.nbits in (8, 16, 32, 64)
 
 
+SYMBOLS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "rem": "%",
+    "and": "&",
+    "or": "|",
+    "xor": "^",
+    "shl": "<<",
+    "shr": ">>",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "eq": "==",
+    "ne": "!=",
+    "neg": "-",
+    "not": "~",
+}
+
+
 def check_compute_dtype(dt: DType, op_name: str) -> None:
     if not is_compute_dtype(dt):
         raise TypeCheckError(
-            f"'{op_name}' is not defined on {dt.name}, a storage-only type",
+            f"'{SYMBOLS.get(op_name, op_name)}' is not defined on {dt.name}, a storage-only type",
             hint="cast it to a compute type first, e.g. cast<f32>(x) or cast<f16>(x)",
         )
 
