@@ -1,29 +1,48 @@
-"""Data types: names, properties, exact decoding and correctly rounded encoding.
+"""Data types: names, properties, codes and values, and the conversions of `cast`.
 
-`dtype(name)` returns the (cached, frozen) `DType` for one of the names of DESIGN §2:
+`dtype(name)` returns the (cached, frozen, hashable) `DType` for one of the names of DESIGN §2:
 
 * integers `i1`..`i8`, `i16`, `i32`, `i64` (two's complement) and `u1`..`u8`, `u16`, `u32`,
-  `u64`; `bool`, the type of comparisons;
-* small floats `f{1+E+M}e{E}m{M}` (E >= 1, M >= 0, 3 to 8 bits): bias 2^(E-1) - 1,
-  subnormals, and no inf or NaN — every code is a finite number (OCP MX style);
-* `f8e4m3` (OCP E4M3 "fn": no inf, NaN = S.1111.111, max 448) and `f8e5m2` (OCP E5M2,
-  IEEE-like inf and NaN);
-* `f16`, `bf16`, `f32`, `f64` (IEEE 754 / bfloat16).
+  `u64`; `bool`, the 1-bit type of comparisons (False/True);
+* small floats `f{1+E+M}e{E}m{M}` (E >= 1, M >= 0, 3 to 8 bits): bias 2^(E-1) - 1, subnormals,
+  and no inf or NaN: every code is a finite number (OCP MX style);
+* `f8e4m3`, OCP E4M3 "fn" (no inf, NaN = S.1111.111, max 448), and `f8e5m2`, OCP E5M2
+  (IEEE-like: inf and NaN); every other 8-bit split follows the small-float rule;
+* `f16`, `bf16`, `f32`, `f64` (IEEE 754 binary16/32/64 and bfloat16).
 
-**Representations** (what the interpreter and the backends hold):
+**Codes and values.** A *code* is the stored bit pattern of one element (an unsigned integer of
+`nbits` bits, held in `code_numpy_dtype`: uint8, uint16, uint32 or uint64). A *register value*
+is what the interpreter and the backends compute with, held in `numpy_dtype`:
 
-* `numpy_dtype` holds *register values*: bool -> np.bool_; integers of 8 bits or fewer ->
-  int8/uint8 holding the value (u4 value 13 is uint8 13, i3 value -3 is int8 -3); wider
-  integers natively; f16 -> float16; bf16 -> ml_dtypes.bfloat16; f32, f64 natively; small floats
-  and fp8 hold their **codes** in uint8 (they are storage types: a cast decodes them).
-* `code_numpy_dtype` holds one code (the stored bit pattern): uint8, uint16, uint32 or uint64.
+* bool -> np.bool_;
+* integers of 8 bits or fewer -> int8/uint8 holding the value (u4 value 13 is uint8 13, i3 value
+  -3 is int8 -3); i16..i64 and u16..u64 natively;
+* f16 -> float16, bf16 -> ml_dtypes.bfloat16, f32 and f64 natively;
+* small floats and fp8 -> their **codes** in uint8: they are storage types, nothing computes in
+  them; a cast decodes them.
 
-**Conversions** (`convert(values, src, dst)`, the semantics of `cast<dst>`): float -> float
-decodes exactly and rounds to nearest, ties to even; small floats and f8e4m3 saturate to
-+-max, f8e5m2/f16/bf16/f32 overflow to +-inf (IEEE); NaN stays NaN where the target has one and
-becomes +0 in the small floats, which have none. float -> int truncates toward zero and
-saturates, NaN -> 0. int -> float rounds to nearest even. int -> int keeps the low bits (wraps).
-bool -> number gives 0/1, number -> bool is `!= 0`.
+`to_codes`/`from_codes` reinterpret bits between the two (identity on uint8 for small floats,
+two's-complement low bits for integers, float16 <-> uint16 and so on). `decode(codes)` gives
+numbers: floats as exact float32 (float64 for f64), integers and bool as register values.
+
+**Encoding and conversion** (`encode(values) -> codes`; `convert(values, src, dst)` is exactly
+`cast<dst>` on register values):
+
+* float -> float: the exact value rounded to nearest, ties to the even code (from the input's
+  exact value: float64 inputs are not rounded through float32; in formats with M = 0, a tie
+  between 2^e and 2^(e+1) goes to the even exponent field). Small floats and f8e4m3 saturate to
+  +-max beyond the largest finite magnitude (infinities too); f8e5m2, f16, bf16 and f32 follow
+  IEEE and overflow to +-inf, like ml_dtypes and numpy.
+* NaN stays NaN, with its sign, where the format has one, bit for bit as ml_dtypes/numpy
+  make it: f8e4m3 S.1111.111, f8e5m2 S.11111.10, bf16 the quiet NaN, f16/f32 numpy's cast.
+  The all-finite small floats have none: like ml_dtypes (whose quiet_NaN for float4_e2m1fn
+  and float6 is the -0 code, negated for a negative NaN), a NaN becomes a zero whose sign bit
+  is the opposite of the NaN's, so `encode(nan)` decodes to -0.0 and `encode(-nan)` to +0.0.
+* float -> int: truncate toward zero, saturate to [min, max]; NaN -> 0.
+* int -> float: the integer's exact value rounded to nearest even (64-bit integers included).
+* int -> int: keep the low bits (wrap); codes are the two's-complement low `nbits` bits, and
+  signed register values are sign-extended.
+* bool -> number: 0/1; number -> bool: `!= 0` (NaN -> True; small floats are decoded first).
 """
 
 from __future__ import annotations
@@ -35,11 +54,11 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
+from lpir import dtype_conversions as conversions
 from lpir.errors import DTypeError
 
 _INT_WIDTHS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64)
 _IEEE = {"f16": (5, 10), "bf16": (8, 7), "f32": (8, 23), "f64": (11, 52)}
-_SMALL_FLOAT = re.compile(r"^f(\d)e(\d)m(\d)$")
 _ML_DTYPES = {
     "f4e2m1": "float4_e2m1fn",
     "f6e2m3": "float6_e2m3fn",
@@ -47,31 +66,58 @@ _ML_DTYPES = {
     "f8e4m3": "float8_e4m3fn",
     "f8e5m2": "float8_e5m2",
     "bf16": "bfloat16",
+    "i1": "int1",
     "i2": "int2",
     "i4": "int4",
+    "u1": "uint1",
     "u2": "uint2",
     "u4": "uint4",
-    "i1": "int1",
-    "u1": "uint1",
+}
+# Names people reach for first, answered with a hint (they are not accepted as aliases, so one
+# type has one spelling in kernels, IR text and tests).
+_SUGGESTIONS = {
+    "float16": "f16",
+    "half": "f16",
+    "bfloat16": "bf16",
+    "float32": "f32",
+    "float": "f32",
+    "float64": "f64",
+    "double": "f64",
+    "int": "i32",
+    "bool_": "bool",
+    "float8_e4m3fn": "f8e4m3",
+    "float8_e5m2": "f8e5m2",
+    "float4_e2m1fn": "f4e2m1",
+    "float6_e2m3fn": "f6e2m3",
+    "float6_e3m2fn": "f6e3m2",
 }
 
 VALID_FORMS = (
     "i1..i8, i16, i32, i64, u1..u8, u16, u32, u64, bool, f16, bf16, f32, f64, f8e4m3, f8e5m2, "
-    "or a small float f{1+E+M}e{E}m{M} with E >= 1, M >= 0 and 3 to 8 bits (e.g. f4e2m1, "
-    "f6e3m2, f6e2m3, f5e2m2, f3e1m1)"
+    "or a small float f{1+E+M}e{E}m{M} with E >= 1, M >= 0 and 3 to 8 bits in all (e.g. "
+    "f3e1m1, f4e2m1, f5e2m2, f6e3m2, f6e2m3, f7e3m3, f8e3m4)"
 )
 
 
 @dataclass(frozen=True)
 class DType:
-    """One lpir data type (see the module docstring). Build it with `dtype(name)`."""
+    """One lpir data type (see the module docstring). Build it with `dtype(name)`.
+
+    Attributes:
+        name: the canonical name (`str(dt) == dt.name`).
+        nbits: bits per element.
+        kind: "int", "uint", "bool" or "float".
+        exponent_bits, mantissa_bits: the float fields (0 for non-floats).
+        variant: for floats, "finite" (small floats: every code a number), "fn" (f8e4m3: no
+            inf, one NaN per sign) or "ieee" (inf and NaN); "" otherwise.
+    """
 
     name: str
     nbits: int
-    kind: str  # "int", "uint", "bool" or "float"
+    kind: str
     exponent_bits: int = 0
     mantissa_bits: int = 0
-    variant: str = ""  # floats: "finite" (small floats), "fn" (f8e4m3) or "ieee"
+    variant: str = ""
 
     def __str__(self) -> str:
         return self.name
@@ -94,7 +140,7 @@ class DType:
 
     @property
     def is_signed(self) -> bool:
-        return self.kind == "int" or self.is_float
+        return self.kind in ("int", "float")
 
     @property
     def is_packed(self) -> bool:
@@ -103,11 +149,13 @@ class DType:
 
     @property
     def is_small_float(self) -> bool:
-        """A float of 8 bits or fewer: stored as codes, decoded by a cast."""
+        """A float of 8 bits or fewer (fp8 included): held as codes, decoded by a cast."""
         return self.is_float and self.nbits <= 8
 
     @property
     def itemsize(self) -> int:
+        """Bytes per element for types of 8 bits or more (1 for packed types: the byte that
+        holds one unpacked register value)."""
         return max(1, self.nbits // 8)
 
     @property
@@ -121,42 +169,44 @@ class DType:
     # ---- numpy representations --------------------------------------------------------------
     @property
     def numpy_dtype(self) -> np.dtype:
+        """The numpy dtype of register values (see the module docstring)."""
         if self.is_bool:
             return np.dtype(np.bool_)
+        if self.is_small_float:
+            return np.dtype(np.uint8)
+        if self.name == "bf16":
+            return np.dtype(ml_dtypes.bfloat16)
         if self.is_float:
-            if self.is_small_float:
-                return np.dtype(np.uint8)
-            if self.name == "bf16":
-                return np.dtype(ml_dtypes.bfloat16)
             return np.dtype(f"f{self.nbits // 8}")
         letter = "i" if self.kind == "int" else "u"
         return np.dtype(f"{letter}{max(8, self.nbits) // 8}")
 
     @property
     def code_numpy_dtype(self) -> np.dtype:
+        """The unsigned numpy dtype that holds one code."""
         return np.dtype(f"u{max(8, self.nbits) // 8}")
 
     @property
-    def ml_dtype(self):
-        """The ml_dtypes type with exactly these semantics, or None."""
+    def ml_dtype(self) -> type | None:
+        """The ml_dtypes type with exactly these semantics, or None.
+
+        ml_dtypes' float8_e3m4 and float8_e4m3 are IEEE-like (they have inf and NaN), unlike
+        lpir's all-finite f8e3m4 and OCP f8e4m3fn, so they are not matched.
+        """
         name = _ML_DTYPES.get(self.name)
         return getattr(ml_dtypes, name, None) if name else None
 
     # ---- ranges -------------------------------------------------------------------------------
     @property
-    def bias(self) -> int:
-        return (1 << (self.exponent_bits - 1)) - 1 if self.is_float else 0
-
-    @property
     def min(self) -> int | float:
-        if self.is_bool:
-            return 0
+        """The smallest value (the most negative finite value for floats)."""
         if self.is_float:
             return -self.max
         return -(1 << (self.nbits - 1)) if self.kind == "int" else 0
 
     @property
     def max(self) -> int | float:
+        """The largest value (the largest finite value for floats)."""
         if self.is_bool:
             return 1
         if self.is_int:
@@ -167,107 +217,143 @@ class DType:
             top_exponent -= 1  # the all-ones exponent is inf/NaN
         elif self.variant == "fn":
             mantissa -= 1  # S.1111.111 is NaN
-        fraction = 1 + mantissa / (1 << self.mantissa_bits)
-        return float(fraction * 2.0 ** (top_exponent - self.bias))
+        return float((1 + mantissa / (1 << self.mantissa_bits)) * 2.0 ** (top_exponent - self.bias))
+
+    @property
+    def bias(self) -> int:
+        """The exponent bias 2^(E-1) - 1 (floats only)."""
+        return (1 << (self._float_field("bias").exponent_bits - 1)) - 1
 
     @property
     def eps(self) -> float:
-        return 2.0**-self.mantissa_bits
+        """2^-M: the distance from 1 to the next value (floats only)."""
+        return 2.0 ** -self._float_field("eps").mantissa_bits
 
     @property
     def smallest_normal(self) -> float:
-        return 2.0 ** (1 - self.bias)
+        """2^(1 - bias) (floats only)."""
+        return 2.0 ** (1 - self._float_field("smallest_normal").bias)
 
     @property
     def smallest_subnormal(self) -> float:
-        return 2.0 ** (1 - self.bias - self.mantissa_bits)
+        """2^(1 - bias - M): the smallest positive value (floats only)."""
+        return 2.0 ** (1 - self._float_field("smallest_subnormal").bias - self.mantissa_bits)
+
+    def _float_field(self, field: str) -> DType:
+        if not self.is_float:
+            raise DTypeError(f"{self.name} is not a float type: it has no {field}")
+        return self
 
     # ---- codes and values -------------------------------------------------------------------
     def decode(self, codes) -> np.ndarray:
-        """The values of `codes`: exact float32 (float64 for f64) for floats, else numpy_dtype."""
+        """The numbers that `codes` stand for: exact float32 for floats (float64 for f64),
+        register values (`numpy_dtype`) for integers and bool."""
         codes = np.asarray(codes)
         if not self.is_float:
             return self.from_codes(codes)
         if self.is_small_float:
-            return _small_float_table(self.name)[codes.astype(np.intp) & ((1 << self.nbits) - 1)]
-        values = codes.astype(self.code_numpy_dtype).view(self.numpy_dtype)
-        return values.astype(np.float64 if self.nbits == 64 else np.float32)
+            if codes.dtype != np.uint8 or self.nbits < 8:
+                codes = codes.astype(np.uint8) & np.uint8((1 << self.nbits) - 1)
+            return conversions.decode_table(self)[codes]
+        if self.name == "bf16":
+            # bfloat16 is the top half of a float32: faster than ml_dtypes' cast, and exact.
+            return (codes.astype(np.uint32) << np.uint32(16)).view(np.float32)  # drops bits >= 16
+        return self.from_codes(codes).astype(np.float64 if self.nbits == 64 else np.float32)
 
     def encode(self, values) -> np.ndarray:
-        """Codes for `values` (floats: correctly rounded; ints: the cast rules)."""
-        values = np.asarray(values)
+        """Codes (`code_numpy_dtype`) for numbers `values`, by the rules of the module
+        docstring: floats are correctly rounded, integers truncated, saturated or wrapped.
+
+        `values` may be Python numbers or lists, or numpy arrays of bool, integers, float16,
+        float32, float64 or ml_dtypes types.
+        """
+        numbers = conversions.as_numbers(values)
         if self.is_float:
-            return _encode_float(self, values)
+            return conversions.encode_float(self, numbers)
         if self.is_bool:
-            return (values != 0).astype(np.uint8)
-        if values.dtype.kind in "fc" or values.dtype == ml_dtypes.bfloat16:
-            return _wrap_codes(self, _float_to_int(self, values))
-        return _wrap_codes(self, values)
+            return (numbers != 0).astype(np.uint8)
+        if numbers.dtype.kind == "f":
+            numbers = conversions.float_to_int(self, numbers)
+        return conversions.wrap_to_codes(self, numbers)
 
     def to_codes(self, values) -> np.ndarray:
-        """The bit patterns of register values held in `numpy_dtype`."""
+        """The codes of register values held in `numpy_dtype` (a reinterpretation of bits)."""
         values = np.asarray(values)
         if self.is_bool:
-            return values.astype(np.uint8)
+            return values.astype(np.bool_).astype(np.uint8)
         if self.is_small_float:
             return values.astype(np.uint8)
         if self.is_float:
             return values.astype(self.numpy_dtype).view(self.code_numpy_dtype)
-        return _wrap_codes(self, values)
+        return conversions.wrap_to_codes(self, values)
 
     def from_codes(self, codes) -> np.ndarray:
-        """Register values (in `numpy_dtype`) of bit patterns."""
+        """Register values (`numpy_dtype`) of codes (a reinterpretation of bits; bits above
+        `nbits` are ignored)."""
         codes = np.asarray(codes)
         if self.is_bool:
-            return codes.astype(np.bool_)
+            return (codes & 1).astype(np.bool_)
         if self.is_small_float:
             return codes.astype(np.uint8)
-        if self.is_float:
-            return codes.astype(self.code_numpy_dtype).view(self.numpy_dtype)
-        unsigned = codes.astype(np.uint64)
-        if self.nbits < 64:
-            unsigned &= np.uint64((1 << self.nbits) - 1)
-        if self.kind == "uint":
-            return unsigned.astype(self.numpy_dtype)
-        if self.nbits == 64:
-            return unsigned.view(np.int64)
-        signed = unsigned.astype(np.int64)
-        signed = np.where(signed >= (1 << (self.nbits - 1)), signed - (1 << self.nbits), signed)
-        return signed.astype(self.numpy_dtype)
+        if self.nbits == 8:
+            return codes.astype(np.uint8).view(self.numpy_dtype)
+        if self.nbits < 8:
+            return conversions.small_int_table(self)[codes.astype(np.uint8)]
+        return codes.astype(self.code_numpy_dtype).view(self.numpy_dtype)
 
 
-# ---- parsing names ------------------------------------------------------------------------
+# ---- names --------------------------------------------------------------------------------
 @functools.cache
 def _parse(name: str) -> DType:
     if name == "bool":
         return DType("bool", 1, "bool")
-    match = re.fullmatch(r"([iu])(\d+)", name)
-    if match and int(match.group(2)) in _INT_WIDTHS and not match.group(2).startswith("0"):
-        return DType(name, int(match.group(2)), "int" if match.group(1) == "i" else "uint")
     if name in _IEEE:
         exponent, mantissa = _IEEE[name]
         return DType(name, 1 + exponent + mantissa, "float", exponent, mantissa, "ieee")
-    match = _SMALL_FLOAT.match(name)
+    match = re.fullmatch(r"([iu])([1-9]\d*)", name)
+    if match and int(match.group(2)) in _INT_WIDTHS:
+        return DType(name, int(match.group(2)), "int" if match.group(1) == "i" else "uint")
+    match = re.fullmatch(r"f(\d)e(\d)m(\d)", name)
     if match:
         total, exponent, mantissa = (int(g) for g in match.groups())
         if total == 1 + exponent + mantissa and exponent >= 1 and 3 <= total <= 8:
             variant = {"f8e4m3": "fn", "f8e5m2": "ieee"}.get(name, "finite")
             return DType(name, total, "float", exponent, mantissa, variant)
-    raise DTypeError(f"unknown dtype {name!r}", hint=f"valid dtypes: {VALID_FORMS}")
+    raise DTypeError(f"unknown dtype {name!r}; valid dtypes: {VALID_FORMS}", hint=_hint(name))
+
+
+def _hint(name: str) -> str | None:
+    """A likely intended name for a bad one, or None."""
+    if name in _SUGGESTIONS:
+        return f"lpir calls this type {_SUGGESTIONS[name]!r}"
+    match = re.fullmatch(r"f(\d+)e(\d+)m(\d+)", name)
+    if match:
+        exponent, mantissa = int(match.group(2)), int(match.group(3))
+        total = 1 + exponent + mantissa
+        if exponent >= 1 and 3 <= total <= 8 and f"f{total}e{exponent}m{mantissa}" != name:
+            return f"the total is 1 + E + M bits: did you mean 'f{total}e{exponent}m{mantissa}'?"
+        return "small floats have E >= 1 and 3 to 8 bits in all (1 sign + E + M)"
+    match = re.fullmatch(r"(u?int)(\d+)", name)
+    if match and int(match.group(2)) in _INT_WIDTHS:
+        return f"lpir calls this type '{match.group(1)[0]}{match.group(2)}'"
+    return None
 
 
 def dtype(name: str | DType) -> DType:
-    """The `DType` called `name` (a `DType` is returned as it is)."""
+    """The `DType` called `name` (a `DType` is returned as it is).
+
+    Raises:
+        DTypeError: `name` is not one of `ALL_DTYPE_NAMES`; the message lists the valid forms.
+    """
     if isinstance(name, DType):
         return name
     if not isinstance(name, str):
-        raise DTypeError(f"a dtype name must be a string, not {name!r}", hint=VALID_FORMS)
+        raise DTypeError(f"a dtype must be a name (str) or a DType, not {name!r}")
     return _parse(name.strip())
 
 
 def _all_names() -> list[str]:
-    names = ["bool"]
-    names += [f"i{n}" for n in _INT_WIDTHS] + [f"u{n}" for n in _INT_WIDTHS]
+    names = [f"i{n}" for n in _INT_WIDTHS] + [f"u{n}" for n in _INT_WIDTHS] + ["bool"]
     for total in range(3, 9):
         for exponent in range(1, total):
             names.append(f"f{total}e{exponent}m{total - 1 - exponent}")
@@ -275,161 +361,42 @@ def _all_names() -> list[str]:
 
 
 ALL_DTYPE_NAMES: list[str] = _all_names()
+"""Every valid dtype name: integers, bool, the 27 small floats (fp8 included), f16..f64."""
 
 
-# ---- small floats: an exact table of every code ------------------------------------------------
-@functools.cache
-def _small_float_table(name: str) -> np.ndarray:
-    """Every code's value (float32, exact): the decoding table of a format of <= 8 bits."""
-    dt = _parse(name)
-    codes = np.arange(1 << dt.nbits)
-    sign = (codes >> (dt.nbits - 1)) & 1
-    exponent = (codes >> dt.mantissa_bits) & ((1 << dt.exponent_bits) - 1)
-    mantissa = codes & ((1 << dt.mantissa_bits) - 1)
-    scale = float(1 << dt.mantissa_bits)
-    normal = (1.0 + mantissa / scale) * np.exp2(exponent.astype(np.float64) - dt.bias)
-    subnormal = mantissa / scale * 2.0 ** (1 - dt.bias)
-    values = np.where(exponent == 0, subnormal, normal)
-    top = exponent == (1 << dt.exponent_bits) - 1
-    if dt.variant == "fn":
-        values = np.where(top & (mantissa == (1 << dt.mantissa_bits) - 1), np.nan, values)
-    elif dt.variant == "ieee":
-        values = np.where(top, np.where(mantissa == 0, np.inf, np.nan), values)
-    values = np.where(sign == 1, -values, values)
-    table = values.astype(np.float32)
-    table.flags.writeable = False
-    return table
+def is_small_float(dt: DType | str) -> bool:
+    """Whether `dt` is a float of 8 bits or fewer (held as codes, decoded by a cast)."""
+    return dtype(dt).is_small_float
 
 
-@functools.cache
-def _positive_grid(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The finite non-negative values of a small format, ascending, and their codes."""
-    table = _small_float_table(name).astype(np.float64)
-    half = len(table) // 2
-    codes = np.arange(half)
-    finite = np.isfinite(table[:half])
-    return table[:half][finite], codes[finite]
-
-
-def _encode_small_float(dt: DType, values: np.ndarray) -> np.ndarray:
-    """Round to nearest, ties to even code; saturate (or overflow to inf for f8e5m2)."""
-    grid, codes = _positive_grid(dt.name)
-    x = np.asarray(values, dtype=np.float64)
-    magnitude = np.abs(x)
-    upper = np.clip(np.searchsorted(grid, magnitude), 1, len(grid) - 1)
-    low, high = grid[upper - 1], grid[upper]
-    # 2x versus low + high is exact in float64 for every input of float32 or less.
-    twice, middle = 2 * magnitude, low + high
-    take_high = (twice > middle) | ((twice == middle) & (codes[upper] % 2 == 0))
-    code = np.where(take_high, codes[upper], codes[upper - 1])
-    largest = grid[-1]
-    if dt.variant == "ieee":
-        # IEEE: beyond max + half an ulp rounds to infinity.
-        ulp = largest - grid[-2]
-        overflow = (twice > 2 * largest + ulp) | (
-            (twice == 2 * largest + ulp) & (codes[-1] % 2 == 1)
-        )
-        infinity = ((1 << dt.exponent_bits) - 1) << dt.mantissa_bits
-        code = np.where(overflow | np.isinf(magnitude), infinity, code)
-    else:
-        code = np.where(magnitude >= largest, codes[-1], code)
-    code = code | (np.signbit(x).astype(np.int64) << (dt.nbits - 1))
-    nan_code = {"fn": 0x7F, "ieee": 0x7F}.get(dt.variant, 0)
-    return np.where(np.isnan(x), nan_code, code).astype(np.uint8)
-
-
-# ---- wider floats ---------------------------------------------------------------------------
-def _round_to_odd_f32(x: np.ndarray) -> np.ndarray:
-    """float64 -> float32 rounding to odd: then rounding to a format of <= 22 bits of precision
-    gives the correctly rounded result of the float64 value (no double-rounding error)."""
-    rounded = x.astype(np.float32)
-    back = rounded.astype(np.float64)
-    inexact = (back != x) & np.isfinite(x)
-    too_far = inexact & (np.abs(back) > np.abs(x))
-    rounded = np.where(too_far, np.nextafter(rounded, np.float32(0)), rounded)
-    bits = rounded.view(np.uint32) | (inexact.astype(np.uint32))
-    return bits.view(np.float32)
-
-
-def _encode_float(dt: DType, values: np.ndarray) -> np.ndarray:
-    if values.dtype == ml_dtypes.bfloat16 or values.dtype == np.float16:
-        values = values.astype(np.float32)
-    if values.dtype.kind not in "f":
-        values = values.astype(np.float64)
-    if dt.is_small_float:
-        return _encode_small_float(dt, values)
-    if dt.name == "bf16" and values.dtype == np.float64:
-        values = _round_to_odd_f32(values)
-    with np.errstate(over="ignore"):
-        return values.astype(dt.numpy_dtype).view(dt.code_numpy_dtype)
-
-
-# ---- integers -------------------------------------------------------------------------------
-def _float_to_int(dt: DType, values: np.ndarray) -> np.ndarray:
-    """Truncate toward zero and saturate to the type's range; NaN gives 0."""
-    x = np.asarray(values).astype(np.float64)
-    truncated = np.trunc(np.where(np.isnan(x), 0.0, x))
-    if dt.nbits == 64:
-        # float64 cannot hold 2**63 - 1: saturate in the integer domain.
-        high = truncated >= 2.0**63 if dt.kind == "int" else truncated >= 2.0**64
-        low = truncated < -(2.0**63) if dt.kind == "int" else truncated < 0
-        target = np.int64 if dt.kind == "int" else np.uint64
-        safe = np.clip(truncated, dt.min, np.nextafter(float(dt.max), 0))
-        result = safe.astype(target)
-        result = np.where(high, target(dt.max), result)
-        return np.where(low, target(dt.min), result).astype(target)
-    return np.clip(truncated, dt.min, dt.max).astype(np.int64)
-
-
-def _wrap_codes(dt: DType, values: np.ndarray) -> np.ndarray:
-    """The low `nbits` bits of integer values, as codes."""
-    values = np.asarray(values)
-    if values.dtype == np.bool_:
-        values = values.astype(np.uint8)
-    if values.dtype.kind == "u":
-        unsigned = values.astype(np.uint64)
-    else:
-        unsigned = values.astype(np.int64).view(np.uint64)
-    if dt.nbits < 64:
-        unsigned = unsigned & np.uint64((1 << dt.nbits) - 1)
-    return unsigned.astype(dt.code_numpy_dtype)
-
-
-# ---- conversions between dtypes --------------------------------------------------------------
-def _exact_values(values: np.ndarray, source: DType) -> np.ndarray:
-    """Register values of `source` as numbers numpy can convert from without loss."""
+# ---- conversions --------------------------------------------------------------------------
+def _numbers(values: np.ndarray, source: DType) -> np.ndarray:
+    """Register values of `source` as numbers the encoders take exactly."""
     if source.is_bool:
-        return values.astype(np.int64)
+        return values.astype(np.uint8)
     if source.is_small_float:
         return source.decode(values)
-    if source.is_float:
-        return values.astype(np.float64) if source.nbits < 64 else values
-    if source.kind == "uint" and source.nbits == 64:
-        return values.astype(np.uint64)
-    return values.astype(np.int64)
+    if source.name in ("f16", "bf16"):
+        return values.astype(np.float32)
+    return values
 
 
 def convert(values, source: DType | str, target: DType | str) -> np.ndarray:
-    """`cast<target>` of register values of `source` (see the module docstring)."""
+    """`cast<target>` of register values of `source`: an array in `target.numpy_dtype`.
+
+    The rules are those of the module docstring; e.g. f32 -> f4e2m1 rounds to nearest even and
+    saturates, f32 -> i8 truncates and saturates, i32 -> u4 keeps the low 4 bits.
+    """
     source, target = dtype(source), dtype(target)
-    values = np.asarray(values, dtype=source.numpy_dtype)
+    values = np.asarray(values)
+    if values.dtype != source.numpy_dtype:
+        values = values.astype(source.numpy_dtype)
     if source == target:
         return values.copy()
-    exact = _exact_values(values, source)
+    numbers = _numbers(values, source)
     if target.is_bool:
-        return exact != 0
-    if target.is_float:
-        if exact.dtype.kind in "iu":
-            if target.name in ("f32", "f64"):
-                return exact.astype(target.numpy_dtype)  # one correctly rounded conversion
-            # Integers below 2**53 are exact in float64, so the encode rounds once; larger
-            # ones saturate every narrower target anyway (f16 max 65504, bf16 ~3.4e38 aside).
-            exact = exact.astype(np.float64)
-        codes = target.encode(exact)
-        return target.from_codes(codes)
-    if exact.dtype.kind == "f":
-        return target.from_codes(_wrap_codes(target, _float_to_int(target, exact)))
-    return target.from_codes(_wrap_codes(target, exact))
+        return numbers != 0
+    return target.from_codes(target.encode(numbers))
 
 
-__all__ = ["ALL_DTYPE_NAMES", "DType", "convert", "dtype"]
+__all__ = ["ALL_DTYPE_NAMES", "VALID_FORMS", "DType", "convert", "dtype", "is_small_float"]

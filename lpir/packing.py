@@ -1,42 +1,54 @@
-"""Packed storage: the dense LSB-first layout of DESIGN §2.
+"""Packed storage: the dense LSB-first layout of DESIGN §2, and `lpir.pack`/`lpir.unpack`.
 
 Element i of the C-order flattening of an n-bit tensor occupies bits [i*n, (i+1)*n) of the
 buffer, bit 0 being the least significant bit of byte 0; elements of 3, 5, 6 and 7 bits
 straddle bytes, and the buffer is ceil(size * n / 8) bytes. Types of 8 bits or more are stored
-as their little-endian codes.
+as the little-endian bytes of their codes.
 
-Packing works on groups of 8 elements, which always fill exactly n bytes: the group's codes are
-shifted into one 64-bit word whose first n bytes are the packed bytes. Everything is whole-array
-numpy arithmetic, no per-element Python.
+Why groups of 8: 8 elements of n bits fill exactly n bytes, so packing shifts each group's codes
+into one 64-bit little-endian word and keeps its first n bytes, and unpacking reads each group's
+n bytes as a word and shifts the 8 codes back out. That is 8 whole-array shifts per direction
+whatever the width, with no element straddling a word.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lpir import dtype_conversions as conversions
 from lpir.dtypes import DType, dtype
 from lpir.errors import DTypeError
 
 
 class PackedArray:
-    """A tensor of any dtype in packed storage.
+    """A tensor in packed storage: its bytes, logical shape and dtype.
+
+    `PackedArray(data, shape, dtype)` wraps existing storage (a 1-D uint8 array, shared, or
+    bytes, copied); it checks that `data` has exactly `storage_bytes(size, dtype)` bytes.
 
     Attributes:
-        data: the storage bytes (1-D uint8; writes into it change the tensor).
+        data: the storage bytes (1-D uint8; writing into it changes the tensor).
         shape: the logical shape.
         dtype: the element type.
     """
 
-    def __init__(self, data: np.ndarray, shape, dt: DType | str):
+    def __init__(self, data, shape, dt: DType | str):
         self.dtype = dtype(dt)
-        self.shape = tuple(int(s) for s in (shape if np.ndim(shape) else (shape,)))
+        self.shape = _as_shape(shape)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            data = np.frombuffer(data, dtype=np.uint8).copy()
         data = np.asarray(data)
         if data.dtype != np.uint8 or data.ndim != 1:
-            raise DTypeError("PackedArray data must be a 1-D uint8 array")
+            raise DTypeError(
+                f"PackedArray data must be a 1-D uint8 array or bytes, not {data.dtype}"
+                f"{list(data.shape)}"
+            )
         expected = storage_bytes(self.size, self.dtype)
         if data.size != expected:
             raise DTypeError(
-                f"{self.dtype.name}{list(self.shape)} needs {expected} bytes, got {data.size}"
+                f"{self.dtype.name}{list(self.shape)} needs {expected} bytes, got {data.size}",
+                hint=f"{self.size} elements of {self.dtype.nbits} bits take ceil(size * nbits "
+                "/ 8) bytes",
             )
         self.data = data
 
@@ -53,16 +65,27 @@ class PackedArray:
         return int(self.data.size)
 
     def codes(self) -> np.ndarray:
-        """The codes, shaped (`dtype.code_numpy_dtype`)."""
+        """The codes (`dtype.code_numpy_dtype`), shaped."""
         return unpack_codes(self.data, self.size, self.dtype).reshape(self.shape)
 
     def unpack(self) -> np.ndarray:
-        """Values: floats decoded to float32 (f64: float64), integers in `dtype.numpy_dtype`."""
+        """The values, shaped: floats decoded to float32 (f64: float64), integers and bool as
+        register values (`dtype.numpy_dtype`)."""
         codes = self.codes()
         return self.dtype.decode(codes) if self.dtype.is_float else self.dtype.from_codes(codes)
 
+    def reshape(self, *shape) -> PackedArray:
+        """The same storage (shared) seen with another shape of the same size; -1 is allowed."""
+        if len(shape) == 1 and np.ndim(shape[0]):
+            shape = shape[0]
+        new_shape = _reshaped(self.shape, tuple(int(s) for s in shape))
+        return PackedArray(self.data, new_shape, self.dtype)
+
     def copy(self) -> PackedArray:
         return PackedArray(self.data.copy(), self.shape, self.dtype)
+
+    def tobytes(self) -> bytes:
+        return self.data.tobytes()
 
     def __deepcopy__(self, memo) -> PackedArray:
         return self.copy()
@@ -75,58 +98,95 @@ class PackedArray:
             and np.array_equal(other.data, self.data)
         )
 
+    __hash__ = None  # mutable storage
+
     def __repr__(self) -> str:
         return f"PackedArray({self.dtype.name}{list(self.shape)}, {self.nbytes} bytes)"
 
 
-def storage_bytes(size: int, dt: DType) -> int:
-    """Bytes that `size` elements of `dt` occupy."""
-    return (size * dt.nbits + 7) // 8
+def _as_shape(shape) -> tuple[int, ...]:
+    if np.ndim(shape) == 0:
+        shape = (shape,)
+    result = tuple(int(s) for s in shape)
+    if any(s < 0 for s in result):
+        raise DTypeError(f"a shape has no negative sizes: {list(result)}")
+    return result
 
 
+def _reshaped(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...]:
+    """`new` with a -1 resolved, checked to hold as many elements as `old`."""
+    try:
+        return np.empty(old, dtype=np.bool_).reshape(new).shape
+    except ValueError as error:
+        raise DTypeError(f"cannot reshape a packed {list(old)} tensor to {list(new)}") from error
+
+
+def storage_bytes(size: int, dt: DType | str) -> int:
+    """Bytes that `size` elements of `dt` occupy: ceil(size * nbits / 8)."""
+    return (size * dtype(dt).nbits + 7) // 8
+
+
+# ---- codes <-> bytes -----------------------------------------------------------------------
 def pack_codes(codes, dt: DType | str) -> PackedArray:
-    """Pack codes (unsigned bit patterns, any shape) of `dt`."""
+    """Pack codes (unsigned bit patterns of `dt`, any shape) into a new `PackedArray`.
+
+    Raises:
+        DTypeError: the codes are not unsigned integers, or one needs more than `dt.nbits` bits.
+    """
     dt = dtype(dt)
     codes = np.asarray(codes)
     if codes.dtype.kind not in "ub":
-        raise DTypeError(f"codes must be unsigned integers, not {codes.dtype}")
+        raise DTypeError(
+            f"codes must be unsigned integers, not {codes.dtype}",
+            hint=f"to pack values use lpir.pack(values, '{dt.name}')",
+        )
     flat = codes.reshape(-1)
+    if flat.size and codes.dtype.itemsize * 8 > dt.nbits:
+        largest = int(flat.max())
+        if largest >> dt.nbits:
+            raise DTypeError(f"code {largest} does not fit in {dt.nbits} bits ({dt.name})")
     if dt.nbits >= 8:
-        data = flat.astype(dt.code_numpy_dtype).astype(dt.code_numpy_dtype.newbyteorder("<"))
-        return PackedArray(data.view(np.uint8).copy(), codes.shape, dt)
-    if flat.size and int(flat.max()) >= 1 << dt.nbits:
-        raise DTypeError(f"code {int(flat.max())} does not fit in {dt.nbits} bits ({dt.name})")
+        little = flat.astype(dt.code_numpy_dtype.newbyteorder("<"))
+        return PackedArray(little.view(np.uint8), codes.shape, dt)
     return PackedArray(_pack_bits(flat, dt.nbits), codes.shape, dt)
 
 
 def _pack_bits(codes: np.ndarray, nbits: int) -> np.ndarray:
+    """Codes of fewer than 8 bits (already checked to fit), packed LSB-first."""
+    codes = codes.astype(np.uint8, copy=False)
+    nbytes = (codes.size * nbits + 7) // 8
     groups = -(-codes.size // 8)
-    padded = np.zeros(groups * 8, dtype=np.uint64)
-    padded[: codes.size] = codes
-    fields = padded.reshape(groups, 8)
-    words = np.zeros(groups, dtype=np.uint64)
-    for index in range(8):
-        words |= fields[:, index] << np.uint64(index * nbits)
-    packed = words.astype("<u8").view(np.uint8).reshape(groups, 8)[:, :nbits].reshape(-1)
-    return packed[: (codes.size * nbits + 7) // 8].copy()
+    if codes.size % 8:
+        padded = np.zeros(groups * 8, dtype=np.uint8)
+        padded[: codes.size] = codes
+        codes = padded
+    fields = codes.reshape(groups, 8)
+    words = fields[:, 0].astype(np.uint64)
+    for index in range(1, 8):
+        # Widening one column at a time keeps the temporaries at 1/8 of the codes' size.
+        field = fields[:, index].astype(np.uint64)
+        field <<= np.uint64(index * nbits)
+        words |= field
+    # Little-endian words: the first nbits bytes of each hold the group's 8 * nbits bits.
+    grouped = words.astype("<u8", copy=False).view(np.uint8).reshape(groups, 8)[:, :nbits]
+    return grouped.reshape(-1)[:nbytes].copy()
 
 
-def unpack_codes(data: np.ndarray, size: int, dt: DType) -> np.ndarray:
-    """The `size` codes stored in `data`."""
+def unpack_codes(data: np.ndarray, size: int, dt: DType | str) -> np.ndarray:
+    """The first `size` codes stored in `data` (1-D, `dt.code_numpy_dtype`)."""
+    dt = dtype(dt)
     if dt.nbits >= 8:
-        return (
-            data[: size * dt.itemsize]
-            .view(dt.code_numpy_dtype.newbyteorder("<"))
-            .astype(dt.code_numpy_dtype)
-        )
+        little = data[: size * dt.itemsize].view(dt.code_numpy_dtype.newbyteorder("<"))
+        return little.astype(dt.code_numpy_dtype)
     nbits = dt.nbits
     groups = -(-size // 8)
-    padded = np.zeros((groups, 8), dtype=np.uint8)
-    window = np.zeros(groups * nbits, dtype=np.uint8)
-    used = min(data.size, groups * nbits)
-    window[:used] = data[:used]
-    padded[:, :nbits] = window.reshape(groups, nbits)
-    words = padded.view("<u8").reshape(groups)
+    source = data[: groups * nbits]
+    if source.size < groups * nbits:  # the last group is partial: pad it with zero bytes
+        source = np.concatenate([source, np.zeros(groups * nbits - source.size, np.uint8)])
+    # Each group's nbits bytes go to the low bytes of one 64-bit word.
+    window = np.zeros((groups, 8), dtype=np.uint8)
+    window[:, :nbits] = source.reshape(groups, nbits)
+    words = window.view("<u8").reshape(groups)
     fields = np.empty((groups, 8), dtype=np.uint8)
     mask = np.uint64((1 << nbits) - 1)
     for index in range(8):
@@ -134,10 +194,25 @@ def unpack_codes(data: np.ndarray, size: int, dt: DType) -> np.ndarray:
     return fields.reshape(-1)[:size]
 
 
+# ---- values <-> packed ----------------------------------------------------------------------
 def pack(values, dt: DType | str) -> PackedArray:
-    """Pack values: integers for int dtypes (checked against the range), floats for float
-    dtypes (rounded to nearest even, saturating), ml_dtypes arrays of the matching type (their
-    bits), or a PackedArray of `dt` (returned as it is)."""
+    """Pack `values` as a tensor of `dt`.
+
+    Accepted values:
+
+    * for float dtypes, numbers (floats, integers, bool; numpy, bfloat16 or Python), encoded
+      with `dt.encode` (round to nearest even; saturating for small floats);
+    * for integer and bool dtypes, integers or bool, or floats that hold whole numbers; every
+      value must lie in [dt.min, dt.max] (bool: 0/1 or False/True);
+    * an ml_dtypes array of `dt.ml_dtype` (float4_e2m1fn, int4, ...): its bits are taken;
+    * a `PackedArray` of `dt`, returned as it is.
+
+    Raw codes go through `pack_codes`.
+
+    Raises:
+        DTypeError: a value outside the range (named in the message), a fraction for an integer
+            dtype, an ml_dtypes array of another type, or a PackedArray of another dtype.
+    """
     dt = dtype(dt)
     if isinstance(values, PackedArray):
         if values.dtype != dt:
@@ -146,56 +221,67 @@ def pack(values, dt: DType | str) -> PackedArray:
     array = np.asarray(values)
     if dt.ml_dtype is not None and array.dtype == np.dtype(dt.ml_dtype):
         return pack_codes(_ml_codes(array, dt), dt)
-    if array.dtype.name in _ML_DTYPE_NAMES:
-        raise DTypeError(f"cannot pack an array of {array.dtype} as {dt.name}")
-    if dt.is_float:
-        if array.dtype.kind not in "fiub":
-            raise DTypeError(f"cannot pack {array.dtype} values as {dt.name}")
-        return pack_codes(
-            dt.encode(array.astype(np.float64) if array.dtype.kind != "f" else array), dt
-        )
-    if dt.is_bool:
-        return pack_codes((array != 0).astype(np.uint8), dt)
-    if array.dtype.kind not in "iub":
+    if _is_foreign_ml_array(array, dt):
         raise DTypeError(
-            f"{dt.name} holds integers; got {array.dtype} values",
-            hint="round them first, or use a float dtype",
+            f"cannot pack an array of {array.dtype} as {dt.name}",
+            hint="convert it to numbers first, e.g. values.astype(np.float32)",
         )
-    if array.size:
+    if dt.is_float:
+        return pack_codes(dt.encode(array), dt)
+    return pack_codes(dt.to_codes(_checked_integers(array, dt)), dt)
+
+
+def _is_foreign_ml_array(array: np.ndarray, dt: DType) -> bool:
+    """An ml_dtypes array that is not `dt`'s own type. bfloat16 counts as plain numbers for
+    float dtypes (it is the register type of bf16), like float16."""
+    if array.dtype.name == "bfloat16" and dt.is_float:
+        return False
+    return conversions.is_ml_float(array.dtype) or conversions.is_ml_int(array.dtype)
+
+
+def _checked_integers(array: np.ndarray, dt: DType) -> np.ndarray:
+    """Integer values of `array`, checked against `dt`'s range."""
+    if array.dtype.kind not in "biuf":
+        raise DTypeError(f"{dt.name} holds integers; got {array.dtype} values")
+    if array.dtype.kind == "f":
+        fractional = ~np.isfinite(array) | (np.trunc(array) != array)
+        if fractional.any():
+            bad = array.reshape(-1)[np.argmax(fractional.reshape(-1))]
+            raise DTypeError(
+                f"{dt.name} holds integers; got {float(bad)!r}",
+                hint="round the values first (np.round, or np.clip(np.round(x), lo, hi)), "
+                "or use a float dtype",
+            )
+    if array.size and array.dtype.kind != "b":
         low, high = array.min(), array.max()
         if low < dt.min or high > dt.max:
             bad = low if low < dt.min else high
-            raise DTypeError(f"{int(bad)} is outside the range of {dt.name} [{dt.min}, {dt.max}]")
-    return pack_codes(dt.to_codes(array), dt)
+            raise DTypeError(
+                f"{_number(bad)} is outside the range of {dt.name} [{dt.min}, {dt.max}]",
+                hint="wrap or clamp the values first if that is what you mean "
+                f"(lpir.convert(values, 'i64', '{dt.name}') wraps)",
+            )
+    if array.dtype.kind == "f":
+        return array.astype(np.int64 if dt.min < 0 or dt.nbits < 64 else np.uint64)
+    return array
 
 
-_ML_DTYPE_NAMES = {
-    "bfloat16",
-    "float4_e2m1fn",
-    "float6_e2m3fn",
-    "float6_e3m2fn",
-    "float8_e4m3fn",
-    "float8_e5m2",
-    "float8_e4m3",
-    "float8_e4m3fnuz",
-    "float8_e5m2fnuz",
-    "float8_e4m3b11fnuz",
-    "float8_e3m4",
-    "int2",
-    "int4",
-    "uint2",
-    "uint4",
-}
+def _number(value) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def _ml_codes(array: np.ndarray, dt: DType) -> np.ndarray:
     """The codes of an ml_dtypes array (sub-byte ml_dtypes use one byte per element)."""
     raw = array.view(np.uint8 if array.dtype.itemsize == 1 else np.uint16)
-    return (raw & ((1 << dt.nbits) - 1)).astype(dt.code_numpy_dtype)
+    if dt.nbits < 8:
+        raw = raw & np.uint8((1 << dt.nbits) - 1)
+    return raw.astype(dt.code_numpy_dtype, copy=False)
 
 
 def unpack(packed: PackedArray) -> np.ndarray:
-    """`packed.unpack()`: the values of a packed tensor."""
+    """The values of a packed tensor: `packed.unpack()`."""
+    if not isinstance(packed, PackedArray):
+        raise DTypeError(f"lpir.unpack takes a PackedArray, not {type(packed).__name__}")
     return packed.unpack()
 
 

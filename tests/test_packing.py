@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -9,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lpir
-from lpir.dtypes import dtype
+from lpir.dtypes import ALL_DTYPE_NAMES, dtype
 from lpir.errors import DTypeError
-from lpir.packing import PackedArray, pack_codes, storage_bytes
+from lpir.packing import PackedArray, pack_codes, storage_bytes, unpack_codes
 
 
 def reference_pack(codes: np.ndarray, nbits: int) -> np.ndarray:
-    """Independent reference: write every bit of every element with Python ints."""
+    """Independent reference: place every element's bits with one big Python integer."""
     total = 0
     for index, code in enumerate(codes.reshape(-1).tolist()):
         total |= int(code) << (index * nbits)
@@ -23,8 +25,12 @@ def reference_pack(codes: np.ndarray, nbits: int) -> np.ndarray:
     return np.frombuffer(total.to_bytes(count, "little"), dtype=np.uint8)
 
 
+def names_of_width(nbits: int) -> list[str]:
+    return [n for n in ALL_DTYPE_NAMES if dtype(n).nbits == nbits]
+
+
 @pytest.mark.parametrize("nbits", range(1, 9))
-def test_round_trip_every_width_and_length(nbits):
+def test_codes_round_trip_for_every_width_and_length(nbits):
     rng = np.random.default_rng(nbits)
     dt = dtype(f"u{nbits}")
     for length in range(71):
@@ -32,91 +38,190 @@ def test_round_trip_every_width_and_length(nbits):
         packed = pack_codes(codes, dt)
         assert packed.nbytes == storage_bytes(length, dt) == (length * nbits + 7) // 8
         assert np.array_equal(packed.data, reference_pack(codes, nbits))
-        assert np.array_equal(packed.codes(), codes)
+        assert packed.codes().dtype == np.uint8 and np.array_equal(packed.codes(), codes)
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.parametrize("nbits", range(1, 9))
+def test_values_round_trip_for_every_dtype_of_each_width(nbits):
+    rng = np.random.default_rng(100 + nbits)
+    for name in names_of_width(nbits):
+        dt = dtype(name)
+        for length in (0, 1, 7, 8, 9, 23, 64, 70):
+            codes = rng.integers(0, 1 << nbits, size=length).astype(np.uint8)
+            if dt.is_float:
+                values = dt.decode(codes)
+                values = np.where(np.isnan(values), np.float32(0), values)
+            else:
+                values = dt.from_codes(codes)
+            packed = lpir.pack(values, dt)
+            unpacked = lpir.unpack(packed)
+            assert unpacked.dtype == (np.float32 if dt.is_float else dt.numpy_dtype)
+            assert np.array_equal(unpacked, values), (name, length)
+            assert np.array_equal(packed.data, reference_pack(dt.encode(values), nbits))
+
+
+@settings(max_examples=80, deadline=None)
 @given(
     st.integers(1, 8),
-    st.lists(st.integers(1, 7), min_size=1, max_size=3),
-    st.sampled_from(["u", "i", "f"]),
+    st.lists(st.integers(0, 6), min_size=0, max_size=4),
     st.integers(0, 2**32 - 1),
 )
-def test_round_trip_random_shapes(nbits, shape, family, seed):
+def test_random_shapes_round_trip(nbits, shape, seed):
     rng = np.random.default_rng(seed)
-    if family == "f":
-        names = [n for n in lpir.dtypes.ALL_DTYPE_NAMES if n.startswith(f"f{nbits}e")]
-        if not names:
-            return
-        dt = dtype(names[seed % len(names)])
-        codes = rng.integers(0, 1 << nbits, size=shape).astype(np.uint8)
-        values = dt.decode(codes)
-        values = np.where(np.isfinite(values), values, 0).astype(np.float32)
-        packed = lpir.pack(values, dt)
-        assert np.array_equal(lpir.unpack(packed), values)
-        return
-    dt = dtype(f"{family}{nbits}")
-    values = rng.integers(dt.min, dt.max + 1, size=shape)
-    packed = lpir.pack(values, dt)
-    assert packed.shape == tuple(shape) and packed.dtype == dt
-    assert np.array_equal(lpir.unpack(packed), values)
+    names = names_of_width(nbits)
+    dt = dtype(names[seed % len(names)])
+    codes = rng.integers(0, 1 << nbits, size=shape).astype(np.uint8)
+    packed = pack_codes(codes, dt)
+    assert packed.shape == tuple(shape) and packed.ndim == len(shape)
+    assert packed.size == codes.size and packed.dtype == dt
+    assert np.array_equal(packed.codes(), codes)
+    assert np.array_equal(packed.data, reference_pack(codes, nbits))
+    if dt.is_int:
+        values = dt.from_codes(codes)
+        assert np.array_equal(lpir.pack(values, dt).unpack(), values)
 
 
 def test_three_bit_positions_by_hand():
-    # Elements 5, 3, 6, 1, 7, 2, 4, 0, 5 at bits 0-2, 3-5, 6-8, ... (LSB first):
-    #   byte 0 = bits 0..7  = 5 | 3<<3 | (6 & 0b11)<<6          = 0b10_011_101 = 0x9D
-    #   byte 1 = bits 8..15 = 6>>2 | 1<<1 | 7<<4 | (2 & 1)<<7    = 0b0_111_001_1 = 0x73
-    #   byte 2 = bits 16..23 = 2>>1 | 4<<2 | 0<<5                = 0b000_100_1 = 0x11
-    #   byte 3 = bits 24..26 = 5                                  = 0x05
+    # Elements 5, 3, 6, 1, 7, 2, 4, 0, 5 take bits 0-2, 3-5, 6-8, ... (LSB first):
+    #   byte 0 = bits 0..7   = 5 | 3<<3 | (6 & 0b11)<<6          = 0b10_011_101 = 0x9D
+    #   byte 1 = bits 8..15  = 6>>2 | 1<<1 | 7<<4 | (2 & 1)<<7    = 0b0_111_001_1 = 0x73
+    #   byte 2 = bits 16..23 = 2>>1 | 4<<2 | 0<<5                 = 0b000_100_1   = 0x11
+    #   byte 3 = bits 24..26 = 5                                   = 0x05
     packed = pack_codes(np.array([5, 3, 6, 1, 7, 2, 4, 0, 5], np.uint8), "u3")
     assert packed.data.tolist() == [0x9D, 0x73, 0x11, 0x05]
 
 
 def test_five_bit_positions_by_hand():
-    # Elements 0b10101 (21), 0b00111 (7), 0b11000 (24), 0b00001 (1) at bits 0-4, 5-9, 10-14, 15-19:
-    #   byte 0 = 21 | (7 & 0b111)<<5             = 0b111_10101 = 0xF5
-    #   byte 1 = 7>>3 | 24<<2 | (1 & 1)<<7       = 0b1_11000_00 = 0xE0
-    #   byte 2 = 1>>1                             = 0x00
+    # Elements 21 (0b10101), 7 (0b00111), 24 (0b11000), 1 take bits 0-4, 5-9, 10-14, 15-19:
+    #   byte 0 = 21 | (7 & 0b111)<<5        = 0b111_10101  = 0xF5
+    #   byte 1 = 7>>3 | 24<<2 | (1 & 1)<<7  = 0b1_11000_00 = 0xE0
+    #   byte 2 = 1>>1                        = 0x00         (bits 16..19; 4 pad bits)
     packed = pack_codes(np.array([21, 7, 24, 1], np.uint8), "u5")
     assert packed.data.tolist() == [0xF5, 0xE0, 0x00]
 
 
-def test_wide_types_pass_through():
+def test_signed_and_float_codes_by_hand():
+    # i3 values -1, 2, -4 have two's-complement codes 0b111, 0b010, 0b100:
+    #   byte 0 = 7 | 2<<3 | (4 & 0b11)<<6 = 0b00_010_111 = 0x17;  byte 1 = 4>>2 = 0x01
+    packed = lpir.pack(np.array([-1, 2, -4]), "i3")
+    assert packed.data.tolist() == [0x17, 0x01] and packed.unpack().tolist() == [-1, 2, -4]
+    # f4e2m1 codes: 1.5 = 0.01.1 = 0x3, -6 = 1.11.1 = 0xF, 0.5 = 0.00.1 = 0x1 (low nibble first)
+    floats = lpir.pack(np.array([1.5, -6.0, 0.5]), "f4e2m1")
+    assert floats.data.tolist() == [0xF3, 0x01] and floats.unpack().tolist() == [1.5, -6.0, 0.5]
+
+
+def test_wide_types_are_their_little_endian_bytes():
     values = np.array([[1.5, -2.0], [3.25, 1e-3]], np.float32)
     packed = lpir.pack(values, "f32")
-    assert np.array_equal(packed.data, values.reshape(-1).view(np.uint8))
-    assert np.array_equal(packed.unpack(), values)
+    assert packed.data.tobytes() == values.astype("<f4").tobytes()
+    assert np.array_equal(packed.unpack(), values) and packed.shape == (2, 2)
     halves = lpir.pack(np.array([1, -1, 300], np.int16), "i16")
-    assert halves.nbytes == 6 and halves.unpack().tolist() == [1, -1, 300]
+    assert halves.data.tolist() == [1, 0, 0xFF, 0xFF, 0x2C, 0x01]
+    assert halves.unpack().tolist() == [1, -1, 300]
+    big = lpir.pack(np.array([2**64 - 1, 5], np.uint64), "u64")
+    assert big.nbytes == 16 and big.unpack().tolist() == [2**64 - 1, 5]
+    f16 = lpir.pack(np.array([1.0, -2.0]), "f16")
+    assert f16.data.tolist() == [0x00, 0x3C, 0x00, 0xC0]
+    bf16 = lpir.pack(np.array([1.0, -2.0], ml_dtypes.bfloat16), "bf16")
+    assert bf16.data.tolist() == [0x80, 0x3F, 0x00, 0xC0]
+    assert lpir.pack(np.array([0.5, 448.0]), "f8e4m3").data.tolist() == [0x30, 0x7E]
 
 
-def test_ml_dtypes_arrays_are_accepted():
-    values = np.array([0.5, -6.0, 3.0, 1.5], np.float32)
-    from_ml = lpir.pack(values.astype(ml_dtypes.float4_e2m1fn), "f4e2m1")
-    assert from_ml == lpir.pack(values, "f4e2m1")
-    e4m3 = np.array([448.0, -0.125], np.float32).astype(ml_dtypes.float8_e4m3fn)
-    assert lpir.pack(e4m3, "f8e4m3").unpack().tolist() == [448.0, -0.125]
-    ints = np.array([-8, 7, 0], dtype=ml_dtypes.int4)
-    assert lpir.pack(ints, "i4").unpack().tolist() == [-8, 7, 0]
+@pytest.mark.parametrize(
+    "name", [n for n in ALL_DTYPE_NAMES if dtype(n).ml_dtype is not None and n != "bf16"]
+)
+def test_ml_dtypes_arrays_give_their_bits(name):
+    dt = dtype(name)
+    codes = np.arange(1 << dt.nbits, dtype=np.uint8)
+    array = codes.view(dt.ml_dtype)
+    packed = lpir.pack(array, dt)
+    assert np.array_equal(packed.codes(), codes)
+    if dt.is_float:
+        finite = np.isfinite(dt.decode(codes))
+        assert lpir.pack(array.astype(np.float32)[finite], dt) == pack_codes(codes[finite], dt)
 
 
-def test_errors():
-    with pytest.raises(DTypeError, match="outside the range of u3"):
-        lpir.pack(np.array([1, 8]), "u3")
-    with pytest.raises(DTypeError, match="outside the range of i4"):
-        lpir.pack(np.array([-9]), "i4")
-    with pytest.raises(DTypeError, match="holds integers"):
-        lpir.pack(np.array([1.5]), "u4")
-    with pytest.raises(DTypeError, match="needs 2 bytes"):
-        PackedArray(np.zeros(3, np.uint8), (4,), "u3")
-    with pytest.raises(DTypeError, match="cannot pack an array of float8_e5m2"):
-        lpir.pack(np.zeros(2, ml_dtypes.float8_e5m2), "f8e4m3")
-    with pytest.raises(DTypeError, match="does not fit in 3 bits"):
-        pack_codes(np.array([9], np.uint8), "u3")
-    with pytest.raises(DTypeError, match="PackedArray of u4 as u3"):
-        lpir.pack(lpir.pack(np.zeros(2, np.uint8), "u4"), "u3")
+def test_bfloat16_and_float16_arrays_are_numbers_for_float_dtypes():
+    values = np.array([0.26, 100.0, -0.74], np.float32)
+    expected = lpir.pack(values.astype(ml_dtypes.bfloat16).astype(np.float32), "f4e2m1")
+    assert lpir.pack(values.astype(ml_dtypes.bfloat16), "f4e2m1") == expected
+    assert lpir.pack(values.astype(np.float16), "f6e3m2").unpack().tolist() == [0.25, 28.0, -0.75]
 
 
 def test_floats_are_encoded_when_packed():
-    packed = lpir.pack(np.array([0.26, 100.0, -0.74]), "f4e2m1")
-    assert packed.unpack().tolist() == [0.5, 6.0, -0.5]
+    packed = lpir.pack([0.26, 100.0, -0.74, float("inf")], "f4e2m1")
+    assert packed.unpack().tolist() == [0.5, 6.0, -0.5, 6.0]
+    assert packed.unpack().dtype == np.float32
+    assert lpir.pack(np.array([1, 2, 3]), "f4e2m1").unpack().tolist() == [1.0, 2.0, 3.0]
+
+
+def test_integer_dtypes_take_whole_floats_and_bools():
+    assert lpir.pack(np.array([-8.0, 7.0, 0.0]), "i4").unpack().tolist() == [-8, 7, 0]
+    assert lpir.pack(np.array([True, False]), "u2").unpack().tolist() == [1, 0]
+    boolean = lpir.pack(np.array([True, False, True]), "bool")
+    assert boolean.data.tolist() == [0b101] and boolean.unpack().tolist() == [True, False, True]
+    assert lpir.pack([0, 1, 1], "bool").unpack().dtype == np.bool_
+
+
+def test_packed_array_api():
+    packed = lpir.pack(np.arange(12).reshape(3, 4) % 8, "u3")
+    assert (packed.shape, packed.ndim, packed.size, packed.nbytes) == ((3, 4), 2, 12, 5)
+    assert repr(packed) == "PackedArray(u3[3, 4], 5 bytes)"
+    flat = packed.reshape(-1)
+    assert flat.shape == (12,) and flat.data is packed.data
+    assert packed.reshape(2, 6).shape == (2, 6) and packed.reshape((4, 3)).shape == (4, 3)
+    copied = copy.deepcopy(packed)
+    assert copied == packed and copied.data is not packed.data
+    copied.data[0] ^= 1
+    assert copied != packed
+    from_bytes = PackedArray(packed.tobytes(), (3, 4), "u3")
+    assert from_bytes == packed and lpir.pack(from_bytes, "u3") is from_bytes
+    assert np.array_equal(unpack_codes(packed.data, 12, "u3"), packed.codes().reshape(-1))
+    empty = lpir.pack(np.zeros((0, 5), np.int8), "i5")
+    assert empty.nbytes == 0 and empty.unpack().shape == (0, 5)
+    assert PackedArray(np.zeros(1, np.uint8), 3, "u2").shape == (3,)
+
+
+def test_writes_to_data_change_the_tensor():
+    packed = lpir.pack(np.zeros(4, np.uint8), "u2")
+    packed.data[0] = 0b11_10_01_00
+    assert packed.unpack().tolist() == [0, 1, 2, 3]
+
+
+def test_errors():
+    with pytest.raises(DTypeError, match="8 is outside the range of u3"):
+        lpir.pack(np.array([1, 8]), "u3")
+    with pytest.raises(DTypeError, match="-9 is outside the range of i4"):
+        lpir.pack(np.array([-9, 3]), "i4")
+    with pytest.raises(DTypeError, match="-1 is outside the range of u8"):
+        lpir.pack([-1], "u8")
+    with pytest.raises(DTypeError, match=r"u4 holds integers; got 1\.5"):
+        lpir.pack(np.array([1.0, 1.5]), "u4")
+    with pytest.raises(DTypeError, match="holds integers; got nan"):
+        lpir.pack(np.array([np.nan]), "i8")
+    with pytest.raises(DTypeError, match="needs 2 bytes, got 3"):
+        PackedArray(np.zeros(3, np.uint8), (4,), "u3")
+    with pytest.raises(DTypeError, match="1-D uint8"):
+        PackedArray(np.zeros(2, np.int8), (4,), "u4")
+    with pytest.raises(DTypeError, match="negative"):
+        PackedArray(np.zeros(0, np.uint8), (-1,), "u4")
+    with pytest.raises(DTypeError, match="cannot pack an array of float8_e5m2 as f8e4m3"):
+        lpir.pack(np.zeros(2, ml_dtypes.float8_e5m2), "f8e4m3")
+    with pytest.raises(DTypeError, match="cannot pack an array of int4 as u4"):
+        lpir.pack(np.zeros(2, ml_dtypes.int4), "u4")
+    with pytest.raises(DTypeError, match="cannot pack an array of bfloat16 as i8"):
+        lpir.pack(np.zeros(2, ml_dtypes.bfloat16), "i8")
+    with pytest.raises(DTypeError, match="code 9 does not fit in 3 bits"):
+        pack_codes(np.array([9], np.uint8), "u3")
+    with pytest.raises(DTypeError, match="code 70000 does not fit in 16 bits"):
+        pack_codes(np.array([70000], np.uint32), "f16")
+    with pytest.raises(DTypeError, match="unsigned"):
+        pack_codes(np.array([1], np.int8), "u3")
+    with pytest.raises(DTypeError, match="PackedArray of u4 as u3"):
+        lpir.pack(lpir.pack(np.zeros(2, np.uint8), "u4"), "u3")
+    with pytest.raises(DTypeError, match="cannot reshape"):
+        lpir.pack(np.zeros(6, np.uint8), "u4").reshape(4, 2)
+    with pytest.raises(DTypeError, match="takes a PackedArray"):
+        lpir.unpack(np.zeros(3))
+    with pytest.raises(DTypeError, match="unknown dtype"):
+        lpir.pack([1], "u9")
