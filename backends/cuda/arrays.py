@@ -1,0 +1,160 @@
+"""Kernel arguments on the GPU: host arrays copied through device buffers, device arrays
+(DLPack / `__cuda_array_interface__`: torch, cupy, ...) passed by pointer after checks, and
+scalars as typed numpy scalars.
+
+A device array must hold the kernel's dtype with the kernel's shape, be C-contiguous, start on
+a 16-byte boundary (the kernels use 16-byte vector accesses) and live on the current device.
+A packed dtype (fewer than 8 bits) is passed as the uint8 storage of a `PackedArray`: a device
+array of ceil(size * nbits / 8) bytes. Small floats and fp8 may also come as uint8 codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lpir.dtypes import DType
+from lpir.errors import ArgumentError
+from lpir.ir.types import GlobalType
+
+ALIGNMENT = 16
+
+
+@dataclass
+class DeviceView:
+    """What lpir needs to know about a device array."""
+
+    pointer: int
+    shape: tuple[int, ...]
+    dtype: Any  # a numpy dtype, or a name such as "bfloat16"
+    itemsize: int
+    contiguous: bool
+    device: int | None
+
+
+def _cai_view(interface: dict) -> DeviceView:
+    shape = tuple(int(s) for s in interface["shape"])
+    dtype = np.dtype(interface["typestr"])
+    strides = interface.get("strides")
+    contiguous = strides is None or tuple(strides) == _c_strides(shape, dtype.itemsize)
+    return DeviceView(int(interface["data"][0]), shape, dtype, dtype.itemsize, contiguous, None)
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    strides, step = [], itemsize
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+def _dlpack_view(value: Any) -> DeviceView:
+    try:
+        from cuda.core.utils import StridedMemoryView  # type: ignore[import-not-found]
+    except ImportError:
+        from cuda.core.experimental.utils import (  # type: ignore[import-not-found]
+            StridedMemoryView,
+        )
+    if hasattr(StridedMemoryView, "from_dlpack"):
+        view = StridedMemoryView.from_dlpack(value, stream_ptr=-1)
+    else:
+        view = StridedMemoryView(value, stream_ptr=-1)
+    shape = tuple(int(s) for s in view.shape)
+    dtype = view.dtype
+    itemsize = getattr(dtype, "itemsize", 0)
+    strides = view.strides
+    contiguous = strides is None or tuple(strides) == _c_strides(shape, 1)
+    return DeviceView(int(view.ptr), shape, dtype, itemsize, contiguous, int(view.device_id))
+
+
+def device_view(value: Any) -> DeviceView | None:
+    """A view of a device array, or None if `value` is not one."""
+    if isinstance(value, np.ndarray):
+        return None
+    try:
+        interface = value.__cuda_array_interface__
+    except (AttributeError, TypeError):
+        interface = None  # torch raises TypeError for bf16/fp8: DLPack knows them
+    if interface is not None:
+        view = _cai_view(interface)
+        device = getattr(getattr(value, "device", None), "index", None)
+        view.device = device if isinstance(device, int) else None
+        return view
+    if hasattr(value, "__dlpack_device__"):
+        device_type, _ = value.__dlpack_device__()
+        if int(device_type) in (2, 13):  # kDLCUDA, kDLCUDAManaged
+            return _dlpack_view(value)
+    return None
+
+
+def expected_numpy_dtype(dt: DType) -> np.dtype:
+    if dt.ml_dtype is not None and dt.is_float and dt.nbits in (8, 16):
+        return np.dtype(dt.ml_dtype)
+    return np.dtype(dt.numpy_dtype)
+
+
+def _dtype_name(dtype: Any) -> str:
+    return getattr(dtype, "name", str(dtype))
+
+
+def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device: int) -> None:
+    """Raise ArgumentError unless `view` can stand for a kernel argument of `arg_type`."""
+    dt = arg_type.dtype
+    if dt.is_packed or (dt.is_small_float and view.itemsize == 1 and _is_bytes(view.dtype)):
+        if not _is_bytes(view.dtype) or _size(view.shape) != arg_type.nbytes:
+            raise ArgumentError(
+                f"argument {name} holds packed {dt.name} values: pass its {arg_type.nbytes} "
+                f"bytes of storage as a uint8 device array, got {_dtype_name(view.dtype)} "
+                f"with shape {view.shape}",
+                hint=f"on the device: torch.from_numpy(lpir.pack(values, '{dt.name}').data).cuda()",
+            )
+    else:
+        expected = expected_numpy_dtype(dt)
+        if _dtype_name(view.dtype) != expected.name and view.dtype != expected:
+            raise ArgumentError(
+                f"argument {name} must hold {dt.name}, got a device array of "
+                f"{_dtype_name(view.dtype)}"
+            )
+        if view.shape != arg_type.shape:
+            raise ArgumentError(
+                f"argument {name} must have shape {arg_type.shape}, got {view.shape}"
+            )
+    if not view.contiguous:
+        raise ArgumentError(f"argument {name} is not C-contiguous", hint="pass tensor.contiguous()")
+    if view.pointer % ALIGNMENT:
+        raise ArgumentError(
+            f"argument {name} does not start on a {ALIGNMENT}-byte boundary",
+            hint="pass a copy (tensor.clone()): the kernels use 16-byte vector accesses",
+        )
+    if view.device is not None and view.device != device:
+        raise ArgumentError(
+            f"argument {name} lives on device {view.device}, the kernel runs on device {device}"
+        )
+
+
+def _is_bytes(dtype: Any) -> bool:
+    return _dtype_name(dtype) in ("uint8", "int8")
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    size = 1
+    for s in shape:
+        size *= s
+    return size
+
+
+def scalar_argument(value: Any, dt: DType) -> np.generic:
+    """A kernel's scalar argument as the numpy scalar of its C parameter type."""
+    if dt.is_bool:
+        return np.bool_(bool(value))
+    if dt.is_small_float:
+        return np.uint8(dt.encode(np.asarray([value], dtype=np.float64))[0])
+    if dt.name == "bf16":
+        return np.asarray(value, dtype=np.float32).astype(dt.numpy_dtype).view(np.uint16)[()]
+    if dt.is_float:
+        return np.asarray(value, dtype=dt.numpy_dtype)[()]
+    width = 8 if dt.nbits <= 8 else dt.nbits
+    letter = "i" if dt.kind == "int" else "u"
+    return np.asarray(int(value)).astype(f"{letter}{width // 8}")[()]

@@ -1,0 +1,147 @@
+"""The GPU itself, through `cuda.core` and the driver bindings: detection, memory, launches.
+
+Nothing here runs at import time, and every probe of the driver is guarded: on a machine
+without an NVIDIA driver (CI) `gpu_available()` is simply False.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+
+from lpir.backends.cuda.compiler import cuda_core
+
+from lpir.errors import LpirError
+
+
+class CudaError(LpirError):
+    """A CUDA driver call failed."""
+
+
+def _driver():
+    from cuda.bindings import driver  # type: ignore[import-not-found]
+
+    return driver
+
+
+def check(result):
+    """Unpack a cuda.bindings result tuple, raising CudaError unless it reports success."""
+    driver = _driver()
+    error, *values = result if isinstance(result, tuple) else (result,)
+    if error != driver.CUresult.CUDA_SUCCESS:
+        _, name = driver.cuGetErrorName(error)
+        raise CudaError(f"CUDA driver error {name.decode() if name else error}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+@functools.cache
+def gpu_available() -> bool:
+    """Whether an NVIDIA GPU and a working driver are present (False instead of any error)."""
+    if os.environ.get("LPIR_CUDA_DISABLE"):
+        return False
+    try:
+        cuda_core()
+        driver = _driver()
+        if driver.cuInit(0)[0] != driver.CUresult.CUDA_SUCCESS:
+            return False
+        error, count = driver.cuDeviceGetCount()
+        return error == driver.CUresult.CUDA_SUCCESS and count > 0
+    except Exception:
+        return False
+
+
+@functools.cache
+def current_device():
+    """The `cuda.core` Device, made current (its primary context)."""
+    if not gpu_available():
+        raise LpirError("no CUDA GPU is available", hint="run on a machine with an NVIDIA GPU")
+    device = cuda_core().Device()
+    device.set_current()
+    return device
+
+
+def device_arch() -> str:
+    """The current GPU's architecture for the compiler, e.g. "sm_90"."""
+    capability = current_device().compute_capability
+    major, minor = tuple(capability)[:2]
+    return f"sm_{major}{minor}"
+
+
+def default_stream():
+    return current_device().default_stream
+
+
+class DeviceBuffer:
+    """Device memory owned by lpir (for arguments passed as host arrays)."""
+
+    def __init__(self, nbytes: int):
+        current_device()
+        self.nbytes = nbytes
+        # Round up to whole 32-bit words: `st_bits` updates the word holding its byte.
+        self.pointer = int(check(_driver().cuMemAlloc(max(4, -(-nbytes // 4) * 4))))
+
+    def copy_from_host(self, address: int, nbytes: int) -> None:
+        if nbytes:
+            check(_driver().cuMemcpyHtoD(self.pointer, address, nbytes))
+
+    def copy_to_host(self, address: int, nbytes: int) -> None:
+        if nbytes:
+            check(_driver().cuMemcpyDtoH(address, self.pointer, nbytes))
+
+    def free(self) -> None:
+        if self.pointer:
+            check(_driver().cuMemFree(self.pointer))
+            self.pointer = 0
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.free()
+
+
+def pointer_device(pointer: int) -> int | None:
+    """The device ordinal that owns a device pointer (None if the driver cannot tell)."""
+    driver = _driver()
+    attribute = driver.CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
+    try:
+        return int(check(driver.cuPointerGetAttribute(attribute, pointer)))
+    except Exception:
+        return None
+
+
+def synchronize() -> None:
+    check(_driver().cuCtxSynchronize())
+
+
+class LoadedKernel:
+    """A kernel loaded from a cubin, ready to launch with a fixed grid and block."""
+
+    def __init__(self, cubin: bytes, name: str, grid, threads: int, dynamic_shared: int):
+        core = cuda_core()
+        current_device()
+        self.module = core.ObjectCode.from_cubin(cubin)
+        self.kernel = self.module.get_kernel(name)
+        if dynamic_shared > 48 * 1024:
+            _allow_dynamic_shared(self.kernel, dynamic_shared)
+        self.config = core.LaunchConfig(
+            grid=tuple(grid), block=(threads, 1, 1), shmem_size=dynamic_shared
+        )
+
+    def launch(self, arguments: list, stream=None) -> None:
+        core = cuda_core()
+        core.launch(
+            stream if stream is not None else default_stream(), self.config, self.kernel, *arguments
+        )
+
+
+def _allow_dynamic_shared(kernel, nbytes: int) -> None:
+    driver = _driver()
+    attribute = driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    handle = kernel.handle
+    if isinstance(handle, driver.CUkernel):
+        device = check(driver.cuCtxGetDevice())
+        check(driver.cuKernelSetAttribute(attribute, nbytes, handle, device))
+    else:
+        check(driver.cuFuncSetAttribute(handle, attribute, nbytes))

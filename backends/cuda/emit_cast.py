@@ -1,0 +1,217 @@
+"""Emitter of `cast`: value conversion between dtypes, bit for bit as `lpir.dtypes.convert`.
+
+Generic rules (one C expression per lane):
+
+* float -> float: the f16/bf16 intrinsics (round to nearest even, IEEE overflow); small floats
+  and fp8 decode exactly (`lpir_decode_small`) and encode with round-to-nearest-even and
+  saturation (`lpir_encode_small`); f64 sources reach them through f32 rounded to odd, which
+  keeps the result correctly rounded.
+* float -> int: truncate, saturate, NaN -> 0 (`cvt.rzi` saturates; narrower targets clamp).
+* int -> float: exact where the value fits (magic-number conversions for <= 16-bit ints), one
+  correct rounding otherwise (`__int2half_rn`, ..., f64 for integers to small floats).
+* int -> int keeps the low bits; anything -> bool is `!= 0`; bool -> number is 0 or 1.
+
+Fast paths for the dequantization casts, two lanes at a time in one 32-bit register:
+
+* <= 8-bit integers -> f16: OR into the mantissa of 1024.0 (0x6400) and subtract 1024 (one
+  `lop3` and one `hsub2` per two lanes);
+* small floats and fp8 whose exponent fits f16 (E <= 4, and f8e5m2) -> f16/f32/bf16: move the
+  sign and the exponent-mantissa field into an f16 and multiply by 2^(15 - bias) (`hmul2`).
+"""
+
+from __future__ import annotations
+
+from lpir.backends.cuda import c_types
+from lpir.backends.cuda.emit_arith import emit_elementwise, from_f32, to_f32
+from lpir.backends.cuda.emitter import KernelEmitter, emits
+
+from lpir.dtypes import DType, dtype
+from lpir.ir.ops import CastOp
+from lpir.ir.types import VectorType
+
+_VARIANT = {"finite": 0, "fn": 1, "ieee": 2}
+_F32 = dtype("f32")
+
+
+def small_args(dt: DType) -> str:
+    """`E, M, V` template arguments of a small float or fp8 dtype."""
+    return f"{dt.exponent_bits}, {dt.mantissa_bits}, {_VARIANT[dt.variant]}"
+
+
+def f16_decodable(dt: DType) -> bool:
+    """Small floats whose every code is exact in f16 with f16's own meaning of the fields."""
+    return dt.is_small_float and (
+        dt.exponent_bits <= 4 or (dt.exponent_bits == 5 and dt.variant == "ieee")
+    )
+
+
+def _int_magic(a: str, dt: DType) -> tuple[str, float]:
+    """(an unsigned expression u, bias) with u - bias == the value of int `a` (<= 16 bits)."""
+    width = 8 if dt.nbits <= 8 else 16
+    if dt.kind == "uint":
+        return f"(unsigned){a}", 0.0
+    unsigned = "unsigned char" if width == 8 else "unsigned short"
+    sign = 1 << (width - 1)
+    return f"((unsigned)({unsigned}){a} ^ {hex(sign)}u)", float(sign)
+
+
+def _float_literal(value: float) -> str:
+    return f"{value!r}f" if value != int(value) else f"{float(value):.1f}f"
+
+
+def int_to_f32(a: str, dt: DType) -> str:
+    if dt.nbits <= 16:
+        unsigned, bias = _int_magic(a, dt)
+        return f"lpir_u23_to_f32({unsigned}, {_float_literal(bias)})"
+    return f"(float){a}"
+
+
+_INT_TO_HALF = {16: ("short", "ushort"), 32: ("int", "uint"), 64: ("ll", "ull")}
+
+
+def int_to_float(a: str, source: DType, target: DType) -> str:
+    name = target.name
+    if name == "f32":
+        return int_to_f32(a, source)
+    if name == "f64":
+        return f"(double){a}"
+    if name in ("f16", "bf16"):
+        if name == "f16" and source.nbits <= 8:
+            unsigned, bias = _int_magic(a, source)
+            return f"__low2half(lpir_u10x2_to_f16x2({unsigned}, 0u, {_float_literal(bias)}))"
+        if source.nbits <= 16 and name == "bf16":
+            return f"__float2bfloat16_rn({int_to_f32(a, source)})"
+        signed, unsigned = _INT_TO_HALF[max(16, source.nbits)]
+        prefix = signed if source.kind == "int" else unsigned
+        suffix = "half_rn" if name == "f16" else "bfloat16_rn"
+        return f"__{prefix}2{suffix}({a})"
+    # small floats: exact in f32 up to 24 bits, else through f64 and f32 rounded to odd
+    if source.nbits <= 16:
+        wide = int_to_f32(a, source)
+    else:
+        wide = f"lpir_f64_to_f32_odd((double){a})"
+    return f"lpir_encode_small<{small_args(target)}>({wide})"
+
+
+def float_to_f32(a: str, source: DType) -> str:
+    """An f16, bf16 or small-float value as an exact float."""
+    if source.is_small_float:
+        helper = "lpir_small_to_f32_fast" if f16_decodable(source) else "lpir_decode_small"
+        return f"{helper}<{small_args(source)}>({a})"
+    return to_f32(a, source)
+
+
+def float_to_float(a: str, source: DType, target: DType) -> str:
+    if source.name == "f64":
+        if target.name == "f32":
+            return f"(float){a}"
+        if target.name == "f16":
+            return f"__double2half({a})"
+        if target.name == "bf16":
+            return f"__double2bfloat16({a})"
+        return f"lpir_encode_small<{small_args(target)}>(lpir_f64_to_f32_odd({a}))"
+    if target.name == "f16" and f16_decodable(source):
+        return f"lpir_small_to_f16<{small_args(source)}>({a})"
+    wide = float_to_f32(a, source)
+    if target.name == "f64":
+        return f"(double){wide}"
+    if target.is_small_float:
+        return f"lpir_encode_small<{small_args(target)}>({wide})"
+    return from_f32(wide, target)
+
+
+def float_to_int(a: str, source: DType, target: DType) -> str:
+    if source.name == "f64":
+        wide, prefix = a, "lpir_f64"
+    else:
+        wide, prefix = float_to_f32(a, source), "lpir_f32"
+    if target.nbits in (32, 64):
+        letter = "i" if target.kind == "int" else "u"
+        return f"{prefix}_to_{letter}{target.nbits}({wide})"
+    ctype = c_types.c_type(target)
+    return f"({ctype}){prefix}_to_narrow<{int(target.min)}, {int(target.max)}>({wide})"
+
+
+def int_to_int(a: str, source: DType, target: DType) -> str:
+    if target.nbits < 8:
+        kind = "signed" if target.kind == "int" else "unsigned"
+        return f"lpir_wrap_{kind}<{target.nbits}>((int){a})"
+    return f"({c_types.c_type(target)}){a}"
+
+
+def cast_expression(a: str, source: DType, target: DType) -> str:
+    """The C expression of `cast<target>(a)` for a register value `a` of `source`."""
+    if source == target:
+        return a
+    if target.is_bool:
+        if source.is_small_float:
+            return f"(({a} & {hex((1 << (source.nbits - 1)) - 1)}) != 0)"
+        if source.is_float:
+            return f"({to_f32(a, source)} != 0)"
+        return f"({a} != 0)"
+    if source.is_bool:
+        if target.is_float:
+            return float_to_float(f"({a} ? 1.0f : 0.0f)", _F32, target)
+        return int_to_int(f"(int){a}", source, target)
+    if source.is_float and target.is_float:
+        return float_to_float(a, source, target)
+    if source.is_float:
+        return float_to_int(a, source, target)
+    if target.is_float:
+        return int_to_float(a, source, target)
+    return int_to_int(a, source, target)
+
+
+def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType) -> bool:
+    """Two lanes per 32-bit register for the dequantization casts; False if none applies."""
+    value = emitter.value(op.operands[0])
+    if value.kind != "array" or value.lanes < 2:
+        return False
+    if source.is_int and source.nbits <= 8 and target.name == "f16":
+        unsigned_a, bias = _int_magic("{a}", source)
+
+        def pair(a: str, b: str) -> str:
+            low = unsigned_a.replace("{a}", a)
+            high = unsigned_a.replace("{a}", b)
+            return f"lpir_u10x2_to_f16x2({low}, {high}, {_float_literal(bias)})"
+
+    elif f16_decodable(source) and target.name in ("f16", "f32", "bf16"):
+
+        def pair(a: str, b: str) -> str:
+            return f"lpir_small_to_f16x2<{small_args(source)}>({a}, {b})"
+
+    else:
+        return False
+    result = emitter.array(op.result)
+    w = emitter.w
+    convert = {
+        "f16": ("{h}.x", "{h}.y"),
+        "f32": ("__low2float({h})", "__high2float({h})"),
+        "bf16": (
+            "__float2bfloat16_rn(__low2float({h}))",
+            "__float2bfloat16_rn(__high2float({h}))",
+        ),
+    }[target.name]
+
+    def body(j: str) -> None:
+        first = f"2 * {j}" if j != "0" else "0"
+        second = f"2 * {j} + 1" if j != "0" else "1"
+        h = emitter.fresh("pair")
+        w.line(f"const __half2 {h} = {pair(value.lane(first), value.lane(second))};")
+        w.line(f"{result.lane(first)} = {convert[0].format(h=h)};")
+        w.line(f"{result.lane(second)} = {convert[1].format(h=h)};")
+
+    w.unrolled_loop(value.lanes // 2, body, variable="j")
+    if value.lanes % 2:
+        last = value.lanes - 1
+        w.line(f"{result.lane(last)} = {cast_expression(value.lane(last), source, target)};")
+    return True
+
+
+@emits(CastOp)
+def emit_cast(emitter: KernelEmitter, op: CastOp) -> None:
+    source = op.operands[0].type.dtype  # type: ignore[attr-defined]
+    target = op.result.type.dtype  # type: ignore[attr-defined]
+    if isinstance(op.result.type, VectorType) and _pairwise(emitter, op, source, target):
+        return
+    emit_elementwise(emitter, op, lambda a: cast_expression(a, source, target))

@@ -1,0 +1,124 @@
+"""Emitters of structured control flow: `for`, `if` and `yield`.
+
+Loop-carried values and `if` results are mutable C locals (arrays for vectors) declared before
+the statement; `yield` assigns them. When a yielded value reads a variable that the same
+`yield` assigns earlier, every value goes through a temporary first.
+
+Control flow is block-uniform in lpir, so a `barrier` inside a loop or branch is reached by
+every thread of the block.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lpir.backends.cuda import c_types
+from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
+
+from lpir.ir.core import Value
+from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.ir.types import VectorType
+
+
+def declare_variable(emitter: KernelEmitter, value: Value, name: str | None = None) -> CValue:
+    """A mutable C local for a loop-carried value or an `if` result."""
+    name = name or emitter.c_name(value)
+    vt = value.type
+    if isinstance(vt, VectorType):
+        emitter.declare_array(name, vt.dtype, vt.size)
+        return CValue("array", name, vt.dtype, vt.size)
+    dt = vt.dtype  # type: ignore[attr-defined]
+    emitter.w.line(f"{c_types.c_type(dt)} {name};")
+    return CValue("scalar", name, dt)
+
+
+def assign(emitter: KernelEmitter, target: CValue, source: CValue) -> None:
+    if target.kind == "scalar":
+        if source.text != target.text:
+            emitter.w.line(f"{target.text} = {source.text};")
+        return
+    if source.kind == "array" and source.text == target.text and source.offset == target.offset:
+        return
+    emitter.w.unrolled_loop(
+        target.lanes, lambda i: emitter.w.line(f"{target.lane(i)} = {source.lane(i)};")
+    )
+
+
+def _reads(source: CValue, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\b", source.text) is not None
+
+
+def assign_all(emitter: KernelEmitter, targets: list[CValue], sources: list[CValue]) -> None:
+    """targets[k] = sources[k] for all k, as if simultaneously."""
+    hazard = any(
+        _reads(source, target.text)
+        for index, source in enumerate(sources)
+        for target in targets[:index]
+    )
+    if hazard:
+        staged = []
+        for source in sources:
+            name = emitter.fresh("next")
+            if source.kind == "array":
+                emitter.declare_array(name, source.dtype, source.lanes)
+                copy = CValue("array", name, source.dtype, source.lanes)
+            else:
+                emitter.w.line(f"{source.ctype} {name};")
+                copy = CValue("scalar", name, source.dtype)
+            assign(emitter, copy, source)
+            staged.append(copy)
+        sources = staged
+    for target, source in zip(targets, sources):
+        assign(emitter, target, source)
+
+
+@emits(YieldOp)
+def emit_yield(emitter: KernelEmitter, op: YieldOp) -> None:
+    targets = emitter.yield_targets[-1]
+    assign_all(emitter, targets, [emitter.value(v) for v in op.operands])
+
+
+def _loop_condition(emitter: KernelEmitter, op: ForOp, iv: str, upper: str, step: str) -> str:
+    constant = emitter.analysis.facts(op.step).constant
+    if constant is not None:
+        return f"{iv} < {upper}" if constant > 0 else f"{iv} > {upper}"
+    return f"({step} > 0 ? {iv} < {upper} : {iv} > {upper})"
+
+
+@emits(ForOp)
+def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
+    lower, upper, step = (emitter.value(v).text for v in op.operands[:3])
+    variables = [declare_variable(emitter, arg) for arg in op.iter_args]
+    for variable, init in zip(variables, op.inits):
+        assign(emitter, variable, emitter.value(init))
+    for arg, variable in zip(op.iter_args, variables):
+        emitter.bind(arg, variable)
+    iv = emitter.c_name(op.induction_variable)
+    dt = op.induction_variable.type.dtype  # type: ignore[attr-defined]
+    emitter.bind(op.induction_variable, CValue("scalar", iv, dt))
+    bounds = [emitter.analysis.facts(v).constant for v in op.operands[:3]]
+    if None in bounds:
+        emitter.w.line("#pragma unroll 1")
+    condition = _loop_condition(emitter, op, iv, upper, step)
+    head = f"for ({c_types.c_type(dt)} {iv} = {lower}; {condition}; {iv} += {step})"
+    emitter.yield_targets.append(variables)
+    with emitter.w.block(head):
+        emitter.region(op.body)
+    emitter.yield_targets.pop()
+    for result, variable in zip(op.results, variables):
+        emitter.bind(result, variable)
+
+
+@emits(IfOp)
+def emit_if(emitter: KernelEmitter, op: IfOp) -> None:
+    variables = [declare_variable(emitter, result) for result in op.results]
+    condition = emitter.value(op.operands[0]).text
+    emitter.yield_targets.append(variables)
+    with emitter.w.block(f"if ({condition})"):
+        emitter.region(op.then_region)
+    if any(not isinstance(o, YieldOp) or o.operands for o in op.else_region.ops):
+        with emitter.w.block("else"):
+            emitter.region(op.else_region)
+    emitter.yield_targets.pop()
+    for result, variable in zip(op.results, variables):
+        emitter.bind(result, variable)

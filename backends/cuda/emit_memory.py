@@ -1,0 +1,253 @@
+"""Emitters of memory operations: `ld`, `st`, `st_bits`, `alloc_shared` and `barrier`.
+
+`ld`/`st` with `vector = W` move each group of W lanes with one access of W x size bytes
+(`uint4`, `uint2`, `unsigned`, ...; 16 bytes at most per access, so a 32-byte group takes two),
+through the read-only path (`__ldg`, `ld.global.nc`) for tensors the kernel never writes.
+A masked group whose mask is provably the same on all its lanes (a splat, or a comparison of
+constants with a splat, ...: see `lane_classes`) is one predicated wide access; any other
+masked group tests its lanes at run time and falls back to per-lane accesses when they differ.
+Unmasked lanes outside groups are plain per-lane accesses, printed as loops where the offsets
+are affine.
+"""
+
+from __future__ import annotations
+
+from lpir.backends.cuda import c_types
+from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
+from lpir.backends.cuda.writer import affine_expression, affine_runs
+
+from lpir.ir.core import Value
+from lpir.ir.ops import (
+    AllocSharedOp,
+    BarrierOp,
+    BinaryOp,
+    CastOp,
+    LoadThreadOp,
+    SelectOp,
+    ShuffleOp,
+    SplatOp,
+    StoreBitsOp,
+    StoreThreadOp,
+    UnaryOp,
+    VectorConstantOp,
+)
+from lpir.ir.types import SharedType, VectorType
+
+_LDG_TYPES = {
+    "signed char",
+    "unsigned char",
+    "short",
+    "unsigned short",
+    "int",
+    "unsigned int",
+    "long long",
+    "unsigned long long",
+    "float",
+    "double",
+    "__half",
+    "__nv_bfloat16",
+}
+
+
+def lane_classes(value: Value, memo: dict[int, tuple[int, ...]] | None = None) -> tuple[int, ...]:
+    """A class per lane of a vector such that lanes of one class provably hold equal values."""
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
+    size = value.type.size  # type: ignore[attr-defined]
+    op = value.owner
+    classes: tuple[int, ...] = tuple(range(size))
+    if isinstance(op, SplatOp):
+        classes = (0,) * size
+    elif isinstance(op, VectorConstantOp):
+        classes = _renumber(op.values)
+    elif isinstance(op, BinaryOp | SelectOp | UnaryOp | CastOp):
+        vectors = [v for v in op.operands if isinstance(v.type, VectorType)]
+        per_operand = [lane_classes(v, memo) for v in vectors]
+        classes = _renumber(list(zip(*per_operand))) if per_operand else (0,) * size
+    elif isinstance(op, ShuffleOp):
+        joined: list[tuple[int, int]] = []
+        for number, source in enumerate(op.operands):
+            joined += [(number, c) for c in lane_classes(source, memo)]
+        classes = _renumber([joined[i] for i in op.indices])
+    memo[id(value)] = classes
+    return classes
+
+
+def _renumber(keys) -> tuple[int, ...]:
+    ids: dict = {}
+    return tuple(ids.setdefault(key, len(ids)) for key in keys)
+
+
+class _Access:
+    """What `ld` and `st` share: the typed pointer, the access size, groups and the mask."""
+
+    def __init__(self, emitter: KernelEmitter, op: LoadThreadOp | StoreThreadOp):
+        self.emitter = emitter
+        self.op = op
+        memory = emitter.value(op.memory)
+        self.access = op.access_dtype
+        self.size = c_types.byte_size(self.access)
+        element = c_types.memory_type(self.access)
+        self.read_only = emitter.is_read_only(op.memory)
+        const = "const " if self.read_only else ""
+        pointer = memory.text
+        if element != c_types.memory_type(memory.dtype):
+            pointer = f"reinterpret_cast<{const}{element}*>({pointer})"
+        self.pointer = emitter.fresh(f"{memory.text}_at")
+        base = emitter.value(op.base).text
+        emitter.w.line(f"{const}{element}* const {self.pointer} = {pointer} + {base};")
+        self.element = element
+        self.offsets = op.offsets
+        self.width = op.vector_width
+        self.mask = emitter.value(op.mask) if op.mask is not None else None
+        self.classes = lane_classes(op.mask) if op.mask is not None else None
+
+    def lane_address(self, offset: int | str) -> str:
+        return f"{self.pointer} + {offset}" if offset != 0 else self.pointer
+
+    def group_mask(self, start: int, lanes: int) -> str | None:
+        """C condition that all lanes of a group are on (None: no mask)."""
+        if self.mask is None:
+            return None
+        assert self.classes is not None
+        seen: dict[int, int] = {}
+        for lane in range(start, start + lanes):
+            seen.setdefault(self.classes[lane], lane)
+        terms = [self.mask.lane(lane) for lane in seen.values()]
+        return " && ".join(terms)
+
+    def uniform(self, start: int, lanes: int) -> bool:
+        return self.classes is None or len(set(self.classes[start : start + lanes])) == 1
+
+    def chunks(self) -> list[tuple[int, int, int]]:
+        """(first lane, lanes, bytes) of each wide access: groups split into 16-byte pieces."""
+        group_bytes = self.width * self.size
+        chunk_bytes = min(16, group_bytes)
+        lanes = chunk_bytes // self.size
+        return [(start, lanes, chunk_bytes) for start in range(0, len(self.offsets), lanes)]
+
+
+def _per_lane(access: _Access, statement, lanes: range) -> None:
+    """Per-lane accesses, as loops over runs of affine offsets."""
+    w = access.emitter.w
+    offsets = [access.offsets[lane] for lane in lanes]
+    for start, length, first, stride in affine_runs(offsets):
+        lane0 = lanes.start + start
+        if length == 1:
+            statement(lane0, first)
+            continue
+
+        def body(j: str, lane0=lane0, first=first, stride=stride) -> None:
+            statement(affine_expression(lane0, 1, j), affine_expression(first, stride, j))
+
+        w.unrolled_loop(length, body, variable="j")
+
+
+@emits(LoadThreadOp)
+def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
+    access = _Access(emitter, op)
+    target = emitter.array(op.result)
+    w = emitter.w
+    zero = c_types.literal(0, access.access)
+    nc = "true" if access.read_only else "false"
+    scalar_ldg = access.read_only and access.element in _LDG_TYPES
+
+    def load_lane(lane, offset) -> None:
+        address = access.lane_address(offset)
+        read = f"__ldg({address})" if scalar_ldg else f"*({address})"
+        if access.mask is None:
+            w.line(f"{target.lane(lane)} = {read};")
+        else:
+            w.line(f"{target.lane(lane)} = {access.mask.lane(lane)} ? {read} : {zero};")
+
+    if access.width == 1:
+        _per_lane(access, load_lane, range(len(op.offsets)))
+        return
+    for start, lanes, size in access.chunks():
+        wide = (
+            f"lpir_load<{size}, {nc}>({target.address(start)}, "
+            f"{access.lane_address(op.offsets[start])});"
+        )
+        condition = access.group_mask(start, lanes)
+        if condition is None:
+            w.line(wide)
+        elif access.uniform(start, lanes):
+            with w.block(f"if ({condition})"):
+                w.line(wide)
+            with w.block("else"):
+                w.line(f"lpir_zero<{size}>({target.address(start)});")
+        else:
+            with w.block(f"if ({condition})"):
+                w.line(wide)
+            with w.block("else"):
+                _per_lane(access, load_lane, range(start, start + lanes))
+
+
+@emits(StoreThreadOp)
+def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
+    access = _Access(emitter, op)
+    value = emitter.value(op.value)
+    w = emitter.w
+
+    def store_lane(lane, offset) -> None:
+        statement = f"*({access.lane_address(offset)}) = {value.lane(lane)};"
+        if access.mask is None:
+            w.line(statement)
+        else:
+            w.line(f"if ({access.mask.lane(lane)}) {statement}")
+
+    if access.width == 1:
+        _per_lane(access, store_lane, range(len(op.offsets)))
+        return
+    if value.kind != "array":
+        value = emitter.materialize(op.value)
+    for start, lanes, size in access.chunks():
+        wide = (
+            f"lpir_store<{size}>({access.lane_address(op.offsets[start])}, {value.address(start)});"
+        )
+        condition = access.group_mask(start, lanes)
+        if condition is None:
+            w.line(wide)
+        elif access.uniform(start, lanes):
+            w.line(f"if ({condition}) {wide}")
+        else:
+            with w.block(f"if ({condition})"):
+                w.line(wide)
+            with w.block("else"):
+                _per_lane(access, store_lane, range(start, start + lanes))
+
+
+@emits(StoreBitsOp)
+def emit_store_bits(emitter: KernelEmitter, op: StoreBitsOp) -> None:
+    memory = emitter.value(op.memory)
+    base = emitter.value(op.base).text
+    value = emitter.value(op.value)
+    bitmask = emitter.value(op.bitmask)
+    mask = emitter.value(op.mask) if op.mask is not None else None
+    pointer = emitter.fresh(f"{memory.text}_at")
+    emitter.w.line(
+        f"unsigned char* const {pointer} = reinterpret_cast<unsigned char*>({memory.text}) + "
+        f"{base};"
+    )
+    for lane, offset in enumerate(op.offsets):
+        statement = (
+            f"lpir_store_bits({pointer} + {offset}, {value.lane(lane)}, {bitmask.lane(lane)});"
+        )
+        if mask is not None:
+            statement = f"if ({mask.lane(lane)}) {statement}"
+        emitter.w.line(statement)
+
+
+@emits(AllocSharedOp)
+def emit_alloc_shared(emitter: KernelEmitter, op: AllocSharedOp) -> None:
+    """Shared arrays are declared at the top of the kernel (`declare_shared_memory`)."""
+    assert isinstance(op.result.type, SharedType)
+
+
+@emits(BarrierOp)
+def emit_barrier(emitter: KernelEmitter, op: BarrierOp) -> None:
+    emitter.w.line("__syncthreads();")
+
+
+__all__ = ["CValue", "lane_classes"]

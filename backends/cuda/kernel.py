@@ -1,0 +1,125 @@
+"""`CompiledKernel`: one specialization's CUDA C, compiled on demand and launched.
+
+The source is generated at construction (no GPU or compiler needed: `lpir emit --target cuda`
+works anywhere); the cubin is compiled for the current GPU on the first `run` and PTX on
+`ptx()` (for the current GPU, else `$LPIR_CUDA_ARCH`, default sm_80), both cached.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from lpir.backends.cuda import arrays
+from lpir.backends.cuda.compiler import compile_source
+from lpir.backends.cuda.source import emit_kernel, translation_unit
+
+from lpir.errors import ArgumentError
+from lpir.ir.core import Module
+from lpir.ir.types import GlobalType
+
+DEFAULT_ARCH = "sm_80"
+
+
+def target_arch() -> str:
+    """The architecture to compile for: the current GPU's, else $LPIR_CUDA_ARCH or sm_80."""
+    from lpir.backends.cuda.device import device_arch, gpu_available
+
+    if gpu_available():
+        return device_arch()
+    return os.environ.get("LPIR_CUDA_ARCH", DEFAULT_ARCH)
+
+
+class CompiledKernel:
+    """A thread-IR kernel as CUDA C, with `run(arguments)`, `cuda_source` and `ptx()`."""
+
+    def __init__(self, module: Module, params: dict | None = None):
+        self.module = module
+        self.params = dict(params or {})
+        self.kernel = module.kernels[0]
+        self.emitted = emit_kernel(self.kernel)
+        self.cuda_source = translation_unit([self.emitted])
+        self.name = self.emitted.name
+        self._loaded: dict[str, Any] = {}
+        stored = _stored_arguments(self.kernel)
+        self.stored = [id(arg) in stored for arg in self.kernel.args]
+
+    def ptx(self, arch: str | None = None) -> str:
+        return compile_source(self.cuda_source, _virtual(arch or target_arch()), "ptx").decode()
+
+    def cubin(self, arch: str | None = None) -> bytes:
+        return compile_source(self.cuda_source, arch or target_arch(), "cubin")
+
+    def loaded(self):
+        from lpir.backends.cuda.device import LoadedKernel, device_arch
+
+        arch = device_arch()
+        if arch not in self._loaded:
+            self._loaded[arch] = LoadedKernel(
+                self.cubin(arch),
+                self.name,
+                self.kernel.grid,
+                self.kernel.threads,
+                self.emitted.dynamic_shared_bytes,
+            )
+        return self._loaded[arch]
+
+    def run(self, arguments: list[Any], stream=None) -> None:
+        """Launch on the current GPU. Host arrays are copied in, and back if the kernel
+        stores into them (then the call waits for the kernel); device arrays are used in
+        place and the launch is asynchronous on `stream` (default: the default stream)."""
+        from lpir.backends.cuda.device import DeviceBuffer, current_device, synchronize
+
+        loaded = self.loaded()
+        device = current_device().device_id
+        parameters, copies = [], []
+        for arg, value, stored in zip(self.kernel.args, arguments, self.stored):
+            if not isinstance(arg.type, GlobalType):
+                parameters.append(arrays.scalar_argument(value, arg.type.dtype))  # type: ignore[attr-defined]
+                continue
+            view = arrays.device_view(value)
+            if view is not None:
+                arrays.check_device_array(view, arg.type, arg.name_hint or "?", device)
+                parameters.append(np.uint64(view.pointer))
+                continue
+            host = _host_bytes(value, arg.name_hint or "?")
+            buffer = DeviceBuffer(host.nbytes)
+            buffer.copy_from_host(host.ctypes.data, host.nbytes)
+            parameters.append(np.uint64(buffer.pointer))
+            copies.append((buffer, host, stored))
+        loaded.launch(parameters, stream)
+        if copies:
+            synchronize()
+            for buffer, host, stored in copies:
+                if stored:
+                    buffer.copy_to_host(host.ctypes.data, host.nbytes)
+                buffer.free()
+
+
+def _host_bytes(value: Any, name: str) -> np.ndarray:
+    from lpir.packing import PackedArray
+
+    if isinstance(value, PackedArray):
+        return value.data
+    if isinstance(value, np.ndarray):
+        if not value.flags.c_contiguous:
+            raise ArgumentError(f"argument {name} is not C-contiguous")
+        return value.reshape(-1).view(np.uint8)
+    raise ArgumentError(
+        f"argument {name} must be a numpy array, a PackedArray or a device array "
+        f"(DLPack or __cuda_array_interface__), got {type(value).__name__}"
+    )
+
+
+def _stored_arguments(kernel) -> set[int]:
+    from lpir.ir.ops import StoreBitsOp, StoreThreadOp
+
+    return {
+        id(op.operands[0]) for op in kernel.walk() if isinstance(op, StoreThreadOp | StoreBitsOp)
+    }
+
+
+def _virtual(arch: str) -> str:
+    """PTX is generated for the virtual architecture (compute_90 for sm_90)."""
+    return arch.replace("sm_", "compute_") if arch.startswith("sm_") else arch

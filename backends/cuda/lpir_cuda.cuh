@@ -1,0 +1,374 @@
+// lpir_cuda.cuh: fixed device helpers that lpir's CUDA backend emits calls to.
+//
+// Every function here implements one rule of lpir's semantics (lpir/interpreter/elementwise.py,
+// lpir/dtypes.py) bit for bit: integer division that truncates and gives 0 for a zero divisor,
+// shifts by an amount modulo the bit width, small-float and fp8 decoding (exact) and encoding
+// (round to nearest even, saturation or IEEE overflow by variant), float -> int casts that
+// truncate and saturate (NaN -> 0), byte-granular atomic bit stores, and the warp-wide mma.
+// The kernel source includes this file once, before the kernels.
+#pragma once
+
+#ifdef LPIR_HOST_EMULATION
+#include "lpir_host.cuh"
+#else
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#endif
+
+#define LPIR_DEVICE static __device__ __forceinline__
+
+// ---- bits ------------------------------------------------------------------------------------
+template <typename To, typename From>
+LPIR_DEVICE To lpir_bit_cast(const From& from) {
+    static_assert(sizeof(To) == sizeof(From), "lpir_bit_cast between types of different sizes");
+    To to;
+    __builtin_memcpy(&to, &from, sizeof(To));
+    return to;
+}
+
+LPIR_DEVICE __half lpir_f16_bits(unsigned short bits) { return __ushort_as_half(bits); }
+LPIR_DEVICE __nv_bfloat16 lpir_bf16_bits(unsigned short bits) { return __ushort_as_bfloat16(bits); }
+
+// Two 16-bit halves in one 32-bit register (the low one first), as mma operands want them.
+template <typename T>
+LPIR_DEVICE unsigned lpir_pack2(T low, T high) {
+    return (unsigned)lpir_bit_cast<unsigned short>(low) |
+           ((unsigned)lpir_bit_cast<unsigned short>(high) << 16);
+}
+
+// The 32-bit word at byte `offset` (a multiple of 4) of a thread's byte array.
+LPIR_DEVICE unsigned lpir_word(const unsigned char* bytes, int offset) {
+    unsigned word;
+    __builtin_memcpy(&word, bytes + offset, 4);
+    return word;
+}
+
+LPIR_DEVICE void lpir_set_word(unsigned char* bytes, int offset, unsigned word) {
+    __builtin_memcpy(bytes + offset, &word, 4);
+}
+
+// ---- integers: C semantics made total ---------------------------------------------------------
+template <typename T>
+struct lpir_unsigned;
+template <> struct lpir_unsigned<bool> { typedef unsigned char type; };
+template <> struct lpir_unsigned<signed char> { typedef unsigned char type; };
+template <> struct lpir_unsigned<unsigned char> { typedef unsigned char type; };
+template <> struct lpir_unsigned<short> { typedef unsigned short type; };
+template <> struct lpir_unsigned<unsigned short> { typedef unsigned short type; };
+template <> struct lpir_unsigned<int> { typedef unsigned int type; };
+template <> struct lpir_unsigned<unsigned int> { typedef unsigned int type; };
+template <> struct lpir_unsigned<long long> { typedef unsigned long long type; };
+template <> struct lpir_unsigned<unsigned long long> { typedef unsigned long long type; };
+
+// Two's-complement wrap-around for + - * on every width (no signed-overflow UB).
+template <typename T>
+LPIR_DEVICE T lpir_add(T a, T b) {
+    typedef typename lpir_unsigned<T>::type U;
+    return (T)(U)((U)a + (U)b);
+}
+template <typename T>
+LPIR_DEVICE T lpir_sub(T a, T b) {
+    typedef typename lpir_unsigned<T>::type U;
+    return (T)(U)((U)a - (U)b);
+}
+template <typename T>
+LPIR_DEVICE T lpir_mul(T a, T b) {
+    typedef typename lpir_unsigned<T>::type U;
+    return (T)(U)((U)a * (U)b);
+}
+template <typename T>
+LPIR_DEVICE T lpir_neg(T a) {
+    typedef typename lpir_unsigned<T>::type U;
+    return (T)(U)((U)0 - (U)a);
+}
+template <typename T>
+LPIR_DEVICE T lpir_abs(T a) { return a < (T)0 ? lpir_neg(a) : a; }
+
+// Division truncates toward zero; a zero divisor gives 0; MIN / -1 wraps to MIN.
+template <typename T>
+LPIR_DEVICE T lpir_div(T a, T b) {
+    if (b == (T)0) return (T)0;
+    if ((T)-1 < (T)0 && b == (T)-1) return lpir_neg(a);
+    return (T)(a / b);
+}
+template <typename T>
+LPIR_DEVICE T lpir_rem(T a, T b) {
+    if (b == (T)0) return (T)0;
+    if ((T)-1 < (T)0 && b == (T)-1) return (T)0;
+    return (T)(a % b);
+}
+
+// Shift amounts are taken modulo the bit width; >> is arithmetic on signed types.
+template <typename T>
+LPIR_DEVICE T lpir_shl(T a, T b) {
+    typedef typename lpir_unsigned<T>::type U;
+    const unsigned amount = (unsigned)(U)b & (unsigned)(sizeof(T) * 8 - 1);
+    return (T)(U)((U)a << amount);
+}
+template <typename T>
+LPIR_DEVICE T lpir_shr(T a, T b) {
+    typedef typename lpir_unsigned<T>::type U;
+    const unsigned amount = (unsigned)(U)b & (unsigned)(sizeof(T) * 8 - 1);
+    return (T)(a >> amount);
+}
+
+// Integers of `BITS` < 8 bits held in a byte: wrap a value into the type's range.
+template <int BITS>
+LPIR_DEVICE signed char lpir_wrap_signed(int value) {
+    return (signed char)((int)((unsigned)value << (32 - BITS)) >> (32 - BITS));
+}
+template <int BITS>
+LPIR_DEVICE unsigned char lpir_wrap_unsigned(int value) {
+    return (unsigned char)((unsigned)value & ((1u << BITS) - 1u));
+}
+
+// ---- float -> int: truncate toward zero, saturate, NaN -> 0 -----------------------------------
+// cvt.rzi saturates to the destination range and turns NaN into 0 (PTX ISA, cvt).
+LPIR_DEVICE int lpir_f32_to_i32(float x) { return __float2int_rz(x); }
+LPIR_DEVICE unsigned lpir_f32_to_u32(float x) { return __float2uint_rz(x); }
+LPIR_DEVICE long long lpir_f32_to_i64(float x) { return __float2ll_rz(x); }
+LPIR_DEVICE unsigned long long lpir_f32_to_u64(float x) { return __float2ull_rz(x); }
+LPIR_DEVICE int lpir_f64_to_i32(double x) { return __double2int_rz(x); }
+LPIR_DEVICE unsigned lpir_f64_to_u32(double x) { return __double2uint_rz(x); }
+LPIR_DEVICE long long lpir_f64_to_i64(double x) { return __double2ll_rz(x); }
+LPIR_DEVICE unsigned long long lpir_f64_to_u64(double x) { return __double2ull_rz(x); }
+
+// Narrower targets: saturate through i32, then clamp to [LOW, HIGH].
+template <int LOW, int HIGH>
+LPIR_DEVICE int lpir_f32_to_narrow(float x) { return min(max(__float2int_rz(x), LOW), HIGH); }
+template <int LOW, int HIGH>
+LPIR_DEVICE int lpir_f64_to_narrow(double x) { return min(max(__double2int_rz(x), LOW), HIGH); }
+
+// ---- f64 -> f32 rounding to odd: rounding that again to <= 22 bits of precision is correct ----
+LPIR_DEVICE float lpir_f64_to_f32_odd(double x) {
+    float truncated = __double2float_rz(x);
+    if (x == x && (double)truncated != x) {
+        return __uint_as_float(__float_as_uint(truncated) | 1u);
+    }
+    return truncated;
+}
+
+// ---- small floats and fp8: codes of 1 + E + M bits -------------------------------------------
+// V is the variant: 0 finite (every code a number: saturating, NaN encodes as +0), 1 "fn"
+// (f8e4m3: S.1111.111 is NaN, saturating), 2 IEEE (f8e5m2: inf and NaN, overflow to inf).
+template <int E, int M>
+struct lpir_small {
+    static constexpr int bits = 1 + E + M;
+    static constexpr int bias = (1 << (E - 1)) - 1;
+    static constexpr unsigned sign = 1u << (bits - 1);
+    static constexpr unsigned magnitude = sign - 1u;
+};
+
+// 2^n as a float, for |n| < 127 (a compile-time constant after inlining).
+LPIR_DEVICE float lpir_exp2i(int n) { return __uint_as_float((unsigned)(n + 127) << 23); }
+
+template <int E, int M, int V>
+LPIR_DEVICE float lpir_decode_small(unsigned code) {
+    typedef lpir_small<E, M> S;
+    const unsigned magnitude = code & S::magnitude;
+    const unsigned exponent = magnitude >> M;
+    const unsigned mantissa = magnitude & ((1u << M) - 1u);
+    float value;
+    if (V == 1 && magnitude == S::magnitude) {
+        value = __int_as_float(0x7fc00000);
+    } else if (V == 2 && exponent == (1u << E) - 1u) {
+        value = mantissa ? __int_as_float(0x7fc00000) : __int_as_float(0x7f800000);
+    } else if (exponent == 0) {
+        value = (float)mantissa * lpir_exp2i(1 - S::bias - M);
+    } else {
+        value = __uint_as_float(((exponent + 127u - S::bias) << 23) | (mantissa << (23 - M)));
+    }
+    return (code & S::sign) ? -value : value;
+}
+
+// E <= 4, or the IEEE f8e5m2: move the fields into an f16 and multiply by 2^(15 - bias); f16
+// keeps subnormals, and every code of these formats is exact in f16.
+template <int E, int M, int V>
+LPIR_DEVICE __half2 lpir_small_to_f16x2(unsigned low, unsigned high) {
+    typedef lpir_small<E, M> S;
+    static_assert(E <= 4 || (E == 5 && V == 2), "the f16 path needs the exponent range of f16");
+    const unsigned codes = (low & 0xffffu) | (high << 16);
+    const unsigned bits = ((codes & (S::sign * 0x10001u)) << (16 - S::bits)) |
+                          ((codes & (S::magnitude * 0x10001u)) << (10 - M));
+    __half2 value = lpir_bit_cast<__half2>(bits);
+    if (15 - S::bias != 0) {
+        const __half scale = __ushort_as_half((unsigned short)((30 - S::bias) << 10));
+        value = __hmul2(value, __half2(scale, scale));
+    }
+    if (V == 1) {
+        const __half nan = __ushort_as_half((unsigned short)0x7e00);
+        if ((low & S::magnitude) == S::magnitude) value.x = nan;
+        if ((high & S::magnitude) == S::magnitude) value.y = nan;
+    }
+    return value;
+}
+
+template <int E, int M, int V>
+LPIR_DEVICE __half lpir_small_to_f16(unsigned code) {
+    return lpir_small_to_f16x2<E, M, V>(code, 0u).x;
+}
+
+template <int E, int M, int V>
+LPIR_DEVICE float lpir_small_to_f32_fast(unsigned code) {
+    return __half2float(lpir_small_to_f16<E, M, V>(code));
+}
+
+// Round to nearest even on the f32 bit pattern; saturate (V 0, 1) or overflow to inf (V 2).
+template <int E, int M, int V>
+LPIR_DEVICE unsigned char lpir_encode_small(float x) {
+    typedef lpir_small<E, M> S;
+    const unsigned bits = __float_as_uint(x);
+    const unsigned absolute = bits & 0x7fffffffu;
+    if (absolute > 0x7f800000u) return V == 0 ? 0 : 0x7f;  // NaN: +0 where there is no NaN
+    const unsigned largest = V == 0 ? S::magnitude
+                             : V == 1 ? S::magnitude - 1u
+                                      : ((1u << E) - 1u) << M;  // the code of inf
+    unsigned magnitude;
+    if (__uint_as_float(absolute) < lpir_exp2i(1 - S::bias)) {
+        // Subnormal range: scale to units of the smallest subnormal (exact) and round to even.
+        magnitude = __float2uint_rn(__uint_as_float(absolute) * lpir_exp2i(S::bias - 1 + M));
+    } else {
+        const int shift = 23 - M;
+        unsigned rounded = absolute + ((1u << (shift - 1)) - 1u) + ((absolute >> shift) & 1u);
+        magnitude = (rounded >> shift) - ((127u - S::bias) << M);
+    }
+    magnitude = min(magnitude, largest);
+    return (unsigned char)(((bits >> 31) ? S::sign : 0u) | magnitude);
+}
+
+// ---- low-bit integers -> f16 / f32 by the magic-number trick ---------------------------------
+// 0x6400 is f16 1024.0: OR-ing u < 1024 into its mantissa gives 1024 + u exactly; one
+// subtraction (two lanes at a time) leaves u. Signed values are biased by 128 first.
+LPIR_DEVICE __half2 lpir_u10x2_to_f16x2(unsigned low, unsigned high, float bias) {
+    const unsigned bits = (low | (high << 16)) | 0x64006400u;
+    const __half offset = __float2half_rn(1024.0f + bias);
+    return __hsub2(lpir_bit_cast<__half2>(bits), __half2(offset, offset));
+}
+
+// 0x4b000000 is f32 2^23: the same trick in f32 for u < 2^23.
+LPIR_DEVICE float lpir_u23_to_f32(unsigned u, float bias) {
+    return __uint_as_float(0x4b000000u | u) - (8388608.0f + bias);
+}
+
+// ---- memory -----------------------------------------------------------------------------------
+// One access of BYTES (1, 2, 4, 8 or 16) between memory and a thread's array; NC reads through
+// the read-only (non-coherent) path, for tensors the kernel never writes.
+template <int BYTES>
+struct lpir_access;
+template <> struct lpir_access<1> { typedef unsigned char type; };
+template <> struct lpir_access<2> { typedef unsigned short type; };
+template <> struct lpir_access<4> { typedef unsigned int type; };
+template <> struct lpir_access<8> { typedef uint2 type; };
+template <> struct lpir_access<16> { typedef uint4 type; };
+
+template <int BYTES, bool NC>
+LPIR_DEVICE void lpir_load(void* to, const void* from) {
+    typedef typename lpir_access<BYTES>::type T;
+    T value;
+    if constexpr (NC) {
+        value = __ldg(reinterpret_cast<const T*>(from));
+    } else {
+        value = *reinterpret_cast<const T*>(from);
+    }
+    __builtin_memcpy(to, &value, BYTES);
+}
+
+template <int BYTES>
+LPIR_DEVICE void lpir_store(void* to, const void* from) {
+    typedef typename lpir_access<BYTES>::type T;
+    T value;
+    __builtin_memcpy(&value, from, BYTES);
+    *reinterpret_cast<T*>(to) = value;
+}
+
+template <int BYTES>
+LPIR_DEVICE void lpir_zero(void* to) {
+    typedef typename lpir_access<BYTES>::type T;
+    T value;
+    __builtin_memset(&value, 0, BYTES);
+    __builtin_memcpy(to, &value, BYTES);
+}
+
+// Byte-granular read-modify-write of the bits of `bitmask`: atomic with respect to other
+// threads writing other bits of the same byte (st_bits). Whole bytes need no atomic.
+LPIR_DEVICE void lpir_store_bits(unsigned char* byte, unsigned value, unsigned bitmask) {
+    bitmask &= 0xffu;
+    if (bitmask == 0u) return;
+    if (bitmask == 0xffu) {
+        *byte = (unsigned char)value;
+        return;
+    }
+    const size_t address = reinterpret_cast<size_t>(byte);
+    unsigned* word = reinterpret_cast<unsigned*>(address & ~(size_t)3);
+    const unsigned shift = (unsigned)(address & 3u) * 8u;
+    const unsigned set = (value & bitmask) << shift;
+    const unsigned clear = (~value & bitmask) << shift;
+    if (clear) atomicAnd(word, ~clear);
+    if (set) atomicOr(word, set);
+}
+
+// ---- tensor cores -------------------------------------------------------------------------------
+// D = A @ B + C for one m16n8k16 tile per warp, with the PTX row.col fragment layouts: lanes
+// 2r and 2r + 1 of a and b form register r; c and d hold 4 f32 lanes.
+#ifdef LPIR_HOST_EMULATION
+LPIR_DEVICE void lpir_mma_m16n8k16_f16(float* d, const __half* a, const __half* b, const float* c) {
+    lpir_host::mma<16>(d, a, b, c, __half2float);
+}
+LPIR_DEVICE void lpir_mma_m16n8k16_bf16(float* d, const __nv_bfloat16* a,
+                                        const __nv_bfloat16* b, const float* c) {
+    lpir_host::mma<16>(d, a, b, c, __bfloat162float);
+}
+LPIR_DEVICE void lpir_mma_m16n8k8_f16(float* d, const __half* a, const __half* b, const float* c) {
+    lpir_host::mma<8>(d, a, b, c, __half2float);
+}
+LPIR_DEVICE void lpir_mma_m16n8k8_bf16(float* d, const __nv_bfloat16* a,
+                                       const __nv_bfloat16* b, const float* c) {
+    lpir_host::mma<8>(d, a, b, c, __bfloat162float);
+}
+#else
+LPIR_DEVICE void lpir_mma_m16n8k16_f16(float* d, const __half* a, const __half* b,
+                                       const float* c) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(lpir_pack2(a[0], a[1])), "r"(lpir_pack2(a[2], a[3])),
+          "r"(lpir_pack2(a[4], a[5])), "r"(lpir_pack2(a[6], a[7])),
+          "r"(lpir_pack2(b[0], b[1])), "r"(lpir_pack2(b[2], b[3])),
+          "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+LPIR_DEVICE void lpir_mma_m16n8k16_bf16(float* d, const __nv_bfloat16* a,
+                                        const __nv_bfloat16* b, const float* c) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(lpir_pack2(a[0], a[1])), "r"(lpir_pack2(a[2], a[3])),
+          "r"(lpir_pack2(a[4], a[5])), "r"(lpir_pack2(a[6], a[7])),
+          "r"(lpir_pack2(b[0], b[1])), "r"(lpir_pack2(b[2], b[3])),
+          "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+LPIR_DEVICE void lpir_mma_m16n8k8_f16(float* d, const __half* a, const __half* b,
+                                      const float* c) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(lpir_pack2(a[0], a[1])), "r"(lpir_pack2(a[2], a[3])),
+          "r"(lpir_pack2(b[0], b[1])),
+          "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+LPIR_DEVICE void lpir_mma_m16n8k8_bf16(float* d, const __nv_bfloat16* a,
+                                       const __nv_bfloat16* b, const float* c) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %8, %9, %10};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(lpir_pack2(a[0], a[1])), "r"(lpir_pack2(a[2], a[3])),
+          "r"(lpir_pack2(b[0], b[1])),
+          "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+#endif

@@ -1,0 +1,294 @@
+// lpir_host.cuh: just enough of CUDA to run lpir's generated kernels on the host (g++ -std=c++20).
+//
+// Used by lpir.backends.cuda.emulation to check the emitted CUDA C without a GPU: each thread
+// of a block is an OS thread, __syncthreads() a std::barrier, a warp's mma a rendezvous of its
+// 32 threads; blocks run one after another. The f16/bf16 types and intrinsics are implemented
+// in software with the rounding that the CUDA documentation specifies (to nearest even, IEEE
+// overflow; float -> int conversions truncate, saturate and map NaN to 0).
+#pragma once
+
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+
+struct uint2 { unsigned x, y; };
+struct uint4 { unsigned x, y, z, w; };
+struct float2 { float x, y; };
+struct lpir_dim3 { unsigned x, y, z; };
+
+namespace lpir_host {
+inline thread_local lpir_dim3 thread_index{0, 0, 0};
+inline thread_local lpir_dim3 block_index{0, 0, 0};
+inline std::barrier<>* block_barrier = nullptr;
+inline std::vector<std::unique_ptr<std::barrier<>>>* warp_barriers = nullptr;
+
+template <typename To, typename From>
+inline To bits_as(From from) {
+    To to;
+    std::memcpy(&to, &from, sizeof(To));
+    return to;
+}
+
+// Round a double to a binary format with E exponent and M mantissa bits (IEEE: inf, NaN),
+// to nearest even; the result's bit pattern.
+inline unsigned encode_ieee(double x, int E, int M) {
+    const int bias = (1 << (E - 1)) - 1;
+    const unsigned sign = std::signbit(x) ? 1u << (E + M) : 0u;
+    const unsigned inf = ((1u << E) - 1u) << M;
+    if (std::isnan(x)) return inf | (1u << (M - 1));
+    double a = std::fabs(x);
+    if (std::isinf(a)) return sign | inf;
+    const double smallest_normal = std::ldexp(1.0, 1 - bias);
+    if (a < smallest_normal) {
+        double q = std::nearbyint(std::ldexp(a, bias - 1 + M));  // ties to even
+        return sign | (unsigned)q;  // q == 2^M is the smallest normal: contiguous codes
+    }
+    int exponent;
+    std::frexp(a, &exponent);  // a = f * 2^exponent, f in [0.5, 1)
+    exponent -= 1;
+    double q = std::nearbyint(std::ldexp(a, M - exponent));  // in [2^M, 2^(M+1)]
+    if (q == std::ldexp(1.0, M + 1)) {
+        q = std::ldexp(1.0, M);
+        exponent += 1;
+    }
+    if (exponent + bias >= (1 << E) - 1) return sign | inf;
+    return sign | ((unsigned)(exponent + bias) << M) | ((unsigned)q - (1u << M));
+}
+
+inline double decode_ieee(unsigned bits, int E, int M) {
+    const int bias = (1 << (E - 1)) - 1;
+    const bool negative = (bits >> (E + M)) & 1u;
+    const unsigned exponent = (bits >> M) & ((1u << E) - 1u);
+    const unsigned mantissa = bits & ((1u << M) - 1u);
+    double value;
+    if (exponent == (1u << E) - 1u) {
+        value = mantissa ? NAN : INFINITY;
+    } else if (exponent == 0) {
+        value = std::ldexp((double)mantissa, 1 - bias - M);
+    } else {
+        value = std::ldexp((double)(mantissa | (1u << M)), (int)exponent - bias - M);
+    }
+    return negative ? -value : value;
+}
+
+template <typename T>
+inline T saturate(double x, double low, double high) {
+    if (std::isnan(x)) return (T)0;
+    x = std::trunc(x);
+    if (x <= low) return (T)low;
+    if (x >= high) return (T)high;
+    return (T)x;
+}
+}  // namespace lpir_host
+
+#define threadIdx (lpir_host::thread_index)
+#define blockIdx (lpir_host::block_index)
+
+inline void __syncthreads() { lpir_host::block_barrier->arrive_and_wait(); }
+
+// ---- 16-bit floats -----------------------------------------------------------------------------
+struct __half {
+    unsigned short bits;
+};
+struct __nv_bfloat16 {
+    unsigned short bits;
+};
+struct __half2 {
+    __half x, y;
+    __half2() = default;
+    __half2(__half a, __half b) : x(a), y(b) {}
+};
+
+inline __half __ushort_as_half(unsigned short b) { return __half{b}; }
+inline unsigned short __half_as_ushort(__half h) { return h.bits; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short b) { return __nv_bfloat16{b}; }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.bits; }
+
+inline float __half2float(__half h) { return (float)lpir_host::decode_ieee(h.bits, 5, 10); }
+inline float __bfloat162float(__nv_bfloat16 h) { return (float)lpir_host::decode_ieee(h.bits, 8, 7); }
+inline __half __float2half_rn(float x) { return __half{(unsigned short)lpir_host::encode_ieee(x, 5, 10)}; }
+inline __half __double2half(double x) { return __half{(unsigned short)lpir_host::encode_ieee(x, 5, 10)}; }
+inline __nv_bfloat16 __float2bfloat16_rn(float x) {
+    return __nv_bfloat16{(unsigned short)lpir_host::encode_ieee(x, 8, 7)};
+}
+inline __nv_bfloat16 __double2bfloat16(double x) {
+    return __nv_bfloat16{(unsigned short)lpir_host::encode_ieee(x, 8, 7)};
+}
+
+#define LPIR_HOST_INT_TO_16(name, type)                                                           \
+    inline __half __##name##2half_rn(type v) { return __double2half((double)v); }                 \
+    inline __nv_bfloat16 __##name##2bfloat16_rn(type v) { return __double2bfloat16((double)v); }
+LPIR_HOST_INT_TO_16(short, short)
+LPIR_HOST_INT_TO_16(ushort, unsigned short)
+LPIR_HOST_INT_TO_16(int, int)
+LPIR_HOST_INT_TO_16(uint, unsigned)
+LPIR_HOST_INT_TO_16(ll, long long)
+LPIR_HOST_INT_TO_16(ull, unsigned long long)
+
+#define LPIR_HOST_HALF_OPS(T, to_float, from_float)                                               \
+    inline T __hadd(T a, T b) { return from_float(to_float(a) + to_float(b)); }                   \
+    inline T __hsub(T a, T b) { return from_float(to_float(a) - to_float(b)); }                   \
+    inline T __hmul(T a, T b) { return from_float(to_float(a) * to_float(b)); }                   \
+    inline T __hmax(T a, T b) { return from_float(std::fmax(to_float(a), to_float(b))); }         \
+    inline T __hmin(T a, T b) { return from_float(std::fmin(to_float(a), to_float(b))); }         \
+    inline T __hneg(T a) { return T{(unsigned short)(a.bits ^ 0x8000u)}; }                        \
+    inline T __habs(T a) { return T{(unsigned short)(a.bits & 0x7fffu)}; }
+LPIR_HOST_HALF_OPS(__half, __half2float, __float2half_rn)
+LPIR_HOST_HALF_OPS(__nv_bfloat16, __bfloat162float, __float2bfloat16_rn)
+
+inline __half2 __hmul2(__half2 a, __half2 b) { return __half2(__hmul(a.x, b.x), __hmul(a.y, b.y)); }
+inline __half2 __hsub2(__half2 a, __half2 b) { return __half2(__hsub(a.x, b.x), __hsub(a.y, b.y)); }
+inline __half2 __hadd2(__half2 a, __half2 b) { return __half2(__hadd(a.x, b.x), __hadd(a.y, b.y)); }
+inline __half2 __hfma2(__half2 a, __half2 b, __half2 c) {
+    return __half2(__double2half((double)__half2float(a.x) * __half2float(b.x) + __half2float(c.x)),
+                   __double2half((double)__half2float(a.y) * __half2float(b.y) + __half2float(c.y)));
+}
+inline __half __low2half(__half2 a) { return a.x; }
+inline __half __high2half(__half2 a) { return a.y; }
+inline float __low2float(__half2 a) { return __half2float(a.x); }
+inline float __high2float(__half2 a) { return __half2float(a.y); }
+inline float2 __half22float2(__half2 a) { return float2{__half2float(a.x), __half2float(a.y)}; }
+
+// ---- bits and conversions ----------------------------------------------------------------------
+inline float __int_as_float(int v) { return lpir_host::bits_as<float>(v); }
+inline float __uint_as_float(unsigned v) { return lpir_host::bits_as<float>(v); }
+inline unsigned __float_as_uint(float v) { return lpir_host::bits_as<unsigned>(v); }
+inline int __float_as_int(float v) { return lpir_host::bits_as<int>(v); }
+inline double __longlong_as_double(long long v) { return lpir_host::bits_as<double>(v); }
+
+inline int __float2int_rz(float x) { return lpir_host::saturate<int>(x, -2147483648.0, 2147483647.0); }
+inline unsigned __float2uint_rz(float x) { return lpir_host::saturate<unsigned>(x, 0.0, 4294967295.0); }
+inline long long __float2ll_rz(float x) {
+    return lpir_host::saturate<long long>(x, -9223372036854775808.0, 9223372036854775807.0);
+}
+inline unsigned long long __float2ull_rz(float x) {
+    return lpir_host::saturate<unsigned long long>(x, 0.0, 18446744073709551615.0);
+}
+inline int __double2int_rz(double x) { return lpir_host::saturate<int>(x, -2147483648.0, 2147483647.0); }
+inline unsigned __double2uint_rz(double x) { return lpir_host::saturate<unsigned>(x, 0.0, 4294967295.0); }
+inline long long __double2ll_rz(double x) {
+    return lpir_host::saturate<long long>(x, -9223372036854775808.0, 9223372036854775807.0);
+}
+inline unsigned long long __double2ull_rz(double x) {
+    return lpir_host::saturate<unsigned long long>(x, 0.0, 18446744073709551615.0);
+}
+inline unsigned __float2uint_rn(float x) {
+    return lpir_host::saturate<unsigned>(std::nearbyint((double)x), 0.0, 4294967295.0);
+}
+inline float __double2float_rz(double x) {
+    float f = (float)x;
+    if (std::isfinite(x) && std::fabs((double)f) > std::fabs(x)) f = std::nextafter(f, 0.0f);
+    return f;
+}
+
+inline unsigned __funnelshift_r(unsigned low, unsigned high, unsigned shift) {
+    const unsigned long long both = ((unsigned long long)high << 32) | low;
+    return (unsigned)(both >> (shift & 31u));
+}
+inline unsigned __byte_perm(unsigned a, unsigned b, unsigned selector) {
+    const unsigned long long bytes = ((unsigned long long)b << 32) | a;
+    unsigned result = 0;
+    for (int i = 0; i < 4; ++i) {
+        const unsigned index = (selector >> (4 * i)) & 7u;
+        result |= (unsigned)((bytes >> (8 * index)) & 0xffu) << (8 * i);
+    }
+    return result;
+}
+
+template <typename T> inline T __ldg(const T* p) { return *p; }
+
+inline unsigned atomicAnd(unsigned* p, unsigned v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }
+inline unsigned atomicOr(unsigned* p, unsigned v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
+
+template <typename T> inline T min(T a, T b) { return a < b ? a : b; }
+template <typename T> inline T max(T a, T b) { return a < b ? b : a; }
+
+// ---- warp-wide mma: the 32 threads of a warp meet, each computes its own lanes of D ----------
+namespace lpir_host {
+struct MmaExchange {
+    double a[32][8];
+    double b[32][4];
+    double c[32][4];
+};
+inline MmaExchange mma_exchange[32];  // one per warp of a block (up to 1024 threads)
+
+template <int K, typename T>
+inline void mma(float* d, const T* a, const T* b, const float* c, float (*to_float)(T)) {
+    const unsigned thread = thread_index.x;
+    const unsigned warp = thread / 32, lane = thread % 32;
+    MmaExchange& exchange = mma_exchange[warp];
+    const int a_lanes = K / 2, b_lanes = K / 4;
+    for (int i = 0; i < a_lanes; ++i) exchange.a[lane][i] = to_float(a[i]);
+    for (int i = 0; i < b_lanes; ++i) exchange.b[lane][i] = to_float(b[i]);
+    for (int i = 0; i < 4; ++i) exchange.c[lane][i] = c[i];
+    (*warp_barriers)[warp]->arrive_and_wait();
+    // PTX fragments: g = lane / 4, t = lane % 4; A row-major 16 x K, B K x 8, C/D 16 x 8.
+    double A[16][16], B[16][8], C[16][8];
+    for (int l = 0; l < 32; ++l) {
+        const int g = l / 4, t = l % 4;
+        for (int r = 0; r < a_lanes / 2; ++r) {
+            const int row = g + 8 * (r % 2), col = 2 * t + 8 * (r / 2);
+            A[row][col] = exchange.a[l][2 * r];
+            A[row][col + 1] = exchange.a[l][2 * r + 1];
+        }
+        for (int r = 0; r < b_lanes / 2; ++r) {
+            B[2 * t + 8 * r][g] = exchange.b[l][2 * r];
+            B[2 * t + 8 * r + 1][g] = exchange.b[l][2 * r + 1];
+        }
+        for (int r = 0; r < 2; ++r) {
+            C[g + 8 * r][2 * t] = exchange.c[l][2 * r];
+            C[g + 8 * r][2 * t + 1] = exchange.c[l][2 * r + 1];
+        }
+    }
+    const int g = lane / 4, t = lane % 4;
+    for (int r = 0; r < 2; ++r) {
+        for (int j = 0; j < 2; ++j) {
+            const int row = g + 8 * r, col = 2 * t + j;
+            double sum = C[row][col];
+            for (int k = 0; k < K; ++k) sum += A[row][k] * B[k][col];
+            d[2 * r + j] = (float)sum;
+        }
+    }
+    (*warp_barriers)[warp]->arrive_and_wait();
+}
+
+// Run `kernel` over a grid: `threads` OS threads, one block after another.
+inline void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads,
+                     const std::function<void()>& kernel) {
+    std::barrier<> barrier((std::ptrdiff_t)threads);
+    std::vector<std::unique_ptr<std::barrier<>>> warps;
+    for (unsigned w = 0; w < (threads + 31) / 32; ++w) {
+        warps.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - 32 * w)));
+    }
+    block_barrier = &barrier;
+    warp_barriers = &warps;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            thread_index = lpir_dim3{t, 0, 0};
+            for (unsigned z = 0; z < gz; ++z)
+                for (unsigned y = 0; y < gy; ++y)
+                    for (unsigned x = 0; x < gx; ++x) {
+                        block_index = lpir_dim3{x, y, z};
+                        kernel();
+                        barrier.arrive_and_wait();  // the next block reuses __shared__ arrays
+                    }
+        });
+    }
+    for (auto& thread : pool) thread.join();
+}
+}  // namespace lpir_host
