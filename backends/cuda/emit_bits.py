@@ -165,8 +165,8 @@ def _same_word_parts(first: int, stride: int, length: int, width: int, shift: st
     return parts
 
 
-@emits(UnpackBitsOp)
-def emit_unpack_bits(emitter: KernelEmitter, op: UnpackBitsOp) -> None:
+def unpack_generic(emitter: KernelEmitter, op: UnpackBitsOp) -> None:
+    """Per-lane extraction (the `unpack_bits` emitter, in emit_dequant, falls back to this)."""
     source = emitter.materialize(op.operands[0])
     dt = op.result.type.dtype  # type: ignore[attr-defined]
     shift = emitter.value(op.shift).text if op.shift is not None else None

@@ -112,7 +112,8 @@ class KernelEmitter:
         self.stored = _stored_memories(kernel)
         self.shared_bytes = 0
         self.dynamic_shared = False
-        self.users = _use_counts(kernel)
+        self.users = _users(kernel)
+        self.emitted_early: set[int] = set()
         self.yield_targets: list[list[CValue]] = []
 
     # ---- names and values --------------------------------------------------------------------
@@ -246,7 +247,14 @@ class KernelEmitter:
         for op in region.ops:
             self.op(op)
 
+    def only_user(self, value: Value) -> Operation | None:
+        """The op that uses `value`, if exactly one op uses it exactly once."""
+        users = self.users.get(id(value), [])
+        return users[0] if len(users) == 1 else None
+
     def op(self, op: Operation) -> None:
+        if id(op) in self.emitted_early:
+            return
         emitter = EMITTERS.get(type(op))
         if emitter is None:
             raise LpirError(f"the CUDA backend cannot emit '{op.name}'", op.location)
@@ -259,9 +267,9 @@ def _stored_memories(kernel: Kernel) -> set[int]:
     }
 
 
-def _use_counts(kernel: Kernel) -> dict[int, int]:
-    counts: dict[int, int] = {}
+def _users(kernel: Kernel) -> dict[int, list[Operation]]:
+    users: dict[int, list[Operation]] = {}
     for op in kernel.walk():
         for operand in op.operands:
-            counts[id(operand)] = counts.get(id(operand), 0) + 1
-    return counts
+            users.setdefault(id(operand), []).append(op)
+    return users

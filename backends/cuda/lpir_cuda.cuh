@@ -250,6 +250,41 @@ LPIR_DEVICE float lpir_u23_to_f32(unsigned u, float bias) {
     return __uint_as_float(0x4b000000u | u) - (8388608.0f + bias);
 }
 
+// ---- fused unpack_bits -> cast: two fields per 32-bit register ------------------------------
+// `t` holds one field in each 16-bit half, at bit P of the half (moved there by one prmt).
+// Integers: OR the masked fields into the mantissa of 1024.0 and let one hfma2 scale them back
+// to units and subtract 1024 (and any bias): exact, since every value involved fits f16.
+LPIR_DEVICE __half2 lpir_magic_f16x2(unsigned t, unsigned mask, __half2 scale, __half2 offset) {
+    const unsigned bits = (t & mask) | 0x64006400u;
+    return __hfma2(lpir_bit_cast<__half2>(bits), scale, offset);
+}
+
+// Small floats (see lpir_small_to_f16x2) whose fields sit at bit P of each half.
+template <int E, int M, int V, int P>
+LPIR_DEVICE __half2 lpir_small_fields_to_f16x2(unsigned t) {
+    typedef lpir_small<E, M> S;
+    static_assert(E <= 4 || (E == 5 && V == 2), "the f16 path needs the exponent range of f16");
+    const unsigned sign = (t << (15 - (P + S::bits - 1))) & 0x80008000u;
+    const unsigned field = t & ((S::magnitude << P) * 0x10001u);
+    unsigned magnitude;
+    if constexpr (10 - M >= P) {
+        magnitude = field << (10 - M - P);
+    } else {
+        magnitude = field >> (P - (10 - M));
+    }
+    __half2 value = lpir_bit_cast<__half2>(sign | magnitude);
+    if constexpr (15 - S::bias != 0) {
+        const __half scale = __ushort_as_half((unsigned short)((30 - S::bias) << 10));
+        value = __hmul2(value, __half2(scale, scale));
+    }
+    if constexpr (V == 1) {
+        const __half nan = __ushort_as_half((unsigned short)0x7e00);
+        if (((t >> P) & S::magnitude) == S::magnitude) value.x = nan;
+        if (((t >> (16 + P)) & S::magnitude) == S::magnitude) value.y = nan;
+    }
+    return value;
+}
+
 // ---- memory -----------------------------------------------------------------------------------
 // One access of BYTES (1, 2, 4, 8 or 16) between memory and a thread's array; NC reads through
 // the read-only (non-coherent) path, for tensors the kernel never writes.

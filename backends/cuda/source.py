@@ -12,6 +12,7 @@ from lpir.backends.cuda import (  # noqa: F401  (registers emitters)
     emit_bits,
     emit_cast,
     emit_control,
+    emit_dequant,
     emit_memory,
     emit_mma,
     emit_vector,

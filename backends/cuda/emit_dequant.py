@@ -1,0 +1,151 @@
+"""The dequantization fast path: `unpack_bits` -> `cast` (-> `sub` of a constant) in one step.
+
+When a thread unpacks fields that each lie inside one byte (1, 2, 4 and 8-bit integers, fp4,
+fp8, ...) and the only use of the fields is a cast to f16, bf16 or f32, the emitter skips the
+per-lane extraction: for each pair of lanes whose fields sit at the same bit position p of their
+bytes, one `prmt` (`__byte_perm`) moves the two bytes into the two 16-bit halves of a register,
+then
+
+* integers: one `lop3` masks the fields and ORs them into the mantissa of 1024.0 (0x6400) and
+  one `hfma2` scales by 2^-p and subtracts 1024 * 2^-p (plus the zero point of a following
+  `sub` of an integer constant, which is folded in: both roundings are exact);
+* small floats and fp8 whose exponent fits f16: shifts move sign and exponent-mantissa into
+  f16 position and one `hmul2` rescales the exponent bias.
+
+f32 and bf16 results convert the exact f16 pair. Signed integers are biased by flipping their
+sign bits in each 32-bit word first (one `xor` per word).
+"""
+
+from __future__ import annotations
+
+from lpir.backends.cuda.c_types import float_literal
+from lpir.backends.cuda.emit_bits import ByteWords, unpack_generic
+from lpir.backends.cuda.emit_cast import f16_decodable, small_args
+from lpir.backends.cuda.emitter import KernelEmitter, emits
+
+from lpir.dtypes import dtype
+from lpir.ir.core import Value
+from lpir.ir.ops import BinaryOp, CastOp, ConstantOp, SplatOp, UnpackBitsOp, VectorConstantOp
+
+F16 = dtype("f16")
+_OUTPUT = {
+    "f16": ("{v}.x", "{v}.y"),
+    "f32": ("__low2float({v})", "__high2float({v})"),
+    "bf16": ("__float2bfloat16_rn(__low2float({v}))", "__float2bfloat16_rn(__high2float({v}))"),
+}
+
+
+def splat_constant(value: Value) -> float | None:
+    """The constant every lane of `value` holds, if it is a splat of a constant."""
+    op = value.owner
+    if isinstance(op, SplatOp) and isinstance(op.operands[0].owner, ConstantOp):
+        return op.operands[0].owner.value  # type: ignore[return-value]
+    if isinstance(op, VectorConstantOp) and len(set(op.values)) == 1:
+        return op.values[0]
+    return None
+
+
+def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
+    cast = emitter.only_user(unpack.result)
+    if unpack.shift is not None or not isinstance(cast, CastOp):
+        return None
+    source = unpack.result.type.dtype  # type: ignore[attr-defined]
+    target = cast.result.type.dtype  # type: ignore[attr-defined]
+    if target.name not in _OUTPUT or len(unpack.bit_offsets) < 2:
+        return None
+    if not ((source.is_int and source.nbits <= 8) or f16_decodable(source)):
+        return None
+    if any(bit % 8 + source.nbits > 8 for bit in unpack.bit_offsets):
+        return None
+    return cast
+
+
+def _folded_sub(emitter: KernelEmitter, cast: CastOp) -> tuple[BinaryOp | None, int]:
+    """A following `cast - c` with an integer c small enough to stay exact in f16."""
+    sub = emitter.only_user(cast.result)
+    if not isinstance(sub, BinaryOp) or sub.name != "sub" or sub.operands[0] is not cast.result:
+        return None, 0
+    constant = splat_constant(sub.operands[1])
+    if constant is None or float(constant) != int(constant) or abs(constant) > 512:
+        return None, 0
+    return sub, int(constant)
+
+
+def _pairs(offsets: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Lanes paired by the bit position of their field within its byte (lane, partner)."""
+    by_position: dict[int, list[int]] = {}
+    for lane, bit in enumerate(offsets):
+        by_position.setdefault(bit % 8, []).append(lane)
+    pairs = []
+    for lanes in by_position.values():
+        for index in range(0, len(lanes), 2):
+            pairs.append((lanes[index], lanes[min(index + 1, len(lanes) - 1)]))
+    return sorted(pairs)
+
+
+def _half2(low: float, high: float) -> str:
+    return f"__half2({float_literal(low, F16)}, {float_literal(high, F16)})"
+
+
+def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
+    """Emit unpack_bits + cast (+ sub) together; False (nothing emitted) if it does not apply."""
+    cast = _fusable(emitter, unpack)
+    if cast is None:
+        return False
+    source_dt = unpack.result.type.dtype  # type: ignore[attr-defined]
+    target_dt = cast.result.type.dtype  # type: ignore[attr-defined]
+    sub, bias = _folded_sub(emitter, cast) if source_dt.is_int else (None, 0)
+    final = sub or cast
+    source = emitter.materialize(unpack.operands[0])
+    words = ByteWords(emitter, source)
+    offsets = unpack.bit_offsets
+    width = source_dt.nbits
+    signed = source_dt.kind == "int"
+    flipped: dict[int, str] = {}
+    if signed:
+        patterns: dict[int, int] = {}
+        for bit in offsets:
+            patterns[bit // 32] = patterns.get(bit // 32, 0) | 1 << (bit % 32 + width - 1)
+        for index, pattern in sorted(patterns.items()):
+            name = emitter.fresh("flipped")
+            emitter.w.line(f"const unsigned {name} = {words.word(index)} ^ {hex(pattern)}u;")
+            flipped[index] = name
+        bias += 1 << (width - 1)
+
+    def word(index: int) -> str:
+        return flipped.get(index) or words.word(index)
+
+    for bit in offsets:
+        word(bit // 32)
+    target = emitter.array(final.result)
+    low, high = _OUTPUT[target_dt.name]
+    for lane_a, lane_b in _pairs(offsets):
+        byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
+        position = offsets[lane_a] % 8
+        word_a, word_b = byte_a // 4, byte_b // 4
+        second = byte_b % 4 + (4 if word_b != word_a else 0)
+        selector = (byte_a % 4) | (second << 8)
+        moved = f"__byte_perm({word(word_a)}, {word(word_b)}, {hex(selector)})"
+        value = emitter.fresh("pair")
+        if source_dt.is_int:
+            mask = ((1 << width) - 1) << position
+            scale = 2.0**-position
+            offset = -(1024.0 * scale) - bias
+            expression = (
+                f"lpir_magic_f16x2({moved}, {hex(mask * 0x10001)}u, "
+                f"{_half2(scale, scale)}, {_half2(offset, offset)})"
+            )
+        else:
+            expression = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {position}>({moved})"
+        emitter.w.line(f"const __half2 {value} = {expression};")
+        emitter.w.line(f"{target.lane(lane_a)} = {low.format(v=value)};")
+        if lane_b != lane_a:
+            emitter.w.line(f"{target.lane(lane_b)} = {high.format(v=value)};")
+    emitter.emitted_early.update({id(cast), id(final)})
+    return True
+
+
+@emits(UnpackBitsOp)
+def emit_unpack_bits(emitter: KernelEmitter, op: UnpackBitsOp) -> None:
+    if not try_fuse_dequantize(emitter, op):
+        unpack_generic(emitter, op)
