@@ -169,7 +169,11 @@ class BinaryOp(Operation):
 
     def verify_(self) -> None:
         lhs, rhs = self.operands
-        if lhs.type != rhs.type:
+        try:
+            check_same_shape(self.name, [lhs.type, rhs.type])
+        except TypeCheckError:
+            raise self.error(f"operand types differ: {lhs.type} and {rhs.type}") from None
+        if lhs.type.dtype != rhs.type.dtype:  # type: ignore[attr-defined]
             raise self.error(f"operand types differ: {lhs.type} and {rhs.type}")
 
 
