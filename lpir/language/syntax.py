@@ -71,9 +71,9 @@ _READABLE = {
 
 def _describe_token(token: Token) -> str:
     if token.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if token.type == "_NEWLINE":
-        return "the end of the line"
+        return "end of line"
     return f"'{token.value}'"
 
 
@@ -84,6 +84,16 @@ def _expected_text(expected: set[str]) -> str:
     return ", ".join(names)
 
 
+def _end_of_code(source: str) -> tuple[int, int]:
+    """(line, column) just past the last line that holds code (not blank, not only a comment)."""
+    lines = source.splitlines()
+    for number in range(len(lines), 0, -1):
+        text = lines[number - 1].rstrip()
+        if text and not text.lstrip().startswith("#"):
+            return number, len(text) + 1
+    return 1, 1
+
+
 def parse_program(source: str, file: str = "<source>") -> ast.Program:
     """Parse a whole source text (one or more kernels)."""
     try:
@@ -92,11 +102,13 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
         token = error.token
         end = token.column + len(str(token.value)) if token.type != "$END" else None
         location = location_in(source, file, error.line or 1, error.column or 1, end)
+        closers = [("RPAR", "')'"), ("RSQB", "']'")]
+        if token.type == "$END":
+            location = location_in(source, file, *_end_of_code(source))
+            closers.append(("RBRACE", "'}'"))
         message = f"unexpected {_describe_token(token)}"
         hint = f"expected {_expected_text(error.expected)}"
-        closing = next(
-            (c for t, c in (("RPAR", "')'"), ("RSQB", "']'")) if t in error.expected), None
-        )
+        closing = next((c for t, c in closers if t in error.expected), None)
         if closing and token.type in ("NAME", "$END"):
             hint = f"is a {closing} missing? {hint}"
         raise ParseError(message, location, hint) from None
