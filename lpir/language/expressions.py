@@ -233,12 +233,16 @@ class ExpressionLowering:
             raise self.error(f"cannot use {value.describe()} as {dt.name}", node)
         if isinstance(v, float) and not dt.is_float:
             raise self.error(
-                f"cannot combine the float constant {v!r} with a {dt.name} value",
+                f"cannot combine the float constant {v!r} with {dt.name} values",
                 node,
                 "write an integer, or cast the other operand: cast<f32>(...)",
             )
         if not dt.is_float and not dt.is_bool and not dt.min <= v <= dt.max:
-            raise self.error(f"the constant {v} does not fit in {dt.name}", node)
+            raise self.error(
+                f"the constant {v} does not fit in {dt.name}",
+                node,
+                f"{dt.name} holds {dt.min} to {dt.max}; use a wider dtype for larger values",
+            )
         return self.builder.add(ConstantOp.create(v, dt))
 
     def default_dtype(self, value: Const) -> DType:
