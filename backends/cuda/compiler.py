@@ -32,6 +32,10 @@ class CudaCompileError(LpirError):
     """The CUDA compiler rejected generated code (a backend bug): carries the log."""
 
 
+class NvrtcUnavailable(RuntimeError):
+    """NVRTC could not run at all (not a verdict on the code): nvcc may take over."""
+
+
 def find_nvcc() -> str | None:
     for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")):
         if home and (Path(home) / "bin" / "nvcc").exists():
@@ -50,9 +54,17 @@ def nvcc_version(nvcc: str) -> str:
 
 
 def compile_with_nvcc(
-    source: str, arch: str, output: str, strict: bool = False, extra: tuple[str, ...] = ()
+    source: str,
+    arch: str,
+    output: str,
+    strict: bool = False,
+    extra: tuple[str, ...] = (),
+    log: list[str] | None = None,
 ) -> bytes:
-    """Run nvcc on `source`; return the cubin or PTX bytes. Raises CudaCompileError."""
+    """Run nvcc on `source`; return the cubin or PTX bytes. Raises CudaCompileError.
+
+    `strict` turns every warning into an error; `log` (a list) receives nvcc's output.
+    """
     nvcc = find_nvcc()
     if nvcc is None:
         raise LpirError(
@@ -76,6 +88,8 @@ def compile_with_nvcc(
             str(path),
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if log is not None:
+            log.append(result.stderr + result.stdout)
         if result.returncode != 0:
             raise CudaCompileError(
                 f"nvcc failed on generated CUDA C ({arch}):\n{result.stderr}{result.stdout}"
@@ -137,6 +151,8 @@ def compile_with_nvrtc(source: str, arch: str, output: str) -> bytes:
     try:
         code = program.compile(output)
     except Exception as error:
+        if "NVRTC_ERROR" not in str(error):
+            raise NvrtcUnavailable(str(error)) from error  # e.g. no driver to ask for PTX
         raise CudaCompileError(f"NVRTC failed on generated CUDA C ({arch}):\n{error}") from error
     data = getattr(code, "code", None)
     if data is None:
@@ -171,17 +187,23 @@ def compile_source(source: str, arch: str, output: str = "cubin") -> bytes:
     if output not in ("cubin", "ptx"):
         raise ValueError(f"output must be cubin or ptx, not {output!r}")
     compiler = choose_compiler()
-    version = nvrtc_version() if compiler == "nvrtc" else nvcc_version(find_nvcc() or "nvcc")
-    key = cache_key(source, header_text(), arch, output, compiler, version, " ".join(NVCC_OPTIONS))
-    cache = default_cache()
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
     if compiler == "nvrtc":
-        data = compile_with_nvrtc(source, arch, output)
-    else:
-        data = compile_with_nvcc(source, arch, output)
-    cache.put(key, data)
+        try:
+            return _cached(source, arch, output, "nvrtc", nvrtc_version(), compile_with_nvrtc)
+        except NvrtcUnavailable:
+            if find_nvcc() is None:
+                raise
+    version = nvcc_version(find_nvcc() or "nvcc")
+    return _cached(source, arch, output, "nvcc", version, compile_with_nvcc)
+
+
+def _cached(source: str, arch: str, output: str, compiler: str, version: str, compile) -> bytes:
+    key = cache_key(source, header_text(), arch, output, compiler, version, *NVCC_OPTIONS)
+    cache = default_cache()
+    data = cache.get(key)
+    if data is None:
+        data = compile(source, arch, output)
+        cache.put(key, data)
     return data
 
 

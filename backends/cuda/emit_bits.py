@@ -255,7 +255,7 @@ def emit_view(emitter: KernelEmitter, op: ViewOp) -> None:
     target = emitter.array(op.result)
     if whole_bytes:
         nbytes = source.lanes * source_dt.nbits // 8
-        emitter.w.line(f"__builtin_memcpy({target.address(0)}, {source.address(0)}, {nbytes});")
+        emitter.w.line(f"memcpy({target.address(0)}, {source.address(0)}, {nbytes});")
         return
     nbytes = -(-source.lanes * source_dt.nbits // 8)
     words = pack_words(

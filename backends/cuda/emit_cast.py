@@ -89,7 +89,7 @@ def int_to_float(a: str, source: DType, target: DType) -> str:
     if source.nbits <= 16:
         wide = int_to_f32(a, source)
     else:
-        wide = f"lpir_f64_to_f32_odd((double){a})"
+        return f"lpir_encode_small_f64<{small_args(target)}>((double){a})"
     return f"lpir_encode_small<{small_args(target)}>({wide})"
 
 
@@ -109,15 +109,26 @@ def float_to_float(a: str, source: DType, target: DType) -> str:
             return f"__double2half({a})"
         if target.name == "bf16":
             return f"__double2bfloat16({a})"
-        return f"lpir_encode_small<{small_args(target)}>(lpir_f64_to_f32_odd({a}))"
+        return f"lpir_encode_small_f64<{small_args(target)}>({a})"
     if target.name == "f16" and f16_decodable(source):
         return f"lpir_small_to_f16<{small_args(source)}>({a})"
     wide = float_to_f32(a, source)
     if target.name == "f64":
         return f"(double){wide}"
     if target.is_small_float:
-        return f"lpir_encode_small<{small_args(target)}>({wide})"
+        return f"lpir_encode_small_sign<{small_args(target)}>({wide}, {_sign_bit(a, source)})"
     return from_f32(wide, target)
+
+
+def _sign_bit(a: str, source: DType) -> str:
+    """The sign bit (0 or 1) of a float register value, NaN included."""
+    if source.name == "f16":
+        return f"(__half_as_ushort({a}) >> 15)"
+    if source.name == "bf16":
+        return f"(__bfloat16_as_ushort({a}) >> 15)"
+    if source.name == "f32":
+        return f"(__float_as_uint({a}) >> 31)"
+    return f"(((unsigned){a} >> {source.nbits - 1}) & 1u)"
 
 
 def float_to_int(a: str, source: DType, target: DType) -> str:

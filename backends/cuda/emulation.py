@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 from lpir.backends.cuda import arrays, c_types
-from lpir.backends.cuda.kernel import CompiledKernel, _host_bytes
-from lpir.backends.cuda.source import INCLUDE_DIR
+from lpir.backends.cuda.kernel import CompiledKernel, _host_bytes, stored_arguments
+from lpir.backends.cuda.source import INCLUDE_DIR, KernelSource, translation_unit
 
 from lpir.errors import LpirError
+from lpir.ir.core import Kernel
 from lpir.ir.types import GlobalType
 
 
@@ -40,20 +41,21 @@ def emulation_available() -> bool:
     return host_compiler() is not None
 
 
-def _wrapper(compiled: CompiledKernel) -> str:
-    kernel = compiled.kernel
+def _wrapper(kernel: KernelSource, entry: str) -> str:
+    """`extern "C" void entry(void** arguments)`: run the kernel over its grid."""
     arguments = []
-    for index, arg in enumerate(kernel.args):
+    for index, arg in enumerate(kernel.kernel.args):
         if isinstance(arg.type, GlobalType):
             ctype = c_types.memory_type(arg.type.dtype) + "*"
         else:
             ctype = c_types.c_type(arg.type.dtype)  # type: ignore[attr-defined]
         arguments.append(f"*reinterpret_cast<{ctype}*>(arguments[{index}])")
-    gx, gy, gz = kernel.grid
-    call = f"{compiled.name}({', '.join(arguments)});"
+    gx, gy, gz = kernel.kernel.grid
+    call = f"{kernel.name}({', '.join(arguments)});"
+    threads = kernel.kernel.threads
     return (
-        '\nextern "C" void lpir_emulate(void** arguments) {\n'
-        f"    lpir_host::run_grid({gx}, {gy}, {gz}, {kernel.threads}, [&] {{ {call} }});\n"
+        f'\nextern "C" void {entry}(void** arguments) {{\n'
+        f"    lpir_host::run_grid({gx}, {gy}, {gz}, {threads}, [&] {{ {call} }});\n"
         "}\n"
     )
 
@@ -106,22 +108,21 @@ def build(source: str) -> ctypes.CDLL:
     return _load_library(str(library))
 
 
-class EmulatedKernel:
-    """A `CompiledKernel` run on the host: `run(arguments)` like the GPU's."""
+class _Runner:
+    """Runs one emulated kernel of a built library on host arrays, like `CompiledKernel.run`."""
 
-    def __init__(self, compiled: CompiledKernel):
-        if compiled.emitted.dynamic_shared:
-            raise LpirError("the CUDA emulation has no dynamic shared memory (over 48 KB)")
-        self.compiled = compiled
-        self.library = build(compiled.cuda_source + _wrapper(compiled))
-        self.library.lpir_emulate.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    def __init__(self, kernel: Kernel, function):
+        self.kernel = kernel
+        self.function = function
+        self.function.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        stored = stored_arguments(kernel)
+        self.stored = [id(arg) in stored for arg in kernel.args]
 
     def run(self, arguments: list[Any]) -> None:
-        kernel = self.compiled.kernel
         keep: list[Any] = []
         pointers = (ctypes.c_void_p * len(arguments))()
         copies = []
-        for index, (arg, value) in enumerate(zip(kernel.args, arguments)):
+        for index, (arg, value) in enumerate(zip(self.kernel.args, arguments)):
             if isinstance(arg.type, GlobalType):
                 host = _host_bytes(value, arg.name_hint or "?")
                 # 16-byte aligned, padded to whole words (st_bits updates the word of a byte)
@@ -132,12 +133,33 @@ class EmulatedKernel:
                 pointer = ctypes.c_void_p(device.ctypes.data)
                 keep += [storage, pointer]
                 pointers[index] = ctypes.addressof(pointer)
-                copies.append((host, device, self.compiled.stored[index]))
+                copies.append((host, device, self.stored[index]))
             else:
                 scalar = np.array([arrays.scalar_argument(value, arg.type.dtype)])  # type: ignore[attr-defined]
                 keep.append(scalar)
                 pointers[index] = scalar.ctypes.data
-        self.library.lpir_emulate(pointers)
+        self.function(pointers)
         for host, device, stored in copies:
             if stored:
                 host[:] = device
+
+
+def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
+    """Build kernels of distinct names into one library; one runner per kernel."""
+    for kernel in kernels:
+        if kernel.dynamic_shared:
+            raise LpirError("the CUDA emulation has no dynamic shared memory (over 48 KB)")
+    source = translation_unit(kernels)
+    source += "".join(_wrapper(k, f"lpir_emulate_{i}") for i, k in enumerate(kernels))
+    library = build(source)
+    return [_Runner(k.kernel, getattr(library, f"lpir_emulate_{i}")) for i, k in enumerate(kernels)]
+
+
+class EmulatedKernel:
+    """A `CompiledKernel` run on the host: `run(arguments)` like the GPU's."""
+
+    def __init__(self, compiled: CompiledKernel):
+        (self.runner,) = emulate_kernels([compiled.emitted])
+
+    def run(self, arguments: list[Any]) -> None:
+        self.runner.run(arguments)

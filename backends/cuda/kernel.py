@@ -42,7 +42,7 @@ class CompiledKernel:
         self.cuda_source = translation_unit([self.emitted])
         self.name = self.emitted.name
         self._loaded: dict[str, Any] = {}
-        stored = _stored_arguments(self.kernel)
+        stored = stored_arguments(self.kernel)
         self.stored = [id(arg) in stored for arg in self.kernel.args]
 
     def ptx(self, arch: str | None = None) -> str:
@@ -112,7 +112,8 @@ def _host_bytes(value: Any, name: str) -> np.ndarray:
     )
 
 
-def _stored_arguments(kernel) -> set[int]:
+def stored_arguments(kernel) -> set[int]:
+    """ids of the tensors a thread-IR kernel writes (`st`, `st_bits`)."""
     from lpir.ir.ops import StoreBitsOp, StoreThreadOp
 
     return {

@@ -22,7 +22,7 @@ template <typename To, typename From>
 LPIR_DEVICE To lpir_bit_cast(const From& from) {
     static_assert(sizeof(To) == sizeof(From), "lpir_bit_cast between types of different sizes");
     To to;
-    __builtin_memcpy(&to, &from, sizeof(To));
+    memcpy(&to, &from, sizeof(To));
     return to;
 }
 
@@ -39,12 +39,12 @@ LPIR_DEVICE unsigned lpir_pack2(T low, T high) {
 // The 32-bit word at byte `offset` (a multiple of 4) of a thread's byte array.
 LPIR_DEVICE unsigned lpir_word(const unsigned char* bytes, int offset) {
     unsigned word;
-    __builtin_memcpy(&word, bytes + offset, 4);
+    memcpy(&word, bytes + offset, 4);
     return word;
 }
 
 LPIR_DEVICE void lpir_set_word(unsigned char* bytes, int offset, unsigned word) {
-    __builtin_memcpy(bytes + offset, &word, 4);
+    memcpy(bytes + offset, &word, 4);
 }
 
 // ---- integers: C semantics made total ---------------------------------------------------------
@@ -196,9 +196,12 @@ LPIR_DEVICE __half2 lpir_small_to_f16x2(unsigned low, unsigned high) {
         value = __hmul2(value, __half2(scale, scale));
     }
     if (V == 1) {
-        const __half nan = __ushort_as_half((unsigned short)0x7e00);
-        if ((low & S::magnitude) == S::magnitude) value.x = nan;
-        if ((high & S::magnitude) == S::magnitude) value.y = nan;
+        if ((low & S::magnitude) == S::magnitude) {
+            value.x = __ushort_as_half((unsigned short)((low & S::sign) ? 0xfe00 : 0x7e00));
+        }
+        if ((high & S::magnitude) == S::magnitude) {
+            value.y = __ushort_as_half((unsigned short)((high & S::sign) ? 0xfe00 : 0x7e00));
+        }
     }
     return value;
 }
@@ -214,12 +217,19 @@ LPIR_DEVICE float lpir_small_to_f32_fast(unsigned code) {
 }
 
 // Round to nearest even on the f32 bit pattern; saturate (V 0, 1) or overflow to inf (V 2).
+// NaN keeps its sign where the format has NaN (0x7f / 0x7e | sign) and, as in ml_dtypes,
+// becomes the zero of the opposite sign where it has none. `negative` is the sign of the
+// value being encoded (callers pass the sign of the source's own NaN, which a conversion to
+// f32 might not keep).
 template <int E, int M, int V>
-LPIR_DEVICE unsigned char lpir_encode_small(float x) {
+LPIR_DEVICE unsigned char lpir_encode_small_sign(float x, unsigned negative) {
     typedef lpir_small<E, M> S;
     const unsigned bits = __float_as_uint(x);
     const unsigned absolute = bits & 0x7fffffffu;
-    if (absolute > 0x7f800000u) return V == 0 ? 0 : 0x7f;  // NaN: +0 where there is no NaN
+    if (absolute > 0x7f800000u) {
+        if (V == 0) return negative ? 0u : S::sign;
+        return (unsigned char)((V == 1 ? 0x7fu : 0x7eu) | (negative << 7));
+    }
     const unsigned largest = V == 0 ? S::magnitude
                              : V == 1 ? S::magnitude - 1u
                                       : ((1u << E) - 1u) << M;  // the code of inf
@@ -233,7 +243,18 @@ LPIR_DEVICE unsigned char lpir_encode_small(float x) {
         magnitude = (rounded >> shift) - ((127u - S::bias) << M);
     }
     magnitude = min(magnitude, largest);
-    return (unsigned char)(((bits >> 31) ? S::sign : 0u) | magnitude);
+    return (unsigned char)((negative ? S::sign : 0u) | magnitude);
+}
+
+template <int E, int M, int V>
+LPIR_DEVICE unsigned char lpir_encode_small(float x) {
+    return lpir_encode_small_sign<E, M, V>(x, __float_as_uint(x) >> 31);
+}
+
+template <int E, int M, int V>
+LPIR_DEVICE unsigned char lpir_encode_small_f64(double x) {
+    const unsigned negative = (unsigned)((unsigned long long)__double_as_longlong(x) >> 63);
+    return lpir_encode_small_sign<E, M, V>(lpir_f64_to_f32_odd(x), negative);
 }
 
 // ---- low-bit integers -> f16 / f32 by the magic-number trick ---------------------------------
@@ -278,9 +299,13 @@ LPIR_DEVICE __half2 lpir_small_fields_to_f16x2(unsigned t) {
         value = __hmul2(value, __half2(scale, scale));
     }
     if constexpr (V == 1) {
-        const __half nan = __ushort_as_half((unsigned short)0x7e00);
-        if (((t >> P) & S::magnitude) == S::magnitude) value.x = nan;
-        if (((t >> (16 + P)) & S::magnitude) == S::magnitude) value.y = nan;
+        const unsigned low = t >> P, high = t >> (16 + P);
+        if ((low & S::magnitude) == S::magnitude) {
+            value.x = __ushort_as_half((unsigned short)((low & S::sign) ? 0xfe00 : 0x7e00));
+        }
+        if ((high & S::magnitude) == S::magnitude) {
+            value.y = __ushort_as_half((unsigned short)((high & S::sign) ? 0xfe00 : 0x7e00));
+        }
     }
     return value;
 }
@@ -305,14 +330,14 @@ LPIR_DEVICE void lpir_load(void* to, const void* from) {
     } else {
         value = *reinterpret_cast<const T*>(from);
     }
-    __builtin_memcpy(to, &value, BYTES);
+    memcpy(to, &value, BYTES);
 }
 
 template <int BYTES>
 LPIR_DEVICE void lpir_store(void* to, const void* from) {
     typedef typename lpir_access<BYTES>::type T;
     T value;
-    __builtin_memcpy(&value, from, BYTES);
+    memcpy(&value, from, BYTES);
     *reinterpret_cast<T*>(to) = value;
 }
 
@@ -320,8 +345,8 @@ template <int BYTES>
 LPIR_DEVICE void lpir_zero(void* to) {
     typedef typename lpir_access<BYTES>::type T;
     T value;
-    __builtin_memset(&value, 0, BYTES);
-    __builtin_memcpy(to, &value, BYTES);
+    memset(&value, 0, BYTES);
+    memcpy(to, &value, BYTES);
 }
 
 // Byte-granular read-modify-write of the bits of `bitmask`: atomic with respect to other

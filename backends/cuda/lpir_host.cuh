@@ -169,6 +169,7 @@ inline float __uint_as_float(unsigned v) { return lpir_host::bits_as<float>(v); 
 inline unsigned __float_as_uint(float v) { return lpir_host::bits_as<unsigned>(v); }
 inline int __float_as_int(float v) { return lpir_host::bits_as<int>(v); }
 inline double __longlong_as_double(long long v) { return lpir_host::bits_as<double>(v); }
+inline long long __double_as_longlong(double v) { return lpir_host::bits_as<long long>(v); }
 
 inline int __float2int_rz(float x) { return lpir_host::saturate<int>(x, -2147483648.0, 2147483647.0); }
 inline unsigned __float2uint_rz(float x) { return lpir_host::saturate<unsigned>(x, 0.0, 4294967295.0); }

@@ -1,0 +1,86 @@
+"""The example kernels at the parameter sets the CUDA backend is checked on.
+
+Shared by the compile-only tests (nvcc, sm_80 and sm_90), the host-emulation tests, the GPU
+launch tests and the GPU session script, so that all of them cover the same kernels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lpir.backends.cuda.source import emit_kernel, translation_unit
+
+from lpir.ir.core import Module
+
+EXAMPLES_DIRECTORY = Path(__file__).resolve().parents[2] / "examples"
+
+#: Every weight type the GEMV benchmark and the compile tests cover.
+WEIGHT_TYPES = (
+    *(f"u{n}" for n in range(1, 9)),
+    *(f"i{n}" for n in range(2, 9)),
+    "f4e2m1",
+    "f6e3m2",
+    "f6e2m3",
+    "f8e4m3",
+)
+
+COMPILE_CASES: dict[str, list[dict]] = {
+    "vector_add": [
+        {},
+        {"N": 70001, "BLOCK": 512, "T": "f16"},
+        {"N": 5000, "T": "bf16"},
+        {"N": 3000, "T": "i32"},
+        {"N": 3000, "T": "u8"},
+    ],
+    "softmax": [{}, {"M": 37, "N": 100}, {"M": 300, "N": 512, "T": "f16"}, {"T": "bf16"}],
+    "gemv_wq": [{"N": 256, "K": 512, "WT": wt, "ZERO": 0} for wt in WEIGHT_TYPES]
+    + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, {"N": 64, "K": 1000, "WT": "f4e2m1"}],
+    "matmul_wq": [
+        {},
+        {"M": 100, "N": 64, "K": 256, "WT": "u3", "ZERO": 4},
+        {"M": 16, "N": 96, "K": 128, "WT": "f4e2m1", "ZERO": 0},
+        {"M": 64, "N": 64, "K": 128, "WT": "i4", "ZERO": 0},
+    ],
+    "dequantize": [
+        {},
+        {"M": 50, "N": 100, "WT": "f6e3m2"},
+        {"M": 32, "N": 64, "WT": "u5", "ZERO": 16},
+        {"M": 16, "N": 96, "WT": "f8e5m2"},
+        {"M": 16, "N": 64, "WT": "f3e1m1"},
+        {"M": 32, "N": 64, "WT": "i4"},
+    ],
+    "quantize": [
+        {},
+        {"M": 50, "N": 100, "WT": "i3"},
+        {"M": 32, "N": 64, "WT": "f4e2m1"},
+        {"M": 32, "N": 96, "WT": "u5", "ZERO": 16},
+        {"M": 16, "N": 64, "WT": "f6e2m3"},
+        {"M": 16, "N": 64, "WT": "f8e4m3"},
+    ],
+}
+
+
+def example_path(name: str, directory: Path | None = None) -> Path:
+    return (directory or EXAMPLES_DIRECTORY) / f"{name}.lp"
+
+
+def thread_module(name: str, params: dict, directory: Path | None = None) -> Module:
+    """The example's final thread IR for `params` (the "cuda" pipeline), without compiling."""
+    from lpir.language.specialize import specialize
+    from lpir.language.syntax import parse_program
+    from lpir.runtime.specialization import run_pipeline
+
+    path = example_path(name, directory)
+    program = parse_program(path.read_text(), str(path))
+    _, module = specialize(program, None, dict(params))
+    return run_pipeline(module, "cuda", {}, verify=False)
+
+
+def example_translation_unit(name: str, cases: list[dict] | None = None) -> str:
+    """One CUDA C file holding the example's kernel at every parameter set (`name_0`, ...)."""
+    cases = COMPILE_CASES[name] if cases is None else cases
+    kernels = [
+        emit_kernel(thread_module(name, params).kernels[0], f"{name}_{index}")
+        for index, params in enumerate(cases)
+    ]
+    return translation_unit(kernels)

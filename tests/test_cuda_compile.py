@@ -1,0 +1,67 @@
+"""The generated CUDA C of every example compiles with nvcc for sm_80 and sm_90 (no GPU needed).
+
+Each example is one translation unit holding its kernel at every parameter set of
+`lpir.backends.cuda.examples.COMPILE_CASES` (every GEMV weight type, softmax in f16 and bf16,
+matmul_wq with u4, u3, i4 and fp4 weights, ...). nvcc runs with every warning as an error, and
+ptxas reports each kernel's stack frame: a per-thread array that lost its registers to local
+memory shows up there, so a large frame fails the test. The translation units compile in
+parallel, once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from lpir.backends.cuda.compiler import CudaCompileError, compile_with_nvcc, find_nvcc
+from lpir.backends.cuda.examples import COMPILE_CASES, example_translation_unit
+
+pytestmark = pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+
+ARCHS = ("sm_80", "sm_90")
+EXAMPLES = tuple(COMPILE_CASES)
+#: ptxas spills a few bytes now and then; a lost array is hundreds.
+STACK_LIMIT = 64
+_FUNCTION = re.compile(
+    r"Compiling entry function '(\w+)' for '(\w+)'.*?(\d+) bytes stack frame", re.S
+)
+
+
+def _compile(job: tuple[str, str, str]) -> tuple[str, str, bool, str]:
+    name, arch, source = job
+    log: list[str] = []
+    try:
+        compile_with_nvcc(source, arch, "cubin", strict=True, extra=("-Xptxas", "-v"), log=log)
+        return name, arch, True, "".join(log)
+    except CudaCompileError as error:
+        return name, arch, False, str(error)
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[tuple[str, str], tuple[bool, str]]:
+    sources = {name: example_translation_unit(name) for name in EXAMPLES}
+    jobs = [(name, arch, sources[name]) for name in EXAMPLES for arch in ARCHS]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        done = list(pool.map(_compile, jobs))
+    return {(name, arch): (ok, log) for name, arch, ok, log in done}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_compiles_without_warnings(results, example, arch):
+    ok, log = results[(example, arch)]
+    assert ok, log
+    assert "warning" not in log.lower(), log
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_thread_arrays_stay_in_registers(results, example, arch):
+    ok, log = results[(example, arch)]
+    assert ok, log
+    frames = {name: int(size) for name, _, size in _FUNCTION.findall(log)}
+    assert len(frames) == len(COMPILE_CASES[example]), log
+    large = {name: size for name, size in frames.items() if size > STACK_LIMIT}
+    assert not large, f"stack frames over {STACK_LIMIT} bytes (local memory): {large}"
