@@ -1,7 +1,8 @@
 """Which ops may be removed, merged or moved: side effects and purity.
 
 * An op with side effects (stores, barriers, yields) is never removed.
-* A `for`/`if` has side effects when its regions do.
+* A `for`/`if` has side effects when an op in its regions does, other than the `yield` that
+  ends every region.
 * A pure op has no regions, no side effects and reads no memory: equal pure ops with equal
   operands compute equal values, so CSE may merge them.
 """
@@ -20,7 +21,11 @@ DISTINCT = frozenset({"alloc_shared"})
 def has_side_effects(op: Operation) -> bool:
     if op.name in SIDE_EFFECTS:
         return True
-    return any(has_side_effects(inner) for region in op.regions for inner in region.ops)
+    return any(
+        inner.name != "yield" and has_side_effects(inner)
+        for region in op.regions
+        for inner in region.ops
+    )
 
 
 def is_pure(op: Operation) -> bool:
