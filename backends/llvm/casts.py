@@ -1,0 +1,140 @@
+"""`cast` between any two dtypes, with the semantics of `lpir.dtypes.convert`.
+
+Every conversion goes through one of three hubs: an integer (i64), f32 or f64. Floats narrower
+than f32 decode exactly to f32 and encode from it (`floats.FloatCodec`); f64 sources round to
+f32 *to odd* first, so the final rounding to a narrower format is still correct. Float to int
+uses LLVM's saturating conversions (truncate, saturate, NaN -> 0); int to int truncates and
+re-extends (wrap).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
+from lpir.backends.llvm.types import F32, F64, I1, I64, constant, element, lane_type, like
+from lpir.dtypes import DType
+
+
+def _narrow_float(dt: DType) -> bool:
+    """Floats held as codes (everything below f32)."""
+    return dt.is_float and dt.nbits < 32
+
+
+def int_value(b: ir.IRBuilder, value: ir.Value, dt: DType) -> ir.Value:
+    """The i64 value of an integer or bool register value."""
+    target = like(value, I64)
+    if dt.is_bool or dt.kind == "uint":
+        return b.zext(value, target) if value.type != target else value
+    return b.sext(value, target) if value.type != target else value
+
+
+def from_int(b: ir.IRBuilder, value: ir.Value, dt: DType) -> ir.Value:
+    """Wrap an i64 into the register value of integer type `dt` (keep the low bits)."""
+    if dt.is_bool:
+        return b.icmp_unsigned("!=", value, constant(value, I64, 0))
+    if dt.nbits == 64:
+        return value
+    narrow = b.trunc(value, like(value, ir.IntType(dt.nbits)))
+    register = like(value, lane_type(dt))
+    if element(register).width == dt.nbits:
+        return narrow
+    return b.sext(narrow, register) if dt.kind == "int" else b.zext(narrow, register)
+
+
+class Caster:
+    """Emits casts on an IRBuilder; `intrinsics` is a `backends.llvm.intrinsics.Intrinsics`."""
+
+    def __init__(self, builder: ir.IRBuilder, intrinsics):
+        self.b = builder
+        self.intrinsics = intrinsics
+
+    def codec(self, dt: DType) -> FloatCodec:
+        return FloatCodec(self.b, self.intrinsics, dt)
+
+    def to_f32(self, value: ir.Value, dt: DType) -> ir.Value:
+        """A float register value as f32 (exact for every format but f64)."""
+        if dt.nbits == 32:
+            return value
+        if dt.nbits == 64:
+            return self.b.fptrunc(value, like(value, F32))
+        return self.codec(dt).decode(value)
+
+    def cast(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
+        if source == target:
+            return value
+        if target.is_bool:
+            return self.to_bool(value, source)
+        if source.is_float and target.is_float:
+            return self.float_to_float(value, source, target)
+        if source.is_float:
+            return self.float_to_int(value, source, target)
+        if target.is_float:
+            return self.int_to_float(value, source, target)
+        return from_int(self.b, int_value(self.b, value, source), target)
+
+    def to_bool(self, value: ir.Value, source: DType) -> ir.Value:
+        b = self.b
+        if source.is_float:
+            wide = value if source.nbits == 64 else self.to_f32(value, source)
+            return b.fcmp_unordered("!=", wide, constant(wide, element(wide.type), 0.0))
+        return b.icmp_unsigned("!=", value, constant(value, element(value.type), 0))
+
+    def float_to_float(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
+        b = self.b
+        if target.nbits == 64:
+            return (
+                b.fpext(self.to_f32(value, source), like(value, F64))
+                if source.nbits < 64
+                else value
+            )
+        if source.nbits == 64:
+            wide = (
+                b.fptrunc(value, like(value, F32))
+                if target.nbits == 32
+                else round_to_odd_f32(b, self.intrinsics, value)
+            )
+        else:
+            wide = self.to_f32(value, source)
+        if target.nbits == 32:
+            return wide
+        return self.codec(target).encode(wide)
+
+    def float_to_int(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
+        b = self.b
+        wide = value if source.nbits >= 32 else self.to_f32(value, source)
+        width = 64 if target.nbits > 32 else max(target.nbits, 1)
+        result_type = like(wide, ir.IntType(width))
+        convert = self.intrinsics.fp_to_int_saturating(target.kind == "int", result_type, wide.type)
+        converted = b.call(convert, [wide])
+        register = like(value, lane_type(target))
+        if converted.type == register:
+            return converted
+        if target.kind == "int":
+            return b.sext(converted, register)
+        return b.zext(converted, register)
+
+    def int_to_float(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
+        b = self.b
+        integer = int_value(b, value, source)
+        signed = source.kind == "int"
+        if target.nbits == 64:
+            return (
+                b.sitofp(integer, like(value, F64))
+                if signed
+                else b.uitofp(integer, like(value, F64))
+            )
+        if target.nbits == 32:
+            return (
+                b.sitofp(integer, like(value, F32))
+                if signed
+                else b.uitofp(integer, like(value, F32))
+            )
+        # Narrower targets: through f64 (exact below 2**53), rounded to odd into f32.
+        wide = (
+            b.sitofp(integer, like(value, F64)) if signed else b.uitofp(integer, like(value, F64))
+        )
+        return self.codec(target).encode(round_to_odd_f32(b, self.intrinsics, wide))
+
+
+__all__ = ["I1", "Caster", "from_int", "int_value"]

@@ -1,0 +1,372 @@
+"""Thread IR -> one LLVM function per block, plus the `run` entry that loops over blocks.
+
+    void lpir_block(ptr noalias tensors..., scalars..., i32 bx, i32 by, i32 bz)
+    void lpir_run(ptr args, i64 first_block, i64 end_block)
+
+`lpir_block` follows the `Plan`: uniform ops at block level, per-thread ops in thread loops
+(`for tid in 0..threads`) split at barriers, values crossing segments in per-thread context
+arrays, control flow with barriers at block level. `lpir_run` reads the argument pointers from
+an array (tensors: their data; scalars: a pointer to the value) and runs blocks
+[first_block, end_block) in order; the launcher gives each core its own range.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from lpir.backends.llvm.arith import Arithmetic
+from lpir.backends.llvm.casts import Caster
+from lpir.backends.llvm.intrinsics import Intrinsics
+from lpir.backends.llvm.memory import Memory
+from lpir.backends.llvm.plan import Plan
+from lpir.backends.llvm.types import I8, I32, I64, PTR, lane_type, value_type
+from lpir.backends.llvm.vectors import Vectors
+from lpir.errors import CompileError
+from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
+
+BLOCK_FUNCTION = "lpir_block"
+RUN_FUNCTION = "lpir_run"
+
+
+class KernelEmitter:
+    """Builds the LLVM module of one thread-IR kernel."""
+
+    def __init__(self, kernel: Kernel, module: ir.Module):
+        if kernel.stage != "thread":
+            raise CompileError(f"the LLVM backend needs thread IR, not {kernel.stage} IR")
+        self.kernel = kernel
+        self.module = module
+        self.plan = Plan(kernel)
+        self.intrinsics = Intrinsics(module)
+        self.values: dict[int, ir.Value] = {}
+        self.context: dict[int, ir.Value] = {}
+        self.tid: ir.Value | None = None
+
+    # ---- module ---------------------------------------------------------------------------
+    def emit(self) -> None:
+        function = self.block_function()
+        self.run_function(function)
+
+    def parameter_types(self) -> list[ir.Type]:
+        types = []
+        for arg in self.kernel.args:
+            types.append(PTR if isinstance(arg.type, GlobalType) else value_type(arg.type))
+        return [*types, I32, I32, I32]
+
+    def block_function(self) -> ir.Function:
+        function_type = ir.FunctionType(ir.VoidType(), self.parameter_types())
+        function = ir.Function(self.module, function_type, BLOCK_FUNCTION)
+        function.linkage = "internal"
+        function.attributes.add("nounwind")
+        for index, arg in enumerate(self.kernel.args):
+            if isinstance(arg.type, GlobalType):
+                function.args[index].add_attribute("noalias")
+        entry = function.append_basic_block("entry")
+        body = function.append_basic_block("body")
+        self.entry = ir.IRBuilder(entry)
+        self.b = ir.IRBuilder(body)
+        self.setup_emitters()
+        for index, arg in enumerate(self.kernel.args):
+            self.values[id(arg)] = function.args[index]
+        self.block_index = list(function.args[-3:])
+        self.allocate_context()
+        self.block_region(self.kernel.body)
+        self.b.ret_void()
+        self.entry.branch(body)
+        return function
+
+    def setup_emitters(self) -> None:
+        self.caster = Caster(self.b, self.intrinsics)
+        self.arith = Arithmetic(self.b, self.intrinsics, self.caster)
+        self.vectors = Vectors(self.b)
+        dummy = self.alloca(ir.ArrayType(I8, 64), "masked_off")
+        self.memory = Memory(self.b, self.intrinsics, self.vectors, dummy)
+
+    def allocate_context(self) -> None:
+        """Per-thread arrays for values crossing segments; shared memory; all in the entry."""
+        threads = self.kernel.threads
+        for op in self.kernel.walk():
+            if op.name == "alloc_shared":
+                shared: SharedType = op.result.type  # type: ignore[assignment]
+                size = max(64, math.ceil(shared.nbytes / 64) * 64)
+                storage = self.alloca(ir.ArrayType(I8, size), op.result.name_hint or "shared")
+                self.values[id(op.result)] = storage
+        for value in self.all_values():
+            if id(value) in self.plan.contextual:
+                array = ir.ArrayType(value_type(value.type), threads)
+                self.context[id(value)] = self.alloca(array, f"ctx.{value.name_hint or ''}")
+
+    def alloca(self, storage: ir.Type, name: str) -> ir.Value:
+        """A 64-byte aligned stack slot in the entry block, as an opaque pointer."""
+        slot = self.entry.alloca(storage, name=name)
+        slot.align = 64
+        slot.type = PTR  # llvmlite types allocas as typed pointers; LLVM 15+ has only `ptr`
+        return slot
+
+    def all_values(self):
+        for op in self.kernel.walk():
+            for region in op.regions:
+                yield from region.args
+            yield from op.results
+
+    def run_function(self, block: ir.Function) -> None:
+        run_type = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
+        run = ir.Function(self.module, run_type, RUN_FUNCTION)
+        entry, loop, exit_ = (run.append_basic_block(n) for n in ("entry", "loop", "exit"))
+        b = ir.IRBuilder(entry)
+        args_pointer, first, end = run.args
+        values = []
+        for index, arg in enumerate(self.kernel.args):
+            slot = b.gep(args_pointer, [ir.Constant(I64, index)], source_etype=PTR)
+            pointer = b.load(slot, typ=PTR)
+            if isinstance(arg.type, GlobalType):
+                values.append(pointer)
+            else:
+                values.append(b.load(pointer, typ=value_type(arg.type)))
+        b.cbranch(b.icmp_signed("<", first, end), loop, exit_)
+        b.position_at_end(loop)
+        linear = b.phi(I64, "block")
+        linear.add_incoming(first, entry)
+        gx, gy, _ = self.kernel.grid
+        x = b.trunc(b.urem(linear, ir.Constant(I64, gx)), I32)
+        y = b.trunc(b.urem(b.udiv(linear, ir.Constant(I64, gx)), ir.Constant(I64, gy)), I32)
+        z = b.trunc(b.udiv(linear, ir.Constant(I64, gx * gy)), I32)
+        b.call(block, [*values, x, y, z])
+        following = b.add(linear, ir.Constant(I64, 1))
+        linear.add_incoming(following, loop)
+        b.cbranch(b.icmp_signed("<", following, end), loop, exit_)
+        b.position_at_end(exit_)
+        b.ret_void()
+
+    # ---- values -----------------------------------------------------------------------------
+    def get(self, value: Value) -> ir.Value:
+        found = self.values.get(id(value))
+        if found is None:
+            raise CompileError(
+                f"LLVM backend: value {value.name_hint or '?'} is not available here"
+            )
+        return found
+
+    def set(self, value: Value, emitted: ir.Value) -> None:
+        self.values[id(value)] = emitted
+        slot = self.context.get(id(value))
+        if slot is not None and self.tid is not None:
+            self.b.store(emitted, self.context_slot(slot))
+
+    def context_slot(self, slot: ir.Value) -> ir.Value:
+        zero = ir.Constant(I32, 0)
+        return self.b.gep(slot, [zero, self.tid], inbounds=True, source_etype=slot.allocated_type)
+
+    def load_context(self, value: Value) -> ir.Value:
+        slot = self.context[id(value)]
+        return self.b.load(self.context_slot(slot), typ=value_type(value.type))
+
+    # ---- block level ------------------------------------------------------------------------
+    def block_region(self, region: Region) -> list[Value]:
+        """Emit a region that runs once per block; return the operands of its yield."""
+        pending: list[Operation] = []
+        for op in region.ops:
+            if op.name == "barrier":
+                self.segment(pending)
+                pending = []
+            elif isinstance(op, YieldOp):
+                self.segment(pending)
+                return list(op.operands)
+            elif id(op) in self.plan.block_level:
+                self.segment(pending)
+                pending = []
+                self.block_control(op)
+            elif self.plan.segment_of_op[id(op)] is None:
+                self.thread_op(op)  # uniform: computed once per block
+            else:
+                pending.append(op)
+        self.segment(pending)
+        return []
+
+    def thread_loop(self, body) -> None:
+        """Emit `for tid in range(threads): body()` at the current block-level position."""
+        b = self.b
+        function = b.function
+        header = function.append_basic_block("threads")
+        after = function.append_basic_block("threads.done")
+        preheader = b.block
+        b.branch(header)
+        b.position_at_end(header)
+        tid = b.phi(I32, "tid")
+        tid.add_incoming(ir.Constant(I32, 0), preheader)
+        saved, self.tid = self.tid, tid
+        body()
+        following = b.add(tid, ir.Constant(I32, 1))
+        tid.add_incoming(following, b.block)
+        b.cbranch(
+            b.icmp_signed("<", following, ir.Constant(I32, self.kernel.threads)), header, after
+        )
+        b.position_at_end(after)
+        self.tid = saved
+
+    def segment(self, ops: list[Operation]) -> None:
+        if not ops:
+            return
+        reads = self.plan.context_reads(ops)
+
+        def body():
+            saved = dict(self.values)
+            for value in reads:
+                self.values[id(value)] = self.load_context(value)
+            for op in ops:
+                self.thread_op(op)
+            self.values = {k: v for k, v in saved.items()}
+
+        self.thread_loop(body)
+
+    def copy_into_context(self, targets: list[Value], sources: list[Value]) -> None:
+        """A thread loop that stores each source's value into the target's context array."""
+        pairs = [(t, s) for t, s in zip(targets, sources) if id(t) in self.context]
+        if not pairs:
+            return
+
+        def body():
+            loaded = [
+                self.load_context(source) if id(source) in self.context else self.get(source)
+                for _, source in pairs
+            ]
+            for (target, _), value in zip(pairs, loaded):
+                self.b.store(value, self.context_slot(self.context[id(target)]))
+
+        self.thread_loop(body)
+
+    def block_control(self, op: Operation) -> None:
+        if isinstance(op, ForOp):
+            self.block_for(op)
+        elif isinstance(op, IfOp):
+            self.block_if(op)
+        else:
+            raise CompileError(f"LLVM backend: '{op.name}' with a barrier inside")
+
+    def block_for(self, op: ForOp) -> None:
+        b = self.b
+        lower, upper, step = (self.get(v) for v in op.operands[:3])
+        self.copy_into_context(op.iter_args, op.inits)
+        function = b.function
+        header = function.append_basic_block("for.header")
+        body = function.append_basic_block("for.body")
+        after = function.append_basic_block("for.done")
+        preheader = b.block
+        b.branch(header)
+        b.position_at_end(header)
+        iv = b.phi(lower.type, op.induction_variable.name_hint or "i")
+        iv.add_incoming(lower, preheader)
+        b.cbranch(b.icmp_signed("<", iv, upper), body, after)
+        b.position_at_end(body)
+        self.values[id(op.induction_variable)] = iv
+        yielded = self.block_region(op.body)
+        self.copy_into_context(op.iter_args, yielded)
+        following = b.add(iv, step)
+        iv.add_incoming(following, b.block)
+        b.branch(header)
+        b.position_at_end(after)
+        for result, arg in zip(op.results, op.iter_args):
+            self.context[id(result)] = self.context[id(arg)]
+
+    def block_if(self, op: IfOp) -> None:
+        b = self.b
+        cond = self.get(op.operands[0])
+        function = b.function
+        then_block = function.append_basic_block("if.then")
+        else_block = function.append_basic_block("if.else")
+        after = function.append_basic_block("if.done")
+        b.cbranch(cond, then_block, else_block)
+        for block, region in ((then_block, op.then_region), (else_block, op.else_region)):
+            b.position_at_end(block)
+            yielded = self.block_region(region)
+            self.copy_into_context(op.results, yielded)
+            b.branch(after)
+        b.position_at_end(after)
+
+    # ---- per-thread ops ---------------------------------------------------------------------
+    def thread_op(self, op: Operation) -> None:
+        from lpir.backends.llvm import ops as op_emitters
+
+        if isinstance(op, ForOp):
+            self.thread_for(op)
+            return
+        if isinstance(op, IfOp):
+            self.thread_if(op)
+            return
+        results = op_emitters.emit(self, op)
+        for value, emitted in zip(op.results, results):
+            self.set(value, emitted)
+
+    def thread_region(self, region: Region) -> list[ir.Value]:
+        for op in region.ops:
+            if isinstance(op, YieldOp):
+                return [self.get(v) for v in op.operands]
+            self.thread_op(op)
+        return []
+
+    def thread_for(self, op: ForOp) -> None:
+        b = self.b
+        lower, upper, step = (self.get(v) for v in op.operands[:3])
+        inits = [self.get(v) for v in op.inits]
+        function = b.function
+        header = function.append_basic_block("loop.header")
+        body = function.append_basic_block("loop.body")
+        after = function.append_basic_block("loop.done")
+        preheader = b.block
+        b.branch(header)
+        b.position_at_end(header)
+        iv = b.phi(lower.type, op.induction_variable.name_hint or "i")
+        iv.add_incoming(lower, preheader)
+        phis = []
+        for arg, init in zip(op.iter_args, inits):
+            phi = b.phi(init.type, arg.name_hint or "carried")
+            phi.add_incoming(init, preheader)
+            phis.append(phi)
+            self.values[id(arg)] = phi
+        self.values[id(op.induction_variable)] = iv
+        b.cbranch(b.icmp_signed("<", iv, upper), body, after)
+        b.position_at_end(body)
+        yielded = self.thread_region(op.body)
+        latch = b.block
+        iv.add_incoming(b.add(iv, step), latch)
+        for phi, value in zip(phis, yielded):
+            phi.add_incoming(value, latch)
+        b.branch(header)
+        b.position_at_end(after)
+        for result, phi in zip(op.results, phis):
+            self.set(result, phi)
+
+    def thread_if(self, op: IfOp) -> None:
+        b = self.b
+        cond = self.get(op.operands[0])
+        function = b.function
+        then_block = function.append_basic_block("then")
+        else_block = function.append_basic_block("else")
+        after = function.append_basic_block("endif")
+        b.cbranch(cond, then_block, else_block)
+        incoming = []
+        for block, region in ((then_block, op.then_region), (else_block, op.else_region)):
+            b.position_at_end(block)
+            values = self.thread_region(region)
+            incoming.append((values, b.block))
+            b.branch(after)
+        b.position_at_end(after)
+        for index, result in enumerate(op.results):
+            phi = b.phi(value_type(result.type), result.name_hint or "merged")
+            for values, block in incoming:
+                phi.add_incoming(values[index], block)
+            self.set(result, phi)
+
+
+__all__ = [
+    "BLOCK_FUNCTION",
+    "RUN_FUNCTION",
+    "KernelEmitter",
+    "ScalarType",
+    "VectorType",
+    "lane_type",
+]

@@ -1,0 +1,124 @@
+"""Memory access of one thread: `ld`, `st` and `st_bits`.
+
+Accesses marked `vector = W` become one W-wide load or store per group of lanes (masked groups
+through `llvm.masked.load/store`); others are per-lane scalar accesses that LLVM may combine. A
+masked-off scalar lane reads element 0 of the buffer (always valid) and keeps zero, and writes
+to a private dummy slot, so no lane ever touches memory it must not. `st_bits` merges bits into
+bytes with two atomic read-modify-writes (blocks run on several cores at once, and neighbouring
+blocks may share a byte of packed data).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from lpir.backends.llvm.types import I1, I8, I32, I64, memory_type
+from lpir.backends.llvm.vectors import Vectors
+from lpir.dtypes import DType, dtype
+
+
+class Memory:
+    def __init__(self, builder: ir.IRBuilder, intrinsics, vectors: Vectors, dummy: ir.Value):
+        self.b = builder
+        self.intrinsics = intrinsics
+        self.vectors = vectors
+        self.dummy = dummy  # a private slot that masked-off scalar stores write into
+
+    def address(self, pointer: ir.Value, index: ir.Value, dt: DType) -> ir.Value:
+        wide = self.b.sext(index, I64) if index.type != I64 else index
+        return self.b.gep(pointer, [wide], inbounds=True, source_etype=memory_type(dt))
+
+    def index(self, base: ir.Value, offset: int) -> ir.Value:
+        return self.b.add(base, ir.Constant(base.type, offset)) if offset else base
+
+    def to_register(self, loaded: ir.Value, dt: DType) -> ir.Value:
+        if dt.is_bool:
+            return self.b.icmp_unsigned("!=", loaded, ir.Constant(loaded.type, None))
+        return loaded
+
+    def to_memory(self, value: ir.Value, dt: DType) -> ir.Value:
+        if dt.is_bool:
+            target = (
+                ir.VectorType(I8, value.type.count) if isinstance(value.type, ir.VectorType) else I8
+            )
+            return self.b.zext(value, target)
+        return value
+
+    # ---- loads ----------------------------------------------------------------------------
+    def load(self, pointer, base, offsets, dt: DType, mask=None, width: int = 1) -> ir.Value:
+        element = memory_type(dt)
+        align = max(1, dt.nbits // 8)
+        if width > 1:
+            groups = []
+            for start in range(0, len(offsets), width):
+                address = self.address(pointer, self.index(base, offsets[start]), dt)
+                vector_type = ir.VectorType(element, width)
+                if mask is None:
+                    groups.append(self.b.load(address, typ=vector_type, align=align))
+                else:
+                    lanes = self.vectors.pick(mask, list(range(start, start + width)))
+                    function = self.intrinsics.masked_load(vector_type)
+                    zero = ir.Constant(vector_type, None)
+                    groups.append(
+                        self.b.call(function, [address, ir.Constant(I32, align), lanes, zero])
+                    )
+            return self.to_register(self.vectors.concat(groups), dt)
+        result = ir.Constant(ir.VectorType(element, len(offsets)), None)
+        for lane, offset in enumerate(offsets):
+            index = self.index(base, offset)
+            active = None
+            if mask is not None:
+                active = self.b.extract_element(mask, ir.Constant(I32, lane))
+                index = self.b.select(active, index, ir.Constant(index.type, 0))
+            value = self.b.load(self.address(pointer, index, dt), typ=element, align=align)
+            if active is not None:
+                value = self.b.select(active, value, ir.Constant(element, None))
+            result = self.b.insert_element(result, value, ir.Constant(I32, lane))
+        return self.to_register(result, dt)
+
+    # ---- stores ---------------------------------------------------------------------------
+    def store(self, pointer, base, offsets, value, dt: DType, mask=None, width: int = 1) -> None:
+        value = self.to_memory(value, dt)
+        align = max(1, dt.nbits // 8)
+        if width > 1:
+            for start in range(0, len(offsets), width):
+                address = self.address(pointer, self.index(base, offsets[start]), dt)
+                part = self.vectors.pick(value, list(range(start, start + width)))
+                if mask is None:
+                    self.b.store(part, address, align=align)
+                else:
+                    lanes = self.vectors.pick(mask, list(range(start, start + width)))
+                    function = self.intrinsics.masked_store(part.type)
+                    self.b.call(function, [part, address, ir.Constant(I32, align), lanes])
+            return
+        for lane, offset in enumerate(offsets):
+            address = self.address(pointer, self.index(base, offset), dt)
+            if mask is not None:
+                active = self.b.extract_element(mask, ir.Constant(I32, lane))
+                address = self.b.select(active, address, self.dummy)
+            lane_value = self.b.extract_element(value, ir.Constant(I32, lane))
+            self.b.store(lane_value, address, align=align)
+
+    def store_bits(self, pointer, base, offsets, data, bitmask, mask=None) -> None:
+        """memory[base + offsets[i]] = (old & ~bitmask[i]) | (data[i] & bitmask[i]), atomic."""
+        b = self.b
+        for lane, offset in enumerate(offsets):
+            lane_index = ir.Constant(I32, lane)
+            bits = b.extract_element(bitmask, lane_index)
+            value = b.and_(b.extract_element(data, lane_index), bits)
+            clear = b.xor(bits, ir.Constant(I8, 0xFF))
+            address = self.address(pointer, self.index(base, offset), _BYTE)
+            if mask is not None:
+                active = b.extract_element(mask, lane_index)
+                with b.if_then(active):
+                    self.merge(address, clear, value)
+            else:
+                self.merge(address, clear, value)
+
+    def merge(self, address, clear, value) -> None:
+        self.b.atomic_rmw("and", address, clear, "monotonic")
+        self.b.atomic_rmw("or", address, value, "monotonic")
+
+
+_BYTE = dtype("u8")
+__all__ = ["I1", "Memory"]

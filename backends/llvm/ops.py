@@ -1,0 +1,216 @@
+"""One emitter per thread-IR op (control flow lives in kernel.py).
+
+`emit(kernel_emitter, op)` returns the LLVM values of the op's results. Emitters read operands
+through `e.get(value)` and use the kernel emitter's helpers: `e.arith` (elementwise),
+`e.caster` (casts), `e.vectors` (shuffles, bit fields), `e.memory` (ld/st).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from lpir.backends.llvm.types import I8, I32, lane_type, value_type
+from lpir.errors import CompileError
+from lpir.ir.core import Operation
+
+EMITTERS: dict[str, Callable] = {}
+
+
+def emitter(*names: str):
+    def register(function: Callable) -> Callable:
+        for name in names:
+            EMITTERS[name] = function
+        return function
+
+    return register
+
+
+def emit(e, op: Operation) -> list[ir.Value]:
+    function = EMITTERS.get(op.name)
+    if function is None:
+        if op.__class__.__name__ == "BinaryOp":
+            function = _binary
+        elif op.__class__.__name__ == "UnaryOp":
+            function = _unary
+        else:
+            raise CompileError(f"the LLVM backend cannot emit '{op.name}'", op.location)
+    return function(e, op)
+
+
+def _dtype(value):
+    return value.type.dtype
+
+
+def _binary(e, op):
+    lhs, rhs = (e.get(v) for v in op.operands)
+    return [e.arith.binary(op.name, lhs, rhs, _dtype(op.operands[0]))]
+
+
+def _unary(e, op):
+    return [e.arith.unary(op.name, e.get(op.operands[0]), _dtype(op.operands[0]))]
+
+
+@emitter("constant")
+def _constant(e, op):
+    dt = _dtype(op.result)
+    value = op.attributes["value"]
+    if dt.is_float and dt.nbits < 32:
+        import numpy as np
+
+        code = int(dt.encode(np.array([value], np.float64))[0])
+        return [ir.Constant(lane_type(dt), code)]
+    if dt.kind == "uint" and dt.nbits == 64 and value >= 1 << 63:
+        value -= 1 << 64
+    return [ir.Constant(lane_type(dt), value)]
+
+
+@emitter("vector_constant")
+def _vector_constant(e, op):
+    dt = _dtype(op.result)
+    values = list(op.attributes["values"])
+    if dt.is_float and dt.nbits < 32:
+        import numpy as np
+
+        values = [int(c) for c in dt.encode(np.array(values, np.float64))]
+    return [ir.Constant(value_type(op.result.type), values)]
+
+
+@emitter("thread_index")
+def _thread_index(e, op):
+    if e.tid is None:
+        raise CompileError("thread_index outside a thread loop", op.location)
+    return [e.tid]
+
+
+@emitter("block_index")
+def _block_index(e, op):
+    return [e.block_index[op.attributes["axis"]]]
+
+
+@emitter("splat")
+def _splat(e, op):
+    return [e.vectors.splat(e.get(op.operands[0]), op.result.type.size)]
+
+
+@emitter("shuffle")
+def _shuffle(e, op):
+    return [e.vectors.shuffle([e.get(v) for v in op.operands], list(op.attributes["indices"]))]
+
+
+@emitter("extract")
+def _extract(e, op):
+    return [e.b.extract_element(e.get(op.operands[0]), ir.Constant(I32, op.attributes["index"]))]
+
+
+@emitter("vector")
+def _build_vector(e, op):
+    result = ir.Constant(value_type(op.result.type), ir.Undefined)
+    for lane, value in enumerate(op.operands):
+        result = e.b.insert_element(result, e.get(value), ir.Constant(I32, lane))
+    return [result]
+
+
+@emitter("reduce_lanes")
+def _reduce_lanes(e, op):
+    dt = _dtype(op.operands[0])
+    name = {"sum": "add", "max": "max", "min": "min"}[op.attributes["kind"]]
+
+    def combine(a, b):
+        return e.arith.binary(name, a, b, dt)
+
+    return [e.vectors.reduce_lanes(e.get(op.operands[0]), op.attributes["group"], combine)]
+
+
+@emitter("where")
+def _where(e, op):
+    cond, lhs, rhs = (e.get(v) for v in op.operands)
+    return [e.arith.select(cond, lhs, rhs)]
+
+
+@emitter("cast")
+def _cast(e, op):
+    return [e.caster.cast(e.get(op.operands[0]), _dtype(op.operands[0]), _dtype(op.result))]
+
+
+@emitter("view")
+def _view(e, op):
+    source, target = _dtype(op.operands[0]), _dtype(op.result)
+    value = e.get(op.operands[0])
+    result_type = value_type(op.result.type)
+    if source.nbits == target.nbits:
+        return [value if value.type == result_type else e.b.bitcast(value, result_type)]
+    # Through the LSB-first byte string of the lanes.
+    lanes = op.operands[0].type.size
+    total = lanes * source.nbits
+    if source.nbits % 8 == 0:
+        data = e.b.bitcast(value, ir.VectorType(I8, total // 8))
+    else:
+        offsets = [i * source.nbits for i in range(lanes)]
+        data = e.vectors.pack_bits(value, source, offsets, total // 8, None)
+    if target.nbits % 8 == 0:
+        return [e.b.bitcast(data, result_type)]
+    offsets = [i * target.nbits for i in range(total // target.nbits)]
+    return [e.vectors.unpack_bits(data, target, offsets, None)]
+
+
+@emitter("unpack_bits")
+def _unpack_bits(e, op):
+    data = e.get(op.operands[0])
+    shift = e.get(op.operands[1]) if len(op.operands) > 1 else None
+    return [
+        e.vectors.unpack_bits(data, _dtype(op.result), list(op.attributes["bit_offsets"]), shift)
+    ]
+
+
+@emitter("pack_bits")
+def _pack_bits(e, op):
+    value = e.get(op.operands[0])
+    shift = e.get(op.operands[1]) if len(op.operands) > 1 else None
+    offsets = list(op.attributes["bit_offsets"])
+    return [e.vectors.pack_bits(value, _dtype(op.operands[0]), offsets, op.result.type.size, shift)]
+
+
+def _access(op):
+    return op.attributes.get("dtype") or op.operands[0].type.dtype
+
+
+@emitter("ld")
+def _load(e, op):
+    pointer, base = e.get(op.operands[0]), e.get(op.operands[1])
+    mask = e.get(op.operands[2]) if len(op.operands) > 2 else None
+    offsets = list(op.attributes["offsets"])
+    width = op.attributes.get("vector", 1)
+    return [e.memory.load(pointer, base, offsets, _access(op), mask, width)]
+
+
+@emitter("st")
+def _store(e, op):
+    pointer, base, value = (e.get(v) for v in op.operands[:3])
+    mask = e.get(op.operands[3]) if len(op.operands) > 3 else None
+    offsets = list(op.attributes["offsets"])
+    width = op.attributes.get("vector", 1)
+    e.memory.store(pointer, base, offsets, value, _access(op), mask, width)
+    return []
+
+
+@emitter("st_bits")
+def _store_bits(e, op):
+    pointer, base, data, bitmask = (e.get(v) for v in op.operands[:4])
+    mask = e.get(op.operands[4]) if len(op.operands) > 4 else None
+    e.memory.store_bits(pointer, base, list(op.attributes["offsets"]), data, bitmask, mask)
+    return []
+
+
+@emitter("alloc_shared")
+def _alloc_shared(e, op):
+    return [e.get(op.result)]  # allocated in the entry block by the kernel emitter
+
+
+@emitter("barrier")
+def _barrier(e, op):
+    raise CompileError("a barrier inside per-thread control flow", op.location)
+
+
+__all__ = ["EMITTERS", "I8", "emit"]

@@ -1,0 +1,139 @@
+"""Data movement inside one thread's registers: shuffles, splats, lane reductions, bit fields.
+
+`unpack_bits` cuts n-bit fields out of a byte vector: per lane it gathers the (up to three)
+bytes its field touches with shufflevectors, joins them into an i32, shifts by the field's bit
+offset (plus the optional run-time shift) and masks — whole-vector ops, no per-lane branches.
+`pack_bits` is the reverse: each lane's shifted field is split into byte planes, and every
+output byte ORs together the planes that land on it.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from lpir.backends.llvm.types import I8, I32, constant, element
+from lpir.dtypes import DType
+
+
+def _mask(indices: list[int]) -> ir.Constant:
+    return ir.Constant(ir.VectorType(I32, len(indices)), list(indices))
+
+
+class Vectors:
+    def __init__(self, builder: ir.IRBuilder):
+        self.b = builder
+
+    def splat(self, scalar: ir.Value, lanes: int) -> ir.Value:
+        vector_type = ir.VectorType(scalar.type, lanes)
+        single = self.b.insert_element(
+            ir.Constant(vector_type, ir.Undefined), scalar, ir.Constant(I32, 0)
+        )
+        return self.b.shuffle_vector(
+            single, ir.Constant(vector_type, ir.Undefined), _mask([0] * lanes)
+        )
+
+    def pick(self, vector: ir.Value, indices: list[int], fill: ir.Value | None = None) -> ir.Value:
+        """A new vector of vector[i] for i in indices; an index past the end takes `fill`'s lane
+        (a second vector of the same type, zeros by default)."""
+        other = fill if fill is not None else ir.Constant(vector.type, None)
+        if indices == list(range(vector.type.count)):
+            return vector
+        return self.b.shuffle_vector(vector, other, _mask(indices))
+
+    def concat(self, vectors: list[ir.Value]) -> ir.Value:
+        """The lanes of all `vectors`, in order (one element type)."""
+        while len(vectors) > 1:
+            merged = []
+            for first, second in zip(vectors[0::2], vectors[1::2]):
+                merged.append(self.concat_two(first, second))
+            if len(vectors) % 2:
+                merged.append(vectors[-1])
+            vectors = merged
+        return vectors[0]
+
+    def concat_two(self, first: ir.Value, second: ir.Value) -> ir.Value:
+        n, m = first.type.count, second.type.count
+        width = max(n, m)
+        if n != width:
+            first = self.pick(first, list(range(n)) + [0] * (width - n))
+        if m != width:
+            second = self.pick(second, list(range(m)) + [0] * (width - m))
+        return self.b.shuffle_vector(
+            first, second, _mask(list(range(n)) + [width + j for j in range(m)])
+        )
+
+    def shuffle(self, sources: list[ir.Value], indices: list[int]) -> ir.Value:
+        if len(sources) == 2 and sources[0].type == sources[1].type:
+            return self.b.shuffle_vector(sources[0], sources[1], _mask(indices))
+        return self.pick(self.concat(sources), list(indices))
+
+    def reduce_lanes(self, vector: ir.Value, group: int, combine) -> ir.Value:
+        """Lane i of the result folds lanes i*group .. i*group+group-1 left to right."""
+        outputs = vector.type.count // group
+        result = self.pick(vector, [i * group for i in range(outputs)])
+        for offset in range(1, group):
+            result = combine(
+                result, self.pick(vector, [i * group + offset for i in range(outputs)])
+            )
+        return result
+
+    # ---- bit fields -----------------------------------------------------------------------
+    def unpack_bits(self, data: ir.Value, dt: DType, offsets, shift: ir.Value | None) -> ir.Value:
+        """Lanes of `dt` (register values, in i8 or i1) from the fields of a byte vector."""
+        b = self.b
+        lanes = len(offsets)
+        slack = 7 if shift is not None else 0
+        planes = max((o % 8 + dt.nbits - 1 + slack) // 8 + 1 for o in offsets)
+        count = data.type.count
+        word = None
+        for plane in range(planes):
+            picks = [o // 8 + plane if o // 8 + plane < count else count for o in offsets]
+            part = b.zext(self.pick(data, picks), ir.VectorType(I32, lanes))
+            if plane:
+                part = b.shl(part, constant(part, I32, 8 * plane))
+            word = part if word is None else b.or_(word, part)
+        amount = ir.Constant(ir.VectorType(I32, lanes), [o % 8 for o in offsets])
+        if shift is not None:
+            amount = b.add(amount, self.splat(shift, lanes))
+        field = b.and_(b.lshr(word, amount), constant(word, I32, (1 << dt.nbits) - 1))
+        if dt.is_bool:
+            return b.trunc(field, ir.VectorType(ir.IntType(1), lanes))
+        byte = b.trunc(field, ir.VectorType(I8, lanes))
+        if dt.kind == "int" and dt.nbits < 8:
+            spare = constant(byte, I8, 8 - dt.nbits)
+            byte = b.ashr(b.shl(byte, spare), spare)
+        return byte
+
+    def pack_bits(self, values: ir.Value, dt: DType, offsets, nbytes: int, shift) -> ir.Value:
+        b = self.b
+        lanes = len(offsets)
+        codes = values
+        if element(values.type) != I8:
+            codes = b.zext(values, ir.VectorType(I8, lanes))
+        codes = b.and_(codes, constant(codes, I8, (1 << dt.nbits) - 1))
+        word = b.zext(codes, ir.VectorType(I32, lanes))
+        amount = ir.Constant(ir.VectorType(I32, lanes), [o % 8 for o in offsets])
+        if shift is not None:
+            amount = b.add(amount, self.splat(shift, lanes))
+        word = b.shl(word, amount)
+        slack = 7 if shift is not None else 0
+        planes = max((o % 8 + dt.nbits - 1 + slack) // 8 + 1 for o in offsets)
+        parts = []
+        for plane in range(planes):
+            shifted = b.lshr(word, constant(word, I32, 8 * plane)) if plane else word
+            parts.append(b.trunc(shifted, ir.VectorType(I8, lanes)))
+        every = self.concat([*parts, ir.Constant(ir.VectorType(I8, 1), [0])])
+        zero_index = planes * lanes
+        contributions: list[list[int]] = [[] for _ in range(nbytes)]
+        for lane, offset in enumerate(offsets):
+            for plane in range(planes):
+                byte = offset // 8 + plane
+                if byte < nbytes:
+                    contributions[byte].append(plane * lanes + lane)
+        depth = max((len(c) for c in contributions), default=0)
+        result = None
+        for step in range(depth):
+            picks = [c[step] if step < len(c) else zero_index for c in contributions]
+            part = self.pick(every, picks)
+            result = part if result is None else b.or_(result, part)
+        return result if result is not None else ir.Constant(ir.VectorType(I8, nbytes), None)
