@@ -8,15 +8,16 @@ native thread (ctypes releases the GIL during the call).
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import threading
 from typing import Any
 
 import numpy as np
 from llvmlite import ir
-
 from lpir.backends.llvm.jit import Executable
 from lpir.backends.llvm.kernel import RUN_FUNCTION, KernelEmitter
+
 from lpir.errors import ArgumentError
 from lpir.ir.core import Module
 from lpir.ir.types import GlobalType
@@ -60,7 +61,7 @@ class CompiledKernel:
         bounds = np.linspace(0, self.blocks, workers + 1).astype(np.int64)
         threads = [
             threading.Thread(target=self.function, args=(ctypes.addressof(table), int(lo), int(hi)))
-            for lo, hi in zip(bounds[:-1], bounds[1:])
+            for lo, hi in itertools.pairwise(bounds)
             if hi > lo
         ]
         previous = threading.stack_size(_STACK_BYTES)
@@ -103,7 +104,7 @@ def _scalar_array(dt, value) -> np.ndarray:
 def _refuse_overlap(spans) -> None:
     """Tensor arguments are compiled as non-aliasing: two views of one buffer would be wrong."""
     ordered = sorted(spans, key=lambda span: span[1])
-    for (name_a, _, end_a), (name_b, start_b, _) in zip(ordered, ordered[1:]):
+    for (name_a, _, end_a), (name_b, start_b, _) in itertools.pairwise(ordered):
         if start_b < end_a:
             raise ArgumentError(
                 f"arguments {name_a} and {name_b} overlap in memory",

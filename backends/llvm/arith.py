@@ -9,9 +9,9 @@ Float min/max ignore a NaN operand (`llvm.minnum/maxnum`); comparisons are order
 from __future__ import annotations
 
 from llvmlite import ir
-
 from lpir.backends.llvm.casts import Caster
 from lpir.backends.llvm.types import F32, constant, element, like
+
 from lpir.dtypes import DType
 
 _FLOAT_BINARY = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv", "rem": "frem"}

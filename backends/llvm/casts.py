@@ -10,9 +10,9 @@ re-extends (wrap).
 from __future__ import annotations
 
 from llvmlite import ir
-
 from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
 from lpir.backends.llvm.types import F32, F64, I1, I64, constant, element, lane_type, like
+
 from lpir.dtypes import DType
 
 

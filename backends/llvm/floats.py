@@ -14,8 +14,8 @@ value scaled by a power of two, then clamps.
 from __future__ import annotations
 
 from llvmlite import ir
-
 from lpir.backends.llvm.types import F32, F64, I32, I64, constant, like
+
 from lpir.dtypes import DType
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 from llvmlite import ir
-
 from lpir.backends.llvm.arith import Arithmetic
 from lpir.backends.llvm.casts import Caster
 from lpir.backends.llvm.intrinsics import Intrinsics
@@ -23,6 +22,7 @@ from lpir.backends.llvm.memory import Memory
 from lpir.backends.llvm.plan import Plan
 from lpir.backends.llvm.types import I8, I32, I64, PTR, lane_type, value_type
 from lpir.backends.llvm.vectors import Vectors
+
 from lpir.errors import CompileError
 from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp

@@ -11,9 +11,9 @@ blocks may share a byte of packed data).
 from __future__ import annotations
 
 from llvmlite import ir
-
 from lpir.backends.llvm.types import I1, I8, I32, I64, memory_type
 from lpir.backends.llvm.vectors import Vectors
+
 from lpir.dtypes import DType, dtype
 
 

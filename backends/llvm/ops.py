@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llvmlite import ir
-
 from lpir.backends.llvm.types import I8, I32, lane_type, value_type
+
 from lpir.errors import CompileError
 from lpir.ir.core import Operation
 

@@ -10,8 +10,8 @@ output byte ORs together the planes that land on it.
 from __future__ import annotations
 
 from llvmlite import ir
-
 from lpir.backends.llvm.types import I8, I32, constant, element
+
 from lpir.dtypes import DType
 
 

@@ -10,6 +10,7 @@ compiled every time instead).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -55,10 +56,8 @@ def load(kind: str, key: str) -> bytes | None:
     if payload is None:
         stats.corrupt += 1
         stats.misses += 1
-        try:
+        with contextlib.suppress(OSError):
             path.unlink()
-        except OSError:
-            pass
         return None
     stats.hits += 1
     return payload
