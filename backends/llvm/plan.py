@@ -123,13 +123,13 @@ class Plan:
         """Context values that the ops of one segment (with nested ops) read, in first-use order."""
         seen: dict[int, Value] = {}
         for op in ops:
+            segment = self.segment_of_op[id(op)]
             for inner in op.walk():
                 for value in inner.operands:
-                    if id(value) in self.contextual and id(value) not in seen:
-                        if self.segment_of_value.get(id(value)) != self.segment_of_op[id(op)] or (
-                            self.segment_of_value.get(id(value)) is None
-                        ):
-                            seen[id(value)] = value
+                    key = id(value)
+                    crosses = self.segment_of_value.get(key) != segment
+                    if key in self.contextual and key not in seen and crosses:
+                        seen[key] = value
         return list(seen.values())
 
 
