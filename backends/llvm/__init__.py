@@ -93,6 +93,26 @@ class CompiledKernel:
         return keep_alive, pointers
 
 
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Worker threads kept for the life of the process, with stacks big enough for a block's
+    context arrays and shared memory."""
+    global _POOL
+    if _POOL is None:
+        previous = threading.stack_size(_STACK_BYTES)
+        try:
+            _POOL = concurrent.futures.ThreadPoolExecutor(
+                max_workers=max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="lpir"
+            )
+            # Start every worker now, while the stack size is set.
+            list(_POOL.map(lambda _: None, range(_POOL._max_workers)))
+        finally:
+            threading.stack_size(previous)
+    return _POOL
+
+
 def _scalar_array(dt, value) -> np.ndarray:
     """One scalar argument in the backend's register representation (floats under 32 bits
     as their code)."""
