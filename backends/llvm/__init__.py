@@ -7,6 +7,7 @@ native thread (ctypes releases the GIL during the call).
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import itertools
 import os
