@@ -55,24 +55,15 @@ class CompiledKernel:
     def run(self, arguments: list[Any]) -> None:
         keep_alive, pointers = self.pointers(arguments)
         table = (ctypes.c_void_p * len(pointers))(*pointers)
-        workers = min(os.cpu_count() or 1, self.blocks)
-        if workers <= 1:
-            self.function(ctypes.addressof(table), 0, self.blocks)
-            return
-        bounds = np.linspace(0, self.blocks, workers + 1).astype(np.int64)
-        threads = [
-            threading.Thread(target=self.function, args=(ctypes.addressof(table), int(lo), int(hi)))
-            for lo, hi in itertools.pairwise(bounds)
-            if hi > lo
-        ]
-        previous = threading.stack_size(_STACK_BYTES)
-        try:
-            for thread in threads:
-                thread.start()
-        finally:
-            threading.stack_size(previous)
-        for thread in threads:
-            thread.join()
+        address = ctypes.addressof(table)
+        workers = min(threads_to_use(), self.blocks)
+        bounds = np.linspace(0, self.blocks, workers + 1).astype(np.int64).tolist()
+        ranges = [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+        # The caller's thread takes the first range; pool threads take the others.
+        pending = [_pool().submit(self.function, address, lo, hi) for lo, hi in ranges[1:]]
+        self.function(address, *ranges[0])
+        for future in pending:
+            future.result()
         del keep_alive
 
     def pointers(self, arguments: list[Any]):
@@ -95,6 +86,12 @@ class CompiledKernel:
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def threads_to_use() -> int:
+    """Native threads per call: `$LPIR_NUM_THREADS`, or every core."""
+    configured = os.environ.get("LPIR_NUM_THREADS", "")
+    return max(1, int(configured)) if configured.isdigit() else os.cpu_count() or 1
 
 
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
