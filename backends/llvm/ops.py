@@ -140,7 +140,7 @@ def _view(e, op):
     value = e.get(op.operands[0])
     result_type = value_type(op.result.type)
     if source.nbits == target.nbits:
-        return [value if value.type == result_type else e.b.bitcast(value, result_type)]
+        return [_same_width_view(e, value, source, target, result_type)]
     # Through the LSB-first byte string of the lanes.
     lanes = op.operands[0].type.size
     total = lanes * source.nbits
@@ -153,6 +153,30 @@ def _view(e, op):
         return [e.b.bitcast(data, result_type)]
     offsets = [i * target.nbits for i in range(total // target.nbits)]
     return [e.vectors.unpack_bits(data, target, offsets, None)]
+
+
+def _same_width_view(e, value, source, target, result_type):
+    """Reinterpret lanes of equal bit width, whose register forms may still differ (a signed
+    sub-byte value is sign-extended in its i8, bool is i1)."""
+    b = e.b
+    if source.nbits >= 8:
+        return value if value.type == result_type else b.bitcast(value, result_type)
+    lanes = value.type.count if isinstance(value.type, ir.VectorType) else None
+    byte_type = ir.VectorType(I8, lanes) if lanes else I8
+    code = b.zext(value, byte_type) if source.is_bool else value
+    code = b.and_(code, _splat_constant(byte_type, (1 << source.nbits) - 1))
+    if target.is_bool:
+        return b.trunc(code, result_type)
+    if target.kind == "int":
+        spare = _splat_constant(byte_type, 8 - target.nbits)
+        return b.ashr(b.shl(code, spare), spare)
+    return code
+
+
+def _splat_constant(type_, number):
+    if isinstance(type_, ir.VectorType):
+        return ir.Constant(type_, [number] * type_.count)
+    return ir.Constant(type_, number)
 
 
 @emitter("unpack_bits")
