@@ -40,11 +40,22 @@ def parse(text: str, file: str = "<ir>") -> Module:
 
 def _describe(error: lark.UnexpectedInput) -> str:
     if isinstance(error, lark.UnexpectedToken):
-        expected = ", ".join(sorted(error.expected)[:8])
-        return f"{error.token!r} (expected one of {expected})"
+        token = error.token
+        found = "end of input" if token.type == "$END" else repr(str(token))
+        expected = ", ".join(sorted({_terminal_text(name) for name in error.expected})[:8])
+        return f"{found} (expected {expected})"
     if isinstance(error, lark.UnexpectedCharacters):
         return f"character {error.char!r}"
     return "end of input"
+
+
+def _terminal_text(name: str) -> str:
+    """`','` for a literal terminal such as COMMA; the lower-case name (`value`) otherwise."""
+    try:
+        pattern = _lark().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    return repr(pattern.value) if pattern.type == "str" else name.lower()
 
 
 class _ModuleBuilder:
