@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
-from lpir.backends.llvm.types import F32, F64, I1, I64, constant, element, lane_type, like
+from lpir.backends.llvm.types import F32, F64, I1, I32, I64, constant, element, lane_type, like
 
 from lpir.dtypes import DType
 
@@ -21,9 +21,14 @@ def _narrow_float(dt: DType) -> bool:
     return dt.is_float and dt.nbits < 32
 
 
-def int_value(b: ir.IRBuilder, value: ir.Value, dt: DType) -> ir.Value:
-    """The i64 value of an integer or bool register value."""
-    target = like(value, I64)
+def hub_type(dt: DType) -> ir.IntType:
+    """The integer type a conversion from `dt` goes through: i32 when it holds every value."""
+    return I32 if dt.nbits < 32 or (dt.nbits == 32 and dt.kind == "int") else I64
+
+
+def int_value(b: ir.IRBuilder, value: ir.Value, dt: DType, hub: ir.IntType = I64) -> ir.Value:
+    """The value of an integer or bool register value as `hub` (i64 unless given)."""
+    target = like(value, hub)
     if dt.is_bool or dt.kind == "uint":
         return b.zext(value, target) if value.type != target else value
     return b.sext(value, target) if value.type != target else value
@@ -116,8 +121,10 @@ class Caster:
 
     def int_to_float(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
         b = self.b
-        integer = int_value(b, value, source)
-        signed = source.kind == "int"
+        hub = hub_type(source)
+        integer = int_value(b, value, source, hub)
+        # Values of fewer than 32 bits are non-negative or signed within i32: sitofp is exact.
+        signed = source.kind == "int" or hub == I32
         if target.nbits == 64:
             return (
                 b.sitofp(integer, like(value, F64))

@@ -144,6 +144,8 @@ class KernelEmitter:
 
     # ---- values -----------------------------------------------------------------------------
     def get(self, value: Value) -> ir.Value:
+        if id(value) in self.plan.thread_indices and self.tid is not None:
+            return self.tid
         found = self.values.get(id(value))
         if found is None:
             raise CompileError(

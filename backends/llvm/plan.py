@@ -34,6 +34,8 @@ class Plan:
         self.uses: dict[int, set[int | None]] = {}
         self.segment_uses: dict[int, list[Value]] = {}  # segment -> context values it reads
         self.next_segment = 0
+        # thread_index is every thread loop's own counter: never carried between segments.
+        self.thread_indices = {id(op.result) for op in kernel.walk() if op.name == "thread_index"}
         for arg in kernel.args:
             self.define(arg, None, uniform=True)
         self.block_region(kernel.body)
@@ -112,7 +114,7 @@ class Plan:
         level, like the iteration values of block-level loops)."""
         contextual: set[int] = set()
         for key, segment in self.segment_of_value.items():
-            if key in self.uniform:
+            if key in self.uniform or key in self.thread_indices:
                 continue
             uses = self.uses.get(key, set())
             if segment is None or any(use != segment for use in uses):
