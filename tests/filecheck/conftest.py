@@ -14,9 +14,10 @@ Python traceback is a crash and fails the test even under `not`. `2>&1` sends a 
 error into the pipe. Every command of the pipeline must succeed (`pipefail`). A RUN line ending
 in `\\` continues on the next RUN line.
 
-`lpir` runs in this process (`lpir.cli.main` with captured output: the suite stays fast);
-`filecheck` and any other command run as subprocesses of this Python environment. Set
-LPIR_FILECHECK_SUBPROCESS=1 to run `lpir` as `python -m lpir` too, exactly as a shell would.
+`lpir` and `filecheck` run in this process (`lpir.cli.main` and `filecheck.main.main` with
+captured streams), which keeps the suite fast; any other command runs as a subprocess with this
+Python environment's bin folder first on PATH. Set LPIR_FILECHECK_SUBPROCESS=1 to run `lpir`
+and `filecheck` as `python -m lpir` / `python -m filecheck` subprocesses, as a shell would.
 """
 
 from __future__ import annotations
@@ -131,6 +132,32 @@ def run_lpir_in_process(stage: Stage) -> None:
     stage.stdout, stage.stderr = out.getvalue(), err.getvalue()
 
 
+def run_filecheck_in_process(stage: Stage, stdin: str) -> None:
+    """`filecheck.main.main(argv)` reading `stdin`; its exit status from SystemExit."""
+    import filecheck.colors
+    from filecheck.main import main
+
+    filecheck.colors.COLOR_SUPPORT = False  # plain text in failure reports
+    out, err = io.StringIO(), io.StringIO()
+    saved_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(["filecheck", *stage.argv[1:]])
+                stage.status = 0
+            except SystemExit as exit_:
+                code = exit_.code
+                stage.status = code if isinstance(code, int) else (0 if code is None else 1)
+            except Exception:
+                stage.status = 1
+                stage.crashed = True
+                err.write(traceback.format_exc())
+    finally:
+        sys.stdin = saved_stdin
+    stage.stdout, stage.stderr = out.getvalue(), err.getvalue()
+
+
 def run_subprocess(stage: Stage, stdin: str, cwd: Path) -> None:
     argv = list(stage.argv)
     if argv[0] in ("lpir", "filecheck"):
@@ -151,6 +178,8 @@ def run_pipeline(command: str, cwd: Path) -> list[Stage]:
     for stage in stages:
         if stage.argv[0] == "lpir" and IN_PROCESS:
             run_lpir_in_process(stage)
+        elif stage.argv[0] == "filecheck" and IN_PROCESS:
+            run_filecheck_in_process(stage, data)
         else:
             run_subprocess(stage, data, cwd)
         data = stage.stdout + (stage.stderr if stage.merge_stderr else "")
@@ -171,8 +200,7 @@ class FileCheckFailure(Exception):
             if stage.crashed:
                 expected += ", got a crash"
             lines.append(
-                f"--- {shlex.join(stage.argv)}: exit {stage.status}, expected {expected}: "
-                f"{verdict}"
+                f"--- {shlex.join(stage.argv)}: exit {stage.status}, expected {expected}: {verdict}"
             )
             for name, text in (("stdout", stage.stdout), ("stderr", stage.stderr)):
                 if text.strip():
