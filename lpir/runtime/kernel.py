@@ -64,7 +64,11 @@ def compile(
     program = parse_program(text, file)
     if not program.kernels:
         raise LpirError(f"{file} defines no kernel")
-    kernel_def = program.kernel(kernel) if kernel is not None else program.kernels[0]
+    try:
+        kernel_def = program.kernel(kernel)
+    except KeyError:
+        names = ", ".join(k.name for k in program.kernels)
+        raise LpirError(f"no kernel named {kernel!r}; the source has {names}") from None
     return Kernel(program, kernel_def, target, params)
 
 
