@@ -65,3 +65,25 @@ def test_thread_arrays_stay_in_registers(results, example, arch):
     assert len(frames) == len(COMPILE_CASES[example]), log
     large = {name: size for name, size in frames.items() if size > STACK_LIMIT}
     assert not large, f"stack frames over {STACK_LIMIT} bytes (local memory): {large}"
+
+
+def _ptx(name: str, params: dict) -> str:
+    from lpir.backends.cuda.examples import thread_module
+    from lpir.backends.cuda.source import emit_kernel, translation_unit
+
+    source = translation_unit([emit_kernel(thread_module(name, params).kernels[0])])
+    return compile_with_nvcc(source, "compute_90", "ptx").decode()
+
+
+def test_ptx_of_the_gemv_has_wide_loads_and_the_magic_number_dequantization():
+    ptx = _ptx("gemv_wq", {"N": 4096, "K": 4096, "WT": "u4", "ZERO": 8})
+    assert "ld.global.nc.v4.u32" in ptx
+    assert "prmt.b32" in ptx and "fma.rn.f16x2" in ptx
+    assert ".local" not in ptx
+
+
+def test_ptx_of_the_matmul_uses_tensor_cores():
+    ptx = _ptx("matmul_wq", {})
+    assert "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" in ptx
+    assert "ld.global.nc.v4.u32" in ptx
+    assert "bar.sync" in ptx

@@ -22,6 +22,26 @@ from lpir.ir.types import GlobalType
 ALIGNMENT = 16
 
 
+class DevicePacked:
+    """Packed storage on the device: a uint8 device array (torch, cupy, ...) of
+    ceil(size * nbits / 8) bytes holding a tensor of a sub-byte dtype, with its logical shape.
+
+    The device counterpart of `lpir.PackedArray`:
+    `DevicePacked(torch.from_numpy(packed.data).cuda(), packed.dtype, packed.shape)`.
+    """
+
+    def __init__(self, data: Any, dt: DType | str, shape: tuple[int, ...]):
+        from lpir.dtypes import dtype
+
+        self.data = data
+        self.dtype = dtype(dt)
+        self.shape = tuple(int(s) for s in shape)
+
+    @property
+    def nbytes(self) -> int:
+        return -(-_size(self.shape) * self.dtype.nbits // 8)
+
+
 @dataclass
 class DeviceView:
     """What lpir needs to know about a device array."""
@@ -70,7 +90,9 @@ def _dlpack_view(value: Any) -> DeviceView:
 
 
 def device_view(value: Any) -> DeviceView | None:
-    """A view of a device array, or None if `value` is not one."""
+    """A view of a device array (or of a `DevicePacked`'s bytes), or None if it is not one."""
+    if isinstance(value, DevicePacked):
+        return device_view(value.data)
     if isinstance(value, np.ndarray):
         return None
     try:

@@ -164,24 +164,19 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
     if access.width == 1:
         _per_lane(access, load_lane, range(len(op.offsets)))
         return
+    chunks = []
     for start, lanes, size in access.chunks():
         wide = (
             f"lpir_load<{size}, {nc}>({target.address(start)}, "
             f"{access.lane_address(op.offsets[start])});"
         )
-        condition = access.group_mask(start, lanes)
-        if condition is None:
-            w.line(wide)
-        elif access.uniform(start, lanes):
-            with w.block(f"if ({condition})"):
-                w.line(wide)
-            with w.block("else"):
-                w.line(f"lpir_zero<{size}>({target.address(start)});")
-        else:
-            with w.block(f"if ({condition})"):
-                w.line(wide)
-            with w.block("else"):
-                _per_lane(access, load_lane, range(start, start + lanes))
+        zero_chunk = f"lpir_zero<{size}>({target.address(start)});"
+        chunks.append((start, lanes, wide, zero_chunk))
+    _guarded(
+        access,
+        chunks,
+        lambda start, lanes: _per_lane(access, load_lane, range(start, start + lanes)),
+    )
 
 
 @emits(StoreThreadOp)
@@ -202,20 +197,52 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
         return
     if value.kind != "array":
         value = emitter.materialize(op.value)
+    chunks = []
     for start, lanes, size in access.chunks():
         wide = (
             f"lpir_store<{size}>({access.lane_address(op.offsets[start])}, {value.address(start)});"
         )
+        chunks.append((start, lanes, wide, None))
+    _guarded(
+        access,
+        chunks,
+        lambda start, lanes: _per_lane(access, store_lane, range(start, start + lanes)),
+    )
+
+
+def _guarded(access: _Access, chunks, per_lane) -> None:
+    """Wide accesses under their masks: consecutive chunks that share a uniform condition go
+    under one `if` (else: zero the loaded lanes); chunks whose lanes may differ test them all
+    and fall back to `per_lane(start, lanes)`."""
+    w = access.emitter.w
+    index = 0
+    while index < len(chunks):
+        start, lanes, wide, _ = chunks[index]
         condition = access.group_mask(start, lanes)
         if condition is None:
             w.line(wide)
-        elif access.uniform(start, lanes):
-            w.line(f"if ({condition}) {wide}")
-        else:
+            index += 1
+            continue
+        if not access.uniform(start, lanes):
             with w.block(f"if ({condition})"):
                 w.line(wide)
             with w.block("else"):
-                _per_lane(access, store_lane, range(start, start + lanes))
+                per_lane(start, lanes)
+            index += 1
+            continue
+        same = [chunks[index]]
+        index += 1
+        while index < len(chunks):
+            start, lanes, _, _ = chunks[index]
+            if not access.uniform(start, lanes) or access.group_mask(start, lanes) != condition:
+                break
+            same.append(chunks[index])
+            index += 1
+        with w.block(f"if ({condition})"):
+            w.lines_of([chunk[2] for chunk in same])
+        if same[0][3] is not None:
+            with w.block("else"):
+                w.lines_of([chunk[3] for chunk in same])
 
 
 @emits(StoreBitsOp)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from lpir.backends.cuda import arrays
 from lpir.backends.cuda.compiler import compile_source
-from lpir.backends.cuda.source import emit_kernel, translation_unit
+from lpir.backends.cuda.source import KernelSource, emit_kernel, translation_unit
 
 from lpir.errors import ArgumentError
 from lpir.ir.core import Module
@@ -37,13 +37,29 @@ class CompiledKernel:
     def __init__(self, module: Module, params: dict | None = None):
         self.module = module
         self.params = dict(params or {})
-        self.kernel = module.kernels[0]
-        self.emitted = emit_kernel(self.kernel)
-        self.cuda_source = translation_unit([self.emitted])
-        self.name = self.emitted.name
+        self._setup(emit_kernel(module.kernels[0]), None)
+
+    def _setup(self, emitted: KernelSource, source: str | None) -> None:
+        self.kernel = emitted.kernel
+        self.emitted = emitted
+        self.cuda_source = source or translation_unit([emitted])
+        self.name = emitted.name
         self._loaded: dict[str, Any] = {}
         stored = stored_arguments(self.kernel)
         self.stored = [id(arg) in stored for arg in self.kernel.args]
+
+    @classmethod
+    def group(cls, kernels: list[KernelSource]) -> list[CompiledKernel]:
+        """Kernels of distinct names sharing one translation unit (compiled once)."""
+        source = translation_unit(kernels)
+        compiled = []
+        for emitted in kernels:
+            kernel = cls.__new__(cls)
+            kernel.module = Module([emitted.kernel])
+            kernel.params = dict(emitted.kernel.params)
+            kernel._setup(emitted, source)
+            compiled.append(kernel)
+        return compiled
 
     def ptx(self, arch: str | None = None) -> str:
         return compile_source(self.cuda_source, _virtual(arch or target_arch()), "ptx").decode()
