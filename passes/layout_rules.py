@@ -60,7 +60,7 @@ def coalesced_layout(shape: tuple[int, ...], nbits: int, threads: int, vector_by
 
 
 def default_layout(shape: tuple[int, ...], nbits: int, threads: int, target: Target):
-    if target.coalesced_loads:
+    if target.coalesced_loads and shape:  # a rank-0 tile has nothing to coalesce
         return coalesced_layout(shape, nbits, threads, target.vector_bytes)
     return contiguous_layout(shape, threads)
 
