@@ -264,7 +264,7 @@ class _Apply(Rewriter):
             self.convert(v, layout) if layout is not None else v
             for v, layout in zip(operands, required)
         ]
-        new = self.copy_with(op, operands)
+        new = self.copy(op, operands)
         results = []
         for old, value in zip(op.results, new.results):
             if isinstance(old.type, TileType):
@@ -273,19 +273,6 @@ class _Apply(Rewriter):
                 value = self.convert(value, self.chosen(old))
             results.append(value)
         return results
-
-    def copy_with(self, op: Operation, operands: list[Value]) -> Operation:
-        regions = [self.copy_region(r) for r in op.regions]
-        new = type(op)(
-            op.name,
-            operands,
-            [r.type for r in op.results],
-            dict(op.attributes),
-            regions,
-            op.location,
-            [r.name_hint for r in op.results],
-        )
-        return self.builder.insert(new)
 
     def required_operand_layouts(self, op: Operation, operands: list[Value]) -> list:
         """The layout each tile operand must have (None: any, or not a tile)."""

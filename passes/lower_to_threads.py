@@ -115,18 +115,9 @@ class _Lowering(Rewriter):
             self.rewrite_region_ops(region)
         return new_region
 
-    def copy(self, op: Operation) -> Operation:
-        regions = [self.copy_region(r) for r in op.regions]
-        new = type(op)(
-            op.name,
-            self.map_all(op.operands),
-            [thread_type(r.type) for r in op.results],
-            dict(op.attributes),
-            regions,
-            op.location,
-            [r.name_hint for r in op.results],
-        )
-        return self.builder.insert(new)
+    def copy(self, op: Operation, operands=None, result_types=None) -> Operation:
+        types = [thread_type(r.type) for r in op.results] if result_types is None else result_types
+        return super().copy(op, operands, types)
 
     # ---- dispatch -----------------------------------------------------------------------
     def rewrite(self, op: Operation):

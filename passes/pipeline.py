@@ -13,34 +13,22 @@ from lpir.passes.base import Pass, get_pass
 from lpir.ir.core import Module
 from lpir.ir.verifier import verify
 
+_CLEANUP = ("canonicalize", "cse", "dce")
+# cpu and cuda run the same passes; what differs is the target each pass is given.
+_LOWERING = (
+    *_CLEANUP,
+    "layout-selection",
+    "canonicalize",
+    "lower-to-threads",
+    "bit-packing",
+    "vectorize",
+    *_CLEANUP,
+)
+
 PIPELINES: dict[str, tuple[str, ...]] = {
-    "interp": ("canonicalize", "cse", "dce"),
-    "cpu": (
-        "canonicalize",
-        "cse",
-        "dce",
-        "layout-selection",
-        "canonicalize",
-        "lower-to-threads",
-        "bit-packing",
-        "vectorize",
-        "canonicalize",
-        "cse",
-        "dce",
-    ),
-    "cuda": (
-        "canonicalize",
-        "cse",
-        "dce",
-        "layout-selection",
-        "canonicalize",
-        "lower-to-threads",
-        "bit-packing",
-        "vectorize",
-        "canonicalize",
-        "cse",
-        "dce",
-    ),
+    "interp": _CLEANUP,
+    "cpu": _LOWERING,
+    "cuda": _LOWERING,
 }
 
 

@@ -17,8 +17,9 @@ import numpy as np
 from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.interpreter import elementwise as ew
-from lpir.ir.core import Kernel, Operation, Region, Value
-from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.interpreter.evaluator import Evaluator
+from lpir.ir.core import Kernel, Value
+from lpir.ir.ops import ForOp, IfOp
 from lpir.ir.types import GlobalType, ScalarType, SharedType
 
 
@@ -98,35 +99,13 @@ def _merge_bits(buffer, byte, bits, mask) -> None:
     np.bitwise_or.at(buffer, byte, bits & mask)
 
 
-class _ThreadBlock:
+class _ThreadBlock(Evaluator):
+    description = "the thread interpreter"
+
     def __init__(self, env: dict, block_index: tuple[int, int, int], threads: int):
-        self.env = env
+        super().__init__(env)
         self.block_index = block_index
         self.threads = threads
-
-    def get(self, value: Value):
-        return self.env[id(value)]
-
-    def region(self, region: Region) -> list:
-        for op in region.ops:
-            if isinstance(op, YieldOp):
-                return [self.get(v) for v in op.operands]
-            results = self.op(op)
-            for value, result in zip(op.results, results):
-                self.env[id(value)] = result
-        return []
-
-    def op(self, op: Operation) -> list:
-        method = getattr(self, f"op_{op.name}", None)
-        if method is not None:
-            return method(op)
-        kind = type(op).__name__
-        operands = [self.get(v) for v in op.operands]
-        if kind == "BinaryOp":
-            return [ew.binary(op.name, *operands, op.operands[0].type.dtype)]  # type: ignore[attr-defined]
-        if kind == "UnaryOp":
-            return [ew.unary(op.name, operands[0], op.operands[0].type.dtype)]  # type: ignore[attr-defined]
-        raise LpirError(f"the thread interpreter cannot run '{op.name}'", op.location)
 
     def uniform(self, value: Value) -> int:
         array = self.get(value)

@@ -16,8 +16,9 @@ import numpy as np
 
 from lpir.errors import LpirError
 from lpir.interpreter import elementwise as ew
-from lpir.ir.core import Kernel, Operation, Region, Value
-from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.interpreter.evaluator import Evaluator
+from lpir.ir.core import Kernel, Value
+from lpir.ir.ops import ForOp, IfOp
 from lpir.ir.types import GlobalType, ScalarType
 
 
@@ -49,34 +50,10 @@ class TileInterpreter:
         raise LpirError(f"unsupported argument type {value.type}")
 
 
-class _Block:
+class _Block(Evaluator):
     def __init__(self, env: dict, block_index: tuple[int, int, int]):
-        self.env = env
+        super().__init__(env)
         self.block_index = block_index
-
-    def get(self, value: Value):
-        return self.env[id(value)]
-
-    def region(self, region: Region) -> list:
-        for op in region.ops:
-            if isinstance(op, YieldOp):
-                return [self.get(v) for v in op.operands]
-            results = self.op(op)
-            for value, result in zip(op.results, results):
-                self.env[id(value)] = result
-        return []
-
-    def op(self, op: Operation) -> list:
-        method = getattr(self, f"op_{op.name}", None)
-        if method is not None:
-            return method(op)
-        kind = type(op).__name__
-        operands = [self.get(v) for v in op.operands]
-        if kind == "BinaryOp":
-            return [ew.binary(op.name, *operands, op.operands[0].type.dtype)]  # type: ignore[attr-defined]
-        if kind == "UnaryOp":
-            return [ew.unary(op.name, operands[0], op.operands[0].type.dtype)]  # type: ignore[attr-defined]
-        raise LpirError(f"the interpreter cannot run '{op.name}'", op.location)
 
     # ---- values
     def op_constant(self, op):

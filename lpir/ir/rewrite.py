@@ -76,13 +76,14 @@ class Rewriter:
         """Emit the replacement of `op`; return the values standing for its results."""
         return self.copy(op).results
 
-    def copy(self, op: Operation) -> Operation:
-        """Insert a copy of `op` (operands mapped, regions rewritten recursively)."""
+    def copy(self, op: Operation, operands=None, result_types=None) -> Operation:
+        """Insert a copy of `op`: operands mapped (or `operands`), results of the same types (or
+        `result_types`), regions rewritten recursively."""
         regions = [self.copy_region(r) for r in op.regions]
         new = type(op)(
             op.name,
-            self.map_all(op.operands),
-            [r.type for r in op.results],
+            self.map_all(op.operands) if operands is None else operands,
+            [r.type for r in op.results] if result_types is None else result_types,
             dict(op.attributes),
             regions,
             op.location,

@@ -36,6 +36,26 @@ class Type:
     """Base class of IR types."""
 
 
+class Shaped:
+    """Sizes of a type with a `shape` and a `dtype`."""
+
+    shape: tuple[int, ...]
+    dtype: DType
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of storage (packed for sub-byte dtypes)."""
+        return (self.size * self.dtype.nbits + 7) // 8
+
+
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(size) for size in shape) + "]"
 
@@ -49,18 +69,10 @@ class ScalarType(Type):
 
 
 @dataclass(frozen=True)
-class TileType(Type):
+class TileType(Shaped, Type):
     dtype: DType
     shape: tuple[int, ...]
     layout: RegisterLayout | None = None
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
 
     def with_layout(self, layout: RegisterLayout | None) -> TileType:
         return TileType(self.dtype, self.shape, layout)
@@ -76,22 +88,10 @@ class TileType(Type):
 
 
 @dataclass(frozen=True)
-class SharedType(Type):
+class SharedType(Shaped, Type):
     dtype: DType
     shape: tuple[int, ...]
     layout: SharedLayout | None = None
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return (self.size * self.dtype.nbits + 7) // 8
 
     def __str__(self) -> str:
         text = f"shared {self.dtype.name}{_shape_text(self.shape)}"
@@ -101,17 +101,9 @@ class SharedType(Type):
 
 
 @dataclass(frozen=True)
-class GlobalType(Type):
+class GlobalType(Shaped, Type):
     dtype: DType
     shape: tuple[int, ...]
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -122,10 +114,6 @@ class GlobalType(Type):
             strides.append(step)
             step *= size
         return tuple(reversed(strides))
-
-    @property
-    def nbytes(self) -> int:
-        return (self.size * self.dtype.nbits + 7) // 8
 
     def __str__(self) -> str:
         return f"global {self.dtype.name}{_shape_text(self.shape)}"
