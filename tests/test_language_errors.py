@@ -1,0 +1,142 @@
+"""Errors in a user's program are `LpirError`s with a place, and the CLI prints them plainly.
+
+Each mistake must raise the right `LpirError` subclass carrying a `SourceLocation` (file, line,
+column, the source line) so that `str(error)` reads `file:line:col: error: ...` with a caret;
+the CLI prints that text without a Python traceback and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lpir
+from lpir.cli import main
+from lpir.errors import ArgumentError, LpirError, ParseError, TypeCheckError
+from lpir.language.specialize import specialize
+from lpir.language.syntax import parse_program
+
+ERROR_TESTS = sorted((Path(__file__).parent / "filecheck" / "errors").glob("*.lp"))
+
+HEADER = "kernel k(x: global f32[64], h: global f16[64], y: global f32[64]) blocks(1) threads(64) {"
+
+# (body line, error class, column of the caret, words the message must contain)
+MISTAKES = [
+    ("    t = load(x[0:64]) +* 2.0", ParseError, 24, "unexpected '*'"),
+    ("    t = load(x[0:64]) $ 2.0", ParseError, 23, "unexpected character"),
+    ("    store(y[0:64], totl)", TypeCheckError, 20, "unknown name 'totl'"),
+    ("    store(y[0:64], load(x[0:64]) * load(h[0:64]))", TypeCheckError, 20, "dtypes"),
+    ("    store(y[0:64], sqrtt(load(x[0:64])))", TypeCheckError, 20, "unknown function"),
+    ("    store(y[0:64], where(load(x[0:64]) > 0.0))", TypeCheckError, 20, "3 arguments"),
+    ("    store(y[0:64], sum(load(x[0:64]), dim = 0))", TypeCheckError, 39, "no argument 'dim'"),
+    ("    store(h[0:64], load(x[0:64]))", TypeCheckError, 20, "cannot store f32[64]"),
+    ("    store(y[0:64], cast<f33>(load(x[0:64])))", TypeCheckError, 25, "unknown dtype"),
+    ("    store(y[0:32], load(x[0:64]))", TypeCheckError, 20, "shape [64]"),
+    ("    t = load(x[0:64]) @ spatial(32).local(4)", TypeCheckError, 25, "has shape [128]"),
+    ("    t = load(x[0:64]) @ spatial(32).local(2)", TypeCheckError, 25, "spans 32 threads"),
+    ("    let t = load(x[0:64])", TypeCheckError, 13, "let binds a scalar"),
+    ('    static_assert(1 > 2, "never")', TypeCheckError, 19, "static_assert failed: never"),
+    ("    if load(x[0:64]) > 0.0 {\n    }", TypeCheckError, 8, "bool scalar"),
+]
+
+
+def compile_source(source: str, file: str = "mistake.lp", **params):
+    program = parse_program(source, file)
+    return specialize(program, None, params)
+
+
+@pytest.mark.parametrize(("line", "kind", "column", "words"), MISTAKES)
+def test_mistake_is_a_located_lpir_error(line, kind, column, words):
+    source = f"{HEADER}\n{line}\n}}\n"
+    with pytest.raises(kind) as caught:
+        compile_source(source)
+    error = caught.value
+    assert isinstance(error, LpirError)
+    assert error.location is not None
+    assert (error.location.file, error.location.line, error.location.column) == (
+        "mistake.lp",
+        2,
+        column,
+    )
+    assert words in error.message
+    text = str(error)
+    assert text.startswith(f"mistake.lp:2:{column}: error: ")
+    source_line, caret_line = text.splitlines()[1:3]
+    assert source_line.strip() == line.splitlines()[0].strip()
+    assert caret_line.index("^") == column - 1 + 4  # under the column, after the indent
+
+
+@pytest.mark.parametrize("path", ERROR_TESTS, ids=lambda p: p.name)
+def test_every_error_test_fails_with_a_location_in_its_file(path: Path):
+    if path.name == "command_line.lp":
+        pytest.skip("its mistakes are on the command line")
+    with pytest.raises(LpirError) as caught:
+        compile_source(path.read_text(), str(path))
+    location = caught.value.location
+    assert location is not None, caught.value
+    assert location.file == str(path)
+    lines = path.read_text().splitlines()
+    assert 1 <= location.line <= len(lines)
+    assert 1 <= location.column <= len(lines[location.line - 1]) + 1
+    assert location.source_line == lines[location.line - 1]
+
+
+def test_hint_follows_the_caret():
+    source = f"{HEADER}\n    total = load(x[0:64])\n    store(y[0:64], totl)\n}}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        compile_source(source)
+    assert caught.value.hint == "did you mean 'total'?"
+    assert str(caught.value).splitlines()[-1] == "hint: did you mean 'total'?"
+
+
+def test_argument_errors_at_call_time_point_at_the_declaration():
+    kernel = lpir.compile(f"{HEADER}\n    store(y[0:64], load(x[0:64]))\n}}\n", target="interp")
+    x, h, y = (np.zeros(64, np.float32), np.zeros(64, np.float16), np.zeros(64, np.float32))
+    with pytest.raises(ArgumentError) as caught:
+        kernel(x, x, y)  # h must be f16
+    assert caught.value.location is not None
+    assert caught.value.location.line == 1
+    assert "h" in caught.value.message
+    with pytest.raises(ArgumentError) as caught:
+        kernel(np.zeros(65, np.float32), h, y)
+    assert caught.value.location is not None
+
+
+@pytest.fixture
+def bad_kernel(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.lp"
+    path.write_text(f"{HEADER}\n    store(y[0:64], totl)\n}}\n")
+    return path
+
+
+def test_cli_prints_the_diagnostic_and_exits_1(bad_kernel: Path, capsys):
+    assert main(["opt", str(bad_kernel)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{bad_kernel}:2:20: error: unknown name 'totl'")
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("command", [["opt"], ["run", "--target", "interp"], ["emit"]])
+def test_cli_commands_report_source_errors_the_same_way(bad_kernel: Path, capsys, command):
+    assert main([command[0], str(bad_kernel), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad_kernel}:2:20: error:" in err
+    assert "Traceback" not in err
+
+
+def test_cli_process_exits_1_without_a_traceback(bad_kernel: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "lpir", "opt", str(bad_kernel)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[0] == f"{bad_kernel}:2:20: error: unknown name 'totl'"
