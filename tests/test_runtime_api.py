@@ -21,8 +21,9 @@ kernel scale[N, BLOCK = 64](x: global f32[N], y: global f32[N], alpha: f32)
 """
 
 
-@pytest.fixture(params=["interp", "threads"])
+@pytest.fixture(params=["interp", "threads", "cpu"])
 def target(request):
+    """Every argument check must hold before any target runs, the compiled CPU code included."""
     return request.param
 
 
@@ -53,67 +54,67 @@ def _error(kernel, *arguments) -> ArgumentError:
     return caught.value
 
 
-def test_wrong_dtype_names_the_argument():
-    kernel = lpir.compile(SCALE, target="interp")
+def test_wrong_dtype_names_the_argument(target):
+    kernel = lpir.compile(SCALE, target=target)
     error = _error(kernel, np.ones(8, np.float64), np.zeros(8, np.float32), 1.0)
     assert "argument x must hold f32" in error.message
     assert error.location is not None and error.location.line == 2
 
 
-def test_inconsistent_shapes():
-    kernel = lpir.compile(SCALE, target="interp")
+def test_inconsistent_shapes(target):
+    kernel = lpir.compile(SCALE, target=target)
     error = _error(kernel, np.ones(8, np.float32), np.zeros(9, np.float32), 1.0)
     assert "N is 8" in error.message and "9" in error.message
 
 
-def test_wrong_rank():
-    kernel = lpir.compile(SCALE, target="interp")
+def test_wrong_rank(target):
+    kernel = lpir.compile(SCALE, target=target)
     error = _error(kernel, np.ones((2, 4), np.float32), np.zeros(8, np.float32), 1.0)
     assert "must have 1 dimensions" in error.message
 
 
-def test_non_contiguous_array():
-    kernel = lpir.compile(SCALE, target="interp")
+def test_non_contiguous_array(target):
+    kernel = lpir.compile(SCALE, target=target)
     x = np.ones(16, np.float32)[::2]
     error = _error(kernel, x, np.zeros(8, np.float32), 1.0)
     assert "not C-contiguous" in error.message
     assert "ascontiguousarray" in error.hint
 
 
-def test_read_only_output():
-    kernel = lpir.compile(SCALE, target="interp")
+def test_read_only_output(target):
+    kernel = lpir.compile(SCALE, target=target)
     y = np.zeros(8, np.float32)
     y.flags.writeable = False
     error = _error(kernel, np.ones(8, np.float32), y, 1.0)
     assert "read-only" in error.message
 
 
-def test_wrong_argument_count():
-    kernel = lpir.compile(SCALE, target="interp")
+def test_wrong_argument_count(target):
+    kernel = lpir.compile(SCALE, target=target)
     error = _error(kernel, np.ones(8, np.float32))
     assert "takes 3 arguments" in error.message
 
 
-def test_scalar_of_the_wrong_kind():
-    kernel = lpir.compile(SCALE, target="interp")
+def test_scalar_of_the_wrong_kind(target):
+    kernel = lpir.compile(SCALE, target=target)
     error = _error(kernel, np.ones(8, np.float32), np.zeros(8, np.float32), "two")
     assert "alpha must be a number" in error.message
 
 
-def test_unpacked_array_for_a_packed_dtype():
-    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", WT="u3", ZERO=4)
+def test_unpacked_array_for_a_packed_dtype(target):
+    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target=target, WT="u3", ZERO=4)
     n, k = 64, 256
     x, s, y = np.ones(k, np.float32), np.ones((n, 2), np.float32), np.zeros(n, np.float32)
     error = _error(kernel, x, np.zeros((n, k), np.uint8), s, y)
     assert "WT is u3 from the caller but u8 from argument w" in error.message
     assert "lpir.pack(values, 'u3')" in error.hint
-    deduced = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", ZERO=4, N=n, K=k, WT="u3")
+    deduced = lpir.compile(EXAMPLES / "gemv_wq.lp", target=target, ZERO=4, N=n, K=k, WT="u3")
     error = _error(deduced, x, np.zeros((n, k), np.uint8), s, y)
     assert "lpir.pack" in error.hint
 
 
-def test_packed_array_of_another_dtype():
-    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", WT="u3", ZERO=4)
+def test_packed_array_of_another_dtype(target):
+    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target=target, WT="u3", ZERO=4)
     n, k = 64, 256
     w = lpir.pack(np.zeros((n, k), np.uint8), "u4")
     error = _error(
@@ -122,8 +123,8 @@ def test_packed_array_of_another_dtype():
     assert "WT" in error.message or "u3" in error.message
 
 
-def test_dtype_parameter_deduced_from_a_packed_argument():
-    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="interp", ZERO=4)
+def test_dtype_parameter_deduced_from_a_packed_argument(target):
+    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target=target, ZERO=4)
     n, k = 64, 256
     w = lpir.pack(np.full((n, k), 5, np.uint8), "u3")
     x, s, y = np.ones(k, np.float32), np.ones((n, 2), np.float32), np.zeros(n, np.float32)
@@ -139,8 +140,8 @@ def test_unknown_parameter():
         )
 
 
-def test_explicit_parameter_must_agree_with_arguments():
-    kernel = lpir.compile(SCALE, target="interp", N=16)
+def test_explicit_parameter_must_agree_with_arguments(target):
+    kernel = lpir.compile(SCALE, target=target, N=16)
     error = _error(kernel, np.ones(8, np.float32), np.zeros(8, np.float32), 1.0)
     assert "N is 16" in error.message
 
