@@ -130,10 +130,23 @@ class LoadedKernel:
         )
 
     def launch(self, arguments: list, stream=None) -> None:
-        core = cuda_core()
-        core.launch(
-            stream if stream is not None else default_stream(), self.config, self.kernel, *arguments
-        )
+        cuda_core().launch(as_stream(stream), self.config, self.kernel, *arguments)
+
+
+def as_stream(stream):
+    """A `cuda.core` Stream for None (the default stream), a Stream, or a foreign stream
+    object (torch: `.cuda_stream`; anything with `__cuda_stream__`)."""
+    core = cuda_core()
+    if stream is None:
+        return default_stream()
+    if isinstance(stream, core.Stream):
+        return stream
+    handle = getattr(stream, "cuda_stream", None)
+    if handle is None and hasattr(stream, "__cuda_stream__"):
+        _, handle = stream.__cuda_stream__()
+    if handle is not None and hasattr(core.Stream, "from_handle"):
+        return core.Stream.from_handle(int(handle))
+    return stream
 
 
 def _allow_dynamic_shared(kernel, nbytes: int) -> None:

@@ -1,0 +1,231 @@
+"""Batch-1 weight-only quantized GEMV on an NVIDIA GPU: lpir beside cuBLAS, torch's int4 kernel
+and the copy-bandwidth floor, all measured in the same run.
+
+    python benchmarks/gpu_gemv.py              # N x K = 8192 x 8192 and 28672 x 8192, all weights
+    python benchmarks/gpu_gemv.py --quick      # 8192 x 8192; u4, u3, f4e2m1; fewer repeats
+
+y = dequant(W) @ x (examples/gemv_wq.lp): f32 activations, weights of any type with one f32
+scale per group of 128 weights of a row. Beside it, timed the same way:
+
+* cuBLAS: torch f16 `x @ W.T` (F.linear) on an f16 W (2 bytes per weight);
+* torch int4: `torch._weight_int4pack_mm` (bf16 activations, 4-bit weights, group 128, the
+  tinygemm kernel), packed by `torch._convert_weight_to_int4pack(uint8 [N, K/2], 8)`;
+* the floor: the bytes lpir must move (weights, scales, x, y) over the device-to-device copy
+  bandwidth measured here (bytes read + written by a 1 GiB `copy_`).
+
+Timing: CUDA events around each launch, a 256 MiB scrub written before each launch so that no
+run finds the weights in L2 (the scrub also keeps the GPU busy while Python enqueues the
+launch), warm-up first, medians of --repeat launches. GB/s counts the bytes each kernel must
+move. Every lpir result is checked against a float64 reference on the GPU (relative error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import lpir
+
+KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
+GROUP = 128
+ALL_WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "f4e2m1", "f6e3m2", "f8e4m3"]
+QUICK_WEIGHTS = ["u4", "u3", "f4e2m1"]
+ALL_SHAPES = [(8192, 8192), (28672, 8192)]
+SCRUB_BYTES = 256 * 2**20
+
+
+def torch_cuda():
+    try:
+        import torch
+    except ImportError:
+        sys.exit("gpu benchmarks need torch with CUDA (for events, peers and references)")
+    if not torch.cuda.is_available():
+        sys.exit("no CUDA GPU visible to torch")
+    return torch
+
+
+class Timer:
+    """Median GPU time of a launch, with L2 scrubbed before each one."""
+
+    def __init__(self, torch, repeat: int, warmup: int = 3):
+        self.torch = torch
+        self.repeat = repeat
+        self.warmup = warmup
+        self.scrub = torch.empty(SCRUB_BYTES // 4, dtype=torch.float32, device="cuda")
+
+    def __call__(self, launch) -> float:
+        torch = self.torch
+        for _ in range(self.warmup):
+            launch()
+        torch.cuda.synchronize()
+        events = []
+        for _ in range(self.repeat):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            self.scrub.zero_()
+            start.record()
+            launch()
+            end.record()
+            events.append((start, end))
+        torch.cuda.synchronize()
+        return statistics.median(s.elapsed_time(e) for s, e in events) / 1e3
+
+
+def copy_bandwidth(torch, repeat: int) -> float:
+    """Bytes per second of a 1 GiB device-to-device copy (read + write)."""
+    source = torch.empty(2**30 // 4, dtype=torch.float32, device="cuda").uniform_()
+    target = torch.empty_like(source)
+    timer = Timer(torch, repeat)
+    seconds = timer(lambda: target.copy_(source))
+    return 2 * 2**30 / seconds
+
+
+def zero_point(dt) -> int:
+    return 1 << (dt.nbits - 1) if dt.kind == "uint" else 0
+
+
+def random_codes(dt, shape, rng) -> np.ndarray:
+    codes = rng.integers(0, 1 << dt.nbits, size=shape, dtype=np.uint16).astype(dt.code_numpy_dtype)
+    if dt.is_float:
+        finite = np.isfinite(dt.decode(codes))
+        codes = np.where(finite, codes, 0).astype(codes.dtype)
+    return codes
+
+
+def decode_table(torch, dt):
+    """Every code's value (f32, on the GPU), zero point subtracted."""
+    codes = np.arange(1 << dt.nbits)
+    if dt.is_float:
+        values = dt.decode(codes.astype(np.uint8))
+    else:
+        values = dt.from_codes(codes.astype(dt.code_numpy_dtype)).astype(np.float32)
+    return torch.from_numpy(values.astype(np.float32) - zero_point(dt)).cuda()
+
+
+def compiled_kernel(name: str, params: dict):
+    """lpir's CUDA kernel for `params`, as the backend object (device arrays, streams)."""
+    from lpir.backends.cuda import compile_kernel
+
+    spec = lpir.compile(KERNEL if name == "gemv_wq" else name, target="cuda", **params)
+    specialization = spec.specialize(None)
+    return compile_kernel(specialization.module, specialization.params)
+
+
+def bench_lpir(torch, timer, dt, n: int, k: int, rng) -> dict:
+    from lpir.backends.cuda.arrays import DevicePacked
+
+    codes = random_codes(dt, (n, k), rng)
+    packed = lpir.pack_codes(codes, dt)
+    x = torch.randn(k, dtype=torch.float32, device="cuda")
+    scales = torch.rand(n, -(-k // GROUP), device="cuda") * 0.015 + 0.005
+    y = torch.zeros(n, dtype=torch.float32, device="cuda")
+    w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (n, k))
+    kernel = compiled_kernel("gemv_wq", {"WT": dt.name, "ZERO": zero_point(dt), "N": n, "K": k})
+    stream = torch.cuda.current_stream()
+    arguments = [x, w, scales, y]
+    seconds = timer(lambda: kernel.run(arguments, stream=stream))
+    table = decode_table(torch, dt)
+    dense = table[torch.from_numpy(codes).cuda().long()]
+    dense *= scales.repeat_interleave(GROUP, dim=1)[:, :k]
+    reference = dense.double() @ x.double()
+    y.zero_()
+    kernel.run(arguments, stream=stream)
+    torch.cuda.synchronize()
+    error = float((y.double() - reference).abs().max() / reference.abs().max())
+    nbytes = packed.nbytes + scales.numel() * 4 + x.numel() * 4 + y.numel() * 4
+    del dense, reference
+    return {"weights": dt.name, "seconds": seconds, "bytes": nbytes, "error": error}
+
+
+def bench_cublas_f16(torch, timer, n: int, k: int) -> dict:
+    weight = torch.randn(n, k, dtype=torch.float16, device="cuda")
+    x = torch.randn(1, k, dtype=torch.float16, device="cuda")
+    functional = torch.nn.functional
+    seconds = timer(lambda: functional.linear(x, weight))
+    return {"seconds": seconds, "bytes": weight.numel() * 2 + 2 * (k + n)}
+
+
+def bench_torch_int4(torch, timer, n: int, k: int) -> dict | None:
+    """torch's tinygemm int4 kernel, or None where this torch build has none for the GPU."""
+    try:
+        codes = torch.randint(0, 16, (n, k), dtype=torch.int32, device="cuda")
+        try:
+            as_bytes = (codes[:, ::2] << 4 | codes[:, 1::2]).to(torch.uint8)
+            packed = torch._convert_weight_to_int4pack(as_bytes, 8)
+        except RuntimeError:  # torch < 2.5 takes the int32 codes
+            packed = torch._convert_weight_to_int4pack(codes, 8)
+        scales = torch.rand(k // GROUP, n, device="cuda") * 0.01 + 0.005
+        scales_and_zeros = torch.stack([scales, torch.zeros_like(scales)], 2).to(torch.bfloat16)
+        x = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
+        seconds = timer(lambda: torch._weight_int4pack_mm(x, packed, GROUP, scales_and_zeros))
+    except (RuntimeError, AttributeError) as error:
+        print(f"  (torch int4 unavailable: {str(error).splitlines()[0]})")
+        return None
+    return {"seconds": seconds, "bytes": n * k // 2 + scales_and_zeros.numel() * 2 + 2 * (k + n)}
+
+
+def report(n, k, rows, cublas, int4, bandwidth) -> list[str]:
+    lines = [f"\nN = {n}, K = {k}, group {GROUP}"]
+    lines.append(
+        f"  cuBLAS f16 x @ W.T        {cublas['seconds'] * 1e6:9.1f} us "
+        f"{cublas['bytes'] / cublas['seconds'] / 1e9:7.0f} GB/s"
+    )
+    if int4:
+        lines.append(
+            f"  torch int4 (tinygemm)     {int4['seconds'] * 1e6:9.1f} us "
+            f"{int4['bytes'] / int4['seconds'] / 1e9:7.0f} GB/s"
+        )
+    header = f"  {'weights':>8} {'lpir us':>9} {'GB/s':>6} {'floor us':>9} {'/floor':>7}"
+    header += f" {'/cuBLAS':>8}" + (f" {'/int4':>7}" if int4 else "") + f" {'rel err':>8}"
+    lines.append(header)
+    for row in rows:
+        seconds = row["seconds"]
+        floor = row["bytes"] / bandwidth
+        line = f"  {row['weights']:>8} {seconds * 1e6:9.1f} {row['bytes'] / seconds / 1e9:6.0f}"
+        line += f" {floor * 1e6:9.1f} {seconds / floor:7.2f} {seconds / cublas['seconds']:8.2f}"
+        if int4:
+            line += f" {seconds / int4['seconds']:7.2f}"
+        lines.append(line + f" {row['error']:8.1e}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8192 x 8192, three weight types")
+    parser.add_argument("--repeat", type=int, default=None, help="timed launches (median)")
+    parser.add_argument("--weights", help="comma-separated weight types")
+    parser.add_argument("--json", help="also write the measurements to this file")
+    args = parser.parse_args()
+    torch = torch_cuda()
+    repeat = args.repeat or (20 if args.quick else 50)
+    shapes = ALL_SHAPES[:1] if args.quick else ALL_SHAPES
+    weights = (
+        args.weights.split(",") if args.weights else (QUICK_WEIGHTS if args.quick else ALL_WEIGHTS)
+    )
+    properties = torch.cuda.get_device_properties(0)
+    bandwidth = copy_bandwidth(torch, repeat)
+    print(f"{properties.name}, {properties.multi_processor_count} SMs; lpir {lpir.__name__}")
+    print(f"device-to-device copy: {bandwidth / 1e9:.0f} GB/s (read + write)")
+    timer = Timer(torch, repeat)
+    rng = np.random.default_rng(0)
+    results = {"device": properties.name, "copy_bandwidth": bandwidth, "shapes": []}
+    for n, k in shapes:
+        rows = [bench_lpir(torch, timer, lpir.dtype(name), n, k, rng) for name in weights]
+        cublas = bench_cublas_f16(torch, timer, n, k)
+        int4 = bench_torch_int4(torch, timer, n, k)
+        print("\n".join(report(n, k, rows, cublas, int4, bandwidth)), flush=True)
+        results["shapes"].append(
+            {"n": n, "k": k, "lpir": rows, "cublas_f16": cublas, "torch_int4": int4}
+        )
+        torch.cuda.empty_cache()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

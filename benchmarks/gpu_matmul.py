@@ -1,0 +1,139 @@
+"""Weight-only quantized matmul on an NVIDIA GPU: lpir's matmul_wq beside torch's f16 matmul.
+
+    python benchmarks/gpu_matmul.py             # M = 16, 64, 256; N = K = 8192; u4, u3, f4e2m1
+    python benchmarks/gpu_matmul.py --quick     # N = K = 4096, u4 only, fewer repeats
+
+C = A @ dequant(B) (examples/matmul_wq.lp): f16 A [M, K], low-bit B [K, N] with one f16 scale
+per group of 128 rows, f32 accumulation on tensor cores, f16 C. Beside it, in the same run:
+
+* torch f16 `A @ B16` (cuBLAS) on the dequantized f16 B (2 bytes per weight);
+* two floors: the bytes lpir must move (A, packed B, scales, C) over the measured copy
+  bandwidth, and 2*M*N*K flops over the f16 tensor-core rate measured by an 8192^3 torch matmul.
+
+Same timing as gpu_gemv.py (CUDA events, L2 scrubbed before each launch, medians). Each lpir
+result is checked against A @ dequant(B) computed on the GPU in float64 (relative error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu_gemv import (
+    Timer,
+    compiled_kernel,
+    copy_bandwidth,
+    decode_table,
+    random_codes,
+    torch_cuda,
+    zero_point,
+)
+
+import lpir
+
+KERNEL = Path(__file__).resolve().parent.parent / "examples" / "matmul_wq.lp"
+GROUP = 128
+ALL_M = [16, 64, 256]
+
+
+def tensor_core_rate(torch, timer) -> float:
+    """f16 flops per second of an 8192^3 torch matmul (the compute ceiling)."""
+    a = torch.randn(8192, 8192, dtype=torch.float16, device="cuda")
+    b = torch.randn(8192, 8192, dtype=torch.float16, device="cuda")
+    seconds = timer(lambda: a @ b)
+    return 2 * 8192**3 / seconds
+
+
+def bench(torch, timer, dt, m: int, n: int, k: int, rng) -> dict:
+    from lpir.backends.cuda.arrays import DevicePacked
+
+    codes = random_codes(dt, (k, n), rng)
+    packed = lpir.pack_codes(codes, dt)
+    a = (torch.randn(m, k, device="cuda") * 0.5).half()
+    scales = (torch.rand(-(-k // GROUP), n, device="cuda") * 0.04 + 0.01).half()
+    c = torch.zeros(m, n, dtype=torch.float16, device="cuda")
+    b = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
+    params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
+    kernel = compiled_kernel(str(KERNEL), params)
+    stream = torch.cuda.current_stream()
+    arguments = [a, b, scales, c]
+    seconds = timer(lambda: kernel.run(arguments, stream=stream))
+    dense = decode_table(torch, dt)[torch.from_numpy(codes).cuda().long()]
+    dense = (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
+    peer = timer(lambda: a @ dense)
+    reference = a.double() @ dense.double()
+    c.zero_()
+    kernel.run(arguments, stream=stream)
+    torch.cuda.synchronize()
+    error = float((c.double() - reference).abs().max() / reference.abs().max())
+    nbytes = packed.nbytes + (a.numel() + scales.numel() + c.numel()) * 2
+    return {
+        "weights": dt.name,
+        "m": m,
+        "seconds": seconds,
+        "torch_f16_seconds": peer,
+        "bytes": nbytes,
+        "flops": 2 * m * n * k,
+        "error": error,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = K = 4096, u4 only")
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--weights", help="comma-separated weight types")
+    parser.add_argument("--json", help="also write the measurements to this file")
+    args = parser.parse_args()
+    torch = torch_cuda()
+    repeat = args.repeat or (10 if args.quick else 30)
+    size = 4096 if args.quick else 8192
+    weights = (
+        args.weights.split(",")
+        if args.weights
+        else (["u4"] if args.quick else ["u4", "u3", "f4e2m1"])
+    )
+    timer = Timer(torch, repeat)
+    bandwidth = copy_bandwidth(torch, repeat)
+    rate = tensor_core_rate(torch, timer)
+    name = torch.cuda.get_device_properties(0).name
+    print(
+        f"{name}: copy {bandwidth / 1e9:.0f} GB/s (read + write), f16 matmul {rate / 1e12:.0f} "
+        f"TFLOP/s (8192^3)"
+    )
+    print(f"N = K = {size}, group {GROUP}")
+    print(
+        f"  {'weights':>8} {'M':>5} {'lpir us':>9} {'TFLOP/s':>8} {'torch us':>9} {'/torch':>7} "
+        f"{'floor us':>9} {'/floor':>7} {'rel err':>8}"
+    )
+    rng = np.random.default_rng(0)
+    rows = []
+    for weight in weights:
+        for m in ALL_M:
+            row = bench(torch, timer, lpir.dtype(weight), m, size, size, rng)
+            floor = max(row["bytes"] / bandwidth, row["flops"] / rate)
+            seconds = row["seconds"]
+            print(
+                f"  {weight:>8} {m:>5} {seconds * 1e6:9.1f} {row['flops'] / seconds / 1e12:8.1f} "
+                f"{row['torch_f16_seconds'] * 1e6:9.1f} {seconds / row['torch_f16_seconds']:7.2f} "
+                f"{floor * 1e6:9.1f} {seconds / floor:7.2f} {row['error']:8.1e}",
+                flush=True,
+            )
+            rows.append(row)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"device": name, "copy_bandwidth": bandwidth, "f16_rate": rate, "rows": rows},
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Check and time lpir's CUDA backend on a GPU machine in one or two calls of the device tool.
+#
+#   1. Here (needs PyPI), once:   bash benchmarks/gpu_session.sh fetch
+#      downloads the pure-Python wheels the GPU image lacks (lark, filecheck) into .whl/
+#      (ignored by git) — carry it with the call.
+#   2. On the GPU machine:        bash benchmarks/gpu_session.sh [tests|bench|quick|all]
+#      e.g. device run: command="bash benchmarks/gpu_session.sh tests", carry=[".whl"]
+#
+#   tests  the CUDA tests: GPU launches (every example, every cast, device arrays, both
+#          compilers, PTX), nvcc compiles, host emulation, FileCheck          (~3-5 min)
+#   bench  benchmarks/gpu_gemv.py and benchmarks/gpu_matmul.py, full tables   (~4-6 min)
+#   quick  the tests, then both benchmarks with --quick                       (~5-7 min)
+#   all    tests and full benchmarks (may exceed one 10-minute call: prefer two calls)
+#
+# Logs go to $OUT (the device tool's folder that comes back; ./gpu-session elsewhere):
+# environment.log, tests.log, gemv.log, gemv.json, matmul.log, matmul.json, summary.txt.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+MODE=${1:-quick}
+OUT=${OUT:-$REPO/gpu-session}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+
+if [ "$MODE" = fetch ]; then
+    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+    exec "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d .whl lark==1.3.1 filecheck==1.0.6
+fi
+
+summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
+: > "$OUT/summary.txt"
+
+# ---- environment ------------------------------------------------------------------------------
+{
+    date -u
+    nvidia-smi || echo "nvidia-smi failed"
+    command -v nvcc && nvcc --version
+    "$PY" --version
+    "$PY" -m pip list 2>/dev/null | grep -i -E '^(torch|cuda-|numpy|ml.dtypes|llvmlite|lark|filecheck|pytest) '
+} > "$OUT/environment.log" 2>&1
+
+# ---- install: wheels the image lacks, then lpir itself (no network on the GPU machine) ------------
+if ! "$PY" -c "import lark, filecheck" 2>/dev/null; then
+    if [ -d .whl ]; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+            && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    else
+        summary "lark/filecheck missing and no .whl/ carried: run 'bash benchmarks/gpu_session.sh fetch' here first"
+    fi
+fi
+if ! "$PY" -c "import lpir.backends.cuda" 2>/dev/null; then
+    if ! "$PY" -m pip install -q --no-deps --no-build-isolation -e . >> "$OUT/environment.log" 2>&1; then
+        # No writable site-packages: a package tree of links (lpir/, lpir/passes, lpir/backends).
+        rm -rf /tmp/lpir-shim && mkdir -p /tmp/lpir-shim/lpir
+        for entry in "$REPO"/lpir/*; do ln -s "$entry" /tmp/lpir-shim/lpir/; done
+        ln -s "$REPO/passes" /tmp/lpir-shim/lpir/passes
+        ln -s "$REPO/backends" /tmp/lpir-shim/lpir/backends
+        export PYTHONPATH=/tmp/lpir-shim${PYTHONPATH:+:$PYTHONPATH}
+        printf '#!/bin/sh\nexec %s -m lpir "$@"\n' "$PY" > /tmp/lpir-shim/lpir-cli
+        mkdir -p /tmp/lpir-shim/bin && mv /tmp/lpir-shim/lpir-cli /tmp/lpir-shim/bin/lpir
+        chmod +x /tmp/lpir-shim/bin/lpir && export PATH=/tmp/lpir-shim/bin:$PATH
+    fi
+fi
+"$PY" - >> "$OUT/environment.log" 2>&1 <<'EOF'
+import lpir
+from lpir.backends.cuda import compiler, device
+print("lpir from", lpir.__file__)
+print("gpu available:", device.gpu_available())
+if device.gpu_available():
+    print("arch:", device.device_arch())
+print("nvrtc usable:", compiler.nvrtc_usable(), compiler.cuda_include_directories())
+print("nvcc:", compiler.find_nvcc())
+EOF
+summary "$(grep -E 'gpu available|arch:|nvrtc usable' "$OUT/environment.log" | tr '\n' ' ')"
+
+# ---- tests ---------------------------------------------------------------------------------------
+run_tests() {
+    timeout 420 "$PY" -m pytest -q -p no:cacheprovider -rs \
+        tests/test_cuda_launch.py tests/test_cuda_compile.py tests/test_cuda_emit.py \
+        tests/test_cuda_emulation.py tests/filecheck/cuda 2>&1 | tee "$OUT/tests.log" | tail -n 25
+    summary "tests: $(tail -n 1 "$OUT/tests.log")"
+}
+
+# ---- benchmarks ----------------------------------------------------------------------------------
+run_benchmarks() {
+    local quick=${1:-}
+    timeout 330 "$PY" benchmarks/gpu_gemv.py $quick --json "$OUT/gemv.json" 2>&1 | tee "$OUT/gemv.log"
+    summary "gemv: exit ${PIPESTATUS[0]}"
+    timeout 200 "$PY" benchmarks/gpu_matmul.py $quick --json "$OUT/matmul.json" 2>&1 | tee "$OUT/matmul.log"
+    summary "matmul: exit ${PIPESTATUS[0]}"
+}
+
+case "$MODE" in
+    tests) run_tests ;;
+    bench) run_benchmarks ;;
+    quick) run_tests; run_benchmarks --quick ;;
+    all) run_tests; run_benchmarks ;;
+    *) echo "usage: $0 [fetch|tests|bench|quick|all]" >&2; exit 2 ;;
+esac
+echo
+cat "$OUT/summary.txt"
