@@ -261,7 +261,9 @@ class _ToAst(Transformer):
         return children[0]
 
     def int_literal(self, meta, children):
-        return ast.IntLiteral(_span(meta), int(str(children[0]), 0))
+        text = str(children[0])
+        # Decimal unless prefixed (0x, 0b): int("064", 0) would reject the leading zero.
+        return ast.IntLiteral(_span(meta), int(text) if text.isdigit() else int(text, 0))
 
     def float_literal(self, meta, children):
         return ast.FloatLiteral(_span(meta), float(str(children[0])))
