@@ -472,6 +472,10 @@ class ExpressionLowering:
                         f"use one of {', '.join(primitives)}",
                     )
                 args = [self.as_const_int(a, "a layout size") for a in call.args]
+                if call.name == "replicate" and len(args) != 1:
+                    raise self.error(
+                        f"replicate takes one factor, got {len(args)}", call, "e.g. replicate(2)"
+                    )
                 try:
                     piece = primitives[call.name](*args)
                     part = piece if part is None else part * piece
