@@ -18,6 +18,7 @@ from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 
 from lpir.dtypes import DType, dtype
 from lpir.ir.analysis import Facts
+from lpir.ir.core import Value
 from lpir.ir.ops import BinaryOp, ConstantOp, SelectOp, UnaryOp
 from lpir.ir.types import VectorType
 
@@ -164,9 +165,12 @@ def _operand_lanes(emitter: KernelEmitter, operands) -> tuple[list[CValue], bool
     return values, all_splat
 
 
-def emit_elementwise(emitter: KernelEmitter, op, expression: Callable[..., str]) -> None:
-    """Define op's result from `expression(*operand lane expressions)`, lane by lane."""
-    result = op.result
+def emit_elementwise(
+    emitter: KernelEmitter, op, expression: Callable[..., str], result: Value | None = None
+) -> None:
+    """Define op's result (or `result`) from `expression(*operand lane expressions)`, lane by
+    lane."""
+    result = result if result is not None else op.result
     values, all_splat = _operand_lanes(emitter, op.operands)
     if not isinstance(result.type, VectorType):
         emitter.scalar(result, expression(*(v.text for v in values)))

@@ -26,7 +26,8 @@ from lpir.backends.cuda.emit_arith import emit_elementwise, from_f32, to_f32
 from lpir.backends.cuda.emitter import KernelEmitter, emits
 
 from lpir.dtypes import DType, dtype
-from lpir.ir.ops import CastOp
+from lpir.ir.core import Value
+from lpir.ir.ops import BinaryOp, CastOp, ConstantOp, SplatOp, VectorConstantOp
 from lpir.ir.types import VectorType
 
 _VARIANT = {"finite": 0, "fn": 1, "ieee": 2}
@@ -59,28 +60,29 @@ def _float_literal(value: float) -> str:
     return f"{value!r}f" if value != int(value) else f"{float(value):.1f}f"
 
 
-def int_to_f32(a: str, dt: DType) -> str:
+def int_to_f32(a: str, dt: DType, zero: int = 0) -> str:
     if dt.nbits <= 16:
         unsigned, bias = _int_magic(a, dt)
-        return f"lpir_u23_to_f32({unsigned}, {_float_literal(bias)})"
+        return f"lpir_u23_to_f32({unsigned}, {_float_literal(bias + zero)})"
     return f"(float){a}"
 
 
 _INT_TO_HALF = {16: ("short", "ushort"), 32: ("int", "uint"), 64: ("ll", "ull")}
 
 
-def int_to_float(a: str, source: DType, target: DType) -> str:
+def int_to_float(a: str, source: DType, target: DType, zero: int = 0) -> str:
     name = target.name
     if name == "f32":
-        return int_to_f32(a, source)
+        return int_to_f32(a, source, zero)
     if name == "f64":
         return f"(double){a}"
     if name in ("f16", "bf16"):
         if name == "f16" and source.nbits <= 8:
             unsigned, bias = _int_magic(a, source)
+            bias += zero
             return f"__low2half(lpir_u10x2_to_f16x2({unsigned}, 0u, {_float_literal(bias)}))"
         if source.nbits <= 16 and name == "bf16":
-            return f"__float2bfloat16_rn({int_to_f32(a, source)})"
+            return f"__float2bfloat16_rn({int_to_f32(a, source, zero)})"
         signed, unsigned = _INT_TO_HALF[max(16, source.nbits)]
         prefix = signed if source.kind == "int" else unsigned
         suffix = "half_rn" if name == "f16" else "bfloat16_rn"
@@ -150,8 +152,12 @@ def int_to_int(a: str, source: DType, target: DType) -> str:
     return f"({c_types.c_type(target)}){a}"
 
 
-def cast_expression(a: str, source: DType, target: DType) -> str:
-    """The C expression of `cast<target>(a)` for a register value `a` of `source`."""
+def cast_expression(a: str, source: DType, target: DType, zero: int = 0) -> str:
+    """The C expression of `cast<target>(a)` for a register value `a` of `source` (minus the
+    integer `zero` where a `sub` was folded in: only for int -> f16/bf16/f32, see
+    `folded_sub`)."""
+    if zero:
+        return int_to_float(a, source, target, zero)
     if source == target:
         return a
     if target.is_bool:
@@ -173,13 +179,41 @@ def cast_expression(a: str, source: DType, target: DType) -> str:
     return int_to_int(a, source, target)
 
 
-def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType) -> bool:
+def splat_constant(value: Value) -> float | None:
+    """The constant every lane of `value` holds, if it is a splat of a constant."""
+    op = value.owner
+    if isinstance(op, SplatOp) and isinstance(op.operands[0].owner, ConstantOp):
+        return op.operands[0].owner.value  # type: ignore[return-value]
+    if isinstance(op, VectorConstantOp) and len(set(op.values)) == 1:
+        return op.values[0]
+    return None
+
+
+def folded_sub(emitter: KernelEmitter, cast: CastOp) -> tuple[BinaryOp | None, int]:
+    """A following `cast - c` of an integer constant c (a zero point) that the magic-number
+    conversion can subtract for free: exact when the integer and c are exact in the target."""
+    source = cast.operands[0].type.dtype  # type: ignore[attr-defined]
+    target = cast.result.type.dtype  # type: ignore[attr-defined]
+    exact_bits = {"f32": 16, "f16": 8, "bf16": 8}.get(target.name, 0)
+    if not (source.is_int and source.nbits <= exact_bits):
+        return None, 0
+    sub = emitter.only_user(cast.result)
+    if not isinstance(sub, BinaryOp) or sub.name != "sub" or sub.operands[0] is not cast.result:
+        return None, 0
+    constant = splat_constant(sub.operands[1])
+    if constant is None or float(constant) != int(constant) or abs(constant) > 256:
+        return None, 0
+    return sub, int(constant)
+
+
+def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, zero: int) -> bool:
     """Two lanes per 32-bit register for the dequantization casts; False if none applies."""
     value = emitter.value(op.operands[0])
     if value.kind != "array" or value.lanes < 2:
         return False
     if source.is_int and source.nbits <= 8 and target.name == "f16":
         unsigned_a, bias = _int_magic("{a}", source)
+        bias += zero
 
         def pair(a: str, b: str) -> str:
             low = unsigned_a.replace("{a}", a)
@@ -193,7 +227,7 @@ def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType) 
 
     else:
         return False
-    result = emitter.array(op.result)
+    result = emitter.array(final_result(emitter, op))
     w = emitter.w
     convert = {
         "f16": ("{h}.x", "{h}.y"),
@@ -215,14 +249,26 @@ def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType) 
     w.unrolled_loop(value.lanes // 2, body, variable="j")
     if value.lanes % 2:
         last = value.lanes - 1
-        w.line(f"{result.lane(last)} = {cast_expression(value.lane(last), source, target)};")
+        text = cast_expression(value.lane(last), source, target, zero)
+        w.line(f"{result.lane(last)} = {text};")
     return True
+
+
+def final_result(emitter: KernelEmitter, op: CastOp):
+    """The value a cast defines: its own result, or that of the `sub` folded into it."""
+    sub, _ = folded_sub(emitter, op)
+    if sub is None:
+        return op.result
+    emitter.emitted_early.add(id(sub))
+    return sub.result
 
 
 @emits(CastOp)
 def emit_cast(emitter: KernelEmitter, op: CastOp) -> None:
     source = op.operands[0].type.dtype  # type: ignore[attr-defined]
     target = op.result.type.dtype  # type: ignore[attr-defined]
-    if isinstance(op.result.type, VectorType) and _pairwise(emitter, op, source, target):
+    _, zero = folded_sub(emitter, op)
+    if isinstance(op.result.type, VectorType) and _pairwise(emitter, op, source, target, zero):
         return
-    emit_elementwise(emitter, op, lambda a: cast_expression(a, source, target))
+    result = final_result(emitter, op)
+    emit_elementwise(emitter, op, lambda a: cast_expression(a, source, target, zero), result=result)

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from lpir.backends.cuda.c_types import float_literal
 from lpir.backends.cuda.emit_bits import ByteWords, unpack_generic
-from lpir.backends.cuda.emit_cast import f16_decodable, small_args
+from lpir.backends.cuda.emit_cast import f16_decodable, folded_sub, small_args
 from lpir.backends.cuda.emitter import KernelEmitter, emits
 
 from lpir.dtypes import dtype
-from lpir.ir.core import Value
-from lpir.ir.ops import BinaryOp, CastOp, ConstantOp, SplatOp, UnpackBitsOp, VectorConstantOp
+from lpir.ir.ops import CastOp, UnpackBitsOp
 
 F16 = dtype("f16")
 _OUTPUT = {
@@ -33,16 +32,6 @@ _OUTPUT = {
     "f32": ("__low2float({v})", "__high2float({v})"),
     "bf16": ("__float2bfloat16_rn(__low2float({v}))", "__float2bfloat16_rn(__high2float({v}))"),
 }
-
-
-def splat_constant(value: Value) -> float | None:
-    """The constant every lane of `value` holds, if it is a splat of a constant."""
-    op = value.owner
-    if isinstance(op, SplatOp) and isinstance(op.operands[0].owner, ConstantOp):
-        return op.operands[0].owner.value  # type: ignore[return-value]
-    if isinstance(op, VectorConstantOp) and len(set(op.values)) == 1:
-        return op.values[0]
-    return None
 
 
 def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
@@ -58,17 +47,6 @@ def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
     if any(bit % 8 + source.nbits > 8 for bit in unpack.bit_offsets):
         return None
     return cast
-
-
-def _folded_sub(emitter: KernelEmitter, cast: CastOp) -> tuple[BinaryOp | None, int]:
-    """A following `cast - c` with an integer c small enough to stay exact in f16."""
-    sub = emitter.only_user(cast.result)
-    if not isinstance(sub, BinaryOp) or sub.name != "sub" or sub.operands[0] is not cast.result:
-        return None, 0
-    constant = splat_constant(sub.operands[1])
-    if constant is None or float(constant) != int(constant) or abs(constant) > 512:
-        return None, 0
-    return sub, int(constant)
 
 
 def _pairs(offsets: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -94,7 +72,7 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
         return False
     source_dt = unpack.result.type.dtype  # type: ignore[attr-defined]
     target_dt = cast.result.type.dtype  # type: ignore[attr-defined]
-    sub, bias = _folded_sub(emitter, cast) if source_dt.is_int else (None, 0)
+    sub, bias = folded_sub(emitter, cast)
     final = sub or cast
     source = emitter.materialize(unpack.operands[0])
     words = ByteWords(emitter, source)
