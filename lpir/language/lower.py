@@ -8,6 +8,7 @@ branch taken (so parameters can select code).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from lpir.dtypes import DType
@@ -97,6 +98,12 @@ class KernelLowering(ExpressionLowering):
         for node, size in zip(decl.dims, shape):
             if size <= 0:
                 raise self.error(f"dimension is {size}; it must be positive", node)
+        if math.prod(shape) > I32.max:
+            raise self.error(
+                f"{decl.name} has {math.prod(shape)} elements, more than i32 indices reach",
+                decl,
+                "lpir indexes tensors with i32: keep each tensor under 2^31 elements",
+            )
         value = Value(GlobalType(dt, shape), decl.name)
         self.scopes[0][decl.name] = Memory(value, decl.name)
         return value
