@@ -190,9 +190,44 @@ def emit_constant(emitter: KernelEmitter, op: ConstantOp) -> None:
     emitter.bind(op.result, CValue("scalar", c_types.literal(op.value, dt), dt))
 
 
+_PAIRED = {"f16": ("__half2", "__halves2half2", "__low2half", "__high2half")}
+_PAIRED["bf16"] = ("__nv_bfloat162", "__halves2bfloat162", "__low2bfloat16", "__high2bfloat16")
+
+
+def _emit_paired_half(emitter: KernelEmitter, op: BinaryOp, dt: DType) -> bool:
+    """f16/bf16 `+ - * max min` on vectors, two lanes per instruction (`hmul2`, ...)."""
+    result = op.result
+    values = [emitter.value(v) for v in op.operands]
+    if (
+        dt.name not in _PAIRED
+        or op.name not in _HALF_NATIVE
+        or not isinstance(result.type, VectorType)
+        or result.type.size % 2
+        or all(v.kind in ("splat", "scalar") for v in values)
+    ):
+        return False
+    pair_type, pack, low, high = _PAIRED[dt.name]
+    target = emitter.array(result)
+    w = emitter.w
+
+    def body(j: str) -> None:
+        first = f"2 * {j}" if j != "0" else "0"
+        second = f"2 * {j} + 1" if j != "0" else "1"
+        a, b = (f"{pack}({v.lane(first)}, {v.lane(second)})" for v in values)
+        name = emitter.fresh("pair")
+        w.line(f"const {pair_type} {name} = {_HALF_NATIVE[op.name]}2({a}, {b});")
+        w.line(f"{target.lane(first)} = {low}({name});")
+        w.line(f"{target.lane(second)} = {high}({name});")
+
+    w.unrolled_loop(result.type.size // 2, body, variable="j")
+    return True
+
+
 @emits(BinaryOp)
 def emit_binary(emitter: KernelEmitter, op: BinaryOp) -> None:
     dt = op.operands[0].type.dtype  # type: ignore[attr-defined]
+    if _emit_paired_half(emitter, op, dt):
+        return
     facts = tuple(emitter.analysis.facts(v) for v in (op.result, *op.operands))
     emit_elementwise(emitter, op, lambda a, b: binary_expression(op.name, a, b, dt, facts))
 

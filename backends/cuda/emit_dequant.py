@@ -2,15 +2,17 @@
 
 When a thread unpacks fields that each lie inside one byte (1, 2, 4 and 8-bit integers, fp4,
 fp8, ...) and the only use of the fields is a cast to f16, bf16 or f32, the emitter skips the
-per-lane extraction: for each pair of lanes whose fields sit at the same bit position p of their
-bytes, one `prmt` (`__byte_perm`) moves the two bytes into the two 16-bit halves of a register,
-then
+per-lane extraction: for each pair of lanes, one `prmt` (`__byte_perm`) moves the two bytes
+that hold their fields into the two 16-bit halves of a register, then
 
 * integers: one `lop3` masks the fields and ORs them into the mantissa of 1024.0 (0x6400) and
-  one `hfma2` scales by 2^-p and subtracts 1024 * 2^-p (plus the zero point of a following
-  `sub` of an integer constant, which is folded in: both roundings are exact);
-* small floats and fp8 whose exponent fits f16: shifts move sign and exponent-mantissa into
-  f16 position and one `hmul2` rescales the exponent bias.
+  one `hfma2` scales each half by 2^-p and subtracts 1024 * 2^-p (plus the zero point of a
+  following `sub` of an integer constant, which is folded in: both roundings are exact). Here
+  neighbouring lanes pair up (each half with its own p), so that the f16 results land in
+  registers already packed the way f16x2 arithmetic, 16-byte stores and mma operands want;
+* small floats and fp8 whose exponent fits f16: lanes whose fields sit at the same bit of
+  their bytes pair up, shifts move sign and exponent-mantissa into f16 position and one
+  `hmul2` rescales the exponent bias.
 
 f32 and bf16 results convert the exact f16 pair. Signed integers are biased by flipping their
 sign bits in each 32-bit word first (one `xor` per word).
@@ -49,8 +51,11 @@ def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
     return cast
 
 
-def _pairs(offsets: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Lanes paired by the bit position of their field within its byte (lane, partner)."""
+def _pairs(offsets: tuple[int, ...], adjacent: bool) -> list[tuple[int, int]]:
+    """Lanes paired two per register: neighbours (integers: each half has its own scale), or
+    lanes whose fields sit at the same bit of their bytes (small floats share one shift)."""
+    if adjacent:
+        return [(lane, min(lane + 1, len(offsets) - 1)) for lane in range(0, len(offsets), 2)]
     by_position: dict[int, list[int]] = {}
     for lane, bit in enumerate(offsets):
         by_position.setdefault(bit % 8, []).append(lane)
@@ -97,21 +102,21 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
         word(bit // 32)
     target = emitter.array(final.result)
     low, high = _OUTPUT[target_dt.name]
-    for lane_a, lane_b in _pairs(offsets):
+    for lane_a, lane_b in _pairs(offsets, adjacent=source_dt.is_int):
         byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
-        position = offsets[lane_a] % 8
+        position, position_b = offsets[lane_a] % 8, offsets[lane_b] % 8
         word_a, word_b = byte_a // 4, byte_b // 4
         second = byte_b % 4 + (4 if word_b != word_a else 0)
         selector = (byte_a % 4) | (second << 8)
         moved = f"__byte_perm({word(word_a)}, {word(word_b)}, {hex(selector)})"
         value = emitter.fresh("pair")
         if source_dt.is_int:
-            mask = ((1 << width) - 1) << position
-            scale = 2.0**-position
-            offset = -(1024.0 * scale) - bias
+            field = (1 << width) - 1
+            mask = (field << position) | (field << position_b) << 16
+            scales = (2.0**-position, 2.0**-position_b)
+            offsets_ = (-(1024.0 * scales[0]) - bias, -(1024.0 * scales[1]) - bias)
             expression = (
-                f"lpir_magic_f16x2({moved}, {hex(mask * 0x10001)}u, "
-                f"{_half2(scale, scale)}, {_half2(offset, offset)})"
+                f"lpir_magic_f16x2({moved}, {hex(mask)}u, {_half2(*scales)}, {_half2(*offsets_)})"
             )
         else:
             expression = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {position}>({moved})"

@@ -150,9 +150,24 @@ LPIR_HOST_INT_TO_16(ull, unsigned long long)
 LPIR_HOST_HALF_OPS(__half, __half2float, __float2half_rn)
 LPIR_HOST_HALF_OPS(__nv_bfloat16, __bfloat162float, __float2bfloat16_rn)
 
-inline __half2 __hmul2(__half2 a, __half2 b) { return __half2(__hmul(a.x, b.x), __hmul(a.y, b.y)); }
-inline __half2 __hsub2(__half2 a, __half2 b) { return __half2(__hsub(a.x, b.x), __hsub(a.y, b.y)); }
-inline __half2 __hadd2(__half2 a, __half2 b) { return __half2(__hadd(a.x, b.x), __hadd(a.y, b.y)); }
+struct __nv_bfloat162 {
+    __nv_bfloat16 x, y;
+    __nv_bfloat162() = default;
+    __nv_bfloat162(__nv_bfloat16 a, __nv_bfloat16 b) : x(a), y(b) {}
+};
+
+#define LPIR_HOST_PAIR_OPS(P, T)                                                                  \
+    inline P __hmul2(P a, P b) { return P(__hmul(a.x, b.x), __hmul(a.y, b.y)); }                  \
+    inline P __hsub2(P a, P b) { return P(__hsub(a.x, b.x), __hsub(a.y, b.y)); }                  \
+    inline P __hadd2(P a, P b) { return P(__hadd(a.x, b.x), __hadd(a.y, b.y)); }                  \
+    inline P __hmax2(P a, P b) { return P(__hmax(a.x, b.x), __hmax(a.y, b.y)); }                  \
+    inline P __hmin2(P a, P b) { return P(__hmin(a.x, b.x), __hmin(a.y, b.y)); }
+LPIR_HOST_PAIR_OPS(__half2, __half)
+LPIR_HOST_PAIR_OPS(__nv_bfloat162, __nv_bfloat16)
+inline __half2 __halves2half2(__half a, __half b) { return __half2(a, b); }
+inline __nv_bfloat162 __halves2bfloat162(__nv_bfloat16 a, __nv_bfloat16 b) { return __nv_bfloat162(a, b); }
+inline __nv_bfloat16 __low2bfloat16(__nv_bfloat162 a) { return a.x; }
+inline __nv_bfloat16 __high2bfloat16(__nv_bfloat162 a) { return a.y; }
 inline __half2 __hfma2(__half2 a, __half2 b, __half2 c) {
     return __half2(__double2half((double)__half2float(a.x) * __half2float(b.x) + __half2float(c.x)),
                    __double2half((double)__half2float(a.y) * __half2float(b.y) + __half2float(c.y)));
