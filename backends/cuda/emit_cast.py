@@ -225,6 +225,8 @@ def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, 
         def pair(a: str, b: str) -> str:
             return f"lpir_small_to_f16x2<{small_args(source)}>({a}, {b})"
 
+    elif source.name == "f32" and target.name in ("f16", "bf16"):
+        return _pairwise_narrowing(emitter, op, value, target)
     else:
         return False
     result = emitter.array(final_result(emitter, op))
@@ -251,6 +253,30 @@ def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, 
         last = value.lanes - 1
         text = cast_expression(value.lane(last), source, target, zero)
         w.line(f"{result.lane(last)} = {text};")
+    return True
+
+
+def _pairwise_narrowing(emitter: KernelEmitter, op: CastOp, value, target: DType) -> bool:
+    """f32 -> f16/bf16 two lanes per `cvt.rn.f16x2.f32` (the same rounding as one at a time)."""
+    pair_type, convert, low, high = {
+        "f16": ("__half2", "__floats2half2_rn", "__low2half", "__high2half"),
+        "bf16": ("__nv_bfloat162", "__floats2bfloat162_rn", "__low2bfloat16", "__high2bfloat16"),
+    }[target.name]
+    result = emitter.array(op.result)
+    w = emitter.w
+
+    def body(j: str) -> None:
+        first = f"2 * {j}" if j != "0" else "0"
+        second = f"2 * {j} + 1" if j != "0" else "1"
+        name = emitter.fresh("pair")
+        w.line(f"const {pair_type} {name} = {convert}({value.lane(first)}, {value.lane(second)});")
+        w.line(f"{result.lane(first)} = {low}({name});")
+        w.line(f"{result.lane(second)} = {high}({name});")
+
+    w.unrolled_loop(value.lanes // 2, body, variable="j")
+    if value.lanes % 2:
+        last = value.lanes - 1
+        w.line(f"{result.lane(last)} = {cast_expression(value.lane(last), _F32, target)};")
     return True
 
 

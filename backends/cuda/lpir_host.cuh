@@ -166,6 +166,10 @@ LPIR_HOST_PAIR_OPS(__half2, __half)
 LPIR_HOST_PAIR_OPS(__nv_bfloat162, __nv_bfloat16)
 inline __half2 __halves2half2(__half a, __half b) { return __half2(a, b); }
 inline __nv_bfloat162 __halves2bfloat162(__nv_bfloat16 a, __nv_bfloat16 b) { return __nv_bfloat162(a, b); }
+inline __half2 __floats2half2_rn(float a, float b) { return __half2(__float2half_rn(a), __float2half_rn(b)); }
+inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) {
+    return __nv_bfloat162(__float2bfloat16_rn(a), __float2bfloat16_rn(b));
+}
 inline __nv_bfloat16 __low2bfloat16(__nv_bfloat162 a) { return a.x; }
 inline __nv_bfloat16 __high2bfloat16(__nv_bfloat162 a) { return a.y; }
 inline __half2 __hfma2(__half2 a, __half2 b, __half2 c) {
