@@ -128,17 +128,20 @@ def test_lane_classes_see_uniform_groups():
     assert all(len(g) == 1 for g in groups)
 
 
-def test_cache_rebuilds_corrupt_entries(tmp_path):
-    cache = CodeCache(tmp_path)
+def test_cache_rebuilds_corrupt_entries(tmp_path, monkeypatch):
+    from lpir.runtime import cache as disk
+
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
     key = cache_key("source", "sm_90")
-    assert cache.get(key) is None
-    cache.put(key, b"cubin bytes")
-    assert CodeCache(tmp_path).get(key) == b"cubin bytes"
-    path = tmp_path / f"{key}.bin"
+    assert CodeCache().get(key) is None
+    CodeCache().put(key, b"cubin bytes")
+    assert CodeCache().get(key) == b"cubin bytes"
+    path = disk.entry_path("cuda", key)
+    assert path.is_relative_to(tmp_path)
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert CodeCache(tmp_path).get(key) is None
+    assert CodeCache().get(key) is None
     assert not path.exists()
 
 
