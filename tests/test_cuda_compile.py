@@ -1,4 +1,5 @@
-"""The generated CUDA C of every example compiles with nvcc for sm_80 and sm_90 (no GPU needed).
+"""The generated CUDA C of every example compiles with nvcc for sm_80 and sm_90 (no GPU needed),
+and with NVRTC where cuda-core is installed.
 
 Each example is one translation unit holding its kernel at every parameter set of
 `lpir.backends.cuda.examples.COMPILE_CASES` (every GEMV weight type, softmax in f16 and bf16,
@@ -18,7 +19,7 @@ import pytest
 from lpir.backends.cuda.compiler import CudaCompileError, compile_with_nvcc, find_nvcc
 from lpir.backends.cuda.examples import COMPILE_CASES, example_translation_unit
 
-pytestmark = pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+NO_NVCC = pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
 
 ARCHS = ("sm_80", "sm_90")
 EXAMPLES = tuple(COMPILE_CASES)
@@ -48,6 +49,7 @@ def results() -> dict[tuple[str, str], tuple[bool, str]]:
     return {(name, arch): (ok, log) for name, arch, ok, log in done}
 
 
+@NO_NVCC
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_example_compiles_without_warnings(results, example, arch):
@@ -56,6 +58,7 @@ def test_example_compiles_without_warnings(results, example, arch):
     assert "warning" not in log.lower(), log
 
 
+@NO_NVCC
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_thread_arrays_stay_in_registers(results, example, arch):
@@ -75,6 +78,7 @@ def _ptx(name: str, params: dict) -> str:
     return compile_with_nvcc(source, "compute_90", "ptx").decode()
 
 
+@NO_NVCC
 def test_ptx_of_the_gemv_has_wide_loads_and_the_magic_number_dequantization():
     ptx = _ptx("gemv_wq", {"N": 4096, "K": 4096, "WT": "u4", "ZERO": 8})
     assert "ld.global.nc.v4.u32" in ptx
@@ -82,8 +86,18 @@ def test_ptx_of_the_gemv_has_wide_loads_and_the_magic_number_dequantization():
     assert ".local" not in ptx
 
 
+@NO_NVCC
 def test_ptx_of_the_matmul_uses_tensor_cores():
     ptx = _ptx("matmul_wq", {})
     assert "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" in ptx
     assert "ld.global.nc.v4.u32" in ptx
     assert "bar.sync" in ptx
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_nvrtc_compiles_the_same_sources(example):
+    from lpir.backends.cuda.compiler import compile_with_nvrtc, nvrtc_usable
+
+    if not nvrtc_usable():
+        pytest.skip("cuda-core (NVRTC) or the CUDA headers are not installed")
+    assert compile_with_nvrtc(example_translation_unit(example), "sm_90", "cubin")
