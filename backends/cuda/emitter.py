@@ -92,7 +92,16 @@ def emits(*classes: type) -> Callable[[Emitter], Emitter]:
 
 
 _IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
-_RESERVED = {"int", "float", "double", "char", "short", "long", "bool", "auto", "const", "if"}
+# C++ keywords, and the names the emitted code and the helper header call without a prefix.
+_RESERVED_WORDS = """alignas alignof and asm auto bool break case catch char class const constexpr continue
+    decltype default delete do double else enum explicit extern false float for friend goto if
+    inline int long mutable namespace new noexcept not nullptr operator or private protected
+    public register return short signed sizeof static struct switch template this throw true try
+    typedef typename union unsigned using virtual void volatile while xor
+    threadIdx blockIdx blockDim gridDim warpSize min max memcpy memset uint2 uint4 float2
+    expf exp2f logf log2f sqrtf floorf ceilf rintf sinf cosf tanhf fabsf fabs fmodf fmod fminf
+    fmaxf fmin fmax exp exp2 log log2 sqrt floor ceil rint sin cos tanh"""
+_RESERVED = frozenset(_RESERVED_WORDS.split())
 
 
 class KernelEmitter:
@@ -123,7 +132,7 @@ class KernelEmitter:
         text = _IDENTIFIER.sub("_", text)
         if text[0].isdigit():
             text = "v" + text
-        if text in _RESERVED or text.startswith("lpir"):
+        if text in _RESERVED or text.startswith(("lpir", "_")):
             text = "v_" + text
         name, suffix = text, 1
         while name in self.used_names:
