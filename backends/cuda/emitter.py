@@ -93,7 +93,8 @@ def emits(*classes: type) -> Callable[[Emitter], Emitter]:
 
 _IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 # C++ keywords, and the names the emitted code and the helper header call without a prefix.
-_RESERVED_WORDS = """alignas alignof and asm auto bool break case catch char class const constexpr continue
+_RESERVED_WORDS = """
+    alignas alignof and asm auto bool break case catch char class const constexpr continue
     decltype default delete do double else enum explicit extern false float for friend goto if
     inline int long mutable namespace new noexcept not nullptr operator or private protected
     public register return short signed sizeof static struct switch template this throw true try
