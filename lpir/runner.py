@@ -43,7 +43,7 @@ def random_argument(type_, rng: np.random.Generator):
     if not isinstance(type_, GlobalType):
         if dt.is_bool:
             return True
-        return 1.5 if dt.is_float else 3
+        return 1.5 if dt.is_float else min(3, int(dt.max))
     size = int(np.prod(type_.shape))
     if dt.is_float and dt.nbits >= 16:
         return rng.standard_normal(type_.shape).astype(np.dtype(dt.numpy_dtype))
