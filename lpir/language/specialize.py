@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lpir.dtypes import DType, dtype
-from lpir.errors import ArgumentError, DTypeError, TypeCheckError
+from lpir.errors import ArgumentError, DTypeError, TypeCheckError, location_in
 from lpir.ir.core import Builder, Module
 from lpir.language import ast
 from lpir.language.expressions import ExpressionLowering
@@ -214,7 +214,11 @@ def specialize(
 ) -> tuple[dict[str, int | DType], Module]:
     """Choose parameters and lower the kernel to tile IR."""
     if not program.kernels:
-        raise TypeCheckError("the source defines no kernel", hint="write kernel name(...) {...}")
+        raise TypeCheckError(
+            "the source defines no kernel",
+            location_in(program.source, program.file, 1, 1),
+            "write kernel name(...) {...}",
+        )
     try:
         kernel_def = program.kernel(kernel_name)
     except KeyError:
