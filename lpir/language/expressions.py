@@ -79,6 +79,10 @@ def fold_binary(op: str, a, b):
     if op in ("and", "or", "xor", "shl", "shr"):
         if not both_int:
             raise TypeCheckError(f"'{op}' needs integer constants, got {a!r} and {b!r}")
+        if op in ("shl", "shr") and not 0 <= b < 64:
+            raise TypeCheckError(
+                f"cannot shift a constant by {b}", hint="shift constants by 0 to 63 bits"
+            )
         table.update(
             {
                 "and": lambda: a & b,
