@@ -30,6 +30,7 @@ from lpir.ir.ops import (
     SplatOp,
     UnaryOp,
 )
+from lpir.ir.ops.arith import SYMBOLS
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
 from lpir.language import ast
 from lpir.language.values import (
@@ -78,7 +79,8 @@ def fold_binary(op: str, a, b):
     }
     if op in ("and", "or", "xor", "shl", "shr"):
         if not both_int:
-            raise TypeCheckError(f"'{op}' needs integer constants, got {a!r} and {b!r}")
+            symbol = SYMBOLS.get(op, op)
+            raise TypeCheckError(f"'{symbol}' needs integer constants, got {a!r} and {b!r}")
         if op in ("shl", "shr") and not 0 <= b < 64:
             raise TypeCheckError(
                 f"cannot shift a constant by {b}", hint="shift constants by 0 to 63 bits"
