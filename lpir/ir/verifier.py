@@ -50,7 +50,7 @@ class _KernelVerifier:
         for index, op in enumerate(region.ops):
             is_last = index == len(region.ops) - 1
             if isinstance(op, YieldOp) and not (terminated and is_last):
-                raise op.error("'yield' must be the last op of a for or if region")
+                raise op.error("must be the last op of a for or if region")
             self.op(op)
         if terminated and not isinstance(region.terminator, YieldOp):
             raise VerifyError("region does not end in 'yield'", self.kernel.location)
