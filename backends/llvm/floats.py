@@ -114,8 +114,12 @@ class FloatCodec:
 
     def subnormal_code(self, value):
         b = self.b
-        absolute = b.call(self.intrinsics.get("llvm.fabs", value.type), [value])
-        scaled = b.fmul(absolute, constant(value, F32, 2.0 ** (self.bias + self.M - 1)))
+        scaled = b.call(self.intrinsics.get("llvm.fabs", value.type), [value])
+        exponent = self.bias + self.M - 1
+        while exponent > 0:  # powers of two past f32's range (bf16) take two exact steps
+            step = min(exponent, 100)
+            scaled = b.fmul(scaled, constant(value, F32, 2.0**step))
+            exponent -= step
         rounded = b.call(self.intrinsics.get("llvm.roundeven", value.type), [scaled])
         return b.fptoui(rounded, like(value, I32))
 

@@ -75,6 +75,13 @@ class Intrinsics:
         """A scalar float libm function such as tanhf."""
         return self.declare(name, ir.FunctionType(ir.FloatType(), [ir.FloatType()]))
 
+    def memset(self) -> ir.Function:
+        """llvm.memset.p0.i64(ptr, i8 value, i64 bytes, i1 volatile)."""
+        function_type = ir.FunctionType(
+            ir.VoidType(), [ir.PointerType(), ir.IntType(8), ir.IntType(64), ir.IntType(1)]
+        )
+        return self.declare("llvm.memset.p0.i64", function_type)
+
     def masked_load(self, vector: ir.VectorType) -> ir.Function:
         mask = ir.VectorType(ir.IntType(1), vector.count)
         function_type = ir.FunctionType(vector, [ir.PointerType(), ir.IntType(32), mask, vector])

@@ -13,6 +13,7 @@ an array (tensors: their data; scalars: a pointer to the value) and runs blocks
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from llvmlite import ir
 from lpir.backends.llvm.arith import Arithmetic
@@ -20,7 +21,7 @@ from lpir.backends.llvm.casts import Caster
 from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.memory import Memory
 from lpir.backends.llvm.plan import Plan
-from lpir.backends.llvm.types import I8, I32, I64, PTR, lane_type, value_type
+from lpir.backends.llvm.types import I8, I32, I64, PTR, lane_type, storage_bytes, value_type
 from lpir.backends.llvm.vectors import Vectors
 
 from lpir.errors import CompileError
@@ -29,7 +30,46 @@ from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
 
 BLOCK_FUNCTION = "lpir_block"
+MASKED_OFF_BYTES = 64
 RUN_FUNCTION = "lpir_run"
+
+
+@dataclass
+class FrameSlot:
+    """One stack slot of the block function: a shared buffer or a per-thread context array."""
+
+    name: str
+    type: ir.Type
+    shared: Operation | None = None
+    value: Value | None = None
+
+
+def frame_slots(kernel: Kernel, plan: Plan) -> list[FrameSlot]:
+    slots = []
+    for op in kernel.walk():
+        if op.name == "alloc_shared":
+            shared: SharedType = op.result.type  # type: ignore[assignment]
+            size = max(64, math.ceil(shared.nbytes / 64) * 64)
+            name = op.result.name_hint or "shared"
+            slots.append(FrameSlot(name, ir.ArrayType(I8, size), shared=op))
+    for value in _all_values(kernel):
+        if id(value) in plan.contextual:
+            array = ir.ArrayType(value_type(value.type), kernel.threads)
+            slots.append(FrameSlot(f"ctx.{value.name_hint or ''}", array, value=value))
+    return slots
+
+
+def frame_bytes(kernel: Kernel, plan: Plan | None = None) -> int:
+    """Stack bytes one block's slots take (an upper bound, with the masked-off store slot)."""
+    slots = frame_slots(kernel, plan or Plan(kernel))
+    return MASKED_OFF_BYTES + sum(storage_bytes(slot.type) + 64 for slot in slots)
+
+
+def _all_values(kernel: Kernel):
+    for op in kernel.walk():
+        for region in op.regions:
+            yield from region.args
+        yield from op.results
 
 
 class KernelEmitter:
@@ -83,22 +123,17 @@ class KernelEmitter:
         self.caster = Caster(self.b, self.intrinsics)
         self.arith = Arithmetic(self.b, self.intrinsics, self.caster)
         self.vectors = Vectors(self.b)
-        dummy = self.alloca(ir.ArrayType(I8, 64), "masked_off")
+        dummy = self.alloca(ir.ArrayType(I8, MASKED_OFF_BYTES), "masked_off")
         self.memory = Memory(self.b, self.intrinsics, self.vectors, dummy)
 
     def allocate_context(self) -> None:
-        """Per-thread arrays for values crossing segments; shared memory; all in the entry."""
-        threads = self.kernel.threads
-        for op in self.kernel.walk():
-            if op.name == "alloc_shared":
-                shared: SharedType = op.result.type  # type: ignore[assignment]
-                size = max(64, math.ceil(shared.nbytes / 64) * 64)
-                storage = self.alloca(ir.ArrayType(I8, size), op.result.name_hint or "shared")
-                self.values[id(op.result)] = storage
-        for value in self.all_values():
-            if id(value) in self.plan.contextual:
-                array = ir.ArrayType(value_type(value.type), threads)
-                self.context[id(value)] = self.alloca(array, f"ctx.{value.name_hint or ''}")
+        """Stack slots for shared memory and for values crossing segments, in the entry block."""
+        for slot in frame_slots(self.kernel, self.plan):
+            storage = self.alloca(slot.type, slot.name)
+            if slot.shared is not None:
+                self.values[id(slot.shared.result)] = storage
+            else:
+                self.context[id(slot.value)] = storage
 
     def alloca(self, storage: ir.Type, name: str) -> ir.Value:
         """A 64-byte aligned stack slot in the entry block, as an opaque pointer."""
@@ -106,12 +141,6 @@ class KernelEmitter:
         slot.align = 64
         slot.type = PTR  # llvmlite types allocas as typed pointers; LLVM 15+ has only `ptr`
         return slot
-
-    def all_values(self):
-        for op in self.kernel.walk():
-            for region in op.regions:
-                yield from region.args
-            yield from op.results
 
     def run_function(self, block: ir.Function) -> None:
         run_type = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])

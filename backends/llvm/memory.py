@@ -11,6 +11,7 @@ blocks may share a byte of packed data).
 from __future__ import annotations
 
 from llvmlite import ir
+from lpir.backends.llvm.packed import PackedMemory
 from lpir.backends.llvm.types import I1, I8, I32, I64, memory_type
 from lpir.backends.llvm.vectors import Vectors
 
@@ -23,6 +24,7 @@ class Memory:
         self.intrinsics = intrinsics
         self.vectors = vectors
         self.dummy = dummy  # a private slot that masked-off scalar stores write into
+        self.packed = PackedMemory(self)
 
     def address(self, pointer: ir.Value, index: ir.Value, dt: DType) -> ir.Value:
         wide = self.b.sext(index, I64) if index.type != I64 else index
@@ -45,7 +47,11 @@ class Memory:
         return value
 
     # ---- loads ----------------------------------------------------------------------------
-    def load(self, pointer, base, offsets, dt: DType, mask=None, width: int = 1) -> ir.Value:
+    def load(
+        self, pointer, base, offsets, dt: DType, mask=None, width: int = 1, nbytes: int = 0
+    ) -> ir.Value:
+        if dt.nbits % 8:
+            return self.packed.load(pointer, base, offsets, dt, mask, nbytes)
         element = memory_type(dt)
         align = max(1, dt.nbits // 8)
         if width > 1:
@@ -77,7 +83,12 @@ class Memory:
         return self.to_register(result, dt)
 
     # ---- stores ---------------------------------------------------------------------------
-    def store(self, pointer, base, offsets, value, dt: DType, mask=None, width: int = 1) -> None:
+    def store(
+        self, pointer, base, offsets, value, dt: DType, mask=None, width: int = 1, nbytes: int = 0
+    ) -> None:
+        if dt.nbits % 8:
+            self.packed.store(pointer, base, offsets, value, dt, mask, nbytes)
+            return
         value = self.to_memory(value, dt)
         align = max(1, dt.nbits // 8)
         if width > 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llvmlite import ir
-from lpir.backends.llvm.types import I8, I32, lane_type, value_type
+from lpir.backends.llvm.types import I1, I8, I32, lane_type, value_type
 
 from lpir.errors import CompileError
 from lpir.ir.core import Operation
@@ -206,7 +206,8 @@ def _load(e, op):
     mask = e.get(op.operands[2]) if len(op.operands) > 2 else None
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
-    return [e.memory.load(pointer, base, offsets, _access(op), mask, width)]
+    nbytes = op.operands[0].type.nbytes
+    return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
 
 
 @emitter("st")
@@ -215,7 +216,8 @@ def _store(e, op):
     mask = e.get(op.operands[3]) if len(op.operands) > 3 else None
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
-    e.memory.store(pointer, base, offsets, value, _access(op), mask, width)
+    nbytes = op.operands[0].type.nbytes
+    e.memory.store(pointer, base, offsets, value, _access(op), mask, width, nbytes)
     return []
 
 
@@ -229,7 +231,13 @@ def _store_bits(e, op):
 
 @emitter("alloc_shared")
 def _alloc_shared(e, op):
-    return [e.get(op.result)]  # allocated in the entry block by the kernel emitter
+    """The slot was allocated in the entry block; shared memory starts zeroed (as in the
+    interpreters), each time a block-level `alloc_shared` runs."""
+    storage = e.get(op.result)
+    size = ir.Constant(ir.IntType(64), storage.allocated_type.count)
+    builder = e.b if e.tid is None else e.entry  # inside a thread loop: once per block
+    builder.call(e.intrinsics.memset(), [storage, ir.Constant(I8, 0), size, ir.Constant(I1, 0)])
+    return [storage]
 
 
 @emitter("barrier")

@@ -77,6 +77,23 @@ def constant(value: ir.Value, element: ir.Type, number) -> ir.Constant:
     return ir.Constant(element, number)
 
 
+def storage_bytes(type_: ir.Type) -> int:
+    """An upper bound of the bytes a stack slot of `type_` takes (alignment padding included)."""
+    if isinstance(type_, ir.ArrayType):
+        return type_.count * storage_bytes(type_.element)
+    if isinstance(type_, ir.VectorType):
+        return _power_of_two(type_.count * storage_bytes(type_.element))
+    if isinstance(type_, ir.IntType):
+        return _power_of_two(max(1, (type_.width + 7) // 8))
+    if isinstance(type_, ir.DoubleType):
+        return 8
+    return 4
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
 def element(type_: ir.Type) -> ir.Type:
     """The element type of a vector type, or the type itself."""
     return type_.element if isinstance(type_, ir.VectorType) else type_

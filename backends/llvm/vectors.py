@@ -96,9 +96,15 @@ class Vectors:
         if shift is not None:
             amount = b.add(amount, self.splat(shift, lanes))
         field = b.and_(b.lshr(word, amount), constant(word, I32, (1 << dt.nbits) - 1))
+        return self.register_of_codes(field, dt)
+
+    def register_of_codes(self, codes: ir.Value, dt: DType) -> ir.Value:
+        """Register values (i8 lanes; i1 for bool) of n-bit codes held in i32 lanes."""
+        b = self.b
+        lanes = codes.type.count
         if dt.is_bool:
-            return b.trunc(field, ir.VectorType(ir.IntType(1), lanes))
-        byte = b.trunc(field, ir.VectorType(I8, lanes))
+            return b.trunc(codes, ir.VectorType(ir.IntType(1), lanes))
+        byte = b.trunc(codes, ir.VectorType(I8, lanes))
         if dt.kind == "int" and dt.nbits < 8:
             spare = constant(byte, I8, 8 - dt.nbits)
             byte = b.ashr(b.shl(byte, spare), spare)

@@ -1,11 +1,18 @@
-"""The on-disk cache of compiled code (`~/.cache/lpir`, or `$LPIR_CACHE_DIR`).
+"""The cache of compiled code: in memory, over files on disk (`~/.cache/lpir`, `$LPIR_CACHE_DIR`).
 
-Entries are files named by a hex key (a hash of everything the code depends on), written
-atomically (a temporary file renamed into place) with a header holding a magic string, the
-payload length and its SHA-256. An entry whose header or checksum does not match — truncated,
-corrupt, written by another version — is deleted and reported as a miss, so it gets rebuilt;
-it is never trusted. A cache directory that cannot be written is silently skipped (the code is
-compiled every time instead).
+`get(kind, key)` looks in the process's memory first, then on disk; `put(kind, key, payload)`
+writes both. `kind` names a backend ("llvm", "cuda"); `key` is a hex digest of everything the
+code depends on (see `digest`).
+
+Disk entries are files named by their key, written atomically (a temporary file in the same
+folder renamed into place, so a reader never sees half a file) with a header holding a magic
+string, the payload length and its SHA-256. An entry whose header or checksum does not match —
+truncated, corrupt, written by another format version — is deleted and counted as a miss, so it
+gets rebuilt; it is never trusted. A cache folder that cannot be written is skipped silently
+(the code is compiled every time instead).
+
+`stats` counts what happened, so tests can assert that a second compile in one process hits
+memory and a new process hits the disk.
 """
 
 from __future__ import annotations
@@ -15,22 +22,49 @@ import hashlib
 import os
 import struct
 import tempfile
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 MAGIC = b"LPIRCACHE1"
 _HEADER = struct.Struct("<10sQ32s")
+MEMORY_ENTRIES = 512  # payloads kept in memory (least recently used dropped first)
 
 
 @dataclass
 class CacheStats:
-    hits: int = 0
+    """Counters since the process started (or since `reset`)."""
+
+    memory_hits: int = 0
+    disk_hits: int = 0
     misses: int = 0
     corrupt: int = 0
     stores: int = 0
 
+    @property
+    def hits(self) -> int:
+        """Disk hits (the name older callers use)."""
+        return self.disk_hits
+
+    def reset(self) -> None:
+        for field in fields(self):
+            setattr(self, field.name, 0)
+
 
 stats = CacheStats()
+_memory: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+_lock = threading.Lock()
+
+
+def digest(*parts: str | bytes) -> str:
+    """A hex key over `parts`, each length-prefixed so that no two part lists collide."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        hasher.update(len(data).to_bytes(8, "little"))
+        hasher.update(data)
+    return hasher.hexdigest()
 
 
 def directory() -> Path:
@@ -44,8 +78,44 @@ def _path(kind: str, key: str) -> Path:
     return directory() / kind / key[:2] / f"{key}.bin"
 
 
+# ---- memory over disk ------------------------------------------------------------------------
+def get(kind: str, key: str) -> bytes | None:
+    """The payload for `key` from memory, else from disk (then kept in memory), else None."""
+    with _lock:
+        payload = _memory.get((kind, key))
+        if payload is not None:
+            _memory.move_to_end((kind, key))
+            stats.memory_hits += 1
+            return payload
+    payload = load(kind, key)
+    if payload is not None:
+        _remember(kind, key, payload)
+    return payload
+
+
+def put(kind: str, key: str, payload: bytes) -> None:
+    """Keep `payload` in memory and write it to disk."""
+    _remember(kind, key, payload)
+    store(kind, key, payload)
+
+
+def forget_memory() -> None:
+    """Drop the in-memory layer (the disk entries stay)."""
+    with _lock:
+        _memory.clear()
+
+
+def _remember(kind: str, key: str, payload: bytes) -> None:
+    with _lock:
+        _memory[(kind, key)] = payload
+        _memory.move_to_end((kind, key))
+        while len(_memory) > MEMORY_ENTRIES:
+            _memory.popitem(last=False)
+
+
+# ---- disk ------------------------------------------------------------------------------------
 def load(kind: str, key: str) -> bytes | None:
-    """The payload stored under `key`, or None (missing or not trustworthy)."""
+    """The payload stored on disk under `key`, or None (missing or not trustworthy)."""
     path = _path(kind, key)
     try:
         blob = path.read_bytes()
@@ -59,36 +129,57 @@ def load(kind: str, key: str) -> bytes | None:
         with contextlib.suppress(OSError):
             path.unlink()
         return None
-    stats.hits += 1
+    stats.disk_hits += 1
     return payload
 
 
 def _verified(blob: bytes) -> bytes | None:
     if len(blob) < _HEADER.size:
         return None
-    magic, length, digest = _HEADER.unpack_from(blob)
+    magic, length, checksum = _HEADER.unpack_from(blob)
     payload = blob[_HEADER.size :]
     if magic != MAGIC or length != len(payload):
         return None
-    if hashlib.sha256(payload).digest() != digest:
+    if hashlib.sha256(payload).digest() != checksum:
         return None
     return payload
 
 
 def store(kind: str, key: str, payload: bytes) -> None:
+    """Write `payload` to disk under `key`, atomically; skipped if the folder is not writable."""
     path = _path(kind, key)
     header = _HEADER.pack(MAGIC, len(payload), hashlib.sha256(payload).digest())
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(handle, "wb") as file:
             file.write(header + payload)
         os.replace(temporary, path)
+        temporary = None
         stats.stores += 1
     except OSError:
         return
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 def entry_path(kind: str, key: str) -> Path:
-    """Where the entry for `key` lives (for tests that damage it on purpose)."""
+    """Where the disk entry for `key` lives (for tests that damage it on purpose)."""
     return _path(kind, key)
+
+
+__all__ = [
+    "CacheStats",
+    "digest",
+    "directory",
+    "entry_path",
+    "forget_memory",
+    "get",
+    "load",
+    "put",
+    "stats",
+    "store",
+]

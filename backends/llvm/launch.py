@@ -1,0 +1,155 @@
+"""Run a compiled kernel's grid on all cores.
+
+The entry `lpir_run(ptr args, i64 first_block, i64 end_block)` runs a contiguous range of
+linear block ids. A call splits the grid into one range per native thread and runs them at
+once: ctypes releases the GIL for the duration of each call, so the ranges really run in
+parallel. The worker threads live for the whole process.
+
+A block's context arrays and shared memory are stack slots of the block function, so a block
+needs `frame_bytes` of stack. Workers are started with `WORKER_STACK_BYTES` of stack; the
+caller's own thread (whose stack size we do not control) takes the first range only when the
+frame is small.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import itertools
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from lpir.dtypes import DType
+from lpir.errors import ArgumentError, CompileError
+from lpir.ir.core import Kernel
+from lpir.ir.types import GlobalType
+from lpir.runtime.arguments import byte_buffer
+
+RUN_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+WORKER_STACK_BYTES = 256 * 2**20
+CALLER_FRAME_LIMIT = 512 * 2**10  # more than this and the caller's thread only waits
+FRAME_LIMIT = WORKER_STACK_BYTES - 8 * 2**20
+
+
+def threads_to_use() -> int:
+    """Native threads per call: `$LPIR_NUM_THREADS`, or one per core."""
+    configured = os.environ.get("LPIR_NUM_THREADS", "")
+    return max(1, int(configured)) if configured.isdigit() else os.cpu_count() or 1
+
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def worker_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The process-wide workers, with stacks big enough for a block's frame."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            previous = threading.stack_size(WORKER_STACK_BYTES)
+            try:
+                workers = max(1, os.cpu_count() or 1)
+                pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="lpir")
+                # Start every worker now, while the stack size is in effect.
+                barrier = threading.Barrier(workers)
+                list(pool.map(lambda _: barrier.wait(), range(workers)))
+            finally:
+                threading.stack_size(previous)
+            _pool = pool
+        return _pool
+
+
+class Launcher:
+    """Calls one kernel's `lpir_run` over its grid with checked arguments."""
+
+    def __init__(self, kernel: Kernel, address: int, frame_bytes: int):
+        if frame_bytes > FRAME_LIMIT:
+            raise CompileError(
+                f"a block of {kernel.name} needs {frame_bytes >> 20} MiB of per-block storage "
+                f"(context arrays and shared memory); the CPU backend allows "
+                f"{FRAME_LIMIT >> 20} MiB",
+                hint="use fewer threads per block or smaller per-thread tiles",
+            )
+        self.kernel = kernel
+        self.function = RUN_SIGNATURE(address)
+        self.frame_bytes = frame_bytes
+        gx, gy, gz = kernel.grid
+        self.blocks = gx * gy * gz
+
+    def run(self, arguments: list[Any]) -> None:
+        keep_alive, pointers = self.pointers(arguments)
+        table = (ctypes.c_void_p * max(1, len(pointers)))(*pointers)
+        address = ctypes.addressof(table)
+        ranges = self.ranges()
+        caller_runs = self.frame_bytes <= CALLER_FRAME_LIMIT
+        if len(ranges) == 1 and caller_runs:
+            self.function(address, *ranges[0])
+        else:
+            mine = ranges[0] if caller_runs else None
+            others = ranges[1:] if caller_runs else ranges
+            pending = [worker_pool().submit(self.function, address, lo, hi) for lo, hi in others]
+            if mine is not None:
+                self.function(address, *mine)
+            for future in pending:
+                future.result()
+        del keep_alive, table
+
+    def ranges(self) -> list[tuple[int, int]]:
+        workers = min(threads_to_use(), self.blocks)
+        bounds = [self.blocks * i // workers for i in range(workers + 1)]
+        return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+
+    def pointers(self, arguments: list[Any]) -> tuple[list, list[int]]:
+        """Tensors: their data; scalars: a pointer to the value in register form."""
+        if len(arguments) != len(self.kernel.args):
+            raise ArgumentError(
+                f"{self.kernel.name} takes {len(self.kernel.args)} arguments, got {len(arguments)}"
+            )
+        keep_alive, pointers, spans = [], [], []
+        for arg, value in zip(self.kernel.args, arguments):
+            if isinstance(arg.type, GlobalType):
+                buffer = byte_buffer(value)
+                if buffer.size < arg.type.nbytes:
+                    raise ArgumentError(
+                        f"argument {arg.name_hint} has {buffer.size} bytes; the kernel reads "
+                        f"{arg.type.nbytes}"
+                    )
+                keep_alive.append(buffer)
+                start = buffer.ctypes.data
+                spans.append((arg.name_hint, start, start + max(buffer.size, 1)))
+                pointers.append(start)
+            else:
+                scalar = scalar_array(arg.type.dtype, value)  # type: ignore[attr-defined]
+                keep_alive.append(scalar)
+                pointers.append(scalar.ctypes.data)
+        refuse_overlap(spans)
+        return keep_alive, pointers
+
+
+def scalar_array(dt: DType, value: Any) -> np.ndarray:
+    """One scalar argument in the backend's register form (floats under 32 bits as codes)."""
+    if dt.is_float and dt.nbits < 32:
+        return np.asarray(dt.encode(np.array([value], np.float64)), dt.code_numpy_dtype)
+    if dt.is_bool:
+        return np.array([bool(value)], np.uint8)
+    if dt.is_int:
+        # Wrap into range the way a cast would (the runtime has checked the value already).
+        return np.asarray(dt.from_codes(dt.encode(np.array([int(value)]))), dt.numpy_dtype)
+    return np.array([value], dtype=dt.numpy_dtype)
+
+
+def refuse_overlap(spans: list[tuple[str, int, int]]) -> None:
+    """Tensor arguments are compiled as non-aliasing: two views of one buffer would be wrong."""
+    ordered = sorted(spans, key=lambda span: span[1])
+    for (name_a, _, end_a), (name_b, start_b, _) in itertools.pairwise(ordered):
+        if start_b < end_a:
+            raise ArgumentError(
+                f"arguments {name_a} and {name_b} overlap in memory",
+                hint="pass distinct arrays (copy one of them)",
+            )
+
+
+__all__ = ["Launcher", "scalar_array", "threads_to_use", "worker_pool"]

@@ -1,0 +1,150 @@
+"""The compile cache of the CPU backend (lpir/runtime/cache.py, backends/llvm/jit.py): a second
+compile in one process hits memory, a new process hits the disk, damaged entries are rebuilt and
+never trusted, and the key follows the thread IR."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+from lpir.backends.llvm import compile_kernel, jit
+
+from lpir.ir import parse
+from lpir.runtime import cache
+
+KERNEL = """
+kernel @add_constant[](%x: global f32[256], %y: global f32[256]) blocks(2, 1,
+    1) threads(16) stage(thread) {
+  %tid = thread_index : i32
+  %bx = block_index {axis = 0} : i32
+  %c8 = constant {value = 8} : i32
+  %c128 = constant {value = 128} : i32
+  %0 = mul(%bx, %c128) : i32
+  %1 = mul(%tid, %c8) : i32
+  %at = add(%0, %1) : i32
+  %v = ld(%x, %at) {offsets = [0, 1, 2, 3, 4, 5, 6, 7], vector = 8} : <8 x f32>
+  %c = constant {value = CONSTANT} : f32
+  %cs = splat(%c) {shape = [8]} : <8 x f32>
+  %r = add(%v, %cs) : <8 x f32>
+  st(%y, %at, %r) {offsets = [0, 1, 2, 3, 4, 5, 6, 7], vector = 8}
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path / "cache"))
+    cache.forget_memory()
+    yield
+    cache.forget_memory()
+
+
+def fresh_kernel() -> str:
+    """A kernel no other test compiled (its constant is unique)."""
+    return KERNEL.replace("CONSTANT", f"{uuid.uuid4().int % 10**6}.5")
+
+
+def works(text: str) -> None:
+    x = np.arange(256, dtype=np.float32)
+    y = np.zeros(256, np.float32)
+    compile_kernel(parse(text), {}).run([x, y])
+    constant = float(text.split("constant {value = ")[-1].split("}")[0])
+    assert np.array_equal(y, x + np.float32(constant))
+
+
+def test_second_compile_in_a_process_hits_memory():
+    text = fresh_kernel()
+    before = (cache.stats.memory_hits, cache.stats.stores)
+    first = compile_kernel(parse(text), {})
+    assert cache.stats.stores == before[1] + 1
+    second = compile_kernel(parse(text), {})
+    assert cache.stats.memory_hits == before[0] + 1
+    assert cache.stats.stores == before[1] + 1
+    assert second.executable is first.executable  # one engine for both
+    del first, second
+    gc.collect()
+    third = compile_kernel(parse(text), {})  # engine gone: the object code is still in memory
+    assert cache.stats.memory_hits == before[0] + 2
+    del third
+    works(text)
+
+
+def test_a_new_process_hits_the_disk(tmp_path):
+    text = fresh_kernel()
+    path = tmp_path / "kernel.ir"
+    path.write_text(text)
+    script = (
+        "import sys; from lpir.ir import parse; from lpir.runtime import cache; "
+        "from lpir.backends.llvm import compile_kernel; "
+        "compile_kernel(parse(open(sys.argv[1]).read()), {}); "
+        "s = cache.stats; print(s.memory_hits, s.disk_hits, s.stores)"
+    )
+    env = dict(os.environ)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].stdout.split() == ["0", "0", "1"], runs[0].stderr
+    assert runs[1].stdout.split() == ["0", "1", "0"], runs[1].stderr
+
+
+def compiled_entry(text: str):
+    """Compile once (writing the entry), then forget everything held in memory."""
+    compile_kernel(parse(text), {})
+    gc.collect()
+    cache.forget_memory()
+    entries = list(cache.directory().rglob("*.bin"))
+    assert len(entries) == 1
+    return entries[0]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda blob: blob[:-10],  # truncated payload
+        lambda blob: blob[:20],  # truncated header
+        lambda blob: b"",
+        lambda blob: blob[:-1] + bytes([blob[-1] ^ 0x40]),  # one flipped bit
+        lambda blob: b"NOTLPIR..." + blob[10:],  # another format
+    ],
+)
+def test_damaged_entries_are_rebuilt(damage):
+    text = fresh_kernel()
+    entry = compiled_entry(text)
+    entry.write_bytes(damage(entry.read_bytes()))
+    before = (cache.stats.corrupt, cache.stats.stores)
+    works(text)
+    assert cache.stats.corrupt == before[0] + 1
+    assert cache.stats.stores == before[1] + 1
+    assert cache.load(jit.CACHE_KIND, entry.stem) is not None  # rewritten whole
+
+
+def test_an_entry_that_is_not_object_code_is_rebuilt():
+    """A checksummed entry that LLVM cannot load is not trusted either."""
+    text = fresh_kernel()
+    entry = compiled_entry(text)
+    cache.store(jit.CACHE_KIND, entry.stem, b"\x7fELF but not really an object file")
+    before = cache.stats.corrupt
+    works(text)
+    assert cache.stats.corrupt == before + 1
+
+
+def test_the_key_follows_the_thread_ir():
+    a, b = fresh_kernel(), fresh_kernel()
+    assert jit.cache_key(a) == jit.cache_key(a)
+    assert jit.cache_key(a) != jit.cache_key(b)
+    assert len(jit.cache_key(a)) == 64
+
+
+def test_an_unwritable_cache_folder_is_skipped(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(blocker / "cache"))
+    works(fresh_kernel())

@@ -1,0 +1,156 @@
+"""The CPU backend behind the real pipeline: `lpir.compile(..., target="cpu")` against
+`target="threads"` (the same thread IR, interpreted) and `target="interp"` (the tile IR).
+
+Integer and packed outputs must match exactly. Float outputs match exactly where no multiply
+feeds an add and no math function is called; otherwise within the example's stated tolerance,
+because the backend lets LLVM fuse a multiply and an add into one FMA (one rounding instead of
+two, as nvcc does) and calls libm where the interpreters call numpy.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_llvm_harness import private_cache  # noqa: F401
+
+import lpir
+from lpir.errors import ArgumentError
+from lpir.runner import outputs_of
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+
+def companion(name: str):
+    spec = importlib.util.spec_from_file_location(f"llvm_example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+CASES = [
+    ("vector_add", {"N": 1000, "T": "f32"}, True),
+    ("vector_add", {"N": 777, "T": "u8"}, True),
+    ("dequantize", {"M": 33, "N": 70, "WT": "u3", "ZERO": 4}, True),
+    ("dequantize", {"M": 16, "N": 128, "WT": "f4e2m1", "ZERO": 0}, True),
+    ("quantize", {"M": 20, "N": 96, "WT": "i5", "ZERO": 0}, True),
+    ("quantize", {"M": 16, "N": 64, "WT": "f6e3m2", "ZERO": 0}, True),
+    ("softmax", {"M": 9, "N": 130, "T": "f16"}, False),
+    ("gemv_wq", {"N": 100, "K": 384, "WT": "u4", "ZERO": 8}, False),
+    ("gemv_wq", {"N": 70, "K": 300, "WT": "u3", "ZERO": 4}, False),
+    ("matmul_wq", {"M": 50, "N": 64, "K": 128, "WT": "u4"}, False),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(("name", "params", "exact"), CASES)
+def test_examples_agree_with_the_thread_interpreter(name, params, exact):
+    module = companion(name)
+    path = EXAMPLES / f"{name}.lp"
+    reference = lpir.compile(path, target="threads", **params)
+    values = reference.specialize(None).params
+    arguments = module.make_inputs(values, np.random.default_rng(3))
+    expected, got = copy.deepcopy(arguments), copy.deepcopy(arguments)
+    reference(*expected)
+    lpir.compile(path, target="cpu", **params)(*got)
+    rtol, atol, why = module.tolerance(values)
+    for mine, theirs in zip(outputs_of(got), outputs_of(expected)):
+        if isinstance(mine, lpir.PackedArray) or not np.issubdtype(mine.dtype, np.floating):
+            assert np.array_equal(
+                np.asarray(mine.codes() if hasattr(mine, "codes") else mine),
+                np.asarray(theirs.codes() if hasattr(theirs, "codes") else theirs),
+            )
+        elif exact:
+            np.testing.assert_array_equal(mine, theirs)
+        else:
+            np.testing.assert_allclose(
+                mine.astype(np.float64),
+                theirs.astype(np.float64),
+                rtol=rtol,
+                atol=atol,
+                err_msg=why,
+            )
+
+
+CAST = """
+kernel convert[S, D, N](x: global S[N], y: global D[N]) blocks(cdiv(N, 256)) threads(64) {
+    i = block.x * 256
+    store(y[i :+ 256], cast<D>(load(x[i :+ 256])))
+}
+"""
+CAST_PAIRS = [
+    ("f32", "f4e2m1"), ("f32", "u3"), ("i3", "f32"), ("f6e3m2", "f16"), ("bf16", "f8e5m2"),
+    ("f64", "bf16"), ("bool", "i4"), ("f32", "bool"), ("u7", "f5e2m2"),
+]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(("source", "target"), CAST_PAIRS)
+def test_packed_casts_through_the_pipeline_match_the_tile_interpreter(source, target):
+    src, dst = lpir.dtype(source), lpir.dtype(target)
+    rng = np.random.default_rng(0)
+    n = 1000  # not a multiple of the 256-element tile: masked edges
+    if src.is_float and src.nbits > 8:
+        x = (rng.standard_normal(n) * 4).astype(src.numpy_dtype)
+    else:
+        x = lpir.pack_codes(rng.integers(0, 1 << src.nbits, n).astype(src.code_numpy_dtype), src)
+        if not src.is_packed and not src.is_float:
+            x = src.from_codes(x.codes())
+
+    def output():
+        if dst.is_packed or (dst.is_float and dst.nbits <= 8):
+            return lpir.pack_codes(np.zeros(n, dst.code_numpy_dtype), dst)
+        return np.zeros(n, dst.numpy_dtype)
+
+    expected, got = output(), output()
+    lpir.compile(CAST, target="interp", S=source, D=target)(x, expected)
+    lpir.compile(CAST, target="cpu", S=source, D=target)(x, got)
+    codes = [
+        v.codes() if isinstance(v, lpir.PackedArray) else dst.to_codes(v) for v in (got, expected)
+    ]
+    assert np.array_equal(*codes)
+
+
+REVERSE = """
+kernel reverse[N = 256](x: global f32[N], y: global f32[N]) blocks(1) threads(64) {
+    s = shared<f32>[N]
+    store(s, load(x[0 :+ N]))
+    sync()
+    total = zeros<f32>[N]
+    for k in range(0, 3) {
+        t = load(s)
+        sync()
+        store(s, t * 2.0)
+        sync()
+        total += t
+    }
+    store(y[0 :+ N], total + sum(load(s)))
+}
+"""
+
+
+def test_syncs_inside_loops_with_carried_tiles():
+    x = np.random.default_rng(4).standard_normal(256).astype(np.float32)
+    expected, got = np.zeros_like(x), np.zeros_like(x)
+    lpir.compile(REVERSE, target="interp")(x, expected)
+    lpir.compile(REVERSE, target="cpu")(x, got)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)  # the sum's order differs
+
+
+def test_overlapping_arguments_are_refused():
+    kernel = lpir.compile(CAST, target="cpu", S="f32", D="f32")
+    buffer = np.zeros(512, np.float32)
+    with pytest.raises(ArgumentError, match="overlap"):
+        kernel(buffer[:256], buffer[128:384])
+
+
+def test_sources_are_available():
+    kernel = lpir.compile(CAST, target="cpu", S="u4", D="f32", N=512)
+    compiled = kernel.specialize(None)
+    assert 'define void @"lpir_run"' in compiled.source("llvm")
+    assert "lpir_run:" in compiled.source("asm")
