@@ -86,10 +86,11 @@ class _Classes:
 class _Flow:
     """A layout requirement between two classes: `target` should be `function(source)`."""
 
-    def __init__(self, source: Value, target: Value, function: Callable):
+    def __init__(self, source: Value, target: Value, function: Callable, shaping: bool = False):
         self.source = source
         self.target = target
         self.function = function
+        self.shaping = shaping  # from a broadcast, expand_dims or squeeze
 
 
 class _Selection:
@@ -158,11 +159,12 @@ class _Selection:
         if isinstance(op, BroadcastOp):
             source, result = op.operands[0], op.result
             shape = source.type.shape  # type: ignore[attr-defined]
-            self.flows.append(_Flow(result, source, lambda l: rules.broadcast_operand(l, shape)))
+            flow = _Flow(result, source, lambda l: rules.broadcast_operand(l, shape), shaping=True)
+            self.flows.append(flow)
         elif isinstance(op, ExpandDimsOp):
             source, result, axis = op.operands[0], op.result, op.axis
             self.flows.append(_Flow(source, result, lambda l: rules.expand_dims_result(l, axis)))
-            self.flows.append(_Flow(result, source, lambda l: rules.squeeze(l, axis)))
+            self.flows.append(_Flow(result, source, lambda l: rules.squeeze(l, axis), shaping=True))
         elif isinstance(op, ReduceOp) and isinstance(op.result.type, TileType):
             axis = op.axis
             self.flows.append(
@@ -198,8 +200,15 @@ class _Selection:
             ):
                 tile = op.result if isinstance(op, LoadOp) else op.operands[-1]
                 key = self.classes.find(tile)
-                if key not in self.layouts:
+                if key not in self.layouts and key not in self.broadcast_sources():
                     self.layouts[key] = self.default_for(key)
+
+    def broadcast_sources(self) -> set[int]:
+        """Classes that are only broadcast into bigger tiles (a row of scales, a vector x):
+        loading them straight in the layout their broadcast needs (each thread reads the few
+        values it uses, from cache) beats a coalesced load plus an exchange through shared
+        memory."""
+        return {self.classes.find(flow.target) for flow in self.flows if flow.shaping}
 
     def propagate(self) -> None:
         changed = True
