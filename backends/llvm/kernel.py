@@ -83,6 +83,7 @@ class KernelEmitter:
         self.plan = Plan(kernel)
         self.intrinsics = Intrinsics(module)
         self.values: dict[int, ir.Value] = {}
+        self.producers = {id(r): op for op in kernel.walk() for r in op.results}
         self.context: dict[int, ir.Value] = {}
         self.tid: ir.Value | None = None
 
@@ -181,6 +182,16 @@ class KernelEmitter:
                 f"LLVM backend: value {value.name_hint or '?'} is not available here"
             )
         return found
+
+    def has(self, value: Value) -> bool:
+        """Whether `value` can be read at the current position."""
+        return id(value) in self.values or (
+            id(value) in self.plan.thread_indices and self.tid is not None
+        )
+
+    def producer(self, value: Value) -> Operation | None:
+        """The op that defines `value` (None for arguments and region arguments)."""
+        return self.producers.get(id(value))
 
     def set(self, value: Value, emitted: ir.Value) -> None:
         self.values[id(value)] = emitted

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llvmlite import ir
+from lpir.backends.llvm.fusion import zero_point
 from lpir.backends.llvm.types import I1, I8, I32, lane_type, value_type
 
 from lpir.errors import CompileError
@@ -44,6 +45,9 @@ def _dtype(value):
 
 
 def _binary(e, op):
+    fused = zero_point(e, op)
+    if fused is not None:
+        return [fused]
     lhs, rhs = (e.get(v) for v in op.operands)
     return [e.arith.binary(op.name, lhs, rhs, _dtype(op.operands[0]))]
 

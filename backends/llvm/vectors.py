@@ -85,13 +85,16 @@ class Vectors:
         slack = 7 if shift is not None else 0
         planes = max((o % 8 + dt.nbits - 1 + slack) // 8 + 1 for o in offsets)
         count = data.type.count
-        word = None
-        for plane in range(planes):
-            picks = [o // 8 + plane if o // 8 + plane < count else count for o in offsets]
-            part = b.zext(self.pick(data, picks), ir.VectorType(I32, lanes))
-            if plane:
-                part = b.shl(part, constant(part, I32, 8 * plane))
-            word = part if word is None else b.or_(word, part)
+        # One shuffle gathers each lane's bytes, least significant first, into the four bytes
+        # of an i32 (indices past the data pick zeros): a byte permute with zeroing on x86.
+        picks = []
+        for offset in offsets:
+            for plane in range(4):
+                byte = offset // 8 + plane
+                picks.append(byte if plane < planes and byte < count else count)
+        zeros = ir.Constant(data.type, None)
+        gathered = b.shuffle_vector(data, zeros, _mask(picks))
+        word = b.bitcast(gathered, ir.VectorType(I32, lanes))
         amount = ir.Constant(ir.VectorType(I32, lanes), [o % 8 for o in offsets])
         if shift is not None:
             amount = b.add(amount, self.splat(shift, lanes))
