@@ -14,8 +14,20 @@ from lpir.runtime.kernel import Kernel, compile
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # lpir.DevicePacked (packed storage in GPU memory) loads the CUDA backend's array code
+    # only when asked for.
+    if name == "DevicePacked":
+        from lpir.backends.cuda.arrays import DevicePacked
+
+        return DevicePacked
+    raise AttributeError(f"module 'lpir' has no attribute {name!r}")
+
+
 __all__ = [
     "DType",
+    "DevicePacked",
     "Kernel",
     "LpirError",
     "PackedArray",

@@ -130,7 +130,10 @@ def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device
                 f"argument {name} holds packed {dt.name} values: pass its {arg_type.nbytes} "
                 f"bytes of storage as a uint8 device array, got {_dtype_name(view.dtype)} "
                 f"with shape {view.shape}",
-                hint=f"on the device: torch.from_numpy(lpir.pack(values, '{dt.name}').data).cuda()",
+                hint=(
+                    "wrap the packed bytes on the device: lpir.DevicePacked(torch.from_numpy("
+                    f"lpir.pack(values, '{dt.name}').data).cuda(), '{dt.name}', shape)"
+                ),
             )
     else:
         expected = expected_numpy_dtype(dt)

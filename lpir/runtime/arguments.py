@@ -49,23 +49,66 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def tensor_info(value: Any, decl: ast.GlobalArg, where: SourceLocation | None):
-    """(dtype or None, shape) of a tensor argument, for parameter deduction."""
-    from lpir.dtypes import dtype
+def _device_view(value: Any):
+    """The device view of a GPU array (torch, cupy, `DevicePacked`), None for anything else."""
+    if isinstance(value, np.ndarray | PackedArray):
+        return None
+    from lpir.backends.cuda.arrays import device_view
 
+    return device_view(value)
+
+
+def is_device_array(value: Any) -> bool:
+    """Whether `value` lives in GPU memory (torch or cupy on the GPU, `DevicePacked`)."""
+    return _device_view(value) is not None
+
+
+def tensor_info(value: Any, decl: ast.GlobalArg, where: SourceLocation | None, target: str):
+    """(dtype or None, shape) of a tensor argument, for parameter deduction."""
     if isinstance(value, PackedArray):
         return ArgumentInfo(value.dtype, tuple(value.shape))
     if isinstance(value, np.ndarray):
         return ArgumentInfo(_dtype_of_numpy(value.dtype), tuple(value.shape))
-    if hasattr(value, "__array__") or hasattr(value, "__cuda_array_interface__"):
-        array = np.asarray(value)
+    view = _device_view(value)
+    if view is not None:
+        if target != "cuda":
+            raise ArgumentError(
+                f"argument {decl.name} is a GPU array, but target {target!r} runs on the host",
+                where,
+                "pass a numpy array (tensor.cpu().numpy()), or compile with target='cuda'",
+            )
+        packed_dtype = getattr(value, "dtype", None)
+        if isinstance(packed_dtype, DType):  # a DevicePacked: its logical dtype and shape
+            return ArgumentInfo(packed_dtype, tuple(value.shape))
+        return ArgumentInfo(_dtype_of_name(view.dtype), tuple(view.shape))
+    if hasattr(value, "__array__"):
+        try:
+            array = np.asarray(value)
+        except Exception as error:  # a foreign array type numpy cannot read
+            raise ArgumentError(
+                f"argument {decl.name} cannot be read as an array: {error}",
+                where,
+                "pass a numpy array (or lpir.pack(...) for packed dtypes)",
+            ) from None
         return ArgumentInfo(_dtype_of_numpy(array.dtype), tuple(array.shape))
-    del dtype
     raise ArgumentError(
         f"argument {decl.name} must be an array, got {describe(value)}",
         where,
         "pass a numpy array (or lpir.pack(...) for packed dtypes)",
     )
+
+
+def _dtype_of_name(device_dtype: Any) -> DType | None:
+    """The lpir dtype of a device array's element type (a numpy dtype or a name such as
+    "bfloat16"), None when no unpacked lpir dtype has it."""
+    name = getattr(device_dtype, "name", str(device_dtype))
+    try:
+        return _dtype_of_numpy(np.dtype(name))
+    except TypeError:
+        import ml_dtypes
+
+        known = getattr(ml_dtypes, name, None)
+        return _dtype_of_numpy(np.dtype(known)) if known is not None else None
 
 
 def _dtype_of_numpy(np_dtype) -> DType | None:
@@ -84,8 +127,21 @@ def _dtype_of_numpy(np_dtype) -> DType | None:
     return None
 
 
+def check_device_tensor(value: Any, arg_type, decl: ast.GlobalArg, where) -> None:
+    """Raise unless a GPU array (or `DevicePacked`) can stand for an argument of `arg_type`
+    (a `GlobalType`): dtype, shape, contiguity, 16-byte alignment. The launch checks the
+    device it lives on."""
+    from lpir.backends.cuda.arrays import check_device_array
+
+    view = _device_view(value)
+    try:
+        check_device_array(view, arg_type, decl.name, view.device)
+    except ArgumentError as error:
+        raise ArgumentError(error.message, where, error.hint) from None
+
+
 def check_tensor(value: Any, expected: DType, decl: ast.GlobalArg, where, writes: bool):
-    """Raise unless `value` is a C-contiguous, aligned array holding `expected`."""
+    """Raise unless `value` is a C-contiguous, aligned host array holding `expected`."""
     if expected.is_packed and not isinstance(value, PackedArray):
         raise ArgumentError(
             f"argument {decl.name} holds packed {expected.name} values; got {describe(value)}",

@@ -114,7 +114,7 @@ class Kernel:
         for decl, value in zip(decls, arguments):
             where = self._location(decl)
             if isinstance(decl, ast.GlobalArg):
-                infos.append(args_.tensor_info(value, decl, where))
+                infos.append(args_.tensor_info(value, decl, where, self.target))
             else:
                 infos.append(ArgumentInfo(None, None))
         spec = self.specialize(infos)
@@ -123,7 +123,10 @@ class Kernel:
             where = self._location(decl)
             dt = arg.type.dtype  # type: ignore[attr-defined]
             if isinstance(decl, ast.GlobalArg):
-                args_.check_tensor(value, dt, decl, where, writes=decl.name in spec.stored)
+                if self.target == "cuda" and args_.is_device_array(value):
+                    args_.check_device_tensor(value, arg.type, decl, where)
+                else:
+                    args_.check_tensor(value, dt, decl, where, writes=decl.name in spec.stored)
                 prepared.append(value)
             else:
                 prepared.append(args_.check_scalar(value, dt, decl, where))
