@@ -159,7 +159,8 @@ def main() -> None:
         if torch_seconds is not None:
             print(f"  torch int4 (bf16, tinygemm):   {torch_seconds * 1e3:8.3f} ms")
         header = f"  {'weights':>8} {'lpir ms':>9} {'GB/s':>6} {'floor ms':>9} {'/numpy':>7}"
-        header += f" {'/torch':>7} {'/floor':>7} {'rel err':>8}" if torch_seconds else ""
+        header += f" {'/torch':>7}" if torch_seconds else ""
+        header += f" {'/floor':>7} {'rel err':>8}"
         print(header)
         u4 = next((r[1] for r in rows if r[0] == "u4"), None)
         for name, seconds, gbps, floor, error in rows:

@@ -116,6 +116,14 @@ def test_packed_casts_through_the_pipeline_match_the_tile_interpreter(source, ta
     assert np.array_equal(*codes)
 
 
+SUM_OF_TWO = """
+kernel sum_of_two[N](a: global f32[N], b: global f32[N], y: global f32[N])
+    blocks(cdiv(N, 128)) threads(32) {
+    i = block.x * 128
+    store(y[i :+ 128], load(a[i :+ 128]) + load(b[i :+ 128]))
+}
+"""
+
 REVERSE = """
 kernel reverse[N = 256](x: global f32[N], y: global f32[N]) blocks(1) threads(64) {
     s = shared<f32>[N]
@@ -145,8 +153,18 @@ def test_syncs_inside_loops_with_carried_tiles():
 def test_overlapping_arguments_are_refused():
     kernel = lpir.compile(CAST, target="cpu", S="f32", D="f32")
     buffer = np.zeros(512, np.float32)
-    with pytest.raises(ArgumentError, match="overlap"):
+    with pytest.raises(ArgumentError, match="overlap in memory and the kernel stores into"):
         kernel(buffer[:256], buffer[128:384])
+
+
+def test_read_only_arguments_may_share_memory():
+    kernel = lpir.compile(SUM_OF_TWO, target="cpu")
+    x = np.arange(256, dtype=np.float32)
+    y = np.zeros(256, np.float32)
+    kernel(x, x, y)  # noalias is harmless where nothing is written
+    np.testing.assert_array_equal(y, 2 * x)
+    with pytest.raises(ArgumentError, match="stores into y"):
+        kernel(x, y, y)
 
 
 def test_sources_are_available():

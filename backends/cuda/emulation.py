@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 from lpir.backends.cuda import arrays, c_types
-from lpir.backends.cuda.kernel import CompiledKernel, _host_bytes, stored_arguments
+from lpir.backends.cuda.kernel import CompiledKernel, _host_bytes
 from lpir.backends.cuda.source import INCLUDE_DIR, KernelSource, translation_unit
 
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel
+from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
 
 

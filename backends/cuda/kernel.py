@@ -17,6 +17,7 @@ from lpir.backends.cuda.source import KernelSource, emit_kernel, translation_uni
 
 from lpir.errors import ArgumentError
 from lpir.ir.core import Module
+from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
 
 DEFAULT_ARCH = "sm_80"
@@ -126,15 +127,6 @@ def _host_bytes(value: Any, name: str) -> np.ndarray:
         f"argument {name} must be a numpy array, a PackedArray or a device array "
         f"(DLPack or __cuda_array_interface__), got {type(value).__name__}"
     )
-
-
-def stored_arguments(kernel) -> set[int]:
-    """ids of the tensors a thread-IR kernel writes (`st`, `st_bits`)."""
-    from lpir.ir.ops import StoreBitsOp, StoreThreadOp
-
-    return {
-        id(op.operands[0]) for op in kernel.walk() if isinstance(op, StoreThreadOp | StoreBitsOp)
-    }
 
 
 def _virtual(arch: str) -> str:

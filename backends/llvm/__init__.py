@@ -9,6 +9,7 @@ grid, one contiguous range of blocks per core on native threads (see launch.py).
     ops.py         one emitter per thread-IR op
     arith.py       elementwise arithmetic          casts.py, floats.py   conversions
     memory.py      ld / st / st_bits               vectors.py            shuffles, bit fields
+    packed.py      ld / st of sub-byte elements    fusion.py             exact cross-op rewrites
     intrinsics.py  LLVM intrinsic declarations     jit.py                optimize, compile, cache
     launch.py      arguments, worker threads
 """

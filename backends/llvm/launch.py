@@ -25,6 +25,7 @@ import numpy as np
 from lpir.dtypes import DType
 from lpir.errors import ArgumentError, CompileError
 from lpir.ir.core import Kernel
+from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
 from lpir.runtime.arguments import byte_buffer
 
@@ -74,6 +75,7 @@ class Launcher:
                 hint="use fewer threads per block or smaller per-thread tiles",
             )
         self.kernel = kernel
+        self.stored = stored_arguments(kernel)
         self.function = RUN_SIGNATURE(address)
         self.frame_bytes = frame_bytes
         gx, gy, gz = kernel.grid
@@ -111,6 +113,7 @@ class Launcher:
         keep_alive, pointers, spans = [], [], []
         for arg, value in zip(self.kernel.args, arguments):
             if isinstance(arg.type, GlobalType):
+                stored = id(arg) in self.stored
                 buffer = byte_buffer(value)
                 if buffer.size < arg.type.nbytes:
                     raise ArgumentError(
@@ -119,7 +122,7 @@ class Launcher:
                     )
                 keep_alive.append(buffer)
                 start = buffer.ctypes.data
-                spans.append((arg.name_hint, start, start + max(buffer.size, 1)))
+                spans.append((arg.name_hint, start, start + max(buffer.size, 1), stored))
                 pointers.append(start)
             else:
                 scalar = scalar_array(arg.type.dtype, value)  # type: ignore[attr-defined]
@@ -141,15 +144,21 @@ def scalar_array(dt: DType, value: Any) -> np.ndarray:
     return np.array([value], dtype=dt.numpy_dtype)
 
 
-def refuse_overlap(spans: list[tuple[str, int, int]]) -> None:
-    """Tensor arguments are compiled as non-aliasing: two views of one buffer would be wrong."""
+def refuse_overlap(spans: list[tuple[str, int, int, bool]]) -> None:
+    """Tensor arguments are compiled as non-aliasing (`noalias`): two of them may share
+    memory only if the kernel stores into neither."""
     ordered = sorted(spans, key=lambda span: span[1])
-    for (name_a, _, end_a), (name_b, start_b, _) in itertools.pairwise(ordered):
-        if start_b < end_a:
-            raise ArgumentError(
-                f"arguments {name_a} and {name_b} overlap in memory",
-                hint="pass distinct arrays (copy one of them)",
-            )
+    for index, (name_a, _, end_a, stored_a) in enumerate(ordered):
+        for name_b, start_b, _, stored_b in ordered[index + 1 :]:
+            if start_b >= end_a:
+                break
+            if stored_a or stored_b:
+                written = name_a if stored_a else name_b
+                raise ArgumentError(
+                    f"arguments {name_a} and {name_b} overlap in memory and the kernel "
+                    f"stores into {written}",
+                    hint="pass distinct arrays (copy one of them)",
+                )
 
 
 __all__ = ["Launcher", "scalar_array", "threads_to_use", "worker_pool"]

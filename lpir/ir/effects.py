@@ -35,3 +35,12 @@ def is_pure(op: Operation) -> bool:
         and op.name not in READS_MEMORY
         and op.name not in DISTINCT
     )
+
+
+def stored_arguments(kernel) -> set[int]:
+    """ids of the global tensor arguments a thread-IR kernel writes (`st`, `st_bits`)."""
+    from lpir.ir.ops import StoreBitsOp, StoreThreadOp
+
+    return {
+        id(op.operands[0]) for op in kernel.walk() if isinstance(op, StoreThreadOp | StoreBitsOp)
+    }
