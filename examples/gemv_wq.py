@@ -41,7 +41,10 @@ def reference(params, args):
 
 
 def tolerance(params):
-    return 1e-4, 1e-3, "f32 products summed over K in another order than float64 numpy"
+    # Each output is a sum of K f32 products; its rounding error grows with K (typically like
+    # sqrt(K) ulps of the partial sums, K in the worst case), so the bound grows with K.
+    atol = max(1e-3, 2.5e-7 * params["K"])
+    return 1e-4, atol, f"f32 products summed over K = {params['K']} in another order than numpy"
 
 
 CASES = [
