@@ -1,16 +1,19 @@
 """`cast` between any two dtypes, with the semantics of `lpir.dtypes.convert`.
 
-Every conversion goes through one of three hubs: an integer (i64), f32 or f64. Floats narrower
-than f32 decode exactly to f32 and encode from it (`floats.FloatCodec`); f64 sources round to
-f32 *to odd* first, so the final rounding to a narrower format is still correct. Float to int
-uses LLVM's saturating conversions (truncate, saturate, NaN -> 0); int to int truncates and
-re-extends (wrap).
+Vectors of small floats and fp8 become f32, f16 or bf16 by table lookup where the host has
+AVX-512 (lookup.py). Every other conversion goes through one of three hubs: an integer (i64),
+f32 or f64. Floats narrower than f32 decode exactly to f32 and encode from it
+(`floats.FloatCodec`); f64 sources round to f32 *to odd* first, so the final rounding to a
+narrower format is still correct. Float to int uses LLVM's saturating conversions (truncate,
+saturate, NaN -> 0); int to int truncates and re-extends (wrap).
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
+from lpir.backends.llvm import jit
 from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
+from lpir.backends.llvm.lookup import TableCaster
 from lpir.backends.llvm.types import F32, F64, I1, I32, I64, constant, element, lane_type, like
 
 from lpir.dtypes import DType
@@ -50,9 +53,12 @@ def from_int(b: ir.IRBuilder, value: ir.Value, dt: DType) -> ir.Value:
 class Caster:
     """Emits casts on an IRBuilder; `intrinsics` is a `backends.llvm.intrinsics.Intrinsics`."""
 
-    def __init__(self, builder: ir.IRBuilder, intrinsics):
+    def __init__(self, builder: ir.IRBuilder, intrinsics, features: str | None = None):
         self.b = builder
         self.intrinsics = intrinsics
+        if features is None:
+            features = jit.host()[2]
+        self.tables = TableCaster(builder, intrinsics, features)
 
     def codec(self, dt: DType) -> FloatCodec:
         return FloatCodec(self.b, self.intrinsics, dt)
@@ -87,6 +93,8 @@ class Caster:
 
     def float_to_float(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
         b = self.b
+        if self.tables.applies(value, source, target):
+            return self.tables.cast(value, source, target)
         if target.nbits == 64:
             return (
                 b.fpext(self.to_f32(value, source), like(value, F64))

@@ -41,6 +41,30 @@ IN_PROCESS = os.environ.get("LPIR_FILECHECK_SUBPROCESS", "") in ("", "0")
 TRACEBACK = "Traceback (most recent call last)"
 
 
+REQUIRES_LINE = re.compile(r"(?:#|//)\s*REQUIRES:(.*)$")
+
+
+def host_features() -> set[str]:
+    """What a `REQUIRES:` line may ask for: "avx512" (AVX-512 F and BW on this host, which
+    the CPU backend's table-lookup casts use)."""
+    from lpir.backends.llvm import jit
+
+    cpu = set(jit.host()[2].split(","))
+    return {"avx512"} if {"+avx512f", "+avx512bw"} <= cpu else set()
+
+
+def missing_requirements(text: str) -> list[str]:
+    """Features a test file's `REQUIRES:` lines name that this host lacks."""
+    wanted = [
+        word.strip()
+        for line in text.splitlines()
+        if (match := REQUIRES_LINE.search(line))
+        for word in match.group(1).split(",")
+    ]
+    have = host_features() if wanted else set()
+    return [feature for feature in wanted if feature not in have]
+
+
 def run_lines(text: str) -> list[str]:
     """The commands of a test file: its RUN lines, with `\\` continuations joined."""
     commands: list[str] = []
@@ -213,11 +237,14 @@ def _clip(text: str, limit: int = 12000) -> str:
 
 
 class FileCheckItem(pytest.Item):
-    def __init__(self, *, commands: list[str], **kwargs):
+    def __init__(self, *, commands: list[str], missing: list[str], **kwargs):
         super().__init__(**kwargs)
         self.commands = commands
+        self.missing = missing
 
     def runtest(self) -> None:
+        if self.missing:
+            pytest.skip(f"this host lacks {', '.join(self.missing)} (REQUIRES line)")
         if not self.commands:
             raise FileCheckFailure("(no RUN line in this file)", [])
         for command in self.commands:
@@ -236,8 +263,13 @@ class FileCheckItem(pytest.Item):
 
 class FileCheckFile(pytest.File):
     def collect(self):
-        commands = run_lines(self.path.read_text())
-        yield FileCheckItem.from_parent(self, name=self.path.name, commands=commands)
+        text = self.path.read_text()
+        yield FileCheckItem.from_parent(
+            self,
+            name=self.path.name,
+            commands=run_lines(text),
+            missing=missing_requirements(text),
+        )
 
 
 def pytest_collect_file(parent, file_path: Path):

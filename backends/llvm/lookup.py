@@ -1,0 +1,211 @@
+"""Casts from small floats and fp8 by table lookup, on hosts with AVX-512.
+
+A float of n ≤ 8 bits has at most 256 codes, so `cast<T>` of it is a table of 2^n entries,
+computed here with `lpir.dtypes.convert` (the interpreter's own semantics: the lookup is
+bit-exact by construction, NaN payloads, signed zeros, rounding and saturation included). A
+512-bit register holds 16 f32 or 32 f16/bf16 entries; `vpermps`/`vpermw` pick each lane's
+entry out of one register and `vpermi2ps`/`vpermi2w` out of two, so a table of up to 4 register
+pairs costs at most 4 permutes and 3 selects per 16 (or 32) lanes — against a dozen integer
+ops for the decode of floats.py, and twice that with an encode to f16 behind it.
+
+To f32, a format that f16 holds exactly goes through a table of f16 entries (32 per register)
+and one exact `vcvtph2ps`: every small float and fp8 but the widest-range ones. Used when the
+host has AVX-512 (BW for 16-bit entries, F for 32-bit ones) and the value is a vector;
+everything else takes the generic path in casts.py.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from llvmlite import ir
+from lpir.backends.llvm.types import F32, I16, I32, element
+
+from lpir.dtypes import DType, convert, dtype
+
+REGISTER_BITS = 512
+MAX_REGISTER_PAIRS = 4
+
+
+class TableCaster:
+    """Emits table-lookup casts on an IRBuilder, given the host's CPU features."""
+
+    def __init__(self, builder: ir.IRBuilder, intrinsics, features: str):
+        self.b = builder
+        self.intrinsics = intrinsics
+        self.features = set(features.split(","))
+
+    def applies(self, value: ir.Value, source: DType, target: DType) -> bool:
+        if not isinstance(value.type, ir.VectorType) or not source.is_float or source.nbits > 8:
+            return False
+        if target.name in ("f16", "bf16"):
+            return "+avx512bw" in self.features
+        if target.name != "f32":
+            return False
+        if "+avx512bw" in self.features and exact_through_f16(source):
+            return True
+        return "+avx512f" in self.features and fits(source, target)
+
+    @staticmethod
+    def per_register(target: DType) -> int:
+        return REGISTER_BITS // target.nbits
+
+    def cast(self, codes: ir.Value, source: DType, target: DType) -> ir.Value:
+        """`cast<target>` of a vector of `source` codes (i8 lanes)."""
+        b = self.b
+        lanes = codes.type.count
+        # Codes just cut out of i32 words (unpack_bits) index the tables as those words, with
+        # no narrowing to i8 and widening back in between.
+        index = wide_codes(codes) or codes
+        one_register_pair = 1 << source.nbits <= 2 * self.per_register(target)
+        if target.name == "f32" and index is not codes and one_register_pair:
+            return self.lookup_all(index, source, target, I32)
+        if target.name == "f32" and "+avx512bw" in self.features and exact_through_f16(source):
+            # 32 f16 entries per register instead of 16 f32 ones: half the permutes, and one
+            # exact vcvtph2ps per 16 lanes.
+            halves = self.lookup_all(index, source, dtype("f16"), I16)
+            as_half = b.bitcast(halves, ir.VectorType(ir.HalfType(), lanes))
+            return b.fpext(as_half, ir.VectorType(F32, lanes))
+        return self.lookup_all(index, source, target, I32 if target.nbits == 32 else I16)
+
+    def lookup_all(self, codes: ir.Value, source: DType, target: DType, entry) -> ir.Value:
+        """The table entries of every lane, one register of indices at a time. Only the low
+        `source.nbits` bits of each index are looked at."""
+        b = self.b
+        lanes = codes.type.count
+        width = self.per_register(target)
+        table = table_of(source, target)
+        results = []
+        for start in range(0, lanes, width):
+            chunk = self.lanes_of(codes, start, width)
+            if element(chunk.type).width < entry.width:
+                chunk = b.zext(chunk, ir.VectorType(entry, width))
+            elif element(chunk.type).width > entry.width:
+                chunk = b.trunc(chunk, ir.VectorType(entry, width))
+            results.append(self.lookup(chunk, table, entry, width))
+        joined = self.concatenate(results)
+        picked = self.lanes_of(joined, 0, lanes) if joined.type.count != lanes else joined
+        if target.nbits == 32:
+            return b.bitcast(picked, ir.VectorType(F32, lanes))
+        return picked
+
+    def lookup(self, index, table: np.ndarray, entry, width: int) -> ir.Value:
+        """Each lane's entry of `table` (as integers) for its `index`."""
+        b = self.b
+        vector = ir.VectorType(entry, width)
+        registers = [
+            ir.Constant(vector, [int(v) for v in table[i : i + width]])
+            for i in range(0, table.size, width)
+        ]
+        if len(registers) == 1:
+            return self.permute(registers[0], index, entry, width)
+        pieces = [
+            self.permute_pair(registers[i], index, registers[i + 1], entry, width)
+            for i in range(0, len(registers), 2)
+        ]
+        # Index bits above a pair's 2·width entries choose the piece (a binary tree of selects).
+        level = (2 * width).bit_length() - 1
+        zero = ir.Constant(vector, [0] * width)
+        while len(pieces) > 1:
+            bit = ir.Constant(vector, [1 << level] * width)
+            chosen = b.icmp_unsigned("!=", b.and_(index, bit), zero)
+            pieces = [b.select(chosen, pieces[i + 1], pieces[i]) for i in range(0, len(pieces), 2)]
+            level += 1
+        return pieces[0]
+
+    def permute(self, table, index, entry, width):
+        """vpermps / vpermw: table[index & (width - 1)] per lane."""
+        name, table_type = self._permute_names(entry, width, pair=False)
+        function = self._declare(name, table_type, [table_type, index.type])
+        return self._call_on_floats(function, [table, index], entry, width)
+
+    def permute_pair(self, low, index, high, entry, width):
+        """vpermi2ps / vpermi2w: (low ++ high)[index & (2·width - 1)] per lane."""
+        name, table_type = self._permute_names(entry, width, pair=True)
+        function = self._declare(name, table_type, [table_type, index.type, table_type])
+        return self._call_on_floats(function, [low, index, high], entry, width)
+
+    def _permute_names(self, entry, width, pair: bool):
+        if entry == I32:
+            name = "llvm.x86.avx512.vpermi2var.ps.512" if pair else "llvm.x86.avx512.permvar.sf.512"
+            return name, ir.VectorType(F32, width)
+        name = "llvm.x86.avx512.vpermi2var.hi.512" if pair else "llvm.x86.avx512.permvar.hi.512"
+        return name, ir.VectorType(I16, width)
+
+    def _call_on_floats(self, function, operands, entry, width):
+        """Call a permute. The f32 forms take and give floats: tables (every operand but the
+        index, which comes second) travel bitcast, which keeps every bit."""
+        b = self.b
+        if entry != I32:
+            return b.call(function, operands)
+        floats = ir.VectorType(F32, width)
+        cast = [v if position == 1 else b.bitcast(v, floats) for position, v in enumerate(operands)]
+        return b.bitcast(b.call(function, cast), ir.VectorType(I32, width))
+
+    def _declare(self, name, result, arguments):
+        return self.intrinsics.declare(name, ir.FunctionType(result, arguments))
+
+    def lanes_of(self, vector: ir.Value, start: int, count: int) -> ir.Value:
+        """Lanes start .. start + count of `vector` (lanes past its end read lane 0)."""
+        total = vector.type.count
+        picks = [start + i if start + i < total else 0 for i in range(count)]
+        mask = ir.Constant(ir.VectorType(I32, count), picks)
+        return self.b.shuffle_vector(vector, ir.Constant(vector.type, None), mask)
+
+    def concatenate(self, vectors: list[ir.Value]) -> ir.Value:
+        """One vector of all lanes in order (the last repeated up to a power-of-two count)."""
+        while len(vectors) & (len(vectors) - 1):
+            vectors = [*vectors, vectors[-1]]
+        while len(vectors) > 1:
+            joined = []
+            for i in range(0, len(vectors), 2):
+                a, c = vectors[i], vectors[i + 1]
+                n = a.type.count
+                mask = ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n)))
+                joined.append(self.b.shuffle_vector(a, c, mask))
+            vectors = joined
+        return vectors[0]
+
+
+def wide_codes(codes: ir.Value) -> ir.Value | None:
+    """The i32 vector that `codes` was truncated from, if it was: its low bits are the codes."""
+    if isinstance(codes, ir.CastInstr) and codes.opname == "trunc":
+        source = codes.operands[0]
+        if element(source.type) == I32:
+            return source
+    return None
+
+
+def fits(source: DType, target: DType) -> bool:
+    """Whether the table of every source code fits the permutes' register pairs."""
+    return 1 << source.nbits <= 2 * TableCaster.per_register(target) * MAX_REGISTER_PAIRS
+
+
+@functools.cache
+def exact_through_f16(source: DType) -> bool:
+    """Whether source -> f16 -> f32 gives the same f32 bits as source -> f32 for every code
+    (true for every small float and fp8 whose range f16 covers). The f16 -> f32 step is the
+    hardware's, which equals numpy's for every f16 that is not a signaling NaN; the f16 table
+    holds none (checked too)."""
+    if source.nbits > 8 or not fits(source, dtype("f16")):
+        return False
+    half = table_of(source, dtype("f16"))[: 1 << source.nbits].astype(np.uint16)
+    direct = table_of(source, dtype("f32"))[: 1 << source.nbits].astype(np.uint32)
+    through = half.view(np.float16).astype(np.float32).view(np.uint32)
+    signaling = ((half & 0x7C00) == 0x7C00) & ((half & 0x3FF) != 0) & ((half & 0x200) == 0)
+    return bool(np.array_equal(through, direct) and not signaling.any())
+
+
+def table_of(source: DType, target: DType) -> np.ndarray:
+    """The target codes of `cast<target>` of every source code, as integers: at least one
+    register's worth, and a whole number of register pairs when more."""
+    codes = np.arange(1 << source.nbits, dtype=np.uint16).astype(source.code_numpy_dtype)
+    values = convert(source.from_codes(codes), source, target)
+    table = np.asarray(target.to_codes(values)).astype(np.int64)
+    width = TableCaster.per_register(target)
+    size = width if table.size <= width else -(-table.size // (2 * width)) * 2 * width
+    return np.resize(table, size)  # entries past 2^n are never picked
+
+
+__all__ = ["TableCaster", "table_of"]

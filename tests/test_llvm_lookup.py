@@ -1,0 +1,80 @@
+"""Table-lookup casts (backends/llvm/lookup.py): every small float and fp8 to f32, f16 and
+bf16, every code, against the thread-IR interpreter bit for bit (up to NaN payloads, as in
+test_llvm_casts.py) — with codes loaded as bytes and cut out of packed words, for lane counts
+that fill whole registers and ones that do not; the same kernels through the generic decode
+(floats.py) that hosts without AVX-512 use; and the instructions that show which path ran."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from lpir.backends.llvm import compile_kernel, jit, lookup
+from test_llvm_casts import compare
+from test_llvm_harness import LaneKernel, empty_for, private_cache, run_both  # noqa: F401
+
+from lpir.dtypes import ALL_DTYPE_NAMES, dtype
+from lpir.ir import parse
+
+SOURCES = [n for n in ALL_DTYPE_NAMES if dtype(n).is_float and dtype(n).nbits <= 8]
+TARGETS = ["f32", "f16", "bf16"]
+AVX512 = {"+avx512f", "+avx512bw"} <= set(jit.host()[2].split(","))
+
+
+def cast_kernel(source: str, lanes: int, name: str) -> tuple[str, list]:
+    """A kernel casting every code of `source` (repeated to fill the grid) to each target."""
+    dt = dtype(source)
+    codes = np.arange(1 << dt.nbits, dtype=np.uint16).astype(np.uint8)
+    per_block = lanes * 4
+    codes = np.resize(codes, -(-max(codes.size, 2 * per_block) // per_block) * per_block)
+    kernel = LaneKernel(codes.size, lanes, threads=4)
+    value = kernel.load(dt)  # 8-bit formats: byte loads; narrower: unpack_bits from words
+    for target in TARGETS:
+        kernel.store(kernel.op(f"cast({value})", target), target)
+    arguments = [codes, *(empty_for(target, codes.size) for target in TARGETS)]
+    return kernel.text(name), arguments
+
+
+def check_all_targets(source: str, lanes: int, name: str) -> None:
+    text, arguments = cast_kernel(source, lanes, name)
+    reference, compiled = run_both(text, arguments)
+    for index, target in enumerate(TARGETS):
+        ours, theirs = compiled[index + 1], reference[index + 1]
+        compare(dtype(source), dtype(target), theirs, ours, arguments[0])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("lanes", [64, 48, 8])
+@pytest.mark.parametrize("source", SOURCES)
+def test_table_casts_are_bit_exact(source, lanes):
+    check_all_targets(source, lanes, f"table_{source.replace('.', '_')}_{lanes}")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("source", ["f4e2m1", "f6e3m2", "f8e4m3", "f8e5m2", "f8e6m1"])
+def test_generic_decode_is_bit_exact(source, monkeypatch):
+    monkeypatch.setattr(lookup.TableCaster, "applies", lambda *arguments: False)
+    check_all_targets(source, 64, f"generic_{source}")  # its own name: its own cache entry
+
+
+def test_every_f_format_but_the_widest_range_goes_through_f16():
+    assert lookup.exact_through_f16(dtype("f8e4m3")) and lookup.exact_through_f16(dtype("f8e5m2"))
+    assert lookup.exact_through_f16(dtype("f6e3m2")) and lookup.exact_through_f16(dtype("f3e1m1"))
+    assert not lookup.exact_through_f16(dtype("f8e6m1"))  # 2^32 is past the f16 range
+
+
+@pytest.mark.skipif(not AVX512, reason="the host has no AVX-512")
+@pytest.mark.parametrize(
+    ("source", "patterns"),
+    [
+        ("f4e2m1", [r"vperm(ps|d)\b"]),  # 16 f32 entries, indexed by the unpacked words
+        ("f6e3m2", [r"vperm[it]2w", "vcvtph2ps"]),  # 64 entries: a pair of f16 registers
+        ("f8e4m3", [r"vperm[it]2w", "vcvtph2ps"]),  # 256 entries: four pairs
+    ],
+)
+def test_lookup_instructions(source, patterns):
+    text, _ = cast_kernel(source, 64, f"asm_{source}")
+    assembly = compile_kernel(parse(text), {}).assembly()
+    for pattern in patterns:
+        assert re.search(pattern, assembly), f"no {pattern} for {source}"
