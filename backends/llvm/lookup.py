@@ -94,8 +94,9 @@ class TableCaster:
         """Each lane's entry of `table` (as integers) for its `index`."""
         b = self.b
         vector = ir.VectorType(entry, width)
+        signed = np.where(table >= 1 << (entry.width - 1), table - (1 << entry.width), table)
         registers = [
-            ir.Constant(vector, [int(v) for v in table[i : i + width]])
+            ir.Constant(vector, [int(v) for v in signed[i : i + width]])
             for i in range(0, table.size, width)
         ]
         if len(registers) == 1:
