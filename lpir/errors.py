@@ -44,6 +44,23 @@ class SourceLocation:
         return f"    {text}\n    {' ' * (self.column - 1)}{'^' * width}"
 
 
+_VOWEL_SOUND_LETTERS = set("aefhilmnorsx")  # letters whose names start with a vowel: "an f16"
+
+
+def with_article(word: str) -> str:
+    """`word` after "a" or "an" as it is read aloud: "an f16", "an i8", "a u8", "an 8-bit"."""
+    text = str(word)
+    head = text[:1].lower()
+    if head.isdigit():
+        digits = text[: len(text) - len(text.lstrip("0123456789"))]
+        eleven_or_eighteen = len(digits) in (2, 5) and digits[:2] in ("11", "18")
+        return ("an " if head == "8" or eleven_or_eighteen else "a ") + text
+    spelled_letter = (len(text) > 1 and text[1].isdigit()) or text[:2] == "bf"
+    if spelled_letter:  # a dtype name such as f16, i8, u4: read letter by letter
+        return ("an " if head in _VOWEL_SOUND_LETTERS else "a ") + text
+    return ("an " if head in "aeiou" else "a ") + text
+
+
 def location_in(text: str, file: str, line: int, column: int, end_column: int | None = None):
     """Build a `SourceLocation` for (line, column) of `text`, copying the line's text."""
     lines = text.splitlines()

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from lpir.errors import SourceLocation, VerifyError
+from lpir.ir.signature import Signature
 from lpir.ir.types import Type
 
 
@@ -44,11 +45,15 @@ OPERATION_CLASSES: dict[str, type[Operation]] = {}
 class Operation:
     """Base class of every IR operation.
 
-    Subclasses set `names` (the op names they implement; an instance's `name` is one of them),
-    give a `create()` classmethod that infers result types, and may override `verify_()`.
+    Subclasses set `names` (the op names they implement; an instance's `name` is one of them)
+    and `signature` (operand, result and region counts, attribute kinds: see
+    `lpir.ir.signature`), give a `create()` classmethod that infers result types, may override
+    `verify_()` and, when `create()` can rebuild the op from its operands and attributes,
+    `recreate()` so that the verifier checks the result types against it.
     """
 
     names: ClassVar[tuple[str, ...]] = ()
+    signature: ClassVar[Signature] = Signature()
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -90,11 +95,23 @@ class Operation:
         return self.results[0]
 
     def verify_(self) -> None:
-        """Check op-specific invariants; raise `VerifyError`. The default checks nothing."""
+        """Check op-specific invariants; raise `VerifyError`. The default checks nothing.
 
-    def error(self, message: str) -> VerifyError:
+        The verifier calls it after `lpir.ir.signature.check_signature`, so it may take the
+        counts and attribute kinds of `signature` for granted.
+        """
+
+    def recreate(self) -> Operation | None:
+        """The op that `create()` builds from this op's operands and attributes, or None.
+
+        `create()` raises `TypeCheckError` on operands it does not accept and infers the result
+        types; the verifier compares them (layouts aside) with this op's.
+        """
+        return None
+
+    def error(self, message: str, hint: str | None = None) -> VerifyError:
         """A `VerifyError` placed at this op."""
-        return VerifyError(f"'{self.name}': {message}", self.location)
+        return VerifyError(f"'{self.name}': {message}", self.location, hint)
 
     def walk(self) -> Iterator[Operation]:
         """This op, then every op nested in its regions, in program order."""

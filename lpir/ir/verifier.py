@@ -4,7 +4,10 @@ Checked here, for every kernel:
 
 * every operand is defined before its use, in an enclosing region (structured dominance);
 * `yield` ends every `for`/`if` region and appears nowhere else;
-* each op's own `verify_()` (types of operands and results, attributes);
+* each op's `signature`: operand, result and region counts, required attributes and the kinds
+  of their values (`lpir.ir.signature`);
+* each op's own `verify_()`, and the result types that `create()` infers from its operands and
+  attributes (`Operation.recreate()`), layouts aside;
 * tile IR holds no thread-level ops and thread IR holds no register tiles;
 * a register tile's layout (once it has one) covers its shape with the kernel's thread count;
   with `require_layouts=True` every register tile must have one (after layout-selection).
@@ -12,11 +15,12 @@ Checked here, for every kernel:
 
 from __future__ import annotations
 
-from lpir.errors import VerifyError
+from lpir.errors import LpirError, VerifyError
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import thread as thread_ops
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
-from lpir.ir.types import TileType, VectorType
+from lpir.ir.signature import check_signature
+from lpir.ir.types import TileType, Type, VectorType
 
 _THREAD_ONLY = tuple(
     cls
@@ -39,8 +43,14 @@ class _KernelVerifier:
         self.defined: list[set[int]] = []
 
     def run(self) -> None:
-        if self.kernel.stage not in ("tile", "thread"):
-            raise VerifyError(f"unknown stage {self.kernel.stage!r}", self.kernel.location)
+        kernel = self.kernel
+        if kernel.stage not in ("tile", "thread"):
+            raise VerifyError(f"unknown stage {kernel.stage!r}", kernel.location)
+        if kernel.threads < 1 or min(kernel.grid) < 1:
+            raise VerifyError(
+                f"blocks{tuple(kernel.grid)} threads({kernel.threads}): counts must be positive",
+                kernel.location,
+            )
         self.region(self.kernel.body, terminated=False)
 
     def region(self, region: Region, terminated: bool) -> None:
@@ -62,10 +72,16 @@ class _KernelVerifier:
                 raise op.error(f"operand {operand.name_hint or '?'} is used before it is defined")
         if self.kernel.stage == "tile" and isinstance(op, _THREAD_ONLY):
             raise op.error("thread-level op in a tile-IR kernel")
+        check_signature(op)
         try:
             op.verify_()
+            _check_inferred_types(op)
         except VerifyError:
             raise
+        except LpirError as error:  # create() rejects the operands: a TypeCheckError
+            if f"'{op.name}'" in error.message:
+                raise VerifyError(error.message, op.location, error.hint) from None
+            raise op.error(error.message, error.hint) from None
         except Exception as error:  # a malformed op must not crash the verifier
             raise op.error(f"malformed op: {error}") from None
         for region in op.regions:
@@ -77,6 +93,9 @@ class _KernelVerifier:
     def check_type(self, value: Value, op: Operation | None) -> None:
         type_ = value.type
         location = op.location if op is not None else self.kernel.location
+        shape = getattr(type_, "shape", ())
+        if (isinstance(type_, VectorType) and type_.size < 1) or any(size < 1 for size in shape):
+            raise VerifyError(f"{type_} has no elements", location)
         if isinstance(type_, VectorType) and self.kernel.stage == "tile":
             raise VerifyError(f"vector value {type_} in tile IR", location)
         if not isinstance(type_, TileType):
@@ -96,3 +115,22 @@ class _KernelVerifier:
                 f"{self.kernel.threads}",
                 location,
             )
+
+
+def _without_layout(type_: Type) -> Type:
+    return type_.with_layout(None) if isinstance(type_, TileType) else type_
+
+
+def _check_inferred_types(op: Operation) -> None:
+    """Compare `op` with what `create()` builds from its operands and attributes."""
+    expected = op.recreate()
+    if expected is None:
+        return
+    if expected.name != op.name:
+        raise op.error(f"these operands make it a '{expected.name}'")
+    got = [_without_layout(r.type) for r in op.results]
+    inferred = [_without_layout(r.type) for r in expected.results]
+    if got != inferred:
+        shown = ", ".join(map(str, got)) or "nothing"
+        wanted = ", ".join(map(str, inferred)) or "nothing"
+        raise op.error(f"gives {shown}, but its operands and attributes give {wanted}")

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from lpir.dtypes import DType, dtype
-from lpir.errors import TypeCheckError
+from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
+from lpir.ir.signature import NUMBER, Signature, exactly
 from lpir.ir.types import ScalarType, TileType, Type, VectorType, same_kind_with_dtype
 
 ARITHMETIC = ("add", "sub", "mul", "div", "rem", "max", "min")
@@ -82,6 +83,16 @@ def check_compute_dtype(dt: DType, op_name: str) -> None:
         )
 
 
+def check_register_values(op_name: str, types: list[Type]) -> None:
+    """Elementwise ops take scalars, register tiles and vectors, not tensors in memory."""
+    for type_ in types:
+        if not isinstance(type_, ScalarType | TileType | VectorType):
+            raise TypeCheckError(
+                f"'{op_name}' works on scalars, tiles and vectors, not {type_}",
+                hint="load a tile of the tensor first",
+            )
+
+
 def _shape_of(type_: Type) -> object:
     if isinstance(type_, TileType):
         return type_.shape
@@ -126,6 +137,7 @@ class ConstantOp(Operation):
     """`%c = constant {value = 3} : i32`: a compile-time scalar."""
 
     names = ("constant",)
+    signature = Signature(results=exactly(1), attributes={"value": NUMBER})
 
     @classmethod
     def create(cls, value: int | float | bool, dt: DType | str, name: str | None = None):
@@ -142,14 +154,32 @@ class ConstantOp(Operation):
     def value(self) -> int | float | bool:
         return self.attributes["value"]
 
+    def verify_(self) -> None:
+        type_ = self.results[0].type
+        if not isinstance(type_, ScalarType):
+            raise self.error(f"a constant is a scalar, not {type_}", hint="splat it into a tile")
+        dt, value = type_.dtype, self.value
+        if dt.is_bool:
+            if not isinstance(value, bool):
+                raise self.error(f"a bool constant is true or false, not {value!r}")
+        elif isinstance(value, bool):
+            raise self.error(f"{with_article(dt.name)} constant cannot be {str(value).lower()}")
+        elif dt.is_int:
+            if not isinstance(value, int):
+                raise self.error(f"{with_article(dt.name)} constant needs an integer, not {value}")
+            if not dt.min <= value <= dt.max:
+                raise self.error(f"{value} is out of range for {dt.name} ({dt.min} to {dt.max})")
+
 
 class BinaryOp(Operation):
     """`%r = add %a, %b : f32[32, 256]`: elementwise arithmetic, bitwise ops and comparisons."""
 
     names = ARITHMETIC + BITWISE + COMPARISONS
+    signature = Signature(operands=exactly(2), results=exactly(1))
 
     @classmethod
     def create(cls, name: str, lhs: Value, rhs: Value, result_name: str | None = None):
+        check_register_values(name, [lhs.type, rhs.type])
         check_same_shape(name, [lhs.type, rhs.type])
         left, right = lhs.type.dtype, rhs.type.dtype  # type: ignore[attr-defined]
         if left != right:
@@ -176,14 +206,19 @@ class BinaryOp(Operation):
         if lhs.type.dtype != rhs.type.dtype:  # type: ignore[attr-defined]
             raise self.error(f"operand types differ: {lhs.type} and {rhs.type}")
 
+    def recreate(self) -> Operation:
+        return BinaryOp.create(self.name, *self.operands)
+
 
 class UnaryOp(Operation):
     """`%r = exp %a : f32[16]`: elementwise functions of one operand."""
 
     names = UNARY
+    signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
     def create(cls, name: str, operand: Value, result_name: str | None = None):
+        check_register_values(name, [operand.type])
         dt = operand.type.dtype  # type: ignore[attr-defined]
         check_compute_dtype(dt, name)
         if name in FLOAT_UNARY and not dt.is_float:
@@ -195,14 +230,19 @@ class UnaryOp(Operation):
             raise TypeCheckError(f"'not' needs an integer or bool operand, not {dt.name}")
         return cls(name, [operand], [operand.type], result_names=[result_name])
 
+    def recreate(self) -> Operation:
+        return UnaryOp.create(self.name, self.operands[0])
+
 
 class SelectOp(Operation):
     """`%r = where %cond, %a, %b`: elementwise choice; `cond` is bool of the same shape."""
 
     names = ("where",)
+    signature = Signature(operands=exactly(3), results=exactly(1))
 
     @classmethod
     def create(cls, cond: Value, lhs: Value, rhs: Value, result_name: str | None = None):
+        check_register_values("where", [cond.type, lhs.type, rhs.type])
         check_same_shape("where", [cond.type, lhs.type, rhs.type])
         if not cond.type.dtype.is_bool:  # type: ignore[attr-defined]
             raise TypeCheckError(
@@ -218,14 +258,19 @@ class SelectOp(Operation):
         result = _result_like(lhs.type, left, layout)
         return cls("where", [cond, lhs, rhs], [result], result_names=[result_name])
 
+    def recreate(self) -> Operation:
+        return SelectOp.create(*self.operands)
+
 
 class CastOp(Operation):
     """`%r = cast %a : f16[8]`: value conversion to another dtype (same shape and layout)."""
 
     names = ("cast",)
+    signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
     def create(cls, operand: Value, dt: DType | str, result_name: str | None = None):
+        check_register_values("cast", [operand.type])
         result = same_kind_with_dtype(operand.type, dtype(dt))
         return cls("cast", [operand], [result], result_names=[result_name])
 
@@ -233,6 +278,9 @@ class CastOp(Operation):
         source, result = self.operands[0].type, self.results[0].type
         if _shape_of(source) != _shape_of(result) or type(source) is not type(result):
             raise self.error(f"cast changes the shape: {source} to {result}")
+
+    def recreate(self) -> Operation:
+        return CastOp.create(self.operands[0], _dtype_of(self.results[0].type))
 
 
 def view_shape(shape: tuple[int, ...], source: DType, target: DType) -> tuple[int, ...]:
@@ -255,6 +303,7 @@ class ViewOp(Operation):
     """
 
     names = ("view",)
+    signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
     def create(cls, operand: Value, dt: DType | str, result_name: str | None = None):
@@ -264,7 +313,8 @@ class ViewOp(Operation):
         if isinstance(source_type, ScalarType):
             if source.nbits != target.nbits:
                 raise TypeCheckError(
-                    f"cannot view a {source.name} scalar as {target.name}: bit widths differ"
+                    f"cannot view {with_article(source.name)} scalar as {target.name}: "
+                    "bit widths differ"
                 )
             result: Type = ScalarType(target)
         elif isinstance(source_type, TileType):
@@ -277,3 +327,13 @@ class ViewOp(Operation):
         else:
             raise TypeCheckError(f"cannot view {source_type}")
         return cls("view", [operand], [result], result_names=[result_name])
+
+    def recreate(self) -> Operation:
+        return ViewOp.create(self.operands[0], _dtype_of(self.results[0].type))
+
+
+def _dtype_of(type_: Type) -> DType:
+    dt = getattr(type_, "dtype", None)
+    if not isinstance(dt, DType):
+        raise TypeCheckError(f"{type_} has no dtype")
+    return dt

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Region, Value
+from lpir.ir.signature import Signature, at_least, exactly
 from lpir.ir.types import ScalarType
 
 
@@ -29,6 +30,7 @@ class YieldOp(Operation):
     """Ends a `for` or `if` region, passing its values on."""
 
     names = ("yield",)
+    signature = Signature(operands=at_least(0))
 
     @classmethod
     def create(cls, values: Sequence[Value] = ()):
@@ -44,6 +46,7 @@ class ForOp(Operation):
     """
 
     names = ("for",)
+    signature = Signature(operands=at_least(3), results=at_least(0), regions=exactly(1))
 
     @classmethod
     def create(
@@ -100,6 +103,11 @@ class ForOp(Operation):
         return self.operands[3:]
 
     def verify_(self) -> None:
+        for bound in self.operands[:3]:
+            if not isinstance(bound.type, ScalarType) or not bound.type.dtype.is_int:
+                raise self.error(f"loop bounds must be integer scalars, not {bound.type}")
+        if not self.body.args:
+            raise self.error("the body has no induction variable")
         types = [v.type for v in self.inits]
         if [a.type for a in self.iter_args] != types:
             raise self.error("iteration arguments do not match the initial values")
@@ -115,6 +123,7 @@ class IfOp(Operation):
     """`if cond { ... } else { ... }` on a bool scalar; both regions yield the results."""
 
     names = ("if",)
+    signature = Signature(operands=exactly(1), results=at_least(0), regions=exactly(2))
 
     @classmethod
     def create(cls, cond: Value, result_types: Sequence = (), result_names=None):
@@ -140,6 +149,11 @@ class IfOp(Operation):
         return self.regions[1]
 
     def verify_(self) -> None:
+        cond = self.operands[0].type
+        if not isinstance(cond, ScalarType) or not cond.dtype.is_bool:
+            raise self.error(f"the condition must be a bool scalar, not {cond}")
+        if self.then_region.args or self.else_region.args:
+            raise self.error("the regions of an if take no arguments")
         types = [r.type for r in self.results]
         _check_yield(self, self.then_region, types)
         _check_yield(self, self.else_region, types)

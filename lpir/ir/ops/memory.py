@@ -9,8 +9,10 @@ Edges: an element whose coordinate falls outside the tensor reads as 0 and is no
 
 from __future__ import annotations
 
-from lpir.errors import TypeCheckError
+from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
+from lpir.ir.ops.tile import check_shape
+from lpir.ir.signature import INT_LIST, Signature, at_least, exactly
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
 
 
@@ -31,6 +33,7 @@ def _check_dims(op_name: str, memory: Value, dims: tuple[int, ...], shape: tuple
         raise TypeCheckError(f"'{op_name}': bad tile dimensions {list(dims)} for rank {rank}")
     if len(dims) != len(shape):
         raise TypeCheckError(f"'{op_name}': {len(dims)} tile dimensions but shape {shape}")
+    check_shape(op_name, shape)
 
 
 def _memory_op_name(kind: str, memory: Value) -> str:
@@ -45,6 +48,9 @@ class LoadOp(Operation):
     """`%t = load_global %w, %i, %k {dims = [0, 1], shape = [32, 256]} : u4[32, 256]`."""
 
     names = ("load_global", "load_shared")
+    signature = Signature(
+        operands=at_least(1), results=exactly(1), attributes={"dims": INT_LIST, "shape": INT_LIST}
+    )
 
     @classmethod
     def create(
@@ -74,11 +80,15 @@ class LoadOp(Operation):
     def dims(self) -> tuple[int, ...]:
         return self.attributes["dims"]
 
+    def recreate(self) -> Operation:
+        return LoadOp.create(self.memory, self.offsets, self.dims, self.attributes["shape"])
+
 
 class StoreOp(Operation):
     """`store_global %y, %i, %t {dims = [0]}`: write a tile; elements past the edge are skipped."""
 
     names = ("store_global", "store_shared")
+    signature = Signature(operands=at_least(2), attributes={"dims": INT_LIST})
 
     @classmethod
     def create(cls, memory: Value, offsets: list[Value], dims: tuple[int, ...], value: Value):
@@ -90,7 +100,8 @@ class StoreOp(Operation):
         if value.type.dtype != memory.type.dtype:  # type: ignore[attr-defined]
             target = memory.type.dtype.name  # type: ignore[attr-defined]
             raise TypeCheckError(
-                f"cannot store a {value.type.dtype.name} tile into a {target} tensor",
+                f"cannot store {with_article(value.type.dtype.name)} tile into "
+                f"{with_article(target)} tensor",
                 hint=f"cast it first: cast<{target}>(...)",
             )
         return cls(op_name, [memory, *offsets, value], (), {"dims": tuple(dims)})
@@ -111,21 +122,30 @@ class StoreOp(Operation):
     def dims(self) -> tuple[int, ...]:
         return self.attributes["dims"]
 
+    def recreate(self) -> Operation:
+        return StoreOp.create(self.memory, self.offsets, self.dims, self.value)
+
 
 class AllocSharedOp(Operation):
     """`%s = alloc_shared : shared f16[64, 32]`: a tile of shared memory for the block."""
 
     names = ("alloc_shared",)
+    signature = Signature(results=exactly(1))
 
     @classmethod
     def create(cls, shared_type: SharedType, name: str | None = None):
         return cls("alloc_shared", (), [shared_type], result_names=[name])
+
+    def verify_(self) -> None:
+        if not isinstance(self.results[0].type, SharedType):
+            raise self.error(f"allocates a shared tensor, not {self.results[0].type}")
 
 
 class SyncOp(Operation):
     """`sync`: every thread of the block waits here; shared-memory writes before it are seen."""
 
     names = ("sync",)
+    signature = Signature()
 
     @classmethod
     def create(cls):

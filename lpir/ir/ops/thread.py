@@ -28,6 +28,17 @@ from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
 from lpir.ir.ops.tile import REDUCTIONS
+from lpir.ir.signature import (
+    DTYPE,
+    INT,
+    INT_LIST,
+    NUMBER_LIST,
+    Signature,
+    at_least,
+    between,
+    exactly,
+    one_of,
+)
 from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
 
 I32 = dtype("i32")
@@ -39,16 +50,21 @@ class ThreadIndexOp(Operation):
     """`%t = thread_index : i32`."""
 
     names = ("thread_index",)
+    signature = Signature(results=exactly(1))
 
     @classmethod
     def create(cls, name: str | None = "tid"):
         return cls("thread_index", (), [ScalarType(I32)], result_names=[name])
+
+    def recreate(self) -> Operation:
+        return ThreadIndexOp.create()
 
 
 class VectorConstantOp(Operation):
     """`%v = vector_constant {values = [0, 1, 2, 3]} : <4 x i32>`."""
 
     names = ("vector_constant",)
+    signature = Signature(results=exactly(1), attributes={"values": NUMBER_LIST})
 
     @classmethod
     def create(cls, values: Sequence[int | float | bool], dt: DType | str, name=None):
@@ -62,12 +78,23 @@ class VectorConstantOp(Operation):
     def values(self) -> tuple:
         return self.attributes["values"]
 
+    def recreate(self) -> Operation:
+        dt = getattr(self.results[0].type, "dtype", None)
+        if not isinstance(self.results[0].type, VectorType) or dt is None:
+            raise TypeCheckError(f"a vector constant is a vector, not {self.results[0].type}")
+        if not dt.is_float and any(isinstance(v, float) for v in self.values):
+            raise TypeCheckError(f"float values in a vector of {dt.name}")
+        return VectorConstantOp.create(self.values, dt)
+
 
 class ShuffleOp(Operation):
     """`%r = shuffle(%a, %b, ...) {indices = [...]}`: lane i of the result is lane indices[i] of
     the concatenation a ++ b ++ ... of the sources (one or more vectors of one dtype)."""
 
     names = ("shuffle",)
+    signature = Signature(
+        operands=at_least(1), results=exactly(1), attributes={"indices": INT_LIST}
+    )
 
     @classmethod
     def create(cls, sources: Sequence[Value], indices: Sequence[int], name: str | None = None):
@@ -87,11 +114,15 @@ class ShuffleOp(Operation):
     def indices(self) -> tuple[int, ...]:
         return self.attributes["indices"]
 
+    def recreate(self) -> Operation:
+        return ShuffleOp.create(self.operands, self.indices)
+
 
 class ExtractOp(Operation):
     """`%s = extract %v {index = 3} : f32`: one lane as a scalar."""
 
     names = ("extract",)
+    signature = Signature(operands=exactly(1), results=exactly(1), attributes={"index": INT})
 
     @classmethod
     def create(cls, vector: Value, index: int, name: str | None = None):
@@ -104,25 +135,39 @@ class ExtractOp(Operation):
     def index(self) -> int:
         return self.attributes["index"]
 
+    def recreate(self) -> Operation:
+        return ExtractOp.create(self.operands[0], self.index)
+
 
 class BuildVectorOp(Operation):
     """`%v = vector %a, %b, %c : <3 x f32>`: a vector from scalars of one dtype."""
 
     names = ("vector",)
+    signature = Signature(operands=at_least(1), results=exactly(1))
 
     @classmethod
     def create(cls, scalars: Sequence[Value], name: str | None = None):
         scalars = list(scalars)
         if not scalars or len({s.type for s in scalars}) != 1:
             raise TypeCheckError("vector needs one or more scalars of one type")
+        if not isinstance(scalars[0].type, ScalarType):
+            raise TypeCheckError(f"vector needs scalars, not {scalars[0].type}")
         result = VectorType(scalars[0].type.dtype, len(scalars))
         return cls("vector", scalars, [result], result_names=[name])
+
+    def recreate(self) -> Operation:
+        return BuildVectorOp.create(self.operands)
 
 
 class ReduceLanesOp(Operation):
     """`%r = reduce_lanes %v {kind = "sum", group = 8}`: lane i = kind(v[i*group : (i+1)*group])."""
 
     names = ("reduce_lanes",)
+    signature = Signature(
+        operands=exactly(1),
+        results=exactly(1),
+        attributes={"kind": one_of(*REDUCTIONS), "group": INT},
+    )
 
     @classmethod
     def create(cls, vector: Value, kind: str, group: int, name: str | None = None):
@@ -144,6 +189,9 @@ class ReduceLanesOp(Operation):
     def group(self) -> int:
         return self.attributes["group"]
 
+    def recreate(self) -> Operation:
+        return ReduceLanesOp.create(self.operands[0], self.kind, self.group)
+
 
 def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None) -> DType:
     if not isinstance(memory.type, GlobalType | SharedType):
@@ -155,6 +203,11 @@ def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None
     if access.nbits % 8:
         raise TypeCheckError(f"'{op_name}' cannot access memory as {access.name}")
     return access
+
+
+def _check_vector(op_name: str, vector: int, lanes: int) -> None:
+    if vector < 1 or lanes % vector:
+        raise TypeCheckError(f"'{op_name}': vector width {vector} does not divide {lanes} lanes")
 
 
 def _check_mask(op_name: str, mask: Value | None, lanes: int) -> None:
@@ -189,10 +242,19 @@ class MemoryAccess:
         return self.attributes.get("dtype") or self.memory.type.dtype  # type: ignore[attr-defined]
 
 
+MEMORY_ACCESS_OPTIONS = {"vector": INT, "dtype": DTYPE}
+
+
 class LoadThreadOp(MemoryAccess, Operation):
     """`%v = ld %w, %base [mask %m] {offsets = [...], vector = 8} : <64 x f32>`."""
 
     names = ("ld",)
+    signature = Signature(
+        operands=between(2, 3),
+        results=exactly(1),
+        attributes={"offsets": INT_LIST},
+        optional=MEMORY_ACCESS_OPTIONS,
+    )
 
     @classmethod
     def create(
@@ -208,6 +270,7 @@ class LoadThreadOp(MemoryAccess, Operation):
         element = _check_memory("ld", memory, base, access)
         offsets = tuple(int(o) for o in offsets)
         _check_mask("ld", mask, len(offsets))
+        _check_vector("ld", vector, len(offsets))
         attributes: dict = {"offsets": offsets}
         if vector > 1:
             attributes["vector"] = vector
@@ -221,11 +284,24 @@ class LoadThreadOp(MemoryAccess, Operation):
     def mask(self) -> Value | None:
         return self.operands[2] if len(self.operands) > 2 else None
 
+    def recreate(self) -> Operation:
+        return LoadThreadOp.create(
+            self.memory,
+            self.base,
+            self.offsets,
+            self.mask,
+            self.vector_width,
+            self.attributes.get("dtype"),
+        )
+
 
 class StoreThreadOp(MemoryAccess, Operation):
     """`st %y, %base, %v [mask %m] {offsets = [...]}`: lane i goes to memory[base + offsets[i]]."""
 
     names = ("st",)
+    signature = Signature(
+        operands=between(3, 4), attributes={"offsets": INT_LIST}, optional=MEMORY_ACCESS_OPTIONS
+    )
 
     @classmethod
     def create(
@@ -243,6 +319,7 @@ class StoreThreadOp(MemoryAccess, Operation):
         if value.type != VectorType(element, len(offsets)):
             raise TypeCheckError(f"'st' of {value.type} with {len(offsets)} offsets of {element}")
         _check_mask("st", mask, len(offsets))
+        _check_vector("st", vector, len(offsets))
         attributes: dict = {"offsets": offsets}
         if vector > 1:
             attributes["vector"] = vector
@@ -259,6 +336,17 @@ class StoreThreadOp(MemoryAccess, Operation):
     def mask(self) -> Value | None:
         return self.operands[3] if len(self.operands) > 3 else None
 
+    def recreate(self) -> Operation:
+        return StoreThreadOp.create(
+            self.memory,
+            self.base,
+            self.value,
+            self.offsets,
+            self.mask,
+            self.vector_width,
+            self.attributes.get("dtype"),
+        )
+
 
 class StoreBitsOp(MemoryAccess, Operation):
     """`st_bits(%w, %base, %bytes, %bitmask [, %mask]) {offsets = [...]}`: merge bits into bytes.
@@ -269,6 +357,9 @@ class StoreBitsOp(MemoryAccess, Operation):
     """
 
     names = ("st_bits",)
+    signature = Signature(
+        operands=between(4, 5), attributes={"offsets": INT_LIST}, optional={"dtype": DTYPE}
+    )
 
     @classmethod
     def create(
@@ -301,6 +392,15 @@ class StoreBitsOp(MemoryAccess, Operation):
     def mask(self) -> Value | None:
         return self.operands[4] if len(self.operands) > 4 else None
 
+    def verify_(self) -> None:
+        if self.attributes.get("dtype", U8) != U8:
+            raise self.error(f"st_bits writes bytes (dtype = u8), not {self.attributes['dtype']}")
+
+    def recreate(self) -> Operation:
+        return StoreBitsOp.create(
+            self.memory, self.base, self.value, self.bitmask, self.offsets, self.mask
+        )
+
 
 def _check_shift(op_name: str, shift: Value | None) -> list[Value]:
     if shift is None:
@@ -319,6 +419,9 @@ class UnpackBitsOp(Operation):
     """
 
     names = ("unpack_bits",)
+    signature = Signature(
+        operands=between(1, 2), results=exactly(1), attributes={"bit_offsets": INT_LIST}
+    )
 
     @classmethod
     def create(
@@ -349,6 +452,12 @@ class UnpackBitsOp(Operation):
     def shift(self) -> Value | None:
         return self.operands[1] if len(self.operands) > 1 else None
 
+    def recreate(self) -> Operation:
+        result = self.results[0].type
+        if not isinstance(result, VectorType):
+            raise TypeCheckError(f"unpack_bits makes a vector, not {result}")
+        return UnpackBitsOp.create(self.operands[0], result.dtype, self.bit_offsets, self.shift)
+
 
 class PackBitsOp(Operation):
     """`%b = pack_bits(%v [, %shift]) {bit_offsets = [...]} : <24 x u8>`: unpack_bits reversed.
@@ -357,6 +466,9 @@ class PackBitsOp(Operation):
     """
 
     names = ("pack_bits",)
+    signature = Signature(
+        operands=between(1, 2), results=exactly(1), attributes={"bit_offsets": INT_LIST}
+    )
 
     @classmethod
     def create(
@@ -387,11 +499,18 @@ class PackBitsOp(Operation):
     def shift(self) -> Value | None:
         return self.operands[1] if len(self.operands) > 1 else None
 
+    def recreate(self) -> Operation:
+        result = self.results[0].type
+        if not isinstance(result, VectorType):
+            raise TypeCheckError(f"pack_bits makes a vector of bytes, not {result}")
+        return PackBitsOp.create(self.operands[0], self.bit_offsets, result.size, self.shift)
+
 
 class BarrierOp(Operation):
     """`barrier`: the thread-level form of `sync`."""
 
     names = ("barrier",)
+    signature = Signature()
 
     @classmethod
     def create(cls):
@@ -415,6 +534,9 @@ class MmaOp(Operation):
     """
 
     names = ("mma",)
+    signature = Signature(
+        operands=exactly(3), results=exactly(1), attributes={"shape": one_of(*MMA_SHAPES)}
+    )
 
     @classmethod
     def create(cls, a: Value, b: Value, c: Value, shape: str = "m16n8k16", name=None):
@@ -436,3 +558,6 @@ class MmaOp(Operation):
     @property
     def shape(self) -> str:
         return self.attributes["shape"]
+
+    def recreate(self) -> Operation:
+        return MmaOp.create(*self.operands, shape=self.shape)

@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 from lpir.dtypes import dtype
-from lpir.errors import TypeCheckError
+from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
+from lpir.ir.signature import INT, INT_LIST, Signature, exactly, one_of
 from lpir.ir.types import ScalarType, TileType, VectorType
 from lpir.layout import RegisterLayout
 
@@ -16,10 +17,18 @@ REDUCTIONS = ("sum", "max", "min")
 I32 = dtype("i32")
 
 
+def check_shape(op_name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """`shape` when every dimension is positive."""
+    if any(size < 1 for size in shape):
+        raise TypeCheckError(f"'{op_name}': tile dimensions must be positive, not {list(shape)}")
+    return tuple(shape)
+
+
 class BlockIndexOp(Operation):
     """`%bx = block_index {axis = 0} : i32`: this block's index along x (0), y (1) or z (2)."""
 
     names = ("block_index",)
+    signature = Signature(results=exactly(1), attributes={"axis": INT})
 
     @classmethod
     def create(cls, axis: int, name: str | None = None):
@@ -33,29 +42,44 @@ class BlockIndexOp(Operation):
         if self.axis not in (0, 1, 2):
             raise self.error(f"axis must be 0, 1 or 2, not {self.axis}")
 
+    def recreate(self) -> Operation:
+        return BlockIndexOp.create(self.axis)
+
 
 class SplatOp(Operation):
     """`%t = splat %s {shape = [32, 256]} : f32[32, 256]`: a tile (or vector) of one scalar."""
 
     names = ("splat",)
+    signature = Signature(operands=exactly(1), results=exactly(1), attributes={"shape": INT_LIST})
 
     @classmethod
     def create(cls, scalar: Value, shape: tuple[int, ...], name: str | None = None):
         if not isinstance(scalar.type, ScalarType):
             raise TypeCheckError(f"splat needs a scalar, not {scalar.type}")
-        result = TileType(scalar.type.dtype, tuple(shape))
+        result = TileType(scalar.type.dtype, check_shape("splat", tuple(shape)))
         return cls("splat", [scalar], [result], {"shape": tuple(shape)}, result_names=[name])
 
     @classmethod
     def create_vector(cls, scalar: Value, size: int, name: str | None = None):
-        result = VectorType(scalar.type.dtype, size)  # type: ignore[attr-defined]
+        if not isinstance(scalar.type, ScalarType):
+            raise TypeCheckError(f"splat needs a scalar, not {scalar.type}")
+        result = VectorType(scalar.type.dtype, size)
         return cls("splat", [scalar], [result], {"shape": (size,)}, result_names=[name])
+
+    def recreate(self) -> Operation:
+        shape = tuple(self.attributes["shape"])
+        if isinstance(self.results[0].type, VectorType):
+            if len(shape) != 1:
+                raise TypeCheckError(f"a vector splat has a one-dimensional shape, not {shape}")
+            return SplatOp.create_vector(self.operands[0], shape[0])
+        return SplatOp.create(self.operands[0], shape)
 
 
 class BroadcastOp(Operation):
     """`%t = broadcast %a {shape = [32, 256]}`: repeat size-1 dimensions (equal ranks)."""
 
     names = ("broadcast",)
+    signature = Signature(operands=exactly(1), results=exactly(1), attributes={"shape": INT_LIST})
 
     @classmethod
     def create(cls, operand: Value, shape: tuple[int, ...], name: str | None = None):
@@ -68,14 +92,18 @@ class BroadcastOp(Operation):
                 f"cannot broadcast {source} to shape {list(shape)}",
                 hint="only size-1 dimensions can be repeated; add them with t[:, None]",
             )
-        result = TileType(source.dtype, shape)
+        result = TileType(source.dtype, check_shape("broadcast", shape))
         return cls("broadcast", [operand], [result], {"shape": shape}, result_names=[name])
+
+    def recreate(self) -> Operation:
+        return BroadcastOp.create(self.operands[0], self.attributes["shape"])
 
 
 class ExpandDimsOp(Operation):
     """`%t = expand_dims %a {axis = 1}`: insert a size-1 dimension (numpy's `a[:, None]`)."""
 
     names = ("expand_dims",)
+    signature = Signature(operands=exactly(1), results=exactly(1), attributes={"axis": INT})
 
     @classmethod
     def create(cls, operand: Value, axis: int, name: str | None = None):
@@ -92,6 +120,9 @@ class ExpandDimsOp(Operation):
     def axis(self) -> int:
         return self.attributes["axis"]
 
+    def recreate(self) -> Operation:
+        return ExpandDimsOp.create(self.operands[0], self.axis)
+
 
 class ReduceOp(Operation):
     """`%r = reduce %a {kind = "sum", axis = 1}`: reduce one axis away.
@@ -100,6 +131,11 @@ class ReduceOp(Operation):
     """
 
     names = ("reduce",)
+    signature = Signature(
+        operands=exactly(1),
+        results=exactly(1),
+        attributes={"kind": one_of(*REDUCTIONS), "axis": INT},
+    )
 
     @classmethod
     def create(cls, operand: Value, kind: str, axis: int, name: str | None = None):
@@ -127,6 +163,9 @@ class ReduceOp(Operation):
     def axis(self) -> int:
         return self.attributes["axis"]
 
+    def recreate(self) -> Operation:
+        return ReduceOp.create(self.operands[0], self.kind, self.axis)
+
 
 class DotOp(Operation):
     """`%c = dot %a, %b, %acc`: acc + a @ b for a: [M, K], b: [K, N], acc: [M, N].
@@ -136,6 +175,7 @@ class DotOp(Operation):
     """
 
     names = ("dot",)
+    signature = Signature(operands=exactly(3), results=exactly(1))
 
     @classmethod
     def create(cls, a: Value, b: Value, acc: Value, name: str | None = None):
@@ -163,16 +203,21 @@ class DotOp(Operation):
             )
         if ct.dtype.name != expected:
             raise TypeCheckError(
-                f"the accumulator of a {at.dtype.name} dot must be {expected}, not {ct.dtype.name}",
+                f"the accumulator of {with_article(at.dtype.name)} dot must be {expected}, "
+                f"not {ct.dtype.name}",
                 hint=f"start it with zeros<{expected}>[{m}, {n}]",
             )
         return cls("dot", [a, b, acc], [ct], result_names=[name])
+
+    def recreate(self) -> Operation:
+        return DotOp.create(*self.operands)
 
 
 class ConvertLayoutOp(Operation):
     """`%t = convert_layout %a : f32[64] @ <layout>`: the same tile under another layout."""
 
     names = ("convert_layout",)
+    signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
     def create(cls, operand: Value, layout: RegisterLayout, name: str | None = None):
@@ -184,7 +229,9 @@ class ConvertLayoutOp(Operation):
 
     def verify_(self) -> None:
         source, result = self.operands[0].type, self.results[0].type
-        if source.with_layout(None) != result.with_layout(None):  # type: ignore[attr-defined]
+        if not isinstance(source, TileType) or not isinstance(result, TileType):
+            raise self.error(f"converts a tile to a tile, not {source} to {result}")
+        if source.with_layout(None) != result.with_layout(None):
             raise self.error(f"changes more than the layout: {source} to {result}")
 
 
@@ -192,8 +239,15 @@ class ArangeOp(Operation):
     """`%i = arange {shape = [64]} : i32[64]`: the indices 0, 1, ..., n-1."""
 
     names = ("arange",)
+    signature = Signature(results=exactly(1), attributes={"shape": INT_LIST})
 
     @classmethod
     def create(cls, size: int, name: str | None = None):
-        result = TileType(I32, (size,))
+        result = TileType(I32, check_shape("arange", (size,)))
         return cls("arange", (), [result], {"shape": (size,)}, result_names=[name])
+
+    def recreate(self) -> Operation:
+        shape = self.attributes["shape"]
+        if len(shape) != 1:
+            raise TypeCheckError(f"arange makes a one-dimensional tile, not shape {list(shape)}")
+        return ArangeOp.create(shape[0])
