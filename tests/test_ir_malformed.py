@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from lpir.dtypes import dtype
@@ -59,7 +60,7 @@ CASES: dict[str, tuple[str, str]] = {
     ),
     "for": (
         "tile",
-        "%r = for %k = %i to %n step %i iter_args(%x = %t) -> f32[4, 8] {\n    yield(%x)\n  }",
+        "%r = for %k = %i to %n step %n iter_args(%x = %t) -> f32[4, 8] {\n    yield(%x)\n  }",
     ),
     "if": ("tile", "if %flag {\n    sync\n    yield\n  }"),
     "load_global": (
@@ -349,3 +350,26 @@ def test_kinds_accept_what_the_parser_produces():
     assert NUMBER_LIST.accepts((0, 1.5, False)) and not NUMBER_LIST.accepts(("a",))
     assert DTYPE.accepts(dtype("u8")) and not DTYPE.accepts("u8")
     assert isinstance(INT, AttributeKind)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "for %k = %i to %n step %i {\n    yield\n  }",
+        "for %k = %i to %flag step %n {\n    yield\n  }",
+        "if %i {\n    yield\n  }",
+    ],
+)
+def test_malformed_control_flow_is_a_located_error(line: str):
+    assert_located_error(module_text("constant", line), range(case_line("constant"), 99))
+
+
+def test_the_interpreters_refuse_a_loop_step_that_is_not_positive():
+    from lpir.interpreter.tile import run_tile_kernel
+
+    text = module_text("constant", "for %k = %i to %n step %n {\n    yield\n  }")
+    kernel = verify(parse(text, "step.ir")).kernels[0]
+    arguments = [np.zeros((64, 64), np.float32), 0, True]
+    with pytest.raises(LpirError, match="a loop step must be positive, not 0") as caught:
+        run_tile_kernel(kernel, arguments)
+    assert caught.value.location is not None

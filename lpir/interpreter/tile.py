@@ -170,6 +170,8 @@ class _Block(Evaluator):
     # ---- control flow
     def op_for(self, op: ForOp):
         lower, upper, step = (int(self.get(v)) for v in op.operands[:3])
+        if step <= 0:
+            raise LpirError(f"a loop step must be positive, not {step}", op.location)
         values = [self.get(v) for v in op.inits]
         iv_type = np.dtype(op.induction_variable.type.dtype.numpy_dtype).type  # type: ignore[attr-defined]
         for index in range(lower, upper, step):

@@ -163,7 +163,10 @@ class _ModuleBuilder:
         bounds = [self.use(t) for t in (lower, upper, step)]
         pairs = [p.children for p in iter_tree.children] if iter_tree is not None else []
         inits = [self.use(value) for _, value in pairs]
-        op = ForOp.create(*bounds, inits)
+        try:
+            op = ForOp.create(*bounds, inits)
+        except LpirError as error:
+            raise error.with_location(self.location(tree)) from None
         op.location = self.location(tree)
         self.scopes.append({})
         self.bind_region_args(op.body, [iv_token] + [name for name, _ in pairs])
@@ -182,7 +185,10 @@ class _ModuleBuilder:
     def if_op(self, tree: lark.Tree, result_tokens: list) -> Operation:
         cond_token, types_tree, then_tree, else_tree = tree.children
         types = [self.type(t) for t in types_tree.children] if types_tree else []
-        op = IfOp.create(self.use(cond_token), types)
+        try:
+            op = IfOp.create(self.use(cond_token), types)
+        except LpirError as error:
+            raise error.with_location(self.location(tree)) from None
         op.location = self.location(tree)
         for region, block in ((op.then_region, then_tree), (op.else_region, else_tree)):
             self.scopes.append({})

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Region, Value
+from lpir.ir.ops.arith import ConstantOp
 from lpir.ir.signature import Signature, at_least, exactly
 from lpir.ir.types import ScalarType
 
@@ -106,6 +107,9 @@ class ForOp(Operation):
         for bound in self.operands[:3]:
             if not isinstance(bound.type, ScalarType) or not bound.type.dtype.is_int:
                 raise self.error(f"loop bounds must be integer scalars, not {bound.type}")
+        step = self.step.owner
+        if isinstance(step, ConstantOp) and isinstance(step.value, int) and step.value <= 0:
+            raise self.error(f"the step is {step.value}; a loop step must be positive")
         if not self.body.args:
             raise self.error("the body has no induction variable")
         types = [v.type for v in self.inits]
