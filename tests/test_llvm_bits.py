@@ -119,7 +119,7 @@ def test_view_reinterprets_bits(source, lanes, target):
 
 
 MOVES = """
-kernel @moves[](%x: global f32[2048], %y: global f32[2048], %r: global f32[768],
+kernel @moves[](%x: global f32[2048], %y: global f32[2048], %r: global f32[1024],
     %i: global i32[2048])
     blocks(2, 1, 1) threads(64) stage(thread) {
   %tid = thread_index : i32
@@ -143,7 +143,7 @@ kernel @moves[](%x: global f32[2048], %y: global f32[2048], %r: global f32[768],
   %min = reduce_lanes(%v) {group = 16, kind = "min"} : <1 x f32>
   %all = shuffle(%sum, %max, %min) {indices = [0, 1, 2, 3, 4, 5, 6, 6]} : <8 x f32>
   %quarter = mul(%thread, %c4) : i32
-  st(%r, %quarter, %all) {offsets = [0, 1, 2, 3, 256, 257, 258, 259]}
+  st(%r, %quarter, %all) {offsets = [0, 1, 2, 3, 512, 513, 514, 515]}
   %iota = vector_constant {values = [0, -1, 2, -3, 4, -5, 6, -7, 8, -9, 10, -11, 12, -13, 14,
       -15]} : <16 x i32>
   %spread = splat(%thread) {shape = [16]} : <16 x i32>
@@ -161,5 +161,30 @@ def test_shuffles_extracts_and_lane_reductions():
     x = rng.standard_normal(2048).astype(np.float32)
     check(
         MOVES,
-        [x, np.zeros(2048, np.float32), np.zeros(768, np.float32), np.zeros(2048, np.int32)],
+        [x, np.zeros(2048, np.float32), np.zeros(1024, np.float32), np.zeros(2048, np.int32)],
     )
+
+
+@pytest.mark.parametrize("kind", ["sum", "max"])
+@pytest.mark.parametrize(
+    ("lanes", "group"), [(24, 1), (24, 2), (24, 3), (24, 6), (24, 8), (24, 24), (35, 5), (35, 7)]
+)
+def test_lane_reductions_follow_the_balanced_tree(lanes, group, kind):
+    """Float sums of any group size (odd ones carry a term up a level) give the interpreter's
+    bits; the inputs span magnitudes so that another order would round differently."""
+    outputs = lanes // group
+    kernel = LaneKernel(lanes * 8 * 2, lanes, threads=8)
+    values = kernel.load("f32")
+    reduced = kernel.op(
+        f'reduce_lanes({values}) {{group = {group}, kind = "{kind}"}}', "f32", outputs
+    )
+    kernel.store(reduced, "f32", outputs)
+    x = (rng.standard_normal(kernel.n) * 10.0 ** rng.integers(-4, 5, kernel.n)).astype(np.float32)
+    check(kernel.text(f"tree_{kind}_{lanes}_{group}"), [x, np.zeros(kernel.n // group, np.float32)])
+
+
+def test_balanced_tree_order():
+    from lpir.ir.order import balanced_tree, tree_levels
+
+    assert balanced_tree(list("abcde"), lambda a, b: f"({a}{b})") == "(((ab)(cd))e)"
+    assert tree_levels(5) == [([0, 2], [1, 3], 4), ([0], [1], 2), ([0], [1], None)]

@@ -24,6 +24,7 @@ from lpir.ir.ops import (
     ThreadIndexOp,
     VectorConstantOp,
 )
+from lpir.ir.order import balanced_tree
 
 
 @emits(ThreadIndexOp)
@@ -132,16 +133,6 @@ def emit_build_vector(emitter: KernelEmitter, op: BuildVectorOp) -> None:
 _COMBINE = {"sum": "add", "max": "max", "min": "min"}
 
 
-def tree_expression(terms: list[str], combine) -> str:
-    """`combine` of all terms as a balanced tree (short dependency chains)."""
-    while len(terms) > 1:
-        paired = [combine(terms[i], terms[i + 1]) for i in range(0, len(terms) - 1, 2)]
-        if len(terms) % 2:
-            paired.append(terms[-1])
-        terms = paired
-    return terms[0]
-
-
 @emits(ReduceLanesOp)
 def emit_reduce_lanes(emitter: KernelEmitter, op: ReduceLanesOp) -> None:
     source = emitter.materialize(op.operands[0])
@@ -160,11 +151,11 @@ def emit_reduce_lanes(emitter: KernelEmitter, op: ReduceLanesOp) -> None:
         return
     target = emitter.array(op.result)
     for j in range(outputs):
-        emitter.w.line(f"{target.lane(j)} = {tree_expression(terms[j], combine)};")
+        emitter.w.line(f"{target.lane(j)} = {balanced_tree(terms[j], combine)};")
 
 
 def _reduced(emitter: KernelEmitter, op: ReduceLanesOp, terms: list[str], combine) -> str:
     name = emitter.c_name(op.result)
     ctype = c_types.c_type(op.result.type.dtype)  # type: ignore[attr-defined]
-    emitter.w.line(f"const {ctype} {name} = {tree_expression(terms, combine)};")
+    emitter.w.line(f"const {ctype} {name} = {balanced_tree(terms, combine)};")
     return name

@@ -13,6 +13,7 @@ from llvmlite import ir
 from lpir.backends.llvm.types import I8, I32, constant, element
 
 from lpir.dtypes import DType
+from lpir.ir.order import tree_levels
 
 
 def _mask(indices: list[int]) -> ir.Constant:
@@ -68,14 +69,22 @@ class Vectors:
         return self.pick(self.concat(sources), list(indices))
 
     def reduce_lanes(self, vector: ir.Value, group: int, combine) -> ir.Value:
-        """Lane i of the result folds lanes i*group .. i*group+group-1 left to right."""
+        """Lane i of the result combines lanes i*group .. i*group+group-1 as the balanced tree
+        of lpir.ir.order. Each level is one vector operation: the terms are kept term-major
+        (position k of every group side by side), so the left and right halves of all the
+        level's pairs are two shuffles of the previous level."""
         outputs = vector.type.count // group
-        result = self.pick(vector, [i * group for i in range(outputs)])
-        for offset in range(1, group):
-            result = combine(
-                result, self.pick(vector, [i * group + offset for i in range(outputs)])
-            )
-        return result
+        level = self.pick(vector, [j * group + k for k in range(group) for j in range(outputs)])
+
+        def lanes(positions: list[int]) -> list[int]:
+            return [p * outputs + j for p in positions for j in range(outputs)]
+
+        for left, right, carried in tree_levels(group):
+            combined = combine(self.pick(level, lanes(left)), self.pick(level, lanes(right)))
+            if carried is not None:
+                combined = self.concat([combined, self.pick(level, lanes([carried]))])
+            level = combined
+        return level
 
     # ---- bit fields -----------------------------------------------------------------------
     def unpack_bits(self, data: ir.Value, dt: DType, offsets, shift: ir.Value | None) -> ir.Value:

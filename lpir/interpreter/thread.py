@@ -20,6 +20,7 @@ from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Value
 from lpir.ir.ops import ForOp, IfOp
+from lpir.ir.order import balanced_tree
 from lpir.ir.types import GlobalType, ScalarType, SharedType
 
 
@@ -148,16 +149,10 @@ class _ThreadBlock(Evaluator):
         grouped = value.reshape(self.threads, -1, group)
         dt = op.result.type.dtype
         kind = op.attributes["kind"]
+        name = "add" if kind == "sum" else kind
+        terms = [grouped[..., index] for index in range(group)]
         with np.errstate(all="ignore"):
-            if kind == "sum":
-                result = grouped[..., 0]
-                for index in range(1, group):
-                    result = ew.binary("add", result, grouped[..., index], dt)
-                return [result]
-            result = grouped[..., 0]
-            for index in range(1, group):
-                result = ew.binary(kind, result, grouped[..., index], dt)
-            return [result]
+            return [balanced_tree(terms, lambda a, b: ew.binary(name, a, b, dt))]
 
     def op_where(self, op):
         cond, a, b = (self.get(v) for v in op.operands)
