@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from lpir.dtypes import DType, dtype
 from lpir.errors import DTypeError, LayoutError, LpirError, TypeCheckError, location_in
-from lpir.ir.core import Builder, Value
+from lpir.ir.core import Builder, Operation, Value
 from lpir.ir.ops import (
     BinaryOp,
     BlockIndexOp,
@@ -47,6 +47,30 @@ I32 = dtype("i32")
 F32 = dtype("f32")
 BOOL = dtype("bool")
 COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+# The interpreters hold a whole tile in memory and the backends unroll a thread's share of it;
+# past this a kernel is a mistake (a missing loop), not a workload.
+MAX_TILE_ELEMENTS = 1 << 20
+
+
+class TileLimitBuilder(Builder):
+    """A builder that refuses register and shared tiles of more than `MAX_TILE_ELEMENTS`.
+
+    The error is placed at the builder's location: the expression being lowered.
+    """
+
+    def insert(self, op: Operation) -> Operation:
+        for result in op.results:
+            type_ = result.type
+            if isinstance(type_, TileType | SharedType) and type_.size > MAX_TILE_ELEMENTS:
+                what = "shared tile" if isinstance(type_, SharedType) else "tile"
+                raise TypeCheckError(
+                    f"this {what} {type_} has {type_.size} elements, more than the "
+                    f"{MAX_TILE_ELEMENTS} (2^20) a tile may hold",
+                    self.location,
+                    "split it into smaller tiles with a loop, e.g. "
+                    "for k0 in range(0, K, BK) { t = load(x[k0 :+ BK]) ... }",
+                )
+        return super().insert(op)
 
 
 def c_division(a: int, b: int) -> int:

@@ -13,12 +13,12 @@ from typing import Any
 
 from lpir.dtypes import DType
 from lpir.errors import LpirError
-from lpir.ir.core import Builder, Kernel, Module, Region, Value
+from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType
 from lpir.language import ast
 from lpir.language.builtins import BUILTINS
-from lpir.language.expressions import BOOL, I32, ExpressionLowering
+from lpir.language.expressions import BOOL, I32, ExpressionLowering, TileLimitBuilder
 from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
 
 
@@ -44,7 +44,7 @@ class KernelLowering(ExpressionLowering):
         self.file = program.file
         self.kernel_def = kernel_def
         self.params = params
-        self.builder = Builder()
+        self.builder = TileLimitBuilder()
         self.scopes = [{}]
         self.loop_locals: dict[str, int] = {}
         self.assigned_at: dict[str, ast.Span] = {}
