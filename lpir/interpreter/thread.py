@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 
 from lpir.dtypes import DType
-from lpir.errors import LpirError
+from lpir.errors import LpirError, with_article
 from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Value
@@ -48,13 +48,18 @@ class ThreadInterpreter:
             _ThreadBlock(env, (bx, by, bz), threads).region(self.kernel.body)
 
 
+def _outside_buffer(verb: str, index: int, count: int) -> LpirError:
+    buffer = with_article(f"{count}-element")
+    return LpirError(f"thread IR {verb} element {index} of {buffer} buffer")
+
+
 def _read(buffer: np.ndarray, access: DType, index: np.ndarray) -> np.ndarray:
     """Elements `index` of `buffer` read as `access` (packed for sub-byte types)."""
     if access.nbits % 8 == 0:
         size = access.nbits // 8
         count = buffer.size // size
         if index.size and (index.min() < 0 or index.max() >= count):
-            raise LpirError(f"thread IR read element {index.max()} of a {count}-element buffer")
+            raise _outside_buffer("read", int(index.max()), count)
         codes = buffer[: count * size].view(access.code_numpy_dtype)[index]
         return access.from_codes(codes)
     bit = index.astype(np.int64) * access.nbits
@@ -72,7 +77,7 @@ def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndar
         size = access.nbits // 8
         count = buffer.size // size
         if index.size and (index.min() < 0 or index.max() >= count):
-            raise LpirError(f"thread IR wrote element {index.max()} of a {count}-element buffer")
+            raise _outside_buffer("wrote", int(index.max()), count)
         view = buffer[: count * size].view(access.code_numpy_dtype)
         view[index] = access.to_codes(values)
         return
