@@ -16,7 +16,8 @@ scale per group of 128 weights of a row. Beside it, timed the same way:
 Timing: CUDA events around each launch, a 256 MiB scrub written before each launch so that no
 run finds the weights in L2 (the scrub also keeps the GPU busy while Python enqueues the
 launch), warm-up first, medians of --repeat launches. GB/s counts the bytes each kernel must
-move. Every lpir result is checked against a float64 reference on the GPU (relative error).
+move. lpir's kernel is timed at each row x column tile of --tiles and the fastest reported.
+Every lpir result is checked against a float64 reference on the GPU (relative error).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def compiled_kernel(name: str, params: dict):
     return compile_kernel(specialization.module, specialization.params)
 
 
-def bench_lpir(torch, timer, dt, n: int, k: int, rng) -> dict:
+def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles: list[tuple[int, int]]) -> dict:
+    """The fastest of the row x column tiles (BN, BK) for this weight type, checked."""
     from lpir.backends.cuda.arrays import DevicePacked
 
     codes = random_codes(dt, (n, k), rng)
@@ -125,10 +127,16 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng) -> dict:
     scales = torch.rand(n, -(-k // GROUP), device="cuda") * 0.015 + 0.005
     y = torch.zeros(n, dtype=torch.float32, device="cuda")
     w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (n, k))
-    kernel = compiled_kernel("gemv_wq", {"WT": dt.name, "ZERO": zero_point(dt), "N": n, "K": k})
     stream = torch.cuda.current_stream()
     arguments = [x, w, scales, y]
-    seconds = timer(lambda: kernel.run(arguments, stream=stream))
+    timed = []
+    for bn, bk in tiles:
+        params = {"WT": dt.name, "ZERO": zero_point(dt), "N": n, "K": k, "BN": bn, "BK": bk}
+        candidate = compiled_kernel("gemv_wq", params)
+        timed.append(
+            (timer(lambda c=candidate: c.run(arguments, stream=stream)), bn, bk, candidate)
+        )
+    seconds, bn, bk, kernel = min(timed, key=lambda entry: entry[0])
     table = decode_table(torch, dt)
     dense = table[torch.from_numpy(codes).cuda().long()]
     dense *= scales.repeat_interleave(GROUP, dim=1)[:, :k]
@@ -139,7 +147,15 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng) -> dict:
     error = float((y.double() - reference).abs().max() / reference.abs().max())
     nbytes = packed.nbytes + scales.numel() * 4 + x.numel() * 4 + y.numel() * 4
     del dense, reference
-    return {"weights": dt.name, "seconds": seconds, "bytes": nbytes, "error": error}
+    tried = {f"{b}x{c}": round(t * 1e6, 1) for t, b, c, _ in timed}
+    return {
+        "weights": dt.name,
+        "seconds": seconds,
+        "bytes": nbytes,
+        "error": error,
+        "tile": f"{bn}x{bk}",
+        "tried_us": tried,
+    }
 
 
 def bench_cublas_f16(torch, timer, n: int, k: int) -> dict:
@@ -182,6 +198,7 @@ def report(n, k, rows, cublas, int4, bandwidth) -> list[str]:
         )
     header = f"  {'weights':>8} {'lpir us':>9} {'GB/s':>6} {'floor us':>9} {'/floor':>7}"
     header += f" {'/cuBLAS':>8}" + (f" {'/int4':>7}" if int4 else "") + f" {'rel err':>8}"
+    header += "  tile BNxBK (us of each tried)"
     lines.append(header)
     for row in rows:
         seconds = row["seconds"]
@@ -190,7 +207,8 @@ def report(n, k, rows, cublas, int4, bandwidth) -> list[str]:
         line += f" {floor * 1e6:9.1f} {seconds / floor:7.2f} {seconds / cublas['seconds']:8.2f}"
         if int4:
             line += f" {seconds / int4['seconds']:7.2f}"
-        lines.append(line + f" {row['error']:8.1e}")
+        tried = ", ".join(f"{tile} {us}" for tile, us in row["tried_us"].items())
+        lines.append(line + f" {row['error']:8.1e}  {row['tile']} ({tried})")
     return lines
 
 
@@ -200,6 +218,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None, help="timed launches (median)")
     parser.add_argument("--weights", help="comma-separated weight types")
     parser.add_argument("--json", help="also write the measurements to this file")
+    parser.add_argument(
+        "--tiles",
+        default="64x128,32x128,16x128",
+        help="BNxBK tiles of gemv_wq to try (the fastest is reported; BK must divide 128): "
+        "narrower row tiles put more blocks in flight, which a batch-1 GEMV needs to fill "
+        "the memory pipeline",
+    )
     args = parser.parse_args()
     torch = torch_cuda()
     repeat = args.repeat or (20 if args.quick else 50)
@@ -207,6 +232,7 @@ def main() -> None:
     weights = (
         args.weights.split(",") if args.weights else (QUICK_WEIGHTS if args.quick else ALL_WEIGHTS)
     )
+    tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
     properties = torch.cuda.get_device_properties(0)
     bandwidth = copy_bandwidth(torch, repeat)
     print(f"{properties.name}, {properties.multi_processor_count} SMs; lpir {lpir.__name__}")
@@ -215,7 +241,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     results = {"device": properties.name, "copy_bandwidth": bandwidth, "shapes": []}
     for n, k in shapes:
-        rows = [bench_lpir(torch, timer, lpir.dtype(name), n, k, rng) for name in weights]
+        rows = [bench_lpir(torch, timer, lpir.dtype(name), n, k, rng, tiles) for name in weights]
         cublas = bench_cublas_f16(torch, timer, n, k)
         int4 = bench_torch_int4(torch, timer, n, k)
         print("\n".join(report(n, k, rows, cublas, int4, bandwidth)), flush=True)

@@ -34,7 +34,10 @@ COMPILE_CASES: dict[str, list[dict]] = {
     ],
     "softmax": [{}, {"M": 37, "N": 100}, {"M": 300, "N": 512, "T": "f16"}, {"T": "bf16"}],
     "gemv_wq": [{"N": 256, "K": 512, "WT": wt, "ZERO": 0} for wt in WEIGHT_TYPES]
-    + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, {"N": 64, "K": 1000, "WT": "f4e2m1"}],
+    + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, {"N": 64, "K": 1000, "WT": "f4e2m1"}]
+    # the narrower row tiles benchmarks/gpu_gemv.py tries (more blocks in flight)
+    + [{"N": 200, "K": 512, "WT": "u4", "ZERO": 8, "BN": bn} for bn in (32, 16)]
+    + [{"N": 96, "K": 384, "WT": "u3", "ZERO": 4, "BN": 16, "BK": 64}],
     "matmul_wq": [
         {},
         {"M": 100, "N": 64, "K": 256, "WT": "u3", "ZERO": 4},
