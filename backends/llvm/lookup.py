@@ -198,6 +198,7 @@ def exact_through_f16(source: DType) -> bool:
     return bool(np.array_equal(through, direct) and not signaling.any())
 
 
+@functools.cache
 def table_of(source: DType, target: DType) -> np.ndarray:
     """The target codes of `cast<target>` of every source code, as integers: at least one
     register's worth, and a whole number of register pairs when more."""
