@@ -47,6 +47,7 @@ numbers: floats as exact float32 (float64 for f64), integers and bool as registe
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from dataclasses import dataclass
@@ -336,7 +337,19 @@ def _hint(name: str) -> str | None:
     match = re.fullmatch(r"(u?int)(\d+)", name)
     if match and int(match.group(2)) in _INT_WIDTHS:
         return f"lpir calls this type '{match.group(1)[0]}{match.group(2)}'"
-    return None
+    match = re.fullmatch(r"(uint|int|float|[iuf])(\d+)", name.lower())
+    if match:
+        family = {"uint": "u", "int": "i", "float": "f"}.get(match.group(1), match.group(1))
+        bits = int(match.group(2))
+        if family == "f" and bits == 8:
+            return "the 8-bit floats are f8e4m3 and f8e5m2"
+        widths = _INT_WIDTHS if family in "iu" else (16, 32, 64)
+        nearest = min(widths, key=lambda width: (abs(width - bits), -width))
+        return f"did you mean '{family}{nearest}'?"
+    close = difflib.get_close_matches(name.lower(), ALL_DTYPE_NAMES, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "write a dtype name such as f32, f16, bf16, i32, u8, u4 or bool"
 
 
 def dtype(name: str | DType) -> DType:

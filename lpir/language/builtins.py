@@ -29,7 +29,14 @@ from lpir.ir.ops import (
 )
 from lpir.ir.types import ScalarType, SharedType, TileType
 from lpir.language import ast
-from lpir.language.expressions import F32, I32, ExpressionLowering
+from lpir.language.expressions import (
+    BOOL_HINT,
+    F32,
+    I32,
+    ExpressionLowering,
+    check_bool_constants,
+    fold_binary,
+)
 from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 Builtin = Callable[[ExpressionLowering, ast.Call], "SemanticValue | None"]
@@ -210,6 +217,8 @@ def _unary_math(name: str) -> Builtin:
         (node,), _ = _arguments(low, call, 1)
         value = _tile_or_scalar(low, node)
         if isinstance(value, Const):
+            if isinstance(value.value, bool):
+                raise low.error(f"{name} is not defined on bool", call, BOOL_HINT)
             try:
                 return Const(_PYTHON_MATH[name](value.value))
             except (ValueError, ZeroDivisionError, OverflowError) as error:
@@ -258,7 +267,7 @@ def _min_max(kind: str) -> Builtin:
             raise low.error(f"{kind}(a, b) is elementwise and takes no axis", call)
         lhs, rhs = low.expr(args[0]), low.expr(args[1])
         if isinstance(lhs, Const) and isinstance(rhs, Const):
-            return Const((max if kind == "max" else min)(lhs.value, rhs.value))
+            return Const(fold_binary(kind, lhs.value, rhs.value))
         left, right = low.typed_pair(lhs, rhs, call)
         left, right = low.broadcast_pair(left, right, call)
         return Runtime(low.builder.add(BinaryOp.create(kind, left, right)))
@@ -301,6 +310,7 @@ def cdiv(low, call: ast.Call):
     (a_node, b_node), _ = _arguments(low, call, 2)
     a, b = low.expr(a_node), low.expr(b_node)
     if isinstance(a, Const) and isinstance(b, Const):
+        check_bool_constants("cdiv", a.value, b.value)
         if b.value == 0:
             raise low.error("cdiv by zero", b_node)
         return Const(-(-a.value // b.value))

@@ -18,7 +18,14 @@ import math
 from collections.abc import Callable
 
 from lpir.dtypes import DType, dtype
-from lpir.errors import DTypeError, LayoutError, LpirError, TypeCheckError, location_in
+from lpir.errors import (
+    DTypeError,
+    LayoutError,
+    LpirError,
+    TypeCheckError,
+    location_in,
+    with_article,
+)
 from lpir.ir.core import Builder, Operation, Value
 from lpir.ir.ops import (
     BinaryOp,
@@ -30,7 +37,7 @@ from lpir.ir.ops import (
     SplatOp,
     UnaryOp,
 )
-from lpir.ir.ops.arith import SYMBOLS
+from lpir.ir.ops.arith import BOOL_ARITHMETIC_HINT, SYMBOLS
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
 from lpir.language import ast
 from lpir.language.values import (
@@ -79,8 +86,43 @@ def c_division(a: int, b: int) -> int:
     return quotient if (a >= 0) == (b >= 0) else -quotient
 
 
+BOOL_HINT = BOOL_ARITHMETIC_HINT
+# what BinaryOp.create refuses on bool operands (cdiv is built from add and div)
+NOT_ON_BOOL = ("add", "sub", "mul", "div", "rem", "shl", "shr", "cdiv")
+
+
+def constant_text(value: int | float | bool) -> str:
+    """A constant as the source spells it: true, 3, 0.5."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def check_bool_constants(op: str, a, b) -> None:
+    """Bool constants fold only where bool values are allowed at run time (`BinaryOp.create`):
+    never mixed with numbers, not in `+ - * / %` or shifts, and `and`/`or` take only bools."""
+    if op in ("logical_and", "logical_or"):
+        for value in (a, b):
+            if not isinstance(value, bool):
+                raise TypeCheckError(
+                    f"'{op.removeprefix('logical_')}' needs bool operands, not "
+                    f"{constant_text(value)}",
+                    hint="compare first, e.g. (x > 0) and (y > 0); use & and | for integer bits",
+                )
+        return
+    symbol = SYMBOLS.get(op)
+    if isinstance(a, bool) != isinstance(b, bool):
+        shown = (
+            f"{constant_text(a)} {symbol} {constant_text(b)}"
+            if symbol
+            else f"{op}({constant_text(a)}, {constant_text(b)})"
+        )
+        raise TypeCheckError(f"bool values do not take part in arithmetic: {shown}", hint=BOOL_HINT)
+    if isinstance(a, bool) and op in NOT_ON_BOOL:
+        raise TypeCheckError(f"'{symbol or op}' is not defined on bool", hint=BOOL_HINT)
+
+
 def fold_binary(op: str, a, b):
     """Evaluate a binary operator on two Python constants with lpir's semantics."""
+    check_bool_constants(op, a, b)
     both_int = isinstance(a, int) and isinstance(b, int)
     if op in ("div", "rem") and b == 0:
         raise TypeCheckError("division by zero in a constant expression")
@@ -98,8 +140,8 @@ def fold_binary(op: str, a, b):
         "ge": lambda: a >= b,
         "eq": lambda: a == b,
         "ne": lambda: a != b,
-        "logical_and": lambda: bool(a) and bool(b),
-        "logical_or": lambda: bool(a) or bool(b),
+        "logical_and": lambda: a and b,
+        "logical_or": lambda: a or b,
     }
     if op in ("and", "or", "xor", "shl", "shr"):
         if not both_int:
@@ -260,7 +302,8 @@ class ExpressionLowering:
         """Materialize a constant as a scalar of dtype `dt`, checking it fits."""
         v = value.value
         if isinstance(v, bool) != dt.is_bool:
-            raise self.error(f"cannot use {value.describe()} as {dt.name}", node)
+            target = "a bool" if dt.is_bool else f"{with_article(dt.name)} value"
+            raise self.error(f"cannot use {value.describe()} as {target}", node, BOOL_HINT)
         if isinstance(v, float) and not dt.is_float:
             raise self.error(
                 f"cannot combine the float constant {v!r} with {dt.name} values",
@@ -376,12 +419,19 @@ class ExpressionLowering:
         if isinstance(operand, Const):
             v = operand.value
             if op == "neg":
+                if isinstance(v, bool):
+                    raise self.error("'-' is not defined on bool", node, BOOL_HINT)
                 return Const(-v)
             if op == "logical_not":
+                if not isinstance(v, bool):
+                    message = f"'not' needs a bool, not {constant_text(v)}"
+                    raise self.error(message, node, "use ~ for integer bits")
                 return Const(not v)
-            if isinstance(v, int) and not isinstance(v, bool):
+            if isinstance(v, bool):  # ~ on a bool is its negation, as at run time
+                return Const(not v)
+            if isinstance(v, int):
                 return Const(~v)
-            raise self.error(f"'~' needs an integer, not {v!r}", node)
+            raise self.error(f"'~' needs an integer or a bool, not {constant_text(v)}", node)
         value = self.as_runtime(operand, node)
         if op == "logical_not":
             if not value.type.dtype.is_bool:  # type: ignore[attr-defined]

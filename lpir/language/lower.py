@@ -18,7 +18,13 @@ from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType
 from lpir.language import ast
 from lpir.language.builtins import BUILTINS
-from lpir.language.expressions import BOOL, I32, ExpressionLowering, TileLimitBuilder
+from lpir.language.expressions import (
+    BOOL,
+    I32,
+    ExpressionLowering,
+    TileLimitBuilder,
+    constant_text,
+)
 from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
 
 
@@ -182,14 +188,28 @@ class KernelLowering(ExpressionLowering):
         if len(values) == 2:
             values.append(Const(1))
         step = values[2]
-        if isinstance(step, Const) and (not isinstance(step.value, int) or step.value <= 0):
-            raise self.error(f"the range step must be a positive integer, not {step.value!r}", node)
+        if isinstance(step, Const):
+            self.check_step(step.value, bounds[2] if len(bounds) == 3 else node)
         nodes = [
             bounds[0] if len(bounds) > 1 else node,
             bounds[-1] if len(bounds) < 3 else bounds[1],
         ]
         nodes.append(bounds[2] if len(bounds) == 3 else node)
         return [self.as_index(v, n) for v, n in zip(values, nodes)]
+
+    def check_step(self, step: int | float | bool, node: ast.Node) -> None:
+        """A compile-time range step must be a positive integer; say what to write instead."""
+        if isinstance(step, int) and not isinstance(step, bool) and step > 0:
+            return
+        if step == 0 and not isinstance(step, bool):
+            hint = "a step of 0 never reaches the end; range(start, stop) steps by 1"
+        elif isinstance(step, int | float) and not isinstance(step, bool) and step < 0:
+            hint = "ranges count up: loop with for i in range(0, n) and use n - 1 - i to go down"
+        else:
+            hint = "write an integer step, e.g. range(0, K, BK)"
+        raise self.error(
+            f"the range step must be a positive integer, not {constant_text(step)}", node, hint
+        )
 
     def carried(self, names: list[str], node: ast.Node) -> dict[str, Value]:
         """The names a block reassigns that exist before it, with their current IR values."""

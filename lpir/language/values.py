@@ -25,7 +25,8 @@ class Const:
     value: int | float | bool
 
     def describe(self) -> str:
-        return f"the constant {self.value!r}"
+        shown = str(self.value).lower() if isinstance(self.value, bool) else repr(self.value)
+        return f"the constant {shown}"
 
 
 @dataclass(frozen=True)

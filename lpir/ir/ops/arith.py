@@ -42,6 +42,10 @@ FLOAT_UNARY = (
 UNARY = ("neg", "abs", "not", *FLOAT_UNARY)
 
 BOOL = dtype("bool")
+BOOL_ARITHMETIC_HINT = (
+    "combine bools with and/or/xor, count them with cast<i32>(...), "
+    "choose between numbers with where(...)"
+)
 
 
 def is_compute_dtype(dt: DType) -> bool:
@@ -190,8 +194,11 @@ class BinaryOp(Operation):
         check_compute_dtype(left, name)
         if name in BITWISE and left.is_float:
             raise TypeCheckError(f"'{name}' needs integer operands, not {left.name}")
-        if name in ARITHMETIC and left.is_bool and name not in ("max", "min"):
-            raise TypeCheckError(f"'{name}' is not defined on bool", hint="use and/or/xor")
+        on_bool = name in ("shl", "shr") or (name in ARITHMETIC and name not in ("max", "min"))
+        if on_bool and left.is_bool:
+            raise TypeCheckError(
+                f"'{SYMBOLS[name]}' is not defined on bool", hint=BOOL_ARITHMETIC_HINT
+            )
         result_dtype = BOOL if name in COMPARISONS else left
         layout = _layout_of([lhs.type, rhs.type])
         result = _result_like(lhs.type, result_dtype, layout)
@@ -228,6 +235,10 @@ class UnaryOp(Operation):
             )
         if name == "not" and dt.is_float:
             raise TypeCheckError(f"'not' needs an integer or bool operand, not {dt.name}")
+        if name in ("neg", "abs") and dt.is_bool:
+            raise TypeCheckError(
+                f"'{SYMBOLS.get(name, name)}' is not defined on bool", hint=BOOL_ARITHMETIC_HINT
+            )
         return cls(name, [operand], [operand.type], result_names=[result_name])
 
     def recreate(self) -> Operation:
