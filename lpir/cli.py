@@ -81,9 +81,16 @@ def _cmd_emit(args: argparse.Namespace) -> int:
 def _add_kernel_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("file", help="a kernel source (.lp) or IR text (.ir)")
     command.add_argument(
-        "-D", dest="define", action="append", metavar="NAME=VALUE", help="set a parameter"
+        "-D",
+        dest="define",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a parameter (kernel sources only: IR text is already specialized)",
     )
-    command.add_argument("--kernel", help="which kernel of the file (default: the first)")
+    command.add_argument(
+        "--kernel",
+        help="which kernel of the file (default: the first; lpir opt on IR text: all of them)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,9 @@ A kernel file `name.lp` may have a companion `name.py` beside it (every example 
     tolerance(params) -> (rtol, atol, why)   # for float outputs; integers compare exactly
 
 Without a companion, inputs are random values of each argument's dtype and `--check` compares
-the target with the reference interpreter only.
+the target with the reference interpreter only (the thread-IR interpreter for a thread-IR file).
+
+An IR text file (`.ir`) runs as it is, with the parameters it records (`lpir.runtime.ir_kernel`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import lpir
 from lpir.errors import LpirError
 from lpir.ir.types import GlobalType
 from lpir.packing import PackedArray, pack_codes
+from lpir.runtime.ir_kernel import is_ir_path, load_ir
 
 
 def load_companion(path: str) -> ModuleType | None:
@@ -142,8 +145,10 @@ def _check(path, kernel, values, pristine, mine, companion, target) -> bool:
         for i, (a, b) in enumerate(zip(outputs_of(pristine), outputs_of(mine)))
         if not np.array_equal(np.asarray(a), np.asarray(b))
     ]
-    if target != "interp":
-        oracle = lpir.compile(path, target="interp", kernel=kernel, **_plain(values))
+    oracle_target = _oracle_target(path, kernel)
+    if target != oracle_target:
+        params = {} if is_ir_path(path) else _plain(values)
+        oracle = lpir.compile(path, target=oracle_target, kernel=kernel, **params)
         theirs = copy.deepcopy(pristine)
         oracle(*theirs)
         for index, (got, expected) in enumerate(zip(outputs_of(mine), outputs_of(theirs))):
@@ -162,6 +167,13 @@ def _check(path, kernel, values, pristine, mine, companion, target) -> bool:
             print(("  ok    " if good else "  FAIL  ") + text)
     print(f"  tolerance: rtol={rtol:g} atol={atol:g} ({why})")
     return ok
+
+
+def _oracle_target(path, kernel) -> str:
+    """The reference interpreter, or the thread-IR interpreter for a thread-IR file."""
+    if is_ir_path(path) and load_ir(path, None, kernel).kernels[0].stage == "thread":
+        return "threads"
+    return "interp"
 
 
 def _plain(values: dict) -> dict:

@@ -10,18 +10,24 @@ from lpir.ir.parser import parse as parse_ir
 from lpir.ir.printer import print_module
 from lpir.language.specialize import specialize
 from lpir.language.syntax import parse_program
+from lpir.runtime.ir_kernel import IR_SUFFIXES, load_ir
 
-IR_SUFFIXES = (".ir", ".lpir")
 
+def load_module(
+    path: str, params: dict | None = None, kernel: str | None = None, verify: bool = True
+) -> Module:
+    """Tile IR of a kernel source specialized with `params` (and defaults), or parsed IR text.
 
-def load_module(path: str, params: dict | None = None, kernel: str | None = None) -> Module:
-    """Tile IR of a kernel source specialized with `params` (and defaults), or parsed IR text."""
+    IR text is already specialized: `params` are an error for it, `kernel` keeps one kernel.
+    """
     file = Path(path)
+    if file.suffix in IR_SUFFIXES:
+        if not verify and not params and kernel is None and file.exists():
+            return parse_ir(file.read_text(), str(file))
+        return load_ir(path, params, kernel)
     if not file.exists():
         raise LpirError(f"no such file: {path}")
     text = file.read_text()
-    if file.suffix in IR_SUFFIXES:
-        return parse_ir(text, str(file))
     program = parse_program(text, str(file))
     _, module = specialize(program, kernel, params or {})
     return module
@@ -40,7 +46,7 @@ def optimize(
     from lpir.ir.verifier import verify as verify_module
     from lpir.passes import PassPipeline, parse_pipeline
 
-    module = load_module(path, params, kernel)
+    module = load_module(path, params, kernel, verify)
     if verify:
         verify_module(module)
     chunks: list[str] = []

@@ -28,6 +28,7 @@ from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo, choose_params
 from lpir.language.syntax import parse_program
 from lpir.runtime import arguments as args_
+from lpir.runtime.ir_kernel import IRKernel, compile_ir, is_ir_path
 from lpir.runtime.specialization import Specialization, build_specialization
 
 TARGETS = ("interp", "threads", "threads-cuda", "cpu", "cuda")
@@ -49,17 +50,20 @@ def compile(
     target: str = "cpu",
     kernel: str | None = None,
     **params: Any,
-) -> Kernel:
+) -> Kernel | IRKernel:
     """Compile a kernel for `target`; parameters not given are deduced at call time.
 
     Args:
-        path_or_source: a path to a `.lp` file, or the kernel source text.
+        path_or_source: a path to a `.lp` file, or the kernel source text; a path to an `.ir`
+            file compiles that IR as it is (see `lpir.runtime.ir_kernel`; no parameters).
         target: "cpu", "cuda", "interp" (the reference interpreter) or "threads".
         kernel: which kernel of the source, when it defines several.
         **params: compile-time parameters (ints, or dtype names such as WT="u3").
     """
     if target not in TARGETS:
         raise LpirError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
+    if is_ir_path(path_or_source):
+        return compile_ir(path_or_source, target, kernel, params)
     text, file = _read_source(path_or_source)
     program = parse_program(text, file)
     if not program.kernels:

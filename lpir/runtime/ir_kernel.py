@@ -1,0 +1,172 @@
+"""Kernels given as IR text (`.ir`): already specialized, they run as they are.
+
+`lpir.compile("k.ir", target=...)` (and so `lpir run` and `lpir emit`) parses the text,
+verifies it and sends a tile-IR kernel through the target's pipeline; a thread-IR kernel
+(`stage(thread)`) goes straight to the thread interpreter or a backend. Its parameters are the
+values the text records: `-D NAME=VALUE` and keyword parameters apply to kernel sources (.lp)
+only and are an error here, as they would otherwise be ignored. `--kernel` (`kernel=`) picks a
+kernel of a text that holds several.
+
+Calls check the number of arguments and each tensor's shape and dtype against the IR types.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from lpir.errors import ArgumentError, LpirError
+from lpir.ir.core import Kernel as IRKernelNode
+from lpir.ir.core import Module
+from lpir.ir.ops import StoreBitsOp, StoreOp, StoreThreadOp
+from lpir.ir.parser import parse
+from lpir.ir.printer import print_module
+from lpir.ir.types import GlobalType
+from lpir.ir.verifier import verify
+from lpir.runtime import arguments as args_
+from lpir.runtime.specialization import Specialization, attach_runner, run_pipeline
+
+IR_SUFFIXES = (".ir", ".lpir")
+
+
+def is_ir_path(path: str | os.PathLike) -> bool:
+    """Whether `path` names an IR text file (by its suffix) rather than a kernel source."""
+    return Path(str(path)).suffix in IR_SUFFIXES and "\n" not in str(path)
+
+
+def load_ir(
+    path: str | os.PathLike, params: dict | None = None, kernel: str | None = None
+) -> Module:
+    """The verified module of an IR file; only kernel `kernel` when it is given.
+
+    Raises:
+        LpirError: parameters were given (IR text is already specialized), there is no kernel
+            of that name, or the text does not parse or verify.
+    """
+    file = Path(str(path))
+    if params:
+        names = ", ".join(f"-D {name}" for name in params)
+        raise LpirError(
+            f"{names}: -D applies to kernel sources (.lp); {file.name} is IR text, already "
+            "specialized",
+            hint="set parameters when lowering the .lp source, or edit the values in the IR",
+        )
+    if not file.exists():
+        raise LpirError(f"no such file: {path}")
+    module = verify(parse(file.read_text(), str(file)))
+    if kernel is None:
+        return module
+    names = [k.name for k in module.kernels]
+    if kernel not in names:
+        raise LpirError(
+            f"no kernel named {kernel!r} in {file.name}",
+            hint=f"it holds {', '.join(names) or 'no kernel'}",
+        )
+    return Module([k for k in module.kernels if k.name == kernel])
+
+
+def compile_ir(path: str | os.PathLike, target: str, kernel: str | None, params: dict):
+    """An `IRKernel` for the one kernel of an IR file (or the one called `kernel`)."""
+    module = load_ir(path, params, kernel)
+    if len(module.kernels) != 1:
+        names = ", ".join(k.name for k in module.kernels) or "none"
+        raise LpirError(
+            f"{Path(str(path)).name} holds {len(module.kernels)} kernels ({names})",
+            hint="choose one with --kernel NAME (kernel=NAME)",
+        )
+    return IRKernel(module, target)
+
+
+def _stored_names(module: Module) -> set[str]:
+    kernel = module.kernels[0]
+    names = {id(a): a.name_hint or "" for a in kernel.args}
+    stores = (StoreOp, StoreThreadOp, StoreBitsOp)
+    return {
+        names[id(op.operands[0])]
+        for op in kernel.walk()
+        if isinstance(op, stores) and id(op.operands[0]) in names
+    }
+
+
+def build_ir_specialization(module: Module, target: str) -> Specialization:
+    kernel = module.kernels[0]
+    stages = {"source": print_module(module)}
+    if kernel.stage == "tile":
+        final = run_pipeline(module, target, stages)
+    elif target == "interp":
+        raise LpirError(
+            f"kernel {kernel.name} is thread IR; the reference interpreter runs tile IR",
+            kernel.location,
+            "run it with --target threads (the thread-IR interpreter) or cpu",
+        )
+    else:
+        final = module
+    stages["final"] = print_module(final)
+    spec = Specialization(dict(kernel.params), stages, final, _stored_names(module))
+    attach_runner(spec, target)
+    return spec
+
+
+class IRKernel:
+    """A kernel compiled from IR text; call it with arrays like an `lpir.Kernel`."""
+
+    def __init__(self, module: Module, target: str):
+        self.target = target
+        self.kernel_node: IRKernelNode = module.kernels[0]
+        self.spec = build_ir_specialization(module, target)
+        self.last = self.spec
+
+    @property
+    def name(self) -> str:
+        return self.kernel_node.name
+
+    @property
+    def params(self) -> dict:
+        return dict(self.kernel_node.params)
+
+    def specialize(self, arguments: Any = None) -> Specialization:
+        return self.spec
+
+    def __call__(self, *arguments: Any) -> None:
+        args = self.kernel_node.args
+        where = self.kernel_node.location
+        if len(arguments) != len(args):
+            names = ", ".join(a.name_hint or "?" for a in args)
+            raise ArgumentError(
+                f"{self.name} takes {len(args)} arguments ({names}), got {len(arguments)}", where
+            )
+        prepared = []
+        for arg, value in zip(args, arguments):
+            declared = SimpleNamespace(name=arg.name_hint or "?")
+            dt = arg.type.dtype  # type: ignore[attr-defined]
+            if isinstance(arg.type, GlobalType):
+                info = args_.tensor_info(value, declared, where, self.target)  # type: ignore[arg-type]
+                if info.dtype != dt or info.shape != arg.type.shape:
+                    raise ArgumentError(
+                        f"argument {declared.name} must be {arg.type}, got {args_.describe(value)}",
+                        where,
+                    )
+                if self.target == "cuda" and args_.is_device_array(value):
+                    args_.check_device_tensor(value, arg.type, declared, where)  # type: ignore[arg-type]
+                else:
+                    writes = declared.name in self.spec.stored
+                    args_.check_tensor(value, dt, declared, where, writes)  # type: ignore[arg-type]
+                prepared.append(value)
+            else:
+                prepared.append(args_.check_scalar(value, dt, declared, where))  # type: ignore[arg-type]
+        self.spec.run(prepared)
+
+    def ir(self, stage: str = "final") -> str:
+        if stage not in self.spec.stages:
+            known = ", ".join(self.spec.stages)
+            raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
+        return self.spec.stages[stage]
+
+    def source(self, kind: str = "llvm") -> str:
+        return self.spec.source(kind)
+
+    @property
+    def module(self) -> Module:
+        return self.spec.module

@@ -1,0 +1,97 @@
+"""IR text files compile and run as they are: `lpir.compile("k.ir")`, `lpir run`, `lpir opt`.
+
+They are already specialized, so parameters (`-D`) are an error rather than silently ignored;
+`--kernel` picks one kernel; calls check arguments against the IR types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lpir
+from lpir.cli import main
+from lpir.errors import ArgumentError, LpirError
+
+DOUBLE = """\
+kernel @double[N = 64](%x: global f32[64], %s: f32) blocks(1, 1, 1) threads(32) {
+  %0 = constant {value = 0} : i32
+  %t = load_global(%x, %0) {dims = [0], shape = [64]} : f32[64]
+  %v = splat(%s) {shape = [64]} : f32[64]
+  %u = mul(%t, %v) : f32[64]
+  store_global(%x, %0, %u) {dims = [0]}
+}
+"""
+THREAD = """\
+kernel @ids[](%y: global i32[32]) blocks(1, 1, 1) threads(32) stage(thread) {
+  %tid = thread_index : i32
+  %v = splat(%tid) {shape = [1]} : <1 x i32>
+  st(%y, %tid, %v) {offsets = [0]}
+}
+"""
+
+
+@pytest.fixture
+def double_ir(tmp_path: Path) -> Path:
+    path = tmp_path / "double.ir"
+    path.write_text(DOUBLE)
+    return path
+
+
+@pytest.mark.parametrize("target", ["interp", "threads", "cpu"])
+def test_an_ir_file_compiles_and_runs(double_ir: Path, target: str):
+    kernel = lpir.compile(double_ir, target=target)
+    x = np.arange(64, dtype=np.float32)
+    kernel(x, 2.0)
+    np.testing.assert_array_equal(x, 2 * np.arange(64, dtype=np.float32))
+    assert kernel.name == "double" and kernel.params == {"N": 64}
+
+
+def test_parameters_are_an_error_for_ir(double_ir: Path):
+    with pytest.raises(LpirError, match=r"-D N: -D applies to kernel sources \(.lp\)"):
+        lpir.compile(double_ir, target="interp", N=128)
+
+
+def test_arguments_are_checked_against_the_ir_types(double_ir: Path):
+    kernel = lpir.compile(double_ir, target="interp")
+    with pytest.raises(ArgumentError, match="takes 2 arguments"):
+        kernel(np.zeros(64, np.float32))
+    with pytest.raises(ArgumentError, match=r"must be global f32\[64\], got an array of float64"):
+        kernel(np.zeros(64), 1.0)
+    with pytest.raises(ArgumentError, match=r"must be global f32\[64\]"):
+        kernel(np.zeros(32, np.float32), 1.0)
+
+
+def test_thread_ir_runs_on_the_thread_interpreter_not_the_reference_one(tmp_path: Path):
+    path = tmp_path / "ids.ir"
+    path.write_text(THREAD)
+    y = np.zeros(32, np.int32)
+    lpir.compile(path, target="threads")(y)
+    np.testing.assert_array_equal(y, np.arange(32))
+    with pytest.raises(LpirError, match="the reference interpreter runs tile IR") as caught:
+        lpir.compile(path, target="interp")
+    assert caught.value.location is not None
+
+
+def test_cli_refuses_definitions_and_unknown_kernels_for_ir(double_ir: Path, capsys):
+    assert main(["opt", str(double_ir), "-D", "N=4"]) == 1
+    assert "-D applies to kernel sources (.lp)" in capsys.readouterr().err
+    assert main(["run", str(double_ir), "--target", "interp", "-D", "N=4"]) == 1
+    assert "already specialized" in capsys.readouterr().err
+    assert main(["opt", str(double_ir), "--kernel", "triple"]) == 1
+    assert "no kernel named 'triple'" in capsys.readouterr().err
+    assert main(["run", str(double_ir), "--target", "interp", "--kernel", "double"]) == 0
+    assert main(["emit", str(double_ir), "--what", "ir"]) == 0
+    assert "stage(thread)" in capsys.readouterr().out
+
+
+def test_malformed_ir_is_one_diagnostic_and_status_1(tmp_path: Path, capsys):
+    path = tmp_path / "bad.ir"
+    path.write_text(DOUBLE.replace("{dims = [0], shape = [64]}", "{dims = [0]}"))
+    for command in (["opt"], ["run", "--target", "interp"], ["emit"]):
+        assert main([*command, str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"{path}:3:8: error: 'load_global': missing attribute 'shape'")
+        assert "Traceback" not in err
