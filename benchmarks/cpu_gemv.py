@@ -12,8 +12,10 @@ weights (examples/gemv_wq.lp), timed in the same run as:
 * the floor: packed weight bytes / memory bandwidth, the bandwidth measured by a large numpy copy
   in the same run (bytes read + bytes written).
 
-Medians of --repeat runs after a warm-up; ratios are lpir time / peer time (below 1: lpir is
-faster). Compile times (cold, cached in memory, cached on disk) are printed at the end.
+Every contender is timed in turn, one call each per round, for --repeat rounds after a warm-up
+(so a slow spell of a noisy machine slows them all alike); medians of the rounds. Ratios are
+lpir time / peer time (below 1: lpir is faster). Compile times (cold, cached in memory, cached
+on disk) are printed at the end.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def dequantize(dt, packed, scales) -> np.ndarray:
     return values * np.repeat(scales, GROUP, axis=1)[:, : values.shape[1]]
 
 
-def torch_int4(n: int, k: int, repeat: int, rng) -> float | None:
+def torch_int4(n: int, k: int, rng):
+    """A call of torch's CPU int4 kernel on random weights, or None without torch."""
     try:
         import torch
     except ImportError:
@@ -85,32 +88,53 @@ def torch_int4(n: int, k: int, repeat: int, rng) -> float | None:
     scales = torch.rand(k // GROUP, n) * 0.01 + 0.005
     scales_and_zeros = torch.stack([scales, torch.zeros_like(scales)], 2).to(torch.bfloat16)
     x = torch.randn(1, k, dtype=torch.bfloat16)
-    return median_seconds(
-        lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, GROUP, scales_and_zeros),
-        repeat,
-    )
+    return lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, GROUP, scales_and_zeros)
+
+
+def round_robin(calls: dict, repeat: int) -> dict:
+    """Median seconds of each call, timed in turn, one call of each per round: a slow spell of
+    a noisy machine then slows every contender alike instead of whichever ran in it."""
+    for call in calls.values():
+        call()  # warm-up
+    samples = {name: [] for name in calls}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 def bench_shape(n, k, weights, target, repeat, bandwidth, rng):
+    """(rows of (weights, seconds, GB/s, floor, error), numpy seconds, torch seconds or None)."""
     x = rng.standard_normal(k).astype(np.float32)
     scales = rng.uniform(0.005, 0.02, size=(n, -(-k // GROUP))).astype(np.float32)
-    y = np.zeros(n, np.float32)
-    rows = []
-    numpy_seconds = None
+    calls, packed_of, errors = {}, {}, {}
     for name in weights:
         dt = lpir.dtype(name)
         packed = make_weights(dt, n, k, rng)
         kernel = lpir.compile(KERNEL, target=target, WT=name, ZERO=zero_point(dt))
-        seconds = median_seconds(lambda k=kernel, w=packed: k(x, w, scales, y), repeat)
+        y = np.zeros(n, np.float32)
+        kernel(x, packed, scales, y)
         dense = dequantize(dt, packed, scales)
         expected = dense @ x
-        error = float(np.max(np.abs(y - expected)) / (np.max(np.abs(expected)) + 1e-30))
-        if numpy_seconds is None:
-            numpy_seconds = median_seconds(lambda d=dense: d @ x, repeat)
-        floor = (packed.nbytes + scales.nbytes + x.nbytes + y.nbytes) / bandwidth
-        rows.append((name, seconds, packed.nbytes / seconds / 1e9, floor, error))
-        del dense
-    return rows, numpy_seconds
+        errors[name] = float(np.max(np.abs(y - expected)) / (np.max(np.abs(expected)) + 1e-30))
+        if "numpy" not in calls:
+            calls["numpy"] = lambda d=dense: d @ x  # the first type's dequantized matrix
+        del dense, expected
+        calls[name] = lambda c=kernel, w=packed, out=y: c(x, w, scales, out)
+        packed_of[name] = packed
+    torch_call = torch_int4(n, k, rng)
+    if torch_call is not None:
+        calls["torch"] = torch_call
+    seconds = round_robin(calls, repeat)
+    rows = []
+    for name in weights:
+        packed = packed_of[name]
+        floor = (packed.nbytes + scales.nbytes + 2 * x.nbytes) / bandwidth
+        time_ = seconds[name]
+        rows.append((name, time_, packed.nbytes / time_ / 1e9, floor, errors[name]))
+    return rows, seconds["numpy"], seconds.get("torch")
 
 
 def compile_times(target: str) -> tuple[float, float, float]:
@@ -143,8 +167,11 @@ def main() -> None:
     parser.add_argument("--target", default="cpu")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--weights", help="comma-separated weight types")
+    parser.add_argument("--shapes", help="comma-separated NxK shapes, e.g. 8192x8192")
     args = parser.parse_args()
     shapes = [(4096, 4096)] if args.quick else ALL_SHAPES
+    if args.shapes:
+        shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.shapes.split(",")]
     weights = ["u4", "u3"] if args.quick else ALL_WEIGHTS
     if args.weights:
         weights = args.weights.split(",")
@@ -152,8 +179,9 @@ def main() -> None:
     bandwidth = copy_bandwidth(args.repeat)
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write); {os.cpu_count()} cores")
     for n, k in shapes:
-        rows, numpy_seconds = bench_shape(n, k, weights, args.target, args.repeat, bandwidth, rng)
-        torch_seconds = torch_int4(n, k, args.repeat, rng)
+        rows, numpy_seconds, torch_seconds = bench_shape(
+            n, k, weights, args.target, args.repeat, bandwidth, rng
+        )
         print(f"\nN = {n}, K = {k}, group {GROUP}")
         print(f"  numpy f32 W @ x (dequantized): {numpy_seconds * 1e3:8.3f} ms")
         if torch_seconds is not None:
