@@ -160,7 +160,8 @@ class BuildVectorOp(Operation):
 
 
 class ReduceLanesOp(Operation):
-    """`%r = reduce_lanes %v {kind = "sum", group = 8}`: lane i = kind(v[i*group : (i+1)*group])."""
+    """`%r = reduce_lanes %v {kind = "sum", group = 8}`: lane i = kind(v[i*group : (i+1)*group]),
+    combined as the balanced tree of `lpir.ir.order` (which fixes float rounding)."""
 
     names = ("reduce_lanes",)
     signature = Signature(
