@@ -172,3 +172,22 @@ def test_sources_are_available():
     compiled = kernel.specialize(None)
     assert 'define void @"lpir_run"' in compiled.source("llvm")
     assert "lpir_run:" in compiled.source("asm")
+
+
+ROW_BROADCAST = """
+kernel row_broadcast[M, N, BM = 8, BN = 16](y: global u8[N], out: global u8[M, N])
+    blocks(cdiv(M, BM), cdiv(N, BN)) threads(128) {
+    b = load(y[block.y * BN :+ BN])[None, :]
+    store(out[block.x * BM :+ BM, block.y * BN :+ BN], b + zeros<u8>[BM, BN])
+}
+"""
+
+
+def test_masked_stores_of_rows_read_through_a_thread_index_remainder():
+    """One element per thread, read at y[16 * block.y + tid % 16] and stored under an edge
+    mask: LLVM's loop vectorizer once took that read for consecutive in tid when the store
+    was predicated (see memory.py), filling rows 1..7 with y shifted by 16 per row."""
+    y = np.arange(200, dtype=np.uint8)
+    out = np.zeros((40, 200), np.uint8)
+    lpir.compile(ROW_BROADCAST, target="cpu")(y, out)
+    np.testing.assert_array_equal(out, np.broadcast_to(y, (40, 200)))

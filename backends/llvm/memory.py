@@ -2,10 +2,10 @@
 
 Accesses marked `vector = W` become one W-wide load or store per group of lanes (masked groups
 through `llvm.masked.load/store`); others are per-lane scalar accesses that LLVM may combine. A
-masked-off scalar lane reads element 0 of the buffer (always valid) and keeps zero, and writes
-to a private dummy slot, so no lane ever touches memory it must not. `st_bits` merges bits into
-bytes with two atomic read-modify-writes (blocks run on several cores at once, and neighbouring
-blocks may share a byte of packed data).
+masked-off scalar lane reads element 0 of the buffer (always valid) and keeps zero, and its
+store is a one-lane `llvm.masked.store`, so no lane ever touches memory it must not. `st_bits`
+merges bits into bytes with two atomic read-modify-writes (blocks run on several cores at
+once, and neighbouring blocks may share a byte of packed data).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from lpir.backends.llvm.types import I1, I8, I32, I64, memory_type
 from lpir.backends.llvm.vectors import Vectors
 
 from lpir.dtypes import DType, dtype
+
+_ZERO = ir.Constant(I32, 0)
 
 
 class Memory:
@@ -104,11 +106,21 @@ class Memory:
             return
         for lane, offset in enumerate(offsets):
             address = self.address(pointer, self.index(base, offset), dt)
-            if mask is not None:
-                active = self.b.extract_element(mask, ir.Constant(I32, lane))
-                address = self.b.select(active, address, self.dummy)
             lane_value = self.b.extract_element(value, ir.Constant(I32, lane))
-            self.b.store(lane_value, address, align=align)
+            if mask is None:
+                self.b.store(lane_value, address, align=align)
+                continue
+            # A one-lane llvm.masked.store, not a store through select(active, address, dummy):
+            # LLVM turns the latter into a branch, and its loop vectorizer then widens the
+            # thread loop with predication, where it takes an address like y[base + tid % 16]
+            # for consecutive (LLVM 22; tests/test_random_kernels.py found it).
+            lane_type = ir.VectorType(lane_value.type, 1)
+            single = self.b.insert_element(ir.Constant(lane_type, None), lane_value, _ZERO)
+            active = self.b.extract_element(mask, ir.Constant(I32, lane))
+            no_lane = ir.Constant(ir.VectorType(I1, 1), None)
+            lane_mask = self.b.insert_element(no_lane, active, _ZERO)
+            function = self.intrinsics.masked_store(lane_type)
+            self.b.call(function, [single, address, ir.Constant(I32, align), lane_mask])
 
     def store_bits(self, pointer, base, offsets, data, bitmask, mask=None) -> None:
         """memory[base + offsets[i]] = (old & ~bitmask[i]) | (data[i] & bitmask[i]), atomic."""

@@ -1,0 +1,143 @@
+"""Random valid kernels for differential testing: elementwise expression trees over loaded
+tiles of random dtypes (packed ones included), broadcasts, casts between compute dtypes,
+optional reductions, random tile sizes, thread counts and tensor sizes that rarely divide the
+tiles.
+
+`random_case(rng)` gives the kernel source, its parameters and a function that makes random
+arguments. The kernels are built so that every target must compute the same values: no
+overflowing float math (exp of bounded values only), integer ops whose results the language
+defines (wrapping, shifts modulo the width, division by zero gives 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import lpir
+
+COMPUTE_FLOATS = ["f32", "f16", "bf16"]
+COMPUTE_INTS = ["i32", "i16", "i8", "u8", "u16", "u32"]
+STORAGE = [
+    "f32", "f16", "bf16", "i32", "i8", "u8", "u16",
+    "u1", "u3", "u4", "i5", "u6", "i7", "f4e2m1", "f6e3m2", "f8e4m3", "f8e5m2",
+]  # fmt: skip
+
+
+@dataclass
+class Case:
+    source: str
+    params: dict = field(default_factory=dict)
+    inputs: list = field(default_factory=list)  # (dtype name, shape) per argument
+    description: str = ""
+    compute: str = "f32"
+
+    def arguments(self, rng) -> list:
+        return [random_array(dt, shape, rng) for dt, shape in self.inputs]
+
+
+def random_array(name: str, shape: tuple[int, ...], rng):
+    dt = lpir.dtype(name)
+    if dt.is_float:
+        values = rng.standard_normal(shape) * 2.0
+        if dt.nbits < 16 or dt.name.startswith("f8"):
+            return lpir.pack(np.clip(values, -float(dt.max), float(dt.max)), dt)
+        return values.astype(dt.numpy_dtype)
+    low, high = int(dt.min), int(dt.max)
+    values = rng.integers(low, high + 1, size=shape, dtype=np.int64)
+    if dt.nbits < 8:
+        return lpir.pack(values, dt)
+    return values.astype(dt.numpy_dtype)
+
+
+class Expressions:
+    """Random expression text of one compute dtype over a set of leaf names."""
+
+    def __init__(self, rng, compute: str, leaves: list[str]):
+        self.rng = rng
+        self.compute = compute
+        self.is_float = lpir.dtype(compute).is_float
+        self.leaves = leaves
+
+    def pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def constant(self) -> str:
+        if self.is_float:
+            return self.pick(["0.5", "1.0", "2.0", "0.25", "3.0"])
+        return str(int(self.rng.integers(0, 5)))
+
+    def expression(self, depth: int) -> str:
+        if depth == 0 or self.rng.random() < 0.2:
+            return self.pick(self.leaves) if self.rng.random() < 0.85 else self.constant()
+        a, b = self.expression(depth - 1), self.expression(depth - 1)
+        if self.is_float:
+            forms = [
+                f"({a} + {b})", f"({a} - {b})", f"({a} * {b})", f"max({a}, {b})",
+                f"min({a}, {b})", f"where({a} > {b}, {a}, {b})", f"abs({a})",
+                f"exp(clamp({a}, -4.0, 4.0))", f"sqrt(abs({a}))", f"floor({a})",
+            ]  # fmt: skip
+        else:
+            forms = [
+                f"({a} + {b})", f"({a} - {b})", f"({a} * {b})", f"({a} & {b})",
+                f"({a} | {b})", f"({a} ^ {b})", f"({a} >> {b})", f"({a} << {b})",
+                f"({a} / {b})", f"({a} % {b})", f"max({a}, {b})",
+                f"where({a} < {b}, {a}, {b})",
+            ]  # fmt: skip
+        return self.pick(forms)
+
+
+def random_case(rng) -> Case:
+    """One random kernel (see the module docstring)."""
+    rows, columns = int(rng.integers(1, 70)), int(rng.integers(1, 300))
+    tile_rows = int(rng.choice([1, 2, 4, 8, 16]))
+    tile_columns = int(rng.choice([16, 32, 64, 128]))
+    threads = int(rng.choice([32, 64, 128]))
+    compute = str(rng.choice(COMPUTE_FLOATS + COMPUTE_INTS))
+    a_type, b_type = str(rng.choice(STORAGE)), str(rng.choice(STORAGE))
+    # Float results are compared within a tolerance, so they are stored as f32: rounding them
+    # to a narrow type could turn a last-bit difference into a whole step of that type.
+    is_float = compute in COMPUTE_FLOATS
+    out_type = "f32" if is_float else str(rng.choice(STORAGE))
+    reduce = rng.random() < 0.3
+    expressions = Expressions(rng, compute, ["a", "b", "a", "b"])
+    body = expressions.expression(int(rng.integers(1, 4)))
+    if reduce:
+        kind = str(rng.choice(["sum", "max", "min"]))
+        # a whole row per block, so the reduction sees every column
+        tile_columns = 1 << max(4, (columns - 1).bit_length())
+        # f16/bf16 sums of hundreds of terms round at every step, and their order is each
+        # target's own: accumulate in f32, as a real kernel would.
+        summed = "cast<f32>(e)" if kind == "sum" and compute in ("f16", "bf16") else "e"
+        result = f"{kind}({summed}, axis = 1)"
+        out_decl, out_shape = "out: global TO[M]", (rows,)
+        store = "store(out[r :+ BM], cast<TO>(v))"
+        grid = "blocks(cdiv(M, BM))"
+        column_start = "0"
+    else:
+        result = "e"
+        out_decl, out_shape = "out: global TO[M, N]", (rows, columns)
+        store = "store(out[r :+ BM, c :+ BN], cast<TO>(v))"
+        grid = "blocks(cdiv(M, BM), cdiv(N, BN))"
+        column_start = "block.y * BN"
+    if tile_rows * tile_columns < threads:
+        tile_columns = max(tile_columns, -(-threads // tile_rows))
+    source = f"""
+kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
+    x: global TA[M, N], y: global TB[N], {out_decl},
+) {grid} threads({threads}) {{
+    r = block.x * BM
+    c = {column_start}
+    a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
+    b = cast<{compute}>(load(y[c :+ BN]))[None, :]
+    e = ({body}) + zeros<{compute}>[BM, BN]
+    v = {result}
+    {store}
+}}
+"""
+    params = {"TA": a_type, "TB": b_type, "TO": out_type}
+    inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, out_shape)]
+    shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}"
+    description = f"{compute}: {body} (reduce: {reduce}, {shapes})"
+    return Case(source, params, inputs, description, compute)
