@@ -89,17 +89,45 @@ class Expressions:
 
 
 def random_case(rng) -> Case:
-    """One random kernel (see the module docstring)."""
+    """One random kernel (see the module docstring): one tile per block, or a loop over column
+    tiles through shared memory."""
+    if rng.random() < 0.35:
+        return looped_case(rng)
+    return tile_case(rng)
+
+
+def random_layout(rng, rows: int, columns: int, threads: int) -> str | None:
+    """A layout annotation for a [rows, columns] tile over `threads`, or None if none fits:
+    threads spread p x q over the tile, each holding a local block, in either order."""
+    options = []
+    for p in (1, 2, 4, 8, 16, 32, 64, 128):
+        q = threads // p
+        if p * q == threads and rows % p == 0 and columns % q == 0:
+            local = f"local({rows // p},{columns // q})"
+            options += [f"spatial({p},{q}).{local}", f"{local}.spatial({p},{q})"]
+            if rows // p > 1 and columns // q > 1:
+                half = f"local({rows // p // 2},{columns // q // 2})"
+                options.append(f"local(2,2).spatial({p},{q}).{half}")
+    if not options:
+        return None
+    return options[int(rng.integers(len(options)))]
+
+
+def _types(rng) -> tuple[str, str, str, str]:
+    """(compute, TA, TB, TO). Float results are compared within a tolerance, so they are stored
+    as f32: rounding them to a narrow type could turn a last-bit difference into a whole step."""
+    compute = str(rng.choice(COMPUTE_FLOATS + COMPUTE_INTS))
+    a_type, b_type = str(rng.choice(STORAGE)), str(rng.choice(STORAGE))
+    out_type = "f32" if compute in COMPUTE_FLOATS else str(rng.choice(STORAGE))
+    return compute, a_type, b_type, out_type
+
+
+def tile_case(rng) -> Case:
     rows, columns = int(rng.integers(1, 70)), int(rng.integers(1, 300))
     tile_rows = int(rng.choice([1, 2, 4, 8, 16]))
     tile_columns = int(rng.choice([16, 32, 64, 128]))
     threads = int(rng.choice([32, 64, 128]))
-    compute = str(rng.choice(COMPUTE_FLOATS + COMPUTE_INTS))
-    a_type, b_type = str(rng.choice(STORAGE)), str(rng.choice(STORAGE))
-    # Float results are compared within a tolerance, so they are stored as f32: rounding them
-    # to a narrow type could turn a last-bit difference into a whole step of that type.
-    is_float = compute in COMPUTE_FLOATS
-    out_type = "f32" if is_float else str(rng.choice(STORAGE))
+    compute, a_type, b_type, out_type = _types(rng)
     reduce = rng.random() < 0.3
     expressions = Expressions(rng, compute, ["a", "b", "a", "b"])
     body = expressions.expression(int(rng.integers(1, 4)))
@@ -123,6 +151,8 @@ def random_case(rng) -> Case:
         column_start = "block.y * BN"
     if tile_rows * tile_columns < threads:
         tile_columns = max(tile_columns, -(-threads // tile_rows))
+    layout = random_layout(rng, tile_rows, tile_columns, threads) if rng.random() < 0.3 else None
+    annotation = f" @ {layout}" if layout else ""
     source = f"""
 kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     x: global TA[M, N], y: global TB[N], {out_decl},
@@ -131,13 +161,58 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     c = {column_start}
     a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
     b = cast<{compute}>(load(y[c :+ BN]))[None, :]
-    e = ({body}) + zeros<{compute}>[BM, BN]
+    e = (({body}) + zeros<{compute}>[BM, BN]){annotation}
     v = {result}
     {store}
 }}
 """
     params = {"TA": a_type, "TB": b_type, "TO": out_type}
     inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, out_shape)]
-    shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}"
+    shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}, layout {layout}"
     description = f"{compute}: {body} (reduce: {reduce}, {shapes})"
+    return Case(source, params, inputs, description, compute)
+
+
+def looped_case(rng) -> Case:
+    """Rows reduced over a loop of column tiles, each staged through shared memory between
+    barriers, with an accumulator carried by the loop."""
+    rows, columns = int(rng.integers(1, 50)), int(rng.integers(1, 400))
+    tile_rows = int(rng.choice([2, 4, 8, 16]))
+    tile_columns = int(rng.choice([16, 32, 64]))
+    threads = int(rng.choice([32, 64, 128]))
+    while tile_rows * tile_columns < threads:
+        tile_columns *= 2
+    compute, a_type, b_type, out_type = _types(rng)
+    kind = str(rng.choice(["sum", "max", "min"]))
+    accumulator = "f32" if compute in ("f16", "bf16") and kind == "sum" else compute
+    combine = "acc + part" if kind == "sum" else f"{kind}(acc, part)"
+    start_value = {"max": f"(min_value({accumulator}))", "min": f"(max_value({accumulator}))"}
+    expressions = Expressions(rng, compute, ["a", "b", "a", "b"])
+    body = expressions.expression(int(rng.integers(1, 3)))
+    initial = f"zeros<{accumulator}>[BM]" if kind == "sum" else f"full<{accumulator}>[BM]"
+    initial += start_value.get(kind, "")
+    source = f"""
+kernel random_loop[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
+    x: global TA[M, N], y: global TB[N], out: global TO[M],
+) blocks(cdiv(M, BM)) threads({threads}) {{
+    r = block.x * BM
+    staged = shared<{compute}>[BM, BN]
+    acc = {initial}
+    for c in range(0, N, BN) {{
+        a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
+        b = cast<{compute}>(load(y[c :+ BN]))[None, :]
+        store(staged, ({body}) + zeros<{compute}>[BM, BN])
+        sync()
+        part = {kind}(cast<{accumulator}>(load(staged)), axis = 1)
+        acc = {combine}
+        sync()
+    }}
+    store(out[r :+ BM], cast<TO>(acc))
+}}
+"""
+    params = {"TA": a_type, "TB": b_type, "TO": out_type}
+    inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, (rows,))]
+    description = (
+        f"{compute}: loop {kind} of {body} ({rows}x{columns}, tile {tile_rows}x{tile_columns})"
+    )
     return Case(source, params, inputs, description, compute)

@@ -212,3 +212,38 @@ def test_block_level_reverse_through_shared_memory():
     x = rng.standard_normal(1024).astype(np.float32)
     y = check(REVERSE, [x, np.zeros(1024, np.float32)])[1]
     assert np.array_equal(y, x.reshape(4, 256)[:, ::-1].reshape(-1))
+
+
+WIDE_SCATTERED = """
+kernel @wide[](%x: global T[8192], %y: global T[8192], %n: i32)
+    blocks(4, 1, 1) threads(8) stage(thread) {
+  %tid = thread_index : i32
+  %bx = block_index {axis = 0} : i32
+  %c8 = constant {value = 8} : i32
+  %c2048 = constant {value = 2048} : i32
+  %0 = mul(%bx, %c2048) : i32
+  %base = add(%0, %tid) : i32
+  %limit = sub(%n, %base) : i32
+  %iota = vector_constant {values = STRIDED} : <256 x i32>
+  %bound = splat(%limit) {shape = [256]} : <256 x i32>
+  %mask = lt(%iota, %bound) : <256 x bool>
+  %v = ld(%x, %base, MASK) {offsets = STRIDED} : <256 x T>
+  st(%y, %base, %v, MASK) {offsets = REVERSED}
+}
+"""
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("name", ["f32", "u8", "i64", "bf16"])
+def test_wide_scattered_accesses_gather_and_scatter(name, masked):
+    """256 lanes at stride 8 per thread: one masked gather and one masked scatter each (more
+    than 64 lanes), instead of a scalar access per lane."""
+    dt = lpir.dtype(name)
+    strided = str([8 * lane for lane in range(256)])
+    reversed_ = str([8 * lane for lane in reversed(range(256))])
+    text = WIDE_SCATTERED.replace("REVERSED", reversed_).replace("STRIDED", strided)
+    text = text.replace(" T[", f" {name}[").replace("x T>", f"x {name}>")
+    text = text.replace(", MASK", ", %mask" if masked else "")
+    codes = rng.integers(0, 2**16, 8192).astype(dt.code_numpy_dtype)
+    for n in (8192, 5000) if masked else (8192,):
+        check(text, [codes, np.full(8192, 0x5A, dt.code_numpy_dtype), n])

@@ -93,3 +93,19 @@ class Intrinsics:
             ir.VoidType(), [vector, ir.PointerType(), ir.IntType(32), mask]
         )
         return self.declare(f"llvm.masked.store.{type_suffix(vector)}.p0", function_type)
+
+    def masked_gather(self, vector: ir.VectorType) -> ir.Function:
+        """llvm.masked.gather(<n x ptr>, i32 align, <n x i1> mask, <n x T> passthru)."""
+        pointers = ir.VectorType(ir.PointerType(), vector.count)
+        mask = ir.VectorType(ir.IntType(1), vector.count)
+        function_type = ir.FunctionType(vector, [pointers, ir.IntType(32), mask, vector])
+        name = f"llvm.masked.gather.{type_suffix(vector)}.v{vector.count}p0"
+        return self.declare(name, function_type)
+
+    def masked_scatter(self, vector: ir.VectorType) -> ir.Function:
+        """llvm.masked.scatter(<n x T> values, <n x ptr>, i32 align, <n x i1> mask)."""
+        pointers = ir.VectorType(ir.PointerType(), vector.count)
+        mask = ir.VectorType(ir.IntType(1), vector.count)
+        function_type = ir.FunctionType(ir.VoidType(), [vector, pointers, ir.IntType(32), mask])
+        name = f"llvm.masked.scatter.{type_suffix(vector)}.v{vector.count}p0"
+        return self.declare(name, function_type)

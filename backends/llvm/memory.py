@@ -17,7 +17,8 @@ from lpir.backends.llvm.vectors import Vectors
 
 from lpir.dtypes import DType, dtype
 
-_ZERO = ir.Constant(I32, 0)
+ZERO = ir.Constant(I32, 0)
+GATHER_LANES = 64  # per-lane accesses of more lanes than this: one masked gather / scatter
 
 
 class Memory:
@@ -71,6 +72,8 @@ class Memory:
                         self.b.call(function, [address, ir.Constant(I32, align), lanes, zero])
                     )
             return self.to_register(self.vectors.concat(groups), dt)
+        if len(offsets) > GATHER_LANES:
+            return self.to_register(self.gather(pointer, base, offsets, element, mask, align), dt)
         result = ir.Constant(ir.VectorType(element, len(offsets)), None)
         for lane, offset in enumerate(offsets):
             index = self.index(base, offset)
@@ -83,6 +86,36 @@ class Memory:
                 value = self.b.select(active, value, ir.Constant(element, None))
             result = self.b.insert_element(result, value, ir.Constant(I32, lane))
         return self.to_register(result, dt)
+
+    def gather(self, pointer, base, offsets, element, mask, align: int) -> ir.Value:
+        """Lanes at base + offsets (constants) through one `llvm.masked.gather`: for wide
+        scattered reads (a thread gathering the partial results of a whole block), where a
+        scalar load and an insertelement per lane would give LLVM's SLP vectorizer thousands of
+        lanes to ponder (it ran for minutes on 1024)."""
+        b = self.b
+        lanes = len(offsets)
+        addresses = self.lane_addresses(pointer, base, offsets, element)
+        if mask is None:
+            mask = ir.Constant(ir.VectorType(I1, lanes), [True] * lanes)
+        vector = ir.VectorType(element, lanes)
+        function = self.intrinsics.masked_gather(vector)
+        return b.call(
+            function, [addresses, ir.Constant(I32, align), mask, ir.Constant(vector, None)]
+        )
+
+    def lane_addresses(self, pointer, base, offsets, element) -> ir.Value:
+        """<n x ptr>: the address of each lane, base + offset, as one vector GEP."""
+        b = self.b
+        lanes = len(offsets)
+        wide = b.sext(base, I64) if base.type != I64 else base
+        splat = b.insert_element(ir.Constant(ir.VectorType(I64, lanes), None), wide, ZERO)
+        splat = b.shuffle_vector(
+            splat, ir.Constant(splat.type, None), ir.Constant(ir.VectorType(I32, lanes), None)
+        )
+        indices = b.add(splat, ir.Constant(ir.VectorType(I64, lanes), list(offsets)))
+        addresses = b.gep(pointer, [indices], inbounds=True, source_etype=element)
+        addresses.type = ir.VectorType(ir.PointerType(), lanes)  # llvmlite types it as one ptr
+        return addresses
 
     # ---- stores ---------------------------------------------------------------------------
     def store(
@@ -104,6 +137,9 @@ class Memory:
                     function = self.intrinsics.masked_store(part.type)
                     self.b.call(function, [part, address, ir.Constant(I32, align), lanes])
             return
+        if len(offsets) > GATHER_LANES:
+            self.scatter(pointer, base, offsets, value, mask, align)
+            return
         for lane, offset in enumerate(offsets):
             address = self.address(pointer, self.index(base, offset), dt)
             lane_value = self.b.extract_element(value, ir.Constant(I32, lane))
@@ -115,12 +151,21 @@ class Memory:
             # thread loop with predication, where it takes an address like y[base + tid % 16]
             # for consecutive (LLVM 22; tests/test_random_kernels.py found it).
             lane_type = ir.VectorType(lane_value.type, 1)
-            single = self.b.insert_element(ir.Constant(lane_type, None), lane_value, _ZERO)
+            single = self.b.insert_element(ir.Constant(lane_type, None), lane_value, ZERO)
             active = self.b.extract_element(mask, ir.Constant(I32, lane))
             no_lane = ir.Constant(ir.VectorType(I1, 1), None)
-            lane_mask = self.b.insert_element(no_lane, active, _ZERO)
+            lane_mask = self.b.insert_element(no_lane, active, ZERO)
             function = self.intrinsics.masked_store(lane_type)
             self.b.call(function, [single, address, ir.Constant(I32, align), lane_mask])
+
+    def scatter(self, pointer, base, offsets, value, mask, align: int) -> None:
+        """Lanes to base + offsets through one `llvm.masked.scatter` (see `gather`)."""
+        lanes = len(offsets)
+        addresses = self.lane_addresses(pointer, base, offsets, value.type.element)
+        if mask is None:
+            mask = ir.Constant(ir.VectorType(I1, lanes), [True] * lanes)
+        function = self.intrinsics.masked_scatter(value.type)
+        self.b.call(function, [value, addresses, ir.Constant(I32, align), mask])
 
     def store_bits(self, pointer, base, offsets, data, bitmask, mask=None) -> None:
         """memory[base + offsets[i]] = (old & ~bitmask[i]) | (data[i] & bitmask[i]), atomic."""
