@@ -66,7 +66,8 @@ class Expressions:
     def constant(self) -> str:
         if self.is_float:
             return self.pick(["0.5", "1.0", "2.0", "0.25", "3.0"])
-        return str(int(self.rng.integers(0, 5)))
+        # never 0: dividing a constant by a constant 0 is a compile-time error
+        return str(int(self.rng.integers(1, 5)))
 
     def expression(self, depth: int) -> str:
         if depth == 0 or self.rng.random() < 0.2:
