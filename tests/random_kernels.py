@@ -73,6 +73,8 @@ class Expressions:
         if depth == 0 or self.rng.random() < 0.2:
             return self.pick(self.leaves) if self.rng.random() < 0.85 else self.constant()
         a, b = self.expression(depth - 1), self.expression(depth - 1)
+        if a[0].isdigit():  # no constant-only subexpressions: `1 - 4` folds to -3, which no
+            a = self.pick(self.leaves)  # unsigned operand could take (a compile-time error)
         if self.is_float:
             forms = [
                 f"({a} + {b})", f"({a} - {b})", f"({a} * {b})", f"max({a}, {b})",
