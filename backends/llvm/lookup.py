@@ -21,6 +21,7 @@ import functools
 import numpy as np
 from llvmlite import ir
 from lpir.backends.llvm.types import F32, I16, I32, element
+from lpir.backends.llvm.vectors import Vectors
 
 from lpir.dtypes import DType, convert, dtype
 
@@ -34,6 +35,7 @@ class TableCaster:
     def __init__(self, builder: ir.IRBuilder, intrinsics, features: str):
         self.b = builder
         self.intrinsics = intrinsics
+        self.vectors = Vectors(builder)
         self.features = set(features.split(","))
 
     def applies(self, value: ir.Value, source: DType, target: DType) -> bool:
@@ -78,14 +80,14 @@ class TableCaster:
         table = table_of(source, target)
         results = []
         for start in range(0, lanes, width):
-            chunk = self.lanes_of(codes, start, width)
+            # lanes past the end read the zero fill (lane `lanes` of pick's second operand)
+            chunk = self.vectors.pick(codes, [min(i, lanes) for i in range(start, start + width)])
             if element(chunk.type).width < entry.width:
                 chunk = b.zext(chunk, ir.VectorType(entry, width))
             elif element(chunk.type).width > entry.width:
                 chunk = b.trunc(chunk, ir.VectorType(entry, width))
             results.append(self.lookup(chunk, table, entry, width))
-        joined = self.concatenate(results)
-        picked = self.lanes_of(joined, 0, lanes) if joined.type.count != lanes else joined
+        picked = self.vectors.pick(self.vectors.concat(results), list(range(lanes)))
         if target.nbits == 32:
             return b.bitcast(picked, ir.VectorType(F32, lanes))
         return picked
@@ -146,27 +148,6 @@ class TableCaster:
 
     def _declare(self, name, result, arguments):
         return self.intrinsics.declare(name, ir.FunctionType(result, arguments))
-
-    def lanes_of(self, vector: ir.Value, start: int, count: int) -> ir.Value:
-        """Lanes start .. start + count of `vector` (lanes past its end read lane 0)."""
-        total = vector.type.count
-        picks = [start + i if start + i < total else 0 for i in range(count)]
-        mask = ir.Constant(ir.VectorType(I32, count), picks)
-        return self.b.shuffle_vector(vector, ir.Constant(vector.type, None), mask)
-
-    def concatenate(self, vectors: list[ir.Value]) -> ir.Value:
-        """One vector of all lanes in order (the last repeated up to a power-of-two count)."""
-        while len(vectors) & (len(vectors) - 1):
-            vectors = [*vectors, vectors[-1]]
-        while len(vectors) > 1:
-            joined = []
-            for i in range(0, len(vectors), 2):
-                a, c = vectors[i], vectors[i + 1]
-                n = a.type.count
-                mask = ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n)))
-                joined.append(self.b.shuffle_vector(a, c, mask))
-            vectors = joined
-        return vectors[0]
 
 
 def wide_codes(codes: ir.Value) -> ir.Value | None:

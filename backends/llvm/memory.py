@@ -108,10 +108,7 @@ class Memory:
         b = self.b
         lanes = len(offsets)
         wide = b.sext(base, I64) if base.type != I64 else base
-        splat = b.insert_element(ir.Constant(ir.VectorType(I64, lanes), None), wide, ZERO)
-        splat = b.shuffle_vector(
-            splat, ir.Constant(splat.type, None), ir.Constant(ir.VectorType(I32, lanes), None)
-        )
+        splat = self.vectors.splat(wide, lanes)
         indices = b.add(splat, ir.Constant(ir.VectorType(I64, lanes), list(offsets)))
         addresses = b.gep(pointer, [indices], inbounds=True, source_etype=element)
         addresses.type = ir.VectorType(ir.PointerType(), lanes)  # llvmlite types it as one ptr
