@@ -4,15 +4,19 @@
 * `broadcast_operand`, `expand_dims_result`, `squeeze`, `reduce_result`: how a layout passes
   through shape ops;
 * `view_result` / `view_operand`: bit reinterpretation to a narrower or wider dtype;
-* `dot_layouts`: the operand layouts that a `dot` with a given accumulator layout needs.
+* `dot_layouts`: the operand layouts that a `dot` with a given accumulator layout needs;
+* `shared_layout`: the swizzled shared tiles that `ldmatrix` reads on a GPU.
 """
 
 from __future__ import annotations
 
 import math
 
+from lpir.passes.matrix_loads import fragment_offsets, plan_matrix_loads
+
 from lpir import layout as L
-from lpir.layout import RegisterLayout
+from lpir.errors import LayoutError
+from lpir.layout import RegisterLayout, SharedLayout, shared_swizzled
 from lpir.targets import Target
 
 
@@ -200,3 +204,28 @@ def dot_operands(accumulator: RegisterLayout, operand_dtype, k: int, target: Tar
         if acc == accumulator:
             return a, b
     return dot_layouts(accumulator, k)
+
+
+def shared_layout(memory_type, loads, target: Target) -> SharedLayout | None:
+    """The layout of a shared tile that `loads` read, as (register layout, dims) pairs.
+
+    On a GPU a tile of 16-bit elements that some load reads as mma fragments (so lower-to-threads
+    uses `ldmatrix`) gets the classic XOR swizzle (`lpir.layout.shared_swizzled`): the eight
+    16-byte rows of each 8x8 matrix then fall in distinct banks. An explicit layout stays; every
+    other tile is row-major (None).
+    """
+    if memory_type.layout is not None:
+        return memory_type.layout
+    if not target.is_gpu or memory_type.dtype.nbits != 16:
+        return None
+    strides = memory_type.strides
+    if not any(
+        plan_matrix_loads(fragment_offsets(layout, [strides[d] for d in dims])) is not None
+        for layout, dims in loads
+    ):
+        return None
+    try:
+        layout = shared_swizzled(memory_type.shape, memory_type.dtype.nbits)
+    except LayoutError:  # rows that are not a power of two of 16-byte units: no swizzle
+        return None
+    return layout if layout.swizzle is not None else None

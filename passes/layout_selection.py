@@ -27,6 +27,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.errors import LayoutError
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import (
+    AllocSharedOp,
     ArangeOp,
     BroadcastOp,
     ConvertLayoutOp,
@@ -42,7 +43,7 @@ from lpir.ir.ops import (
     YieldOp,
 )
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import TileType
+from lpir.ir.types import SharedType, TileType
 from lpir.layout import RegisterLayout
 from lpir.targets import Target, get_target
 
@@ -266,6 +267,10 @@ class _Apply(Rewriter):
 
     def rewrite(self, op: Operation):
         operands = self.map_all(op.operands)
+        if isinstance(op, AllocSharedOp):
+            return [
+                self.builder.add(AllocSharedOp.create(self.shared_type(op), op.result.name_hint))
+            ]
         if isinstance(op, ConvertLayoutOp):
             return [self.convert(operands[0], op.result.type.layout)]  # type: ignore[attr-defined]
         required = self.required_operand_layouts(op, operands)
@@ -282,6 +287,17 @@ class _Apply(Rewriter):
                 value = self.convert(value, self.chosen(old))
             results.append(value)
         return results
+
+    def shared_type(self, op: AllocSharedOp) -> SharedType:
+        """The shared tile with the layout its loads want (`layout_rules.shared_layout`)."""
+        memory_type: SharedType = op.result.type  # type: ignore[assignment]
+        loads = [
+            (self.chosen(use.result), use.dims)
+            for use in self.selection.kernel.walk()
+            if isinstance(use, LoadOp) and use.memory is op.result
+        ]
+        layout = rules.shared_layout(memory_type, loads, self.selection.target)
+        return SharedType(memory_type.dtype, memory_type.shape, layout)
 
     def required_operand_layouts(self, op: Operation, operands: list[Value]) -> list:
         """The layout each tile operand must have (None: any, or not a tile)."""

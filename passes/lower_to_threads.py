@@ -16,7 +16,8 @@ import itertools
 import math
 
 from lpir.passes.base import Pass, register_pass
-from lpir.passes.layout_rules import mma_layouts, mma_warps
+from lpir.passes.layout_rules import mma_layouts, mma_warps, shared_layout
+from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
 from lpir.passes.thread_values import (
     IndexBuilder,
     primary_replica,
@@ -42,6 +43,7 @@ from lpir.ir.ops import (
     ExtractOp,
     ForOp,
     IfOp,
+    LoadMatrixOp,
     LoadOp,
     LoadThreadOp,
     MmaOp,
@@ -59,8 +61,9 @@ from lpir.ir.ops import (
     ViewOp,
 )
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
+from lpir.ir.types import ScalarType, SharedType, TileType, Type, VectorType
 from lpir.layout import RegisterLayout
+from lpir.targets import get_target
 
 I32 = dtype("i32")
 U8 = dtype("u8")
@@ -76,14 +79,6 @@ def thread_type(type_: Type) -> Type:
 
 def _layout(value: Value) -> RegisterLayout:
     return value.type.layout  # type: ignore[attr-defined]
-
-
-def _strides(memory_type: GlobalType | SharedType) -> tuple[int, ...]:
-    strides, step = [], 1
-    for size in reversed(memory_type.shape):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
 
 
 class _Lowering(Rewriter):
@@ -187,6 +182,12 @@ class _Lowering(Rewriter):
         if to_storage is not None:
             value = to_storage(self, value)
         scratch_type = SharedType(storage, tile.shape)
+        dims = tuple(range(tile.rank))
+        scratch_type = SharedType(
+            storage,
+            tile.shape,
+            shared_layout(scratch_type, [(target, dims)], get_target(self.target)),
+        )
         scratch = self.add(AllocSharedOp.create(scratch_type, "exchange"))
         self.builder.insert(BarrierOp.create())
         base, offsets, mask = self.addresses(
@@ -196,22 +197,39 @@ class _Lowering(Rewriter):
             StoreThreadOp.create(scratch, self.index.value(base), value, offsets, mask)
         )
         self.builder.insert(BarrierOp.create())
-        base, offsets, mask = self.addresses(
-            scratch_type, [0] * tile.rank, tuple(range(tile.rank)), target
-        )
-        loaded = self.add(LoadThreadOp.create(scratch, self.index.value(base), offsets, mask))
+        loaded = self.matrix_load(scratch, [0] * tile.rank, dims, target)
+        if loaded is None:
+            base, offsets, mask = self.addresses(scratch_type, [0] * tile.rank, dims, target)
+            loaded = self.add(LoadThreadOp.create(scratch, self.index.value(base), offsets, mask))
         return from_storage(self, loaded) if from_storage is not None else loaded
 
     # ---- memory ---------------------------------------------------------------------------
-    def addresses(self, memory_type, offsets, dims, layout: RegisterLayout, store=False):
-        """(base, lane offsets, lane mask or None) of a tile access in `layout`.
+    def scalar_base(self, memory_type, offsets) -> Value | int:
+        """The element offset of a tile access's origin (the same in every thread).
 
-        `offsets` holds, per memory dimension, an ints or an old-IR value (to be mapped).
+        `offsets` holds, per memory dimension, an int or an old-IR value (to be mapped).
         """
-        strides = _strides(memory_type)
         base: Value | int = 0
-        for offset, stride in zip(offsets, strides):
+        for offset, stride in zip(offsets, memory_type.strides):
             base = self.index.add(base, self.index.mul(self.mapped(offset), stride))
+        return base
+
+    def base_divisible(self, memory_type, offsets, divisor: int) -> bool:
+        """Whether `scalar_base` is provably a multiple of `divisor`."""
+        for offset, stride in zip(offsets, memory_type.strides):
+            if isinstance(offset, int):
+                known = offset * stride
+            else:
+                facts = self.analysis.facts(offset)  # type: ignore[union-attr]
+                known = facts.divisor * stride
+            if known % divisor:
+                return False
+        return True
+
+    def addresses(self, memory_type, offsets, dims, layout: RegisterLayout, store=False):
+        """(base, lane offsets, lane mask or None) of a tile access in `layout`."""
+        strides = memory_type.strides
+        base = self.scalar_base(memory_type, offsets)
         lane_offsets = [0] * layout.slots
         thread_parts = []
         for tile_dim, memory_dim in enumerate(dims):
@@ -228,20 +246,33 @@ class _Lowering(Rewriter):
     def mapped(self, offset):
         return offset if isinstance(offset, int) else self.map(offset)
 
+    def dimension_inside(self, memory_type, offsets, dims, layout, memory_dim: int) -> bool:
+        """Whether the index analysis proves a tile access inside the memory along a dim."""
+        extent = memory_type.shape[memory_dim]
+        facts = self.offset_facts(offsets[memory_dim])
+        if facts is None or facts[0] < 0:
+            return False
+        reach = layout.shape[dims.index(memory_dim)] if memory_dim in dims else 1
+        return facts[1] + reach <= extent
+
+    def provably_inside(self, memory_type, offsets, dims, layout) -> bool:
+        return all(
+            self.dimension_inside(memory_type, offsets, dims, layout, memory_dim)
+            for memory_dim in range(len(memory_type.shape))
+        )
+
     def edge_mask(self, memory_type, offsets, dims, layout, thread_parts) -> Value | None:
         mask = None
         for memory_dim, extent in enumerate(memory_type.shape):
             offset = offsets[memory_dim]
             facts = self.offset_facts(offset)
+            if self.dimension_inside(memory_type, offsets, dims, layout, memory_dim):
+                continue
             if memory_dim not in dims:
-                if facts is not None and facts[0] >= 0 and facts[1] < extent:
-                    continue
                 inside = self.in_range_scalar(self.mapped(offset), extent)
                 mask = self.and_masks(mask, self.add(SplatOp.create_vector(inside, layout.slots)))
                 continue
             tile_dim = dims.index(memory_dim)
-            if facts is not None and facts[0] >= 0 and facts[1] + layout.shape[tile_dim] <= extent:
-                continue
             # lane ok  <=>  0 <= offset + thread_part + slot_part < extent
             start = self.index.add(self.mapped(offset), thread_parts[tile_dim])
             limit = self.index.sub(extent, start)
@@ -287,11 +318,58 @@ class _Lowering(Rewriter):
     def lower_LoadOp(self, op: LoadOp):
         memory = self.map(op.memory)
         layout = _layout(op.result)
+        loaded = self.matrix_load(memory, op.offsets, op.dims, layout)
+        if loaded is not None:
+            return [loaded]
         base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout)
         load = LoadThreadOp.create(
             memory, self.index.value(base), offsets, mask, name=op.result.name_hint
         )
         return [self.add(load)]
+
+    def matrix_load(self, memory: Value, offsets, dims, layout: RegisterLayout) -> Value | None:
+        """A shared-tile load as warp-wide `ldmatrix` loads (CUDA, tiles of 16-bit elements in
+        mma fragment layouts, see `matrix_loads`); None when it is not one."""
+        memory_type = memory.type
+        if (
+            self.target != "cuda"
+            or not isinstance(memory_type, SharedType)
+            or memory_type.dtype.nbits != 16
+            or not self.provably_inside(memory_type, offsets, dims, layout)
+        ):
+            return None
+        strides = [memory_type.strides[d] for d in dims]
+        plan = plan_matrix_loads(fragment_offsets(layout, strides))
+        if plan is None or not self.base_divisible(memory_type, offsets, ROW):
+            return None
+        rows = [bit_terms(load.rows) for load in plan]
+        if any(r is None for r in rows):
+            return None
+        base = self.scalar_base(memory_type, offsets)
+        loads, indices = [], [0] * layout.slots
+        for load, (constant, terms) in zip(plan, rows):  # type: ignore[misc]
+            row = self.index.add(self.index.add(base, constant), self.bit_sum(terms))
+            loads.append(
+                self.add(
+                    LoadMatrixOp.create(memory, self.index.value(row), load.count, load.transpose)
+                )
+            )
+            first = 2 * sum(previous.count for previous in plan[: len(loads) - 1])
+            for lane, slot in enumerate(load.slots):
+                indices[slot] = first + lane
+        if len(loads) == 1:
+            return self.shuffle(loads[0], indices)
+        return self.add(ShuffleOp.create(loads, indices))
+
+    def bit_sum(self, terms) -> Value | int:
+        """sum of (tid >> shift) % 2**width * coefficient over `terms` (`matrix_loads.BitTerm`)."""
+        total: Value | int = 0
+        for term in terms:
+            digit: Value | int = self.index.div(self.tid, 1 << term.shift)  # type: ignore[arg-type]
+            if (1 << (term.shift + term.width)) < self.kernel.threads:  # type: ignore[union-attr]
+                digit = self.index.rem(digit, 1 << term.width)
+            total = self.index.add(total, self.index.mul(digit, term.coefficient))
+        return total
 
     def lower_StoreOp(self, op: StoreOp):
         memory = self.map(op.memory)

@@ -4,7 +4,8 @@ Requires: thread IR after bit-packing (every access is to whole bytes or wider).
 Guarantees: each `ld`/`st` carries `vector = W` when its lanes split into groups of W
 consecutive lanes whose offsets are consecutive, and every group's first address
 (base + offset) is a multiple of W — so a backend may issue one W-wide access per group. W is a
-power of two, at most the target's widest access (64 bytes on the CPU, 16 on a GPU). The facts
+power of two, at most the target's widest access (64 bytes on the CPU, 16 on a GPU) and, in
+swizzled shared memory, at most the swizzle's unit of 2**base elements. The facts
 come from the index analysis (the divisibility of the base) and the constant lane offsets.
 Nothing is computed differently.
 """
@@ -63,6 +64,9 @@ class _Vectorizer(Rewriter):
             divisor = facts.divisor if facts.divisor > 0 else 1 << 30
             itemsize = max(1, op.access_dtype.nbits // 8)
             limit = max(1, self.vector_bytes // itemsize)
+            swizzle = getattr(op.memory.type, "swizzle", None)
+            if swizzle is not None:  # a run must stay inside the unit the swizzle moves whole
+                limit = min(limit, 1 << swizzle.base)
             width = widest_vector(op.offsets, divisor, limit)
             if width > 1:
                 new.attributes["vector"] = width

@@ -47,6 +47,7 @@ kernel @k[](%g: global f32[64], %w: global u8[64]) blocks(1, 1, 1) threads(32) s
   %m = vector_constant {values = [true, true, false, true]} : <4 x bool>
   %a8 = splat(%h) {shape = [8]} : <8 x f16>
   %b4 = splat(%h) {shape = [4]} : <4 x f16>
+  %s16 = alloc_shared : shared f16[16, 16]
 """
 
 CASES: dict[str, tuple[str, str]] = {
@@ -96,6 +97,7 @@ CASES: dict[str, tuple[str, str]] = {
     "pack_bits": ("thread", "%r = pack_bits(%bytes) {bit_offsets = [0, 8, 16, 24]} : <4 x u8>"),
     "barrier": ("thread", "barrier"),
     "mma": ("thread", '%r = mma(%a8, %b4, %v) {shape = "m16n8k16"} : <4 x f32>'),
+    "ldmatrix": ("thread", "%r = ldmatrix(%s16, %i) {count = 4, transpose = false} : <8 x f16>"),
 }
 for _name in ARITHMETIC:
     CASES[_name] = ("tile", f"%r = {_name}(%t, %t) : f32[4, 8]")

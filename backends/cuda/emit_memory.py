@@ -7,7 +7,8 @@ A masked group whose mask is provably the same on all its lanes (a splat, or a c
 constants with a splat, ...: see `lane_classes`) is one predicated wide access; any other
 masked group tests its lanes at run time and falls back to per-lane accesses when they differ.
 Unmasked lanes outside groups are plain per-lane accesses, printed as loops where the offsets
-are affine.
+are affine. In swizzled shared memory each access's strided offset goes through `lpir_swizzle`
+(a group never straddles the swizzle's unit, which vectorize guarantees).
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def _renumber(keys) -> tuple[int, ...]:
     return tuple(ids.setdefault(key, len(ids)) for key in keys)
 
 
+def swizzled(swizzle, offset: str) -> str:
+    """C for the swizzled element offset of a strided one (`lpir_swizzle` in lpir_cuda.cuh)."""
+    return f"lpir_swizzle<{swizzle.bits}, {swizzle.base}, {swizzle.shift}>({offset})"
+
+
 class _Access:
     """What `ld` and `st` share: the typed pointer, the access size, groups and the mask."""
 
@@ -94,9 +100,13 @@ class _Access:
         pointer = memory.text
         if element != c_types.memory_type(memory.dtype):
             pointer = f"reinterpret_cast<{const}{element}*>({pointer})"
-        self.pointer = emitter.fresh(f"{memory.text}_at")
         base = emitter.value(op.base).text
-        emitter.w.line(f"{const}{element}* const {self.pointer} = {pointer} + {base};")
+        self.swizzle = getattr(op.memory.type, "swizzle", None)
+        if self.swizzle is None:
+            self.pointer = emitter.fresh(f"{memory.text}_at")
+            emitter.w.line(f"{const}{element}* const {self.pointer} = {pointer} + {base};")
+        else:  # every lane's strided offset goes through the swizzle
+            self.pointer, self.base = pointer, base
         self.element = element
         self.offsets = op.offsets
         self.width = op.vector_width
@@ -104,6 +114,9 @@ class _Access:
         self.classes = lane_classes(op.mask) if op.mask is not None else None
 
     def lane_address(self, offset: int | str) -> str:
+        if self.swizzle is not None:
+            linear = f"{self.base} + {offset}" if offset != 0 else self.base
+            return f"{self.pointer} + {swizzled(self.swizzle, linear)}"
         return f"{self.pointer} + {offset}" if offset != 0 else self.pointer
 
     def group_mask(self, start: int, lanes: int) -> str | None:

@@ -4,7 +4,8 @@
 // lpir/dtypes.py) bit for bit: integer division that truncates and gives 0 for a zero divisor,
 // shifts by an amount modulo the bit width, small-float and fp8 decoding (exact) and encoding
 // (round to nearest even, saturation or IEEE overflow by variant), float -> int casts that
-// truncate and saturate (NaN -> 0), byte-granular atomic bit stores, and the warp-wide mma.
+// truncate and saturate (NaN -> 0), byte-granular atomic bit stores, shared-memory swizzles, and
+// the warp-wide ldmatrix and mma.
 // The kernel source includes this file once, before the kernels.
 #pragma once
 
@@ -366,6 +367,57 @@ LPIR_DEVICE void lpir_store_bits(unsigned char* byte, unsigned value, unsigned b
     if (clear) atomicAnd(word, ~clear);
     if (set) atomicOr(word, set);
 }
+
+// ---- shared memory ------------------------------------------------------------------------------
+// CUTLASS Swizzle<B, M, S> of a strided element offset (lpir.layout.Swizzle): the B bits at
+// M + S are XORed into the B bits at M, so runs of 2^M elements move whole.
+template <int B, int M, int S>
+LPIR_DEVICE int lpir_swizzle(int offset) {
+    return offset ^ (((offset >> (M + S)) & ((1 << B) - 1)) << M);
+}
+
+// The two 16-bit halves of a 32-bit register into lanes pair[0] (low) and pair[1].
+template <typename T>
+LPIR_DEVICE void lpir_unpack2(unsigned word, T* pair) {
+    pair[0] = lpir_bit_cast<T>((unsigned short)(word & 0xffffu));
+    pair[1] = lpir_bit_cast<T>((unsigned short)(word >> 16));
+}
+
+// ldmatrix: Count 8x8 matrices of 16-bit elements; this thread gives the row address `row`
+// (thread 8j + i: row i of matrix j) and receives lanes 2j, 2j + 1 of each matrix j.
+#ifdef LPIR_HOST_EMULATION
+template <int Count, bool Transpose, typename T>
+LPIR_DEVICE void lpir_ldmatrix(T* result, const T* row) {
+    lpir_host::ldmatrix<Count, Transpose>(result, row);
+}
+#else
+template <int Count, bool Transpose, typename T>
+LPIR_DEVICE void lpir_ldmatrix(T* result, const T* row) {
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    unsigned r[4];
+    if constexpr (Count == 4 && Transpose) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address) : "memory");
+    } else if constexpr (Count == 4) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address) : "memory");
+    } else if constexpr (Count == 2 && Transpose) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                     : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
+    } else if constexpr (Count == 2) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+                     : "=r"(r[0]), "=r"(r[1]) : "r"(address) : "memory");
+    } else if constexpr (Transpose) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n"
+                     : "=r"(r[0]) : "r"(address) : "memory");
+    } else {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n"
+                     : "=r"(r[0]) : "r"(address) : "memory");
+    }
+#pragma unroll
+    for (int j = 0; j < Count; ++j) lpir_unpack2(r[j], result + 2 * j);
+}
+#endif
 
 // ---- tensor cores -------------------------------------------------------------------------------
 // D = A @ B + C for one m16n8k16 tile per warp, with the PTX row.col fragment layouts: lanes

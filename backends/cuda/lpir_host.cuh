@@ -286,6 +286,26 @@ inline void mma(float* d, const T* a, const T* b, const float* c, float (*to_flo
     (*warp_barriers)[warp]->arrive_and_wait();
 }
 
+// ---- warp-wide ldmatrix: each thread publishes its row address, then reads its pairs ---------
+inline const void* ldmatrix_rows[32][32];  // [warp][lane]
+
+template <int Count, bool Transpose, typename T>
+inline void ldmatrix(T* result, const T* row) {
+    const unsigned thread = thread_index.x;
+    const unsigned warp = thread / 32, lane = thread % 32;
+    ldmatrix_rows[warp][lane] = row;
+    (*warp_barriers)[warp]->arrive_and_wait();
+    for (int j = 0; j < Count; ++j) {
+        for (int e = 0; e < 2; ++e) {
+            // plain: (row lane / 4, column 2 (lane % 4) + e); transposed: the mirror image.
+            const unsigned r = Transpose ? 2 * (lane % 4) + e : lane / 4;
+            const unsigned c = Transpose ? lane / 4 : 2 * (lane % 4) + e;
+            result[2 * j + e] = static_cast<const T*>(ldmatrix_rows[warp][8 * j + r])[c];
+        }
+    }
+    (*warp_barriers)[warp]->arrive_and_wait();
+}
+
 // Run `kernel` over a grid: `threads` OS threads, one block after another.
 inline void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads,
                      const std::function<void()>& kernel) {

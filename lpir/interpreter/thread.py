@@ -231,7 +231,8 @@ class _ThreadBlock(Evaluator):
         offsets = np.asarray(op.attributes["offsets"], dtype=np.int64)
         index = base[:, None] + offsets[None, :]
         access = op.attributes.get("dtype") or op.operands[0].type.dtype
-        return memory, access, index
+        swizzle = getattr(op.operands[0].type, "swizzle", None)
+        return memory, access, index if swizzle is None else swizzle.apply(index)
 
     def op_ld(self, op):
         memory, access, index = self.access(op)
@@ -239,6 +240,31 @@ class _ThreadBlock(Evaluator):
         result = np.zeros(index.shape, dtype=access.numpy_dtype)
         selected = np.ones(index.shape, bool) if mask is None else mask
         result[selected] = _read(memory, access, index[selected])
+        return [result]
+
+    def op_ldmatrix(self, op):
+        """Warp-wide loads of 8x8 matrices: thread 8j + i of a warp addresses row i of matrix j."""
+        memory_type = op.operands[0].type
+        memory, rows = self.get(op.operands[0]), self.get(op.operands[1]).astype(np.int64)
+        count, transpose = op.attributes["count"], bool(op.attributes["transpose"])
+        if self.threads % 32:
+            raise LpirError(f"ldmatrix needs whole warps, not {self.threads} threads")
+        lane = np.arange(32)
+        pair = 2 * (lane % 4)
+        result = np.zeros((self.threads, 2 * count), memory_type.dtype.numpy_dtype)
+        for warp in range(0, self.threads, 32):
+            for j in range(count):
+                starts = rows[warp + 8 * j : warp + 8 * j + 8]
+                if np.any(starts % 8):
+                    raise LpirError("ldmatrix row offsets must be multiples of 8 elements")
+                index = starts[:, None] + np.arange(8)[None, :]
+                if memory_type.swizzle is not None:
+                    index = memory_type.swizzle.apply(index)
+                matrix = _read(memory, memory_type.dtype, index.ravel()).reshape(8, 8)
+                if transpose:
+                    matrix = matrix.T
+                result[warp : warp + 32, 2 * j] = matrix[lane // 4, pair]
+                result[warp : warp + 32, 2 * j + 1] = matrix[lane // 4, pair + 1]
         return [result]
 
     def op_st(self, op):

@@ -14,7 +14,7 @@ from lpir.ir.core import Operation
 SIDE_EFFECTS = frozenset(
     {"store_global", "store_shared", "sync", "barrier", "st", "st_bits", "yield"}
 )
-READS_MEMORY = frozenset({"load_global", "load_shared", "ld"})
+READS_MEMORY = frozenset({"load_global", "load_shared", "ld", "ldmatrix"})
 DISTINCT = frozenset({"alloc_shared"})
 
 

@@ -14,7 +14,14 @@ import lark
 
 import lpir.ir.ops  # noqa: F401  (registers every op name)
 from lpir.dtypes import dtype
-from lpir.errors import DTypeError, LayoutError, LpirError, ParseError, location_in
+from lpir.errors import (
+    DTypeError,
+    LayoutError,
+    LpirError,
+    ParseError,
+    TypeCheckError,
+    location_in,
+)
 from lpir.ir.core import OPERATION_CLASSES, Kernel, Module, Operation, Region, Value
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
@@ -225,7 +232,11 @@ class _ModuleBuilder:
         if kind == "tile_type":
             return TileType(self.dtype(children[0]), shape, self.layout(children[2]))
         if kind == "shared_type":
-            return SharedType(self.dtype(children[0]), shape, self.layout(children[2], True))
+            try:
+                return SharedType(self.dtype(children[0]), shape, self.layout(children[2], True))
+            except TypeCheckError as error:
+                location = self.location(children[2] or children[0])
+                raise ParseError(error.message, location, error.hint) from None
         return GlobalType(self.dtype(children[0]), shape)
 
     def attribute_value(self, tree: Any) -> Any:

@@ -12,7 +12,8 @@ type               text                                        meaning
 `TileType`         `f32[32, 256]`, `f32[32, 256] @ <layout>`   a block-level register tile;
                                                                the layout is set by
                                                                layout-selection
-`SharedType`       `shared f16[64, 32]`                        a tile in shared memory
+`SharedType`       `shared f16[64, 32]`,                       a tile in shared memory,
+                   `shared f16[64, 32] @ shared(...)`          optionally strided/swizzled
 `GlobalType`       `global u4[4096, 4096]`                     a C-contiguous tensor in global
                                                                memory (a kernel argument)
 `VectorType`       `<64 x f32>`                                one thread's private array
@@ -29,7 +30,8 @@ import math
 from dataclasses import dataclass
 
 from lpir.dtypes import DType
-from lpir.layout import RegisterLayout, SharedLayout
+from lpir.errors import TypeCheckError
+from lpir.layout import RegisterLayout, SharedLayout, Swizzle
 
 
 class Type:
@@ -54,6 +56,14 @@ class Shaped:
     def nbytes(self) -> int:
         """Bytes of storage (packed for sub-byte dtypes)."""
         return (self.size * self.dtype.nbits + 7) // 8
+
+
+def _row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -89,9 +99,40 @@ class TileType(Shaped, Type):
 
 @dataclass(frozen=True)
 class SharedType(Shaped, Type):
+    """A shared-memory tile. `layout`, when given, places its elements (strides and an XOR
+    swizzle, `lpir.layout.SharedLayout`); without one the tile is dense row-major."""
+
     dtype: DType
     shape: tuple[int, ...]
     layout: SharedLayout | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout is not None and self.layout.shape != tuple(self.shape):
+            raise TypeCheckError(
+                f"a shared layout of shape {list(self.layout.shape)} on a shared tile of shape "
+                f"{list(self.shape)}",
+                hint="give the layout the tile's shape",
+            )
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Element strides of each dimension, before the swizzle."""
+        return self.layout.strides if self.layout is not None else _row_major(self.shape)
+
+    @property
+    def swizzle(self) -> Swizzle | None:
+        """The XOR swizzle applied to every strided element offset, if any."""
+        return self.layout.swizzle if self.layout is not None else None
+
+    @property
+    def span(self) -> int:
+        """Elements of storage: the largest element offset plus one."""
+        return self.layout.span if self.layout is not None else self.size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of storage (packed for sub-byte dtypes)."""
+        return (self.span * self.dtype.nbits + 7) // 8
 
     def __str__(self) -> str:
         text = f"shared {self.dtype.name}{_shape_text(self.shape)}"
@@ -108,12 +149,7 @@ class GlobalType(Shaped, Type):
     @property
     def strides(self) -> tuple[int, ...]:
         """Element strides of the C-contiguous tensor."""
-        strides = []
-        step = 1
-        for size in reversed(self.shape):
-            strides.append(step)
-            step *= size
-        return tuple(reversed(strides))
+        return _row_major(self.shape)
 
     def __str__(self) -> str:
         return f"global {self.dtype.name}{_shape_text(self.shape)}"

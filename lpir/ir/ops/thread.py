@@ -8,14 +8,19 @@ ops here exist only at the thread level:
 * `vector_constant`, `shuffle`, `extract`, `vector`, `reduce_lanes`: data movement within one
   thread's registers.
 * `ld` / `st`: per-lane memory accesses, `memory[base + offsets[i]]` for lane i, with an
-  optional lane mask (masked lanes read 0 and are not written). `vector` promises that lanes
+  optional lane mask (masked lanes read 0 and are not written). In shared memory with a
+  swizzled layout the element is `memory[swizzle(base + offsets[i])]`: `base` and `offsets`
+  are strided element offsets, the swizzle places them. `vector` promises that lanes
   come in runs of that many consecutive offsets whose first address is aligned to the run, so a
-  backend may use one wide access per run. `dtype`, when given, accesses the tensor's bytes as
-  that (byte-sized) type: `base` and `offsets` are then in units of it.
+  backend may use one wide access per run (in swizzled memory a run stays inside the swizzle's
+  unit of 2**base elements, which the swizzle moves whole). `dtype`, when given, accesses the
+  tensor's bytes as that (byte-sized) type: `base` and `offsets` are then in units of it.
 * `st_bits`: read-modify-write of bytes under a per-byte bit mask, atomic per byte: how packed
   sub-byte stores that share a byte with other threads are written.
 * `unpack_bits` / `pack_bits`: convert between bytes and sub-byte lanes at constant bit offsets
   of the LSB-first packed bit string.
+* `ldmatrix` (CUDA): a warp-wide load of 8x8 matrices of 16-bit elements from shared memory
+  into mma operand fragments.
 * `barrier`: every thread of the block waits; shared-memory writes before it are seen after it.
 """
 
@@ -32,6 +37,7 @@ from lpir.ir.signature import (
     DTYPE,
     INT,
     INT_LIST,
+    NUMBER,
     NUMBER_LIST,
     Signature,
     at_least,
@@ -203,12 +209,24 @@ def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None
         return memory.type.dtype
     if access.nbits % 8:
         raise TypeCheckError(f"'{op_name}' cannot access memory as {access.name}")
+    if isinstance(memory.type, SharedType) and memory.type.swizzle is not None:
+        if access != memory.type.dtype:
+            raise TypeCheckError(
+                f"'{op_name}' cannot access swizzled {memory.type} as {access.name}: the "
+                "swizzle permutes elements of the tile's own dtype"
+            )
     return access
 
 
-def _check_vector(op_name: str, vector: int, lanes: int) -> None:
+def _check_vector(op_name: str, vector: int, lanes: int, memory: Value) -> None:
     if vector < 1 or lanes % vector:
         raise TypeCheckError(f"'{op_name}': vector width {vector} does not divide {lanes} lanes")
+    swizzle = getattr(memory.type, "swizzle", None)
+    if swizzle is not None and vector > 1 << swizzle.base:
+        raise TypeCheckError(
+            f"'{op_name}': vector width {vector} is wider than the {1 << swizzle.base} elements "
+            f"that {swizzle} keeps together"
+        )
 
 
 def _check_mask(op_name: str, mask: Value | None, lanes: int) -> None:
@@ -271,7 +289,7 @@ class LoadThreadOp(MemoryAccess, Operation):
         element = _check_memory("ld", memory, base, access)
         offsets = tuple(int(o) for o in offsets)
         _check_mask("ld", mask, len(offsets))
-        _check_vector("ld", vector, len(offsets))
+        _check_vector("ld", vector, len(offsets), memory)
         attributes: dict = {"offsets": offsets}
         if vector > 1:
             attributes["vector"] = vector
@@ -320,7 +338,7 @@ class StoreThreadOp(MemoryAccess, Operation):
         if value.type != VectorType(element, len(offsets)):
             raise TypeCheckError(f"'st' of {value.type} with {len(offsets)} offsets of {element}")
         _check_mask("st", mask, len(offsets))
-        _check_vector("st", vector, len(offsets))
+        _check_vector("st", vector, len(offsets), memory)
         attributes: dict = {"offsets": offsets}
         if vector > 1:
             attributes["vector"] = vector
@@ -562,3 +580,67 @@ class MmaOp(Operation):
 
     def recreate(self) -> Operation:
         return MmaOp.create(*self.operands, shape=self.shape)
+
+
+LDMATRIX_COUNTS = (1, 2, 4)
+
+
+class LoadMatrixOp(Operation):
+    """`%v = ldmatrix %w, %row {count = 4, transpose = false} : <8 x f16>`: a warp-wide load of
+    `count` 8x8 matrices of 16-bit elements from shared memory (PTX
+    `ldmatrix.sync.aligned.m8n8.x{count}[.trans].shared.b16`).
+
+    Thread 8j + i of each warp gives in `row` the element offset of row i of matrix j: 8
+    consecutive elements starting at a multiple of 8 (in swizzled memory the offset is the
+    strided one and the swizzle places the row, which it keeps whole). Threads 8 * count and
+    above give addresses nobody reads. Every thread receives two lanes per matrix: lanes 2j and
+    2j + 1 hold matrix j's elements (lane / 4, 2 * (lane % 4) + {0, 1}), or with `transpose`
+    (2 * (lane % 4) + {0, 1}, lane / 4), where lane is the thread's index in its warp. These are
+    the mma operand fragments, so one x4 load feeds a whole m16n8k16 A operand or two B
+    operands. Only the CUDA backend implements it.
+    """
+
+    names = ("ldmatrix",)
+    signature = Signature(
+        operands=exactly(2),
+        results=exactly(1),
+        attributes={"count": INT, "transpose": NUMBER},
+    )
+
+    @classmethod
+    def create(cls, memory: Value, row: Value, count: int, transpose: bool, name=None):
+        if count not in LDMATRIX_COUNTS:
+            raise TypeCheckError(f"'ldmatrix' loads 1, 2 or 4 matrices, not {count}")
+        if not isinstance(memory.type, SharedType) or memory.type.dtype.nbits != 16:
+            raise TypeCheckError(
+                f"'ldmatrix' needs a shared tile of 16-bit elements, not {memory.type}"
+            )
+        if not isinstance(row.type, ScalarType) or not row.type.dtype.is_int:
+            raise TypeCheckError(f"'ldmatrix' row must be an integer scalar, not {row.type}")
+        swizzle = memory.type.swizzle
+        if swizzle is not None and swizzle.base < 3:
+            raise TypeCheckError(
+                f"'ldmatrix' reads rows of 8 elements, which {swizzle} does not keep together"
+            )
+        attributes = {"count": count, "transpose": bool(transpose)}
+        result = VectorType(memory.type.dtype, 2 * count)
+        return cls("ldmatrix", [memory, row], [result], attributes, result_names=[name])
+
+    @property
+    def memory(self) -> Value:
+        return self.operands[0]
+
+    @property
+    def row(self) -> Value:
+        return self.operands[1]
+
+    @property
+    def count(self) -> int:
+        return self.attributes["count"]
+
+    @property
+    def transpose(self) -> bool:
+        return bool(self.attributes["transpose"])
+
+    def recreate(self) -> Operation:
+        return LoadMatrixOp.create(*self.operands, count=self.count, transpose=self.transpose)

@@ -1,0 +1,132 @@
+"""Plans `ldmatrix` loads for lower-to-threads: which of a shared-tile load's slots one warp-wide
+8x8-matrix load can fetch, and the row address each thread must give it.
+
+A load of a 16-bit shared tile into a register layout reads, in thread t and slot s, the element
+at (strided) offset `offsets[t, s]`. `ldmatrix` hands thread t, for each matrix j it loads, the
+pair of elements (lane / 4, 2 * (lane % 4) + {0, 1}) of that matrix (or, transposed,
+(2 * (lane % 4) + {0, 1}, lane / 4)), where row i of matrix j starts at the offset thread 8j + i
+gave. So a pair of slots (2r, 2r + 1) is one matrix of an `ldmatrix` exactly when, in every warp,
+the 32 lanes' pairs are the rows or the columns of eight 16-byte-aligned runs of 8 elements. The
+mma operand layouts (`layout_rules.mma_layouts`) are built that way; other layouts simply do not
+match and keep their per-lane loads.
+
+The row address a thread gives is a table over threads; `bit_terms` writes it as a sum of bit
+fields of the thread index (`(t >> shift) % 2**width * coefficient`), which is how a layout's
+thread part looks too. Tables that are not such sums are refused (no `ldmatrix`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WARP = 32
+ROW = 8  # elements of a matrix row: 16 bytes of 16-bit elements
+
+
+@dataclass(frozen=True)
+class MatrixLoad:
+    """One `ldmatrix`: `count` matrices into the given slots, rows at `rows[t]` per thread."""
+
+    count: int
+    transpose: bool
+    slots: tuple[int, ...]  # the load's slots that result lanes 0 .. 2 * count - 1 fill
+    rows: np.ndarray  # [threads] strided element offset of the row each thread addresses
+
+
+def plan_matrix_loads(offsets: np.ndarray) -> list[MatrixLoad] | None:
+    """`ldmatrix` loads covering every slot of a load with per-thread, per-slot element
+    offsets `offsets` [threads, slots]; None when the load is not made of matrix fragments."""
+    threads, slots = offsets.shape
+    if threads % WARP or slots % 2 or slots == 0:
+        return None
+    matrices = [_matrix_rows(offsets[:, 2 * r], offsets[:, 2 * r + 1]) for r in range(slots // 2)]
+    if any(m is None for m in matrices) or len({m[0] for m in matrices}) != 1:  # type: ignore[index]
+        return None
+    transpose = matrices[0][0]  # type: ignore[index]
+    loads = []
+    first = 0
+    while first < len(matrices):
+        count = next(c for c in (4, 2, 1) if first + c <= len(matrices))
+        rows = np.empty(threads, dtype=np.int64)
+        lane = np.arange(threads) % WARP
+        warp = np.arange(threads) // WARP
+        for j in range(4):
+            # Threads 8 * count and up give unused addresses: repeat the used ones, which keeps
+            # the table a sum of bit fields.
+            matrix_rows = matrices[first + j % count][1]  # type: ignore[index]
+            selected = lane // ROW == j
+            rows[selected] = matrix_rows[warp[selected], lane[selected] % ROW]
+        pairs = range(first, first + count)
+        loads.append(
+            MatrixLoad(count, transpose, tuple(s for r in pairs for s in (2 * r, 2 * r + 1)), rows)
+        )
+        first += count
+    return loads
+
+
+def _matrix_rows(low: np.ndarray, high: np.ndarray) -> tuple[bool, np.ndarray] | None:
+    """(transposed?, row offsets [warps, 8]) when the slot pair (low, high) of every thread is
+    one 8x8 matrix fragment; None otherwise."""
+    lane = np.arange(WARP)
+    low, high = low.reshape(-1, WARP), high.reshape(-1, WARP)
+    # Plain: lane l holds (row l / 4, columns 2 (l % 4) + {0, 1}); row i is lane 4i's.
+    rows = low[:, 0::4]
+    column = 2 * (lane % 4)
+    if (
+        np.array_equal(low, rows[:, lane // 4] + column)
+        and np.array_equal(high, low + 1)
+        and not np.any(rows % ROW)
+    ):
+        return False, rows
+    # Transposed: lane l holds (rows 2 (l % 4) + {0, 1}, column l / 4); lanes 0..3 start them.
+    rows = np.stack([low[:, :4], high[:, :4]], axis=-1).reshape(-1, ROW)
+    if (
+        np.array_equal(low, rows[:, column] + lane // 4)
+        and np.array_equal(high, rows[:, column + 1] + lane // 4)
+        and not np.any(rows % ROW)
+    ):
+        return True, rows
+    return None
+
+
+@dataclass(frozen=True)
+class BitTerm:
+    """`(t >> shift) % 2**width * coefficient` of a thread index t."""
+
+    shift: int
+    width: int
+    coefficient: int
+
+
+def bit_terms(table: np.ndarray) -> tuple[int, list[BitTerm]] | None:
+    """(constant, terms) with table[t] == constant + sum of the terms of t for every t; None
+    when the table is not such a sum (not additive over the bits of t)."""
+    count = len(table)
+    constant = int(table[0])
+    bits = max(1, (count - 1).bit_length())
+    coefficients = [int(table[1 << b]) - constant if 1 << b < count else 0 for b in range(bits)]
+    t = np.arange(count)
+    predicted = np.full(count, constant, dtype=np.int64)
+    for b, coefficient in enumerate(coefficients):
+        predicted += ((t >> b) & 1) * coefficient
+    if not np.array_equal(predicted, table):
+        return None
+    terms: list[BitTerm] = []
+    for b, coefficient in enumerate(coefficients):
+        if coefficient == 0:
+            continue
+        last = terms[-1] if terms else None
+        if last and last.shift + last.width == b and last.coefficient << last.width == coefficient:
+            terms[-1] = BitTerm(last.shift, last.width + 1, last.coefficient)
+        else:
+            terms.append(BitTerm(b, 1, coefficient))
+    return constant, terms
+
+
+def fragment_offsets(layout, strides) -> np.ndarray:
+    """[threads, slots] strided element offset of each slot of `layout` in a tile whose
+    dimensions have these element strides (relative to the tile's origin)."""
+    coordinates = layout.coordinates()  # [threads, slots, rank]
+    return coordinates @ np.asarray(strides, dtype=np.int64)
