@@ -209,12 +209,12 @@ def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None
         return memory.type.dtype
     if access.nbits % 8:
         raise TypeCheckError(f"'{op_name}' cannot access memory as {access.name}")
-    if isinstance(memory.type, SharedType) and memory.type.swizzle is not None:
-        if access != memory.type.dtype:
-            raise TypeCheckError(
-                f"'{op_name}' cannot access swizzled {memory.type} as {access.name}: the "
-                "swizzle permutes elements of the tile's own dtype"
-            )
+    swizzled = isinstance(memory.type, SharedType) and memory.type.swizzle is not None
+    if swizzled and access != memory.type.dtype:
+        raise TypeCheckError(
+            f"'{op_name}' cannot access swizzled {memory.type} as {access.name}: the "
+            "swizzle permutes elements of the tile's own dtype"
+        )
     return access
 
 
