@@ -10,6 +10,8 @@ once, and neighbouring blocks may share a byte of packed data).
 
 from __future__ import annotations
 
+import contextlib
+
 from llvmlite import ir
 from lpir.backends.llvm.packed import PackedMemory
 from lpir.backends.llvm.types import I1, I8, I32, I64, memory_type
@@ -27,6 +29,7 @@ class Memory:
         self.intrinsics = intrinsics
         self.vectors = vectors
         self.dummy = dummy  # a private slot that masked-off scalar stores write into
+        self.swizzle = None  # set by `swizzle_of` around accesses to swizzled shared memory
         self.packed = PackedMemory(self)
 
     def address(self, pointer: ir.Value, index: ir.Value, dt: DType) -> ir.Value:
@@ -34,7 +37,35 @@ class Memory:
         return self.b.gep(pointer, [wide], inbounds=True, source_etype=memory_type(dt))
 
     def index(self, base: ir.Value, offset: int) -> ir.Value:
-        return self.b.add(base, ir.Constant(base.type, offset)) if offset else base
+        index = self.b.add(base, ir.Constant(base.type, offset)) if offset else base
+        return self.swizzled(index)
+
+    @contextlib.contextmanager
+    def swizzle_of(self, memory_type):
+        """Accesses inside go through the swizzle of `memory_type` (a swizzled shared tile),
+        if it has one: element index = swizzle(base + offset)."""
+        self.swizzle = getattr(memory_type, "swizzle", None)
+        try:
+            yield
+        finally:
+            self.swizzle = None
+
+    def swizzled(self, index: ir.Value) -> ir.Value:
+        """index ^ ((index >> (base + shift)) & (2**bits - 1)) << base, for an index or a
+        vector of them (`lpir.layout.Swizzle`)."""
+        swizzle = self.swizzle
+        if swizzle is None:
+            return index
+
+        def constant(value: int) -> ir.Constant:
+            if isinstance(index.type, ir.VectorType):
+                return ir.Constant(index.type, [value] * index.type.count)
+            return ir.Constant(index.type, value)
+
+        b = self.b
+        high = b.lshr(index, constant(swizzle.base + swizzle.shift))
+        moved = b.shl(b.and_(high, constant((1 << swizzle.bits) - 1)), constant(swizzle.base))
+        return b.xor(index, moved)
 
     def to_register(self, loaded: ir.Value, dt: DType) -> ir.Value:
         if dt.is_bool:
@@ -109,7 +140,7 @@ class Memory:
         lanes = len(offsets)
         wide = b.sext(base, I64) if base.type != I64 else base
         splat = self.vectors.splat(wide, lanes)
-        indices = b.add(splat, ir.Constant(ir.VectorType(I64, lanes), list(offsets)))
+        indices = self.swizzled(b.add(splat, ir.Constant(ir.VectorType(I64, lanes), list(offsets))))
         addresses = b.gep(pointer, [indices], inbounds=True, source_etype=element)
         addresses.type = ir.VectorType(ir.PointerType(), lanes)  # llvmlite types it as one ptr
         return addresses

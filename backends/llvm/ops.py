@@ -211,7 +211,8 @@ def _load(e, op):
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
     nbytes = op.operands[0].type.nbytes
-    return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
+    with e.memory.swizzle_of(op.operands[0].type):
+        return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
 
 
 @emitter("st")
@@ -221,7 +222,8 @@ def _store(e, op):
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
     nbytes = op.operands[0].type.nbytes
-    e.memory.store(pointer, base, offsets, value, _access(op), mask, width, nbytes)
+    with e.memory.swizzle_of(op.operands[0].type):
+        e.memory.store(pointer, base, offsets, value, _access(op), mask, width, nbytes)
     return []
 
 

@@ -113,6 +113,11 @@ class SharedType(Shaped, Type):
                 f"{list(self.shape)}",
                 hint="give the layout the tile's shape",
             )
+        if self.swizzle is not None and self.dtype.nbits % 8:
+            raise TypeCheckError(
+                f"a swizzled shared tile of {self.dtype.name}: swizzles place whole-byte elements",
+                hint="swizzle a tile of the packed bytes or words instead",
+            )
 
     @property
     def strides(self) -> tuple[int, ...]:
