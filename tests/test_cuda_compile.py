@@ -80,10 +80,20 @@ def _ptx(name: str, params: dict) -> str:
 
 @NO_NVCC
 def test_ptx_of_the_gemv_has_wide_loads_and_the_magic_number_dequantization():
+    """f32 activations: each u4 weight is one lop3 into the mantissa of 2^23 (0x4b000000) and
+    one exact fma, with no f16 in between."""
     ptx = _ptx("gemv_wq", {"N": 4096, "K": 4096, "WT": "u4", "ZERO": 8})
     assert "ld.global.nc.v4.u32" in ptx
-    assert "prmt.b32" in ptx and "fma.rn.f16x2" in ptx
+    assert "lop3.b32" in ptx and "1258291200" in ptx  # 0x4b000000 as PTX prints it
+    assert "cvt.f32.f16" not in ptx and "f16x2" not in ptx
     assert ".local" not in ptx
+
+
+@NO_NVCC
+def test_ptx_of_the_f16_dequantization_pairs_lanes():
+    """f16 results: one prmt, one lop3 into the mantissa of 1024 and one hfma2 per pair."""
+    ptx = _ptx("matmul_wq", {})
+    assert "prmt.b32" in ptx and "fma.rn.f16x2" in ptx
 
 
 @NO_NVCC

@@ -14,8 +14,11 @@ that hold their fields into the two 16-bit halves of a register, then
   their bytes pair up, shifts move sign and exponent-mantissa into f16 position and one
   `hmul2` rescales the exponent bias.
 
-f32 and bf16 results convert the exact f16 pair. Signed integers are biased by flipping their
-sign bits in each 32-bit word first (one `xor` per word).
+Integers to f32 or bf16 skip f16: each lane is one `lop3` (mask the field in place, OR it
+into the mantissa of 2^23) and one exact `fma` (about 4 instructions per weight for a GEMV's
+dequantize, scale and accumulate, against 5.7 through f16 pairs). Small floats to f32 and bf16
+convert the exact f16 pair. Signed integers are biased by flipping their sign bits in each
+32-bit word first (one `xor` per word).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lpir.dtypes import dtype
 from lpir.ir.ops import CastOp, UnpackBitsOp
 
 F16 = dtype("f16")
+F32 = dtype("f32")
 _OUTPUT = {
     "f16": ("{v}.x", "{v}.y"),
     "f32": ("__low2float({v})", "__high2float({v})"),
@@ -101,6 +105,10 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
     for bit in offsets:
         word(bit // 32)
     target = emitter.array(final.result)
+    if source_dt.is_int and target_dt.name in ("f32", "bf16"):
+        _integers_to_f32(emitter, offsets, width, bias, word, target, target_dt.name == "bf16")
+        emitter.emitted_early.update({id(cast), id(final)})
+        return True
     low, high = _OUTPUT[target_dt.name]
     for lane_a, lane_b in _pairs(offsets, adjacent=source_dt.is_int):
         byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
@@ -126,6 +134,33 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
             emitter.w.line(f"{target.lane(lane_b)} = {high.format(v=value)};")
     emitter.emitted_early.update({id(cast), id(final)})
     return True
+
+
+def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target, bf16) -> None:
+    """Integer fields straight to f32 (or bf16), one lane at a time: the field, masked in
+    place at bit q of its 32-bit word, is ORed into the mantissa of 2^23 (one `lop3`) and one
+    FMA scales it back by 2^-q and subtracts 2^(23 - q) and the bias. Both are exact (the
+    result is an integer below 2^9 in magnitude, which bf16 holds exactly too). Fields that
+    reach past bit 22 come from the word shifted right by 16 (one shift per word)."""
+    shifted: dict[int, str] = {}
+    for lane, bit in enumerate(offsets):
+        index, q = bit // 32, bit % 32
+        source = word(index)
+        if q + width > 23:
+            if index not in shifted:
+                name = emitter.fresh("high")
+                emitter.w.line(f"const unsigned {name} = {source} >> 16;")
+                shifted[index] = name
+            source, q = shifted[index], q - 16
+        mask = ((1 << width) - 1) << q
+        offset = -(2.0 ** (23 - q)) - bias
+        value = (
+            f"lpir_magic_f32({source}, {hex(mask)}u, {float_literal(2.0**-q, F32)}, "
+            f"{float_literal(offset, F32)})"
+        )
+        if bf16:
+            value = f"__float2bfloat16_rn({value})"
+        emitter.w.line(f"{target.lane(lane)} = {value};")
 
 
 @emits(UnpackBitsOp)

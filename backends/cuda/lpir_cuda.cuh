@@ -281,6 +281,18 @@ LPIR_DEVICE __half2 lpir_magic_f16x2(unsigned t, unsigned mask, __half2 scale, _
     return __hfma2(lpir_bit_cast<__half2>(bits), scale, offset);
 }
 
+// An unsigned field (word & mask, at bit q <= 23 - width) as an exact f32: OR it into the
+// mantissa of 2^23, then one FMA by scale = 2^-q plus offset = -(2^(23-q) + bias).
+LPIR_DEVICE float lpir_magic_f32(unsigned word, unsigned mask, float scale, float offset) {
+#ifdef LPIR_HOST_EMULATION
+    const unsigned bits = (word & mask) | 0x4b000000u;
+#else
+    unsigned bits;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(bits) : "r"(word), "r"(mask), "r"(0x4b000000u));
+#endif
+    return fmaf(__uint_as_float(bits), scale, offset);
+}
+
 // Small floats (see lpir_small_to_f16x2) whose fields sit at bit P of each half.
 template <int E, int M, int V, int P>
 LPIR_DEVICE __half2 lpir_small_fields_to_f16x2(unsigned t) {
