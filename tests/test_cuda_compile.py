@@ -70,12 +70,12 @@ def test_thread_arrays_stay_in_registers(results, example, arch):
     assert not large, f"stack frames over {STACK_LIMIT} bytes (local memory): {large}"
 
 
-def _ptx(name: str, params: dict) -> str:
+def _ptx(name: str, params: dict, arch: str = "compute_90") -> str:
     from lpir.backends.cuda.examples import thread_module
     from lpir.backends.cuda.source import emit_kernel, translation_unit
 
     source = translation_unit([emit_kernel(thread_module(name, params).kernels[0])])
-    return compile_with_nvcc(source, "compute_90", "ptx").decode()
+    return compile_with_nvcc(source, arch, "ptx").decode()
 
 
 @NO_NVCC
@@ -87,6 +87,15 @@ def test_ptx_of_the_gemv_has_wide_loads_and_the_magic_number_dequantization():
     assert "lop3.b32" in ptx and "1258291200" in ptx  # 0x4b000000 as PTX prints it
     assert "cvt.f32.f16" not in ptx and "f16x2" not in ptx
     assert ".local" not in ptx
+
+
+@NO_NVCC
+@pytest.mark.parametrize("weight", ["f8e4m3", "f8e5m2"])
+def test_fp8_decodes_by_the_hardware_conversion_from_sm_89(weight):
+    params = {"N": 256, "K": 512, "WT": weight, "ZERO": 0}
+    instruction = f"cvt.rn.f16x2.{weight[2:]}x2"
+    assert instruction in _ptx("gemv_wq", params, "compute_90")
+    assert instruction not in _ptx("gemv_wq", params, "compute_80")  # shifts and a multiply
 
 
 @NO_NVCC

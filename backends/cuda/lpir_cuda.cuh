@@ -184,10 +184,26 @@ LPIR_DEVICE float lpir_decode_small(unsigned code) {
 
 // E <= 4, or the IEEE f8e5m2: move the fields into an f16 and multiply by 2^(15 - bias); f16
 // keeps subnormals, and every code of these formats is exact in f16.
+//
+// fp8 on sm_89 and newer: one cvt.rn.f16x2.{e4m3,e5m2}x2 per pair (exact; its NaN is the
+// canonical positive one, where the shifts below keep the code's sign: NaN payloads are not
+// part of lpir's semantics).
 template <int E, int M, int V>
 LPIR_DEVICE __half2 lpir_small_to_f16x2(unsigned low, unsigned high) {
     typedef lpir_small<E, M> S;
     static_assert(E <= 4 || (E == 5 && V == 2), "the f16 path needs the exponent range of f16");
+#if !defined(LPIR_HOST_EMULATION) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    if constexpr ((E == 4 && M == 3 && V == 1) || (E == 5 && M == 2 && V == 2)) {
+        const unsigned short pair = (unsigned short)((low & 0xffu) | ((high & 0xffu) << 8));
+        unsigned halves;
+        if constexpr (E == 4) {
+            asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(halves) : "h"(pair));
+        } else {
+            asm("cvt.rn.f16x2.e5m2x2 %0, %1;" : "=r"(halves) : "h"(pair));
+        }
+        return lpir_bit_cast<__half2>(halves);
+    }
+#endif
     const unsigned codes = (low & 0xffffu) | (high << 16);
     const unsigned bits = ((codes & (S::sign * 0x10001u)) << (16 - S::bits)) |
                           ((codes & (S::magnitude * 0x10001u)) << (10 - M));
