@@ -1,0 +1,107 @@
+"""Static cost of lpir's CUDA GEMV without a GPU: SASS instructions per weight in its main loop.
+
+    python benchmarks/cuda_sass.py                 # every weight type, N x K = 28672 x 8192
+    python benchmarks/cuda_sass.py --arch sm_80 --weights u4,u3
+
+Compiles examples/gemv_wq.lp for each weight type with nvcc (-arch, -O3), disassembles it with
+cuobjdump, finds the main loop (the longest backward branch) and divides its instruction count
+by the weights it handles. The kernel multiplies every weight once by its scale, so the loop's
+`fmul` count is its number of weights (BN x BK / threads per iteration, times however many
+iterations nvcc unrolled into it). Besides dequantizing, the loop scales (`fmul`) and
+accumulates (`ffma`) every weight and loads and addresses them: 2 instructions per weight and
+some overhead are the GEMV's own; the rest is dequantization. This is not a
+timing: on a GPU the kernel is also bound by memory bandwidth (see gpu_gemv.py). It tells
+whether a code-generation change made the loop shorter, on any machine with nvcc.
+
+cuobjdump comes with the CUDA toolkit, or `pip install "cuda-toolkit[cuobjdump]"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from lpir.backends.cuda.compiler import find_nvcc
+from lpir.backends.cuda.source import INCLUDE_DIR
+
+import lpir
+
+KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
+WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "i4", "f4e2m1", "f6e3m2", "f8e4m3"]
+INSTRUCTION = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
+BRANCH = re.compile(r"\bBRA\s+(?:`\(\.L_x_\d+\)|0x([0-9a-f]+))")
+
+
+def find_cuobjdump() -> str | None:
+    found = shutil.which("cuobjdump")
+    if found:
+        return found
+    site = Path(sysconfig.get_paths()["purelib"]) / "nvidia"
+    candidates = sorted(site.glob("cu*/bin/cuobjdump")) if site.exists() else []
+    return str(candidates[-1]) if candidates else None
+
+
+def main_loop(sass: str) -> list[str]:
+    """Opcodes of the longest loop: the instructions from a backward branch's target to it."""
+    instructions = []  # (address, opcode, branch target or None)
+    for line in sass.splitlines():
+        match = INSTRUCTION.match(line)
+        if not match:
+            continue
+        branch = BRANCH.search(line)
+        target = int(branch.group(1), 16) if branch and branch.group(1) else None
+        instructions.append((int(match.group(1), 16), match.group(3), target))
+    best: list[str] = []
+    for address, _, target in instructions:
+        if target is not None and target < address:
+            body = [op for at, op, _ in instructions if target <= at <= address]
+            best = body if len(body) > len(best) else best
+    return best
+
+
+def sass_of(weight: str, arch: str, n: int, k: int, cuobjdump: str, nvcc: str):
+    zero = 0 if lpir.dtype(weight).is_float else 1 << (lpir.dtype(weight).nbits - 1)
+    kernel = lpir.compile(str(KERNEL), target="cuda", WT=weight, N=n, K=k, ZERO=zero, BN=32)
+    values = kernel.specialize(None).params
+    per_iteration = values["BN"] * values["BK"] // kernel.specialize(None).kernel_ir.threads
+    with tempfile.TemporaryDirectory() as directory:
+        source = Path(directory) / "gemv.cu"
+        cubin = Path(directory) / "gemv.cubin"
+        source.write_text(kernel.source("cuda"))
+        command = [nvcc, "-cubin", f"-arch={arch}", "-O3", f"-I{INCLUDE_DIR}", "-o", cubin, source]
+        subprocess.run(command, check=True, capture_output=True)
+        sass = subprocess.run(
+            [cuobjdump, "-sass", cubin], check=True, capture_output=True, text=True
+        ).stdout
+    return main_loop(sass), per_iteration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="sm_90")
+    parser.add_argument("--weights", default=",".join(WEIGHTS))
+    parser.add_argument("--shape", default="28672x8192", help="N x K")
+    args = parser.parse_args()
+    nvcc, cuobjdump = find_nvcc(), find_cuobjdump()
+    if not nvcc or not cuobjdump:
+        sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
+    n, k = (int(v) for v in args.shape.split("x"))
+    print(f"gemv_wq N x K = {n} x {k}, BN 32, {args.arch}: SASS of the main loop")
+    print(f"{'weight':>8} {'loop':>5} {'weights':>8} {'per weight':>10}  most frequent")
+    for weight in args.weights.split(","):
+        loop, per_iteration = sass_of(weight, args.arch, n, k, cuobjdump, nvcc)
+        opcodes = Counter(op.split(".")[0] for op in loop)
+        weights = opcodes["FMUL"] or per_iteration
+        top = ", ".join(f"{op} {count}" for op, count in opcodes.most_common(6))
+        print(f"{weight:>8} {len(loop):>5} {weights:>8} {len(loop) / weights:>10.2f}  {top}")
+
+
+if __name__ == "__main__":
+    main()
