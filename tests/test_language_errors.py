@@ -32,6 +32,7 @@ MISTAKES = [
     ("    store(y[0:64], load(x[0:64]) * load(h[0:64]))", TypeCheckError, 20, "dtypes"),
     ("    store(y[0:64], sqrtt(load(x[0:64])))", TypeCheckError, 20, "unknown function"),
     ("    store(y[0:64], where(load(x[0:64]) > 0.0))", TypeCheckError, 20, "3 arguments"),
+    ("    t = arange(0, 64)", TypeCheckError, 9, "arange takes 1 argument, got 2"),
     ("    store(y[0:64], sum(load(x[0:64]), dim = 0))", TypeCheckError, 39, "no argument 'dim'"),
     ("    store(h[0:64], load(x[0:64]))", TypeCheckError, 20, "cannot store f32[64]"),
     ("    store(y[0:64], cast<f33>(load(x[0:64])))", TypeCheckError, 25, "unknown dtype"),

@@ -61,8 +61,9 @@ def _arguments(low, call: ast.Call, positional: int, optional: int = 0, keywords
     signature = table[call.func][0]
     if not positional <= len(call.args) <= positional + optional:
         count = f"{positional}" if not optional else f"{positional} to {positional + optional}"
+        noun = "argument" if positional + optional == 1 else "arguments"
         raise low.error(
-            f"{call.func} takes {count} arguments, got {len(call.args)}",
+            f"{call.func} takes {count} {noun}, got {len(call.args)}",
             call,
             f"call it as {signature}",
         )

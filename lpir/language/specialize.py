@@ -109,7 +109,8 @@ class _Deduction:
         if len(arguments) != len(decls):
             names = ", ".join(d.name for d in decls)
             raise ArgumentError(
-                f"kernel {self.kernel_def.name} takes {len(decls)} arguments ({names}), "
+                f"kernel {self.kernel_def.name} takes {len(decls)} "
+                f"{'argument' if len(decls) == 1 else 'arguments'} ({names}), "
                 f"got {len(arguments)}",
                 self.location(self.kernel_def),
             )
