@@ -47,7 +47,14 @@ def contiguous_layout(shape: tuple[int, ...], threads: int) -> RegisterLayout:
 
 def coalesced_layout(shape: tuple[int, ...], nbits: int, threads: int, vector_bytes: int):
     """GPU style: each thread holds `vector_bytes` of consecutive elements of the last
-    dimension, neighbouring threads hold neighbouring vectors, and the pattern repeats."""
+    dimension, neighbouring threads hold neighbouring vectors, and the pattern repeats.
+
+    A tile too small to give every thread a whole vector gets narrower vectors (down to 4
+    bytes) rather than replicas: a warp still reads one contiguous run, and no two threads
+    load, and then dequantize, the same elements."""
+    total_bytes = math.prod(shape) * nbits // 8
+    while vector_bytes > 4 and total_bytes // vector_bytes < threads:
+        vector_bytes //= 2
     per_thread = max(1, vector_bytes * 8 // nbits)
     per_thread = 1 << (per_thread.bit_length() - 1)
     vector = math.gcd(shape[-1], per_thread)
