@@ -2,7 +2,8 @@
 inside bytes, straddling bytes and straddling 32-bit words; signed and unsigned) cast to f32,
 bf16 and f16 with a folded zero point, on the cuda pipeline's thread IR (thread interpreter) and
 in the emitted CUDA C run on the host, against the reference interpreter. Zero points of 256
-and -200 push bf16 results past its 8 significant bits, so the one rounding is checked too."""
+and -200 push bf16 results past its 8 significant bits, so the one rounding is checked too.
+Rows that start one element into an odd-width row put fields off the width's bit grid."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from lpir.backends.cuda.source import emit_kernel
 import lpir
 
 SOURCE = """
-kernel dq[WT = u3, OUT = bf16, M = 32, N = 96, Z = 3](q: global WT[M, N], y: global OUT[M, N])
-    blocks(1) threads(64) {
-    store(y[0 :+ M, 0 :+ N], cast<OUT>(load(q[0 :+ M, 0 :+ N])) - Z)
+kernel dq[WT = u3, OUT = bf16, M = 32, N = 96, Z = 3, OFF = 0](
+    q: global WT[M, N + OFF],
+    y: global OUT[M, N],
+) blocks(1) threads(64) {
+    store(y[0 :+ M, 0 :+ N], cast<OUT>(load(q[0 :+ M, OFF :+ N])) - Z)
 }
 """
 WEIGHTS = ["u1", "u2", "u3", "i3", "u4", "i4", "u5", "i5", "u6", "i6", "u7", "i7", "u8", "i8"]
@@ -26,12 +29,14 @@ CASES = [
     for out in ("f32", "bf16", "f16")
     for zero in ((3, 256) if out == "f32" else (-200, 256) if out == "bf16" else (3,))
 ]
+# Rows that start mid-byte (an odd column of an odd width): fields off the width's grid.
+OFFSET_CASES = [(weight, "f32", 3, 1) for weight in ("u3", "i5", "u5", "u6", "i7")]
 
 
-def codes(weight: str, rng: np.random.Generator) -> np.ndarray:
+def codes(weight: str, rng: np.random.Generator, columns: int) -> np.ndarray:
     bits = lpir.dtype(weight).nbits
     low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if weight[0] == "i" else (0, 1 << bits)
-    return rng.integers(low, high, size=(32, 96))
+    return rng.integers(low, high, size=(32, columns))
 
 
 @pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
@@ -40,9 +45,9 @@ def test_packed_integers_dequantize_bit_exactly(tmp_path):
     path.write_text(SOURCE)
     rng = np.random.default_rng(7)
     prepared = []
-    for weight, out, zero in CASES:
-        params = {"WT": weight, "OUT": out, "Z": zero}
-        q = lpir.pack(codes(weight, rng), weight)
+    for weight, out, zero, offset in [(*case, 0) for case in CASES] + OFFSET_CASES:
+        params = {"WT": weight, "OUT": out, "Z": zero, "OFF": offset}
+        q = lpir.pack(codes(weight, rng, 96 + offset), weight)
         wanted = np.zeros((32, 96), lpir.dtype(out).numpy_dtype)
         lpir.compile(str(path), target="interp", **params)(q, wanted)
         kernel = lpir.compile(str(path), target="threads-cuda", **params)
@@ -55,3 +60,46 @@ def test_packed_integers_dequantize_bit_exactly(tmp_path):
         emulated = np.zeros_like(wanted)
         runner.run([q, emulated])
         np.testing.assert_array_equal(emulated.view(np.uint8), wanted.view(np.uint8), str(params))
+
+
+OFF_GRID = (
+    (
+        "kernel @off_grid[](%q: global u8[256], %y: global f32[32, 6]) "
+        "blocks(1, 1, 1) threads(32) stage(thread) {"
+    )
+    + """
+  %tid = thread_index : i32
+  %eight = constant {value = 8} : i32
+  %base = mul(%tid, %eight) : i32
+  %bytes = ld(%q, %base) {offsets = [0, 1, 2, 3, 4, 5, 6, 7], vector = 8} : <8 x u8>
+  %fields = unpack_bits(%bytes) {bit_offsets = [0, 7, 18, 25, 40, 57]} : <6 x u7>
+  %values = cast(%fields) : <6 x f32>
+  %six = constant {value = 6} : i32
+  %out = mul(%tid, %six) : i32
+  st(%y, %out, %values) {offsets = [0, 1, 2, 3, 4, 5]}
+}
+"""
+)
+
+
+@pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
+def test_fields_off_the_width_grid_get_windows_of_their_own():
+    """7-bit fields at bits 18 and 40 would sit at bit 18 or 19 of their 21-bit-spaced
+    windows, past what the mantissa of 2^23 holds with 7 bits: they get their own window."""
+    from lpir.interpreter.thread import run_thread_kernel
+    from lpir.ir.parser import parse
+
+    kernel = parse(OFF_GRID).kernels[0]
+    source = emit_kernel(kernel, "off_grid")
+    assert "__funnelshift_r" in source.text and ", 18);" in source.text
+    q = np.random.default_rng(3).integers(0, 256, 256).astype(np.uint8)
+    wanted = np.zeros((32, 6), np.float32)
+    run_thread_kernel(kernel, [q.copy(), wanted.view(np.uint8).ravel()])
+    bits = np.unpackbits(q.reshape(32, 8), axis=1, bitorder="little")
+    for lane, bit in enumerate([0, 7, 18, 25, 40, 57]):
+        expected = bits[:, bit : bit + 7] @ (1 << np.arange(7))
+        np.testing.assert_array_equal(wanted[:, lane], expected)
+    (runner,) = emulate_kernels([source])
+    emulated = np.zeros_like(wanted)
+    runner.run([q, emulated])
+    np.testing.assert_array_equal(emulated, wanted)

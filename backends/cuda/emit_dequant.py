@@ -142,36 +142,52 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
     return True
 
 
+def _window_bits(width: int) -> int:
+    """How far apart the 32-bit windows that fields are read from start (see below)."""
+    if width == 1:
+        return 8
+    if 16 % width == 0:
+        return 16
+    return width * min(8, 23 // width)
+
+
 def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target, bf16) -> None:
     """Integer fields straight to f32 (or bf16), one lane at a time: the field, masked in
-    place at bit q < 16 of a 32-bit value, is ORed into the mantissa of 2^23 (one `lop3`) and
-    one FMA scales it back by 2^-q and subtracts 2^(23 - q) and the bias. Both are exact (the
-    result is an integer below 2^9 in magnitude, which bf16 holds exactly too). The values are
-    the thread's 32-bit words and their upper halves (one funnel shift per word, shared by the
-    fields that start there, and also reaching into the next word for fields that straddle).
-    Keeping q below 16 bounds the distinct scale/offset constants, which the compiler then
-    keeps in registers: by SASS counts this beat both whole words (u3: 8% more instructions)
-    and bytes (u4: 6% more)."""
-    shifted: dict[tuple[int, int], str] = {}
+    place at bit q of a 32-bit window of the thread's bytes, is ORed into the mantissa of 2^23
+    (one `lop3`) and one FMA scales it back by 2^-q and subtracts 2^(23 - q) and the bias.
+    Both are exact (the result is an integer below 2^9 in magnitude, which bf16 holds exactly
+    too) as long as q + width <= 23.
 
-    def value(index: int, byte: int) -> str:
-        if byte == 0:
+    Windows start every g bits (`_window_bits`: g = 16 for 2-, 4- and 8-bit fields, a multiple
+    of the width otherwise, e.g. 21 for 3 bits), each one funnel shift of two words unless it
+    starts a word, and a field at bit b is read from the window at b - b % g. So q takes at
+    most 8 values (0, 3, ..., 18 for 3 bits), whose scale/offset constants the compiler keeps
+    in registers, at one shift per g bits: by SASS counts of the GEMV this beat windows at
+    whole words, half words and bytes for every width."""
+    windows: dict[int, str] = {}
+    step = _window_bits(width)
+
+    def window(start: int) -> str:
+        index, shift = divmod(start, 32)
+        if shift == 0:
             return word(index)
-        if (index, byte) not in shifted:
-            name = emitter.fresh("upper")
+        if start not in windows:
+            name = emitter.fresh("window")
             emitter.w.line(
                 f"const unsigned {name} = "
-                f"__funnelshift_r({word(index)}, {word(index + 1)}, {8 * byte});"
+                f"__funnelshift_r({word(index)}, {word(index + 1)}, {shift});"
             )
-            shifted[(index, byte)] = name
-        return shifted[(index, byte)]
+            windows[start] = name
+        return windows[start]
 
     for lane, bit in enumerate(offsets):
-        index, byte, q = bit // 32, bit % 32 // 16 * 2, bit % 16
+        q = bit % step
+        if q + width > 23:  # a field off the width's grid: a window of its own
+            q = 0
         mask = ((1 << width) - 1) << q
         offset = -(2.0 ** (23 - q)) - bias
         converted = (
-            f"lpir_magic_f32({value(index, byte)}, {hex(mask)}u, "
+            f"lpir_magic_f32({window(bit - q)}, {hex(mask)}u, "
             f"{float_literal(2.0**-q, F32)}, {float_literal(offset, F32)})"
         )
         if bf16:
