@@ -50,7 +50,24 @@ def tensor_core_rate(torch, timer) -> float:
     return 2 * 8192**3 / seconds
 
 
-def bench(torch, timer, dt, m: int, n: int, k: int, rng) -> dict:
+def tensor_core_tiles(dt, m: int, n: int, k: int, tiles: list[tuple[int, int, int]]):
+    """The (BM, BN, BK) tiles worth timing for this M: tensor cores used (the kernel's 4 warps
+    fit the tile's m16n8 atoms; other tiles fall back to SIMT FMA) and no more than one tile of
+    rows beyond M (a 64-row tile for M = 16 computes three quarters zeros)."""
+    chosen = []
+    for bm, bn, bk in tiles:
+        if bm > max(16, m) or k % bk or GROUP % bk:
+            continue
+        params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
+        params.update({"BM": bm, "BN": bn, "BK": bk})
+        final = lpir.compile(str(KERNEL), target="cuda", **params).ir("final")
+        if "mma(" in final:
+            chosen.append((bm, bn, bk))
+    return chosen or [(64, 64, 32)]
+
+
+def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles) -> dict:
+    """The fastest tensor-core tile for this M, beside torch f16; checked against float64."""
     from lpir.backends.cuda.arrays import DevicePacked
 
     codes = random_codes(dt, (k, n), rng)
@@ -59,11 +76,16 @@ def bench(torch, timer, dt, m: int, n: int, k: int, rng) -> dict:
     scales = (torch.rand(-(-k // GROUP), n, device="cuda") * 0.04 + 0.01).half()
     c = torch.zeros(m, n, dtype=torch.float16, device="cuda")
     b = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
-    params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
-    kernel = compiled_kernel(str(KERNEL), params)
     stream = torch.cuda.current_stream()
     arguments = [a, b, scales, c]
-    seconds = timer(lambda: kernel.run(arguments, stream=stream))
+    timed = []
+    for bm, bn, bk in tensor_core_tiles(dt, m, n, k, tiles):
+        params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
+        params.update({"BM": bm, "BN": bn, "BK": bk})
+        candidate = compiled_kernel(str(KERNEL), params)
+        seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
+        timed.append((seconds, f"{bm}x{bn}x{bk}", candidate))
+    seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
     dense = decode_table(torch, dt)[torch.from_numpy(codes).cuda().long()]
     dense = (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
     peer = timer(lambda: a @ dense)
@@ -76,6 +98,8 @@ def bench(torch, timer, dt, m: int, n: int, k: int, rng) -> dict:
     return {
         "weights": dt.name,
         "m": m,
+        "tile": tile,
+        "tried_us": {name: round(t * 1e6, 1) for t, name, _ in timed},
         "seconds": seconds,
         "torch_f16_seconds": peer,
         "bytes": nbytes,
@@ -90,7 +114,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--weights", help="comma-separated weight types")
     parser.add_argument("--json", help="also write the measurements to this file")
+    parser.add_argument(
+        "--tiles",
+        default="16x64x32,16x128x32,32x64x32,32x128x32,64x64x32,64x128x32,128x128x32",
+        help="BMxBNxBK tiles of matmul_wq to try at each M (those that use tensor cores and "
+        "do not exceed M by a whole tile; the fastest is reported)",
+    )
     args = parser.parse_args()
+    tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
     torch = torch_cuda()
     repeat = args.repeat or (10 if args.quick else 30)
     size = 4096 if args.quick else 8192
@@ -109,18 +140,19 @@ def main() -> None:
     )
     print(f"N = K = {size}, group {GROUP}")
     print(
-        f"  {'weights':>8} {'M':>5} {'lpir us':>9} {'TFLOP/s':>8} {'torch us':>9} {'/torch':>7} "
-        f"{'floor us':>9} {'/floor':>7} {'rel err':>8}"
+        f"  {'weights':>8} {'M':>5} {'tile':>10} {'lpir us':>9} {'TFLOP/s':>8} {'torch us':>9} "
+        f"{'/torch':>7} {'floor us':>9} {'/floor':>7} {'rel err':>8}"
     )
     rng = np.random.default_rng(0)
     rows = []
     for weight in weights:
         for m in ALL_M:
-            row = bench(torch, timer, lpir.dtype(weight), m, size, size, rng)
+            row = bench(torch, timer, lpir.dtype(weight), m, size, size, rng, tiles)
             floor = max(row["bytes"] / bandwidth, row["flops"] / rate)
             seconds = row["seconds"]
             print(
-                f"  {weight:>8} {m:>5} {seconds * 1e6:9.1f} {row['flops'] / seconds / 1e12:8.1f} "
+                f"  {weight:>8} {m:>5} {row['tile']:>10} {seconds * 1e6:9.1f} "
+                f"{row['flops'] / seconds / 1e12:8.1f} "
                 f"{row['torch_f16_seconds'] * 1e6:9.1f} {seconds / row['torch_f16_seconds']:7.2f} "
                 f"{floor * 1e6:9.1f} {seconds / floor:7.2f} {row['error']:8.1e}",
                 flush=True,
