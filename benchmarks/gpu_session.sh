@@ -81,7 +81,8 @@ summary "$(grep -E 'gpu available|arch:|nvrtc usable' "$OUT/environment.log" | t
 run_tests() {
     timeout 420 "$PY" -m pytest -q -p no:cacheprovider -rs \
         tests/test_cuda_launch.py tests/test_cuda_compile.py tests/test_cuda_emit.py \
-        tests/test_cuda_emulation.py tests/filecheck/cuda 2>&1 | tee "$OUT/tests.log" | tail -n 25
+        tests/test_cuda_emulation.py tests/test_cuda_dequantize.py tests/test_matrix_loads.py \
+        tests/filecheck/cuda 2>&1 | tee "$OUT/tests.log" | tail -n 25
     summary "tests: $(tail -n 1 "$OUT/tests.log")"
 }
 

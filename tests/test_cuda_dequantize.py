@@ -39,9 +39,10 @@ def codes(weight: str, rng: np.random.Generator, columns: int) -> np.ndarray:
     return rng.integers(low, high, size=(32, columns))
 
 
-@pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
-def test_packed_integers_dequantize_bit_exactly(tmp_path):
-    path = tmp_path / "dq.lp"
+def dequantize_cases(directory):
+    """(params, packed q, wanted y, thread-IR kernel) per case, each checked bit for bit on
+    the thread interpreter against the reference on the way."""
+    path = directory / "dq.lp"
     path.write_text(SOURCE)
     rng = np.random.default_rng(7)
     prepared = []
@@ -55,11 +56,24 @@ def test_packed_integers_dequantize_bit_exactly(tmp_path):
         kernel(q, lowered)
         np.testing.assert_array_equal(lowered.view(np.uint8), wanted.view(np.uint8), str(params))
         prepared.append((params, q, wanted, kernel.last.module.kernels[0]))
-    runners = emulate_kernels([emit_kernel(p[3], f"dq_{i}") for i, p in enumerate(prepared)])
+    return prepared
+
+
+def dequantize_sources(prepared):
+    return [emit_kernel(case[3], f"dq_{index}") for index, case in enumerate(prepared)]
+
+
+def check_dequantized(prepared, runners) -> None:
     for (params, q, wanted, _), runner in zip(prepared, runners):
-        emulated = np.zeros_like(wanted)
-        runner.run([q, emulated])
-        np.testing.assert_array_equal(emulated.view(np.uint8), wanted.view(np.uint8), str(params))
+        got = np.zeros_like(wanted)
+        runner.run([q, got])
+        np.testing.assert_array_equal(got.view(np.uint8), wanted.view(np.uint8), str(params))
+
+
+@pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
+def test_packed_integers_dequantize_bit_exactly(tmp_path):
+    prepared = dequantize_cases(tmp_path)
+    check_dequantized(prepared, emulate_kernels(dequantize_sources(prepared)))
 
 
 OFF_GRID = (

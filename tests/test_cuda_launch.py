@@ -169,9 +169,42 @@ def test_ptx_has_the_fast_instructions():
     gemv = lpir.compile(example_path("gemv_wq"), target="cuda", N=4096, K=4096, WT="u4")
     ptx = gemv.source("ptx")
     assert "ld.global.nc.v4" in ptx
-    assert "prmt.b32" in ptx and "fma.rn.f16x2" in ptx
-    matmul = lpir.compile(example_path("matmul_wq"), target="cuda")
-    assert "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" in matmul.source("ptx")
+    assert "lop3.b32" in ptx and "f16x2" not in ptx  # u4 -> f32 straight, no f16 pairs
+    matmul = lpir.compile(example_path("matmul_wq"), target="cuda").source("ptx")
+    assert "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" in matmul
+    assert "ldmatrix.sync.aligned.m8n8.x4.shared.b16" in matmul
+    assert "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in matmul
+    assert "prmt.b32" in matmul and "fma.rn.f16x2" in matmul  # u4 -> f16 pairs
+
+
+def test_ldmatrix_on_the_gpu():
+    """Every count, plain and transposed, row-major and swizzled tiles, against the PTX
+    definition (tests/test_matrix_loads.py checks the same kernels on the host)."""
+    from lpir.backends.cuda.kernel import CompiledKernel
+    from test_matrix_loads import LDMATRIX_CASES, ldmatrix_case, ldmatrix_sources
+
+    for case, compiled in zip(LDMATRIX_CASES, CompiledKernel.group(ldmatrix_sources())):
+        _, (tile, rows, y), wanted = ldmatrix_case(*case)
+        compiled.run([tile, rows, y])
+        np.testing.assert_array_equal(y, wanted, err_msg=str(case))
+
+
+def test_packed_integers_dequantize_bit_exactly_on_the_gpu(tmp_path):
+    from lpir.backends.cuda.kernel import CompiledKernel
+    from test_cuda_dequantize import check_dequantized, dequantize_cases, dequantize_sources
+
+    prepared = dequantize_cases(tmp_path)
+    check_dequantized(prepared, CompiledKernel.group(dequantize_sources(prepared)))
+
+
+def test_random_tensor_core_matmuls_on_the_gpu(tmp_path):
+    from lpir.backends.cuda.kernel import CompiledKernel
+    from lpir.backends.cuda.source import emit_kernel
+    from test_matrix_loads import check_random_matmuls, random_matmul_cases
+
+    cases = random_matmul_cases(tmp_path)
+    sources = [emit_kernel(case[4], f"mm_{index}") for index, case in enumerate(cases)]
+    check_random_matmuls(cases, CompiledKernel.group(sources))
 
 
 BIG_SHARED = """

@@ -80,30 +80,51 @@ def ptx_ldmatrix(tile: np.ndarray, rows: np.ndarray, count: int, transpose: bool
 SWIZZLED = " @ shared(shape=[64,32], strides=[32,1], swizzle=swizzle(2,3,3))"
 
 
-@pytest.mark.parametrize("layout", ["", SWIZZLED], ids=["row_major", "swizzled"])
-@pytest.mark.parametrize("transpose", [False, True])
-@pytest.mark.parametrize("count", [1, 2, 4])
-def test_ldmatrix_matches_ptx(count, transpose, layout):
+LDMATRIX_CASES = [
+    (count, transpose, layout)
+    for count in (1, 2, 4)
+    for transpose in (False, True)
+    for layout in ("", SWIZZLED)
+]
+
+
+def ldmatrix_case(count: int, transpose: bool, layout: str):
+    """(thread-IR kernel, arguments [tile, rows, y], wanted y) of one ldmatrix check."""
     rng = np.random.default_rng(count * 2 + transpose)
     tile = rng.standard_normal((64, 32)).astype(np.float16)
     # scattered 16-byte runs: any row of the tile, any of its 4 runs
     rows = (rng.integers(0, 64, 32) * 32 + rng.integers(0, 4, 32) * 8).astype(np.int32)
-    wanted = ptx_ldmatrix(tile, rows, count, transpose)
-    module = parse(ldmatrix_kernel(count, transpose, layout))
-    kernel = module.kernels[0]
+    kernel = parse(ldmatrix_kernel(count, transpose, layout)).kernels[0]
     y = np.zeros((32, 2 * count), np.float16)
+    return kernel, [tile, rows, y], ptx_ldmatrix(tile, rows, count, transpose)
+
+
+def ldmatrix_sources():
+    """Every LDMATRIX_CASES kernel as CUDA C (for the emulation here, the GPU elsewhere)."""
+    return [
+        emit_kernel(ldmatrix_case(*case)[0], f"ldm_{index}")
+        for index, case in enumerate(LDMATRIX_CASES)
+    ]
+
+
+@pytest.mark.parametrize("count, transpose, layout", LDMATRIX_CASES)
+def test_ldmatrix_matches_ptx(count, transpose, layout):
+    kernel, (tile, rows, y), wanted = ldmatrix_case(count, transpose, layout)
     buffers = [
         tile.view(np.uint8).ravel().copy(),
         rows.view(np.uint8).copy(),
         y.view(np.uint8).ravel(),
     ]
     run_thread_kernel(kernel, buffers)
-    np.testing.assert_array_equal(buffers[2].view(np.float16).reshape(32, -1), wanted)
-    if emulation_available():
-        (runner,) = emulate_kernels([emit_kernel(kernel, f"ldm_{count}_{int(transpose)}")])
-        emulated = np.zeros_like(y)
-        runner.run([tile, rows, emulated])
-        np.testing.assert_array_equal(emulated, wanted)
+    np.testing.assert_array_equal(y, wanted)
+
+
+@pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
+def test_ldmatrix_matches_ptx_in_emulated_cuda():
+    for case, runner in zip(LDMATRIX_CASES, emulate_kernels(ldmatrix_sources())):
+        _, (tile, rows, y), wanted = ldmatrix_case(*case)
+        runner.run([tile, rows, y])
+        np.testing.assert_array_equal(y, wanted, err_msg=str(case))
 
 
 def test_ldmatrix_rows_must_be_16_byte_aligned():
@@ -349,15 +370,14 @@ def random_matmul(rng: np.random.Generator):
 RANDOM_MATMUL_SEEDS = list(range(40000, 40016))
 
 
-def test_random_matmuls_on_the_cuda_path(tmp_path):
-    """Random tensor-core matmuls: the cuda pipeline's thread IR on the thread interpreter and
-    its CUDA C emulated on the host both equal the reference interpreter (ad-hoc sweeps of 450
-    on the thread interpreter and 150 emulated agreed too)."""
-    cases, matrix_loads = [], 0
+def random_matmul_cases(directory):
+    """(params, a, b, wanted, thread-IR kernel, tolerance) per seed, each checked on the thread
+    interpreter against the reference on the way."""
+    cases = []
     for seed in RANDOM_MATMUL_SEEDS:
         rng = np.random.default_rng(seed)
         source, params = random_matmul(rng)
-        path = tmp_path / f"mm_{seed}.lp"
+        path = directory / f"mm_{seed}.lp"
         path.write_text(source)
         kernel = lpir.compile(str(path), target="threads-cuda", **params)
         element = kernel.specialize(None).params["T"].numpy_dtype
@@ -369,13 +389,26 @@ def test_random_matmuls_on_the_cuda_path(tmp_path):
         kernel(a, b, lowered)
         tolerance = {"rtol": 1e-5, "atol": 1e-5 * params["K"]}  # as in the test above
         np.testing.assert_allclose(lowered, wanted, **tolerance, err_msg=str(params))
-        cases.append((params, a, b, wanted, kernel.last.module.kernels[0], tolerance))
-        matrix_loads += "ldmatrix" in kernel.ir("final")
-    assert matrix_loads >= len(cases) // 2
-    if not emulation_available():
-        return
-    runners = emulate_kernels([emit_kernel(c[4], f"mm_{i}") for i, c in enumerate(cases)])
-    for (params, a, b, wanted, _, tolerance), runner in zip(cases, runners):
-        emulated = np.zeros_like(wanted)
-        runner.run([a, b, emulated])
-        np.testing.assert_allclose(emulated, wanted, **tolerance, err_msg=str(params))
+        uses_ldmatrix = "ldmatrix" in kernel.ir("final")
+        cases.append(
+            (params, a, b, wanted, kernel.last.module.kernels[0], tolerance, uses_ldmatrix)
+        )
+    return cases
+
+
+def check_random_matmuls(cases, runners) -> None:
+    for (params, a, b, wanted, _, tolerance, _), runner in zip(cases, runners):
+        got = np.zeros_like(wanted)
+        runner.run([a, b, got])
+        np.testing.assert_allclose(got, wanted, **tolerance, err_msg=str(params))
+
+
+def test_random_matmuls_on_the_cuda_path(tmp_path):
+    """Random tensor-core matmuls: the cuda pipeline's thread IR on the thread interpreter and
+    its CUDA C emulated on the host both equal the reference interpreter (ad-hoc sweeps of 450
+    on the thread interpreter and 150 emulated agreed too)."""
+    cases = random_matmul_cases(tmp_path)
+    assert sum(case[6] for case in cases) >= len(cases) // 2
+    if emulation_available():
+        sources = [emit_kernel(case[4], f"mm_{index}") for index, case in enumerate(cases)]
+        check_random_matmuls(cases, emulate_kernels(sources))
