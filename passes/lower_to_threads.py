@@ -346,17 +346,15 @@ class _Lowering(Rewriter):
         if any(r is None for r in rows):
             return None
         base = self.scalar_base(memory_type, offsets)
-        loads, indices = [], [0] * layout.slots
+        loads, indices, first = [], [0] * layout.slots, 0
         for load, (constant, terms) in zip(plan, rows):  # type: ignore[misc]
-            row = self.index.add(self.index.add(base, constant), self.bit_sum(terms))
-            loads.append(
-                self.add(
-                    LoadMatrixOp.create(memory, self.index.value(row), load.count, load.transpose)
-                )
+            row = self.index.value(
+                self.index.add(self.index.add(base, constant), self.bit_sum(terms))
             )
-            first = 2 * sum(previous.count for previous in plan[: len(loads) - 1])
-            for lane, slot in enumerate(load.slots):
+            loads.append(self.add(LoadMatrixOp.create(memory, row, load.count, load.transpose)))
+            for lane, slot in enumerate(load.slots):  # where each slot lands in the joined lanes
                 indices[slot] = first + lane
+            first += len(load.slots)
         if len(loads) == 1:
             return self.shuffle(loads[0], indices)
         return self.add(ShuffleOp.create(loads, indices))
