@@ -69,6 +69,13 @@ def emit(path: str, target: str, what: str | None, params: dict, kernel: str | N
     import lpir
 
     what = what or ("llvm" if target == "cpu" else "cuda")
+    if target == "cpu" and what == "llvm":
+        # The LLVM IR as generated needs no machine code: lower with the cpu pipeline (the
+        # "threads" target) and print the module, instead of compiling it first.
+        from lpir.backends.llvm import llvm_module
+
+        lowered = lpir.compile(path, target="threads", kernel=kernel, **params)
+        return str(llvm_module(lowered.module))
     compiled = lpir.compile(path, target=target, kernel=kernel, **params)
     if what == "ir":
         return compiled.ir("final")
