@@ -174,6 +174,25 @@ def test_sources_are_available():
     assert "lpir_run:" in compiled.source("asm")
 
 
+def test_emitting_llvm_ir_compiles_no_machine_code(monkeypatch, tmp_path):
+    """`lpir emit --target cpu` prints the LLVM IR as generated, identical to
+    `Kernel.source("llvm")`, without running LLVM's code generator first."""
+    from lpir.backends.llvm import jit
+
+    from lpir.tools import emit
+
+    path = tmp_path / "cast.lp"
+    path.write_text(CAST)
+    params = {"S": "u3", "D": "f32", "N": 256}
+    expected = lpir.compile(CAST, target="cpu", **params).specialize(None).source("llvm")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("machine code was compiled")
+
+    monkeypatch.setattr(jit, "load", refuse)
+    assert emit(str(path), "cpu", "llvm", params, None).strip() == expected.strip()
+
+
 ROW_BROADCAST = """
 kernel row_broadcast[M, N, BM = 8, BN = 16](y: global u8[N], out: global u8[M, N])
     blocks(cdiv(M, BM), cdiv(N, BN)) threads(128) {
