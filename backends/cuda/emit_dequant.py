@@ -51,8 +51,8 @@ def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
     target = cast.result.type.dtype  # type: ignore[attr-defined]
     if target.name not in _OUTPUT or len(unpack.bit_offsets) < 2:
         return None
-    if source.is_int and source.nbits <= 8 and target.name in _DIRECT:
-        return cast  # any bit positions: `_integers_to_f32` takes the lanes one by one
+    if source.is_int and source.nbits <= 8:
+        return cast  # any bit positions: f32/bf16 lane by lane, f16 in pairs of windows
     if not ((source.is_int and source.nbits <= 8) or f16_decodable(source)):
         return None
     if any(bit % 8 + source.nbits > 8 for bit in unpack.bit_offsets):
@@ -115,6 +115,10 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
         _integers_to_f32(emitter, offsets, width, bias, word, target, target_dt.name == "bf16")
         emitter.emitted_early.update({id(cast), id(final)})
         return True
+    if source_dt.is_int and any(bit % 8 + width > 8 for bit in offsets):
+        _straddling_integers_to_f16(emitter, offsets, width, bias, word, target)
+        emitter.emitted_early.update({id(cast), id(final)})
+        return True
     low, high = _OUTPUT[target_dt.name]
     for lane_a, lane_b in _pairs(offsets, adjacent=source_dt.is_int):
         byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
@@ -142,6 +146,40 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
     return True
 
 
+class _Windows:
+    """32-bit windows of a thread's bytes that start at any bit: bits [start, start + 32) of
+    the thread's bit string, one funnel shift of two words each (none at a word's start),
+    emitted once and reused."""
+
+    def __init__(self, emitter: KernelEmitter, word):
+        self.emitter = emitter
+        self.word = word
+        self.names: dict[int, str] = {}
+
+    def at(self, start: int) -> str:
+        index, shift = divmod(start, 32)
+        if shift == 0:
+            return self.word(index)
+        if start not in self.names:
+            name = self.emitter.fresh("window")
+            self.emitter.w.line(
+                f"const unsigned {name} = "
+                f"__funnelshift_r({self.word(index)}, {self.word(index + 1)}, {shift});"
+            )
+            self.names[start] = name
+        return self.names[start]
+
+
+def _window_start(bit: int, width: int, step: int, room: int) -> tuple[int, int]:
+    """(window start, position q of the field in it) for a field at `bit`: windows every
+    `step` bits, unless the field would end past bit `room` of its window (it is off the
+    width's grid): then a window of its own."""
+    q = bit % step
+    if q + width > room:
+        q = 0
+    return bit - q, q
+
+
 def _window_bits(width: int) -> int:
     """How far apart the 32-bit windows that fields are read from start (see below)."""
     if width == 1:
@@ -164,35 +202,44 @@ def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target,
     most 8 values (0, 3, ..., 18 for 3 bits), whose scale/offset constants the compiler keeps
     in registers, at one shift per g bits: by SASS counts of the GEMV this beat windows at
     whole words, half words and bytes for every width."""
-    windows: dict[int, str] = {}
+    windows = _Windows(emitter, word)
     step = _window_bits(width)
-
-    def window(start: int) -> str:
-        index, shift = divmod(start, 32)
-        if shift == 0:
-            return word(index)
-        if start not in windows:
-            name = emitter.fresh("window")
-            emitter.w.line(
-                f"const unsigned {name} = "
-                f"__funnelshift_r({word(index)}, {word(index + 1)}, {shift});"
-            )
-            windows[start] = name
-        return windows[start]
-
     for lane, bit in enumerate(offsets):
-        q = bit % step
-        if q + width > 23:  # a field off the width's grid: a window of its own
-            q = 0
+        start, q = _window_start(bit, width, step, 23)
         mask = ((1 << width) - 1) << q
         offset = -(2.0 ** (23 - q)) - bias
         converted = (
-            f"lpir_magic_f32({window(bit - q)}, {hex(mask)}u, "
+            f"lpir_magic_f32({windows.at(start)}, {hex(mask)}u, "
             f"{float_literal(2.0**-q, F32)}, {float_literal(offset, F32)})"
         )
         if bf16:
             converted = f"__float2bfloat16_rn({converted})"
         emitter.w.line(f"{target.lane(lane)} = {converted};")
+
+
+def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
+    """Integer fields that straddle bytes (3, 5, 6, 7 bits) to f16, two neighbouring lanes per
+    register: each field is read from a 32-bit window (`_Windows`) that puts it at bit q with
+    q + width <= 10, windows every width * (10 // width) bits; one `prmt` joins the two low
+    halves, then the same `lop3` into the mantissa of 1024.0 and `hfma2` as in-byte fields."""
+    windows = _Windows(emitter, word)
+    step = width * (10 // width)
+    field = (1 << width) - 1
+    for lane_a, lane_b in _pairs(offsets, adjacent=True):
+        start_a, q_a = _window_start(offsets[lane_a], width, step, 10)
+        start_b, q_b = _window_start(offsets[lane_b], width, step, 10)
+        moved = f"__byte_perm({windows.at(start_a)}, {windows.at(start_b)}, 0x5410)"
+        mask = (field << q_a) | (field << q_b) << 16
+        scales = (2.0**-q_a, 2.0**-q_b)
+        shifts = (-(1024.0 * scales[0]) - bias, -(1024.0 * scales[1]) - bias)
+        value = emitter.fresh("pair")
+        emitter.w.line(
+            f"const __half2 {value} = lpir_magic_f16x2({moved}, {hex(mask)}u, "
+            f"{_half2(*scales)}, {_half2(*shifts)});"
+        )
+        emitter.w.line(f"{target.lane(lane_a)} = {value}.x;")
+        if lane_b != lane_a:
+            emitter.w.line(f"{target.lane(lane_b)} = {value}.y;")
 
 
 @emits(UnpackBitsOp)
