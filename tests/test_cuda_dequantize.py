@@ -1,9 +1,10 @@
 """The CUDA dequantization fast paths, bit for bit: packed integers of every width (fields
-inside bytes, straddling bytes and straddling 32-bit words; signed and unsigned) cast to f32,
-bf16 and f16 with a folded zero point, on the cuda pipeline's thread IR (thread interpreter) and
-in the emitted CUDA C run on the host, against the reference interpreter. Zero points of 256
-and -200 push bf16 results past its 8 significant bits, so the one rounding is checked too.
-Rows that start one element into an odd-width row put fields off the width's bit grid."""
+inside bytes, straddling bytes and straddling 32-bit words; signed and unsigned) and small
+floats (every code) cast to f32, bf16 and f16, integers with a folded zero point, on the cuda
+pipeline's thread IR (thread interpreter) and in the emitted CUDA C run on the host, against
+the reference interpreter. Zero points of 256 and -200 push bf16 results past its 8
+significant bits, so the one rounding is checked too. Rows that start one element into an
+odd-width row put fields off the width's bit grid."""
 
 from __future__ import annotations
 
@@ -29,14 +30,23 @@ CASES = [
     for out in ("f32", "bf16", "f16")
     for zero in ((3, 256) if out == "f32" else (-200, 256) if out == "bf16" else (3,))
 ]
+# Small floats: fp6/fp7/fp5 fields straddle bytes (pairs of windows), fp3/fp4 do not.
+SMALL_FLOATS = ["f3e1m1", "f4e2m1", "f5e2m2", "f6e3m2", "f6e2m3", "f7e3m3"]
+CASES += [(weight, out, 0) for weight in SMALL_FLOATS for out in ("f32", "bf16", "f16")]
 # Rows that start mid-byte (an odd column of an odd width): fields off the width's grid.
 OFFSET_CASES = [(weight, "f32", 3, 1) for weight in ("u3", "i5", "u5", "u6", "i7")]
 
 
-def codes(weight: str, rng: np.random.Generator, columns: int) -> np.ndarray:
-    bits = lpir.dtype(weight).nbits
+def packed(weight: str, rng: np.random.Generator, columns: int):
+    """Random weights of `weight` (every code of a small float), packed."""
+    dt = lpir.dtype(weight)
+    if dt.is_small_float:
+        return lpir.pack_codes(
+            rng.integers(0, 1 << dt.nbits, size=(32, columns), dtype=np.uint8), dt
+        )
+    bits = dt.nbits
     low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if weight[0] == "i" else (0, 1 << bits)
-    return rng.integers(low, high, size=(32, columns))
+    return lpir.pack(rng.integers(low, high, size=(32, columns)), weight)
 
 
 def dequantize_cases(directory):
@@ -48,7 +58,7 @@ def dequantize_cases(directory):
     prepared = []
     for weight, out, zero, offset in [(*case, 0) for case in CASES] + OFFSET_CASES:
         params = {"WT": weight, "OUT": out, "Z": zero, "OFF": offset}
-        q = lpir.pack(codes(weight, rng, 96 + offset), weight)
+        q = packed(weight, rng, 96 + offset)
         wanted = np.zeros((32, 96), lpir.dtype(out).numpy_dtype)
         lpir.compile(str(path), target="interp", **params)(q, wanted)
         kernel = lpir.compile(str(path), target="threads-cuda", **params)

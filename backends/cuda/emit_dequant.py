@@ -53,11 +53,7 @@ def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
         return None
     if source.is_int and source.nbits <= 8:
         return cast  # any bit positions: f32/bf16 lane by lane, f16 in pairs of windows
-    if not ((source.is_int and source.nbits <= 8) or f16_decodable(source)):
-        return None
-    if any(bit % 8 + source.nbits > 8 for bit in unpack.bit_offsets):
-        return None
-    return cast
+    return cast if f16_decodable(source) else None  # straddling fields: pairs of windows
 
 
 def _pairs(offsets: tuple[int, ...], adjacent: bool) -> list[tuple[int, int]]:
@@ -115,8 +111,11 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
         _integers_to_f32(emitter, offsets, width, bias, word, target, target_dt.name == "bf16")
         emitter.emitted_early.update({id(cast), id(final)})
         return True
-    if source_dt.is_int and any(bit % 8 + width > 8 for bit in offsets):
-        _straddling_integers_to_f16(emitter, offsets, width, bias, word, target)
+    if any(bit % 8 + width > 8 for bit in offsets):
+        if source_dt.is_int:
+            _straddling_integers_to_f16(emitter, offsets, width, bias, word, target)
+        else:
+            _straddling_small_floats(emitter, offsets, source_dt, word, target, target_dt)
         emitter.emitted_early.update({id(cast), id(final)})
         return True
     low, high = _OUTPUT[target_dt.name]
@@ -240,6 +239,34 @@ def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, wo
         emitter.w.line(f"{target.lane(lane_a)} = {value}.x;")
         if lane_b != lane_a:
             emitter.w.line(f"{target.lane(lane_b)} = {value}.y;")
+
+
+def _straddling_small_floats(emitter: KernelEmitter, offsets, source_dt, word, target, target_dt):
+    """Small floats whose fields straddle bytes (fp6, fp7, ...), two lanes per register: each
+    field is read from a 32-bit window that puts it at bit q, a multiple of its width with the
+    field inside the window's low half (windows every width * (16 // width) bits); lanes with
+    the same q pair up, one `prmt` joins their windows' low halves, and the in-byte decoder
+    (`lpir_small_fields_to_f16x2`, shifts and one `hmul2`) converts both."""
+    width = source_dt.nbits
+    windows = _Windows(emitter, word)
+    step = width * (16 // width)
+    placed = [_window_start(bit, width, step, 16) for bit in offsets]
+    low, high = _OUTPUT[target_dt.name]
+    by_position: dict[int, list[int]] = {}
+    for lane, (_, q) in enumerate(placed):
+        by_position.setdefault(q, []).append(lane)
+    for q, lanes in sorted(by_position.items()):
+        for index in range(0, len(lanes), 2):
+            lane_a, lane_b = lanes[index], lanes[min(index + 1, len(lanes) - 1)]
+            a, b = windows.at(placed[lane_a][0]), windows.at(placed[lane_b][0])
+            value = emitter.fresh("pair")
+            emitter.w.line(
+                f"const __half2 {value} = lpir_small_fields_to_f16x2<{small_args(source_dt)}, "
+                f"{q}>(__byte_perm({a}, {b}, 0x5410));"
+            )
+            emitter.w.line(f"{target.lane(lane_a)} = {low.format(v=value)};")
+            if lane_b != lane_a:
+                emitter.w.line(f"{target.lane(lane_b)} = {high.format(v=value)};")
 
 
 @emits(UnpackBitsOp)
