@@ -1,26 +1,29 @@
 """The dequantization fast path: `unpack_bits` -> `cast` (-> `sub` of a constant) in one step.
 
-When a thread unpacks integer fields and the only use of the fields is a cast to f32 or bf16,
-or fields that each lie inside one byte (1, 2, 4 and 8-bit integers, fp4, fp8, ...) and a cast
-to f16 (or small floats to any of the three), the emitter skips the per-lane extraction. To
-f16, for each pair of lanes one `prmt` (`__byte_perm`) moves the two bytes that hold their
-fields into the two 16-bit halves of a register, then
+When the only use of a thread's unpacked fields (integers up to 8 bits, or small floats and
+fp8 whose every code is exact in f16) is a cast to f16, bf16 or f32, the emitter skips the
+per-lane extraction.
 
-* integers: one `lop3` masks the fields and ORs them into the mantissa of 1024.0 (0x6400) and
-  one `hfma2` scales each half by 2^-p and subtracts 1024 * 2^-p (plus the zero point of a
-  following `sub` of an integer constant, which is folded in: both roundings are exact). Here
-  neighbouring lanes pair up (each half with its own p), so that the f16 results land in
-  registers already packed the way f16x2 arithmetic, 16-byte stores and mma operands want;
-* small floats and fp8 whose exponent fits f16: lanes whose fields sit at the same bit of
-  their bytes pair up, shifts move sign and exponent-mantissa into f16 position and one
-  `hmul2` rescales the exponent bias.
+To f16, two lanes per register (so that the results land packed the way f16x2 arithmetic,
+16-byte stores and mma operands want):
 
-Integers (any width up to 8, straddling bytes or words or not) to f32 or bf16 skip f16: each
-lane is one `lop3` (mask the field in place, OR it into the mantissa of 2^23) and one exact
-`fma` (about 4 instructions per weight for a GEMV's dequantize, scale and accumulate, against
-5.7 through f16 pairs and 7 for u3 through per-lane extraction). Small floats to f32 and bf16
-convert the exact f16 pair. Signed integers are biased by flipping their sign bits in each
-32-bit word first (one `xor` per word).
+* fields inside bytes: one `prmt` (`__byte_perm`) moves the two bytes that hold the pair's
+  fields into the two 16-bit halves of a register; fields that straddle bytes (3, 5, 6, 7
+  bits): the pair's two 32-bit windows (`_Windows`, one funnel shift each, shared), which
+  put each field low in its window, have their low halves joined by one `prmt`;
+* integers (neighbouring lanes pair up, each half with its own bit position p): one `lop3`
+  masks the fields and ORs them into the mantissa of 1024.0 (0x6400) and one `hfma2` scales
+  each half by 2^-p and subtracts 1024 * 2^-p (plus the zero point of a following `sub` of an
+  integer constant, folded in: both roundings are exact);
+* small floats and fp8 (lanes whose fields sit at the same bit pair up): shifts move sign and
+  exponent-mantissa into f16 position and one `hmul2` rescales the exponent bias; fp8 on
+  sm_89+ is one `cvt` per pair instead (lpir_cuda.cuh).
+
+Integers to f32 or bf16 skip f16: each lane is one `lop3` (mask the field in place in its
+window, OR it into the mantissa of 2^23) and one exact `fma` (about 4 SASS instructions per
+weight for a GEMV's dequantize, scale and accumulate; 5.7 through f16 pairs). Small floats to
+f32 and bf16 convert the exact f16 pair. Signed integers are biased by flipping their sign
+bits in each 32-bit word first (one `xor` per word).
 """
 
 from __future__ import annotations
