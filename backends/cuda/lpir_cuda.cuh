@@ -289,24 +289,29 @@ LPIR_DEVICE float lpir_u23_to_f32(unsigned u, float bias) {
 }
 
 // ---- fused unpack_bits -> cast: two fields per 32-bit register ------------------------------
+// (a & b) | c as one lop3: written as two C operations with two constants, ptxas emits two
+// instructions (and rematerializes the constants), which costs a GEMV 1 instruction a weight.
+LPIR_DEVICE unsigned lpir_and_or(unsigned a, unsigned b, unsigned c) {
+#ifdef LPIR_HOST_EMULATION
+    return (a & b) | c;
+#else
+    unsigned d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+#endif
+}
+
 // `t` holds one field in each 16-bit half, at bit P of the half (moved there by one prmt).
 // Integers: OR the masked fields into the mantissa of 1024.0 and let one hfma2 scale them back
 // to units and subtract 1024 (and any bias): exact, since every value involved fits f16.
 LPIR_DEVICE __half2 lpir_magic_f16x2(unsigned t, unsigned mask, __half2 scale, __half2 offset) {
-    const unsigned bits = (t & mask) | 0x64006400u;
-    return __hfma2(lpir_bit_cast<__half2>(bits), scale, offset);
+    return __hfma2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, 0x64006400u)), scale, offset);
 }
 
 // An unsigned field (word & mask, at bit q <= 23 - width) as an exact f32: OR it into the
 // mantissa of 2^23, then one FMA by scale = 2^-q plus offset = -(2^(23-q) + bias).
 LPIR_DEVICE float lpir_magic_f32(unsigned word, unsigned mask, float scale, float offset) {
-#ifdef LPIR_HOST_EMULATION
-    const unsigned bits = (word & mask) | 0x4b000000u;
-#else
-    unsigned bits;
-    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(bits) : "r"(word), "r"(mask), "r"(0x4b000000u));
-#endif
-    return fmaf(__uint_as_float(bits), scale, offset);
+    return fmaf(__uint_as_float(lpir_and_or(word, mask, 0x4b000000u)), scale, offset);
 }
 
 // Small floats (see lpir_small_to_f16x2) whose fields sit at bit P of each half.
