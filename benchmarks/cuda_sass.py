@@ -1,4 +1,4 @@
-"""Static cost of lpir's CUDA GEMV without a GPU: SASS instructions per weight in its main loop.
+"""Static cost of lpir's CUDA GEMVs without a GPU: SASS instructions per weight in the main loop.
 
     python benchmarks/cuda_sass.py                 # every weight type, N x K = 28672 x 8192
     python benchmarks/cuda_sass.py --arch sm_80 --weights u4,u3
@@ -11,7 +11,9 @@ iterations nvcc unrolled into it). Besides dequantizing, the loop scales (`fmul`
 accumulates (`ffma`) every weight and loads and addresses them: 2 instructions per weight and
 some overhead are the GEMV's own; the rest is dequantization. This is not a
 timing: on a GPU the kernel is also bound by memory bandwidth (see gpu_gemv.py). It tells
-whether a code-generation change made the loop shorter, on any machine with nvcc.
+whether a code-generation change made the loop shorter, on any machine with nvcc. The second
+table is gpu_gemv.py's other lpir GEMV, matmul_wq with M = 1 on tensor cores (f16 x and
+scales): its loop does 16 `hmma` per iteration of BN x BK / threads weights.
 
 cuobjdump comes with the CUDA toolkit, or `pip install "cuda-toolkit[cuobjdump]"`.
 """
@@ -34,6 +36,7 @@ from lpir.backends.cuda.source import INCLUDE_DIR
 import lpir
 
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
+MATMUL = KERNEL.with_name("matmul_wq.lp")
 WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "i4", "f4e2m1", "f6e3m2", "f8e4m3"]
 INSTRUCTION = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
 BRANCH = re.compile(r"\bBRA\s+(?:`\(\.L_x_\d+\)|0x([0-9a-f]+))")
@@ -66,9 +69,13 @@ def main_loop(sass: str) -> list[str]:
     return best
 
 
-def sass_of(weight: str, arch: str, n: int, k: int, cuobjdump: str, nvcc: str):
+def sass_of(weight: str, arch: str, n: int, k: int, cuobjdump: str, nvcc: str, tensor=False):
     zero = 0 if lpir.dtype(weight).is_float else 1 << (lpir.dtype(weight).nbits - 1)
-    kernel = lpir.compile(str(KERNEL), target="cuda", WT=weight, N=n, K=k, ZERO=zero, BN=32)
+    if tensor:  # matmul_wq as a batch-1 GEMV: M = 1 on tensor cores (gpu_gemv.py's second)
+        params = {"M": 1, "BM": 16, "BN": 256, "BK": 32}
+        kernel = lpir.compile(str(MATMUL), target="cuda", WT=weight, N=n, K=k, ZERO=zero, **params)
+    else:
+        kernel = lpir.compile(str(KERNEL), target="cuda", WT=weight, N=n, K=k, ZERO=zero, BN=32)
     values = kernel.specialize(None).params
     per_iteration = values["BN"] * values["BK"] // kernel.specialize(None).kernel_ir.threads
     with tempfile.TemporaryDirectory() as directory:
@@ -93,14 +100,19 @@ def main() -> None:
     if not nvcc or not cuobjdump:
         sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
     n, k = (int(v) for v in args.shape.split("x"))
-    print(f"gemv_wq N x K = {n} x {k}, BN 32, {args.arch}: SASS of the main loop")
-    print(f"{'weight':>8} {'loop':>5} {'weights':>8} {'per weight':>10}  most frequent")
-    for weight in args.weights.split(","):
-        loop, per_iteration = sass_of(weight, args.arch, n, k, cuobjdump, nvcc)
-        opcodes = Counter(op.split(".")[0] for op in loop)
-        weights = opcodes["FMUL"] or per_iteration
-        top = ", ".join(f"{op} {count}" for op, count in opcodes.most_common(6))
-        print(f"{weight:>8} {len(loop):>5} {weights:>8} {len(loop) / weights:>10.2f}  {top}")
+    for tensor in (False, True):
+        title = "matmul_wq M = 1, 16x256x32 tiles" if tensor else "gemv_wq BN 32"
+        print(f"{title}, N x K = {n} x {k}, {args.arch}: SASS of the main loop")
+        print(f"{'weight':>8} {'loop':>5} {'weights':>8} {'per weight':>10}  most frequent")
+        for weight in args.weights.split(","):
+            loop, per_iteration = sass_of(weight, args.arch, n, k, cuobjdump, nvcc, tensor)
+            opcodes = Counter(op.split(".")[0] for op in loop)
+            # gemv_wq: one scale multiply (fmul) per weight counts them, however many
+            # iterations nvcc unrolled; matmul_wq: 16 hmma per iteration of this tile
+            weights = per_iteration * opcodes["HMMA"] // 16 if tensor else opcodes["FMUL"]
+            weights = weights or per_iteration
+            top = ", ".join(f"{op} {count}" for op, count in opcodes.most_common(6))
+            print(f"{weight:>8} {len(loop):>5} {weights:>8} {len(loop) / weights:>10.2f}  {top}")
 
 
 if __name__ == "__main__":

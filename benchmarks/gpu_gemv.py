@@ -33,6 +33,9 @@ import numpy as np
 import lpir
 
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
+MATMUL_KERNEL = KERNEL.with_name("matmul_wq.lp")
+# BM x BN x BK tiles of matmul_wq tried for its M = 1 (tensor-core) GEMV
+TENSOR_CORE_TILES = [(16, 64, 32), (16, 128, 32), (16, 128, 64), (16, 256, 32)]
 GROUP = 128
 ALL_WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "f4e2m1", "f6e3m2", "f8e4m3"]
 QUICK_WEIGHTS = ["u4", "u3", "f4e2m1"]
@@ -158,6 +161,69 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles: list[tuple[int, int
     }
 
 
+def tensor_core_tiles(dt, m: int, n: int, k: int, tiles: list[tuple[int, int, int]]):
+    """The (BM, BN, BK) tiles of matmul_wq worth timing for M rows: tensor cores used (the
+    kernel's 4 warps fit the tile's m16n8 atoms; other tiles fall back to SIMT FMA) and no
+    more than one tile of rows beyond M (a 64-row tile for M = 16 computes three quarters
+    zeros)."""
+    chosen = []
+    for bm, bn, bk in tiles:
+        if bm > max(16, m) or k % bk or GROUP % bk:
+            continue
+        params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
+        params.update({"BM": bm, "BN": bn, "BK": bk})
+        final = lpir.compile(str(MATMUL_KERNEL), target="cuda", **params).ir("final")
+        if "mma(" in final:
+            chosen.append((bm, bn, bk))
+    return chosen or [(64, 64, 32)]
+
+
+def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng) -> dict | None:
+    """lpir's other batch-1 GEMV: examples/matmul_wq.lp with M = 1, i.e. y = x @ dequant(W)^T
+    with f16 x and f16 group scales, W stored K-major, f32 accumulation on tensor cores, f16 y.
+    Fewer instructions per weight than gemv_wq's f32 arithmetic (benchmarks/cuda_sass.py), at
+    f16's precision for the scaled weights. None (with the reason printed) if it fails, so
+    that the rest of the table still comes out."""
+    from lpir.backends.cuda.arrays import DevicePacked
+
+    try:
+        codes = random_codes(dt, (k, n), rng)
+        packed = lpir.pack_codes(codes, dt)
+        x = (torch.randn(1, k, device="cuda") * 0.5).half()
+        scales = (torch.rand(-(-k // GROUP), n, device="cuda") * 0.04 + 0.01).half()
+        y = torch.zeros(1, n, dtype=torch.float16, device="cuda")
+        w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
+        stream = torch.cuda.current_stream()
+        arguments = [x, w, scales, y]
+        timed = []
+        for bm, bn, bk in tensor_core_tiles(dt, 1, n, k, TENSOR_CORE_TILES):
+            params = {"WT": dt.name, "ZERO": zero_point(dt), "M": 1, "N": n, "K": k}
+            params.update({"BM": bm, "BN": bn, "BK": bk})
+            candidate = compiled_kernel(str(MATMUL_KERNEL), params)
+            seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
+            timed.append((seconds, f"{bm}x{bn}x{bk}", candidate))
+        seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
+        dense = decode_table(torch, dt)[torch.from_numpy(codes).cuda().long()]
+        dense = (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
+        reference = x.double() @ dense.double()
+        y.zero_()
+        kernel.run(arguments, stream=stream)
+        torch.cuda.synchronize()
+        error = float((y.double() - reference).abs().max() / reference.abs().max())
+        del dense, reference
+    except Exception as error:  # a benchmark row, not the run: report and go on
+        print(f"  (lpir tensor-core GEMV, {dt.name}: {type(error).__name__}: {error})")
+        return None
+    return {
+        "weights": dt.name,
+        "seconds": seconds,
+        "bytes": packed.nbytes + (x.numel() + scales.numel() + y.numel()) * 2,
+        "error": error,
+        "tile": tile,
+        "tried_us": {name: round(t * 1e6, 1) for t, name, _ in timed},
+    }
+
+
 def bench_cublas_f16(torch, timer, n: int, k: int) -> dict:
     weight = torch.randn(n, k, dtype=torch.float16, device="cuda")
     x = torch.randn(1, k, dtype=torch.float16, device="cuda")
@@ -185,7 +251,7 @@ def bench_torch_int4(torch, timer, n: int, k: int) -> dict | None:
     return {"seconds": seconds, "bytes": n * k // 2 + scales_and_zeros.numel() * 2 + 2 * (k + n)}
 
 
-def report(n, k, rows, cublas, int4, bandwidth) -> list[str]:
+def report(n, k, rows, cublas, int4, bandwidth, tensor_rows=()) -> list[str]:
     lines = [f"\nN = {n}, K = {k}, group {GROUP}"]
     lines.append(
         f"  cuBLAS f16 x @ W.T        {cublas['seconds'] * 1e6:9.1f} us "
@@ -200,6 +266,15 @@ def report(n, k, rows, cublas, int4, bandwidth) -> list[str]:
     header += f" {'/cuBLAS':>8}" + (f" {'/int4':>7}" if int4 else "") + f" {'rel err':>8}"
     header += "  tile BNxBK (us of each tried)"
     lines.append(header)
+    lines += report_rows(rows, cublas, int4, bandwidth)
+    if tensor_rows:
+        lines.append("  lpir on tensor cores (matmul_wq, M = 1, f16 x; tile BMxBNxBK):")
+        lines += report_rows(tensor_rows, cublas, int4, bandwidth)
+    return lines
+
+
+def report_rows(rows, cublas, int4, bandwidth) -> list[str]:
+    lines = []
     for row in rows:
         seconds = row["seconds"]
         floor = row["bytes"] / bandwidth
@@ -225,6 +300,11 @@ def main() -> None:
         "narrower row tiles put more blocks in flight, which a batch-1 GEMV needs to fill "
         "the memory pipeline",
     )
+    parser.add_argument(
+        "--no-tensor-cores",
+        action="store_true",
+        help="skip the second lpir GEMV (matmul_wq with M = 1 on tensor cores)",
+    )
     args = parser.parse_args()
     torch = torch_cuda()
     repeat = args.repeat or (20 if args.quick else 50)
@@ -242,11 +322,24 @@ def main() -> None:
     results = {"device": properties.name, "copy_bandwidth": bandwidth, "shapes": []}
     for n, k in shapes:
         rows = [bench_lpir(torch, timer, lpir.dtype(name), n, k, rng, tiles) for name in weights]
+        tensor_rows = [
+            row
+            for name in weights
+            if not args.no_tensor_cores
+            and (row := bench_lpir_tensor_cores(torch, timer, lpir.dtype(name), n, k, rng))
+        ]
         cublas = bench_cublas_f16(torch, timer, n, k)
         int4 = bench_torch_int4(torch, timer, n, k)
-        print("\n".join(report(n, k, rows, cublas, int4, bandwidth)), flush=True)
+        print("\n".join(report(n, k, rows, cublas, int4, bandwidth, tensor_rows)), flush=True)
         results["shapes"].append(
-            {"n": n, "k": k, "lpir": rows, "cublas_f16": cublas, "torch_int4": int4}
+            {
+                "n": n,
+                "k": k,
+                "lpir": rows,
+                "lpir_tensor_cores": tensor_rows,
+                "cublas_f16": cublas,
+                "torch_int4": int4,
+            }
         )
         torch.cuda.empty_cache()
     if args.json:

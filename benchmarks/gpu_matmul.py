@@ -31,6 +31,7 @@ from gpu_gemv import (
     copy_bandwidth,
     decode_table,
     random_codes,
+    tensor_core_tiles,
     torch_cuda,
     zero_point,
 )
@@ -48,22 +49,6 @@ def tensor_core_rate(torch, timer) -> float:
     b = torch.randn(8192, 8192, dtype=torch.float16, device="cuda")
     seconds = timer(lambda: a @ b)
     return 2 * 8192**3 / seconds
-
-
-def tensor_core_tiles(dt, m: int, n: int, k: int, tiles: list[tuple[int, int, int]]):
-    """The (BM, BN, BK) tiles worth timing for this M: tensor cores used (the kernel's 4 warps
-    fit the tile's m16n8 atoms; other tiles fall back to SIMT FMA) and no more than one tile of
-    rows beyond M (a 64-row tile for M = 16 computes three quarters zeros)."""
-    chosen = []
-    for bm, bn, bk in tiles:
-        if bm > max(16, m) or k % bk or GROUP % bk:
-            continue
-        params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
-        params.update({"BM": bm, "BN": bn, "BK": bk})
-        final = lpir.compile(str(KERNEL), target="cuda", **params).ir("final")
-        if "mma(" in final:
-            chosen.append((bm, bn, bk))
-    return chosen or [(64, 64, 32)]
 
 
 def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles) -> dict:

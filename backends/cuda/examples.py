@@ -45,6 +45,9 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 64, "N": 64, "K": 128, "WT": "i4", "ZERO": 0},
         # tiles benchmarks/gpu_matmul.py tries: 16 rows for M = 16, 128 x 128 for large M
         {"M": 16, "N": 256, "K": 256, "BM": 16, "BN": 128},
+        # the tensor-core GEMV of benchmarks/gpu_gemv.py: one row of A, 15 masked
+        {"M": 1, "N": 512, "K": 256, "BM": 16, "BN": 256, "WT": "u3", "ZERO": 4},
+        {"M": 1, "N": 256, "K": 256, "BM": 16, "BN": 128, "BK": 64, "WT": "f8e4m3", "ZERO": 0},
         {"M": 200, "N": 128, "K": 128, "BM": 128, "BN": 128, "WT": "u3", "ZERO": 4},
     ],
     "dequantize": [
