@@ -121,25 +121,20 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
             _straddling_small_floats(emitter, offsets, source_dt, word, target, target_dt)
         emitter.emitted_early.update({id(cast), id(final)})
         return True
+    if source_dt.is_int:
+        _in_byte_integers_to_f16(emitter, offsets, width, bias, word, target)
+        emitter.emitted_early.update({id(cast), id(final)})
+        return True
     low, high = _OUTPUT[target_dt.name]
-    for lane_a, lane_b in _pairs(offsets, adjacent=source_dt.is_int):
+    for lane_a, lane_b in _pairs(offsets, adjacent=False):
         byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
-        position, position_b = offsets[lane_a] % 8, offsets[lane_b] % 8
+        position = offsets[lane_a] % 8
         word_a, word_b = byte_a // 4, byte_b // 4
         second = byte_b % 4 + (4 if word_b != word_a else 0)
         selector = (byte_a % 4) | (second << 8)
         moved = f"__byte_perm({word(word_a)}, {word(word_b)}, {hex(selector)})"
         value = emitter.fresh("pair")
-        if source_dt.is_int:
-            field = (1 << width) - 1
-            mask = (field << position) | (field << position_b) << 16
-            scales = (2.0**-position, 2.0**-position_b)
-            offsets_ = (-(1024.0 * scales[0]) - bias, -(1024.0 * scales[1]) - bias)
-            expression = (
-                f"lpir_magic_f16x2({moved}, {hex(mask)}u, {_half2(*scales)}, {_half2(*offsets_)})"
-            )
-        else:
-            expression = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {position}>({moved})"
+        expression = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {position}>({moved})"
         emitter.w.line(f"const __half2 {value} = {expression};")
         emitter.w.line(f"{target.lane(lane_a)} = {low.format(v=value)};")
         if lane_b != lane_a:
@@ -217,6 +212,43 @@ def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target,
         if bf16:
             converted = f"__float2bfloat16_rn({converted})"
         emitter.w.line(f"{target.lane(lane)} = {converted};")
+
+
+def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
+    """Integer fields inside bytes (1, 2, 4 bits) to f16, two neighbouring lanes per register:
+    each word is also read shifted right by every in-byte position p that fields take (one
+    shift per word and p > 0), so that every field sits at bit 0 of its byte; one `prmt`
+    moves the pair's two bytes into the two halves, one `lop3` masks the fields and ORs them
+    into the mantissa of 1024.0, and one `hadd2` with an immediate subtracts 1024 and the
+    bias. (With the fields left at bit p, the halves need a scale 2^-p, a constant that ptxas
+    rematerializes for every pair instead of keeping it in a register.)"""
+    shifted: dict[tuple[int, int], str] = {}
+
+    def source(bit: int) -> str:
+        index, position = bit // 32, bit % 8
+        if position == 0:
+            return word(index)
+        if (index, position) not in shifted:
+            name = emitter.fresh("shifted")
+            emitter.w.line(f"const unsigned {name} = {word(index)} >> {position};")
+            shifted[(index, position)] = name
+        return shifted[(index, position)]
+
+    field = (1 << width) - 1
+    offset = _half2(-1024.0 - bias, -1024.0 - bias)
+    for lane_a, lane_b in _pairs(offsets, adjacent=True):
+        a, b = source(offsets[lane_a]), source(offsets[lane_b])
+        first, second = offsets[lane_a] // 8 % 4, offsets[lane_b] // 8 % 4
+        selector = first | (second + (4 if b != a else 0)) << 8
+        moved = f"__byte_perm({a}, {b}, {hex(selector)})"
+        value = emitter.fresh("pair")
+        emitter.w.line(
+            f"const __half2 {value} = lpir_magic_f16x2_add({moved}, {hex(field | field << 16)}u, "
+            f"{offset});"
+        )
+        emitter.w.line(f"{target.lane(lane_a)} = {value}.x;")
+        if lane_b != lane_a:
+            emitter.w.line(f"{target.lane(lane_b)} = {value}.y;")
 
 
 def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):

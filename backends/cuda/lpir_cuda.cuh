@@ -308,6 +308,11 @@ LPIR_DEVICE __half2 lpir_magic_f16x2(unsigned t, unsigned mask, __half2 scale, _
     return __hfma2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, 0x64006400u)), scale, offset);
 }
 
+// The same for fields at bit 0 of each half: no scale, one hadd2 with an immediate.
+LPIR_DEVICE __half2 lpir_magic_f16x2_add(unsigned t, unsigned mask, __half2 offset) {
+    return __hadd2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, 0x64006400u)), offset);
+}
+
 // An unsigned field (word & mask, at bit q <= 23 - width) as an exact f32: OR it into the
 // mantissa of 2^23, then one FMA by scale = 2^-q plus offset = -(2^(23-q) + bias).
 LPIR_DEVICE float lpir_magic_f32(unsigned word, unsigned mask, float scale, float offset) {
