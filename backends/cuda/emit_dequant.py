@@ -11,10 +11,11 @@ To f16, two lanes per register (so that the results land packed the way f16x2 ar
   fields into the two 16-bit halves of a register; fields that straddle bytes (3, 5, 6, 7
   bits): the pair's two 32-bit windows (`_Windows`, one funnel shift each, shared), which
   put each field low in its window, have their low halves joined by one `prmt`;
-* integers (neighbouring lanes pair up, each half with its own bit position p): one `lop3`
-  masks the fields and ORs them into the mantissa of 1024.0 (0x6400) and one `hfma2` scales
-  each half by 2^-p and subtracts 1024 * 2^-p (plus the zero point of a following `sub` of an
-  integer constant, folded in: both roundings are exact);
+* integers (neighbouring lanes pair up): one `lop3` masks the fields and ORs them into the
+  mantissa of 1024.0 (0x6400), then one `hadd2` subtracts 1024 (plus the zero point of a
+  following `sub` of an integer constant, folded in: exact) where the fields were shifted to
+  bit 0 of their bytes first (in-byte fields), or one `hfma2` scales each half by 2^-p and
+  subtracts 1024 * 2^-p where a field sits at bit p of its window (straddling fields);
 * small floats and fp8 (lanes whose fields sit at the same bit pair up): shifts move sign and
   exponent-mantissa into f16 position and one `hmul2` rescales the exponent bias; fp8 on
   sm_89+ is one `cvt` per pair instead (lpir_cuda.cuh).
