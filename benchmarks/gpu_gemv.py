@@ -178,6 +178,27 @@ def tensor_core_tiles(dt, m: int, n: int, k: int, tiles: list[tuple[int, int, in
     return chosen or [(64, 64, 32)]
 
 
+def fastest_matmul_wq(torch, timer, dt, m: int, n: int, k: int, arguments, tiles):
+    """(seconds, tile name, kernel, {tile: us}) of the fastest matmul_wq tile for these
+    arguments [a, b, scales, c] (device arrays), timed on the current stream."""
+    stream = torch.cuda.current_stream()
+    timed = []
+    for bm, bn, bk in tensor_core_tiles(dt, m, n, k, tiles):
+        params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
+        params.update({"BM": bm, "BN": bn, "BK": bk})
+        candidate = compiled_kernel(str(MATMUL_KERNEL), params)
+        seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
+        timed.append((seconds, f"{bm}x{bn}x{bk}", candidate))
+    seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
+    return seconds, tile, kernel, {name: round(t * 1e6, 1) for t, name, _ in timed}
+
+
+def dequantized_f16(torch, dt, codes, scales, k: int):
+    """matmul_wq's B as it computes it: (code value - zero point) * group scale, in f16."""
+    dense = decode_table(torch, dt)[torch.from_numpy(codes).cuda().long()]
+    return (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
+
+
 def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng) -> dict | None:
     """lpir's other batch-1 GEMV: examples/matmul_wq.lp with M = 1, i.e. y = x @ dequant(W)^T
     with f16 x and f16 group scales, W stored K-major, f32 accumulation on tensor cores, f16 y.
@@ -193,26 +214,19 @@ def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng) -> dict | Non
         scales = (torch.rand(-(-k // GROUP), n, device="cuda") * 0.04 + 0.01).half()
         y = torch.zeros(1, n, dtype=torch.float16, device="cuda")
         w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
-        stream = torch.cuda.current_stream()
         arguments = [x, w, scales, y]
-        timed = []
-        for bm, bn, bk in tensor_core_tiles(dt, 1, n, k, TENSOR_CORE_TILES):
-            params = {"WT": dt.name, "ZERO": zero_point(dt), "M": 1, "N": n, "K": k}
-            params.update({"BM": bm, "BN": bn, "BK": bk})
-            candidate = compiled_kernel(str(MATMUL_KERNEL), params)
-            seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
-            timed.append((seconds, f"{bm}x{bn}x{bk}", candidate))
-        seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
-        dense = decode_table(torch, dt)[torch.from_numpy(codes).cuda().long()]
-        dense = (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
+        seconds, tile, kernel, tried = fastest_matmul_wq(
+            torch, timer, dt, 1, n, k, arguments, TENSOR_CORE_TILES
+        )
+        dense = dequantized_f16(torch, dt, codes, scales, k)
         reference = x.double() @ dense.double()
         y.zero_()
-        kernel.run(arguments, stream=stream)
+        kernel.run(arguments, stream=torch.cuda.current_stream())
         torch.cuda.synchronize()
         error = float((y.double() - reference).abs().max() / reference.abs().max())
         del dense, reference
-    except Exception as error:  # a benchmark row, not the run: report and go on
-        print(f"  (lpir tensor-core GEMV, {dt.name}: {type(error).__name__}: {error})")
+    except Exception as failure:  # a benchmark row, not the run: report and go on
+        print(f"  (lpir tensor-core GEMV, {dt.name}: {type(failure).__name__}: {failure})")
         return None
     return {
         "weights": dt.name,
@@ -220,7 +234,7 @@ def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng) -> dict | Non
         "bytes": packed.nbytes + (x.numel() + scales.numel() + y.numel()) * 2,
         "error": error,
         "tile": tile,
-        "tried_us": {name: round(t * 1e6, 1) for t, name, _ in timed},
+        "tried_us": tried,
     }
 
 

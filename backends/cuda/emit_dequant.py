@@ -75,6 +75,17 @@ def _pairs(offsets: tuple[int, ...], adjacent: bool) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
+def _write_pair(emitter: KernelEmitter, target, lanes, expression: str, output=_OUTPUT["f16"]):
+    """`const __half2 pair = expression;` and its halves into the target's two lanes (one
+    lane when both are the same: an odd lane count)."""
+    lane_a, lane_b = lanes
+    value = emitter.fresh("pair")
+    emitter.w.line(f"const __half2 {value} = {expression};")
+    emitter.w.line(f"{target.lane(lane_a)} = {output[0].format(v=value)};")
+    if lane_b != lane_a:
+        emitter.w.line(f"{target.lane(lane_b)} = {output[1].format(v=value)};")
+
+
 def _half2(low: float, high: float) -> str:
     return f"__half2({float_literal(low, F16)}, {float_literal(high, F16)})"
 
@@ -126,20 +137,15 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
         _in_byte_integers_to_f16(emitter, offsets, width, bias, word, target)
         emitter.emitted_early.update({id(cast), id(final)})
         return True
-    low, high = _OUTPUT[target_dt.name]
     for lane_a, lane_b in _pairs(offsets, adjacent=False):
         byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
-        position = offsets[lane_a] % 8
         word_a, word_b = byte_a // 4, byte_b // 4
         second = byte_b % 4 + (4 if word_b != word_a else 0)
         selector = (byte_a % 4) | (second << 8)
         moved = f"__byte_perm({word(word_a)}, {word(word_b)}, {hex(selector)})"
-        value = emitter.fresh("pair")
+        position = offsets[lane_a] % 8
         expression = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {position}>({moved})"
-        emitter.w.line(f"const __half2 {value} = {expression};")
-        emitter.w.line(f"{target.lane(lane_a)} = {low.format(v=value)};")
-        if lane_b != lane_a:
-            emitter.w.line(f"{target.lane(lane_b)} = {high.format(v=value)};")
+        _write_pair(emitter, target, (lane_a, lane_b), expression, _OUTPUT[target_dt.name])
     emitter.emitted_early.update({id(cast), id(final)})
     return True
 
@@ -242,14 +248,9 @@ def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word,
         first, second = offsets[lane_a] // 8 % 4, offsets[lane_b] // 8 % 4
         selector = first | (second + (4 if b != a else 0)) << 8
         moved = f"__byte_perm({a}, {b}, {hex(selector)})"
-        value = emitter.fresh("pair")
-        emitter.w.line(
-            f"const __half2 {value} = lpir_magic_f16x2_add({moved}, {hex(field | field << 16)}u, "
-            f"{offset});"
-        )
-        emitter.w.line(f"{target.lane(lane_a)} = {value}.x;")
-        if lane_b != lane_a:
-            emitter.w.line(f"{target.lane(lane_b)} = {value}.y;")
+        mask = field | field << 16
+        expression = f"lpir_magic_f16x2_add({moved}, {hex(mask)}u, {offset})"
+        _write_pair(emitter, target, (lane_a, lane_b), expression)
 
 
 def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
@@ -267,14 +268,10 @@ def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, wo
         mask = (field << q_a) | (field << q_b) << 16
         scales = (2.0**-q_a, 2.0**-q_b)
         shifts = (-(1024.0 * scales[0]) - bias, -(1024.0 * scales[1]) - bias)
-        value = emitter.fresh("pair")
-        emitter.w.line(
-            f"const __half2 {value} = lpir_magic_f16x2({moved}, {hex(mask)}u, "
-            f"{_half2(*scales)}, {_half2(*shifts)});"
+        expression = (
+            f"lpir_magic_f16x2({moved}, {hex(mask)}u, {_half2(*scales)}, {_half2(*shifts)})"
         )
-        emitter.w.line(f"{target.lane(lane_a)} = {value}.x;")
-        if lane_b != lane_a:
-            emitter.w.line(f"{target.lane(lane_b)} = {value}.y;")
+        _write_pair(emitter, target, (lane_a, lane_b), expression)
 
 
 def _straddling_small_floats(emitter: KernelEmitter, offsets, source_dt, word, target, target_dt):
@@ -287,7 +284,6 @@ def _straddling_small_floats(emitter: KernelEmitter, offsets, source_dt, word, t
     windows = _Windows(emitter, word)
     step = width * (16 // width)
     placed = [_window_start(bit, width, step, 16) for bit in offsets]
-    low, high = _OUTPUT[target_dt.name]
     by_position: dict[int, list[int]] = {}
     for lane, (_, q) in enumerate(placed):
         by_position.setdefault(q, []).append(lane)
@@ -295,14 +291,9 @@ def _straddling_small_floats(emitter: KernelEmitter, offsets, source_dt, word, t
         for index in range(0, len(lanes), 2):
             lane_a, lane_b = lanes[index], lanes[min(index + 1, len(lanes) - 1)]
             a, b = windows.at(placed[lane_a][0]), windows.at(placed[lane_b][0])
-            value = emitter.fresh("pair")
-            emitter.w.line(
-                f"const __half2 {value} = lpir_small_fields_to_f16x2<{small_args(source_dt)}, "
-                f"{q}>(__byte_perm({a}, {b}, 0x5410));"
-            )
-            emitter.w.line(f"{target.lane(lane_a)} = {low.format(v=value)};")
-            if lane_b != lane_a:
-                emitter.w.line(f"{target.lane(lane_b)} = {high.format(v=value)};")
+            decoder = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {q}>"
+            expression = f"{decoder}(__byte_perm({a}, {b}, 0x5410))"
+            _write_pair(emitter, target, (lane_a, lane_b), expression, _OUTPUT[target_dt.name])
 
 
 @emits(UnpackBitsOp)
