@@ -64,7 +64,7 @@ class _Vectorizer(Rewriter):
             divisor = facts.divisor if facts.divisor > 0 else 1 << 30
             itemsize = max(1, op.access_dtype.nbits // 8)
             limit = max(1, self.vector_bytes // itemsize)
-            swizzle = getattr(op.memory.type, "swizzle", None)
+            swizzle = op.memory.type.swizzle
             if swizzle is not None:  # a run must stay inside the unit the swizzle moves whole
                 limit = min(limit, 1 << swizzle.base)
             width = widest_vector(op.offsets, divisor, limit)

@@ -28,7 +28,7 @@ class Memory:
         self.b = builder
         self.intrinsics = intrinsics
         self.vectors = vectors
-        self.dummy = dummy  # a private slot that masked-off scalar stores write into
+        self.dummy = dummy  # a private slot that masked-off packed stores write into
         self.swizzle = None  # set by `swizzle_of` around accesses to swizzled shared memory
         self.packed = PackedMemory(self)
 
@@ -44,7 +44,7 @@ class Memory:
     def swizzle_of(self, memory_type):
         """Accesses inside go through the swizzle of `memory_type` (a swizzled shared tile),
         if it has one: element index = swizzle(base + offset)."""
-        self.swizzle = getattr(memory_type, "swizzle", None)
+        self.swizzle = memory_type.swizzle
         try:
             yield
         finally:

@@ -231,7 +231,7 @@ class _ThreadBlock(Evaluator):
         offsets = np.asarray(op.attributes["offsets"], dtype=np.int64)
         index = base[:, None] + offsets[None, :]
         access = op.attributes.get("dtype") or op.operands[0].type.dtype
-        swizzle = getattr(op.operands[0].type, "swizzle", None)
+        swizzle = op.operands[0].type.swizzle
         return memory, access, index if swizzle is None else swizzle.apply(index)
 
     def op_ld(self, op):

@@ -156,6 +156,11 @@ class GlobalType(Shaped, Type):
         """Element strides of the C-contiguous tensor."""
         return _row_major(self.shape)
 
+    @property
+    def swizzle(self) -> None:
+        """Global tensors are never swizzled (the memory-type interface of `SharedType`)."""
+        return None
+
     def __str__(self) -> str:
         return f"global {self.dtype.name}{_shape_text(self.shape)}"
 

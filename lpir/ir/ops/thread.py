@@ -209,8 +209,7 @@ def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None
         return memory.type.dtype
     if access.nbits % 8:
         raise TypeCheckError(f"'{op_name}' cannot access memory as {access.name}")
-    swizzled = isinstance(memory.type, SharedType) and memory.type.swizzle is not None
-    if swizzled and access != memory.type.dtype:
+    if memory.type.swizzle is not None and access != memory.type.dtype:
         raise TypeCheckError(
             f"'{op_name}' cannot access swizzled {memory.type} as {access.name}: the "
             "swizzle permutes elements of the tile's own dtype"
@@ -221,7 +220,7 @@ def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None
 def _check_vector(op_name: str, vector: int, lanes: int, memory: Value) -> None:
     if vector < 1 or lanes % vector:
         raise TypeCheckError(f"'{op_name}': vector width {vector} does not divide {lanes} lanes")
-    swizzle = getattr(memory.type, "swizzle", None)
+    swizzle = memory.type.swizzle
     if swizzle is not None and vector > 1 << swizzle.base:
         raise TypeCheckError(
             f"'{op_name}': vector width {vector} is wider than the {1 << swizzle.base} elements "
