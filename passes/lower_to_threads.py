@@ -24,6 +24,7 @@ from lpir.passes.thread_values import (
     required_slot_map,
     slot_map,
     slot_part,
+    thread_digits,
     thread_part,
 )
 
@@ -346,11 +347,11 @@ class _Lowering(Rewriter):
         if any(r is None for r in rows):
             return None
         base = self.scalar_base(memory_type, offsets)
+        threads = self.kernel.threads  # type: ignore[union-attr]
         loads, indices, first = [], [0] * layout.slots, 0
         for load, (constant, terms) in zip(plan, rows):  # type: ignore[misc]
-            row = self.index.value(
-                self.index.add(self.index.add(base, constant), self.bit_sum(terms))
-            )
+            digits = thread_digits(self.index, terms, self.tid, threads)  # type: ignore[arg-type]
+            row = self.index.value(self.index.add(self.index.add(base, constant), digits))
             loads.append(self.add(LoadMatrixOp.create(memory, row, load.count, load.transpose)))
             for lane, slot in enumerate(load.slots):  # where each slot lands in the joined lanes
                 indices[slot] = first + lane
@@ -358,16 +359,6 @@ class _Lowering(Rewriter):
         if len(loads) == 1:
             return self.shuffle(loads[0], indices)
         return self.add(ShuffleOp.create(loads, indices))
-
-    def bit_sum(self, terms) -> Value | int:
-        """sum of (tid >> shift) % 2**width * coefficient over `terms` (`matrix_loads.BitTerm`)."""
-        total: Value | int = 0
-        for term in terms:
-            digit: Value | int = self.index.div(self.tid, 1 << term.shift)  # type: ignore[arg-type]
-            if (1 << (term.shift + term.width)) < self.kernel.threads:  # type: ignore[union-attr]
-                digit = self.index.rem(digit, 1 << term.width)
-            total = self.index.add(total, self.index.mul(digit, term.coefficient))
-        return total
 
     def lower_StoreOp(self, op: StoreOp):
         memory = self.map(op.memory)

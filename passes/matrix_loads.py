@@ -11,8 +11,9 @@ mma operand layouts (`layout_rules.mma_layouts`) are built that way; other layou
 match and keep their per-lane loads.
 
 The row address a thread gives is a table over threads; `bit_terms` writes it as a sum of bit
-fields of the thread index (`(t >> shift) % 2**width * coefficient`), which is how a layout's
-thread part looks too. Tables that are not such sums are refused (no `ldmatrix`).
+fields of the thread index, `lpir.layout.Term`s like a layout's thread part, which
+`thread_values.thread_digits` turns into index arithmetic for both. Tables that are not such
+sums are refused (no `ldmatrix`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from lpir.layout import Term
 
 WARP = 32
 ROW = 8  # elements of a matrix row: 16 bytes of 16-bit elements
@@ -91,18 +94,10 @@ def _matrix_rows(low: np.ndarray, high: np.ndarray) -> tuple[bool, np.ndarray] |
     return None
 
 
-@dataclass(frozen=True)
-class BitTerm:
-    """`(t >> shift) % 2**width * coefficient` of a thread index t."""
-
-    shift: int
-    width: int
-    coefficient: int
-
-
-def bit_terms(table: np.ndarray) -> tuple[int, list[BitTerm]] | None:
-    """(constant, terms) with table[t] == constant + sum of the terms of t for every t; None
-    when the table is not such a sum (not additive over the bits of t)."""
+def bit_terms(table: np.ndarray) -> tuple[int, list[Term]] | None:
+    """(constant, terms) with table[t] == constant + sum of the terms of t for every t, each a
+    bit field of t (`Term("thread", 2**shift, 2**width, coefficient)`); None when the table is
+    not such a sum (not additive over the bits of t)."""
     count = len(table)
     constant = int(table[0])
     bits = max(1, (count - 1).bit_length())
@@ -113,15 +108,16 @@ def bit_terms(table: np.ndarray) -> tuple[int, list[BitTerm]] | None:
         predicted += ((t >> b) & 1) * coefficient
     if not np.array_equal(predicted, table):
         return None
-    terms: list[BitTerm] = []
+    terms: list[Term] = []
     for b, coefficient in enumerate(coefficients):
         if coefficient == 0:
             continue
         last = terms[-1] if terms else None
-        if last and last.shift + last.width == b and last.coefficient << last.width == coefficient:
-            terms[-1] = BitTerm(last.shift, last.width + 1, last.coefficient)
+        adjacent = last is not None and last.divisor * last.modulus == 1 << b
+        if adjacent and last.multiplier * last.modulus == coefficient:  # the field's next bit
+            terms[-1] = Term("thread", last.divisor, last.modulus * 2, last.multiplier)
         else:
-            terms.append(BitTerm(b, 1, coefficient))
+            terms.append(Term("thread", 1 << b, 2, coefficient))
     return constant, terms
 
 

@@ -76,17 +76,23 @@ class IndexBuilder:
         return self.constant(a) if isinstance(a, int) else a
 
 
-def thread_part(index: IndexBuilder, layout: RegisterLayout, dim: int, tid: Value):
-    """The part of coordinate `dim` that depends on the thread: an int or an i32 value."""
+def thread_digits(index: IndexBuilder, terms, tid: Value, threads: int):
+    """sum of (tid / divisor) % modulus * multiplier over `terms` (`lpir.layout.Term`s of the
+    thread index) as i32 IR, an int when there are none; the `%` is left out for a digit that
+    no thread index below `threads` exceeds."""
     total: Value | int = 0
-    for term in layout.coordinate_terms()[dim]:
-        if term.source != "thread":
-            continue
+    for term in terms:
         digit: Value | int = index.div(tid, term.divisor)
-        if term.divisor * term.modulus < layout.threads:
+        if term.divisor * term.modulus < threads:
             digit = index.rem(digit, term.modulus)
         total = index.add(total, index.mul(digit, term.multiplier))
     return total
+
+
+def thread_part(index: IndexBuilder, layout: RegisterLayout, dim: int, tid: Value):
+    """The part of coordinate `dim` that depends on the thread: an int or an i32 value."""
+    terms = [term for term in layout.coordinate_terms()[dim] if term.source == "thread"]
+    return thread_digits(index, terms, tid, layout.threads)
 
 
 def slot_part(layout: RegisterLayout, dim: int) -> list[int]:
