@@ -60,14 +60,16 @@ def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
     return cast if f16_decodable(source) else None  # straddling fields: pairs of windows
 
 
-def _pairs(offsets: tuple[int, ...], adjacent: bool) -> list[tuple[int, int]]:
-    """Lanes paired two per register: neighbours (integers: each half has its own scale), or
-    lanes whose fields sit at the same bit of their bytes (small floats share one shift)."""
-    if adjacent:
-        return [(lane, min(lane + 1, len(offsets) - 1)) for lane in range(0, len(offsets), 2)]
+def _neighbour_pairs(lanes: int) -> list[tuple[int, int]]:
+    """Lanes 2i and 2i + 1 share a register (the last lane alone when the count is odd)."""
+    return [(lane, min(lane + 1, lanes - 1)) for lane in range(0, lanes, 2)]
+
+
+def _pairs_by_position(positions: list[int]) -> list[tuple[int, int]]:
+    """Lanes whose fields sit at the same bit position pair up (one decoder for both)."""
     by_position: dict[int, list[int]] = {}
-    for lane, bit in enumerate(offsets):
-        by_position.setdefault(bit % 8, []).append(lane)
+    for lane, position in enumerate(positions):
+        by_position.setdefault(position, []).append(lane)
     pairs = []
     for lanes in by_position.values():
         for index in range(0, len(lanes), 2):
@@ -122,22 +124,25 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
     for bit in offsets:
         word(bit // 32)
     target = emitter.array(final.result)
+    straddling = any(bit % 8 + width > 8 for bit in offsets)
     if source_dt.is_int and target_dt.name in _DIRECT:
         _integers_to_f32(emitter, offsets, width, bias, word, target, target_dt.name == "bf16")
-        emitter.emitted_early.update({id(cast), id(final)})
-        return True
-    if any(bit % 8 + width > 8 for bit in offsets):
-        if source_dt.is_int:
-            _straddling_integers_to_f16(emitter, offsets, width, bias, word, target)
-        else:
-            _straddling_small_floats(emitter, offsets, source_dt, word, target, target_dt)
-        emitter.emitted_early.update({id(cast), id(final)})
-        return True
-    if source_dt.is_int:
-        _in_byte_integers_to_f16(emitter, offsets, width, bias, word, target)
-        emitter.emitted_early.update({id(cast), id(final)})
-        return True
-    for lane_a, lane_b in _pairs(offsets, adjacent=False):
+    elif source_dt.is_int:
+        to_f16 = _straddling_integers_to_f16 if straddling else _in_byte_integers_to_f16
+        to_f16(emitter, offsets, width, bias, word, target)
+    elif straddling:
+        _straddling_small_floats(emitter, offsets, source_dt, word, target, target_dt)
+    else:
+        _in_byte_small_floats(emitter, offsets, source_dt, word, target, target_dt)
+    emitter.emitted_early.update({id(cast), id(final)})
+    return True
+
+
+def _in_byte_small_floats(emitter: KernelEmitter, offsets, source_dt, word, target, target_dt):
+    """Small floats and fp8 whose fields lie inside bytes, two lanes per register: lanes whose
+    fields sit at the same bit of their bytes pair up, one `prmt` moves their two bytes into
+    the halves, one decoder (`lpir_small_fields_to_f16x2`) converts both."""
+    for lane_a, lane_b in _pairs_by_position([bit % 8 for bit in offsets]):
         byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
         word_a, word_b = byte_a // 4, byte_b // 4
         second = byte_b % 4 + (4 if word_b != word_a else 0)
@@ -146,8 +151,6 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
         position = offsets[lane_a] % 8
         expression = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {position}>({moved})"
         _write_pair(emitter, target, (lane_a, lane_b), expression, _OUTPUT[target_dt.name])
-    emitter.emitted_early.update({id(cast), id(final)})
-    return True
 
 
 class _Windows:
@@ -223,27 +226,21 @@ def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target,
 
 def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
     """Integer fields inside bytes (1, 2, 4 bits) to f16, two neighbouring lanes per register:
-    each word is also read shifted right by every in-byte position p that fields take (one
-    shift per word and p > 0), so that every field sits at bit 0 of its byte; one `prmt`
+    each word is also read as the window starting p bits into it, for every in-byte position
+    p that fields take (`_Windows`: one funnel shift per word and p > 0), so that every field
+    sits at bit 0 of its byte; one `prmt`
     moves the pair's two bytes into the two halves, one `lop3` masks the fields and ORs them
     into the mantissa of 1024.0, and one `hadd2` with an immediate subtracts 1024 and the
     bias. (With the fields left at bit p, the halves need a scale 2^-p, a constant that ptxas
     rematerializes for every pair instead of keeping it in a register.)"""
-    shifted: dict[tuple[int, int], str] = {}
+    windows = _Windows(emitter, word)
 
-    def source(bit: int) -> str:
-        index, position = bit // 32, bit % 8
-        if position == 0:
-            return word(index)
-        if (index, position) not in shifted:
-            name = emitter.fresh("shifted")
-            emitter.w.line(f"const unsigned {name} = {word(index)} >> {position};")
-            shifted[(index, position)] = name
-        return shifted[(index, position)]
+    def source(bit: int) -> str:  # the field's word, shifted so that the field is at bit 0
+        return windows.at(bit // 32 * 32 + bit % 8)
 
     field = (1 << width) - 1
     offset = _half2(-1024.0 - bias, -1024.0 - bias)
-    for lane_a, lane_b in _pairs(offsets, adjacent=True):
+    for lane_a, lane_b in _neighbour_pairs(len(offsets)):
         a, b = source(offsets[lane_a]), source(offsets[lane_b])
         first, second = offsets[lane_a] // 8 % 4, offsets[lane_b] // 8 % 4
         selector = first | (second + (4 if b != a else 0)) << 8
@@ -261,7 +258,7 @@ def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, wo
     windows = _Windows(emitter, word)
     step = width * (10 // width)
     field = (1 << width) - 1
-    for lane_a, lane_b in _pairs(offsets, adjacent=True):
+    for lane_a, lane_b in _neighbour_pairs(len(offsets)):
         start_a, q_a = _window_start(offsets[lane_a], width, step, 10)
         start_b, q_b = _window_start(offsets[lane_b], width, step, 10)
         moved = f"__byte_perm({windows.at(start_a)}, {windows.at(start_b)}, 0x5410)"
@@ -284,16 +281,11 @@ def _straddling_small_floats(emitter: KernelEmitter, offsets, source_dt, word, t
     windows = _Windows(emitter, word)
     step = width * (16 // width)
     placed = [_window_start(bit, width, step, 16) for bit in offsets]
-    by_position: dict[int, list[int]] = {}
-    for lane, (_, q) in enumerate(placed):
-        by_position.setdefault(q, []).append(lane)
-    for q, lanes in sorted(by_position.items()):
-        for index in range(0, len(lanes), 2):
-            lane_a, lane_b = lanes[index], lanes[min(index + 1, len(lanes) - 1)]
-            a, b = windows.at(placed[lane_a][0]), windows.at(placed[lane_b][0])
-            decoder = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {q}>"
-            expression = f"{decoder}(__byte_perm({a}, {b}, 0x5410))"
-            _write_pair(emitter, target, (lane_a, lane_b), expression, _OUTPUT[target_dt.name])
+    for lane_a, lane_b in _pairs_by_position([q for _, q in placed]):
+        a, b = windows.at(placed[lane_a][0]), windows.at(placed[lane_b][0])
+        decoder = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {placed[lane_a][1]}>"
+        expression = f"{decoder}(__byte_perm({a}, {b}, 0x5410))"
+        _write_pair(emitter, target, (lane_a, lane_b), expression, _OUTPUT[target_dt.name])
 
 
 @emits(UnpackBitsOp)
