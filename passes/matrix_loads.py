@@ -48,13 +48,12 @@ def plan_matrix_loads(offsets: np.ndarray) -> list[MatrixLoad] | None:
     if any(m is None for m in matrices) or len({m[0] for m in matrices}) != 1:  # type: ignore[index]
         return None
     transpose = matrices[0][0]  # type: ignore[index]
+    lane, warp = np.arange(threads) % WARP, np.arange(threads) // WARP
     loads = []
     first = 0
     while first < len(matrices):
         count = next(c for c in (4, 2, 1) if first + c <= len(matrices))
         rows = np.empty(threads, dtype=np.int64)
-        lane = np.arange(threads) % WARP
-        warp = np.arange(threads) // WARP
         for j in range(4):
             # Threads 8 * count and up give unused addresses: repeat the used ones, which keeps
             # the table a sum of bit fields.
