@@ -182,13 +182,11 @@ class _Lowering(Rewriter):
         storage, to_storage, from_storage = _scratch_dtype(tile.dtype)
         if to_storage is not None:
             value = to_storage(self, value)
-        scratch_type = SharedType(storage, tile.shape)
         dims = tuple(range(tile.rank))
-        scratch_type = SharedType(
-            storage,
-            tile.shape,
-            shared_layout(scratch_type, [(target, dims)], get_target(self.target)),
+        layout = shared_layout(
+            SharedType(storage, tile.shape), [(target, dims)], get_target(self.target)
         )
+        scratch_type = SharedType(storage, tile.shape, layout)
         scratch = self.add(AllocSharedOp.create(scratch_type, "exchange"))
         self.builder.insert(BarrierOp.create())
         base, offsets, mask = self.addresses(
