@@ -16,13 +16,15 @@ scale per group of 128 weights of a row. Beside it, timed the same way:
 Timing: CUDA events around each launch, a 256 MiB scrub written before each launch so that no
 run finds the weights in L2 (the scrub also keeps the GPU busy while Python enqueues the
 launch), warm-up first, medians of --repeat launches. GB/s counts the bytes each kernel must
-move. lpir's kernel is timed at each row x column tile of --tiles and the fastest reported.
+move. lpir's kernel is timed at each row x column tile of --tiles and each pipeline depth of
+--stages (the loads of STAGES - 1 iterations in flight ahead), and the fastest reported.
 Every lpir result is checked against a float64 reference on the GPU (relative error).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -120,8 +122,9 @@ def compiled_kernel(name: str, params: dict):
     return compile_kernel(specialization.module, specialization.params)
 
 
-def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles: list[tuple[int, int]]) -> dict:
-    """The fastest of the row x column tiles (BN, BK) for this weight type, checked."""
+def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dict:
+    """The fastest of the row x column tiles (BN, BK) and pipeline depths for this weight type,
+    checked."""
     from lpir.backends.cuda.arrays import DevicePacked
 
     codes = random_codes(dt, (n, k), rng)
@@ -133,13 +136,12 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles: list[tuple[int, int
     stream = torch.cuda.current_stream()
     arguments = [x, w, scales, y]
     timed = []
-    for bn, bk in tiles:
+    for (bn, bk), depth in itertools.product(tiles, stages):
         params = {"WT": dt.name, "ZERO": zero_point(dt), "N": n, "K": k, "BN": bn, "BK": bk}
-        candidate = compiled_kernel("gemv_wq", params)
-        timed.append(
-            (timer(lambda c=candidate: c.run(arguments, stream=stream)), bn, bk, candidate)
-        )
-    seconds, bn, bk, kernel = min(timed, key=lambda entry: entry[0])
+        candidate = compiled_kernel("gemv_wq", {**params, "STAGES": depth})
+        seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
+        timed.append((seconds, tile_name(f"{bn}x{bk}", depth, stages), candidate))
+    seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
     table = decode_table(torch, dt)
     dense = table[torch.from_numpy(codes).cuda().long()]
     dense *= scales.repeat_interleave(GROUP, dim=1)[:, :k]
@@ -150,15 +152,19 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles: list[tuple[int, int
     error = float((y.double() - reference).abs().max() / reference.abs().max())
     nbytes = packed.nbytes + scales.numel() * 4 + x.numel() * 4 + y.numel() * 4
     del dense, reference
-    tried = {f"{b}x{c}": round(t * 1e6, 1) for t, b, c, _ in timed}
     return {
         "weights": dt.name,
         "seconds": seconds,
         "bytes": nbytes,
         "error": error,
-        "tile": f"{bn}x{bk}",
-        "tried_us": tried,
+        "tile": tile,
+        "tried_us": {name: round(t * 1e6, 1) for t, name, _ in timed},
     }
+
+
+def tile_name(tile: str, depth: int, stages) -> str:
+    """`64x128`, or `64x128/s3` when several pipeline depths are tried."""
+    return tile if len(stages) == 1 else f"{tile}/s{depth}"
 
 
 def tensor_core_tiles(dt, m: int, n: int, k: int, tiles: list[tuple[int, int, int]]):
@@ -178,17 +184,17 @@ def tensor_core_tiles(dt, m: int, n: int, k: int, tiles: list[tuple[int, int, in
     return chosen or [(64, 64, 32)]
 
 
-def fastest_matmul_wq(torch, timer, dt, m: int, n: int, k: int, arguments, tiles):
-    """(seconds, tile name, kernel, {tile: us}) of the fastest matmul_wq tile for these
-    arguments [a, b, scales, c] (device arrays), timed on the current stream."""
+def fastest_matmul_wq(torch, timer, dt, m: int, n: int, k: int, arguments, tiles, stages=(2,)):
+    """(seconds, tile name, kernel, {tile: us}) of the fastest matmul_wq tile and pipeline
+    depth for these arguments [a, b, scales, c] (device arrays), timed on the current stream."""
     stream = torch.cuda.current_stream()
     timed = []
-    for bm, bn, bk in tensor_core_tiles(dt, m, n, k, tiles):
+    for (bm, bn, bk), depth in itertools.product(tensor_core_tiles(dt, m, n, k, tiles), stages):
         params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
-        params.update({"BM": bm, "BN": bn, "BK": bk})
+        params.update({"BM": bm, "BN": bn, "BK": bk, "STAGES": depth})
         candidate = compiled_kernel(str(MATMUL_KERNEL), params)
         seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
-        timed.append((seconds, f"{bm}x{bn}x{bk}", candidate))
+        timed.append((seconds, tile_name(f"{bm}x{bn}x{bk}", depth, stages), candidate))
     seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
     return seconds, tile, kernel, {name: round(t * 1e6, 1) for t, name, _ in timed}
 
@@ -199,7 +205,7 @@ def dequantized_f16(torch, dt, codes, scales, k: int):
     return (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
 
 
-def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng) -> dict | None:
+def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng, stages=(2,)) -> dict | None:
     """lpir's other batch-1 GEMV: examples/matmul_wq.lp with M = 1, i.e. y = x @ dequant(W)^T
     with f16 x and f16 group scales, W stored K-major, f32 accumulation on tensor cores, f16 y.
     Fewer instructions per weight than gemv_wq's f32 arithmetic (benchmarks/cuda_sass.py), at
@@ -216,7 +222,7 @@ def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng) -> dict | Non
         w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
         arguments = [x, w, scales, y]
         seconds, tile, kernel, tried = fastest_matmul_wq(
-            torch, timer, dt, 1, n, k, arguments, TENSOR_CORE_TILES
+            torch, timer, dt, 1, n, k, arguments, TENSOR_CORE_TILES, stages
         )
         dense = dequantized_f16(torch, dt, codes, scales, k)
         reference = x.double() @ dense.double()
@@ -315,6 +321,12 @@ def main() -> None:
         "the memory pipeline",
     )
     parser.add_argument(
+        "--stages",
+        default="2",
+        help="pipeline depths to try with every tile (range(..., stages = S): the global loads "
+        "of S - 1 iterations in flight ahead), e.g. 2,3,4",
+    )
+    parser.add_argument(
         "--no-tensor-cores",
         action="store_true",
         help="skip the second lpir GEMV (matmul_wq with M = 1 on tensor cores)",
@@ -327,6 +339,7 @@ def main() -> None:
         args.weights.split(",") if args.weights else (QUICK_WEIGHTS if args.quick else ALL_WEIGHTS)
     )
     tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
+    stages = [int(v) for v in args.stages.split(",")]
     properties = torch.cuda.get_device_properties(0)
     bandwidth = copy_bandwidth(torch, repeat)
     print(f"{properties.name}, {properties.multi_processor_count} SMs; lpir {lpir.__name__}")
@@ -335,12 +348,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     results = {"device": properties.name, "copy_bandwidth": bandwidth, "shapes": []}
     for n, k in shapes:
-        rows = [bench_lpir(torch, timer, lpir.dtype(name), n, k, rng, tiles) for name in weights]
+        rows = [
+            bench_lpir(torch, timer, lpir.dtype(name), n, k, rng, tiles, stages) for name in weights
+        ]
         tensor_rows = [
             row
             for name in weights
             if not args.no_tensor_cores
-            and (row := bench_lpir_tensor_cores(torch, timer, lpir.dtype(name), n, k, rng))
+            and (row := bench_lpir_tensor_cores(torch, timer, lpir.dtype(name), n, k, rng, stages))
         ]
         cublas = bench_cublas_f16(torch, timer, n, k)
         int4 = bench_torch_int4(torch, timer, n, k)

@@ -48,7 +48,7 @@ def tensor_core_rate(torch, timer) -> float:
     return 2 * 8192**3 / seconds
 
 
-def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles) -> dict:
+def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles, stages=(2,)) -> dict:
     """The fastest tensor-core tile for this M, beside torch f16; checked against float64."""
     from lpir.backends.cuda.arrays import DevicePacked
 
@@ -60,7 +60,9 @@ def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles) -> dict:
     b = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
     stream = torch.cuda.current_stream()
     arguments = [a, b, scales, c]
-    seconds, tile, kernel, tried = fastest_matmul_wq(torch, timer, dt, m, n, k, arguments, tiles)
+    seconds, tile, kernel, tried = fastest_matmul_wq(
+        torch, timer, dt, m, n, k, arguments, tiles, stages
+    )
     dense = dequantized_f16(torch, dt, codes, scales, k)
     peer = timer(lambda: a @ dense)
     reference = a.double() @ dense.double()
@@ -94,8 +96,12 @@ def main() -> None:
         help="BMxBNxBK tiles of matmul_wq to try at each M (those that use tensor cores and "
         "do not exceed M by a whole tile; the fastest is reported)",
     )
+    parser.add_argument(
+        "--stages", default="2", help="pipeline depths to try with every tile, e.g. 2,3"
+    )
     args = parser.parse_args()
     tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
+    stages = [int(v) for v in args.stages.split(",")]
     torch = torch_cuda()
     repeat = args.repeat or (10 if args.quick else 30)
     size = 4096 if args.quick else 8192
@@ -121,7 +127,7 @@ def main() -> None:
     rows = []
     for weight in weights:
         for m in ALL_M:
-            row = bench(torch, timer, lpir.dtype(weight), m, size, size, rng, tiles)
+            row = bench(torch, timer, lpir.dtype(weight), m, size, size, rng, tiles, stages)
             floor = max(row["bytes"] / bandwidth, row["flops"] / rate)
             seconds = row["seconds"]
             print(

@@ -12,9 +12,11 @@
 #   bench  benchmarks/gpu_gemv.py and benchmarks/gpu_matmul.py, full tables   (~4-6 min)
 #   quick  the tests, then both benchmarks with --quick                       (~5-7 min)
 #   all    tests and full benchmarks (may exceed one 10-minute call: prefer two calls)
+#   stages gpu_gemv.py at 8192 x 8192 for u4 and u3 with 2, 3 and 4 pipeline stages (~3 min)
 #
 # Logs go to $OUT (the device tool's folder that comes back; ./gpu-session elsewhere):
-# environment.log, tests.log, gemv.log, gemv.json, matmul.log, matmul.json, summary.txt.
+# environment.log, tests.log, gemv.log, gemv.json, matmul.log, matmul.json, stages.log,
+# stages.json, summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -95,12 +97,19 @@ run_benchmarks() {
     summary "matmul: exit ${PIPESTATUS[0]}"
 }
 
+run_stages() {
+    timeout 300 "$PY" benchmarks/gpu_gemv.py --quick --weights u4,u3 --stages 2,3,4 \
+        --json "$OUT/stages.json" 2>&1 | tee "$OUT/stages.log"
+    summary "stages: exit ${PIPESTATUS[0]}"
+}
+
 case "$MODE" in
     tests) run_tests ;;
+    stages) run_stages ;;
     bench) run_benchmarks ;;
     quick) run_tests; run_benchmarks --quick ;;
     all) run_tests; run_benchmarks ;;
-    *) echo "usage: $0 [fetch|tests|bench|quick|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [fetch|tests|bench|quick|all|stages]" >&2; exit 2 ;;
 esac
 echo
 cat "$OUT/summary.txt"

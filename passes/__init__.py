@@ -11,6 +11,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     dce,
     layout_selection,
     lower_to_threads,
+    pipeline_loads,
     vectorize,
 )
 from lpir.passes.base import PASSES, Pass, get_pass, register_pass

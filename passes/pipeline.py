@@ -14,7 +14,8 @@ from lpir.ir.core import Module
 from lpir.ir.verifier import verify
 
 _CLEANUP = ("canonicalize", "cse", "dce")
-# cpu and cuda run the same passes; what differs is the target each pass is given.
+# cpu and cuda run the same passes (cuda one more); what differs is the target each pass is
+# given.
 _LOWERING = (
     *_CLEANUP,
     "layout-selection",
@@ -28,7 +29,8 @@ _LOWERING = (
 PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": _CLEANUP,
     "cpu": _LOWERING,
-    "cuda": _LOWERING,
+    # the GPU also keeps loop iterations' global loads in flight ahead of their use
+    "cuda": (*_LOWERING[:-3], "pipeline-loads", *_CLEANUP),
 }
 
 

@@ -39,9 +39,22 @@ def assign(emitter: KernelEmitter, target: CValue, source: CValue) -> None:
         return
     if source.kind == "array" and source.text == target.text and source.offset == target.offset:
         return
+    if _by_words(target, source):
+        bytes_ = target.lanes * target.dtype.nbits // 8
+        emitter.w.line(f"lpir_copy<{bytes_}>({target.address()}, {source.address()});")
+        return
     emitter.w.unrolled_loop(
         target.lanes, lambda i: emitter.w.line(f"{target.lane(i)} = {source.lane(i)};")
     )
+
+
+def _by_words(target: CValue, source: CValue) -> bool:
+    """Whether an array of bytes or halves can be copied in 32-bit words (whole words, each
+    starting on a word of both arrays; the arrays themselves are 16-byte aligned)."""
+    bits = target.dtype.nbits
+    if source.kind != "array" or bits not in (8, 16):
+        return False
+    return all((lanes * bits) % 32 == 0 for lanes in (target.lanes, target.offset, source.offset))
 
 
 def _reads(source: CValue, name: str) -> bool:
@@ -97,7 +110,10 @@ def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
     dt = op.induction_variable.type.dtype  # type: ignore[attr-defined]
     emitter.bind(op.induction_variable, CValue("scalar", iv, dt))
     bounds = [emitter.analysis.facts(v).constant for v in op.operands[:3]]
-    if None in bounds:
+    if op.stages is not None and op.stages > 1:
+        # a pipelined loop passes its S tiles on: unrolled S times, nvcc renames them instead
+        emitter.w.line(f"#pragma unroll {op.stages}")
+    elif None in bounds:
         emitter.w.line("#pragma unroll 1")
     condition = _loop_condition(emitter, op, iv, upper, step)
     head = f"for ({c_types.c_type(dt)} {iv} = {lower}; {condition}; {iv} += {step})"

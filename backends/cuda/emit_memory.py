@@ -32,7 +32,7 @@ from lpir.ir.ops import (
     UnaryOp,
     VectorConstantOp,
 )
-from lpir.ir.types import SharedType, VectorType
+from lpir.ir.types import GlobalType, SharedType, VectorType
 
 _LDG_TYPES = {
     "signed char",
@@ -179,12 +179,13 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
         return
     chunks = []
     for start, lanes, size in access.chunks():
-        wide = (
-            f"lpir_load<{size}, {nc}>({target.address(start)}, "
-            f"{access.lane_address(op.offsets[start])});"
-        )
-        zero_chunk = f"lpir_zero<{size}>({target.address(start)});"
-        chunks.append((start, lanes, wide, zero_chunk))
+        to, source = target.address(start), access.lane_address(op.offsets[start])
+        wide = f"lpir_load<{size}, {nc}>({to}, {source});"
+        if isinstance(op.memory.type, GlobalType):  # one predicated load where the mask is on
+            otherwise = _predicated_load(size, nc, to, source)
+        else:
+            otherwise = f"lpir_zero<{size}>({to});"
+        chunks.append((start, lanes, wide, otherwise))
     _guarded(
         access,
         chunks,
@@ -223,14 +224,23 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     )
 
 
+def _predicated_load(size: int, nc: str, to: str, source: str):
+    def statement(condition: str) -> str:
+        return f"lpir_load_if<{size}, {nc}>({to}, {source}, {condition});"
+
+    return statement
+
+
 def _guarded(access: _Access, chunks, per_lane) -> None:
-    """Wide accesses under their masks: consecutive chunks that share a uniform condition go
-    under one `if` (else: zero the loaded lanes); chunks whose lanes may differ test them all
-    and fall back to `per_lane(start, lanes)`."""
+    """Wide accesses under their masks. A chunk is (first lane, lanes, access, otherwise).
+    Where `otherwise` is None (stores) or a statement (a load's zeroing, in the `else`), the
+    accesses of consecutive chunks that share a uniform condition go under one `if`; where it
+    is a function of the condition (a global load), that is the predicated access, no branch.
+    Chunks whose lanes may differ test them all and fall back to `per_lane(start, lanes)`."""
     w = access.emitter.w
     index = 0
     while index < len(chunks):
-        start, lanes, wide, _ = chunks[index]
+        start, lanes, wide, otherwise = chunks[index]
         condition = access.group_mask(start, lanes)
         if condition is None:
             w.line(wide)
@@ -241,6 +251,10 @@ def _guarded(access: _Access, chunks, per_lane) -> None:
                 w.line(wide)
             with w.block("else"):
                 per_lane(start, lanes)
+            index += 1
+            continue
+        if callable(otherwise):
+            w.line(otherwise(condition))
             index += 1
             continue
         same = [chunks[index]]

@@ -37,7 +37,12 @@ COMPILE_CASES: dict[str, list[dict]] = {
     + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, {"N": 64, "K": 1000, "WT": "f4e2m1"}]
     # the narrower row tiles benchmarks/gpu_gemv.py tries (more blocks in flight)
     + [{"N": 200, "K": 512, "WT": "u4", "ZERO": 8, "BN": bn} for bn in (32, 16)]
-    + [{"N": 96, "K": 384, "WT": "u3", "ZERO": 4, "BN": 16, "BK": 64}],
+    + [{"N": 96, "K": 384, "WT": "u3", "ZERO": 4, "BN": 16, "BK": 64}]
+    # deeper pipelines (gpu_gemv.py --stages), the loop shorter than the pipeline included
+    + [{"N": 96, "K": 1000, "WT": "u5", "ZERO": 16, "STAGES": s} for s in (1, 3)]
+    # (4 stages of the default 64 x 128 tile need over 255 registers: a narrower one)
+    + [{"N": 96, "K": 1000, "WT": "u5", "ZERO": 16, "BN": 16, "BK": 64, "STAGES": 4}]
+    + [{"N": 64, "K": 256, "WT": "u4", "ZERO": 8, "BK": 128, "STAGES": 4}],
     "matmul_wq": [
         {},
         {"M": 100, "N": 64, "K": 256, "WT": "u3", "ZERO": 4},
@@ -49,6 +54,8 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 1, "N": 512, "K": 256, "BM": 16, "BN": 256, "WT": "u3", "ZERO": 4},
         {"M": 1, "N": 256, "K": 256, "BM": 16, "BN": 128, "BK": 64, "WT": "f8e4m3", "ZERO": 0},
         {"M": 200, "N": 128, "K": 128, "BM": 128, "BN": 128, "WT": "u3", "ZERO": 4},
+        {"M": 1, "N": 256, "K": 384, "BM": 16, "BN": 128, "WT": "u4", "STAGES": 3},
+        {"M": 40, "N": 64, "K": 96, "WT": "u6", "ZERO": 32, "STAGES": 1},
     ],
     "dequantize": [
         {},

@@ -388,6 +388,74 @@ LPIR_DEVICE void lpir_zero(void* to) {
     memcpy(to, &value, BYTES);
 }
 
+// lpir_load where `on`, zeros where not, without a branch: one predicated `ld.global` (the
+// tensors are global memory). Written as if/else, the branch splits the loop body of a
+// pipelined loop, and nvcc then recomputes loop-invariant addresses in every iteration.
+template <int BYTES, bool NC>
+LPIR_DEVICE void lpir_load_if(void* to, const void* from, bool on) {
+#ifdef LPIR_HOST_EMULATION
+    if (on) {
+        lpir_load<BYTES, NC>(to, from);
+    } else {
+        lpir_zero<BYTES>(to);
+    }
+#else
+    unsigned word[BYTES >= 4 ? BYTES / 4 : 1] = {};
+    const int flag = on;
+    if constexpr (BYTES == 16) {
+        if constexpr (NC) {
+            asm("{\n.reg .pred p;\nsetp.ne.b32 p, %5, 0;\n"
+                "@p ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n}"
+                : "+r"(word[0]), "+r"(word[1]), "+r"(word[2]), "+r"(word[3])
+                : "l"(from), "r"(flag));
+        } else {
+            asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %5, 0;\n"
+                "@p ld.global.v4.u32 {%0, %1, %2, %3}, [%4];\n}"
+                : "+r"(word[0]), "+r"(word[1]), "+r"(word[2]), "+r"(word[3])
+                : "l"(from), "r"(flag) : "memory");
+        }
+    } else if constexpr (BYTES == 8) {
+        if constexpr (NC) {
+            asm("{\n.reg .pred p;\nsetp.ne.b32 p, %3, 0;\n"
+                "@p ld.global.nc.v2.u32 {%0, %1}, [%2];\n}"
+                : "+r"(word[0]), "+r"(word[1]) : "l"(from), "r"(flag));
+        } else {
+            asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %3, 0;\n"
+                "@p ld.global.v2.u32 {%0, %1}, [%2];\n}"
+                : "+r"(word[0]), "+r"(word[1]) : "l"(from), "r"(flag) : "memory");
+        }
+    } else if constexpr (BYTES == 4) {
+        if constexpr (NC) {
+            asm("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n"
+                "@p ld.global.nc.u32 %0, [%1];\n}"
+                : "+r"(word[0]) : "l"(from), "r"(flag));
+        } else {
+            asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n"
+                "@p ld.global.u32 %0, [%1];\n}"
+                : "+r"(word[0]) : "l"(from), "r"(flag) : "memory");
+        }
+    } else {  // 1 or 2 bytes: a select, which nvcc predicates itself
+        typedef typename lpir_access<BYTES>::type T;
+        const T value = on ? *reinterpret_cast<const T*>(from) : T(0);
+        memcpy(word, &value, BYTES);
+    }
+    memcpy(to, word, BYTES);
+#endif
+}
+
+// Copies BYTES (a multiple of 4) from one register array to another a word at a time, as the
+// loop-carried tiles of a pipelined loop are passed on: copied lane by lane, arrays of bytes or
+// halves cost shifts and merges for every lane.
+template <int BYTES>
+LPIR_DEVICE void lpir_copy(void* to, const void* from) {
+    #pragma unroll
+    for (int at = 0; at < BYTES; at += 4) {
+        unsigned word;
+        memcpy(&word, static_cast<const unsigned char*>(from) + at, 4);
+        memcpy(static_cast<unsigned char*>(to) + at, &word, 4);
+    }
+}
+
 // Byte-granular read-modify-write of the bits of `bitmask`: atomic with respect to other
 // threads writing other bits of the same byte (st_bits). Whole bytes need no atomic.
 LPIR_DEVICE void lpir_store_bits(unsigned char* byte, unsigned value, unsigned bitmask) {

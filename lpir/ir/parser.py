@@ -166,7 +166,7 @@ class _ModuleBuilder:
             self.scopes[-1][str(token)[1:]] = value
 
     def for_op(self, tree: lark.Tree, result_tokens: list) -> Operation:
-        iv_token, lower, upper, step, iter_tree, _types_tree, *ops = tree.children
+        iv_token, lower, upper, step, stages, iter_tree, _types_tree, *ops = tree.children
         bounds = [self.use(t) for t in (lower, upper, step)]
         pairs = [p.children for p in iter_tree.children] if iter_tree is not None else []
         inits = [self.use(value) for _, value in pairs]
@@ -174,6 +174,8 @@ class _ModuleBuilder:
             op = ForOp.create(*bounds, inits)
         except LpirError as error:
             raise error.with_location(self.location(tree)) from None
+        if stages is not None:
+            op.attributes["stages"] = int(stages)
         op.location = self.location(tree)
         self.scopes.append({})
         self.bind_region_args(op.body, [iv_token] + [name for name, _ in pairs])

@@ -123,6 +123,8 @@ class Printer:
         prefix = self.results_prefix(op)
         iv = self.namer.define(op.induction_variable)
         text = f"{prefix}for {iv} = {lower} to {upper} step {step}"
+        if op.stages is not None:
+            text += f" stages {op.stages}"
         if op.iter_args:
             pairs = [
                 f"{self.namer.define(a)} = {self.namer[v]}" for a, v in zip(op.iter_args, op.inits)

@@ -63,14 +63,18 @@ class Rewriter:
 
     def rewrite_region_ops(self, region: Region) -> None:
         for op in region.ops:
-            saved = self.builder.location
-            self.builder.location = op.location
-            results = self.rewrite(op)
-            self.builder.location = saved
-            if results is None:
-                continue
-            for old, new in zip(op.results, results):
-                self.replace(old, new)
+            self.rewrite_op(op)
+
+    def rewrite_op(self, op: Operation) -> None:
+        """Rewrite one op at its location and map its results to what replaces them."""
+        saved = self.builder.location
+        self.builder.location = op.location
+        results = self.rewrite(op)
+        self.builder.location = saved
+        if results is None:
+            return
+        for old, new in zip(op.results, results):
+            self.replace(old, new)
 
     def rewrite(self, op: Operation) -> Sequence[Value] | None:
         """Emit the replacement of `op`; return the values standing for its results."""

@@ -182,9 +182,12 @@ class Let(Node):
 
 @dataclass
 class For(Node):
+    """`for var in range(bounds..., stages = S) { body }`; `keywords` holds `stages` if given."""
+
     var: str
     bounds: list[Node]
     body: list[Node]
+    keywords: list[KeywordArg] = field(default_factory=list)
 
 
 @dataclass

@@ -197,6 +197,31 @@ class KernelLowering(ExpressionLowering):
         nodes.append(bounds[2] if len(bounds) == 3 else node)
         return [self.as_index(v, n) for v, n in zip(values, nodes)]
 
+    def loop_stages(self, node: ast.For) -> int | None:
+        """The `stages = S` of `range(...)`: a compile-time integer >= 1, or None if not given."""
+        stages = None
+        for keyword in node.keywords:
+            if keyword.name != "stages":
+                raise self.error(
+                    f"range has no argument '{keyword.name}'",
+                    keyword,
+                    "range(start, stop, step, stages = S) takes only 'stages' by name",
+                )
+            value = self.expr(keyword.value)
+            valid = isinstance(value, Const) and isinstance(value.value, int)
+            if not valid or isinstance(value.value, bool) or value.value < 1:
+                shown = (
+                    constant_text(value.value) if isinstance(value, Const) else "a runtime value"
+                )
+                raise self.error(
+                    f"stages must be a compile-time integer of at least 1, not {shown}",
+                    keyword.value,
+                    "stages = 1 loads each tile in its own iteration; stages = S issues the "
+                    "global loads of S - 1 iterations ahead (S tiles in registers)",
+                )
+            stages = value.value
+        return stages
+
     def check_step(self, step: int | float | bool, node: ast.Node) -> None:
         """A compile-time range step must be a positive integer; say what to write instead."""
         if isinstance(step, int) and not isinstance(step, bool) and step > 0:
@@ -260,6 +285,9 @@ class KernelLowering(ExpressionLowering):
         op = ForOp.create(
             lower, upper, step, list(carried.values()), node.var, names, result_names=names
         )
+        stages = self.loop_stages(node)
+        if stages is not None:
+            op.attributes["stages"] = stages
         op.location = self.location(node.span)
         self.builder.insert(op)
         scope: dict[str, SemanticValue] = {node.var: Runtime(op.induction_variable)}

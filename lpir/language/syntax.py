@@ -209,8 +209,9 @@ class _ToAst(Transformer):
         return ast.Let(_span(meta), str(target), value)
 
     def for_stmt(self, meta, children):
-        var, *bounds, body = children
-        return ast.For(_span(meta), str(var), bounds, body)
+        var, call_args, body = children
+        bounds, keywords = _split_args(call_args)
+        return ast.For(_span(meta), str(var), bounds, body, keywords)
 
     def if_stmt(self, meta, children):
         cond, then_body, else_part = children

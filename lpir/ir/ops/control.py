@@ -4,7 +4,7 @@ Both levels use these. In tile IR every condition and bound is a block-uniform s
 threads of a block take the same path; passes and backends rely on that (a `sync` or `barrier`
 inside a loop is reached by every thread).
 
-    %acc.1 = for %k0 = %lo to %hi step %st iter_args(%acc = %acc.0) -> f32[32, 256] {
+    %acc.1 = for %k0 = %lo to %hi step %st stages 2 iter_args(%acc = %acc.0) -> f32[32, 256] {
       ...
       yield %next
     }
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Region, Value
 from lpir.ir.ops.arith import ConstantOp
-from lpir.ir.signature import Signature, at_least, exactly
+from lpir.ir.signature import INT, Signature, at_least, exactly
 from lpir.ir.types import ScalarType
 
 
@@ -44,10 +44,14 @@ class ForOp(Operation):
     Operands: lower, upper, step (integer scalars of one dtype), then the initial iteration
     values. The body's arguments are the induction variable and the iteration values; it ends in
     a `yield` of the next iteration values. The results are the final iteration values.
+    The optional attribute `stages` (from `range(..., stages = S)`) asks for the loop's global
+    loads to be issued S - 1 iterations ahead (passes/pipeline_loads.py).
     """
 
     names = ("for",)
-    signature = Signature(operands=at_least(3), results=at_least(0), regions=exactly(1))
+    signature = Signature(
+        operands=at_least(3), results=at_least(0), regions=exactly(1), optional={"stages": INT}
+    )
 
     @classmethod
     def create(
@@ -103,6 +107,11 @@ class ForOp(Operation):
     def inits(self) -> list[Value]:
         return self.operands[3:]
 
+    @property
+    def stages(self) -> int | None:
+        """The `stages` the source asked for, or None (the target's default)."""
+        return self.attributes.get("stages")
+
     def verify_(self) -> None:
         for bound in self.operands[:3]:
             if not isinstance(bound.type, ScalarType) or not bound.type.dtype.is_int:
@@ -110,6 +119,8 @@ class ForOp(Operation):
         step = self.step.owner
         if isinstance(step, ConstantOp) and isinstance(step.value, int) and step.value <= 0:
             raise self.error(f"the step is {step.value}; a loop step must be positive")
+        if self.stages is not None and self.stages < 1:
+            raise self.error(f"stages is {self.stages}; it must be at least 1")
         if not self.body.args:
             raise self.error("the body has no induction variable")
         types = [v.type for v in self.inits]

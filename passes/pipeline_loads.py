@@ -1,0 +1,208 @@
+"""pipeline-loads: issue a loop's global loads `stages - 1` iterations ahead of their use.
+
+Requires: thread IR (after vectorize: each `ld` is the access the backend will issue).
+Guarantees: in a `for` loop with S = `stages` >= 2 (the loop's own `stages`, else the target's
+default), every pipelinable load is issued S - 1 iterations before the iteration that uses it:
+the loop carries the S - 1 tiles already requested, each iteration requests the tile of the
+iteration S - 1 steps on and uses the oldest. S tiles are in registers at once. A GPU thread
+does not wait for a load until it uses the value, so the memory latency of one iteration
+overlaps the arithmetic of the S - 1 before it; without this, every iteration waits for its
+own loads (the first instruction that reads them stalls for the whole round trip).
+
+A load is pipelinable when it reads a global tensor that nothing in the loop writes, sits
+directly in the loop's body, and its address and mask are computed from the induction variable
+and values from outside the loop by pure ops (no loop-carried value, no other load). A loop
+runs it at all only when it provably runs at least once (the first tiles are requested before
+it). The prefetched iteration's value is clamped to the loop's last value: the tile beyond the
+end is never read, and the address and mask computations see only values the induction
+variable itself takes, so the bounds and alignment facts that decided the loads' masks and
+vector widths still hold. The last S - 1 iterations therefore request the last tile again
+(from cache); nothing is computed differently. The loop records the S it was pipelined with
+(`stages S`), which tells a backend to unroll it S times: the tiles then change registers by
+renaming instead of copies.
+"""
+
+from __future__ import annotations
+
+from lpir.passes.base import Pass, register_pass
+
+from lpir.ir.analysis import IndexAnalysis
+from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.effects import is_pure
+from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
+from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import GlobalType
+
+# Without `stages` in the source, loops on a GPU keep one iteration of loads in flight ahead;
+# the CPU's out-of-order cores and caches do that themselves.
+DEFAULT_STAGES = {"cuda": 2}
+
+
+def written_memories(loop: ForOp) -> set[int]:
+    """ids of the memories the loop stores to (`st`, `st_bits`, tile stores), at any depth."""
+    return {
+        id(op.operands[0])
+        for op in loop.walk()
+        if op.name in ("st", "st_bits", "store_global", "store_shared")
+    }
+
+
+def address_slice(load: LoadThreadOp, loop: ForOp) -> list[Operation] | None:
+    """The body's ops that compute the load's address and mask, in order; None when the load
+    cannot move (a loop-carried value or an impure op feeds it, or the address ignores the
+    induction variable: such a load belongs before the loop, not one iteration ahead)."""
+    in_body = {id(op) for op in loop.body.ops}
+    carried = {id(arg) for arg in loop.iter_args}
+    needed: set[int] = set()
+    pending = list(load.operands[1:])
+    uses_induction = False
+    while pending:
+        value = pending.pop()
+        if value is loop.induction_variable:
+            uses_induction = True
+            continue
+        if id(value) in carried:
+            return None
+        owner = value.owner
+        if not isinstance(owner, Operation) or id(owner) not in in_body or id(owner) in needed:
+            continue
+        if not is_pure(owner):
+            return None
+        needed.add(id(owner))
+        pending.extend(owner.operands)
+    if not uses_induction:
+        return None
+    return [op for op in loop.body.ops if id(op) in needed]
+
+
+class _Pipeliner(Rewriter):
+    def __init__(self, default_stages: int):
+        super().__init__()
+        self.default_stages = default_stages
+        self.analysis: IndexAnalysis | None = None
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        self.analysis = IndexAnalysis(kernel)
+        return super().run_kernel(kernel)
+
+    def rewrite(self, op: Operation):
+        if isinstance(op, ForOp):
+            return self.pipeline(op)
+        return self.copy(op).results
+
+    # ---- which loads ------------------------------------------------------------------------
+    def pipelinable(self, loop: ForOp) -> list[tuple[LoadThreadOp, list[Operation]]]:
+        if not self.runs_at_least_once(loop):
+            return []
+        written = written_memories(loop)
+        found = []
+        for op in loop.body.ops:
+            if not isinstance(op, LoadThreadOp) or not isinstance(op.memory.type, GlobalType):
+                continue
+            if id(op.memory) in written:
+                continue
+            ops = address_slice(op, loop)
+            if ops is not None:
+                found.append((op, ops))
+        return found
+
+    def runs_at_least_once(self, loop: ForOp) -> bool:
+        lower, upper = (self.analysis.facts(v) for v in (loop.lower, loop.upper))  # type: ignore[union-attr]
+        return lower.hi is not None and upper.lo is not None and lower.hi < upper.lo
+
+    # ---- the rewrite ------------------------------------------------------------------------
+    def pipeline(self, loop: ForOp) -> list[Value]:
+        stages = loop.stages if loop.stages is not None else self.default_stages
+        loads = self.pipelinable(loop) if stages >= 2 else []
+        if not loads:
+            return self.copy(loop).results
+        ahead = stages - 1
+        lower, upper, step = self.map_all(loop.operands[:3])
+        last = self.last_value(lower, upper, step)
+        rings = [
+            [self.issue(loop, load, ops, self.clamped(lower, step, j, last)) for j in range(ahead)]
+            for load, ops in loads
+        ]
+        carried_names = [a.name_hint for a in loop.iter_args]
+        ring_names = [f"{load.memory.name_hint}_ahead" for load, _ in loads]
+        new = ForOp.create(
+            lower,
+            upper,
+            step,
+            self.map_all(loop.inits) + [tile for ring in rings for tile in ring],
+            loop.induction_variable.name_hint,
+            carried_names + [name for name in ring_names for _ in range(ahead)],
+            [r.name_hint for r in loop.results] + [None] * (len(loads) * ahead),
+        )
+        new.attributes = {**loop.attributes, "stages": stages}
+        new.location = loop.location
+        self.builder.insert(new)
+        self.fill_body(loop, new, loads, ahead, last)
+        return new.results[: len(loop.results)]
+
+    def fill_body(self, loop: ForOp, new: ForOp, loads, ahead: int, last: Value) -> None:
+        iv = new.induction_variable
+        self.replace(loop.induction_variable, iv)
+        count = len(loop.iter_args)
+        for old, arg in zip(loop.iter_args, new.iter_args[:count]):
+            self.replace(old, arg)
+        ring_args = new.iter_args[count:]
+        rings = [ring_args[i * ahead : (i + 1) * ahead] for i in range(len(loads))]
+        moved = {id(load) for load, _ in loads}
+        with self.builder.at(new.body):
+            step = self.map(loop.step)
+            next_tile = self.clamped(iv, step, ahead, last)
+            fetched = [self.issue(loop, load, ops, next_tile) for load, ops in loads]
+            for (load, _), ring in zip(loads, rings):
+                self.replace(load.result, ring[0])
+            for op in loop.body.ops:
+                if id(op) in moved:
+                    continue
+                if isinstance(op, YieldOp):
+                    shifted = [v for ring, tile in zip(rings, fetched) for v in [*ring[1:], tile]]
+                    self.builder.insert(YieldOp.create(self.map_all(op.operands) + shifted))
+                    continue
+                self.rewrite_op(op)
+
+    def issue(self, loop: ForOp, load: LoadThreadOp, ops: list[Operation], iteration: Value):
+        """A copy of `load` and its address computation for the iteration `iteration`."""
+        local = {id(loop.induction_variable): iteration}
+
+        def value(old: Value) -> Value:
+            return local.get(id(old)) or self.map(old)
+
+        for op in [*ops, load]:
+            copied = self.copy(op, operands=[value(v) for v in op.operands])
+            for old, new in zip(op.results, copied.results):
+                local[id(old)] = new
+        return local[id(load.result)]
+
+    def clamped(self, start: Value, step: Value, steps: int, last: Value) -> Value:
+        """min(start + steps * step, last); just `start` for no steps."""
+        if steps == 0:
+            return start
+        dt = start.type.dtype  # type: ignore[attr-defined]
+        offset = step
+        if steps > 1:
+            count = self.builder.add(ConstantOp.create(steps, dt))
+            offset = self.builder.add(BinaryOp.create("mul", step, count))
+        ahead = self.builder.add(BinaryOp.create("add", start, offset))
+        return self.builder.add(BinaryOp.create("min", ahead, last))
+
+    def last_value(self, lower: Value, upper: Value, step: Value) -> Value:
+        """The induction variable's last value: lower + (upper - 1 - lower) / step * step."""
+        dt = lower.type.dtype  # type: ignore[attr-defined]
+        one = self.builder.add(ConstantOp.create(1, dt))
+        span = self.builder.add(BinaryOp.create("sub", upper, one))
+        span = self.builder.add(BinaryOp.create("sub", span, lower))
+        count = self.builder.add(BinaryOp.create("div", span, step))
+        offset = self.builder.add(BinaryOp.create("mul", count, step))
+        return self.builder.add(BinaryOp.create("add", lower, offset))
+
+
+@register_pass
+class PipelineLoadsPass(Pass):
+    name = "pipeline-loads"
+
+    def run(self, module: Module) -> Module:
+        return _Pipeliner(DEFAULT_STAGES.get(self.target, 1)).run(module)

@@ -1,0 +1,176 @@
+"""pipeline-loads: a loop's global loads issued `stages - 1` iterations ahead, same results.
+
+The CUDA pipeline runs the pass (2 stages unless the loop says otherwise); its thread IR runs
+on the thread interpreter ("threads-cuda") and, as emitted CUDA C, on the host emulation. Both
+must equal the reference interpreter for every number of stages, including loops shorter than
+the pipeline and tiles hanging over the tensor's edge. The structure tests pin what is moved
+and what is left where it was.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
+from lpir.backends.cuda.source import emit_kernel
+
+import lpir
+from lpir.ir.parser import parse
+from lpir.ir.printer import print_module
+
+# x and packed u3 weights streamed in BLOCK-wide tiles: two pipelined loads with masks at the
+# edge (N need not divide BLOCK), one loop-carried accumulator.
+STREAM = """
+kernel stream[N = 1000, BLOCK = 128, STAGES = 2](
+    x: global f32[N], w: global u3[N], y: global f32[BLOCK],
+) blocks(1) threads(32) {
+    acc = zeros<f32>[BLOCK]
+    for i in range(0, N, BLOCK, stages = STAGES) {
+        acc += load(x[i :+ BLOCK]) * cast<f32>(load(w[i :+ BLOCK]))
+    }
+    store(y[0 :+ BLOCK], acc)
+}
+"""
+
+CASES = [(n, stages) for n in (100, 128, 256, 1000) for stages in (1, 2, 3, 4)]
+
+
+def arguments(n: int, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n).astype(np.float32)
+    w = lpir.pack(rng.integers(0, 8, n), "u3")
+    return [x, w, np.zeros(128, np.float32)]
+
+
+def run(target: str, n: int, stages: int):
+    kernel = lpir.compile(STREAM, target=target, N=n, STAGES=stages)
+    args = arguments(n)
+    kernel(*args)
+    return kernel, args[2]
+
+
+def final_ir(n: int = 1000, stages: int = 2, source: str = STREAM, **params) -> str:
+    kernel = lpir.compile(source, target="threads-cuda", N=n, STAGES=stages, **params)
+    return kernel.specialize(None).stages["final"]
+
+
+@pytest.mark.parametrize(("n", "stages"), CASES)
+def test_pipelined_loop_equals_the_interpreter(n, stages):
+    _, wanted = run("interp", n, stages)
+    _, got = run("threads-cuda", n, stages)
+    # the same f32 products summed in the same order per lane: equal to the last bit
+    np.testing.assert_array_equal(got, wanted)
+
+
+@pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
+def test_pipelined_cuda_c_equals_the_interpreter():
+    kernels, expected, inputs = [], [], []
+    for index, (n, stages) in enumerate(CASES):
+        kernel, wanted = run("threads-cuda", n, stages)
+        kernels.append(emit_kernel(kernel.last.module.kernels[0], f"stream_{index}"))
+        expected.append(run("interp", n, stages)[1])
+        inputs.append(arguments(n))
+    for runner, wanted, args in zip(emulate_kernels(kernels), expected, inputs):
+        emulated = copy.deepcopy(args)
+        runner.run(emulated)
+        np.testing.assert_array_equal(emulated[2], wanted)
+
+
+@pytest.mark.parametrize("stages", [2, 3, 4])
+def test_each_load_is_issued_stages_minus_one_iterations_ahead(stages):
+    text = final_ir(stages=stages)
+    before, loop = text.split(" = for ", 1)
+    # the first stages - 1 tiles of each tensor before the loop, the next one inside it
+    assert before.count("ld(%x") == stages - 1 and before.count("ld(%w") == stages - 1
+    assert loop.count("ld(%x") == 1 and loop.count("ld(%w") == 1
+    assert f"stages {stages} iter_args(" in loop
+    # carried: the accumulator and stages - 1 tiles of x and of w
+    header = loop.split("\n", 1)[0]
+    assert header.count("%x_ahead") == stages - 1 and header.count("%w_ahead") == stages - 1
+    # the prefetched iteration is clamped to the last one (1000 = 7 * 128 + 104: 896)
+    assert "constant {value = 896}" in text and "min(" in loop
+
+
+def test_one_stage_and_the_cpu_leave_the_loop_alone():
+    assert "_ahead" not in final_ir(stages=1)
+    cpu = lpir.compile(STREAM, target="cpu", N=1000, STAGES=3).specialize(None)
+    assert "_ahead" not in cpu.stages["final"]
+
+
+def test_default_is_two_stages_on_the_gpu():
+    source = STREAM.replace(", stages = STAGES", "")
+    assert "stages 2 iter_args(" in final_ir(source=source)
+
+
+IN_PLACE = """
+kernel scale[N = 512, STAGES = 2](x: global f32[N], s: global f32[N]) blocks(1) threads(32) {
+    for i in range(0, N, 64) {
+        store(x[i :+ 64], load(x[i :+ 64]) * load(s[i :+ 64]))
+    }
+}
+"""
+
+CARRIED = """
+kernel walk[N = 512, STAGES = 2](x: global f32[N], y: global f32[64]) blocks(1) threads(32) {
+    acc = zeros<f32>[64]
+    let j = 0
+    for i in range(0, N, 64) {
+        acc += load(x[j :+ 64])
+        j = j + 64
+    }
+    store(y[0 :+ 64], acc)
+}
+"""
+
+RUNTIME_BOUND = """
+kernel bounded[N = 512, STAGES = 2](x: global f32[N], n: i32, y: global f32[64])
+    blocks(1) threads(32) {
+    acc = zeros<f32>[64]
+    for i in range(0, n, 64) {
+        acc += load(x[i :+ 64])
+    }
+    store(y[0 :+ 64], acc)
+}
+"""
+
+
+def test_a_tensor_the_loop_writes_is_not_loaded_ahead():
+    text = final_ir(n=512, source=IN_PLACE)
+    assert "%s_ahead" in text and "%x_ahead" not in text
+
+
+def test_an_address_from_a_loop_carried_value_is_not_loaded_ahead():
+    assert "_ahead" not in final_ir(n=512, source=CARRIED)
+
+
+def test_a_loop_that_may_not_run_is_not_pipelined():
+    assert "_ahead" not in final_ir(n=512, source=RUNTIME_BOUND)
+
+
+def inputs(source: str) -> list:
+    """x (and s) random, n = 384 where the loop bound is an argument, y zeros."""
+    rng = np.random.default_rng(1)
+    values = {"n": 384, "y": np.zeros(64, np.float32)}
+    names = [arg.name for arg in lpir.compile(source, target="interp").definition.args]
+    return [values.get(name, rng.standard_normal(512).astype(np.float32)) for name in names]
+
+
+@pytest.mark.parametrize(
+    "source", [IN_PLACE, CARRIED, RUNTIME_BOUND], ids=["in-place", "carried", "runtime-bound"]
+)
+def test_loops_left_alone_still_compute_the_same(source):
+    results = {}
+    for target in ("interp", "threads-cuda"):
+        args = inputs(source)
+        lpir.compile(source, target=target, N=512)(*args)
+        results[target] = args
+    for got, wanted in zip(results["threads-cuda"], results["interp"]):
+        np.testing.assert_array_equal(got, wanted)
+
+
+def test_stages_survive_printing_and_parsing():
+    text = final_ir(stages=3)
+    assert "stages 3 iter_args(" in text
+    assert print_module(parse(text)) == text
