@@ -11,9 +11,9 @@ own loads (the first instruction that reads them stalls for the whole round trip
 
 A load is pipelinable when it reads a global tensor that nothing in the loop writes, sits
 directly in the loop's body, and its address and mask are computed from the induction variable
-and values from outside the loop by pure ops (no loop-carried value, no other load). A loop
-runs it at all only when it provably runs at least once (the first tiles are requested before
-it). The prefetched iteration's value is clamped to the loop's last value: the tile beyond the
+and values from outside the loop by pure ops (no loop-carried value, no other load). Only
+loops that provably run at least once are changed (their first tiles are requested before
+them). The prefetched iteration's value is clamped to the loop's last value: the tile beyond the
 end is never read, and the address and mask computations see only values the induction
 variable itself takes, so the bounds and alignment facts that decided the loads' masks and
 vector widths still hold. The last S - 1 iterations therefore request the last tile again
@@ -28,7 +28,7 @@ from lpir.passes.base import Pass, register_pass
 
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation, Value
-from lpir.ir.effects import is_pure
+from lpir.ir.effects import is_pure, stored_arguments
 from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import GlobalType
@@ -36,15 +36,6 @@ from lpir.ir.types import GlobalType
 # Without `stages` in the source, loops on a GPU keep one iteration of loads in flight ahead;
 # the CPU's out-of-order cores and caches do that themselves.
 DEFAULT_STAGES = {"cuda": 2}
-
-
-def written_memories(loop: ForOp) -> set[int]:
-    """ids of the memories the loop stores to (`st`, `st_bits`, tile stores), at any depth."""
-    return {
-        id(op.operands[0])
-        for op in loop.walk()
-        if op.name in ("st", "st_bits", "store_global", "store_shared")
-    }
 
 
 def address_slice(load: LoadThreadOp, loop: ForOp) -> list[Operation] | None:
@@ -94,7 +85,7 @@ class _Pipeliner(Rewriter):
     def pipelinable(self, loop: ForOp) -> list[tuple[LoadThreadOp, list[Operation]]]:
         if not self.runs_at_least_once(loop):
             return []
-        written = written_memories(loop)
+        written = stored_arguments(loop)
         found = []
         for op in loop.body.ops:
             if not isinstance(op, LoadThreadOp) or not isinstance(op.memory.type, GlobalType):

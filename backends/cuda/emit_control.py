@@ -54,7 +54,7 @@ def _by_words(target: CValue, source: CValue) -> bool:
     bits = target.dtype.nbits
     if source.kind != "array" or bits not in (8, 16):
         return False
-    return all((lanes * bits) % 32 == 0 for lanes in (target.lanes, target.offset, source.offset))
+    return all((count * bits) % 32 == 0 for count in (target.lanes, target.offset, source.offset))
 
 
 def _reads(source: CValue, name: str) -> bool:

@@ -37,10 +37,8 @@ def is_pure(op: Operation) -> bool:
     )
 
 
-def stored_arguments(kernel) -> set[int]:
-    """ids of the global tensor arguments a thread-IR kernel writes (`st`, `st_bits`)."""
+def stored_arguments(code) -> set[int]:
+    """ids of the memories a thread-IR kernel (or loop, or any op) writes (`st`, `st_bits`)."""
     from lpir.ir.ops import StoreBitsOp, StoreThreadOp
 
-    return {
-        id(op.operands[0]) for op in kernel.walk() if isinstance(op, StoreThreadOp | StoreBitsOp)
-    }
+    return {id(op.operands[0]) for op in code.walk() if isinstance(op, StoreThreadOp | StoreBitsOp)}
