@@ -121,3 +121,22 @@ def test_nvrtc_compiles_the_same_sources(example):
     if not nvrtc_usable():
         pytest.skip("cuda-core (NVRTC) or the CUDA headers are not installed")
     assert compile_with_nvrtc(example_translation_unit(example), "sm_90", "cubin")
+
+
+def test_ptx_of_a_masked_pipelined_loop_has_predicated_loads_and_no_branch_inside():
+    """The tensor-core GEMV: the A tile's rows past M = 1 are masked, so the loop's load of it
+    is one predicated `ld.global.nc` (lpir_load_if), and the loop body is one basic block, its
+    only branch the loop's own (an if/else around the load made nvcc recompute the
+    shared-memory addresses in every iteration)."""
+    params = {"M": 1, "N": 512, "K": 256, "BM": 16, "BN": 256, "WT": "u3", "ZERO": 4}
+    ptx = _ptx("matmul_wq", params)
+    backward = [
+        match
+        for match in re.finditer(r"bra\s+(\$L__BB\d+_\d+);", ptx)
+        if ptx.find(match.group(1) + ":") < match.start()
+    ]
+    assert len(backward) == 1, "one loop"
+    label = backward[0].group(1)
+    loop = ptx[ptx.index(label + ":") : backward[0].start()]
+    assert "@p ld.global.nc.v2.u32" in loop
+    assert " bra" not in loop and "\tbra" not in loop
