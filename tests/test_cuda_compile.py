@@ -123,6 +123,7 @@ def test_nvrtc_compiles_the_same_sources(example):
     assert compile_with_nvrtc(example_translation_unit(example), "sm_90", "cubin")
 
 
+@NO_NVCC
 def test_ptx_of_a_masked_pipelined_loop_has_predicated_loads_and_no_branch_inside():
     """The tensor-core GEMV: the A tile's rows past M = 1 are masked, so the loop's load of it
     is one predicated `ld.global.nc` (lpir_load_if), and the loop body is one basic block, its
