@@ -24,10 +24,14 @@ Every lpir result is checked against a float64 reference on the GPU (relative er
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
+import multiprocessing
+import os
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +100,7 @@ def zero_point(dt) -> int:
 
 
 def random_codes(dt, shape, rng) -> np.ndarray:
-    codes = rng.integers(0, 1 << dt.nbits, size=shape, dtype=np.uint16).astype(dt.code_numpy_dtype)
+    codes = rng.integers(0, 1 << dt.nbits, size=shape, dtype=dt.code_numpy_dtype)
     if dt.is_float:
         finite = np.isfinite(dt.decode(codes))
         codes = np.where(finite, codes, 0).astype(codes.dtype)
@@ -122,6 +126,51 @@ def compiled_kernel(name: str, params: dict):
     return compile_kernel(specialization.module, specialization.params)
 
 
+def _cubin(candidate: tuple[str, dict], arch: str) -> str | None:
+    """Compile one (kernel, params) candidate into lpir's disk cache; the error, if any."""
+    try:
+        compiled_kernel(*candidate).cubin(arch)
+    except Exception as failure:  # reported; the timed loop meets it again and stops there
+        return f"{candidate[0]} {candidate[1]}: {type(failure).__name__}: {failure}"
+    return None
+
+
+def precompile(candidates: list[tuple[str, dict]], jobs: int | None = None) -> None:
+    """Compile every candidate kernel in parallel before anything is timed, so that the timed
+    loop only loads cubins from lpir's disk cache: NVRTC takes ~0.5 s a kernel and a full
+    table has a few hundred, on a machine whose GPU time is scarcer than its cores."""
+    from lpir.backends.cuda.device import device_arch
+
+    arch = device_arch()
+    jobs = jobs or os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")  # this process already holds a CUDA context
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        failures = [f for f in pool.map(_cubin, candidates, itertools.repeat(arch)) if f]
+    print(f"compiled {len(candidates)} kernels for {arch} on {jobs} processes", flush=True)
+    for failure in failures:
+        print(f"  compile failed: {failure}", flush=True)
+
+
+def gemv_params(dt, n: int, k: int, bn: int, bk: int, depth: int) -> dict:
+    params = {"WT": dt.name, "ZERO": zero_point(dt), "N": n, "K": k, "BN": bn, "BK": bk}
+    return {**params, "STAGES": depth}
+
+
+def matmul_params(dt, m: int, n: int, k: int, tile: tuple[int, int, int], depth: int) -> dict:
+    bm, bn, bk = tile
+    params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
+    return {**params, "BM": bm, "BN": bn, "BK": bk, "STAGES": depth}
+
+
+def matmul_candidates(dt, m: int, n: int, k: int, tiles, stages) -> list[tuple[str, dict]]:
+    """matmul_wq's (kernel, params) timed for M rows: each tensor-core tile at each depth."""
+    chosen = tensor_core_tiles(dt.name, m, n, k, tuple(tiles))
+    return [
+        (str(MATMUL_KERNEL), matmul_params(dt, m, n, k, tile, depth))
+        for tile, depth in itertools.product(chosen, stages)
+    ]
+
+
 def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dict:
     """The fastest of the row x column tiles (BN, BK) and pipeline depths for this weight type,
     checked."""
@@ -137,8 +186,7 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dic
     arguments = [x, w, scales, y]
     timed = []
     for (bn, bk), depth in itertools.product(tiles, stages):
-        params = {"WT": dt.name, "ZERO": zero_point(dt), "N": n, "K": k, "BN": bn, "BK": bk}
-        candidate = compiled_kernel("gemv_wq", {**params, "STAGES": depth})
+        candidate = compiled_kernel("gemv_wq", gemv_params(dt, n, k, bn, bk, depth))
         seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
         timed.append((seconds, tile_name(f"{bn}x{bk}", depth, stages), candidate))
     seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
@@ -167,17 +215,18 @@ def tile_name(tile: str, depth: int, stages) -> str:
     return tile if len(stages) == 1 else f"{tile}/s{depth}"
 
 
-def tensor_core_tiles(dt, m: int, n: int, k: int, tiles: list[tuple[int, int, int]]):
+@functools.cache
+def tensor_core_tiles(weights: str, m: int, n: int, k: int, tiles: tuple[tuple[int, int, int]]):
     """The (BM, BN, BK) tiles of matmul_wq worth timing for M rows: tensor cores used (the
     kernel's 4 warps fit the tile's m16n8 atoms; other tiles fall back to SIMT FMA) and no
     more than one tile of rows beyond M (a 64-row tile for M = 16 computes three quarters
     zeros)."""
+    dt = lpir.dtype(weights)
     chosen = []
     for bm, bn, bk in tiles:
         if bm > max(16, m) or k % bk or GROUP % bk:
             continue
-        params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
-        params.update({"BM": bm, "BN": bn, "BK": bk})
+        params = matmul_params(dt, m, n, k, (bm, bn, bk), 2)
         final = lpir.compile(str(MATMUL_KERNEL), target="cuda", **params).ir("final")
         if "mma(" in final:
             chosen.append((bm, bn, bk))
@@ -189,12 +238,11 @@ def fastest_matmul_wq(torch, timer, dt, m: int, n: int, k: int, arguments, tiles
     depth for these arguments [a, b, scales, c] (device arrays), timed on the current stream."""
     stream = torch.cuda.current_stream()
     timed = []
-    for (bm, bn, bk), depth in itertools.product(tensor_core_tiles(dt, m, n, k, tiles), stages):
-        params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
-        params.update({"BM": bm, "BN": bn, "BK": bk, "STAGES": depth})
-        candidate = compiled_kernel(str(MATMUL_KERNEL), params)
+    for name, params in matmul_candidates(dt, m, n, k, tiles, stages):
+        candidate = compiled_kernel(name, params)
         seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
-        timed.append((seconds, tile_name(f"{bm}x{bn}x{bk}", depth, stages), candidate))
+        tile = f"{params['BM']}x{params['BN']}x{params['BK']}"
+        timed.append((seconds, tile_name(tile, params["STAGES"], stages), candidate))
     seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
     return seconds, tile, kernel, {name: round(t * 1e6, 1) for t, name, _ in timed}
 
@@ -331,6 +379,9 @@ def main() -> None:
         action="store_true",
         help="skip the second lpir GEMV (matmul_wq with M = 1 on tensor cores)",
     )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="processes compiling kernels (default: all cores)"
+    )
     args = parser.parse_args()
     torch = torch_cuda()
     repeat = args.repeat or (20 if args.quick else 50)
@@ -344,6 +395,16 @@ def main() -> None:
     bandwidth = copy_bandwidth(torch, repeat)
     print(f"{properties.name}, {properties.multi_processor_count} SMs; lpir {lpir.__name__}")
     print(f"device-to-device copy: {bandwidth / 1e9:.0f} GB/s (read + write)")
+    candidates = []
+    for (n, k), name in itertools.product(shapes, weights):
+        dt = lpir.dtype(name)
+        candidates += [
+            ("gemv_wq", gemv_params(dt, n, k, bn, bk, depth))
+            for (bn, bk), depth in itertools.product(tiles, stages)
+        ]
+        if not args.no_tensor_cores:
+            candidates += matmul_candidates(dt, 1, n, k, TENSOR_CORE_TILES, stages)
+    precompile(candidates, args.jobs)
     timer = Timer(torch, repeat)
     rng = np.random.default_rng(0)
     results = {"device": properties.name, "copy_bandwidth": bandwidth, "shapes": []}

@@ -17,6 +17,7 @@ result is checked against A @ dequant(B) computed on the GPU in float64 (relativ
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ from gpu_gemv import (
     copy_bandwidth,
     dequantized_f16,
     fastest_matmul_wq,
+    matmul_candidates,
+    precompile,
     random_codes,
     torch_cuda,
 )
@@ -99,6 +102,9 @@ def main() -> None:
     parser.add_argument(
         "--stages", default="2", help="pipeline depths to try with every tile, e.g. 2,3"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="processes compiling kernels (default: all cores)"
+    )
     args = parser.parse_args()
     tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
     stages = [int(v) for v in args.stages.split(",")]
@@ -109,6 +115,14 @@ def main() -> None:
         args.weights.split(",")
         if args.weights
         else (["u4"] if args.quick else ["u4", "u3", "f4e2m1"])
+    )
+    precompile(
+        [
+            candidate
+            for weight, m in itertools.product(weights, ALL_M)
+            for candidate in matmul_candidates(lpir.dtype(weight), m, size, size, tiles, stages)
+        ],
+        args.jobs,
     )
     timer = Timer(torch, repeat)
     bandwidth = copy_bandwidth(torch, repeat)

@@ -4,9 +4,11 @@
 #   1. Here (needs PyPI), once:   bash benchmarks/gpu_session.sh fetch
 #      downloads the pure-Python wheels the GPU image lacks (lark, filecheck) into .whl/
 #      (ignored by git) — carry it with the call.
-#   2. On the GPU machine:        bash benchmarks/gpu_session.sh [tests|bench|quick|all]
-#      e.g. device run: command="bash benchmarks/gpu_session.sh tests", carry=[".whl"]
+#   2. On the GPU machine:        bash benchmarks/gpu_session.sh [device|tests|bench|quick|all]
+#      e.g. device run: command="bash benchmarks/gpu_session.sh device", carry=[".whl"]
 #
+#   device everything in one call of the device tool (~6-8 min): the whole test suite on all
+#          cores (pytest-xdist), then both benchmarks in full, sweeping 2-4 pipeline stages
 #   tests  the CUDA tests: GPU launches (every example, every cast, device arrays, both
 #          compilers, PTX), nvcc compiles, host emulation, FileCheck          (~3-5 min)
 #   bench  benchmarks/gpu_gemv.py and benchmarks/gpu_matmul.py, full tables   (~4-6 min)
@@ -88,6 +90,15 @@ run_tests() {
     summary "tests: $(tail -n 1 "$OUT/tests.log")"
 }
 
+# The whole suite, GPU tests included, spread over the machine's cores when pytest-xdist is there.
+run_suite() {
+    local parallel=()
+    "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "$(nproc)")
+    timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" \
+        --junitxml "$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -n 40
+    summary "suite: $(tail -n 1 "$OUT/tests.log")"
+}
+
 # ---- benchmarks ----------------------------------------------------------------------------------
 run_benchmarks() {
     local quick=${1:-}
@@ -104,12 +115,21 @@ run_stages() {
 }
 
 case "$MODE" in
+    device)
+        run_suite
+        timeout 260 "$PY" benchmarks/gpu_gemv.py --stages 2,3,4 --json "$OUT/gemv.json" 2>&1 \
+            | tee "$OUT/gemv.log"
+        summary "gemv: exit ${PIPESTATUS[0]}"
+        timeout 120 "$PY" benchmarks/gpu_matmul.py --stages 2,3 --json "$OUT/matmul.json" 2>&1 \
+            | tee "$OUT/matmul.log"
+        summary "matmul: exit ${PIPESTATUS[0]}"
+        ;;
     tests) run_tests ;;
     stages) run_stages ;;
     bench) run_benchmarks ;;
     quick) run_tests; run_benchmarks --quick ;;
     all) run_tests; run_benchmarks ;;
-    *) echo "usage: $0 [fetch|tests|bench|quick|all|stages]" >&2; exit 2 ;;
+    *) echo "usage: $0 [fetch|device|tests|bench|quick|all|stages]" >&2; exit 2 ;;
 esac
 echo
 cat "$OUT/summary.txt"
