@@ -94,7 +94,7 @@ run_tests() {
 run_suite() {
     local parallel=()
     "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "$(nproc)")
-    timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" \
+    timeout 180 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" \
         --junitxml "$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -n 40
     summary "suite: $(tail -n 1 "$OUT/tests.log")"
 }
@@ -117,10 +117,10 @@ run_stages() {
 case "$MODE" in
     device)
         run_suite
-        timeout 260 "$PY" benchmarks/gpu_gemv.py --stages 2,3,4 --json "$OUT/gemv.json" 2>&1 \
+        timeout 240 "$PY" benchmarks/gpu_gemv.py --stages 2,3,4 --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
-        timeout 120 "$PY" benchmarks/gpu_matmul.py --stages 2,3 --json "$OUT/matmul.json" 2>&1 \
+        timeout 110 "$PY" benchmarks/gpu_matmul.py --stages 2,3 --json "$OUT/matmul.json" 2>&1 \
             | tee "$OUT/matmul.log"
         summary "matmul: exit ${PIPESTATUS[0]}"
         ;;
