@@ -41,7 +41,7 @@ import lpir
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
 MATMUL_KERNEL = KERNEL.with_name("matmul_wq.lp")
 # BM x BN x BK tiles of matmul_wq tried for its M = 1 (tensor-core) GEMV
-TENSOR_CORE_TILES = [(16, 64, 32), (16, 128, 32), (16, 128, 64), (16, 256, 32)]
+TENSOR_CORE_TILES = [(16, 64, 32), (16, 128, 32), (16, 64, 128), (16, 128, 64), (16, 128, 128)]
 GROUP = 128
 ALL_WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "f4e2m1", "f6e3m2", "f8e4m3"]
 QUICK_WEIGHTS = ["u4", "u3", "f4e2m1"]
@@ -210,6 +210,21 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dic
     }
 
 
+def checked_row(bench, *args) -> dict | None:
+    """One row of the table, printed as soon as it is measured; None (with the reason
+    printed) if it fails, so that the rest of the table still comes out."""
+    try:
+        row = bench(*args)
+    except Exception as failure:  # a benchmark row, not the run: report and go on
+        print(f"  ({bench.__name__}, {args[2].name}: {type(failure).__name__}: {failure})")
+        return None
+    print(
+        f"  {bench.__name__} {row['weights']}: {row['seconds'] * 1e6:.1f} us ({row['tile']})",
+        flush=True,
+    )
+    return row
+
+
 def tile_name(tile: str, depth: int, stages) -> str:
     """`64x128`, or `64x128/s3` when several pipeline depths are tried."""
     return tile if len(stages) == 1 else f"{tile}/s{depth}"
@@ -253,35 +268,30 @@ def dequantized_f16(torch, dt, codes, scales, k: int):
     return (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
 
 
-def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng, stages=(2,)) -> dict | None:
+def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng, stages=(2,)) -> dict:
     """lpir's other batch-1 GEMV: examples/matmul_wq.lp with M = 1, i.e. y = x @ dequant(W)^T
     with f16 x and f16 group scales, W stored K-major, f32 accumulation on tensor cores, f16 y.
     Fewer instructions per weight than gemv_wq's f32 arithmetic (benchmarks/cuda_sass.py), at
-    f16's precision for the scaled weights. None (with the reason printed) if it fails, so
-    that the rest of the table still comes out."""
+    f16's precision for the scaled weights."""
     from lpir.backends.cuda.arrays import DevicePacked
 
-    try:
-        codes = random_codes(dt, (k, n), rng)
-        packed = lpir.pack_codes(codes, dt)
-        x = (torch.randn(1, k, device="cuda") * 0.5).half()
-        scales = (torch.rand(-(-k // GROUP), n, device="cuda") * 0.04 + 0.01).half()
-        y = torch.zeros(1, n, dtype=torch.float16, device="cuda")
-        w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
-        arguments = [x, w, scales, y]
-        seconds, tile, kernel, tried = fastest_matmul_wq(
-            torch, timer, dt, 1, n, k, arguments, TENSOR_CORE_TILES, stages
-        )
-        dense = dequantized_f16(torch, dt, codes, scales, k)
-        reference = x.double() @ dense.double()
-        y.zero_()
-        kernel.run(arguments, stream=torch.cuda.current_stream())
-        torch.cuda.synchronize()
-        error = float((y.double() - reference).abs().max() / reference.abs().max())
-        del dense, reference
-    except Exception as failure:  # a benchmark row, not the run: report and go on
-        print(f"  (lpir tensor-core GEMV, {dt.name}: {type(failure).__name__}: {failure})")
-        return None
+    codes = random_codes(dt, (k, n), rng)
+    packed = lpir.pack_codes(codes, dt)
+    x = (torch.randn(1, k, device="cuda") * 0.5).half()
+    scales = (torch.rand(-(-k // GROUP), n, device="cuda") * 0.04 + 0.01).half()
+    y = torch.zeros(1, n, dtype=torch.float16, device="cuda")
+    w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
+    arguments = [x, w, scales, y]
+    seconds, tile, kernel, tried = fastest_matmul_wq(
+        torch, timer, dt, 1, n, k, arguments, TENSOR_CORE_TILES, stages
+    )
+    dense = dequantized_f16(torch, dt, codes, scales, k)
+    reference = x.double() @ dense.double()
+    y.zero_()
+    kernel.run(arguments, stream=torch.cuda.current_stream())
+    torch.cuda.synchronize()
+    error = float((y.double() - reference).abs().max() / reference.abs().max())
+    del dense, reference
     return {
         "weights": dt.name,
         "seconds": seconds,
@@ -410,13 +420,23 @@ def main() -> None:
     results = {"device": properties.name, "copy_bandwidth": bandwidth, "shapes": []}
     for n, k in shapes:
         rows = [
-            bench_lpir(torch, timer, lpir.dtype(name), n, k, rng, tiles, stages) for name in weights
+            row
+            for name in weights
+            if (
+                row := checked_row(
+                    bench_lpir, torch, timer, lpir.dtype(name), n, k, rng, tiles, stages
+                )
+            )
         ]
         tensor_rows = [
             row
             for name in weights
             if not args.no_tensor_cores
-            and (row := bench_lpir_tensor_cores(torch, timer, lpir.dtype(name), n, k, rng, stages))
+            and (
+                row := checked_row(
+                    bench_lpir_tensor_cores, torch, timer, lpir.dtype(name), n, k, rng, stages
+                )
+            )
         ]
         cublas = bench_cublas_f16(torch, timer, n, k)
         int4 = bench_torch_int4(torch, timer, n, k)

@@ -8,7 +8,8 @@
 #      e.g. device run: command="bash benchmarks/gpu_session.sh device", carry=[".whl"]
 #
 #   device everything in one call of the device tool (~6-8 min): the whole test suite on all
-#          cores (pytest-xdist), then both benchmarks in full, sweeping 2-4 pipeline stages
+#          cores (pytest-xdist), then both benchmarks in full, sweeping 2-4 pipeline stages;
+#          SUITE="-m gpu" runs only the GPU tests, STAGES=2,3 sweeps fewer depths
 #   tests  the CUDA tests: GPU launches (every example, every cast, device arrays, both
 #          compilers, PTX), nvcc compiles, host emulation, FileCheck          (~3-5 min)
 #   bench  benchmarks/gpu_gemv.py and benchmarks/gpu_matmul.py, full tables   (~4-6 min)
@@ -94,7 +95,8 @@ run_tests() {
 run_suite() {
     local parallel=()
     "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "$(nproc)")
-    timeout 180 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" \
+    # shellcheck disable=SC2086  # SUITE: pytest's paths and options, split on purpose
+    timeout 180 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" ${SUITE:-} \
         --junitxml "$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -n 40
     summary "suite: $(tail -n 1 "$OUT/tests.log")"
 }
@@ -117,7 +119,7 @@ run_stages() {
 case "$MODE" in
     device)
         run_suite
-        timeout 240 "$PY" benchmarks/gpu_gemv.py --stages 2,3,4 --json "$OUT/gemv.json" 2>&1 \
+        timeout 240 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,3,4}" --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
         timeout 110 "$PY" benchmarks/gpu_matmul.py --stages 2,3 --json "$OUT/matmul.json" 2>&1 \

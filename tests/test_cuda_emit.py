@@ -189,6 +189,33 @@ def test_device_array_checks():
         arrays.check_device_array(_view(), packed, "w", 0)
 
 
+@pytest.mark.parametrize("name", ["u3", "u4", "u8", "i8", "f8e4m3", "f6e3m2"])
+def test_device_packed_stands_for_its_dtype_and_shape(name):
+    """A DevicePacked's flat bytes are accepted for an argument of its dtype and logical shape,
+    8-bit types included (their bytes are the codes, one per element: an H200 run of the u8
+    GEMV once refused them for not having the logical shape)."""
+    dt = dtype(name)
+    argument = GlobalType(dt, (64, 32))
+    nbytes = 64 * 32 * dt.nbits // 8
+
+    def storage(size=nbytes, numpy_dtype=np.uint8, packed_as=name, shape=(64, 32)):
+        view = _view(dtype=np.dtype(numpy_dtype), itemsize=1, shape=(size,))
+        view.packed = arrays.DevicePacked(None, packed_as, shape)
+        return view
+
+    arrays.check_device_array(storage(), argument, "w", 0)
+    other = "u5" if name != "u5" else "u6"
+    bad = [
+        (storage(packed_as=other), f"holds {other} values, the kernel takes {name}"),
+        (storage(shape=(32, 64)), r"shape \(64, 32\), got a DevicePacked of shape \(32, 64\)"),
+        (storage(size=nbytes - 1), f"pass its {nbytes} bytes of storage"),
+        (storage(numpy_dtype=np.float16), "as a uint8 device array, got float16"),
+    ]
+    for view, message in bad:
+        with pytest.raises(ArgumentError, match=message):
+            arrays.check_device_array(view, argument, "w", 0)
+
+
 def test_running_without_a_gpu_fails_cleanly(monkeypatch):
     from lpir.backends.cuda import device
 

@@ -52,6 +52,7 @@ class DeviceView:
     itemsize: int
     contiguous: bool
     device: int | None
+    packed: DevicePacked | None = None  # set when the array is a DevicePacked's storage
 
 
 def _cai_view(interface: dict) -> DeviceView:
@@ -92,7 +93,10 @@ def _dlpack_view(value: Any) -> DeviceView:
 def device_view(value: Any) -> DeviceView | None:
     """A view of a device array (or of a `DevicePacked`'s bytes), or None if it is not one."""
     if isinstance(value, DevicePacked):
-        return device_view(value.data)
+        view = device_view(value.data)
+        if view is not None:
+            view.packed = value
+        return view
     if isinstance(value, np.ndarray):
         return None
     try:
@@ -124,17 +128,10 @@ def _dtype_name(dtype: Any) -> str:
 def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device: int) -> None:
     """Raise ArgumentError unless `view` can stand for a kernel argument of `arg_type`."""
     dt = arg_type.dtype
-    if dt.is_packed or (dt.is_small_float and view.itemsize == 1 and _is_bytes(view.dtype)):
-        if not _is_bytes(view.dtype) or _size(view.shape) != arg_type.nbytes:
-            raise ArgumentError(
-                f"argument {name} holds packed {dt.name} values: pass its {arg_type.nbytes} "
-                f"bytes of storage as a uint8 device array, got {_dtype_name(view.dtype)} "
-                f"with shape {view.shape}",
-                hint=(
-                    "wrap the packed bytes on the device: lpir.DevicePacked(torch.from_numpy("
-                    f"lpir.pack(values, '{dt.name}').data).cuda(), '{dt.name}', shape)"
-                ),
-            )
+    if view.packed is not None:
+        _check_packed(view, arg_type, name)
+    elif dt.is_packed or (dt.is_small_float and view.itemsize == 1 and _is_bytes(view.dtype)):
+        _check_storage(view, arg_type, name)
     else:
         expected = expected_numpy_dtype(dt)
         if _dtype_name(view.dtype) != expected.name and view.dtype != expected:
@@ -156,6 +153,38 @@ def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device
     if view.device is not None and view.device != device:
         raise ArgumentError(
             f"argument {name} lives on device {view.device}, the kernel runs on device {device}"
+        )
+
+
+def _check_packed(view: DeviceView, arg_type: GlobalType, name: str) -> None:
+    """A DevicePacked stands for an argument of its own dtype and shape, of any width (its
+    bytes are the codes, also for 8-bit types such as u8 or f8e4m3)."""
+    packed = view.packed
+    if packed.dtype != arg_type.dtype:
+        raise ArgumentError(
+            f"argument {name} holds {packed.dtype.name} values, the kernel takes "
+            f"{arg_type.dtype.name}"
+        )
+    if packed.shape != tuple(arg_type.shape):
+        raise ArgumentError(
+            f"argument {name} must have shape {tuple(arg_type.shape)}, got a DevicePacked of "
+            f"shape {packed.shape}"
+        )
+    _check_storage(view, arg_type, name)
+
+
+def _check_storage(view: DeviceView, arg_type: GlobalType, name: str) -> None:
+    """Packed storage is a uint8 device array of exactly the argument's bytes."""
+    dt = arg_type.dtype
+    if not _is_bytes(view.dtype) or _size(view.shape) != arg_type.nbytes:
+        raise ArgumentError(
+            f"argument {name} holds packed {dt.name} values: pass its {arg_type.nbytes} "
+            f"bytes of storage as a uint8 device array, got {_dtype_name(view.dtype)} "
+            f"with shape {view.shape}",
+            hint=(
+                "wrap the packed bytes on the device: lpir.DevicePacked(torch.from_numpy("
+                f"lpir.pack(values, '{dt.name}').data).cuda(), '{dt.name}', shape)"
+            ),
         )
 
 

@@ -124,21 +124,23 @@ LPIR_DEVICE unsigned char lpir_wrap_unsigned(int value) {
 }
 
 // ---- float -> int: truncate toward zero, saturate, NaN -> 0 -----------------------------------
-// cvt.rzi saturates to the destination range and turns NaN into 0 (PTX ISA, cvt).
+// cvt.rzi saturates to the destination range. It turns NaN into 0 only from f32 into 32 bits:
+// from f64, or into 64 bits, an H200 gives the most negative integer (0x80...0), so those
+// conversions test for NaN first.
 LPIR_DEVICE int lpir_f32_to_i32(float x) { return __float2int_rz(x); }
 LPIR_DEVICE unsigned lpir_f32_to_u32(float x) { return __float2uint_rz(x); }
-LPIR_DEVICE long long lpir_f32_to_i64(float x) { return __float2ll_rz(x); }
-LPIR_DEVICE unsigned long long lpir_f32_to_u64(float x) { return __float2ull_rz(x); }
-LPIR_DEVICE int lpir_f64_to_i32(double x) { return __double2int_rz(x); }
-LPIR_DEVICE unsigned lpir_f64_to_u32(double x) { return __double2uint_rz(x); }
-LPIR_DEVICE long long lpir_f64_to_i64(double x) { return __double2ll_rz(x); }
-LPIR_DEVICE unsigned long long lpir_f64_to_u64(double x) { return __double2ull_rz(x); }
+LPIR_DEVICE long long lpir_f32_to_i64(float x) { return x != x ? 0 : __float2ll_rz(x); }
+LPIR_DEVICE unsigned long long lpir_f32_to_u64(float x) { return x != x ? 0 : __float2ull_rz(x); }
+LPIR_DEVICE int lpir_f64_to_i32(double x) { return x != x ? 0 : __double2int_rz(x); }
+LPIR_DEVICE unsigned lpir_f64_to_u32(double x) { return x != x ? 0 : __double2uint_rz(x); }
+LPIR_DEVICE long long lpir_f64_to_i64(double x) { return x != x ? 0 : __double2ll_rz(x); }
+LPIR_DEVICE unsigned long long lpir_f64_to_u64(double x) { return x != x ? 0 : __double2ull_rz(x); }
 
 // Narrower targets: saturate through i32, then clamp to [LOW, HIGH].
 template <int LOW, int HIGH>
 LPIR_DEVICE int lpir_f32_to_narrow(float x) { return min(max(__float2int_rz(x), LOW), HIGH); }
 template <int LOW, int HIGH>
-LPIR_DEVICE int lpir_f64_to_narrow(double x) { return min(max(__double2int_rz(x), LOW), HIGH); }
+LPIR_DEVICE int lpir_f64_to_narrow(double x) { return min(max(lpir_f64_to_i32(x), LOW), HIGH); }
 
 // ---- f64 -> f32 rounding to odd: rounding that again to <= 22 bits of precision is correct ----
 LPIR_DEVICE float lpir_f64_to_f32_odd(double x) {
