@@ -268,7 +268,9 @@ def dequantized_f16(torch, dt, codes, scales, k: int):
     return (dense.half() * scales.repeat_interleave(GROUP, dim=0)[:k]).half()
 
 
-def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng, stages=(2,)) -> dict:
+def bench_lpir_tensor_cores(
+    torch, timer, dt, n: int, k: int, rng, tiles=tuple(TENSOR_CORE_TILES), stages=(2,)
+) -> dict:
     """lpir's other batch-1 GEMV: examples/matmul_wq.lp with M = 1, i.e. y = x @ dequant(W)^T
     with f16 x and f16 group scales, W stored K-major, f32 accumulation on tensor cores, f16 y.
     Fewer instructions per weight than gemv_wq's f32 arithmetic (benchmarks/cuda_sass.py), at
@@ -283,7 +285,7 @@ def bench_lpir_tensor_cores(torch, timer, dt, n: int, k: int, rng, stages=(2,)) 
     w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
     arguments = [x, w, scales, y]
     seconds, tile, kernel, tried = fastest_matmul_wq(
-        torch, timer, dt, 1, n, k, arguments, TENSOR_CORE_TILES, stages
+        torch, timer, dt, 1, n, k, arguments, tiles, stages
     )
     dense = dequantized_f16(torch, dt, codes, scales, k)
     reference = x.double() @ dense.double()
@@ -390,6 +392,15 @@ def main() -> None:
         help="skip the second lpir GEMV (matmul_wq with M = 1 on tensor cores)",
     )
     parser.add_argument(
+        "--tensor-core-tiles",
+        default=",".join("x".join(map(str, tile)) for tile in TENSOR_CORE_TILES),
+        help="BMxBNxBK tiles of matmul_wq to try for the tensor-core GEMV",
+    )
+    parser.add_argument(
+        "--tensor-core-stages",
+        help="pipeline depths to try with the tensor-core tiles (default: --stages)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=None, help="processes compiling kernels (default: all cores)"
     )
     args = parser.parse_args()
@@ -401,6 +412,10 @@ def main() -> None:
     )
     tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
     stages = [int(v) for v in args.stages.split(",")]
+    tc_tiles = [
+        tuple(int(v) for v in tile.split("x")) for tile in args.tensor_core_tiles.split(",")
+    ]
+    tc_stages = [int(v) for v in (args.tensor_core_stages or args.stages).split(",")]
     properties = torch.cuda.get_device_properties(0)
     bandwidth = copy_bandwidth(torch, repeat)
     print(f"{properties.name}, {properties.multi_processor_count} SMs; lpir {lpir.__name__}")
@@ -413,7 +428,7 @@ def main() -> None:
             for (bn, bk), depth in itertools.product(tiles, stages)
         ]
         if not args.no_tensor_cores:
-            candidates += matmul_candidates(dt, 1, n, k, TENSOR_CORE_TILES, stages)
+            candidates += matmul_candidates(dt, 1, n, k, tc_tiles, tc_stages)
     precompile(candidates, args.jobs)
     timer = Timer(torch, repeat)
     rng = np.random.default_rng(0)
@@ -434,7 +449,15 @@ def main() -> None:
             if not args.no_tensor_cores
             and (
                 row := checked_row(
-                    bench_lpir_tensor_cores, torch, timer, lpir.dtype(name), n, k, rng, stages
+                    bench_lpir_tensor_cores,
+                    torch,
+                    timer,
+                    lpir.dtype(name),
+                    n,
+                    k,
+                    rng,
+                    tc_tiles,
+                    tc_stages,
                 )
             )
         ]

@@ -126,12 +126,13 @@ case "$MODE" in
             | tee "$OUT/matmul.log"
         summary "matmul: exit ${PIPESTATUS[0]}"
         ;;
+    run) shift; "$@" ;;  # any command, after the set-up above (wheels, lpir importable)
     tests) run_tests ;;
     stages) run_stages ;;
     bench) run_benchmarks ;;
     quick) run_tests; run_benchmarks --quick ;;
     all) run_tests; run_benchmarks ;;
-    *) echo "usage: $0 [fetch|device|tests|bench|quick|all|stages]" >&2; exit 2 ;;
+    *) echo "usage: $0 [fetch|device|tests|bench|quick|all|stages|run COMMAND...]" >&2; exit 2 ;;
 esac
 echo
 cat "$OUT/summary.txt"
