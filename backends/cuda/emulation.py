@@ -112,9 +112,10 @@ def build(source: str) -> ctypes.CDLL:
 class _Runner:
     """Runs one emulated kernel of a built library on host arrays, like `CompiledKernel.run`."""
 
-    def __init__(self, kernel: Kernel, function):
+    def __init__(self, kernel: Kernel, function, misaligned):
         self.kernel = kernel
         self.function = function
+        self.misaligned = misaligned
         self.function.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         stored = stored_arguments(kernel)
         self.stored = [id(arg) in stored for arg in kernel.args]
@@ -140,9 +141,20 @@ class _Runner:
                 keep.append(scalar)
                 pointers[index] = scalar.ctypes.data
         self.function(pointers)
+        self._check_alignment()
         for host, device, stored in copies:
             if stored:
                 host[:] = device
+
+    def _check_alignment(self) -> None:
+        """Raise where the run made a vector access that a GPU would fault on."""
+        bytes_ = ctypes.c_int(0)
+        address = self.misaligned(ctypes.byref(bytes_))
+        if address:
+            raise LpirError(
+                f"misaligned address: kernel {self.kernel.name} made a {bytes_.value}-byte "
+                f"vector access at 0x{address:x}, not a multiple of {bytes_.value} (a GPU faults)"
+            )
 
 
 def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
@@ -152,8 +164,24 @@ def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
             raise LpirError("the CUDA emulation has no dynamic shared memory (over 48 KB)")
     source = translation_unit(kernels)
     source += "".join(_wrapper(k, f"lpir_emulate_{i}") for i, k in enumerate(kernels))
+    source += _MISALIGNED
     library = build(source)
-    return [_Runner(k.kernel, getattr(library, f"lpir_emulate_{i}")) for i, k in enumerate(kernels)]
+    misaligned = library.lpir_emulation_misaligned
+    misaligned.restype = ctypes.c_size_t
+    misaligned.argtypes = [ctypes.POINTER(ctypes.c_int)]
+    return [
+        _Runner(k.kernel, getattr(library, f"lpir_emulate_{i}"), misaligned)
+        for i, k in enumerate(kernels)
+    ]
+
+
+# Reads and clears the first misaligned vector access of the last run (lpir_host.cuh).
+_MISALIGNED = """
+extern "C" size_t lpir_emulation_misaligned(int* bytes) {
+    *bytes = lpir_host::misaligned_bytes;
+    return lpir_host::misaligned_address.exchange(0);
+}
+"""
 
 
 class EmulatedKernel:

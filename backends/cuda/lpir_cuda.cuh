@@ -365,6 +365,9 @@ template <> struct lpir_access<16> { typedef uint4 type; };
 template <int BYTES, bool NC>
 LPIR_DEVICE void lpir_load(void* to, const void* from) {
     typedef typename lpir_access<BYTES>::type T;
+#ifdef LPIR_HOST_EMULATION
+    lpir_host::check_alignment(from, BYTES);
+#endif
     T value;
     if constexpr (NC) {
         value = __ldg(reinterpret_cast<const T*>(from));
@@ -377,6 +380,9 @@ LPIR_DEVICE void lpir_load(void* to, const void* from) {
 template <int BYTES>
 LPIR_DEVICE void lpir_store(void* to, const void* from) {
     typedef typename lpir_access<BYTES>::type T;
+#ifdef LPIR_HOST_EMULATION
+    lpir_host::check_alignment(to, BYTES);
+#endif
     T value;
     memcpy(&value, from, BYTES);
     *reinterpret_cast<T*>(to) = value;
@@ -396,7 +402,8 @@ LPIR_DEVICE void lpir_zero(void* to) {
 template <int BYTES, bool NC>
 LPIR_DEVICE void lpir_load_if(void* to, const void* from, bool on) {
 #ifdef LPIR_HOST_EMULATION
-    if (on) {
+    lpir_host::check_alignment(from, BYTES);  // the predicated-off ld.global is not issued,
+    if (on) {                                 // but its address is computed the same way
         lpir_load<BYTES, NC>(to, from);
     } else {
         lpir_zero<BYTES>(to);
@@ -496,6 +503,7 @@ LPIR_DEVICE void lpir_unpack2(unsigned word, T* pair) {
 #ifdef LPIR_HOST_EMULATION
 template <int Count, bool Transpose, typename T>
 LPIR_DEVICE void lpir_ldmatrix(T* result, const T* row) {
+    lpir_host::check_alignment(row, 16);  // each thread's row of 8 halves: 16-byte aligned
     lpir_host::ldmatrix<Count, Transpose>(result, row);
 }
 #else

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
@@ -31,6 +32,18 @@ struct float2 { float x, y; };
 struct lpir_dim3 { unsigned x, y, z; };
 
 namespace lpir_host {
+// The first vector access whose address is not a multiple of its size: a GPU faults on it
+// ("misaligned address"), x86 does not, so the emulation records it and the runner raises.
+inline std::atomic<std::size_t> misaligned_address{0};
+inline std::atomic<int> misaligned_bytes{0};
+inline void check_alignment(const void* pointer, int bytes) {
+    const std::size_t address = reinterpret_cast<std::size_t>(pointer);
+    std::size_t none = 0;
+    if (address % bytes && misaligned_address.compare_exchange_strong(none, address)) {
+        misaligned_bytes = bytes;
+    }
+}
+
 inline thread_local lpir_dim3 thread_index{0, 0, 0};
 inline thread_local lpir_dim3 block_index{0, 0, 0};
 inline std::barrier<>* block_barrier = nullptr;
