@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 from lpir.backends.cuda.compiler import find_nvcc
+from lpir.backends.cuda.sass import find_cuobjdump
 from lpir.backends.cuda.source import INCLUDE_DIR
 
 import lpir
@@ -40,15 +39,6 @@ MATMUL = KERNEL.with_name("matmul_wq.lp")
 WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "i4", "f4e2m1", "f6e3m2", "f8e4m3"]
 INSTRUCTION = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
 BRANCH = re.compile(r"\bBRA\s+(?:`\(\.L_x_\d+\)|0x([0-9a-f]+))")
-
-
-def find_cuobjdump() -> str | None:
-    found = shutil.which("cuobjdump")
-    if found:
-        return found
-    site = Path(sysconfig.get_paths()["purelib"]) / "nvidia"
-    candidates = sorted(site.glob("cu*/bin/cuobjdump")) if site.exists() else []
-    return str(candidates[-1]) if candidates else None
 
 
 def main_loop(sass: str) -> list[str]:

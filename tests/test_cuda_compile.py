@@ -141,3 +141,57 @@ def test_ptx_of_a_masked_pipelined_loop_has_predicated_loads_and_no_branch_insid
     loop = ptx[ptx.index(label + ":") : backward[0].start()]
     assert "@p ld.global.nc.v2.u32" in loop
     assert " bra" not in loop and "\tbra" not in loop
+
+
+def _pipelined_loop_pragma(weights: str, bk: int, stages: int) -> list[str]:
+    """The unroll pragmas of the tensor-core GEMV's K loop (K = 8192)."""
+    import lpir
+
+    params = {"M": 1, "N": 8192, "K": 8192, "BM": 16, "BN": 64, "BK": bk, "STAGES": stages}
+    source = lpir.compile(
+        "examples/matmul_wq.lp", target="cuda", WT=weights, ZERO=16, **params
+    ).source("cuda")
+    return re.findall(r"#pragma unroll \d+\n\s*for \(int k0", source)
+
+
+def test_a_pipelined_loop_is_unrolled_by_its_stages_only_where_they_divide_its_trips():
+    """ptxas 13.0-13.5 read a prefetch's address register before setting it in the rotated
+    loop nvcc makes when S does not divide the trip count (u5, 16x64x32, 3 stages: 256 trips;
+    an illegal address on an H200): such a loop is left to nvcc."""
+    assert _pipelined_loop_pragma("u5", 32, 2) == ["#pragma unroll 2\n    for (int k0"]
+    assert _pipelined_loop_pragma("u5", 32, 4) == ["#pragma unroll 4\n    for (int k0"]
+    assert _pipelined_loop_pragma("u5", 32, 3) == []
+    assert _pipelined_loop_pragma("u7", 128, 3) == []  # 64 trips
+
+
+@NO_NVCC
+@pytest.mark.parametrize("weights", ["u5", "u7"])
+def test_the_pipelined_tensor_core_gemv_sets_its_addresses_before_using_them(weights, tmp_path):
+    """The SASS of the configuration that faulted on an H200 (needs cuobjdump, which CI lacks:
+    `pip install "cuda-toolkit[cuobjdump]"`); checked to fail with S-fold unrolling there."""
+    from lpir.backends.cuda.sass import disassemble, find_cuobjdump, undefined_address_registers
+
+    import lpir
+
+    if find_cuobjdump() is None:
+        pytest.skip("cuobjdump is not installed")
+    params = {"M": 1, "N": 8192, "K": 8192, "BM": 16, "BN": 64, "BK": 32, "STAGES": 3}
+    zero = 1 << (lpir.dtype(weights).nbits - 1)
+    source = lpir.compile("examples/matmul_wq.lp", target="cuda", WT=weights, ZERO=zero, **params)
+    sass = disassemble(compile_with_nvcc(source.source("cuda"), "sm_90", "cubin"))
+    assert "LDG" in sass
+    assert undefined_address_registers(sass) == []
+
+
+def test_the_undefined_register_check_finds_a_read_before_any_write():
+    sass = """
+        /*0000*/                   MOV R4, 0x10 ;
+        /*0010*/                   IMAD.WIDE R6, R4, 0x2, R8 ;
+        /*0020*/                   LDG.E.128.CONSTANT R12, desc[UR8][R6.64] ;
+        /*0030*/               @P1 LDG.E R2, desc[UR8][R20.64+0x4] ;
+        /*0040*/                   LDC.64 R20, c[0x0][0x220] ;
+        /*0050*/                   LDG.E R3, desc[UR8][R20.64] ;
+    """
+    from lpir.backends.cuda.sass import undefined_address_registers
+
+    assert undefined_address_registers(sass) == ["0030 LDG.E R2, desc[UR8][R20.64+0x4]"]

@@ -98,6 +98,20 @@ def _loop_condition(emitter: KernelEmitter, op: ForOp, iv: str, upper: str, step
     return f"({step} > 0 ? {iv} < {upper} : {iv} > {upper})"
 
 
+def _unroll_pipelined(emitter: KernelEmitter, stages: int, bounds: list[int | None]) -> None:
+    """A pipelined loop passes its S tiles on: unrolled S times, nvcc renames them instead of
+    moving them. Only where S divides the trip count: otherwise nvcc rotates the loop (one copy
+    of the body, then the other S - 1 and that one again), and in that shape ptxas 13.0 to 13.5
+    read a prefetch's address register before setting it (matmul_wq, u5 and u7 weights, tile
+    16x64x32, 3 stages: an illegal address on an H200, 2026-11-30)."""
+    lower, upper, step = bounds
+    if None in bounds or not step:
+        return
+    trips = max(0, -(-(upper - lower) // step))  # type: ignore[operator]
+    if trips % stages == 0:
+        emitter.w.line(f"#pragma unroll {stages}")
+
+
 @emits(ForOp)
 def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
     lower, upper, step = (emitter.value(v).text for v in op.operands[:3])
@@ -111,8 +125,7 @@ def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
     emitter.bind(op.induction_variable, CValue("scalar", iv, dt))
     bounds = [emitter.analysis.facts(v).constant for v in op.operands[:3]]
     if op.stages is not None and op.stages > 1:
-        # a pipelined loop passes its S tiles on: unrolled S times, nvcc renames them instead
-        emitter.w.line(f"#pragma unroll {op.stages}")
+        _unroll_pipelined(emitter, op.stages, bounds)
     elif None in bounds:
         emitter.w.line("#pragma unroll 1")
     condition = _loop_condition(emitter, op, iv, upper, step)
