@@ -14,8 +14,9 @@ scale per group of 128 weights of a row. Beside it, timed the same way:
   bandwidth measured here (bytes read + written by a 1 GiB `copy_`).
 
 Timing: CUDA events around each launch, a 256 MiB scrub written before each launch so that no
-run finds the weights in L2 (the scrub also keeps the GPU busy while Python enqueues the
-launch), warm-up first, medians of --repeat launches. GB/s counts the bytes each kernel must
+run finds the weights in L2, then a spin that keeps the GPU busy while Python enqueues the
+launch (so host time is never timed; the host time of lpir's launch call is reported beside
+it), warm-up first, medians of --repeat launches. GB/s counts the bytes each kernel must
 move. lpir's kernel is timed at each row x column tile of --tiles and each pipeline depth of
 --stages (the loads of STAGES - 1 iterations in flight ahead), and the fastest reported.
 Every lpir result is checked against a float64 reference on the GPU (relative error).
@@ -31,6 +32,7 @@ import multiprocessing
 import os
 import statistics
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -47,6 +49,8 @@ ALL_WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "f4e2m1", "f6e3m2", "f8
 QUICK_WEIGHTS = ["u4", "u3", "f4e2m1"]
 ALL_SHAPES = [(8192, 8192), (28672, 8192)]
 SCRUB_BYTES = 256 * 2**20
+# ~0.5 ms at an H200's 1.98 GHz: longer than any launch takes to enqueue from Python
+SLEEP_CYCLES = 1_000_000
 
 
 def torch_cuda():
@@ -60,29 +64,41 @@ def torch_cuda():
 
 
 class Timer:
-    """Median GPU time of a launch, with L2 scrubbed before each one."""
+    """Median GPU time of a launch, with L2 scrubbed before each one.
+
+    The GPU is kept busy (the scrub, then a spin of `SLEEP_CYCLES`) while Python enqueues the
+    start event, the launch and the end event, so the time between the events is the kernel's
+    even when enqueuing takes longer than the kernel runs (lpir's `run` checks its arguments in
+    Python: tens of microseconds, against a 30 us GEMV). `host_seconds` is the median time
+    the launch call itself took on the host, for the report.
+    """
 
     def __init__(self, torch, repeat: int, warmup: int = 3):
         self.torch = torch
         self.repeat = repeat
         self.warmup = warmup
         self.scrub = torch.empty(SCRUB_BYTES // 4, dtype=torch.float32, device="cuda")
+        self.host_seconds = 0.0
 
     def __call__(self, launch) -> float:
         torch = self.torch
         for _ in range(self.warmup):
             launch()
         torch.cuda.synchronize()
-        events = []
+        events, host = [], []
         for _ in range(self.repeat):
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             self.scrub.zero_()
+            torch.cuda._sleep(SLEEP_CYCLES)
             start.record()
+            began = time.perf_counter()
             launch()
+            host.append(time.perf_counter() - began)
             end.record()
             events.append((start, end))
         torch.cuda.synchronize()
+        self.host_seconds = statistics.median(host)
         return statistics.median(s.elapsed_time(e) for s, e in events) / 1e3
 
 
@@ -207,6 +223,7 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dic
         "error": error,
         "tile": tile,
         "tried_us": {name: round(t * 1e6, 1) for t, name, _ in timed},
+        "host_us": round(timer.host_seconds * 1e6, 1),
     }
 
 
@@ -219,7 +236,8 @@ def checked_row(bench, *args) -> dict | None:
         print(f"  ({bench.__name__}, {args[2].name}: {type(failure).__name__}: {failure})")
         return None
     print(
-        f"  {bench.__name__} {row['weights']}: {row['seconds'] * 1e6:.1f} us ({row['tile']})",
+        f"  {bench.__name__} {row['weights']}: {row['seconds'] * 1e6:.1f} us ({row['tile']}; "
+        f"the launch call took {row.get('host_us', 0):.0f} us on the host)",
         flush=True,
     )
     return row
@@ -301,6 +319,7 @@ def bench_lpir_tensor_cores(
         "error": error,
         "tile": tile,
         "tried_us": tried,
+        "host_us": round(timer.host_seconds * 1e6, 1),
     }
 
 
