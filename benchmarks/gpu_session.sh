@@ -119,6 +119,7 @@ run_stages() {
 case "$MODE" in
     device)
         run_suite
+        timeout 60 "$PY" benchmarks/launch_overhead.py --gpu 2>&1 | tee -a "$OUT/summary.txt"
         timeout 240 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,3,4}" --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
