@@ -15,14 +15,18 @@ Medians of --repeat calls after a warm-up; gemv_wq with u4 weights, N = K = 8192
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
 import types
+from pathlib import Path
 
 from lpir.backends.cuda import compile_kernel
 from lpir.backends.cuda.arrays import DevicePacked
 
 import lpir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cpu_gemv import median_seconds
 
 N = K = 8192
 PARAMS = {"WT": "u4", "ZERO": 8, "N": N, "K": K, "BN": 16, "BK": 128}
@@ -47,14 +51,9 @@ def gemv_kernel():
 
 
 def median_us(call, repeat: int) -> float:
-    for _ in range(100):
+    for _ in range(100):  # warm: the first calls fill lpir's caches
         call()
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1e6
+    return median_seconds(call, repeat) * 1e6
 
 
 def without_gpu(repeat: int) -> None:
