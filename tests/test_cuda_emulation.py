@@ -192,3 +192,22 @@ def test_cast_is_bit_exact(converters, pair):
         f"{bad.size} of {mine.size} differ; first inputs {inputs.reshape(-1)[bad[:5]]}: "
         f"got {mine[bad[:5]]}, expected {theirs[bad[:5]]}"
     )
+
+
+def test_a_misaligned_vector_access_fails_like_on_a_gpu():
+    """The host tolerates a 16-byte access off a 16-byte boundary; a GPU faults, and so does
+    the emulation: here vector_add's first load of x moved by one float."""
+    from lpir.backends.cuda.examples import thread_module
+
+    emitted = emit_kernel(thread_module("vector_add", {"N": 1024}).kernels[0], "misaligned")
+    aligned = "lpir_load<16, true>(v5, x_at_0);"
+    assert aligned in emitted.text
+    x, y = np.ones(1024, np.float32), np.ones(1024, np.float32)
+    (runner,) = emulate_kernels([emitted])
+    runner.run([x, y, np.zeros(1024, np.float32)])  # as emitted: aligned
+    emitted.text = emitted.text.replace(aligned, "lpir_load<16, true>(v5, x_at_0 + 1);")
+    (runner,) = emulate_kernels([emitted])
+    with pytest.raises(
+        lpir.LpirError, match="misaligned address: kernel vector_add made a 16-byte"
+    ):
+        runner.run([x, y, np.zeros(1024, np.float32)])
