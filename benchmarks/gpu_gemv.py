@@ -227,20 +227,25 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dic
     }
 
 
-def checked_row(bench, *args) -> dict | None:
+def checked_row(bench, torch, timer, dt, *args) -> dict | None:
     """One row of the table, printed as soon as it is measured; None (with the reason
     printed) if it fails, so that the rest of the table still comes out."""
     try:
-        row = bench(*args)
+        row = bench(torch, timer, dt, *args)
     except Exception as failure:  # a benchmark row, not the run: report and go on
-        print(f"  ({bench.__name__}, {args[2].name}: {type(failure).__name__}: {failure})")
+        print(f"  ({bench.__name__}, {dt.name}: {type(failure).__name__}: {failure})")
         return None
     print(
         f"  {bench.__name__} {row['weights']}: {row['seconds'] * 1e6:.1f} us ({row['tile']}; "
-        f"the launch call took {row.get('host_us', 0):.0f} us on the host)",
+        f"the launch call took {row['host_us']:.0f} us on the host)",
         flush=True,
     )
     return row
+
+
+def parse_tiles(text: str) -> list[tuple[int, ...]]:
+    """`64x128,32x128` -> [(64, 128), (32, 128)] (the --tiles options)."""
+    return [tuple(int(v) for v in tile.split("x")) for tile in text.split(",")]
 
 
 def tile_name(tile: str, depth: int, stages) -> str:
@@ -429,11 +434,9 @@ def main() -> None:
     weights = (
         args.weights.split(",") if args.weights else (QUICK_WEIGHTS if args.quick else ALL_WEIGHTS)
     )
-    tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
+    tiles = parse_tiles(args.tiles)
     stages = [int(v) for v in args.stages.split(",")]
-    tc_tiles = [
-        tuple(int(v) for v in tile.split("x")) for tile in args.tensor_core_tiles.split(",")
-    ]
+    tc_tiles = parse_tiles(args.tensor_core_tiles)
     tc_stages = [int(v) for v in (args.tensor_core_stages or args.stages).split(",")]
     properties = torch.cuda.get_device_properties(0)
     bandwidth = copy_bandwidth(torch, repeat)

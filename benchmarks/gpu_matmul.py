@@ -32,6 +32,7 @@ from gpu_gemv import (
     dequantized_f16,
     fastest_matmul_wq,
     matmul_candidates,
+    parse_tiles,
     precompile,
     random_codes,
     torch_cuda,
@@ -107,7 +108,7 @@ def main() -> None:
         "--jobs", type=int, default=None, help="processes compiling kernels (default: all cores)"
     )
     args = parser.parse_args()
-    tiles = [tuple(int(v) for v in tile.split("x")) for tile in args.tiles.split(",")]
+    tiles = parse_tiles(args.tiles)
     stages = [int(v) for v in args.stages.split(",")]
     torch = torch_cuda()
     repeat = args.repeat or (10 if args.quick else 30)
