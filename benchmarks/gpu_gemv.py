@@ -13,12 +13,15 @@ scale per group of 128 weights of a row. Beside it, timed the same way:
 * the floor: the bytes lpir must move (weights, scales, x, y) over the device-to-device copy
   bandwidth measured here (bytes read + written by a 1 GiB `copy_`).
 
-Timing: CUDA events around each launch, a 256 MiB scrub written before each launch so that no
-run finds the weights in L2, then a spin that keeps the GPU busy while Python enqueues the
+Timing: CUDA events around each launch, a 256 MiB scrub read before each launch so that no
+run finds the weights in L2 (read, not written: evicting dirty lines would add their write-back
+to the timed kernel's traffic), then a spin that keeps the GPU busy while Python enqueues the
 launch (so host time is never timed; the host time of lpir's launch call is reported beside
 it), warm-up first, medians of --repeat launches. GB/s counts the bytes each kernel must
 move. lpir's kernel is timed at each row x column tile of --tiles and each pipeline depth of
---stages (the loads of STAGES - 1 iterations in flight ahead), and the fastest reported.
+--stages (the loads of STAGES - 1 iterations in flight ahead), and the fastest reported; the
+fastest is timed again with its per-block tiles in registers instead of shared memory
+(LPIR_CUDA_ASYNC_COPY=0, the "registers" column), unless --no-registers.
 Every lpir result is checked against a float64 reference on the GPU (relative error).
 """
 
@@ -77,7 +80,8 @@ class Timer:
         self.torch = torch
         self.repeat = repeat
         self.warmup = warmup
-        self.scrub = torch.empty(SCRUB_BYTES // 4, dtype=torch.float32, device="cuda")
+        self.scrub = torch.zeros(SCRUB_BYTES // 4, dtype=torch.float32, device="cuda")
+        self.sink = torch.empty((), dtype=torch.float32, device="cuda")
         self.host_seconds = 0.0
 
     def __call__(self, launch) -> float:
@@ -89,7 +93,7 @@ class Timer:
         for _ in range(self.repeat):
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
-            self.scrub.zero_()
+            torch.sum(self.scrub, dim=0, out=self.sink)  # reads: leaves L2 clean
             torch.cuda._sleep(SLEEP_CYCLES)
             start.record()
             began = time.perf_counter()
@@ -133,13 +137,28 @@ def decode_table(torch, dt):
     return torch.from_numpy(values.astype(np.float32) - zero_point(dt)).cuda()
 
 
-def compiled_kernel(name: str, params: dict):
-    """lpir's CUDA kernel for `params`, as the backend object (device arrays, streams)."""
+def compiled_kernel(name: str, params: dict, async_copy: bool = True):
+    """lpir's CUDA kernel for `params`, as the backend object (device arrays, streams);
+    `async_copy=False` keeps every pipelined tile in registers (LPIR_CUDA_ASYNC_COPY=0)."""
     from lpir.backends.cuda import compile_kernel
 
     spec = lpir.compile(KERNEL if name == "gemv_wq" else name, target="cuda", **params)
     specialization = spec.specialize(None)
-    return compile_kernel(specialization.module, specialization.params)
+    saved = os.environ.get("LPIR_CUDA_ASYNC_COPY")
+    os.environ["LPIR_CUDA_ASYNC_COPY"] = "1" if async_copy else "0"
+    try:  # the CUDA C is written when the backend object is made
+        return compile_kernel(specialization.module, specialization.params)
+    finally:
+        if saved is None:
+            del os.environ["LPIR_CUDA_ASYNC_COPY"]
+        else:
+            os.environ["LPIR_CUDA_ASYNC_COPY"] = saved
+
+
+def registers_us(timer, name: str, params: dict, arguments, stream) -> float:
+    """The time of the same kernel with its pipelined tiles kept in registers, in us."""
+    kernel = compiled_kernel(name, params, async_copy=False)
+    return round(timer(lambda: kernel.run(arguments, stream=stream)) * 1e6, 1)
 
 
 def _cubin(candidate: tuple[str, dict], arch: str) -> str | None:
@@ -187,7 +206,7 @@ def matmul_candidates(dt, m: int, n: int, k: int, tiles, stages) -> list[tuple[s
     ]
 
 
-def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dict:
+def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), registers=True):
     """The fastest of the row x column tiles (BN, BK) and pipeline depths for this weight type,
     checked."""
     from lpir.backends.cuda.arrays import DevicePacked
@@ -202,10 +221,12 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dic
     arguments = [x, w, scales, y]
     timed = []
     for (bn, bk), depth in itertools.product(tiles, stages):
-        candidate = compiled_kernel("gemv_wq", gemv_params(dt, n, k, bn, bk, depth))
+        params = gemv_params(dt, n, k, bn, bk, depth)
+        candidate = compiled_kernel("gemv_wq", params)
         seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
-        timed.append((seconds, tile_name(f"{bn}x{bk}", depth, stages), candidate))
-    seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
+        timed.append((seconds, tile_name(f"{bn}x{bk}", depth, stages), candidate, params))
+    seconds, tile, kernel, params = min(timed, key=lambda entry: entry[0])
+    in_registers = registers_us(timer, "gemv_wq", params, arguments, stream) if registers else None
     table = decode_table(torch, dt)
     dense = table[torch.from_numpy(codes).cuda().long()]
     dense *= scales.repeat_interleave(GROUP, dim=1)[:, :k]
@@ -222,7 +243,8 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)) -> dic
         "bytes": nbytes,
         "error": error,
         "tile": tile,
-        "tried_us": {name: round(t * 1e6, 1) for t, name, _ in timed},
+        "tried_us": {name: round(t * 1e6, 1) for t, name, *_ in timed},
+        "registers_us": in_registers,
         "host_us": round(timer.host_seconds * 1e6, 1),
     }
 
@@ -235,9 +257,11 @@ def checked_row(bench, torch, timer, dt, *args) -> dict | None:
     except Exception as failure:  # a benchmark row, not the run: report and go on
         print(f"  ({bench.__name__}, {dt.name}: {type(failure).__name__}: {failure})")
         return None
+    registers = row.get("registers_us")
     print(
         f"  {bench.__name__} {row['weights']}: {row['seconds'] * 1e6:.1f} us ({row['tile']}; "
-        f"the launch call took {row['host_us']:.0f} us on the host)",
+        + (f"{registers} us with its tiles in registers; " if registers else "")
+        + f"the launch call took {row['host_us']:.0f} us on the host)",
         flush=True,
     )
     return row
@@ -271,18 +295,23 @@ def tensor_core_tiles(weights: str, m: int, n: int, k: int, tiles: tuple[tuple[i
     return chosen or [(64, 64, 32)]
 
 
-def fastest_matmul_wq(torch, timer, dt, m: int, n: int, k: int, arguments, tiles, stages=(2,)):
-    """(seconds, tile name, kernel, {tile: us}) of the fastest matmul_wq tile and pipeline
-    depth for these arguments [a, b, scales, c] (device arrays), timed on the current stream."""
+def fastest_matmul_wq(
+    torch, timer, dt, m: int, n: int, k: int, arguments, tiles, stages=(2,), registers=False
+):
+    """(seconds, tile name, kernel, {tile: us}, us with the tiles in registers or None) of the
+    fastest matmul_wq tile and pipeline depth for these arguments [a, b, scales, c] (device
+    arrays), timed on the current stream."""
     stream = torch.cuda.current_stream()
     timed = []
     for name, params in matmul_candidates(dt, m, n, k, tiles, stages):
         candidate = compiled_kernel(name, params)
         seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
         tile = f"{params['BM']}x{params['BN']}x{params['BK']}"
-        timed.append((seconds, tile_name(tile, params["STAGES"], stages), candidate))
-    seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
-    return seconds, tile, kernel, {name: round(t * 1e6, 1) for t, name, _ in timed}
+        timed.append((seconds, tile_name(tile, params["STAGES"], stages), candidate, name, params))
+    seconds, tile, kernel, name, params = min(timed, key=lambda entry: entry[0])
+    in_registers = registers_us(timer, name, params, arguments, stream) if registers else None
+    tried = {label: round(t * 1e6, 1) for t, label, *_ in timed}
+    return seconds, tile, kernel, tried, in_registers
 
 
 def dequantized_f16(torch, dt, codes, scales, k: int):
@@ -292,7 +321,15 @@ def dequantized_f16(torch, dt, codes, scales, k: int):
 
 
 def bench_lpir_tensor_cores(
-    torch, timer, dt, n: int, k: int, rng, tiles=tuple(TENSOR_CORE_TILES), stages=(2,)
+    torch,
+    timer,
+    dt,
+    n: int,
+    k: int,
+    rng,
+    tiles=tuple(TENSOR_CORE_TILES),
+    stages=(2,),
+    registers=True,
 ) -> dict:
     """lpir's other batch-1 GEMV: examples/matmul_wq.lp with M = 1, i.e. y = x @ dequant(W)^T
     with f16 x and f16 group scales, W stored K-major, f32 accumulation on tensor cores, f16 y.
@@ -307,8 +344,8 @@ def bench_lpir_tensor_cores(
     y = torch.zeros(1, n, dtype=torch.float16, device="cuda")
     w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
     arguments = [x, w, scales, y]
-    seconds, tile, kernel, tried = fastest_matmul_wq(
-        torch, timer, dt, 1, n, k, arguments, tiles, stages
+    seconds, tile, kernel, tried, in_registers = fastest_matmul_wq(
+        torch, timer, dt, 1, n, k, arguments, tiles, stages, registers
     )
     dense = dequantized_f16(torch, dt, codes, scales, k)
     reference = x.double() @ dense.double()
@@ -324,6 +361,7 @@ def bench_lpir_tensor_cores(
         "error": error,
         "tile": tile,
         "tried_us": tried,
+        "registers_us": in_registers,
         "host_us": round(timer.host_seconds * 1e6, 1),
     }
 
@@ -368,7 +406,7 @@ def report(n, k, rows, cublas, int4, bandwidth, tensor_rows=()) -> list[str]:
         )
     header = f"  {'weights':>8} {'lpir us':>9} {'GB/s':>6} {'floor us':>9} {'/floor':>7}"
     header += f" {'/cuBLAS':>8}" + (f" {'/int4':>7}" if int4 else "") + f" {'rel err':>8}"
-    header += "  tile BNxBK (us of each tried)"
+    header += f" {'registers':>9}  tile BNxBK (us of each tried)"
     lines.append(header)
     lines += report_rows(rows, cublas, int4, bandwidth)
     if tensor_rows:
@@ -387,7 +425,9 @@ def report_rows(rows, cublas, int4, bandwidth) -> list[str]:
         if int4:
             line += f" {seconds / int4['seconds']:7.2f}"
         tried = ", ".join(f"{tile} {us}" for tile, us in row["tried_us"].items())
-        lines.append(line + f" {row['error']:8.1e}  {row['tile']} ({tried})")
+        registers = row.get("registers_us")
+        line += f" {row['error']:8.1e} {registers if registers else '-':>9}"
+        lines.append(line + f"  {row['tile']} ({tried})")
     return lines
 
 
@@ -427,6 +467,11 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=None, help="processes compiling kernels (default: all cores)"
     )
+    parser.add_argument(
+        "--no-registers",
+        action="store_true",
+        help="do not time the fastest kernel again with its tiles in registers",
+    )
     args = parser.parse_args()
     torch = torch_cuda()
     repeat = args.repeat or (20 if args.quick else 50)
@@ -461,7 +506,16 @@ def main() -> None:
             for name in weights
             if (
                 row := checked_row(
-                    bench_lpir, torch, timer, lpir.dtype(name), n, k, rng, tiles, stages
+                    bench_lpir,
+                    torch,
+                    timer,
+                    lpir.dtype(name),
+                    n,
+                    k,
+                    rng,
+                    tiles,
+                    stages,
+                    not args.no_registers,
                 )
             )
         ]
@@ -480,6 +534,7 @@ def main() -> None:
                     rng,
                     tc_tiles,
                     tc_stages,
+                    not args.no_registers,
                 )
             )
         ]

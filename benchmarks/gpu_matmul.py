@@ -11,7 +11,9 @@ per group of 128 rows, f32 accumulation on tensor cores, f16 C. Beside it, in th
   bandwidth, and 2*M*N*K flops over the f16 tensor-core rate measured by an 8192^3 torch matmul.
 
 Same timing as gpu_gemv.py (CUDA events, L2 scrubbed before each launch, medians). Each lpir
-result is checked against A @ dequant(B) computed on the GPU in float64 (relative error).
+result is checked against A @ dequant(B) computed on the GPU in float64 (relative error). The
+fastest tile is timed again with its pipelined tiles in registers instead of shared memory
+("registers", LPIR_CUDA_ASYNC_COPY=0).
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles, stages=(2,)) -> 
     b = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (k, n))
     stream = torch.cuda.current_stream()
     arguments = [a, b, scales, c]
-    seconds, tile, kernel, tried = fastest_matmul_wq(
-        torch, timer, dt, m, n, k, arguments, tiles, stages
+    seconds, tile, kernel, tried, in_registers = fastest_matmul_wq(
+        torch, timer, dt, m, n, k, arguments, tiles, stages, registers=True
     )
     dense = dequantized_f16(torch, dt, codes, scales, k)
     peer = timer(lambda: a @ dense)
@@ -80,6 +82,7 @@ def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles, stages=(2,)) -> 
         "m": m,
         "tile": tile,
         "tried_us": tried,
+        "registers_us": in_registers,
         "seconds": seconds,
         "torch_f16_seconds": peer,
         "bytes": nbytes,
@@ -137,7 +140,7 @@ def main() -> None:
     print(f"N = K = {size}, group {GROUP}")
     print(
         f"  {'weights':>8} {'M':>5} {'tile':>10} {'lpir us':>9} {'TFLOP/s':>8} {'torch us':>9} "
-        f"{'/torch':>7} {'floor us':>9} {'/floor':>7} {'rel err':>8}"
+        f"{'/torch':>7} {'floor us':>9} {'/floor':>7} {'rel err':>8} {'registers':>9}"
     )
     rng = np.random.default_rng(0)
     rows = []
@@ -150,7 +153,8 @@ def main() -> None:
                 f"  {weight:>8} {m:>5} {row['tile']:>10} {seconds * 1e6:9.1f} "
                 f"{row['flops'] / seconds / 1e12:8.1f} "
                 f"{row['torch_f16_seconds'] * 1e6:9.1f} {seconds / row['torch_f16_seconds']:7.2f} "
-                f"{floor * 1e6:9.1f} {seconds / floor:7.2f} {row['error']:8.1e}",
+                f"{floor * 1e6:9.1f} {seconds / floor:7.2f} {row['error']:8.1e} "
+                f"{row['registers_us']:9.1f}",
                 flush=True,
             )
             rows.append(row)

@@ -9,6 +9,11 @@ does not wait for a load until it uses the value, so the memory latency of one i
 overlaps the arithmetic of the S - 1 before it; without this, every iteration waits for its
 own loads (the first instruction that reads them stalls for the whole round trip).
 
+A load that every block of a multi-block grid makes alike (its address and mask do not depend
+on the block index: gemv's x) is kept one iteration ahead, not S - 1: all blocks read the
+same bytes, so they come from cache, and S - 1 register copies of them would cost occupancy
+(64 x 128 gemv tiles, 4 stages: 96 of 255 registers were copies of x).
+
 A load is pipelinable when it reads a global tensor that nothing in the loop writes, sits
 directly in the loop's body, and its address and mask are computed from the induction variable
 and values from outside the loop by pure ops (no loop-carried value, no other load). Only
@@ -18,15 +23,19 @@ end is never read, and the address and mask computations see only values the ind
 variable itself takes, so the bounds and alignment facts that decided the loads' masks and
 vector widths still hold. The last S - 1 iterations therefore request the last tile again
 (from cache); nothing is computed differently. The loop records the S it was pipelined with
-(`stages S`), which tells a backend to unroll it S times: the tiles then change registers by
-renaming instead of copies.
+(`stages S`). A backend keeps the tiles in registers and unrolls the loop one more time than
+a load keeps tiles ahead, so that they change registers by renaming instead of copies, or
+keeps them elsewhere (the CUDA backend stages tiles that differ per block in shared memory
+with cp.async: backends/cuda/staging.py).
 """
 
 from __future__ import annotations
 
+import math
+
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.analysis import IndexAnalysis
+from lpir.ir.analysis import IndexAnalysis, depends_on_block_index
 from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.effects import is_pure, stored_arguments
 from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
@@ -71,9 +80,11 @@ class _Pipeliner(Rewriter):
         super().__init__()
         self.default_stages = default_stages
         self.analysis: IndexAnalysis | None = None
+        self.blocks = 1
 
     def run_kernel(self, kernel: Kernel) -> Kernel:
         self.analysis = IndexAnalysis(kernel)
+        self.blocks = math.prod(kernel.grid)
         return super().run_kernel(kernel)
 
     def rewrite(self, op: Operation):
@@ -107,12 +118,12 @@ class _Pipeliner(Rewriter):
         loads = self.pipelinable(loop) if stages >= 2 else []
         if not loads:
             return self.copy(loop).results
-        ahead = stages - 1
+        depths = [self.depth(load, stages) for load, _ in loads]
         lower, upper, step = self.map_all(loop.operands[:3])
         last = self.last_value(lower, upper, step)
         rings = [
             [self.issue(loop, load, ops, self.clamped(lower, step, j, last)) for j in range(ahead)]
-            for load, ops in loads
+            for (load, ops), ahead in zip(loads, depths)
         ]
         carried_names = [a.name_hint for a in loop.iter_args]
         ring_names = [f"{load.memory.name_hint}_ahead" for load, _ in loads]
@@ -122,28 +133,39 @@ class _Pipeliner(Rewriter):
             step,
             self.map_all(loop.inits) + [tile for ring in rings for tile in ring],
             loop.induction_variable.name_hint,
-            carried_names + [name for name in ring_names for _ in range(ahead)],
-            [r.name_hint for r in loop.results] + [None] * (len(loads) * ahead),
+            carried_names + [n for n, ahead in zip(ring_names, depths) for _ in range(ahead)],
+            [r.name_hint for r in loop.results] + [None] * sum(depths),
         )
         new.attributes = {**loop.attributes, "stages": stages}
         new.location = loop.location
         self.builder.insert(new)
-        self.fill_body(loop, new, loads, ahead, last)
+        self.fill_body(loop, new, loads, depths, last)
         return new.results[: len(loop.results)]
 
-    def fill_body(self, loop: ForOp, new: ForOp, loads, ahead: int, last: Value) -> None:
+    def depth(self, load: LoadThreadOp, stages: int) -> int:
+        """How many tiles of the load to keep ahead: S - 1, or 1 for a load that every block
+        of several makes alike (served from cache)."""
+        if self.blocks > 1 and not depends_on_block_index(load.operands[1:]):
+            return 1
+        return stages - 1
+
+    def fill_body(self, loop: ForOp, new: ForOp, loads, depths: list[int], last: Value) -> None:
         iv = new.induction_variable
         self.replace(loop.induction_variable, iv)
         count = len(loop.iter_args)
         for old, arg in zip(loop.iter_args, new.iter_args[:count]):
             self.replace(old, arg)
         ring_args = new.iter_args[count:]
-        rings = [ring_args[i * ahead : (i + 1) * ahead] for i in range(len(loads))]
+        starts = [sum(depths[:i]) for i in range(len(depths))]
+        rings = [ring_args[at : at + ahead] for at, ahead in zip(starts, depths)]
         moved = {id(load) for load, _ in loads}
         with self.builder.at(new.body):
             step = self.map(loop.step)
-            next_tile = self.clamped(iv, step, ahead, last)
-            fetched = [self.issue(loop, load, ops, next_tile) for load, ops in loads]
+            next_tiles = {a: self.clamped(iv, step, a, last) for a in sorted(set(depths))}
+            fetched = [
+                self.issue(loop, load, ops, next_tiles[ahead])
+                for (load, ops), ahead in zip(loads, depths)
+            ]
             for (load, _), ring in zip(loads, rings):
                 self.replace(load.result, ring[0])
             for op in loop.body.ops:

@@ -110,8 +110,18 @@ def test_ptx_of_the_f16_dequantization_pairs_lanes():
 def test_ptx_of_the_matmul_uses_tensor_cores():
     ptx = _ptx("matmul_wq", {})
     assert "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" in ptx
-    assert "ld.global.nc.v4.u32" in ptx
     assert "bar.sync" in ptx
+
+
+@NO_NVCC
+def test_ptx_of_the_pipelined_matmul_copies_tiles_asynchronously():
+    """The per-block tiles of the pipelined loop (A and the weights) are 16-byte cp.async
+    copies into shared memory, waited for one group at a time; nothing is loaded into
+    registers ahead."""
+    ptx = _ptx("matmul_wq", {"STAGES": 3})
+    assert "cp.async.cg.shared.global" in ptx
+    assert "cp.async.commit_group" in ptx and "cp.async.wait_group 1;" in ptx
+    assert "ld.global.nc.v4.u32" not in ptx
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -124,11 +134,16 @@ def test_nvrtc_compiles_the_same_sources(example):
 
 
 @NO_NVCC
-def test_ptx_of_a_masked_pipelined_loop_has_predicated_loads_and_no_branch_inside():
+@pytest.mark.parametrize("async_copy", ["1", "0"])
+def test_ptx_of_a_masked_pipelined_loop_has_predicated_loads_and_no_branch_inside(
+    async_copy, monkeypatch
+):
     """The tensor-core GEMV: the A tile's rows past M = 1 are masked, so the loop's load of it
-    is one predicated `ld.global.nc` (lpir_load_if), and the loop body is one basic block, its
-    only branch the loop's own (an if/else around the load made nvcc recompute the
-    shared-memory addresses in every iteration)."""
+    is one `cp.async` whose source size is 0 where the mask is off (staged in shared memory),
+    or without staging one predicated `ld.global.nc` (lpir_load_if); either way the loop body
+    is one basic block, its only branch the loop's own (an if/else around the load made nvcc
+    recompute the shared-memory addresses in every iteration)."""
+    monkeypatch.setenv("LPIR_CUDA_ASYNC_COPY", async_copy)
     params = {"M": 1, "N": 512, "K": 256, "BM": 16, "BN": 256, "WT": "u3", "ZERO": 4}
     ptx = _ptx("matmul_wq", params)
     backward = [
@@ -139,7 +154,11 @@ def test_ptx_of_a_masked_pipelined_loop_has_predicated_loads_and_no_branch_insid
     assert len(backward) == 1, "one loop"
     label = backward[0].group(1)
     loop = ptx[ptx.index(label + ":") : backward[0].start()]
-    assert "@p ld.global.nc.v2.u32" in loop
+    if async_copy == "1":
+        assert re.search(r"cp\.async\.ca\.shared\.global \[%r\d+\], \[%rd\d+\], 8, %r\d+;", loop)
+        assert "ld.global" not in loop
+    else:
+        assert "@p ld.global.nc.v2.u32" in loop
     assert " bra" not in loop and "\tbra" not in loop
 
 

@@ -174,3 +174,32 @@ def test_stages_survive_printing_and_parsing():
     text = final_ir(stages=3)
     assert "stages 3 iter_args(" in text
     assert print_module(parse(text)) == text
+
+
+# x is the same in every block, w differs per block
+SHARED_AND_OWN = """
+kernel rows[N = 256, K = 1024, STAGES = 4](
+    x: global f32[K], w: global f32[N, K], y: global f32[N],
+) blocks(N / 32) threads(64) {
+    acc = zeros<f32>[32, 64]
+    for k0 in range(0, K, 64, stages = STAGES) {
+        acc += load(w[block.x * 32 :+ 32, k0 :+ 64]) * load(x[k0 :+ 64])[None, :]
+    }
+    store(y[block.x * 32 :+ 32], sum(acc, axis = 1))
+}
+"""
+
+
+@pytest.mark.parametrize("stages", [2, 4])
+def test_a_load_every_block_makes_alike_is_one_iteration_ahead(stages):
+    """With several blocks, x comes from cache: one tile ahead; w, S - 1 tiles ahead."""
+    header = final_ir(n=256, stages=stages, source=SHARED_AND_OWN).split(" = for ", 1)[1]
+    header = header.split("\n", 1)[0]
+    assert header.count("%x_ahead") == 1 and header.count("%w_ahead") == stages - 1
+    rng = np.random.default_rng(3)
+    args = [rng.standard_normal(1024).astype(np.float32)]
+    args += [rng.standard_normal((256, 1024)).astype(np.float32), np.zeros(256, np.float32)]
+    unpipelined = copy.deepcopy(args)
+    lpir.compile(SHARED_AND_OWN, target="threads-cuda", STAGES=1)(*unpipelined)
+    lpir.compile(SHARED_AND_OWN, target="threads-cuda", STAGES=stages)(*args)
+    np.testing.assert_array_equal(args[2], unpipelined[2])  # only when loads are issued moved

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from lpir.backends.cuda import c_types
+from lpir.backends.cuda import c_types, emit_staging
 from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 
 from lpir.ir.core import Value
@@ -87,8 +87,9 @@ def assign_all(emitter: KernelEmitter, targets: list[CValue], sources: list[CVal
 
 @emits(YieldOp)
 def emit_yield(emitter: KernelEmitter, op: YieldOp) -> None:
-    targets = emitter.yield_targets[-1]
-    assign_all(emitter, targets, [emitter.value(v) for v in op.operands])
+    """Assign the loop's (or `if`'s) variables; staged ring tiles have none (None)."""
+    pairs = [(t, v) for t, v in zip(emitter.yield_targets[-1], op.operands) if t is not None]
+    assign_all(emitter, [t for t, _ in pairs], [emitter.value(v) for _, v in pairs])
 
 
 def _loop_condition(emitter: KernelEmitter, op: ForOp, iv: str, upper: str, step: str) -> str:
@@ -98,44 +99,55 @@ def _loop_condition(emitter: KernelEmitter, op: ForOp, iv: str, upper: str, step
     return f"({step} > 0 ? {iv} < {upper} : {iv} > {upper})"
 
 
-def _unroll_pipelined(emitter: KernelEmitter, stages: int, bounds: list[int | None]) -> None:
-    """A pipelined loop passes its S tiles on: unrolled S times, nvcc renames them instead of
-    moving them. Only where S divides the trip count: otherwise nvcc rotates the loop (one copy
-    of the body, then the other S - 1 and that one again), and in that shape ptxas 13.0 to 13.5
-    read a prefetch's address register before setting it (matmul_wq, u5 and u7 weights, tile
+def _unroll_pipelined(emitter: KernelEmitter, factor: int, bounds: list[int | None]) -> None:
+    """A pipelined loop passes on the tiles it keeps in registers (up to factor - 1 of a load):
+    unrolled `factor` times, nvcc renames them instead of moving them. Only where the factor
+    divides the trip count: otherwise nvcc rotates the loop (one copy of the body, then the
+    other factor - 1 and that one again), and in that shape ptxas 13.0 to 13.5 read a
+    prefetch's address register before setting it (matmul_wq, u5 and u7 weights, tile
     16x64x32, 3 stages: an illegal address on an H200, 2026-11-30)."""
     lower, upper, step = bounds
     if None in bounds or not step:
         return
     trips = max(0, -(-(upper - lower) // step))  # type: ignore[operator]
-    if trips % stages == 0:
-        emitter.w.line(f"#pragma unroll {stages}")
+    if trips % factor == 0:
+        emitter.w.line(f"#pragma unroll {factor}")
 
 
 @emits(ForOp)
 def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
     lower, upper, step = (emitter.value(v).text for v in op.operands[:3])
-    variables = [declare_variable(emitter, arg) for arg in op.iter_args]
-    for variable, init in zip(variables, op.inits):
+    staged = emit_staging.before_loop(emitter, op)
+    variables: list[CValue | None] = []
+    for arg, init in zip(op.iter_args, op.inits):
+        if id(arg) in staged:  # a tile in shared memory: read in the body, no variable
+            variables.append(None)
+            continue
+        variable = declare_variable(emitter, arg)
         assign(emitter, variable, emitter.value(init))
-    for arg, variable in zip(op.iter_args, variables):
         emitter.bind(arg, variable)
+        variables.append(variable)
     iv = emitter.c_name(op.induction_variable)
     dt = op.induction_variable.type.dtype  # type: ignore[attr-defined]
     emitter.bind(op.induction_variable, CValue("scalar", iv, dt))
     bounds = [emitter.analysis.facts(v).constant for v in op.operands[:3]]
-    if op.stages is not None and op.stages > 1:
-        _unroll_pipelined(emitter, op.stages, bounds)
+    register_depth = emit_staging.register_ring_depth(emitter, op) if op.stages else 0
+    if register_depth:
+        _unroll_pipelined(emitter, register_depth + 1, bounds)
     elif None in bounds:
         emitter.w.line("#pragma unroll 1")
     condition = _loop_condition(emitter, op, iv, upper, step)
     head = f"for ({c_types.c_type(dt)} {iv} = {lower}; {condition}; {iv} += {step})"
     emitter.yield_targets.append(variables)
     with emitter.w.block(head):
+        emit_staging.loop_top(emitter, op)
         emitter.region(op.body)
+        emit_staging.loop_bottom(emitter, op)
     emitter.yield_targets.pop()
+    emit_staging.after_loop(emitter, op)
     for result, variable in zip(op.results, variables):
-        emitter.bind(result, variable)
+        if variable is not None:
+            emitter.bind(result, variable)
 
 
 @emits(IfOp)

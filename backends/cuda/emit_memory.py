@@ -85,7 +85,7 @@ def swizzled(swizzle, offset: str) -> str:
     return f"lpir_swizzle<{swizzle.bits}, {swizzle.base}, {swizzle.shift}>({offset})"
 
 
-class _Access:
+class Access:
     """What `ld` and `st` share: the typed pointer, the access size, groups and the mask."""
 
     def __init__(self, emitter: KernelEmitter, op: LoadThreadOp | StoreThreadOp):
@@ -141,7 +141,7 @@ class _Access:
         return [(start, lanes, chunk_bytes) for start in range(0, len(self.offsets), lanes)]
 
 
-def _per_lane(access: _Access, statement, lanes: range) -> None:
+def _per_lane(access: Access, statement, lanes: range) -> None:
     """Per-lane accesses, as loops over runs of affine offsets."""
     w = access.emitter.w
     offsets = [access.offsets[lane] for lane in lanes]
@@ -159,7 +159,7 @@ def _per_lane(access: _Access, statement, lanes: range) -> None:
 
 @emits(LoadThreadOp)
 def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
-    access = _Access(emitter, op)
+    access = Access(emitter, op)
     target = emitter.array(op.result)
     w = emitter.w
     zero = c_types.literal(0, access.access)
@@ -195,7 +195,7 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
 
 @emits(StoreThreadOp)
 def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
-    access = _Access(emitter, op)
+    access = Access(emitter, op)
     value = emitter.value(op.value)
     w = emitter.w
 
@@ -231,7 +231,7 @@ def _predicated_load(size: int, nc: str, to: str, source: str):
     return statement
 
 
-def _guarded(access: _Access, chunks, per_lane) -> None:
+def _guarded(access: Access, chunks, per_lane) -> None:
     """Wide accesses under their masks. A chunk is (first lane, lanes, access, otherwise).
     Where `otherwise` is None (stores) or a statement (a load's zeroing, in the `else`), the
     accesses of consecutive chunks that share a uniform condition go under one `if`; where it

@@ -124,7 +124,9 @@ class KernelEmitter:
         self.dynamic_shared = False
         self.users = _users(kernel)
         self.emitted_early: set[int] = set()
-        self.yield_targets: list[list[CValue]] = []
+        self.yield_targets: list[list[CValue | None]] = []
+        self.staging = None  # emit_staging.plan_of: the pipelined loads copied with cp.async
+        self.staged_loops: dict = {}  # id(ForOp) -> emit_staging's state of a loop being emitted
 
     # ---- names and values --------------------------------------------------------------------
     def c_name(self, value: Value) -> str:

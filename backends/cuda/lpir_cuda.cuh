@@ -452,6 +452,50 @@ LPIR_DEVICE void lpir_load_if(void* to, const void* from, bool on) {
 #endif
 }
 
+// Asynchronous copy of BYTES (4, 8 or 16) from global to shared memory (`cp.async`, sm_80+):
+// zeros where `on` is false (no global read: a source size of 0). The copies a thread issues
+// between two `lpir_cp_async_commit` form a group; `lpir_cp_async_wait<N>` returns once at most
+// the N latest groups of this thread are still in flight: the thread may then read what its
+// earlier groups wrote (other threads only after a barrier). Before sm_80 the copy is an ordinary load and store, and commit/wait do
+// nothing; the host emulation lands each copy as late as a GPU may (lpir_host::async_wait).
+template <int BYTES>
+LPIR_DEVICE void lpir_cp_async(void* to, const void* from, bool on) {
+#if defined(LPIR_HOST_EMULATION)
+    lpir_host::check_alignment(from, BYTES);
+    lpir_host::check_alignment(to, BYTES);
+    lpir_host::async_copy(to, from, on ? BYTES : 0, BYTES);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned shared = static_cast<unsigned>(__cvta_generic_to_shared(to));
+    const int source_bytes = on ? BYTES : 0;
+    if constexpr (BYTES == 16) {  // .cg: streamed data bypasses L1
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+                     :: "r"(shared), "l"(from), "r"(source_bytes) : "memory");
+    } else {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n"
+                     :: "r"(shared), "l"(from), "n"(BYTES), "r"(source_bytes) : "memory");
+    }
+#else
+    lpir_load_if<BYTES, true>(to, from, on);
+#endif
+}
+
+LPIR_DEVICE void lpir_cp_async_commit() {
+#if defined(LPIR_HOST_EMULATION)
+    lpir_host::async_commit();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+template <int N>
+LPIR_DEVICE void lpir_cp_async_wait() {
+#if defined(LPIR_HOST_EMULATION)
+    lpir_host::async_wait(N);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory");
+#endif
+}
+
 // Copies BYTES (a multiple of 4) from one register array to another a word at a time, as the
 // loop-carried tiles of a pipelined loop are passed on: copied lane by lane, arrays of bytes or
 // halves cost shifts and merges for every lane.

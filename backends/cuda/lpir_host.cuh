@@ -319,6 +319,41 @@ inline void ldmatrix(T* result, const T* row) {
     (*warp_barriers)[warp]->arrive_and_wait();
 }
 
+// ---- cp.async, as late as the GPU may complete it ----------------------------------------------
+// A copy lands only when a `cp.async.wait_group` makes the thread wait for its group: until
+// then its target keeps the old bytes. A kernel that reads a slot before waiting for it (a
+// wrong group count) reads stale data here, where on a GPU it might only sometimes.
+struct AsyncCopy {
+    void* to;
+    const void* from;
+    int source_bytes;  // the rest of `bytes` is zero-filled
+    int bytes;
+};
+inline thread_local std::vector<AsyncCopy> async_open;                 // not yet committed
+inline thread_local std::vector<std::vector<AsyncCopy>> async_groups;  // committed, oldest first
+
+inline void async_copy(void* to, const void* from, int source_bytes, int bytes) {
+    async_open.push_back(AsyncCopy{to, from, source_bytes, bytes});
+}
+
+inline void async_commit() {
+    async_groups.push_back(std::move(async_open));
+    async_open.clear();
+}
+
+inline void async_wait(int pending) {
+    const std::size_t keep = static_cast<std::size_t>(pending);
+    std::size_t done = 0;
+    for (; async_groups.size() - done > keep; ++done) {
+        for (const AsyncCopy& copy : async_groups[done]) {
+            std::memcpy(copy.to, copy.from, copy.source_bytes);
+            std::memset(static_cast<unsigned char*>(copy.to) + copy.source_bytes, 0,
+                        copy.bytes - copy.source_bytes);
+        }
+    }
+    async_groups.erase(async_groups.begin(), async_groups.begin() + done);
+}
+
 // Run `kernel` over a grid: `threads` OS threads, one block after another.
 inline void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads,
                      const std::function<void()>& kernel) {
@@ -337,6 +372,8 @@ inline void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads,
                 for (unsigned y = 0; y < gy; ++y)
                     for (unsigned x = 0; x < gx; ++x) {
                         block_index = lpir_dim3{x, y, z};
+                        async_open.clear();  // copies never waited for die with their block
+                        async_groups.clear();
                         kernel();
                         barrier.arrive_and_wait();  // the next block reuses __shared__ arrays
                     }

@@ -15,6 +15,7 @@ from lpir.backends.cuda import (  # noqa: F401  (registers emitters)
     emit_dequant,
     emit_memory,
     emit_mma,
+    emit_staging,  # after emit_memory: its `ld` emitter takes over the staged loads
     emit_vector,
 )
 from lpir.backends.cuda.emitter import KernelEmitter

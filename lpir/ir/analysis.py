@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lpir.ir.core import Kernel, Value
+from lpir.ir.core import Kernel, Operation, Value
 from lpir.ir.ops import BinaryOp, BlockIndexOp, ConstantOp, ForOp, ThreadIndexOp
 
 
@@ -151,3 +151,18 @@ class IndexAnalysis:
         }
         rule = rules.get(op.name)
         return rule() if rule is not None else UNKNOWN
+
+
+def depends_on_block_index(values: list[Value]) -> bool:
+    """Whether any of the values is computed (through any chain of ops) from the block index:
+    a load whose address does not is the same in every block."""
+    pending, seen = list(values), set()
+    while pending:
+        owner = pending.pop().owner
+        if not isinstance(owner, Operation) or id(owner) in seen:
+            continue
+        if isinstance(owner, BlockIndexOp):
+            return True
+        seen.add(id(owner))
+        pending.extend(owner.operands)
+    return False

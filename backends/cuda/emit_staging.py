@@ -1,0 +1,174 @@
+"""Emitting the staged rings of pipelined loops (which ones: staging.py) with `cp.async`.
+
+For a loop with S stages (A = S - 1 tiles ahead) and staged rings:
+
+    __shared__ unsigned char w_ring[S * chunks * threads * chunk];   // slot, chunk, thread
+    tile j of each ring -> slot j (j < A), one commit group per tile
+    int stage = 0;
+    for (...) {
+        lpir_cp_async_wait<A - 1>();        // this iteration's tile has landed
+        r0 = slot `stage`                    // ld.shared into registers
+        fetch: tile i + A -> slot (stage + A) % S, the one the last iteration read; commit
+        ... body ...
+        stage = (stage + 1) % S;
+    }
+    lpir_cp_async_wait<0>();
+
+A thread's chunks of one slot are `threads * chunk` bytes apart, so a warp's reads of a chunk
+are contiguous (no bank conflicts). The slot the fetch overwrites was read by the same thread
+an iteration earlier, and its registers consumed before, in program order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lpir.backends.cuda import c_types, emit_memory
+from lpir.backends.cuda.emit_memory import Access
+from lpir.backends.cuda.emitter import STATIC_SHARED_LIMIT, KernelEmitter, emits
+from lpir.backends.cuda.staging import StagedRing, StagingPlan, plan_staging, ring_chains
+
+from lpir.ir.ops import ForOp, LoadThreadOp
+
+
+@dataclass
+class _Loop:
+    """A staged loop being emitted: its rings and the C names of its slot counters."""
+
+    rings: list[StagedRing]
+    stage: str
+    next_slot: str
+    fetched: int = 0
+
+
+def plan_of(emitter: KernelEmitter) -> StagingPlan:
+    """The kernel's staging plan, made on first use (after its own shared memory is known)."""
+    if emitter.staging is None:
+        budget = 0 if emitter.dynamic_shared else STATIC_SHARED_LIMIT - emitter.shared_bytes
+        emitter.staging = plan_staging(emitter.kernel, emitter.users, budget)
+        emitter.shared_bytes += emitter.staging.nbytes
+    return emitter.staging
+
+
+@emits(LoadThreadOp)
+def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
+    """A staged ring's fetch becomes cp.async copies; its prologue loads wait for the loop."""
+    plan = plan_of(emitter)
+    if id(op) in plan.prologue:
+        return  # copied into their slots by `before_loop`
+    if id(op) not in plan.fetches:
+        emit_memory.emit_load(emitter, op)
+        return
+    loop, ring = plan.fetches[id(op)]
+    state = emitter.staged_loops[id(loop)]
+    _copy(emitter, ring, op, state.next_slot)
+    state.fetched += 1
+    if state.fetched == len(state.rings):
+        emitter.w.line("lpir_cp_async_commit();")
+
+
+def before_loop(emitter: KernelEmitter, loop: ForOp) -> set[int]:
+    """The slots and the first A tiles of the loop's staged rings; the ids of the loop
+    arguments they replace (no C variables for those)."""
+    rings = plan_of(emitter).rings.get(id(loop), [])
+    if not rings:
+        return set()
+    w = emitter.w
+    for ring in rings:
+        ring.name = emitter.fresh(f"{ring.args[0].name_hint or 'tile'}_ring")
+        w.line(f"__shared__ __align__(16) unsigned char {ring.name}_storage[{ring.nbytes}];")
+        w.line(
+            f"unsigned char* const {ring.name} = "
+            f"{ring.name}_storage + threadIdx.x * {ring.chunk_bytes};"
+        )
+    for tile in range(rings[0].ahead):
+        for ring in rings:
+            _copy(emitter, ring, ring.prologue[tile], str(tile))
+        w.line("lpir_cp_async_commit();")
+    stage = emitter.fresh("stage")
+    w.line(f"int {stage} = 0;")
+    emitter.staged_loops[id(loop)] = _Loop(rings, stage, emitter.fresh("next_slot"))
+    return {id(arg) for ring in rings for arg in ring.args}
+
+
+def loop_top(emitter: KernelEmitter, loop: ForOp) -> None:
+    """Wait for this iteration's tiles and read them from their slot into registers."""
+    state = emitter.staged_loops.get(id(loop))
+    if state is None:
+        return
+    w = emitter.w
+    ahead = state.rings[0].ahead
+    w.line(f"lpir_cp_async_wait<{pending_groups(ahead)}>();")
+    w.line(f"const int {state.next_slot} = {state.stage} == 0 ? {ahead} : {state.stage} - 1;")
+    state.fetched = 0
+    for ring in state.rings:
+        current = ring.args[0]
+        target = emitter.array(current)
+        lanes = ring.chunk_bytes // c_types.byte_size(target.dtype)
+        for chunk in range(ring.chunks):
+            source = f"{ring.name} + {_offset(ring, state.stage, chunk)}"
+            to = target.address(chunk * lanes)
+            w.line(f"lpir_load<{ring.chunk_bytes}, false>({to}, {source});")
+
+
+def pending_groups(ahead: int) -> int:
+    """The groups that may still be in flight when an iteration reads its tiles: those of the
+    A - 1 tiles after it (this iteration's fetch is committed after the read)."""
+    return ahead - 1
+
+
+def loop_bottom(emitter: KernelEmitter, loop: ForOp) -> None:
+    state = emitter.staged_loops.get(id(loop))
+    if state is not None:
+        slots = state.rings[0].slots
+        emitter.w.line(f"{state.stage} = {state.stage} == {slots - 1} ? 0 : {state.stage} + 1;")
+
+
+def after_loop(emitter: KernelEmitter, loop: ForOp) -> None:
+    """No copy outlives the loop (the last iterations re-request the last tile)."""
+    if emitter.staged_loops.pop(id(loop), None) is not None:
+        emitter.w.line("lpir_cp_async_wait<0>();")
+
+
+def register_ring_depth(emitter: KernelEmitter, loop: ForOp) -> int:
+    """The most tiles ahead that one load of the pipelined loop keeps in registers (0: none).
+    Unrolled that many times plus one, nvcc renames the tiles instead of copying them."""
+    fetches = plan_of(emitter).fetches
+    depths = [len(chain) for chain, fetch in ring_chains(loop) if id(fetch) not in fetches]
+    return max(depths, default=0)
+
+
+def _copy(emitter: KernelEmitter, ring: StagedRing, load: LoadThreadOp, slot: str) -> None:
+    """cp.async of one thread's tile into its chunks of slot `slot`, zeros where masked. A
+    chunk whose lanes' masks may differ is copied whole when they are all on, else lane by
+    lane with ordinary loads and stores (the slot is the thread's own: no other thread or
+    copy in flight touches it)."""
+    access = Access(emitter, load)
+    lanes = ring.chunk_bytes // access.size
+    w = emitter.w
+    for chunk, start in enumerate(range(0, len(load.offsets), lanes)):
+        source = access.lane_address(load.offsets[start])
+        condition = access.group_mask(start, lanes) or "true"
+        target = f"{ring.name} + {_offset(ring, slot, chunk)}"
+        copy = f"lpir_cp_async<{ring.chunk_bytes}>({target}, {source}, {condition});"
+        if access.uniform(start, lanes):
+            w.line(copy)
+            continue
+        with w.block(f"if ({condition})"):
+            w.line(copy.replace(f", {condition});", ", true);"))
+        with w.block("else"):
+            zero = c_types.literal(0, access.access)
+            for lane in range(start, start + lanes):
+                read = f"*({access.lane_address(load.offsets[lane])})"
+                value = f"{access.mask.lane(lane)} ? {read} : {zero}"  # type: ignore[union-attr]
+                w.line(f"reinterpret_cast<{access.element}*>({target})[{lane - start}] = {value};")
+
+
+def _offset(ring: StagedRing, slot: str, chunk: int) -> str:
+    """Bytes from the thread's first chunk to chunk `chunk` of slot `slot` (a C expression)."""
+    chunk_stride = ring.threads * ring.chunk_bytes
+    slot_stride = ring.chunks * chunk_stride
+    terms = [f"{slot} * {slot_stride}"] if slot != "0" else []
+    if chunk:
+        terms.append(str(chunk * chunk_stride))
+    return " + ".join(terms) or "0"

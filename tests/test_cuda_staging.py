@@ -1,0 +1,135 @@
+"""Pipelined loads staged in shared memory with cp.async (backends/cuda/staging.py).
+
+The emulated CUDA C lands each cp.async only when the thread waits for its group (as late as
+a GPU may), so a kernel that read a slot too early would read stale bytes here: the staged
+kernels below equal the interpreter at every pipeline depth, and one with its wait count off by
+one does not. The plan: per-block tiles are staged, tiles every block reads alike stay in
+registers one iteration ahead, nothing is staged past the shared-memory budget or with
+LPIR_CUDA_ASYNC_COPY=0.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from lpir.backends.cuda import emit_staging
+from lpir.backends.cuda.emitter import KernelEmitter
+from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
+from lpir.backends.cuda.source import emit_kernel
+from lpir.backends.cuda.staging import plan_staging
+
+import lpir
+
+# Rows of packed weights per block, x shared by all blocks, one scale per row: the GEMV's
+# shape. N and K need not divide the tile (masks at both edges); u3 rows of 64 come in 24-byte
+# groups (cp.async of 8 bytes), u4 and u8 in 16-byte ones, the f32 scales lane by lane.
+GEMV = """
+kernel gemv[WT = u3, N = 100, K = 1000, BN = 16, BK = 64, STAGES = 2](
+    x: global f32[K], w: global WT[N, K], s: global f32[N], y: global f32[N],
+) blocks(cdiv(N, BN)) threads(64) {
+    rows = block.x * BN
+    acc = zeros<f32>[BN, BK]
+    for k0 in range(0, K, BK, stages = STAGES) {
+        wt = cast<f32>(load(w[rows :+ BN, k0 :+ BK]))
+        acc += wt * load(s[rows :+ BN])[:, None] * load(x[k0 :+ BK])[None, :]
+    }
+    store(y[rows :+ BN], sum(acc, axis = 1))
+}
+"""
+
+# (weights, N, K, BK, BN): the row edge (N % BN) and the K edge, in chunks whose lanes' masks
+# agree and in chunks where they differ; u3 in 4-byte copies (12-byte groups)
+SHAPES = [
+    ("u4", 100, 992, 64, 16),
+    ("u4", 64, 1000, 64, 16),
+    ("u8", 40, 200, 64, 16),
+    ("u3", 100, 1024, 128, 64),
+]
+CASES = [(*shape, stages) for shape in SHAPES for stages in (1, 2, 3, 8)]
+
+
+def _kernel(wt: str, n: int, k: int, bk: int, bn: int, stages: int):
+    params = {"WT": wt, "N": n, "K": k, "BK": bk, "BN": bn, "STAGES": stages}
+    return lpir.compile(GEMV, target="cuda", **params).specialize(None)
+
+
+def _arguments(wt: str, n: int, k: int) -> list:
+    rng = np.random.default_rng(5)
+    bits = lpir.dtype(wt).nbits
+    w = lpir.pack(rng.integers(0, 1 << bits, (n, k)), wt)
+    x = rng.standard_normal(k).astype(np.float32)
+    s = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    return [x, w, s, np.zeros(n, np.float32)]
+
+
+def _interpreted(wt: str, n: int, k: int, bk: int, bn: int) -> np.ndarray:
+    args = _arguments(wt, n, k)
+    lpir.compile(GEMV, target="interp", WT=wt, N=n, K=k, BK=bk, BN=bn)(*args)
+    return args[3]
+
+
+def _emulated(cases) -> list[np.ndarray]:
+    kernels = [
+        emit_kernel(_kernel(*case).module.kernels[0], f"gemv_{index}")
+        for index, case in enumerate(cases)
+    ]
+    results = []
+    for runner, (wt, n, k, *_) in zip(emulate_kernels(kernels), cases):
+        args = _arguments(wt, n, k)
+        emulated = copy.deepcopy(args)
+        runner.run(emulated)
+        results.append(emulated[3])
+    return results
+
+
+needs_compiler = pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
+
+
+@needs_compiler
+def test_staged_pipelines_equal_the_interpreter():
+    for case in CASES:  # the cases do stage (1 stage: nothing to stage)
+        source = emit_kernel(_kernel(*case).module.kernels[0]).text
+        assert ("lpir_cp_async<" in source) == (case[-1] > 1), case
+    # f32 sums of up to 1000 products of |x| < 5, |w| < 256 in another order: 1e-5 relative
+    for case, got in zip(CASES, _emulated(CASES)):
+        wanted = _interpreted(*case[:5])
+        np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-3, err_msg=str(case))
+
+
+@needs_compiler
+def test_waiting_for_one_group_too_few_reads_stale_tiles(monkeypatch):
+    """The emulation's late landing is what makes the test above able to fail."""
+    monkeypatch.setattr(emit_staging, "pending_groups", lambda ahead: ahead)
+    case = ("u4", 64, 512, 64, 16, 3)
+    (got,) = _emulated([case])
+    assert not np.allclose(got, _interpreted(*case[:5]), rtol=1e-5, atol=1e-3)
+
+
+def _plan(source: str, budget: int | None = None, **params):
+    kernel = lpir.compile(source, target="cuda", **params).specialize(None).module.kernels[0]
+    emitter = KernelEmitter(kernel)
+    if budget is not None:
+        return plan_staging(kernel, emitter.users, budget)
+    emitter.emit()
+    return emitter.staging
+
+
+def test_per_block_tiles_are_staged_and_shared_ones_are_not():
+    plan = _plan(GEMV, WT="u4", N=256, K=1024, STAGES=4)
+    ((ring,),) = plan.rings.values()  # s does not change in the loop: not pipelined at all
+    assert ring.fetch.memory.name_hint == "w" and ring.ahead == 3 and ring.slots == 4
+    # a 16 x 64 u4 tile is 8 bytes a thread: one 8-byte cp.async, 4 slots for 64 threads
+    assert ring.chunk_bytes == 8 and ring.chunks == 1 and ring.nbytes == 4 * 8 * 64
+    source = lpir.compile(GEMV, target="cuda", WT="u4", N=256, K=1024, STAGES=4).source("cuda")
+    # x is the same in every block: in registers, one tile ahead (two copies: unrolled twice)
+    assert "x_ahead" in source and "x_ahead_1" not in source
+    assert "lpir_cp_async_wait<2>();" in source and "#pragma unroll 2" in source
+
+
+def test_nothing_is_staged_past_the_budget_or_when_turned_off(monkeypatch):
+    assert not _plan(GEMV, budget=0, WT="u4", N=256, K=1024, STAGES=4).rings
+    monkeypatch.setenv("LPIR_CUDA_ASYNC_COPY", "0")
+    source = lpir.compile(GEMV, target="cuda", WT="u4", N=256, K=1024, STAGES=4).source("cuda")
+    assert "cp_async" not in source and "w_ahead_2" in source  # three tiles in registers
