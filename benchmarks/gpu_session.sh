@@ -7,9 +7,10 @@
 #   2. On the GPU machine:        bash benchmarks/gpu_session.sh [device|tests|bench|quick|all]
 #      e.g. device run: command="bash benchmarks/gpu_session.sh device", carry=[".whl"]
 #
-#   device everything in one call of the device tool (~6-8 min): the whole test suite on all
-#          cores (pytest-xdist), then both benchmarks in full, sweeping 2-4 pipeline stages;
-#          SUITE="-m gpu" runs only the GPU tests, STAGES=2,3 sweeps fewer depths
+#   device everything in one call of the device tool (~5-6 min): the whole test suite on all
+#          cores (pytest-xdist), then both benchmarks in full, sweeping 2, 4 and 8 pipeline
+#          stages (each winner timed again with its tiles in registers);
+#          SUITE="-m gpu" runs only the GPU tests, STAGES=2,4 sweeps fewer depths
 #   tests  the CUDA tests: GPU launches (every example, every cast, device arrays, both
 #          compilers, PTX), nvcc compiles, host emulation, FileCheck          (~3-5 min)
 #   bench  benchmarks/gpu_gemv.py and benchmarks/gpu_matmul.py, full tables   (~4-6 min)
@@ -120,10 +121,11 @@ case "$MODE" in
     device)
         run_suite
         timeout 60 "$PY" benchmarks/launch_overhead.py --gpu 2>&1 | tee -a "$OUT/summary.txt"
-        timeout 240 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,3,4}" --json "$OUT/gemv.json" 2>&1 \
+        # staged pipelines (cp.async) cost no registers per stage: deep ones are worth trying
+        timeout 260 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8}" --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
-        timeout 110 "$PY" benchmarks/gpu_matmul.py --stages 2,3 --json "$OUT/matmul.json" 2>&1 \
+        timeout 120 "$PY" benchmarks/gpu_matmul.py --stages 2,3,4 --json "$OUT/matmul.json" 2>&1 \
             | tee "$OUT/matmul.log"
         summary "matmul: exit ${PIPESTATUS[0]}"
         ;;

@@ -2,10 +2,10 @@
 
 The emulated CUDA C lands each cp.async only when the thread waits for its group (as late as
 a GPU may), so a kernel that read a slot too early would read stale bytes here: the staged
-kernels below equal the interpreter at every pipeline depth, and one with its wait count off by
-one does not. The plan: per-block tiles are staged, tiles every block reads alike stay in
-registers one iteration ahead, nothing is staged past the shared-memory budget or with
-LPIR_CUDA_ASYNC_COPY=0.
+kernels below equal the interpreter at every pipeline depth, and one with its wait count off
+by one does not; where there is a GPU, the same kernels run on it. The plan: per-block tiles
+are staged, tiles every block reads alike stay in registers one iteration ahead, nothing is
+staged past the shared-memory budget or with LPIR_CUDA_ASYNC_COPY=0.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import copy
 import numpy as np
 import pytest
 from lpir.backends.cuda import emit_staging
+from lpir.backends.cuda.device import gpu_available
 from lpir.backends.cuda.emitter import KernelEmitter
 from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
 from lpir.backends.cuda.source import emit_kernel
@@ -105,6 +106,18 @@ def test_waiting_for_one_group_too_few_reads_stale_tiles(monkeypatch):
     case = ("u4", 64, 512, 64, 16, 3)
     (got,) = _emulated([case])
     assert not np.allclose(got, _interpreted(*case[:5]), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU (or no cuda-core / driver)")
+@pytest.mark.parametrize("case", CASES, ids=["-".join(map(str, case)) for case in CASES])
+def test_staged_pipelines_on_the_gpu(case):
+    """The same kernels where the copies really land late (sm_80+: cp.async)."""
+    wt, n, k, bk, bn, stages = case
+    args = _arguments(wt, n, k)
+    params = {"WT": wt, "N": n, "K": k, "BK": bk, "BN": bn, "STAGES": stages}
+    lpir.compile(GEMV, target="cuda", **params)(*args)
+    np.testing.assert_allclose(args[3], _interpreted(*case[:5]), rtol=1e-5, atol=1e-3)
 
 
 def _plan(source: str, budget: int | None = None, **params):
