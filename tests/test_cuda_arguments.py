@@ -114,3 +114,47 @@ def test_packed_device_arrays(launches):
     kernel(DevicePacked(storage, "u4", (128,)), FakeDeviceArray((128,)))
     assert kernel.last.params["WT"] == lpir.dtype("u4") and len(launches) == 1
     assert len(kernel.specializations) == 1  # the refused calls deduced the same one
+
+
+class Tensor:
+    """Stands for a torch tensor: the attributes lpir reads of one (torch assembles
+    `__cuda_array_interface__` in Python on every access, so lpir does not use it)."""
+
+    __module__ = "torch"
+
+    def __init__(self, shape, dtype="float32", pointer=1 << 20, contiguous=True, cuda=True):
+        self.shape, self.dtype, self.is_cuda = tuple(shape), f"torch.{dtype}", cuda
+        self.pointer, self.contiguous = pointer, contiguous
+
+    def data_ptr(self) -> int:
+        return self.pointer
+
+    def element_size(self) -> int:
+        return {"float32": 4, "float16": 2, "bfloat16": 2, "uint8": 1}[self.dtype[6:]]
+
+    def is_contiguous(self) -> bool:
+        return self.contiguous
+
+    def get_device(self) -> int:
+        return 0
+
+
+def test_torch_tensors_are_read_through_their_attributes(launches):
+    from lpir.runtime.arguments import is_device_array
+
+    kernel = lpir.compile(SCALE, target="cuda")
+    x, y = Tensor((300,), "bfloat16"), Tensor((300,), "bfloat16")
+    kernel(x, y, 1.0)
+    assert kernel.last.params["T"] == lpir.dtype("bf16") and kernel.last.params["N"] == 300
+    pinned = lpir.compile(SCALE, target="cuda", T="f32", N=256)
+    for bad, message in [
+        (Tensor((256,), "float16"), "f32 from the caller but f16 from argument x"),
+        (Tensor((256,), pointer=(1 << 20) + 4), "16-byte boundary"),
+        (Tensor((256,), contiguous=False), "not C-contiguous"),
+    ]:
+        with pytest.raises(ArgumentError, match=message):
+            pinned(bad, Tensor((256,)), 1.0)
+    packed = lpir.compile(PACKED, target="cuda")
+    packed(DevicePacked(Tensor((64,), "uint8"), "u4", (128,)), Tensor((128,)))
+    assert packed.last.params["WT"] == lpir.dtype("u4")
+    assert not is_device_array(Tensor((4,), cuda=False))  # a host tensor takes the host path

@@ -91,6 +91,33 @@ def _dlpack_view(value: Any) -> DeviceView:
     return DeviceView(int(view.ptr), shape, dtype, itemsize, contiguous, int(view.device_id))
 
 
+@functools.cache
+def _is_torch_tensor(cls: type) -> bool:
+    return any(c.__name__ == "Tensor" and c.__module__ == "torch" for c in cls.__mro__)
+
+
+def _torch_view(value: Any) -> DeviceView | None:
+    """A torch CUDA tensor read through its attributes (a few calls into C) rather than
+    `__cuda_array_interface__`, which torch assembles in Python on every access: lpir reads
+    each argument on every launch, and a batch-1 GEMV runs for 30 us."""
+    if not value.is_cuda:
+        return None  # a host tensor: not a device array (the host path refuses it)
+    return DeviceView(
+        value.data_ptr(),
+        tuple(value.shape),
+        _torch_dtype_name(value.dtype),
+        value.element_size(),
+        value.is_contiguous(),
+        value.get_device(),
+    )
+
+
+@functools.cache
+def _torch_dtype_name(dtype: Any) -> str:
+    """`torch.float32` -> "float32" (numpy's and ml_dtypes' names: bfloat16, float8_e4m3fn)."""
+    return str(dtype).removeprefix("torch.")
+
+
 def device_view(value: Any) -> DeviceView | None:
     """A view of a device array (or of a `DevicePacked`'s bytes), or None if it is not one."""
     if isinstance(value, DevicePacked):
@@ -100,6 +127,8 @@ def device_view(value: Any) -> DeviceView | None:
         return view
     if isinstance(value, np.ndarray):
         return None
+    if _is_torch_tensor(type(value)):
+        return _torch_view(value)
     try:
         interface = value.__cuda_array_interface__
     except (AttributeError, TypeError):

@@ -63,8 +63,10 @@ def current_device():
     return device
 
 
+@functools.cache
 def device_arch() -> str:
-    """The current GPU's architecture for the compiler, e.g. "sm_90"."""
+    """The current GPU's architecture for the compiler, e.g. "sm_90" (asked on every launch:
+    remembered, like the device itself)."""
     capability = current_device().compute_capability
     major, minor = tuple(capability)[:2]
     return f"sm_{major}{minor}"
@@ -145,8 +147,15 @@ def as_stream(stream):
     if handle is None and hasattr(stream, "__cuda_stream__"):
         _, handle = stream.__cuda_stream__()
     if handle is not None and hasattr(core.Stream, "from_handle"):
-        return core.Stream.from_handle(int(handle))
+        return _wrapped_stream(int(handle))
     return stream
+
+
+@functools.lru_cache(maxsize=64)
+def _wrapped_stream(handle: int):
+    """cuda.core's (non-owning) Stream of a foreign stream handle, made once per handle:
+    a decode loop launches on the same torch stream every time."""
+    return cuda_core().Stream.from_handle(handle)
 
 
 def _allow_dynamic_shared(kernel, nbytes: int) -> None:
