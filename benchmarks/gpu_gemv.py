@@ -52,6 +52,9 @@ ALL_WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "f4e2m1", "f6e3m2", "f8
 QUICK_WEIGHTS = ["u4", "u3", "f4e2m1"]
 ALL_SHAPES = [(8192, 8192), (28672, 8192)]
 SCRUB_BYTES = 256 * 2**20
+# shared memory a block's staged weight tiles may take (backends/cuda/staging.py stages them
+# within the static 48 KB, beside the kernel's own shared arrays)
+STAGING_BYTES = 40 * 1024
 # ~0.5 ms at an H200's 1.98 GHz: longer than any launch takes to enqueue from Python
 SLEEP_CYCLES = 1_000_000
 
@@ -186,6 +189,17 @@ def precompile(candidates: list[tuple[str, dict]], jobs: int | None = None) -> N
         print(f"  compile failed: {failure}", flush=True)
 
 
+def gemv_configs(dt, tiles, stages) -> list[tuple[int, int, int]]:
+    """(BN, BK, stages) to time: every tile at every depth whose weight tiles in flight fit
+    lpir's shared-memory staging (STAGING_BYTES); deeper ones would fall back to S register
+    copies of the tile, which spill."""
+    return [
+        (bn, bk, depth)
+        for (bn, bk), depth in itertools.product(tiles, stages)
+        if depth * bn * bk * dt.nbits // 8 <= STAGING_BYTES
+    ]
+
+
 def gemv_params(dt, n: int, k: int, bn: int, bk: int, depth: int) -> dict:
     params = {"WT": dt.name, "ZERO": zero_point(dt), "N": n, "K": k, "BN": bn, "BK": bk}
     return {**params, "STAGES": depth}
@@ -201,8 +215,10 @@ def matmul_candidates(dt, m: int, n: int, k: int, tiles, stages) -> list[tuple[s
     """matmul_wq's (kernel, params) timed for M rows: each tensor-core tile at each depth."""
     chosen = tensor_core_tiles(dt.name, m, n, k, tuple(tiles))
     return [
-        (str(MATMUL_KERNEL), matmul_params(dt, m, n, k, tile, depth))
-        for tile, depth in itertools.product(chosen, stages)
+        (str(MATMUL_KERNEL), matmul_params(dt, m, n, k, (bm, bn, bk), depth))
+        for (bm, bn, bk), depth in itertools.product(chosen, stages)
+        # A's and the weights' tiles in flight within the staging budget (2 stages: always)
+        if depth == 2 or depth * (bm * bk * 2 + bk * bn * dt.nbits // 8) <= STAGING_BYTES
     ]
 
 
@@ -220,7 +236,7 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), regist
     stream = torch.cuda.current_stream()
     arguments = [x, w, scales, y]
     timed = []
-    for (bn, bk), depth in itertools.product(tiles, stages):
+    for bn, bk, depth in gemv_configs(dt, tiles, stages):
         params = gemv_params(dt, n, k, bn, bk, depth)
         candidate = compiled_kernel("gemv_wq", params)
         seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
@@ -492,7 +508,7 @@ def main() -> None:
         dt = lpir.dtype(name)
         candidates += [
             ("gemv_wq", gemv_params(dt, n, k, bn, bk, depth))
-            for (bn, bk), depth in itertools.product(tiles, stages)
+            for bn, bk, depth in gemv_configs(dt, tiles, stages)
         ]
         if not args.no_tensor_cores:
             candidates += matmul_candidates(dt, 1, n, k, tc_tiles, tc_stages)

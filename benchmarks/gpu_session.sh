@@ -8,7 +8,7 @@
 #      e.g. device run: command="bash benchmarks/gpu_session.sh device", carry=[".whl"]
 #
 #   device everything in one call of the device tool (~5-6 min): the whole test suite on all
-#          cores (pytest-xdist), then both benchmarks in full, sweeping 2, 4 and 8 pipeline
+#          cores (pytest-xdist), then both benchmarks in full, sweeping 2 to 16 pipeline
 #          stages (each winner timed again with its tiles in registers);
 #          SUITE="-m gpu" runs only the GPU tests, STAGES=2,4 sweeps fewer depths
 #   tests  the CUDA tests: GPU launches (every example, every cast, device arrays, both
@@ -122,7 +122,8 @@ case "$MODE" in
         run_suite
         timeout 60 "$PY" benchmarks/launch_overhead.py --gpu 2>&1 | tee -a "$OUT/summary.txt"
         # staged pipelines (cp.async) cost no registers per stage: deep ones are worth trying
-        timeout 260 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8}" --json "$OUT/gemv.json" 2>&1 \
+        timeout 260 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8,16}" \
+            --tensor-core-stages 2,3,4 --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
         timeout 120 "$PY" benchmarks/gpu_matmul.py --stages 2,3,4 --json "$OUT/matmul.json" 2>&1 \
