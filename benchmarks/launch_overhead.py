@@ -7,8 +7,9 @@ A batch-1 GEMV runs for ~30 us on an H200, so a launch that takes longer than th
 leaves the GPU waiting in a decode loop (and, in a benchmark whose events do not cover it, is
 timed as if it were the kernel's). Without a GPU this times `run` on stand-in device arrays
 (objects exposing `__cuda_array_interface__`, as torch and cupy tensors do) with the launch
-replaced by nothing: lpir's own argument handling. With `--gpu` it times the real call on torch
-tensors (no synchronization: the host side only), beside torch's own `F.linear` for scale.
+replaced by nothing: lpir's own argument handling, in `run()` and in what `kernel(...)` (the
+user's call: deduction and checks) adds before it. With `--gpu` it times the real calls on
+torch tensors (no synchronization: the host side only), beside torch's own `F.linear`.
 Medians of --repeat calls after a warm-up; gemv_wq with u4 weights, N = K = 8192.
 """
 
@@ -70,6 +71,12 @@ def without_gpu(repeat: int) -> None:
     ]
     us = median_us(lambda: kernel.run(arguments), repeat)
     print(f"gemv_wq run() on 4 stand-in device arrays, launch left out: {us:.1f} us per call")
+    from lpir.runtime.specialization import Specialization
+
+    Specialization.run = lambda self, arguments: None  # what `kernel(...)` adds before run()
+    called = lpir.compile("examples/gemv_wq.lp", target="cuda", **PARAMS)
+    us = median_us(lambda: called(*arguments), repeat)
+    print(f"gemv_wq kernel(...) before run(), on the same arrays: {us:.1f} us per call")
 
 
 def with_gpu(repeat: int) -> None:
@@ -86,11 +93,17 @@ def with_gpu(repeat: int) -> None:
     stream = torch.cuda.current_stream()
     us = median_us(lambda: kernel.run(arguments, stream=stream), repeat)
     torch.cuda.synchronize()
+    called = lpir.compile("examples/gemv_wq.lp", target="cuda", **PARAMS)
+    whole = median_us(lambda: called(*arguments), repeat)  # the default stream
+    torch.cuda.synchronize()
     weight = torch.zeros(N, K, dtype=torch.float16, device="cuda")
     x = torch.zeros(1, K, dtype=torch.float16, device="cuda")
     peer = median_us(lambda: torch.nn.functional.linear(x, weight), repeat)
     torch.cuda.synchronize()
-    print(f"gemv_wq run() with torch tensors: {us:.1f} us per call (host); F.linear: {peer:.1f} us")
+    print(
+        f"gemv_wq run() with torch tensors: {us:.1f} us per call (host); kernel(...): "
+        f"{whole:.1f} us; F.linear: {peer:.1f} us"
+    )
 
 
 def main() -> None:

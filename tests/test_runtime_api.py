@@ -48,6 +48,26 @@ def test_same_specialization_is_reused():
     assert len(kernel.specializations) == 2
 
 
+def test_a_call_like_an_earlier_one_does_not_deduce_again(monkeypatch):
+    """Arrays of the same dtypes and shapes as an earlier call's: its specialization at once
+    (deducing and checking the parameters costs ~200 us of Python per call); anything else,
+    a wrong call included, is deduced and checked as usual."""
+    import lpir.runtime.kernel as runtime_kernel
+
+    kernel = lpir.compile(SCALE, target="interp")
+    deduced = []
+    choose = runtime_kernel.choose_params
+    monkeypatch.setattr(runtime_kernel, "choose_params", lambda *a: deduced.append(1) or choose(*a))
+    x, y = np.ones(64, np.float32), np.zeros(64, np.float32)
+    kernel(x, y, 1.0)
+    kernel(np.full(64, 2, np.float32), y, 2.0)
+    assert len(deduced) == 1 and y[0] == 4.0
+    message = "N is 64 from the shape of argument x but 65 from the shape of argument y"
+    with pytest.raises(ArgumentError, match=message):
+        kernel(x, np.zeros(65, np.float32), 1.0)
+    assert len(deduced) == 2
+
+
 def _error(kernel, *arguments) -> ArgumentError:
     with pytest.raises(ArgumentError) as caught:
         kernel(*arguments)
