@@ -150,12 +150,12 @@ def _copy(emitter: KernelEmitter, ring: StagedRing, load: LoadThreadOp, slot: st
         source = access.lane_address(load.offsets[start])
         condition = access.group_mask(start, lanes) or "true"
         target = f"{ring.name} + {_offset(ring, slot, chunk)}"
-        copy = f"lpir_cp_async<{ring.chunk_bytes}>({target}, {source}, {condition});"
+        copy = f"lpir_cp_async<{ring.chunk_bytes}>({target}, {source}, {{}});"
         if access.uniform(start, lanes):
-            w.line(copy)
+            w.line(copy.format(condition))
             continue
         with w.block(f"if ({condition})"):
-            w.line(copy.replace(f", {condition});", ", true);"))
+            w.line(copy.format("true"))
         with w.block("else"):
             zero = c_types.literal(0, access.access)
             for lane in range(start, start + lanes):

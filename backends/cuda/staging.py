@@ -85,9 +85,6 @@ class StagingPlan:
     def nbytes(self) -> int:
         return sum(ring.nbytes for rings in self.rings.values() for ring in rings)
 
-    def staged_args(self, loop: ForOp) -> set[int]:
-        return {id(arg) for ring in self.rings.get(id(loop), []) for arg in ring.args}
-
 
 def enabled() -> bool:
     return os.environ.get("LPIR_CUDA_ASYNC_COPY", "1") != "0"
