@@ -51,12 +51,17 @@ def coalesced_layout(shape: tuple[int, ...], nbits: int, threads: int, vector_by
 
     A tile too small to give every thread a whole vector gets narrower vectors (down to 4
     bytes) rather than replicas: a warp still reads one contiguous run, and no two threads
-    load, and then dequantize, the same elements."""
-    total_bytes = math.prod(shape) * nbits // 8
-    while vector_bytes > 4 and total_bytes // vector_bytes < threads:
-        vector_bytes //= 2
-    per_thread = max(1, vector_bytes * 8 // nbits)
-    per_thread = 1 << (per_thread.bit_length() - 1)
+    load, and then dequantize, the same elements. A vector is a power of two of elements, as
+    many as the tile has per thread, at most `vector_bytes` of them or 32 sub-byte fields
+    (whole words: u5's 20 bytes): a 32 x 128 u3 tile over 128 threads gives each 32 weights
+    (12 bytes, three aligned words), not two runs of 16 (6 bytes, 2-byte aligned), and u5
+    runs of 20 bytes are word-aligned where 10-byte ones are not."""
+    widest = _power_of_two_below(max(1, vector_bytes * 8 // nbits))
+    if nbits < 8:  # 32 fields of any width are whole 32-bit words: 4-byte aligned runs
+        widest = max(widest, 32)
+    narrowest = _power_of_two_below(max(1, 32 // nbits))  # 4 bytes
+    per_thread = min(widest, _power_of_two_below(max(1, math.prod(shape) // threads)))
+    per_thread = max(narrowest, per_thread)
     vector = math.gcd(shape[-1], per_thread)
     inner = [*list(shape[:-1]), shape[-1] // vector]
     thread_sizes = [1] * len(shape)
@@ -68,6 +73,11 @@ def coalesced_layout(shape: tuple[int, ...], nbits: int, threads: int, vector_by
     vector_sizes = [1] * (len(shape) - 1) + [vector]
     layout = L.local(*repeat) * L.spatial(*thread_sizes) * L.local(*vector_sizes)
     return _replicated(layout, threads)
+
+
+def _power_of_two_below(n: int) -> int:
+    """The largest power of two not above n (n >= 1)."""
+    return 1 << (n.bit_length() - 1)
 
 
 def default_layout(shape: tuple[int, ...], nbits: int, threads: int, target: Target):

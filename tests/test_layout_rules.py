@@ -1,0 +1,48 @@
+"""GPU layout rules: how a loaded tile is spread over the threads (passes/layout_rules.py).
+
+Coalesced loads give each thread a run of consecutive elements of the last dimension, as wide
+as 16 bytes allows and as the tile has elements per thread: never replicas (two threads
+loading and dequantizing the same weights), and for sub-byte types one run per thread where
+the tile has enough, rather than two half-runs in different rows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import lpir
+
+
+def _weight_load(weights: str, bn: int) -> tuple[list[int], int]:
+    """(byte offsets, vector width) of gemv_wq's weight load per thread (N x K = 28672 x 8192)."""
+    kernel = lpir.compile(
+        "examples/gemv_wq.lp", target="cuda", WT=weights, ZERO=0, N=28672, K=8192, BN=bn, BK=128
+    )
+    line = next(x for x in kernel.ir("final").splitlines() if "ld(%w" in x)
+    offsets = [int(v) for v in re.search(r"offsets = \[([^\]]*)\]", line).group(1).split(",")]
+    vector = re.search(r"vector = (\d+)", line)
+    return offsets, int(vector.group(1)) if vector else 1
+
+
+@pytest.mark.parametrize(
+    ("weights", "bn", "run_bytes", "runs", "vector"),
+    [
+        ("u4", 64, 16, 2, 16),  # 4 KB over 128 threads: two 16-byte runs each
+        ("u4", 16, 8, 1, 8),  # 1 KB: one 8-byte run each, no replicas
+        ("u3", 64, 12, 2, 4),  # 32 weights (12 bytes) a run: 16 bytes would split a weight
+        ("u3", 32, 12, 1, 4),  # one 12-byte run (three aligned words), not two of 6 bytes
+        ("u3", 16, 6, 1, 2),  # 768 bytes: 6 each
+        ("u5", 32, 20, 1, 4),  # 32 fields are whole words: 20 bytes, 4-byte aligned
+        ("u7", 64, 28, 2, 4),  # (16 fields, 14 bytes, would be 2-byte aligned)
+        ("u8", 64, 16, 4, 16),  # 8-bit and wider: runs of at most 16 bytes
+    ],
+)
+def test_each_thread_loads_runs_as_wide_as_the_tile_allows(weights, bn, run_bytes, runs, vector):
+    offsets, width = _weight_load(weights, bn)
+    assert len(offsets) == run_bytes * runs and width == vector
+    starts = offsets[::run_bytes]
+    for start, run in zip(starts, range(runs)):
+        chunk = offsets[run * run_bytes : (run + 1) * run_bytes]
+        assert chunk == list(range(start, start + run_bytes))  # consecutive bytes
