@@ -99,6 +99,25 @@ def test_fp8_decodes_by_the_hardware_conversion_from_sm_89(weight):
 
 
 @NO_NVCC
+@pytest.mark.parametrize("weights", ["u8", "i8"])
+def test_ptx_of_8_bit_weights_places_bytes_with_prmt(weights):
+    """8-bit weights to f32 (gemv_wq): per weight one prmt (the byte into the mantissa of 2^23,
+    0x4b000000) and one add; to f16 (matmul_wq): per two weights one prmt (two bytes under
+    0x64, f16 1024.0) and one sub.f16x2; four weights per 32-bit word, no per-byte shifts or
+    masks, no conversions."""
+    for name, params, magic, weights_per_prmt in [
+        ("gemv_wq", {"N": 4096, "K": 4096}, 0x4B000000, 1),  # 64 x 128 tile: 64 a thread
+        ("matmul_wq", {"M": 16, "N": 256, "K": 256, "BM": 16}, 0x64646464, 2),  # 32 x 64: 16
+    ]:
+        ptx = _ptx(name, {**params, "WT": weights, "ZERO": 0})
+        loop = ptx[ptx.index("$L__BB0_") :]
+        prmt = len(re.findall(r"prmt\.b32", loop))
+        assert re.search(rf"mov\.[bu]32\s+%r\d+, {magic};", ptx), name
+        assert prmt >= {"gemv_wq": 64, "matmul_wq": 16}[name] // weights_per_prmt, name
+        assert "cvt.rn.f32" not in loop and "bfe.u32" not in loop, name
+
+
+@NO_NVCC
 def test_ptx_of_the_f16_dequantization_pairs_lanes():
     """f16 results: one prmt, one lop3 into the mantissa of 1024 and one add.f16x2 per pair
     (fields at bit 0 of their halves: no scale)."""

@@ -17,6 +17,11 @@ Fast paths for the dequantization casts, two lanes at a time in one 32-bit regis
   `lop3` and one `hsub2` per two lanes);
 * small floats and fp8 whose exponent fits f16 (E <= 4, and f8e5m2) -> f16/f32/bf16: move the
   sign and the exponent-mantissa field into an f16 and multiply by 2^(15 - bias) (`hmul2`).
+
+And four lanes per word of the thread's bytes for 8-bit integers: to f32 one `prmt` puts a
+byte into the mantissa of 2^23 (0x4b0000XX) and one `fadd` subtracts 2^23 and the zero point;
+to f16 one `prmt` puts two bytes under 0x64 (1024.0) and one `hsub2` subtracts (signed bytes:
+the word's sign bits flipped first, one `lop3` per four lanes).
 """
 
 from __future__ import annotations
@@ -289,12 +294,53 @@ def final_result(emitter: KernelEmitter, op: CastOp):
     return sub.result
 
 
+def _bytewise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, zero: int):
+    """8-bit integers -> f32 or f16 four lanes per 32-bit word of the thread's byte array (a
+    byte read from the array costs a shift or a mask before the OR; `prmt` places it
+    directly); False where the lanes are not whole words of an array."""
+    value = emitter.value(op.operands[0])
+    words, rest = divmod(value.lanes, 4)
+    if not (source.is_int and source.nbits == 8 and target.name in ("f32", "f16")):
+        return False
+    if value.kind != "array" or words == 0 or rest or value.offset % 4:
+        return False
+    result = emitter.array(final_result(emitter, op))
+    signed = source.kind == "int"
+    bytes_ = f"reinterpret_cast<const unsigned char*>({value.text})"
+    w = emitter.w
+
+    def body(j: str) -> None:
+        at = f"{value.offset} + 4 * {j}" if value.offset else f"4 * {j}"
+        word = emitter.fresh("word")
+        flip = " ^ 0x80808080u" if signed else ""  # i8 + 128: an unsigned byte
+        w.line(f"const unsigned {word} = lpir_word({bytes_}, {at}){flip};")
+        lanes = [result.lane(f"4 * {j} + {lane}") for lane in range(4)]
+        if target.name == "f32":
+            bias = _float_literal(8388608.0 + zero + (128 if signed else 0))
+            for lane, target_lane in enumerate(lanes):
+                field = f"__byte_perm({word}, 0x4b000000u, {hex(0x7440 | lane)})"
+                w.line(f"{target_lane} = __uint_as_float({field}) - {bias};")
+            return
+        bias = _float_literal(zero + (128 if signed else 0))
+        for pair, selector in enumerate(("0x4140", "0x4342")):
+            h = emitter.fresh("pair")
+            bits = f"__byte_perm({word}, 0x64646464u, {selector})"
+            w.line(f"const __half2 {h} = lpir_magic_f16x2_sub({bits}, {bias});")
+            w.line(f"{lanes[2 * pair]} = {h}.x;")
+            w.line(f"{lanes[2 * pair + 1]} = {h}.y;")
+
+    w.unrolled_loop(words, body, variable="j")
+    return True
+
+
 @emits(CastOp)
 def emit_cast(emitter: KernelEmitter, op: CastOp) -> None:
     source = op.operands[0].type.dtype  # type: ignore[attr-defined]
     target = op.result.type.dtype  # type: ignore[attr-defined]
     _, zero = folded_sub(emitter, op)
-    if isinstance(op.result.type, VectorType) and _pairwise(emitter, op, source, target, zero):
+    if isinstance(op.result.type, VectorType) and (
+        _bytewise(emitter, op, source, target, zero) or _pairwise(emitter, op, source, target, zero)
+    ):
         return
     result = final_result(emitter, op)
     emit_elementwise(emitter, op, lambda a: cast_expression(a, source, target, zero), result=result)

@@ -279,10 +279,14 @@ LPIR_DEVICE unsigned char lpir_encode_small_f64(double x) {
 // ---- low-bit integers -> f16 / f32 by the magic-number trick ---------------------------------
 // 0x6400 is f16 1024.0: OR-ing u < 1024 into its mantissa gives 1024 + u exactly; one
 // subtraction (two lanes at a time) leaves u. Signed values are biased by 128 first.
-LPIR_DEVICE __half2 lpir_u10x2_to_f16x2(unsigned low, unsigned high, float bias) {
-    const unsigned bits = (low | (high << 16)) | 0x64006400u;
+// Two halves 0x64XX (1024 + u, u < 256 already in place, e.g. by one prmt) minus 1024 + bias.
+LPIR_DEVICE __half2 lpir_magic_f16x2_sub(unsigned bits, float bias) {
     const __half offset = __float2half_rn(1024.0f + bias);
     return __hsub2(lpir_bit_cast<__half2>(bits), __half2(offset, offset));
+}
+
+LPIR_DEVICE __half2 lpir_u10x2_to_f16x2(unsigned low, unsigned high, float bias) {
+    return lpir_magic_f16x2_sub((low | (high << 16)) | 0x64006400u, bias);
 }
 
 // 0x4b000000 is f32 2^23: the same trick in f32 for u < 2^23.
