@@ -203,3 +203,24 @@ def test_a_load_every_block_makes_alike_is_one_iteration_ahead(stages):
     lpir.compile(SHARED_AND_OWN, target="threads-cuda", STAGES=1)(*unpipelined)
     lpir.compile(SHARED_AND_OWN, target="threads-cuda", STAGES=stages)(*args)
     np.testing.assert_array_equal(args[2], unpipelined[2])  # only when loads are issued moved
+
+
+# each block walks its own rows in an outer loop: the inner loads differ per block through the
+# outer loop's start, not through their own address arithmetic
+STRIDED_BLOCKS = """
+kernel strided[N = 256, K = 1024, STAGES = 4](w: global f32[N, K], y: global f32[N])
+    blocks(4) threads(64) {
+    for r in range(block.x * 32, N, 128) {
+        acc = zeros<f32>[32, 64]
+        for k0 in range(0, K, 64, stages = STAGES) {
+            acc += load(w[r :+ 32, k0 :+ 64])
+        }
+        store(y[r :+ 32], sum(acc, axis = 1))
+    }
+}
+"""
+
+
+def test_a_load_through_a_loop_that_starts_at_the_block_index_differs_per_block():
+    header = final_ir(n=256, stages=4, source=STRIDED_BLOCKS).split("stages 4 iter_args(")[1]
+    assert header.split("\n", 1)[0].count("%w_ahead") == 3

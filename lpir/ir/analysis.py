@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lpir.ir.core import Kernel, Operation, Value
+from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.ops import BinaryOp, BlockIndexOp, ConstantOp, ForOp, ThreadIndexOp
 
 
@@ -155,10 +155,14 @@ class IndexAnalysis:
 
 def depends_on_block_index(values: list[Value]) -> bool:
     """Whether any of the values is computed (through any chain of ops) from the block index:
-    a load whose address does not is the same in every block."""
+    a load whose address does not is the same in every block. A loop's induction variable or
+    carried value depends on whatever the loop's bounds and initial values depend on (a loop
+    over `range(block.x, T, G)` makes its loads differ per block)."""
     pending, seen = list(values), set()
     while pending:
         owner = pending.pop().owner
+        if isinstance(owner, Region):  # a region argument: its op's operands decide
+            owner = owner.parent
         if not isinstance(owner, Operation) or id(owner) in seen:
             continue
         if isinstance(owner, BlockIndexOp):
