@@ -155,14 +155,18 @@ class IndexAnalysis:
 
 def depends_on_block_index(values: list[Value]) -> bool:
     """Whether any of the values is computed (through any chain of ops) from the block index:
-    a load whose address does not is the same in every block. A loop's induction variable or
-    carried value depends on whatever the loop's bounds and initial values depend on (a loop
-    over `range(block.x, T, G)` makes its loads differ per block)."""
+    a load whose address does not is the same in every block. A loop's induction variable
+    depends on what the loop's bounds depend on (a loop over `range(block.x, T, G)` makes its
+    loads differ per block), a carried value on its initial and its yielded values."""
     pending, seen = list(values), set()
     while pending:
-        owner = pending.pop().owner
-        if isinstance(owner, Region):  # a region argument: its op's operands decide
-            owner = owner.parent
+        value = pending.pop()
+        owner = value.owner
+        if isinstance(owner, Region) and isinstance(owner.parent, ForOp):
+            if id(value) not in seen:
+                seen.add(id(value))
+                pending.extend(_loop_argument_sources(owner.parent, value))
+            continue
         if not isinstance(owner, Operation) or id(owner) in seen:
             continue
         if isinstance(owner, BlockIndexOp):
@@ -170,3 +174,14 @@ def depends_on_block_index(values: list[Value]) -> bool:
         seen.add(id(owner))
         pending.extend(owner.operands)
     return False
+
+
+def _loop_argument_sources(loop: ForOp, arg: Value) -> list[Value]:
+    """What a loop's region argument is made of: the bounds for the induction variable; the
+    initial and the yielded value for a carried one."""
+    if arg is loop.induction_variable:
+        return list(loop.operands[:3])
+    index = next(i for i, carried in enumerate(loop.iter_args) if carried is arg)
+    terminator = loop.body.ops[-1] if loop.body.ops else None
+    yielded = [terminator.operands[index]] if terminator is not None else []
+    return [loop.inits[index], *yielded]
