@@ -152,7 +152,7 @@ def expected_numpy_dtype(dt: DType) -> np.dtype:
     return np.dtype(dt.numpy_dtype)
 
 
-def _dtype_name(dtype: Any) -> str:
+def dtype_name(dtype: Any) -> str:
     if isinstance(dtype, np.dtype):
         return _numpy_name(dtype)
     return getattr(dtype, "name", str(dtype))
@@ -174,10 +174,10 @@ def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device
         _check_storage(view, arg_type, name)
     else:
         expected = expected_numpy_dtype(dt)
-        if _dtype_name(view.dtype) != _numpy_name(expected) and view.dtype != expected:
+        if dtype_name(view.dtype) != _numpy_name(expected) and view.dtype != expected:
             raise ArgumentError(
                 f"argument {name} must hold {dt.name}, got a device array of "
-                f"{_dtype_name(view.dtype)}"
+                f"{dtype_name(view.dtype)}"
             )
         if view.shape != arg_type.shape:
             raise ArgumentError(
@@ -219,7 +219,7 @@ def _check_storage(view: DeviceView, arg_type: GlobalType, name: str) -> None:
     if not _is_bytes(view.dtype) or _size(view.shape) != arg_type.nbytes:
         raise ArgumentError(
             f"argument {name} holds packed {dt.name} values: pass its {arg_type.nbytes} "
-            f"bytes of storage as a uint8 device array, got {_dtype_name(view.dtype)} "
+            f"bytes of storage as a uint8 device array, got {dtype_name(view.dtype)} "
             f"with shape {view.shape}",
             hint=(
                 "wrap the packed bytes on the device: lpir.DevicePacked(torch.from_numpy("
@@ -229,7 +229,7 @@ def _check_storage(view: DeviceView, arg_type: GlobalType, name: str) -> None:
 
 
 def _is_bytes(dtype: Any) -> bool:
-    return _dtype_name(dtype) in ("uint8", "int8")
+    return dtype_name(dtype) in ("uint8", "int8")
 
 
 def _size(shape: tuple[int, ...]) -> int:

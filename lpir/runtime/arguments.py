@@ -50,7 +50,7 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _device_view(value: Any):
+def device_view_of(value: Any):
     """The device view of a GPU array (torch, cupy, `DevicePacked`), None for anything else."""
     if isinstance(value, np.ndarray | PackedArray):
         return None
@@ -59,29 +59,18 @@ def _device_view(value: Any):
     return device_view(value)
 
 
-def device_view_of(value: Any):
-    """The device view of a GPU array (see `_device_view`), for callers that pass it on."""
-    return _device_view(value)
-
-
 def is_device_array(value: Any) -> bool:
     """Whether `value` lives in GPU memory (torch or cupy on the GPU, `DevicePacked`)."""
-    return _device_view(value) is not None
+    return device_view_of(value) is not None
 
 
-_UNKNOWN = object()
-
-
-def tensor_info(
-    value: Any, decl: ast.GlobalArg, where: SourceLocation | None, target: str, view=_UNKNOWN
-):
+def tensor_info(value: Any, decl: ast.GlobalArg, where: SourceLocation | None, target: str, view):
     """(dtype or None, shape) of a tensor argument, for parameter deduction (`view`: its
-    device view, when the caller has it already)."""
+    `device_view_of`, None for a host array)."""
     if isinstance(value, PackedArray):
         return ArgumentInfo(value.dtype, tuple(value.shape))
     if isinstance(value, np.ndarray):
         return ArgumentInfo(_dtype_of_numpy(value.dtype), tuple(value.shape))
-    view = _device_view(value) if view is _UNKNOWN else view
     if view is not None:
         if target != "cuda":
             raise ArgumentError(
@@ -110,27 +99,14 @@ def tensor_info(
     )
 
 
+@functools.cache
 def _dtype_of_name(device_dtype: Any) -> DType | None:
-    """The lpir dtype of a device array's element type (a numpy dtype or a name such as
-    "bfloat16"), None when no unpacked lpir dtype has it."""
-    try:
-        return _dtype_of_device_dtype(device_dtype)
-    except TypeError:  # an unhashable dtype object: by its name
-        return _dtype_named(_name_of(device_dtype))
+    """The lpir dtype of a device array's element type (a `DeviceView`'s: a numpy dtype or a
+    name such as "bfloat16"), None when no unpacked lpir dtype has it (remembered: each call of
+    a kernel asks for every argument's)."""
+    from lpir.backends.cuda.arrays import dtype_name  # device arrays come from that backend
 
-
-@functools.cache
-def _dtype_of_device_dtype(device_dtype: Any) -> DType | None:
-    return _dtype_named(_name_of(device_dtype))
-
-
-def _name_of(device_dtype: Any) -> str:
-    name = getattr(device_dtype, "name", None)
-    return name if isinstance(name, str) else str(device_dtype)
-
-
-@functools.cache
-def _dtype_named(name: str) -> DType | None:
+    name = dtype_name(device_dtype)
     try:
         return _dtype_of_numpy(np.dtype(name))
     except TypeError:
@@ -159,13 +135,12 @@ def _dtype_of_numpy(np_dtype) -> DType | None:
     return None
 
 
-def check_device_tensor(value: Any, arg_type, decl: ast.GlobalArg, where, view=_UNKNOWN) -> None:
-    """Raise unless a GPU array (or `DevicePacked`) can stand for an argument of `arg_type`
-    (a `GlobalType`): dtype, shape, contiguity, 16-byte alignment. The launch checks the
-    device it lives on."""
+def check_device_tensor(view, arg_type, decl: ast.GlobalArg, where) -> None:
+    """Raise unless a GPU array (or `DevicePacked`), seen through its `device_view_of`, can
+    stand for an argument of `arg_type` (a `GlobalType`): dtype, shape, contiguity, 16-byte
+    alignment. The launch checks the device it lives on."""
     from lpir.backends.cuda.arrays import check_device_array
 
-    view = _device_view(value) if view is _UNKNOWN else view
     try:
         check_device_array(view, arg_type, decl.name, view.device)
     except ArgumentError as error:

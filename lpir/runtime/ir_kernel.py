@@ -142,14 +142,15 @@ class IRKernel:
             declared = SimpleNamespace(name=arg.name_hint or "?")
             dt = arg.type.dtype  # type: ignore[attr-defined]
             if isinstance(arg.type, GlobalType):
-                info = args_.tensor_info(value, declared, where, self.target)  # type: ignore[arg-type]
+                view = args_.device_view_of(value)
+                info = args_.tensor_info(value, declared, where, self.target, view)  # type: ignore[arg-type]
                 if info.dtype != dt or info.shape != arg.type.shape:
                     raise ArgumentError(
                         f"argument {declared.name} must be {arg.type}, got {args_.describe(value)}",
                         where,
                     )
-                if self.target == "cuda" and args_.is_device_array(value):
-                    args_.check_device_tensor(value, arg.type, declared, where)  # type: ignore[arg-type]
+                if self.target == "cuda" and view is not None:
+                    args_.check_device_tensor(view, arg.type, declared, where)  # type: ignore[arg-type]
                 else:
                     writes = declared.name in self.spec.stored
                     args_.check_tensor(value, dt, declared, where, writes)  # type: ignore[arg-type]

@@ -141,7 +141,7 @@ class Kernel:
             dt = arg.type.dtype  # type: ignore[attr-defined]
             if isinstance(decl, ast.GlobalArg):
                 if self.target == "cuda" and view is not None:
-                    args_.check_device_tensor(value, arg.type, decl, where, view)
+                    args_.check_device_tensor(view, arg.type, decl, where)
                 else:
                     args_.check_tensor(value, dt, decl, where, writes=decl.name in spec.stored)
                 prepared.append(value)
