@@ -16,6 +16,7 @@ from lpir.passes.matrix_loads import fragment_offsets, plan_matrix_loads
 
 from lpir import layout as L
 from lpir.errors import LayoutError
+from lpir.ir.ops.thread import WARP_SIZE
 from lpir.layout import RegisterLayout, SharedLayout, shared_swizzled
 from lpir.targets import Target
 
@@ -64,15 +65,28 @@ def coalesced_layout(shape: tuple[int, ...], nbits: int, threads: int, vector_by
     per_thread = max(narrowest, per_thread)
     vector = math.gcd(shape[-1], per_thread)
     inner = [*list(shape[:-1]), shape[-1] // vector]
-    thread_sizes = [1] * len(shape)
-    remaining = threads
-    for dim in reversed(range(len(shape))):
-        thread_sizes[dim] = math.gcd(inner[dim], remaining)
-        remaining //= thread_sizes[dim]
+    # A row spans at most a warp when the other dimensions take the remaining threads: its
+    # reductions are then warp shuffles, not shared memory, and a warp's load is one
+    # contiguous run all the same (32 x 16 bytes).
+    thread_sizes, idle = _spread_threads(inner, threads, WARP_SIZE)
+    if idle > 1:
+        thread_sizes, _ = _spread_threads(inner, threads, threads)
     repeat = [i // t for i, t in zip(inner, thread_sizes)]
     vector_sizes = [1] * (len(shape) - 1) + [vector]
     layout = L.local(*repeat) * L.spatial(*thread_sizes) * L.local(*vector_sizes)
     return _replicated(layout, threads)
+
+
+def _spread_threads(inner: list[int], threads: int, row_threads: int) -> tuple[list[int], int]:
+    """Threads per dimension (the last dimension first, at most `row_threads` along it), and
+    the factor of threads left over (replicas)."""
+    sizes = [1] * len(inner)
+    remaining = threads
+    for dim in reversed(range(len(inner))):
+        limit = min(remaining, row_threads) if dim == len(inner) - 1 else remaining
+        sizes[dim] = math.gcd(inner[dim], limit)
+        remaining //= sizes[dim]
+    return sizes, remaining
 
 
 def _power_of_two_below(n: int) -> int:

@@ -201,7 +201,8 @@ class _Selection:
             ):
                 tile = op.result if isinstance(op, LoadOp) else op.operands[-1]
                 key = self.classes.find(tile)
-                if key not in self.layouts and key not in self.broadcast_sources():
+                derived = self.broadcast_sources() | self.reduction_results()
+                if key not in self.layouts and key not in derived:
                     self.layouts[key] = self.default_for(key)
 
     def broadcast_sources(self) -> set[int]:
@@ -210,6 +211,18 @@ class _Selection:
         values it uses, from cache) beats a coalesced load plus an exchange through shared
         memory."""
         return {self.classes.find(flow.target) for flow in self.flows if flow.shaping}
+
+    def reduction_results(self) -> set[int]:
+        """Classes holding a reduction's result (a GEMV's row sums, the scales they are
+        multiplied by, the accumulator they are added to): they take the reduction's layout,
+        and their global loads and stores follow it (replicas read the same values from cache;
+        one replica stores), where the coalesced layout would cost an exchange through shared
+        memory, in a loop every iteration."""
+        return {
+            self.classes.find(op.result)
+            for op in self.kernel.walk()
+            if isinstance(op, ReduceOp) and isinstance(op.result.type, TileType)
+        }
 
     def propagate(self) -> None:
         changed = True

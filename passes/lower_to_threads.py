@@ -60,7 +60,9 @@ from lpir.ir.ops import (
     UnaryOp,
     VectorConstantOp,
     ViewOp,
+    WarpShuffleOp,
 )
+from lpir.ir.ops.thread import WARP_SIZE
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import ScalarType, SharedType, TileType, Type, VectorType
 from lpir.layout import RegisterLayout
@@ -394,13 +396,18 @@ class _Lowering(Rewriter):
         return [value]
 
     def combine_threads(self, partial: Value, layout: RegisterLayout, axis: int, kind: str):
-        """Reduce `partial` over the threads that split dimension `axis`, through shared memory.
+        """Reduce `partial` over the threads that split dimension `axis`: with warp shuffles
+        where the group lies within a warp (CUDA), else through shared memory.
 
-        Every thread of a group reads all the group's partials and folds them in the same
-        order, so all copies of the result are bitwise equal."""
+        Either way the group's partials are folded as the balanced tree of `lpir.ir.order` over
+        the partners in index order (the same rounding both ways), and all copies of the result
+        are bitwise equal."""
         digits = [d for d in layout.thread_digits() if d.dim == axis]
         if not digits:
             return partial
+        masks = butterfly_masks(digits) if self.target == "cuda" else None
+        if masks is not None:
+            return self.butterfly(partial, masks, kind)
         lanes = partial.type.size  # type: ignore[attr-defined]
         threads = layout.threads
         storage = partial.type.dtype  # type: ignore[attr-defined]
@@ -423,6 +430,28 @@ class _Lowering(Rewriter):
         base = self.index.value(self.index.mul(group_base, lanes))
         gathered = self.add(LoadThreadOp.create(scratch, base, offsets))
         return self.add(ReduceLanesOp.create(gathered, kind, len(partners)))
+
+    def butterfly(self, partial: Value, masks: list[int], kind: str) -> Value:
+        """Fold `partial` with the threads `tid ^ mask`, one mask per level of the tree.
+
+        At each level a thread combines its value with its partner's, the one with the mask's
+        bit clear on the left: the tree's order. Sums and integer max/min do not depend on
+        it (IEEE addition is commutative); float max/min of +0 and -0 do, so their operands
+        are ordered by the thread's bit."""
+        name = "add" if kind == "sum" else kind
+        dt = partial.type.dtype  # type: ignore[attr-defined]
+        lanes = partial.type.size  # type: ignore[attr-defined]
+        value = partial
+        for mask in masks:
+            other = self.add(WarpShuffleOp.create(value, mask))
+            left, right = value, other
+            if name != "add" and dt.is_float:
+                bit = self.index.op("and", self.tid, mask)
+                upper = self.add(SplatOp.create_vector(self.index.op("ne", bit, 0), lanes))
+                left = self.add(SelectOp.create(upper, other, value))
+                right = self.add(SelectOp.create(upper, value, other))
+            value = self.add(BinaryOp.create(name, left, right))
+        return value
 
     # ---- dot --------------------------------------------------------------------------------
     def lower_DotOp(self, op: DotOp):
@@ -521,3 +550,26 @@ class LowerToThreadsPass(Pass):
 
 
 __all__ = ["ForOp", "IfOp", "LowerToThreadsPass", "SelectOp", "UnaryOp", "math", "thread_type"]
+
+
+def butterfly_masks(digits) -> list[int] | None:
+    """The xor masks of a warp-shuffle reduction over the threads of `digits` (the thread
+    digits of a reduced axis, most significant first), lowest tree level first; None when the
+    group is not a power-of-two set of threads inside one warp.
+
+    The shared-memory reduction folds the partners in index order, the last digit varying
+    fastest: its tree's level j pairs positions that differ in bit j, which is bit j of the
+    last digit first, then of the one before; with power-of-two digits that is one bit of the
+    thread index, the mask."""
+    masks = []
+    for digit in reversed(digits):
+        if not _power_of_two(digit.stride) or not _power_of_two(digit.size):
+            return None
+        if digit.stride * digit.size > WARP_SIZE:
+            return None
+        masks += [digit.stride << bit for bit in range(digit.size.bit_length() - 1)]
+    return masks
+
+
+def _power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0

@@ -98,6 +98,7 @@ CASES: dict[str, tuple[str, str]] = {
     "barrier": ("thread", "barrier"),
     "mma": ("thread", '%r = mma(%a8, %b4, %v) {shape = "m16n8k16"} : <4 x f32>'),
     "ldmatrix": ("thread", "%r = ldmatrix(%s16, %i) {count = 4, transpose = false} : <8 x f16>"),
+    "shfl_xor": ("thread", "%r = shfl_xor(%v) {mask = 4} : <4 x f32>"),
 }
 for _name in ARITHMETIC:
     CASES[_name] = ("tile", f"%r = {_name}(%t, %t) : f32[4, 8]")

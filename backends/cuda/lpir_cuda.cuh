@@ -583,6 +583,27 @@ LPIR_DEVICE void lpir_ldmatrix(T* result, const T* row) {
 }
 #endif
 
+// ---- warp shuffles -------------------------------------------------------------------------------
+// The value that the thread `lane ^ MASK` of this warp passes (shfl.sync.bfly), for any type of
+// up to 8 bytes, moved as its bits; MEMBERS are the lanes taking part (all of a block's when it
+// has fewer than 32 threads).
+template <int MASK, unsigned MEMBERS, typename T>
+LPIR_DEVICE T lpir_shfl_xor(T value) {
+    static_assert(sizeof(T) <= 8, "lpir_shfl_xor moves up to 8 bytes");
+    if constexpr (sizeof(T) == 8) {
+        unsigned long long bits;
+        memcpy(&bits, &value, 8);
+        bits = __shfl_xor_sync(MEMBERS, bits, MASK);
+        memcpy(&value, &bits, 8);
+    } else {
+        unsigned bits = 0;
+        memcpy(&bits, &value, sizeof(T));
+        bits = __shfl_xor_sync(MEMBERS, bits, MASK);
+        memcpy(&value, &bits, sizeof(T));
+    }
+    return value;
+}
+
 // ---- tensor cores -------------------------------------------------------------------------------
 // D = A @ B + C for one m16n8k16 tile per warp, with the PTX row.col fragment layouts: lanes
 // 2r and 2r + 1 of a and b form register r; c and d hold 4 f32 lanes.

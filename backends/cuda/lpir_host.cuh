@@ -299,6 +299,19 @@ inline void mma(float* d, const T* a, const T* b, const float* c, float (*to_flo
     (*warp_barriers)[warp]->arrive_and_wait();
 }
 
+// ---- warp shuffles: each thread publishes its bits, then reads its partner's -------------------
+inline unsigned long long shuffle_bits[32][32];  // [warp][lane]
+
+inline unsigned long long shfl_xor(unsigned long long bits, int mask) {
+    const unsigned thread = thread_index.x;
+    const unsigned warp = thread / 32, lane = thread % 32;
+    shuffle_bits[warp][lane] = bits;
+    (*warp_barriers)[warp]->arrive_and_wait();
+    const unsigned long long partner = shuffle_bits[warp][lane ^ (unsigned)mask];
+    (*warp_barriers)[warp]->arrive_and_wait();
+    return partner;
+}
+
 // ---- warp-wide ldmatrix: each thread publishes its row address, then reads its pairs ---------
 inline const void* ldmatrix_rows[32][32];  // [warp][lane]
 
@@ -382,3 +395,10 @@ inline void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads,
     for (auto& thread : pool) thread.join();
 }
 }  // namespace lpir_host
+
+inline unsigned __shfl_xor_sync(unsigned /*members*/, unsigned value, int mask) {
+    return (unsigned)lpir_host::shfl_xor(value, mask);
+}
+inline unsigned long long __shfl_xor_sync(unsigned /*members*/, unsigned long long value, int mask) {
+    return lpir_host::shfl_xor(value, mask);
+}

@@ -17,6 +17,7 @@ from lpir.backends.cuda import (  # noqa: F401  (registers emitters)
     emit_mma,
     emit_staging,  # after emit_memory: its `ld` emitter takes over the staged loads
     emit_vector,
+    emit_warp,
 )
 from lpir.backends.cuda.emitter import KernelEmitter
 

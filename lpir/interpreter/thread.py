@@ -148,6 +148,14 @@ class _ThreadBlock(Evaluator):
     def op_vector(self, op):
         return [np.stack([self.get(v) for v in op.operands], axis=1)]
 
+    def op_shfl_xor(self, op):
+        """Each thread takes the value of the thread whose index differs in the mask's bits."""
+        mask = op.attributes["mask"]
+        partner = np.arange(self.threads) ^ mask
+        if partner.max() >= self.threads:
+            raise LpirError(f"shfl_xor {mask} pairs threads beyond the block's {self.threads}")
+        return [self.get(op.operands[0])[partner]]
+
     def op_reduce_lanes(self, op):
         value = self.get(op.operands[0])
         group = op.attributes["group"]

@@ -31,6 +31,7 @@ from lpir.ir.ops.thread import (
     ThreadIndexOp,
     UnpackBitsOp,
     VectorConstantOp,
+    WarpShuffleOp,
 )
 from lpir.ir.ops.tile import (
     REDUCTIONS,
@@ -85,6 +86,7 @@ __all__ = [
     "UnpackBitsOp",
     "VectorConstantOp",
     "ViewOp",
+    "WarpShuffleOp",
     "YieldOp",
     "is_compute_dtype",
 ]

@@ -21,6 +21,8 @@ ops here exist only at the thread level:
   of the LSB-first packed bit string.
 * `ldmatrix` (CUDA): a warp-wide load of 8x8 matrices of 16-bit elements from shared memory
   into mma operand fragments.
+* `shfl_xor` (CUDA): every thread of a warp receives a value from the thread whose index
+  differs from its own in given bits (a butterfly step of a warp-wide reduction).
 * `barrier`: every thread of the block waits; shared-memory writes before it are seen after it.
 """
 
@@ -533,6 +535,38 @@ class BarrierOp(Operation):
     @classmethod
     def create(cls):
         return cls("barrier")
+
+
+WARP_SIZE = 32
+
+
+class WarpShuffleOp(Operation):
+    """`%r = shfl_xor %v {mask = 4} : <2 x f32>`: each thread receives the lanes of `v` that the
+    thread of its warp with index `thread_index ^ mask` holds (PTX `shfl.sync.bfly`).
+
+    All threads of the warp take part (all threads of the block, when it has fewer than 32), so
+    it may only appear where control flow is uniform, like `barrier`. `mask` is below 32: the
+    partner is in the same warp. Only the CUDA backend implements it.
+    """
+
+    names = ("shfl_xor",)
+    signature = Signature(operands=exactly(1), results=exactly(1), attributes={"mask": INT})
+
+    @classmethod
+    def create(cls, value: Value, mask: int, name: str | None = None):
+        vt = value.type
+        if not isinstance(vt, VectorType | ScalarType):
+            raise TypeCheckError(f"cannot shuffle {vt} between threads")
+        if not 0 < mask < WARP_SIZE:
+            raise TypeCheckError(f"shfl_xor mask {mask} leaves the warp (it must be 1 .. 31)")
+        return cls("shfl_xor", [value], [vt], {"mask": mask}, result_names=[name])
+
+    @property
+    def mask(self) -> int:
+        return self.attributes["mask"]
+
+    def recreate(self) -> Operation:
+        return WarpShuffleOp.create(self.operands[0], self.mask)
 
 
 MMA_SHAPES = {
