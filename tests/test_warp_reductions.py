@@ -138,7 +138,8 @@ def test_a_group_split_over_two_thread_digits(kind, tmp_path, monkeypatch):
 
 
 def _masks(ir: str) -> list[str]:
-    return [line.split("mask = ")[1].split("}")[0] for line in ir.splitlines() if "shfl_xor" in line]
+    lines = [line for line in ir.splitlines() if "shfl_xor" in line]
+    return [line.split("mask = ")[1].split("}")[0] for line in lines]
 
 
 def test_butterfly_masks_follow_the_tree_and_stay_in_the_warp():
