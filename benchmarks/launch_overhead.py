@@ -7,9 +7,10 @@ A batch-1 GEMV runs for ~30 us on an H200, so a launch that takes longer than th
 leaves the GPU waiting in a decode loop (and, in a benchmark whose events do not cover it, is
 timed as if it were the kernel's). Without a GPU this times `run` on stand-in device arrays
 (objects exposing `__cuda_array_interface__`, as torch and cupy tensors do) with the launch
-replaced by nothing: lpir's own argument handling, in `run()` and in what `kernel(...)` (the
-user's call: deduction and checks) adds before it. With `--gpu` it times the real calls on
-torch tensors (no synchronization: the host side only), beside torch's own `F.linear`.
+replaced by nothing: lpir's own argument handling, in `run()` and in the user's call
+`kernel(...)` (deduction and checks, then `run()` on the views it checked). With `--gpu` it
+times the real calls on torch tensors (no synchronization: the host side only), beside
+torch's own `F.linear`.
 Medians of --repeat calls after a warm-up; gemv_wq with u4 weights, N = K = 8192.
 """
 
@@ -59,9 +60,11 @@ def median_us(call, repeat: int) -> float:
 
 def without_gpu(repeat: int) -> None:
     from lpir.backends.cuda import device
+    from lpir.backends.cuda.kernel import CompiledKernel
 
-    kernel = gemv_kernel()
-    kernel.loaded = lambda: types.SimpleNamespace(launch=lambda parameters, stream: None)
+    # the launch left out: every compiled kernel's `loaded()` launches nothing
+    nothing = types.SimpleNamespace(launch=lambda parameters, stream: None)
+    CompiledKernel.loaded = lambda self: nothing
     device.current_device = lambda: types.SimpleNamespace(device_id=0)
     arguments = [
         StandInDeviceArray((K,)),
@@ -69,14 +72,12 @@ def without_gpu(repeat: int) -> None:
         StandInDeviceArray((N, K // 128)),
         StandInDeviceArray((N,)),
     ]
+    kernel = gemv_kernel()
     us = median_us(lambda: kernel.run(arguments), repeat)
     print(f"gemv_wq run() on 4 stand-in device arrays, launch left out: {us:.1f} us per call")
-    from lpir.runtime.specialization import Specialization
-
-    Specialization.run = lambda self, arguments: None  # what `kernel(...)` adds before run()
     called = lpir.compile("examples/gemv_wq.lp", target="cuda", **PARAMS)
     us = median_us(lambda: called(*arguments), repeat)
-    print(f"gemv_wq kernel(...) before run(), on the same arrays: {us:.1f} us per call")
+    print(f"gemv_wq kernel(...) on the same arrays (checks, then run()): {us:.1f} us per call")
 
 
 def with_gpu(repeat: int) -> None:

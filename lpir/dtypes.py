@@ -126,6 +126,11 @@ class DType:
     def __repr__(self) -> str:
         return f"dtype({self.name!r})"
 
+    def __hash__(self) -> int:
+        # the name determines the rest; hashing it alone is cheaper than all six fields
+        # (every kernel call hashes its arguments' dtypes)
+        return hash(self.name)
+
     # ---- classification -------------------------------------------------------------------
     @property
     def is_float(self) -> bool:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lpir.backends.cuda.arrays import DevicePacked
+from lpir.backends.cuda.arrays import DevicePacked, DeviceView
 
 import lpir
 from lpir.errors import ArgumentError
+from lpir.ir.types import GlobalType
 from lpir.runtime.specialization import Specialization
 
 SCALE = """
@@ -71,7 +72,12 @@ def test_sizes_and_dtypes_are_deduced_from_device_arrays(launches):
     x, y = FakeDeviceArray((300,), "<f2"), FakeDeviceArray((300,), "<f2")
     kernel(x, y, 1.0)
     assert kernel.last.params["T"] == lpir.dtype("f16") and kernel.last.params["N"] == 300
-    assert launches == [[x, y, 1.0]]  # device arrays go to the launch as they are
+    # device arrays go to the launch as the views kernel(...) checked (run() reads only their
+    # pointers and devices)
+    [(x_view, y_view, alpha)] = launches
+    assert isinstance(x_view, DeviceView) and alpha == 1.0
+    assert x_view.pointer == y_view.pointer == 1 << 20
+    assert x_view.checked_as == y_view.checked_as == GlobalType(lpir.dtype("f16"), (300,))
     message = "N is 300 from the shape of argument x but 256 from the shape of argument y"
     with pytest.raises(ArgumentError, match=message):
         kernel(x, FakeDeviceArray((256,), "<f2"), 1.0)
@@ -158,3 +164,36 @@ def test_torch_tensors_are_read_through_their_attributes(launches):
     packed(DevicePacked(Tensor((64,), "uint8"), "u4", (128,)), Tensor((128,)))
     assert packed.last.params["WT"] == lpir.dtype("u4")
     assert not is_device_array(Tensor((4,), cuda=False))  # a host tensor takes the host path
+
+
+def test_the_launch_checks_only_the_device_of_views_kernel_checked(monkeypatch):
+    """`run()` trusts a view checked against its own argument type for everything but the GPU
+    it lives on; any other view (or array) is checked in full."""
+    import types
+
+    from lpir.backends.cuda import device
+    from lpir.backends.cuda.kernel import CompiledKernel
+
+    launched = []
+    monkeypatch.setattr(
+        CompiledKernel,
+        "loaded",
+        lambda self: types.SimpleNamespace(launch=lambda params, stream: launched.append(params)),
+    )
+    monkeypatch.setattr(device, "current_device", lambda: types.SimpleNamespace(device_id=0))
+    spec = lpir.compile(SCALE, target="cuda", T="f32", N=256).specialize(None)
+    compiled = CompiledKernel(spec.module, spec.params)
+    x_type, y_type = (arg.type for arg in compiled.kernel.args[:2])
+
+    def view(shape, device_id=0, checked_as=None):
+        return DeviceView(1 << 20, shape, np.dtype("float32"), 4, True, device_id, None, checked_as)
+
+    compiled.run([view((256,), checked_as=x_type), view((256,), checked_as=y_type), 1.0])
+    assert [int(p) for p in launched[0][:2]] == [1 << 20, 1 << 20]
+    with pytest.raises(ArgumentError, match="lives on device 1"):
+        compiled.run([view((256,), 1, x_type), view((256,), checked_as=y_type), 1.0])
+    # checked against another argument's type (or not at all): checked again, in full
+    with pytest.raises(ArgumentError, match="shape"):
+        compiled.run(
+            [view((300,), checked_as=GlobalType(lpir.dtype("f32"), (300,))), view((256,)), 1.0]
+        )

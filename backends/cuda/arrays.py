@@ -54,6 +54,9 @@ class DeviceView:
     contiguous: bool
     device: int | None
     packed: DevicePacked | None = None  # set when the array is a DevicePacked's storage
+    # the argument type a kernel call already checked it against (all but its device, which
+    # the launch checks): `CompiledKernel.run` does not check such a view again
+    checked_as: GlobalType | None = None
 
 
 def _cai_view(interface: dict) -> DeviceView:
@@ -190,7 +193,12 @@ def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device
             f"argument {name} does not start on a {ALIGNMENT}-byte boundary",
             hint="pass a copy (tensor.clone()): the kernels use 16-byte vector accesses",
         )
-    if view.device is not None and view.device != device:
+    check_device(view, name, device)
+
+
+def check_device(view: DeviceView, name: str, device: int | None) -> None:
+    """Raise ArgumentError if the array lives on another GPU than `device`."""
+    if view.device is not None and device is not None and view.device != device:
         raise ArgumentError(
             f"argument {name} lives on device {view.device}, the kernel runs on device {device}"
         )

@@ -85,7 +85,8 @@ class CompiledKernel:
     def run(self, arguments: list[Any], stream=None) -> None:
         """Launch on the current GPU. Host arrays are copied in, and back if the kernel
         stores into them (then the call waits for the kernel); device arrays are used in
-        place and the launch is asynchronous on `stream` (default: the default stream)."""
+        place and the launch is asynchronous on `stream` (default: the default stream).
+        `kernel(...)` passes the `DeviceView`s it has checked, which are not checked again."""
         from lpir.backends.cuda.device import DeviceBuffer, current_device, synchronize
 
         loaded = self.loaded()
@@ -95,9 +96,13 @@ class CompiledKernel:
             if not isinstance(arg.type, GlobalType):
                 parameters.append(arrays.scalar_argument(value, arg.type.dtype))  # type: ignore[attr-defined]
                 continue
-            view = arrays.device_view(value)
+            view = value if isinstance(value, arrays.DeviceView) else arrays.device_view(value)
             if view is not None:
-                arrays.check_device_array(view, arg.type, arg.name_hint or "?", device)
+                name = arg.name_hint or "?"
+                if view.checked_as is arg.type:  # by kernel(...): only the device is left
+                    arrays.check_device(view, name, device)
+                else:
+                    arrays.check_device_array(view, arg.type, name, device)
                 parameters.append(np.uint64(view.pointer))
                 continue
             host = _host_bytes(value, arg.name_hint or "?")

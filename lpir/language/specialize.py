@@ -13,8 +13,7 @@ is an `ArgumentError` placed at the argument's declaration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lpir.dtypes import DType, dtype
 from lpir.errors import ArgumentError, DTypeError, TypeCheckError, location_in
@@ -25,9 +24,9 @@ from lpir.language.lower import lower_kernel
 from lpir.language.values import Const, DTypeConst
 
 
-@dataclass(frozen=True)
-class ArgumentInfo:
-    """What a call passes for one kernel argument: a tensor's dtype and shape (None: scalar)."""
+class ArgumentInfo(NamedTuple):
+    """What a call passes for one kernel argument: a tensor's dtype and shape (None: scalar).
+    A tuple: each call of a kernel hashes its arguments' infos to find its specialization."""
 
     dtype: DType | None
     shape: tuple[int, ...] | None

@@ -145,6 +145,7 @@ def check_device_tensor(view, arg_type, decl: ast.GlobalArg, where) -> None:
         check_device_array(view, arg_type, decl.name, view.device)
     except ArgumentError as error:
         raise ArgumentError(error.message, where, error.hint) from None
+    view.checked_as = arg_type
 
 
 def check_tensor(value: Any, expected: DType, decl: ast.GlobalArg, where, writes: bool):

@@ -89,6 +89,7 @@ class Kernel:
         # earlier one skips deducing and checking the parameters again (~200 us in Python)
         self._by_arguments: dict[tuple, Specialization] = {}
         self._locations: dict[int, Any] = {}
+        self._wheres: list | None = None
         self.last: Specialization | None = None
         choose_params(program, kernel_def, self.params, None) if self._all_given() else None
 
@@ -125,8 +126,8 @@ class Kernel:
                 f"{self.name} takes {len(decls)} arguments ({names}), got {len(arguments)}"
             )
         infos, views = [], []
-        for decl, value in zip(decls, arguments):
-            where = self._location(decl)
+        wheres = self._argument_locations()
+        for decl, value, where in zip(decls, arguments, wheres):
             if isinstance(decl, ast.GlobalArg):
                 view = args_.device_view_of(value)
                 infos.append(args_.tensor_info(value, decl, where, self.target, view))
@@ -136,18 +137,26 @@ class Kernel:
                 views.append(None)
         spec = self.specialize(infos)
         prepared = []
-        for decl, value, arg, view in zip(decls, arguments, spec.kernel_ir.args, views):
-            where = self._location(decl)
+        for decl, value, arg, view, where in zip(
+            decls, arguments, spec.kernel_ir.args, views, wheres
+        ):
             dt = arg.type.dtype  # type: ignore[attr-defined]
             if isinstance(decl, ast.GlobalArg):
                 if self.target == "cuda" and view is not None:
                     args_.check_device_tensor(view, arg.type, decl, where)
+                    prepared.append(view)  # checked: the launch only reads its pointer
                 else:
                     args_.check_tensor(value, dt, decl, where, writes=decl.name in spec.stored)
-                prepared.append(value)
+                    prepared.append(value)
             else:
                 prepared.append(args_.check_scalar(value, dt, decl, where))
         spec.run(prepared)
+
+    def _argument_locations(self) -> list:
+        """Each argument's place in the source (for error messages), found once."""
+        if self._wheres is None:
+            self._wheres = [self._location(decl) for decl in self.definition.args]
+        return self._wheres
 
     def _location(self, decl):
         from lpir.errors import location_in
