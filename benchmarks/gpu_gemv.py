@@ -21,7 +21,9 @@ it), warm-up first, medians of --repeat launches. GB/s counts the bytes each ker
 move. lpir's kernel is timed at each row x column tile of --tiles and each pipeline depth of
 --stages (the loads of STAGES - 1 iterations in flight ahead), and the fastest reported; the
 fastest is timed again with its per-block tiles in registers instead of shared memory
-(LPIR_CUDA_ASYNC_COPY=0, the "registers" column), unless --no-registers.
+(LPIR_CUDA_ASYNC_COPY=0, the "registers" column), unless --no-registers. A third lpir GEMV,
+examples/gemv_splitk.lp, splits K over --splits blocks per tile of rows that add their sums
+into y atomically (more blocks in flight where N is small); its timing includes zeroing y.
 Every lpir result is checked against a float64 reference on the GPU (relative error).
 """
 
@@ -45,6 +47,9 @@ import lpir
 
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
 MATMUL_KERNEL = KERNEL.with_name("matmul_wq.lp")
+SPLITK_KERNEL = KERNEL.with_name("gemv_splitk.lp")
+# the row tile of the split-K GEMV (the most blocks per row of tiles; K supplies the rest)
+SPLITK_TILE = (16, 128)
 # BM x BN x BK tiles of matmul_wq tried for its M = 1 (tensor-core) GEMV; 32 columns give an
 # 8192-row GEMV 256 blocks to spread over 132 SMs, where 64 give 128
 TENSOR_CORE_TILES = [(16, 32, 128), (16, 128, 32), (16, 64, 128), (16, 128, 64), (16, 128, 128)]
@@ -226,6 +231,36 @@ def matmul_candidates(dt, m: int, n: int, k: int, tiles, stages) -> list[tuple[s
 def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), registers=True):
     """The fastest of the row x column tiles (BN, BK) and pipeline depths for this weight type,
     checked."""
+    configs = [
+        ("gemv_wq", gemv_params(dt, n, k, bn, bk, depth), tile_name(f"{bn}x{bk}", depth, stages))
+        for bn, bk, depth in gemv_configs(dt, tiles, stages)
+    ]
+    return _bench_gemv(torch, timer, dt, n, k, rng, configs, registers, accumulates=False)
+
+
+def bench_lpir_splitk(torch, timer, dt, n: int, k: int, rng, splits, stages=(2,)):
+    """gemv_splitk at each split of K and pipeline depth (16 x 128 tiles), y zeroed before
+    each launch (inside the timing: the split GEMV needs it)."""
+    return _bench_gemv(torch, timer, dt, n, k, rng, splitk_configs(dt, n, k, splits, stages))
+
+
+def splitk_configs(dt, n: int, k: int, splits, stages) -> list[tuple[str, dict, str]]:
+    bn, bk = SPLITK_TILE
+    return [
+        (
+            str(SPLITK_KERNEL),
+            {**gemv_params(dt, n, k, bn, bk, depth), "SPLIT": split},
+            f"{bn}x{bk}/s{depth}/k{split}",
+        )
+        for split, (_, _, depth) in itertools.product(
+            splits, gemv_configs(dt, [SPLITK_TILE], stages)
+        )
+    ]
+
+
+def _bench_gemv(torch, timer, dt, n, k, rng, configs, registers=False, accumulates=True):
+    """The fastest of `configs` ((kernel, params, label)) on one set of arguments, checked
+    against float64; kernels that accumulate into y have it zeroed before each launch."""
     from lpir.backends.cuda.arrays import DevicePacked
 
     codes = random_codes(dt, (n, k), rng)
@@ -236,14 +271,18 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), regist
     w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (n, k))
     stream = torch.cuda.current_stream()
     arguments = [x, w, scales, y]
+
+    def launcher(candidate):
+        if accumulates:
+            return lambda: (y.zero_(), candidate.run(arguments, stream=stream))
+        return lambda: candidate.run(arguments, stream=stream)
+
     timed = []
-    for bn, bk, depth in gemv_configs(dt, tiles, stages):
-        params = gemv_params(dt, n, k, bn, bk, depth)
-        candidate = compiled_kernel("gemv_wq", params)
-        seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
-        timed.append((seconds, tile_name(f"{bn}x{bk}", depth, stages), candidate, params))
-    seconds, tile, kernel, params = min(timed, key=lambda entry: entry[0])
-    in_registers = registers_us(timer, "gemv_wq", params, arguments, stream) if registers else None
+    for name, params, label in configs:
+        candidate = compiled_kernel(name, params)
+        timed.append((timer(launcher(candidate)), label, candidate, name, params))
+    seconds, tile, kernel, name, params = min(timed, key=lambda entry: entry[0])
+    in_registers = registers_us(timer, name, params, arguments, stream) if registers else None
     table = decode_table(torch, dt)
     dense = table[torch.from_numpy(codes).cuda().long()]
     dense *= scales.repeat_interleave(GROUP, dim=1)[:, :k]
@@ -260,7 +299,7 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), regist
         "bytes": nbytes,
         "error": error,
         "tile": tile,
-        "tried_us": {name: round(t * 1e6, 1) for t, name, *_ in timed},
+        "tried_us": {label: round(t * 1e6, 1) for t, label, *_ in timed},
         "registers_us": in_registers,
         "host_us": round(timer.host_seconds * 1e6, 1),
     }
@@ -410,7 +449,7 @@ def bench_torch_int4(torch, timer, n: int, k: int) -> dict | None:
     return {"seconds": seconds, "bytes": n * k // 2 + scales_and_zeros.numel() * 2 + 2 * (k + n)}
 
 
-def report(n, k, rows, cublas, int4, bandwidth, tensor_rows=()) -> list[str]:
+def report(n, k, rows, cublas, int4, bandwidth, tensor_rows=(), splitk_rows=()) -> list[str]:
     lines = [f"\nN = {n}, K = {k}, group {GROUP}"]
     lines.append(
         f"  cuBLAS f16 x @ W.T        {cublas['seconds'] * 1e6:9.1f} us "
@@ -429,6 +468,9 @@ def report(n, k, rows, cublas, int4, bandwidth, tensor_rows=()) -> list[str]:
     if tensor_rows:
         lines.append("  lpir on tensor cores (matmul_wq, M = 1, f16 x; tile BMxBNxBK):")
         lines += report_rows(tensor_rows, cublas, int4, bandwidth)
+    if splitk_rows:
+        lines.append("  lpir split-K (gemv_splitk, y zeroed in the timing; BNxBK/stages/splits):")
+        lines += report_rows(splitk_rows, cublas, int4, bandwidth)
     return lines
 
 
@@ -482,6 +524,12 @@ def main() -> None:
         help="pipeline depths to try with the tensor-core tiles (default: --stages)",
     )
     parser.add_argument(
+        "--splits",
+        default="",
+        help="splits of K to try with the split-K GEMV (gemv_splitk), e.g. 2,4,8 (default: "
+        "none, the split-K GEMV is not timed)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=None, help="processes compiling kernels (default: all cores)"
     )
     parser.add_argument(
@@ -500,6 +548,7 @@ def main() -> None:
     stages = [int(v) for v in args.stages.split(",")]
     tc_tiles = parse_tiles(args.tensor_core_tiles)
     tc_stages = [int(v) for v in (args.tensor_core_stages or args.stages).split(",")]
+    splits = [int(v) for v in args.splits.split(",") if v]
     properties = torch.cuda.get_device_properties(0)
     bandwidth = copy_bandwidth(torch, repeat)
     print(f"{properties.name}, {properties.multi_processor_count} SMs; lpir {lpir.__name__}")
@@ -513,6 +562,9 @@ def main() -> None:
         ]
         if not args.no_tensor_cores:
             candidates += matmul_candidates(dt, 1, n, k, tc_tiles, tc_stages)
+        candidates += [
+            (name, params) for name, params, _ in splitk_configs(dt, n, k, splits, stages)
+        ]
     precompile(candidates, args.jobs)
     timer = Timer(torch, repeat)
     rng = np.random.default_rng(0)
@@ -555,15 +607,27 @@ def main() -> None:
                 )
             )
         ]
+        splitk_rows = [
+            row
+            for name in weights
+            if splits
+            and (
+                row := checked_row(
+                    bench_lpir_splitk, torch, timer, lpir.dtype(name), n, k, rng, splits, stages
+                )
+            )
+        ]
         cublas = bench_cublas_f16(torch, timer, n, k)
         int4 = bench_torch_int4(torch, timer, n, k)
-        print("\n".join(report(n, k, rows, cublas, int4, bandwidth, tensor_rows)), flush=True)
+        lines = report(n, k, rows, cublas, int4, bandwidth, tensor_rows, splitk_rows)
+        print("\n".join(lines), flush=True)
         results["shapes"].append(
             {
                 "n": n,
                 "k": k,
                 "lpir": rows,
                 "lpir_tensor_cores": tensor_rows,
+                "lpir_splitk": splitk_rows,
                 "cublas_f16": cublas,
                 "torch_int4": int4,
             }

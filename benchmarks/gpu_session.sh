@@ -9,8 +9,9 @@
 #
 #   device everything in one call of the device tool (~5-6 min): the whole test suite on all
 #          cores (pytest-xdist), then both benchmarks in full, sweeping 2 to 16 pipeline
-#          stages (each winner timed again with its tiles in registers);
-#          SUITE="-m gpu" runs only the GPU tests, STAGES=2,4 sweeps fewer depths
+#          stages (each winner timed again with its tiles in registers) and the split-K GEMV
+#          at 2, 4 and 8 splits; SUITE="-m gpu" runs only the GPU tests, STAGES=2,4 sweeps
+#          fewer depths, SPLITS=4 fewer splits
 #   tests  the CUDA tests: GPU launches (every example, every cast, device arrays, both
 #          compilers, PTX), nvcc compiles, host emulation, FileCheck          (~3-5 min)
 #   bench  benchmarks/gpu_gemv.py and benchmarks/gpu_matmul.py, full tables   (~4-6 min)
@@ -97,7 +98,7 @@ run_suite() {
     local parallel=()
     "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "$(nproc)")
     # shellcheck disable=SC2086  # SUITE: pytest's paths and options, split on purpose
-    timeout 180 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" ${SUITE:-} \
+    timeout 150 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" ${SUITE:-} \
         --junitxml "$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -n 40
     summary "suite: $(tail -n 1 "$OUT/tests.log")"
 }
@@ -122,11 +123,11 @@ case "$MODE" in
         run_suite
         timeout 60 "$PY" benchmarks/launch_overhead.py --gpu 2>&1 | tee -a "$OUT/summary.txt"
         # staged pipelines (cp.async) cost no registers per stage: deep ones are worth trying
-        timeout 260 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8,16}" \
-            --tensor-core-stages 2,3,4 --json "$OUT/gemv.json" 2>&1 \
+        timeout 280 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8,16}" \
+            --tensor-core-stages 2,3,4 --splits "${SPLITS:-2,4,8}" --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
-        timeout 120 "$PY" benchmarks/gpu_matmul.py --stages 2,3,4 --json "$OUT/matmul.json" 2>&1 \
+        timeout 110 "$PY" benchmarks/gpu_matmul.py --stages 2,3,4 --json "$OUT/matmul.json" 2>&1 \
             | tee "$OUT/matmul.log"
         summary "matmul: exit ${PIPESTATUS[0]}"
         ;;

@@ -365,9 +365,10 @@ class _Lowering(Rewriter):
         layout = _layout(op.value)
         base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout, store=True)
         value = self.map(op.value)
-        self.builder.insert(
-            StoreThreadOp.create(memory, self.index.value(base), value, offsets, mask)
+        store = StoreThreadOp.create(
+            memory, self.index.value(base), value, offsets, mask, combine=op.combine
         )
+        self.builder.insert(store)
         return []
 
     # ---- reductions -------------------------------------------------------------------------

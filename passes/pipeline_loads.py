@@ -9,10 +9,11 @@ does not wait for a load until it uses the value, so the memory latency of one i
 overlaps the arithmetic of the S - 1 before it; without this, every iteration waits for its
 own loads (the first instruction that reads them stalls for the whole round trip).
 
-A load that every block of a multi-block grid makes alike (its address and mask do not depend
-on the block index: gemv's x) is kept one iteration ahead, not S - 1: all blocks read the
-same bytes, so they come from cache, and S - 1 register copies of them would cost occupancy
-(64 x 128 gemv tiles, 4 stages: 96 of 255 registers were copies of x).
+A load that other blocks make alike (`served_from_cache`: its address does not depend on the
+block index, as gemv's x; or a small operand several threads load alike that many blocks
+share, as a split-K GEMV's share of x) is kept one iteration ahead, not S - 1: those blocks
+read the same bytes, so they come from cache, and S - 1 register copies of them would cost
+occupancy (64 x 128 gemv tiles, 4 stages: 96 of 255 registers were copies of x).
 
 A load is pipelinable when it reads a global tensor that nothing in the loop writes, sits
 directly in the loop's body, and its address and mask are computed from the induction variable
@@ -31,11 +32,9 @@ with cp.async: backends/cuda/staging.py).
 
 from __future__ import annotations
 
-import math
-
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.analysis import IndexAnalysis, depends_on_block_index
+from lpir.ir.analysis import IndexAnalysis, served_from_cache
 from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.effects import is_pure, stored_arguments
 from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
@@ -80,11 +79,9 @@ class _Pipeliner(Rewriter):
         super().__init__()
         self.default_stages = default_stages
         self.analysis: IndexAnalysis | None = None
-        self.blocks = 1
 
     def run_kernel(self, kernel: Kernel) -> Kernel:
         self.analysis = IndexAnalysis(kernel)
-        self.blocks = math.prod(kernel.grid)
         return super().run_kernel(kernel)
 
     def rewrite(self, op: Operation):
@@ -143,9 +140,9 @@ class _Pipeliner(Rewriter):
         return new.results[: len(loop.results)]
 
     def depth(self, load: LoadThreadOp, stages: int) -> int:
-        """How many tiles of the load to keep ahead: S - 1, or 1 for a load that every block
-        of several makes alike (served from cache)."""
-        if self.blocks > 1 and not depends_on_block_index(load.operands[1:]):
+        """How many tiles of the load to keep ahead: S - 1, or 1 for a load that several
+        blocks make alike (served from cache)."""
+        if served_from_cache(load, self.kernel):
             return 1
         return stages - 1
 

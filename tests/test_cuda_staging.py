@@ -146,3 +146,19 @@ def test_nothing_is_staged_past_the_budget_or_when_turned_off(monkeypatch):
     monkeypatch.setenv("LPIR_CUDA_ASYNC_COPY", "0")
     source = lpir.compile(GEMV, target="cuda", WT="u4", N=256, K=1024, STAGES=4).source("cuda")
     assert "cp_async" not in source and "w_ahead_2" in source  # three tiles in registers
+
+
+def test_a_split_k_gemv_stages_its_own_tiles_and_keeps_the_shared_x_in_registers():
+    """gemv_splitk: w and the scales differ per block (staged, S - 1 ahead); x differs per
+    split but every tile of rows reads it alike, each of its elements held by 16 threads: from
+    cache, one tile ahead in registers (staged, it would be copied by all 128 threads)."""
+    from lpir.backends.cuda.examples import example_path
+
+    params = {"N": 4096, "K": 4096, "SPLIT": 4, "STAGES": 4}
+    plan = _plan(str(example_path("gemv_splitk")), **params)
+    ((w, s),) = plan.rings.values()
+    assert (w.fetch.memory.name_hint, s.fetch.memory.name_hint) == ("w", "s")
+    assert w.ahead == s.ahead == 3
+    final = lpir.compile(example_path("gemv_splitk"), target="cuda", **params).ir("final")
+    header = final.split(" = for ", 1)[1].split("\n", 1)[0]
+    assert header.count("%x_ahead") == 1 and header.count("%w_ahead") == 3

@@ -224,3 +224,32 @@ kernel strided[N = 256, K = 1024, STAGES = 4](w: global f32[N, K], y: global f32
 def test_a_load_through_a_loop_that_starts_at_the_block_index_differs_per_block():
     header = final_ir(n=256, stages=4, source=STRIDED_BLOCKS).split("stages 4 iter_args(")[1]
     assert header.split("\n", 1)[0].count("%w_ahead") == 3
+
+
+def test_served_from_cache_needs_many_blocks_reading_a_replicated_operand_alike():
+    """A broadcast operand (each element loaded by several threads) that 8 or more blocks read
+    alike comes from cache; a tile each thread loads alone, or one few blocks share, does not."""
+    from lpir.backends.cuda.examples import example_path
+
+    from lpir.ir.analysis import served_from_cache, thread_replicated
+    from lpir.ir.ops import LoadThreadOp
+
+    def loads(path, **params):
+        kernel = lpir.compile(path, target="cuda", **params).specialize(None).module.kernels[0]
+        found = {}
+        for op in kernel.walk():
+            if isinstance(op, LoadThreadOp):
+                found.setdefault(op.memory.name_hint, (op, kernel))
+        return found
+
+    split = loads(example_path("gemv_splitk"), N=4096, K=4096, SPLIT=4)
+    assert thread_replicated(*_threads(split["x"])) and served_from_cache(*split["x"])
+    assert not thread_replicated(*_threads(split["w"])) and not served_from_cache(*split["w"])
+    assert thread_replicated(*_threads(split["s"])) and not served_from_cache(*split["s"])
+    few = loads(example_path("gemv_splitk"), N=64, K=4096, SPLIT=4)  # 4 tiles of rows
+    assert not served_from_cache(*few["x"])
+
+
+def _threads(entry):
+    op, kernel = entry
+    return op, kernel.threads

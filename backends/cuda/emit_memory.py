@@ -198,6 +198,9 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     access = Access(emitter, op)
     value = emitter.value(op.value)
     w = emitter.w
+    if op.combine == "add":
+        _atomic_add(access, value)
+        return
 
     def store_lane(lane, offset) -> None:
         statement = f"*({access.lane_address(offset)}) = {value.lane(lane)};"
@@ -222,6 +225,20 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
         chunks,
         lambda start, lanes: _per_lane(access, store_lane, range(start, start + lanes)),
     )
+
+
+def _atomic_add(access: Access, value) -> None:
+    """`atomic_add`: one atomic addition per lane (to the GPU a RED each), masked lanes none."""
+    w = access.emitter.w
+
+    def add_lane(lane, offset) -> None:
+        statement = f"lpir_atomic_add({access.lane_address(offset)}, {value.lane(lane)});"
+        if access.mask is None:
+            w.line(statement)
+        else:
+            w.line(f"if ({access.mask.lane(lane)}) {statement}")
+
+    _per_lane(access, add_lane, range(len(access.offsets)))
 
 
 def _predicated_load(size: int, nc: str, to: str, source: str):

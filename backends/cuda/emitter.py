@@ -92,8 +92,11 @@ def emits(*classes: type) -> Callable[[Emitter], Emitter]:
 
 
 _IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
-# C++ keywords, and the names the emitted code and the helper header call without a prefix.
+# C++ keywords, the names the emitted code and the helper header call without a prefix, and
+# `i` and `j`, the counters of the writer's unrolled loops (a kernel's own `i` read inside one
+# would read the counter).
 _RESERVED_WORDS = """
+    i j
     alignas alignof and asm auto bool break case catch char class const constexpr continue
     decltype default delete do double else enum explicit extern false float for friend goto if
     inline int long mutable namespace new noexcept not nullptr operator or private protected

@@ -43,6 +43,12 @@ COMPILE_CASES: dict[str, list[dict]] = {
     # (4 stages of the default 64 x 128 tile need over 255 registers: a narrower one)
     + [{"N": 96, "K": 1000, "WT": "u5", "ZERO": 16, "BN": 16, "BK": 64, "STAGES": 4}]
     + [{"N": 64, "K": 256, "WT": "u4", "ZERO": 8, "BK": 128, "STAGES": 4}],
+    # K split over blocks that add into y atomically: edges in N and K, a split past K
+    "gemv_splitk": [
+        {"N": 256, "K": 512},
+        {"N": 100, "K": 1000, "WT": "u3", "ZERO": 4, "SPLIT": 3, "STAGES": 3},
+        {"N": 64, "K": 384, "WT": "f4e2m1", "ZERO": 0, "SPLIT": 5},
+    ],
     "matmul_wq": [
         {},
         {"M": 100, "N": 64, "K": 256, "WT": "u3", "ZERO": 4},

@@ -500,6 +500,27 @@ LPIR_DEVICE void lpir_cp_async_wait() {
 #endif
 }
 
+// atomic_add: *address += value, atomically (nvcc issues a RED when the old value is unused).
+// Two's-complement addition is the same bits signed or not: i64 adds as unsigned long long.
+#if defined(LPIR_HOST_EMULATION)
+template <typename T>
+LPIR_DEVICE void lpir_atomic_add(T* address, T value) {
+    lpir_host::check_alignment(address, sizeof(T));
+    lpir_host::atomic_add(address, value);
+}
+#else
+LPIR_DEVICE void lpir_atomic_add(float* address, float value) { atomicAdd(address, value); }
+LPIR_DEVICE void lpir_atomic_add(double* address, double value) { atomicAdd(address, value); }
+LPIR_DEVICE void lpir_atomic_add(int* address, int value) { atomicAdd(address, value); }
+LPIR_DEVICE void lpir_atomic_add(unsigned* address, unsigned value) { atomicAdd(address, value); }
+LPIR_DEVICE void lpir_atomic_add(unsigned long long* address, unsigned long long value) {
+    atomicAdd(address, value);
+}
+LPIR_DEVICE void lpir_atomic_add(long long* address, long long value) {
+    atomicAdd(reinterpret_cast<unsigned long long*>(address), (unsigned long long)value);
+}
+#endif
+
 // Copies BYTES (a multiple of 4) from one register array to another a word at a time, as the
 // loop-carried tiles of a pipelined loop are passed on: copied lane by lane, arrays of bytes or
 // halves cost shifts and merges for every lane.

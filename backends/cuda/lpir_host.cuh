@@ -15,7 +15,9 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #define __global__
@@ -297,6 +299,21 @@ inline void mma(float* d, const T* a, const T* b, const float* c, float (*to_flo
         }
     }
     (*warp_barriers)[warp]->arrive_and_wait();
+}
+
+// ---- atomic_add: a read-modify-write under one lock (blocks run one after another, but a
+// block's threads are OS threads that may add into the same element) --------------------------
+inline std::mutex atomic_lock;
+
+template <typename T>
+inline void atomic_add(T* address, T value) {
+    std::lock_guard<std::mutex> guard(atomic_lock);
+    if constexpr (std::is_integral_v<T>) {  // wraps, as on the GPU (no signed overflow)
+        using U = std::make_unsigned_t<T>;
+        *address = (T)((U)*address + (U)value);
+    } else {
+        *address = *address + value;
+    }
 }
 
 // ---- warp shuffles: each thread publishes its bits, then reads its partner's -------------------

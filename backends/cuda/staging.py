@@ -17,10 +17,12 @@ A ring is staged when it is the pipeline's pattern exactly (the prologue loads f
 loop, the fetched tile and r1 .. only the `yield`), its loads read global memory in 4-, 8- or
 16-byte chunks (vector groups, or lanes of 4 bytes or more; cp.async zero-fills a chunk whose
 mask is off, and a chunk whose lanes' masks differ is written lane by lane), and the data
-differs from block to block (the address depends on the block index): data every block
-reads, like gemv's x, is served from cache and is cheaper in registers than copied once per
-thread into shared memory. Rings are taken in program order
-while their slots fit beside the kernel's own shared memory in the static 48 KB.
+differs from block to block (the address depends on the block index, and it is not a small
+operand blocks share, `served_from_cache`): data other blocks read, like gemv's x or a
+split-K GEMV's share of x, is served from cache and is cheaper in registers than copied once
+per thread into shared memory. Rings
+are taken in program order while their slots fit beside the kernel's own shared memory in the
+static 48 KB.
 `LPIR_CUDA_ASYNC_COPY=0` in the environment turns staging off (to compare the two).
 """
 
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 
 from lpir.backends.cuda import c_types
 
-from lpir.ir.analysis import depends_on_block_index
+from lpir.ir.analysis import depends_on_block_index, served_from_cache
 from lpir.ir.core import Kernel, Operation, Value
 from lpir.ir.ops import ForOp, LoadThreadOp, YieldOp
 from lpir.ir.types import GlobalType
@@ -99,7 +101,7 @@ def plan_staging(kernel: Kernel, users: dict[int, list[Operation]], budget: int)
     for op in kernel.walk():
         if not isinstance(op, ForOp) or not op.stages or op.stages < 2:
             continue
-        for ring in _rings(op, users, kernel.threads):
+        for ring in _rings(op, users, kernel):
             if ring.nbytes > budget:
                 continue
             budget -= ring.nbytes
@@ -109,11 +111,11 @@ def plan_staging(kernel: Kernel, users: dict[int, list[Operation]], budget: int)
     return plan
 
 
-def _rings(loop: ForOp, users: dict[int, list[Operation]], threads: int) -> list[StagedRing]:
+def _rings(loop: ForOp, users, kernel: Kernel) -> list[StagedRing]:
     """The stageable rings of a pipelined loop, in the order of its arguments."""
     found = []
     for chain, fetch in ring_chains(loop):
-        ring = _stageable(loop, chain, fetch, users, threads)
+        ring = _stageable(loop, chain, fetch, users, kernel)
         if ring is not None:
             found.append(ring)
     return found
@@ -143,7 +145,7 @@ def ring_chains(loop: ForOp) -> list[tuple[list[int], LoadThreadOp]]:
     return chains
 
 
-def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, threads: int):
+def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel: Kernel):
     args = [loop.iter_args[i] for i in chain]
     prologue = [loop.inits[i].owner for i in chain]
     terminator = loop.body.ops[-1]
@@ -160,10 +162,12 @@ def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, thread
     chunk = _chunk_bytes(fetch)
     if chunk is None or not all(_chunk_bytes(load) == chunk for load in prologue):  # type: ignore[arg-type]
         return None
-    if not depends_on_block_index(fetch.operands[1:]) or len(args) != loop.stages - 1:  # type: ignore[operator]
+    if len(args) != loop.stages - 1:  # type: ignore[operator]
+        return None
+    if not depends_on_block_index(fetch.operands[1:]) or served_from_cache(fetch, kernel):
         return None
     tile_bytes = len(fetch.offsets) * c_types.byte_size(fetch.access_dtype)
-    return StagedRing(args, prologue, fetch, chunk, tile_bytes // chunk, threads)  # type: ignore[arg-type]
+    return StagedRing(args, prologue, fetch, chunk, tile_bytes // chunk, kernel.threads)  # type: ignore[arg-type]
 
 
 def _chunk_bytes(load: LoadThreadOp) -> int | None:

@@ -186,6 +186,21 @@ class Memory:
             function = self.intrinsics.masked_store(lane_type)
             self.b.call(function, [single, address, ir.Constant(I32, align), lane_mask])
 
+    def atomic_add(self, pointer, base, offsets, value, dt: DType, mask=None) -> None:
+        """memory[base + offsets[i]] += value[i], each an atomic read-modify-write (blocks run
+        on several native threads and may add into the same elements)."""
+        b = self.b
+        operation = "fadd" if dt.is_float else "add"
+        for lane, offset in enumerate(offsets):
+            lane_index = ir.Constant(I32, lane)
+            lane_value = b.extract_element(value, lane_index)
+            address = self.address(pointer, self.index(base, offset), dt)
+            if mask is None:
+                b.atomic_rmw(operation, address, lane_value, "monotonic")
+                continue
+            with b.if_then(b.extract_element(mask, lane_index)):
+                b.atomic_rmw(operation, address, lane_value, "monotonic")
+
     def scatter(self, pointer, base, offsets, value, mask, align: int) -> None:
         """Lanes to base + offsets through one `llvm.masked.scatter` (see `gather`)."""
         lanes = len(offsets)

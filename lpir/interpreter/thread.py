@@ -99,6 +99,17 @@ def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndar
     )
 
 
+def _add(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray) -> None:
+    """buffer[index] += values (atomic adds: repeated indices add up), in thread order."""
+    size = access.nbits // 8
+    count = buffer.size // size
+    if index.size and (index.min() < 0 or index.max() >= count):
+        raise _outside_buffer("added to", int(index.max()), count)
+    view = buffer[: count * size].view(access.numpy_dtype)
+    with np.errstate(all="ignore"):
+        np.add.at(view, index.ravel(), values.ravel().astype(view.dtype))
+
+
 def _merge_bits(buffer, byte, bits, mask) -> None:
     """buffer[byte] = (buffer[byte] & ~mask) | (bits & mask), for repeated bytes too."""
     np.bitwise_and.at(buffer, byte, ~mask)
@@ -280,7 +291,10 @@ class _ThreadBlock(Evaluator):
         value = self.get(op.operands[2])
         mask = self.get(op.operands[3]) if len(op.operands) > 3 else None
         selected = np.ones(index.shape, bool) if mask is None else mask
-        _write(memory, access, index[selected], value[selected])
+        if op.attributes.get("combine") == "add":
+            _add(memory, access, index[selected], value[selected])
+        else:
+            _write(memory, access, index[selected], value[selected])
         return []
 
     def op_st_bits(self, op):

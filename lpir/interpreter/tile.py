@@ -159,7 +159,14 @@ class _Block(Evaluator):
         window = self.tile_window(op, memory, offsets)
         if window is not None:
             memory_index, tile_index = window
-            memory[memory_index] = value[tile_index]
+            if op.attributes.get("combine") == "add":  # atomic_add: blocks run in order here
+                dt = op.operands[0].type.dtype
+                with np.errstate(all="ignore"):
+                    memory[memory_index] = ew.binary(
+                        "add", memory[memory_index], value[tile_index], dt
+                    )
+            else:
+                memory[memory_index] = value[tile_index]
         return []
 
     op_store_shared = op_store_global

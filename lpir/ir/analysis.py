@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.ops import BinaryOp, BlockIndexOp, ConstantOp, ForOp, ThreadIndexOp
 
@@ -156,9 +158,15 @@ class IndexAnalysis:
 def depends_on_block_index(values: list[Value]) -> bool:
     """Whether any of the values is computed (through any chain of ops) from the block index:
     a load whose address does not is the same in every block. A loop's induction variable
-    depends on what the loop's bounds depend on (a loop over `range(block.x, T, G)` makes its
+    depends on what the loop's bounds depend on (a loop over `range(block.x * R, N, G)` makes its
     loads differ per block), a carried value on its initial and its yielded values."""
-    pending, seen = list(values), set()
+    return bool(block_axes_used(values))
+
+
+def block_axes_used(values: list[Value]) -> set[int]:
+    """The axes of the block index (0: x, 1: y, 2: z) the values are computed from (see
+    `depends_on_block_index`)."""
+    pending, seen, axes = list(values), set(), set()
     while pending:
         value = pending.pop()
         owner = value.owner
@@ -169,11 +177,77 @@ def depends_on_block_index(values: list[Value]) -> bool:
             continue
         if not isinstance(owner, Operation) or id(owner) in seen:
             continue
-        if isinstance(owner, BlockIndexOp):
-            return True
         seen.add(id(owner))
+        if isinstance(owner, BlockIndexOp):
+            axes.add(owner.attributes["axis"])
+            continue
         pending.extend(owner.operands)
-    return False
+    return axes
+
+
+#: blocks that must read a broadcast operand alike for `served_from_cache` to count on the cache
+#: (all but one of them hit it)
+CACHE_SHARERS = 8
+
+
+def blocks_sharing(values: list[Value], grid: tuple[int, ...]) -> int:
+    """How many blocks of the grid compute the same values: the blocks along the grid's axes
+    that do not enter them."""
+    used = block_axes_used(values)
+    return math.prod(extent for axis, extent in enumerate(grid) if axis not in used)
+
+
+def served_from_cache(load, kernel) -> bool:
+    """Whether a global load reads data other blocks read too, so that caches serve it: its
+    address is the same in every block (gemv's x), or it is a small broadcast operand — an
+    element several threads of the block load alike — that at least `CACHE_SHARERS` blocks
+    read alike (a split-K GEMV's share of x, the same for every tile of rows). A weight tile,
+    each thread its own elements, is not: it streams from memory, whoever else reads it."""
+    address = load.operands[1:]
+    if math.prod(kernel.grid) > 1 and not depends_on_block_index(address):
+        return True
+    sharers = blocks_sharing(address, tuple(kernel.grid))
+    return sharers >= CACHE_SHARERS and thread_replicated(load, kernel.threads)
+
+
+def thread_replicated(load, threads: int) -> bool:
+    """Whether some element of a thread-IR load is read by several threads of a block: the
+    per-thread addresses, evaluated for every thread index with block indices and loop
+    variables at 0, repeat. False when the address is not plain integer arithmetic."""
+    base = _per_thread(load.base, threads, {})
+    if base is None:
+        return False
+    addresses = base[:, None] + np.asarray(load.offsets, dtype=np.int64)[None, :]
+    return len(np.unique(addresses)) < addresses.size
+
+
+_INDEX_OPS = frozenset(
+    {"add", "sub", "mul", "div", "rem", "min", "max", "and", "or", "xor", "shl", "shr"}
+)
+
+
+def _per_thread(value: Value, threads: int, memo: dict):
+    """The integer value in each thread ([threads] int64), block indices and loop variables
+    taken as 0; None for anything but index arithmetic."""
+    if id(value) in memo:
+        return memo[id(value)]
+    from lpir.interpreter import elementwise as ew  # the interpreter's integer semantics
+
+    owner = value.owner
+    result = None
+    if not isinstance(owner, Operation) or isinstance(owner, BlockIndexOp):
+        result = np.zeros(threads, np.int64)  # a loop variable, an argument, a block index
+    elif isinstance(owner, ThreadIndexOp):
+        result = np.arange(threads, dtype=np.int64)
+    elif isinstance(owner, ConstantOp) and isinstance(owner.value, int):
+        result = np.full(threads, owner.value, np.int64)
+    elif isinstance(owner, BinaryOp) and owner.name in _INDEX_OPS:
+        a, b = (_per_thread(v, threads, memo) for v in owner.operands)
+        if a is not None and b is not None:
+            dt = owner.result.type.dtype  # type: ignore[attr-defined]
+            result = ew.binary(owner.name, a, b, dt).astype(np.int64)
+    memo[id(value)] = result
+    return result
 
 
 def _loop_argument_sources(loop: ForOp, arg: Value) -> list[Value]:

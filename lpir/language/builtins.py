@@ -27,6 +27,7 @@ from lpir.ir.ops import (
     UnaryOp,
     ViewOp,
 )
+from lpir.ir.ops.memory import ATOMIC_ADD_DTYPES
 from lpir.ir.types import ScalarType, SharedType, TileType
 from lpir.language import ast
 from lpir.language.expressions import (
@@ -108,6 +109,34 @@ def load(low, call: ast.Call):
 
 @builtin("store(tensor[...], value)")
 def store(low, call: ast.Call):
+    _store(low, call, None)
+    return None
+
+
+@builtin("atomic_add(tensor[...], value)")
+def atomic_add(low, call: ast.Call):
+    """tensor[...] += value, each element atomically: blocks may add into the same elements
+    (e.g. the partial sums of a split K), in an unspecified order."""
+    (target, _), _ = _arguments(low, call, 2)
+    destination = low.expr(target)
+    if not isinstance(destination, Slice):
+        raise low.error(
+            f"atomic_add needs a slice of a global tensor, but this is {destination.describe()}",
+            target,
+            "e.g. atomic_add(y[block.x * 32 :+ 32], t)",
+        )
+    dt = destination.memory.type.dtype
+    if dt.name not in ATOMIC_ADD_DTYPES:
+        raise low.error(
+            f"atomic_add cannot add into {destination.memory.name}, a tensor of {dt.name}",
+            target,
+            f"accumulate into a tensor of {', '.join(ATOMIC_ADD_DTYPES)} and cast afterwards",
+        )
+    _store(low, call, "add")
+    return None
+
+
+def _store(low, call: ast.Call, combine: str | None) -> None:
     (target, value_node), _ = _arguments(low, call, 2)
     destination = low.expr(target)
     if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
@@ -142,8 +171,7 @@ def store(low, call: ast.Call):
                 "make the slice lengths match the tile",
             )
     value = low.broadcast_to(value, tuple(shape))
-    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value))
-    return None
+    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine))
 
 
 @builtin("sync()")

@@ -169,7 +169,8 @@ class KernelLowering(ExpressionLowering):
 
     def expression_statement(self, node: ast.ExprStmt) -> None:
         value = node.value
-        if not (isinstance(value, ast.Call) and value.func in ("store", "sync", "static_assert")):
+        statements = ("store", "atomic_add", "sync", "static_assert")
+        if not (isinstance(value, ast.Call) and value.func in statements):
             raise self.error(
                 "this expression's value is not used",
                 node,

@@ -5,6 +5,10 @@ tensor dimensions the tile spans (in order); the other dimensions are indexed by
 alone. `a[i :+ 32, k]` on a rank-2 tensor is offsets (i, k), dims (0,), tile shape (32,).
 
 Edges: an element whose coordinate falls outside the tensor reads as 0 and is not written.
+
+A global store may *combine* with what memory holds (`combine = "add"`: `atomic_add`): each
+element is added to memory atomically, so blocks may accumulate into the same elements (split-K);
+the order of additions between blocks is unspecified.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.tile import check_shape
-from lpir.ir.signature import INT_LIST, Signature, at_least, exactly
+from lpir.ir.signature import INT_LIST, Signature, at_least, exactly, one_of
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
 
 
@@ -84,15 +88,47 @@ class LoadOp(Operation):
         return LoadOp.create(self.memory, self.offsets, self.dims, self.attributes["shape"])
 
 
+#: dtypes that global memory can accumulate atomically (`atomic_add`)
+ATOMIC_ADD_DTYPES = ("f32", "f64", "i32", "u32", "i64", "u64")
+COMBINES = ("add",)
+
+
+def check_combine(op_name: str, memory: Value, combine: str | None) -> None:
+    """Raise unless a store may combine with memory this way (None: a plain store)."""
+    if combine is None:
+        return
+    if combine not in COMBINES:
+        raise TypeCheckError(f"'{op_name}' cannot combine by {combine!r}")
+    if not isinstance(memory.type, GlobalType):
+        raise TypeCheckError(f"'{op_name}' can add atomically into global tensors only")
+    dt = memory.type.dtype
+    if dt.name not in ATOMIC_ADD_DTYPES:
+        raise TypeCheckError(
+            f"cannot add atomically into {with_article(dt.name)} tensor",
+            hint=f"accumulate into one of {', '.join(ATOMIC_ADD_DTYPES)} and cast afterwards",
+        )
+
+
 class StoreOp(Operation):
-    """`store_global %y, %i, %t {dims = [0]}`: write a tile; elements past the edge are skipped."""
+    """`store_global %y, %i, %t {dims = [0]}`: write a tile; elements past the edge are skipped.
+    With `combine = "add"` each element is added to memory atomically instead."""
 
     names = ("store_global", "store_shared")
-    signature = Signature(operands=at_least(2), attributes={"dims": INT_LIST})
+    signature = Signature(
+        operands=at_least(2), attributes={"dims": INT_LIST}, optional={"combine": one_of(*COMBINES)}
+    )
 
     @classmethod
-    def create(cls, memory: Value, offsets: list[Value], dims: tuple[int, ...], value: Value):
+    def create(
+        cls,
+        memory: Value,
+        offsets: list[Value],
+        dims: tuple[int, ...],
+        value: Value,
+        combine: str | None = None,
+    ):
         op_name = _memory_op_name("store", memory)
+        check_combine(op_name, memory, combine)
         _check_offsets(op_name, memory, offsets)
         if not isinstance(value.type, TileType):
             raise TypeCheckError(f"'{op_name}' stores a tile, not {value.type}")
@@ -104,7 +140,10 @@ class StoreOp(Operation):
                 f"{with_article(target)} tensor",
                 hint=f"cast it first: cast<{target}>(...)",
             )
-        return cls(op_name, [memory, *offsets, value], (), {"dims": tuple(dims)})
+        attributes: dict = {"dims": tuple(dims)}
+        if combine is not None:
+            attributes["combine"] = combine
+        return cls(op_name, [memory, *offsets, value], (), attributes)
 
     @property
     def memory(self) -> Value:
@@ -122,8 +161,12 @@ class StoreOp(Operation):
     def dims(self) -> tuple[int, ...]:
         return self.attributes["dims"]
 
+    @property
+    def combine(self) -> str | None:
+        return self.attributes.get("combine")
+
     def recreate(self) -> Operation:
-        return StoreOp.create(self.memory, self.offsets, self.dims, self.value)
+        return StoreOp.create(self.memory, self.offsets, self.dims, self.value, self.combine)
 
 
 class AllocSharedOp(Operation):

@@ -15,6 +15,7 @@ ops here exist only at the thread level:
   backend may use one wide access per run (in swizzled memory a run stays inside the swizzle's
   unit of 2**base elements, which the swizzle moves whole). `dtype`, when given, accesses the
   tensor's bytes as that (byte-sized) type: `base` and `offsets` are then in units of it.
+* `st` with `combine = "add"`: each lane is added to memory atomically (`atomic_add`).
 * `st_bits`: read-modify-write of bytes under a per-byte bit mask, atomic per byte: how packed
   sub-byte stores that share a byte with other threads are written.
 * `unpack_bits` / `pack_bits`: convert between bytes and sub-byte lanes at constant bit offsets
@@ -34,6 +35,7 @@ from lpir.dtypes import DType, dtype
 from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
+from lpir.ir.ops.memory import COMBINES, check_combine
 from lpir.ir.ops.tile import REDUCTIONS
 from lpir.ir.signature import (
     DTYPE,
@@ -316,11 +318,14 @@ class LoadThreadOp(MemoryAccess, Operation):
 
 
 class StoreThreadOp(MemoryAccess, Operation):
-    """`st %y, %base, %v [mask %m] {offsets = [...]}`: lane i goes to memory[base + offsets[i]]."""
+    """`st %y, %base, %v [mask %m] {offsets = [...]}`: lane i goes to memory[base + offsets[i]];
+    with `combine = "add"`, lane i is added to it atomically."""
 
     names = ("st",)
     signature = Signature(
-        operands=between(3, 4), attributes={"offsets": INT_LIST}, optional=MEMORY_ACCESS_OPTIONS
+        operands=between(3, 4),
+        attributes={"offsets": INT_LIST},
+        optional={**MEMORY_ACCESS_OPTIONS, "combine": one_of(*COMBINES)},
     )
 
     @classmethod
@@ -333,8 +338,10 @@ class StoreThreadOp(MemoryAccess, Operation):
         mask: Value | None = None,
         vector: int = 1,
         access: DType | None = None,
+        combine: str | None = None,
     ):
         element = _check_memory("st", memory, base, access)
+        check_combine("st", memory, combine)
         offsets = tuple(int(o) for o in offsets)
         if value.type != VectorType(element, len(offsets)):
             raise TypeCheckError(f"'st' of {value.type} with {len(offsets)} offsets of {element}")
@@ -345,6 +352,8 @@ class StoreThreadOp(MemoryAccess, Operation):
             attributes["vector"] = vector
         if access is not None:
             attributes["dtype"] = access
+        if combine is not None:
+            attributes["combine"] = combine
         operands = [memory, base, value] + ([mask] if mask is not None else [])
         return cls("st", operands, (), attributes)
 
@@ -356,6 +365,10 @@ class StoreThreadOp(MemoryAccess, Operation):
     def mask(self) -> Value | None:
         return self.operands[3] if len(self.operands) > 3 else None
 
+    @property
+    def combine(self) -> str | None:
+        return self.attributes.get("combine")
+
     def recreate(self) -> Operation:
         return StoreThreadOp.create(
             self.memory,
@@ -365,6 +378,7 @@ class StoreThreadOp(MemoryAccess, Operation):
             self.mask,
             self.vector_width,
             self.attributes.get("dtype"),
+            self.combine,
         )
 
 
