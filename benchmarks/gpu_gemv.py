@@ -211,21 +211,31 @@ def gemv_params(dt, n: int, k: int, bn: int, bk: int, depth: int) -> dict:
     return {**params, "STAGES": depth}
 
 
-def matmul_params(dt, m: int, n: int, k: int, tile: tuple[int, int, int], depth: int) -> dict:
-    bm, bn, bk = tile
+def matmul_params(dt, m: int, n: int, k: int, tile: tuple[int, ...], depth: int) -> dict:
+    """matmul_wq's parameters for a tile (BM, BN, BK) or (BM, BN, BK, threads)."""
+    bm, bn, bk, *threads = tile
     params = {"WT": dt.name, "ZERO": zero_point(dt), "M": m, "N": n, "K": k}
-    return {**params, "BM": bm, "BN": bn, "BK": bk, "STAGES": depth}
+    params = {**params, "BM": bm, "BN": bn, "BK": bk, "STAGES": depth}
+    return {**params, "THREADS": threads[0]} if threads else params
 
 
 def matmul_candidates(dt, m: int, n: int, k: int, tiles, stages) -> list[tuple[str, dict]]:
     """matmul_wq's (kernel, params) timed for M rows: each tensor-core tile at each depth."""
     chosen = tensor_core_tiles(dt.name, m, n, k, tuple(tiles))
     return [
-        (str(MATMUL_KERNEL), matmul_params(dt, m, n, k, (bm, bn, bk), depth))
-        for (bm, bn, bk), depth in itertools.product(chosen, stages)
+        (str(MATMUL_KERNEL), matmul_params(dt, m, n, k, tile, depth))
+        for tile, depth in itertools.product(chosen, stages)
         # A's and the weights' tiles in flight within the staging budget (2 stages: always)
-        if depth == 2 or depth * (bm * bk * 2 + bk * bn * dt.nbits // 8) <= STAGING_BYTES
+        if depth == 2
+        or depth * (tile[0] * tile[2] * 2 + tile[2] * tile[1] * dt.nbits // 8) <= STAGING_BYTES
     ]
+
+
+def matmul_tile_name(params: dict) -> str:
+    """`64x64x32`, or `128x128x32@256` for a block of other than 128 threads."""
+    name = f"{params['BM']}x{params['BN']}x{params['BK']}"
+    threads = params.get("THREADS", 128)
+    return name if threads == 128 else f"{name}@{threads}"
 
 
 def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), registers=True):
@@ -324,8 +334,13 @@ def checked_row(bench, torch, timer, dt, *args) -> dict | None:
 
 
 def parse_tiles(text: str) -> list[tuple[int, ...]]:
-    """`64x128,32x128` -> [(64, 128), (32, 128)] (the --tiles options)."""
-    return [tuple(int(v) for v in tile.split("x")) for tile in text.split(",")]
+    """`64x128,32x128` -> [(64, 128), (32, 128)] (the --tiles options); a matmul tile may name
+    its block's threads: `128x128x32@256` -> (128, 128, 32, 256)."""
+    tiles = []
+    for tile in text.split(","):
+        sizes, _, threads = tile.partition("@")
+        tiles.append(tuple(int(v) for v in sizes.split("x")) + ((int(threads),) if threads else ()))
+    return tiles
 
 
 def tile_name(tile: str, depth: int, stages) -> str:
@@ -334,20 +349,21 @@ def tile_name(tile: str, depth: int, stages) -> str:
 
 
 @functools.cache
-def tensor_core_tiles(weights: str, m: int, n: int, k: int, tiles: tuple[tuple[int, int, int]]):
-    """The (BM, BN, BK) tiles of matmul_wq worth timing for M rows: tensor cores used (the
-    kernel's 4 warps fit the tile's m16n8 atoms; other tiles fall back to SIMT FMA) and no
+def tensor_core_tiles(weights: str, m: int, n: int, k: int, tiles: tuple[tuple[int, ...], ...]):
+    """The (BM, BN, BK[, threads]) tiles of matmul_wq worth timing for M rows: tensor cores
+    used (the block's warps fit the tile's m16n8 atoms; other tiles fall back to SIMT FMA) and no
     more than one tile of rows beyond M (a 64-row tile for M = 16 computes three quarters
     zeros)."""
     dt = lpir.dtype(weights)
     chosen = []
-    for bm, bn, bk in tiles:
+    for tile in tiles:
+        bm, _, bk, *_ = tile
         if bm > max(16, m) or k % bk or GROUP % bk:
             continue
-        params = matmul_params(dt, m, n, k, (bm, bn, bk), 2)
+        params = matmul_params(dt, m, n, k, tile, 2)
         final = lpir.compile(str(MATMUL_KERNEL), target="cuda", **params).ir("final")
         if "mma(" in final:
-            chosen.append((bm, bn, bk))
+            chosen.append(tile)
     return chosen or [(64, 64, 32)]
 
 
@@ -362,7 +378,7 @@ def fastest_matmul_wq(
     for name, params in matmul_candidates(dt, m, n, k, tiles, stages):
         candidate = compiled_kernel(name, params)
         seconds = timer(lambda c=candidate: c.run(arguments, stream=stream))
-        tile = f"{params['BM']}x{params['BN']}x{params['BK']}"
+        tile = matmul_tile_name(params)
         timed.append((seconds, tile_name(tile, params["STAGES"], stages), candidate, name, params))
     seconds, tile, kernel, name, params = min(timed, key=lambda entry: entry[0])
     in_registers = registers_us(timer, name, params, arguments, stream) if registers else None

@@ -100,9 +100,10 @@ def main() -> None:
     parser.add_argument(
         "--tiles",
         default="16x32x128,16x64x32,16x64x128,16x128x64,32x64x32,32x64x64,32x128x32,64x64x32,"
-        "64x64x64,64x128x32,128x128x32",
-        help="BMxBNxBK tiles of matmul_wq to try at each M (those that use tensor cores and "
-        "do not exceed M by a whole tile; the fastest is reported)",
+        "64x64x64,64x128x32,128x128x32,64x128x32@256,128x128x32@256",
+        help="BMxBNxBK tiles of matmul_wq to try at each M, @T for blocks of T threads (default "
+        "128): those that use tensor cores and do not exceed M by a whole tile; the fastest is "
+        "reported",
     )
     parser.add_argument(
         "--stages", default="2", help="pipeline depths to try with every tile, e.g. 2,3"

@@ -60,6 +60,8 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 1, "N": 512, "K": 256, "BM": 16, "BN": 256, "WT": "u3", "ZERO": 4},
         {"M": 1, "N": 256, "K": 256, "BM": 16, "BN": 128, "BK": 64, "WT": "f8e4m3", "ZERO": 0},
         {"M": 200, "N": 128, "K": 128, "BM": 128, "BN": 128, "WT": "u3", "ZERO": 4},
+        # 8 warps on a 128 x 128 tile (gpu_matmul.py's 128x128x32@256), 3 stages
+        {"M": 150, "N": 200, "K": 256, "BM": 128, "BN": 128, "THREADS": 256, "STAGES": 3},
         {"M": 1, "N": 256, "K": 384, "BM": 16, "BN": 128, "WT": "u4", "STAGES": 3},
         {"M": 40, "N": 64, "K": 96, "WT": "u6", "ZERO": 32, "STAGES": 1},
     ],
