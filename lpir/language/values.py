@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from lpir.dtypes import DType
 from lpir.ir.core import Value
-from lpir.ir.types import ScalarType, TileType
+from lpir.ir.types import ScalarType, SharedType, TileType
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class Memory:
         return self.value.type
 
     def describe(self) -> str:
+        if isinstance(self.value.type, SharedType):  # made by shared<T>[...]: no name of its own
+            return f"a shared tile ({self.value.type})"
         return f"the tensor {self.name}: {self.value.type}"
 
 
