@@ -197,18 +197,13 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
 def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     access = Access(emitter, op)
     value = emitter.value(op.value)
-    w = emitter.w
-    if op.combine == "add":
-        _atomic_add(access, value)
+    if op.combine == "add":  # atomic_add: one atomic addition per lane (a RED each)
+        add_lane = _lane_writer(
+            access, lambda address, lane: f"lpir_atomic_add({address}, {lane});"
+        )
+        _per_lane(access, add_lane, range(len(op.offsets)))
         return
-
-    def store_lane(lane, offset) -> None:
-        statement = f"*({access.lane_address(offset)}) = {value.lane(lane)};"
-        if access.mask is None:
-            w.line(statement)
-        else:
-            w.line(f"if ({access.mask.lane(lane)}) {statement}")
-
+    store_lane = _lane_writer(access, lambda at, lane: f"*({at}) = {lane};")
     if access.width == 1:
         _per_lane(access, store_lane, range(len(op.offsets)))
         return
@@ -227,18 +222,17 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     )
 
 
-def _atomic_add(access: Access, value) -> None:
-    """`atomic_add`: one atomic addition per lane (to the GPU a RED each), masked lanes none."""
+def _lane_writer(access: Access, statement):
+    """`write(lane, offset)`: `statement(address, value)` for one lane of the stored value,
+    under the lane's mask."""
     w = access.emitter.w
+    value = access.emitter.value(access.op.value)  # type: ignore[union-attr]
 
-    def add_lane(lane, offset) -> None:
-        statement = f"lpir_atomic_add({access.lane_address(offset)}, {value.lane(lane)});"
-        if access.mask is None:
-            w.line(statement)
-        else:
-            w.line(f"if ({access.mask.lane(lane)}) {statement}")
+    def write(lane, offset) -> None:
+        line = statement(access.lane_address(offset), value.lane(lane))
+        w.line(line if access.mask is None else f"if ({access.mask.lane(lane)}) {line}")
 
-    _per_lane(access, add_lane, range(len(access.offsets)))
+    return write
 
 
 def _predicated_load(size: int, nc: str, to: str, source: str):
