@@ -12,6 +12,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     layout_selection,
     lower_to_threads,
     pipeline_loads,
+    prune_barriers,
     vectorize,
 )
 from lpir.passes.base import PASSES, Pass, get_pass, register_pass

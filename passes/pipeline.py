@@ -23,6 +23,7 @@ _LOWERING = (
     "lower-to-threads",
     "bit-packing",
     "vectorize",
+    "prune-barriers",
     *_CLEANUP,
 )
 
