@@ -46,3 +46,30 @@ def test_each_thread_loads_runs_as_wide_as_the_tile_allows(weights, bn, run_byte
     for start, run in zip(starts, range(runs)):
         chunk = offsets[run * run_bytes : (run + 1) * run_bytes]
         assert chunk == list(range(start, start + run_bytes))  # consecutive bytes
+
+
+ANNOTATED_IN_A_LOOP = """
+kernel rev[N = 64, R = 3](x: global f32[N], y: global f32[N]) blocks(1) threads(64) {
+    acc = zeros<f32>[N]
+    for r in range(0, R) {
+        acc += load(x[0 :+ N]) @ spatial(64)
+    }
+    store(y[0 :+ N], acc)
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu", "threads-cuda"])
+def test_a_tile_carried_by_a_loop_may_be_annotated_inside_it(target):
+    """The annotated sum and the unannotated zeros it starts from are one loop-carried value
+    (a type without a layout agrees with the same type with one); layout-selection gives the
+    whole loop the annotation's layout."""
+    import numpy as np
+
+    kernel = lpir.compile(ANNOTATED_IN_A_LOOP, target=target)
+    x, y = np.arange(64, dtype=np.float32), np.zeros(64, np.float32)
+    kernel(x, y)
+    np.testing.assert_array_equal(y, 3 * x)
+    if target != "interp":
+        header = kernel.ir("after:layout-selection").split(" = for ", 1)[1].split("\n", 1)[0]
+        assert header.endswith("-> f32[64] @ spatial(64) {")

@@ -178,6 +178,16 @@ MemoryType = SharedType | GlobalType
 ValueType = ScalarType | TileType | VectorType
 
 
+def agree(a: Type, b: Type) -> bool:
+    """Whether two types can stand for one value: equal, or tiles of one dtype and shape of
+    which one has no layout yet (before layout-selection, an annotated tile and the same tile
+    unannotated; layout-selection then gives both one layout)."""
+    tiles = isinstance(a, TileType) and isinstance(b, TileType)
+    if tiles and (a.layout is None or b.layout is None):  # type: ignore[union-attr]
+        return a.dtype == b.dtype and a.shape == b.shape  # type: ignore[union-attr]
+    return a == b
+
+
 def element_dtype(type_: Type) -> DType:
     """The dtype of a scalar, tile, vector or memory type."""
     return type_.dtype  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
-from lpir.ir.types import GlobalType, ScalarType
+from lpir.ir.types import GlobalType, ScalarType, agree
 from lpir.language import ast
 from lpir.language.builtins import BUILTINS
 from lpir.language.expressions import (
@@ -269,7 +269,7 @@ class KernelLowering(ExpressionLowering):
             if isinstance(current, Const):
                 values.append(self.constant(current, before.type.dtype, node))  # type: ignore[attr-defined]
                 continue
-            if not isinstance(current, Runtime) or current.type != before.type:
+            if not isinstance(current, Runtime) or not agree(current.type, before.type):
                 now = current.type if isinstance(current, Runtime) else current.describe()
                 raise self.error(
                     f"'{name}' changes from {before.type} to {now} inside this block",

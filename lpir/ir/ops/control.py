@@ -24,7 +24,7 @@ from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Region, Value
 from lpir.ir.ops.arith import ConstantOp
 from lpir.ir.signature import INT, Signature, at_least, exactly
-from lpir.ir.types import ScalarType
+from lpir.ir.types import ScalarType, agree
 
 
 class YieldOp(Operation):
@@ -179,7 +179,7 @@ def _check_yield(op: Operation, region: Region, types: list) -> None:
     if not isinstance(terminator, YieldOp):
         raise op.error("region does not end in 'yield'")
     yielded = [v.type for v in terminator.operands]
-    if yielded != types:
+    if len(yielded) != len(types) or not all(map(agree, yielded, types)):
         shown = ", ".join(map(str, yielded)) or "nothing"
         expected = ", ".join(map(str, types)) or "nothing"
         raise op.error(f"region yields {shown} but {expected} is expected")
