@@ -71,67 +71,40 @@ def _accesses(op: Operation) -> set[Access]:
 def _before(barrier: Operation) -> set[Access]:
     region = barrier.parent
     assert isinstance(region, Region)
-    return _backward(region, region.ops.index(barrier))
+    return _window(region, region.ops.index(barrier), forward=False)
 
 
 def _after(barrier: Operation) -> set[Access]:
     region = barrier.parent
     assert isinstance(region, Region)
-    return _forward(region, region.ops.index(barrier) + 1)
+    return _window(region, region.ops.index(barrier) + 1, forward=True)
 
 
-def _backward(region: Region, end: int) -> set[Access]:
-    """Accesses on the paths that reach position `end` of the region since the last barrier."""
-    found: set[Access] = set()
-    for op in reversed(region.ops[:end]):
-        if isinstance(op, BarrierOp):
-            return found
-        found |= _accesses(op)
+def _window(region: Region, position: int, forward: bool) -> set[Access]:
+    """Accesses on the paths from position `position` of the region to the next barrier
+    (`forward`), or reaching it from the last one."""
+    ops = region.ops[position:] if forward else region.ops[:position][::-1]
+    found, stopped = _until_barrier(ops)
     owner = region.parent
-    if isinstance(owner, Kernel) or owner is None:
-        return found  # the kernel's start
-    if isinstance(owner, ForOp):  # the previous iteration, after the body's last barrier
-        found |= _tail(region)
+    if stopped or isinstance(owner, Kernel) or owner is None:
+        return found  # a barrier, or the kernel's start or end
+    if isinstance(owner, ForOp):  # the next iteration's head, or the previous one's tail
+        found |= _until_barrier(region.ops if forward else region.ops[::-1])[0]
     outer = owner.parent
     assert isinstance(outer, Region)
-    return found | _backward(outer, outer.ops.index(owner))
+    index = outer.ops.index(owner) + (1 if forward else 0)
+    return found | _window(outer, index, forward)
 
 
-def _forward(region: Region, start: int) -> set[Access]:
-    """Accesses on the paths from position `start` of the region to the next barrier."""
+def _until_barrier(ops: list[Operation]) -> tuple[set[Access], bool]:
+    """The accesses of `ops` in order up to the first barrier among them, and whether there
+    was one."""
     found: set[Access] = set()
-    for op in region.ops[start:]:
+    for op in ops:
         if isinstance(op, BarrierOp):
-            return found
+            return found, True
         found |= _accesses(op)
-    owner = region.parent
-    if isinstance(owner, Kernel) or owner is None:
-        return found  # the kernel's end
-    if isinstance(owner, ForOp):  # the next iteration, before the body's first barrier
-        found |= _head(region)
-    outer = owner.parent
-    assert isinstance(outer, Region)
-    return found | _forward(outer, outer.ops.index(owner) + 1)
-
-
-def _tail(body: Region) -> set[Access]:
-    """Accesses after a region's last barrier (all of them if it has none)."""
-    found: set[Access] = set()
-    for op in reversed(body.ops):
-        if isinstance(op, BarrierOp):
-            break
-        found |= _accesses(op)
-    return found
-
-
-def _head(body: Region) -> set[Access]:
-    """Accesses before a region's first barrier (all of them if it has none)."""
-    found: set[Access] = set()
-    for op in body.ops:
-        if isinstance(op, BarrierOp):
-            break
-        found |= _accesses(op)
-    return found
+    return found, False
 
 
 __all__ = ["PruneBarriersPass"]
