@@ -5,7 +5,8 @@ layouts as layout-selection leaves them.
 Guarantees: a thread-IR kernel (stage "thread") computing the same values: each register tile
 becomes, in every thread, a vector of the slots that thread holds; tile loads and stores become
 per-lane `ld`/`st` with a scalar base and constant lane offsets, masked at tensor edges that the
-index analysis cannot prove in bounds; reductions and layout conversions that cross threads go
+index analysis cannot prove in bounds; reductions that cross threads of one warp become
+`shfl_xor` butterflies (CUDA), other reductions and layout conversions that cross threads go
 through shared memory between barriers; `sync` becomes `barrier`. Packed (sub-byte) dtypes are
 still accessed element-wise; bit-packing rewrites those accesses.
 """
@@ -550,9 +551,6 @@ class LowerToThreadsPass(Pass):
         return _Lowering(self.target).run(module)
 
 
-__all__ = ["ForOp", "IfOp", "LowerToThreadsPass", "SelectOp", "UnaryOp", "math", "thread_type"]
-
-
 def butterfly_masks(digits) -> list[int] | None:
     """The xor masks of a warp-shuffle reduction over the threads of `digits` (the thread
     digits of a reduced axis, most significant first), lowest tree level first; None when the
@@ -574,3 +572,6 @@ def butterfly_masks(digits) -> list[int] | None:
 
 def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
+
+
+__all__ = ["ForOp", "IfOp", "LowerToThreadsPass", "SelectOp", "UnaryOp", "math", "thread_type"]

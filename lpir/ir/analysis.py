@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from lpir.ir.core import Kernel, Operation, Region, Value
-from lpir.ir.ops import BinaryOp, BlockIndexOp, ConstantOp, ForOp, ThreadIndexOp
+from lpir.ir.ops import (
+    BinaryOp,
+    BlockIndexOp,
+    ConstantOp,
+    ForOp,
+    LoadThreadOp,
+    ThreadIndexOp,
+)
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,7 @@ def blocks_sharing(values: list[Value], grid: tuple[int, ...]) -> int:
     return math.prod(extent for axis, extent in enumerate(grid) if axis not in used)
 
 
-def served_from_cache(load, kernel) -> bool:
+def served_from_cache(load: LoadThreadOp, kernel: Kernel) -> bool:
     """Whether a global load reads data other blocks read too, so that caches serve it: its
     address is the same in every block (gemv's x), or it is a small broadcast operand — an
     element several threads of the block load alike — that at least `CACHE_SHARERS` blocks
@@ -210,7 +217,7 @@ def served_from_cache(load, kernel) -> bool:
     return sharers >= CACHE_SHARERS and thread_replicated(load, kernel.threads)
 
 
-def thread_replicated(load, threads: int) -> bool:
+def thread_replicated(load: LoadThreadOp, threads: int) -> bool:
     """Whether some element of a thread-IR load is read by several threads of a block: the
     per-thread addresses, evaluated for every thread index with block indices and loop
     variables at 0, repeat. False when the address is not plain integer arithmetic."""
@@ -226,7 +233,7 @@ _INDEX_OPS = frozenset(
 )
 
 
-def _per_thread(value: Value, threads: int, memo: dict):
+def _per_thread(value: Value, threads: int, memo: dict) -> np.ndarray | None:
     """The integer value in each thread ([threads] int64), block indices and loop variables
     taken as 0; None for anything but index arithmetic."""
     if id(value) in memo:

@@ -1,0 +1,119 @@
+"""Check the machine code of every kernel the GPU benchmarks may time, without a GPU.
+
+    python benchmarks/cuda_sass_scan.py            # ~500 configurations, ~20 min on 2 cores
+    python benchmarks/cuda_sass_scan.py --quick    # u4 and u3 only
+
+For each configuration of benchmarks/gpu_gemv.py (gemv_wq, gemv_splitk and the tensor-core
+GEMV at every weight type, tile, depth and split) and benchmarks/gpu_matmul.py (matmul_wq at
+M = 16, 64, 256), compiles the CUDA C with nvcc for sm_90 and disassembles it (cuobjdump), then
+reports configurations whose SASS
+
+* reads memory through an address register that nothing before it wrote
+  (`lpir.backends.cuda.sass.undefined_address_registers`: the pattern of the ptxas fault found
+  in stop 10, an illegal address on the GPU), or
+* uses local memory (registers spilled: slow, not wrong).
+
+A device session is short; this finds what would fault or crawl before it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu_gemv import (
+    ALL_WEIGHTS,
+    KERNEL,
+    MATMUL_KERNEL,
+    SPLITK_KERNEL,
+    STAGING_BYTES,
+    TENSOR_CORE_TILES,
+    gemv_params,
+    matmul_params,
+    parse_tiles,
+)
+from gpu_matmul import ALL_M
+from lpir.backends.cuda.compiler import find_nvcc
+from lpir.backends.cuda.sass import disassemble, find_cuobjdump, undefined_address_registers
+from lpir.backends.cuda.source import INCLUDE_DIR
+
+import lpir
+
+GEMV_SHAPE = (28672, 8192)
+SPLIT_SHAPE = (8192, 8192)
+MATMUL_TILES = "16x32x128,16x64x128,32x64x64,64x64x64,64x128x32,64x64x32,128x128x32@256"
+
+
+def configurations(weights: list[str]) -> list[tuple[Path, dict]]:
+    found = []
+    for name in weights:
+        dt = lpir.dtype(name)
+        for bn, depth in itertools.product((64, 32, 16), (2, 4, 8, 16)):
+            if depth * bn * 128 * dt.nbits // 8 <= STAGING_BYTES:
+                found.append((KERNEL, gemv_params(dt, *GEMV_SHAPE, bn, 128, depth)))
+        for split, depth in itertools.product((2, 4, 8), (2, 4, 8, 16)):
+            if depth * 16 * 128 * dt.nbits // 8 <= STAGING_BYTES:
+                params = gemv_params(dt, *SPLIT_SHAPE, 16, 128, depth)
+                found.append((SPLITK_KERNEL, {**params, "SPLIT": split}))
+        for tile, depth in itertools.product(TENSOR_CORE_TILES, (2, 3, 4)):
+            found.append((MATMUL_KERNEL, matmul_params(dt, 1, *GEMV_SHAPE, tile, depth)))
+    for name in [w for w in ("u4", "u3", "f4e2m1") if w in weights]:
+        dt = lpir.dtype(name)
+        for m, tile, depth in itertools.product(ALL_M, parse_tiles(MATMUL_TILES), (2, 3, 4)):
+            if tile[0] <= max(16, m):
+                found.append((MATMUL_KERNEL, matmul_params(dt, m, 8192, 8192, tile, depth)))
+    return found
+
+
+def verdict(config: tuple[Path, dict], nvcc: str, cuobjdump: str) -> str:
+    """'' for clean SASS, else what is wrong."""
+    path, params = config
+    source = lpir.compile(path, target="cuda", **params).source("cuda")
+    with tempfile.TemporaryDirectory() as directory:
+        unit, cubin = Path(directory) / "kernel.cu", Path(directory) / "kernel.cubin"
+        unit.write_text(source)
+        command = [nvcc, "-cubin", "-arch=sm_90", "-O3", f"-I{INCLUDE_DIR}", "-o", cubin, unit]
+        compiled = subprocess.run(command, capture_output=True, text=True)
+        if compiled.returncode:
+            return "nvcc failed: " + compiled.stderr[-300:]
+        sass = disassemble(cubin.read_bytes(), cuobjdump)
+    problems = []
+    undefined = undefined_address_registers(sass)
+    if undefined:
+        problems.append(f"address registers read before written: {undefined[:2]}")
+    if "LDL" in sass or "STL" in sass:
+        problems.append("local memory")
+    return "; ".join(problems)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="u4 and u3 only")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    nvcc, cuobjdump = find_nvcc(), find_cuobjdump()
+    if not nvcc or not cuobjdump:
+        sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
+    configs = configurations(["u4", "u3"] if args.quick else ALL_WEIGHTS)
+    print(f"{len(configs)} configurations", flush=True)
+    flagged = undefined = 0
+    with ThreadPoolExecutor(args.jobs) as pool:
+        verdicts = pool.map(lambda c: verdict(c, nvcc, cuobjdump), configs)
+        for (path, params), problem in zip(configs, verdicts):
+            if problem:
+                flagged += 1
+                undefined += "address registers" in problem
+                print(f"{path.stem} {params}: {problem}", flush=True)
+    print(f"{flagged} flagged, {undefined} with address registers read before written")
+
+
+if __name__ == "__main__":
+    main()
