@@ -109,7 +109,8 @@ def load(low, call: ast.Call):
 
 @builtin("store(tensor[...], value)")
 def store(low, call: ast.Call):
-    _store(low, call, None)
+    (target, value_node), _ = _arguments(low, call, 2)
+    _store(low, call, low.expr(target), value_node, None)
     return None
 
 
@@ -117,7 +118,7 @@ def store(low, call: ast.Call):
 def atomic_add(low, call: ast.Call):
     """tensor[...] += value, each element atomically: blocks may add into the same elements
     (e.g. the partial sums of a split K), in an unspecified order."""
-    (target, _), _ = _arguments(low, call, 2)
+    (target, value_node), _ = _arguments(low, call, 2)
     destination = low.expr(target)
     if not isinstance(destination, Slice):
         raise low.error(
@@ -132,13 +133,14 @@ def atomic_add(low, call: ast.Call):
             target,
             f"accumulate into a tensor of {', '.join(ATOMIC_ADD_DTYPES)} and cast afterwards",
         )
-    _store(low, call, "add")
+    _store(low, call, destination, value_node, "add")
     return None
 
 
-def _store(low, call: ast.Call, combine: str | None) -> None:
-    (target, value_node), _ = _arguments(low, call, 2)
-    destination = low.expr(target)
+def _store(low, call: ast.Call, destination, value_node, combine: str | None) -> None:
+    """`store` (combine None) or `atomic_add` ("add") of `value_node` into `destination` (the
+    evaluated first argument)."""
+    target = call.args[0]
     if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
         shape = destination.type.shape
         zero = low.constant(Const(0), I32, call)
