@@ -185,6 +185,9 @@ class _Selection:
         for op in self.kernel.walk():
             if isinstance(op, ConvertLayoutOp):
                 self.layouts[self.classes.find(op.result)] = op.result.type.layout  # type: ignore[attr-defined]
+        # classes whose layout their neighbours give, even where a global load or store reads
+        # or writes them
+        derived = self.broadcast_sources() | self.reduction_results()
         for op in self.kernel.walk():
             if isinstance(op, DotOp):
                 key = self.classes.find(op.result)
@@ -201,7 +204,6 @@ class _Selection:
             ):
                 tile = op.result if isinstance(op, LoadOp) else op.operands[-1]
                 key = self.classes.find(tile)
-                derived = self.broadcast_sources() | self.reduction_results()
                 if key not in self.layouts and key not in derived:
                     self.layouts[key] = self.default_for(key)
 

@@ -20,9 +20,8 @@ mask is off, and a chunk whose lanes' masks differ is written lane by lane), and
 differs from block to block (the address depends on the block index, and it is not a small
 operand blocks share, `served_from_cache`): data other blocks read, like gemv's x or a
 split-K GEMV's share of x, is served from cache and is cheaper in registers than copied once
-per thread into shared memory. Rings
-are taken in program order while their slots fit beside the kernel's own shared memory in the
-static 48 KB.
+per thread into shared memory. Rings are taken in program order while their slots fit beside
+the kernel's own shared memory in the static 48 KB.
 `LPIR_CUDA_ASYNC_COPY=0` in the environment turns staging off (to compare the two).
 """
 
