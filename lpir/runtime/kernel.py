@@ -88,7 +88,6 @@ class Kernel:
         # what calls have passed (dtypes and shapes) -> their specialization: a call like an
         # earlier one skips deducing and checking the parameters again (~200 us in Python)
         self._by_arguments: dict[tuple, Specialization] = {}
-        self._locations: dict[int, Any] = {}
         self._wheres: list | None = None
         self.last: Specialization | None = None
         choose_params(program, kernel_def, self.params, None) if self._all_given() else None
@@ -155,19 +154,15 @@ class Kernel:
     def _argument_locations(self) -> list:
         """Each argument's place in the source (for error messages), found once."""
         if self._wheres is None:
-            self._wheres = [self._location(decl) for decl in self.definition.args]
+            from lpir.errors import location_in
+
+            self._wheres = []
+            for decl in self.definition.args:
+                span = decl.span
+                end = span.end_column if span.end_line == span.line else None
+                source, file = self.program.source, self.program.file
+                self._wheres.append(location_in(source, file, span.line, span.column, end))
         return self._wheres
-
-    def _location(self, decl):
-        from lpir.errors import location_in
-
-        where = self._locations.get(id(decl))
-        if where is None:
-            span = decl.span
-            end = span.end_column if span.end_line == span.line else None
-            where = location_in(self.program.source, self.program.file, span.line, span.column, end)
-            self._locations[id(decl)] = where
-        return where
 
     # ---- inspection -------------------------------------------------------------------------
     def _specialization_for_inspection(self) -> Specialization:
