@@ -5,7 +5,7 @@
 // shifts by an amount modulo the bit width, small-float and fp8 decoding (exact) and encoding
 // (round to nearest even, saturation or IEEE overflow by variant), float -> int casts that
 // truncate and saturate (NaN -> 0), byte-granular atomic bit stores, shared-memory swizzles, and
-// the warp-wide ldmatrix and mma.
+// the warp-wide ldmatrix, mma and shuffles, and atomic adds.
 // The kernel source includes this file once, before the kernels.
 #pragma once
 
