@@ -53,14 +53,20 @@ def _outside_buffer(verb: str, index: int, count: int) -> LpirError:
     return LpirError(f"thread IR {verb} element {index} of {buffer} buffer")
 
 
+def _elements(buffer: np.ndarray, access: DType, index: np.ndarray, verb: str) -> np.ndarray:
+    """The whole elements of `access` (a byte-sized type) in `buffer`, as bytes; raises if
+    `index` reaches outside them."""
+    size = access.nbits // 8
+    count = buffer.size // size
+    if index.size and (index.min() < 0 or index.max() >= count):
+        raise _outside_buffer(verb, int(index.max()), count)
+    return buffer[: count * size]
+
+
 def _read(buffer: np.ndarray, access: DType, index: np.ndarray) -> np.ndarray:
     """Elements `index` of `buffer` read as `access` (packed for sub-byte types)."""
     if access.nbits % 8 == 0:
-        size = access.nbits // 8
-        count = buffer.size // size
-        if index.size and (index.min() < 0 or index.max() >= count):
-            raise _outside_buffer("read", int(index.max()), count)
-        codes = buffer[: count * size].view(access.code_numpy_dtype)[index]
+        codes = _elements(buffer, access, index, "read").view(access.code_numpy_dtype)[index]
         return access.from_codes(codes)
     bit = index.astype(np.int64) * access.nbits
     byte = bit // 8
@@ -74,11 +80,7 @@ def _read(buffer: np.ndarray, access: DType, index: np.ndarray) -> np.ndarray:
 
 def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray) -> None:
     if access.nbits % 8 == 0:
-        size = access.nbits // 8
-        count = buffer.size // size
-        if index.size and (index.min() < 0 or index.max() >= count):
-            raise _outside_buffer("wrote", int(index.max()), count)
-        view = buffer[: count * size].view(access.code_numpy_dtype)
+        view = _elements(buffer, access, index, "wrote").view(access.code_numpy_dtype)
         view[index] = access.to_codes(values)
         return
     codes = access.to_codes(values).astype(np.uint32)
@@ -101,11 +103,7 @@ def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndar
 
 def _add(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray) -> None:
     """buffer[index] += values (atomic adds: repeated indices add up), in thread order."""
-    size = access.nbits // 8
-    count = buffer.size // size
-    if index.size and (index.min() < 0 or index.max() >= count):
-        raise _outside_buffer("added to", int(index.max()), count)
-    view = buffer[: count * size].view(access.numpy_dtype)
+    view = _elements(buffer, access, index, "added to").view(access.numpy_dtype)
     with np.errstate(all="ignore"):
         np.add.at(view, index.ravel(), values.ravel().astype(view.dtype))
 
