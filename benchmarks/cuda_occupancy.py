@@ -25,6 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu_gemv import STAGING_BYTES  # deeper pipelines are not timed
 from lpir.backends.cuda.compiler import find_nvcc
 from lpir.backends.cuda.source import INCLUDE_DIR
 
@@ -32,7 +35,6 @@ import lpir
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMS, REGISTERS, SHARED, MAX_BLOCKS, MAX_THREADS = 132, 65536, 228 * 1024, 32, 2048
-STAGING_BYTES = 40 * 1024  # as gpu_gemv.py: deeper pipelines are not timed
 
 
 def resources(source: str, nvcc: str) -> tuple[int, int, int]:

@@ -33,12 +33,12 @@ from gpu_gemv import (
     ALL_WEIGHTS,
     KERNEL,
     MATMUL_KERNEL,
-    SPLITK_KERNEL,
-    STAGING_BYTES,
     TENSOR_CORE_TILES,
+    gemv_configs,
     gemv_params,
     matmul_params,
     parse_tiles,
+    splitk_configs,
 )
 from gpu_matmul import ALL_M
 from lpir.backends.cuda.compiler import find_nvcc
@@ -49,6 +49,10 @@ import lpir
 
 GEMV_SHAPE = (28672, 8192)
 SPLIT_SHAPE = (8192, 8192)
+# what gpu_session.sh device times: gpu_gemv.py's default tiles, STAGES and SPLITS
+GEMV_TILES = parse_tiles("64x128,32x128,16x128")
+STAGES = (2, 4, 8, 16)
+SPLITS = (2, 4, 8)
 MATMUL_TILES = "16x32x128,16x64x128,32x64x64,64x64x64,64x128x32,64x64x32,128x128x32@256"
 
 
@@ -56,13 +60,10 @@ def configurations(weights: list[str]) -> list[tuple[Path, dict]]:
     found = []
     for name in weights:
         dt = lpir.dtype(name)
-        for bn, depth in itertools.product((64, 32, 16), (2, 4, 8, 16)):
-            if depth * bn * 128 * dt.nbits // 8 <= STAGING_BYTES:
-                found.append((KERNEL, gemv_params(dt, *GEMV_SHAPE, bn, 128, depth)))
-        for split, depth in itertools.product((2, 4, 8), (2, 4, 8, 16)):
-            if depth * 16 * 128 * dt.nbits // 8 <= STAGING_BYTES:
-                params = gemv_params(dt, *SPLIT_SHAPE, 16, 128, depth)
-                found.append((SPLITK_KERNEL, {**params, "SPLIT": split}))
+        for bn, bk, depth in gemv_configs(dt, GEMV_TILES, STAGES):
+            found.append((KERNEL, gemv_params(dt, *GEMV_SHAPE, bn, bk, depth)))
+        for path, params, _ in splitk_configs(dt, *SPLIT_SHAPE, SPLITS, STAGES):
+            found.append((Path(path), params))
         for tile, depth in itertools.product(TENSOR_CORE_TILES, (2, 3, 4)):
             found.append((MATMUL_KERNEL, matmul_params(dt, 1, *GEMV_SHAPE, tile, depth)))
     for name in [w for w in ("u4", "u3", "f4e2m1") if w in weights]:
