@@ -47,8 +47,11 @@ def constant_value(value: Value):
 
 
 def splat_constant(value: Value):
-    """The constant every element of a tile or vector holds (a splat of a constant), or None."""
+    """The constant every element of a tile or vector holds (a splat of a constant, possibly
+    broadcast: `ones<f16>[1, 8]` meeting a [BK, 1] tile), or None."""
     owner = value.owner
+    if isinstance(owner, BroadcastOp):
+        return splat_constant(owner.operands[0])
     if isinstance(owner, SplatOp):
         return constant_value(owner.operands[0])
     return constant_value(value)

@@ -18,6 +18,7 @@ from lpir import layout as L
 from lpir.errors import LayoutError
 from lpir.ir.ops.thread import WARP_SIZE
 from lpir.layout import RegisterLayout, SharedLayout, shared_swizzled
+from lpir.layout.draft import LayoutDraft
 from lpir.targets import Target
 
 
@@ -211,6 +212,79 @@ def mma_layouts(m: int, n: int, k: int, threads: int):
     return a, b, acc
 
 
+def pair_distance(nbits: int, k: int) -> int:
+    """How far apart along k the two elements of an operand register are in a k-permuted mma
+    operand (`mma_layouts_permuted`) loaded from `nbits`-bit elements.
+
+    Integers of up to 8 bits become f16 pairs by one `lop3` into the mantissa of 1024.0 when
+    both fields of the pair lie in one 32-bit window, one at bit p <= 10 - nbits of the low
+    half and one at bit q <= 10 - nbits of the high half: fields d elements apart with
+    6 + nbits <= d * nbits <= 26 - nbits, best 16 (p == q: no scale). Wider elements keep
+    neighbours together (d = 1). d divides 2 * k / 16, the register pairs a thread holds.
+    """
+    pairs = 2 * (k // 16)
+    best = 1
+    if nbits <= 8:
+        candidates = [
+            d
+            for d in (2, 4, 8, 16)
+            if 6 + nbits <= d * nbits <= 26 - nbits and pairs % d == 0
+        ]
+        if candidates:
+            best = min(candidates, key=lambda d: abs(d * nbits - 16))
+    return best
+
+
+def mma_layouts_permuted(m: int, n: int, k: int, threads: int, pair: int):
+    """(a, b) layouts of a tensor-core dot whose k coordinate is renumbered alike in both.
+
+    A dot sums over k, so the mma may pair a's and b's elements in any order as long as both
+    use the same one. Here each thread's k values are one contiguous run of k / 4 (so a
+    row-major a, e.g. a weight matrix W[N, K], is loaded straight into the fragments, 16 bytes
+    a time, without an exchange through shared memory) and the two elements of each operand
+    register lie `pair` apart along k (see `pair_distance`: packed fields decode in pairs
+    without a `prmt`). The slots, threads and accumulator are those of `mma_layouts`, so the
+    same fragments feed the same mma instructions; only the k each slot holds differs.
+
+    With u = 2 * step + c the thread's u-th register pair (c: the fragment's k half), e the
+    element of the pair and tq the thread in its quad, k = tq * k/4 + (u // pair) * 2 * pair +
+    e * pair + u % pair.
+    """
+    warps = mma_warps(m, n, k, threads)
+    if warps is None or (2 * (k // 16)) % pair:
+        return None
+    warps_m, warps_n = warps
+    repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
+    low = max(pair // 2, 1)  # the steps inside one run of `pair` register pairs
+    # mode ids: k's are 0..4 (tq, u1, e, s_lo, c) for pair >= 2, (tq, step, c, e) for 1
+    if pair == 1:
+        k_sizes = {0: 4, 1: steps, 4: 2, 2: 2}
+        k_dims, k_local = [0, 1, 4, 2], [1]
+    else:
+        k_sizes = {0: 4, 1: steps // low, 2: 2, 3: low, 4: 2}
+        k_dims, k_local = [0, 1, 2, 3, 4], [1, 3]
+    # a: rows (warp 10, repeat 11, half 12, group 13); b: columns (warp 20, repeat 21, group 22)
+    a = LayoutDraft(
+        {**k_sizes, 10: warps_m, 11: repeat_m, 12: 2, 13: 8},
+        [[10, 11, 12, 13], k_dims],
+        [10, -warps_n, 13, 0],
+        [11, *k_local, 4, 12, 2],
+    )
+    b = LayoutDraft(
+        {**k_sizes, 20: warps_n, 21: repeat_n, 22: 8},
+        [k_dims, [20, 21, 22]],
+        [-warps_m, 20, 22, 0],
+        [*k_local, 21, 4, 2],
+    )
+    return _without_unit_entries(a).finish(), _without_unit_entries(b).finish()
+
+
+def _without_unit_entries(draft: LayoutDraft) -> LayoutDraft:
+    """The draft without replications of 1 (size-1 modes the layout drops itself)."""
+    draft.spatial = [e for e in draft.spatial if e != -1]
+    return draft
+
+
 def uses_mma(operand_dtype, m: int, n: int, k: int, threads: int, target: Target) -> bool:
     return (
         target.is_gpu
@@ -226,13 +300,18 @@ def dot_anchor(operand_dtype, m, n, k, threads, target: Target) -> RegisterLayou
     return dot_accumulator_layout(m, n, threads)
 
 
-def dot_operands(accumulator: RegisterLayout, operand_dtype, k: int, target: Target):
-    """(a, b) layouts a dot with this accumulator layout needs on `target`."""
+def dot_operands(
+    accumulator: RegisterLayout, operand_dtype, k: int, target: Target, pair: int | None = None
+):
+    """(a, b) layouts a dot with this accumulator layout needs on `target`; with `pair`, the
+    k-permuted tensor-core operands (`mma_layouts_permuted`)."""
     m, n = accumulator.shape
     threads = accumulator.threads
     if uses_mma(operand_dtype, m, n, k, threads, target):
         a, b, acc = mma_layouts(m, n, k, threads)
         if acc == accumulator:
+            if pair is not None:
+                return mma_layouts_permuted(m, n, k, threads, pair)
             return a, b
     return dot_layouts(accumulator, k)
 

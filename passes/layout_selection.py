@@ -104,6 +104,7 @@ class _Selection:
         self.classes = _Classes()
         self.layouts: dict[int, RegisterLayout] = {}
         self.flows: list[_Flow] = []
+        self.pairs: dict[int, int] = {}  # id of a dot -> pair distance of its k permutation
 
     def layout_of(self, value: Value) -> RegisterLayout | None:
         return self.layouts.get(self.classes.find(value))
@@ -151,8 +152,10 @@ class _Selection:
             self.classes.union([acc, op.result])
             k = a.type.shape[1]  # type: ignore[attr-defined]
             dt, target = a.type.dtype, self.target  # type: ignore[attr-defined]
-            self.flows.append(_Flow(acc, a, lambda l: rules.dot_operands(l, dt, k, target)[0]))
-            self.flows.append(_Flow(acc, b, lambda l: rules.dot_operands(l, dt, k, target)[1]))
+            for index, operand in enumerate((a, b)):
+                self.flows.append(
+                    _Flow(acc, operand, lambda l, i=index, op=op: self.dot_operands(op, l)[i])
+                )
         else:
             self.relate_shape_op(op)
 
@@ -181,10 +184,19 @@ class _Selection:
             # be produced in that layout already.
             self.flows.append(_Flow(op.result, op.operands[0], lambda l: l))
 
+    def dot_operands(self, op: DotOp, accumulator: RegisterLayout):
+        """The (a, b) layouts `op` needs with this accumulator layout."""
+        a = op.operands[0].type  # type: ignore[attr-defined]
+        pair = self.pairs.get(id(op))
+        return rules.dot_operands(accumulator, a.dtype, a.shape[1], self.target, pair)
+
     def fix_anchors(self) -> None:
         for op in self.kernel.walk():
             if isinstance(op, ConvertLayoutOp):
                 self.layouts[self.classes.find(op.result)] = op.result.type.layout  # type: ignore[attr-defined]
+        for op in self.kernel.walk():
+            if isinstance(op, DotOp):
+                self.permute_operands(op)
         # classes whose layout their neighbours give, even where a global load or store reads
         # or writes them
         derived = self.broadcast_sources() | self.reduction_results()
@@ -206,6 +218,43 @@ class _Selection:
                 key = self.classes.find(tile)
                 if key not in self.layouts and key not in derived:
                     self.layouts[key] = self.default_for(key)
+
+    def permute_operands(self, op: DotOp) -> None:
+        """Give a tensor-core dot k-permuted operands (`rules.mma_layouts_permuted`) when its
+        a is read from global memory and neither operand from shared memory: a thread then
+        loads its fragments of a (a weight matrix's rows) straight from memory, instead of a
+        coalesced load and an exchange through shared memory into the mma layout, and packed
+        fields decode in pairs without a `prmt`. Operand b takes the same permutation (it is
+        loaded in that order, or computed in it)."""
+        a, b, acc = op.operands
+        keys = [self.classes.find(a), self.classes.find(b)]
+        m, n = acc.type.shape  # type: ignore[attr-defined]
+        a_type = a.type  # type: ignore[attr-defined]
+        k = a_type.shape[1]
+        if not rules.uses_mma(a_type.dtype, m, n, k, self.threads, self.target):
+            return
+        if any(key in self.layouts for key in keys):  # annotated
+            return
+        loads = [load for load in self.kernel.walk() if isinstance(load, LoadOp)]
+        a_global = [
+            load
+            for load in loads
+            if load.name.endswith("_global") and self.classes.find(load.result) == keys[0]
+        ]
+        from_shared = any(
+            load.name.endswith("_shared") and self.classes.find(load.result) in keys
+            for load in loads
+        )
+        if not a_global or from_shared:
+            return
+        nbits = min(load.result.type.dtype.nbits for load in a_global)  # type: ignore[attr-defined]
+        pair = rules.pair_distance(nbits, k)
+        self.pairs[id(op)] = pair
+        accumulator = rules.dot_anchor(a_type.dtype, m, n, k, self.threads, self.target)
+        self.layouts[self.classes.find(op.result)] = accumulator
+        operands = rules.mma_layouts_permuted(m, n, k, self.threads, pair)
+        for key, layout in zip(keys, operands):  # type: ignore[arg-type]
+            self.layouts[key] = layout
 
     def broadcast_sources(self) -> set[int]:
         """Classes that are only broadcast into bigger tiles (a row of scales, a vector x):
@@ -323,7 +372,8 @@ class _Apply(Rewriter):
             a_type = op.operands[0].type  # type: ignore[attr-defined]
             layout = self.chosen(op.result)
             target = self.selection.target
-            a, b = rules.dot_operands(layout, a_type.dtype, a_type.shape[1], target)
+            pair = self.selection.pairs.get(id(op))
+            a, b = rules.dot_operands(layout, a_type.dtype, a_type.shape[1], target, pair)
             return [a, b, layout]
         if isinstance(op, ViewOp):
             source, result = op.operands[0], op.result

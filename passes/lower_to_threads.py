@@ -17,7 +17,12 @@ import itertools
 import math
 
 from lpir.passes.base import Pass, register_pass
-from lpir.passes.layout_rules import mma_layouts, mma_warps, shared_layout
+from lpir.passes.layout_rules import (
+    mma_layouts,
+    mma_layouts_permuted,
+    mma_warps,
+    shared_layout,
+)
 from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
 from lpir.passes.thread_values import (
     IndexBuilder,
@@ -73,6 +78,8 @@ I32 = dtype("i32")
 U8 = dtype("u8")
 BOOL = dtype("bool")
 
+
+PAIRS = (1, 2, 4, 8, 16)  # the pair distances of k-permuted mma operands
 
 def thread_type(type_: Type) -> Type:
     """The per-thread type of a tile-IR type (tiles become vectors of their slots)."""
@@ -324,10 +331,26 @@ class _Lowering(Rewriter):
         if loaded is not None:
             return [loaded]
         base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout)
-        load = LoadThreadOp.create(
-            memory, self.index.value(base), offsets, mask, name=op.result.name_hint
+        order = address_order(offsets) if memory.type.dtype.nbits >= 8 else None
+        if order is None:  # (packed fields are cut from bytes read in address order anyway)
+            load = LoadThreadOp.create(
+                memory, self.index.value(base), offsets, mask, name=op.result.name_hint
+            )
+            return [self.add(load)]
+        # lanes whose addresses run in another order than the layout's slots (a k-permuted
+        # mma operand): read them in address order, so the accesses vectorize, and permute
+        # the registers
+        mask = None if mask is None else self.shuffle(mask, order)
+        offsets = [offsets[lane] for lane in order]
+        loaded = self.add(
+            LoadThreadOp.create(
+                memory, self.index.value(base), offsets, mask, name=op.result.name_hint
+            )
         )
-        return [self.add(load)]
+        inverse = [0] * len(order)
+        for position, lane in enumerate(order):
+            inverse[lane] = position
+        return [self.shuffle(loaded, inverse)]
 
     def matrix_load(self, memory: Value, offsets, dims, layout: RegisterLayout) -> Value | None:
         """A shared-tile load as warp-wide `ldmatrix` loads (CUDA, tiles of 16-bit elements in
@@ -461,13 +484,20 @@ class _Lowering(Rewriter):
         m, n = acc_old.type.shape  # type: ignore[attr-defined]
         k = a_old.type.shape[1]  # type: ignore[attr-defined]
         if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):  # type: ignore[attr-defined]
-            expected = mma_layouts(m, n, k, _layout(acc_old).threads)
-            if expected == (_layout(a_old), _layout(b_old), _layout(acc_old)):
-                return [self.mma_dot(op, expected)]
+            threads = _layout(acc_old).threads
+            expected = mma_layouts(m, n, k, threads)
+            if expected is not None and expected[2] == _layout(acc_old):
+                operands = (_layout(a_old), _layout(b_old))
+                permuted = (mma_layouts_permuted(m, n, k, threads, pair) for pair in PAIRS)
+                if operands == expected[:2] or operands in permuted:
+                    return [self.mma_dot(op, expected)]
         return [self.simt_dot(op)]
 
     def mma_dot(self, op: DotOp, layouts) -> Value:
-        """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step."""
+        """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step.
+
+        The operands' slots are the fragments' lanes in the same order whether their k is
+        permuted or not (`layout_rules.mma_layouts_permuted`)."""
         acc_layout = layouts[2]
         a, b, acc = (self.map(v) for v in op.operands)
         m, n = op.result.type.shape  # type: ignore[attr-defined]
@@ -568,6 +598,19 @@ def butterfly_masks(digits) -> list[int] | None:
             return None
         masks += [digit.stride << bit for bit in range(digit.size.bit_length() - 1)]
     return masks
+
+
+def address_order(offsets: list[int]) -> list[int] | None:
+    """The lanes in address order when that order has more runs of consecutive addresses
+    than the lanes' own (so that the access vectorizes); None to keep the lanes' order."""
+
+    def neighbours(values) -> int:
+        return sum(b == a + 1 for a, b in zip(values, values[1:]))
+
+    order = sorted(range(len(offsets)), key=lambda lane: offsets[lane])
+    if neighbours([offsets[lane] for lane in order]) > neighbours(offsets):
+        return order
+    return None
 
 
 def _power_of_two(value: int) -> bool:

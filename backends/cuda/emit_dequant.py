@@ -224,6 +224,53 @@ def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target,
         emitter.w.line(f"{target.lane(lane)} = {converted};")
 
 
+def _shared_window(windows: _Windows, bit_a: int, bit_b: int, width: int):
+    """(start, p, q) of a 32-bit window that holds field a at bit p of its low half and field
+    b at bit q of its high half, both inside the 10-bit mantissa of 1024.0 (p, q <= 10 -
+    width); None when the fields are too close or too far apart. Prefers a window at a word's
+    start (no shift), then one already emitted, then the latest start (which later pairs can
+    share)."""
+    room = 10 - width
+    starts = [
+        start for start in range(max(bit_a - room, 0), bit_a + 1) if 0 <= bit_b - 16 - start <= room
+    ]
+    if not starts:
+        return None
+    start = max(starts, key=lambda s: (s % 32 == 0, s in windows.names, s))
+    return start, bit_a - start, bit_b - 16 - start
+
+
+def _pairs_in_windows(
+    emitter: KernelEmitter, windows: _Windows, pairs, offsets, width, bias, target
+) -> list[tuple[int, int]]:
+    """Decode the lane pairs whose two fields share one 32-bit window (`_shared_window`: a
+    k-permuted mma operand pairs fields 16 bits apart) with one `lop3` and one `hadd2` (both
+    fields at bit 0 of their halves) or `hfma2` each, no `prmt`; returns the other pairs."""
+    field = (1 << width) - 1
+    rest = []
+    for lane_a, lane_b in pairs:
+        placed = None
+        if lane_a != lane_b:
+            placed = _shared_window(windows, offsets[lane_a], offsets[lane_b], width)
+        if placed is None:
+            rest.append((lane_a, lane_b))
+            continue
+        start, p, q = placed
+        mask = (field << p) | (field << q) << 16
+        if p == q == 0:
+            offset = _half2(-1024.0 - bias, -1024.0 - bias)
+            expression = f"lpir_magic_f16x2_add({windows.at(start)}, {hex(mask)}u, {offset})"
+        else:
+            scales = (2.0**-p, 2.0**-q)
+            shifts = (-(1024.0 * scales[0]) - bias, -(1024.0 * scales[1]) - bias)
+            expression = (
+                f"lpir_magic_f16x2({windows.at(start)}, {hex(mask)}u, {_half2(*scales)}, "
+                f"{_half2(*shifts)})"
+            )
+        _write_pair(emitter, target, (lane_a, lane_b), expression)
+    return rest
+
+
 def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
     """Integer fields inside bytes (1, 2, 4 bits) to f16, two neighbouring lanes per register:
     each word is also read as the window starting p bits into it, for every in-byte position
@@ -240,7 +287,8 @@ def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word,
 
     field = (1 << width) - 1
     offset = _half2(-1024.0 - bias, -1024.0 - bias)
-    for lane_a, lane_b in _neighbour_pairs(len(offsets)):
+    pairs = _neighbour_pairs(len(offsets))
+    for lane_a, lane_b in _pairs_in_windows(emitter, windows, pairs, offsets, width, bias, target):
         a, b = source(offsets[lane_a]), source(offsets[lane_b])
         first, second = offsets[lane_a] // 8 % 4, offsets[lane_b] // 8 % 4
         selector = first | (second + (4 if b != a else 0)) << 8
@@ -258,7 +306,8 @@ def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, wo
     windows = _Windows(emitter, word)
     step = width * (10 // width)
     field = (1 << width) - 1
-    for lane_a, lane_b in _neighbour_pairs(len(offsets)):
+    pairs = _neighbour_pairs(len(offsets))
+    for lane_a, lane_b in _pairs_in_windows(emitter, windows, pairs, offsets, width, bias, target):
         start_a, q_a = _window_start(offsets[lane_a], width, step, 10)
         start_b, q_b = _window_start(offsets[lane_b], width, step, 10)
         moved = f"__byte_perm({windows.at(start_a)}, {windows.at(start_b)}, 0x5410)"

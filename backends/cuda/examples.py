@@ -49,6 +49,13 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"N": 100, "K": 1000, "WT": "u3", "ZERO": 4, "SPLIT": 3, "STAGES": 3},
         {"N": 64, "K": 384, "WT": "f4e2m1", "ZERO": 0, "SPLIT": 5},
     ],
+    # the GEMV on tensor cores: every weight type (k-permuted fragments, fields decoded in
+    # pairs), edges in N and K, deeper pipelines, wider and narrower tiles
+    "gemv_tc": [{"N": 256, "K": 512, "WT": wt, "ZERO": 0} for wt in WEIGHT_TYPES]
+    + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, {"N": 64, "K": 1000, "WT": "f4e2m1"}]
+    + [{"N": 200, "K": 512, "WT": "u4", "ZERO": 8, "BN": 128, "STAGES": 4}]
+    + [{"N": 96, "K": 384, "WT": "u2", "ZERO": 2, "BN": 64, "BK": 64, "STAGES": 3}]
+    + [{"N": 72, "K": 256, "WT": "u6", "ZERO": 32, "BK": 32, "STAGES": 1}],
     "matmul_wq": [
         {},
         {"M": 100, "N": 64, "K": 256, "WT": "u3", "ZERO": 4},

@@ -1,0 +1,57 @@
+"""Run gemv_tc.lp and check it against numpy:  python examples/gemv_tc.py [--target cpu]
+
+y = dequant(W) @ x on tensor cores (f16 x, f32 accumulation) for weights of any 1..8-bit type
+with one f32 scale per group of G.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+KERNEL = Path(__file__).with_suffix(".lp")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import random_weights  # noqa: E402
+
+
+def make_inputs(params, rng):
+    n, k, g = params["N"], params["K"], params["G"]
+    x = rng.standard_normal(k).astype(np.float16)
+    w, _ = random_weights(params["WT"], (n, k), rng)
+    s = rng.uniform(0.005, 0.02, size=(n, -(-k // g))).astype(np.float32)
+    return [x, w, s, np.zeros(n, np.float32)]
+
+
+def reference(params, args):
+    x, w, s, _ = args
+    k, g = params["K"], params["G"]
+    dt = params["WT"]
+    values = dt.decode(w.codes()) if dt.is_float else w.unpack()
+    values = values.astype(np.float64) - params["ZERO"]
+    scales = np.repeat(s.astype(np.float64), g, axis=1)[:, :k]
+    return {3: ((values * scales) @ x.astype(np.float64)).astype(np.float32)}
+
+
+def tolerance(params):
+    # The products (w - ZERO) * x are exact in f32; each tile of BK of them is summed in f32 by
+    # the mma (in an order and with roundings of the hardware's), scaled, and added: rounding
+    # errors of a few ulps of partial sums that grow with K.
+    atol = max(1e-3, 2.5e-7 * params["K"])
+    return 1e-4, atol, f"f32 sums over K = {params['K']} in another order than numpy"
+
+
+CASES = [
+    {"N": 256, "K": 512},
+    {"N": 100, "K": 384, "WT": "u3", "ZERO": 4},  # N not a multiple of BN; 3-bit weights
+    {"N": 64, "K": 1000, "WT": "f4e2m1", "ZERO": 0},  # K not a multiple of BK
+    {"N": 128, "K": 256, "WT": "i6", "ZERO": 0},
+    {"N": 128, "K": 256, "WT": "f8e4m3", "ZERO": 0},
+]
+
+if __name__ == "__main__":
+    from common import main
+
+    sys.exit(main(KERNEL, sys.modules[__name__], CASES))
