@@ -212,43 +212,40 @@ def mma_layouts(m: int, n: int, k: int, threads: int):
     return a, b, acc
 
 
-def pair_distance(nbits: int, k: int) -> int:
+def pair_distance(element, k: int) -> int:
     """How far apart along k the two elements of an operand register are in a k-permuted mma
-    operand (`mma_layouts_permuted`) loaded from `nbits`-bit elements.
+    operand (`mma_layouts_permuted`) loaded from elements of dtype `element`.
 
-    Integers of up to 8 bits become f16 pairs by one `lop3` into the mantissa of 1024.0 when
-    both fields of the pair lie in one 32-bit window, one at bit p <= 10 - nbits of the low
-    half and one at bit q <= 10 - nbits of the high half: fields d elements apart with
-    6 + nbits <= d * nbits <= 26 - nbits, best 16 (p == q: no scale). Wider elements keep
-    neighbours together (d = 1). d divides 2 * k / 16, the register pairs a thread holds.
+    Packed integers (up to 7 bits) become f16 pairs by one `lop3` into two mantissas when both
+    fields of a pair lie in one 32-bit window, one at bit p <= 10 - nbits of the low half and
+    one at bit q <= 10 - nbits of the high half: fields d elements apart with 6 + nbits <= d *
+    nbits <= 26 - nbits, best 16 (one window serves two pairs). Small floats inside bytes need
+    both fields at the same bit of their halves: d * nbits = 16. Whole bytes (8-bit ints, fp8)
+    and wider elements keep neighbours together (d = 1: a thread's slots are then its row's
+    addresses in order). d divides 2 * k / 16, the register pairs a thread holds per row.
     """
-    pairs = 2 * (k // 16)
-    best = 1
-    if nbits <= 8:
-        candidates = [
-            d
-            for d in (2, 4, 8, 16)
-            if 6 + nbits <= d * nbits <= 26 - nbits and pairs % d == 0
-        ]
-        if candidates:
-            best = min(candidates, key=lambda d: abs(d * nbits - 16))
-    return best
+    pairs, nbits = 2 * (k // 16), element.nbits
+    if nbits >= 8:
+        return 1
+    if element.is_float:
+        candidates = [d for d in (2, 4, 8, 16) if d * nbits == 16]
+    else:
+        candidates = [d for d in (2, 4, 8, 16) if 6 + nbits <= d * nbits <= 26 - nbits]
+    candidates = [d for d in candidates if pairs % d == 0]
+    return min(candidates, key=lambda d: abs(d * nbits - 16), default=1)
 
 
 def mma_layouts_permuted(m: int, n: int, k: int, threads: int, pair: int):
     """(a, b) layouts of a tensor-core dot whose k coordinate is renumbered alike in both.
 
     A dot sums over k, so the mma may pair a's and b's elements in any order as long as both
-    use the same one. Here each thread's k values are one contiguous run of k / 4 (so a
-    row-major a, e.g. a weight matrix W[N, K], is loaded straight into the fragments, 16 bytes
-    a time, without an exchange through shared memory) and the two elements of each operand
-    register lie `pair` apart along k (see `pair_distance`: packed fields decode in pairs
-    without a `prmt`). The slots, threads and accumulator are those of `mma_layouts`, so the
-    same fragments feed the same mma instructions; only the k each slot holds differs.
-
-    With u = 2 * step + c the thread's u-th register pair (c: the fragment's k half), e the
-    element of the pair and tq the thread in its quad, k = tq * k/4 + (u // pair) * 2 * pair +
-    e * pair + u % pair.
+    use the same one (`mma_k_permutation`). Here each thread's k values are one contiguous run
+    of k / 4 (so a row-major a, e.g. a weight matrix W[N, K], is loaded straight into the
+    fragments, 16 bytes a time, without an exchange through shared memory) and the two
+    elements of each operand register lie `pair` apart along k (see `pair_distance`: packed
+    fields decode in pairs without a `prmt`). Threads and accumulator are those of
+    `mma_layouts`; a thread's slots run row by row (row g, then g + 8) and, for `pair` 1, in
+    address order, so 8- and 16-bit rows load without a permutation of bytes.
     """
     warps = mma_warps(m, n, k, threads)
     if warps is None or (2 * (k // 16)) % pair:
@@ -256,27 +253,39 @@ def mma_layouts_permuted(m: int, n: int, k: int, threads: int, pair: int):
     warps_m, warps_n = warps
     repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
     low = max(pair // 2, 1)  # the steps inside one run of `pair` register pairs
-    # mode ids: k's are 0..4 (tq, u1, e, s_lo, c) for pair >= 2, (tq, step, c, e) for 1
-    if pair == 1:
-        k_sizes = {0: 4, 1: steps, 4: 2, 2: 2}
-        k_dims, k_local = [0, 1, 4, 2], [1]
-    else:
-        k_sizes = {0: 4, 1: steps // low, 2: 2, 3: low, 4: 2}
-        k_dims, k_local = [0, 1, 2, 3, 4], [1, 3]
+    # k = tq * k/4 + u1 * 2 * pair + e * pair + s_lo * 2 + c (mode ids 0..4), where the
+    # step is u1 * low + s_lo, c the fragment's k half, e the element of a register pair
+    k_sizes = {0: 4, 1: steps // low, 2: 2, 3: low, 4: 2}
+    k_dims, k_local = ([0, 1, 4, 2], [1, 4, 2]) if pair == 1 else ([0, 1, 2, 3, 4], [1, 3, 4, 2])
     # a: rows (warp 10, repeat 11, half 12, group 13); b: columns (warp 20, repeat 21, group 22)
     a = LayoutDraft(
         {**k_sizes, 10: warps_m, 11: repeat_m, 12: 2, 13: 8},
         [[10, 11, 12, 13], k_dims],
         [10, -warps_n, 13, 0],
-        [11, *k_local, 4, 12, 2],
+        [11, 12, *k_local],
     )
     b = LayoutDraft(
         {**k_sizes, 20: warps_n, 21: repeat_n, 22: 8},
         [k_dims, [20, 21, 22]],
         [-warps_m, 20, 22, 0],
-        [*k_local, 21, 4, 2],
+        [21, *k_local],
     )
     return _without_unit_entries(a).finish(), _without_unit_entries(b).finish()
+
+
+def mma_k_permutation(k: int, pair: int | None) -> list[int]:
+    """Where `mma_layouts_permuted` puts each k of `mma_layouts` (identity for None)."""
+    if pair is None:
+        return list(range(k))
+    run, permutation = k // 4, []
+    for kk in range(k):
+        step, c, tq, e = kk // 16, kk // 8 % 2, kk // 2 % 4, kk % 2
+        u = 2 * step + c
+        if pair == 1:
+            permutation.append(tq * run + 2 * u + e)
+        else:
+            permutation.append(tq * run + u // pair * 2 * pair + e * pair + u % pair)
+    return permutation
 
 
 def _without_unit_entries(draft: LayoutDraft) -> LayoutDraft:

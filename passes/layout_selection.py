@@ -247,8 +247,8 @@ class _Selection:
         )
         if not a_global or from_shared:
             return
-        nbits = min(load.result.type.dtype.nbits for load in a_global)  # type: ignore[attr-defined]
-        pair = rules.pair_distance(nbits, k)
+        element = min((load.result.type.dtype for load in a_global), key=lambda t: t.nbits)  # type: ignore[attr-defined]
+        pair = rules.pair_distance(element, k)
         self.pairs[id(op)] = pair
         accumulator = rules.dot_anchor(a_type.dtype, m, n, k, self.threads, self.target)
         self.layouts[self.classes.find(op.result)] = accumulator

@@ -19,6 +19,7 @@ import math
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.layout_rules import (
     mma_layouts,
+    mma_k_permutation,
     mma_layouts_permuted,
     mma_warps,
     shared_layout,
@@ -80,6 +81,7 @@ BOOL = dtype("bool")
 
 
 PAIRS = (1, 2, 4, 8, 16)  # the pair distances of k-permuted mma operands
+
 
 def thread_type(type_: Type) -> Type:
     """The per-thread type of a tile-IR type (tiles become vectors of their slots)."""
@@ -488,22 +490,29 @@ class _Lowering(Rewriter):
             expected = mma_layouts(m, n, k, threads)
             if expected is not None and expected[2] == _layout(acc_old):
                 operands = (_layout(a_old), _layout(b_old))
-                permuted = (mma_layouts_permuted(m, n, k, threads, pair) for pair in PAIRS)
-                if operands == expected[:2] or operands in permuted:
-                    return [self.mma_dot(op, expected)]
+                for pair in (None, *PAIRS):
+                    if pair is None:
+                        candidate = expected[:2]
+                    else:
+                        candidate = mma_layouts_permuted(m, n, k, threads, pair)
+                    if operands == candidate:
+                        return [self.mma_dot(op, expected, mma_k_permutation(k, pair))]
         return [self.simt_dot(op)]
 
-    def mma_dot(self, op: DotOp, layouts) -> Value:
+    def mma_dot(self, op: DotOp, canonical, permutation: list[int]) -> Value:
         """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step.
 
-        The operands' slots are the fragments' lanes in the same order whether their k is
-        permuted or not (`layout_rules.mma_layouts_permuted`)."""
-        acc_layout = layouts[2]
+        The fragments are the slots that hold, in the operands' layouts, what the canonical
+        fragment layouts (`mma_layouts`) hold, with k renumbered by `permutation` (identity,
+        or that of `layout_rules.mma_layouts_permuted`)."""
+        acc_layout = canonical[2]
         a, b, acc = (self.map(v) for v in op.operands)
         m, n = op.result.type.shape  # type: ignore[attr-defined]
         k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
         warps_m, warps_n = mma_warps(m, n, k, acc_layout.threads)  # type: ignore[misc]
         repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
+        a_slots = _fragment_slots(canonical[0], _layout(op.operands[0]), permutation, 1)
+        b_slots = _fragment_slots(canonical[1], _layout(op.operands[1]), permutation, 0)
         fragments = []
         for i in range(repeat_m):
             for j in range(repeat_n):
@@ -512,8 +521,8 @@ class _Lowering(Rewriter):
                 for step in range(steps):
                     a_start = (i * steps + step) * 8
                     b_start = (step * repeat_n + j) * 4
-                    a_fragment = self.shuffle(a, list(range(a_start, a_start + 8)))
-                    b_fragment = self.shuffle(b, list(range(b_start, b_start + 4)))
+                    a_fragment = self.shuffle(a, a_slots[a_start : a_start + 8])
+                    b_fragment = self.shuffle(b, b_slots[b_start : b_start + 4])
                     c = self.add(MmaOp.create(a_fragment, b_fragment, c))
                 fragments.append(c)
         if len(fragments) == 1:
@@ -598,6 +607,19 @@ def butterfly_masks(digits) -> list[int] | None:
             return None
         masks += [digit.stride << bit for bit in range(digit.size.bit_length() - 1)]
     return masks
+
+
+def _fragment_slots(canonical: RegisterLayout, layout: RegisterLayout, permutation, k_dim):
+    """For each slot of the canonical mma operand layout, the slot of `layout` holding the same
+    element with its k (dimension `k_dim`) renumbered by `permutation` (in every thread alike:
+    thread 0 stands for all)."""
+    slot_of = {layout.map(0, slot): slot for slot in range(layout.slots)}
+    slots = []
+    for slot in range(canonical.slots):
+        coordinate = list(canonical.map(0, slot))
+        coordinate[k_dim] = permutation[coordinate[k_dim]]
+        slots.append(slot_of[tuple(coordinate)])
+    return slots
 
 
 def address_order(offsets: list[int]) -> list[int] | None:

@@ -145,10 +145,17 @@ def _in_byte_small_floats(emitter: KernelEmitter, offsets, source_dt, word, targ
     for lane_a, lane_b in _pairs_by_position([bit % 8 for bit in offsets]):
         byte_a, byte_b = offsets[lane_a] // 8, offsets[lane_b] // 8
         word_a, word_b = byte_a // 4, byte_b // 4
+        position = offsets[lane_a] % 8
+        if offsets[lane_b] - offsets[lane_a] == 16 and offsets[lane_a] % 32 < 16:
+            # the fields already sit at the same bit of the word's two halves (a k-permuted
+            # mma operand pairs fields 16 bits apart): no prmt
+            decoder = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {offsets[lane_a] % 32}>"
+            expression = f"{decoder}({word(word_a)})"
+            _write_pair(emitter, target, (lane_a, lane_b), expression, _OUTPUT[target_dt.name])
+            continue
         second = byte_b % 4 + (4 if word_b != word_a else 0)
         selector = (byte_a % 4) | (second << 8)
         moved = f"__byte_perm({word(word_a)}, {word(word_b)}, {hex(selector)})"
-        position = offsets[lane_a] % 8
         expression = f"lpir_small_fields_to_f16x2<{small_args(source_dt)}, {position}>({moved})"
         _write_pair(emitter, target, (lane_a, lane_b), expression, _OUTPUT[target_dt.name])
 
@@ -224,6 +231,11 @@ def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target,
         emitter.w.line(f"{target.lane(lane)} = {converted};")
 
 
+def _F16_MAGIC(p: int) -> int:  # noqa: N802 (a constant's formula)
+    """The f16 bits of 2^(10 - p), whose mantissa's last place is worth 2^-p."""
+    return (15 + 10 - p) << 10
+
+
 def _shared_window(windows: _Windows, bit_a: int, bit_b: int, width: int):
     """(start, p, q) of a 32-bit window that holds field a at bit p of its low half and field
     b at bit q of its high half, both inside the 10-bit mantissa of 1024.0 (p, q <= 10 -
@@ -257,16 +269,11 @@ def _pairs_in_windows(
             continue
         start, p, q = placed
         mask = (field << p) | (field << q) << 16
-        if p == q == 0:
-            offset = _half2(-1024.0 - bias, -1024.0 - bias)
-            expression = f"lpir_magic_f16x2_add({windows.at(start)}, {hex(mask)}u, {offset})"
-        else:
-            scales = (2.0**-p, 2.0**-q)
-            shifts = (-(1024.0 * scales[0]) - bias, -(1024.0 * scales[1]) - bias)
-            expression = (
-                f"lpir_magic_f16x2({windows.at(start)}, {hex(mask)}u, {_half2(*scales)}, "
-                f"{_half2(*shifts)})"
-            )
+        magic = _F16_MAGIC(p) | _F16_MAGIC(q) << 16
+        offset = _half2(-(2.0 ** (10 - p)) - bias, -(2.0 ** (10 - q)) - bias)
+        expression = (
+            f"lpir_magic_f16x2_at({windows.at(start)}, {hex(mask)}u, {hex(magic)}u, {offset})"
+        )
         _write_pair(emitter, target, (lane_a, lane_b), expression)
     return rest
 

@@ -319,6 +319,15 @@ LPIR_DEVICE __half2 lpir_magic_f16x2_add(unsigned t, unsigned mask, __half2 offs
     return __hadd2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, 0x64006400u)), offset);
 }
 
+// Fields at bits p and q of the two halves, each ORed into the mantissa of 2^(10 - p) (the
+// `magic` halves: that power of two's bits), whose unit in the last place is 2^-p: the half is
+// 2^(10 - p) + field exactly, and one hadd2 with an immediate subtracts 2^(10 - p) and any
+// bias. (Unlike a scale by 2^-p per half, no constant needs a register.)
+LPIR_DEVICE __half2 lpir_magic_f16x2_at(unsigned t, unsigned mask, unsigned magic,
+                                        __half2 offset) {
+    return __hadd2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, magic)), offset);
+}
+
 // An unsigned field (word & mask, at bit q <= 23 - width) as an exact f32: OR it into the
 // mantissa of 2^23, then one FMA by scale = 2^-q plus offset = -(2^(23-q) + bias).
 LPIR_DEVICE float lpir_magic_f32(unsigned word, unsigned mask, float scale, float offset) {
