@@ -150,8 +150,6 @@ class _Selection:
         elif isinstance(op, DotOp):
             a, b, acc = op.operands
             self.classes.union([acc, op.result])
-            k = a.type.shape[1]  # type: ignore[attr-defined]
-            dt, target = a.type.dtype, self.target  # type: ignore[attr-defined]
             for index, operand in enumerate((a, b)):
                 self.flows.append(
                     _Flow(acc, operand, lambda l, i=index, op=op: self.dot_operands(op, l)[i])

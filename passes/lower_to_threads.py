@@ -18,8 +18,8 @@ import math
 
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.layout_rules import (
-    mma_layouts,
     mma_k_permutation,
+    mma_layouts,
     mma_layouts_permuted,
     mma_warps,
     shared_layout,
@@ -627,7 +627,7 @@ def address_order(offsets: list[int]) -> list[int] | None:
     than the lanes' own (so that the access vectorizes); None to keep the lanes' order."""
 
     def neighbours(values) -> int:
-        return sum(b == a + 1 for a, b in zip(values, values[1:]))
+        return sum(b == a + 1 for a, b in itertools.pairwise(values))
 
     order = sorted(range(len(offsets)), key=lambda lane: offsets[lane])
     if neighbours([offsets[lane] for lane in order]) > neighbours(offsets):

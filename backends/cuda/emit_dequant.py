@@ -231,7 +231,7 @@ def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target,
         emitter.w.line(f"{target.lane(lane)} = {converted};")
 
 
-def _F16_MAGIC(p: int) -> int:  # noqa: N802 (a constant's formula)
+def _f16_magic(p: int) -> int:
     """The f16 bits of 2^(10 - p), whose mantissa's last place is worth 2^-p."""
     return (15 + 10 - p) << 10
 
@@ -269,7 +269,7 @@ def _pairs_in_windows(
             continue
         start, p, q = placed
         mask = (field << p) | (field << q) << 16
-        magic = _F16_MAGIC(p) | _F16_MAGIC(q) << 16
+        magic = _f16_magic(p) | _f16_magic(q) << 16
         offset = _half2(-(2.0 ** (10 - p)) - bias, -(2.0 ** (10 - q)) - bias)
         expression = (
             f"lpir_magic_f16x2_at({windows.at(start)}, {hex(mask)}u, {hex(magic)}u, {offset})"
