@@ -11,9 +11,11 @@ iterations nvcc unrolled into it). Besides dequantizing, the loop scales (`fmul`
 accumulates (`ffma`) every weight and loads and addresses them: 2 instructions per weight and
 some overhead are the GEMV's own; the rest is dequantization. This is not a
 timing: on a GPU the kernel is also bound by memory bandwidth (see gpu_gemv.py). It tells
-whether a code-generation change made the loop shorter, on any machine with nvcc. The second
-table is gpu_gemv.py's other lpir GEMV, matmul_wq with M = 1 on tensor cores (f16 x and
-scales): its loop does 16 `hmma` per iteration of BN x BK / threads weights.
+whether a code-generation change made the loop shorter, on any machine with nvcc. The other
+tables are gpu_gemv.py's other lpir GEMVs on tensor cores: matmul_wq with M = 1 (f16 x and
+scales) and examples/gemv_tc.lp (f16 x, the weights' fragments loaded straight from memory in
+a k order that pairs their fields for the decoder); both loops do 16 `hmma` per iteration of
+BN x BK / threads weights.
 
 cuobjdump comes with the CUDA toolkit, or `pip install "cuda-toolkit[cuobjdump]"`.
 """
@@ -36,6 +38,7 @@ import lpir
 
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
 MATMUL = KERNEL.with_name("matmul_wq.lp")
+GEMV_TC = KERNEL.with_name("gemv_tc.lp")
 WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "i4", "f4e2m1", "f6e3m2", "f8e4m3"]
 INSTRUCTION = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
 BRANCH = re.compile(r"\bBRA\s+(?:`\(\.L_x_\d+\)|0x([0-9a-f]+))")
@@ -61,7 +64,9 @@ def main_loop(sass: str) -> list[str]:
 
 def sass_of(weight: str, arch: str, n: int, k: int, cuobjdump: str, nvcc: str, tensor=False):
     zero = 0 if lpir.dtype(weight).is_float else 1 << (lpir.dtype(weight).nbits - 1)
-    if tensor:  # matmul_wq as a batch-1 GEMV: M = 1 on tensor cores (gpu_gemv.py's second)
+    if tensor == "gemv_tc":  # the GEMV on tensor cores with k-permuted fragments
+        kernel = lpir.compile(str(GEMV_TC), target="cuda", WT=weight, N=n, K=k, ZERO=zero, BN=128)
+    elif tensor:  # matmul_wq as a batch-1 GEMV: M = 1 on tensor cores (gpu_gemv.py's second)
         params = {"M": 1, "BM": 16, "BN": 256, "BK": 32}
         kernel = lpir.compile(str(MATMUL), target="cuda", WT=weight, N=n, K=k, ZERO=zero, **params)
     else:
@@ -90,16 +95,24 @@ def main() -> None:
     if not nvcc or not cuobjdump:
         sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
     n, k = (int(v) for v in args.shape.split("x"))
-    for tensor in (False, True):
-        title = "matmul_wq M = 1, 16x256x32 tiles" if tensor else "gemv_wq BN 32"
+    titles = {
+        False: "gemv_wq BN 32",
+        True: "matmul_wq M = 1, 16x256x32 tiles",
+        "gemv_tc": "gemv_tc BN 128 (k-permuted fragments)",
+    }
+    for tensor, title in titles.items():
         print(f"{title}, N x K = {n} x {k}, {args.arch}: SASS of the main loop")
         print(f"{'weight':>8} {'loop':>5} {'weights':>8} {'per weight':>10}  most frequent")
         for weight in args.weights.split(","):
             loop, per_iteration = sass_of(weight, args.arch, n, k, cuobjdump, nvcc, tensor)
             opcodes = Counter(op.split(".")[0] for op in loop)
             # gemv_wq: one scale multiply (fmul) per weight counts them, however many
-            # iterations nvcc unrolled; matmul_wq: 16 hmma per iteration of this tile
-            weights = per_iteration * opcodes["HMMA"] // 16 if tensor else opcodes["FMUL"]
+            # iterations nvcc unrolled; matmul_wq: 16 hmma per iteration of this tile;
+            # gemv_tc: 2 x 8 (two row tiles of 16, eight k16 steps of BK 128)
+            if tensor:
+                weights = per_iteration * opcodes["HMMA"] // 16
+            else:
+                weights = opcodes["FMUL"]
             weights = weights or per_iteration
             top = ", ".join(f"{op} {count}" for op, count in opcodes.most_common(6))
             print(f"{weight:>8} {len(loop):>5} {weights:>8} {len(loop) / weights:>10.2f}  {top}")

@@ -2,11 +2,12 @@
 
     python benchmarks/cuda_sass_scan.py            # ~500 configurations, ~20 min on 2 cores
     python benchmarks/cuda_sass_scan.py --quick    # u4 and u3 only
+    python benchmarks/cuda_sass_scan.py --gemv-tc  # gemv_tc only (~3 min)
 
-For each configuration of benchmarks/gpu_gemv.py (gemv_wq, gemv_splitk and the tensor-core
-GEMV at every weight type, tile, depth and split) and benchmarks/gpu_matmul.py (matmul_wq at
-M = 16, 64, 256), compiles the CUDA C with nvcc for sm_90 and disassembles it (cuobjdump), then
-reports configurations whose SASS
+For each configuration of benchmarks/gpu_gemv.py (gemv_wq, gemv_splitk, gemv_tc and matmul_wq
+as a tensor-core GEMV at every weight type, tile, depth and split) and benchmarks/gpu_matmul.py
+(matmul_wq at M = 16, 64, 256), compiles the CUDA C with nvcc for sm_90 and disassembles it
+(cuobjdump), then reports configurations whose SASS
 
 * reads memory through an address register that nothing before it wrote
   (`lpir.backends.cuda.sass.undefined_address_registers`: the pattern of the ptxas fault found
@@ -33,6 +34,8 @@ from gpu_gemv import (
     ALL_WEIGHTS,
     KERNEL,
     MATMUL_KERNEL,
+    TC_KERNEL,
+    TC_TILES,
     TENSOR_CORE_TILES,
     gemv_configs,
     gemv_params,
@@ -56,15 +59,24 @@ SPLITS = (2, 4, 8)
 MATMUL_TILES = "16x32x128,16x64x128,32x64x64,64x64x64,64x128x32,64x64x32,128x128x32@256"
 
 
+def gemv_tc_configurations(weights: list[str]) -> list[tuple[Path, dict]]:
+    """gemv_tc (tensor cores, k-permuted fragments) at both shapes, every tile and depth."""
+    return [
+        (TC_KERNEL, gemv_params(lpir.dtype(name), *shape, bn, bk, depth))
+        for name, shape in itertools.product(weights, (GEMV_SHAPE, SPLIT_SHAPE))
+        for bn, bk, depth in gemv_configs(lpir.dtype(name), TC_TILES, STAGES)
+    ]
+
+
 def configurations(weights: list[str]) -> list[tuple[Path, dict]]:
-    found = []
+    found = gemv_tc_configurations(weights)
     for name in weights:
         dt = lpir.dtype(name)
         for bn, bk, depth in gemv_configs(dt, GEMV_TILES, STAGES):
             found.append((KERNEL, gemv_params(dt, *GEMV_SHAPE, bn, bk, depth)))
         for path, params, _ in splitk_configs(dt, *SPLIT_SHAPE, SPLITS, STAGES):
             found.append((Path(path), params))
-        for tile, depth in itertools.product(TENSOR_CORE_TILES, (2, 3, 4)):
+        for tile, depth in itertools.product(TENSOR_CORE_TILES, (2,)):
             found.append((MATMUL_KERNEL, matmul_params(dt, 1, *GEMV_SHAPE, tile, depth)))
     for name in [w for w in ("u4", "u3", "f4e2m1") if w in weights]:
         dt = lpir.dtype(name)
@@ -98,12 +110,14 @@ def verdict(config: tuple[Path, dict], nvcc: str, cuobjdump: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="u4 and u3 only")
+    parser.add_argument("--gemv-tc", action="store_true", help="only gemv_tc's configurations")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     nvcc, cuobjdump = find_nvcc(), find_cuobjdump()
     if not nvcc or not cuobjdump:
         sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
-    configs = configurations(["u4", "u3"] if args.quick else ALL_WEIGHTS)
+    weights = ["u4", "u3"] if args.quick else ALL_WEIGHTS
+    configs = gemv_tc_configurations(weights) if args.gemv_tc else configurations(weights)
     print(f"{len(configs)} configurations", flush=True)
     flagged = undefined = 0
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -48,6 +48,9 @@ import lpir
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
 MATMUL_KERNEL = KERNEL.with_name("matmul_wq.lp")
 SPLITK_KERNEL = KERNEL.with_name("gemv_splitk.lp")
+TC_KERNEL = KERNEL.with_name("gemv_tc.lp")
+# BN x BK tiles of gemv_tc (tensor cores, weights straight into k-permuted mma fragments)
+TC_TILES = [(64, 128), (128, 128)]
 # the row tile of the split-K GEMV (the most blocks per row of tiles; K supplies the rest)
 SPLITK_TILE = (16, 128)
 # BM x BN x BK tiles of matmul_wq tried for its M = 1 (tensor-core) GEMV; 32 columns give an
@@ -248,6 +251,20 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), regist
     return _bench_gemv(torch, timer, dt, n, k, rng, configs, registers, accumulates=False)
 
 
+def bench_lpir_gemv_tc(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)):
+    """examples/gemv_tc.lp (f16 x, the weights' fragments loaded straight from memory and
+    multiplied on tensor cores) at each tile and depth, checked."""
+    configs = [
+        (
+            str(TC_KERNEL),
+            gemv_params(dt, n, k, bn, bk, depth),
+            tile_name(f"{bn}x{bk}", depth, stages),
+        )
+        for bn, bk, depth in gemv_configs(dt, tiles, stages)
+    ]
+    return _bench_gemv(torch, timer, dt, n, k, rng, configs, accumulates=False, x_half=True)
+
+
 def bench_lpir_splitk(torch, timer, dt, n: int, k: int, rng, splits, stages=(2,)):
     """gemv_splitk at each split of K and pipeline depth (16 x 128 tiles), y zeroed before
     each launch (inside the timing: the split GEMV needs it)."""
@@ -268,14 +285,17 @@ def splitk_configs(dt, n: int, k: int, splits, stages) -> list[tuple[str, dict, 
     ]
 
 
-def _bench_gemv(torch, timer, dt, n, k, rng, configs, registers=False, accumulates=True):
+def _bench_gemv(
+    torch, timer, dt, n, k, rng, configs, registers=False, accumulates=True, x_half=False
+):
     """The fastest of `configs` ((kernel, params, label)) on one set of arguments, checked
-    against float64; kernels that accumulate into y have it zeroed before each launch."""
+    against float64; kernels that accumulate into y have it zeroed before each launch; x is
+    f16 for `x_half` kernels, else f32."""
     from lpir.backends.cuda.arrays import DevicePacked
 
     codes = random_codes(dt, (n, k), rng)
     packed = lpir.pack_codes(codes, dt)
-    x = torch.randn(k, dtype=torch.float32, device="cuda")
+    x = torch.randn(k, dtype=torch.float16 if x_half else torch.float32, device="cuda")
     scales = torch.rand(n, -(-k // GROUP), device="cuda") * 0.015 + 0.005
     y = torch.zeros(n, dtype=torch.float32, device="cuda")
     w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (n, k))
@@ -301,7 +321,7 @@ def _bench_gemv(torch, timer, dt, n, k, rng, configs, registers=False, accumulat
     kernel.run(arguments, stream=stream)
     torch.cuda.synchronize()
     error = float((y.double() - reference).abs().max() / reference.abs().max())
-    nbytes = packed.nbytes + scales.numel() * 4 + x.numel() * 4 + y.numel() * 4
+    nbytes = packed.nbytes + scales.numel() * 4 + x.numel() * x.element_size() + y.numel() * 4
     del dense, reference
     return {
         "weights": dt.name,
@@ -465,7 +485,9 @@ def bench_torch_int4(torch, timer, n: int, k: int) -> dict | None:
     return {"seconds": seconds, "bytes": n * k // 2 + scales_and_zeros.numel() * 2 + 2 * (k + n)}
 
 
-def report(n, k, rows, cublas, int4, bandwidth, tensor_rows=(), splitk_rows=()) -> list[str]:
+def report(
+    n, k, rows, cublas, int4, bandwidth, tensor_rows=(), splitk_rows=(), tc_rows=()
+) -> list[str]:
     lines = [f"\nN = {n}, K = {k}, group {GROUP}"]
     lines.append(
         f"  cuBLAS f16 x @ W.T        {cublas['seconds'] * 1e6:9.1f} us "
@@ -481,6 +503,9 @@ def report(n, k, rows, cublas, int4, bandwidth, tensor_rows=(), splitk_rows=()) 
     header += f" {'registers':>9}  tile BNxBK (us of each tried)"
     lines.append(header)
     lines += report_rows(rows, cublas, int4, bandwidth)
+    if tc_rows:
+        lines.append("  lpir on tensor cores (gemv_tc, f16 x, fragments from memory; BNxBK):")
+        lines += report_rows(tc_rows, cublas, int4, bandwidth)
     if tensor_rows:
         lines.append("  lpir on tensor cores (matmul_wq, M = 1, f16 x; tile BMxBNxBK):")
         lines += report_rows(tensor_rows, cublas, int4, bandwidth)
@@ -526,6 +551,11 @@ def main() -> None:
         "of S - 1 iterations in flight ahead), e.g. 2,3,4",
     )
     parser.add_argument(
+        "--gemv-tc-tiles",
+        default=",".join(f"{bn}x{bk}" for bn, bk in TC_TILES),
+        help="BNxBK tiles of gemv_tc (tensor cores, k-permuted fragments) to try; '' skips it",
+    )
+    parser.add_argument(
         "--no-tensor-cores",
         action="store_true",
         help="skip the second lpir GEMV (matmul_wq with M = 1 on tensor cores)",
@@ -563,6 +593,7 @@ def main() -> None:
     tiles = parse_tiles(args.tiles)
     stages = [int(v) for v in args.stages.split(",")]
     tc_tiles = parse_tiles(args.tensor_core_tiles)
+    gemv_tc_tiles = parse_tiles(args.gemv_tc_tiles) if args.gemv_tc_tiles else []
     tc_stages = [int(v) for v in (args.tensor_core_stages or args.stages).split(",")]
     splits = [int(v) for v in args.splits.split(",") if v]
     properties = torch.cuda.get_device_properties(0)
@@ -575,6 +606,10 @@ def main() -> None:
         candidates += [
             ("gemv_wq", gemv_params(dt, n, k, bn, bk, depth))
             for bn, bk, depth in gemv_configs(dt, tiles, stages)
+        ]
+        candidates += [
+            (str(TC_KERNEL), gemv_params(dt, n, k, bn, bk, depth))
+            for bn, bk, depth in gemv_configs(dt, gemv_tc_tiles, stages)
         ]
         if not args.no_tensor_cores:
             candidates += matmul_candidates(dt, 1, n, k, tc_tiles, tc_stages)
@@ -601,6 +636,24 @@ def main() -> None:
                     tiles,
                     stages,
                     not args.no_registers,
+                )
+            )
+        ]
+        tc_rows = [
+            row
+            for name in weights
+            if gemv_tc_tiles
+            and (
+                row := checked_row(
+                    bench_lpir_gemv_tc,
+                    torch,
+                    timer,
+                    lpir.dtype(name),
+                    n,
+                    k,
+                    rng,
+                    gemv_tc_tiles,
+                    stages,
                 )
             )
         ]
@@ -635,13 +688,14 @@ def main() -> None:
         ]
         cublas = bench_cublas_f16(torch, timer, n, k)
         int4 = bench_torch_int4(torch, timer, n, k)
-        lines = report(n, k, rows, cublas, int4, bandwidth, tensor_rows, splitk_rows)
+        lines = report(n, k, rows, cublas, int4, bandwidth, tensor_rows, splitk_rows, tc_rows)
         print("\n".join(lines), flush=True)
         results["shapes"].append(
             {
                 "n": n,
                 "k": k,
                 "lpir": rows,
+                "lpir_gemv_tc": tc_rows,
                 "lpir_tensor_cores": tensor_rows,
                 "lpir_splitk": splitk_rows,
                 "cublas_f16": cublas,

@@ -124,7 +124,7 @@ case "$MODE" in
         timeout 60 "$PY" benchmarks/launch_overhead.py --gpu 2>&1 | tee -a "$OUT/summary.txt"
         # staged pipelines (cp.async) cost no registers per stage: deep ones are worth trying
         timeout 280 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8,16}" \
-            --tensor-core-stages 2,3,4 --splits "${SPLITS:-2,4,8}" --json "$OUT/gemv.json" 2>&1 \
+            --tensor-core-stages 2 --splits "${SPLITS:-2,4,8}" --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
         timeout 110 "$PY" benchmarks/gpu_matmul.py --stages 2,3,4 --json "$OUT/matmul.json" 2>&1 \

@@ -197,7 +197,7 @@ class _Selection:
                 self.permute_operands(op)
         # classes whose layout their neighbours give, even where a global load or store reads
         # or writes them
-        derived = self.broadcast_sources() | self.reduction_results()
+        derived = self.broadcast_sources() | self.reduction_results() | self.annotated()
         for op in self.kernel.walk():
             if isinstance(op, DotOp):
                 key = self.classes.find(op.result)
@@ -218,12 +218,12 @@ class _Selection:
                     self.layouts[key] = self.default_for(key)
 
     def permute_operands(self, op: DotOp) -> None:
-        """Give a tensor-core dot k-permuted operands (`rules.mma_layouts_permuted`) when its
-        a is read from global memory and neither operand from shared memory: a thread then
-        loads its fragments of a (a weight matrix's rows) straight from memory, instead of a
-        coalesced load and an exchange through shared memory into the mma layout, and packed
-        fields decode in pairs without a `prmt`. Operand b takes the same permutation (it is
-        loaded in that order, or computed in it)."""
+        """Give a tensor-core dot k-permuted operands (`rules.mma_layouts_permuted`) when its a
+        is loaded from global memory along rows (k contiguous, like a weight matrix W[N, K])
+        and its b is computed, not loaded (like x broadcast into the mma's columns): a thread
+        then loads its fragments of a straight from memory, 16 bytes at a time, instead of a
+        coalesced load and an exchange through shared memory into the mma layout, packed
+        fields decode in pairs without a `prmt`, and b is computed in the same k order."""
         a, b, acc = op.operands
         keys = [self.classes.find(a), self.classes.find(b)]
         m, n = acc.type.shape  # type: ignore[attr-defined]
@@ -234,25 +234,28 @@ class _Selection:
         if any(key in self.layouts for key in keys):  # annotated
             return
         loads = [load for load in self.kernel.walk() if isinstance(load, LoadOp)]
-        a_global = [
-            load
-            for load in loads
-            if load.name.endswith("_global") and self.classes.find(load.result) == keys[0]
-        ]
-        from_shared = any(
-            load.name.endswith("_shared") and self.classes.find(load.result) in keys
-            for load in loads
-        )
-        if not a_global or from_shared:
+        a_loads = [load for load in loads if self.classes.find(load.result) == keys[0]]
+        b_loaded = any(self.classes.find(load.result) == keys[1] for load in loads)
+        if b_loaded or not a_loads or not all(_along_rows(load) for load in a_loads):
             return
-        element = min((load.result.type.dtype for load in a_global), key=lambda t: t.nbits)  # type: ignore[attr-defined]
+        element = min((load.result.type.dtype for load in a_loads), key=lambda t: t.nbits)  # type: ignore[attr-defined]
         pair = rules.pair_distance(element, k)
         self.pairs[id(op)] = pair
-        accumulator = rules.dot_anchor(a_type.dtype, m, n, k, self.threads, self.target)
-        self.layouts[self.classes.find(op.result)] = accumulator
+        self.layouts[self.classes.find(op.result)] = rules.dot_anchor(
+            a_type.dtype, m, n, k, self.threads, self.target
+        )
         operands = rules.mma_layouts_permuted(m, n, k, self.threads, pair)
         for key, layout in zip(keys, operands):  # type: ignore[arg-type]
             self.layouts[key] = layout
+
+    def annotated(self) -> set[int]:
+        """Classes annotated with a layout (`load(...) @ L`): a load is read in the layout its
+        annotation asks for, not in the coalesced one and then converted."""
+        return {
+            self.classes.find(op.operands[0])
+            for op in self.kernel.walk()
+            if isinstance(op, ConvertLayoutOp)
+        }
 
     def broadcast_sources(self) -> set[int]:
         """Classes that are only broadcast into bigger tiles (a row of scales, a vector x):
@@ -286,6 +289,16 @@ class _Selection:
                 if layout is not None and layout.threads == self.threads:
                     self.layouts[target_key] = layout
                     changed = True
+
+
+def _along_rows(load: LoadOp) -> bool:
+    """Whether a global load of a 2-D tile reads its rows from contiguous memory."""
+    memory_type = load.memory.type
+    return (
+        load.name.endswith("_global")
+        and len(load.dims) == 2
+        and memory_type.strides[load.dims[1]] == 1  # type: ignore[attr-defined]
+    )
 
 
 def _try(function: Callable, layout: RegisterLayout) -> RegisterLayout | None:

@@ -127,3 +127,63 @@ def test_fields_off_the_width_grid_get_windows_of_their_own():
     emulated = np.zeros_like(wanted)
     runner.run([q, emulated])
     np.testing.assert_array_equal(emulated, wanted)
+
+
+# Rows whose slots pair fields d apart (as a k-permuted mma operand does, see
+# tests/test_mma_permuted.py): both fields of a pair in one 32-bit window, decoded by one lop3
+# into two mantissas of different powers of two and one hadd2 (`lpir_magic_f16x2_at`), or, for
+# fp4 16 bits apart, by the small-float decoder on the word itself. Such a layout is no product
+# of primitives, so the kernel is tile IR with the layout spelled out.
+PAIRED = """
+kernel dq[WT = u3, M = 32, N = 96, Z = 3](q: global WT[M, N], y: global f16[M, N])
+    blocks(1) threads(64) {
+    store(y[0 :+ M, 0 :+ N], cast<f16>(load(q[0 :+ M, 0 :+ N]) @ spatial(32, 2).local(1, 48)) - Z)
+}
+"""
+PAIRED_WEIGHTS = ["u1", "u2", "u3", "i3", "u4", "i4", "u5", "i5", "u6", "i6", "u7", "i7"]
+
+
+def paired_layout(distance: int) -> str:
+    """[32, 96] over 64 threads: a row per 2 threads, 48 columns each, slot pairs `distance`
+    apart (columns u1 * 2d + e * d + u0, slots in the order u1, u0, e)."""
+    from lpir.layout.draft import LayoutDraft
+    from lpir.layout.text import format_layout
+
+    draft = LayoutDraft(
+        {0: 32, 1: 2, 2: 48 // (2 * distance), 3: 2, 4: distance},
+        [[0], [1, 2, 3, 4]],
+        [0, 1],
+        [2, 4, 3],
+    )
+    return format_layout(draft.finish())
+
+
+@pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
+@pytest.mark.parametrize("weight", [*PAIRED_WEIGHTS, "f4e2m1"])
+def test_fields_paired_in_one_window_dequantize_bit_exactly(tmp_path, weight):
+    from lpir.passes.layout_rules import pair_distance
+
+    dt = lpir.dtype(weight)
+    distance = min(pair_distance(dt, 128), 8)  # 48 columns: d divides 24
+    source = tmp_path / "dq.lp"
+    source.write_text(PAIRED)
+    params = {"WT": weight, "Z": 0 if dt.is_float else 3}
+    tile_ir = lpir.compile(str(source), target="interp", **params).ir("after:canonicalize")
+    layout = paired_layout(distance)
+    assert layout.startswith("layout(")
+    path = tmp_path / "dq.ir"
+    path.write_text(tile_ir.replace("spatial(32,2).local(1,48)", layout))
+    q = packed(weight, np.random.default_rng(5), 96)
+    wanted = np.zeros((32, 96), np.float16)
+    lpir.compile(str(path), target="interp")(q, wanted)
+    kernel = lpir.compile(str(path), target="threads-cuda")
+    lowered = np.zeros_like(wanted)
+    kernel(q, lowered)
+    np.testing.assert_array_equal(lowered.view(np.uint16), wanted.view(np.uint16))
+    emitted = emit_kernel(kernel.last.module.kernels[0], "dq_paired")
+    decoder = "lpir_small_fields_to_f16x2<" if dt.is_float else "lpir_magic_f16x2_at("
+    assert decoder in emitted.text and "__byte_perm" not in emitted.text
+    (runner,) = emulate_kernels([emitted])
+    emulated = np.zeros_like(wanted)
+    runner.run([q, emulated])
+    np.testing.assert_array_equal(emulated.view(np.uint16), wanted.view(np.uint16))

@@ -162,8 +162,9 @@ def _in_byte_small_floats(emitter: KernelEmitter, offsets, source_dt, word, targ
 
 class _Windows:
     """32-bit windows of a thread's bytes that start at any bit: bits [start, start + 32) of
-    the thread's bit string, one funnel shift of two words each (none at a word's start),
-    emitted once and reused."""
+    the thread's bit string, one funnel shift of two words each (none at a word's start; a
+    window that starts before the first bit is the first word shifted left), emitted once and
+    reused."""
 
     def __init__(self, emitter: KernelEmitter, word):
         self.emitter = emitter
@@ -174,6 +175,10 @@ class _Windows:
         index, shift = divmod(start, 32)
         if shift == 0:
             return self.word(index)
+        if start < 0 and start not in self.names:  # before the first bit: zeros shifted in
+            name = self.emitter.fresh("window")
+            self.emitter.w.line(f"const unsigned {name} = {self.word(0)} << {-start};")
+            self.names[start] = name
         if start not in self.names:
             name = self.emitter.fresh("window")
             self.emitter.w.line(
@@ -244,7 +249,9 @@ def _shared_window(windows: _Windows, bit_a: int, bit_b: int, width: int):
     share)."""
     room = 10 - width
     starts = [
-        start for start in range(max(bit_a - room, 0), bit_a + 1) if 0 <= bit_b - 16 - start <= room
+        start
+        for start in range(max(bit_a - room, -31), bit_a + 1)
+        if 0 <= bit_b - 16 - start <= room
     ]
     if not starts:
         return None

@@ -1,0 +1,178 @@
+"""k-permuted tensor-core operands: a dot whose a is a row-major matrix read from global memory
+(a GEMV's weights) and whose b is computed (x broadcast into the mma's columns) gets operand
+layouts with k renumbered alike in both (`layout_rules.mma_layouts_permuted`), so each thread
+loads its fragments of a straight from memory and packed fields decode in pairs without a
+`prmt`. Checked here: the permutation is one and the same for a and b in every thread and
+slot, the layouts are chosen where they pay and nowhere else, a permuted load reads in address
+order, and the dot agrees with the reference on the thread interpreter (examples/gemv_tc.lp at
+every weight type also runs in tests/test_examples_interp.py and, as CUDA C on the host, in
+tests/test_cuda_emulation.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lpir.passes.layout_rules import (
+    mma_k_permutation,
+    mma_layouts,
+    mma_layouts_permuted,
+    pair_distance,
+)
+from lpir.passes.lower_to_threads import address_order
+
+import lpir
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+SHAPES = [  # (m, n, k, threads, pair)
+    (64, 8, 128, 128, 4),
+    (128, 8, 128, 128, 4),
+    (16, 8, 32, 32, 1),
+    (64, 64, 32, 128, 2),
+    (64, 8, 64, 128, 8),
+    (64, 8, 128, 128, 16),
+    (32, 16, 48, 128, 2),
+    (64, 8, 128, 128, 1),
+    (128, 16, 64, 256, 4),
+]
+
+
+def _slot_map(canonical, permuted, permutation, k_dim):
+    """The permuted layout's slot for each canonical slot, read off thread 0."""
+    slot_of = {permuted.map(0, slot): slot for slot in range(permuted.slots)}
+    slots = []
+    for slot in range(canonical.slots):
+        coordinate = list(canonical.map(0, slot))
+        coordinate[k_dim] = permutation[coordinate[k_dim]]
+        slots.append(slot_of[tuple(coordinate)])
+    return slots
+
+
+@pytest.mark.parametrize(("m", "n", "k", "threads", "pair"), SHAPES)
+def test_a_and_b_renumber_k_alike_in_every_thread(m, n, k, threads, pair):
+    a, b, _ = mma_layouts(m, n, k, threads)
+    permuted = mma_layouts_permuted(m, n, k, threads, pair)
+    permutation = mma_k_permutation(k, pair)
+    assert sorted(permutation) == list(range(k))
+    for canonical, layout, k_dim in ((a, permuted[0], 1), (b, permuted[1], 0)):
+        assert (layout.threads, layout.slots) == (canonical.threads, canonical.slots)
+        slots = _slot_map(canonical, layout, permutation, k_dim)
+        for thread in range(threads):
+            for slot in range(canonical.slots):
+                coordinate = list(canonical.map(thread, slot))
+                coordinate[k_dim] = permutation[coordinate[k_dim]]
+                assert layout.map(thread, slots[slot]) == tuple(coordinate)
+
+
+@pytest.mark.parametrize(("m", "n", "k", "threads", "pair"), SHAPES)
+def test_a_thread_holds_one_run_of_k_with_pairs_apart(m, n, k, threads, pair):
+    a, _ = mma_layouts_permuted(m, n, k, threads, pair)
+    for thread in (0, 5, threads - 1):
+        rows: dict[int, list[int]] = {}
+        for slot in range(a.slots):
+            row, column = a.map(thread, slot)
+            rows.setdefault(row, []).append(column)
+        for columns in rows.values():
+            start = min(columns)
+            assert sorted(columns) == list(range(start, start + k // 4))
+            pairs = list(zip(columns[::2], columns[1::2], strict=True))
+            assert all(high - low == pair for low, high in pairs)
+            if pair == 1:  # whole-byte rows load without permuting bytes
+                assert columns == sorted(columns)
+
+
+def test_pair_distance_per_element_type():
+    distances = {
+        name: pair_distance(lpir.dtype(name), 128)
+        for name in ("u1", "u2", "u3", "u4", "i4", "u5", "u6", "u7", "u8", "i8", "f16")
+    }
+    assert distances == {
+        "u1": 16,  # 16 bits apart: same bit of both halves
+        "u2": 8,
+        "u3": 4,  # 12 bits apart: bits p and p - 4 of the halves
+        "u4": 4,
+        "i4": 4,
+        "u5": 4,
+        "u6": 2,
+        "u7": 2,
+        "u8": 1,  # whole bytes: neighbours (prmt under 1024.0 places any byte)
+        "i8": 1,
+        "f16": 1,
+    }
+    assert pair_distance(lpir.dtype("f4e2m1"), 128) == 4  # same bit of both halves
+    assert pair_distance(lpir.dtype("f6e3m2"), 128) == 1  # 6 * d is never 16
+    assert pair_distance(lpir.dtype("f8e4m3"), 128) == 1
+    assert pair_distance(lpir.dtype("u2"), 32) == 4  # 4 register pairs per row: d divides 4
+    assert pair_distance(lpir.dtype("u1"), 16) == 1  # 2 pairs a row: no d of 7..25 divides 2
+
+
+def test_address_order_only_where_it_makes_runs():
+    assert address_order([0, 1, 2, 3]) is None
+    assert address_order([0, 4, 1, 5, 2, 6, 3, 7]) == [0, 2, 4, 6, 1, 3, 5, 7]
+    assert address_order([0, 64, 1, 65]) == [0, 2, 1, 3]
+    assert address_order([8, 0, 24, 16]) is None  # strided either way: keep the lanes' order
+
+
+def _gemv_tc(**params):
+    defaults = {"N": 256, "K": 512, "WT": "u4", "ZERO": 8}
+    return lpir.compile(str(EXAMPLES / "gemv_tc.lp"), target="cuda", **{**defaults, **params})
+
+
+def test_gemv_weights_load_straight_into_the_fragments():
+    kernel = _gemv_tc()
+    tiles = kernel.ir("after:layout-selection")
+    assert "convert_layout" not in tiles
+    threads = kernel.ir("after:vectorize")
+    weights = [line for line in threads.splitlines() if "ld(%w" in line]
+    x = [line for line in threads.splitlines() if "ld(%x" in line]
+    assert len(weights) == 1 and "vector = 16" in weights[0] and "<32 x u8>" in weights[0]
+    assert len(x) == 1 and "vector = 8" in x[0]  # 16 bytes of x at a time, in address order
+    assert threads.count("= mma(") == 8  # 16 rows x 128 k per warp: 8 k16 steps
+    cuda = kernel.source("cuda")
+    assert "lpir_magic_f16x2_at(" in cuda and "__byte_perm" not in cuda.split("lpir_mma")[0]
+
+
+def test_fragments_of_mma_operands_loaded_from_shared_memory_stay_canonical():
+    kernel = lpir.compile(str(EXAMPLES / "matmul_wq.lp"), target="cuda", M=64, N=64, K=128, WT="u4")
+    assert "ldmatrix" in kernel.ir("after:vectorize")  # a: shared tile, canonical fragments
+
+
+def test_a_dot_of_two_loaded_tiles_keeps_its_conversion():
+    """b loaded from a row-major [K, N] tile would be read column-wise in the permuted layout:
+    the dot keeps the canonical operands (a coalesced load and an exchange)."""
+    source = """
+kernel mm[](a: global f16[32, 64], b: global f16[64, 32], c: global f32[32, 32]) blocks(1)
+    threads(128) {
+    store(c[0 :+ 32, 0 :+ 32], dot(load(a[0 :+ 32, 0 :+ 64]), load(b[0 :+ 64, 0 :+ 32])))
+}
+"""
+    kernel = lpir.compile(source, target="cuda")
+    assert "convert_layout" in kernel.ir("after:layout-selection")
+
+
+@pytest.mark.parametrize("weight", ["u1", "u2", "u3", "i5", "u6", "u8", "f4e2m1", "f8e4m3"])
+def test_permuted_dot_agrees_with_the_reference_on_threads(weight):
+    """The cuda pipeline's thread IR (the mma emulated by the thread interpreter) at a shape
+    with edges (N and K not multiples of the tile)."""
+    params = {"N": 72, "K": 200, "WT": weight, "ZERO": 0, "BK": 64 if weight == "u2" else 128}
+    path = EXAMPLES / "gemv_tc.lp"
+    rng = np.random.default_rng(11)
+    module = _companion()
+    values = lpir.compile(str(path), target="interp", **params).specialize(None).params
+    inputs = module.make_inputs(values, rng)
+    wanted = module.reference(values, inputs)[3]
+    got = [*inputs[:3], np.zeros_like(inputs[3])]
+    lpir.compile(str(path), target="threads-cuda", **params)(*got)
+    rtol, atol, _ = module.tolerance(values)
+    np.testing.assert_allclose(got[3], wanted, rtol=rtol, atol=atol)
+
+
+def _companion():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gemv_tc_example", EXAMPLES / "gemv_tc.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
