@@ -114,10 +114,12 @@ def integers_to_float64(values: np.ndarray) -> np.ndarray:
     else:
         signed = values.astype(np.int64)
         negative = signed < 0
-        # Two's-complement negation in uint64 also gives the magnitude 2**63 of -2**63.
-        magnitude = np.where(
-            negative, ~signed.view(np.uint64) + np.uint64(1), signed.view(np.uint64)
-        )
+        # Two's-complement negation in uint64 also gives the magnitude 2**63 of -2**63 (the
+        # wrap-around of ~0 + 1 for the zeros np.where drops is intended)
+        with np.errstate(over="ignore"):
+            magnitude = np.where(
+                negative, ~signed.view(np.uint64) + np.uint64(1), signed.view(np.uint64)
+            )
     sticky = (magnitude & ~np.uint64(0xFFF)) | ((magnitude & np.uint64(0xFFF)) != 0).astype(
         np.uint64
     ) << np.uint64(11)
@@ -253,8 +255,9 @@ def float_to_int(dt: DType, x: np.ndarray) -> np.ndarray:
     """
     # Work in float32 when it holds the range bounds exactly (up to 24 bits): half the memory.
     work = np.float32 if x.dtype == np.float32 and dt.nbits <= 24 else np.float64
-    truncated = x.astype(work)
-    np.trunc(truncated, out=truncated)
+    with np.errstate(invalid="ignore"):  # NaN and out-of-range values are handled below
+        truncated = x.astype(work)
+        np.trunc(truncated, out=truncated)
     nan = np.isnan(truncated)
     if nan.any():
         truncated[nan] = 0
