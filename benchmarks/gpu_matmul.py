@@ -7,6 +7,9 @@ C = A @ dequant(B) (examples/matmul_wq.lp): f16 A [M, K], low-bit B [K, N] with 
 per group of 128 rows, f32 accumulation on tensor cores, f16 C. Beside it, in the same run:
 
 * torch f16 `A @ B16` (cuBLAS) on the dequantized f16 B (2 bytes per weight);
+* lpir's other matmul for few rows, examples/skinny_wq.lp (y = x @ dequant(W)^T with W [N, K]
+  and f32 scales and output, the weights' fragments straight from memory; MB rows of x per
+  block), beside torch f16 `F.linear(x, W16)` on its own arguments;
 * two floors: the bytes lpir must move (A, packed B, scales, C) over the measured copy
   bandwidth, and 2*M*N*K flops over the f16 tensor-core rate measured by an 8192^3 torch matmul.
 
@@ -30,13 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_gemv import (
     Timer,
+    compiled_kernel,
     copy_bandwidth,
+    decode_table,
     dequantized_f16,
     fastest_matmul_wq,
+    gemv_params,
     matmul_candidates,
     parse_tiles,
     precompile,
     random_codes,
+    tile_name,
     torch_cuda,
 )
 
@@ -44,6 +51,69 @@ import lpir
 
 GROUP = 128
 ALL_M = [16, 64, 256]
+SKINNY_KERNEL = Path(__file__).resolve().parent.parent / "examples" / "skinny_wq.lp"
+SKINNY_TILES = [(64, 128), (128, 128)]  # BN x BK of skinny_wq
+SKINNY_ROWS = [16, 32]  # MB: rows of x per block (64 would hold 128 registers of x fragments)
+
+
+def skinny_candidates(dt, m: int, n: int, k: int, stages) -> list[tuple[str, dict, str]]:
+    """(kernel, params, label) of skinny_wq for M rows (up to 64: it reads the weights once per
+    MB rows of x): every MB of SKINNY_ROWS up to max(16, M), tile and depth."""
+    return [
+        (
+            str(SKINNY_KERNEL),
+            {**gemv_params(dt, n, k, bn, bk, depth), "M": m, "MB": rows},
+            tile_name(f"{rows}x{bn}x{bk}", depth, stages),
+        )
+        for rows, (bn, bk), depth in itertools.product(SKINNY_ROWS, SKINNY_TILES, stages)
+        if m <= 64
+        and rows <= max(16, m)
+        and rows * bn <= 32 * 64  # (32 x 128 needs ~200 registers and spills)
+        and depth * bn * bk * dt.nbits // 8 <= 40 * 1024
+    ]
+
+
+def bench_skinny(torch, timer, dt, m: int, n: int, k: int, rng, stages=(2,)) -> dict | None:
+    """The fastest skinny_wq configuration for M rows beside torch f16 F.linear; checked."""
+    from lpir.backends.cuda.arrays import DevicePacked
+
+    candidates = skinny_candidates(dt, m, n, k, stages)
+    if not candidates:
+        return None
+    codes = random_codes(dt, (n, k), rng)
+    packed = lpir.pack_codes(codes, dt)
+    x = (torch.randn(m, k, device="cuda") * 0.5).half()
+    scales = torch.rand(n, -(-k // GROUP), device="cuda") * 0.015 + 0.005
+    y = torch.zeros(m, n, dtype=torch.float32, device="cuda")
+    w = DevicePacked(torch.from_numpy(packed.data).cuda(), dt, (n, k))
+    stream = torch.cuda.current_stream()
+    arguments = [x, w, scales, y]
+    timed = []
+    for name, params, label in candidates:
+        kernel = compiled_kernel(name, params)
+        timed.append((timer(lambda c=kernel: c.run(arguments, stream=stream)), label, kernel))
+    seconds, tile, kernel = min(timed, key=lambda entry: entry[0])
+    dense = decode_table(torch, dt)[torch.from_numpy(codes).cuda().long()]
+    dense *= scales.repeat_interleave(GROUP, dim=1)[:, :k]
+    w16 = dense.half()
+    peer = timer(lambda: torch.nn.functional.linear(x, w16))
+    reference = x.double() @ dense.double().T
+    y.zero_()
+    kernel.run(arguments, stream=stream)
+    torch.cuda.synchronize()
+    error = float((y.double() - reference).abs().max() / reference.abs().max())
+    nbytes = packed.nbytes + scales.numel() * 4 + x.numel() * 2 + y.numel() * 4
+    return {
+        "weights": dt.name,
+        "m": m,
+        "tile": tile,
+        "tried_us": {label: round(t * 1e6, 1) for t, label, _ in timed},
+        "seconds": seconds,
+        "torch_f16_seconds": peer,
+        "bytes": nbytes,
+        "flops": 2 * m * n * k,
+        "error": error,
+    }
 
 
 def tensor_core_rate(torch, timer) -> float:
@@ -91,6 +161,19 @@ def bench(torch, timer, dt, m: int, n: int, k: int, rng, tiles, stages=(2,)) -> 
     }
 
 
+def print_row(row: dict, bandwidth: float, rate: float, kernel: str = "matmul_wq") -> None:
+    floor = max(row["bytes"] / bandwidth, row["flops"] / rate)
+    seconds, torch_seconds = row["seconds"], row["torch_f16_seconds"]
+    registers = row.get("registers_us")
+    print(
+        f"  {row['weights']:>8} {row['m']:>5} {kernel:>9} {row['tile']:>14} {seconds * 1e6:9.1f} "
+        f"{row['flops'] / seconds / 1e12:8.1f} {torch_seconds * 1e6:9.1f} "
+        f"{seconds / torch_seconds:7.2f} {floor * 1e6:9.1f} {seconds / floor:7.2f} "
+        f"{row['error']:8.1e} {registers if registers else '-':>9}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = K = 4096, u4 only")
@@ -127,6 +210,11 @@ def main() -> None:
             candidate
             for weight, m in itertools.product(weights, ALL_M)
             for candidate in matmul_candidates(lpir.dtype(weight), m, size, size, tiles, stages)
+        ]
+        + [
+            (name, params)
+            for weight, m in itertools.product(weights, ALL_M)
+            for name, params, _ in skinny_candidates(lpir.dtype(weight), m, size, size, stages)
         ],
         args.jobs,
     )
@@ -140,29 +228,31 @@ def main() -> None:
     )
     print(f"N = K = {size}, group {GROUP}")
     print(
-        f"  {'weights':>8} {'M':>5} {'tile':>10} {'lpir us':>9} {'TFLOP/s':>8} {'torch us':>9} "
-        f"{'/torch':>7} {'floor us':>9} {'/floor':>7} {'rel err':>8} {'registers':>9}"
+        f"  {'weights':>8} {'M':>5} {'kernel':>9} {'tile':>14} {'lpir us':>9} {'TFLOP/s':>8} "
+        f"{'torch us':>9} {'/torch':>7} {'floor us':>9} {'/floor':>7} {'rel err':>8} "
+        f"{'registers':>9}"
     )
     rng = np.random.default_rng(0)
-    rows = []
+    rows, skinny_rows = [], []
     for weight in weights:
         for m in ALL_M:
             row = bench(torch, timer, lpir.dtype(weight), m, size, size, rng, tiles, stages)
-            floor = max(row["bytes"] / bandwidth, row["flops"] / rate)
-            seconds = row["seconds"]
-            print(
-                f"  {weight:>8} {m:>5} {row['tile']:>10} {seconds * 1e6:9.1f} "
-                f"{row['flops'] / seconds / 1e12:8.1f} "
-                f"{row['torch_f16_seconds'] * 1e6:9.1f} {seconds / row['torch_f16_seconds']:7.2f} "
-                f"{floor * 1e6:9.1f} {seconds / floor:7.2f} {row['error']:8.1e} "
-                f"{row['registers_us']:9.1f}",
-                flush=True,
-            )
+            print_row(row, bandwidth, rate)
             rows.append(row)
+            skinny = bench_skinny(torch, timer, lpir.dtype(weight), m, size, size, rng, stages)
+            if skinny:
+                print_row(skinny, bandwidth, rate, "skinny_wq")
+                skinny_rows.append(skinny)
     if args.json:
         Path(args.json).write_text(
             json.dumps(
-                {"device": name, "copy_bandwidth": bandwidth, "f16_rate": rate, "rows": rows},
+                {
+                    "device": name,
+                    "copy_bandwidth": bandwidth,
+                    "f16_rate": rate,
+                    "rows": rows,
+                    "skinny_rows": skinny_rows,
+                },
                 indent=2,
             )
         )

@@ -7,8 +7,8 @@ interpreter's own elementwise semantics), and
 * x + 0, x - 0, x * 1, x / 1 (and 0 + x, 1 * x), integer x * 0, x & 0, x | 0, x << 0 simplify,
   keeping the float cases that are exact (x + 0.0 is left alone: -0.0 + 0.0 is +0.0);
 * integer (x + c1) + c2 and (x * c1) * c2 reassociate (exact under wrapping arithmetic);
-* a cast to the same dtype, a broadcast to the same shape, a convert_layout to the layout the
-  value already has, and a convert of a convert disappear;
+* a cast to the same dtype, a broadcast to the same shape, a transpose of a transpose, a
+  convert_layout to the layout the value already has, and a convert of a convert disappear;
 * an `if` on a constant keeps one branch; a `for` that runs zero times yields its inputs.
 """
 
@@ -31,6 +31,7 @@ from lpir.ir.ops import (
     IfOp,
     SelectOp,
     SplatOp,
+    TransposeOp,
     UnaryOp,
     YieldOp,
 )
@@ -96,6 +97,10 @@ class _Canonicalizer(Rewriter):
             return [operands[0]]
         if isinstance(op, ConvertLayoutOp):
             return self.convert(op, operands)
+        if isinstance(op, TransposeOp) and isinstance(operands[0].owner, TransposeOp):
+            inner = operands[0].owner.operands[0]
+            if inner.type == op.result.type:  # (a layout on either side keeps them)
+                return [inner]
         if isinstance(op, IfOp):
             return self.static_if(op, operands)
         if isinstance(op, ForOp):

@@ -113,6 +113,12 @@ def broadcast_operand(result: RegisterLayout, operand_shape: tuple[int, ...]):
     return L.reduce(result, dims) if dims else result
 
 
+def transposed(layout: RegisterLayout) -> RegisterLayout:
+    """A rank-2 layout with its dimensions swapped: `transpose`'s result from its operand's
+    layout, or its operand from its result's (each thread keeps its elements)."""
+    return L.permute(layout, [1, 0])
+
+
 def expand_dims_result(operand: RegisterLayout, axis: int) -> RegisterLayout:
     return L.expand_dims(operand, axis)
 
@@ -177,8 +183,12 @@ MMA_B = L.local(2, 1) * L.column_spatial(4, 8) * L.local(2, 1)  # a 16x8 B fragm
 MMA_C = L.local(2, 1) * L.spatial(8, 4) * L.local(1, 2)  # a 16x8 accumulator fragment
 
 
-def mma_warps(m: int, n: int, k: int, threads: int) -> tuple[int, int] | None:
-    """How the warps split an [m, n] accumulator into blocks of m16n8 atoms (None: no mma)."""
+def mma_warps(
+    m: int, n: int, k: int, threads: int, split_rows: bool = False
+) -> tuple[int, int] | None:
+    """How the warps split an [m, n] accumulator into blocks of m16n8 atoms (None: no mma):
+    the squarest block per warp, or with `split_rows` over as many warps along m as divide it
+    (no row of a held by two warps: a's loads and decoding are not repeated)."""
     if threads % 32 or m % 16 or n % 8 or k % 16:
         return None
     warps = threads // 32
@@ -189,19 +199,21 @@ def mma_warps(m: int, n: int, k: int, threads: int) -> tuple[int, int] | None:
             continue
         per_warp = (m // 16 // warps_m, n // 8 // warps_n)
         cost = (abs(per_warp[0] * 2 - per_warp[1]), warps_m)  # squarest block per warp
+        if split_rows:
+            cost = (-warps_m, 0)
         if best is None or cost < best[0]:
             best = (cost, warps_m, warps_n)
     return None if best is None else (best[1], best[2])
 
 
-def mma_layouts(m: int, n: int, k: int, threads: int):
+def mma_layouts(m: int, n: int, k: int, threads: int, split_rows: bool = False):
     """(a, b, acc) layouts for a tensor-core dot, or None when the shapes do not fit.
 
-    Warps form a warps_m x warps_n grid; each owns a contiguous block of m16n8 atoms of the
-    accumulator, all of its rows of a and all of its columns of b (replicated over the warps
-    that share them).
+    Warps form a warps_m x warps_n grid (`mma_warps`); each owns a contiguous block of m16n8
+    atoms of the accumulator, all of its rows of a and all of its columns of b (replicated
+    over the warps that share them).
     """
-    warps = mma_warps(m, n, k, threads)
+    warps = mma_warps(m, n, k, threads, split_rows)
     if warps is None:
         return None
     warps_m, warps_n = warps
@@ -244,10 +256,11 @@ def mma_layouts_permuted(m: int, n: int, k: int, threads: int, pair: int):
     fragments, 16 bytes a time, without an exchange through shared memory) and the two
     elements of each operand register lie `pair` apart along k (see `pair_distance`: packed
     fields decode in pairs without a `prmt`). Threads and accumulator are those of
-    `mma_layouts`; a thread's slots run row by row (row g, then g + 8) and, for `pair` 1, in
+    `mma_layouts` with `split_rows` (a's rows, the weights, are each loaded and decoded by
+    one warp); a thread's slots run row by row (row g, then g + 8) and, for `pair` 1, in
     address order, so 8- and 16-bit rows load without a permutation of bytes.
     """
-    warps = mma_warps(m, n, k, threads)
+    warps = mma_warps(m, n, k, threads, split_rows=True)
     if warps is None or (2 * (k // 16)) % pair:
         return None
     warps_m, warps_n = warps
@@ -317,7 +330,7 @@ def dot_operands(
     m, n = accumulator.shape
     threads = accumulator.threads
     if uses_mma(operand_dtype, m, n, k, threads, target):
-        a, b, acc = mma_layouts(m, n, k, threads)
+        a, b, acc = mma_layouts(m, n, k, threads, split_rows=pair is not None)
         if acc == accumulator:
             if pair is not None:
                 return mma_layouts_permuted(m, n, k, threads, pair)

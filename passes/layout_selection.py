@@ -39,6 +39,7 @@ from lpir.ir.ops import (
     ReduceOp,
     SplatOp,
     StoreOp,
+    TransposeOp,
     ViewOp,
     YieldOp,
 )
@@ -177,6 +178,10 @@ class _Selection:
             a, b = source.type.dtype.nbits, result.type.dtype.nbits  # type: ignore[attr-defined]
             self.flows.append(_Flow(source, result, lambda l: rules.view_result(l, a, b)))
             self.flows.append(_Flow(result, source, lambda l: rules.view_operand(l, a, b)))
+        elif isinstance(op, TransposeOp):
+            source, result = op.operands[0], op.result
+            self.flows.append(_Flow(source, result, rules.transposed))
+            self.flows.append(_Flow(result, source, rules.transposed))
         elif isinstance(op, ConvertLayoutOp):
             # An annotation: its layout is fixed, and the value annotated should preferably
             # be produced in that layout already.
@@ -197,7 +202,12 @@ class _Selection:
                 self.permute_operands(op)
         # classes whose layout their neighbours give, even where a global load or store reads
         # or writes them
-        derived = self.broadcast_sources() | self.reduction_results() | self.annotated()
+        derived = (
+            self.broadcast_sources()
+            | self.reduction_results()
+            | self.annotated()
+            | self.transposed()
+        )
         for op in self.kernel.walk():
             if isinstance(op, DotOp):
                 key = self.classes.find(op.result)
@@ -240,13 +250,29 @@ class _Selection:
             return
         element = min((load.result.type.dtype for load in a_loads), key=lambda t: t.nbits)  # type: ignore[attr-defined]
         pair = rules.pair_distance(element, k)
+        warps_m, warps_n = rules.mma_warps(m, n, k, self.threads, split_rows=True)  # type: ignore[misc]
+        if n // 8 // warps_n > 2 * (m // 16 // warps_m):
+            # b's registers outnumber a's (many columns of x per row of weights): b keeps its
+            # neighbours paired (no prmt per register of b) and a pays for its pairs instead
+            pair = 1
         self.pairs[id(op)] = pair
-        self.layouts[self.classes.find(op.result)] = rules.dot_anchor(
-            a_type.dtype, m, n, k, self.threads, self.target
-        )
+        self.layouts[self.classes.find(op.result)] = rules.mma_layouts(
+            m, n, k, self.threads, split_rows=True
+        )[2]
         operands = rules.mma_layouts_permuted(m, n, k, self.threads, pair)
         for key, layout in zip(keys, operands):  # type: ignore[arg-type]
             self.layouts[key] = layout
+
+    def transposed(self) -> set[int]:
+        """Both sides of a `transpose`: a tile loaded to be transposed (x^T as an mma's b) or
+        stored transposed (y^T from an accumulator) takes the layout the other side gives, read
+        or written by each thread where it stands, not coalesced and then converted."""
+        return {
+            self.classes.find(value)
+            for op in self.kernel.walk()
+            if isinstance(op, TransposeOp)
+            for value in (op.operands[0], op.result)
+        }
 
     def annotated(self) -> set[int]:
         """Classes annotated with a layout (`load(...) @ L`): a load is read in the layout its
@@ -401,13 +427,17 @@ class _Apply(Rewriter):
             ]
         if isinstance(op, ExpandDimsOp | ReduceOp | LoadOp | SplatOp | ArangeOp | IfOp):
             return [None] * len(operands)
+        if isinstance(op, TransposeOp):  # its result follows the operand (converted after)
+            return [None] * len(operands)
         return [self.chosen(old) if isinstance(old.type, TileType) else None for old in op.operands]
 
     def computed_result_layout(self, op: Operation, operands: list[Value]):
         """The layout an op's result has by construction (None: whatever its class has)."""
-        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp):
+        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp | TransposeOp):
             return None
         source = operands[0].type.layout  # type: ignore[attr-defined]
+        if isinstance(op, TransposeOp):
+            return rules.transposed(source)
         if isinstance(op, ExpandDimsOp):
             return rules.expand_dims_result(source, op.axis)
         if isinstance(op, ReduceOp):

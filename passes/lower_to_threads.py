@@ -64,6 +64,7 @@ from lpir.ir.ops import (
     StoreThreadOp,
     SyncOp,
     ThreadIndexOp,
+    TransposeOp,
     UnaryOp,
     VectorConstantOp,
     ViewOp,
@@ -149,6 +150,9 @@ class _Lowering(Rewriter):
 
     def lower_ExpandDimsOp(self, op: ExpandDimsOp):
         return [self.map(op.operands[0])]
+
+    def lower_TransposeOp(self, op: TransposeOp):
+        return [self.map(op.operands[0])]  # the same slots: only the layout's dims swap
 
     def lower_ArangeOp(self, op: ArangeOp):
         layout = _layout(op.result)
@@ -487,16 +491,17 @@ class _Lowering(Rewriter):
         k = a_old.type.shape[1]  # type: ignore[attr-defined]
         if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):  # type: ignore[attr-defined]
             threads = _layout(acc_old).threads
-            expected = mma_layouts(m, n, k, threads)
-            if expected is not None and expected[2] == _layout(acc_old):
-                operands = (_layout(a_old), _layout(b_old))
-                for pair in (None, *PAIRS):
-                    if pair is None:
-                        candidate = expected[:2]
-                    else:
-                        candidate = mma_layouts_permuted(m, n, k, threads, pair)
-                    if operands == candidate:
-                        return [self.mma_dot(op, expected, mma_k_permutation(k, pair))]
+            operands = (_layout(a_old), _layout(b_old))
+            for pair in (None, *PAIRS):
+                canonical = mma_layouts(m, n, k, threads, split_rows=pair is not None)
+                if canonical is None or canonical[2] != _layout(acc_old):
+                    continue
+                if pair is None:
+                    candidate = canonical[:2]
+                else:
+                    candidate = mma_layouts_permuted(m, n, k, threads, pair)
+                if operands == candidate:
+                    return [self.mma_dot(op, canonical, mma_k_permutation(k, pair))]
         return [self.simt_dot(op)]
 
     def mma_dot(self, op: DotOp, canonical, permutation: list[int]) -> Value:
@@ -509,7 +514,7 @@ class _Lowering(Rewriter):
         a, b, acc = (self.map(v) for v in op.operands)
         m, n = op.result.type.shape  # type: ignore[attr-defined]
         k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
-        warps_m, warps_n = mma_warps(m, n, k, acc_layout.threads)  # type: ignore[misc]
+        warps_m, warps_n = _warp_grid(acc_layout)
         repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
         a_slots = _fragment_slots(canonical[0], _layout(op.operands[0]), permutation, 1)
         b_slots = _fragment_slots(canonical[1], _layout(op.operands[1]), permutation, 0)
@@ -607,6 +612,17 @@ def butterfly_masks(digits) -> list[int] | None:
             return None
         masks += [digit.stride << bit for bit in range(digit.size.bit_length() - 1)]
     return masks
+
+
+def _warp_grid(accumulator: RegisterLayout) -> tuple[int, int]:
+    """(warps along m, warps along n) of an mma accumulator layout (`mma_layouts`)."""
+    m, n = accumulator.shape
+    threads = accumulator.threads
+    for split_rows in (False, True):
+        warps = mma_warps(m, n, 16, threads, split_rows)
+        if warps is not None and mma_layouts(m, n, 16, threads, split_rows)[2] == accumulator:
+            return warps
+    raise AssertionError(f"{accumulator} is no mma accumulator layout")
 
 
 def _fragment_slots(canonical: RegisterLayout, layout: RegisterLayout, permutation, k_dim):

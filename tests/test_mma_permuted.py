@@ -52,7 +52,7 @@ def _slot_map(canonical, permuted, permutation, k_dim):
 
 @pytest.mark.parametrize(("m", "n", "k", "threads", "pair"), SHAPES)
 def test_a_and_b_renumber_k_alike_in_every_thread(m, n, k, threads, pair):
-    a, b, _ = mma_layouts(m, n, k, threads)
+    a, b, _ = mma_layouts(m, n, k, threads, split_rows=True)
     permuted = mma_layouts_permuted(m, n, k, threads, pair)
     permutation = mma_k_permutation(k, pair)
     assert sorted(permutation) == list(range(k))

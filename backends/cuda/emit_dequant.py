@@ -14,8 +14,9 @@ To f16, two lanes per register (so that the results land packed the way f16x2 ar
 * integers (neighbouring lanes pair up): one `lop3` masks the fields and ORs them into the
   mantissa of 1024.0 (0x6400), then one `hadd2` subtracts 1024 (plus the zero point of a
   following `sub` of an integer constant, folded in: exact) where the fields were shifted to
-  bit 0 of their bytes first (in-byte fields), or one `hfma2` scales each half by 2^-p and
-  subtracts 1024 * 2^-p where a field sits at bit p of its window (straddling fields);
+  bit 0 of their bytes first (in-byte fields); a field at bit p of its half (straddling
+  fields, and pairs that share one window: `_fields_at`) is ORed into the mantissa of
+  2^(10 - p) instead, whose last place is worth 1, so the same `hadd2` finishes it;
 * small floats and fp8 (lanes whose fields sit at the same bit pair up): shifts move sign and
   exponent-mantissa into f16 position and one `hmul2` rescales the exponent bias; fp8 on
   sm_89+ is one `cvt` per pair instead (lpir_cuda.cuh).
@@ -241,6 +242,17 @@ def _f16_magic(p: int) -> int:
     return (15 + 10 - p) << 10
 
 
+def _fields_at(word: str, p: int, q: int, width: int, bias: int) -> str:
+    """The f16 pair of the fields at bit p of `word`'s low half and bit q of its high half,
+    minus `bias`: one `lop3` into the mantissas of 2^(10 - p) and 2^(10 - q) and one `hadd2`
+    (`lpir_magic_f16x2_at`)."""
+    field = (1 << width) - 1
+    mask = (field << p) | (field << q) << 16
+    magic = _f16_magic(p) | _f16_magic(q) << 16
+    offset = _half2(-(2.0 ** (10 - p)) - bias, -(2.0 ** (10 - q)) - bias)
+    return f"lpir_magic_f16x2_at({word}, {hex(mask)}u, {hex(magic)}u, {offset})"
+
+
 def _shared_window(windows: _Windows, bit_a: int, bit_b: int, width: int):
     """(start, p, q) of a 32-bit window that holds field a at bit p of its low half and field
     b at bit q of its high half, both inside the 10-bit mantissa of 1024.0 (p, q <= 10 -
@@ -263,9 +275,8 @@ def _pairs_in_windows(
     emitter: KernelEmitter, windows: _Windows, pairs, offsets, width, bias, target
 ) -> list[tuple[int, int]]:
     """Decode the lane pairs whose two fields share one 32-bit window (`_shared_window`: a
-    k-permuted mma operand pairs fields 16 bits apart) with one `lop3` and one `hadd2` (both
-    fields at bit 0 of their halves) or `hfma2` each, no `prmt`; returns the other pairs."""
-    field = (1 << width) - 1
+    k-permuted mma operand pairs fields 16 bits apart) with one `lop3` and one `hadd2` each
+    (`_fields_at`), no `prmt`; returns the other pairs."""
     rest = []
     for lane_a, lane_b in pairs:
         placed = None
@@ -275,12 +286,7 @@ def _pairs_in_windows(
             rest.append((lane_a, lane_b))
             continue
         start, p, q = placed
-        mask = (field << p) | (field << q) << 16
-        magic = _f16_magic(p) | _f16_magic(q) << 16
-        offset = _half2(-(2.0 ** (10 - p)) - bias, -(2.0 ** (10 - q)) - bias)
-        expression = (
-            f"lpir_magic_f16x2_at({windows.at(start)}, {hex(mask)}u, {hex(magic)}u, {offset})"
-        )
+        expression = _fields_at(windows.at(start), p, q, width, bias)
         _write_pair(emitter, target, (lane_a, lane_b), expression)
     return rest
 
@@ -316,22 +322,16 @@ def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, wo
     """Integer fields that straddle bytes (3, 5, 6, 7 bits) to f16, two neighbouring lanes per
     register: each field is read from a 32-bit window (`_Windows`) that puts it at bit q with
     q + width <= 10, windows every width * (10 // width) bits; one `prmt` joins the two low
-    halves, then the same `lop3` into the mantissa of 1024.0 and `hfma2` as in-byte fields."""
+    halves, then one `lop3` into the mantissas of 2^(10 - q) and one `hadd2` (`_fields_at`:
+    no scale constant, which ptxas rematerialized for every pair in an `hfma2`)."""
     windows = _Windows(emitter, word)
     step = width * (10 // width)
-    field = (1 << width) - 1
     pairs = _neighbour_pairs(len(offsets))
     for lane_a, lane_b in _pairs_in_windows(emitter, windows, pairs, offsets, width, bias, target):
         start_a, q_a = _window_start(offsets[lane_a], width, step, 10)
         start_b, q_b = _window_start(offsets[lane_b], width, step, 10)
         moved = f"__byte_perm({windows.at(start_a)}, {windows.at(start_b)}, 0x5410)"
-        mask = (field << q_a) | (field << q_b) << 16
-        scales = (2.0**-q_a, 2.0**-q_b)
-        shifts = (-(1024.0 * scales[0]) - bias, -(1024.0 * scales[1]) - bias)
-        expression = (
-            f"lpir_magic_f16x2({moved}, {hex(mask)}u, {_half2(*scales)}, {_half2(*shifts)})"
-        )
-        _write_pair(emitter, target, (lane_a, lane_b), expression)
+        _write_pair(emitter, target, (lane_a, lane_b), _fields_at(moved, q_a, q_b, width, bias))
 
 
 def _straddling_small_floats(emitter: KernelEmitter, offsets, source_dt, word, target, target_dt):

@@ -56,6 +56,15 @@ COMPILE_CASES: dict[str, list[dict]] = {
     + [{"N": 200, "K": 512, "WT": "u4", "ZERO": 8, "BN": 128, "STAGES": 4}]
     + [{"N": 96, "K": 384, "WT": "u2", "ZERO": 2, "BN": 64, "BK": 64, "STAGES": 3}]
     + [{"N": 72, "K": 256, "WT": "u6", "ZERO": 32, "BK": 32, "STAGES": 1}],
+    # the small-batch matmul on tensor cores: x transposed into the mma's b, y^T stored
+    "skinny_wq": [
+        {"M": 16, "N": 256, "K": 512},
+        {"M": 5, "N": 100, "K": 1000, "WT": "u3", "ZERO": 4},
+        {"M": 1, "N": 64, "K": 384, "WT": "f4e2m1", "ZERO": 0, "MB": 8},
+        {"M": 40, "N": 200, "K": 256, "WT": "u5", "ZERO": 16, "MB": 32, "STAGES": 3},
+        {"M": 20, "N": 200, "K": 256, "WT": "u4", "ZERO": 8, "BN": 128, "STAGES": 4},
+        {"M": 64, "N": 64, "K": 256, "WT": "u8", "ZERO": 128, "MB": 64, "STAGES": 1},
+    ],
     "matmul_wq": [
         {},
         {"M": 100, "N": 64, "K": 256, "WT": "u3", "ZERO": 4},

@@ -307,14 +307,8 @@ LPIR_DEVICE unsigned lpir_and_or(unsigned a, unsigned b, unsigned c) {
 #endif
 }
 
-// `t` holds one field in each 16-bit half, at bit P of the half (moved there by one prmt).
-// Integers: OR the masked fields into the mantissa of 1024.0 and let one hfma2 scale them back
-// to units and subtract 1024 (and any bias): exact, since every value involved fits f16.
-LPIR_DEVICE __half2 lpir_magic_f16x2(unsigned t, unsigned mask, __half2 scale, __half2 offset) {
-    return __hfma2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, 0x64006400u)), scale, offset);
-}
-
-// The same for fields at bit 0 of each half: no scale, one hadd2 with an immediate.
+// Integer fields at bit 0 of each 16-bit half of `t`: OR them into the mantissa of 1024.0
+// and let one hadd2 with an immediate subtract 1024 (and any bias): exact in f16.
 LPIR_DEVICE __half2 lpir_magic_f16x2_add(unsigned t, unsigned mask, __half2 offset) {
     return __hadd2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, 0x64006400u)), offset);
 }

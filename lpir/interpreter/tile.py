@@ -72,6 +72,9 @@ class _Block(Evaluator):
     def op_expand_dims(self, op):
         return [np.expand_dims(self.get(op.operands[0]), op.attributes["axis"])]
 
+    def op_transpose(self, op):
+        return [np.ascontiguousarray(self.get(op.operands[0]).T)]
+
     def op_arange(self, op):
         return [np.arange(op.attributes["shape"][0], dtype=np.int32)]
 

@@ -24,6 +24,7 @@ from lpir.ir.ops import (
     SplatOp,
     StoreOp,
     SyncOp,
+    TransposeOp,
     UnaryOp,
     ViewOp,
 )
@@ -372,6 +373,19 @@ def dot(low, call: ast.Call):
             raise low.error(f"the accumulator must be a tile, not {value.describe()}", args[2])
         acc = value.value
     return Runtime(low.builder.add(DotOp.create(a, b, acc)))
+
+
+@builtin("transpose(t)")
+def transpose(low, call: ast.Call):
+    (node,), _ = _arguments(low, call, 1)
+    value = low.expr(node)
+    if not (isinstance(value, Runtime) and value.is_tile and value.value.type.rank == 2):
+        raise low.error(
+            f"transpose swaps the two dimensions of a tile, but this is {value.describe()}",
+            node,
+            "pass a [rows, columns] tile, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
+        )
+    return Runtime(low.builder.add(TransposeOp.create(value.value)))
 
 
 # ---- constructors -------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from lpir.ir.ops.tile import (
     ExpandDimsOp,
     ReduceOp,
     SplatOp,
+    TransposeOp,
 )
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "StoreThreadOp",
     "SyncOp",
     "ThreadIndexOp",
+    "TransposeOp",
     "UnaryOp",
     "UnpackBitsOp",
     "VectorConstantOp",

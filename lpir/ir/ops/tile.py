@@ -124,6 +124,29 @@ class ExpandDimsOp(Operation):
         return ExpandDimsOp.create(self.operands[0], self.axis)
 
 
+class TransposeOp(Operation):
+    """`%t = transpose %a : f16[128, 8]`: swap the two dimensions of a rank-2 tile (numpy's
+    `a.T`). Each thread keeps its elements: the result's layout is the operand's with its
+    dimensions swapped, so it costs nothing after layout selection."""
+
+    names = ("transpose",)
+    signature = Signature(operands=exactly(1), results=exactly(1))
+
+    @classmethod
+    def create(cls, operand: Value, name: str | None = None):
+        source = operand.type
+        if not isinstance(source, TileType) or source.rank != 2:
+            raise TypeCheckError(
+                f"transpose needs a two-dimensional tile, not {with_article(str(source))}",
+                hint="transpose swaps the two dimensions of a [rows, columns] tile",
+            )
+        result = TileType(source.dtype, (source.shape[1], source.shape[0]))
+        return cls("transpose", [operand], [result], result_names=[name])
+
+    def recreate(self) -> Operation:
+        return TransposeOp.create(self.operands[0])
+
+
 class ReduceOp(Operation):
     """`%r = reduce %a {kind = "sum", axis = 1}`: reduce one axis away.
 

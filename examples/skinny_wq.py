@@ -1,0 +1,56 @@
+"""Run skinny_wq.lp and check it against numpy:  python examples/skinny_wq.py [--target cpu]
+
+y = x @ dequant(W).T for a few rows of f16 activations x and weights of any 1..8-bit type
+with one f32 scale per group of G (f32 accumulation on tensor cores on the GPU).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+KERNEL = Path(__file__).with_suffix(".lp")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import random_weights  # noqa: E402
+
+
+def make_inputs(params, rng):
+    m, n, k, g = params["M"], params["N"], params["K"], params["G"]
+    x = rng.standard_normal((m, k)).astype(np.float16)
+    w, _ = random_weights(params["WT"], (n, k), rng)
+    s = rng.uniform(0.005, 0.02, size=(n, -(-k // g))).astype(np.float32)
+    return [x, w, s, np.zeros((m, n), np.float32)]
+
+
+def reference(params, args):
+    x, w, s, _ = args
+    k, g = params["K"], params["G"]
+    dt = params["WT"]
+    values = dt.decode(w.codes()) if dt.is_float else w.unpack()
+    values = values.astype(np.float64) - params["ZERO"]
+    scales = np.repeat(s.astype(np.float64), g, axis=1)[:, :k]
+    return {3: (x.astype(np.float64) @ (values * scales).T).astype(np.float32)}
+
+
+def tolerance(params):
+    # As gemv_tc: exact f32 products, summed per tile of BK in f32 by the mma in its own order,
+    # scaled and added; the rounding of the partial sums grows with K.
+    atol = max(1e-3, 2.5e-7 * params["K"])
+    return 1e-4, atol, f"f32 sums over K = {params['K']} in another order than numpy"
+
+
+CASES = [
+    {"M": 16, "N": 256, "K": 512},
+    {"M": 5, "N": 100, "K": 384, "WT": "u3", "ZERO": 4},  # M, N not multiples of the tile
+    {"M": 1, "N": 64, "K": 1000, "WT": "f4e2m1", "ZERO": 0},  # K not a multiple of BK
+    {"M": 40, "N": 128, "K": 256, "WT": "i6", "ZERO": 0},  # three blocks of rows of x
+    {"M": 8, "N": 128, "K": 256, "WT": "f8e4m3", "ZERO": 0, "MB": 8},
+]
+
+if __name__ == "__main__":
+    from common import main
+
+    sys.exit(main(KERNEL, sys.modules[__name__], CASES))
