@@ -14,8 +14,8 @@ timing: on a GPU the kernel is also bound by memory bandwidth (see gpu_gemv.py).
 whether a code-generation change made the loop shorter, on any machine with nvcc. The other
 tables are gpu_gemv.py's other lpir GEMVs on tensor cores: matmul_wq with M = 1 (f16 x and
 scales) and examples/gemv_tc.lp (f16 x, the weights' fragments loaded straight from memory in
-a k order that pairs their fields for the decoder); both loops do 16 `hmma` per iteration of
-BN x BK / threads weights.
+a k order that pairs their fields for the decoder), and examples/skinny_wq.lp for 16 rows of
+x (the same, per weight read for 16 rows).
 
 cuobjdump comes with the CUDA toolkit, or `pip install "cuda-toolkit[cuobjdump]"`.
 """
@@ -39,6 +39,7 @@ import lpir
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
 MATMUL = KERNEL.with_name("matmul_wq.lp")
 GEMV_TC = KERNEL.with_name("gemv_tc.lp")
+SKINNY = KERNEL.with_name("skinny_wq.lp")
 WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "i4", "f4e2m1", "f6e3m2", "f8e4m3"]
 INSTRUCTION = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
 BRANCH = re.compile(r"\bBRA\s+(?:`\(\.L_x_\d+\)|0x([0-9a-f]+))")
@@ -62,15 +63,23 @@ def main_loop(sass: str) -> list[str]:
     return best
 
 
-def sass_of(weight: str, arch: str, n: int, k: int, cuobjdump: str, nvcc: str, tensor=False):
+# (title, kernel, parameters, hmma per loop iteration or None for gemv_wq): gemv_wq multiplies
+# every weight once by its scale, so the loop's fmul count is its number of weights however
+# many iterations nvcc unrolled; the tensor-core loops count hmma per iteration instead
+# (matmul_wq 16x256x32: 2 x 8 atoms of n, 2 k16 steps over 4 warps; gemv_tc BN 128: 2 row
+# tiles of 16 per warp x 8 k16 steps; skinny_wq 16 rows of x: twice that)
+TABLES = [
+    ("gemv_wq BN 32", KERNEL, {"BN": 32}, None),
+    ("matmul_wq M = 1, 16x256x32 tiles", MATMUL, {"M": 1, "BM": 16, "BN": 256, "BK": 32}, 16),
+    ("gemv_tc BN 128 (k-permuted fragments)", GEMV_TC, {"BN": 128}, 16),
+    ("skinny_wq M = 16, 16x128x128 (per weight read)", SKINNY, {"M": 16, "BN": 128}, 32),
+]
+
+
+def sass_of(weight: str, arch: str, n: int, k: int, cuobjdump: str, nvcc: str, path, params):
+    """(opcodes of the main loop, weights a thread handles per iteration)."""
     zero = 0 if lpir.dtype(weight).is_float else 1 << (lpir.dtype(weight).nbits - 1)
-    if tensor == "gemv_tc":  # the GEMV on tensor cores with k-permuted fragments
-        kernel = lpir.compile(str(GEMV_TC), target="cuda", WT=weight, N=n, K=k, ZERO=zero, BN=128)
-    elif tensor:  # matmul_wq as a batch-1 GEMV: M = 1 on tensor cores (gpu_gemv.py's second)
-        params = {"M": 1, "BM": 16, "BN": 256, "BK": 32}
-        kernel = lpir.compile(str(MATMUL), target="cuda", WT=weight, N=n, K=k, ZERO=zero, **params)
-    else:
-        kernel = lpir.compile(str(KERNEL), target="cuda", WT=weight, N=n, K=k, ZERO=zero, BN=32)
+    kernel = lpir.compile(str(path), target="cuda", WT=weight, N=n, K=k, ZERO=zero, **params)
     values = kernel.specialize(None).params
     per_iteration = values["BN"] * values["BK"] // kernel.specialize(None).kernel_ir.threads
     with tempfile.TemporaryDirectory() as directory:
@@ -95,22 +104,14 @@ def main() -> None:
     if not nvcc or not cuobjdump:
         sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
     n, k = (int(v) for v in args.shape.split("x"))
-    titles = {
-        False: "gemv_wq BN 32",
-        True: "matmul_wq M = 1, 16x256x32 tiles",
-        "gemv_tc": "gemv_tc BN 128 (k-permuted fragments)",
-    }
-    for tensor, title in titles.items():
+    for title, path, params, hmma in TABLES:
         print(f"{title}, N x K = {n} x {k}, {args.arch}: SASS of the main loop")
         print(f"{'weight':>8} {'loop':>5} {'weights':>8} {'per weight':>10}  most frequent")
         for weight in args.weights.split(","):
-            loop, per_iteration = sass_of(weight, args.arch, n, k, cuobjdump, nvcc, tensor)
+            loop, per_iteration = sass_of(weight, args.arch, n, k, cuobjdump, nvcc, path, params)
             opcodes = Counter(op.split(".")[0] for op in loop)
-            # gemv_wq: one scale multiply (fmul) per weight counts them, however many
-            # iterations nvcc unrolled; matmul_wq: 16 hmma per iteration of this tile;
-            # gemv_tc: 2 x 8 (two row tiles of 16, eight k16 steps of BK 128)
-            if tensor:
-                weights = per_iteration * opcodes["HMMA"] // 16
+            if hmma:
+                weights = per_iteration * opcodes["HMMA"] // hmma
             else:
                 weights = opcodes["FMUL"]
             weights = weights or per_iteration

@@ -80,6 +80,7 @@ CASES: dict[str, tuple[str, str]] = {
     "splat": ("tile", "%r = splat(%f) {shape = [2, 2]} : f32[2, 2]"),
     "broadcast": ("tile", "%r = broadcast(%row) {shape = [4, 8]} : f32[4, 8]"),
     "expand_dims": ("tile", "%r = expand_dims(%t) {axis = 0} : f32[1, 4, 8]"),
+    "transpose": ("tile", "%r = transpose(%t) : f32[8, 4]"),
     "reduce": ("tile", '%r = reduce(%t) {axis = 1, kind = "sum"} : f32[4]'),
     "dot": ("tile", "%r = dot(%ha, %ha, %acc) : f32[16, 16]"),
     "convert_layout": ("tile", "%r = convert_layout(%t) : f32[4, 8] @ spatial(4,8)"),
