@@ -3,16 +3,15 @@
     python benchmarks/cuda_occupancy.py                    # u4 and u3, N x K = 28672 x 8192
     python benchmarks/cuda_occupancy.py --weights u5 --shape 8192x8192 --splits 4
 
-A GPU streams at its bandwidth only with enough bytes in flight (about 40 KB per SM on an
-H200: 4.3 TB/s x ~1.2 us / 132 SMs). For each configuration benchmarks/gpu_gemv.py times
-(gemv_wq's BN x 128 tiles at 2 to 16 stages, and gemv_splitk with --splits), this compiles the
-kernel with nvcc for sm_90, reads its registers and shared memory from `ptxas -v`, and
+A GPU streams at its bandwidth only with enough bytes in flight (about 40 KB per SM on an H200:
+4.3 TB/s x ~1.2 us / 132 SMs). For each configuration benchmarks/gpu_gemv.py times (gemv_wq's
+and gemv_tc's BN x 128 tiles at 2 to 16 stages, and gemv_splitk with --splits), this compiles
+the kernel with nvcc for sm_90, reads its registers and shared memory from `ptxas -v`, and
 derives the blocks an SM holds (65536 registers, 228 KB of shared memory, 32 blocks, 2048
-threads), the weight bytes the blocks on an SM have requested ahead (blocks x (stages - 1) x
-the weight tile, with fewer blocks where the grid is under one wave), and the waves of the
-grid over 132 SMs; and whether the weight tiles are staged (cp.async into shared memory) or
-wait in registers. Not a timing: it says which configurations can fill the memory pipeline at
-all.
+threads), the weight bytes the blocks on an SM have requested ahead (blocks x (stages - 1) x the
+weight tile, with fewer blocks where the grid is under one wave), and the waves of the grid over
+132 SMs; and whether the weight tiles are staged (cp.async into shared memory) or wait in
+registers. Not a timing: it says which configurations can fill the memory pipeline at all.
 """
 
 from __future__ import annotations
@@ -83,12 +82,13 @@ def main() -> None:
     splits = [int(v) for v in args.splits.split(",") if v]
     print(f"N x K = {n} x {k}, sm_90, {SMS} SMs; 128 threads a block")
     print(
-        f"{'kernel':>24} {'regs':>5} {'smem':>6} {'blocks/SM':>9} {'KB ahead/SM':>11} {'waves':>6}"
+        f"{'kernel':>28} {'regs':>5} {'smem':>6} {'blocks/SM':>9} {'KB ahead/SM':>11} {'waves':>6}"
     )
     for weights in args.weights.split(","):
         dt = lpir.dtype(weights)
         zero = 1 << (dt.nbits - 1) if dt.kind == "uint" else 0
         configs = [("gemv_wq", bn, s, 1) for bn, s in itertools.product((64, 32, 16), stages)]
+        configs += [("gemv_tc", bn, s, 1) for bn, s in itertools.product((128, 64), stages)]
         configs += [("gemv_splitk", 16, s, split) for split, s in itertools.product(splits, stages)]
         for name, bn, depth, split in configs:
             tile = bn * 128 * dt.nbits // 8
@@ -104,11 +104,11 @@ def main() -> None:
             resident = min(blocks, grid / SMS)  # a grid of under one wave: fewer
             ahead = resident * (depth - 1) * tile / 1024
             waves = grid / (SMS * blocks)
-            label = f"{weights} {bn}x128/s{depth}" + (f"/k{split}" if split > 1 else "")
+            label = f"{name} {weights} {bn}x128/s{depth}" + (f"/k{split}" if split > 1 else "")
             staged = "staged" if "w_ahead_ring" in source else "weights in registers"
             spill = f", {spilled} B spilled" if spilled else ""
             print(
-                f"{label:>24} {registers:5d} {shared:6d} {blocks:9d} {ahead:11.1f} {waves:6.2f}"
+                f"{label:>28} {registers:5d} {shared:6d} {blocks:9d} {ahead:11.1f} {waves:6.2f}"
                 f"  ({staged}{spill})"
             )
 
