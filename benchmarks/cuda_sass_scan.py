@@ -34,11 +34,11 @@ from gpu_gemv import (
     ALL_WEIGHTS,
     KERNEL,
     MATMUL_KERNEL,
-    TC_KERNEL,
     TC_TILES,
     TENSOR_CORE_TILES,
     gemv_configs,
     gemv_params,
+    gemv_tc_configs,
     matmul_params,
     parse_tiles,
     splitk_configs,
@@ -60,11 +60,12 @@ MATMUL_TILES = "16x32x128,16x64x128,32x64x64,64x64x64,64x128x32,64x64x32,128x128
 
 
 def gemv_tc_configurations(weights: list[str]) -> list[tuple[Path, dict]]:
-    """gemv_tc (tensor cores, k-permuted fragments) at both shapes, every tile and depth."""
+    """gemv_tc (tensor cores, k-permuted fragments) at both shapes, every tile, depth and (at
+    8192 x 8192) split, as gpu_gemv.py times it."""
     return [
-        (TC_KERNEL, gemv_params(lpir.dtype(name), *shape, bn, bk, depth))
+        (Path(path), params)
         for name, shape in itertools.product(weights, (GEMV_SHAPE, SPLIT_SHAPE))
-        for bn, bk, depth in gemv_configs(lpir.dtype(name), TC_TILES, STAGES)
+        for path, params, _ in gemv_tc_configs(lpir.dtype(name), *shape, TC_TILES, STAGES, SPLITS)
     ]
 
 

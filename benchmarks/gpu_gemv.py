@@ -24,7 +24,10 @@ fastest is timed again with its per-block tiles in registers instead of shared m
 (LPIR_CUDA_ASYNC_COPY=0, the "registers" column), unless --no-registers. A third lpir GEMV,
 examples/gemv_splitk.lp, splits K over --splits blocks per tile of rows that add their sums
 into y atomically (more blocks in flight where N is small); its timing includes zeroing y.
-Every lpir result is checked against a float64 reference on the GPU (relative error).
+A fourth, examples/gemv_tc.lp, runs on tensor cores with f16 x, the weights loaded straight
+into the mma's fragments (--gemv-tc-tiles at every --stages, and where N gives few row tiles
+also split over K by --splits). Every lpir result is checked against a float64 reference on
+the GPU (relative error).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ SPLITK_KERNEL = KERNEL.with_name("gemv_splitk.lp")
 TC_KERNEL = KERNEL.with_name("gemv_tc.lp")
 # BN x BK tiles of gemv_tc (tensor cores, weights straight into k-permuted mma fragments)
 TC_TILES = [(64, 128), (128, 128)]
+# a grid of fewer row tiles than this is split over K too (2 per SM of an H100/H200)
+FEW_BLOCKS = 2 * 132
 # the row tile of the split-K GEMV (the most blocks per row of tiles; K supplies the rest)
 SPLITK_TILE = (16, 128)
 # BM x BN x BK tiles of matmul_wq tried for its M = 1 (tensor-core) GEMV; 32 columns give an
@@ -251,10 +256,18 @@ def bench_lpir(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), regist
     return _bench_gemv(torch, timer, dt, n, k, rng, configs, registers, accumulates=False)
 
 
-def bench_lpir_gemv_tc(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)):
+def bench_lpir_gemv_tc(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,), splits=()):
     """examples/gemv_tc.lp (f16 x, the weights' fragments loaded straight from memory and
-    multiplied on tensor cores) at each tile and depth, checked."""
-    configs = [
+    multiplied on tensor cores) at each tile and depth, and split over K (`splits`, the first
+    tile, y zeroed in the timing), checked."""
+    configs = gemv_tc_configs(dt, n, k, tiles, stages, splits)
+    return _bench_gemv(torch, timer, dt, n, k, rng, configs, accumulates=False, x_half=True)
+
+
+def gemv_tc_configs(dt, n: int, k: int, tiles, stages, splits=()) -> list[tuple[str, dict, str]]:
+    """(kernel, params, label) of gemv_tc: every tile at every depth, then split K (the first
+    tile, where N gives fewer than FEW_BLOCKS row tiles)."""
+    whole = [
         (
             str(TC_KERNEL),
             gemv_params(dt, n, k, bn, bk, depth),
@@ -262,7 +275,16 @@ def bench_lpir_gemv_tc(torch, timer, dt, n: int, k: int, rng, tiles, stages=(2,)
         )
         for bn, bk, depth in gemv_configs(dt, tiles, stages)
     ]
-    return _bench_gemv(torch, timer, dt, n, k, rng, configs, accumulates=False, x_half=True)
+    split = [
+        (
+            str(TC_KERNEL),
+            {**gemv_params(dt, n, k, bn, bk, depth), "SPLIT": parts},
+            f"{bn}x{bk}/s{depth}/k{parts}",
+        )
+        for parts, (bn, bk, depth) in itertools.product(splits, gemv_configs(dt, tiles[:1], stages))
+        if -(-n // bn) < FEW_BLOCKS  # enough blocks without a split: not worth timing
+    ]
+    return whole + split
 
 
 def bench_lpir_splitk(torch, timer, dt, n: int, k: int, rng, splits, stages=(2,)):
@@ -302,15 +324,15 @@ def _bench_gemv(
     stream = torch.cuda.current_stream()
     arguments = [x, w, scales, y]
 
-    def launcher(candidate):
-        if accumulates:
+    def launcher(candidate, params):
+        if accumulates or params.get("SPLIT", 1) > 1:
             return lambda: (y.zero_(), candidate.run(arguments, stream=stream))
         return lambda: candidate.run(arguments, stream=stream)
 
     timed = []
     for name, params, label in configs:
         candidate = compiled_kernel(name, params)
-        timed.append((timer(launcher(candidate)), label, candidate, name, params))
+        timed.append((timer(launcher(candidate, params)), label, candidate, name, params))
     seconds, tile, kernel, name, params = min(timed, key=lambda entry: entry[0])
     in_registers = registers_us(timer, name, params, arguments, stream) if registers else None
     table = decode_table(torch, dt)
@@ -608,8 +630,8 @@ def main() -> None:
             for bn, bk, depth in gemv_configs(dt, tiles, stages)
         ]
         candidates += [
-            (str(TC_KERNEL), gemv_params(dt, n, k, bn, bk, depth))
-            for bn, bk, depth in gemv_configs(dt, gemv_tc_tiles, stages)
+            (name, params)
+            for name, params, _ in gemv_tc_configs(dt, n, k, gemv_tc_tiles, stages, splits)
         ]
         if not args.no_tensor_cores:
             candidates += matmul_candidates(dt, 1, n, k, tc_tiles, tc_stages)
@@ -654,6 +676,7 @@ def main() -> None:
                     rng,
                     gemv_tc_tiles,
                     stages,
+                    splits,
                 )
             )
         ]

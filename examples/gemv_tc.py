@@ -1,7 +1,7 @@
 """Run gemv_tc.lp and check it against numpy:  python examples/gemv_tc.py [--target cpu]
 
 y = dequant(W) @ x on tensor cores (f16 x, f32 accumulation) for weights of any 1..8-bit type
-with one f32 scale per group of G.
+with one f32 scale per group of G (with SPLIT > 1 added into y, which starts at zero here).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ CASES = [
     {"N": 64, "K": 1000, "WT": "f4e2m1", "ZERO": 0},  # K not a multiple of BK
     {"N": 128, "K": 256, "WT": "i6", "ZERO": 0},
     {"N": 128, "K": 256, "WT": "f8e4m3", "ZERO": 0},
+    {"N": 100, "K": 1000, "WT": "u4", "ZERO": 8, "SPLIT": 3},  # K split over 3 blocks, edges
 ]
 
 if __name__ == "__main__":

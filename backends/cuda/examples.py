@@ -55,7 +55,10 @@ COMPILE_CASES: dict[str, list[dict]] = {
     + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, {"N": 64, "K": 1000, "WT": "f4e2m1"}]
     + [{"N": 200, "K": 512, "WT": "u4", "ZERO": 8, "BN": 128, "STAGES": 4}]
     + [{"N": 96, "K": 384, "WT": "u2", "ZERO": 2, "BN": 64, "BK": 64, "STAGES": 3}]
-    + [{"N": 72, "K": 256, "WT": "u6", "ZERO": 32, "BK": 32, "STAGES": 1}],
+    + [{"N": 72, "K": 256, "WT": "u6", "ZERO": 32, "BK": 32, "STAGES": 1}]
+    # K split over blocks that add into y atomically (a split past K included)
+    + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4, "SPLIT": 3, "STAGES": 4}]
+    + [{"N": 64, "K": 384, "WT": "u4", "ZERO": 8, "SPLIT": 5}],
     # the small-batch matmul on tensor cores: x transposed into the mma's b, y^T stored
     "skinny_wq": [
         {"M": 16, "N": 256, "K": 512},
