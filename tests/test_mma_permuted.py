@@ -20,7 +20,7 @@ from lpir.passes.layout_rules import (
     mma_layouts_permuted,
     pair_distance,
 )
-from lpir.passes.lower_to_threads import address_order
+from lpir.passes.lower_to_threads import _fragment_slots, address_order
 
 import lpir
 
@@ -39,17 +39,6 @@ SHAPES = [  # (m, n, k, threads, pair)
 ]
 
 
-def _slot_map(canonical, permuted, permutation, k_dim):
-    """The permuted layout's slot for each canonical slot, read off thread 0."""
-    slot_of = {permuted.map(0, slot): slot for slot in range(permuted.slots)}
-    slots = []
-    for slot in range(canonical.slots):
-        coordinate = list(canonical.map(0, slot))
-        coordinate[k_dim] = permutation[coordinate[k_dim]]
-        slots.append(slot_of[tuple(coordinate)])
-    return slots
-
-
 @pytest.mark.parametrize(("m", "n", "k", "threads", "pair"), SHAPES)
 def test_a_and_b_renumber_k_alike_in_every_thread(m, n, k, threads, pair):
     a, b, _ = mma_layouts(m, n, k, threads, split_rows=True)
@@ -58,7 +47,7 @@ def test_a_and_b_renumber_k_alike_in_every_thread(m, n, k, threads, pair):
     assert sorted(permutation) == list(range(k))
     for canonical, layout, k_dim in ((a, permuted[0], 1), (b, permuted[1], 0)):
         assert (layout.threads, layout.slots) == (canonical.threads, canonical.slots)
-        slots = _slot_map(canonical, layout, permutation, k_dim)
+        slots = _fragment_slots(canonical, layout, permutation, k_dim)
         for thread in range(threads):
             for slot in range(canonical.slots):
                 coordinate = list(canonical.map(thread, slot))
