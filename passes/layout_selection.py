@@ -234,34 +234,48 @@ class _Selection:
         then loads its fragments of a straight from memory, 16 bytes at a time, instead of a
         coalesced load and an exchange through shared memory into the mma layout, packed
         fields decode in pairs without a `prmt`, and b is computed in the same k order."""
+        pair = self.permutation_pair(op)
+        if pair is None:
+            return
+        a, b, acc = op.operands
+        m, n = acc.type.shape  # type: ignore[attr-defined]
+        k = a.type.shape[1]  # type: ignore[attr-defined]
+        self.pairs[id(op)] = pair
+        self.layouts[self.classes.find(op.result)] = rules.mma_layouts(
+            m, n, k, self.threads, split_rows=True
+        )[2]
+        operands = rules.mma_layouts_permuted(m, n, k, self.threads, pair)
+        for value, layout in zip((a, b), operands):  # type: ignore[arg-type]
+            self.layouts[self.classes.find(value)] = layout
+
+    def permutation_pair(self, op: DotOp) -> int | None:
+        """The pair distance of `op`'s k-permuted operands, or None where they do not apply
+        (no tensor cores, operands or accumulator annotated, a not loaded along rows from
+        global memory, b loaded)."""
         a, b, acc = op.operands
         keys = [self.classes.find(a), self.classes.find(b)]
         m, n = acc.type.shape  # type: ignore[attr-defined]
         a_type = a.type  # type: ignore[attr-defined]
         k = a_type.shape[1]
         if not rules.uses_mma(a_type.dtype, m, n, k, self.threads, self.target):
-            return
-        if any(key in self.layouts for key in keys):  # annotated
-            return
+            return None
+        accumulator = rules.mma_layouts(m, n, k, self.threads, split_rows=True)[2]
+        if any(key in self.layouts for key in keys):  # annotated (or another dot's)
+            return None
+        if self.layouts.get(self.classes.find(op.result), accumulator) != accumulator:
+            return None  # an annotated accumulator stays as it is
         loads = [load for load in self.kernel.walk() if isinstance(load, LoadOp)]
         a_loads = [load for load in loads if self.classes.find(load.result) == keys[0]]
         b_loaded = any(self.classes.find(load.result) == keys[1] for load in loads)
         if b_loaded or not a_loads or not all(_along_rows(load) for load in a_loads):
-            return
-        element = min((load.result.type.dtype for load in a_loads), key=lambda t: t.nbits)  # type: ignore[attr-defined]
-        pair = rules.pair_distance(element, k)
+            return None
         warps_m, warps_n = rules.mma_warps(m, n, k, self.threads, split_rows=True)  # type: ignore[misc]
         if n // 8 // warps_n > 2 * (m // 16 // warps_m):
             # b's registers outnumber a's (many columns of x per row of weights): b keeps its
             # neighbours paired (no prmt per register of b) and a pays for its pairs instead
-            pair = 1
-        self.pairs[id(op)] = pair
-        self.layouts[self.classes.find(op.result)] = rules.mma_layouts(
-            m, n, k, self.threads, split_rows=True
-        )[2]
-        operands = rules.mma_layouts_permuted(m, n, k, self.threads, pair)
-        for key, layout in zip(keys, operands):  # type: ignore[arg-type]
-            self.layouts[key] = layout
+            return 1
+        element = min((load.result.type.dtype for load in a_loads), key=lambda t: t.nbits)  # type: ignore[attr-defined]
+        return rules.pair_distance(element, k)
 
     def transposed(self) -> set[int]:
         """Both sides of a `transpose`: a tile loaded to be transposed (x^T as an mma's b) or

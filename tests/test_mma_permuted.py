@@ -165,3 +165,25 @@ def _companion():
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+def test_an_annotated_operand_or_accumulator_keeps_the_canonical_operands():
+    """The user's layouts win: the dot then converts to the canonical fragments."""
+    body = """
+kernel k[](x: global f16[128], w: global u4[64, 128], y: global f32[64]) blocks(1)
+    threads(128) {
+    wt = cast<f16>(WEIGHTS) - 8
+    xt = load(x[0 :+ 128])[:, None] * ones<f16>[1, 8]
+    acc = dot(wt, xt, ACC)
+    store(y[0 :+ 64], max(acc, axis = 1))
+}
+"""
+    plain = {"WEIGHTS": "load(w[0 :+ 64, 0 :+ 128])", "ACC": "zeros<f32>[64, 8]"}
+    annotated_weights = {**plain, "WEIGHTS": f"{plain['WEIGHTS']} @ spatial(32, 4).local(2, 32)"}
+    annotated_acc = {**plain, "ACC": "zeros<f32>[64, 8] @ spatial(64, 2).local(1, 4)"}
+    for names, permuted in ((plain, True), (annotated_weights, False), (annotated_acc, False)):
+        source = body
+        for name, text in names.items():
+            source = source.replace(name, text)
+        tiles = lpir.compile(source, target="cuda").ir("after:layout-selection")
+        assert ("convert_layout" not in tiles) == permuted, source
