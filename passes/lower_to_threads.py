@@ -338,25 +338,27 @@ class _Lowering(Rewriter):
             return [loaded]
         base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout)
         order = address_order(offsets) if memory.type.dtype.nbits >= 8 else None
-        if order is None:  # (packed fields are cut from bytes read in address order anyway)
-            load = LoadThreadOp.create(
-                memory, self.index.value(base), offsets, mask, name=op.result.name_hint
-            )
-            return [self.add(load)]
-        # lanes whose addresses run in another order than the layout's slots (a k-permuted
-        # mma operand): read them in address order, so the accesses vectorize, and permute
-        # the registers
-        mask = None if mask is None else self.shuffle(mask, order)
-        offsets = [offsets[lane] for lane in order]
-        loaded = self.add(
-            LoadThreadOp.create(
-                memory, self.index.value(base), offsets, mask, name=op.result.name_hint
-            )
+        if order is not None:  # (packed fields are cut from bytes read in address order)
+            return [self.load_in_address_order(op, memory, base, offsets, mask, order)]
+        load = LoadThreadOp.create(
+            memory, self.index.value(base), offsets, mask, name=op.result.name_hint
         )
+        return [self.add(load)]
+
+    def load_in_address_order(self, op: LoadOp, memory, base, offsets, mask, order) -> Value:
+        """A load whose lanes' addresses run in another order than the layout's slots (a
+        k-permuted mma operand): read in address order, so the accesses vectorize, then the
+        registers permuted into the slots' order."""
+        mask = None if mask is None else self.shuffle(mask, order)
+        in_order = [offsets[lane] for lane in order]
+        load = LoadThreadOp.create(
+            memory, self.index.value(base), in_order, mask, name=op.result.name_hint
+        )
+        loaded = self.add(load)
         inverse = [0] * len(order)
         for position, lane in enumerate(order):
             inverse[lane] = position
-        return [self.shuffle(loaded, inverse)]
+        return self.shuffle(loaded, inverse)
 
     def matrix_load(self, memory: Value, offsets, dims, layout: RegisterLayout) -> Value | None:
         """A shared-tile load as warp-wide `ldmatrix` loads (CUDA, tiles of 16-bit elements in
@@ -493,7 +495,8 @@ class _Lowering(Rewriter):
             threads = _layout(acc_old).threads
             operands = (_layout(a_old), _layout(b_old))
             for pair in (None, *PAIRS):
-                canonical = mma_layouts(m, n, k, threads, split_rows=pair is not None)
+                split_rows = pair is not None  # (how mma_layouts_permuted splits the warps)
+                canonical = mma_layouts(m, n, k, threads, split_rows)
                 if canonical is None or canonical[2] != _layout(acc_old):
                     continue
                 if pair is None:
@@ -501,20 +504,21 @@ class _Lowering(Rewriter):
                 else:
                     candidate = mma_layouts_permuted(m, n, k, threads, pair)
                 if operands == candidate:
-                    return [self.mma_dot(op, canonical, mma_k_permutation(k, pair))]
+                    warps = mma_warps(m, n, k, threads, split_rows)
+                    return [self.mma_dot(op, canonical, warps, mma_k_permutation(k, pair))]
         return [self.simt_dot(op)]
 
-    def mma_dot(self, op: DotOp, canonical, permutation: list[int]) -> Value:
+    def mma_dot(self, op: DotOp, canonical, warps, permutation: list[int]) -> Value:
         """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step.
 
-        The fragments are the slots that hold, in the operands' layouts, what the canonical
-        fragment layouts (`mma_layouts`) hold, with k renumbered by `permutation` (identity,
-        or that of `layout_rules.mma_layouts_permuted`)."""
-        acc_layout = canonical[2]
+        `warps` is the (m, n) grid of warps (`mma_warps`); the fragments are the slots that
+        hold, in the operands' layouts, what the canonical fragment layouts (`mma_layouts`)
+        hold, with k renumbered by `permutation` (identity, or that of
+        `layout_rules.mma_layouts_permuted`)."""
         a, b, acc = (self.map(v) for v in op.operands)
         m, n = op.result.type.shape  # type: ignore[attr-defined]
         k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
-        warps_m, warps_n = _warp_grid(acc_layout)
+        warps_m, warps_n = warps
         repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
         a_slots = _fragment_slots(canonical[0], _layout(op.operands[0]), permutation, 1)
         b_slots = _fragment_slots(canonical[1], _layout(op.operands[1]), permutation, 0)
@@ -612,17 +616,6 @@ def butterfly_masks(digits) -> list[int] | None:
             return None
         masks += [digit.stride << bit for bit in range(digit.size.bit_length() - 1)]
     return masks
-
-
-def _warp_grid(accumulator: RegisterLayout) -> tuple[int, int]:
-    """(warps along m, warps along n) of an mma accumulator layout (`mma_layouts`)."""
-    m, n = accumulator.shape
-    threads = accumulator.threads
-    for split_rows in (False, True):
-        warps = mma_warps(m, n, 16, threads, split_rows)
-        if warps is not None and mma_layouts(m, n, 16, threads, split_rows)[2] == accumulator:
-            return warps
-    raise AssertionError(f"{accumulator} is no mma accumulator layout")
 
 
 def _fragment_slots(canonical: RegisterLayout, layout: RegisterLayout, permutation, k_dim):
