@@ -187,3 +187,70 @@ kernel k[](x: global f16[128], w: global u4[64, 128], y: global f32[64]) blocks(
             source = source.replace(name, text)
         tiles = lpir.compile(source, target="cuda").ir("after:layout-selection")
         assert ("convert_layout" not in tiles) == permuted, source
+
+
+SHAPED_DOT = """
+kernel shaped[WT = u4, M = 64, N = 16, K = 64, ROWS = 64, COLS = 16, T = 128](
+    a: global WT[M, K],
+    x: global f16[N, K],
+    y: global f32[M, N],
+) blocks(cdiv(M, ROWS), cdiv(N, COLS)) threads(T) {
+    acc = zeros<f32>[ROWS, COLS]
+    for k0 in range(0, K, 32) {
+        at = cast<f16>(load(a[block.x * ROWS :+ ROWS, k0 :+ 32]))
+        xt = transpose(load(x[block.y * COLS :+ COLS, k0 :+ 32]))
+        acc = dot(at, xt, acc)
+    }
+    store(y[block.x * ROWS :+ ROWS, block.y * COLS :+ COLS], acc)
+}
+"""
+SHAPES_OF_DOTS = [  # (weight, M, N, K, ROWS, COLS, threads): tiles, warp grids and pairs
+    ("u4", 70, 20, 96, 64, 16, 128),
+    ("u3", 40, 8, 64, 32, 8, 64),
+    ("u2", 16, 40, 64, 16, 32, 32),
+    ("u6", 128, 16, 32, 128, 16, 256),
+    ("u8", 48, 24, 96, 16, 8, 32),
+    ("i5", 64, 64, 64, 32, 32, 128),
+    ("u1", 32, 8, 128, 32, 8, 64),
+    ("f16", 64, 16, 64, 64, 16, 128),
+]
+
+
+@pytest.mark.parametrize(("weight", "m", "n", "k", "rows", "cols", "threads"), SHAPES_OF_DOTS)
+def test_permuted_dots_of_many_shapes_agree_with_the_reference(
+    tmp_path, weight, m, n, k, rows, cols, threads
+):
+    """Tiles of one to eight warps, warp grids split along rows, every pair distance, edges
+    in M, N and K, on the thread interpreter (the cuda pipeline) and as CUDA C on the host."""
+    from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
+    from lpir.backends.cuda.source import emit_kernel
+
+    params = {"WT": weight, "M": m, "N": n, "K": k, "ROWS": rows, "COLS": cols, "T": threads}
+    rng = np.random.default_rng(sum(map(ord, weight)) + m + n + k)
+    dt = lpir.dtype(weight)
+    if dt.name == "f16":
+        a = rng.standard_normal((m, k)).astype(np.float16)
+        values = a.astype(np.float64)
+    else:
+        low, high = (
+            (-(1 << (dt.nbits - 1)), 1 << (dt.nbits - 1)) if dt.is_signed else (0, 2**dt.nbits)
+        )
+        codes = rng.integers(low, high, size=(m, k))
+        a = lpir.pack(codes, weight) if dt.nbits < 8 else codes.astype(dt.numpy_dtype)
+        values = codes.astype(np.float64)
+    x = rng.standard_normal((n, k)).astype(np.float16)
+    wanted = values @ x.astype(np.float64).T
+    kernel = lpir.compile(SHAPED_DOT, target="threads-cuda", **params)
+    tiles = kernel.ir("after:layout-selection")
+    assert "convert_layout" not in tiles  # the permuted operands load straight
+    assert "= mma(" in kernel.ir("after:lower-to-threads")
+    got = np.zeros((m, n), np.float32)
+    kernel(a, x, got)
+    # products of small integers (or f16) and f16 are exact in f32; sums of up to 128 of them
+    # in f32, in the mma's order
+    np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-3)
+    if emulation_available():
+        (runner,) = emulate_kernels([emit_kernel(kernel.last.module.kernels[0], "shaped")])
+        emulated = np.zeros_like(got)
+        runner.run([a, x, emulated])
+        np.testing.assert_allclose(emulated, wanted, rtol=1e-5, atol=1e-3)
