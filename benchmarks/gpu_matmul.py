@@ -7,9 +7,9 @@ C = A @ dequant(B) (examples/matmul_wq.lp): f16 A [M, K], low-bit B [K, N] with 
 per group of 128 rows, f32 accumulation on tensor cores, f16 C. Beside it, in the same run:
 
 * torch f16 `A @ B16` (cuBLAS) on the dequantized f16 B (2 bytes per weight);
-* lpir's other matmul for few rows, examples/skinny_wq.lp (y = x @ dequant(W)^T with W [N, K]
-  and f32 scales and output, the weights' fragments straight from memory; MB rows of x per
-  block), beside torch f16 `F.linear(x, W16)` on its own arguments;
+* lpir's other matmul, for few rows: examples/skinny_wq.lp (y = x @ dequant(W)^T with W
+  [N, K] and f32 scales and output, the weights' fragments straight from memory; MB rows of x
+  per block), beside torch f16 `F.linear(x, W16)` on its own arguments;
 * two floors: the bytes lpir must move (A, packed B, scales, C) over the measured copy
   bandwidth, and 2*M*N*K flops over the f16 tensor-core rate measured by an 8192^3 torch matmul.
 
@@ -57,8 +57,9 @@ SKINNY_ROWS = [16, 32]  # MB: rows of x per block (64 would hold 128 registers o
 
 
 def skinny_candidates(dt, m: int, n: int, k: int, stages) -> list[tuple[str, dict, str]]:
-    """(kernel, params, label) of skinny_wq for M rows (up to 64: it reads the weights once per
-    MB rows of x): every MB of SKINNY_ROWS up to max(16, M), tile and depth."""
+    """(kernel, params, label) of skinny_wq for M rows (it reads the weights once per MB rows
+    of x, from L2 after the first where they fit): every MB of SKINNY_ROWS up to max(16, M),
+    tile and depth."""
     return [
         (
             str(SKINNY_KERNEL),
@@ -66,8 +67,7 @@ def skinny_candidates(dt, m: int, n: int, k: int, stages) -> list[tuple[str, dic
             tile_name(f"{rows}x{bn}x{bk}", depth, stages),
         )
         for rows, (bn, bk), depth in itertools.product(SKINNY_ROWS, SKINNY_TILES, stages)
-        if m <= 64
-        and rows <= max(16, m)
+        if rows <= max(16, m)
         and rows * bn <= 32 * 64  # (32 x 128 needs ~200 registers and spills)
         and depth * bn * bk * dt.nbits // 8 <= 40 * 1024
     ]
