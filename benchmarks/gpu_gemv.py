@@ -561,6 +561,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8192 x 8192, three weight types")
     parser.add_argument("--repeat", type=int, default=None, help="timed launches (median)")
     parser.add_argument("--weights", help="comma-separated weight types")
+    parser.add_argument(
+        "--shapes", help="comma-separated NxK shapes (default: 28672x8192,8192x8192)"
+    )
     parser.add_argument("--json", help="also write the measurements to this file")
     parser.add_argument(
         "--tiles",
@@ -612,6 +615,8 @@ def main() -> None:
     torch = torch_cuda()
     repeat = args.repeat or (20 if args.quick else 50)
     shapes = [QUICK_SHAPE] if args.quick else ALL_SHAPES
+    if args.shapes:
+        shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.shapes.split(",")]
     weights = (
         args.weights.split(",") if args.weights else (QUICK_WEIGHTS if args.quick else ALL_WEIGHTS)
     )
