@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lpir.backends.cuda.device import gpu_available
 from lpir.passes.layout_rules import (
     mma_k_permutation,
     mma_layouts,
@@ -216,16 +217,8 @@ SHAPES_OF_DOTS = [  # (weight, M, N, K, ROWS, COLS, threads): tiles, warp grids 
 ]
 
 
-@pytest.mark.parametrize(("weight", "m", "n", "k", "rows", "cols", "threads"), SHAPES_OF_DOTS)
-def test_permuted_dots_of_many_shapes_agree_with_the_reference(
-    tmp_path, weight, m, n, k, rows, cols, threads
-):
-    """Tiles of one to eight warps, warp grids split along rows, every pair distance, edges
-    in M, N and K, on the thread interpreter (the cuda pipeline) and as CUDA C on the host."""
-    from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
-    from lpir.backends.cuda.source import emit_kernel
-
-    params = {"WT": weight, "M": m, "N": n, "K": k, "ROWS": rows, "COLS": cols, "T": threads}
+def _shaped_dot_arguments(weight, m, n, k):
+    """(a, x, the float64 product) for SHAPED_DOT."""
     rng = np.random.default_rng(sum(map(ord, weight)) + m + n + k)
     dt = lpir.dtype(weight)
     if dt.name == "f16":
@@ -239,7 +232,20 @@ def test_permuted_dots_of_many_shapes_agree_with_the_reference(
         a = lpir.pack(codes, weight) if dt.nbits < 8 else codes.astype(dt.numpy_dtype)
         values = codes.astype(np.float64)
     x = rng.standard_normal((n, k)).astype(np.float16)
-    wanted = values @ x.astype(np.float64).T
+    return a, x, values @ x.astype(np.float64).T
+
+
+@pytest.mark.parametrize(("weight", "m", "n", "k", "rows", "cols", "threads"), SHAPES_OF_DOTS)
+def test_permuted_dots_of_many_shapes_agree_with_the_reference(
+    weight, m, n, k, rows, cols, threads
+):
+    """Tiles of one to eight warps, warp grids split along rows, every pair distance, edges
+    in M, N and K, on the thread interpreter (the cuda pipeline) and as CUDA C on the host."""
+    from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
+    from lpir.backends.cuda.source import emit_kernel
+
+    params = {"WT": weight, "M": m, "N": n, "K": k, "ROWS": rows, "COLS": cols, "T": threads}
+    a, x, wanted = _shaped_dot_arguments(weight, m, n, k)
     kernel = lpir.compile(SHAPED_DOT, target="threads-cuda", **params)
     tiles = kernel.ir("after:layout-selection")
     assert "convert_layout" not in tiles  # the permuted operands load straight
@@ -254,3 +260,15 @@ def test_permuted_dots_of_many_shapes_agree_with_the_reference(
         emulated = np.zeros_like(got)
         runner.run([a, x, emulated])
         np.testing.assert_allclose(emulated, wanted, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU (or no cuda-core / driver)")
+@pytest.mark.parametrize(("weight", "m", "n", "k", "rows", "cols", "threads"), SHAPES_OF_DOTS)
+def test_permuted_dots_of_many_shapes_on_the_gpu(weight, m, n, k, rows, cols, threads):
+    """The same dots launched on a GPU (the real mma and its fragment order)."""
+    params = {"WT": weight, "M": m, "N": n, "K": k, "ROWS": rows, "COLS": cols, "T": threads}
+    a, x, wanted = _shaped_dot_arguments(weight, m, n, k)
+    got = np.zeros((m, n), np.float32)
+    lpir.compile(SHAPED_DOT, target="cuda", **params)(a, x, got)
+    np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-3)
