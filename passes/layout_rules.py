@@ -231,16 +231,17 @@ def pair_distance(element, k: int) -> int:
     Packed integers (up to 7 bits) become f16 pairs by one `lop3` into two mantissas when both
     fields of a pair lie in one 32-bit window, one at bit p <= 10 - nbits of the low half and
     one at bit q <= 10 - nbits of the high half: fields d elements apart with 6 + nbits <= d *
-    nbits <= 26 - nbits, best 16 (one window serves two pairs). Small floats inside bytes need
-    both fields at the same bit of their halves: d * nbits = 16. Whole bytes (8-bit ints, fp8)
+    nbits <= 26 - nbits, best 16 (one window serves two pairs). Small floats pair fields at
+    the same bit of their 16-bit windows (one decoder for both): d = 16 // nbits (fp4 4, fp6
+    and fp7 2; none for fp3 and fp5). Whole bytes (8-bit ints, fp8)
     and wider elements keep neighbours together (d = 1: a thread's slots are then its row's
     addresses in order). d divides 2 * k / 16, the register pairs a thread holds per row.
     """
     pairs, nbits = 2 * (k // 16), element.nbits
     if nbits >= 8:
         return 1
-    if element.is_float:
-        candidates = [d for d in (2, 4, 8, 16) if d * nbits == 16]
+    if element.is_float:  # fields at the same bit of 16-bit windows: 16 // nbits apart
+        candidates = [d for d in (2, 4, 8, 16) if d == 16 // nbits]
     else:
         candidates = [d for d in (2, 4, 8, 16) if 6 + nbits <= d * nbits <= 26 - nbits]
     candidates = [d for d in candidates if pairs % d == 0]

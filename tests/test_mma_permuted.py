@@ -92,7 +92,8 @@ def test_pair_distance_per_element_type():
         "f16": 1,
     }
     assert pair_distance(lpir.dtype("f4e2m1"), 128) == 4  # same bit of both halves
-    assert pair_distance(lpir.dtype("f6e3m2"), 128) == 1  # 6 * d is never 16
+    assert pair_distance(lpir.dtype("f6e3m2"), 128) == 2  # same bit of 12-bit steps
+    assert pair_distance(lpir.dtype("f5e2m2"), 128) == 1  # 3 fields a 16-bit window
     assert pair_distance(lpir.dtype("f8e4m3"), 128) == 1
     assert pair_distance(lpir.dtype("u2"), 32) == 4  # 4 register pairs per row: d divides 4
     assert pair_distance(lpir.dtype("u1"), 16) == 1  # 2 pairs a row: no d of 7..25 divides 2
