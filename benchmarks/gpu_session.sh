@@ -101,7 +101,7 @@ run_suite() {
     local parallel=()
     "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "$(nproc)")
     # shellcheck disable=SC2086  # SUITE: pytest's paths and options, split on purpose
-    timeout 150 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" ${SUITE:-} \
+    timeout 120 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" ${SUITE:-} \
         --junitxml "$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -n 40
     summary "suite: $(tail -n 1 "$OUT/tests.log")"
 }
@@ -130,7 +130,7 @@ case "$MODE" in
             --tensor-core-stages 2 --splits "${SPLITS:-2,4,8}" --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
-        timeout 110 "$PY" benchmarks/gpu_matmul.py --stages 2,3,4 --json "$OUT/matmul.json" 2>&1 \
+        timeout 130 "$PY" benchmarks/gpu_matmul.py --stages 2,3,4 --json "$OUT/matmul.json" 2>&1 \
             | tee "$OUT/matmul.log"
         summary "matmul: exit ${PIPESTATUS[0]}"
         ;;

@@ -1,7 +1,8 @@
 """Run skinny_wq.lp and check it against numpy:  python examples/skinny_wq.py [--target cpu]
 
 y = x @ dequant(W).T for a few rows of f16 activations x and weights of any 1..8-bit type
-with one f32 scale per group of G (f32 accumulation on tensor cores on the GPU).
+with one f32 scale per group of G (f32 accumulation on tensor cores on the GPU; with SPLIT > 1
+added into y, which starts at zero here).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ CASES = [
     {"M": 1, "N": 64, "K": 1000, "WT": "f4e2m1", "ZERO": 0},  # K not a multiple of BK
     {"M": 40, "N": 128, "K": 256, "WT": "i6", "ZERO": 0},  # three blocks of rows of x
     {"M": 8, "N": 128, "K": 256, "WT": "f8e4m3", "ZERO": 0, "MB": 8},
+    {"M": 20, "N": 100, "K": 1000, "WT": "u4", "ZERO": 8, "SPLIT": 3},  # K over 3 blocks
 ]
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 40, "N": 200, "K": 256, "WT": "u5", "ZERO": 16, "MB": 32, "STAGES": 3},
         {"M": 20, "N": 200, "K": 256, "WT": "u4", "ZERO": 8, "BN": 128, "STAGES": 4},
         {"M": 64, "N": 64, "K": 256, "WT": "u8", "ZERO": 128, "MB": 64, "STAGES": 1},
+        {"M": 20, "N": 100, "K": 1000, "WT": "u3", "ZERO": 4, "SPLIT": 3, "STAGES": 3},
     ],
     "matmul_wq": [
         {},
