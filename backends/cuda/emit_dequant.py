@@ -12,11 +12,9 @@ To f16, two lanes per register (so that the results land packed the way f16x2 ar
   bits): the pair's two 32-bit windows (`_Windows`, one funnel shift each, shared), which
   put each field low in its window, have their low halves joined by one `prmt`;
 * integers (neighbouring lanes pair up): one `lop3` masks the fields and ORs them into the
-  mantissa of 1024.0 (0x6400), then one `hadd2` subtracts 1024 (plus the zero point of a
-  following `sub` of an integer constant, folded in: exact) where the fields were shifted to
-  bit 0 of their bytes first (in-byte fields); a field at bit p of its half (straddling
-  fields, and pairs that share one window: `_fields_at`) is ORed into the mantissa of
-  2^(10 - p) instead, whose last place is worth 1, so the same `hadd2` finishes it;
+  mantissa of 2^(10 - p) for a field at bit p of its half (1024.0 = 0x6400 at bit 0), whose
+  last place is worth 1, then one `hadd2` subtracts that power of two (plus the zero point
+  of a following `sub` of an integer constant, folded in: exact) (`_fields_at`);
 * small floats and fp8 (lanes whose fields sit at the same bit pair up): shifts move sign and
   exponent-mantissa into f16 position and one `hmul2` rescales the exponent bias; fp8 on
   sm_89+ is one `cvt` per pair instead (lpir_cuda.cuh).
@@ -293,28 +291,20 @@ def _pairs_in_windows(
 
 def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
     """Integer fields inside bytes (1, 2, 4 bits) to f16, two neighbouring lanes per register:
-    each word is also read as the window starting p bits into it, for every in-byte position
-    p that fields take (`_Windows`: one funnel shift per word and p > 0), so that every field
-    sits at bit 0 of its byte; one `prmt`
-    moves the pair's two bytes into the two halves, one `lop3` masks the fields and ORs them
-    into the mantissa of 1024.0, and one `hadd2` with an immediate subtracts 1024 and the
-    bias. (With the fields left at bit p, the halves need a scale 2^-p, a constant that ptxas
-    rematerializes for every pair instead of keeping it in a register.)"""
+    one `prmt` moves the two bytes that hold the pair's fields into the low bytes of the two
+    halves, where each field sits at its bit p within its byte, then one `lop3` into the
+    mantissas of 2^(10 - p) and one `hadd2` (`_fields_at`). (Through 1024.0 and a scale of
+    2^-p, ptxas rematerialized the scale for every pair; through 1024.0 with every word also
+    shifted so that its fields sit at bit 0, that cost a funnel shift per word.)"""
     windows = _Windows(emitter, word)
-
-    def source(bit: int) -> str:  # the field's word, shifted so that the field is at bit 0
-        return windows.at(bit // 32 * 32 + bit % 8)
-
-    field = (1 << width) - 1
-    offset = _half2(-1024.0 - bias, -1024.0 - bias)
     pairs = _neighbour_pairs(len(offsets))
     for lane_a, lane_b in _pairs_in_windows(emitter, windows, pairs, offsets, width, bias, target):
-        a, b = source(offsets[lane_a]), source(offsets[lane_b])
-        first, second = offsets[lane_a] // 8 % 4, offsets[lane_b] // 8 % 4
+        bit_a, bit_b = offsets[lane_a], offsets[lane_b]
+        a, b = word(bit_a // 32), word(bit_b // 32)
+        first, second = bit_a // 8 % 4, bit_b // 8 % 4
         selector = first | (second + (4 if b != a else 0)) << 8
         moved = f"__byte_perm({a}, {b}, {hex(selector)})"
-        mask = field | field << 16
-        expression = f"lpir_magic_f16x2_add({moved}, {hex(mask)}u, {offset})"
+        expression = _fields_at(moved, bit_a % 8, bit_b % 8, width, bias)
         _write_pair(emitter, target, (lane_a, lane_b), expression)
 
 

@@ -307,12 +307,6 @@ LPIR_DEVICE unsigned lpir_and_or(unsigned a, unsigned b, unsigned c) {
 #endif
 }
 
-// Integer fields at bit 0 of each 16-bit half of `t`: OR them into the mantissa of 1024.0
-// and let one hadd2 with an immediate subtract 1024 (and any bias): exact in f16.
-LPIR_DEVICE __half2 lpir_magic_f16x2_add(unsigned t, unsigned mask, __half2 offset) {
-    return __hadd2(lpir_bit_cast<__half2>(lpir_and_or(t, mask, 0x64006400u)), offset);
-}
-
 // Fields at bits p and q of the two halves, each ORed into the mantissa of 2^(10 - p) (the
 // `magic` halves: that power of two's bits), whose unit in the last place is 2^-p: the half is
 // 2^(10 - p) + field exactly, and one hadd2 with an immediate subtracts 2^(10 - p) and any
