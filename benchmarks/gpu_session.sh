@@ -124,9 +124,9 @@ run_stages() {
 case "$MODE" in
     device)
         run_suite
-        timeout 60 "$PY" benchmarks/launch_overhead.py --gpu 2>&1 | tee -a "$OUT/summary.txt"
+        timeout 30 "$PY" benchmarks/launch_overhead.py --gpu 2>&1 | tee -a "$OUT/summary.txt"
         # staged pipelines (cp.async) cost no registers per stage: deep ones are worth trying
-        timeout 280 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8,16}" \
+        timeout 270 "$PY" benchmarks/gpu_gemv.py --stages "${STAGES:-2,4,8,16}" \
             --tensor-core-stages 2 --splits "${SPLITS:-2,4,8}" --json "$OUT/gemv.json" 2>&1 \
             | tee "$OUT/gemv.log"
         summary "gemv: exit ${PIPESTATUS[0]}"
