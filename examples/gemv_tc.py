@@ -14,16 +14,13 @@ import numpy as np
 KERNEL = Path(__file__).with_suffix(".lp")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import random_weights  # noqa: E402
+import gemv_wq  # noqa: E402
 from gemv_wq import dequantized, tolerance  # noqa: E402, F401  (the same f32 sums over K)
 
 
 def make_inputs(params, rng):
-    n, k, g = params["N"], params["K"], params["G"]
-    x = rng.standard_normal(k).astype(np.float16)
-    w, _ = random_weights(params["WT"], (n, k), rng)
-    s = rng.uniform(0.005, 0.02, size=(n, -(-k // g))).astype(np.float32)
-    return [x, w, s, np.zeros(n, np.float32)]
+    x, w, s, y = gemv_wq.make_inputs(params, rng)
+    return [x.astype(np.float16), w, s, y]  # gemv_wq's inputs with f16 x
 
 
 def reference(params, args):

@@ -198,9 +198,8 @@ def mma_warps(
         if warps % warps_m or (m // 16) % warps_m or (n // 8) % warps_n:
             continue
         per_warp = (m // 16 // warps_m, n // 8 // warps_n)
-        cost = (abs(per_warp[0] * 2 - per_warp[1]), warps_m)  # squarest block per warp
-        if split_rows:
-            cost = (-warps_m, 0)
+        squarest = (abs(per_warp[0] * 2 - per_warp[1]), warps_m)
+        cost = (-warps_m, 0) if split_rows else squarest
         if best is None or cost < best[0]:
             best = (cost, warps_m, warps_n)
     return None if best is None else (best[1], best[2])
@@ -224,6 +223,9 @@ def mma_layouts(m: int, n: int, k: int, threads: int, split_rows: bool = False):
     return a, b, acc
 
 
+PAIR_DISTANCES = (1, 2, 4, 8, 16)  # the `pair` values of k-permuted mma operands
+
+
 def pair_distance(element, k: int) -> int:
     """How far apart along k the two elements of an operand register are in a k-permuted mma
     operand (`mma_layouts_permuted`) loaded from elements of dtype `element`.
@@ -241,9 +243,9 @@ def pair_distance(element, k: int) -> int:
     if nbits >= 8:
         return 1
     if element.is_float:  # fields at the same bit of 16-bit windows: 16 // nbits apart
-        candidates = [d for d in (2, 4, 8, 16) if d == 16 // nbits]
+        candidates = [d for d in PAIR_DISTANCES[1:] if d == 16 // nbits]
     else:
-        candidates = [d for d in (2, 4, 8, 16) if 6 + nbits <= d * nbits <= 26 - nbits]
+        candidates = [d for d in PAIR_DISTANCES[1:] if 6 + nbits <= d * nbits <= 26 - nbits]
     candidates = [d for d in candidates if pairs % d == 0]
     return min(candidates, key=lambda d: abs(d * nbits - 16), default=1)
 

@@ -18,6 +18,7 @@ import math
 
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.layout_rules import (
+    PAIR_DISTANCES,
     mma_k_permutation,
     mma_layouts,
     mma_layouts_permuted,
@@ -79,9 +80,6 @@ from lpir.targets import get_target
 I32 = dtype("i32")
 U8 = dtype("u8")
 BOOL = dtype("bool")
-
-
-PAIRS = (1, 2, 4, 8, 16)  # the pair distances of k-permuted mma operands
 
 
 def thread_type(type_: Type) -> Type:
@@ -494,7 +492,7 @@ class _Lowering(Rewriter):
         if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):  # type: ignore[attr-defined]
             threads = _layout(acc_old).threads
             operands = (_layout(a_old), _layout(b_old))
-            for pair in (None, *PAIRS):
+            for pair in (None, *PAIR_DISTANCES):
                 split_rows = pair is not None  # (how mma_layouts_permuted splits the warps)
                 canonical = mma_layouts(m, n, k, threads, split_rows)
                 if canonical is None or canonical[2] != _layout(acc_old):
