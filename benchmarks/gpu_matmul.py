@@ -58,9 +58,9 @@ SKINNY_SPLITS = [1, 2, 4]  # K over blocks (N = 8192 gives only 128 blocks of 64
 
 
 def skinny_candidates(dt, m: int, n: int, k: int, stages) -> list[tuple[str, dict, str]]:
-    """(kernel, params, label) of skinny_wq for M rows (it reads the weights once per MB rows
-    of x, from L2 after the first where they fit): every MB of SKINNY_ROWS up to max(16, M),
-    tile and depth."""
+    """(kernel, params, label) of skinny_wq for M rows (the M / MB blocks of a tile of
+    weights are neighbours in the grid: one reads it from memory, the others mostly from L2):
+    every MB of SKINNY_ROWS up to max(16, M), tile and depth."""
     return [
         (
             str(SKINNY_KERNEL),
