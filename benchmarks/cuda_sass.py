@@ -17,13 +17,12 @@ scales) and examples/gemv_tc.lp (f16 x, the weights' fragments loaded straight f
 a k order that pairs their fields for the decoder), and examples/skinny_wq.lp for 16 rows of
 x (the same, per weight read for 16 rows).
 
-cuobjdump comes with the CUDA toolkit, or `pip install "cuda-toolkit[cuobjdump]"`.
+cuobjdump comes with the CUDA toolkit, or `pip install "cuda-toolkit[cuobjdump,nvdisasm]"`.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from lpir.backends.cuda.compiler import find_nvcc
-from lpir.backends.cuda.sass import find_cuobjdump
+from lpir.backends.cuda.sass import find_cuobjdump, main_loop
 from lpir.backends.cuda.source import INCLUDE_DIR
 
 import lpir
@@ -41,26 +40,6 @@ MATMUL = KERNEL.with_name("matmul_wq.lp")
 GEMV_TC = KERNEL.with_name("gemv_tc.lp")
 SKINNY = KERNEL.with_name("skinny_wq.lp")
 WEIGHTS = ["u2", "u3", "u4", "u5", "u6", "u7", "u8", "i4", "f4e2m1", "f6e3m2", "f8e4m3"]
-INSTRUCTION = re.compile(r"^\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
-BRANCH = re.compile(r"\bBRA\s+(?:`\(\.L_x_\d+\)|0x([0-9a-f]+))")
-
-
-def main_loop(sass: str) -> list[str]:
-    """Opcodes of the longest loop: the instructions from a backward branch's target to it."""
-    instructions = []  # (address, opcode, branch target or None)
-    for line in sass.splitlines():
-        match = INSTRUCTION.match(line)
-        if not match:
-            continue
-        branch = BRANCH.search(line)
-        target = int(branch.group(1), 16) if branch and branch.group(1) else None
-        instructions.append((int(match.group(1), 16), match.group(3), target))
-    best: list[str] = []
-    for address, _, target in instructions:
-        if target is not None and target < address:
-            body = [op for at, op, _ in instructions if target <= at <= address]
-            best = body if len(body) > len(best) else best
-    return best
 
 
 # (title, kernel, parameters, hmma per loop iteration or None for gemv_wq): gemv_wq multiplies
@@ -102,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     nvcc, cuobjdump = find_nvcc(), find_cuobjdump()
     if not nvcc or not cuobjdump:
-        sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
+        sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump,nvdisasm]')")
     n, k = (int(v) for v in args.shape.split("x"))
     for title, path, params, hmma in TABLES:
         print(f"{title}, N x K = {n} x {k}, {args.arch}: SASS of the main loop")

@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     nvcc, cuobjdump = find_nvcc(), find_cuobjdump()
     if not nvcc or not cuobjdump:
-        sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump]')")
+        sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump,nvdisasm]')")
     weights = ["u4", "u3"] if args.quick else ALL_WEIGHTS
     configs = gemv_tc_configurations(weights) if args.gemv_tc else configurations(weights)
     print(f"{len(configs)} configurations", flush=True)

@@ -205,8 +205,9 @@ def test_a_pipelined_loop_is_unrolled_by_its_stages_only_where_they_divide_its_t
 @NO_NVCC
 @pytest.mark.parametrize("weights", ["u5", "u7"])
 def test_the_pipelined_tensor_core_gemv_sets_its_addresses_before_using_them(weights, tmp_path):
-    """The SASS of the configuration that faulted on an H200 (needs cuobjdump, which CI lacks:
-    `pip install "cuda-toolkit[cuobjdump]"`); checked to fail with S-fold unrolling there."""
+    """The SASS of the configuration that faulted on an H200 (needs cuobjdump: the test extra
+    installs it, `cuda-toolkit[cuobjdump,nvdisasm]`); checked to fail with S-fold unrolling
+    there."""
     from lpir.backends.cuda.sass import disassemble, find_cuobjdump, undefined_address_registers
 
     import lpir
@@ -221,6 +222,43 @@ def test_the_pipelined_tensor_core_gemv_sets_its_addresses_before_using_them(wei
     assert undefined_address_registers(sass) == []
 
 
+#: SASS instructions per weight in the main loop of examples/gemv_tc.lp (sm_90, BN 128,
+#: 28672 x 8192: what `python benchmarks/cuda_sass.py` measured, 2026-12-04) and the most an
+#: H200 can issue per weight while streaming weights and scales at 4.3 TB/s (docs/benchmarks.md):
+#: a loop over that budget cannot run at memory speed, which issue #5's targets need.
+GEMV_TC_INSTRUCTIONS_PER_WEIGHT = {
+    "u3": (2.09, 3.1),
+    "u4": (1.81, 4.1),
+    "u5": (2.39, 5.0),
+    "u6": (2.31, 6.0),
+}
+
+
+@NO_NVCC
+@pytest.mark.parametrize("weights", sorted(GEMV_TC_INSTRUCTIONS_PER_WEIGHT))
+def test_the_tensor_core_gemv_loop_stays_within_its_instruction_budget(weights):
+    """A change that lengthens the decode shows here, on any machine with nvcc and cuobjdump,
+    long before a GPU times it (10 % over the measured count fails)."""
+    from lpir.backends.cuda.sass import disassemble, find_cuobjdump, main_loop
+
+    import lpir
+
+    if find_cuobjdump() is None:
+        pytest.skip("cuobjdump is not installed")
+    zero = 1 << (lpir.dtype(weights).nbits - 1)
+    params = {"N": 28672, "K": 8192, "BN": 128, "BK": 128, "ZERO": zero}
+    kernel = lpir.compile("examples/gemv_tc.lp", target="cuda", WT=weights, **params)
+    loop = main_loop(disassemble(compile_with_nvcc(kernel.source("cuda"), "sm_90", "cubin")))
+    # 4 warps share the 128 rows: each thread does 2 row tiles x 8 k-steps = 16 HMMA for
+    # 128 x 128 / 128 = 128 weights an iteration, however often nvcc unrolled the loop.
+    hmma = sum(op.startswith("HMMA") for op in loop)
+    assert hmma and hmma % 16 == 0, loop
+    per_weight = len(loop) / (128 * hmma // 16)
+    measured, budget = GEMV_TC_INSTRUCTIONS_PER_WEIGHT[weights]
+    assert per_weight <= 1.1 * measured, f"{per_weight:.2f} instructions a weight, was {measured}"
+    assert per_weight < budget
+
+
 def test_the_undefined_register_check_finds_a_read_before_any_write():
     sass = """
         /*0000*/                   MOV R4, 0x10 ;
@@ -233,3 +271,20 @@ def test_the_undefined_register_check_finds_a_read_before_any_write():
     from lpir.backends.cuda.sass import undefined_address_registers
 
     assert undefined_address_registers(sass) == ["0030 LDG.E R2, desc[UR8][R20.64+0x4]"]
+
+
+def test_the_main_loop_is_the_longest_backward_branch():
+    sass = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   IADD3 R2, R2, 0x1, RZ ;
+        /*0020*/               @P0 BRA 0x10 ;
+        /*0030*/                   LDG.E R4, desc[UR4][R6.64] ;
+        /*0040*/                   HMMA.16816.F32 R8, R12, R16, R8 ;
+        /*0050*/                   ISETP.GE.AND P1, PT, R2, 0x8, PT ;
+        /*0060*/              @!P1 BRA `(.L_x_1) ;
+        /*0070*/              @!P1 BRA 0x30 ;
+        /*0080*/                   EXIT ;
+    """
+    from lpir.backends.cuda.sass import main_loop
+
+    assert main_loop(sass) == ["LDG.E", "HMMA.16816.F32", "ISETP.GE.AND", "BRA", "BRA"]
