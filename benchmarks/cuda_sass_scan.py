@@ -3,11 +3,12 @@
     python benchmarks/cuda_sass_scan.py            # ~500 configurations, ~20 min on 2 cores
     python benchmarks/cuda_sass_scan.py --quick    # u4 and u3 only
     python benchmarks/cuda_sass_scan.py --gemv-tc  # gemv_tc only (~3 min)
+    python benchmarks/cuda_sass_scan.py --skinny   # skinny_wq only
 
 For each configuration of benchmarks/gpu_gemv.py (gemv_wq, gemv_splitk, gemv_tc and matmul_wq
 as a tensor-core GEMV at every weight type, tile, depth and split) and benchmarks/gpu_matmul.py
-(matmul_wq at M = 16, 64, 256), compiles the CUDA C with nvcc for sm_90 and disassembles it
-(cuobjdump), then reports configurations whose SASS
+(matmul_wq and skinny_wq at M = 16, 64, 256), compiles the CUDA C with nvcc for sm_90 and
+disassembles it (cuobjdump), then reports configurations whose SASS
 
 * reads memory through an address register that nothing before it wrote
   (`lpir.backends.cuda.sass.undefined_address_registers`: the pattern of the ptxas fault found
@@ -43,7 +44,7 @@ from gpu_gemv import (
     parse_tiles,
     splitk_configs,
 )
-from gpu_matmul import ALL_M
+from gpu_matmul import ALL_M, skinny_candidates
 from lpir.backends.cuda.compiler import find_nvcc
 from lpir.backends.cuda.sass import disassemble, find_cuobjdump, undefined_address_registers
 from lpir.backends.cuda.source import INCLUDE_DIR
@@ -56,6 +57,7 @@ SPLIT_SHAPE = (8192, 8192)
 GEMV_TILES = parse_tiles("64x128,32x128,16x128")
 STAGES = (2, 4, 8, 16)
 SPLITS = (2, 4, 8)
+MATMUL_WEIGHTS = ("u4", "u3", "f4e2m1")  # what gpu_matmul.py times
 MATMUL_TILES = "16x32x128,16x64x128,32x64x64,64x64x64,64x128x32,64x64x32,128x128x32@256"
 
 
@@ -69,8 +71,18 @@ def gemv_tc_configurations(weights: list[str]) -> list[tuple[Path, dict]]:
     ]
 
 
+def skinny_configurations(weights: list[str]) -> list[tuple[Path, dict]]:
+    """skinny_wq at every M, tile, depth and split gpu_matmul.py times (u4, u3, f4e2m1)."""
+    return [
+        (Path(path), params)
+        for name, m in itertools.product(MATMUL_WEIGHTS, ALL_M)
+        if name in weights
+        for path, params, _ in skinny_candidates(lpir.dtype(name), m, 8192, 8192, (2, 3, 4))
+    ]
+
+
 def configurations(weights: list[str]) -> list[tuple[Path, dict]]:
-    found = gemv_tc_configurations(weights)
+    found = gemv_tc_configurations(weights) + skinny_configurations(weights)
     for name in weights:
         dt = lpir.dtype(name)
         for bn, bk, depth in gemv_configs(dt, GEMV_TILES, STAGES):
@@ -79,7 +91,7 @@ def configurations(weights: list[str]) -> list[tuple[Path, dict]]:
             found.append((Path(path), params))
         for tile, depth in itertools.product(TENSOR_CORE_TILES, (2,)):
             found.append((MATMUL_KERNEL, matmul_params(dt, 1, *GEMV_SHAPE, tile, depth)))
-    for name in [w for w in ("u4", "u3", "f4e2m1") if w in weights]:
+    for name in [w for w in MATMUL_WEIGHTS if w in weights]:
         dt = lpir.dtype(name)
         for m, tile, depth in itertools.product(ALL_M, parse_tiles(MATMUL_TILES), (2, 3, 4)):
             if tile[0] <= max(16, m):
@@ -112,13 +124,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="u4 and u3 only")
     parser.add_argument("--gemv-tc", action="store_true", help="only gemv_tc's configurations")
+    parser.add_argument("--skinny", action="store_true", help="only skinny_wq's configurations")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     nvcc, cuobjdump = find_nvcc(), find_cuobjdump()
     if not nvcc or not cuobjdump:
         sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump,nvdisasm]')")
     weights = ["u4", "u3"] if args.quick else ALL_WEIGHTS
-    configs = gemv_tc_configurations(weights) if args.gemv_tc else configurations(weights)
+    if args.gemv_tc:
+        configs = gemv_tc_configurations(weights)
+    elif args.skinny:
+        configs = skinny_configurations(weights)
+    else:
+        configs = configurations(weights)
     print(f"{len(configs)} configurations", flush=True)
     flagged = undefined = 0
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -52,27 +52,35 @@ import lpir
 GROUP = 128
 ALL_M = [16, 64, 256]
 SKINNY_KERNEL = Path(__file__).resolve().parent.parent / "examples" / "skinny_wq.lp"
-SKINNY_TILES = [(64, 128), (128, 128)]  # BN x BK of skinny_wq
-SKINNY_ROWS = [16, 32]  # MB: rows of x per block (64 would hold 128 registers of x fragments)
+# MB x BN x BK of skinny_wq: rows of x, rows of w and k per block. Each warp holds its share
+# of x's tile (MB x BK) in registers, a tile ahead: BK shrinks as MB grows (64 x 64 x 128 and
+# 32 x 128 x 128 need over 255 registers and spill; these need 125-198 on sm_90).
+SKINNY_TILES = [
+    (16, 64, 128),
+    (16, 128, 128),
+    (32, 64, 128),
+    (64, 64, 32),
+    (64, 64, 64),
+    (64, 128, 32),
+    (128, 64, 32),
+]
 SKINNY_SPLITS = [1, 2, 4]  # K over blocks (N = 8192 gives only 128 blocks of 64 rows)
 
 
 def skinny_candidates(dt, m: int, n: int, k: int, stages) -> list[tuple[str, dict, str]]:
     """(kernel, params, label) of skinny_wq for M rows (the M / MB blocks of a tile of
     weights are neighbours in the grid: one reads it from memory, the others mostly from L2):
-    every MB of SKINNY_ROWS up to max(16, M), tile and depth."""
+    every tile of SKINNY_TILES whose MB is at most max(16, M), every depth, and K split where
+    the grid has few blocks."""
     return [
         (
             str(SKINNY_KERNEL),
             {**gemv_params(dt, n, k, bn, bk, depth), "M": m, "MB": rows, "SPLIT": split},
             tile_name(f"{rows}x{bn}x{bk}", depth, stages) + (f"/k{split}" if split > 1 else ""),
         )
-        for rows, (bn, bk), depth, split in itertools.product(
-            SKINNY_ROWS, SKINNY_TILES, stages, SKINNY_SPLITS
-        )
+        for (rows, bn, bk), depth, split in itertools.product(SKINNY_TILES, stages, SKINNY_SPLITS)
         if rows <= max(16, m)
         and (split == 1 or -(-n // bn) * -(-m // rows) < 2 * 132)  # few blocks: split K too
-        and rows * bn <= 32 * 64  # (32 x 128 needs ~200 registers and spills)
         and depth * bn * bk * dt.nbits // 8 <= 40 * 1024
     ]
 
