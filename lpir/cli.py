@@ -1,4 +1,4 @@
-"""The `lpir` command line: `lpir layout`, `lpir opt`, `lpir run`, `lpir emit`.
+"""The `lpir` command line: `lpir layout`, `lpir opt`, `lpir run`, `lpir emit`, `lpir banks`.
 
 Each subcommand is a small function that receives the parsed arguments. Any `LpirError` is
 printed as one diagnostic (no traceback) and the process exits with status 1.
@@ -78,6 +78,15 @@ def _cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_banks(args: argparse.Namespace) -> int:
+    from lpir.tools import bank_conflicts
+
+    sys.stdout.write(
+        bank_conflicts(args.file, _definitions(args.define), args.kernel, args.seed, args.blocks)
+    )
+    return 0
+
+
 def _add_kernel_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("file", help="a kernel source (.lp) or IR text (.ir)")
     command.add_argument(
@@ -128,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="llvm/asm for cpu, cuda/ptx for cuda, ir: the final thread IR",
     )
     emit_cmd.set_defaults(handler=_cmd_emit)
+
+    banks = commands.add_parser(
+        "banks", help="count the shared-memory bank conflicts of the CUDA code (no GPU)"
+    )
+    _add_kernel_options(banks)
+    banks.add_argument("--blocks", type=int, default=1, help="how many blocks to run")
+    banks.add_argument("--seed", type=int, default=0)
+    banks.set_defaults(handler=_cmd_banks)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""What `lpir opt` and `lpir emit` do, as functions (the CLI and tests call these)."""
+"""What `lpir opt`, `lpir emit` and `lpir banks` do, as functions (the CLI and tests call these)."""
 
 from __future__ import annotations
 
@@ -81,3 +81,43 @@ def emit(path: str, target: str, what: str | None, params: dict, kernel: str | N
         return compiled.ir("final")
     text = compiled.source(what)
     return text if text.endswith("\n") else text + "\n"
+
+
+def bank_conflicts(
+    path: str, params: dict, kernel: str | None, seed: int = 0, blocks: int = 1
+) -> str:
+    """The shared-memory bank conflicts of a kernel's CUDA code, access by access: its first
+    `blocks` blocks run on the thread interpreter (no GPU) on the inputs `lpir run` makes
+    (`lpir.backends.cuda.bank_conflicts`)."""
+    import warnings
+
+    import numpy as np
+
+    import lpir
+    from lpir.backends.cuda.bank_conflicts import count_bank_conflicts
+    from lpir.runner import load_companion, random_argument
+    from lpir.runtime import arguments
+
+    spec = lpir.compile(path, target="threads-cuda", kernel=kernel, **params).specialize(None)
+    rng = np.random.default_rng(seed)
+    companion = load_companion(path)
+    if companion is not None:
+        values = companion.make_inputs(spec.params, rng)
+    else:
+        values = [random_argument(arg.type, rng) for arg in spec.kernel_ir.args]
+    buffers = [
+        arguments.byte_buffer(value) if hasattr(arg.type, "shape") else value
+        for arg, value in zip(spec.kernel_ir.args, values)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the values do not matter here
+        found = count_bank_conflicts(spec.kernel_ir, buffers, blocks)
+    if not found:
+        return "no shared-memory accesses in the thread IR (cp.async slots are conflict-free)\n"
+    lines = [record.describe() for record in found]
+    wavefronts, ideal = sum(r.wavefronts for r in found), sum(r.ideal for r in found)
+    lines.append(
+        f"total: {wavefronts} wavefronts in {blocks} block(s), {wavefronts / ideal:.2f}x "
+        "conflict-free"
+    )
+    return "\n".join(lines) + "\n"

@@ -5,19 +5,27 @@
   through shape ops;
 * `view_result` / `view_operand`: bit reinterpretation to a narrower or wider dtype;
 * `dot_layouts`: the operand layouts that a `dot` with a given accumulator layout needs;
-* `shared_layout`: the swizzled shared tiles that `ldmatrix` reads on a GPU.
+* `shared_layout`: the swizzle of a shared tile with the fewest bank conflicts on a GPU.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from lpir.passes.matrix_loads import fragment_offsets, plan_matrix_loads
 
 from lpir import layout as L
 from lpir.errors import LayoutError
 from lpir.ir.ops.thread import WARP_SIZE
-from lpir.layout import RegisterLayout, SharedLayout, shared_swizzled
+from lpir.layout import (
+    RegisterLayout,
+    SharedLayout,
+    Swizzle,
+    banks,
+    shared_row_major,
+    shared_swizzled,
+)
 from lpir.layout.draft import LayoutDraft
 from lpir.targets import Target
 
@@ -341,26 +349,81 @@ def dot_operands(
     return dot_layouts(accumulator, k)
 
 
-def shared_layout(memory_type, loads, target: Target) -> SharedLayout | None:
-    """The layout of a shared tile that `loads` read, as (register layout, dims) pairs.
+def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout | None:
+    """The layout of a shared tile that `loads` read and `stores` write, each a (register
+    layout, dims) pair.
 
-    On a GPU a tile of 16-bit elements that some load reads as mma fragments (so lower-to-threads
-    uses `ldmatrix`) gets the classic XOR swizzle (`lpir.layout.shared_swizzled`): the eight
-    16-byte rows of each 8x8 matrix then fall in distinct banks. An explicit layout stays; every
-    other tile is row-major (None).
+    On a GPU, a row-major tile of whole-byte elements gets the XOR swizzle that makes its
+    accesses take the fewest shared-memory wavefronts (`lpir.layout.banks`: 32 banks of 4-byte
+    words), among the classic one (`lpir.layout.shared_swizzled`, which puts the eight 16-byte
+    rows of each 8x8 matrix an `ldmatrix` reads in distinct banks) and the `Swizzle(bits, M,
+    shift)` that move whole 16-byte units; a tie keeps the classic swizzle where a load uses
+    `ldmatrix`, and no swizzle otherwise. An explicit layout stays; elsewhere the tile is
+    row-major (None).
     """
     if memory_type.layout is not None:
         return memory_type.layout
-    if not target.is_gpu or memory_type.dtype.nbits != 16:
+    nbits = memory_type.dtype.nbits
+    if not target.is_gpu or nbits % 8 or nbits > 32 or not (loads or stores):
         return None
     strides = memory_type.strides
-    if not any(
-        plan_matrix_loads(fragment_offsets(layout, [strides[d] for d in dims])) is not None
-        for layout, dims in loads
-    ):
-        return None
+    accesses = [
+        (fragment_offsets(layout, [strides[d] for d in dims]), load)
+        for pairs, load in ((loads, True), (stores, False))
+        for layout, dims in pairs
+    ]
+    matrix_loads = [
+        plan_matrix_loads(offsets) if load and nbits == 16 else None for offsets, load in accesses
+    ]
+    candidates = _swizzle_candidates(memory_type, any(p is not None for p in matrix_loads))
+
+    def cost(layout: SharedLayout | None) -> int:
+        swizzle = layout.swizzle if layout is not None else None
+        total = 0
+        for (offsets, _), plan in zip(accesses, matrix_loads):
+            if plan is not None:
+                total += _matrix_load_wavefronts(plan, swizzle)
+            else:
+                total += banks.tile_access_cost(offsets, nbits // 8, swizzle)[0]
+        return total
+
+    return min(candidates, key=cost)  # the first of the cheapest: the preferred one on a tie
+
+
+def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | None]:
+    """The shared layouts to compare, the preferred one first: the classic swizzle where
+    `ldmatrix` reads the tile (else row-major), then every swizzle of whole 16-byte units
+    that keeps offsets inside the tile."""
+    nbits, shape = memory_type.dtype.nbits, memory_type.shape
+    row_major = shared_row_major(shape)
     try:
-        layout = shared_swizzled(memory_type.shape, memory_type.dtype.nbits)
-    except LayoutError:  # rows that are not a power of two of 16-byte units: no swizzle
-        return None
-    return layout if layout.swizzle is not None else None
+        classic = shared_swizzled(shape, nbits)
+    except LayoutError:  # rows that are not a power of two of 16-byte units
+        classic = row_major
+    preferred = classic if matrix_loads and classic.swizzle is not None else None
+    base = (128 // nbits).bit_length() - 1  # log2(elements per 16 bytes)
+    size = math.prod(shape)
+    others: list[SharedLayout | None] = [None]
+    if classic.swizzle is not None:
+        others.append(classic)
+    for bits in (1, 2, 3):
+        if size % (1 << (base + bits)):  # the XOR would leave the tile
+            continue
+        for shift in range(bits, max(bits, (size - 1).bit_length() - base - bits) + 1):
+            swizzle = Swizzle(bits, base, shift)
+            layout = SharedLayout(row_major.shape, row_major.strides, swizzle)
+            if layout not in others:
+                others.append(layout)
+    return [preferred, *(layout for layout in others if layout != preferred)]
+
+
+def _matrix_load_wavefronts(plan, swizzle) -> int:
+    """Wavefronts of the `ldmatrix` loads of `plan`: 16 bytes from each lane that gives a row."""
+    total = 0
+    for load in plan:
+        rows = load.rows if swizzle is None else swizzle.apply(load.rows)
+        lanes = np.arange(len(rows)) % banks.WARP < 8 * load.count
+        for warp in range(0, len(rows), banks.WARP):
+            window = slice(warp, warp + banks.WARP)
+            total += banks.wavefronts(rows[window] * 2, 16, lanes[window])[0]
+    return total

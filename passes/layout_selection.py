@@ -404,14 +404,17 @@ class _Apply(Rewriter):
         return results
 
     def shared_type(self, op: AllocSharedOp) -> SharedType:
-        """The shared tile with the layout its loads want (`layout_rules.shared_layout`)."""
+        """The shared tile with the layout its loads and stores want
+        (`layout_rules.shared_layout`)."""
         memory_type: SharedType = op.result.type  # type: ignore[assignment]
-        loads = [
-            (self.chosen(use.result), use.dims)
+        uses = [
+            use
             for use in self.selection.kernel.walk()
-            if isinstance(use, LoadOp) and use.memory is op.result
+            if isinstance(use, (LoadOp, StoreOp)) and use.memory is op.result
         ]
-        layout = rules.shared_layout(memory_type, loads, self.selection.target)
+        loads = [(self.chosen(use.result), use.dims) for use in uses if isinstance(use, LoadOp)]
+        stores = [(self.chosen(use.value), use.dims) for use in uses if isinstance(use, StoreOp)]
+        layout = rules.shared_layout(memory_type, loads, self.selection.target, stores)
         return SharedType(memory_type.dtype, memory_type.shape, layout)
 
     def required_operand_layouts(self, op: Operation, operands: list[Value]) -> list:

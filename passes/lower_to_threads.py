@@ -198,7 +198,10 @@ class _Lowering(Rewriter):
             value = to_storage(self, value)
         dims = tuple(range(tile.rank))
         layout = shared_layout(
-            SharedType(storage, tile.shape), [(target, dims)], get_target(self.target)
+            SharedType(storage, tile.shape),
+            [(target, dims)],
+            get_target(self.target),
+            stores=[(source, dims)],
         )
         scratch_type = SharedType(storage, tile.shape, layout)
         scratch = self.add(AllocSharedOp.create(scratch_type, "exchange"))

@@ -223,13 +223,19 @@ def test_row_major_matrix_loads_conflict():
     assert max(8 - len(set(g.tolist())) for g in groups) > 0
 
 
-def test_only_gpu_16_bit_fragment_tiles_are_swizzled():
+def test_only_gpu_tiles_whose_accesses_conflict_are_swizzled():
+    """A GPU tile is swizzled where that saves wavefronts (tests/test_bank_conflicts.py has the
+    model): 16-byte rows read along rows are conflict-free as they are, and the CPU has no
+    banks."""
     a, _, _ = mma_layouts(64, 64, 32, 128)
     loads = [(a, (0, 1))]
     assert shared_layout(SharedType(F16, (64, 32)), loads, get_target("cpu")) is None
-    assert shared_layout(SharedType(dtype("f32"), (64, 32)), loads, get_target("cuda")) is None
     coalesced = [(L.spatial(32, 4) * L.local(2, 8), (0, 1))]
     assert shared_layout(SharedType(F16, (64, 32)), coalesced, get_target("cuda")) is None
+    assert shared_layout(SharedType(F16, (64, 32)), [], get_target("cuda"), coalesced) is None
+    # 8-byte pairs of f32 down the rows of 128-byte lines: row-major puts 8 rows in one bank
+    f32 = shared_layout(SharedType(dtype("f32"), (64, 32)), loads, get_target("cuda"))
+    assert f32 is not None and f32.swizzle is not None
 
 
 # ---- explicit shared layouts on every target -------------------------------------------------

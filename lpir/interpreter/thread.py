@@ -6,11 +6,17 @@ without any backend. A per-thread scalar is an array [threads], a vector an arra
 storage format, so packed accesses and `st_bits` are interpreted at the bit level. Control flow
 is block-uniform in lpir, so running the threads in lockstep is faithful, and `barrier` has
 nothing to do. An access outside a buffer raises (it would be a lowering bug).
+
+An `observer` sees every shared-memory access as it runs (for counting bank conflicts,
+`lpir.backends.cuda.bank_conflicts`): `observer(op, index, active)` with the element indices
+[threads, lanes] each thread reads or writes (swizzled) and which of them it does; an `ldmatrix`
+passes the first element of the row each thread addresses.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,22 +24,27 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError, with_article
 from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
-from lpir.ir.core import Kernel, Value
+from lpir.ir.core import Kernel, Operation, Value
 from lpir.ir.ops import ForOp, IfOp
 from lpir.ir.order import balanced_tree
 from lpir.ir.types import GlobalType, ScalarType, SharedType
+
+#: observer(op, index [threads, lanes], active [threads, lanes]) of each shared access
+SharedObserver = Callable[[Operation, np.ndarray, np.ndarray], None]
 
 
 class ThreadInterpreter:
     """Runs a thread-IR kernel over its grid on byte buffers."""
 
-    def __init__(self, kernel: Kernel):
+    def __init__(self, kernel: Kernel, observer: SharedObserver | None = None):
         if kernel.stage != "thread":
             raise LpirError(f"the thread interpreter runs thread IR, not {kernel.stage} IR")
         self.kernel = kernel
+        self.observer = observer
 
-    def run(self, arguments: list) -> None:
-        """`arguments`: uint8 buffers for tensors (written in place), numbers for scalars."""
+    def run(self, arguments: list, blocks: int | None = None) -> None:
+        """`arguments`: uint8 buffers for tensors (written in place), numbers for scalars;
+        `blocks`: run only the first that many blocks of the grid (all by default)."""
         threads = self.kernel.threads
         bound = []
         for value, argument in zip(self.kernel.args, arguments):
@@ -43,9 +54,11 @@ class ThreadInterpreter:
                 scalar = ew.scalar(argument, value.type.dtype)  # type: ignore[attr-defined]
                 bound.append(np.full(threads, scalar))
         gx, gy, gz = self.kernel.grid
-        for bz, by, bx in itertools.product(range(gz), range(gy), range(gx)):
+        grid = itertools.product(range(gz), range(gy), range(gx))
+        for bz, by, bx in itertools.islice(grid, blocks):
             env = {id(v): a for v, a in zip(self.kernel.args, bound)}
-            _ThreadBlock(env, (bx, by, bz), threads).region(self.kernel.body)
+            block = _ThreadBlock(env, (bx, by, bz), threads, self.observer)
+            block.region(self.kernel.body)
 
 
 def _outside_buffer(verb: str, index: int, count: int) -> LpirError:
@@ -117,10 +130,15 @@ def _merge_bits(buffer, byte, bits, mask) -> None:
 class _ThreadBlock(Evaluator):
     description = "the thread interpreter"
 
-    def __init__(self, env: dict, block_index: tuple[int, int, int], threads: int):
+    def __init__(self, env: dict, block_index, threads: int, observer=None):
         super().__init__(env)
         self.block_index = block_index
         self.threads = threads
+        self.observer = observer
+
+    def observe(self, op, index: np.ndarray, active: np.ndarray | None) -> None:
+        if self.observer is not None and isinstance(op.operands[0].type, SharedType):
+            self.observer(op, index, np.ones(index.shape, bool) if active is None else active)
 
     def uniform(self, value: Value) -> int:
         array = self.get(value)
@@ -257,6 +275,7 @@ class _ThreadBlock(Evaluator):
         result = np.zeros(index.shape, dtype=access.numpy_dtype)
         selected = np.ones(index.shape, bool) if mask is None else mask
         result[selected] = _read(memory, access, index[selected])
+        self.observe(op, index, mask)
         return [result]
 
     def op_ldmatrix(self, op):
@@ -269,6 +288,12 @@ class _ThreadBlock(Evaluator):
         lane = np.arange(32)
         pair = 2 * (lane % 4)
         result = np.zeros((self.threads, 2 * count), memory_type.dtype.numpy_dtype)
+        if memory_type.swizzle is not None:
+            swizzled_rows = memory_type.swizzle.apply(rows)
+        else:
+            swizzled_rows = rows
+        addressing = np.arange(self.threads) % 32 < 8 * count  # the lanes that give a row
+        self.observe(op, swizzled_rows[:, None], addressing[:, None])
         for warp in range(0, self.threads, 32):
             for j in range(count):
                 starts = rows[warp + 8 * j : warp + 8 * j + 8]
@@ -293,6 +318,7 @@ class _ThreadBlock(Evaluator):
             _add(memory, access, index[selected], value[selected])
         else:
             _write(memory, access, index[selected], value[selected])
+        self.observe(op, index, mask)
         return []
 
     def op_st_bits(self, op):

@@ -1,0 +1,89 @@
+"""Shared-memory bank conflicts of a kernel, counted on the thread interpreter (no GPU needed).
+
+`count_bank_conflicts(kernel, buffers)` runs thread IR of the "cuda" pipeline on the thread
+interpreter and replays every shared access through the bank model of `lpir.layout.banks`
+(32 banks of 4-byte words, served 128 bytes a wavefront), as the CUDA emitter splits it: each
+group of `vector_width` lanes is one access of up to 16 bytes (`emit_memory.Access.chunks`),
+other lanes one access each, an `ldmatrix` one 16-byte row per lane. The per-op totals say
+which accesses a layout makes slow, before a GPU profiles them. (The per-thread `cp.async`
+slots the emitter adds for pipelined loads are not in the thread IR; thread t's slot is at
+t x chunk, which no two lanes of a phase share a bank in.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lpir.interpreter.thread import ThreadInterpreter
+from lpir.ir.core import Kernel, Operation
+from lpir.layout.banks import WARP, wavefronts
+
+
+@dataclass
+class SharedAccess:
+    """What one shared-memory op of a kernel cost, summed over its warp-wide accesses."""
+
+    op: Operation
+    bytes_per_lane: int
+    accesses: int = 0  # warp-wide accesses executed
+    wavefronts: int = 0
+    ideal: int = 0  # the wavefronts the same bytes would take without conflicts
+
+    @property
+    def conflict(self) -> float:
+        """Wavefronts per conflict-free wavefront: 1.0 is conflict-free, 8.0 is 8-way."""
+        return self.wavefronts / self.ideal if self.ideal else 1.0
+
+    def describe(self) -> str:
+        where = self.op.location or "?"
+        return (
+            f"{where}: {self.op.name} {self.bytes_per_lane} B/lane, {self.accesses} accesses, "
+            f"{self.wavefronts} wavefronts ({self.conflict:.2f}x conflict-free)"
+        )
+
+
+class _Counter:
+    """The thread interpreter's observer: replays each shared access warp by warp."""
+
+    def __init__(self):
+        self.found: dict[int, SharedAccess] = {}
+
+    def __call__(self, op: Operation, index: np.ndarray, active: np.ndarray) -> None:
+        for columns, nbytes, element in _instructions(op, index.shape[1]):
+            record = self.found.setdefault(id(op), SharedAccess(op, nbytes))
+            addresses = index[:, columns[0]] * element
+            on = active[:, columns].all(axis=1)
+            for warp in range(0, index.shape[0], WARP):
+                lanes = slice(warp, warp + WARP)
+                if not on[lanes].any():
+                    continue
+                taken, ideal = wavefronts(addresses[lanes], nbytes, on[lanes])
+                record.accesses += 1
+                record.wavefronts += taken
+                record.ideal += ideal
+
+
+def _instructions(op: Operation, lanes: int) -> list[tuple[range, int, int]]:
+    """(the lanes one access moves, its bytes per thread, bytes per element) of each access
+    the CUDA emitter makes of `op`."""
+    if op.name == "ldmatrix":  # each thread gives one 16-byte row of 8 16-bit elements
+        return [(range(1), 16, 2)]
+    element = max(1, op.access_dtype.nbits // 8)  # type: ignore[attr-defined]
+    group = min(16, op.vector_width * element) // element  # type: ignore[attr-defined]
+    return [
+        (range(start, min(start + group, lanes)), group * element, element)
+        for start in range(0, lanes, group)
+    ]
+
+
+def count_bank_conflicts(
+    kernel: Kernel, buffers: list, blocks: int | None = 1
+) -> list[SharedAccess]:
+    """The shared accesses of `kernel` (thread IR) run on `buffers` (as the thread interpreter
+    takes them), in program order, over the first `blocks` blocks (None: all)."""
+    counter = _Counter()
+    ThreadInterpreter(kernel, observer=counter).run(buffers, blocks=blocks)
+    order = {id(op): n for n, op in enumerate(kernel.walk())}
+    return sorted(counter.found.values(), key=lambda record: order.get(id(record.op), 0))
