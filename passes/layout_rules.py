@@ -367,27 +367,27 @@ def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout
     if not target.is_gpu or nbits % 8 or nbits > 32 or not (loads or stores):
         return None
     strides = memory_type.strides
-    accesses = [
-        (fragment_offsets(layout, [strides[d] for d in dims]), load)
-        for pairs, load in ((loads, True), (stores, False))
-        for layout, dims in pairs
-    ]
-    matrix_loads = [
-        plan_matrix_loads(offsets) if load and nbits == 16 else None for offsets, load in accesses
-    ]
-    candidates = _swizzle_candidates(memory_type, any(p is not None for p in matrix_loads))
+    accesses: list[banks.WarpAccesses] = []
+    matrix_loads = False
+    for pairs, is_load in ((loads, True), (stores, False)):
+        for layout, dims in pairs:
+            offsets = fragment_offsets(layout, [strides[d] for d in dims])
+            plan = plan_matrix_loads(offsets) if is_load and nbits == 16 else None
+            matrix_loads |= plan is not None
+            accesses.append(
+                banks.tile_accesses(offsets, nbits // 8) if plan is None else _matrix_accesses(plan)
+            )
+    candidates = _swizzle_candidates(memory_type, matrix_loads)
 
-    def cost(layout: SharedLayout | None) -> int:
+    def cost(layout: SharedLayout | None) -> tuple[int, int]:
         swizzle = layout.swizzle if layout is not None else None
-        total = 0
-        for (offsets, _), plan in zip(accesses, matrix_loads):
-            if plan is not None:
-                total += _matrix_load_wavefronts(plan, swizzle)
-            else:
-                total += banks.tile_access_cost(offsets, nbits // 8, swizzle)[0]
-        return total
+        totals = [access.cost(swizzle) for access in accesses]
+        return sum(t for t, _ in totals), sum(i for _, i in totals)
 
-    return min(candidates, key=cost)  # the first of the cheapest: the preferred one on a tie
+    taken, ideal = cost(candidates[0])
+    if taken == ideal:  # the preferred layout is conflict-free: nothing to gain
+        return candidates[0]
+    return min(candidates, key=lambda layout: cost(layout)[0])  # the first of the cheapest
 
 
 def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | None]:
@@ -417,13 +417,12 @@ def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | 
     return [preferred, *(layout for layout in others if layout != preferred)]
 
 
-def _matrix_load_wavefronts(plan, swizzle) -> int:
-    """Wavefronts of the `ldmatrix` loads of `plan`: 16 bytes from each lane that gives a row."""
-    total = 0
-    for load in plan:
-        rows = load.rows if swizzle is None else swizzle.apply(load.rows)
-        lanes = np.arange(len(rows)) % banks.WARP < 8 * load.count
-        for warp in range(0, len(rows), banks.WARP):
-            window = slice(warp, warp + banks.WARP)
-            total += banks.wavefronts(rows[window] * 2, 16, lanes[window])[0]
-    return total
+def _matrix_accesses(plan) -> banks.WarpAccesses:
+    """The `ldmatrix` loads of `plan` as warp-wide accesses: 16 bytes from each lane that
+    gives a row (lanes 0 .. 8 x count - 1 of each warp)."""
+    starts = np.concatenate([load.rows.reshape(-1, banks.WARP) for load in plan])
+    giving = [np.arange(banks.WARP) < 8 * load.count for load in plan]
+    active = np.concatenate(
+        [np.tile(lanes, (len(load.rows) // banks.WARP, 1)) for lanes, load in zip(giving, plan)]
+    )
+    return banks.WarpAccesses(starts, active, np.full(len(starts), 16), 2)
