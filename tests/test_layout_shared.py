@@ -94,6 +94,16 @@ def test_eight_rows_of_one_unit_column_hit_eight_bank_groups(shape, bits):
             assert len(set(banks.tolist())) == 8
 
 
+@pytest.mark.parametrize(("bits", "base", "shift"), [(1, 3, 1), (2, 3, 3), (3, 3, 3), (3, 2, 4)])
+def test_offsets_a_period_apart_are_swizzled_alike(bits, base, shift):
+    """What lets the CUDA emitter swizzle a base once for accesses a period apart."""
+    swizzle = Swizzle(bits, base, shift)
+    x = np.arange(4 * swizzle.period)
+    for q in range(4):
+        shifted = swizzle.apply(x + q * swizzle.period)
+        assert np.array_equal(shifted, swizzle.apply(x) + q * swizzle.period)
+
+
 def test_swizzle_parameters_follow_cutlass():
     assert shared_swizzled((64, 64), 16).swizzle == Swizzle(3, 3, 3)
     assert shared_swizzled((64, 32), 16).swizzle == Swizzle(2, 3, 3)

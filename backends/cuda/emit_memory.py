@@ -80,6 +80,10 @@ def _renumber(keys) -> tuple[int, ...]:
     return tuple(ids.setdefault(key, len(ids)) for key in keys)
 
 
+#: at most this many swizzled bases per access op (each holds a register)
+SWIZZLED_BASES = 8
+
+
 def swizzled(swizzle, offset: str) -> str:
     """C for the swizzled element offset of a strided one (`lpir_swizzle` in lpir_cuda.cuh)."""
     return f"lpir_swizzle<{swizzle.bits}, {swizzle.base}, {swizzle.shift}>({offset})"
@@ -112,9 +116,35 @@ class Access:
         self.width = op.vector_width
         self.mask = emitter.value(op.mask) if op.mask is not None else None
         self.classes = lane_classes(op.mask) if op.mask is not None else None
+        self.swizzled_bases = self._swizzled_bases() if self.swizzle is not None else {}
+
+    def _swizzled_bases(self) -> dict[int, str]:
+        """{residue: a C name for swizzle(base + residue)}, declared here, for the offsets'
+        residues modulo the swizzle's period, where they are few. The swizzle reads and
+        writes only bits below its period, so swizzle(base + offset) is swizzle(base +
+        residue) + (offset - residue): accesses a period apart share one swizzled base and
+        differ by a constant, which the access instruction adds for free."""
+        assert self.swizzle is not None
+        period = self.swizzle.period
+        starts = [self.offsets[start] for start, _, _ in self.chunks()]
+        residues = sorted({offset % period for offset in starts})
+        if len(residues) > SWIZZLED_BASES:  # per-lane scatter: swizzle each access instead
+            return {}
+        names = {}
+        for residue in residues:
+            name = self.emitter.fresh(f"{self.op.memory.name_hint or 'shared'}_swizzled")
+            linear = f"{self.base} + {residue}" if residue else self.base
+            self.emitter.w.line(f"const int {name} = {swizzled(self.swizzle, linear)};")
+            names[residue] = name
+        return names
 
     def lane_address(self, offset: int | str) -> str:
         if self.swizzle is not None:
+            if isinstance(offset, int) and offset % self.swizzle.period in self.swizzled_bases:
+                residue = offset % self.swizzle.period
+                base = self.swizzled_bases[residue]
+                rest = offset - residue
+                return f"{self.pointer} + {base}" + (f" + {rest}" if rest else "")
             linear = f"{self.base} + {offset}" if offset != 0 else self.base
             return f"{self.pointer} + {swizzled(self.swizzle, linear)}"
         return f"{self.pointer} + {offset}" if offset != 0 else self.pointer

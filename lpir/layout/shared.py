@@ -46,6 +46,12 @@ class Swizzle:
                 hint="the XOR must never read the bits it writes, as in CUTLASS Swizzle<B,M,S>",
             )
 
+    @property
+    def period(self) -> int:
+        """Offsets this many elements apart are swizzled alike: swizzle(x + period * q) =
+        swizzle(x) + period * q (it reads and writes only the bits below)."""
+        return 1 << (self.base + self.shift + self.bits)
+
     def apply(self, offset):
         """Swizzle an offset (an int or an integer numpy array)."""
         mask = (1 << self.bits) - 1
