@@ -52,17 +52,21 @@ import lpir
 GROUP = 128
 ALL_M = [16, 64, 256]
 SKINNY_KERNEL = Path(__file__).resolve().parent.parent / "examples" / "skinny_wq.lp"
-# MB x BN x BK of skinny_wq: rows of x, rows of w and k per block. Each warp holds its share
-# of x's tile (MB x BK) in registers, a tile ahead: BK shrinks as MB grows (64 x 64 x 128 and
-# 32 x 128 x 128 need over 255 registers and spill; these need 125-198 on sm_90).
+# MB x BN x BK of skinny_wq (rows of x, rows of w and k per block) and XS. With XS = 0 each
+# warp holds its share of x's tile (MB x BK) in registers, a tile ahead, so BK shrinks as MB
+# grows (64 x 64 x 128 and 32 x 128 x 128 need over 255 registers and spill; these need
+# 125-198 on sm_90); XS = 1 passes x through shared memory (64 x 64 x 128: 156-196).
 SKINNY_TILES = [
-    (16, 64, 128),
-    (16, 128, 128),
-    (32, 64, 128),
-    (64, 64, 32),
-    (64, 64, 64),
-    (64, 128, 32),
-    (128, 64, 32),
+    (16, 64, 128, 0),
+    (16, 128, 128, 0),
+    (32, 64, 128, 0),
+    (64, 64, 32, 0),
+    (64, 64, 64, 0),
+    (64, 128, 32, 0),
+    (128, 64, 32, 0),
+    (64, 64, 128, 1),
+    (128, 64, 32, 1),
+    (128, 64, 64, 1),
 ]
 SKINNY_SPLITS = [1, 2, 4]  # K over blocks (N = 8192 gives only 128 blocks of 64 rows)
 
@@ -75,13 +79,21 @@ def skinny_candidates(dt, m: int, n: int, k: int, stages) -> list[tuple[str, dic
     return [
         (
             str(SKINNY_KERNEL),
-            {**gemv_params(dt, n, k, bn, bk, depth), "M": m, "MB": rows, "SPLIT": split},
-            tile_name(f"{rows}x{bn}x{bk}", depth, stages) + (f"/k{split}" if split > 1 else ""),
+            {
+                **gemv_params(dt, n, k, bn, bk, depth),
+                **{"M": m, "MB": rows, "SPLIT": split, "XS": shared},
+            },
+            tile_name(f"{rows}x{bn}x{bk}", depth, stages)
+            + ("/xs" if shared else "")
+            + (f"/k{split}" if split > 1 else ""),
         )
-        for (rows, bn, bk), depth, split in itertools.product(SKINNY_TILES, stages, SKINNY_SPLITS)
+        for (rows, bn, bk, shared), depth, split in itertools.product(
+            SKINNY_TILES, stages, SKINNY_SPLITS
+        )
         if rows <= max(16, m)
         and (split == 1 or -(-n // bn) * -(-m // rows) < 2 * 132)  # few blocks: split K too
-        and depth * bn * bk * dt.nbits // 8 <= 40 * 1024
+        and depth * bn * bk * dt.nbits // 8 + shared * rows * bk * 2 <= 40 * 1024
+        and not (shared and rows * bk >= 8192 and depth > 3)  # 255 registers, spills
     ]
 
 

@@ -39,6 +39,7 @@ CASES = [
     {"M": 40, "N": 128, "K": 256, "WT": "i6", "ZERO": 0},  # three blocks of rows of x
     {"M": 8, "N": 128, "K": 256, "WT": "f8e4m3", "ZERO": 0, "MB": 8},
     {"M": 20, "N": 100, "K": 1000, "WT": "u4", "ZERO": 8, "SPLIT": 3},  # K over 3 blocks
+    {"M": 70, "N": 100, "K": 384, "WT": "u5", "ZERO": 16, "MB": 64, "XS": 1},  # x via shared
 ]
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 20, "N": 200, "K": 256, "WT": "u4", "ZERO": 8, "BN": 128, "STAGES": 4},
         {"M": 64, "N": 64, "K": 256, "WT": "u8", "ZERO": 128, "MB": 64, "STAGES": 1},
         {"M": 20, "N": 100, "K": 1000, "WT": "u3", "ZERO": 4, "SPLIT": 3, "STAGES": 3},
+        {"M": 70, "N": 100, "K": 384, "WT": "u4", "ZERO": 8, "MB": 64, "XS": 1, "STAGES": 3},
+        {"M": 100, "N": 64, "K": 200, "WT": "f4e2m1", "ZERO": 0, "MB": 128, "BK": 32, "XS": 1},
     ],
     "matmul_wq": [
         {},
