@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from lpir.backends.cuda.emit_memory import access_chunks
 
 from lpir.interpreter.thread import ThreadInterpreter
 from lpir.ir.core import Kernel, Operation
@@ -71,10 +72,9 @@ def _instructions(op: Operation, lanes: int) -> list[tuple[range, int, int]]:
     if op.name == "ldmatrix":  # each thread gives one 16-byte row of 8 16-bit elements
         return [(range(1), 16, 2)]
     element = max(1, op.access_dtype.nbits // 8)  # type: ignore[attr-defined]
-    group = min(16, op.vector_width * element) // element  # type: ignore[attr-defined]
+    chunks = access_chunks(lanes, op.vector_width, element)  # type: ignore[attr-defined]
     return [
-        (range(start, min(start + group, lanes)), group * element, element)
-        for start in range(0, lanes, group)
+        (range(start, min(start + step, lanes)), nbytes, element) for start, step, nbytes in chunks
     ]
 
 

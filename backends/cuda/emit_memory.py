@@ -165,10 +165,16 @@ class Access:
 
     def chunks(self) -> list[tuple[int, int, int]]:
         """(first lane, lanes, bytes) of each wide access: groups split into 16-byte pieces."""
-        group_bytes = self.width * self.size
-        chunk_bytes = min(16, group_bytes)
-        lanes = chunk_bytes // self.size
-        return [(start, lanes, chunk_bytes) for start in range(0, len(self.offsets), lanes)]
+        return access_chunks(len(self.offsets), self.width, self.size)
+
+
+def access_chunks(lanes: int, width: int, size: int) -> list[tuple[int, int, int]]:
+    """(first lane, lanes, bytes) of each access the emitter makes of an `ld`/`st` of `lanes`
+    lanes of `size` bytes in groups of `width`: a group is one access of up to 16 bytes (a
+    larger one is split), other lanes (`width` 1) one access each."""
+    chunk_bytes = min(16, width * size)
+    step = max(1, chunk_bytes // size)
+    return [(start, step, chunk_bytes) for start in range(0, lanes, step)]
 
 
 def _per_lane(access: Access, statement, lanes: range) -> None:
