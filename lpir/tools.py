@@ -98,6 +98,8 @@ def bank_conflicts(
     from lpir.runner import load_companion, random_argument
     from lpir.runtime import arguments
 
+    if blocks < 1:
+        raise LpirError(f"--blocks {blocks}: run at least one block", hint="e.g. --blocks 1")
     spec = lpir.compile(path, target="threads-cuda", kernel=kernel, **params).specialize(None)
     rng = np.random.default_rng(seed)
     companion = load_companion(path)

@@ -151,3 +151,10 @@ def test_lpir_banks_prints_each_shared_access(capsys, through_shared):
     assert lines[-1] == "total: 640 wavefronts in 1 block(s), 1.00x conflict-free"
     assert main(["banks", "examples/gemv_wq.lp", "-D", "N=64", "-D", "K=256"]) == 0
     assert "no shared-memory accesses" in capsys.readouterr().out
+
+
+def test_lpir_banks_needs_a_block(capsys):
+    from lpir.cli import main
+
+    assert main(["banks", "examples/matmul_wq.lp", "--blocks", "0"]) == 1
+    assert "run at least one block" in capsys.readouterr().err
