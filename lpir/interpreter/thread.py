@@ -130,7 +130,13 @@ def _merge_bits(buffer, byte, bits, mask) -> None:
 class _ThreadBlock(Evaluator):
     description = "the thread interpreter"
 
-    def __init__(self, env: dict, block_index, threads: int, observer=None):
+    def __init__(
+        self,
+        env: dict,
+        block_index: tuple[int, int, int],
+        threads: int,
+        observer: SharedObserver | None = None,
+    ):
         super().__init__(env)
         self.block_index = block_index
         self.threads = threads
@@ -288,10 +294,8 @@ class _ThreadBlock(Evaluator):
         lane = np.arange(32)
         pair = 2 * (lane % 4)
         result = np.zeros((self.threads, 2 * count), memory_type.dtype.numpy_dtype)
-        if memory_type.swizzle is not None:
-            swizzled_rows = memory_type.swizzle.apply(rows)
-        else:
-            swizzled_rows = rows
+        swizzle = memory_type.swizzle
+        swizzled_rows = rows if swizzle is None else swizzle.apply(rows)
         addressing = np.arange(self.threads) % 32 < 8 * count  # the lanes that give a row
         self.observe(op, swizzled_rows[:, None], addressing[:, None])
         for warp in range(0, self.threads, 32):
