@@ -357,7 +357,8 @@ def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout
     accesses take the fewest shared-memory wavefronts (`lpir.layout.banks`: 32 banks of 4-byte
     words), among the classic one (`lpir.layout.shared_swizzled`, which puts the eight 16-byte
     rows of each 8x8 matrix an `ldmatrix` reads in distinct banks) and the `Swizzle(bits, M,
-    shift)` that move whole 16-byte units; a tie keeps the classic swizzle where a load uses
+    shift)` that move whole 16-byte units, and, where none of those is conflict-free, each of
+    them followed by a one-bit second term; a tie keeps the classic swizzle where a load uses
     `ldmatrix`, and no swizzle otherwise. An explicit layout stays; elsewhere the tile is
     row-major (None).
     """
@@ -387,7 +388,13 @@ def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout
     taken, ideal = cost(candidates[0])
     if taken == ideal:  # the preferred layout is conflict-free: nothing to gain
         return candidates[0]
-    return min(candidates, key=lambda layout: cost(layout)[0])  # the first of the cheapest
+    best = min(candidates, key=lambda layout: cost(layout)[0])  # the first of the cheapest
+    if cost(best)[0] == ideal:
+        return best
+    # No single XOR term is conflict-free: try a second term after each (a row into the bank
+    # bits and a higher bit of the unit into one of them, e.g.), kept only if cheaper still.
+    composites = _two_term_candidates(memory_type, candidates)
+    return min([best, *composites], key=lambda layout: cost(layout)[0])
 
 
 def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | None]:
@@ -415,6 +422,23 @@ def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | 
             if layout not in others:
                 others.append(layout)
     return [preferred, *(layout for layout in others if layout != preferred)]
+
+
+def _two_term_candidates(memory_type, singles) -> list[SharedLayout]:
+    """Each swizzled layout of `singles` followed by a one-bit XOR term into one of the three
+    bits that pick a 16-byte unit's group of banks, from any higher bit of the tile."""
+    nbits, size = memory_type.dtype.nbits, math.prod(memory_type.shape)
+    base = (128 // nbits).bit_length() - 1
+    found = []
+    for single in singles:
+        if single is None:
+            continue
+        for target in range(base, base + 3):
+            for shift in range(1, (size - 1).bit_length() - target):
+                first = single.swizzle
+                swizzle = Swizzle(first.bits, first.base, first.shift, Swizzle(1, target, shift))
+                found.append(SharedLayout(single.shape, single.strides, swizzle))
+    return found
 
 
 def _matrix_accesses(plan) -> banks.WarpAccesses:

@@ -94,10 +94,16 @@ def test_eight_rows_of_one_unit_column_hit_eight_bank_groups(shape, bits):
             assert len(set(banks.tolist())) == 8
 
 
-@pytest.mark.parametrize(("bits", "base", "shift"), [(1, 3, 1), (2, 3, 3), (3, 3, 3), (3, 2, 4)])
-def test_offsets_a_period_apart_are_swizzled_alike(bits, base, shift):
+TWO_TERMS = Swizzle(3, 3, 4, Swizzle(1, 3, 3))
+
+
+@pytest.mark.parametrize(
+    "swizzle",
+    [Swizzle(1, 3, 1), Swizzle(2, 3, 3), Swizzle(3, 3, 3), Swizzle(3, 2, 4), TWO_TERMS],
+    ids=str,
+)
+def test_offsets_a_period_apart_are_swizzled_alike(swizzle):
     """What lets the CUDA emitter swizzle a base once for accesses a period apart."""
-    swizzle = Swizzle(bits, base, shift)
     x = np.arange(4 * swizzle.period)
     for q in range(4):
         shifted = swizzle.apply(x + q * swizzle.period)
@@ -129,6 +135,7 @@ def test_swizzle_errors():
         shared_swizzled((64, 64), 16),
         SharedLayout((4, 4), (1, 4)),
         shared_row_major((1, 8)),
+        SharedLayout((32, 128), (128, 1), Swizzle(3, 3, 4, Swizzle(1, 3, 3))),
     ],
 )
 def test_text_round_trips(layout):
@@ -161,3 +168,15 @@ def test_parse_errors(text, column, words):
     assert words in info.value.message
     assert info.value.location.column == column
     assert "shared(shape=" in info.value.hint or "Swizzle<B,M,S>" in info.value.hint
+
+
+def test_two_xor_terms_apply_in_turn_and_stay_a_bijection():
+    offsets = np.arange(32 * 128)
+    first, second = Swizzle(3, 3, 4), Swizzle(1, 3, 3)
+    assert np.array_equal(TWO_TERMS.apply(offsets), second.apply(first.apply(offsets)))
+    assert np.array_equal(np.sort(TWO_TERMS.apply(offsets)), offsets)
+    assert np.array_equal(TWO_TERMS.apply(offsets) // 8, TWO_TERMS.apply(offsets // 8 * 8) // 8)
+    assert TWO_TERMS.period == 1 << 10 and TWO_TERMS.chunk == 1 << 6
+    assert str(TWO_TERMS) == "swizzle(3,3,4)*swizzle(1,3,3)"
+    with pytest.raises(LayoutError, match="smaller units"):
+        Swizzle(3, 3, 4, Swizzle(1, 2, 3))

@@ -28,6 +28,7 @@ from lpir.errors import LpirError
 from lpir.interpreter.thread import run_thread_kernel
 from lpir.ir.parser import parse
 from lpir.ir.types import SharedType
+from lpir.layout.banks import tile_accesses
 from lpir.runtime.specialization import run_pipeline
 from lpir.targets import get_target
 
@@ -230,9 +231,16 @@ def test_only_gpu_tiles_whose_accesses_conflict_are_swizzled():
     a, _, _ = mma_layouts(64, 64, 32, 128)
     loads = [(a, (0, 1))]
     assert shared_layout(SharedType(F16, (64, 32)), loads, get_target("cpu")) is None
-    coalesced = [(L.spatial(32, 4) * L.local(2, 8), (0, 1))]
-    assert shared_layout(SharedType(F16, (64, 32)), coalesced, get_target("cuda")) is None
-    assert shared_layout(SharedType(F16, (64, 32)), [], get_target("cuda"), coalesced) is None
+    rows = [(L.spatial(32, 4) * L.local(1, 8), (0, 1))]  # 4 lanes a 64-byte row, in order
+    assert shared_layout(SharedType(F16, (32, 32)), rows, get_target("cuda")) is None
+    assert shared_layout(SharedType(F16, (32, 32)), [], get_target("cuda"), rows) is None
+    # two rows a thread: a quarter-warp's rows 0 and 2 are 128 bytes apart, the same banks;
+    # no single XOR term separates them without another conflict, two terms do
+    pairs = [(L.spatial(32, 4) * L.local(2, 8), (0, 1))]
+    chosen = shared_layout(SharedType(F16, (64, 32)), pairs, get_target("cuda"))
+    accesses = tile_accesses(fragment_offsets(pairs[0][0], [32, 1]), 2)
+    assert accesses.cost() == (64, 32)
+    assert chosen is not None and accesses.cost(chosen.swizzle) == (32, 32)
     # 8-byte pairs of f32 down the rows of 128-byte lines: row-major puts 8 rows in one bank
     f32 = shared_layout(SharedType(dtype("f32"), (64, 32)), loads, get_target("cuda"))
     assert f32 is not None and f32.swizzle is not None
@@ -260,6 +268,7 @@ LAYOUTS = {
     "swizzled": " @ shared(shape=[32,64], strides=[64,1], swizzle=swizzle(3,3,3))",
     "column_major": " @ shared(shape=[32,64], strides=[1,32])",
     "padded": " @ shared(shape=[32,64], strides=[72,1])",
+    "two_terms": " @ shared(shape=[32,64], strides=[64,1], swizzle=swizzle(3,3,3)*swizzle(1,4,5))",
 }
 
 

@@ -85,8 +85,11 @@ SWIZZLED_BASES = 8
 
 
 def swizzled(swizzle, offset: str) -> str:
-    """C for the swizzled element offset of a strided one (`lpir_swizzle` in lpir_cuda.cuh)."""
-    return f"lpir_swizzle<{swizzle.bits}, {swizzle.base}, {swizzle.shift}>({offset})"
+    """C for the swizzled element offset of a strided one (`lpir_swizzle` in lpir_cuda.cuh,
+    once per XOR term, the first innermost)."""
+    for term in swizzle.terms:
+        offset = f"lpir_swizzle<{term.bits}, {term.base}, {term.shift}>({offset})"
+    return offset
 
 
 class Access:

@@ -63,9 +63,11 @@ class Memory:
             return ir.Constant(index.type, value)
 
         b = self.b
-        high = b.lshr(index, constant(swizzle.base + swizzle.shift))
-        moved = b.shl(b.and_(high, constant((1 << swizzle.bits) - 1)), constant(swizzle.base))
-        return b.xor(index, moved)
+        for term in swizzle.terms:
+            high = b.lshr(index, constant(term.base + term.shift))
+            moved = b.shl(b.and_(high, constant((1 << term.bits) - 1)), constant(term.base))
+            index = b.xor(index, moved)
+        return index
 
     def to_register(self, loaded: ir.Value, dt: DType) -> ir.Value:
         if dt.is_bool:

@@ -32,11 +32,15 @@ from lpir.layout.text import VALID_FORMS, LayoutParser, located_error
 
 @dataclass(frozen=True)
 class Swizzle:
-    """CUTLASS ``Swizzle<bits, base, shift>`` on element offsets (see the module docstring)."""
+    """CUTLASS ``Swizzle<bits, base, shift>`` on element offsets (see the module docstring),
+    optionally followed by a second XOR term `then` (``swizzle(3,3,4)*swizzle(1,4,2)``: the
+    row into the 16-byte unit's bank bits, then bit 3 of the unit into one of them), whose base
+    is at least this one's, so `base` stays the unit every term moves whole."""
 
     bits: int
     base: int
     shift: int
+    then: Swizzle | None = None
 
     def __post_init__(self) -> None:
         if min(self.bits, self.base, self.shift) < 0 or self.shift < self.bits:
@@ -45,20 +49,38 @@ class Swizzle:
                 "must be non-negative and shift >= bits",
                 hint="the XOR must never read the bits it writes, as in CUTLASS Swizzle<B,M,S>",
             )
+        if self.then is not None and self.then.base < self.base:
+            raise LayoutError(
+                f"invalid {self}: a later term moves smaller units than the first",
+                hint="order the terms by base, the smallest first",
+            )
+
+    @property
+    def terms(self) -> list[Swizzle]:
+        """The XOR terms in the order they apply, each without `then`."""
+        first = Swizzle(self.bits, self.base, self.shift)
+        return [first] + (self.then.terms if self.then is not None else [])
 
     @property
     def period(self) -> int:
         """Offsets this many elements apart are swizzled alike: swizzle(x + period * q) =
-        swizzle(x) + period * q (it reads and writes only the bits below)."""
-        return 1 << (self.base + self.shift + self.bits)
+        swizzle(x) + period * q (every term reads and writes only the bits below)."""
+        return max(1 << (t.base + t.shift + t.bits) for t in self.terms)
+
+    @property
+    def chunk(self) -> int:
+        """The swizzle permutes offsets within aligned chunks of this many elements."""
+        return max(1 << (t.base + t.bits) for t in self.terms)
 
     def apply(self, offset):
         """Swizzle an offset (an int or an integer numpy array)."""
         mask = (1 << self.bits) - 1
-        return offset ^ (((offset >> (self.base + self.shift)) & mask) << self.base)
+        offset = offset ^ (((offset >> (self.base + self.shift)) & mask) << self.base)
+        return offset if self.then is None else self.then.apply(offset)
 
     def __str__(self) -> str:
-        return f"swizzle({self.bits},{self.base},{self.shift})"
+        text = f"swizzle({self.bits},{self.base},{self.shift})"
+        return text if self.then is None else f"{text}*{self.then}"
 
 
 @dataclass(frozen=True)
@@ -86,8 +108,8 @@ class SharedLayout:
         strides = tuple(
             0 if size == 1 else stride for size, stride in zip(shape, strides, strict=True)
         )
-        if self.swizzle is not None and self.swizzle.bits == 0:
-            object.__setattr__(self, "swizzle", None)
+        if self.swizzle is not None and self.swizzle.bits == 0:  # a term that moves nothing
+            object.__setattr__(self, "swizzle", self.swizzle.then)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "strides", strides)
 
@@ -102,8 +124,7 @@ class SharedLayout:
         linear = sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True)) + 1
         if self.swizzle is None:
             return linear
-        # The swizzle permutes offsets within aligned chunks of 2**(base + bits) elements.
-        chunk = 1 << (self.swizzle.base + self.swizzle.bits)
+        chunk = self.swizzle.chunk  # the swizzle permutes offsets within aligned chunks
         return -(-linear // chunk) * chunk
 
     def offset(self, coordinate: Sequence[int]) -> int:
@@ -214,13 +235,17 @@ class _SharedParser(LayoutParser):
         values = self.sequence("(", ")", self.count)
         if len(values) != 3:
             raise self.fail("swizzle takes three numbers: bits, base, shift", start)
+        then = self.swizzle() if self.accept("*") else None
         try:
-            return Swizzle(*values)
+            return Swizzle(*values, then)
         except LayoutError as error:
             raise located_error(self.text, start.column, error.message, error.hint) from None
 
 
-_SHARED_FORM = "shared(shape=[a,b,...], strides=[s,t,...]) or with , swizzle=swizzle(B,M,S)"
+_SHARED_FORM = (
+    "shared(shape=[a,b,...], strides=[s,t,...]) or with , swizzle=swizzle(B,M,S) "
+    "(or swizzle(B,M,S)*swizzle(B2,M2,S2): two XOR terms)"
+)
 
 
 def parse_shared(text: str) -> SharedLayout:
