@@ -388,13 +388,20 @@ def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout
     taken, ideal = cost(candidates[0])
     if taken == ideal:  # the preferred layout is conflict-free: nothing to gain
         return candidates[0]
-    best = min(candidates, key=lambda layout: cost(layout)[0])  # the first of the cheapest
-    if cost(best)[0] == ideal:
+    costs = {id(layout): cost(layout)[0] for layout in candidates}
+    ranked = sorted(candidates, key=lambda layout: costs[id(layout)])  # stable: ties in order
+    best, best_cost = ranked[0], costs[id(ranked[0])]
+    if best_cost == ideal:
         return best
-    # No single XOR term is conflict-free: try a second term after each (a row into the bank
-    # bits and a higher bit of the unit into one of them, e.g.), kept only if cheaper still.
-    composites = _two_term_candidates(memory_type, candidates)
-    return min([best, *composites], key=lambda layout: cost(layout)[0])
+    # No single XOR term is conflict-free: try a second term after the cheapest few (a row into
+    # the bank bits, then a higher bit of the unit into one of them), kept only if cheaper.
+    for layout in _two_term_candidates(memory_type, ranked[:TWO_TERM_FIRSTS]):
+        taken = cost(layout)[0]
+        if taken < best_cost:
+            best, best_cost = layout, taken
+            if taken == ideal:
+                break
+    return best
 
 
 def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | None]:
@@ -422,6 +429,10 @@ def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | 
             if layout not in others:
                 others.append(layout)
     return [preferred, *(layout for layout in others if layout != preferred)]
+
+
+#: how many of the cheapest single-term layouts get a second term tried after them
+TWO_TERM_FIRSTS = 4
 
 
 def _two_term_candidates(memory_type, singles) -> list[SharedLayout]:
