@@ -3,7 +3,7 @@
 `count_bank_conflicts(kernel, buffers)` runs thread IR of the "cuda" pipeline on the thread
 interpreter and replays every shared access through the bank model of `lpir.layout.banks`
 (32 banks of 4-byte words, served 128 bytes a wavefront), as the CUDA emitter splits it: each
-group of `vector_width` lanes is one access of up to 16 bytes (`emit_memory.Access.chunks`),
+group of `vector_width` lanes is one access of up to 16 bytes (`emit_memory.access_chunks`),
 other lanes one access each, an `ldmatrix` one 16-byte row per lane. The per-op totals say
 which accesses a layout makes slow, before a GPU profiles them. (The per-thread `cp.async`
 slots the emitter adds for pipelined loads are not in the thread IR; thread t's slot is at
@@ -19,7 +19,7 @@ from lpir.backends.cuda.emit_memory import access_chunks
 
 from lpir.interpreter.thread import ThreadInterpreter
 from lpir.ir.core import Kernel, Operation
-from lpir.layout.banks import WARP, wavefronts
+from lpir.layout.banks import WARP, WarpAccesses
 
 
 @dataclass
@@ -52,18 +52,19 @@ class _Counter:
         self.found: dict[int, SharedAccess] = {}
 
     def __call__(self, op: Operation, index: np.ndarray, active: np.ndarray) -> None:
+        padding = -index.shape[0] % WARP  # a last partial warp: its missing lanes are off
         for columns, nbytes, element in _instructions(op, index.shape[1]):
             record = self.found.setdefault(id(op), SharedAccess(op, nbytes))
-            addresses = index[:, columns[0]] * element
-            on = active[:, columns].all(axis=1)
-            for warp in range(0, index.shape[0], WARP):
-                lanes = slice(warp, warp + WARP)
-                if not on[lanes].any():
-                    continue
-                taken, ideal = wavefronts(addresses[lanes], nbytes, on[lanes])
-                record.accesses += 1
-                record.wavefronts += taken
-                record.ideal += ideal
+            starts = np.pad(index[:, columns[0]], (0, padding)).reshape(-1, WARP)
+            on = np.pad(active[:, columns].all(axis=1), (0, padding)).reshape(-1, WARP)
+            issued = on.any(axis=1)  # warps with no lane on issue nothing
+            accesses = WarpAccesses(
+                starts[issued], on[issued], np.full(int(issued.sum()), nbytes), element
+            )
+            taken, ideal = accesses.cost()
+            record.accesses += int(issued.sum())
+            record.wavefronts += taken
+            record.ideal += ideal
 
 
 def _instructions(op: Operation, lanes: int) -> list[tuple[range, int, int]]:
