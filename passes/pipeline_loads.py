@@ -13,7 +13,9 @@ A load that other blocks make alike (`served_from_cache`: its address does not d
 block index, as gemv's x; or a small operand several threads load alike that many blocks
 share, as a split-K GEMV's share of x) is kept one iteration ahead, not S - 1: those blocks
 read the same bytes, so they come from cache, and S - 1 register copies of them would cost
-occupancy (64 x 128 gemv tiles, 4 stages: 96 of 255 registers were copies of x).
+occupancy (64 x 128 gemv tiles, 4 stages: 96 of 255 registers were copies of x). Unless the
+loop only stores the tile into shared memory: then the CUDA backend copies the S - 1 tiles
+straight into buffers of the shared tile, and no register holds them.
 
 A load is pipelinable when it reads a global tensor that nothing in the loop writes, sits
 directly in the loop's body, and its address and mask are computed from the induction variable
@@ -37,9 +39,9 @@ from lpir.passes.base import Pass, register_pass
 from lpir.ir.analysis import IndexAnalysis, served_from_cache
 from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.effects import is_pure, stored_arguments
-from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
+from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, StoreThreadOp, YieldOp
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import GlobalType
+from lpir.ir.types import GlobalType, SharedType
 
 # Without `stages` in the source, loops on a GPU keep one iteration of loads in flight ahead;
 # the CPU's out-of-order cores and caches do that themselves.
@@ -72,6 +74,17 @@ def address_slice(load: LoadThreadOp, loop: ForOp) -> list[Operation] | None:
     if not uses_induction:
         return None
     return [op for op in loop.body.ops if id(op) in needed]
+
+
+def stored_to_shared_only(load: LoadThreadOp, loop: ForOp) -> bool:
+    """Whether the loop's only use of the loaded tile is one store of it into shared memory."""
+    uses = [op for op in loop.walk() if any(v is load.result for v in op.operands)]
+    return (
+        len(uses) == 1
+        and isinstance(uses[0], StoreThreadOp)
+        and uses[0].operands[2] is load.result
+        and isinstance(uses[0].memory.type, SharedType)
+    )
 
 
 class _Pipeliner(Rewriter):
@@ -115,7 +128,7 @@ class _Pipeliner(Rewriter):
         loads = self.pipelinable(loop) if stages >= 2 else []
         if not loads:
             return self.copy(loop).results
-        depths = [self.depth(load, stages) for load, _ in loads]
+        depths = [self.depth(load, stages, loop) for load, _ in loads]
         lower, upper, step = self.map_all(loop.operands[:3])
         last = self.last_value(lower, upper, step)
         rings = [
@@ -139,10 +152,11 @@ class _Pipeliner(Rewriter):
         self.fill_body(loop, new, loads, depths, last)
         return new.results[: len(loop.results)]
 
-    def depth(self, load: LoadThreadOp, stages: int) -> int:
+    def depth(self, load: LoadThreadOp, stages: int, loop: ForOp) -> int:
         """How many tiles of the load to keep ahead: S - 1, or 1 for a load that several
-        blocks make alike (served from cache)."""
-        if served_from_cache(load, self.kernel):
+        blocks make alike (served from cache) and that the loop uses for more than a store
+        into shared memory."""
+        if served_from_cache(load, self.kernel) and not stored_to_shared_only(load, loop):
             return 1
         return stages - 1
 

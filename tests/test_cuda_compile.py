@@ -181,25 +181,47 @@ def test_ptx_of_a_masked_pipelined_loop_has_predicated_loads_and_no_branch_insid
     assert " bra" not in loop and "\tbra" not in loop
 
 
-def _pipelined_loop_pragma(weights: str, bk: int, stages: int) -> list[str]:
-    """The unroll pragmas of the tensor-core GEMV's K loop (K = 8192)."""
+def _pipelined_loop(weights: str, bk: int, stages: int) -> str:
+    """The CUDA C of the tensor-core GEMV (matmul_wq, M = 1, K = 8192)."""
     import lpir
 
     params = {"M": 1, "N": 8192, "K": 8192, "BM": 16, "BN": 64, "BK": bk, "STAGES": stages}
-    source = lpir.compile(
+    return lpir.compile(
         "examples/matmul_wq.lp", target="cuda", WT=weights, ZERO=16, **params
     ).source("cuda")
+
+
+def _unroll_pragmas(source: str) -> list[str]:
     return re.findall(r"#pragma unroll \d+\n\s*for \(int k0", source)
 
 
-def test_a_pipelined_loop_is_unrolled_by_its_stages_only_where_they_divide_its_trips():
-    """ptxas 13.0-13.5 read a prefetch's address register before setting it in the rotated
-    loop nvcc makes when S does not divide the trip count (u5, 16x64x32, 3 stages: 256 trips;
-    an illegal address on an H200): such a loop is left to nvcc."""
-    assert _pipelined_loop_pragma("u5", 32, 2) == ["#pragma unroll 2\n    for (int k0"]
-    assert _pipelined_loop_pragma("u5", 32, 4) == ["#pragma unroll 4\n    for (int k0"]
-    assert _pipelined_loop_pragma("u5", 32, 3) == []
-    assert _pipelined_loop_pragma("u7", 128, 3) == []  # 64 trips
+def test_a_staged_loop_is_unrolled_by_its_stages_and_its_last_trips_peeled():
+    """Unrolled by S, a staged loop's slot indices are constants (one loop over groups of S
+    iterations, one inner loop over the slots); where S does not divide the trip count the
+    last trips % S iterations follow the loop, straight-line, so that nvcc need not rotate
+    it (in the rotated loop, ptxas 13.0-13.5 read a prefetch's address register before
+    setting it: u5, 16x64x32, 3 stages, 256 trips; an illegal address on an H200)."""
+    source = _pipelined_loop("u5", 32, 3)
+    assert "for (int k0_group_0 = 0; k0_group_0 < 8160; k0_group_0 += 96) {" in source
+    assert "for (int stage_0 = 0; stage_0 < 3; ++stage_0) {" in source
+    assert "const int k0 = 8160 + stage_0 * 32;" in source  # 255 = 85 x 3: one more
+    assert "for (int stage_0 = 0; stage_0 < 1; ++stage_0) {" in source
+    source = _pipelined_loop("u5", 32, 4)
+    assert "for (int k0_group_0 = 0; k0_group_0 < 8192; k0_group_0 += 128) {" in source
+    assert source.count("const int k0 = ") == 1  # 256 trips: no remainder
+    assert _unroll_pragmas(source) == ["#pragma unroll 1\n    for (int k0"]  # the groups
+
+
+def test_a_register_pipelined_loop_is_unrolled_only_where_its_stages_divide_its_trips(
+    monkeypatch,
+):
+    """Without staging (tiles ahead in registers), the loop is unrolled S times for nvcc to
+    rename the tiles only where S divides the trip count (the rotated loop again)."""
+    monkeypatch.setenv("LPIR_CUDA_ASYNC_COPY", "0")
+    assert _unroll_pragmas(_pipelined_loop("u5", 32, 2)) == ["#pragma unroll 2\n    for (int k0"]
+    assert _unroll_pragmas(_pipelined_loop("u5", 32, 4)) == ["#pragma unroll 4\n    for (int k0"]
+    assert _unroll_pragmas(_pipelined_loop("u5", 32, 3)) == []
+    assert _unroll_pragmas(_pipelined_loop("u7", 128, 3)) == []  # 64 trips
 
 
 @NO_NVCC

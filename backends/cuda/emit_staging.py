@@ -14,20 +14,27 @@ For a loop with S stages (A = S - 1 tiles ahead) and staged rings:
     }
     lpir_cp_async_wait<0>();
 
-A thread's chunks of one slot are `threads * chunk` bytes apart, so a warp's reads of a chunk
-are contiguous (no bank conflicts). The slot the fetch overwrites was read by the same thread
-an iteration earlier, and its registers consumed before, in program order.
+(With constant bounds the loop is emitted unrolled S times instead, `stage` its counter: see
+emit_control.py.) A thread's chunks of one slot are `threads * chunk` bytes apart, so a warp's
+reads of a chunk are contiguous (no bank conflicts). The slot the fetch overwrites was read
+by the same thread an iteration earlier, and its registers consumed before, in program order.
+
+A buffered ring has no slots: its tile's shared array is declared S times over, the copies
+go where the store would write in buffer (stage + A) % S (the store's addresses, computed
+before the loop: they do not change), the store is not emitted, and in the body the tile's
+name points at buffer `stage` (`sa_stage = sa + stage * elements`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lpir.backends.cuda import c_types, emit_memory
 from lpir.backends.cuda.emit_memory import Access
-from lpir.backends.cuda.emitter import STATIC_SHARED_LIMIT, KernelEmitter, emits
-from lpir.backends.cuda.staging import StagedRing, StagingPlan, plan_staging, ring_chains
+from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
+from lpir.backends.cuda.staging import StagedRing, StagingPlan, allocation_bytes, ring_chains
 
+from lpir.ir.core import Value
 from lpir.ir.ops import ForOp, LoadThreadOp
 
 
@@ -39,14 +46,12 @@ class _Loop:
     stage: str
     next_slot: str
     fetched: int = 0
+    tiles: dict[int, CValue] = field(default_factory=dict)  # id(shared tile) -> its binding
 
 
 def plan_of(emitter: KernelEmitter) -> StagingPlan:
-    """The kernel's staging plan, made on first use (after its own shared memory is known)."""
-    if emitter.staging is None:
-        budget = 0 if emitter.dynamic_shared else STATIC_SHARED_LIMIT - emitter.shared_bytes
-        emitter.staging = plan_staging(emitter.kernel, emitter.users, budget)
-        emitter.shared_bytes += emitter.staging.nbytes
+    """The kernel's staging plan (made with its shared memory: `declare_shared_memory`)."""
+    assert emitter.staging is not None, "staging is planned when shared memory is declared"
     return emitter.staging
 
 
@@ -61,7 +66,7 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
         return
     loop, ring = plan.fetches[id(op)]
     state = emitter.staged_loops[id(loop)]
-    _copy(emitter, ring, op, state.next_slot)
+    _copy(emitter, state, ring, op, state.next_slot)
     state.fetched += 1
     if state.fetched == len(state.rings):
         emitter.w.line("lpir_cp_async_commit();")
@@ -74,7 +79,11 @@ def before_loop(emitter: KernelEmitter, loop: ForOp) -> set[int]:
     if not rings:
         return set()
     w = emitter.w
+    state = _Loop(rings, emitter.fresh("stage"), emitter.fresh("next_slot"))
     for ring in rings:
+        if ring.store is not None:
+            _before_buffered(emitter, state, ring)
+            continue
         ring.name = emitter.fresh(f"{ring.args[0].name_hint or 'tile'}_ring")
         w.line(f"__shared__ __align__(16) unsigned char {ring.name}_storage[{ring.nbytes}];")
         w.line(
@@ -83,12 +92,23 @@ def before_loop(emitter: KernelEmitter, loop: ForOp) -> set[int]:
         )
     for tile in range(rings[0].ahead):
         for ring in rings:
-            _copy(emitter, ring, ring.prologue[tile], str(tile))
+            _copy(emitter, state, ring, ring.prologue[tile], str(tile))
         w.line("lpir_cp_async_commit();")
-    stage = emitter.fresh("stage")
-    w.line(f"int {stage} = 0;")
-    emitter.staged_loops[id(loop)] = _Loop(rings, stage, emitter.fresh("next_slot"))
+    emitter.staged_loops[id(loop)] = state
     return {id(arg) for ring in rings for arg in ring.args}
+
+
+def _before_buffered(emitter: KernelEmitter, state: _Loop, ring: StagedRing) -> None:
+    """A buffered ring's store addresses (the same every iteration) go before the loop, and
+    the store itself is not emitted: the copies are the store."""
+    for op in ring.address_ops:
+        if id(op) not in emitter.emitted_early:
+            emitter.op(op)
+            emitter.emitted_early.add(id(op))
+    store = ring.store
+    assert store is not None
+    emitter.emitted_early.add(id(store))
+    state.tiles.setdefault(id(store.memory), emitter.value(store.memory))
 
 
 def loop_top(emitter: KernelEmitter, loop: ForOp) -> None:
@@ -102,6 +122,9 @@ def loop_top(emitter: KernelEmitter, loop: ForOp) -> None:
     w.line(f"const int {state.next_slot} = {state.stage} == 0 ? {ahead} : {state.stage} - 1;")
     state.fetched = 0
     for ring in state.rings:
+        if ring.store is not None:
+            _read_buffer(emitter, state, ring.store.memory)
+            continue
         current = ring.args[0]
         target = emitter.array(current)
         lanes = ring.chunk_bytes // c_types.byte_size(target.dtype)
@@ -117,17 +140,45 @@ def pending_groups(ahead: int) -> int:
     return ahead - 1
 
 
+def stage_counter(emitter: KernelEmitter, loop: ForOp) -> tuple[str, int] | None:
+    """(C name, slots) of a staged loop's slot counter, which runs 0, 1, .. S - 1, 0, ...:
+    the loop emitter declares it (`int stage = 0` before the loop, advanced by `loop_bottom`;
+    or, unrolled S times, the unrolled loop's counter, so that every slot index and buffer
+    address is a constant); None for a loop without staged rings."""
+    state = emitter.staged_loops.get(id(loop))
+    return None if state is None else (state.stage, state.rings[0].slots)
+
+
 def loop_bottom(emitter: KernelEmitter, loop: ForOp) -> None:
+    """Advance the slot counter of a staged loop that is not unrolled by its stages."""
     state = emitter.staged_loops.get(id(loop))
     if state is not None:
         slots = state.rings[0].slots
         emitter.w.line(f"{state.stage} = {state.stage} == {slots - 1} ? 0 : {state.stage} + 1;")
 
 
+def _read_buffer(emitter: KernelEmitter, state: _Loop, tile: Value) -> None:
+    """Point the tile's name at this iteration's buffer for the body's reads."""
+    whole = state.tiles[id(tile)]
+    name = emitter.fresh(f"{whole.text}_stage")
+    element = c_types.memory_type(whole.dtype)
+    emitter.w.line(f"{element}* const {name} = {_buffer(tile, whole, state.stage)};")
+    emitter.bind(tile, CValue("shared", name, whole.dtype))
+
+
+def _buffer(tile: Value, whole: CValue, slot: str) -> str:
+    """C for the address of buffer `slot` of a buffered shared tile."""
+    elements = allocation_bytes(tile.type) // c_types.byte_size(whole.dtype)  # type: ignore[arg-type]
+    return f"{whole.text} + {slot} * {elements}" if slot != "0" else whole.text
+
+
 def after_loop(emitter: KernelEmitter, loop: ForOp) -> None:
     """No copy outlives the loop (the last iterations re-request the last tile)."""
-    if emitter.staged_loops.pop(id(loop), None) is not None:
+    state = emitter.staged_loops.pop(id(loop), None)
+    if state is not None:
         emitter.w.line("lpir_cp_async_wait<0>();")
+        for tile_id, whole in state.tiles.items():
+            emitter.values[tile_id] = whole
 
 
 def register_ring_depth(emitter: KernelEmitter, loop: ForOp) -> int:
@@ -138,18 +189,24 @@ def register_ring_depth(emitter: KernelEmitter, loop: ForOp) -> int:
     return max(depths, default=0)
 
 
-def _copy(emitter: KernelEmitter, ring: StagedRing, load: LoadThreadOp, slot: str) -> None:
+def _copy(
+    emitter: KernelEmitter, state: _Loop, ring: StagedRing, load: LoadThreadOp, slot: str
+) -> None:
     """cp.async of one thread's tile into its chunks of slot `slot`, zeros where masked. A
     chunk whose lanes' masks may differ is copied whole when they are all on, else lane by
     lane with ordinary loads and stores (the slot is the thread's own: no other thread or
     copy in flight touches it)."""
     access = Access(emitter, load)
     lanes = ring.chunk_bytes // access.size
+    targets = _buffer_targets(emitter, state, ring, slot) if ring.store is not None else None
     w = emitter.w
     for chunk, start in enumerate(range(0, len(load.offsets), lanes)):
         source = access.lane_address(load.offsets[start])
         condition = access.group_mask(start, lanes) or "true"
-        target = f"{ring.name} + {_offset(ring, slot, chunk)}"
+        if targets is None:
+            target = f"{ring.name} + {_offset(ring, slot, chunk)}"
+        else:
+            target = targets.lane_address(ring.store.offsets[start])  # type: ignore[union-attr]
         copy = f"lpir_cp_async<{ring.chunk_bytes}>({target}, {source}, {{}});"
         if access.uniform(start, lanes):
             w.line(copy.format(condition))
@@ -162,6 +219,24 @@ def _copy(emitter: KernelEmitter, ring: StagedRing, load: LoadThreadOp, slot: st
                 read = f"*({access.lane_address(load.offsets[lane])})"
                 value = f"{access.mask.lane(lane)} ? {read} : {zero}"  # type: ignore[union-attr]
                 w.line(f"reinterpret_cast<{access.element}*>({target})[{lane - start}] = {value};")
+
+
+def _buffer_targets(emitter: KernelEmitter, state: _Loop, ring: StagedRing, slot: str) -> Access:
+    """The addresses the ring's store writes, in buffer `slot` of its shared tile."""
+    store = ring.store
+    assert store is not None
+    tile = store.memory
+    whole, bound = state.tiles[id(tile)], emitter.value(tile)
+    name = whole.text
+    if slot != "0":
+        name = emitter.fresh(f"{whole.text}_buffer")
+        element = c_types.memory_type(whole.dtype)
+        emitter.w.line(f"{element}* const {name} = {_buffer(tile, whole, slot)};")
+    emitter.bind(tile, CValue("shared", name, whole.dtype))
+    try:
+        return Access(emitter, store)
+    finally:
+        emitter.bind(tile, bound)
 
 
 def _offset(ring: StagedRing, slot: str, chunk: int) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lpir.backends.cuda import c_types
+from lpir.backends.cuda.staging import StagingPlan, allocation_bytes, plan_staging
 from lpir.backends.cuda.writer import CodeWriter
 
 from lpir.dtypes import DType
@@ -128,7 +129,7 @@ class KernelEmitter:
         self.users = _users(kernel)
         self.emitted_early: set[int] = set()
         self.yield_targets: list[list[CValue | None]] = []
-        self.staging = None  # emit_staging.plan_of: the pipelined loads copied with cp.async
+        self.staging: StagingPlan | None = None  # pipelined loads copied by cp.async
         self.staged_loops: dict = {}  # id(ForOp) -> emit_staging's state of a loop being emitted
 
     # ---- names and values --------------------------------------------------------------------
@@ -231,14 +232,20 @@ class KernelEmitter:
         return f"{c_types.c_type(dt)} {name}"
 
     def declare_shared_memory(self) -> None:
-        """One byte array per `alloc_shared`, 16-byte aligned; dynamic beyond 48 KB in all."""
+        """One byte array per `alloc_shared`, 16-byte aligned, as many copies of it as a staged
+        ring buffers (staging.py, planned here within the static 48 KB); dynamic beyond
+        48 KB in all."""
         allocations = [op for op in self.kernel.walk() if isinstance(op, AllocSharedOp)]
+        sizes = [allocation_bytes(op.result.type) for op in allocations]
+        dynamic = sum(sizes) > STATIC_SHARED_LIMIT
+        budget = 0 if dynamic else STATIC_SHARED_LIMIT - sum(sizes)
+        self.staging = plan_staging(self.kernel, self.users, budget)
         offsets, total = [], 0
-        for op in allocations:
+        for op, size in zip(allocations, sizes):
             offsets.append(total)
-            total += -(-op.result.type.nbytes // 16) * 16
-        self.shared_bytes = total
-        self.dynamic_shared = total > STATIC_SHARED_LIMIT
+            total += size * self.staging.copies(op.result)
+        self.shared_bytes = total + self.staging.slots_bytes
+        self.dynamic_shared = dynamic
         if self.dynamic_shared:
             self.w.line("extern __shared__ __align__(16) unsigned char lpir_shared[];")
         for op, offset in zip(allocations, offsets):
@@ -254,7 +261,9 @@ class KernelEmitter:
                 )
             else:
                 storage = f"{name}_storage"
-                self.w.line(f"__shared__ __align__(16) unsigned char {storage}[{st.nbytes}];")
+                copies = self.staging.copies(result)
+                nbytes = st.nbytes if copies == 1 else allocation_bytes(st) * copies
+                self.w.line(f"__shared__ __align__(16) unsigned char {storage}[{nbytes}];")
                 self.w.line(f"{element}* const {name} = reinterpret_cast<{element}*>({storage});")
             self.bind(result, CValue("shared", name, st.dtype))
 

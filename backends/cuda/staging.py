@@ -22,6 +22,18 @@ operand blocks share, `served_from_cache`): data other blocks read, like gemv's 
 split-K GEMV's share of x, is served from cache and is cheaper in registers than copied once
 per thread into shared memory. Rings are taken in program order while their slots fit beside
 the kernel's own shared memory in the static 48 KB.
+A ring whose tile the loop only stores into a shared tile (`store(sa, load(a[...]))`, the
+A operand of a matmul) is *buffered* instead: the shared tile itself gets S copies (buffers),
+the copies go straight into buffer (i + A) % S at the addresses the store would write, the
+store disappears, and the loop's reads of the tile read buffer i % S. That saves the slot, the
+read into registers and the store (half the shared traffic of the tile), and the registers.
+It needs the loop to already order the tile's accesses as a ring of buffers needs: the tile is
+written by that store alone and read only in the loop body, after the store with a barrier
+between (that barrier, after each thread's `cp.async.wait_group`, publishes the copies), and
+a barrier follows the last read (so nobody still reads the buffer the next iteration's copies
+overwrite). Buffers are taken before slots, while the kernel's shared memory fits in the
+static 48 KB.
+
 `LPIR_CUDA_ASYNC_COPY=0` in the environment turns staging off (to compare the two).
 """
 
@@ -35,10 +47,16 @@ from lpir.backends.cuda import c_types
 
 from lpir.ir.analysis import depends_on_block_index, served_from_cache
 from lpir.ir.core import Kernel, Operation, Value
-from lpir.ir.ops import ForOp, LoadThreadOp, YieldOp
-from lpir.ir.types import GlobalType
+from lpir.ir.effects import READS_MEMORY, is_pure
+from lpir.ir.ops import AllocSharedOp, BarrierOp, ForOp, LoadThreadOp, StoreThreadOp, YieldOp
+from lpir.ir.types import GlobalType, SharedType
 
 CHUNK_BYTES = (4, 8, 16)  # the sizes cp.async copies
+
+
+def allocation_bytes(shared: SharedType) -> int:
+    """Bytes the CUDA kernel declares for one copy of a shared tile (16-byte aligned)."""
+    return -(-shared.nbytes // 16) * 16
 
 
 @dataclass
@@ -60,6 +78,9 @@ class StagedRing:
     chunks: int
     threads: int
     name: str = ""
+    store: StoreThreadOp | None = None  # buffered: the store into shared memory it replaces
+    address_ops: list[Operation] = field(default_factory=list)  # buffered: computing its base
+    position: int = 0  # the index of r0 among the loop's arguments
 
     @property
     def ahead(self) -> int:
@@ -70,7 +91,15 @@ class StagedRing:
         return self.ahead + 1
 
     @property
+    def buffered(self) -> bool:
+        """Copied straight into S buffers of the shared tile that `store` writes."""
+        return self.store is not None
+
+    @property
     def nbytes(self) -> int:
+        """The shared memory of the ring: its slots, or the S - 1 more buffers of its tile."""
+        if self.store is not None:
+            return self.ahead * allocation_bytes(self.store.memory.type)  # type: ignore[arg-type]
         return self.slots * self.chunks * self.chunk_bytes * self.threads
 
 
@@ -81,10 +110,17 @@ class StagingPlan:
     rings: dict[int, list[StagedRing]] = field(default_factory=dict)  # id(ForOp) -> rings
     fetches: dict[int, tuple[ForOp, StagedRing]] = field(default_factory=dict)  # id(load)
     prologue: set[int] = field(default_factory=set)  # id(load)
+    buffers: dict[int, int] = field(default_factory=dict)  # id(shared tile) -> its copies
 
     @property
-    def nbytes(self) -> int:
-        return sum(ring.nbytes for rings in self.rings.values() for ring in rings)
+    def slots_bytes(self) -> int:
+        """The shared memory of the per-thread slots (buffers are the tiles' own, bigger)."""
+        rings = [ring for rings in self.rings.values() for ring in rings]
+        return sum(ring.nbytes for ring in rings if not ring.buffered)
+
+    def copies(self, shared: Value) -> int:
+        """How many buffers the kernel declares of a shared tile (1 unless a ring buffers it)."""
+        return self.buffers.get(id(shared), 1)
 
 
 def enabled() -> bool:
@@ -97,16 +133,20 @@ def plan_staging(kernel: Kernel, users: dict[int, list[Operation]], budget: int)
     plan = StagingPlan()
     if not enabled():
         return plan
-    for op in kernel.walk():
-        if not isinstance(op, ForOp) or not op.stages or op.stages < 2:
+    loops = [op for op in kernel.walk() if isinstance(op, ForOp) and (op.stages or 0) >= 2]
+    candidates = [(loop, ring) for loop in loops for ring in _rings(loop, users, kernel)]
+    candidates.sort(key=lambda candidate: not candidate[1].buffered)  # buffers first (stable)
+    for loop, ring in candidates:
+        if ring.nbytes > budget:
             continue
-        for ring in _rings(op, users, kernel):
-            if ring.nbytes > budget:
-                continue
-            budget -= ring.nbytes
-            plan.rings.setdefault(id(op), []).append(ring)
-            plan.fetches[id(ring.fetch)] = (op, ring)
-            plan.prologue.update(id(load) for load in ring.prologue)
+        budget -= ring.nbytes
+        plan.rings.setdefault(id(loop), []).append(ring)
+        plan.fetches[id(ring.fetch)] = (loop, ring)
+        plan.prologue.update(id(load) for load in ring.prologue)
+        if ring.store is not None:
+            plan.buffers[id(ring.store.memory)] = ring.slots
+    for rings in plan.rings.values():  # emitted in the order of the loop's arguments
+        rings.sort(key=lambda ring: ring.position)
     return plan
 
 
@@ -114,8 +154,11 @@ def _rings(loop: ForOp, users, kernel: Kernel) -> list[StagedRing]:
     """The stageable rings of a pipelined loop, in the order of its arguments."""
     found = []
     for chain, fetch in ring_chains(loop):
-        ring = _stageable(loop, chain, fetch, users, kernel)
+        ring = _buffered(loop, chain, fetch, users, kernel) or _stageable(
+            loop, chain, fetch, users, kernel
+        )
         if ring is not None:
+            ring.position = chain[0]
             found.append(ring)
     return found
 
@@ -144,7 +187,9 @@ def ring_chains(loop: ForOp) -> list[tuple[list[int], LoadThreadOp]]:
     return chains
 
 
-def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel: Kernel):
+def _ring_parts(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users):
+    """(arguments, prologue loads, cp.async bytes) of a ring that is the pipeline's pattern
+    exactly, S - 1 tiles ahead, in chunks cp.async can copy; None for any other."""
     args = [loop.iter_args[i] for i in chain]
     prologue = [loop.inits[i].owner for i in chain]
     terminator = loop.body.ops[-1]
@@ -163,10 +208,96 @@ def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel
         return None
     if len(args) != loop.stages - 1:  # type: ignore[operator]
         return None
+    return args, prologue, chunk
+
+
+def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel: Kernel):
+    parts = _ring_parts(loop, chain, fetch, users)
+    if parts is None:
+        return None
     if not depends_on_block_index(fetch.operands[1:]) or served_from_cache(fetch, kernel):
         return None
+    args, prologue, chunk = parts
     tile_bytes = len(fetch.offsets) * c_types.byte_size(fetch.access_dtype)
-    return StagedRing(args, prologue, fetch, chunk, tile_bytes // chunk, kernel.threads)  # type: ignore[arg-type]
+    return StagedRing(args, prologue, fetch, chunk, tile_bytes // chunk, kernel.threads)
+
+
+def _buffered(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel: Kernel):
+    """The ring as copies straight into buffers of the shared tile its tiles are stored to
+    (the module docstring says when); None where it is not one."""
+    parts = _ring_parts(loop, chain, fetch, users)
+    if parts is None:
+        return None
+    args, prologue, chunk = parts
+    store = _only_store(args[0], users, loop)
+    if store is None or not _buffers_are_ordered(loop, store, users):
+        return None
+    size = c_types.byte_size(store.access_dtype)
+    if size != c_types.byte_size(fetch.access_dtype):
+        return None
+    chunk = math.gcd(chunk, min(16, store.vector_width * size))
+    address_ops = invariant_ops(store.base, loop)
+    if chunk not in CHUNK_BYTES or address_ops is None:
+        return None
+    tile_bytes = len(fetch.offsets) * size
+    ring = StagedRing(args, prologue, fetch, chunk, tile_bytes // chunk, kernel.threads)
+    ring.store, ring.address_ops = store, address_ops
+    return ring
+
+
+def _only_store(tile: Value, users, loop: ForOp) -> StoreThreadOp | None:
+    """The unmasked store of the whole tile into a shared allocation, when the loop body
+    does nothing else with it."""
+    (store, *others) = users.get(id(tile), [None])
+    if others or not isinstance(store, StoreThreadOp):
+        return None
+    if not any(op is store for op in loop.body.ops):
+        return None
+    if store.operands[2] is not tile or len(store.operands) != 3 or store.attributes.get("combine"):
+        return None
+    if not isinstance(store.memory.owner, AllocSharedOp):
+        return None
+    return store
+
+
+def _buffers_are_ordered(loop: ForOp, store: StoreThreadOp, users) -> bool:
+    """Whether the shared tile is written by `store` alone and read only in the loop body
+    after it, each read after a barrier that follows the store, and a barrier after the last
+    read: then S buffers of it, filled ahead, are read only once filled and refilled only once
+    read."""
+    body = loop.body.ops
+    position = {id(op): index for index, op in enumerate(body)}
+    readers = [op for op in users.get(id(store.memory), []) if op is not store]
+    if not readers or any(op.name not in READS_MEMORY or id(op) not in position for op in readers):
+        return False
+    barriers = [index for index, op in enumerate(body) if isinstance(op, BarrierOp)]
+    written = position[id(store)]
+    for reader in readers:
+        if not any(written < barrier < position[id(reader)] for barrier in barriers):
+            return False
+    last_read = max(position[id(reader)] for reader in readers)
+    return any(barrier > last_read for barrier in barriers)
+
+
+def invariant_ops(value: Value, loop: ForOp) -> list[Operation] | None:
+    """The loop body's ops that compute `value`, in order, when it is the same in every
+    iteration (pure ops of values from outside the loop); None when it is not."""
+    in_body = {id(op) for op in loop.body.ops}
+    varying = {id(arg) for arg in loop.iter_args} | {id(loop.induction_variable)}
+    needed: set[int] = set()
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if id(current) in varying:
+            return None
+        owner = current.owner
+        if not isinstance(owner, Operation) or id(owner) not in in_body or id(owner) in needed:
+            continue
+        if not is_pure(owner):
+            return None
+        needed.add(id(owner))
+        pending.extend(owner.operands)
+    return [op for op in loop.body.ops if id(op) in needed]
 
 
 def _chunk_bytes(load: LoadThreadOp) -> int | None:
