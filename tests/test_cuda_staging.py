@@ -211,6 +211,20 @@ def test_reading_the_buffer_being_filled_reads_stale_tiles(monkeypatch):
     assert not np.allclose(got, wanted, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU (or no cuda-core / driver)")
+@pytest.mark.parametrize(
+    "case", SHARED_TILE_CASES, ids=lambda case: "-".join(map(str, case.values()))
+)
+def test_tiles_copied_straight_into_shared_buffers_on_the_gpu(case):
+    """The same kernels where the copies really land late and other threads read them."""
+    got = _shared_tile_arguments(case["M"], case["K"])
+    lpir.compile(SHARED_TILE, target="cuda", **case)(*got)
+    wanted = _shared_tile_arguments(case["M"], case["K"])
+    lpir.compile(SHARED_TILE, target="interp", **case)(*wanted)
+    np.testing.assert_allclose(got[2], wanted[2], rtol=1e-5, atol=1e-5)
+
+
 def test_matmul_copies_its_a_tile_straight_into_shared_buffers():
     """matmul_wq's `store(sa, load(a[...]))`: no slot, no store, S buffers of sa."""
     from lpir.backends.cuda.examples import example_path
