@@ -10,6 +10,7 @@ every thread of the block.
 
 from __future__ import annotations
 
+import math
 import re
 
 from lpir.backends.cuda import c_types, emit_staging
@@ -114,41 +115,61 @@ def _unroll_pipelined(emitter: KernelEmitter, factor: int, bounds: list[int | No
         emitter.w.line(f"#pragma unroll {factor}")
 
 
+#: the most iterations a staged loop is unrolled by to let nvcc rename its register tiles too
+MAX_STAGED_UNROLL = 16
+
+
 def _emit_by_stages(
     emitter: KernelEmitter, op: ForOp, counter: tuple[str, int], bounds: list[int]
 ) -> None:
     """A staged loop of constant bounds, unrolled by its S slots: an outer loop over whole
-    groups of S iterations around an inner one over the S slots that nvcc unrolls, then the
-    last trips % S iterations alike. The slot counter is the inner loop's, a constant in
-    each unrolled copy, so every slot and buffer address folds into the access's immediate
-    offset (a run-time counter cost an add per distinct address per iteration: 150 instead
-    of 139 SASS instructions per 32 `HMMA` in matmul_wq 128x128x32 at 3 stages). The body is
-    written twice where S does not divide the trip count."""
+    groups of S iterations around an inner one over them that nvcc unrolls, then the last
+    trips % S iterations alike. The slot counter is the inner loop's, a constant in each
+    unrolled copy, so every slot and buffer address folds into the access's immediate offset
+    (a run-time counter cost an add per distinct address per iteration: 4.69 instead of 3.30
+    SASS instructions per `HMMA` in matmul_wq 128x128x32 at 3 stages). Where the loop also
+    carries tiles in registers (d ahead), groups are lcm(S, d + 1) iterations, so that nvcc
+    renames those instead of copying them. The body is written twice where the group does
+    not divide the trip count."""
     lower, upper, step = bounds
     stage, slots = counter
+    group = _group_size(emitter, op, slots)
     trips = -(-(upper - lower) // step)
-    whole = trips - trips % slots
+    whole = trips - trips % group
     w = emitter.w
     if whole:
         iv = emitter.value(op.induction_variable)
         start = emitter.fresh(f"{iv.text}_group")
         head = f"for ({iv.ctype} {start} = {lower}; {start} < {lower + whole * step}; "
         w.line("#pragma unroll 1")
-        with w.block(f"{head}{start} += {slots * step})"):
-            _emit_slots(emitter, op, stage, start, slots, step)
-    if trips % slots:
+        with w.block(f"{head}{start} += {group * step})"):
+            _emit_group(emitter, op, (stage, slots), start, group, step)
+    if trips % group:
         with w.block():
-            _emit_slots(emitter, op, stage, str(lower + whole * step), trips % slots, step)
+            start = str(lower + whole * step)
+            _emit_group(emitter, op, (stage, slots), start, trips % group, step)
 
 
-def _emit_slots(
-    emitter: KernelEmitter, op: ForOp, stage: str, start: str, count: int, step: int
+def _group_size(emitter: KernelEmitter, op: ForOp, slots: int) -> int:
+    """S, or lcm(S, d + 1) for tiles kept d ahead in registers where that is not too many."""
+    depth = emit_staging.register_ring_depth(emitter, op)
+    group = math.lcm(slots, depth + 1)
+    return group if group <= MAX_STAGED_UNROLL else slots
+
+
+def _emit_group(
+    emitter: KernelEmitter, op: ForOp, counter: tuple[str, int], start: str, count: int, step: int
 ) -> None:
-    """`count` iterations from `start`, the slot counter their index (nvcc unrolls them)."""
+    """`count` iterations from `start` (nvcc unrolls them), the slot counter their index
+    modulo S."""
     iv = emitter.value(op.induction_variable)
+    stage, slots = counter
+    index = stage if count <= slots else emitter.fresh("iteration")
     emitter.w.line("#pragma unroll")
-    with emitter.w.block(f"for (int {stage} = 0; {stage} < {count}; ++{stage})"):
-        emitter.w.line(f"const {iv.ctype} {iv.text} = {start} + {stage} * {step};")
+    with emitter.w.block(f"for (int {index} = 0; {index} < {count}; ++{index})"):
+        if index != stage:
+            emitter.w.line(f"const int {stage} = {index} % {slots};")
+        emitter.w.line(f"const {iv.ctype} {iv.text} = {start} + {index} * {step};")
         emit_staging.loop_top(emitter, op)
         emitter.region(op.body)
 
