@@ -36,9 +36,9 @@ from __future__ import annotations
 
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.analysis import IndexAnalysis, served_from_cache
+from lpir.ir.analysis import IndexAnalysis, loop_slice, served_from_cache
 from lpir.ir.core import Kernel, Module, Operation, Value
-from lpir.ir.effects import is_pure, stored_arguments
+from lpir.ir.effects import stored_arguments
 from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, StoreThreadOp, YieldOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import GlobalType, SharedType
@@ -52,28 +52,10 @@ def address_slice(load: LoadThreadOp, loop: ForOp) -> list[Operation] | None:
     """The body's ops that compute the load's address and mask, in order; None when the load
     cannot move (a loop-carried value or an impure op feeds it, or the address ignores the
     induction variable: such a load belongs before the loop, not one iteration ahead)."""
-    in_body = {id(op) for op in loop.body.ops}
-    carried = {id(arg) for arg in loop.iter_args}
-    needed: set[int] = set()
-    pending = list(load.operands[1:])
-    uses_induction = False
-    while pending:
-        value = pending.pop()
-        if value is loop.induction_variable:
-            uses_induction = True
-            continue
-        if id(value) in carried:
-            return None
-        owner = value.owner
-        if not isinstance(owner, Operation) or id(owner) not in in_body or id(owner) in needed:
-            continue
-        if not is_pure(owner):
-            return None
-        needed.add(id(owner))
-        pending.extend(owner.operands)
-    if not uses_induction:
+    found = loop_slice(load.operands[1:], loop)
+    if found is None or not found.reads_induction:
         return None
-    return [op for op in loop.body.ops if id(op) in needed]
+    return found.ops
 
 
 def stored_to_shared_only(load: LoadThreadOp, loop: ForOp) -> bool:

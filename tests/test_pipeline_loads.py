@@ -205,6 +205,38 @@ def test_a_load_every_block_makes_alike_is_one_iteration_ahead(stages):
     np.testing.assert_array_equal(args[2], unpipelined[2])  # only when loads are issued moved
 
 
+# the same x, but only stored into shared memory (and read from there): the CUDA backend copies
+# its tiles straight into buffers of the shared tile, so it is S - 1 tiles ahead like w
+SHARED_X_IN_SHARED_MEMORY = """
+kernel rows[N = 256, K = 1024, STAGES = 4](
+    x: global f32[K], w: global f32[N, K], y: global f32[N],
+) blocks(N / 32) threads(64) {
+    sx = shared<f32>[64]
+    acc = zeros<f32>[32, 64]
+    for k0 in range(0, K, 64, stages = STAGES) {
+        store(sx, load(x[k0 :+ 64]))
+        sync()
+        acc += load(w[block.x * 32 :+ 32, k0 :+ 64]) * load(sx)[None, :]
+        sync()
+    }
+    store(y[block.x * 32 :+ 32], sum(acc, axis = 1))
+}
+"""
+
+
+def test_a_load_every_block_makes_alike_but_only_stores_to_shared_memory_is_all_ahead():
+    header = final_ir(n=256, stages=4, source=SHARED_X_IN_SHARED_MEMORY).split(" = for ", 1)[1]
+    header = header.split("\n", 1)[0]
+    assert header.count("%x_ahead") == 3 and header.count("%w_ahead") == 3
+    rng = np.random.default_rng(3)
+    args = [rng.standard_normal(1024).astype(np.float32)]
+    args += [rng.standard_normal((256, 1024)).astype(np.float32), np.zeros(256, np.float32)]
+    wanted = copy.deepcopy(args)
+    lpir.compile(SHARED_X_IN_SHARED_MEMORY, target="interp")(*wanted)
+    lpir.compile(SHARED_X_IN_SHARED_MEMORY, target="threads-cuda")(*args)
+    np.testing.assert_allclose(args[2], wanted[2], rtol=1e-5, atol=1e-4)
+
+
 # each block walks its own rows in an outer loop: the inner loads differ per block through the
 # outer loop's start, not through their own address arithmetic
 STRIDED_BLOCKS = """

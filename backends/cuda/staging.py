@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 
 from lpir.backends.cuda import c_types
 
-from lpir.ir.analysis import depends_on_block_index, served_from_cache
+from lpir.ir.analysis import depends_on_block_index, loop_slice, served_from_cache
 from lpir.ir.core import Kernel, Operation, Value
-from lpir.ir.effects import READS_MEMORY, is_pure
+from lpir.ir.effects import READS_MEMORY
 from lpir.ir.ops import AllocSharedOp, BarrierOp, ForOp, LoadThreadOp, StoreThreadOp, YieldOp
 from lpir.ir.types import GlobalType, SharedType
 
@@ -282,22 +282,10 @@ def _buffers_are_ordered(loop: ForOp, store: StoreThreadOp, users) -> bool:
 def invariant_ops(value: Value, loop: ForOp) -> list[Operation] | None:
     """The loop body's ops that compute `value`, in order, when it is the same in every
     iteration (pure ops of values from outside the loop); None when it is not."""
-    in_body = {id(op) for op in loop.body.ops}
-    varying = {id(arg) for arg in loop.iter_args} | {id(loop.induction_variable)}
-    needed: set[int] = set()
-    pending = [value]
-    while pending:
-        current = pending.pop()
-        if id(current) in varying:
-            return None
-        owner = current.owner
-        if not isinstance(owner, Operation) or id(owner) not in in_body or id(owner) in needed:
-            continue
-        if not is_pure(owner):
-            return None
-        needed.add(id(owner))
-        pending.extend(owner.operands)
-    return [op for op in loop.body.ops if id(op) in needed]
+    found = loop_slice([value], loop)
+    if found is None or found.reads_induction:
+        return None
+    return found.ops
 
 
 def _chunk_bytes(load: LoadThreadOp) -> int | None:

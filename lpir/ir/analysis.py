@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.effects import is_pure
 from lpir.ir.ops import (
     BinaryOp,
     BlockIndexOp,
@@ -160,6 +161,40 @@ class IndexAnalysis:
         }
         rule = rules.get(op.name)
         return rule() if rule is not None else UNKNOWN
+
+
+@dataclass
+class LoopSlice:
+    """The ops of a loop body that compute some values (`loop_slice`), in program order, and
+    whether they read the loop's induction variable."""
+
+    ops: list[Operation]
+    reads_induction: bool
+
+
+def loop_slice(values: list[Value], loop: ForOp) -> LoopSlice | None:
+    """The pure ops of the loop's body that the values depend on; None when a loop-carried
+    value or an impure op (a load, ...) of the body feeds them."""
+    in_body = {id(op) for op in loop.body.ops}
+    carried = {id(arg) for arg in loop.iter_args}
+    needed: set[int] = set()
+    pending = list(values)
+    reads_induction = False
+    while pending:
+        value = pending.pop()
+        if value is loop.induction_variable:
+            reads_induction = True
+            continue
+        if id(value) in carried:
+            return None
+        owner = value.owner
+        if not isinstance(owner, Operation) or id(owner) not in in_body or id(owner) in needed:
+            continue
+        if not is_pure(owner):
+            return None
+        needed.add(id(owner))
+        pending.extend(owner.operands)
+    return LoopSlice([op for op in loop.body.ops if id(op) in needed], reads_induction)
 
 
 def depends_on_block_index(values: list[Value]) -> bool:
