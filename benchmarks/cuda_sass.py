@@ -17,12 +17,19 @@ scales) and examples/gemv_tc.lp (f16 x, the weights' fragments loaded straight f
 a k order that pairs their fields for the decoder), and examples/skinny_wq.lp for 16 rows of
 x (the same, per weight read for 16 rows).
 
+    python benchmarks/cuda_sass.py --matmul        # matmul_wq and skinny_wq tiles instead
+
+`--matmul` prints, for the tiles gpu_matmul.py tries most (u4, N = K = 4096), the registers and
+static shared memory ptxas reports, the main loop's SASS instructions per `HMMA` and its
+shared-memory instructions (`LDS`, `STS`, `LDSM`) and `cp.async` copies (`LDGSTS`).
+
 cuobjdump comes with the CUDA toolkit, or `pip install "cuda-toolkit[cuobjdump,nvdisasm]"`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -73,15 +80,58 @@ def sass_of(weight: str, arch: str, n: int, k: int, cuobjdump: str, nvcc: str, p
     return main_loop(sass), per_iteration
 
 
+# (kernel, parameters) of `--matmul`: u4, N = K = 4096
+MATMUL_TILES = [
+    (MATMUL, {"M": 256, "BM": 64, "BN": 64, "BK": 32, "STAGES": 2}),
+    (MATMUL, {"M": 256, "BM": 64, "BN": 64, "BK": 64, "STAGES": 3}),
+    (MATMUL, {"M": 256, "BM": 128, "BN": 128, "BK": 32, "THREADS": 256, "STAGES": 3}),
+    (MATMUL, {"M": 16, "BM": 16, "BN": 128, "BK": 64, "STAGES": 4}),
+    (SKINNY, {"M": 256, "MB": 128, "BN": 64, "BK": 32, "XS": 1, "STAGES": 4}),
+    (SKINNY, {"M": 256, "MB": 128, "BN": 64, "BK": 64, "XS": 1, "STAGES": 3}),
+    (SKINNY, {"M": 64, "MB": 64, "BN": 64, "BK": 128, "XS": 1, "STAGES": 4}),
+]
+
+
+def matmul_table(arch: str, cuobjdump: str, nvcc: str) -> None:
+    print(f"matmul_wq and skinny_wq, u4, N = K = 4096, {arch}: main loop")
+    print(f"{'kernel':<58} {'regs':>4} {'smem':>6} {'/HMMA':>6}  LDS STS LDSM LDGSTS")
+    for path, params in MATMUL_TILES:
+        kernel = lpir.compile(str(path), target="cuda", WT="u4", ZERO=8, N=4096, K=4096, **params)
+        with tempfile.TemporaryDirectory() as directory:
+            source, cubin = Path(directory) / "k.cu", Path(directory) / "k.cubin"
+            source.write_text(kernel.source("cuda"))
+            command = [nvcc, "-cubin", f"-arch={arch}", "-O3", f"-I{INCLUDE_DIR}", "-Xptxas", "-v"]
+            report = subprocess.run(
+                [*command, "-o", cubin, source], check=True, capture_output=True, text=True
+            ).stderr
+            sass = subprocess.run(
+                [cuobjdump, "-sass", cubin], check=True, capture_output=True, text=True
+            ).stdout
+        registers = re.search(r"Used (\d+) registers", report).group(1)  # type: ignore[union-attr]
+        shared = re.search(r"(\d+) bytes smem", report)
+        loop = main_loop(sass)
+        ops = Counter(op.split(".")[0] for op in loop)
+        name = f"{path.stem} " + " ".join(f"{k}={v}" for k, v in params.items())
+        per_hmma = len(loop) / max(ops["HMMA"], 1)
+        print(
+            f"{name:<58} {registers:>4} {shared.group(1) if shared else 0:>6} {per_hmma:>6.2f}"
+            f"  {ops['LDS']:>3} {ops['STS']:>3} {ops['LDSM']:>4} {ops['LDGSTS']:>6}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="sm_90")
     parser.add_argument("--weights", default=",".join(WEIGHTS))
     parser.add_argument("--shape", default="28672x8192", help="N x K")
+    parser.add_argument("--matmul", action="store_true", help="matmul_wq and skinny_wq tiles")
     args = parser.parse_args()
     nvcc, cuobjdump = find_nvcc(), find_cuobjdump()
     if not nvcc or not cuobjdump:
         sys.exit("needs nvcc and cuobjdump (pip install 'cuda-toolkit[cuobjdump,nvdisasm]')")
+    if args.matmul:
+        matmul_table(args.arch, cuobjdump, nvcc)
+        return
     n, k = (int(v) for v in args.shape.split("x"))
     for title, path, params, hmma in TABLES:
         print(f"{title}, N x K = {n} x {k}, {args.arch}: SASS of the main loop")
