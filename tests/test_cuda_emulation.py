@@ -211,3 +211,33 @@ def test_a_misaligned_vector_access_fails_like_on_a_gpu():
         lpir.LpirError, match="misaligned address: kernel vector_add made a 16-byte"
     ):
         runner.run([x, y, np.zeros(1024, np.float32)])
+
+
+# 96 KB of shared memory (two 128 x 96 f32 tiles): past the static 48 KB, so the kernel
+# declares it dynamic (`LPIR_DYNAMIC_SHARED`) and the launch asks for it
+BIG_SHARED = """
+kernel big_shared[M = 200, N = 300](a: global f32[M, N], b: global f32[N, M])
+    blocks(cdiv(N, 96), cdiv(M, 128)) threads(256) {
+    t = shared<f32>[128, 96]
+    u = shared<f32>[96, 128]
+    store(t, load(a[block.y * 128 :+ 128, block.x * 96 :+ 96]))
+    sync()
+    store(u, transpose(load(t)) * 2.0)
+    sync()
+    store(b[block.x * 96 :+ 96, block.y * 128 :+ 128], load(u))
+}
+"""
+
+
+def test_a_kernel_with_dynamic_shared_memory_runs_on_the_emulation():
+    """Over 48 KB of shared memory is dynamic on a GPU; the emulation gives the kernel a
+    static array of the size it declares."""
+    kernel = lpir.compile(BIG_SHARED, target="cuda").specialize(None).module.kernels[0]
+    emitted = emit_kernel(kernel, "big_shared")
+    assert emitted.dynamic_shared_bytes == 2 * 128 * 96 * 4
+    assert "LPIR_DYNAMIC_SHARED(lpir_shared, 98304);" in emitted.text
+    a = np.random.default_rng(2).standard_normal((200, 300)).astype(np.float32)
+    (runner,) = emulate_kernels([emitted])
+    got = [a, np.zeros((300, 200), np.float32)]
+    runner.run(got)
+    np.testing.assert_array_equal(got[1], 2 * a.T)  # exact: a copy and a doubling

@@ -247,7 +247,7 @@ class KernelEmitter:
         self.shared_bytes = total + self.staging.slots_bytes
         self.dynamic_shared = dynamic
         if self.dynamic_shared:
-            self.w.line("extern __shared__ __align__(16) unsigned char lpir_shared[];")
+            self.w.line(f"LPIR_DYNAMIC_SHARED(lpir_shared, {self.shared_bytes});")
         for op, offset in zip(allocations, offsets):
             result = op.result
             st = result.type

@@ -159,9 +159,6 @@ class _Runner:
 
 def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
     """Build kernels of distinct names into one library; one runner per kernel."""
-    for kernel in kernels:
-        if kernel.dynamic_shared:
-            raise LpirError("the CUDA emulation has no dynamic shared memory (over 48 KB)")
     source = translation_unit(kernels)
     source += "".join(_wrapper(k, f"lpir_emulate_{i}") for i, k in enumerate(kernels))
     source += _MISALIGNED

@@ -18,6 +18,14 @@
 
 #define LPIR_DEVICE static __device__ __forceinline__
 
+// A kernel's shared memory beyond the static 48 KB: dynamic, sized by the launch (`bytes` is
+// what the kernel needs). The host emulation runs one block at a time: a static array will do.
+#ifdef LPIR_HOST_EMULATION
+#define LPIR_DYNAMIC_SHARED(name, bytes) __shared__ __align__(16) unsigned char name[bytes]
+#else
+#define LPIR_DYNAMIC_SHARED(name, bytes) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
 // ---- bits ------------------------------------------------------------------------------------
 template <typename To, typename From>
 LPIR_DEVICE To lpir_bit_cast(const From& from) {
