@@ -101,10 +101,10 @@ def before_loop(emitter: KernelEmitter, loop: ForOp) -> set[int]:
 def _before_buffered(emitter: KernelEmitter, state: _Loop, ring: StagedRing) -> None:
     """A buffered ring's store addresses (the same every iteration) go before the loop, and
     the store itself is not emitted: the copies are the store."""
-    for op in ring.address_ops:
-        if id(op) not in emitter.emitted_early:
-            emitter.op(op)
-            emitter.emitted_early.add(id(op))
+    for op in ring.address_ops:  # again wherever the loop is emitted again (an outer body's)
+        emitter.emitted_early.discard(id(op))
+        emitter.op(op)
+        emitter.emitted_early.add(id(op))
     store = ring.store
     assert store is not None
     emitter.emitted_early.add(id(store))
