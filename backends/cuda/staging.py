@@ -61,7 +61,8 @@ def allocation_bytes(shared: SharedType) -> int:
 
 @dataclass
 class StagedRing:
-    """One pipelined load kept in per-thread shared-memory slots.
+    """One pipelined load kept in shared memory: in per-thread slots, or (buffered) in S
+    buffers of the shared tile the loop stores it to.
 
     Attributes:
         args: the loop's ring arguments r0 .. r(A-1) (A = S - 1 tiles ahead).
@@ -69,6 +70,10 @@ class StagedRing:
         fetch: the load in the body, of the tile A iterations ahead.
         chunk_bytes: bytes of one cp.async; chunks: how many make one thread's tile.
         threads: threads per block (slots are interleaved by thread).
+        name: the C name of the slots (set when emitted).
+        store: a buffered ring's store of r0 into its shared tile, which the copies replace.
+        address_ops: the body's ops that compute that store's base (the same every iteration).
+        position: the index of r0 among the loop's arguments.
     """
 
     args: list[Value]
@@ -78,9 +83,9 @@ class StagedRing:
     chunks: int
     threads: int
     name: str = ""
-    store: StoreThreadOp | None = None  # buffered: the store into shared memory it replaces
-    address_ops: list[Operation] = field(default_factory=list)  # buffered: computing its base
-    position: int = 0  # the index of r0 among the loop's arguments
+    store: StoreThreadOp | None = None
+    address_ops: list[Operation] = field(default_factory=list)
+    position: int = 0
 
     @property
     def ahead(self) -> int:
