@@ -156,6 +156,45 @@ def compare(source: DType, target: DType, reference: np.ndarray, compiled: np.nd
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("source", ALL_DTYPE_NAMES)
 def test_cast_to_every_dtype_is_bit_exact(source):
+    check_casts_from(source)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("source", ["f16", "f32", "f64", "i32"])
+def test_f16_casts_are_bit_exact_without_f16c_too(source, monkeypatch):
+    """Where the host has F16C (this one, most likely), f16 converts by `vcvtph2ps` and
+    `vcvtps2ph`; elsewhere by the integer codec. The same casts with F16C hidden from the
+    backend (and the compiled-code cache, whose key holds the host's features)."""
+    from lpir.backends.llvm import jit
+
+    triple, cpu, features = jit.host()
+    hidden = ",".join(f for f in features.split(",") if f not in ("+f16c", ""))
+    monkeypatch.setattr(jit, "host", lambda: (triple, cpu, hidden + ",-f16c"))
+    check_casts_from(source)
+
+
+def test_f16_converts_with_f16c_where_the_host_has_it():
+    from llvmlite import ir
+    from lpir.backends.llvm.casts import Caster
+    from lpir.backends.llvm.intrinsics import Intrinsics
+
+    def f16_to_f32_and_back(features: str) -> str:
+        module = ir.Module()
+        function = ir.Function(module, ir.FunctionType(ir.IntType(16), [ir.IntType(16)]), "f")
+        builder = ir.IRBuilder(function.append_basic_block())
+        caster = Caster(builder, Intrinsics(module), features)
+        wide = caster.cast(function.args[0], dtype("f16"), dtype("f32"))
+        builder.ret(caster.cast(wide, dtype("f32"), dtype("f16")))
+        return str(module)
+
+    native = f16_to_f32_and_back("+avx2,+f16c")
+    assert "fpext half" in native and "fptrunc float" in native
+    portable = f16_to_f32_and_back("+avx2,-f16c")
+    assert "half" not in portable
+
+
+def check_casts_from(source: str) -> None:
+    """Casts from `source` to every dtype, compiled, bit for bit against the interpreter."""
     src = dtype(source)
     codes = padded(source_codes(src))
     kernel = LaneKernel(codes.size, LANES, codes.size // BLOCKS // LANES)

@@ -50,7 +50,7 @@ class Arithmetic:
         return self.caster.to_f32(value, dt) if self.widened(dt) else value
 
     def from_compute(self, value, dt: DType):
-        return self.caster.codec(dt).encode(value) if self.widened(dt) else value
+        return self.caster.from_f32(value, dt) if self.widened(dt) else value
 
     # ---- binary ---------------------------------------------------------------------------
     def binary(self, name: str, lhs, rhs, dt: DType):

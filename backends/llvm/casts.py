@@ -4,8 +4,11 @@ Vectors of small floats and fp8 become f32, f16 or bf16 by table lookup where th
 AVX-512 (lookup.py). Every other conversion goes through one of three hubs: an integer (i64),
 f32 or f64. Floats narrower than f32 decode exactly to f32 and encode from it
 (`floats.FloatCodec`); f64 sources round to f32 *to odd* first, so the final rounding to a
-narrower format is still correct. Float to int uses LLVM's saturating conversions (truncate,
-saturate, NaN -> 0); int to int truncates and re-extends (wrap).
+narrower format is still correct. f16 converts with the host's instructions where it has F16C
+(`vcvtph2ps`/`vcvtps2ph`, 16 lanes an instruction with AVX-512), NaNs made lpir's (sign kept,
+payload dropped) by one select: the same bits as the codec's thirty-odd integer operations.
+Float to int uses LLVM's saturating conversions (truncate, saturate, NaN -> 0); int to int
+truncates and re-extends (wrap).
 """
 
 from __future__ import annotations
@@ -14,7 +17,19 @@ from llvmlite import ir
 from lpir.backends.llvm import jit
 from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
 from lpir.backends.llvm.lookup import TableCaster
-from lpir.backends.llvm.types import F32, F64, I1, I32, I64, constant, element, lane_type, like
+from lpir.backends.llvm.types import (
+    F16,
+    F32,
+    F64,
+    I1,
+    I16,
+    I32,
+    I64,
+    constant,
+    element,
+    lane_type,
+    like,
+)
 
 from lpir.dtypes import DType
 
@@ -59,6 +74,7 @@ class Caster:
         if features is None:
             features = jit.host()[2]
         self.tables = TableCaster(builder, intrinsics, features)
+        self.native_f16 = "+f16c" in features.split(",")
 
     def codec(self, dt: DType) -> FloatCodec:
         return FloatCodec(self.b, self.intrinsics, dt)
@@ -69,7 +85,31 @@ class Caster:
             return value
         if dt.nbits == 64:
             return self.b.fptrunc(value, like(value, F32))
+        if dt.name == "f16" and self.native_f16:
+            return self._f16_to_f32(value)
         return self.codec(dt).decode(value)
+
+    def from_f32(self, value: ir.Value, dt: DType) -> ir.Value:
+        """The code(s) of a narrower float format nearest f32 value(s) (`FloatCodec.encode`)."""
+        if dt.name == "f16" and self.native_f16:
+            return self._f32_to_f16(value)
+        return self.codec(dt).encode(value)
+
+    def _f16_to_f32(self, code: ir.Value) -> ir.Value:
+        b = self.b
+        wide = b.fpext(b.bitcast(code, like(code, F16)), like(code, F32))
+        bits = b.bitcast(wide, like(code, I32))
+        sign = b.and_(bits, constant(bits, I32, 0x80000000))
+        nan = b.bitcast(b.or_(sign, constant(bits, I32, 0x7FC00000)), like(code, F32))
+        return b.select(b.fcmp_unordered("uno", wide, wide), nan, wide)
+
+    def _f32_to_f16(self, value: ir.Value) -> ir.Value:
+        b = self.b
+        code = b.bitcast(b.fptrunc(value, like(value, F16)), like(value, I16))
+        high = b.lshr(b.bitcast(value, like(value, I32)), constant(value, I32, 16))
+        sign = b.and_(b.trunc(high, like(value, I16)), constant(value, I16, 0x8000))
+        nan = b.or_(sign, constant(value, I16, 0x7E00))
+        return b.select(b.fcmp_unordered("uno", value, value), nan, code)
 
     def cast(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
         if source == target:
@@ -111,7 +151,7 @@ class Caster:
             wide = self.to_f32(value, source)
         if target.nbits == 32:
             return wide
-        return self.codec(target).encode(wide)
+        return self.from_f32(wide, target)
 
     def float_to_int(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
         b = self.b
@@ -149,7 +189,7 @@ class Caster:
         wide = (
             b.sitofp(integer, like(value, F64)) if signed else b.uitofp(integer, like(value, F64))
         )
-        return self.codec(target).encode(round_to_odd_f32(b, self.intrinsics, wide))
+        return self.from_f32(round_to_odd_f32(b, self.intrinsics, wide), target)
 
 
 __all__ = ["I1", "Caster", "from_int", "int_value"]
