@@ -179,12 +179,14 @@ class Caster:
                 if signed
                 else b.uitofp(integer, like(value, F64))
             )
-        if target.nbits == 32:
-            return (
+        if target.nbits == 32 or source.nbits <= 24:
+            # f32 holds every integer of 24 bits or fewer: a narrower target rounds once, from it
+            wide = (
                 b.sitofp(integer, like(value, F32))
                 if signed
                 else b.uitofp(integer, like(value, F32))
             )
+            return wide if target.nbits == 32 else self.from_f32(wide, target)
         # Narrower targets: through f64 (exact below 2**53), rounded to odd into f32.
         wide = (
             b.sitofp(integer, like(value, F64)) if signed else b.uitofp(integer, like(value, F64))
