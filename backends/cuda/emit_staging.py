@@ -160,16 +160,19 @@ def loop_bottom(emitter: KernelEmitter, loop: ForOp) -> None:
 def _read_buffer(emitter: KernelEmitter, state: _Loop, tile: Value) -> None:
     """Point the tile's name at this iteration's buffer for the body's reads."""
     whole = state.tiles[id(tile)]
-    name = emitter.fresh(f"{whole.text}_stage")
-    element = c_types.memory_type(whole.dtype)
-    emitter.w.line(f"{element}* const {name} = {_buffer(tile, whole, state.stage)};")
+    name = _buffer_pointer(emitter, tile, whole, state.stage, "stage")
     emitter.bind(tile, CValue("shared", name, whole.dtype))
 
 
-def _buffer(tile: Value, whole: CValue, slot: str) -> str:
-    """C for the address of buffer `slot` of a buffered shared tile."""
+def _buffer_pointer(emitter: KernelEmitter, tile: Value, whole: CValue, slot: str, role: str):
+    """A C pointer to buffer `slot` of a buffered shared tile (the tile's own name for 0)."""
+    if slot == "0":
+        return whole.text
     elements = allocation_bytes(tile.type) // c_types.byte_size(whole.dtype)  # type: ignore[arg-type]
-    return f"{whole.text} + {slot} * {elements}" if slot != "0" else whole.text
+    name = emitter.fresh(f"{whole.text}_{role}")
+    element = c_types.memory_type(whole.dtype)
+    emitter.w.line(f"{element}* const {name} = {whole.text} + {slot} * {elements};")
+    return name
 
 
 def after_loop(emitter: KernelEmitter, loop: ForOp) -> None:
@@ -227,11 +230,7 @@ def _buffer_targets(emitter: KernelEmitter, state: _Loop, ring: StagedRing, slot
     assert store is not None
     tile = store.memory
     whole, bound = state.tiles[id(tile)], emitter.value(tile)
-    name = whole.text
-    if slot != "0":
-        name = emitter.fresh(f"{whole.text}_buffer")
-        element = c_types.memory_type(whole.dtype)
-        emitter.w.line(f"{element}* const {name} = {_buffer(tile, whole, slot)};")
+    name = _buffer_pointer(emitter, tile, whole, slot, "buffer")
     emitter.bind(tile, CValue("shared", name, whole.dtype))
     try:
         return Access(emitter, store)

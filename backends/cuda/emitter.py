@@ -248,7 +248,7 @@ class KernelEmitter:
         self.dynamic_shared = dynamic
         if self.dynamic_shared:
             self.w.line(f"LPIR_DYNAMIC_SHARED(lpir_shared, {self.shared_bytes});")
-        for op, offset in zip(allocations, offsets):
+        for op, offset, size in zip(allocations, offsets, sizes):
             result = op.result
             st = result.type
             assert isinstance(st, SharedType)
@@ -261,8 +261,7 @@ class KernelEmitter:
                 )
             else:
                 storage = f"{name}_storage"
-                copies = self.staging.copies(result)
-                nbytes = st.nbytes if copies == 1 else allocation_bytes(st) * copies
+                nbytes = size * self.staging.copies(result)
                 self.w.line(f"__shared__ __align__(16) unsigned char {storage}[{nbytes}];")
                 self.w.line(f"{element}* const {name} = reinterpret_cast<{element}*>({storage});")
             self.bind(result, CValue("shared", name, st.dtype))
