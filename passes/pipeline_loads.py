@@ -36,12 +36,17 @@ from __future__ import annotations
 
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.analysis import IndexAnalysis, loop_slice, served_from_cache
+from lpir.ir.analysis import (
+    IndexAnalysis,
+    loop_slice,
+    served_from_cache,
+    stores_whole_into_shared,
+)
 from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.effects import stored_arguments
-from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, StoreThreadOp, YieldOp
+from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import GlobalType, SharedType
+from lpir.ir.types import GlobalType
 
 # Without `stages` in the source, loops on a GPU keep one iteration of loads in flight ahead;
 # the CPU's out-of-order cores and caches do that themselves.
@@ -59,14 +64,10 @@ def address_slice(load: LoadThreadOp, loop: ForOp) -> list[Operation] | None:
 
 
 def stored_to_shared_only(load: LoadThreadOp, loop: ForOp) -> bool:
-    """Whether the loop's only use of the loaded tile is one store of it into shared memory."""
+    """Whether the loop's only use of the loaded tile is one plain store of it into shared
+    memory (which the CUDA backend can replace by copies straight into the shared tile)."""
     uses = [op for op in loop.walk() if any(v is load.result for v in op.operands)]
-    return (
-        len(uses) == 1
-        and isinstance(uses[0], StoreThreadOp)
-        and uses[0].operands[2] is load.result
-        and isinstance(uses[0].memory.type, SharedType)
-    )
+    return len(uses) == 1 and stores_whole_into_shared(uses[0], load.result)
 
 
 class _Pipeliner(Rewriter):

@@ -10,6 +10,7 @@ and what is left where it was.
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -235,6 +236,16 @@ def test_a_load_every_block_makes_alike_but_only_stores_to_shared_memory_is_all_
     lpir.compile(SHARED_X_IN_SHARED_MEMORY, target="interp")(*wanted)
     lpir.compile(SHARED_X_IN_SHARED_MEMORY, target="threads-cuda")(*args)
     np.testing.assert_allclose(args[2], wanted[2], rtol=1e-5, atol=1e-4)
+
+
+def test_a_load_every_block_makes_alike_stored_by_one_replica_stays_one_ahead():
+    """A masked store (here one replica of a replicated x stores) cannot become copies
+    straight into shared memory: x keeps to registers, one tile ahead."""
+    source = SHARED_X_IN_SHARED_MEMORY.replace("threads(64)", "threads(128)")
+    final = final_ir(n=256, stages=4, source=source)
+    assert re.search(r"st\(%\w+, %\w+, %x_ahead, %\w+\)", final)  # the mask, 4th operand
+    header = final.split(" = for ", 1)[1].split("\n", 1)[0]
+    assert header.count("%x_ahead") == 1 and header.count("%w_ahead") == 3
 
 
 # each block walks its own rows in an outer loop: the inner loads differ per block through the

@@ -45,7 +45,12 @@ from dataclasses import dataclass, field
 
 from lpir.backends.cuda import c_types
 
-from lpir.ir.analysis import depends_on_block_index, loop_slice, served_from_cache
+from lpir.ir.analysis import (
+    depends_on_block_index,
+    loop_slice,
+    served_from_cache,
+    stores_whole_into_shared,
+)
 from lpir.ir.core import Kernel, Operation, Value
 from lpir.ir.effects import READS_MEMORY
 from lpir.ir.ops import AllocSharedOp, BarrierOp, ForOp, LoadThreadOp, StoreThreadOp, YieldOp
@@ -254,15 +259,13 @@ def _only_store(tile: Value, users, loop: ForOp) -> StoreThreadOp | None:
     """The unmasked store of the whole tile into a shared allocation, when the loop body
     does nothing else with it."""
     (store, *others) = users.get(id(tile), [None])
-    if others or not isinstance(store, StoreThreadOp):
+    if others or store is None or not stores_whole_into_shared(store, tile):
         return None
     if not any(op is store for op in loop.body.ops):
         return None
-    if store.operands[2] is not tile or len(store.operands) != 3 or store.attributes.get("combine"):
-        return None
     if not isinstance(store.memory.owner, AllocSharedOp):
         return None
-    return store
+    return store  # type: ignore[return-value]
 
 
 def _buffers_are_ordered(loop: ForOp, store: StoreThreadOp, users) -> bool:

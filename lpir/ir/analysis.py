@@ -24,8 +24,10 @@ from lpir.ir.ops import (
     ConstantOp,
     ForOp,
     LoadThreadOp,
+    StoreThreadOp,
     ThreadIndexOp,
 )
+from lpir.ir.types import SharedType
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,18 @@ def loop_slice(values: list[Value], loop: ForOp) -> LoopSlice | None:
         needed.add(id(owner))
         pending.extend(owner.operands)
     return LoopSlice([op for op in loop.body.ops if id(op) in needed], reads_induction)
+
+
+def stores_whole_into_shared(op: Operation, value: Value) -> bool:
+    """Whether `op` is a plain store of all of `value` into shared memory: an `st` of it,
+    unmasked, not combining (what a copy straight into shared memory can replace)."""
+    return (
+        isinstance(op, StoreThreadOp)
+        and len(op.operands) == 3
+        and op.operands[2] is value
+        and not op.attributes.get("combine")
+        and isinstance(op.memory.type, SharedType)
+    )
 
 
 def depends_on_block_index(values: list[Value]) -> bool:
