@@ -7,7 +7,10 @@ A kernel file `name.lp` may have a companion `name.py` beside it (every example 
     tolerance(params) -> (rtol, atol, why)   # for float outputs; integers compare exactly
 
 Without a companion, inputs are random values of each argument's dtype and `--check` compares
-the target with the reference interpreter only (the thread-IR interpreter for a thread-IR file).
+the target with the reference interpreter only (the thread-IR interpreter for a thread-IR file),
+within a tolerance read from the kernel (`default_tolerance`): tight where each output is a few
+f32 roundings, relative to the outputs' largest magnitude where the kernel adds many values in
+an order each target chooses, never finer than one unit in the last place of the output dtype.
 
 An IR text file (`.ir`) runs as it is, with the parameters it records (`lpir.runtime.ir_kernel`).
 """
@@ -136,21 +139,28 @@ def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=Fa
 
 
 def _check(path, kernel, values, pristine, mine, companion, target) -> bool:
-    rtol, atol, why = (1e-5, 1e-6, "f32 sums in a different order")
-    if companion is not None and hasattr(companion, "tolerance"):
-        rtol, atol, why = companion.tolerance(values)
-    ok = True
     written = [
         i
         for i, (a, b) in enumerate(zip(outputs_of(pristine), outputs_of(mine)))
         if not np.array_equal(np.asarray(a), np.asarray(b))
     ]
     oracle_target = _oracle_target(path, kernel)
+    theirs = oracle = None
     if target != oracle_target:
         params = {} if is_ir_path(path) else _plain(values)
         oracle = lpir.compile(path, target=oracle_target, kernel=kernel, **params)
         theirs = copy.deepcopy(pristine)
         oracle(*theirs)
+    if companion is not None and hasattr(companion, "tolerance"):
+        rtol, atol, why = companion.tolerance(values)
+    elif oracle is not None:
+        expected = outputs_of(theirs)
+        outputs = {i: expected[i] for i in written}
+        rtol, atol, why = default_tolerance(oracle.last.kernel_ir, outputs)
+    else:
+        rtol, atol, why = 0.0, 0.0, "nothing to compare with"
+    ok = True
+    if theirs is not None:
         for index, (got, expected) in enumerate(zip(outputs_of(mine), outputs_of(theirs))):
             if isinstance(got, np.ndarray):
                 good, text = compare(f"arg {index} vs interpreter", got, expected, rtol, atol)
@@ -167,6 +177,43 @@ def _check(path, kernel, values, pristine, mine, companion, target) -> bool:
             print(("  ok    " if good else "  FAIL  ") + text)
     print(f"  tolerance: rtol={rtol:g} atol={atol:g} ({why})")
     return ok
+
+
+def adds_in_any_order(kernel) -> bool:
+    """Whether a kernel (tile or thread IR) adds many values in an order each target chooses:
+    a `sum` reduction or a `dot` of tiles, an `mma`, an atomic add into global memory. (A
+    thread IR's `reduce_lanes` has one order everywhere.)"""
+    for op in kernel.walk():
+        if op.name in ("dot", "mma") or (op.name == "reduce" and op.attributes["kind"] == "sum"):
+            return True
+        if op.name in ("store_global", "st") and op.attributes.get("combine") == "add":
+            return True
+    return False
+
+
+def default_tolerance(kernel, outputs: dict) -> tuple[float, float, str]:
+    """(rtol, atol, why) to compare a kernel's float outputs with the interpreter's when no
+    companion says: f32 arithmetic differs between targets by FMA contraction, each backend's
+    own exp/log within an ulp or two, and where the kernel adds in an order of its own
+    (`adds_in_any_order`), by a few ulps of the partial sums, which are bounded by the outputs'
+    largest magnitude times a small factor; an output of a narrower float dtype may then round
+    to the neighbouring value, one unit in its last place. `outputs`: the expected values of
+    the written arguments, by argument index."""
+    dtypes = {i: kernel.args[i].type.dtype for i in outputs}
+    floats = [i for i in outputs if dtypes[i].is_float]
+    ulp = max((2.0 ** -dtypes[i].mantissa_bits for i in floats), default=2.0**-23)
+    if not adds_in_any_order(kernel):
+        rtol = max(1e-5, ulp)
+        return rtol, 1e-6, "FMA contraction and exp/log within ulps, one rounding per output"
+    magnitudes = [np.abs(np.asarray(outputs[i], np.float64)) for i in floats]
+    finite = [m[np.isfinite(m)] for m in magnitudes]
+    scale = max((float(f.max()) for f in finite if f.size), default=0.0)
+    rtol = max(1e-4, ulp)
+    return (
+        rtol,
+        max(rtol * scale, 1e-6),
+        f"sums in another order: within {rtol:g} of the outputs' largest magnitude {scale:.3g}",
+    )
 
 
 def _oracle_target(path, kernel) -> str:

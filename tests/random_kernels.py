@@ -1,7 +1,9 @@
 """Random valid kernels for differential testing: elementwise expression trees over loaded
 tiles of random dtypes (packed ones included), broadcasts, casts between compute dtypes,
 optional reductions, random tile sizes, thread counts and tensor sizes that rarely divide the
-tiles.
+tiles; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random
+pipeline depths, operands straight from memory, through shared memory, or copied there
+unchanged, weights of any storage type cast to the operand type).
 
 `random_case(rng)` gives the kernel source, its parameters and a function that makes random
 arguments. The kernels are built so that every target must compute the same values: no
@@ -92,9 +94,12 @@ class Expressions:
 
 
 def random_case(rng) -> Case:
-    """One random kernel (see the module docstring): one tile per block, or a loop over column
-    tiles through shared memory."""
-    if rng.random() < 0.35:
+    """One random kernel (see the module docstring): one tile per block, a loop over column
+    tiles through shared memory, or a pipelined loop of `dot`s."""
+    draw = rng.random()
+    if draw < 0.25:
+        return dot_case(rng)
+    if draw < 0.5:
         return looped_case(rng)
     return tile_case(rng)
 
@@ -219,3 +224,93 @@ kernel random_loop[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
         f"{compute}: loop {kind} of {body} ({rows}x{columns}, tile {tile_rows}x{tile_columns})"
     )
     return Case(source, params, inputs, description, compute)
+
+
+# Storage types each dot operand type may be cast from: any whose values the operand's range
+# holds for the floats (the casts are bit-exact on every target, so only the order of the f32
+# additions differs; i32 and u16 values would round to f16's infinities, and inf x 0 is NaN),
+# integers for i8 (a float's conversion to i8 saturates, which is exact too, but integer inputs
+# keep the sums away from the i32 limit).
+DOT_STORAGE = {
+    "f16": [name for name in STORAGE if name not in ("i32", "u16")],
+    "bf16": STORAGE,
+    "f32": ["f32", "f16", "bf16", "i8", "u4", "i5", "f8e4m3", "f6e3m2"],
+    "i8": ["i8", "u1", "u3", "u4", "i5", "u6", "i7"],
+}
+
+
+def dot_case(rng) -> Case:
+    """C[M, N] = A[M, K] @ B[K, N] by BM x BN tiles, over K in BK steps with a random pipeline
+    depth: A's tile straight from memory, through a shared tile (cast, then stored), or copied
+    into one unchanged; B's tile cast from any storage type, read as stored or transposed; the
+    result stored, stored transposed (C^T), or with K split over blocks added in atomically."""
+    operand = str(rng.choice(["f16", "f16", "bf16", "f32", "i8"]))
+    accumulator = "i32" if operand == "i8" else "f32"
+    rows, columns, depth = (int(rng.integers(1, n)) for n in (70, 100, 200))
+    tile_rows = int(rng.choice([16, 32, 64]))
+    tile_columns = int(rng.choice([8, 16, 32, 64]))
+    tile_depth = int(rng.choice([16, 32, 64]))
+    threads = int(rng.choice([32, 64, 128]))
+    a_type = operand if rng.random() < 0.5 else str(rng.choice(DOT_STORAGE[operand]))
+    b_type = str(rng.choice(DOT_STORAGE[operand]))
+    a_path = str(
+        rng.choice(["direct", "shared", "copied"] if a_type == operand else ["direct", "shared"])
+    )
+    transposed = rng.random() < 0.3
+    stages = int(rng.choice([0, 1, 2, 3, 4]))  # 0: the target's default
+    output = str(rng.choice(["store", "store", "transposed", "atomic"]))
+    split = int(rng.choice([1, 2, 3])) if output == "atomic" else 1
+
+    a_tile = "load(a[r :+ BM, k0 :+ BK])"
+    a_cast = a_tile if a_type == operand else f"cast<{operand}>({a_tile})"
+    if a_path == "direct":
+        shared, a_read, after = "", f"at = {a_cast}", ""
+    else:
+        stored = a_tile if a_path == "copied" else a_cast
+        shared = f"sa = shared<{operand}>[BM, BK]"
+        a_read = f"store(sa, {stored})\n        sync()\n        at = load(sa)"
+        after = "sync()"
+    if transposed:
+        b_declaration, b_shape = "b: global TB[N, K]", (columns, depth)
+        b_read = f"bt = transpose(cast<{operand}>(load(b[c :+ BN, k0 :+ BK])))"
+    else:
+        b_declaration, b_shape = "b: global TB[K, N]", (depth, columns)
+        b_read = f"bt = cast<{operand}>(load(b[k0 :+ BK, c :+ BN]))"
+    accumulate = "acc = dot(at, bt, acc)" if rng.random() < 0.5 else "acc += dot(at, bt)"
+    if output == "transposed":
+        out_declaration, out_shape = f"out: global {accumulator}[N, M]", (columns, rows)
+        result = "store(out[c :+ BN, r :+ BM], transpose(acc))"
+    else:
+        out_declaration, out_shape = f"out: global {accumulator}[M, N]", (rows, columns)
+        verb = "atomic_add" if output == "atomic" else "store"
+        result = f"{verb}(out[r :+ BM, c :+ BN], acc)"
+    pipeline = f", stages = {stages}" if stages else ""
+    source = f"""
+kernel random_dot[M, N, K, TA, TB, BM = {tile_rows}, BN = {tile_columns}, BK = {tile_depth},
+                  SPLIT = {split}](
+    a: global TA[M, K], {b_declaration}, {out_declaration},
+) blocks(cdiv(M, BM), cdiv(N, BN), SPLIT) threads({threads}) {{
+    r = block.x * BM
+    c = block.y * BN
+    chunk = cdiv(cdiv(K, SPLIT), BK) * BK
+    {shared}
+    acc = zeros<{accumulator}>[BM, BN]
+    for i in range(0, chunk, BK{pipeline}) {{
+        k0 = block.z * chunk + i
+        {a_read}
+        {b_read}
+        {accumulate}
+        {after}
+    }}
+    {result}
+}}
+"""
+    params = {"TA": a_type, "TB": b_type}
+    inputs = [(a_type, (rows, depth)), (b_type, b_shape), (accumulator, out_shape)]
+    description = (
+        f"dot of {operand}: A {a_type} ({a_path}), B {b_type} (transposed: {transposed}), "
+        f"{rows}x{columns}x{depth}, tile {tile_rows}x{tile_columns}x{tile_depth}, "
+        f"{threads} threads, stages {stages or 'default'}, {output}, split {split}"
+    )
+    # f32 accumulation of the products, whatever the operands: compared as f32 sums
+    return Case(source, params, inputs, description, "i8" if operand == "i8" else "f32")

@@ -1,0 +1,82 @@
+"""`lpir run --check` on a kernel without a companion: the tolerance comes from the kernel.
+
+A kernel that adds many values in an order of each target's choosing (a `sum`, a `dot`, an
+atomic add) is compared within 1e-4 of its outputs' largest magnitude, an elementwise one
+within a few f32 roundings; a narrower output dtype widens the relative tolerance to one unit
+in its last place. Before, every companion-less kernel got rtol 1e-5 / atol 1e-6, and a correct
+GEMV over K = 4096 failed its check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lpir
+from lpir.runner import compare, default_tolerance, run_file
+
+# y = W @ x by f32-accumulated dots: the CPU adds in another order than the interpreter, and
+# 5 % of the outputs differ by more than rtol 1e-5 / atol 1e-6 (up to 3e-4 at outputs of ~200)
+GEMV_DOT = """
+kernel gemv_dot[T = f32, N = 256, K = 4096, BN = 64, BK = 128](
+    w: global f16[N, K], x: global f16[K], y: global T[N],
+) blocks(cdiv(N, BN)) threads(128) {
+    acc = zeros<f32>[BN, 1]
+    for k0 in range(0, K, BK) {
+        acc = dot(load(w[block.x * BN :+ BN, k0 :+ BK]), load(x[k0 :+ BK])[:, None], acc)
+    }
+    store(y[block.x * BN :+ BN], cast<T>(sum(acc, axis = 1)))
+}
+"""
+
+SCALE = """
+kernel scale[N = 1000](x: global f32[N], y: global f32[N]) blocks(cdiv(N, 256)) threads(128) {
+    i = block.x * 256
+    store(y[i :+ 256], exp(load(x[i :+ 256])) * 0.5 + 1.0)
+}
+"""
+
+
+def tile_ir(source: str, **params):
+    kernel = lpir.compile(source, target="interp", **params)
+    return kernel.specialize(None).kernel_ir
+
+
+def test_a_long_sum_is_checked_against_its_largest_output(tmp_path, capsys):
+    path = tmp_path / "gemv_dot.lp"
+    path.write_text(GEMV_DOT)
+    assert run_file(path, target="cpu", check=True)
+    assert "sums in another order" in capsys.readouterr().out
+
+
+def test_an_elementwise_kernel_is_checked_within_f32_roundings(tmp_path, capsys):
+    path = tmp_path / "scale.lp"
+    path.write_text(SCALE)
+    assert run_file(path, target="cpu", check=True)
+    assert "rtol=1e-05 atol=1e-06" in capsys.readouterr().out
+
+
+def test_the_tolerance_is_relative_to_the_largest_output_and_catches_more():
+    expected = np.linspace(-300.0, 300.0, 64).astype(np.float32)
+    rtol, atol, _ = default_tolerance(tile_ir(GEMV_DOT), {2: expected})
+    assert rtol == 1e-4 and atol == pytest.approx(1e-4 * 300.0)
+    near = expected + np.float32(0.5 * atol)
+    assert compare("y", near, expected, rtol, atol)[0]
+    # an error of 1e-3 of the largest output, at a small output, is beyond it
+    far = expected.copy()
+    far[31] += np.float32(1e-3 * 300.0)
+    assert not compare("y", far, expected, rtol, atol)[0]
+
+
+@pytest.mark.parametrize(("dtype", "ulp"), [("f16", 2.0**-10), ("bf16", 2.0**-7)])
+def test_a_narrow_output_is_allowed_one_unit_in_its_last_place(dtype, ulp):
+    expected = np.linspace(1.0, 2.0, 64).astype(np.float32)
+    rtol, _, _ = default_tolerance(tile_ir(GEMV_DOT, T=dtype), {2: expected})
+    assert rtol == ulp
+
+
+def test_an_elementwise_kernel_gets_no_magnitude_allowance():
+    expected = np.full(1000, 1e4, np.float32)
+    rtol, atol, why = default_tolerance(tile_ir(SCALE), {1: expected})
+    assert (rtol, atol) == (1e-5, 1e-6)
+    assert "one rounding per output" in why
