@@ -90,7 +90,16 @@ def test_inconsistent_shapes(target):
 def test_wrong_rank(target):
     kernel = lpir.compile(SCALE, target=target)
     error = _error(kernel, np.ones((2, 4), np.float32), np.zeros(8, np.float32), 1.0)
-    assert "must have 1 dimensions" in error.message
+    assert "must have 1 dimension, got an array of shape (2, 4)" in error.message
+
+
+@pytest.mark.parametrize("dtype", [object, np.complex64, np.bool_])
+def test_an_array_of_a_dtype_lpir_has_not_is_named_as_such(target, dtype):
+    kernel = lpir.compile(SCALE, target=target)
+    error = _error(kernel, np.ones(8, dtype), np.zeros(8, np.float32), 1.0)
+    assert "must hold f32, got an array of a numpy dtype that no unpacked lpir dtype has" in str(
+        error
+    )
 
 
 def test_non_contiguous_array(target):

@@ -120,8 +120,8 @@ class _Deduction:
                 self.set(decl.dtype_name, info.dtype, f"argument {decl.name}", decl)
             if len(decl.dims) != len(info.shape):
                 raise ArgumentError(
-                    f"argument {decl.name} must have {len(decl.dims)} dimensions, got an array "
-                    f"of shape {info.shape}",
+                    f"argument {decl.name} must have {_dimensions(len(decl.dims))}, got an "
+                    f"array of shape {info.shape}",
                     self.location(decl),
                 )
             for dim, size in zip(decl.dims, info.shape):
@@ -175,6 +175,10 @@ def choose_params(
     return deduction.values
 
 
+def _dimensions(count: int) -> str:
+    return "1 dimension" if count == 1 else f"{count} dimensions"
+
+
 def check_arguments(program, kernel_def, params: dict, arguments: list[ArgumentInfo]) -> None:
     """Every tensor argument's dtype and shape must match its declaration under `params`."""
     evaluator = _ParamEvaluator(program, params)
@@ -184,7 +188,12 @@ def check_arguments(program, kernel_def, params: dict, arguments: list[ArgumentI
         location = evaluator.location(decl.span)
         expected_dtype = evaluator.dtype_named(decl.dtype_name, decl.dtype_span)
         if info.dtype != expected_dtype:
-            got = info.dtype.name if info.dtype is not None else "a scalar"
+            if info.dtype is not None:
+                got = info.dtype.name
+            elif info.shape is None:
+                got = "a scalar"
+            else:  # object, complex, float128, bool (lpir's bool tensors are packed), ...
+                got = "an array of a numpy dtype that no unpacked lpir dtype has"
             raise ArgumentError(
                 f"argument {decl.name} must hold {expected_dtype.name}, got {got}",
                 location,
