@@ -73,7 +73,7 @@ def _cmd_emit(args: argparse.Namespace) -> int:
     from lpir.tools import emit
 
     sys.stdout.write(
-        emit(args.file, args.target, args.what, _definitions(args.define), args.kernel)
+        emit(args.file, args.target, args.what, _definitions(args.define), args.kernel, args.arch)
     )
     return 0
 
@@ -133,8 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     emit_cmd.add_argument(
         "--what",
         default=None,
-        choices=["llvm", "asm", "cuda", "ptx", "ir"],
-        help="llvm/asm for cpu, cuda/ptx for cuda, ir: the final thread IR",
+        choices=["llvm", "asm", "cuda", "ptx", "sass", "ir"],
+        help="llvm/asm for cpu, cuda/ptx/sass for cuda, ir: the final thread IR",
+    )
+    emit_cmd.add_argument(
+        "--arch",
+        default=None,
+        help="GPU architecture of ptx/sass, e.g. sm_90 (default: this machine's GPU, else "
+        "$LPIR_CUDA_ARCH or sm_80); no GPU needed",
     )
     emit_cmd.set_defaults(handler=_cmd_emit)
 

@@ -64,8 +64,16 @@ def optimize(
     return "".join(chunks)
 
 
-def emit(path: str, target: str, what: str | None, params: dict, kernel: str | None) -> str:
-    """Generated code of a kernel for `target`: LLVM IR, assembly, CUDA C, PTX or thread IR."""
+def emit(
+    path: str,
+    target: str,
+    what: str | None,
+    params: dict,
+    kernel: str | None,
+    arch: str | None = None,
+) -> str:
+    """Generated code of a kernel for `target`: LLVM IR, assembly, CUDA C, PTX, SASS or thread
+    IR (PTX and SASS for the GPU architecture `arch`)."""
     import lpir
 
     what = what or ("llvm" if target == "cpu" else "cuda")
@@ -79,7 +87,7 @@ def emit(path: str, target: str, what: str | None, params: dict, kernel: str | N
     compiled = lpir.compile(path, target=target, kernel=kernel, **params)
     if what == "ir":
         return compiled.ir("final")
-    text = compiled.source(what)
+    text = compiled.source(what, arch)
     return text if text.endswith("\n") else text + "\n"
 
 

@@ -310,3 +310,43 @@ def test_the_main_loop_is_the_longest_backward_branch():
     from lpir.backends.cuda.sass import main_loop
 
     assert main_loop(sass) == ["LDG.E", "HMMA.16816.F32", "ISETP.GE.AND", "BRA", "BRA"]
+
+
+@NO_NVCC
+def test_lpir_emit_shows_ptx_and_sass_for_an_architecture_without_a_gpu(capsys):
+    """`lpir emit --what ptx|sass --arch sm_XX`: what a given GPU would run (SASS needs
+    cuobjdump, which the test extra installs)."""
+    from lpir.backends.cuda.sass import find_cuobjdump
+
+    from lpir.cli import main
+
+    kernel = ["examples/gemv_tc.lp", "--target", "cuda", "-D", "N=256", "-D", "K=512"]
+    assert main(["emit", *kernel, "--what", "ptx", "--arch", "sm_90"]) == 0
+    assert ".target sm_90" in capsys.readouterr().out
+    assert main(["emit", *kernel, "--what", "ptx", "--arch", "sm_80"]) == 0
+    assert ".target sm_80" in capsys.readouterr().out
+    if find_cuobjdump() is None:
+        pytest.skip("cuobjdump is not installed")
+    assert main(["emit", *kernel, "--what", "sass", "--arch", "sm_90"]) == 0
+    sass = capsys.readouterr().out
+    assert "code for sm_90" in sass and "HMMA.16816.F32" in sass
+
+
+@pytest.mark.parametrize(
+    ("target", "what", "arch", "message"),
+    [
+        ("cuda", "ptx", "sm9", "'sm9' is not a GPU architecture"),
+        ("cuda", "ptx", "compute_90", "'compute_90' is not a GPU architecture"),
+        ("cuda", "cuda", "sm_90", "the 'cuda' source does not depend on a GPU architecture"),
+        ("cpu", "asm", "sm_90", "the 'asm' source does not depend on a GPU architecture"),
+        ("cpu", "sass", None, "no 'sass' source for this target"),
+    ],
+)
+def test_lpir_emit_refuses_an_architecture_it_cannot_use(capsys, target, what, arch, message):
+    from lpir.cli import main
+
+    options = ["--arch", arch] if arch else []
+    command = ["emit", "examples/vector_add.lp", "--target", target, "--what", what, *options]
+    assert main(command) == 1
+    error = capsys.readouterr().err
+    assert message in error and "hint:" in error and "Traceback" not in error

@@ -1,13 +1,15 @@
 """`CompiledKernel`: one specialization's CUDA C, compiled on demand and launched.
 
 The source is generated at construction (no GPU or compiler needed: `lpir emit --target cuda`
-works anywhere); the cubin is compiled for the current GPU on the first `run` and PTX on
-`ptx()` (for the current GPU, else `$LPIR_CUDA_ARCH`, default sm_80), both cached.
+works anywhere); the cubin is compiled for the current GPU on the first `run`, PTX on `ptx()`
+and SASS on `sass()` (for the architecture asked, else the current GPU's, else
+`$LPIR_CUDA_ARCH`, default sm_80), all cached.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -15,12 +17,25 @@ from lpir.backends.cuda import arrays
 from lpir.backends.cuda.compiler import compile_source
 from lpir.backends.cuda.source import KernelSource, emit_kernel, translation_unit
 
-from lpir.errors import ArgumentError
+from lpir.errors import ArgumentError, LpirError
 from lpir.ir.core import Module
 from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
 
 DEFAULT_ARCH = "sm_80"
+
+
+ARCH = re.compile(r"sm_\d{2,3}[af]?")
+
+
+def checked_arch(arch: str) -> str:
+    """`arch` if it names a real-architecture target such as sm_80 or sm_90a."""
+    if not ARCH.fullmatch(arch):
+        raise LpirError(
+            f"{arch!r} is not a GPU architecture",
+            hint="name one as sm_<compute capability>: sm_80 (A100), sm_89 (L4), sm_90 (H100)",
+        )
+    return arch
 
 
 def target_arch() -> str:
@@ -63,10 +78,24 @@ class CompiledKernel:
         return compiled
 
     def ptx(self, arch: str | None = None) -> str:
-        return compile_source(self.cuda_source, _virtual(arch or target_arch()), "ptx").decode()
+        arch = checked_arch(arch) if arch is not None else target_arch()
+        return compile_source(self.cuda_source, _virtual(arch), "ptx").decode()
 
     def cubin(self, arch: str | None = None) -> bytes:
-        return compile_source(self.cuda_source, arch or target_arch(), "cubin")
+        arch = checked_arch(arch) if arch is not None else target_arch()
+        return compile_source(self.cuda_source, arch, "cubin")
+
+    def sass(self, arch: str | None = None) -> str:
+        """The machine code ptxas makes for `arch`, as cuobjdump prints it."""
+        from lpir.backends.cuda.sass import disassemble, find_cuobjdump
+
+        cubin = self.cubin(arch)
+        if find_cuobjdump() is None:
+            raise LpirError(
+                "showing SASS needs cuobjdump and nvdisasm, which are not installed",
+                hint='pip install "cuda-toolkit[cuobjdump,nvdisasm]" (or the CUDA toolkit)',
+            )
+        return disassemble(cubin)
 
     def loaded(self):
         from lpir.backends.cuda.device import LoadedKernel, device_arch

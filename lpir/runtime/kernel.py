@@ -178,9 +178,10 @@ class Kernel:
             raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
         return spec.stages[stage]
 
-    def source(self, kind: str = "llvm") -> str:
-        """Generated code: "llvm" or "asm" (cpu), "cuda" or "ptx" (cuda)."""
-        return self._specialization_for_inspection().source(kind)
+    def source(self, kind: str = "llvm", arch: str | None = None) -> str:
+        """Generated code: "llvm" or "asm" (cpu), "cuda", "ptx" or "sass" (cuda; PTX and SASS
+        for `arch`, e.g. "sm_90", default the current GPU's, else $LPIR_CUDA_ARCH or sm_80)."""
+        return self._specialization_for_inspection().source(kind, arch)
 
     @property
     def module(self) -> Module:

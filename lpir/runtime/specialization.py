@@ -40,7 +40,9 @@ class Specialization:
         self.module = module
         self.stored = stored
         self.runner: Callable[[list], None] | None = None
-        self.sources: dict[str, Callable[[], str]] = {}
+        # kind -> the text, made on demand; a GPU kind's function takes the architecture
+        self.sources: dict[str, Callable[..., str]] = {}
+        self.arch_kinds: set[str] = set()
 
     @property
     def kernel_ir(self) -> IRKernel:
@@ -50,11 +52,19 @@ class Specialization:
         assert self.runner is not None
         self.runner(arguments)
 
-    def source(self, kind: str) -> str:
+    def source(self, kind: str, arch: str | None = None) -> str:
         if kind not in self.sources:
             known = ", ".join(self.sources) or "none for this target"
             raise LpirError(f"no {kind!r} source for this target", hint=f"available: {known}")
-        return self.sources[kind]()
+        if arch is None:
+            return self.sources[kind]()
+        if kind not in self.arch_kinds:
+            known = ", ".join(sorted(self.arch_kinds)) or "none for this target"
+            raise LpirError(
+                f"the {kind!r} source does not depend on a GPU architecture",
+                hint=f"leave the architecture out, or ask for one that does: {known}",
+            )
+        return self.sources[kind](arch)
 
 
 def stored_arguments(module: Module) -> set[str]:
@@ -109,7 +119,12 @@ def attach_runner(spec: Specialization, target: str) -> None:
 
         compiled = compile_cuda(spec.module, spec.params)
         spec.runner = compiled.run
-        spec.sources = {"cuda": lambda: compiled.cuda_source, "ptx": compiled.ptx}
+        spec.sources = {
+            "cuda": lambda: compiled.cuda_source,
+            "ptx": compiled.ptx,
+            "sass": compiled.sass,
+        }
+        spec.arch_kinds = {"ptx", "sass"}
 
 
 def _run_interpreter(kernel: IRKernel, arguments: list[Any]) -> None:
