@@ -1,6 +1,7 @@
 """Random valid kernels for differential testing: elementwise expression trees over loaded
-tiles of random dtypes (packed ones included), broadcasts, casts between compute dtypes,
-optional reductions, random tile sizes, thread counts and tensor sizes that rarely divide the
+tiles of random dtypes (packed ones included; arithmetic, bit operations, exp/log/sin/cos/tanh,
+rsqrt, rounding), broadcasts, casts between compute dtypes, optional reductions along either
+axis, random tile sizes, thread counts and tensor sizes that rarely divide the
 tiles; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random
 pipeline depths, operands straight from memory, through shared memory, or copied there
 unchanged, weights of any storage type cast to the operand type).
@@ -82,6 +83,10 @@ class Expressions:
                 f"({a} + {b})", f"({a} - {b})", f"({a} * {b})", f"max({a}, {b})",
                 f"min({a}, {b})", f"where({a} > {b}, {a}, {b})", f"abs({a})",
                 f"exp(clamp({a}, -4.0, 4.0))", f"sqrt(abs({a}))", f"floor({a})",
+                f"exp2(clamp({a}, -4.0, 4.0))", f"log(abs({a}) + 1.0)", f"log2(abs({a}) + 0.5)",
+                f"sin(clamp({a}, -8.0, 8.0))", f"cos(clamp({a}, -8.0, 8.0))", f"tanh({a})",
+                f"rsqrt(abs({a}) + 0.25)", f"ceil({a})", f"round({a})",
+                f"clamp({a}, -1.5, {b})", f"({a} / (abs({b}) + 1.0))",
             ]  # fmt: skip
         else:
             forms = [
@@ -139,24 +144,31 @@ def tile_case(rng) -> Case:
     reduce = rng.random() < 0.3
     expressions = Expressions(rng, compute, ["a", "b", "a", "b"])
     body = expressions.expression(int(rng.integers(1, 4)))
+    row_start, column_start = "block.x * BM", "block.y * BN"
     if reduce:
         kind = str(rng.choice(["sum", "max", "min"]))
-        # a whole row per block, so the reduction sees every column
-        tile_columns = 1 << max(4, (columns - 1).bit_length())
+        axis = int(rng.integers(2))
         # f16/bf16 sums of hundreds of terms round at every step, and their order is each
         # target's own: accumulate in f32, as a real kernel would.
         summed = "cast<f32>(e)" if kind == "sum" and compute in ("f16", "bf16") else "e"
-        result = f"{kind}({summed}, axis = 1)"
-        out_decl, out_shape = "out: global TO[M]", (rows,)
-        store = "store(out[r :+ BM], cast<TO>(v))"
-        grid = "blocks(cdiv(M, BM))"
-        column_start = "0"
+        result = f"{kind}({summed}, axis = {axis})"
+        if axis == 1:  # a whole row per block, so the reduction sees every column
+            tile_columns = 1 << max(4, (columns - 1).bit_length())
+            out_decl, out_shape = "out: global TO[M]", (rows,)
+            store = "store(out[r :+ BM], cast<TO>(v))"
+            grid = "blocks(cdiv(M, BM))"
+            column_start = "0"
+        else:  # a whole column per block
+            tile_rows = 1 << (rows - 1).bit_length()
+            out_decl, out_shape = "out: global TO[N]", (columns,)
+            store = "store(out[c :+ BN], cast<TO>(v))"
+            grid = "blocks(cdiv(N, BN))"
+            row_start, column_start = "0", "block.x * BN"
     else:
         result = "e"
         out_decl, out_shape = "out: global TO[M, N]", (rows, columns)
         store = "store(out[r :+ BM, c :+ BN], cast<TO>(v))"
         grid = "blocks(cdiv(M, BM), cdiv(N, BN))"
-        column_start = "block.y * BN"
     if tile_rows * tile_columns < threads:
         tile_columns = max(tile_columns, -(-threads // tile_rows))
     layout = random_layout(rng, tile_rows, tile_columns, threads) if rng.random() < 0.3 else None
@@ -165,7 +177,7 @@ def tile_case(rng) -> Case:
 kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     x: global TA[M, N], y: global TB[N], {out_decl},
 ) {grid} threads({threads}) {{
-    r = block.x * BM
+    r = {row_start}
     c = {column_start}
     a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
     b = cast<{compute}>(load(y[c :+ BN]))[None, :]
@@ -177,7 +189,8 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     params = {"TA": a_type, "TB": b_type, "TO": out_type}
     inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, out_shape)]
     shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}, layout {layout}"
-    description = f"{compute}: {body} (reduce: {reduce}, {shapes})"
+    reduced = f"{kind} over axis {axis}" if reduce else "none"
+    description = f"{compute}: {body} (reduction: {reduced}, {shapes})"
     return Case(source, params, inputs, description, compute)
 
 
