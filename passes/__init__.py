@@ -11,6 +11,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     dce,
     layout_selection,
     lower_to_threads,
+    narrow_dots,
     pipeline_loads,
     prune_barriers,
     vectorize,

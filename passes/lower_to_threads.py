@@ -540,14 +540,46 @@ class _Lowering(Rewriter):
         return self.add(ShuffleOp.create(fragments, list(range(4 * len(fragments)))))
 
     def simt_dot(self, op: DotOp) -> Value:
-        a_old, b_old, acc_old = op.operands
-        acc_layout = _layout(acc_old)
+        """A dot on ordinary arithmetic: each accumulator slot a thread holds adds the products
+        of its row of a and column of b (the layouts give the thread both whole).
+
+        Where the thread's accumulator fills a vector register, one vector multiply-add per
+        step of k updates all its slots (the order of k, an FMA each on a CPU). On the CPU,
+        where it holds fewer slots than a register's lanes (a GEMV's [64, 8] accumulator over
+        128 threads: 4), that would be one dependent add per step, at the adder's latency; there
+        each slot's k products are one wide multiply and summed as a balanced tree instead
+        (`reduce_lanes`), then added to the slot. A dot's order of additions is each target's
+        own (the interpreter's is exact)."""
+        a_old, _, acc_old = op.operands
         k = a_old.type.shape[1]  # type: ignore[attr-defined]
         acc_dtype = acc_old.type.dtype  # type: ignore[attr-defined]
         a, b, acc = (self.map(v) for v in op.operands)
         if a.type.dtype != acc_dtype:
             a = self.add(CastOp.create(a, acc_dtype))
             b = self.add(CastOp.create(b, acc_dtype))
+        a_steps, b_steps = self._dot_slots(op, k)
+        register_lanes = 8 * get_target(self.target).vector_bytes // acc_dtype.nbits
+        if self.target == "cuda" or acc.type.size >= register_lanes or k < 8:  # type: ignore[attr-defined]
+            for a_lanes, b_lanes in zip(a_steps, b_steps):
+                product = self.add(
+                    BinaryOp.create("mul", self.shuffle(a, a_lanes), self.shuffle(b, b_lanes))
+                )
+                acc = self.add(BinaryOp.create("add", acc, product))
+            return acc
+        slots = range(acc.type.size)  # type: ignore[attr-defined]
+        a_rows = [a_steps[step][slot] for slot in slots for step in range(k)]
+        b_columns = [b_steps[step][slot] for slot in slots for step in range(k)]
+        products = self.add(
+            BinaryOp.create("mul", self.shuffle(a, a_rows), self.shuffle(b, b_columns))
+        )
+        sums = self.add(ReduceLanesOp.create(products, "sum", k))
+        return self.add(BinaryOp.create("add", acc, sums))
+
+    def _dot_slots(self, op: DotOp, k: int) -> tuple[list[list[int]], list[list[int]]]:
+        """For each step of k, the slots of a and of b that each accumulator slot multiplies."""
+        a_old, b_old, acc_old = op.operands
+        acc_layout = _layout(acc_old)
+        a_steps, b_steps = [], []
         for step in range(k):
 
             def a_project(coordinates, step=step):
@@ -560,13 +592,9 @@ class _Lowering(Rewriter):
                 projected[..., 0] = step
                 return projected
 
-            a_lanes = required_slot_map(acc_layout, _layout(a_old), a_project)
-            b_lanes = required_slot_map(acc_layout, _layout(b_old), b_project)
-            product = self.add(
-                BinaryOp.create("mul", self.shuffle(a, a_lanes), self.shuffle(b, b_lanes))
-            )
-            acc = self.add(BinaryOp.create("add", acc, product))
-        return acc
+            a_steps.append(required_slot_map(acc_layout, _layout(a_old), a_project))
+            b_steps.append(required_slot_map(acc_layout, _layout(b_old), b_project))
+        return a_steps, b_steps
 
 
 def _scratch_dtype(dt):

@@ -29,7 +29,8 @@ _LOWERING = (
 
 PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": _CLEANUP,
-    "cpu": _LOWERING,
+    # a dot of a repeated column multiplies it once (an mma would do all columns for free)
+    "cpu": (*_CLEANUP, "narrow-dots", *_LOWERING),
     # the GPU also keeps loop iterations' global loads in flight ahead of their use
     "cuda": (*_LOWERING[:-3], "pipeline-loads", *_CLEANUP),
 }

@@ -255,7 +255,8 @@ DOT_STORAGE = {
 def dot_case(rng) -> Case:
     """C[M, N] = A[M, K] @ B[K, N] by BM x BN tiles, over K in BK steps with a random pipeline
     depth: A's tile straight from memory, through a shared tile (cast, then stored), or copied
-    into one unchanged; B's tile cast from any storage type, read as stored or transposed; the
+    into one unchanged; B's tile cast from any storage type, read as stored, transposed or as
+    one column repeated (a vector broadcast into the mma's columns); the
     result stored, stored transposed (C^T), or with K split over blocks added in atomically."""
     operand = str(rng.choice(["f16", "f16", "bf16", "f32", "i8"]))
     accumulator = "i32" if operand == "i8" else "f32"
@@ -269,7 +270,7 @@ def dot_case(rng) -> Case:
     a_path = str(
         rng.choice(["direct", "shared", "copied"] if a_type == operand else ["direct", "shared"])
     )
-    transposed = rng.random() < 0.3
+    b_form = str(rng.choice(["stored", "stored", "transposed", "column"]))
     stages = int(rng.choice([0, 1, 2, 3, 4]))  # 0: the target's default
     output = str(rng.choice(["store", "store", "transposed", "atomic"]))
     split = int(rng.choice([1, 2, 3])) if output == "atomic" else 1
@@ -283,9 +284,12 @@ def dot_case(rng) -> Case:
         shared = f"sa = shared<{operand}>[BM, BK]"
         a_read = f"store(sa, {stored})\n        sync()\n        at = load(sa)"
         after = "sync()"
-    if transposed:
+    if b_form == "transposed":
         b_declaration, b_shape = "b: global TB[N, K]", (columns, depth)
         b_read = f"bt = transpose(cast<{operand}>(load(b[c :+ BN, k0 :+ BK])))"
+    elif b_form == "column":  # one column in all BN (a GEMV's x in an mma's columns)
+        b_declaration, b_shape = "b: global TB[K]", (depth,)
+        b_read = f"bt = cast<{operand}>(load(b[k0 :+ BK]))[:, None] * ones<{operand}>[1, BN]"
     else:
         b_declaration, b_shape = "b: global TB[K, N]", (depth, columns)
         b_read = f"bt = cast<{operand}>(load(b[k0 :+ BK, c :+ BN]))"
@@ -321,7 +325,7 @@ kernel random_dot[M, N, K, TA, TB, BM = {tile_rows}, BN = {tile_columns}, BK = {
     params = {"TA": a_type, "TB": b_type}
     inputs = [(a_type, (rows, depth)), (b_type, b_shape), (accumulator, out_shape)]
     description = (
-        f"dot of {operand}: A {a_type} ({a_path}), B {b_type} (transposed: {transposed}), "
+        f"dot of {operand}: A {a_type} ({a_path}), B {b_type} ({b_form}), "
         f"{rows}x{columns}x{depth}, tile {tile_rows}x{tile_columns}x{tile_depth}, "
         f"{threads} threads, stages {stages or 'default'}, {output}, split {split}"
     )
