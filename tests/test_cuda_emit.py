@@ -60,7 +60,7 @@ def test_shared_memory_is_declared_once_at_the_top():
     source = emit_kernel(kernel).text
     body = source.split("{", 1)[1]
     first_statement = body.strip().splitlines()[0]
-    assert first_statement.startswith("__shared__ __align__(16) unsigned char")
+    assert first_statement.startswith("LPIR_SHARED(")  # a 16-byte aligned __shared__ array
 
 
 def test_affine_runs_cover_the_sequence():

@@ -10,7 +10,11 @@ tests/test_cuda_launch.py checks the same kernels on a real GPU where there is o
   (within the example's stated tolerance; integer and packed outputs bit for bit);
 * `cast` between every pair of a set of dtypes, on every code of the small types and on
   rounding midpoints, saturation and special values of the wide ones, bit for bit against
-  `lpir.dtypes.convert` (NaN payloads aside).
+  `lpir.dtypes.convert` (NaN payloads aside);
+* shared-memory races: every run checks that no two threads access a shared byte between the
+  same two barriers with one of them writing (or while a `cp.async` copies into it); a kernel
+  missing a `sync()` fails, and so does a staged kernel with any one of its barriers removed
+  or a `cp.async` wait for too few copies.
 """
 
 from __future__ import annotations
@@ -241,3 +245,79 @@ def test_a_kernel_with_dynamic_shared_memory_runs_on_the_emulation():
     got = [a, np.zeros((300, 200), np.float32)]
     runner.run(got)
     np.testing.assert_array_equal(got[1], 2 * a.T)  # exact: a copy and a doubling
+
+
+RACY = """
+kernel racy[SYNC = 0](x: global f32[128], y: global f32[128]) blocks(1) threads(128) {
+    t = shared<f32>[128]
+    store(t, load(x[0 :+ 128]) @ spatial(128))
+    if SYNC == 1 {
+        sync()
+    }
+    store(y[0 :+ 128], load(t) @ local(128).replicate(128))   # every thread reads all of t
+}
+"""
+
+
+@pytest.mark.parametrize("sync", [0, 1])
+def test_a_missing_barrier_is_a_shared_memory_race(sync):
+    """Without the sync() each thread may read t before the others wrote it: on a GPU the
+    result would depend on timing; the emulation reports the race, whatever values it saw."""
+    kernel = lpir.compile(RACY, target="cuda", SYNC=sync).specialize(None).module.kernels[0]
+    (runner,) = emulate_kernels([emit_kernel(kernel, f"racy_{sync}")])
+    x, y = np.arange(128, dtype=np.float32), np.zeros(128, np.float32)
+    if sync:
+        runner.run([x, y])
+        np.testing.assert_array_equal(y, x)
+        return
+    with pytest.raises(lpir.LpirError, match=r"shared-memory race in block \(0, 0, 0\): thread"):
+        runner.run([x, y])
+
+
+STAGED = [
+    ("matmul_wq", {"M": 64, "N": 64, "K": 256, "STAGES": 3}),
+    ("skinny_wq", {"M": 64, "N": 128, "K": 512, "MB": 64, "BK": 64, "XS": 1, "STAGES": 3}),
+]
+
+
+def _staged_runner(name: str, params: dict, edit):
+    from lpir.runner import random_argument
+
+    kernel = thread_module(name, params).kernels[0]
+    emitted = emit_kernel(kernel, name)
+    emitted.text = edit(emitted.text)
+    rng = np.random.default_rng(0)
+    arguments = [random_argument(arg.type, rng) for arg in kernel.args]
+    (runner,) = emulate_kernels([emitted])
+    return runner, arguments
+
+
+@pytest.mark.parametrize(("name", "params"), STAGED, ids=[name for name, _ in STAGED])
+def test_every_barrier_of_a_staged_loop_is_needed(name, params):
+    """Tiles copied by cp.async into rings of shared buffers (staging.py) rely on the program's
+    barriers: with any one of them removed, some thread reads a buffer another is still
+    writing, or refills one another still reads."""
+    barrier = "__syncthreads();"
+    text = emit_kernel(thread_module(name, params).kernels[0], name).text
+    places = [index for index in range(len(text)) if text.startswith(barrier, index)]
+    assert len(places) >= 2
+    runner, arguments = _staged_runner(name, params, lambda text: text)
+    runner.run(copy.deepcopy(arguments))  # as emitted: no race
+    for place in places:
+        runner, _ = _staged_runner(
+            name, params, lambda text, at=place: text[:at] + text[at + len(barrier) :]
+        )
+        with pytest.raises(lpir.LpirError, match="shared-memory race"):
+            runner.run(copy.deepcopy(arguments))
+
+
+def test_waiting_for_too_few_copies_is_a_race():
+    """`lpir_cp_async_wait<N>` leaves the N latest groups in flight; one more, and threads read
+    a buffer that another thread's copy has not yet landed in."""
+    name, params = STAGED[0]
+    wait = "lpir_cp_async_wait<1>();"
+    runner, arguments = _staged_runner(
+        name, params, lambda text: text.replace(wait, "lpir_cp_async_wait<2>();")
+    )
+    with pytest.raises(lpir.LpirError, match="shared-memory race"):
+        runner.run(arguments)

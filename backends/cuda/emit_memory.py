@@ -205,9 +205,11 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
     nc = "true" if access.read_only else "false"
     scalar_ldg = access.read_only and access.element in _LDG_TYPES
 
+    shared = isinstance(op.memory.type, SharedType)
+
     def load_lane(lane, offset) -> None:
         address = access.lane_address(offset)
-        read = f"__ldg({address})" if scalar_ldg else f"*({address})"
+        read = f"__ldg({address})" if scalar_ldg else element_at(address, shared)
         if access.mask is None:
             w.line(f"{target.lane(lane)} = {read};")
         else:
@@ -242,7 +244,8 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
         )
         _per_lane(access, add_lane, range(len(op.offsets)))
         return
-    store_lane = _lane_writer(access, lambda at, lane: f"*({at}) = {lane};")
+    shared = isinstance(op.memory.type, SharedType)
+    store_lane = _lane_writer(access, lambda at, lane: f"{element_at(at, shared)} = {lane};")
     if access.width == 1:
         _per_lane(access, store_lane, range(len(op.offsets)))
         return
@@ -259,6 +262,12 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
         chunks,
         lambda start, lanes: _per_lane(access, store_lane, range(start, start + lanes)),
     )
+
+
+def element_at(address: str, shared: bool) -> str:
+    """One element of memory: `*(address)`, or for shared memory `LPIR_AT(address)`, which is
+    the same on a GPU and records the access for the host emulation's race check."""
+    return f"LPIR_AT({address})" if shared else f"*({address})"
 
 
 def _lane_writer(access: Access, statement):

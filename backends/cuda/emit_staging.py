@@ -85,7 +85,7 @@ def before_loop(emitter: KernelEmitter, loop: ForOp) -> set[int]:
             _before_buffered(emitter, state, ring)
             continue
         ring.name = emitter.fresh(f"{ring.args[0].name_hint or 'tile'}_ring")
-        w.line(f"__shared__ __align__(16) unsigned char {ring.name}_storage[{ring.nbytes}];")
+        w.line(f"LPIR_SHARED({ring.name}_storage, {ring.nbytes});")
         w.line(
             f"unsigned char* const {ring.name} = "
             f"{ring.name}_storage + threadIdx.x * {ring.chunk_bytes};"
@@ -221,7 +221,8 @@ def _copy(
             for lane in range(start, start + lanes):
                 read = f"*({access.lane_address(load.offsets[lane])})"
                 value = f"{access.mask.lane(lane)} ? {read} : {zero}"  # type: ignore[union-attr]
-                w.line(f"reinterpret_cast<{access.element}*>({target})[{lane - start}] = {value};")
+                element = f"reinterpret_cast<{access.element}*>({target}) + {lane - start}"
+                w.line(f"LPIR_AT({element}) = {value};")
 
 
 def _buffer_targets(emitter: KernelEmitter, state: _Loop, ring: StagedRing, slot: str) -> Access:

@@ -262,7 +262,7 @@ class KernelEmitter:
             else:
                 storage = f"{name}_storage"
                 nbytes = size * self.staging.copies(result)
-                self.w.line(f"__shared__ __align__(16) unsigned char {storage}[{nbytes}];")
+                self.w.line(f"LPIR_SHARED({storage}, {nbytes});")
                 self.w.line(f"{element}* const {name} = reinterpret_cast<{element}*>({storage});")
             self.bind(result, CValue("shared", name, st.dtype))
 

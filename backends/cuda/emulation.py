@@ -112,10 +112,11 @@ def build(source: str) -> ctypes.CDLL:
 class _Runner:
     """Runs one emulated kernel of a built library on host arrays, like `CompiledKernel.run`."""
 
-    def __init__(self, kernel: Kernel, function, misaligned):
+    def __init__(self, kernel: Kernel, function, misaligned, race):
         self.kernel = kernel
         self.function = function
         self.misaligned = misaligned
+        self.race = race
         self.function.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         stored = stored_arguments(kernel)
         self.stored = [id(arg) in stored for arg in kernel.args]
@@ -142,6 +143,7 @@ class _Runner:
                 pointers[index] = scalar.ctypes.data
         self.function(pointers)
         self._check_alignment()
+        self._check_races()
         for host, device, stored in copies:
             if stored:
                 host[:] = device
@@ -156,6 +158,13 @@ class _Runner:
                 f"vector access at 0x{address:x}, not a multiple of {bytes_.value} (a GPU faults)"
             )
 
+    def _check_races(self) -> None:
+        """Raise where two threads accessed a byte of shared memory in one barrier phase, one
+        of them writing (lpir_host.cuh): a GPU's result would depend on their timing."""
+        text = ctypes.create_string_buffer(512)
+        if self.race(text, len(text)):
+            raise LpirError(f"kernel {self.kernel.name}: {text.value.decode()}")
+
 
 def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
     """Build kernels of distinct names into one library; one runner per kernel."""
@@ -166,17 +175,27 @@ def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
     misaligned = library.lpir_emulation_misaligned
     misaligned.restype = ctypes.c_size_t
     misaligned.argtypes = [ctypes.POINTER(ctypes.c_int)]
+    race = library.lpir_emulation_race
+    race.restype = ctypes.c_int
+    race.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return [
-        _Runner(k.kernel, getattr(library, f"lpir_emulate_{i}"), misaligned)
+        _Runner(k.kernel, getattr(library, f"lpir_emulate_{i}"), misaligned, race)
         for i, k in enumerate(kernels)
     ]
 
 
-# Reads and clears the first misaligned vector access of the last run (lpir_host.cuh).
+# Read and clear the first misaligned vector access and the first shared-memory race of the
+# last run (lpir_host.cuh).
 _MISALIGNED = """
 extern "C" size_t lpir_emulation_misaligned(int* bytes) {
     *bytes = lpir_host::misaligned_bytes;
     return lpir_host::misaligned_address.exchange(0);
+}
+
+extern "C" int lpir_emulation_race(char* text, int size) {
+    if (!lpir_host::race_found.exchange(false)) return 0;
+    std::snprintf(text, (size_t)size, "%s", lpir_host::race_text);
+    return 1;
 }
 """
 

@@ -18,12 +18,20 @@
 
 #define LPIR_DEVICE static __device__ __forceinline__
 
-// A kernel's shared memory beyond the static 48 KB: dynamic, sized by the launch (`bytes` is
-// what the kernel needs). The host emulation runs one block at a time: a static array will do.
+// A shared byte array of the kernel, 16-byte aligned; beyond the static 48 KB in all, dynamic
+// shared memory sized by the launch (`bytes` is what the kernel needs). The host emulation runs
+// one block at a time: static arrays will do, registered for its race check (lpir_host.cuh),
+// and `LPIR_AT(pointer)`, one element of shared memory, records each read and write.
 #ifdef LPIR_HOST_EMULATION
-#define LPIR_DYNAMIC_SHARED(name, bytes) __shared__ __align__(16) unsigned char name[bytes]
+#define LPIR_SHARED(name, bytes)                        \
+    __shared__ __align__(16) unsigned char name[bytes]; \
+    lpir_host::register_shared(name, bytes)
+#define LPIR_DYNAMIC_SHARED(name, bytes) LPIR_SHARED(name, bytes)
+#define LPIR_AT(...) (lpir_host::tracked(__VA_ARGS__))  // (a pointer may hold commas)
 #else
+#define LPIR_SHARED(name, bytes) __shared__ __align__(16) unsigned char name[bytes]
 #define LPIR_DYNAMIC_SHARED(name, bytes) extern __shared__ __align__(16) unsigned char name[]
+#define LPIR_AT(...) (*(__VA_ARGS__))
 #endif
 
 // ---- bits ------------------------------------------------------------------------------------
@@ -376,6 +384,7 @@ LPIR_DEVICE void lpir_load(void* to, const void* from) {
     typedef typename lpir_access<BYTES>::type T;
 #ifdef LPIR_HOST_EMULATION
     lpir_host::check_alignment(from, BYTES);
+    lpir_host::shared_access(from, BYTES, lpir_host::Access::read, nullptr);
 #endif
     T value;
     if constexpr (NC) {
@@ -391,6 +400,7 @@ LPIR_DEVICE void lpir_store(void* to, const void* from) {
     typedef typename lpir_access<BYTES>::type T;
 #ifdef LPIR_HOST_EMULATION
     lpir_host::check_alignment(to, BYTES);
+    lpir_host::shared_access(to, BYTES, lpir_host::Access::write, from);
 #endif
     T value;
     memcpy(&value, from, BYTES);
@@ -545,9 +555,12 @@ LPIR_DEVICE void lpir_store_bits(unsigned char* byte, unsigned value, unsigned b
     bitmask &= 0xffu;
     if (bitmask == 0u) return;
     if (bitmask == 0xffu) {
-        *byte = (unsigned char)value;
+        LPIR_AT(byte) = (unsigned char)value;
         return;
     }
+#ifdef LPIR_HOST_EMULATION
+    lpir_host::shared_access(byte, 1, lpir_host::Access::atomic, nullptr);
+#endif
     const size_t address = reinterpret_cast<size_t>(byte);
     unsigned* word = reinterpret_cast<unsigned*>(address & ~(size_t)3);
     const unsigned shift = (unsigned)(address & 3u) * 8u;
@@ -578,6 +591,7 @@ LPIR_DEVICE void lpir_unpack2(unsigned word, T* pair) {
 template <int Count, bool Transpose, typename T>
 LPIR_DEVICE void lpir_ldmatrix(T* result, const T* row) {
     lpir_host::check_alignment(row, 16);  // each thread's row of 8 halves: 16-byte aligned
+    lpir_host::shared_access(row, 16, lpir_host::Access::read, nullptr);
     lpir_host::ldmatrix<Count, Transpose>(result, row);
 }
 #else

@@ -12,6 +12,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -110,10 +111,172 @@ inline T saturate(double x, double low, double high) {
 }
 }  // namespace lpir_host
 
+// ---- shared-memory races ------------------------------------------------------------------------
+// What a missing __syncthreads() breaks on a GPU, this emulation (OS threads, in no set order
+// between barriers) may or may not show in values; so every byte of shared memory remembers,
+// in the block's current barrier phase, which thread wrote it and which thread(s) read it.
+// Two threads conflict on a byte in one phase where one writes it and the other reads or
+// writes it (a write that leaves the byte as it was does not count: replicas may store alike;
+// nor do atomic bit stores among themselves); a cp.async copy writes its bytes from its issue
+// until it lands (lpir_cp_async_wait), so any other thread's access in between conflicts. The
+// first conflict of a run is kept and the runner raises it (emulation.py).
+namespace lpir_host {
+struct ByteHistory {
+    int write_phase = -1, writer = -1;
+    int read_phase = -1, reader = -1;  // reader -2: several threads
+    int atomic_phase = -1;             // phase of atomic bit stores (any threads)
+    int copier = -1;                   // the thread whose cp.async copy is in flight, or -1
+};
+struct SharedRange {
+    const unsigned char* begin = nullptr;
+    std::size_t bytes = 0;
+    long long block = -1;  // which block's history `history` holds
+    std::vector<ByteHistory> history;
+};
+inline std::mutex race_mutex;
+inline std::vector<SharedRange> shared_ranges;
+inline thread_local int barrier_phase = 0;
+inline std::atomic<long long> block_serial{0};  // counts the blocks of all runs
+inline thread_local long long current_block = 0;
+inline std::atomic<bool> race_found{false};
+inline char race_text[512];
+// Every registered array lies in [shared_low, shared_high): the test that spares global
+// accesses the lock.
+inline std::atomic<std::uintptr_t> shared_low{UINTPTR_MAX}, shared_high{0};
+
+// Called by every thread at its kernel's shared declarations: the first in a block clears the
+// array's history (the same static array serves every block).
+inline void register_shared(const void* begin, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(race_mutex);
+    const auto* start = static_cast<const unsigned char*>(begin);
+    for (SharedRange& range : shared_ranges) {
+        if (range.begin == start) {
+            if (range.block != current_block) {
+                range.block = current_block;
+                range.history.assign(bytes, ByteHistory{});
+            }
+            return;
+        }
+    }
+    shared_ranges.push_back(SharedRange{start, bytes, current_block, {}});
+    shared_ranges.back().history.assign(bytes, ByteHistory{});
+    const auto low = reinterpret_cast<std::uintptr_t>(start);
+    shared_low = std::min<std::uintptr_t>(shared_low, low);
+    shared_high = std::max<std::uintptr_t>(shared_high, low + bytes);
+}
+
+inline void report_race(const SharedRange& range, std::size_t at, const char* mine, int other,
+                        const char* theirs) {
+    bool none = false;
+    if (!race_found.compare_exchange_strong(none, true)) return;
+    char who[32];  // other: a thread, -2 several threads, -1 unknown
+    if (other >= 0) {
+        std::snprintf(who, sizeof who, "thread %d", other);
+    } else {
+        std::snprintf(who, sizeof who, other == -2 ? "other threads" : "another thread");
+    }
+    std::snprintf(race_text, sizeof race_text,
+                  "shared-memory race in block (%u, %u, %u): thread %u %s byte %zu of a "
+                  "%zu-byte shared array that %s %s, with no barrier between them "
+                  "(after %d barriers)",
+                  block_index.x, block_index.y, block_index.z, thread_index.x, mine, at,
+                  range.bytes, who, theirs, barrier_phase);
+}
+
+enum class Access { read, write, atomic, copy_issue, copy_land };
+
+// Record one access of `bytes` bytes at `pointer` (nothing unless it lies in shared memory).
+// For a write, `value` holds the bytes about to be written (null: unknown, always a change).
+inline void shared_access(const void* pointer, int bytes, Access kind, const void* value) {
+    const auto* at = static_cast<const unsigned char*>(pointer);
+    const auto address = reinterpret_cast<std::uintptr_t>(at);
+    if (address + bytes <= shared_low || address >= shared_high) return;
+    std::lock_guard<std::mutex> lock(race_mutex);
+    for (SharedRange& range : shared_ranges) {
+        if (at < range.begin || at >= range.begin + range.bytes || range.block != current_block) {
+            continue;
+        }
+        const int me = (int)thread_index.x, phase = barrier_phase;
+        for (int i = 0; i < bytes && at + i < range.begin + range.bytes; ++i) {
+            const std::size_t index = (std::size_t)(at + i - range.begin);
+            ByteHistory& h = range.history[index];
+            if (h.copier >= 0 && h.copier != me) {
+                report_race(range, index, "accesses", h.copier, "is copying into (cp.async)");
+                return;
+            }
+            if (kind == Access::read) {
+                if (h.write_phase == phase && h.writer != me) {
+                    report_race(range, index, "reads", h.writer, "writes");
+                    return;
+                }
+                if (h.atomic_phase == phase) {
+                    report_race(range, index, "reads", -1, "(some) stores bits of");
+                    return;
+                }
+                h.reader = h.read_phase == phase && h.reader != me ? -2 : me;
+                h.read_phase = phase;
+                continue;
+            }
+            if (kind == Access::copy_issue) {
+                h.copier = me;
+            } else if (kind == Access::copy_land) {
+                h.copier = -1;
+            }
+            const bool changes = value == nullptr || static_cast<const unsigned char*>(value)[i] != at[i];
+            if (kind == Access::atomic) {
+                if ((h.write_phase == phase && h.writer != me) ||
+                    (h.read_phase == phase && h.reader != me)) {
+                    report_race(range, index, "stores bits of", h.write_phase == phase ? h.writer : h.reader,
+                                "accesses");
+                    return;
+                }
+                h.atomic_phase = phase;
+                continue;
+            }
+            if (changes && h.read_phase == phase && h.reader != me) {
+                report_race(range, index, "writes", h.reader, "reads");
+                return;
+            }
+            if (changes && h.write_phase == phase && h.writer != me) {
+                report_race(range, index, "writes", h.writer, "writes");
+                return;
+            }
+            if (changes || h.write_phase != phase) {
+                h.write_phase = phase;
+                h.writer = me;
+            }
+        }
+        return;
+    }
+}
+
+// `*pointer` of one element of shared memory, recording the read or the write.
+template <typename T>
+struct TrackedElement {
+    T* pointer;
+    operator T() const {
+        shared_access(pointer, sizeof(T), Access::read, nullptr);
+        return *pointer;
+    }
+    TrackedElement& operator=(const T& value) {
+        shared_access(pointer, sizeof(T), Access::write, &value);
+        *pointer = value;
+        return *this;
+    }
+};
+template <typename T>
+inline TrackedElement<T> tracked(T* pointer) {
+    return TrackedElement<T>{pointer};
+}
+}  // namespace lpir_host
+
 #define threadIdx (lpir_host::thread_index)
 #define blockIdx (lpir_host::block_index)
 
-inline void __syncthreads() { lpir_host::block_barrier->arrive_and_wait(); }
+inline void __syncthreads() {
+    lpir_host::block_barrier->arrive_and_wait();
+    ++lpir_host::barrier_phase;
+}
 
 // ---- 16-bit floats -----------------------------------------------------------------------------
 struct __half {
@@ -363,6 +526,7 @@ inline thread_local std::vector<AsyncCopy> async_open;                 // not ye
 inline thread_local std::vector<std::vector<AsyncCopy>> async_groups;  // committed, oldest first
 
 inline void async_copy(void* to, const void* from, int source_bytes, int bytes) {
+    shared_access(to, bytes, Access::copy_issue, nullptr);
     async_open.push_back(AsyncCopy{to, from, source_bytes, bytes});
 }
 
@@ -376,6 +540,7 @@ inline void async_wait(int pending) {
     std::size_t done = 0;
     for (; async_groups.size() - done > keep; ++done) {
         for (const AsyncCopy& copy : async_groups[done]) {
+            shared_access(copy.to, copy.bytes, Access::copy_land, nullptr);
             std::memcpy(copy.to, copy.from, copy.source_bytes);
             std::memset(static_cast<unsigned char*>(copy.to) + copy.source_bytes, 0,
                         copy.bytes - copy.source_bytes);
@@ -404,12 +569,15 @@ inline void run_grid(unsigned gx, unsigned gy, unsigned gz, unsigned threads,
                         block_index = lpir_dim3{x, y, z};
                         async_open.clear();  // copies never waited for die with their block
                         async_groups.clear();
+                        barrier_phase = 0;
+                        current_block = block_serial + ((z * gy + y) * gx + x);
                         kernel();
                         barrier.arrive_and_wait();  // the next block reuses __shared__ arrays
                     }
         });
     }
     for (auto& thread : pool) thread.join();
+    block_serial += (long long)gx * gy * gz;
 }
 }  // namespace lpir_host
 
