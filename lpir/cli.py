@@ -121,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a kernel on random inputs")
     _add_kernel_options(run)
-    run.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp", "threads"])
+    run.add_argument(
+        "--target",
+        default="cpu",
+        choices=["cpu", "cuda", "interp", "threads", "cuda-host"],
+        help="cuda-host: the CUDA C run on the CPU (no GPU; slow), which fails on a vector "
+        "access a GPU would fault on and on a shared-memory race",
+    )
     run.add_argument("--check", action="store_true", help="compare with the interpreter and numpy")
     run.add_argument("--bench", action="store_true", help="time it beside the numpy reference")
     run.add_argument("--seed", type=int, default=0)

@@ -321,3 +321,43 @@ def test_waiting_for_too_few_copies_is_a_race():
     )
     with pytest.raises(lpir.LpirError, match="shared-memory race"):
         runner.run(arguments)
+
+
+def test_the_cuda_host_target_runs_the_gpu_code_on_the_cpu():
+    """`target="cuda-host"`: the kernel's CUDA C on the host, called like any other target."""
+    params = {"N": 200, "K": 512, "BN": 64}
+    kernel = lpir.compile(EXAMPLES_DIRECTORY / "gemv_tc.lp", target="cuda-host", **params)
+    assert "mma" in kernel.source("cuda")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(512).astype(np.float16)
+    w = lpir.pack(rng.integers(0, 16, (200, 512)), "u4")
+    s = rng.random((200, 4)).astype(np.float32)
+    got, wanted = np.zeros(200, np.float32), np.zeros(200, np.float32)
+    kernel(x, w, s, got)
+    lpir.compile(EXAMPLES_DIRECTORY / "gemv_tc.lp", target="interp", **params)(x, w, s, wanted)
+    np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-4)  # f32 sums, another order
+
+
+def test_the_cuda_host_target_reports_a_race_as_an_error(capsys):
+    from lpir.cli import main
+
+    x, y = np.arange(128, dtype=np.float32), np.zeros(128, np.float32)
+    with pytest.raises(lpir.LpirError, match="shared-memory race"):
+        lpir.compile(RACY, target="cuda-host")(x, y)
+    lpir.compile(RACY, target="cuda-host", SYNC=1)(x, y)
+    np.testing.assert_array_equal(y, x)
+    assert (
+        main(
+            [
+                "run",
+                str(EXAMPLES_DIRECTORY / "vector_add.lp"),
+                "--target",
+                "cuda-host",
+                "--check",
+                "-D",
+                "N=1000",
+            ]
+        )
+        == 0
+    )
+    assert "ok    arg 2 vs interpreter" in capsys.readouterr().out

@@ -11,7 +11,10 @@ Targets:
                testing passes without a backend); "threads-cuda" the same with the GPU
                pipeline (coalesced layouts, tensor-core dots);
     "cpu"      LLVM through llvmlite, all cores;
-    "cuda"     CUDA C through NVRTC (or nvcc), on an NVIDIA GPU.
+    "cuda"     CUDA C through NVRTC (or nvcc), on an NVIDIA GPU;
+    "cuda-host" the same CUDA C compiled by the host's C++ compiler and run on the CPU, one OS
+               thread per GPU thread (slow): for checking a GPU kernel without a GPU, where a
+               vector access a GPU would fault on and a shared-memory race are errors.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from lpir.runtime import arguments as args_
 from lpir.runtime.ir_kernel import IRKernel, compile_ir, is_ir_path
 from lpir.runtime.specialization import Specialization, build_specialization
 
-TARGETS = ("interp", "threads", "threads-cuda", "cpu", "cuda")
+TARGETS = ("interp", "threads", "threads-cuda", "cpu", "cuda", "cuda-host")
 
 
 def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
@@ -56,7 +59,8 @@ def compile(
     Args:
         path_or_source: a path to a `.lp` file, or the kernel source text; a path to an `.ir`
             file compiles that IR as it is (see `lpir.runtime.ir_kernel`; no parameters).
-        target: "cpu", "cuda", "interp" (the reference interpreter) or "threads".
+        target: "cpu", "cuda", "interp" (the reference interpreter), "threads" or
+            "cuda-host" (the CUDA C run on the CPU: see the module docstring).
         kernel: which kernel of the source, when it defines several.
         **params: compile-time parameters (ints, or dtype names such as WT="u3").
     """

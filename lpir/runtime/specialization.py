@@ -21,6 +21,7 @@ PIPELINE_OF_TARGET = {
     "threads-cuda": "cuda",
     "cpu": "cpu",
     "cuda": "cuda",
+    "cuda-host": "cuda",
 }
 
 
@@ -114,11 +115,16 @@ def attach_runner(spec: Specialization, target: str) -> None:
         compiled = compile_kernel(spec.module, spec.params)
         spec.runner = compiled.run
         spec.sources = {"llvm": lambda: compiled.llvm_ir, "asm": compiled.assembly}
-    elif target == "cuda":
+    elif target in ("cuda", "cuda-host"):
         from lpir.backends.cuda import compile_kernel as compile_cuda
 
         compiled = compile_cuda(spec.module, spec.params)
-        spec.runner = compiled.run
+        if target == "cuda":
+            spec.runner = compiled.run
+        else:  # the same C on the host: misaligned accesses and shared-memory races fail
+            from lpir.backends.cuda.emulation import EmulatedKernel
+
+            spec.runner = EmulatedKernel(compiled).run
         spec.sources = {
             "cuda": lambda: compiled.cuda_source,
             "ptx": compiled.ptx,
