@@ -61,11 +61,17 @@ class _Classes:
     def __init__(self):
         self.parent: dict[int, int] = {}
         self.members: dict[int, list[Value]] = {}
+        self.order: dict[int, int] = {}  # when each value was first seen: program order
 
     def add(self, value: Value) -> None:
         if id(value) not in self.parent:
             self.parent[id(value)] = id(value)
             self.members[id(value)] = [value]
+            self.order[id(value)] = len(self.order)
+
+    def first_seen(self, key: int) -> int:
+        """The program order of a class: that of its earliest value."""
+        return min(self.order[id(value)] for value in self.members[key])
 
     def find(self, value: Value) -> int:
         key = id(value)
@@ -126,8 +132,10 @@ class _Selection:
             self.propagate()
 
     def class_size(self, key: int) -> tuple[int, int]:
+        """Larger classes first, then the earlier in the program (never a value's address:
+        the same kernel must get the same layouts in every process)."""
         value = self.classes.members[key][0]
-        return (value.type.size, -key)  # type: ignore[attr-defined]
+        return (value.type.size, -self.classes.first_seen(key))  # type: ignore[attr-defined]
 
     def default_for(self, key: int) -> RegisterLayout:
         members = self.classes.members[key]

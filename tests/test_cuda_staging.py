@@ -11,7 +11,11 @@ staged past the shared-memory budget or with LPIR_CUDA_ASYNC_COPY=0.
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -348,3 +352,33 @@ def test_a_split_k_gemv_stages_its_own_tiles_and_keeps_the_shared_x_in_registers
     final = lpir.compile(example_path("gemv_splitk"), target="cuda", **params).ir("final")
     header = final.split(" = for ", 1)[1].split("\n", 1)[0]
     assert header.count("%x_ahead") == 1 and header.count("%w_ahead") == 3
+
+
+_EMIT_SHARED_TILES = """
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+import lpir, test_cuda_staging as t
+from lpir.backends.cuda.source import emit_kernel
+for case in t.SHARED_TILE_CASES:
+    kernel = lpir.compile(t.SHARED_TILE, target="cuda", **case).specialize(None).module.kernels[0]
+    print(hashlib.sha256(emit_kernel(kernel).text.encode()).hexdigest())
+"""
+
+
+def test_the_same_kernel_is_emitted_alike_in_every_process():
+    """Layout selection broke ties between equally large classes by the values' addresses, so
+    these kernels got one of two layouts (a swizzled tile, or a plain one and a reduction
+    through shared memory) depending on the process: it breaks them by program order now."""
+    tests = str(Path(__file__).resolve().parent)
+    texts = set()
+    for seed in ("1", "2", "3"):
+        environment = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run(
+            [sys.executable, "-c", _EMIT_SHARED_TILES, tests],
+            capture_output=True,
+            text=True,
+            env=environment,
+            check=True,
+        )
+        texts.add(result.stdout)
+    assert len(texts) == 1
