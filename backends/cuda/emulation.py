@@ -72,6 +72,18 @@ def _load_library(path: str) -> ctypes.CDLL:
     return ctypes.CDLL(path)
 
 
+# How the host compiler builds an emulation library (part of the cache key).
+_FLAGS = (
+    "-std=c++20",
+    "-O1",
+    "-fPIC",
+    "-shared",
+    "-pthread",
+    "-w",
+    "-DLPIR_HOST_EMULATION",
+)
+
+
 def build(source: str) -> ctypes.CDLL:
     """Compile `source` (a kernel plus its `lpir_emulate` wrapper) into a shared library."""
     compiler = host_compiler()
@@ -80,7 +92,8 @@ def build(source: str) -> ctypes.CDLL:
     headers = "".join(
         (INCLUDE_DIR / name).read_text() for name in ("lpir_cuda.cuh", "lpir_host.cuh")
     )
-    key = hashlib.sha256((source + headers + compiler).encode()).hexdigest()[:32]
+    key_text = source + headers + compiler + " ".join(_FLAGS)
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
     library = _build_directory() / f"{key}.so"
     if not library.exists():
         source_path = _build_directory() / f"{key}.cpp"
@@ -88,13 +101,7 @@ def build(source: str) -> ctypes.CDLL:
         temporary = library.with_suffix(f".{os.getpid()}.tmp")
         command = [
             compiler,
-            "-std=c++20",
-            "-O1",
-            "-fPIC",
-            "-shared",
-            "-pthread",
-            "-w",
-            "-DLPIR_HOST_EMULATION",
+            *_FLAGS,
             f"-I{INCLUDE_DIR}",
             "-x",
             "c++",

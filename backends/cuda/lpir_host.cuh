@@ -200,8 +200,13 @@ inline void shared_access(const void* pointer, int bytes, Access kind, const voi
         for (int i = 0; i < bytes && at + i < range.begin + range.bytes; ++i) {
             const std::size_t index = (std::size_t)(at + i - range.begin);
             ByteHistory& h = range.history[index];
-            if (h.copier >= 0 && h.copier != me) {
-                report_race(range, index, "accesses", h.copier, "is copying into (cp.async)");
+            if (h.copier >= 0 && kind != Access::copy_land) {  // a copy in flight: hands off
+                if (h.copier != me) {
+                    report_race(range, index, "accesses", h.copier, "is copying into (cp.async)");
+                } else {
+                    report_race(range, index, "accesses", me,
+                                "is copying into (cp.async), before waiting for the copy");
+                }
                 return;
             }
             if (kind == Access::read) {
