@@ -183,6 +183,17 @@ inline void report_race(const SharedRange& range, std::size_t at, const char* mi
                   range.bytes, who, theirs, barrier_phase);
 }
 
+// A thread touching bytes that its own cp.async copy has not landed in yet.
+inline void report_unlanded(const SharedRange& range, std::size_t at) {
+    bool none = false;
+    if (!race_found.compare_exchange_strong(none, true)) return;
+    std::snprintf(race_text, sizeof race_text,
+                  "shared-memory race in block (%u, %u, %u): thread %u accesses byte %zu of a "
+                  "%zu-byte shared array before its own cp.async copy there has landed (no "
+                  "lpir_cp_async_wait covers it)",
+                  block_index.x, block_index.y, block_index.z, thread_index.x, at, range.bytes);
+}
+
 enum class Access { read, write, atomic, copy_issue, copy_land };
 
 // Record one access of `bytes` bytes at `pointer` (nothing unless it lies in shared memory).
@@ -204,8 +215,7 @@ inline void shared_access(const void* pointer, int bytes, Access kind, const voi
                 if (h.copier != me) {
                     report_race(range, index, "accesses", h.copier, "is copying into (cp.async)");
                 } else {
-                    report_race(range, index, "accesses", me,
-                                "is copying into (cp.async), before waiting for the copy");
+                    report_unlanded(range, index);
                 }
                 return;
             }
