@@ -13,6 +13,7 @@ With `acc` a splat of zero the add disappears. The GPU pipeline does not run thi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from lpir.passes.base import Pass, register_pass
@@ -34,6 +35,12 @@ def repeated_column(b: Value) -> Value | None:
     if shape[1] != 1 or b.type.shape[1] == 1:  # type: ignore[attr-defined]
         return None
     return column
+
+
+def _is_positive_zero(constant) -> bool:
+    """0 or +0.0: what the narrowed dot starts from (acc + x keeps a -0.0 accumulator's sign
+    where x is -0.0, so such an accumulator is still added)."""
+    return constant is not None and constant == 0 and math.copysign(1.0, constant) > 0
 
 
 def _has_layout(value: Value) -> bool:
@@ -60,7 +67,7 @@ class _NarrowDots(Rewriter):
         zeros = self.builder.add(SplatOp.create(zero, (m, 1)))
         narrow = self.builder.add(DotOp.create(a, column, zeros))
         wide = self.builder.add(BroadcastOp.create(narrow, (m, n)))
-        if splat_constant(acc) == 0:
+        if _is_positive_zero(splat_constant(acc)):
             return wide
         return self.builder.add(BinaryOp.create("add", acc, wide))
 
