@@ -118,8 +118,10 @@ inline T saturate(double x, double low, double high) {
 // Two threads conflict on a byte in one phase where one writes it and the other reads or
 // writes it (a write that leaves the byte as it was does not count: replicas may store alike;
 // nor do atomic bit stores among themselves); a cp.async copy writes its bytes from its issue
-// until it lands (lpir_cp_async_wait), so any other thread's access in between conflicts. The
-// first conflict of a run is kept and the runner raises it (emulation.py).
+// until it lands (lpir_cp_async_wait), so any access in between conflicts, the copying
+// thread's own included. A read of a byte no thread of the block has written is an error too
+// (a GPU's shared memory holds what the previous block left). The first error of a run is
+// kept and the runner raises it (emulation.py).
 namespace lpir_host {
 struct ByteHistory {
     int write_phase = -1, writer = -1;
@@ -194,6 +196,17 @@ inline void report_unlanded(const SharedRange& range, std::size_t at) {
                   block_index.x, block_index.y, block_index.z, thread_index.x, at, range.bytes);
 }
 
+// A read of shared bytes that no thread of the block has written: on a GPU, whatever the
+// previous block on that multiprocessor left there.
+inline void report_uninitialized(const SharedRange& range, std::size_t at) {
+    bool none = false;
+    if (!race_found.compare_exchange_strong(none, true)) return;
+    std::snprintf(race_text, sizeof race_text,
+                  "uninitialized shared memory in block (%u, %u, %u): thread %u reads byte %zu "
+                  "of a %zu-byte shared array that no thread of the block has written",
+                  block_index.x, block_index.y, block_index.z, thread_index.x, at, range.bytes);
+}
+
 enum class Access { read, write, atomic, copy_issue, copy_land };
 
 // Record one access of `bytes` bytes at `pointer` (nothing unless it lies in shared memory).
@@ -226,6 +239,10 @@ inline void shared_access(const void* pointer, int bytes, Access kind, const voi
                 }
                 if (h.atomic_phase == phase) {
                     report_race(range, index, "reads", -1, "(some) stores bits of");
+                    return;
+                }
+                if (h.write_phase < 0 && h.atomic_phase < 0) {
+                    report_uninitialized(range, index);
                     return;
                 }
                 h.reader = h.read_phase == phase && h.reader != me ? -2 : me;
