@@ -362,3 +362,15 @@ def test_the_cuda_host_target_reports_a_race_as_an_error(capsys):
         == 0
     )
     assert "ok    arg 2 vs interpreter" in capsys.readouterr().out
+
+
+def test_reading_shared_memory_nobody_wrote_is_an_error():
+    """On a GPU a shared tile starts with what the previous block left there."""
+    source = """
+    kernel unwritten[](y: global f32[128]) blocks(2) threads(128) {
+        t = shared<f32>[128]
+        store(y[0 :+ 128], load(t))
+    }
+    """
+    with pytest.raises(lpir.LpirError, match="uninitialized shared memory in block"):
+        lpir.compile(source, target="cuda-host")(np.zeros(128, np.float32))
