@@ -101,7 +101,7 @@ run_suite() {
     local parallel=()
     "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "$(nproc)")
     # shellcheck disable=SC2086  # SUITE: pytest's paths and options, split on purpose
-    timeout 120 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" ${SUITE:-} \
+    timeout 150 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${parallel[@]}" ${SUITE:-} \
         --junitxml "$OUT/junit.xml" 2>&1 | tee "$OUT/tests.log" | tail -n 40
     summary "suite: $(tail -n 1 "$OUT/tests.log")"
 }
