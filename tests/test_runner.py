@@ -80,3 +80,18 @@ def test_an_elementwise_kernel_gets_no_magnitude_allowance():
     rtol, atol, why = default_tolerance(tile_ir(SCALE), {1: expected})
     assert (rtol, atol) == (1e-5, 1e-6)
     assert "one rounding per output" in why
+
+
+def test_a_companion_without_a_tolerance_gets_the_kernels_own(tmp_path, capsys):
+    """Its numpy reference (here in float64) is compared within the kernel's default tolerance,
+    also where the target is the interpreter itself (nothing else to compare with)."""
+    (tmp_path / "scale.lp").write_text(SCALE)
+    (tmp_path / "scale.py").write_text(
+        "import numpy as np\n"
+        "def make_inputs(params, rng):\n"
+        "    return [rng.standard_normal(1000).astype(np.float32), np.zeros(1000, np.float32)]\n"
+        "def reference(params, args):\n"
+        "    return {1: (np.exp(args[0].astype(np.float64)) * 0.5 + 1.0).astype(np.float32)}\n"
+    )
+    assert run_file(tmp_path / "scale.lp", target="interp", check=True)
+    assert "rtol=1e-05 atol=1e-06" in capsys.readouterr().out
