@@ -177,7 +177,7 @@ def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
     """Build kernels of distinct names into one library; one runner per kernel."""
     source = translation_unit(kernels)
     source += "".join(_wrapper(k, f"lpir_emulate_{i}") for i, k in enumerate(kernels))
-    source += _MISALIGNED
+    source += _RUN_CHECKS
     library = build(source)
     misaligned = library.lpir_emulation_misaligned
     misaligned.restype = ctypes.c_size_t
@@ -193,7 +193,7 @@ def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
 
 # Read and clear the first misaligned vector access and the first shared-memory race of the
 # last run (lpir_host.cuh).
-_MISALIGNED = """
+_RUN_CHECKS = """
 extern "C" size_t lpir_emulation_misaligned(int* bytes) {
     *bytes = lpir_host::misaligned_bytes;
     return lpir_host::misaligned_address.exchange(0);

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <barrier>
 #include <cmath>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -167,44 +168,33 @@ inline void register_shared(const void* begin, std::size_t bytes) {
     shared_high = std::max<std::uintptr_t>(shared_high, low + bytes);
 }
 
-inline void report_race(const SharedRange& range, std::size_t at, const char* mine, int other,
-                        const char* theirs) {
+// Keep the run's first error, "<kind> in block (x, y, z): <details>" (the runner raises it).
+inline void report(const char* kind, const char* format, ...)
+    __attribute__((format(printf, 2, 3)));
+inline void report(const char* kind, const char* format, ...) {
     bool none = false;
     if (!race_found.compare_exchange_strong(none, true)) return;
-    char who[32];  // other: a thread, -2 several threads, -1 unknown
+    const int prefix = std::snprintf(race_text, sizeof race_text, "%s in block (%u, %u, %u): ",
+                                     kind, block_index.x, block_index.y, block_index.z);
+    std::va_list arguments;
+    va_start(arguments, format);
+    std::vsnprintf(race_text + prefix, sizeof race_text - prefix, format, arguments);
+    va_end(arguments);
+}
+
+// Two threads on one byte between the same two barriers (other: a thread, -2 several, -1
+// unknown).
+inline void report_race(const SharedRange& range, std::size_t at, const char* mine, int other,
+                        const char* theirs) {
+    char who[32];
     if (other >= 0) {
         std::snprintf(who, sizeof who, "thread %d", other);
     } else {
         std::snprintf(who, sizeof who, other == -2 ? "other threads" : "another thread");
     }
-    std::snprintf(race_text, sizeof race_text,
-                  "shared-memory race in block (%u, %u, %u): thread %u %s byte %zu of a "
-                  "%zu-byte shared array that %s %s, with no barrier between them "
-                  "(after %d barriers)",
-                  block_index.x, block_index.y, block_index.z, thread_index.x, mine, at,
-                  range.bytes, who, theirs, barrier_phase);
-}
-
-// A thread touching bytes that its own cp.async copy has not landed in yet.
-inline void report_unlanded(const SharedRange& range, std::size_t at) {
-    bool none = false;
-    if (!race_found.compare_exchange_strong(none, true)) return;
-    std::snprintf(race_text, sizeof race_text,
-                  "shared-memory race in block (%u, %u, %u): thread %u accesses byte %zu of a "
-                  "%zu-byte shared array before its own cp.async copy there has landed (no "
-                  "lpir_cp_async_wait covers it)",
-                  block_index.x, block_index.y, block_index.z, thread_index.x, at, range.bytes);
-}
-
-// A read of shared bytes that no thread of the block has written: on a GPU, whatever the
-// previous block on that multiprocessor left there.
-inline void report_uninitialized(const SharedRange& range, std::size_t at) {
-    bool none = false;
-    if (!race_found.compare_exchange_strong(none, true)) return;
-    std::snprintf(race_text, sizeof race_text,
-                  "uninitialized shared memory in block (%u, %u, %u): thread %u reads byte %zu "
-                  "of a %zu-byte shared array that no thread of the block has written",
-                  block_index.x, block_index.y, block_index.z, thread_index.x, at, range.bytes);
+    report("shared-memory race", "thread %u %s byte %zu of a %zu-byte shared array that %s %s, "
+           "with no barrier between them (after %d barriers)",
+           thread_index.x, mine, at, range.bytes, who, theirs, barrier_phase);
 }
 
 enum class Access { read, write, atomic, copy_issue, copy_land };
@@ -228,7 +218,10 @@ inline void shared_access(const void* pointer, int bytes, Access kind, const voi
                 if (h.copier != me) {
                     report_race(range, index, "accesses", h.copier, "is copying into (cp.async)");
                 } else {
-                    report_unlanded(range, index);
+                    report("shared-memory race", "thread %u accesses byte %zu of a %zu-byte "
+                           "shared array before its own cp.async copy there has landed (no "
+                           "lpir_cp_async_wait covers it)",
+                           thread_index.x, index, range.bytes);
                 }
                 return;
             }
@@ -242,7 +235,9 @@ inline void shared_access(const void* pointer, int bytes, Access kind, const voi
                     return;
                 }
                 if (h.write_phase < 0 && h.atomic_phase < 0) {
-                    report_uninitialized(range, index);
+                    report("uninitialized shared memory", "thread %u reads byte %zu of a "
+                           "%zu-byte shared array that no thread of the block has written",
+                           thread_index.x, index, range.bytes);
                     return;
                 }
                 h.reader = h.read_phase == phase && h.reader != me ? -2 : me;
@@ -254,12 +249,13 @@ inline void shared_access(const void* pointer, int bytes, Access kind, const voi
             } else if (kind == Access::copy_land) {
                 h.copier = -1;
             }
-            const bool changes = value == nullptr || static_cast<const unsigned char*>(value)[i] != at[i];
+            const auto* written = static_cast<const unsigned char*>(value);
+            const bool changes = written == nullptr || written[i] != at[i];
             if (kind == Access::atomic) {
                 if ((h.write_phase == phase && h.writer != me) ||
                     (h.read_phase == phase && h.reader != me)) {
-                    report_race(range, index, "stores bits of", h.write_phase == phase ? h.writer : h.reader,
-                                "accesses");
+                    const int other = h.write_phase == phase ? h.writer : h.reader;
+                    report_race(range, index, "stores bits of", other, "accesses");
                     return;
                 }
                 h.atomic_phase = phase;

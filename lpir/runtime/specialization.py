@@ -122,15 +122,28 @@ def attach_runner(spec: Specialization, target: str) -> None:
         if target == "cuda":
             spec.runner = compiled.run
         else:  # the same C on the host: misaligned accesses and shared-memory races fail
-            from lpir.backends.cuda.emulation import EmulatedKernel
-
-            spec.runner = EmulatedKernel(compiled).run
+            spec.runner = _host_runner(compiled)
         spec.sources = {
             "cuda": lambda: compiled.cuda_source,
             "ptx": compiled.ptx,
             "sass": compiled.sass,
         }
         spec.arch_kinds = {"ptx", "sass"}
+
+
+def _host_runner(compiled) -> Callable[[list], None]:
+    """Runs a CUDA kernel's C on the host, built by the host compiler on the first run (not
+    when only its source is asked for)."""
+    from lpir.backends.cuda.emulation import EmulatedKernel
+
+    built: list[EmulatedKernel] = []
+
+    def run(arguments: list[Any]) -> None:
+        if not built:
+            built.append(EmulatedKernel(compiled))
+        built[0].run(arguments)
+
+    return run
 
 
 def _run_interpreter(kernel: IRKernel, arguments: list[Any]) -> None:
