@@ -2,8 +2,8 @@
 
 Statements map onto structured IR: an assignment binds a name; `for` becomes a `for` op whose
 iteration values are the names the body reassigns; `if` on a runtime bool becomes an `if` op
-yielding the names either branch reassigns, and `if` on a compile-time condition keeps only the
-branch taken (so parameters can select code).
+yielding the names either branch reassigns and those both branches assign first (as in Python),
+and `if` on a compile-time condition keeps only the branch taken (so parameters can select code).
 """
 
 from __future__ import annotations
@@ -54,11 +54,14 @@ class KernelLowering(ExpressionLowering):
         self.scopes = [{}]
         self.loop_locals: dict[str, int] = {}
         self.assigned_at: dict[str, ast.Span] = {}
+        self.branch_conflicts: dict[str, str] = {}
         for name, value in params.items():
             self.scopes[0][name] = DTypeConst(value) if isinstance(value, DType) else Const(value)
         self.threads = 0
 
     def undefined_hint(self, name: str) -> str | None:
+        if name in self.branch_conflicts:
+            return self.branch_conflicts[name]
         line = self.loop_locals.get(name)
         if line is not None:
             return f"'{name}' is assigned only inside the block at line {line}; assign it before"
@@ -267,7 +270,7 @@ class KernelLowering(ExpressionLowering):
         for name, before in carried.items():
             current = self.find(name)
             if isinstance(current, Const):
-                values.append(self.constant(current, before.type.dtype, node))  # type: ignore[attr-defined]
+                values.append(self.constant_like(current, before.type, node))
                 continue
             if not isinstance(current, Runtime) or not agree(current.type, before.type):
                 now = current.type if isinstance(current, Runtime) else current.describe()
@@ -278,6 +281,11 @@ class KernelLowering(ExpressionLowering):
                 )
             values.append(current.value)
         return values
+
+    def constant_like(self, value: Const, like: Any, node: ast.Node) -> Value:
+        """`value` as a value of type `like`: a scalar of its dtype, or a tile filled with it."""
+        scalar = self.constant(value, like.dtype, node)
+        return scalar if isinstance(like, ScalarType) else self.broadcast_to(scalar, like.shape)
 
     def for_statement(self, node: ast.For) -> None:
         lower, upper, step = self.range_bounds(node)
@@ -322,13 +330,88 @@ class KernelLowering(ExpressionLowering):
             )
         names = assigned_names(node.then_body) + assigned_names(node.else_body or [])
         carried = self.carried(list(dict.fromkeys(names)), node)
-        op = IfOp.create(cond.value, [v.type for v in carried.values()], list(carried))
+        then_branch = self.branch(node.then_body, carried, node)
+        else_branch = self.branch(node.else_body or [], carried, node)
+        joined = self.joined(then_branch, else_branch, carried, node)
+        for region, _, values in (then_branch, else_branch):
+            region.append(YieldOp.create(values))
+        result_names = [*carried, *joined]
+        op = IfOp.create(
+            cond.value,
+            [v.type for v in then_branch[2]],
+            result_names,
+            regions=(then_branch[0], else_branch[0]),
+        )
         op.location = self.location(node.span)
         self.builder.insert(op)
-        self.nested(op.then_region, {}, node.then_body, carried, node)
-        self.nested(op.else_region, {}, node.else_body or [], carried, node)
-        for name, result in zip(carried, op.results):
+        for name, result in zip(result_names, op.results):
             self.scopes[-1][name] = Runtime(result)
+        for name in [*then_branch[1], *else_branch[1]]:
+            if self.find(name) is None:
+                self.loop_locals.setdefault(name, node.span.line)
+
+    def branch(self, body: list, carried: dict, node: ast.Node) -> tuple[Region, dict, list]:
+        """Lower one branch of an `if` into a new region.
+
+        Returns the region, the names the branch assigned (its scope) and the values the
+        carried names have at its end.
+        """
+        region = Region()
+        self.scopes.append({})
+        with self.builder.at(region):
+            self.statements(body)
+            values = self.yielded(carried, node)
+        return region, self.scopes.pop(), values
+
+    def joined(
+        self, then_branch: tuple, else_branch: tuple, carried: dict, node: ast.Node
+    ) -> list[str]:
+        """Names first assigned in both branches flow out of the `if` (as Python's do).
+
+        Each such name's values are appended to both branches' yielded values; the result is
+        the names, in the order of the then branch. A name assigned in one branch only, or
+        with a different type or shape in each, stays local to its branch: using it after the
+        `if` is an error whose hint says why.
+        """
+        (then_region, then_scope, then_values) = then_branch
+        (else_region, else_scope, else_values) = else_branch
+        joined: list[str] = []
+        for name in then_scope:
+            if name in carried or name not in else_scope or self.find(name) is not None:
+                continue
+            first, second = then_scope[name], else_scope[name]
+            if isinstance(first, Const) and first == second:
+                self.scopes[-1][name] = first  # the same constant either way
+                continue
+            like = next((v.type for v in (first, second) if isinstance(v, Runtime)), None)
+            with self.builder.at(then_region):
+                a = self.branch_value(first, like, node)
+            with self.builder.at(else_region):
+                b = self.branch_value(second, like, node)
+            if a is None or b is None or not agree(a.type, b.type):
+                self.branch_conflicts[name] = (
+                    f"'{name}' is {first.describe()} in one branch of the if at line "
+                    f"{node.span.line} and {second.describe()} in the other; give it one "
+                    "dtype and shape in both to use it after the if"
+                )
+                continue
+            then_values.append(a)
+            else_values.append(b)
+            joined.append(name)
+        return joined
+
+    def branch_value(self, value: SemanticValue, like: Any, node: ast.Node) -> Value | None:
+        """A branch's value of a joined name as an IR value (constants take the other's type)."""
+        if isinstance(value, Runtime):
+            return value.value
+        if isinstance(value, Const):
+            if like is None:
+                return self.as_runtime(value, node)
+            try:
+                return self.constant_like(value, like, node)
+            except LpirError:
+                return None
+        return None
 
 
 def lower_kernel(program: ast.Program, kernel_def: ast.KernelDef, params: dict) -> Module:

@@ -141,7 +141,8 @@ class IfOp(Operation):
     signature = Signature(operands=exactly(1), results=at_least(0), regions=exactly(2))
 
     @classmethod
-    def create(cls, cond: Value, result_types: Sequence = (), result_names=None):
+    def create(cls, cond: Value, result_types: Sequence = (), result_names=None, regions=None):
+        """An `if` on `cond`; `regions` are its then and else regions (two empty ones if None)."""
         if not isinstance(cond.type, ScalarType) or not cond.type.dtype.is_bool:
             raise TypeCheckError(
                 f"an if condition must be a bool scalar, not {cond.type}",
@@ -151,7 +152,7 @@ class IfOp(Operation):
             "if",
             [cond],
             list(result_types),
-            regions=[Region(), Region()],
+            regions=list(regions) if regions is not None else [Region(), Region()],
             result_names=result_names,
         )
 
