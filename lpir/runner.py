@@ -8,9 +8,10 @@ A kernel file `name.lp` may have a companion `name.py` beside it (every example 
 
 Without a companion, inputs are random values of each argument's dtype and `--check` compares
 the target with the reference interpreter only (the thread-IR interpreter for a thread-IR file),
-within a tolerance read from the kernel (`default_tolerance`): tight where each output is a few
-f32 roundings, relative to the outputs' largest magnitude where the kernel adds many values in
-an order each target chooses, never finer than one unit in the last place of the output dtype.
+within a tolerance read from the kernel, per output (`default_tolerance`): tight where each
+value is a few f32 roundings, relative to the output's largest magnitude where the kernel adds
+many values in an order each target chooses, never finer than one unit in the last place of
+the output's dtype.
 
 An IR text file (`.ir`) runs as it is, with the parameters it records (`lpir.runtime.ir_kernel`).
 """
@@ -154,30 +155,46 @@ def _check(path, kernel, values, pristine, mine, companion, target, kernel_ir) -
         theirs = copy.deepcopy(pristine)
         oracle(*theirs)
     if companion is not None and hasattr(companion, "tolerance"):
-        rtol, atol, why = companion.tolerance(values)
+        stated = companion.tolerance(values)
+        tolerances = dict.fromkeys(range(len(pristine)), stated)
     else:  # read from the oracle's IR (tile IR, where it shows the dots and sums) when run
         expected = outputs_of(theirs if oracle is not None else mine)
-        outputs = {i: expected[i] for i in written}
         ir = oracle.last.kernel_ir if oracle is not None else kernel_ir
-        rtol, atol, why = default_tolerance(ir, outputs)
+        tolerances = default_tolerance(ir, {i: expected[i] for i in written})
+    unwritten = (1e-5, 1e-6, "")  # inputs: compared only to catch a stray write
+
+    def check(index: int, what: str, got, expected, always_shown: bool) -> bool:
+        rtol, atol, _ = tolerances.get(index, unwritten)
+        good, text = compare(f"arg {index} vs {what}", got, expected, rtol, atol)
+        if not good or always_shown:
+            print(("  ok    " if good else "  FAIL  ") + text)
+        return good
+
     ok = True
     if oracle is not None:
         for index, (got, expected) in enumerate(zip(outputs_of(mine), outputs_of(theirs))):
             if isinstance(got, np.ndarray):
-                good, text = compare(f"arg {index} vs interpreter", got, expected, rtol, atol)
-                ok &= good
-                if not good or index in written:
-                    print(("  ok    " if good else "  FAIL  ") + text)
+                ok &= check(index, "interpreter", got, expected, index in written)
     if companion is not None:
         expected_outputs = companion.reference(values, copy.deepcopy(pristine))
         for index, expected in expected_outputs.items():
-            good, text = compare(
-                f"arg {index} vs numpy", outputs_of(mine)[index], expected, rtol, atol
-            )
-            ok &= good
-            print(("  ok    " if good else "  FAIL  ") + text)
-    print(f"  tolerance: rtol={rtol:g} atol={atol:g} ({why})")
+            ok &= check(index, "numpy", outputs_of(mine)[index], expected, True)
+    for (rtol, atol, why), indices in _grouped(tolerances).items():
+        which = (
+            ""
+            if len(tolerances) == 1 or len(indices) == len(tolerances)
+            else (" of arg " + ", ".join(map(str, indices)))
+        )
+        print(f"  tolerance{which}: rtol={rtol:g} atol={atol:g} ({why})")
     return ok
+
+
+def _grouped(tolerances: dict[int, Tolerance]) -> dict[Tolerance, list[int]]:
+    """The distinct tolerances, each with the argument indices it applies to."""
+    grouped: dict[Tolerance, list[int]] = {}
+    for index, tolerance in sorted(tolerances.items()):
+        grouped.setdefault(tolerance, []).append(index)
+    return grouped
 
 
 def adds_in_any_order(kernel) -> bool:
@@ -192,28 +209,39 @@ def adds_in_any_order(kernel) -> bool:
     return False
 
 
-def default_tolerance(kernel, outputs: dict) -> tuple[float, float, str]:
-    """(rtol, atol, why) to compare a kernel's float outputs with the interpreter's when no
-    companion says: f32 arithmetic differs between targets by FMA contraction, each backend's
-    own exp/log within an ulp or two, and where the kernel adds in an order of its own
-    (`adds_in_any_order`), by a few ulps of the partial sums, which are bounded by the outputs'
+Tolerance = tuple[float, float, str]  # (rtol, atol, why)
+
+
+def default_tolerance(kernel, outputs: dict) -> dict[int, Tolerance]:
+    """(rtol, atol, why) per output, to compare a kernel's float outputs with the interpreter's
+    when no companion says. `outputs`: the expected values of the written arguments, by
+    argument index; each output gets its own, from its dtype and values (an f32 scale written
+    beside fp8 codes is held to f32's precision, not fp8's)."""
+    reordered = adds_in_any_order(kernel)
+    return {
+        index: output_tolerance(kernel.args[index].type.dtype, expected, reordered)
+        for index, expected in outputs.items()
+    }
+
+
+def output_tolerance(dt, expected, reordered: bool) -> Tolerance:
+    """f32 arithmetic differs between targets by FMA contraction, each backend's own exp/log
+    within an ulp or two, and where the kernel adds in an order of its own (`reordered`, see
+    `adds_in_any_order`), by a few ulps of the partial sums, which are bounded by the output's
     largest magnitude times a small factor; an output of a narrower float dtype may then round
-    to the neighbouring value, one unit in its last place. `outputs`: the expected values of
-    the written arguments, by argument index."""
-    dtypes = {i: kernel.args[i].type.dtype for i in outputs}
-    floats = [i for i in outputs if dtypes[i].is_float]
-    ulp = max((2.0 ** -dtypes[i].mantissa_bits for i in floats), default=2.0**-23)
-    if not adds_in_any_order(kernel):
+    to the neighbouring value, one unit in its last place."""
+    ulp = 2.0**-dt.mantissa_bits if dt.is_float else 2.0**-23
+    if not reordered:
         rtol = max(1e-5, ulp)
         return rtol, 1e-6, "FMA contraction and exp/log within ulps, one rounding per output"
-    magnitudes = [np.abs(np.asarray(outputs[i], np.float64)) for i in floats]
-    finite = [m[np.isfinite(m)] for m in magnitudes]
-    scale = max((float(f.max()) for f in finite if f.size), default=0.0)
+    magnitude = np.abs(np.asarray(expected, np.float64))
+    finite = magnitude[np.isfinite(magnitude)]
+    scale = float(finite.max()) if finite.size else 0.0
     rtol = max(1e-4, ulp)
     return (
         rtol,
         max(rtol * scale, 1e-6),
-        f"sums in another order: within {rtol:g} of the outputs' largest magnitude {scale:.3g}",
+        f"sums in another order: within {rtol:g} of the output's largest magnitude {scale:.3g}",
     )
 
 

@@ -2,9 +2,9 @@
 
 A kernel that adds many values in an order of each target's choosing (a `sum`, a `dot`, an
 atomic add) is compared within 1e-4 of its outputs' largest magnitude, an elementwise one
-within a few f32 roundings; a narrower output dtype widens the relative tolerance to one unit
-in its last place. Before, every companion-less kernel got rtol 1e-5 / atol 1e-6, and a correct
-GEMV over K = 4096 failed its check.
+within a few f32 roundings; a narrower output dtype widens that output's relative tolerance to
+one unit in its last place (and only that output's). Before, every companion-less kernel got
+rtol 1e-5 / atol 1e-6, and a correct GEMV over K = 4096 failed its check.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_an_elementwise_kernel_is_checked_within_f32_roundings(tmp_path, capsys)
 
 def test_the_tolerance_is_relative_to_the_largest_output_and_catches_more():
     expected = np.linspace(-300.0, 300.0, 64).astype(np.float32)
-    rtol, atol, _ = default_tolerance(tile_ir(GEMV_DOT), {2: expected})
+    rtol, atol, _ = default_tolerance(tile_ir(GEMV_DOT), {2: expected})[2]
     assert rtol == 1e-4 and atol == pytest.approx(1e-4 * 300.0)
     near = expected + np.float32(0.5 * atol)
     assert compare("y", near, expected, rtol, atol)[0]
@@ -71,13 +71,13 @@ def test_the_tolerance_is_relative_to_the_largest_output_and_catches_more():
 @pytest.mark.parametrize(("dtype", "ulp"), [("f16", 2.0**-10), ("bf16", 2.0**-7)])
 def test_a_narrow_output_is_allowed_one_unit_in_its_last_place(dtype, ulp):
     expected = np.linspace(1.0, 2.0, 64).astype(np.float32)
-    rtol, _, _ = default_tolerance(tile_ir(GEMV_DOT, T=dtype), {2: expected})
+    rtol, _, _ = default_tolerance(tile_ir(GEMV_DOT, T=dtype), {2: expected})[2]
     assert rtol == ulp
 
 
 def test_an_elementwise_kernel_gets_no_magnitude_allowance():
     expected = np.full(1000, 1e4, np.float32)
-    rtol, atol, why = default_tolerance(tile_ir(SCALE), {1: expected})
+    rtol, atol, why = default_tolerance(tile_ir(SCALE), {1: expected})[1]
     assert (rtol, atol) == (1e-5, 1e-6)
     assert "one rounding per output" in why
 
@@ -95,3 +95,28 @@ def test_a_companion_without_a_tolerance_gets_the_kernels_own(tmp_path, capsys):
     )
     assert run_file(tmp_path / "scale.lp", target="interp", check=True)
     assert "rtol=1e-05 atol=1e-06" in capsys.readouterr().out
+
+
+# fp8 codes and their f32 scale: the scale must not inherit fp8's one-in-eight tolerance
+ROW_QUANT = """
+kernel row_quant[M = 37, N = 1000](x: global f32[M, N], q: global f8e4m3[M, N], s: global f32[M])
+        blocks(M) threads(128) {
+    t = load(x[block.x, :])
+    let scale = max(max(abs(t)), 1e-12) / 448.0
+    store(q[block.x, :], cast<f8e4m3>(t / scale))
+    store(s[block.x], scale)
+}
+"""
+
+
+def test_each_output_has_its_own_tolerance(tmp_path, capsys):
+    kernel = tile_ir(ROW_QUANT)
+    tolerances = default_tolerance(kernel, {1: np.ones((37, 1000)), 2: np.ones(37)})
+    assert tolerances[1][0] == 2.0**-3  # one fp8 e4m3 unit in the last place
+    assert tolerances[2][:2] == (1e-5, 1e-6)  # a max is exact in any order: f32 roundings
+    path = tmp_path / "row_quant.lp"
+    path.write_text(ROW_QUANT)
+    assert run_file(path, target="cpu", check=True)
+    out = capsys.readouterr().out
+    assert "tolerance of arg 1: rtol=0.125" in out
+    assert "tolerance of arg 2: rtol=1e-05 atol=1e-06" in out
