@@ -326,10 +326,12 @@ def uses_mma(operand_dtype, m: int, n: int, k: int, threads: int, target: Target
     )
 
 
-def dot_anchor(operand_dtype, m, n, k, threads, target: Target) -> RegisterLayout:
-    """The accumulator layout a dot prefers on `target`."""
+def dot_anchor(
+    operand_dtype, m, n, k, threads, target: Target, split_rows: bool = False
+) -> RegisterLayout:
+    """The accumulator layout a dot prefers on `target` (`split_rows`: see `mma_warps`)."""
     if uses_mma(operand_dtype, m, n, k, threads, target):
-        return mma_layouts(m, n, k, threads)[2]
+        return mma_layouts(m, n, k, threads, split_rows)[2]
     return dot_accumulator_layout(m, n, threads)
 
 
@@ -341,11 +343,12 @@ def dot_operands(
     m, n = accumulator.shape
     threads = accumulator.threads
     if uses_mma(operand_dtype, m, n, k, threads, target):
-        a, b, acc = mma_layouts(m, n, k, threads, split_rows=pair is not None)
-        if acc == accumulator:
-            if pair is not None:
-                return mma_layouts_permuted(m, n, k, threads, pair)
-            return a, b
+        for split_rows in (False, True) if pair is None else (True,):
+            a, b, acc = mma_layouts(m, n, k, threads, split_rows)
+            if acc == accumulator:
+                if pair is not None:
+                    return mma_layouts_permuted(m, n, k, threads, pair)
+                return a, b
     return dot_layouts(accumulator, k)
 
 

@@ -216,6 +216,7 @@ class _Selection:
             | self.annotated()
             | self.transposed()
         )
+        row_split = self.row_split_dots()
         for op in self.kernel.walk():
             if isinstance(op, DotOp):
                 key = self.classes.find(op.result)
@@ -223,7 +224,7 @@ class _Selection:
                     m, n = op.result.type.shape  # type: ignore[attr-defined]
                     a = op.operands[0].type  # type: ignore[attr-defined]
                     self.layouts[key] = rules.dot_anchor(
-                        a.dtype, m, n, a.shape[1], self.threads, self.target
+                        a.dtype, m, n, a.shape[1], self.threads, self.target, id(op) in row_split
                     )
             elif (
                 self.target.coalesced_loads
@@ -234,6 +235,28 @@ class _Selection:
                 key = self.classes.find(tile)
                 if key not in self.layouts and key not in derived:
                     self.layouts[key] = self.default_for(key)
+
+    def row_split_dots(self) -> set[int]:
+        """The dots whose warps should each hold whole rows of the accumulator (`mma_warps`
+        with `split_rows`) rather than the squarest blocks: those whose result is reduced
+        along its rows (attention's row max and row sum: then by shuffles within each warp,
+        not through shared memory between barriers), and those whose a is such a dot's result
+        (attention's weights times v: the first accumulator is then the second dot's a in
+        the same threads, no exchange between the two)."""
+        reduced_rows = {
+            self.classes.find(op.operands[0])
+            for op in self.kernel.walk()
+            if isinstance(op, ReduceOp) and op.operands[0].type.rank == 2 and op.axis == 1  # type: ignore[attr-defined]
+        }
+        chosen: set[int] = set()
+        row_split_results: set[int] = set()
+        for op in self.kernel.walk():
+            if isinstance(op, DotOp):
+                result = self.classes.find(op.result)
+                if result in reduced_rows or self.classes.find(op.operands[0]) in row_split_results:
+                    chosen.add(id(op))
+                    row_split_results.add(result)
+        return chosen
 
     def permute_operands(self, op: DotOp) -> None:
         """Give a tensor-core dot k-permuted operands (`rules.mma_layouts_permuted`) when its a

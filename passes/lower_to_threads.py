@@ -13,6 +13,7 @@ still accessed element-wise; bit-packing rewrites those accesses.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -431,19 +432,29 @@ class _Lowering(Rewriter):
 
     def combine_threads(self, partial: Value, layout: RegisterLayout, axis: int, kind: str):
         """Reduce `partial` over the threads that split dimension `axis`: with warp shuffles
-        where the group lies within a warp (CUDA), else through shared memory.
+        over the threads of a warp (CUDA), then through shared memory over the warps.
 
         Either way the group's partials are folded as the balanced tree of `lpir.ir.order` over
         the partners in index order (the same rounding both ways), and all copies of the result
-        are bitwise equal."""
+        are bitwise equal: the shuffles fold the least significant digits of the partner index
+        (`split_at_warps`), the tree's first levels, and shared memory folds what they leave,
+        one partial per warp, as its remaining levels."""
         digits = [d for d in layout.thread_digits() if d.dim == axis]
         if not digits:
             return partial
-        masks = butterfly_masks(digits) if self.target == "cuda" else None
-        if masks is not None:
-            return self.butterfly(partial, masks, kind)
+        if self.target == "cuda":
+            digits, within = split_at_warps(digits)
+            if within:
+                partial = self.butterfly(partial, butterfly_masks(within), kind)  # type: ignore[arg-type]
+            if not digits:
+                return partial
+        return self.combine_through_shared(partial, layout.threads, digits, kind)
+
+    def combine_through_shared(self, partial: Value, threads: int, digits: list, kind: str):
+        """Fold `partial` over the threads of `digits` through shared memory: every thread
+        stores its lanes, then reads its partners' in index order (each partner's lanes
+        together: one vector access) and folds them as a balanced tree."""
         lanes = partial.type.size  # type: ignore[attr-defined]
-        threads = layout.threads
         storage = partial.type.dtype  # type: ignore[attr-defined]
         scratch = self.add(
             AllocSharedOp.create(SharedType(storage, (threads * lanes,)), "partials")
@@ -460,10 +471,12 @@ class _Lowering(Rewriter):
             sum(v * d.stride for v, d in zip(values, digits))
             for values in itertools.product(*(range(d.size) for d in digits))
         ]
-        offsets = [partner * lanes + lane for lane in range(lanes) for partner in partners]
+        offsets = [partner * lanes + lane for partner in partners for lane in range(lanes)]
         base = self.index.value(self.index.mul(group_base, lanes))
         gathered = self.add(LoadThreadOp.create(scratch, base, offsets))
-        return self.add(ReduceLanesOp.create(gathered, kind, len(partners)))
+        # lane by lane, the partners in index order: the groups reduce_lanes folds
+        by_lane = [i * lanes + lane for lane in range(lanes) for i in range(len(partners))]
+        return self.add(ReduceLanesOp.create(self.shuffle(gathered, by_lane), kind, len(partners)))
 
     def butterfly(self, partial: Value, masks: list[int], kind: str) -> Value:
         """Fold `partial` with the threads `tid ^ mask`, one mask per level of the tree.
@@ -495,8 +508,9 @@ class _Lowering(Rewriter):
         if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):  # type: ignore[attr-defined]
             threads = _layout(acc_old).threads
             operands = (_layout(a_old), _layout(b_old))
-            for pair in (None, *PAIR_DISTANCES):
-                split_rows = pair is not None  # (how mma_layouts_permuted splits the warps)
+            # (mma_layouts_permuted splits the warps by rows, as mma_layouts with split_rows)
+            variants = [(False, None), (True, None), *((True, p) for p in PAIR_DISTANCES)]
+            for split_rows, pair in variants:
                 canonical = mma_layouts(m, n, k, threads, split_rows)
                 if canonical is None or canonical[2] != _layout(acc_old):
                     continue
@@ -626,6 +640,33 @@ class LowerToThreadsPass(Pass):
 
     def run(self, module: Module) -> Module:
         return _Lowering(self.target).run(module)
+
+
+def split_at_warps(digits) -> tuple[list, list]:
+    """`digits` (most significant first) as (across, within): `within` are the least
+    significant positions of the partner index that warp shuffles can fold (`butterfly_masks`
+    is not None: a power-of-two group inside one warp), so the first levels of its balanced
+    tree; `across` the rest. A digit that reaches past a warp is split there: its low part,
+    inside the warp, joins `within` (the value of a digit is high * low.size + low)."""
+    within: list = []
+    for position in range(len(digits) - 1, -1, -1):
+        digit = digits[position]
+        if butterfly_masks([digit, *within]) is not None:
+            within.insert(0, digit)
+            continue
+        low_size = WARP_SIZE // digit.stride if digit.stride < WARP_SIZE else 1
+        if low_size > 1 and _power_of_two(digit.size) and digit.size % low_size == 0:
+            low = dataclasses.replace(digit, size=low_size)
+            high = dataclasses.replace(
+                digit,
+                size=digit.size // low_size,
+                stride=digit.stride * low_size,
+                multiplier=digit.multiplier * low_size,
+            )
+            if butterfly_masks([low, *within]) is not None:
+                return [*digits[:position], high], [low, *within]
+        return list(digits[: position + 1]), within
+    return [], within
 
 
 def butterfly_masks(digits) -> list[int] | None:

@@ -58,6 +58,16 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
             "matmul_wq",
             {"M": size(1, 80), "N": size(1, 80), "K": 128, "WT": str(rng.choice(weights))},
         ),
+        (
+            "attention",
+            {
+                "H": size(1, 3),
+                "L": size(1, 150),
+                "D": int(rng.choice([32, 64])),
+                "CAUSAL": size(0, 2),
+                "T": str(rng.choice(["f16", "bf16"])),
+            },
+        ),
     ]
     for wt in rng.choice(weights, size=3, replace=False):
         dt = lpir.dtype(str(wt))

@@ -1,12 +1,14 @@
 """Reductions across the threads of a warp: `shfl_xor` butterflies instead of shared memory.
 
 On CUDA, a reduction whose partner threads all lie in one warp (power-of-two groups) is folded
-with warp shuffles (passes/lower_to_threads.py, `butterfly_masks`); others still go through
-shared memory between two barriers. Both fold the partners as the same balanced tree, so they
-agree bit for bit: the thread interpreter runs both lowerings of each case, the generated C
-runs under the host emulation, and where there is a GPU the kernels run on it. GPU layouts keep
-a row within a warp where the tile's other dimensions can take the rest of the threads, so row
-reductions (softmax's max and sum, a GEMV's row sums) are shuffles.
+with warp shuffles (passes/lower_to_threads.py, `butterfly_masks`); one whose partners span
+warps folds each warp's share with shuffles and then one partial per warp through shared
+memory between two barriers (`split_at_warps`). All fold the partners as the same balanced
+tree as shared memory alone would, so they agree bit for bit: the thread interpreter runs
+both lowerings of each case, the generated C runs under the host emulation, and where there is
+a GPU the kernels run on it. GPU layouts keep a row within a warp where the tile's other
+dimensions can take the rest of the threads, so row reductions (softmax's max and sum, a
+GEMV's row sums) are shuffles.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
 from lpir.backends.cuda.source import emit_kernel
 from lpir.passes import lower_to_threads
 from lpir.passes.layout_rules import coalesced_layout
-from lpir.passes.lower_to_threads import butterfly_masks
+from lpir.passes.lower_to_threads import butterfly_masks, split_at_warps
 
 import lpir
 from lpir.errors import LpirError
@@ -50,9 +52,9 @@ kernel @rows[M = 7, N = 8](%x: global f32[7, 8], %y: global f32[7]) blocks(1, 1,
 }
 """
 
-# (source, reduction, params, shuffled): rows of 32 threads (5 butterfly levels), a block of
-# 16 threads (a partial warp), f16 and i32, a row edge (M % BM); columns of 64 threads across
-# two warps (shared memory)
+# (source, reduction, params, shuffled only): rows of 32 threads (5 butterfly levels), a block
+# of 16 threads (a partial warp), f16 and i32, a row edge (M % BM); columns of 64 threads
+# across two warps (shuffles within each warp, then shared memory)
 CASES = [
     (ROWS, "sum", {}, True),
     (ROWS, "max", {}, True),
@@ -101,9 +103,8 @@ def _bits(array: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_warp_groups_shuffle_and_others_use_shared_memory(case):
     final = lpir.compile(_source(case), target="cuda", **_params(case)).ir("final")
-    shuffled = case[3]
-    assert ("shfl_xor" in final) == shuffled
-    assert ("%partials" in final) != shuffled  # the shared-memory reduction's scratch
+    assert "shfl_xor" in final
+    assert ("%partials" in final) != case[3]  # the shared-memory reduction's scratch
     cpu = lpir.compile(_source(case), target="cpu", **_params(case)).ir("final")
     assert "shfl_xor" not in cpu
 
@@ -149,6 +150,18 @@ def test_butterfly_masks_follow_the_tree_and_stay_in_the_warp():
     assert butterfly_masks([Digit(2, 64, 1, 1), Digit(32, 1, 1, 2)]) is None  # two warps
     assert butterfly_masks([Digit(3, 1, 1, 1)]) is None  # not a power of two
     assert butterfly_masks([Digit(2, 3, 1, 1)]) is None
+
+
+def test_groups_past_a_warp_split_where_the_warp_ends():
+    # 64 threads a column, 2 apart: 16 of them in each warp (masks 2, 4, 8, 16), 4 warps
+    across, within = split_at_warps([Digit(64, 2, 0, 1)])
+    assert (across, within) == ([Digit(4, 32, 0, 16)], [Digit(16, 2, 0, 1)])
+    assert butterfly_masks(within) == [2, 4, 8, 16]
+    # a whole digit inside the warp, the one before it across warps
+    digits = [Digit(2, 64, 1, 4), Digit(4, 1, 1, 1)]
+    assert split_at_warps(digits) == ([digits[0]], [digits[1]])
+    assert split_at_warps([Digit(3, 32, 1, 1)]) == ([Digit(3, 32, 1, 1)], [])
+    assert split_at_warps([Digit(8, 4, 1, 1)]) == ([], [Digit(8, 4, 1, 1)])
 
 
 def test_rows_stay_within_a_warp_where_the_tile_allows():

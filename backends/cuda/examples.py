@@ -87,6 +87,13 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 1, "N": 256, "K": 384, "BM": 16, "BN": 128, "WT": "u4", "STAGES": 3},
         {"M": 40, "N": 64, "K": 96, "WT": "u6", "ZERO": 32, "STAGES": 1},
     ],
+    # two tensor-core dots a step (q k^T, then the weights times v) around an online softmax
+    "attention": [
+        {"H": 2, "L": 128},
+        {"H": 3, "L": 100, "CAUSAL": 1, "BQ": 32},
+        {"H": 1, "L": 200, "D": 32, "T": "bf16", "BQ": 64, "BKV": 16},
+        {"H": 2, "L": 96, "D": 128, "CAUSAL": 1, "BQ": 16, "BKV": 64},
+    ],
     "dequantize": [
         {},
         {"M": 50, "N": 100, "WT": "f6e3m2"},
