@@ -202,6 +202,13 @@ class ExprStmt(Node):
     value: Node
 
 
+@dataclass
+class Return(Node):
+    """`return value` (or a bare `return`): only as the last statement of a `def`."""
+
+    value: Node | None
+
+
 # ---- declarations ---------------------------------------------------------------------------
 @dataclass
 class Param(Node):
@@ -241,12 +248,25 @@ class KernelDef(Node):
 
 
 @dataclass
+class FunctionDef(Node):
+    """`def name(params) { body }`: inlined at each call, with its parameters bound to the
+    call's arguments (any value: tiles, scalars, constants, dtypes, tensors, slices)."""
+
+    name: str
+    params: list[str]
+    param_spans: list[Span]
+    body: list[Node]
+    name_span: Span | None = None
+
+
+@dataclass
 class Program:
-    """Every kernel of one source text."""
+    """Every kernel and function of one source text."""
 
     kernels: list[KernelDef]
     source: str
     file: str
+    functions: dict[str, FunctionDef] = field(default_factory=dict)
 
     def kernel(self, name: str | None = None) -> KernelDef:
         if name is None:

@@ -209,6 +209,13 @@ class ExpressionLowering:
     def undefined_hint(self, name: str) -> str | None:
         return None
 
+    def functions(self) -> dict:
+        """The source's `def`s by name (none for expressions outside a program)."""
+        return {}
+
+    def inline(self, node: ast.Call) -> SemanticValue | None:
+        raise self.error(f"unknown function '{node.func}'", node)
+
     # ---- the dispatcher ---------------------------------------------------------------------
     def expr(self, node: ast.Node) -> SemanticValue:
         """Lower one expression; errors raised inside are placed at `node` if unplaced."""
@@ -236,6 +243,12 @@ class ExpressionLowering:
             return self.subscript(node)
         if isinstance(node, ast.Call):
             result = self.call(node)
+            if result is None and node.func in self.functions() and node.type_name is None:
+                raise self.error(
+                    f"{node.func}() has no value: it ends without 'return value'",
+                    node,
+                    "call it as a statement, or end the def with return ...",
+                )
             if result is None:
                 raise self.error(f"{node.func}() has no value", node, "call it as a statement")
             return result
@@ -252,12 +265,14 @@ class ExpressionLowering:
 
         table = TYPED_BUILTINS if node.type_name is not None else BUILTINS
         entry = table.get(node.func)
+        if entry is None and node.type_name is None and node.func in self.functions():
+            return self.inline(node)
         if entry is None:
             if node.type_name is None and node.func in TYPED_BUILTINS:
                 raise self.error(
                     f"{node.func} needs a type argument", node, f"e.g. {node.func}<f32>(x)"
                 )
-            known = sorted(set(BUILTINS) | set(TYPED_BUILTINS))
+            known = sorted(set(BUILTINS) | set(TYPED_BUILTINS) | set(self.functions()))
             close = difflib.get_close_matches(node.func, known, n=1)
             hint = (
                 f"did you mean '{close[0]}'?" if close else f"known functions: {', '.join(known)}"

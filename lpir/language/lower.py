@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lpir.dtypes import DType
+from lpir.dtypes import DType, dtype
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
@@ -46,6 +46,7 @@ class KernelLowering(ExpressionLowering):
     """Builds the tile-IR kernel of `kernel_def` for the parameter values `params`."""
 
     def __init__(self, program: ast.Program, kernel_def: ast.KernelDef, params: dict[str, Any]):
+        self.program = program
         self.source = program.source
         self.file = program.file
         self.kernel_def = kernel_def
@@ -55,11 +56,16 @@ class KernelLowering(ExpressionLowering):
         self.loop_locals: dict[str, int] = {}
         self.assigned_at: dict[str, ast.Span] = {}
         self.branch_conflicts: dict[str, str] = {}
+        self.inlining: list[ast.Call] = []  # the calls of the defs being inlined, outermost first
+        self.callers: list[list[dict]] = []  # and the scopes of their callers
         for name, value in params.items():
             self.scopes[0][name] = DTypeConst(value) if isinstance(value, DType) else Const(value)
         self.threads = 0
 
     def undefined_hint(self, name: str) -> str | None:
+        if self.callers and any(name in scope for scope in self.callers[-1]):
+            call = self.inlining[-1]
+            return f"a def sees only its parameters: pass '{name}' to {call.func} as an argument"
         if name in self.branch_conflicts:
             return self.branch_conflicts[name]
         line = self.loop_locals.get(name)
@@ -150,6 +156,15 @@ class KernelLowering(ExpressionLowering):
             self.if_statement(node)
         elif isinstance(node, ast.ExprStmt):
             self.expression_statement(node)
+        elif isinstance(node, ast.Return):
+            where = f"'{self.inlining[-1].func}'" if self.inlining else "a def"
+            raise self.error(
+                f"return may only end {where}: it is the last statement of a def's body",
+                node,
+                "compute the value into a name and return it at the end"
+                if self.inlining
+                else "kernels store their results; return belongs in a def",
+            )
         else:
             raise self.error(f"unexpected statement {type(node).__name__}", node)
 
@@ -172,7 +187,7 @@ class KernelLowering(ExpressionLowering):
 
     def expression_statement(self, node: ast.ExprStmt) -> None:
         value = node.value
-        statements = ("store", "atomic_add", "sync", "static_assert")
+        statements = ("store", "atomic_add", "sync", "static_assert", *self.functions())
         if not (isinstance(value, ast.Call) and value.func in statements):
             raise self.error(
                 "this expression's value is not used",
@@ -180,6 +195,93 @@ class KernelLowering(ExpressionLowering):
                 "assign it to a name (t = ...) or store it: store(y[...], t)",
             )
         self.call(value)
+
+    # ---- def ----------------------------------------------------------------------------------
+    def functions(self) -> dict:
+        return self.program.functions
+
+    def inline(self, node: ast.Call) -> SemanticValue | None:
+        """The value of a call of a `def`: its body lowered in place, in a scope of its own
+        that holds only its parameters (bound to the call's arguments, evaluated here)."""
+        function = self.program.functions[node.func]
+        if any(call.func == node.func for call in self.inlining):
+            chain = " -> ".join([*(c.func for c in self.inlining), node.func])
+            raise self.error(
+                f"'{node.func}' calls itself ({chain}): defs are inlined, so they cannot recurse",
+                node,
+                "write the repetition as a for loop",
+            )
+        scope = self.call_arguments(node, function)
+        saved = (self.scopes, self.params)
+        self.callers.append(self.scopes)
+        self.scopes, self.params = [scope], {}
+        self.inlining.append(node)
+        try:
+            body = function.body
+            returned = body[-1] if body and isinstance(body[-1], ast.Return) else None
+            self.statements(body[:-1] if returned is not None else body)
+            if returned is None or returned.value is None:
+                return None
+            return self.expr(returned.value)
+        except LpirError as error:
+            raise self.called_from(error, node) from None
+        finally:
+            self.inlining.pop()
+            self.callers.pop()
+            self.scopes, self.params = saved
+
+    def call_arguments(self, node: ast.Call, function: ast.FunctionDef) -> dict:
+        """The def's parameters bound to the call's arguments (positional, then by name)."""
+        params = function.params
+        signature = f"{function.name}({', '.join(params)})"
+        if len(node.args) > len(params):
+            raise self.error(
+                f"{function.name} takes {len(params)} argument{'s' * (len(params) != 1)}, "
+                f"got {len(node.args)}",
+                node,
+                f"call it as {signature}",
+            )
+        bound = {p: self.argument_value(a) for p, a in zip(params, node.args)}
+        for keyword in node.keywords:
+            if keyword.name not in params:
+                raise self.error(
+                    f"{function.name} has no parameter '{keyword.name}'",
+                    keyword,
+                    f"call it as {signature}",
+                )
+            if keyword.name in bound:
+                raise self.error(
+                    f"'{keyword.name}' is given twice", keyword, f"call it as {signature}"
+                )
+            bound[keyword.name] = self.argument_value(keyword.value)
+        missing = [p for p in params if p not in bound]
+        if missing:
+            raise self.error(
+                f"{function.name} needs {', '.join(repr(p) for p in missing)}",
+                node,
+                f"call it as {signature}",
+            )
+        return bound
+
+    def argument_value(self, node: ast.Node) -> SemanticValue:
+        """An argument of a def's call: any value, and a bare dtype name (f16) as that dtype."""
+        if isinstance(node, ast.Name) and self.find(node.id) is None:
+            try:
+                return DTypeConst(dtype(node.id))
+            except LpirError:
+                pass
+        return self.expr(node)
+
+    def called_from(self, error: LpirError, call: ast.Call) -> LpirError:
+        """`error`, raised inside a def, with the call it came from added to its message."""
+        if error.location is None or getattr(error, "call_shown", False):
+            return error
+        place = f"{call.span.line}:{call.span.column}"
+        shown = type(error)(
+            f"{error.message} (in {call.func}, called at {place})", error.location, error.hint
+        )
+        shown.call_shown = True  # the innermost call is the one to show
+        return shown
 
     # ---- for ----------------------------------------------------------------------------------
     def range_bounds(self, node: ast.For) -> list[Value]:

@@ -121,8 +121,45 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
         lines = source.splitlines() or [""]
         location = location_in(source, file, len(lines), len(lines[-1]) + 1)
         raise ParseError("unexpected end of file", location, "close every '{' and '('") from None
-    kernels = _ToAst().transform(tree)
-    return ast.Program(kernels, source, file)
+    definitions = _ToAst().transform(tree)
+    kernels = [d for d in definitions if isinstance(d, ast.KernelDef)]
+    functions = _functions([d for d in definitions if isinstance(d, ast.FunctionDef)], source, file)
+    return ast.Program(kernels, source, file, functions)
+
+
+def _functions(defs: list[ast.FunctionDef], source: str, file: str) -> dict:
+    """The functions by name; a name defined twice, one that names a builtin, or a parameter
+    listed twice is an error at its place."""
+    from lpir.language.builtins import BUILTINS, TYPED_BUILTINS
+
+    functions: dict[str, ast.FunctionDef] = {}
+    for function in defs:
+        span = function.name_span or function.span
+        place = location_in(source, file, span.line, span.column, span.end_column)
+        if function.name in functions:
+            first = functions[function.name].span.line
+            raise ParseError(
+                f"function '{function.name}' is defined twice (first at line {first})",
+                place,
+                "rename one of them",
+            )
+        if function.name in BUILTINS or function.name in TYPED_BUILTINS or function.name == "block":
+            raise ParseError(
+                f"cannot define '{function.name}': it names a builtin", place, "choose another name"
+            )
+        seen: set[str] = set()
+        for name, name_span in zip(function.params, function.param_spans):
+            if name in seen:
+                raise ParseError(
+                    f"parameter '{name}' of '{function.name}' is listed twice",
+                    location_in(
+                        source, file, name_span.line, name_span.column, name_span.end_column
+                    ),
+                    "give each parameter its own name",
+                )
+            seen.add(name)
+        functions[function.name] = function
+    return functions
 
 
 def _span(meta) -> ast.Span:
@@ -161,8 +198,20 @@ _AUGMENTED = {
 class _ToAst(Transformer):
     """Turn the lark parse tree into `lpir.language.ast` nodes."""
 
-    def start(self, meta, kernels):
-        return [k for k in kernels if isinstance(k, ast.KernelDef)]
+    def start(self, meta, definitions):
+        return [d for d in definitions if isinstance(d, ast.KernelDef | ast.FunctionDef)]
+
+    def function(self, meta, children):
+        name, *params, body = children
+        params = [p for p in params if p is not None]
+        return ast.FunctionDef(
+            _span(meta),
+            str(name),
+            [str(p) for p in params],
+            [_token_span(p) for p in params],
+            body,
+            _token_span(name),
+        )
 
     def kernel(self, meta, children):
         name, params, *rest = children
@@ -221,6 +270,9 @@ class _ToAst(Transformer):
 
     def expr_stmt(self, meta, children):
         return ast.ExprStmt(_span(meta), children[0])
+
+    def return_stmt(self, meta, children):
+        return ast.Return(_span(meta), children[0])
 
     # ---- expressions
     def annotate(self, meta, children):
