@@ -53,6 +53,7 @@ from lpir.ir.ops import (
     ExtractOp,
     ForOp,
     IfOp,
+    ItemOp,
     LoadMatrixOp,
     LoadOp,
     LoadThreadOp,
@@ -142,6 +143,9 @@ class _Lowering(Rewriter):
             return self.copy(op).results
         slots = _layout(op.result).slots
         return [self.add(SplatOp.create_vector(self.map(op.operands[0]), slots))]
+
+    def lower_ItemOp(self, op: ItemOp):
+        return [self.add(ExtractOp.create(self.map(op.operands[0]), 0, op.result.name_hint))]
 
     def lower_SyncOp(self, op: SyncOp):
         self.builder.insert(BarrierOp.create())

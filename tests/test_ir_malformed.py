@@ -34,6 +34,7 @@ kernel @k[](%g: global f32[64, 64], %n: i32, %flag: bool) blocks(1, 1, 1) thread
   %row = splat(%f) {shape = [1, 8]} : f32[1, 8]
   %ha = splat(%h) {shape = [16, 16]} : f16[16, 16]
   %acc = splat(%f) {shape = [16, 16]} : f32[16, 16]
+  %z = splat(%f) {shape = []} : f32[]
   %s = alloc_shared : shared f32[4, 8]
 """
 THREAD_PRELUDE = """\
@@ -82,6 +83,7 @@ CASES: dict[str, tuple[str, str]] = {
     "expand_dims": ("tile", "%r = expand_dims(%t) {axis = 0} : f32[1, 4, 8]"),
     "transpose": ("tile", "%r = transpose(%t) : f32[8, 4]"),
     "reduce": ("tile", '%r = reduce(%t) {axis = 1, kind = "sum"} : f32[4]'),
+    "item": ("tile", "%r = item(%z) : f32"),
     "dot": ("tile", "%r = dot(%ha, %ha, %acc) : f32[16, 16]"),
     "convert_layout": ("tile", "%r = convert_layout(%t) : f32[4, 8] @ spatial(4,8)"),
     "arange": ("tile", "%r = arange {shape = [16]} : i32[16]"),

@@ -289,9 +289,20 @@ class KernelEmitter:
         else:
             raise CompileError(f"LLVM backend: '{op.name}' with a barrier inside")
 
+    def uniform_value(self, value: Value) -> ir.Value:
+        """A block-uniform scalar at block level: a loop bound or `if` condition that the
+        threads computed (a value loaded from memory, a reduction's result) is the same in
+        every thread, so thread 0's copy in its context array stands for all."""
+        if self.has(value) or id(value) not in self.context:
+            return self.get(value)
+        zero = ir.Constant(I32, 0)
+        slot = self.context[id(value)]
+        first = self.b.gep(slot, [zero, zero], inbounds=True, source_etype=slot.allocated_type)
+        return self.b.load(first, typ=value_type(value.type))
+
     def block_for(self, op: ForOp) -> None:
         b = self.b
-        lower, upper, step = (self.get(v) for v in op.operands[:3])
+        lower, upper, step = (self.uniform_value(v) for v in op.operands[:3])
         self.copy_into_context(op.iter_args, op.inits)
         function = b.function
         header = function.append_basic_block("for.header")
@@ -316,7 +327,7 @@ class KernelEmitter:
 
     def block_if(self, op: IfOp) -> None:
         b = self.b
-        cond = self.get(op.operands[0])
+        cond = self.uniform_value(op.operands[0])
         function = b.function
         then_block = function.append_basic_block("if.then")
         else_block = function.append_basic_block("if.else")

@@ -93,6 +93,9 @@ class _Block(Evaluator):
         source = op.operands[0].type.dtype
         return [ew.view(self.get(op.operands[0]), source, op.result.type.dtype)]
 
+    def op_item(self, op):
+        return [self.get(op.operands[0])[()]]
+
     def op_reduce(self, op):
         value = self.get(op.operands[0])
         dt = op.operands[0].type.dtype

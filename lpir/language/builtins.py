@@ -18,6 +18,7 @@ from lpir.ir.ops import (
     BinaryOp,
     CastOp,
     DotOp,
+    ItemOp,
     LoadOp,
     ReduceOp,
     SelectOp,
@@ -105,7 +106,10 @@ def load(low, call: ast.Call):
             "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
         )
     op = LoadOp.create(value.memory.value, list(value.offsets), value.dims, value.shape)
-    return Runtime(low.builder.add(op))
+    loaded = low.builder.add(op)
+    if not value.shape:  # every dimension indexed: one element, a scalar (an index, a bound)
+        return Runtime(low.builder.add(ItemOp.create(loaded)))
+    return Runtime(loaded)
 
 
 @builtin("store(tensor[...], value)")

@@ -147,6 +147,27 @@ class TransposeOp(Operation):
         return TransposeOp.create(self.operands[0])
 
 
+class ItemOp(Operation):
+    """`%s = item %t : i32`: the one element of a 0-d tile as a scalar.
+
+    Every thread holds a 0-d tile's element (its layout replicates it over all of them), so the
+    scalar is the same in every thread, like the block's other scalars: a value loaded from
+    memory can be an index, a loop bound or an `if` condition (`let n = load(lengths[b])`).
+    """
+
+    names = ("item",)
+    signature = Signature(operands=exactly(1), results=exactly(1))
+
+    @classmethod
+    def create(cls, tile: Value, name: str | None = None):
+        if not isinstance(tile.type, TileType) or tile.type.shape != ():
+            raise TypeCheckError(f"item takes a 0-d tile, not {tile.type}")
+        return cls("item", [tile], [ScalarType(tile.type.dtype)], result_names=[name])
+
+    def recreate(self) -> Operation:
+        return ItemOp.create(self.operands[0])
+
+
 class ReduceOp(Operation):
     """`%r = reduce %a {kind = "sum", axis = 1}`: reduce one axis away.
 
