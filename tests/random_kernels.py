@@ -1,9 +1,9 @@
-"""Random valid kernels for differential testing: elementwise expression trees over loaded
-tiles of random dtypes (packed ones included; arithmetic, bit operations, exp/log/sin/cos/tanh,
-rsqrt, rounding), broadcasts, casts between compute dtypes, optional reductions along either
-axis, random tile sizes, thread counts and tensor sizes that rarely divide the
-tiles; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random
-pipeline depths, operands straight from memory, through shared memory, or copied there
+"""Random valid kernels for differential testing: elementwise expression trees (some in a
+`def`) over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
+exp/log/sin/cos/tanh, rsqrt, rounding), broadcasts, casts between compute dtypes, optional
+reductions along either axis, random tile sizes, thread counts and tensor sizes that rarely
+divide the tiles; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
+random pipeline depths, operands straight from memory, through shared memory, or copied there
 unchanged, weights of any storage type cast to the operand type).
 
 `random_case(rng)` gives the kernel source, its parameters and a function that makes random
@@ -173,7 +173,13 @@ def tile_case(rng) -> Case:
         tile_columns = max(tile_columns, -(-threads // tile_rows))
     layout = random_layout(rng, tile_rows, tile_columns, threads) if rng.random() < 0.3 else None
     annotation = f" @ {layout}" if layout else ""
-    source = f"""
+    helper, computed = "", f"({body})"
+    if rng.random() < 0.3:  # the expression in a def, called by position or by name
+        helper = f"def combine(a, b) {{\n    return {body}\n}}\n"
+        computed = str(rng.choice(["combine(a, b)", "combine(b = b, a = a)"]))
+    source = (
+        helper
+        + f"""
 kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     x: global TA[M, N], y: global TB[N], {out_decl},
 ) {grid} threads({threads}) {{
@@ -181,11 +187,12 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     c = {column_start}
     a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
     b = cast<{compute}>(load(y[c :+ BN]))[None, :]
-    e = (({body}) + zeros<{compute}>[BM, BN]){annotation}
+    e = ({computed} + zeros<{compute}>[BM, BN]){annotation}
     v = {result}
     {store}
 }}
 """
+    )
     params = {"TA": a_type, "TB": b_type, "TO": out_type}
     inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, out_shape)]
     shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}, layout {layout}"
