@@ -24,6 +24,7 @@ def type_suffix(type_: ir.Type) -> str:
 _SAME_TYPE = {
     "llvm.fabs": 1,
     "llvm.sqrt": 1,
+    "llvm.fma": 3,
     "llvm.exp": 1,
     "llvm.exp2": 1,
     "llvm.log": 1,
