@@ -25,6 +25,7 @@ _SAME_TYPE = {
     "llvm.fabs": 1,
     "llvm.sqrt": 1,
     "llvm.fma": 3,
+    "llvm.copysign": 2,
     "llvm.exp": 1,
     "llvm.exp2": 1,
     "llvm.log": 1,
