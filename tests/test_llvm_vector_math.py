@@ -1,8 +1,10 @@
-"""exp, exp2 and tanh of f32 on the CPU (backends/llvm/vector_math.py: vector code, no libm
-call per lane) within an ulp or so of the exact value (exp and exp2 faithfully rounded; numpy's
-own f32 exp is within 2.5 here), against float64, over millions of inputs: every range where
-the result is normal, subnormal, near the overflow threshold, and random bit patterns; exact at
-the special values (exp(0) = 1, exp2 of integers, inf, -inf, NaN, tanh(-0) = -0)."""
+"""exp, exp2, tanh, log and log2 of f32 on the CPU (backends/llvm/vector_math.py: vector
+code, no libm call per lane) within an ulp or so of the exact value (exp, exp2 and log
+faithfully rounded; numpy's own f32 exp is within 2.5 here, its log within 3.8), against
+float64, over millions of inputs: every range where the result is normal, subnormal, near the
+overflow threshold, every binade, and random bit patterns; exact at the special values (exp(0)
+= 1, exp2 of integers, log2 of powers of two, log(1) = 0, log(0) = -inf, log of a negative
+number NaN, inf, -inf, NaN, tanh(-0) = -0)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from test_llvm_harness import private_cache  # noqa: F401
 import lpir
 
 KERNEL = """
-kernel math[N](x: global f32[N], e: global f32[N], e2: global f32[N], th: global f32[N])
-        blocks(cdiv(N, 4096)) threads(128) {
+kernel math[N](x: global f32[N], e: global f32[N], e2: global f32[N], th: global f32[N],
+        lg: global f32[N], lg2: global f32[N]) blocks(cdiv(N, 4096)) threads(128) {
     t = load(x[block.x * 4096 :+ 4096])
     store(e[block.x * 4096 :+ 4096], exp(t))
     store(e2[block.x * 4096 :+ 4096], exp2(t))
     store(th[block.x * 4096 :+ 4096], tanh(t))
+    store(lg[block.x * 4096 :+ 4096], log(t))
+    store(lg2[block.x * 4096 :+ 4096], log2(t))
 }
 """
 
@@ -35,6 +39,8 @@ def inputs() -> np.ndarray:
         np.linspace(127.0, 128.1, 100_000),  # exp2 near overflow
         np.linspace(-10.0, 10.0, 1_000_001),  # tanh: where it is not +-1
         np.geomspace(1e-45, 1.0, 100_000),  # tanh near 0, subnormals included
+        np.geomspace(1e-45, 3.4e38, 1_000_000),  # log: every binade
+        np.linspace(0.5, 2.0, 500_001),  # log near 1
     ]
     bits = rng.integers(0, 2**32, 1_000_000, dtype=np.uint64).astype(np.uint32)
     chosen = np.concatenate(ranges).astype(np.float32)
@@ -57,7 +63,7 @@ def ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
 
 
 def run(x: np.ndarray) -> dict[str, np.ndarray]:
-    results = {name: np.zeros_like(x) for name in ("exp", "exp2", "tanh")}
+    results = {name: np.zeros_like(x) for name in ("exp", "exp2", "tanh", "log", "log2")}
     lpir.compile(KERNEL, target="cpu")(x, *results.values())
     return results
 
@@ -68,16 +74,23 @@ def results():
     return x, run(x)
 
 
-# exp and exp2 within 1 ulp: one of the two floats around the exact value; tanh within 1.05
-# (the most where 1 - 2 / (e^(2|x|) + 1) takes over from the series: numpy's is within 1.37)
-@pytest.mark.parametrize(
-    ("name", "exact", "bound"),
-    [("exp", np.exp, 1.0), ("exp2", np.exp2, 1.0), ("tanh", np.tanh, 1.05)],
-)
+# exp, exp2 and log within 1 ulp: one of the two floats around the exact value; tanh within
+# 1.05 (the most where 1 - 2 / (e^(2|x|) + 1) takes over from the series: numpy's is within
+# 1.37); log2 within 1.6 (ln(m) log2(e) near m = sqrt(2): numpy's is within 2.0)
+BOUNDS = [
+    ("exp", np.exp, 1.0),
+    ("exp2", np.exp2, 1.0),
+    ("tanh", np.tanh, 1.05),
+    ("log", np.log, 1.0),
+    ("log2", np.log2, 1.6),
+]
+
+
+@pytest.mark.parametrize(("name", "exact", "bound"), BOUNDS)
 def test_within_an_ulp_or_so_everywhere(results, name, exact, bound):
     x, computed = results
     got = computed[name]
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         wanted = exact(x.astype(np.float64))
     error = ulps(got, wanted)
     worst = int(np.argmax(error))
@@ -95,10 +108,16 @@ def test_special_values_are_exact():
     np.testing.assert_array_equal(got["exp2"][8:], exact_powers)
     np.testing.assert_array_equal(got["tanh"][:7], [0.0, -0.0, 1.0, -1.0, np.nan, 1.0, -1.0])
     assert np.signbit(got["tanh"][1])  # tanh(-0) = -0
+    special_logs = [-np.inf, -np.inf, np.inf, np.nan, np.nan, np.log(np.float32(1000)), np.nan, 0.0]
+    np.testing.assert_allclose(got["log"][:8], special_logs, rtol=1e-7)
+    assert got["log"][7] == 0.0  # log(1) exactly
+    powers = np.exp2(integers.astype(np.float64)).astype(np.float32)
+    x = np.concatenate([powers, [-1.0, -np.inf, 1e-45]]).astype(np.float32)
+    np.testing.assert_array_equal(run(x)["log2"], [*integers, np.nan, np.nan, -149.0])
 
 
 def test_no_libm_call_per_lane():
     """LLVM would lower llvm.exp.v*f32 to one expf call per lane (and tanh has no intrinsic)."""
     assembly = lpir.compile(KERNEL, target="cpu", N=4096).source("asm")
-    assert not any(f in assembly for f in ("expf", "exp2f", "tanhf"))
+    assert not any(f in assembly for f in ("expf", "exp2f", "tanhf", "logf", "log2f"))
     assert "vfmadd" in assembly  # the polynomial

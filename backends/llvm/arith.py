@@ -148,7 +148,9 @@ class Arithmetic:
         if name == "rsqrt":
             root = b.call(self.intrinsics.get("llvm.sqrt", value.type), [value])
             return b.fdiv(constant(value, float_type, 1.0), root)
-        if name in ("exp", "exp2", "tanh") and float_type == F32:  # (not libm per lane)
+        if (
+            name in ("exp", "exp2", "tanh", "log", "log2") and float_type == F32
+        ):  # (not libm per lane)
             return getattr(VectorMath(b, self.intrinsics), name)(value)
         if name in _FLOAT_INTRINSIC_UNARY:
             return b.call(self.intrinsics.get(_FLOAT_INTRINSIC_UNARY[name], value.type), [value])

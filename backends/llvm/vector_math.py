@@ -1,15 +1,19 @@
-"""exp, exp2 and tanh of f32 in plain LLVM IR, so that they vectorize.
+"""exp, exp2, tanh, log and log2 of f32 in plain LLVM IR, so that they vectorize.
 
 LLVM lowers `llvm.exp.v16f32` to sixteen calls of libm's `expf` (it has no vector routine of its
-own without a vector math library), which made exp the slowest part of a softmax or an attention
-on the CPU. These compute exp(x) = 2^n e^r with n = round(x log2 e) and r = x - n ln 2 (two FMAs
-with ln 2 split in two, so r is nearly exact), e^r by its Taylor polynomial of degree 7 in Horner
-form with FMAs (|r| <= ln 2 / 2: the first term left out is below 1e-8 of the result), and 2^n
-as two exact multiplies by powers of two (so that results near the overflow threshold and the
-subnormal ones need no special case). Within 1 ulp of the exact result (0.92 at worst over
-the 3.6 million inputs of tests/test_llvm_vector_math.py, against float64); inputs are
-clamped first, so large ones give inf or 0 through the same arithmetic; NaN stays NaN. tanh is
-its odd series near 0 and 1 - 2 / (e^(2|x|) + 1) elsewhere (see `TANH_SERIES_BELOW`).
+own without a vector math library; `llvm.log` alike, and tanh has no intrinsic at all), which
+made exp the slowest part of a softmax or an attention on the CPU.
+
+exp(x) = 2^n e^r with n = round(x log2 e) and r = x - n ln 2 (two FMAs with ln 2 split in two,
+so r is nearly exact), e^r by its Taylor polynomial of degree 7 in Horner form with FMAs
+(|r| <= ln 2 / 2: the first term left out is below 1e-8 of the result), and 2^n as two exact
+multiplies by powers of two (so that results near the overflow threshold and the subnormal ones
+need no special case). Inputs are clamped first, so large ones give inf or 0 through the same
+arithmetic; NaN stays NaN. tanh is its odd series near 0 and 1 - 2 / (e^(2|x|) + 1) elsewhere
+(see `TANH_SERIES_BELOW`); log and log2 take x's exponent from its bits and the log of its
+mantissa as a series (`ATANH_SERIES`). Against float64 over the 6.2 million inputs of
+tests/test_llvm_vector_math.py: exp, exp2 and log within 1 ulp (0.92 at worst), tanh within
+1.05, log2 within 1.55.
 """
 
 from __future__ import annotations
@@ -47,10 +51,15 @@ def _tanh_series(terms: int) -> list[Fraction]:
 # more there, so the subtraction adds little error (where it starts at 0.55, 1.5 ulps)
 TANH_SERIES_BELOW = 0.7
 TANH_SERIES = [float(np.float32(c)) for c in reversed(_tanh_series(12)[1:])]
+# log(m) for m in [sqrt(1/2), sqrt(2)) is 2 atanh(s) = 2s + s R(s^2) with s = f / (2 + f),
+# f = m - 1, |s| < 0.172, R(z) = z (2/3 + 2z/5 + ... + 2z^4/11) (the terms left out are below
+# 0.001 ulp); written f - (f^2/2 - s (f^2/2 + R)), whose leading term f is exact
+ATANH_SERIES = [float(np.float32(Fraction(2, k))) for k in (11, 9, 7, 5, 3)]
+LOG2_E_LOW = float(np.float32(1 / math.log(2) - LOG2_E))
 
 
 class VectorMath:
-    """Emits exp, exp2 and tanh of f32 scalars or vectors with `builder`."""
+    """Emits exp, exp2, tanh, log and log2 of f32 scalars or vectors with `builder`."""
 
     def __init__(self, builder: ir.IRBuilder, intrinsics):
         self.b = builder
@@ -87,7 +96,57 @@ class VectorMath:
         small = b.fcmp_ordered("<", magnitude, constant(x, F32, TANH_SERIES_BELOW))
         return self.call("llvm.copysign", b.select(small, near_zero, away), x)
 
+    def log(self, x):
+        """ln(x): e ln 2 + ln(m) for x = m 2^e, m in [sqrt(1/2), sqrt(2))."""
+        exponent, log_m = self.log_parts(x)
+        ln2 = self.fma(exponent, constant(x, F32, LN2_LOW), log_m)
+        return self.log_specials(x, self.fma(exponent, constant(x, F32, LN2_HIGH), ln2))
+
+    def log2(self, x):
+        """log2(x): e + ln(m) log2(e) for x = m 2^e, m in [sqrt(1/2), sqrt(2))."""
+        exponent, log_m = self.log_parts(x)
+        low = self.b.fmul(log_m, constant(x, F32, LOG2_E_LOW))
+        fraction = self.fma(log_m, constant(x, F32, LOG2_E), low)
+        return self.log_specials(x, self.b.fadd(exponent, fraction))
+
     # ---- parts ------------------------------------------------------------------------------
+    def log_parts(self, x):
+        """(e as a float, ln(m)) for x = m 2^e with m in [sqrt(1/2), sqrt(2)), for x > 0
+        (subnormals scaled up by 2^23 first)."""
+        b = self.b
+        subnormal = b.fcmp_ordered("<", x, constant(x, F32, 2.0**-126))
+        x = b.select(subnormal, b.fmul(x, constant(x, F32, 2.0**23)), x)
+        bits = b.bitcast(x, like(x, I32))
+        biased = b.lshr(bits, constant(x, I32, 23))
+        mantissa = b.or_(b.and_(bits, constant(x, I32, 0x7FFFFF)), constant(x, I32, 0x3F800000))
+        # m in [1, 2); past sqrt(2) take m / 2 and one more in the exponent
+        high = b.icmp_signed(">", mantissa, constant(x, I32, 0x3FB504F3))
+        mantissa = b.select(high, b.sub(mantissa, constant(x, I32, 1 << 23)), mantissa)
+        biased = b.select(high, b.add(biased, constant(x, I32, 1)), biased)
+        unbiased = b.sub(biased, b.select(subnormal, constant(x, I32, 150), constant(x, I32, 127)))
+        exponent = b.sitofp(unbiased, like(x, F32))
+        m = b.bitcast(mantissa, like(x, F32))
+        f = b.fsub(m, constant(x, F32, 1.0))  # exact
+        s = b.fdiv(f, b.fadd(f, constant(x, F32, 2.0)))
+        square = b.fmul(s, s)
+        series = constant(x, F32, ATANH_SERIES[0])
+        for coefficient in ATANH_SERIES[1:]:
+            series = self.fma(series, square, constant(x, F32, coefficient))
+        r = b.fmul(square, series)
+        half_square = b.fmul(b.fmul(f, f), constant(x, F32, 0.5))
+        correction = b.fsub(half_square, b.fmul(s, b.fadd(half_square, r)))
+        return exponent, b.fsub(f, correction)
+
+    def log_specials(self, x, result):
+        """log of 0 is -inf, of a negative number NaN, of inf inf; NaN stays NaN."""
+        b = self.b
+        result = b.select(
+            b.fcmp_ordered("==", x, constant(x, F32, 0.0)), constant(x, F32, float("-inf")), result
+        )
+        result = b.select(b.fcmp_ordered("==", x, constant(x, F32, float("inf"))), x, result)
+        negative = b.fcmp_unordered("<", x, constant(x, F32, 0.0))  # (NaN too)
+        return b.select(negative, constant(x, F32, float("nan")), result)
+
     def exp_near_zero(self, r):
         """e^r for |r| <= ln 2 / 2: sum of r^k / k! for k <= 7."""
         total = constant(r, F32, TAYLOR[0])
