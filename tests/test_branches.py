@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lpir.backends.cuda.emulation import emulation_available
+from host_targets import HOST_TARGETS
 
 import lpir
 
@@ -33,15 +33,6 @@ kernel branches[N = 1000, B = 128](x: global f32[N], y: global f32[N], mode: i32
 }
 """
 
-TARGETS = [
-    "threads",
-    "cpu",
-    pytest.param(
-        "cuda-host",
-        marks=pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler"),
-    ),
-]
-
 
 def expected(x: np.ndarray, mode: int, alpha: float, block: int = 128) -> np.ndarray:
     """The kernel in numpy: one branch per call, the second `if` per block of `block`."""
@@ -55,7 +46,7 @@ def expected(x: np.ndarray, mode: int, alpha: float, block: int = 128) -> np.nda
     return np.where(odd, (r + np.float32(1)) * scale + x, r * scale + np.float32(3))
 
 
-@pytest.mark.parametrize("target", ["interp", *TARGETS])
+@pytest.mark.parametrize("target", HOST_TARGETS)
 @pytest.mark.parametrize("mode", [0, 1, 7])
 def test_names_flow_out_of_runtime_ifs(target, mode):
     x = np.random.default_rng(mode).standard_normal(1000).astype(np.float32)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lpir.backends.cuda.emulation import emulation_available
+from host_targets import HOST_TARGETS
 
 import lpir
 from lpir.errors import ParseError, TypeCheckError
@@ -61,16 +61,6 @@ kernel k[WT = u4, N = 100, K = 300, BN = 16, BK = 64](
 }
 """
 
-TARGETS = [
-    "interp",
-    "threads",
-    "cpu",
-    pytest.param(
-        "cuda-host",
-        marks=pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler"),
-    ),
-]
-
 
 def test_a_def_lowers_to_what_its_body_written_out_does():
     """The same ops either way (names aside): the call is its body, nothing more."""
@@ -82,7 +72,7 @@ def test_a_def_lowers_to_what_its_body_written_out_does():
     assert ops(HELPERS) == ops(WRITTEN_OUT)
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", HOST_TARGETS)
 def test_defs_run_alike_on_every_target(target):
     rng = np.random.default_rng(1)
     w = lpir.pack(rng.integers(0, 16, (100, 300)), "u4")

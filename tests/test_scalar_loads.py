@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lpir.backends.cuda.emulation import emulation_available
+from host_targets import HOST_TARGETS
 
 import lpir
 
@@ -42,18 +42,8 @@ kernel ragged[B = 9, L = 500, BL = 64](lengths: global i32[B], flags: global i32
 }
 """
 
-TARGETS = [
-    "interp",
-    "threads",
-    "cpu",
-    pytest.param(
-        "cuda-host",
-        marks=pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler"),
-    ),
-]
 
-
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", HOST_TARGETS)
 def test_a_row_chosen_by_an_id_in_memory(target):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 1000, 37).astype(np.int32)
@@ -66,7 +56,7 @@ def test_a_row_chosen_by_an_id_in_memory(target):
     np.testing.assert_array_equal(y, wanted)
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", HOST_TARGETS)
 def test_a_loop_bound_and_a_branch_read_from_memory(target):
     rng = np.random.default_rng(1)
     lengths = np.array([0, 1, 63, 64, 65, 200, 499, 500, 17], np.int32)
