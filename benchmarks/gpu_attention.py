@@ -5,7 +5,8 @@
     python benchmarks/gpu_attention.py --quick   # L = 1024, D = 64 (each causal and not)
 
 o = softmax(q k^T / sqrt(D)) v per head, f16 data, f32 scores and sums. For each shape, every
-BQ x BKV tile is timed and the fastest reported beside torch's, in the same run (same timing
+BQ x BKV tile, with k and v through shared memory ("/s", SHARED_KV = 1) and without, is timed
+and the fastest reported beside torch's, in the same run (same timing
 as gpu_gemv.py: CUDA events, L2 scrubbed before each launch, medians), with TFLOP/s (4 H L^2 D
 flops, half of them with the causal mask) and the f16 tensor-core rate of an 8192^3 torch
 matmul as the ceiling. lpir's output is checked against torch's (largest absolute difference;
@@ -40,8 +41,12 @@ def shapes(quick: bool) -> list[tuple[int, int, bool]]:
 
 
 def candidates(length: int, depth: int, causal: bool) -> list[tuple[str, dict]]:
+    """Every tile, with k and v through shared memory (SHARED_KV = 1) and without."""
     base = {"T": "f16", "H": HEADS, "L": length, "D": depth, "CAUSAL": int(causal)}
-    return [(KERNEL, {**base, "BQ": bq, "BKV": bkv}) for bq, bkv in TILES]
+    return [
+        (KERNEL, {**base, "BQ": bq, "BKV": bkv, "SHARED_KV": shared})
+        for (bq, bkv), shared in itertools.product(TILES, (1, 0))
+    ]
 
 
 def bench(torch, timer, length: int, depth: int, causal: bool) -> dict:
@@ -58,7 +63,7 @@ def bench(torch, timer, length: int, depth: int, causal: bool) -> dict:
     for name, params in candidates(length, depth, causal):
         kernel = compiled_kernel(name, params)
         seconds = timer(lambda kernel=kernel: kernel.run(arguments, stream=stream))
-        tile = f"{params['BQ']}x{params['BKV']}"
+        tile = f"{params['BQ']}x{params['BKV']}{'/s' if params['SHARED_KV'] else ''}"
         tried[tile] = round(seconds * 1e6, 1)
         if best is None or seconds < best[0]:
             best = (seconds, tile, kernel)

@@ -48,6 +48,7 @@ CASES = [
     {"H": 3, "L": 100, "CAUSAL": 1, "BQ": 32},
     {"H": 1, "L": 200, "D": 32, "T": "bf16", "BQ": 64, "BKV": 16},
     {"H": 2, "L": 96, "D": 128, "CAUSAL": 1, "BQ": 16, "BKV": 64},
+    {"H": 2, "L": 130, "SHARED_KV": 0},  # each warp reads k and v itself
 ]
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
                 "D": int(rng.choice([32, 64])),
                 "CAUSAL": size(0, 2),
                 "T": str(rng.choice(["f16", "bf16"])),
+                "SHARED_KV": size(0, 2),
             },
         ),
     ]

@@ -80,9 +80,10 @@ def before_loop(emitter: KernelEmitter, loop: ForOp) -> set[int]:
         return set()
     w = emitter.w
     state = _Loop(rings, emitter.fresh("stage"), emitter.fresh("next_slot"))
+    addresses: set[int] = set()  # address ops emitted here (rings may share them)
     for ring in rings:
         if ring.store is not None:
-            _before_buffered(emitter, state, ring)
+            _before_buffered(emitter, state, ring, addresses)
             continue
         ring.name = emitter.fresh(f"{ring.args[0].name_hint or 'tile'}_ring")
         w.line(f"LPIR_SHARED({ring.name}_storage, {ring.nbytes});")
@@ -98,10 +99,16 @@ def before_loop(emitter: KernelEmitter, loop: ForOp) -> set[int]:
     return {id(arg) for ring in rings for arg in ring.args}
 
 
-def _before_buffered(emitter: KernelEmitter, state: _Loop, ring: StagedRing) -> None:
-    """A buffered ring's store addresses (the same every iteration) go before the loop, and
-    the store itself is not emitted: the copies are the store."""
+def _before_buffered(
+    emitter: KernelEmitter, state: _Loop, ring: StagedRing, addresses: set[int]
+) -> None:
+    """A buffered ring's store addresses (the same every iteration) go before the loop, once
+    for all the rings that share them (`addresses`: those emitted before this loop already),
+    and the store itself is not emitted: the copies are the store."""
     for op in ring.address_ops:  # again wherever the loop is emitted again (an outer body's)
+        if id(op) in addresses:
+            continue
+        addresses.add(id(op))
         emitter.emitted_early.discard(id(op))
         emitter.op(op)
         emitter.emitted_early.add(id(op))

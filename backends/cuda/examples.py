@@ -93,6 +93,7 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"H": 3, "L": 100, "CAUSAL": 1, "BQ": 32},
         {"H": 1, "L": 200, "D": 32, "T": "bf16", "BQ": 64, "BKV": 16},
         {"H": 2, "L": 96, "D": 128, "CAUSAL": 1, "BQ": 16, "BKV": 64},
+        {"H": 2, "L": 130, "SHARED_KV": 0},
     ],
     "dequantize": [
         {},
