@@ -97,7 +97,9 @@ def _loop_condition(emitter: KernelEmitter, op: ForOp, iv: str, upper: str, step
     constant = emitter.analysis.facts(op.step).constant
     if constant is not None:
         return f"{iv} < {upper}" if constant > 0 else f"{iv} > {upper}"
-    return f"({step} > 0 ? {iv} < {upper} : {iv} > {upper})"
+    # (a step of 0 or less, which the language refuses and the interpreters report, ends the
+    # loop instead of running it forever)
+    return f"({step} > 0 && {iv} < {upper})"
 
 
 def _unroll_pipelined(emitter: KernelEmitter, factor: int, bounds: list[int | None]) -> None:

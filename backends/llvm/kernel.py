@@ -313,7 +313,7 @@ class KernelEmitter:
         b.position_at_end(header)
         iv = b.phi(lower.type, op.induction_variable.name_hint or "i")
         iv.add_incoming(lower, preheader)
-        b.cbranch(b.icmp_signed("<", iv, upper), body, after)
+        b.cbranch(self.loop_continues(iv, upper, step), body, after)
         b.position_at_end(body)
         self.values[id(op.induction_variable)] = iv
         yielded = self.block_region(op.body)
@@ -324,6 +324,16 @@ class KernelEmitter:
         b.position_at_end(after)
         for result, arg in zip(op.results, op.iter_args):
             self.context[id(result)] = self.context[id(arg)]
+
+    def loop_continues(self, iv, upper, step):
+        """`iv < upper`, and where the step is not a constant, `step > 0` too: a step of 0 or
+        less (which the language refuses, and the interpreters report) ends the loop instead of
+        running it forever."""
+        b = self.b
+        below = b.icmp_signed("<", iv, upper)
+        if isinstance(step, ir.Constant):
+            return below
+        return b.and_(below, b.icmp_signed(">", step, ir.Constant(step.type, 0)))
 
     def block_if(self, op: IfOp) -> None:
         b = self.b
@@ -381,7 +391,7 @@ class KernelEmitter:
             phis.append(phi)
             self.values[id(arg)] = phi
         self.values[id(op.induction_variable)] = iv
-        b.cbranch(b.icmp_signed("<", iv, upper), body, after)
+        b.cbranch(self.loop_continues(iv, upper, step), body, after)
         b.position_at_end(body)
         yielded = self.thread_region(op.body)
         latch = b.block

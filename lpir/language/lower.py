@@ -294,8 +294,15 @@ class KernelLowering(ExpressionLowering):
         if len(values) == 2:
             values.append(Const(1))
         step = values[2]
-        if isinstance(step, Const):
-            self.check_step(step.value, bounds[2] if len(bounds) == 3 else node)
+        step_node = bounds[2] if len(bounds) == 3 else node
+        if not isinstance(step, Const):
+            raise self.error(
+                f"the range step must be a compile-time integer, but this is {step.describe()}",
+                step_node,
+                "make the stride a parameter (range(0, n, BK)); a step computed at run time "
+                "could be 0 or negative, and the loop would never end",
+            )
+        self.check_step(step.value, step_node)
         nodes = [
             bounds[0] if len(bounds) > 1 else node,
             bounds[-1] if len(bounds) < 3 else bounds[1],
