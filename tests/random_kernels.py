@@ -2,7 +2,8 @@
 `def`) over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
 exp/log/sin/cos/tanh, rsqrt, rounding), broadcasts, casts between compute dtypes, optional
 reductions along either axis, random tile sizes, thread counts and tensor sizes that rarely
-divide the tiles; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
+divide the tiles; loops over column tiles through shared memory, some stopping at a column
+read from memory; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
 random pipeline depths, operands straight from memory, through shared memory, or copied there
 unchanged, weights of any storage type cast to the operand type).
 
@@ -219,6 +220,9 @@ def looped_case(rng) -> Case:
     body = expressions.expression(int(rng.integers(1, 3)))
     initial = f"zeros<{accumulator}>[BM]" if kind == "sum" else f"full<{accumulator}>[BM]"
     initial += start_value.get(kind, "")
+    # some loops stop at a column read from memory: a run-time bound of a loop with barriers
+    ragged = rng.random() < 0.3
+    stop = "N - (cast<i32>(load(y[0])) & 63)" if ragged else "N"
     source = f"""
 kernel random_loop[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     x: global TA[M, N], y: global TB[N], out: global TO[M],
@@ -226,7 +230,8 @@ kernel random_loop[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     r = block.x * BM
     staged = shared<{compute}>[BM, BN]
     acc = {initial}
-    for c in range(0, N, BN) {{
+    let stop = {stop}
+    for c in range(0, stop, BN) {{
         a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
         b = cast<{compute}>(load(y[c :+ BN]))[None, :]
         store(staged, ({body}) + zeros<{compute}>[BM, BN])
@@ -241,7 +246,8 @@ kernel random_loop[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     params = {"TA": a_type, "TB": b_type, "TO": out_type}
     inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, (rows,))]
     description = (
-        f"{compute}: loop {kind} of {body} ({rows}x{columns}, tile {tile_rows}x{tile_columns})"
+        f"{compute}: loop {kind} of {body} ({rows}x{columns}, tile {tile_rows}x{tile_columns}"
+        f"{', stopping at a column read from y' if ragged else ''})"
     )
     return Case(source, params, inputs, description, compute)
 
