@@ -1,10 +1,11 @@
-"""exp, exp2, tanh, log and log2 of f32 on the CPU (backends/llvm/vector_math.py: vector
-code, no libm call per lane) within an ulp or so of the exact value (exp, exp2 and log
-faithfully rounded; numpy's own f32 exp is within 2.5 here, its log within 3.8), against
-float64, over millions of inputs: every range where the result is normal, subnormal, near the
-overflow threshold, every binade, and random bit patterns; exact at the special values (exp(0)
-= 1, exp2 of integers, log2 of powers of two, log(1) = 0, log(0) = -inf, log of a negative
-number NaN, inf, -inf, NaN, tanh(-0) = -0)."""
+"""exp, exp2, tanh, log, log2, sin and cos of f32 on the CPU (backends/llvm/vector_math.py:
+vector code, no libm call per lane, except sin and cos of vectors with a lane at 8192 or past)
+within an ulp or so of the exact value (exp, exp2 and log faithfully rounded; numpy's own f32
+exp is within 2.5 here, its log within 3.8), against float64, over millions of inputs: every
+range where the result is normal, subnormal, near the overflow threshold, every binade, near
+multiples of pi / 2, and random bit patterns; exact at the special values (exp(0) = 1, exp2 of
+integers, log2 of powers of two, log(1) = 0, log(0) = -inf, log of a negative number NaN, inf,
+-inf, NaN, tanh(-0) = -0, sin(-0) = -0)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ import lpir
 
 KERNEL = """
 kernel math[N](x: global f32[N], e: global f32[N], e2: global f32[N], th: global f32[N],
-        lg: global f32[N], lg2: global f32[N]) blocks(cdiv(N, 4096)) threads(128) {
+        lg: global f32[N], lg2: global f32[N], sn: global f32[N], cs: global f32[N])
+        blocks(cdiv(N, 4096)) threads(128) {
     t = load(x[block.x * 4096 :+ 4096])
     store(e[block.x * 4096 :+ 4096], exp(t))
     store(e2[block.x * 4096 :+ 4096], exp2(t))
     store(th[block.x * 4096 :+ 4096], tanh(t))
     store(lg[block.x * 4096 :+ 4096], log(t))
     store(lg2[block.x * 4096 :+ 4096], log2(t))
+    store(sn[block.x * 4096 :+ 4096], sin(t))
+    store(cs[block.x * 4096 :+ 4096], cos(t))
 }
 """
 
@@ -41,6 +45,8 @@ def inputs() -> np.ndarray:
         np.geomspace(1e-45, 1.0, 100_000),  # tanh near 0, subnormals included
         np.geomspace(1e-45, 3.4e38, 1_000_000),  # log: every binade
         np.linspace(0.5, 2.0, 500_001),  # log near 1
+        np.linspace(-8300.0, 8300.0, 1_000_001),  # sin, cos: vector code, then libm past 8192
+        np.arange(-5000, 5000) * (np.pi / 2),  # near multiples of pi / 2
     ]
     bits = rng.integers(0, 2**32, 1_000_000, dtype=np.uint64).astype(np.uint32)
     chosen = np.concatenate(ranges).astype(np.float32)
@@ -63,7 +69,8 @@ def ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
 
 
 def run(x: np.ndarray) -> dict[str, np.ndarray]:
-    results = {name: np.zeros_like(x) for name in ("exp", "exp2", "tanh", "log", "log2")}
+    names = ("exp", "exp2", "tanh", "log", "log2", "sin", "cos")
+    results = {name: np.zeros_like(x) for name in names}
     lpir.compile(KERNEL, target="cpu")(x, *results.values())
     return results
 
@@ -76,13 +83,16 @@ def results():
 
 # exp, exp2 and log within 1 ulp: one of the two floats around the exact value; tanh within
 # 1.05 (the most where 1 - 2 / (e^(2|x|) + 1) takes over from the series: numpy's is within
-# 1.37); log2 within 1.6 (ln(m) log2(e) near m = sqrt(2): numpy's is within 2.0)
+# 1.37); log2 within 1.6 (ln(m) log2(e) near m = sqrt(2): numpy's is within 2.0); sin and
+# cos within 1.6 (numpy's: 1.44)
 BOUNDS = [
     ("exp", np.exp, 1.0),
     ("exp2", np.exp2, 1.0),
     ("tanh", np.tanh, 1.05),
     ("log", np.log, 1.0),
     ("log2", np.log2, 1.6),
+    ("sin", np.sin, 1.6),
+    ("cos", np.cos, 1.6),
 ]
 
 
@@ -108,6 +118,9 @@ def test_special_values_are_exact():
     np.testing.assert_array_equal(got["exp2"][8:], exact_powers)
     np.testing.assert_array_equal(got["tanh"][:7], [0.0, -0.0, 1.0, -1.0, np.nan, 1.0, -1.0])
     assert np.signbit(got["tanh"][1])  # tanh(-0) = -0
+    np.testing.assert_array_equal(got["sin"][:5], [0.0, -0.0, np.nan, np.nan, np.nan])
+    np.testing.assert_array_equal(got["cos"][:5], [1.0, 1.0, np.nan, np.nan, np.nan])
+    assert np.signbit(got["sin"][1])  # sin(-0) = -0
     special_logs = [-np.inf, -np.inf, np.inf, np.nan, np.nan, np.log(np.float32(1000)), np.nan, 0.0]
     np.testing.assert_allclose(got["log"][:8], special_logs, rtol=1e-7)
     assert got["log"][7] == 0.0  # log(1) exactly

@@ -20,6 +20,8 @@ from lpir.dtypes import DType
 _FLOAT_BINARY = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv", "rem": "frem"}
 _INT_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "and": "and_", "or": "or_", "xor": "xor"}
 _COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+# f32 functions emitted as vector code by VectorMath (LLVM would call libm for each lane)
+VECTOR_MATH = ("exp", "exp2", "tanh", "log", "log2", "sin", "cos")
 _FLOAT_INTRINSIC_UNARY = {
     "exp": "llvm.exp",
     "exp2": "llvm.exp2",
@@ -148,9 +150,7 @@ class Arithmetic:
         if name == "rsqrt":
             root = b.call(self.intrinsics.get("llvm.sqrt", value.type), [value])
             return b.fdiv(constant(value, float_type, 1.0), root)
-        if (
-            name in ("exp", "exp2", "tanh", "log", "log2") and float_type == F32
-        ):  # (not libm per lane)
+        if name in VECTOR_MATH and float_type == F32:  # (not a libm call per lane)
             return getattr(VectorMath(b, self.intrinsics), name)(value)
         if name in _FLOAT_INTRINSIC_UNARY:
             return b.call(self.intrinsics.get(_FLOAT_INTRINSIC_UNARY[name], value.type), [value])
@@ -160,18 +160,7 @@ class Arithmetic:
 
     def per_lane_libm(self, function: str, value):
         """A libm call per lane (for functions LLVM has no intrinsic for)."""
-        b = self.b
-        float_type = element(value.type)
-        callee = self.intrinsics.declare(function, ir.FunctionType(float_type, [float_type]))
-        if not isinstance(value.type, ir.VectorType):
-            return b.call(callee, [value])
-        result = ir.Constant(value.type, ir.Undefined)
-        for lane in range(value.type.count):
-            index = ir.Constant(ir.IntType(32), lane)
-            result = b.insert_element(
-                result, b.call(callee, [b.extract_element(value, index)]), index
-            )
-        return result
+        return VectorMath(self.b, self.intrinsics).per_lane(function, value)
 
     def select(self, cond, lhs, rhs):
         return self.b.select(cond, lhs, rhs)

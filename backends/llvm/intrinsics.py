@@ -77,6 +77,11 @@ class Intrinsics:
         """A scalar float libm function such as tanhf."""
         return self.declare(name, ir.FunctionType(ir.FloatType(), [ir.FloatType()]))
 
+    def vector_reduce(self, operation: str, vector: ir.VectorType) -> ir.Function:
+        """llvm.vector.reduce.<operation> (and, or, add, ...) of a vector to its element."""
+        name = f"llvm.vector.reduce.{operation}.{type_suffix(vector)}"
+        return self.declare(name, ir.FunctionType(vector.element, [vector]))
+
     def memset(self) -> ir.Function:
         """llvm.memset.p0.i64(ptr, i8 value, i64 bytes, i1 volatile)."""
         function_type = ir.FunctionType(

@@ -1,4 +1,4 @@
-"""exp, exp2, tanh, log and log2 of f32 in plain LLVM IR, so that they vectorize.
+"""exp, exp2, tanh, log, log2, sin and cos of f32 in plain LLVM IR, so that they vectorize.
 
 LLVM lowers `llvm.exp.v16f32` to sixteen calls of libm's `expf` (it has no vector routine of its
 own without a vector math library; `llvm.log` alike, and tanh has no intrinsic at all), which
@@ -11,9 +11,10 @@ multiplies by powers of two (so that results near the overflow threshold and the
 need no special case). Inputs are clamped first, so large ones give inf or 0 through the same
 arithmetic; NaN stays NaN. tanh is its odd series near 0 and 1 - 2 / (e^(2|x|) + 1) elsewhere
 (see `TANH_SERIES_BELOW`); log and log2 take x's exponent from its bits and the log of its
-mantissa as a series (`ATANH_SERIES`). Against float64 over the 6.2 million inputs of
-tests/test_llvm_vector_math.py: exp, exp2 and log within 1 ulp (0.92 at worst), tanh within
-1.05, log2 within 1.55.
+mantissa as a series (`ATANH_SERIES`); sin and cos reduce x by pi/2 in three parts and sum
+their Taylor series, below 8192 (`SINCOS_VECTOR_BELOW`; past it libm per lane). Against
+float64 over the 7.2 million inputs of tests/test_llvm_vector_math.py: exp, exp2 and log
+within 1 ulp (0.92 at worst), tanh within 1.05, log2, sin and cos within 1.56.
 """
 
 from __future__ import annotations
@@ -57,9 +58,27 @@ TANH_SERIES = [float(np.float32(c)) for c in reversed(_tanh_series(12)[1:])]
 ATANH_SERIES = [float(np.float32(Fraction(2, k))) for k in (11, 9, 7, 5, 3)]
 LOG2_E_LOW = float(np.float32(1 / math.log(2) - LOG2_E))
 
+# sin and cos: x = k pi/2 + r, |r| <= pi/4, with pi/2 in three floats (each fma below is exact
+# or rounds once, so r keeps its relative accuracy even where x is near a multiple of pi/2) and
+# the Taylor series of sin and cos in r up to r^11 and r^12. Past SINCOS_VECTOR_BELOW (where k
+# outgrows that reduction) and for inf and NaN, libm per lane.
+_PI = Fraction("3.14159265358979323846264338327950288419716939937510582097494459")
+_HALF_PI_PARTS: list[float] = []
+for _ in range(3):
+    _HALF_PI_PARTS.append(float(np.float32(float(_PI / 2 - sum(map(Fraction, _HALF_PI_PARTS))))))
+HALF_PI_PARTS = _HALF_PI_PARTS
+TWO_OVER_PI = float(np.float32(2 / math.pi))
+SINCOS_VECTOR_BELOW = 8192.0
+SIN_SERIES = [
+    float(np.float32(Fraction((-1) ** k, math.factorial(2 * k + 1)))) for k in (5, 4, 3, 2, 1)
+]
+COS_SERIES = [
+    float(np.float32(Fraction((-1) ** k, math.factorial(2 * k)))) for k in (6, 5, 4, 3, 2)
+]
+
 
 class VectorMath:
-    """Emits exp, exp2, tanh, log and log2 of f32 scalars or vectors with `builder`."""
+    """Emits exp, exp2, tanh, log, log2, sin and cos of f32 scalars or vectors with `builder`."""
 
     def __init__(self, builder: ir.IRBuilder, intrinsics):
         self.b = builder
@@ -108,6 +127,83 @@ class VectorMath:
         low = self.b.fmul(log_m, constant(x, F32, LOG2_E_LOW))
         fraction = self.fma(log_m, constant(x, F32, LOG2_E), low)
         return self.log_specials(x, self.b.fadd(exponent, fraction))
+
+    def sin(self, x):
+        return self.sine_or_cosine(x, cosine=False)
+
+    def cos(self, x):
+        return self.sine_or_cosine(x, cosine=True)
+
+    def sine_or_cosine(self, x, cosine: bool):
+        """sin(x) or cos(x): vector code where every lane is below SINCOS_VECTOR_BELOW, else
+        libm's for each lane (a branch: such arguments are rare)."""
+        b = self.b
+        magnitude = self.call("llvm.fabs", x)
+        small = b.fcmp_ordered("<", magnitude, constant(x, F32, SINCOS_VECTOR_BELOW))
+        if isinstance(x.type, ir.VectorType):
+            every = b.call(self.intrinsics.vector_reduce("and", small.type), [small])
+        else:
+            every = small
+        function = b.function
+        fast = function.append_basic_block("sincos.vector")
+        slow = function.append_basic_block("sincos.libm")
+        done = function.append_basic_block("sincos.done")
+        b.cbranch(every, fast, slow)
+        b.position_at_end(fast)
+        quick = self.reduced_sine(x, cosine)
+        fast_end = b.block
+        b.branch(done)
+        b.position_at_end(slow)
+        named = "cosf" if cosine else "sinf"
+        careful = self.per_lane(named, x)
+        slow_end = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        result = b.phi(x.type)
+        result.add_incoming(quick, fast_end)
+        result.add_incoming(careful, slow_end)
+        return result
+
+    def reduced_sine(self, x, cosine: bool):
+        """sin(x) (or cos(x) = sin(x + pi/2): one more quarter turn) for |x| below
+        SINCOS_VECTOR_BELOW."""
+        b = self.b
+        k = self.call("llvm.roundeven", b.fmul(x, constant(x, F32, TWO_OVER_PI)))
+        r = x
+        for part in HALF_PI_PARTS:
+            r = self.fma(b.fneg(k), constant(x, F32, part), r)
+        quarter = b.fptosi(k, like(x, I32))
+        if cosine:
+            quarter = b.add(quarter, constant(x, I32, 1))
+        square = b.fmul(r, r)
+        sine = constant(x, F32, SIN_SERIES[0])
+        for coefficient in SIN_SERIES[1:]:
+            sine = self.fma(sine, square, constant(x, F32, coefficient))
+        sine = self.fma(b.fmul(r, square), sine, r)
+        cosine_r = constant(x, F32, COS_SERIES[0])
+        for coefficient in COS_SERIES[1:]:
+            cosine_r = self.fma(cosine_r, square, constant(x, F32, coefficient))
+        half = self.fma(square, constant(x, F32, -0.5), constant(x, F32, 1.0))
+        cosine_r = self.fma(b.fmul(square, square), cosine_r, half)
+        odd = b.icmp_signed("!=", b.and_(quarter, constant(x, I32, 1)), constant(x, I32, 0))
+        value = b.select(odd, cosine_r, sine)
+        negative = b.icmp_signed("!=", b.and_(quarter, constant(x, I32, 2)), constant(x, I32, 0))
+        return b.select(negative, b.fneg(value), value)
+
+    def per_lane(self, function: str, value):
+        """A libm call per lane (of a float or double vector, or a scalar)."""
+        b = self.b
+        float_type = value.type.element if isinstance(value.type, ir.VectorType) else value.type
+        callee = self.intrinsics.declare(function, ir.FunctionType(float_type, [float_type]))
+        if not isinstance(value.type, ir.VectorType):
+            return b.call(callee, [value])
+        result = ir.Constant(value.type, ir.Undefined)
+        for lane in range(value.type.count):
+            index = ir.Constant(I32, lane)
+            result = b.insert_element(
+                result, b.call(callee, [b.extract_element(value, index)]), index
+            )
+        return result
 
     # ---- parts ------------------------------------------------------------------------------
     def log_parts(self, x):
