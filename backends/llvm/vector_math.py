@@ -63,10 +63,17 @@ LOG2_E_LOW = float(np.float32(1 / math.log(2) - LOG2_E))
 # the Taylor series of sin and cos in r up to r^11 and r^12. Past SINCOS_VECTOR_BELOW (where k
 # outgrows that reduction) and for inf and NaN, libm per lane.
 _PI = Fraction("3.14159265358979323846264338327950288419716939937510582097494459")
-_HALF_PI_PARTS: list[float] = []
-for _ in range(3):
-    _HALF_PI_PARTS.append(float(np.float32(float(_PI / 2 - sum(map(Fraction, _HALF_PI_PARTS))))))
-HALF_PI_PARTS = _HALF_PI_PARTS
+
+
+def _float_parts(value: Fraction, count: int) -> list[float]:
+    """`value` as a sum of `count` f32s, each the one nearest what the ones before leave."""
+    parts: list[float] = []
+    for _ in range(count):
+        parts.append(float(np.float32(float(value - sum(map(Fraction, parts))))))
+    return parts
+
+
+HALF_PI_PARTS = _float_parts(_PI / 2, 3)
 TWO_OVER_PI = float(np.float32(2 / math.pi))
 SINCOS_VECTOR_BELOW = 8192.0
 SIN_SERIES = [
@@ -105,9 +112,7 @@ class VectorMath:
         b = self.b
         magnitude = self.call("llvm.fabs", x)
         square = b.fmul(magnitude, magnitude)
-        series = constant(x, F32, TANH_SERIES[0])
-        for coefficient in TANH_SERIES[1:]:
-            series = self.fma(series, square, constant(x, F32, coefficient))
+        series = self.polynomial(square, TANH_SERIES)
         near_zero = self.fma(b.fmul(magnitude, square), series, magnitude)
         grown = self.exp(b.fadd(magnitude, magnitude))
         one = constant(x, F32, 1.0)
@@ -176,15 +181,9 @@ class VectorMath:
         if cosine:
             quarter = b.add(quarter, constant(x, I32, 1))
         square = b.fmul(r, r)
-        sine = constant(x, F32, SIN_SERIES[0])
-        for coefficient in SIN_SERIES[1:]:
-            sine = self.fma(sine, square, constant(x, F32, coefficient))
-        sine = self.fma(b.fmul(r, square), sine, r)
-        cosine_r = constant(x, F32, COS_SERIES[0])
-        for coefficient in COS_SERIES[1:]:
-            cosine_r = self.fma(cosine_r, square, constant(x, F32, coefficient))
+        sine = self.fma(b.fmul(r, square), self.polynomial(square, SIN_SERIES), r)
         half = self.fma(square, constant(x, F32, -0.5), constant(x, F32, 1.0))
-        cosine_r = self.fma(b.fmul(square, square), cosine_r, half)
+        cosine_r = self.fma(b.fmul(square, square), self.polynomial(square, COS_SERIES), half)
         odd = b.icmp_signed("!=", b.and_(quarter, constant(x, I32, 1)), constant(x, I32, 0))
         value = b.select(odd, cosine_r, sine)
         negative = b.icmp_signed("!=", b.and_(quarter, constant(x, I32, 2)), constant(x, I32, 0))
@@ -225,10 +224,7 @@ class VectorMath:
         f = b.fsub(m, constant(x, F32, 1.0))  # exact
         s = b.fdiv(f, b.fadd(f, constant(x, F32, 2.0)))
         square = b.fmul(s, s)
-        series = constant(x, F32, ATANH_SERIES[0])
-        for coefficient in ATANH_SERIES[1:]:
-            series = self.fma(series, square, constant(x, F32, coefficient))
-        r = b.fmul(square, series)
+        r = b.fmul(square, self.polynomial(square, ATANH_SERIES))
         half_square = b.fmul(b.fmul(f, f), constant(x, F32, 0.5))
         correction = b.fsub(half_square, b.fmul(s, b.fadd(half_square, r)))
         return exponent, b.fsub(f, correction)
@@ -245,9 +241,14 @@ class VectorMath:
 
     def exp_near_zero(self, r):
         """e^r for |r| <= ln 2 / 2: sum of r^k / k! for k <= 7."""
-        total = constant(r, F32, TAYLOR[0])
-        for coefficient in TAYLOR[1:]:
-            total = self.fma(total, r, constant(r, F32, coefficient))
+        return self.polynomial(r, TAYLOR)
+
+    def polynomial(self, z, coefficients: list[float]):
+        """The polynomial in z with these coefficients, highest power first (Horner's order,
+        one FMA a term)."""
+        total = constant(z, F32, coefficients[0])
+        for coefficient in coefficients[1:]:
+            total = self.fma(total, z, constant(z, F32, coefficient))
         return total
 
     def scaled(self, value, n):
