@@ -54,3 +54,25 @@ def test_names_flow_out_of_runtime_ifs(target, mode):
     lpir.compile(BRANCHES, target=target)(x, y, mode, 1.5)
     # One multiply and one add per element: an FMA rounds once where numpy rounds twice.
     np.testing.assert_allclose(y, expected(x, mode, 1.5), rtol=1e-6, atol=1e-6)
+
+
+ZEROS = """
+kernel zeros_[N = 64](y: global f32[N], mode: i32) blocks(1) threads(32) {
+    if mode == 0 {
+        z = -0.0
+    } else {
+        z = 0.0
+    }
+    store(y[0:N], zeros<f32>[N] * -1.0 + z)
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_constants_equal_in_value_but_not_in_bits_stay_apart(target):
+    """-0.0 and 0.0 compare equal, but each branch's own is what flows out: -0.0 + -0.0 is
+    -0.0 and -0.0 + 0.0 is 0.0."""
+    for mode, negative in ((0, True), (1, False)):
+        y = np.ones(64, np.float32)
+        lpir.compile(ZEROS, target=target)(y, mode)
+        assert (y == 0).all() and np.signbit(y).all() == negative

@@ -420,7 +420,12 @@ class KernelLowering(ExpressionLowering):
         with self.builder.at(region):
             self.statements(body)
             region.append(YieldOp.create(self.yielded(carried, node)))
-        for name in self.scopes.pop():
+        self.remember_locals(self.scopes.pop(), node)
+
+    def remember_locals(self, scope: dict, node: ast.Node) -> None:
+        """Names first assigned inside a block (its `scope`) that do not outlive it: a use
+        after the block gets a hint with the block's line."""
+        for name in scope:
             if self.find(name) is None:
                 self.loop_locals.setdefault(name, node.span.line)
 
@@ -455,9 +460,7 @@ class KernelLowering(ExpressionLowering):
         self.builder.insert(op)
         for name, result in zip(result_names, op.results):
             self.scopes[-1][name] = Runtime(result)
-        for name in [*then_branch[1], *else_branch[1]]:
-            if self.find(name) is None:
-                self.loop_locals.setdefault(name, node.span.line)
+        self.remember_locals({**then_branch[1], **else_branch[1]}, node)
 
     def branch(self, body: list, carried: dict, node: ast.Node) -> tuple[Region, dict, list]:
         """Lower one branch of an `if` into a new region.
@@ -489,8 +492,10 @@ class KernelLowering(ExpressionLowering):
             if name in carried or name not in else_scope or self.find(name) is not None:
                 continue
             first, second = then_scope[name], else_scope[name]
-            if isinstance(first, Const) and first == second:
-                self.scopes[-1][name] = first  # the same constant either way
+            # the same constant either way (repr: 1 is not 1.0 nor true, -0.0 is not 0.0)
+            both = isinstance(first, Const) and isinstance(second, Const)
+            if both and repr(first.value) == repr(second.value):
+                self.scopes[-1][name] = first
                 continue
             like = next((v.type for v in (first, second) if isinstance(v, Runtime)), None)
             with self.builder.at(then_region):
