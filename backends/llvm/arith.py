@@ -154,8 +154,8 @@ class Arithmetic:
             return getattr(VectorMath(b, self.intrinsics), name)(value)
         if name in _FLOAT_INTRINSIC_UNARY:
             return b.call(self.intrinsics.get(_FLOAT_INTRINSIC_UNARY[name], value.type), [value])
-        if name == "tanh":
-            return self.per_lane_libm("tanhf" if float_type == F32 else "tanh", value)
+        if name == "tanh":  # (f64: f32 is VECTOR_MATH's)
+            return self.per_lane_libm("tanh", value)
         raise NotImplementedError(f"float {name}")
 
     def per_lane_libm(self, function: str, value):
