@@ -7,8 +7,10 @@ interpreter's own elementwise semantics), and
 * x + 0, x - 0, x * 1, x / 1 (and 0 + x, 1 * x), integer x * 0, x & 0, x | 0, x << 0 simplify,
   keeping the float cases that are exact (x + 0.0 is left alone: -0.0 + 0.0 is +0.0);
 * integer (x + c1) + c2 and (x * c1) * c2 reassociate (exact under wrapping arithmetic);
-* a cast to the same dtype, a broadcast to the same shape, a transpose of a transpose, a
-  convert_layout to the layout the value already has, and a convert of a convert disappear;
+* a cast to the same dtype, a broadcast or reshape to the same shape, a transpose of a
+  transpose, a reshape back to a reshape's operand type, a convert_layout to the layout the
+  value already has, and a convert of a convert disappear; a reshape of a reshape becomes one
+  (before layout-selection, where the two together only split or merge dimensions);
 * an `if` on a constant keeps one branch; a `for` that runs zero times yields its inputs.
 """
 
@@ -29,12 +31,14 @@ from lpir.ir.ops import (
     ConvertLayoutOp,
     ForOp,
     IfOp,
+    ReshapeOp,
     SelectOp,
     SplatOp,
     TransposeOp,
     UnaryOp,
     YieldOp,
 )
+from lpir.ir.ops.tile import regroups
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import ScalarType
 
@@ -101,10 +105,25 @@ class _Canonicalizer(Rewriter):
             inner = operands[0].owner.operands[0]
             if inner.type == op.result.type:  # (a layout on either side keeps them)
                 return [inner]
+        if isinstance(op, ReshapeOp):
+            return self.reshape(op, operands[0])
         if isinstance(op, IfOp):
             return self.static_if(op, operands)
         if isinstance(op, ForOp):
             return self.empty_loop(op, operands)
+        return None
+
+    def reshape(self, op: ReshapeOp, operand: Value) -> list[Value] | None:
+        if operand.type == op.result.type:
+            return [operand]
+        if not isinstance(operand.owner, ReshapeOp):
+            return None
+        inner = operand.owner.operands[0]
+        if inner.type == op.result.type:  # (a layout on either side keeps them)
+            return [inner]
+        shape = op.result.type.shape  # type: ignore[attr-defined]
+        if op.result.type.layout is None and regroups(inner.type.shape, shape):  # type: ignore[attr-defined]
+            return [self.builder.add(ReshapeOp.create(inner, shape, op.result.name_hint))]
         return None
 
     def fold(self, op: Operation, operands: list[Value]) -> Value | None:

@@ -1,8 +1,8 @@
 """Layout rules used by layout-selection: one function per relation an op imposes.
 
 * `default_layout`: a tile nobody constrains (the target's preferred distribution);
-* `broadcast_operand`, `expand_dims_result`, `squeeze`, `reduce_result`: how a layout passes
-  through shape ops;
+* `broadcast_operand`, `expand_dims_result`, `squeeze`, `reduce_result`, `transposed`,
+  `reshaped`: how a layout passes through shape ops;
 * `view_result` / `view_operand`: bit reinterpretation to a narrower or wider dtype;
 * `dot_layouts`: the operand layouts that a `dot` with a given accumulator layout needs;
 * `shared_layout`: the swizzle of a shared tile with the fewest bank conflicts on a GPU.
@@ -125,6 +125,14 @@ def transposed(layout: RegisterLayout) -> RegisterLayout:
     """A rank-2 layout with its dimensions swapped: `transpose`'s result from its operand's
     layout, or its operand from its result's (each thread keeps its elements)."""
     return L.permute(layout, [1, 0])
+
+
+def reshaped(layout: RegisterLayout, shape: tuple[int, ...]) -> RegisterLayout:
+    """A layout with the same threads and slots under another (row-major) shape: `reshape`'s
+    result from its operand's layout, or its operand from its result's. Raises LayoutError
+    where a mode of the layout straddles a new dimension's boundary (merging adjacent
+    dimensions always works; splitting one works where its modes divide at the split)."""
+    return L.reshape(layout, shape)
 
 
 def expand_dims_result(operand: RegisterLayout, axis: int) -> RegisterLayout:

@@ -11,10 +11,10 @@ The values computed do not change.
 How: values that must share a layout (operands and results of elementwise ops, loop-carried
 values, the accumulator of a dot) are grouped into classes. Classes with a fixed layout come
 first (annotations, dot accumulators, and on a GPU the coalesced layout of global loads);
-layouts then flow along the shape ops (broadcast, expand_dims, reduce, view, dot operands) to
-neighbouring classes; a class still open gets the target's default layout, largest tiles first.
-Finally the kernel is rebuilt with those layouts, converting where a flow met a class that
-already had a different layout.
+layouts then flow along the shape ops (broadcast, expand_dims, reduce, view, transpose,
+reshape, dot operands) to neighbouring classes; a class still open gets the target's default
+layout, largest tiles first. Finally the kernel is rebuilt with those layouts, converting where a
+flow met a class that already had a different layout.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from lpir.ir.ops import (
     IfOp,
     LoadOp,
     ReduceOp,
+    ReshapeOp,
     SplatOp,
     StoreOp,
     TransposeOp,
@@ -190,6 +191,11 @@ class _Selection:
             source, result = op.operands[0], op.result
             self.flows.append(_Flow(source, result, rules.transposed))
             self.flows.append(_Flow(result, source, rules.transposed))
+        elif isinstance(op, ReshapeOp):
+            source, result = op.operands[0], op.result
+            old, new = source.type.shape, result.type.shape  # type: ignore[attr-defined]
+            self.flows.append(_Flow(source, result, lambda l: rules.reshaped(l, new)))
+            self.flows.append(_Flow(result, source, lambda l: rules.reshaped(l, old)))
         elif isinstance(op, ConvertLayoutOp):
             # An annotation: its layout is fixed, and the value annotated should preferably
             # be produced in that layout already.
@@ -210,7 +216,7 @@ class _Selection:
                 self.permute_operands(op)
         # classes whose layout their neighbours give, even where a global load or store reads
         # or writes them
-        derived = (
+        derived = self.through_free_ops(
             self.broadcast_sources()
             | self.reduction_results()
             | self.annotated()
@@ -307,6 +313,25 @@ class _Selection:
             return 1
         element = min((load.result.type.dtype for load in a_loads), key=lambda t: t.nbits)  # type: ignore[attr-defined]
         return rules.pair_distance(element, k)
+
+    def through_free_ops(self, derived: set[int]) -> set[int]:
+        """`derived` and the classes joined to it through ops that keep each element in its
+        thread (reshape, transpose, view): a tile loaded, reshaped and broadcast (an MX
+        format's x split into blocks of 32, a row of u8 exponents viewed as f32 scales) is
+        loaded in the layout its broadcast gives, as it would be without the reshape."""
+        neighbours: dict[int, set[int]] = {}
+        for op in self.kernel.walk():
+            if isinstance(op, ReshapeOp | TransposeOp | ViewOp) and _tiles(op.results):
+                a, b = self.classes.find(op.operands[0]), self.classes.find(op.result)
+                neighbours.setdefault(a, set()).add(b)
+                neighbours.setdefault(b, set()).add(a)
+        reached, frontier = set(derived), list(derived)
+        while frontier:
+            for other in neighbours.get(frontier.pop(), ()):
+                if other not in reached:
+                    reached.add(other)
+                    frontier.append(other)
+        return reached
 
     def transposed(self) -> set[int]:
         """Both sides of a `transpose`: a tile loaded to be transposed (x^T as an mma's b) or
@@ -466,6 +491,15 @@ class _Apply(Rewriter):
             if _try(lambda l: rules.view_result(l, a, b), self.chosen(source)) is None:
                 return [rules.view_operand(self.chosen(result), a, b)]
             return [None]
+        if isinstance(op, ReshapeOp):
+            # free where the operand's layout reshapes; otherwise the operand takes the
+            # result's layout reshaped back (which exists when the result's side is the finer
+            # shape: merging dimensions always does), converted before
+            shape = op.result.type.shape  # type: ignore[attr-defined]
+            if _try(lambda l: rules.reshaped(l, shape), self.chosen(op.operands[0])) is None:
+                old = op.operands[0].type.shape  # type: ignore[attr-defined]
+                return [rules.reshaped(self.chosen(op.result), old)]
+            return [None]
         if isinstance(op, YieldOp | StoreOp | ForOp):
             return [
                 self.chosen(old)
@@ -481,11 +515,13 @@ class _Apply(Rewriter):
 
     def computed_result_layout(self, op: Operation, operands: list[Value]):
         """The layout an op's result has by construction (None: whatever its class has)."""
-        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp | TransposeOp):
+        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp):
             return None
         source = operands[0].type.layout  # type: ignore[attr-defined]
         if isinstance(op, TransposeOp):
             return rules.transposed(source)
+        if isinstance(op, ReshapeOp):
+            return rules.reshaped(source, op.result.type.shape)  # type: ignore[attr-defined]
         if isinstance(op, ExpandDimsOp):
             return rules.expand_dims_result(source, op.axis)
         if isinstance(op, ReduceOp):

@@ -60,6 +60,7 @@ from lpir.ir.ops import (
     MmaOp,
     ReduceLanesOp,
     ReduceOp,
+    ReshapeOp,
     SelectOp,
     ShuffleOp,
     SplatOp,
@@ -156,6 +157,11 @@ class _Lowering(Rewriter):
 
     def lower_TransposeOp(self, op: TransposeOp):
         return [self.map(op.operands[0])]  # the same slots: only the layout's dims swap
+
+    def lower_ReshapeOp(self, op: ReshapeOp):
+        # layout-selection gave the result `reshape` of the operand's layout: the same threads
+        # hold the same elements in the same slots, only the shape around them changes
+        return [self.map(op.operands[0])]
 
     def lower_ArangeOp(self, op: ArangeOp):
         layout = _layout(op.result)

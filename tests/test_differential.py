@@ -69,6 +69,15 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
                 "SHARED_KV": size(0, 2),
             },
         ),
+        (
+            "gemv_mx",
+            {
+                "N": size(1, 150),
+                "K": size(1, 400),
+                "WT": str(rng.choice(weights)),
+                **[{"ST": "u8", "G": 32}, {"ST": "f8e4m3", "G": 16}][size(0, 2)],
+            },
+        ),
     ]
     for wt in rng.choice(weights, size=3, replace=False):
         dt = lpir.dtype(str(wt))

@@ -187,3 +187,27 @@ def test_a_name_of_the_caller_is_not_seen_but_the_hint_says_how():
     with pytest.raises(TypeCheckError, match="unknown name 'x0'") as caught:
         specialize(parse_program(source, "defs.lp"), None, {})
     assert caught.value.hint == "a def sees only its parameters: pass 'x0' to f as an argument"
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_names_may_be_those_of_builtin_functions(target):
+    """A variable named like a builtin (`bits`, `max`, `sum`) is fine, in a def and in a
+    kernel, as in Python; builtins are only ever called, so `max(a, b)` still reaches the
+    builtin beside a variable called max."""
+    source = """
+def top(t) {
+    bits = view<u32>(t)
+    return view<f32>(bits & 0xFFFF0000)
+}
+
+kernel k[](x: global f32[64], y: global f32[64]) blocks(1) threads(32) {
+    max = top(load(x[0 :+ 64]))
+    sum = max(max, 0.5)
+    store(y[0 :+ 64], sum + cast<f32>(bits(f16)))
+}
+"""
+    x = np.random.default_rng(2).standard_normal(64).astype(np.float32)
+    y = np.zeros(64, np.float32)
+    lpir.compile(source, target=target)(x, y)
+    truncated = (x.view(np.uint32) & 0xFFFF0000).view(np.float32)
+    np.testing.assert_array_equal(y, np.maximum(truncated, 0.5) + 16)

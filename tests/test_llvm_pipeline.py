@@ -45,6 +45,7 @@ CASES = [
     ("gemv_wq", {"N": 70, "K": 300, "WT": "u3", "ZERO": 4}, False),
     ("matmul_wq", {"M": 50, "N": 64, "K": 128, "WT": "u4"}, False),
     ("attention", {"H": 2, "L": 70, "CAUSAL": 1}, False),
+    ("gemv_mx", {"N": 100, "K": 400, "WT": "f6e3m2"}, False),
 ]
 
 

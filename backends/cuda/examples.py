@@ -87,6 +87,15 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 1, "N": 256, "K": 384, "BM": 16, "BN": 128, "WT": "u4", "STAGES": 3},
         {"M": 40, "N": 64, "K": 96, "WT": "u6", "ZERO": 32, "STAGES": 1},
     ],
+    # microscaled weights: blocks of 32 (or 16) sharing an e8m0 (or f8e4m3) scale, tiles
+    # reshaped to [rows, blocks, 32]; edges in N and K, K not a multiple of the block
+    "gemv_mx": [
+        {"N": 256, "K": 512},
+        {"N": 100, "K": 400, "WT": "f6e3m2"},
+        {"N": 64, "K": 256, "WT": "f8e4m3", "BK": 64, "STAGES": 3},
+        {"N": 96, "K": 384, "WT": "f4e2m1", "ST": "f8e4m3", "G": 16},
+        {"N": 128, "K": 512, "WT": "f6e2m3", "BN": 32},
+    ],
     # two tensor-core dots a step (q k^T, then the weights times v) around an online softmax
     "attention": [
         {"H": 2, "L": 128},

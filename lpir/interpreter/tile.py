@@ -75,6 +75,9 @@ class _Block(Evaluator):
     def op_transpose(self, op):
         return [np.ascontiguousarray(self.get(op.operands[0]).T)]
 
+    def op_reshape(self, op):
+        return [self.get(op.operands[0]).reshape(op.attributes["shape"])]
+
     def op_arange(self, op):
         return [np.arange(op.attributes["shape"][0], dtype=np.int32)]
 

@@ -21,6 +21,7 @@ from lpir.ir.ops import (
     ItemOp,
     LoadOp,
     ReduceOp,
+    ReshapeOp,
     SelectOp,
     SplatOp,
     StoreOp,
@@ -390,6 +391,51 @@ def transpose(low, call: ast.Call):
             "pass a [rows, columns] tile, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
         )
     return Runtime(low.builder.add(TransposeOp.create(value.value)))
+
+
+@builtin("reshape(t, d0, d1, ...)")
+def reshape(low, call: ast.Call):
+    if len(call.args) < 2 or call.keywords:
+        raise low.error(
+            "reshape takes a tile and its new dimensions",
+            call,
+            "call it as reshape(t, d0, d1, ...), e.g. reshape(wt, BN, BK / 32, 32)",
+        )
+    node, *dim_nodes = call.args
+    value = low.expr(node)
+    if not (isinstance(value, Runtime) and value.is_tile):
+        raise low.error(f"reshape needs a tile, but this is {value.describe()}", node)
+    tile = value.value.type
+    dims = [low.as_const_int(d, "a dimension of reshape") for d in dim_nodes]
+    return Runtime(
+        low.builder.add(ReshapeOp.create(value.value, _infer_dim(low, tile, dims, call)))
+    )
+
+
+def _infer_dim(low, tile: TileType, dims: list[int], call: ast.Call) -> tuple[int, ...]:
+    """`dims` with its one -1 (if any) replaced by what makes the sizes match, as numpy does."""
+    for i, size in enumerate(dims):
+        if size == 0 or size < -1:
+            raise low.error(
+                f"reshape's dimensions must be positive (one of them may be -1), not {size}",
+                call.args[1 + i],
+            )
+    inferred = [i for i, size in enumerate(dims) if size == -1]
+    if len(inferred) > 1:
+        raise low.error(
+            "only one of reshape's dimensions may be -1 (the one the others leave)",
+            call.args[1 + inferred[1]],
+        )
+    if inferred:
+        known = math.prod(size for size in dims if size != -1)
+        if tile.size % known:
+            raise low.error(
+                f"cannot reshape {tile} ({tile.size} elements) to {dims}: "
+                f"{known} does not divide {tile.size}",
+                call,
+            )
+        dims[inferred[0]] = tile.size // known
+    return tuple(dims)
 
 
 # ---- constructors -------------------------------------------------------------------------

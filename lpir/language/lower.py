@@ -17,7 +17,6 @@ from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, agree
 from lpir.language import ast
-from lpir.language.builtins import BUILTINS
 from lpir.language.expressions import (
     BOOL,
     I32,
@@ -169,12 +168,12 @@ class KernelLowering(ExpressionLowering):
             raise self.error(f"unexpected statement {type(node).__name__}", node)
 
     def bind(self, name: str, value: SemanticValue, node: ast.Node) -> None:
-        if name == "block" or name in BUILTINS or name in self.params:
+        # A name may be a builtin function's (`bits = ...`, `max = ...`): functions are only
+        # called, never values, so `max(a, b)` still reaches the builtin. `block` is a value.
+        if name == "block" or name in self.params:
+            what = "a parameter" if name in self.params else "the block's index (block.x)"
             raise self.error(
-                f"cannot assign to '{name}': it names a "
-                f"{'parameter' if name in self.params else 'builtin'}",
-                node,
-                "choose another name",
+                f"cannot assign to '{name}': it names {what}", node, "choose another name"
             )
         if not isinstance(value, Const | Runtime | Memory):
             raise self.error(

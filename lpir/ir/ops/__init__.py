@@ -43,6 +43,7 @@ from lpir.ir.ops.tile import (
     ExpandDimsOp,
     ItemOp,
     ReduceOp,
+    ReshapeOp,
     SplatOp,
     TransposeOp,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "PackBitsOp",
     "ReduceLanesOp",
     "ReduceOp",
+    "ReshapeOp",
     "SelectOp",
     "ShuffleOp",
     "SplatOp",

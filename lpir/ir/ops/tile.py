@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import operator
+
 from lpir.dtypes import dtype
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
@@ -145,6 +149,56 @@ class TransposeOp(Operation):
 
     def recreate(self) -> Operation:
         return TransposeOp.create(self.operands[0])
+
+
+class ReshapeOp(Operation):
+    """`%t = reshape %a {shape = [64, 4, 32]}`: the same elements in row-major order under
+    another shape (numpy's `a.reshape(...)`), where the new shape splits dimensions of the old
+    one into several or merges adjacent ones. Each thread keeps its elements in the same slots
+    (the result's layout is `reshape` of the operand's), so it costs nothing where that layout
+    exists (layout-selection converts the operand where it does not)."""
+
+    names = ("reshape",)
+    signature = Signature(operands=exactly(1), results=exactly(1), attributes={"shape": INT_LIST})
+
+    @classmethod
+    def create(cls, operand: Value, shape: tuple[int, ...], name: str | None = None):
+        source = operand.type
+        if not isinstance(source, TileType):
+            raise TypeCheckError(f"reshape needs a tile, not {with_article(str(source))}")
+        shape = check_shape("reshape", tuple(int(size) for size in shape))
+        if math.prod(shape) != source.size:
+            raise TypeCheckError(
+                f"cannot reshape {source} ({source.size} elements) to {list(shape)} "
+                f"({math.prod(shape)} elements)",
+                hint="the new shape must hold as many elements as the tile",
+            )
+        if not regroups(source.shape, shape):
+            raise TypeCheckError(
+                f"cannot reshape {source} to {list(shape)}: a reshape splits dimensions or "
+                "merges adjacent ones, and this one moves elements across dimensions",
+                hint="every dimension of one shape must be a product of adjacent dimensions "
+                "of the other, e.g. [64, 128] <-> [64, 4, 32]; a change such as [a * b, c] -> "
+                "[a, b * c] takes two reshapes, through [a, b, c]",
+            )
+        result = TileType(source.dtype, shape)
+        return cls("reshape", [operand], [result], {"shape": shape}, result_names=[name])
+
+    def recreate(self) -> Operation:
+        return ReshapeOp.create(self.operands[0], self.attributes["shape"])
+
+
+def regroups(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether one of two shapes of the same size refines the other: every dimension of the
+    coarser one is the product of adjacent dimensions of the finer one (ignoring size-1
+    dimensions), so a reshape between them only splits or merges dimensions."""
+    boundaries_a, boundaries_b = _boundaries(a), _boundaries(b)
+    return boundaries_a <= boundaries_b or boundaries_b <= boundaries_a
+
+
+def _boundaries(shape: tuple[int, ...]) -> set[int]:
+    """The row-major positions where one of `shape`'s dimensions ends: its running products."""
+    return set(itertools.accumulate(shape, operator.mul))
 
 
 class ItemOp(Operation):
