@@ -206,6 +206,28 @@ class ExpressionLowering:
         hint = f"did you mean '{close[0]}'?" if close else self.undefined_hint(name)
         raise self.error(f"unknown name '{name}'", node, hint)
 
+    def value_or_dtype(self, node: ast.Node) -> SemanticValue:
+        """`node`'s value, where a bare dtype name no scope defines (`u8`, `f16`) is that
+        dtype: what a def's argument or a side of `==` may be (`if ST == u8 { ... }`)."""
+        if isinstance(node, ast.Name) and not any(node.id in scope for scope in self.scopes):
+            try:
+                return DTypeConst(dtype(node.id))
+            except DTypeError:
+                pass
+        return self.expr(node)
+
+    def compare_dtypes(self, op: str, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node):
+        """`ST == u8`, `WT != f16`: a compile-time bool."""
+        if not (isinstance(lhs, DTypeConst) and isinstance(rhs, DTypeConst)):
+            other = rhs if isinstance(lhs, DTypeConst) else lhs
+            raise self.error(
+                f"cannot compare a dtype with {other.describe()}",
+                node,
+                "compare dtypes with dtypes (ST == u8); bits(ST), is_float(ST) and is_signed(ST) "
+                "give a dtype's facts as values",
+            )
+        return Const((lhs.dtype == rhs.dtype) == (op == "eq"))
+
     def undefined_hint(self, name: str) -> str | None:
         return None
 
@@ -233,6 +255,11 @@ class ExpressionLowering:
             return Const(node.value)
         if isinstance(node, ast.Name):
             return self.name(node)
+        if isinstance(node, ast.BinaryExpr) and node.op in ("eq", "ne"):
+            lhs, rhs = self.value_or_dtype(node.lhs), self.value_or_dtype(node.rhs)
+            if isinstance(lhs, DTypeConst) or isinstance(rhs, DTypeConst):
+                return self.compare_dtypes(node.op, lhs, rhs, node)
+            return self.binary(node.op, lhs, rhs, node)
         if isinstance(node, ast.BinaryExpr):
             return self.binary(node.op, self.expr(node.lhs), self.expr(node.rhs), node)
         if isinstance(node, ast.UnaryExpr):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lpir.dtypes import DType, dtype
+from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
@@ -240,7 +240,7 @@ class KernelLowering(ExpressionLowering):
                 node,
                 f"call it as {signature}",
             )
-        bound = {p: self.argument_value(a) for p, a in zip(params, node.args)}
+        bound = {p: self.value_or_dtype(a) for p, a in zip(params, node.args)}
         for keyword in node.keywords:
             if keyword.name not in params:
                 raise self.error(
@@ -252,7 +252,7 @@ class KernelLowering(ExpressionLowering):
                 raise self.error(
                     f"'{keyword.name}' is given twice", keyword, f"call it as {signature}"
                 )
-            bound[keyword.name] = self.argument_value(keyword.value)
+            bound[keyword.name] = self.value_or_dtype(keyword.value)
         missing = [p for p in params if p not in bound]
         if missing:
             raise self.error(
@@ -261,15 +261,6 @@ class KernelLowering(ExpressionLowering):
                 f"call it as {signature}",
             )
         return bound
-
-    def argument_value(self, node: ast.Node) -> SemanticValue:
-        """An argument of a def's call: any value, and a bare dtype name (f16) as that dtype."""
-        if isinstance(node, ast.Name) and self.find(node.id) is None:
-            try:
-                return DTypeConst(dtype(node.id))
-            except LpirError:
-                pass
-        return self.expr(node)
 
     def called_from(self, error: LpirError, call: ast.Call) -> LpirError:
         """`error`, raised inside a def, with the call it came from added to its message."""
