@@ -16,8 +16,10 @@ import math
 from dataclasses import dataclass
 
 from llvmlite import ir
+from lpir.backends.llvm import jit
 from lpir.backends.llvm.arith import Arithmetic
 from lpir.backends.llvm.casts import Caster
+from lpir.backends.llvm.code_tables import CodeTables
 from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.memory import Memory
 from lpir.backends.llvm.plan import Plan
@@ -124,6 +126,7 @@ class KernelEmitter:
         self.caster = Caster(self.b, self.intrinsics)
         self.arith = Arithmetic(self.b, self.intrinsics, self.caster)
         self.vectors = Vectors(self.b)
+        self.code_tables = CodeTables(self, jit.host()[2])
         dummy = self.alloca(ir.ArrayType(I8, MASKED_OFF_BYTES), "masked_off")
         self.memory = Memory(self.b, self.intrinsics, self.vectors, dummy)
 

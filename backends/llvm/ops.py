@@ -29,6 +29,9 @@ def emitter(*names: str):
 
 
 def emit(e, op: Operation) -> list[ir.Value]:
+    tabulated = e.code_tables.emit(op)  # a function of small codes: table lookups
+    if tabulated is not None:
+        return [tabulated]
     function = EMITTERS.get(op.name)
     if function is None:
         if op.__class__.__name__ == "BinaryOp":

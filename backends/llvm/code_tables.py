@@ -1,0 +1,272 @@
+"""Elementwise functions of small codes as table lookups (hosts with AVX-512F).
+
+A vector computed elementwise from the codes of a type of at most 5 bits (u4 weights) and from
+values that are the same across each 16-lane register (a row's scale, a zero point) takes, in
+each register, at most 32 values: F(code) for one function F per register. It is therefore
+`table[code]`, the table F(0), F(1), ... computed once on 16 (or 32) lanes with the same LLVM
+operations, and each register of the result is one `vpermps` (`vpermi2ps` for 32 entries).
+examples/gemv_wq.lp's `(cast<f32>(w) - 8) * s` then costs one multiply of a 16-entry table by
+s per row and one permute per 16 weights, where it cost a conversion, a subtraction and a
+multiply per 16 weights; the mask that cuts the fields out of their words goes too (a permute
+reads the low 4 or 5 bits of its index, and a table of fewer codes repeats to fill them).
+
+The results are the bits the direct computation gives: each entry is computed by the same
+operations (`Arithmetic`, the casts' tables) on the same operands, once per distinct operand
+instead of once per lane. A value is tabulated only where that is cheaper: a table built
+from constants (LLVM folds it), or fewer distinct tables than registers of lanes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+from lpir.backends.llvm.lookup import TableCaster, table_of
+from lpir.backends.llvm.types import F32, I32
+
+from lpir.dtypes import DType
+from lpir.ir.core import Operation, Value
+from lpir.ir.types import VectorType
+
+REGISTER_LANES = 16  # f32 or i32 lanes of a 512-bit register
+MAX_CODE_BITS = 5  # 32 entries: one register pair
+
+
+@dataclass
+class Tabulated:
+    """A vector value as table lookups: lane i is `tables[chunk_tables[i // 16]][index[i]]`."""
+
+    index: ir.Value  # <N x i32>: each lane's code in its low bits
+    tables: list[list[ir.Value]]  # each table as 1 or 2 registers of 16 entries
+    chunk_tables: tuple[int, ...]  # which table each register of 16 lanes reads
+    constant: bool  # every table built from constants only
+    emitted: ir.Value | None = field(default=None)  # the lookups, as registered for the value
+
+
+@dataclass
+class Uniform:
+    """A vector operand that is one value across each register of 16 lanes: `keys[c]` names
+    register c's value and `scalars[key]` is that value."""
+
+    keys: tuple
+    scalars: dict
+    constant: bool
+
+
+class CodeTables:
+    """Tabulates casts of small codes and the elementwise ops that follow them, as the kernel
+    emitter `e` reaches them (`emit` returns None where an op is emitted directly)."""
+
+    def __init__(self, e, features: str):
+        self.e = e
+        self.enabled = "+avx512f" in features.split(",")
+        self.forms: dict[int, Tabulated] = {}
+
+    def emit(self, op: Operation) -> ir.Value | None:
+        if not self.enabled or not _tabulable_result(op):
+            return None
+        if op.name == "cast":
+            form = self.codes_cast(op)
+        elif op.__class__.__name__ in ("BinaryOp", "UnaryOp"):
+            form = self.derived(op)
+        else:
+            return None
+        if form is None:
+            return None
+        form.emitted = self.lookups(form, op.result)
+        self.forms[id(op.result)] = form
+        return form.emitted
+
+    # ---- building tables ------------------------------------------------------------------
+    def codes_cast(self, op: Operation) -> Tabulated | None:
+        """`cast<T>(q)` of codes of at most 5 bits: a constant table (the interpreter's own
+        conversion of every code, `lookup.table_of`)."""
+        source, target = _dtype(op.operands[0]), _dtype(op.result)
+        if source.is_bool or source.nbits > MAX_CODE_BITS or not self.e.has(op.operands[0]):
+            return None
+        index = code_index(self.e.b, self.e.get(op.operands[0]))
+        entries = table_of(source, target)  # 16 entries, or 32: the codes repeat to fill them
+        registers = [
+            ir.Constant(ir.VectorType(I32, REGISTER_LANES), [_signed32(v) for v in chunk])
+            for chunk in _registers(entries)
+        ]
+        if target.is_float:
+            registers = [self.e.b.bitcast(r, ir.VectorType(F32, REGISTER_LANES)) for r in registers]
+        chunks = _chunks(op.result)
+        return Tabulated(index, [registers], (0,) * chunks, constant=True)
+
+    def derived(self, op: Operation) -> Tabulated | None:
+        """An elementwise op whose operands are tabulated (on one index) or uniform per
+        register: its table per distinct combination of its operands' tables and values."""
+        forms, index = [], None
+        for operand in op.operands:
+            form = self.form_of(operand) or self.uniform(operand)
+            if form is None:
+                return None
+            if isinstance(form, Tabulated):
+                if index is not None and form.index is not index:
+                    return None
+                index = form.index
+            forms.append(form)
+        if index is None:
+            return None
+        chunks = _chunks(op.result)
+        keys = [tuple(_key(form, chunk) for form in forms) for chunk in range(chunks)]
+        distinct = list(dict.fromkeys(keys))
+        constant = all(form.constant for form in forms)
+        if not constant and len(distinct) >= chunks:
+            return None  # as many tables as registers: computing the lanes costs no more
+        tables = [self.table(op, forms, key) for key in distinct]
+        chunk_tables = tuple(distinct.index(key) for key in keys)
+        return Tabulated(index, tables, chunk_tables, constant)
+
+    def table(self, op: Operation, forms: list, key: tuple) -> list[ir.Value]:
+        """The table of `op` for one combination of its operands (one key per operand)."""
+        e = self.e
+        dt = _dtype(op.operands[0])
+        size = max(len(f.tables[part]) for f, part in zip(forms, key) if isinstance(f, Tabulated))
+        registers = []
+        for r in range(size):
+            operands = []
+            for form, part in zip(forms, key):
+                if isinstance(form, Tabulated):
+                    table = form.tables[part]
+                    operands.append(table[r % len(table)])  # a 16-entry table repeats
+                else:
+                    operands.append(e.vectors.splat(form.scalars[part], REGISTER_LANES))
+            if len(operands) == 1:
+                registers.append(e.arith.unary(op.name, operands[0], dt))
+            else:
+                registers.append(e.arith.binary(op.name, operands[0], operands[1], dt))
+        return registers
+
+    def form_of(self, value: Value) -> Tabulated | None:
+        """`value`'s tables, if it was tabulated where its current LLVM value was emitted (a
+        value reloaded in another segment of the kernel is not)."""
+        form = self.forms.get(id(value))
+        if form is None or not self.e.has(value) or self.e.get(value) is not form.emitted:
+            return None
+        return form
+
+    def uniform(self, value: Value) -> Uniform | None:
+        """`value` as one value per register of 16 lanes: a splat of a scalar, a shuffle that
+        repeats one lane of a vector across each register, a constant vector that does."""
+        e = self.e
+        op = e.producer(value)
+        if op is None or not isinstance(value.type, VectorType):
+            return None
+        chunks = _chunks(value)
+        if op.name == "splat" and e.has(op.operands[0]):
+            scalar = op.operands[0]
+            producer = e.producer(scalar)
+            constant = producer is not None and producer.name == "constant"
+            return Uniform((0,) * chunks, {0: e.get(scalar)}, constant)
+        if op.name == "shuffle" and len(op.operands) == 1 and e.has(op.operands[0]):
+            keys = _per_register(list(op.attributes["indices"]))
+            if keys is None:
+                return None
+            source = e.get(op.operands[0])
+            scalars = {k: e.b.extract_element(source, ir.Constant(I32, k)) for k in set(keys)}
+            return Uniform(keys, scalars, constant=False)
+        if op.name == "vector_constant" and _dtype(value).nbits == 32:
+            values = list(op.attributes["values"])
+            keys = _per_register(values)
+            if keys is None:
+                return None
+            lane = F32 if _dtype(value).is_float else I32
+            return Uniform(keys, {k: ir.Constant(lane, k) for k in set(keys)}, constant=True)
+        return None
+
+    # ---- reading tables -------------------------------------------------------------------
+    def lookups(self, form: Tabulated, result: Value) -> ir.Value:
+        """Every lane's entry: one permute (or permute of a pair) per register of lanes."""
+        e = self.e
+        caster: TableCaster = e.caster.tables
+        lanes = result.type.size  # type: ignore[attr-defined]
+        pieces = []
+        for chunk, table_number in enumerate(form.chunk_tables):
+            start = chunk * REGISTER_LANES
+            positions = [min(i, lanes) for i in range(start, start + REGISTER_LANES)]
+            index = e.vectors.pick(form.index, positions)
+            table = form.tables[table_number]  # (f32 or i32 lanes: the permute bitcasts them)
+            if len(table) == 1:
+                picked = caster.permute(table[0], index, I32, REGISTER_LANES)
+            else:
+                picked = caster.permute_pair(table[0], index, table[1], I32, REGISTER_LANES)
+            pieces.append(picked)
+        joined = e.vectors.pick(e.vectors.concat(pieces), list(range(lanes)))
+        if _dtype(result).is_float:
+            return e.b.bitcast(joined, ir.VectorType(F32, lanes))
+        return joined
+
+
+def code_index(b: ir.IRBuilder, codes: ir.Value) -> ir.Value:
+    """An i32 vector whose low bits are the lanes' codes: the word the codes were cut from by
+    `unpack_bits` where they were (its mask dropped: the permutes read the low bits only, and
+    tables of fewer codes repeat), else the codes zero-extended."""
+    if _is(codes, "ashr") and _is(codes.operands[0], "shl"):  # a signed field's sign extension
+        codes = codes.operands[0].operands[0]
+    if isinstance(codes, ir.CastInstr) and codes.opname == "trunc":
+        word = codes.operands[0]
+        if isinstance(word.type, ir.VectorType) and word.type.element == I32:
+            if _is(word, "and") and isinstance(word.operands[1], ir.Constant):
+                mask = _splat_value(word.operands[1])
+                if mask is not None and mask + 1 <= 1 << MAX_CODE_BITS and not mask & (mask + 1):
+                    return word.operands[0]
+            return word
+    return b.zext(codes, ir.VectorType(I32, codes.type.count))
+
+
+def _is(value: ir.Value, opname: str) -> bool:
+    return isinstance(value, ir.Instruction) and value.opname == opname
+
+
+def _splat_value(constant: ir.Constant) -> int | None:
+    values = constant.constant
+    if not isinstance(values, list):
+        return None
+    numbers = {v.constant if isinstance(v, ir.Constant) else v for v in values}
+    return numbers.pop() if len(numbers) == 1 else None
+
+
+def _tabulable_result(op: Operation) -> bool:
+    """Ops with one vector result of 32-bit lanes (f32, i32, u32): what a permute gives."""
+    if len(op.results) != 1 or not isinstance(op.result.type, VectorType):
+        return False
+    dt = _dtype(op.result)
+    return dt.nbits == 32 and not dt.is_bool
+
+
+def _registers(entries) -> list[list[int]]:
+    return [list(entries[i : i + REGISTER_LANES]) for i in range(0, len(entries), REGISTER_LANES)]
+
+
+def _signed32(value) -> int:
+    value = int(value) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _chunks(value: Value) -> int:
+    return -(-value.type.size // REGISTER_LANES)  # type: ignore[attr-defined]
+
+
+def _per_register(values: list) -> tuple | None:
+    """The one value of each register of 16 lanes, or None where a register holds two."""
+    keys = []
+    for start in range(0, len(values), REGISTER_LANES):
+        chunk = set(values[start : start + REGISTER_LANES])
+        if len(chunk) != 1:
+            return None
+        keys.append(chunk.pop())
+    return tuple(keys)
+
+
+def _key(form, chunk: int):
+    return form.chunk_tables[chunk] if isinstance(form, Tabulated) else form.keys[chunk]
+
+
+def _dtype(value: Value) -> DType:
+    return value.type.dtype  # type: ignore[attr-defined]
+
+
+__all__ = ["CodeTables", "code_index"]

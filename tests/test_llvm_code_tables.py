@@ -1,0 +1,129 @@
+"""Functions of small codes as table lookups (backends/llvm/code_tables.py): chains of casts and
+elementwise ops on the codes of 1- to 5-bit types, with operands the same across each register
+(scalars, a lane of a vector repeated), against the thread-IR interpreter bit for bit, for
+every code; and the LLVM IR shows where tables are built and where lanes are computed as they
+are (too many distinct tables, or a runtime table for a single register of lanes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lpir.backends.llvm import compile_kernel, jit, llvm_module
+from test_llvm_harness import LaneKernel, check, codes_array, empty_for, private_cache  # noqa: F401
+
+from lpir.dtypes import dtype
+from lpir.ir import parse
+
+AVX512 = "+avx512f" in jit.host()[2].split(",")
+LANES, THREADS = 64, 4
+SOURCES = ["u1", "u2", "u3", "u4", "u5", "i2", "i3", "i4", "i5", "f3e1m1", "f4e2m1", "f5e2m2"]
+PERMUTES = ("llvm.x86.avx512.permvar.sf.512", "llvm.x86.avx512.vpermi2var.ps.512")
+
+
+def every_code(source: str) -> np.ndarray:
+    """Every code of `source`, repeated to fill a grid of LANES x THREADS lanes per block."""
+    dt = dtype(source)
+    codes = np.arange(1 << dt.nbits, dtype=np.uint16).astype(np.uint8)
+    per_block = LANES * THREADS
+    return np.resize(codes, 2 * per_block)
+
+
+def values_of(codes: np.ndarray, source: str) -> np.ndarray:
+    dt = dtype(source)
+    return dt.decode(codes) if dt.is_float else dt.from_codes(codes)
+
+
+def dequantize_kernel(source: str, shuffle: list[int] | None = None) -> tuple[str, list]:
+    """f32: max(((cast(q) - 3) * s) / t, -1); s a scalar argument, t a lane of a loaded
+    vector repeated by `shuffle` (every lane by default). i32: cast(q) * k + 5
+    (wrapping integer arithmetic). No multiply feeds an add in f32: LLVM may fuse those into one
+    rounding, which the interpreter does not."""
+    kernel = LaneKernel(2 * LANES * THREADS, LANES, THREADS)
+    q = kernel.load(source)
+    s = kernel.scalar("f32")
+    divisors = kernel.load("f32")
+    t = kernel.op(f"shuffle({divisors}) {{indices = {shuffle or [0] * LANES}}}", "f32")
+    three = kernel.fresh("c")
+    kernel.emit(f"{three}s = constant {{value = 3.0}} : f32")
+    kernel.emit(f"{three} = splat({three}s) {{shape = [{LANES}]}} : <{LANES} x f32>")
+    wide = kernel.op(f"cast({q})", "f32")
+    scaled = kernel.op(f"mul({kernel.op(f'sub({wide}, {three})', 'f32')}, {s})", "f32")
+    divided = kernel.op(f"div({scaled}, {t})", "f32")
+    minus_one = kernel.fresh("c")
+    kernel.emit(f"{minus_one}s = constant {{value = -1.0}} : f32")
+    kernel.emit(f"{minus_one} = splat({minus_one}s) {{shape = [{LANES}]}} : <{LANES} x f32>")
+    kernel.store(kernel.op(f"max({divided}, {minus_one})", "f32"), "f32")
+    k = kernel.scalar("i32")
+    integer = kernel.op(f"mul({kernel.op(f'cast({q})', 'i32')}, {k})", "i32")
+    five = kernel.fresh("c")
+    kernel.emit(f"{five}s = constant {{value = 5}} : i32")
+    kernel.emit(f"{five} = splat({five}s) {{shape = [{LANES}]}} : <{LANES} x i32>")
+    kernel.store(kernel.op(f"add({integer}, {five})", "i32"), "i32")
+    n = 2 * LANES * THREADS
+    rng = np.random.default_rng(4)
+    divisor_values = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    arguments = [
+        every_code(source),
+        np.float32(0.37),
+        divisor_values,
+        empty_for("f32", n),
+        np.int32(-7),
+        empty_for("i32", n),
+    ]
+    return kernel.text(f"tables_{source}"), arguments
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_tabulated_chains_are_bit_exact(source):
+    text, arguments = dequantize_kernel(source)
+    result = check(text, arguments)  # identical bytes to the thread interpreter
+    values = values_of(arguments[0], source).astype(np.float64)
+    divisors = np.repeat(arguments[2][::LANES], LANES)  # each thread's first lane
+    expected = np.maximum((values - 3) * np.float64(np.float32(0.37)) / divisors, -1)
+    np.testing.assert_allclose(result[3].view(np.float32), expected, rtol=1e-6)  # (and right)
+    np.testing.assert_array_equal(result[5].view(np.int32), values.astype(np.int32) * -7 + 5)
+
+
+@pytest.mark.parametrize("source", ["u4", "i3", "u5"])
+def test_two_tables_per_thread_are_bit_exact(source):
+    """Half a thread's lanes divide by one value, half by another: two tables."""
+    text, arguments = dequantize_kernel(source, [0] * 32 + [1] * 32)
+    check(text, arguments)
+
+
+def permutes(text: str) -> int:
+    llvm_ir = compile_kernel(parse(text), {}).llvm_ir_optimized
+    return sum(llvm_ir.count(f"call <16 x float> @{name}(") for name in PERMUTES)
+
+
+@pytest.mark.skipif(not AVX512, reason="the host has no AVX-512")
+def test_which_values_are_tabulated():
+    # one table per thread for every value: the two stored results are 4 + 4 permutes
+    assert permutes(dequantize_kernel("u4")[0]) == 8
+    # two distinct divisors: still fewer tables than the 4 registers of lanes
+    assert permutes(dequantize_kernel("u4", [0] * 32 + [1] * 32)[0]) == 8
+    # four distinct divisors, one per register: the division is computed lane by lane, from
+    # the lookups of its operand (the i32 chain stays tabulated)
+    four = [0] * 16 + [1] * 16 + [2] * 16 + [3] * 16
+    assert permutes(dequantize_kernel("u4", four)[0]) == 8
+    text = dequantize_kernel("u4", four)[0]
+    assert "fdiv <16 x float>" not in compile_kernel(parse(text), {}).llvm_ir_optimized
+    # 32 codes: a pair of registers per table (vpermi2ps)
+    llvm_ir = compile_kernel(parse(dequantize_kernel("u5")[0]), {}).llvm_ir_optimized
+    assert "llvm.x86.avx512.vpermi2var.ps.512" in llvm_ir
+
+
+@pytest.mark.skipif(not AVX512, reason="the host has no AVX-512")
+def test_one_register_of_lanes_takes_constant_tables_only():
+    """With 16 lanes a table built at run time costs what the lanes do: only the cast (a
+    constant table) is a lookup, the multiply by a run-time scalar is computed."""
+    kernel = LaneKernel(16 * THREADS, 16, THREADS)
+    q = kernel.load("u4")
+    s = kernel.scalar("f32")
+    kernel.store(kernel.op(f"mul({kernel.op(f'cast({q})', 'f32')}, {s})", "f32"), "f32")
+    text = kernel.text("one_register")
+    llvm_ir = str(llvm_module(parse(text)))  # as emitted: one lookup, then the lanes' fmul
+    assert llvm_ir.count('call <16 x float> @"llvm.x86.avx512.permvar.sf.512"') == 1
+    assert "fmul contract <16 x float>" in llvm_ir
+    codes = codes_array(np.resize(np.arange(16), 16 * THREADS), "u4")
+    check(text, [codes, np.float32(1.5), empty_for("f32", 16 * THREADS)])
