@@ -2,7 +2,7 @@
 
 * `default_layout`: a tile nobody constrains (the target's preferred distribution);
 * `broadcast_operand`, `expand_dims_result`, `squeeze`, `reduce_result`, `transposed`,
-  `reshaped`: how a layout passes through shape ops;
+  `reshaped`, `indexed_result` / `indexed_operand`: how a layout passes through shape ops;
 * `view_result` / `view_operand`: bit reinterpretation to a narrower or wider dtype;
 * `dot_layouts`: the operand layouts that a `dot` with a given accumulator layout needs;
 * `shared_layout`: the swizzle of a shared tile with the fewest bank conflicts on a GPU.
@@ -133,6 +133,28 @@ def reshaped(layout: RegisterLayout, shape: tuple[int, ...]) -> RegisterLayout:
     where a mode of the layout straddles a new dimension's boundary (merging adjacent
     dimensions always works; splitting one works where its modes divide at the split)."""
     return L.reshape(layout, shape)
+
+
+def indexed_result(operand: RegisterLayout, axis: int) -> RegisterLayout:
+    """`index`'s result layout: the operand's without `axis`, which must be held whole by each
+    thread (all its modes local: the result is a choice of slots). Raises LayoutError where
+    threads split the axis (a thread would need another's element)."""
+    split = [
+        mode
+        for mode in operand.spatial_modes
+        if mode >= 0 and operand.mode_dims[mode] == axis and operand.mode_sizes[mode] > 1
+    ]
+    if split:
+        raise LayoutError(f"the threads of {operand} split dimension {axis}: index needs it whole")
+    return reduce_result(operand, axis)
+
+
+def indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLayout:
+    """The operand layout `index` needs for its result's layout: the result's, each thread
+    also holding the whole of `axis` (size `size`) as its innermost slots."""
+    ones = [1] * (result.rank + 1)
+    ones[axis] = size
+    return L.product(L.expand_dims(result, axis), L.local(*ones))
 
 
 def expand_dims_result(operand: RegisterLayout, axis: int) -> RegisterLayout:

@@ -12,7 +12,7 @@ How: values that must share a layout (operands and results of elementwise ops, l
 values, the accumulator of a dot) are grouped into classes. Classes with a fixed layout come
 first (annotations, dot accumulators, and on a GPU the coalesced layout of global loads);
 layouts then flow along the shape ops (broadcast, expand_dims, reduce, view, transpose,
-reshape, dot operands) to neighbouring classes; a class still open gets the target's default
+reshape, index, dot operands) to neighbouring classes; a class still open gets the target's default
 layout, largest tiles first. Finally the kernel is rebuilt with those layouts, converting where a
 flow met a class that already had a different layout.
 """
@@ -35,6 +35,7 @@ from lpir.ir.ops import (
     ExpandDimsOp,
     ForOp,
     IfOp,
+    IndexOp,
     LoadOp,
     ReduceOp,
     ReshapeOp,
@@ -191,6 +192,13 @@ class _Selection:
             source, result = op.operands[0], op.result
             self.flows.append(_Flow(source, result, rules.transposed))
             self.flows.append(_Flow(result, source, rules.transposed))
+        elif isinstance(op, IndexOp):
+            source, result, axis = op.operands[0], op.result, op.axis
+            size = source.type.shape[axis]  # type: ignore[attr-defined]
+            self.flows.append(_Flow(source, result, lambda l: rules.indexed_result(l, axis)))
+            self.flows.append(
+                _Flow(result, source, lambda l: rules.indexed_operand(l, axis, size), shaping=True)
+            )
         elif isinstance(op, ReshapeOp):
             source, result = op.operands[0], op.result
             old, new = source.type.shape, result.type.shape  # type: ignore[attr-defined]
@@ -491,6 +499,14 @@ class _Apply(Rewriter):
             if _try(lambda l: rules.view_result(l, a, b), self.chosen(source)) is None:
                 return [rules.view_operand(self.chosen(result), a, b)]
             return [None]
+        if isinstance(op, IndexOp):
+            # free where each thread holds the whole axis; otherwise the operand is converted
+            # to the result's layout with the axis added as local slots
+            source, axis = self.chosen(op.operands[0]), op.axis
+            if _try(lambda l: rules.indexed_result(l, axis), source) is None:
+                size = op.operands[0].type.shape[axis]  # type: ignore[attr-defined]
+                return [rules.indexed_operand(self.chosen(op.result), axis, size)]
+            return [None]
         if isinstance(op, ReshapeOp):
             # free where the operand's layout reshapes; otherwise the operand takes the
             # result's layout reshaped back (which exists when the result's side is the finer
@@ -515,13 +531,15 @@ class _Apply(Rewriter):
 
     def computed_result_layout(self, op: Operation, operands: list[Value]):
         """The layout an op's result has by construction (None: whatever its class has)."""
-        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp):
+        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp):
             return None
         source = operands[0].type.layout  # type: ignore[attr-defined]
         if isinstance(op, TransposeOp):
             return rules.transposed(source)
         if isinstance(op, ReshapeOp):
             return rules.reshaped(source, op.result.type.shape)  # type: ignore[attr-defined]
+        if isinstance(op, IndexOp):
+            return rules.indexed_result(source, op.axis)
         if isinstance(op, ExpandDimsOp):
             return rules.expand_dims_result(source, op.axis)
         if isinstance(op, ReduceOp):

@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import math
 
+import numpy as np
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.layout_rules import (
     PAIR_DISTANCES,
@@ -53,6 +54,7 @@ from lpir.ir.ops import (
     ExtractOp,
     ForOp,
     IfOp,
+    IndexOp,
     ItemOp,
     LoadMatrixOp,
     LoadOp,
@@ -157,6 +159,16 @@ class _Lowering(Rewriter):
 
     def lower_TransposeOp(self, op: TransposeOp):
         return [self.map(op.operands[0])]  # the same slots: only the layout's dims swap
+
+    def lower_IndexOp(self, op: IndexOp):
+        # each thread holds the whole axis (layout-selection saw to it): a choice of its slots
+        axis, position = op.axis, op.position
+
+        def project(coordinates):
+            return np.insert(coordinates, axis, position, axis=-1)
+
+        indices = required_slot_map(_layout(op.result), _layout(op.operands[0]), project)
+        return [self.shuffle(self.map(op.operands[0]), indices)]
 
     def lower_ReshapeOp(self, op: ReshapeOp):
         # layout-selection gave the result `reshape` of the operand's layout: the same threads

@@ -75,6 +75,10 @@ class _Block(Evaluator):
     def op_transpose(self, op):
         return [np.ascontiguousarray(self.get(op.operands[0]).T)]
 
+    def op_index(self, op):
+        value = self.get(op.operands[0])
+        return [np.take(value, op.attributes["position"], axis=op.attributes["axis"]).copy()]
+
     def op_reshape(self, op):
         return [self.get(op.operands[0]).reshape(op.attributes["shape"])]
 

@@ -34,6 +34,7 @@ from lpir.ir.ops import (
     ConstantOp,
     ConvertLayoutOp,
     ExpandDimsOp,
+    IndexOp,
     SplatOp,
     UnaryOp,
 )
@@ -493,26 +494,48 @@ class ExpressionLowering:
         raise self.error(f"cannot subscript {base.describe()}", node)
 
     def tile_subscript(self, tile: Runtime, node: ast.Subscript) -> Runtime:
-        """`t[:, None]`: only full slices and new axes apply to register tiles."""
+        """`t[:, None]`, `t[:, :, 0]`: whole dimensions (`:`), new axes (None) and
+        compile-time indices (one position of a dimension, the dimension removed)."""
         value = tile.value
+        rank = value.type.rank  # type: ignore[attr-defined]
         kept = [i for i in node.items if not isinstance(i, ast.NewAxis)]
-        if len(kept) != value.type.rank:  # type: ignore[attr-defined]
+        if len(kept) != rank:
             raise self.error(
-                f"a subscript of {value.type} needs {value.type.rank} ':' entries, "  # type: ignore[attr-defined]
+                f"a subscript of {value.type} needs {rank} entries (':' or an index), "
                 f"got {len(kept)}",
                 node,
-                "register tiles take only ':' and None, e.g. t[:, None]",
+                "register tiles take ':', compile-time indices and None, e.g. t[:, 0, None]",
             )
-        for item in kept:
-            if not (isinstance(item, ast.SliceRange) and item.start is None and item.stop is None):
+        indices = []
+        for dim, item in enumerate(kept):
+            if isinstance(item, ast.SliceRange) and item.start is None and item.stop is None:
+                continue
+            if isinstance(item, ast.SliceRange | ast.SliceLength):
                 raise self.error(
-                    "register tiles cannot be indexed or sliced",
+                    "register tiles cannot be sliced",
                     item,
-                    "slice the tensor before loading it; on a tile use only ':' and None",
+                    "slice the tensor before loading it; to split a tile, reshape it and "
+                    "index the new dimension: reshape(t, BN, 2, BK / 2)[:, 0, :] is its left half",
                 )
-        for axis, item in enumerate(node.items):
+            position = self.as_const_int(item, "an index of a register tile")
+            size = value.type.shape[dim]  # type: ignore[attr-defined]
+            if not -size <= position < size:
+                raise self.error(
+                    f"index {position} is out of range for dimension {dim} of {value.type}",
+                    item,
+                    f"use 0 to {size - 1} (or -{size} to -1, counted from the end)",
+                )
+            indices.append((dim, position % size, item))
+        for dim, position, _ in reversed(indices):  # the last first: earlier dims keep
+            value = self.builder.add(IndexOp.create(value, dim, position))
+        position = 0
+        indexed = {id(item) for _, _, item in indices}
+        for item in node.items:
             if isinstance(item, ast.NewAxis):
-                value = self.builder.add(ExpandDimsOp.create(value, axis))
+                value = self.builder.add(ExpandDimsOp.create(value, position))
+                position += 1
+            elif id(item) not in indexed:
+                position += 1
         return Runtime(value)
 
     def memory_slice(self, memory: Memory, node: ast.Subscript) -> Slice:

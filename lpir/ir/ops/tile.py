@@ -151,6 +151,47 @@ class TransposeOp(Operation):
         return TransposeOp.create(self.operands[0])
 
 
+class IndexOp(Operation):
+    """`%r = index %a {axis = 2, position = 0} : f32[16, 32]`: the elements at one position of
+    an axis, the axis removed (numpy's `a[:, :, 0]`). Free where each thread holds the whole
+    axis (its modes are all local: the result is a choice of slots); layout-selection converts
+    the operand to such a layout where it is not."""
+
+    names = ("index",)
+    signature = Signature(
+        operands=exactly(1), results=exactly(1), attributes={"axis": INT, "position": INT}
+    )
+
+    @classmethod
+    def create(cls, operand: Value, axis: int, position: int, name: str | None = None):
+        source = operand.type
+        if not isinstance(source, TileType) or source.rank == 0:
+            raise TypeCheckError(f"cannot index {with_article(str(source))}")
+        if not 0 <= axis < source.rank:
+            raise TypeCheckError(f"axis {axis} is out of range for {source}")
+        size = source.shape[axis]
+        if not 0 <= position < size:
+            raise TypeCheckError(
+                f"index {position} is out of range for dimension {axis} of {source}",
+                hint=f"use 0 to {size - 1} (or -{size} to -1, counted from the end)",
+            )
+        shape = source.shape[:axis] + source.shape[axis + 1 :]
+        result = TileType(source.dtype, shape)
+        attributes = {"axis": axis, "position": position}
+        return cls("index", [operand], [result], attributes, result_names=[name])
+
+    @property
+    def axis(self) -> int:
+        return self.attributes["axis"]
+
+    @property
+    def position(self) -> int:
+        return self.attributes["position"]
+
+    def recreate(self) -> Operation:
+        return IndexOp.create(self.operands[0], self.axis, self.position)
+
+
 class ReshapeOp(Operation):
     """`%t = reshape %a {shape = [64, 4, 32]}`: the same elements in row-major order under
     another shape (numpy's `a.reshape(...)`), where the new shape splits dimensions of the old

@@ -1,0 +1,96 @@
+"""Compile-time indices of register tiles: `t[:, :, 0]` keeps one position of a dimension and
+removes it (negative positions count from the end; `:` and None mix with them). Free where
+each thread holds the whole dimension (a choice of its slots); where the threads split it, the
+operand is converted first. Checked on every host target against numpy, with the GPU's layouts
+(threads-cuda) and the CPU's, plus the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from host_targets import HOST_TARGETS
+
+import lpir
+from lpir.errors import LpirError
+
+TARGETS = [*HOST_TARGETS, "threads-cuda"]
+
+# interleaved pairs, as a rotary embedding reads them: the even and odd elements of each row
+PAIRS = """
+kernel pairs[T = 37, D = 64, BT = 16](
+    x: global f32[T, D], even: global f32[T, D / 2], odd: global f32[T, D / 2],
+) blocks(cdiv(T, BT)) threads(64) {
+    rows = block.x * BT
+    p = reshape(load(x[rows :+ BT, :]), BT, D / 2, 2)
+    store(even[rows :+ BT, :], p[:, :, 0] * 2.0)
+    store(odd[rows :+ BT, :], p[:, :, -1] + 1.0)
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_even_and_odd_elements_with_edges(target):
+    x = np.random.default_rng(1).standard_normal((37, 64)).astype(np.float32)
+    even, odd = np.zeros((37, 32), np.float32), np.zeros((37, 32), np.float32)
+    lpir.compile(PAIRS, target=target)(x, even, odd)
+    np.testing.assert_array_equal(even, x[:, 0::2] * 2)
+    np.testing.assert_array_equal(odd, x[:, 1::2] + 1)
+
+
+def test_indexing_a_dimension_each_thread_holds_costs_nothing():
+    kernel = lpir.compile(PAIRS, target="cuda")
+    tiles = kernel.ir("after:layout-selection")
+    assert tiles.count("index(") == 2 and "convert_layout" not in tiles
+    assert "index(" not in kernel.ir("after:lower-to-threads")
+
+
+# one row of a tile whose rows are spread over the threads, and a column with new axes around
+ROW_AND_COLUMN = """
+kernel pick[](x: global i32[64, 32], row: global i32[32], column: global i32[1, 64, 1])
+    blocks(1) threads(64) {
+    t = load(x[0 :+ 64, 0 :+ 32])
+    store(row[0 :+ 32], t[5, :])
+    store(column[0 :+ 1, 0 :+ 64, 0 :+ 1], t[None, :, 31, None])
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_dimension_the_threads_split_is_converted_first(target):
+    x = np.arange(64 * 32, dtype=np.int32).reshape(64, 32)
+    row, column = np.zeros(32, np.int32), np.zeros((1, 64, 1), np.int32)
+    kernel = lpir.compile(ROW_AND_COLUMN, target=target)
+    kernel(x, row, column)
+    np.testing.assert_array_equal(row, x[5])
+    np.testing.assert_array_equal(column, x[None, :, 31, None])
+    if target == "threads-cuda":
+        # t is loaded with each thread holding whole columns (for t[5, :]); t[:, 31] needs
+        # whole rows: converted once, before that index
+        tiles = kernel.ir("after:layout-selection")
+        assert tiles.count("convert_layout(") == 1
+        assert tiles.index("convert_layout(") < tiles.rindex("index(")
+
+
+@pytest.mark.parametrize(
+    ("subscript", "column", "message", "hint"),
+    [
+        ("t[0 :+ 4, :]", 11, "register tiles cannot be sliced", "reshape(t, BN, 2, BK / 2)"),
+        ("t[6, :]", 11, "index 6 is out of range for dimension 0 of f32[6, 4]", "-6 to -1"),
+        ("t[:, -5]", 14, "index -5 is out of range for dimension 1", "use 0 to 3"),
+        ("t[n, :]", 11, "an index of a register tile must be a compile-time integer", None),
+        ("t[0]", 9, "needs 2 entries (':' or an index), got 1", "t[:, 0, None]"),
+    ],
+)
+def test_a_bad_index_is_a_located_error(subscript, column, message, hint):
+    source = (
+        "kernel bad[](a: global f32[6, 4], n: i32) blocks(1) threads(32) {\n"
+        "    t = load(a[0 :+ 6, 0 :+ 4])\n"
+        f"    u = {subscript}\n"
+        "}\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="cpu").specialize(None)
+    text = str(caught.value)
+    assert f":3:{column}:" in text and message in text and "^" in text, text
+    if hint is not None:
+        assert hint in text, text
