@@ -19,13 +19,14 @@
 #   all    tests and full benchmarks (may exceed one 10-minute call: prefer two calls)
 #   stages gpu_gemv.py at 8192 x 8192 for u4 and u3 with 2, 3 and 4 pipeline stages (~3 min)
 #   attention  benchmarks/gpu_attention.py beside torch's scaled_dot_product_attention (~2 min)
+#   mx     benchmarks/gpu_gemv_mx.py: MXFP4/6/8 and NVFP4 GEMVs beside cuBLAS f16 (~2-3 min)
 #   targets the GPU tests, then only what issue #5's targets are judged on: gpu_gemv.py at
 #          28672 x 8192 for u4, u3, u5 and u6 (gemv_tc and gemv_wq at 2, 4 and 8 stages, beside
 #          cuBLAS f16) (~2-3 min: for a short device session)
 #
 # Logs go to $OUT (the device tool's folder that comes back; ./gpu-session elsewhere):
 # environment.log, tests.log, gemv.log, gemv.json, matmul.log, matmul.json, stages.log,
-# stages.json, targets.log, targets.json, attention.log, attention.json, summary.txt.
+# stages.json, targets.log, targets.json, attention.log, attention.json, mx.log, summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -147,13 +148,17 @@ case "$MODE" in
             | tee "$OUT/attention.log"
         summary "attention: exit ${PIPESTATUS[0]}"
         ;;
+    mx)
+        timeout 400 "$PY" benchmarks/gpu_gemv_mx.py 2>&1 | tee "$OUT/mx.log"
+        summary "mx: exit ${PIPESTATUS[0]}"
+        ;;
     run) shift; "$@" ;;  # any command, after the set-up above (wheels, lpir importable)
     tests) run_tests ;;
     stages) run_stages ;;
     bench) run_benchmarks ;;
     quick) run_tests; run_benchmarks --quick ;;
     all) run_tests; run_benchmarks ;;
-    *) echo "usage: $0 [fetch|device|targets|tests|bench|quick|all|stages|attention|run COMMAND...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [fetch|device|targets|tests|bench|quick|all|stages|attention|mx|run COMMAND...]" >&2; exit 2 ;;
 esac
 echo
 cat "$OUT/summary.txt"

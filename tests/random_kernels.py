@@ -1,11 +1,12 @@
 """Random valid kernels for differential testing: elementwise expression trees (some in a
 `def`) over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
-exp/log/sin/cos/tanh, rsqrt, rounding), broadcasts, casts between compute dtypes, optional
-reductions along either axis, random tile sizes, thread counts and tensor sizes that rarely
-divide the tiles; loops over column tiles through shared memory, some stopping at a column
-read from memory; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
-random pipeline depths, operands straight from memory, through shared memory, or copied there
-unchanged, weights of any storage type cast to the operand type).
+exp/log/sin/cos/tanh, rsqrt, rounding), broadcasts, casts between compute dtypes, tiles
+regrouped into blocks of columns (reshape, index, new axes), optional reductions along either
+axis, random tile sizes, thread counts and tensor sizes that rarely divide the tiles; loops
+over column tiles through shared memory, some stopping at a column read from memory; and tiled
+matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random pipeline depths,
+operands straight from memory, through shared memory, or copied there unchanged, weights of
+any storage type cast to the operand type).
 
 `random_case(rng)` gives the kernel source, its parameters and a function that makes random
 arguments. The kernels are built so that every target must compute the same values: no
@@ -174,6 +175,11 @@ def tile_case(rng) -> Case:
         tile_columns = max(tile_columns, -(-threads // tile_rows))
     layout = random_layout(rng, tile_rows, tile_columns, threads) if rng.random() < 0.3 else None
     annotation = f" @ {layout}" if layout else ""
+    regroup = ""
+    if rng.random() < 0.25:  # each block of the row's columns plus its first block
+        f = int(rng.choice([2, 4]))
+        blocks = f"reshape(e, BM, {f}, BN / {f})"
+        regroup = f"\n    e = reshape({blocks} + {blocks}[:, 0, :][:, None, :], BM, BN)"
     helper, computed = "", f"({body})"
     if rng.random() < 0.3:  # the expression in a def, called by position or by name
         helper = f"def combine(a, b) {{\n    return {body}\n}}\n"
@@ -188,7 +194,7 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     c = {column_start}
     a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
     b = cast<{compute}>(load(y[c :+ BN]))[None, :]
-    e = ({computed} + zeros<{compute}>[BM, BN]){annotation}
+    e = ({computed} + zeros<{compute}>[BM, BN]){annotation}{regroup}
     v = {result}
     {store}
 }}
@@ -198,7 +204,7 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, out_shape)]
     shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}, layout {layout}"
     reduced = f"{kind} over axis {axis}" if reduce else "none"
-    description = f"{compute}: {body} (reduction: {reduced}, {shapes})"
+    description = f"{compute}: {body}{regroup} (reduction: {reduced}, {shapes})"
     return Case(source, params, inputs, description, compute)
 
 
