@@ -13,9 +13,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 from host_targets import HOST_TARGETS
+from located_errors import assert_located_error
 
 import lpir
-from lpir.errors import LpirError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TARGETS = [*HOST_TARGETS, "threads-cuda"]
@@ -117,19 +117,7 @@ kernel same[](a: global f32[8, 16], b: global f32[8, 16], c: global f32[128])
     ],
 )
 def test_a_bad_reshape_is_a_located_error(call, column, message, hint):
-    source = (
-        "kernel bad[](a: global f32[6, 4], b: global f32[24], N: i32) blocks(1) threads(32) {\n"
-        "    t = load(a[0 :+ 6, 0 :+ 4])\n"
-        f"    u = {call}\n"
-        "}\n"
-    )
-    with pytest.raises(LpirError) as caught:
-        lpir.compile(source, target="cpu").specialize(None)
-    text = str(caught.value)
-    assert f":3:{column}:" in text, text
-    assert message in text and "^" in text, text
-    if hint is not None:
-        assert hint in text, text
+    assert_located_error(call, column, message, hint)
 
 
 # ---- examples/gemv_mx.lp ------------------------------------------------------------------

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from host_targets import HOST_TARGETS
+from located_errors import assert_located_error
 
 import lpir
-from lpir.errors import LpirError
 
 TARGETS = [*HOST_TARGETS, "threads-cuda"]
 
@@ -82,15 +82,4 @@ def test_a_dimension_the_threads_split_is_converted_first(target):
     ],
 )
 def test_a_bad_index_is_a_located_error(subscript, column, message, hint):
-    source = (
-        "kernel bad[](a: global f32[6, 4], n: i32) blocks(1) threads(32) {\n"
-        "    t = load(a[0 :+ 6, 0 :+ 4])\n"
-        f"    u = {subscript}\n"
-        "}\n"
-    )
-    with pytest.raises(LpirError) as caught:
-        lpir.compile(source, target="cpu").specialize(None)
-    text = str(caught.value)
-    assert f":3:{column}:" in text and message in text and "^" in text, text
-    if hint is not None:
-        assert hint in text, text
+    assert_located_error(subscript, column, message, hint)
