@@ -12,9 +12,9 @@ How: values that must share a layout (operands and results of elementwise ops, l
 values, the accumulator of a dot) are grouped into classes. Classes with a fixed layout come
 first (annotations, dot accumulators, and on a GPU the coalesced layout of global loads);
 layouts then flow along the shape ops (broadcast, expand_dims, reduce, view, transpose,
-reshape, index, dot operands) to neighbouring classes; a class still open gets the target's default
-layout, largest tiles first. Finally the kernel is rebuilt with those layouts, converting where a
-flow met a class that already had a different layout.
+reshape, index, dot operands) to neighbouring classes; a class still open gets the target's
+default layout, largest tiles first. Finally the kernel is rebuilt with those layouts,
+converting where a flow met a class that already had a different layout.
 """
 
 from __future__ import annotations
