@@ -12,7 +12,7 @@ How: values that must share a layout (operands and results of elementwise ops, l
 values, the accumulator of a dot) are grouped into classes. Classes with a fixed layout come
 first (annotations, dot accumulators, and on a GPU the coalesced layout of global loads);
 layouts then flow along the shape ops (broadcast, expand_dims, reduce, view, transpose,
-reshape, index, dot operands) to neighbouring classes; a class still open gets the target's
+reshape, index, stack, dot operands) to neighbouring classes; a class still open gets the target's
 default layout, largest tiles first. Finally the kernel is rebuilt with those layouts,
 converting where a flow met a class that already had a different layout.
 """
@@ -40,6 +40,7 @@ from lpir.ir.ops import (
     ReduceOp,
     ReshapeOp,
     SplatOp,
+    StackOp,
     StoreOp,
     TransposeOp,
     ViewOp,
@@ -158,6 +159,13 @@ class _Selection:
             else_values = op.else_region.terminator.operands  # type: ignore[union-attr]
             for group in zip(op.results, then_values, else_values):
                 self.classes.union(group)
+        elif isinstance(op, StackOp):  # its operands share a layout; the new axis is local
+            self.classes.union(op.operands)
+            source, result, axis, count = op.operands[0], op.result, op.axis, len(op.operands)
+            self.flows.append(
+                _Flow(source, result, lambda l: rules.indexed_operand(l, axis, count))
+            )
+            self.flows.append(_Flow(result, source, lambda l: rules.indexed_result(l, axis)))
         elif isinstance(op, DotOp):
             a, b, acc = op.operands
             self.classes.union([acc, op.result])
@@ -531,7 +539,8 @@ class _Apply(Rewriter):
 
     def computed_result_layout(self, op: Operation, operands: list[Value]):
         """The layout an op's result has by construction (None: whatever its class has)."""
-        if not isinstance(op, ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp):
+        shape_ops = ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp | StackOp
+        if not isinstance(op, shape_ops):
             return None
         source = operands[0].type.layout  # type: ignore[attr-defined]
         if isinstance(op, TransposeOp):
@@ -540,6 +549,8 @@ class _Apply(Rewriter):
             return rules.reshaped(source, op.result.type.shape)  # type: ignore[attr-defined]
         if isinstance(op, IndexOp):
             return rules.indexed_result(source, op.axis)
+        if isinstance(op, StackOp):
+            return rules.indexed_operand(source, op.axis, len(operands))
         if isinstance(op, ExpandDimsOp):
             return rules.expand_dims_result(source, op.axis)
         if isinstance(op, ReduceOp):

@@ -39,6 +39,7 @@ from lpir.passes.thread_values import (
 )
 
 from lpir.dtypes import dtype
+from lpir.errors import VerifyError
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import (
@@ -66,6 +67,7 @@ from lpir.ir.ops import (
     SelectOp,
     ShuffleOp,
     SplatOp,
+    StackOp,
     StoreOp,
     StoreThreadOp,
     SyncOp,
@@ -169,6 +171,19 @@ class _Lowering(Rewriter):
 
         indices = required_slot_map(_layout(op.result), _layout(op.operands[0]), project)
         return [self.shuffle(self.map(op.operands[0]), indices)]
+
+    def lower_StackOp(self, op: StackOp):
+        # the operands share a layout and the new axis is local in the result's: each result
+        # slot is one operand's slot (the operand its coordinate on the axis names)
+        axis, source = op.axis, _layout(op.operands[0])
+        result = _layout(op.result)
+        slots = required_slot_map(result, source, lambda c: np.delete(c, axis, axis=-1))
+        which = result.coordinates()[..., axis]  # [threads, slots]
+        if (which != which[0]).any():
+            raise VerifyError(f"the threads of {result} split the stacked axis {axis}")
+        indices = [int(j) * source.slots + slot for j, slot in zip(which[0], slots)]
+        vectors = [self.map(v) for v in op.operands]
+        return [self.add(ShuffleOp.create(vectors, indices))]
 
     def lower_ReshapeOp(self, op: ReshapeOp):
         # layout-selection gave the result `reshape` of the operand's layout: the same threads

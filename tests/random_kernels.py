@@ -1,7 +1,7 @@
 """Random valid kernels for differential testing: elementwise expression trees (some in a
 `def`) over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
 exp/log/sin/cos/tanh, rsqrt, rounding), broadcasts, casts between compute dtypes, tiles
-regrouped into blocks of columns (reshape, index, new axes), optional reductions along either
+regrouped into blocks of columns (reshape, index, stack, new axes), optional reductions along either
 axis, random tile sizes, thread counts and tensor sizes that rarely divide the tiles; loops
 over column tiles through shared memory, some stopping at a column read from memory; and tiled
 matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random pipeline depths,
@@ -175,11 +175,15 @@ def tile_case(rng) -> Case:
         tile_columns = max(tile_columns, -(-threads // tile_rows))
     layout = random_layout(rng, tile_rows, tile_columns, threads) if rng.random() < 0.3 else None
     annotation = f" @ {layout}" if layout else ""
-    regroup = ""
-    if rng.random() < 0.25:  # each block of the row's columns plus its first block
+    regroup, draw = "", rng.random()
+    if draw < 0.15:  # each block of the row's columns plus its first block
         f = int(rng.choice([2, 4]))
         blocks = f"reshape(e, BM, {f}, BN / {f})"
         regroup = f"\n    e = reshape({blocks} + {blocks}[:, 0, :][:, None, :], BM, BN)"
+    elif draw < 0.3:  # the row's halves interleaved, second half first
+        halves = "reshape(e, BM, 2, BN / 2)"
+        pair = f"{halves}[:, 1, :], {halves}[:, 0, :]"
+        regroup = f"\n    e = reshape(stack({pair}, axis = -1), BM, BN)"
     helper, computed = "", f"({body})"
     if rng.random() < 0.3:  # the expression in a def, called by position or by name
         helper = f"def combine(a, b) {{\n    return {body}\n}}\n"

@@ -83,6 +83,7 @@ CASES: dict[str, tuple[str, str]] = {
     "expand_dims": ("tile", "%r = expand_dims(%t) {axis = 0} : f32[1, 4, 8]"),
     "transpose": ("tile", "%r = transpose(%t) : f32[8, 4]"),
     "index": ("tile", "%r = index(%t) {axis = 1, position = 3} : f32[4]"),
+    "stack": ("tile", "%r = stack(%t, %t) {axis = 2} : f32[4, 8, 2]"),
     "reshape": ("tile", "%r = reshape(%t) {shape = [4, 2, 4]} : f32[4, 2, 4]"),
     "reduce": ("tile", '%r = reduce(%t) {axis = 1, kind = "sum"} : f32[4]'),
     "item": ("tile", "%r = item(%z) : f32"),

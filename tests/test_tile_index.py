@@ -1,8 +1,9 @@
-"""Compile-time indices of register tiles: `t[:, :, 0]` keeps one position of a dimension and
-removes it (negative positions count from the end; `:` and None mix with them). Free where
-each thread holds the whole dimension (a choice of its slots); where the threads split it, the
-operand is converted first. Checked on every host target against numpy, with the GPU's layouts
-(threads-cuda) and the CPU's, plus the errors."""
+"""Compile-time indices of register tiles and their inverse, `stack`: `t[:, :, 0]` keeps one
+position of a dimension and removes it (negative positions count from the end; `:` and None
+mix with them); `stack(a, b, axis = k)` joins tiles along a new axis. Both are free where each
+thread holds the whole (new) dimension: a choice or shuffle of slots; where the threads split
+it, a conversion comes first. Checked on every host target against numpy, with the GPU's
+layouts (threads-cuda) and the CPU's, plus the errors."""
 
 from __future__ import annotations
 
@@ -83,3 +84,51 @@ def test_a_dimension_the_threads_split_is_converted_first(target):
 )
 def test_a_bad_index_is_a_located_error(subscript, column, message, hint):
     assert_located_error(subscript, column, message, hint)
+
+
+# pairs split, changed, interleaved back and stored in one piece; rows joined side by side
+STACKS = """
+kernel joins[T = 37, D = 64, BT = 16](
+    x: global f32[T, D], y: global f32[T, D], wide: global f32[T, 3 * D],
+) blocks(cdiv(T, BT)) threads(64) {
+    rows = block.x * BT
+    t = load(x[rows :+ BT, :])
+    p = reshape(t, BT, D / 2, 2)
+    store(y[rows :+ BT, :], reshape(stack(p[:, :, 1] * 2.0, p[:, :, 0] + 1.0, axis = -1), BT, D))
+    store(wide[rows :+ BT, :], reshape(stack(t, t * 3.0, -t, axis = 1), BT, 3 * D))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_stacks_interleave_and_concatenate(target):
+    x = np.random.default_rng(2).standard_normal((37, 64)).astype(np.float32)
+    y, wide = np.zeros_like(x), np.zeros((37, 192), np.float32)
+    lpir.compile(STACKS, target=target)(x, y, wide)
+    expected = np.empty_like(x)
+    expected[:, 0::2], expected[:, 1::2] = x[:, 1::2] * 2, x[:, 0::2] + 1
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(wide, np.concatenate([x, x * 3, -x], axis=1))
+
+
+def test_interleaving_pairs_back_costs_nothing_before_the_store():
+    tiles = lpir.compile(STACKS, target="cuda").ir("after:layout-selection")
+    first_store = tiles.index("store_global(%y")
+    assert "convert_layout" not in tiles[: tiles.index("stack(")]
+    assert tiles.count("stack(") == 2 and first_store > tiles.index("stack(")
+    assert "stack(" not in lpir.compile(STACKS, target="cuda").ir("after:lower-to-threads")
+
+
+@pytest.mark.parametrize(
+    ("expression", "column", "message", "hint"),
+    [
+        ("stack(t, t[:, 0])", 9, "stack needs tiles of one type", "cast or broadcast"),
+        ("stack(t, cast<f16>(t))", 9, "stack needs tiles of one type", None),
+        ("stack(t, t, axis = 3)", 28, "axis 3 is out of range for stacking rank-2", "-3 to -1"),
+        ("stack(t, 1.0)", 18, "stack joins tiles, but this is", None),
+        ("stack()", 9, "stack takes the tiles to join", "stack(a, b, axis = 2)"),
+        ("stack(t, dim = 1)", 18, "stack has no argument 'dim'", None),
+    ],
+)
+def test_a_bad_stack_is_a_located_error(expression, column, message, hint):
+    assert_located_error(expression, column, message, hint)

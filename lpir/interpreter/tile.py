@@ -79,6 +79,9 @@ class _Block(Evaluator):
         value = self.get(op.operands[0])
         return [np.take(value, op.attributes["position"], axis=op.attributes["axis"]).copy()]
 
+    def op_stack(self, op):
+        return [np.stack([self.get(v) for v in op.operands], axis=op.attributes["axis"])]
+
     def op_reshape(self, op):
         return [self.get(op.operands[0]).reshape(op.attributes["shape"])]
 

@@ -24,6 +24,7 @@ from lpir.ir.ops import (
     ReshapeOp,
     SelectOp,
     SplatOp,
+    StackOp,
     StoreOp,
     SyncOp,
     TransposeOp,
@@ -391,6 +392,35 @@ def transpose(low, call: ast.Call):
             "pass a [rows, columns] tile, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
         )
     return Runtime(low.builder.add(TransposeOp.create(value.value)))
+
+
+@builtin("stack(a, b, ..., axis = 0)")
+def stack(low, call: ast.Call):
+    if not call.args:
+        raise low.error("stack takes the tiles to join", call, "call it as stack(a, b, axis = 2)")
+    for keyword in call.keywords:
+        if keyword.name != "axis":
+            raise low.error(
+                f"stack has no argument '{keyword.name}'",
+                keyword,
+                "call it as stack(a, b, axis = 2)",
+            )
+    tiles = []
+    for node in call.args:
+        value = low.expr(node)
+        if not (isinstance(value, Runtime) and value.is_tile):
+            raise low.error(f"stack joins tiles, but this is {value.describe()}", node)
+        tiles.append(value.value)
+    rank = tiles[0].type.rank
+    axis_node = next((k.value for k in call.keywords), None)
+    axis = 0 if axis_node is None else low.as_const_int(axis_node, "axis")
+    if not -(rank + 1) <= axis <= rank:
+        raise low.error(
+            f"axis {axis} is out of range for stacking rank-{rank} tiles",
+            axis_node,
+            f"use 0 to {rank} (or -{rank + 1} to -1, counted from the end)",
+        )
+    return Runtime(low.builder.add(StackOp.create(tiles, axis % (rank + 1))))
 
 
 @builtin("reshape(t, d0, d1, ...)")

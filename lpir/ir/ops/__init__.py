@@ -46,6 +46,7 @@ from lpir.ir.ops.tile import (
     ReduceOp,
     ReshapeOp,
     SplatOp,
+    StackOp,
     TransposeOp,
 )
 
@@ -84,6 +85,7 @@ __all__ = [
     "SelectOp",
     "ShuffleOp",
     "SplatOp",
+    "StackOp",
     "StoreBitsOp",
     "StoreOp",
     "StoreThreadOp",

@@ -8,12 +8,13 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+from collections.abc import Sequence
 
 from lpir.dtypes import dtype
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
-from lpir.ir.signature import INT, INT_LIST, Signature, exactly, one_of
+from lpir.ir.signature import INT, INT_LIST, Signature, at_least, exactly, one_of
 from lpir.ir.types import ScalarType, TileType, VectorType
 from lpir.layout import RegisterLayout
 
@@ -190,6 +191,43 @@ class IndexOp(Operation):
 
     def recreate(self) -> Operation:
         return IndexOp.create(self.operands[0], self.axis, self.position)
+
+
+class StackOp(Operation):
+    """`%r = stack(%a, %b) {axis = 2} : f32[16, 32, 2]`: tiles of one type joined along a new
+    axis (numpy's `stack`): the inverse of `index`. Each thread holds the new axis whole (it is
+    the innermost of its slots), so after layout-selection it is a shuffle of the operands'
+    slots; with `reshape` it also concatenates equal tiles or interleaves them."""
+
+    names = ("stack",)
+    signature = Signature(operands=at_least(1), results=exactly(1), attributes={"axis": INT})
+
+    @classmethod
+    def create(cls, operands: Sequence[Value], axis: int, name: str | None = None):
+        operands = list(operands)
+        first = operands[0].type if operands else None
+        if not isinstance(first, TileType):
+            raise TypeCheckError(f"stack needs tiles, not {first}")
+        for other in operands[1:]:
+            if not isinstance(other.type, TileType) or other.type.with_layout(
+                None
+            ) != first.with_layout(None):
+                raise TypeCheckError(
+                    f"stack needs tiles of one type, not {first} and {other.type}",
+                    hint="cast or broadcast them to one dtype and shape first",
+                )
+        if not 0 <= axis <= first.rank:
+            raise TypeCheckError(f"axis {axis} is out of range for stacking {first}")
+        shape = (*first.shape[:axis], len(operands), *first.shape[axis:])
+        result = TileType(first.dtype, shape)
+        return cls("stack", operands, [result], {"axis": axis}, result_names=[name])
+
+    @property
+    def axis(self) -> int:
+        return self.attributes["axis"]
+
+    def recreate(self) -> Operation:
+        return StackOp.create(self.operands, self.axis)
 
 
 class ReshapeOp(Operation):
