@@ -115,6 +115,7 @@ class _Selection:
         self.layouts: dict[int, RegisterLayout] = {}
         self.flows: list[_Flow] = []
         self.pairs: dict[int, int] = {}  # id of a dot -> pair distance of its k permutation
+        self.derived: set[int] = set()  # classes whose layout their neighbours give
 
     def layout_of(self, value: Value) -> RegisterLayout | None:
         return self.layouts.get(self.classes.find(value))
@@ -130,7 +131,10 @@ class _Selection:
             open_classes = [k for k in self.classes.members if k not in self.layouts]
             if not open_classes:
                 return
-            largest = max(open_classes, key=self.class_size)
+            # classes that take their neighbours' layout (a tile only broadcast, indexed,
+            # reshaped) wait for the others: a default given to them first would be converted
+            chosen = [k for k in open_classes if k not in self.derived] or open_classes
+            largest = max(chosen, key=self.class_size)
             self.layouts[largest] = self.default_for(largest)
             self.propagate()
 
@@ -232,11 +236,12 @@ class _Selection:
                 self.permute_operands(op)
         # classes whose layout their neighbours give, even where a global load or store reads
         # or writes them
-        derived = self.through_free_ops(
+        derived = self.derived = self.through_free_ops(
             self.broadcast_sources()
             | self.reduction_results()
             | self.annotated()
             | self.transposed()
+            | self.stacked()
         )
         row_split = self.row_split_dots()
         for op in self.kernel.walk():
@@ -348,6 +353,14 @@ class _Selection:
                     reached.add(other)
                     frontier.append(other)
         return reached
+
+    def stacked(self) -> set[int]:
+        """`stack` results: a tile joined from computed pieces (rotary pairs put back) is
+        stored in the layout the join gives, each thread writing what it holds, rather than
+        exchanged into the coalesced layout first."""
+        return {
+            self.classes.find(op.result) for op in self.kernel.walk() if isinstance(op, StackOp)
+        }
 
     def transposed(self) -> set[int]:
         """Both sides of a `transpose`: a tile loaded to be transposed (x^T as an mma's b) or

@@ -7,7 +7,9 @@ consecutive lanes whose offsets are consecutive, and every group's first address
 power of two, at most the target's widest access (64 bytes on the CPU, 16 on a GPU) and, in
 swizzled shared memory, at most the swizzle's unit of 2**base elements. The facts
 come from the index analysis (the divisibility of the base) and the constant lane offsets.
-Nothing is computed differently.
+An access whose lanes would form wider groups in the order of their offsets (a thread holding
+two interleaved runs, as `stack` leaves them) takes that order: a store shuffles its value
+(and mask) first, a load shuffles what it read back. Nothing is computed differently.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import math
 from lpir.passes.base import Pass, register_pass
 
 from lpir.ir.analysis import IndexAnalysis
-from lpir.ir.core import Kernel, Module, Operation
-from lpir.ir.ops import LoadThreadOp, StoreBitsOp, StoreThreadOp
+from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.ops import LoadThreadOp, ShuffleOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.rewrite import Rewriter
 from lpir.targets import get_target
 
@@ -58,21 +60,49 @@ class _Vectorizer(Rewriter):
         return super().run_kernel(kernel)
 
     def rewrite(self, op: Operation):
-        new = self.copy(op)
-        if isinstance(op, LoadThreadOp | StoreThreadOp) and not isinstance(op, StoreBitsOp):
-            facts = self.analysis.facts(op.base)  # type: ignore[union-attr]
-            divisor = facts.divisor if facts.divisor > 0 else 1 << 30
-            itemsize = max(1, op.access_dtype.nbits // 8)
-            limit = max(1, self.vector_bytes // itemsize)
-            swizzle = op.memory.type.swizzle
-            if swizzle is not None:  # a run must stay inside the unit the swizzle moves whole
-                limit = min(limit, 1 << swizzle.base)
-            width = widest_vector(op.offsets, divisor, limit)
-            if width > 1:
-                new.attributes["vector"] = width
-            else:
-                new.attributes.pop("vector", None)
+        if not isinstance(op, LoadThreadOp | StoreThreadOp) or isinstance(op, StoreBitsOp):
+            return self.copy(op).results
+        width, order = self.widths(op)
+        if order is None:
+            new = self.copy(op)
+        elif isinstance(op, StoreThreadOp):
+            operands = self.map_all(op.operands)
+            operands[2:] = [self.shuffle(v, order) for v in operands[2:]]  # the value, mask
+            new = self.copy(op, operands)
+        else:
+            operands = self.map_all(op.operands)
+            operands[2:] = [self.shuffle(v, order) for v in operands[2:]]  # the mask
+            new = self.copy(op, operands)
+        if order is not None:
+            new.attributes["offsets"] = tuple(op.offsets[i] for i in order)
+        if width > 1:
+            new.attributes["vector"] = width
+        else:
+            new.attributes.pop("vector", None)
+        if isinstance(op, LoadThreadOp) and order is not None:
+            back = [order.index(lane) for lane in range(len(order))]  # lane i was read at
+            return [self.shuffle(new.results[0], back)]
         return new.results
+
+    def widths(self, op) -> tuple[int, list[int] | None]:
+        """The vector width of `op` as its lanes stand, or, where their offsets' order gives
+        wider groups, that width and the order (lane indices by offset)."""
+        facts = self.analysis.facts(op.base)  # type: ignore[union-attr]
+        divisor = facts.divisor if facts.divisor > 0 else 1 << 30
+        itemsize = max(1, op.access_dtype.nbits // 8)
+        limit = max(1, self.vector_bytes // itemsize)
+        swizzle = op.memory.type.swizzle
+        if swizzle is not None:  # a run must stay inside the unit the swizzle moves whole
+            limit = min(limit, 1 << swizzle.base)
+        width = widest_vector(op.offsets, divisor, limit)
+        order = sorted(range(len(op.offsets)), key=lambda lane: op.offsets[lane])
+        if order == list(range(len(order))) or len(set(op.offsets)) != len(order):
+            return width, None
+        sorted_width = widest_vector(tuple(op.offsets[i] for i in order), divisor, limit)
+        return (sorted_width, order) if sorted_width > width else (width, None)
+
+    def shuffle(self, vector: Value, indices: list[int]) -> Value:
+        return self.builder.add(ShuffleOp.create([vector], indices))
 
 
 @register_pass

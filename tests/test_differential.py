@@ -70,6 +70,16 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
             },
         ),
         (
+            "rope",
+            {
+                "T": size(1, 80),
+                "H": size(1, 3),
+                "D": int(rng.choice([32, 64, 128])),
+                "INTERLEAVED": size(0, 2),
+                "QT": str(rng.choice(["f16", "bf16", "f32"])),
+            },
+        ),
+        (
             "gemv_mx",
             {
                 "N": size(1, 150),

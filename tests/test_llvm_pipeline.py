@@ -46,6 +46,7 @@ CASES = [
     ("matmul_wq", {"M": 50, "N": 64, "K": 128, "WT": "u4"}, False),
     ("attention", {"H": 2, "L": 70, "CAUSAL": 1}, False),
     ("gemv_mx", {"N": 100, "K": 400, "WT": "f6e3m2"}, False),
+    ("rope", {"T": 37, "H": 2, "D": 64, "INTERLEAVED": 1}, False),
 ]
 
 

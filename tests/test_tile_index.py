@@ -7,6 +7,8 @@ layouts (threads-cuda) and the CPU's, plus the errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from host_targets import HOST_TARGETS
@@ -15,6 +17,7 @@ from located_errors import assert_located_error
 import lpir
 
 TARGETS = [*HOST_TARGETS, "threads-cuda"]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # interleaved pairs, as a rotary embedding reads them: the even and odd elements of each row
 PAIRS = """
@@ -132,3 +135,20 @@ def test_interleaving_pairs_back_costs_nothing_before_the_store():
 )
 def test_a_bad_stack_is_a_located_error(expression, column, message, hint):
     assert_located_error(expression, column, message, hint)
+
+
+@pytest.mark.parametrize(("interleaved", "vector"), [(0, 4), (1, 8)])
+def test_rope_reads_and_writes_its_pairs_where_each_thread_holds_them(interleaved, vector):
+    """examples/rope.lp on the GPU: x is loaded in the layout the pairs' index needs (no
+    conversion) and the stacked result is stored as the stack leaves it. A thread's 8 lanes
+    are 8 neighbours (16 bytes) for neighbour pairs, and for halves two runs of 4, 32 apart,
+    which stack interleaves and vectorize sorts back into two 8-byte accesses."""
+    kernel = lpir.compile(
+        EXAMPLES / "rope.lp", target="cuda", T=100, H=2, D=64, INTERLEAVED=interleaved
+    )
+    assert "convert_layout" not in kernel.ir("after:layout-selection")
+    accesses = [
+        line for line in kernel.ir("final").splitlines() if " ld(%x" in line or "st(%y" in line
+    ]
+    assert len(accesses) == 2, accesses
+    assert all(f"vector = {vector}" in line for line in accesses), accesses

@@ -96,6 +96,13 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"N": 96, "K": 384, "WT": "f4e2m1", "ST": "f8e4m3", "G": 16},
         {"N": 128, "K": 512, "WT": "f6e2m3", "BN": 32},
     ],
+    # rotary embedding: pairs cut out with reshape and an index, put back with stack
+    "rope": [
+        {"T": 100, "H": 2, "D": 64},
+        {"T": 37, "H": 3, "D": 128, "INTERLEAVED": 1, "QT": "f32"},
+        {"T": 50, "H": 1, "D": 32, "QT": "bf16", "BT": 8},
+        {"T": 64, "H": 2, "D": 64, "INTERLEAVED": 1},
+    ],
     # two tensor-core dots a step (q k^T, then the weights times v) around an online softmax
     "attention": [
         {"H": 2, "L": 128},
