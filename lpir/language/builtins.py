@@ -396,23 +396,16 @@ def transpose(low, call: ast.Call):
 
 @builtin("stack(a, b, ..., axis = 0)")
 def stack(low, call: ast.Call):
-    if not call.args:
-        raise low.error("stack takes the tiles to join", call, "call it as stack(a, b, axis = 2)")
-    for keyword in call.keywords:
-        if keyword.name != "axis":
-            raise low.error(
-                f"stack has no argument '{keyword.name}'",
-                keyword,
-                "call it as stack(a, b, axis = 2)",
-            )
+    # one tile or more (the count is the call's), and the axis by name
+    nodes, keywords = _arguments(low, call, 1, max(0, len(call.args) - 1), keywords=("axis",))
     tiles = []
-    for node in call.args:
+    for node in nodes:
         value = low.expr(node)
         if not (isinstance(value, Runtime) and value.is_tile):
             raise low.error(f"stack joins tiles, but this is {value.describe()}", node)
         tiles.append(value.value)
     rank = tiles[0].type.rank
-    axis_node = next((k.value for k in call.keywords), None)
+    axis_node = keywords.get("axis")
     axis = 0 if axis_node is None else low.as_const_int(axis_node, "axis")
     if not -(rank + 1) <= axis <= rank:
         raise low.error(
