@@ -1,6 +1,7 @@
 """Compile-time indices of register tiles and their inverse, `stack`: `t[:, :, 0]` keeps one
 position of a dimension and removes it (negative positions count from the end; `:` and None
-mix with them); `stack(a, b, axis = k)` joins tiles along a new axis. Both are free where each
+mix with them); `t[:, 0:32]` keeps an aligned block of one (a reshape and an index);
+`stack(a, b, axis = k)` joins tiles along a new axis. Both are free where each
 thread holds the whole (new) dimension: a choice or shuffle of slots; where the threads split
 it, a conversion comes first. Checked on every host target against numpy, with the GPU's
 layouts (threads-cuda) and the CPU's, plus the errors."""
@@ -78,7 +79,19 @@ def test_a_dimension_the_threads_split_is_converted_first(target):
 @pytest.mark.parametrize(
     ("subscript", "column", "message", "hint"),
     [
-        ("t[0 :+ 4, :]", 11, "register tiles cannot be sliced", "reshape(t, BN, 2, BK / 2)"),
+        (
+            "t[0 :+ 4, :]",
+            11,
+            "the range 0:4 of dimension 0 of f32[6, 4] is not an aligned",
+            "divides 6",
+        ),
+        ("t[:, 1:3]", 14, "the range 1:3 of dimension 1", "start at a multiple of that length"),
+        (
+            "t[:, n:4]",
+            14,
+            "a bound of a register tile's range must be a compile-time integer",
+            None,
+        ),
         ("t[6, :]", 11, "index 6 is out of range for dimension 0 of f32[6, 4]", "-6 to -1"),
         ("t[:, -5]", 14, "index -5 is out of range for dimension 1", "use 0 to 3"),
         ("t[n, :]", 11, "an index of a register tile must be a compile-time integer", None),
@@ -87,6 +100,27 @@ def test_a_dimension_the_threads_split_is_converted_first(target):
 )
 def test_a_bad_index_is_a_located_error(subscript, column, message, hint):
     assert_located_error(subscript, column, message, hint)
+
+
+# a tile's halves swapped by ranges (rotate-half), a quarter's first column added
+HALVES = """
+kernel halves[T = 37, D = 64, BT = 16](x: global f32[T, D], y: global f32[T, D])
+    blocks(cdiv(T, BT)) threads(64) {
+    t = load(x[block.x * BT :+ BT, :])
+    quarter = t[:, -16:]
+    swapped = stack(t[:, D / 2 :] * 2.0 + quarter[:, 0 :+ 1], t[:, 0 : D / 2], axis = 1)
+    store(y[block.x * BT :+ BT, :], reshape(swapped, BT, D))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_aligned_ranges_of_a_tile(target):
+    x = np.random.default_rng(3).standard_normal((37, 64)).astype(np.float32)
+    y = np.zeros_like(x)
+    lpir.compile(HALVES, target=target)(x, y)
+    expected = np.concatenate([x[:, 32:] * 2 + x[:, 48:49], x[:, :32]], axis=1)
+    np.testing.assert_array_equal(y, expected)
 
 
 # pairs split, changed, interleaved back and stored in one piece; rows joined side by side

@@ -35,6 +35,7 @@ from lpir.ir.ops import (
     ConvertLayoutOp,
     ExpandDimsOp,
     IndexOp,
+    ReshapeOp,
     SplatOp,
     UnaryOp,
 )
@@ -494,8 +495,9 @@ class ExpressionLowering:
         raise self.error(f"cannot subscript {base.describe()}", node)
 
     def tile_subscript(self, tile: Runtime, node: ast.Subscript) -> Runtime:
-        """`t[:, None]`, `t[:, :, 0]`: whole dimensions (`:`), new axes (None) and
-        compile-time indices (one position of a dimension, the dimension removed)."""
+        """`t[:, None]`, `t[:, :, 0]`, `t[:, 0:32]`: whole dimensions (`:`), new axes (None),
+        compile-time indices (one position of a dimension, the dimension removed) and aligned
+        compile-time ranges (a block of a dimension: a reshape and an index)."""
         value = tile.value
         rank = value.type.rank  # type: ignore[attr-defined]
         kept = [i for i in node.items if not isinstance(i, ast.NewAxis)]
@@ -511,12 +513,8 @@ class ExpressionLowering:
             if isinstance(item, ast.SliceRange) and item.start is None and item.stop is None:
                 continue
             if isinstance(item, ast.SliceRange | ast.SliceLength):
-                raise self.error(
-                    "register tiles cannot be sliced",
-                    item,
-                    "slice the tensor before loading it; to split a tile, reshape it and "
-                    "index the new dimension: reshape(t, BN, 2, BK / 2)[:, 0, :] is its left half",
-                )
+                value = self.tile_range(value, dim, item)
+                continue
             position = self.as_const_int(item, "an index of a register tile")
             size = value.type.shape[dim]  # type: ignore[attr-defined]
             if not -size <= position < size:
@@ -537,6 +535,34 @@ class ExpressionLowering:
             elif id(item) not in indexed:
                 position += 1
         return Runtime(value)
+
+    def tile_range(self, value: Value, dim: int, item: ast.Node) -> Value:
+        """`t[:, a:b]` or `t[:, a :+ n]` with compile-time bounds: the block of n = b - a along
+        `dim` that starts at a, where n divides the dimension and a is a multiple of n (so the
+        block is whole digits of the layout: reshape to [..., size / n, n, ...], index a / n)."""
+        size = value.type.shape[dim]  # type: ignore[attr-defined]
+        what = "a bound of a register tile's range"
+        if isinstance(item, ast.SliceLength):
+            start = self.as_const_int(item.start, what)
+            stop = start + self.as_const_int(item.length, "the length of a register tile's range")
+        else:
+            start = 0 if item.start is None else self.as_const_int(item.start, what)
+            stop = size if item.stop is None else self.as_const_int(item.stop, what)
+            start, stop = (b + size if b < 0 else b for b in (start, stop))
+        length = stop - start
+        if not 0 <= start < stop <= size or size % length or start % length:
+            raise self.error(
+                f"the range {start}:{stop} of dimension {dim} of {value.type} is not an aligned "
+                "block of it",
+                item,
+                f"a register tile's range must have a length that divides {size} and start at "
+                "a multiple of that length (t[:, 0:32], t[:, 32:64] of 64 columns); slice "
+                "the tensor before loading it for any other range",
+            )
+        shape = value.type.shape  # type: ignore[attr-defined]
+        blocks = (*shape[:dim], size // length, length, *shape[dim + 1 :])
+        value = self.builder.add(ReshapeOp.create(value, blocks))
+        return self.builder.add(IndexOp.create(value, dim, start // length))
 
     def memory_slice(self, memory: Memory, node: ast.Subscript) -> Slice:
         """`w[i :+ 32, k]`: offsets per dimension, the dimensions the tile spans, its shape."""
