@@ -1,12 +1,12 @@
 """Random valid kernels for differential testing: elementwise expression trees (some in a
 `def`) over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
 exp/log/sin/cos/tanh, rsqrt, rounding), broadcasts, casts between compute dtypes, tiles
-regrouped into blocks of columns (reshape, index, stack, new axes), optional reductions along either
-axis, random tile sizes, thread counts and tensor sizes that rarely divide the tiles; loops
-over column tiles through shared memory, some stopping at a column read from memory; and tiled
-matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random pipeline depths,
-operands straight from memory, through shared memory, or copied there unchanged, weights of
-any storage type cast to the operand type).
+regrouped into blocks of columns (reshape, index, ranges, stack, new axes), optional
+reductions along either axis, random tile sizes, thread counts and tensor sizes that rarely
+divide the tiles; loops over column tiles through shared memory, some stopping at a column
+read from memory; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
+random pipeline depths, operands straight from memory, through shared memory, or copied there
+unchanged, weights of any storage type cast to the operand type).
 
 `random_case(rng)` gives the kernel source, its parameters and a function that makes random
 arguments. The kernels are built so that every target must compute the same values: no
@@ -180,10 +180,13 @@ def tile_case(rng) -> Case:
         f = int(rng.choice([2, 4]))
         blocks = f"reshape(e, BM, {f}, BN / {f})"
         regroup = f"\n    e = reshape({blocks} + {blocks}[:, 0, :][:, None, :], BM, BN)"
-    elif draw < 0.3:  # the row's halves interleaved, second half first
+    elif draw < 0.25:  # the row's halves interleaved, second half first
         halves = "reshape(e, BM, 2, BN / 2)"
         pair = f"{halves}[:, 1, :], {halves}[:, 0, :]"
         regroup = f"\n    e = reshape(stack({pair}, axis = -1), BM, BN)"
+    elif draw < 0.35:  # the row's halves swapped, by ranges
+        halves = "e[:, BN / 2 :], e[:, 0 : BN / 2]"
+        regroup = f"\n    e = reshape(stack({halves}, axis = 1), BM, BN)"
     helper, computed = "", f"({body})"
     if rng.random() < 0.3:  # the expression in a def, called by position or by name
         helper = f"def combine(a, b) {{\n    return {body}\n}}\n"
