@@ -65,15 +65,10 @@ class _Vectorizer(Rewriter):
         width, order = self.widths(op)
         if order is None:
             new = self.copy(op)
-        elif isinstance(op, StoreThreadOp):
+        else:  # the lanes after memory and base (a store's value, a mask) take the new order
             operands = self.map_all(op.operands)
-            operands[2:] = [self.shuffle(v, order) for v in operands[2:]]  # the value, mask
+            operands[2:] = [self.shuffle(v, order) for v in operands[2:]]
             new = self.copy(op, operands)
-        else:
-            operands = self.map_all(op.operands)
-            operands[2:] = [self.shuffle(v, order) for v in operands[2:]]  # the mask
-            new = self.copy(op, operands)
-        if order is not None:
             new.attributes["offsets"] = tuple(op.offsets[i] for i in order)
         if width > 1:
             new.attributes["vector"] = width

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llvmlite import ir
-from lpir.backends.llvm.lookup import TableCaster, table_of
+from lpir.backends.llvm.lookup import TableCaster, table_of, table_registers
 from lpir.backends.llvm.types import F32, I32
 
 from lpir.dtypes import DType
@@ -86,10 +86,7 @@ class CodeTables:
             return None
         index = code_index(self.e.b, self.e.get(op.operands[0]))
         entries = table_of(source, target)  # 16 entries, or 32: the codes repeat to fill them
-        registers = [
-            ir.Constant(ir.VectorType(I32, REGISTER_LANES), [_signed32(v) for v in chunk])
-            for chunk in _registers(entries)
-        ]
+        registers = table_registers(entries, I32, REGISTER_LANES)
         if target.is_float:
             registers = [self.e.b.bitcast(r, ir.VectorType(F32, REGISTER_LANES)) for r in registers]
         chunks = _chunks(op.result)
@@ -235,15 +232,6 @@ def _tabulable_result(op: Operation) -> bool:
         return False
     dt = _dtype(op.result)
     return dt.nbits == 32 and not dt.is_bool
-
-
-def _registers(entries) -> list[list[int]]:
-    return [list(entries[i : i + REGISTER_LANES]) for i in range(0, len(entries), REGISTER_LANES)]
-
-
-def _signed32(value) -> int:
-    value = int(value) & 0xFFFFFFFF
-    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def _chunks(value: Value) -> int:

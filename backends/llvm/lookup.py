@@ -96,11 +96,7 @@ class TableCaster:
         """Each lane's entry of `table` (as integers) for its `index`."""
         b = self.b
         vector = ir.VectorType(entry, width)
-        signed = np.where(table >= 1 << (entry.width - 1), table - (1 << entry.width), table)
-        registers = [
-            ir.Constant(vector, [int(v) for v in signed[i : i + width]])
-            for i in range(0, table.size, width)
-        ]
+        registers = table_registers(table, entry, width)
         if len(registers) == 1:
             return self.permute(registers[0], index, entry, width)
         pieces = [
@@ -150,6 +146,16 @@ class TableCaster:
         return self.intrinsics.declare(name, ir.FunctionType(result, arguments))
 
 
+def table_registers(table: np.ndarray, entry: ir.IntType, width: int) -> list[ir.Constant]:
+    """A table of codes (integers, unsigned) as constant registers of `width` `entry` lanes."""
+    signed = np.where(table >= 1 << (entry.width - 1), table - (1 << entry.width), table)
+    vector = ir.VectorType(entry, width)
+    return [
+        ir.Constant(vector, [int(v) for v in signed[i : i + width]])
+        for i in range(0, table.size, width)
+    ]
+
+
 def wide_codes(codes: ir.Value) -> ir.Value | None:
     """The i32 vector that `codes` was truncated from, if it was: its low bits are the codes."""
     if isinstance(codes, ir.CastInstr) and codes.opname == "trunc":
@@ -191,4 +197,4 @@ def table_of(source: DType, target: DType) -> np.ndarray:
     return np.resize(table, size)  # entries past 2^n are never picked
 
 
-__all__ = ["TableCaster", "table_of"]
+__all__ = ["TableCaster", "table_of", "table_registers"]

@@ -208,10 +208,9 @@ class StackOp(Operation):
         first = operands[0].type if operands else None
         if not isinstance(first, TileType):
             raise TypeCheckError(f"stack needs tiles, not {first}")
+        plain = first.with_layout(None)
         for other in operands[1:]:
-            if not isinstance(other.type, TileType) or other.type.with_layout(
-                None
-            ) != first.with_layout(None):
+            if not isinstance(other.type, TileType) or other.type.with_layout(None) != plain:
                 raise TypeCheckError(
                     f"stack needs tiles of one type, not {first} and {other.type}",
                     hint="cast or broadcast them to one dtype and shape first",
