@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lpir.backends.llvm import compile_kernel
 from test_llvm_harness import LaneKernel, check, empty_for, private_cache  # noqa: F401
 
 import lpir
+from lpir.ir import parse
 
 rng = np.random.default_rng(11)
 WIDTHS = {
@@ -81,6 +83,25 @@ def test_unpack_and_pack_bits(nbits, name, runtime_shift):
         shifts = np.arange(32, dtype=np.int32) % 8
         outputs = [np.zeros(32 * len(offsets), np.uint8), np.zeros(32 * nbytes, np.uint8)]
         check(text, [data, shifts, *outputs])
+
+
+@pytest.mark.parametrize("name", ["u4", "i4", "f4e2m1"])
+@pytest.mark.parametrize("lanes", [64, 50])
+def test_nibbles_unpacked_from_a_shifted_copy(name, lanes):
+    """Enough 4-bit fields per thread (4 registers of words) are cut from the bytes and one
+    copy of them shifted right by 4 instead of shifting every lane (vectors.py:
+    `unpack_byte_fields`): in any order of the fields, and from an odd number of bytes."""
+    dt = lpir.dtype(name)
+    offsets = [int(o) for o in rng.permutation(lanes) * 4]
+    nbytes = (lanes * 4 + 7) // 8
+    text = bits_kernel(dt, offsets, nbytes, runtime_shift=False)
+    llvm_ir = compile_kernel(parse(text), {}).llvm_ir
+    assert f"lshr <{(nbytes + 1) // 2} x i16>" in llvm_ir  # the copy
+    assert f"lshr <{lanes} x i32>" not in llvm_ir  # no shift per lane
+    data = rng.integers(0, 256, 32 * nbytes).astype(np.uint8)
+    shifts = np.zeros(32, np.int32)
+    outputs = [np.zeros(32 * lanes, np.uint8), np.zeros(32 * nbytes, np.uint8)]
+    check(text, [data, shifts, *outputs])
 
 
 VIEWS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llvmlite import ir
+from lpir.backends.llvm.types import I32, PTR
 
 
 def type_suffix(type_: ir.Type) -> str:
@@ -88,6 +89,11 @@ class Intrinsics:
             ir.VoidType(), [ir.PointerType(), ir.IntType(8), ir.IntType(64), ir.IntType(1)]
         )
         return self.declare("llvm.memset.p0.i64", function_type)
+
+    def prefetch(self) -> ir.Function:
+        """llvm.prefetch(address, write?, locality 0-3, data?)."""
+        function_type = ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32])
+        return self.declare("llvm.prefetch.p0", function_type)
 
     def masked_load(self, vector: ir.VectorType) -> ir.Function:
         mask = ir.VectorType(ir.IntType(1), vector.count)

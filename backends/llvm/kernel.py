@@ -23,6 +23,7 @@ from lpir.backends.llvm.code_tables import CodeTables
 from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.memory import Memory
 from lpir.backends.llvm.plan import Plan
+from lpir.backends.llvm.prefetch import streamed_loads
 from lpir.backends.llvm.types import I8, I32, I64, PTR, lane_type, storage_bytes, value_type
 from lpir.backends.llvm.vectors import Vectors
 
@@ -88,6 +89,7 @@ class KernelEmitter:
         self.producers = {id(r): op for op in kernel.walk() for r in op.results}
         self.context: dict[int, ir.Value] = {}
         self.tid: ir.Value | None = None
+        self.streamed_loads = streamed_loads(kernel)
 
     # ---- module ---------------------------------------------------------------------------
     def emit(self) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 from lpir.backends.llvm.fusion import zero_point
+from lpir.backends.llvm.prefetch import PREFETCH_BYTES
 from lpir.backends.llvm.types import I1, I8, I32, lane_type, value_type
 
 from lpir.errors import CompileError
@@ -214,6 +215,8 @@ def _load(e, op):
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
     nbytes = op.operands[0].type.nbytes
+    if id(op) in e.streamed_loads:
+        e.memory.prefetch(pointer, base, offsets[0], _access(op), PREFETCH_BYTES)
     with e.memory.swizzle_of(op.operands[0].type):
         return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
 

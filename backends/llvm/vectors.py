@@ -3,6 +3,8 @@
 `unpack_bits` cuts n-bit fields out of a byte vector: per lane it gathers the (up to three)
 bytes its field touches with shufflevectors, joins them into an i32, shifts by the field's bit
 offset (plus the optional run-time shift) and masks — whole-vector ops, no per-lane branches.
+Many 4-bit fields are cheaper from the bytes and one copy of them shifted by 4 (no shift per
+lane: `unpack_byte_fields`).
 `pack_bits` is the reverse: each lane's shifted field is split into byte planes, and every
 output byte ORs together the planes that land on it.
 """
@@ -18,6 +20,22 @@ from lpir.ir.order import tree_levels
 
 def _mask(indices: list[int]) -> ir.Constant:
     return ir.Constant(ir.VectorType(I32, len(indices)), list(indices))
+
+
+MAX_GATHER_BYTES = 128  # what one two-register byte permute (AVX-512 `vpermt2b`) reads
+WORD_LANES = 16  # i32 lanes of a 512-bit register: one variable shift each
+
+
+def _shifted_copies_fit(data: ir.Value, dt: DType, offsets) -> bool:
+    """Whether unpack_byte_fields applies and pays: every field inside one byte, the shifted
+    copies of the bytes together no more than one byte permute reads, and fewer instructions
+    to make them (a shift and a join each) than the variable shifts they save (one per
+    register of words). So 4-bit fields (2 positions), not 2- or 1-bit ones (4, 8)."""
+    if any(o % 8 + dt.nbits > 8 for o in offsets):
+        return False
+    copies = len({o % 8 for o in offsets})
+    saved = -(-len(offsets) // WORD_LANES)
+    return data.type.count * copies <= MAX_GATHER_BYTES and 2 * (copies - 1) < saved
 
 
 class Vectors:
@@ -89,6 +107,8 @@ class Vectors:
     # ---- bit fields -----------------------------------------------------------------------
     def unpack_bits(self, data: ir.Value, dt: DType, offsets, shift: ir.Value | None) -> ir.Value:
         """Lanes of `dt` (register values, in i8 or i1) from the fields of a byte vector."""
+        if shift is None and _shifted_copies_fit(data, dt, offsets):
+            return self.unpack_byte_fields(data, dt, offsets)
         b = self.b
         lanes = len(offsets)
         slack = 7 if shift is not None else 0
@@ -109,6 +129,37 @@ class Vectors:
             amount = b.add(amount, self.splat(shift, lanes))
         field = b.and_(b.lshr(word, amount), constant(word, I32, (1 << dt.nbits) - 1))
         return self.register_of_codes(field, dt)
+
+    def unpack_byte_fields(self, data: ir.Value, dt: DType, offsets) -> ir.Value:
+        """`unpack_bits` of fields that never straddle a byte (1, 2 and 4 bits) without a
+        shift per lane: the bytes are shifted once per field position instead (one 16-bit
+        shift of the whole vector each; the bits that come in from the next byte are masked
+        off with the rest), and the gather picks each lane's byte from the copy in which its
+        field starts at bit 0. For u4 that is one shift per 64 weights where there was one
+        per 16, and the byte permute stays one instruction per register."""
+        b = self.b
+        positions = sorted({o % 8 for o in offsets})
+        copies = [data if p == 0 else self.shift_bytes_right(data, p) for p in positions]
+        count = data.type.count
+        picks = []
+        for offset in offsets:
+            picks.append(positions.index(offset % 8) * count + offset // 8)
+            picks.extend([len(copies) * count] * 3)  # zeros (masked off anyway)
+        gathered = self.pick(self.concat(copies), picks)
+        word = b.bitcast(gathered, ir.VectorType(I32, len(offsets)))
+        field = b.and_(word, constant(word, I32, (1 << dt.nbits) - 1))
+        return self.register_of_codes(field, dt)
+
+    def shift_bytes_right(self, data: ir.Value, amount: int) -> ir.Value:
+        """Each byte's bits from `amount` up in its low bits, and above them the next byte's
+        low bits or zeros (a 16-bit shift: one instruction, where an 8-bit one needs a mask)."""
+        b = self.b
+        count = data.type.count
+        if count % 2:
+            data = self.pick(data, list(range(count + 1)))  # one zero byte more
+        pairs = b.bitcast(data, ir.VectorType(ir.IntType(16), data.type.count // 2))
+        shifted = b.bitcast(b.lshr(pairs, constant(pairs, ir.IntType(16), amount)), data.type)
+        return self.pick(shifted, list(range(count))) if count % 2 else shifted
 
     def register_of_codes(self, codes: ir.Value, dt: DType) -> ir.Value:
         """Register values (i8 lanes; i1 for bool) of n-bit codes held in i32 lanes."""

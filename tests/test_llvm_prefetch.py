@@ -1,0 +1,67 @@
+"""Software prefetches on the CPU (backends/llvm/prefetch.py): which loads stream through
+memory and get one, and that a prefetch past the end of an array changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from lpir.backends.llvm.prefetch import PREFETCH_BYTES, streamed_loads
+from test_llvm_harness import private_cache  # noqa: F401
+
+import lpir
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def streamed(path: Path | str, **definitions) -> list[str]:
+    """The names of the tensors whose loads stream, in the thread IR of one specialization."""
+    kernel = lpir.compile(path, target="cpu", **definitions).specialize(None).kernel_ir
+    ids = streamed_loads(kernel)
+    return [op.operands[0].name_hint for op in kernel.walk() if id(op) in ids]
+
+
+def test_a_gemv_prefetches_its_weights_only():
+    # x is the same in every block (cached); a row's scale is one f32 per thread and
+    # iteration (too little to cross cache lines often); the weights stream
+    assert streamed(EXAMPLES / "gemv_wq.lp", N=256, K=512) == ["w"]
+    assert streamed(EXAMPLES / "gemv_wq.lp", WT="f8e4m3", ZERO=0, N=256, K=512) == ["w"]
+
+
+def test_loads_outside_loops_and_small_loads_are_not_prefetched():
+    assert streamed(EXAMPLES / "vector_add.lp") == []
+    # split-K with 16 rows a block: 16 weights (8 bytes) per thread and iteration
+    assert streamed(EXAMPLES / "gemv_splitk.lp") == []
+
+
+def test_a_load_that_does_not_move_with_the_loop_is_not_prefetched(tmp_path):
+    source = tmp_path / "fixed.lp"
+    source.write_text(
+        """kernel fixed[N = 256](a: global f32[N, 64], y: global f32[N])
+    blocks(N / 64) threads(64) {
+    acc = zeros<f32>[64, 64]
+    for i in range(0, 4) {
+        acc += load(a[block.x * 64 :+ 64, 0 :+ 64])
+    }
+    store(y[block.x * 64 :+ 64], sum(acc, axis = 1))
+}
+"""
+    )
+    assert streamed(source) == []
+
+
+def test_prefetching_past_the_end_of_the_weights_is_harmless():
+    """The last block's prefetches point PREFETCH_BYTES past the last row, outside the array
+    (a hint, which never faults): the results equal the thread-IR interpreter's."""
+    n, k = 64, 128
+    assert n * k // 2 <= 2 * PREFETCH_BYTES  # most prefetches of the array point past its end
+    kernel = lpir.compile(EXAMPLES / "gemv_wq.lp", target="cpu", N=n, K=k, BN=64)
+    reference = lpir.compile(EXAMPLES / "gemv_wq.lp", target="threads", N=n, K=k, BN=64)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(k).astype(np.float32)
+    w = lpir.pack_codes(rng.integers(0, 16, (n, k)).astype(np.uint8), lpir.dtype("u4"))
+    s = rng.uniform(0.5, 1.5, (n, k // 128)).astype(np.float32)
+    y, expected = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    kernel(x, w, s, y)
+    reference(x, w, s, expected)
+    np.testing.assert_array_equal(y, expected)  # the same f32 operations in the same order
