@@ -78,3 +78,14 @@ def test_lookup_instructions(source, patterns):
     assembly = compile_kernel(parse(text), {}).assembly()
     for pattern in patterns:
         assert re.search(pattern, assembly), f"no {pattern} for {source}"
+
+
+@pytest.mark.skipif(not AVX512, reason="the host has no AVX-512")
+@pytest.mark.parametrize("source", ["f6e3m2", "f7e3m3", "f5e2m2"])
+def test_fields_index_16_bit_tables_in_16_bit_lanes(source):
+    """Fields cut out of bytes for 16-bit table entries go straight into 16-bit lanes
+    (lookup.py: `cast_fields`): shifted there, never cut into 32-bit words and narrowed."""
+    text, _ = cast_kernel(source, 64, f"words_{source}")
+    llvm_ir = compile_kernel(parse(text), {}).llvm_ir
+    assert re.search(r"lshr <64 x i16> .*, <i16 0, i16 \d", llvm_ir)  # the fields' shifts
+    assert not re.search(r"trunc <\d+ x i32> .* to <\d+ x i16>", llvm_ir)

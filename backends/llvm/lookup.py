@@ -55,21 +55,47 @@ class TableCaster:
 
     def cast(self, codes: ir.Value, source: DType, target: DType) -> ir.Value:
         """`cast<target>` of a vector of `source` codes (i8 lanes)."""
-        b = self.b
-        lanes = codes.type.count
         # Codes just cut out of i32 words (unpack_bits) index the tables as those words, with
         # no narrowing to i8 and widening back in between.
         index = wide_codes(codes) or codes
         one_register_pair = 1 << source.nbits <= 2 * self.per_register(target)
         if target.name == "f32" and index is not codes and one_register_pair:
             return self.lookup_all(index, source, target, I32)
-        if target.name == "f32" and "+avx512bw" in self.features and exact_through_f16(source):
+        if target.name == "f32" and self.through_f16(source):
             # 32 f16 entries per register instead of 16 f32 ones: half the permutes, and one
             # exact vcvtph2ps per 16 lanes.
-            halves = self.lookup_all(index, source, dtype("f16"), I16)
-            as_half = b.bitcast(halves, ir.VectorType(ir.HalfType(), lanes))
-            return b.fpext(as_half, ir.VectorType(F32, lanes))
+            return self.exact_f16_to_f32(self.lookup_all(index, source, dtype("f16"), I16))
         return self.lookup_all(index, source, target, I32 if target.nbits == 32 else I16)
+
+    def cast_fields(self, data: ir.Value, offsets, source: DType, target: DType):
+        """`cast<target>` of the `source` fields at bit `offsets` of a byte vector (an
+        `unpack_bits` the cast reads), or None where the lookup would not take 16-bit indices
+        (its entries are not 16-bit). The fields go straight into 16-bit lanes, so no index is
+        cut into 32 bits first and narrowed after (f6e3m2 -> f32 took 4 shifts, 4 narrowings
+        and 4 register moves per 64 lanes that way; now 2 shifts)."""
+        if not self.applies(data, source, target) or not self.takes_16_bit_indices(source, target):
+            return None
+        index = self.vectors.fields_in_words(data, source, offsets)
+        if target.name != "f32":
+            return self.lookup_all(index, source, target, I16)
+        halves = self.lookup_all(index, source, dtype("f16"), I16)
+        return self.exact_f16_to_f32(halves)
+
+    def takes_16_bit_indices(self, source: DType, target: DType) -> bool:
+        """Whether `cast` looks up 16-bit entries: to f16/bf16, or to f32 through f16 where
+        the f32 table is more than one register pair."""
+        if target.name != "f32":
+            return True
+        one_register_pair = 1 << source.nbits <= 2 * self.per_register(target)
+        return not one_register_pair and self.through_f16(source)
+
+    def through_f16(self, source: DType) -> bool:
+        return "+avx512bw" in self.features and exact_through_f16(source)
+
+    def exact_f16_to_f32(self, halves: ir.Value) -> ir.Value:
+        lanes = halves.type.count
+        as_half = self.b.bitcast(halves, ir.VectorType(ir.HalfType(), lanes))
+        return self.b.fpext(as_half, ir.VectorType(F32, lanes))
 
     def lookup_all(self, codes: ir.Value, source: DType, target: DType, entry) -> ir.Value:
         """The table entries of every lane, one register of indices at a time. Only the low

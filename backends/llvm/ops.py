@@ -139,7 +139,15 @@ def _where(e, op):
 
 @emitter("cast")
 def _cast(e, op):
-    return [e.caster.cast(e.get(op.operands[0]), _dtype(op.operands[0]), _dtype(op.result))]
+    source, target = _dtype(op.operands[0]), _dtype(op.result)
+    unpacked = e.producers.get(id(op.operands[0]))
+    if unpacked is not None and unpacked.name == "unpack_bits" and len(unpacked.operands) == 1:
+        # a cast of fields just cut out of bytes: a lookup may index with them in place
+        data, offsets = e.get(unpacked.operands[0]), list(unpacked.attributes["bit_offsets"])
+        looked_up = e.caster.tables.cast_fields(data, offsets, source, target)
+        if looked_up is not None:
+            return [looked_up]
+    return [e.caster.cast(e.get(op.operands[0]), source, target)]
 
 
 @emitter("view")

@@ -12,7 +12,7 @@ output byte ORs together the planes that land on it.
 from __future__ import annotations
 
 from llvmlite import ir
-from lpir.backends.llvm.types import I8, I32, constant, element
+from lpir.backends.llvm.types import I8, I16, I32, constant, element
 
 from lpir.dtypes import DType
 from lpir.ir.order import tree_levels
@@ -160,6 +160,21 @@ class Vectors:
         pairs = b.bitcast(data, ir.VectorType(ir.IntType(16), data.type.count // 2))
         shifted = b.bitcast(b.lshr(pairs, constant(pairs, ir.IntType(16), amount)), data.type)
         return self.pick(shifted, list(range(count))) if count % 2 else shifted
+
+    def fields_in_words(self, data: ir.Value, dt: DType, offsets) -> ir.Value:
+        """<N x i16>: each lane's field (of at most 9 bits) in its low bits, and whatever
+        follows the field in the bytes above it: indices for permutes that read only the low
+        bits. A byte permute fills twice the lanes of 16 bits as of 32, and a 16-bit variable
+        shift likewise (AVX-512BW)."""
+        b = self.b
+        count = data.type.count
+        picks = []
+        for offset in offsets:
+            picks.extend(min(offset // 8 + plane, count) for plane in (0, 1))  # past the end: 0
+        gathered = self.pick(data, picks)
+        words = b.bitcast(gathered, ir.VectorType(I16, len(offsets)))
+        amounts = ir.Constant(words.type, [o % 8 for o in offsets])
+        return b.lshr(words, amounts)
 
     def register_of_codes(self, codes: ir.Value, dt: DType) -> ir.Value:
         """Register values (i8 lanes; i1 for bool) of n-bit codes held in i32 lanes."""
