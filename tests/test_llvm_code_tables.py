@@ -133,3 +133,42 @@ def test_one_register_of_lanes_takes_constant_tables_only():
     assert "fmul contract <16 x float>" in llvm_ir
     codes = codes_array(np.resize(np.arange(16), 16 * THREADS), "u4")
     check(text, [codes, np.float32(1.5), empty_for("f32", 16 * THREADS)])
+
+
+def half_chain_kernel(source: str) -> tuple[str, list]:
+    """skinny_wq's weights: f16 `cast(q) - 8` (stored as f16 too), then into f32 and scaled by
+    a scalar: tables of 16-bit entries on the way to 32-bit ones."""
+    kernel = LaneKernel(2 * LANES * THREADS, LANES, THREADS)
+    q = kernel.load(source)
+    eight = kernel.fresh("c")
+    kernel.emit(f"{eight}s = constant {{value = 8.0}} : f16")
+    kernel.emit(f"{eight} = splat({eight}s) {{shape = [{LANES}]}} : <{LANES} x f16>")
+    centered = kernel.op(f"sub({kernel.op(f'cast({q})', 'f16')}, {eight})", "f16")
+    kernel.store(centered, "f16")
+    s = kernel.scalar("f32")
+    kernel.store(kernel.op(f"mul({kernel.op(f'cast({centered})', 'f32')}, {s})", "f32"), "f32")
+    n = 2 * LANES * THREADS
+    arguments = [every_code(source), empty_for("f16", n), np.float32(0.37), empty_for("f32", n)]
+    return kernel.text(f"half_{source}"), arguments
+
+
+@pytest.mark.parametrize("source", ["u4", "i4", "f4e2m1", "u5"])
+def test_chains_through_f16_are_bit_exact(source):
+    text, arguments = half_chain_kernel(source)
+    check(text, arguments)
+
+
+@pytest.mark.skipif(not AVX512, reason="the host has no AVX-512")
+def test_chains_through_f16_are_lookups():
+    """Neither the f16 subtraction (an f32 one and a rounding to f16 per lane) nor the casts
+    are computed lane by lane: every 16 stored lanes of both results are one permute."""
+    text, _ = half_chain_kernel("u4")
+    llvm_ir = compile_kernel(parse(text), {}).llvm_ir_optimized
+    assert "fptrunc <16 x float>" not in llvm_ir and "fsub <16 x float>" not in llvm_ir
+    permutes = sum(llvm_ir.count(f"call <16 x float> @{name}(") for name in PERMUTES)
+    stored = sum(
+        lanes * llvm_ir.count(f"store <{lanes} x {t}> ")
+        for lanes in (16, 32)
+        for t in ("float", "i16")
+    )
+    assert stored and 16 * permutes == stored

@@ -9,6 +9,10 @@ examples/gemv_wq.lp's `(cast<f32>(w) - 8) * s` then costs one multiply of a 16-e
 s per row and one permute per 16 weights, where it cost a conversion, a subtraction and a
 multiply per 16 weights; the mask that cuts the fields out of their words goes too (a permute
 reads the low 4 or 5 bits of its index, and a table of fewer codes repeats to fill them).
+Values of 16-bit lanes (f16, bf16) are tabulated too, and casts of tabulated values:
+the tensor-core kernels' `cast<f16>(w) - ZERO`, cast to f32 for the CPU's dot, is one table
+of f32 entries (a 16-bit value's own lookups permute its entries zero-extended to 32 bits,
+and are left to LLVM to drop where nothing reads them).
 
 The results are the bits the direct computation gives: each entry is computed by the same
 operations (`Arithmetic`, the casts' tables) on the same operands, once per distinct operand
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 from lpir.backends.llvm.lookup import TableCaster, table_of, table_registers
-from lpir.backends.llvm.types import F32, I32
+from lpir.backends.llvm.types import F32, I16, I32, lane_type
 
 from lpir.dtypes import DType
 from lpir.ir.core import Operation, Value
@@ -66,7 +70,7 @@ class CodeTables:
         if not self.enabled or not _tabulable_result(op):
             return None
         if op.name == "cast":
-            form = self.codes_cast(op)
+            form = self.codes_cast(op) or self.cast_of_tables(op)
         elif op.__class__.__name__ in ("BinaryOp", "UnaryOp"):
             form = self.derived(op)
         else:
@@ -86,11 +90,23 @@ class CodeTables:
             return None
         index = code_index(self.e.b, self.e.get(op.operands[0]))
         entries = table_of(source, target)  # 16 entries, or 32: the codes repeat to fill them
-        registers = table_registers(entries, I32, REGISTER_LANES)
-        if target.is_float:
+        lane = lane_type(target)
+        registers = table_registers(entries, I16 if lane == I16 else I32, REGISTER_LANES)
+        if lane == F32:
             registers = [self.e.b.bitcast(r, ir.VectorType(F32, REGISTER_LANES)) for r in registers]
         chunks = _chunks(op.result)
         return Tabulated(index, [registers], (0,) * chunks, constant=True)
+
+    def cast_of_tables(self, op: Operation) -> Tabulated | None:
+        """`cast<T>(v)` of a tabulated v (skinny_wq's `cast<f16>(w) - ZERO`, an f16 table,
+        into the f32 of its dot): the cast of each table."""
+        form = self.form_of(op.operands[0])
+        if form is None:
+            return None
+        source, target = _dtype(op.operands[0]), _dtype(op.result)
+        cast = self.e.caster.cast
+        tables = [[cast(register, source, target) for register in table] for table in form.tables]
+        return Tabulated(form.index, tables, form.chunk_tables, form.constant)
 
     def derived(self, op: Operation) -> Tabulated | None:
         """An elementwise op whose operands are tabulated (on one index) or uniform per
@@ -186,13 +202,18 @@ class CodeTables:
             positions = [min(i, lanes) for i in range(start, start + REGISTER_LANES)]
             index = e.vectors.pick(form.index, positions)
             table = form.tables[table_number]  # (f32 or i32 lanes: the permute bitcasts them)
+            narrow = table[0].type.element == I16  # 16-bit entries travel zero-extended
+            if narrow:
+                table = [e.b.zext(r, ir.VectorType(I32, REGISTER_LANES)) for r in table]
             if len(table) == 1:
                 picked = caster.permute(table[0], index, I32, REGISTER_LANES)
             else:
                 picked = caster.permute_pair(table[0], index, table[1], I32, REGISTER_LANES)
+            if narrow:
+                picked = e.b.trunc(picked, ir.VectorType(I16, REGISTER_LANES))
             pieces.append(picked)
         joined = e.vectors.pick(e.vectors.concat(pieces), list(range(lanes)))
-        if _dtype(result).is_float:
+        if lane_type(_dtype(result)) == F32:
             return e.b.bitcast(joined, ir.VectorType(F32, lanes))
         return joined
 
@@ -227,11 +248,12 @@ def _splat_value(constant: ir.Constant) -> int | None:
 
 
 def _tabulable_result(op: Operation) -> bool:
-    """Ops with one vector result of 32-bit lanes (f32, i32, u32): what a permute gives."""
+    """Ops with one vector result of 32-bit lanes (f32, i32, u32: what a permute gives) or
+    16-bit ones (f16, bf16, i16, u16: a permute of the entries zero-extended, narrowed)."""
     if len(op.results) != 1 or not isinstance(op.result.type, VectorType):
         return False
     dt = _dtype(op.result)
-    return dt.nbits == 32 and not dt.is_bool
+    return dt.nbits in (16, 32) and not dt.is_bool
 
 
 def _chunks(value: Value) -> int:
