@@ -1,0 +1,102 @@
+"""A few rows of activations times quantized weights on the CPU (small-batch decoding): lpir's
+examples/skinny_wq.lp side by side with its peers.
+
+    python benchmarks/cpu_skinny.py                      # M = 4 and 16; 4096^2 and 8192^2
+    python benchmarks/cpu_skinny.py --rows 16 --shapes 14336x4096 --weights u4,u8
+
+y[m, n] = sum_k x[m, k] * (w[n, k] - ZERO) * s[n, k / 128] for M rows of f16 x, timed in the
+same run as numpy f32 `x @ W.T` on the dequantized matrix, torch's CPU int4 kernel with M rows
+of bf16 x (when torch is installed) and the floor (packed weights over the copy bandwidth).
+Contenders are timed in turn, one call each per round (see cpu_gemv.py, whose helpers and
+thread settings this script shares); medians of the rounds; ratios below 1: lpir is faster.
+"""
+
+from __future__ import annotations  # noqa: I001 (cpu_gemv loads before numpy, see below)
+
+import argparse
+import os
+from pathlib import Path
+
+# first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
+from cpu_gemv import GROUP, copy_bandwidth, dequantize, make_weights, round_robin, zero_point
+import numpy as np
+
+import lpir
+
+KERNEL = Path(__file__).resolve().parent.parent / "examples" / "skinny_wq.lp"
+
+
+def torch_int4(m: int, n: int, k: int):
+    """A call of torch's CPU int4 kernel with m rows of x, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    weights = torch.randint(0, 16, (n, k), dtype=torch.int32)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(weights, 1)
+    scales = torch.rand(k // GROUP, n) * 0.01 + 0.005
+    scales_and_zeros = torch.stack([scales, torch.zeros_like(scales)], 2).to(torch.bfloat16)
+    x = torch.randn(m, k, dtype=torch.bfloat16)
+    return lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, GROUP, scales_and_zeros)
+
+
+def bench(m, n, k, weights, repeat, bandwidth, rng):
+    x = rng.standard_normal((m, k)).astype(np.float16)
+    scales = rng.uniform(0.005, 0.02, size=(n, k // GROUP)).astype(np.float32)
+    calls, rows = {}, []
+    for name in weights:
+        dt = lpir.dtype(name)
+        packed = make_weights(dt, n, k, rng)
+        kernel = lpir.compile(
+            KERNEL, target="cpu", WT=name, ZERO=zero_point(dt), M=m, MB=m, N=n, K=k
+        )
+        y = np.zeros((m, n), np.float32)
+        kernel(x, packed, scales, y)
+        dense = dequantize(dt, packed, scales)
+        expected = x.astype(np.float64) @ dense.T.astype(np.float64)
+        error = float(np.max(np.abs(y - expected)) / np.max(np.abs(expected)))
+        if "numpy" not in calls:
+            x32 = x.astype(np.float32)
+            calls["numpy"] = lambda d=dense, x32=x32: x32 @ d.T
+        del dense, expected
+        calls[name] = lambda c=kernel, w=packed, out=y: c(x, w, scales, out)
+        rows.append((name, packed.nbytes, error))
+    torch_call = torch_int4(m, n, k)
+    if torch_call is not None:
+        calls["torch"] = torch_call
+    seconds = round_robin(calls, repeat)
+    print(f"\nM = {m}, N = {n}, K = {k}, group {GROUP}")
+    print(f"  numpy f32 x @ W.T (dequantized): {seconds['numpy'] * 1e3:8.3f} ms")
+    if "torch" in seconds:
+        print(f"  torch int4 (bf16, tinygemm):     {seconds['torch'] * 1e3:8.3f} ms")
+    header = f"  {'weights':>8} {'lpir ms':>9} {'floor ms':>9} {'/numpy':>7}"
+    header += f" {'/torch':>7}" if "torch" in seconds else ""
+    print(header + f" {'/floor':>7} {'rel err':>8}")
+    for name, nbytes, error in rows:
+        floor = (nbytes + scales.nbytes) / bandwidth
+        line = f"  {name:>8} {seconds[name] * 1e3:9.3f} {floor * 1e3:9.3f}"
+        line += f" {seconds[name] / seconds['numpy']:7.2f}"
+        if "torch" in seconds:
+            line += f" {seconds[name] / seconds['torch']:7.2f}"
+        print(line + f" {seconds[name] / floor:7.2f} {error:8.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="4,16", help="comma-separated M values")
+    parser.add_argument("--shapes", default="4096x4096,8192x8192", help="NxK,NxK,...")
+    parser.add_argument("--weights", default="u4,u3,u8", help="comma-separated weight types")
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    bandwidth = copy_bandwidth(args.repeat)
+    print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write); {os.cpu_count()} cores")
+    for shape in args.shapes.split(","):
+        n, k = (int(v) for v in shape.split("x"))
+        for m in (int(v) for v in args.rows.split(",")):
+            bench(m, n, k, args.weights.split(","), args.repeat, bandwidth, rng)
+
+
+if __name__ == "__main__":
+    main()
