@@ -629,8 +629,9 @@ class _Lowering(Rewriter):
         order = [(s, c * lanes + l) for s in slots for l in range(lanes) for c in range(chunks)]
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
-        if a.type.dtype != acc_dtype:
+        if a.type.dtype != acc_dtype:  # type: ignore[attr-defined]
             a = self.add(CastOp.create(a, acc_dtype))
+        if b.type.dtype != acc_dtype:  # type: ignore[attr-defined]
             b = self.add(CastOp.create(b, acc_dtype))
         products = self.add(
             BinaryOp.create("mul", self.shuffle(a, a_rows), self.shuffle(b, b_columns))
