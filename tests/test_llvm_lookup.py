@@ -89,3 +89,24 @@ def test_fields_index_16_bit_tables_in_16_bit_lanes(source):
     llvm_ir = compile_kernel(parse(text), {}).llvm_ir
     assert re.search(r"lshr <64 x i16> .*, <i16 0, i16 \d", llvm_ir)  # the fields' shifts
     assert not re.search(r"trunc <\d+ x i32> .* to <\d+ x i16>", llvm_ir)
+
+
+def test_sign_symmetric_tables_are_looked_up_by_magnitude():
+    """fp8's 256 entries are the 128 of the codes with the sign bit clear, with the sign bit
+    set: the lookup reads those (2 register pairs of f16 entries, not 4) and ORs the sign."""
+    f16, f32 = dtype("f16"), dtype("f32")
+    for source in ("f8e4m3", "f8e5m2", "f8e3m4"):
+        half = lookup.magnitude_table(dtype(source), f16, 16)
+        assert half is not None and half.size == 128
+        full = lookup.table_of(dtype(source), f16)[:256]
+        np.testing.assert_array_equal(full[128:], half | 0x8000)
+    assert lookup.magnitude_table(dtype("f6e3m2"), f16, 16) is None  # one pair already
+    assert lookup.magnitude_table(dtype("f8e4m3"), f32, 32).size == 128
+
+
+@pytest.mark.skipif(not AVX512, reason="the host has no AVX-512")
+def test_fp8_lookups_read_two_register_pairs():
+    text, _ = cast_kernel("f8e4m3", 64, "pairs_f8e4m3")
+    llvm_ir = compile_kernel(parse(text), {}).llvm_ir
+    pair_permutes = llvm_ir.count('call <32 x i16> @"llvm.x86.avx512.vpermi2var.hi.512"')
+    assert pair_permutes == 2 * 2 * 3  # 2 pairs x 2 registers of 32 lanes x (f32, f16, bf16)
