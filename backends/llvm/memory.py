@@ -120,13 +120,14 @@ class Memory:
             result = self.b.insert_element(result, value, ir.Constant(I32, lane))
         return self.to_register(result, dt)
 
-    def prefetch(self, pointer, base, offset: int, dt: DType, ahead: int) -> None:
-        """A prefetch (into every cache level) of the byte `ahead` bytes past element
-        base + offset. A hint only: it never faults, wherever that byte is."""
+    def prefetch(self, pointer, base, offset: int, dt: DType, ahead: int, locality: int) -> None:
+        """A prefetch of the byte `ahead` bytes past element base + offset, `locality` 0-3 as
+        llvm.prefetch has it (3: into every cache level; 2: not the first). A hint only: it
+        never faults, wherever that byte is."""
         address = self.address(pointer, self.index(base, offset), dt)
         target = self.b.gep(address, [ir.Constant(I64, ahead)], source_etype=I8)  # not inbounds
-        read, keep_everywhere, data = (ir.Constant(I32, n) for n in (0, 3, 1))
-        self.b.call(self.intrinsics.prefetch(), [target, read, keep_everywhere, data])
+        read, level, data = (ir.Constant(I32, n) for n in (0, locality, 1))
+        self.b.call(self.intrinsics.prefetch(), [target, read, level, data])
 
     def gather(self, pointer, base, offsets, element, mask, align: int) -> ir.Value:
         """Lanes at base + offsets (constants) through one `llvm.masked.gather`: for wide

@@ -4,9 +4,11 @@ A CPU block runs its threads one after another, each through its whole loop, so 
 thread walks one row of weights from end to end and the next rows follow in memory. The
 cores' hardware prefetchers follow such a walk only inside a 4 KiB page and learn it again on
 every new page: with 4 KiB rows (u4 weights, K = 8192) each row starts with a few reads that
-wait the whole memory latency. A prefetch `PREFETCH_BYTES` ahead of each streamed load keeps
-the walk ahead across page (and row) ends: the 8192 x 8192 GEMV took 14-21 % less time
-(u4 3.26 -> 2.75 ms, u8 5.0 -> 4.5, f6e3m2 5.6 -> 4.4; docs/benchmarks.md).
+wait the whole memory latency. A prefetch `PREFETCH_BYTES` ahead of each streamed load, into
+the second-level cache (`LOCALITY`), keeps the walk ahead across page (and row) ends: the
+8192 x 8192 GEMV took 20-30 % less time (docs/benchmarks.md). Into the first level and
+2048 bytes ahead (the first choice) gave u4 2.58 ms, u6 4.0, u8 4.5; into the second, 8192
+ahead 2.23-2.35, 3.0, 3.8 (2048-32768 bytes and levels 1-3 tried, twice each).
 
 A load streams when it is inside a loop and its address moves with the loop's counter, and
 each block reads its own data (the address depends on the block index and the load is not
@@ -23,7 +25,8 @@ from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.ops import ForOp
 from lpir.ir.types import GlobalType
 
-PREFETCH_BYTES = 2048  # ahead of the load: past a page's end well before the walk gets there
+PREFETCH_BYTES = 8192  # ahead of the load: two pages, past a page's end well before the walk
+LOCALITY = 2  # llvm.prefetch's: into the second-level cache (x86 prefetcht1), not the first
 MIN_BYTES = 16
 
 
@@ -64,4 +67,4 @@ def _reads(values: list[Value], target: Value) -> bool:
     return False
 
 
-__all__ = ["MIN_BYTES", "PREFETCH_BYTES", "streamed_loads"]
+__all__ = ["LOCALITY", "MIN_BYTES", "PREFETCH_BYTES", "streamed_loads"]
