@@ -124,8 +124,13 @@ class Memory:
         """A prefetch of the byte `ahead` bytes past element base + offset, `locality` 0-3 as
         llvm.prefetch has it (3: into every cache level; 2: not the first). A hint only: it
         never faults, wherever that byte is."""
-        address = self.address(pointer, self.index(base, offset), dt)
-        target = self.b.gep(address, [ir.Constant(I64, ahead)], source_etype=I8)  # not inbounds
+        index = self.index(base, offset)
+        wide = self.b.sext(index, I64) if index.type != I64 else index
+        byte = self.b.add(
+            self.b.mul(wide, ir.Constant(I64, dt.nbits // 8)), ir.Constant(I64, ahead)
+        )
+        # not `inbounds`: the address may lie past the array (or be a masked-off lane's)
+        target = self.b.gep(pointer, [byte], source_etype=I8)
         read, level, data = (ir.Constant(I32, n) for n in (0, locality, 1))
         self.b.call(self.intrinsics.prefetch(), [target, read, level, data])
 
