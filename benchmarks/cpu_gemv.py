@@ -87,8 +87,9 @@ def dequantize(dt, packed, scales) -> np.ndarray:
     return values * np.repeat(scales, GROUP, axis=1)[:, : values.shape[1]]
 
 
-def torch_int4(n: int, k: int, rng):
-    """A call of torch's CPU int4 kernel on random weights, or None without torch."""
+def torch_int4(n: int, k: int, rng, rows: int = 1):
+    """A call of torch's CPU int4 kernel on random weights (`rows` rows of x), or None
+    without torch."""
     try:
         import torch
     except ImportError:
@@ -98,7 +99,7 @@ def torch_int4(n: int, k: int, rng):
     packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(weights, 1)
     scales = torch.rand(k // GROUP, n) * 0.01 + 0.005
     scales_and_zeros = torch.stack([scales, torch.zeros_like(scales)], 2).to(torch.bfloat16)
-    x = torch.randn(1, k, dtype=torch.bfloat16)
+    x = torch.randn(rows, k, dtype=torch.bfloat16)
     return lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, GROUP, scales_and_zeros)
 
 

@@ -18,27 +18,20 @@ import os
 from pathlib import Path
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
-from cpu_gemv import GROUP, copy_bandwidth, dequantize, make_weights, round_robin, zero_point
+from cpu_gemv import (
+    GROUP,
+    copy_bandwidth,
+    dequantize,
+    make_weights,
+    round_robin,
+    torch_int4,
+    zero_point,
+)
 import numpy as np
 
 import lpir
 
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "skinny_wq.lp"
-
-
-def torch_int4(m: int, n: int, k: int):
-    """A call of torch's CPU int4 kernel with m rows of x, or None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    weights = torch.randint(0, 16, (n, k), dtype=torch.int32)
-    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(weights, 1)
-    scales = torch.rand(k // GROUP, n) * 0.01 + 0.005
-    scales_and_zeros = torch.stack([scales, torch.zeros_like(scales)], 2).to(torch.bfloat16)
-    x = torch.randn(m, k, dtype=torch.bfloat16)
-    return lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, GROUP, scales_and_zeros)
 
 
 def bench(m, n, k, weights, repeat, bandwidth, rng):
@@ -62,7 +55,7 @@ def bench(m, n, k, weights, repeat, bandwidth, rng):
         del dense, expected
         calls[name] = lambda c=kernel, w=packed, out=y: c(x, w, scales, out)
         rows.append((name, packed.nbytes, error))
-    torch_call = torch_int4(m, n, k)
+    torch_call = torch_int4(n, k, rng, rows=m)
     if torch_call is not None:
         calls["torch"] = torch_call
     seconds = round_robin(calls, repeat)
