@@ -10,7 +10,8 @@ the second-level cache (`LOCALITY`), keeps the walk ahead across page (and row) 
 2048 bytes ahead (the first choice) gave u4 2.58 ms, u6 4.0, u8 4.5; into the second, 8192
 ahead 2.23-2.35, 3.0, 3.8 (2048-32768 bytes and levels 1-3 tried, twice each).
 
-A load streams when it is inside a loop and its address moves with the loop's counter, and
+A load streams when it is inside a loop and its address moves with the loop's counter (and
+no loaded value feeds it: a gather from a table of pages is no stream), and
 each block reads its own data (the address depends on the block index and the load is not
 `served_from_cache`: x, which every block reads, stays in the caches and is not prefetched),
 and it reads at least `MIN_BYTES` per thread (a scalar per iteration crosses a cache line
@@ -20,8 +21,8 @@ prefetch past the end of an array (the last rows) is harmless.
 
 from __future__ import annotations
 
-from lpir.ir.analysis import served_from_cache
-from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.analysis import loop_slice, served_from_cache
+from lpir.ir.core import Kernel, Operation
 from lpir.ir.ops import ForOp
 from lpir.ir.types import GlobalType
 
@@ -48,23 +49,8 @@ def _streams(op: Operation, loop: ForOp, kernel: Kernel) -> bool:
     dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
     if dtype.nbits % 8 or len(op.attributes["offsets"]) * dtype.nbits < 8 * MIN_BYTES:
         return False
-    address = op.operands[1:2]
-    return _reads(address, loop.induction_variable) and not served_from_cache(op, kernel)
-
-
-def _reads(values: list[Value], target: Value) -> bool:
-    """Whether the values are computed from `target` (through ops, not through loops)."""
-    pending, seen = list(values), set()
-    while pending:
-        value = pending.pop()
-        if value is target:
-            return True
-        owner = value.owner
-        if isinstance(owner, Region) or not isinstance(owner, Operation) or id(owner) in seen:
-            continue
-        seen.add(id(owner))
-        pending.extend(owner.operands)
-    return False
+    moving = loop_slice(op.operands[1:2], loop)  # None: a loaded or carried value feeds it
+    return moving is not None and moving.reads_induction and not served_from_cache(op, kernel)
 
 
 __all__ = ["LOCALITY", "MIN_BYTES", "PREFETCH_BYTES", "streamed_loads"]
