@@ -56,12 +56,12 @@ class TableCaster:
         return REGISTER_BITS // target.nbits
 
     def cast(self, codes: ir.Value, source: DType, target: DType) -> ir.Value:
-        """`cast<target>` of a vector of `source` codes (i8 lanes)."""
+        """`cast<target>` of a vector of `source` codes (i8 lanes, or any wider lanes whose
+        low bits are the codes)."""
         # Codes just cut out of i32 words (unpack_bits) index the tables as those words, with
         # no narrowing to i8 and widening back in between.
         index = wide_codes(codes) or codes
-        one_register_pair = 1 << source.nbits <= 2 * self.per_register(target)
-        if target.name == "f32" and index is not codes and one_register_pair:
+        if target.name == "f32" and index is not codes and one_register_pair(source, target):
             return self.lookup_all(index, source, target, I32)
         if target.name == "f32" and self.through_f16(source):
             # 32 f16 entries per register instead of 16 f32 ones: half the permutes, and one
@@ -77,19 +77,14 @@ class TableCaster:
         and 4 register moves per 64 lanes that way; now 2 shifts)."""
         if not self.applies(data, source, target) or not self.takes_16_bit_indices(source, target):
             return None
-        index = self.vectors.fields_in_words(data, source, offsets)
-        if target.name != "f32":
-            return self.lookup_all(index, source, target, I16)
-        halves = self.lookup_all(index, source, dtype("f16"), I16)
-        return self.exact_f16_to_f32(halves)
+        return self.cast(self.vectors.fields_in_words(data, source, offsets), source, target)
 
     def takes_16_bit_indices(self, source: DType, target: DType) -> bool:
         """Whether `cast` looks up 16-bit entries: to f16/bf16, or to f32 through f16 where
         the f32 table is more than one register pair."""
         if target.name != "f32":
             return True
-        one_register_pair = 1 << source.nbits <= 2 * self.per_register(target)
-        return not one_register_pair and self.through_f16(source)
+        return not one_register_pair(source, target) and self.through_f16(source)
 
     def through_f16(self, source: DType) -> bool:
         return "+avx512bw" in self.features and exact_through_f16(source)
@@ -202,6 +197,11 @@ def wide_codes(codes: ir.Value) -> ir.Value | None:
         if element(source.type) == I32:
             return source
     return None
+
+
+def one_register_pair(source: DType, target: DType) -> bool:
+    """Whether the table of every source code fits one register pair of target entries."""
+    return 1 << source.nbits <= 2 * TableCaster.per_register(target)
 
 
 def fits(source: DType, target: DType) -> bool:

@@ -157,8 +157,8 @@ class Vectors:
         count = data.type.count
         if count % 2:
             data = self.pick(data, list(range(count + 1)))  # one zero byte more
-        pairs = b.bitcast(data, ir.VectorType(ir.IntType(16), data.type.count // 2))
-        shifted = b.bitcast(b.lshr(pairs, constant(pairs, ir.IntType(16), amount)), data.type)
+        pairs = b.bitcast(data, ir.VectorType(I16, data.type.count // 2))
+        shifted = b.bitcast(b.lshr(pairs, constant(pairs, I16, amount)), data.type)
         return self.pick(shifted, list(range(count))) if count % 2 else shifted
 
     def fields_in_words(self, data: ir.Value, dt: DType, offsets) -> ir.Value:
