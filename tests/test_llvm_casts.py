@@ -19,7 +19,13 @@ import functools
 
 import numpy as np
 import pytest
-from test_llvm_harness import LaneKernel, codes_array, empty_for, private_cache, run_both  # noqa: F401
+from test_llvm_harness import (  # noqa: F401
+    LaneKernel,
+    codes_array,
+    empty_for,
+    private_cache,
+    run_both,
+)
 
 from lpir.dtypes import ALL_DTYPE_NAMES, DType, dtype
 
@@ -213,3 +219,54 @@ def test_source_sets_cover_the_decisions():
     for point in (0.25, 2.5, 5.0, 7.0, 65520.0, 464.0, -464.0):
         assert point in values
     assert codes_array(np.array([1.5], np.float32), "f32").dtype == np.uint32
+
+
+def f16_nan_kernel(use: str) -> tuple[str, np.ndarray]:
+    """A kernel storing `use` of `cast<f32>` of f16 codes that include NaNs with payloads and
+    signs ("stored": the cast itself; "arithmetic": the cast times 2 plus 1); and the codes."""
+    codes = np.array([0x7E00, 0xFE00, 0x7C01, 0xFC01, 0x7D55, 0x7FFF, 0x3C00, 0xC000], np.uint16)
+    codes = np.resize(codes, BLOCKS * LANES * 4)
+    kernel = LaneKernel(codes.size, LANES, codes.size // BLOCKS // LANES)
+    wide = kernel.op(f"cast({kernel.load('f16')})", "f32")
+    if use == "arithmetic":
+        two = kernel.op("splat(%c2) {shape = [8]}", "f32")
+        one = kernel.op("splat(%c1) {shape = [8]}", "f32")
+        wide = kernel.op(f"add({kernel.op(f'mul({wide}, {two})', 'f32')}, {one})", "f32")
+        kernel.body.insert(0, "  %c2 = constant {value = 2.0} : f32")
+        kernel.body.insert(0, "  %c1 = constant {value = 1.0} : f32")
+    kernel.store(wide, "f32")
+    return kernel.text(f"f16_nans_{use}"), codes
+
+
+def test_a_stored_f16_cast_has_the_same_nan_bits_on_every_host(monkeypatch):
+    """The native f16 -> f32 cast quiets NaNs and keeps their payloads, the integer codec
+    (hosts without F16C) drops them: where the cast's bits are stored, the native cast's NaNs
+    are made the codec's, so every host stores the same bytes."""
+    from lpir.backends.llvm import jit
+
+    text, codes = f16_nan_kernel("stored")
+    native = run_both(text, [codes, np.zeros(codes.size, np.float32)])[1][1]
+    triple, cpu, features = jit.host()
+    hidden = ",".join(f for f in features.split(",") if f not in ("+f16c", ""))
+    monkeypatch.setattr(jit, "host", lambda: (triple, cpu, hidden + ",-f16c"))
+    portable = run_both(text, [codes, np.zeros(codes.size, np.float32)])[1][1]
+    assert np.array_equal(native.view(np.uint32), portable.view(np.uint32))
+
+
+def test_nan_bits_are_not_fixed_where_only_arithmetic_reads_them():
+    """A cast whose NaNs only arithmetic reads (which may give any payload) skips the select
+    that makes them lpir's: the values are the interpreter's, NaNs as NaNs of the same sign."""
+    from lpir.backends.llvm import compile_kernel
+
+    from lpir.ir import parse
+
+    stored, _ = f16_nan_kernel("stored")
+    arithmetic, codes = f16_nan_kernel("arithmetic")
+    assert "fcmp uno" in compile_kernel(parse(stored), {}).llvm_ir
+    assert "fcmp uno" not in compile_kernel(parse(arithmetic), {}).llvm_ir
+    out = np.zeros(codes.size, np.float32)
+    reference, compiled = run_both(arithmetic, [codes, out])
+    expected, got = reference[1], compiled[1]
+    assert np.array_equal(np.isnan(expected), np.isnan(got))
+    assert np.array_equal(np.signbit(expected), np.signbit(got))
+    assert np.array_equal(expected[~np.isnan(expected)], got[~np.isnan(got)])

@@ -5,8 +5,12 @@ AVX-512 (lookup.py). Every other conversion goes through one of three hubs: an i
 f32 or f64. Floats narrower than f32 decode exactly to f32 and encode from it
 (`floats.FloatCodec`); f64 sources round to f32 *to odd* first, so the final rounding to a
 narrower format is still correct. f16 converts with the host's instructions where it has F16C
-(`vcvtph2ps`/`vcvtps2ph`, 16 lanes an instruction with AVX-512), NaNs made lpir's (sign kept,
-payload dropped) by one select: the same bits as the codec's thirty-odd integer operations.
+(`vcvtph2ps`/`vcvtps2ph`, 16 lanes an instruction with AVX-512). Those keep a NaN's payload
+where the codec's thirty-odd integer operations (hosts without F16C) drop it; one select
+makes a stored cast's NaNs the codec's, so every host stores the same bits. The select is left
+out where nothing can see a NaN's payload (`nan_payload_unseen`: a cast only arithmetic reads,
+whose NaN results may carry any payload, and f16 widened for arithmetic): it cost three
+vector instructions per register of x in skinny_wq's loop.
 Float to int uses LLVM's saturating conversions (truncate, saturate, NaN -> 0); int to int
 truncates and re-extends (wrap).
 """
@@ -32,6 +36,8 @@ from lpir.backends.llvm.types import (
 )
 
 from lpir.dtypes import DType
+from lpir.ir.core import Kernel, Operation, Value
+from lpir.ir.ops.arith import ARITHMETIC, COMPARISONS, FLOAT_UNARY
 
 
 def _narrow_float(dt: DType) -> bool:
@@ -79,45 +85,55 @@ class Caster:
     def codec(self, dt: DType) -> FloatCodec:
         return FloatCodec(self.b, self.intrinsics, dt)
 
-    def to_f32(self, value: ir.Value, dt: DType) -> ir.Value:
-        """A float register value as f32 (exact for every format but f64)."""
+    def to_f32(self, value: ir.Value, dt: DType, nan_bits: bool = False) -> ir.Value:
+        """A float register value as f32 (exact for every format but f64); NaNs are the
+        codec's only with `nan_bits` (else they keep sign and NaN-ness, any payload)."""
         if dt.nbits == 32:
             return value
         if dt.nbits == 64:
             return self.b.fptrunc(value, like(value, F32))
         if dt.name == "f16" and self.native_f16:
-            return self._f16_to_f32(value)
+            return self._f16_to_f32(value, nan_bits)
         return self.codec(dt).decode(value)
 
-    def from_f32(self, value: ir.Value, dt: DType) -> ir.Value:
-        """The code(s) of a narrower float format nearest f32 value(s) (`FloatCodec.encode`)."""
+    def from_f32(self, value: ir.Value, dt: DType, nan_bits: bool = False) -> ir.Value:
+        """The code(s) of a narrower float format nearest f32 value(s) (`FloatCodec.encode`);
+        `nan_bits` as in `to_f32`."""
         if dt.name == "f16" and self.native_f16:
-            return self._f32_to_f16(value)
+            return self._f32_to_f16(value, nan_bits)
         return self.codec(dt).encode(value)
 
-    def _f16_to_f32(self, code: ir.Value) -> ir.Value:
+    def _f16_to_f32(self, code: ir.Value, nan_bits: bool) -> ir.Value:
         b = self.b
         wide = b.fpext(b.bitcast(code, like(code, F16)), like(code, F32))
+        if not nan_bits:
+            return wide
         bits = b.bitcast(wide, like(code, I32))
         sign = b.and_(bits, constant(bits, I32, 0x80000000))
         nan = b.bitcast(b.or_(sign, constant(bits, I32, 0x7FC00000)), like(code, F32))
         return b.select(b.fcmp_unordered("uno", wide, wide), nan, wide)
 
-    def _f32_to_f16(self, value: ir.Value) -> ir.Value:
+    def _f32_to_f16(self, value: ir.Value, nan_bits: bool) -> ir.Value:
         b = self.b
         code = b.bitcast(b.fptrunc(value, like(value, F16)), like(value, I16))
+        if not nan_bits:
+            return code
         high = b.lshr(b.bitcast(value, like(value, I32)), constant(value, I32, 16))
         sign = b.and_(b.trunc(high, like(value, I16)), constant(value, I16, 0x8000))
         nan = b.or_(sign, constant(value, I16, 0x7E00))
         return b.select(b.fcmp_unordered("uno", value, value), nan, code)
 
-    def cast(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
+    def cast(
+        self, value: ir.Value, source: DType, target: DType, nan_bits: bool = True
+    ) -> ir.Value:
+        """`value` of `source` as `target`; without `nan_bits` a NaN result may carry any
+        payload (for results only arithmetic reads)."""
         if source == target:
             return value
         if target.is_bool:
             return self.to_bool(value, source)
         if source.is_float and target.is_float:
-            return self.float_to_float(value, source, target)
+            return self.float_to_float(value, source, target, nan_bits)
         if source.is_float:
             return self.float_to_int(value, source, target)
         if target.is_float:
@@ -131,13 +147,15 @@ class Caster:
             return b.fcmp_unordered("!=", wide, constant(wide, element(wide.type), 0.0))
         return b.icmp_unsigned("!=", value, constant(value, element(value.type), 0))
 
-    def float_to_float(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
+    def float_to_float(
+        self, value: ir.Value, source: DType, target: DType, nan_bits: bool
+    ) -> ir.Value:
         b = self.b
         if self.tables.applies(value, source, target):
             return self.tables.cast(value, source, target)
         if target.nbits == 64:
             return (
-                b.fpext(self.to_f32(value, source), like(value, F64))
+                b.fpext(self.to_f32(value, source, nan_bits), like(value, F64))
                 if source.nbits < 64
                 else value
             )
@@ -148,10 +166,10 @@ class Caster:
                 else round_to_odd_f32(b, self.intrinsics, value)
             )
         else:
-            wide = self.to_f32(value, source)
+            wide = self.to_f32(value, source, nan_bits and target.nbits == 32)
         if target.nbits == 32:
             return wide
-        return self.from_f32(wide, target)
+        return self.from_f32(wide, target, nan_bits)
 
     def float_to_int(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
         b = self.b
@@ -194,4 +212,43 @@ class Caster:
         return self.from_f32(round_to_odd_f32(b, self.intrinsics, wide), target)
 
 
-__all__ = ["I1", "Caster", "from_int", "int_value"]
+# Ops that read no NaN payload of their operands: the NaN results of arithmetic may carry any
+# payload, comparisons and float -> int casts do not depend on one.
+_PAYLOAD_BLIND = {*ARITHMETIC, *COMPARISONS, *FLOAT_UNARY, "neg", "abs", "reduce_lanes"}
+# Ops that pass their operand's lanes on unchanged: a payload is seen where their result's is.
+_LANE_MOVES = {"shuffle", "extract"}
+
+
+def nan_payload_unseen(kernel: Kernel) -> set[int]:
+    """The ids of values (of the thread-IR `kernel`) whose NaNs' payloads nothing can observe:
+    every use reads none (arithmetic, comparisons, casts to integers) or moves lanes into a
+    value of which that holds. Loop-carried values, stores, views, `where` and casts to other
+    floats observe them."""
+    users: dict[int, list[Operation]] = {}
+    for op in kernel.walk():
+        for operand in op.operands:
+            users.setdefault(id(operand), []).append(op)
+    unseen: dict[int, bool] = {}
+
+    def blind(op: Operation) -> bool:
+        if op.name in _PAYLOAD_BLIND:
+            return True
+        if op.name == "cast":
+            return not op.result.type.dtype.is_float  # type: ignore[attr-defined]
+        return op.name in _LANE_MOVES and is_unseen(op.result)
+
+    def is_unseen(value: Value) -> bool:
+        if id(value) not in unseen:
+            unseen[id(value)] = all(blind(op) for op in users.get(id(value), []))
+        return unseen[id(value)]
+
+    return {
+        id(result)
+        for op in kernel.walk()
+        if op.name == "cast"
+        for result in op.results
+        if is_unseen(result)
+    }
+
+
+__all__ = ["I1", "Caster", "from_int", "int_value", "nan_payload_unseen"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 from lpir.backends.llvm import jit
 from lpir.backends.llvm.arith import Arithmetic
-from lpir.backends.llvm.casts import Caster
+from lpir.backends.llvm.casts import Caster, nan_payload_unseen
 from lpir.backends.llvm.code_tables import CodeTables
 from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.memory import Memory
@@ -90,6 +90,7 @@ class KernelEmitter:
         self.context: dict[int, ir.Value] = {}
         self.tid: ir.Value | None = None
         self.streamed_loads = streamed_loads(kernel)
+        self.nan_payload_unseen = nan_payload_unseen(kernel)
 
     # ---- module ---------------------------------------------------------------------------
     def emit(self) -> None:

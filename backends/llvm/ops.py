@@ -147,7 +147,8 @@ def _cast(e, op):
         looked_up = e.caster.tables.cast_fields(data, offsets, source, target)
         if looked_up is not None:
             return [looked_up]
-    return [e.caster.cast(e.get(op.operands[0]), source, target)]
+    nan_bits = id(op.result) not in e.nan_payload_unseen
+    return [e.caster.cast(e.get(op.operands[0]), source, target, nan_bits)]
 
 
 @emitter("view")
