@@ -9,6 +9,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     canonicalize,
     cse,
     dce,
+    defer_lane_sums,
     layout_selection,
     lower_to_threads,
     narrow_dots,

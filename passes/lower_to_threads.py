@@ -79,6 +79,7 @@ from lpir.ir.ops import (
     WarpShuffleOp,
 )
 from lpir.ir.ops.thread import WARP_SIZE
+from lpir.ir.order import tree_levels
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import ScalarType, SharedType, TileType, Type, VectorType
 from lpir.layout import RegisterLayout
@@ -600,9 +601,10 @@ class _Lowering(Rewriter):
         128 threads: 4), that would be one dependent add per step, at the adder's latency; there
         each slot's k products are one wide multiply and summed by `reduce_lanes` instead, then
         added to the slot. Where k spans several registers, lane l of a register first sums its
-        steps l, l + 16, l + 32, ... (a balanced tree of whole-register adds: the products of a
-        register are a slice of a's row times one of b's column, no shuffling) and then the 16
-        lanes are summed: skinny_wq's [64, 16] accumulator over 128 threads (8 slots, k = 128)
+        steps l, l + 16, l + 32, ... (a balanced tree of adds of one product vector per 16
+        steps, each a slice of a's row times one of b's column: whole registers, no shuffling)
+        and then the 16 lanes are summed (after the loop, where defer-lane-sums applies):
+        skinny_wq's [64, 16] accumulator over 128 threads (8 slots, k = 128)
         took 27 ms on the CPU as one balanced tree over k and 12 ms so. A shuffle feeding an
         operand (a transposed tile) is folded into the dot's own. A dot's order of additions is
         each target's own (the interpreter's is exact)."""
@@ -624,21 +626,31 @@ class _Lowering(Rewriter):
             return acc
         slots = range(acc.type.size)  # type: ignore[attr-defined]
         chunks = k // register_lanes if k % register_lanes == 0 else 1
-        # products ordered slot, lane, chunk: step = chunk * register_lanes + lane
+        # products of chunk c ordered slot, lane: step = c * register_lanes + lane
         lanes = register_lanes if chunks > 1 else k
-        order = [(s, c * lanes + l) for s in slots for l in range(lanes) for c in range(chunks)]
+        order = [(s, c * lanes + l) for c in range(chunks) for s in slots for l in range(lanes)]
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
         if a.type.dtype != acc_dtype:  # type: ignore[attr-defined]
             a = self.add(CastOp.create(a, acc_dtype))
         if b.type.dtype != acc_dtype:  # type: ignore[attr-defined]
             b = self.add(CastOp.create(b, acc_dtype))
-        products = self.add(
-            BinaryOp.create("mul", self.shuffle(a, a_rows), self.shuffle(b, b_columns))
-        )
-        if chunks > 1:
-            products = self.add(ReduceLanesOp.create(products, "sum", chunks))
-        sums = self.add(ReduceLanesOp.create(products, "sum", lanes))
+        width = len(slots) * lanes
+        products = [
+            self.add(
+                BinaryOp.create(
+                    "mul",
+                    self.shuffle(a, a_rows[c * width : (c + 1) * width]),
+                    self.shuffle(b, b_columns[c * width : (c + 1) * width]),
+                )
+            )
+            for c in range(chunks)
+        ]
+        for left, right, carried in tree_levels(chunks):
+            pairs = zip(left, right)
+            summed = [self.add(BinaryOp.create("add", products[i], products[j])) for i, j in pairs]
+            products = summed + ([products[carried]] if carried is not None else [])
+        sums = self.add(ReduceLanesOp.create(products[0], "sum", lanes))
         return self.add(BinaryOp.create("add", acc, sums))
 
     def _dot_slots(self, op: DotOp, k: int) -> tuple[list[list[int]], list[list[int]]]:

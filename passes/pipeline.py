@@ -14,25 +14,18 @@ from lpir.ir.core import Module
 from lpir.ir.verifier import verify
 
 _CLEANUP = ("canonicalize", "cse", "dce")
-# cpu and cuda run the same passes (cuda one more); what differs is the target each pass is
-# given.
-_LOWERING = (
-    *_CLEANUP,
-    "layout-selection",
-    "canonicalize",
-    "lower-to-threads",
-    "bit-packing",
-    "vectorize",
-    "prune-barriers",
-    *_CLEANUP,
-)
+# cpu and cuda run the same lowering (cpu before and after it one more pass each, cuda one
+# more after); what differs is the target each pass is given.
+_TO_THREADS = (*_CLEANUP, "layout-selection", "canonicalize", "lower-to-threads")
+_THREAD_IR = ("bit-packing", "vectorize", "prune-barriers")
 
 PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": _CLEANUP,
-    # a dot of a repeated column multiplies it once (an mma would do all columns for free)
-    "cpu": (*_CLEANUP, "narrow-dots", *_LOWERING),
+    # a dot of a repeated column multiplies it once (an mma would do all columns for free);
+    # a loop adding sums of lanes keeps the lanes and sums them once, after the loop
+    "cpu": (*_CLEANUP, "narrow-dots", *_TO_THREADS, "defer-lane-sums", *_THREAD_IR, *_CLEANUP),
     # the GPU also keeps loop iterations' global loads in flight ahead of their use
-    "cuda": (*_LOWERING[:-3], "pipeline-loads", *_CLEANUP),
+    "cuda": (*_TO_THREADS, *_THREAD_IR, "pipeline-loads", *_CLEANUP),
 }
 
 
