@@ -10,12 +10,12 @@ integers), the one freedom a dot's sums have on every target:
     }                                               }
                                                     %acc = add(%init, reduce_lanes(%w) {g})
 
-On the CPU, lower-to-threads computes a dot whose thread holds fewer accumulator slots than a
-register has lanes as wide products summed by `reduce_lanes` (`simt_dot`): a horizontal sum
+On the CPU, lower-to-threads computes a dot whose thread holds at most a register's lanes of
+accumulator slots as wide products summed by `reduce_lanes` (`simt_dot`): a horizontal sum
 (shuffles and adds across the lanes of a register) for every slot in every iteration. Where
 the loop only adds those sums (each maybe scaled: a group's scale, `acc += dot(w, x) * s`),
 the accumulator keeps one register lane per product lane (g times the slots), each iteration
-is whole-register adds, and the horizontal sums run once, after the loop. The chain from the
+is whole-register FMAs, and the horizontal sums run once, after the loop. The chain from the
 `reduce_lanes` to the accumulator's add may hold multiplications by any per-slot factor (each
 lane is multiplied by its slot's) and additions of zero (a dot's zero accumulator); every
 value in it has that one use. An accumulator is widened only while it stays within
@@ -43,8 +43,9 @@ from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import VectorType
 from lpir.targets import get_target
 
-# At most this many vector registers of lanes per widened accumulator (AVX-512 has 32).
-REGISTER_BUDGET = 8
+# At most this many vector registers of lanes per widened accumulator (AVX-512 has 32): a
+# thread's 16 slots of 16 lanes (skinny_wq at BN = 128) leave half for the operands.
+REGISTER_BUDGET = 16
 
 
 @dataclass

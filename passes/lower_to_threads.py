@@ -596,7 +596,7 @@ class _Lowering(Rewriter):
 
         Where the thread's accumulator fills a vector register, one vector multiply-add per
         step of k updates all its slots (the order of k, an FMA each on a CPU). On the CPU,
-        where it holds fewer slots than a register's lanes (a GEMV's [64, 8] accumulator over
+        where it holds at most a register's lanes of slots (a GEMV's [64, 8] accumulator over
         128 threads: 4), that would be one dependent add per step, at the adder's latency; there
         each slot's k products are one wide multiply and summed by `reduce_lanes` instead, then
         added to the slot. Where k spans several registers, lane l of a register first sums its
@@ -614,7 +614,7 @@ class _Lowering(Rewriter):
         a, b, acc = (self.map(v) for v in op.operands)
         a_steps, b_steps = self._dot_slots(op, k)
         register_lanes = 8 * get_target(self.target).vector_bytes // acc_dtype.nbits
-        if self.target == "cuda" or acc.type.size >= register_lanes or k < 8:  # type: ignore[attr-defined]
+        if self.target == "cuda" or acc.type.size > register_lanes or k < 8:  # type: ignore[attr-defined]
             if a.type.dtype != acc_dtype:
                 a = self.add(CastOp.create(a, acc_dtype))
                 b = self.add(CastOp.create(b, acc_dtype))

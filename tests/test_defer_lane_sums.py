@@ -103,12 +103,12 @@ def test_an_accumulator_read_otherwise_is_left_alone():
 
 def test_lanes_past_the_register_budget_are_left_alone():
     """BK = 24 is not whole registers of 16 lanes: each slot's 24 products are one group. At
-    4 slots a thread (BN = 8) 96 lanes are carried; at 8 (BN = 16) 192 lanes would pass the
-    budget of 8 registers (128 lanes), and the loop sums its lanes as before."""
+    4 slots a thread (BN = 8) 96 lanes are carried; at 16 (BN = 32) 384 lanes would pass the
+    budget of 16 registers (256 lanes), and the loop sums its lanes as before."""
     narrow = {"M": 32, "N": 8, "K": 48, "BK": 24}
     assert "-> <96 x f32>" in _thread_ir(narrow)
-    wide = {"M": 32, "N": 16, "K": 48, "BN": 16, "BK": 24}
+    wide = {"M": 32, "N": 32, "K": 48, "BN": 32, "BK": 24}
     loop = _thread_ir(wide).split("yield", 1)[0]
-    assert "-> <8 x f32>" in loop and "reduce_lanes" in loop
+    assert "-> <16 x f32>" in loop and 'group = 24, kind = "sum"' in loop
     for params in (narrow, wide):
         np.testing.assert_allclose(_run("cpu", params), _run("interp", params), atol=1e-4)
