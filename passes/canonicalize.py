@@ -11,6 +11,8 @@ interpreter's own elementwise semantics), and
   transpose, a reshape back to a reshape's operand type, a convert_layout to the layout the
   value already has, and a convert of a convert disappear; a reshape of a reshape becomes one
   (before layout-selection, where the two together only split or merge dimensions);
+* the max or min along an axis that a broadcast repeats is the broadcast's operand without
+  that axis (a CPU GEMV's accumulator carried as one column, `passes/narrow_dots.py`);
 * an `if` on a constant keeps one branch; a `for` that runs zero times yields its inputs.
 """
 
@@ -31,6 +33,7 @@ from lpir.ir.ops import (
     ConvertLayoutOp,
     ForOp,
     IfOp,
+    ReduceOp,
     ReshapeOp,
     SelectOp,
     SplatOp,
@@ -105,6 +108,8 @@ class _Canonicalizer(Rewriter):
             inner = operands[0].owner.operands[0]
             if inner.type == op.result.type:  # (a layout on either side keeps them)
                 return [inner]
+        if isinstance(op, ReduceOp):
+            return self.reduce_repeated(op, operands[0])
         if isinstance(op, ReshapeOp):
             return self.reshape(op, operands[0])
         if isinstance(op, IfOp):
@@ -112,6 +117,25 @@ class _Canonicalizer(Rewriter):
         if isinstance(op, ForOp):
             return self.empty_loop(op, operands)
         return None
+
+    def reduce_repeated(self, op: ReduceOp, operand: Value) -> list[Value] | None:
+        """max/min along an axis a broadcast repeats: the broadcast's operand, that axis
+        dropped (by a reshape, then broadcast to the rest of the result's shape)."""
+        broadcast = operand.owner
+        axis = op.attributes["axis"]
+        if op.attributes["kind"] not in ("max", "min") or not isinstance(broadcast, BroadcastOp):
+            return None
+        source = broadcast.operands[0]
+        shape = source.type.shape  # type: ignore[attr-defined]
+        if shape[axis] != 1 or len(shape) < 2:
+            return None
+        if any(v.type.layout is not None for v in (source, operand, op.result)):  # type: ignore[attr-defined]
+            return None  # chosen layouts (or a user's annotation) stay as they are
+        kept = self.builder.add(ReshapeOp.create(source, shape[:axis] + shape[axis + 1 :]))
+        wanted = op.result.type.shape  # type: ignore[attr-defined]
+        if kept.type.shape != wanted:  # type: ignore[attr-defined]
+            kept = self.builder.add(BroadcastOp.create(kept, wanted))
+        return [kept]
 
     def reshape(self, op: ReshapeOp, operand: Value) -> list[Value] | None:
         if operand.type == op.result.type:

@@ -8,7 +8,20 @@ dot's additions, which is each target's own anyway:
 where `c` is [K, 1]. A GEMV written for tensor cores puts x into all N = 8 columns of an mma
 (`load(x[k0 :+ BK])[:, None] * ones<f16>[1, 8]`, which canonicalize leaves a broadcast): an
 mma computes them at no extra cost, but a CPU would do every column's multiplies and adds.
-With `acc` a splat of zero the add disappears. The GPU pipeline does not run this pass.
+With `acc` a splat of zero the add disappears.
+
+Then a loop accumulator whose columns stay equal is carried as one column:
+
+    %acc = for ... iter_args(%a = splat) {        %c = for ... iter_args(%a1 = splat [M, 1]) {
+      yield(add(%a, broadcast(%t)))        ->       yield(add(%a1, %t))
+    }                                             }
+                                                  %acc = broadcast(%c, [M, N])
+
+where the added term is built from broadcasts of [M, 1] columns and splats by elementwise
+arithmetic (examples/gemv_tc.lp's `acc += dot(wt, xt) * st[:, None]`): the columns of such
+a term are equal, so each column of the accumulator adds the same numbers in the same order.
+Without it the [M, 1] dot result would meet the [M, N] accumulator's layout through shared
+memory in every iteration. The GPU pipeline does not run this pass.
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.passes.canonicalize import splat_constant
 
 from lpir.ir.core import Module, Operation, Value
-from lpir.ir.ops import BinaryOp, BroadcastOp, ConstantOp, DotOp, SplatOp
+from lpir.ir.ops import BinaryOp, BroadcastOp, ConstantOp, DotOp, ForOp, SplatOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import TileType
 
@@ -72,9 +85,118 @@ class _NarrowDots(Rewriter):
         return self.builder.add(BinaryOp.create("add", acc, wide))
 
 
+# Elementwise ops that keep equal columns equal (each result column is the same function of
+# the operands' columns).
+_COLUMNWISE = ("add", "sub", "mul", "div", "max", "min")
+
+
+def _equal_columns(value: Value) -> bool:
+    """Whether `value` ([M, N], N > 1) is a broadcast column, a splat, or elementwise
+    arithmetic of such values: all its columns equal, computable as one [M, 1] column."""
+    owner = value.owner
+    if isinstance(owner, BroadcastOp):
+        return owner.operands[0].type.shape[1] == 1  # type: ignore[attr-defined]
+    if isinstance(owner, SplatOp):
+        return True
+    if isinstance(owner, BinaryOp) and owner.name in _COLUMNWISE:
+        return all(_equal_columns(v) for v in owner.operands)
+    return False
+
+
+def _is_wide_matrix(value: Value) -> bool:
+    return (
+        isinstance(value.type, TileType)
+        and value.type.rank == 2
+        and value.type.shape[1] > 1
+        and value.type.layout is None  # a user's layout annotation is theirs to keep
+    )
+
+
+def narrowable_accumulators(loop: ForOp) -> dict[int, BinaryOp]:
+    """Iteration values of `loop` whose columns stay equal: a wide [M, N] start that is one
+    column repeated (or a splat), and each iteration adds a term of equal columns to it (its
+    only use). Maps each such value's index to the add."""
+    uses: dict[int, int] = {}
+    for op in loop.body.walk():
+        for operand in op.operands:
+            uses[id(operand)] = uses.get(id(operand), 0) + 1
+    yielded = loop.body.terminator.operands  # type: ignore[union-attr]
+    found = {}
+    for index, (carried, init) in enumerate(zip(loop.iter_args, loop.inits)):
+        add = yielded[index].owner
+        if not (_is_wide_matrix(carried) and _equal_columns(init)):
+            continue
+        if not isinstance(add, BinaryOp) or add.name != "add" or uses.get(id(carried)) != 1:
+            continue
+        if uses.get(id(add.result)) != 1 or carried not in add.operands:
+            continue
+        term = add.operands[1] if add.operands[0] is carried else add.operands[0]
+        if term is not carried and _equal_columns(term):
+            found[index] = add
+    return found
+
+
+class _NarrowAccumulators(Rewriter):
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
+        if isinstance(op, ForOp):
+            narrow = narrowable_accumulators(op)
+            if narrow:
+                return self.narrowed_loop(op, narrow)
+        return self.copy(op).results
+
+    def column(self, value: Value) -> Value:
+        """The [M, 1] column of an (old) value of equal columns, built from mapped values."""
+        owner = value.owner
+        rows = value.type.shape[0]  # type: ignore[attr-defined]
+        if isinstance(owner, BroadcastOp):
+            source = self.map(owner.operands[0])
+            if source.type.shape[0] == rows:  # type: ignore[attr-defined]
+                return source
+            return self.builder.add(BroadcastOp.create(source, (rows, 1)))  # a [1, 1] tile
+        if isinstance(owner, SplatOp):
+            return self.builder.add(SplatOp.create(self.map(owner.operands[0]), (rows, 1)))
+        a, b = (self.column(v) for v in owner.operands)  # type: ignore[union-attr]
+        return self.builder.add(BinaryOp.create(owner.name, a, b))  # type: ignore[union-attr]
+
+    def narrowed_loop(self, loop: ForOp, narrow: dict[int, BinaryOp]) -> list[Value]:
+        inits = self.map_all(loop.inits)
+        for index in narrow:
+            inits[index] = self.column(loop.inits[index])
+        new = ForOp.create(
+            *self.map_all(loop.operands[:3]),
+            inits,
+            loop.induction_variable.name_hint,
+            [a.name_hint for a in loop.iter_args],
+            [r.name_hint for r in loop.results],
+        )
+        new.attributes = dict(loop.attributes)
+        new.location = loop.location
+        self.builder.insert(new)
+        self.replace(loop.induction_variable, new.induction_variable)
+        for old, arg in zip(loop.iter_args, new.iter_args):
+            self.replace(old, arg)
+        adds = {id(add): index for index, add in narrow.items()}
+        with self.builder.at(new.body):
+            for op in loop.body.ops:
+                if id(op) not in adds:
+                    self.rewrite_op(op)
+                    continue
+                carried = loop.iter_args[adds[id(op)]]
+                term = op.operands[1] if op.operands[0] is carried else op.operands[0]
+                operands = [self.map(carried), self.column(term)]
+                if op.operands[0] is not carried:
+                    operands.reverse()
+                self.replace(op.result, self.builder.add(BinaryOp.create("add", *operands)))
+        results = list(new.results)
+        for index in narrow:
+            shape = loop.results[index].type.shape  # type: ignore[attr-defined]
+            results[index] = self.builder.add(BroadcastOp.create(new.results[index], shape))
+        return results
+
+
 @register_pass
 class NarrowDotsPass(Pass):
     name = "narrow-dots"
 
     def run(self, module: Module) -> Module:
-        return _NarrowDots().run(module)
+        return _NarrowAccumulators().run(_NarrowDots().run(module))

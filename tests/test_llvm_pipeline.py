@@ -47,6 +47,12 @@ CASES = [
     ("attention", {"H": 2, "L": 70, "CAUSAL": 1}, False),
     ("gemv_mx", {"N": 100, "K": 400, "WT": "f6e3m2"}, False),
     ("rope", {"T": 37, "H": 2, "D": 64, "INTERLEAVED": 1}, False),
+    # dots of few slots a thread: lane sums carried across the loop (defer-lane-sums), gemv_tc's
+    # accumulator as one column (narrow-dots), 16 slots a thread at BN = 128
+    ("gemv_tc", {"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, False),
+    ("gemv_tc", {"N": 200, "K": 384, "WT": "u4", "BN": 128, "SPLIT": 2}, False),
+    ("skinny_wq", {"M": 5, "N": 100, "K": 384, "WT": "u3", "ZERO": 4}, False),
+    ("skinny_wq", {"M": 16, "N": 200, "K": 1000, "WT": "f4e2m1", "ZERO": 0, "BN": 128}, False),
 ]
 
 
