@@ -224,3 +224,33 @@ def test_blocks_whose_frame_exceeds_the_caller_stack_run_on_workers():
     assert compiled.launcher.frame_bytes > CALLER_FRAME_LIMIT
     x = rng.standard_normal(65536).astype(np.float32)
     check(text, [x, np.zeros(65536, np.float32)])
+
+
+def test_small_grids_run_on_the_caller_alone(monkeypatch):
+    """A grid whose blocks take less on one thread than a round trip through a worker would
+    save runs on the caller alone once it has been timed; a slow one keeps its workers."""
+    from lpir.backends.llvm import launch
+
+    monkeypatch.setenv("LPIR_NUM_THREADS", "2")
+    text = GRID.replace("GX", "64").replace("GY", "1").replace("GZ", "1")
+    compiled = compile_kernel(parse(text), {})
+    submitted = []
+    pool = launch.worker_pool()
+
+    class CountingPool:
+        def submit(self, *call):
+            submitted.append(call)
+            return pool.submit(*call)
+
+    monkeypatch.setattr(launch, "worker_pool", lambda: CountingPool())
+    launcher = compiled.launcher
+    y = np.full(64 * 32, -1, np.int32)
+    compiled.run([y])  # unknown cost: split over two threads, the caller's half timed
+    assert len(submitted) == 1 and launcher.block_seconds is not None
+    launcher.block_seconds = launch.pool_latency() / 1000  # 64 blocks: far below a round trip
+    compiled.run([y])
+    assert len(submitted) == 1
+    launcher.block_seconds = launch.pool_latency()  # 64 round trips' worth: split
+    compiled.run([y])
+    assert len(submitted) == 2
+    assert np.array_equal(y, check(text, [np.full_like(y, -1)])[0])

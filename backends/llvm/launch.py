@@ -9,6 +9,13 @@ A block's context arrays and shared memory are stack slots of the block function
 needs `frame_bytes` of stack. Workers are started with `WORKER_STACK_BYTES` of stack; the
 caller's own thread (whose stack size we do not control) takes the first range only when the
 frame is small.
+
+Handing a range to a worker and waiting for it costs tens of microseconds (a futex wake-up
+each way: 56 us on the 2-core development VM), more than a small grid's whole run (a
+10000-element vector_add took 120 us on two threads, 30 on one). Each launcher therefore
+times the blocks its caller runs and runs the grid on the caller alone while the blocks'
+estimated time on one thread is at most what splitting it would save
+(`Launcher.serial_is_faster`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import ctypes
 import itertools
 import os
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -35,13 +43,17 @@ CALLER_FRAME_LIMIT = 512 * 2**10  # more than this and the caller's thread only 
 FRAME_LIMIT = WORKER_STACK_BYTES - 8 * 2**20
 
 
+CORES = os.cpu_count() or 1  # asked once: it reads /sys, 6 us a call on the development VM
+
+
 def threads_to_use() -> int:
     """Native threads per call: `$LPIR_NUM_THREADS`, or one per core."""
     configured = os.environ.get("LPIR_NUM_THREADS", "")
-    return max(1, int(configured)) if configured.isdigit() else os.cpu_count() or 1
+    return max(1, int(configured)) if configured.isdigit() else CORES
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_latency = 0.0  # seconds to hand a worker a call and learn that it has returned
 _pool_lock = threading.Lock()
 
 
@@ -52,7 +64,7 @@ def worker_pool() -> concurrent.futures.ThreadPoolExecutor:
         if _pool is None:
             previous = threading.stack_size(WORKER_STACK_BYTES)
             try:
-                workers = max(1, os.cpu_count() or 1)
+                workers = max(1, CORES)
                 pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="lpir")
                 # Start every worker now, while the stack size is in effect.
                 barrier = threading.Barrier(workers)
@@ -60,7 +72,25 @@ def worker_pool() -> concurrent.futures.ThreadPoolExecutor:
             finally:
                 threading.stack_size(previous)
             _pool = pool
+            _measure_pool_latency(pool)
         return _pool
+
+
+def _measure_pool_latency(pool: concurrent.futures.ThreadPoolExecutor) -> None:
+    """The fastest of a few round trips of an empty call through a worker."""
+    global _pool_latency
+    trips = []
+    for _ in range(5):
+        start = time.perf_counter()
+        pool.submit(int).result()
+        trips.append(time.perf_counter() - start)
+    _pool_latency = min(trips)
+
+
+def pool_latency() -> float:
+    """Seconds a round trip through a worker takes (measured when the pool starts)."""
+    worker_pool()
+    return _pool_latency
 
 
 class Launcher:
@@ -80,6 +110,7 @@ class Launcher:
         self.frame_bytes = frame_bytes
         gx, gy, gz = kernel.grid
         self.blocks = gx * gy * gz
+        self.block_seconds: float | None = None  # a block's time on the caller, smoothed
 
     def run(self, arguments: list[Any]) -> None:
         keep_alive, pointers = self.pointers(arguments)
@@ -87,17 +118,36 @@ class Launcher:
         address = ctypes.addressof(table)
         ranges = self.ranges()
         caller_runs = self.frame_bytes <= CALLER_FRAME_LIMIT
+        if caller_runs and len(ranges) > 1 and self.serial_is_faster(len(ranges)):
+            ranges = [(0, self.blocks)]
         if len(ranges) == 1 and caller_runs:
-            self.function(address, *ranges[0])
+            self.run_on_caller(address, *ranges[0])
         else:
             mine = ranges[0] if caller_runs else None
             others = ranges[1:] if caller_runs else ranges
             pending = [worker_pool().submit(self.function, address, lo, hi) for lo, hi in others]
             if mine is not None:
-                self.function(address, *mine)
+                self.run_on_caller(address, *mine)
             for future in pending:
                 future.result()
         del keep_alive, table
+
+    def run_on_caller(self, address: int, first: int, end: int) -> None:
+        """Run blocks [first, end) on this thread and remember how long a block took."""
+        start = time.perf_counter()
+        self.function(address, first, end)
+        seconds = (time.perf_counter() - start) / (end - first)
+        previous = self.block_seconds
+        self.block_seconds = seconds if previous is None else (previous + seconds) / 2
+
+    def serial_is_faster(self, workers: int) -> bool:
+        """Whether the grid on the caller alone (its blocks' time so far) takes no longer than
+        split over `workers` threads plus a round trip through a worker. Unknown until the
+        caller has run some blocks: the first call splits."""
+        if self.block_seconds is None:
+            return False
+        alone = self.block_seconds * self.blocks
+        return alone <= alone / workers + pool_latency()
 
     def ranges(self) -> list[tuple[int, int]]:
         workers = min(threads_to_use(), self.blocks)
@@ -161,4 +211,4 @@ def refuse_overlap(spans: list[tuple[str, int, int, bool]]) -> None:
                 )
 
 
-__all__ = ["Launcher", "scalar_array", "threads_to_use", "worker_pool"]
+__all__ = ["Launcher", "pool_latency", "scalar_array", "threads_to_use", "worker_pool"]
