@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.canonicalize import splat_constant
 
-from lpir.ir.core import Module, Operation, Value
+from lpir.ir.core import Module, Operation, Value, use_counts
 from lpir.ir.ops import (
     BinaryOp,
     ConstantOp,
@@ -61,14 +61,6 @@ class _Chain:
     @property
     def group(self) -> int:
         return self.reduce.group
-
-
-def _use_counts(region) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for op in region.walk():
-        for operand in op.operands:
-            counts[id(operand)] = counts.get(id(operand), 0) + 1
-    return counts
 
 
 def _is_zero(value: Value) -> bool:
@@ -140,7 +132,7 @@ class _DeferLaneSums(Rewriter):
         return self.copy(op).results
 
     def chains(self, loop: ForOp) -> dict[int, _Chain]:
-        uses = _use_counts(loop.body)
+        uses = use_counts(loop.body)
         chains = {}
         for index, carried in enumerate(loop.iter_args):
             chain = accumulator_chain(loop, index, uses)
@@ -155,16 +147,7 @@ class _DeferLaneSums(Rewriter):
         inits = self.map_all(loop.inits)
         for index, chain in chains.items():
             inits[index] = self.zeros(loop.iter_args[index].type, chain.group)  # type: ignore[arg-type]
-        new = ForOp.create(
-            *self.map_all(loop.operands[:3]),
-            inits,
-            loop.induction_variable.name_hint,
-            [a.name_hint for a in loop.iter_args],
-            [r.name_hint for r in loop.results],
-        )
-        new.attributes = dict(loop.attributes)
-        new.location = loop.location
-        self.builder.insert(new)
+        new = self.rebuilt_loop(loop, inits)
         self.fill_body(loop, new, chains)
         results = list(new.results)
         for index, chain in chains.items():
@@ -180,9 +163,6 @@ class _DeferLaneSums(Rewriter):
         return self.builder.add(SplatOp.create_vector(zero, accumulator.size * group))
 
     def fill_body(self, loop: ForOp, new: ForOp, chains: dict[int, _Chain]) -> None:
-        self.replace(loop.induction_variable, new.induction_variable)
-        for old, arg in zip(loop.iter_args, new.iter_args):
-            self.replace(old, arg)
         roles: dict[int, tuple[str, _Chain]] = {}
         for chain in chains.values():
             roles[id(chain.reduce)] = ("reduce", chain)

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.canonicalize import splat_constant
 
-from lpir.ir.core import Module, Operation, Value
+from lpir.ir.core import Module, Operation, Value, use_counts
 from lpir.ir.ops import BinaryOp, BroadcastOp, ConstantOp, DotOp, ForOp, SplatOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import TileType
@@ -116,10 +116,7 @@ def narrowable_accumulators(loop: ForOp) -> dict[int, BinaryOp]:
     """Iteration values of `loop` whose columns stay equal: a wide [M, N] start that is one
     column repeated (or a splat), and each iteration adds a term of equal columns to it (its
     only use). Maps each such value's index to the add."""
-    uses: dict[int, int] = {}
-    for op in loop.body.walk():
-        for operand in op.operands:
-            uses[id(operand)] = uses.get(id(operand), 0) + 1
+    uses = use_counts(loop.body)
     yielded = loop.body.terminator.operands  # type: ignore[union-attr]
     found = {}
     for index, (carried, init) in enumerate(zip(loop.iter_args, loop.inits)):
@@ -162,19 +159,7 @@ class _NarrowAccumulators(Rewriter):
         inits = self.map_all(loop.inits)
         for index in narrow:
             inits[index] = self.column(loop.inits[index])
-        new = ForOp.create(
-            *self.map_all(loop.operands[:3]),
-            inits,
-            loop.induction_variable.name_hint,
-            [a.name_hint for a in loop.iter_args],
-            [r.name_hint for r in loop.results],
-        )
-        new.attributes = dict(loop.attributes)
-        new.location = loop.location
-        self.builder.insert(new)
-        self.replace(loop.induction_variable, new.induction_variable)
-        for old, arg in zip(loop.iter_args, new.iter_args):
-            self.replace(old, arg)
+        new = self.rebuilt_loop(loop, inits)
         adds = {id(add): index for index, add in narrow.items()}
         with self.builder.at(new.body):
             for op in loop.body.ops:

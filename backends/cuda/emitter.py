@@ -26,7 +26,7 @@ from lpir.backends.cuda.writer import CodeWriter
 from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.analysis import IndexAnalysis
-from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.core import Kernel, Operation, Region, Value, users_of
 from lpir.ir.ops import AllocSharedOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.printer import Namer, Printer
 from lpir.ir.types import GlobalType, SharedType, VectorType
@@ -126,7 +126,7 @@ class KernelEmitter:
         self.stored = _stored_memories(kernel)
         self.shared_bytes = 0
         self.dynamic_shared = False
-        self.users = _users(kernel)
+        self.users = users_of(kernel)
         self.emitted_early: set[int] = set()
         self.yield_targets: list[list[CValue | None]] = []
         self.staging: StagingPlan | None = None  # pipelined loads copied by cp.async
@@ -288,11 +288,3 @@ def _stored_memories(kernel: Kernel) -> set[int]:
     return {
         id(op.operands[0]) for op in kernel.walk() if isinstance(op, StoreThreadOp | StoreBitsOp)
     }
-
-
-def _users(kernel: Kernel) -> dict[int, list[Operation]]:
-    users: dict[int, list[Operation]] = {}
-    for op in kernel.walk():
-        for operand in op.operands:
-            users.setdefault(id(operand), []).append(op)
-    return users

@@ -36,7 +36,7 @@ from lpir.backends.llvm.types import (
 )
 
 from lpir.dtypes import DType
-from lpir.ir.core import Kernel, Operation, Value
+from lpir.ir.core import Kernel, Operation, Value, users_of
 from lpir.ir.ops.arith import ARITHMETIC, COMPARISONS, FLOAT_UNARY
 
 
@@ -224,10 +224,7 @@ def nan_payload_unseen(kernel: Kernel) -> set[int]:
     every use reads none (arithmetic, comparisons, casts to integers) or moves lanes into a
     value of which that holds. Loop-carried values, stores, views, `where` and casts to other
     floats observe them."""
-    users: dict[int, list[Operation]] = {}
-    for op in kernel.walk():
-        for operand in op.operands:
-            users.setdefault(id(operand), []).append(op)
+    users = users_of(kernel)
     unseen: dict[int, bool] = {}
 
     def blind(op: Operation) -> bool:

@@ -251,3 +251,18 @@ class _InsertionPoint:
 
     def __exit__(self, *exc: object) -> None:
         self.builder.region = self.saved
+
+
+def users_of(scope: Region | Kernel) -> dict[int, list[Operation]]:
+    """The ops inside `scope` (nested regions included) that use each value, by the value's
+    id, in program order."""
+    users: dict[int, list[Operation]] = {}
+    for op in scope.walk():
+        for operand in op.operands:
+            users.setdefault(id(operand), []).append(op)
+    return users
+
+
+def use_counts(scope: Region | Kernel) -> dict[int, int]:
+    """How many uses each value has inside `scope`, by the value's id."""
+    return {value: len(ops) for value, ops in users_of(scope).items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lpir.ir.core import Builder, Kernel, Module, Operation, Region, Value
+from lpir.ir.ops import ForOp
 
 
 class Rewriter:
@@ -94,6 +95,25 @@ class Rewriter:
             [r.name_hint for r in op.results],
         )
         return self.builder.insert(new)
+
+    def rebuilt_loop(self, loop: ForOp, inits: Sequence[Value]) -> ForOp:
+        """Insert a `for` like `loop` (bounds mapped, names, attributes and location kept)
+        that starts from `inits`, and map the old loop's induction variable and iteration
+        arguments to the new one's; the caller fills its body and maps its results."""
+        new = ForOp.create(
+            *self.map_all(loop.operands[:3]),
+            inits,
+            loop.induction_variable.name_hint,
+            [a.name_hint for a in loop.iter_args],
+            [r.name_hint for r in loop.results],
+        )
+        new.attributes = dict(loop.attributes)
+        new.location = loop.location
+        self.builder.insert(new)
+        self.replace(loop.induction_variable, new.induction_variable)
+        for old, arg in zip(loop.iter_args, new.iter_args):
+            self.replace(old, arg)
+        return new
 
     def copy_region(self, region: Region) -> Region:
         args = [Value(a.type, a.name_hint) for a in region.args]
