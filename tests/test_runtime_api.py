@@ -110,6 +110,15 @@ def test_non_contiguous_array(target):
     assert "ascontiguousarray" in error.hint
 
 
+def test_misaligned_array(target):
+    """A float32 array that starts one byte into its buffer: refused, not read unaligned."""
+    kernel = lpir.compile(SCALE, target=target)
+    x = np.zeros(8 * 4 + 1, np.uint8)[1:].view(np.float32)
+    error = _error(kernel, x, np.zeros(8, np.float32), 1.0)
+    assert "argument x is not aligned to its element size" in error.message
+    assert error.location is not None and error.location.line == 2
+
+
 def test_read_only_output(target):
     kernel = lpir.compile(SCALE, target=target)
     y = np.zeros(8, np.float32)

@@ -35,7 +35,7 @@ from lpir.errors import ArgumentError, CompileError
 from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
-from lpir.runtime.arguments import byte_buffer
+from lpir.packing import PackedArray
 
 RUN_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 WORKER_STACK_BYTES = 256 * 2**20
@@ -164,15 +164,15 @@ class Launcher:
         for arg, value in zip(self.kernel.args, arguments):
             if isinstance(arg.type, GlobalType):
                 stored = id(arg) in self.stored
-                buffer = byte_buffer(value)
-                if buffer.size < arg.type.nbytes:
+                buffer = value.data if isinstance(value, PackedArray) else value
+                if buffer.nbytes < arg.type.nbytes:
                     raise ArgumentError(
-                        f"argument {arg.name_hint} has {buffer.size} bytes; the kernel reads "
+                        f"argument {arg.name_hint} has {buffer.nbytes} bytes; the kernel reads "
                         f"{arg.type.nbytes}"
                     )
                 keep_alive.append(buffer)
                 start = buffer.ctypes.data
-                spans.append((arg.name_hint, start, start + max(buffer.size, 1), stored))
+                spans.append((arg.name_hint, start, start + max(buffer.nbytes, 1), stored))
                 pointers.append(start)
             else:
                 scalar = scalar_array(arg.type.dtype, value)  # type: ignore[attr-defined]
