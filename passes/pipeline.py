@@ -22,8 +22,17 @@ _THREAD_IR = ("bit-packing", "vectorize", "prune-barriers")
 PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": _CLEANUP,
     # a dot of a repeated column multiplies it once (an mma would do all columns for free);
-    # a loop adding sums of lanes keeps the lanes and sums them once, after the loop
-    "cpu": (*_CLEANUP, "narrow-dots", *_TO_THREADS, "defer-lane-sums", *_THREAD_IR, *_CLEANUP),
+    # a loop adding sums of lanes keeps the lanes and sums them once, after the loop; exact
+    # integer arithmetic in f16 is done in f32, which the CPU's dots take
+    "cpu": (
+        *_CLEANUP,
+        "narrow-dots",
+        *_TO_THREADS,
+        "defer-lane-sums",
+        "widen-exact-casts",
+        *_THREAD_IR,
+        *_CLEANUP,
+    ),
     # the GPU also keeps loop iterations' global loads in flight ahead of their use
     "cuda": (*_TO_THREADS, *_THREAD_IR, "pipeline-loads", *_CLEANUP),
 }
