@@ -31,6 +31,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.passes.canonicalize import splat_constant
 
 from lpir.ir.core import Module, Operation, Value, use_counts
+from lpir.ir.loops import Accumulation, accumulations
 from lpir.ir.ops import (
     BinaryOp,
     ConstantOp,
@@ -97,23 +98,15 @@ def _lane_sum_chain(term: Value, uses: dict[int, int]) -> tuple[ReduceLanesOp, l
     return None
 
 
-def accumulator_chain(loop: ForOp, index: int, uses: dict[int, int]) -> _Chain | None:
-    """The chain by which iteration value `index` of `loop` adds lane sums, or None."""
-    carried = loop.iter_args[index]
-    yielded = loop.body.terminator.operands[index]
-    add = yielded.owner
-    if uses.get(id(carried), 0) != 1 or uses.get(id(yielded), 0) != 1:
+def accumulator_chain(carried: Value, accumulation: Accumulation, uses) -> _Chain | None:
+    """The chain by which a loop's iteration value `carried` adds lane sums, or None."""
+    if not isinstance(carried.type, VectorType):
         return None
-    if not isinstance(add, BinaryOp) or add.name != "add" or carried not in add.operands:
-        return None
-    term = _other(add, carried)
-    if term is carried or not isinstance(carried.type, VectorType):
-        return None
-    found = _lane_sum_chain(term, uses)
+    found = _lane_sum_chain(accumulation.term, uses)
     if found is None:
         return None
     reduce, ops = found
-    return _Chain(reduce, ops, add)
+    return _Chain(reduce, ops, accumulation.add)
 
 
 def _fits(chain: _Chain, accumulator: VectorType, register_bits: int) -> bool:
@@ -134,8 +127,9 @@ class _DeferLaneSums(Rewriter):
     def chains(self, loop: ForOp) -> dict[int, _Chain]:
         uses = use_counts(loop.body)
         chains = {}
-        for index, carried in enumerate(loop.iter_args):
-            chain = accumulator_chain(loop, index, uses)
+        for index, accumulation in accumulations(loop).items():
+            carried = loop.iter_args[index]
+            chain = accumulator_chain(carried, accumulation, uses)
             if chain is not None and _fits(chain, carried.type, self.register_bits):  # type: ignore[arg-type]
                 chains[index] = chain
         return chains

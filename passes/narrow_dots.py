@@ -32,7 +32,8 @@ from collections.abc import Sequence
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.canonicalize import splat_constant
 
-from lpir.ir.core import Module, Operation, Value, use_counts
+from lpir.ir.core import Module, Operation, Value
+from lpir.ir.loops import Accumulation, accumulations
 from lpir.ir.ops import BinaryOp, BroadcastOp, ConstantOp, DotOp, ForOp, SplatOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import TileType
@@ -112,25 +113,17 @@ def _is_wide_matrix(value: Value) -> bool:
     )
 
 
-def narrowable_accumulators(loop: ForOp) -> dict[int, BinaryOp]:
+def narrowable_accumulators(loop: ForOp) -> dict[int, Accumulation]:
     """Iteration values of `loop` whose columns stay equal: a wide [M, N] start that is one
     column repeated (or a splat), and each iteration adds a term of equal columns to it (its
-    only use). Maps each such value's index to the add."""
-    uses = use_counts(loop.body)
-    yielded = loop.body.terminator.operands  # type: ignore[union-attr]
-    found = {}
-    for index, (carried, init) in enumerate(zip(loop.iter_args, loop.inits)):
-        add = yielded[index].owner
-        if not (_is_wide_matrix(carried) and _equal_columns(init)):
-            continue
-        if not isinstance(add, BinaryOp) or add.name != "add" or uses.get(id(carried)) != 1:
-            continue
-        if uses.get(id(add.result)) != 1 or carried not in add.operands:
-            continue
-        term = add.operands[1] if add.operands[0] is carried else add.operands[0]
-        if term is not carried and _equal_columns(term):
-            found[index] = add
-    return found
+    only use)."""
+    return {
+        index: accumulation
+        for index, accumulation in accumulations(loop).items()
+        if _is_wide_matrix(loop.iter_args[index])
+        and _equal_columns(loop.inits[index])
+        and _equal_columns(accumulation.term)
+    }
 
 
 class _NarrowAccumulators(Rewriter):
@@ -155,21 +148,20 @@ class _NarrowAccumulators(Rewriter):
         a, b = (self.column(v) for v in owner.operands)  # type: ignore[union-attr]
         return self.builder.add(BinaryOp.create(owner.name, a, b))  # type: ignore[union-attr]
 
-    def narrowed_loop(self, loop: ForOp, narrow: dict[int, BinaryOp]) -> list[Value]:
+    def narrowed_loop(self, loop: ForOp, narrow: dict[int, Accumulation]) -> list[Value]:
         inits = self.map_all(loop.inits)
         for index in narrow:
             inits[index] = self.column(loop.inits[index])
         new = self.rebuilt_loop(loop, inits)
-        adds = {id(add): index for index, add in narrow.items()}
+        adds = {id(accumulation.add): index for index, accumulation in narrow.items()}
         with self.builder.at(new.body):
             for op in loop.body.ops:
                 if id(op) not in adds:
                     self.rewrite_op(op)
                     continue
-                carried = loop.iter_args[adds[id(op)]]
-                term = op.operands[1] if op.operands[0] is carried else op.operands[0]
-                operands = [self.map(carried), self.column(term)]
-                if op.operands[0] is not carried:
+                index = adds[id(op)]
+                operands = [self.map(loop.iter_args[index]), self.column(narrow[index].term)]
+                if not narrow[index].carried_first:
                     operands.reverse()
                 self.replace(op.result, self.builder.add(BinaryOp.create("add", *operands)))
         results = list(new.results)
