@@ -16,6 +16,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     pipeline_loads,
     prune_barriers,
     vectorize,
+    widen_dot_operands,
     widen_exact_casts,
 )
 from lpir.passes.base import PASSES, Pass, get_pass, register_pass

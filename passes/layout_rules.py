@@ -4,6 +4,8 @@
 * `broadcast_operand`, `expand_dims_result`, `squeeze`, `reduce_result`, `transposed`,
   `reshaped`, `indexed_result` / `indexed_operand`: how a layout passes through shape ops;
 * `view_result` / `view_operand`: bit reinterpretation to a narrower or wider dtype;
+* `dot_anchor`: the accumulator layout a dot prefers (mma fragments on a GPU, register
+  blocks on a CPU);
 * `dot_layouts`: the operand layouts that a `dot` with a given accumulator layout needs;
 * `shared_layout`: the swizzle of a shared tile with the fewest bank conflicts on a GPU.
 """
@@ -204,6 +206,43 @@ def dot_accumulator_layout(m: int, n: int, threads: int) -> RegisterLayout:
     return _replicated(layout, threads)
 
 
+def blocked_dot_accumulator_layout(
+    m: int, n: int, threads: int, lanes: int
+) -> RegisterLayout | None:
+    """CPU: each thread owns R rows by C columns of the accumulator, C a multiple of a vector
+    register's `lanes`, so that a step of k is R x C / lanes FMAs, each of one register of
+    b's row k by a's element (i, k) broadcast (an operand of the FMA itself). None where a
+    thread's accumulator fits one register or no such block tiles it (a GEMV's few columns,
+    attention's scores: `dot_accumulator_layout`, each slot's products summed in lanes along
+    k instead, as lower-to-threads does for at most a register of slots).
+
+    Of the blocks that fit, the one that reads the fewest registers a step (R broadcasts,
+    C / lanes rows of b): 2 x 16 rather than 1 x 32 on a tie, broadcasts being free loads."""
+    if (m * n) % threads or m * n // threads <= lanes:
+        return None
+    slots = m * n // threads
+    best = None
+    for columns in range(lanes, min(n, slots) + 1, lanes):
+        rows = slots // columns
+        if n % columns or slots % columns or m % rows:
+            continue
+        cost = (rows + columns // lanes, -rows)
+        if best is None or cost < best[0]:
+            best = (cost, rows, columns)
+    if best is None:
+        return None
+    _, rows, columns = best
+    return L.spatial(m // rows, n // columns) * L.local(rows, columns)
+
+
+def steps_in_registers(accumulator: RegisterLayout, target: Target) -> bool:
+    """Whether the CPU computes a SIMT dot with this accumulator layout one step of k at a
+    time, whole registers of the accumulator multiplied and added (a thread holds more than
+    one register of it; lower-to-threads `simt_dot`), rather than summing each slot's
+    products in lanes along k."""
+    return not target.is_gpu and accumulator.slots * 32 > 8 * target.vector_bytes
+
+
 def dot_layouts(accumulator: RegisterLayout, k: int) -> tuple[RegisterLayout, RegisterLayout]:
     """Operand layouts for a SIMT dot: the thread owning acc[i, j] holds a[i, :] and b[:, j]."""
     a = L.reduce(accumulator, [1]) * L.local(1, k)
@@ -362,7 +401,17 @@ def dot_anchor(
     """The accumulator layout a dot prefers on `target` (`split_rows`: see `mma_warps`)."""
     if uses_mma(operand_dtype, m, n, k, threads, target):
         return mma_layouts(m, n, k, threads, split_rows)[2]
-    return dot_accumulator_layout(m, n, threads)
+    blocked = blocked_dot(m, n, threads, target)
+    return blocked or dot_accumulator_layout(m, n, threads)
+
+
+def blocked_dot(m: int, n: int, threads: int, target: Target) -> RegisterLayout | None:
+    """The accumulator layout of a SIMT dot on the CPU in register blocks
+    (`blocked_dot_accumulator_layout`; accumulators are 32-bit), or None (a GPU, or a
+    GEMV-shaped dot)."""
+    if target.is_gpu:
+        return None
+    return blocked_dot_accumulator_layout(m, n, threads, 8 * target.vector_bytes // 32)
 
 
 def dot_operands(

@@ -52,6 +52,11 @@ from lpir.layout import RegisterLayout
 from lpir.targets import Target, get_target
 
 ELEMENTWISE = ("where", "cast")
+# A replicated dot operand that is only cast from a load is cast by each thread holding it up
+# to this many registers of it, and converted through shared memory beyond (CPU): matmul_wq's
+# a (4 registers a thread, replicated 4 times) was 7 % faster cast in place, attention's v
+# (32 registers, replicated 32 times) 10 % faster converted.
+CAST_IN_PLACE_REGISTERS = 8
 
 
 def _tiles(values: Sequence[Value]) -> list[Value]:
@@ -116,6 +121,8 @@ class _Selection:
         self.flows: list[_Flow] = []
         self.pairs: dict[int, int] = {}  # id of a dot -> pair distance of its k permutation
         self.derived: set[int] = set()  # classes whose layout their neighbours give
+        self.computed: set[int] = set()  # classes of elementwise results (`computed_classes`)
+        self.widened: set[int] = set()  # classes of loads cast (`widened_classes`)
 
     def layout_of(self, value: Value) -> RegisterLayout | None:
         return self.layouts.get(self.classes.find(value))
@@ -125,6 +132,8 @@ class _Selection:
             for value in _tiles(op.results) + [a for r in op.regions for a in _tiles(r.args)]:
                 self.classes.add(value)
             self.relate(op)
+        self.computed = self.computed_classes()
+        self.widened = self.widened_classes()
         self.fix_anchors()
         self.propagate()
         while True:
@@ -152,7 +161,7 @@ class _Selection:
 
     # ---- relations ----------------------------------------------------------------------
     def relate(self, op: Operation) -> None:
-        if op.name in ELEMENTWISE or op.__class__.__name__ in ("BinaryOp", "UnaryOp"):
+        if _is_elementwise(op):
             self.classes.union(op.operands + op.results)
         elif isinstance(op, ForOp):
             yielded = op.body.terminator.operands  # type: ignore[union-attr]
@@ -175,7 +184,7 @@ class _Selection:
             self.classes.union([acc, op.result])
             for index, operand in enumerate((a, b)):
                 self.flows.append(
-                    _Flow(acc, operand, lambda l, i=index, op=op: self.dot_operands(op, l)[i])
+                    _Flow(acc, operand, lambda l, i=index, op=op: self.operand_flow(op, l, i))
                 )
         else:
             self.relate_shape_op(op)
@@ -220,6 +229,26 @@ class _Selection:
             # An annotation: its layout is fixed, and the value annotated should preferably
             # be produced in that layout already.
             self.flows.append(_Flow(op.result, op.operands[0], lambda l: l))
+
+    def operand_flow(self, op: DotOp, accumulator: RegisterLayout, index: int):
+        """The layout dot operand `index` takes from the accumulator's, except in a dot the
+        CPU computes in register steps (`layout_rules.steps_in_registers`: a matmul's, not a
+        GEMV's, whose lanes sum along k) where that layout is replicated and the operand is
+        computed (`computed_classes`: a matmul's weights decoded) or each thread would widen
+        more than `CAST_IN_PLACE_REGISTERS` of it (`widened_classes`: attention's v,
+        replicated 32 times): there every replica would compute its elements again, where a
+        conversion through shared memory computes each once and costs its replicas a load
+        each, which their FMAs take as an operand. The operand then gets its own layout and
+        the dot converts it."""
+        layout = self.dot_operands(op, accumulator)[index]
+        if not rules.steps_in_registers(accumulator, self.target) or not layout.is_replicated:
+            return layout
+        operand = self.classes.find(op.operands[index])
+        registers = layout.slots * 32 // (8 * self.target.vector_bytes)
+        widened = operand in self.widened and registers > CAST_IN_PLACE_REGISTERS
+        if operand in self.computed or widened:
+            raise LayoutError("computed once a block, converted for the dot")
+        return layout
 
     def dot_operands(self, op: DotOp, accumulator: RegisterLayout):
         """The (a, b) layouts `op` needs with this accumulator layout."""
@@ -354,6 +383,21 @@ class _Selection:
                     frontier.append(other)
         return reached
 
+    def computed_classes(self) -> set[int]:
+        """Classes holding the result of elementwise arithmetic (a subtraction, a cast of a
+        computed or packed value, ...): more than values loaded whole, splat or cast as
+        loaded (`widened_classes`)."""
+        return {
+            self.classes.find(op.results[0])
+            for op in self.kernel.walk()
+            if _is_elementwise(op) and _tiles(op.results) and not _widens_a_load(op)
+        }
+
+    def widened_classes(self) -> set[int]:
+        """Classes holding a cast of values loaded in whole bytes (a dot's f16 operand
+        widened to f32)."""
+        return {self.classes.find(op.results[0]) for op in self.kernel.walk() if _widens_a_load(op)}
+
     def stacked(self) -> set[int]:
         """`stack` results: a tile joined from computed pieces (rotary pairs put back) is
         stored in the layout the join gives, each thread writing what it holds, rather than
@@ -414,6 +458,21 @@ class _Selection:
                 if layout is not None and layout.threads == self.threads:
                     self.layouts[target_key] = layout
                     changed = True
+
+
+def _is_elementwise(op: Operation) -> bool:
+    return op.name in ELEMENTWISE or op.__class__.__name__ in ("BinaryOp", "UnaryOp")
+
+
+def _widens_a_load(op: Operation) -> bool:
+    """Whether `op` casts a value loaded in whole bytes (no bit fields to cut out), maybe
+    transposed."""
+    if op.name != "cast":
+        return False
+    source = op.operands[0].owner
+    while isinstance(source, TransposeOp):
+        source = source.operands[0].owner
+    return isinstance(source, LoadOp) and source.result.type.dtype.nbits >= 8  # type: ignore[attr-defined]
 
 
 def _along_rows(load: LoadOp) -> bool:

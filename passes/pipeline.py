@@ -22,11 +22,13 @@ _THREAD_IR = ("bit-packing", "vectorize", "prune-barriers")
 PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": _CLEANUP,
     # a dot of a repeated column multiplies it once (an mma would do all columns for free);
-    # a loop adding sums of lanes keeps the lanes and sums them once, after the loop; exact
-    # integer arithmetic in f16 is done in f32, which the CPU's dots take
+    # a matmul's f16 operands are widened once, before anyone replicates them; a loop adding
+    # sums of lanes keeps the lanes and sums them once, after the loop; exact integer
+    # arithmetic in f16 is done in f32, which the CPU's dots take
     "cpu": (
         *_CLEANUP,
         "narrow-dots",
+        "widen-dot-operands",
         *_TO_THREADS,
         "defer-lane-sums",
         "widen-exact-casts",

@@ -1,0 +1,132 @@
+"""Many rows of activations times quantized weights on the CPU (prefill): lpir's
+examples/matmul_wq.lp side by side with its peers.
+
+    python benchmarks/cpu_matmul.py                         # M = 64, 256; N = K = 4096
+    python benchmarks/cpu_matmul.py --rows 512 --weights u4 --tiles 128x128x32/128
+
+C[m, n] = sum_k A[m, k] * dequant(B)[k, n] for f16 A, weights B stored K-major with one f16
+scale per group of 128 rows, timed in the same run as numpy f32 `A @ W` on the dequantized
+matrix (BLAS: the compute a CPU core reaches), torch f32 and bf16 matmuls on it and torch's CPU
+int4 kernel with M rows of bf16 A (when torch is installed). A matmul of this size is bound by
+arithmetic, not memory: the table gives GFLOP/s (2 M N K flops) beside the time, and the floor
+(the weights over the copy bandwidth) to show how far from memory-bound it is. Contenders are
+timed in turn, one call each per round (`cpu_gemv.round_robin`, whose thread settings this
+script shares); medians of the rounds; ratios below 1: lpir is faster. lpir runs with each
+tile BM x BN x BK / threads of `--tiles` and the table shows the fastest.
+"""
+
+from __future__ import annotations  # noqa: I001 (cpu_gemv loads before numpy, see below)
+
+import argparse
+import os
+from pathlib import Path
+
+# first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
+from cpu_gemv import copy_bandwidth, round_robin, torch_int4, zero_point
+import numpy as np
+
+import lpir
+
+KERNEL = Path(__file__).resolve().parent.parent / "examples" / "matmul_wq.lp"
+GROUP = 128
+DEFAULT_TILES = "64x64x32/128,128x128x32/128,64x128x32/64"
+
+
+def parse_tile(text: str) -> dict:
+    """ "BMxBNxBK/THREADS" -> the kernel's tile parameters."""
+    sizes, threads = text.split("/")
+    bm, bn, bk = (int(v) for v in sizes.split("x"))
+    return {"BM": bm, "BN": bn, "BK": bk, "THREADS": int(threads)}
+
+
+def make_operands(dt, m: int, n: int, k: int, rng):
+    """f16 activations, packed K-major weights, f16 scales, and the dequantized f32 matrix."""
+    a = (rng.standard_normal((m, k)) * 0.5).astype(np.float16)
+    codes = rng.integers(0, 1 << dt.nbits, size=(k, n), dtype=np.uint16).astype(dt.code_numpy_dtype)
+    if dt.is_float:
+        codes = np.where(np.isfinite(dt.decode(codes)), codes, 0).astype(codes.dtype)
+    packed = lpir.pack_codes(codes, dt)
+    scales = rng.uniform(0.01, 0.05, size=(k // GROUP, n)).astype(np.float16)
+    values = dt.decode(codes) if dt.is_float else dt.from_codes(codes).astype(np.float32)
+    shifted = (values.astype(np.float16) - np.float16(zero_point(dt))).astype(np.float16)
+    dense = (shifted * np.repeat(scales, GROUP, axis=0)).astype(np.float16).astype(np.float32)
+    return a, packed, scales, dense
+
+
+def torch_matmuls(a, dense) -> dict:
+    """Calls of torch's f32 and bf16 matmuls on the dequantized weights (none without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    calls = {}
+    for name, torch_type in (("torch f32", torch.float32), ("torch bf16", torch.bfloat16)):
+        x = torch.from_numpy(a.astype(np.float32)).to(torch_type)
+        w = torch.from_numpy(dense).to(torch_type)
+        calls[name] = lambda x=x, w=w: x @ w
+    return calls
+
+
+def bench(m, n, k, weights, tiles, repeat, bandwidth, rng):
+    calls, rows = {}, []
+    for name in weights:
+        dt = lpir.dtype(name)
+        a, packed, scales, dense = make_operands(dt, m, n, k, rng)
+        expected = a.astype(np.float64) @ dense.astype(np.float64)
+        error = 0.0
+        for tile in tiles:
+            params = parse_tile(tile)
+            kernel = lpir.compile(
+                KERNEL, target="cpu", WT=name, ZERO=zero_point(dt), M=m, N=n, K=k, **params
+            )
+            c = np.zeros((m, n), np.float16)
+            kernel(a, packed, scales, c)
+            error = max(error, float(np.max(np.abs(c - expected)) / np.max(np.abs(expected))))
+            calls[(name, tile)] = lambda f=kernel, x=a, w=packed, s=scales, out=c: f(x, w, s, out)
+        if "numpy" not in calls:
+            a32 = a.astype(np.float32)
+            calls["numpy"] = lambda d=dense, a32=a32: a32 @ d
+            calls.update(torch_matmuls(a, dense))
+        rows.append((name, packed.nbytes + scales.nbytes, error))
+    torch_call = torch_int4(n, k, rng, rows=m)
+    if torch_call is not None:
+        calls["torch int4"] = torch_call
+    seconds = round_robin(calls, repeat)
+    flops = 2 * m * n * k
+    print(f"\nM = {m}, N = {n}, K = {k}, group {GROUP}")
+    peers = [p for p in ("numpy", "torch f32", "torch bf16", "torch int4") if p in seconds]
+    for peer in peers:
+        rate = flops / seconds[peer] / 1e9
+        print(f"  {peer:>10}: {seconds[peer] * 1e3:8.3f} ms {rate:7.1f} GFLOP/s")
+    header = f"  {'weights':>8} {'tile':>16} {'lpir ms':>9} {'GFLOP/s':>8} {'floor ms':>9}"
+    header += "".join(f" {'/' + peer.split()[-1]:>7}" for peer in peers)  # /numpy, /bf16, ...
+    print(header + f" {'rel err':>8}")
+    for name, nbytes, error in rows:
+        tile = min(tiles, key=lambda t: seconds[(name, t)])
+        best = seconds[(name, tile)]
+        line = f"  {name:>8} {tile:>16} {best * 1e3:9.3f} {flops / best / 1e9:8.1f}"
+        line += f" {nbytes / bandwidth * 1e3:9.3f}"
+        line += "".join(f" {best / seconds[p]:7.2f}" for p in peers)
+        print(line + f" {error:8.1e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="64,256", help="comma-separated M values")
+    parser.add_argument("--shapes", default="4096x4096", help="NxK,NxK,...")
+    parser.add_argument("--weights", default="u4,u3,u8", help="comma-separated weight types")
+    parser.add_argument("--tiles", default=DEFAULT_TILES, help="BMxBNxBK/THREADS,...")
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    bandwidth = copy_bandwidth(args.repeat)
+    print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write); {os.cpu_count()} cores")
+    for shape in args.shapes.split(","):
+        n, k = (int(v) for v in shape.split("x"))
+        for m in (int(v) for v in args.rows.split(",")):
+            tiles = args.tiles.split(",")
+            bench(m, n, k, args.weights.split(","), tiles, args.repeat, bandwidth, rng)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""widen-dot-operands: a CPU matmul's f16/bf16 operands are cast to f32 before the dot.
+
+Requires: tile IR (before layout-selection). Guarantees: the same values:
+
+    dot(a, b, acc)  ->  dot(cast<f32>(a), cast<f32>(b), acc)
+
+for a dot of f16 or bf16 operands into an f32 accumulator that the CPU computes in register
+blocks (`layout_rules.blocked_dot`: each thread holds rows of whole registers). A product of
+two f16 or bf16 numbers is exact in f32 and the interpreter sums a dot exactly, so the casts
+change nothing. The CPU multiplies in f32 anyway: lower-to-threads casts each thread's share
+of the operands, and in a matmul every element of an operand is held by several threads (b's
+rows by every thread of a column of the accumulator). Cast in the tile, each element is
+widened once, before layout-selection decides who holds it; where the operand is computed
+and converted through shared memory (a matmul's decoded weights) the conversion moves f32,
+which the FMAs then read straight from memory. Dots the GPU runs on tensor cores take f16;
+the GPU pipeline does not run this pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lpir.passes import layout_rules as rules
+from lpir.passes.base import Pass, register_pass
+
+from lpir.ir.core import Module, Operation, Value
+from lpir.ir.ops import CastOp, DotOp
+from lpir.ir.rewrite import Rewriter
+from lpir.targets import get_target
+
+NARROW_FLOATS = ("f16", "bf16")
+
+
+class _WidenDotOperands(Rewriter):
+    def __init__(self, target: str):
+        super().__init__()
+        self.target = get_target(target)
+
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
+        if isinstance(op, DotOp) and self.widens(op):
+            a, b, acc = self.map_all(op.operands)
+            wide = [self.builder.add(CastOp.create(v, "f32")) for v in (a, b)]
+            return [self.builder.add(DotOp.create(*wide, acc, op.result.name_hint))]
+        return self.copy(op).results
+
+    def widens(self, op: DotOp) -> bool:
+        a, _, acc = op.operands
+        m, n = acc.type.shape  # type: ignore[attr-defined]
+        threads = self.kernel.threads  # type: ignore[union-attr]
+        return (
+            a.type.dtype.name in NARROW_FLOATS  # type: ignore[attr-defined]
+            and acc.type.dtype.name == "f32"  # type: ignore[attr-defined]
+            and rules.blocked_dot(m, n, threads, self.target) is not None
+        )
+
+
+@register_pass
+class WidenDotOperandsPass(Pass):
+    name = "widen-dot-operands"
+
+    def run(self, module: Module) -> Module:
+        return _WidenDotOperands(self.target).run(module)
