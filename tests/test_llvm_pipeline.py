@@ -44,6 +44,12 @@ CASES = [
     ("gemv_wq", {"N": 100, "K": 384, "WT": "u4", "ZERO": 8}, False),
     ("gemv_wq", {"N": 70, "K": 300, "WT": "u3", "ZERO": 4}, False),
     ("matmul_wq", {"M": 50, "N": 64, "K": 128, "WT": "u4"}, False),
+    # register blocks of 4 x 32 a thread; 3-bit weights decoded once a block, past both edges
+    (
+        "matmul_wq",
+        {"M": 100, "N": 96, "K": 256, "WT": "u3", "ZERO": 4, "BM": 128, "THREADS": 64},
+        False,
+    ),
     ("attention", {"H": 2, "L": 70, "CAUSAL": 1}, False),
     ("gemv_mx", {"N": 100, "K": 400, "WT": "f6e3m2"}, False),
     ("rope", {"T": 37, "H": 2, "D": 64, "INTERLEAVED": 1}, False),
