@@ -17,12 +17,10 @@ tile BM x BN x BK / threads of `--tiles` and the table shows the fastest.
 
 from __future__ import annotations  # noqa: I001 (cpu_gemv loads before numpy, see below)
 
-import argparse
-import os
 from pathlib import Path
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
-from cpu_gemv import copy_bandwidth, round_robin, torch_int4, zero_point
+from cpu_gemv import batch_parser, batch_sweep, round_robin, torch_int4, zero_point
 import numpy as np
 
 import lpir
@@ -111,21 +109,10 @@ def bench(m, n, k, weights, tiles, repeat, bandwidth, rng):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="64,256", help="comma-separated M values")
-    parser.add_argument("--shapes", default="4096x4096", help="NxK,NxK,...")
-    parser.add_argument("--weights", default="u4,u3,u8", help="comma-separated weight types")
+    parser = batch_parser(__doc__.splitlines()[0], rows="64,256", shapes="4096x4096")
     parser.add_argument("--tiles", default=DEFAULT_TILES, help="BMxBNxBK/THREADS,...")
-    parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    bandwidth = copy_bandwidth(args.repeat)
-    print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write); {os.cpu_count()} cores")
-    for shape in args.shapes.split(","):
-        n, k = (int(v) for v in shape.split("x"))
-        for m in (int(v) for v in args.rows.split(",")):
-            tiles = args.tiles.split(",")
-            bench(m, n, k, args.weights.split(","), tiles, args.repeat, bandwidth, rng)
+    batch_sweep(args, args.tiles.split(","), bench)
 
 
 if __name__ == "__main__":

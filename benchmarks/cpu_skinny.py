@@ -15,14 +15,13 @@ grow with it) and the table shows the fastest, with its BN.
 
 from __future__ import annotations  # noqa: I001 (cpu_gemv loads before numpy, see below)
 
-import argparse
-import os
 from pathlib import Path
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
 from cpu_gemv import (
     GROUP,
-    copy_bandwidth,
+    batch_parser,
+    batch_sweep,
     dequantize,
     make_weights,
     round_robin,
@@ -82,22 +81,10 @@ def bench(m, n, k, weights, tiles, repeat, bandwidth, rng):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="4,16", help="comma-separated M values")
-    parser.add_argument("--shapes", default="4096x4096,8192x8192", help="NxK,NxK,...")
-    parser.add_argument("--weights", default="u4,u3,u8", help="comma-separated weight types")
+    parser = batch_parser(__doc__.splitlines()[0], rows="4,16", shapes="4096x4096,8192x8192")
     parser.add_argument("--bn", default="64,128", help="comma-separated tile heights BN")
-    parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    bandwidth = copy_bandwidth(args.repeat)
-    print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write); {os.cpu_count()} cores")
-    for shape in args.shapes.split(","):
-        n, k = (int(v) for v in shape.split("x"))
-        for m in (int(v) for v in args.rows.split(",")):
-            weights = args.weights.split(",")
-            tiles = [int(v) for v in args.bn.split(",")]
-            bench(m, n, k, weights, tiles, args.repeat, bandwidth, rng)
+    batch_sweep(args, [int(v) for v in args.bn.split(",")], bench)
 
 
 if __name__ == "__main__":
