@@ -12,9 +12,10 @@ How: values that must share a layout (operands and results of elementwise ops, l
 values, the accumulator of a dot) are grouped into classes. Classes with a fixed layout come
 first (annotations, dot accumulators, and on a GPU the coalesced layout of global loads);
 layouts then flow along the shape ops (broadcast, expand_dims, reduce, view, transpose,
-reshape, index, stack, dot operands) to neighbouring classes; a class still open gets the target's
-default layout, largest tiles first. Finally the kernel is rebuilt with those layouts,
-converting where a flow met a class that already had a different layout.
+reshape, index, stack, dot operands) to neighbouring classes (on a CPU not to a computed
+operand that a matmul's threads would each compute again: `operand_flow`); a class still
+open gets the target's default layout, largest tiles first. Finally the kernel is rebuilt
+with those layouts, converting where a flow met a class that already had a different layout.
 """
 
 from __future__ import annotations
@@ -244,7 +245,8 @@ class _Selection:
         if not rules.steps_in_registers(accumulator, self.target) or not layout.is_replicated:
             return layout
         operand = self.classes.find(op.operands[index])
-        registers = layout.slots * 32 // (8 * self.target.vector_bytes)
+        element_bits = op.operands[index].type.dtype.nbits  # type: ignore[attr-defined]
+        registers = layout.slots * element_bits // (8 * self.target.vector_bytes)
         widened = operand in self.widened and registers > CAST_IN_PLACE_REGISTERS
         if operand in self.computed or widened:
             raise LayoutError("computed once a block, converted for the dot")
