@@ -13,11 +13,10 @@ weight type, the failing kernel's CUDA C and cubin are written to $OUT (or here)
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -28,7 +27,14 @@ import lpir
 
 
 def main() -> None:
-    name, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    import torch  # after the arguments: --help needs no GPU stack
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", help="a weight type, e.g. u5")
+    parser.add_argument("n", type=int, help="rows of the weight matrix (N)")
+    parser.add_argument("k", type=int, help="its columns (K)")
+    args = parser.parse_args()
+    name, n, k = args.weights, args.n, args.k
     dt = lpir.dtype(name)
     nbytes = -(-k * n * dt.nbits // 8)
     storage = torch.randint(0, 256, (nbytes,), dtype=torch.uint8, device="cuda")
