@@ -254,3 +254,27 @@ def test_small_grids_run_on_the_caller_alone(monkeypatch):
     compiled.run([y])
     assert len(submitted) == 2
     assert np.array_equal(y, check(text, [np.full_like(y, -1)])[0])
+
+
+def test_data_addresses_of_every_kind_of_array():
+    """`data_address` (the fast path of a launch's pointers) agrees with numpy's for writable,
+    offset, read-only and empty arrays, and a read-only input runs."""
+    from lpir.backends.llvm.launch import data_address
+
+    base = np.arange(64, dtype=np.float32)
+    read_only = base.copy()
+    read_only.flags.writeable = False
+    for array in (base, base[3:], read_only, np.zeros(0, np.float32)):
+        assert data_address(array) == array.ctypes.data
+    copy = """
+kernel @copy[](%x: global f32[64], %y: global f32[64]) blocks(1, 1, 1) threads(4) stage(thread) {
+  %tid = thread_index : i32
+  %c16 = constant {value = 16} : i32
+  %at = mul(%tid, %c16) : i32
+  %v = ld(%x, %at) {offsets = LANES, vector = 16} : <16 x f32>
+  st(%y, %at, %v) {offsets = LANES, vector = 16}
+}
+""".replace("LANES", str(list(range(16))))
+    y = np.zeros(64, np.float32)
+    compile_kernel(parse(copy), {}).run([read_only, y])
+    assert np.array_equal(y, read_only)

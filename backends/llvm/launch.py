@@ -150,6 +150,8 @@ class Launcher:
         return alone <= alone / workers + pool_latency()
 
     def ranges(self) -> list[tuple[int, int]]:
+        if self.blocks == 1:  # the common small launch: nothing to split
+            return [(0, 1)]
         workers = min(threads_to_use(), self.blocks)
         bounds = [self.blocks * i // workers for i in range(workers + 1)]
         return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
@@ -171,7 +173,7 @@ class Launcher:
                         f"{arg.type.nbytes}"
                     )
                 keep_alive.append(buffer)
-                start = buffer.ctypes.data
+                start = data_address(buffer)
                 spans.append((arg.name_hint, start, start + max(buffer.nbytes, 1), stored))
                 pointers.append(start)
             else:
@@ -180,6 +182,16 @@ class Launcher:
                 pointers.append(scalar.ctypes.data)
         refuse_overlap(spans)
         return keep_alive, pointers
+
+
+def data_address(array: np.ndarray) -> int:
+    """The address of an array's first byte. A writable array's through ctypes' buffer view
+    (0.3 us, where numpy's `array.ctypes.data` builds an object: 1 us, a third of a small
+    launch's pointer work); read-only and empty arrays through numpy."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    except (TypeError, ValueError):
+        return array.ctypes.data
 
 
 def scalar_array(dt: DType, value: Any) -> np.ndarray:
