@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import math
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ import numpy as np
 
 import lpir
 from lpir.errors import LpirError
+from lpir.ir import parse
+from lpir.ir.ops import ConstantOp, DotOp, ForOp
 from lpir.ir.types import GlobalType
 from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
@@ -115,6 +118,39 @@ def _nbytes(arguments: list) -> int:
     return total
 
 
+def dot_flops(kernel) -> int | None:
+    """The arithmetic of a tile-IR kernel's dots: 2 M N K for each `dot` a block runs, times
+    the trips of the loops around it and the blocks of the grid (tiles past a tensor's edge
+    count whole), or None where a dot runs a number of times known only at run time (a loop
+    of run-time bounds, an `if`)."""
+
+    def trips(loop: ForOp) -> int | None:
+        bounds = [bound.owner for bound in (loop.lower, loop.upper, loop.step)]
+        if not all(isinstance(bound, ConstantOp) for bound in bounds):
+            return None
+        lower, upper, step = (bound.value for bound in bounds)  # type: ignore[union-attr]
+        return max(0, -(-(upper - lower) // step))
+
+    def region_flops(region) -> int | None:
+        total = 0
+        for op in region.ops:
+            if isinstance(op, DotOp):
+                m, n = op.result.type.shape  # type: ignore[attr-defined]
+                total += 2 * m * n * op.operands[0].type.shape[1]  # type: ignore[attr-defined]
+            for inner in op.regions:
+                flops = region_flops(inner)
+                if flops is None or (flops and not isinstance(op, ForOp)):
+                    return None
+                count = trips(op) if flops else 0  # type: ignore[arg-type]
+                if count is None:
+                    return None
+                total += count * flops
+        return total
+
+    flops = region_flops(kernel.body)
+    return None if flops is None else flops * math.prod(kernel.grid)
+
+
 def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=False, seed=0):
     """Run, check and time a kernel file; return False when a check fails."""
     compiled = lpir.compile(path, target=target, kernel=kernel, **(params or {}))
@@ -135,8 +171,19 @@ def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=Fa
     if check:
         ok = _check(path, kernel, values, pristine, mine, companion, target, spec.kernel_ir)
     if bench:
-        _bench(compiled, pristine, companion, values)
+        _bench(compiled, pristine, companion, values, _tile_flops(spec))
     return ok
+
+
+def _tile_flops(spec) -> int | None:
+    """`dot_flops` of a specialization's tile IR, its constants folded (None for thread IR)."""
+    from lpir.passes import get_pass  # the passes import the runtime: not at module level
+
+    source = spec.stages.get("source")
+    if source is None:
+        return None
+    module = get_pass("canonicalize").run(parse(source))
+    return dot_flops(module.kernels[0])
 
 
 def _check(path, kernel, values, pristine, mine, companion, target, kernel_ir) -> bool:
@@ -256,11 +303,12 @@ def _plain(values: dict) -> dict:
     return {k: getattr(v, "name", v) for k, v in values.items()}
 
 
-def _bench(compiled, pristine, companion, values) -> None:
+def _bench(compiled, pristine, companion, values, flops: int | None) -> None:
     arguments = copy.deepcopy(pristine)
     seconds = _time(lambda: compiled(*arguments))
     nbytes = _nbytes(arguments)
-    print(f"  lpir   {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:7.2f} GB/s")
+    rate = f"  {flops / seconds / 1e9:7.1f} GFLOP/s (dots)" if flops else ""
+    print(f"  lpir   {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:7.2f} GB/s{rate}")
     if companion is not None:
         inputs = copy.deepcopy(pristine)
         reference = _time(lambda: companion.reference(values, inputs))

@@ -9,11 +9,15 @@ rtol 1e-5 / atol 1e-6, and a correct GEMV over K = 4096 failed its check.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from lpir.passes import get_pass
 
 import lpir
-from lpir.runner import compare, default_tolerance, run_file
+from lpir.ir import Module
+from lpir.runner import compare, default_tolerance, dot_flops, run_file
 
 # y = W @ x by f32-accumulated dots: the CPU adds in another order than the interpreter, and
 # 5 % of the outputs differ by more than rtol 1e-5 / atol 1e-6 (up to 3e-4 at outputs of ~200)
@@ -120,3 +124,35 @@ def test_each_output_has_its_own_tolerance(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "tolerance of arg 1: rtol=0.125" in out
     assert "tolerance of arg 2: rtol=1e-05 atol=1e-06" in out
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize(
+    ("example", "params", "flops"),
+    [
+        # 2 x 64 x 64 x 32 a step, K / 32 steps, 2 x 1 blocks (rows past M = 100 count whole)
+        ("matmul_wq", {"M": 100, "N": 64, "K": 256}, 2 * 64 * 64 * 32 * 8 * 2),
+        # two dots a key tile (64 x 32 x 64 and 64 x 64 x 32), 256 / 32 tiles, 4 x 4 blocks
+        ("attention", {}, 2 * (2 * 64 * 32 * 64) * 8 * 16),
+        ("attention", {"CAUSAL": 1}, None),  # the key loop stops at a run-time bound
+        ("gemv_wq", {}, 0),  # no dot
+    ],
+)
+def test_dot_flops_count_every_dot_a_kernel_runs(example, params, flops):
+    kernel = tile_ir((EXAMPLES / f"{example}.lp").read_text(), **params)
+    folded = get_pass("canonicalize").run(Module([kernel])).kernels[0]
+    assert dot_flops(folded) == flops
+
+
+def test_bench_prints_the_rate_of_a_kernels_dots(tmp_path, capsys):
+    path = tmp_path / "gemv_dot.lp"
+    path.write_text(GEMV_DOT)
+    assert run_file(path, target="cpu", bench=True, params={"N": 64, "K": 256})
+    out = capsys.readouterr().out
+    assert "GB/s" in out and "GFLOP/s (dots)" in out
+    path = tmp_path / "scale.lp"
+    path.write_text(SCALE)
+    assert run_file(path, target="cpu", bench=True)
+    assert "GFLOP/s" not in capsys.readouterr().out
