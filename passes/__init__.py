@@ -10,6 +10,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     cse,
     dce,
     defer_lane_sums,
+    drop_replicas,
     layout_selection,
     lower_to_threads,
     narrow_dots,

@@ -14,22 +14,26 @@ from lpir.ir.core import Module
 from lpir.ir.verifier import verify
 
 _CLEANUP = ("canonicalize", "cse", "dce")
-# cpu and cuda run the same lowering (cpu before and after it one more pass each, cuda one
-# more after); what differs is the target each pass is given.
-_TO_THREADS = (*_CLEANUP, "layout-selection", "canonicalize", "lower-to-threads")
+# cpu and cuda run the same lowering (cpu a few more passes around it, cuda one more after);
+# what differs is the target each pass is given.
+_LAYOUTS = (*_CLEANUP, "layout-selection", "canonicalize")
+_TO_THREADS = (*_LAYOUTS, "lower-to-threads")
 _THREAD_IR = ("bit-packing", "vectorize", "prune-barriers")
 
 PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": _CLEANUP,
     # a dot of a repeated column multiplies it once (an mma would do all columns for free);
-    # a matmul's f16 operands are widened once, before anyone replicates them; a loop adding
-    # sums of lanes keeps the lanes and sums them once, after the loop; exact integer
-    # arithmetic in f16 is done in f32, which the CPU's dots take
+    # a matmul's f16 operands are widened once, before anyone replicates them; threads that
+    # only repeat others' work are not run; a loop adding sums of lanes keeps the lanes and
+    # sums them once, after the loop; exact integer arithmetic in f16 is done in f32, which
+    # the CPU's dots take
     "cpu": (
         *_CLEANUP,
         "narrow-dots",
         "widen-dot-operands",
-        *_TO_THREADS,
+        *_LAYOUTS,
+        "drop-replicas",
+        "lower-to-threads",
         "defer-lane-sums",
         "widen-exact-casts",
         *_THREAD_IR,
