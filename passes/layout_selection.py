@@ -133,8 +133,9 @@ class _Selection:
             for value in _tiles(op.results) + [a for r in op.regions for a in _tiles(r.args)]:
                 self.classes.add(value)
             self.relate(op)
-        self.computed = self.computed_classes()
-        self.widened = self.widened_classes()
+        # a transposed, reshaped or viewed computed tile is as costly to copy per thread
+        self.computed = self.through_free_ops(self.computed_classes())
+        self.widened = self.through_free_ops(self.widened_classes())
         self.fix_anchors()
         self.propagate()
         while True:
@@ -236,19 +237,21 @@ class _Selection:
         CPU computes in register steps (`layout_rules.steps_in_registers`: a matmul's, not a
         GEMV's, whose lanes sum along k) where that layout is replicated and the operand is
         computed (`computed_classes`: a matmul's weights decoded) or each thread would widen
-        more than `CAST_IN_PLACE_REGISTERS` of it (`widened_classes`: attention's v,
-        replicated 32 times): there every replica would compute its elements again, where a
-        conversion through shared memory computes each once and costs its replicas a load
-        each, which their FMAs take as an operand. The operand then gets its own layout and
-        the dot converts it."""
+        more than `CAST_IN_PLACE_REGISTERS` of it (`widened_classes`, or i8 that the dot
+        widens to i32: attention's v, replicated 32 times; a transposed i8 b of 2048 lanes a
+        thread, whose loads took LLVM 20 s to compile): there every replica would compute
+        its elements again, where a conversion through shared memory computes each once and
+        costs its replicas a load each, which their FMAs take as an operand. The operand then
+        gets its own layout and the dot converts it."""
         layout = self.dot_operands(op, accumulator)[index]
         if not rules.steps_in_registers(accumulator, self.target) or not layout.is_replicated:
             return layout
         operand = self.classes.find(op.operands[index])
         element_bits = op.operands[index].type.dtype.nbits  # type: ignore[attr-defined]
         registers = layout.slots * element_bits // (8 * self.target.vector_bytes)
-        widened = operand in self.widened and registers > CAST_IN_PLACE_REGISTERS
-        if operand in self.computed or widened:
+        # widened here, or by the dot itself (i8 into i32)
+        widened = operand in self.widened or element_bits < 32
+        if operand in self.computed or (widened and registers > CAST_IN_PLACE_REGISTERS):
             raise LayoutError("computed once a block, converted for the dot")
         return layout
 

@@ -615,12 +615,16 @@ class _Lowering(Rewriter):
         a_steps, b_steps = self._dot_slots(op, k)
         register_lanes = 8 * get_target(self.target).vector_bytes // acc_dtype.nbits
         if self.target == "cuda" or acc.type.size > register_lanes or k < 8:  # type: ignore[attr-defined]
-            if a.type.dtype != acc_dtype:
+            if a.type.dtype != acc_dtype and self.target == "cuda":
                 a = self.add(CastOp.create(a, acc_dtype))
                 b = self.add(CastOp.create(b, acc_dtype))
             for a_lanes, b_lanes in zip(a_steps, b_steps):
                 product = self.add(
-                    BinaryOp.create("mul", self.shuffle(a, a_lanes), self.shuffle(b, b_lanes))
+                    BinaryOp.create(
+                        "mul",
+                        self.step_operand(a, a_lanes, acc_dtype),
+                        self.step_operand(b, b_lanes, acc_dtype),
+                    )
                 )
                 acc = self.add(BinaryOp.create("add", acc, product))
             return acc
@@ -651,6 +655,18 @@ class _Lowering(Rewriter):
             total = self.add(BinaryOp.create("add", total, product))
         sums = self.add(ReduceLanesOp.create(total, "sum", lanes))
         return self.add(BinaryOp.create("add", acc, sums))
+
+    def step_operand(self, vector: Value, lanes: list[int], dtype) -> Value:
+        """The lanes of a dot operand that one step of k multiplies, as `dtype`. A narrower
+        operand has the distinct lanes of the step cast, then spread into the step's pattern:
+        each element is still cast once (the steps read disjoint lanes), and no cast spans a
+        thread's whole share of the operand (a matmul block's b, 2048 i8 lanes, took LLVM 18 s
+        to compile cast whole)."""
+        if vector.type.dtype == dtype:  # type: ignore[attr-defined]
+            return self.shuffle(vector, lanes)
+        distinct = sorted(set(lanes))
+        narrow = self.add(CastOp.create(self.shuffle(vector, distinct), dtype))
+        return self.shuffle(narrow, [distinct.index(lane) for lane in lanes])
 
     def _dot_slots(self, op: DotOp, k: int) -> tuple[list[list[int]], list[list[int]]]:
         """For each step of k, the slots of a and of b that each accumulator slot multiplies."""

@@ -135,3 +135,38 @@ def test_blocked_accumulator_layouts(m, n, threads, expected):
         assert rules.steps_in_registers(layout, get_target("cpu"))
         assert not rules.steps_in_registers(layout, get_target("cuda"))
     assert not rules.steps_in_registers(parse_layout("spatial(16,8).local(4,2)"), get_target("cpu"))
+
+
+# An i8 matmul whose b is read transposed from an [N, K] matrix (found by the random-kernel
+# test: each of 16 threads of a column read its 64 x 32 share through a 2048-lane masked,
+# transposing load, which took LLVM 20 s to compile, 156 s decoded from u3).
+TRANSPOSED = """
+kernel mm_t[TB = i8, M = 36, N = 97, K = 141, BM = 32, BN = 64, BK = 64](
+    a: global i8[M, K], b: global TB[N, K], c: global i32[M, N]
+) blocks(cdiv(M, BM), cdiv(N, BN)) threads(32) {
+    sa = shared<i8>[BM, BK]
+    acc = zeros<i32>[BM, BN]
+    for k0 in range(0, K, BK) {
+        store(sa, load(a[block.x * BM :+ BM, k0 :+ BK]))
+        sync()
+        acc += dot(load(sa), transpose(cast<i8>(load(b[block.y * BN :+ BN, k0 :+ BK]))))
+        sync()
+    }
+    store(c[block.x * BM :+ BM, block.y * BN :+ BN], acc)
+}
+"""
+
+
+@pytest.mark.parametrize("weights", ["i8", "u3"])
+def test_a_transposed_narrow_operand_is_converted_once(weights):
+    kernel = lpir.compile(TRANSPOSED, target="cpu", TB=weights)
+    assert "convert_layout" in kernel.ir("after:layout-selection")
+    assert "<2048 x bool>" not in kernel.ir("final")  # no per-thread masked transposing load
+    rng = np.random.default_rng(4)
+    a = rng.integers(-128, 128, (36, 141), dtype=np.int8)
+    codes = rng.integers(-4 if weights == "u3" else -128, 4 if weights == "u3" else 128, (97, 141))
+    b = lpir.pack((codes + 4).astype(np.uint8), "u3") if weights == "u3" else codes.astype(np.int8)
+    expected, got = np.zeros((36, 97), np.int32), np.zeros((36, 97), np.int32)
+    lpir.compile(TRANSPOSED, target="interp", TB=weights)(a, b, expected)
+    kernel(a, b, got)
+    assert np.array_equal(got, expected)
