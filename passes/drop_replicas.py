@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import TileType
 from lpir.layout import RegisterLayout
@@ -74,14 +74,8 @@ class _DropReplicas(Rewriter):
     def rewrite(self, op: Operation) -> Sequence[Value] | None:
         return self.copy(op, result_types=[self.retyped(r.type) for r in op.results]).results
 
-    def copy_region(self, region: Region) -> Region:
-        args = [Value(self.retyped(a.type), a.name_hint) for a in region.args]
-        for old, new in zip(region.args, args):
-            self.replace(old, new)
-        new_region = Region(args)
-        with self.builder.at(new_region):
-            self.rewrite_region_ops(region)
-        return new_region
+    def region_arg_type(self, arg: Value):
+        return self.retyped(arg.type)
 
     def run_kernel(self, kernel: Kernel) -> Kernel:
         new = super().run_kernel(kernel)

@@ -26,7 +26,7 @@ from lpir.passes import layout_rules as rules
 from lpir.passes.base import Pass, register_pass
 
 from lpir.errors import LayoutError
-from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.ops import (
     AllocSharedOp,
     ArangeOp,
@@ -515,14 +515,8 @@ class _Apply(Rewriter):
         op = ConvertLayoutOp.create(value, layout, value.name_hint)
         return self.builder.add(op)
 
-    def copy_region(self, region: Region) -> Region:
-        args = [Value(self.typed(a), a.name_hint) for a in region.args]
-        for old, new in zip(region.args, args):
-            self.replace(old, new)
-        new_region = Region(args)
-        with self.builder.at(new_region):
-            self.rewrite_region_ops(region)
-        return new_region
+    def region_arg_type(self, arg: Value):
+        return self.typed(arg)
 
     def typed(self, value: Value):
         if isinstance(value.type, TileType):

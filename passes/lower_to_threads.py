@@ -120,14 +120,8 @@ class _Lowering(Rewriter):
             self.tid = self.builder.add(ThreadIndexOp.create())
         super().rewrite_region_ops(region)
 
-    def copy_region(self, region: Region) -> Region:
-        args = [Value(thread_type(a.type), a.name_hint) for a in region.args]
-        for old, new in zip(region.args, args):
-            self.replace(old, new)
-        new_region = Region(args)
-        with self.builder.at(new_region):
-            self.rewrite_region_ops(region)
-        return new_region
+    def region_arg_type(self, arg: Value):
+        return thread_type(arg.type)
 
     def copy(self, op: Operation, operands=None, result_types=None) -> Operation:
         types = [thread_type(r.type) for r in op.results] if result_types is None else result_types

@@ -115,8 +115,13 @@ class Rewriter:
             self.replace(old, arg)
         return new
 
+    def region_arg_type(self, arg: Value):
+        """The type a copied region's argument gets (a rewriter that retypes values, e.g.
+        with layouts or as thread vectors, overrides this)."""
+        return arg.type
+
     def copy_region(self, region: Region) -> Region:
-        args = [Value(a.type, a.name_hint) for a in region.args]
+        args = [Value(self.region_arg_type(a), a.name_hint) for a in region.args]
         for old, new in zip(region.args, args):
             self.replace(old, new)
         new_region = Region(args)
