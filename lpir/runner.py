@@ -139,12 +139,13 @@ def dot_flops(kernel) -> int | None:
                 total += 2 * m * n * op.operands[0].type.shape[1]  # type: ignore[attr-defined]
             for inner in op.regions:
                 flops = region_flops(inner)
-                if flops is None or (flops and not isinstance(op, ForOp)):
-                    return None
-                count = trips(op) if flops else 0  # type: ignore[arg-type]
+                if flops == 0:
+                    continue
+                # a loop runs its dots once a trip, an `if` perhaps not at all
+                count = trips(op) if isinstance(op, ForOp) and flops is not None else None
                 if count is None:
                     return None
-                total += count * flops
+                total += count * flops  # type: ignore[operator]
         return total
 
     flops = region_flops(kernel.body)
