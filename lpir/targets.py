@@ -29,6 +29,10 @@ class Target:
     def is_gpu(self) -> bool:
         return self.name == "cuda"
 
+    def lanes(self, nbits: int) -> int:
+        """How many elements of `nbits` bits one widest access (a vector register) holds."""
+        return 8 * self.vector_bytes // nbits
+
 
 def get_target(name: str) -> Target:
     """The target called `name`: "cpu", "cuda" or "interp"."""

@@ -238,9 +238,9 @@ def blocked_dot_accumulator_layout(
 def steps_in_registers(accumulator: RegisterLayout, target: Target) -> bool:
     """Whether the CPU computes a SIMT dot with this accumulator layout one step of k at a
     time, whole registers of the accumulator multiplied and added (a thread holds more than
-    one register of it; lower-to-threads `simt_dot`), rather than summing each slot's
-    products in lanes along k."""
-    return not target.is_gpu and accumulator.slots * 32 > 8 * target.vector_bytes
+    one register of it; lower-to-threads `simt_dot` asks this too), rather than summing each
+    slot's products in lanes along k. Dot accumulators are 32-bit (f32, i32)."""
+    return not target.is_gpu and accumulator.slots > target.lanes(32)
 
 
 def dot_layouts(accumulator: RegisterLayout, k: int) -> tuple[RegisterLayout, RegisterLayout]:
@@ -411,7 +411,7 @@ def blocked_dot(m: int, n: int, threads: int, target: Target) -> RegisterLayout 
     GEMV-shaped dot)."""
     if target.is_gpu:
         return None
-    return blocked_dot_accumulator_layout(m, n, threads, 8 * target.vector_bytes // 32)
+    return blocked_dot_accumulator_layout(m, n, threads, target.lanes(32))
 
 
 def dot_operands(

@@ -248,7 +248,7 @@ class _Selection:
             return layout
         operand = self.classes.find(op.operands[index])
         element_bits = op.operands[index].type.dtype.nbits  # type: ignore[attr-defined]
-        registers = layout.slots * element_bits // (8 * self.target.vector_bytes)
+        registers = layout.slots // self.target.lanes(element_bits)
         # widened here, or by the dot itself (i8 into i32)
         widened = operand in self.widened or element_bits < 32
         if operand in self.computed or (widened and registers > CAST_IN_PLACE_REGISTERS):

@@ -26,6 +26,7 @@ from lpir.passes.layout_rules import (
     mma_layouts_permuted,
     mma_warps,
     shared_layout,
+    steps_in_registers,
 )
 from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
 from lpir.passes.thread_values import (
@@ -607,8 +608,9 @@ class _Lowering(Rewriter):
         acc_dtype = acc_old.type.dtype  # type: ignore[attr-defined]
         a, b, acc = (self.map(v) for v in op.operands)
         a_steps, b_steps = self._dot_slots(op, k)
-        register_lanes = 8 * get_target(self.target).vector_bytes // acc_dtype.nbits
-        if self.target == "cuda" or acc.type.size > register_lanes or k < 8:  # type: ignore[attr-defined]
+        target = get_target(self.target)
+        register_lanes = target.lanes(acc_dtype.nbits)
+        if target.is_gpu or steps_in_registers(_layout(acc_old), target) or k < 8:
             if a.type.dtype != acc_dtype and self.target == "cuda":
                 a = self.add(CastOp.create(a, acc_dtype))
                 b = self.add(CastOp.create(b, acc_dtype))
