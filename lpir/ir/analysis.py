@@ -162,7 +162,23 @@ class IndexAnalysis:
             "shr": lambda: _shift(a, b, False),
         }
         rule = rules.get(op.name)
-        return rule() if rule is not None else UNKNOWN
+        facts = rule() if rule is not None else UNKNOWN
+        step = self.rounded_down_by(op)
+        if step:  # a - a % c is c * (a / c): a multiple of c, whatever a's sign
+            facts = Facts(facts.lo, facts.hi, math.lcm(facts.divisor, step))
+        return facts
+
+    def rounded_down_by(self, op: BinaryOp) -> int | None:
+        """c where `op` is `sub(a, rem(a, c))` for a positive constant c (a rounded toward
+        zero to a multiple of c: a reduction's first partner, `tid - tid % G`), else None."""
+        if op.name != "sub":
+            return None
+        a, remainder = op.operands
+        owner = remainder.owner
+        if not (isinstance(owner, BinaryOp) and owner.name == "rem" and owner.operands[0] is a):
+            return None
+        c = self.facts(owner.operands[1]).constant
+        return c if c is not None and c > 0 else None
 
 
 @dataclass
