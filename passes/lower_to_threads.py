@@ -485,7 +485,55 @@ class _Lowering(Rewriter):
     def combine_through_shared(self, partial: Value, threads: int, digits: list, kind: str):
         """Fold `partial` over the threads of `digits` through shared memory: every thread
         stores its lanes, then reads its partners' in index order (each partner's lanes
-        together: one vector access) and folds them as a balanced tree."""
+        together: one vector access) and folds them as a balanced tree.
+
+        On the CPU, where a block's threads run one after another, a group of many partners
+        is folded in two rounds (`first_round_chunk`): each thread folds one chunk of C
+        consecutive partners (the tree's first log2(C) levels) and stores that, then every
+        thread folds the P / C chunk results (the remaining levels, the same tree): each
+        thread reads C + P / C partials instead of P."""
+        lanes = partial.type.size  # type: ignore[attr-defined]
+        group_digits = digits
+        chunk = self.first_round_chunk(digits, lanes)
+        if chunk > 1:
+            last = digits[-1]
+            position = self.index.rem(self.index.div(self.tid, last.stride), last.size)
+            within = self.index.mul(self.index.rem(position, last.size // chunk), chunk)
+            first = self.index.add(
+                self.index.sub(self.tid, self.index.mul(position, last.stride)),
+                self.index.mul(within, last.stride),
+            )
+            scratch = self.stash(partial, threads)
+            chunk_offsets = [i * last.stride for i in range(chunk)]
+            partial = self.fold_partners(scratch, first, chunk_offsets, lanes, kind)
+            # the chunk results, in order, are those of the group's first P / C threads
+            digits = [*digits[:-1], dataclasses.replace(last, size=last.size // chunk)]
+        scratch = self.stash(partial, threads)
+        group_base: Value | int = self.tid
+        for digit in group_digits:
+            value = self.index.rem(self.index.div(self.tid, digit.stride), digit.size)
+            group_base = self.index.sub(group_base, self.index.mul(value, digit.stride))
+        partners = [
+            sum(v * d.stride for v, d in zip(values, digits))
+            for values in itertools.product(*(range(d.size) for d in digits))
+        ]
+        return self.fold_partners(scratch, group_base, partners, lanes, kind)
+
+    def first_round_chunk(self, digits: list, lanes: int) -> int:
+        """The partners a thread folds in a first round (see `combine_through_shared`): on the
+        CPU, where the group is at least four 16-lane vectors of partials a thread, the
+        largest power of two C dividing the last digit with C * C <= P; 1 for one round."""
+        partners = math.prod(d.size for d in digits)
+        if self.target == "cuda" or partners * lanes < 64:
+            return 1
+        chunk = 1
+        while digits[-1].size % (2 * chunk) == 0 and (2 * chunk) ** 2 <= partners:
+            chunk *= 2
+        return chunk if chunk >= 4 else 1
+
+    def stash(self, partial: Value, threads: int) -> Value:
+        """A new shared scratch of `threads` x the partial's lanes, each thread's lanes stored
+        at its index between two barriers."""
         lanes = partial.type.size  # type: ignore[attr-defined]
         storage = partial.type.dtype  # type: ignore[attr-defined]
         scratch = self.add(
@@ -495,17 +543,14 @@ class _Lowering(Rewriter):
         own = self.index.value(self.index.mul(self.tid, lanes))
         self.builder.insert(StoreThreadOp.create(scratch, own, partial, list(range(lanes))))
         self.builder.insert(BarrierOp.create())
-        group_base: Value | int = self.tid
-        for digit in digits:
-            value = self.index.rem(self.index.div(self.tid, digit.stride), digit.size)
-            group_base = self.index.sub(group_base, self.index.mul(value, digit.stride))
-        partners = [
-            sum(v * d.stride for v, d in zip(values, digits))
-            for values in itertools.product(*(range(d.size) for d in digits))
-        ]
+        return scratch
+
+    def fold_partners(self, scratch: Value, base, partners: list[int], lanes: int, kind: str):
+        """The partials of the threads base + p (p in `partners`, in that order) read from
+        `scratch` and folded lane by lane as a balanced tree."""
         offsets = [partner * lanes + lane for partner in partners for lane in range(lanes)]
-        base = self.index.value(self.index.mul(group_base, lanes))
-        gathered = self.add(LoadThreadOp.create(scratch, base, offsets))
+        start = self.index.value(self.index.mul(base, lanes))
+        gathered = self.add(LoadThreadOp.create(scratch, start, offsets))
         # lane by lane, the partners in index order: the groups reduce_lanes folds
         by_lane = [i * lanes + lane for lane in range(lanes) for i in range(len(partners))]
         return self.add(ReduceLanesOp.create(self.shuffle(gathered, by_lane), kind, len(partners)))
