@@ -1,6 +1,6 @@
 """The CPU benchmark scripts still run and check what they time: each on a small shape, one
 round, its table's relative error against float64 within the script's own arithmetic (f32
-sums: ~1e-6; matmul_wq's f16 result: half an f16 ulp, 2^-11)."""
+sums: ~1e-6; matmul_wq's and rmsnorm's f16 results: half an f16 ulp, 2^-11)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,24 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
+# (script, arguments, the first word of the table's rows, tolerance)
 RUNS = [
-    ("cpu_gemv.py", "--shapes 256x512 --weights u3 --repeat 1", 1e-5),
-    ("cpu_skinny.py", "--rows 5 --shapes 256x256 --weights u3 --repeat 1 --bn 64", 1e-5),
+    ("cpu_gemv.py", "--shapes 256x512 --weights u3 --repeat 1", "u3", 1e-5),
+    ("cpu_skinny.py", "--rows 5 --shapes 256x256 --weights u3 --repeat 1 --bn 64", "u3", 1e-5),
     (
         "cpu_matmul.py",
         "--rows 70 --shapes 192x256 --weights u3 --repeat 1 --tiles 64x64x32/128",
+        "u3",
         2**-11,
     ),
+    ("cpu_norm.py", "--rows 37 --widths 768 --repeat 1 --tiles 4/128,1/256", "37", 2**-11),
 ]
 
 
-@pytest.mark.parametrize(("script", "arguments", "tolerance"), RUNS, ids=[r[0] for r in RUNS])
-def test_benchmark_runs_and_checks_its_results(script, arguments, tolerance, tmp_path):
+@pytest.mark.parametrize(
+    ("script", "arguments", "marker", "tolerance"), RUNS, ids=[r[0] for r in RUNS]
+)
+def test_benchmark_runs_and_checks_its_results(script, arguments, marker, tolerance, tmp_path):
     environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *arguments.split()],
@@ -36,7 +41,7 @@ def test_benchmark_runs_and_checks_its_results(script, arguments, tolerance, tmp
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["u3"]]
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == [marker]]
     assert rows, result.stdout
     for row in rows:
         assert float(row[-1]) <= tolerance, result.stdout  # the last column: rel err

@@ -55,6 +55,16 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
         ("vector_add", {"N": size(1, 3000), "T": str(rng.choice(["f32", "f16", "i32", "u8"]))}),
         ("softmax", {"M": size(1, 40), "N": size(2, 130), "T": str(rng.choice(["f32", "f16"]))}),
         (
+            "rmsnorm",
+            {
+                "M": size(1, 40),
+                "N": size(2, 700),
+                "BM": int(rng.choice([1, 2, 4])),
+                "THREADS": int(rng.choice([64, 128, 256])),
+                "T": str(rng.choice(["f32", "f16", "bf16"])),
+            },
+        ),
+        (
             "matmul_wq",
             {"M": size(1, 80), "N": size(1, 80), "K": 128, "WT": str(rng.choice(weights))},
         ),

@@ -41,6 +41,8 @@ CASES = [
     ("quantize", {"M": 20, "N": 96, "WT": "i5", "ZERO": 0}, True),
     ("quantize", {"M": 16, "N": 64, "WT": "f6e3m2", "ZERO": 0}, True),
     ("softmax", {"M": 9, "N": 130, "T": "f16"}, False),
+    # rows of 256 threads: partials folded in two rounds
+    ("rmsnorm", {"M": 5, "N": 2048, "BM": 1, "THREADS": 256, "T": "bf16"}, False),
     ("gemv_wq", {"N": 100, "K": 384, "WT": "u4", "ZERO": 8}, False),
     ("gemv_wq", {"N": 70, "K": 300, "WT": "u3", "ZERO": 4}, False),
     ("matmul_wq", {"M": 50, "N": 64, "K": 128, "WT": "u4"}, False),

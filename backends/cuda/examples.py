@@ -33,6 +33,14 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"N": 3000, "T": "u8"},
     ],
     "softmax": [{}, {"M": 37, "N": 100}, {"M": 300, "N": 512, "T": "f16"}, {"T": "bf16"}],
+    # a residual add and RMSNorm: rows over 32 threads (shuffles), over 256 (across warps),
+    # a row edge and N = 3 x 256 (N = 1000 = 8 x 125 is correct too, but its [4, 1000] tile
+    # can spread over 8 of the 128 threads only: 500 f32 a thread, in local memory)
+    "rmsnorm": [
+        {},
+        {"M": 5, "N": 4096, "BM": 1, "THREADS": 256, "T": "bf16"},
+        {"M": 37, "N": 768, "T": "f32"},
+    ],
     "gemv_wq": [{"N": 256, "K": 512, "WT": wt, "ZERO": 0} for wt in WEIGHT_TYPES]
     + [{"N": 100, "K": 1000, "WT": "u3", "ZERO": 4}, {"N": 64, "K": 1000, "WT": "f4e2m1"}]
     # the narrower row tiles benchmarks/gpu_gemv.py tries (more blocks in flight)
