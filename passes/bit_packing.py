@@ -25,6 +25,7 @@ from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.ops import (
     BinaryOp,
+    CastOp,
     ConstantOp,
     LoadThreadOp,
     PackBitsOp,
@@ -35,6 +36,7 @@ from lpir.ir.ops import (
     StoreThreadOp,
     UnpackBitsOp,
     VectorConstantOp,
+    ViewOp,
 )
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import VectorType
@@ -177,10 +179,13 @@ class _BitPacking(Rewriter):
         )
         if lane_mask is None:
             return values
-        zero = self.builder.add(ConstantOp.create(0, U8))
-        zeros = self.builder.add(SplatOp.create_vector(zero, len(op.offsets)))
-        from lpir.ir.ops import CastOp, ViewOp
+        return self.masked_to_zero(lane_mask, values, element)
 
+    def masked_to_zero(self, lane_mask: Value, values: Value, element) -> Value:
+        """`values` (of the packed dtype `element`) with the lanes the mask is off for at
+        code 0."""
+        zero = self.builder.add(ConstantOp.create(0, U8))
+        zeros = self.builder.add(SplatOp.create_vector(zero, values.type.size))  # type: ignore[attr-defined]
         codes_type = dtype(f"u{element.nbits}")
         zero_codes = self.builder.add(CastOp.create(zeros, codes_type))
         if element != codes_type:
@@ -195,6 +200,11 @@ class _BitPacking(Rewriter):
         value = self.map(op.value)
         lane_mask = self.map(op.mask) if op.mask is not None else None
         nbytes = len(layout.bytes)
+        if lane_mask is not None and len(set(op.offsets)) < len(op.offsets):
+            # lanes past an edge may sit where others are written (a tile's rows overhanging
+            # a narrower tensor's row: row 0's column N is row 1's column 0), and pack_bits
+            # ORs the fields of lanes at one place: those lanes must pack as zeros
+            value = self.masked_to_zero(lane_mask, value, element)
         data = self.builder.add(PackBitsOp.create(value, layout.bit_offsets, nbytes, shift))
         fields = self.field_masks(element, len(op.offsets), lane_mask)
         bitmask = self.builder.add(PackBitsOp.create(fields, layout.bit_offsets, nbytes, shift))
