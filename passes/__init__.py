@@ -11,6 +11,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     dce,
     defer_lane_sums,
     drop_replicas,
+    fold_threads,
     layout_selection,
     lower_to_threads,
     narrow_dots,

@@ -24,15 +24,16 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "interp": _CLEANUP,
     # a dot of a repeated column multiplies it once (an mma would do all columns for free);
     # a matmul's f16 operands are widened once, before anyone replicates them; threads that
-    # only repeat others' work are not run; a loop adding sums of lanes keeps the lanes and
-    # sums them once, after the loop; exact integer arithmetic in f16 is done in f32, which
-    # the CPU's dots take
+    # only repeat others' work are not run, threads that would hold little hold more; a loop
+    # adding sums of lanes keeps the lanes and sums them once, after the loop; exact integer
+    # arithmetic in f16 is done in f32, which the CPU's dots take
     "cpu": (
         *_CLEANUP,
         "narrow-dots",
         "widen-dot-operands",
         *_LAYOUTS,
         "drop-replicas",
+        "fold-threads",
         "lower-to-threads",
         "defer-lane-sums",
         "widen-exact-casts",

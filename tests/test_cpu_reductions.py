@@ -98,14 +98,15 @@ def test_two_rounds_fold_as_one(case, monkeypatch):
 
 
 def test_a_row_of_128_threads_reads_8_then_16_partials_as_vectors():
-    final = lpir.compile(_source(CASES[0]), target="cpu").ir("final")
-    reads = [line for line in final.splitlines() if "ld(%partials" in line]
+    # 128 floats a thread: as many as fold-threads leaves a thread, so 128 threads a row
+    kernel = lpir.compile(_source(CASES[0]), target="cpu", N=16384)
+    reads = [line for line in kernel.ir("final").splitlines() if "ld(%partials" in line]
     assert len(reads) == 2
     assert "offsets = [0, 1, 2, 3, 4, 5, 6, 7], vector = 8}" in reads[0]
     assert "15], vector = 16}" in reads[1]
-    assert "gather" not in lpir.compile(_source(CASES[0]), target="cpu").source("asm")
+    assert "gather" not in kernel.source("asm")
     # the GPU folds each warp with shuffles and the 4 warps' partials in one round
-    cuda = lpir.compile(_source(CASES[0]), target="cuda").ir("final")
+    cuda = lpir.compile(_source(CASES[0]), target="cuda", N=16384).ir("final")
     assert cuda.count("ld(%partials") == 1
 
 

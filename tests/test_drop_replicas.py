@@ -34,7 +34,8 @@ kernel normalize[N = 16, ATOMIC = 0](x: global f32[N], y: global f32[N]) blocks(
 
 
 def _threads(source, **params) -> int:
-    return parse(lpir.compile(source, target="cpu", **params).ir("final")).kernels[0].threads
+    kernel = lpir.compile(source, target="cpu", **params)
+    return parse(kernel.ir("after:drop-replicas")).kernels[0].threads
 
 
 @pytest.mark.parametrize("target", ["cpu", "threads"])

@@ -1,0 +1,168 @@
+"""fold-threads: a block whose threads each hold little runs fewer threads that hold more (CPU).
+
+Requires: tile IR with layouts (after layout-selection and drop-replicas). Guarantees: the same
+values; where every register tile's thread index can give up its F least significant values
+(`fold_low_threads`), each layout deals them to the slots instead and the kernel runs
+threads / F threads, F the largest power of two that keeps every tile within `REGISTER_BYTES`
+a thread.
+
+A CPU runs a block's threads one after another, each a pass through the kernel's code: a thread
+that holds 8 floats of a tile pays for its index arithmetic, its broadcasts, its shared-memory
+partials and each barrier's save and restore as one that holds 64 does, for an eighth of the
+work, and its loads and stores are 32-byte vectors instead of full 64-byte registers. Where a
+thread already holds a few registers of some tile (`FOLDED_ENOUGH_BYTES`), it stays as it is.
+Tile IR does not depend on the thread count, only its layouts do: thread t' of the folded block
+does the work of threads F t' .. F t' + F - 1 (replicas among them once), the low thread digits
+becoming slot digits beside the slots of the same dimension, so a run of consecutive elements
+over neighbouring threads becomes one thread's run. Kernels with a `dot` keep their threads:
+their tiles are register blocks chosen for the dot (layout_rules.blocked_dot). The GPU pipeline
+does not run this pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lpir.passes.base import Pass, register_pass
+
+from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.ops import DotOp
+from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import TileType
+from lpir.layout import RegisterLayout
+
+#: The most bytes of a register tile a thread holds after folding: eight 64-byte vector
+#: registers. Measured (2-core Zen 4, `lpir run --bench`): 256 left quantize 4096^2 at 35 ms
+#: (512: 22, 1024: 25) and rope at 1.47 ms (1.32, 1.79); tiles that fit in registers stay there.
+REGISTER_BYTES = 512
+
+#: A kernel some of whose tiles already take this many bytes a thread (four vector registers)
+#: keeps its threads: they amortize a thread's overhead, and more registers a thread only add
+#: pressure to loops tuned for their tiles (gemv_wq u4 at 64 floats of accumulator a thread,
+#: folded by 2: 8192^2 2.1 -> 2.3 ms, gemv_mx 0.73 -> 0.84).
+FOLDED_ENOUGH_BYTES = 256
+
+
+def fold_low_threads(layout: RegisterLayout, factor: int) -> RegisterLayout | None:
+    """`layout` with the `factor` least significant values of its thread index moved into
+    the slot index (`_slot_position`: runs of elements stay runs), for a block of
+    threads / factor threads; replicated thread digits among them are dropped (the folded
+    thread holds their element once). None where the thread digits do not split at `factor`.
+    """
+    # modes as keys: (dim, position) pairs with sizes, so that splitting one keeps the others
+    sizes = {(d, i): size for d, dim in enumerate(layout.modes) for i, size in enumerate(dim)}
+    order = [[(d, i) for i in range(len(dim))] for d, dim in enumerate(layout.modes)]
+    key_of = [key for dim in order for key in dim]
+    spatial: list = [key_of[e] if e >= 0 else e for e in layout.spatial_modes]
+    folded: list = []
+    remaining = factor
+    while remaining > 1:
+        if not spatial:
+            return None
+        entry = spatial[-1]
+        size = -entry if isinstance(entry, int) else sizes[entry]
+        if size <= remaining:
+            if remaining % size:
+                return None
+            spatial.pop()
+            folded.insert(0, entry)
+            remaining //= size
+            continue
+        if size % remaining:
+            return None
+        if isinstance(entry, int):  # a replication: its low part is dropped
+            spatial[-1] = -(size // remaining)
+        else:  # the mode splits: its high part stays with the thread, its low part folds
+            low = (*entry, "low")
+            sizes[entry], sizes[low] = size // remaining, remaining
+            dim = order[entry[0]]
+            dim.insert(dim.index(entry) + 1, low)
+            folded.insert(0, low)
+        remaining = 1
+    local = [key_of[e] for e in layout.local_modes]
+    for key in reversed([key for key in folded if not isinstance(key, int)]):
+        local.insert(_slot_position(local, order[key[0]], key), key)
+    ids = {key: n for n, key in enumerate(key for dim in order for key in dim)}
+    local = [ids[key] for key in local]
+    return RegisterLayout(
+        layout.shape,
+        tuple(tuple(sizes[key] for key in dim) for dim in order),
+        tuple(ids[key] if not isinstance(key, int) else key for key in spatial),
+        tuple(local),
+    )
+
+
+def _slot_position(local: list, dim: list, key) -> int:
+    """Where a folded mode goes among the slot digits: just before the next less significant
+    mode of its dimension where the slots hold that one (the two then index consecutive
+    elements: one longer run), else in front."""
+    following = dim[dim.index(key) + 1 :]
+    return local.index(following[0]) if following and following[0] in local else 0
+
+
+def _tile_types(kernel: Kernel):
+    for op in kernel.walk():
+        values = list(op.results) + [a for region in op.regions for a in region.args]
+        for value in values:
+            if isinstance(value.type, TileType) and value.type.layout is not None:
+                yield value.type
+
+
+def folding_factor(kernel: Kernel) -> int:
+    """The largest power of two F that every tile's layout folds by (`fold_low_threads`)
+    and that keeps every tile within `REGISTER_BYTES` a thread; 1 for a kernel with a dot or
+    with a tile of `FOLDED_ENOUGH_BYTES` a thread."""
+    if any(isinstance(op, DotOp) for op in kernel.walk()):
+        return 1
+    types = list(_tile_types(kernel))
+    if not types:
+        return 1
+    largest = max(t.layout.slots * max(1, t.dtype.nbits // 8) for t in types)
+    if largest >= FOLDED_ENOUGH_BYTES:
+        return 1
+    factor = 1
+    while (
+        kernel.threads % (2 * factor) == 0
+        and largest * 2 * factor <= REGISTER_BYTES
+        and all(fold_low_threads(t.layout, 2 * factor) is not None for t in types)
+    ):
+        factor *= 2
+    return factor
+
+
+class _FoldThreads(Rewriter):
+    def __init__(self, factor: int):
+        super().__init__()
+        self.factor = factor
+
+    def retyped(self, type_):
+        if isinstance(type_, TileType) and type_.layout is not None:
+            return type_.with_layout(fold_low_threads(type_.layout, self.factor))
+        return type_
+
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
+        return self.copy(op, result_types=[self.retyped(r.type) for r in op.results]).results
+
+    def region_arg_type(self, arg: Value):
+        return self.retyped(arg.type)
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        new = super().run_kernel(kernel)
+        new.threads = kernel.threads // self.factor
+        return new
+
+
+@register_pass
+class FoldThreadsPass(Pass):
+    name = "fold-threads"
+
+    def run(self, module: Module) -> Module:
+        kernels = []
+        for kernel in module.kernels:
+            factor = folding_factor(kernel)
+            rewriter = Rewriter() if factor == 1 else _FoldThreads(factor)
+            kernels.append(rewriter.run_kernel(kernel))
+        return Module(kernels)
+
+
+__all__ = ["FoldThreadsPass", "fold_low_threads", "folding_factor"]
