@@ -13,10 +13,11 @@ work, and its loads and stores are 32-byte vectors instead of full 64-byte regis
 thread already holds a few registers of some tile (`FOLDED_ENOUGH_BYTES`), it stays as it is.
 Tile IR does not depend on the thread count, only its layouts do: thread t' of the folded block
 does the work of threads F t' .. F t' + F - 1 (replicas among them once), the low thread digits
-becoming slot digits beside the slots of the same dimension, so a run of consecutive elements
-over neighbouring threads becomes one thread's run. Kernels with a `dot` keep their threads:
-their tiles are register blocks chosen for the dot (layout_rules.blocked_dot). The GPU pipeline
-does not run this pass.
+becoming the most significant slot digits, so a run of consecutive elements over neighbouring
+threads becomes one thread's run (in address order where the threads held one run each, else
+read in address order and permuted in registers: vectorize). Kernels with a `dot` keep their
+threads: their tiles are register blocks chosen for the dot (layout_rules.blocked_dot). The GPU
+pipeline does not run this pass.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ FOLDED_ENOUGH_BYTES = 256
 
 def fold_low_threads(layout: RegisterLayout, factor: int) -> RegisterLayout | None:
     """`layout` with the `factor` least significant values of its thread index moved into
-    the slot index (`_slot_position`: runs of elements stay runs), for a block of
+    the slot index as its most significant digits, for a block of
     threads / factor threads; replicated thread digits among them are dropped (the folded
     thread holds their element once). None where the thread digits do not split at `factor`.
     """
@@ -79,9 +80,11 @@ def fold_low_threads(layout: RegisterLayout, factor: int) -> RegisterLayout | No
             dim.insert(dim.index(entry) + 1, low)
             folded.insert(0, low)
         remaining = 1
-    local = [key_of[e] for e in layout.local_modes]
-    for key in reversed([key for key in folded if not isinstance(key, int)]):
-        local.insert(_slot_position(local, order[key[0]], key), key)
+    # in front of the slots, in every layout alike: thread t' slot l * S + s holds what thread
+    # F t' + l held in slot s, so layouts that lower-to-threads relates slot by slot (a
+    # reshape, a stack, an index of another) stay related
+    local = [key for key in folded if not isinstance(key, int)]
+    local += [key_of[e] for e in layout.local_modes]
     ids = {key: n for n, key in enumerate(key for dim in order for key in dim)}
     local = [ids[key] for key in local]
     return RegisterLayout(
@@ -90,14 +93,6 @@ def fold_low_threads(layout: RegisterLayout, factor: int) -> RegisterLayout | No
         tuple(ids[key] if not isinstance(key, int) else key for key in spatial),
         tuple(local),
     )
-
-
-def _slot_position(local: list, dim: list, key) -> int:
-    """Where a folded mode goes among the slot digits: just before the next less significant
-    mode of its dimension where the slots hold that one (the two then index consecutive
-    elements: one longer run), else in front."""
-    following = dim[dim.index(key) + 1 :]
-    return local.index(following[0]) if following and following[0] in local else 0
 
 
 def _tile_types(kernel: Kernel):

@@ -1,7 +1,8 @@
 """fold-threads (CPU): a block whose threads each hold little runs fewer threads holding more.
 
 The folded layouts hold, in thread t', exactly what threads F t' .. F t' + F - 1 held (each
-element once); runs of consecutive elements over neighbouring threads become one thread's run;
+element once), thread F t' + l's slot s in slot l * S + s of every layout alike (random kernels
+whose reshapes, stacks and indexes relate layouts slot by slot found a placement that was not);
 the factor stops where a tile would pass `REGISTER_BYTES` a thread, and kernels with a dot keep
 their threads. Kernels folded are compiled for the CPU and run through the thread interpreter
 (the CPU pipeline's IR) against the reference interpreter: reductions with edges, min/max with
@@ -45,12 +46,20 @@ def test_a_folded_thread_holds_what_its_threads_held(text, factor):
         assert len(now) == len(set(now)) and set(now) == held
 
 
-def test_runs_over_neighbouring_threads_become_one_threads_run():
+def test_the_folded_thread_values_are_the_most_significant_slots():
+    # a thread's run of 8 over 8 threads: one run of 64
     assert (
         str(fold_low_threads(parse_layout("spatial(128).local(8)"), 8)) == "spatial(16).local(64)"
     )
-    folded = fold_low_threads(parse_layout("local(1,2).spatial(4,32).local(1,4)"), 8)
-    assert str(folded) == "local(1,2).spatial(4,4).local(1,32)"
+    # in every layout alike, whatever its other slots: thread t' slot l * S + s is what
+    # thread 8 t' + l held in slot s (so slot-by-slot relations between layouts stay)
+    layout = parse_layout("local(1,2).spatial(4,32).local(1,4)")
+    folded = fold_low_threads(layout, 8)
+    old, new = layout.coordinates(), folded.coordinates()
+    for thread in range(folded.threads):
+        for low in range(8):
+            for slot in range(layout.slots):
+                assert (new[thread, low * layout.slots + slot] == old[8 * thread + low, slot]).all()
 
 
 def test_thread_digits_that_do_not_split_at_the_factor_do_not_fold():
