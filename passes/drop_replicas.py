@@ -19,13 +19,12 @@ spread over all threads) keeps the kernel as it is. The GPU pipeline does not ru
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from functools import partial
 
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.core import Kernel, Module, Operation, Value
-from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import TileType
+from lpir.ir.core import Kernel, Module
+from lpir.ir.rewrite import Relayout, Rewriter, tile_types
 from lpir.layout import RegisterLayout
 
 
@@ -43,44 +42,14 @@ def without_top_copies(layout: RegisterLayout, factor: int) -> RegisterLayout:
     return RegisterLayout(layout.shape, layout.modes, spatial, layout.local_modes)
 
 
-def _tile_layouts(kernel: Kernel):
-    for op in kernel.walk():
-        values = list(op.results) + [a for region in op.regions for a in region.args]
-        for value in values:
-            if isinstance(value.type, TileType) and value.type.layout is not None:
-                yield value.type.layout
-
-
 def common_copies(kernel: Kernel) -> int:
     """The replication every tile of `kernel` has on its top thread bits (1: some has none)."""
     factor = 0
-    for layout in _tile_layouts(kernel):
-        factor = math.gcd(factor, top_replication(layout))
+    for type_ in tile_types(kernel):
+        factor = math.gcd(factor, top_replication(type_.layout))
         if factor == 1:
             return 1
     return max(factor, 1)
-
-
-class _DropReplicas(Rewriter):
-    def __init__(self, factor: int):
-        super().__init__()
-        self.factor = factor
-
-    def retyped(self, type_):
-        if isinstance(type_, TileType) and type_.layout is not None:
-            return type_.with_layout(without_top_copies(type_.layout, self.factor))
-        return type_
-
-    def rewrite(self, op: Operation) -> Sequence[Value] | None:
-        return self.copy(op, result_types=[self.retyped(r.type) for r in op.results]).results
-
-    def region_arg_type(self, arg: Value):
-        return self.retyped(arg.type)
-
-    def run_kernel(self, kernel: Kernel) -> Kernel:
-        new = super().run_kernel(kernel)
-        new.threads = kernel.threads // self.factor
-        return new
 
 
 @register_pass
@@ -88,9 +57,12 @@ class DropReplicasPass(Pass):
     name = "drop-replicas"
 
     def run(self, module: Module) -> Module:
-        kernels = []
-        for kernel in module.kernels:
-            factor = common_copies(kernel)
-            rewriter = Rewriter() if factor == 1 else _DropReplicas(factor)
-            kernels.append(rewriter.run_kernel(kernel))
-        return Module(kernels)
+        return Module([self.run_kernel(kernel) for kernel in module.kernels])
+
+    @staticmethod
+    def run_kernel(kernel: Kernel) -> Kernel:
+        factor = common_copies(kernel)
+        if factor == 1:
+            return Rewriter().run_kernel(kernel)
+        relayout = partial(without_top_copies, factor=factor)
+        return Relayout(relayout, kernel.threads // factor).run_kernel(kernel)

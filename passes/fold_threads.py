@@ -22,14 +22,13 @@ pipeline does not run this pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import partial
 
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.core import Kernel, Module
 from lpir.ir.ops import DotOp
-from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import TileType
+from lpir.ir.rewrite import Relayout, Rewriter, tile_types
 from lpir.layout import RegisterLayout
 
 #: The most bytes of a register tile a thread holds after folding: eight 64-byte vector
@@ -95,21 +94,13 @@ def fold_low_threads(layout: RegisterLayout, factor: int) -> RegisterLayout | No
     )
 
 
-def _tile_types(kernel: Kernel):
-    for op in kernel.walk():
-        values = list(op.results) + [a for region in op.regions for a in region.args]
-        for value in values:
-            if isinstance(value.type, TileType) and value.type.layout is not None:
-                yield value.type
-
-
 def folding_factor(kernel: Kernel) -> int:
     """The largest power of two F that every tile's layout folds by (`fold_low_threads`)
     and that keeps every tile within `REGISTER_BYTES` a thread; 1 for a kernel with a dot or
     with a tile of `FOLDED_ENOUGH_BYTES` a thread."""
     if any(isinstance(op, DotOp) for op in kernel.walk()):
         return 1
-    types = list(_tile_types(kernel))
+    types = list(tile_types(kernel))
     if not types:
         return 1
     largest = max(t.layout.slots * max(1, t.dtype.nbits // 8) for t in types)
@@ -125,39 +116,20 @@ def folding_factor(kernel: Kernel) -> int:
     return factor
 
 
-class _FoldThreads(Rewriter):
-    def __init__(self, factor: int):
-        super().__init__()
-        self.factor = factor
-
-    def retyped(self, type_):
-        if isinstance(type_, TileType) and type_.layout is not None:
-            return type_.with_layout(fold_low_threads(type_.layout, self.factor))
-        return type_
-
-    def rewrite(self, op: Operation) -> Sequence[Value] | None:
-        return self.copy(op, result_types=[self.retyped(r.type) for r in op.results]).results
-
-    def region_arg_type(self, arg: Value):
-        return self.retyped(arg.type)
-
-    def run_kernel(self, kernel: Kernel) -> Kernel:
-        new = super().run_kernel(kernel)
-        new.threads = kernel.threads // self.factor
-        return new
-
-
 @register_pass
 class FoldThreadsPass(Pass):
     name = "fold-threads"
 
     def run(self, module: Module) -> Module:
-        kernels = []
-        for kernel in module.kernels:
-            factor = folding_factor(kernel)
-            rewriter = Rewriter() if factor == 1 else _FoldThreads(factor)
-            kernels.append(rewriter.run_kernel(kernel))
-        return Module(kernels)
+        return Module([self.run_kernel(kernel) for kernel in module.kernels])
+
+    @staticmethod
+    def run_kernel(kernel: Kernel) -> Kernel:
+        factor = folding_factor(kernel)
+        if factor == 1:
+            return Rewriter().run_kernel(kernel)
+        relayout = partial(fold_low_threads, factor=factor)
+        return Relayout(relayout, kernel.threads // factor).run_kernel(kernel)
 
 
 __all__ = ["FoldThreadsPass", "fold_low_threads", "folding_factor"]

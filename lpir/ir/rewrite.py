@@ -8,10 +8,11 @@ Values are looked up through `self.map`, which translates old values to new ones
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from lpir.ir.core import Builder, Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import ForOp
+from lpir.ir.types import TileType
 
 
 class Rewriter:
@@ -128,6 +129,43 @@ class Rewriter:
         with self.builder.at(new_region):
             self.rewrite_region_ops(region)
         return new_region
+
+
+class Relayout(Rewriter):
+    """Rebuilds a kernel with every register tile's layout replaced by `relayout(layout)`, to
+    run with `threads` threads (drop-replicas, fold-threads: tile IR depends on the thread
+    count only through its layouts)."""
+
+    def __init__(self, relayout: Callable, threads: int):
+        super().__init__()
+        self.relayout = relayout
+        self.threads = threads
+
+    def retyped(self, type_):
+        if isinstance(type_, TileType) and type_.layout is not None:
+            return type_.with_layout(self.relayout(type_.layout))
+        return type_
+
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
+        return self.copy(op, result_types=[self.retyped(r.type) for r in op.results]).results
+
+    def region_arg_type(self, arg: Value):
+        return self.retyped(arg.type)
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        new = super().run_kernel(kernel)
+        new.threads = self.threads
+        return new
+
+
+def tile_types(kernel: Kernel) -> Iterator[TileType]:
+    """The type of every register tile with a layout that `kernel` defines (op results and
+    region arguments)."""
+    for op in kernel.walk():
+        values = list(op.results) + [a for region in op.regions for a in region.args]
+        for value in values:
+            if isinstance(value.type, TileType) and value.type.layout is not None:
+                yield value.type
 
 
 def clone_module(module: Module) -> Module:
