@@ -19,12 +19,11 @@ spread over all threads) keeps the kernel as it is. The GPU pipeline does not ru
 from __future__ import annotations
 
 import math
-from functools import partial
 
 from lpir.passes.base import Pass, register_pass
 
 from lpir.ir.core import Kernel, Module
-from lpir.ir.rewrite import Relayout, Rewriter, tile_types
+from lpir.ir.rewrite import Relayout, tile_types
 from lpir.layout import RegisterLayout
 
 
@@ -57,12 +56,9 @@ class DropReplicasPass(Pass):
     name = "drop-replicas"
 
     def run(self, module: Module) -> Module:
-        return Module([self.run_kernel(kernel) for kernel in module.kernels])
-
-    @staticmethod
-    def run_kernel(kernel: Kernel) -> Kernel:
-        factor = common_copies(kernel)
-        if factor == 1:
-            return Rewriter().run_kernel(kernel)
-        relayout = partial(without_top_copies, factor=factor)
-        return Relayout(relayout, kernel.threads // factor).run_kernel(kernel)
+        return Module(
+            [
+                Relayout(without_top_copies, common_copies(kernel)).run_kernel(kernel)
+                for kernel in module.kernels
+            ]
+        )

@@ -22,13 +22,11 @@ pipeline does not run this pass.
 
 from __future__ import annotations
 
-from functools import partial
-
 from lpir.passes.base import Pass, register_pass
 
 from lpir.ir.core import Kernel, Module
 from lpir.ir.ops import DotOp
-from lpir.ir.rewrite import Relayout, Rewriter, tile_types
+from lpir.ir.rewrite import Relayout, tile_types
 from lpir.layout import RegisterLayout
 
 #: The most bytes of a register tile a thread holds after folding: eight 64-byte vector
@@ -121,15 +119,12 @@ class FoldThreadsPass(Pass):
     name = "fold-threads"
 
     def run(self, module: Module) -> Module:
-        return Module([self.run_kernel(kernel) for kernel in module.kernels])
-
-    @staticmethod
-    def run_kernel(kernel: Kernel) -> Kernel:
-        factor = folding_factor(kernel)
-        if factor == 1:
-            return Rewriter().run_kernel(kernel)
-        relayout = partial(fold_low_threads, factor=factor)
-        return Relayout(relayout, kernel.threads // factor).run_kernel(kernel)
+        return Module(
+            [
+                Relayout(fold_low_threads, folding_factor(kernel)).run_kernel(kernel)
+                for kernel in module.kernels
+            ]
+        )
 
 
 __all__ = ["FoldThreadsPass", "fold_low_threads", "folding_factor"]

@@ -132,18 +132,18 @@ class Rewriter:
 
 
 class Relayout(Rewriter):
-    """Rebuilds a kernel with every register tile's layout replaced by `relayout(layout)`, to
-    run with `threads` threads (drop-replicas, fold-threads: tile IR depends on the thread
-    count only through its layouts)."""
+    """Rebuilds a kernel with every register tile's layout replaced by
+    `relayout(layout, factor)`, to run with threads / factor threads (drop-replicas,
+    fold-threads: tile IR depends on the thread count only through its layouts)."""
 
-    def __init__(self, relayout: Callable, threads: int):
+    def __init__(self, relayout: Callable, factor: int):
         super().__init__()
         self.relayout = relayout
-        self.threads = threads
+        self.factor = factor
 
     def retyped(self, type_):
         if isinstance(type_, TileType) and type_.layout is not None:
-            return type_.with_layout(self.relayout(type_.layout))
+            return type_.with_layout(self.relayout(type_.layout, self.factor))
         return type_
 
     def rewrite(self, op: Operation) -> Sequence[Value] | None:
@@ -153,8 +153,10 @@ class Relayout(Rewriter):
         return self.retyped(arg.type)
 
     def run_kernel(self, kernel: Kernel) -> Kernel:
+        if self.factor == 1:
+            return Rewriter().run_kernel(kernel)
         new = super().run_kernel(kernel)
-        new.threads = self.threads
+        new.threads = kernel.threads // self.factor
         return new
 
 
