@@ -1,8 +1,9 @@
 """Run skinny_wq.lp and check it against numpy:  python examples/skinny_wq.py [--target cpu]
 
-y = x @ dequant(W).T for a few rows of f16 activations x and weights of any 1..8-bit type
-with one f32 scale per group of G (f32 accumulation on tensor cores on the GPU; with SPLIT > 1
-added into y, which starts at zero here).
+y = x @ dequant(W).T for a few rows of activations x (f16, or bf16 with T = bf16) and weights
+of any 1..8-bit type with one f32 scale per group of G (f32 accumulation on tensor cores on the
+GPU, bf16 dot-product instructions on CPUs with AVX512-BF16; with SPLIT > 1 added into y,
+which starts at zero here).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from gemv_wq import dequantized, tolerance  # noqa: E402, F401  (the same f32 su
 
 def make_inputs(params, rng):
     m, n, k, g = params["M"], params["N"], params["K"], params["G"]
-    x = rng.standard_normal((m, k)).astype(np.float16)
+    x = rng.standard_normal((m, k)).astype(params["T"].numpy_dtype)
     w, _ = random_weights(params["WT"], (n, k), rng)
     s = rng.uniform(0.005, 0.02, size=(n, -(-k // g))).astype(np.float32)
     return [x, w, s, np.zeros((m, n), np.float32)]
@@ -40,6 +41,8 @@ CASES = [
     {"M": 8, "N": 128, "K": 256, "WT": "f8e4m3", "ZERO": 0, "MB": 8},
     {"M": 20, "N": 100, "K": 1000, "WT": "u4", "ZERO": 8, "SPLIT": 3},  # K over 3 blocks
     {"M": 70, "N": 100, "K": 384, "WT": "u5", "ZERO": 16, "MB": 64, "XS": 1},  # x via shared
+    {"M": 4, "N": 128, "K": 512, "WT": "u4", "T": "bf16"},  # bf16 activations
+    {"M": 3, "N": 100, "K": 1000, "WT": "u8", "ZERO": 128, "T": "bf16", "XS": 1},
 ]
 
 if __name__ == "__main__":

@@ -247,10 +247,13 @@ def _grouped(tolerances: dict[int, Tolerance]) -> dict[Tolerance, list[int]]:
 
 def adds_in_any_order(kernel) -> bool:
     """Whether a kernel (tile or thread IR) adds many values in an order each target chooses:
-    a `sum` reduction or a `dot` of tiles, an `mma`, an atomic add into global memory. (A
-    thread IR's `reduce_lanes` has one order everywhere.)"""
+    a `sum` reduction or a `dot` of tiles, an `mma` or `dot_pairs` (whose subnormals depend on
+    the host), an atomic add into global memory. (A thread IR's `reduce_lanes` has one order
+    everywhere.)"""
     for op in kernel.walk():
-        if op.name in ("dot", "mma") or (op.name == "reduce" and op.attributes["kind"] == "sum"):
+        if op.name in ("dot", "mma", "dot_pairs"):
+            return True
+        if op.name == "reduce" and op.attributes["kind"] == "sum":
             return True
         if op.name in ("store_global", "st") and op.attributes.get("combine") == "add":
             return True

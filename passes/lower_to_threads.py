@@ -52,6 +52,7 @@ from lpir.ir.ops import (
     CastOp,
     ConvertLayoutOp,
     DotOp,
+    DotPairsOp,
     ExpandDimsOp,
     ExtractOp,
     ForOp,
@@ -655,7 +656,12 @@ class _Lowering(Rewriter):
         a_steps, b_steps = self._dot_slots(op, k)
         target = get_target(self.target)
         register_lanes = target.lanes(acc_dtype.nbits)
-        if target.is_gpu or steps_in_registers(_layout(acc_old), target) or k < 8:
+        in_steps = target.is_gpu or steps_in_registers(_layout(acc_old), target) or k < 8
+        if _multiplies_in_pairs(a, acc, k, target):
+            if in_steps:
+                return self.pair_steps(a, b, acc, a_steps, b_steps)
+            return self.pair_lane_sums(a, b, acc, a_steps, b_steps, register_lanes)
+        if in_steps:
             if a.type.dtype != acc_dtype and self.target == "cuda":
                 a = self.add(CastOp.create(a, acc_dtype))
                 b = self.add(CastOp.create(b, acc_dtype))
@@ -697,6 +703,45 @@ class _Lowering(Rewriter):
         sums = self.add(ReduceLanesOp.create(total, "sum", lanes))
         return self.add(BinaryOp.create("add", acc, sums))
 
+    def pair_steps(self, a, b, acc, a_steps, b_steps) -> Value:
+        """`simt_dot` of bf16 operands whose thread adds whole registers of accumulator each
+        step: steps 2p and 2p + 1 are one `dot_pairs`, each slot's two elements of a and of b
+        side by side (a's pair is one 32-bit element broadcast across a row's slots)."""
+        for step in range(0, len(a_steps), 2):
+            a_pairs = _interleaved(a_steps[step], a_steps[step + 1])
+            b_pairs = _interleaved(b_steps[step], b_steps[step + 1])
+            acc = self.add(
+                DotPairsOp.create(acc, self.shuffle(a, a_pairs), self.shuffle(b, b_pairs))
+            )
+        return acc
+
+    def pair_lane_sums(self, a, b, acc, a_steps, b_steps, register_lanes: int) -> Value:
+        """`simt_dot` of bf16 operands summed in lanes: lane l of a slot's register adds steps
+        2l and 2l + 1 of each chunk of 2 x `register_lanes` steps (one `dot_pairs` a chunk, in
+        order), then `reduce_lanes` sums the lanes, as the f32 path does with products."""
+        k, slots = len(a_steps), range(acc.type.size)  # type: ignore[attr-defined]
+        span = 2 * register_lanes
+        chunks = k // span if k % span == 0 else 1
+        lanes = register_lanes if chunks > 1 else k // 2
+        # operand lanes of chunk c ordered slot, lane, pair: step = c * 2 lanes + 2 lane + j
+        order = [
+            (slot, c * 2 * lanes + 2 * lane + j)
+            for c in range(chunks)
+            for slot in slots
+            for lane in range(lanes)
+            for j in (0, 1)
+        ]
+        a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
+        b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
+        width = 2 * len(slots) * lanes
+        total = self.add(VectorConstantOp.create([0.0] * (width // 2), acc.type.dtype))  # type: ignore[attr-defined]
+        for c in range(chunks):
+            a_chunk = self.shuffle(a, a_rows[c * width : (c + 1) * width])
+            b_chunk = self.shuffle(b, b_columns[c * width : (c + 1) * width])
+            total = self.add(DotPairsOp.create(total, a_chunk, b_chunk))
+        sums = self.add(ReduceLanesOp.create(total, "sum", lanes))
+        return self.add(BinaryOp.create("add", acc, sums))
+
     def step_operand(self, vector: Value, lanes: list[int], dtype) -> Value:
         """The lanes of a dot operand that one step of k multiplies, as `dtype`. A narrower
         operand has the distinct lanes of the step cast, then spread into the step's pattern:
@@ -729,6 +774,23 @@ class _Lowering(Rewriter):
             a_steps.append(required_slot_map(acc_layout, _layout(a_old), a_project))
             b_steps.append(required_slot_map(acc_layout, _layout(b_old), b_project))
         return a_steps, b_steps
+
+
+def _multiplies_in_pairs(a: Value, acc: Value, k: int, target) -> bool:
+    """Whether a CPU dot multiplies its operands two steps of k at a time (`dot_pairs`): bf16
+    operands (lower-to-threads sees them unwidened: widen-dot-operands leaves bf16 alone), an
+    f32 accumulator, an even k."""
+    return (
+        not target.is_gpu
+        and a.type.dtype.name == "bf16"  # type: ignore[attr-defined]
+        and acc.type.dtype.name == "f32"  # type: ignore[attr-defined]
+        and k % 2 == 0
+    )
+
+
+def _interleaved(first: list[int], second: list[int]) -> list[int]:
+    """first[0], second[0], first[1], second[1], ...: each slot's two steps side by side."""
+    return [lane for pair in zip(first, second) for lane in pair]
 
 
 def _through_shuffle(value: Value, lanes: list[int]) -> tuple[Value, list[int]]:

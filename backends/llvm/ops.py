@@ -131,6 +131,11 @@ def _reduce_lanes(e, op):
     return [e.vectors.reduce_lanes(e.get(op.operands[0]), op.attributes["group"], combine)]
 
 
+@emitter("dot_pairs")
+def _dot_pairs(e, op):
+    return [e.dot_pairs.emit(*(e.get(v) for v in op.operands))]
+
+
 @emitter("where")
 def _where(e, op):
     cond, lhs, rhs = (e.get(v) for v in op.operands)

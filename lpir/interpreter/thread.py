@@ -200,6 +200,14 @@ class _ThreadBlock(Evaluator):
         with np.errstate(all="ignore"):
             return [balanced_tree(terms, lambda a, b: ew.binary(name, a, b, dt))]
 
+    def op_dot_pairs(self, op):
+        """acc + odd products + even products, each addition rounded to f32 (the products of
+        bf16 numbers are exact in f32)."""
+        acc, a, b = (self.get(v) for v in op.operands)
+        products = a.astype(np.float32) * b.astype(np.float32)
+        with np.errstate(all="ignore"):
+            return [(acc + products[:, 1::2]) + products[:, 0::2]]
+
     def op_where(self, op):
         cond, a, b = (self.get(v) for v in op.operands)
         return [ew.select(cond, a, b, op.result.type.dtype)]

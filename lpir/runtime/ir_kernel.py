@@ -165,8 +165,9 @@ class IRKernel:
             raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
         return self.spec.stages[stage]
 
-    def source(self, kind: str = "llvm") -> str:
-        return self.spec.source(kind)
+    def source(self, kind: str = "llvm", arch: str | None = None) -> str:
+        """Generated code, as `Kernel.source`."""
+        return self.spec.source(kind, arch)
 
     @property
     def module(self) -> Module:

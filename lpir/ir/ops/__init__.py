@@ -19,6 +19,7 @@ from lpir.ir.ops.memory import AllocSharedOp, LoadOp, StoreOp, SyncOp
 from lpir.ir.ops.thread import (
     BarrierOp,
     BuildVectorOp,
+    DotPairsOp,
     ExtractOp,
     LoadMatrixOp,
     LoadThreadOp,
@@ -68,6 +69,7 @@ __all__ = [
     "ConstantOp",
     "ConvertLayoutOp",
     "DotOp",
+    "DotPairsOp",
     "ExpandDimsOp",
     "ExtractOp",
     "ForOp",

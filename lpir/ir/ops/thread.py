@@ -7,6 +7,8 @@ ops here exist only at the thread level:
 * `thread_index`: this thread's index in the block, 0 ≤ t < threads.
 * `vector_constant`, `shuffle`, `extract`, `vector`, `reduce_lanes`: data movement within one
   thread's registers.
+* `dot_pairs` (CPU): lane i of an f32 accumulator adds the products of bf16 lanes 2i + 1 and
+  2i of two operands, as AVX512-BF16's `vdpbf16ps` does.
 * `ld` / `st`: per-lane memory accesses, `memory[base + offsets[i]]` for lane i, with an
   optional lane mask (masked lanes read 0 and are not written). In shared memory with a
   swizzled layout the element is `memory[swizzle(base + offsets[i])]`: `base` and `offsets`
@@ -202,6 +204,39 @@ class ReduceLanesOp(Operation):
 
     def recreate(self) -> Operation:
         return ReduceLanesOp.create(self.operands[0], self.kind, self.group)
+
+
+class DotPairsOp(Operation):
+    """`%r = dot_pairs(%acc, %a, %b) : <n x f32>`: lane i is
+    `(acc[i] + a[2i+1] * b[2i+1]) + a[2i] * b[2i]`, each addition rounded to f32, for `a` and
+    `b` of 2n bf16 lanes (a product of two bf16 numbers is exact in f32).
+
+    How the CPU multiplies bf16 dot operands: one `vdpbf16ps` per register on hosts with
+    AVX512-BF16 (which flushes subnormal inputs and results to zero, so there a lane can differ
+    by less than 2**-126), two FMAs elsewhere. lower-to-threads emits it for dots of bf16
+    operands into f32 accumulators on the CPU.
+    """
+
+    names = ("dot_pairs",)
+    signature = Signature(operands=exactly(3), results=exactly(1))
+
+    @classmethod
+    def create(cls, acc: Value, a: Value, b: Value, name: str | None = None):
+        ok = (
+            isinstance(acc.type, VectorType)
+            and acc.type.dtype.name == "f32"
+            and a.type == VectorType(dtype("bf16"), 2 * acc.type.size)
+            and b.type == a.type
+        )
+        if not ok:
+            raise TypeCheckError(
+                f"dot_pairs needs an f32 vector and two bf16 vectors of twice its lanes, "
+                f"not {acc.type}, {a.type}, {b.type}"
+            )
+        return cls("dot_pairs", [acc, a, b], [acc.type], {}, result_names=[name])
+
+    def recreate(self) -> Operation:
+        return DotPairsOp.create(*self.operands)
 
 
 def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None) -> DType:
