@@ -1,20 +1,23 @@
-"""widen-dot-operands: a CPU matmul's f16/bf16 operands are cast to f32 before the dot.
+"""widen-dot-operands: a CPU matmul's f16 operands are cast to f32 before the dot.
 
 Requires: tile IR (before layout-selection). Guarantees: the same values:
 
     dot(a, b, acc)  ->  dot(cast<f32>(a), cast<f32>(b), acc)
 
-for a dot of f16 or bf16 operands into an f32 accumulator that the CPU computes in register
-blocks (`layout_rules.blocked_dot`: each thread holds rows of whole registers). A product of
-two f16 or bf16 numbers is exact in f32 and the interpreter sums a dot exactly, so the casts
-change nothing. The CPU multiplies in f32 anyway: lower-to-threads casts each thread's share
-of the operands, and in a matmul every element of an operand is held by several threads (b's
-rows by every thread of a column of the accumulator). Cast in the tile, each element is
-widened once, before layout-selection decides who holds it; where the operand is computed
-and converted through shared memory (a matmul's decoded weights) the conversion moves f32,
-which the FMAs then read straight from memory. Dots the GPU runs on tensor cores take f16;
-the GPU pipeline does not run this pass.
-"""
+for a dot of f16 operands into an f32 accumulator that the CPU computes in register blocks
+(`layout_rules.blocked_dot`: each thread holds rows of whole registers). A product of two f16
+numbers is exact in f32 and the interpreter sums a dot exactly, so the casts change nothing.
+The CPU multiplies f16 in f32 (x86 has no f16 dot product into f32): lower-to-threads casts
+each thread's share of the operands, and in a matmul every element of an operand is held by
+several threads (b's rows by every thread of a column of the accumulator). Cast in the tile,
+each element is widened once, before layout-selection decides who holds it; where the operand
+is computed and converted through shared memory (a matmul's decoded weights) the conversion
+moves f32, which the FMAs then read straight from memory.
+
+bf16 operands stay bf16: lower-to-threads multiplies them two steps of k at a time
+(`dot_pairs`, AVX512-BF16's `vdpbf16ps`, 32 products an instruction where an f32 FMA does
+16), and their conversion through shared memory moves half the bytes. Dots the GPU runs on
+tensor cores take f16 or bf16; the GPU pipeline does not run this pass."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from lpir.ir.ops import CastOp, DotOp
 from lpir.ir.rewrite import Rewriter
 from lpir.targets import get_target
 
-NARROW_FLOATS = ("f16", "bf16")
+NARROW_FLOATS = ("f16",)
 
 
 class _WidenDotOperands(Rewriter):

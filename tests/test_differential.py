@@ -66,7 +66,13 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
         ),
         (
             "matmul_wq",
-            {"M": size(1, 80), "N": size(1, 80), "K": 128, "WT": str(rng.choice(weights))},
+            {
+                "M": size(1, 80),
+                "N": size(1, 80),
+                "K": 128,
+                "WT": str(rng.choice(weights)),
+                "T": str(rng.choice(["f16", "bf16"])),
+            },
         ),
         (
             "attention",

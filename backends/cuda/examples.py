@@ -78,6 +78,9 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 20, "N": 100, "K": 1000, "WT": "u3", "ZERO": 4, "SPLIT": 3, "STAGES": 3},
         {"M": 70, "N": 100, "K": 384, "WT": "u4", "ZERO": 8, "MB": 64, "XS": 1, "STAGES": 3},
         {"M": 100, "N": 64, "K": 200, "WT": "f4e2m1", "ZERO": 0, "MB": 128, "BK": 32, "XS": 1},
+        # bf16 activations (bf16 mma)
+        {"M": 5, "N": 100, "K": 1000, "WT": "u4", "ZERO": 8, "T": "bf16"},
+        {"M": 40, "N": 128, "K": 384, "WT": "u8", "ZERO": 128, "MB": 64, "XS": 1, "T": "bf16"},
     ],
     "matmul_wq": [
         {},
@@ -94,6 +97,9 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 150, "N": 200, "K": 256, "BM": 128, "BN": 128, "THREADS": 256, "STAGES": 3},
         {"M": 1, "N": 256, "K": 384, "BM": 16, "BN": 128, "WT": "u4", "STAGES": 3},
         {"M": 40, "N": 64, "K": 96, "WT": "u6", "ZERO": 32, "STAGES": 1},
+        # bf16 activations and scales (bf16 mma)
+        {"M": 70, "N": 128, "K": 256, "WT": "u4", "T": "bf16"},
+        {"M": 150, "N": 200, "K": 256, "BM": 128, "BN": 128, "THREADS": 256, "T": "bf16"},
     ],
     # microscaled weights: blocks of 32 (or 16) sharing an e8m0 (or f8e4m3) scale, tiles
     # reshaped to [rows, blocks, 32]; edges in N and K, K not a multiple of the block
