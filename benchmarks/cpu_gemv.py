@@ -75,21 +75,24 @@ def batch_parser(description: str, rows: str, shapes: str) -> argparse.ArgumentP
     parser.add_argument("--rows", default=rows, help="comma-separated M values")
     parser.add_argument("--shapes", default=shapes, help="NxK,NxK,...")
     parser.add_argument("--weights", default="u4,u3,u8", help="comma-separated weight types")
+    parser.add_argument(
+        "--activations", default="f16,bf16", help="comma-separated activation types (lpir's T)"
+    )
     parser.add_argument("--repeat", type=int, default=10)
     return parser
 
 
 def batch_sweep(args, tiles: list, bench) -> None:
-    """Times the copy bandwidth, then calls `bench(m, n, k, weights, tiles, repeat, bandwidth,
-    rng)` for every shape of --shapes and M of --rows."""
+    """Times the copy bandwidth, then calls `bench(m, n, k, weights, activations, tiles, repeat,
+    bandwidth, rng)` for every shape of --shapes and M of --rows."""
     rng = np.random.default_rng(0)
     bandwidth = copy_bandwidth(args.repeat)
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write); {os.cpu_count()} cores")
-    weights = args.weights.split(",")
+    weights, activations = args.weights.split(","), args.activations.split(",")
     for shape in args.shapes.split(","):
         n, k = (int(v) for v in shape.split("x"))
         for m in (int(v) for v in args.rows.split(",")):
-            bench(m, n, k, weights, tiles, args.repeat, bandwidth, rng)
+            bench(m, n, k, weights, activations, tiles, args.repeat, bandwidth, rng)
 
 
 def zero_point(dt) -> int:

@@ -4,9 +4,11 @@ examples/matmul_wq.lp side by side with its peers.
     python benchmarks/cpu_matmul.py                         # M = 64, 256; N = K = 4096
     python benchmarks/cpu_matmul.py --rows 512 --weights u4 --tiles 128x128x32/128
 
-C[m, n] = sum_k A[m, k] * dequant(B)[k, n] for f16 A, weights B stored K-major with one f16
-scale per group of 128 rows, timed in the same run as numpy f32 `A @ W` on the dequantized
-matrix (BLAS: the compute a CPU core reaches), torch f32 and bf16 matmuls on it and torch's CPU
+C[m, n] = sum_k A[m, k] * dequant(B)[k, n] for A of f16 and of bf16 (`--activations`: bf16
+dots run as AVX512-BF16 dot products where the host has them), weights B stored K-major with
+one scale of A's type per group of 128 rows, timed in the same run as numpy f32 `A @ W` on the
+dequantized matrix (BLAS: the compute a CPU core reaches), torch f32 and bf16 matmuls on it
+and torch's CPU
 int4 kernel with M rows of bf16 A (when torch is installed). A matmul of this size is bound by
 arithmetic, not memory: the table gives GFLOP/s (2 M N K flops) beside the time, and the floor
 (the weights over the copy bandwidth) to show how far from memory-bound it is. Contenders are
@@ -37,17 +39,19 @@ def parse_tile(text: str) -> dict:
     return {"BM": bm, "BN": bn, "BK": bk, "THREADS": int(threads)}
 
 
-def make_operands(dt, m: int, n: int, k: int, rng):
-    """f16 activations, packed K-major weights, f16 scales, and the dequantized f32 matrix."""
-    a = (rng.standard_normal((m, k)) * 0.5).astype(np.float16)
+def make_operands(dt, act: str, m: int, n: int, k: int, rng):
+    """Activations of type `act`, packed K-major weights, `act` scales, and the dequantized
+    f32 matrix (dequantized in `act`, as the kernel does)."""
+    t = lpir.dtype(act).numpy_dtype
+    a = (rng.standard_normal((m, k)) * 0.5).astype(t)
     codes = rng.integers(0, 1 << dt.nbits, size=(k, n), dtype=np.uint16).astype(dt.code_numpy_dtype)
     if dt.is_float:
         codes = np.where(np.isfinite(dt.decode(codes)), codes, 0).astype(codes.dtype)
     packed = lpir.pack_codes(codes, dt)
-    scales = rng.uniform(0.01, 0.05, size=(k // GROUP, n)).astype(np.float16)
+    scales = rng.uniform(0.01, 0.05, size=(k // GROUP, n)).astype(t)
     values = dt.decode(codes) if dt.is_float else dt.from_codes(codes).astype(np.float32)
-    shifted = (values.astype(np.float16) - np.float16(zero_point(dt))).astype(np.float16)
-    dense = (shifted * np.repeat(scales, GROUP, axis=0)).astype(np.float16).astype(np.float32)
+    shifted = (values.astype(t) - np.asarray(zero_point(dt), t)).astype(t)
+    dense = (shifted * np.repeat(scales, GROUP, axis=0)).astype(t).astype(np.float32)
     return a, packed, scales, dense
 
 
@@ -65,27 +69,31 @@ def torch_matmuls(a, dense) -> dict:
     return calls
 
 
-def bench(m, n, k, weights, tiles, repeat, bandwidth, rng):
+def bench(m, n, k, weights, activations, tiles, repeat, bandwidth, rng):
     calls, rows = {}, []
     for name in weights:
         dt = lpir.dtype(name)
-        a, packed, scales, dense = make_operands(dt, m, n, k, rng)
-        expected = a.astype(np.float64) @ dense.astype(np.float64)
-        error = 0.0
-        for tile in tiles:
-            params = parse_tile(tile)
-            kernel = lpir.compile(
-                KERNEL, target="cpu", WT=name, ZERO=zero_point(dt), M=m, N=n, K=k, **params
-            )
-            c = np.zeros((m, n), np.float16)
-            kernel(a, packed, scales, c)
-            error = max(error, float(np.max(np.abs(c - expected)) / np.max(np.abs(expected))))
-            calls[(name, tile)] = lambda f=kernel, x=a, w=packed, s=scales, out=c: f(x, w, s, out)
-        if "numpy" not in calls:
-            a32 = a.astype(np.float32)
-            calls["numpy"] = lambda d=dense, a32=a32: a32 @ d
-            calls.update(torch_matmuls(a, dense))
-        rows.append((name, packed.nbytes + scales.nbytes, error))
+        for act in activations:
+            a, packed, scales, dense = make_operands(dt, act, m, n, k, rng)
+            expected = a.astype(np.float64) @ dense.astype(np.float64)
+            error = 0.0
+            for tile in tiles:
+                params = parse_tile(tile)
+                kernel = lpir.compile(
+                    KERNEL, target="cpu", WT=name, ZERO=zero_point(dt), T=act, M=m, N=n, K=k,
+                    **params,
+                )  # fmt: skip
+                c = np.zeros((m, n), a.dtype)
+                kernel(a, packed, scales, c)
+                error = max(error, float(np.max(np.abs(c - expected)) / np.max(np.abs(expected))))
+                calls[(name, act, tile)] = lambda f=kernel, x=a, w=packed, s=scales, out=c: f(
+                    x, w, s, out
+                )
+            if "numpy" not in calls:
+                a32 = a.astype(np.float32)
+                calls["numpy"] = lambda d=dense, a32=a32: a32 @ d
+                calls.update(torch_matmuls(a, dense))
+            rows.append((name, act, packed.nbytes + scales.nbytes, error))
     torch_call = torch_int4(n, k, rng, rows=m)
     if torch_call is not None:
         calls["torch int4"] = torch_call
@@ -96,13 +104,14 @@ def bench(m, n, k, weights, tiles, repeat, bandwidth, rng):
     for peer in peers:
         rate = flops / seconds[peer] / 1e9
         print(f"  {peer:>10}: {seconds[peer] * 1e3:8.3f} ms {rate:7.1f} GFLOP/s")
-    header = f"  {'weights':>8} {'tile':>16} {'lpir ms':>9} {'GFLOP/s':>8} {'floor ms':>9}"
+    header = f"  {'weights':>8} {'A':>5} {'tile':>16} {'lpir ms':>9} {'GFLOP/s':>8}"
+    header += f" {'floor ms':>9}"
     header += "".join(f" {'/' + peer.split()[-1]:>7}" for peer in peers)  # /numpy, /bf16, ...
     print(header + f" {'rel err':>8}")
-    for name, nbytes, error in rows:
-        tile = min(tiles, key=lambda t: seconds[(name, t)])
-        best = seconds[(name, tile)]
-        line = f"  {name:>8} {tile:>16} {best * 1e3:9.3f} {flops / best / 1e9:8.1f}"
+    for name, act, nbytes, error in rows:
+        tile = min(tiles, key=lambda t: seconds[(name, act, t)])
+        best = seconds[(name, act, tile)]
+        line = f"  {name:>8} {act:>5} {tile:>16} {best * 1e3:9.3f} {flops / best / 1e9:8.1f}"
         line += f" {nbytes / bandwidth * 1e3:9.3f}"
         line += "".join(f" {best / seconds[p]:7.2f}" for p in peers)
         print(line + f" {error:8.1e}")

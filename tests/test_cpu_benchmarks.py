@@ -1,6 +1,7 @@
 """The CPU benchmark scripts still run and check what they time: each on a small shape, one
 round, its table's relative error against float64 within the script's own arithmetic (f32
-sums: ~1e-6; matmul_wq's and rmsnorm's f16 results: half an f16 ulp, 2^-11)."""
+sums: ~1e-6; matmul_wq's and rmsnorm's f16 results: half an f16 ulp, 2^-11; matmul_wq's bf16
+results: half a bf16 ulp, 2^-8). cpu_skinny.py runs with f16 and bf16 activations alike."""
 
 from __future__ import annotations
 
@@ -19,16 +20,24 @@ RUNS = [
     ("cpu_skinny.py", "--rows 5 --shapes 256x256 --weights u3 --repeat 1 --bn 64", "u3", 1e-5),
     (
         "cpu_matmul.py",
-        "--rows 70 --shapes 192x256 --weights u3 --repeat 1 --tiles 64x64x32/128",
+        "--rows 70 --shapes 192x256 --weights u3 --repeat 1 --tiles 64x64x32/64 --activations f16",
         "u3",
         2**-11,
+    ),
+    (
+        "cpu_matmul.py",
+        "--rows 70 --shapes 192x256 --weights u3 --repeat 1 --tiles 64x64x32/64 --activations bf16",
+        "u3",
+        2**-8,
     ),
     ("cpu_norm.py", "--rows 37 --widths 768 --repeat 1 --tiles 4/128,1/256", "37", 2**-11),
 ]
 
 
 @pytest.mark.parametrize(
-    ("script", "arguments", "marker", "tolerance"), RUNS, ids=[r[0] for r in RUNS]
+    ("script", "arguments", "marker", "tolerance"),
+    RUNS,
+    ids=[f"{r[0]}-{r[1].split()[-1]}" if "--activations" in r[1] else r[0] for r in RUNS],
 )
 def test_benchmark_runs_and_checks_its_results(script, arguments, marker, tolerance, tmp_path):
     environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
