@@ -3,6 +3,7 @@
 Requires: thread IR. Guarantees: bit-identical values:
 
     cast<f32>(cast<f16>(q) - c)  ->  cast<f32>(q) - c    (c a splat of an integer constant)
+    cast<bf16>(q) - c            ->  odd lanes of view<bf16>(cast<f32>(q) - c)
 
 where every value of the narrow float chain is an integer the narrow format holds exactly
 (f16: |v| <= 2048, bf16: |v| <= 256, from the integer type's range and the constants): the
@@ -14,6 +15,14 @@ gemv_tc), and a CPU dot casts its f16 operands to f32: for weights of more than 
 code table, `backends/llvm/code_tables.py`) each register of 16 weights went int -> f32 ->
 f16 -> f32 (`vcvtps2ph` and `vcvtph2ps`) for nothing. The GPU pipeline does not run this pass
 (an mma takes the f16 values).
+
+A bf16 chain that stays bf16 (the CPU's bf16 dots take bf16 operands: `dot_pairs`) is computed
+in f32 too and cut to bf16 by keeping each f32's high half (the odd bf16 lanes of its bits):
+bf16 is f32 with the low 16 bits of the mantissa dropped, and an exact value has them zero. A
+bf16 add or cast rounds in integer code on the CPU (~8 operations a register) and each add
+decodes its operand again: skinny_wq's u8 weights, `cast<bf16>(w) - 128`, took 20 operations
+a register of weights, now 5 (a zero-extension, the OR into 2^23 and subtraction of
+`fusion.py`, a shift and a narrowing).
 """
 
 from __future__ import annotations
@@ -25,11 +34,12 @@ from lpir.passes.canonicalize import splat_constant
 
 from lpir.dtypes import DType, dtype
 from lpir.ir.core import Module, Operation, Value
-from lpir.ir.ops import BinaryOp, CastOp, ConstantOp, SplatOp
+from lpir.ir.ops import BinaryOp, CastOp, ConstantOp, ShuffleOp, SplatOp, ViewOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import VectorType
 
 F32 = dtype("f32")
+BF16 = dtype("bf16")
 
 
 def exact_integers(dt: DType) -> int:
@@ -77,7 +87,15 @@ class _WidenExactCasts(Rewriter):
             widened = self.widened_cast(op)
             if widened is not None:
                 return [widened]
+        if isinstance(op, CastOp | BinaryOp) and _exact_bf16(op.results[0]):
+            return [self.truncated(op.results[0])]
         return self.copy(op).results
+
+    def truncated(self, value: Value) -> Value:
+        """An (old) exact bf16 chain's value: its f32 computation's high halves."""
+        halves = self.builder.add(ViewOp.create(self.in_f32(value), BF16))
+        odd = [2 * lane + 1 for lane in range(value.type.size)]  # type: ignore[attr-defined]
+        return self.builder.add(ShuffleOp.create([halves], odd))
 
     def widened_cast(self, op: CastOp) -> Value | None:
         source = op.operands[0]
@@ -97,6 +115,15 @@ class _WidenExactCasts(Rewriter):
         constant = self.builder.add(ConstantOp.create(float(_integer_constant(right)), F32))
         splat = self.builder.add(SplatOp.create_vector(constant, right.type.size))  # type: ignore[attr-defined]
         return self.builder.add(BinaryOp.create(owner.name, self.in_f32(left), splat))  # type: ignore[union-attr]
+
+
+def _exact_bf16(value: Value) -> bool:
+    """Whether `value` is a bf16 vector of integers every step of whose chain is exact."""
+    return (
+        isinstance(value.type, VectorType)
+        and value.type.dtype == BF16
+        and integer_range(value) is not None
+    )
 
 
 @register_pass

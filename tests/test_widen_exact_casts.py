@@ -73,3 +73,41 @@ def test_bf16_up_to_its_exact_integers():
     assert "x bf16>" in _thread_ir(rounding)
     for params in (exact, rounding):
         np.testing.assert_array_equal(_run("cpu", params), _run("interp", params))
+
+
+# The chain stays bf16 (a CPU bf16 dot takes bf16 operands): computed in f32, cut to bf16.
+STAYS_BF16 = """
+kernel dequantize_bf16[WT = u8, C = 128, N = 512](
+    w: global WT[N], y: global bf16[N]
+) blocks(cdiv(N, 128)) threads(32) {
+    store(y[block.x * 128 :+ 128], cast<bf16>(load(w[block.x * 128 :+ 128])) - C)
+}
+"""
+
+
+def _run_bf16(target: str, params: dict) -> np.ndarray:
+    y = np.zeros(512, lpir.dtype("bf16").numpy_dtype)
+    lpir.compile(STAYS_BF16, target=target, **params)(_codes(params["WT"], y.size), y)
+    return y.view(np.uint16)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"WT": "u8", "C": 128}, {"WT": "i8", "C": 0}, {"WT": "u6", "C": -100}, {"WT": "u7", "C": 5}],
+    ids=lambda p: "-".join(str(v) for v in p.values()),
+)
+def test_exact_bf16_chains_are_f32_cut_to_their_high_halves(params):
+    """Every code: the same bf16 bits as the interpreter's, with no bf16 arithmetic left."""
+    text = _thread_ir(params, STAYS_BF16)
+    assert "view(" in text and not any(
+        f"{op}(" in line for line in text.splitlines() if "x bf16>" in line for op in ("sub", "add")
+    )
+    assert np.array_equal(_run_bf16("cpu", params), _run_bf16("interp", params))
+
+
+def test_bf16_chains_that_may_round_stay_bf16():
+    """The cast of the codes is exact (cut from f32), the addition that may round is not."""
+    rounding = {"WT": "u8", "C": -2}  # 257 is not a bf16
+    text = _thread_ir(rounding, STAYS_BF16)
+    assert any("add(" in line and "x bf16>" in line for line in text.splitlines())
+    assert np.array_equal(_run_bf16("cpu", rounding), _run_bf16("interp", rounding))
