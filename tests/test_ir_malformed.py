@@ -48,6 +48,8 @@ kernel @k[](%g: global f32[64], %w: global u8[64]) blocks(1, 1, 1) threads(32) s
   %m = vector_constant {values = [true, true, false, true]} : <4 x bool>
   %a8 = splat(%h) {shape = [8]} : <8 x f16>
   %b4 = splat(%h) {shape = [4]} : <4 x f16>
+  %bh = constant {value = 1.0} : bf16
+  %p8 = splat(%bh) {shape = [8]} : <8 x bf16>
   %s16 = alloc_shared : shared f16[16, 16]
 """
 
@@ -103,6 +105,7 @@ CASES: dict[str, tuple[str, str]] = {
     "pack_bits": ("thread", "%r = pack_bits(%bytes) {bit_offsets = [0, 8, 16, 24]} : <4 x u8>"),
     "barrier": ("thread", "barrier"),
     "mma": ("thread", '%r = mma(%a8, %b4, %v) {shape = "m16n8k16"} : <4 x f32>'),
+    "dot_pairs": ("thread", "%r = dot_pairs(%v, %p8, %p8) : <4 x f32>"),
     "ldmatrix": ("thread", "%r = ldmatrix(%s16, %i) {count = 4, transpose = false} : <8 x f16>"),
     "shfl_xor": ("thread", "%r = shfl_xor(%v) {mask = 4} : <4 x f32>"),
 }
@@ -346,6 +349,8 @@ def test_inconsistent_tile_ops_are_errors(line: str):
         "%r = unpack_bits(%bytes) {bit_offsets = [30]} : <1 x u4>",
         "st_bits(%w, %i, %bytes, %bytes) {dtype = u16, offsets = [0, 1, 2, 3]}",
         '%r = mma(%a8, %a8, %v) {shape = "m16n8k16"} : <4 x f32>',
+        "%r = dot_pairs(%v, %a8, %a8) : <4 x f32>",
+        "%r = dot_pairs(%v, %p8, %b4) : <4 x f32>",
     ],
 )
 def test_inconsistent_thread_ops_are_errors(line: str):
