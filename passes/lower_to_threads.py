@@ -647,8 +647,11 @@ class _Lowering(Rewriter):
         lanes are summed (after the loop, where defer-lane-sums applies): skinny_wq's [64, 16]
         accumulator over 128 threads (8 slots, k = 128) took 27 ms on the CPU as one balanced
         tree over k, 12 ms so with the steps as a balanced tree, 5.2 ms in order and deferred.
-        A shuffle feeding an operand (a transposed tile) is folded into the dot's own. A dot's
-        order of additions is each target's own (the interpreter's is exact)."""
+        A shuffle feeding an operand (a transposed tile) is folded into the dot's own. On the
+        CPU, bf16 operands into f32 take two steps of k at a time in either form (`pair_steps`,
+        `pair_lane_sums`: `dot_pairs`, 32 products an instruction where the host has
+        AVX512-BF16). A dot's order of additions is each target's own (the interpreter's is
+        exact)."""
         a_old, _, acc_old = op.operands
         k = a_old.type.shape[1]  # type: ignore[attr-defined]
         acc_dtype = acc_old.type.dtype  # type: ignore[attr-defined]
