@@ -780,11 +780,11 @@ class _Lowering(Rewriter):
 
 
 def _multiplies_in_pairs(a: Value, acc: Value, k: int, target) -> bool:
-    """Whether a CPU dot multiplies its operands two steps of k at a time (`dot_pairs`): bf16
-    operands (lower-to-threads sees them unwidened: widen-dot-operands leaves bf16 alone), an
-    f32 accumulator, an even k."""
+    """Whether a CPU dot multiplies its operands two steps of k at a time (`dot_pairs`): a
+    target with bf16 dot products, bf16 operands (widen-dot-operands leaves them unwidened
+    there), an f32 accumulator, an even k."""
     return (
-        not target.is_gpu
+        target.bf16_dot_pairs
         and a.type.dtype.name == "bf16"  # type: ignore[attr-defined]
         and acc.type.dtype.name == "f32"  # type: ignore[attr-defined]
         and k % 2 == 0

@@ -7,10 +7,11 @@ key) agree bit for bit on normal numbers, at every width (16, 8 and 4 lanes are 
 instruction each; others are split or take the FMAs). With AVX512-BF16 subnormal inputs and
 results are flushed to zero, which the FMAs and the interpreter keep.
 
-lower-to-threads emits it for CPU dots of bf16 operands into f32, both where a thread adds
-whole registers of accumulator a step (matmuls) and where slots sum their products in lanes
-(GEMVs, a few rows of activations); never on the GPU, nor for f16 (which has no such
-instruction: widened to f32).
+lower-to-threads emits it for CPU dots of bf16 operands into f32 where the host has
+AVX512-BF16 (`Target.bf16_dot_pairs`), both where a thread adds whole registers of accumulator
+a step (matmuls) and where slots sum their products in lanes (GEMVs, a few rows of
+activations); never on the GPU, nor for f16 (which has no such instruction), nor on hosts
+without the instruction (widened to f32 there, as f16 is).
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def _thread_ir(target: str, **params) -> str:
     return lpir.compile(MATMUL, target=target, **params).ir("after:lower-to-threads")
 
 
+@pytest.mark.skipif(not HAS_BF16, reason="the host has no AVX512-BF16")
 @pytest.mark.parametrize("columns", [64, 8], ids=["register-blocks", "lane-sums"])
 def test_bf16_dots_on_the_cpu_multiply_in_pairs(columns):
     cpu = _thread_ir("cpu", BN=columns)
@@ -181,11 +183,21 @@ def test_bf16_dots_on_the_cpu_multiply_in_pairs(columns):
     assert "dot_pairs" not in _thread_ir("cuda", BN=columns)
 
 
+@pytest.mark.parametrize("columns", [64, 8], ids=["register-blocks", "lane-sums"])
+def test_without_avx512_bf16_bf16_dots_are_widened(columns, monkeypatch):
+    _without_bf16(monkeypatch)
+    cpu = _thread_ir("cpu", BN=columns)
+    assert "dot_pairs" not in cpu and "cast(" in cpu
+
+
+@pytest.mark.parametrize("host", ["native", "without-bf16"])
 @pytest.mark.parametrize("columns", [64, 8, 24], ids=["register-blocks", "lane-sums", "edge"])
 @pytest.mark.parametrize("target", ["cpu", "threads"])
-def test_bf16_dots_agree_with_the_interpreter(columns, target):
+def test_bf16_dots_agree_with_the_interpreter(columns, target, host, monkeypatch):
     """Products of bf16 are exact in f32; the sums of 64 of them, in another order than the
     interpreter's exact one, within a few f32 ulps of |a| |b| (inputs in [-1, 1): 1e-5)."""
+    if host == "without-bf16":
+        _without_bf16(monkeypatch)
     rng = np.random.default_rng(3)
     a = rng.uniform(-1, 1, (64, 64)).astype(ml_dtypes.bfloat16)
     b = rng.uniform(-1, 1, (64, 64)).astype(ml_dtypes.bfloat16)

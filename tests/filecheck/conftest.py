@@ -46,11 +46,13 @@ REQUIRES_LINE = re.compile(r"(?:#|//)\s*REQUIRES:(.*)$")
 
 def host_features() -> set[str]:
     """What a `REQUIRES:` line may ask for: "avx512" (AVX-512 F and BW on this host, which
-    the CPU backend's table-lookup casts use)."""
+    the CPU backend's table-lookup casts use), "avx512bf16" (bf16 dot products, which decide
+    the CPU's IR of bf16 dots)."""
     from lpir.backends.llvm import jit
 
     cpu = set(jit.host()[2].split(","))
-    return {"avx512"} if {"+avx512f", "+avx512bw"} <= cpu else set()
+    found = {"avx512"} if {"+avx512f", "+avx512bw"} <= cpu else set()
+    return found | ({"avx512bf16"} if "+avx512bf16" in cpu else set())
 
 
 def missing_requirements(text: str) -> list[str]:
