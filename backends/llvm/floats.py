@@ -102,14 +102,15 @@ class FloatCodec:
         path, in 7 integer operations."""
         b = self.b
         bits = b.bitcast(value, like(value, I32))
-        high = b.lshr(bits, self.c32(bits, 16))
-        lowest_kept = b.and_(high, self.c32(bits, 1))
-        half = b.add(lowest_kept, self.c32(bits, 0x7FFF))
-        rounded = b.lshr(b.add(bits, half), self.c32(bits, 16))
+        lowest_kept = b.and_(b.lshr(bits, self.c32(bits, 16)), self.c32(bits, 1))
+        rounded = b.add(bits, b.add(lowest_kept, self.c32(bits, 0x7FFF)))
         magnitude = b.and_(bits, self.c32(bits, 0x7FFFFFFF))
         is_nan = b.icmp_unsigned(">", magnitude, self.c32(bits, 0x7F800000))
-        nan_code = b.or_(b.and_(high, self.c32(bits, 0x8000)), self.c32(bits, self.nan_payload()))
-        return b.trunc(b.select(is_nan, nan_code, rounded), like(value, self.code_type))
+        quiet = b.or_(
+            b.and_(bits, self.c32(bits, -(1 << 31))), self.c32(bits, self.nan_payload() << 16)
+        )
+        chosen = b.select(is_nan, quiet, rounded)
+        return b.trunc(b.lshr(chosen, self.c32(bits, 16)), like(value, self.code_type))
 
     def nan_payload(self) -> int:
         dt = self.dt
