@@ -150,3 +150,32 @@ def test_elementwise_ops_match_the_interpreter(name):
             where = np.flatnonzero(distance > MATH_ULPS[name])[:4]
             failures.append(f"{op}: {distance.max()} ulps at a={a[where]}")
     assert not failures, f"{name}:\n" + "\n".join(failures)
+
+
+BF16_CLAMPS = """
+kernel clamps[M = 4, N = 108](x: global i32[M, N], y: global i8[N], out: global f32[M])
+    blocks(M) threads(64) {
+    r = block.x
+    a = cast<bf16>(load(x[r :+ 1, 0 :+ 128]))
+    b = cast<bf16>(load(y[0 :+ 128]))[None, :]
+    lo = clamp(a, -1.5, b)
+    e = where(lo > lo, lo, lo) + zeros<bf16>[1, 128]
+    store(out[r :+ 1], cast<f32>(min(e, axis = 1)))
+}
+"""
+
+
+def test_bf16_clamps_and_selects_compile_and_match():
+    """bf16 rounds on the bits (`floats.encode_bf16`); one form of that rounding sent LLVM 22's
+    code generator into an endless loop on this kernel (found by a random kernel)."""
+    import lpir
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-5, 5, (4, 108)).astype(np.int32)
+    y = rng.integers(-5, 5, 108).astype(np.int8)
+    results = []
+    for target in ("interp", "cpu"):
+        out = np.zeros(4, np.float32)
+        lpir.compile(BF16_CLAMPS, target=target)(x, y, out)
+        results.append(out)
+    np.testing.assert_array_equal(*results)
