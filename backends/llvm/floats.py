@@ -99,7 +99,9 @@ class FloatCodec:
         """bf16 has f32's exponent range: its code is the f32's high half rounded to nearest
         even on the bits (subnormals and overflow to infinity included; the carry never
         reaches the sign), and a NaN the quiet NaN of its sign. The same codes as the generic
-        path, in 7 integer operations."""
+        path, in 9 integer operations. (The NaN is chosen before the shift: selecting between
+        shifted codes sent LLVM 22's code generator into an endless loop on a kernel of bf16
+        clamps, tests/test_llvm_elementwise.py.)"""
         b = self.b
         bits = b.bitcast(value, like(value, I32))
         lowest_kept = b.and_(b.lshr(bits, self.c32(bits, 16)), self.c32(bits, 1))
