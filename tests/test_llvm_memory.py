@@ -247,3 +247,32 @@ def test_wide_scattered_accesses_gather_and_scatter(name, masked):
     codes = rng.integers(0, 2**16, 8192).astype(dt.code_numpy_dtype)
     for n in (8192, 5000) if masked else (8192,):
         check(text, [codes, np.full(8192, 0x5A, dt.code_numpy_dtype), n])
+
+
+def test_consecutive_runs_of_offsets():
+    from lpir.backends.llvm.memory import consecutive_runs
+
+    assert consecutive_runs(list(range(5, 45)), 16) == [(0, 16), (16, 16), (32, 8)]
+    assert consecutive_runs([0, 1, 2, 3, 10, 11, 12, 13], 16) == [(0, 4), (4, 4)]
+    assert consecutive_runs([0, 2, 4, 6, 8, 10, 12, 14], 16) is None  # runs of 1: per lane
+
+
+ODD_ROWS = """
+kernel odd_rows[M = 15, N = 461](x: global f16[M, N], y: global f32[M, N])
+    blocks(cdiv(M, 2)) threads(2) {
+    store(y[block.x * 2 :+ 2, :], cast<f32>(load(x[block.x * 2 :+ 2, :])) * 2.0)
+}
+"""
+
+
+def test_unaligned_rows_are_vector_accesses_and_match():
+    """Rows of 461 (no vector width: their starts are not aligned) are read and written as runs
+    of whole registers, masked in the last block's missing row, not gathered lane by lane."""
+    kernel = lpir.compile(ODD_ROWS, target="cpu")
+    llvm = kernel.source("llvm")
+    assert "masked.gather" not in llvm and "masked.scatter" not in llvm
+    x = np.random.default_rng(0).standard_normal((15, 461)).astype(np.float16)
+    got, want = np.zeros((15, 461), np.float32), np.zeros((15, 461), np.float32)
+    kernel(x, got)
+    lpir.compile(ODD_ROWS, target="interp")(x, want)
+    np.testing.assert_array_equal(got, want)
