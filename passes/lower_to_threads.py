@@ -678,18 +678,14 @@ class _Lowering(Rewriter):
                 )
                 acc = self.add(BinaryOp.create("add", acc, product))
             return acc
-        slots = range(acc.type.size)  # type: ignore[attr-defined]
-        chunks = k // register_lanes if k % register_lanes == 0 else 1
-        # products of chunk c ordered slot, lane: step = c * register_lanes + lane
-        lanes = register_lanes if chunks > 1 else k
-        order = [(s, c * lanes + l) for c in range(chunks) for s in slots for l in range(lanes)]
+        chunks, lanes, order = _lane_sum_order(k, acc.type.size, register_lanes, 1)  # type: ignore[attr-defined]
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
         if a.type.dtype != acc_dtype:  # type: ignore[attr-defined]
             a = self.add(CastOp.create(a, acc_dtype))
         if b.type.dtype != acc_dtype:  # type: ignore[attr-defined]
             b = self.add(CastOp.create(b, acc_dtype))
-        width = len(slots) * lanes
+        width = acc.type.size * lanes  # type: ignore[attr-defined]
         products = [
             self.add(
                 BinaryOp.create(
@@ -722,21 +718,11 @@ class _Lowering(Rewriter):
         """`simt_dot` of bf16 operands summed in lanes: lane l of a slot's register adds steps
         2l and 2l + 1 of each chunk of 2 x `register_lanes` steps (one `dot_pairs` a chunk, in
         order), then `reduce_lanes` sums the lanes, as the f32 path does with products."""
-        k, slots = len(a_steps), range(acc.type.size)  # type: ignore[attr-defined]
-        span = 2 * register_lanes
-        chunks = k // span if k % span == 0 else 1
-        lanes = register_lanes if chunks > 1 else k // 2
-        # operand lanes of chunk c ordered slot, lane, pair: step = c * 2 lanes + 2 lane + j
-        order = [
-            (slot, c * 2 * lanes + 2 * lane + j)
-            for c in range(chunks)
-            for slot in slots
-            for lane in range(lanes)
-            for j in (0, 1)
-        ]
+        slots = acc.type.size  # type: ignore[attr-defined]
+        chunks, lanes, order = _lane_sum_order(len(a_steps), slots, register_lanes, 2)
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
-        width = 2 * len(slots) * lanes
+        width = 2 * slots * lanes
         total = self.add(VectorConstantOp.create([0.0] * (width // 2), acc.type.dtype))  # type: ignore[attr-defined]
         for c in range(chunks):
             a_chunk = self.shuffle(a, a_rows[c * width : (c + 1) * width])
@@ -789,6 +775,24 @@ def _multiplies_in_pairs(a: Value, acc: Value, k: int, target) -> bool:
         and acc.type.dtype.name == "f32"  # type: ignore[attr-defined]
         and k % 2 == 0
     )
+
+
+def _lane_sum_order(k: int, slots: int, register_lanes: int, per_lane: int):
+    """(chunks, lanes, order) of a dot summed in lanes: each slot's register of `lanes` lanes
+    takes `per_lane` consecutive steps a lane from each chunk of `register_lanes` x `per_lane`
+    steps (one chunk of all k where they do not divide it); `order` lists the (slot, step) of
+    each operand lane, chunk by chunk, slot, lane, then the lane's steps."""
+    span = register_lanes * per_lane
+    chunks = k // span if k % span == 0 else 1
+    lanes = register_lanes if chunks > 1 else k // per_lane
+    order = [
+        (slot, (c * lanes + lane) * per_lane + j)
+        for c in range(chunks)
+        for slot in range(slots)
+        for lane in range(lanes)
+        for j in range(per_lane)
+    ]
+    return chunks, lanes, order
 
 
 def _interleaved(first: list[int], second: list[int]) -> list[int]:

@@ -59,9 +59,13 @@ class Memory:
         index = self.b.add(base, ir.Constant(base.type, offset)) if offset else base
         return self.swizzled(index)
 
-    def unaligned_runs(self, offsets, align: int) -> list[tuple[int, int]] | None:
-        """`consecutive_runs` of an access's offsets, except in swizzled memory (where
-        consecutive offsets are consecutive addresses only inside a unit of the swizzle)."""
+    def vector_runs(self, offsets, align: int, width: int) -> list[tuple[int, int]] | None:
+        """(first lane, lanes) of each vector access of an ld/st: its runs of `width` (the
+        `vector` attribute, aligned), else its `consecutive_runs` except in swizzled memory
+        (where consecutive offsets are consecutive addresses only inside a unit of the
+        swizzle, which `vector` promises a run stays in); None: lane by lane or a gather."""
+        if width > 1:
+            return [(start, width) for start in range(0, len(offsets), width)]
         if self.swizzle is not None:
             return None
         return consecutive_runs(offsets, VECTOR_BYTES // align)
@@ -116,22 +120,7 @@ class Memory:
             return self.packed.load(pointer, base, offsets, dt, mask, nbytes)
         element = memory_type(dt)
         align = max(1, dt.nbits // 8)
-        if width > 1:
-            groups = []
-            for start in range(0, len(offsets), width):
-                address = self.address(pointer, self.index(base, offsets[start]), dt)
-                vector_type = ir.VectorType(element, width)
-                if mask is None:
-                    groups.append(self.b.load(address, typ=vector_type, align=align))
-                else:
-                    lanes = self.vectors.pick(mask, list(range(start, start + width)))
-                    function = self.intrinsics.masked_load(vector_type)
-                    zero = ir.Constant(vector_type, None)
-                    groups.append(
-                        self.b.call(function, [address, ir.Constant(I32, align), lanes, zero])
-                    )
-            return self.to_register(self.vectors.concat(groups), dt)
-        runs = self.unaligned_runs(offsets, align)
+        runs = self.vector_runs(offsets, align, width)
         if runs is not None:
             pieces = []
             for start, length in runs:
@@ -212,18 +201,7 @@ class Memory:
             return
         value = self.to_memory(value, dt)
         align = max(1, dt.nbits // 8)
-        if width > 1:
-            for start in range(0, len(offsets), width):
-                address = self.address(pointer, self.index(base, offsets[start]), dt)
-                part = self.vectors.pick(value, list(range(start, start + width)))
-                if mask is None:
-                    self.b.store(part, address, align=align)
-                else:
-                    lanes = self.vectors.pick(mask, list(range(start, start + width)))
-                    function = self.intrinsics.masked_store(part.type)
-                    self.b.call(function, [part, address, ir.Constant(I32, align), lanes])
-            return
-        runs = self.unaligned_runs(offsets, align)
+        runs = self.vector_runs(offsets, align, width)
         if runs is not None:
             for start, length in runs:
                 address = self.address(pointer, self.index(base, offsets[start]), dt)
