@@ -243,11 +243,29 @@ def steps_in_registers(accumulator: RegisterLayout, target: Target) -> bool:
     return not target.is_gpu and accumulator.slots > target.lanes(32)
 
 
-def dot_layouts(accumulator: RegisterLayout, k: int) -> tuple[RegisterLayout, RegisterLayout]:
-    """Operand layouts for a SIMT dot: the thread owning acc[i, j] holds a[i, :] and b[:, j]."""
+def dot_layouts(
+    accumulator: RegisterLayout, k: int, pairs: bool = False
+) -> tuple[RegisterLayout, RegisterLayout]:
+    """Operand layouts for a SIMT dot: the thread owning acc[i, j] holds a[i, :] and b[:, j].
+    With `pairs`, b's rows 2p and 2p + 1 are interleaved in the thread's slots (each column's
+    two elements side by side): a register of them is what one `dot_pairs` lane pair takes."""
     a = L.reduce(accumulator, [1]) * L.local(1, k)
+    if pairs:
+        return a, L.local(k // 2, 1) * L.reduce(accumulator, [0]) * L.local(2, 1)
     b = L.local(k, 1) * L.reduce(accumulator, [0])
     return a, b
+
+
+def pairs_in_registers(accumulator: RegisterLayout, operand_dtype, k: int, target: Target) -> bool:
+    """Whether a CPU dot adds whole registers of accumulator each step (a matmul's) and
+    multiplies two steps of k at a time (`dot_pairs`: bf16 operands on a host with
+    AVX512-BF16, an even k), so that its b is held pair-interleaved (`dot_layouts`)."""
+    return (
+        target.bf16_dot_pairs
+        and operand_dtype.name == "bf16"
+        and k % 2 == 0
+        and steps_in_registers(accumulator, target)
+    )
 
 
 def _divisors(n: int) -> list[int]:
@@ -428,7 +446,7 @@ def dot_operands(
                 if pair is not None:
                     return mma_layouts_permuted(m, n, k, threads, pair)
                 return a, b
-    return dot_layouts(accumulator, k)
+    return dot_layouts(accumulator, k, pairs_in_registers(accumulator, operand_dtype, k, target))
 
 
 def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout | None:

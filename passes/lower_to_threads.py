@@ -40,7 +40,7 @@ from lpir.passes.thread_values import (
 )
 
 from lpir.dtypes import dtype
-from lpir.errors import VerifyError
+from lpir.errors import LayoutError, VerifyError
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import (
@@ -83,7 +83,8 @@ from lpir.ir.ops import (
 from lpir.ir.ops.thread import WARP_SIZE
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import ScalarType, SharedType, TileType, Type, VectorType
-from lpir.layout import RegisterLayout
+from lpir.layout import RegisterLayout, SharedLayout
+from lpir.layout import reshape as reshape_layout
 from lpir.targets import get_target
 
 I32 = dtype("i32")
@@ -226,30 +227,38 @@ class _Lowering(Rewriter):
         return [self.exchange(value, op.operands[0].type, source, target)]  # type: ignore[arg-type]
 
     def exchange(self, value: Value, tile: TileType, source, target) -> Value:
-        """Move a tile between layouts through a shared-memory copy of the whole tile."""
+        """Move a tile between layouts through a shared-memory copy of the whole tile. On the
+        CPU, a target layout holding rows in interleaved pairs (a `dot_pairs` matmul's b,
+        `layout_rules.dot_layouts`) reads a copy stored so (`pair_interleaved`): each of its
+        registers is one load, and the pairs are interleaved once, where the tile is stored,
+        instead of by every thread that holds a replica of them."""
         storage, to_storage, from_storage = _scratch_dtype(tile.dtype)
         if to_storage is not None:
             value = to_storage(self, value)
+        on_gpu = get_target(self.target).is_gpu
+        interleaved = None if on_gpu else pair_interleaved(tile, source, target)
+        if interleaved is not None:
+            tile, source, target, layout = interleaved
+        else:
+            layout = shared_layout(
+                SharedType(storage, tile.shape),
+                [(target, tuple(range(tile.rank)))],
+                get_target(self.target),
+                stores=[(source, tuple(range(tile.rank)))],
+            )
         dims = tuple(range(tile.rank))
-        layout = shared_layout(
-            SharedType(storage, tile.shape),
-            [(target, dims)],
-            get_target(self.target),
-            stores=[(source, dims)],
-        )
         scratch_type = SharedType(storage, tile.shape, layout)
         scratch = self.add(AllocSharedOp.create(scratch_type, "exchange"))
         self.builder.insert(BarrierOp.create())
-        base, offsets, mask = self.addresses(
-            scratch_type, [0] * tile.rank, tuple(range(tile.rank)), source, store=True
-        )
+        origin = [0] * tile.rank
+        base, offsets, mask = self.addresses(scratch_type, origin, dims, source, store=True)
         self.builder.insert(
             StoreThreadOp.create(scratch, self.index.value(base), value, offsets, mask)
         )
         self.builder.insert(BarrierOp.create())
-        loaded = self.matrix_load(scratch, [0] * tile.rank, dims, target)
+        loaded = self.matrix_load(scratch, origin, dims, target)
         if loaded is None:
-            base, offsets, mask = self.addresses(scratch_type, [0] * tile.rank, dims, target)
+            base, offsets, mask = self.addresses(scratch_type, origin, dims, target)
             loaded = self.add(LoadThreadOp.create(scratch, self.index.value(base), offsets, mask))
         return from_storage(self, loaded) if from_storage is not None else loaded
 
@@ -793,6 +802,29 @@ def _lane_sum_order(k: int, slots: int, register_lanes: int, per_lane: int):
         for j in range(per_lane)
     ]
     return chunks, lanes, order
+
+
+def pair_interleaved(tile: TileType, source: RegisterLayout, target: RegisterLayout):
+    """Where `target` holds a 2-d tile's rows in pairs (slots 2s and 2s + 1 are rows 2p and
+    2p + 1 of one column, in every thread), the exchange through a pair-interleaved copy: the
+    tile seen as [rows / 2, 2, columns], stored with strides [2 x columns, 1, 2] (each column's
+    two elements side by side, as the target holds them), and both layouts regrouped so
+    (`layout.reshape`: the same threads and slots). None elsewhere, or where the source's
+    layout cannot be regrouped."""
+    if tile.rank != 2 or tile.shape[0] % 2 or target.slots % 2:
+        return None
+    coordinates = target.coordinates()
+    first, second = coordinates[:, 0::2], coordinates[:, 1::2]
+    if (first[..., 0] % 2).any() or (second - first != [1, 0]).any():
+        return None
+    rows, columns = tile.shape
+    shape = (rows // 2, 2, columns)
+    try:
+        source, target = (reshape_layout(layout, shape) for layout in (source, target))
+    except LayoutError:
+        return None
+    layout = SharedLayout(shape, (2 * columns, 1, 2))
+    return TileType(tile.dtype, shape), source, target, layout
 
 
 def _interleaved(first: list[int], second: list[int]) -> list[int]:

@@ -183,11 +183,30 @@ def test_bf16_dots_on_the_cpu_multiply_in_pairs(columns):
     assert "dot_pairs" not in _thread_ir("cuda", BN=columns)
 
 
+PAIRED_COPY = "shared bf16[32, 2, 64] @ shared(shape=[32,2,64], strides=[128,1,2])"
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="the host has no AVX512-BF16")
+def test_a_matmuls_b_is_held_in_row_pairs_and_read_in_order():
+    """In register blocks b's rows 2p and 2p + 1 are interleaved in each thread's slots
+    (`dot_layouts` with pairs), so b, replicated over the rows of threads, is converted
+    through a copy stored pair-interleaved: each thread's registers of it are one load, and
+    the pair steps take its lanes in order (no permutes, which every replica paid before)."""
+    layouts = lpir.compile(MATMUL, target="cpu", BN=64).ir("after:layout-selection")
+    (dot,) = [line for line in layouts.splitlines() if " = dot(" in line]
+    b = dot.split("(")[1].split(",")[1].strip()
+    (b_line,) = [line for line in layouts.splitlines() if line.strip().startswith(f"{b} = ")]
+    assert b_line.endswith(".local(2,1)")
+    assert PAIRED_COPY in _thread_ir("cpu", BN=64)
+    assert PAIRED_COPY not in _thread_ir("cpu", BN=8)  # lane sums: b's columns are k
+    assert PAIRED_COPY not in _thread_ir("cpu", T="f16", BN=64)
+
+
 @pytest.mark.parametrize("columns", [64, 8], ids=["register-blocks", "lane-sums"])
 def test_without_avx512_bf16_bf16_dots_are_widened(columns, monkeypatch):
     _without_bf16(monkeypatch)
     cpu = _thread_ir("cpu", BN=columns)
-    assert "dot_pairs" not in cpu and "cast(" in cpu
+    assert "dot_pairs" not in cpu and "cast(" in cpu and PAIRED_COPY not in cpu
 
 
 @pytest.mark.parametrize("host", ["native", "without-bf16"])

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_llvm_harness import check, private_cache  # noqa: F401
+from lpir.backends.llvm import llvm_module
+from test_llvm_harness import check, module_of, private_cache  # noqa: F401
 
 import lpir
 
@@ -237,7 +238,8 @@ kernel @wide[](%x: global T[8192], %y: global T[8192], %n: i32)
 @pytest.mark.parametrize("name", ["f32", "u8", "i64", "bf16"])
 def test_wide_scattered_accesses_gather_and_scatter(name, masked):
     """256 lanes at stride 8 per thread: one masked gather and one masked scatter each (more
-    than 64 lanes), instead of a scalar access per lane."""
+    than 64 lanes), instead of a scalar access per lane; u8 and bf16, with 8 and 4 lanes in
+    each 64 bytes, through masked 64-byte windows instead (`offset_windows`)."""
     dt = lpir.dtype(name)
     strided = str([8 * lane for lane in range(256)])
     reversed_ = str([8 * lane for lane in reversed(range(256))])
@@ -276,3 +278,64 @@ def test_unaligned_rows_are_vector_accesses_and_match():
     kernel(x, got)
     lpir.compile(ODD_ROWS, target="interp")(x, want)
     np.testing.assert_array_equal(got, want)
+
+
+def test_offset_windows():
+    from lpir.backends.llvm.memory import offset_windows
+
+    rows = [r * 64 + c for c in range(32) for r in (0, 1)]  # two rows, interleaved
+    assert offset_windows(rows, 32) == [0, 64]
+    assert offset_windows([2 * i for i in range(32)], 32) == [0, 32]  # every other element
+    assert offset_windows([5, 4, 7, 6], 16) == [4]  # a permuted run
+    assert offset_windows([0, 0, 1, 1, 2, 2, 3, 3], 16) == [0]  # repeated lanes
+    assert offset_windows([16 * i for i in range(8)], 16) is None  # one lane a window
+
+
+WINDOWS = """
+kernel @windows[](%x: global T[4096], %y: global T[4096], %n: i32)
+    blocks(4, 1, 1) threads(8) stage(thread) {
+  %tid = thread_index : i32
+  %bx = block_index {axis = 0} : i32
+  %c1024 = constant {value = 1024} : i32
+  %c128 = constant {value = 128} : i32
+  %0 = mul(%bx, %c1024) : i32
+  %1 = mul(%tid, %c128) : i32
+  %base = add(%0, %1) : i32
+  %limit = sub(%n, %base) : i32
+  %iota = vector_constant {values = LOADS} : <128 x i32>
+  %bound = splat(%limit) {shape = [128]} : <128 x i32>
+  %mask = lt(%iota, %bound) : <128 x bool>
+  %v = ld(%x, %base, MASK) {offsets = LOADS} : <128 x T>
+  st(%y, %base, %v, MASK) {offsets = STORES}
+}
+"""
+
+# each thread's 128 elements: two rows of 64 read interleaved (a pair-interleaved register),
+# written to every other element (a row into a pair-interleaved tile), or repeated lanes
+PAIRS = [r * 64 + c for c in range(64) for r in (0, 1)]
+EVERY_OTHER = [2 * (lane % 64) + lane // 64 for lane in range(128)]
+REPEATED = [lane // 2 for lane in range(128)]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("name", ["f32", "bf16", "u8", "i64"])
+@pytest.mark.parametrize(
+    "loads, stores",
+    [(PAIRS, EVERY_OTHER), (EVERY_OTHER, PAIRS), (REPEATED, list(range(0, 128)))],
+    ids=["pairs-every-other", "every-other-pairs", "repeated"],
+)
+def test_accesses_through_offset_windows(loads, stores, name, masked):
+    """Lanes that are not consecutive runs but lie close together are read and written as
+    64-byte windows and shuffles, not lane by lane or gathered; the elements a store skips keep
+    their bytes, masked-off lanes read 0 and are not written, as in the interpreter."""
+    dt = lpir.dtype(name)
+    text = WINDOWS.replace("LOADS", str(loads)).replace("STORES", str(stores))
+    text = text.replace(" T[", f" {name}[").replace("x T>", f"x {name}>")
+    text = text.replace(", MASK", ", %mask" if masked else "")
+    llvm = str(llvm_module(module_of(text)))
+    # a masked load of repeated lanes is gathered (one window lane could not carry two masks)
+    assert ("masked.gather" in llvm) == (masked and loads == REPEATED)
+    assert "masked.scatter" not in llvm
+    codes = rng.integers(0, 2**16, 4096).astype(dt.code_numpy_dtype)
+    for n in (4096, 2500) if masked else (4096,):
+        check(text, [codes, np.full(4096, 0x5A, dt.code_numpy_dtype), n])

@@ -1,7 +1,9 @@
 """Memory access of one thread: `ld`, `st` and `st_bits`.
 
 Accesses marked `vector = W` become one W-wide load or store per group of lanes (masked groups
-through `llvm.masked.load/store`); others are per-lane scalar accesses that LLVM may combine. A
+through `llvm.masked.load/store`); others read and write their runs of consecutive offsets as
+vectors, else the 64-byte windows their offsets fall in (a vector access and a shuffle each:
+two rows read as one pair-interleaved register), else per-lane scalar accesses. A
 masked-off scalar lane reads element 0 of the buffer (always valid) and keeps zero, and its
 store is a one-lane `llvm.masked.store`, so no lane ever touches memory it must not. `st_bits`
 merges bits into bytes with two atomic read-modify-writes (blocks run on several cores at
@@ -40,6 +42,21 @@ def consecutive_runs(offsets, max_lanes: int) -> list[tuple[int, int]] | None:
                 continue
         runs.append((lane, 1))
     return runs if len(offsets) >= MIN_RUN * len(runs) else None
+
+
+def offset_windows(offsets, max_lanes: int) -> list[int] | None:
+    """The first offsets of the windows of `max_lanes` consecutive elements that cover
+    `offsets`, taken greedily from the lowest, where the windows average at least MIN_RUN
+    distinct offsets each; else None. An access whose lanes are not consecutive runs but lie
+    close together (a row of a tile and the next interleaved, every other element) reads or
+    writes each window as one vector, masked where it has gaps, and shuffles the lanes into
+    place: `[0, 64, 1, 65, ...]` is two loads and one permute, not 32 scalar loads."""
+    distinct = sorted(set(offsets))
+    starts: list[int] = []
+    for offset in distinct:
+        if not starts or offset >= starts[-1] + max_lanes:
+            starts.append(offset)
+    return starts if len(distinct) >= MIN_RUN * len(starts) else None
 
 
 class Memory:
@@ -136,6 +153,9 @@ class Memory:
                     self.b.call(function, [address, ir.Constant(I32, align), lanes, zero])
                 )
             return self.to_register(self.vectors.concat(pieces), dt)
+        starts = self.windows(offsets, align, mask)
+        if starts is not None:
+            return self.to_register(self.load_windows(pointer, base, offsets, dt, mask, starts), dt)
         if len(offsets) > GATHER_LANES:
             return self.to_register(self.gather(pointer, base, offsets, element, mask, align), dt)
         result = ir.Constant(ir.VectorType(element, len(offsets)), None)
@@ -150,6 +170,59 @@ class Memory:
                 value = self.b.select(active, value, ir.Constant(element, None))
             result = self.b.insert_element(result, value, ir.Constant(I32, lane))
         return self.to_register(result, dt)
+
+    def windows(self, offsets, align: int, mask) -> list[int] | None:
+        """`offset_windows` of an access that has no runs, where it can take them: not in
+        swizzled memory (a window's addresses are consecutive only inside a swizzle unit),
+        and a masked access only with distinct offsets (each window lane one lane's mask)."""
+        if self.swizzle is not None or (mask is not None and len(set(offsets)) < len(offsets)):
+            return None
+        return offset_windows(offsets, VECTOR_BYTES // align)
+
+    def window_lanes(self, offsets, start: int, max_lanes: int) -> list[int | None]:
+        """For each element of the window from `start` (up to its last offset), the lane that
+        accesses it, or None (a gap)."""
+        inside = {
+            offset - start: lane
+            for lane, offset in enumerate(offsets)
+            if start <= offset < start + max_lanes
+        }
+        return [inside.get(position) for position in range(max(inside) + 1)]
+
+    def window_mask(self, owners: list[int | None], mask, lanes: int) -> ir.Value | None:
+        """The window's mask: its gaps off, each element on where its lane is (None: all on)."""
+        if mask is None and None not in owners:
+            return None
+        if mask is None:
+            return ir.Constant(ir.VectorType(I1, len(owners)), [o is not None for o in owners])
+        # an index past the mask's lanes picks the fill's lane: false
+        return self.vectors.pick(mask, [lanes if o is None else o for o in owners])
+
+    def load_windows(self, pointer, base, offsets, dt: DType, mask, starts) -> ir.Value:
+        """A load through `offset_windows`: each window one (masked) vector load, then one
+        shuffle puts every lane's element in place (masked-off lanes read 0)."""
+        element = memory_type(dt)
+        align = max(1, dt.nbits // 8)
+        max_lanes = VECTOR_BYTES // align
+        pieces, position, loaded = [], {}, 0  # position: offset -> lane of the windows' concat
+        for start in starts:
+            owners = self.window_lanes(offsets, start, max_lanes)
+            position.update((start + index, loaded + index) for index in range(len(owners)))
+            loaded += len(owners)
+            address = self.address(pointer, self.index(base, start), dt)
+            vector_type = ir.VectorType(element, len(owners))
+            window_mask = self.window_mask(owners, mask, len(offsets))
+            if window_mask is None:
+                pieces.append(self.b.load(address, typ=vector_type, align=align))
+                continue
+            function = self.intrinsics.masked_load(vector_type)
+            zero = ir.Constant(vector_type, None)
+            pieces.append(
+                self.b.call(function, [address, ir.Constant(I32, align), window_mask, zero])
+            )
+        return self.vectors.pick(
+            self.vectors.concat(pieces), [position[offset] for offset in offsets]
+        )
 
     def prefetch(self, pointer, base, offset: int, dt: DType, ahead: int, locality: int) -> None:
         """A prefetch of the byte `ahead` bytes past element base + offset, `locality` 0-3 as
@@ -213,6 +286,10 @@ class Memory:
                 function = self.intrinsics.masked_store(part.type)
                 self.b.call(function, [part, address, ir.Constant(I32, align), lanes])
             return
+        starts = self.windows(offsets, align, mask) if len(set(offsets)) == len(offsets) else None
+        if starts is not None:
+            self.store_windows(pointer, base, offsets, value, dt, mask, starts)
+            return
         if len(offsets) > GATHER_LANES:
             self.scatter(pointer, base, offsets, value, mask, align)
             return
@@ -233,6 +310,23 @@ class Memory:
             lane_mask = self.b.insert_element(no_lane, active, ZERO)
             function = self.intrinsics.masked_store(lane_type)
             self.b.call(function, [single, address, ir.Constant(I32, align), lane_mask])
+
+    def store_windows(self, pointer, base, offsets, value, dt: DType, mask, starts) -> None:
+        """A store through `offset_windows` (distinct offsets): each window's lanes shuffled
+        into place and written by one vector store, masked where the window has gaps (which
+        keep what memory holds) or the access a mask."""
+        align = max(1, dt.nbits // 8)
+        max_lanes = VECTOR_BYTES // align
+        for start in starts:
+            owners = self.window_lanes(offsets, start, max_lanes)
+            part = self.vectors.pick(value, [0 if o is None else o for o in owners])
+            address = self.address(pointer, self.index(base, start), dt)
+            window_mask = self.window_mask(owners, mask, len(offsets))
+            if window_mask is None:
+                self.b.store(part, address, align=align)
+                continue
+            function = self.intrinsics.masked_store(part.type)
+            self.b.call(function, [part, address, ir.Constant(I32, align), window_mask])
 
     def atomic_add(self, pointer, base, offsets, value, dt: DType, mask=None) -> None:
         """memory[base + offsets[i]] += value[i], each an atomic read-modify-write (blocks run
