@@ -113,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     opt = commands.add_parser("opt", help="run passes and print the IR")
     _add_kernel_options(opt)
-    opt.add_argument("-p", "--passes", default="", help="comma-separated pass names")
+    opt.add_argument(
+        "-p",
+        "--passes",
+        default="",
+        help="comma-separated pass names (none: print the IR as parsed, or with "
+        "--print-after-all run the target's whole pipeline)",
+    )
     opt.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp"])
     opt.add_argument("--print-after-all", action="store_true", help="print the IR after each")
     opt.add_argument("--no-verify", action="store_true", help="skip the verifier between passes")

@@ -42,9 +42,11 @@ def optimize(
     print_after_all: bool = False,
     verify: bool = True,
 ) -> str:
-    """Run the comma-separated `passes` on the file's IR; return the text to print."""
+    """Run the comma-separated `passes` on the file's IR; return the text to print. Without
+    `passes`, the IR as parsed, or with `print_after_all` the IR after each pass of the
+    target's whole pipeline (what `lpir.compile` runs)."""
     from lpir.ir.verifier import verify as verify_module
-    from lpir.passes import PassPipeline, parse_pipeline
+    from lpir.passes import PIPELINES, PassPipeline, parse_pipeline
 
     module = load_module(path, params, kernel, verify)
     if verify:
@@ -55,9 +57,10 @@ def optimize(
         if print_after_all:
             chunks.append(f"// -----// IR after {name} //----- //\n{print_module(result)}")
 
-    pipeline = PassPipeline(
-        parse_pipeline(passes), verify_each=verify, after_each=after_each, target=target
-    )
+    names = parse_pipeline(passes)
+    if not names and print_after_all:
+        names = list(PIPELINES[target])
+    pipeline = PassPipeline(names, verify_each=verify, after_each=after_each, target=target)
     result = pipeline.run(module)
     if not print_after_all:
         chunks.append(print_module(result))

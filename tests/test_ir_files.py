@@ -95,3 +95,18 @@ def test_malformed_ir_is_one_diagnostic_and_status_1(tmp_path: Path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"{path}:3:8: error: 'load_global': missing attribute 'shape'")
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_print_after_all_without_passes_prints_the_whole_pipeline(target, capsys):
+    """`lpir opt k.lp --print-after-all` shows the IR after each pass the target's compile
+    runs (it printed nothing, no pass being named); without the flag, the IR as parsed."""
+    from lpir.passes import PIPELINES
+
+    source = str(Path(__file__).parent.parent / "examples" / "vector_add.lp")
+    assert main(["opt", source, "--target", target, "--print-after-all"]) == 0
+    out = capsys.readouterr().out
+    headers = [line for line in out.splitlines() if line.startswith("// -----// IR after")]
+    assert [h.split()[4] for h in headers] == list(PIPELINES[target])
+    assert main(["opt", source]) == 0
+    assert "IR after" not in capsys.readouterr().out
