@@ -22,7 +22,9 @@ bf16 is f32 with the low 16 bits of the mantissa dropped, and an exact value has
 bf16 add or cast rounds in integer code on the CPU (~8 operations a register) and each add
 decodes its operand again: skinny_wq's u8 weights, `cast<bf16>(w) - 128`, took 20 operations
 a register of weights, now 5 (a zero-extension, the OR into 2^23 and subtraction of
-`fusion.py`, a shift and a narrowing).
+`fusion.py`, a shift and a narrowing). Chains from codes of at most 5 bits (u4 weights) stay
+bf16: the backend computes them as a table of 32 bf16 entries, one `vpermw` a register of 32
+lanes (`code_tables.py`), where f32 lanes take two lookups and a narrowing.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from lpir.ir.types import VectorType
 
 F32 = dtype("f32")
 BF16 = dtype("bf16")
+# codes the CPU backend looks up in tables (backends/llvm/code_tables.py MAX_CODE_BITS)
+TABLE_CODE_BITS = 5
 
 
 def exact_integers(dt: DType) -> int:
@@ -118,12 +122,23 @@ class _WidenExactCasts(Rewriter):
 
 
 def _exact_bf16(value: Value) -> bool:
-    """Whether `value` is a bf16 vector of integers every step of whose chain is exact."""
+    """Whether `value` is a bf16 vector of integers every step of whose chain is exact, from
+    codes of more than `TABLE_CODE_BITS` bits (smaller codes' chains stay bf16: the backend
+    tabulates them in 16-bit lanes, one `vpermw` a register of 32, cheaper than f32 lanes)."""
     return (
         isinstance(value.type, VectorType)
         and value.type.dtype == BF16
         and integer_range(value) is not None
+        and _chain_source(value).nbits > TABLE_CODE_BITS
     )
+
+
+def _chain_source(value: Value) -> DType:
+    """The integer type an exact chain (`integer_range`) starts from: its cast's operand's."""
+    owner = value.owner
+    while not isinstance(owner, CastOp):
+        owner = owner.operands[0].owner  # type: ignore[union-attr]
+    return owner.operands[0].type.dtype  # type: ignore[attr-defined]
 
 
 @register_pass

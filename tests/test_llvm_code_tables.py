@@ -15,6 +15,7 @@ from lpir.dtypes import dtype
 from lpir.ir import parse
 
 AVX512 = "+avx512f" in jit.host()[2].split(",")
+AVX512_BW = "+avx512bw" in jit.host()[2].split(",")
 LANES, THREADS = 64, 4
 SOURCES = ["u1", "u2", "u3", "u4", "u5", "i2", "i3", "i4", "i5", "f3e1m1", "f4e2m1", "f5e2m2"]
 PERMUTES = ("llvm.x86.avx512.permvar.sf.512", "llvm.x86.avx512.vpermi2var.ps.512")
@@ -172,3 +173,36 @@ def test_chains_through_f16_are_lookups():
         for t in ("float", "i16")
     )
     assert stored and 16 * permutes == stored
+
+
+def bf16_chain_kernel(source: str) -> tuple[str, list]:
+    """skinny_wq's weights with bf16 x: bf16 `cast(q) - 8` from packed codes, stored."""
+    kernel = LaneKernel(2 * LANES * THREADS, LANES, THREADS)
+    q = kernel.load(source)
+    eight = kernel.fresh("c")
+    kernel.emit(f"{eight}s = constant {{value = 8.0}} : bf16")
+    kernel.emit(f"{eight} = splat({eight}s) {{shape = [{LANES}]}} : <{LANES} x bf16>")
+    kernel.store(kernel.op(f"sub({kernel.op(f'cast({q})', 'bf16')}, {eight})", "bf16"), "bf16")
+    return kernel.text(f"bf16_{source}"), [
+        every_code(source),
+        empty_for("bf16", 2 * LANES * THREADS),
+    ]
+
+
+@pytest.mark.parametrize("source", ["u4", "i4", "u3", "u5", "i5", "f4e2m1", "u1"])
+def test_bf16_chains_in_16_bit_lanes_are_bit_exact(source):
+    text, arguments = bf16_chain_kernel(source)
+    check(text, arguments)
+
+
+@pytest.mark.skipif(not AVX512_BW, reason="the host has no AVX-512BW")
+def test_bf16_chains_are_one_vpermw_per_32_lanes():
+    """The codes go straight into 16-bit words and each 32 lanes of the chain's result are one
+    `vpermw` of a 32-entry table: no f32 lookups, no bf16 arithmetic per lane."""
+    text, _ = bf16_chain_kernel("u4")
+    llvm_ir = compile_kernel(parse(text), {}).llvm_ir_optimized
+    words = llvm_ir.count("call <32 x i16> @llvm.x86.avx512.permvar.hi.512(")
+    assert words and not any(name in llvm_ir for name in PERMUTES)
+    assert "fsub" not in llvm_ir
+    stored = sum(lanes * llvm_ir.count(f"store <{lanes} x i16> ") for lanes in (16, 32, 64))
+    assert 32 * words == stored

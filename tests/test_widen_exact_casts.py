@@ -112,3 +112,16 @@ def test_bf16_chains_that_may_round_stay_bf16():
     lines = [line for line in text.splitlines() if "x bf16>" in line]
     assert any("sub(" in line for line in lines)
     assert np.array_equal(_run_bf16("cpu", rounding), _run_bf16("interp", rounding))
+
+
+@pytest.mark.parametrize(
+    "params", [{"WT": "u4", "C": 8}, {"WT": "i5", "C": -3}, {"WT": "u2", "C": 1}]
+)
+def test_bf16_chains_of_small_codes_stay_bf16_for_the_tables(params):
+    """Chains from codes of at most 5 bits are left in bf16: the backend looks them up in
+    16-bit lanes (one 32-entry table), cheaper than f32 lanes cut to their high halves. The
+    same bits as the interpreter for every code."""
+    text = _thread_ir(params, STAYS_BF16)
+    assert "view(" not in text
+    assert any("sub(" in line for line in text.splitlines() if "x bf16>" in line)
+    assert np.array_equal(_run_bf16("cpu", params), _run_bf16("interp", params))

@@ -12,7 +12,11 @@ reads the low 4 or 5 bits of its index, and a table of fewer codes repeats to fi
 Values of 16-bit lanes (f16, bf16) are tabulated too, and casts of tabulated values:
 the tensor-core kernels' `cast<f16>(w) - ZERO`, cast to f32 for the CPU's dot, is one table
 of f32 entries (a 16-bit value's own lookups permute its entries zero-extended to 32 bits,
-and are left to LLVM to drop where nothing reads them).
+and are left to LLVM to drop where nothing reads them). A bf16 chain (`cast<bf16>(w) - ZERO`
+of skinny_wq with bf16 x, which the CPU's `dot_pairs` multiplies as bf16) is tabulated in
+16-bit lanes instead, on hosts with AVX-512BW: its codes are cut straight into 16-bit words
+(`fields_in_words`) and each register of 32 lanes is one `vpermw` of a 32-entry table, where
+32-bit lanes took two index registers, two `vpermps` and a permute to narrow them.
 
 The results are the bits the direct computation gives: each entry is computed by the same
 operations (`Arithmetic`, the casts' tables) on the same operands, once per distinct operand
@@ -33,23 +37,26 @@ from lpir.ir.core import Operation, Value
 from lpir.ir.types import VectorType
 
 REGISTER_LANES = 16  # f32 or i32 lanes of a 512-bit register
-MAX_CODE_BITS = 5  # 32 entries: one register pair
+WORD_LANES = 32  # 16-bit lanes of a 512-bit register
+MAX_CODE_BITS = 5  # 32 entries: one register pair (of 32-bit entries; one of 16-bit ones)
 
 
 @dataclass
 class Tabulated:
-    """A vector value as table lookups: lane i is `tables[chunk_tables[i // 16]][index[i]]`."""
+    """A vector value as table lookups: lane i is
+    `tables[chunk_tables[i // lanes]][index[i]]`."""
 
-    index: ir.Value  # <N x i32>: each lane's code in its low bits
-    tables: list[list[ir.Value]]  # each table as 1 or 2 registers of 16 entries
-    chunk_tables: tuple[int, ...]  # which table each register of 16 lanes reads
+    index: ir.Value  # <N x i32> (<N x i16> for 16-bit lanes): each lane's code in its low bits
+    tables: list[list[ir.Value]]  # each table as 1 or 2 registers of `lanes` entries
+    chunk_tables: tuple[int, ...]  # which table each register of `lanes` lanes reads
     constant: bool  # every table built from constants only
     emitted: ir.Value | None = field(default=None)  # the lookups, as registered for the value
+    lanes: int = REGISTER_LANES  # 16 (32-bit entries) or 32 (16-bit entries in 16-bit lanes)
 
 
 @dataclass
 class Uniform:
-    """A vector operand that is one value across each register of 16 lanes: `keys[c]` names
+    """A vector operand that is one value across each register of lanes: `keys[c]` names
     register c's value and `scalars[key]` is that value."""
 
     keys: tuple
@@ -64,6 +71,7 @@ class CodeTables:
     def __init__(self, e, features: str):
         self.e = e
         self.enabled = "+avx512f" in features.split(",")
+        self.word_lanes = "+avx512bw" in features.split(",")  # vpermw, 16-bit shifts
         self.forms: dict[int, Tabulated] = {}
 
     def emit(self, op: Operation) -> ir.Value | None:
@@ -88,6 +96,10 @@ class CodeTables:
         source, target = _dtype(op.operands[0]), _dtype(op.result)
         if source.is_bool or source.nbits > MAX_CODE_BITS or not self.e.has(op.operands[0]):
             return None
+        if target.name == "bf16":
+            words = self.codes_in_words(op)
+            if words is not None:
+                return words
         index = code_index(self.e.b, self.e.get(op.operands[0]))
         entries = table_of(source, target)  # 16 entries, or 32: the codes repeat to fill them
         lane = lane_type(target)
@@ -97,12 +109,29 @@ class CodeTables:
         chunks = _chunks(op.result)
         return Tabulated(index, [registers], (0,) * chunks, constant=True)
 
+    def codes_in_words(self, op: Operation) -> Tabulated | None:
+        """`cast<bf16>(q)` of codes that `unpack_bits` just cut out of bytes, in 16-bit lanes
+        (hosts with AVX-512BW): each lane's field in its low bits (`fields_in_words`: the
+        permutes read 5 bits, and the table of fewer codes repeats), one 32-entry table."""
+        unpacked = self.e.producers.get(id(op.operands[0]))
+        if not self.word_lanes or unpacked is None or unpacked.name != "unpack_bits":
+            return None
+        if len(unpacked.operands) != 1 or not self.e.has(unpacked.operands[0]):
+            return None
+        source, target = _dtype(op.operands[0]), _dtype(op.result)
+        data = self.e.get(unpacked.operands[0])
+        offsets = list(unpacked.attributes["bit_offsets"])
+        index = self.e.vectors.fields_in_words(data, source, offsets)
+        registers = table_registers(table_of(source, target), I16, WORD_LANES)
+        chunks = _chunks(op.result, WORD_LANES)
+        return Tabulated(index, [registers], (0,) * chunks, constant=True, lanes=WORD_LANES)
+
     def cast_of_tables(self, op: Operation) -> Tabulated | None:
         """`cast<T>(v)` of a tabulated v (skinny_wq's `cast<f16>(w) - ZERO`, an f16 table,
         into the f32 of its dot): the cast of each table."""
         form = self.form_of(op.operands[0])
-        if form is None:
-            return None
+        if form is None or form.lanes != REGISTER_LANES:
+            return None  # (16-bit lanes: the values are cast as computed)
         source, target = _dtype(op.operands[0]), _dtype(op.result)
         cast = self.e.caster.cast
         tables = [[cast(register, source, target) for register in table] for table in form.tables]
@@ -111,29 +140,28 @@ class CodeTables:
     def derived(self, op: Operation) -> Tabulated | None:
         """An elementwise op whose operands are tabulated (on one index) or uniform per
         register: its table per distinct combination of its operands' tables and values."""
-        forms, index = [], None
-        for operand in op.operands:
-            form = self.form_of(operand) or self.uniform(operand)
+        tabulated = [self.form_of(operand) for operand in op.operands]
+        known = [form for form in tabulated if form is not None]
+        if not known or any(form.index is not known[0].index for form in known):
+            return None
+        index, lanes = known[0].index, known[0].lanes
+        forms = []
+        for operand, form in zip(op.operands, tabulated, strict=True):
+            form = form or self.uniform(operand, lanes)
             if form is None:
                 return None
-            if isinstance(form, Tabulated):
-                if index is not None and form.index is not index:
-                    return None
-                index = form.index
             forms.append(form)
-        if index is None:
-            return None
-        chunks = _chunks(op.result)
+        chunks = _chunks(op.result, lanes)
         keys = [tuple(_key(form, chunk) for form in forms) for chunk in range(chunks)]
         distinct = list(dict.fromkeys(keys))
         constant = all(form.constant for form in forms)
         if not constant and len(distinct) >= chunks:
             return None  # as many tables as registers: computing the lanes costs no more
-        tables = [self.table(op, forms, key) for key in distinct]
+        tables = [self.table(op, forms, key, lanes) for key in distinct]
         chunk_tables = tuple(distinct.index(key) for key in keys)
-        return Tabulated(index, tables, chunk_tables, constant)
+        return Tabulated(index, tables, chunk_tables, constant, lanes=lanes)
 
-    def table(self, op: Operation, forms: list, key: tuple) -> list[ir.Value]:
+    def table(self, op: Operation, forms: list, key: tuple, lanes: int) -> list[ir.Value]:
         """The table of `op` for one combination of its operands (one key per operand)."""
         e = self.e
         dt = _dtype(op.operands[0])
@@ -146,7 +174,7 @@ class CodeTables:
                     table = form.tables[part]
                     operands.append(table[r % len(table)])  # a 16-entry table repeats
                 else:
-                    operands.append(e.vectors.splat(form.scalars[part], REGISTER_LANES))
+                    operands.append(e.vectors.splat(form.scalars[part], lanes))
             if len(operands) == 1:
                 registers.append(e.arith.unary(op.name, operands[0], dt))
             else:
@@ -161,21 +189,21 @@ class CodeTables:
             return None
         return form
 
-    def uniform(self, value: Value) -> Uniform | None:
-        """`value` as one value per register of 16 lanes: a splat of a scalar, a shuffle that
-        repeats one lane of a vector across each register, a constant vector that does."""
+    def uniform(self, value: Value, lanes: int) -> Uniform | None:
+        """`value` as one value per register of `lanes` lanes: a splat of a scalar, a shuffle
+        that repeats one lane of a vector across each register, a constant vector that does."""
         e = self.e
         op = e.producer(value)
         if op is None or not isinstance(value.type, VectorType):
             return None
-        chunks = _chunks(value)
+        chunks = _chunks(value, lanes)
         if op.name == "splat" and e.has(op.operands[0]):
             scalar = op.operands[0]
             producer = e.producer(scalar)
             constant = producer is not None and producer.name == "constant"
             return Uniform((0,) * chunks, {0: e.get(scalar)}, constant)
         if op.name == "shuffle" and len(op.operands) == 1 and e.has(op.operands[0]):
-            keys = _per_register(list(op.attributes["indices"]))
+            keys = _per_register(list(op.attributes["indices"]), lanes)
             if keys is None:
                 return None
             source = e.get(op.operands[0])
@@ -183,7 +211,7 @@ class CodeTables:
             return Uniform(keys, scalars, constant=False)
         if op.name == "vector_constant" and _dtype(value).nbits == 32:
             values = list(op.attributes["values"])
-            keys = _per_register(values)
+            keys = _per_register(values, lanes)
             if keys is None:
                 return None
             lane = F32 if _dtype(value).is_float else I32
@@ -196,6 +224,8 @@ class CodeTables:
         e = self.e
         caster: TableCaster = e.caster.tables
         lanes = result.type.size  # type: ignore[attr-defined]
+        if form.lanes == WORD_LANES:
+            return self.word_lookups(form, lanes)
         pieces = []
         for chunk, table_number in enumerate(form.chunk_tables):
             start = chunk * REGISTER_LANES
@@ -216,6 +246,17 @@ class CodeTables:
         if lane_type(_dtype(result)) == F32:
             return e.b.bitcast(joined, ir.VectorType(F32, lanes))
         return joined
+
+    def word_lookups(self, form: Tabulated, lanes: int) -> ir.Value:
+        """A 16-bit-lane form's entries: one `vpermw` per register of 32 lanes."""
+        e = self.e
+        pieces = []
+        for chunk, table_number in enumerate(form.chunk_tables):
+            positions = [min(i, lanes) for i in range(chunk * WORD_LANES, (chunk + 1) * WORD_LANES)]
+            index = e.vectors.pick(form.index, positions)
+            table = form.tables[table_number][0]
+            pieces.append(e.caster.tables.permute(table, index, I16, WORD_LANES))
+        return e.vectors.pick(e.vectors.concat(pieces), list(range(lanes)))
 
 
 def code_index(b: ir.IRBuilder, codes: ir.Value) -> ir.Value:
@@ -256,15 +297,15 @@ def _tabulable_result(op: Operation) -> bool:
     return dt.nbits in (16, 32) and not dt.is_bool
 
 
-def _chunks(value: Value) -> int:
-    return -(-value.type.size // REGISTER_LANES)  # type: ignore[attr-defined]
+def _chunks(value: Value, lanes: int = REGISTER_LANES) -> int:
+    return -(-value.type.size // lanes)  # type: ignore[attr-defined]
 
 
-def _per_register(values: list) -> tuple | None:
-    """The one value of each register of 16 lanes, or None where a register holds two."""
+def _per_register(values: list, lanes: int) -> tuple | None:
+    """The one value of each register of `lanes` lanes, or None where a register holds two."""
     keys = []
-    for start in range(0, len(values), REGISTER_LANES):
-        chunk = set(values[start : start + REGISTER_LANES])
+    for start in range(0, len(values), lanes):
+        chunk = set(values[start : start + lanes])
         if len(chunk) != 1:
             return None
         keys.append(chunk.pop())
