@@ -170,11 +170,14 @@ def test_cast_to_every_dtype_is_bit_exact(source):
 def test_f16_casts_are_bit_exact_without_f16c_too(source, monkeypatch):
     """Where the host has F16C (this one, most likely), f16 converts by `vcvtph2ps` and
     `vcvtps2ph`; elsewhere by the integer codec. The same casts with F16C hidden from the
-    backend (and the compiled-code cache, whose key holds the host's features)."""
+    backend (and the compiled-code cache, whose key holds the host's features), and AVX-512
+    with it (which requires F16C: no host has one without the other, and LLVM turns it off)."""
     from lpir.backends.llvm import jit
 
     triple, cpu, features = jit.host()
-    hidden = ",".join(f for f in features.split(",") if f not in ("+f16c", ""))
+    hidden = ",".join(
+        f for f in features.split(",") if f and f != "+f16c" and not f.startswith("+avx512")
+    )
     monkeypatch.setattr(jit, "host", lambda: (triple, cpu, hidden + ",-f16c"))
     check_casts_from(source)
 
@@ -270,3 +273,26 @@ def test_nan_bits_are_not_fixed_where_only_arithmetic_reads_them():
     assert np.array_equal(np.isnan(expected), np.isnan(got))
     assert np.array_equal(np.signbit(expected), np.signbit(got))
     assert np.array_equal(expected[~np.isnan(expected)], got[~np.isnan(got)])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("lanes", [32, 48, 100])
+@pytest.mark.parametrize("values", ["normal", "mixed"])
+def test_f32_to_bf16_in_wide_registers_is_bit_exact(lanes, values):
+    """On AVX512-BF16 hosts f32 -> bf16 is `vcvtne2ps2bf16` (32 lanes, 16 for a last part)
+    where no lane of the vector is a NaN or subnormal, the integer codec where one is: vectors
+    of normal values only (ties, overflow to infinity, tiny normals), and vectors where a few
+    hold a NaN or a subnormal, bit for bit against the interpreter."""
+    if values == "normal":
+        everything = f32_values()
+        magnitude = np.abs(everything)
+        normal = everything[(magnitude >= np.finfo(np.float32).tiny) & np.isfinite(magnitude)]
+        codes = np.concatenate([normal, np.float32([np.inf, -np.inf, 0.0, -0.0])])
+    else:
+        codes = f32_values()
+    n = 4 * lanes * max(1, -(-codes.size // (4 * lanes)))
+    inputs = np.resize(codes, n).view(np.uint32)
+    kernel = LaneKernel(n, lanes, threads=2)
+    kernel.store(kernel.op(f"cast({kernel.load('f32')})", "bf16"), "bf16")
+    reference, compiled = run_both(kernel.text(f"to_bf16_{lanes}"), [inputs, empty_for("bf16", n)])
+    compare(dtype("f32"), dtype("bf16"), reference[1], compiled[1], inputs)

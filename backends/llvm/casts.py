@@ -22,6 +22,7 @@ from lpir.backends.llvm import jit
 from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
 from lpir.backends.llvm.lookup import TableCaster
 from lpir.backends.llvm.types import (
+    BFLOAT,
     F16,
     F32,
     F64,
@@ -34,8 +35,9 @@ from lpir.backends.llvm.types import (
     lane_type,
     like,
 )
+from lpir.backends.llvm.vectors import Vectors
 
-from lpir.dtypes import DType
+from lpir.dtypes import DType, dtype
 from lpir.ir.core import Kernel, Operation, Value, users_of
 from lpir.ir.ops.arith import ARITHMETIC, COMPARISONS, FLOAT_UNARY
 
@@ -81,6 +83,7 @@ class Caster:
             features = jit.host()[2]
         self.tables = TableCaster(builder, intrinsics, features)
         self.native_f16 = "+f16c" in features.split(",")
+        self.native_bf16 = "+avx512bf16" in features.split(",")
 
     def codec(self, dt: DType) -> FloatCodec:
         return FloatCodec(self.b, self.intrinsics, dt)
@@ -101,7 +104,64 @@ class Caster:
         `nan_bits` as in `to_f32`."""
         if dt.name == "f16" and self.native_f16:
             return self._f32_to_f16(value, nan_bits)
+        if dt.name == "bf16" and self.native_bf16 and isinstance(value.type, ir.VectorType):
+            return self._f32_to_bf16(value)
         return self.codec(dt).encode(value)
+
+    def _f32_to_bf16(self, value: ir.Value) -> ir.Value:
+        """bf16 codes of f32 lanes by `vcvtne2ps2bf16` (32 lanes an instruction), which rounds
+        to nearest even on the bits as the codec does, where no lane is a NaN (whose payload
+        it keeps, the codec's NaN being canonical) or subnormal (which it flushes to zero);
+        else, a branch rarely taken, the codec's own integer code. The same codes either
+        way: one instruction per 32 lanes where the codec takes about 10 per 16."""
+        b = self.b
+        quick, registers = self._bf16_instructions(value)
+        # vfpclassps (AVX512-DQ, which every AVX512-BF16 CPU has): QNaN, SNaN, subnormal
+        classify = self.intrinsics.declare(
+            "llvm.x86.avx512.fpclass.ps.512",
+            ir.FunctionType(ir.VectorType(I1, 16), [registers[0].type, I32]),
+        )
+        special = None
+        for register in registers:
+            found = b.call(classify, [register, ir.Constant(I32, 0x01 | 0x80 | 0x20)])
+            special = found if special is None else b.or_(special, found)
+        any_special = b.call(self.intrinsics.vector_reduce("or", special.type), [special])
+        function = b.function
+        careful_block = function.append_basic_block("bf16.exact")
+        done = function.append_basic_block("bf16.done")
+        quick_end = b.block
+        b.cbranch(any_special, careful_block, done)
+        b.position_at_end(careful_block)
+        careful = self.codec(dtype("bf16")).encode(value)
+        careful_end = b.block
+        b.branch(done)
+        b.position_at_end(done)
+        result = b.phi(careful.type)
+        result.add_incoming(quick, quick_end)
+        result.add_incoming(careful, careful_end)
+        return result
+
+    def _bf16_instructions(self, value: ir.Value) -> tuple[ir.Value, list[ir.Value]]:
+        """vcvtne2ps2bf16 on each 32 lanes (vcvtneps2bf16 on a last 16), as i16 codes; and
+        the registers of 16 f32 lanes it converted (zeros past the value's lanes)."""
+        b, vectors = self.b, Vectors(self.b)
+        lanes = value.type.count
+        width = -(-lanes // 16) * 16
+        padded = vectors.pick(value, [min(i, lanes) for i in range(width)])  # zeros past
+        registers = [vectors.pick(padded, list(range(s, s + 16))) for s in range(0, width, 16)]
+        pieces = []
+        for start in range(0, len(registers), 2):
+            halves = registers[start : start + 2]
+            # the two-source form takes the high half first
+            name = "cvtne2ps2bf16" if len(halves) == 2 else "cvtneps2bf16"
+            result = ir.VectorType(BFLOAT, 16 * len(halves))
+            function = self.intrinsics.declare(
+                f"llvm.x86.avx512bf16.{name}.512",
+                ir.FunctionType(result, [halves[0].type] * len(halves)),
+            )
+            converted = b.call(function, halves[::-1])
+            pieces.append(b.bitcast(converted, ir.VectorType(I16, result.count)))
+        return vectors.pick(vectors.concat(pieces), list(range(lanes))), registers
 
     def _f16_to_f32(self, code: ir.Value, nan_bits: bool) -> ir.Value:
         b = self.b

@@ -11,24 +11,7 @@ in the same order, the products being exact: the same bits but for subnormals.
 from __future__ import annotations
 
 from llvmlite import ir
-from lpir.backends.llvm.types import F32, I32, constant
-
-
-class BFloatType(ir.types._BaseFloatType):
-    """LLVM's `bfloat` (llvmlite has no such type): the operand type of the BF16 intrinsics."""
-
-    null = "0.0"
-    intrinsic_name = "bf16"
-
-    def __str__(self) -> str:
-        return "bfloat"
-
-    def format_constant(self, value) -> str:
-        raise NotImplementedError("no bfloat constants are emitted")
-
-
-BFloatType._create_instance()
-BFLOAT = BFloatType()
+from lpir.backends.llvm.types import BFLOAT, F32, I32, constant
 
 # (accumulator lanes, bits): the widths of vdpbf16ps, widest first
 INSTRUCTION_LANES = ((16, 512), (8, 256), (4, 128))

@@ -29,6 +29,24 @@ F64 = ir.DoubleType()
 PTR = ir.PointerType()
 
 
+class BFloatType(ir.types._BaseFloatType):
+    """LLVM's `bfloat` (llvmlite has no such type): the operand and result type of the
+    AVX512-BF16 intrinsics (`dot_pairs.py`, `casts.py`); bf16 values are held as i16."""
+
+    null = "0.0"
+    intrinsic_name = "bf16"
+
+    def __str__(self) -> str:
+        return "bfloat"
+
+    def format_constant(self, value) -> str:
+        raise NotImplementedError("no bfloat constants are emitted")
+
+
+BFloatType._create_instance()
+BFLOAT = BFloatType()
+
+
 def lane_type(dt: DType) -> ir.Type:
     """The LLVM type of one register value of `dt`."""
     if dt.is_bool:
