@@ -7,6 +7,7 @@ of the type, 2^-10 or 2^-7). cpu_skinny.py runs with f16 and bf16 activations al
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,31 @@ def test_benchmark_runs_and_checks_its_results(script, arguments, marker, tolera
     assert rows, result.stdout
     for row in rows:
         assert float(row[-1]) <= tolerance, result.stdout  # the last column: rel err
+
+
+def _perf_can_sample() -> bool:
+    if shutil.which("perf") is None or shutil.which("objdump") is None:
+        return False
+    probe = subprocess.run(
+        ["perf", "record", "-e", "cpu-clock", "-q", "-o", os.devnull, "--", "true"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _perf_can_sample(), reason="perf cannot sample here (or no objdump)")
+def test_profile_maps_samples_onto_the_kernels_blocks(tmp_path):
+    """cpu_profile.py runs gemv_wq under perf and attributes the kernel's samples to blocks of
+    its run function: most of them to one block (its loop), which holds the multiplies."""
+    environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cpu_profile.py"), "../examples/gemv_wq.lp",
+         "--seconds", "1", "--top", "3"],
+        capture_output=True, text=True, cwd=BENCHMARKS, env=environment, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if "%" in line]
+    assert rows, result.stdout
+    shares = [float(row[0].rstrip("%")) for row in rows]
+    assert shares == sorted(shares, reverse=True) and shares[0] > 50, result.stdout
+    assert "fmadd" in " ".join(rows[0]) or "mul" in " ".join(rows[0]), result.stdout

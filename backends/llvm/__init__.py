@@ -50,8 +50,8 @@ class CompiledKernel:
         self.params = params
         self.key = jit.cache_key(print_module(module))
         self.executable = jit.load(self.key, lambda: self.llvm_ir)
-        address = self.executable.address(RUN_FUNCTION)
-        self.launcher = Launcher(self.kernel, address, frame_bytes(self.kernel))
+        self.address = self.executable.address(RUN_FUNCTION)  # where the run function is loaded
+        self.launcher = Launcher(self.kernel, self.address, frame_bytes(self.kernel))
 
     @functools.cached_property
     def llvm_ir(self) -> str:

@@ -116,6 +116,7 @@ class Executable:
     def __init__(self, key: str, object_code: bytes):
         _initialize()
         self.key = key
+        self.object_code = object_code  # the ELF object as loaded (what a profiler maps onto)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         self.engine.finalize_object()

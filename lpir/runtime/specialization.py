@@ -41,6 +41,7 @@ class Specialization:
         self.module = module
         self.stored = stored
         self.runner: Callable[[list], None] | None = None
+        self.compiled: Any = None  # the CPU backend's CompiledKernel (machine code, address)
         # kind -> the text, made on demand; a GPU kind's function takes the architecture
         self.sources: dict[str, Callable[..., str]] = {}
         self.arch_kinds: set[str] = set()
@@ -114,6 +115,7 @@ def attach_runner(spec: Specialization, target: str) -> None:
 
         compiled = compile_kernel(spec.module, spec.params)
         spec.runner = compiled.run
+        spec.compiled = compiled
         spec.sources = {"llvm": lambda: compiled.llvm_ir, "asm": compiled.assembly}
     elif target in ("cuda", "cuda-host"):
         from lpir.backends.cuda import compile_kernel as compile_cuda
