@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from lpir.backends.llvm import jit
+from lpir.backends.llvm.branches import branch_value
 from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
 from lpir.backends.llvm.lookup import TableCaster
 from lpir.backends.llvm.types import (
@@ -115,7 +116,7 @@ class Caster:
         else, a branch rarely taken, the codec's own integer code. The same codes either
         way: one instruction per 32 lanes where the codec takes about 10 per 16."""
         b = self.b
-        quick, registers = self._bf16_instructions(value)
+        registers = self._f32_registers(value)
         # vfpclassps (AVX512-DQ, which every AVX512-BF16 CPU has): QNaN, SNaN, subnormal
         classify = self.intrinsics.declare(
             "llvm.x86.avx512.fpclass.ps.512",
@@ -126,29 +127,27 @@ class Caster:
             found = b.call(classify, [register, ir.Constant(I32, 0x01 | 0x80 | 0x20)])
             special = found if special is None else b.or_(special, found)
         any_special = b.call(self.intrinsics.vector_reduce("or", special.type), [special])
-        function = b.function
-        careful_block = function.append_basic_block("bf16.exact")
-        done = function.append_basic_block("bf16.done")
-        quick_end = b.block
-        b.cbranch(any_special, careful_block, done)
-        b.position_at_end(careful_block)
-        careful = self.codec(dtype("bf16")).encode(value)
-        careful_end = b.block
-        b.branch(done)
-        b.position_at_end(done)
-        result = b.phi(careful.type)
-        result.add_incoming(quick, quick_end)
-        result.add_incoming(careful, careful_end)
-        return result
+        return branch_value(
+            b,
+            any_special,
+            lambda: self.codec(dtype("bf16")).encode(value),
+            lambda: self._bf16_instructions(registers, value.type.count),
+            "bf16",
+            rarely_true=True,
+        )
 
-    def _bf16_instructions(self, value: ir.Value) -> tuple[ir.Value, list[ir.Value]]:
-        """vcvtne2ps2bf16 on each 32 lanes (vcvtneps2bf16 on a last 16), as i16 codes; and
-        the registers of 16 f32 lanes it converted (zeros past the value's lanes)."""
-        b, vectors = self.b, Vectors(self.b)
+    def _f32_registers(self, value: ir.Value) -> list[ir.Value]:
+        """`value`'s lanes as registers of 16 f32 (zeros past its lanes)."""
+        vectors = Vectors(self.b)
         lanes = value.type.count
         width = -(-lanes // 16) * 16
-        padded = vectors.pick(value, [min(i, lanes) for i in range(width)])  # zeros past
-        registers = [vectors.pick(padded, list(range(s, s + 16))) for s in range(0, width, 16)]
+        padded = vectors.pick(value, [min(i, lanes) for i in range(width)])
+        return [vectors.pick(padded, list(range(s, s + 16))) for s in range(0, width, 16)]
+
+    def _bf16_instructions(self, registers: list[ir.Value], lanes: int) -> ir.Value:
+        """vcvtne2ps2bf16 on each two registers (vcvtneps2bf16 on a last one): the first
+        `lanes` codes, as i16."""
+        b, vectors = self.b, Vectors(self.b)
         pieces = []
         for start in range(0, len(registers), 2):
             halves = registers[start : start + 2]
@@ -161,7 +160,7 @@ class Caster:
             )
             converted = b.call(function, halves[::-1])
             pieces.append(b.bitcast(converted, ir.VectorType(I16, result.count)))
-        return vectors.pick(vectors.concat(pieces), list(range(lanes))), registers
+        return vectors.pick(vectors.concat(pieces), list(range(lanes)))
 
     def _f16_to_f32(self, code: ir.Value, nan_bits: bool) -> ir.Value:
         b = self.b

@@ -24,6 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 from llvmlite import ir
+from lpir.backends.llvm.branches import branch_value
 from lpir.backends.llvm.types import F32, constant, like
 
 I32 = ir.IntType(32)
@@ -149,25 +150,13 @@ class VectorMath:
             every = b.call(self.intrinsics.vector_reduce("and", small.type), [small])
         else:
             every = small
-        function = b.function
-        fast = function.append_basic_block("sincos.vector")
-        slow = function.append_basic_block("sincos.libm")
-        done = function.append_basic_block("sincos.done")
-        b.cbranch(every, fast, slow)
-        b.position_at_end(fast)
-        quick = self.reduced_sine(x, cosine)
-        fast_end = b.block
-        b.branch(done)
-        b.position_at_end(slow)
-        named = "cosf" if cosine else "sinf"
-        careful = self.per_lane(named, x)
-        slow_end = b.block
-        b.branch(done)
-        b.position_at_end(done)
-        result = b.phi(x.type)
-        result.add_incoming(quick, fast_end)
-        result.add_incoming(careful, slow_end)
-        return result
+        return branch_value(
+            b,
+            every,
+            lambda: self.reduced_sine(x, cosine),
+            lambda: self.per_lane("cosf" if cosine else "sinf", x),
+            "sincos",
+        )
 
     def reduced_sine(self, x, cosine: bool):
         """sin(x) (or cos(x) = sin(x + pi/2): one more quarter turn) for |x| below
