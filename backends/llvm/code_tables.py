@@ -113,14 +113,11 @@ class CodeTables:
         """`cast<bf16>(q)` of codes that `unpack_bits` just cut out of bytes, in 16-bit lanes
         (hosts with AVX-512BW): each lane's field in its low bits (`fields_in_words`: the
         permutes read 5 bits, and the table of fewer codes repeats), one 32-entry table."""
-        unpacked = self.e.producers.get(id(op.operands[0]))
-        if not self.word_lanes or unpacked is None or unpacked.name != "unpack_bits":
-            return None
-        if len(unpacked.operands) != 1 or not self.e.has(unpacked.operands[0]):
+        fields = self.e.unpacked_fields(op.operands[0]) if self.word_lanes else None
+        if fields is None:
             return None
         source, target = _dtype(op.operands[0]), _dtype(op.result)
-        data = self.e.get(unpacked.operands[0])
-        offsets = list(unpacked.attributes["bit_offsets"])
+        data, offsets = fields
         index = self.e.vectors.fields_in_words(data, source, offsets)
         registers = table_registers(table_of(source, target), I16, WORD_LANES)
         chunks = _chunks(op.result, WORD_LANES)
@@ -224,39 +221,28 @@ class CodeTables:
         e = self.e
         caster: TableCaster = e.caster.tables
         lanes = result.type.size  # type: ignore[attr-defined]
-        if form.lanes == WORD_LANES:
-            return self.word_lookups(form, lanes)
+        width = form.lanes
+        entry = I16 if width == WORD_LANES else I32  # (f32 lanes: the permute bitcasts them)
         pieces = []
         for chunk, table_number in enumerate(form.chunk_tables):
-            start = chunk * REGISTER_LANES
-            positions = [min(i, lanes) for i in range(start, start + REGISTER_LANES)]
-            index = e.vectors.pick(form.index, positions)
-            table = form.tables[table_number]  # (f32 or i32 lanes: the permute bitcasts them)
-            narrow = table[0].type.element == I16  # 16-bit entries travel zero-extended
+            start = chunk * width
+            index = e.vectors.pick(form.index, [min(i, lanes) for i in range(start, start + width)])
+            table = form.tables[table_number]
+            # 16-bit entries in 32-bit lanes travel zero-extended
+            narrow = entry == I32 and table[0].type.element == I16
             if narrow:
-                table = [e.b.zext(r, ir.VectorType(I32, REGISTER_LANES)) for r in table]
+                table = [e.b.zext(r, ir.VectorType(I32, width)) for r in table]
             if len(table) == 1:
-                picked = caster.permute(table[0], index, I32, REGISTER_LANES)
+                picked = caster.permute(table[0], index, entry, width)
             else:
-                picked = caster.permute_pair(table[0], index, table[1], I32, REGISTER_LANES)
+                picked = caster.permute_pair(table[0], index, table[1], entry, width)
             if narrow:
-                picked = e.b.trunc(picked, ir.VectorType(I16, REGISTER_LANES))
+                picked = e.b.trunc(picked, ir.VectorType(I16, width))
             pieces.append(picked)
         joined = e.vectors.pick(e.vectors.concat(pieces), list(range(lanes)))
         if lane_type(_dtype(result)) == F32:
             return e.b.bitcast(joined, ir.VectorType(F32, lanes))
         return joined
-
-    def word_lookups(self, form: Tabulated, lanes: int) -> ir.Value:
-        """A 16-bit-lane form's entries: one `vpermw` per register of 32 lanes."""
-        e = self.e
-        pieces = []
-        for chunk, table_number in enumerate(form.chunk_tables):
-            positions = [min(i, lanes) for i in range(chunk * WORD_LANES, (chunk + 1) * WORD_LANES)]
-            index = e.vectors.pick(form.index, positions)
-            table = form.tables[table_number][0]
-            pieces.append(e.caster.tables.permute(table, index, I16, WORD_LANES))
-        return e.vectors.pick(e.vectors.concat(pieces), list(range(lanes)))
 
 
 def code_index(b: ir.IRBuilder, codes: ir.Value) -> ir.Value:

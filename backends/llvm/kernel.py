@@ -201,6 +201,16 @@ class KernelEmitter:
         """The op that defines `value` (None for arguments and region arguments)."""
         return self.producers.get(id(value))
 
+    def unpacked_fields(self, value: Value) -> tuple[ir.Value, list[int]] | None:
+        """(the bytes, the bit offsets) where `value` is fields that `unpack_bits` just cut out
+        of bytes readable here: a lookup may index with the fields in place."""
+        unpacked = self.producer(value)
+        if unpacked is None or unpacked.name != "unpack_bits" or len(unpacked.operands) != 1:
+            return None
+        if not self.has(unpacked.operands[0]):
+            return None
+        return self.get(unpacked.operands[0]), list(unpacked.attributes["bit_offsets"])
+
     def set(self, value: Value, emitted: ir.Value) -> None:
         self.values[id(value)] = emitted
         slot = self.context.get(id(value))

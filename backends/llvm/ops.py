@@ -145,11 +145,9 @@ def _where(e, op):
 @emitter("cast")
 def _cast(e, op):
     source, target = _dtype(op.operands[0]), _dtype(op.result)
-    unpacked = e.producers.get(id(op.operands[0]))
-    if unpacked is not None and unpacked.name == "unpack_bits" and len(unpacked.operands) == 1:
-        # a cast of fields just cut out of bytes: a lookup may index with them in place
-        data, offsets = e.get(unpacked.operands[0]), list(unpacked.attributes["bit_offsets"])
-        looked_up = e.caster.tables.cast_fields(data, offsets, source, target)
+    fields = e.unpacked_fields(op.operands[0])
+    if fields is not None:
+        looked_up = e.caster.tables.cast_fields(*fields, source, target)
         if looked_up is not None:
             return [looked_up]
     nan_bits = id(op.result) not in e.nan_payload_unseen
