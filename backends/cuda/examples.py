@@ -33,6 +33,8 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"N": 3000, "T": "u8"},
     ],
     "softmax": [{}, {"M": 37, "N": 100}, {"M": 300, "N": 512, "T": "f16"}, {"T": "bf16"}],
+    # a row's first largest logit: a running best per column, the columns met at the end
+    "greedy": [{}, {"M": 5, "V": 1000, "BV": 256, "T": "f16"}, {"M": 3, "V": 50257, "BM": 2}],
     # a residual add and RMSNorm: rows over 32 threads (shuffles), over 256 (across warps),
     # a row edge and N = 3 x 256 (N = 1000 = 8 x 125 is correct too, but its [4, 1000] tile
     # can spread over 8 of the 128 threads only: 500 f32 a thread, in local memory)

@@ -27,7 +27,7 @@ def integral_constant(e, value: Value) -> float | None:
     if op is None or op.name != "constant":
         return None
     number = op.attributes["value"]
-    if isinstance(number, bool) or float(number) != int(number) or abs(number) > 2**20:
+    if isinstance(number, bool) or not abs(number) <= 2**20 or float(number) != int(number):
         return None
     return float(number)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from lpir.dtypes import dtype
+from lpir.ir.core import Value
 from lpir.ir.ops import (
     FLOAT_UNARY,
     AllocSharedOp,
@@ -18,6 +20,7 @@ from lpir.ir.ops import (
     BinaryOp,
     CastOp,
     DotOp,
+    ExpandDimsOp,
     ItemOp,
     LoadOp,
     ReduceOp,
@@ -270,24 +273,34 @@ for _name in (*FLOAT_UNARY, "abs"):
     builtin(f"{_name}(x)")(_unary_math(_name))
 
 
-def _reduce(low, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node | None):
+def _reduced_tile(low, kind: str, node: ast.Node) -> Value:
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile):
         raise low.error(f"{kind} reduces a tile, but this is {value.describe()}", node)
-    tile = value.value
-    if axis_node is None:
-        while isinstance(tile.type, TileType):
-            tile = low.builder.add(ReduceOp.create(tile, kind, tile.type.rank - 1))
-        return Runtime(tile)
+    return value.value
+
+
+def _reduction_axis(low, tile: Value, axis_node: ast.Node) -> int:
+    """The axis a reduction names (negative counts from the end), checked against the tile."""
     axis = low.as_const_int(axis_node, "axis")
-    rank = tile.type.rank
+    rank = tile.type.rank  # type: ignore[attr-defined]
     if not -rank <= axis < rank:
         raise low.error(
             f"axis {axis} is out of range for a rank-{rank} tile",
             axis_node,
             f"use an axis between 0 and {rank - 1}",
         )
-    return Runtime(low.builder.add(ReduceOp.create(tile, kind, axis % rank)))
+    return axis % rank
+
+
+def _reduce(low, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node | None):
+    tile = _reduced_tile(low, kind, node)
+    if axis_node is None:
+        while isinstance(tile.type, TileType):
+            tile = low.builder.add(ReduceOp.create(tile, kind, tile.type.rank - 1))
+        return Runtime(tile)
+    axis = _reduction_axis(low, tile, axis_node)
+    return Runtime(low.builder.add(ReduceOp.create(tile, kind, axis)))
 
 
 @builtin("sum(t, axis = None)")
@@ -315,6 +328,60 @@ def _min_max(kind: str) -> Builtin:
 
 builtin("max(t, axis = None) or max(a, b)")(_min_max("max"))
 builtin("min(t, axis = None) or min(a, b)")(_min_max("min"))
+
+
+def _arg_extreme(kind: str) -> Builtin:
+    """`argmax(t, axis)` / `argmin`: the i32 position of the first largest (smallest) element
+    along `axis` (without one: in the tile's row-major order, as numpy's flat index). NaNs are
+    passed over, as `max` and `min` pass them over; a line of NaNs gives 0. Built from two
+    reductions every target has: the extreme value, then the least position that holds it."""
+
+    def lower_arg_extreme(low, call: ast.Call):
+        (node,), keywords = _arguments(low, call, 1, keywords=("axis",))
+        tile = _reduced_tile(low, f"arg{kind}", node)
+        if tile.type.dtype.is_bool:  # True is the larger; the positions are the same in u8
+            tile = low.builder.add(CastOp.create(tile, dtype("u8")))
+        axis_node = keywords.get("axis")
+        if axis_node is None:
+            tile = low.builder.add(ReshapeOp.create(tile, (tile.type.size,)))
+            axis = 0
+        else:
+            axis = _reduction_axis(low, tile, axis_node)
+        return Runtime(_first_position_of_extreme(low, tile, kind, axis))
+
+    return lower_arg_extreme
+
+
+def _first_position_of_extreme(low, tile: Value, kind: str, axis: int) -> Value:
+    shape = tile.type.shape
+    add = low.builder.add
+    extreme = add(ReduceOp.create(tile, kind, axis))
+    if isinstance(extreme.type, TileType):
+        extreme = add(ExpandDimsOp.create(extreme, axis))
+    hits = add(BinaryOp.create("eq", tile, low.broadcast_to(extreme, shape)))
+    length = shape[axis]
+    positions = add(ArangeOp.create(length))
+    for _ in range(len(shape) - 1 - axis):  # the positions run along `axis`
+        positions = add(ExpandDimsOp.create(positions, 1))
+    positions = low.broadcast_to(positions, shape)
+    past_the_end = low.constant(Const(length), I32, None)
+    candidates = add(SelectOp.create(hits, positions, add(SplatOp.create(past_the_end, shape))))
+    first = add(ReduceOp.create(candidates, "min", axis))
+    # no element equals the extreme only where all are NaN
+    none = add(BinaryOp.create("eq", first, _shaped_like(low, past_the_end, first)))
+    zero = _shaped_like(low, low.constant(Const(0), I32, None), first)
+    return add(SelectOp.create(none, zero, first))
+
+
+def _shaped_like(low, scalar: Value, value: Value) -> Value:
+    """`scalar` splat to `value`'s shape where `value` is a tile."""
+    if isinstance(value.type, TileType):
+        return low.broadcast_to(scalar, value.type.shape)
+    return scalar
+
+
+builtin("argmax(t, axis = None)")(_arg_extreme("max"))
+builtin("argmin(t, axis = None)")(_arg_extreme("min"))
 
 
 @builtin("clamp(x, lo, hi)")

@@ -56,6 +56,7 @@ I32 = dtype("i32")
 F32 = dtype("f32")
 BOOL = dtype("bool")
 COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+NAMED_CONSTANTS = {"inf": math.inf, "nan": math.nan}  # float constants with no literal
 # The interpreters hold a whole tile in memory and the backends unroll a thread's share of it;
 # past this a kernel is a mistake (a missing loop), not a workload.
 MAX_TILE_ELEMENTS = 1 << 20
@@ -203,6 +204,8 @@ class ExpressionLowering:
         for scope in reversed(self.scopes):
             if name in scope:
                 return scope[name]
+        if name in NAMED_CONSTANTS:  # after the scopes: a kernel may name its own `inf`
+            return Const(NAMED_CONSTANTS[name])
         known = sorted({n for scope in self.scopes for n in scope})
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else self.undefined_hint(name)
