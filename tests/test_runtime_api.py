@@ -68,6 +68,26 @@ def test_a_call_like_an_earlier_one_does_not_deduce_again(monkeypatch):
     assert len(deduced) == 2
 
 
+def test_a_call_like_an_earlier_one_is_still_checked(target):
+    """The arrays of a call whose dtypes and shapes an earlier call had pick its
+    specialization at once, but each is still checked: contiguity, alignment, writes, scalars."""
+    kernel = lpir.compile(SCALE, target=target)
+    x, y = np.ones(8, np.float32), np.zeros(8, np.float32)
+    kernel(x, y, 2.0)
+    strided = np.ones(16, np.float32)[::2]
+    assert "not C-contiguous" in _error(kernel, strided, y, 1.0).message
+    misaligned = np.zeros(8 * 4 + 1, np.uint8)[1:].view(np.float32)
+    assert "not aligned" in _error(kernel, misaligned, y, 1.0).message
+    y.flags.writeable = False
+    assert "read-only" in _error(kernel, x, y, 1.0).message
+    y = np.zeros(8, np.float32)
+    assert "must be a number" in _error(kernel, x, y, "2").message
+    if target == "cpu":  # compiled code assumes that outputs alias nothing
+        assert "overlap in memory" in _error(kernel, y, y, 1.0).message
+    kernel(x, y, 3.0)
+    np.testing.assert_array_equal(y, 3.0)
+
+
 def _error(kernel, *arguments) -> ArgumentError:
     with pytest.raises(ArgumentError) as caught:
         kernel(*arguments)

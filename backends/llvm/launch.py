@@ -106,6 +106,18 @@ class Launcher:
             )
         self.kernel = kernel
         self.stored = stored_arguments(kernel)
+        # each argument's part in a call, worked out once: its name, the bytes a tensor must
+        # have (None for a scalar), whether the kernel stores into it, its dtype
+        self.argument_plan = [
+            (
+                arg.name_hint,
+                arg.type.nbytes if isinstance(arg.type, GlobalType) else None,
+                id(arg) in self.stored,
+                arg.type.dtype,  # type: ignore[attr-defined]
+            )
+            for arg in kernel.args
+        ]
+        self.table_type = ctypes.c_void_p * max(1, len(kernel.args))
         self.function = RUN_SIGNATURE(address)
         self.frame_bytes = frame_bytes
         gx, gy, gz = kernel.grid
@@ -114,7 +126,7 @@ class Launcher:
 
     def run(self, arguments: list[Any]) -> None:
         keep_alive, pointers = self.pointers(arguments)
-        table = (ctypes.c_void_p * max(1, len(pointers)))(*pointers)
+        table = self.table_type(*pointers)
         address = ctypes.addressof(table)
         ranges = self.ranges()
         caller_runs = self.frame_bytes <= CALLER_FRAME_LIMIT
@@ -158,28 +170,27 @@ class Launcher:
 
     def pointers(self, arguments: list[Any]) -> tuple[list, list[int]]:
         """Tensors: their data; scalars: a pointer to the value in register form."""
-        if len(arguments) != len(self.kernel.args):
+        if len(arguments) != len(self.argument_plan):
             raise ArgumentError(
                 f"{self.kernel.name} takes {len(self.kernel.args)} arguments, got {len(arguments)}"
             )
         keep_alive, pointers, spans = [], [], []
-        for arg, value in zip(self.kernel.args, arguments):
-            if isinstance(arg.type, GlobalType):
-                stored = id(arg) in self.stored
-                buffer = value.data if isinstance(value, PackedArray) else value
-                if buffer.nbytes < arg.type.nbytes:
-                    raise ArgumentError(
-                        f"argument {arg.name_hint} has {buffer.nbytes} bytes; the kernel reads "
-                        f"{arg.type.nbytes}"
-                    )
-                keep_alive.append(buffer)
-                start = data_address(buffer)
-                spans.append((arg.name_hint, start, start + max(buffer.nbytes, 1), stored))
-                pointers.append(start)
-            else:
-                scalar = scalar_array(arg.type.dtype, value)  # type: ignore[attr-defined]
+        for (name, required, stored, dt), value in zip(self.argument_plan, arguments):
+            if required is None:
+                scalar, address = scalar_pointer(dt, value)
                 keep_alive.append(scalar)
-                pointers.append(scalar.ctypes.data)
+                pointers.append(address)
+                continue
+            buffer = value.data if isinstance(value, PackedArray) else value
+            nbytes = buffer.nbytes
+            if nbytes < required:
+                raise ArgumentError(
+                    f"argument {name} has {nbytes} bytes; the kernel reads {required}"
+                )
+            keep_alive.append(buffer)
+            start = data_address(buffer)
+            spans.append((name, start, start + max(nbytes, 1), stored))
+            pointers.append(start)
         refuse_overlap(spans)
         return keep_alive, pointers
 
@@ -206,21 +217,53 @@ def scalar_array(dt: DType, value: Any) -> np.ndarray:
     return np.array([value], dtype=dt.numpy_dtype)
 
 
+#: ctypes types of the scalars a call passes as they are (C's conversion: f32 rounds to
+#: nearest like numpy's, integers wrap like a cast)
+_CTYPES = {
+    "f32": ctypes.c_float,
+    "f64": ctypes.c_double,
+    "i8": ctypes.c_int8,
+    "i16": ctypes.c_int16,
+    "i32": ctypes.c_int32,
+    "i64": ctypes.c_int64,
+    "u8": ctypes.c_uint8,
+    "u16": ctypes.c_uint16,
+    "u32": ctypes.c_uint32,
+    "u64": ctypes.c_uint64,
+}
+
+
+def scalar_pointer(dt: DType, value: Any) -> tuple[Any, int]:
+    """A scalar argument in register form (`scalar_array`'s bytes) and its address: a ctypes
+    object for the common dtypes (a fifth of the time), else `scalar_array`."""
+    known = _CTYPES.get(dt.name)
+    if known is not None:
+        scalar = known(int(value) if dt.is_int else value)
+        return scalar, ctypes.addressof(scalar)
+    array = scalar_array(dt, value)
+    return array, array.ctypes.data
+
+
 def refuse_overlap(spans: list[tuple[str, int, int, bool]]) -> None:
     """Tensor arguments are compiled as non-aliasing (`noalias`): two of them may share
-    memory only if the kernel stores into neither."""
-    ordered = sorted(spans, key=lambda span: span[1])
-    for index, (name_a, _, end_a, stored_a) in enumerate(ordered):
-        for name_b, start_b, _, stored_b in ordered[index + 1 :]:
-            if start_b >= end_a:
-                break
-            if stored_a or stored_b:
-                written = name_a if stored_a else name_b
+    memory only if the kernel stores into neither. (Each pair tested: a call has a few.)"""
+    for index, (name_a, start_a, end_a, stored_a) in enumerate(spans):
+        for name_b, start_b, end_b, stored_b in spans[index + 1 :]:
+            if (stored_a or stored_b) and start_a < end_b and start_b < end_a:
+                pair = sorted([(start_a, name_a, stored_a), (start_b, name_b, stored_b)])
+                (_, first, stored_first), (_, second, _) = pair  # named in address order
                 raise ArgumentError(
-                    f"arguments {name_a} and {name_b} overlap in memory and the kernel "
-                    f"stores into {written}",
+                    f"arguments {first} and {second} overlap in memory and the kernel "
+                    f"stores into {first if stored_first else second}",
                     hint="pass distinct arrays (copy one of them)",
                 )
 
 
-__all__ = ["Launcher", "pool_latency", "scalar_array", "threads_to_use", "worker_pool"]
+__all__ = [
+    "Launcher",
+    "pool_latency",
+    "scalar_array",
+    "scalar_pointer",
+    "threads_to_use",
+    "worker_pool",
+]

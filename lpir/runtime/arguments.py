@@ -166,19 +166,20 @@ def check_tensor(value: Any, expected: DType, decl: ast.GlobalArg, where, writes
         raise ArgumentError(
             f"argument {decl.name} must be a numpy array, got {describe(value)}", where
         )
-    if not value.flags.c_contiguous:
+    flags = value.flags  # a new object at each reading
+    if not flags.c_contiguous:
         raise ArgumentError(
             f"argument {decl.name} is not C-contiguous",
             where,
             "pass np.ascontiguousarray(array)",
         )
-    if not value.flags.aligned:  # numpy's own test of the address (ctypes.data costs 1 us)
+    if not flags.aligned:  # numpy's own test of the address (ctypes.data costs 1 us)
         raise ArgumentError(
             f"argument {decl.name} is not aligned to its element size",
             where,
             "copy it: array.copy()",
         )
-    if writes and not value.flags.writeable:
+    if writes and not flags.writeable:
         raise ArgumentError(
             f"argument {decl.name} is read-only but the kernel stores into it",
             where,

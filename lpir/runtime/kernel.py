@@ -23,6 +23,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lpir.dtypes import DType
 from lpir.errors import ArgumentError, LpirError
 from lpir.ir.core import Module
@@ -30,6 +32,7 @@ from lpir.ir.printer import print_module
 from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo, choose_params
 from lpir.language.syntax import parse_program
+from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
 from lpir.runtime.ir_kernel import IRKernel, compile_ir, is_ir_path
 from lpir.runtime.specialization import Specialization, build_specialization
@@ -92,6 +95,14 @@ class Kernel:
         # what calls have passed (dtypes and shapes) -> their specialization: a call like an
         # earlier one skips deducing and checking the parameters again (~200 us in Python)
         self._by_arguments: dict[tuple, Specialization] = {}
+        # the same for calls whose tensors are all host arrays, keyed by their numpy dtypes and
+        # shapes as they come (no lpir dtypes looked up): what a call costs before the kernel
+        # runs is most of a small kernel's time on the CPU
+        self._by_host_arrays: dict[tuple, Specialization] = {}
+        self._tensor_positions = [
+            i for i, decl in enumerate(kernel_def.args) if isinstance(decl, ast.GlobalArg)
+        ]
+        self._checks: dict[int, list[tuple]] = {}  # id(specialization) -> its argument checks
         self._wheres: list | None = None
         self.last: Specialization | None = None
         choose_params(program, kernel_def, self.params, None) if self._all_given() else None
@@ -128,9 +139,34 @@ class Kernel:
             raise ArgumentError(
                 f"{self.name} takes {len(decls)} arguments ({names}), got {len(arguments)}"
             )
+        host_key = self._host_arrays_key(arguments)
+        spec = self._by_host_arrays.get(host_key) if host_key is not None else None
+        if spec is None:
+            spec, views = self._specialize_for(arguments)
+            if host_key is not None:
+                self._by_host_arrays[host_key] = spec
+        else:  # host arrays of dtypes and shapes seen before: no GPU views, the same parameters
+            self.last = spec
+            views = None
+        spec.run(self._checked(spec, arguments, views))
+
+    def _host_arrays_key(self, arguments: tuple) -> tuple | None:
+        """The dtypes and shapes of a call's tensors where all are host arrays (numpy arrays
+        and `PackedArray`s), which with the scalars' parameters already given pick the
+        specialization; None where a tensor is anything else (a GPU array, a mistake)."""
+        key = []
+        for position in self._tensor_positions:
+            value = arguments[position]
+            if not isinstance(value, np.ndarray | PackedArray):
+                return None
+            key.append((value.dtype, value.shape))
+        return tuple(key)
+
+    def _specialize_for(self, arguments: tuple) -> tuple[Specialization, list]:
+        """The specialization a call's arguments imply, and their GPU views (None for host
+        arrays and scalars)."""
         infos, views = [], []
-        wheres = self._argument_locations()
-        for decl, value, where in zip(decls, arguments, wheres):
+        for decl, value, where in zip(self.definition.args, arguments, self._argument_locations()):
             if isinstance(decl, ast.GlobalArg):
                 view = args_.device_view_of(value)
                 infos.append(args_.tensor_info(value, decl, where, self.target, view))
@@ -138,22 +174,40 @@ class Kernel:
             else:
                 infos.append(ArgumentInfo(None, None))
                 views.append(None)
-        spec = self.specialize(infos)
+        return self.specialize(infos), views
+
+    def _checked(self, spec: Specialization, arguments: tuple, views: list | None) -> list:
+        """The arguments as `spec.run` takes them, each checked against its declaration:
+        host arrays and scalars themselves, GPU arrays as their views."""
+        checks = self._checks.get(id(spec))
+        if checks is None:
+            checks = self._checks[id(spec)] = self._argument_checks(spec)
         prepared = []
-        for decl, value, arg, view, where in zip(
-            decls, arguments, spec.kernel_ir.args, views, wheres
+        for index, (decl, dt, where, writes) in enumerate(checks):
+            value = arguments[index]
+            if writes is None:
+                prepared.append(args_.check_scalar(value, dt, decl, where))
+            elif views is not None and views[index] is not None and self.target == "cuda":
+                args_.check_device_tensor(
+                    views[index], spec.kernel_ir.args[index].type, decl, where
+                )
+                prepared.append(views[index])  # checked: the launch only reads its pointer
+            else:
+                args_.check_tensor(value, dt, decl, where, writes)
+                prepared.append(value)
+        return prepared
+
+    def _argument_checks(self, spec: Specialization) -> list[tuple]:
+        """(declaration, dtype, location, whether the kernel writes it: None for a scalar)
+        for each argument of `spec`."""
+        checks = []
+        for decl, arg, where in zip(
+            self.definition.args, spec.kernel_ir.args, self._argument_locations()
         ):
             dt = arg.type.dtype  # type: ignore[attr-defined]
-            if isinstance(decl, ast.GlobalArg):
-                if self.target == "cuda" and view is not None:
-                    args_.check_device_tensor(view, arg.type, decl, where)
-                    prepared.append(view)  # checked: the launch only reads its pointer
-                else:
-                    args_.check_tensor(value, dt, decl, where, writes=decl.name in spec.stored)
-                    prepared.append(value)
-            else:
-                prepared.append(args_.check_scalar(value, dt, decl, where))
-        spec.run(prepared)
+            writes = decl.name in spec.stored if isinstance(decl, ast.GlobalArg) else None
+            checks.append((decl, dt, where, writes))
+        return checks
 
     def _argument_locations(self) -> list:
         """Each argument's place in the source (for error messages), found once."""
