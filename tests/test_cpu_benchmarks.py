@@ -2,7 +2,8 @@
 round, its table's relative error against float64 within the script's own arithmetic (f32
 sums: ~1e-6; matmul_wq's and rmsnorm's f16 results: half an f16 ulp, 2^-11; matmul_wq's bf16
 results: half a bf16 ulp, 2^-8; attention's weights and results rounded to f16 or bf16: an ulp
-of the type, 2^-10 or 2^-7). cpu_skinny.py runs with f16 and bf16 activations alike."""
+of the type, 2^-10 or 2^-7; greedy's token ids: exact). cpu_skinny.py runs with f16 and bf16
+activations alike."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ RUNS = [
         2**-8,
     ),
     ("cpu_norm.py", "--rows 37 --widths 768 --repeat 1 --tiles 4/128,1/256", "37", 2**-11),
+    # positions: the last column counts the rows whose id differs from numpy's
+    ("cpu_greedy.py", "--rows 3 --vocabularies 1000 --repeat 1 --tiles 256/32,128/1", "3", 0),
     # the weights and the output rounded to T: an ulp of T and a little
     ("cpu_attention.py", f"{ATTENTION} --dtypes bf16", "bf16", 2**-7),
     ("cpu_attention.py", f"{ATTENTION} --dtypes f16", "f16", 2**-10),
