@@ -33,7 +33,7 @@ import numpy as np
 
 import lpir
 from lpir.cli import _definitions
-from lpir.runner import load_companion, random_argument
+from lpir.runner import load_companion, random_arguments
 
 CHILD = "LPIR_PROFILE_CHILD"  # set in the process perf runs: it runs the kernel
 
@@ -48,7 +48,7 @@ def run_kernel(path: str, params: dict, seconds: float, folder: Path) -> None:
     if companion is not None:
         arguments = companion.make_inputs(spec.params, rng)
     else:
-        arguments = [random_argument(arg.type, rng) for arg in spec.kernel_ir.args]
+        arguments = random_arguments(spec, rng)
     pristine = copy.deepcopy(arguments)
     kernel(*arguments)
     compiled = spec.compiled

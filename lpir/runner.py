@@ -31,7 +31,7 @@ import numpy as np
 import lpir
 from lpir.errors import LpirError
 from lpir.ir import parse
-from lpir.ir.ops import ConstantOp, DotOp, ForOp
+from lpir.ir.ops import CastOp, ConstantOp, DotOp, ForOp, ItemOp, LoadOp, StoreOp
 from lpir.ir.types import GlobalType
 from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
@@ -47,14 +47,17 @@ def load_companion(path: str) -> ModuleType | None:
     return module
 
 
-def random_argument(type_, rng: np.random.Generator):
-    """Random contents for one argument of IR type `type_`."""
+def random_argument(type_, rng: np.random.Generator, bound: int | None = None):
+    """Random contents for one argument of IR type `type_`; an integer tensor's values below
+    `bound` where given (the positions it holds: `index_bounds`)."""
     dt = type_.dtype
     if not isinstance(type_, GlobalType):
         if dt.is_bool:
             return True
         return 1.5 if dt.is_float else min(3, int(dt.max))
     size = int(np.prod(type_.shape))
+    if bound is not None and dt.is_int and not dt.is_packed:
+        return rng.integers(0, min(bound, int(dt.max) + 1), size=type_.shape).astype(dt.numpy_dtype)
     if dt.is_float and dt.nbits >= 16:
         return rng.standard_normal(type_.shape).astype(np.dtype(dt.numpy_dtype))
     codes = rng.integers(0, 1 << min(dt.nbits, 16), size=size, dtype=np.uint64)
@@ -73,6 +76,33 @@ def random_argument(type_, rng: np.random.Generator):
     if dt.is_packed or dt.is_float:  # small floats and fp8 travel as codes in a PackedArray
         return packed
     return packed.unpack()
+
+
+def index_bounds(kernel) -> dict[int, int]:
+    """{argument position: bound} for the integer tensors whose elements a tile-IR kernel
+    loads and uses as they are (or cast) as a position in another tensor, e.g. `ids` in
+    `load(table[load(ids[block.x]), :])`: the size of the smallest dimension they index.
+    Random inputs keep such values inside it (random codes up to 2^16 would make every access
+    through them fall past the tensor's edge, where it reads 0, and the run measure nothing)."""
+    positions = {id(arg): i for i, arg in enumerate(kernel.args)}
+    bounds: dict[int, int] = {}
+    for op in kernel.walk():
+        if not isinstance(op, LoadOp | StoreOp) or not isinstance(op.memory.type, GlobalType):
+            continue
+        for size, offset in zip(op.memory.type.shape, op.offsets):
+            source = _loaded_from(offset)
+            if source is not None and id(source) in positions:
+                position = positions[id(source)]
+                bounds[position] = min(bounds.get(position, size), size)
+    return bounds
+
+
+def _loaded_from(value):
+    """The tensor whose element `value` is, through `item` and casts; None otherwise."""
+    while isinstance(value.owner, ItemOp | CastOp):
+        value = value.owner.operands[0]
+    owner = value.owner
+    return owner.memory if isinstance(owner, LoadOp) else None
 
 
 def outputs_of(arguments: list) -> list:
@@ -162,7 +192,7 @@ def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=Fa
     if companion is not None:
         arguments = companion.make_inputs(values, rng)
     else:
-        arguments = [random_argument(a.type, rng) for a in spec.kernel_ir.args]
+        arguments = random_arguments(spec, rng)
     pristine = copy.deepcopy(arguments)
     shown = ", ".join(f"{k}={getattr(v, 'name', v)}" for k, v in values.items())
     print(f"{compiled.name}[{shown}] on {target}")
@@ -174,6 +204,14 @@ def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=Fa
     if bench:
         _bench(compiled, pristine, companion, values, _tile_flops(spec))
     return ok
+
+
+def random_arguments(spec, rng: np.random.Generator) -> list:
+    """Random contents for each argument of a specialization, positions kept inside the
+    tensors they index (`index_bounds` of its tile IR; a thread-IR file has none)."""
+    source = spec.stages.get("source")
+    bounds = {} if source is None else index_bounds(parse(source).kernels[0])
+    return [random_argument(a.type, rng, bounds.get(i)) for i, a in enumerate(spec.kernel_ir.args)]
 
 
 def _tile_flops(spec) -> int | None:

@@ -106,7 +106,7 @@ def bank_conflicts(
 
     import lpir
     from lpir.backends.cuda.bank_conflicts import count_bank_conflicts
-    from lpir.runner import load_companion, random_argument
+    from lpir.runner import load_companion, random_arguments
     from lpir.runtime import arguments
 
     if blocks < 1:
@@ -117,7 +117,7 @@ def bank_conflicts(
     if companion is not None:
         values = companion.make_inputs(spec.params, rng)
     else:
-        values = [random_argument(arg.type, rng) for arg in spec.kernel_ir.args]
+        values = random_arguments(spec, rng)
     buffers = [
         arguments.byte_buffer(value) if hasattr(arg.type, "shape") else value
         for arg, value in zip(spec.kernel_ir.args, values)

@@ -156,3 +156,37 @@ def test_bench_prints_the_rate_of_a_kernels_dots(tmp_path, capsys):
     path.write_text(SCALE)
     assert run_file(path, target="cpu", bench=True)
     assert "GFLOP/s" not in capsys.readouterr().out
+
+
+# rows of a table gathered by ids (u16, read through a cast), and a scale looked up by the id
+# of each block's row (i64): random ids must lie inside the table, or every read falls past its
+# edge (0) and the check compares zeros
+EMBED = """
+kernel embed[N = 64, V = 1000, D = 256, R = 300](
+    ids: global u16[N], rows: global i64[N], table: global f32[V, D], scale: global f32[R],
+    out: global f32[N, D],
+) blocks(N) threads(64) {
+    s = load(scale[cast<i32>(load(rows[block.x]))])
+    store(out[block.x, :], load(table[cast<i32>(load(ids[block.x])), :]) * s)
+}
+"""
+
+
+def test_random_positions_lie_inside_the_tensors_they_index():
+    from lpir.runner import index_bounds, random_arguments
+
+    kernel = lpir.compile(EMBED, target="cpu")
+    spec = kernel.specialize(None)
+    assert index_bounds(tile_ir(EMBED)) == {0: 1000, 1: 300}
+    ids, rows, table, scale, out = random_arguments(spec, np.random.default_rng(0))
+    assert ids.max() < 1000 and rows.max() < 300 and len(set(ids.tolist())) > 50
+    kernel(ids, rows, table, scale, out)
+    np.testing.assert_array_equal(out, table[ids] * scale[rows][:, None])
+    assert np.count_nonzero(out) == out.size  # every row a row of the table
+
+
+def test_lpir_run_checks_a_gather_on_rows_that_exist(tmp_path, capsys):
+    path = tmp_path / "embed.lp"
+    path.write_text(EMBED)
+    assert run_file(str(path), target="cpu", check=True)
+    assert "0 of 16384 outside" in capsys.readouterr().out
