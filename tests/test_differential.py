@@ -117,6 +117,10 @@ def random_cases(seed: int) -> list[tuple[str, dict]]:
         cases.append(
             ("quantize", {"M": size(1, 40), "N": size(1, 100), "WT": dt.name, "ZERO": zero})
         )
+    # drawn last, so that the cases above stay what they were
+    greedy = {"M": size(1, 12), "V": size(1, 5000), "BM": int(rng.choice([1, 2]))}
+    greedy |= {"BV": int(rng.choice([128, 512, 2048])), "T": str(rng.choice(["f32", "bf16"]))}
+    cases.append(("greedy", greedy))
     return [
         (name, {k: str(v) if isinstance(v, np.str_) else v for k, v in p.items()})
         for name, p in cases
