@@ -66,3 +66,55 @@ def test_prefetching_past_the_end_of_the_weights_is_harmless():
     kernel(x, w, s, y)
     reference(x, w, s, expected)
     np.testing.assert_array_equal(y, expected)  # the same f32 operations in the same order
+
+
+def _prefetches(**tile) -> tuple[int | None, int]:
+    """(bytes the logits' load moves a step, prefetches in the LLVM IR) of examples/greedy.lp."""
+    kernel = lpir.compile(EXAMPLES / "greedy.lp", target="cpu", M=64, V=128256, **tile)
+    spec = kernel.specialize(None)
+    steps = list(streamed_loads(spec.kernel_ir).values())
+    assert len(steps) == 1  # the logits
+    return steps[0], spec.source("llvm").count('call void @"llvm.prefetch')
+
+
+def test_a_walk_that_skips_memory_prefetches_every_line_it_reads():
+    """greedy.lp's threads split each step's logits: at 256 a step over 2 threads of 128 (after
+    fold-threads) a thread reads 512 bytes of every 1 KiB, a new stream for the hardware at
+    each step, so each of its 8 cache lines is prefetched (PREFETCH_BYTES ahead: 8 steps). At
+    2048 a step (8 KiB) that distance is one step, too late to help: one prefetch, as before.
+    One thread reading all 128 logits of a step walks on without gaps and prefetches once a
+    step, as a GEMV's row does."""
+    assert _prefetches(BV=256, THREADS=32) == (1024, 8)
+    assert _prefetches() == (8192, 1)
+    assert _prefetches(BV=128, THREADS=1) == (512, 1)
+
+
+def test_the_step_of_an_address_is_its_induction_coefficient_times_the_loop_step():
+    from lpir.backends.llvm.prefetch import induction_coefficient
+
+    from lpir.ir import parse
+
+    module = parse(
+        """
+kernel @walk[](%x: global f32[4096]) blocks(1, 1, 1) threads(4) stage(thread) {
+  %tid = thread_index : i32
+  %c0 = constant {value = 0} : i32
+  %c3 = constant {value = 3} : i32
+  %end = constant {value = 64} : i32
+  %step = constant {value = 8} : i32
+  for %i = %c0 to %end step %step {
+    %a = mul(%i, %c3) : i32
+    %b = add(%a, %tid) : i32
+    %c = shl(%b, %c3) : i32
+    %d = sub(%c, %i) : i32
+    %e = mul(%i, %i) : i32
+    %f = div(%i, %c3) : i32
+    %v = ld(%x, %d) {offsets = [0]} : <1 x f32>
+  }
+}
+"""
+    )
+    loop = next(op for op in module.kernels[0].walk() if op.name == "for")
+    values = {op.result.name_hint: op.result for op in loop.body.ops if op.results}
+    coefficient = {name: induction_coefficient(values[name], loop, {}) for name in "abcdef"}
+    assert coefficient == {"a": 3, "b": 3, "c": 24, "d": 23, "e": None, "f": None}

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 from lpir.backends.llvm.fusion import zero_point
-from lpir.backends.llvm.prefetch import LOCALITY, PREFETCH_BYTES
+from lpir.backends.llvm.prefetch import LOCALITY, prefetch_distances
 from lpir.backends.llvm.types import I1, I8, I32, lane_type, value_type
 
 from lpir.errors import CompileError
@@ -228,7 +228,9 @@ def _load(e, op):
     width = op.attributes.get("vector", 1)
     nbytes = op.operands[0].type.nbytes
     if id(op) in e.streamed_loads:
-        e.memory.prefetch(pointer, base, offsets[0], _access(op), PREFETCH_BYTES, LOCALITY)
+        dt = _access(op)
+        for ahead in prefetch_distances(offsets, dt, e.streamed_loads[id(op)]):
+            e.memory.prefetch(pointer, base, min(offsets), dt, ahead, LOCALITY)
     with e.memory.swizzle_of(op.operands[0].type):
         return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
 
