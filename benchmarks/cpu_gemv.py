@@ -130,6 +130,19 @@ def torch_int4(n: int, k: int, rng, rows: int = 1):
     return lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, GROUP, scales_and_zeros)
 
 
+def timing_columns(seconds: dict, best: str, floor: float, peers=("numpy", "torch")) -> str:
+    """The columns of a CPU benchmark's row: lpir's best time, the floor and lpir's ratio to
+    it, then each peer's time and lpir's ratio to it ("-" for a peer not timed); ms."""
+    line = f" {seconds[best] * 1e3:9.3f} {floor * 1e3:9.3f} {seconds[best] / floor:7.2f}"
+    for peer in peers:
+        line += (
+            f" {seconds[peer] * 1e3:9.3f} {seconds[best] / seconds[peer]:7.2f}"
+            if peer in seconds
+            else f" {'-':>9} {'-':>7}"
+        )
+    return line
+
+
 def round_robin(calls: dict, repeat: int) -> dict:
     """Median seconds of each call, timed in turn, one call of each per round: a slow spell of
     a noisy machine then slows every contender alike instead of whichever ran in it."""

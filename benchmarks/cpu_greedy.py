@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
-from cpu_gemv import copy_bandwidth, round_robin
+from cpu_gemv import copy_bandwidth, round_robin, timing_columns
 import numpy as np
 
 import lpir
@@ -65,15 +65,8 @@ def bench(m: int, v: int, type_name: str, tiles: list, repeat: int, bandwidth: f
     seconds = round_robin(calls, repeat)
     best = min(tiles, key=lambda t: seconds[t])
     floor = m * v * dt.itemsize / bandwidth
-    line = f"  {m:>5} {v:>7} {type_name:>5} {best:>9} {seconds[best] * 1e3:9.3f}"
-    line += f" {floor * 1e3:9.3f} {seconds[best] / floor:7.2f}"
-    for peer in ("numpy", "torch"):
-        line += (
-            f" {seconds[peer] * 1e3:9.3f} {seconds[best] / seconds[peer]:7.2f}"
-            if peer in seconds
-            else f" {'-':>9} {'-':>7}"
-        )
-    print(line + f" {wrong:6d}")
+    columns = timing_columns(seconds, best, floor)
+    print(f"  {m:>5} {v:>7} {type_name:>5} {best:>9}{columns} {wrong:6d}")
 
 
 def main() -> None:
