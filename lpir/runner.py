@@ -32,7 +32,7 @@ import lpir
 from lpir.errors import LpirError
 from lpir.ir import parse
 from lpir.ir.ops import CastOp, ConstantOp, DotOp, ForOp, ItemOp, LoadOp, StoreOp
-from lpir.ir.types import GlobalType
+from lpir.ir.types import GlobalType, TileType
 from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
 
@@ -154,6 +154,38 @@ def dot_flops(kernel) -> int | None:
     count whole), or None where a dot runs a number of times known only at run time (a loop
     of run-time bounds, an `if`)."""
 
+    def flops(op) -> int:
+        if not isinstance(op, DotOp):
+            return 0
+        m, n = op.result.type.shape  # type: ignore[attr-defined]
+        return 2 * m * n * op.operands[0].type.shape[1]  # type: ignore[attr-defined]
+
+    return _per_run(kernel, flops)
+
+
+def accessed_bytes(kernel) -> int | None:
+    """The bytes a tile-IR kernel's loads and stores of global memory move in a run: each
+    tile's bytes, times the trips of the loops around it and the blocks of the grid (tiles
+    past a tensor's edge count whole; what the caches serve again counts again), or None
+    where an access runs a number of times known only at run time."""
+
+    def nbytes(op) -> int:
+        if not isinstance(op, LoadOp | StoreOp) or not isinstance(op.memory.type, GlobalType):
+            return 0
+        shape = op.attributes["shape"] if isinstance(op, LoadOp) else _stored_shape(op)
+        return math.prod(shape) * op.memory.type.dtype.nbits // 8
+
+    return _per_run(kernel, nbytes)
+
+
+def _stored_shape(op) -> tuple[int, ...]:
+    value = op.value.type
+    return value.shape if isinstance(value, TileType) else ()
+
+
+def _per_run(kernel, count) -> int | None:
+    """The sum of `count(op)` over the ops a run of the kernel executes (see `dot_flops`)."""
+
     def trips(loop: ForOp) -> int | None:
         bounds = [bound.owner for bound in (loop.lower, loop.upper, loop.step)]
         if not all(isinstance(bound, ConstantOp) for bound in bounds):
@@ -161,25 +193,23 @@ def dot_flops(kernel) -> int | None:
         lower, upper, step = (bound.value for bound in bounds)  # type: ignore[union-attr]
         return max(0, -(-(upper - lower) // step))
 
-    def region_flops(region) -> int | None:
+    def region_total(region) -> int | None:
         total = 0
         for op in region.ops:
-            if isinstance(op, DotOp):
-                m, n = op.result.type.shape  # type: ignore[attr-defined]
-                total += 2 * m * n * op.operands[0].type.shape[1]  # type: ignore[attr-defined]
+            total += count(op)
             for inner in op.regions:
-                flops = region_flops(inner)
-                if flops == 0:
+                inside = region_total(inner)
+                if inside == 0:
                     continue
-                # a loop runs its dots once a trip, an `if` perhaps not at all
-                count = trips(op) if isinstance(op, ForOp) and flops is not None else None
-                if count is None:
+                # a loop runs its body once a trip, an `if` perhaps not at all
+                times = trips(op) if isinstance(op, ForOp) and inside is not None else None
+                if times is None:
                     return None
-                total += count * flops  # type: ignore[operator]
+                total += times * inside  # type: ignore[operator]
         return total
 
-    flops = region_flops(kernel.body)
-    return None if flops is None else flops * math.prod(kernel.grid)
+    total = region_total(kernel.body)
+    return None if total is None else total * math.prod(kernel.grid)
 
 
 def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=False, seed=0):
@@ -202,7 +232,7 @@ def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=Fa
     if check:
         ok = _check(path, kernel, values, pristine, mine, companion, target, spec.kernel_ir)
     if bench:
-        _bench(compiled, pristine, companion, values, _tile_flops(spec))
+        _bench(compiled, pristine, companion, values, *_tile_counts(spec))
     return ok
 
 
@@ -214,15 +244,16 @@ def random_arguments(spec, rng: np.random.Generator) -> list:
     return [random_argument(a.type, rng, bounds.get(i)) for i, a in enumerate(spec.kernel_ir.args)]
 
 
-def _tile_flops(spec) -> int | None:
-    """`dot_flops` of a specialization's tile IR, its constants folded (None for thread IR)."""
+def _tile_counts(spec) -> tuple[int | None, int | None]:
+    """`dot_flops` and `accessed_bytes` of a specialization's tile IR, its constants folded
+    (None for thread IR)."""
     from lpir.passes import get_pass  # the passes import the runtime: not at module level
 
     source = spec.stages.get("source")
     if source is None:
-        return None
-    module = get_pass("canonicalize").run(parse(source))
-    return dot_flops(module.kernels[0])
+        return None, None
+    kernel = get_pass("canonicalize").run(parse(source)).kernels[0]
+    return dot_flops(kernel), accessed_bytes(kernel)
 
 
 def _check(path, kernel, values, pristine, mine, companion, target, kernel_ir) -> bool:
@@ -345,10 +376,12 @@ def _plain(values: dict) -> dict:
     return {k: getattr(v, "name", v) for k, v in values.items()}
 
 
-def _bench(compiled, pristine, companion, values, flops: int | None) -> None:
+def _bench(compiled, pristine, companion, values, flops: int | None, accessed: int | None):
+    """Time the kernel; its rate in bytes counts each argument's bytes once, or fewer where
+    its tiles touch fewer (a gather of a few rows of a table: `accessed_bytes`)."""
     arguments = copy.deepcopy(pristine)
     seconds = _time(lambda: compiled(*arguments))
-    nbytes = _nbytes(arguments)
+    nbytes = _nbytes(arguments) if accessed is None else min(_nbytes(arguments), accessed)
     rate = f"  {flops / seconds / 1e9:7.1f} GFLOP/s (dots)" if flops else ""
     print(f"  lpir   {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:7.2f} GB/s{rate}")
     if companion is not None:

@@ -190,3 +190,27 @@ def test_lpir_run_checks_a_gather_on_rows_that_exist(tmp_path, capsys):
     path.write_text(EMBED)
     assert run_file(str(path), target="cpu", check=True)
     assert "0 of 16384 outside" in capsys.readouterr().out
+
+
+def test_accessed_bytes_count_what_the_tiles_move():
+    from lpir.runner import accessed_bytes
+
+    # a block reads an id (2 bytes), a row number (8), a scale (4) and a row of the table
+    # (1 KiB), and writes a row of out (1 KiB): 64 blocks
+    assert accessed_bytes(tile_ir(EMBED)) == 64 * (2 + 8 + 4 + 2 * 256 * 4)
+    # gemv_wq at N = K = 256: each of the 4 blocks reads its 64 x 256 u4 weights, 2 scales a
+    # row, x twice (once a step of 128) and writes 64 floats
+    kernel = tile_ir((EXAMPLES / "gemv_wq.lp").read_text(), N=256, K=256)
+    folded = get_pass("canonicalize").run(Module([kernel])).kernels[0]
+    assert accessed_bytes(folded) == 4 * (64 * 256 // 2 + 2 * 64 * 4 + 256 * 4 + 64 * 4)
+
+
+def test_bench_counts_a_gathers_rows_not_its_whole_table(tmp_path, capsys):
+    """A gather of 64 rows of a 1000-row table moves 130 KiB, not the table's 1 MiB."""
+    path = tmp_path / "embed.lp"
+    path.write_text(EMBED)
+    assert run_file(str(path), target="cpu", bench=True)
+    line = next(line for line in capsys.readouterr().out.splitlines() if "GB/s" in line)
+    milliseconds, rate = float(line.split()[1]), float(line.split()[3])
+    moved = rate * 1e9 * milliseconds / 1e3  # from rounded figures: within a few percent
+    assert 0.8 < moved / (64 * (14 + 2 * 1024)) < 1.25  # the whole table would be 8x
