@@ -29,7 +29,7 @@ import lpir
 
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "matmul_wq.lp"
 GROUP = 128
-DEFAULT_TILES = "64x64x32/128,128x128x32/128,128x128x64/128,64x128x32/64"
+DEFAULT_TILES = "64x64x32/128,128x128x32/128,128x128x64/128,256x128x64/128,64x128x32/64"
 
 
 def parse_tile(text: str) -> dict:
