@@ -1,6 +1,6 @@
 """Random valid kernels for differential testing: elementwise expression trees (some in a
 `def`) over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
-exp/log/sin/cos/tanh, rsqrt, rounding), broadcasts, casts between compute dtypes, tiles
+exp/log/sin/cos/tanh/erf, rsqrt, rounding), broadcasts, casts between compute dtypes, tiles
 regrouped into blocks of columns (reshape, index, ranges, stack, new axes), optional
 reductions along either axis, random tile sizes, thread counts and tensor sizes that rarely
 divide the tiles; loops over column tiles through shared memory, some stopping at a column
@@ -87,7 +87,7 @@ class Expressions:
                 f"exp(clamp({a}, -4.0, 4.0))", f"sqrt(abs({a}))", f"floor({a})",
                 f"exp2(clamp({a}, -4.0, 4.0))", f"log(abs({a}) + 1.0)", f"log2(abs({a}) + 0.5)",
                 f"sin(clamp({a}, -8.0, 8.0))", f"cos(clamp({a}, -8.0, 8.0))", f"tanh({a})",
-                f"rsqrt(abs({a}) + 0.25)", f"ceil({a})", f"round({a})",
+                f"rsqrt(abs({a}) + 0.25)", f"ceil({a})", f"round({a})", f"erf({a})",
                 f"clamp({a}, -1.5, {b})", f"({a} / (abs({b}) + 1.0))",
             ]  # fmt: skip
         else:

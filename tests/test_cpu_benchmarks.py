@@ -35,6 +35,9 @@ RUNS = [
         2**-8,
     ),
     ("cpu_norm.py", "--rows 37 --widths 768 --repeat 1 --tiles 4/128,1/256", "37", 2**-11),
+    # the exact GELU through erf: within 2 epsilons of T of float64's (erf within an ulp of
+    # f32, and T's rounding)
+    ("cpu_gelu.py", "--rows 37 --widths 1000 --repeat 1 --dtypes f32,bf16", "37", 2),
     # positions: the last column counts the rows whose id differs from numpy's
     ("cpu_greedy.py", "--rows 3 --vocabularies 1000 --repeat 1 --tiles 256/32,128/1", "3", 0),
     # the weights and the output rounded to T: an ulp of T and a little

@@ -350,3 +350,25 @@ def test_lpir_emit_refuses_an_architecture_it_cannot_use(capsys, target, what, a
     assert main(command) == 1
     error = capsys.readouterr().err
     assert message in error and "hint:" in error and "Traceback" not in error
+
+
+@NO_NVCC
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "f64"])
+def test_every_math_function_compiles(dtype):
+    """Each float function of the language (erf too: `erff` / `erf`) in each float dtype is a
+    CUDA math function nvcc knows, with no warning."""
+    import lpir
+    from lpir.ir.ops import FLOAT_UNARY
+
+    stores = "\n".join(f"    store(y[{i}, :], {name}(t))" for i, name in enumerate(FLOAT_UNARY))
+    source = f"""
+kernel functions[T = f32](x: global T[256], y: global T[{len(FLOAT_UNARY)}, 256])
+    blocks(1) threads(128) {{
+    t = load(x[:])
+{stores}
+}}
+"""
+    kernel = lpir.compile(source, target="cuda", T=dtype)
+    log: list[str] = []
+    compile_with_nvcc(kernel.source("cuda"), "sm_90", "cubin", strict=True, log=log)
+    assert "warning" not in "".join(log).lower()

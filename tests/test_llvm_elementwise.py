@@ -8,7 +8,7 @@ whose arithmetic runs in f32 and rounds once, as the interpreter's does. Each op
 values, so no multiply feeds an add here (the backend lets LLVM fuse those into an FMA; see
 arith.py). A NaN result may carry any payload.
 
-Within a tolerance: exp, exp2, log, log2, sin, cos, tanh. The compiled code calls libm (or
+Within a tolerance: exp, exp2, log, log2, sin, cos, tanh, erf. The compiled code calls libm (or
 LLVM's expansions) and the interpreter numpy's own SIMD routines; both are within a few ulps
 of the true value, so results may differ by a few ulps of the dtype (stated per dtype below).
 """
@@ -26,7 +26,7 @@ from lpir.ir.ops import ARITHMETIC, BITWISE, COMPARISONS
 COMPUTE = ["bool", "i8", "u8", "i16", "u16", "i32", "u32", "i64", "u64"]
 COMPUTE += ["f16", "bf16", "f32", "f64"]
 EXACT_FLOAT_UNARY = ["neg", "abs", "sqrt", "rsqrt", "floor", "ceil", "round"]
-MATH = ["exp", "exp2", "log", "log2", "sin", "cos", "tanh"]
+MATH = ["exp", "exp2", "log", "log2", "sin", "cos", "tanh", "erf"]
 # Tolerance of the math functions in ulps of the dtype (see the module docstring).
 MATH_ULPS = {"f16": 1, "bf16": 1, "f32": 4, "f64": 4}
 LANES, BLOCKS = 8, 2

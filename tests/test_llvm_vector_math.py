@@ -1,13 +1,15 @@
-"""exp, exp2, tanh, log, log2, sin and cos of f32 on the CPU (backends/llvm/vector_math.py:
+"""exp, exp2, tanh, erf, log, log2, sin and cos of f32 on the CPU (backends/llvm/vector_math.py:
 vector code, no libm call per lane, except sin and cos of vectors with a lane at 8192 or past)
 within an ulp or so of the exact value (exp, exp2 and log faithfully rounded; numpy's own f32
 exp is within 2.5 here, its log within 3.8), against float64, over millions of inputs: every
 range where the result is normal, subnormal, near the overflow threshold, every binade, near
 multiples of pi / 2, and random bit patterns; exact at the special values (exp(0) = 1, exp2 of
 integers, log2 of powers of two, log(1) = 0, log(0) = -inf, log of a negative number NaN, inf,
--inf, NaN, tanh(-0) = -0, sin(-0) = -0)."""
+-inf, NaN, tanh(-0) = -0, erf(-0) = -0, erf(+-inf) = +-1, sin(-0) = -0)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -17,12 +19,14 @@ import lpir
 
 KERNEL = """
 kernel math[N](x: global f32[N], e: global f32[N], e2: global f32[N], th: global f32[N],
-        lg: global f32[N], lg2: global f32[N], sn: global f32[N], cs: global f32[N])
+        ef: global f32[N], lg: global f32[N], lg2: global f32[N], sn: global f32[N],
+        cs: global f32[N])
         blocks(cdiv(N, 4096)) threads(128) {
     t = load(x[block.x * 4096 :+ 4096])
     store(e[block.x * 4096 :+ 4096], exp(t))
     store(e2[block.x * 4096 :+ 4096], exp2(t))
     store(th[block.x * 4096 :+ 4096], tanh(t))
+    store(ef[block.x * 4096 :+ 4096], erf(t))
     store(lg[block.x * 4096 :+ 4096], log(t))
     store(lg2[block.x * 4096 :+ 4096], log2(t))
     store(sn[block.x * 4096 :+ 4096], sin(t))
@@ -41,7 +45,7 @@ def inputs() -> np.ndarray:
         np.linspace(-150.0, -125.0, 100_000),  # exp2 subnormal
         np.linspace(88.0, 88.8, 100_000),  # exp near overflow
         np.linspace(127.0, 128.1, 100_000),  # exp2 near overflow
-        np.linspace(-10.0, 10.0, 1_000_001),  # tanh: where it is not +-1
+        np.linspace(-10.0, 10.0, 1_000_001),  # tanh and erf: where they are not +-1
         np.geomspace(1e-45, 1.0, 100_000),  # tanh near 0, subnormals included
         np.geomspace(1e-45, 3.4e38, 1_000_000),  # log: every binade
         np.linspace(0.5, 2.0, 500_001),  # log near 1
@@ -69,7 +73,7 @@ def ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
 
 
 def run(x: np.ndarray) -> dict[str, np.ndarray]:
-    names = ("exp", "exp2", "tanh", "log", "log2", "sin", "cos")
+    names = ("exp", "exp2", "tanh", "erf", "log", "log2", "sin", "cos")
     results = {name: np.zeros_like(x) for name in names}
     lpir.compile(KERNEL, target="cpu")(x, *results.values())
     return results
@@ -83,12 +87,14 @@ def results():
 
 # exp, exp2 and log within 1 ulp: one of the two floats around the exact value; tanh within
 # 1.05 (the most where 1 - 2 / (e^(2|x|) + 1) takes over from the series: numpy's is within
-# 1.37); log2 within 1.6 (ln(m) log2(e) near m = sqrt(2): numpy's is within 2.0); sin and
-# cos within 1.6 (numpy's: 1.44)
+# 1.37); erf within 1 (0.91 where 1 - e^(-x^2) R(x) takes over; numpy has no erf); log2
+# within 1.6 (ln(m) log2(e) near m = sqrt(2): numpy's is within 2.0); sin and cos within 1.6
+# (numpy's: 1.44)
 BOUNDS = [
     ("exp", np.exp, 1.0),
     ("exp2", np.exp2, 1.0),
     ("tanh", np.tanh, 1.05),
+    ("erf", lambda x: np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64), 1.0),
     ("log", np.log, 1.0),
     ("log2", np.log2, 1.6),
     ("sin", np.sin, 1.6),
@@ -118,6 +124,8 @@ def test_special_values_are_exact():
     np.testing.assert_array_equal(got["exp2"][8:], exact_powers)
     np.testing.assert_array_equal(got["tanh"][:7], [0.0, -0.0, 1.0, -1.0, np.nan, 1.0, -1.0])
     assert np.signbit(got["tanh"][1])  # tanh(-0) = -0
+    np.testing.assert_array_equal(got["erf"][:7], [0.0, -0.0, 1.0, -1.0, np.nan, 1.0, -1.0])
+    assert np.signbit(got["erf"][1])  # erf(-0) = -0
     np.testing.assert_array_equal(got["sin"][:5], [0.0, -0.0, np.nan, np.nan, np.nan])
     np.testing.assert_array_equal(got["cos"][:5], [1.0, 1.0, np.nan, np.nan, np.nan])
     assert np.signbit(got["sin"][1])  # sin(-0) = -0
@@ -132,5 +140,5 @@ def test_special_values_are_exact():
 def test_no_libm_call_per_lane():
     """LLVM would lower llvm.exp.v*f32 to one expf call per lane (and tanh has no intrinsic)."""
     assembly = lpir.compile(KERNEL, target="cpu", N=4096).source("asm")
-    assert not any(f in assembly for f in ("expf", "exp2f", "tanhf", "logf", "log2f"))
+    assert not any(f in assembly for f in ("expf", "exp2f", "tanhf", "erff", "logf", "log2f"))
     assert "vfmadd" in assembly  # the polynomial

@@ -50,6 +50,7 @@ _F32_MATH = {
     "sin": "sinf",
     "cos": "cosf",
     "tanh": "tanhf",
+    "erf": "erff",
 }
 _ARITHMETIC_C = {"add", "sub", "mul", "div"}
 INT32_RANGE = (-(1 << 31), (1 << 31) - 1)

@@ -104,8 +104,8 @@ _RESERVED_WORDS = """
     public register return short signed sizeof static struct switch template this throw true try
     typedef typename union unsigned using virtual void volatile while xor
     threadIdx blockIdx blockDim gridDim warpSize min max memcpy memset uint2 uint4 float2
-    expf exp2f logf log2f sqrtf floorf ceilf rintf sinf cosf tanhf fabsf fabs fmodf fmod fminf
-    fmaxf fmin fmax exp exp2 log log2 sqrt floor ceil rint sin cos tanh"""
+    expf exp2f logf log2f sqrtf floorf ceilf rintf sinf cosf tanhf erff fabsf fabs fmodf fmod
+    fminf fmaxf fmin fmax exp exp2 log log2 sqrt floor ceil rint sin cos tanh erf"""
 _RESERVED = frozenset(_RESERVED_WORDS.split())
 
 

@@ -21,7 +21,7 @@ _FLOAT_BINARY = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv", "re
 _INT_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "and": "and_", "or": "or_", "xor": "xor"}
 _COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 # f32 functions emitted as vector code by VectorMath (LLVM would call libm for each lane)
-VECTOR_MATH = ("exp", "exp2", "tanh", "log", "log2", "sin", "cos")
+VECTOR_MATH = ("exp", "exp2", "tanh", "erf", "log", "log2", "sin", "cos")
 _FLOAT_INTRINSIC_UNARY = {
     "exp": "llvm.exp",
     "exp2": "llvm.exp2",
@@ -154,8 +154,8 @@ class Arithmetic:
             return getattr(VectorMath(b, self.intrinsics), name)(value)
         if name in _FLOAT_INTRINSIC_UNARY:
             return b.call(self.intrinsics.get(_FLOAT_INTRINSIC_UNARY[name], value.type), [value])
-        if name == "tanh":  # (f64: f32 is VECTOR_MATH's)
-            return self.per_lane_libm("tanh", value)
+        if name in ("tanh", "erf"):  # (f64: f32 is VECTOR_MATH's)
+            return self.per_lane_libm(name, value)
         raise NotImplementedError(f"float {name}")
 
     def per_lane_libm(self, function: str, value):

@@ -1,4 +1,4 @@
-"""exp, exp2, tanh, log, log2, sin and cos of f32 in plain LLVM IR, so that they vectorize.
+"""exp, exp2, tanh, erf, log, log2, sin and cos of f32 in plain LLVM IR, so that they vectorize.
 
 LLVM lowers `llvm.exp.v16f32` to sixteen calls of libm's `expf` (it has no vector routine of its
 own without a vector math library; `llvm.log` alike, and tanh has no intrinsic at all), which
@@ -10,7 +10,8 @@ so r is nearly exact), e^r by its Taylor polynomial of degree 7 in Horner form w
 multiplies by powers of two (so that results near the overflow threshold and the subnormal ones
 need no special case). Inputs are clamped first, so large ones give inf or 0 through the same
 arithmetic; NaN stays NaN. tanh is its odd series near 0 and 1 - 2 / (e^(2|x|) + 1) elsewhere
-(see `TANH_SERIES_BELOW`); log and log2 take x's exponent from its bits and the log of its
+(see `TANH_SERIES_BELOW`); erf is a polynomial below 1 and through exp above (`ERF_BELOW_ONE`,
+`ERFC_SCALED`); log and log2 take x's exponent from its bits and the log of its
 mantissa as a series (`ATANH_SERIES`); sin and cos reduce x by pi/2 in three parts and sum
 their Taylor series, below 8192 (`SINCOS_VECTOR_BELOW`; past it libm per lane). Against
 float64 over the 7.2 million inputs of tests/test_llvm_vector_math.py: exp, exp2 and log
@@ -85,8 +86,43 @@ COS_SERIES = [
 ]
 
 
+# erf(x) for |x| < 1 is x + x Q(x^2), Q(z) = erf(sqrt z) / sqrt z - 1 (from 2/sqrt(pi) - 1 at
+# 0 to erf(1) - 1): the leading term is exact and Q, at most 0.16, errs by a few 1e-8. For
+# 1 <= |x| < 4 it is 1 - e^(-x^2) R(x), R(x) = erfc(x) e^(x^2) in powers of 1/x - 5/8 (x^2
+# split into two floats so that e^(-x^2) keeps its accuracy); past 4, 1 rounds it. Both
+# polynomials are least-squares fits of math.erf / math.erfc in float64 (numpy's
+# `polynomial.polyfit` at 40001 points, degree 7 in z and 10 in 1/x - 5/8: 8e-11 absolute and
+# 7e-9 relative), highest power first, rounded to f32.
+ERF_BELOW_ONE = [
+    -9.670127838035114e-06,
+    0.00011263511987635866,
+    -0.0008483169367536902,
+    0.005220920778810978,
+    -0.026865368708968163,
+    0.11283780634403229,
+    -0.37612637877464294,
+    0.12837916612625122,
+]
+ERFC_SCALED = [
+    -0.03681888431310654,
+    0.025390533730387688,
+    0.005775825120508671,
+    -0.026740290224552155,
+    0.043087877333164215,
+    -0.04696020111441612,
+    0.02333679236471653,
+    0.0437675341963768,
+    -0.17239487171173096,
+    0.3822837769985199,
+    0.3059529960155487,
+]
+ERFC_CENTER = 0.625  # (1 + 1/4) / 2: the middle of 1/x over [1, 4]
+ERF_ONE_ABOVE = 4.0
+
+
 class VectorMath:
-    """Emits exp, exp2, tanh, log, log2, sin and cos of f32 scalars or vectors with `builder`."""
+    """Emits exp, exp2, tanh, erf, log, log2, sin and cos of f32 scalars or vectors with
+    `builder`."""
 
     def __init__(self, builder: ir.IRBuilder, intrinsics):
         self.b = builder
@@ -120,6 +156,25 @@ class VectorMath:
         away = b.fsub(one, b.fdiv(constant(x, F32, 2.0), b.fadd(grown, one)))
         small = b.fcmp_ordered("<", magnitude, constant(x, F32, TANH_SERIES_BELOW))
         return self.call("llvm.copysign", b.select(small, near_zero, away), x)
+
+    def erf(self, x):
+        """erf(x): x + x Q(x^2) below 1, 1 - e^(-x^2) R(x) from 1 to 4, 1 past it; the sign of
+        x put back, NaN kept."""
+        b = self.b
+        magnitude = self.call("llvm.fabs", x)
+        square = b.fmul(magnitude, magnitude)
+        near_zero = self.fma(magnitude, self.polynomial(square, ERF_BELOW_ONE), magnitude)
+        c = self.clamp(magnitude, 1.0, ERF_ONE_ABOVE)
+        high = b.fmul(c, c)
+        low = self.fma(c, c, b.fneg(high))  # c^2 = high + low exactly
+        decay = self.exp(b.fneg(high))
+        decay = self.fma(decay, b.fneg(low), decay)  # e^(-high) (1 - low)
+        t = b.fsub(b.fdiv(constant(x, F32, 1.0), c), constant(x, F32, ERFC_CENTER))
+        erfc = b.fmul(decay, self.polynomial(t, ERFC_SCALED))
+        away = b.fsub(constant(x, F32, 1.0), erfc)
+        small = b.fcmp_ordered("<", magnitude, constant(x, F32, 1.0))
+        signed = self.call("llvm.copysign", b.select(small, near_zero, away), x)
+        return self.nan_passes(x, signed)
 
     def log(self, x):
         """ln(x): e ln 2 + ln(m) for x = m 2^e, m in [sqrt(1/2), sqrt(2))."""

@@ -10,6 +10,8 @@ return the other operand when one is NaN.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lpir.dtypes import DType, convert, dtype
@@ -92,6 +94,15 @@ def _rsqrt(x):
     return 1.0 / np.sqrt(x)
 
 
+_MATH_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x):
+    """erf in float64 (numpy has none; math.erf is within an ulp of float64), so that an f32
+    result is the exact value rounded once, as the other functions' nearly are."""
+    return _MATH_ERF(np.asarray(x, np.float64)).astype(np.float64)
+
+
 _FLOAT_UNARY = {
     "exp": np.exp,
     "exp2": np.exp2,
@@ -105,6 +116,7 @@ _FLOAT_UNARY = {
     "sin": np.sin,
     "cos": np.cos,
     "tanh": np.tanh,
+    "erf": _erf,
 }
 
 

@@ -249,6 +249,7 @@ _PYTHON_MATH = {
     "sin": math.sin,
     "cos": math.cos,
     "tanh": math.tanh,
+    "erf": math.erf,
     "abs": abs,
 }
 

@@ -38,6 +38,7 @@ FLOAT_UNARY = (
     "sin",
     "cos",
     "tanh",
+    "erf",
 )
 UNARY = ("neg", "abs", "not", *FLOAT_UNARY)
 
