@@ -215,3 +215,17 @@ def test_argmax_costs_two_reductions_a_line():
     # argmax and argmin along an axis and over the whole tile: an extreme, then a least position
     assert tiles.count('kind = "max"') == 2  # argmax's extremes
     assert tiles.count('kind = "min"') == 2 + 4  # argmin's, and the four least positions
+
+
+def test_max_and_min_of_constants_pass_over_nan_as_at_run_time():
+    source = """
+kernel folded[](x: global f32[4], y: global f32[4], z: global f32[4]) blocks(1) threads(32) {
+    store(y[0 :+ 4], full<f32>[4](max(nan, 2.0) + min(3.0, nan)))
+    store(z[0 :+ 4], max(load(x[0 :+ 4]), 2.0) + min(3.0, load(x[0 :+ 4])))
+}
+"""
+    x = np.full(4, np.nan, np.float32)
+    y, z = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    lpir.compile(source, target="cpu")(x, y, z)
+    np.testing.assert_array_equal(y, 5.0)
+    np.testing.assert_array_equal(z, y)  # the same at run time

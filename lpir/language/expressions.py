@@ -123,6 +123,15 @@ def check_bool_constants(op: str, a, b) -> None:
         raise TypeCheckError(f"'{symbol or op}' is not defined on bool", hint=BOOL_HINT)
 
 
+def _float_extreme(pick, a, b):
+    """max/min of two constants as at run time: a NaN gives the other operand."""
+    if isinstance(a, float) and math.isnan(a):
+        return b
+    if isinstance(b, float) and math.isnan(b):
+        return a
+    return pick(a, b)
+
+
 def fold_binary(op: str, a, b):
     """Evaluate a binary operator on two Python constants with lpir's semantics."""
     check_bool_constants(op, a, b)
@@ -135,8 +144,8 @@ def fold_binary(op: str, a, b):
         "mul": lambda: a * b,
         "div": lambda: c_division(a, b) if both_int else a / b,
         "rem": lambda: a - c_division(a, b) * b if both_int else math.fmod(a, b),
-        "max": lambda: max(a, b),
-        "min": lambda: min(a, b),
+        "max": lambda: _float_extreme(max, a, b),
+        "min": lambda: _float_extreme(min, a, b),
         "lt": lambda: a < b,
         "le": lambda: a <= b,
         "gt": lambda: a > b,
