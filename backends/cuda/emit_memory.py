@@ -238,11 +238,10 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
 def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     access = Access(emitter, op)
     value = emitter.value(op.value)
-    if op.combine == "add":  # atomic_add: one atomic addition per lane (a RED each)
-        add_lane = _lane_writer(
-            access, lambda address, lane: f"lpir_atomic_add({address}, {lane});"
-        )
-        _per_lane(access, add_lane, range(len(op.offsets)))
+    if op.combine is not None:  # atomic_add/_max/_min: one atomic a lane (a RED each)
+        function = f"lpir_atomic_{op.combine}"
+        combine_lane = _lane_writer(access, lambda address, lane: f"{function}({address}, {lane});")
+        _per_lane(access, combine_lane, range(len(op.offsets)))
         return
     shared = isinstance(op.memory.type, SharedType)
     store_lane = _lane_writer(access, lambda at, lane: f"{element_at(at, shared)} = {lane};")

@@ -536,6 +536,25 @@ LPIR_DEVICE void lpir_atomic_add(long long* address, long long value) {
 }
 #endif
 
+// atomic_max, atomic_min: *address = max(*address, value), atomically (integers only).
+#if defined(LPIR_HOST_EMULATION)
+template <typename T>
+LPIR_DEVICE void lpir_atomic_max(T* address, T value) {
+    lpir_host::check_alignment(address, sizeof(T));
+    lpir_host::atomic_extreme(address, value, true);
+}
+template <typename T>
+LPIR_DEVICE void lpir_atomic_min(T* address, T value) {
+    lpir_host::check_alignment(address, sizeof(T));
+    lpir_host::atomic_extreme(address, value, false);
+}
+#else
+template <typename T>
+LPIR_DEVICE void lpir_atomic_max(T* address, T value) { atomicMax(address, value); }
+template <typename T>
+LPIR_DEVICE void lpir_atomic_min(T* address, T value) { atomicMin(address, value); }
+#endif
+
 // Copies BYTES (a multiple of 4) from one register array to another a word at a time, as the
 // loop-carried tiles of a pipelined loop are passed on: copied lane by lane, arrays of bytes or
 // halves cost shifts and merges for every lane.

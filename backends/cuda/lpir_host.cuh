@@ -507,6 +507,15 @@ inline void atomic_add(T* address, T value) {
     }
 }
 
+// atomic_max / atomic_min under the same lock
+template <typename T>
+inline void atomic_extreme(T* address, T value, bool maximum) {
+    std::lock_guard<std::mutex> guard(atomic_lock);
+    if (maximum ? value > *address : value < *address) {
+        *address = value;
+    }
+}
+
 // ---- warp shuffles: each thread publishes its bits, then reads its partner's -------------------
 inline unsigned long long shuffle_bits[32][32];  // [warp][lane]
 

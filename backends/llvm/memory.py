@@ -59,6 +59,18 @@ def offset_windows(offsets, max_lanes: int) -> list[int] | None:
     return starts if len(distinct) >= MIN_RUN * len(starts) else None
 
 
+# atomicrmw's operation for each way a store combines with memory, by the dtype's kind
+_ATOMIC_OPERATIONS = {
+    ("add", "float"): "fadd",
+    ("add", "int"): "add",
+    ("add", "uint"): "add",
+    ("max", "int"): "max",
+    ("max", "uint"): "umax",
+    ("min", "int"): "min",
+    ("min", "uint"): "umin",
+}
+
+
 class Memory:
     def __init__(self, builder: ir.IRBuilder, intrinsics, vectors: Vectors, dummy: ir.Value):
         self.b = builder
@@ -328,11 +340,14 @@ class Memory:
             function = self.intrinsics.masked_store(part.type)
             self.b.call(function, [part, address, ir.Constant(I32, align), window_mask])
 
-    def atomic_add(self, pointer, base, offsets, value, dt: DType, mask=None) -> None:
-        """memory[base + offsets[i]] += value[i], each an atomic read-modify-write (blocks run
-        on several native threads and may add into the same elements)."""
+    def atomic_combine(
+        self, pointer, base, offsets, value, dt: DType, combine: str, mask=None
+    ) -> None:
+        """memory[base + offsets[i]] += value[i] (`combine` "add"; "max", "min": the larger
+        or smaller of the two), each an atomic read-modify-write (blocks run on several native
+        threads and may combine into the same elements)."""
         b = self.b
-        operation = "fadd" if dt.is_float else "add"
+        operation = _ATOMIC_OPERATIONS[combine, dt.kind]
         for lane, offset in enumerate(offsets):
             lane_index = ir.Constant(I32, lane)
             lane_value = b.extract_element(value, lane_index)

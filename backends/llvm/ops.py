@@ -242,8 +242,9 @@ def _store(e, op):
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
     nbytes = op.operands[0].type.nbytes
-    if op.attributes.get("combine") == "add":  # atomic_add (global tensors only)
-        e.memory.atomic_add(pointer, base, offsets, value, _access(op), mask)
+    combine = op.attributes.get("combine")
+    if combine is not None:  # atomic_add, _max, _min (global tensors only)
+        e.memory.atomic_combine(pointer, base, offsets, value, _access(op), combine, mask)
         return []
     with e.memory.swizzle_of(op.operands[0].type):
         e.memory.store(pointer, base, offsets, value, _access(op), mask, width, nbytes)

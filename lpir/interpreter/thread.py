@@ -114,11 +114,17 @@ def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndar
     )
 
 
-def _add(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray) -> None:
-    """buffer[index] += values (atomic adds: repeated indices add up), in thread order."""
-    view = _elements(buffer, access, index, "added to").view(access.numpy_dtype)
+_COMBINE = {"add": np.add, "max": np.maximum, "min": np.minimum}
+
+
+def _combine(
+    buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray, combine: str
+) -> None:
+    """buffer[index] = combine(buffer[index], values) (atomic adds, maxima, minima: repeated
+    indices all count), in thread order."""
+    view = _elements(buffer, access, index, "combined into").view(access.numpy_dtype)
     with np.errstate(all="ignore"):
-        np.add.at(view, index.ravel(), values.ravel().astype(view.dtype))
+        _COMBINE[combine].at(view, index.ravel(), values.ravel().astype(view.dtype))
 
 
 def _merge_bits(buffer, byte, bits, mask) -> None:
@@ -326,8 +332,9 @@ class _ThreadBlock(Evaluator):
         value = self.get(op.operands[2])
         mask = self.get(op.operands[3]) if len(op.operands) > 3 else None
         selected = np.ones(index.shape, bool) if mask is None else mask
-        if op.attributes.get("combine") == "add":
-            _add(memory, access, index[selected], value[selected])
+        combine = op.attributes.get("combine")
+        if combine is not None:
+            _combine(memory, access, index[selected], value[selected], combine)
         else:
             _write(memory, access, index[selected], value[selected])
         self.observe(op, index, mask)

@@ -175,11 +175,12 @@ class _Block(Evaluator):
         window = self.tile_window(op, memory, offsets)
         if window is not None:
             memory_index, tile_index = window
-            if op.attributes.get("combine") == "add":  # atomic_add: blocks run in order here
+            combine = op.attributes.get("combine")
+            if combine is not None:  # atomic_add, _max, _min: blocks run in order here
                 dt = op.operands[0].type.dtype
                 with np.errstate(all="ignore"):
                     memory[memory_index] = ew.binary(
-                        "add", memory[memory_index], value[tile_index], dt
+                        combine, memory[memory_index], value[tile_index], dt
                     )
             else:
                 memory[memory_index] = value[tile_index]

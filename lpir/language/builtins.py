@@ -34,7 +34,7 @@ from lpir.ir.ops import (
     UnaryOp,
     ViewOp,
 )
-from lpir.ir.ops.memory import ATOMIC_ADD_DTYPES
+from lpir.ir.ops.memory import ATOMIC_DTYPES
 from lpir.ir.types import ScalarType, SharedType, TileType
 from lpir.language import ast
 from lpir.language.expressions import (
@@ -124,32 +124,50 @@ def store(low, call: ast.Call):
     return None
 
 
-@builtin("atomic_add(tensor[...], value)")
-def atomic_add(low, call: ast.Call):
-    """tensor[...] += value, each element atomically: blocks may add into the same elements
-    (e.g. the partial sums of a split K), in an unspecified order."""
-    (target, value_node), _ = _arguments(low, call, 2)
-    destination = low.expr(target)
-    if not isinstance(destination, Slice):
-        raise low.error(
-            f"atomic_add needs a slice of a global tensor, but this is {destination.describe()}",
-            target,
-            "e.g. atomic_add(y[block.x * 32 :+ 32], t)",
-        )
-    dt = destination.memory.type.dtype
-    if dt.name not in ATOMIC_ADD_DTYPES:
-        raise low.error(
-            f"atomic_add cannot add into {destination.memory.name}, a tensor of {dt.name}",
-            target,
-            f"accumulate into a tensor of {', '.join(ATOMIC_ADD_DTYPES)} and cast afterwards",
-        )
-    _store(low, call, destination, value_node, "add")
-    return None
+def _atomic(combine: str) -> Builtin:
+    """`atomic_add(tensor[...], value)` (tensor[...] += value), `atomic_max` and `atomic_min`,
+    each element atomically: blocks may combine into the same elements (e.g. the partial sums
+    of a split K, a running maximum), additions in an unspecified order."""
+    name = f"atomic_{combine}"
+    verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
+
+    def lower_atomic(low, call: ast.Call):
+        (target, value_node), _ = _arguments(low, call, 2)
+        destination = low.expr(target)
+        if not isinstance(destination, Slice):
+            raise low.error(
+                f"{name} needs a slice of a global tensor, but this is {destination.describe()}",
+                target,
+                f"e.g. {name}(y[block.x * 32 :+ 32], t)",
+            )
+        dt = destination.memory.type.dtype
+        allowed = ATOMIC_DTYPES[combine]
+        if dt.name not in allowed:
+            hint = f"accumulate into a tensor of {', '.join(allowed)} and cast afterwards"
+            if combine != "add" and dt.is_float:  # GPUs have no float atomic max or min
+                hint += (
+                    "; for floats, combine order-preserving integer keys (the float's bits, "
+                    "all flipped where negative, else the sign bit flipped)"
+                )
+            raise low.error(
+                f"{name} cannot {verb[combine]} {destination.memory.name}, a tensor of {dt.name}",
+                target,
+                hint,
+            )
+        _store(low, call, destination, value_node, combine)
+        return None
+
+    return lower_atomic
+
+
+builtin("atomic_add(tensor[...], value)")(_atomic("add"))
+builtin("atomic_max(tensor[...], value)")(_atomic("max"))
+builtin("atomic_min(tensor[...], value)")(_atomic("min"))
 
 
 def _store(low, call: ast.Call, destination, value_node, combine: str | None) -> None:
-    """`store` (combine None) or `atomic_add` ("add") of `value_node` into `destination` (the
-    evaluated first argument)."""
+    """`store` (combine None) or `atomic_add` / `_max` / `_min` ("add", "max", "min") of
+    `value_node` into `destination` (the evaluated first argument)."""
     target = call.args[0]
     if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
         shape = destination.type.shape

@@ -186,7 +186,8 @@ class KernelLowering(ExpressionLowering):
 
     def expression_statement(self, node: ast.ExprStmt) -> None:
         value = node.value
-        statements = ("store", "atomic_add", "sync", "static_assert", *self.functions())
+        statements = ("store", "atomic_add", "atomic_max", "atomic_min", "sync", "static_assert")
+        statements += tuple(self.functions())
         if not (isinstance(value, ast.Call) and value.func in statements):
             raise self.error(
                 "this expression's value is not used",

@@ -6,9 +6,10 @@ alone. `a[i :+ 32, k]` on a rank-2 tensor is offsets (i, k), dims (0,), tile sha
 
 Edges: an element whose coordinate falls outside the tensor reads as 0 and is not written.
 
-A global store may *combine* with what memory holds (`combine = "add"`: `atomic_add`): each
-element is added to memory atomically, so blocks may accumulate into the same elements (split-K);
-the order of additions between blocks is unspecified.
+A global store may *combine* with what memory holds (`combine = "add"`: `atomic_add`; "max",
+"min": `atomic_max`, `atomic_min`): each element is combined with memory atomically, so blocks
+may accumulate into the same elements (split-K); the order of additions between blocks is
+unspecified (max and min do not depend on it).
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ class LoadOp(Operation):
 
 #: dtypes that global memory can accumulate atomically (`atomic_add`)
 ATOMIC_ADD_DTYPES = ("f32", "f64", "i32", "u32", "i64", "u64")
-COMBINES = ("add",)
+#: how a store may combine with memory, and the dtypes each takes (`atomic_add`, `atomic_max`,
+#: `atomic_min`: GPUs have integer max and min only)
+ATOMIC_DTYPES = {
+    "add": ATOMIC_ADD_DTYPES,
+    "max": ("i32", "u32", "i64", "u64"),
+    "min": ("i32", "u32", "i64", "u64"),
+}
+COMBINES = tuple(ATOMIC_DTYPES)
 
 
 def check_combine(op_name: str, memory: Value, combine: str | None) -> None:
@@ -100,12 +108,12 @@ def check_combine(op_name: str, memory: Value, combine: str | None) -> None:
     if combine not in COMBINES:
         raise TypeCheckError(f"'{op_name}' cannot combine by {combine!r}")
     if not isinstance(memory.type, GlobalType):
-        raise TypeCheckError(f"'{op_name}' can add atomically into global tensors only")
+        raise TypeCheckError(f"'{op_name}' can combine atomically into global tensors only")
     dt = memory.type.dtype
-    if dt.name not in ATOMIC_ADD_DTYPES:
+    if dt.name not in ATOMIC_DTYPES[combine]:
         raise TypeCheckError(
-            f"cannot add atomically into {with_article(dt.name)} tensor",
-            hint=f"accumulate into one of {', '.join(ATOMIC_ADD_DTYPES)} and cast afterwards",
+            f"cannot {combine} atomically into {with_article(dt.name)} tensor",
+            hint=f"accumulate into one of {', '.join(ATOMIC_DTYPES[combine])} and cast afterwards",
         )
 
 
