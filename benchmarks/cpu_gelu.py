@@ -19,7 +19,7 @@ import math
 import os
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
-from cpu_gemv import copy_bandwidth, round_robin, timing_columns
+from cpu_gemv import copy_bandwidth, round_robin, timing_columns, torch_tensors
 import numpy as np
 
 import lpir
@@ -42,13 +42,12 @@ def exact_gelu(x: np.ndarray) -> np.ndarray:
 
 def torch_gelu(x: np.ndarray):
     """torch's exact GELU in x's dtype; None without torch."""
-    try:
-        import torch
-    except ImportError:
+    tensors = torch_tensors(x)
+    if tensors is None:
         return None
-    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    tensor = torch.from_numpy(x.astype(np.float32)).to(dtypes[x.dtype.name])
-    return lambda: torch.nn.functional.gelu(tensor)
+    import torch
+
+    return lambda: torch.nn.functional.gelu(tensors[0])
 
 
 def scaled_error(got: np.ndarray, exact: np.ndarray, dt: np.dtype) -> float:

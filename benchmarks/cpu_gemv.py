@@ -130,6 +130,17 @@ def torch_int4(n: int, k: int, rng, rows: int = 1):
     return lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, GROUP, scales_and_zeros)
 
 
+def torch_tensors(*arrays: np.ndarray) -> list | None:
+    """The arrays as torch CPU tensors of their own dtypes (f32, f16, bf16: numpy has no bf16
+    torch reads directly, so they pass through f32, exactly); None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    return [torch.from_numpy(a.astype(np.float32)).to(dtypes[a.dtype.name]) for a in arrays]
+
+
 def timing_columns(seconds: dict, best: str, floor: float, peers=("numpy", "torch")) -> str:
     """The columns of a CPU benchmark's row: lpir's best time, the floor and lpir's ratio to
     it, then each peer's time and lpir's ratio to it ("-" for a peer not timed); ms."""

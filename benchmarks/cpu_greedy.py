@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
-from cpu_gemv import copy_bandwidth, round_robin, timing_columns
+from cpu_gemv import copy_bandwidth, round_robin, timing_columns, torch_tensors
 import numpy as np
 
 import lpir
@@ -38,13 +38,10 @@ def parse_tile(text: str) -> dict:
 
 def torch_argmax(logits: np.ndarray):
     """torch's argmax over the rows, in the logits' dtype; None without torch."""
-    try:
-        import torch
-    except ImportError:
+    tensors = torch_tensors(logits)
+    if tensors is None:
         return None
-    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    tensor = torch.from_numpy(logits.astype(np.float32)).to(dtypes[logits.dtype.name])
-    return lambda: torch.argmax(tensor, dim=1)
+    return lambda: tensors[0].argmax(dim=1)
 
 
 def bench(m: int, v: int, type_name: str, tiles: list, repeat: int, bandwidth: float, rng):

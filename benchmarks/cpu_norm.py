@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
-from cpu_gemv import copy_bandwidth, round_robin, timing_columns
+from cpu_gemv import copy_bandwidth, round_robin, timing_columns, torch_tensors
 import numpy as np
 
 import lpir
@@ -64,25 +64,18 @@ def numpy_norm(x, residual, w):
 
 def torch_norm(x, residual, w):
     """torch's in-place add and `F.rms_norm` in the data's dtype; None without torch."""
-    try:
-        import torch
-    except ImportError:
+    tensors = torch_tensors(x, residual, w)
+    if tensors is None:
         return None
-    tx, tr, tw = (
-        torch.from_numpy(a.astype(np.float32)).to(_torch_dtype(x.dtype)) for a in (x, residual, w)
-    )
+    import torch
+
+    tx, tr, tw = tensors
 
     def call():
         tr.add_(tx)
         return torch.nn.functional.rms_norm(tr, (x.shape[1],), tw, EPS)
 
     return call
-
-
-def _torch_dtype(dt: np.dtype):
-    import torch
-
-    return {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[dt.name]
 
 
 def bench(m: int, n: int, type_name: str, tiles: list, repeat: int, bandwidth: float, rng):
