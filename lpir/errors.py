@@ -79,6 +79,9 @@ class LpirError(Exception):
     """
 
     kind = "error"
+    # Set on an error raised inside an inlined function once the message names the call
+    # (lpir.language.lower): outer calls leave it as it is.
+    call_shown = False
 
     def __init__(
         self, message: str, location: SourceLocation | None = None, hint: str | None = None

@@ -98,7 +98,7 @@ class PackedArray:
             and np.array_equal(other.data, self.data)
         )
 
-    __hash__ = None  # mutable storage
+    __hash__ = None  # type: ignore[assignment]  # mutable storage: unhashable
 
     def __repr__(self) -> str:
         return f"PackedArray({self.dtype.name}{list(self.shape)}, {self.nbytes} bytes)"

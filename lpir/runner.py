@@ -275,8 +275,8 @@ def _check(path, kernel, values, pristine, mine, companion, target, kernel_ir) -
         stated = companion.tolerance(values)
         tolerances = dict.fromkeys(range(len(pristine)), stated)
     else:  # read from the oracle's IR (tile IR, where it shows the dots and sums) when run
-        expected = outputs_of(theirs if oracle is not None else mine)
-        ir = oracle.last.kernel_ir if oracle is not None else kernel_ir
+        expected = outputs_of(mine if theirs is None else theirs)
+        ir = kernel_ir if oracle is None or oracle.last is None else oracle.last.kernel_ir
         tolerances = default_tolerance(ir, {i: expected[i] for i in written})
     unwritten = (1e-5, 1e-6, "")  # inputs: compared only to catch a stray write
 
@@ -288,7 +288,7 @@ def _check(path, kernel, values, pristine, mine, companion, target, kernel_ir) -
         return good
 
     ok = True
-    if oracle is not None:
+    if theirs is not None:
         for index, (got, expected) in enumerate(zip(outputs_of(mine), outputs_of(theirs))):
             if isinstance(got, np.ndarray):
                 ok &= check(index, "interpreter", got, expected, index in written)

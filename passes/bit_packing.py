@@ -148,6 +148,7 @@ class _BitPacking(Rewriter):
                     if term is None
                     else self.builder.add(BinaryOp.create("and", term, touched))
                 )
+            assert term is not None  # a lane mask or a shift (else the early return)
             result = (
                 term if result is None else self.builder.add(BinaryOp.create("or", result, term))
             )

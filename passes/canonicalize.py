@@ -65,9 +65,8 @@ def splat_constant(value: Value):
     return constant_value(value)
 
 
-def _python(value: np.generic):
-    item = value.item()
-    return item
+def _python(value: np.generic | np.ndarray):
+    return value.item()
 
 
 _IDENTITIES = {
@@ -133,7 +132,7 @@ class _Canonicalizer(Rewriter):
             return None  # chosen layouts (or a user's annotation) stay as they are
         kept = self.builder.add(ReshapeOp.create(source, shape[:axis] + shape[axis + 1 :]))
         wanted = op.result.type.shape  # type: ignore[attr-defined]
-        if kept.type.shape != wanted:  # type: ignore[attr-defined]
+        if kept.type.shape != wanted:
             kept = self.builder.add(BroadcastOp.create(kept, wanted))
         return [kept]
 
@@ -156,7 +155,7 @@ class _Canonicalizer(Rewriter):
         values = [constant_value(v) for v in operands]
         if any(v is None for v in values):
             return None
-        source = operands[-1].type.dtype  # type: ignore[attr-defined]
+        source = operands[-1].type.dtype
         target = op.result.type.dtype
         if isinstance(op, BinaryOp):
             result = ew.binary(op.name, values[0], values[1], source)
@@ -174,7 +173,7 @@ class _Canonicalizer(Rewriter):
 
     def binary_identity(self, op: BinaryOp, operands: list[Value]) -> list[Value] | None:
         lhs, rhs = operands
-        dt = lhs.type.dtype  # type: ignore[attr-defined]
+        dt = lhs.type.dtype
         identity = _IDENTITIES.get(op.name)
         right, left = splat_constant(rhs), splat_constant(lhs)
         if identity is not None and not dt.is_bool:

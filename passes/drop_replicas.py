@@ -45,7 +45,7 @@ def common_copies(kernel: Kernel) -> int:
     """The replication every tile of `kernel` has on its top thread bits (1: some has none)."""
     factor = 0
     for type_ in tile_types(kernel):
-        factor = math.gcd(factor, top_replication(type_.layout))
+        factor = math.gcd(factor, top_replication(type_.selected_layout))
         if factor == 1:
             return 1
     return max(factor, 1)

@@ -101,14 +101,14 @@ def folding_factor(kernel: Kernel) -> int:
     types = list(tile_types(kernel))
     if not types:
         return 1
-    largest = max(t.layout.slots * max(1, t.dtype.nbits // 8) for t in types)
+    largest = max(t.selected_layout.slots * max(1, t.dtype.nbits // 8) for t in types)
     if largest >= FOLDED_ENOUGH_BYTES:
         return 1
     factor = 1
     while (
         kernel.threads % (2 * factor) == 0
         and largest * 2 * factor <= REGISTER_BYTES
-        and all(fold_low_threads(t.layout, 2 * factor) is not None for t in types)
+        and all(fold_low_threads(t.selected_layout, 2 * factor) is not None for t in types)
     ):
         factor *= 2
     return factor

@@ -48,7 +48,7 @@ from lpir.ir.ops import (
     YieldOp,
 )
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import SharedType, TileType
+from lpir.ir.types import SharedType, TileType, as_tile
 from lpir.layout import RegisterLayout
 from lpir.targets import Target, get_target
 
@@ -158,7 +158,7 @@ class _Selection:
     def default_for(self, key: int) -> RegisterLayout:
         members = self.classes.members[key]
         shape = members[0].type.shape  # type: ignore[attr-defined]
-        nbits = min(v.type.dtype.nbits for v in members)  # type: ignore[attr-defined]
+        nbits = min(v.type.dtype.nbits for v in members)
         return rules.default_layout(shape, nbits, self.threads, self.target)
 
     # ---- relations ----------------------------------------------------------------------
@@ -172,8 +172,8 @@ class _Selection:
         elif isinstance(op, IfOp):
             then_values = op.then_region.terminator.operands  # type: ignore[union-attr]
             else_values = op.else_region.terminator.operands  # type: ignore[union-attr]
-            for group in zip(op.results, then_values, else_values):
-                self.classes.union(group)
+            for joined in zip(op.results, then_values, else_values):
+                self.classes.union(joined)
         elif isinstance(op, StackOp):  # its operands share a layout; the new axis is local
             self.classes.union(op.operands)
             source, result, axis, count = op.operands[0], op.result, op.axis, len(op.operands)
@@ -208,7 +208,7 @@ class _Selection:
             )
         elif isinstance(op, ViewOp):
             source, result = op.operands[0], op.result
-            a, b = source.type.dtype.nbits, result.type.dtype.nbits  # type: ignore[attr-defined]
+            a, b = source.type.dtype.nbits, result.type.dtype.nbits
             self.flows.append(_Flow(source, result, lambda l: rules.view_result(l, a, b)))
             self.flows.append(_Flow(result, source, lambda l: rules.view_operand(l, a, b)))
         elif isinstance(op, TransposeOp):
@@ -247,7 +247,7 @@ class _Selection:
         if not rules.steps_in_registers(accumulator, self.target) or not layout.is_replicated:
             return layout
         operand = self.classes.find(op.operands[index])
-        element_bits = op.operands[index].type.dtype.nbits  # type: ignore[attr-defined]
+        element_bits = op.operands[index].type.dtype.nbits
         registers = layout.slots // self.target.lanes(element_bits)
         # widened here, or by the dot itself (i8 into i32)
         widened = operand in self.widened or element_bits < 32
@@ -257,7 +257,7 @@ class _Selection:
 
     def dot_operands(self, op: DotOp, accumulator: RegisterLayout):
         """The (a, b) layouts `op` needs with this accumulator layout."""
-        a = op.operands[0].type  # type: ignore[attr-defined]
+        a = as_tile(op.operands[0].type)
         pair = self.pairs.get(id(op))
         return rules.dot_operands(accumulator, a.dtype, a.shape[1], self.target, pair)
 
@@ -282,8 +282,8 @@ class _Selection:
             if isinstance(op, DotOp):
                 key = self.classes.find(op.result)
                 if key not in self.layouts:
-                    m, n = op.result.type.shape  # type: ignore[attr-defined]
-                    a = op.operands[0].type  # type: ignore[attr-defined]
+                    m, n = as_tile(op.result.type).shape
+                    a = as_tile(op.operands[0].type)
                     self.layouts[key] = rules.dot_anchor(
                         a.dtype, m, n, a.shape[1], self.threads, self.target, id(op) in row_split
                     )
@@ -337,7 +337,7 @@ class _Selection:
             m, n, k, self.threads, split_rows=True
         )[2]
         operands = rules.mma_layouts_permuted(m, n, k, self.threads, pair)
-        for value, layout in zip((a, b), operands):  # type: ignore[arg-type]
+        for value, layout in zip((a, b), operands):
             self.layouts[self.classes.find(value)] = layout
 
     def permutation_pair(self, op: DotOp) -> int | None:
@@ -346,8 +346,8 @@ class _Selection:
         global memory, b loaded)."""
         a, b, acc = op.operands
         keys = [self.classes.find(a), self.classes.find(b)]
-        m, n = acc.type.shape  # type: ignore[attr-defined]
-        a_type = a.type  # type: ignore[attr-defined]
+        m, n = as_tile(acc.type).shape
+        a_type = as_tile(a.type)
         k = a_type.shape[1]
         if not rules.uses_mma(a_type.dtype, m, n, k, self.threads, self.target):
             return None
@@ -366,7 +366,7 @@ class _Selection:
             # b's registers outnumber a's (many columns of x per row of weights): b keeps its
             # neighbours paired (no prmt per register of b) and a pays for its pairs instead
             return 1
-        element = min((load.result.type.dtype for load in a_loads), key=lambda t: t.nbits)  # type: ignore[attr-defined]
+        element = min((load.result.type.dtype for load in a_loads), key=lambda t: t.nbits)
         return rules.pair_distance(element, k)
 
     def through_free_ops(self, derived: set[int]) -> set[int]:
@@ -477,7 +477,7 @@ def _widens_a_load(op: Operation) -> bool:
     source = op.operands[0].owner
     while isinstance(source, TransposeOp):
         source = source.operands[0].owner
-    return isinstance(source, LoadOp) and source.result.type.dtype.nbits >= 8  # type: ignore[attr-defined]
+    return isinstance(source, LoadOp) and source.result.type.dtype.nbits >= 8
 
 
 def _along_rows(load: LoadOp) -> bool:
@@ -566,7 +566,7 @@ class _Apply(Rewriter):
             shape = op.operands[0].type.shape  # type: ignore[attr-defined]
             return [rules.broadcast_operand(self.chosen(op.result), shape)]
         if isinstance(op, DotOp):
-            a_type = op.operands[0].type  # type: ignore[attr-defined]
+            a_type = as_tile(op.operands[0].type)
             layout = self.chosen(op.result)
             target = self.selection.target
             pair = self.selection.pairs.get(id(op))
@@ -574,16 +574,16 @@ class _Apply(Rewriter):
             return [a, b, layout]
         if isinstance(op, ViewOp):
             source, result = op.operands[0], op.result
-            a, b = source.type.dtype.nbits, result.type.dtype.nbits  # type: ignore[attr-defined]
+            a, b = source.type.dtype.nbits, result.type.dtype.nbits
             if _try(lambda l: rules.view_result(l, a, b), self.chosen(source)) is None:
                 return [rules.view_operand(self.chosen(result), a, b)]
             return [None]
         if isinstance(op, IndexOp):
             # free where each thread holds the whole axis; otherwise the operand is converted
             # to the result's layout with the axis added as local slots
-            source, axis = self.chosen(op.operands[0]), op.axis
-            if _try(lambda l: rules.indexed_result(l, axis), source) is None:
-                size = op.operands[0].type.shape[axis]  # type: ignore[attr-defined]
+            operand_layout, axis = self.chosen(op.operands[0]), op.axis
+            if _try(lambda l: rules.indexed_result(l, axis), operand_layout) is None:
+                size = as_tile(op.operands[0].type).shape[axis]
                 return [rules.indexed_operand(self.chosen(op.result), axis, size)]
             return [None]
         if isinstance(op, ReshapeOp):
@@ -627,8 +627,8 @@ class _Apply(Rewriter):
         if isinstance(op, ReduceOp):
             return rules.reduce_result(source, op.axis)
         if isinstance(op, ViewOp):
-            a = operands[0].type.dtype.nbits  # type: ignore[attr-defined]
-            return rules.view_result(source, a, op.result.type.dtype.nbits)  # type: ignore[attr-defined]
+            a = operands[0].type.dtype.nbits
+            return rules.view_result(source, a, op.result.type.dtype.nbits)
         return None
 
 

@@ -107,20 +107,34 @@ class _Lowering(Rewriter):
     def __init__(self, target: str):
         super().__init__()
         self.target = target
-        self.tid: Value | None = None
-        self.analysis: IndexAnalysis | None = None
+        self._tid: Value | None = None
+        self._analysis: IndexAnalysis | None = None
         self.index = IndexBuilder(self.builder)
 
+    @property
+    def tid(self) -> Value:
+        """The thread index, made at the top of the kernel's body."""
+        if self._tid is None:
+            raise RuntimeError("the thread index is made when the kernel's body starts")
+        return self._tid
+
+    @property
+    def analysis(self) -> IndexAnalysis:
+        """What is known of the kernel's index values (made by `run_kernel`)."""
+        if self._analysis is None:
+            raise RuntimeError("the index analysis is made when a kernel is run")
+        return self._analysis
+
     def run_kernel(self, kernel: Kernel) -> Kernel:
-        self.analysis = IndexAnalysis(kernel)
+        self._analysis = IndexAnalysis(kernel)
         return super().run_kernel(kernel)
 
     def new_stage(self, kernel: Kernel) -> str:
         return "thread"
 
     def rewrite_region_ops(self, region: Region) -> None:
-        if region is self.kernel.body:  # type: ignore[union-attr]
-            self.tid = self.builder.add(ThreadIndexOp.create())
+        if region is self.kernel.body:
+            self._tid = self.builder.add(ThreadIndexOp.create())
         super().rewrite_region_ops(region)
 
     def region_arg_type(self, arg: Value):
@@ -279,7 +293,7 @@ class _Lowering(Rewriter):
             if isinstance(offset, int):
                 known = offset * stride
             else:
-                facts = self.analysis.facts(offset)  # type: ignore[union-attr]
+                facts = self.analysis.facts(offset)
                 known = facts.divisor * stride
             if known % divisor:
                 return False
@@ -351,7 +365,7 @@ class _Lowering(Rewriter):
     def offset_facts(self, offset) -> tuple[int, int] | None:
         if isinstance(offset, int):
             return offset, offset
-        facts = self.analysis.facts(offset)  # type: ignore[union-attr]
+        facts = self.analysis.facts(offset)
         if facts.lo is None or facts.hi is None:
             return None
         return facts.lo, facts.hi
@@ -423,10 +437,10 @@ class _Lowering(Rewriter):
         if any(r is None for r in rows):
             return None
         base = self.scalar_base(memory_type, offsets)
-        threads = self.kernel.threads  # type: ignore[union-attr]
+        threads = self.kernel.threads
         loads, indices, first = [], [0] * layout.slots, 0
         for load, (constant, terms) in zip(plan, rows):  # type: ignore[misc]
-            digits = thread_digits(self.index, terms, self.tid, threads)  # type: ignore[arg-type]
+            digits = thread_digits(self.index, terms, self.tid, threads)
             row = self.index.value(self.index.add(self.index.add(base, constant), digits))
             loads.append(self.add(LoadMatrixOp.create(memory, row, load.count, load.transpose)))
             for lane, slot in enumerate(load.slots):  # where each slot lands in the joined lanes
@@ -545,7 +559,7 @@ class _Lowering(Rewriter):
         """A new shared scratch of `threads` x the partial's lanes, each thread's lanes stored
         at its index between two barriers."""
         lanes = partial.type.size  # type: ignore[attr-defined]
-        storage = partial.type.dtype  # type: ignore[attr-defined]
+        storage = partial.type.dtype
         scratch = self.add(
             AllocSharedOp.create(SharedType(storage, (threads * lanes,)), "partials")
         )
@@ -573,7 +587,7 @@ class _Lowering(Rewriter):
         it (IEEE addition is commutative); float max/min of +0 and -0 do, so their operands
         are ordered by the thread's bit."""
         name = "add" if kind == "sum" else kind
-        dt = partial.type.dtype  # type: ignore[attr-defined]
+        dt = partial.type.dtype
         lanes = partial.type.size  # type: ignore[attr-defined]
         value = partial
         for mask in masks:
@@ -592,7 +606,7 @@ class _Lowering(Rewriter):
         a_old, b_old, acc_old = op.operands
         m, n = acc_old.type.shape  # type: ignore[attr-defined]
         k = a_old.type.shape[1]  # type: ignore[attr-defined]
-        if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):  # type: ignore[attr-defined]
+        if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):
             threads = _layout(acc_old).threads
             operands = (_layout(a_old), _layout(b_old))
             # (mma_layouts_permuted splits the warps by rows, as mma_layouts with split_rows)
@@ -663,7 +677,7 @@ class _Lowering(Rewriter):
         exact)."""
         a_old, _, acc_old = op.operands
         k = a_old.type.shape[1]  # type: ignore[attr-defined]
-        acc_dtype = acc_old.type.dtype  # type: ignore[attr-defined]
+        acc_dtype = acc_old.type.dtype
         a, b, acc = (self.map(v) for v in op.operands)
         a_steps, b_steps = self._dot_slots(op, k)
         target = get_target(self.target)
@@ -690,9 +704,9 @@ class _Lowering(Rewriter):
         chunks, lanes, order = _lane_sum_order(k, acc.type.size, register_lanes, 1)  # type: ignore[attr-defined]
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
-        if a.type.dtype != acc_dtype:  # type: ignore[attr-defined]
+        if a.type.dtype != acc_dtype:
             a = self.add(CastOp.create(a, acc_dtype))
-        if b.type.dtype != acc_dtype:  # type: ignore[attr-defined]
+        if b.type.dtype != acc_dtype:
             b = self.add(CastOp.create(b, acc_dtype))
         width = acc.type.size * lanes  # type: ignore[attr-defined]
         products = [
@@ -727,12 +741,12 @@ class _Lowering(Rewriter):
         """`simt_dot` of bf16 operands summed in lanes: lane l of a slot's register adds steps
         2l and 2l + 1 of each chunk of 2 x `register_lanes` steps (one `dot_pairs` a chunk, in
         order), then `reduce_lanes` sums the lanes, as the f32 path does with products."""
-        slots = acc.type.size  # type: ignore[attr-defined]
+        slots = acc.type.size
         chunks, lanes, order = _lane_sum_order(len(a_steps), slots, register_lanes, 2)
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
         width = 2 * slots * lanes
-        total = self.add(VectorConstantOp.create([0.0] * (width // 2), acc.type.dtype))  # type: ignore[attr-defined]
+        total = self.add(VectorConstantOp.create([0.0] * (width // 2), acc.type.dtype))
         for c in range(chunks):
             a_chunk = self.shuffle(a, a_rows[c * width : (c + 1) * width])
             b_chunk = self.shuffle(b, b_columns[c * width : (c + 1) * width])
@@ -746,7 +760,7 @@ class _Lowering(Rewriter):
         each element is still cast once (the steps read disjoint lanes), and no cast spans a
         thread's whole share of the operand (a matmul block's b, 2048 i8 lanes, took LLVM 18 s
         to compile cast whole)."""
-        if vector.type.dtype == dtype:  # type: ignore[attr-defined]
+        if vector.type.dtype == dtype:
             return self.shuffle(vector, lanes)
         distinct = sorted(set(lanes))
         narrow = self.add(CastOp.create(self.shuffle(vector, distinct), dtype))
@@ -780,8 +794,8 @@ def _multiplies_in_pairs(a: Value, acc: Value, k: int, target) -> bool:
     there), an f32 accumulator, an even k."""
     return (
         target.bf16_dot_pairs
-        and a.type.dtype.name == "bf16"  # type: ignore[attr-defined]
-        and acc.type.dtype.name == "f32"  # type: ignore[attr-defined]
+        and a.type.dtype.name == "bf16"
+        and acc.type.dtype.name == "f32"
         and k % 2 == 0
     )
 

@@ -112,8 +112,11 @@ def bit_terms(table: np.ndarray) -> tuple[int, list[Term]] | None:
         if coefficient == 0:
             continue
         last = terms[-1] if terms else None
-        adjacent = last is not None and last.divisor * last.modulus == 1 << b
-        if adjacent and last.multiplier * last.modulus == coefficient:  # the field's next bit
+        if (
+            last is not None
+            and last.divisor * last.modulus == 1 << b
+            and last.multiplier * last.modulus == coefficient  # the field's next bit
+        ):
             terms[-1] = Term("thread", last.divisor, last.modulus * 2, last.multiplier)
         else:
             terms.append(Term("thread", 1 << b, 2, coefficient))

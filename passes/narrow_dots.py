@@ -76,7 +76,7 @@ class _NarrowDots(Rewriter):
         if column is None or any(_has_layout(v) for v in (a, b, acc, op.result)):
             return None
         m, n = acc.type.shape  # type: ignore[attr-defined]
-        dt = acc.type.dtype  # type: ignore[attr-defined]
+        dt = acc.type.dtype
         zero = self.builder.add(ConstantOp.create(0.0 if dt.is_float else 0, dt))
         zeros = self.builder.add(SplatOp.create(zero, (m, 1)))
         narrow = self.builder.add(DotOp.create(a, column, zeros))
@@ -160,10 +160,10 @@ class _NarrowAccumulators(Rewriter):
                     self.rewrite_op(op)
                     continue
                 index = adds[id(op)]
-                operands = [self.map(loop.iter_args[index]), self.column(narrow[index].term)]
-                if not narrow[index].carried_first:
-                    operands.reverse()
-                self.replace(op.result, self.builder.add(BinaryOp.create("add", *operands)))
+                carried = self.map(loop.iter_args[index])
+                column = self.column(narrow[index].term)
+                lhs, rhs = (carried, column) if narrow[index].carried_first else (column, carried)
+                self.replace(op.result, self.builder.add(BinaryOp.create("add", lhs, rhs)))
         results = list(new.results)
         for index in narrow:
             shape = loop.results[index].type.shape  # type: ignore[attr-defined]

@@ -188,7 +188,7 @@ class _Pipeliner(Rewriter):
         """min(start + steps * step, last); just `start` for no steps."""
         if steps == 0:
             return start
-        dt = start.type.dtype  # type: ignore[attr-defined]
+        dt = start.type.dtype
         offset = step
         if steps > 1:
             count = self.builder.add(ConstantOp.create(steps, dt))
@@ -198,7 +198,7 @@ class _Pipeliner(Rewriter):
 
     def last_value(self, lower: Value, upper: Value, step: Value) -> Value:
         """The induction variable's last value: lower + (upper - 1 - lower) / step * step."""
-        dt = lower.type.dtype  # type: ignore[attr-defined]
+        dt = lower.type.dtype
         one = self.builder.add(ConstantOp.create(1, dt))
         span = self.builder.add(BinaryOp.create("sub", upper, one))
         span = self.builder.add(BinaryOp.create("sub", span, lower))

@@ -125,7 +125,8 @@ def slot_table(layout: RegisterLayout) -> np.ndarray:
     threads = np.repeat(np.arange(layout.threads), layout.slots)
     slots = np.tile(np.arange(layout.slots), layout.threads)
     flat = coordinates.reshape(-1, layout.rank)
-    table[(threads, *flat.T)] = slots
+    index = (threads, *flat.T)
+    table[index] = slots
     return table
 
 
@@ -138,9 +139,8 @@ def slot_map(target: RegisterLayout, source: RegisterLayout, project=None) -> li
         coordinates = project(coordinates)
     table = slot_table(source)
     threads = np.arange(target.threads)[:, None]
-    found = table[
-        (np.broadcast_to(threads, coordinates.shape[:2]), *np.moveaxis(coordinates, -1, 0))
-    ]
+    index = (np.broadcast_to(threads, coordinates.shape[:2]), *np.moveaxis(coordinates, -1, 0))
+    found = table[index]
     if (found < 0).any() or (found != found[0]).any():
         return None
     return [int(v) for v in found[0]]

@@ -42,18 +42,18 @@ class _WidenDotOperands(Rewriter):
     def rewrite(self, op: Operation) -> Sequence[Value] | None:
         if isinstance(op, DotOp) and self.widens(op):
             a, b, acc = self.map_all(op.operands)
-            wide = [self.builder.add(CastOp.create(v, "f32")) for v in (a, b)]
-            return [self.builder.add(DotOp.create(*wide, acc, op.result.name_hint))]
+            wide_a, wide_b = (self.builder.add(CastOp.create(v, "f32")) for v in (a, b))
+            return [self.builder.add(DotOp.create(wide_a, wide_b, acc, op.result.name_hint))]
         return self.copy(op).results
 
     def widens(self, op: DotOp) -> bool:
         a, _, acc = op.operands
         m, n = acc.type.shape  # type: ignore[attr-defined]
-        threads = self.kernel.threads  # type: ignore[union-attr]
+        threads = self.kernel.threads
         narrow = ("f16",) if self.target.bf16_dot_pairs else ("f16", "bf16")
         return (
-            a.type.dtype.name in narrow  # type: ignore[attr-defined]
-            and acc.type.dtype.name == "f32"  # type: ignore[attr-defined]
+            a.type.dtype.name in narrow
+            and acc.type.dtype.name == "f32"
             and rules.blocked_dot(m, n, threads, self.target) is not None
         )
 

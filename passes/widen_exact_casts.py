@@ -54,10 +54,10 @@ def exact_integers(dt: DType) -> int:
 def integer_range(value: Value) -> tuple[int, int] | None:
     """[lo, hi] of the integers an (old) narrow-float vector holds, where it is a cast from an
     integer type plus or minus integer constants, every step exact in its format; else None."""
-    dt = value.type.dtype  # type: ignore[attr-defined]
+    dt = value.type.dtype
     owner = value.owner
     if isinstance(owner, CastOp):
-        source = owner.operands[0].type.dtype  # type: ignore[attr-defined]
+        source = owner.operands[0].type.dtype
         if source.is_float or source.is_bool:
             return None
         found = (int(source.min), int(source.max))
@@ -103,8 +103,8 @@ class _WidenExactCasts(Rewriter):
 
     def widened_cast(self, op: CastOp) -> Value | None:
         source = op.operands[0]
-        narrow = source.type.dtype  # type: ignore[attr-defined]
-        if op.result.type.dtype != F32 or narrow.name not in ("f16", "bf16"):  # type: ignore[attr-defined]
+        narrow = source.type.dtype
+        if op.result.type.dtype != F32 or narrow.name not in ("f16", "bf16"):
             return None
         if not isinstance(source.type, VectorType) or integer_range(source) is None:
             return None
@@ -115,10 +115,14 @@ class _WidenExactCasts(Rewriter):
         owner = value.owner
         if isinstance(owner, CastOp):
             return self.builder.add(CastOp.create(self.map(owner.operands[0]), F32))
-        left, right = owner.operands  # type: ignore[union-attr]
-        constant = self.builder.add(ConstantOp.create(float(_integer_constant(right)), F32))
-        splat = self.builder.add(SplatOp.create_vector(constant, right.type.size))  # type: ignore[attr-defined]
-        return self.builder.add(BinaryOp.create(owner.name, self.in_f32(left), splat))  # type: ignore[union-attr]
+        # Else an add or sub of an integer constant (integer_range accepted the chain).
+        assert isinstance(owner, BinaryOp) and isinstance(value.type, VectorType)
+        left, right = owner.operands
+        number = _integer_constant(right)
+        assert number is not None
+        constant = self.builder.add(ConstantOp.create(float(number), F32))
+        splat = self.builder.add(SplatOp.create_vector(constant, value.type.size))
+        return self.builder.add(BinaryOp.create(owner.name, self.in_f32(left), splat))
 
 
 def _exact_bf16(value: Value) -> bool:
@@ -138,7 +142,7 @@ def _chain_source(value: Value) -> DType:
     owner = value.owner
     while not isinstance(owner, CastOp):
         owner = owner.operands[0].owner  # type: ignore[union-attr]
-    return owner.operands[0].type.dtype  # type: ignore[attr-defined]
+    return owner.operands[0].type.dtype
 
 
 @register_pass

@@ -122,6 +122,19 @@ def test_an_array_of_a_dtype_lpir_has_not_is_named_as_such(target, dtype):
     )
 
 
+@pytest.mark.parametrize("dtype", [object, np.complex64])
+def test_an_array_of_a_dtype_lpir_has_not_deduces_no_dtype_parameter(target, dtype):
+    # x's dtype is the parameter T: the array must not make T "None" (which once read
+    # "'T' is the constant None, not a dtype", or "T is None from argument x but f32 from
+    # argument y"); T keeps its default and the argument is named.
+    kernel = lpir.compile(EXAMPLES / "vector_add.lp", target=target)
+    x, y = np.ones(100, dtype), np.ones(100, np.float32)
+    for args in ((x, x, x.copy()), (x, y, y.copy())):
+        error = _error(kernel, *args)
+        assert "argument x must hold f32, got an array of a numpy dtype" in error.message
+        assert error.location is not None and error.location.line == 3
+
+
 def test_non_contiguous_array(target):
     kernel = lpir.compile(SCALE, target=target)
     x = np.ones(16, np.float32)[::2]

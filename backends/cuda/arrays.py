@@ -77,9 +77,9 @@ def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 
 def _dlpack_view(value: Any) -> DeviceView:
     try:
-        from cuda.core.utils import StridedMemoryView  # type: ignore[import-not-found]
+        from cuda.core.utils import StridedMemoryView
     except ImportError:
-        from cuda.core.experimental.utils import (  # type: ignore[import-not-found]
+        from cuda.core.experimental.utils import (
             StridedMemoryView,
         )
     if hasattr(StridedMemoryView, "from_dlpack"):
@@ -130,7 +130,8 @@ def device_view(value: Any) -> DeviceView | None:
         return view
     if isinstance(value, np.ndarray):
         return None
-    if _is_torch_tensor(type(value)):
+    cls: type = type(value)
+    if _is_torch_tensor(cls):
         return _torch_view(value)
     try:
         interface = value.__cuda_array_interface__
@@ -172,7 +173,7 @@ def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device
     """Raise ArgumentError unless `view` can stand for a kernel argument of `arg_type`."""
     dt = arg_type.dtype
     if view.packed is not None:
-        _check_packed(view, arg_type, name)
+        _check_packed(view, view.packed, arg_type, name)
     elif dt.is_packed or (dt.is_small_float and view.itemsize == 1 and _is_bytes(view.dtype)):
         _check_storage(view, arg_type, name)
     else:
@@ -204,10 +205,9 @@ def check_device(view: DeviceView, name: str, device: int | None) -> None:
         )
 
 
-def _check_packed(view: DeviceView, arg_type: GlobalType, name: str) -> None:
+def _check_packed(view: DeviceView, packed: DevicePacked, arg_type: GlobalType, name: str) -> None:
     """A DevicePacked stands for an argument of its own dtype and shape, of any width (its
     bytes are the codes, also for 8-bit types such as u8 or f8e4m3)."""
-    packed = view.packed
     if packed.dtype != arg_type.dtype:
         raise ArgumentError(
             f"argument {name} holds {packed.dtype.name} values, the kernel takes "
@@ -254,9 +254,14 @@ def scalar_argument(value: Any, dt: DType) -> np.generic:
     if dt.is_small_float:
         return np.uint8(dt.encode(np.asarray([value], dtype=np.float64))[0])
     if dt.name == "bf16":
-        return np.asarray(value, dtype=np.float32).astype(dt.numpy_dtype).view(np.uint16)[()]
+        return _element(np.asarray(value, dtype=np.float32).astype(dt.numpy_dtype).view(np.uint16))
     if dt.is_float:
-        return np.asarray(value, dtype=dt.numpy_dtype)[()]
+        return _element(np.asarray(value, dtype=dt.numpy_dtype))
     width = 8 if dt.nbits <= 8 else dt.nbits
     letter = "i" if dt.kind == "int" else "u"
-    return np.asarray(int(value)).astype(f"{letter}{width // 8}")[()]
+    return _element(np.asarray(int(value)).astype(f"{letter}{width // 8}"))
+
+
+def _element(array: np.ndarray) -> np.generic:
+    """The numpy scalar a 0-d array holds."""
+    return array[()]  # type: ignore[return-value]  # numpy's stubs type it as an array

@@ -101,7 +101,7 @@ def cuda_include_directories() -> list[str]:
     """Directories holding cuda_fp16.h (for NVRTC, which has no default include path)."""
     candidates: list[Path] = []
     try:
-        from cuda import pathfinder  # type: ignore[import-not-found]
+        from cuda import pathfinder
 
         found = pathfinder.find_nvidia_header_directory("cudart")
         if found:
@@ -121,13 +121,13 @@ def cuda_include_directories() -> list[str]:
 def cuda_core():
     """The `cuda.core` namespace with Program, Device, launch, ... (1.x, or 0.x experimental)."""
     try:
-        import cuda.core as core  # type: ignore[import-not-found]
+        import cuda.core as core
 
         if hasattr(core, "Program"):
             return core
     except ImportError:
         pass
-    import cuda.core.experimental as core  # type: ignore[import-not-found]
+    import cuda.core.experimental as core
 
     return core
 
@@ -135,7 +135,7 @@ def cuda_core():
 @functools.cache
 def nvrtc_version() -> str:
     try:
-        from cuda.bindings import nvrtc  # type: ignore[import-not-found]
+        from cuda.bindings import nvrtc
 
         _, major, minor = nvrtc.nvrtcVersion()
         return f"nvrtc {major}.{minor}"

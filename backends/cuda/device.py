@@ -20,7 +20,7 @@ class CudaError(LpirError):
 
 
 def _driver():
-    from cuda.bindings import driver  # type: ignore[import-not-found]
+    from cuda.bindings import driver
 
     return driver
 

@@ -187,7 +187,7 @@ def emit_elementwise(
 
 @emits(ConstantOp)
 def emit_constant(emitter: KernelEmitter, op: ConstantOp) -> None:
-    dt = op.result.type.dtype  # type: ignore[attr-defined]
+    dt = op.result.type.dtype
     emitter.bind(op.result, CValue("scalar", c_types.literal(op.value, dt), dt))
 
 
@@ -226,7 +226,7 @@ def _emit_paired_half(emitter: KernelEmitter, op: BinaryOp, dt: DType) -> bool:
 
 @emits(BinaryOp)
 def emit_binary(emitter: KernelEmitter, op: BinaryOp) -> None:
-    dt = op.operands[0].type.dtype  # type: ignore[attr-defined]
+    dt = op.operands[0].type.dtype
     if _emit_paired_half(emitter, op, dt):
         return
     facts = tuple(emitter.analysis.facts(v) for v in (op.result, *op.operands))
@@ -235,7 +235,7 @@ def emit_binary(emitter: KernelEmitter, op: BinaryOp) -> None:
 
 @emits(UnaryOp)
 def emit_unary(emitter: KernelEmitter, op: UnaryOp) -> None:
-    dt = op.operands[0].type.dtype  # type: ignore[attr-defined]
+    dt = op.operands[0].type.dtype
     emit_elementwise(emitter, op, lambda a: unary_expression(op.name, a, dt))
 
 

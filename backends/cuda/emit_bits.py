@@ -168,7 +168,7 @@ def _same_word_parts(first: int, stride: int, length: int, width: int, shift: st
 def unpack_generic(emitter: KernelEmitter, op: UnpackBitsOp) -> None:
     """Per-lane extraction (the `unpack_bits` emitter, in emit_dequant, falls back to this)."""
     source = emitter.materialize(op.operands[0])
-    dt = op.result.type.dtype  # type: ignore[attr-defined]
+    dt = op.result.type.dtype
     shift = emitter.value(op.shift).text if op.shift is not None else None
     target = emitter.array(op.result)
 
@@ -240,8 +240,8 @@ def emit_pack_bits(emitter: KernelEmitter, op: PackBitsOp) -> None:
 
 @emits(ViewOp)
 def emit_view(emitter: KernelEmitter, op: ViewOp) -> None:
-    source_dt = op.operands[0].type.dtype  # type: ignore[attr-defined]
-    target_dt = op.result.type.dtype  # type: ignore[attr-defined]
+    source_dt = op.operands[0].type.dtype
+    target_dt = op.result.type.dtype
     if not isinstance(op.result.type, VectorType):
         a = emitter.value(op.operands[0]).text
         if source_dt.nbits % 8 == 0 and not source_dt.is_bool and not target_dt.is_bool:

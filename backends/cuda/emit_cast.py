@@ -188,7 +188,7 @@ def splat_constant(value: Value) -> float | None:
     """The constant every lane of `value` holds, if it is a splat of a constant."""
     op = value.owner
     if isinstance(op, SplatOp) and isinstance(op.operands[0].owner, ConstantOp):
-        return op.operands[0].owner.value  # type: ignore[return-value]
+        return op.operands[0].owner.value
     if isinstance(op, VectorConstantOp) and len(set(op.values)) == 1:
         return op.values[0]
     return None
@@ -197,8 +197,8 @@ def splat_constant(value: Value) -> float | None:
 def folded_sub(emitter: KernelEmitter, cast: CastOp) -> tuple[BinaryOp | None, int]:
     """A following `cast - c` of an integer constant c (a zero point) that the magic-number
     conversion can subtract for free: exact when the integer and c are exact in the target."""
-    source = cast.operands[0].type.dtype  # type: ignore[attr-defined]
-    target = cast.result.type.dtype  # type: ignore[attr-defined]
+    source = cast.operands[0].type.dtype
+    target = cast.result.type.dtype
     exact_bits = {"f32": 16, "f16": 8, "bf16": 8}.get(target.name, 0)
     if not (source.is_int and source.nbits <= exact_bits):
         return None, 0
@@ -335,8 +335,8 @@ def _bytewise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, 
 
 @emits(CastOp)
 def emit_cast(emitter: KernelEmitter, op: CastOp) -> None:
-    source = op.operands[0].type.dtype  # type: ignore[attr-defined]
-    target = op.result.type.dtype  # type: ignore[attr-defined]
+    source = op.operands[0].type.dtype
+    target = op.result.type.dtype
     _, zero = folded_sub(emitter, op)
     if isinstance(op.result.type, VectorType) and (
         _bytewise(emitter, op, source, target, zero) or _pairwise(emitter, op, source, target, zero)

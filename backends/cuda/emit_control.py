@@ -28,7 +28,7 @@ def declare_variable(emitter: KernelEmitter, value: Value, name: str | None = No
     if isinstance(vt, VectorType):
         emitter.declare_array(name, vt.dtype, vt.size)
         return CValue("array", name, vt.dtype, vt.size)
-    dt = vt.dtype  # type: ignore[attr-defined]
+    dt = vt.dtype
     emitter.w.line(f"{c_types.c_type(dt)} {name};")
     return CValue("scalar", name, dt)
 
@@ -190,7 +190,7 @@ def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
         emitter.bind(arg, variable)
         variables.append(variable)
     iv = emitter.c_name(op.induction_variable)
-    dt = op.induction_variable.type.dtype  # type: ignore[attr-defined]
+    dt = op.induction_variable.type.dtype
     emitter.bind(op.induction_variable, CValue("scalar", iv, dt))
     bounds = [emitter.analysis.facts(v).constant for v in op.operands[:3]]
     counter = emit_staging.stage_counter(emitter, op)
@@ -213,14 +213,14 @@ def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
             emit_staging.loop_bottom(emitter, op)
     emitter.yield_targets.pop()
     emit_staging.after_loop(emitter, op)
-    for result, variable in zip(op.results, variables):
-        if variable is not None:
-            emitter.bind(result, variable)
+    for result, carried in zip(op.results, variables):
+        if carried is not None:
+            emitter.bind(result, carried)
 
 
 @emits(IfOp)
 def emit_if(emitter: KernelEmitter, op: IfOp) -> None:
-    variables = [declare_variable(emitter, result) for result in op.results]
+    variables: list[CValue | None] = [declare_variable(emitter, r) for r in op.results]
     condition = emitter.value(op.operands[0]).text
     emitter.yield_targets.append(variables)
     with emitter.w.block(f"if ({condition})"):
@@ -230,4 +230,5 @@ def emit_if(emitter: KernelEmitter, op: IfOp) -> None:
             emitter.region(op.else_region)
     emitter.yield_targets.pop()
     for result, variable in zip(op.results, variables):
+        assert variable is not None  # an if's results all have variables
         emitter.bind(result, variable)

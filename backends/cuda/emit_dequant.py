@@ -50,8 +50,8 @@ def _fusable(emitter: KernelEmitter, unpack: UnpackBitsOp) -> CastOp | None:
     cast = emitter.only_user(unpack.result)
     if unpack.shift is not None or not isinstance(cast, CastOp):
         return None
-    source = unpack.result.type.dtype  # type: ignore[attr-defined]
-    target = cast.result.type.dtype  # type: ignore[attr-defined]
+    source = unpack.result.type.dtype
+    target = cast.result.type.dtype
     if target.name not in _OUTPUT or len(unpack.bit_offsets) < 2:
         return None
     if source.is_int and source.nbits <= 8:
@@ -96,8 +96,8 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
     cast = _fusable(emitter, unpack)
     if cast is None:
         return False
-    source_dt = unpack.result.type.dtype  # type: ignore[attr-defined]
-    target_dt = cast.result.type.dtype  # type: ignore[attr-defined]
+    source_dt = unpack.result.type.dtype
+    target_dt = cast.result.type.dtype
     sub, bias = folded_sub(emitter, cast)
     final = sub or cast
     source = emitter.materialize(unpack.operands[0])

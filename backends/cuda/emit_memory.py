@@ -108,7 +108,7 @@ class Access:
         if element != c_types.memory_type(memory.dtype):
             pointer = f"reinterpret_cast<{const}{element}*>({pointer})"
         base = emitter.value(op.base).text
-        self.swizzle = op.memory.type.swizzle
+        self.swizzle = op.memory_type.swizzle
         if self.swizzle is None:
             self.pointer = emitter.fresh(f"{memory.text}_at")
             emitter.w.line(f"{const}{element}* const {self.pointer} = {pointer} + {base};")

@@ -33,7 +33,7 @@ def emit_ldmatrix(emitter: KernelEmitter, op: LoadMatrixOp) -> None:
 @emits(MmaOp)
 def emit_mma(emitter: KernelEmitter, op: MmaOp) -> None:
     a, b, c = (emitter.materialize(v) for v in op.operands)
-    element = op.operands[0].type.dtype.name  # type: ignore[attr-defined]
+    element = op.operands[0].type.dtype.name
     result = emitter.array(op.result)
     emitter.w.line(
         f"lpir_mma_{op.shape}_{element}({result.address(0)}, {a.address(0)}, "

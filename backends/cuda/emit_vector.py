@@ -46,7 +46,7 @@ def emit_splat(emitter: KernelEmitter, op: SplatOp) -> None:
 
 @emits(VectorConstantOp)
 def emit_vector_constant(emitter: KernelEmitter, op: VectorConstantOp) -> None:
-    dt = op.result.type.dtype  # type: ignore[attr-defined]
+    dt = op.result.type.dtype
     values = op.values
     if len(set(values)) == 1:
         emitter.bind(op.result, CValue("splat", c_types.literal(values[0], dt), dt, len(values)))
@@ -156,6 +156,6 @@ def emit_reduce_lanes(emitter: KernelEmitter, op: ReduceLanesOp) -> None:
 
 def _reduced(emitter: KernelEmitter, op: ReduceLanesOp, terms: list[str], combine) -> str:
     name = emitter.c_name(op.result)
-    ctype = c_types.c_type(op.result.type.dtype)  # type: ignore[attr-defined]
+    ctype = c_types.c_type(op.result.type.dtype)
     emitter.w.line(f"const {ctype} {name} = {balanced_tree(terms, combine)};")
     return name

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.staging import StagingPlan, allocation_bytes, plan_staging
@@ -79,12 +80,14 @@ class CValue:
 
 Emitter = Callable[["KernelEmitter", Operation], None]
 EMITTERS: dict[type, Emitter] = {}
+# An emitter as written: its op parameter is the class it emits, not any Operation.
+AnyEmitter = TypeVar("AnyEmitter", bound=Callable[..., None])
 
 
-def emits(*classes: type) -> Callable[[Emitter], Emitter]:
+def emits(*classes: type) -> Callable[[AnyEmitter], AnyEmitter]:
     """Register the decorated function as the emitter of ops of `classes`."""
 
-    def register(function: Emitter) -> Emitter:
+    def register(function: AnyEmitter) -> AnyEmitter:
         for cls in classes:
             EMITTERS[cls] = function
         return function
@@ -169,7 +172,7 @@ class KernelEmitter:
 
     def scalar(self, result: Value, expression: str, constant: bool = True) -> CValue:
         """Define a scalar result as a local initialized with `expression`."""
-        dt = result.type.dtype  # type: ignore[attr-defined]
+        dt = result.type.dtype
         name = self.c_name(result)
         qualifier = "const " if constant else ""
         self.w.line(f"{qualifier}{c_types.c_type(dt)} {name} = {expression};")
@@ -227,7 +230,7 @@ class KernelEmitter:
             const = "const " if self.is_read_only(arg) else ""
             self.bind(arg, CValue("global", name, arg.type.dtype))
             return f"{const}{element}* __restrict__ {name}"
-        dt = arg.type.dtype  # type: ignore[attr-defined]
+        dt = arg.type.dtype
         self.bind(arg, CValue("scalar", name, dt))
         return f"{c_types.c_type(dt)} {name}"
 
@@ -236,7 +239,7 @@ class KernelEmitter:
         ring buffers (staging.py, planned here within the static 48 KB); dynamic beyond
         48 KB in all."""
         allocations = [op for op in self.kernel.walk() if isinstance(op, AllocSharedOp)]
-        sizes = [allocation_bytes(op.result.type) for op in allocations]
+        sizes = [allocation_bytes(op.shared_type) for op in allocations]
         dynamic = sum(sizes) > STATIC_SHARED_LIMIT
         budget = 0 if dynamic else STATIC_SHARED_LIMIT - sum(sizes)
         self.staging = plan_staging(self.kernel, self.users, budget)

@@ -49,7 +49,7 @@ def _wrapper(kernel: KernelSource, entry: str) -> str:
         if isinstance(arg.type, GlobalType):
             ctype = c_types.memory_type(arg.type.dtype) + "*"
         else:
-            ctype = c_types.c_type(arg.type.dtype)  # type: ignore[attr-defined]
+            ctype = c_types.c_type(arg.type.dtype)
         arguments.append(f"*reinterpret_cast<{ctype}*>(arguments[{index}])")
     gx, gy, gz = kernel.kernel.grid
     call = f"{kernel.name}({', '.join(arguments)});"
@@ -145,7 +145,7 @@ class _Runner:
                 pointers[index] = ctypes.addressof(pointer)
                 copies.append((host, device, self.stored[index]))
             else:
-                scalar = np.array([arrays.scalar_argument(value, arg.type.dtype)])  # type: ignore[attr-defined]
+                scalar = np.array([arrays.scalar_argument(value, arg.type.dtype)])
                 keep.append(scalar)
                 pointers[index] = scalar.ctypes.data
         self.function(pointers)

@@ -123,7 +123,7 @@ class CompiledKernel:
         parameters, copies = [], []
         for arg, value, stored in zip(self.kernel.args, arguments, self.stored):
             if not isinstance(arg.type, GlobalType):
-                parameters.append(arrays.scalar_argument(value, arg.type.dtype))  # type: ignore[attr-defined]
+                parameters.append(arrays.scalar_argument(value, arg.type.dtype))
                 continue
             view = value if isinstance(value, arrays.DeviceView) else arrays.device_view(value)
             if view is not None:

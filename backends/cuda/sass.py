@@ -30,9 +30,9 @@ def find_cuobjdump() -> str | None:
     """cuobjdump on PATH, or the one a `cuda-toolkit` wheel put in this Python's site-packages;
     None unless the nvdisasm it runs for `-sass` is beside it or on PATH."""
     site = Path(sysconfig.get_paths()["purelib"]) / "nvidia"
-    candidates = [shutil.which("cuobjdump")]
+    candidates: list[str | Path | None] = [shutil.which("cuobjdump")]
     candidates += sorted(site.glob("cu*/bin/cuobjdump"), reverse=True) if site.exists() else []
-    for candidate in filter(None, candidates):
+    for candidate in (c for c in candidates if c is not None):
         if (Path(candidate).parent / "nvdisasm").exists() or shutil.which("nvdisasm"):
             return str(candidate)
     return None

@@ -265,7 +265,7 @@ def _only_store(tile: Value, users, loop: ForOp) -> StoreThreadOp | None:
         return None
     if not isinstance(store.memory.owner, AllocSharedOp):
         return None
-    return store  # type: ignore[return-value]
+    return store
 
 
 def _buffers_are_ordered(loop: ForOp, store: StoreThreadOp, users) -> bool:

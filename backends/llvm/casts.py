@@ -17,6 +17,8 @@ truncates and re-extends (wrap).
 
 from __future__ import annotations
 
+import functools
+
 from llvmlite import ir
 from lpir.backends.llvm import jit
 from lpir.backends.llvm.branches import branch_value
@@ -122,10 +124,9 @@ class Caster:
             "llvm.x86.avx512.fpclass.ps.512",
             ir.FunctionType(ir.VectorType(I1, 16), [registers[0].type, I32]),
         )
-        special = None
-        for register in registers:
-            found = b.call(classify, [register, ir.Constant(I32, 0x01 | 0x80 | 0x20)])
-            special = found if special is None else b.or_(special, found)
+        mask = ir.Constant(I32, 0x01 | 0x80 | 0x20)
+        found = [b.call(classify, [register, mask]) for register in registers]
+        special = functools.reduce(b.or_, found)
         any_special = b.call(self.intrinsics.vector_reduce("or", special.type), [special])
         return branch_value(
             b,
@@ -290,7 +291,7 @@ def nan_payload_unseen(kernel: Kernel) -> set[int]:
         if op.name in _PAYLOAD_BLIND:
             return True
         if op.name == "cast":
-            return not op.result.type.dtype.is_float  # type: ignore[attr-defined]
+            return not op.result.type.dtype.is_float
         return op.name in _LANE_MOVES and is_unseen(op.result)
 
     def is_unseen(value: Value) -> bool:

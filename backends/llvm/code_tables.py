@@ -143,8 +143,8 @@ class CodeTables:
             return None
         index, lanes = known[0].index, known[0].lanes
         forms = []
-        for operand, form in zip(op.operands, tabulated, strict=True):
-            form = form or self.uniform(operand, lanes)
+        for operand, found in zip(op.operands, tabulated, strict=True):
+            form = found or self.uniform(operand, lanes)
             if form is None:
                 return None
             forms.append(form)
@@ -303,7 +303,7 @@ def _key(form, chunk: int):
 
 
 def _dtype(value: Value) -> DType:
-    return value.type.dtype  # type: ignore[attr-defined]
+    return value.type.dtype
 
 
 __all__ = ["CodeTables", "code_index"]

@@ -113,7 +113,7 @@ class Launcher:
                 arg.name_hint,
                 arg.type.nbytes if isinstance(arg.type, GlobalType) else None,
                 id(arg) in self.stored,
-                arg.type.dtype,  # type: ignore[attr-defined]
+                arg.type.dtype,
             )
             for arg in kernel.args
         ]
@@ -174,7 +174,9 @@ class Launcher:
             raise ArgumentError(
                 f"{self.kernel.name} takes {len(self.kernel.args)} arguments, got {len(arguments)}"
             )
-        keep_alive, pointers, spans = [], [], []
+        keep_alive: list[Any] = []
+        pointers: list[int] = []
+        spans: list[tuple[str, int, int, bool]] = []
         for (name, required, stored, dt), value in zip(self.argument_plan, arguments):
             if required is None:
                 scalar, address = scalar_pointer(dt, value)
@@ -189,7 +191,7 @@ class Launcher:
                 )
             keep_alive.append(buffer)
             start = data_address(buffer)
-            spans.append((name, start, start + max(nbytes, 1), stored))
+            spans.append((name or "?", start, start + max(nbytes, 1), stored))
             pointers.append(start)
         refuse_overlap(spans)
         return keep_alive, pointers
@@ -200,7 +202,8 @@ def data_address(array: np.ndarray) -> int:
     (0.3 us, where numpy's `array.ctypes.data` builds an object: 1 us, a third of a small
     launch's pointer work); read-only and empty arrays through numpy."""
     try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+        # numpy arrays export the buffer protocol; numpy's stubs do not say so
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return array.ctypes.data
 
@@ -219,7 +222,7 @@ def scalar_array(dt: DType, value: Any) -> np.ndarray:
 
 #: ctypes types of the scalars a call passes as they are (C's conversion: f32 rounds to
 #: nearest like numpy's, integers wrap like a cast)
-_CTYPES = {
+_CTYPES: dict[str, type[ctypes._SimpleCData[Any]]] = {
     "f32": ctypes.c_float,
     "f64": ctypes.c_double,
     "i8": ctypes.c_int8,

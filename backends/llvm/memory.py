@@ -216,7 +216,9 @@ class Memory:
         element = memory_type(dt)
         align = max(1, dt.nbits // 8)
         max_lanes = VECTOR_BYTES // align
-        pieces, position, loaded = [], {}, 0  # position: offset -> lane of the windows' concat
+        pieces: list[ir.Value] = []
+        position: dict[int, int] = {}  # offset -> lane of the windows' concatenation
+        loaded = 0
         for start in starts:
             owners = self.window_lanes(offsets, start, max_lanes)
             position.update((start + index, loaded + index) for index in range(len(owners)))

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from lpir.ir.analysis import loop_slice, served_from_cache
 from lpir.ir.core import Kernel, Operation, Value
-from lpir.ir.ops import ConstantOp, ForOp
+from lpir.ir.ops import ConstantOp, ForOp, LoadThreadOp
 from lpir.ir.types import GlobalType
 
 PREFETCH_BYTES = 8192  # ahead of the load: two pages, past a page's end well before the walk
@@ -76,7 +76,7 @@ def _step_bytes(op: Operation, loop: ForOp) -> int | None:
     if coefficient is None:
         return None
     dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
-    return coefficient * step.value * dtype.nbits // 8
+    return coefficient * int(step.value) * dtype.nbits // 8
 
 
 def induction_coefficient(value: Value, loop: ForOp, known: dict[int, int | None]) -> int | None:
@@ -111,11 +111,12 @@ def _coefficient_of(op: Operation, loop: ForOp, known: dict) -> int | None:
     scale = factor.owner
     if not isinstance(scale, ConstantOp):
         return None
-    return moving * scale.value if op.name == "mul" else moving << scale.value
+    factor_value = int(scale.value)  # an index constant
+    return moving * factor_value if op.name == "mul" else moving << factor_value
 
 
 def _streams(op: Operation, loop: ForOp, kernel: Kernel) -> bool:
-    if op.name != "ld" or not isinstance(op.operands[0].type, GlobalType):
+    if not isinstance(op, LoadThreadOp) or not isinstance(op.operands[0].type, GlobalType):
         return False
     dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
     if dtype.nbits % 8 or len(op.attributes["offsets"]) * dtype.nbits < 8 * MIN_BYTES:

@@ -168,7 +168,7 @@ class Vectors:
         shift likewise (AVX-512BW)."""
         b = self.b
         count = data.type.count
-        picks = []
+        picks: list[int] = []
         for offset in offsets:
             picks.extend(min(offset // 8 + plane, count) for plane in (0, 1))  # past the end: 0
         gathered = self.pick(data, picks)

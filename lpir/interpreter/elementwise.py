@@ -11,6 +11,7 @@ return the other operand when one is NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def _erf(x):
     return _MATH_ERF(np.asarray(x, np.float64)).astype(np.float64)
 
 
-_FLOAT_UNARY = {
+_FLOAT_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "exp": np.exp,
     "exp2": np.exp2,
     "log": np.log,

@@ -40,7 +40,8 @@ class Evaluator:
             return method(op)
         operands = [self.get(v) for v in op.operands]
         if isinstance(op, BinaryOp):
-            return [ew.binary(op.name, *operands, op.operands[0].type.dtype)]  # type: ignore[attr-defined]
+            lhs, rhs = operands
+            return [ew.binary(op.name, lhs, rhs, op.operands[0].type.dtype)]
         if isinstance(op, UnaryOp):
-            return [ew.unary(op.name, operands[0], op.operands[0].type.dtype)]  # type: ignore[attr-defined]
+            return [ew.unary(op.name, operands[0], op.operands[0].type.dtype)]
         raise LpirError(f"{self.description} cannot run '{op.name}'", op.location)

@@ -51,7 +51,7 @@ class ThreadInterpreter:
             if isinstance(value.type, GlobalType):
                 bound.append(argument)
             else:
-                scalar = ew.scalar(argument, value.type.dtype)  # type: ignore[attr-defined]
+                scalar = ew.scalar(argument, value.type.dtype)
                 bound.append(np.full(threads, scalar))
         gx, gy, gz = self.kernel.grid
         grid = itertools.product(range(gz), range(gy), range(gx))
@@ -360,7 +360,7 @@ class _ThreadBlock(Evaluator):
         if step <= 0:
             raise LpirError(f"a loop step must be positive, not {step}", op.location)
         values = [self.get(v) for v in op.inits]
-        dt = op.induction_variable.type.dtype  # type: ignore[attr-defined]
+        dt = op.induction_variable.type.dtype
         for index in range(lower, upper, step):
             self.env[id(op.induction_variable)] = np.full(self.threads, index, dt.numpy_dtype)
             for arg, value in zip(op.iter_args, values):

@@ -197,7 +197,7 @@ class _Block(Evaluator):
         if step <= 0:
             raise LpirError(f"a loop step must be positive, not {step}", op.location)
         values = [self.get(v) for v in op.inits]
-        iv_type = np.dtype(op.induction_variable.type.dtype.numpy_dtype).type  # type: ignore[attr-defined]
+        iv_type = np.dtype(op.induction_variable.type.dtype.numpy_dtype).type
         for index in range(lower, upper, step):
             self.env[id(op.induction_variable)] = iv_type(index)
             for arg, value in zip(op.iter_args, values):

@@ -122,7 +122,7 @@ class IndexAnalysis:
         return self.cache[key]
 
     def compute(self, value: Value) -> Facts:
-        if not getattr(value.type, "dtype", None) or not value.type.dtype.is_int:  # type: ignore[attr-defined]
+        if not getattr(value.type, "dtype", None) or not value.type.dtype.is_int:
             return UNKNOWN
         loop = self.loops.get(id(value))
         if loop is not None:
@@ -316,7 +316,7 @@ def _per_thread(value: Value, threads: int, memo: dict) -> np.ndarray | None:
     elif isinstance(owner, BinaryOp) and owner.name in _INDEX_OPS:
         a, b = (_per_thread(v, threads, memo) for v in owner.operands)
         if a is not None and b is not None:
-            dt = owner.result.type.dtype  # type: ignore[attr-defined]
+            dt = owner.result.type.dtype
             result = ew.binary(owner.name, a, b, dt).astype(np.int64)
     memo[id(value)] = result
     return result

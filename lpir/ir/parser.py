@@ -28,6 +28,15 @@ from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, Ve
 from lpir.layout import parse as parse_layout
 from lpir.layout import parse_shared
 
+# A child in the parse tree: a rule's subtree or a token (which one, the grammar decides).
+Node = lark.Tree | lark.Token
+
+
+def _int(node: Node) -> int:
+    """The value of an integer token."""
+    assert isinstance(node, lark.Token)  # the grammar puts an INT here
+    return int(node)
+
 
 @functools.cache
 def _lark() -> lark.Lark:
@@ -81,7 +90,7 @@ class _ModuleBuilder:
         return ParseError(message, self.location(item))
 
     # ---- names -------------------------------------------------------------------------
-    def define(self, token: lark.Token, type_: Type) -> Value:
+    def define(self, token: Node, type_: Type) -> Value:
         name = str(token)[1:]
         if any(name in scope for scope in self.scopes):
             raise self.fail(f"%{name} is defined twice", token)
@@ -89,7 +98,7 @@ class _ModuleBuilder:
         self.scopes[-1][name] = value
         return value
 
-    def use(self, token: lark.Token) -> Value:
+    def use(self, token: Node) -> Value:
         name = str(token)[1:]
         for scope in reversed(self.scopes):
             if name in scope:
@@ -117,8 +126,8 @@ class _ModuleBuilder:
             str(name),
             param_values,
             body,
-            tuple(int(g) for g in grid.children),  # type: ignore[arg-type]
-            int(threads.children[0]),
+            (_int(grid.children[0]), _int(grid.children[1]), _int(grid.children[2])),
+            _int(threads.children[0]),
             stage=str(stage.children[0]) if stage is not None else "tile",
             location=self.location(tree),
         )
@@ -167,15 +176,15 @@ class _ModuleBuilder:
 
     def for_op(self, tree: lark.Tree, result_tokens: list) -> Operation:
         iv_token, lower, upper, step, stages, iter_tree, _types_tree, *ops = tree.children
-        bounds = [self.use(t) for t in (lower, upper, step)]
+        lower_value, upper_value, step_value = (self.use(t) for t in (lower, upper, step))
         pairs = [p.children for p in iter_tree.children] if iter_tree is not None else []
         inits = [self.use(value) for _, value in pairs]
         try:
-            op = ForOp.create(*bounds, inits)
+            op = ForOp.create(lower_value, upper_value, step_value, inits)
         except LpirError as error:
             raise error.with_location(self.location(tree)) from None
         if stages is not None:
-            op.attributes["stages"] = int(stages)
+            op.attributes["stages"] = _int(stages)
         op.location = self.location(tree)
         self.scopes.append({})
         self.bind_region_args(op.body, [iv_token] + [name for name, _ in pairs])
@@ -184,7 +193,7 @@ class _ModuleBuilder:
         self.bind_results(op, result_tokens)
         return op
 
-    def bind_region_args(self, region: Region, tokens: list[lark.Token]) -> None:
+    def bind_region_args(self, region: Region, tokens: list[Node]) -> None:
         for arg, token in zip(region.args, tokens):
             arg.name_hint = str(token)[1:]
             if any(arg.name_hint in scope for scope in self.scopes):
@@ -210,13 +219,13 @@ class _ModuleBuilder:
         return op
 
     # ---- types and attributes ------------------------------------------------------------
-    def dtype(self, token: lark.Token):
+    def dtype(self, token: Node):
         try:
             return dtype(str(token))
         except DTypeError as error:
             raise self.fail(error.message, token) from None
 
-    def layout(self, token: lark.Token | None, shared: bool = False):
+    def layout(self, token: Node | None, shared: bool = False):
         if token is None:
             return None
         try:
@@ -229,8 +238,8 @@ class _ModuleBuilder:
         if kind == "scalar_type":
             return ScalarType(self.dtype(children[0]))
         if kind == "vector_type":
-            return VectorType(self.dtype(children[1]), int(children[0]))
-        shape = tuple(int(s) for s in children[1].children if s is not None)
+            return VectorType(self.dtype(children[1]), _int(children[0]))
+        shape = tuple(_int(s) for s in children[1].children if s is not None)
         if kind == "tile_type":
             return TileType(self.dtype(children[0]), shape, self.layout(children[2]))
         if kind == "shared_type":

@@ -21,7 +21,14 @@ class Rewriter:
     def __init__(self):
         self.builder = Builder()
         self.values: dict[int, Value] = {}
-        self.kernel: Kernel | None = None
+        self._kernel: Kernel | None = None
+
+    @property
+    def kernel(self) -> Kernel:
+        """The kernel being rewritten (set by `run_kernel`)."""
+        if self._kernel is None:
+            raise RuntimeError("a Rewriter's kernel is known only inside run_kernel")
+        return self._kernel
 
     # ---- value mapping ------------------------------------------------------------------------
     def map(self, value: Value) -> Value:
@@ -39,7 +46,7 @@ class Rewriter:
         return Module([self.run_kernel(k) for k in module.kernels])
 
     def run_kernel(self, kernel: Kernel) -> Kernel:
-        self.kernel = kernel
+        self._kernel = kernel
         args = [self.new_argument(a) for a in kernel.args]
         body = Region(args)
         with self.builder.at(body):
@@ -101,8 +108,11 @@ class Rewriter:
         """Insert a `for` like `loop` (bounds mapped, names, attributes and location kept)
         that starts from `inits`, and map the old loop's induction variable and iteration
         arguments to the new one's; the caller fills its body and maps its results."""
+        lower, upper, step = self.map_all(loop.operands[:3])
         new = ForOp.create(
-            *self.map_all(loop.operands[:3]),
+            lower,
+            upper,
+            step,
             inits,
             loop.induction_variable.name_hint,
             [a.name_hint for a in loop.iter_args],

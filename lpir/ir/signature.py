@@ -146,16 +146,16 @@ def check_signature(op: Operation) -> None:
                 hint=f"'{op.name}' takes {signature.attribute_summary()}",
             )
     for name, value in op.attributes.items():
-        kind = signature.attributes.get(name) or signature.optional.get(name)
-        if kind is None:
+        declared = signature.attributes.get(name) or signature.optional.get(name)
+        if declared is None:
             raise op.error(
                 f"unknown attribute '{name}'",
                 hint=f"'{op.name}' takes {signature.attribute_summary()}",
             )
-        if not kind.accepts(value):
+        if not declared.accepts(value):
             raise op.error(
-                f"attribute '{name}' must be {kind.description}, not {_shown(value)}",
-                hint=f"e.g. {name} = {kind.example}",
+                f"attribute '{name}' must be {declared.description}, not {_shown(value)}",
+                hint=f"e.g. {name} = {declared.example}",
             )
 
 

@@ -35,7 +35,9 @@ from lpir.layout import RegisterLayout, SharedLayout, Swizzle
 
 
 class Type:
-    """Base class of IR types."""
+    """Base class of IR types. Every type has an element dtype."""
+
+    dtype: DType
 
 
 class Shaped:
@@ -83,6 +85,13 @@ class TileType(Shaped, Type):
     dtype: DType
     shape: tuple[int, ...]
     layout: RegisterLayout | None = None
+
+    @property
+    def selected_layout(self) -> RegisterLayout:
+        """The layout, which every tile has from layout-selection on."""
+        if self.layout is None:
+            raise TypeCheckError(f"{self} has no layout: layout-selection has not run")
+        return self.layout
 
     def with_layout(self, layout: RegisterLayout | None) -> TileType:
         return TileType(self.dtype, self.shape, layout)
@@ -182,15 +191,25 @@ def agree(a: Type, b: Type) -> bool:
     """Whether two types can stand for one value: equal, or tiles of one dtype and shape of
     which one has no layout yet (before layout-selection, an annotated tile and the same tile
     unannotated; layout-selection then gives both one layout)."""
-    tiles = isinstance(a, TileType) and isinstance(b, TileType)
-    if tiles and (a.layout is None or b.layout is None):  # type: ignore[union-attr]
-        return a.dtype == b.dtype and a.shape == b.shape  # type: ignore[union-attr]
+    if (
+        isinstance(a, TileType)
+        and isinstance(b, TileType)
+        and (a.layout is None or b.layout is None)
+    ):
+        return a.dtype == b.dtype and a.shape == b.shape
     return a == b
+
+
+def as_tile(type_: Type) -> TileType:
+    """`type_`, which the caller has checked to be a register tile's, as a TileType."""
+    if not isinstance(type_, TileType):
+        raise TypeCheckError(f"expected a register tile, not {type_}")
+    return type_
 
 
 def element_dtype(type_: Type) -> DType:
     """The dtype of a scalar, tile, vector or memory type."""
-    return type_.dtype  # type: ignore[attr-defined]
+    return type_.dtype
 
 
 def same_kind_with_dtype(type_: Type, dtype: DType) -> Type:

@@ -35,7 +35,7 @@ from lpir.ir.ops import (
     ViewOp,
 )
 from lpir.ir.ops.memory import ATOMIC_DTYPES
-from lpir.ir.types import ScalarType, SharedType, TileType
+from lpir.ir.types import ScalarType, SharedType, TileType, as_tile
 from lpir.language import ast
 from lpir.language.expressions import (
     BOOL_HINT,
@@ -254,7 +254,7 @@ def arange(low, call: ast.Call):
 
 
 # ---- math ---------------------------------------------------------------------------------
-_PYTHON_MATH = {
+_PYTHON_MATH: dict[str, Callable[[float], float]] = {
     "exp": math.exp,
     "exp2": lambda x: 2.0**x,
     "log": math.log,
@@ -362,7 +362,7 @@ def _arg_extreme(kind: str) -> Builtin:
             tile = low.builder.add(CastOp.create(tile, dtype("u8")))
         axis_node = keywords.get("axis")
         if axis_node is None:
-            tile = low.builder.add(ReshapeOp.create(tile, (tile.type.size,)))
+            tile = low.builder.add(ReshapeOp.create(tile, (as_tile(tile.type).size,)))
             axis = 0
         else:
             axis = _reduction_axis(low, tile, axis_node)
@@ -372,7 +372,7 @@ def _arg_extreme(kind: str) -> Builtin:
 
 
 def _first_position_of_extreme(low, tile: Value, kind: str, axis: int) -> Value:
-    shape = tile.type.shape
+    shape = as_tile(tile.type).shape
     add = low.builder.add
     extreme = add(ReduceOp.create(tile, kind, axis))
     if isinstance(extreme.type, TileType):
@@ -454,7 +454,7 @@ def dot(low, call: ast.Call):
         operands.append(value.value)
     a, b = operands
     if args[2] is None:
-        m, n = a.type.shape[0], b.type.shape[-1]
+        m, n = as_tile(a.type).shape[0], as_tile(b.type).shape[-1]
         accumulator = "i32" if a.type.dtype.name == "i8" else "f32"
         acc_dtype = I32 if accumulator == "i32" else F32
         zero = low.constant(Const(0 if accumulator == "i32" else 0.0), acc_dtype, call)
@@ -471,7 +471,7 @@ def dot(low, call: ast.Call):
 def transpose(low, call: ast.Call):
     (node,), _ = _arguments(low, call, 1)
     value = low.expr(node)
-    if not (isinstance(value, Runtime) and value.is_tile and value.value.type.rank == 2):
+    if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank == 2):
         raise low.error(
             f"transpose swaps the two dimensions of a tile, but this is {value.describe()}",
             node,
@@ -490,7 +490,7 @@ def stack(low, call: ast.Call):
         if not (isinstance(value, Runtime) and value.is_tile):
             raise low.error(f"stack joins tiles, but this is {value.describe()}", node)
         tiles.append(value.value)
-    rank = tiles[0].type.rank
+    rank = as_tile(tiles[0].type).rank
     axis_node = keywords.get("axis")
     axis = 0 if axis_node is None else low.as_const_int(axis_node, "axis")
     if not -(rank + 1) <= axis <= rank:
@@ -514,7 +514,7 @@ def reshape(low, call: ast.Call):
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile):
         raise low.error(f"reshape needs a tile, but this is {value.describe()}", node)
-    tile = value.value.type
+    tile = as_tile(value.type)
     dims = [low.as_const_int(d, "a dimension of reshape") for d in dim_nodes]
     return Runtime(
         low.builder.add(ReshapeOp.create(value.value, _infer_dim(low, tile, dims, call)))
@@ -568,9 +568,8 @@ def tile_constructor(low, node: ast.TileConstructor) -> SemanticValue:
     else:
         if node.args or node.keywords:
             raise low.error(f"{node.func}<T>[...] takes no arguments", node)
-        value = Const(0.0 if dt.is_float else 0) if node.func == "zeros" else None
-        if node.func == "ones":
-            value = Const(1.0 if dt.is_float else 1)
+        one = node.func == "ones"  # else zeros
+        value = Const((1.0 if one else 0.0) if dt.is_float else int(one))
     if isinstance(value, Const):
         if dt.is_bool:
             value = Const(bool(value.value))

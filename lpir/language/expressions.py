@@ -395,7 +395,7 @@ class ExpressionLowering:
                 node,
                 "use literals and integer parameters only",
             )
-        return value.value  # type: ignore[return-value]
+        return value.value
 
     def as_index(self, value: SemanticValue, node: ast.Node) -> Value:
         """An i32 scalar for tensor indices and loop bounds."""
@@ -437,10 +437,12 @@ class ExpressionLowering:
                     node,
                     "load a tensor slice into registers first: load(w[...])",
                 )
-        if isinstance(lhs, Const):
-            return self.constant(lhs, rhs.dtype, node), rhs.value  # type: ignore[union-attr]
-        if isinstance(rhs, Const):
+        if isinstance(lhs, Const) and isinstance(rhs, Runtime):
+            return self.constant(lhs, rhs.dtype, node), rhs.value
+        if isinstance(rhs, Const) and isinstance(lhs, Runtime):
             return lhs.value, self.constant(rhs, lhs.dtype, node)
+        # Callers fold two constants themselves.
+        assert isinstance(lhs, Runtime) and isinstance(rhs, Runtime)
         if lhs.dtype != rhs.dtype:
             raise self.error(
                 f"operands have different dtypes: {lhs.dtype.name} and {rhs.dtype.name}",
@@ -490,7 +492,7 @@ class ExpressionLowering:
             raise self.error(f"'~' needs an integer or a bool, not {constant_text(v)}", node)
         value = self.as_runtime(operand, node)
         if op == "logical_not":
-            if not value.type.dtype.is_bool:  # type: ignore[attr-defined]
+            if not value.type.dtype.is_bool:
                 raise self.error(
                     f"'not' needs a bool, not {value.type}", node, "use ~ for integer bits"
                 )
@@ -548,7 +550,7 @@ class ExpressionLowering:
                 position += 1
         return Runtime(value)
 
-    def tile_range(self, value: Value, dim: int, item: ast.Node) -> Value:
+    def tile_range(self, value: Value, dim: int, item: ast.SliceRange | ast.SliceLength) -> Value:
         """`t[:, a:b]` or `t[:, a :+ n]` with compile-time bounds: the block of n = b - a along
         `dim` that starts at a, where n divides the dimension and a is a multiple of n (so the
         block is whole digits of the layout: reshape to [..., size / n, n, ...], index a / n)."""
@@ -637,7 +639,7 @@ class ExpressionLowering:
     def layout(self, node: ast.LayoutExpr):
         from lpir import layout as layouts
 
-        primitives = {
+        primitives: dict[str, Callable[..., layouts.RegisterLayout]] = {
             "local": layouts.local,
             "spatial": layouts.spatial,
             "column_local": layouts.column_local,
@@ -664,6 +666,7 @@ class ExpressionLowering:
                     part = piece if part is None else part * piece
                 except LayoutError as error:
                     raise TypeCheckError(error.message, self.location(call.span)) from None
+            assert part is not None  # the grammar gives every chain a call
             result = part if result is None else result * part
         return result
 

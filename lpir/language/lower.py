@@ -265,7 +265,7 @@ class KernelLowering(ExpressionLowering):
 
     def called_from(self, error: LpirError, call: ast.Call) -> LpirError:
         """`error`, raised inside a def, with the call it came from added to its message."""
-        if error.location is None or getattr(error, "call_shown", False):
+        if error.location is None or error.call_shown:
             return error
         place = f"{call.span.line}:{call.span.column}"
         shown = type(error)(
@@ -312,8 +312,8 @@ class KernelLowering(ExpressionLowering):
                     "range(start, stop, step, stages = S) takes only 'stages' by name",
                 )
             value = self.expr(keyword.value)
-            valid = isinstance(value, Const) and isinstance(value.value, int)
-            if not valid or isinstance(value.value, bool) or value.value < 1:
+            number = value.value if isinstance(value, Const) else None
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
                 shown = (
                     constant_text(value.value) if isinstance(value, Const) else "a runtime value"
                 )
@@ -323,7 +323,7 @@ class KernelLowering(ExpressionLowering):
                     "stages = 1 loads each tile in its own iteration; stages = S issues the "
                     "global loads of S - 1 iterations ahead (S tiles in registers)",
                 )
-            stages = value.value
+            stages = number
         return stages
 
     def check_step(self, step: int | float | bool, node: ast.Node) -> None:
@@ -369,6 +369,7 @@ class KernelLowering(ExpressionLowering):
         values = []
         for name, before in carried.items():
             current = self.find(name)
+            assert current is not None  # a carried name is defined before the block
             if isinstance(current, Const):
                 values.append(self.constant_like(current, before.type, node))
                 continue

@@ -116,7 +116,8 @@ class _Deduction:
         for decl, info in zip(decls, arguments):
             if isinstance(decl, ast.ScalarArg) or info.shape is None:
                 continue
-            if decl.dtype_name in self.param_names:
+            # An array of a numpy dtype lpir lacks deduces nothing; check_arguments names it.
+            if decl.dtype_name in self.param_names and info.dtype is not None:
                 self.set(decl.dtype_name, info.dtype, f"argument {decl.name}", decl)
             if len(decl.dims) != len(info.shape):
                 raise ArgumentError(
@@ -187,11 +188,11 @@ def check_arguments(program, kernel_def, params: dict, arguments: list[ArgumentI
             continue
         location = evaluator.location(decl.span)
         expected_dtype = evaluator.dtype_named(decl.dtype_name, decl.dtype_span)
-        if info.dtype != expected_dtype:
-            if info.dtype is not None:
-                got = info.dtype.name
-            elif info.shape is None:
+        if info.dtype != expected_dtype or info.shape is None:
+            if info.shape is None:
                 got = "a scalar"
+            elif info.dtype is not None:
+                got = info.dtype.name
             else:  # object, complex, float128, bool (lpir's bool tensors are packed), ...
                 got = "an array of a numpy dtype that no unpacked lpir dtype has"
             raise ArgumentError(

@@ -169,7 +169,10 @@ def _span(meta) -> ast.Span:
 
 
 def _token_span(token: Token) -> ast.Span:
-    return ast.Span(token.line, token.column, token.end_line, token.end_column)
+    line, column, end_line, end_column = token.line, token.column, token.end_line, token.end_column
+    if line is None or column is None or end_line is None or end_column is None:
+        return ast.Span(1, 1, 1, 2)  # a token the parser made up: no place in the text
+    return ast.Span(line, column, end_line, end_column)
 
 
 def _split_args(call_args) -> tuple[list, list]:

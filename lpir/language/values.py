@@ -55,7 +55,7 @@ class Runtime:
 
     @property
     def dtype(self) -> DType:
-        return self.value.type.dtype  # type: ignore[attr-defined]
+        return self.value.type.dtype
 
     def describe(self) -> str:
         kind = "tile" if self.is_tile else "scalar"

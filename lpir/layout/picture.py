@@ -78,7 +78,6 @@ def save_png(layout: RegisterLayout, path: str | os.PathLike) -> None:
     try:
         from matplotlib import colormaps
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.colors import ListedColormap
         from matplotlib.figure import Figure
     except ImportError:
         raise LpirError(
@@ -91,7 +90,7 @@ def save_png(layout: RegisterLayout, path: str | os.PathLike) -> None:
         [f"{_short_threads(held)}:{slot}" for held, slot in zip(row, slot_row, strict=True)]
         for row, slot_row in zip(threads, slots, strict=True)
     ]
-    palette: ListedColormap = colormaps["tab20"]
+    palette = colormaps["tab20"]
     colours = np.array([[palette(row[c][0] % 20)[:3] for c in range(columns)] for row in threads])
 
     cell_inches = max(0.25, min(0.6, 16 / max(rows, columns)))

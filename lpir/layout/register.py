@@ -146,7 +146,7 @@ class RegisterLayout:
     @cached_property
     def mode_multipliers(self) -> tuple[int, ...]:
         """The weight of every mode in its coordinate (product of the less significant modes)."""
-        weights = []
+        weights: list[int] = []
         for dim in self.modes:
             weights.extend(math.prod(dim[i + 1 :]) for i in range(len(dim)))
         return tuple(weights)
@@ -195,6 +195,7 @@ class RegisterLayout:
         for source, entries in (("thread", self.spatial_modes), ("slot", self.local_modes)):
             for entry, digit in zip(entries, self._digits(entries), strict=True):
                 if entry >= 0:
+                    assert digit.dim is not None  # only replication digits have none
                     term = Term(source, digit.stride, digit.size, digit.multiplier)
                     terms[digit.dim].append((entry, term))
         return tuple(tuple(term for _, term in sorted(dim)) for dim in terms)

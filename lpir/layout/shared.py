@@ -199,23 +199,28 @@ class _SharedParser(LayoutParser):
             raise self.fail(f"expected 'shared' but found {self.describe(head)}")
         self.index += 1
         self.expect("(")
-        fields: dict[str, object] = {}
+        sizes: dict[str, tuple[int, ...]] = {}
+        swizzle: Swizzle | None = None
         while True:
             key = self.token
-            if key.text not in ("shape", "strides", "swizzle") or key.text in fields:
+            seen = key.text in sizes or (key.text == "swizzle" and swizzle is not None)
+            if key.text not in ("shape", "strides", "swizzle") or seen:
                 raise self.fail(f"unexpected field {self.describe(key)} in shared(...)")
             self.index += 1
             self.expect("=")
-            fields[key.text] = self.swizzle() if key.text == "swizzle" else self.ints()
+            if key.text == "swizzle":
+                swizzle = self.swizzle()
+            else:
+                sizes[key.text] = self.ints()
             if self.accept(")"):
                 break
             self.expect(",")
         if self.token.kind != "end":
             raise self.fail(f"unexpected {self.describe(self.token)} after shared(...)")
-        if "shape" not in fields or "strides" not in fields:
+        if "shape" not in sizes or "strides" not in sizes:
             raise self.fail("shared(...) needs shape=[...] and strides=[...]", head)
         try:
-            return SharedLayout(fields["shape"], fields["strides"], fields.get("swizzle"))
+            return SharedLayout(sizes["shape"], sizes["strides"], swizzle)
         except LayoutError as error:
             raise located_error(self.text, head.column, error.message, _SHARED_FORM) from None
 
@@ -235,9 +240,10 @@ class _SharedParser(LayoutParser):
         values = self.sequence("(", ")", self.count)
         if len(values) != 3:
             raise self.fail("swizzle takes three numbers: bits, base, shift", start)
+        bits, base, shift = values
         then = self.swizzle() if self.accept("*") else None
         try:
-            return Swizzle(*values, then)
+            return Swizzle(bits, base, shift, then)
         except LayoutError as error:
             raise located_error(self.text, start.column, error.message, error.hint) from None
 

@@ -23,11 +23,15 @@ Printing: a layout prints as the shortest-found chain of primitives (``local(2,1
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from lpir.errors import LayoutError, SourceLocation
 from lpir.layout.algebra import PRIMITIVES
 from lpir.layout.register import RegisterLayout
+
+Item = TypeVar("Item")
 
 VALID_FORMS = (
     "a layout is a chain of primitives joined by '.' or '*', e.g. "
@@ -216,9 +220,9 @@ class LayoutParser:
             raise self.fail("sizes must be positive integers", token)
         return int(token.text)
 
-    def sequence(self, open_: str, close: str, item) -> list:
+    def sequence(self, open_: str, close: str, item: Callable[[], Item]) -> list[Item]:
         self.expect(open_)
-        items = []
+        items: list[Item] = []
         if not self.accept(close):
             items.append(item())
             while not self.accept(close):
@@ -278,7 +282,7 @@ class LayoutParser:
         return int(self.tokens[self.index - 1].text)
 
     def explicit(self, name: _Token) -> RegisterLayout:
-        readers = {
+        readers: dict[str, Callable[[], list]] = {
             "shape": lambda: self.sequence("[", "]", self.integer),
             "modes": lambda: self.sequence("[", "]", lambda: self.sequence("[", "]", self.integer)),
             "spatial": lambda: self.sequence("[", "]", self.entry),

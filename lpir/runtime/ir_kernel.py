@@ -47,9 +47,9 @@ def load_ir(
     """
     file = Path(str(path))
     if params:
-        names = ", ".join(f"-D {name}" for name in params)
+        given = ", ".join(f"-D {name}" for name in params)
         raise LpirError(
-            f"{names}: -D applies to kernel sources (.lp); {file.name} is IR text, already "
+            f"{given}: -D applies to kernel sources (.lp); {file.name} is IR text, already "
             "specialized",
             hint="set parameters when lowering the .lp source, or edit the values in the IR",
         )
@@ -140,7 +140,7 @@ class IRKernel:
         prepared = []
         for arg, value in zip(args, arguments):
             declared = SimpleNamespace(name=arg.name_hint or "?")
-            dt = arg.type.dtype  # type: ignore[attr-defined]
+            dt = arg.type.dtype
             if isinstance(arg.type, GlobalType):
                 view = args_.device_view_of(value)
                 info = args_.tensor_info(value, declared, where, self.target, view)  # type: ignore[arg-type]

@@ -204,7 +204,7 @@ class Kernel:
         for decl, arg, where in zip(
             self.definition.args, spec.kernel_ir.args, self._argument_locations()
         ):
-            dt = arg.type.dtype  # type: ignore[attr-defined]
+            dt = arg.type.dtype
             writes = decl.name in spec.stored if isinstance(decl, ast.GlobalArg) else None
             checks.append((decl, dt, where, writes))
         return checks

@@ -71,7 +71,7 @@ class Specialization:
 
 def stored_arguments(module: Module) -> set[str]:
     kernel = module.kernels[0]
-    names = {id(a): a.name_hint for a in kernel.args}
+    names = {id(a): a.name_hint for a in kernel.args if a.name_hint is not None}
     return {
         names[id(op.operands[0])]
         for op in kernel.walk()
@@ -120,15 +120,15 @@ def attach_runner(spec: Specialization, target: str) -> None:
     elif target in ("cuda", "cuda-host"):
         from lpir.backends.cuda import compile_kernel as compile_cuda
 
-        compiled = compile_cuda(spec.module, spec.params)
+        cuda_kernel = compile_cuda(spec.module, spec.params)
         if target == "cuda":
-            spec.runner = compiled.run
+            spec.runner = cuda_kernel.run
         else:  # the same C on the host: misaligned accesses and shared-memory races fail
-            spec.runner = _host_runner(compiled)
+            spec.runner = _host_runner(cuda_kernel)
         spec.sources = {
-            "cuda": lambda: compiled.cuda_source,
-            "ptx": compiled.ptx,
-            "sass": compiled.sass,
+            "cuda": lambda: cuda_kernel.cuda_source,
+            "ptx": cuda_kernel.ptx,
+            "sass": cuda_kernel.sass,
         }
         spec.arch_kinds = {"ptx", "sass"}
 
@@ -153,12 +153,12 @@ def _run_interpreter(kernel: IRKernel, arguments: list[Any]) -> None:
 
     values = []
     for arg, value in zip(kernel.args, arguments):
-        dt: DType = arg.type.dtype  # type: ignore[attr-defined]
+        dt: DType = arg.type.dtype
         values.append(args_.value_array(value, dt) if hasattr(arg.type, "shape") else value)
     run_tile_kernel(kernel, values)
     for arg, value, array in zip(kernel.args, arguments, values):
         if hasattr(arg.type, "shape"):
-            args_.store_back(value, array, arg.type.dtype)  # type: ignore[attr-defined]
+            args_.store_back(value, array, arg.type.dtype)
 
 
 def _run_threads(kernel: IRKernel, arguments: list[Any]) -> None:

@@ -115,8 +115,13 @@ def check_same_shape(op_name: str, types: list[Type]) -> None:
                 f"operands of '{op_name}' have different shapes: {first} and {other}",
                 hint="broadcast explicitly, e.g. t[:, None] or t[None, :]",
             )
-        both_tiles = isinstance(first, TileType) and isinstance(other, TileType)
-        if both_tiles and first.layout and other.layout and first.layout != other.layout:
+        if (
+            isinstance(first, TileType)
+            and isinstance(other, TileType)
+            and first.layout
+            and other.layout
+            and first.layout != other.layout
+        ):
             raise TypeCheckError(
                 f"operands of '{op_name}' have different layouts: {first.layout} and "
                 f"{other.layout}",
@@ -186,7 +191,7 @@ class BinaryOp(Operation):
     def create(cls, name: str, lhs: Value, rhs: Value, result_name: str | None = None):
         check_register_values(name, [lhs.type, rhs.type])
         check_same_shape(name, [lhs.type, rhs.type])
-        left, right = lhs.type.dtype, rhs.type.dtype  # type: ignore[attr-defined]
+        left, right = lhs.type.dtype, rhs.type.dtype
         if left != right:
             raise TypeCheckError(
                 f"operands of '{name}' have different dtypes: {left.name} and {right.name}",
@@ -211,11 +216,12 @@ class BinaryOp(Operation):
             check_same_shape(self.name, [lhs.type, rhs.type])
         except TypeCheckError:
             raise self.error(f"operand types differ: {lhs.type} and {rhs.type}") from None
-        if lhs.type.dtype != rhs.type.dtype:  # type: ignore[attr-defined]
+        if lhs.type.dtype != rhs.type.dtype:
             raise self.error(f"operand types differ: {lhs.type} and {rhs.type}")
 
     def recreate(self) -> Operation:
-        return BinaryOp.create(self.name, *self.operands)
+        lhs, rhs = self.operands
+        return BinaryOp.create(self.name, lhs, rhs)
 
 
 class UnaryOp(Operation):
@@ -227,7 +233,7 @@ class UnaryOp(Operation):
     @classmethod
     def create(cls, name: str, operand: Value, result_name: str | None = None):
         check_register_values(name, [operand.type])
-        dt = operand.type.dtype  # type: ignore[attr-defined]
+        dt = operand.type.dtype
         check_compute_dtype(dt, name)
         if name in FLOAT_UNARY and not dt.is_float:
             raise TypeCheckError(
@@ -256,12 +262,12 @@ class SelectOp(Operation):
     def create(cls, cond: Value, lhs: Value, rhs: Value, result_name: str | None = None):
         check_register_values("where", [cond.type, lhs.type, rhs.type])
         check_same_shape("where", [cond.type, lhs.type, rhs.type])
-        if not cond.type.dtype.is_bool:  # type: ignore[attr-defined]
+        if not cond.type.dtype.is_bool:
             raise TypeCheckError(
                 f"the condition of 'where' must be bool, not {cond.type}",
                 hint="compare to get a bool, e.g. where(x > 0, x, 0)",
             )
-        left, right = lhs.type.dtype, rhs.type.dtype  # type: ignore[attr-defined]
+        left, right = lhs.type.dtype, rhs.type.dtype
         if left != right:
             raise TypeCheckError(
                 f"the two values of 'where' have different dtypes: {left.name} and {right.name}"
@@ -271,7 +277,8 @@ class SelectOp(Operation):
         return cls("where", [cond, lhs, rhs], [result], result_names=[result_name])
 
     def recreate(self) -> Operation:
-        return SelectOp.create(*self.operands)
+        cond, lhs, rhs = self.operands
+        return SelectOp.create(cond, lhs, rhs)
 
 
 class CastOp(Operation):
@@ -321,7 +328,7 @@ class ViewOp(Operation):
     def create(cls, operand: Value, dt: DType | str, result_name: str | None = None):
         target = dtype(dt)
         source_type = operand.type
-        source = source_type.dtype  # type: ignore[attr-defined]
+        source = source_type.dtype
         if isinstance(source_type, ScalarType):
             if source.nbits != target.nbits:
                 raise TypeCheckError(

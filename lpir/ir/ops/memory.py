@@ -69,7 +69,7 @@ class LoadOp(Operation):
         op_name = _memory_op_name("load", memory)
         _check_offsets(op_name, memory, offsets)
         _check_dims(op_name, memory, tuple(dims), tuple(shape))
-        result = TileType(memory.type.dtype, tuple(shape))  # type: ignore[attr-defined]
+        result = TileType(memory.type.dtype, tuple(shape))
         attributes = {"dims": tuple(dims), "shape": tuple(shape)}
         return cls(op_name, [memory, *offsets], [result], attributes, result_names=[name])
 
@@ -141,8 +141,8 @@ class StoreOp(Operation):
         if not isinstance(value.type, TileType):
             raise TypeCheckError(f"'{op_name}' stores a tile, not {value.type}")
         _check_dims(op_name, memory, tuple(dims), value.type.shape)
-        if value.type.dtype != memory.type.dtype:  # type: ignore[attr-defined]
-            target = memory.type.dtype.name  # type: ignore[attr-defined]
+        if value.type.dtype != memory.type.dtype:
+            target = memory.type.dtype.name
             raise TypeCheckError(
                 f"cannot store {with_article(value.type.dtype.name)} tile into "
                 f"{with_article(target)} tensor",
@@ -186,6 +186,13 @@ class AllocSharedOp(Operation):
     @classmethod
     def create(cls, shared_type: SharedType, name: str | None = None):
         return cls("alloc_shared", (), [shared_type], result_names=[name])
+
+    @property
+    def shared_type(self) -> SharedType:
+        """The type of the tile it allocates."""
+        allocated = self.results[0].type
+        assert isinstance(allocated, SharedType)  # verify_ checks it
+        return allocated
 
     def verify_(self) -> None:
         if not isinstance(self.results[0].type, SharedType):

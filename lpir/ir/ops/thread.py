@@ -111,11 +111,12 @@ class ShuffleOp(Operation):
     @classmethod
     def create(cls, sources: Sequence[Value], indices: Sequence[int], name: str | None = None):
         sources = list(sources)
-        if not sources or any(not isinstance(s.type, VectorType) for s in sources):
+        vectors = [s.type for s in sources if isinstance(s.type, VectorType)]
+        if not sources or len(vectors) != len(sources):
             raise TypeCheckError("shuffle takes one or more vectors")
-        if len({s.type.dtype for s in sources}) != 1:
+        if len({vector.dtype for vector in vectors}) != 1:
             raise TypeCheckError("shuffled vectors must share a dtype")
-        total = sum(s.type.size for s in sources)
+        total = sum(vector.size for vector in vectors)
         indices = tuple(int(i) for i in indices)
         if any(not 0 <= i < total for i in indices):
             raise TypeCheckError(f"shuffle index out of range 0..{total - 1}")
@@ -236,7 +237,8 @@ class DotPairsOp(Operation):
         return cls("dot_pairs", [acc, a, b], [acc.type], {}, result_names=[name])
 
     def recreate(self) -> Operation:
-        return DotPairsOp.create(*self.operands)
+        acc, a, b = self.operands
+        return DotPairsOp.create(acc, a, b)
 
 
 def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None) -> DType:
@@ -259,6 +261,7 @@ def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None
 def _check_vector(op_name: str, vector: int, lanes: int, memory: Value) -> None:
     if vector < 1 or lanes % vector:
         raise TypeCheckError(f"'{op_name}': vector width {vector} does not divide {lanes} lanes")
+    assert isinstance(memory.type, GlobalType | SharedType)  # _check_memory's
     swizzle = memory.type.swizzle
     if swizzle is not None and vector > 1 << swizzle.base:
         raise TypeCheckError(
@@ -283,6 +286,13 @@ class MemoryAccess:
         return self.operands[0]
 
     @property
+    def memory_type(self) -> GlobalType | SharedType:
+        """The type of the tensor accessed (the verifier checks it is one)."""
+        accessed = self.memory.type
+        assert isinstance(accessed, GlobalType | SharedType)
+        return accessed
+
+    @property
     def base(self) -> Value:
         return self.operands[1]
 
@@ -296,7 +306,7 @@ class MemoryAccess:
 
     @property
     def access_dtype(self) -> DType:
-        return self.attributes.get("dtype") or self.memory.type.dtype  # type: ignore[attr-defined]
+        return self.attributes.get("dtype") or self.memory.type.dtype
 
 
 MEMORY_ACCESS_OPTIONS = {"vector": INT, "dtype": DTYPE}
@@ -661,7 +671,8 @@ class MmaOp(Operation):
         return self.attributes["shape"]
 
     def recreate(self) -> Operation:
-        return MmaOp.create(*self.operands, shape=self.shape)
+        a, b, c = self.operands
+        return MmaOp.create(a, b, c, self.shape)
 
 
 LDMATRIX_COUNTS = (1, 2, 4)
@@ -725,4 +736,5 @@ class LoadMatrixOp(Operation):
         return bool(self.attributes["transpose"])
 
     def recreate(self) -> Operation:
-        return LoadMatrixOp.create(*self.operands, count=self.count, transpose=self.transpose)
+        memory, row = self.operands
+        return LoadMatrixOp.create(memory, row, self.count, self.transpose)

@@ -355,10 +355,7 @@ class DotOp(Operation):
 
     @classmethod
     def create(cls, a: Value, b: Value, acc: Value, name: str | None = None):
-        for operand in (a, b, acc):
-            if not isinstance(operand.type, TileType) or operand.type.rank != 2:
-                raise TypeCheckError(f"dot needs 2-D tiles, not {operand.type}")
-        at, bt, ct = a.type, b.type, acc.type
+        at, bt, ct = (_matrix_type(operand) for operand in (a, b, acc))
         (m, k), (k2, n), (m2, n2) = at.shape, bt.shape, ct.shape
         if k != k2 or m != m2 or n != n2:
             raise TypeCheckError(
@@ -386,7 +383,14 @@ class DotOp(Operation):
         return cls("dot", [a, b, acc], [ct], result_names=[name])
 
     def recreate(self) -> Operation:
-        return DotOp.create(*self.operands)
+        a, b, acc = self.operands
+        return DotOp.create(a, b, acc)
+
+
+def _matrix_type(operand: Value) -> TileType:
+    if not isinstance(operand.type, TileType) or operand.type.rank != 2:
+        raise TypeCheckError(f"dot needs 2-D tiles, not {operand.type}")
+    return operand.type
 
 
 class ConvertLayoutOp(Operation):
