@@ -32,7 +32,7 @@ import lpir
 from lpir.errors import LpirError
 from lpir.ir import parse
 from lpir.ir.ops import CastOp, ConstantOp, DotOp, ForOp, ItemOp, LoadOp, StoreOp
-from lpir.ir.types import GlobalType, TileType
+from lpir.ir.types import GlobalType, TileType, as_tile
 from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
 
@@ -157,8 +157,8 @@ def dot_flops(kernel) -> int | None:
     def flops(op) -> int:
         if not isinstance(op, DotOp):
             return 0
-        m, n = op.result.type.shape  # type: ignore[attr-defined]
-        return 2 * m * n * op.operands[0].type.shape[1]  # type: ignore[attr-defined]
+        m, n = as_tile(op.result.type).shape
+        return 2 * m * n * as_tile(op.operands[0].type).shape[1]
 
     return _per_run(kernel, flops)
 

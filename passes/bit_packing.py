@@ -21,8 +21,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.passes.thread_values import IndexBuilder
 
 from lpir.dtypes import dtype
-from lpir.ir.analysis import IndexAnalysis
-from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.core import Module, Operation, Value
 from lpir.ir.ops import (
     BinaryOp,
     CastOp,
@@ -39,7 +38,7 @@ from lpir.ir.ops import (
     ViewOp,
 )
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import VectorType
+from lpir.ir.types import VectorType, as_vector
 
 U8 = dtype("u8")
 I32 = dtype("i32")
@@ -99,11 +98,6 @@ class _BitPacking(Rewriter):
     def __init__(self):
         super().__init__()
         self.index = IndexBuilder(self.builder)
-        self.analysis: IndexAnalysis | None = None
-
-    def run_kernel(self, kernel: Kernel) -> Kernel:
-        self.analysis = IndexAnalysis(kernel)
-        return super().run_kernel(kernel)
 
     def rewrite(self, op: Operation):
         if not _is_packed_access(op):
@@ -115,7 +109,7 @@ class _BitPacking(Rewriter):
 
     def byte_base(self, base: Value, nbits: int) -> tuple[Value, Value | None]:
         """(index of the byte holding element `base`, run-time bit shift or None)."""
-        facts = self.analysis.facts(base)  # type: ignore[union-attr]
+        facts = self.analysis.facts(base)
         divisor = facts.divisor if facts.divisor > 0 else 8
         new_base = self.map(base)
         if divisor * nbits % 8 == 0:
@@ -186,7 +180,7 @@ class _BitPacking(Rewriter):
         """`values` (of the packed dtype `element`) with the lanes the mask is off for at
         code 0."""
         zero = self.builder.add(ConstantOp.create(0, U8))
-        zeros = self.builder.add(SplatOp.create_vector(zero, values.type.size))  # type: ignore[attr-defined]
+        zeros = self.builder.add(SplatOp.create_vector(zero, as_vector(values.type).size))
         codes_type = dtype(f"u{element.nbits}")
         zero_codes = self.builder.add(CastOp.create(zeros, codes_type))
         if element != codes_type:

@@ -43,7 +43,7 @@ from lpir.ir.ops import (
 )
 from lpir.ir.ops.tile import regroups
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import ScalarType
+from lpir.ir.types import ScalarType, as_tile
 
 
 def constant_value(value: Value):
@@ -99,7 +99,10 @@ class _Canonicalizer(Rewriter):
             return self.binary_identity(op, operands)
         if isinstance(op, CastOp) and operands[0].type == op.result.type:
             return [operands[0]]
-        if isinstance(op, BroadcastOp) and operands[0].type.shape == op.result.type.shape:  # type: ignore[attr-defined]
+        if (
+            isinstance(op, BroadcastOp)
+            and as_tile(operands[0].type).shape == as_tile(op.result.type).shape
+        ):
             return [operands[0]]
         if isinstance(op, ConvertLayoutOp):
             return self.convert(op, operands)
@@ -125,13 +128,13 @@ class _Canonicalizer(Rewriter):
         if op.attributes["kind"] not in ("max", "min") or not isinstance(broadcast, BroadcastOp):
             return None
         source = broadcast.operands[0]
-        shape = source.type.shape  # type: ignore[attr-defined]
+        shape = as_tile(source.type).shape
         if shape[axis] != 1 or len(shape) < 2:
             return None
-        if any(v.type.layout is not None for v in (source, operand, op.result)):  # type: ignore[attr-defined]
+        if any(as_tile(v.type).layout is not None for v in (source, operand, op.result)):
             return None  # chosen layouts (or a user's annotation) stay as they are
         kept = self.builder.add(ReshapeOp.create(source, shape[:axis] + shape[axis + 1 :]))
-        wanted = op.result.type.shape  # type: ignore[attr-defined]
+        wanted = as_tile(op.result.type).shape
         if kept.type.shape != wanted:
             kept = self.builder.add(BroadcastOp.create(kept, wanted))
         return [kept]
@@ -144,8 +147,8 @@ class _Canonicalizer(Rewriter):
         inner = operand.owner.operands[0]
         if inner.type == op.result.type:  # (a layout on either side keeps them)
             return [inner]
-        shape = op.result.type.shape  # type: ignore[attr-defined]
-        if op.result.type.layout is None and regroups(inner.type.shape, shape):  # type: ignore[attr-defined]
+        shape = as_tile(op.result.type).shape
+        if as_tile(op.result.type).layout is None and regroups(as_tile(inner.type).shape, shape):
             return [self.builder.add(ReshapeOp.create(inner, shape, op.result.name_hint))]
         return None
 
@@ -217,7 +220,8 @@ class _Canonicalizer(Rewriter):
             origin = inner.operands[0]
             if origin.type == op.result.type:
                 return [origin]
-            return [self.builder.add(ConvertLayoutOp.create(origin, op.result.type.layout))]  # type: ignore[attr-defined]
+            layout = as_tile(op.result.type).selected_layout
+            return [self.builder.add(ConvertLayoutOp.create(origin, layout))]
         return None
 
     def static_if(self, op: IfOp, operands: list[Value]) -> list[Value] | None:

@@ -41,7 +41,7 @@ from lpir.ir.ops import (
     SplatOp,
 )
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import VectorType
+from lpir.ir.types import VectorType, as_vector
 from lpir.targets import get_target
 
 # At most this many vector registers of lanes per widened accumulator (AVX-512 has 32): a
@@ -187,7 +187,7 @@ class _DeferLaneSums(Rewriter):
         if op.name == "add":
             return wide[id(term)]
         factor = self.map(_other(op, term))
-        indices = [i // group for i in range(factor.type.size * group)]  # type: ignore[attr-defined]
+        indices = [i // group for i in range(as_vector(factor.type).size * group)]
         source = factor.owner
         if isinstance(source, ShuffleOp) and len(source.operands) == 1:  # one shuffle, not two
             factor, indices = source.operands[0], [source.indices[i] for i in indices]

@@ -48,7 +48,7 @@ from lpir.ir.ops import (
     YieldOp,
 )
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import SharedType, TileType, as_tile
+from lpir.ir.types import SharedType, TileType, as_memory, as_tile
 from lpir.layout import RegisterLayout
 from lpir.targets import Target, get_target
 
@@ -153,11 +153,11 @@ class _Selection:
         """Larger classes first, then the earlier in the program (never a value's address:
         the same kernel must get the same layouts in every process)."""
         value = self.classes.members[key][0]
-        return (value.type.size, -self.classes.first_seen(key))  # type: ignore[attr-defined]
+        return (as_tile(value.type).size, -self.classes.first_seen(key))
 
     def default_for(self, key: int) -> RegisterLayout:
         members = self.classes.members[key]
-        shape = members[0].type.shape  # type: ignore[attr-defined]
+        shape = as_tile(members[0].type).shape
         nbits = min(v.type.dtype.nbits for v in members)
         return rules.default_layout(shape, nbits, self.threads, self.target)
 
@@ -166,12 +166,11 @@ class _Selection:
         if _is_elementwise(op):
             self.classes.union(op.operands + op.results)
         elif isinstance(op, ForOp):
-            yielded = op.body.terminator.operands  # type: ignore[union-attr]
+            yielded = op.body.yielded
             for group in zip(op.inits, op.iter_args, op.results, yielded):
                 self.classes.union(group)
         elif isinstance(op, IfOp):
-            then_values = op.then_region.terminator.operands  # type: ignore[union-attr]
-            else_values = op.else_region.terminator.operands  # type: ignore[union-attr]
+            then_values, else_values = op.then_region.yielded, op.else_region.yielded
             for joined in zip(op.results, then_values, else_values):
                 self.classes.union(joined)
         elif isinstance(op, StackOp):  # its operands share a layout; the new axis is local
@@ -194,7 +193,7 @@ class _Selection:
     def relate_shape_op(self, op: Operation) -> None:
         if isinstance(op, BroadcastOp):
             source, result = op.operands[0], op.result
-            shape = source.type.shape  # type: ignore[attr-defined]
+            shape = as_tile(source.type).shape
             flow = _Flow(result, source, lambda l: rules.broadcast_operand(l, shape), shaping=True)
             self.flows.append(flow)
         elif isinstance(op, ExpandDimsOp):
@@ -217,14 +216,14 @@ class _Selection:
             self.flows.append(_Flow(result, source, rules.transposed))
         elif isinstance(op, IndexOp):
             source, result, axis = op.operands[0], op.result, op.axis
-            size = source.type.shape[axis]  # type: ignore[attr-defined]
+            size = as_tile(source.type).shape[axis]
             self.flows.append(_Flow(source, result, lambda l: rules.indexed_result(l, axis)))
             self.flows.append(
                 _Flow(result, source, lambda l: rules.indexed_operand(l, axis, size), shaping=True)
             )
         elif isinstance(op, ReshapeOp):
             source, result = op.operands[0], op.result
-            old, new = source.type.shape, result.type.shape  # type: ignore[attr-defined]
+            old, new = as_tile(source.type).shape, as_tile(result.type).shape
             self.flows.append(_Flow(source, result, lambda l: rules.reshaped(l, new)))
             self.flows.append(_Flow(result, source, lambda l: rules.reshaped(l, old)))
         elif isinstance(op, ConvertLayoutOp):
@@ -264,7 +263,7 @@ class _Selection:
     def fix_anchors(self) -> None:
         for op in self.kernel.walk():
             if isinstance(op, ConvertLayoutOp):
-                self.layouts[self.classes.find(op.result)] = op.result.type.layout  # type: ignore[attr-defined]
+                self.layouts[self.classes.find(op.result)] = as_tile(op.result.type).selected_layout
         for op in self.kernel.walk():
             if isinstance(op, DotOp):
                 self.permute_operands(op)
@@ -307,7 +306,7 @@ class _Selection:
         reduced_rows = {
             self.classes.find(op.operands[0])
             for op in self.kernel.walk()
-            if isinstance(op, ReduceOp) and op.operands[0].type.rank == 2 and op.axis == 1  # type: ignore[attr-defined]
+            if isinstance(op, ReduceOp) and as_tile(op.operands[0].type).rank == 2 and op.axis == 1
         }
         chosen: set[int] = set()
         row_split_results: set[int] = set()
@@ -330,8 +329,8 @@ class _Selection:
         if pair is None:
             return
         a, b, acc = op.operands
-        m, n = acc.type.shape  # type: ignore[attr-defined]
-        k = a.type.shape[1]  # type: ignore[attr-defined]
+        m, n = as_tile(acc.type).shape
+        k = as_tile(a.type).shape[1]
         self.pairs[id(op)] = pair
         self.layouts[self.classes.find(op.result)] = rules.mma_layouts(
             m, n, k, self.threads, split_rows=True
@@ -482,11 +481,11 @@ def _widens_a_load(op: Operation) -> bool:
 
 def _along_rows(load: LoadOp) -> bool:
     """Whether a global load of a 2-D tile reads its rows from contiguous memory."""
-    memory_type = load.memory.type
+    memory_type = as_memory(load.memory.type)
     return (
         load.name.endswith("_global")
         and len(load.dims) == 2
-        and memory_type.strides[load.dims[1]] == 1  # type: ignore[attr-defined]
+        and memory_type.strides[load.dims[1]] == 1
     )
 
 
@@ -510,7 +509,7 @@ class _Apply(Rewriter):
         return layout
 
     def convert(self, value: Value, layout: RegisterLayout) -> Value:
-        if value.type.layout == layout:  # type: ignore[attr-defined]
+        if as_tile(value.type).layout == layout:
             return value
         op = ConvertLayoutOp.create(value, layout, value.name_hint)
         return self.builder.add(op)
@@ -530,7 +529,7 @@ class _Apply(Rewriter):
                 self.builder.add(AllocSharedOp.create(self.shared_type(op), op.result.name_hint))
             ]
         if isinstance(op, ConvertLayoutOp):
-            return [self.convert(operands[0], op.result.type.layout)]  # type: ignore[attr-defined]
+            return [self.convert(operands[0], as_tile(op.result.type).selected_layout)]
         required = self.required_operand_layouts(op, operands)
         operands = [
             self.convert(v, layout) if layout is not None else v
@@ -563,7 +562,7 @@ class _Apply(Rewriter):
     def required_operand_layouts(self, op: Operation, operands: list[Value]) -> list:
         """The layout each tile operand must have (None: any, or not a tile)."""
         if isinstance(op, BroadcastOp):
-            shape = op.operands[0].type.shape  # type: ignore[attr-defined]
+            shape = as_tile(op.operands[0].type).shape
             return [rules.broadcast_operand(self.chosen(op.result), shape)]
         if isinstance(op, DotOp):
             a_type = as_tile(op.operands[0].type)
@@ -590,9 +589,9 @@ class _Apply(Rewriter):
             # free where the operand's layout reshapes; otherwise the operand takes the
             # result's layout reshaped back (which exists when the result's side is the finer
             # shape: merging dimensions always does), converted before
-            shape = op.result.type.shape  # type: ignore[attr-defined]
+            shape = as_tile(op.result.type).shape
             if _try(lambda l: rules.reshaped(l, shape), self.chosen(op.operands[0])) is None:
-                old = op.operands[0].type.shape  # type: ignore[attr-defined]
+                old = as_tile(op.operands[0].type).shape
                 return [rules.reshaped(self.chosen(op.result), old)]
             return [None]
         if isinstance(op, YieldOp | StoreOp | ForOp):
@@ -613,11 +612,11 @@ class _Apply(Rewriter):
         shape_ops = ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp | StackOp
         if not isinstance(op, shape_ops):
             return None
-        source = operands[0].type.layout  # type: ignore[attr-defined]
+        source = as_tile(operands[0].type).selected_layout
         if isinstance(op, TransposeOp):
             return rules.transposed(source)
         if isinstance(op, ReshapeOp):
-            return rules.reshaped(source, op.result.type.shape)  # type: ignore[attr-defined]
+            return rules.reshaped(source, as_tile(op.result.type).shape)
         if isinstance(op, IndexOp):
             return rules.indexed_result(source, op.axis)
         if isinstance(op, StackOp):

@@ -41,7 +41,6 @@ from lpir.passes.thread_values import (
 
 from lpir.dtypes import dtype
 from lpir.errors import LayoutError, VerifyError
-from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import (
     AllocSharedOp,
@@ -82,7 +81,7 @@ from lpir.ir.ops import (
 )
 from lpir.ir.ops.thread import WARP_SIZE
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import ScalarType, SharedType, TileType, Type, VectorType
+from lpir.ir.types import ScalarType, SharedType, TileType, Type, VectorType, as_tile, as_vector
 from lpir.layout import RegisterLayout, SharedLayout
 from lpir.layout import reshape as reshape_layout
 from lpir.targets import get_target
@@ -100,7 +99,7 @@ def thread_type(type_: Type) -> Type:
 
 
 def _layout(value: Value) -> RegisterLayout:
-    return value.type.layout  # type: ignore[attr-defined]
+    return as_tile(value.type).selected_layout
 
 
 class _Lowering(Rewriter):
@@ -108,7 +107,6 @@ class _Lowering(Rewriter):
         super().__init__()
         self.target = target
         self._tid: Value | None = None
-        self._analysis: IndexAnalysis | None = None
         self.index = IndexBuilder(self.builder)
 
     @property
@@ -117,17 +115,6 @@ class _Lowering(Rewriter):
         if self._tid is None:
             raise RuntimeError("the thread index is made when the kernel's body starts")
         return self._tid
-
-    @property
-    def analysis(self) -> IndexAnalysis:
-        """What is known of the kernel's index values (made by `run_kernel`)."""
-        if self._analysis is None:
-            raise RuntimeError("the index analysis is made when a kernel is run")
-        return self._analysis
-
-    def run_kernel(self, kernel: Kernel) -> Kernel:
-        self._analysis = IndexAnalysis(kernel)
-        return super().run_kernel(kernel)
 
     def new_stage(self, kernel: Kernel) -> str:
         return "thread"
@@ -212,7 +199,7 @@ class _Lowering(Rewriter):
 
     def lower_BroadcastOp(self, op: BroadcastOp):
         source = op.operands[0]
-        shape = source.type.shape  # type: ignore[attr-defined]
+        shape = as_tile(source.type).shape
 
         def project(coordinates):
             projected = coordinates.copy()
@@ -225,7 +212,7 @@ class _Lowering(Rewriter):
         return [self.shuffle(self.map(source), indices)]
 
     def shuffle(self, vector: Value, indices: list[int]) -> Value:
-        if indices == list(range(vector.type.size)):  # type: ignore[attr-defined]
+        if indices == list(range(as_vector(vector.type).size)):
             return vector
         return self.add(ShuffleOp.create([vector], indices))
 
@@ -516,7 +503,7 @@ class _Lowering(Rewriter):
         consecutive partners (the tree's first log2(C) levels) and stores that, then every
         thread folds the P / C chunk results (the remaining levels, the same tree): each
         thread reads C + P / C partials instead of P."""
-        lanes = partial.type.size  # type: ignore[attr-defined]
+        lanes = as_vector(partial.type).size
         group_digits = digits
         chunk = self.first_round_chunk(digits, lanes)
         if chunk > 1:
@@ -558,7 +545,7 @@ class _Lowering(Rewriter):
     def stash(self, partial: Value, threads: int) -> Value:
         """A new shared scratch of `threads` x the partial's lanes, each thread's lanes stored
         at its index between two barriers."""
-        lanes = partial.type.size  # type: ignore[attr-defined]
+        lanes = as_vector(partial.type).size
         storage = partial.type.dtype
         scratch = self.add(
             AllocSharedOp.create(SharedType(storage, (threads * lanes,)), "partials")
@@ -588,7 +575,7 @@ class _Lowering(Rewriter):
         are ordered by the thread's bit."""
         name = "add" if kind == "sum" else kind
         dt = partial.type.dtype
-        lanes = partial.type.size  # type: ignore[attr-defined]
+        lanes = as_vector(partial.type).size
         value = partial
         for mask in masks:
             other = self.add(WarpShuffleOp.create(value, mask))
@@ -604,8 +591,8 @@ class _Lowering(Rewriter):
     # ---- dot --------------------------------------------------------------------------------
     def lower_DotOp(self, op: DotOp):
         a_old, b_old, acc_old = op.operands
-        m, n = acc_old.type.shape  # type: ignore[attr-defined]
-        k = a_old.type.shape[1]  # type: ignore[attr-defined]
+        m, n = as_tile(acc_old.type).shape
+        k = as_tile(a_old.type).shape[1]
         if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):
             threads = _layout(acc_old).threads
             operands = (_layout(a_old), _layout(b_old))
@@ -632,8 +619,8 @@ class _Lowering(Rewriter):
         hold, with k renumbered by `permutation` (identity, or that of
         `layout_rules.mma_layouts_permuted`)."""
         a, b, acc = (self.map(v) for v in op.operands)
-        m, n = op.result.type.shape  # type: ignore[attr-defined]
-        k = op.operands[0].type.shape[1]  # type: ignore[attr-defined]
+        m, n = as_tile(op.result.type).shape
+        k = as_tile(op.operands[0].type).shape[1]
         warps_m, warps_n = warps
         repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
         a_slots = _fragment_slots(canonical[0], _layout(op.operands[0]), permutation, 1)
@@ -676,7 +663,7 @@ class _Lowering(Rewriter):
         AVX512-BF16). A dot's order of additions is each target's own (the interpreter's is
         exact)."""
         a_old, _, acc_old = op.operands
-        k = a_old.type.shape[1]  # type: ignore[attr-defined]
+        k = as_tile(a_old.type).shape[1]
         acc_dtype = acc_old.type.dtype
         a, b, acc = (self.map(v) for v in op.operands)
         a_steps, b_steps = self._dot_slots(op, k)
@@ -701,14 +688,14 @@ class _Lowering(Rewriter):
                 )
                 acc = self.add(BinaryOp.create("add", acc, product))
             return acc
-        chunks, lanes, order = _lane_sum_order(k, acc.type.size, register_lanes, 1)  # type: ignore[attr-defined]
+        chunks, lanes, order = _lane_sum_order(k, as_vector(acc.type).size, register_lanes, 1)
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
         if a.type.dtype != acc_dtype:
             a = self.add(CastOp.create(a, acc_dtype))
         if b.type.dtype != acc_dtype:
             b = self.add(CastOp.create(b, acc_dtype))
-        width = acc.type.size * lanes  # type: ignore[attr-defined]
+        width = as_vector(acc.type).size * lanes
         products = [
             self.add(
                 BinaryOp.create(

@@ -36,7 +36,7 @@ from lpir.ir.core import Module, Operation, Value
 from lpir.ir.loops import Accumulation, accumulations
 from lpir.ir.ops import BinaryOp, BroadcastOp, ConstantOp, DotOp, ForOp, SplatOp
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import TileType
+from lpir.ir.types import TileType, as_tile
 
 
 def repeated_column(b: Value) -> Value | None:
@@ -45,8 +45,8 @@ def repeated_column(b: Value) -> Value | None:
     if not isinstance(owner, BroadcastOp):
         return None
     column = owner.operands[0]
-    shape = column.type.shape  # type: ignore[attr-defined]
-    if shape[1] != 1 or b.type.shape[1] == 1:  # type: ignore[attr-defined]
+    shape = as_tile(column.type).shape
+    if shape[1] != 1 or as_tile(b.type).shape[1] == 1:
         return None
     return column
 
@@ -75,7 +75,7 @@ class _NarrowDots(Rewriter):
         # a user's layout annotation on any of them is theirs to keep
         if column is None or any(_has_layout(v) for v in (a, b, acc, op.result)):
             return None
-        m, n = acc.type.shape  # type: ignore[attr-defined]
+        m, n = as_tile(acc.type).shape
         dt = acc.type.dtype
         zero = self.builder.add(ConstantOp.create(0.0 if dt.is_float else 0, dt))
         zeros = self.builder.add(SplatOp.create(zero, (m, 1)))
@@ -96,7 +96,7 @@ def _equal_columns(value: Value) -> bool:
     arithmetic of such values: all its columns equal, computable as one [M, 1] column."""
     owner = value.owner
     if isinstance(owner, BroadcastOp):
-        return owner.operands[0].type.shape[1] == 1  # type: ignore[attr-defined]
+        return as_tile(owner.operands[0].type).shape[1] == 1
     if isinstance(owner, SplatOp):
         return True
     if isinstance(owner, BinaryOp) and owner.name in _COLUMNWISE:
@@ -137,10 +137,10 @@ class _NarrowAccumulators(Rewriter):
     def column(self, value: Value) -> Value:
         """The [M, 1] column of an (old) value of equal columns, built from mapped values."""
         owner = value.owner
-        rows = value.type.shape[0]  # type: ignore[attr-defined]
+        rows = as_tile(value.type).shape[0]
         if isinstance(owner, BroadcastOp):
             source = self.map(owner.operands[0])
-            if source.type.shape[0] == rows:  # type: ignore[attr-defined]
+            if as_tile(source.type).shape[0] == rows:
                 return source
             return self.builder.add(BroadcastOp.create(source, (rows, 1)))  # a [1, 1] tile
         if isinstance(owner, SplatOp):
@@ -166,7 +166,7 @@ class _NarrowAccumulators(Rewriter):
                 self.replace(op.result, self.builder.add(BinaryOp.create("add", lhs, rhs)))
         results = list(new.results)
         for index in narrow:
-            shape = loop.results[index].type.shape  # type: ignore[attr-defined]
+            shape = as_tile(loop.results[index].type).shape
             results[index] = self.builder.add(BroadcastOp.create(new.results[index], shape))
         return results
 

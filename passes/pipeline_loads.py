@@ -37,12 +37,11 @@ from __future__ import annotations
 from lpir.passes.base import Pass, register_pass
 
 from lpir.ir.analysis import (
-    IndexAnalysis,
     loop_slice,
     served_from_cache,
     stores_whole_into_shared,
 )
-from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.core import Module, Operation, Value
 from lpir.ir.effects import stored_arguments
 from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
 from lpir.ir.rewrite import Rewriter
@@ -74,11 +73,6 @@ class _Pipeliner(Rewriter):
     def __init__(self, default_stages: int):
         super().__init__()
         self.default_stages = default_stages
-        self.analysis: IndexAnalysis | None = None
-
-    def run_kernel(self, kernel: Kernel) -> Kernel:
-        self.analysis = IndexAnalysis(kernel)
-        return super().run_kernel(kernel)
 
     def rewrite(self, op: Operation):
         if isinstance(op, ForOp):
@@ -102,7 +96,7 @@ class _Pipeliner(Rewriter):
         return found
 
     def runs_at_least_once(self, loop: ForOp) -> bool:
-        lower, upper = (self.analysis.facts(v) for v in (loop.lower, loop.upper))  # type: ignore[union-attr]
+        lower, upper = (self.analysis.facts(v) for v in (loop.lower, loop.upper))
         return lower.hi is not None and upper.lo is not None and lower.hi < upper.lo
 
     # ---- the rewrite ------------------------------------------------------------------------

@@ -18,8 +18,7 @@ import math
 
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.analysis import IndexAnalysis
-from lpir.ir.core import Kernel, Module, Operation, Value
+from lpir.ir.core import Module, Operation, Value
 from lpir.ir.ops import LoadThreadOp, ShuffleOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.rewrite import Rewriter
 from lpir.targets import get_target
@@ -53,11 +52,6 @@ class _Vectorizer(Rewriter):
     def __init__(self, vector_bytes: int):
         super().__init__()
         self.vector_bytes = vector_bytes
-        self.analysis: IndexAnalysis | None = None
-
-    def run_kernel(self, kernel: Kernel) -> Kernel:
-        self.analysis = IndexAnalysis(kernel)
-        return super().run_kernel(kernel)
 
     def rewrite(self, op: Operation):
         if not isinstance(op, LoadThreadOp | StoreThreadOp) or isinstance(op, StoreBitsOp):
@@ -82,7 +76,7 @@ class _Vectorizer(Rewriter):
     def widths(self, op) -> tuple[int, list[int] | None]:
         """The vector width of `op` as its lanes stand, or, where their offsets' order gives
         wider groups, that width and the order (lane indices by offset)."""
-        facts = self.analysis.facts(op.base)  # type: ignore[union-attr]
+        facts = self.analysis.facts(op.base)
         divisor = facts.divisor if facts.divisor > 0 else 1 << 30
         itemsize = max(1, op.access_dtype.nbits // 8)
         limit = max(1, self.vector_bytes // itemsize)

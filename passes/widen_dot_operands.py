@@ -31,6 +31,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.ir.core import Module, Operation, Value
 from lpir.ir.ops import CastOp, DotOp
 from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import as_tile
 from lpir.targets import get_target
 
 
@@ -48,7 +49,7 @@ class _WidenDotOperands(Rewriter):
 
     def widens(self, op: DotOp) -> bool:
         a, _, acc = op.operands
-        m, n = acc.type.shape  # type: ignore[attr-defined]
+        m, n = as_tile(acc.type).shape
         threads = self.kernel.threads
         narrow = ("f16",) if self.target.bf16_dot_pairs else ("f16", "bf16")
         return (

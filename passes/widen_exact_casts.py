@@ -38,7 +38,7 @@ from lpir.dtypes import DType, dtype
 from lpir.ir.core import Module, Operation, Value
 from lpir.ir.ops import BinaryOp, CastOp, ConstantOp, ShuffleOp, SplatOp, ViewOp
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import VectorType
+from lpir.ir.types import VectorType, as_vector
 
 F32 = dtype("f32")
 BF16 = dtype("bf16")
@@ -98,7 +98,7 @@ class _WidenExactCasts(Rewriter):
     def truncated(self, value: Value) -> Value:
         """An (old) exact bf16 chain's value: its f32 computation's high halves."""
         halves = self.builder.add(ViewOp.create(self.in_f32(value), BF16))
-        odd = [2 * lane + 1 for lane in range(value.type.size)]  # type: ignore[attr-defined]
+        odd = [2 * lane + 1 for lane in range(as_vector(value.type).size)]
         return self.builder.add(ShuffleOp.create([halves], odd))
 
     def widened_cast(self, op: CastOp) -> Value | None:

@@ -19,6 +19,7 @@ from lpir.backends.cuda.emit_memory import access_chunks
 
 from lpir.interpreter.thread import ThreadInterpreter
 from lpir.ir.core import Kernel, Operation
+from lpir.ir.ops.thread import MemoryAccess
 from lpir.layout.banks import WARP, WarpAccesses
 
 
@@ -72,8 +73,9 @@ def _instructions(op: Operation, lanes: int) -> list[tuple[range, int, int]]:
     the CUDA emitter makes of `op`."""
     if op.name == "ldmatrix":  # each thread gives one 16-byte row of 8 16-bit elements
         return [(range(1), 16, 2)]
-    element = max(1, op.access_dtype.nbits // 8)  # type: ignore[attr-defined]
-    chunks = access_chunks(lanes, op.vector_width, element)  # type: ignore[attr-defined]
+    assert isinstance(op, MemoryAccess)  # the accesses the scan collects: ld, st, st_bits
+    element = max(1, op.access_dtype.nbits // 8)
+    chunks = access_chunks(lanes, op.vector_width, element)
     return [
         (range(start, min(start + step, lanes)), nbytes, element) for start, step, nbytes in chunks
     ]

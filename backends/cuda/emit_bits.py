@@ -16,7 +16,7 @@ from lpir.backends.cuda.writer import affine_expression, affine_runs
 from lpir.dtypes import DType, dtype
 from lpir.errors import LpirError
 from lpir.ir.ops import PackBitsOp, UnpackBitsOp, ViewOp
-from lpir.ir.types import VectorType
+from lpir.ir.types import VectorType, as_vector
 
 _U8 = dtype("u8")
 
@@ -232,7 +232,7 @@ def store_words(emitter: KernelEmitter, target: CValue, words: list[str], nbytes
 def emit_pack_bits(emitter: KernelEmitter, op: PackBitsOp) -> None:
     value = emitter.value(op.operands[0])
     shift = emitter.value(op.shift).text if op.shift is not None else None
-    nbytes = op.result.type.size  # type: ignore[attr-defined]
+    nbytes = as_vector(op.result.type).size
     words = pack_words(emitter, value, op.bit_offsets, nbytes, shift)
     target = emitter.array(op.result)
     store_words(emitter, target, words, nbytes)

@@ -32,7 +32,7 @@ from lpir.ir.ops import (
     UnaryOp,
     VectorConstantOp,
 )
-from lpir.ir.types import GlobalType, SharedType, VectorType
+from lpir.ir.types import GlobalType, SharedType, VectorType, as_vector
 
 _LDG_TYPES = {
     "signed char",
@@ -55,7 +55,7 @@ def lane_classes(value: Value, memo: dict[int, tuple[int, ...]] | None = None) -
     memo = {} if memo is None else memo
     if id(value) in memo:
         return memo[id(value)]
-    size = value.type.size  # type: ignore[attr-defined]
+    size = as_vector(value.type).size
     op = value.owner
     classes: tuple[int, ...] = tuple(range(size))
     if isinstance(op, SplatOp):

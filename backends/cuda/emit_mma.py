@@ -15,13 +15,14 @@ from lpir.backends.cuda.emit_memory import swizzled
 from lpir.backends.cuda.emitter import KernelEmitter, emits
 
 from lpir.ir.ops import LoadMatrixOp, MmaOp
+from lpir.ir.types import as_memory
 
 
 @emits(LoadMatrixOp)
 def emit_ldmatrix(emitter: KernelEmitter, op: LoadMatrixOp) -> None:
     memory = emitter.value(op.memory)
     row = emitter.value(op.row).text
-    swizzle = op.memory.type.swizzle  # type: ignore[attr-defined]
+    swizzle = as_memory(op.memory.type).swizzle
     offset = row if swizzle is None else swizzled(swizzle, row)
     result = emitter.array(op.result)
     transpose = "true" if op.transpose else "false"

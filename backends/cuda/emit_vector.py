@@ -25,6 +25,7 @@ from lpir.ir.ops import (
     VectorConstantOp,
 )
 from lpir.ir.order import balanced_tree
+from lpir.ir.types import as_vector
 
 
 @emits(ThreadIndexOp)
@@ -40,8 +41,8 @@ def emit_block_index(emitter: KernelEmitter, op: BlockIndexOp) -> None:
 @emits(SplatOp)
 def emit_splat(emitter: KernelEmitter, op: SplatOp) -> None:
     scalar = emitter.value(op.operands[0])
-    vt = op.result.type
-    emitter.bind(op.result, CValue("splat", scalar.text, vt.dtype, vt.size))  # type: ignore[attr-defined]
+    vt = as_vector(op.result.type)
+    emitter.bind(op.result, CValue("splat", scalar.text, vt.dtype, vt.size))
 
 
 @emits(VectorConstantOp)
@@ -88,13 +89,13 @@ def emit_shuffle(emitter: KernelEmitter, op: ShuffleOp) -> None:
                 pairs.append((number, index))
                 break
             index -= source.lanes
-    vt = op.result.type
+    vt = as_vector(op.result.type)
     used = {source for source, _ in pairs}
     if len(used) == 1:
         source = sources[pairs[0][0]]
         lanes = [lane for _, lane in pairs]
         if source.kind == "splat":
-            emitter.bind(op.result, CValue("splat", source.text, source.dtype, vt.size))  # type: ignore[attr-defined]
+            emitter.bind(op.result, CValue("splat", source.text, source.dtype, vt.size))
             return
         if lanes == list(range(lanes[0], lanes[0] + len(lanes))):
             emitter.bind(op.result, source.slice(lanes[0], len(lanes)))
@@ -144,7 +145,7 @@ def emit_reduce_lanes(emitter: KernelEmitter, op: ReduceLanesOp) -> None:
         return binary_expression(name, a, b, dt, facts)
 
     group = op.group
-    outputs = op.result.type.size  # type: ignore[attr-defined]
+    outputs = as_vector(op.result.type).size
     terms = [[source.lane(j * group + k) for k in range(group)] for j in range(outputs)]
     if outputs == 1:
         emitter.bind(op.result, CValue("splat", _reduced(emitter, op, terms[0], combine), dt, 1))

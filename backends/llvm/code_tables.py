@@ -34,7 +34,7 @@ from lpir.backends.llvm.types import F32, I16, I32, lane_type
 
 from lpir.dtypes import DType
 from lpir.ir.core import Operation, Value
-from lpir.ir.types import VectorType
+from lpir.ir.types import VectorType, as_vector
 
 REGISTER_LANES = 16  # f32 or i32 lanes of a 512-bit register
 WORD_LANES = 32  # 16-bit lanes of a 512-bit register
@@ -220,7 +220,7 @@ class CodeTables:
         """Every lane's entry: one permute (or permute of a pair) per register of lanes."""
         e = self.e
         caster: TableCaster = e.caster.tables
-        lanes = result.type.size  # type: ignore[attr-defined]
+        lanes = as_vector(result.type).size
         width = form.lanes
         entry = I16 if width == WORD_LANES else I32  # (f32 lanes: the permute bitcasts them)
         pieces = []
@@ -284,7 +284,7 @@ def _tabulable_result(op: Operation) -> bool:
 
 
 def _chunks(value: Value, lanes: int = REGISTER_LANES) -> int:
-    return -(-value.type.size // lanes)  # type: ignore[attr-defined]
+    return -(-as_vector(value.type).size // lanes)
 
 
 def _per_register(values: list, lanes: int) -> tuple | None:

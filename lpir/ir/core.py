@@ -148,6 +148,11 @@ class Region:
     def terminator(self) -> Operation | None:
         return self.ops[-1] if self.ops else None
 
+    @property
+    def yielded(self) -> list[Value]:
+        """The operands of the region's closing op, its `yield` (none in an empty region)."""
+        return list(self.ops[-1].operands) if self.ops else []
+
 
 class Kernel:
     """One kernel: parameters, arguments, launch shape and body.

@@ -22,7 +22,7 @@ def accumulations(loop: ForOp) -> dict[int, Accumulation]:
     """The iteration values of `loop` (by index) whose only use in the body is one `add`
     whose result is yielded in their place and used nowhere else."""
     uses = use_counts(loop.body)
-    yielded = loop.body.terminator.operands  # type: ignore[union-attr]
+    yielded = loop.body.yielded
     found = {}
     for index, carried in enumerate(loop.iter_args):
         add = yielded[index].owner

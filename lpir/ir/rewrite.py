@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
+from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Builder, Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import ForOp
 from lpir.ir.types import TileType
@@ -22,6 +23,7 @@ class Rewriter:
         self.builder = Builder()
         self.values: dict[int, Value] = {}
         self._kernel: Kernel | None = None
+        self._analysis: IndexAnalysis | None = None
 
     @property
     def kernel(self) -> Kernel:
@@ -29,6 +31,14 @@ class Rewriter:
         if self._kernel is None:
             raise RuntimeError("a Rewriter's kernel is known only inside run_kernel")
         return self._kernel
+
+    @property
+    def analysis(self) -> IndexAnalysis:
+        """What is known of the integer values of the kernel being rewritten (the input's,
+        analysed on first use)."""
+        if self._analysis is None:
+            self._analysis = IndexAnalysis(self.kernel)
+        return self._analysis
 
     # ---- value mapping ------------------------------------------------------------------------
     def map(self, value: Value) -> Value:
@@ -46,7 +56,7 @@ class Rewriter:
         return Module([self.run_kernel(k) for k in module.kernels])
 
     def run_kernel(self, kernel: Kernel) -> Kernel:
-        self._kernel = kernel
+        self._kernel, self._analysis = kernel, None
         args = [self.new_argument(a) for a in kernel.args]
         body = Region(args)
         with self.builder.at(body):

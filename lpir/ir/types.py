@@ -207,6 +207,20 @@ def as_tile(type_: Type) -> TileType:
     return type_
 
 
+def as_vector(type_: Type) -> VectorType:
+    """`type_`, which the caller has checked to be a thread's vector's, as a VectorType."""
+    if not isinstance(type_, VectorType):
+        raise TypeCheckError(f"expected a per-thread vector, not {type_}")
+    return type_
+
+
+def as_memory(type_: Type) -> GlobalType | SharedType:
+    """`type_` as the global or shared tensor's type it must be."""
+    if not isinstance(type_, GlobalType | SharedType):
+        raise TypeCheckError(f"expected a global or shared tensor, not {type_}")
+    return type_
+
+
 def element_dtype(type_: Type) -> DType:
     """The dtype of a scalar, tile, vector or memory type."""
     return type_.dtype

@@ -302,7 +302,7 @@ def _reduced_tile(low, kind: str, node: ast.Node) -> Value:
 def _reduction_axis(low, tile: Value, axis_node: ast.Node) -> int:
     """The axis a reduction names (negative counts from the end), checked against the tile."""
     axis = low.as_const_int(axis_node, "axis")
-    rank = tile.type.rank  # type: ignore[attr-defined]
+    rank = as_tile(tile.type).rank
     if not -rank <= axis < rank:
         raise low.error(
             f"axis {axis} is out of range for a rank-{rank} tile",

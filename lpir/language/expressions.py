@@ -40,7 +40,7 @@ from lpir.ir.ops import (
     UnaryOp,
 )
 from lpir.ir.ops.arith import BOOL_ARITHMETIC_HINT, SYMBOLS
-from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
+from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_tile
 from lpir.language import ast
 from lpir.language.values import (
     BlockIndex,
@@ -467,9 +467,9 @@ class ExpressionLowering:
         """Splat a scalar, or add leading axes to a tile and repeat its size-1 dimensions."""
         if isinstance(value.type, ScalarType):
             return self.builder.add(SplatOp.create(value, shape))
-        while value.type.rank < len(shape):  # type: ignore[attr-defined]
+        while as_tile(value.type).rank < len(shape):
             value = self.builder.add(ExpandDimsOp.create(value, 0))
-        if value.type.shape != shape:  # type: ignore[attr-defined]
+        if as_tile(value.type).shape != shape:
             value = self.builder.add(BroadcastOp.create(value, shape))
         return value
 
@@ -513,7 +513,7 @@ class ExpressionLowering:
         compile-time indices (one position of a dimension, the dimension removed) and aligned
         compile-time ranges (a block of a dimension: a reshape and an index)."""
         value = tile.value
-        rank = value.type.rank  # type: ignore[attr-defined]
+        rank = as_tile(value.type).rank
         kept = [i for i in node.items if not isinstance(i, ast.NewAxis)]
         if len(kept) != rank:
             raise self.error(
@@ -530,7 +530,7 @@ class ExpressionLowering:
                 value = self.tile_range(value, dim, item)
                 continue
             position = self.as_const_int(item, "an index of a register tile")
-            size = value.type.shape[dim]  # type: ignore[attr-defined]
+            size = as_tile(value.type).shape[dim]
             if not -size <= position < size:
                 raise self.error(
                     f"index {position} is out of range for dimension {dim} of {value.type}",
@@ -554,7 +554,7 @@ class ExpressionLowering:
         """`t[:, a:b]` or `t[:, a :+ n]` with compile-time bounds: the block of n = b - a along
         `dim` that starts at a, where n divides the dimension and a is a multiple of n (so the
         block is whole digits of the layout: reshape to [..., size / n, n, ...], index a / n)."""
-        size = value.type.shape[dim]  # type: ignore[attr-defined]
+        size = as_tile(value.type).shape[dim]
         what = "a bound of a register tile's range"
         if isinstance(item, ast.SliceLength):
             start = self.as_const_int(item.start, what)
@@ -573,7 +573,7 @@ class ExpressionLowering:
                 "a multiple of that length (t[:, 0:32], t[:, 32:64] of 64 columns); slice "
                 "the tensor before loading it for any other range",
             )
-        shape = value.type.shape  # type: ignore[attr-defined]
+        shape = as_tile(value.type).shape
         blocks = (*shape[:dim], size // length, length, *shape[dim + 1 :])
         value = self.builder.add(ReshapeOp.create(value, blocks))
         return self.builder.add(IndexOp.create(value, dim, start // length))

@@ -18,11 +18,11 @@ from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.tile import check_shape
 from lpir.ir.signature import INT_LIST, Signature, at_least, exactly, one_of
-from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType
+from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_memory
 
 
 def _check_offsets(op_name: str, memory: Value, offsets: list[Value]) -> None:
-    rank = memory.type.rank  # type: ignore[attr-defined]
+    rank = as_memory(memory.type).rank
     if len(offsets) != rank:
         raise TypeCheckError(
             f"'{op_name}' of a rank-{rank} tensor needs {rank} indices, got {len(offsets)}"
@@ -33,7 +33,7 @@ def _check_offsets(op_name: str, memory: Value, offsets: list[Value]) -> None:
 
 
 def _check_dims(op_name: str, memory: Value, dims: tuple[int, ...], shape: tuple[int, ...]):
-    rank = memory.type.rank  # type: ignore[attr-defined]
+    rank = as_memory(memory.type).rank
     if list(dims) != sorted(set(dims)) or any(not 0 <= d < rank for d in dims):
         raise TypeCheckError(f"'{op_name}': bad tile dimensions {list(dims)} for rank {rank}")
     if len(dims) != len(shape):
