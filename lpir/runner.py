@@ -42,8 +42,10 @@ def load_companion(path: str) -> ModuleType | None:
     if not companion.exists():
         return None
     spec = importlib.util.spec_from_file_location(f"lpir_companion_{companion.stem}", companion)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    if spec is None or spec.loader is None:
+        raise LpirError(f"cannot load {companion} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 
@@ -187,10 +189,11 @@ def _per_run(kernel, count) -> int | None:
     """The sum of `count(op)` over the ops a run of the kernel executes (see `dot_flops`)."""
 
     def trips(loop: ForOp) -> int | None:
-        bounds = [bound.owner for bound in (loop.lower, loop.upper, loop.step)]
-        if not all(isinstance(bound, ConstantOp) for bound in bounds):
+        owners = [bound.owner for bound in (loop.lower, loop.upper, loop.step)]
+        constants = [int(op.value) for op in owners if isinstance(op, ConstantOp)]
+        if len(constants) != 3:
             return None
-        lower, upper, step = (bound.value for bound in bounds)  # type: ignore[union-attr]
+        lower, upper, step = constants
         return max(0, -(-(upper - lower) // step))
 
     def region_total(region) -> int | None:
@@ -202,10 +205,10 @@ def _per_run(kernel, count) -> int | None:
                 if inside == 0:
                     continue
                 # a loop runs its body once a trip, an `if` perhaps not at all
-                times = trips(op) if isinstance(op, ForOp) and inside is not None else None
-                if times is None:
+                times = trips(op) if isinstance(op, ForOp) else None
+                if inside is None or times is None:
                     return None
-                total += times * inside  # type: ignore[operator]
+                total += times * inside
         return total
 
     total = region_total(kernel.body)

@@ -104,7 +104,8 @@ class _BitPacking(Rewriter):
             return self.copy(op).results
         if isinstance(op, LoadThreadOp):
             return [self.load(op)]
-        self.store(op)  # type: ignore[arg-type]
+        assert isinstance(op, StoreThreadOp)  # the other packed access
+        self.store(op)
         return []
 
     def byte_base(self, base: Value, nbits: int) -> tuple[Value, Value | None]:

@@ -135,7 +135,7 @@ class _Canonicalizer(Rewriter):
             return None  # chosen layouts (or a user's annotation) stay as they are
         kept = self.builder.add(ReshapeOp.create(source, shape[:axis] + shape[axis + 1 :]))
         wanted = as_tile(op.result.type).shape
-        if kept.type.shape != wanted:
+        if as_tile(kept.type).shape != wanted:
             kept = self.builder.add(BroadcastOp.create(kept, wanted))
         return [kept]
 

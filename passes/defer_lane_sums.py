@@ -130,7 +130,7 @@ class _DeferLaneSums(Rewriter):
         for index, accumulation in accumulations(loop).items():
             carried = loop.iter_args[index]
             chain = accumulator_chain(carried, accumulation, uses)
-            if chain is not None and _fits(chain, carried.type, self.register_bits):  # type: ignore[arg-type]
+            if chain is not None and _fits(chain, as_vector(carried.type), self.register_bits):
                 chains[index] = chain
         return chains
 
@@ -140,7 +140,7 @@ class _DeferLaneSums(Rewriter):
             return self.copy(loop).results
         inits = self.map_all(loop.inits)
         for index, chain in chains.items():
-            inits[index] = self.zeros(loop.iter_args[index].type, chain.group)  # type: ignore[arg-type]
+            inits[index] = self.zeros(as_vector(loop.iter_args[index].type), chain.group)
         new = self.rebuilt_loop(loop, inits)
         self.fill_body(loop, new, chains)
         results = list(new.results)
@@ -192,8 +192,8 @@ class _DeferLaneSums(Rewriter):
         if isinstance(source, ShuffleOp) and len(source.operands) == 1:  # one shuffle, not two
             factor, indices = source.operands[0], [source.indices[i] for i in indices]
         spread = self.builder.add(ShuffleOp.create([factor], indices))
-        operands = [wide[id(term)], spread] if op.operands[0] is term else [spread, wide[id(term)]]
-        return self.builder.add(BinaryOp.create("mul", *operands))
+        lhs, rhs = (wide[id(term)], spread) if op.operands[0] is term else (spread, wide[id(term)])
+        return self.builder.add(BinaryOp.create("mul", lhs, rhs))
 
 
 @register_pass

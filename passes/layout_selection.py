@@ -360,7 +360,10 @@ class _Selection:
         b_loaded = any(self.classes.find(load.result) == keys[1] for load in loads)
         if b_loaded or not a_loads or not all(_along_rows(load) for load in a_loads):
             return None
-        warps_m, warps_n = rules.mma_warps(m, n, k, self.threads, split_rows=True)  # type: ignore[misc]
+        warps = rules.mma_warps(m, n, k, self.threads, split_rows=True)
+        if warps is None:  # (uses_mma said it has)
+            return None
+        warps_m, warps_n = warps
         if n // 8 // warps_n > 2 * (m // 16 // warps_m):
             # b's registers outnumber a's (many columns of x per row of weights): b keeps its
             # neighbours paired (no prmt per register of b) and a pays for its pairs instead
@@ -548,7 +551,7 @@ class _Apply(Rewriter):
     def shared_type(self, op: AllocSharedOp) -> SharedType:
         """The shared tile with the layout its loads and stores want
         (`layout_rules.shared_layout`)."""
-        memory_type: SharedType = op.result.type  # type: ignore[assignment]
+        memory_type = op.shared_type
         uses = [
             use
             for use in self.selection.kernel.walk()

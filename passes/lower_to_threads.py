@@ -94,7 +94,7 @@ BOOL = dtype("bool")
 def thread_type(type_: Type) -> Type:
     """The per-thread type of a tile-IR type (tiles become vectors of their slots)."""
     if isinstance(type_, TileType):
-        return VectorType(type_.dtype, type_.layout.slots)  # type: ignore[union-attr]
+        return VectorType(type_.dtype, type_.selected_layout.slots)
     return type_
 
 
@@ -225,7 +225,7 @@ class _Lowering(Rewriter):
         indices = slot_map(target, source)
         if indices is not None:
             return [self.shuffle(value, indices)]
-        return [self.exchange(value, op.operands[0].type, source, target)]  # type: ignore[arg-type]
+        return [self.exchange(value, as_tile(op.operands[0].type), source, target)]
 
     def exchange(self, value: Value, tile: TileType, source, target) -> Value:
         """Move a tile between layouts through a shared-memory copy of the whole tile. On the
@@ -420,13 +420,14 @@ class _Lowering(Rewriter):
         plan = plan_matrix_loads(fragment_offsets(layout, strides))
         if plan is None or not self.base_divisible(memory_type, offsets, ROW):
             return None
-        rows = [bit_terms(load.rows) for load in plan]
-        if any(r is None for r in rows):
+        found = [bit_terms(load.rows) for load in plan]
+        rows = [terms for terms in found if terms is not None]
+        if len(rows) != len(found):
             return None
         base = self.scalar_base(memory_type, offsets)
         threads = self.kernel.threads
         loads, indices, first = [], [0] * layout.slots, 0
-        for load, (constant, terms) in zip(plan, rows):  # type: ignore[misc]
+        for load, (constant, terms) in zip(plan, rows):
             digits = thread_digits(self.index, terms, self.tid, threads)
             row = self.index.value(self.index.add(self.index.add(base, constant), digits))
             loads.append(self.add(LoadMatrixOp.create(memory, row, load.count, load.transpose)))
@@ -487,8 +488,9 @@ class _Lowering(Rewriter):
             return partial
         if self.target == "cuda":
             digits, within = split_at_warps(digits)
-            if within:
-                partial = self.butterfly(partial, butterfly_masks(within), kind)  # type: ignore[arg-type]
+            masks = butterfly_masks(within)  # not None: split_at_warps keeps what it can fold
+            if within and masks is not None:
+                partial = self.butterfly(partial, masks, kind)
             if not digits:
                 return partial
         return self.combine_through_shared(partial, layout.threads, digits, kind)

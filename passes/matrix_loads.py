@@ -44,10 +44,11 @@ def plan_matrix_loads(offsets: np.ndarray) -> list[MatrixLoad] | None:
     threads, slots = offsets.shape
     if threads % WARP or slots % 2 or slots == 0:
         return None
-    matrices = [_matrix_rows(offsets[:, 2 * r], offsets[:, 2 * r + 1]) for r in range(slots // 2)]
-    if any(m is None for m in matrices) or len({m[0] for m in matrices}) != 1:  # type: ignore[index]
+    found = [_matrix_rows(offsets[:, 2 * r], offsets[:, 2 * r + 1]) for r in range(slots // 2)]
+    matrices = [m for m in found if m is not None]
+    if len(matrices) != len(found) or len({m[0] for m in matrices}) != 1:
         return None
-    transpose = matrices[0][0]  # type: ignore[index]
+    transpose = matrices[0][0]
     lane, warp = np.arange(threads) % WARP, np.arange(threads) // WARP
     loads = []
     first = 0
@@ -57,7 +58,7 @@ def plan_matrix_loads(offsets: np.ndarray) -> list[MatrixLoad] | None:
         for j in range(4):
             # Threads 8 * count and up give unused addresses: repeat the used ones, which keeps
             # the table a sum of bit fields.
-            matrix_rows = matrices[first + j % count][1]  # type: ignore[index]
+            matrix_rows = matrices[first + j % count][1]
             selected = lane // ROW == j
             rows[selected] = matrix_rows[warp[selected], lane[selected] % ROW]
         pairs = range(first, first + count)

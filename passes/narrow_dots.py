@@ -145,8 +145,9 @@ class _NarrowAccumulators(Rewriter):
             return self.builder.add(BroadcastOp.create(source, (rows, 1)))  # a [1, 1] tile
         if isinstance(owner, SplatOp):
             return self.builder.add(SplatOp.create(self.map(owner.operands[0]), (rows, 1)))
-        a, b = (self.column(v) for v in owner.operands)  # type: ignore[union-attr]
-        return self.builder.add(BinaryOp.create(owner.name, a, b))  # type: ignore[union-attr]
+        assert isinstance(owner, BinaryOp)  # columns are broadcasts, splats and their arithmetic
+        a, b = (self.column(v) for v in owner.operands)
+        return self.builder.add(BinaryOp.create(owner.name, a, b))
 
     def narrowed_loop(self, loop: ForOp, narrow: dict[int, Accumulation]) -> list[Value]:
         inits = self.map_all(loop.inits)

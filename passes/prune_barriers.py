@@ -43,8 +43,8 @@ class PruneBarriersPass(Pass):
         module = clone_module(module)
         for kernel in module.kernels:
             for barrier in [op for op in kernel.walk() if isinstance(op, BarrierOp)]:
-                if not _conflict(_before(barrier), _after(barrier)):
-                    barrier.parent.ops.remove(barrier)  # type: ignore[union-attr]
+                if barrier.parent is not None and not _conflict(_before(barrier), _after(barrier)):
+                    barrier.parent.ops.remove(barrier)
         return module
 
 

@@ -141,7 +141,8 @@ def _chain_source(value: Value) -> DType:
     """The integer type an exact chain (`integer_range`) starts from: its cast's operand's."""
     owner = value.owner
     while not isinstance(owner, CastOp):
-        owner = owner.operands[0].owner  # type: ignore[union-attr]
+        assert isinstance(owner, Operation)  # integer_range accepted it: casts and arithmetic
+        owner = owner.operands[0].owner
     return owner.operands[0].type.dtype
 
 

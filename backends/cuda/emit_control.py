@@ -110,9 +110,9 @@ def _unroll_pipelined(emitter: KernelEmitter, factor: int, bounds: list[int | No
     prefetch's address register before setting it (matmul_wq, u5 and u7 weights, tile
     16x64x32, 3 stages: an illegal address on an H200, 2026-11-30)."""
     lower, upper, step = bounds
-    if None in bounds or not step:
+    if lower is None or upper is None or not step:
         return
-    trips = max(0, -(-(upper - lower) // step))  # type: ignore[operator]
+    trips = max(0, -(-(upper - lower) // step))
     if trips % factor == 0:
         emitter.w.line(f"#pragma unroll {factor}")
 
@@ -195,8 +195,9 @@ def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
     bounds = [emitter.analysis.facts(v).constant for v in op.operands[:3]]
     counter = emit_staging.stage_counter(emitter, op)
     emitter.yield_targets.append(variables)
-    if counter is not None and None not in bounds and bounds[2] > 0:  # type: ignore[operator]
-        _emit_by_stages(emitter, op, counter, bounds)  # type: ignore[arg-type]
+    constant_bounds = [bound for bound in bounds if bound is not None]
+    if counter is not None and len(constant_bounds) == 3 and constant_bounds[2] > 0:
+        _emit_by_stages(emitter, op, counter, constant_bounds)
     else:
         if counter is not None:
             emitter.w.line(f"int {counter[0]} = 0;")

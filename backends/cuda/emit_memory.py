@@ -273,7 +273,8 @@ def _lane_writer(access: Access, statement):
     """`write(lane, offset)`: `statement(address, value)` for one lane of the stored value,
     under the lane's mask."""
     w = access.emitter.w
-    value = access.emitter.value(access.op.value)  # type: ignore[union-attr]
+    assert isinstance(access.op, StoreThreadOp)
+    value = access.emitter.value(access.op.value)
 
     def write(lane, offset) -> None:
         line = statement(access.lane_address(offset), value.lane(lane))

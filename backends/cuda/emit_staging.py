@@ -36,6 +36,7 @@ from lpir.backends.cuda.staging import StagedRing, StagingPlan, allocation_bytes
 
 from lpir.ir.core import Value
 from lpir.ir.ops import ForOp, LoadThreadOp
+from lpir.ir.types import SharedType
 
 
 @dataclass
@@ -175,7 +176,8 @@ def _buffer_pointer(emitter: KernelEmitter, tile: Value, whole: CValue, slot: st
     """A C pointer to buffer `slot` of a buffered shared tile (the tile's own name for 0)."""
     if slot == "0":
         return whole.text
-    elements = allocation_bytes(tile.type) // c_types.byte_size(whole.dtype)  # type: ignore[arg-type]
+    assert isinstance(tile.type, SharedType)  # a buffered tile is in shared memory
+    elements = allocation_bytes(tile.type) // c_types.byte_size(whole.dtype)
     name = emitter.fresh(f"{whole.text}_{role}")
     element = c_types.memory_type(whole.dtype)
     emitter.w.line(f"{element}* const {name} = {whole.text} + {slot} * {elements};")
@@ -208,15 +210,16 @@ def _copy(
     copy in flight touches it)."""
     access = Access(emitter, load)
     lanes = ring.chunk_bytes // access.size
-    targets = _buffer_targets(emitter, state, ring, slot) if ring.store is not None else None
+    store = ring.store
+    targets = _buffer_targets(emitter, state, ring, slot) if store is not None else None
     w = emitter.w
     for chunk, start in enumerate(range(0, len(load.offsets), lanes)):
         source = access.lane_address(load.offsets[start])
         condition = access.group_mask(start, lanes) or "true"
-        if targets is None:
+        if targets is None or store is None:
             target = f"{ring.name} + {_offset(ring, slot, chunk)}"
         else:
-            target = targets.lane_address(ring.store.offsets[start])  # type: ignore[union-attr]
+            target = targets.lane_address(store.offsets[start])
         copy = f"lpir_cp_async<{ring.chunk_bytes}>({target}, {source}, {{}});"
         if access.uniform(start, lanes):
             w.line(copy.format(condition))
@@ -224,10 +227,11 @@ def _copy(
         with w.block(f"if ({condition})"):
             w.line(copy.format("true"))
         with w.block("else"):
+            assert access.mask is not None  # else the lanes' masks would be uniform
             zero = c_types.literal(0, access.access)
             for lane in range(start, start + lanes):
                 read = f"*({access.lane_address(load.offsets[lane])})"
-                value = f"{access.mask.lane(lane)} ? {read} : {zero}"  # type: ignore[union-attr]
+                value = f"{access.mask.lane(lane)} ? {read} : {zero}"
                 element = f"reinterpret_cast<{access.element}*>({target}) + {lane - start}"
                 w.line(f"LPIR_AT({element}) = {value};")
 

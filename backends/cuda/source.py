@@ -67,5 +67,5 @@ def translation_unit(kernels: list[KernelSource]) -> str:
 def emit_module(module: Module, names: list[str] | None = None) -> str:
     """CUDA C of every kernel of a thread-IR module (`names` renames them, e.g. to make
     several specializations of one kernel distinct in one translation unit)."""
-    names = names or [None] * len(module.kernels)  # type: ignore[list-item]
-    return translation_unit([emit_kernel(k, n) for k, n in zip(module.kernels, names)])
+    given: list[str | None] = list(names) if names else [None] * len(module.kernels)
+    return translation_unit([emit_kernel(k, n) for k, n in zip(module.kernels, given)])

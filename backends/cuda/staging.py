@@ -109,7 +109,9 @@ class StagedRing:
     def nbytes(self) -> int:
         """The shared memory of the ring: its slots, or the S - 1 more buffers of its tile."""
         if self.store is not None:
-            return self.ahead * allocation_bytes(self.store.memory.type)  # type: ignore[arg-type]
+            tile = self.store.memory_type
+            assert isinstance(tile, SharedType)  # a ring's loads go straight to shared memory
+            return self.ahead * allocation_bytes(tile)
         return self.slots * self.chunks * self.chunk_bytes * self.threads
 
 
@@ -201,11 +203,12 @@ def _ring_parts(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users):
     """(arguments, prologue loads, cp.async bytes) of a ring that is the pipeline's pattern
     exactly, S - 1 tiles ahead, in chunks cp.async can copy; None for any other."""
     args = [loop.iter_args[i] for i in chain]
-    prologue = [loop.inits[i].owner for i in chain]
+    owners = [loop.inits[i].owner for i in chain]
+    prologue = [load for load in owners if isinstance(load, LoadThreadOp)]
     terminator = loop.body.ops[-1]
-    if not all(isinstance(load, LoadThreadOp) for load in prologue):
+    if len(prologue) != len(owners):
         return None
-    if any(users.get(id(load.result)) != [loop] for load in prologue):  # type: ignore[union-attr]
+    if any(users.get(id(load.result)) != [loop] for load in prologue):
         return None
     if users.get(id(fetch.result)) != [terminator]:
         return None
@@ -214,9 +217,9 @@ def _ring_parts(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users):
     if any(users.get(id(loop.results[i])) for i in chain):
         return None
     chunk = _chunk_bytes(fetch)
-    if chunk is None or not all(_chunk_bytes(load) == chunk for load in prologue):  # type: ignore[arg-type]
+    if chunk is None or not all(_chunk_bytes(load) == chunk for load in prologue):
         return None
-    if len(args) != loop.stages - 1:  # type: ignore[operator]
+    if loop.stages is None or len(args) != loop.stages - 1:
         return None
     return args, prologue, chunk
 

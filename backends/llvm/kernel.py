@@ -30,8 +30,8 @@ from lpir.backends.llvm.vectors import Vectors
 
 from lpir.errors import CompileError
 from lpir.ir.core import Kernel, Operation, Region, Value
-from lpir.ir.ops import ForOp, IfOp, YieldOp
-from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
+from lpir.ir.ops import AllocSharedOp, ForOp, IfOp, YieldOp
+from lpir.ir.types import GlobalType, ScalarType, VectorType
 
 BLOCK_FUNCTION = "lpir_block"
 MASKED_OFF_BYTES = 64
@@ -51,8 +51,8 @@ class FrameSlot:
 def frame_slots(kernel: Kernel, plan: Plan) -> list[FrameSlot]:
     slots = []
     for op in kernel.walk():
-        if op.name == "alloc_shared":
-            shared: SharedType = op.result.type  # type: ignore[assignment]
+        if isinstance(op, AllocSharedOp):
+            shared = op.shared_type
             size = max(64, math.ceil(shared.nbytes / 64) * 64)
             name = op.result.name_hint or "shared"
             slots.append(FrameSlot(name, ir.ArrayType(I8, size), shared=op))

@@ -101,7 +101,7 @@ _MATH_ERF = np.frompyfunc(math.erf, 1, 1)
 def _erf(x):
     """erf in float64 (numpy has none; math.erf is within an ulp of float64), so that an f32
     result is the exact value rounded once, as the other functions' nearly are."""
-    return _MATH_ERF(np.asarray(x, np.float64)).astype(np.float64)
+    return np.asarray(_MATH_ERF(np.asarray(x, np.float64)), dtype=np.float64)
 
 
 _FLOAT_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {

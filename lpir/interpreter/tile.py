@@ -138,7 +138,8 @@ class _Block(Evaluator):
         """Per memory dim: (slice into memory, slice into the tile) for in-bounds elements, or
         None when the tile misses the tensor entirely."""
         dims = op.attributes["dims"]
-        memory_index, tile_index = [], []
+        memory_index: list[slice | int] = []
+        tile_index: list[slice] = []
         for dim, (offset, extent) in enumerate(zip(offsets, memory.shape)):
             offset = int(offset)
             if dim in dims:

@@ -67,18 +67,18 @@ def _negate(a: Facts) -> Facts:
 
 def _mul(a: Facts, b: Facts) -> Facts:
     divisor = a.divisor * b.divisor
-    if None in (a.lo, a.hi, b.lo, b.hi):
+    if a.lo is None or a.hi is None or b.lo is None or b.hi is None:
         return Facts(None, None, divisor)
-    corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]  # type: ignore[operator]
+    corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
     return Facts(min(corners), max(corners), divisor)
 
 
 def _div(a: Facts, b: Facts) -> Facts:
     c = b.constant
-    if c is None or c <= 0 or not a.nonnegative():
+    if c is None or c <= 0 or a.lo is None or a.lo < 0:  # a divisor > 0 of a value >= 0
         return UNKNOWN
     divisor = a.divisor // c if a.divisor % c == 0 else 1
-    return Facts(a.lo // c, a.hi // c if a.hi is not None else None, divisor)  # type: ignore[operator]
+    return Facts(a.lo // c, a.hi // c if a.hi is not None else None, divisor)
 
 
 def _rem(a: Facts, b: Facts) -> Facts:

@@ -90,11 +90,12 @@ class KernelLowering(ExpressionLowering):
         body = Region(args)
         self.builder.region = body
         self.statements(kdef.body)
+        x, y, z = grid + [1] * (3 - len(grid))
         kernel = Kernel(
             kdef.name,
             dict(self.params),
             body,
-            tuple(grid + [1] * (3 - len(grid))),  # type: ignore[arg-type]
+            (x, y, z),
             self.threads,
             location=self.location(kdef.span),
         )

@@ -47,8 +47,9 @@ class _ParamEvaluator(ExpressionLowering):
     def value(self, node: ast.Node, what: str) -> int | DType:
         if isinstance(node, ast.Name) and not any(node.id in s for s in self.scopes):
             return self.dtype_named(node.id, node.span)
-        if isinstance(node, ast.Name) and isinstance(self.scopes[0][node.id], DTypeConst):
-            return self.scopes[0][node.id].dtype  # type: ignore[union-attr]
+        found = self.scopes[0].get(node.id) if isinstance(node, ast.Name) else None
+        if isinstance(found, DTypeConst):
+            return found.dtype
         return self.as_const_int(node, what)
 
 

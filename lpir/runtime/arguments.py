@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,6 +19,20 @@ from lpir.errors import ArgumentError, SourceLocation
 from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo
 from lpir.packing import PackedArray
+
+
+class Declared(Protocol):
+    """What the checks read of an argument's declaration: the name an error calls it by."""
+
+    @property
+    def name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class NamedArgument:
+    """An argument known only by its name (an IR file's kernel, which has no declarations)."""
+
+    name: str
 
 
 @dataclass
@@ -64,7 +78,7 @@ def is_device_array(value: Any) -> bool:
     return device_view_of(value) is not None
 
 
-def tensor_info(value: Any, decl: ast.GlobalArg, where: SourceLocation | None, target: str, view):
+def tensor_info(value: Any, decl: Declared, where: SourceLocation | None, target: str, view):
     """(dtype or None, shape) of a tensor argument, for parameter deduction (`view`: its
     `device_view_of`, None for a host array)."""
     if isinstance(value, PackedArray):
@@ -135,7 +149,7 @@ def _dtype_of_numpy(np_dtype) -> DType | None:
     return None
 
 
-def check_device_tensor(view, arg_type, decl: ast.GlobalArg, where) -> None:
+def check_device_tensor(view, arg_type, decl: Declared, where) -> None:
     """Raise unless a GPU array (or `DevicePacked`), seen through its `device_view_of`, can
     stand for an argument of `arg_type` (a `GlobalType`): dtype, shape, contiguity, 16-byte
     alignment. The launch checks the device it lives on."""
@@ -148,7 +162,7 @@ def check_device_tensor(view, arg_type, decl: ast.GlobalArg, where) -> None:
     view.checked_as = arg_type
 
 
-def check_tensor(value: Any, expected: DType, decl: ast.GlobalArg, where, writes: bool):
+def check_tensor(value: Any, expected: DType, decl: Declared, where, writes: bool):
     """Raise unless `value` is a C-contiguous, aligned host array holding `expected`."""
     if expected.is_packed and not isinstance(value, PackedArray):
         raise ArgumentError(
@@ -187,7 +201,7 @@ def check_tensor(value: Any, expected: DType, decl: ast.GlobalArg, where, writes
         )
 
 
-def check_scalar(value: Any, expected: DType, decl: ast.ScalarArg, where) -> Any:
+def check_scalar(value: Any, expected: DType, decl: Declared, where) -> Any:
     """The Python number for a scalar argument, checked against its dtype."""
     if isinstance(value, np.generic):
         value = value.item()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from lpir.errors import ArgumentError, LpirError
@@ -139,24 +138,24 @@ class IRKernel:
             )
         prepared = []
         for arg, value in zip(args, arguments):
-            declared = SimpleNamespace(name=arg.name_hint or "?")
+            declared = args_.NamedArgument(arg.name_hint or "?")
             dt = arg.type.dtype
             if isinstance(arg.type, GlobalType):
                 view = args_.device_view_of(value)
-                info = args_.tensor_info(value, declared, where, self.target, view)  # type: ignore[arg-type]
+                info = args_.tensor_info(value, declared, where, self.target, view)
                 if info.dtype != dt or info.shape != arg.type.shape:
                     raise ArgumentError(
                         f"argument {declared.name} must be {arg.type}, got {args_.describe(value)}",
                         where,
                     )
                 if self.target == "cuda" and view is not None:
-                    args_.check_device_tensor(view, arg.type, declared, where)  # type: ignore[arg-type]
+                    args_.check_device_tensor(view, arg.type, declared, where)
                 else:
                     writes = declared.name in self.spec.stored
-                    args_.check_tensor(value, dt, declared, where, writes)  # type: ignore[arg-type]
+                    args_.check_tensor(value, dt, declared, where, writes)
                 prepared.append(value)
             else:
-                prepared.append(args_.check_scalar(value, dt, declared, where))  # type: ignore[arg-type]
+                prepared.append(args_.check_scalar(value, dt, declared, where))
         self.spec.run(prepared)
 
     def ir(self, stage: str = "final") -> str:
