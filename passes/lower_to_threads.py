@@ -13,24 +13,16 @@ still accessed element-wise; bit-packing rewrites those accesses.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import math
 
 import numpy as np
 from lpir.passes.base import Pass, register_pass
-from lpir.passes.layout_rules import (
-    PAIR_DISTANCES,
-    mma_k_permutation,
-    mma_layouts,
-    mma_layouts_permuted,
-    mma_warps,
-    shared_layout,
-    steps_in_registers,
-)
+from lpir.passes.layout_rules import shared_layout
 from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
+from lpir.passes.thread_dots import DotLowering
+from lpir.passes.thread_lowering import tile_layout
+from lpir.passes.thread_reductions import ReductionLowering
 from lpir.passes.thread_values import (
-    IndexBuilder,
     primary_replica,
     required_slot_map,
     slot_map,
@@ -41,7 +33,7 @@ from lpir.passes.thread_values import (
 
 from lpir.dtypes import dtype
 from lpir.errors import LayoutError, VerifyError
-from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.core import Module, Value
 from lpir.ir.ops import (
     AllocSharedOp,
     ArangeOp,
@@ -50,101 +42,38 @@ from lpir.ir.ops import (
     BroadcastOp,
     CastOp,
     ConvertLayoutOp,
-    DotOp,
-    DotPairsOp,
     ExpandDimsOp,
     ExtractOp,
-    ForOp,
-    IfOp,
     IndexOp,
     ItemOp,
     LoadMatrixOp,
     LoadOp,
     LoadThreadOp,
-    MmaOp,
-    ReduceLanesOp,
-    ReduceOp,
     ReshapeOp,
-    SelectOp,
     ShuffleOp,
     SplatOp,
     StackOp,
     StoreOp,
     StoreThreadOp,
     SyncOp,
-    ThreadIndexOp,
     TransposeOp,
-    UnaryOp,
     VectorConstantOp,
     ViewOp,
-    WarpShuffleOp,
 )
-from lpir.ir.ops.thread import WARP_SIZE
-from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import ScalarType, SharedType, TileType, Type, VectorType, as_tile, as_vector
+from lpir.ir.types import SharedType, TileType, as_tile
 from lpir.layout import RegisterLayout, SharedLayout
 from lpir.layout import reshape as reshape_layout
 from lpir.targets import get_target
 
 I32 = dtype("i32")
 U8 = dtype("u8")
-BOOL = dtype("bool")
 
 
-def thread_type(type_: Type) -> Type:
-    """The per-thread type of a tile-IR type (tiles become vectors of their slots)."""
-    if isinstance(type_, TileType):
-        return VectorType(type_.dtype, type_.selected_layout.slots)
-    return type_
-
-
-def _layout(value: Value) -> RegisterLayout:
-    return as_tile(value.type).selected_layout
-
-
-class _Lowering(Rewriter):
-    def __init__(self, target: str):
-        super().__init__()
-        self.target = target
-        self._tid: Value | None = None
-        self.index = IndexBuilder(self.builder)
-
-    @property
-    def tid(self) -> Value:
-        """The thread index, made at the top of the kernel's body."""
-        if self._tid is None:
-            raise RuntimeError("the thread index is made when the kernel's body starts")
-        return self._tid
-
-    def new_stage(self, kernel: Kernel) -> str:
-        return "thread"
-
-    def rewrite_region_ops(self, region: Region) -> None:
-        if region is self.kernel.body:
-            self._tid = self.builder.add(ThreadIndexOp.create())
-        super().rewrite_region_ops(region)
-
-    def region_arg_type(self, arg: Value):
-        return thread_type(arg.type)
-
-    def copy(self, op: Operation, operands=None, result_types=None) -> Operation:
-        types = [thread_type(r.type) for r in op.results] if result_types is None else result_types
-        return super().copy(op, operands, types)
-
-    # ---- dispatch -----------------------------------------------------------------------
-    def rewrite(self, op: Operation):
-        method = getattr(self, f"lower_{type(op).__name__}", None)
-        if method is not None:
-            return method(op)
-        return self.copy(op).results
-
-    def add(self, op: Operation) -> Value:
-        return self.builder.add(op)
-
+class _Lowering(ReductionLowering, DotLowering):
     def lower_SplatOp(self, op: SplatOp):
         if not isinstance(op.result.type, TileType):
             return self.copy(op).results
-        slots = _layout(op.result).slots
+        slots = tile_layout(op.result).slots
         return [self.add(SplatOp.create_vector(self.map(op.operands[0]), slots))]
 
     def lower_ItemOp(self, op: ItemOp):
@@ -167,14 +96,14 @@ class _Lowering(Rewriter):
         def project(coordinates):
             return np.insert(coordinates, axis, position, axis=-1)
 
-        indices = required_slot_map(_layout(op.result), _layout(op.operands[0]), project)
+        indices = required_slot_map(tile_layout(op.result), tile_layout(op.operands[0]), project)
         return [self.shuffle(self.map(op.operands[0]), indices)]
 
     def lower_StackOp(self, op: StackOp):
         # the operands share a layout and the new axis is local in the result's: each result
         # slot is one operand's slot (the operand its coordinate on the axis names)
-        axis, source = op.axis, _layout(op.operands[0])
-        result = _layout(op.result)
+        axis, source = op.axis, tile_layout(op.operands[0])
+        result = tile_layout(op.result)
         slots = required_slot_map(result, source, lambda c: np.delete(c, axis, axis=-1))
         which = result.coordinates()[..., axis]  # [threads, slots]
         if (which != which[0]).any():
@@ -189,7 +118,7 @@ class _Lowering(Rewriter):
         return [self.map(op.operands[0])]
 
     def lower_ArangeOp(self, op: ArangeOp):
-        layout = _layout(op.result)
+        layout = tile_layout(op.result)
         part = thread_part(self.index, layout, 0, self.tid)
         lanes = self.add(VectorConstantOp.create(slot_part(layout, 0), I32))
         if isinstance(part, int) and part == 0:
@@ -208,17 +137,12 @@ class _Lowering(Rewriter):
                     projected[..., dim] = 0
             return projected
 
-        indices = required_slot_map(_layout(op.result), _layout(source), project)
+        indices = required_slot_map(tile_layout(op.result), tile_layout(source), project)
         return [self.shuffle(self.map(source), indices)]
-
-    def shuffle(self, vector: Value, indices: list[int]) -> Value:
-        if indices == list(range(as_vector(vector.type).size)):
-            return vector
-        return self.add(ShuffleOp.create([vector], indices))
 
     # ---- layout conversion ----------------------------------------------------------------
     def lower_ConvertLayoutOp(self, op: ConvertLayoutOp):
-        source, target = _layout(op.operands[0]), _layout(op.result)
+        source, target = tile_layout(op.operands[0]), tile_layout(op.result)
         value = self.map(op.operands[0])
         if source == target:
             return [value]
@@ -377,7 +301,7 @@ class _Lowering(Rewriter):
 
     def lower_LoadOp(self, op: LoadOp):
         memory = self.map(op.memory)
-        layout = _layout(op.result)
+        layout = tile_layout(op.result)
         loaded = self.matrix_load(memory, op.offsets, op.dims, layout)
         if loaded is not None:
             return [loaded]
@@ -440,7 +364,7 @@ class _Lowering(Rewriter):
 
     def lower_StoreOp(self, op: StoreOp):
         memory = self.map(op.memory)
-        layout = _layout(op.value)
+        layout = tile_layout(op.value)
         base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout, store=True)
         value = self.map(op.value)
         store = StoreThreadOp.create(
@@ -450,361 +374,6 @@ class _Lowering(Rewriter):
         return []
 
     # ---- reductions -------------------------------------------------------------------------
-    def lower_ReduceOp(self, op: ReduceOp):
-        source_layout = _layout(op.operands[0])
-        axis, kind = op.axis, op.kind
-        from lpir import layout as L
-
-        reduced = L.reduce(source_layout, [axis])
-
-        def project(coordinates):
-            projected = coordinates.copy()
-            projected[..., axis] = 0
-            return projected
-
-        # Group the lanes by the slot of the reduced layout they fold into.
-        targets = required_slot_map(source_layout, reduced, project)
-        order = sorted(range(len(targets)), key=lambda s: (targets[s], s))
-        group = len(targets) // reduced.slots
-        value = self.shuffle(self.map(op.operands[0]), order)
-        if group > 1:
-            value = self.add(ReduceLanesOp.create(value, kind, group))
-        value = self.combine_threads(value, source_layout, axis, kind)
-        if isinstance(op.result.type, ScalarType):
-            return [self.add(ExtractOp.create(value, 0))]
-        return [value]
-
-    def combine_threads(self, partial: Value, layout: RegisterLayout, axis: int, kind: str):
-        """Reduce `partial` over the threads that split dimension `axis`: with warp shuffles
-        over the threads of a warp (CUDA), then through shared memory over the warps.
-
-        Either way the group's partials are folded as the balanced tree of `lpir.ir.order` over
-        the partners in index order (the same rounding both ways), and all copies of the result
-        are bitwise equal: the shuffles fold the least significant digits of the partner index
-        (`split_at_warps`), the tree's first levels, and shared memory folds what they leave,
-        one partial per warp, as its remaining levels."""
-        digits = [d for d in layout.thread_digits() if d.dim == axis]
-        if not digits:
-            return partial
-        if self.target == "cuda":
-            digits, within = split_at_warps(digits)
-            masks = butterfly_masks(within)  # not None: split_at_warps keeps what it can fold
-            if within and masks is not None:
-                partial = self.butterfly(partial, masks, kind)
-            if not digits:
-                return partial
-        return self.combine_through_shared(partial, layout.threads, digits, kind)
-
-    def combine_through_shared(self, partial: Value, threads: int, digits: list, kind: str):
-        """Fold `partial` over the threads of `digits` through shared memory: every thread
-        stores its lanes, then reads its partners' in index order (each partner's lanes
-        together: one vector access) and folds them as a balanced tree.
-
-        On the CPU, where a block's threads run one after another, a group of many partners
-        is folded in two rounds (`first_round_chunk`): each thread folds one chunk of C
-        consecutive partners (the tree's first log2(C) levels) and stores that, then every
-        thread folds the P / C chunk results (the remaining levels, the same tree): each
-        thread reads C + P / C partials instead of P."""
-        lanes = as_vector(partial.type).size
-        group_digits = digits
-        chunk = self.first_round_chunk(digits, lanes)
-        if chunk > 1:
-            last = digits[-1]
-            position = self.index.rem(self.index.div(self.tid, last.stride), last.size)
-            within = self.index.mul(self.index.rem(position, last.size // chunk), chunk)
-            first = self.index.add(
-                self.index.sub(self.tid, self.index.mul(position, last.stride)),
-                self.index.mul(within, last.stride),
-            )
-            scratch = self.stash(partial, threads)
-            chunk_offsets = [i * last.stride for i in range(chunk)]
-            partial = self.fold_partners(scratch, first, chunk_offsets, lanes, kind)
-            # the chunk results, in order, are those of the group's first P / C threads
-            digits = [*digits[:-1], dataclasses.replace(last, size=last.size // chunk)]
-        scratch = self.stash(partial, threads)
-        group_base: Value | int = self.tid
-        for digit in group_digits:
-            value = self.index.rem(self.index.div(self.tid, digit.stride), digit.size)
-            group_base = self.index.sub(group_base, self.index.mul(value, digit.stride))
-        partners = [
-            sum(v * d.stride for v, d in zip(values, digits))
-            for values in itertools.product(*(range(d.size) for d in digits))
-        ]
-        return self.fold_partners(scratch, group_base, partners, lanes, kind)
-
-    def first_round_chunk(self, digits: list, lanes: int) -> int:
-        """The partners a thread folds in a first round (see `combine_through_shared`): on the
-        CPU, where the group is at least four 16-lane vectors of partials a thread, the
-        largest power of two C dividing the last digit with C * C <= P; 1 for one round."""
-        partners = math.prod(d.size for d in digits)
-        if self.target == "cuda" or partners * lanes < 64:
-            return 1
-        chunk = 1
-        while digits[-1].size % (2 * chunk) == 0 and (2 * chunk) ** 2 <= partners:
-            chunk *= 2
-        return chunk if chunk >= 4 else 1
-
-    def stash(self, partial: Value, threads: int) -> Value:
-        """A new shared scratch of `threads` x the partial's lanes, each thread's lanes stored
-        at its index between two barriers."""
-        lanes = as_vector(partial.type).size
-        storage = partial.type.dtype
-        scratch = self.add(
-            AllocSharedOp.create(SharedType(storage, (threads * lanes,)), "partials")
-        )
-        self.builder.insert(BarrierOp.create())
-        own = self.index.value(self.index.mul(self.tid, lanes))
-        self.builder.insert(StoreThreadOp.create(scratch, own, partial, list(range(lanes))))
-        self.builder.insert(BarrierOp.create())
-        return scratch
-
-    def fold_partners(self, scratch: Value, base, partners: list[int], lanes: int, kind: str):
-        """The partials of the threads base + p (p in `partners`, in that order) read from
-        `scratch` and folded lane by lane as a balanced tree."""
-        offsets = [partner * lanes + lane for partner in partners for lane in range(lanes)]
-        start = self.index.value(self.index.mul(base, lanes))
-        gathered = self.add(LoadThreadOp.create(scratch, start, offsets))
-        # lane by lane, the partners in index order: the groups reduce_lanes folds
-        by_lane = [i * lanes + lane for lane in range(lanes) for i in range(len(partners))]
-        return self.add(ReduceLanesOp.create(self.shuffle(gathered, by_lane), kind, len(partners)))
-
-    def butterfly(self, partial: Value, masks: list[int], kind: str) -> Value:
-        """Fold `partial` with the threads `tid ^ mask`, one mask per level of the tree.
-
-        At each level a thread combines its value with its partner's, the one with the mask's
-        bit clear on the left: the tree's order. Sums and integer max/min do not depend on
-        it (IEEE addition is commutative); float max/min of +0 and -0 do, so their operands
-        are ordered by the thread's bit."""
-        name = "add" if kind == "sum" else kind
-        dt = partial.type.dtype
-        lanes = as_vector(partial.type).size
-        value = partial
-        for mask in masks:
-            other = self.add(WarpShuffleOp.create(value, mask))
-            left, right = value, other
-            if name != "add" and dt.is_float:
-                bit = self.index.op("and", self.tid, mask)
-                upper = self.add(SplatOp.create_vector(self.index.op("ne", bit, 0), lanes))
-                left = self.add(SelectOp.create(upper, other, value))
-                right = self.add(SelectOp.create(upper, value, other))
-            value = self.add(BinaryOp.create(name, left, right))
-        return value
-
-    # ---- dot --------------------------------------------------------------------------------
-    def lower_DotOp(self, op: DotOp):
-        a_old, b_old, acc_old = op.operands
-        m, n = as_tile(acc_old.type).shape
-        k = as_tile(a_old.type).shape[1]
-        if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):
-            threads = _layout(acc_old).threads
-            operands = (_layout(a_old), _layout(b_old))
-            # (mma_layouts_permuted splits the warps by rows, as mma_layouts with split_rows)
-            variants = [(False, None), (True, None), *((True, p) for p in PAIR_DISTANCES)]
-            for split_rows, pair in variants:
-                canonical = mma_layouts(m, n, k, threads, split_rows)
-                if canonical is None or canonical[2] != _layout(acc_old):
-                    continue
-                if pair is None:
-                    candidate = canonical[:2]
-                else:
-                    candidate = mma_layouts_permuted(m, n, k, threads, pair)
-                if operands == candidate:
-                    warps = mma_warps(m, n, k, threads, split_rows)
-                    return [self.mma_dot(op, canonical, warps, mma_k_permutation(k, pair))]
-        return [self.simt_dot(op)]
-
-    def mma_dot(self, op: DotOp, canonical, warps, permutation: list[int]) -> Value:
-        """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step.
-
-        `warps` is the (m, n) grid of warps (`mma_warps`); the fragments are the slots that
-        hold, in the operands' layouts, what the canonical fragment layouts (`mma_layouts`)
-        hold, with k renumbered by `permutation` (identity, or that of
-        `layout_rules.mma_layouts_permuted`)."""
-        a, b, acc = (self.map(v) for v in op.operands)
-        m, n = as_tile(op.result.type).shape
-        k = as_tile(op.operands[0].type).shape[1]
-        warps_m, warps_n = warps
-        repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
-        a_slots = _fragment_slots(canonical[0], _layout(op.operands[0]), permutation, 1)
-        b_slots = _fragment_slots(canonical[1], _layout(op.operands[1]), permutation, 0)
-        fragments = []
-        for i in range(repeat_m):
-            for j in range(repeat_n):
-                atom = (i * repeat_n + j) * 4
-                c = self.shuffle(acc, list(range(atom, atom + 4)))
-                for step in range(steps):
-                    a_start = (i * steps + step) * 8
-                    b_start = (step * repeat_n + j) * 4
-                    a_fragment = self.shuffle(a, a_slots[a_start : a_start + 8])
-                    b_fragment = self.shuffle(b, b_slots[b_start : b_start + 4])
-                    c = self.add(MmaOp.create(a_fragment, b_fragment, c))
-                fragments.append(c)
-        if len(fragments) == 1:
-            return fragments[0]
-        return self.add(ShuffleOp.create(fragments, list(range(4 * len(fragments)))))
-
-    def simt_dot(self, op: DotOp) -> Value:
-        """A dot on ordinary arithmetic: each accumulator slot a thread holds adds the products
-        of its row of a and column of b (the layouts give the thread both whole).
-
-        Where the thread's accumulator fills a vector register, one vector multiply-add per
-        step of k updates all its slots (the order of k, an FMA each on a CPU). On the CPU,
-        where it holds at most a register's lanes of slots (a GEMV's [64, 8] accumulator over
-        128 threads: 4), that would be one dependent add per step, at the adder's latency; there
-        each slot's k products are one wide multiply and summed by `reduce_lanes` instead, then
-        added to the slot. Where k spans several registers, lane l of a register first sums its
-        steps l, l + 16, l + 32, ... in order (one product vector per 16 steps, a slice of a's
-        row times one of b's column: whole registers, no shuffling; LLVM contracts each multiply
-        and add into an FMA, and the slots' registers are independent chains) and then the 16
-        lanes are summed (after the loop, where defer-lane-sums applies): skinny_wq's [64, 16]
-        accumulator over 128 threads (8 slots, k = 128) took 27 ms on the CPU as one balanced
-        tree over k, 12 ms so with the steps as a balanced tree, 5.2 ms in order and deferred.
-        A shuffle feeding an operand (a transposed tile) is folded into the dot's own. On the
-        CPU, bf16 operands into f32 take two steps of k at a time in either form (`pair_steps`,
-        `pair_lane_sums`: `dot_pairs`, 32 products an instruction where the host has
-        AVX512-BF16). A dot's order of additions is each target's own (the interpreter's is
-        exact)."""
-        a_old, _, acc_old = op.operands
-        k = as_tile(a_old.type).shape[1]
-        acc_dtype = acc_old.type.dtype
-        a, b, acc = (self.map(v) for v in op.operands)
-        a_steps, b_steps = self._dot_slots(op, k)
-        target = get_target(self.target)
-        register_lanes = target.lanes(acc_dtype.nbits)
-        in_steps = target.is_gpu or steps_in_registers(_layout(acc_old), target) or k < 8
-        if _multiplies_in_pairs(a, acc, k, target):
-            if in_steps:
-                return self.pair_steps(a, b, acc, a_steps, b_steps)
-            return self.pair_lane_sums(a, b, acc, a_steps, b_steps, register_lanes)
-        if in_steps:
-            if a.type.dtype != acc_dtype and self.target == "cuda":
-                a = self.add(CastOp.create(a, acc_dtype))
-                b = self.add(CastOp.create(b, acc_dtype))
-            for a_lanes, b_lanes in zip(a_steps, b_steps):
-                product = self.add(
-                    BinaryOp.create(
-                        "mul",
-                        self.step_operand(a, a_lanes, acc_dtype),
-                        self.step_operand(b, b_lanes, acc_dtype),
-                    )
-                )
-                acc = self.add(BinaryOp.create("add", acc, product))
-            return acc
-        chunks, lanes, order = _lane_sum_order(k, as_vector(acc.type).size, register_lanes, 1)
-        a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
-        b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
-        if a.type.dtype != acc_dtype:
-            a = self.add(CastOp.create(a, acc_dtype))
-        if b.type.dtype != acc_dtype:
-            b = self.add(CastOp.create(b, acc_dtype))
-        width = as_vector(acc.type).size * lanes
-        products = [
-            self.add(
-                BinaryOp.create(
-                    "mul",
-                    self.shuffle(a, a_rows[c * width : (c + 1) * width]),
-                    self.shuffle(b, b_columns[c * width : (c + 1) * width]),
-                )
-            )
-            for c in range(chunks)
-        ]
-        total = products[0]
-        for product in products[1:]:
-            total = self.add(BinaryOp.create("add", total, product))
-        sums = self.add(ReduceLanesOp.create(total, "sum", lanes))
-        return self.add(BinaryOp.create("add", acc, sums))
-
-    def pair_steps(self, a, b, acc, a_steps, b_steps) -> Value:
-        """`simt_dot` of bf16 operands whose thread adds whole registers of accumulator each
-        step: steps 2p and 2p + 1 are one `dot_pairs`, each slot's two elements of a and of b
-        side by side (a's pair is one 32-bit element broadcast across a row's slots)."""
-        for step in range(0, len(a_steps), 2):
-            a_pairs = _interleaved(a_steps[step], a_steps[step + 1])
-            b_pairs = _interleaved(b_steps[step], b_steps[step + 1])
-            acc = self.add(
-                DotPairsOp.create(acc, self.shuffle(a, a_pairs), self.shuffle(b, b_pairs))
-            )
-        return acc
-
-    def pair_lane_sums(self, a, b, acc, a_steps, b_steps, register_lanes: int) -> Value:
-        """`simt_dot` of bf16 operands summed in lanes: lane l of a slot's register adds steps
-        2l and 2l + 1 of each chunk of 2 x `register_lanes` steps (one `dot_pairs` a chunk, in
-        order), then `reduce_lanes` sums the lanes, as the f32 path does with products."""
-        slots = acc.type.size
-        chunks, lanes, order = _lane_sum_order(len(a_steps), slots, register_lanes, 2)
-        a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
-        b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
-        width = 2 * slots * lanes
-        total = self.add(VectorConstantOp.create([0.0] * (width // 2), acc.type.dtype))
-        for c in range(chunks):
-            a_chunk = self.shuffle(a, a_rows[c * width : (c + 1) * width])
-            b_chunk = self.shuffle(b, b_columns[c * width : (c + 1) * width])
-            total = self.add(DotPairsOp.create(total, a_chunk, b_chunk))
-        sums = self.add(ReduceLanesOp.create(total, "sum", lanes))
-        return self.add(BinaryOp.create("add", acc, sums))
-
-    def step_operand(self, vector: Value, lanes: list[int], dtype) -> Value:
-        """The lanes of a dot operand that one step of k multiplies, as `dtype`. A narrower
-        operand has the distinct lanes of the step cast, then spread into the step's pattern:
-        each element is still cast once (the steps read disjoint lanes), and no cast spans a
-        thread's whole share of the operand (a matmul block's b, 2048 i8 lanes, took LLVM 18 s
-        to compile cast whole)."""
-        if vector.type.dtype == dtype:
-            return self.shuffle(vector, lanes)
-        distinct = sorted(set(lanes))
-        narrow = self.add(CastOp.create(self.shuffle(vector, distinct), dtype))
-        return self.shuffle(narrow, [distinct.index(lane) for lane in lanes])
-
-    def _dot_slots(self, op: DotOp, k: int) -> tuple[list[list[int]], list[list[int]]]:
-        """For each step of k, the slots of a and of b that each accumulator slot multiplies."""
-        a_old, b_old, acc_old = op.operands
-        acc_layout = _layout(acc_old)
-        a_steps, b_steps = [], []
-        for step in range(k):
-
-            def a_project(coordinates, step=step):
-                projected = coordinates.copy()
-                projected[..., 1] = step
-                return projected
-
-            def b_project(coordinates, step=step):
-                projected = coordinates.copy()
-                projected[..., 0] = step
-                return projected
-
-            a_steps.append(required_slot_map(acc_layout, _layout(a_old), a_project))
-            b_steps.append(required_slot_map(acc_layout, _layout(b_old), b_project))
-        return a_steps, b_steps
-
-
-def _multiplies_in_pairs(a: Value, acc: Value, k: int, target) -> bool:
-    """Whether a CPU dot multiplies its operands two steps of k at a time (`dot_pairs`): a
-    target with bf16 dot products, bf16 operands (widen-dot-operands leaves them unwidened
-    there), an f32 accumulator, an even k."""
-    return (
-        target.bf16_dot_pairs
-        and a.type.dtype.name == "bf16"
-        and acc.type.dtype.name == "f32"
-        and k % 2 == 0
-    )
-
-
-def _lane_sum_order(k: int, slots: int, register_lanes: int, per_lane: int):
-    """(chunks, lanes, order) of a dot summed in lanes: each slot's register of `lanes` lanes
-    takes `per_lane` consecutive steps a lane from each chunk of `register_lanes` x `per_lane`
-    steps (one chunk of all k where they do not divide it); `order` lists the (slot, step) of
-    each operand lane, chunk by chunk, slot, lane, then the lane's steps."""
-    span = register_lanes * per_lane
-    chunks = k // span if k % span == 0 else 1
-    lanes = register_lanes if chunks > 1 else k // per_lane
-    order = [
-        (slot, (c * lanes + lane) * per_lane + j)
-        for c in range(chunks)
-        for slot in range(slots)
-        for lane in range(lanes)
-        for j in range(per_lane)
-    ]
-    return chunks, lanes, order
 
 
 def pair_interleaved(tile: TileType, source: RegisterLayout, target: RegisterLayout):
@@ -828,21 +397,6 @@ def pair_interleaved(tile: TileType, source: RegisterLayout, target: RegisterLay
         return None
     layout = SharedLayout(shape, (2 * columns, 1, 2))
     return TileType(tile.dtype, shape), source, target, layout
-
-
-def _interleaved(first: list[int], second: list[int]) -> list[int]:
-    """first[0], second[0], first[1], second[1], ...: each slot's two steps side by side."""
-    return [lane for pair in zip(first, second) for lane in pair]
-
-
-def _through_shuffle(value: Value, lanes: list[int]) -> tuple[Value, list[int]]:
-    """`lanes` of `value` as lanes of what it was shuffled from, where it is a shuffle of one
-    vector (a transposed tile): the dot's own shuffle then picks from the source directly,
-    and the two permutations do not both reach the machine code."""
-    owner = value.owner
-    if isinstance(owner, ShuffleOp) and len(owner.operands) == 1:
-        return owner.operands[0], [owner.indices[lane] for lane in lanes]
-    return value, lanes
 
 
 def _scratch_dtype(dt):
@@ -876,65 +430,6 @@ class LowerToThreadsPass(Pass):
         return _Lowering(self.target).run(module)
 
 
-def split_at_warps(digits) -> tuple[list, list]:
-    """`digits` (most significant first) as (across, within): `within` are the least
-    significant positions of the partner index that warp shuffles can fold (`butterfly_masks`
-    is not None: a power-of-two group inside one warp), so the first levels of its balanced
-    tree; `across` the rest. A digit that reaches past a warp is split there: its low part,
-    inside the warp, joins `within` (the value of a digit is high * low.size + low)."""
-    within: list = []
-    for position in range(len(digits) - 1, -1, -1):
-        digit = digits[position]
-        if butterfly_masks([digit, *within]) is not None:
-            within.insert(0, digit)
-            continue
-        low_size = WARP_SIZE // digit.stride if digit.stride < WARP_SIZE else 1
-        if low_size > 1 and _power_of_two(digit.size) and digit.size % low_size == 0:
-            low = dataclasses.replace(digit, size=low_size)
-            high = dataclasses.replace(
-                digit,
-                size=digit.size // low_size,
-                stride=digit.stride * low_size,
-                multiplier=digit.multiplier * low_size,
-            )
-            if butterfly_masks([low, *within]) is not None:
-                return [*digits[:position], high], [low, *within]
-        return list(digits[: position + 1]), within
-    return [], within
-
-
-def butterfly_masks(digits) -> list[int] | None:
-    """The xor masks of a warp-shuffle reduction over the threads of `digits` (the thread
-    digits of a reduced axis, most significant first), lowest tree level first; None when the
-    group is not a power-of-two set of threads inside one warp.
-
-    The shared-memory reduction folds the partners in index order, the last digit varying
-    fastest: its tree's level j pairs positions that differ in bit j, which is bit j of the
-    last digit first, then of the one before; with power-of-two digits that is one bit of the
-    thread index, the mask."""
-    masks = []
-    for digit in reversed(digits):
-        if not _power_of_two(digit.stride) or not _power_of_two(digit.size):
-            return None
-        if digit.stride * digit.size > WARP_SIZE:
-            return None
-        masks += [digit.stride << bit for bit in range(digit.size.bit_length() - 1)]
-    return masks
-
-
-def _fragment_slots(canonical: RegisterLayout, layout: RegisterLayout, permutation, k_dim):
-    """For each slot of the canonical mma operand layout, the slot of `layout` holding the same
-    element with its k (dimension `k_dim`) renumbered by `permutation` (in every thread alike:
-    thread 0 stands for all)."""
-    slot_of = {layout.map(0, slot): slot for slot in range(layout.slots)}
-    slots = []
-    for slot in range(canonical.slots):
-        coordinate = list(canonical.map(0, slot))
-        coordinate[k_dim] = permutation[coordinate[k_dim]]
-        slots.append(slot_of[tuple(coordinate)])
-    return slots
-
-
 def address_order(offsets: list[int]) -> list[int] | None:
     """The lanes in address order when that order has more runs of consecutive addresses
     than the lanes' own (so that the access vectorizes); None to keep the lanes' order."""
@@ -946,10 +441,3 @@ def address_order(offsets: list[int]) -> list[int] | None:
     if neighbours([offsets[lane] for lane in order]) > neighbours(offsets):
         return order
     return None
-
-
-def _power_of_two(value: int) -> bool:
-    return value > 0 and value & (value - 1) == 0
-
-
-__all__ = ["ForOp", "IfOp", "LowerToThreadsPass", "SelectOp", "UnaryOp", "math", "thread_type"]

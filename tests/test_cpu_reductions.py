@@ -2,7 +2,7 @@
 
 A reduction whose partner threads do not all hold the result goes through shared memory: every
 thread stores its partial, then reads its group's partials and folds them as the balanced tree
-of `lpir.ir.order` (passes/lower_to_threads.py, `combine_through_shared`). A CPU runs a block's
+of `lpir.ir.order` (passes/thread_reductions.py, `combine_through_shared`). A CPU runs a block's
 threads one after another, so a group of P threads cost P reads a thread, P * P a group (a
 row of 256 threads: 65536). There a large group is folded in two rounds: each thread folds a
 chunk of C consecutive partners (the tree's first levels), then every thread folds the P / C

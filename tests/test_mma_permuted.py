@@ -21,7 +21,8 @@ from lpir.passes.layout_rules import (
     mma_layouts_permuted,
     pair_distance,
 )
-from lpir.passes.lower_to_threads import _fragment_slots, address_order
+from lpir.passes.lower_to_threads import address_order
+from lpir.passes.thread_dots import _fragment_slots
 
 import lpir
 

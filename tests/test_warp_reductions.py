@@ -1,7 +1,7 @@
 """Reductions across the threads of a warp: `shfl_xor` butterflies instead of shared memory.
 
 On CUDA, a reduction whose partner threads all lie in one warp (power-of-two groups) is folded
-with warp shuffles (passes/lower_to_threads.py, `butterfly_masks`); one whose partners span
+with warp shuffles (passes/thread_reductions.py, `butterfly_masks`); one whose partners span
 warps folds each warp's share with shuffles and then one partial per warp through shared
 memory between two barriers (`split_at_warps`). All fold the partners as the same balanced
 tree as shared memory alone would, so they agree bit for bit: the thread interpreter runs
@@ -20,9 +20,9 @@ import pytest
 from lpir.backends.cuda.device import gpu_available
 from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
 from lpir.backends.cuda.source import emit_kernel
-from lpir.passes import lower_to_threads
+from lpir.passes import thread_reductions
 from lpir.passes.layout_rules import coalesced_layout
-from lpir.passes.lower_to_threads import butterfly_masks, split_at_warps
+from lpir.passes.thread_reductions import butterfly_masks, split_at_warps
 
 import lpir
 from lpir.errors import LpirError
@@ -112,7 +112,7 @@ def test_warp_groups_shuffle_and_others_use_shared_memory(case):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_shuffles_fold_in_the_order_of_shared_memory(case, monkeypatch):
     shuffled = _run(case, "threads-cuda")
-    monkeypatch.setattr(lower_to_threads, "butterfly_masks", lambda digits: None)
+    monkeypatch.setattr(thread_reductions, "butterfly_masks", lambda digits: None)
     through_memory = _run(case, "threads-cuda")
     np.testing.assert_array_equal(_bits(shuffled), _bits(through_memory))
     # and both are the reduction (rounding aside: numpy sums in another order)
@@ -131,7 +131,7 @@ def test_a_group_split_over_two_thread_digits(kind, tmp_path, monkeypatch):
     x = np.random.default_rng(1).standard_normal((7, 8)).astype(np.float32)
     results = []
     for masks in (butterfly_masks, lambda digits: None):
-        monkeypatch.setattr(lower_to_threads, "butterfly_masks", masks)
+        monkeypatch.setattr(thread_reductions, "butterfly_masks", masks)
         y = np.zeros(7, np.float32)
         lpir.compile(str(path), target="threads-cuda")(x, y)
         results.append(y)
