@@ -1,4 +1,7 @@
-"""Optimization and lowering passes (installed as `lpir.passes`), one pass per module.
+"""Optimization and lowering passes (installed as `lpir.passes`), one pass per module; the
+other modules are parts of a pass (layout_application.py and layout_rules.py of
+layout-selection; thread_lowering.py, thread_reductions.py, thread_dots.py, thread_values.py
+and matrix_loads.py of lower-to-threads).
 
 Importing this package registers every pass by its kebab-case name; `PassPipeline` runs them
 in order and `PIPELINES` lists each target's default pipeline.

@@ -87,7 +87,7 @@ def test_bool_constants_fold_by_the_run_time_rules(constant: str, runtime: str, 
 
 
 def test_folded_bool_operations_give_bools():
-    from lpir.language.expressions import fold_binary
+    from lpir.language.folding import fold_binary
 
     assert fold_binary("and", True, False) is False
     assert fold_binary("xor", True, True) is False

@@ -19,7 +19,7 @@ from lpir.backends.cuda.emit_memory import access_chunks
 
 from lpir.interpreter.thread import ThreadInterpreter
 from lpir.ir.core import Kernel, Operation
-from lpir.ir.ops.thread import MemoryAccess
+from lpir.ir.ops.thread_memory import MemoryAccess
 from lpir.layout.banks import WARP, WarpAccesses
 
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 from lpir.errors import LpirError, VerifyError
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import thread as thread_ops
+from lpir.ir.ops import thread_memory as thread_memory_ops
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.signature import check_signature
 from lpir.ir.types import TileType, Type, VectorType
 
 _THREAD_ONLY = tuple(
     cls
-    for cls in vars(thread_ops).values()
+    for module in (thread_ops, thread_memory_ops)
+    for cls in vars(module).values()
     if isinstance(cls, type) and issubclass(cls, Operation) and cls is not Operation
 )
 

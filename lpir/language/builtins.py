@@ -37,14 +37,8 @@ from lpir.ir.ops import (
 from lpir.ir.ops.memory import ATOMIC_DTYPES
 from lpir.ir.types import ScalarType, SharedType, TileType, as_tile
 from lpir.language import ast
-from lpir.language.expressions import (
-    BOOL_HINT,
-    F32,
-    I32,
-    ExpressionLowering,
-    check_bool_constants,
-    fold_binary,
-)
+from lpir.language.expressions import F32, I32, ExpressionLowering
+from lpir.language.folding import BOOL_HINT, check_bool_constants, fold_binary
 from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 Builtin = Callable[[ExpressionLowering, ast.Call], "SemanticValue | None"]

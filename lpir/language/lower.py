@@ -17,13 +17,8 @@ from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, agree
 from lpir.language import ast
-from lpir.language.expressions import (
-    BOOL,
-    I32,
-    ExpressionLowering,
-    TileLimitBuilder,
-    constant_text,
-)
+from lpir.language.expressions import BOOL, I32, ExpressionLowering, TileLimitBuilder
+from lpir.language.folding import constant_text
 from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
 
 

@@ -21,19 +21,16 @@ from lpir.ir.ops.thread import (
     BuildVectorOp,
     DotPairsOp,
     ExtractOp,
-    LoadMatrixOp,
-    LoadThreadOp,
     MmaOp,
     PackBitsOp,
     ReduceLanesOp,
     ShuffleOp,
-    StoreBitsOp,
-    StoreThreadOp,
     ThreadIndexOp,
     UnpackBitsOp,
     VectorConstantOp,
     WarpShuffleOp,
 )
+from lpir.ir.ops.thread_memory import LoadMatrixOp, LoadThreadOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.ops.tile import (
     REDUCTIONS,
     ArangeOp,

@@ -9,21 +9,9 @@ ops here exist only at the thread level:
   thread's registers.
 * `dot_pairs` (CPU): lane i of an f32 accumulator adds the products of bf16 lanes 2i + 1 and
   2i of two operands, as AVX512-BF16's `vdpbf16ps` does.
-* `ld` / `st`: per-lane memory accesses, `memory[base + offsets[i]]` for lane i, with an
-  optional lane mask (masked lanes read 0 and are not written). In shared memory with a
-  swizzled layout the element is `memory[swizzle(base + offsets[i])]`: `base` and `offsets`
-  are strided element offsets, the swizzle places them. `vector` promises that lanes
-  come in runs of that many consecutive offsets whose first address is aligned to the run, so a
-  backend may use one wide access per run (in swizzled memory a run stays inside the swizzle's
-  unit of 2**base elements, which the swizzle moves whole). `dtype`, when given, accesses the
-  tensor's bytes as that (byte-sized) type: `base` and `offsets` are then in units of it.
-* `st` with `combine = "add"`: each lane is added to memory atomically (`atomic_add`).
-* `st_bits`: read-modify-write of bytes under a per-byte bit mask, atomic per byte: how packed
-  sub-byte stores that share a byte with other threads are written.
+* `ld`, `st`, `st_bits` and `ldmatrix`: memory accesses (thread_memory.py).
 * `unpack_bits` / `pack_bits`: convert between bytes and sub-byte lanes at constant bit offsets
   of the LSB-first packed bit string.
-* `ldmatrix` (CUDA): a warp-wide load of 8x8 matrices of 16-bit elements from shared memory
-  into mma operand fragments.
 * `shfl_xor` (CUDA): every thread of a warp receives a value from the thread whose index
   differs from its own in given bits (a butterfly step of a warp-wide reduction).
 * `barrier`: every thread of the block waits; shared-memory writes before it are seen after it.
@@ -37,13 +25,10 @@ from lpir.dtypes import DType, dtype
 from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
-from lpir.ir.ops.memory import COMBINES, check_combine
 from lpir.ir.ops.tile import REDUCTIONS
 from lpir.ir.signature import (
-    DTYPE,
     INT,
     INT_LIST,
-    NUMBER,
     NUMBER_LIST,
     Signature,
     at_least,
@@ -51,7 +36,7 @@ from lpir.ir.signature import (
     exactly,
     one_of,
 )
-from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
+from lpir.ir.types import ScalarType, VectorType
 
 I32 = dtype("i32")
 U8 = dtype("u8")
@@ -239,246 +224,6 @@ class DotPairsOp(Operation):
     def recreate(self) -> Operation:
         acc, a, b = self.operands
         return DotPairsOp.create(acc, a, b)
-
-
-def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None) -> DType:
-    if not isinstance(memory.type, GlobalType | SharedType):
-        raise TypeCheckError(f"'{op_name}' needs a global or shared tensor, not {memory.type}")
-    if not isinstance(base.type, ScalarType) or not base.type.dtype.is_int:
-        raise TypeCheckError(f"'{op_name}' base must be an integer scalar, not {base.type}")
-    if access is None:
-        return memory.type.dtype
-    if access.nbits % 8:
-        raise TypeCheckError(f"'{op_name}' cannot access memory as {access.name}")
-    if memory.type.swizzle is not None and access != memory.type.dtype:
-        raise TypeCheckError(
-            f"'{op_name}' cannot access swizzled {memory.type} as {access.name}: the "
-            "swizzle permutes elements of the tile's own dtype"
-        )
-    return access
-
-
-def _check_vector(op_name: str, vector: int, lanes: int, memory: Value) -> None:
-    if vector < 1 or lanes % vector:
-        raise TypeCheckError(f"'{op_name}': vector width {vector} does not divide {lanes} lanes")
-    assert isinstance(memory.type, GlobalType | SharedType)  # _check_memory's
-    swizzle = memory.type.swizzle
-    if swizzle is not None and vector > 1 << swizzle.base:
-        raise TypeCheckError(
-            f"'{op_name}': vector width {vector} is wider than the {1 << swizzle.base} elements "
-            f"that {swizzle} keeps together"
-        )
-
-
-def _check_mask(op_name: str, mask: Value | None, lanes: int) -> None:
-    if mask is not None and mask.type != VectorType(BOOL, lanes):
-        raise TypeCheckError(f"'{op_name}' mask must be <{lanes} x bool>, not {mask.type}")
-
-
-class MemoryAccess:
-    """Accessors shared by `ld`, `st` and `st_bits`."""
-
-    operands: list[Value]
-    attributes: dict
-
-    @property
-    def memory(self) -> Value:
-        return self.operands[0]
-
-    @property
-    def memory_type(self) -> GlobalType | SharedType:
-        """The type of the tensor accessed (the verifier checks it is one)."""
-        accessed = self.memory.type
-        assert isinstance(accessed, GlobalType | SharedType)
-        return accessed
-
-    @property
-    def base(self) -> Value:
-        return self.operands[1]
-
-    @property
-    def offsets(self) -> tuple[int, ...]:
-        return self.attributes["offsets"]
-
-    @property
-    def vector_width(self) -> int:
-        return self.attributes.get("vector", 1)
-
-    @property
-    def access_dtype(self) -> DType:
-        return self.attributes.get("dtype") or self.memory.type.dtype
-
-
-MEMORY_ACCESS_OPTIONS = {"vector": INT, "dtype": DTYPE}
-
-
-class LoadThreadOp(MemoryAccess, Operation):
-    """`%v = ld %w, %base [mask %m] {offsets = [...], vector = 8} : <64 x f32>`."""
-
-    names = ("ld",)
-    signature = Signature(
-        operands=between(2, 3),
-        results=exactly(1),
-        attributes={"offsets": INT_LIST},
-        optional=MEMORY_ACCESS_OPTIONS,
-    )
-
-    @classmethod
-    def create(
-        cls,
-        memory: Value,
-        base: Value,
-        offsets: Sequence[int],
-        mask: Value | None = None,
-        vector: int = 1,
-        access: DType | None = None,
-        name: str | None = None,
-    ):
-        element = _check_memory("ld", memory, base, access)
-        offsets = tuple(int(o) for o in offsets)
-        _check_mask("ld", mask, len(offsets))
-        _check_vector("ld", vector, len(offsets), memory)
-        attributes: dict = {"offsets": offsets}
-        if vector > 1:
-            attributes["vector"] = vector
-        if access is not None:
-            attributes["dtype"] = access
-        operands = [memory, base] + ([mask] if mask is not None else [])
-        result = VectorType(element, len(offsets))
-        return cls("ld", operands, [result], attributes, result_names=[name])
-
-    @property
-    def mask(self) -> Value | None:
-        return self.operands[2] if len(self.operands) > 2 else None
-
-    def recreate(self) -> Operation:
-        return LoadThreadOp.create(
-            self.memory,
-            self.base,
-            self.offsets,
-            self.mask,
-            self.vector_width,
-            self.attributes.get("dtype"),
-        )
-
-
-class StoreThreadOp(MemoryAccess, Operation):
-    """`st %y, %base, %v [mask %m] {offsets = [...]}`: lane i goes to memory[base + offsets[i]];
-    with `combine = "add"`, lane i is added to it atomically."""
-
-    names = ("st",)
-    signature = Signature(
-        operands=between(3, 4),
-        attributes={"offsets": INT_LIST},
-        optional={**MEMORY_ACCESS_OPTIONS, "combine": one_of(*COMBINES)},
-    )
-
-    @classmethod
-    def create(
-        cls,
-        memory: Value,
-        base: Value,
-        value: Value,
-        offsets: Sequence[int],
-        mask: Value | None = None,
-        vector: int = 1,
-        access: DType | None = None,
-        combine: str | None = None,
-    ):
-        element = _check_memory("st", memory, base, access)
-        check_combine("st", memory, combine)
-        offsets = tuple(int(o) for o in offsets)
-        if value.type != VectorType(element, len(offsets)):
-            raise TypeCheckError(f"'st' of {value.type} with {len(offsets)} offsets of {element}")
-        _check_mask("st", mask, len(offsets))
-        _check_vector("st", vector, len(offsets), memory)
-        attributes: dict = {"offsets": offsets}
-        if vector > 1:
-            attributes["vector"] = vector
-        if access is not None:
-            attributes["dtype"] = access
-        if combine is not None:
-            attributes["combine"] = combine
-        operands = [memory, base, value] + ([mask] if mask is not None else [])
-        return cls("st", operands, (), attributes)
-
-    @property
-    def value(self) -> Value:
-        return self.operands[2]
-
-    @property
-    def mask(self) -> Value | None:
-        return self.operands[3] if len(self.operands) > 3 else None
-
-    @property
-    def combine(self) -> str | None:
-        return self.attributes.get("combine")
-
-    def recreate(self) -> Operation:
-        return StoreThreadOp.create(
-            self.memory,
-            self.base,
-            self.value,
-            self.offsets,
-            self.mask,
-            self.vector_width,
-            self.attributes.get("dtype"),
-            self.combine,
-        )
-
-
-class StoreBitsOp(MemoryAccess, Operation):
-    """`st_bits(%w, %base, %bytes, %bitmask [, %mask]) {offsets = [...]}`: merge bits into bytes.
-
-    For lane i, byte b = base + offsets[i] of the tensor's storage becomes
-    (b & ~bitmask[i]) | (bytes[i] & bitmask[i]), atomically with respect to other threads that
-    write other bits of the same byte. Lanes whose `mask` is false do not touch memory.
-    """
-
-    names = ("st_bits",)
-    signature = Signature(
-        operands=between(4, 5), attributes={"offsets": INT_LIST}, optional={"dtype": DTYPE}
-    )
-
-    @classmethod
-    def create(
-        cls,
-        memory: Value,
-        base: Value,
-        value: Value,
-        bitmask: Value,
-        offsets: Sequence[int],
-        mask: Value | None = None,
-    ):
-        _check_memory("st_bits", memory, base, U8)
-        offsets = tuple(int(o) for o in offsets)
-        lanes = VectorType(U8, len(offsets))
-        if value.type != lanes or bitmask.type != lanes:
-            raise TypeCheckError(f"'st_bits' of {value.type} with {len(offsets)} offsets")
-        _check_mask("st_bits", mask, len(offsets))
-        operands = [memory, base, value, bitmask] + ([mask] if mask is not None else [])
-        return cls("st_bits", operands, (), {"offsets": offsets, "dtype": U8})
-
-    @property
-    def value(self) -> Value:
-        return self.operands[2]
-
-    @property
-    def bitmask(self) -> Value:
-        return self.operands[3]
-
-    @property
-    def mask(self) -> Value | None:
-        return self.operands[4] if len(self.operands) > 4 else None
-
-    def verify_(self) -> None:
-        if self.attributes.get("dtype", U8) != U8:
-            raise self.error(f"st_bits writes bytes (dtype = u8), not {self.attributes['dtype']}")
-
-    def recreate(self) -> Operation:
-        return StoreBitsOp.create(
-            self.memory, self.base, self.value, self.bitmask, self.offsets, self.mask
-        )
 
 
 def _check_shift(op_name: str, shift: Value | None) -> list[Value]:
@@ -673,68 +418,3 @@ class MmaOp(Operation):
     def recreate(self) -> Operation:
         a, b, c = self.operands
         return MmaOp.create(a, b, c, self.shape)
-
-
-LDMATRIX_COUNTS = (1, 2, 4)
-
-
-class LoadMatrixOp(Operation):
-    """`%v = ldmatrix %w, %row {count = 4, transpose = false} : <8 x f16>`: a warp-wide load of
-    `count` 8x8 matrices of 16-bit elements from shared memory (PTX
-    `ldmatrix.sync.aligned.m8n8.x{count}[.trans].shared.b16`).
-
-    Thread 8j + i of each warp gives in `row` the element offset of row i of matrix j: 8
-    consecutive elements starting at a multiple of 8 (in swizzled memory the offset is the
-    strided one and the swizzle places the row, which it keeps whole). Threads 8 * count and
-    above give addresses nobody reads. Every thread receives two lanes per matrix: lanes 2j and
-    2j + 1 hold matrix j's elements (lane / 4, 2 * (lane % 4) + {0, 1}), or with `transpose`
-    (2 * (lane % 4) + {0, 1}, lane / 4), where lane is the thread's index in its warp. These are
-    the mma operand fragments, so one x4 load feeds a whole m16n8k16 A operand or two B
-    operands. Only the CUDA backend implements it.
-    """
-
-    names = ("ldmatrix",)
-    signature = Signature(
-        operands=exactly(2),
-        results=exactly(1),
-        attributes={"count": INT, "transpose": NUMBER},
-    )
-
-    @classmethod
-    def create(cls, memory: Value, row: Value, count: int, transpose: bool, name=None):
-        if count not in LDMATRIX_COUNTS:
-            raise TypeCheckError(f"'ldmatrix' loads 1, 2 or 4 matrices, not {count}")
-        if not isinstance(memory.type, SharedType) or memory.type.dtype.nbits != 16:
-            raise TypeCheckError(
-                f"'ldmatrix' needs a shared tile of 16-bit elements, not {memory.type}"
-            )
-        if not isinstance(row.type, ScalarType) or not row.type.dtype.is_int:
-            raise TypeCheckError(f"'ldmatrix' row must be an integer scalar, not {row.type}")
-        swizzle = memory.type.swizzle
-        if swizzle is not None and swizzle.base < 3:
-            raise TypeCheckError(
-                f"'ldmatrix' reads rows of 8 elements, which {swizzle} does not keep together"
-            )
-        attributes = {"count": count, "transpose": bool(transpose)}
-        result = VectorType(memory.type.dtype, 2 * count)
-        return cls("ldmatrix", [memory, row], [result], attributes, result_names=[name])
-
-    @property
-    def memory(self) -> Value:
-        return self.operands[0]
-
-    @property
-    def row(self) -> Value:
-        return self.operands[1]
-
-    @property
-    def count(self) -> int:
-        return self.attributes["count"]
-
-    @property
-    def transpose(self) -> bool:
-        return bool(self.attributes["transpose"])
-
-    def recreate(self) -> Operation:
-        memory, row = self.operands
-        return LoadMatrixOp.create(memory, row, self.count, self.transpose)

@@ -1,0 +1,103 @@
+"""Constant folding: the language's binary operators on compile-time constants, with the
+semantics the operators have at run time (C division, NaN-passing max and min, bool rules).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from lpir.errors import TypeCheckError
+from lpir.ir.ops.arith import BOOL_ARITHMETIC_HINT, SYMBOLS
+
+
+def c_division(a: int, b: int) -> int:
+    """Integer division truncating toward zero (C, CUDA and LLVM `sdiv`)."""
+    quotient = abs(a) // abs(b)
+    return quotient if (a >= 0) == (b >= 0) else -quotient
+
+
+BOOL_HINT = BOOL_ARITHMETIC_HINT
+# what BinaryOp.create refuses on bool operands (cdiv is built from add and div)
+NOT_ON_BOOL = ("add", "sub", "mul", "div", "rem", "shl", "shr", "cdiv")
+
+
+def constant_text(value: int | float | bool) -> str:
+    """A constant as the source spells it: true, 3, 0.5."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def check_bool_constants(op: str, a, b) -> None:
+    """Bool constants fold only where bool values are allowed at run time (`BinaryOp.create`):
+    never mixed with numbers, not in `+ - * / %` or shifts, and `and`/`or` take only bools."""
+    if op in ("logical_and", "logical_or"):
+        for value in (a, b):
+            if not isinstance(value, bool):
+                raise TypeCheckError(
+                    f"'{op.removeprefix('logical_')}' needs bool operands, not "
+                    f"{constant_text(value)}",
+                    hint="compare first, e.g. (x > 0) and (y > 0); use & and | for integer bits",
+                )
+        return
+    symbol = SYMBOLS.get(op)
+    if isinstance(a, bool) != isinstance(b, bool):
+        shown = (
+            f"{constant_text(a)} {symbol} {constant_text(b)}"
+            if symbol
+            else f"{op}({constant_text(a)}, {constant_text(b)})"
+        )
+        raise TypeCheckError(f"bool values do not take part in arithmetic: {shown}", hint=BOOL_HINT)
+    if isinstance(a, bool) and op in NOT_ON_BOOL:
+        raise TypeCheckError(f"'{symbol or op}' is not defined on bool", hint=BOOL_HINT)
+
+
+def _float_extreme(pick, a, b):
+    """max/min of two constants as at run time: a NaN gives the other operand."""
+    if isinstance(a, float) and math.isnan(a):
+        return b
+    if isinstance(b, float) and math.isnan(b):
+        return a
+    return pick(a, b)
+
+
+def fold_binary(op: str, a, b):
+    """Evaluate a binary operator on two Python constants with lpir's semantics."""
+    check_bool_constants(op, a, b)
+    both_int = isinstance(a, int) and isinstance(b, int)
+    if op in ("div", "rem") and b == 0:
+        raise TypeCheckError("division by zero in a constant expression")
+    table: dict[str, Callable] = {
+        "add": lambda: a + b,
+        "sub": lambda: a - b,
+        "mul": lambda: a * b,
+        "div": lambda: c_division(a, b) if both_int else a / b,
+        "rem": lambda: a - c_division(a, b) * b if both_int else math.fmod(a, b),
+        "max": lambda: _float_extreme(max, a, b),
+        "min": lambda: _float_extreme(min, a, b),
+        "lt": lambda: a < b,
+        "le": lambda: a <= b,
+        "gt": lambda: a > b,
+        "ge": lambda: a >= b,
+        "eq": lambda: a == b,
+        "ne": lambda: a != b,
+        "logical_and": lambda: a and b,
+        "logical_or": lambda: a or b,
+    }
+    if op in ("and", "or", "xor", "shl", "shr"):
+        if not both_int:
+            symbol = SYMBOLS.get(op, op)
+            raise TypeCheckError(f"'{symbol}' needs integer constants, got {a!r} and {b!r}")
+        if op in ("shl", "shr") and not 0 <= b < 64:
+            raise TypeCheckError(
+                f"cannot shift a constant by {b}", hint="shift constants by 0 to 63 bits"
+            )
+        table.update(
+            {
+                "and": lambda: a & b,
+                "or": lambda: a | b,
+                "xor": lambda: a ^ b,
+                "shl": lambda: a << b,
+                "shr": lambda: a >> b,
+            }
+        )
+    return table[op]()

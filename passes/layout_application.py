@@ -1,0 +1,184 @@
+"""layout-selection's second half: the kernel rebuilt with the layouts the selection chose
+(layout_selection.py), every tile typed with its class's layout, `convert_layout` inserted
+where an op needs an operand in another layout than its class has, shared tiles given the
+layout their loads and stores want.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lpir.passes import layout_rules as rules
+
+from lpir.errors import LayoutError
+from lpir.ir.core import Operation, Value
+from lpir.ir.ops import (
+    AllocSharedOp,
+    ArangeOp,
+    BroadcastOp,
+    ConvertLayoutOp,
+    DotOp,
+    ExpandDimsOp,
+    ForOp,
+    IfOp,
+    IndexOp,
+    LoadOp,
+    ReduceOp,
+    ReshapeOp,
+    SplatOp,
+    StackOp,
+    StoreOp,
+    TransposeOp,
+    ViewOp,
+    YieldOp,
+)
+from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import SharedType, TileType, as_tile
+from lpir.layout import RegisterLayout
+
+if TYPE_CHECKING:
+    from lpir.passes.layout_selection import Selection
+
+
+def try_layout(function: Callable, layout: RegisterLayout) -> RegisterLayout | None:
+    """`function(layout)`, or None where the layouts do not fit (a LayoutError)."""
+    try:
+        return function(layout)
+    except LayoutError:
+        return None
+
+
+class LayoutApplication(Rewriter):
+    """Rebuilds the kernel with the chosen layouts, converting where requirements differ."""
+
+    def __init__(self, selection: Selection):
+        super().__init__()
+        self.selection = selection
+
+    def chosen(self, value: Value) -> RegisterLayout:
+        layout = self.selection.layout_of(value)
+        assert layout is not None, "every tile class has a layout after selection"
+        return layout
+
+    def convert(self, value: Value, layout: RegisterLayout) -> Value:
+        if as_tile(value.type).layout == layout:
+            return value
+        op = ConvertLayoutOp.create(value, layout, value.name_hint)
+        return self.builder.add(op)
+
+    def region_arg_type(self, arg: Value):
+        return self.typed(arg)
+
+    def typed(self, value: Value):
+        if isinstance(value.type, TileType):
+            return value.type.with_layout(self.chosen(value))
+        return value.type
+
+    def rewrite(self, op: Operation):
+        operands = self.map_all(op.operands)
+        if isinstance(op, AllocSharedOp):
+            return [
+                self.builder.add(AllocSharedOp.create(self.shared_type(op), op.result.name_hint))
+            ]
+        if isinstance(op, ConvertLayoutOp):
+            return [self.convert(operands[0], as_tile(op.result.type).selected_layout)]
+        required = self.required_operand_layouts(op, operands)
+        operands = [
+            self.convert(v, layout) if layout is not None else v
+            for v, layout in zip(operands, required)
+        ]
+        new = self.copy(op, operands)
+        results = []
+        for old, value in zip(op.results, new.results):
+            if isinstance(old.type, TileType):
+                computed = self.computed_result_layout(op, operands)
+                value.type = old.type.with_layout(computed or self.chosen(old))
+                value = self.convert(value, self.chosen(old))
+            results.append(value)
+        return results
+
+    def shared_type(self, op: AllocSharedOp) -> SharedType:
+        """The shared tile with the layout its loads and stores want
+        (`layout_rules.shared_layout`)."""
+        memory_type = op.shared_type
+        uses = [
+            use
+            for use in self.selection.kernel.walk()
+            if isinstance(use, (LoadOp, StoreOp)) and use.memory is op.result
+        ]
+        loads = [(self.chosen(use.result), use.dims) for use in uses if isinstance(use, LoadOp)]
+        stores = [(self.chosen(use.value), use.dims) for use in uses if isinstance(use, StoreOp)]
+        layout = rules.shared_layout(memory_type, loads, self.selection.target, stores)
+        return SharedType(memory_type.dtype, memory_type.shape, layout)
+
+    def required_operand_layouts(self, op: Operation, operands: list[Value]) -> list:
+        """The layout each tile operand must have (None: any, or not a tile)."""
+        if isinstance(op, BroadcastOp):
+            shape = as_tile(op.operands[0].type).shape
+            return [rules.broadcast_operand(self.chosen(op.result), shape)]
+        if isinstance(op, DotOp):
+            a_type = as_tile(op.operands[0].type)
+            layout = self.chosen(op.result)
+            target = self.selection.target
+            pair = self.selection.pairs.get(id(op))
+            a, b = rules.dot_operands(layout, a_type.dtype, a_type.shape[1], target, pair)
+            return [a, b, layout]
+        if isinstance(op, ViewOp):
+            source, result = op.operands[0], op.result
+            a, b = source.type.dtype.nbits, result.type.dtype.nbits
+            if try_layout(lambda l: rules.view_result(l, a, b), self.chosen(source)) is None:
+                return [rules.view_operand(self.chosen(result), a, b)]
+            return [None]
+        if isinstance(op, IndexOp):
+            # free where each thread holds the whole axis; otherwise the operand is converted
+            # to the result's layout with the axis added as local slots
+            operand_layout, axis = self.chosen(op.operands[0]), op.axis
+            if try_layout(lambda l: rules.indexed_result(l, axis), operand_layout) is None:
+                size = as_tile(op.operands[0].type).shape[axis]
+                return [rules.indexed_operand(self.chosen(op.result), axis, size)]
+            return [None]
+        if isinstance(op, ReshapeOp):
+            # free where the operand's layout reshapes; otherwise the operand takes the
+            # result's layout reshaped back (which exists when the result's side is the finer
+            # shape: merging dimensions always does), converted before
+            shape = as_tile(op.result.type).shape
+            if try_layout(lambda l: rules.reshaped(l, shape), self.chosen(op.operands[0])) is None:
+                old = as_tile(op.operands[0].type).shape
+                return [rules.reshaped(self.chosen(op.result), old)]
+            return [None]
+        if isinstance(op, YieldOp | StoreOp | ForOp):
+            return [
+                self.chosen(old)
+                if isinstance(old.type, TileType) and isinstance(op, YieldOp)
+                else None
+                for old in op.operands
+            ]
+        if isinstance(op, ExpandDimsOp | ReduceOp | LoadOp | SplatOp | ArangeOp | IfOp):
+            return [None] * len(operands)
+        if isinstance(op, TransposeOp):  # its result follows the operand (converted after)
+            return [None] * len(operands)
+        return [self.chosen(old) if isinstance(old.type, TileType) else None for old in op.operands]
+
+    def computed_result_layout(self, op: Operation, operands: list[Value]):
+        """The layout an op's result has by construction (None: whatever its class has)."""
+        shape_ops = ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp | StackOp
+        if not isinstance(op, shape_ops):
+            return None
+        source = as_tile(operands[0].type).selected_layout
+        if isinstance(op, TransposeOp):
+            return rules.transposed(source)
+        if isinstance(op, ReshapeOp):
+            return rules.reshaped(source, as_tile(op.result.type).shape)
+        if isinstance(op, IndexOp):
+            return rules.indexed_result(source, op.axis)
+        if isinstance(op, StackOp):
+            return rules.indexed_operand(source, op.axis, len(operands))
+        if isinstance(op, ExpandDimsOp):
+            return rules.expand_dims_result(source, op.axis)
+        if isinstance(op, ReduceOp):
+            return rules.reduce_result(source, op.axis)
+        if isinstance(op, ViewOp):
+            a = operands[0].type.dtype.nbits
+            return rules.view_result(source, a, op.result.type.dtype.nbits)
+        return None
