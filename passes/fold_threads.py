@@ -25,14 +25,26 @@ from __future__ import annotations
 from lpir.passes.base import Pass, register_pass
 
 from lpir.ir.core import Kernel, Module
-from lpir.ir.ops import DotOp
+from lpir.ir.ops import DotOp, UnaryOp
 from lpir.ir.rewrite import Relayout, tile_types
+from lpir.ir.types import TileType
 from lpir.layout import RegisterLayout
 
 #: The most bytes of a register tile a thread holds after folding: eight 64-byte vector
 #: registers. Measured (2-core Zen 4, `lpir run --bench`): 256 left quantize 4096^2 at 35 ms
 #: (512: 22, 1024: 25) and rope at 1.47 ms (1.32, 1.79); tiles that fit in registers stay there.
 REGISTER_BYTES = 512
+
+#: The most bytes a thread holds of a tile that a function of a few dozen instructions a
+#: vector reads (`EXPENSIVE_FUNCTIONS`): the code of a thread's vectors runs side by side, and
+#: eight of them, each with its polynomial's temporaries, spill. Measured over 4096 x 4096 f32
+#: (2-core Zen 4, this budget 512 -> 256 bytes, timed in turn for 21 rounds): exact GELU (erf)
+#: 15.6 -> 13.6 ms, tanh GELU 13.1 -> 11.2, silu 8.4 -> 7.1, exp 8.8 -> 7.4, sin * cos 10.7
+#: -> 8.0, log 10.8 -> 8.1; softmax of 4096 x 1024 2.3 -> 2.0; rope (sin and cos of a small
+#: tile of angles) keeps its factor. 128 bytes: erf and tanh GELU 4-9 % faster still, log and
+#: sin * cos 15 % and softmax 35 % slower.
+MATH_REGISTER_BYTES = 256
+EXPENSIVE_FUNCTIONS = ("exp", "exp2", "log", "log2", "sin", "cos", "tanh", "erf")
 
 #: A kernel some of whose tiles already take this many bytes a thread (four vector registers)
 #: keeps its threads: they amortize a thread's overhead, and more registers a thread only add
@@ -92,22 +104,40 @@ def fold_low_threads(layout: RegisterLayout, factor: int) -> RegisterLayout | No
     )
 
 
+def _thread_bytes(tile: TileType) -> int:
+    return tile.selected_layout.slots * max(1, tile.dtype.nbits // 8)
+
+
+def _math_operands(kernel: Kernel) -> list[TileType]:
+    """The tiles that an expensive function (`EXPENSIVE_FUNCTIONS`) reads."""
+    return [
+        operand
+        for op in kernel.walk()
+        if isinstance(op, UnaryOp) and op.name in EXPENSIVE_FUNCTIONS
+        for operand in (op.operands[0].type,)
+        if isinstance(operand, TileType)
+    ]
+
+
 def folding_factor(kernel: Kernel) -> int:
     """The largest power of two F that every tile's layout folds by (`fold_low_threads`)
-    and that keeps every tile within `REGISTER_BYTES` a thread; 1 for a kernel with a dot or
-    with a tile of `FOLDED_ENOUGH_BYTES` a thread."""
+    and that keeps every tile within `REGISTER_BYTES` a thread, and every tile an expensive
+    function reads within `MATH_REGISTER_BYTES`; 1 for a kernel with a dot or with a tile of
+    `FOLDED_ENOUGH_BYTES` a thread."""
     if any(isinstance(op, DotOp) for op in kernel.walk()):
         return 1
     types = list(tile_types(kernel))
     if not types:
         return 1
-    largest = max(t.selected_layout.slots * max(1, t.dtype.nbits // 8) for t in types)
+    largest = max(_thread_bytes(t) for t in types)
     if largest >= FOLDED_ENOUGH_BYTES:
         return 1
+    largest_math = max((_thread_bytes(t) for t in _math_operands(kernel)), default=0)
     factor = 1
     while (
         kernel.threads % (2 * factor) == 0
         and largest * 2 * factor <= REGISTER_BYTES
+        and largest_math * 2 * factor <= MATH_REGISTER_BYTES
         and all(fold_low_threads(t.selected_layout, 2 * factor) is not None for t in types)
     ):
         factor *= 2

@@ -15,7 +15,7 @@ import copy
 
 import numpy as np
 import pytest
-from lpir.passes.fold_threads import REGISTER_BYTES, fold_low_threads
+from lpir.passes.fold_threads import MATH_REGISTER_BYTES, REGISTER_BYTES, fold_low_threads
 
 import lpir
 from lpir.ir import parse
@@ -167,5 +167,36 @@ def test_what_keeps_its_threads():
     # 128 f32 a thread: folding by 2 would pass REGISTER_BYTES
     assert REGISTER_BYTES == 512
     assert _threads("examples/rmsnorm.lp", N=4096) == 128
-    # 8 f32 a thread fold by 16 (512 bytes)
-    assert _threads("examples/softmax.lp", M=64, N=256) == 8
+    # 8 f32 a thread fold by 16 (512 bytes) ...
+    assert _threads("examples/rmsnorm.lp", N=256) == 8
+    # ... but by 8 (256 bytes: MATH_REGISTER_BYTES) where exp reads the tile
+    assert MATH_REGISTER_BYTES == 256
+    assert _threads("examples/softmax.lp", M=64, N=256) == 16
+
+
+MATH = """
+kernel math[M = 64, N = 1024, BM = 4, BN = 1024](x: global f32[M, N], y: global f32[M, N])
+    blocks(cdiv(M, BM), cdiv(N, BN)) threads(128) {
+    t = load(x[block.x * BM :+ BM, block.y * BN :+ BN])
+    store(y[block.x * BM :+ BM, block.y * BN :+ BN], EXPRESSION)
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("expression", "threads"),
+    [
+        ("t * 2.0 + 1.0", 32),  # 32 f32 a thread: folded to 512 bytes
+        ("exp(t) + 1.0", 64),  # exp reads the tile: 256 bytes
+        ("t + erf(t * 0.5)", 64),
+        ("t + sqrt(abs(t))", 32),  # a few instructions a vector: not an expensive function
+    ],
+)
+def test_an_expensive_function_folds_less(expression, threads):
+    source = MATH.replace("EXPRESSION", expression)
+    assert _threads(source) == threads
+    x = np.random.default_rng(8).standard_normal((64, 1024)).astype(np.float32)
+    expected = _run(source, "interp", [x, np.zeros_like(x)])[1]
+    got = _run(source, "cpu", [x, np.zeros_like(x)])[1]
+    # the CPU's vector exp and erf are within a few ulps of numpy's: 1e-6 is 8 ulps of f32
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
