@@ -12,6 +12,7 @@ arithmetic is assumed not to overflow (the front end keeps tensors under 2**31 e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,7 +91,7 @@ def _rem(a: Facts, b: Facts) -> Facts:
     return Facts(0, c - 1, math.gcd(a.divisor, c))
 
 
-def _min_max(a: Facts, b: Facts, pick) -> Facts:
+def _min_max(a: Facts, b: Facts, pick: Callable[[int, int], int]) -> Facts:
     lo = pick(a.lo, b.lo) if a.lo is not None and b.lo is not None else None
     hi = pick(a.hi, b.hi) if a.hi is not None and b.hi is not None else None
     return Facts(lo, hi, math.gcd(a.divisor, b.divisor))

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from lpir.ir.core import Operation
+from lpir.ir.core import Kernel, Operation, Region
 
 SIDE_EFFECTS = frozenset(
     {"store_global", "store_shared", "sync", "barrier", "st", "st_bits", "yield"}
@@ -37,7 +37,7 @@ def is_pure(op: Operation) -> bool:
     )
 
 
-def stored_arguments(code) -> set[int]:
+def stored_arguments(code: Operation | Region | Kernel) -> set[int]:
     """ids of the memories a thread-IR kernel (or loop, or any op) writes (`st`, `st_bits`)."""
     from lpir.ir.ops import StoreBitsOp, StoreThreadOp
 

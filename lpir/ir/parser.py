@@ -7,26 +7,30 @@ example and every FileCheck input. Errors are `ParseError`s placed in the IR tex
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import lark
 
 import lpir.ir.ops  # noqa: F401  (registers every op name)
-from lpir.dtypes import dtype
+from lpir.dtypes import DType, dtype
 from lpir.errors import (
     DTypeError,
     LayoutError,
     LpirError,
     ParseError,
+    SourceLocation,
     TypeCheckError,
     location_in,
 )
 from lpir.ir.core import OPERATION_CLASSES, Kernel, Module, Operation, Region, Value
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
+from lpir.layout import RegisterLayout, SharedLayout, parse_shared
 from lpir.layout import parse as parse_layout
-from lpir.layout import parse_shared
+
+AnyLayout = TypeVar("AnyLayout", RegisterLayout, SharedLayout)
 
 # A child in the parse tree: a rule's subtree or a token (which one, the grammar decides).
 Node = lark.Tree | lark.Token
@@ -80,7 +84,7 @@ class _ModuleBuilder:
         self.file = file
         self.scopes: list[dict[str, Value]] = []
 
-    def location(self, item: Any):
+    def location(self, item: Any) -> SourceLocation:
         meta = getattr(item, "meta", None)
         line = getattr(meta, "line", None) or getattr(item, "line", None) or 1
         column = getattr(meta, "column", None) or getattr(item, "column", None) or 1
@@ -219,17 +223,21 @@ class _ModuleBuilder:
         return op
 
     # ---- types and attributes ------------------------------------------------------------
-    def dtype(self, token: Node):
+    def dtype(self, token: Node) -> DType:
         try:
             return dtype(str(token))
         except DTypeError as error:
             raise self.fail(error.message, token) from None
 
-    def layout(self, token: Node | None, shared: bool = False):
-        if token is None:
-            return None
+    def register_layout(self, token: Node | None) -> RegisterLayout | None:
+        return None if token is None else self.parsed_layout(token, parse_layout)
+
+    def shared_layout(self, token: Node | None) -> SharedLayout | None:
+        return None if token is None else self.parsed_layout(token, parse_shared)
+
+    def parsed_layout(self, token: Node, parse: Callable[[str], AnyLayout]) -> AnyLayout:
         try:
-            return parse_shared(str(token)) if shared else parse_layout(str(token))
+            return parse(str(token))
         except (LayoutError, LpirError) as error:
             raise self.fail(f"bad layout: {error.message}", token) from None
 
@@ -241,10 +249,11 @@ class _ModuleBuilder:
             return VectorType(self.dtype(children[1]), _int(children[0]))
         shape = tuple(_int(s) for s in children[1].children if s is not None)
         if kind == "tile_type":
-            return TileType(self.dtype(children[0]), shape, self.layout(children[2]))
+            return TileType(self.dtype(children[0]), shape, self.register_layout(children[2]))
         if kind == "shared_type":
             try:
-                return SharedType(self.dtype(children[0]), shape, self.layout(children[2], True))
+                layout = self.shared_layout(children[2])
+                return SharedType(self.dtype(children[0]), shape, layout)
             except TypeCheckError as error:
                 location = self.location(children[2] or children[0])
                 raise ParseError(error.message, location, error.hint) from None

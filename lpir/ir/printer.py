@@ -45,7 +45,7 @@ def format_attribute(value: Any) -> str:
 class Namer:
     """Gives every value a unique, deterministic name in order of first definition."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.names: dict[int, str] = {}
         self.counts: dict[str, int] = {}
         self.anonymous = 0

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Builder, Kernel, Module, Operation, Region, Value
 from lpir.ir.ops import ForOp
-from lpir.ir.types import TileType
+from lpir.ir.types import TileType, Type
 
 
 class Rewriter:
     """Rebuilds a module; override `rewrite` to change ops (the default copies them)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.builder = Builder()
         self.values: dict[int, Value] = {}
         self._kernel: Kernel | None = None
@@ -99,7 +99,12 @@ class Rewriter:
         """Emit the replacement of `op`; return the values standing for its results."""
         return self.copy(op).results
 
-    def copy(self, op: Operation, operands=None, result_types=None) -> Operation:
+    def copy(
+        self,
+        op: Operation,
+        operands: Sequence[Value] | None = None,
+        result_types: Sequence[Type] | None = None,
+    ) -> Operation:
         """Insert a copy of `op`: operands mapped (or `operands`), results of the same types (or
         `result_types`), regions rewritten recursively."""
         regions = [self.copy_region(r) for r in op.regions]
@@ -136,7 +141,7 @@ class Rewriter:
             self.replace(old, arg)
         return new
 
-    def region_arg_type(self, arg: Value):
+    def region_arg_type(self, arg: Value) -> Type:
         """The type a copied region's argument gets (a rewriter that retypes values, e.g.
         with layouts or as thread vectors, overrides this)."""
         return arg.type
@@ -161,7 +166,7 @@ class Relayout(Rewriter):
         self.relayout = relayout
         self.factor = factor
 
-    def retyped(self, type_):
+    def retyped(self, type_: Type) -> Type:
         if isinstance(type_, TileType) and type_.layout is not None:
             return type_.with_layout(self.relayout(type_.layout, self.factor))
         return type_
@@ -169,7 +174,7 @@ class Relayout(Rewriter):
     def rewrite(self, op: Operation) -> Sequence[Value] | None:
         return self.copy(op, result_types=[self.retyped(r.type) for r in op.results]).results
 
-    def region_arg_type(self, arg: Value):
+    def region_arg_type(self, arg: Value) -> Type:
         return self.retyped(arg.type)
 
     def run_kernel(self, kernel: Kernel) -> Kernel:

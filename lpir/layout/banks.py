@@ -16,8 +16,12 @@ compare shared layouts before any code exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lpir.layout.shared import Swizzle
 
 WARP = 32
 BANKS = 32
@@ -36,7 +40,7 @@ class WarpAccesses:
     nbytes: np.ndarray  # [accesses] int64
     element_bytes: int
 
-    def cost(self, swizzle=None) -> tuple[int, int]:
+    def cost(self, swizzle: Swizzle | None = None) -> tuple[int, int]:
         """(wavefronts, conflict-free wavefronts) of all the accesses, the offsets placed by
         `swizzle` (a `Swizzle`, which moves whole 16-byte units) or not."""
         starts = self.starts if swizzle is None else swizzle.apply(self.starts)
@@ -49,7 +53,7 @@ def wavefronts(addresses: np.ndarray, nbytes: int, active: np.ndarray) -> tuple[
     return wavefronts_of(addresses[None, :], np.array([nbytes]), active[None, :])
 
 
-def wavefronts_of(addresses: np.ndarray, nbytes: np.ndarray, active: np.ndarray):
+def wavefronts_of(addresses: np.ndarray, nbytes: np.ndarray, active: np.ndarray) -> tuple[int, int]:
     """`wavefronts` summed over many accesses: addresses and active [accesses, 32], nbytes
     [accesses]."""
     taken = ideal = 0
@@ -109,7 +113,9 @@ def tile_accesses(offsets: np.ndarray, element_bytes: int) -> WarpAccesses:
     )
 
 
-def tile_access_cost(offsets: np.ndarray, element_bytes: int, swizzle=None) -> tuple[int, int]:
+def tile_access_cost(
+    offsets: np.ndarray, element_bytes: int, swizzle: Swizzle | None = None
+) -> tuple[int, int]:
     """(wavefronts, conflict-free wavefronts) of a tile access (`tile_accesses`), its offsets
     placed by `swizzle` or not."""
     return tile_accesses(offsets, element_bytes).cost(swizzle)

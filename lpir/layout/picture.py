@@ -8,6 +8,7 @@ lists all its threads (``0,1,2,3:0``; the slot is the same for every holder).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,7 @@ def save_png(layout: RegisterLayout, path: str | os.PathLike) -> None:
     figure.savefig(os.fspath(path), format="png")
 
 
-def _label_axes(axes, layout: RegisterLayout, rows: int, columns: int, font: float) -> None:
+def _label_axes(axes: Any, layout: RegisterLayout, rows: int, columns: int, font: float) -> None:
     axes.xaxis.tick_top()
     axes.xaxis.set_label_position("top")
     axes.set_xticks(range(columns))

@@ -29,10 +29,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product as cartesian
+from typing import TypeVar
 
 import numpy as np
 
 from lpir.errors import LayoutError
+
+# An index: one int, or an integer numpy array of them (the same arithmetic applies).
+Index = TypeVar("Index", int, np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Term:
     modulus: int
     multiplier: int
 
-    def evaluate(self, index):
+    def evaluate(self, index: Index) -> Index:
         """The term's value for an index (an int or an integer numpy array)."""
         return (index // self.divisor) % self.modulus * self.multiplier
 
@@ -307,19 +311,24 @@ class RegisterLayout:
         return f"RegisterLayout({str(self)!r})"
 
 
-def _primitive(kind: str, sizes) -> RegisterLayout:
+def _primitive(kind: str, sizes: Sequence[int]) -> RegisterLayout:
     from lpir.layout.algebra import PRIMITIVES
 
     return PRIMITIVES[kind](*sizes)
 
 
-def _positive_int(value, what: str) -> int:
+def _positive_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise LayoutError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
 
 
-def _validate(shape, modes, spatial, local) -> None:
+def _validate(
+    shape: Sequence[int],
+    modes: Sequence[Sequence[int]],
+    spatial: Sequence[int],
+    local: Sequence[int],
+) -> None:
     if len(modes) != len(shape):
         raise LayoutError(f"{len(modes)} mode lists given for a rank-{len(shape)} shape")
     for d, (size, dim) in enumerate(zip(shape, modes, strict=True)):
@@ -343,7 +352,9 @@ def _validate(shape, modes, spatial, local) -> None:
         )
 
 
-def _canonicalize(modes, spatial, local):
+def _canonicalize(
+    modes: Sequence[Sequence[int]], spatial: Sequence[int], local: Sequence[int]
+) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...], tuple[int, ...]]:
     """Drop size-1 modes, merge neighbouring modes and replications, renumber the modes."""
     sizes = [size for dim in modes for size in dim]
     dim_of = [d for d, dim in enumerate(modes) for _ in dim]

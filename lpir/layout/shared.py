@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lpir.errors import LayoutError
+from lpir.layout.register import Index
 from lpir.layout.text import VALID_FORMS, LayoutParser, located_error
 
 
@@ -72,7 +73,7 @@ class Swizzle:
         """The swizzle permutes offsets within aligned chunks of this many elements."""
         return max(1 << (t.base + t.bits) for t in self.terms)
 
-    def apply(self, offset):
+    def apply(self, offset: Index) -> Index:
         """Swizzle an offset (an int or an integer numpy array)."""
         mask = (1 << self.bits) - 1
         offset = offset ^ (((offset >> (self.base + self.shift)) & mask) << self.base)

@@ -23,7 +23,7 @@ Printing: a layout prints as the shortest-found chain of primitives (``local(2,1
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -86,7 +86,12 @@ def _chain(layout: RegisterLayout) -> list[str] | None:
     return factors
 
 
-def _next_factor(lists, cursor, dims, available):
+def _next_factor(
+    lists: dict[str, tuple[int, ...]],
+    cursor: dict[str, int],
+    dims: Sequence[int],
+    available: Callable[[int], bool],
+) -> tuple[str, list[int], int] | None:
     """The next factor as (kind, entries, direction), or None when no list can go on.
 
     A run cut short only because a mode waits behind the other list's factor loses to that
@@ -109,7 +114,9 @@ def _next_factor(lists, cursor, dims, available):
     return kind, run, direction
 
 
-def _run(entries, dims, available) -> tuple[list[int], int]:
+def _run(
+    entries: Sequence[int], dims: Sequence[int], available: Callable[[int], bool]
+) -> tuple[list[int], int]:
     """The longest prefix of available modes of strictly increasing or decreasing dimensions."""
     run: list[int] = []
     direction = 0
@@ -134,7 +141,7 @@ def _factor_text(layout: RegisterLayout, kind: str, run: list[int], direction: i
 
 
 def _explicit(layout: RegisterLayout) -> str:
-    def ints(values) -> str:
+    def ints(values: Sequence[int]) -> str:
         return "[" + ",".join(map(str, values)) + "]"
 
     spatial = ",".join(str(e) if e >= 0 else f"replicate({-e})" for e in layout.spatial_modes)

@@ -150,7 +150,9 @@ class ConstantOp(Operation):
     signature = Signature(results=exactly(1), attributes={"value": NUMBER})
 
     @classmethod
-    def create(cls, value: int | float | bool, dt: DType | str, name: str | None = None):
+    def create(
+        cls, value: int | float | bool, dt: DType | str, name: str | None = None
+    ) -> ConstantOp:
         dt = dtype(dt)
         if dt.is_float:
             value = float(value)
@@ -188,7 +190,7 @@ class BinaryOp(Operation):
     signature = Signature(operands=exactly(2), results=exactly(1))
 
     @classmethod
-    def create(cls, name: str, lhs: Value, rhs: Value, result_name: str | None = None):
+    def create(cls, name: str, lhs: Value, rhs: Value, result_name: str | None = None) -> BinaryOp:
         check_register_values(name, [lhs.type, rhs.type])
         check_same_shape(name, [lhs.type, rhs.type])
         left, right = lhs.type.dtype, rhs.type.dtype
@@ -231,7 +233,7 @@ class UnaryOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
-    def create(cls, name: str, operand: Value, result_name: str | None = None):
+    def create(cls, name: str, operand: Value, result_name: str | None = None) -> UnaryOp:
         check_register_values(name, [operand.type])
         dt = operand.type.dtype
         check_compute_dtype(dt, name)
@@ -259,7 +261,9 @@ class SelectOp(Operation):
     signature = Signature(operands=exactly(3), results=exactly(1))
 
     @classmethod
-    def create(cls, cond: Value, lhs: Value, rhs: Value, result_name: str | None = None):
+    def create(
+        cls, cond: Value, lhs: Value, rhs: Value, result_name: str | None = None
+    ) -> SelectOp:
         check_register_values("where", [cond.type, lhs.type, rhs.type])
         check_same_shape("where", [cond.type, lhs.type, rhs.type])
         if not cond.type.dtype.is_bool:
@@ -288,7 +292,7 @@ class CastOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
-    def create(cls, operand: Value, dt: DType | str, result_name: str | None = None):
+    def create(cls, operand: Value, dt: DType | str, result_name: str | None = None) -> CastOp:
         check_register_values("cast", [operand.type])
         result = same_kind_with_dtype(operand.type, dtype(dt))
         return cls("cast", [operand], [result], result_names=[result_name])
@@ -325,7 +329,7 @@ class ViewOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
-    def create(cls, operand: Value, dt: DType | str, result_name: str | None = None):
+    def create(cls, operand: Value, dt: DType | str, result_name: str | None = None) -> ViewOp:
         target = dtype(dt)
         source_type = operand.type
         source = source_type.dtype

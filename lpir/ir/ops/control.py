@@ -24,7 +24,7 @@ from lpir.errors import TypeCheckError
 from lpir.ir.core import Operation, Region, Value
 from lpir.ir.ops.arith import ConstantOp
 from lpir.ir.signature import INT, Signature, at_least, exactly
-from lpir.ir.types import ScalarType, agree
+from lpir.ir.types import ScalarType, Type, agree
 
 
 class YieldOp(Operation):
@@ -34,7 +34,7 @@ class YieldOp(Operation):
     signature = Signature(operands=at_least(0))
 
     @classmethod
-    def create(cls, values: Sequence[Value] = ()):
+    def create(cls, values: Sequence[Value] = ()) -> YieldOp:
         return cls("yield", list(values))
 
 
@@ -63,7 +63,7 @@ class ForOp(Operation):
         iv_name: str | None = None,
         iter_names: Sequence[str | None] | None = None,
         result_names: Sequence[str | None] | None = None,
-    ):
+    ) -> ForOp:
         for bound in (lower, upper, step):
             if not isinstance(bound.type, ScalarType) or not bound.type.dtype.is_int:
                 raise TypeCheckError(f"loop bounds must be integer scalars, not {bound.type}")
@@ -141,7 +141,13 @@ class IfOp(Operation):
     signature = Signature(operands=exactly(1), results=at_least(0), regions=exactly(2))
 
     @classmethod
-    def create(cls, cond: Value, result_types: Sequence = (), result_names=None, regions=None):
+    def create(
+        cls,
+        cond: Value,
+        result_types: Sequence[Type] = (),
+        result_names: Sequence[str | None] | None = None,
+        regions: Sequence[Region] | None = None,
+    ) -> IfOp:
         """An `if` on `cond`; `regions` are its then and else regions (two empty ones if None)."""
         if not isinstance(cond.type, ScalarType) or not cond.type.dtype.is_bool:
             raise TypeCheckError(

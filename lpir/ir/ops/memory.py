@@ -32,7 +32,7 @@ def _check_offsets(op_name: str, memory: Value, offsets: list[Value]) -> None:
             raise TypeCheckError(f"tensor indices must be integer scalars, not {offset.type}")
 
 
-def _check_dims(op_name: str, memory: Value, dims: tuple[int, ...], shape: tuple[int, ...]):
+def _check_dims(op_name: str, memory: Value, dims: tuple[int, ...], shape: tuple[int, ...]) -> None:
     rank = as_memory(memory.type).rank
     if list(dims) != sorted(set(dims)) or any(not 0 <= d < rank for d in dims):
         raise TypeCheckError(f"'{op_name}': bad tile dimensions {list(dims)} for rank {rank}")
@@ -65,7 +65,7 @@ class LoadOp(Operation):
         dims: tuple[int, ...],
         shape: tuple[int, ...],
         name: str | None = None,
-    ):
+    ) -> LoadOp:
         op_name = _memory_op_name("load", memory)
         _check_offsets(op_name, memory, offsets)
         _check_dims(op_name, memory, tuple(dims), tuple(shape))
@@ -134,7 +134,7 @@ class StoreOp(Operation):
         dims: tuple[int, ...],
         value: Value,
         combine: str | None = None,
-    ):
+    ) -> StoreOp:
         op_name = _memory_op_name("store", memory)
         check_combine(op_name, memory, combine)
         _check_offsets(op_name, memory, offsets)
@@ -184,7 +184,7 @@ class AllocSharedOp(Operation):
     signature = Signature(results=exactly(1))
 
     @classmethod
-    def create(cls, shared_type: SharedType, name: str | None = None):
+    def create(cls, shared_type: SharedType, name: str | None = None) -> AllocSharedOp:
         return cls("alloc_shared", (), [shared_type], result_names=[name])
 
     @property
@@ -206,5 +206,5 @@ class SyncOp(Operation):
     signature = Signature()
 
     @classmethod
-    def create(cls):
+    def create(cls) -> SyncOp:
         return cls("sync")

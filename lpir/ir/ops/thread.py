@@ -40,7 +40,6 @@ from lpir.ir.types import ScalarType, VectorType
 
 I32 = dtype("i32")
 U8 = dtype("u8")
-BOOL = dtype("bool")
 
 
 class ThreadIndexOp(Operation):
@@ -50,7 +49,7 @@ class ThreadIndexOp(Operation):
     signature = Signature(results=exactly(1))
 
     @classmethod
-    def create(cls, name: str | None = "tid"):
+    def create(cls, name: str | None = "tid") -> ThreadIndexOp:
         return cls("thread_index", (), [ScalarType(I32)], result_names=[name])
 
     def recreate(self) -> Operation:
@@ -64,7 +63,9 @@ class VectorConstantOp(Operation):
     signature = Signature(results=exactly(1), attributes={"values": NUMBER_LIST})
 
     @classmethod
-    def create(cls, values: Sequence[int | float | bool], dt: DType | str, name=None):
+    def create(
+        cls, values: Sequence[int | float | bool], dt: DType | str, name: str | None = None
+    ) -> VectorConstantOp:
         dt = dtype(dt)
         convert = float if dt.is_float else (bool if dt.is_bool else int)
         values = tuple(convert(v) for v in values)
@@ -94,7 +95,9 @@ class ShuffleOp(Operation):
     )
 
     @classmethod
-    def create(cls, sources: Sequence[Value], indices: Sequence[int], name: str | None = None):
+    def create(
+        cls, sources: Sequence[Value], indices: Sequence[int], name: str | None = None
+    ) -> ShuffleOp:
         sources = list(sources)
         vectors = [s.type for s in sources if isinstance(s.type, VectorType)]
         if not sources or len(vectors) != len(sources):
@@ -123,7 +126,7 @@ class ExtractOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1), attributes={"index": INT})
 
     @classmethod
-    def create(cls, vector: Value, index: int, name: str | None = None):
+    def create(cls, vector: Value, index: int, name: str | None = None) -> ExtractOp:
         if not isinstance(vector.type, VectorType) or not 0 <= index < vector.type.size:
             raise TypeCheckError(f"cannot extract lane {index} of {vector.type}")
         result = ScalarType(vector.type.dtype)
@@ -144,7 +147,7 @@ class BuildVectorOp(Operation):
     signature = Signature(operands=at_least(1), results=exactly(1))
 
     @classmethod
-    def create(cls, scalars: Sequence[Value], name: str | None = None):
+    def create(cls, scalars: Sequence[Value], name: str | None = None) -> BuildVectorOp:
         scalars = list(scalars)
         if not scalars or len({s.type for s in scalars}) != 1:
             raise TypeCheckError("vector needs one or more scalars of one type")
@@ -169,7 +172,7 @@ class ReduceLanesOp(Operation):
     )
 
     @classmethod
-    def create(cls, vector: Value, kind: str, group: int, name: str | None = None):
+    def create(cls, vector: Value, kind: str, group: int, name: str | None = None) -> ReduceLanesOp:
         vt = vector.type
         if not isinstance(vt, VectorType) or kind not in REDUCTIONS:
             raise TypeCheckError(f"cannot reduce_lanes {kind} of {vt}")
@@ -207,7 +210,7 @@ class DotPairsOp(Operation):
     signature = Signature(operands=exactly(3), results=exactly(1))
 
     @classmethod
-    def create(cls, acc: Value, a: Value, b: Value, name: str | None = None):
+    def create(cls, acc: Value, a: Value, b: Value, name: str | None = None) -> DotPairsOp:
         ok = (
             isinstance(acc.type, VectorType)
             and acc.type.dtype.name == "f32"
@@ -254,8 +257,8 @@ class UnpackBitsOp(Operation):
         dt: DType | str,
         bit_offsets: Sequence[int],
         shift: Value | None = None,
-        name=None,
-    ):
+        name: str | None = None,
+    ) -> UnpackBitsOp:
         dt = dtype(dt)
         if data.type.dtype != U8 or not isinstance(data.type, VectorType):
             raise TypeCheckError(f"unpack_bits reads bytes, not {data.type}")
@@ -301,8 +304,8 @@ class PackBitsOp(Operation):
         bit_offsets: Sequence[int],
         nbytes: int,
         shift: Value | None = None,
-        name=None,
-    ):
+        name: str | None = None,
+    ) -> PackBitsOp:
         vt = value.type
         if not isinstance(vt, VectorType) or len(bit_offsets) != vt.size:
             raise TypeCheckError(f"pack_bits needs one bit offset per lane of {vt}")
@@ -337,7 +340,7 @@ class BarrierOp(Operation):
     signature = Signature()
 
     @classmethod
-    def create(cls):
+    def create(cls) -> BarrierOp:
         return cls("barrier")
 
 
@@ -357,7 +360,7 @@ class WarpShuffleOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1), attributes={"mask": INT})
 
     @classmethod
-    def create(cls, value: Value, mask: int, name: str | None = None):
+    def create(cls, value: Value, mask: int, name: str | None = None) -> WarpShuffleOp:
         vt = value.type
         if not isinstance(vt, VectorType | ScalarType):
             raise TypeCheckError(f"cannot shuffle {vt} between threads")
@@ -395,7 +398,9 @@ class MmaOp(Operation):
     )
 
     @classmethod
-    def create(cls, a: Value, b: Value, c: Value, shape: str = "m16n8k16", name=None):
+    def create(
+        cls, a: Value, b: Value, c: Value, shape: str = "m16n8k16", name: str | None = None
+    ) -> MmaOp:
         if shape not in MMA_SHAPES:
             raise TypeCheckError(f"unknown mma shape {shape!r}")
         lanes_a, lanes_b, lanes_c = MMA_SHAPES[shape]

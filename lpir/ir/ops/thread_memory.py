@@ -35,7 +35,6 @@ from lpir.ir.signature import (
 )
 from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
 
-I32 = dtype("i32")
 U8 = dtype("u8")
 BOOL = dtype("bool")
 
@@ -72,6 +71,27 @@ def _check_vector(op_name: str, vector: int, lanes: int, memory: Value) -> None:
 def _check_mask(op_name: str, mask: Value | None, lanes: int) -> None:
     if mask is not None and mask.type != VectorType(BOOL, lanes):
         raise TypeCheckError(f"'{op_name}' mask must be <{lanes} x bool>, not {mask.type}")
+
+
+def _access(
+    op_name: str,
+    memory: Value,
+    base: Value,
+    offsets: tuple[int, ...],
+    mask: Value | None,
+    vector: int,
+    access: DType | None,
+) -> tuple[DType, dict]:
+    """The element type and the attributes of an `ld` or `st`, after the checks they share."""
+    element = _check_memory(op_name, memory, base, access)
+    _check_mask(op_name, mask, len(offsets))
+    _check_vector(op_name, vector, len(offsets), memory)
+    attributes: dict = {"offsets": offsets}
+    if vector > 1:
+        attributes["vector"] = vector
+    if access is not None:
+        attributes["dtype"] = access
+    return element, attributes
 
 
 class MemoryAccess:
@@ -132,18 +152,11 @@ class LoadThreadOp(MemoryAccess, Operation):
         vector: int = 1,
         access: DType | None = None,
         name: str | None = None,
-    ):
-        element = _check_memory("ld", memory, base, access)
-        offsets = tuple(int(o) for o in offsets)
-        _check_mask("ld", mask, len(offsets))
-        _check_vector("ld", vector, len(offsets), memory)
-        attributes: dict = {"offsets": offsets}
-        if vector > 1:
-            attributes["vector"] = vector
-        if access is not None:
-            attributes["dtype"] = access
+    ) -> LoadThreadOp:
+        lanes = tuple(int(o) for o in offsets)
+        element, attributes = _access("ld", memory, base, lanes, mask, vector, access)
         operands = [memory, base] + ([mask] if mask is not None else [])
-        result = VectorType(element, len(offsets))
+        result = VectorType(element, len(lanes))
         return cls("ld", operands, [result], attributes, result_names=[name])
 
     @property
@@ -183,19 +196,12 @@ class StoreThreadOp(MemoryAccess, Operation):
         vector: int = 1,
         access: DType | None = None,
         combine: str | None = None,
-    ):
-        element = _check_memory("st", memory, base, access)
+    ) -> StoreThreadOp:
+        lanes = tuple(int(o) for o in offsets)
+        element, attributes = _access("st", memory, base, lanes, mask, vector, access)
         check_combine("st", memory, combine)
-        offsets = tuple(int(o) for o in offsets)
-        if value.type != VectorType(element, len(offsets)):
-            raise TypeCheckError(f"'st' of {value.type} with {len(offsets)} offsets of {element}")
-        _check_mask("st", mask, len(offsets))
-        _check_vector("st", vector, len(offsets), memory)
-        attributes: dict = {"offsets": offsets}
-        if vector > 1:
-            attributes["vector"] = vector
-        if access is not None:
-            attributes["dtype"] = access
+        if value.type != VectorType(element, len(lanes)):
+            raise TypeCheckError(f"'st' of {value.type} with {len(lanes)} offsets of {element}")
         if combine is not None:
             attributes["combine"] = combine
         operands = [memory, base, value] + ([mask] if mask is not None else [])
@@ -248,7 +254,7 @@ class StoreBitsOp(MemoryAccess, Operation):
         bitmask: Value,
         offsets: Sequence[int],
         mask: Value | None = None,
-    ):
+    ) -> StoreBitsOp:
         _check_memory("st_bits", memory, base, U8)
         offsets = tuple(int(o) for o in offsets)
         lanes = VectorType(U8, len(offsets))
@@ -306,7 +312,9 @@ class LoadMatrixOp(Operation):
     )
 
     @classmethod
-    def create(cls, memory: Value, row: Value, count: int, transpose: bool, name=None):
+    def create(
+        cls, memory: Value, row: Value, count: int, transpose: bool, name: str | None = None
+    ) -> LoadMatrixOp:
         if count not in LDMATRIX_COUNTS:
             raise TypeCheckError(f"'ldmatrix' loads 1, 2 or 4 matrices, not {count}")
         if not isinstance(memory.type, SharedType) or memory.type.dtype.nbits != 16:

@@ -36,7 +36,7 @@ class BlockIndexOp(Operation):
     signature = Signature(results=exactly(1), attributes={"axis": INT})
 
     @classmethod
-    def create(cls, axis: int, name: str | None = None):
+    def create(cls, axis: int, name: str | None = None) -> BlockIndexOp:
         return cls("block_index", (), [ScalarType(I32)], {"axis": axis}, result_names=[name])
 
     @property
@@ -58,14 +58,14 @@ class SplatOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1), attributes={"shape": INT_LIST})
 
     @classmethod
-    def create(cls, scalar: Value, shape: tuple[int, ...], name: str | None = None):
+    def create(cls, scalar: Value, shape: tuple[int, ...], name: str | None = None) -> SplatOp:
         if not isinstance(scalar.type, ScalarType):
             raise TypeCheckError(f"splat needs a scalar, not {scalar.type}")
         result = TileType(scalar.type.dtype, check_shape("splat", tuple(shape)))
         return cls("splat", [scalar], [result], {"shape": tuple(shape)}, result_names=[name])
 
     @classmethod
-    def create_vector(cls, scalar: Value, size: int, name: str | None = None):
+    def create_vector(cls, scalar: Value, size: int, name: str | None = None) -> SplatOp:
         if not isinstance(scalar.type, ScalarType):
             raise TypeCheckError(f"splat needs a scalar, not {scalar.type}")
         result = VectorType(scalar.type.dtype, size)
@@ -87,7 +87,7 @@ class BroadcastOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1), attributes={"shape": INT_LIST})
 
     @classmethod
-    def create(cls, operand: Value, shape: tuple[int, ...], name: str | None = None):
+    def create(cls, operand: Value, shape: tuple[int, ...], name: str | None = None) -> BroadcastOp:
         source = operand.type
         if not isinstance(source, TileType):
             raise TypeCheckError(f"broadcast needs a tile, not {source}")
@@ -111,7 +111,7 @@ class ExpandDimsOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1), attributes={"axis": INT})
 
     @classmethod
-    def create(cls, operand: Value, axis: int, name: str | None = None):
+    def create(cls, operand: Value, axis: int, name: str | None = None) -> ExpandDimsOp:
         source = operand.type
         if not isinstance(source, TileType):
             raise TypeCheckError(f"cannot index a scalar with None: {source}")
@@ -138,7 +138,7 @@ class TransposeOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
-    def create(cls, operand: Value, name: str | None = None):
+    def create(cls, operand: Value, name: str | None = None) -> TransposeOp:
         source = operand.type
         if not isinstance(source, TileType) or source.rank != 2:
             raise TypeCheckError(
@@ -164,7 +164,7 @@ class IndexOp(Operation):
     )
 
     @classmethod
-    def create(cls, operand: Value, axis: int, position: int, name: str | None = None):
+    def create(cls, operand: Value, axis: int, position: int, name: str | None = None) -> IndexOp:
         source = operand.type
         if not isinstance(source, TileType) or source.rank == 0:
             raise TypeCheckError(f"cannot index {with_article(str(source))}")
@@ -203,7 +203,7 @@ class StackOp(Operation):
     signature = Signature(operands=at_least(1), results=exactly(1), attributes={"axis": INT})
 
     @classmethod
-    def create(cls, operands: Sequence[Value], axis: int, name: str | None = None):
+    def create(cls, operands: Sequence[Value], axis: int, name: str | None = None) -> StackOp:
         operands = list(operands)
         first = operands[0].type if operands else None
         if not isinstance(first, TileType):
@@ -240,7 +240,7 @@ class ReshapeOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1), attributes={"shape": INT_LIST})
 
     @classmethod
-    def create(cls, operand: Value, shape: tuple[int, ...], name: str | None = None):
+    def create(cls, operand: Value, shape: tuple[int, ...], name: str | None = None) -> ReshapeOp:
         source = operand.type
         if not isinstance(source, TileType):
             raise TypeCheckError(f"reshape needs a tile, not {with_article(str(source))}")
@@ -291,7 +291,7 @@ class ItemOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
-    def create(cls, tile: Value, name: str | None = None):
+    def create(cls, tile: Value, name: str | None = None) -> ItemOp:
         if not isinstance(tile.type, TileType) or tile.type.shape != ():
             raise TypeCheckError(f"item takes a 0-d tile, not {tile.type}")
         return cls("item", [tile], [ScalarType(tile.type.dtype)], result_names=[name])
@@ -314,7 +314,7 @@ class ReduceOp(Operation):
     )
 
     @classmethod
-    def create(cls, operand: Value, kind: str, axis: int, name: str | None = None):
+    def create(cls, operand: Value, kind: str, axis: int, name: str | None = None) -> ReduceOp:
         source = operand.type
         if kind not in REDUCTIONS:
             raise TypeCheckError(f"unknown reduction {kind!r}; use one of {REDUCTIONS}")
@@ -354,7 +354,7 @@ class DotOp(Operation):
     signature = Signature(operands=exactly(3), results=exactly(1))
 
     @classmethod
-    def create(cls, a: Value, b: Value, acc: Value, name: str | None = None):
+    def create(cls, a: Value, b: Value, acc: Value, name: str | None = None) -> DotOp:
         at, bt, ct = (_matrix_type(operand) for operand in (a, b, acc))
         (m, k), (k2, n), (m2, n2) = at.shape, bt.shape, ct.shape
         if k != k2 or m != m2 or n != n2:
@@ -400,7 +400,9 @@ class ConvertLayoutOp(Operation):
     signature = Signature(operands=exactly(1), results=exactly(1))
 
     @classmethod
-    def create(cls, operand: Value, layout: RegisterLayout, name: str | None = None):
+    def create(
+        cls, operand: Value, layout: RegisterLayout, name: str | None = None
+    ) -> ConvertLayoutOp:
         source = operand.type
         if not isinstance(source, TileType):
             raise TypeCheckError(f"convert_layout needs a tile, not {source}")
@@ -422,7 +424,7 @@ class ArangeOp(Operation):
     signature = Signature(results=exactly(1), attributes={"shape": INT_LIST})
 
     @classmethod
-    def create(cls, size: int, name: str | None = None):
+    def create(cls, size: int, name: str | None = None) -> ArangeOp:
         result = TileType(I32, check_shape("arange", (size,)))
         return cls("arange", (), [result], {"shape": (size,)}, result_names=[name])
 
