@@ -7,6 +7,8 @@ k(x, lpir.pack(q, "u3"), s, y)
 
 from __future__ import annotations
 
+from typing import Any
+
 from lpir.dtypes import DType, convert, dtype
 from lpir.errors import LpirError, SourceLocation
 from lpir.packing import PackedArray, pack, pack_codes, unpack
@@ -15,7 +17,7 @@ from lpir.runtime.kernel import Kernel, compile
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # lpir.DevicePacked (packed storage in GPU memory) loads the CUDA backend's array code
     # only when asked for.
     if name == "DevicePacked":

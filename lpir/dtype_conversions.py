@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lpir.errors import DTypeError
 
@@ -78,7 +79,7 @@ def is_ml_int(array_dtype: np.dtype) -> bool:
 
 
 # ---- inputs ---------------------------------------------------------------------------------
-def as_numbers(values) -> np.ndarray:
+def as_numbers(values: ArrayLike) -> np.ndarray:
     """`values` as a numpy array of bool, integers, float32 or float64 holding the same numbers.
 
     float16, bfloat16 and ml_dtypes' small floats widen to float32 and ml_dtypes' narrow

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lpir import dtype_conversions as conversions
 from lpir.errors import DTypeError
@@ -251,22 +252,22 @@ class DType:
         return self
 
     # ---- codes and values -------------------------------------------------------------------
-    def decode(self, codes) -> np.ndarray:
+    def decode(self, codes: ArrayLike) -> np.ndarray:
         """The numbers that `codes` stand for: exact float32 for floats (float64 for f64),
         register values (`numpy_dtype`) for integers and bool."""
-        codes = np.asarray(codes)
+        array = np.asarray(codes)
         if not self.is_float:
-            return self.from_codes(codes)
+            return self.from_codes(array)
         if self.is_small_float:
-            if codes.dtype != np.uint8 or self.nbits < 8:
-                codes = codes.astype(np.uint8) & np.uint8((1 << self.nbits) - 1)
-            return conversions.decode_table(self)[codes]
+            if array.dtype != np.uint8 or self.nbits < 8:
+                array = array.astype(np.uint8) & np.uint8((1 << self.nbits) - 1)
+            return conversions.decode_table(self)[array]
         if self.name == "bf16":
             # bfloat16 is the top half of a float32: faster than ml_dtypes' cast, and exact.
-            return (codes.astype(np.uint32) << np.uint32(16)).view(np.float32)  # drops bits >= 16
-        return self.from_codes(codes).astype(np.float64 if self.nbits == 64 else np.float32)
+            return (array.astype(np.uint32) << np.uint32(16)).view(np.float32)  # drops bits >= 16
+        return self.from_codes(array).astype(np.float64 if self.nbits == 64 else np.float32)
 
-    def encode(self, values) -> np.ndarray:
+    def encode(self, values: ArrayLike) -> np.ndarray:
         """Codes (`code_numpy_dtype`) for numbers `values`, by the rules of the module
         docstring: floats are correctly rounded, integers truncated, saturated or wrapped.
 
@@ -282,7 +283,7 @@ class DType:
             numbers = conversions.float_to_int(self, numbers)
         return conversions.wrap_to_codes(self, numbers)
 
-    def to_codes(self, values) -> np.ndarray:
+    def to_codes(self, values: ArrayLike) -> np.ndarray:
         """The codes of register values held in `numpy_dtype` (a reinterpretation of bits)."""
         values = np.asarray(values)
         if self.is_bool:
@@ -293,7 +294,7 @@ class DType:
             return values.astype(self.numpy_dtype).view(self.code_numpy_dtype)
         return conversions.wrap_to_codes(self, values)
 
-    def from_codes(self, codes) -> np.ndarray:
+    def from_codes(self, codes: ArrayLike) -> np.ndarray:
         """Register values (`numpy_dtype`) of codes (a reinterpretation of bits; bits above
         `nbits` are ignored)."""
         codes = np.asarray(codes)
@@ -399,7 +400,7 @@ def _numbers(values: np.ndarray, source: DType) -> np.ndarray:
     return values
 
 
-def convert(values, source: DType | str, target: DType | str) -> np.ndarray:
+def convert(values: ArrayLike, source: DType | str, target: DType | str) -> np.ndarray:
     """`cast<target>` of register values of `source`: an array in `target.numpy_dtype`.
 
     The rules are those of the module docstring; e.g. f32 -> f4e2m1 rounds to nearest even and

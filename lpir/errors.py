@@ -61,7 +61,9 @@ def with_article(word: str) -> str:
     return ("an " if head in "aeiou" else "a ") + text
 
 
-def location_in(text: str, file: str, line: int, column: int, end_column: int | None = None):
+def location_in(
+    text: str, file: str, line: int, column: int, end_column: int | None = None
+) -> SourceLocation:
     """Build a `SourceLocation` for (line, column) of `text`, copying the line's text."""
     lines = text.splitlines()
     source_line = lines[line - 1] if 0 < line <= len(lines) else ""

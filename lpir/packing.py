@@ -13,7 +13,10 @@ whatever the width, with no element straddling a word.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lpir import dtype_conversions as conversions
 from lpir.dtypes import DType, dtype
@@ -32,7 +35,9 @@ class PackedArray:
         dtype: the element type.
     """
 
-    def __init__(self, data, shape, dt: DType | str):
+    def __init__(
+        self, data: ArrayLike | bytes, shape: int | tuple[int, ...], dt: DType | str
+    ) -> None:
         self.dtype = dtype(dt)
         self.shape = _as_shape(shape)
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -74,7 +79,7 @@ class PackedArray:
         codes = self.codes()
         return self.dtype.decode(codes) if self.dtype.is_float else self.dtype.from_codes(codes)
 
-    def reshape(self, *shape) -> PackedArray:
+    def reshape(self, *shape: Any) -> PackedArray:
         """The same storage (shared) seen with another shape of the same size; -1 is allowed."""
         if len(shape) == 1 and np.ndim(shape[0]):
             shape = shape[0]
@@ -87,10 +92,10 @@ class PackedArray:
     def tobytes(self) -> bytes:
         return self.data.tobytes()
 
-    def __deepcopy__(self, memo) -> PackedArray:
+    def __deepcopy__(self, memo: dict) -> PackedArray:
         return self.copy()
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, PackedArray)
             and other.dtype == self.dtype
@@ -104,7 +109,7 @@ class PackedArray:
         return f"PackedArray({self.dtype.name}{list(self.shape)}, {self.nbytes} bytes)"
 
 
-def _as_shape(shape) -> tuple[int, ...]:
+def _as_shape(shape: Any) -> tuple[int, ...]:
     if np.ndim(shape) == 0:
         shape = (shape,)
     result = tuple(int(s) for s in shape)
@@ -127,7 +132,7 @@ def storage_bytes(size: int, dt: DType | str) -> int:
 
 
 # ---- codes <-> bytes -----------------------------------------------------------------------
-def pack_codes(codes, dt: DType | str) -> PackedArray:
+def pack_codes(codes: ArrayLike, dt: DType | str) -> PackedArray:
     """Pack codes (unsigned bit patterns of `dt`, any shape) into a new `PackedArray`.
 
     Raises:
@@ -195,7 +200,7 @@ def unpack_codes(data: np.ndarray, size: int, dt: DType | str) -> np.ndarray:
 
 
 # ---- values <-> packed ----------------------------------------------------------------------
-def pack(values, dt: DType | str) -> PackedArray:
+def pack(values: ArrayLike, dt: DType | str) -> PackedArray:
     """Pack `values` as a tensor of `dt`.
 
     Accepted values:
@@ -266,7 +271,7 @@ def _checked_integers(array: np.ndarray, dt: DType) -> np.ndarray:
     return array
 
 
-def _number(value) -> int | float:
+def _number(value: Any) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 

@@ -169,7 +169,9 @@ def _numpy_name(dtype: np.dtype) -> str:
     return dtype.name
 
 
-def check_device_array(view: DeviceView, arg_type: GlobalType, name: str, device: int) -> None:
+def check_device_array(
+    view: DeviceView, arg_type: GlobalType, name: str, device: int | None
+) -> None:
     """Raise ArgumentError unless `view` can stand for a kernel argument of `arg_type`."""
     dt = arg_type.dtype
     if view.packed is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from lpir.errors import ArgumentError, SourceLocation
 from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo
 from lpir.packing import PackedArray
+
+if TYPE_CHECKING:
+    from lpir.backends.cuda.arrays import DeviceView
+    from lpir.ir.types import GlobalType
 
 
 class Declared(Protocol):
@@ -47,7 +51,7 @@ class Argument:
         return isinstance(self.declaration, ast.GlobalArg)
 
 
-def _numpy_dtype_of(dt: DType):
+def _numpy_dtype_of(dt: DType) -> np.dtype | None:
     """The numpy dtype of an unpacked array holding dt (None for packed dtypes)."""
     if dt.is_packed:
         return None
@@ -64,7 +68,7 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def device_view_of(value: Any):
+def device_view_of(value: Any) -> DeviceView | None:
     """The device view of a GPU array (torch, cupy, `DevicePacked`), None for anything else."""
     if isinstance(value, np.ndarray | PackedArray):
         return None
@@ -78,7 +82,13 @@ def is_device_array(value: Any) -> bool:
     return device_view_of(value) is not None
 
 
-def tensor_info(value: Any, decl: Declared, where: SourceLocation | None, target: str, view):
+def tensor_info(
+    value: Any,
+    decl: Declared,
+    where: SourceLocation | None,
+    target: str,
+    view: DeviceView | None,
+) -> ArgumentInfo:
     """(dtype or None, shape) of a tensor argument, for parameter deduction (`view`: its
     `device_view_of`, None for a host array)."""
     if isinstance(value, PackedArray):
@@ -131,7 +141,7 @@ def _dtype_of_name(device_dtype: Any) -> DType | None:
 
 
 @functools.cache
-def _dtype_of_numpy(np_dtype) -> DType | None:
+def _dtype_of_numpy(np_dtype: np.dtype) -> DType | None:
     """The unpacked lpir dtype whose arrays have this numpy dtype (remembered: each call of a
     kernel asks for every argument's)."""
     from lpir.dtypes import ALL_DTYPE_NAMES, dtype
@@ -149,7 +159,9 @@ def _dtype_of_numpy(np_dtype) -> DType | None:
     return None
 
 
-def check_device_tensor(view, arg_type, decl: Declared, where) -> None:
+def check_device_tensor(
+    view: DeviceView, arg_type: GlobalType, decl: Declared, where: SourceLocation | None
+) -> None:
     """Raise unless a GPU array (or `DevicePacked`), seen through its `device_view_of`, can
     stand for an argument of `arg_type` (a `GlobalType`): dtype, shape, contiguity, 16-byte
     alignment. The launch checks the device it lives on."""
@@ -162,7 +174,9 @@ def check_device_tensor(view, arg_type, decl: Declared, where) -> None:
     view.checked_as = arg_type
 
 
-def check_tensor(value: Any, expected: DType, decl: Declared, where, writes: bool):
+def check_tensor(
+    value: Any, expected: DType, decl: Declared, where: SourceLocation | None, writes: bool
+) -> None:
     """Raise unless `value` is a C-contiguous, aligned host array holding `expected`."""
     if expected.is_packed and not isinstance(value, PackedArray):
         raise ArgumentError(
@@ -201,7 +215,7 @@ def check_tensor(value: Any, expected: DType, decl: Declared, where, writes: boo
         )
 
 
-def check_scalar(value: Any, expected: DType, decl: Declared, where) -> Any:
+def check_scalar(value: Any, expected: DType, decl: Declared, where: SourceLocation | None) -> Any:
     """The Python number for a scalar argument, checked against its dtype."""
     if isinstance(value, np.generic):
         value = value.item()

@@ -66,7 +66,7 @@ def load_ir(
     return Module([k for k in module.kernels if k.name == kernel])
 
 
-def compile_ir(path: str | os.PathLike, target: str, kernel: str | None, params: dict):
+def compile_ir(path: str | os.PathLike, target: str, kernel: str | None, params: dict) -> IRKernel:
     """An `IRKernel` for the one kernel of an IR file (or the one called `kernel`)."""
     module = load_ir(path, params, kernel)
     if len(module.kernels) != 1:

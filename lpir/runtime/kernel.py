@@ -29,6 +29,7 @@ from lpir.dtypes import DType
 from lpir.errors import ArgumentError, LpirError
 from lpir.ir.core import Module
 from lpir.ir.printer import print_module
+from lpir.ir.types import GlobalType
 from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo, choose_params
 from lpir.language.syntax import parse_program
@@ -86,7 +87,9 @@ def compile(
 class Kernel:
     """A compiled kernel; call it with arrays (see `lpir.compile`)."""
 
-    def __init__(self, program: ast.Program, kernel_def: ast.KernelDef, target: str, params):
+    def __init__(
+        self, program: ast.Program, kernel_def: ast.KernelDef, target: str, params: dict
+    ) -> None:
         self.program = program
         self.definition = kernel_def
         self.target = target
@@ -188,9 +191,9 @@ class Kernel:
             if writes is None:
                 prepared.append(args_.check_scalar(value, dt, decl, where))
             elif views is not None and views[index] is not None and self.target == "cuda":
-                args_.check_device_tensor(
-                    views[index], spec.kernel_ir.args[index].type, decl, where
-                )
+                arg_type = spec.kernel_ir.args[index].type
+                assert isinstance(arg_type, GlobalType)  # a tensor argument
+                args_.check_device_tensor(views[index], arg_type, decl, where)
                 prepared.append(views[index])  # checked: the launch only reads its pointer
             else:
                 args_.check_tensor(value, dt, decl, where, writes)

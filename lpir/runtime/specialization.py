@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lpir.dtypes import DType
 from lpir.errors import LpirError
@@ -14,6 +14,9 @@ from lpir.ir.printer import print_module
 from lpir.language import ast
 from lpir.language.lower import lower_kernel
 from lpir.runtime import arguments as args_
+
+if TYPE_CHECKING:
+    from lpir.backends.cuda.kernel import CompiledKernel as CudaKernel
 
 PIPELINE_OF_TARGET = {
     "interp": "interp",
@@ -79,7 +82,9 @@ def stored_arguments(module: Module) -> set[str]:
     }
 
 
-def run_pipeline(module: Module, target: str, stages: dict[str, str], verify: bool = True):
+def run_pipeline(
+    module: Module, target: str, stages: dict[str, str], verify: bool = True
+) -> Module:
     from lpir.passes import PIPELINES, PassPipeline
 
     counts: dict[str, int] = {}
@@ -94,7 +99,9 @@ def run_pipeline(module: Module, target: str, stages: dict[str, str], verify: bo
     return pipeline.run(module)
 
 
-def build_specialization(program: ast.Program, kernel_def, params: dict, target: str):
+def build_specialization(
+    program: ast.Program, kernel_def: ast.KernelDef, params: dict, target: str
+) -> Specialization:
     tile_module = lower_kernel(program, kernel_def, params)
     stages = {"source": print_module(tile_module)}
     final = run_pipeline(tile_module, target, stages)
@@ -133,7 +140,7 @@ def attach_runner(spec: Specialization, target: str) -> None:
         spec.arch_kinds = {"ptx", "sass"}
 
 
-def _host_runner(compiled) -> Callable[[list], None]:
+def _host_runner(compiled: CudaKernel) -> Callable[[list], None]:
     """Runs a CUDA kernel's C on the host, built by the host compiler on the first run (not
     when only its source is asked for)."""
     from lpir.backends.cuda.emulation import EmulatedKernel
