@@ -200,7 +200,7 @@ def unpack_codes(data: np.ndarray, size: int, dt: DType | str) -> np.ndarray:
 
 
 # ---- values <-> packed ----------------------------------------------------------------------
-def pack(values: ArrayLike, dt: DType | str) -> PackedArray:
+def pack(values: ArrayLike | PackedArray, dt: DType | str) -> PackedArray:
     """Pack `values` as a tensor of `dt`.
 
     Accepted values:

@@ -181,4 +181,3 @@ class LayoutApplication(Rewriter):
         if isinstance(op, ViewOp):
             a = operands[0].type.dtype.nbits
             return rules.view_result(source, a, op.result.type.dtype.nbits)
-        return None

@@ -19,7 +19,7 @@ import math
 from lpir.passes.base import Pass, register_pass
 
 from lpir.ir.core import Module, Operation, Value
-from lpir.ir.ops import LoadThreadOp, ShuffleOp, StoreBitsOp, StoreThreadOp
+from lpir.ir.ops import LoadThreadOp, ShuffleOp, StoreThreadOp
 from lpir.ir.rewrite import Rewriter
 from lpir.targets import get_target
 
@@ -54,7 +54,7 @@ class _Vectorizer(Rewriter):
         self.vector_bytes = vector_bytes
 
     def rewrite(self, op: Operation):
-        if not isinstance(op, LoadThreadOp | StoreThreadOp) or isinstance(op, StoreBitsOp):
+        if not isinstance(op, LoadThreadOp | StoreThreadOp):  # (st_bits is neither)
             return self.copy(op).results
         width, order = self.widths(op)
         if order is None:

@@ -20,6 +20,7 @@ from lpir.backends.llvm.types import I1, I8, I32, I64, memory_type
 from lpir.backends.llvm.vectors import Vectors
 
 from lpir.dtypes import DType, dtype
+from lpir.layout import Swizzle
 
 ZERO = ir.Constant(I32, 0)
 GATHER_LANES = 64  # per-lane accesses of more lanes than this: one masked gather / scatter
@@ -77,7 +78,8 @@ class Memory:
         self.intrinsics = intrinsics
         self.vectors = vectors
         self.dummy = dummy  # a private slot that masked-off packed stores write into
-        self.swizzle = None  # set by `swizzle_of` around accesses to swizzled shared memory
+        # set by `swizzle_of` around accesses to swizzled shared memory
+        self.swizzle: Swizzle | None = None
         self.packed = PackedMemory(self)
 
     def address(self, pointer: ir.Value, index: ir.Value, dt: DType) -> ir.Value:
