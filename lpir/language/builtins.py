@@ -1,9 +1,8 @@
-"""The functions a kernel can call: load/store, math, reductions, dot, cast/view, constructors.
+"""The functions a kernel can call: math, reductions, dot, cast/view, constructors (load,
+store, the atomics and sync: memory_builtins.py).
 
-Each builtin is a function `(lowering, call) -> SemanticValue | None` registered in `BUILTINS`
-(plain calls) or `TYPED_BUILTINS` (calls with a type argument, `cast<f16>(x)`). Arity and
-keyword arguments are checked by `_arguments`, which raises an error naming the function's
-signature.
+Importing this module registers every builtin in `BUILTINS` and `TYPED_BUILTINS` (see
+builtin_calls.py for the registry and what the lowerings share).
 """
 
 from __future__ import annotations
@@ -21,196 +20,39 @@ from lpir.ir.ops import (
     CastOp,
     DotOp,
     ExpandDimsOp,
-    ItemOp,
-    LoadOp,
     ReduceOp,
     ReshapeOp,
     SelectOp,
     SplatOp,
     StackOp,
-    StoreOp,
-    SyncOp,
     TransposeOp,
     UnaryOp,
     ViewOp,
 )
-from lpir.ir.ops.memory import ATOMIC_DTYPES
 from lpir.ir.types import ScalarType, SharedType, TileType, as_tile
-from lpir.language import ast
-from lpir.language.expressions import F32, I32, ExpressionLowering
+from lpir.language import (
+    ast,
+    memory_builtins,  # noqa: F401  (registers load, store, atomics, sync)
+)
+from lpir.language.builtin_calls import (
+    BUILTINS,
+    TYPED_BUILTINS,
+    Builtin,
+    builtin,
+    call_arguments,
+    tile_or_scalar,
+)
+from lpir.language.expressions import F32, I32
 from lpir.language.folding import BOOL_HINT, check_bool_constants, fold_binary
-from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
-
-Builtin = Callable[[ExpressionLowering, ast.Call], "SemanticValue | None"]
-BUILTINS: dict[str, tuple[str, Builtin]] = {}
-TYPED_BUILTINS: dict[str, tuple[str, Builtin]] = {}
-
-
-def builtin(signature: str, typed: bool = False):
-    """Register a builtin under the name its `signature` starts with."""
-
-    def register(function: Builtin) -> Builtin:
-        name = signature.split("<")[0].split("(")[0]
-        (TYPED_BUILTINS if typed else BUILTINS)[name] = (signature, function)
-        return function
-
-    return register
-
-
-def _arguments(low, call: ast.Call, positional: int, optional: int = 0, keywords=()):
-    """Check the call's arity; return positional nodes (None for missing optionals) and kwargs."""
-    table = TYPED_BUILTINS if call.type_name is not None else BUILTINS
-    signature = table[call.func][0]
-    if not positional <= len(call.args) <= positional + optional:
-        count = f"{positional}" if not optional else f"{positional} to {positional + optional}"
-        noun = "argument" if positional + optional == 1 else "arguments"
-        raise low.error(
-            f"{call.func} takes {count} {noun}, got {len(call.args)}",
-            call,
-            f"call it as {signature}",
-        )
-    given = {}
-    for keyword in call.keywords:
-        if keyword.name not in keywords:
-            raise low.error(
-                f"{call.func} has no argument '{keyword.name}'", keyword, f"call it as {signature}"
-            )
-        given[keyword.name] = keyword.value
-    args = list(call.args) + [None] * (positional + optional - len(call.args))
-    return args, given
-
-
-def _tile_or_scalar(low, node: ast.Node) -> Runtime | Const:
-    value = low.expr(node)
-    if isinstance(value, Const | Runtime):
-        return value
-    raise low.error(f"expected a number or a tile, but this is {value.describe()}", node)
-
-
-# ---- memory -------------------------------------------------------------------------------
-@builtin("load(tensor[...])")
-def load(low, call: ast.Call):
-    (target,), _ = _arguments(low, call, 1)
-    value = low.expr(target)
-    if isinstance(value, Memory) and isinstance(value.type, SharedType):
-        shape = value.type.shape
-        zero = low.constant(Const(0), I32, call)
-        offsets = [zero] * len(shape)
-        dims = tuple(range(len(shape)))
-        return Runtime(low.builder.add(LoadOp.create(value.value, offsets, dims, shape)))
-    if not isinstance(value, Slice):
-        raise low.error(
-            f"load needs a tensor slice, but this is {value.describe()}",
-            target,
-            "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
-        )
-    op = LoadOp.create(value.memory.value, list(value.offsets), value.dims, value.shape)
-    loaded = low.builder.add(op)
-    if not value.shape:  # every dimension indexed: one element, a scalar (an index, a bound)
-        return Runtime(low.builder.add(ItemOp.create(loaded)))
-    return Runtime(loaded)
-
-
-@builtin("store(tensor[...], value)")
-def store(low, call: ast.Call):
-    (target, value_node), _ = _arguments(low, call, 2)
-    _store(low, call, low.expr(target), value_node, None)
-    return None
-
-
-def _atomic(combine: str) -> Builtin:
-    """`atomic_add(tensor[...], value)` (tensor[...] += value), `atomic_max` and `atomic_min`,
-    each element atomically: blocks may combine into the same elements (e.g. the partial sums
-    of a split K, a running maximum), additions in an unspecified order."""
-    name = f"atomic_{combine}"
-    verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
-
-    def lower_atomic(low, call: ast.Call):
-        (target, value_node), _ = _arguments(low, call, 2)
-        destination = low.expr(target)
-        if not isinstance(destination, Slice):
-            raise low.error(
-                f"{name} needs a slice of a global tensor, but this is {destination.describe()}",
-                target,
-                f"e.g. {name}(y[block.x * 32 :+ 32], t)",
-            )
-        dt = destination.memory.type.dtype
-        allowed = ATOMIC_DTYPES[combine]
-        if dt.name not in allowed:
-            hint = f"accumulate into a tensor of {', '.join(allowed)} and cast afterwards"
-            if combine != "add" and dt.is_float:  # GPUs have no float atomic max or min
-                hint += (
-                    "; for floats, combine order-preserving integer keys (the float's bits, "
-                    "all flipped where negative, else the sign bit flipped)"
-                )
-            raise low.error(
-                f"{name} cannot {verb[combine]} {destination.memory.name}, a tensor of {dt.name}",
-                target,
-                hint,
-            )
-        _store(low, call, destination, value_node, combine)
-        return None
-
-    return lower_atomic
-
-
-builtin("atomic_add(tensor[...], value)")(_atomic("add"))
-builtin("atomic_max(tensor[...], value)")(_atomic("max"))
-builtin("atomic_min(tensor[...], value)")(_atomic("min"))
-
-
-def _store(low, call: ast.Call, destination, value_node, combine: str | None) -> None:
-    """`store` (combine None) or `atomic_add` / `_max` / `_min` ("add", "max", "min") of
-    `value_node` into `destination` (the evaluated first argument)."""
-    target = call.args[0]
-    if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
-        shape = destination.type.shape
-        zero = low.constant(Const(0), I32, call)
-        memory, offsets, dims = destination, [zero] * len(shape), tuple(range(len(shape)))
-    elif isinstance(destination, Slice):
-        memory, offsets, dims = destination.memory, list(destination.offsets), destination.dims
-        shape = destination.shape
-    else:
-        raise low.error(
-            f"store needs a tensor slice or a shared tile, but this is {destination.describe()}",
-            target,
-            "e.g. store(y[block.x * 32 :+ 32], t)",
-        )
-    dt = memory.type.dtype
-    value = low.as_runtime(_tile_or_scalar(low, value_node), value_node, dt)
-    if value.type.dtype != dt:
-        raise low.error(
-            f"cannot store {value.type} into {memory.name}, a tensor of {dt.name}",
-            value_node,
-            f"cast it first: cast<{dt.name}>(...)",
-        )
-    if isinstance(value.type, TileType) and value.type.shape != tuple(shape):
-        from lpir.language.expressions import broadcast_shapes
-
-        if broadcast_shapes(value.type.shape, tuple(shape)) != tuple(shape):
-            raise low.error(
-                f"cannot store a tile of shape {list(value.type.shape)} into a slice of shape "
-                f"{list(shape)}",
-                value_node,
-                "make the slice lengths match the tile",
-            )
-    value = low.broadcast_to(value, tuple(shape))
-    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine))
-
-
-@builtin("sync()")
-def sync(low, call: ast.Call):
-    _arguments(low, call, 0)
-    low.builder.insert(SyncOp.create())
-    return None
+from lpir.language.values import Const, Memory, Runtime, SemanticValue
 
 
 # ---- conversions --------------------------------------------------------------------------
 @builtin("cast<T>(x)", typed=True)
 def cast(low, call: ast.Call):
-    (node,), _ = _arguments(low, call, 1)
+    (node,), _ = call_arguments(low, call, 1)
     target = low.dtype_named(call.type_name, call.type_span)
-    value = _tile_or_scalar(low, node)
+    value = tile_or_scalar(low, node)
     source = low.as_runtime(value, node)
     if source.type.dtype == target:
         return Runtime(source)
@@ -219,9 +61,9 @@ def cast(low, call: ast.Call):
 
 @builtin("view<T>(x)", typed=True)
 def view(low, call: ast.Call):
-    (node,), _ = _arguments(low, call, 1)
+    (node,), _ = call_arguments(low, call, 1)
     target = low.dtype_named(call.type_name, call.type_span)
-    value = _tile_or_scalar(low, node)
+    value = tile_or_scalar(low, node)
     if isinstance(value, Const):
         raise low.error("view reinterprets a typed value, not a constant", node)
     return Runtime(low.builder.add(ViewOp.create(value.value, target)))
@@ -229,7 +71,7 @@ def view(low, call: ast.Call):
 
 @builtin("arange<T>(n)", typed=True)
 def arange_typed(low, call: ast.Call):
-    (node,), _ = _arguments(low, call, 1)
+    (node,), _ = call_arguments(low, call, 1)
     target = low.dtype_named(call.type_name, call.type_span)
     size = low.as_const_int(node, "the length of arange")
     value = low.builder.add(ArangeOp.create(size))
@@ -240,7 +82,7 @@ def arange_typed(low, call: ast.Call):
 
 @builtin("arange(n)")
 def arange(low, call: ast.Call):
-    (node,), _ = _arguments(low, call, 1)
+    (node,), _ = call_arguments(low, call, 1)
     size = low.as_const_int(node, "the length of arange")
     if size <= 0:
         raise low.error(f"arange needs a positive length, not {size}", node)
@@ -268,8 +110,8 @@ _PYTHON_MATH: dict[str, Callable[[float], float]] = {
 
 def _unary_math(name: str) -> Builtin:
     def lower_unary(low, call: ast.Call):
-        (node,), _ = _arguments(low, call, 1)
-        value = _tile_or_scalar(low, node)
+        (node,), _ = call_arguments(low, call, 1)
+        value = tile_or_scalar(low, node)
         if isinstance(value, Const):
             if isinstance(value.value, bool):
                 raise low.error(f"{name} is not defined on bool", call, BOOL_HINT)
@@ -318,13 +160,13 @@ def _reduce(low, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node 
 
 @builtin("sum(t, axis = None)")
 def sum_(low, call: ast.Call):
-    (node,), keywords = _arguments(low, call, 1, keywords=("axis",))
+    (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
     return _reduce(low, "sum", call, node, keywords.get("axis"))
 
 
 def _min_max(kind: str) -> Builtin:
     def lower_min_max(low, call: ast.Call):
-        args, keywords = _arguments(low, call, 1, 1, keywords=("axis",))
+        args, keywords = call_arguments(low, call, 1, 1, keywords=("axis",))
         if args[1] is None:
             return _reduce(low, kind, call, args[0], keywords.get("axis"))
         if "axis" in keywords:
@@ -350,7 +192,7 @@ def _arg_extreme(kind: str) -> Builtin:
     reductions every target has: the extreme value, then the least position that holds it."""
 
     def lower_arg_extreme(low, call: ast.Call):
-        (node,), keywords = _arguments(low, call, 1, keywords=("axis",))
+        (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
         tile = _reduced_tile(low, f"arg{kind}", node)
         if tile.type.dtype.is_bool:  # True is the larger; the positions are the same in u8
             tile = low.builder.add(CastOp.create(tile, dtype("u8")))
@@ -399,14 +241,14 @@ builtin("argmin(t, axis = None)")(_arg_extreme("min"))
 
 @builtin("clamp(x, lo, hi)")
 def clamp(low, call: ast.Call):
-    (x, lo, hi), _ = _arguments(low, call, 3)
+    (x, lo, hi), _ = call_arguments(low, call, 3)
     inner = ast.Call(call.span, "max", [x, lo], [])
     return _min_max("min")(low, ast.Call(call.span, "min", [inner, hi], []))
 
 
 @builtin("where(cond, a, b)")
 def where(low, call: ast.Call):
-    (cond_node, a_node, b_node), _ = _arguments(low, call, 3)
+    (cond_node, a_node, b_node), _ = call_arguments(low, call, 3)
     cond, a, b = low.expr(cond_node), low.expr(a_node), low.expr(b_node)
     if isinstance(cond, Const):
         return a if cond.value else b
@@ -425,7 +267,7 @@ def where(low, call: ast.Call):
 
 @builtin("cdiv(a, b)")
 def cdiv(low, call: ast.Call):
-    (a_node, b_node), _ = _arguments(low, call, 2)
+    (a_node, b_node), _ = call_arguments(low, call, 2)
     a, b = low.expr(a_node), low.expr(b_node)
     if isinstance(a, Const) and isinstance(b, Const):
         check_bool_constants("cdiv", a.value, b.value)
@@ -439,7 +281,7 @@ def cdiv(low, call: ast.Call):
 # ---- matrix product -----------------------------------------------------------------------
 @builtin("dot(a, b, acc = zeros)")
 def dot(low, call: ast.Call):
-    args, _ = _arguments(low, call, 2, 1)
+    args, _ = call_arguments(low, call, 2, 1)
     operands = []
     for node in args[:2]:
         value = low.expr(node)
@@ -463,7 +305,7 @@ def dot(low, call: ast.Call):
 
 @builtin("transpose(t)")
 def transpose(low, call: ast.Call):
-    (node,), _ = _arguments(low, call, 1)
+    (node,), _ = call_arguments(low, call, 1)
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank == 2):
         raise low.error(
@@ -477,7 +319,7 @@ def transpose(low, call: ast.Call):
 @builtin("stack(a, b, ..., axis = 0)")
 def stack(low, call: ast.Call):
     # one tile or more (the count is the call's), and the axis by name
-    nodes, keywords = _arguments(low, call, 1, max(0, len(call.args) - 1), keywords=("axis",))
+    nodes, keywords = call_arguments(low, call, 1, max(0, len(call.args) - 1), keywords=("axis",))
     tiles = []
     for node in nodes:
         value = low.expr(node)
@@ -556,7 +398,7 @@ def tile_constructor(low, node: ast.TileConstructor) -> SemanticValue:
     if node.func == "full":
         if len(node.args) != 1 or node.keywords:
             raise low.error("full<T>[dims](value) takes one value", node)
-        value = _tile_or_scalar(low, node.args[0])
+        value = tile_or_scalar(low, node.args[0])
         if isinstance(value, Runtime) and not value.is_scalar:
             raise low.error("full needs a scalar value", node.args[0])
     else:
@@ -577,7 +419,7 @@ def tile_constructor(low, node: ast.TileConstructor) -> SemanticValue:
 
 # ---- compile-time questions about parameters -----------------------------------------------
 def _dtype_argument(low, call: ast.Call):
-    (node,), _ = _arguments(low, call, 1)
+    (node,), _ = call_arguments(low, call, 1)
     if not isinstance(node, ast.Name):
         raise low.error(f"{call.func} takes a dtype name or dtype parameter", node)
     return low.dtype_named(node.id, node.span)
@@ -610,7 +452,7 @@ def is_signed(low, call: ast.Call):
 
 @builtin("static_assert(condition, message)")
 def static_assert(low, call: ast.Call):
-    (cond_node, message_node), _ = _arguments(low, call, 1, 1)
+    (cond_node, message_node), _ = call_arguments(low, call, 1, 1)
     cond = low.expr(cond_node)
     if not isinstance(cond, Const):
         raise low.error("static_assert needs a compile-time condition", cond_node)
@@ -620,3 +462,7 @@ def static_assert(low, call: ast.Call):
             message = f"static_assert failed: {message_node.value}"
         raise low.error(message, cond_node, "change the parameters so the condition holds")
     return None
+
+
+# The registry, every builtin registered (this module's and memory_builtins').
+__all__ = ["BUILTINS", "TYPED_BUILTINS", "tile_constructor"]

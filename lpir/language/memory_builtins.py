@@ -1,0 +1,136 @@
+"""The builtins that move data between memory and registers: load, store, the atomics
+(atomic_add, atomic_max, atomic_min) and sync. Registered in `builtin_calls.BUILTINS`.
+"""
+
+from __future__ import annotations
+
+from lpir.ir.ops import (
+    ItemOp,
+    LoadOp,
+    StoreOp,
+    SyncOp,
+)
+from lpir.ir.ops.memory import ATOMIC_DTYPES
+from lpir.ir.types import SharedType, TileType
+from lpir.language import ast
+from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
+from lpir.language.expressions import I32
+from lpir.language.values import Const, Memory, Runtime, Slice
+
+
+# ---- memory -------------------------------------------------------------------------------
+@builtin("load(tensor[...])")
+def load(low, call: ast.Call):
+    (target,), _ = call_arguments(low, call, 1)
+    value = low.expr(target)
+    if isinstance(value, Memory) and isinstance(value.type, SharedType):
+        shape = value.type.shape
+        zero = low.constant(Const(0), I32, call)
+        offsets = [zero] * len(shape)
+        dims = tuple(range(len(shape)))
+        return Runtime(low.builder.add(LoadOp.create(value.value, offsets, dims, shape)))
+    if not isinstance(value, Slice):
+        raise low.error(
+            f"load needs a tensor slice, but this is {value.describe()}",
+            target,
+            "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
+        )
+    op = LoadOp.create(value.memory.value, list(value.offsets), value.dims, value.shape)
+    loaded = low.builder.add(op)
+    if not value.shape:  # every dimension indexed: one element, a scalar (an index, a bound)
+        return Runtime(low.builder.add(ItemOp.create(loaded)))
+    return Runtime(loaded)
+
+
+@builtin("store(tensor[...], value)")
+def store(low, call: ast.Call):
+    (target, value_node), _ = call_arguments(low, call, 2)
+    _store(low, call, low.expr(target), value_node, None)
+    return None
+
+
+def _atomic(combine: str) -> Builtin:
+    """`atomic_add(tensor[...], value)` (tensor[...] += value), `atomic_max` and `atomic_min`,
+    each element atomically: blocks may combine into the same elements (e.g. the partial sums
+    of a split K, a running maximum), additions in an unspecified order."""
+    name = f"atomic_{combine}"
+    verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
+
+    def lower_atomic(low, call: ast.Call):
+        (target, value_node), _ = call_arguments(low, call, 2)
+        destination = low.expr(target)
+        if not isinstance(destination, Slice):
+            raise low.error(
+                f"{name} needs a slice of a global tensor, but this is {destination.describe()}",
+                target,
+                f"e.g. {name}(y[block.x * 32 :+ 32], t)",
+            )
+        dt = destination.memory.type.dtype
+        allowed = ATOMIC_DTYPES[combine]
+        if dt.name not in allowed:
+            hint = f"accumulate into a tensor of {', '.join(allowed)} and cast afterwards"
+            if combine != "add" and dt.is_float:  # GPUs have no float atomic max or min
+                hint += (
+                    "; for floats, combine order-preserving integer keys (the float's bits, "
+                    "all flipped where negative, else the sign bit flipped)"
+                )
+            raise low.error(
+                f"{name} cannot {verb[combine]} {destination.memory.name}, a tensor of {dt.name}",
+                target,
+                hint,
+            )
+        _store(low, call, destination, value_node, combine)
+        return None
+
+    return lower_atomic
+
+
+builtin("atomic_add(tensor[...], value)")(_atomic("add"))
+builtin("atomic_max(tensor[...], value)")(_atomic("max"))
+builtin("atomic_min(tensor[...], value)")(_atomic("min"))
+
+
+def _store(low, call: ast.Call, destination, value_node, combine: str | None) -> None:
+    """`store` (combine None) or `atomic_add` / `_max` / `_min` ("add", "max", "min") of
+    `value_node` into `destination` (the evaluated first argument)."""
+    target = call.args[0]
+    if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
+        shape = destination.type.shape
+        zero = low.constant(Const(0), I32, call)
+        memory, offsets, dims = destination, [zero] * len(shape), tuple(range(len(shape)))
+    elif isinstance(destination, Slice):
+        memory, offsets, dims = destination.memory, list(destination.offsets), destination.dims
+        shape = destination.shape
+    else:
+        raise low.error(
+            f"store needs a tensor slice or a shared tile, but this is {destination.describe()}",
+            target,
+            "e.g. store(y[block.x * 32 :+ 32], t)",
+        )
+    dt = memory.type.dtype
+    value = low.as_runtime(tile_or_scalar(low, value_node), value_node, dt)
+    if value.type.dtype != dt:
+        raise low.error(
+            f"cannot store {value.type} into {memory.name}, a tensor of {dt.name}",
+            value_node,
+            f"cast it first: cast<{dt.name}>(...)",
+        )
+    if isinstance(value.type, TileType) and value.type.shape != tuple(shape):
+        from lpir.language.expressions import broadcast_shapes
+
+        if broadcast_shapes(value.type.shape, tuple(shape)) != tuple(shape):
+            raise low.error(
+                f"cannot store a tile of shape {list(value.type.shape)} into a slice of shape "
+                f"{list(shape)}",
+                value_node,
+                "make the slice lengths match the tile",
+            )
+    value = low.broadcast_to(value, tuple(shape))
+    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine))
+
+
+@builtin("sync()")
+def sync(low, call: ast.Call):
+    call_arguments(low, call, 0)
+    low.builder.insert(SyncOp.create())
+    return None
