@@ -25,9 +25,35 @@ from lpir.errors import LpirError, with_article
 from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Operation, Value
-from lpir.ir.ops import ForOp, IfOp
+from lpir.ir.ops import (
+    AllocSharedOp,
+    BarrierOp,
+    BlockIndexOp,
+    BuildVectorOp,
+    CastOp,
+    ConstantOp,
+    DotPairsOp,
+    ExtractOp,
+    ForOp,
+    IfOp,
+    LoadMatrixOp,
+    LoadThreadOp,
+    MmaOp,
+    PackBitsOp,
+    ReduceLanesOp,
+    SelectOp,
+    ShuffleOp,
+    SplatOp,
+    StoreBitsOp,
+    StoreThreadOp,
+    ThreadIndexOp,
+    UnpackBitsOp,
+    VectorConstantOp,
+    ViewOp,
+    WarpShuffleOp,
+)
 from lpir.ir.order import balanced_tree
-from lpir.ir.types import GlobalType, ScalarType, SharedType
+from lpir.ir.types import GlobalType, ScalarType, SharedType, as_memory, as_vector
 
 #: observer(op, index [threads, lanes], active [threads, lanes]) of each shared access
 SharedObserver = Callable[[Operation, np.ndarray, np.ndarray], None]
@@ -159,35 +185,35 @@ class _ThreadBlock(Evaluator):
         return int(array[0])
 
     # ---- values
-    def op_thread_index(self, op):
+    def op_thread_index(self, op: ThreadIndexOp) -> list:
         return [np.arange(self.threads, dtype=np.int32)]
 
-    def op_block_index(self, op):
+    def op_block_index(self, op: BlockIndexOp) -> list:
         return [np.full(self.threads, self.block_index[op.attributes["axis"]], np.int32)]
 
-    def op_constant(self, op):
+    def op_constant(self, op: ConstantOp) -> list:
         return [np.full(self.threads, ew.scalar(op.attributes["value"], op.result.type.dtype))]
 
-    def op_vector_constant(self, op):
+    def op_vector_constant(self, op: VectorConstantOp) -> list:
         values = np.asarray(op.attributes["values"]).astype(op.result.type.dtype.numpy_dtype)
         return [np.broadcast_to(values, (self.threads, values.size)).copy()]
 
-    def op_splat(self, op):
+    def op_splat(self, op: SplatOp) -> list:
         value = self.get(op.operands[0])
-        size = op.result.type.size
+        size = as_vector(op.result.type).size
         return [np.repeat(value[:, None], size, axis=1)]
 
-    def op_shuffle(self, op):
+    def op_shuffle(self, op: ShuffleOp) -> list:
         sources = np.concatenate([self.get(v) for v in op.operands], axis=1)
         return [sources[:, list(op.attributes["indices"])]]
 
-    def op_extract(self, op):
+    def op_extract(self, op: ExtractOp) -> list:
         return [self.get(op.operands[0])[:, op.attributes["index"]]]
 
-    def op_vector(self, op):
+    def op_vector(self, op: BuildVectorOp) -> list:
         return [np.stack([self.get(v) for v in op.operands], axis=1)]
 
-    def op_shfl_xor(self, op):
+    def op_shfl_xor(self, op: WarpShuffleOp) -> list:
         """Each thread takes the value of the thread whose index differs in the mask's bits."""
         mask = op.attributes["mask"]
         partner = np.arange(self.threads) ^ mask
@@ -195,7 +221,7 @@ class _ThreadBlock(Evaluator):
             raise LpirError(f"shfl_xor {mask} pairs threads beyond the block's {self.threads}")
         return [self.get(op.operands[0])[partner]]
 
-    def op_reduce_lanes(self, op):
+    def op_reduce_lanes(self, op: ReduceLanesOp) -> list:
         value = self.get(op.operands[0])
         group = op.attributes["group"]
         grouped = value.reshape(self.threads, -1, group)
@@ -206,7 +232,7 @@ class _ThreadBlock(Evaluator):
         with np.errstate(all="ignore"):
             return [balanced_tree(terms, lambda a, b: ew.binary(name, a, b, dt))]
 
-    def op_dot_pairs(self, op):
+    def op_dot_pairs(self, op: DotPairsOp) -> list:
         """acc + odd products + even products, each addition rounded to f32 (the products of
         bf16 numbers are exact in f32)."""
         acc, a, b = (self.get(v) for v in op.operands)
@@ -214,18 +240,18 @@ class _ThreadBlock(Evaluator):
         with np.errstate(all="ignore"):
             return [(acc + products[:, 1::2]) + products[:, 0::2]]
 
-    def op_where(self, op):
+    def op_where(self, op: SelectOp) -> list:
         cond, a, b = (self.get(v) for v in op.operands)
         return [ew.select(cond, a, b, op.result.type.dtype)]
 
-    def op_cast(self, op):
+    def op_cast(self, op: CastOp) -> list:
         return [ew.cast(self.get(op.operands[0]), op.operands[0].type.dtype, op.result.type.dtype)]
 
-    def op_view(self, op):
+    def op_view(self, op: ViewOp) -> list:
         return [ew.view(self.get(op.operands[0]), op.operands[0].type.dtype, op.result.type.dtype)]
 
     # ---- bits
-    def op_unpack_bits(self, op):
+    def op_unpack_bits(self, op: UnpackBitsOp) -> list:
         data = self.get(op.operands[0]).astype(np.uint8)
         dt = op.result.type.dtype
         offsets = np.asarray(op.attributes["bit_offsets"], dtype=np.int64)[None, :]
@@ -240,10 +266,10 @@ class _ThreadBlock(Evaluator):
         codes = (window >> (offsets % 8).astype(np.uint32)) & ((1 << dt.nbits) - 1)
         return [dt.from_codes(codes.astype(np.uint8))]
 
-    def op_pack_bits(self, op):
+    def op_pack_bits(self, op: PackBitsOp) -> list:
         value = self.get(op.operands[0])
         dt = op.operands[0].type.dtype
-        nbytes = op.result.type.size
+        nbytes = as_vector(op.result.type).size
         result = np.zeros((self.threads, nbytes), np.uint8)
         offsets = np.broadcast_to(
             np.asarray(op.attributes["bit_offsets"], dtype=np.int64)[None, :], value.shape
@@ -262,7 +288,7 @@ class _ThreadBlock(Evaluator):
             )
         return [result]
 
-    def op_mma(self, op):
+    def op_mma(self, op: MmaOp) -> list:
         """Warp-wide D = A @ B + C with the PTX m16n8k16 fragment layouts."""
         a, b, c = (self.get(v) for v in op.operands)
         a_map, b_map, c_map = mma_fragments(op.attributes["shape"])
@@ -277,8 +303,8 @@ class _ThreadBlock(Evaluator):
         return [result]
 
     # ---- memory
-    def op_alloc_shared(self, op):
-        return [np.zeros(op.result.type.nbytes, dtype=np.uint8)]
+    def op_alloc_shared(self, op: AllocSharedOp) -> list:
+        return [np.zeros(op.shared_type.nbytes, dtype=np.uint8)]
 
     def access(self, op):
         memory = self.get(op.operands[0])
@@ -289,7 +315,7 @@ class _ThreadBlock(Evaluator):
         swizzle = op.operands[0].type.swizzle
         return memory, access, index if swizzle is None else swizzle.apply(index)
 
-    def op_ld(self, op):
+    def op_ld(self, op: LoadThreadOp) -> list:
         memory, access, index = self.access(op)
         mask = self.get(op.operands[2]) if len(op.operands) > 2 else None
         result = np.zeros(index.shape, dtype=access.numpy_dtype)
@@ -298,9 +324,9 @@ class _ThreadBlock(Evaluator):
         self.observe(op, index, mask)
         return [result]
 
-    def op_ldmatrix(self, op):
+    def op_ldmatrix(self, op: LoadMatrixOp) -> list:
         """Warp-wide loads of 8x8 matrices: thread 8j + i of a warp addresses row i of matrix j."""
-        memory_type = op.operands[0].type
+        memory_type = as_memory(op.operands[0].type)
         memory, rows = self.get(op.operands[0]), self.get(op.operands[1]).astype(np.int64)
         count, transpose = op.attributes["count"], bool(op.attributes["transpose"])
         if self.threads % 32:
@@ -327,7 +353,7 @@ class _ThreadBlock(Evaluator):
                 result[warp : warp + 32, 2 * j + 1] = matrix[lane // 4, pair + 1]
         return [result]
 
-    def op_st(self, op):
+    def op_st(self, op: StoreThreadOp) -> list:
         memory, access, index = self.access(op)
         value = self.get(op.operands[2])
         mask = self.get(op.operands[3]) if len(op.operands) > 3 else None
@@ -340,7 +366,7 @@ class _ThreadBlock(Evaluator):
         self.observe(op, index, mask)
         return []
 
-    def op_st_bits(self, op):
+    def op_st_bits(self, op: StoreBitsOp) -> list:
         memory, _, index = self.access(op)
         value = self.get(op.operands[2]).astype(np.uint8)
         bitmasks = self.get(op.operands[3]).astype(np.uint8)
@@ -351,11 +377,11 @@ class _ThreadBlock(Evaluator):
         _merge_bits(memory, index[selected], value[selected], bitmasks[selected])
         return []
 
-    def op_barrier(self, op):
+    def op_barrier(self, op: BarrierOp) -> list:
         return []
 
     # ---- control flow
-    def op_for(self, op: ForOp):
+    def op_for(self, op: ForOp) -> list:
         lower, upper, step = (self.uniform(v) for v in op.operands[:3])
         if step <= 0:
             raise LpirError(f"a loop step must be positive, not {step}", op.location)
@@ -368,7 +394,7 @@ class _ThreadBlock(Evaluator):
             values = self.region(op.body)
         return values
 
-    def op_if(self, op: IfOp):
+    def op_if(self, op: IfOp) -> list:
         taken = op.then_region if self.uniform(op.operands[0]) else op.else_region
         return self.region(taken)
 

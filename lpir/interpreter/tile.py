@@ -18,7 +18,31 @@ from lpir.errors import LpirError
 from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Value
-from lpir.ir.ops import ForOp, IfOp
+from lpir.ir.ops import (
+    AllocSharedOp,
+    ArangeOp,
+    BlockIndexOp,
+    BroadcastOp,
+    CastOp,
+    ConstantOp,
+    ConvertLayoutOp,
+    DotOp,
+    ExpandDimsOp,
+    ForOp,
+    IfOp,
+    IndexOp,
+    ItemOp,
+    LoadOp,
+    ReduceOp,
+    ReshapeOp,
+    SelectOp,
+    SplatOp,
+    StackOp,
+    StoreOp,
+    SyncOp,
+    TransposeOp,
+    ViewOp,
+)
 from lpir.ir.types import GlobalType, ScalarType
 
 
@@ -56,57 +80,57 @@ class _Block(Evaluator):
         self.block_index = block_index
 
     # ---- values
-    def op_constant(self, op):
+    def op_constant(self, op: ConstantOp) -> list:
         return [ew.scalar(op.attributes["value"], op.result.type.dtype)]
 
-    def op_block_index(self, op):
+    def op_block_index(self, op: BlockIndexOp) -> list:
         return [np.int32(self.block_index[op.attributes["axis"]])]
 
-    def op_splat(self, op):
+    def op_splat(self, op: SplatOp) -> list:
         value = self.get(op.operands[0])
         return [np.full(op.attributes["shape"], value, dtype=op.result.type.dtype.numpy_dtype)]
 
-    def op_broadcast(self, op):
+    def op_broadcast(self, op: BroadcastOp) -> list:
         return [np.broadcast_to(self.get(op.operands[0]), op.attributes["shape"]).copy()]
 
-    def op_expand_dims(self, op):
+    def op_expand_dims(self, op: ExpandDimsOp) -> list:
         return [np.expand_dims(self.get(op.operands[0]), op.attributes["axis"])]
 
-    def op_transpose(self, op):
+    def op_transpose(self, op: TransposeOp) -> list:
         return [np.ascontiguousarray(self.get(op.operands[0]).T)]
 
-    def op_index(self, op):
+    def op_index(self, op: IndexOp) -> list:
         value = self.get(op.operands[0])
         return [np.take(value, op.attributes["position"], axis=op.attributes["axis"]).copy()]
 
-    def op_stack(self, op):
+    def op_stack(self, op: StackOp) -> list:
         return [np.stack([self.get(v) for v in op.operands], axis=op.attributes["axis"])]
 
-    def op_reshape(self, op):
+    def op_reshape(self, op: ReshapeOp) -> list:
         return [self.get(op.operands[0]).reshape(op.attributes["shape"])]
 
-    def op_arange(self, op):
+    def op_arange(self, op: ArangeOp) -> list:
         return [np.arange(op.attributes["shape"][0], dtype=np.int32)]
 
-    def op_convert_layout(self, op):
+    def op_convert_layout(self, op: ConvertLayoutOp) -> list:
         return [self.get(op.operands[0])]
 
-    def op_where(self, op):
+    def op_where(self, op: SelectOp) -> list:
         cond, a, b = (self.get(v) for v in op.operands)
         return [ew.select(cond, a, b, op.result.type.dtype)]
 
-    def op_cast(self, op):
+    def op_cast(self, op: CastOp) -> list:
         source = op.operands[0].type.dtype
         return [ew.cast(self.get(op.operands[0]), source, op.result.type.dtype)]
 
-    def op_view(self, op):
+    def op_view(self, op: ViewOp) -> list:
         source = op.operands[0].type.dtype
         return [ew.view(self.get(op.operands[0]), source, op.result.type.dtype)]
 
-    def op_item(self, op):
+    def op_item(self, op: ItemOp) -> list:
         return [self.get(op.operands[0])[()]]
 
-    def op_reduce(self, op):
+    def op_reduce(self, op: ReduceOp) -> list:
         value = self.get(op.operands[0])
         dt = op.operands[0].type.dtype
         kind, axis = op.attributes["kind"], op.attributes["axis"]
@@ -120,7 +144,7 @@ class _Block(Evaluator):
                 result = (np.max if kind == "max" else np.min)(value, axis=axis)
         return [np.asarray(result, dtype=dt.numpy_dtype)]
 
-    def op_dot(self, op):
+    def op_dot(self, op: DotOp) -> list:
         a, b, acc = (self.get(v) for v in op.operands)
         acc_dtype = op.result.type.dtype
         wide = np.float64 if acc_dtype.is_float else np.int64
@@ -130,8 +154,8 @@ class _Block(Evaluator):
         return [product.astype(acc_dtype.numpy_dtype)]  # wraps like i32 arithmetic
 
     # ---- memory
-    def op_alloc_shared(self, op):
-        shared = op.result.type
+    def op_alloc_shared(self, op: AllocSharedOp) -> list:
+        shared = op.shared_type
         return [np.zeros(shared.shape, dtype=shared.dtype.numpy_dtype)]
 
     def tile_window(self, op, memory, offsets):
@@ -157,7 +181,7 @@ class _Block(Evaluator):
                 memory_index.append(offset)
         return tuple(memory_index), tuple(tile_index)
 
-    def op_load_global(self, op):
+    def op_load_global(self, op: LoadOp) -> list:
         memory = self.get(op.operands[0])
         offsets = [self.get(v) for v in op.operands[1:]]
         tile = np.zeros(op.attributes["shape"], dtype=op.result.type.dtype.numpy_dtype)
@@ -169,7 +193,7 @@ class _Block(Evaluator):
 
     op_load_shared = op_load_global
 
-    def op_store_global(self, op):
+    def op_store_global(self, op: StoreOp) -> list:
         memory = self.get(op.operands[0])
         offsets = [self.get(v) for v in op.operands[1:-1]]
         value = self.get(op.operands[-1])
@@ -189,11 +213,11 @@ class _Block(Evaluator):
 
     op_store_shared = op_store_global
 
-    def op_sync(self, op):
+    def op_sync(self, op: SyncOp) -> list:
         return []
 
     # ---- control flow
-    def op_for(self, op: ForOp):
+    def op_for(self, op: ForOp) -> list:
         lower, upper, step = (int(self.get(v)) for v in op.operands[:3])
         if step <= 0:
             raise LpirError(f"a loop step must be positive, not {step}", op.location)
@@ -206,7 +230,7 @@ class _Block(Evaluator):
             values = self.region(op.body)
         return values
 
-    def op_if(self, op: IfOp):
+    def op_if(self, op: IfOp) -> list:
         taken = op.then_region if bool(self.get(op.operands[0])) else op.else_region
         return self.region(taken)
 
