@@ -38,6 +38,18 @@ RUNS = [
     # the exact GELU through erf: within 2 epsilons of T of float64's (erf within an ulp of
     # f32, and T's rounding)
     ("cpu_gelu.py", "--rows 37 --widths 1000 --repeat 1 --dtypes f32,bf16", "37", 2),
+    # the same for elementwise math (vector exp, sin and cos within an ulp or two of f32),
+    # with the fold-threads budget compared
+    *(
+        (
+            "cpu_math.py",
+            f"--rows 37 --widths 1000 --repeat 1 --dtypes f32,bf16 --compare-budget 512 "
+            f"--functions {function}",
+            function,
+            2,
+        )
+        for function in ("sincos", "gelu_tanh")
+    ),
     # positions: the last column counts the rows whose id differs from numpy's
     ("cpu_greedy.py", "--rows 3 --vocabularies 1000 --repeat 1 --tiles 256/32,128/1", "3", 0),
     # the weights and the output rounded to T: an ulp of T and a little
