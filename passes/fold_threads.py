@@ -42,7 +42,8 @@ REGISTER_BYTES = 512
 #: 15.6 -> 13.6 ms, tanh GELU 13.1 -> 11.2, silu 8.4 -> 7.1, exp 8.8 -> 7.4, sin * cos 10.7
 #: -> 8.0, log 10.8 -> 8.1; softmax of 4096 x 1024 2.3 -> 2.0; rope (sin and cos of a small
 #: tile of angles) keeps its factor. 128 bytes: erf and tanh GELU 4-9 % faster still, log and
-#: sin * cos 15 % and softmax 35 % slower.
+#: sin * cos 15 % and softmax 35 % slower. `benchmarks/cpu_math.py --compare-budget B` times
+#: the functions under another budget beside this one.
 MATH_REGISTER_BYTES = 256
 EXPENSIVE_FUNCTIONS = ("exp", "exp2", "log", "log2", "sin", "cos", "tanh", "erf")
 
