@@ -21,6 +21,7 @@ import os
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
 from cpu_gemv import copy_bandwidth, round_robin, timing_columns, torch_tensors
+from cpu_gelu import exact_gelu, scaled_error
 import numpy as np
 
 import lpir
@@ -34,7 +35,6 @@ kernel NAME[T = f32, M = 4096, N = 4096, BM = 4, BN = 1024](x: global T[M, N], y
 }
 """
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-_ERF = np.frompyfunc(math.erf, 1, 1)
 
 #: name: (lpir expression of t, float64 reference, torch function of a tensor)
 FUNCTIONS = {
@@ -57,7 +57,7 @@ FUNCTIONS = {
     ),
     "gelu": (
         "0.5 * t * (1.0 + erf(t * 0.7071067811865476))",
-        lambda x: 0.5 * x * (1 + np.asarray(_ERF(x / math.sqrt(2)), np.float64)),
+        exact_gelu,
         lambda torch, F, x: F.gelu(x),
     ),
 }
@@ -77,13 +77,6 @@ def compiled(name: str, type_name: str, m: int, n: int, budget: int | None, x, y
     finally:
         fold_threads.MATH_REGISTER_BYTES = default
     return kernel
-
-
-def scaled_error(got: np.ndarray, exact: np.ndarray, dt: np.dtype) -> float:
-    """The largest |got - exact| / max(|exact|, 1), in units of dt's epsilon."""
-    epsilon = float(np.finfo(dt).eps)  # (ml_dtypes gives bf16 its finfo)
-    error = np.abs(got.astype(np.float64) - exact) / np.maximum(np.abs(exact), 1.0)
-    return float(error.max()) / epsilon
 
 
 def torch_call(name: str, x: np.ndarray):

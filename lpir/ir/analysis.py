@@ -329,6 +329,5 @@ def _loop_argument_sources(loop: ForOp, arg: Value) -> list[Value]:
     if arg is loop.induction_variable:
         return list(loop.operands[:3])
     index = next(i for i, carried in enumerate(loop.iter_args) if carried is arg)
-    terminator = loop.body.ops[-1] if loop.body.ops else None
-    yielded = [terminator.operands[index]] if terminator is not None else []
+    yielded = [loop.body.yielded[index]] if loop.body.ops else []
     return [loop.inits[index], *yielded]

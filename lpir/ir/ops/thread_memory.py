@@ -33,7 +33,7 @@ from lpir.ir.signature import (
     exactly,
     one_of,
 )
-from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType
+from lpir.ir.types import GlobalType, ScalarType, SharedType, VectorType, as_memory
 
 U8 = dtype("u8")
 BOOL = dtype("bool")
@@ -59,8 +59,7 @@ def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None
 def _check_vector(op_name: str, vector: int, lanes: int, memory: Value) -> None:
     if vector < 1 or lanes % vector:
         raise TypeCheckError(f"'{op_name}': vector width {vector} does not divide {lanes} lanes")
-    assert isinstance(memory.type, GlobalType | SharedType)  # _check_memory's
-    swizzle = memory.type.swizzle
+    swizzle = as_memory(memory.type).swizzle  # (_check_memory has checked it)
     if swizzle is not None and vector > 1 << swizzle.base:
         raise TypeCheckError(
             f"'{op_name}': vector width {vector} is wider than the {1 << swizzle.base} elements "
@@ -107,9 +106,7 @@ class MemoryAccess:
     @property
     def memory_type(self) -> GlobalType | SharedType:
         """The type of the tensor accessed (the verifier checks it is one)."""
-        accessed = self.memory.type
-        assert isinstance(accessed, GlobalType | SharedType)
-        return accessed
+        return as_memory(self.memory.type)
 
     @property
     def base(self) -> Value:
