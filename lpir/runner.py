@@ -21,23 +21,29 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import numpy.typing as npt
 
 import lpir
+from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir import parse
+from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.ops import CastOp, ConstantOp, DotOp, ForOp, ItemOp, LoadOp, StoreOp
-from lpir.ir.types import GlobalType, TileType, as_tile
+from lpir.ir.types import GlobalType, TileType, Type, as_tile
 from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
+from lpir.runtime.specialization import Specialization
 
 
-def load_companion(path: str) -> ModuleType | None:
+def load_companion(path: str | os.PathLike) -> ModuleType | None:
     companion = Path(path).with_suffix(".py")
     if not companion.exists():
         return None
@@ -49,7 +55,9 @@ def load_companion(path: str) -> ModuleType | None:
     return module
 
 
-def random_argument(type_, rng: np.random.Generator, bound: int | None = None):
+def random_argument(
+    type_: Type, rng: np.random.Generator, bound: int | None = None
+) -> int | float | np.ndarray | PackedArray:
     """Random contents for one argument of IR type `type_`; an integer tensor's values below
     `bound` where given (the positions it holds: `index_bounds`)."""
     dt = type_.dtype
@@ -80,7 +88,7 @@ def random_argument(type_, rng: np.random.Generator, bound: int | None = None):
     return packed.unpack()
 
 
-def index_bounds(kernel) -> dict[int, int]:
+def index_bounds(kernel: Kernel) -> dict[int, int]:
     """{argument position: bound} for the integer tensors whose elements a tile-IR kernel
     loads and uses as they are (or cast) as a position in another tensor, e.g. `ids` in
     `load(table[load(ids[block.x]), :])`: the size of the smallest dimension they index.
@@ -99,7 +107,7 @@ def index_bounds(kernel) -> dict[int, int]:
     return bounds
 
 
-def _loaded_from(value):
+def _loaded_from(value: Value) -> Value | None:
     """The tensor whose element `value` is, through `item` and casts; None otherwise."""
     while isinstance(value.owner, ItemOp | CastOp):
         value = value.owner.operands[0]
@@ -111,7 +119,9 @@ def outputs_of(arguments: list) -> list:
     return [a.unpack() if isinstance(a, PackedArray) else a for a in arguments]
 
 
-def compare(name: str, got, expected, rtol: float, atol: float) -> tuple[bool, str]:
+def compare(
+    name: str, got: npt.ArrayLike, expected: npt.ArrayLike, rtol: float, atol: float
+) -> tuple[bool, str]:
     got = np.asarray(got)
     expected = np.asarray(expected)
     if got.shape != expected.shape:
@@ -132,7 +142,7 @@ def compare(name: str, got, expected, rtol: float, atol: float) -> tuple[bool, s
     )
 
 
-def _time(function, repeat: int = 10) -> float:
+def _time(function: Callable[[], object], repeat: int = 10) -> float:
     function()
     samples = []
     for _ in range(repeat):
@@ -150,13 +160,13 @@ def _nbytes(arguments: list) -> int:
     return total
 
 
-def dot_flops(kernel) -> int | None:
+def dot_flops(kernel: Kernel) -> int | None:
     """The arithmetic of a tile-IR kernel's dots: 2 M N K for each `dot` a block runs, times
     the trips of the loops around it and the blocks of the grid (tiles past a tensor's edge
     count whole), or None where a dot runs a number of times known only at run time (a loop
     of run-time bounds, an `if`)."""
 
-    def flops(op) -> int:
+    def flops(op: Operation) -> int:
         if not isinstance(op, DotOp):
             return 0
         m, n = as_tile(op.result.type).shape
@@ -165,13 +175,13 @@ def dot_flops(kernel) -> int | None:
     return _per_run(kernel, flops)
 
 
-def accessed_bytes(kernel) -> int | None:
+def accessed_bytes(kernel: Kernel) -> int | None:
     """The bytes a tile-IR kernel's loads and stores of global memory move in a run: each
     tile's bytes, times the trips of the loops around it and the blocks of the grid (tiles
     past a tensor's edge count whole; what the caches serve again counts again), or None
     where an access runs a number of times known only at run time."""
 
-    def nbytes(op) -> int:
+    def nbytes(op: Operation) -> int:
         if not isinstance(op, LoadOp | StoreOp) or not isinstance(op.memory.type, GlobalType):
             return 0
         shape = op.attributes["shape"] if isinstance(op, LoadOp) else _stored_shape(op)
@@ -180,12 +190,12 @@ def accessed_bytes(kernel) -> int | None:
     return _per_run(kernel, nbytes)
 
 
-def _stored_shape(op) -> tuple[int, ...]:
+def _stored_shape(op: StoreOp) -> tuple[int, ...]:
     value = op.value.type
     return value.shape if isinstance(value, TileType) else ()
 
 
-def _per_run(kernel, count) -> int | None:
+def _per_run(kernel: Kernel, count: Callable[[Operation], int]) -> int | None:
     """The sum of `count(op)` over the ops a run of the kernel executes (see `dot_flops`)."""
 
     def trips(loop: ForOp) -> int | None:
@@ -196,7 +206,7 @@ def _per_run(kernel, count) -> int | None:
         lower, upper, step = constants
         return max(0, -(-(upper - lower) // step))
 
-    def region_total(region) -> int | None:
+    def region_total(region: Region) -> int | None:
         total = 0
         for op in region.ops:
             total += count(op)
@@ -215,7 +225,15 @@ def _per_run(kernel, count) -> int | None:
     return None if total is None else total * math.prod(kernel.grid)
 
 
-def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=False, seed=0):
+def run_file(
+    path: str | os.PathLike,
+    target: str = "cpu",
+    params: dict[str, object] | None = None,
+    kernel: str | None = None,
+    check: bool = False,
+    bench: bool = False,
+    seed: int = 0,
+) -> bool:
     """Run, check and time a kernel file; return False when a check fails."""
     compiled = lpir.compile(path, target=target, kernel=kernel, **(params or {}))
     spec = compiled.specialize(None)
@@ -239,7 +257,7 @@ def run_file(path, target="cpu", params=None, kernel=None, check=False, bench=Fa
     return ok
 
 
-def random_arguments(spec, rng: np.random.Generator) -> list:
+def random_arguments(spec: Specialization, rng: np.random.Generator) -> list:
     """Random contents for each argument of a specialization, positions kept inside the
     tensors they index (`index_bounds` of its tile IR; a thread-IR file has none)."""
     source = spec.stages.get("source")
@@ -247,7 +265,7 @@ def random_arguments(spec, rng: np.random.Generator) -> list:
     return [random_argument(a.type, rng, bounds.get(i)) for i, a in enumerate(spec.kernel_ir.args)]
 
 
-def _tile_counts(spec) -> tuple[int | None, int | None]:
+def _tile_counts(spec: Specialization) -> tuple[int | None, int | None]:
     """`dot_flops` and `accessed_bytes` of a specialization's tile IR, its constants folded
     (None for thread IR)."""
     from lpir.passes import get_pass  # the passes import the runtime: not at module level
@@ -259,7 +277,16 @@ def _tile_counts(spec) -> tuple[int | None, int | None]:
     return dot_flops(kernel), accessed_bytes(kernel)
 
 
-def _check(path, kernel, values, pristine, mine, companion, target, kernel_ir) -> bool:
+def _check(
+    path: str | os.PathLike,
+    kernel: str | None,
+    values: dict[str, int | DType],
+    pristine: list,
+    mine: list,
+    companion: ModuleType | None,
+    target: str,
+    kernel_ir: Kernel,
+) -> bool:
     """Compare the target's outputs with the oracle's and the companion's reference;
     `kernel_ir`: the target's own (the oracle's, where the target is the oracle)."""
     written = [
@@ -283,7 +310,9 @@ def _check(path, kernel, values, pristine, mine, companion, target, kernel_ir) -
         tolerances = default_tolerance(ir, {i: expected[i] for i in written})
     unwritten = (1e-5, 1e-6, "")  # inputs: compared only to catch a stray write
 
-    def check(index: int, what: str, got, expected, always_shown: bool) -> bool:
+    def check(
+        index: int, what: str, got: npt.ArrayLike, expected: npt.ArrayLike, always_shown: bool
+    ) -> bool:
         rtol, atol, _ = tolerances.get(index, unwritten)
         good, text = compare(f"arg {index} vs {what}", got, expected, rtol, atol)
         if not good or always_shown:
@@ -317,7 +346,7 @@ def _grouped(tolerances: dict[int, Tolerance]) -> dict[Tolerance, list[int]]:
     return grouped
 
 
-def adds_in_any_order(kernel) -> bool:
+def adds_in_any_order(kernel: Kernel) -> bool:
     """Whether a kernel (tile or thread IR) adds many values in an order each target chooses:
     a `sum` reduction or a `dot` of tiles, an `mma` or `dot_pairs` (whose subnormals depend on
     the host), an atomic add into global memory. (A thread IR's `reduce_lanes` has one order
@@ -335,7 +364,7 @@ def adds_in_any_order(kernel) -> bool:
 Tolerance = tuple[float, float, str]  # (rtol, atol, why)
 
 
-def default_tolerance(kernel, outputs: dict) -> dict[int, Tolerance]:
+def default_tolerance(kernel: Kernel, outputs: dict[int, npt.ArrayLike]) -> dict[int, Tolerance]:
     """(rtol, atol, why) per output, to compare a kernel's float outputs with the interpreter's
     when no companion says. `outputs`: the expected values of the written arguments, by
     argument index; each output gets its own, from its dtype and values (an f32 scale written
@@ -347,7 +376,7 @@ def default_tolerance(kernel, outputs: dict) -> dict[int, Tolerance]:
     }
 
 
-def output_tolerance(dt, expected, reordered: bool) -> Tolerance:
+def output_tolerance(dt: DType, expected: npt.ArrayLike, reordered: bool) -> Tolerance:
     """f32 arithmetic differs between targets by FMA contraction, each backend's own exp/log
     within an ulp or two, and where the kernel adds in an order of its own (`reordered`, see
     `adds_in_any_order`), by a few ulps of the partial sums, which are bounded by the output's
@@ -368,7 +397,7 @@ def output_tolerance(dt, expected, reordered: bool) -> Tolerance:
     )
 
 
-def _oracle_target(path, kernel) -> str:
+def _oracle_target(path: str | os.PathLike, kernel: str | None) -> str:
     """The reference interpreter, or the thread-IR interpreter for a thread-IR file."""
     if is_ir_path(path) and load_ir(path, None, kernel).kernels[0].stage == "thread":
         return "threads"
@@ -379,7 +408,14 @@ def _plain(values: dict) -> dict:
     return {k: getattr(v, "name", v) for k, v in values.items()}
 
 
-def _bench(compiled, pristine, companion, values, flops: int | None, accessed: int | None):
+def _bench(
+    compiled: Callable[..., None],
+    pristine: list,
+    companion: ModuleType | None,
+    values: dict[str, int | DType],
+    flops: int | None,
+    accessed: int | None,
+) -> None:
     """Time the kernel; its rate in bytes counts each argument's bytes once, or fewer where
     its tiles touch fewer (a gather of a few rows of a table: `accessed_bytes`)."""
     arguments = copy.deepcopy(pristine)

@@ -16,11 +16,12 @@ passed to unpack_bits/pack_bits as `shift`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.thread_values import IndexBuilder
 
-from lpir.dtypes import dtype
+from lpir.dtypes import DType, dtype
 from lpir.ir.core import Module, Operation, Value
 from lpir.ir.ops import (
     BinaryOp,
@@ -87,7 +88,7 @@ class _ByteLayout:
         return [c == 0xFF for c in covered]
 
 
-def _union(masks) -> int:
+def _union(masks: Iterable[int]) -> int:
     result = 0
     for mask in masks:
         result |= mask
@@ -95,11 +96,11 @@ def _union(masks) -> int:
 
 
 class _BitPacking(Rewriter):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.index = IndexBuilder(self.builder)
 
-    def rewrite(self, op: Operation):
+    def rewrite(self, op: Operation) -> list[Value]:
         if not _is_packed_access(op):
             return self.copy(op).results
         if isinstance(op, LoadThreadOp):
@@ -124,7 +125,9 @@ class _BitPacking(Rewriter):
         shift = self.index.rem(bits, 8)
         return self.index.value(byte), self.index.value(shift)
 
-    def byte_mask(self, lane_mask, layout: _ByteLayout, shift: Value | None) -> Value | None:
+    def byte_mask(
+        self, lane_mask: Value | None, layout: _ByteLayout, shift: Value | None
+    ) -> Value | None:
         """A byte is accessed when an active lane touches it (at this run-time shift)."""
         if lane_mask is None and (shift is None or layout.always_needed()):
             return None
@@ -177,7 +180,7 @@ class _BitPacking(Rewriter):
             return values
         return self.masked_to_zero(lane_mask, values, element)
 
-    def masked_to_zero(self, lane_mask: Value, values: Value, element) -> Value:
+    def masked_to_zero(self, lane_mask: Value, values: Value, element: DType) -> Value:
         """`values` (of the packed dtype `element`) with the lanes the mask is off for at
         code 0."""
         zero = self.builder.add(ConstantOp.create(0, U8))
@@ -213,7 +216,7 @@ class _BitPacking(Rewriter):
             StoreBitsOp.create(memory, base, data, bitmask, layout.bytes, byte_mask)
         )
 
-    def field_masks(self, element, lanes: int, lane_mask: Value | None) -> Value:
+    def field_masks(self, element: DType, lanes: int, lane_mask: Value | None) -> Value:
         """Per lane, all ones of the element's width where the lane is written, else 0."""
         codes_type = dtype(f"u{element.nbits}")
         ones = self.builder.add(VectorConstantOp.create([codes_type.max] * lanes, codes_type))

@@ -46,7 +46,7 @@ from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import ScalarType, as_tile
 
 
-def constant_value(value: Value):
+def constant_value(value: Value) -> int | float | bool | None:
     """The Python constant a scalar holds, or None."""
     owner = value.owner
     if isinstance(owner, ConstantOp):
@@ -54,7 +54,7 @@ def constant_value(value: Value):
     return None
 
 
-def splat_constant(value: Value):
+def splat_constant(value: Value) -> int | float | bool | None:
     """The constant every element of a tile or vector holds (a splat of a constant, possibly
     broadcast: `ones<f16>[1, 8]` meeting a [BK, 1] tile), or None."""
     owner = value.owner
@@ -65,7 +65,7 @@ def splat_constant(value: Value):
     return constant_value(value)
 
 
-def _python(value: np.generic | np.ndarray):
+def _python(value: np.generic | np.ndarray) -> int | float | bool:
     return value.item()
 
 

@@ -23,7 +23,7 @@ def _key(op: Operation, operands: list[Value]) -> tuple:
 
 
 class _CommonSubexpressions(Rewriter):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.scopes: list[dict[tuple, list[Value]]] = [{}]
 

@@ -98,7 +98,9 @@ def _lane_sum_chain(term: Value, uses: dict[int, int]) -> tuple[ReduceLanesOp, l
     return None
 
 
-def accumulator_chain(carried: Value, accumulation: Accumulation, uses) -> _Chain | None:
+def accumulator_chain(
+    carried: Value, accumulation: Accumulation, uses: dict[int, int]
+) -> _Chain | None:
     """The chain by which a loop's iteration value `carried` adds lane sums, or None."""
     if not isinstance(carried.type, VectorType):
         return None

@@ -34,7 +34,7 @@ from lpir.ir.ops import (
     YieldOp,
 )
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import SharedType, TileType, as_tile
+from lpir.ir.types import SharedType, TileType, Type, as_tile
 from lpir.layout import RegisterLayout
 
 if TYPE_CHECKING:
@@ -67,15 +67,15 @@ class LayoutApplication(Rewriter):
         op = ConvertLayoutOp.create(value, layout, value.name_hint)
         return self.builder.add(op)
 
-    def region_arg_type(self, arg: Value):
+    def region_arg_type(self, arg: Value) -> Type:
         return self.typed(arg)
 
-    def typed(self, value: Value):
+    def typed(self, value: Value) -> Type:
         if isinstance(value.type, TileType):
             return value.type.with_layout(self.chosen(value))
         return value.type
 
-    def rewrite(self, op: Operation):
+    def rewrite(self, op: Operation) -> list[Value]:
         operands = self.map_all(op.operands)
         if isinstance(op, AllocSharedOp):
             return [
@@ -112,7 +112,9 @@ class LayoutApplication(Rewriter):
         layout = rules.shared_layout(memory_type, loads, self.selection.target, stores)
         return SharedType(memory_type.dtype, memory_type.shape, layout)
 
-    def required_operand_layouts(self, op: Operation, operands: list[Value]) -> list:
+    def required_operand_layouts(
+        self, op: Operation, operands: list[Value]
+    ) -> list[RegisterLayout | None]:
         """The layout each tile operand must have (None: any, or not a tile)."""
         if isinstance(op, BroadcastOp):
             shape = as_tile(op.operands[0].type).shape
@@ -122,8 +124,10 @@ class LayoutApplication(Rewriter):
             layout = self.chosen(op.result)
             target = self.selection.target
             pair = self.selection.pairs.get(id(op))
-            a, b = rules.dot_operands(layout, a_type.dtype, a_type.shape[1], target, pair)
-            return [a, b, layout]
+            a_layout, b_layout = rules.dot_operands(
+                layout, a_type.dtype, a_type.shape[1], target, pair
+            )
+            return [a_layout, b_layout, layout]
         if isinstance(op, ViewOp):
             source, result = op.operands[0], op.result
             a, b = source.type.dtype.nbits, result.type.dtype.nbits
@@ -160,7 +164,7 @@ class LayoutApplication(Rewriter):
             return [None] * len(operands)
         return [self.chosen(old) if isinstance(old.type, TileType) else None for old in op.operands]
 
-    def computed_result_layout(self, op: Operation, operands: list[Value]):
+    def computed_result_layout(self, op: Operation, operands: list[Value]) -> RegisterLayout | None:
         """The layout an op's result has by construction (None: whatever its class has)."""
         shape_ops = ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp | StackOp
         if not isinstance(op, shape_ops):

@@ -13,13 +13,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
-from lpir.passes.matrix_loads import fragment_offsets, plan_matrix_loads
+from lpir.passes.matrix_loads import MatrixLoad, fragment_offsets, plan_matrix_loads
 
 from lpir import layout as L
+from lpir.dtypes import DType
 from lpir.errors import LayoutError
 from lpir.ir.ops.thread import WARP_SIZE
+from lpir.ir.types import SharedType
 from lpir.layout import (
     RegisterLayout,
     SharedLayout,
@@ -57,7 +60,9 @@ def contiguous_layout(shape: tuple[int, ...], threads: int) -> RegisterLayout:
     return _replicated(L.spatial(*spatial_sizes) * L.local(*local_sizes), threads)
 
 
-def coalesced_layout(shape: tuple[int, ...], nbits: int, threads: int, vector_bytes: int):
+def coalesced_layout(
+    shape: tuple[int, ...], nbits: int, threads: int, vector_bytes: int
+) -> RegisterLayout:
     """GPU style: each thread holds `vector_bytes` of consecutive elements of the last
     dimension, neighbouring threads hold neighbouring vectors, and the pattern repeats.
 
@@ -105,7 +110,9 @@ def _power_of_two_below(n: int) -> int:
     return 1 << (n.bit_length() - 1)
 
 
-def default_layout(shape: tuple[int, ...], nbits: int, threads: int, target: Target):
+def default_layout(
+    shape: tuple[int, ...], nbits: int, threads: int, target: Target
+) -> RegisterLayout:
     if target.coalesced_loads and shape:  # a rank-0 tile has nothing to coalesce
         return coalesced_layout(shape, nbits, threads, target.vector_bytes)
     return contiguous_layout(shape, threads)
@@ -117,7 +124,7 @@ def squeeze(layout: RegisterLayout, axis: int) -> RegisterLayout:
     return L.reshape(layout, shape)
 
 
-def broadcast_operand(result: RegisterLayout, operand_shape: tuple[int, ...]):
+def broadcast_operand(result: RegisterLayout, operand_shape: tuple[int, ...]) -> RegisterLayout:
     """The operand layout a broadcast needs: each thread already holds what it repeats."""
     dims = [d for d, (a, b) in enumerate(zip(operand_shape, result.shape)) if a == 1 and b != 1]
     return L.reduce(result, dims) if dims else result
@@ -171,7 +178,9 @@ def _last_dim_factor(rank: int, factor: int) -> RegisterLayout:
     return L.local(*([1] * (rank - 1) + [factor]))
 
 
-def view_result(operand: RegisterLayout, source_bits: int, target_bits: int):
+def view_result(
+    operand: RegisterLayout, source_bits: int, target_bits: int
+) -> RegisterLayout | None:
     """Each element splits into (or several merge into) consecutive local slots."""
     rank = operand.rank
     if source_bits == target_bits:
@@ -181,7 +190,9 @@ def view_result(operand: RegisterLayout, source_bits: int, target_bits: int):
     return L.divide(operand, _last_dim_factor(rank, target_bits // source_bits))
 
 
-def view_operand(result: RegisterLayout, source_bits: int, target_bits: int):
+def view_operand(
+    result: RegisterLayout, source_bits: int, target_bits: int
+) -> RegisterLayout | None:
     return view_result(result, target_bits, source_bits)
 
 
@@ -256,7 +267,9 @@ def dot_layouts(
     return a, b
 
 
-def pairs_in_registers(accumulator: RegisterLayout, operand_dtype, k: int, target: Target) -> bool:
+def pairs_in_registers(
+    accumulator: RegisterLayout, operand_dtype: DType, k: int, target: Target
+) -> bool:
     """Whether a CPU dot adds whole registers of accumulator each step (a matmul's) and
     multiplies two steps of k at a time (`dot_pairs`: bf16 operands on a host with
     AVX512-BF16, an even k), so that its b is held pair-interleaved (`dot_layouts`)."""
@@ -300,7 +313,9 @@ def mma_warps(
     return None if best is None else (best[1], best[2])
 
 
-def mma_layouts(m: int, n: int, k: int, threads: int, split_rows: bool = False):
+def mma_layouts(
+    m: int, n: int, k: int, threads: int, split_rows: bool = False
+) -> tuple[RegisterLayout, RegisterLayout, RegisterLayout] | None:
     """(a, b, acc) layouts for a tensor-core dot, or None when the shapes do not fit.
 
     Warps form a warps_m x warps_n grid (`mma_warps`); each owns a contiguous block of m16n8
@@ -321,7 +336,7 @@ def mma_layouts(m: int, n: int, k: int, threads: int, split_rows: bool = False):
 PAIR_DISTANCES = (1, 2, 4, 8, 16)  # the `pair` values of k-permuted mma operands
 
 
-def pair_distance(element, k: int) -> int:
+def pair_distance(element: DType, k: int) -> int:
     """How far apart along k the two elements of an operand register are in a k-permuted mma
     operand (`mma_layouts_permuted`) loaded from elements of dtype `element`.
 
@@ -345,7 +360,9 @@ def pair_distance(element, k: int) -> int:
     return min(candidates, key=lambda d: abs(d * nbits - 16), default=1)
 
 
-def mma_layouts_permuted(m: int, n: int, k: int, threads: int, pair: int):
+def mma_layouts_permuted(
+    m: int, n: int, k: int, threads: int, pair: int
+) -> tuple[RegisterLayout, RegisterLayout] | None:
     """(a, b) layouts of a tensor-core dot whose k coordinate is renumbered alike in both.
 
     A dot sums over k, so the mma may pair a's and b's elements in any order as long as both
@@ -405,7 +422,7 @@ def _without_unit_entries(draft: LayoutDraft) -> LayoutDraft:
     return draft
 
 
-def uses_mma(operand_dtype, m: int, n: int, k: int, threads: int, target: Target) -> bool:
+def uses_mma(operand_dtype: DType, m: int, n: int, k: int, threads: int, target: Target) -> bool:
     return (
         target.is_gpu
         and operand_dtype.name in ("f16", "bf16")
@@ -414,11 +431,19 @@ def uses_mma(operand_dtype, m: int, n: int, k: int, threads: int, target: Target
 
 
 def dot_anchor(
-    operand_dtype, m, n, k, threads, target: Target, split_rows: bool = False
+    operand_dtype: DType,
+    m: int,
+    n: int,
+    k: int,
+    threads: int,
+    target: Target,
+    split_rows: bool = False,
 ) -> RegisterLayout:
     """The accumulator layout a dot prefers on `target` (`split_rows`: see `mma_warps`)."""
     if uses_mma(operand_dtype, m, n, k, threads, target):
-        return mma_layouts(m, n, k, threads, split_rows)[2]
+        layouts = mma_layouts(m, n, k, threads, split_rows)
+        assert layouts is not None  # uses_mma: the shapes fit (split_rows or not)
+        return layouts[2]
     blocked = blocked_dot(m, n, threads, target)
     return blocked or dot_accumulator_layout(m, n, threads)
 
@@ -433,23 +458,36 @@ def blocked_dot(m: int, n: int, threads: int, target: Target) -> RegisterLayout 
 
 
 def dot_operands(
-    accumulator: RegisterLayout, operand_dtype, k: int, target: Target, pair: int | None = None
-):
+    accumulator: RegisterLayout,
+    operand_dtype: DType,
+    k: int,
+    target: Target,
+    pair: int | None = None,
+) -> tuple[RegisterLayout, RegisterLayout]:
     """(a, b) layouts a dot with this accumulator layout needs on `target`; with `pair`, the
     k-permuted tensor-core operands (`mma_layouts_permuted`)."""
     m, n = accumulator.shape
     threads = accumulator.threads
     if uses_mma(operand_dtype, m, n, k, threads, target):
         for split_rows in (False, True) if pair is None else (True,):
-            a, b, acc = mma_layouts(m, n, k, threads, split_rows)
+            layouts = mma_layouts(m, n, k, threads, split_rows)
+            assert layouts is not None  # uses_mma: the shapes fit (split_rows or not)
+            a, b, acc = layouts
             if acc == accumulator:
                 if pair is not None:
-                    return mma_layouts_permuted(m, n, k, threads, pair)
+                    permuted = mma_layouts_permuted(m, n, k, threads, pair)
+                    assert permuted is not None  # `pair` is a pair_distance: it divides k's pairs
+                    return permuted
                 return a, b
     return dot_layouts(accumulator, k, pairs_in_registers(accumulator, operand_dtype, k, target))
 
 
-def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout | None:
+def shared_layout(
+    memory_type: SharedType,
+    loads: Sequence[tuple[RegisterLayout, Sequence[int]]],
+    target: Target,
+    stores: Sequence[tuple[RegisterLayout, Sequence[int]]] = (),
+) -> SharedLayout | None:
     """The layout of a shared tile that `loads` read and `stores` write, each a (register
     layout, dims) pair.
 
@@ -471,8 +509,8 @@ def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout
     accesses: list[banks.WarpAccesses] = []
     matrix_loads = False
     for pairs, is_load in ((loads, True), (stores, False)):
-        for layout, dims in pairs:
-            offsets = fragment_offsets(layout, [strides[d] for d in dims])
+        for register_layout, dims in pairs:
+            offsets = fragment_offsets(register_layout, [strides[d] for d in dims])
             plan = plan_matrix_loads(offsets) if is_load and nbits == 16 else None
             matrix_loads |= plan is not None
             accesses.append(
@@ -504,7 +542,7 @@ def shared_layout(memory_type, loads, target: Target, stores=()) -> SharedLayout
     return best
 
 
-def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | None]:
+def _swizzle_candidates(memory_type: SharedType, matrix_loads: bool) -> list[SharedLayout | None]:
     """The shared layouts to compare, the preferred one first: the classic swizzle where
     `ldmatrix` reads the tile (else row-major), then every swizzle of whole 16-byte units
     that keeps offsets inside the tile."""
@@ -535,7 +573,9 @@ def _swizzle_candidates(memory_type, matrix_loads: bool) -> list[SharedLayout | 
 TWO_TERM_FIRSTS = 4
 
 
-def _two_term_candidates(memory_type, singles) -> list[SharedLayout]:
+def _two_term_candidates(
+    memory_type: SharedType, singles: Sequence[SharedLayout | None]
+) -> list[SharedLayout]:
     """Each swizzled layout of `singles` followed by a one-bit XOR term into one of the three
     bits that pick a 16-byte unit's group of banks, from any higher bit of the tile."""
     nbits, size = memory_type.dtype.nbits, math.prod(memory_type.shape)
@@ -547,12 +587,13 @@ def _two_term_candidates(memory_type, singles) -> list[SharedLayout]:
         for target in range(base, base + 3):
             for shift in range(1, (size - 1).bit_length() - target):
                 first = single.swizzle
+                assert first is not None  # _swizzle_candidates: every layout but None swizzles
                 swizzle = Swizzle(first.bits, first.base, first.shift, Swizzle(1, target, shift))
                 found.append(SharedLayout(single.shape, single.strides, swizzle))
     return found
 
 
-def _matrix_accesses(plan) -> banks.WarpAccesses:
+def _matrix_accesses(plan: list[MatrixLoad]) -> banks.WarpAccesses:
     """The `ldmatrix` loads of `plan` as warp-wide accesses: 16 bytes from each lane that
     gives a row (lanes 0 .. 8 x count - 1 of each warp)."""
     starts = np.concatenate([load.rows.reshape(-1, banks.WARP) for load in plan])

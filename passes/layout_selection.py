@@ -63,7 +63,7 @@ def _tiles(values: Sequence[Value]) -> list[Value]:
 class _Classes:
     """Union-find over tile values that must share one layout."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.parent: dict[int, int] = {}
         self.members: dict[int, list[Value]] = {}
         self.order: dict[int, int] = {}  # when each value was first seen: program order
@@ -227,7 +227,7 @@ class Selection:
             # be produced in that layout already.
             self.flows.append(_Flow(op.result, op.operands[0], lambda l: l))
 
-    def operand_flow(self, op: DotOp, accumulator: RegisterLayout, index: int):
+    def operand_flow(self, op: DotOp, accumulator: RegisterLayout, index: int) -> RegisterLayout:
         """The layout dot operand `index` takes from the accumulator's, except in a dot the
         CPU computes in register steps (`layout_rules.steps_in_registers`: a matmul's, not a
         GEMV's, whose lanes sum along k) where that layout is replicated and the operand is
@@ -250,7 +250,9 @@ class Selection:
             raise LayoutError("computed once a block, converted for the dot")
         return layout
 
-    def dot_operands(self, op: DotOp, accumulator: RegisterLayout):
+    def dot_operands(
+        self, op: DotOp, accumulator: RegisterLayout
+    ) -> tuple[RegisterLayout, RegisterLayout]:
         """The (a, b) layouts `op` needs with this accumulator layout."""
         a = as_tile(op.operands[0].type)
         pair = self.pairs.get(id(op))
@@ -328,10 +330,11 @@ class Selection:
         m, n = as_tile(acc.type).shape
         k = as_tile(a.type).shape[1]
         self.pairs[id(op)] = pair
-        self.layouts[self.classes.find(op.result)] = rules.mma_layouts(
-            m, n, k, self.threads, split_rows=True
-        )[2]
+        layouts = rules.mma_layouts(m, n, k, self.threads, split_rows=True)
+        assert layouts is not None  # permutation_pair: the dot uses tensor cores
+        self.layouts[self.classes.find(op.result)] = layouts[2]
         operands = rules.mma_layouts_permuted(m, n, k, self.threads, pair)
+        assert operands is not None  # the pair divides k's register pairs (pair_distance)
         for value, layout in zip((a, b), operands):
             self.layouts[self.classes.find(value)] = layout
 
@@ -346,7 +349,9 @@ class Selection:
         k = a_type.shape[1]
         if not rules.uses_mma(a_type.dtype, m, n, k, self.threads, self.target):
             return None
-        accumulator = rules.mma_layouts(m, n, k, self.threads, split_rows=True)[2]
+        layouts = rules.mma_layouts(m, n, k, self.threads, split_rows=True)
+        assert layouts is not None  # uses_mma: the shapes fit
+        accumulator = layouts[2]
         if any(key in self.layouts for key in keys):  # annotated (or another dot's)
             return None
         if self.layouts.get(self.classes.find(op.result), accumulator) != accumulator:

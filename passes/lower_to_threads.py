@@ -14,13 +14,14 @@ still accessed element-wise; bit-packing rewrites those accesses.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.layout_rules import shared_layout
 from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
 from lpir.passes.thread_dots import DotLowering
-from lpir.passes.thread_lowering import tile_layout
+from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 from lpir.passes.thread_reductions import ReductionLowering
 from lpir.passes.thread_values import (
     primary_replica,
@@ -31,7 +32,7 @@ from lpir.passes.thread_values import (
     thread_part,
 )
 
-from lpir.dtypes import dtype
+from lpir.dtypes import DType, dtype
 from lpir.errors import LayoutError, VerifyError
 from lpir.ir.core import Module, Value
 from lpir.ir.ops import (
@@ -60,7 +61,7 @@ from lpir.ir.ops import (
     VectorConstantOp,
     ViewOp,
 )
-from lpir.ir.types import SharedType, TileType, as_tile
+from lpir.ir.types import MemoryType, SharedType, TileType, as_memory, as_tile
 from lpir.layout import RegisterLayout, SharedLayout
 from lpir.layout import reshape as reshape_layout
 from lpir.targets import get_target
@@ -70,36 +71,36 @@ U8 = dtype("u8")
 
 
 class _Lowering(ReductionLowering, DotLowering):
-    def lower_SplatOp(self, op: SplatOp):
+    def lower_SplatOp(self, op: SplatOp) -> list[Value]:
         if not isinstance(op.result.type, TileType):
             return self.copy(op).results
         slots = tile_layout(op.result).slots
         return [self.add(SplatOp.create_vector(self.map(op.operands[0]), slots))]
 
-    def lower_ItemOp(self, op: ItemOp):
+    def lower_ItemOp(self, op: ItemOp) -> list[Value]:
         return [self.add(ExtractOp.create(self.map(op.operands[0]), 0, op.result.name_hint))]
 
-    def lower_SyncOp(self, op: SyncOp):
+    def lower_SyncOp(self, op: SyncOp) -> list[Value]:
         self.builder.insert(BarrierOp.create())
         return []
 
-    def lower_ExpandDimsOp(self, op: ExpandDimsOp):
+    def lower_ExpandDimsOp(self, op: ExpandDimsOp) -> list[Value]:
         return [self.map(op.operands[0])]
 
-    def lower_TransposeOp(self, op: TransposeOp):
+    def lower_TransposeOp(self, op: TransposeOp) -> list[Value]:
         return [self.map(op.operands[0])]  # the same slots: only the layout's dims swap
 
-    def lower_IndexOp(self, op: IndexOp):
+    def lower_IndexOp(self, op: IndexOp) -> list[Value]:
         # each thread holds the whole axis (layout-selection saw to it): a choice of its slots
         axis, position = op.axis, op.position
 
-        def project(coordinates):
+        def project(coordinates: np.ndarray) -> np.ndarray:
             return np.insert(coordinates, axis, position, axis=-1)
 
         indices = required_slot_map(tile_layout(op.result), tile_layout(op.operands[0]), project)
         return [self.shuffle(self.map(op.operands[0]), indices)]
 
-    def lower_StackOp(self, op: StackOp):
+    def lower_StackOp(self, op: StackOp) -> list[Value]:
         # the operands share a layout and the new axis is local in the result's: each result
         # slot is one operand's slot (the operand its coordinate on the axis names)
         axis, source = op.axis, tile_layout(op.operands[0])
@@ -112,12 +113,12 @@ class _Lowering(ReductionLowering, DotLowering):
         vectors = [self.map(v) for v in op.operands]
         return [self.add(ShuffleOp.create(vectors, indices))]
 
-    def lower_ReshapeOp(self, op: ReshapeOp):
+    def lower_ReshapeOp(self, op: ReshapeOp) -> list[Value]:
         # layout-selection gave the result `reshape` of the operand's layout: the same threads
         # hold the same elements in the same slots, only the shape around them changes
         return [self.map(op.operands[0])]
 
-    def lower_ArangeOp(self, op: ArangeOp):
+    def lower_ArangeOp(self, op: ArangeOp) -> list[Value]:
         layout = tile_layout(op.result)
         part = thread_part(self.index, layout, 0, self.tid)
         lanes = self.add(VectorConstantOp.create(slot_part(layout, 0), I32))
@@ -126,11 +127,11 @@ class _Lowering(ReductionLowering, DotLowering):
         base = self.add(SplatOp.create_vector(self.index.value(part), layout.slots))
         return [self.add(BinaryOp.create("add", base, lanes))]
 
-    def lower_BroadcastOp(self, op: BroadcastOp):
+    def lower_BroadcastOp(self, op: BroadcastOp) -> list[Value]:
         source = op.operands[0]
         shape = as_tile(source.type).shape
 
-        def project(coordinates):
+        def project(coordinates: np.ndarray) -> np.ndarray:
             projected = coordinates.copy()
             for dim, size in enumerate(shape):
                 if size == 1:
@@ -141,7 +142,7 @@ class _Lowering(ReductionLowering, DotLowering):
         return [self.shuffle(self.map(source), indices)]
 
     # ---- layout conversion ----------------------------------------------------------------
-    def lower_ConvertLayoutOp(self, op: ConvertLayoutOp):
+    def lower_ConvertLayoutOp(self, op: ConvertLayoutOp) -> list[Value]:
         source, target = tile_layout(op.operands[0]), tile_layout(op.result)
         value = self.map(op.operands[0])
         if source == target:
@@ -151,7 +152,9 @@ class _Lowering(ReductionLowering, DotLowering):
             return [self.shuffle(value, indices)]
         return [self.exchange(value, as_tile(op.operands[0].type), source, target)]
 
-    def exchange(self, value: Value, tile: TileType, source, target) -> Value:
+    def exchange(
+        self, value: Value, tile: TileType, source: RegisterLayout, target: RegisterLayout
+    ) -> Value:
         """Move a tile between layouts through a shared-memory copy of the whole tile. On the
         CPU, a target layout holding rows in interleaved pairs (a `dot_pairs` matmul's b,
         `layout_rules.dot_layouts`) reads a copy stored so (`pair_interleaved`): each of its
@@ -162,6 +165,7 @@ class _Lowering(ReductionLowering, DotLowering):
             value = to_storage(self, value)
         on_gpu = get_target(self.target).is_gpu
         interleaved = None if on_gpu else pair_interleaved(tile, source, target)
+        layout: SharedLayout | None
         if interleaved is not None:
             tile, source, target, layout = interleaved
         else:
@@ -188,7 +192,7 @@ class _Lowering(ReductionLowering, DotLowering):
         return from_storage(self, loaded) if from_storage is not None else loaded
 
     # ---- memory ---------------------------------------------------------------------------
-    def scalar_base(self, memory_type, offsets) -> Value | int:
+    def scalar_base(self, memory_type: MemoryType, offsets: Sequence[Value | int]) -> Value | int:
         """The element offset of a tile access's origin (the same in every thread).
 
         `offsets` holds, per memory dimension, an int or an old-IR value (to be mapped).
@@ -198,7 +202,9 @@ class _Lowering(ReductionLowering, DotLowering):
             base = self.index.add(base, self.index.mul(self.mapped(offset), stride))
         return base
 
-    def base_divisible(self, memory_type, offsets, divisor: int) -> bool:
+    def base_divisible(
+        self, memory_type: MemoryType, offsets: Sequence[Value | int], divisor: int
+    ) -> bool:
         """Whether `scalar_base` is provably a multiple of `divisor`."""
         for offset, stride in zip(offsets, memory_type.strides):
             if isinstance(offset, int):
@@ -210,12 +216,19 @@ class _Lowering(ReductionLowering, DotLowering):
                 return False
         return True
 
-    def addresses(self, memory_type, offsets, dims, layout: RegisterLayout, store=False):
+    def addresses(
+        self,
+        memory_type: MemoryType,
+        offsets: Sequence[Value | int],
+        dims: Sequence[int],
+        layout: RegisterLayout,
+        store: bool = False,
+    ) -> tuple[Value | int, list[int], Value | None]:
         """(base, lane offsets, lane mask or None) of a tile access in `layout`."""
         strides = memory_type.strides
         base = self.scalar_base(memory_type, offsets)
         lane_offsets = [0] * layout.slots
-        thread_parts = []
+        thread_parts: list[Value | int] = []
         for tile_dim, memory_dim in enumerate(dims):
             part = thread_part(self.index, layout, tile_dim, self.tid)
             thread_parts.append(part)
@@ -227,10 +240,17 @@ class _Lowering(ReductionLowering, DotLowering):
             mask = self.and_masks(mask, self.replica_mask(layout))
         return base, lane_offsets, mask
 
-    def mapped(self, offset):
+    def mapped(self, offset: Value | int) -> Value | int:
         return offset if isinstance(offset, int) else self.map(offset)
 
-    def dimension_inside(self, memory_type, offsets, dims, layout, memory_dim: int) -> bool:
+    def dimension_inside(
+        self,
+        memory_type: MemoryType,
+        offsets: Sequence[Value | int],
+        dims: Sequence[int],
+        layout: RegisterLayout,
+        memory_dim: int,
+    ) -> bool:
         """Whether the index analysis proves a tile access inside the memory along a dim."""
         extent = memory_type.shape[memory_dim]
         facts = self.offset_facts(offsets[memory_dim])
@@ -239,13 +259,26 @@ class _Lowering(ReductionLowering, DotLowering):
         reach = layout.shape[dims.index(memory_dim)] if memory_dim in dims else 1
         return facts[1] + reach <= extent
 
-    def provably_inside(self, memory_type, offsets, dims, layout) -> bool:
+    def provably_inside(
+        self,
+        memory_type: MemoryType,
+        offsets: Sequence[Value | int],
+        dims: Sequence[int],
+        layout: RegisterLayout,
+    ) -> bool:
         return all(
             self.dimension_inside(memory_type, offsets, dims, layout, memory_dim)
             for memory_dim in range(len(memory_type.shape))
         )
 
-    def edge_mask(self, memory_type, offsets, dims, layout, thread_parts) -> Value | None:
+    def edge_mask(
+        self,
+        memory_type: MemoryType,
+        offsets: Sequence[Value | int],
+        dims: Sequence[int],
+        layout: RegisterLayout,
+        thread_parts: list[Value | int],
+    ) -> Value | None:
         mask = None
         for memory_dim, extent in enumerate(memory_type.shape):
             offset = offsets[memory_dim]
@@ -253,7 +286,9 @@ class _Lowering(ReductionLowering, DotLowering):
             if self.dimension_inside(memory_type, offsets, dims, layout, memory_dim):
                 continue
             if memory_dim not in dims:
-                inside = self.in_range_scalar(self.mapped(offset), extent)
+                # (int offsets come from `exchange` alone, whose tile spans every memory dim)
+                assert not isinstance(offset, int)
+                inside = self.in_range_scalar(self.map(offset), extent)
                 mask = self.and_masks(mask, self.add(SplatOp.create_vector(inside, layout.slots)))
                 continue
             tile_dim = dims.index(memory_dim)
@@ -273,7 +308,7 @@ class _Lowering(ReductionLowering, DotLowering):
             mask = self.and_masks(mask, lane_mask)
         return mask
 
-    def offset_facts(self, offset) -> tuple[int, int] | None:
+    def offset_facts(self, offset: Value | int) -> tuple[int, int] | None:
         if isinstance(offset, int):
             return offset, offset
         facts = self.analysis.facts(offset)
@@ -299,13 +334,13 @@ class _Lowering(ReductionLowering, DotLowering):
             return a if b is None else b
         return self.add(BinaryOp.create("and", a, b))
 
-    def lower_LoadOp(self, op: LoadOp):
+    def lower_LoadOp(self, op: LoadOp) -> list[Value]:
         memory = self.map(op.memory)
         layout = tile_layout(op.result)
         loaded = self.matrix_load(memory, op.offsets, op.dims, layout)
         if loaded is not None:
             return [loaded]
-        base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout)
+        base, offsets, mask = self.addresses(as_memory(memory.type), op.offsets, op.dims, layout)
         order = address_order(offsets) if memory.type.dtype.nbits >= 8 else None
         if order is not None:  # (packed fields are cut from bytes read in address order)
             return [self.load_in_address_order(op, memory, base, offsets, mask, order)]
@@ -314,7 +349,15 @@ class _Lowering(ReductionLowering, DotLowering):
         )
         return [self.add(load)]
 
-    def load_in_address_order(self, op: LoadOp, memory, base, offsets, mask, order) -> Value:
+    def load_in_address_order(
+        self,
+        op: LoadOp,
+        memory: Value,
+        base: Value | int,
+        offsets: list[int],
+        mask: Value | None,
+        order: list[int],
+    ) -> Value:
         """A load whose lanes' addresses run in another order than the layout's slots (a
         k-permuted mma operand): read in address order, so the accesses vectorize, then the
         registers permuted into the slots' order."""
@@ -329,7 +372,13 @@ class _Lowering(ReductionLowering, DotLowering):
             inverse[lane] = position
         return self.shuffle(loaded, inverse)
 
-    def matrix_load(self, memory: Value, offsets, dims, layout: RegisterLayout) -> Value | None:
+    def matrix_load(
+        self,
+        memory: Value,
+        offsets: Sequence[Value | int],
+        dims: Sequence[int],
+        layout: RegisterLayout,
+    ) -> Value | None:
         """A shared-tile load as warp-wide `ldmatrix` loads (CUDA, tiles of 16-bit elements in
         mma fragment layouts, see `matrix_loads`); None when it is not one."""
         memory_type = memory.type
@@ -362,10 +411,12 @@ class _Lowering(ReductionLowering, DotLowering):
             return self.shuffle(loads[0], indices)
         return self.add(ShuffleOp.create(loads, indices))
 
-    def lower_StoreOp(self, op: StoreOp):
+    def lower_StoreOp(self, op: StoreOp) -> list[Value]:
         memory = self.map(op.memory)
         layout = tile_layout(op.value)
-        base, offsets, mask = self.addresses(memory.type, op.offsets, op.dims, layout, store=True)
+        base, offsets, mask = self.addresses(
+            as_memory(memory.type), op.offsets, op.dims, layout, store=True
+        )
         value = self.map(op.value)
         store = StoreThreadOp.create(
             memory, self.index.value(base), value, offsets, mask, combine=op.combine
@@ -376,7 +427,9 @@ class _Lowering(ReductionLowering, DotLowering):
     # ---- reductions -------------------------------------------------------------------------
 
 
-def pair_interleaved(tile: TileType, source: RegisterLayout, target: RegisterLayout):
+def pair_interleaved(
+    tile: TileType, source: RegisterLayout, target: RegisterLayout
+) -> tuple[TileType, RegisterLayout, RegisterLayout, SharedLayout] | None:
     """Where `target` holds a 2-d tile's rows in pairs (slots 2s and 2s + 1 are rows 2p and
     2p + 1 of one column, in every thread), the exchange through a pair-interleaved copy: the
     tile seen as [rows / 2, 2, columns], stored with strides [2 x columns, 1, 2] (each column's
@@ -399,7 +452,13 @@ def pair_interleaved(tile: TileType, source: RegisterLayout, target: RegisterLay
     return TileType(tile.dtype, shape), source, target, layout
 
 
-def _scratch_dtype(dt):
+def _scratch_dtype(
+    dt: DType,
+) -> tuple[
+    DType,
+    Callable[[ThreadLowering, Value], Value] | None,
+    Callable[[ThreadLowering, Value], Value] | None,
+]:
     """How a dtype travels through shared scratch memory: as itself, or (sub-byte types) as
     one byte per element, converted on the way in and out."""
     if dt.nbits >= 8 or dt.is_bool:
@@ -410,12 +469,12 @@ def _scratch_dtype(dt):
         )
     code = dtype(f"u{dt.nbits}")
 
-    def to_storage(low, value):
+    def to_storage(low: ThreadLowering, value: Value) -> Value:
         if dt != code:
             value = low.add(ViewOp.create(value, code))
         return low.add(CastOp.create(value, U8))
 
-    def from_storage(low, value):
+    def from_storage(low: ThreadLowering, value: Value) -> Value:
         value = low.add(CastOp.create(value, code))
         return low.add(ViewOp.create(value, dt)) if dt != code else value
 
@@ -434,7 +493,7 @@ def address_order(offsets: list[int]) -> list[int] | None:
     """The lanes in address order when that order has more runs of consecutive addresses
     than the lanes' own (so that the access vectorizes); None to keep the lanes' order."""
 
-    def neighbours(values) -> int:
+    def neighbours(values: list[int]) -> int:
         return sum(b == a + 1 for a, b in itertools.pairwise(values))
 
     order = sorted(range(len(offsets)), key=lambda lane: offsets[lane])

@@ -18,11 +18,12 @@ sums are refused (no `ldmatrix`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from lpir.layout import Term
+from lpir.layout import RegisterLayout, Term
 
 WARP = 32
 ROW = 8  # elements of a matrix row: 16 bytes of 16-bit elements
@@ -124,7 +125,7 @@ def bit_terms(table: np.ndarray) -> tuple[int, list[Term]] | None:
     return constant, terms
 
 
-def fragment_offsets(layout, strides) -> np.ndarray:
+def fragment_offsets(layout: RegisterLayout, strides: Sequence[int]) -> np.ndarray:
     """[threads, slots] strided element offset of each slot of `layout` in a tile whose
     dimensions have these element strides (relative to the tile's origin)."""
     coordinates = layout.coordinates()  # [threads, slots, rank]

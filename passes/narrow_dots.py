@@ -51,7 +51,7 @@ def repeated_column(b: Value) -> Value | None:
     return column
 
 
-def _is_positive_zero(constant) -> bool:
+def _is_positive_zero(constant: int | float | bool | None) -> bool:
     """0 or +0.0: what the narrowed dot starts from (acc + x keeps a -0.0 accumulator's sign
     where x is -0.0, so such an accumulator is still added)."""
     return constant is not None and constant == 0 and math.copysign(1.0, constant) > 0

@@ -74,7 +74,7 @@ class _Pipeliner(Rewriter):
         super().__init__()
         self.default_stages = default_stages
 
-    def rewrite(self, op: Operation):
+    def rewrite(self, op: Operation) -> list[Value]:
         if isinstance(op, ForOp):
             return self.pipeline(op)
         return self.copy(op).results
@@ -137,7 +137,14 @@ class _Pipeliner(Rewriter):
             return 1
         return stages - 1
 
-    def fill_body(self, loop: ForOp, new: ForOp, loads, depths: list[int], last: Value) -> None:
+    def fill_body(
+        self,
+        loop: ForOp,
+        new: ForOp,
+        loads: list[tuple[LoadThreadOp, list[Operation]]],
+        depths: list[int],
+        last: Value,
+    ) -> None:
         iv = new.induction_variable
         self.replace(loop.induction_variable, iv)
         count = len(loop.iter_args)
@@ -165,7 +172,9 @@ class _Pipeliner(Rewriter):
                     continue
                 self.rewrite_op(op)
 
-    def issue(self, loop: ForOp, load: LoadThreadOp, ops: list[Operation], iteration: Value):
+    def issue(
+        self, loop: ForOp, load: LoadThreadOp, ops: list[Operation], iteration: Value
+    ) -> Value:
         """A copy of `load` and its address computation for the iteration `iteration`."""
         local = {id(loop.induction_variable): iteration}
 

@@ -5,6 +5,7 @@ dot-product instructions).
 
 from __future__ import annotations
 
+import numpy as np
 from lpir.passes.layout_rules import (
     PAIR_DISTANCES,
     mma_k_permutation,
@@ -16,6 +17,7 @@ from lpir.passes.layout_rules import (
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 from lpir.passes.thread_values import required_slot_map
 
+from lpir.dtypes import DType
 from lpir.ir.core import Value
 from lpir.ir.ops import (
     BinaryOp,
@@ -29,13 +31,13 @@ from lpir.ir.ops import (
 )
 from lpir.ir.types import as_tile, as_vector
 from lpir.layout import RegisterLayout
-from lpir.targets import get_target
+from lpir.targets import Target, get_target
 
 
 class DotLowering(ThreadLowering):
     """`lower_DotOp`: tensor cores where the operands hold mma fragments, else `simt_dot`."""
 
-    def lower_DotOp(self, op: DotOp):
+    def lower_DotOp(self, op: DotOp) -> list[Value]:
         a_old, b_old, acc_old = op.operands
         m, n = as_tile(acc_old.type).shape
         k = as_tile(a_old.type).shape[1]
@@ -48,16 +50,24 @@ class DotLowering(ThreadLowering):
                 canonical = mma_layouts(m, n, k, threads, split_rows)
                 if canonical is None or canonical[2] != tile_layout(acc_old):
                     continue
+                candidate: tuple[RegisterLayout, RegisterLayout] | None
                 if pair is None:
                     candidate = canonical[:2]
                 else:
                     candidate = mma_layouts_permuted(m, n, k, threads, pair)
                 if operands == candidate:
                     warps = mma_warps(m, n, k, threads, split_rows)
+                    assert warps is not None  # mma_layouts found them (canonical is not None)
                     return [self.mma_dot(op, canonical, warps, mma_k_permutation(k, pair))]
         return [self.simt_dot(op)]
 
-    def mma_dot(self, op: DotOp, canonical, warps, permutation: list[int]) -> Value:
+    def mma_dot(
+        self,
+        op: DotOp,
+        canonical: tuple[RegisterLayout, RegisterLayout, RegisterLayout],
+        warps: tuple[int, int],
+        permutation: list[int],
+    ) -> Value:
         """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step.
 
         `warps` is the (m, n) grid of warps (`mma_warps`); the fragments are the slots that
@@ -158,7 +168,14 @@ class DotLowering(ThreadLowering):
         sums = self.add(ReduceLanesOp.create(total, "sum", lanes))
         return self.add(BinaryOp.create("add", acc, sums))
 
-    def pair_steps(self, a, b, acc, a_steps, b_steps) -> Value:
+    def pair_steps(
+        self,
+        a: Value,
+        b: Value,
+        acc: Value,
+        a_steps: list[list[int]],
+        b_steps: list[list[int]],
+    ) -> Value:
         """`simt_dot` of bf16 operands whose thread adds whole registers of accumulator each
         step: steps 2p and 2p + 1 are one `dot_pairs`, each slot's two elements of a and of b
         side by side (a's pair is one 32-bit element broadcast across a row's slots)."""
@@ -170,11 +187,19 @@ class DotLowering(ThreadLowering):
             )
         return acc
 
-    def pair_lane_sums(self, a, b, acc, a_steps, b_steps, register_lanes: int) -> Value:
+    def pair_lane_sums(
+        self,
+        a: Value,
+        b: Value,
+        acc: Value,
+        a_steps: list[list[int]],
+        b_steps: list[list[int]],
+        register_lanes: int,
+    ) -> Value:
         """`simt_dot` of bf16 operands summed in lanes: lane l of a slot's register adds steps
         2l and 2l + 1 of each chunk of 2 x `register_lanes` steps (one `dot_pairs` a chunk, in
         order), then `reduce_lanes` sums the lanes, as the f32 path does with products."""
-        slots = acc.type.size
+        slots = as_vector(acc.type).size
         chunks, lanes, order = _lane_sum_order(len(a_steps), slots, register_lanes, 2)
         a, a_rows = _through_shuffle(a, [a_steps[step][slot] for slot, step in order])
         b, b_columns = _through_shuffle(b, [b_steps[step][slot] for slot, step in order])
@@ -187,7 +212,7 @@ class DotLowering(ThreadLowering):
         sums = self.add(ReduceLanesOp.create(total, "sum", lanes))
         return self.add(BinaryOp.create("add", acc, sums))
 
-    def step_operand(self, vector: Value, lanes: list[int], dtype) -> Value:
+    def step_operand(self, vector: Value, lanes: list[int], dtype: DType) -> Value:
         """The lanes of a dot operand that one step of k multiplies, as `dtype`. A narrower
         operand has the distinct lanes of the step cast, then spread into the step's pattern:
         each element is still cast once (the steps read disjoint lanes), and no cast spans a
@@ -206,12 +231,12 @@ class DotLowering(ThreadLowering):
         a_steps, b_steps = [], []
         for step in range(k):
 
-            def a_project(coordinates, step=step):
+            def a_project(coordinates: np.ndarray, step: int = step) -> np.ndarray:
                 projected = coordinates.copy()
                 projected[..., 1] = step
                 return projected
 
-            def b_project(coordinates, step=step):
+            def b_project(coordinates: np.ndarray, step: int = step) -> np.ndarray:
                 projected = coordinates.copy()
                 projected[..., 0] = step
                 return projected
@@ -221,7 +246,7 @@ class DotLowering(ThreadLowering):
         return a_steps, b_steps
 
 
-def _multiplies_in_pairs(a: Value, acc: Value, k: int, target) -> bool:
+def _multiplies_in_pairs(a: Value, acc: Value, k: int, target: Target) -> bool:
     """Whether a CPU dot multiplies its operands two steps of k at a time (`dot_pairs`): a
     target with bf16 dot products, bf16 operands (widen-dot-operands leaves them unwidened
     there), an f32 accumulator, an even k."""
@@ -233,7 +258,9 @@ def _multiplies_in_pairs(a: Value, acc: Value, k: int, target) -> bool:
     )
 
 
-def _lane_sum_order(k: int, slots: int, register_lanes: int, per_lane: int):
+def _lane_sum_order(
+    k: int, slots: int, register_lanes: int, per_lane: int
+) -> tuple[int, int, list[tuple[int, int]]]:
     """(chunks, lanes, order) of a dot summed in lanes: each slot's register of `lanes` lanes
     takes `per_lane` consecutive steps a lane from each chunk of `register_lanes` x `per_lane`
     steps (one chunk of all k where they do not divide it); `order` lists the (slot, step) of
@@ -266,7 +293,9 @@ def _through_shuffle(value: Value, lanes: list[int]) -> tuple[Value, list[int]]:
     return value, lanes
 
 
-def _fragment_slots(canonical: RegisterLayout, layout: RegisterLayout, permutation, k_dim):
+def _fragment_slots(
+    canonical: RegisterLayout, layout: RegisterLayout, permutation: list[int], k_dim: int
+) -> list[int]:
     """For each slot of the canonical mma operand layout, the slot of `layout` holding the same
     element with its k (dimension `k_dim`) renumbered by `permutation` (in every thread alike:
     thread 0 stands for all)."""

@@ -6,6 +6,8 @@ reductions in thread_reductions.py, dots in thread_dots.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lpir.passes.thread_values import IndexBuilder
 
 from lpir.ir.core import Kernel, Operation, Region, Value
@@ -51,15 +53,20 @@ class ThreadLowering(Rewriter):
             self._tid = self.builder.add(ThreadIndexOp.create())
         super().rewrite_region_ops(region)
 
-    def region_arg_type(self, arg: Value):
+    def region_arg_type(self, arg: Value) -> Type:
         return thread_type(arg.type)
 
-    def copy(self, op: Operation, operands=None, result_types=None) -> Operation:
+    def copy(
+        self,
+        op: Operation,
+        operands: Sequence[Value] | None = None,
+        result_types: Sequence[Type] | None = None,
+    ) -> Operation:
         types = [thread_type(r.type) for r in op.results] if result_types is None else result_types
         return super().copy(op, operands, types)
 
     # ---- dispatch -----------------------------------------------------------------------
-    def rewrite(self, op: Operation):
+    def rewrite(self, op: Operation) -> Sequence[Value] | None:
         method = getattr(self, f"lower_{type(op).__name__}", None)
         if method is not None:
             return method(op)

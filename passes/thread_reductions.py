@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 
+import numpy as np
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 from lpir.passes.thread_values import required_slot_map
 
@@ -27,20 +29,20 @@ from lpir.ir.ops import (
 )
 from lpir.ir.ops.thread import WARP_SIZE
 from lpir.ir.types import ScalarType, SharedType, as_vector
-from lpir.layout import RegisterLayout
+from lpir.layout import Digit, RegisterLayout
 
 
 class ReductionLowering(ThreadLowering):
     """`lower_ReduceOp` and the ways it combines partials across threads."""
 
-    def lower_ReduceOp(self, op: ReduceOp):
+    def lower_ReduceOp(self, op: ReduceOp) -> list[Value]:
         source_layout = tile_layout(op.operands[0])
         axis, kind = op.axis, op.kind
         from lpir import layout as L
 
         reduced = L.reduce(source_layout, [axis])
 
-        def project(coordinates):
+        def project(coordinates: np.ndarray) -> np.ndarray:
             projected = coordinates.copy()
             projected[..., axis] = 0
             return projected
@@ -57,7 +59,9 @@ class ReductionLowering(ThreadLowering):
             return [self.add(ExtractOp.create(value, 0))]
         return [value]
 
-    def combine_threads(self, partial: Value, layout: RegisterLayout, axis: int, kind: str):
+    def combine_threads(
+        self, partial: Value, layout: RegisterLayout, axis: int, kind: str
+    ) -> Value:
         """Reduce `partial` over the threads that split dimension `axis`: with warp shuffles
         over the threads of a warp (CUDA), then through shared memory over the warps.
 
@@ -78,7 +82,9 @@ class ReductionLowering(ThreadLowering):
                 return partial
         return self.combine_through_shared(partial, layout.threads, digits, kind)
 
-    def combine_through_shared(self, partial: Value, threads: int, digits: list, kind: str):
+    def combine_through_shared(
+        self, partial: Value, threads: int, digits: list[Digit], kind: str
+    ) -> Value:
         """Fold `partial` over the threads of `digits` through shared memory: every thread
         stores its lanes, then reads its partners' in index order (each partner's lanes
         together: one vector access) and folds them as a balanced tree.
@@ -115,7 +121,7 @@ class ReductionLowering(ThreadLowering):
         ]
         return self.fold_partners(scratch, group_base, partners, lanes, kind)
 
-    def first_round_chunk(self, digits: list, lanes: int) -> int:
+    def first_round_chunk(self, digits: list[Digit], lanes: int) -> int:
         """The partners a thread folds in a first round (see `combine_through_shared`): on the
         CPU, where the group is at least four 16-lane vectors of partials a thread, the
         largest power of two C dividing the last digit with C * C <= P; 1 for one round."""
@@ -141,7 +147,9 @@ class ReductionLowering(ThreadLowering):
         self.builder.insert(BarrierOp.create())
         return scratch
 
-    def fold_partners(self, scratch: Value, base, partners: list[int], lanes: int, kind: str):
+    def fold_partners(
+        self, scratch: Value, base: Value | int, partners: list[int], lanes: int, kind: str
+    ) -> Value:
         """The partials of the threads base + p (p in `partners`, in that order) read from
         `scratch` and folded lane by lane as a balanced tree."""
         offsets = [partner * lanes + lane for partner in partners for lane in range(lanes)]
@@ -174,13 +182,13 @@ class ReductionLowering(ThreadLowering):
         return value
 
 
-def split_at_warps(digits) -> tuple[list, list]:
+def split_at_warps(digits: Sequence[Digit]) -> tuple[list[Digit], list[Digit]]:
     """`digits` (most significant first) as (across, within): `within` are the least
     significant positions of the partner index that warp shuffles can fold (`butterfly_masks`
     is not None: a power-of-two group inside one warp), so the first levels of its balanced
     tree; `across` the rest. A digit that reaches past a warp is split there: its low part,
     inside the warp, joins `within` (the value of a digit is high * low.size + low)."""
-    within: list = []
+    within: list[Digit] = []
     for position in range(len(digits) - 1, -1, -1):
         digit = digits[position]
         if butterfly_masks([digit, *within]) is not None:
@@ -201,7 +209,7 @@ def split_at_warps(digits) -> tuple[list, list]:
     return [], within
 
 
-def butterfly_masks(digits) -> list[int] | None:
+def butterfly_masks(digits: Sequence[Digit]) -> list[int] | None:
     """The xor masks of a warp-shuffle reduction over the threads of `digits` (the thread
     digits of a reduced axis, most significant first), lowest tree level first; None when the
     group is not a power-of-two set of threads inside one warp.

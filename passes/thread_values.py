@@ -9,13 +9,15 @@ computed by enumeration and must not depend on the thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from lpir.dtypes import dtype
 from lpir.errors import VerifyError
 from lpir.ir.core import Builder, Value
 from lpir.ir.ops import BinaryOp, ConstantOp
-from lpir.layout import RegisterLayout
+from lpir.layout import RegisterLayout, Term
 
 I32 = dtype("i32")
 
@@ -76,7 +78,9 @@ class IndexBuilder:
         return self.constant(a) if isinstance(a, int) else a
 
 
-def thread_digits(index: IndexBuilder, terms, tid: Value, threads: int):
+def thread_digits(
+    index: IndexBuilder, terms: Sequence[Term], tid: Value, threads: int
+) -> Value | int:
     """sum of (tid / divisor) % modulus * multiplier over `terms` (`lpir.layout.Term`s of the
     thread index) as i32 IR, an int when there are none; the `%` is left out for a digit that
     no thread index below `threads` exceeds."""
@@ -89,7 +93,7 @@ def thread_digits(index: IndexBuilder, terms, tid: Value, threads: int):
     return total
 
 
-def thread_part(index: IndexBuilder, layout: RegisterLayout, dim: int, tid: Value):
+def thread_part(index: IndexBuilder, layout: RegisterLayout, dim: int, tid: Value) -> Value | int:
     """The part of coordinate `dim` that depends on the thread: an int or an i32 value."""
     terms = [term for term in layout.coordinate_terms()[dim] if term.source == "thread"]
     return thread_digits(index, terms, tid, layout.threads)
@@ -130,7 +134,11 @@ def slot_table(layout: RegisterLayout) -> np.ndarray:
     return table
 
 
-def slot_map(target: RegisterLayout, source: RegisterLayout, project=None) -> list[int] | None:
+def slot_map(
+    target: RegisterLayout,
+    source: RegisterLayout,
+    project: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[int] | None:
     """For each slot of `target`, the slot of `source` in the same thread holding the element
     (after `project` maps target coordinates to source coordinates). None when some thread
     lacks an element or the map differs between threads."""
@@ -146,7 +154,11 @@ def slot_map(target: RegisterLayout, source: RegisterLayout, project=None) -> li
     return [int(v) for v in found[0]]
 
 
-def required_slot_map(target, source, project=None) -> list[int]:
+def required_slot_map(
+    target: RegisterLayout,
+    source: RegisterLayout,
+    project: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[int]:
     result = slot_map(target, source, project)
     if result is None:
         raise VerifyError(f"layout {source} does not hold what {target} needs in each thread")

@@ -53,7 +53,7 @@ class _Vectorizer(Rewriter):
         super().__init__()
         self.vector_bytes = vector_bytes
 
-    def rewrite(self, op: Operation):
+    def rewrite(self, op: Operation) -> list[Value]:
         if not isinstance(op, LoadThreadOp | StoreThreadOp):  # (st_bits is neither)
             return self.copy(op).results
         width, order = self.widths(op)
@@ -73,14 +73,14 @@ class _Vectorizer(Rewriter):
             return [self.shuffle(new.results[0], back)]
         return new.results
 
-    def widths(self, op) -> tuple[int, list[int] | None]:
+    def widths(self, op: LoadThreadOp | StoreThreadOp) -> tuple[int, list[int] | None]:
         """The vector width of `op` as its lanes stand, or, where their offsets' order gives
         wider groups, that width and the order (lane indices by offset)."""
         facts = self.analysis.facts(op.base)
         divisor = facts.divisor if facts.divisor > 0 else 1 << 30
         itemsize = max(1, op.access_dtype.nbits // 8)
         limit = max(1, self.vector_bytes // itemsize)
-        swizzle = op.memory.type.swizzle
+        swizzle = op.memory_type.swizzle
         if swizzle is not None:  # a run must stay inside the unit the swizzle moves whole
             limit = min(limit, 1 << swizzle.base)
         width = widest_vector(op.offsets, divisor, limit)

@@ -45,3 +45,72 @@ def test_a_math_function_of_a_scalar_argument(target, name):
         kernel(y, argument)
         expected = np.float32(FUNCTIONS[name](argument))
         np.testing.assert_array_max_ulp(y, np.full(32, expected), maxulp=4)
+
+
+FOLDED = ["floor", "ceil", "round", "abs", "rsqrt", *sorted(FUNCTIONS)]
+CONSTANTS = {"7.5": 7.5, "-2.5": -2.5, "0.0": 0.0, "-1.0": -1.0, "inf": math.inf, "nan": math.nan}
+FOLDING_SOURCE = """
+kernel folded[N = 32](y: global f32[N], z: global f32[N], a: f32) blocks(1) threads(32) {
+    store(y[0 :+ N], full<f32>[N](FUNCTION(CONSTANT) / 2))
+    store(z[0 :+ N], full<f32>[N](FUNCTION(a) / 2))
+}
+"""
+
+
+@pytest.mark.parametrize("name", FOLDED)
+def test_a_math_function_of_a_constant_folds_to_its_run_time_value(name):
+    """`floor(7.5) / 2` is 3.5 as `floor(a) / 2` is (the fold once gave Python's int 7, then
+    divided as integers), and constants at the poles fold to IEEE's values (`log(0.0)`,
+    `floor(inf)`) instead of failing to compile. The fold computes in float64 and rounds
+    once, the run time in f32: within 2 ulps of f32 (the run time's own error)."""
+    for text, value in CONSTANTS.items():
+        source = FOLDING_SOURCE.replace("FUNCTION", name).replace("CONSTANT", text)
+        kernel = lpir.compile(source, target="interp")
+        assert kernel.ir("source").count(f" {name}(") == 1  # a's; the constant's folded
+        y, z = np.zeros(32, np.float32), np.zeros(32, np.float32)
+        kernel(y, z, value)
+        np.testing.assert_array_max_ulp(y, z, maxulp=2)
+
+
+@pytest.mark.parametrize("a, b", [("7.5", "2"), ("7", "2.0"), ("x", "2")])
+def test_cdiv_of_floats_is_an_error(a, b):
+    """cdiv is the ceiling of an integer quotient; of floats it once folded to 4.0 for
+    cdiv(7.5, 2) and computed (a + b - 1) / b = 4.25 at run time."""
+    source = f"""
+kernel k[](y: global f32[4], x: f32) blocks(1) threads(4) {{
+    store(y[0 :+ 4], zeros<f32>[4] + cdiv({a}, {b}))
+}}"""
+    with pytest.raises(lpir.LpirError, match="cdiv divides integers") as error:
+        lpir.compile(source, target="interp")(np.zeros(4, np.float32), 7.5)
+    assert "ceil(a / b)" in str(error.value)
+
+
+FLOAT_OPERANDS = ["7.5", "-2.0", "0.0", "0.5", "inf", "-inf", "nan"]
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/", "%", "min", "max"])
+def test_a_float_operator_of_constants_folds_to_its_run_time_value(op):
+    """Each pair of FLOAT_OPERANDS folded at compile time, and the same pair loaded and
+    computed at run time: the same f32 (exact: one rounding of an exact or IEEE result).
+    Float division by zero folds to inf or NaN as it computes (it once refused to compile),
+    `inf % 2.0` to NaN (Python's math.fmod raised)."""
+    pairs = [(a, b) for a in FLOAT_OPERANDS for b in FLOAT_OPERANDS]
+
+    def apply(a: str, b: str) -> str:
+        return f"{op}({a}, {b})" if op in ("min", "max") else f"({a}) {op} ({b})"
+
+    folded = "\n".join(
+        f"    store(y[{i} :+ 1], full<f32>[1]({apply(a, b)}))" for i, (a, b) in enumerate(pairs)
+    )
+    source = f"""
+kernel folded[P = {len(pairs)}](
+    y: global f32[P], z: global f32[P], a: global f32[P], b: global f32[P],
+) blocks(1) threads(1) {{
+{folded}
+    store(z[0 :+ P], {apply("load(a[0 :+ P])", "load(b[0 :+ P])")})
+}}"""
+    a = np.array([float(a) for a, _ in pairs], np.float32)
+    b = np.array([float(b) for _, b in pairs], np.float32)
+    y, z = np.zeros(len(pairs), np.float32), np.zeros(len(pairs), np.float32)
+    lpir.compile(source, target="interp")(y, z, a, b)
+    np.testing.assert_array_equal(y, z)

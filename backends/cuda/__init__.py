@@ -7,8 +7,10 @@
 from lpir.backends.cuda.kernel import CompiledKernel
 from lpir.backends.cuda.source import emit_module
 
+from lpir.ir.core import Module
 
-def compile_kernel(module, params=None) -> CompiledKernel:
+
+def compile_kernel(module: Module, params: dict | None = None) -> CompiledKernel:
     """The CUDA form of a thread-IR module's kernel (compiled for the GPU when first run)."""
     return CompiledKernel(module, params)
 

@@ -49,7 +49,7 @@ class SharedAccess:
 class _Counter:
     """The thread interpreter's observer: replays each shared access warp by warp."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.found: dict[int, SharedAccess] = {}
 
     def __call__(self, op: Operation, index: np.ndarray, active: np.ndarray) -> None:

@@ -28,7 +28,7 @@ def cache_key(*parts: str | bytes) -> str:
 class CodeCache:
     """Cubins and PTX by key: a dict in front of the disk cache."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.memory: dict[str, bytes] = {}
 
     def get(self, key: str) -> bytes | None:

@@ -17,7 +17,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from lpir.backends.cuda.cache import cache_key, default_cache
 from lpir.backends.cuda.source import HEADER_NAME, INCLUDE_DIR, header_text
@@ -118,7 +120,7 @@ def cuda_include_directories() -> list[str]:
     return [str(c) for c in dict.fromkeys(candidates) if (c / "cuda_fp16.h").exists()]
 
 
-def cuda_core():
+def cuda_core() -> ModuleType:
     """The `cuda.core` namespace with Program, Device, launch, ... (1.x, or 0.x experimental)."""
     try:
         import cuda.core as core
@@ -197,7 +199,14 @@ def compile_source(source: str, arch: str, output: str = "cubin") -> bytes:
     return _cached(source, arch, output, "nvcc", version, compile_with_nvcc)
 
 
-def _cached(source: str, arch: str, output: str, compiler: str, version: str, compile) -> bytes:
+def _cached(
+    source: str,
+    arch: str,
+    output: str,
+    compiler: str,
+    version: str,
+    compile: Callable[[str, str, str], bytes],
+) -> bytes:
     key = cache_key(source, header_text(), arch, output, compiler, version, *NVCC_OPTIONS)
     cache = default_cache()
     data = cache.get(key)

@@ -9,23 +9,28 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 from lpir.backends.cuda.compiler import cuda_core
 
 from lpir.errors import LpirError
+
+# cuda.core and cuda.bindings are untyped: their devices, streams and kernels are Any here.
 
 
 class CudaError(LpirError):
     """A CUDA driver call failed."""
 
 
-def _driver():
+def _driver() -> ModuleType:
     from cuda.bindings import driver
 
     return driver
 
 
-def check(result):
+def check(result: object) -> Any:
     """Unpack a cuda.bindings result tuple, raising CudaError unless it reports success."""
     driver = _driver()
     error, *values = result if isinstance(result, tuple) else (result,)
@@ -54,7 +59,7 @@ def gpu_available() -> bool:
 
 
 @functools.cache
-def current_device():
+def current_device() -> Any:
     """The `cuda.core` Device, made current (its primary context)."""
     if not gpu_available():
         raise LpirError("no CUDA GPU is available", hint="run on a machine with an NVIDIA GPU")
@@ -72,7 +77,7 @@ def device_arch() -> str:
     return f"sm_{major}{minor}"
 
 
-def default_stream():
+def default_stream() -> Any:
     return current_device().default_stream
 
 
@@ -98,7 +103,7 @@ class DeviceBuffer:
             check(_driver().cuMemFree(self.pointer))
             self.pointer = 0
 
-    def __del__(self):
+    def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.free()
 
@@ -120,7 +125,9 @@ def synchronize() -> None:
 class LoadedKernel:
     """A kernel loaded from a cubin, ready to launch with a fixed grid and block."""
 
-    def __init__(self, cubin: bytes, name: str, grid, threads: int, dynamic_shared: int):
+    def __init__(
+        self, cubin: bytes, name: str, grid: Sequence[int], threads: int, dynamic_shared: int
+    ):
         core = cuda_core()
         current_device()
         self.module = core.ObjectCode.from_cubin(cubin)
@@ -131,11 +138,11 @@ class LoadedKernel:
             grid=tuple(grid), block=(threads, 1, 1), shmem_size=dynamic_shared
         )
 
-    def launch(self, arguments: list, stream=None) -> None:
+    def launch(self, arguments: list, stream: object = None) -> None:
         cuda_core().launch(as_stream(stream), self.config, self.kernel, *arguments)
 
 
-def as_stream(stream):
+def as_stream(stream: object) -> Any:
     """A `cuda.core` Stream for None (the default stream), a Stream, or a foreign stream
     object (torch: `.cuda_stream`; anything with `__cuda_stream__`)."""
     core = cuda_core()
@@ -152,13 +159,13 @@ def as_stream(stream):
 
 
 @functools.lru_cache(maxsize=64)
-def _wrapped_stream(handle: int):
+def _wrapped_stream(handle: int) -> Any:
     """cuda.core's (non-owning) Stream of a foreign stream handle, made once per handle:
     a decode loop launches on the same torch stream every time."""
     return cuda_core().Stream.from_handle(handle)
 
 
-def _allow_dynamic_shared(kernel, nbytes: int) -> None:
+def _allow_dynamic_shared(kernel: Any, nbytes: int) -> None:
     driver = _driver()
     attribute = driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
     handle = kernel.handle

@@ -18,7 +18,7 @@ from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 
 from lpir.dtypes import DType, dtype
 from lpir.ir.analysis import Facts
-from lpir.ir.core import Value
+from lpir.ir.core import Operation, Value
 from lpir.ir.ops import BinaryOp, ConstantOp, SelectOp, UnaryOp
 from lpir.ir.types import VectorType
 
@@ -130,7 +130,9 @@ def int_binary(name: str, a: str, b: str, dt: DType, facts: tuple[Facts, Facts, 
     return f"lpir_{name}<{ctype}>({a}, {b})"
 
 
-def binary_expression(name: str, a: str, b: str, dt: DType, facts) -> str:
+def binary_expression(
+    name: str, a: str, b: str, dt: DType, facts: tuple[Facts, Facts, Facts]
+) -> str:
     if name in _C_OPERATORS and name not in _ARITHMETIC_C and dt.is_float:
         return f"({to_f32(a, dt)} {_C_OPERATORS[name]} {to_f32(b, dt)})"
     if dt.is_float:
@@ -160,14 +162,17 @@ def unary_expression(name: str, a: str, dt: DType) -> str:
     raise ValueError(f"unary {name} on {dt.name}")
 
 
-def _operand_lanes(emitter: KernelEmitter, operands) -> tuple[list[CValue], bool]:
+def _operand_lanes(emitter: KernelEmitter, operands: list[Value]) -> tuple[list[CValue], bool]:
     values = [emitter.value(v) for v in operands]
     all_splat = all(v.kind in ("splat", "scalar") for v in values)
     return values, all_splat
 
 
 def emit_elementwise(
-    emitter: KernelEmitter, op, expression: Callable[..., str], result: Value | None = None
+    emitter: KernelEmitter,
+    op: Operation,
+    expression: Callable[..., str],
+    result: Value | None = None,
 ) -> None:
     """Define op's result (or `result`) from `expression(*operand lane expressions)`, lane by
     lane."""
@@ -230,6 +235,7 @@ def emit_binary(emitter: KernelEmitter, op: BinaryOp) -> None:
     if _emit_paired_half(emitter, op, dt):
         return
     facts = tuple(emitter.analysis.facts(v) for v in (op.result, *op.operands))
+    assert len(facts) == 3  # the result's and the two operands' (a binary op has two)
     emit_elementwise(emitter, op, lambda a, b: binary_expression(op.name, a, b, dt, facts))
 
 

@@ -9,6 +9,8 @@ windows with a shift) and stores the words into the byte array.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 from lpir.backends.cuda.writer import affine_expression, affine_runs
@@ -113,7 +115,7 @@ def unpack_fields(
     bit_offsets: tuple[int, ...],
     width: int,
     shift: str | None,
-    assign,
+    assign: Callable[[int | str, str], None],
 ) -> None:
     """Call `assign(lane, field expression)` for each lane, as loops where offsets are affine.
 
@@ -138,14 +140,18 @@ def unpack_fields(
                 assign(lane0, words.field(bit - 32 * word, width, word, shift))
                 continue
 
-            def body(j: str, lane0=lane0, bit=bit, word=word, stride=stride) -> None:
+            def body(
+                j: str, lane0: int = lane0, bit: int = bit, word: int = word, stride: int = stride
+            ) -> None:
                 local = affine_expression(bit - 32 * word, stride, j)
                 assign(affine_expression(lane0, 1, j), words.field(local, width, word, shift))
 
             emitter.w.unrolled_loop(part_length, body, variable="j")
 
 
-def _same_word_parts(first: int, stride: int, length: int, width: int, shift: str | None):
+def _same_word_parts(
+    first: int, stride: int, length: int, width: int, shift: str | None
+) -> list[tuple[int, int]]:
     """Split a run of fields into parts that each lie in one word (or one 64-bit window)."""
     span = 32 if shift is None else 64 - 7
     parts = []
@@ -172,7 +178,7 @@ def unpack_generic(emitter: KernelEmitter, op: UnpackBitsOp) -> None:
     shift = emitter.value(op.shift).text if op.shift is not None else None
     target = emitter.array(op.result)
 
-    def assign(lane, field: str) -> None:
+    def assign(lane: int | str, field: str) -> None:
         emitter.w.line(f"{target.lane(lane)} = {value_of_code(field, dt)};")
 
     unpack_fields(emitter, source, op.bit_offsets, dt.nbits, shift, assign)
@@ -266,7 +272,7 @@ def emit_view(emitter: KernelEmitter, op: ViewOp) -> None:
     packed_value = CValue("array", packed, _U8, nbytes)
     store_words(emitter, packed_value, words, nbytes)
 
-    def assign(lane, field: str) -> None:
+    def assign(lane: int | str, field: str) -> None:
         emitter.w.line(f"{target.lane(lane)} = {value_of_code(field, target_dt)};")
 
     offsets = tuple(i * target_dt.nbits for i in range(target.lanes))

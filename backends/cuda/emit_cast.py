@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.emit_arith import emit_elementwise, from_f32, to_f32
-from lpir.backends.cuda.emitter import KernelEmitter, emits
+from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 
 from lpir.dtypes import DType, dtype
 from lpir.ir.core import Value
@@ -261,7 +261,7 @@ def _pairwise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, 
     return True
 
 
-def _pairwise_narrowing(emitter: KernelEmitter, op: CastOp, value, target: DType) -> bool:
+def _pairwise_narrowing(emitter: KernelEmitter, op: CastOp, value: CValue, target: DType) -> bool:
     """f32 -> f16/bf16 two lanes per `cvt.rn.f16x2.f32` (the same rounding as one at a time)."""
     pair_type, convert, low, high = {
         "f16": ("__half2", "__floats2half2_rn", "__low2half", "__high2half"),
@@ -285,7 +285,7 @@ def _pairwise_narrowing(emitter: KernelEmitter, op: CastOp, value, target: DType
     return True
 
 
-def final_result(emitter: KernelEmitter, op: CastOp):
+def final_result(emitter: KernelEmitter, op: CastOp) -> Value:
     """The value a cast defines: its own result, or that of the `sub` folded into it."""
     sub, _ = folded_sub(emitter, op)
     if sub is None:
@@ -294,7 +294,7 @@ def final_result(emitter: KernelEmitter, op: CastOp):
     return sub.result
 
 
-def _bytewise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, zero: int):
+def _bytewise(emitter: KernelEmitter, op: CastOp, source: DType, target: DType, zero: int) -> bool:
     """8-bit integers -> f32 or f16 four lanes per 32-bit word of the thread's byte array (a
     byte read from the array costs a shift or a mask before the OR; `prmt` places it
     directly); False where the lanes are not whole words of an array."""

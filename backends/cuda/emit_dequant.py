@@ -28,12 +28,14 @@ bits in each 32-bit word first (one `xor` per word).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from lpir.backends.cuda.c_types import float_literal
 from lpir.backends.cuda.emit_bits import ByteWords, unpack_generic
 from lpir.backends.cuda.emit_cast import f16_decodable, folded_sub, small_args
-from lpir.backends.cuda.emitter import KernelEmitter, emits
+from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 
-from lpir.dtypes import dtype
+from lpir.dtypes import DType, dtype
 from lpir.ir.ops import CastOp, UnpackBitsOp
 
 F16 = dtype("f16")
@@ -76,7 +78,13 @@ def _pairs_by_position(positions: list[int]) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def _write_pair(emitter: KernelEmitter, target, lanes, expression: str, output=_OUTPUT["f16"]):
+def _write_pair(
+    emitter: KernelEmitter,
+    target: CValue,
+    lanes: tuple[int, int],
+    expression: str,
+    output: tuple[str, str] = _OUTPUT["f16"],
+) -> None:
     """`const __half2 pair = expression;` and its halves into the target's two lanes (one
     lane when both are the same: an odd lane count)."""
     lane_a, lane_b = lanes
@@ -137,7 +145,14 @@ def try_fuse_dequantize(emitter: KernelEmitter, unpack: UnpackBitsOp) -> bool:
     return True
 
 
-def _in_byte_small_floats(emitter: KernelEmitter, offsets, source_dt, word, target, target_dt):
+def _in_byte_small_floats(
+    emitter: KernelEmitter,
+    offsets: Sequence[int],
+    source_dt: DType,
+    word: Callable[[int], str],
+    target: CValue,
+    target_dt: DType,
+) -> None:
     """Small floats and fp8 whose fields lie inside bytes, two lanes per register: lanes whose
     fields sit at the same bit of their bytes pair up, one `prmt` moves their two bytes into
     the halves, one decoder (`lpir_small_fields_to_f16x2`) converts both."""
@@ -165,7 +180,7 @@ class _Windows:
     window that starts before the first bit is the first word shifted left), emitted once and
     reused."""
 
-    def __init__(self, emitter: KernelEmitter, word):
+    def __init__(self, emitter: KernelEmitter, word: Callable[[int], str]):
         self.emitter = emitter
         self.word = word
         self.names: dict[int, str] = {}
@@ -207,7 +222,15 @@ def _window_bits(width: int) -> int:
     return width * min(8, 23 // width)
 
 
-def _integers_to_f32(emitter: KernelEmitter, offsets, width, bias, word, target, bf16) -> None:
+def _integers_to_f32(
+    emitter: KernelEmitter,
+    offsets: Sequence[int],
+    width: int,
+    bias: int,
+    word: Callable[[int], str],
+    target: CValue,
+    bf16: bool,
+) -> None:
     """Integer fields straight to f32 (or bf16), one lane at a time: the field, masked in
     place at bit q of a 32-bit window of the thread's bytes, is ORed into the mantissa of 2^23
     (one `lop3`) and one FMA scales it back by 2^-q and subtracts 2^(23 - q) and the bias.
@@ -251,7 +274,9 @@ def _fields_at(word: str, p: int, q: int, width: int, bias: int) -> str:
     return f"lpir_magic_f16x2_at({word}, {hex(mask)}u, {hex(magic)}u, {offset})"
 
 
-def _shared_window(windows: _Windows, bit_a: int, bit_b: int, width: int):
+def _shared_window(
+    windows: _Windows, bit_a: int, bit_b: int, width: int
+) -> tuple[int, int, int] | None:
     """(start, p, q) of a 32-bit window that holds field a at bit p of its low half and field
     b at bit q of its high half, both inside the 10-bit mantissa of 1024.0 (p, q <= 10 -
     width); None when the fields are too close or too far apart. Prefers a window at a word's
@@ -270,7 +295,13 @@ def _shared_window(windows: _Windows, bit_a: int, bit_b: int, width: int):
 
 
 def _pairs_in_windows(
-    emitter: KernelEmitter, windows: _Windows, pairs, offsets, width, bias, target
+    emitter: KernelEmitter,
+    windows: _Windows,
+    pairs: list[tuple[int, int]],
+    offsets: Sequence[int],
+    width: int,
+    bias: int,
+    target: CValue,
 ) -> list[tuple[int, int]]:
     """Decode the lane pairs whose two fields share one 32-bit window (`_shared_window`: a
     k-permuted mma operand pairs fields 16 bits apart) with one `lop3` and one `hadd2` each
@@ -289,7 +320,14 @@ def _pairs_in_windows(
     return rest
 
 
-def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
+def _in_byte_integers_to_f16(
+    emitter: KernelEmitter,
+    offsets: Sequence[int],
+    width: int,
+    bias: int,
+    word: Callable[[int], str],
+    target: CValue,
+) -> None:
     """Integer fields inside bytes (1, 2, 4 bits) to f16, two neighbouring lanes per register:
     one `prmt` moves the two bytes that hold the pair's fields into the low bytes of the two
     halves, where each field sits at its bit p within its byte, then one `lop3` into the
@@ -308,7 +346,14 @@ def _in_byte_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word,
         _write_pair(emitter, target, (lane_a, lane_b), expression)
 
 
-def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, word, target):
+def _straddling_integers_to_f16(
+    emitter: KernelEmitter,
+    offsets: Sequence[int],
+    width: int,
+    bias: int,
+    word: Callable[[int], str],
+    target: CValue,
+) -> None:
     """Integer fields that straddle bytes (3, 5, 6, 7 bits) to f16, two neighbouring lanes per
     register: each field is read from a 32-bit window (`_Windows`) that puts it at bit q with
     q + width <= 10, windows every width * (10 // width) bits; one `prmt` joins the two low
@@ -324,7 +369,14 @@ def _straddling_integers_to_f16(emitter: KernelEmitter, offsets, width, bias, wo
         _write_pair(emitter, target, (lane_a, lane_b), _fields_at(moved, q_a, q_b, width, bias))
 
 
-def _straddling_small_floats(emitter: KernelEmitter, offsets, source_dt, word, target, target_dt):
+def _straddling_small_floats(
+    emitter: KernelEmitter,
+    offsets: Sequence[int],
+    source_dt: DType,
+    word: Callable[[int], str],
+    target: CValue,
+    target_dt: DType,
+) -> None:
     """Small floats whose fields straddle bytes (fp6, fp7, ...), two lanes per register: each
     field is read from a 32-bit window that puts it at bit q, a multiple of its width with the
     field inside the window's low half (windows every width * (16 // width) bits); lanes with

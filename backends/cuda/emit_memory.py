@@ -13,6 +13,9 @@ are affine. In swizzled shared memory each access's strided offset goes through 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 from lpir.backends.cuda.writer import affine_expression, affine_runs
@@ -33,6 +36,7 @@ from lpir.ir.ops import (
     VectorConstantOp,
 )
 from lpir.ir.types import GlobalType, SharedType, VectorType, as_vector
+from lpir.layout import Swizzle
 
 _LDG_TYPES = {
     "signed char",
@@ -75,8 +79,8 @@ def lane_classes(value: Value, memo: dict[int, tuple[int, ...]] | None = None) -
     return classes
 
 
-def _renumber(keys) -> tuple[int, ...]:
-    ids: dict = {}
+def _renumber(keys: Iterable[Hashable]) -> tuple[int, ...]:
+    ids: dict[Hashable, int] = {}
     return tuple(ids.setdefault(key, len(ids)) for key in keys)
 
 
@@ -84,7 +88,7 @@ def _renumber(keys) -> tuple[int, ...]:
 SWIZZLED_BASES = 8
 
 
-def swizzled(swizzle, offset: str) -> str:
+def swizzled(swizzle: Swizzle, offset: str) -> str:
     """C for the swizzled element offset of a strided one (`lpir_swizzle` in lpir_cuda.cuh,
     once per XOR term, the first innermost)."""
     for term in swizzle.terms:
@@ -171,6 +175,13 @@ class Access:
         return access_chunks(len(self.offsets), self.width, self.size)
 
 
+#: `statement(lane, offset)` of one lane's access (each an int, or a loop expression)
+LaneStatement = Callable[[int | str, int | str], None]
+#: a wide access: (first lane, lanes, access, otherwise), `otherwise` None, a statement or a
+#: function of the mask's condition (`_guarded`); Any: the three are used apart by `callable`
+Chunk = tuple[int, int, str, Any]
+
+
 def access_chunks(lanes: int, width: int, size: int) -> list[tuple[int, int, int]]:
     """(first lane, lanes, bytes) of each access the emitter makes of an `ld`/`st` of `lanes`
     lanes of `size` bytes in groups of `width`: a group is one access of up to 16 bytes (a
@@ -180,7 +191,7 @@ def access_chunks(lanes: int, width: int, size: int) -> list[tuple[int, int, int
     return [(start, step, chunk_bytes) for start in range(0, lanes, step)]
 
 
-def _per_lane(access: Access, statement, lanes: range) -> None:
+def _per_lane(access: Access, statement: LaneStatement, lanes: range) -> None:
     """Per-lane accesses, as loops over runs of affine offsets."""
     w = access.emitter.w
     offsets = [access.offsets[lane] for lane in lanes]
@@ -190,7 +201,7 @@ def _per_lane(access: Access, statement, lanes: range) -> None:
             statement(lane0, first)
             continue
 
-        def body(j: str, lane0=lane0, first=first, stride=stride) -> None:
+        def body(j: str, lane0: int = lane0, first: int = first, stride: int = stride) -> None:
             statement(affine_expression(lane0, 1, j), affine_expression(first, stride, j))
 
         w.unrolled_loop(length, body, variable="j")
@@ -207,7 +218,7 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
 
     shared = isinstance(op.memory.type, SharedType)
 
-    def load_lane(lane, offset) -> None:
+    def load_lane(lane: int | str, offset: int | str) -> None:
         address = access.lane_address(offset)
         read = f"__ldg({address})" if scalar_ldg else element_at(address, shared)
         if access.mask is None:
@@ -218,10 +229,11 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
     if access.width == 1:
         _per_lane(access, load_lane, range(len(op.offsets)))
         return
-    chunks = []
+    chunks: list[Chunk] = []
     for start, lanes, size in access.chunks():
         to, source = target.address(start), access.lane_address(op.offsets[start])
         wide = f"lpir_load<{size}, {nc}>({to}, {source});"
+        otherwise: str | Callable[[str], str]
         if isinstance(op.memory.type, GlobalType):  # one predicated load where the mask is on
             otherwise = _predicated_load(size, nc, to, source)
         else:
@@ -250,7 +262,7 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
         return
     if value.kind != "array":
         value = emitter.materialize(op.value)
-    chunks = []
+    chunks: list[Chunk] = []
     for start, lanes, size in access.chunks():
         wide = (
             f"lpir_store<{size}>({access.lane_address(op.offsets[start])}, {value.address(start)});"
@@ -269,28 +281,28 @@ def element_at(address: str, shared: bool) -> str:
     return f"LPIR_AT({address})" if shared else f"*({address})"
 
 
-def _lane_writer(access: Access, statement):
+def _lane_writer(access: Access, statement: Callable[[str, str], str]) -> LaneStatement:
     """`write(lane, offset)`: `statement(address, value)` for one lane of the stored value,
     under the lane's mask."""
     w = access.emitter.w
     assert isinstance(access.op, StoreThreadOp)
     value = access.emitter.value(access.op.value)
 
-    def write(lane, offset) -> None:
+    def write(lane: int | str, offset: int | str) -> None:
         line = statement(access.lane_address(offset), value.lane(lane))
         w.line(line if access.mask is None else f"if ({access.mask.lane(lane)}) {line}")
 
     return write
 
 
-def _predicated_load(size: int, nc: str, to: str, source: str):
+def _predicated_load(size: int, nc: str, to: str, source: str) -> Callable[[str], str]:
     def statement(condition: str) -> str:
         return f"lpir_load_if<{size}, {nc}>({to}, {source}, {condition});"
 
     return statement
 
 
-def _guarded(access: Access, chunks, per_lane) -> None:
+def _guarded(access: Access, chunks: list[Chunk], per_lane: Callable[[int, int], None]) -> None:
     """Wide accesses under their masks. A chunk is (first lane, lanes, access, otherwise).
     Where `otherwise` is None (stores) or a statement (a load's zeroing, in the `else`), the
     accesses of consecutive chunks that share a uniform condition go under one `if`; where it

@@ -172,7 +172,9 @@ def _read_buffer(emitter: KernelEmitter, state: _Loop, tile: Value) -> None:
     emitter.bind(tile, CValue("shared", name, whole.dtype))
 
 
-def _buffer_pointer(emitter: KernelEmitter, tile: Value, whole: CValue, slot: str, role: str):
+def _buffer_pointer(
+    emitter: KernelEmitter, tile: Value, whole: CValue, slot: str, role: str
+) -> str:
     """A C pointer to buffer `slot` of a buffered shared tile (the tile's own name for 0)."""
     if slot == "0":
         return whole.text

@@ -8,6 +8,8 @@ Shuffles that pick a contiguous slice of one source alias it instead of copying.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.emit_arith import binary_expression
 from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
@@ -107,7 +109,13 @@ def emit_shuffle(emitter: KernelEmitter, op: ShuffleOp) -> None:
             emitter.w.line(f"{target.lane(start)} = {source.lane(first)};")
             continue
 
-        def body(i: str, start=start, first=first, stride=stride, source=source) -> None:
+        def body(
+            i: str,
+            start: int = start,
+            first: int = first,
+            stride: int = stride,
+            source: CValue = source,
+        ) -> None:
             lane = affine_expression(first, stride, i)
             emitter.w.line(f"{target.lane(affine_expression(start, 1, i))} = {source.lane(lane)};")
 
@@ -155,7 +163,12 @@ def emit_reduce_lanes(emitter: KernelEmitter, op: ReduceLanesOp) -> None:
         emitter.w.line(f"{target.lane(j)} = {balanced_tree(terms[j], combine)};")
 
 
-def _reduced(emitter: KernelEmitter, op: ReduceLanesOp, terms: list[str], combine) -> str:
+def _reduced(
+    emitter: KernelEmitter,
+    op: ReduceLanesOp,
+    terms: list[str],
+    combine: Callable[[str, str], str],
+) -> str:
     name = emitter.c_name(op.result)
     ctype = c_types.c_type(op.result.type.dtype)
     emitter.w.line(f"const {ctype} {name} = {balanced_tree(terms, combine)};")

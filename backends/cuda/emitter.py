@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.staging import StagingPlan, allocation_bytes, plan_staging
@@ -31,6 +31,9 @@ from lpir.ir.core import Kernel, Operation, Region, Value, users_of
 from lpir.ir.ops import AllocSharedOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.printer import Namer, Printer
 from lpir.ir.types import GlobalType, SharedType, VectorType
+
+if TYPE_CHECKING:  # emit_staging imports this module
+    from lpir.backends.cuda.emit_staging import _Loop
 
 #: Static shared memory one block may declare; beyond it the kernel uses dynamic shared memory.
 STATIC_SHARED_LIMIT = 48 * 1024
@@ -133,7 +136,8 @@ class KernelEmitter:
         self.emitted_early: set[int] = set()
         self.yield_targets: list[list[CValue | None]] = []
         self.staging: StagingPlan | None = None  # pipelined loads copied by cp.async
-        self.staged_loops: dict = {}  # id(ForOp) -> emit_staging's state of a loop being emitted
+        # id(ForOp) -> emit_staging's state of a loop being emitted
+        self.staged_loops: dict[int, _Loop] = {}
 
     # ---- names and values --------------------------------------------------------------------
     def c_name(self, value: Value) -> str:

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lpir.backends.cuda import arrays, c_types
@@ -29,6 +29,9 @@ from lpir.errors import LpirError
 from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
 
 
 def host_compiler() -> str | None:
@@ -119,7 +122,7 @@ def build(source: str) -> ctypes.CDLL:
 class _Runner:
     """Runs one emulated kernel of a built library on host arrays, like `CompiledKernel.run`."""
 
-    def __init__(self, kernel: Kernel, function, misaligned, race):
+    def __init__(self, kernel: Kernel, function: CFuncPtr, misaligned: CFuncPtr, race: CFuncPtr):
         self.kernel = kernel
         self.function = function
         self.misaligned = misaligned

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lpir.backends.cuda import arrays
@@ -21,6 +21,9 @@ from lpir.errors import ArgumentError, LpirError
 from lpir.ir.core import Module
 from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
+
+if TYPE_CHECKING:
+    from lpir.backends.cuda.device import LoadedKernel
 
 DEFAULT_ARCH = "sm_80"
 
@@ -60,7 +63,7 @@ class CompiledKernel:
         self.emitted = emitted
         self.cuda_source = source or translation_unit([emitted])
         self.name = emitted.name
-        self._loaded: dict[str, Any] = {}
+        self._loaded: dict[str, LoadedKernel] = {}
         stored = stored_arguments(self.kernel)
         self.stored = [id(arg) in stored for arg in self.kernel.args]
 
@@ -97,7 +100,7 @@ class CompiledKernel:
             )
         return disassemble(cubin)
 
-    def loaded(self):
+    def loaded(self) -> LoadedKernel:
         from lpir.backends.cuda.device import LoadedKernel, device_arch
 
         arch = device_arch()
@@ -111,7 +114,7 @@ class CompiledKernel:
             )
         return self._loaded[arch]
 
-    def run(self, arguments: list[Any], stream=None) -> None:
+    def run(self, arguments: list[Any], stream: object = None) -> None:
         """Launch on the current GPU. Host arrays are copied in, and back if the kernel
         stores into them (then the call waits for the kernel); device arrays are used in
         place and the launch is asynchronous on `stream` (default: the default stream).

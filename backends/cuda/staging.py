@@ -162,7 +162,7 @@ def plan_staging(kernel: Kernel, users: dict[int, list[Operation]], budget: int)
     return plan
 
 
-def _rings(loop: ForOp, users, kernel: Kernel) -> list[StagedRing]:
+def _rings(loop: ForOp, users: dict[int, list[Operation]], kernel: Kernel) -> list[StagedRing]:
     """The stageable rings of a pipelined loop, in the order of its arguments."""
     found = []
     for chain, fetch in ring_chains(loop):
@@ -199,7 +199,9 @@ def ring_chains(loop: ForOp) -> list[tuple[list[int], LoadThreadOp]]:
     return chains
 
 
-def _ring_parts(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users):
+def _ring_parts(
+    loop: ForOp, chain: list[int], fetch: LoadThreadOp, users: dict[int, list[Operation]]
+) -> tuple[list[Value], list[LoadThreadOp], int] | None:
     """(arguments, prologue loads, cp.async bytes) of a ring that is the pipeline's pattern
     exactly, S - 1 tiles ahead, in chunks cp.async can copy; None for any other."""
     args = [loop.iter_args[i] for i in chain]
@@ -224,7 +226,13 @@ def _ring_parts(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users):
     return args, prologue, chunk
 
 
-def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel: Kernel):
+def _stageable(
+    loop: ForOp,
+    chain: list[int],
+    fetch: LoadThreadOp,
+    users: dict[int, list[Operation]],
+    kernel: Kernel,
+) -> StagedRing | None:
     parts = _ring_parts(loop, chain, fetch, users)
     if parts is None:
         return None
@@ -235,7 +243,13 @@ def _stageable(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel
     return StagedRing(args, prologue, fetch, chunk, tile_bytes // chunk, kernel.threads)
 
 
-def _buffered(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel: Kernel):
+def _buffered(
+    loop: ForOp,
+    chain: list[int],
+    fetch: LoadThreadOp,
+    users: dict[int, list[Operation]],
+    kernel: Kernel,
+) -> StagedRing | None:
     """The ring as copies straight into buffers of the shared tile its tiles are stored to
     (the module docstring says when); None where it is not one."""
     parts = _ring_parts(loop, chain, fetch, users)
@@ -258,12 +272,15 @@ def _buffered(loop: ForOp, chain: list[int], fetch: LoadThreadOp, users, kernel:
     return ring
 
 
-def _only_store(tile: Value, users, loop: ForOp) -> StoreThreadOp | None:
+def _only_store(
+    tile: Value, users: dict[int, list[Operation]], loop: ForOp
+) -> StoreThreadOp | None:
     """The unmasked store of the whole tile into a shared allocation, when the loop body
     does nothing else with it."""
     (store, *others) = users.get(id(tile), [None])
     if others or store is None or not stores_whole_into_shared(store, tile):
         return None
+    assert isinstance(store, StoreThreadOp)  # stores_whole_into_shared checked it (a bool)
     if not any(op is store for op in loop.body.ops):
         return None
     if not isinstance(store.memory.owner, AllocSharedOp):
@@ -271,7 +288,9 @@ def _only_store(tile: Value, users, loop: ForOp) -> StoreThreadOp | None:
     return store
 
 
-def _buffers_are_ordered(loop: ForOp, store: StoreThreadOp, users) -> bool:
+def _buffers_are_ordered(
+    loop: ForOp, store: StoreThreadOp, users: dict[int, list[Operation]]
+) -> bool:
     """Whether the shared tile is written by `store` alone and read only in the loop body
     after it, each read after a barrier that follows the store, and a barrier after the last
     read: then S buffers of it, filled ahead, are read only once filled and refilled only once

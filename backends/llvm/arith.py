@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from lpir.backends.llvm.casts import Caster
+from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.types import F32, constant, element, like
 from lpir.backends.llvm.vector_math import VectorMath
 
@@ -39,7 +40,7 @@ _FLOAT_INTRINSIC_UNARY = {
 class Arithmetic:
     """Emits binary, unary and select ops; `caster` does f16/bf16 <-> f32."""
 
-    def __init__(self, builder: ir.IRBuilder, intrinsics, caster: Caster):
+    def __init__(self, builder: ir.IRBuilder, intrinsics: Intrinsics, caster: Caster):
         self.b = builder
         self.intrinsics = intrinsics
         self.caster = caster
@@ -49,14 +50,14 @@ class Arithmetic:
         """f16/bf16: computed in f32."""
         return dt.is_float and dt.nbits == 16
 
-    def to_compute(self, value, dt: DType):
+    def to_compute(self, value: ir.Value, dt: DType) -> ir.Value:
         return self.caster.to_f32(value, dt) if self.widened(dt) else value
 
-    def from_compute(self, value, dt: DType):
+    def from_compute(self, value: ir.Value, dt: DType) -> ir.Value:
         return self.caster.from_f32(value, dt) if self.widened(dt) else value
 
     # ---- binary ---------------------------------------------------------------------------
-    def binary(self, name: str, lhs, rhs, dt: DType):
+    def binary(self, name: str, lhs: ir.Value, rhs: ir.Value, dt: DType) -> ir.Value:
         if name in _COMPARE:
             return self.compare(name, lhs, rhs, dt)
         if dt.is_float:
@@ -64,7 +65,7 @@ class Arithmetic:
             return self.from_compute(self.float_binary(name, a, c), dt)
         return self.int_binary(name, lhs, rhs, dt)
 
-    def float_binary(self, name: str, a, c):
+    def float_binary(self, name: str, a: ir.Value, c: ir.Value) -> ir.Value:
         b = self.b
         if name in ("add", "sub", "mul"):
             # Like nvcc's default, a multiply feeding an add may fuse into one FMA (one
@@ -75,7 +76,7 @@ class Arithmetic:
         intrinsic = self.intrinsics.get("llvm.maxnum" if name == "max" else "llvm.minnum", a.type)
         return b.call(intrinsic, [a, c])
 
-    def compare(self, name: str, lhs, rhs, dt: DType):
+    def compare(self, name: str, lhs: ir.Value, rhs: ir.Value, dt: DType) -> ir.Value:
         b = self.b
         if dt.is_float:
             a, c = self.to_compute(lhs, dt), self.to_compute(rhs, dt)
@@ -86,7 +87,7 @@ class Arithmetic:
             return b.icmp_unsigned(_COMPARE[name], lhs, rhs)
         return b.icmp_signed(_COMPARE[name], lhs, rhs)
 
-    def int_binary(self, name: str, lhs, rhs, dt: DType):
+    def int_binary(self, name: str, lhs: ir.Value, rhs: ir.Value, dt: DType) -> ir.Value:
         b = self.b
         if name in _INT_BINARY:
             return getattr(b, _INT_BINARY[name])(lhs, rhs)
@@ -105,7 +106,7 @@ class Arithmetic:
             return self.division(name, lhs, rhs, dt)
         raise NotImplementedError(f"integer {name}")
 
-    def division(self, name: str, lhs, rhs, dt: DType):
+    def division(self, name: str, lhs: ir.Value, rhs: ir.Value, dt: DType) -> ir.Value:
         b = self.b
         zero_type = element(rhs.type)
         is_zero = b.icmp_unsigned("==", rhs, constant(rhs, zero_type, 0))
@@ -121,7 +122,7 @@ class Arithmetic:
         return b.select(is_zero, constant(rhs, zero_type, 0), result)
 
     # ---- unary ----------------------------------------------------------------------------
-    def unary(self, name: str, value, dt: DType):
+    def unary(self, name: str, value: ir.Value, dt: DType) -> ir.Value:
         b = self.b
         if not dt.is_float:
             if name == "neg":
@@ -140,7 +141,7 @@ class Arithmetic:
         wide = self.to_compute(value, dt)
         return self.from_compute(self.float_unary(name, wide), dt)
 
-    def float_unary(self, name: str, value):
+    def float_unary(self, name: str, value: ir.Value) -> ir.Value:
         b = self.b
         float_type = element(value.type)
         if name == "neg":
@@ -158,11 +159,11 @@ class Arithmetic:
             return self.per_lane_libm(name, value)
         raise NotImplementedError(f"float {name}")
 
-    def per_lane_libm(self, function: str, value):
+    def per_lane_libm(self, function: str, value: ir.Value) -> ir.Value:
         """A libm call per lane (for functions LLVM has no intrinsic for)."""
         return VectorMath(self.b, self.intrinsics).per_lane(function, value)
 
-    def select(self, cond, lhs, rhs):
+    def select(self, cond: ir.Value, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
         return self.b.select(cond, lhs, rhs)
 
 

@@ -23,6 +23,7 @@ from llvmlite import ir
 from lpir.backends.llvm import jit
 from lpir.backends.llvm.branches import branch_value
 from lpir.backends.llvm.floats import FloatCodec, round_to_odd_f32
+from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.lookup import TableCaster
 from lpir.backends.llvm.types import (
     BFLOAT,
@@ -79,7 +80,7 @@ def from_int(b: ir.IRBuilder, value: ir.Value, dt: DType) -> ir.Value:
 class Caster:
     """Emits casts on an IRBuilder; `intrinsics` is a `backends.llvm.intrinsics.Intrinsics`."""
 
-    def __init__(self, builder: ir.IRBuilder, intrinsics, features: str | None = None):
+    def __init__(self, builder: ir.IRBuilder, intrinsics: Intrinsics, features: str | None = None):
         self.b = builder
         self.intrinsics = intrinsics
         if features is None:

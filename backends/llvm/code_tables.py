@@ -27,6 +27,7 @@ from constants (LLVM folds it), or fewer distinct tables than registers of lanes
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from llvmlite import ir
 from lpir.backends.llvm.lookup import TableCaster, table_of, table_registers
@@ -35,6 +36,9 @@ from lpir.backends.llvm.types import F32, I16, I32, lane_type
 from lpir.dtypes import DType
 from lpir.ir.core import Operation, Value
 from lpir.ir.types import VectorType, as_vector
+
+if TYPE_CHECKING:
+    from lpir.backends.llvm.kernel import KernelEmitter
 
 REGISTER_LANES = 16  # f32 or i32 lanes of a 512-bit register
 WORD_LANES = 32  # 16-bit lanes of a 512-bit register
@@ -68,7 +72,7 @@ class CodeTables:
     """Tabulates casts of small codes and the elementwise ops that follow them, as the kernel
     emitter `e` reaches them (`emit` returns None where an op is emitted directly)."""
 
-    def __init__(self, e, features: str):
+    def __init__(self, e: KernelEmitter, features: str):
         self.e = e
         self.enabled = "+avx512f" in features.split(",")
         self.word_lanes = "+avx512bw" in features.split(",")  # vpermw, 16-bit shifts
@@ -298,7 +302,7 @@ def _per_register(values: list, lanes: int) -> tuple | None:
     return tuple(keys)
 
 
-def _key(form, chunk: int):
+def _key(form: Tabulated | Uniform, chunk: int) -> int | float:
     return form.chunk_tables[chunk] if isinstance(form, Tabulated) else form.keys[chunk]
 
 

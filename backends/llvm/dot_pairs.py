@@ -11,7 +11,9 @@ in the same order, the products being exact: the same bits but for subnormals.
 from __future__ import annotations
 
 from llvmlite import ir
+from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.types import BFLOAT, F32, I32, constant
+from lpir.backends.llvm.vectors import Vectors
 
 # (accumulator lanes, bits): the widths of vdpbf16ps, widest first
 INSTRUCTION_LANES = ((16, 512), (8, 256), (4, 128))
@@ -20,7 +22,9 @@ INSTRUCTION_LANES = ((16, 512), (8, 256), (4, 128))
 class DotPairs:
     """Emits dot_pairs on an IRBuilder, given the host's CPU features."""
 
-    def __init__(self, builder: ir.IRBuilder, intrinsics, vectors, features: str):
+    def __init__(
+        self, builder: ir.IRBuilder, intrinsics: Intrinsics, vectors: Vectors, features: str
+    ):
         self.b = builder
         self.intrinsics = intrinsics
         self.vectors = vectors

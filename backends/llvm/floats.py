@@ -14,6 +14,7 @@ value scaled by a power of two, then clamps.
 from __future__ import annotations
 
 from llvmlite import ir
+from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.types import F32, F64, I32, I64, constant, like
 
 from lpir.dtypes import DType
@@ -22,14 +23,14 @@ from lpir.dtypes import DType
 class FloatCodec:
     """Decode/encode helpers for one float format (narrower than f32) on an IRBuilder."""
 
-    def __init__(self, builder: ir.IRBuilder, intrinsics, dt: DType):
+    def __init__(self, builder: ir.IRBuilder, intrinsics: Intrinsics, dt: DType):
         self.b = builder
         self.intrinsics = intrinsics
         self.dt = dt
         self.E, self.M, self.bias = dt.exponent_bits, dt.mantissa_bits, dt.bias
         self.code_type = ir.IntType(8 if dt.nbits <= 8 else 16)
 
-    def c32(self, value, number):
+    def c32(self, value: ir.Value, number: int) -> ir.Constant:
         return constant(value, I32, number)
 
     # ---- decode ---------------------------------------------------------------------------
@@ -55,7 +56,9 @@ class FloatCodec:
         bits = b.or_(b.bitcast(magnitude, like(code, I32)), b.shl(sign, self.c32(c, 31)))
         return b.bitcast(bits, like(code, F32))
 
-    def special_values(self, magnitude, exponent, mantissa):
+    def special_values(
+        self, magnitude: ir.Value, exponent: ir.Value, mantissa: ir.Value
+    ) -> ir.Value:
         b, dt = self.b, self.dt
         top = b.icmp_unsigned("==", exponent, self.c32(exponent, (1 << self.E) - 1))
         nan = constant(magnitude, F32, float("nan"))
@@ -121,7 +124,7 @@ class FloatCodec:
         # IEEE: the quiet NaN, the top mantissa bit set.
         return (((1 << self.E) - 1) << self.M) | (1 << (self.M - 1))
 
-    def normal_code(self, magnitude):
+    def normal_code(self, magnitude: ir.Value) -> ir.Value:
         b = self.b
         drop = 23 - self.M
         rounded = magnitude
@@ -133,7 +136,7 @@ class FloatCodec:
             rounded = b.lshr(b.add(b.add(magnitude, half), lowest_kept), self.c32(magnitude, drop))
         return b.sub(rounded, self.c32(magnitude, (127 - self.bias) << self.M))
 
-    def subnormal_code(self, value):
+    def subnormal_code(self, value: ir.Value) -> ir.Value:
         b = self.b
         scaled = b.call(self.intrinsics.get("llvm.fabs", value.type), [value])
         exponent = self.bias + self.M - 1
@@ -144,7 +147,7 @@ class FloatCodec:
         rounded = b.call(self.intrinsics.get("llvm.roundeven", value.type), [scaled])
         return b.fptoui(rounded, like(value, I32))
 
-    def clamp(self, code):
+    def clamp(self, code: ir.Value) -> ir.Value:
         b, dt = self.b, self.dt
         if dt.variant == "ieee":
             limit = ((1 << self.E) - 1) << self.M  # infinity: overflow goes there
@@ -156,7 +159,7 @@ class FloatCodec:
         return b.select(too_big, self.c32(code, limit), code)
 
 
-def round_to_odd_f32(builder: ir.IRBuilder, intrinsics, value: ir.Value) -> ir.Value:
+def round_to_odd_f32(builder: ir.IRBuilder, intrinsics: Intrinsics, value: ir.Value) -> ir.Value:
     """f64 -> f32 rounding to odd: a later rounding to 22 bits or fewer is then correct."""
     b = builder
     rounded = b.fptrunc(value, like(value, F32))

@@ -11,15 +11,20 @@ mask of `unpack_bits` into one `vpternlogd`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llvmlite import ir
 from lpir.backends.llvm.types import F32, I32, constant, like
 
 from lpir.ir.core import Operation, Value
 
+if TYPE_CHECKING:
+    from lpir.backends.llvm.kernel import KernelEmitter
+
 MAGIC = 2.0**23
 
 
-def integral_constant(e, value: Value) -> float | None:
+def integral_constant(e: KernelEmitter, value: Value) -> float | None:
     """The value of a scalar constant or a splat of one, if integral and small."""
     op = e.producer(value)
     if op is not None and op.name == "splat":
@@ -32,7 +37,7 @@ def integral_constant(e, value: Value) -> float | None:
     return float(number)
 
 
-def small_int_to_f32(e, value: Value) -> Value | None:
+def small_int_to_f32(e: KernelEmitter, value: Value) -> Value | None:
     """The integer operand q of `value = cast<f32>(q)`, if every q fits in 17 bits."""
     op = e.producer(value)
     if op is None or op.name != "cast" or op.result.type.dtype.name != "f32":
@@ -44,7 +49,7 @@ def small_int_to_f32(e, value: Value) -> Value | None:
     return source
 
 
-def zero_point(e, op: Operation) -> ir.Value | None:
+def zero_point(e: KernelEmitter, op: Operation) -> ir.Value | None:
     """`cast<f32>(q) - c` or `cast<f32>(q) + c` without a conversion, else None."""
     if op.name not in ("add", "sub") or op.result.type.dtype.name != "f32":
         return None

@@ -68,7 +68,7 @@ class Intrinsics:
         function_type = ir.FunctionType(type_, [type_, ir.IntType(1)])
         return self.declare(f"llvm.abs.{type_suffix(type_)}", function_type)
 
-    def fp_to_int_saturating(self, signed: bool, result: ir.Type, source: ir.Type):
+    def fp_to_int_saturating(self, signed: bool, result: ir.Type, source: ir.Type) -> ir.Function:
         """llvm.fptosi.sat / llvm.fptoui.sat: truncate, saturate, NaN -> 0."""
         kind = "fptosi" if signed else "fptoui"
         name = f"llvm.{kind}.sat.{type_suffix(result)}.{type_suffix(source)}"

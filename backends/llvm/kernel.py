@@ -13,6 +13,7 @@ an array (tensors: their data; scalars: a pointer to the value) and runs blocks
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -69,7 +70,7 @@ def frame_bytes(kernel: Kernel, plan: Plan | None = None) -> int:
     return MASKED_OFF_BYTES + sum(storage_bytes(slot.type) + 64 for slot in slots)
 
 
-def _all_values(kernel: Kernel):
+def _all_values(kernel: Kernel) -> Iterator[Value]:
     for op in kernel.walk():
         for region in op.regions:
             yield from region.args
@@ -247,7 +248,7 @@ class KernelEmitter:
         self.segment(pending)
         return []
 
-    def thread_loop(self, body) -> None:
+    def thread_loop(self, body: Callable[[], None]) -> None:
         """Emit `for tid in range(threads): body()` at the current block-level position."""
         b = self.b
         function = b.function
@@ -273,7 +274,7 @@ class KernelEmitter:
             return
         reads = self.plan.context_reads(ops)
 
-        def body():
+        def body() -> None:
             saved = dict(self.values)
             for value in reads:
                 self.values[id(value)] = self.load_context(value)
@@ -289,7 +290,7 @@ class KernelEmitter:
         if not pairs:
             return
 
-        def body():
+        def body() -> None:
             loaded = [
                 self.load_context(source) if id(source) in self.context else self.get(source)
                 for _, source in pairs
@@ -343,7 +344,7 @@ class KernelEmitter:
         for result, arg in zip(op.results, op.iter_args):
             self.context[id(result)] = self.context[id(arg)]
 
-    def loop_continues(self, iv, upper, step):
+    def loop_continues(self, iv: ir.Value, upper: ir.Value, step: ir.Value) -> ir.Value:
         """`iv < upper`, and where the step is not a constant, `step > 0` too: a step of 0 or
         less (which the language refuses, and the interpreters report) ends the loop instead of
         running it forever."""

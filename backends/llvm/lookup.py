@@ -22,6 +22,7 @@ import functools
 
 import numpy as np
 from llvmlite import ir
+from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.types import F32, I16, I32, constant, element
 from lpir.backends.llvm.vectors import Vectors
 
@@ -34,7 +35,7 @@ MAX_REGISTER_PAIRS = 4
 class TableCaster:
     """Emits table-lookup casts on an IRBuilder, given the host's CPU features."""
 
-    def __init__(self, builder: ir.IRBuilder, intrinsics, features: str):
+    def __init__(self, builder: ir.IRBuilder, intrinsics: Intrinsics, features: str):
         self.b = builder
         self.intrinsics = intrinsics
         self.vectors = Vectors(builder)
@@ -69,7 +70,9 @@ class TableCaster:
             return self.exact_f16_to_f32(self.lookup_all(index, source, dtype("f16"), I16))
         return self.lookup_all(index, source, target, I32 if target.nbits == 32 else I16)
 
-    def cast_fields(self, data: ir.Value, offsets, source: DType, target: DType):
+    def cast_fields(
+        self, data: ir.Value, offsets: list[int], source: DType, target: DType
+    ) -> ir.Value | None:
         """`cast<target>` of the `source` fields at bit `offsets` of a byte vector (an
         `unpack_bits` the cast reads), or None where the lookup would not take 16-bit indices
         (its entries are not 16-bit). The fields go straight into 16-bit lanes, so no index is
@@ -94,7 +97,9 @@ class TableCaster:
         as_half = self.b.bitcast(halves, ir.VectorType(ir.HalfType(), lanes))
         return self.b.fpext(as_half, ir.VectorType(F32, lanes))
 
-    def lookup_all(self, codes: ir.Value, source: DType, target: DType, entry) -> ir.Value:
+    def lookup_all(
+        self, codes: ir.Value, source: DType, target: DType, entry: ir.IntType
+    ) -> ir.Value:
         """The table entries of every lane, one register of indices at a time. Only the low
         `source.nbits` bits of each index are looked at."""
         b = self.b
@@ -126,7 +131,7 @@ class TableCaster:
         moved = constant(index, entry, entry.width - source.nbits)
         return self.b.shl(self.b.and_(index, sign), moved)
 
-    def lookup(self, index, table: np.ndarray, entry, width: int) -> ir.Value:
+    def lookup(self, index: ir.Value, table: np.ndarray, entry: ir.IntType, width: int) -> ir.Value:
         """Each lane's entry of `table` (as integers) for its `index`."""
         b = self.b
         vector = ir.VectorType(entry, width)
@@ -147,26 +152,32 @@ class TableCaster:
             level += 1
         return pieces[0]
 
-    def permute(self, table, index, entry, width):
+    def permute(self, table: ir.Value, index: ir.Value, entry: ir.IntType, width: int) -> ir.Value:
         """vpermps / vpermw: table[index & (width - 1)] per lane."""
         name, table_type = self._permute_names(entry, width, pair=False)
         function = self._declare(name, table_type, [table_type, index.type])
         return self._call_on_floats(function, [table, index], entry, width)
 
-    def permute_pair(self, low, index, high, entry, width):
+    def permute_pair(
+        self, low: ir.Value, index: ir.Value, high: ir.Value, entry: ir.IntType, width: int
+    ) -> ir.Value:
         """vpermi2ps / vpermi2w: (low ++ high)[index & (2·width - 1)] per lane."""
         name, table_type = self._permute_names(entry, width, pair=True)
         function = self._declare(name, table_type, [table_type, index.type, table_type])
         return self._call_on_floats(function, [low, index, high], entry, width)
 
-    def _permute_names(self, entry, width, pair: bool):
+    def _permute_names(
+        self, entry: ir.IntType, width: int, pair: bool
+    ) -> tuple[str, ir.VectorType]:
         if entry == I32:
             name = "llvm.x86.avx512.vpermi2var.ps.512" if pair else "llvm.x86.avx512.permvar.sf.512"
             return name, ir.VectorType(F32, width)
         name = "llvm.x86.avx512.vpermi2var.hi.512" if pair else "llvm.x86.avx512.permvar.hi.512"
         return name, ir.VectorType(I16, width)
 
-    def _call_on_floats(self, function, operands, entry, width):
+    def _call_on_floats(
+        self, function: ir.Function, operands: list[ir.Value], entry: ir.IntType, width: int
+    ) -> ir.Value:
         """Call a permute. The f32 forms take and give floats: tables (every operand but the
         index, which comes second) travel bitcast, which keeps every bit."""
         b = self.b
@@ -176,7 +187,7 @@ class TableCaster:
         cast = [v if position == 1 else b.bitcast(v, floats) for position, v in enumerate(operands)]
         return b.bitcast(b.call(function, cast), ir.VectorType(I32, width))
 
-    def _declare(self, name, result, arguments):
+    def _declare(self, name: str, result: ir.Type, arguments: list[ir.Type]) -> ir.Function:
         return self.intrinsics.declare(name, ir.FunctionType(result, arguments))
 
 

@@ -13,13 +13,16 @@ once, and neighbouring blocks may share a byte of packed data).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from llvmlite import ir
+from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.packed import PackedMemory
 from lpir.backends.llvm.types import I1, I8, I32, I64, memory_type
 from lpir.backends.llvm.vectors import Vectors
 
 from lpir.dtypes import DType, dtype
+from lpir.ir.types import GlobalType, SharedType
 from lpir.layout import Swizzle
 
 ZERO = ir.Constant(I32, 0)
@@ -28,7 +31,7 @@ VECTOR_BYTES = 64  # the widest access of a run of consecutive lanes (one AVX-51
 MIN_RUN = 4  # lanes a run of consecutive offsets averages for unaligned vector accesses
 
 
-def consecutive_runs(offsets, max_lanes: int) -> list[tuple[int, int]] | None:
+def consecutive_runs(offsets: list[int], max_lanes: int) -> list[tuple[int, int]] | None:
     """(first lane, lanes) of each run of consecutive offsets, runs cut at `max_lanes`, where
     the runs average at least MIN_RUN lanes; else None. An access without `vector` (its
     runs' first addresses not known to be aligned: a row of 461 elements) still reads each
@@ -45,7 +48,7 @@ def consecutive_runs(offsets, max_lanes: int) -> list[tuple[int, int]] | None:
     return runs if len(offsets) >= MIN_RUN * len(runs) else None
 
 
-def offset_windows(offsets, max_lanes: int) -> list[int] | None:
+def offset_windows(offsets: list[int], max_lanes: int) -> list[int] | None:
     """The first offsets of the windows of `max_lanes` consecutive elements that cover
     `offsets`, taken greedily from the lowest, where the windows average at least MIN_RUN
     distinct offsets each; else None. An access whose lanes are not consecutive runs but lie
@@ -73,7 +76,9 @@ _ATOMIC_OPERATIONS = {
 
 
 class Memory:
-    def __init__(self, builder: ir.IRBuilder, intrinsics, vectors: Vectors, dummy: ir.Value):
+    def __init__(
+        self, builder: ir.IRBuilder, intrinsics: Intrinsics, vectors: Vectors, dummy: ir.Value
+    ):
         self.b = builder
         self.intrinsics = intrinsics
         self.vectors = vectors
@@ -90,7 +95,9 @@ class Memory:
         index = self.b.add(base, ir.Constant(base.type, offset)) if offset else base
         return self.swizzled(index)
 
-    def vector_runs(self, offsets, align: int, width: int) -> list[tuple[int, int]] | None:
+    def vector_runs(
+        self, offsets: list[int], align: int, width: int
+    ) -> list[tuple[int, int]] | None:
         """(first lane, lanes) of each vector access of an ld/st: its runs of `width` (the
         `vector` attribute, aligned), else its `consecutive_runs` except in swizzled memory
         (where consecutive offsets are consecutive addresses only inside a unit of the
@@ -102,7 +109,7 @@ class Memory:
         return consecutive_runs(offsets, VECTOR_BYTES // align)
 
     @contextlib.contextmanager
-    def swizzle_of(self, memory_type):
+    def swizzle_of(self, memory_type: GlobalType | SharedType) -> Iterator[None]:
         """Accesses inside go through the swizzle of `memory_type` (a swizzled shared tile),
         if it has one: element index = swizzle(base + offset)."""
         self.swizzle = memory_type.swizzle
@@ -145,8 +152,18 @@ class Memory:
 
     # ---- loads ----------------------------------------------------------------------------
     def load(
-        self, pointer, base, offsets, dt: DType, mask=None, width: int = 1, nbytes: int = 0
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        dt: DType,
+        mask: ir.Value | None,
+        width: int,
+        nbytes: int,
     ) -> ir.Value:
+        """The elements at `base + offsets` of the memory at `pointer` (`nbytes` long: a
+        packed field's second byte is read only inside it), as a vector; masked-off lanes
+        read 0. `width`: the ld's `vector` attribute (see `vector_runs`)."""
         if dt.nbits % 8:
             return self.packed.load(pointer, base, offsets, dt, mask, nbytes)
         element = memory_type(dt)
@@ -185,7 +202,7 @@ class Memory:
             result = self.b.insert_element(result, value, ir.Constant(I32, lane))
         return self.to_register(result, dt)
 
-    def windows(self, offsets, align: int, mask) -> list[int] | None:
+    def windows(self, offsets: list[int], align: int, mask: ir.Value | None) -> list[int] | None:
         """`offset_windows` of an access that has no runs, where it can take them: not in
         swizzled memory (a window's addresses are consecutive only inside a swizzle unit),
         and a masked access only with distinct offsets (each window lane one lane's mask)."""
@@ -193,7 +210,7 @@ class Memory:
             return None
         return offset_windows(offsets, VECTOR_BYTES // align)
 
-    def window_lanes(self, offsets, start: int, max_lanes: int) -> list[int | None]:
+    def window_lanes(self, offsets: list[int], start: int, max_lanes: int) -> list[int | None]:
         """For each element of the window from `start` (up to its last offset), the lane that
         accesses it, or None (a gap)."""
         inside = {
@@ -203,7 +220,9 @@ class Memory:
         }
         return [inside.get(position) for position in range(max(inside) + 1)]
 
-    def window_mask(self, owners: list[int | None], mask, lanes: int) -> ir.Value | None:
+    def window_mask(
+        self, owners: list[int | None], mask: ir.Value | None, lanes: int
+    ) -> ir.Value | None:
         """The window's mask: its gaps off, each element on where its lane is (None: all on)."""
         if mask is None and None not in owners:
             return None
@@ -212,7 +231,15 @@ class Memory:
         # an index past the mask's lanes picks the fill's lane: false
         return self.vectors.pick(mask, [lanes if o is None else o for o in owners])
 
-    def load_windows(self, pointer, base, offsets, dt: DType, mask, starts) -> ir.Value:
+    def load_windows(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        dt: DType,
+        mask: ir.Value | None,
+        starts: list[int],
+    ) -> ir.Value:
         """A load through `offset_windows`: each window one (masked) vector load, then one
         shuffle puts every lane's element in place (masked-off lanes read 0)."""
         element = memory_type(dt)
@@ -240,7 +267,15 @@ class Memory:
             self.vectors.concat(pieces), [position[offset] for offset in offsets]
         )
 
-    def prefetch(self, pointer, base, offset: int, dt: DType, ahead: int, locality: int) -> None:
+    def prefetch(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offset: int,
+        dt: DType,
+        ahead: int,
+        locality: int,
+    ) -> None:
         """A prefetch of the byte `ahead` bytes past element base + offset, `locality` 0-3 as
         llvm.prefetch has it (3: into every cache level; 2: not the first). A hint only: it
         never faults, wherever that byte is."""
@@ -254,7 +289,15 @@ class Memory:
         read, level, data = (ir.Constant(I32, n) for n in (0, locality, 1))
         self.b.call(self.intrinsics.prefetch(), [target, read, level, data])
 
-    def gather(self, pointer, base, offsets, element, mask, align: int) -> ir.Value:
+    def gather(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        element: ir.Type,
+        mask: ir.Value | None,
+        align: int,
+    ) -> ir.Value:
         """Lanes at base + offsets (constants) through one `llvm.masked.gather`: for wide
         scattered reads (a thread gathering the partial results of a whole block), where a
         scalar load and an insertelement per lane would give LLVM's SLP vectorizer thousands of
@@ -270,7 +313,9 @@ class Memory:
             function, [addresses, ir.Constant(I32, align), mask, ir.Constant(vector, None)]
         )
 
-    def lane_addresses(self, pointer, base, offsets, element) -> ir.Value:
+    def lane_addresses(
+        self, pointer: ir.Value, base: ir.Value, offsets: list[int], element: ir.Type
+    ) -> ir.Value:
         """<n x ptr>: the address of each lane, base + offset, as one vector GEP."""
         b = self.b
         lanes = len(offsets)
@@ -283,8 +328,18 @@ class Memory:
 
     # ---- stores ---------------------------------------------------------------------------
     def store(
-        self, pointer, base, offsets, value, dt: DType, mask=None, width: int = 1, nbytes: int = 0
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        value: ir.Value,
+        dt: DType,
+        mask: ir.Value | None,
+        width: int,
+        nbytes: int,
     ) -> None:
+        """`value`'s lanes into `base + offsets` of the memory at `pointer` (`nbytes` long), as
+        `load` reads them; masked-off lanes leave memory as it is."""
         if dt.nbits % 8:
             self.packed.store(pointer, base, offsets, value, dt, mask, nbytes)
             return
@@ -327,7 +382,16 @@ class Memory:
             function = self.intrinsics.masked_store(lane_type)
             self.b.call(function, [single, address, ir.Constant(I32, align), lane_mask])
 
-    def store_windows(self, pointer, base, offsets, value, dt: DType, mask, starts) -> None:
+    def store_windows(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        value: ir.Value,
+        dt: DType,
+        mask: ir.Value | None,
+        starts: list[int],
+    ) -> None:
         """A store through `offset_windows` (distinct offsets): each window's lanes shuffled
         into place and written by one vector store, masked where the window has gaps (which
         keep what memory holds) or the access a mask."""
@@ -345,7 +409,14 @@ class Memory:
             self.b.call(function, [part, address, ir.Constant(I32, align), window_mask])
 
     def atomic_combine(
-        self, pointer, base, offsets, value, dt: DType, combine: str, mask=None
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        value: ir.Value,
+        dt: DType,
+        combine: str,
+        mask: ir.Value | None = None,
     ) -> None:
         """memory[base + offsets[i]] += value[i] (`combine` "add"; "max", "min": the larger
         or smaller of the two), each an atomic read-modify-write (blocks run on several native
@@ -362,7 +433,15 @@ class Memory:
             with b.if_then(b.extract_element(mask, lane_index)):
                 b.atomic_rmw(operation, address, lane_value, "monotonic")
 
-    def scatter(self, pointer, base, offsets, value, mask, align: int) -> None:
+    def scatter(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        value: ir.Value,
+        mask: ir.Value | None,
+        align: int,
+    ) -> None:
         """Lanes to base + offsets through one `llvm.masked.scatter` (see `gather`)."""
         lanes = len(offsets)
         addresses = self.lane_addresses(pointer, base, offsets, value.type.element)
@@ -371,7 +450,15 @@ class Memory:
         function = self.intrinsics.masked_scatter(value.type)
         self.b.call(function, [value, addresses, ir.Constant(I32, align), mask])
 
-    def store_bits(self, pointer, base, offsets, data, bitmask, mask=None) -> None:
+    def store_bits(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        data: ir.Value,
+        bitmask: ir.Value,
+        mask: ir.Value | None = None,
+    ) -> None:
         """memory[base + offsets[i]] = (old & ~bitmask[i]) | (data[i] & bitmask[i]), atomic."""
         b = self.b
         for lane, offset in enumerate(offsets):
@@ -387,7 +474,7 @@ class Memory:
             else:
                 self.merge(address, clear, value)
 
-    def merge(self, address, clear, value) -> None:
+    def merge(self, address: ir.Value, clear: ir.Value, value: ir.Value) -> None:
         self.b.atomic_rmw("and", address, clear, "monotonic")
         self.b.atomic_rmw("or", address, value, "monotonic")
 

@@ -8,20 +8,49 @@ through `e.get(value)` and use the kernel emitter's helpers: `e.arith` (elementw
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from llvmlite import ir
 from lpir.backends.llvm.fusion import zero_point
 from lpir.backends.llvm.prefetch import LOCALITY, prefetch_distances
 from lpir.backends.llvm.types import I1, I8, I32, lane_type, value_type
 
+from lpir.dtypes import DType
 from lpir.errors import CompileError
-from lpir.ir.core import Operation
+from lpir.ir.core import Operation, Value
+from lpir.ir.ops import (
+    AllocSharedOp,
+    BarrierOp,
+    BlockIndexOp,
+    BuildVectorOp,
+    CastOp,
+    ConstantOp,
+    DotPairsOp,
+    ExtractOp,
+    LoadThreadOp,
+    PackBitsOp,
+    ReduceLanesOp,
+    SelectOp,
+    ShuffleOp,
+    SplatOp,
+    StoreBitsOp,
+    StoreThreadOp,
+    ThreadIndexOp,
+    UnpackBitsOp,
+    VectorConstantOp,
+    ViewOp,
+)
+from lpir.ir.types import as_memory, as_vector
+
+if TYPE_CHECKING:
+    from lpir.backends.llvm.kernel import KernelEmitter
 
 EMITTERS: dict[str, Callable] = {}
+_Emitter = TypeVar("_Emitter", bound=Callable[..., list[ir.Value]])
 
 
-def emitter(*names: str):
-    def register(function: Callable) -> Callable:
+def emitter(*names: str) -> Callable[[_Emitter], _Emitter]:
+    def register(function: _Emitter) -> _Emitter:
         for name in names:
             EMITTERS[name] = function
         return function
@@ -29,7 +58,7 @@ def emitter(*names: str):
     return register
 
 
-def emit(e, op: Operation) -> list[ir.Value]:
+def emit(e: KernelEmitter, op: Operation) -> list[ir.Value]:
     tabulated = e.code_tables.emit(op)  # a function of small codes: table lookups
     if tabulated is not None:
         return [tabulated]
@@ -44,11 +73,11 @@ def emit(e, op: Operation) -> list[ir.Value]:
     return function(e, op)
 
 
-def _dtype(value):
+def _dtype(value: Value) -> DType:
     return value.type.dtype
 
 
-def _binary(e, op):
+def _binary(e: KernelEmitter, op: Operation) -> list[ir.Value]:
     fused = zero_point(e, op)
     if fused is not None:
         return [fused]
@@ -56,12 +85,12 @@ def _binary(e, op):
     return [e.arith.binary(op.name, lhs, rhs, _dtype(op.operands[0]))]
 
 
-def _unary(e, op):
+def _unary(e: KernelEmitter, op: Operation) -> list[ir.Value]:
     return [e.arith.unary(op.name, e.get(op.operands[0]), _dtype(op.operands[0]))]
 
 
 @emitter("constant")
-def _constant(e, op):
+def _constant(e: KernelEmitter, op: ConstantOp) -> list[ir.Value]:
     dt = _dtype(op.result)
     value = op.attributes["value"]
     if dt.is_float and dt.nbits < 32:
@@ -75,7 +104,7 @@ def _constant(e, op):
 
 
 @emitter("vector_constant")
-def _vector_constant(e, op):
+def _vector_constant(e: KernelEmitter, op: VectorConstantOp) -> list[ir.Value]:
     dt = _dtype(op.result)
     values = list(op.attributes["values"])
     if dt.is_float and dt.nbits < 32:
@@ -86,34 +115,34 @@ def _vector_constant(e, op):
 
 
 @emitter("thread_index")
-def _thread_index(e, op):
+def _thread_index(e: KernelEmitter, op: ThreadIndexOp) -> list[ir.Value]:
     if e.tid is None:
         raise CompileError("thread_index outside a thread loop", op.location)
     return [e.tid]
 
 
 @emitter("block_index")
-def _block_index(e, op):
+def _block_index(e: KernelEmitter, op: BlockIndexOp) -> list[ir.Value]:
     return [e.block_index[op.attributes["axis"]]]
 
 
 @emitter("splat")
-def _splat(e, op):
-    return [e.vectors.splat(e.get(op.operands[0]), op.result.type.size)]
+def _splat(e: KernelEmitter, op: SplatOp) -> list[ir.Value]:
+    return [e.vectors.splat(e.get(op.operands[0]), as_vector(op.result.type).size)]
 
 
 @emitter("shuffle")
-def _shuffle(e, op):
+def _shuffle(e: KernelEmitter, op: ShuffleOp) -> list[ir.Value]:
     return [e.vectors.shuffle([e.get(v) for v in op.operands], list(op.attributes["indices"]))]
 
 
 @emitter("extract")
-def _extract(e, op):
+def _extract(e: KernelEmitter, op: ExtractOp) -> list[ir.Value]:
     return [e.b.extract_element(e.get(op.operands[0]), ir.Constant(I32, op.attributes["index"]))]
 
 
 @emitter("vector")
-def _build_vector(e, op):
+def _build_vector(e: KernelEmitter, op: BuildVectorOp) -> list[ir.Value]:
     result = ir.Constant(value_type(op.result.type), ir.Undefined)
     for lane, value in enumerate(op.operands):
         result = e.b.insert_element(result, e.get(value), ir.Constant(I32, lane))
@@ -121,29 +150,29 @@ def _build_vector(e, op):
 
 
 @emitter("reduce_lanes")
-def _reduce_lanes(e, op):
+def _reduce_lanes(e: KernelEmitter, op: ReduceLanesOp) -> list[ir.Value]:
     dt = _dtype(op.operands[0])
     name = {"sum": "add", "max": "max", "min": "min"}[op.attributes["kind"]]
 
-    def combine(a, b):
+    def combine(a: ir.Value, b: ir.Value) -> ir.Value:
         return e.arith.binary(name, a, b, dt)
 
     return [e.vectors.reduce_lanes(e.get(op.operands[0]), op.attributes["group"], combine)]
 
 
 @emitter("dot_pairs")
-def _dot_pairs(e, op):
+def _dot_pairs(e: KernelEmitter, op: DotPairsOp) -> list[ir.Value]:
     return [e.dot_pairs.emit(*(e.get(v) for v in op.operands))]
 
 
 @emitter("where")
-def _where(e, op):
+def _where(e: KernelEmitter, op: SelectOp) -> list[ir.Value]:
     cond, lhs, rhs = (e.get(v) for v in op.operands)
     return [e.arith.select(cond, lhs, rhs)]
 
 
 @emitter("cast")
-def _cast(e, op):
+def _cast(e: KernelEmitter, op: CastOp) -> list[ir.Value]:
     source, target = _dtype(op.operands[0]), _dtype(op.result)
     fields = e.unpacked_fields(op.operands[0])
     if fields is not None:
@@ -155,14 +184,14 @@ def _cast(e, op):
 
 
 @emitter("view")
-def _view(e, op):
+def _view(e: KernelEmitter, op: ViewOp) -> list[ir.Value]:
     source, target = _dtype(op.operands[0]), _dtype(op.result)
     value = e.get(op.operands[0])
     result_type = value_type(op.result.type)
     if source.nbits == target.nbits:
         return [_same_width_view(e, value, source, target, result_type)]
     # Through the LSB-first byte string of the lanes.
-    lanes = op.operands[0].type.size
+    lanes = as_vector(op.operands[0].type).size
     total = lanes * source.nbits
     if source.nbits % 8 == 0:
         data = e.b.bitcast(value, ir.VectorType(I8, total // 8))
@@ -175,7 +204,9 @@ def _view(e, op):
     return [e.vectors.unpack_bits(data, target, offsets, None)]
 
 
-def _same_width_view(e, value, source, target, result_type):
+def _same_width_view(
+    e: KernelEmitter, value: ir.Value, source: DType, target: DType, result_type: ir.Type
+) -> ir.Value:
     """Reinterpret lanes of equal bit width, whose register forms may still differ (a signed
     sub-byte value is sign-extended in its i8, bool is i1)."""
     b = e.b
@@ -193,14 +224,14 @@ def _same_width_view(e, value, source, target, result_type):
     return code
 
 
-def _splat_constant(type_, number):
+def _splat_constant(type_: ir.Type, number: int) -> ir.Constant:
     if isinstance(type_, ir.VectorType):
         return ir.Constant(type_, [number] * type_.count)
     return ir.Constant(type_, number)
 
 
 @emitter("unpack_bits")
-def _unpack_bits(e, op):
+def _unpack_bits(e: KernelEmitter, op: UnpackBitsOp) -> list[ir.Value]:
     data = e.get(op.operands[0])
     shift = e.get(op.operands[1]) if len(op.operands) > 1 else None
     return [
@@ -209,50 +240,54 @@ def _unpack_bits(e, op):
 
 
 @emitter("pack_bits")
-def _pack_bits(e, op):
+def _pack_bits(e: KernelEmitter, op: PackBitsOp) -> list[ir.Value]:
     value = e.get(op.operands[0])
     shift = e.get(op.operands[1]) if len(op.operands) > 1 else None
     offsets = list(op.attributes["bit_offsets"])
-    return [e.vectors.pack_bits(value, _dtype(op.operands[0]), offsets, op.result.type.size, shift)]
+    return [
+        e.vectors.pack_bits(
+            value, _dtype(op.operands[0]), offsets, as_vector(op.result.type).size, shift
+        )
+    ]
 
 
-def _access(op):
+def _access(op: LoadThreadOp | StoreThreadOp) -> DType:
     return op.attributes.get("dtype") or op.operands[0].type.dtype
 
 
 @emitter("ld")
-def _load(e, op):
+def _load(e: KernelEmitter, op: LoadThreadOp) -> list[ir.Value]:
     pointer, base = e.get(op.operands[0]), e.get(op.operands[1])
     mask = e.get(op.operands[2]) if len(op.operands) > 2 else None
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
-    nbytes = op.operands[0].type.nbytes
+    nbytes = as_memory(op.operands[0].type).nbytes
     if id(op) in e.streamed_loads:
         dt = _access(op)
         for ahead in prefetch_distances(offsets, dt, e.streamed_loads[id(op)]):
             e.memory.prefetch(pointer, base, min(offsets), dt, ahead, LOCALITY)
-    with e.memory.swizzle_of(op.operands[0].type):
+    with e.memory.swizzle_of(as_memory(op.operands[0].type)):
         return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
 
 
 @emitter("st")
-def _store(e, op):
+def _store(e: KernelEmitter, op: StoreThreadOp) -> list[ir.Value]:
     pointer, base, value = (e.get(v) for v in op.operands[:3])
     mask = e.get(op.operands[3]) if len(op.operands) > 3 else None
     offsets = list(op.attributes["offsets"])
     width = op.attributes.get("vector", 1)
-    nbytes = op.operands[0].type.nbytes
+    nbytes = as_memory(op.operands[0].type).nbytes
     combine = op.attributes.get("combine")
     if combine is not None:  # atomic_add, _max, _min (global tensors only)
         e.memory.atomic_combine(pointer, base, offsets, value, _access(op), combine, mask)
         return []
-    with e.memory.swizzle_of(op.operands[0].type):
+    with e.memory.swizzle_of(as_memory(op.operands[0].type)):
         e.memory.store(pointer, base, offsets, value, _access(op), mask, width, nbytes)
     return []
 
 
 @emitter("st_bits")
-def _store_bits(e, op):
+def _store_bits(e: KernelEmitter, op: StoreBitsOp) -> list[ir.Value]:
     pointer, base, data, bitmask = (e.get(v) for v in op.operands[:4])
     mask = e.get(op.operands[4]) if len(op.operands) > 4 else None
     e.memory.store_bits(pointer, base, list(op.attributes["offsets"]), data, bitmask, mask)
@@ -260,7 +295,7 @@ def _store_bits(e, op):
 
 
 @emitter("alloc_shared")
-def _alloc_shared(e, op):
+def _alloc_shared(e: KernelEmitter, op: AllocSharedOp) -> list[ir.Value]:
     """The slot was allocated in the entry block; shared memory starts zeroed (as in the
     interpreters), each time a block-level `alloc_shared` runs."""
     storage = e.get(op.result)
@@ -271,7 +306,7 @@ def _alloc_shared(e, op):
 
 
 @emitter("barrier")
-def _barrier(e, op):
+def _barrier(e: KernelEmitter, op: BarrierOp) -> list[ir.Value]:
     raise CompileError("a barrier inside per-thread control flow", op.location)
 
 

@@ -27,7 +27,9 @@ class PackedMemory:
         self.memory = memory
         self.b = memory.b
 
-    def bit_positions(self, base, offsets, dt: DType, mask):
+    def bit_positions(
+        self, base: ir.Value, offsets: list[int], dt: DType, mask: ir.Value | None
+    ) -> tuple[ir.Value, ir.Value]:
         """(byte index, bit shift) vectors of each lane's first bit (i64, i32)."""
         b = self.b
         lanes = len(offsets)
@@ -43,7 +45,15 @@ class PackedMemory:
         shift = b.trunc(b.and_(bit, constant(bit, I64, 7)), ir.VectorType(I32, lanes))
         return byte, shift
 
-    def load(self, pointer, base, offsets, dt: DType, mask, nbytes: int) -> ir.Value:
+    def load(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        dt: DType,
+        mask: ir.Value | None,
+        nbytes: int,
+    ) -> ir.Value:
         b = self.b
         lanes = len(offsets)
         byte, shift = self.bit_positions(base, offsets, dt, mask)
@@ -68,7 +78,16 @@ class PackedMemory:
             value = b.select(mask, value, ir.Constant(value.type, None))
         return value
 
-    def store(self, pointer, base, offsets, value, dt: DType, mask, nbytes: int) -> None:
+    def store(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        value: ir.Value,
+        dt: DType,
+        mask: ir.Value | None,
+        nbytes: int,
+    ) -> None:
         b = self.b
         lanes = len(offsets)
         byte, shift = self.bit_positions(base, offsets, dt, mask)
@@ -96,7 +115,7 @@ class PackedMemory:
                 address = b.select(wanted, self.address(pointer, safe), self.memory.dummy)
                 self.memory.merge(address, b.xor(part_field, ir.Constant(I8, 0xFF)), part_bits)
 
-    def address(self, pointer, index):
+    def address(self, pointer: ir.Value, index: ir.Value) -> ir.Value:
         return self.b.gep(pointer, [index], inbounds=True, source_etype=I8)
 
 

@@ -32,6 +32,7 @@ walks on without gaps (a GEMV's row): the LLVM IR of every other example is unch
 
 from __future__ import annotations
 
+from lpir.dtypes import DType
 from lpir.ir.analysis import loop_slice, served_from_cache
 from lpir.ir.core import Kernel, Operation, Value
 from lpir.ir.ops import ConstantOp, ForOp, LoadThreadOp
@@ -56,7 +57,7 @@ def streamed_loads(kernel: Kernel) -> dict[int, int | None]:
     return streamed
 
 
-def prefetch_distances(offsets: list[int], dt, step_bytes: int | None) -> list[int]:
+def prefetch_distances(offsets: list[int], dt: DType, step_bytes: int | None) -> list[int]:
     """How far past a streamed load's first element to prefetch, in bytes: PREFETCH_BYTES,
     and where its walk skips memory between steps and that is at least two steps ahead, also
     the first of every other 64 bytes it reads (see the module's doc)."""

@@ -39,7 +39,7 @@ class BFloatType(ir.types._BaseFloatType):
     def __str__(self) -> str:
         return "bfloat"
 
-    def format_constant(self, value) -> str:
+    def format_constant(self, value: object) -> str:
         raise NotImplementedError("no bfloat constants are emitted")
 
 
@@ -89,7 +89,7 @@ def like(value: ir.Value, element: ir.Type) -> ir.Type:
     return element
 
 
-def constant(value: ir.Value, element: ir.Type, number) -> ir.Constant:
+def constant(value: ir.Value, element: ir.Type, number: float) -> ir.Constant:
     """A constant of `element` type, splatted to `value`'s lane count."""
     if is_vector(value):
         return ir.Constant(ir.VectorType(element, value.type.count), [number] * value.type.count)

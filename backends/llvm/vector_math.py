@@ -26,6 +26,7 @@ from fractions import Fraction
 import numpy as np
 from llvmlite import ir
 from lpir.backends.llvm.branches import branch_value
+from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.types import F32, constant, like
 
 I32 = ir.IntType(32)
@@ -124,11 +125,11 @@ class VectorMath:
     """Emits exp, exp2, tanh, erf, log, log2, sin and cos of f32 scalars or vectors with
     `builder`."""
 
-    def __init__(self, builder: ir.IRBuilder, intrinsics):
+    def __init__(self, builder: ir.IRBuilder, intrinsics: Intrinsics):
         self.b = builder
         self.intrinsics = intrinsics
 
-    def exp(self, x):
+    def exp(self, x: ir.Value) -> ir.Value:
         """e^x."""
         clamped = self.clamp(x, *EXP_RANGE)
         n = self.call("llvm.roundeven", self.b.fmul(clamped, constant(x, F32, LOG2_E)))
@@ -136,7 +137,7 @@ class VectorMath:
         r = self.fma(self.b.fneg(n), constant(x, F32, LN2_LOW), r)
         return self.nan_passes(x, self.scaled(self.exp_near_zero(r), n))
 
-    def exp2(self, x):
+    def exp2(self, x: ir.Value) -> ir.Value:
         """2^x."""
         clamped = self.clamp(x, *EXP2_RANGE)
         n = self.call("llvm.roundeven", clamped)
@@ -144,7 +145,7 @@ class VectorMath:
         r = self.b.fmul(fraction, constant(x, F32, LN2_HIGH))
         return self.nan_passes(x, self.scaled(self.exp_near_zero(r), n))
 
-    def tanh(self, x):
+    def tanh(self, x: ir.Value) -> ir.Value:
         """tanh(x): a series near 0, through exp elsewhere, the sign of x put back."""
         b = self.b
         magnitude = self.call("llvm.fabs", x)
@@ -157,7 +158,7 @@ class VectorMath:
         small = b.fcmp_ordered("<", magnitude, constant(x, F32, TANH_SERIES_BELOW))
         return self.call("llvm.copysign", b.select(small, near_zero, away), x)
 
-    def erf(self, x):
+    def erf(self, x: ir.Value) -> ir.Value:
         """erf(x): x + x Q(x^2) below 1, 1 - e^(-x^2) R(x) from 1 to 4, 1 past it; the sign of
         x put back, NaN kept."""
         b = self.b
@@ -176,26 +177,26 @@ class VectorMath:
         signed = self.call("llvm.copysign", b.select(small, near_zero, away), x)
         return self.nan_passes(x, signed)
 
-    def log(self, x):
+    def log(self, x: ir.Value) -> ir.Value:
         """ln(x): e ln 2 + ln(m) for x = m 2^e, m in [sqrt(1/2), sqrt(2))."""
         exponent, log_m = self.log_parts(x)
         ln2 = self.fma(exponent, constant(x, F32, LN2_LOW), log_m)
         return self.log_specials(x, self.fma(exponent, constant(x, F32, LN2_HIGH), ln2))
 
-    def log2(self, x):
+    def log2(self, x: ir.Value) -> ir.Value:
         """log2(x): e + ln(m) log2(e) for x = m 2^e, m in [sqrt(1/2), sqrt(2))."""
         exponent, log_m = self.log_parts(x)
         low = self.b.fmul(log_m, constant(x, F32, LOG2_E_LOW))
         fraction = self.fma(log_m, constant(x, F32, LOG2_E), low)
         return self.log_specials(x, self.b.fadd(exponent, fraction))
 
-    def sin(self, x):
+    def sin(self, x: ir.Value) -> ir.Value:
         return self.sine_or_cosine(x, cosine=False)
 
-    def cos(self, x):
+    def cos(self, x: ir.Value) -> ir.Value:
         return self.sine_or_cosine(x, cosine=True)
 
-    def sine_or_cosine(self, x, cosine: bool):
+    def sine_or_cosine(self, x: ir.Value, cosine: bool) -> ir.Value:
         """sin(x) or cos(x): vector code where every lane is below SINCOS_VECTOR_BELOW, else
         libm's for each lane (a branch: such arguments are rare)."""
         b = self.b
@@ -213,7 +214,7 @@ class VectorMath:
             "sincos",
         )
 
-    def reduced_sine(self, x, cosine: bool):
+    def reduced_sine(self, x: ir.Value, cosine: bool) -> ir.Value:
         """sin(x) (or cos(x) = sin(x + pi/2): one more quarter turn) for |x| below
         SINCOS_VECTOR_BELOW."""
         b = self.b
@@ -233,7 +234,7 @@ class VectorMath:
         negative = b.icmp_signed("!=", b.and_(quarter, constant(x, I32, 2)), constant(x, I32, 0))
         return b.select(negative, b.fneg(value), value)
 
-    def per_lane(self, function: str, value):
+    def per_lane(self, function: str, value: ir.Value) -> ir.Value:
         """A libm call per lane (of a float or double vector, or a scalar)."""
         b = self.b
         float_type = value.type.element if isinstance(value.type, ir.VectorType) else value.type
@@ -249,7 +250,7 @@ class VectorMath:
         return result
 
     # ---- parts ------------------------------------------------------------------------------
-    def log_parts(self, x):
+    def log_parts(self, x: ir.Value) -> tuple[ir.Value, ir.Value]:
         """(e as a float, ln(m)) for x = m 2^e with m in [sqrt(1/2), sqrt(2)), for x > 0
         (subnormals scaled up by 2^23 first)."""
         b = self.b
@@ -273,7 +274,7 @@ class VectorMath:
         correction = b.fsub(half_square, b.fmul(s, b.fadd(half_square, r)))
         return exponent, b.fsub(f, correction)
 
-    def log_specials(self, x, result):
+    def log_specials(self, x: ir.Value, result: ir.Value) -> ir.Value:
         """log of 0 is -inf, of a negative number NaN, of inf inf; NaN stays NaN."""
         b = self.b
         result = b.select(
@@ -283,11 +284,11 @@ class VectorMath:
         negative = b.fcmp_unordered("<", x, constant(x, F32, 0.0))  # (NaN too)
         return b.select(negative, constant(x, F32, float("nan")), result)
 
-    def exp_near_zero(self, r):
+    def exp_near_zero(self, r: ir.Value) -> ir.Value:
         """e^r for |r| <= ln 2 / 2: sum of r^k / k! for k <= 7."""
         return self.polynomial(r, TAYLOR)
 
-    def polynomial(self, z, coefficients: list[float]):
+    def polynomial(self, z: ir.Value, coefficients: list[float]) -> ir.Value:
         """The polynomial in z with these coefficients, highest power first (Horner's order,
         one FMA a term)."""
         total = constant(z, F32, coefficients[0])
@@ -295,7 +296,7 @@ class VectorMath:
             total = self.fma(total, z, constant(z, F32, coefficient))
         return total
 
-    def scaled(self, value, n):
+    def scaled(self, value: ir.Value, n: ir.Value) -> ir.Value:
         """value * 2^n for an integral float n in [-151, 129], as two powers of two (each a
         normal float), so the product rounds once, however small."""
         b = self.b
@@ -304,25 +305,25 @@ class VectorMath:
         second = b.sub(whole, first)
         return b.fmul(b.fmul(value, self.power_of_two(first)), self.power_of_two(second))
 
-    def power_of_two(self, k):
+    def power_of_two(self, k: ir.Value) -> ir.Value:
         """2^k for an i32 k in [-126, 127]: the exponent field alone."""
         b = self.b
         bits = b.shl(b.add(k, constant(k, I32, 127)), constant(k, I32, 23))
         return b.bitcast(bits, like(k, F32))
 
-    def clamp(self, x, low: float, high: float):
+    def clamp(self, x: ir.Value, low: float, high: float) -> ir.Value:
         """x within [low, high] (a NaN becomes low: `nan_passes` restores it)."""
         inside = self.call("llvm.maxnum", x, constant(x, F32, low))
         return self.call("llvm.minnum", inside, constant(x, F32, high))
 
-    def nan_passes(self, x, result):
+    def nan_passes(self, x: ir.Value, result: ir.Value) -> ir.Value:
         is_nan = self.b.fcmp_unordered("uno", x, x)
         return self.b.select(is_nan, x, result)
 
-    def fma(self, a, b, c):
+    def fma(self, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
         return self.call("llvm.fma", a, b, c)
 
-    def call(self, name: str, *operands):
+    def call(self, name: str, *operands: ir.Value) -> ir.Value:
         return self.b.call(self.intrinsics.get(name, operands[0].type), list(operands))
 
 

@@ -11,6 +11,8 @@ output byte ORs together the planes that land on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llvmlite import ir
 from lpir.backends.llvm.types import I8, I16, I32, constant, element
 
@@ -26,7 +28,7 @@ MAX_GATHER_BYTES = 128  # what one two-register byte permute (AVX-512 `vpermt2b`
 WORD_LANES = 16  # i32 lanes of a 512-bit register: one variable shift each
 
 
-def _shifted_copies_fit(data: ir.Value, dt: DType, offsets) -> bool:
+def _shifted_copies_fit(data: ir.Value, dt: DType, offsets: list[int]) -> bool:
     """Whether unpack_byte_fields applies and pays: every field inside one byte, the shifted
     copies of the bytes together no more than one byte permute reads, and fewer instructions
     to make them (a shift and a join each) than the variable shifts they save (one per
@@ -86,7 +88,9 @@ class Vectors:
             return self.b.shuffle_vector(sources[0], sources[1], _mask(indices))
         return self.pick(self.concat(sources), list(indices))
 
-    def reduce_lanes(self, vector: ir.Value, group: int, combine) -> ir.Value:
+    def reduce_lanes(
+        self, vector: ir.Value, group: int, combine: Callable[[ir.Value, ir.Value], ir.Value]
+    ) -> ir.Value:
         """Lane i of the result combines lanes i*group .. i*group+group-1 as the balanced tree
         of lpir.ir.order. Each level is one vector operation: the terms are kept term-major
         (position k of every group side by side), so the left and right halves of all the
@@ -105,7 +109,9 @@ class Vectors:
         return level
 
     # ---- bit fields -----------------------------------------------------------------------
-    def unpack_bits(self, data: ir.Value, dt: DType, offsets, shift: ir.Value | None) -> ir.Value:
+    def unpack_bits(
+        self, data: ir.Value, dt: DType, offsets: list[int], shift: ir.Value | None
+    ) -> ir.Value:
         """Lanes of `dt` (register values, in i8 or i1) from the fields of a byte vector."""
         if shift is None and _shifted_copies_fit(data, dt, offsets):
             return self.unpack_byte_fields(data, dt, offsets)
@@ -130,7 +136,7 @@ class Vectors:
         field = b.and_(b.lshr(word, amount), constant(word, I32, (1 << dt.nbits) - 1))
         return self.register_of_codes(field, dt)
 
-    def unpack_byte_fields(self, data: ir.Value, dt: DType, offsets) -> ir.Value:
+    def unpack_byte_fields(self, data: ir.Value, dt: DType, offsets: list[int]) -> ir.Value:
         """`unpack_bits` of fields that never straddle a byte (1, 2 and 4 bits) without a
         shift per lane: the bytes are shifted once per field position instead (one 16-bit
         shift of the whole vector each; the bits that come in from the next byte are masked
@@ -161,7 +167,7 @@ class Vectors:
         shifted = b.bitcast(b.lshr(pairs, constant(pairs, I16, amount)), data.type)
         return self.pick(shifted, list(range(count))) if count % 2 else shifted
 
-    def fields_in_words(self, data: ir.Value, dt: DType, offsets) -> ir.Value:
+    def fields_in_words(self, data: ir.Value, dt: DType, offsets: list[int]) -> ir.Value:
         """<N x i16>: each lane's field (of at most 9 bits) in its low bits, and whatever
         follows the field in the bytes above it: indices for permutes that read only the low
         bits. A byte permute fills twice the lanes of 16 bits as of 32, and a 16-bit variable
@@ -188,7 +194,14 @@ class Vectors:
             byte = b.ashr(b.shl(byte, spare), spare)
         return byte
 
-    def pack_bits(self, values: ir.Value, dt: DType, offsets, nbytes: int, shift) -> ir.Value:
+    def pack_bits(
+        self,
+        values: ir.Value,
+        dt: DType,
+        offsets: list[int],
+        nbytes: int,
+        shift: ir.Value | None,
+    ) -> ir.Value:
         b = self.b
         lanes = len(offsets)
         codes = values

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from lpir.dtypes import DType, convert, dtype
 
@@ -38,7 +40,7 @@ def _shift(a: np.ndarray, b: np.ndarray, dt: DType, left: bool) -> np.ndarray:
     return np.left_shift(a, amount) if left else np.right_shift(a, amount)
 
 
-def binary(name: str, a, b, dt: DType) -> np.ndarray:
+def binary(name: str, a: object, b: object, dt: DType) -> np.ndarray:
     """`a <name> b` for operands of dtype `dt` (comparisons give bool)."""
     a = np.asarray(a, dtype=dt.numpy_dtype)
     b = np.asarray(b, dtype=dt.numpy_dtype)
@@ -58,7 +60,7 @@ def binary(name: str, a, b, dt: DType) -> np.ndarray:
         return _int_binary(name, a, b, dt)
 
 
-def _float_binary(name: str, a, b, dt: DType) -> np.ndarray:
+def _float_binary(name: str, a: np.ndarray, b: np.ndarray, dt: DType) -> np.ndarray:
     functions = {
         "add": np.add,
         "sub": np.subtract,
@@ -71,7 +73,7 @@ def _float_binary(name: str, a, b, dt: DType) -> np.ndarray:
     return np.asarray(functions[name](a, b), dtype=dt.numpy_dtype)
 
 
-def _int_binary(name: str, a, b, dt: DType) -> np.ndarray:
+def _int_binary(name: str, a: np.ndarray, b: np.ndarray, dt: DType) -> np.ndarray:
     if name == "div":
         return _int_divide(a, b)
     if name == "rem":
@@ -91,14 +93,14 @@ def _int_binary(name: str, a, b, dt: DType) -> np.ndarray:
     return np.asarray(functions[name](a, b), dtype=dt.numpy_dtype)
 
 
-def _rsqrt(x):
+def _rsqrt(x: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt(x)
 
 
 _MATH_ERF = np.frompyfunc(math.erf, 1, 1)
 
 
-def _erf(x):
+def _erf(x: np.ndarray) -> np.ndarray:
     """erf in float64 (numpy has none; math.erf is within an ulp of float64), so that an f32
     result is the exact value rounded once, as the other functions' nearly are."""
     return np.asarray(_MATH_ERF(np.asarray(x, np.float64)), dtype=np.float64)
@@ -121,7 +123,7 @@ _FLOAT_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def unary(name: str, a, dt: DType) -> np.ndarray:
+def unary(name: str, a: object, dt: DType) -> np.ndarray:
     """`name(a)` for an operand of dtype `dt`."""
     a = np.asarray(a, dtype=dt.numpy_dtype)
     with np.errstate(all="ignore"):
@@ -138,16 +140,18 @@ def unary(name: str, a, dt: DType) -> np.ndarray:
         return np.asarray(_FLOAT_UNARY[name](wide), dtype=np.float32).astype(dt.numpy_dtype)
 
 
-def select(cond, a, b, dt: DType) -> np.ndarray:
+# Any, not object: numpy's stubs take only array-likes in np.where, and canonicalize passes its
+# folded constants as int | float | bool | None
+def select(cond: Any, a: Any, b: Any, dt: DType) -> np.ndarray:
     return np.asarray(np.where(cond, a, b), dtype=dt.numpy_dtype)
 
 
-def cast(a, source: DType, target: DType) -> np.ndarray:
+def cast(a: object, source: DType, target: DType) -> np.ndarray:
     """`cast<target>(a)`: value conversion (see `lpir.dtypes.convert`)."""
     return np.asarray(convert(np.asarray(a, dtype=source.numpy_dtype), source, target))
 
 
-def view(a, source: DType, target: DType) -> np.ndarray:
+def view(a: npt.ArrayLike, source: DType, target: DType) -> np.ndarray:
     """Reinterpret the bits of the last axis (LSB-first) as elements of `target`."""
     a = np.asarray(a, dtype=source.numpy_dtype)
     if a.ndim == 0 or source.nbits == target.nbits:
@@ -164,12 +168,13 @@ def view(a, source: DType, target: DType) -> np.ndarray:
     return target.from_codes(new_codes.astype(target.code_numpy_dtype))
 
 
-def scalar(value, dt: DType):
+def scalar(value: int | float | bool, dt: DType) -> np.generic:
     """A numpy scalar of `dt` holding a Python constant."""
     if isinstance(value, float) and not dt.is_float:
         raise TypeError(f"float constant for {dt.name}")
+    # the ignore: numpy's stubs type x[()] of a 0-d array as an array; it is a numpy scalar
     return (
-        np.asarray(value, dtype=dt.numpy_dtype)[()]
+        np.asarray(value, dtype=dt.numpy_dtype)[()]  # type: ignore[return-value]
         if dt.is_float or dt.is_bool
         else (np.asarray(int(value)).astype(dt.numpy_dtype)[()])
     )

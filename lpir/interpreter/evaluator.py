@@ -7,6 +7,8 @@ both interpreters (and the backends) follow.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lpir.errors import LpirError
 from lpir.interpreter import elementwise as ew
 from lpir.ir.core import Operation, Region, Value
@@ -21,7 +23,9 @@ class Evaluator:
     def __init__(self, env: dict):
         self.env = env
 
-    def get(self, value: Value):
+    # Any: a numpy array, or in the tile interpreter also a numpy scalar (a scalar value), types
+    # that numpy's stubs give no common indexable base
+    def get(self, value: Value) -> Any:
         return self.env[id(value)]
 
     def region(self, region: Region) -> list:

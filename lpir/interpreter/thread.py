@@ -153,7 +153,7 @@ def _combine(
         _COMBINE[combine].at(view, index.ravel(), values.ravel().astype(view.dtype))
 
 
-def _merge_bits(buffer, byte, bits, mask) -> None:
+def _merge_bits(buffer: np.ndarray, byte: np.ndarray, bits: np.ndarray, mask: np.ndarray) -> None:
     """buffer[byte] = (buffer[byte] & ~mask) | (bits & mask), for repeated bytes too."""
     np.bitwise_and.at(buffer, byte, ~mask)
     np.bitwise_or.at(buffer, byte, bits & mask)
@@ -174,7 +174,7 @@ class _ThreadBlock(Evaluator):
         self.threads = threads
         self.observer = observer
 
-    def observe(self, op, index: np.ndarray, active: np.ndarray | None) -> None:
+    def observe(self, op: Operation, index: np.ndarray, active: np.ndarray | None) -> None:
         if self.observer is not None and isinstance(op.operands[0].type, SharedType):
             self.observer(op, index, np.ones(index.shape, bool) if active is None else active)
 
@@ -306,13 +306,15 @@ class _ThreadBlock(Evaluator):
     def op_alloc_shared(self, op: AllocSharedOp) -> list:
         return [np.zeros(op.shared_type.nbytes, dtype=np.uint8)]
 
-    def access(self, op):
+    def access(
+        self, op: LoadThreadOp | StoreThreadOp | StoreBitsOp
+    ) -> tuple[np.ndarray, DType, np.ndarray]:
         memory = self.get(op.operands[0])
         base = self.get(op.operands[1]).astype(np.int64)
         offsets = np.asarray(op.attributes["offsets"], dtype=np.int64)
         index = base[:, None] + offsets[None, :]
         access = op.attributes.get("dtype") or op.operands[0].type.dtype
-        swizzle = op.operands[0].type.swizzle
+        swizzle = as_memory(op.operands[0].type).swizzle
         return memory, access, index if swizzle is None else swizzle.apply(index)
 
     def op_ld(self, op: LoadThreadOp) -> list:
@@ -399,7 +401,7 @@ class _ThreadBlock(Evaluator):
         return self.region(taken)
 
 
-def mma_fragments(shape: str):
+def mma_fragments(shape: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per mma operand, the coordinates [lane, slot, 2] each thread's fragment lanes hold."""
     from lpir import layout as L
 

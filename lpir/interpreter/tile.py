@@ -11,6 +11,7 @@ Global tensors are numpy arrays of their logical shape holding values in `dtype.
 from __future__ import annotations
 
 import itertools
+from typing import Any, SupportsInt
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class TileInterpreter:
             env = {id(v): a for v, a in zip(self.kernel.args, bound)}
             _Block(env, (bx, by, bz)).region(self.kernel.body)
 
-    def argument(self, value: Value, argument):
+    # Any: a numpy array for a tensor, a Python number for a scalar (as value.type says)
+    def argument(self, value: Value, argument: Any) -> np.ndarray | np.generic:
         if isinstance(value.type, GlobalType):
             return argument
         if isinstance(value.type, ScalarType):
@@ -158,7 +160,9 @@ class _Block(Evaluator):
         shared = op.shared_type
         return [np.zeros(shared.shape, dtype=shared.dtype.numpy_dtype)]
 
-    def tile_window(self, op, memory, offsets):
+    def tile_window(
+        self, op: LoadOp | StoreOp, memory: np.ndarray, offsets: list[SupportsInt]
+    ) -> tuple[tuple[slice | int, ...], tuple[slice, ...]] | None:
         """Per memory dim: (slice into memory, slice into the tile) for in-bounds elements, or
         None when the tile misses the tensor entirely."""
         dims = op.attributes["dims"]

@@ -10,6 +10,7 @@ memory_builtins.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, overload
 
 from lpir.language import ast
 from lpir.language.expressions import ExpressionLowering
@@ -20,7 +21,7 @@ BUILTINS: dict[str, tuple[str, Builtin]] = {}
 TYPED_BUILTINS: dict[str, tuple[str, Builtin]] = {}
 
 
-def builtin(signature: str, typed: bool = False):
+def builtin(signature: str, typed: bool = False) -> Callable[[Builtin], Builtin]:
     """Register a builtin under the name its `signature` starts with."""
 
     def register(function: Builtin) -> Builtin:
@@ -31,7 +32,33 @@ def builtin(signature: str, typed: bool = False):
     return register
 
 
-def call_arguments(low, call: ast.Call, positional: int, optional: int = 0, keywords=()):
+@overload
+def call_arguments(
+    low: ExpressionLowering,
+    call: ast.Call,
+    positional: int,
+    optional: Literal[0] = 0,
+    keywords: tuple[str, ...] = (),
+) -> tuple[list[ast.Node], dict[str, ast.Node]]: ...
+
+
+@overload
+def call_arguments(
+    low: ExpressionLowering,
+    call: ast.Call,
+    positional: int,
+    optional: int,
+    keywords: tuple[str, ...] = (),
+) -> tuple[list[ast.Node | None], dict[str, ast.Node]]: ...
+
+
+def call_arguments(
+    low: ExpressionLowering,
+    call: ast.Call,
+    positional: int,
+    optional: int = 0,
+    keywords: tuple[str, ...] = (),
+) -> tuple[list[ast.Node], dict[str, ast.Node]] | tuple[list[ast.Node | None], dict[str, ast.Node]]:
     """Check the call's arity; return positional nodes (None for missing optionals) and kwargs."""
     table = TYPED_BUILTINS if call.type_name is not None else BUILTINS
     signature = table[call.func][0]
@@ -54,7 +81,7 @@ def call_arguments(low, call: ast.Call, positional: int, optional: int = 0, keyw
     return args, given
 
 
-def tile_or_scalar(low, node: ast.Node) -> Runtime | Const:
+def tile_or_scalar(low: ExpressionLowering, node: ast.Node) -> Runtime | Const:
     value = low.expr(node)
     if isinstance(value, Const | Runtime):
         return value

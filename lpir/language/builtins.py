@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from lpir.dtypes import dtype
+import numpy as np
+
+from lpir.dtypes import DType, dtype
 from lpir.ir.core import Value
 from lpir.ir.ops import (
     FLOAT_UNARY,
@@ -42,15 +44,16 @@ from lpir.language.builtin_calls import (
     call_arguments,
     tile_or_scalar,
 )
-from lpir.language.expressions import F32, I32
+from lpir.language.expressions import F32, I32, ExpressionLowering
 from lpir.language.folding import BOOL_HINT, check_bool_constants, fold_binary
 from lpir.language.values import Const, Memory, Runtime, SemanticValue
 
 
 # ---- conversions --------------------------------------------------------------------------
 @builtin("cast<T>(x)", typed=True)
-def cast(low, call: ast.Call):
+def cast(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
+    assert call.type_name is not None  # a typed builtin is called with its type argument
     target = low.dtype_named(call.type_name, call.type_span)
     value = tile_or_scalar(low, node)
     source = low.as_runtime(value, node)
@@ -60,8 +63,9 @@ def cast(low, call: ast.Call):
 
 
 @builtin("view<T>(x)", typed=True)
-def view(low, call: ast.Call):
+def view(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
+    assert call.type_name is not None  # a typed builtin is called with its type argument
     target = low.dtype_named(call.type_name, call.type_span)
     value = tile_or_scalar(low, node)
     if isinstance(value, Const):
@@ -70,8 +74,9 @@ def view(low, call: ast.Call):
 
 
 @builtin("arange<T>(n)", typed=True)
-def arange_typed(low, call: ast.Call):
+def arange_typed(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
+    assert call.type_name is not None  # a typed builtin is called with its type argument
     target = low.dtype_named(call.type_name, call.type_span)
     size = low.as_const_int(node, "the length of arange")
     value = low.builder.add(ArangeOp.create(size))
@@ -81,7 +86,7 @@ def arange_typed(low, call: ast.Call):
 
 
 @builtin("arange(n)")
-def arange(low, call: ast.Call):
+def arange(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
     size = low.as_const_int(node, "the length of arange")
     if size <= 0:
@@ -90,35 +95,42 @@ def arange(low, call: ast.Call):
 
 
 # ---- math ---------------------------------------------------------------------------------
-_PYTHON_MATH: dict[str, Callable[[float], float]] = {
-    "exp": math.exp,
-    "exp2": lambda x: 2.0**x,
-    "log": math.log,
-    "log2": math.log2,
-    "sqrt": math.sqrt,
-    "rsqrt": lambda x: 1.0 / math.sqrt(x),
-    "floor": math.floor,
-    "ceil": math.ceil,
-    "round": round,
-    "sin": math.sin,
-    "cos": math.cos,
-    "tanh": math.tanh,
-    "erf": math.erf,
-    "abs": abs,
+# Constants fold as the functions compute at run time: in floating point (`floor(7.5) / 2` is
+# 3.5, not an integer division), IEEE at the poles (`log(0.0)` is -inf, `sqrt(-1.0)` NaN,
+# `floor(inf)` inf), `round` half to even. Only `abs` keeps an integer an integer.
+_FOLDED_MATH: dict[str, Callable[[np.float64], np.float64]] = {
+    "exp": np.exp,
+    "exp2": np.exp2,
+    "log": np.log,
+    "log2": np.log2,
+    "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1.0 / np.sqrt(x),
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "round": np.round,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tanh": np.tanh,
+    "erf": lambda x: np.float64(math.erf(x)),
 }
 
 
+def _fold_math(name: str, value: int | float) -> int | float:
+    """`name(value)` of a constant, as the function computes it at run time."""
+    if name == "abs":
+        return abs(value)
+    with np.errstate(all="ignore"):
+        return float(_FOLDED_MATH[name](np.float64(value)))
+
+
 def _unary_math(name: str) -> Builtin:
-    def lower_unary(low, call: ast.Call):
+    def lower_unary(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
         (node,), _ = call_arguments(low, call, 1)
         value = tile_or_scalar(low, node)
         if isinstance(value, Const):
             if isinstance(value.value, bool):
                 raise low.error(f"{name} is not defined on bool", call, BOOL_HINT)
-            try:
-                return Const(_PYTHON_MATH[name](value.value))
-            except (ValueError, ZeroDivisionError, OverflowError) as error:
-                raise low.error(f"{name}({value.value!r}) is undefined: {error}", call) from None
+            return Const(_fold_math(name, value.value))
         return Runtime(low.builder.add(UnaryOp.create(name, value.value)))
 
     return lower_unary
@@ -128,14 +140,14 @@ for _name in (*FLOAT_UNARY, "abs"):
     builtin(f"{_name}(x)")(_unary_math(_name))
 
 
-def _reduced_tile(low, kind: str, node: ast.Node) -> Value:
+def _reduced_tile(low: ExpressionLowering, kind: str, node: ast.Node) -> Value:
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile):
         raise low.error(f"{kind} reduces a tile, but this is {value.describe()}", node)
     return value.value
 
 
-def _reduction_axis(low, tile: Value, axis_node: ast.Node) -> int:
+def _reduction_axis(low: ExpressionLowering, tile: Value, axis_node: ast.Node) -> int:
     """The axis a reduction names (negative counts from the end), checked against the tile."""
     axis = low.as_const_int(axis_node, "axis")
     rank = as_tile(tile.type).rank
@@ -148,7 +160,9 @@ def _reduction_axis(low, tile: Value, axis_node: ast.Node) -> int:
     return axis % rank
 
 
-def _reduce(low, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node | None):
+def _reduce(
+    low: ExpressionLowering, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node | None
+) -> Runtime:
     tile = _reduced_tile(low, kind, node)
     if axis_node is None:
         while isinstance(tile.type, TileType):
@@ -159,14 +173,15 @@ def _reduce(low, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node 
 
 
 @builtin("sum(t, axis = None)")
-def sum_(low, call: ast.Call):
+def sum_(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
     return _reduce(low, "sum", call, node, keywords.get("axis"))
 
 
 def _min_max(kind: str) -> Builtin:
-    def lower_min_max(low, call: ast.Call):
+    def lower_min_max(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
         args, keywords = call_arguments(low, call, 1, 1, keywords=("axis",))
+        assert args[0] is not None  # call_arguments checked the count: only optionals are None
         if args[1] is None:
             return _reduce(low, kind, call, args[0], keywords.get("axis"))
         if "axis" in keywords:
@@ -191,7 +206,7 @@ def _arg_extreme(kind: str) -> Builtin:
     passed over, as `max` and `min` pass them over; a line of NaNs gives 0. Built from two
     reductions every target has: the extreme value, then the least position that holds it."""
 
-    def lower_arg_extreme(low, call: ast.Call):
+    def lower_arg_extreme(low: ExpressionLowering, call: ast.Call) -> Runtime:
         (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
         tile = _reduced_tile(low, f"arg{kind}", node)
         if tile.type.dtype.is_bool:  # True is the larger; the positions are the same in u8
@@ -207,7 +222,7 @@ def _arg_extreme(kind: str) -> Builtin:
     return lower_arg_extreme
 
 
-def _first_position_of_extreme(low, tile: Value, kind: str, axis: int) -> Value:
+def _first_position_of_extreme(low: ExpressionLowering, tile: Value, kind: str, axis: int) -> Value:
     shape = as_tile(tile.type).shape
     add = low.builder.add
     extreme = add(ReduceOp.create(tile, kind, axis))
@@ -228,7 +243,7 @@ def _first_position_of_extreme(low, tile: Value, kind: str, axis: int) -> Value:
     return add(SelectOp.create(none, zero, first))
 
 
-def _shaped_like(low, scalar: Value, value: Value) -> Value:
+def _shaped_like(low: ExpressionLowering, scalar: Value, value: Value) -> Value:
     """`scalar` splat to `value`'s shape where `value` is a tile."""
     if isinstance(value.type, TileType):
         return low.broadcast_to(scalar, value.type.shape)
@@ -240,14 +255,14 @@ builtin("argmin(t, axis = None)")(_arg_extreme("min"))
 
 
 @builtin("clamp(x, lo, hi)")
-def clamp(low, call: ast.Call):
+def clamp(low: ExpressionLowering, call: ast.Call) -> SemanticValue | None:
     (x, lo, hi), _ = call_arguments(low, call, 3)
     inner = ast.Call(call.span, "max", [x, lo], [])
     return _min_max("min")(low, ast.Call(call.span, "min", [inner, hi], []))
 
 
 @builtin("where(cond, a, b)")
-def where(low, call: ast.Call):
+def where(low: ExpressionLowering, call: ast.Call) -> SemanticValue:
     (cond_node, a_node, b_node), _ = call_arguments(low, call, 3)
     cond, a, b = low.expr(cond_node), low.expr(a_node), low.expr(b_node)
     if isinstance(cond, Const):
@@ -266,9 +281,16 @@ def where(low, call: ast.Call):
 
 
 @builtin("cdiv(a, b)")
-def cdiv(low, call: ast.Call):
+def cdiv(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
     (a_node, b_node), _ = call_arguments(low, call, 2)
     a, b = low.expr(a_node), low.expr(b_node)
+    for value, node in ((a, a_node), (b, b_node)):
+        if _is_float(value):
+            raise low.error(
+                f"cdiv divides integers, but this is {value.describe()}",
+                node,
+                "for the ceiling of a float quotient write ceil(a / b)",
+            )
     if isinstance(a, Const) and isinstance(b, Const):
         check_bool_constants("cdiv", a.value, b.value)
         if b.value == 0:
@@ -278,12 +300,19 @@ def cdiv(low, call: ast.Call):
     return low.binary("div", sum_node, b, call)
 
 
+def _is_float(value: SemanticValue) -> bool:
+    if isinstance(value, Const):
+        return isinstance(value.value, float)
+    return isinstance(value, Runtime) and value.dtype.is_float
+
+
 # ---- matrix product -----------------------------------------------------------------------
 @builtin("dot(a, b, acc = zeros)")
-def dot(low, call: ast.Call):
+def dot(low: ExpressionLowering, call: ast.Call) -> Runtime:
     args, _ = call_arguments(low, call, 2, 1)
     operands = []
     for node in args[:2]:
+        assert node is not None  # call_arguments checked the count: only optionals are None
         value = low.expr(node)
         if not (isinstance(value, Runtime) and value.is_tile):
             raise low.error(f"dot multiplies tiles, but this is {value.describe()}", node)
@@ -304,7 +333,7 @@ def dot(low, call: ast.Call):
 
 
 @builtin("transpose(t)")
-def transpose(low, call: ast.Call):
+def transpose(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank == 2):
@@ -317,11 +346,12 @@ def transpose(low, call: ast.Call):
 
 
 @builtin("stack(a, b, ..., axis = 0)")
-def stack(low, call: ast.Call):
+def stack(low: ExpressionLowering, call: ast.Call) -> Runtime:
     # one tile or more (the count is the call's), and the axis by name
     nodes, keywords = call_arguments(low, call, 1, max(0, len(call.args) - 1), keywords=("axis",))
     tiles = []
     for node in nodes:
+        assert node is not None  # as many optionals as the call has arguments past the first
         value = low.expr(node)
         if not (isinstance(value, Runtime) and value.is_tile):
             raise low.error(f"stack joins tiles, but this is {value.describe()}", node)
@@ -339,7 +369,7 @@ def stack(low, call: ast.Call):
 
 
 @builtin("reshape(t, d0, d1, ...)")
-def reshape(low, call: ast.Call):
+def reshape(low: ExpressionLowering, call: ast.Call) -> Runtime:
     if len(call.args) < 2 or call.keywords:
         raise low.error(
             "reshape takes a tile and its new dimensions",
@@ -357,7 +387,9 @@ def reshape(low, call: ast.Call):
     )
 
 
-def _infer_dim(low, tile: TileType, dims: list[int], call: ast.Call) -> tuple[int, ...]:
+def _infer_dim(
+    low: ExpressionLowering, tile: TileType, dims: list[int], call: ast.Call
+) -> tuple[int, ...]:
     """`dims` with its one -1 (if any) replaced by what makes the sizes match, as numpy does."""
     for i, size in enumerate(dims):
         if size == 0 or size < -1:
@@ -384,7 +416,7 @@ def _infer_dim(low, tile: TileType, dims: list[int], call: ast.Call) -> tuple[in
 
 
 # ---- constructors -------------------------------------------------------------------------
-def tile_constructor(low, node: ast.TileConstructor) -> SemanticValue:
+def tile_constructor(low: ExpressionLowering, node: ast.TileConstructor) -> SemanticValue:
     """`zeros<T>[...]`, `ones<T>[...]`, `full<T>[...](value)`, `shared<T>[...]`."""
     dt = low.dtype_named(node.type_name, node.type_span)
     dims = tuple(low.as_const_int(d, "a tile dimension") for d in node.dims)
@@ -418,7 +450,7 @@ def tile_constructor(low, node: ast.TileConstructor) -> SemanticValue:
 
 
 # ---- compile-time questions about parameters -----------------------------------------------
-def _dtype_argument(low, call: ast.Call):
+def _dtype_argument(low: ExpressionLowering, call: ast.Call) -> DType:
     (node,), _ = call_arguments(low, call, 1)
     if not isinstance(node, ast.Name):
         raise low.error(f"{call.func} takes a dtype name or dtype parameter", node)
@@ -426,33 +458,34 @@ def _dtype_argument(low, call: ast.Call):
 
 
 @builtin("max_value(T)")
-def max_value(low, call: ast.Call):
+def max_value(low: ExpressionLowering, call: ast.Call) -> Const:
     return Const(_dtype_argument(low, call).max)
 
 
 @builtin("min_value(T)")
-def min_value(low, call: ast.Call):
+def min_value(low: ExpressionLowering, call: ast.Call) -> Const:
     return Const(_dtype_argument(low, call).min)
 
 
 @builtin("bits(T)")
-def bits(low, call: ast.Call):
+def bits(low: ExpressionLowering, call: ast.Call) -> Const:
     return Const(_dtype_argument(low, call).nbits)
 
 
 @builtin("is_float(T)")
-def is_float(low, call: ast.Call):
+def is_float(low: ExpressionLowering, call: ast.Call) -> Const:
     return Const(_dtype_argument(low, call).is_float)
 
 
 @builtin("is_signed(T)")
-def is_signed(low, call: ast.Call):
+def is_signed(low: ExpressionLowering, call: ast.Call) -> Const:
     return Const(_dtype_argument(low, call).is_signed)
 
 
 @builtin("static_assert(condition, message)")
-def static_assert(low, call: ast.Call):
+def static_assert(low: ExpressionLowering, call: ast.Call) -> None:
     (cond_node, message_node), _ = call_arguments(low, call, 1, 1)
+    assert cond_node is not None  # call_arguments checked the count: only optionals are None
     cond = low.expr(cond_node)
     if not isinstance(cond, Const):
         raise low.error("static_assert needs a compile-time condition", cond_node)

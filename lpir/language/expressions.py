@@ -22,6 +22,7 @@ from lpir.errors import (
     DTypeError,
     LayoutError,
     LpirError,
+    SourceLocation,
     TypeCheckError,
     location_in,
     with_article,
@@ -51,6 +52,7 @@ from lpir.language.values import (
     SemanticValue,
     Slice,
 )
+from lpir.layout import RegisterLayout
 
 I32 = dtype("i32")
 F32 = dtype("f32")
@@ -106,13 +108,15 @@ class ExpressionLowering:
     threads: int
 
     # ---- places and errors ------------------------------------------------------------------
-    def location(self, span: ast.Span | None):
+    def location(self, span: ast.Span | None) -> SourceLocation | None:
         if span is None:
             return None
         end = span.end_column if span.end_line == span.line else None
         return location_in(self.source, self.file, span.line, span.column, end)
 
-    def error(self, message: str, node: ast.Node | ast.Span | None, hint: str | None = None):
+    def error(
+        self, message: str, node: ast.Node | ast.Span | None, hint: str | None = None
+    ) -> TypeCheckError:
         span = node.span if isinstance(node, ast.Node) else node
         return TypeCheckError(message, self.location(span), hint)
 
@@ -138,7 +142,9 @@ class ExpressionLowering:
                 pass
         return self.expr(node)
 
-    def compare_dtypes(self, op: str, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node):
+    def compare_dtypes(
+        self, op: str, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node
+    ) -> Const:
         """`ST == u8`, `WT != f16`: a compile-time bool."""
         if not (isinstance(lhs, DTypeConst) and isinstance(rhs, DTypeConst)):
             other = rhs if isinstance(lhs, DTypeConst) else lhs
@@ -320,7 +326,9 @@ class ExpressionLowering:
         )
 
     # ---- operators --------------------------------------------------------------------------
-    def binary(self, op: str, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node):
+    def binary(
+        self, op: str, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node
+    ) -> Const | Runtime:
         if isinstance(lhs, Const) and isinstance(rhs, Const):
             return Const(fold_binary(op, lhs.value, rhs.value))
         if op in ("logical_and", "logical_or"):
@@ -336,7 +344,9 @@ class ExpressionLowering:
         left, right = self.broadcast_pair(left, right, node)
         return Runtime(self.builder.add(BinaryOp.create(op, left, right)))
 
-    def typed_pair(self, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node):
+    def typed_pair(
+        self, lhs: SemanticValue, rhs: SemanticValue, node: ast.Node
+    ) -> tuple[Value, Value]:
         """IR values of two operands, giving a constant the dtype of the other side."""
         for side in (lhs, rhs):
             if not isinstance(side, Const | Runtime):
@@ -359,7 +369,7 @@ class ExpressionLowering:
             )
         return lhs.value, rhs.value
 
-    def broadcast_pair(self, left: Value, right: Value, node: ast.Node):
+    def broadcast_pair(self, left: Value, right: Value, node: ast.Node) -> tuple[Value, Value]:
         if isinstance(left.type, ScalarType) and isinstance(right.type, ScalarType):
             return left, right
         shape = broadcast_shapes(_shape(left), _shape(right))
@@ -527,7 +537,7 @@ class ExpressionLowering:
         if not (isinstance(value, Runtime) and value.is_tile):
             raise self.error(f"only register tiles have layouts, not {value.describe()}", node)
         layout = self.layout(node.layout)
-        tile_type = value.type
+        tile_type = as_tile(value.type)
         if tuple(layout.shape) != tile_type.shape:
             raise self.error(
                 f"layout {layout} has shape {list(layout.shape)} but the tile is "
@@ -544,7 +554,7 @@ class ExpressionLowering:
             )
         return Runtime(self.builder.add(ConvertLayoutOp.create(value.value, layout)))
 
-    def layout(self, node: ast.LayoutExpr):
+    def layout(self, node: ast.LayoutExpr) -> RegisterLayout:
         from lpir import layout as layouts
 
         primitives: dict[str, Callable[..., layouts.RegisterLayout]] = {
@@ -576,6 +586,7 @@ class ExpressionLowering:
                     raise TypeCheckError(error.message, self.location(call.span)) from None
             assert part is not None  # the grammar gives every chain a call
             result = part if result is None else result * part
+        assert result is not None  # the grammar gives every layout expression a chain
         return result
 
 

@@ -1,11 +1,16 @@
 """Constant folding: the language's binary operators on compile-time constants, with the
-semantics the operators have at run time (C division, NaN-passing max and min, bool rules).
+semantics the operators have at run time (C division, IEEE float division, NaN-passing max and
+min, bool rules). Integer constants fold exactly, without a width: their results are checked
+when they meet a dtype.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from lpir.errors import TypeCheckError
 from lpir.ir.ops.arith import BOOL_ARITHMETIC_HINT, SYMBOLS
@@ -27,7 +32,7 @@ def constant_text(value: int | float | bool) -> str:
     return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
-def check_bool_constants(op: str, a, b) -> None:
+def check_bool_constants(op: str, a: int | float | bool, b: int | float | bool) -> None:
     """Bool constants fold only where bool values are allowed at run time (`BinaryOp.create`):
     never mixed with numbers, not in `+ - * / %` or shifts, and `and`/`or` take only bools."""
     if op in ("logical_and", "logical_or"):
@@ -51,7 +56,11 @@ def check_bool_constants(op: str, a, b) -> None:
         raise TypeCheckError(f"'{symbol or op}' is not defined on bool", hint=BOOL_HINT)
 
 
-def _float_extreme(pick, a, b):
+def _float_extreme(
+    pick: Callable[[int | float, int | float], int | float],
+    a: int | float | bool,
+    b: int | float | bool,
+) -> int | float | bool:
     """max/min of two constants as at run time: a NaN gives the other operand."""
     if isinstance(a, float) and math.isnan(a):
         return b
@@ -60,18 +69,26 @@ def _float_extreme(pick, a, b):
     return pick(a, b)
 
 
-def fold_binary(op: str, a, b):
+def _ieee(function: Callable[..., Any], a: int | float, b: int | float) -> float:
+    """A float operation as IEEE arithmetic does it (by zero: inf or NaN; of inf: NaN)."""
+    with np.errstate(all="ignore"):
+        return float(function(np.float64(a), np.float64(b)))
+
+
+# a and b are int, float or bool constants: Any, as which operators each pair takes is checked at
+# run time (check_bool_constants, both_int), which mypy cannot follow into the table's lambdas
+def fold_binary(op: str, a: Any, b: Any) -> int | float | bool:
     """Evaluate a binary operator on two Python constants with lpir's semantics."""
     check_bool_constants(op, a, b)
     both_int = isinstance(a, int) and isinstance(b, int)
-    if op in ("div", "rem") and b == 0:
+    if op in ("div", "rem") and both_int and b == 0:
         raise TypeCheckError("division by zero in a constant expression")
     table: dict[str, Callable] = {
         "add": lambda: a + b,
         "sub": lambda: a - b,
         "mul": lambda: a * b,
-        "div": lambda: c_division(a, b) if both_int else a / b,
-        "rem": lambda: a - c_division(a, b) * b if both_int else math.fmod(a, b),
+        "div": lambda: c_division(a, b) if both_int else _ieee(np.divide, a, b),
+        "rem": lambda: a - c_division(a, b) * b if both_int else _ieee(np.fmod, a, b),
         "max": lambda: _float_extreme(max, a, b),
         "min": lambda: _float_extreme(min, a, b),
         "lt": lambda: a < b,

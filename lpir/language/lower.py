@@ -226,7 +226,7 @@ class KernelLowering(ExpressionLowering):
             self.callers.pop()
             self.scopes, self.params = saved
 
-    def call_arguments(self, node: ast.Call, function: ast.FunctionDef) -> dict:
+    def call_arguments(self, node: ast.Call, function: ast.FunctionDef) -> dict[str, SemanticValue]:
         """The def's parameters bound to the call's arguments (positional, then by name)."""
         params = function.params
         signature = f"{function.name}({', '.join(params)})"
@@ -402,7 +402,14 @@ class KernelLowering(ExpressionLowering):
         for name, result in zip(names, op.results):
             self.scopes[-1][name] = Runtime(result)
 
-    def nested(self, region: Region, scope: dict, body: list, carried: dict, node: ast.Node):
+    def nested(
+        self,
+        region: Region,
+        scope: dict[str, SemanticValue],
+        body: list[ast.Node],
+        carried: dict[str, Value],
+        node: ast.Node,
+    ) -> None:
         """Lower `body` into `region` with `scope`, ending in a yield of the carried names."""
         self.scopes.append(scope)
         with self.builder.at(region):
@@ -410,7 +417,7 @@ class KernelLowering(ExpressionLowering):
             region.append(YieldOp.create(self.yielded(carried, node)))
         self.remember_locals(self.scopes.pop(), node)
 
-    def remember_locals(self, scope: dict, node: ast.Node) -> None:
+    def remember_locals(self, scope: dict[str, SemanticValue], node: ast.Node) -> None:
         """Names first assigned inside a block (its `scope`) that do not outlive it: a use
         after the block gets a hint with the block's line."""
         for name in scope:
@@ -450,7 +457,9 @@ class KernelLowering(ExpressionLowering):
             self.scopes[-1][name] = Runtime(result)
         self.remember_locals({**then_branch[1], **else_branch[1]}, node)
 
-    def branch(self, body: list, carried: dict, node: ast.Node) -> tuple[Region, dict, list]:
+    def branch(
+        self, body: list[ast.Node], carried: dict[str, Value], node: ast.Node
+    ) -> tuple[Region, dict[str, SemanticValue], list[Value]]:
         """Lower one branch of an `if` into a new region.
 
         Returns the region, the names the branch assigned (its scope) and the values the

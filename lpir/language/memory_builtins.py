@@ -14,13 +14,13 @@ from lpir.ir.ops.memory import ATOMIC_DTYPES
 from lpir.ir.types import SharedType, TileType
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
-from lpir.language.expressions import I32
-from lpir.language.values import Const, Memory, Runtime, Slice
+from lpir.language.expressions import I32, ExpressionLowering
+from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 
 # ---- memory -------------------------------------------------------------------------------
 @builtin("load(tensor[...])")
-def load(low, call: ast.Call):
+def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (target,), _ = call_arguments(low, call, 1)
     value = low.expr(target)
     if isinstance(value, Memory) and isinstance(value.type, SharedType):
@@ -43,7 +43,7 @@ def load(low, call: ast.Call):
 
 
 @builtin("store(tensor[...], value)")
-def store(low, call: ast.Call):
+def store(low: ExpressionLowering, call: ast.Call) -> None:
     (target, value_node), _ = call_arguments(low, call, 2)
     _store(low, call, low.expr(target), value_node, None)
     return None
@@ -56,7 +56,7 @@ def _atomic(combine: str) -> Builtin:
     name = f"atomic_{combine}"
     verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
 
-    def lower_atomic(low, call: ast.Call):
+    def lower_atomic(low: ExpressionLowering, call: ast.Call) -> None:
         (target, value_node), _ = call_arguments(low, call, 2)
         destination = low.expr(target)
         if not isinstance(destination, Slice):
@@ -90,7 +90,13 @@ builtin("atomic_max(tensor[...], value)")(_atomic("max"))
 builtin("atomic_min(tensor[...], value)")(_atomic("min"))
 
 
-def _store(low, call: ast.Call, destination, value_node, combine: str | None) -> None:
+def _store(
+    low: ExpressionLowering,
+    call: ast.Call,
+    destination: SemanticValue,
+    value_node: ast.Node,
+    combine: str | None,
+) -> None:
     """`store` (combine None) or `atomic_add` / `_max` / `_min` ("add", "max", "min") of
     `value_node` into `destination` (the evaluated first argument)."""
     target = call.args[0]
@@ -130,7 +136,7 @@ def _store(low, call: ast.Call, destination, value_node, combine: str | None) ->
 
 
 @builtin("sync()")
-def sync(low, call: ast.Call):
+def sync(low: ExpressionLowering, call: ast.Call) -> None:
     call_arguments(low, call, 0)
     low.builder.insert(SyncOp.create())
     return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from lpir.dtypes import DType, dtype
-from lpir.errors import ArgumentError, DTypeError, TypeCheckError, location_in
+from lpir.errors import ArgumentError, DTypeError, SourceLocation, TypeCheckError, location_in
 from lpir.ir.core import Builder, Module
 from lpir.language import ast
 from lpir.language.expressions import ExpressionLowering
@@ -84,7 +84,7 @@ class _Deduction:
         self.sources: dict[str, str] = {}
         self.param_names = [p.name for p in kernel_def.params]
 
-    def location(self, node: ast.Node):
+    def location(self, node: ast.Node) -> SourceLocation | None:
         return _ParamEvaluator(self.program, {}).location(node.span)
 
     def set(self, name: str, value: int | DType, source: str, node: ast.Node) -> None:
@@ -181,7 +181,12 @@ def _dimensions(count: int) -> str:
     return "1 dimension" if count == 1 else f"{count} dimensions"
 
 
-def check_arguments(program, kernel_def, params: dict, arguments: list[ArgumentInfo]) -> None:
+def check_arguments(
+    program: ast.Program,
+    kernel_def: ast.KernelDef,
+    params: dict[str, int | DType],
+    arguments: list[ArgumentInfo],
+) -> None:
     """Every tensor argument's dtype and shape must match its declaration under `params`."""
     evaluator = _ParamEvaluator(program, params)
     for decl, info in zip(kernel_def.args, arguments):

@@ -8,10 +8,13 @@ become `ParseError`s with the place, the line, a caret and what was expected.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from importlib import resources
+from typing import Any
 
 import lark
 from lark import Token, Transformer, v_args
+from lark.tree import Meta
 
 from lpir.errors import ParseError, location_in
 from lpir.language import ast
@@ -22,7 +25,7 @@ class _BracketNewlines:
 
     always_accept = ("_NEWLINE",)
 
-    def process(self, stream):
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         depth = 0
         for token in stream:
             if token.type == "_NEWLINE":
@@ -127,7 +130,7 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
     return ast.Program(kernels, source, file, functions)
 
 
-def _functions(defs: list[ast.FunctionDef], source: str, file: str) -> dict:
+def _functions(defs: list[ast.FunctionDef], source: str, file: str) -> dict[str, ast.FunctionDef]:
     """The functions by name; a name defined twice, one that names a builtin, or a parameter
     listed twice is an error at its place."""
     from lpir.language.builtins import BUILTINS, TYPED_BUILTINS
@@ -162,7 +165,7 @@ def _functions(defs: list[ast.FunctionDef], source: str, file: str) -> dict:
     return functions
 
 
-def _span(meta) -> ast.Span:
+def _span(meta: Meta) -> ast.Span:
     if getattr(meta, "empty", False):
         return ast.Span(1, 1, 1, 2)
     return ast.Span(meta.line, meta.column, meta.end_line, meta.end_column)
@@ -175,7 +178,7 @@ def _token_span(token: Token) -> ast.Span:
     return ast.Span(line, column, end_line, end_column)
 
 
-def _split_args(call_args) -> tuple[list, list]:
+def _split_args(call_args: list[ast.Node] | None) -> tuple[list[ast.Node], list[ast.KeywordArg]]:
     if call_args is None:
         return [], []
     positional = [a for a in call_args if not isinstance(a, ast.KeywordArg)]
@@ -201,10 +204,10 @@ _AUGMENTED = {
 class _ToAst(Transformer):
     """Turn the lark parse tree into `lpir.language.ast` nodes."""
 
-    def start(self, meta, definitions):
+    def start(self, meta: Meta, definitions: list[object]) -> list[ast.KernelDef | ast.FunctionDef]:
         return [d for d in definitions if isinstance(d, ast.KernelDef | ast.FunctionDef)]
 
-    def function(self, meta, children):
+    def function(self, meta: Meta, children: list[Any]) -> ast.FunctionDef:
         name, *params, body = children
         params = [p for p in params if p is not None]
         return ast.FunctionDef(
@@ -216,146 +219,146 @@ class _ToAst(Transformer):
             _token_span(name),
         )
 
-    def kernel(self, meta, children):
+    def kernel(self, meta: Meta, children: list[Any]) -> ast.KernelDef:
         name, params, *rest = children
         *args, launch, body = rest
         blocks, threads = launch
         args = [a for a in args if a is not None]
         return ast.KernelDef(_span(meta), str(name), params or [], args, blocks, threads, body)
 
-    def params(self, meta, children):
+    def params(self, meta: Meta, children: list[ast.Param | None]) -> list[ast.Param]:
         return [c for c in children if c is not None]
 
-    def param(self, meta, children):
+    def param(self, meta: Meta, children: list[Any]) -> ast.Param:
         name, default = children
         return ast.Param(_span(meta), str(name), default)
 
-    def global_arg(self, meta, children):
+    def global_arg(self, meta: Meta, children: list[Any]) -> ast.GlobalArg:
         name, dtype_name, *dims = children
         return ast.GlobalArg(_span(meta), str(name), str(dtype_name), dims, _token_span(dtype_name))
 
-    def scalar_arg(self, meta, children):
+    def scalar_arg(self, meta: Meta, children: list[Token]) -> ast.ScalarArg:
         name, dtype_name = children
         return ast.ScalarArg(_span(meta), str(name), str(dtype_name), _token_span(dtype_name))
 
-    def launch(self, meta, children):
+    def launch(self, meta: Meta, children: list[ast.Node]) -> tuple[list[ast.Node], ast.Node]:
         *blocks, threads = children
         return blocks, threads
 
-    def block(self, meta, children):
+    def block(self, meta: Meta, children: list[ast.Node | None]) -> list[ast.Node]:
         return [c for c in children if c is not None]
 
     # ---- statements
-    def assign(self, meta, children):
+    def assign(self, meta: Meta, children: list[Any]) -> ast.Assign:
         target, value = children
         return ast.Assign(_span(meta), str(target), value, _token_span(target))
 
-    def aug_assign(self, meta, children):
+    def aug_assign(self, meta: Meta, children: list[Any]) -> ast.AugAssign:
         target, op, value = children
         return ast.AugAssign(
             _span(meta), str(target), _AUGMENTED[str(op)], value, _token_span(target)
         )
 
-    def let(self, meta, children):
+    def let(self, meta: Meta, children: list[Any]) -> ast.Let:
         target, value = children
         return ast.Let(_span(meta), str(target), value)
 
-    def for_stmt(self, meta, children):
+    def for_stmt(self, meta: Meta, children: list[Any]) -> ast.For:
         var, call_args, body = children
         bounds, keywords = _split_args(call_args)
         return ast.For(_span(meta), str(var), bounds, body, keywords)
 
-    def if_stmt(self, meta, children):
+    def if_stmt(self, meta: Meta, children: list[Any]) -> ast.If:
         cond, then_body, else_part = children
         if isinstance(else_part, ast.If):
             else_part = [else_part]
         return ast.If(_span(meta), cond, then_body, else_part)
 
-    def expr_stmt(self, meta, children):
+    def expr_stmt(self, meta: Meta, children: list[ast.Node]) -> ast.ExprStmt:
         return ast.ExprStmt(_span(meta), children[0])
 
-    def return_stmt(self, meta, children):
+    def return_stmt(self, meta: Meta, children: list[ast.Node | None]) -> ast.Return:
         return ast.Return(_span(meta), children[0])
 
     # ---- expressions
-    def annotate(self, meta, children):
+    def annotate(self, meta: Meta, children: list[Any]) -> ast.Annotate:
         value, layout = children
         if not isinstance(layout, ast.LayoutExpr):
             layout = ast.LayoutExpr(layout.span, [layout.chains[0]])
         return ast.Annotate(_span(meta), value, layout)
 
-    def logical_or(self, meta, children):
+    def logical_or(self, meta: Meta, children: list[ast.Node]) -> ast.BinaryExpr:
         return ast.BinaryExpr(_span(meta), "logical_or", *children)
 
-    def logical_and(self, meta, children):
+    def logical_and(self, meta: Meta, children: list[ast.Node]) -> ast.BinaryExpr:
         return ast.BinaryExpr(_span(meta), "logical_and", *children)
 
-    def logical_not(self, meta, children):
+    def logical_not(self, meta: Meta, children: list[ast.Node]) -> ast.UnaryExpr:
         return ast.UnaryExpr(_span(meta), "logical_not", children[0])
 
-    def neg(self, meta, children):
+    def neg(self, meta: Meta, children: list[ast.Node]) -> ast.UnaryExpr:
         return ast.UnaryExpr(_span(meta), "neg", children[0])
 
-    def attribute(self, meta, children):
+    def attribute(self, meta: Meta, children: list[Any]) -> ast.Attribute:
         base, name = children
         return ast.Attribute(_span(meta), base, str(name))
 
-    def subscript(self, meta, children):
+    def subscript(self, meta: Meta, children: list[ast.Node]) -> ast.Subscript:
         base, *items = children
         return ast.Subscript(_span(meta), base, items)
 
-    def slice_length(self, meta, children):
+    def slice_length(self, meta: Meta, children: list[ast.Node]) -> ast.SliceLength:
         return ast.SliceLength(_span(meta), *children)
 
-    def slice_range(self, meta, children):
+    def slice_range(self, meta: Meta, children: list[ast.Node | None]) -> ast.SliceRange:
         return ast.SliceRange(_span(meta), *children)
 
-    def new_axis(self, meta, children):
+    def new_axis(self, meta: Meta, children: list[object]) -> ast.NewAxis:
         return ast.NewAxis(_span(meta))
 
-    def index(self, meta, children):
+    def index(self, meta: Meta, children: list[ast.Node]) -> ast.Node:
         return children[0]
 
-    def int_literal(self, meta, children):
+    def int_literal(self, meta: Meta, children: list[Token]) -> ast.IntLiteral:
         text = str(children[0])
         # Decimal unless prefixed (0x, 0b): int("064", 0) would reject the leading zero.
         return ast.IntLiteral(_span(meta), int(text) if text.isdigit() else int(text, 0))
 
-    def float_literal(self, meta, children):
+    def float_literal(self, meta: Meta, children: list[Token]) -> ast.FloatLiteral:
         return ast.FloatLiteral(_span(meta), float(str(children[0])))
 
-    def string_literal(self, meta, children):
+    def string_literal(self, meta: Meta, children: list[Token]) -> ast.StringLiteral:
         return ast.StringLiteral(_span(meta), str(children[0])[1:-1])
 
-    def true_literal(self, meta, children):
+    def true_literal(self, meta: Meta, children: list[object]) -> ast.BoolLiteral:
         return ast.BoolLiteral(_span(meta), True)
 
-    def false_literal(self, meta, children):
+    def false_literal(self, meta: Meta, children: list[object]) -> ast.BoolLiteral:
         return ast.BoolLiteral(_span(meta), False)
 
-    def name(self, meta, children):
+    def name(self, meta: Meta, children: list[Token]) -> ast.Name:
         return ast.Name(_span(meta), str(children[0]))
 
-    def call_args(self, meta, children):
+    def call_args(self, meta: Meta, children: list[ast.Node | None]) -> list[ast.Node]:
         return [c for c in children if c is not None]
 
-    def keyword_arg(self, meta, children):
+    def keyword_arg(self, meta: Meta, children: list[Any]) -> ast.KeywordArg:
         name, value = children
         return ast.KeywordArg(_span(meta), str(name), value)
 
-    def call(self, meta, children):
+    def call(self, meta: Meta, children: list[Any]) -> ast.Call:
         func, call_args = children
         positional, keywords = _split_args(call_args)
         return ast.Call(_span(meta), str(func), positional, keywords)
 
-    def typed_call(self, meta, children):
+    def typed_call(self, meta: Meta, children: list[Any]) -> ast.Call:
         func, type_name, call_args = children
         positional, keywords = _split_args(call_args)
         return ast.Call(
             _span(meta), str(func), positional, keywords, str(type_name), _token_span(type_name)
         )
 
-    def tile_constructor(self, meta, children):
+    def tile_constructor(self, meta: Meta, children: list[Any]) -> ast.TileConstructor:
         func, type_name, *dims, call_args = children
         positional, keywords = _split_args(call_args)
         return ast.TileConstructor(
@@ -368,26 +371,26 @@ class _ToAst(Transformer):
             _token_span(type_name),
         )
 
-    def layout_call(self, meta, children):
+    def layout_call(self, meta: Meta, children: list[Any]) -> ast.LayoutCall:
         name, *args = children
         return ast.LayoutCall(_span(meta), str(name), [a for a in args if a is not None])
 
-    def layout_chain(self, meta, children):
+    def layout_chain(self, meta: Meta, children: list[ast.LayoutCall]) -> ast.LayoutExpr:
         return ast.LayoutExpr(_span(meta), [list(children)])
 
-    def layout_product(self, meta, children):
+    def layout_product(self, meta: Meta, children: list[ast.LayoutExpr]) -> ast.LayoutExpr:
         left, right = children
         return ast.LayoutExpr(_span(meta), left.chains + right.chains)
 
 
-def _binary(op: str):
-    def method(self, meta, children):
+def _binary(op: str) -> Callable[[_ToAst, Meta, list[ast.Node]], ast.BinaryExpr]:
+    def method(self: _ToAst, meta: Meta, children: list[ast.Node]) -> ast.BinaryExpr:
         return ast.BinaryExpr(_span(meta), op, *children)
 
     return method
 
 
-def _bitwise_not(self, meta, children):
+def _bitwise_not(self: _ToAst, meta: Meta, children: list[ast.Node]) -> ast.UnaryExpr:
     return ast.UnaryExpr(_span(meta), "not", children[0])
 
 

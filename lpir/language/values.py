@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from lpir.dtypes import DType
 from lpir.ir.core import Value
-from lpir.ir.types import ScalarType, SharedType, TileType
+from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, as_memory
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Runtime:
     value: Value
 
     @property
-    def type(self):
+    def type(self) -> Type:
         return self.value.type
 
     @property
@@ -68,8 +68,8 @@ class Memory:
     name: str
 
     @property
-    def type(self):
-        return self.value.type
+    def type(self) -> GlobalType | SharedType:
+        return as_memory(self.value.type)
 
     def describe(self) -> str:
         if isinstance(self.value.type, SharedType):  # made by shared<T>[...]: no name of its own
