@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from lpir.backends.llvm.prefetch import PREFETCH_BYTES, streamed_loads
+from lpir.backends.llvm.prefetch import PREFETCH_BYTES, prefetch_distances, streamed_loads
 from test_llvm_harness import private_cache  # noqa: F401
 
 import lpir
@@ -81,12 +81,23 @@ def test_a_walk_that_skips_memory_prefetches_every_line_it_reads():
     """greedy.lp's threads split each step's logits: at 256 a step over 2 threads of 128 (after
     fold-threads) a thread reads 512 bytes of every 1 KiB, a new stream for the hardware at
     each step, so each of its 8 cache lines is prefetched (PREFETCH_BYTES ahead: 8 steps). At
-    2048 a step (8 KiB) that distance is one step, too late to help: one prefetch, as before.
-    One thread reading all 128 logits of a step walks on without gaps and prefetches once a
-    step, as a GEMV's row does."""
+    2048 a step (8 KiB) the loop runs interleaved (test_llvm_interleave.py), and each thread
+    prefetches its 8 lines two steps ahead. One thread reading all 128 logits of a step walks
+    on without gaps and prefetches once a step, as a GEMV's row does."""
     assert _prefetches(BV=256, THREADS=32) == (1024, 8)
-    assert _prefetches() == (8192, 1)
+    assert _prefetches() == (8192, 8)
     assert _prefetches(BV=128, THREADS=1) == (512, 1)
+
+
+def test_prefetch_distances():
+    f32 = lpir.dtype("f32")
+    lines = [64 * line for line in range(8)]
+    assert prefetch_distances(list(range(16)), f32, 256) == [PREFETCH_BYTES]  # no gap
+    assert prefetch_distances(list(range(128)), f32, 1024) == [PREFETCH_BYTES + d for d in lines]
+    assert prefetch_distances(list(range(128)), f32, 8192) == [PREFETCH_BYTES]  # 1 step: late
+    interleaved = prefetch_distances(list(range(128)), f32, 8192, interleaved=True)
+    assert interleaved == [16384 + d for d in lines]
+    assert prefetch_distances(list(range(512)), f32, None) == [PREFETCH_BYTES]
 
 
 def test_the_step_of_an_address_is_its_induction_coefficient_times_the_loop_step():

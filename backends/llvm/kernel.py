@@ -13,7 +13,7 @@ an array (tensors: their data; scalars: a pointer to the value) and runs blocks
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -227,15 +227,17 @@ class KernelEmitter:
         return self.b.load(self.context_slot(slot), typ=value_type(value.type))
 
     # ---- block level ------------------------------------------------------------------------
-    def block_region(self, region: Region) -> list[Value]:
-        """Emit a region that runs once per block; return the operands of its yield."""
+    def block_region(self, region: Region, carried: list[Value] | None = None) -> list[Value]:
+        """Emit a region that runs once per block; return the operands of its yield. With
+        `carried` (a loop's iteration values, `Plan.in_place`), its last segment also stores
+        what it yields into their context arrays."""
         pending: list[Operation] = []
         for op in region.ops:
             if op.name == "barrier":
                 self.segment(pending)
                 pending = []
             elif isinstance(op, YieldOp):
-                self.segment(pending)
+                self.segment(pending, list(zip(carried, op.operands)) if carried else [])
                 return list(op.operands)
             elif id(op) in self.plan.block_level:
                 self.segment(pending)
@@ -269,10 +271,13 @@ class KernelEmitter:
         b.position_at_end(after)
         self.tid = saved
 
-    def segment(self, ops: list[Operation]) -> None:
+    def segment(self, ops: list[Operation], carried: Sequence[tuple[Value, Value]] = ()) -> None:
+        """A thread loop running `ops`; then each thread stores the value of each `carried`
+        pair's source into the context array of its target."""
         if not ops:
             return
         reads = self.plan.context_reads(ops)
+        stores = [(target, source) for target, source in carried if id(target) in self.context]
 
         def body() -> None:
             saved = dict(self.values)
@@ -280,6 +285,8 @@ class KernelEmitter:
                 self.values[id(value)] = self.load_context(value)
             for op in ops:
                 self.thread_op(op)
+            for target, source in stores:
+                self.b.store(self.get(source), self.context_slot(self.context[id(target)]))
             self.values = {k: v for k, v in saved.items()}
 
         self.thread_loop(body)
@@ -335,8 +342,10 @@ class KernelEmitter:
         b.cbranch(self.loop_continues(iv, upper, step), body, after)
         b.position_at_end(body)
         self.values[id(op.induction_variable)] = iv
-        yielded = self.block_region(op.body)
-        self.copy_into_context(op.iter_args, yielded)
+        if id(op) in self.plan.in_place:
+            self.block_region(op.body, carried=op.iter_args)
+        else:
+            self.copy_into_context(op.iter_args, self.block_region(op.body))
         following = b.add(iv, step)
         iv.add_incoming(following, b.block)
         b.branch(header)

@@ -264,7 +264,8 @@ def _load(e: KernelEmitter, op: LoadThreadOp) -> list[ir.Value]:
     nbytes = as_memory(op.operands[0].type).nbytes
     if id(op) in e.streamed_loads:
         dt = _access(op)
-        for ahead in prefetch_distances(offsets, dt, e.streamed_loads[id(op)]):
+        interleaved = id(op) in e.plan.interleaved_loads
+        for ahead in prefetch_distances(offsets, dt, e.streamed_loads[id(op)], interleaved):
             e.memory.prefetch(pointer, base, min(offsets), dt, ahead, LOCALITY)
     with e.memory.swizzle_of(as_memory(op.operands[0].type)):
         return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]

@@ -5,6 +5,15 @@ A block's threads run one after another in `for tid in range(threads)` loops ("s
 code after it, which is exactly the barrier's meaning. Control flow that contains a barrier runs
 once per block (lpir control flow is block-uniform) and is split recursively.
 
+A loop without a barrier runs inside its thread loop, each thread through all of it, except
+where that walks memory badly (`Plan.interleaves`): greedy.lp's 2048 logits a step split over
+128 threads (16 after fold-threads) had each thread read 512 bytes of every 8 KiB, a new page
+at every step for the hardware prefetchers; run once per block with a thread loop in each
+step, the threads read each step's 8 KiB one after another. 64 rows of 128256 logits went from
+2.1-3.2 ms to 1.0-1.3 ms with the tiles 2048/128, 1024/64 and 4096/256 (docs/benchmarks.md).
+A block-level loop's carried values live in context arrays; where the body's last segment
+makes all of them, it stores them there itself (`carries_in_place`).
+
 The plan records, for every op, its segment (None: block level), which ops are *uniform*
 (pure, computed from uniform values only: constants, block indices, kernel arguments, block-level
 loop counters, shared-memory addresses — these run once per block, outside thread loops), and
@@ -14,14 +23,38 @@ arrays between segments.
 
 from __future__ import annotations
 
+from lpir.backends.llvm.prefetch import step_bytes
+from lpir.backends.llvm.types import storage_bytes, value_type
+
 from lpir.ir.core import Kernel, Operation, Region, Value
-from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.ir.ops import ForOp, IfOp, LoadThreadOp, YieldOp
+from lpir.ir.types import GlobalType
 
 THREAD_DEPENDENT = {"thread_index", "ld", "st", "st_bits", "barrier", "mma"}
 
 
 def contains_barrier(op: Operation) -> bool:
     return any(inner.name == "barrier" for inner in op.walk())
+
+
+PAGE_BYTES = 4096
+# what an interleaved loop may carry (all threads' context arrays): the first-level cache's
+# share, as each step reads and writes all of it (greedy.lp at 2048 logits a step, 16 KiB)
+CARRIED_BYTES = 32 * 1024
+
+
+def gapped_walk(op: Operation, loop: ForOp, threads: int) -> bool:
+    """`op` is a global load that moves a page or more (`PAGE_BYTES`) a step of `loop`, of
+    which one thread reads less than half while the block's threads together read at least
+    the step: each thread alone skips most of every step, the block skips nothing."""
+    if not isinstance(op, LoadThreadOp) or not isinstance(op.operands[0].type, GlobalType):
+        return False
+    step = step_bytes(op, loop)
+    if step is None or abs(step) < PAGE_BYTES:
+        return False
+    dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
+    thread_bytes = len(op.offsets) * dtype.nbits // 8
+    return 2 * thread_bytes < abs(step) <= threads * thread_bytes
 
 
 class Plan:
@@ -31,6 +64,10 @@ class Plan:
         self.segment_of_value: dict[int, int | None] = {}
         self.uniform: set[int] = set()
         self.block_level: set[int] = set()  # control-flow ops that contain a barrier
+        # block-level loops whose body's last segment makes every carried value: it stores
+        # them into the carried values' context arrays itself (see `carries_in_place`)
+        self.in_place: set[int] = set()
+        self.interleaved_loads: set[int] = set()  # the global loads of `interleaves` loops
         self.uses: dict[int, set[int | None]] = {}
         self.segment_uses: dict[int, list[Value]] = {}  # segment -> context values it reads
         self.next_segment = 0
@@ -58,8 +95,8 @@ class Plan:
         self.next_segment += 1
         return self.next_segment
 
-    def block_region(self, region: Region) -> None:
-        """Classify the ops of a region that runs once per block."""
+    def block_region(self, region: Region, loop: ForOp | None = None) -> None:
+        """Classify the ops of a region that runs once per block (the body of `loop`)."""
         segment = self.new_segment()
         for op in region.ops:
             if op.name == "barrier":
@@ -67,17 +104,41 @@ class Plan:
                 segment = self.new_segment()
             elif isinstance(op, YieldOp):
                 self.segment_of_op[id(op)] = None
-                self.record_uses(op, None)
+                if loop is not None and self.carries_in_place(op, segment):
+                    self.in_place.add(id(loop))
+                    self.record_uses(op, segment)
+                else:
+                    self.record_uses(op, None)
             elif self.is_uniform_op(op):
                 self.segment_of_op[id(op)] = None
                 self.record_uses(op, None)
                 for result in op.results:
                     self.define(result, None, uniform=True)
-            elif op.regions and contains_barrier(op):
+            elif op.regions and (contains_barrier(op) or self.interleaves(op)):
                 self.block_control(op)
                 segment = self.new_segment()
             else:
                 self.thread_op(op, segment)
+
+    def interleaves(self, op: Operation) -> bool:
+        """Whether loop `op` runs once per block with a thread loop inside each iteration,
+        as a loop with a barrier does, though it has none: where a thread running the whole
+        loop alone would walk a stream with gaps of a page or more (`gapped_walk`, a tile
+        split across the threads at every step), which the cores' prefetchers do not follow,
+        while the block's threads together walk it without gaps. Only where what the loop
+        carries, which then lives in context arrays, fits in `CARRIED_BYTES`."""
+        if not isinstance(op, ForOp) or self.kernel.threads == 1:
+            return False
+        threads = self.kernel.threads
+        if not any(gapped_walk(load, op, threads) for load in op.body.walk()):
+            return False
+        carried = sum(storage_bytes(value_type(arg.type)) for arg in op.iter_args)
+        if carried * threads > CARRIED_BYTES:
+            return False
+        for load in op.body.walk():
+            if isinstance(load, LoadThreadOp) and isinstance(load.operands[0].type, GlobalType):
+                self.interleaved_loads.add(id(load))
+        return True
 
     def block_control(self, op: Operation) -> None:
         self.block_level.add(id(op))
@@ -88,9 +149,19 @@ class Plan:
             for arg in op.iter_args:
                 self.define(arg, None)
         for region in op.regions:
-            self.block_region(region)
+            self.block_region(region, op if isinstance(op, ForOp) else None)
         for result in op.results:
             self.define(result, None)
+
+    def carries_in_place(self, yield_op: YieldOp, last_segment: int) -> bool:
+        """Whether the loop body's `last_segment` makes every value `yield_op` carries on.
+        Then that segment's thread loop stores them into the carried values' context arrays
+        as it goes, instead of a thread loop of its own copying them after it (two loads and
+        two stores of every carried value an iteration, where a matmul carries its whole
+        accumulator). Each thread writes only its own slot after it read it, so no thread
+        sees another's next value; a value from elsewhere (a constant, an earlier segment,
+        another carried value) takes the copying loop, for all of them."""
+        return all(self.segment_of_value.get(id(v)) == last_segment for v in yield_op.operands)
 
     def thread_op(self, op: Operation, segment: int) -> None:
         """`op` and everything nested in it run inside `segment`'s thread loop."""

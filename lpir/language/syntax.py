@@ -282,9 +282,7 @@ class _ToAst(Transformer):
 
     # ---- expressions
     def annotate(self, meta: Meta, children: list[Any]) -> ast.Annotate:
-        value, layout = children
-        if not isinstance(layout, ast.LayoutExpr):
-            layout = ast.LayoutExpr(layout.span, [layout.chains[0]])
+        value, layout = children  # layout_chain and layout_product both make a LayoutExpr
         return ast.Annotate(_span(meta), value, layout)
 
     def logical_or(self, meta: Meta, children: list[ast.Node]) -> ast.BinaryExpr:
