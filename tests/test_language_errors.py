@@ -42,6 +42,12 @@ MISTAKES = [
     ("    let t = load(x[0:64])", TypeCheckError, 13, "let binds a scalar"),
     ('    static_assert(1 > 2, "never")', TypeCheckError, 19, "static_assert failed: never"),
     ("    if load(x[0:64]) > 0.0 {\n    }", TypeCheckError, 8, "bool scalar"),
+    # integer constants fold within 64 bits (past them a float conversion once crashed)
+    ("    let n = exp(" + "9" * 400 + ")", TypeCheckError, 17, "integer of 400 digits"),
+    ("    let n = 1 << 63 << 63", TypeCheckError, 13, "does not fit in 64 bits"),
+    ("    let n = (1 << 63) * 2", TypeCheckError, 13, "9223372036854775808 * 2"),
+    ("    let n = 7 / 0", TypeCheckError, 13, "division by zero"),
+    ("    let n = 7.5 * cdiv(7.5, 2)", TypeCheckError, 24, "cdiv divides integers"),
 ]
 
 

@@ -114,3 +114,43 @@ def test_a_loop_that_carries_a_carried_value_on_copies_them_all(tmp_path, sync):
         lpir.compile(path, target=target, SYNC=sync)(x, y)
         results[target] = y
     np.testing.assert_array_equal(results["cpu"], results["interp"])  # the same additions
+
+
+DOT_ROWS = """
+# per row, the sum of a[m, :] * b[m, :] in i32 and the largest a, over rows of V read BV a step
+kernel dot_rows[T = i16, M = 3, V = 50000, BV = 2048, THREADS = 128](
+    a: global T[M, V], b: global T[M, V], sums: global i32[M], largest: global i32[M],
+) blocks(M) threads(THREADS) {
+    acc = zeros<i32>[BV]
+    top = full<i32>[BV](min_value(i32))
+    for v0 in range(0, V, BV) {
+        inside = v0 + arange(BV) < V
+        x = cast<i32>(load(a[block.x, v0 :+ BV]))
+        acc += x * cast<i32>(load(b[block.x, v0 :+ BV]))
+        top = where(inside, max(top, x), top)
+    }
+    store(sums[block.x :+ 1], sum(acc[None, :], axis = 1))
+    store(largest[block.x :+ 1], max(top[None, :], axis = 1))
+}
+"""
+
+
+@pytest.mark.parametrize("tile", [(2048, 128), (4096, 64), (2048, 256)])
+@pytest.mark.parametrize("dtype", ["i16", "i32"])
+def test_two_streams_and_integer_sums_interleaved(tmp_path, tile, dtype):
+    """Two loads a step, integer accumulators (exact, whatever the order), a masked running
+    maximum, and a row whose end is not a step's: equal to numpy."""
+    path = tmp_path / "dot_rows.lp"
+    path.write_text(DOT_ROWS)
+    bv, threads = tile
+    definitions = {"T": dtype, "BV": bv, "THREADS": threads}
+    assert interleaved(path, **definitions)
+    rng = np.random.default_rng(bv + threads)
+    numpy_type = np.dtype(dtype.replace("i", "int"))
+    a = rng.integers(-300, 300, (3, 50000)).astype(numpy_type)
+    b = rng.integers(-300, 300, (3, 50000)).astype(numpy_type)
+    sums, largest = np.zeros(3, np.int32), np.zeros(3, np.int32)
+    lpir.compile(path, target="cpu", **definitions)(a, b, sums, largest)
+    wide = a.astype(np.int64) * b.astype(np.int64)
+    np.testing.assert_array_equal(sums, wide.sum(axis=1).astype(np.int32))
+    np.testing.assert_array_equal(largest, a.max(axis=1))

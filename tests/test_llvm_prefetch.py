@@ -120,6 +120,9 @@ kernel @walk[](%x: global f32[4096]) blocks(1, 1, 1) threads(4) stage(thread) {
     %d = sub(%c, %i) : i32
     %e = mul(%i, %i) : i32
     %f = div(%i, %c3) : i32
+    %bx = block_index {axis = 0} : i32
+    %g = mul(%bx, %c3) : i32
+    %h = add(%g, %i) : i32
     %v = ld(%x, %d) {offsets = [0]} : <1 x f32>
   }
 }
@@ -127,5 +130,9 @@ kernel @walk[](%x: global f32[4096]) blocks(1, 1, 1) threads(4) stage(thread) {
     )
     loop = next(op for op in module.kernels[0].walk() if op.name == "for")
     values = {op.result.name_hint: op.result for op in loop.body.ops if op.results}
-    coefficient = {name: induction_coefficient(values[name], loop, {}) for name in "abcdef"}
-    assert coefficient == {"a": 3, "b": 3, "c": 24, "d": 23, "e": None, "f": None}
+    coefficient = {name: induction_coefficient(values[name], loop, {}) for name in "abcdefgh"}
+    # a block index inside the loop (a row's start: x[block.x, v0 :+ BV]) is the same at
+    # every step, as one outside it is
+    assert coefficient == {
+        "a": 3, "b": 3, "c": 24, "d": 23, "e": None, "f": None, "g": 0, "h": 1
+    }  # fmt: skip

@@ -111,8 +111,8 @@ def induction_coefficient(value: Value, loop: ForOp, known: dict[int, int | None
 
 
 def _coefficient_of(op: Operation, loop: ForOp, known: dict) -> int | None:
-    if op.name == "constant":
-        return 0
+    if op.name in ("constant", "block_index", "thread_index"):
+        return 0  # the same at every step (a block index, hoisted or not, included)
     if op.name not in ("add", "sub", "mul", "shl"):
         return None
     left, right = (induction_coefficient(v, loop, known) for v in op.operands)

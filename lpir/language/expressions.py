@@ -42,7 +42,7 @@ from lpir.ir.ops import (
 )
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_tile
 from lpir.language import ast
-from lpir.language.folding import BOOL_HINT, constant_text, fold_binary
+from lpir.language.folding import BOOL_HINT, checked_literal, constant_text, fold_binary
 from lpir.language.values import (
     BlockIndex,
     Const,
@@ -180,7 +180,7 @@ class ExpressionLowering:
 
     def expr_(self, node: ast.Node) -> SemanticValue:
         if isinstance(node, ast.IntLiteral | ast.FloatLiteral | ast.BoolLiteral):
-            return Const(node.value)
+            return Const(checked_literal(node.value))
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.BinaryExpr) and node.op in ("eq", "ne"):

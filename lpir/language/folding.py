@@ -23,8 +23,21 @@ def c_division(a: int, b: int) -> int:
 
 
 BOOL_HINT = BOOL_ARITHMETIC_HINT
+INT_CONSTANTS = (-(2**63), 2**64 - 1)  # what a folded integer constant may be: i64's to u64's
 # what BinaryOp.create refuses on bool operands (cdiv is built from add and div)
 NOT_ON_BOOL = ("add", "sub", "mul", "div", "rem", "shl", "shr", "cdiv")
+
+
+def checked_literal(value: int | float | bool) -> int | float | bool:
+    """A literal's value, where an integer fits in 64 bits (`INT_CONSTANTS`)."""
+    if type(value) is int and not INT_CONSTANTS[0] <= value <= INT_CONSTANTS[1]:
+        text = str(value)
+        shown = text if len(text) <= 40 else f"of {len(text)} digits"
+        raise TypeCheckError(
+            f"the integer {shown} does not fit in 64 bits",
+            hint="integers stay within i64's and u64's range; a float takes an exponent: 1e30",
+        )
+    return value
 
 
 def constant_text(value: int | float | bool) -> str:
@@ -117,4 +130,13 @@ def fold_binary(op: str, a: Any, b: Any) -> int | float | bool:
                 "shr": lambda: a >> b,
             }
         )
-    return table[op]()
+    result = table[op]()
+    if type(result) is int and not INT_CONSTANTS[0] <= result <= INT_CONSTANTS[1]:
+        # past every integer dtype, and past what a float can take from an int (an error
+        # here, where the source shows which operation; OverflowError further on)
+        shown = f"{constant_text(a)} {SYMBOLS.get(op, op)} {constant_text(b)}"
+        raise TypeCheckError(
+            f"the constant {shown} does not fit in 64 bits",
+            hint="integer constants stay within i64's and u64's range",
+        )
+    return result
