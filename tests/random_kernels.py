@@ -4,7 +4,8 @@ exp/log/sin/cos/tanh/erf, rsqrt, rounding), broadcasts, casts between compute dt
 regrouped into blocks of columns (reshape, index, ranges, stack, new axes), optional
 reductions along either axis, random tile sizes, thread counts and tensor sizes that rarely
 divide the tiles; loops over column tiles through shared memory, some stopping at a column
-read from memory; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
+read from memory; long rows walked a wide tile a step, running sums or extremes carried per
+column; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
 random pipeline depths, operands straight from memory, through shared memory, or copied there
 unchanged, weights of any storage type cast to the operand type).
 
@@ -102,12 +103,14 @@ class Expressions:
 
 def random_case(rng) -> Case:
     """One random kernel (see the module docstring): one tile per block, a loop over column
-    tiles through shared memory, or a pipelined loop of `dot`s."""
+    tiles through shared memory, a walk along long rows, or a pipelined loop of `dot`s."""
     draw = rng.random()
     if draw < 0.25:
         return dot_case(rng)
-    if draw < 0.5:
+    if draw < 0.45:
         return looped_case(rng)
+    if draw < 0.6:
+        return streamed_case(rng)
     return tile_case(rng)
 
 
@@ -264,6 +267,47 @@ kernel random_loop[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     description = (
         f"{compute}: loop {kind} of {body} ({rows}x{columns}, tile {tile_rows}x{tile_columns}"
         f"{', stopping at a column read from y' if ragged else ''})"
+    )
+    return Case(source, params, inputs, description, compute)
+
+
+def streamed_case(rng) -> Case:
+    """Long rows walked a wide tile a step without barriers (greedy.lp's loop): each column
+    of the tile keeps a running sum, maximum or minimum across the steps, masked past the
+    row's end, and the columns meet once at the end. Steps of a page or more split over the
+    threads run interleaved on the CPU (backends/llvm/plan.py)."""
+    rows, columns = int(rng.integers(1, 7)), int(rng.integers(1000, 20000))
+    tile_rows = int(rng.choice([1, 2]))
+    tile_columns = int(rng.choice([1024, 2048, 4096]))
+    threads = int(rng.choice([32, 64, 128, 256]))
+    compute, a_type, b_type, out_type = _types(rng)
+    if rng.random() < 0.5:  # 2 and 4 bytes an element: the steps of 4 KiB and more
+        a_type = str(rng.choice(["f32", "f16", "bf16", "i32", "u16"]))
+    kind = str(rng.choice(["sum", "max", "min"]))
+    accumulator = "f32" if compute in ("f16", "bf16") and kind == "sum" else compute
+    combine = "acc + part" if kind == "sum" else f"{kind}(acc, part)"
+    start = {"sum": "0", "max": f"min_value({accumulator})", "min": f"max_value({accumulator})"}
+    body = Expressions(rng, compute, ["a", "b", "a"]).expression(int(rng.integers(1, 3)))
+    source = f"""
+kernel random_stream[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
+    x: global TA[M, N], y: global TB[N], out: global TO[M],
+) blocks(cdiv(M, BM)) threads({threads}) {{
+    r = block.x * BM
+    acc = full<{accumulator}>[BM, BN]({start[kind]})
+    for c in range(0, N, BN) {{
+        a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
+        b = cast<{compute}>(load(y[c :+ BN]))[None, :]
+        part = cast<{accumulator}>(({body}) + zeros<{compute}>[BM, BN])
+        acc = where(c + arange(BN)[None, :] < N, {combine}, acc)
+    }}
+    store(out[r :+ BM], cast<TO>({kind}(acc, axis = 1)))
+}}
+"""
+    params = {"TA": a_type, "TB": b_type, "TO": out_type}
+    inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, (rows,))]
+    description = (
+        f"{compute}: streamed {kind} of {body} ({rows}x{columns}, tile {tile_rows}x"
+        f"{tile_columns}, {threads} threads)"
     )
     return Case(source, params, inputs, description, compute)
 
