@@ -11,7 +11,8 @@ installed. An argmax reads each logit once: the floor is the logits' bytes over 
 bandwidth. Contenders are timed in turn (`cpu_gemv.round_robin`, whose thread settings this
 script shares); medians of the rounds; ratios below 1: lpir is faster. lpir runs with each
 tile BV / THREADS of `--tiles` (logits a row per step, threads a block) and the table shows the
-fastest; the last column counts the rows whose id differs from numpy's on the NaN-free logits.
+fastest, and a line under it every tile's time; the last column counts the rows whose id
+differs from numpy's on the NaN-free logits.
 """
 
 from __future__ import annotations  # noqa: I001 (cpu_gemv loads before numpy, see below)
@@ -64,6 +65,8 @@ def bench(m: int, v: int, type_name: str, tiles: list, repeat: int, bandwidth: f
     floor = m * v * dt.itemsize / bandwidth
     columns = timing_columns(seconds, best, floor)
     print(f"  {m:>5} {v:>7} {type_name:>5} {best:>9}{columns} {wrong:6d}")
+    if len(tiles) > 1:  # every tile's time: GPU-shaped ones run interleaved on the CPU
+        print("        each tile (ms): " + ", ".join(f"{t} {seconds[t] * 1e3:.3f}" for t in tiles))
 
 
 def main() -> None:
