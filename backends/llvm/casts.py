@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 from llvmlite import ir
 from lpir.backends.llvm import jit
 from lpir.backends.llvm.branches import branch_value
@@ -235,6 +236,8 @@ class Caster:
     def float_to_int(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
         b = self.b
         wide = value if source.nbits >= 32 else self.to_f32(value, source)
+        if element(wide.type) == F32 and target.nbits <= 32:
+            return self.f32_to_int(wide, target, like(value, lane_type(target)))
         width = 64 if target.nbits > 32 else max(target.nbits, 1)
         result_type = like(wide, ir.IntType(width))
         convert = self.intrinsics.fp_to_int_saturating(target.kind == "int", result_type, wide.type)
@@ -245,6 +248,33 @@ class Caster:
         if target.kind == "int":
             return b.sext(converted, register)
         return b.zext(converted, register)
+
+    def f32_to_int(self, value: ir.Value, target: DType, register: ir.Type) -> ir.Value:
+        """f32 to an integer of up to 32 bits as llvm.fpto[su]i.sat does it (truncate toward
+        zero, saturate, NaN -> 0), in instructions that vectorize: clamp to the target's range
+        (compares that pass a NaN over), one 32-bit conversion, then NaN and, where the largest
+        f32 below the target's maximum is not the maximum (i32, u32), the values past it
+        selected. LLVM 14 expands the intrinsic on vectors lane by lane: quantize.lp's cast to
+        i4 was a vmaxss, vminss, vcvttss2si and vpinsrb for every element."""
+        b = self.b
+        low, high = float(target.min), float(np.float32(target.max))
+        if high > target.max:  # rounded up: the next f32 below it
+            high = float(np.nextafter(np.float32(high), np.float32(0)))
+        above_low = b.fcmp_ordered(">", value, constant(value, F32, low))
+        clamped = b.select(above_low, value, constant(value, F32, low))
+        below_high = b.fcmp_ordered("<", clamped, constant(value, F32, high))
+        clamped = b.select(below_high, clamped, constant(value, F32, high))
+        word = like(value, I32)
+        unsigned_word = target.kind == "uint" and target.nbits == 32
+        converted = b.fptoui(clamped, word) if unsigned_word else b.fptosi(clamped, word)
+        if high < target.max:
+            maximum = int(target.max)
+            bits = maximum if maximum < 2**31 else maximum - 2**32  # u32's maximum as i32
+            past = b.fcmp_ordered(">", value, constant(value, F32, high))
+            converted = b.select(past, constant(value, I32, bits), converted)
+        is_nan = b.fcmp_unordered("uno", value, value)
+        converted = b.select(is_nan, constant(value, I32, 0), converted)
+        return converted if register == word else b.trunc(converted, register)
 
     def int_to_float(self, value: ir.Value, source: DType, target: DType) -> ir.Value:
         b = self.b

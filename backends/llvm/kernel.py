@@ -7,7 +7,8 @@
 (`for tid in 0..threads`) split at barriers, values crossing segments in per-thread context
 arrays, control flow with barriers at block level. `lpir_run` reads the argument pointers from
 an array (tensors: their data; scalars: a pointer to the value) and runs blocks
-[first_block, end_block) in order; the launcher gives each core its own range.
+[first_block, end_block) of the linear order `block_order` picks (the axis whose blocks lie
+closest in memory varies fastest); the launcher gives each core its own range.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 from lpir.backends.llvm import jit
 from lpir.backends.llvm.arith import Arithmetic
+from lpir.backends.llvm.block_order import block_order
 from lpir.backends.llvm.casts import Caster, nan_payload_unseen
 from lpir.backends.llvm.code_tables import CodeTables
 from lpir.backends.llvm.dot_pairs import DotPairs
@@ -170,11 +172,17 @@ class KernelEmitter:
         b.position_at_end(loop)
         linear = b.phi(I64, "block")
         linear.add_incoming(first, entry)
-        gx, gy, _ = self.kernel.grid
-        x = b.trunc(b.urem(linear, ir.Constant(I64, gx)), I32)
-        y = b.trunc(b.urem(b.udiv(linear, ir.Constant(I64, gx)), ir.Constant(I64, gy)), I32)
-        z = b.trunc(b.udiv(linear, ir.Constant(I64, gx * gy)), I32)
-        b.call(block, [*values, x, y, z])
+        indices: list[ir.Value] = [ir.Constant(I32, 0)] * 3
+        order = block_order(self.kernel)  # the fastest-varying axis first
+        below = 1  # blocks per step of the axis: the product of the faster axes' sizes
+        for axis in order:
+            size = self.kernel.grid[axis]
+            index = linear if axis == order[0] else b.udiv(linear, ir.Constant(I64, below))
+            if axis != order[-1]:  # the slowest axis's index is below its size already
+                index = b.urem(index, ir.Constant(I64, size))
+            indices[axis] = b.trunc(index, I32)
+            below *= size
+        b.call(block, [*values, *indices])
         following = b.add(linear, ir.Constant(I64, 1))
         linear.add_incoming(following, loop)
         b.cbranch(b.icmp_signed("<", following, end), loop, exit_)

@@ -38,6 +38,8 @@ ahead, in three alternated rounds.
 
 from __future__ import annotations
 
+from lpir.backends.llvm.linear_index import linear_coefficient
+
 from lpir.dtypes import DType
 from lpir.ir.analysis import loop_slice, served_from_cache
 from lpir.ir.core import Kernel, Operation, Value
@@ -96,40 +98,20 @@ def step_bytes(op: Operation, loop: ForOp) -> int | None:
     return coefficient * int(step.value) * dtype.nbits // 8
 
 
-def induction_coefficient(value: Value, loop: ForOp, known: dict[int, int | None]) -> int | None:
+def induction_coefficient(value: Value, loop: ForOp, memo: dict[int, int | None]) -> int | None:
     """c where `value` is c times the loop's induction variable plus values that stay the same
-    through the loop (constants, the thread index, what is defined outside it); None where
-    it is anything else."""
-    if value is loop.induction_variable:
-        return 1
-    owner = value.owner
-    if not isinstance(owner, Operation) or owner.parent is not loop.body:
-        return 0  # defined outside the loop's body
-    if id(value) not in known:
-        known[id(value)] = _coefficient_of(owner, loop, known)
-    return known[id(value)]
+    through the loop (constants, the thread and block indices, what is defined outside it);
+    None where it is anything else."""
 
+    def known(candidate: Value) -> int | None:
+        if candidate is loop.induction_variable:
+            return 1
+        owner = candidate.owner
+        if not isinstance(owner, Operation) or owner.parent is not loop.body:
+            return 0  # defined outside the loop's body
+        return None
 
-def _coefficient_of(op: Operation, loop: ForOp, known: dict) -> int | None:
-    if op.name in ("constant", "block_index", "thread_index"):
-        return 0  # the same at every step (a block index, hoisted or not, included)
-    if op.name not in ("add", "sub", "mul", "shl"):
-        return None
-    left, right = (induction_coefficient(v, loop, known) for v in op.operands)
-    if left is None or right is None:
-        return None
-    if op.name in ("add", "sub"):
-        return left + right if op.name == "add" else left - right
-    if left and right:
-        return None  # a product of two moving values
-    moving, factor = (left, op.operands[1]) if left else (right, op.operands[0])
-    if not moving:
-        return 0
-    scale = factor.owner
-    if not isinstance(scale, ConstantOp):
-        return None
-    factor_value = int(scale.value)  # an index constant
-    return moving * factor_value if op.name == "mul" else moving << factor_value
+    return linear_coefficient(value, known, memo)
 
 
 def _streams(op: Operation, loop: ForOp, kernel: Kernel) -> bool:
