@@ -348,6 +348,8 @@ def transpose(low: ExpressionLowering, call: ast.Call) -> Runtime:
 @builtin("stack(a, b, ..., axis = 0)")
 def stack(low: ExpressionLowering, call: ast.Call) -> Runtime:
     # one tile or more (the count is the call's), and the axis by name
+    if not call.args:
+        raise low.error("stack joins one tile or more, got none", call)
     nodes, keywords = call_arguments(low, call, 1, max(0, len(call.args) - 1), keywords=("axis",))
     tiles = []
     for node in nodes:
