@@ -136,3 +136,41 @@ kernel @walk[](%x: global f32[4096]) blocks(1, 1, 1) threads(4) stage(thread) {
     assert coefficient == {
         "a": 3, "b": 3, "c": 24, "d": 23, "e": None, "f": None, "g": 0, "h": 1
     }  # fmt: skip
+
+
+def block_prefetched(path: Path | str, **definitions) -> dict[str, int]:
+    """The tensors whose loads prefetch blocks ahead, with the bytes a block moves them."""
+    from lpir.backends.llvm.prefetch import block_prefetches
+
+    kernel = lpir.compile(path, target="cpu", **definitions).specialize(None).kernel_ir
+    steps = block_prefetches(kernel)
+    return {op.operands[0].name_hint: steps[id(op)] for op in kernel.walk() if id(op) in steps}
+
+
+def test_loop_free_kernels_whose_blocks_move_less_than_a_page_prefetch_blocks_ahead():
+    """rope's blocks (heads first) move 256 bytes: its 16-row tile's rows lie 8 KiB apart, a
+    walk of short pieces the hardware picks up late; quantize's 128 bytes and dequantize's
+    16 (the codes; its scales, 4). A block of vector_add, rmsnorm or softmax moves a page or
+    more of one contiguous walk: no prefetch. Loops have their own (streamed_loads)."""
+    assert block_prefetched(EXAMPLES / "rope.lp", T=4096, H=32) == {"x": 256}
+    assert block_prefetched(EXAMPLES / "rope.lp", T=4096, H=32, BT=1) == {"x": 256}
+    assert block_prefetched(EXAMPLES / "quantize.lp", M=4096, N=4096) == {"x": 128}
+    assert block_prefetched(EXAMPLES / "dequantize.lp", M=4096, N=4096) == {"q": 16, "s": 4}
+    assert block_prefetched(EXAMPLES / "vector_add.lp", N=2**20) == {}
+    assert block_prefetched(EXAMPLES / "rmsnorm.lp", M=4096, N=4096) == {}
+    assert block_prefetched(EXAMPLES / "gemv_wq.lp") == {}
+    kernel = lpir.compile(EXAMPLES / "rope.lp", target="cpu", T=4096, H=32).specialize(None)
+    assert kernel.source("llvm").count('call void @"llvm.prefetch') == 4  # 256 bytes a thread
+
+
+def test_block_prefetch_distances():
+    from lpir.backends.llvm.prefetch import BLOCKS_AHEAD, block_prefetch_distances
+
+    f16 = lpir.dtype("f16")
+    assert block_prefetch_distances(list(range(128)), f16, 256) == [
+        BLOCKS_AHEAD * 256 + 64 * line for line in range(4)
+    ]
+    rows = [row * 4096 + column for row in range(4) for column in range(32)]  # 4 rows apart
+    assert block_prefetch_distances(rows, lpir.dtype("f32"), 128) == [
+        BLOCKS_AHEAD * 128 + 64 * line for line in (0, 1, 256, 257, 512, 513, 768, 769)
+    ]

@@ -27,7 +27,7 @@ from lpir.backends.llvm.dot_pairs import DotPairs
 from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.memory import Memory
 from lpir.backends.llvm.plan import Plan
-from lpir.backends.llvm.prefetch import streamed_loads
+from lpir.backends.llvm.prefetch import block_prefetches, streamed_loads
 from lpir.backends.llvm.types import I8, I32, I64, PTR, lane_type, storage_bytes, value_type
 from lpir.backends.llvm.vectors import Vectors
 
@@ -94,6 +94,7 @@ class KernelEmitter:
         self.context: dict[int, ir.Value] = {}
         self.tid: ir.Value | None = None
         self.streamed_loads = streamed_loads(kernel)
+        self.block_prefetches = block_prefetches(kernel)
         self.nan_payload_unseen = nan_payload_unseen(kernel)
 
     # ---- module ---------------------------------------------------------------------------

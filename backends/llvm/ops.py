@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from llvmlite import ir
 from lpir.backends.llvm.fusion import zero_point
-from lpir.backends.llvm.prefetch import LOCALITY, prefetch_distances
+from lpir.backends.llvm.prefetch import (
+    BLOCK_LOCALITY,
+    LOCALITY,
+    block_prefetch_distances,
+    prefetch_distances,
+)
 from lpir.backends.llvm.types import I1, I8, I32, lane_type, value_type
 
 from lpir.dtypes import DType
@@ -267,6 +272,10 @@ def _load(e: KernelEmitter, op: LoadThreadOp) -> list[ir.Value]:
         interleaved = id(op) in e.plan.interleaved_loads
         for ahead in prefetch_distances(offsets, dt, e.streamed_loads[id(op)], interleaved):
             e.memory.prefetch(pointer, base, min(offsets), dt, ahead, LOCALITY)
+    elif id(op) in e.block_prefetches:
+        dt = _access(op)
+        for ahead in block_prefetch_distances(offsets, dt, e.block_prefetches[id(op)]):
+            e.memory.prefetch(pointer, base, min(offsets), dt, ahead, BLOCK_LOCALITY)
     with e.memory.swizzle_of(as_memory(op.operands[0].type)):
         return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
 
