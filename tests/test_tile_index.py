@@ -163,7 +163,7 @@ def test_interleaving_pairs_back_costs_nothing_before_the_store():
         ("stack(t, cast<f16>(t))", 9, "stack needs tiles of one type", None),
         ("stack(t, t, axis = 3)", 28, "axis 3 is out of range for stacking rank-2", "-3 to -1"),
         ("stack(t, 1.0)", 18, "stack joins tiles, but this is", None),
-        ("stack()", 9, "stack takes 1 argument, got 0", "call it as stack(a, b, ..., axis = 0)"),
+        ("stack()", 9, "stack joins one tile or more, got none", "stack(a, b, ..., axis = 0)"),
         ("stack(t, dim = 1)", 18, "stack has no argument 'dim'", None),
     ],
 )

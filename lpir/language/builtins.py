@@ -349,7 +349,9 @@ def transpose(low: ExpressionLowering, call: ast.Call) -> Runtime:
 def stack(low: ExpressionLowering, call: ast.Call) -> Runtime:
     # one tile or more (the count is the call's), and the axis by name
     if not call.args:
-        raise low.error("stack joins one tile or more, got none", call)
+        raise low.error(
+            "stack joins one tile or more, got none", call, "call it as stack(a, b, ..., axis = 0)"
+        )
     nodes, keywords = call_arguments(low, call, 1, max(0, len(call.args) - 1), keywords=("axis",))
     tiles = []
     for node in nodes:
