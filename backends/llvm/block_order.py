@@ -56,8 +56,7 @@ def _bits_moved(kernel: Kernel, axis: int) -> int | None:
         coefficient = block_coefficient(op.operands[1], axis, memo)
         if coefficient is None:
             return None
-        access = op.attributes.get("dtype") or memory.dtype  # packed: indices of bytes
-        total += abs(coefficient) * access.nbits
+        total += abs(coefficient) * op.access_dtype.nbits  # packed: indices of bytes
     return total
 
 

@@ -256,10 +256,6 @@ def _pack_bits(e: KernelEmitter, op: PackBitsOp) -> list[ir.Value]:
     ]
 
 
-def _access(op: LoadThreadOp | StoreThreadOp) -> DType:
-    return op.attributes.get("dtype") or op.operands[0].type.dtype
-
-
 @emitter("ld")
 def _load(e: KernelEmitter, op: LoadThreadOp) -> list[ir.Value]:
     pointer, base = e.get(op.operands[0]), e.get(op.operands[1])
@@ -268,16 +264,16 @@ def _load(e: KernelEmitter, op: LoadThreadOp) -> list[ir.Value]:
     width = op.attributes.get("vector", 1)
     nbytes = as_memory(op.operands[0].type).nbytes
     if id(op) in e.streamed_loads:
-        dt = _access(op)
+        dt = op.access_dtype
         interleaved = id(op) in e.plan.interleaved_loads
         for ahead in prefetch_distances(offsets, dt, e.streamed_loads[id(op)], interleaved):
             e.memory.prefetch(pointer, base, min(offsets), dt, ahead, LOCALITY)
     elif id(op) in e.block_prefetches:
-        dt = _access(op)
+        dt = op.access_dtype
         for ahead in block_prefetch_distances(offsets, dt, e.block_prefetches[id(op)]):
             e.memory.prefetch(pointer, base, min(offsets), dt, ahead, BLOCK_LOCALITY)
     with e.memory.swizzle_of(as_memory(op.operands[0].type)):
-        return [e.memory.load(pointer, base, offsets, _access(op), mask, width, nbytes)]
+        return [e.memory.load(pointer, base, offsets, op.access_dtype, mask, width, nbytes)]
 
 
 @emitter("st")
@@ -289,10 +285,10 @@ def _store(e: KernelEmitter, op: StoreThreadOp) -> list[ir.Value]:
     nbytes = as_memory(op.operands[0].type).nbytes
     combine = op.attributes.get("combine")
     if combine is not None:  # atomic_add, _max, _min (global tensors only)
-        e.memory.atomic_combine(pointer, base, offsets, value, _access(op), combine, mask)
+        e.memory.atomic_combine(pointer, base, offsets, value, op.access_dtype, combine, mask)
         return []
     with e.memory.swizzle_of(as_memory(op.operands[0].type)):
-        e.memory.store(pointer, base, offsets, value, _access(op), mask, width, nbytes)
+        e.memory.store(pointer, base, offsets, value, op.access_dtype, mask, width, nbytes)
     return []
 
 

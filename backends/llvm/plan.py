@@ -52,8 +52,7 @@ def gapped_walk(op: Operation, loop: ForOp, threads: int) -> bool:
     step = step_bytes(op, loop)
     if step is None or abs(step) < PAGE_BYTES:
         return False
-    dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
-    thread_bytes = len(op.offsets) * dtype.nbits // 8
+    thread_bytes = len(op.offsets) * op.access_dtype.nbits // 8
     return 2 * thread_bytes < abs(step) <= threads * thread_bytes
 
 

@@ -73,7 +73,7 @@ def streamed_loads(kernel: Kernel) -> dict[int, int | None]:
         if not isinstance(loop, ForOp):
             continue
         for op in loop.body.walk():
-            if _streams(op, loop, kernel):
+            if isinstance(op, LoadThreadOp) and _streams(op, loop, kernel):
                 streamed[id(op)] = step_bytes(op, loop)
     return streamed
 
@@ -88,12 +88,10 @@ def block_prefetches(kernel: Kernel) -> dict[int, int]:
     steps: dict[int, int] = {}
     memo: dict[int, int | None] = {}
     for op in kernel.walk():
-        if not isinstance(op, LoadThreadOp) or not isinstance(op.operands[0].type, GlobalType):
+        if not isinstance(op, LoadThreadOp) or not _wide_global_load(op):
             continue
-        dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
-        if dtype.nbits % 8 or len(op.offsets) * dtype.nbits < 8 * MIN_BYTES:
-            continue
-        step = abs(block_coefficient(op.operands[1], fastest, memo) or 0) * dtype.nbits // 8
+        moved = block_coefficient(op.operands[1], fastest, memo) or 0
+        step = abs(moved) * op.access_dtype.nbits // 8
         if 0 < step < PAGE_BYTES and not served_from_cache(op, kernel):
             steps[id(op)] = step
     return steps
@@ -127,7 +125,7 @@ def prefetch_distances(
     return [ahead + 64 * line for line in lines[:MAX_PREFETCHES]]
 
 
-def step_bytes(op: Operation, loop: ForOp) -> int | None:
+def step_bytes(op: LoadThreadOp, loop: ForOp) -> int | None:
     """The bytes the address of load `op` moves a step of `loop` (None: not known, as where
     the step is not a constant or the address is not linear in the induction variable)."""
     step = loop.step.owner
@@ -136,8 +134,7 @@ def step_bytes(op: Operation, loop: ForOp) -> int | None:
     coefficient = induction_coefficient(op.operands[1], loop, {})
     if coefficient is None:
         return None
-    dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
-    return coefficient * int(step.value) * dtype.nbits // 8
+    return coefficient * int(step.value) * op.access_dtype.nbits // 8
 
 
 def induction_coefficient(value: Value, loop: ForOp, memo: dict[int, int | None]) -> int | None:
@@ -156,11 +153,16 @@ def induction_coefficient(value: Value, loop: ForOp, memo: dict[int, int | None]
     return linear_coefficient(value, known, memo)
 
 
-def _streams(op: Operation, loop: ForOp, kernel: Kernel) -> bool:
-    if not isinstance(op, LoadThreadOp) or not isinstance(op.operands[0].type, GlobalType):
+def _wide_global_load(op: LoadThreadOp) -> bool:
+    """A load of global memory, of whole bytes and at least MIN_BYTES a thread."""
+    if not isinstance(op.memory.type, GlobalType):
         return False
-    dtype = op.attributes.get("dtype") or op.operands[0].type.dtype
-    if dtype.nbits % 8 or len(op.attributes["offsets"]) * dtype.nbits < 8 * MIN_BYTES:
+    nbits = op.access_dtype.nbits
+    return nbits % 8 == 0 and len(op.offsets) * nbits >= 8 * MIN_BYTES
+
+
+def _streams(op: LoadThreadOp, loop: ForOp, kernel: Kernel) -> bool:
+    if not _wide_global_load(op):
         return False
     moving = loop_slice(op.operands[1:2], loop)  # None: a loaded or carried value feeds it
     return moving is not None and moving.reads_induction and not served_from_cache(op, kernel)

@@ -313,7 +313,7 @@ class _ThreadBlock(Evaluator):
         base = self.get(op.operands[1]).astype(np.int64)
         offsets = np.asarray(op.attributes["offsets"], dtype=np.int64)
         index = base[:, None] + offsets[None, :]
-        access = op.attributes.get("dtype") or op.operands[0].type.dtype
+        access = op.access_dtype
         swizzle = as_memory(op.operands[0].type).swizzle
         return memory, access, index if swizzle is None else swizzle.apply(index)
 
