@@ -125,7 +125,8 @@ class Plan:
         loop alone would walk a stream with gaps of a page or more (`gapped_walk`, a tile
         split across the threads at every step), which the cores' prefetchers do not follow,
         while the block's threads together walk it without gaps. Only where what the loop
-        carries, which then lives in context arrays, fits in `CARRIED_BYTES`."""
+        carries, which then lives in context arrays, fits in `CARRIED_BYTES`. An interleaved
+        loop's global loads go into `interleaved_loads` (their prefetches differ)."""
         if not isinstance(op, ForOp) or self.kernel.threads == 1:
             return False
         threads = self.kernel.threads
