@@ -15,6 +15,7 @@ from lpir.passes import (  # noqa: F401  (each import registers its pass)
     defer_lane_sums,
     drop_replicas,
     fold_threads,
+    insert_syncs,
     layout_selection,
     lower_to_threads,
     narrow_dots,

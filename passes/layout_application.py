@@ -128,7 +128,7 @@ class LayoutApplication(Rewriter):
                 layout, a_type.dtype, a_type.shape[1], target, pair
             )
             return [a_layout, b_layout, layout]
-        if isinstance(op, ViewOp):
+        if isinstance(op, ViewOp) and isinstance(op.result.type, TileType):
             source, result = op.operands[0], op.result
             a, b = source.type.dtype.nbits, result.type.dtype.nbits
             if try_layout(lambda l: rules.view_result(l, a, b), self.chosen(source)) is None:

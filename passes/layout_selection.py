@@ -201,7 +201,7 @@ class Selection:
             self.flows.append(
                 _Flow(op.operands[0], op.result, lambda l: rules.reduce_result(l, axis))
             )
-        elif isinstance(op, ViewOp):
+        elif isinstance(op, ViewOp) and isinstance(op.result.type, TileType):
             source, result = op.operands[0], op.result
             a, b = source.type.dtype.nbits, result.type.dtype.nbits
             self.flows.append(_Flow(source, result, lambda l: rules.view_result(l, a, b)))

@@ -17,7 +17,8 @@ _CLEANUP = ("canonicalize", "cse", "dce")
 # cpu and cuda run the same lowering (cpu a few more passes around it, cuda one more after);
 # what differs is the target each pass is given.
 _LAYOUTS = (*_CLEANUP, "layout-selection", "canonicalize")
-_TO_THREADS = (*_LAYOUTS, "lower-to-threads")
+# a tile read or written where the block touched it before waits at a barrier (insert-syncs)
+_TO_THREADS = (*_LAYOUTS, "insert-syncs", "lower-to-threads")
 _THREAD_IR = ("bit-packing", "vectorize", "prune-barriers")
 
 PIPELINES: dict[str, tuple[str, ...]] = {
@@ -32,6 +33,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
         "narrow-dots",
         "widen-dot-operands",
         *_LAYOUTS,
+        "insert-syncs",
         "drop-replicas",
         "fold-threads",
         "lower-to-threads",

@@ -69,7 +69,7 @@ kernel split_argmax[V = 100000, BV = 1024](logits: global f32[V], best: global u
     start = block.x * BV
     t = where(start + arange(BV) < V, load(logits[start :+ BV]), -inf)
     position = cast<u32>(start + argmax(t))
-    bits = view<u32>(full<f32>[1](max(t)))
+    bits = view<u32>(max(t))
     # order-preserving: a negative float's bits all flipped, a positive one's sign bit set
     key = where(bits >= 2147483648, ~bits, bits | 2147483648)
     packed = (cast<u64>(key) << 32) | cast<u64>(~position)

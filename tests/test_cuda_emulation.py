@@ -261,15 +261,19 @@ kernel racy[SYNC = 0](x: global f32[128], y: global f32[128]) blocks(1) threads(
 
 @pytest.mark.parametrize("sync", [0, 1])
 def test_a_missing_barrier_is_a_shared_memory_race(sync):
-    """Without the sync() each thread may read t before the others wrote it: on a GPU the
-    result would depend on timing; the emulation reports the race, whatever values it saw."""
+    """Each thread reads all of t, which the others wrote: the compiler puts a barrier
+    between (insert-syncs) where the kernel has no sync(). Without it in the generated code,
+    each thread may read t before the others wrote it: on a GPU the result would depend on
+    timing; the emulation reports the race, whatever values it saw."""
     kernel = lpir.compile(RACY, target="cuda", SYNC=sync).specialize(None).module.kernels[0]
-    (runner,) = emulate_kernels([emit_kernel(kernel, f"racy_{sync}")])
+    emitted = emit_kernel(kernel, f"racy_{sync}")
     x, y = np.arange(128, dtype=np.float32), np.zeros(128, np.float32)
-    if sync:
-        runner.run([x, y])
-        np.testing.assert_array_equal(y, x)
-        return
+    (runner,) = emulate_kernels([emitted])
+    runner.run([x, y])
+    np.testing.assert_array_equal(y, x)
+    assert emitted.text.count("__syncthreads();") == 1
+    emitted.text = emitted.text.replace("__syncthreads();", "")
+    (runner,) = emulate_kernels([emitted])
     # (a thread that reads before any other has written sees uninitialized memory)
     with pytest.raises(lpir.LpirError, match=r"shared-memory race|uninitialized shared memory"):
         runner.run([x, y])
@@ -339,12 +343,21 @@ def test_the_cuda_host_target_runs_the_gpu_code_on_the_cpu():
     np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-4)  # f32 sums, another order
 
 
-def test_the_cuda_host_target_reports_a_race_as_an_error(capsys):
+def test_the_cuda_host_target_reports_a_race_as_an_error(capsys, monkeypatch):
+    from lpir.passes import PIPELINES
+
     from lpir.cli import main
 
     x, y = np.arange(128, dtype=np.float32), np.zeros(128, np.float32)
-    with pytest.raises(lpir.LpirError, match=r"shared-memory race|uninitialized shared memory"):
-        lpir.compile(RACY, target="cuda-host")(x, y)
+    # the CUDA pipeline without insert-syncs: the kernel misses the barrier it needs, as
+    # generated code with a barrier missing would
+    without = tuple(name for name in PIPELINES["cuda"] if name != "insert-syncs")
+    with monkeypatch.context() as patch:
+        patch.setitem(PIPELINES, "cuda", without)
+        with pytest.raises(lpir.LpirError, match=r"shared-memory race|uninitialized shared"):
+            lpir.compile(RACY, target="cuda-host")(x, y)
+    lpir.compile(RACY, target="cuda-host")(x, y)
+    np.testing.assert_array_equal(y, x)
     lpir.compile(RACY, target="cuda-host", SYNC=1)(x, y)
     np.testing.assert_array_equal(y, x)
     assert (

@@ -114,3 +114,26 @@ kernel folded[P = {len(pairs)}](
     y, z = np.zeros(len(pairs), np.float32), np.zeros(len(pairs), np.float32)
     lpir.compile(source, target="interp")(y, z, a, b)
     np.testing.assert_array_equal(y, z)
+
+
+# view of scalars: an argument, a loaded element and a reduction's result (a per-tensor
+# max|x| combined across blocks as the i32 bits of a non-negative float, which order alike)
+SCALAR_VIEWS = """
+kernel scalar_views[N = 1000, BN = 128](
+    x: global f32[N], a: f32, bits: global i32[2], amax: global i32[1],
+) blocks(cdiv(N, BN)) threads(128) {
+    t = load(x[block.x * BN :+ BN])
+    store(bits[0], view<i32>(a))
+    store(bits[1], view<i32>(load(x[0])))
+    atomic_max(amax[0], view<i32>(max(abs(t))))
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_a_view_of_a_scalar(target):
+    x = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
+    bits, amax = np.zeros(2, np.int32), np.zeros(1, np.int32)
+    lpir.compile(SCALAR_VIEWS, target=target)(x, np.float32(-2.5), bits, amax)
+    np.testing.assert_array_equal(bits, np.array([-2.5, x[0]], np.float32).view(np.int32))
+    assert amax.view(np.float32)[0] == np.abs(x).max()
