@@ -132,7 +132,9 @@ class LayoutApplication(Rewriter):
             source, result = op.operands[0], op.result
             a, b = source.type.dtype.nbits, result.type.dtype.nbits
             if try_layout(lambda l: rules.view_result(l, a, b), self.chosen(source)) is None:
-                return [rules.view_operand(self.chosen(result), a, b)]
+                required = try_layout(lambda l: rules.view_operand(l, a, b), self.chosen(result))
+                shape, threads = as_tile(source.type).shape, self.selection.threads
+                return [required or rules.grouped_view_operand(shape, a, b, threads)]
             return [None]
         if isinstance(op, IndexOp):
             # free where each thread holds the whole axis; otherwise the operand is converted

@@ -99,7 +99,8 @@ def _spread_threads(inner: list[int], threads: int, row_threads: int) -> tuple[l
     sizes = [1] * len(inner)
     remaining = threads
     for dim in reversed(range(len(inner))):
-        limit = min(remaining, row_threads) if dim == len(inner) - 1 else remaining
+        # what divides the threads left (48 threads: 16 along a row of a warp's 32, not 32)
+        limit = math.gcd(remaining, row_threads) if dim == len(inner) - 1 else remaining
         sizes[dim] = math.gcd(inner[dim], limit)
         remaining //= sizes[dim]
     return sizes, remaining
@@ -181,19 +182,37 @@ def _last_dim_factor(rank: int, factor: int) -> RegisterLayout:
 def view_result(
     operand: RegisterLayout, source_bits: int, target_bits: int
 ) -> RegisterLayout | None:
-    """Each element splits into (or several merge into) consecutive local slots."""
+    """Each element splits into (or several merge into) consecutive local slots; where
+    neither width divides the other (u8 as u3), each run of lcm bits does: 3 bytes' slots
+    become 8 fields' slots. None where the threads' slots are not whole runs (merging
+    elements, or a run of lcm bits: u8 as u3 needs 3 bytes a run)."""
     rank = operand.rank
     if source_bits == target_bits:
         return operand
-    if source_bits > target_bits:
+    if source_bits > target_bits and source_bits % target_bits == 0:
         return operand * _last_dim_factor(rank, source_bits // target_bits)
-    return L.divide(operand, _last_dim_factor(rank, target_bits // source_bits))
+    if target_bits % source_bits == 0:
+        return L.divide(operand, _last_dim_factor(rank, target_bits // source_bits))
+    group_bits = math.lcm(source_bits, target_bits)
+    groups = L.divide(operand, _last_dim_factor(rank, group_bits // source_bits))
+    return None if groups is None else groups * _last_dim_factor(rank, group_bits // target_bits)
 
 
 def view_operand(
     result: RegisterLayout, source_bits: int, target_bits: int
 ) -> RegisterLayout | None:
     return view_result(result, target_bits, source_bits)
+
+
+def grouped_view_operand(
+    shape: tuple[int, ...], source_bits: int, target_bits: int, threads: int
+) -> RegisterLayout:
+    """A layout for a view's operand of `shape` in which each thread holds whole runs of
+    lcm(source_bits, target_bits) bits of the last dimension, for a view whose result's
+    layout cannot be traced back to one (its threads split such runs)."""
+    run = math.lcm(source_bits, target_bits) // source_bits
+    runs = (*shape[:-1], shape[-1] // run)
+    return contiguous_layout(runs, threads) * _last_dim_factor(len(shape), run)
 
 
 def dot_accumulator_layout(m: int, n: int, threads: int) -> RegisterLayout:

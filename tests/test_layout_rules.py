@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
+from lpir.backends.cuda.emulation import emulation_available
 
 import lpir
 
@@ -73,3 +75,22 @@ def test_a_tile_carried_by_a_loop_may_be_annotated_inside_it(target):
     if target != "interp":
         header = kernel.ir("after:layout-selection").split(" = for ", 1)[1].split("\n", 1)[0]
         assert header.endswith("-> f32[64] @ spatial(64) {")
+
+
+@pytest.mark.parametrize("threads", [33, 40, 48, 96, 100, 1000])
+@pytest.mark.parametrize("n", [64, 128, 1000])
+def test_any_thread_count_gets_a_gpu_layout(threads, n):
+    """A block of threads that is not a power of two (48: one and a half warps) gets a
+    coalesced layout over all of them (it once spread a warp's 32 along the row and failed:
+    "spans 32 threads, the kernel has 48"); the CUDA C runs right on the host."""
+    source = f"""
+kernel add_one[N = {n}](x: global f32[N], y: global f32[N]) blocks(1) threads({threads}) {{
+    store(y[:], load(x[:]) + 1.0)
+}}
+"""
+    layouts = lpir.compile(source, target="cuda").ir("after:layout-selection")
+    assert layouts.count("@") >= 2
+    if threads == 48 and emulation_available():
+        x, y = np.arange(n, dtype=np.float32), np.zeros(n, np.float32)
+        lpir.compile(source, target="cuda-host")(x, y)
+        np.testing.assert_array_equal(y, x + 1)
