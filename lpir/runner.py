@@ -5,6 +5,8 @@ A kernel file `name.lp` may have a companion `name.py` beside it (every example 
     make_inputs(params, rng) -> list     # the call's arguments, in declaration order
     reference(params, args) -> dict      # {argument index: expected values} in plain numpy
     tolerance(params) -> (rtol, atol, why)   # for float outputs; integers compare exactly
+    tolerance(params, args) -> ...           # or from the inputs: atol may then be an array,
+                                             # a bound per output element (`stated_tolerance`)
 
 Without a companion, inputs are random values of each argument's dtype and `--check` compares
 the target with the reference interpreter only (the thread-IR interpreter for a thread-IR file),
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import math
 import os
 import statistics
@@ -119,13 +122,35 @@ def outputs_of(arguments: list) -> list:
     return [a.unpack() if isinstance(a, PackedArray) else a for a in arguments]
 
 
+def stated_tolerance(companion: ModuleType, params: dict, args: list) -> Tolerance:
+    """The companion's `tolerance`: of the parameters, or where it takes two, of the
+    parameters and (a copy of) the call's inputs, for outputs whose rounding depends on the
+    data (a sum's error on the sum of its terms' magnitudes, not on the result's)."""
+    function = companion.tolerance
+    if len(inspect.signature(function).parameters) == 2:
+        return function(params, copy.deepcopy(args))
+    return function(params)
+
+
+def _atol_text(atol: float | np.ndarray) -> str:
+    if isinstance(atol, np.ndarray):
+        return f"per element, up to {float(np.max(atol)):g}"
+    return f"{atol:g}"
+
+
 def compare(
-    name: str, got: npt.ArrayLike, expected: npt.ArrayLike, rtol: float, atol: float
+    name: str,
+    got: npt.ArrayLike,
+    expected: npt.ArrayLike,
+    rtol: float,
+    atol: float | np.ndarray,
 ) -> tuple[bool, str]:
     got = np.asarray(got)
     expected = np.asarray(expected)
     if got.shape != expected.shape:
         return False, f"{name}: shape {got.shape}, expected {expected.shape}"
+    if isinstance(atol, np.ndarray) and atol.shape != expected.shape:
+        return False, f"{name}: the tolerance's shape {atol.shape} is not the output's"
     if got.dtype.kind in "iub" and expected.dtype.kind in "iub":
         bad = int(np.count_nonzero(got != expected))
         return bad == 0, f"{name}: {bad} of {got.size} elements differ (exact)"
@@ -138,7 +163,8 @@ def compare(
     error = float(finite.max()) if finite.size else 0.0
     return (
         bad == 0,
-        f"{name}: {bad} of {got.size} outside rtol={rtol:g} atol={atol:g} (max |err| {error:.3g})",
+        f"{name}: {bad} of {got.size} outside rtol={rtol:g} atol={_atol_text(atol)} "
+        f"(max |err| {error:.3g})",
     )
 
 
@@ -302,8 +328,8 @@ def _check(
         theirs = copy.deepcopy(pristine)
         oracle(*theirs)
     if companion is not None and hasattr(companion, "tolerance"):
-        stated = companion.tolerance(values)
-        tolerances = dict.fromkeys(range(len(pristine)), stated)
+        stated = stated_tolerance(companion, values, pristine)
+        tolerances = dict.fromkeys(written or range(len(pristine)), stated)
     else:  # read from the oracle's IR (tile IR, where it shows the dots and sums) when run
         expected = outputs_of(mine if theirs is None else theirs)
         ir = kernel_ir if oracle is None or oracle.last is None else oracle.last.kernel_ir
@@ -320,6 +346,11 @@ def _check(
         return good
 
     ok = True
+    if not written:  # nothing compared would pass silently: say so
+        print(
+            "  note  no argument changed: the kernel wrote nothing these inputs could show "
+            "(an index loaded from memory out of range? try --seed or a companion's make_inputs)"
+        )
     if theirs is not None:
         for index, (got, expected) in enumerate(zip(outputs_of(mine), outputs_of(theirs))):
             if isinstance(got, np.ndarray):
@@ -334,15 +365,16 @@ def _check(
             if len(tolerances) == 1 or len(indices) == len(tolerances)
             else (" of arg " + ", ".join(map(str, indices)))
         )
-        print(f"  tolerance{which}: rtol={rtol:g} atol={atol:g} ({why})")
+        print(f"  tolerance{which}: rtol={rtol:g} atol={atol} ({why})")
     return ok
 
 
-def _grouped(tolerances: dict[int, Tolerance]) -> dict[Tolerance, list[int]]:
-    """The distinct tolerances, each with the argument indices it applies to."""
-    grouped: dict[Tolerance, list[int]] = {}
-    for index, tolerance in sorted(tolerances.items()):
-        grouped.setdefault(tolerance, []).append(index)
+def _grouped(tolerances: dict[int, Tolerance]) -> dict[tuple[float, str, str], list[int]]:
+    """The distinct tolerances as printed, (rtol, atol's text, why), each with the argument
+    indices it applies to."""
+    grouped: dict[tuple[float, str, str], list[int]] = {}
+    for index, (rtol, atol, why) in sorted(tolerances.items()):
+        grouped.setdefault((rtol, _atol_text(atol), why), []).append(index)
     return grouped
 
 
@@ -361,7 +393,7 @@ def adds_in_any_order(kernel: Kernel) -> bool:
     return False
 
 
-Tolerance = tuple[float, float, str]  # (rtol, atol, why)
+Tolerance = tuple[float, "float | np.ndarray", str]  # (rtol, atol, why)
 
 
 def default_tolerance(kernel: Kernel, outputs: dict[int, npt.ArrayLike]) -> dict[int, Tolerance]:

@@ -16,7 +16,7 @@ from lpir.backends.cuda.examples import COMPILE_CASES, EXAMPLES_DIRECTORY, examp
 
 import lpir
 from lpir.errors import ArgumentError
-from lpir.runner import compare, outputs_of
+from lpir.runner import compare, outputs_of, stated_tolerance
 
 pytestmark = [
     pytest.mark.gpu,
@@ -49,7 +49,7 @@ def test_example_on_the_gpu(case):
     arguments = module.make_inputs(values, np.random.default_rng(3))
     pristine = copy.deepcopy(arguments)
     kernel(*arguments)
-    rtol, atol, why = module.tolerance(values)
+    rtol, atol, why = stated_tolerance(module, values, pristine)
     for position, wanted in module.reference(values, pristine).items():
         got = outputs_of(arguments)[position]
         good, text = compare(f"{name} arg {position}", got, wanted, rtol, atol)

@@ -25,6 +25,7 @@ from lpir.passes.lower_to_threads import address_order
 from lpir.passes.thread_dots import _fragment_slots
 
 import lpir
+from lpir.runner import stated_tolerance
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -157,7 +158,7 @@ def test_permuted_dot_agrees_with_the_reference_on_threads(weight):
     wanted = module.reference(values, inputs)[3]
     got = [*inputs[:3], np.zeros_like(inputs[3])]
     lpir.compile(str(path), target="threads-cuda", **params)(*got)
-    rtol, atol, _ = module.tolerance(values)
+    rtol, atol, _ = stated_tolerance(module, values, inputs)
     np.testing.assert_allclose(got[3], wanted, rtol=rtol, atol=atol)
 
 

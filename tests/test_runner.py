@@ -214,3 +214,31 @@ def test_bench_counts_a_gathers_rows_not_its_whole_table(tmp_path, capsys):
     milliseconds, rate = float(line.split()[1]), float(line.split()[3])
     moved = rate * 1e9 * milliseconds / 1e3  # from rounded figures: within a few percent
     assert 0.8 < moved / (64 * (14 + 2 * 1024)) < 1.25  # the whole table would be 8x
+
+
+# the row a block writes is half a loaded id: random ids are kept inside y's rows only where
+# they index it directly, so here nothing lands in y
+WRITES_NOTHING = """
+kernel writes_nothing[NT = 4, D = 8, R = 4](
+    idx: global i32[NT], x: global f32[NT, D], y: global f32[R, D],
+) blocks(NT) threads(32) {
+    let i = load(idx[block.x])
+    store(y[i / 2 + R, :], load(x[block.x, :]))
+}
+"""
+
+
+def test_a_check_that_compared_nothing_says_so(tmp_path, capsys):
+    path = tmp_path / "writes_nothing.lp"
+    path.write_text(WRITES_NOTHING)
+    assert run_file(str(path), target="cpu", check=True)
+    assert "no argument changed" in capsys.readouterr().out
+
+
+def test_a_companion_may_bound_each_element_from_the_inputs(capsys):
+    """gemv_mx's rows mix blocks scaled 2^-127 to 2^73 whose terms cancel: its tolerance is
+    per element, on each sum of |terms| (a bound of the output alone failed 3 of 4096)."""
+    example = Path(__file__).parent.parent / "examples" / "gemv_mx.lp"
+    for seed in range(3):
+        assert run_file(str(example), target="cpu", check=True, seed=seed)
+    assert "atol=per element, up to" in capsys.readouterr().out
