@@ -26,8 +26,10 @@ from lpir.errors import DTypeError
 class PackedArray:
     """A tensor in packed storage: its bytes, logical shape and dtype.
 
-    `PackedArray(data, shape, dtype)` wraps existing storage (a 1-D uint8 array, shared, or
-    bytes, copied); it checks that `data` has exactly `storage_bytes(size, dtype)` bytes.
+    `PackedArray(data, shape, dtype)` wraps existing storage (a contiguous 1-D uint8 array,
+    shared, or bytes, copied); it checks that `data` has exactly `storage_bytes(size, dtype)`
+    bytes. Strided storage (`buffer[::2]`, `buffer[64:0:-1]`) is refused: kernels address the
+    bytes from the first one on, so they would read and write past the view.
 
     Attributes:
         data: the storage bytes (1-D uint8; writing into it changes the tensor).
@@ -47,6 +49,13 @@ class PackedArray:
             raise DTypeError(
                 f"PackedArray data must be a 1-D uint8 array or bytes, not {data.dtype}"
                 f"{list(data.shape)}"
+            )
+        if not data.flags.c_contiguous:
+            raise DTypeError(
+                f"PackedArray data must be contiguous bytes; this array has stride "
+                f"{data.strides[0]}",
+                hint="pass np.ascontiguousarray(data) (a copy: writes will not reach the "
+                "original), or lpir.pack(values, dtype) to pack anew",
             )
         expected = storage_bytes(self.size, self.dtype)
         if data.size != expected:

@@ -198,7 +198,7 @@ def _invariant(value: Value, body: Region) -> bool:
 
 def _made_in(value: Value, region: Region) -> bool:
     """Whether `value` is made inside `region` (or is an argument of it)."""
-    place = value.owner
+    place: Operation | Region | Kernel | None = value.owner
     while place is not None and not isinstance(place, Kernel):
         if place is region:
             return True

@@ -33,7 +33,7 @@ import lpir
 from lpir.dtypes import dtype
 from lpir.language.specialize import specialize
 from lpir.language.syntax import parse_program
-from lpir.runner import compare, outputs_of
+from lpir.runner import compare, outputs_of, stated_tolerance
 from lpir.runtime.specialization import run_pipeline
 
 pytestmark = pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
@@ -83,7 +83,7 @@ def test_example_agrees_with_reference(runners, case):
     got = copy.deepcopy(arguments)
     runners[name][index].run(got)
     reference = module.reference(values, copy.deepcopy(arguments))
-    rtol, atol, why = module.tolerance(values)
+    rtol, atol, why = stated_tolerance(module, values, arguments)
     for position, wanted in reference.items():
         good, text = compare(
             f"{name} arg {position}", outputs_of(got)[position], wanted, rtol, atol

@@ -1,24 +1,26 @@
 """Check and convert the arguments of a kernel call before anything runs.
 
 Every mismatch is an `ArgumentError` that names the argument and points at its declaration:
-a wrong dtype, rank or shape, a non-contiguous or misaligned array, an unpacked array for a
-packed dtype, a read-only array the kernel writes, a scalar out of range. Nothing reaches a
+a wrong dtype, rank or shape, a non-contiguous or misaligned array (or packed storage), an
+unpacked array for a packed dtype, a read-only array the kernel writes, a scalar out of range
+(a float too: one its dtype would saturate or make inf). Nothing reaches a
 compiled kernel unchecked, so a wrong argument cannot crash the process.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from lpir.dtypes import DType
-from lpir.errors import ArgumentError, SourceLocation
+from lpir.errors import ArgumentError, SourceLocation, with_article
 from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo
-from lpir.packing import PackedArray
+from lpir.packing import PackedArray, storage_bytes
 
 if TYPE_CHECKING:
     from lpir.backends.cuda.arrays import DeviceView
@@ -61,11 +63,35 @@ def _numpy_dtype_of(dt: DType) -> np.dtype | None:
 
 
 def describe(value: Any) -> str:
+    """A value as an error message names it: arrays by dtype and shape, containers by type and
+    length (a list of 100,000 numbers is "a list of 100000 items", not its repr), other values
+    by type and a repr cut short."""
     if isinstance(value, PackedArray):
         return f"a PackedArray of {value.dtype.name} with shape {value.shape}"
     if isinstance(value, np.ndarray):
         return f"an array of {value.dtype} with shape {value.shape}"
-    return f"{type(value).__name__} {value!r}"
+    kind = type(value).__name__
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"{with_article(kind)} object of {memoryview(value).nbytes} bytes"
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return f"{with_article(kind)} of {len(value)} items"
+    return f"{kind} {show_number(value) if isinstance(value, int) else _short_repr(value)}"
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a foreign object whose repr fails: its type is named already
+        return "(no repr)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def show_number(value: int | float) -> str:
+    """A number for a message; an integer too long to print in full by its bit length (Python
+    refuses to print ints of more than 4300 digits)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"{'-' if value < 0 else ''}(an integer of {value.bit_length()} bits)"
+    return repr(value)
 
 
 def device_view_of(value: Any) -> DeviceView | None:
@@ -159,6 +185,53 @@ def _dtype_of_numpy(np_dtype: np.dtype) -> DType | None:
     return None
 
 
+def naming_numpy_dtype(
+    error: ArgumentError,
+    values: tuple,
+    infos: list[ArgumentInfo],
+    wheres: list[SourceLocation | None],
+) -> ArgumentError:
+    """`error` with the numpy dtype named, and a hint fit for it, where it refuses an array of
+    a numpy dtype that no unpacked lpir dtype has (the parameter deduction of
+    `lpir.language.specialize` raises it, knowing the dtype expected but not the array's);
+    `error` as it is otherwise."""
+    if not error.message.endswith("no unpacked lpir dtype has") or error.location is None:
+        return error
+    place = (error.location.line, error.location.column)
+    for value, info, where in zip(values, infos, wheres):
+        if info.dtype is not None or info.shape is None or where is None:
+            continue
+        if (where.line, where.column) == place and hasattr(value, "__array__"):
+            np_dtype = np.asarray(value).dtype
+            message = f"{error.message}: {np_dtype}"
+            return ArgumentError(
+                message, error.location, _unknown_dtype_hint(np_dtype) or error.hint
+            )
+    return error
+
+
+def _unknown_dtype_hint(np_dtype: np.dtype) -> str | None:
+    """What to pass instead of an array of a numpy dtype no unpacked lpir dtype has (None:
+    nothing better than converting it to the dtype expected)."""
+    from lpir.dtypes import ALL_DTYPE_NAMES, dtype
+
+    native = np_dtype.newbyteorder("=")
+    if not np_dtype.isnative and _dtype_of_numpy(native) is not None:
+        return f"convert it to the native byte order: array.astype('{native.str}')"
+    if np_dtype == np.bool_:
+        return (
+            "lpir's bool tensors are packed: lpir.pack(array, 'bool'); for numbers, "
+            "array.astype(np.uint8) (or the dtype expected)"
+        )
+    for name in ALL_DTYPE_NAMES:
+        dt = dtype(name)
+        if dt.is_packed and dt.ml_dtype is not None and np.dtype(dt.ml_dtype) == np_dtype:
+            return f"lpir stores {name} packed: lpir.pack(array, '{name}')"
+    if np_dtype == np.object_:
+        return "the array holds Python objects: convert them to numbers, array.astype(...)"
+    return None
+
+
 def check_device_tensor(
     view: DeviceView, arg_type: GlobalType, decl: Declared, where: SourceLocation | None
 ) -> None:
@@ -189,6 +262,7 @@ def check_tensor(
             raise ArgumentError(
                 f"argument {decl.name} must hold {expected.name}, got {describe(value)}", where
             )
+        _check_packed_storage(value, decl, where, writes)
         return
     if not isinstance(value, np.ndarray):
         raise ArgumentError(
@@ -215,6 +289,49 @@ def check_tensor(
         )
 
 
+def _check_packed_storage(
+    value: PackedArray, decl: Declared, where: SourceLocation | None, writes: bool
+) -> None:
+    """Raise unless a `PackedArray`'s bytes are what its constructor accepted (`data` may have
+    been replaced, or its flags changed, since): contiguous 1-D uint8 of the right size, and
+    writeable where the kernel stores into it. Kernels address the bytes from the first one
+    on, so strided storage would be read and written past the view, and read-only storage (a
+    memmap opened with mode="r") written through or crash the process."""
+    data = value.data
+    needed = storage_bytes(math.prod(value.shape), value.dtype)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 1:
+        raise ArgumentError(
+            f"argument {decl.name} is a PackedArray whose data is {describe(data)}, not a "
+            "1-D uint8 array",
+            where,
+            f"pack the values: lpir.pack(values, '{value.dtype.name}')",
+        )
+    if data.size != needed:
+        raise ArgumentError(
+            f"argument {decl.name} is a PackedArray of {value.dtype.name}{list(value.shape)}, "
+            f"which takes {needed} bytes, but its data has {data.size}",
+            where,
+            f"pack the values: lpir.pack(values, '{value.dtype.name}')",
+        )
+    flags = data.flags
+    if not flags.c_contiguous:
+        raise ArgumentError(
+            f"argument {decl.name} is a PackedArray whose data is not contiguous "
+            f"(stride {data.strides[0]})",
+            where,
+            "wrap contiguous bytes: lpir.PackedArray(np.ascontiguousarray(packed.data), "
+            "packed.shape, packed.dtype), or pack the values anew with lpir.pack",
+        )
+    if writes and not flags.writeable:
+        raise ArgumentError(
+            f"argument {decl.name} is read-only (its PackedArray's data) but the kernel "
+            "stores into it",
+            where,
+            "pass a PackedArray over writeable bytes: packed.copy(), or a memmap opened "
+            "with mode='r+'",
+        )
+
+
 def check_scalar(value: Any, expected: DType, decl: Declared, where: SourceLocation | None) -> Any:
     """The Python number for a scalar argument, checked against its dtype."""
     if isinstance(value, np.generic):
@@ -230,16 +347,68 @@ def check_scalar(value: Any, expected: DType, decl: Declared, where: SourceLocat
             raise ArgumentError(
                 f"argument {decl.name} must be a number, got {describe(value)}", where
             )
-        return float(value)
+        return _checked_float(value, expected, decl, where)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ArgumentError(
             f"argument {decl.name} must be an integer, got {describe(value)}", where
         )
     if not expected.min <= value <= expected.max:
         raise ArgumentError(
-            f"argument {decl.name} = {value} does not fit in {expected.name}", where
+            f"argument {decl.name} = {show_number(value)} does not fit in {expected.name}", where
         )
     return value
+
+
+def _checked_float(
+    value: int | float, expected: DType, decl: Declared, where: SourceLocation | None
+) -> float:
+    """`value` as a float, refused where `expected` cannot hold it: a finite value that rounds
+    past its largest finite value (f8e4m3 would saturate 1000.0 to 448, f32 make 1e300 inf),
+    an infinity or NaN it has none of. In-range values round as a cast does."""
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond every float
+        number = math.inf if value > 0 else -math.inf
+    else:
+        if math.isnan(number):
+            if expected.has_nan:
+                return number
+            raise ArgumentError(
+                f"argument {decl.name} is NaN, which {expected.name} has none of", where
+            )
+    largest = expected.max
+    threshold, tie_overflows = _overflow_threshold(expected)
+    size = abs(number)
+    if size < threshold or (size == threshold and not tie_overflows):
+        return number
+    if math.isinf(number) and not isinstance(value, int):
+        if expected.has_inf:
+            return number
+        raise ArgumentError(
+            f"argument {decl.name} is {number}, but {expected.name} has no infinity",
+            where,
+            f"pass a finite value in [{-largest!r}, {largest!r}]",
+        )
+    raise ArgumentError(
+        f"argument {decl.name} = {show_number(value)} is outside the range of "
+        f"{expected.name}, [{-largest!r}, {largest!r}]",
+        where,
+        "pass a value in that range; clamp it first if that is what you mean"
+        + (" (inf itself is allowed)" if expected.has_inf else ""),
+    )
+
+
+@functools.cache
+def _overflow_threshold(dt: DType) -> tuple[float, bool]:
+    """(t, tie_overflows) for a float dtype: magnitudes above t round past its largest finite
+    value, t itself where tie_overflows. t is the largest value plus half its spacing there;
+    a tie rounds to the even code, past the largest one where that code is odd (IEEE and
+    all-finite formats) but to it in f8e4m3, whose largest mantissa is 110 (111 is NaN).
+    For f64, t is inf: every finite Python float fits."""
+    largest = float(dt.max)
+    exponent = math.frexp(largest)[1] - 1  # largest = 1.m * 2**exponent
+    half_spacing = 2.0 ** (exponent - dt.mantissa_bits - 1)
+    return largest + half_spacing, dt.variant != "fn"
 
 
 def byte_buffer(value: Any) -> np.ndarray:
@@ -260,9 +429,11 @@ def value_array(value: Any, dt: DType) -> np.ndarray:
 
 
 def store_back(value: Any, array: np.ndarray, dt: DType) -> None:
-    """Write interpreter results held in `array` back into a packed argument."""
+    """Write interpreter results held in `array` back into a packed argument, where they
+    changed it (an input's bytes may be read-only)."""
     if isinstance(value, PackedArray):
         from lpir.packing import pack_codes
 
         packed = pack_codes(dt.to_codes(array).reshape(-1), dt)
-        value.data[:] = packed.data
+        if not np.array_equal(value.data, packed.data):
+            value.data[:] = packed.data

@@ -1,0 +1,272 @@
+"""Arguments that once crashed the process, wrote outside an array or changed silently: each is
+an `LpirError` naming the argument now (read-only and strided packed storage, out-of-range float
+scalars, huge lists and ints in messages, unnamed numpy dtypes, sources that are not UTF-8), and
+kernels take their arguments by name too."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import lpir
+from lpir.errors import ArgumentError, DTypeError, LpirError
+
+COPY = """
+kernel copy[N = 128, B = 64](w: global u4[N], o: global u4[N]) blocks(cdiv(N, B)) threads(32) {
+    i = block.x * B
+    store(o[i :+ B], load(w[i :+ B]))
+}
+"""
+
+ADD = """
+kernel add[N, T = f32, B = 64](x: global T[N], y: global T[N], z: global T[N])
+    blocks(cdiv(N, B)) threads(32) {
+    i = block.x * B
+    store(z[i :+ B], load(x[i :+ B]) + load(y[i :+ B]))
+}
+"""
+
+SCALAR = """
+kernel shift[N = 64, S = f32](x: global f32[N], s: S, z: global f32[N]) blocks(1) threads(32) {
+    store(z[0 :+ 64], load(x[0 :+ 64]) + cast<f32>(s))
+}
+"""
+
+CODES = np.arange(128) % 16
+
+
+@pytest.fixture(params=["interp", "cpu"])
+def target(request):
+    """The checks run before any target: the interpreter and compiled CPU code alike."""
+    return request.param
+
+
+def _error(kernel, *arguments, **by_name) -> ArgumentError:
+    with pytest.raises(ArgumentError) as caught:
+        kernel(*arguments, **by_name)
+    return caught.value
+
+
+# ---- packed storage: read-only, strided ----------------------------------------------------
+def test_packed_output_over_read_only_bytes_is_refused(target):
+    kernel = lpir.compile(COPY, target=target)
+    out = lpir.pack(np.zeros(128, int), "u4")
+    out.data.flags.writeable = False
+    error = _error(kernel, lpir.pack(CODES, "u4"), out)
+    assert "argument o is read-only" in error.message and "copy()" in error.hint
+    assert not out.data.any()
+
+
+def test_packed_output_over_a_read_only_memmap_is_refused(target, tmp_path):
+    """Once a segmentation fault on the CPU."""
+    file = tmp_path / "bytes.bin"
+    file.write_bytes(bytes(64))
+    out = lpir.PackedArray(np.memmap(file, np.uint8, mode="r"), 128, "u4")
+    kernel = lpir.compile(COPY, target=target)
+    assert "argument o is read-only" in _error(kernel, lpir.pack(CODES, "u4"), out).message
+    assert file.read_bytes() == bytes(64)
+
+
+def test_packed_input_over_read_only_bytes_is_read(target):
+    weights = lpir.pack(CODES, "u4")
+    weights.data.flags.writeable = False
+    out = lpir.pack(np.zeros(128, int), "u4")
+    lpir.compile(COPY, target=target)(weights, out)
+    np.testing.assert_array_equal(lpir.unpack(out), CODES)
+
+
+@pytest.mark.parametrize("cut", [slice(None, None, 2), slice(64, 0, -1)])
+def test_packed_array_refuses_strided_bytes(cut):
+    with pytest.raises(DTypeError) as caught:
+        lpir.PackedArray(np.zeros(128, np.uint8)[cut], 128, "u4")
+    assert "contiguous" in caught.value.message
+    assert "ascontiguousarray" in caught.value.hint
+
+
+def test_packed_data_made_strided_after_wrapping_is_refused(target):
+    """Kernels address the bytes from the first one on: a strided view was written past."""
+    guard = np.zeros(4096, np.uint8)
+    out = lpir.pack(np.zeros(128, int), "u4")
+    out.data = guard[64:0:-1]
+    kernel = lpir.compile(COPY, target=target)
+    error = _error(kernel, lpir.pack(CODES, "u4"), out)
+    assert "argument o is a PackedArray whose data is not contiguous" in error.message
+    weights = lpir.pack(CODES, "u4")
+    weights.data = np.zeros(128, np.uint8)[::2]
+    error = _error(kernel, weights, lpir.pack(np.zeros(128, int), "u4"))
+    assert "argument w is a PackedArray whose data is not contiguous" in error.message
+    assert not guard.any()
+
+
+def test_packed_data_replaced_by_the_wrong_bytes_is_refused(target):
+    kernel = lpir.compile(COPY, target=target)
+    short = lpir.pack(CODES, "u4")
+    short.data = short.data[:32]
+    out = lpir.pack(CODES, "u4")
+    assert "takes 64 bytes, but its data has 32" in _error(kernel, short, out).message
+    wide = lpir.pack(CODES, "u4")
+    wide.data = np.zeros(32, np.uint16)
+    assert "not a 1-D uint8 array" in _error(kernel, wide, lpir.pack(CODES, "u4")).message
+
+
+# ---- float scalars out of range ----------------------------------------------------------
+def _shift(target: str, dtype: str):
+    kernel = lpir.compile(SCALAR, target=target, S=dtype)
+
+    def call(value: object) -> np.ndarray:
+        z = np.zeros(64, np.float32)
+        kernel(np.zeros(64, np.float32), value, z)
+        return z
+
+    return call
+
+
+@pytest.mark.parametrize(
+    "dtype, value, largest",
+    [("f8e4m3", 1000.0, "448.0"), ("f8e4m3", 464.5, "448.0"), ("f32", 1e300, "3.40282")],
+)
+def test_float_scalar_beyond_the_dtype_is_refused(target, dtype, value, largest):
+    """f8e4m3 saturated 1000.0 to 448 and f32 made 1e300 inf, silently."""
+    with pytest.raises(ArgumentError) as caught:
+        _shift(target, dtype)(value)
+    message = caught.value.message
+    assert f"argument s = {value!r} is outside the range of {dtype}" in message
+    assert largest in message
+
+
+def test_float_scalar_rounding_into_range_is_kept():
+    # on the CPU: the interpreters read a small-float scalar as its code (a bug of theirs)
+    shift = _shift("cpu", "f8e4m3")
+    assert shift(464.0)[0] == 448.0  # a tie: to the even code, 448 (480 is NaN's)
+    assert shift(0.1)[0] == np.float32(ml_dtypes.float8_e4m3fn(0.1))
+
+
+def test_float_scalar_range_agrees_with_numpy_and_ml_dtypes():
+    """A finite value is refused exactly where numpy's (f16, f32) or ml_dtypes' (f8e4m3, which
+    makes it NaN) conversion leaves the finite values. Checked without running a kernel."""
+    from lpir.dtypes import dtype
+    from lpir.runtime.arguments import NamedArgument, check_scalar
+
+    kinds = {"f16": np.float16, "f32": np.float32, "f8e4m3": ml_dtypes.float8_e4m3fn}
+    for name, kind in kinds.items():
+        largest = float(dtype(name).max)
+        spacing = largest - float(np.nextafter(kind(largest), kind(0)))
+        for value in largest + spacing * np.array([0, 0.25, 0.5 - 1e-9, 0.5, 0.5 + 1e-9, 1, 9]):
+            with np.errstate(over="ignore"):
+                finite = bool(np.isfinite(np.array([value]).astype(kind).astype(np.float64)))
+            for signed in (value, -value):
+                try:
+                    check_scalar(float(signed), dtype(name), NamedArgument("s"), None)
+                    accepted = True
+                except ArgumentError:
+                    accepted = False
+                assert accepted == finite, (name, signed)
+
+
+def test_float_scalar_infinity_and_nan(target):
+    shift = _shift(target, "f32")
+    assert shift(float("inf"))[0] == np.inf
+    assert np.isnan(shift(float("nan"))[0])
+    shift = _shift("cpu", "f8e4m3")  # as above: the interpreters read codes
+    assert np.isnan(shift(float("nan"))[0])
+    with pytest.raises(ArgumentError, match="f8e4m3 has no infinity"):
+        shift(float("-inf"))
+
+
+def test_huge_integer_scalars_are_refused_with_a_short_message(target):
+    with pytest.raises(ArgumentError) as caught:
+        _shift(target, "f64")(10**400)
+    assert "outside the range of f64" in caught.value.message
+    with pytest.raises(ArgumentError) as caught:
+        _shift(target, "i32")(10**5000)  # Python cannot print it: 4300 digits at most
+    assert "an integer of 16610 bits) does not fit in i32" in caught.value.message
+
+
+# ---- arguments by name -------------------------------------------------------------------
+def test_arguments_by_name(target):
+    kernel = lpir.compile(ADD, target=target)
+    x, y = np.arange(100, dtype=np.float32), np.ones(100, np.float32)
+    z = np.zeros(100, np.float32)
+    kernel(z=z, y=y, x=x)
+    np.testing.assert_array_equal(z, x + y)
+    z = np.zeros(100, np.float32)
+    kernel(x, y, z=z)
+    np.testing.assert_array_equal(z, x + y)
+
+
+def test_arguments_by_name_that_do_not_bind():
+    kernel = lpir.compile(ADD, target="interp")
+    x, z = np.ones(100, np.float32), np.zeros(100, np.float32)
+    assert "got argument x twice" in _error(kernel, x, x=x, y=x, z=z).message
+    error = _error(kernel, x, x, zz=z)
+    assert "add(x, y, z) has no argument 'zz'" in error.message and "z" in error.hint
+    assert "is missing argument y" in _error(kernel, x, z=z).message
+    error = _error(kernel, x, x, z, N=100)
+    assert "N is a compile-time parameter" in error.hint
+    assert "takes 3 arguments" in _error(kernel, x, x, z, x, y=x).message
+
+
+# ---- what messages say about the values passed ---------------------------------------------
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (list(range(100_000)), "a list of 100000 items"),
+        (bytes(400_000), "a bytes object of 400000 bytes"),
+        (tuple(range(7)), "a tuple of 7 items"),
+    ],
+)
+def test_containers_are_described_by_length_not_repr(value, shown):
+    """A list of 100,000 numbers once put its whole repr (689 KB) in the message."""
+    kernel = lpir.compile(ADD, target="interp")
+    error = _error(kernel, value, np.ones(8, np.float32), np.zeros(8, np.float32))
+    assert shown in error.message and len(str(error)) < 1000
+
+
+@pytest.mark.parametrize(
+    "array, named, hint",
+    [
+        (np.ones(8, ">f4"), ": >f4", "array.astype('<f4')"),
+        (np.ones(8, object), ": object", "Python objects"),
+        (np.ones(8, bool), ": bool", "lpir.pack(array, 'bool')"),
+        (np.ones(8, ml_dtypes.int4), ": int4", "lpir.pack(array, 'i4')"),
+        (np.ones(8, ml_dtypes.uint4), ": uint4", "lpir.pack(array, 'u4')"),
+    ],
+)
+def test_numpy_dtypes_lpir_has_not_are_named(array, named, hint):
+    kernel = lpir.compile(ADD, target="interp")
+    error = _error(kernel, array, np.ones(8, np.float32), np.zeros(8, np.float32))
+    assert error.message.startswith("argument x must hold f32, got an array of a numpy dtype")
+    assert error.message.endswith(named) and hint in error.hint
+
+
+# ---- kernel sources ------------------------------------------------------------------------
+def test_a_source_that_is_not_utf8_is_an_lpir_error(tmp_path):
+    """Once a UnicodeDecodeError from deep in pathlib."""
+    source = tmp_path / "latin1.lp"
+    text = ADD.replace("* B\n", "* B  # d\xe9but\n", 1)
+    source.write_bytes(text.encode("latin-1"))
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="interp")
+    error = caught.value
+    offset = text.find("\xe9")  # one byte in latin-1, and the text before it is ASCII
+    assert "not UTF-8" in error.message and f"byte {offset} (0xe9)" in error.message
+    assert error.location is not None
+    assert error.location.line == text[:offset].count("\n") + 1
+    assert error.location.column == offset - text.rfind("\n", 0, offset)
+    assert "UTF-8" in error.hint
+
+
+def test_a_directory_is_not_a_kernel_file(tmp_path):
+    with pytest.raises(LpirError, match="is a directory"):
+        lpir.compile(tmp_path, target="interp")
+
+
+def test_a_utf8_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
+    source = tmp_path / "bom.lp"
+    source.write_bytes(b"\xef\xbb\xbf" + ADD.replace("\n", "\r\n").encode())
+    kernel = lpir.compile(source, target="interp")
+    z = np.zeros(8, np.float32)
+    kernel(np.ones(8, np.float32), np.ones(8, np.float32), z)
+    np.testing.assert_array_equal(z, 2)
+    assert lpir.compile("\ufeff" + ADD, target="interp").name == "add"
