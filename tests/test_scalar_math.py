@@ -137,3 +137,26 @@ def test_a_view_of_a_scalar(target):
     lpir.compile(SCALAR_VIEWS, target=target)(x, np.float32(-2.5), bits, amax)
     np.testing.assert_array_equal(bits, np.array([-2.5, x[0]], np.float32).view(np.int32))
     assert amax.view(np.float32)[0] == np.abs(x).max()
+
+
+SMALL_FLOAT = """
+kernel small_float[T = f8e4m3, N = 32](y: global f32[N], z: global T[N], f: T)
+    blocks(1) threads(32) {
+    store(y[:], full<f32>[N](cast<f32>(f)))
+    store(z[:], full<T>[N](3.0))
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+@pytest.mark.parametrize("name", ["f8e4m3", "f8e5m2", "f6e2m3", "f4e2m1"])
+@pytest.mark.parametrize("value", [0.1, 3.0, -1.5])
+def test_a_small_float_scalar_and_constant_hold_their_values(target, name, value):
+    """The interpreters once took a small float's value for its code (3.0 as an f8e4m3 was
+    code 3, 0.0059): the scalar argument and the constant are the codes of their values."""
+    dt = lpir.dtype(name)
+    y = np.zeros(32, np.float32)
+    z = lpir.PackedArray(np.zeros(lpir.packing.storage_bytes(32, dt), np.uint8), (32,), dt)
+    lpir.compile(SMALL_FLOAT, target=target, T=name)(y, z, value)
+    assert y[0] == dt.decode(dt.encode([value]))[0]
+    assert (dt.decode(z.codes()) == dt.decode(dt.encode([3.0]))[0]).all()

@@ -169,9 +169,12 @@ def view(a: npt.ArrayLike, source: DType, target: DType) -> np.ndarray:
 
 
 def scalar(value: int | float | bool, dt: DType) -> np.generic:
-    """A numpy scalar of `dt` holding a Python constant."""
+    """A numpy scalar of `dt` holding a Python constant (a small float's code: 3.0 as an
+    f8e4m3 is the code of 3.0, not code 3)."""
     if isinstance(value, float) and not dt.is_float:
         raise TypeError(f"float constant for {dt.name}")
+    if dt.is_small_float:
+        return np.uint8(dt.encode([value])[0])
     # the ignore: numpy's stubs type x[()] of a 0-d array as an array; it is a numpy scalar
     return (
         np.asarray(value, dtype=dt.numpy_dtype)[()]  # type: ignore[return-value]
