@@ -1,13 +1,14 @@
-"""Random valid kernels for differential testing: elementwise expression trees (some in a
-`def`) over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
+"""Random valid kernels for differential testing: elementwise expression trees (some in a `def`)
+over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
 exp/log/sin/cos/tanh/erf, rsqrt, rounding), broadcasts, casts between compute dtypes, tiles
-regrouped into blocks of columns (reshape, index, ranges, stack, new axes), optional
-reductions along either axis, random tile sizes, thread counts and tensor sizes that rarely
-divide the tiles; loops over column tiles through shared memory, some stopping at a column
-read from memory; long rows walked a wide tile a step, running sums or extremes carried per
-column; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
-random pipeline depths, operands straight from memory, through shared memory, or copied there
-unchanged, weights of any storage type cast to the operand type).
+regrouped into blocks of columns (reshape, index, ranges, stack, new axes), optional reductions
+along either axis, random tile sizes, thread counts and tensor sizes that rarely divide the
+tiles; loops over column tiles through shared memory, some stopping at a column read from
+memory; long rows walked a wide tile a step, running sums or extremes carried per column; tiles
+stored and read back by other threads without `sync()`; and tiled matrix products (`dot` of
+f16/bf16/f32/i8 tiles in a loop over K, random pipeline depths, operands straight from memory,
+through shared memory, or copied there unchanged, weights of any storage type cast to the
+operand type).
 
 `random_case(rng)` gives the kernel source, its parameters and a function that makes random
 arguments. The kernels are built so that every target must compute the same values: no
@@ -111,6 +112,8 @@ def random_case(rng) -> Case:
         return looped_case(rng)
     if draw < 0.6:
         return streamed_case(rng)
+    if draw < 0.7:
+        return read_back_case(rng)
     return tile_case(rng)
 
 
@@ -218,6 +221,64 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}, layout {layout}"
     reduced = f"{kind} over axis {axis}" if reduce else "none"
     description = f"{compute}: {body}{regroup} (reduction: {reduced}, {shapes})"
+    return Case(source, params, inputs, description, compute)
+
+
+def read_back_case(rng) -> Case:
+    """A block stores a tile (in a random layout) and reads it back row by row, or a loop
+    reads, in another layout, the chunk of the row its previous iteration stored: no
+    `sync()` is written, the compiler must order the accesses (passes/insert_syncs.py).
+    `out` (compared) is what was read back; `scratch` what was stored."""
+    rows = int(rng.integers(1, 40))
+    tile_rows = int(rng.choice([1, 2, 4, 8]))
+    threads = int(rng.choice([8, 32, 64, 128]))
+    compute, a_type, b_type, out_type = _types(rng)
+    body = Expressions(rng, compute, ["a", "b", "a"]).expression(int(rng.integers(1, 3)))
+    if rng.random() < 0.5:  # the tile stored whole, then its rows read one by one
+        columns = int(rng.choice([64, 128, 256]))
+        layout = random_layout(rng, tile_rows, columns, threads)
+        annotation = f" @ {layout}" if layout and rng.random() < 0.7 else ""
+        walk = f"""
+    a = cast<{compute}>(load(x[r :+ BM, :]))
+    b = cast<{compute}>(load(y[:]))[None, :]
+    store(scratch[r :+ BM, :], (({body}) + zeros<{compute}>[BM, N]){annotation})
+    for i in range(0, BM) {{
+        store(out[r + i, :], cast<TO>(load(scratch[r + i, :]) + load(scratch[r + i, :])))
+    }}"""
+        shape = f"rows back one by one, layout {annotation or 'chosen'}"
+    else:  # each chunk of the row from x and the chunk before it as stored, read otherwise
+        chunk = 256
+        columns = chunk * int(rng.choice([3, 4, 8]))
+        across, local = threads // tile_rows, chunk * tile_rows // threads
+        stored = f" @ spatial({tile_rows},{across}).local(1,{local})"
+        read = f" @ local(1,{local}).spatial({tile_rows},{across})"
+        computed = f"(({body}) + zeros<{compute}>[BM, {chunk}]){stored}"
+        first = f"cast<{compute}>(load(x[r :+ BM, 0 :+ {chunk}])){stored}"
+        walk = f"""
+    store(scratch[r :+ BM, 0 :+ {chunk}], {first})
+    for c in range({chunk}, N, {chunk}) {{
+        before = load(scratch[r :+ BM, c - {chunk} :+ {chunk}]){read}
+        a = cast<{compute}>(load(x[r :+ BM, c :+ {chunk}]))
+        b = cast<{compute}>(load(y[c :+ {chunk}]))[None, :]
+        store(out[r :+ BM, c :+ {chunk}], cast<TO>(before))
+        store(scratch[r :+ BM, c :+ {chunk}], {computed})
+    }}"""
+        shape = f"chunks of {chunk} after the one before, stored{stored}, read{read}"
+    source = f"""
+kernel random_read_back[M, N, TA, TB, TO, BM = {tile_rows}](
+    x: global TA[M, N], y: global TB[N], out: global TO[M, N], scratch: global {compute}[M, N],
+) blocks(cdiv(M, BM)) threads({threads}) {{
+    r = block.x * BM{walk}
+}}
+"""
+    params = {"TA": a_type, "TB": b_type, "TO": out_type}
+    inputs = [
+        (a_type, (rows, columns)),
+        (b_type, (columns,)),
+        (out_type, (rows, columns)),
+        (compute, (rows, columns)),
+    ]
+    description = f"{compute}: {body} stored and read back ({rows}x{columns}, {shape})"
     return Case(source, params, inputs, description, compute)
 
 
