@@ -110,3 +110,19 @@ def test_print_after_all_without_passes_prints_the_whole_pipeline(target, capsys
     assert [h.split()[4] for h in headers] == list(PIPELINES[target])
     assert main(["opt", source]) == 0
     assert "IR after" not in capsys.readouterr().out
+
+
+def test_an_ir_kernel_takes_arguments_by_name(double_ir: Path):
+    kernel = lpir.compile(double_ir, target="cpu")
+    x = np.arange(64, dtype=np.float32)
+    kernel(x, s=3.0)
+    np.testing.assert_array_equal(x, 3 * np.arange(64, dtype=np.float32))
+    with pytest.raises(ArgumentError, match="has no argument 'scale'"):
+        kernel(x, scale=3.0)
+
+
+def test_an_ir_file_that_is_not_utf8_is_a_located_error(tmp_path: Path):
+    path = tmp_path / "latin1.ir"
+    path.write_bytes(DOUBLE.replace("%u = mul", "%\xe9 = mul").encode("latin-1"))
+    with pytest.raises(LpirError, match=r"latin1.ir:5:\d+: .*not UTF-8"):
+        lpir.compile(path, target="interp")

@@ -9,6 +9,7 @@ compiled kernel unchecked, so a wrong argument cannot crash the process.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 from dataclasses import dataclass
@@ -92,6 +93,44 @@ def show_number(value: int | float) -> str:
     if isinstance(value, int) and value.bit_length() > 128:
         return f"{'-' if value < 0 else ''}(an integer of {value.bit_length()} bits)"
     return repr(value)
+
+
+def bound_by_name(
+    kernel: str,
+    names: list[str],
+    parameters: list[str],
+    positional: tuple,
+    by_name: dict[str, Any],
+) -> tuple:
+    """A call's arguments in declaration order (`names`), from those given by position and
+    those given by name, as Python binds them; `parameters`: the kernel's compile-time ones,
+    which a hint points to when a call names one."""
+    signature = f"{kernel}({', '.join(names)})"
+    if len(positional) > len(names):
+        raise ArgumentError(
+            f"{signature} takes {len(names)} arguments, got {len(positional)} by position"
+        )
+    bound = dict(zip(names, positional))
+    for name, value in by_name.items():
+        if name in bound:
+            raise ArgumentError(f"{signature} got argument {name} twice: by position and by name")
+        if name not in names:
+            if name in parameters:
+                hint = f"{name} is a compile-time parameter: lpir.compile(..., {name}=...)"
+            else:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = (
+                    f"did you mean {close[0]}?" if close else f"its arguments: {', '.join(names)}"
+                )
+            raise ArgumentError(f"{signature} has no argument {name!r}", hint=hint)
+        bound[name] = value
+    missing = [name for name in names if name not in bound]
+    if missing:
+        raise ArgumentError(
+            f"{signature} is missing {'argument' if len(missing) == 1 else 'arguments'} "
+            f"{', '.join(missing)}"
+        )
+    return tuple(bound[name] for name in names)
 
 
 def device_view_of(value: Any) -> DeviceView | None:

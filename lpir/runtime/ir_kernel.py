@@ -25,6 +25,7 @@ from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
 from lpir.ir.verifier import verify
 from lpir.runtime import arguments as args_
+from lpir.runtime.source_files import read_source_file
 from lpir.runtime.specialization import Specialization, attach_runner, run_pipeline
 
 IR_SUFFIXES = (".ir", ".lpir")
@@ -54,7 +55,7 @@ def load_ir(
         )
     if not file.exists():
         raise LpirError(f"no such file: {path}")
-    module = verify(parse(file.read_text(), str(file)))
+    module = verify(parse(read_source_file(file), str(file)))
     if kernel is None:
         return module
     names = [k.name for k in module.kernels]
@@ -128,9 +129,13 @@ class IRKernel:
     def specialize(self, arguments: Any = None) -> Specialization:
         return self.spec
 
-    def __call__(self, *arguments: Any) -> None:
+    def __call__(self, /, *arguments: Any, **by_name: Any) -> None:
+        """Run the kernel on `arguments`, in the order of its declaration, or by name."""
         args = self.kernel_node.args
         where = self.kernel_node.location
+        if by_name:
+            names = [arg.name_hint or "?" for arg in args]
+            arguments = args_.bound_by_name(self.name, names, [], arguments, by_name)
         if len(arguments) != len(args):
             names = ", ".join(a.name_hint or "?" for a in args)
             raise ArgumentError(

@@ -36,6 +36,7 @@ from lpir.language.syntax import parse_program
 from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
 from lpir.runtime.ir_kernel import IRKernel, compile_ir, is_ir_path
+from lpir.runtime.source_files import read_source_file
 from lpir.runtime.specialization import Specialization, build_specialization
 
 TARGETS = ("interp", "threads", "threads-cuda", "cpu", "cuda", "cuda-host")
@@ -50,42 +51,6 @@ def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
             raise LpirError(f"no such kernel file: {text}", hint="pass a path or source text")
         return read_source_file(path), str(path)
     return text.removeprefix("\ufeff"), "<source>"
-
-
-def read_source_file(path: Path) -> str:
-    """The text of a kernel source file: UTF-8, a byte-order mark at the start skipped, line
-    ends made "\n" (as `Path.read_text` makes them). What cannot be read is an `LpirError`: a
-    directory, a file the OS refuses, bytes that are not UTF-8 (placed at the first one)."""
-    if path.is_dir():
-        raise LpirError(f"{path} is a directory, not a kernel file", hint="pass a .lp file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise LpirError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise _not_utf8(data, error.start, str(path)) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _not_utf8(data: bytes, offset: int, file: str) -> LpirError:
-    """The error for a source whose byte at `offset` is not UTF-8."""
-    from lpir.errors import SourceLocation
-
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    line_end = data.find(b"\n", offset)
-    line = data[line_start : len(data) if line_end < 0 else line_end]
-    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
-    where = SourceLocation(
-        file, data.count(b"\n", 0, offset) + 1, column, line.decode("utf-8", errors="replace")
-    )
-    return LpirError(
-        f"the source is not UTF-8: byte {offset} (0x{data[offset]:02x}) starts no UTF-8 character",
-        where,
-        "lpir reads kernel sources as UTF-8; save the file as UTF-8 "
-        "(e.g. iconv -f latin1 -t utf-8)",
-    )
 
 
 def compile(
@@ -176,7 +141,9 @@ class Kernel:
         Python (positional ones first): `kernel(x, y, z=z)`."""
         decls = self.definition.args
         if by_name:
-            arguments = self._bound(arguments, by_name)
+            names = [decl.name for decl in decls]
+            parameters = [param.name for param in self.definition.params]
+            arguments = args_.bound_by_name(self.name, names, parameters, arguments, by_name)
         if len(arguments) != len(decls):
             names = ", ".join(d.name for d in decls)
             raise ArgumentError(
@@ -192,42 +159,6 @@ class Kernel:
             self.last = spec
             views = None
         spec.run(self._checked(spec, arguments, views))
-
-    def _bound(self, positional: tuple, by_name: dict[str, Any]) -> tuple:
-        """The arguments in declaration order, from positional ones and ones passed by name."""
-        names = [decl.name for decl in self.definition.args]
-        signature = f"{self.name}({', '.join(names)})"
-        if len(positional) > len(names):
-            raise ArgumentError(
-                f"{signature} takes {len(names)} arguments, got {len(positional)} by position"
-            )
-        bound = dict(zip(names, positional))
-        for name, value in by_name.items():
-            if name in bound:
-                raise ArgumentError(
-                    f"{signature} got argument {name} twice: by position and by name"
-                )
-            if name not in names:
-                raise ArgumentError(
-                    f"{signature} has no argument {name!r}", hint=self._unknown_name_hint(name)
-                )
-            bound[name] = value
-        missing = [name for name in names if name not in bound]
-        if missing:
-            raise ArgumentError(
-                f"{signature} is missing {'argument' if len(missing) == 1 else 'arguments'} "
-                f"{', '.join(missing)}"
-            )
-        return tuple(bound[name] for name in names)
-
-    def _unknown_name_hint(self, name: str) -> str:
-        import difflib
-
-        if any(param.name == name for param in self.definition.params):
-            return f"{name} is a compile-time parameter: lpir.compile(..., {name}=...)"
-        names = [decl.name for decl in self.definition.args]
-        close = difflib.get_close_matches(name, names, n=1)
-        return f"did you mean {close[0]}?" if close else f"its arguments: {', '.join(names)}"
 
     def _host_arrays_key(self, arguments: tuple) -> tuple | None:
         """The dtypes and shapes of a call's tensors where all are host arrays (numpy arrays
