@@ -141,9 +141,9 @@ class Kernel:
         Python (positional ones first): `kernel(x, y, z=z)`."""
         decls = self.definition.args
         if by_name:
-            names = [decl.name for decl in decls]
+            declared = [decl.name for decl in decls]
             parameters = [param.name for param in self.definition.params]
-            arguments = args_.bound_by_name(self.name, names, parameters, arguments, by_name)
+            arguments = args_.bound_by_name(self.name, declared, parameters, arguments, by_name)
         if len(arguments) != len(decls):
             names = ", ".join(d.name for d in decls)
             raise ArgumentError(
