@@ -134,8 +134,8 @@ class IRKernel:
         args = self.kernel_node.args
         where = self.kernel_node.location
         if by_name:
-            declared = [arg.name_hint or "?" for arg in args]
-            arguments = args_.bound_by_name(self.name, declared, [], arguments, by_name)
+            arg_names = [arg.name_hint or "?" for arg in args]
+            arguments = args_.bound_by_name(self.name, arg_names, [], arguments, by_name)
         if len(arguments) != len(args):
             names = ", ".join(a.name_hint or "?" for a in args)
             raise ArgumentError(
