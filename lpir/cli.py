@@ -7,18 +7,43 @@ printed as one diagnostic (no traceback) and the process exits with status 1.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from lpir.errors import LpirError
+
+# A grid prints every element (a 1024 x 1024 tile is 10 MB of text); a picture draws each as
+# a labelled cell. Past these a layout is refused before either is made.
+MAX_GRID_ELEMENTS = 1 << 20
+MAX_PICTURE_ELEMENTS = 1 << 12
 
 
 def _cmd_layout(args: argparse.Namespace) -> int:
     from lpir import layout
 
     parsed = layout.parse(args.layout)
+    elements = math.prod(parsed.shape)
+    if elements > MAX_GRID_ELEMENTS:
+        raise LpirError(
+            f"layout {args.layout} covers {elements} elements, more than the {MAX_GRID_ELEMENTS} "
+            "(2^20) a tile may hold",
+            hint="print a tile's layout: shapes up to 2^20 elements, e.g. spatial(32, 32)",
+        )
+    if args.png and elements > MAX_PICTURE_ELEMENTS:
+        raise LpirError(
+            f"layout {args.layout} covers {elements} elements, more than a picture can show "
+            f"({MAX_PICTURE_ELEMENTS}, e.g. 64 x 64)",
+            hint="draw a smaller layout, or leave out --png to print the grid",
+        )
     print(layout.render_grid(parsed))
     if args.png:
-        layout.save_png(parsed, args.png)
+        try:
+            layout.save_png(parsed, args.png)
+        except OSError as error:
+            raise LpirError(
+                f"cannot write {args.png}: {error.strerror or error}",
+                hint="give a path in a folder that exists and that you may write to",
+            ) from None
         print(f"wrote {args.png}")
     return 0
 
@@ -30,12 +55,28 @@ def _definitions(items: list[str]) -> dict[str, object]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise LpirError(f"bad definition {item!r}", hint="write -D NAME=VALUE, e.g. -D BK=64")
-        value = value.strip()
+        name, value = name.strip(), value.strip()
+        if name in params:
+            raise LpirError(
+                f"-D {name} is given twice ({name}={params[name]} and {name}={value})",
+                hint=f"give {name} one value",
+            )
         try:
-            params[name.strip()] = int(value, 0)
+            params[name] = int(value, 0)
         except ValueError:
-            params[name.strip()] = value
+            params[name] = value
     return params
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a numpy seed, an integer of at least 0."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: give an integer") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {seed}: seeds are 0 or more")
+    return seed
 
 
 def _cmd_opt(args: argparse.Namespace) -> int:
@@ -136,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--check", action="store_true", help="compare with the interpreter and numpy")
     run.add_argument("--bench", action="store_true", help="time it beside the numpy reference")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=_seed, default=0, help="of the random inputs (0 or more)")
     run.set_defaults(handler=_cmd_run)
 
     emit_cmd = commands.add_parser("emit", help="print generated code")
@@ -161,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_kernel_options(banks)
     banks.add_argument("--blocks", type=int, default=1, help="how many blocks to run")
-    banks.add_argument("--seed", type=int, default=0)
+    banks.add_argument("--seed", type=_seed, default=0, help="of the random inputs (0 or more)")
     banks.set_defaults(handler=_cmd_banks)
     return parser
 

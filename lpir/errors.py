@@ -36,12 +36,17 @@ class SourceLocation:
         """The source line and a caret line under the span (empty when the text is unknown)."""
         if not self.source_line:
             return ""
-        text = self.source_line.rstrip("\n").expandtabs(4)
-        width = 1
+        raw = self.source_line.rstrip("\n")
+        end = self.column + 1
         if self.end_column is not None and self.end_column > self.column:
-            width = self.end_column - self.column
-        width = max(1, min(width, len(text) - self.column + 2))
-        return f"    {text}\n    {' ' * (self.column - 1)}{'^' * width}"
+            end = self.end_column
+        # Columns count characters; the line is shown with its tabs expanded, so the caret
+        # goes under the expanded text of the columns before the span and of the span.
+        before = raw[: self.column - 1].expandtabs(4)
+        through = raw[: end - 1].expandtabs(4)
+        text = raw.expandtabs(4)
+        width = max(1, min(len(through) - len(before), len(text) - len(before) + 1))
+        return f"    {text}\n    {' ' * len(before)}{'^' * width}"
 
 
 _VOWEL_SOUND_LETTERS = set("aefhilmnorsx")  # letters whose names start with a vowel: "an f16"

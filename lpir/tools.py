@@ -11,6 +11,7 @@ from lpir.ir.printer import print_module
 from lpir.language.specialize import specialize
 from lpir.language.syntax import parse_program
 from lpir.runtime.ir_kernel import IR_SUFFIXES, load_ir
+from lpir.runtime.source_files import read_source_file
 
 
 def load_module(
@@ -23,11 +24,11 @@ def load_module(
     file = Path(path)
     if file.suffix in IR_SUFFIXES:
         if not verify and not params and kernel is None and file.exists():
-            return parse_ir(file.read_text(), str(file))
+            return parse_ir(read_source_file(file), str(file))
         return load_ir(path, params, kernel)
     if not file.exists():
         raise LpirError(f"no such file: {path}")
-    text = file.read_text()
+    text = read_source_file(file)
     program = parse_program(text, str(file))
     _, module = specialize(program, kernel, params or {})
     return module
@@ -81,6 +82,11 @@ def emit(
 
     what = what or ("llvm" if target == "cpu" else "cuda")
     if target == "cpu" and what == "llvm":
+        if arch is not None:  # the other sources refuse it when they are asked for
+            raise LpirError(
+                "the 'llvm' source does not depend on a GPU architecture",
+                hint="leave out --arch, or emit ptx or sass with --target cuda",
+            )
         # The LLVM IR as generated needs no machine code: lower with the cpu pipeline (the
         # "threads" target) and print the module, instead of compiling it first.
         from lpir.backends.llvm import llvm_module

@@ -245,6 +245,7 @@ class KernelDef(Node):
     blocks: list[Node]
     threads: Node
     body: list[Node]
+    name_span: Span | None = None
 
 
 @dataclass
@@ -275,3 +276,19 @@ class Program:
             if kernel.name == name:
                 return kernel
         raise KeyError(name)
+
+
+def names_in(node: Node) -> list[str]:
+    """The names an expression reads (`Name` nodes, left to right, each once), found without
+    recursion (expressions may be long chains)."""
+    found: dict[str, None] = {}
+    pending: list[object] = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Name):
+            found[item.id] = None
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, Node):
+            pending.extend(reversed([v for k, v in vars(item).items() if k != "span"]))
+    return list(found)

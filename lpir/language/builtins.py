@@ -490,6 +490,12 @@ def is_signed(low: ExpressionLowering, call: ast.Call) -> Const:
 def static_assert(low: ExpressionLowering, call: ast.Call) -> None:
     (cond_node, message_node), _ = call_arguments(low, call, 1, 1)
     assert cond_node is not None  # call_arguments checked the count: only optionals are None
+    if message_node is not None and not isinstance(message_node, ast.StringLiteral):
+        raise low.error(
+            "the message of static_assert must be a string",
+            message_node,
+            'write it in quotes: static_assert(BK <= G, "BK must not exceed G")',
+        )
     cond = low.expr(cond_node)
     if not isinstance(cond, Const):
         raise low.error("static_assert needs a compile-time condition", cond_node)

@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from lpir.dtypes import DType, dtype
 from lpir.errors import (
@@ -27,7 +28,7 @@ from lpir.errors import (
     location_in,
     with_article,
 )
-from lpir.ir.core import Builder, Operation, Value
+from lpir.ir.core import Builder, Operation, Region, Value
 from lpir.ir.ops import (
     BinaryOp,
     BlockIndexOp,
@@ -62,6 +63,9 @@ NAMED_CONSTANTS = {"inf": math.inf, "nan": math.nan}  # float constants with no 
 # The interpreters hold a whole tile in memory and the backends unroll a thread's share of it;
 # past this a kernel is a mistake (a missing loop), not a workload.
 MAX_TILE_ELEMENTS = 1 << 20
+# Lowering recurses into subexpressions (not along a flat chain such as a + b + c): past this
+# depth an expression is refused before Python's recursion limit is reached.
+MAX_EXPRESSION_DEPTH = 100
 
 
 class TileLimitBuilder(Builder):
@@ -106,6 +110,7 @@ class ExpressionLowering:
     builder: Builder
     scopes: list[dict[str, SemanticValue]]
     threads: int
+    expression_depth = 0  # how many expr() calls are open
 
     # ---- places and errors ------------------------------------------------------------------
     def location(self, span: ast.Span | None) -> SourceLocation | None:
@@ -130,6 +135,8 @@ class ExpressionLowering:
         known = sorted({n for scope in self.scopes for n in scope})
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else self.undefined_hint(name)
+        if hint is None:
+            hint = f"assign {name} = ... before this line, or declare it in the kernel's header"
         raise self.error(f"unknown name '{name}'", node, hint)
 
     def value_or_dtype(self, node: ast.Node) -> SemanticValue:
@@ -167,16 +174,32 @@ class ExpressionLowering:
         raise self.error(f"unknown function '{node.func}'", node)
 
     # ---- the dispatcher ---------------------------------------------------------------------
-    def expr(self, node: ast.Node) -> SemanticValue:
-        """Lower one expression; errors raised inside are placed at `node` if unplaced."""
+    @contextlib.contextmanager
+    def placed(self, node: ast.Node) -> Iterator[None]:
+        """Ops built inside carry `node`'s place, and errors raised inside unplaced get it."""
         saved = self.builder.location
         self.builder.location = self.location(node.span)
         try:
-            return self.expr_(node)
+            yield
         except LpirError as error:
             raise error.with_location(self.location(node.span)) from None
         finally:
             self.builder.location = saved
+
+    def expr(self, node: ast.Node) -> SemanticValue:
+        """Lower one expression; errors raised inside are placed at `node` if unplaced."""
+        with self.placed(node):
+            if self.expression_depth >= MAX_EXPRESSION_DEPTH:
+                raise self.error(
+                    f"this expression nests more than {MAX_EXPRESSION_DEPTH} levels deep",
+                    node,
+                    "compute its inner parts into names first: u = ...; v = f(u)",
+                )
+            self.expression_depth += 1
+            try:
+                return self.expr_(node)
+            finally:
+                self.expression_depth -= 1
 
     def expr_(self, node: ast.Node) -> SemanticValue:
         if isinstance(node, ast.IntLiteral | ast.FloatLiteral | ast.BoolLiteral):
@@ -189,9 +212,9 @@ class ExpressionLowering:
                 return self.compare_dtypes(node.op, lhs, rhs, node)
             return self.binary(node.op, lhs, rhs, node)
         if isinstance(node, ast.BinaryExpr):
-            return self.binary(node.op, self.expr(node.lhs), self.expr(node.rhs), node)
+            return self.binary_chain(node)
         if isinstance(node, ast.UnaryExpr):
-            return self.unary(node.op, self.expr(node.operand), node)
+            return self.unary_chain(node)
         if isinstance(node, ast.Attribute):
             return self.attribute(node)
         if isinstance(node, ast.Subscript):
@@ -214,6 +237,34 @@ class ExpressionLowering:
         if isinstance(node, ast.StringLiteral):
             raise self.error("a string is only allowed as the message of static_assert", node)
         raise self.error(f"{type(node).__name__} is not an expression", node)
+
+    def binary_chain(self, node: ast.BinaryExpr) -> SemanticValue:
+        """`a + b - c ...`, a chain nested to the left, lowered in a loop (a recursion would
+        nest as deep as the chain is long): the leftmost operand, then each operator with its
+        right operand, in the order a recursion would build them."""
+        chain = []
+        operand: ast.Node = node
+        while isinstance(operand, ast.BinaryExpr) and operand.op not in ("eq", "ne"):
+            chain.append(operand)
+            operand = operand.lhs
+        value = self.expr(operand)
+        for level in reversed(chain):
+            with self.placed(level):
+                value = self.binary(level.op, value, self.expr(level.rhs), level)
+        return value
+
+    def unary_chain(self, node: ast.UnaryExpr) -> SemanticValue:
+        """`- - ~x`: the innermost operand, then each operator outward, in a loop."""
+        chain = []
+        operand: ast.Node = node
+        while isinstance(operand, ast.UnaryExpr):
+            chain.append(operand)
+            operand = operand.operand
+        value = self.expr(operand)
+        for level in reversed(chain):
+            with self.placed(level):
+                value = self.unary(level.op, value, level)
+        return value
 
     def call(self, node: ast.Call) -> SemanticValue | None:
         from lpir.language.builtins import BUILTINS, TYPED_BUILTINS
@@ -286,6 +337,13 @@ class ExpressionLowering:
                 node,
                 f"{dt.name} holds {dt.min} to {dt.max}; use a wider dtype for larger values",
             )
+        if dt.is_float and not isinstance(v, bool) and math.isfinite(v) and _overflows(v, dt):
+            raise self.error(
+                f"the constant {constant_text(v)} does not fit in {dt.name} (max {dt.max:g})",
+                node,
+                f"{dt.name} rounds it to infinity; cast the other operand to a wider float "
+                "first, e.g. cast<f32>(...), or write inf if infinity is meant",
+            )
         return self.builder.add(ConstantOp.create(v, dt))
 
     def default_dtype(self, value: Const) -> DType:
@@ -302,12 +360,23 @@ class ExpressionLowering:
         raise self.error(f"expected a number or a tile, but this is {value.describe()}", node)
 
     def as_const_int(self, node: ast.Node, what: str) -> int:
-        value = self.expr(node)
+        if self.builder.region is None:
+            # Outside the body (the launch grid, dimensions, defaults): what a runtime value
+            # such as block.x builds goes to a scratch region, and the value is refused below.
+            with self.builder.at(Region()):
+                value = self.expr(node)
+            hint = (
+                "these are computed before the kernel runs, from literals and parameters "
+                "only (block.x and the arguments exist only inside the body)"
+            )
+        else:
+            value = self.expr(node)
+            hint = "use literals and integer parameters only"
         if not isinstance(value, Const) or isinstance(value.value, bool | float):
             raise self.error(
                 f"{what} must be a compile-time integer, but this is {value.describe()}",
                 node,
-                "use literals and integer parameters only",
+                hint,
             )
         return value.value
 
@@ -501,7 +570,7 @@ class ExpressionLowering:
         shape_of_memory = memory.type.shape
         if len(node.items) != len(shape_of_memory):
             raise self.error(
-                f"{memory.name} has {len(shape_of_memory)} dimensions but the subscript has "
+                f"{memory.name} has {_dimensions(len(shape_of_memory))} but the subscript has "
                 f"{len(node.items)}",
                 node,
                 "give one index or slice per dimension, e.g. a[i :+ 32, :]",
@@ -594,3 +663,16 @@ def _shape(value: Value) -> tuple[int, ...]:
     if isinstance(value.type, TileType | GlobalType | SharedType):
         return value.type.shape
     return ()
+
+
+def _dimensions(count: int) -> str:
+    return "1 dimension" if count == 1 else f"{count} dimensions"
+
+
+def _overflows(value: int | float, dt: DType) -> bool:
+    """Whether a finite constant rounds past the largest finite value of float `dt`: it is at
+    least half a unit in the last place beyond it (3.4028235e38, FLT_MAX as C writes it, fits
+    f32)."""
+    top = math.floor(math.log2(dt.max))
+    half_ulp = 2.0 ** (top - dt.mantissa_bits - 1)
+    return abs(value) >= dt.max + half_ulp

@@ -12,28 +12,41 @@ import math
 from typing import Any
 
 from lpir.dtypes import DType
-from lpir.errors import LpirError
+from lpir.errors import LpirError, with_article
 from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
+from lpir.ir.ops.arith import SYMBOLS
 from lpir.ir.types import GlobalType, ScalarType, agree
 from lpir.language import ast
+from lpir.language.declarations import RESERVED, name_span
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, TileLimitBuilder
 from lpir.language.folding import constant_text
 from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
+
+# Blocks (the bodies of for, if and else, and of inlined defs) nested deeper than this, and defs
+# inlined into each other deeper than this, are refused: lowering and the passes recurse into
+# nested regions, and no kernel needs so many.
+MAX_BLOCK_DEPTH = 100
+MAX_CALL_DEPTH = 100
 
 
 def assigned_names(statements: list[ast.Node]) -> list[str]:
     """Names assigned anywhere in `statements` (nested blocks included), in first-seen order."""
     names: dict[str, None] = {}
-    for statement in statements:
+    pending: list[ast.Node] = list(reversed(statements))  # a stack: the next statement last
+    while pending:
+        statement = pending.pop()
         if isinstance(statement, ast.Assign | ast.AugAssign | ast.Let):
             names[statement.target] = None
         elif isinstance(statement, ast.For):
-            names.update(dict.fromkeys(assigned_names(statement.body)))
+            pending.extend(reversed(statement.body))
         elif isinstance(statement, ast.If):
-            names.update(dict.fromkeys(assigned_names(statement.then_body)))
-            names.update(dict.fromkeys(assigned_names(statement.else_body or [])))
+            pending.extend(reversed([*statement.then_body, *(statement.else_body or [])]))
     return list(names)
+
+
+# the most blocks along x, y, z: CUDA's launch limits (and block.x is an i32)
+MAX_BLOCKS = (2**31 - 1, 65535, 65535)
 
 
 class KernelLowering(ExpressionLowering):
@@ -51,6 +64,7 @@ class KernelLowering(ExpressionLowering):
         self.assigned_at: dict[str, ast.Span] = {}
         self.branch_conflicts: dict[str, str] = {}
         self.inlining: list[ast.Call] = []  # the calls of the defs being inlined, outermost first
+        self.block_depth = 0  # how many statements() calls are open
         self.callers: list[list[dict]] = []  # and the scopes of their callers
         for name, value in params.items():
             self.scopes[0][name] = DTypeConst(value) if isinstance(value, DType) else Const(value)
@@ -73,9 +87,22 @@ class KernelLowering(ExpressionLowering):
         grid = [self.as_const_int(b, "a block count") for b in kdef.blocks]
         if not 1 <= len(grid) <= 3:
             raise self.error("blocks(...) takes 1 to 3 counts", kdef, "e.g. blocks(N / 64, 2)")
-        for node, count in zip(kdef.blocks, grid):
+        for axis, (node, count) in enumerate(zip(kdef.blocks, grid)):
             if count <= 0:
-                raise self.error(f"the block count is {count}; it must be positive", node)
+                raise self.error(
+                    f"the block count is {count}; it must be positive",
+                    node,
+                    f"{self.parameters_shown(node)}give the parameters values that make each "
+                    "count at least 1",
+                )
+            if count > MAX_BLOCKS[axis]:  # block.x is an i32; a GPU launches no more
+                raise self.error(
+                    f"the block count along {'xyz'[axis]} is {count}; at most "
+                    f"{MAX_BLOCKS[axis]} blocks go along {'xyz'[axis]}",
+                    node,
+                    f"{self.parameters_shown(node)}give each block a larger tile, or loop "
+                    "over tiles inside a block",
+                )
         self.threads = self.as_const_int(kdef.threads, "the thread count")
         if not 1 <= self.threads <= 1024:
             raise self.error(
@@ -97,8 +124,6 @@ class KernelLowering(ExpressionLowering):
         return Module([kernel])
 
     def argument(self, decl: ast.GlobalArg | ast.ScalarArg) -> Value:
-        if decl.name in self.scopes[0] and decl.name in self.params:
-            raise self.error(f"argument '{decl.name}' has the name of a parameter", decl)
         dt = self.dtype_named(decl.dtype_name, decl.dtype_span)
         if isinstance(decl, ast.ScalarArg):
             value = Value(ScalarType(dt), decl.name)
@@ -107,7 +132,12 @@ class KernelLowering(ExpressionLowering):
         shape = tuple(self.as_const_int(d, "a tensor dimension") for d in decl.dims)
         for node, size in zip(decl.dims, shape):
             if size <= 0:
-                raise self.error(f"dimension is {size}; it must be positive", node)
+                raise self.error(
+                    f"dimension is {size}; it must be positive",
+                    node,
+                    f"{self.parameters_shown(node)}give the parameters values that make each "
+                    "dimension at least 1",
+                )
         if math.prod(shape) > I32.max:
             raise self.error(
                 f"{decl.name} has {math.prod(shape)} elements, more than i32 indices reach",
@@ -118,24 +148,54 @@ class KernelLowering(ExpressionLowering):
         self.scopes[0][decl.name] = Memory(value, decl.name)
         return value
 
+    def parameters_shown(self, node: ast.Node) -> str:
+        """The parameters an expression of the header reads, as "with N = 0, BN = 64: "."""
+        used = [n for n in ast.names_in(node) if n in self.params]
+        if not used:
+            return ""
+        shown = ", ".join(f"{n} = {_shown(self.params[n])}" for n in used)
+        return f"with {shown}: "
+
     # ---- statements -------------------------------------------------------------------------
     def statements(self, statements: list[ast.Node]) -> None:
-        for statement in statements:
-            saved = self.builder.location
-            self.builder.location = self.location(statement.span)
-            try:
-                self.statement(statement)
-            except LpirError as error:
-                raise error.with_location(self.location(statement.span)) from None
-            finally:
-                self.builder.location = saved
+        self.block_depth += 1
+        try:
+            for statement in statements:
+                saved = self.builder.location
+                self.builder.location = self.location(statement.span)
+                try:
+                    self.statement(statement)
+                except LpirError as error:
+                    raise error.with_location(self.location(statement.span)) from None
+                except RecursionError:
+                    # The limits below keep each kind of nesting shallow; several at once
+                    # (deep blocks in deep defs of deep expressions) may still reach Python's.
+                    raise self.error(
+                        "this statement nests blocks, calls and expressions too deeply to lower",
+                        statement,
+                        "flatten it: compute parts into names, or write nested defs as one",
+                    ) from None
+                finally:
+                    self.builder.location = saved
+        finally:
+            self.block_depth -= 1
+
+    def check_block_depth(self, node: ast.Node) -> None:
+        """A for or an if opens a block: refuse one nested past MAX_BLOCK_DEPTH."""
+        if self.block_depth > MAX_BLOCK_DEPTH:  # the kernel's body is depth 1
+            raise self.error(
+                f"blocks nest more than {MAX_BLOCK_DEPTH} deep here (for, if, else and the "
+                "bodies of defs called inside them)",
+                name_span(node.span, "for" if isinstance(node, ast.For) else "if"),
+                "flatten the nesting: combine conditions with and, or move inner parts to "
+                "separate loops",
+            )
 
     def statement(self, node: ast.Node) -> None:
         if isinstance(node, ast.Assign):
             self.bind(node.target, self.expr(node.value), node)
         elif isinstance(node, ast.AugAssign):
-            current = self.lookup(node.target, ast.Name(node.target_span or node.span, node.target))
-            self.bind(node.target, self.binary(node.op, current, self.expr(node.value), node), node)
+            self.augmented_assignment(node)
         elif isinstance(node, ast.Let):
             value = self.expr(node.value)
             if not (isinstance(value, Const) or (isinstance(value, Runtime) and value.is_scalar)):
@@ -146,8 +206,10 @@ class KernelLowering(ExpressionLowering):
                 )
             self.bind(node.target, value, node)
         elif isinstance(node, ast.For):
+            self.check_block_depth(node)
             self.for_statement(node)
         elif isinstance(node, ast.If):
+            self.check_block_depth(node)
             self.if_statement(node)
         elif isinstance(node, ast.ExprStmt):
             self.expression_statement(node)
@@ -163,6 +225,26 @@ class KernelLowering(ExpressionLowering):
         else:
             raise self.error(f"unexpected statement {type(node).__name__}", node)
 
+    def augmented_assignment(self, node: ast.AugAssign) -> None:
+        """`u += v`: u's new value keeps its dtype and shape (v may broadcast to u's shape, not
+        u to v's)."""
+        current = self.lookup(node.target, ast.Name(node.target_span or node.span, node.target))
+        result = self.binary(node.op, current, self.expr(node.value), node)
+        if isinstance(current, Runtime) and isinstance(result, Runtime):
+            before, after = current.type, result.type
+            shape_before = getattr(before, "shape", ())
+            shape_after = getattr(after, "shape", ())
+            if shape_before != shape_after or before.dtype != after.dtype:
+                raise self.error(
+                    f"'{node.target}' is {_type_text(before)}, but this would make it "
+                    f"{_type_text(after)}",
+                    node,
+                    f"an augmented assignment keeps the target's dtype and shape: reduce or "
+                    f"index the right side, or write {node.target} = {node.target} "
+                    f"{SYMBOLS.get(node.op, node.op)} ... to make a new value",
+                )
+        self.bind(node.target, result, node)
+
     def bind(self, name: str, value: SemanticValue, node: ast.Node) -> None:
         # A name may be a builtin function's (`bits = ...`, `max = ...`): functions are only
         # called, never values, so `max(a, b)` still reaches the builtin. `block` is a value.
@@ -170,6 +252,12 @@ class KernelLowering(ExpressionLowering):
             what = "a parameter" if name in self.params else "the block's index (block.x)"
             raise self.error(
                 f"cannot assign to '{name}': it names {what}", node, "choose another name"
+            )
+        if name in RESERVED:  # `let for = 1`: the grammar takes a keyword as a name there
+            raise self.error(
+                f"'{name}' is a reserved word and cannot name a value",
+                node,
+                f"choose another name, e.g. '{name}_'",
             )
         if not isinstance(value, Const | Runtime | Memory):
             raise self.error(
@@ -185,6 +273,7 @@ class KernelLowering(ExpressionLowering):
         statements = ("store", "atomic_add", "atomic_max", "atomic_min", "sync", "static_assert")
         statements += tuple(self.functions())
         if not (isinstance(value, ast.Call) and value.func in statements):
+            self.expr(value)  # its own mistakes (an unknown name) first
             raise self.error(
                 "this expression's value is not used",
                 node,
@@ -207,10 +296,17 @@ class KernelLowering(ExpressionLowering):
                 node,
                 "write the repetition as a for loop",
             )
+        if len(self.inlining) >= MAX_CALL_DEPTH:
+            raise self.error(
+                f"defs call each other more than {MAX_CALL_DEPTH} deep here",
+                node,
+                "defs are inlined: write fewer levels of calls, or a loop",
+            )
         scope = self.call_arguments(node, function)
-        saved = (self.scopes, self.params)
+        saved = (self.scopes, self.params, self.expression_depth)
         self.callers.append(self.scopes)
         self.scopes, self.params = [scope], {}
+        self.expression_depth = 0  # the body's expressions nest anew; MAX_CALL_DEPTH bounds it
         self.inlining.append(node)
         try:
             body = function.body
@@ -224,7 +320,7 @@ class KernelLowering(ExpressionLowering):
         finally:
             self.inlining.pop()
             self.callers.pop()
-            self.scopes, self.params = saved
+            self.scopes, self.params, self.expression_depth = saved
 
     def call_arguments(self, node: ast.Call, function: ast.FunctionDef) -> dict[str, SemanticValue]:
         """The def's parameters bound to the call's arguments (positional, then by name)."""
@@ -385,6 +481,14 @@ class KernelLowering(ExpressionLowering):
         return scalar if isinstance(like, ScalarType) else self.broadcast_to(scalar, like.shape)
 
     def for_statement(self, node: ast.For) -> None:
+        if node.var == "block" or node.var in self.params or node.var in RESERVED:
+            what = "a parameter" if node.var in self.params else "a reserved word"
+            what = "the block's index (block.x)" if node.var == "block" else what
+            raise self.error(
+                f"the loop variable cannot be '{node.var}': it names {what}",
+                name_span(node.span, "for " + node.var),
+                f"choose another name, e.g. for {node.var.lower()}_ in range(...)",
+            )
         lower, upper, step = self.range_bounds(node)
         carried = self.carried(assigned_names(node.body), node)
         names = list(carried)
@@ -523,6 +627,17 @@ class KernelLowering(ExpressionLowering):
             except LpirError:
                 return None
         return None
+
+
+def _type_text(type_: Any) -> str:
+    """A scalar's or a tile's type as the source would read it: "f32", "f32[64, 64]"."""
+    shape = getattr(type_, "shape", None)
+    dims = f"[{', '.join(map(str, shape))}]" if shape is not None else ""
+    return f"{type_.dtype.name}{dims}" if dims else f"{with_article(type_.dtype.name)} scalar"
+
+
+def _shown(value: object) -> str:
+    return value.name if isinstance(value, DType) else str(value)
 
 
 def lower_kernel(program: ast.Program, kernel_def: ast.KernelDef, params: dict) -> Module:

@@ -19,6 +19,7 @@ from lpir.dtypes import DType, dtype
 from lpir.errors import ArgumentError, DTypeError, SourceLocation, TypeCheckError, location_in
 from lpir.ir.core import Builder, Module
 from lpir.language import ast
+from lpir.language.declarations import name_span
 from lpir.language.expressions import ExpressionLowering
 from lpir.language.lower import lower_kernel
 from lpir.language.values import Const, DTypeConst
@@ -53,25 +54,85 @@ class _ParamEvaluator(ExpressionLowering):
         return self.as_const_int(node, what)
 
 
-def _explicit_value(kernel_def: ast.KernelDef, name: str, value: Any) -> int | DType:
-    if isinstance(value, DType):
-        return value
-    if isinstance(value, str):
-        try:
-            return dtype(value)
-        except DTypeError as error:
-            raise ArgumentError(f"parameter {name}={value!r}: {error.message}") from None
-    if isinstance(value, bool) or not isinstance(value, int):
+def parameter_kind(
+    kernel_def: ast.KernelDef, name: str, seen: frozenset[str] = frozenset()
+) -> str | None:
+    """What the kernel uses parameter `name` as: "dtype", "int" or None (cannot tell)."""
+    if name in seen:  # defaults that name each other: an error when they are evaluated
+        return None
+    if any(decl.dtype_name == name for decl in kernel_def.args):
+        return "dtype"
+    counts = [*kernel_def.blocks, kernel_def.threads]
+    counts += [
+        dim for decl in kernel_def.args if isinstance(decl, ast.GlobalArg) for dim in decl.dims
+    ]
+    if any(name in ast.names_in(node) for node in counts):
+        return "int"
+    for param in kernel_def.params:
+        if param.name != name or param.default is None:
+            continue
+        default = param.default
+        if isinstance(default, ast.Name):
+            if default.id in [p.name for p in kernel_def.params]:
+                return parameter_kind(kernel_def, default.id, seen | {name})
+            try:
+                dtype(default.id)
+                return "dtype"
+            except DTypeError:
+                return None
+        numeric = ast.IntLiteral | ast.BinaryExpr | ast.UnaryExpr | ast.Call
+        return "int" if isinstance(default, numeric) else None
+    return None
+
+
+def _explicit_value(
+    program: ast.Program, kernel_def: ast.KernelDef, name: str, value: Any
+) -> int | DType:
+    """The value the caller gives parameter `name` (an int, a DType or a dtype's name),
+    checked against what the kernel uses it as."""
+    kind = parameter_kind(kernel_def, name)
+    param = next(p for p in kernel_def.params if p.name == name)
+    place = _ParamEvaluator(program, {}).location(name_span(param.span, name))
+    if isinstance(value, bool) or not isinstance(value, int | str | DType):
         try:
             import numpy as np
 
             if isinstance(value, np.integer):
-                return int(value)
+                value = int(value)
         except ImportError:  # pragma: no cover
             pass
+    if isinstance(value, str) and kind == "int":
+        raise ArgumentError(
+            f"parameter {name} of kernel {kernel_def.name} takes an integer, not {value!r}",
+            place,
+            f"give it an integer, e.g. {name}=64 (decimal, 0x... or 0b...)",
+        )
+    if isinstance(value, str):
+        try:
+            value = dtype(value)
+        except DTypeError as error:
+            if kind == "dtype":
+                raise ArgumentError(
+                    f"parameter {name}={value!r}: {error.message}", place, error.hint
+                ) from None
+            raise ArgumentError(
+                f"parameter {name} of kernel {kernel_def.name} takes an integer or a dtype "
+                f"name, not {value!r}",
+                place,
+                f"e.g. {name}=64 or {name}=f16",
+            ) from None
+    if isinstance(value, DType) and kind == "int":
+        raise ArgumentError(
+            f"parameter {name} of kernel {kernel_def.name} takes an integer, not the dtype "
+            f"{value.name}",
+            place,
+            f"give it an integer, e.g. {name}=64",
+        )
+    if isinstance(value, bool) or not isinstance(value, int | DType):
         raise ArgumentError(
             f"parameter {name} of kernel {kernel_def.name} must be an int or a dtype name, "
-            f"not {value!r}"
+            f"not {value!r}",
+            place,
         )
     return value
 
@@ -168,7 +229,8 @@ def choose_params(
                 f"kernel {kernel_def.name} has no parameter {name!r} (its parameters: {known})",
                 deduction.location(kernel_def),
             )
-        deduction.set(name, _explicit_value(kernel_def, name, value), "the caller", kernel_def)
+        value = _explicit_value(program, kernel_def, name, value)
+        deduction.set(name, value, "the caller", kernel_def)
     if arguments is not None:
         deduction.from_arguments(arguments)
     deduction.defaults(need_all=True)

@@ -13,11 +13,12 @@ from importlib import resources
 from typing import Any
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer_NonRecursive, v_args
 from lark.tree import Meta
 
 from lpir.errors import ParseError, location_in
 from lpir.language import ast
+from lpir.language.declarations import check_kernels, reserved_name_error
 
 
 class _BracketNewlines:
@@ -98,7 +99,9 @@ def _end_of_code(source: str) -> tuple[int, int]:
 
 
 def parse_program(source: str, file: str = "<source>") -> ast.Program:
-    """Parse a whole source text (one or more kernels)."""
+    """Parse a whole source text (one or more kernels). A UTF-8 byte order mark that
+    opens it (an editor's, read without encoding="utf-8-sig") is skipped."""
+    source = source.removeprefix("\ufeff")
     try:
         tree = _parser().parse(source + "\n")
     except lark.UnexpectedToken as error:
@@ -126,6 +129,7 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
         raise ParseError("unexpected end of file", location, "close every '{' and '('") from None
     definitions = _ToAst().transform(tree)
     kernels = [d for d in definitions if isinstance(d, ast.KernelDef)]
+    check_kernels(kernels, source, file)
     functions = _functions([d for d in definitions if isinstance(d, ast.FunctionDef)], source, file)
     return ast.Program(kernels, source, file, functions)
 
@@ -150,8 +154,14 @@ def _functions(defs: list[ast.FunctionDef], source: str, file: str) -> dict[str,
             raise ParseError(
                 f"cannot define '{function.name}': it names a builtin", place, "choose another name"
             )
+        reserved = reserved_name_error(function.name, "a def", span, source, file)
+        if reserved is not None:
+            raise reserved
         seen: set[str] = set()
         for name, name_span in zip(function.params, function.param_spans):
+            reserved = reserved_name_error(name, "a parameter", name_span, source, file)
+            if reserved is not None:
+                raise reserved
             if name in seen:
                 raise ParseError(
                     f"parameter '{name}' of '{function.name}' is listed twice",
@@ -201,8 +211,9 @@ _AUGMENTED = {
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
-    """Turn the lark parse tree into `lpir.language.ast` nodes."""
+class _ToAst(Transformer_NonRecursive):
+    """Turn the lark parse tree into `lpir.language.ast` nodes (iteratively: a chain of 20000
+    `+` is a parse tree as deep, past Python's recursion limit)."""
 
     def start(self, meta: Meta, definitions: list[object]) -> list[ast.KernelDef | ast.FunctionDef]:
         return [d for d in definitions if isinstance(d, ast.KernelDef | ast.FunctionDef)]
@@ -224,7 +235,9 @@ class _ToAst(Transformer):
         *args, launch, body = rest
         blocks, threads = launch
         args = [a for a in args if a is not None]
-        return ast.KernelDef(_span(meta), str(name), params or [], args, blocks, threads, body)
+        return ast.KernelDef(
+            _span(meta), str(name), params or [], args, blocks, threads, body, _token_span(name)
+        )
 
     def params(self, meta: Meta, children: list[ast.Param | None]) -> list[ast.Param]:
         return [c for c in children if c is not None]

@@ -1,0 +1,315 @@
+"""Mistakes the front end once accepted silently or answered with a Python traceback.
+
+Each is an `LpirError` placed at the mistake (file:line:col, the line, a caret) with a hint:
+names declared twice or reserved, a launch grid computed from block.x, sources nested past
+Python's recursion limit, bad `-D` values and CLI options, tabs and a byte order mark, a
+static_assert message that is not a string, an augmented assignment that changes its target's
+shape, and a float constant that overflows the dtype it meets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lpir
+from lpir.cli import main
+from lpir.errors import ArgumentError, LpirError, ParseError, TypeCheckError
+from lpir.language.specialize import specialize
+from lpir.language.syntax import parse_program
+
+ARGS = "(a: global f32[N], c: global f32[N]) blocks(1) threads(32)"
+HEAD = f"kernel k[N = 64]{ARGS} {{\n    t = load(a[0 :+ 64])\n"
+STORE = "    store(c[0 :+ 64], t)\n}\n"
+
+
+def lower(source: str, **params: object) -> None:
+    specialize(parse_program(source, "m.lp"), None, params)
+
+
+def located(error: LpirError, line: int, column: int, *words: str) -> str:
+    """`str(error)` after checking its place and that it has a caret and a hint."""
+    text = str(error)
+    assert text.startswith(f"m.lp:{line}:{column}: error: "), text
+    assert "^" in text and error.hint, text
+    for word in words:
+        assert word in text, (word, text)
+    return text
+
+
+def run_interp(source: str, x: np.ndarray) -> np.ndarray:
+    kernel = lpir.compile(source, target="interp")
+    y = np.zeros(64, np.float32)
+    kernel(x, y)
+    return y
+
+
+# ---- 1. names declared twice or reserved --------------------------------------------------
+DECLARATIONS = [
+    # (header, line, column, words)
+    (
+        "kernel k[N = 64](a: global f32[N], a: global f32[N]) blocks(1) threads(32) {",
+        1,
+        36,
+        ("argument 'a'", "declared twice", "first at line 1, column 18"),
+    ),
+    (
+        "kernel k[N = 64, N = 32](a: global f32[N], c: global f32[N]) blocks(1) threads(32) {",
+        1,
+        18,
+        ("parameter 'N'", "declared twice", "first at line 1, column 10"),
+    ),
+    (
+        "kernel k[N = 64](N: global f32[64], c: global f32[N]) blocks(1) threads(32) {",
+        1,
+        18,
+        ("argument 'N'", "also the name of a parameter"),
+    ),
+    (
+        "kernel k[N = 64](block: global f32[N], c: global f32[N]) blocks(1) threads(32) {",
+        1,
+        18,
+        ("'block' cannot name an argument", "block_"),
+    ),
+    (
+        "kernel k[N = 64](a: global f32[N], for: global f32[N]) blocks(1) threads(32) {",
+        1,
+        36,
+        ("'for' is a reserved word", "argument"),
+    ),
+    (
+        "kernel k[range = 64](a: global f32[64], c: global f32[64]) blocks(1) threads(32) {",
+        1,
+        10,
+        ("'range' is a reserved word", "parameter"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("header", "line", "column", "words"), DECLARATIONS)
+def test_declarations_twice_or_reserved(header: str, line: int, column: int, words: tuple) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_program(f"{header}\n}}\n", "m.lp")
+    located(caught.value, line, column, *words)
+
+
+def test_two_kernels_of_one_name() -> None:
+    one = f"kernel k[N = 64]{ARGS} {{\n}}\n"
+    with pytest.raises(ParseError) as caught:
+        parse_program(one + one, "m.lp")
+    located(caught.value, 3, 8, "kernel 'k' is defined twice (first at line 1)")
+
+
+def test_reserved_names_of_defs_and_values() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_program("def f(block) {\n    return block\n}\n", "m.lp")
+    located(caught.value, 1, 7, "'block' cannot name a parameter")
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + "    let for = 3\n" + STORE)
+    located(caught.value, 3, 5, "'for' is a reserved word")
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + "    for N in range(4) {\n    }\n" + STORE)
+    located(caught.value, 3, 5, "loop variable cannot be 'N'", "a parameter")
+
+
+# ---- 2. the launch grid is computed from parameters ---------------------------------------
+def test_block_count_from_block_x() -> None:
+    source = (
+        "kernel k[N = 64](a: global f32[N], c: global f32[N]) blocks(block.x) threads(32) {\n}\n"
+    )
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 1, 61, "a block count must be a compile-time integer", "parameters")
+
+
+def test_dimension_and_default_from_block_x() -> None:
+    with pytest.raises(TypeCheckError) as caught:
+        lower("kernel k[N = block.y](a: global f32[64]) blocks(1) threads(32) {\n}\n")
+    located(caught.value, 1, 14, "the default of N must be a compile-time integer")
+    with pytest.raises(TypeCheckError) as caught:
+        lower("kernel k(a: global f32[block.x]) blocks(1) threads(32) {\n}\n")
+    located(caught.value, 1, 24, "a tensor dimension must be a compile-time integer")
+
+
+# ---- 3. long chains work, absurd nesting is refused ---------------------------------------
+def test_long_flat_chains_lower_and_compute() -> None:
+    x = np.arange(64, dtype=np.float32)
+    chain = HEAD + "    store(c[0 :+ 64], " + " + ".join(["t"] * 600) + ")\n}\n"
+    np.testing.assert_allclose(run_interp(chain, x), 600 * x)
+    negated = HEAD + "    store(c[0 :+ 64], " + "-" * 5001 + "t)\n}\n"
+    np.testing.assert_array_equal(run_interp(negated, x), -x)
+    constants = HEAD + "    store(c[0 :+ 64], t * (" + " + ".join(["1.0"] * 5000) + "))\n}\n"
+    np.testing.assert_allclose(run_interp(constants, x), 5000 * x)
+    mixed = HEAD + "    store(c[0 :+ 64], t" + " - t * 2.0 + t" * 400 + ")\n}\n"
+    np.testing.assert_allclose(run_interp(mixed, x), -399 * x)
+
+
+def test_deeply_nested_expression_is_refused() -> None:
+    deep = "t * (" * 150 + "t" + ")" * 150
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + f"    u = {deep}\n" + STORE)
+    located(caught.value, 3, 504, "nests more than 100 levels deep")
+
+
+def nested(opening: str, depth: int) -> str:
+    body = "".join(f"{opening.format(i)} {{\n" for i in range(depth)) + "}\n" * depth
+    return HEAD + "    let v = load(a[0])\n" + body + STORE
+
+
+def test_deeply_nested_blocks_are_refused_before_lowering() -> None:
+    with pytest.raises(TypeCheckError) as caught:
+        lower(nested("if v > {}.0", 300))
+    located(caught.value, 104, 1, "blocks nest more than 100 deep")
+    with pytest.raises(TypeCheckError) as caught:
+        lower(nested("for i{} in range(0, 1)", 200))
+    located(caught.value, 104, 1, "blocks nest more than 100 deep")
+    lower(nested("if v > {}.0", 100))  # at the limit: fine
+
+
+def test_a_long_chain_of_defs_is_refused() -> None:
+    defs = "def f0(x) { return x }\n" + "".join(
+        f"def f{i}(x) {{ return f{i - 1}(x) + 1.0 }}\n" for i in range(1, 200)
+    )
+    source = defs + HEAD + "    store(c[0 :+ 64], f199(t))\n}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 101, 22, "defs call each other more than 100 deep")
+
+
+# ---- 4. -D values and CLI options ---------------------------------------------------------
+GEMV = str(Path(__file__).parent.parent / "examples" / "gemv_wq.lp")
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "1e3", "2*BN", "5=6", "f32"])
+def test_define_an_integer_parameter(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["opt", GEMV, "-D", f"N={value}"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"gemv_wq.lp:3:25: error: parameter N of kernel gemv_wq takes an integer, not '{value}'"
+        in err
+    )
+    assert "hint: give it an integer" in err and "Traceback" not in err
+
+
+def test_define_a_dtype_for_an_integer_parameter() -> None:
+    with pytest.raises(ArgumentError, match="takes an integer, not the dtype f16") as caught:
+        lpir.compile(GEMV, target="interp", N=lpir.dtype("f16")).specialize(None)
+    assert str(caught.value).startswith(f"{GEMV}:3:25: error: parameter N of kernel gemv_wq")
+
+
+def test_define_a_count_that_makes_no_blocks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["opt", GEMV, "-D", "N=-5"]) == 1
+    err = capsys.readouterr().err
+    assert "gemv_wq.lp:8:10: error: the block count is 0; it must be positive" in err
+    assert "hint: with N = -5, BN = 64: give the parameters values" in err
+
+
+def test_define_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["opt", GEMV, "-D", "N=5", "-D", "N=7"]) == 1
+    assert "error: -D N is given twice (N=5 and N=7)" in capsys.readouterr().err
+
+
+def test_negative_seed_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", GEMV, "--seed", "-1"])
+    assert exited.value.code == 2
+    assert "argument --seed: invalid seed -1" in capsys.readouterr().err
+
+
+def test_layout_png_into_a_missing_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    assert main(["layout", "local(2,1)", "--png", str(tmp_path / "no" / "x.png")]) == 1
+    assert "error: cannot write" in capsys.readouterr().err
+
+
+def test_layout_larger_than_a_tile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["layout", "spatial(100000,100000)"]) == 1
+    err = capsys.readouterr().err
+    assert "covers 10000000000 elements, more than the 1048576" in err
+
+
+def test_arch_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emit", GEMV, "--target", "cpu", "--arch", "sm_90"]) == 1
+    assert "error: the 'llvm' source does not depend on a GPU architecture" in (
+        capsys.readouterr().err
+    )
+
+
+# ---- 5. tabs and a byte order mark --------------------------------------------------------
+def test_caret_under_a_name_after_tabs() -> None:
+    source = f"kernel k[N = 64]{ARGS} {{\n\tt = load(a[0 :+ 64])\n\tstore(c[0 :+ 64], t +\tq)\n}}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    text = located(caught.value, 3, 24, "unknown name 'q'")
+    shown, caret = text.splitlines()[1:3]
+    assert shown[caret.index("^")] == "q"
+
+
+def test_byte_order_mark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = HEAD + STORE
+    parse_program("\ufeff" + source, "m.lp")
+    path = tmp_path / "bom.lp"
+    path.write_bytes(b"\xef\xbb\xbf" + source.encode())
+    assert main(["opt", str(path)]) == 0
+    path.write_bytes(source.replace("t = load", "t = load # caf\xe9").encode("latin-1"))
+    assert main(["opt", str(path)]) == 1
+    assert f"{path}:2:19: error: the source is not UTF-8: byte 95 (0xe9)" in capsys.readouterr().err
+
+
+# ---- 6. statements ------------------------------------------------------------------------
+STATEMENTS = [
+    # (statement, line, column, words)
+    ("    static_assert(N > 100, 5)", 3, 28, ("message of static_assert must be a string",)),
+    ("    q", 3, 5, ("unknown name 'q'",)),
+    ("    t += t[:, None]", 3, 5, ("'t' is f32[64], but this would make it f32[64, 64]",)),
+    ("    let s = load(a[0])\n    s += t", 4, 5, ("'s' is an f32 scalar", "f32[64]")),
+    ("    u = load(a[0 :+ 64, 0])", 3, 14, ("a has 1 dimension but the subscript has 2",)),
+]
+
+
+@pytest.mark.parametrize(("statement", "line", "column", "words"), STATEMENTS)
+def test_statement_mistakes(statement: str, line: int, column: int, words: tuple) -> None:
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + statement + "\n" + STORE)
+    if "subscript" in words[0]:  # that error has no hint to give beyond its example
+        assert str(caught.value).startswith(f"m.lp:{line}:{column}: error: {words[0]}")
+        return
+    located(caught.value, line, column, *words)
+
+
+# ---- 7. float constants that overflow -----------------------------------------------------
+def test_float_constant_past_f16() -> None:
+    source = HEAD + "    store(c[0 :+ 64], cast<f32>(cast<f16>(t) + 100000.0))\n}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 3, 33, "the constant 100000.0 does not fit in f16 (max 65504)")
+
+
+def test_float_constants_that_round_to_the_largest_fit() -> None:
+    x = np.ones(64, np.float32)
+    f16 = HEAD + "    store(c[0 :+ 64], cast<f32>(cast<f16>(t) * 65519.0))\n}\n"
+    np.testing.assert_array_equal(run_interp(f16, x), 65504.0)
+    flt_max = HEAD + "    store(c[0 :+ 64], max(t, -3.4028235e38))\n}\n"
+    np.testing.assert_array_equal(run_interp(flt_max, x), x)
+
+
+@pytest.mark.parametrize(
+    ("blocks", "column", "words"),
+    [
+        ("4294967296", 61, ("along x is 4294967296", "at most 2147483647")),
+        ("1, 65536", 64, ("along y is 65536", "at most 65535")),
+    ],
+)
+def test_a_grid_past_the_launch_limits(blocks: str, column: int, words: tuple) -> None:
+    """block.x is an i32 and a GPU launches at most 2^31 - 1 blocks along x, 65535 along y
+    and z (the interpreter ran out of memory, the CUDA C launched a grid it cannot)."""
+    source = (
+        f"kernel k[N = 64](a: global f32[N], c: global f32[N]) blocks({blocks}) threads(32) {{\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lower(source + "    store(c[0 :+ 64], load(a[0 :+ 64]))\n}\n")
+    located(caught.value, 1, column, *words)
