@@ -313,3 +313,30 @@ def test_a_grid_past_the_launch_limits(blocks: str, column: int, words: tuple) -
     with pytest.raises(LpirError) as caught:
         lower(source + "    store(c[0 :+ 64], load(a[0 :+ 64]))\n}\n")
     located(caught.value, 1, column, *words)
+
+
+def test_a_slice_passed_to_a_def_is_not_sliced_again() -> None:
+    """Past a slice's edge lies the rest of the tensor, not a masked edge: a slice of a slice
+    is refused with the way to write it."""
+    source = (
+        "def first_rows(src) {\n    return load(src[0 :+ 8, :])\n}\n"
+        "kernel k[B = 3, S = 37, D = 40](x: global f32[B, S, D], y: global f32[B, 8, D])\n"
+        "    blocks(B) threads(32) {\n"
+        "    store(y[block.x, :, :], first_rows(x[block.x, :, :]))\n}\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lower(source)
+    located(caught.value, 2, 17, "cannot subscript a slice of x", "called at 6:29")
+    assert "pass the tensor x and the indices instead" in str(caught.value)
+
+
+def test_a_constant_slice_past_a_shared_tile_is_an_error() -> None:
+    """A shared tile's size is the kernel's choice: s[32 :+ 64] of 64 elements is a mistake
+    (it read zeros past the edge, as a tensor's edge would)."""
+    source = HEAD.replace(
+        "t = load(a[0 :+ 64])", "s = shared<f32>[64]\n    store(s, load(a[0 :+ 64]))"
+    )
+    source += "    store(c[0 :+ 64], load(s[32 :+ 64]))\n}\n"
+    with pytest.raises(LpirError) as caught:
+        lower(source)
+    located(caught.value, 4, 30, "the slice 32 :+ 64 leaves the shared tile's 64 elements")

@@ -493,6 +493,13 @@ class ExpressionLowering:
             return self.memory_slice(base, node)
         if isinstance(base, Runtime) and base.is_tile:
             return self.tile_subscript(base, node)
+        if isinstance(base, Slice):  # its edge is not the tensor's, where loads are masked
+            raise self.error(
+                f"cannot subscript {base.describe()}: a slice is loaded or stored whole",
+                node,
+                f"pass the tensor {base.memory.name} and the indices instead, and slice it once "
+                f"(in a def: f(x, b) and load(x[b, t0 :+ BT, :]))",
+            )
         raise self.error(f"cannot subscript {base.describe()}", node)
 
     def tile_subscript(self, tile: Runtime, node: ast.Subscript) -> Runtime:
@@ -578,11 +585,24 @@ class ExpressionLowering:
         offsets, dims, shape = [], [], []
         for dim, (item, extent) in enumerate(zip(node.items, shape_of_memory)):
             offset, length = self.slice_item(item, extent)
+            if isinstance(memory.type, SharedType):
+                self.check_shared_bounds(offset, length or 1, extent, item)
             offsets.append(offset)
             if length is not None:
                 dims.append(dim)
                 shape.append(length)
         return Slice(memory, tuple(offsets), tuple(dims), tuple(shape))
+
+    def check_shared_bounds(self, offset: Value, length: int, extent: int, item: ast.Node) -> None:
+        """A shared tile's size is the kernel's own choice, so a slice known to leave it is a
+        mistake, not an edge to mask (as a tensor's edge is)."""
+        start = offset.owner.value if isinstance(offset.owner, ConstantOp) else None
+        if isinstance(start, int) and not 0 <= start <= start + length <= extent:
+            raise self.error(
+                f"the slice {start} :+ {length} leaves the shared tile's {extent} elements",
+                item,
+                f"keep it within 0 .. {extent}, or make the shared tile larger",
+            )
 
     def slice_item(self, item: ast.Node, extent: int) -> tuple[Value, int | None]:
         if isinstance(item, ast.NewAxis):
