@@ -18,6 +18,7 @@ interpreter's own elementwise semantics), and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -182,6 +183,8 @@ class _Canonicalizer(Rewriter):
         if identity is not None and not dt.is_bool:
             value, commutes = identity
             exact = not dt.is_float or op.name in ("sub", "mul", "div")
+            if dt.is_float and op.name == "sub" and right is not None:
+                exact = math.copysign(1.0, right) > 0  # x - -0.0 is x + 0.0: -0.0 - -0.0 = +0.0
             if exact and right is not None and right == value:
                 return [lhs]
             if exact and commutes and left is not None and left == value:

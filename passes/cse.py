@@ -17,9 +17,19 @@ from lpir.ir.rewrite import Rewriter
 
 
 def _key(op: Operation, operands: list[Value]) -> tuple:
-    attributes = tuple(sorted(op.attributes.items()))
+    attributes = tuple(sorted((name, _exact(value)) for name, value in op.attributes.items()))
     types = tuple(r.type for r in op.results)
     return (op.name, tuple(id(v) for v in operands), attributes, types)
+
+
+def _exact(value: object) -> object:
+    """An attribute's value as a key that tells apart what Python's == does not: -0.0 from
+    0.0 (equal, yet `store(f[0], -0.0)` and `store(f[1], 0.0)` store different bits)."""
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, tuple | list):
+        return (type(value).__name__, tuple(_exact(item) for item in value))
+    return value
 
 
 class _CommonSubexpressions(Rewriter):

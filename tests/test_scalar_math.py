@@ -160,3 +160,48 @@ def test_a_small_float_scalar_and_constant_hold_their_values(target, name, value
     lpir.compile(SMALL_FLOAT, target=target, T=name)(y, z, value)
     assert y[0] == dt.decode(dt.encode([value]))[0]
     assert (dt.decode(z.codes()) == dt.decode(dt.encode([3.0]))[0]).all()
+
+
+SIGNED_ZEROS = """
+kernel signed_zeros(x: global f32[2], f: global f32[6]) blocks(1) threads(1) {
+    t = load(x[0 :+ 2])
+    store(f[0], -0.0)
+    store(f[1], 0.0)
+    store(f[2 :+ 2], t - -0.0)
+    store(f[4 :+ 2], t + 0.0)
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_signed_zeros_stay_apart(target):
+    """cse merged the constants 0.0 and -0.0 (equal in Python), so one kernel stored the
+    same zero twice; canonicalize took x - -0.0 for x (it is x + 0.0: -0.0 - -0.0 is +0.0)."""
+    x, f = np.array([-0.0, 0.0], np.float32), np.full(6, 7.0, np.float32)
+    lpir.compile(SIGNED_ZEROS, target=target)(x, f)
+    wanted = np.array([-0.0, 0.0, 0.0, 0.0, 0.0, 0.0], np.float32)
+    np.testing.assert_array_equal(np.signbit(f), np.signbit(wanted))
+
+
+WIDE_CASTS = """
+kernel wide_casts(o: global i64[2], u: global u64[1], d: global f64[2], b: global i8[1])
+    blocks(1) threads(1) {
+    store(o[0], cast<i64>(3000000000))
+    store(o[1], cast<i64>(1 << 62))
+    store(u[0], cast<u64>(max_value(u64)))
+    store(d[0], cast<f64>(3000000000))
+    store(d[1], cast<f64>(0.1))
+    store(b[0], cast<i8>(3000000000))
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_a_cast_of_a_constant_converts_its_exact_value(target):
+    """A constant met by a cast was made an i32 (or f32) first: cast<i64>(3000000000) was
+    "does not fit in i32", cast<f64>(0.1) would have been 0.1 rounded to f32."""
+    o, u, d, b = np.zeros(2, np.int64), np.zeros(1, np.uint64), np.zeros(2), np.zeros(1, np.int8)
+    lpir.compile(WIDE_CASTS, target=target)(o, u, d, b)
+    np.testing.assert_array_equal(o, [3000000000, 1 << 62])
+    assert u[0] == 2**64 - 1 and b[0] == np.int64(3000000000).astype(np.int8)
+    np.testing.assert_array_equal(d, [3e9, 0.1])

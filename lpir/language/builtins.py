@@ -56,10 +56,21 @@ def cast(low: ExpressionLowering, call: ast.Call) -> Runtime:
     assert call.type_name is not None  # a typed builtin is called with its type argument
     target = low.dtype_named(call.type_name, call.type_span)
     value = tile_or_scalar(low, node)
-    source = low.as_runtime(value, node)
+    source = low.as_runtime(value, node, _exact_dtype(value) if isinstance(value, Const) else None)
     if source.type.dtype == target:
         return Runtime(source)
     return Runtime(low.builder.add(CastOp.create(source, target)))
+
+
+def _exact_dtype(constant: Const) -> DType:
+    """A dtype that holds a constant exactly, for a cast to convert it as it would at run time
+    (`cast<i64>(3000000000)`, `cast<f64>(0.1)`: not through i32 or f32 first)."""
+    value = constant.value
+    if isinstance(value, bool):
+        return dtype("bool")
+    if isinstance(value, float):
+        return dtype("f64")
+    return dtype("i64") if value < 2**63 else dtype("u64")
 
 
 @builtin("view<T>(x)", typed=True)
