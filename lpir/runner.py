@@ -20,6 +20,7 @@ An IR text file (`.ir`) runs as it is, with the parameters it records (`lpir.run
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.util
 import inspect
@@ -45,11 +46,32 @@ from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
 from lpir.runtime.specialization import Specialization
 
+#: what a companion defines; a .py beside the kernel that defines neither is someone else's
+COMPANION_FUNCTIONS = ("make_inputs", "reference")
+
 
 def load_companion(path: str | os.PathLike) -> ModuleType | None:
+    """The companion `name.py` of a kernel file, or None: where the file defines neither of
+    `COMPANION_FUNCTIONS` at its top level (read without running it: it may be any script),
+    it is not one; where it defines one only, that is an error."""
     companion = Path(path).with_suffix(".py")
     if not companion.exists():
         return None
+    try:
+        tree = ast.parse(companion.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return None  # not a Python script lpir can read: no companion
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    present = [name for name in COMPANION_FUNCTIONS if name in defined]
+    if not present:
+        return None
+    if len(present) < len(COMPANION_FUNCTIONS):
+        missing = next(name for name in COMPANION_FUNCTIONS if name not in defined)
+        raise LpirError(
+            f"{companion} defines {present[0]} but not {missing}",
+            hint="a companion defines make_inputs(params, rng) and reference(params, args) "
+            "(and may define tolerance); rename the file if it is not one",
+        )
     spec = importlib.util.spec_from_file_location(f"lpir_companion_{companion.stem}", companion)
     if spec is None or spec.loader is None:
         raise LpirError(f"cannot load {companion} as a Python module")
@@ -346,7 +368,9 @@ def _check(
         return good
 
     ok = True
-    if not written:  # nothing compared would pass silently: say so
+    if theirs is None and companion is None:
+        print(f"  note  {target} is this file's reference itself: nothing to compare it with")
+    elif not written:  # nothing compared would pass silently: say so
         print(
             "  note  no argument changed: the kernel wrote nothing these inputs could show "
             "(an index loaded from memory out of range? try --seed or a companion's make_inputs)"
@@ -381,12 +405,13 @@ def _grouped(tolerances: dict[int, Tolerance]) -> dict[tuple[float, str, str], l
 def adds_in_any_order(kernel: Kernel) -> bool:
     """Whether a kernel (tile or thread IR) adds many values in an order each target chooses:
     a `sum` reduction or a `dot` of tiles, an `mma` or `dot_pairs` (whose subnormals depend on
-    the host), an atomic add into global memory. (A thread IR's `reduce_lanes` has one order
-    everywhere.)"""
+    the host), an atomic add into global memory, a thread IR's `reduce_lanes` sum (one order
+    everywhere, but the CPU contracts the products it sums into FMAs, which the thread
+    interpreter rounds apart: a long sum that cancels differs by ulps of its terms)."""
     for op in kernel.walk():
         if op.name in ("dot", "mma", "dot_pairs"):
             return True
-        if op.name == "reduce" and op.attributes["kind"] == "sum":
+        if op.name in ("reduce", "reduce_lanes") and op.attributes["kind"] == "sum":
             return True
         if op.name in ("store_global", "st") and op.attributes.get("combine") == "add":
             return True

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from lpir.passes.base import Pass, register_pass
 
-from lpir.ir.core import Module, Operation, Region, Value
+from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.effects import is_pure
 from lpir.ir.rewrite import Rewriter
 
@@ -47,6 +47,10 @@ class _CommonSubexpressions(Rewriter):
         results = self.copy(op).results
         self.scopes[-1][key] = results
         return results
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        self.scopes = [{}]  # a kernel sees none of the ops of the kernels before it
+        return super().run_kernel(kernel)
 
     def copy_region(self, region: Region) -> Region:
         self.scopes.append({})

@@ -5,6 +5,8 @@ kernels take their arguments by name too."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -270,3 +272,15 @@ def test_a_utf8_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
     kernel(np.ones(8, np.float32), np.ones(8, np.float32), z)
     np.testing.assert_array_equal(z, 2)
     assert lpir.compile("\ufeff" + ADD, target="interp").name == "add"
+
+
+def test_a_path_with_braces_is_a_path(tmp_path):
+    """`{proj}/k.lp` was taken for source text ("unexpected '{'")."""
+    folder = tmp_path / "{proj}"
+    folder.mkdir()
+    (folder / "k.lp").write_text(Path("examples/vector_add.lp").read_text())
+    assert lpir.compile(str(folder / "k.lp"), target="interp").name == "vector_add"
+    assert lpir.compile(folder / "k.lp", target="interp").name == "vector_add"
+    one_line = "kernel k[N = 4](x: global f32[N]) blocks(1) threads(4) { store(x[:], 0.0 + x) }"
+    with pytest.raises(lpir.LpirError):  # source text of one line (too long a name is no path)
+        lpir.compile(one_line * 20, target="interp")

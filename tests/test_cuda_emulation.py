@@ -387,3 +387,25 @@ def test_reading_shared_memory_nobody_wrote_is_an_error():
     """
     with pytest.raises(lpir.LpirError, match="uninitialized shared memory in block"):
         lpir.compile(source, target="cuda-host")(np.zeros(128, np.float32))
+
+
+@pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
+def test_a_damaged_emulation_library_is_built_again(tmp_path):
+    """The built libraries live in lpir's cache directory; one cut short (a full disk, a
+    killed copy) raised "file too short" for good instead of being built again. (Processes
+    of their own: a library this process has loaded stays mapped.)"""
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
+    path = str(EXAMPLES_DIRECTORY / "vector_add.lp")
+    command = [sys.executable, "-m", "lpir", "run", path, "--target", "cuda-host", "-D", "N=300"]
+    subprocess.run(command, env=environment, check=True, capture_output=True)
+    (library,) = (tmp_path / "emulation").glob("*.so")
+    library.write_bytes(b"")
+    result = subprocess.run(
+        [*command, "--check"], env=environment, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "ok    arg 2" in result.stdout, result.stderr
+    assert library.stat().st_size > 0

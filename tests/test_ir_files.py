@@ -6,6 +6,7 @@ They are already specialized, so parameters (`-D`) are an error rather than sile
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,38 @@ def test_an_ir_file_that_is_not_utf8_is_a_located_error(tmp_path: Path):
     path.write_bytes(DOUBLE.replace("%u = mul", "%\xe9 = mul").encode("latin-1"))
     with pytest.raises(LpirError, match=r"latin1.ir:5:\d+: .*not UTF-8"):
         lpir.compile(path, target="interp")
+
+
+def test_cse_keeps_each_kernel_of_a_file_to_itself(tmp_path: Path):
+    """cse once reused the first kernel's constants in the second ("operand 1 is used before
+    it is defined")."""
+    path = tmp_path / "two.ir"
+    path.write_text(DOUBLE + DOUBLE.replace("@double", "@twice"))
+    assert main(["opt", str(path), "-p", "cse"]) == 0
+
+
+def test_the_cuda_c_of_ir_text_names_unnamed_values(tmp_path: Path):
+    """IR text names a shared tile `%0`; the CUDA C once declared `const int 0_swizzled_0`."""
+    from lpir.tools import emit, optimize
+
+    path = tmp_path / "mm.ir"
+    params = {"M": 64, "N": 64, "K": 64}
+    path.write_text(optimize("examples/matmul_wq.lp", params=params))
+    assert "%0 = alloc_shared" in path.read_text()
+    source = emit(str(path), "cuda", "cuda", {}, None)
+    assert re.search(r"\b\d\w*_swizzled", source) is None and "v0_swizzled_0" in source
+
+
+def test_cuda_c_of_thread_ir_before_bit_packing_is_refused(tmp_path: Path):
+    """The CUDA emitter read each u4 of such IR as a byte (249 of 256 outputs wrong)."""
+    from lpir.tools import emit, optimize
+
+    source = tmp_path / "up4.lp"
+    source.write_text(
+        "kernel up4[N = 256](x: global u4[N], y: global f32[N]) blocks(1) threads(32) {\n"
+        "    store(y[:], cast<f32>(load(x[:])))\n}\n"
+    )
+    path = tmp_path / "up4.ir"
+    path.write_text(optimize(str(source), "layout-selection,lower-to-threads", target="cuda"))
+    with pytest.raises(LpirError, match="run bit-packing first"):
+        emit(str(path), "cuda", "cuda", {}, None)

@@ -242,3 +242,17 @@ def test_a_companion_may_bound_each_element_from_the_inputs(capsys):
     for seed in range(3):
         assert run_file(str(example), target="cpu", check=True, seed=seed)
     assert "atol=per element, up to" in capsys.readouterr().out
+
+
+def test_thread_ir_that_sums_lanes_is_checked_as_a_long_sum(tmp_path, capsys):
+    """skinny_wq's thread IR sums lanes of products (defer-lane-sums), which the CPU contracts
+    into FMAs and the thread interpreter rounds apart: 2 of 512 outputs that cancel differed
+    by 1-2 ulps of their terms and failed a tolerance of one rounding per output."""
+    from lpir.tools import emit
+
+    params = {"M": 4, "N": 128, "K": 256, "MB": 4}
+    path = tmp_path / "skinny.ir"
+    path.write_text(emit("examples/skinny_wq.lp", "cpu", "ir", params, None))
+    assert "reduce_lanes" in path.read_text()
+    assert run_file(str(path), target="cpu", check=True)
+    assert "sums in another order" in capsys.readouterr().out

@@ -28,7 +28,7 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Operation, Region, Value, users_of
-from lpir.ir.ops import AllocSharedOp, StoreBitsOp, StoreThreadOp
+from lpir.ir.ops import AllocSharedOp, LoadThreadOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.printer import Namer, Printer
 from lpir.ir.types import GlobalType, SharedType, VectorType
 
@@ -156,7 +156,11 @@ class KernelEmitter:
         return name
 
     def fresh(self, prefix: str = "t") -> str:
-        """A new C identifier for a temporary (`t_0`, `lanes_1`, ...)."""
+        """A new C identifier for a temporary (`t_0`, `lanes_1`, ...); a prefix made of an IR
+        name is made an identifier (`%0` of IR text: `v0_swizzled_0`)."""
+        prefix = _IDENTIFIER.sub("_", prefix)
+        if prefix[0].isdigit():
+            prefix = "v" + prefix
         index = 0
         while f"{prefix}_{index}" in self.used_names:
             index += 1
@@ -218,6 +222,7 @@ class KernelEmitter:
 
     # ---- kernel -------------------------------------------------------------------------------
     def emit(self) -> str:
+        self.check_bit_packed()
         w = self.w
         parameters = [self.parameter(arg) for arg in self.kernel.args]
         w.line(f'extern "C" __global__ void __launch_bounds__({self.kernel.threads})')
@@ -226,6 +231,20 @@ class KernelEmitter:
             self.declare_shared_memory()
             self.region(self.kernel.body)
         return w.text()
+
+    def check_bit_packed(self) -> None:
+        """Raise where a load or store still moves elements of under 8 bits: bit-packing
+        turns those into byte accesses and bit fields, which is all this backend emits (thread
+        IR printed before that pass would be read a byte an element)."""
+        for op in self.kernel.walk():
+            if isinstance(op, LoadThreadOp | StoreThreadOp) and op.access_dtype.nbits < 8:
+                raise LpirError(
+                    f"the CUDA backend needs packed accesses as bytes, and this "
+                    f"{op.name} moves {op.access_dtype.name} elements",
+                    op.location,
+                    "run bit-packing first: IR text printed after it (or the .lp source) "
+                    "compiles for the GPU",
+                )
 
     def parameter(self, arg: Value) -> str:
         name = self.c_name(arg)

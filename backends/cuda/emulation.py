@@ -65,9 +65,20 @@ def _wrapper(kernel: KernelSource, entry: str) -> str:
 
 
 def _build_directory() -> Path:
-    directory = Path(tempfile.gettempdir()) / f"lpir-emulation-{os.getuid()}"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    """Where built emulation libraries are kept: `emulation/` of lpir's cache directory
+    (`$LPIR_CACHE_DIR`), or a folder of the temporary directory where that cannot be made."""
+    from lpir.runtime import cache
+
+    for directory in (
+        cache.directory() / "emulation",
+        Path(tempfile.gettempdir()) / f"lpir-emulation-{os.getuid()}",
+    ):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return directory
+        except OSError:
+            continue
+    raise LpirError("no writable folder for the CUDA emulation's libraries")
 
 
 @functools.cache
@@ -98,6 +109,11 @@ def build(source: str) -> ctypes.CDLL:
     key_text = source + headers + compiler + " ".join(_FLAGS)
     key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
     library = _build_directory() / f"{key}.so"
+    if library.exists():
+        try:
+            return _load_library(str(library))
+        except OSError:  # a damaged library (cut short, emptied): build it again
+            library.unlink(missing_ok=True)
     if not library.exists():
         source_path = _build_directory() / f"{key}.cpp"
         source_path.write_text(source)

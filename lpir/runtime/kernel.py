@@ -43,14 +43,26 @@ TARGETS = ("interp", "threads", "threads-cuda", "cpu", "cuda", "cuda-host")
 
 
 def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
-    """(text, file name) from a path to a .lp file or from the source text itself."""
+    """(text, file name) from a path to a .lp file or from the source text itself: a Path is
+    a path, and so is a string of one line that names an existing file (`{proj}/k.lp`) or
+    that has no `{` (source text has a kernel body)."""
     text = str(path_or_source)
-    if "\n" not in text and "{" not in text:
+    one_line = "\n" not in text
+    if isinstance(path_or_source, os.PathLike) or (
+        one_line and ("{" not in text or _is_file(text))
+    ):
         path = Path(text)
         if not path.exists():
             raise LpirError(f"no such kernel file: {text}", hint="pass a path or source text")
         return read_source_file(path), str(path)
     return text.removeprefix("\ufeff"), "<source>"
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # a name too long for the OS: source text of one long line
+        return False
 
 
 def compile(
