@@ -139,7 +139,8 @@ def _add_kernel_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--kernel",
-        help="which kernel of the file (default: the first; lpir opt on IR text: all of them)",
+        help="which kernel of the file (default: a source's first; IR text of several "
+        "kernels: lpir opt takes all, the others need --kernel)",
     )
 
 
