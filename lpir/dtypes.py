@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 from dataclasses import dataclass
 
@@ -229,6 +230,17 @@ class DType:
         elif self.variant == "fn":
             mantissa -= 1  # S.1111.111 is NaN
         return float((1 + mantissa / (1 << self.mantissa_bits)) * 2.0 ** (top_exponent - self.bias))
+
+    def rounds_past_max(self, value: float) -> bool:
+        """Whether a finite `value`, rounded to this float dtype (nearest, ties to even),
+        lands past its largest finite value: beyond the largest plus half its spacing there,
+        or on that tie where the even code is past it (IEEE and all-finite formats; in
+        f8e4m3 the largest mantissa 110 is the even one, 111 being NaN). Never for f64."""
+        largest = float(self.max)
+        exponent = math.frexp(largest)[1] - 1  # largest = 1.m * 2**exponent
+        threshold = largest + 2.0 ** (exponent - self.mantissa_bits - 1)
+        size = abs(value)
+        return size > threshold or (size == threshold and self.variant != "fn")
 
     @property
     def bias(self) -> int:

@@ -337,7 +337,7 @@ class ExpressionLowering:
                 node,
                 f"{dt.name} holds {dt.min} to {dt.max}; use a wider dtype for larger values",
             )
-        if dt.is_float and not isinstance(v, bool) and math.isfinite(v) and _overflows(v, dt):
+        if dt.is_float and not isinstance(v, bool) and math.isfinite(v) and dt.rounds_past_max(v):
             raise self.error(
                 f"the constant {constant_text(v)} does not fit in {dt.name} (max {dt.max:g})",
                 node,
@@ -687,12 +687,3 @@ def _shape(value: Value) -> tuple[int, ...]:
 
 def _dimensions(count: int) -> str:
     return "1 dimension" if count == 1 else f"{count} dimensions"
-
-
-def _overflows(value: int | float, dt: DType) -> bool:
-    """Whether a finite constant rounds past the largest finite value of float `dt`: it is at
-    least half a unit in the last place beyond it (3.4028235e38, FLT_MAX as C writes it, fits
-    f32)."""
-    top = math.floor(math.log2(dt.max))
-    half_ulp = 2.0 ** (top - dt.mantissa_bits - 1)
-    return abs(value) >= dt.max + half_ulp

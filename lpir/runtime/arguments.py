@@ -416,9 +416,7 @@ def _checked_float(
                 f"argument {decl.name} is NaN, which {expected.name} has none of", where
             )
     largest = expected.max
-    threshold, tie_overflows = _overflow_threshold(expected)
-    size = abs(number)
-    if size < threshold or (size == threshold and not tie_overflows):
+    if not expected.rounds_past_max(number):
         return number
     if math.isinf(number) and not isinstance(value, int):
         if expected.has_inf:
@@ -435,19 +433,6 @@ def _checked_float(
         "pass a value in that range; clamp it first if that is what you mean"
         + (" (inf itself is allowed)" if expected.has_inf else ""),
     )
-
-
-@functools.cache
-def _overflow_threshold(dt: DType) -> tuple[float, bool]:
-    """(t, tie_overflows) for a float dtype: magnitudes above t round past its largest finite
-    value, t itself where tie_overflows. t is the largest value plus half its spacing there;
-    a tie rounds to the even code, past the largest one where that code is odd (IEEE and
-    all-finite formats) but to it in f8e4m3, whose largest mantissa is 110 (111 is NaN).
-    For f64, t is inf: every finite Python float fits."""
-    largest = float(dt.max)
-    exponent = math.frexp(largest)[1] - 1  # largest = 1.m * 2**exponent
-    half_spacing = 2.0 ** (exponent - dt.mantissa_bits - 1)
-    return largest + half_spacing, dt.variant != "fn"
 
 
 def byte_buffer(value: Any) -> np.ndarray:
