@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from lpir.dtypes import DType, dtype
+from lpir.dtypes import ALL_DTYPE_NAMES, DType, dtype
 from lpir.errors import ArgumentError, DTypeError, SourceLocation, TypeCheckError, location_in
 from lpir.ir.core import Builder, Module
 from lpir.language import ast
@@ -31,6 +31,9 @@ class ArgumentInfo(NamedTuple):
 
     dtype: DType | None
     shape: tuple[int, ...] | None
+    # an array's own element type where no unpacked lpir dtype has it (a numpy dtype: >f4,
+    # object, ml_dtypes' int4), for the error to name
+    foreign: Any = None
 
 
 class _ParamEvaluator(ExpressionLowering):
@@ -263,10 +266,12 @@ def check_arguments(
                 got = info.dtype.name
             else:  # object, complex, float128, bool (lpir's bool tensors are packed), ...
                 got = "an array of a numpy dtype that no unpacked lpir dtype has"
+                if info.foreign is not None:
+                    got += f": {info.foreign}"
             raise ArgumentError(
                 f"argument {decl.name} must hold {expected_dtype.name}, got {got}",
                 location,
-                _dtype_hint(expected_dtype),
+                _foreign_dtype_hint(info.foreign) or _dtype_hint(expected_dtype),
             )
         expected = tuple(evaluator.as_const_int(d, "a dimension") for d in decl.dims)
         if tuple(info.shape) != expected:
@@ -276,6 +281,33 @@ def check_arguments(
                 location,
                 f"with {shown}",
             )
+
+
+def _foreign_dtype_hint(foreign: Any) -> str | None:
+    """What to pass instead of an array of a numpy dtype no unpacked lpir dtype has (None:
+    nothing better than converting it to the dtype expected)."""
+    import numpy as np
+
+    if foreign is None:
+        return None
+    np_dtype = np.dtype(foreign)
+    dtypes = [dtype(name) for name in ALL_DTYPE_NAMES]
+    native = np_dtype.newbyteorder("=")
+    if not np_dtype.isnative and any(
+        not dt.is_packed and dt.numpy_dtype == native for dt in dtypes
+    ):
+        return f"convert it to the native byte order: array.astype('{native.str}')"
+    if np_dtype == np.bool_:
+        return (
+            "lpir's bool tensors are packed: lpir.pack(array, 'bool'); for numbers, "
+            "array.astype(np.uint8) (or the dtype expected)"
+        )
+    for dt in dtypes:
+        if dt.is_packed and dt.ml_dtype is not None and np.dtype(dt.ml_dtype) == np_dtype:
+            return f"lpir stores {dt.name} packed: lpir.pack(array, '{dt.name}')"
+    if np_dtype == np.object_:
+        return "the array holds Python objects: convert them to numbers, array.astype(...)"
+    return None
 
 
 def _dtype_hint(expected: DType) -> str:

@@ -159,7 +159,7 @@ def tensor_info(
     if isinstance(value, PackedArray):
         return ArgumentInfo(value.dtype, tuple(value.shape))
     if isinstance(value, np.ndarray):
-        return ArgumentInfo(_dtype_of_numpy(value.dtype), tuple(value.shape))
+        return _array_info(value.dtype, value.shape)
     if view is not None:
         if target != "cuda":
             raise ArgumentError(
@@ -170,7 +170,8 @@ def tensor_info(
         packed_dtype = getattr(value, "dtype", None)
         if isinstance(packed_dtype, DType):  # a DevicePacked: its logical dtype and shape
             return ArgumentInfo(packed_dtype, tuple(value.shape))
-        return ArgumentInfo(_dtype_of_name(view.dtype), tuple(view.shape))
+        found = _dtype_of_name(view.dtype)
+        return ArgumentInfo(found, tuple(view.shape), None if found else view.dtype)
     if hasattr(value, "__array__"):
         try:
             array = np.asarray(value)
@@ -180,12 +181,17 @@ def tensor_info(
                 where,
                 "pass a numpy array (or lpir.pack(...) for packed dtypes)",
             ) from None
-        return ArgumentInfo(_dtype_of_numpy(array.dtype), tuple(array.shape))
+        return _array_info(array.dtype, array.shape)
     raise ArgumentError(
         f"argument {decl.name} must be an array, got {describe(value)}",
         where,
         "pass a numpy array (or lpir.pack(...) for packed dtypes)",
     )
+
+
+def _array_info(np_dtype: np.dtype, shape: tuple[int, ...]) -> ArgumentInfo:
+    found = _dtype_of_numpy(np_dtype)
+    return ArgumentInfo(found, tuple(shape), None if found else np_dtype)
 
 
 @functools.cache
@@ -221,53 +227,6 @@ def _dtype_of_numpy(np_dtype: np.dtype) -> DType | None:
             return dt
     if np_dtype == np.bool_:
         return None
-    return None
-
-
-def naming_numpy_dtype(
-    error: ArgumentError,
-    values: tuple,
-    infos: list[ArgumentInfo],
-    wheres: list[SourceLocation | None],
-) -> ArgumentError:
-    """`error` with the numpy dtype named, and a hint fit for it, where it refuses an array of
-    a numpy dtype that no unpacked lpir dtype has (the parameter deduction of
-    `lpir.language.specialize` raises it, knowing the dtype expected but not the array's);
-    `error` as it is otherwise."""
-    if not error.message.endswith("no unpacked lpir dtype has") or error.location is None:
-        return error
-    place = (error.location.line, error.location.column)
-    for value, info, where in zip(values, infos, wheres):
-        if info.dtype is not None or info.shape is None or where is None:
-            continue
-        if (where.line, where.column) == place and hasattr(value, "__array__"):
-            np_dtype = np.asarray(value).dtype
-            message = f"{error.message}: {np_dtype}"
-            return ArgumentError(
-                message, error.location, _unknown_dtype_hint(np_dtype) or error.hint
-            )
-    return error
-
-
-def _unknown_dtype_hint(np_dtype: np.dtype) -> str | None:
-    """What to pass instead of an array of a numpy dtype no unpacked lpir dtype has (None:
-    nothing better than converting it to the dtype expected)."""
-    from lpir.dtypes import ALL_DTYPE_NAMES, dtype
-
-    native = np_dtype.newbyteorder("=")
-    if not np_dtype.isnative and _dtype_of_numpy(native) is not None:
-        return f"convert it to the native byte order: array.astype('{native.str}')"
-    if np_dtype == np.bool_:
-        return (
-            "lpir's bool tensors are packed: lpir.pack(array, 'bool'); for numbers, "
-            "array.astype(np.uint8) (or the dtype expected)"
-        )
-    for name in ALL_DTYPE_NAMES:
-        dt = dtype(name)
-        if dt.is_packed and dt.ml_dtype is not None and np.dtype(dt.ml_dtype) == np_dtype:
-            return f"lpir stores {name} packed: lpir.pack(array, '{name}')"
-    if np_dtype == np.object_:
-        return "the array holds Python objects: convert them to numbers, array.astype(...)"
     return None
 
 

@@ -196,12 +196,7 @@ class Kernel:
             else:
                 infos.append(ArgumentInfo(None, None))
                 views.append(None)
-        try:
-            return self.specialize(infos), views
-        except ArgumentError as error:
-            raise args_.naming_numpy_dtype(
-                error, arguments, infos, self._argument_locations()
-            ) from None
+        return self.specialize(infos), views
 
     def _checked(self, spec: Specialization, arguments: tuple, views: list | None) -> list:
         """The arguments as `spec.run` takes them, each checked against its declaration:
