@@ -352,6 +352,22 @@ def test_lpir_emit_refuses_an_architecture_it_cannot_use(capsys, target, what, a
     assert message in error and "hint:" in error and "Traceback" not in error
 
 
+def test_a_bad_lpir_cuda_arch_is_refused_before_nvcc(capsys, monkeypatch):
+    from lpir.backends.cuda import device
+
+    from lpir.cli import main
+
+    monkeypatch.setattr(device, "gpu_available", lambda: False)
+    monkeypatch.setenv("LPIR_CUDA_ARCH", "bogus")
+    assert main(["emit", "examples/vector_add.lp", "--target", "cuda", "--what", "ptx"]) == 1
+    error = capsys.readouterr().err
+    assert "LPIR_CUDA_ARCH: 'bogus' is not a GPU architecture" in error and "hint:" in error
+    monkeypatch.setenv("LPIR_CUDA_ARCH", " sm_90 ")
+    from lpir.backends.cuda.kernel import target_arch
+
+    assert target_arch() == "sm_90"
+
+
 @NO_NVCC
 @pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "f64"])
 def test_every_math_function_compiles(dtype):

@@ -11,6 +11,7 @@ from lpir.backends.llvm import compile_kernel
 from lpir.backends.llvm.launch import CALLER_FRAME_LIMIT
 from test_llvm_harness import check, private_cache  # noqa: F401
 
+from lpir.errors import LpirError
 from lpir.ir import parse
 
 rng = np.random.default_rng(5)
@@ -171,6 +172,27 @@ def test_grids_run_every_block_once(grid, monkeypatch):
     single = np.full_like(y, -1)
     compile_kernel(parse(text), {}).run([single])
     assert np.array_equal(single, y)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_bad_thread_count_is_refused(value, monkeypatch):
+    text = GRID.replace("GX", "5").replace("GY", "1").replace("GZ", "1")
+    compiled = compile_kernel(parse(text), {})
+    monkeypatch.setenv("LPIR_NUM_THREADS", value)
+    with pytest.raises(LpirError, match=r"LPIR_NUM_THREADS is .* not a positive whole number"):
+        compiled.run([np.full(5 * 32, -1, np.int32)])
+
+
+def test_more_threads_than_cores_split_the_grid_finer(monkeypatch):
+    from lpir.backends.llvm import launch
+
+    text = GRID.replace("GX", "64").replace("GY", "1").replace("GZ", "1")
+    monkeypatch.setenv("LPIR_NUM_THREADS", str(launch.CORES + 3))
+    compiled = compile_kernel(parse(text), {})
+    assert len(compiled.launcher.ranges()) == launch.CORES + 3
+    y = np.full(64 * 32, -1, np.int32)
+    compiled.run([y])
+    assert np.array_equal(y, check(text, [np.full_like(y, -1)])[0])
 
 
 SCALARS = """

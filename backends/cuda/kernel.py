@@ -47,7 +47,13 @@ def target_arch() -> str:
 
     if gpu_available():
         return device_arch()
-    return os.environ.get("LPIR_CUDA_ARCH", DEFAULT_ARCH)
+    configured = os.environ.get("LPIR_CUDA_ARCH", "").strip()
+    if not configured:
+        return DEFAULT_ARCH
+    try:
+        return checked_arch(configured)
+    except LpirError as error:
+        raise LpirError(f"LPIR_CUDA_ARCH: {error.message}", hint=error.hint) from None
 
 
 class CompiledKernel:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lpir.dtypes import DType
-from lpir.errors import ArgumentError, CompileError
+from lpir.errors import ArgumentError, CompileError, LpirError
 from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
@@ -48,8 +48,16 @@ CORES = os.cpu_count() or 1  # asked once: it reads /sys, 6 us a call on the dev
 
 def threads_to_use() -> int:
     """Native threads per call: `$LPIR_NUM_THREADS`, or one per core."""
-    configured = os.environ.get("LPIR_NUM_THREADS", "")
-    return max(1, int(configured)) if configured.isdigit() else CORES
+    configured = os.environ.get("LPIR_NUM_THREADS", "").strip()
+    if not configured:
+        return CORES
+    if not configured.isdigit() or int(configured) == 0:
+        raise LpirError(
+            f"LPIR_NUM_THREADS is {configured!r}, not a positive whole number",
+            hint=f"set it to the number of threads to run blocks on (this machine has {CORES} "
+            "cores), or unset it for one per core",
+        )
+    return int(configured)
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -64,7 +72,8 @@ def worker_pool() -> concurrent.futures.ThreadPoolExecutor:
         if _pool is None:
             previous = threading.stack_size(WORKER_STACK_BYTES)
             try:
-                workers = max(1, CORES)
+                # More workers than cores only when asked for: they share the cores.
+                workers = max(1, CORES, threads_to_use())
                 pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="lpir")
                 # Start every worker now, while the stack size is in effect.
                 barrier = threading.Barrier(workers)
