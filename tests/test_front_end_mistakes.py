@@ -4,7 +4,7 @@ Each is an `LpirError` placed at the mistake (file:line:col, the line, a caret) 
 names declared twice or reserved, a launch grid computed from block.x, sources nested past
 Python's recursion limit, bad `-D` values and CLI options, tabs and a byte order mark, a
 static_assert message that is not a string, an augmented assignment that changes its target's
-shape, and a float constant that overflows the dtype it meets.
+shape, a float constant that overflows the dtype it meets, and clamp bounds in the wrong order.
 """
 
 from __future__ import annotations
@@ -340,3 +340,19 @@ def test_a_constant_slice_past_a_shared_tile_is_an_error() -> None:
     with pytest.raises(LpirError) as caught:
         lower(source)
     located(caught.value, 4, 30, "the slice 32 :+ 64 leaves the shared tile's 64 elements")
+
+
+def test_clamp_with_reversed_constant_bounds_is_an_error() -> None:
+    """clamp(t, 5.0, 1.0) gave 1.0 everywhere: bounds in the wrong order are a mistake."""
+    source = HEAD + "    store(c[0 :+ 64], clamp(t, 5.0, 1.0))\n}\n"
+    with pytest.raises(LpirError) as caught:
+        lower(source)
+    located(caught.value, 3, 32, "clamp's lower bound 5.0 is above its upper bound 1.0")
+
+
+def test_clamp_in_order_folds_and_clamps() -> None:
+    ones = np.ones(64, np.float32)
+    assert run_interp(HEAD + "    store(c[0 :+ 64], clamp(t, 2, 2))\n}\n", ones)[0] == 2
+    x = np.linspace(-3, 3, 64, dtype=np.float32)
+    source = HEAD + "    store(c[0 :+ 64], clamp(t, -1.0, 1.0))\n}\n"
+    np.testing.assert_array_equal(run_interp(source, x), np.clip(x, -1, 1))

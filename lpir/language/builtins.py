@@ -197,14 +197,20 @@ def _min_max(kind: str) -> Builtin:
             return _reduce(low, kind, call, args[0], keywords.get("axis"))
         if "axis" in keywords:
             raise low.error(f"{kind}(a, b) is elementwise and takes no axis", call)
-        lhs, rhs = low.expr(args[0]), low.expr(args[1])
-        if isinstance(lhs, Const) and isinstance(rhs, Const):
-            return Const(fold_binary(kind, lhs.value, rhs.value))
-        left, right = low.typed_pair(lhs, rhs, call)
-        left, right = low.broadcast_pair(left, right, call)
-        return Runtime(low.builder.add(BinaryOp.create(kind, left, right)))
+        return _elementwise_min_max(low, kind, low.expr(args[0]), low.expr(args[1]), call)
 
     return lower_min_max
+
+
+def _elementwise_min_max(
+    low: ExpressionLowering, kind: str, lhs: SemanticValue, rhs: SemanticValue, call: ast.Call
+) -> Const | Runtime:
+    """`max(a, b)` or `min(a, b)` of two lowered values."""
+    if isinstance(lhs, Const) and isinstance(rhs, Const):
+        return Const(fold_binary(kind, lhs.value, rhs.value))
+    left, right = low.typed_pair(lhs, rhs, call)
+    left, right = low.broadcast_pair(left, right, call)
+    return Runtime(low.builder.add(BinaryOp.create(kind, left, right)))
 
 
 builtin("max(t, axis = None) or max(a, b)")(_min_max("max"))
@@ -267,9 +273,15 @@ builtin("argmin(t, axis = None)")(_arg_extreme("min"))
 
 @builtin("clamp(x, lo, hi)")
 def clamp(low: ExpressionLowering, call: ast.Call) -> SemanticValue | None:
-    (x, lo, hi), _ = call_arguments(low, call, 3)
-    inner = ast.Call(call.span, "max", [x, lo], [])
-    return _min_max("min")(low, ast.Call(call.span, "min", [inner, hi], []))
+    (x_node, lo_node, hi_node), _ = call_arguments(low, call, 3)
+    x, lo, hi = low.expr(x_node), low.expr(lo_node), low.expr(hi_node)
+    if isinstance(lo, Const) and isinstance(hi, Const) and lo.value > hi.value:
+        raise low.error(
+            f"clamp's lower bound {lo.value!r} is above its upper bound {hi.value!r}",
+            lo_node,
+            "call it as clamp(x, lo, hi) with lo <= hi",
+        )
+    return _elementwise_min_max(low, "min", _elementwise_min_max(low, "max", x, lo, call), hi, call)
 
 
 @builtin("where(cond, a, b)")
