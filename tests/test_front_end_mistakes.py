@@ -356,3 +356,12 @@ def test_clamp_in_order_folds_and_clamps() -> None:
     x = np.linspace(-3, 3, 64, dtype=np.float32)
     source = HEAD + "    store(c[0 :+ 64], clamp(t, -1.0, 1.0))\n}\n"
     np.testing.assert_array_equal(run_interp(source, x), np.clip(x, -1, 1))
+
+
+def test_define_an_integer_for_a_dtype_parameter() -> None:
+    """WT=3 was reported where WT is used ("'WT' is the constant 3, not a dtype")."""
+    source = "kernel k[WT = u4](w: global WT[64], c: global f32[64]) blocks(1) threads(32) {\n"
+    source += "    store(c[0 :+ 64], cast<f32>(load(w[0 :+ 64])))\n}\n"
+    with pytest.raises(ArgumentError) as caught:
+        lower(source, WT=3)
+    located(caught.value, 1, 10, "parameter WT of kernel k takes a dtype, not the integer 3")

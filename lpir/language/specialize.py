@@ -131,6 +131,12 @@ def _explicit_value(
             place,
             f"give it an integer, e.g. {name}=64",
         )
+    if isinstance(value, int) and not isinstance(value, bool) and kind == "dtype":
+        raise ArgumentError(
+            f"parameter {name} of kernel {kernel_def.name} takes a dtype, not the integer {value}",
+            place,
+            f"give it a dtype name, e.g. {name}=u4 or {name}=f16",
+        )
     if isinstance(value, bool) or not isinstance(value, int | DType):
         raise ArgumentError(
             f"parameter {name} of kernel {kernel_def.name} must be an int or a dtype name, "
