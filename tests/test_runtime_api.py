@@ -204,6 +204,33 @@ def test_dtype_parameter_deduced_from_a_packed_argument(target):
     np.testing.assert_allclose(y, np.full(n, k * 1.0, np.float32))
 
 
+SCALED = """
+kernel scaled[T = f32, S = f32, N = 64](x: global T[N], y: global T[N], s: S)
+    blocks(1) threads(32) {
+    store(y[:], load(x[:]) * cast<T>(s))
+}
+"""
+
+
+def test_dtype_parameter_deduced_from_a_numpy_scalar(target):
+    """A numpy scalar has a width: np.float16 makes S f16; a Python number deduces nothing
+    (S keeps its default), and a dtype the caller or a tensor gave is kept (the scalar is
+    converted to it, as a Python number is)."""
+    kernel = lpir.compile(SCALED, target=target)
+    x, y = np.ones(64, np.float32), np.zeros(64, np.float32)
+    for scalar, deduced in [(np.float16(3), "f16"), (np.int8(-2), "i8"), (2.5, "f32")]:
+        kernel(x, y, scalar)
+        assert kernel.last.params["S"].name == deduced and y[0] == float(scalar)
+    kernel(x, y, np.float16(3))  # the fast path for arrays seen before keys the scalar's dtype
+    assert kernel.last.params["S"].name == "f16"
+    given = lpir.compile(SCALED, target=target, S="bf16")
+    given(x, y, np.float64(0.5))
+    assert given.last.params["S"].name == "bf16" and y[0] == 0.5
+    tensor_typed = lpir.compile(SCALED.replace("s: S", "s: T"), target=target)
+    tensor_typed(x, y, np.float16(3))
+    assert tensor_typed.last.params["T"].name == "f32" and y[0] == 3.0
+
+
 def test_unknown_parameter():
     with pytest.raises(ArgumentError, match="has no parameter 'Q'"):
         lpir.compile(SCALE, target="interp", Q=3)(

@@ -4,7 +4,9 @@ A parameter gets its value, in this order of preference, from:
 
 1. the caller (`lpir.compile(..., WT="u3", BN=64)` or `lpir opt -D BN=64`);
 2. the arguments: a dimension written as a bare parameter name (`w: global WT[N, K]`) takes the
-   argument's size, and a dtype written as a parameter name takes the argument's dtype;
+   argument's size, and a dtype written as a parameter name takes the argument's dtype (a
+   scalar's only if it is a numpy scalar, and only where no tensor gave one: `s: S` passed
+   np.float16(2.0) makes S f16; a Python number has no width and deduces nothing);
 3. its default in the kernel header (`G = 128`), evaluated after the parameters before it.
 
 Afterwards every argument's declared shape and dtype must match what was passed; a mismatch
@@ -26,7 +28,8 @@ from lpir.language.values import Const, DTypeConst
 
 
 class ArgumentInfo(NamedTuple):
-    """What a call passes for one kernel argument: a tensor's dtype and shape (None: scalar).
+    """What a call passes for one kernel argument: a tensor's dtype and shape (shape None: a
+    scalar, whose dtype is a numpy scalar's, None for a Python number).
     A tuple: each call of a kernel hashes its arguments' infos to find its specialization."""
 
     dtype: DType | None
@@ -199,6 +202,17 @@ class _Deduction:
             for dim, size in zip(decl.dims, info.shape):
                 if isinstance(dim, ast.Name) and dim.id in self.param_names:
                     self.set(dim.id, int(size), f"the shape of argument {decl.name}", decl)
+        self._from_scalars(arguments)
+
+    def _from_scalars(self, arguments: list[ArgumentInfo]) -> None:
+        """A numpy scalar (np.float16(2.0)) deduces its declaration's dtype parameter where
+        neither the caller nor a tensor gave one; elsewhere it is converted, as a Python
+        number always is."""
+        given = set(self.values)
+        for decl, info in zip(self.kernel_def.args, arguments):
+            deducing = isinstance(decl, ast.ScalarArg) and decl.dtype_name in self.param_names
+            if deducing and info.dtype is not None and decl.dtype_name not in given:
+                self.set(decl.dtype_name, info.dtype, f"argument {decl.name}", decl)
 
     def defaults(self, need_all: bool) -> None:
         ordered: dict[str, int | DType] = {}

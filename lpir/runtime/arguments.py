@@ -189,6 +189,14 @@ def tensor_info(
     )
 
 
+def scalar_info(value: Any) -> ArgumentInfo:
+    """A scalar argument's dtype for parameter deduction: a numpy scalar's (np.float16(2.0)),
+    None for a Python number (which has no width) or anything else (checked later)."""
+    if isinstance(value, np.generic):
+        return ArgumentInfo(_dtype_of_numpy(value.dtype), None)
+    return ArgumentInfo(None, None)
+
+
 def _array_info(np_dtype: np.dtype, shape: tuple[int, ...]) -> ArgumentInfo:
     found = _dtype_of_numpy(np_dtype)
     return ArgumentInfo(found, tuple(shape), None if found else np_dtype)

@@ -118,6 +118,13 @@ class Kernel:
         self._tensor_positions = [
             i for i, decl in enumerate(kernel_def.args) if isinstance(decl, ast.GlobalArg)
         ]
+        # scalars whose dtype a parameter names: a numpy scalar's dtype may deduce it
+        parameters = {p.name for p in kernel_def.params}
+        self._deducing_scalar_positions = [
+            i
+            for i, decl in enumerate(kernel_def.args)
+            if isinstance(decl, ast.ScalarArg) and decl.dtype_name in parameters
+        ]
         self._checks: dict[int, list[tuple]] = {}  # id(specialization) -> its argument checks
         self._wheres: list | None = None
         self.last: Specialization | None = None
@@ -174,14 +181,18 @@ class Kernel:
 
     def _host_arrays_key(self, arguments: tuple) -> tuple | None:
         """The dtypes and shapes of a call's tensors where all are host arrays (numpy arrays
-        and `PackedArray`s), which with the scalars' parameters already given pick the
-        specialization; None where a tensor is anything else (a GPU array, a mistake)."""
+        and `PackedArray`s), with the numpy dtypes of scalars that may deduce a parameter:
+        what picks the specialization; None where a tensor is anything else (a GPU array, a
+        mistake)."""
         key = []
         for position in self._tensor_positions:
             value = arguments[position]
             if not isinstance(value, np.ndarray | PackedArray):
                 return None
             key.append((value.dtype, value.shape))
+        for position in self._deducing_scalar_positions:
+            value = arguments[position]
+            key.append(value.dtype if isinstance(value, np.generic) else None)
         return tuple(key)
 
     def _specialize_for(self, arguments: tuple) -> tuple[Specialization, list]:
@@ -194,7 +205,7 @@ class Kernel:
                 infos.append(args_.tensor_info(value, decl, where, self.target, view))
                 views.append(view)
             else:
-                infos.append(ArgumentInfo(None, None))
+                infos.append(args_.scalar_info(value))
                 views.append(None)
         return self.specialize(infos), views
 
