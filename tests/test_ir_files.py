@@ -51,7 +51,7 @@ def test_an_ir_file_compiles_and_runs(double_ir: Path, target: str):
 
 
 def test_parameters_are_an_error_for_ir(double_ir: Path):
-    with pytest.raises(LpirError, match=r"-D N: -D applies to kernel sources \(.lp\)"):
+    with pytest.raises(LpirError, match=r"parameters \(N\) apply to kernel sources \(.lp\)"):
         lpir.compile(double_ir, target="interp", N=128)
 
 
@@ -61,8 +61,12 @@ def test_arguments_are_checked_against_the_ir_types(double_ir: Path):
         kernel(np.zeros(64, np.float32))
     with pytest.raises(ArgumentError, match=r"must be global f32\[64\], got an array of float64"):
         kernel(np.zeros(64), 1.0)
-    with pytest.raises(ArgumentError, match=r"must be global f32\[64\]"):
+    with pytest.raises(ArgumentError, match=r"must be global f32\[64\]") as caught:
         kernel(np.zeros(32, np.float32), 1.0)
+    where = caught.value.location  # the argument's declaration, not the kernel's first column
+    assert (where.line, where.column) == (1, 24) and str(caught.value).count("^") == len(
+        "%x: global f32[64]"
+    )
 
 
 def test_thread_ir_runs_on_the_thread_interpreter_not_the_reference_one(tmp_path: Path):
@@ -78,7 +82,7 @@ def test_thread_ir_runs_on_the_thread_interpreter_not_the_reference_one(tmp_path
 
 def test_cli_refuses_definitions_and_unknown_kernels_for_ir(double_ir: Path, capsys):
     assert main(["opt", str(double_ir), "-D", "N=4"]) == 1
-    assert "-D applies to kernel sources (.lp)" in capsys.readouterr().err
+    assert "parameters (N) apply to kernel sources (.lp)" in capsys.readouterr().err
     assert main(["run", str(double_ir), "--target", "interp", "-D", "N=4"]) == 1
     assert "already specialized" in capsys.readouterr().err
     assert main(["opt", str(double_ir), "--kernel", "triple"]) == 1

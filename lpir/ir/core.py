@@ -185,6 +185,8 @@ class Kernel:
         self.threads = threads
         self.stage = stage
         self.location = location
+        # where each argument is declared, for errors about what a call passes (IR text)
+        self.argument_locations: list[SourceLocation] | None = None
 
     @property
     def args(self) -> list[Value]:

@@ -90,6 +90,12 @@ class _ModuleBuilder:
         column = getattr(meta, "column", None) or getattr(item, "column", None) or 1
         return location_in(self.text, self.file, line, column)
 
+    def span_location(self, tree: lark.Tree) -> SourceLocation:
+        """`tree`'s place with a caret under all of it where it fits on its first line."""
+        meta = tree.meta
+        end = meta.end_column if meta.end_line == meta.line else None
+        return location_in(self.text, self.file, meta.line, meta.column, end)
+
     def fail(self, message: str, item: Any) -> ParseError:
         return ParseError(message, self.location(item))
 
@@ -126,7 +132,7 @@ class _ModuleBuilder:
         args = [self.define(a.children[0], self.type(a.children[1])) for a in arguments]
         body = Region(args)
         self.ops_into(body, ops)
-        return Kernel(
+        kernel = Kernel(
             str(name),
             param_values,
             body,
@@ -135,6 +141,8 @@ class _ModuleBuilder:
             stage=str(stage.children[0]) if stage is not None else "tile",
             location=self.location(tree),
         )
+        kernel.argument_locations = [self.span_location(a) for a in arguments]
+        return kernel
 
     def ops_into(self, region: Region, ops: list[lark.Tree]) -> None:
         for op_tree in ops:

@@ -47,10 +47,10 @@ def load_ir(
     """
     file = Path(str(path))
     if params:
-        given = ", ".join(f"-D {name}" for name in params)
+        given = ", ".join(params)
         raise LpirError(
-            f"{given}: -D applies to kernel sources (.lp); {file.name} is IR text, already "
-            "specialized",
+            f"parameters ({given}) apply to kernel sources (.lp); {file.name} is IR text, "
+            "already specialized",
             hint="set parameters when lowering the .lp source, or edit the values in the IR",
         )
     if not file.exists():
@@ -142,7 +142,8 @@ class IRKernel:
                 f"{self.name} takes {len(args)} arguments ({names}), got {len(arguments)}", where
             )
         prepared = []
-        for arg, value in zip(args, arguments):
+        wheres = self.kernel_node.argument_locations or [where] * len(args)
+        for arg, value, where in zip(args, arguments, wheres):
             declared = args_.NamedArgument(arg.name_hint or "?")
             dt = arg.type.dtype
             if isinstance(arg.type, GlobalType):
