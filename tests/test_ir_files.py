@@ -16,6 +16,8 @@ import lpir
 from lpir.cli import main
 from lpir.errors import ArgumentError, LpirError
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
 DOUBLE = """\
 kernel @double[N = 64](%x: global f32[64], %s: f32) blocks(1, 1, 1) threads(32) {
   %0 = constant {value = 0} : i32
@@ -166,3 +168,22 @@ def test_cuda_c_of_thread_ir_before_bit_packing_is_refused(tmp_path: Path):
     path.write_text(optimize(str(source), "layout-selection,lower-to-threads", target="cuda"))
     with pytest.raises(LpirError, match="run bit-packing first"):
         emit(str(path), "cuda", "cuda", {}, None)
+
+
+def test_ir_text_given_as_a_string_compiles_as_it_is():
+    """What `Kernel.ir()` prints compiles again from the string itself (the first line that is
+    not blank or a comment starts `kernel @`): tile IR through the pipeline, thread IR as is."""
+    source = lpir.compile(EXAMPLES / "vector_add.lp", target="cpu", N=100)
+    x = np.arange(100, dtype=np.float32)
+    z = np.zeros_like(x)
+    source(x, x, z)
+    for stage, target in [("after:layout-selection", "cpu"), ("final", "threads")]:
+        kernel = lpir.compile("// from Kernel.ir()\n" + source.ir(stage), target=target)
+        got = np.zeros_like(x)
+        kernel(x, x, got)
+        np.testing.assert_array_equal(got, z)
+    with pytest.raises(LpirError, match=r"parameters \(N\) apply to kernel sources"):
+        lpir.compile(source.ir(), target="cpu", N=5)
+    with pytest.raises(LpirError, match=r"the string holds 2 kernels \(double, ids\)"):
+        lpir.compile(DOUBLE + THREAD, target="threads")
+    assert lpir.compile(DOUBLE + THREAD, target="threads", kernel="ids").name == "ids"

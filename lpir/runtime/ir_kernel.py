@@ -1,6 +1,7 @@
 """Kernels given as IR text (`.ir`): already specialized, they run as they are.
 
-`lpir.compile("k.ir", target=...)` (and so `lpir run` and `lpir emit`) parses the text,
+`lpir.compile("k.ir", target=...)` (and so `lpir run` and `lpir emit`), or `lpir.compile(text)`
+of a string that starts `kernel @` (what `Kernel.ir()` prints), parses the text,
 verifies it and sends a tile-IR kernel through the target's pipeline; a thread-IR kernel
 (`stage(thread)`) goes straight to the thread interpreter or a backend. Its parameters are the
 values the text records: `-D NAME=VALUE` and keyword parameters apply to kernel sources (.lp)
@@ -13,6 +14,7 @@ Calls check the number of arguments and each tensor's shape and dtype against th
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,19 @@ def is_ir_path(path: str | os.PathLike) -> bool:
     return Path(str(path)).suffix in IR_SUFFIXES and "\n" not in str(path)
 
 
+def looks_like_ir_text(text: str) -> bool:
+    """Whether source text given as a string is IR (what `Kernel.ir()` and `lpir opt`
+    print): its first line that is not blank or a `//` comment starts `kernel @`."""
+    for line in text.removeprefix("\ufeff").splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("//"):
+            return IR_KERNEL_START.match(stripped) is not None
+    return False
+
+
+IR_KERNEL_START = re.compile(r"kernel\s+@")
+
+
 def load_ir(
     path: str | os.PathLike, params: dict | None = None, kernel: str | None = None
 ) -> Module:
@@ -46,22 +61,31 @@ def load_ir(
             of that name, or the text does not parse or verify.
     """
     file = Path(str(path))
+    _refuse_parameters(params, file.name)
+    if not file.exists():
+        raise LpirError(f"no such file: {path}")
+    return _kernels_named(read_source_file(file), str(file), file.name, kernel)
+
+
+def _refuse_parameters(params: dict | None, name: str) -> None:
     if params:
         given = ", ".join(params)
         raise LpirError(
-            f"parameters ({given}) apply to kernel sources (.lp); {file.name} is IR text, "
+            f"parameters ({given}) apply to kernel sources (.lp); {name} is IR text, "
             "already specialized",
             hint="set parameters when lowering the .lp source, or edit the values in the IR",
         )
-    if not file.exists():
-        raise LpirError(f"no such file: {path}")
-    module = verify(parse(read_source_file(file), str(file)))
+
+
+def _kernels_named(text: str, file: str, name: str, kernel: str | None) -> Module:
+    """The verified module of IR `text`, or only its kernel called `kernel`."""
+    module = verify(parse(text.removeprefix("\ufeff"), file))
     if kernel is None:
         return module
     names = [k.name for k in module.kernels]
     if kernel not in names:
         raise LpirError(
-            f"no kernel named {kernel!r} in {file.name}",
+            f"no kernel named {kernel!r} in {name}",
             hint=f"it holds {', '.join(names) or 'no kernel'}",
         )
     return Module([k for k in module.kernels if k.name == kernel])
@@ -69,11 +93,21 @@ def load_ir(
 
 def compile_ir(path: str | os.PathLike, target: str, kernel: str | None, params: dict) -> IRKernel:
     """An `IRKernel` for the one kernel of an IR file (or the one called `kernel`)."""
-    module = load_ir(path, params, kernel)
+    return _one_kernel(load_ir(path, params, kernel), Path(str(path)).name, target)
+
+
+def compile_ir_text(text: str, target: str, kernel: str | None, params: dict) -> IRKernel:
+    """An `IRKernel` for the one kernel of IR text given as a string (or the one called
+    `kernel`)."""
+    _refuse_parameters(params, "the string")
+    return _one_kernel(_kernels_named(text, "<ir>", "the string", kernel), "the string", target)
+
+
+def _one_kernel(module: Module, name: str, target: str) -> IRKernel:
     if len(module.kernels) != 1:
         names = ", ".join(k.name for k in module.kernels) or "none"
         raise LpirError(
-            f"{Path(str(path)).name} holds {len(module.kernels)} kernels ({names})",
+            f"{name} holds {len(module.kernels)} kernels ({names})",
             hint="choose one with --kernel NAME (kernel=NAME)",
         )
     return IRKernel(module, target)

@@ -35,7 +35,13 @@ from lpir.language.specialize import ArgumentInfo, choose_params
 from lpir.language.syntax import parse_program
 from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
-from lpir.runtime.ir_kernel import IRKernel, compile_ir, is_ir_path
+from lpir.runtime.ir_kernel import (
+    IRKernel,
+    compile_ir,
+    compile_ir_text,
+    is_ir_path,
+    looks_like_ir_text,
+)
 from lpir.runtime.source_files import read_source_file
 from lpir.runtime.specialization import Specialization, build_specialization
 
@@ -75,7 +81,8 @@ def compile(
 
     Args:
         path_or_source: a path to a `.lp` file, or the kernel source text; a path to an `.ir`
-            file compiles that IR as it is (see `lpir.runtime.ir_kernel`; no parameters).
+            file, or IR text (a string that starts `kernel @`, as `Kernel.ir()` prints),
+            compiles that IR as it is (see `lpir.runtime.ir_kernel`; no parameters).
         target: "cpu", "cuda", "interp" (the reference interpreter), "threads" or
             "cuda-host" (the CUDA C run on the CPU: see the module docstring).
         kernel: which kernel of the source, when it defines several.
@@ -86,6 +93,8 @@ def compile(
     if is_ir_path(path_or_source):
         return compile_ir(path_or_source, target, kernel, params)
     text, file = _read_source(path_or_source)
+    if file == "<source>" and looks_like_ir_text(text):
+        return compile_ir_text(text, target, kernel, params)
     program = parse_program(text, file)
     if not program.kernels:
         raise LpirError(f"{file} defines no kernel")
