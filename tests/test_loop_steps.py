@@ -1,7 +1,8 @@
-"""A loop whose step is a run-time value (IR text: the language takes compile-time steps only)
-ends on every target when the step is 0 or negative: the interpreters report it, compiled code
-runs no iteration instead of looping forever. Each call runs in a child process with a time
-limit, so that a regression fails instead of hanging the suite."""
+"""Loops end where Python's range would. A loop whose step is a run-time value (IR text: the
+language takes compile-time steps only) ends on every target when the step is 0 or negative:
+the interpreters report it, compiled code runs no iteration instead of looping forever; a loop
+whose last step would pass the largest i32 ends there. Each call runs in a child process with a
+time limit, so that a regression fails instead of hanging the suite."""
 
 from __future__ import annotations
 
@@ -54,3 +55,56 @@ def test_a_run_time_step_of_zero_or_less_ends_the_loop(tmp_path, target, step, s
         assert said == f"error a loop step must be positive, not {step}"
     else:  # compiled: no iteration
         assert said == "ran 0.0"
+
+
+NEAR_MAX = """
+kernel near_max(lo: i32, hi: i32, x: global f32[64], out: global i32[5], sums: global f32[16])
+    blocks(1) threads(32) {
+    let c = 0
+    let last = 0
+    for i in range(lo, hi, 4) {
+        c += 1
+        last = i
+    }
+    let d = 0
+    let end = 0
+    for j in range(2147483640, 2147483647, 3) {
+        d += 1
+        end = j
+    }
+    acc = zeros<f32>[16]
+    let e = 0
+    for k in range(2147483600, 2147483647, 16, stages = 2) {
+        acc += load(x[k - 2147483600 :+ 16])
+        e += 1
+    }
+    store(out[0], c)
+    store(out[1], last)
+    store(out[2], d)
+    store(out[3], end)
+    store(out[4], e)
+    store(sums[:], acc)
+}
+"""
+
+NEAR_MAX_CALL = """
+import numpy as np, lpir
+out, sums = np.zeros(5, np.int32), np.zeros(16, np.float32)
+kernel = lpir.compile({path!r}, target={target!r})
+kernel(2147483640, 2147483647, np.arange(64, dtype=np.float32), out, sums)
+print(*out, *sums[:2])
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_a_loop_whose_last_step_passes_the_largest_i32_ends(tmp_path, target):
+    """range(lo, hi, 4) with hi near 2^31 - 1 runs as Python's range: compiled code once added
+    past the largest i32, wrapped below hi and never ended (run-time and constant bounds, and a
+    pipelined loop)."""
+    path = tmp_path / "near_max.lp"
+    path.write_text(NEAR_MAX)
+    code = textwrap.dedent(NEAR_MAX_CALL.format(path=str(path), target=target))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["2", "2147483644", "3", "2147483646", "3", "48.0", "51.0"]

@@ -16,7 +16,9 @@ import re
 from lpir.backends.cuda import c_types, emit_staging
 from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 
+from lpir.dtypes import dtype
 from lpir.ir.core import Value
+from lpir.ir.loops import step_may_overflow
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import VectorType
 
@@ -100,6 +102,26 @@ def _loop_condition(emitter: KernelEmitter, op: ForOp, iv: str, upper: str, step
     # (a step of 0 or less, which the language refuses and the interpreters report, ends the
     # loop instead of running it forever)
     return f"({step} > 0 && {iv} < {upper})"
+
+
+def _increment(op: ForOp, iv: str, upper: str, step: str, bounds: list[int | None]) -> str:
+    """`iv += step`, or a step that stops at `upper` where the sum could pass the type's
+    largest value (signed overflow: undefined in C, in practice a wrapped value below upper
+    and a loop that never ends). iv < upper here, so the unsigned difference is exact."""
+    dt = op.induction_variable.type.dtype
+    if not step_may_overflow(bounds[1], bounds[2], dt):
+        return f"{iv} += {step}"
+    unsigned = c_types.c_type(dtype(f"u{dt.nbits}"))
+    room = f"({unsigned})({upper}) - ({unsigned}){iv} > ({unsigned})({step})"
+    return f"{iv} = {room} ? {iv} + {step} : {upper}"
+
+
+def _groups_pass_the_type(op: ForOp, bounds: list[int]) -> bool:
+    """Whether a staged loop's groups of iterations (`_emit_by_stages`) would count past the
+    type's largest value (a constant range ending within a group of 2^31)."""
+    lower, upper, step = bounds
+    trips = -(-(upper - lower) // step)
+    return lower + (trips + MAX_STAGED_UNROLL) * step > op.induction_variable.type.dtype.max
 
 
 def _unroll_pipelined(emitter: KernelEmitter, factor: int, bounds: list[int | None]) -> None:
@@ -196,7 +218,12 @@ def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
     counter = emit_staging.stage_counter(emitter, op)
     emitter.yield_targets.append(variables)
     constant_bounds = [bound for bound in bounds if bound is not None]
-    if counter is not None and len(constant_bounds) == 3 and constant_bounds[2] > 0:
+    if (
+        counter is not None
+        and len(constant_bounds) == 3
+        and constant_bounds[2] > 0
+        and not _groups_pass_the_type(op, constant_bounds)
+    ):
         _emit_by_stages(emitter, op, counter, constant_bounds)
     else:
         if counter is not None:
@@ -207,7 +234,8 @@ def emit_for(emitter: KernelEmitter, op: ForOp) -> None:
         elif None in bounds:
             emitter.w.line("#pragma unroll 1")
         condition = _loop_condition(emitter, op, iv, upper, step)
-        head = f"for ({c_types.c_type(dt)} {iv} = {lower}; {condition}; {iv} += {step})"
+        increment = _increment(op, iv, upper, step, bounds)
+        head = f"for ({c_types.c_type(dt)} {iv} = {lower}; {condition}; {increment})"
         with emitter.w.block(head):
             emit_staging.loop_top(emitter, op)
             emitter.region(op.body)

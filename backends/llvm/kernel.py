@@ -33,6 +33,7 @@ from lpir.backends.llvm.vectors import Vectors
 
 from lpir.errors import CompileError
 from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.loops import step_may_overflow
 from lpir.ir.ops import AllocSharedOp, ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, VectorType
 
@@ -355,12 +356,23 @@ class KernelEmitter:
             self.block_region(op.body, carried=op.iter_args)
         else:
             self.copy_into_context(op.iter_args, self.block_region(op.body))
-        following = b.add(iv, step)
+        following = self.next_induction(op, iv, upper, step)
         iv.add_incoming(following, b.block)
         b.branch(header)
         b.position_at_end(after)
         for result, arg in zip(op.results, op.iter_args):
             self.context[id(result)] = self.context[id(arg)]
+
+    def next_induction(self, op: ForOp, iv: ir.Value, upper: ir.Value, step: ir.Value) -> ir.Value:
+        """`iv + step`, or `upper` where that sum could pass the type's largest value and
+        wrap (`range(lo, hi, 4)` with hi near 2^31): the loop ends as Python's range does.
+        (iv < upper here, so upper - iv is the exact distance as an unsigned number.)"""
+        b = self.b
+        constants = [v.constant if isinstance(v, ir.Constant) else None for v in (upper, step)]
+        if not step_may_overflow(*constants, op.induction_variable.type.dtype):
+            return b.add(iv, step)
+        room = b.icmp_unsigned(">", b.sub(upper, iv), step)
+        return b.select(room, b.add(iv, step), upper)
 
     def loop_continues(self, iv: ir.Value, upper: ir.Value, step: ir.Value) -> ir.Value:
         """`iv < upper`, and where the step is not a constant, `step > 0` too: a step of 0 or
@@ -432,7 +444,7 @@ class KernelEmitter:
         b.position_at_end(body)
         yielded = self.thread_region(op.body)
         latch = b.block
-        iv.add_incoming(b.add(iv, step), latch)
+        iv.add_incoming(self.next_induction(op, iv, upper, step), latch)
         for phi, value in zip(phis, yielded):
             phi.add_incoming(value, latch)
         b.branch(header)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lpir.dtypes import DType
 from lpir.ir.core import Value, use_counts
 from lpir.ir.ops import BinaryOp, ForOp
 
@@ -35,3 +36,16 @@ def accumulations(loop: ForOp) -> dict[int, Accumulation]:
         if term is not carried:
             found[index] = Accumulation(add, term, first)
     return found
+
+
+def step_may_overflow(upper: int | None, step: int | None, dtype: DType) -> bool:
+    """Whether `iv + step`, after an iteration with `iv < upper`, can pass the largest value of
+    the induction variable's `dtype` (None: not a compile-time constant). A step of 1 cannot
+    (iv + 1 <= upper); neither can a constant step below a constant bound that leaves room
+    for it. Elsewhere (`range(lo, hi, 4)` with hi near 2^31) a backend must not add past
+    hi: a wrapped sum is below hi again, and the loop would not end."""
+    if step is None:
+        return True
+    if step == 1:
+        return False
+    return upper is None or upper - 1 + step > dtype.max
