@@ -365,3 +365,29 @@ def test_define_an_integer_for_a_dtype_parameter() -> None:
     with pytest.raises(ArgumentError) as caught:
         lower(source, WT=3)
     located(caught.value, 1, 10, "parameter WT of kernel k takes a dtype, not the integer 3")
+
+
+# ---- 8. memory is not chosen at run time ---------------------------------------------------
+def test_a_tensor_chosen_by_a_runtime_if_is_refused_at_the_assignment() -> None:
+    """Each branch naming a different tensor gave "unknown name" at the use, with a hint
+    that asked for one dtype and shape in both (they had one)."""
+    source = (
+        f"kernel k[N = 64]{ARGS} {{\n    if block.x == 0 {{\n        s = a\n    }} else {{\n"
+        "        s = c\n    }\n    store(c[0 :+ 64], load(s[0 :+ 64]))\n}\n"
+    )
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 3, 9, "a tensor cannot be chosen at run time", "used after it at line 7")
+    assert "s = load(a[...]) and s = load(c[...])" in str(caught.value)
+
+
+def test_the_same_shared_tile_in_both_branches_flows_out_of_the_if() -> None:
+    source = HEAD.replace(
+        "t = load(a[0 :+ 64])", "s = shared<f32>[64]\n    store(s, load(a[0 :+ 64]))"
+    )
+    source += (
+        "    if block.x == 0 {\n        u = s\n    } else {\n        u = s\n    }\n"
+        "    store(c[0 :+ 64], load(u) + 1.0)\n}\n"
+    )
+    x = np.arange(64, dtype=np.float32)
+    np.testing.assert_array_equal(run_interp(source, x), x + 1)

@@ -16,7 +16,7 @@ from lpir.errors import LpirError, with_article
 from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.ops.arith import SYMBOLS
-from lpir.ir.types import GlobalType, ScalarType, agree
+from lpir.ir.types import GlobalType, ScalarType, SharedType, agree
 from lpir.language import ast
 from lpir.language.declarations import RESERVED, name_span
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, TileLimitBuilder
@@ -63,6 +63,9 @@ class KernelLowering(ExpressionLowering):
         self.loop_locals: dict[str, int] = {}
         self.assigned_at: dict[str, ast.Span] = {}
         self.branch_conflicts: dict[str, str] = {}
+        # names that hold a different shared tile (or tensor) in each branch of an if: a use
+        # after the if is refused at the assignment (memory is not chosen at run time)
+        self.memory_choices: dict[str, tuple[ast.Span, ast.If, Memory, Memory]] = {}
         self.inlining: list[ast.Call] = []  # the calls of the defs being inlined, outermost first
         self.block_depth = 0  # how many statements() calls are open
         self.callers: list[list[dict]] = []  # and the scopes of their callers
@@ -80,6 +83,12 @@ class KernelLowering(ExpressionLowering):
         if line is not None:
             return f"'{name}' is assigned only inside the block at line {line}; assign it before"
         return None
+
+    def lookup(self, name: str, node: ast.Node) -> SemanticValue:
+        choice = self.memory_choices.get(name)
+        if choice is not None and self.find(name) is None:
+            raise self.memory_chosen_at_run_time(name, node, *choice)
+        return super().lookup(name, node)
 
     # ---- the kernel -------------------------------------------------------------------------
     def lower(self) -> Module:
@@ -544,8 +553,10 @@ class KernelLowering(ExpressionLowering):
         names = assigned_names(node.then_body) + assigned_names(node.else_body or [])
         carried = self.carried(list(dict.fromkeys(names)), node)
         then_branch = self.branch(node.then_body, carried, node)
+        then_spans = {name: self.assigned_at[name] for name in then_branch[1]}
         else_branch = self.branch(node.else_body or [], carried, node)
         joined = self.joined(then_branch, else_branch, carried, node)
+        self.note_memory_choices(then_branch[1], else_branch[1], then_spans, node)
         for region, _, values in (then_branch, else_branch):
             region.append(YieldOp.create(values))
         result_names = [*carried, *joined]
@@ -593,6 +604,11 @@ class KernelLowering(ExpressionLowering):
             if name in carried or name not in else_scope or self.find(name) is not None:
                 continue
             first, second = then_scope[name], else_scope[name]
+            if isinstance(first, Memory) and first == second:  # the same tile either way
+                self.scopes[-1][name] = first
+                continue
+            if isinstance(first, Memory) and isinstance(second, Memory):
+                continue  # note_memory_choices refuses a use after the if
             # the same constant either way (repr: 1 is not 1.0 nor true, -0.0 is not 0.0)
             both = isinstance(first, Const) and isinstance(second, Const)
             if both and repr(first.value) == repr(second.value):
@@ -614,6 +630,42 @@ class KernelLowering(ExpressionLowering):
             else_values.append(b)
             joined.append(name)
         return joined
+
+    def note_memory_choices(
+        self, then_scope: dict, else_scope: dict, then_spans: dict, node: ast.If
+    ) -> None:
+        """Remember the names that hold a different shared tile or tensor in each branch."""
+        for name, first in then_scope.items():
+            second = else_scope.get(name)
+            both = isinstance(first, Memory) and isinstance(second, Memory)
+            if both and first != second and self.find(name) is None:
+                self.memory_choices[name] = (then_spans[name], node, first, second)
+
+    def memory_chosen_at_run_time(
+        self, name: str, use: ast.Node, at: ast.Span, node: ast.If, first: Memory, second: Memory
+    ) -> LpirError:
+        """The error for a use of a name that each branch of `node` gave other memory."""
+        memory = first.value.type
+        used = f"and is used after it at line {use.span.line}"
+        if isinstance(memory, SharedType):
+            shape = ", ".join(map(str, memory.shape))
+            rest = ", ".join([":"] * len(memory.shape))
+            return self.error(
+                f"a shared tile cannot be chosen at run time: '{name}' is a different shared "
+                f"tile in each branch of the if at line {node.span.line} {used}",
+                at,
+                f"index one shared tile instead: allocate {name} = shared<{memory.dtype.name}>"
+                f"[2, {shape}], store each choice in {name}[0, {rest}] and {name}[1, {rest}], "
+                f"and read {name}[which, {rest}] with which = 0 or 1 set by the if",
+            )
+        return self.error(
+            f"a tensor cannot be chosen at run time: '{name}' is the tensor {first.name} in one "
+            f"branch of the if at line {node.span.line} and {second.name} in the other, {used}",
+            at,
+            f"load in each branch ({name} = load({first.name}[...]) and {name} = "
+            f"load({second.name}[...])) and use the loaded tile after the if, or store in "
+            "each branch",
+        )
 
     def branch_value(self, value: SemanticValue, like: Any, node: ast.Node) -> Value | None:
         """A branch's value of a joined name as an IR value (constants take the other's type)."""
