@@ -391,3 +391,32 @@ def test_the_same_shared_tile_in_both_branches_flows_out_of_the_if() -> None:
     )
     x = np.arange(64, dtype=np.float32)
     np.testing.assert_array_equal(run_interp(source, x), x + 1)
+
+
+SHARED_HEAD = HEAD.replace(
+    "t = load(a[0 :+ 64])", "s = shared<f32>[64]\n    store(s, load(a[0 :+ 64]))"
+)
+
+
+@pytest.mark.parametrize(
+    ("block", "line", "words"),
+    [
+        (
+            "    for i in range(3) {\n        let v = i\n        s = shared<f32>[64]\n    }\n",
+            6,
+            ("inside a for loop", "allocate 's' once before the loop and store(...) into it"),
+        ),
+        (
+            "    u = shared<f32>[64]\n    if block.x == 0 {\n        s = u\n    }\n",
+            6,
+            ("inside an if", "s = shared<f32>[2, 64]", "s[which, :] with which = 0 or 1"),
+        ),
+    ],
+)
+def test_a_shared_tile_reassigned_in_a_block_is_refused_at_the_assignment(
+    block: str, line: int, words: tuple
+) -> None:
+    """The caret was on the for (or if) and there was no hint."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(SHARED_HEAD + block + "    store(c[0 :+ 64], load(s))\n}\n")
+    located(caught.value, line, 9, "'s' is a shared tile (shared f32[64])", *words)

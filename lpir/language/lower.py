@@ -45,6 +45,21 @@ def assigned_names(statements: list[ast.Node]) -> list[str]:
     return list(names)
 
 
+def first_assignment(name: str, statements: list[ast.Node]) -> ast.Node | None:
+    """The first statement in `statements` (nested blocks included) that assigns `name`."""
+    pending: list[ast.Node] = list(reversed(statements))
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, ast.Assign | ast.AugAssign | ast.Let):
+            if statement.target == name:
+                return statement
+        elif isinstance(statement, ast.For):
+            pending.extend(reversed(statement.body))
+        elif isinstance(statement, ast.If):
+            pending.extend(reversed([*statement.then_body, *(statement.else_body or [])]))
+    return None
+
+
 # the most blocks along x, y, z: CUDA's launch limits (and block.x is an i32)
 MAX_BLOCKS = (2**31 - 1, 65535, 65535)
 
@@ -441,10 +456,11 @@ class KernelLowering(ExpressionLowering):
             f"the range step must be a positive integer, not {constant_text(step)}", node, hint
         )
 
-    def carried(self, names: list[str], node: ast.Node) -> dict[str, Value]:
-        """The names a block reassigns that exist before it, with their current IR values."""
+    def carried(self, body: list[ast.Node], node: ast.For | ast.If) -> dict[str, Value]:
+        """The names `body` (a block of `node`) reassigns that exist before it, with their
+        current IR values."""
         carried: dict[str, Value] = {}
-        for name in names:
+        for name in assigned_names(body):
             value = self.find(name)
             if value is None:
                 continue
@@ -453,11 +469,43 @@ class KernelLowering(ExpressionLowering):
             elif isinstance(value, Runtime):
                 carried[name] = value.value
             else:
-                raise self.error(
-                    f"'{name}' is {value.describe()} and cannot be reassigned inside a block",
-                    node,
-                )
+                raise self.reassigned_in_block(name, value, body, node)
         return carried
+
+    def reassigned_in_block(
+        self, name: str, value: SemanticValue, body: list[ast.Node], node: ast.For | ast.If
+    ) -> LpirError:
+        """The error for a shared tile or tensor that a block of `node` binds anew: memory is
+        fixed where a name is bound, never carried through a loop or an if."""
+        block = "a for loop" if isinstance(node, ast.For) else "an if"
+        assignment = first_assignment(name, body) or node
+        message = f"'{name}' is {value.describe()} and cannot be reassigned inside {block}"
+        memory = value.value.type if isinstance(value, Memory) else None
+        if not isinstance(memory, SharedType):
+            hint = f"give the other value a name of its own instead of reassigning '{name}'"
+            return self.error(message, assignment, hint)
+        new = assignment.value if isinstance(assignment, ast.Assign) else None
+        if isinstance(new, ast.TileConstructor) and new.func == "shared":
+            hint = (
+                f"a shared tile lasts the whole kernel: allocate '{name}' once before the "
+                f"{'loop' if isinstance(node, ast.For) else 'if'} and store(...) into it here"
+            )
+            return self.error(message, assignment, hint)
+        rest = ", ".join([":"] * len(memory.shape))
+        shape = ", ".join(map(str, memory.shape))
+        tile = f"s = shared<{memory.dtype.name}>[2, {shape}]"
+        if isinstance(node, ast.For):
+            hint = (
+                f"to alternate between two buffers, allocate one shared tile with a slot for "
+                f"each, {tile}, and index it: s[{node.var} % 2, {rest}] and "
+                f"s[({node.var} + 1) % 2, {rest}]"
+            )
+        else:
+            hint = (
+                f"to choose a tile at run time, allocate one shared tile with a slot for each, "
+                f"{tile}, and index it: s[which, {rest}] with which = 0 or 1 set by the if"
+            )
+        return self.error(message, assignment, hint)
 
     def find(self, name: str) -> SemanticValue | None:
         for scope in reversed(self.scopes):
@@ -499,7 +547,7 @@ class KernelLowering(ExpressionLowering):
                 f"choose another name, e.g. for {node.var.lower()}_ in range(...)",
             )
         lower, upper, step = self.range_bounds(node)
-        carried = self.carried(assigned_names(node.body), node)
+        carried = self.carried(node.body, node)
         names = list(carried)
         op = ForOp.create(
             lower, upper, step, list(carried.values()), node.var, names, result_names=names
@@ -550,8 +598,7 @@ class KernelLowering(ExpressionLowering):
                 node.cond,
                 "for an elementwise choice between tiles use where(cond, a, b)",
             )
-        names = assigned_names(node.then_body) + assigned_names(node.else_body or [])
-        carried = self.carried(list(dict.fromkeys(names)), node)
+        carried = self.carried([*node.then_body, *(node.else_body or [])], node)
         then_branch = self.branch(node.then_body, carried, node)
         then_spans = {name: self.assigned_at[name] for name in then_branch[1]}
         else_branch = self.branch(node.else_body or [], carried, node)
