@@ -420,3 +420,33 @@ def test_a_shared_tile_reassigned_in_a_block_is_refused_at_the_assignment(
     with pytest.raises(TypeCheckError) as caught:
         lower(SHARED_HEAD + block + "    store(c[0 :+ 64], load(s))\n}\n")
     located(caught.value, line, 9, "'s' is a shared tile (shared f32[64])", *words)
+
+
+# ---- 9. constructs lpir does not have -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("statement", "line", "column", "words"),
+    [
+        ("    for i in range(4) {\n        break\n    }", 4, 9, ("lpir has no break", "done")),
+        ("    for i in range(4) {\n        continue\n    }", 4, 9, ("lpir has no continue",)),
+        ("    let i = 0\n    while i < 4 {\n    }", 4, 5, ("lpir has no while loop", "range")),
+        ("    if t[0] > 0.0 {\n    } elif true {\n    }", 4, 7, ("lpir has no elif", "else if")),
+    ],
+)
+def test_constructs_that_lpir_does_not_have(
+    statement: str, line: int, column: int, words: tuple
+) -> None:
+    """break was "unknown name 'break'" with the hint "assign break = ..."; while was
+    "unexpected 'i'" at the name after it."""
+    with pytest.raises(LpirError) as caught:
+        lower(HEAD + statement + "\n" + STORE)
+    located(caught.value, line, column, *words)
+
+
+@pytest.mark.parametrize(("dtype", "hint"), [("u32", "cast<i32>(n)"), ("f32", "truncates")])
+def test_a_loop_bound_of_another_dtype_says_loop_bound(dtype: str, hint: str) -> None:
+    """It said "an index must be an i32 scalar" with a hint about block.x."""
+    source = HEAD.replace("c: global f32[N])", f"c: global f32[N], n: {dtype})")
+    source += "    for i in range(0, n) {\n    }\n" + STORE
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 3, 23, "a loop bound must be an i32 scalar, but this is", hint)

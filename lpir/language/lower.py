@@ -294,6 +294,8 @@ class KernelLowering(ExpressionLowering):
 
     def expression_statement(self, node: ast.ExprStmt) -> None:
         value = node.value
+        if isinstance(value, ast.Name) and value.id in ("break", "continue"):
+            raise self.no_break_or_continue(value)
         statements = ("store", "atomic_add", "atomic_max", "atomic_min", "sync", "static_assert")
         statements += tuple(self.functions())
         if not (isinstance(value, ast.Call) and value.func in statements):
@@ -304,6 +306,23 @@ class KernelLowering(ExpressionLowering):
                 "assign it to a name (t = ...) or store it: store(y[...], t)",
             )
         self.call(value)
+
+    def no_break_or_continue(self, node: ast.Name) -> LpirError:
+        """`break` or `continue` as a statement: the language has neither."""
+        if node.id == "continue":
+            return self.error(
+                "lpir has no continue: each iteration runs the whole loop body",
+                node,
+                "guard the rest of the body with an if: if not skip { ... } (or choose tile "
+                "elements with where(skip, old, new))",
+            )
+        return self.error(
+            "lpir has no break: a for loop runs its whole range",
+            node,
+            "loop to the end you need (for i in range(0, n), n may be computed at run time), "
+            "or carry a flag (done = false before the loop; done = done or ... inside) and "
+            "guard the rest of the body with if not done { ... } (or where(done, old, new))",
+        )
 
     # ---- def ----------------------------------------------------------------------------------
     def functions(self) -> dict:
@@ -415,7 +434,40 @@ class KernelLowering(ExpressionLowering):
             bounds[-1] if len(bounds) < 3 else bounds[1],
         ]
         nodes.append(bounds[2] if len(bounds) == 3 else node)
+        for value, bound in zip(values[2 - min(len(bounds), 2) : 2], bounds[:2]):
+            self.check_bound(value, bound)
         return [self.as_index(v, n) for v, n in zip(values, nodes)]
+
+    def check_bound(self, value: SemanticValue, node: ast.Node) -> None:
+        """A loop's start or stop is an integer constant or an i32 scalar: say so (not "an
+        index") where it is another integer scalar (a u32 or i64 argument) or a float."""
+        shown = self.text_of(node)
+        if isinstance(value, Runtime) and value.is_scalar and value.dtype != I32:
+            hint = f"convert it: cast<i32>({shown})"
+            if value.dtype.is_float:
+                hint = f"loop over integers: cast<i32>({shown}) truncates toward zero"
+            raise self.error(
+                f"a loop bound must be an i32 scalar, but this is "
+                f"{with_article(value.dtype.name)} scalar",
+                node,
+                hint,
+            )
+        if isinstance(value, Const) and not (
+            isinstance(value.value, int) and not isinstance(value.value, bool)
+        ):
+            raise self.error(
+                f"a loop bound must be an integer, not {constant_text(value.value)}",
+                node,
+                "write an integer bound, e.g. range(0, N)",
+            )
+
+    def text_of(self, node: ast.Node) -> str:
+        """The source text of `node` when it spans one line (else a placeholder)."""
+        span = node.span
+        if span.end_line != span.line:
+            return "..."
+        line = self.source.splitlines()[span.line - 1]
+        return line[span.column - 1 : span.end_column - 1]
 
     def loop_stages(self, node: ast.For) -> int | None:
         """The `stages = S` of `range(...)`: a compile-time integer >= 1, or None if not given."""

@@ -8,6 +8,7 @@ become `ParseError`s with the place, the line, a caret and what was expected.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
@@ -98,6 +99,36 @@ def _end_of_code(source: str) -> tuple[int, int]:
     return 1, 1
 
 
+# `while` opening a statement (at the start of its line or after ; { }, and not assigned to)
+_WHILE = re.compile(r"(?:^|[;{}])\s*(while)\b(?!\s*(?:[-+*/%&|^]|<<|>>)?=(?!=))[^;{}]*$")
+
+
+def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> ParseError | None:
+    """A clear error for a syntax error that is a construct lpir does not have (`while`,
+    `elif`), or None for the generic "unexpected ..." error."""
+    token = error.token
+    if token.type == "$END" or error.line is None or error.column is None:
+        return None
+    lines = source.splitlines()
+    line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
+    if token.type == "NAME" and token.value == "elif":
+        place = location_in(source, file, error.line, error.column, error.column + 4)
+        return ParseError("lpir has no elif", place, "write else if: } else if condition { ... }")
+    found = _WHILE.search(line[: error.column - 1])
+    if found is not None:
+        column = found.start(1) + 1
+        place = location_in(source, file, error.line, column, column + 5)
+        return ParseError(
+            "lpir has no while loop",
+            place,
+            "loop with for i in range(start, stop): the bounds may be i32 scalars computed at "
+            "run time (let n = load(lengths[block.x])); to stop early, carry a flag (done = "
+            "false before the loop; done = done or ... inside) and guard the body with "
+            "if not done { ... }",
+        )
+    return None
+
+
 def parse_program(source: str, file: str = "<source>") -> ast.Program:
     """Parse a whole source text (one or more kernels). A UTF-8 byte order mark that
     opens it (an editor's, read without encoding="utf-8-sig") is skipped."""
@@ -112,6 +143,9 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
         if token.type == "$END":
             location = location_in(source, file, *_end_of_code(source))
             closers.append(("RBRACE", "'}'"))
+        known = _known_mistake(source, file, error)
+        if known is not None:
+            raise known from None
         message = f"unexpected {_describe_token(token)}"
         hint = f"expected {_expected_text(error.expected)}"
         closing = next((c for t, c in closers if t in error.expected), None)
