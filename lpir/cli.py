@@ -139,8 +139,8 @@ def _add_kernel_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--kernel",
-        help="which kernel of the file (default: a source's first; IR text of several "
-        "kernels: lpir opt takes all, the others need --kernel)",
+        help="which kernel of the file (of a file of several: lpir opt takes all, the others "
+        "need --kernel)",
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lpir.errors import LpirError
-from lpir.ir.core import Module
+from lpir.ir.core import Kernel, Module
 from lpir.ir.parser import parse as parse_ir
 from lpir.ir.printer import print_module
+from lpir.language.ast import KernelDef, Program
 from lpir.language.specialize import specialize
 from lpir.language.syntax import parse_program
 from lpir.runtime.ir_kernel import IR_SUFFIXES, load_ir
@@ -20,6 +21,8 @@ def load_module(
     """Tile IR of a kernel source specialized with `params` (and defaults), or parsed IR text.
 
     IR text is already specialized: `params` are an error for it, `kernel` keeps one kernel.
+    Without `kernel`, every kernel of the file, as `lpir opt` prints them (of a source, each
+    with the `params` it declares: one that no kernel declares is an error).
     """
     file = Path(path)
     if file.suffix in IR_SUFFIXES:
@@ -30,8 +33,27 @@ def load_module(
         raise LpirError(f"no such file: {path}")
     text = read_source_file(file)
     program = parse_program(text, str(file))
-    _, module = specialize(program, kernel, params or {})
-    return module
+    if kernel is not None or len(program.kernels) < 2:
+        _, module = specialize(program, kernel, params or {})
+        return module
+    return Module([_lowered(program, k, params or {}) for k in program.kernels])
+
+
+def _lowered(program: Program, kernel: KernelDef, params: dict) -> Kernel:
+    """The tile IR of one of several kernels of a source, with the `params` it declares;
+    a parameter that no kernel of the source declares is an error."""
+    declared = {p.name for k in program.kernels for p in k.params}
+    unknown = [name for name in params if name not in declared]
+    if unknown:
+        names = ", ".join(k.name for k in program.kernels)
+        raise LpirError(
+            f"no kernel of {Path(program.file).name} ({names}) has a parameter {unknown[0]!r}",
+            hint="set only parameters the kernels declare (each applies to the kernels that "
+            "declare it), or choose one kernel with --kernel NAME",
+        )
+    own = {p.name for p in kernel.params}
+    chosen = {name: value for name, value in params.items() if name in own}
+    return specialize(program, kernel.name, chosen)[1].kernels[0]
 
 
 def optimize(

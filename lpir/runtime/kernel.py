@@ -85,7 +85,7 @@ def compile(
             compiles that IR as it is (see `lpir.runtime.ir_kernel`; no parameters).
         target: "cpu", "cuda", "interp" (the reference interpreter), "threads" or
             "cuda-host" (the CUDA C run on the CPU: see the module docstring).
-        kernel: which kernel of the source, when it defines several.
+        kernel: which kernel of the source; needed where it defines several.
         **params: compile-time parameters (ints, or dtype names such as WT="u3").
     """
     if target not in TARGETS:
@@ -98,10 +98,18 @@ def compile(
     program = parse_program(text, file)
     if not program.kernels:
         raise LpirError(f"{file} defines no kernel")
+    names = ", ".join(k.name for k in program.kernels)
+    if kernel is None and len(program.kernels) > 1:
+        # as for IR text: running whichever kernel comes first would check or time a kernel
+        # the caller may not have meant, and say nothing of it
+        shown = "the source" if file == "<source>" else Path(file).name
+        raise LpirError(
+            f"{shown} holds {len(program.kernels)} kernels ({names})",
+            hint="choose one with --kernel NAME (kernel=NAME)",
+        )
     try:
         kernel_def = program.kernel(kernel)
     except KeyError:
-        names = ", ".join(k.name for k in program.kernels)
         raise LpirError(f"no kernel named {kernel!r}; the source has {names}") from None
     return Kernel(program, kernel_def, target, params)
 

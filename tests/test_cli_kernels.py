@@ -1,0 +1,85 @@
+"""A file of several kernels: `lpir run`, `lpir emit` and `lpir banks` (and `lpir.compile`) ask
+which one with the same words for a source (.lp) as for IR text; `lpir opt` prints them all.
+
+Before, a source's first kernel ran, was checked and timed without a word, while IR text of
+several kernels asked for --kernel.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import lpir
+from lpir.cli import main
+
+TWO_KERNELS = """
+kernel double[N = 256](x: global f32[N], y: global f32[N]) blocks(cdiv(N, 128)) threads(128) {
+    i = block.x * 128
+    store(y[i :+ 128], load(x[i :+ 128]) * 2.0)
+}
+
+kernel negate[N = 256, BN = 128](x: global f32[N], y: global f32[N])
+    blocks(cdiv(N, BN)) threads(64) {
+    i = block.x * BN
+    store(y[i :+ BN], -load(x[i :+ BN]))
+}
+"""
+
+ASKS = (
+    "error: two.{suffix} holds 2 kernels (double, negate)\n"
+    "hint: choose one with --kernel NAME (kernel=NAME)\n"
+)
+
+
+@pytest.fixture
+def sources(tmp_path):
+    """two.lp, and two.ir: the same kernels as IR text."""
+    source = tmp_path / "two.lp"
+    source.write_text(TWO_KERNELS)
+    ir = tmp_path / "two.ir"
+    ir.write_text(
+        "".join(
+            lpir.compile(source, target="interp", kernel=k).ir("source")
+            for k in ("double", "negate")
+        )
+    )
+    return source, ir
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "--check"], ["emit", "--what", "ir"], ["banks"]], ids=lambda c: c[0]
+)
+def test_a_file_of_several_kernels_asks_which_alike_for_source_and_ir(sources, command, capsys):
+    for path in sources:
+        assert main([*command, str(path)]) == 1
+        assert capsys.readouterr().err == ASKS.format(suffix=path.suffix[1:])
+
+
+def test_the_chosen_kernel_runs(sources, capsys):
+    for path in sources:
+        assert main(["run", str(path), "--kernel", "negate", "--check"]) == 0
+        assert capsys.readouterr().out.startswith("negate[")
+
+
+def test_lpir_opt_prints_every_kernel_of_a_source_as_of_ir_text(sources, capsys):
+    source, ir = sources
+    assert main(["opt", str(source)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("kernel @") == 2
+    assert main(["opt", str(ir)]) == 0
+    assert capsys.readouterr().out == printed
+
+
+def test_a_definition_applies_to_the_kernels_that_declare_it(sources, capsys):
+    assert main(["opt", str(sources[0]), "-D", "BN=64"]) == 0
+    printed = capsys.readouterr().out
+    assert "@double[N = 256]" in printed
+    assert "@negate[N = 256, BN = 64]" in printed
+    assert main(["opt", str(sources[0]), "-D", "BK=64"]) == 1
+    assert "no kernel of two.lp (double, negate) has a parameter 'BK'" in capsys.readouterr().err
+
+
+def test_lpir_compile_of_a_source_of_several_kernels_asks_which():
+    with pytest.raises(lpir.LpirError, match=r"the source holds 2 kernels \(double, negate\)"):
+        lpir.compile(TWO_KERNELS, target="interp")
+    assert lpir.compile(TWO_KERNELS, target="interp", kernel="negate").name == "negate"
