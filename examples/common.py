@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +42,19 @@ def check(path: Path, target: str, module, params: dict, seed: int = 0) -> bool:
 
 
 def main(path: Path, module, cases: list[dict], argv=None) -> int:
+    """Check every case on the target the command line names; 0 when all pass. An
+    `LpirError` (no GPU for cuda, a bad size) is reported as `lpir` reports it, without a
+    traceback, and gives 1."""
     parser = argparse.ArgumentParser(description=f"run {path.name} and check it against numpy")
     parser.add_argument(
         "--target", default="cpu", choices=["cpu", "cuda", "interp", "threads", "threads-cuda"]
     )
     args = parser.parse_args(argv)
-    results = [check(path, args.target, module, params) for params in cases]
+    try:
+        results = [check(path, args.target, module, params) for params in cases]
+    except lpir.LpirError as error:
+        print(str(error), file=sys.stderr)
+        return 1
     return 0 if all(results) else 1
 
 
