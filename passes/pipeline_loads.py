@@ -2,9 +2,10 @@
 
 Requires: thread IR (after vectorize: each `ld` is the access the backend will issue).
 Guarantees: in a `for` loop with S = `stages` >= 2 (the loop's own `stages`, else the target's
-default), every pipelinable load is issued S - 1 iterations before the iteration that uses it:
-the loop carries the S - 1 tiles already requested, each iteration requests the tile of the
-iteration S - 1 steps on and uses the oldest. S tiles are in registers at once. A GPU thread
+default; at most the loop's trip count where that is a constant), every pipelinable load is
+issued S - 1 iterations before the iteration that uses it: the loop carries the S - 1 tiles
+already requested, each iteration requests the tile of the iteration S - 1 steps on and uses
+the oldest. S tiles are in registers at once. A GPU thread
 does not wait for a load until it uses the value, so the memory latency of one iteration
 overlaps the arithmetic of the S - 1 before it; without this, every iteration waits for its
 own loads (the first instruction that reads them stalls for the whole round trip).
@@ -95,6 +96,13 @@ class _Pipeliner(Rewriter):
                 found.append((op, ops))
         return found
 
+    def trip_count(self, loop: ForOp) -> int | None:
+        """How many iterations the loop runs, where its bounds and step are constants."""
+        lower, upper, step = (self.analysis.facts(v).constant for v in loop.operands[:3])
+        if lower is None or upper is None or step is None or step <= 0:
+            return None
+        return max(0, -(-(upper - lower) // step))
+
     def runs_at_least_once(self, loop: ForOp) -> bool:
         lower, upper = (self.analysis.facts(v) for v in (loop.lower, loop.upper))
         return lower.hi is not None and upper.lo is not None and lower.hi < upper.lo
@@ -102,6 +110,9 @@ class _Pipeliner(Rewriter):
     # ---- the rewrite ------------------------------------------------------------------------
     def pipeline(self, loop: ForOp) -> list[Value]:
         stages = loop.stages if loop.stages is not None else self.default_stages
+        trips = self.trip_count(loop)
+        if trips is not None:  # more tiles ahead than iterations would only request the last
+            stages = max(1, min(stages, trips))
         loads = self.pipelinable(loop) if stages >= 2 else []
         if not loads:
             return self.copy(loop).results

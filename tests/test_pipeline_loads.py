@@ -100,6 +100,16 @@ def test_one_stage_and_the_cpu_leave_the_loop_alone():
     assert "_ahead" not in cpu.stages["final"]
 
 
+def test_stages_past_the_trip_count_are_the_trip_count():
+    """Tiles further ahead than the loop has iterations would only request the last one again:
+    stages = 4096 over two iterations compiled 4096 stages of code (seconds, thousands of lines
+    of CUDA C); it is stages = 2, and one iteration has nothing to run ahead of."""
+    text = final_ir(n=256, stages=4096)
+    body = text.split("\n", 1)[1]  # the header names the parameter STAGES itself
+    assert "stages 2 iter_args(" in body and body == final_ir(n=256, stages=2).split("\n", 1)[1]
+    assert "_ahead" not in final_ir(n=100, stages=4)
+
+
 def test_default_is_two_stages_on_the_gpu():
     source = STREAM.replace(", stages = STAGES", "")
     assert "stages 2 iter_args(" in final_ir(source=source)
