@@ -133,6 +133,28 @@ def test_dimension_and_default_from_block_x() -> None:
     located(caught.value, 1, 24, "a tensor dimension must be a compile-time integer")
 
 
+@pytest.mark.parametrize(
+    ("header", "column"),
+    [
+        ("kernel k(a: global f32[64], n: i32) blocks(n) threads(32) {", 44),
+        ("kernel k(a: global f32[64], n: i32) blocks(1) threads(n) {", 55),
+        ("kernel k(a: global f32[n], n: i32) blocks(1) threads(32) {", 24),
+    ],
+)
+def test_launch_grid_from_a_scalar_argument(header: str, column: int) -> None:
+    """It was "unknown name 'n'" with the hint "assign n = ... before this line"."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(header + "\n}\n")
+    located(
+        caught.value,
+        1,
+        column,
+        "'n' is an argument of kernel k: the launch grid and the tensor dimensions are "
+        "computed before the kernel runs",
+        "make 'n' a parameter instead (kernel k[n = ...](...))",
+    )
+
+
 # ---- 3. long chains work, absurd nesting is refused ---------------------------------------
 def test_long_flat_chains_lower_and_compute() -> None:
     x = np.arange(64, dtype=np.float32)

@@ -87,6 +87,7 @@ class KernelLowering(ExpressionLowering):
         for name, value in params.items():
             self.scopes[0][name] = DTypeConst(value) if isinstance(value, DType) else Const(value)
         self.threads = 0
+        self.in_header = True  # lowering the launch grid and the arguments' dimensions
 
     def undefined_hint(self, name: str) -> str | None:
         if self.callers and any(name in scope for scope in self.callers[-1]):
@@ -100,10 +101,28 @@ class KernelLowering(ExpressionLowering):
         return None
 
     def lookup(self, name: str, node: ast.Node) -> SemanticValue:
-        choice = self.memory_choices.get(name)
-        if choice is not None and self.find(name) is None:
-            raise self.memory_chosen_at_run_time(name, node, *choice)
+        if self.find(name) is None:
+            choice = self.memory_choices.get(name)
+            if choice is not None:
+                raise self.memory_chosen_at_run_time(name, node, *choice)
+            if self.in_header:
+                self.check_not_an_argument(name, node)
         return super().lookup(name, node)
+
+    def check_not_an_argument(self, name: str, node: ast.Node) -> None:
+        """The header (the launch grid, dimensions) reads an argument: refuse it as a value
+        known only when the kernel runs, not as an unknown name."""
+        kernel = self.kernel_def
+        if any(arg.name == name for arg in kernel.args):
+            raise self.error(
+                f"'{name}' is an argument of kernel {kernel.name}: the launch grid and the "
+                "tensor dimensions are computed before the kernel runs, from literals and "
+                "parameters only",
+                node,
+                f"the arguments exist only inside the body; make '{name}' a parameter instead "
+                f"(kernel {kernel.name}[{name} = ...](...)), given by lpir.compile(..., "
+                f"{name}=...) or -D {name}=..., or deduced from a tensor dimension written {name}",
+            )
 
     # ---- the kernel -------------------------------------------------------------------------
     def lower(self) -> Module:
@@ -135,6 +154,7 @@ class KernelLowering(ExpressionLowering):
         args = [self.argument(a) for a in kdef.args]
         body = Region(args)
         self.builder.region = body
+        self.in_header = False
         self.statements(kdef.body)
         x, y, z = grid + [1] * (3 - len(grid))
         kernel = Kernel(
