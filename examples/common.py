@@ -16,6 +16,7 @@ import numpy as np
 
 import lpir
 from lpir.runner import compare, outputs_of, stated_tolerance
+from lpir.targets import RUN_TARGETS
 
 
 def check(path: Path, target: str, module, params: dict, seed: int = 0) -> bool:
@@ -47,7 +48,10 @@ def main(path: Path, module, cases: list[dict], argv=None) -> int:
     traceback, and gives 1."""
     parser = argparse.ArgumentParser(description=f"run {path.name} and check it against numpy")
     parser.add_argument(
-        "--target", default="cpu", choices=["cpu", "cuda", "interp", "threads", "threads-cuda"]
+        "--target",
+        default="cpu",
+        choices=list(RUN_TARGETS),
+        help="; ".join(f"{name}: {what}" for name, what in RUN_TARGETS.items()),
     )
     args = parser.parse_args(argv)
     try:

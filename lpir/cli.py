@@ -11,6 +11,7 @@ import math
 import sys
 
 from lpir.errors import LpirError
+from lpir.targets import RUN_TARGETS
 
 # A grid prints every element (a 1024 x 1024 tile is 10 MB of text); a picture draws each as
 # a labelled cell. Past these a layout is refused before either is made.
@@ -172,9 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--target",
         default="cpu",
-        choices=["cpu", "cuda", "interp", "threads", "cuda-host"],
-        help="cuda-host: the CUDA C run on the CPU (no GPU; slow), which fails on a vector "
-        "access a GPU would fault on and on a shared-memory race",
+        choices=list(RUN_TARGETS),
+        help="; ".join(f"{name}: {what}" for name, what in RUN_TARGETS.items()),
     )
     run.add_argument("--check", action="store_true", help="compare with the interpreter and numpy")
     run.add_argument("--bench", action="store_true", help="time it beside the numpy reference")

@@ -11,6 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Every target a kernel runs on, what `lpir.compile(..., target=)`, `lpir run --target` and the
+#: example scripts accept, with what each is for (README's list of targets says the same).
+RUN_TARGETS: dict[str, str] = {
+    "cpu": "LLVM through llvmlite, all cores: the fast path on the host",
+    "cuda": "CUDA C through NVRTC (or nvcc), on an NVIDIA GPU",
+    "interp": "the reference interpreter on tile IR: the oracle every other target is checked "
+    "against",
+    "threads": "the CPU's pipeline down to thread IR, run by the thread-IR interpreter: the "
+    "passes checked without a backend",
+    "threads-cuda": "the GPU's pipeline (coalesced layouts, tensor-core dots) down to thread "
+    "IR, run by the thread-IR interpreter: the GPU's IR checked without a GPU or a compiler",
+    "cuda-host": "the CUDA C compiled by the host's C++ compiler and run on the CPU, one OS "
+    "thread per GPU thread (slow): the GPU code checked without a GPU, failing on a vector "
+    "access a GPU would fault on and on a shared-memory race",
+}
+
 
 @dataclass(frozen=True)
 class Target:

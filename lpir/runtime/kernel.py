@@ -5,16 +5,10 @@ the arguments, deduces the remaining parameters from their shapes and dtypes, an
 specialization for that set of parameters, compiling it on first use (and caching it in memory,
 and on disk for compiled targets).
 
-Targets:
-    "interp"   the reference interpreter on tile IR (the oracle);
-    "threads"  the CPU pipeline down to thread IR, run by the thread-IR interpreter (for
-               testing passes without a backend); "threads-cuda" the same with the GPU
-               pipeline (coalesced layouts, tensor-core dots);
-    "cpu"      LLVM through llvmlite, all cores;
-    "cuda"     CUDA C through NVRTC (or nvcc), on an NVIDIA GPU;
-    "cuda-host" the same CUDA C compiled by the host's C++ compiler and run on the CPU, one OS
-               thread per GPU thread (slow): for checking a GPU kernel without a GPU, where a
-               vector access a GPU would fault on and a shared-memory race are errors.
+The targets, and what each is for, are `lpir.targets.RUN_TARGETS`: on the CPU "cpu" (LLVM),
+"interp" (the reference interpreter), "threads" and "threads-cuda" (the CPU's or the GPU's
+pipeline run by the thread-IR interpreter) and "cuda-host" (the CUDA C run on the CPU); on a
+GPU "cuda".
 """
 
 from __future__ import annotations
@@ -44,8 +38,9 @@ from lpir.runtime.ir_kernel import (
 )
 from lpir.runtime.source_files import read_source_file
 from lpir.runtime.specialization import Specialization, build_specialization
+from lpir.targets import RUN_TARGETS
 
-TARGETS = ("interp", "threads", "threads-cuda", "cpu", "cuda", "cuda-host")
+TARGETS = tuple(RUN_TARGETS)
 
 
 def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
@@ -83,8 +78,8 @@ def compile(
         path_or_source: a path to a `.lp` file, or the kernel source text; a path to an `.ir`
             file, or IR text (a string that starts `kernel @`, as `Kernel.ir()` prints),
             compiles that IR as it is (see `lpir.runtime.ir_kernel`; no parameters).
-        target: "cpu", "cuda", "interp" (the reference interpreter), "threads" or
-            "cuda-host" (the CUDA C run on the CPU: see the module docstring).
+        target: one of `lpir.targets.RUN_TARGETS`: "cpu", "cuda", "interp" (the reference
+            interpreter), "threads", "threads-cuda" or "cuda-host" (the CUDA C run on the CPU).
         kernel: which kernel of the source; needed where it defines several.
         **params: compile-time parameters (ints, or dtype names such as WT="u3").
     """
