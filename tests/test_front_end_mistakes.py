@@ -17,6 +17,7 @@ import pytest
 import lpir
 from lpir.cli import main
 from lpir.errors import ArgumentError, LpirError, ParseError, TypeCheckError
+from lpir.ir.printer import print_module
 from lpir.language.specialize import specialize
 from lpir.language.syntax import parse_program
 
@@ -472,3 +473,55 @@ def test_a_loop_bound_of_another_dtype_says_loop_bound(dtype: str, hint: str) ->
     with pytest.raises(TypeCheckError) as caught:
         lower(source)
     located(caught.value, 3, 23, "a loop bound must be an i32 scalar, but this is", hint)
+
+
+# ---- 10. a cast of a constant is a compile-time value --------------------------------------
+CAST_FACTS = [
+    "cast<i8>(300) == 44",  # integers keep the low bits
+    "cast<u8>(-1) == 255",
+    "cast<i8>(100) + 100 == -56",  # and compute in their dtype
+    "cast<i8>(1000.0) == 127",  # floats to integers saturate
+    "cast<i32>(nan) == 0",
+    "cast<f16>(70000.0) == inf",  # f16 overflows to inf
+    "cast<f32>(cast<f8e4m3>(1000.0)) == 448.0",  # f8e4m3 saturates
+    "cast<f32>(cast<f4e2m1>(100.0)) == 6.0",
+    "cast<i64>(3000000000) == 3000000000",
+    "cast<f64>(0.1) == 0.1",
+]
+
+
+@pytest.mark.parametrize("fact", CAST_FACTS)
+def test_static_assert_of_a_cast_of_a_constant(fact: str) -> None:
+    """static_assert said "needs a compile-time condition" of every cast of a constant."""
+    lower(HEAD + f'    static_assert({fact}, "no")\n' + STORE)
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + f'    static_assert(not ({fact}), "no")\n' + STORE)
+    located(caught.value, 3, 19, "static_assert failed: no")
+
+
+def test_a_cast_of_a_constant_sizes_tiles_and_the_launch() -> None:
+    """zeros<f32>[cast<i32>(16)] said "a tile dimension must be a compile-time integer"."""
+    source = (
+        "kernel k[N = 64](a: global f32[cast<i32>(N)], c: global f32[N]) "
+        "blocks(cast<i32>(N / 32)) threads(cast<u8>(288)) {\n"
+        "    i = block.x * 32\n"
+        "    t = load(a[i :+ 32]) + zeros<f32>[cast<i32>(32)]\n"
+        "    for k in range(0, 2, cast<i64>(2), stages = cast<i32>(1)) {\n"
+        "        t += reshape(t, 2, 16)[cast<i32>(0), 0]\n    }\n"
+        "    store(c[i :+ 32], t)\n}\n"
+    )
+    kernel = lpir.compile(source, target="interp")
+    x = np.arange(64, dtype=np.float32)
+    y = np.zeros(64, np.float32)
+    kernel(x, y)
+    np.testing.assert_array_equal(y, x + np.repeat(x[::32], 32))
+    _, module = specialize(parse_program(source, "m.lp"), None, {})
+    assert module.kernels[0].threads == 32  # cast<u8>(288)
+
+
+def test_a_cast_of_a_constant_in_an_expression_is_still_a_cast() -> None:
+    """The typed IR of a run-time use is as before: a constant of the exact dtype, cast."""
+    source = HEAD + "    store(c[0 :+ 64], t + cast<f32>(cast<i8>(300)))\n}\n"
+    _, module = specialize(parse_program(source, "m.lp"), None, {})
+    text = print_module(module)
+    assert "constant {value = 300} : i64" in text and "cast(" in text, text

@@ -519,9 +519,14 @@ def static_assert(low: ExpressionLowering, call: ast.Call) -> None:
             message_node,
             'write it in quotes: static_assert(BK <= G, "BK must not exceed G")',
         )
-    cond = low.expr(cond_node)
+    cond = low.compile_time_expr(cond_node)
     if not isinstance(cond, Const):
-        raise low.error("static_assert needs a compile-time condition", cond_node)
+        raise low.error(
+            "static_assert needs a compile-time condition",
+            cond_node,
+            "build it from literals, parameters, dtype facts (bits(T), is_float(T)) and casts "
+            "of constants",
+        )
     if not cond.value:
         message = "static_assert failed"
         if isinstance(message_node, ast.StringLiteral):

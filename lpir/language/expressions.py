@@ -43,7 +43,13 @@ from lpir.ir.ops import (
 )
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_tile
 from lpir.language import ast
-from lpir.language.folding import BOOL_HINT, checked_literal, constant_text, fold_binary
+from lpir.language.folding import (
+    BOOL_HINT,
+    checked_literal,
+    constant_text,
+    fold_binary,
+    folded_scalar,
+)
 from lpir.language.values import (
     BlockIndex,
     Const,
@@ -359,18 +365,30 @@ class ExpressionLowering:
             return value.value
         raise self.error(f"expected a number or a tile, but this is {value.describe()}", node)
 
+    def compile_time(self, value: SemanticValue) -> SemanticValue:
+        """`value`, as a constant where it is a scalar computed only from constants (a cast
+        of a constant: `cast<i8>(300)` is 44), for the places that need one."""
+        if isinstance(value, Runtime) and value.is_scalar:
+            folded = folded_scalar(value.value)
+            if folded is not None:
+                return Const(folded)
+        return value
+
+    def compile_time_expr(self, node: ast.Node) -> SemanticValue:
+        """The value of `node` where a compile-time value is needed: what it builds goes to a
+        scratch region (a constant needs no ops; anything else is refused by the caller)."""
+        with self.builder.at(Region()):
+            return self.compile_time(self.expr(node))
+
     def as_const_int(self, node: ast.Node, what: str) -> int:
+        value = self.compile_time_expr(node)
         if self.builder.region is None:
-            # Outside the body (the launch grid, dimensions, defaults): what a runtime value
-            # such as block.x builds goes to a scratch region, and the value is refused below.
-            with self.builder.at(Region()):
-                value = self.expr(node)
+            # Outside the body (the launch grid, dimensions, defaults)
             hint = (
                 "these are computed before the kernel runs, from literals and parameters "
                 "only (block.x and the arguments exist only inside the body)"
             )
         else:
-            value = self.expr(node)
             hint = "use literals and integer parameters only"
         if not isinstance(value, Const) or isinstance(value.value, bool | float):
             raise self.error(

@@ -2,6 +2,10 @@
 semantics the operators have at run time (C division, IEEE float division, NaN-passing max and
 min, bool rules). Integer constants fold exactly, without a width: their results are checked
 when they meet a dtype.
+
+`folded_scalar` evaluates a typed scalar built only from constants (`cast<i8>(300)`,
+`cast<i8>(300) == 44`) as the interpreter would run it, for the places that need a
+compile-time value (dimensions, static_assert): the typed IR of such a value is unchanged.
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from lpir.dtypes import dtype
 from lpir.errors import TypeCheckError
+from lpir.interpreter import elementwise as ew
+from lpir.ir.core import Value
+from lpir.ir.ops import BinaryOp, CastOp, ConstantOp, SelectOp, UnaryOp
 from lpir.ir.ops.arith import BOOL_ARITHMETIC_HINT, SYMBOLS
+from lpir.ir.types import ScalarType
 
 
 def c_division(a: int, b: int) -> int:
@@ -140,3 +149,41 @@ def fold_binary(op: str, a: Any, b: Any) -> int | float | bool:
             hint="integer constants stay within i64's and u64's range",
         )
     return result
+
+
+def folded_scalar(value: Value) -> int | float | bool | None:
+    """The constant a scalar computed only from constants holds (through casts, arithmetic,
+    comparisons and `where`), with the interpreter's semantics (`lpir.interpreter.elementwise`,
+    which canonicalize folds with too); None where it depends on anything else."""
+    data = _scalar_data(value)
+    if data is None:
+        return None
+    dt = value.type.dtype
+    if dt.is_small_float:  # held as its code: the number it encodes
+        data = ew.cast(data, dt, dtype("f64"))
+    number = np.asarray(data)[()].item()
+    if dt.is_bool:
+        return bool(number)
+    return float(number) if dt.is_float else int(number)
+
+
+def _scalar_data(value: Value) -> Any:
+    """`value` as the interpreter holds it (a numpy scalar), or None if it is not constant."""
+    op = value.owner
+    if not isinstance(value.type, ScalarType):
+        return None
+    if isinstance(op, ConstantOp):
+        return ew.scalar(op.value, value.type.dtype)
+    if not isinstance(op, BinaryOp | UnaryOp | CastOp | SelectOp):
+        return None
+    operands = [_scalar_data(v) for v in op.operands]
+    if any(v is None for v in operands):
+        return None
+    source = op.operands[-1].type.dtype
+    if isinstance(op, BinaryOp):
+        return ew.binary(op.name, operands[0], operands[1], op.operands[0].type.dtype)
+    if isinstance(op, UnaryOp):
+        return ew.unary(op.name, operands[0], source)
+    if isinstance(op, CastOp):
+        return ew.cast(operands[0], source, value.type.dtype)
+    return ew.select(operands[0], operands[1], operands[2], value.type.dtype)

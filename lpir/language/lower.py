@@ -434,7 +434,9 @@ class KernelLowering(ExpressionLowering):
         bounds = node.bounds
         if not 1 <= len(bounds) <= 3:
             raise self.error("range takes 1 to 3 arguments", node, "range(start, stop, step)")
-        values = [self.expr(b) for b in bounds]
+        values = [self.expr(b) for b in bounds[:2]]
+        if len(bounds) == 3:
+            values.append(self.compile_time_expr(bounds[2]))
         if len(values) == 1:
             values = [Const(0), values[0]]
         if len(values) == 2:
@@ -499,7 +501,7 @@ class KernelLowering(ExpressionLowering):
                     keyword,
                     "range(start, stop, step, stages = S) takes only 'stages' by name",
                 )
-            value = self.expr(keyword.value)
+            value = self.compile_time_expr(keyword.value)
             number = value.value if isinstance(value, Const) else None
             if not isinstance(number, int) or isinstance(number, bool) or number < 1:
                 shown = (
