@@ -10,6 +10,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
+from host_targets import HOST_TARGETS
 
 import lpir
 from lpir.errors import ArgumentError, DTypeError, LpirError
@@ -284,3 +285,26 @@ def test_a_path_with_braces_is_a_path(tmp_path):
     one_line = "kernel k[N = 4](x: global f32[N]) blocks(1) threads(4) { store(x[:], 0.0 + x) }"
     with pytest.raises(lpir.LpirError):  # source text of one line (too long a name is no path)
         lpir.compile(one_line * 20, target="interp")
+
+
+@pytest.mark.parametrize("target", [*HOST_TARGETS, "threads-cuda"])
+def test_every_target_refuses_an_output_that_shares_memory_with_another_argument(target):
+    """The docs: two tensor arguments may share memory only if the kernel stores into neither.
+    The CPU refused `add(x, z, z)`; the interpreters and cuda-host ran it (and `interp` gave
+    x + y where the CPU would have given what its vectors happened to read)."""
+    kernel = lpir.compile(ADD, target=target)
+    x, z = np.ones(128, np.float32), np.zeros(256, np.float32)
+    cases = [(z[:128], z[:128], "y and z"), (z[:128], z[64:192], "y and z")]
+    cases.append((z[64:192], z[:128], "z and y"))  # named in address order
+    for y, out, pair in cases:
+        with pytest.raises(ArgumentError) as caught:
+            kernel(x, y, out)
+        assert str(caught.value) == (
+            f"error: arguments {pair} overlap in memory and the kernel stores into z\n"
+            "hint: pass distinct arrays (copy one of them)"
+        )
+    kernel(x, x, z[:128])  # inputs may share memory: nothing is stored into them
+    np.testing.assert_array_equal(z[:128], 2.0)
+    ir = lpir.compile(kernel.ir("source"), target=target)
+    with pytest.raises(ArgumentError, match="overlap in memory and the kernel stores into z"):
+        ir(x, z[:128], z[:128])

@@ -36,6 +36,7 @@ from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
 from lpir.ir.types import GlobalType
 from lpir.packing import PackedArray
+from lpir.runtime.arguments import refuse_overlap
 
 RUN_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 WORKER_STACK_BYTES = 256 * 2**20
@@ -254,21 +255,6 @@ def scalar_pointer(dt: DType, value: Any) -> tuple[Any, int]:
         return scalar, ctypes.addressof(scalar)
     array = scalar_array(dt, value)
     return array, array.ctypes.data
-
-
-def refuse_overlap(spans: list[tuple[str, int, int, bool]]) -> None:
-    """Tensor arguments are compiled as non-aliasing (`noalias`): two of them may share
-    memory only if the kernel stores into neither. (Each pair tested: a call has a few.)"""
-    for index, (name_a, start_a, end_a, stored_a) in enumerate(spans):
-        for name_b, start_b, end_b, stored_b in spans[index + 1 :]:
-            if (stored_a or stored_b) and start_a < end_b and start_b < end_a:
-                pair = sorted([(start_a, name_a, stored_a), (start_b, name_b, stored_b)])
-                (_, first, stored_first), (_, second, _) = pair  # named in address order
-                raise ArgumentError(
-                    f"arguments {first} and {second} overlap in memory and the kernel "
-                    f"stores into {first if stored_first else second}",
-                    hint="pass distinct arrays (copy one of them)",
-                )
 
 
 __all__ = [

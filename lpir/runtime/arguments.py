@@ -402,6 +402,43 @@ def _checked_float(
     )
 
 
+#: (argument name, first address, address past the end, whether the kernel stores into it)
+Span = tuple[str, int, int, bool]
+
+
+def refuse_overlap(spans: list[Span]) -> None:
+    """Two tensor arguments may share memory only if the kernel stores into neither (the
+    compiled code assumes that outputs alias nothing: `noalias` on the CPU); every target
+    refuses the same calls. (Each pair tested: a call has a few.)"""
+    for index, (name_a, start_a, end_a, stored_a) in enumerate(spans):
+        for name_b, start_b, end_b, stored_b in spans[index + 1 :]:
+            if (stored_a or stored_b) and start_a < end_b and start_b < end_a:
+                pair = sorted([(start_a, name_a, stored_a), (start_b, name_b, stored_b)])
+                (_, first, stored_first), (_, second, _) = pair  # named in address order
+                raise ArgumentError(
+                    f"arguments {first} and {second} overlap in memory and the kernel "
+                    f"stores into {first if stored_first else second}",
+                    hint="pass distinct arrays (copy one of them)",
+                )
+
+
+def memory_spans(names: list[str], stored: set[str], tensors: list[Any]) -> list[Span]:
+    """The spans `refuse_overlap` compares, of tensor arguments `tensors` called `names`: host
+    arrays (numpy, `PackedArray`) by their host addresses, GPU arrays by their device ones."""
+    spans = []
+    for name, value in zip(names, tensors):
+        buffer = value.data if isinstance(value, PackedArray) else value
+        if isinstance(buffer, np.ndarray):
+            start, nbytes = buffer.__array_interface__["data"][0], buffer.nbytes
+        else:
+            view = buffer if hasattr(buffer, "pointer") else device_view_of(buffer)
+            if view is None:
+                continue  # not a tensor at all: the argument checks say so
+            start, nbytes = view.pointer, math.prod(view.shape) * view.itemsize
+        spans.append((name, start, start + max(nbytes, 1), name in stored))
+    return spans
+
+
 def byte_buffer(value: Any) -> np.ndarray:
     """The argument's storage as a flat uint8 view (writes go to the caller's array)."""
     if isinstance(value, PackedArray):

@@ -11,6 +11,7 @@ from lpir.ir.core import Kernel as IRKernel
 from lpir.ir.core import Module
 from lpir.ir.ops import StoreOp
 from lpir.ir.printer import print_module
+from lpir.ir.types import GlobalType
 from lpir.language import ast
 from lpir.language.lower import lower_kernel
 from lpir.runtime import arguments as args_
@@ -112,6 +113,29 @@ def build_specialization(
 
 
 def attach_runner(spec: Specialization, target: str) -> None:
+    """Set how `spec` runs on `target`; on every target but the CPU, whose launcher does it
+    where it takes the arguments' addresses, a call of arguments that overlap where the kernel
+    stores into one is refused first (`arguments.refuse_overlap`)."""
+    _attach_target_runner(spec, target)
+    if target != "cpu" and spec.runner is not None:
+        spec.runner = _refusing_overlap(spec.kernel_ir, spec.stored, spec.runner)
+
+
+def _refusing_overlap(
+    kernel: IRKernel, stored: set[str], runner: Callable[[list], None]
+) -> Callable[[list], None]:
+    tensors = [i for i, arg in enumerate(kernel.args) if isinstance(arg.type, GlobalType)]
+    names = [kernel.args[i].name_hint or "?" for i in tensors]
+
+    def run(arguments: list[Any]) -> None:
+        values = [arguments[i] for i in tensors]
+        args_.refuse_overlap(args_.memory_spans(names, stored, values))
+        runner(arguments)
+
+    return run
+
+
+def _attach_target_runner(spec: Specialization, target: str) -> None:
     kernel = spec.kernel_ir
     if target == "interp":
         spec.runner = lambda arguments: _run_interpreter(kernel, arguments)
