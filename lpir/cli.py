@@ -177,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{name}: {what}" for name, what in RUN_TARGETS.items()),
     )
     run.add_argument("--check", action="store_true", help="compare with the interpreter and numpy")
-    run.add_argument("--bench", action="store_true", help="time it beside the numpy reference")
+    run.add_argument(
+        "--bench",
+        action="store_true",
+        help="time it (and a companion's reference, which checks results and is no "
+        "performance peer)",
+    )
     run.add_argument("--seed", type=_seed, default=0, help="of the random inputs (0 or more)")
     run.set_defaults(handler=_cmd_run)
 

@@ -158,6 +158,18 @@ def test_bench_prints_the_rate_of_a_kernels_dots(tmp_path, capsys):
     assert "GFLOP/s" not in capsys.readouterr().out
 
 
+def test_bench_shows_a_companions_reference_as_no_peer(capsys):
+    """gemv_wq's reference dequantizes into float64 (300-400 ms): `--bench` printed it as
+    "numpy" with "lpir is 265-367x", a ratio against no fair peer."""
+    example = EXAMPLES / "gemv_wq.lp"
+    assert run_file(str(example), target="cpu", bench=True, params={"N": 256, "K": 512})
+    out = capsys.readouterr().out
+    assert "  ref  " in out
+    assert "(gemv_wq.py's reference: written to check results, often in float64, " in out
+    assert "not a performance peer)" in out
+    assert "numpy" not in out and "lpir is" not in out
+
+
 # rows of a table gathered by ids (u16, read through a cast), and a scale looked up by the id
 # of each block's row (i64): random ids must lie inside the table, or every read falls past its
 # edge (0) and the check compares zeros
