@@ -30,25 +30,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu_gemv import median_seconds
 
+KERNEL = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
 N = K = 8192
 PARAMS = {"WT": "u4", "ZERO": 8, "N": N, "K": K, "BN": 16, "BK": 128}
 
 
 class StandInDeviceArray:
-    """What lpir reads of a GPU tensor: shape, element type, pointer."""
+    """What lpir reads of a GPU tensor: shape, element type, pointer (each stand-in its own
+    GiB of addresses: arrays that overlapped where the kernel stores into one are refused)."""
+
+    count = 0
 
     def __init__(self, shape, typestr="<f4"):
+        StandInDeviceArray.count += 1
         self.__cuda_array_interface__ = {
             "shape": tuple(shape),
             "typestr": typestr,
-            "data": (1 << 20, False),
+            "data": (StandInDeviceArray.count << 30, False),
             "strides": None,
             "version": 3,
         }
 
 
 def gemv_kernel():
-    specialization = lpir.compile("examples/gemv_wq.lp", target="cuda", **PARAMS).specialize(None)
+    specialization = lpir.compile(KERNEL, target="cuda", **PARAMS).specialize(None)
     return compile_kernel(specialization.module, specialization.params)
 
 
@@ -75,7 +80,7 @@ def without_gpu(repeat: int) -> None:
     kernel = gemv_kernel()
     us = median_us(lambda: kernel.run(arguments), repeat)
     print(f"gemv_wq run() on 4 stand-in device arrays, launch left out: {us:.1f} us per call")
-    called = lpir.compile("examples/gemv_wq.lp", target="cuda", **PARAMS)
+    called = lpir.compile(KERNEL, target="cuda", **PARAMS)
     us = median_us(lambda: called(*arguments), repeat)
     print(f"gemv_wq kernel(...) on the same arrays (checks, then run()): {us:.1f} us per call")
 
@@ -94,7 +99,7 @@ def with_gpu(repeat: int) -> None:
     stream = torch.cuda.current_stream()
     us = median_us(lambda: kernel.run(arguments, stream=stream), repeat)
     torch.cuda.synchronize()
-    called = lpir.compile("examples/gemv_wq.lp", target="cuda", **PARAMS)
+    called = lpir.compile(KERNEL, target="cuda", **PARAMS)
     whole = median_us(lambda: called(*arguments), repeat)  # the default stream
     torch.cuda.synchronize()
     weight = torch.zeros(N, K, dtype=torch.float16, device="cuda")

@@ -1,0 +1,25 @@
+"""Benchmark scripts run from any folder: they find the examples through their own path.
+
+benchmarks/launch_overhead.py read "examples/gemv_wq.lp" relative to the working folder, so
+it ran only from the repository root.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_launch_overhead_runs_outside_the_repository(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "launch_overhead.py"), "--repeat", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gemv_wq kernel(...) on the same arrays (checks, then run()):" in result.stdout
