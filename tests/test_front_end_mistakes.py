@@ -96,6 +96,34 @@ def test_declarations_twice_or_reserved(header: str, line: int, column: int, wor
     located(caught.value, line, column, *words)
 
 
+RESERVED_USES = [
+    # (source, line, column, words): each was a bare "unexpected ..." after the word
+    (HEAD + "    cast = 3\n" + STORE, 3, 5, ("'cast' is a reserved word, the builtin cast<T>(x)",)),
+    (HEAD + "    u = zeros[64]\n" + STORE, 3, 9, ("the builtin zeros<T>[d, ...]", "zeros_")),
+    (HEAD + "    for = 3\n" + STORE, 3, 5, ("'for' is a reserved word and cannot name a value",)),
+    (
+        "def f(x, cast) {\n    return cast\n}\n" + HEAD + STORE,
+        1,
+        10,
+        ("'cast' is a reserved word and cannot name a parameter",),
+    ),
+    (
+        "kernel k(a: global f32[64], zeros: global f32[64]) blocks(1) threads(32) {\n"
+        "    store(zeros[0 :+ 64], load(a[0 :+ 64]))\n}\n",
+        1,
+        29,
+        ("'zeros' is a reserved word and cannot name an argument",),
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "line", "column", "words"), RESERVED_USES)
+def test_reserved_words_used_as_names(source: str, line: int, column: int, words: tuple) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_program(source, "m.lp")
+    located(caught.value, line, column, *words)
+
+
 def test_two_kernels_of_one_name() -> None:
     one = f"kernel k[N = 64]{ARGS} {{\n}}\n"
     with pytest.raises(ParseError) as caught:

@@ -19,7 +19,7 @@ from lark.tree import Meta
 
 from lpir.errors import ParseError, location_in
 from lpir.language import ast
-from lpir.language.declarations import check_kernels, reserved_name_error
+from lpir.language.declarations import KEYWORDS, check_kernels, reserved_name_error
 
 
 class _BracketNewlines:
@@ -114,6 +114,9 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
     if token.type == "NAME" and token.value == "elif":
         place = location_in(source, file, error.line, error.column, error.column + 4)
         return ParseError("lpir has no elif", place, "write else if: } else if condition { ... }")
+    reserved = _reserved_word_as_name(source, file, error, line)
+    if reserved is not None:
+        return reserved
     found = _WHILE.search(line[: error.column - 1])
     if found is not None:
         column = found.start(1) + 1
@@ -127,6 +130,72 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
             "if not done { ... }",
         )
     return None
+
+
+_BUILTIN_FORMS = {
+    "cast": "cast<T>(x)",
+    "view": "view<T>(x)",
+    "arange": "arange(n)",
+    "zeros": "zeros<T>[d, ...]",
+    "ones": "ones<T>[d, ...]",
+    "full": "full<T>[d, ...](value)",
+    "shared": "shared<T>[d, ...]",
+}
+_WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def _declaration_of(word: str, source: str) -> tuple[str, ast.Span] | None:
+    """Where a source that failed to parse declares `word` as a kernel's argument or a def's
+    parameter (the first place), to report a reserved word there."""
+    patterns = [
+        ("an argument", rf"[(,]\s*({word})\s*:"),
+        ("a parameter", rf"\bdef\s+\w+\s*\((?:[^()]*?[\s,])?({word})\s*[,)]"),
+    ]
+    found = []
+    for what, pattern in patterns:
+        match = re.search(pattern, source)
+        if match is not None:
+            found.append((match.start(1), what))
+    if not found:
+        return None
+    offset, what = min(found)
+    line = source.count("\n", 0, offset) + 1
+    column = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    return what, ast.Span(line, column, line, column + len(word))
+
+
+def _reserved_word_as_name(
+    source: str, file: str, error: lark.UnexpectedToken, line: str
+) -> ParseError | None:
+    """A typed builtin (`cast`, `zeros`, ...) where a name is read or declared, or a keyword
+    being assigned (`for = 3`): the word is reserved, whatever the parser expected after it."""
+    token = error.token
+    before = _WORD_BEFORE.search(line[: error.column - 1])
+    word, column = (before.group(1), before.start(1) + 1) if before else (None, 0)
+    if token.type in ("TYPED_FN", "TILE_FN") and "NAME" in error.expected:  # let zeros = 1
+        word, column = str(token.value), error.column
+    elif word in _BUILTIN_FORMS and token.type not in ("LESSTHAN", "LPAR"):
+        pass  # `cast = 3`, `zeros[0 :+ 64]`, `return cast`: the builtin read as a name
+    elif not (word in KEYWORDS and token.type in ("EQUAL", "AUGOP")):
+        return None
+    assert word is not None
+    declared = _declaration_of(word, source)
+    if declared is not None:  # `zeros: global f32[N]`, `def f(cast)`: the error at the name
+        what, span = declared
+        return reserved_name_error(word, what, span, source, file)
+    place = location_in(source, file, error.line, column, column + len(word))
+    form = _BUILTIN_FORMS.get(word)
+    if form is None:
+        return ParseError(
+            f"'{word}' is a reserved word and cannot name a value",
+            place,
+            f"choose another name, e.g. '{word}_'",
+        )
+    return ParseError(
+        f"'{word}' is a reserved word, the builtin {form}, and cannot be a name",
+        place,
+        f"to name a value, choose another name, e.g. '{word}_'; to call the builtin, write {form}",
+    )
 
 
 def parse_program(source: str, file: str = "<source>") -> ast.Program:
