@@ -553,3 +553,17 @@ def test_a_cast_of_a_constant_in_an_expression_is_still_a_cast() -> None:
     _, module = specialize(parse_program(source, "m.lp"), None, {})
     text = print_module(module)
     assert "constant {value = 300} : i64" in text and "cast(" in text, text
+
+
+def test_none_as_a_value() -> None:
+    """It was "unknown name 'None'" with the hint "assign None = ..."."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + "    u = None\n" + STORE)
+    located(caught.value, 3, 9, "lpir has no None value", "where(mask, t, 0.0)")
+
+
+def test_comparisons_do_not_chain() -> None:
+    """It was a bare "unexpected '<'"."""
+    with pytest.raises(ParseError) as caught:
+        parse_program(HEAD + "    m = 0.1 < t <= 0.5\n" + STORE, "m.lp")
+    located(caught.value, 3, 17, "comparisons do not chain", "(0.1 < t) and (t <= 0.5)")

@@ -138,6 +138,14 @@ class ExpressionLowering:
                 return scope[name]
         if name in NAMED_CONSTANTS:  # after the scopes: a kernel may name its own `inf`
             return Const(NAMED_CONSTANTS[name])
+        if name == "None":  # a keyword only in subscripts (t[:, None])
+            raise self.error(
+                "lpir has no None value: every name holds a number, a tile or memory",
+                node,
+                "start from a value (zeros<f32>[...] for a tile, 0 for a scalar) and keep "
+                "what is missing in a bool mask, choosing with where(mask, t, 0.0); None only "
+                "adds an axis in a subscript: t[:, None]",
+            )
         known = sorted({n for scope in self.scopes for n in scope})
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else self.undefined_hint(name)

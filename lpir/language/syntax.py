@@ -114,6 +114,14 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
     if token.type == "NAME" and token.value == "elif":
         place = location_in(source, file, error.line, error.column, error.column + 4)
         return ParseError("lpir has no elif", place, "write else if: } else if condition { ... }")
+    if token.value in _COMPARISONS and "AND" in error.expected:  # a comparison just ended
+        end = error.column + len(token.value)
+        place = location_in(source, file, error.line, error.column, end)
+        return ParseError(
+            "comparisons do not chain",
+            place,
+            f"compare twice and join with and: {_unchained(line, error.column, token.value)}",
+        )
     reserved = _reserved_word_as_name(source, file, error, line)
     if reserved is not None:
         return reserved
@@ -130,6 +138,22 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
             "if not done { ... }",
         )
     return None
+
+
+_COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+_OPERAND = r"-?[A-Za-z0-9_.]+(?:\[[^\[\]]*\])?"
+
+
+def _unchained(line: str, column: int, second: str) -> str:
+    """`(a < x) and (x < b)` for `a < x < b` (the second comparison at `column`), with the
+    line's operands where they are simple, else with a, x, b."""
+    before, after = line[: column - 1], line[column - 1 + len(second) :]
+    found = re.search(rf"({_OPERAND})\s*(<=|>=|==|!=|<|>)\s*({_OPERAND})\s*$", before)
+    right = re.match(rf"\s*({_OPERAND})", after)
+    if found is None or right is None:
+        return f"(a < x) and (x {second} b)"
+    left, first, middle = found.groups()
+    return f"({left} {first} {middle}) and ({middle} {second} {right.group(1)})"
 
 
 _BUILTIN_FORMS = {
