@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from host_targets import HOST_TARGETS
 
 import lpir
 from lpir.cli import main
@@ -391,6 +392,34 @@ def test_a_constant_slice_past_a_shared_tile_is_an_error() -> None:
     with pytest.raises(LpirError) as caught:
         lower(source)
     located(caught.value, 4, 30, "the slice 32 :+ 64 leaves the shared tile's 64 elements")
+
+
+SHARED_ROWS = """kernel rows[R = 8, N = 32](x: global f32[16, N], y: global f32[R, N],
+        z: global f32[N], extra: i32, r: i32) blocks(1) threads(32) {
+    s = shared<f32>[R, N]
+    store(s, zeros<f32>[R, N])
+    for i in range(0, R + extra) {
+        store(s[i, :], load(x[i, :]))
+    }
+    store(y[:, :], load(s))
+    store(z[:], load(s[r, :]) + 1.0)
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+@pytest.mark.parametrize("r", [-1, 8, 3])
+def test_a_run_time_slice_past_a_shared_tile_reads_zero_and_drops_writes(
+    target: str, r: int
+) -> None:
+    """As at a tensor's edge (docs/language.md, Slices of tensors), on every target: rows 8 to
+    10 of the 8-row tile are not written (nothing else is overwritten), row -1 or 8 reads 0."""
+    kernel = lpir.compile(SHARED_ROWS, target=target)
+    x = np.arange(16 * 32, dtype=np.float32).reshape(16, 32)
+    y, z = np.zeros((8, 32), np.float32), np.zeros(32, np.float32)
+    kernel(x, y, z, np.int32(3), np.int32(r))
+    np.testing.assert_array_equal(y, x[:8])
+    np.testing.assert_array_equal(z, x[r] + 1 if 0 <= r < 8 else np.ones(32, np.float32))
 
 
 def test_clamp_with_reversed_constant_bounds_is_an_error() -> None:
