@@ -80,3 +80,17 @@ def truncated(dt: DType, value: float) -> int:
     if math.isinf(value):
         return dt.max if value > 0 else dt.min
     return min(max(math.trunc(value), dt.min), dt.max)
+
+
+def near_ties_past_f64(nbits: int, signed: bool) -> list[int]:
+    """Integers of `nbits` bits past 2^53 one away from a tie of a p-bit float format (bf16
+    8 bits, f16 11, f32 24, small floats 2 to 5), with the tie's lower neighbour even and odd:
+    a conversion through a rounded f64 lands on the tie and rounds twice."""
+    values = []
+    for k in range(53, nbits - 1 if signed else nbits):
+        for p in (2, 3, 4, 5, 8, 11, 24):
+            for last in (0, 2 ** (k - p + 1)):
+                for nudge in (-1, 1):
+                    value = 2**k + last + 2 ** (k - p) + nudge
+                    values += [value, -value] if signed else [value]
+    return values

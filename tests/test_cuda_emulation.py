@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from dtype_references import near_ties_past_f64
 from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
 from lpir.backends.cuda.examples import COMPILE_CASES, EXAMPLES_DIRECTORY, thread_module
 from lpir.backends.cuda.source import emit_kernel
@@ -140,9 +141,8 @@ def convert_inputs(source: str, rng):
     if dt.is_float:
         return _wide_inputs(dt, rng)
     info = np.iinfo(dt.numpy_dtype)
-    edges = np.array(
-        [info.min, info.max, 0, 1, -1 if dt.kind == "int" else 2], dtype=dt.numpy_dtype
-    )
+    edges = [info.min, info.max, 0, 1, -1 if dt.kind == "int" else 2]
+    edges = np.array(edges + near_ties_past_f64(dt.nbits, dt.is_signed), dtype=dt.numpy_dtype)
     body = rng.integers(info.min, info.max, N - len(edges), dtype=dt.numpy_dtype, endpoint=True)
     small = rng.integers(-300 if dt.kind == "int" else 0, 300, N // 4).astype(dt.numpy_dtype)
     return np.concatenate([edges, small, body])[:N]

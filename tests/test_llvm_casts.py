@@ -8,7 +8,8 @@ round-to-nearest-even decides), on values just past each format's largest finite
 saturation or overflow to infinity decides), on half-integers and values around the integer
 types' limits, and on random bit patterns. f64 midpoints are also nudged by far less than an
 f32 ulp, which catches double rounding through f32. Wide integer sources are tried at their
-limits, around 2^k, where int -> float rounding ties happen, and at random.
+limits, around 2^k, where int -> float rounding ties happen, one away from ties past 2^53
+(where a conversion through a rounded f64 rounds twice), and at random.
 
 The only freedom: a NaN result may carry any payload (NaN codes are compared as "is NaN").
 """
@@ -19,6 +20,7 @@ import functools
 
 import numpy as np
 import pytest
+from dtype_references import near_ties_past_f64
 from test_llvm_harness import (  # noqa: F401
     LaneKernel,
     codes_array,
@@ -124,6 +126,7 @@ def int_values(dt: DType) -> np.ndarray:
         for delta in (-1, 0, 1):
             edges += [2**k + delta, -(2**k) + delta, 2**k + 2 ** max(0, k - 24) * 3]
     edges += [65504, 65519, 65520, 65536, 2**24 + 1, 2**24 + 3, 2**53 + 1, 2**53 + 3]
+    edges += near_ties_past_f64(dt.nbits, dt.is_signed)
     edges = [e for e in edges if info.min <= e <= info.max]
     random = rng.integers(info.min, info.max, 8000, dtype=np.int64 if dt.is_signed else np.uint64)
     return np.concatenate([np.array(edges, dt.numpy_dtype), random.astype(dt.numpy_dtype)])

@@ -92,12 +92,21 @@ def int_to_float(a: str, source: DType, target: DType, zero: int = 0) -> str:
         prefix = signed if source.kind == "int" else unsigned
         suffix = "half_rn" if name == "f16" else "bfloat16_rn"
         return f"__{prefix}2{suffix}({a})"
-    # small floats: exact in f32 up to 24 bits, else through f64 and f32 rounded to odd
+    # small floats: exact in f32 up to 24 bits, else through f64 (64-bit integers with their
+    # low bits folded into a sticky one) and f32 rounded to odd
     if source.nbits <= 16:
         wide = int_to_f32(a, source)
     else:
-        return f"lpir_encode_small_f64<{small_args(target)}>((double){a})"
+        return f"lpir_encode_small_f64<{small_args(target)}>({int_to_f64_sticky(a, source)})"
     return f"lpir_encode_small<{small_args(target)}>({wide})"
+
+
+def int_to_f64_sticky(a: str, source: DType) -> str:
+    """An integer as a double that rounds to narrower formats as the integer does (exact for
+    32 bits; 64-bit values past 2^53 keep a sticky bit for the bits a double drops)."""
+    if source.nbits <= 32:
+        return f"(double){a}"
+    return f"lpir_{'i' if source.kind == 'int' else 'u'}64_to_f64_sticky({a})"
 
 
 def float_to_f32(a: str, source: DType) -> str:

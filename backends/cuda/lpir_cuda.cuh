@@ -286,6 +286,21 @@ LPIR_DEVICE unsigned char lpir_encode_small(float x) {
     return lpir_encode_small_sign<E, M, V>(x, __float_as_uint(x) >> 31);
 }
 
+// A 64-bit integer as a double that rounds to any narrower format as the integer itself does:
+// exact below 2^53; above, the 11 low bits (which a double cannot hold) fold into one sticky
+// bit, still 18 places below f32's last. (A plain (double) rounds to nearest, and rounding that
+// again is not the integer's rounding: (2^53 + 2^45 + 1) to bf16.)
+LPIR_DEVICE double lpir_u64_to_f64_sticky(unsigned long long v) {
+    if (v >= (1ull << 53)) v = (v & ~0x7ffull) | ((v & 0x7ffull) != 0 ? 0x800ull : 0ull);
+    return (double)v;
+}
+
+LPIR_DEVICE double lpir_i64_to_f64_sticky(long long v) {
+    const unsigned long long magnitude = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    const double folded = lpir_u64_to_f64_sticky(magnitude);
+    return v < 0 ? -folded : folded;
+}
+
 template <int E, int M, int V>
 LPIR_DEVICE unsigned char lpir_encode_small_f64(double x) {
     const unsigned negative = (unsigned)((unsigned long long)__double_as_longlong(x) >> 63);

@@ -335,15 +335,19 @@ inline __nv_bfloat16 __double2bfloat16(double x) {
     return __nv_bfloat16{(unsigned short)lpir_host::encode_ieee(x, 8, 7)};
 }
 
-#define LPIR_HOST_INT_TO_16(name, type)                                                           \
-    inline __half __##name##2half_rn(type v) { return __double2half((double)v); }                 \
-    inline __nv_bfloat16 __##name##2bfloat16_rn(type v) { return __double2bfloat16((double)v); }
-LPIR_HOST_INT_TO_16(short, short)
-LPIR_HOST_INT_TO_16(ushort, unsigned short)
-LPIR_HOST_INT_TO_16(int, int)
-LPIR_HOST_INT_TO_16(uint, unsigned)
-LPIR_HOST_INT_TO_16(ll, long long)
-LPIR_HOST_INT_TO_16(ull, unsigned long long)
+// The device's conversions round the integer's exact value once; a plain (double) of a 64-bit
+// integer past 2^53 would round twice, so those go through the sticky double of lpir_cuda.cuh.
+static inline double lpir_i64_to_f64_sticky(long long v);
+static inline double lpir_u64_to_f64_sticky(unsigned long long v);
+#define LPIR_HOST_INT_TO_16(name, type, to_double)                                                \
+    inline __half __##name##2half_rn(type v) { return __double2half(to_double(v)); }              \
+    inline __nv_bfloat16 __##name##2bfloat16_rn(type v) { return __double2bfloat16(to_double(v)); }
+LPIR_HOST_INT_TO_16(short, short, (double))
+LPIR_HOST_INT_TO_16(ushort, unsigned short, (double))
+LPIR_HOST_INT_TO_16(int, int, (double))
+LPIR_HOST_INT_TO_16(uint, unsigned, (double))
+LPIR_HOST_INT_TO_16(ll, long long, lpir_i64_to_f64_sticky)
+LPIR_HOST_INT_TO_16(ull, unsigned long long, lpir_u64_to_f64_sticky)
 
 #define LPIR_HOST_HALF_OPS(T, to_float, from_float)                                               \
     inline T __hadd(T a, T b) { return from_float(to_float(a) + to_float(b)); }                   \

@@ -296,11 +296,36 @@ class Caster:
                 else b.uitofp(integer, like(value, F32))
             )
             return wide if target.nbits == 32 else self.from_f32(wide, target)
-        # Narrower targets: through f64 (exact below 2**53), rounded to odd into f32.
+        # Narrower targets: through f64, rounded to odd into f32. A 32-bit integer is exact in
+        # f64; a 64-bit one past 2**53 first folds the bits f64 drops into a sticky bit (a
+        # rounded f64 rounded again is not the integer's rounding: 2**53 + 2**45 + 1 to bf16).
+        if source.nbits > 32:
+            integer = self.sticky_below_f64(integer, signed)
         wide = (
             b.sitofp(integer, like(value, F64)) if signed else b.uitofp(integer, like(value, F64))
         )
         return self.from_f32(round_to_odd_f32(b, self.intrinsics, wide), target)
+
+    def sticky_below_f64(self, integer: ir.Value, signed: bool) -> ir.Value:
+        """A 64-bit integer whose magnitude, from 2**53 on, has its 11 low bits (which f64
+        cannot hold) folded into bit 11 (set if any was): exact in f64, and on the same side
+        of every rounding point of a format of 24 bits or fewer (f32's last place is 2**29 or
+        more above 2**53) as the integer."""
+        b = self.b
+
+        def splat(number: int) -> ir.Constant:
+            if isinstance(integer.type, ir.VectorType):
+                return ir.Constant(integer.type, [number] * integer.type.count)
+            return ir.Constant(integer.type, number)
+
+        negative = b.icmp_signed("<", integer, splat(0)) if signed else None
+        magnitude = b.select(negative, b.neg(integer), integer) if signed else integer
+        low = b.and_(magnitude, splat(0x7FF))
+        sticky = b.select(b.icmp_unsigned("!=", low, splat(0)), splat(0x800), splat(0))
+        folded = b.or_(b.and_(magnitude, splat(~0x7FF & (2**64 - 1))), sticky)
+        large = b.icmp_unsigned(">=", magnitude, splat(2**53))
+        magnitude = b.select(large, folded, magnitude)
+        return b.select(negative, b.neg(magnitude), magnitude) if signed else magnitude
 
 
 # Ops that read no NaN payload of their operands: the NaN results of arithmetic may carry any
