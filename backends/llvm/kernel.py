@@ -368,8 +368,10 @@ class KernelEmitter:
         wrap (`range(lo, hi, 4)` with hi near 2^31): the loop ends as Python's range does.
         (iv < upper here, so upper - iv is the exact distance as an unsigned number.)"""
         b = self.b
-        constants = [v.constant if isinstance(v, ir.Constant) else None for v in (upper, step)]
-        if not step_may_overflow(*constants, op.induction_variable.type.dtype):
+        bound, increment = (
+            v.constant if isinstance(v, ir.Constant) else None for v in (upper, step)
+        )
+        if not step_may_overflow(bound, increment, op.induction_variable.type.dtype):
             return b.add(iv, step)
         room = b.icmp_unsigned(">", b.sub(upper, iv), step)
         return b.select(room, b.add(iv, step), upper)

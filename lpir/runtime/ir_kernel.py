@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from lpir.errors import ArgumentError, LpirError
+from lpir.errors import ArgumentError, LpirError, SourceLocation
 from lpir.ir.core import Kernel as IRKernelNode
 from lpir.ir.core import Module
 from lpir.ir.ops import StoreBitsOp, StoreOp, StoreThreadOp
@@ -176,7 +176,9 @@ class IRKernel:
                 f"{self.name} takes {len(args)} arguments ({names}), got {len(arguments)}", where
             )
         prepared = []
-        wheres = self.kernel_node.argument_locations or [where] * len(args)
+        wheres: list[SourceLocation | None] = [where] * len(args)
+        if self.kernel_node.argument_locations:  # parsed IR text knows each declaration's place
+            wheres = list(self.kernel_node.argument_locations)
         for arg, value, where in zip(args, arguments, wheres):
             declared = args_.NamedArgument(arg.name_hint or "?")
             dt = arg.type.dtype

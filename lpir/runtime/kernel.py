@@ -196,7 +196,7 @@ class Kernel:
         and `PackedArray`s), with the numpy dtypes of scalars that may deduce a parameter:
         what picks the specialization; None where a tensor is anything else (a GPU array, a
         mistake)."""
-        key = []
+        key: list[object] = []
         for position in self._tensor_positions:
             value = arguments[position]
             if not isinstance(value, np.ndarray | PackedArray):
