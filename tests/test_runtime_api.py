@@ -263,3 +263,16 @@ def test_unknown_target():
 def test_missing_file():
     with pytest.raises(LpirError, match="no such kernel file"):
         lpir.compile("does/not/exist.lp")
+
+
+def test_an_8_bit_float_numpy_lacks_is_passed_packed(target):
+    """f8e3m4 has no numpy dtype: the hint names lpir.pack, not astype (which cannot work)."""
+    source = "kernel k[N = 8](x: global f8e3m4[N], y: global f32[N]) blocks(1) threads(8) {\n"
+    source += "    store(y[:], cast<f32>(load(x[:])))\n}\n"
+    kernel = lpir.compile(source, target=target)
+    y = np.zeros(8, np.float32)
+    error = _error(kernel, np.arange(8, dtype=np.uint8), y)
+    assert "must hold f8e3m4, got u8" in error.message
+    assert "lpir.pack(values, 'f8e3m4')" in error.hint
+    kernel(lpir.pack(np.array([0.0, 0.5, -1.0, 15.5, 2, 3, 4, 5], np.float32), "f8e3m4"), y)
+    assert y.tolist() == [0.0, 0.5, -1.0, 15.5, 2, 3, 4, 5]

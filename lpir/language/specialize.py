@@ -333,6 +333,11 @@ def _foreign_dtype_hint(foreign: Any) -> str | None:
 def _dtype_hint(expected: DType) -> str:
     if expected.is_packed:
         return f"pack it: lpir.pack(values, '{expected.name}')"
+    if expected.is_small_float and expected.ml_dtype is None:  # f8e3m4, f8e7m0, ...
+        return (
+            f"numpy has no {expected.name} dtype: pass lpir.pack(values, '{expected.name}') "
+            f"(or lpir.pack_codes(uint8_codes, '{expected.name}'))"
+        )
     return f"convert it: array.astype(...) for {expected.name}"
 
 
