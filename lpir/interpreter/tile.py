@@ -137,7 +137,12 @@ class _Block(Evaluator):
         dt = op.operands[0].type.dtype
         kind, axis = op.attributes["kind"], op.attributes["axis"]
         with np.errstate(all="ignore"):
-            if kind == "sum":
+            if kind == "sum" and dt.is_float:
+                # from -0.0, the identity of IEEE addition: a sum of -0.0s is -0.0 (np.sum
+                # starts from +0.0)
+                zero = np.array(-0.0, dt.numpy_dtype)
+                result = np.add.reduce(value, axis=axis, dtype=dt.numpy_dtype, initial=zero)
+            elif kind == "sum":
                 result = np.sum(value, axis=axis, dtype=dt.numpy_dtype)
             elif dt.is_float:
                 function = np.fmax if kind == "max" else np.fmin
