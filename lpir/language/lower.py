@@ -758,8 +758,9 @@ class KernelLowering(ExpressionLowering):
         """Remember the names that hold a different shared tile or tensor in each branch."""
         for name, first in then_scope.items():
             second = else_scope.get(name)
-            both = isinstance(first, Memory) and isinstance(second, Memory)
-            if both and first != second and self.find(name) is None:
+            if not (isinstance(first, Memory) and isinstance(second, Memory)):
+                continue
+            if first != second and self.find(name) is None:
                 self.memory_choices[name] = (then_spans[name], node, first, second)
 
     def memory_chosen_at_run_time(
