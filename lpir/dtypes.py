@@ -36,8 +36,9 @@ numbers: floats as exact float32 (float64 for f64), integers and bool as registe
 * NaN stays NaN, with its sign, where the format has one, bit for bit as ml_dtypes/numpy
   make it: f8e4m3 S.1111.111, f8e5m2 S.11111.10, bf16 the quiet NaN, f16/f32 numpy's cast;
   except two payloads: f16 -> f64 quiets a signalling NaN (numpy keeps it signalling) and
-  bf16 -> f16 keeps the payload's high bits (ml_dtypes gives 0x7e00). That is the reference's (`encode`, `convert`, the interpreter); compiled code keeps a NaN
-  a NaN but not always its payload or sign: the CPU makes f16 -> f32 NaNs quiet (0x7fc00000),
+  bf16 -> f16 keeps the payload's high bits (ml_dtypes gives 0x7e00). That is the
+  reference's (`encode`, `convert`, the interpreter); compiled code keeps a NaN a NaN but not
+  always its payload or sign: the CPU makes f16 -> f32 NaNs quiet (0x7fc00000),
   the host emulation of the CUDA C gives conversions to f16/bf16 an unsigned quiet NaN
   (0x7e00, 0x7fc0), and a GPU's conversion instructions may return their own canonical NaN.
   The all-finite small floats have none: like ml_dtypes (whose quiet_NaN for float4_e2m1fn

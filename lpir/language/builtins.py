@@ -174,19 +174,32 @@ def _reduction_axis(low: ExpressionLowering, tile: Value, axis_node: ast.Node) -
 def _reduce(
     low: ExpressionLowering, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node | None
 ) -> Runtime:
-    tile = _reduced_tile(low, kind, node)
+    return Runtime(_reduced(low, kind, _reduced_tile(low, kind, node), axis_node))
+
+
+def _reduced(low: ExpressionLowering, kind: str, tile: Value, axis_node: ast.Node | None) -> Value:
+    """`tile` reduced along the axis `axis_node` names, or along all of them."""
     if axis_node is None:
         while isinstance(tile.type, TileType):
             tile = low.builder.add(ReduceOp.create(tile, kind, tile.type.rank - 1))
-        return Runtime(tile)
+        return tile
     axis = _reduction_axis(low, tile, axis_node)
-    return Runtime(low.builder.add(ReduceOp.create(tile, kind, axis)))
+    return low.builder.add(ReduceOp.create(tile, kind, axis))
 
 
 @builtin("sum(t, axis = None)")
 def sum_(low: ExpressionLowering, call: ast.Call) -> Runtime:
+    """A float tile narrower than f32 (f16, bf16, fp8, small floats) is summed in f32 and the
+    sum rounded once to its dtype, as torch and cuBLAS sum halves: added in its own dtype, a
+    sum of 4096 bf16 ones stalls at 256, and a sum of f16s overflows where the result fits."""
     (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
-    return _reduce(low, "sum", call, node, keywords.get("axis"))
+    tile = _reduced_tile(low, "sum", node)
+    dt = tile.type.dtype
+    if not (dt.is_float and dt.nbits < 32):
+        return Runtime(_reduced(low, "sum", tile, keywords.get("axis")))
+    wide = low.builder.add(CastOp.create(tile, F32))
+    total = _reduced(low, "sum", wide, keywords.get("axis"))
+    return Runtime(low.builder.add(CastOp.create(total, dt)))
 
 
 def _min_max(kind: str) -> Builtin:
