@@ -28,6 +28,9 @@ from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticVal
 # nested regions, and no kernel needs so many.
 MAX_BLOCK_DEPTH = 100
 MAX_CALL_DEPTH = 100
+# The most `stages` a loop may ask for: each stage is a tile in registers or shared memory and a
+# copy of the loads' code where the trip count is not known (stages = 4096 took minutes).
+MAX_STAGES = 32
 
 
 def assigned_names(statements: list[ast.Node]) -> list[str]:
@@ -80,7 +83,8 @@ class KernelLowering(ExpressionLowering):
         self.branch_conflicts: dict[str, str] = {}
         # names that hold a different shared tile (or tensor) in each branch of an if: a use
         # after the if is refused at the assignment (memory is not chosen at run time)
-        self.memory_choices: dict[str, tuple[ast.Span, ast.If, Memory, Memory]] = {}
+        # (each with the scopes it was made in: a def's body does not see the caller's names)
+        self.memory_choices: dict[str, tuple[list, ast.Span, ast.If, Memory, Memory]] = {}
         self.inlining: list[ast.Call] = []  # the calls of the defs being inlined, outermost first
         self.block_depth = 0  # how many statements() calls are open
         self.callers: list[list[dict]] = []  # and the scopes of their callers
@@ -103,9 +107,9 @@ class KernelLowering(ExpressionLowering):
     def lookup(self, name: str, node: ast.Node) -> SemanticValue:
         if self.find(name) is None:
             choice = self.memory_choices.get(name)
-            if choice is not None:
-                raise self.memory_chosen_at_run_time(name, node, *choice)
-            if self.in_header:
+            if choice is not None and choice[0] is self.scopes:
+                raise self.memory_chosen_at_run_time(name, node, *choice[1:])
+            if self.in_header and not self.inlining:
                 self.check_not_an_argument(name, node)
         return super().lookup(name, node)
 
@@ -513,6 +517,14 @@ class KernelLowering(ExpressionLowering):
                     "stages = 1 loads each tile in its own iteration; stages = S issues the "
                     "global loads of S - 1 iterations ahead (S tiles in registers)",
                 )
+            if number > MAX_STAGES:
+                raise self.error(
+                    f"stages = {number} keeps {number - 1} tiles in flight; at most "
+                    f"{MAX_STAGES} stages are supported",
+                    keyword.value,
+                    "a few stages (2 to 4) hide a GPU's memory latency; each more costs "
+                    "registers or shared memory and code",
+                )
             stages = number
         return stages
 
@@ -761,7 +773,7 @@ class KernelLowering(ExpressionLowering):
             if not (isinstance(first, Memory) and isinstance(second, Memory)):
                 continue
             if first != second and self.find(name) is None:
-                self.memory_choices[name] = (then_spans[name], node, first, second)
+                self.memory_choices[name] = (self.scopes, then_spans[name], node, first, second)
 
     def memory_chosen_at_run_time(
         self, name: str, use: ast.Node, at: ast.Span, node: ast.If, first: Memory, second: Memory
