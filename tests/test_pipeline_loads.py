@@ -102,9 +102,9 @@ def test_one_stage_and_the_cpu_leave_the_loop_alone():
 
 def test_stages_past_the_trip_count_are_the_trip_count():
     """Tiles further ahead than the loop has iterations would only request the last one again:
-    stages = 4096 over two iterations compiled 4096 stages of code (seconds, thousands of lines
-    of CUDA C); it is stages = 2, and one iteration has nothing to run ahead of."""
-    text = final_ir(n=256, stages=4096)
+    stages = 32 over two iterations compiled 32 stages of code (and S = 512 over five, 6758
+    lines of CUDA C); it is stages = 2, and one iteration has nothing to run ahead of."""
+    text = final_ir(n=256, stages=32)
     body = text.split("\n", 1)[1]  # the header names the parameter STAGES itself
     assert "stages 2 iter_args(" in body and body == final_ir(n=256, stages=2).split("\n", 1)[1]
     assert "_ahead" not in final_ir(n=100, stages=4)
