@@ -461,6 +461,18 @@ def test_a_tensor_chosen_by_a_runtime_if_is_refused_at_the_assignment() -> None:
     assert "s = load(a[...]) and s = load(c[...])" in str(caught.value)
 
 
+def test_a_def_does_not_see_the_callers_memory_choice() -> None:
+    """The refusal is for the scope that chose: a def's own unknown name stays unknown."""
+    source = (
+        "def g(x) {\n    return load(s[0 :+ 64])\n}\n"
+        f"kernel k[N = 64]{ARGS} {{\n    if block.x == 0 {{\n        s = a\n    }} else {{\n"
+        "        s = c\n    }\n    store(c[0 :+ 64], g(a))\n}\n"
+    )
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    assert str(caught.value).startswith("m.lp:2:17: error: unknown name 's' (in g, called at")
+
+
 def test_the_same_shared_tile_in_both_branches_flows_out_of_the_if() -> None:
     source = HEAD.replace(
         "t = load(a[0 :+ 64])", "s = shared<f32>[64]\n    store(s, load(a[0 :+ 64]))"
