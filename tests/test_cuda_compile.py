@@ -388,3 +388,23 @@ kernel functions[T = f32](x: global T[256], y: global T[{len(FLOAT_UNARY)}, 256]
     log: list[str] = []
     compile_with_nvcc(kernel.source("cuda"), "sm_90", "cubin", strict=True, log=log)
     assert "warning" not in "".join(log).lower()
+
+
+@NO_NVCC
+@pytest.mark.parametrize("dtype", ["f32", "f16", "f64"])
+def test_a_literal_zero_divisor_compiles_without_a_warning(dtype):
+    """x / 0.0 is IEEE's inf or NaN on every target; written as the literal 0.0f, nvcc warned
+    of a division by zero (#39-D), an error under -Werror (quantize with WT=u1, ZERO=1)."""
+    import lpir
+
+    source = """
+kernel divide[T = f32](x: global T[256], y: global T[2, 256]) blocks(1) threads(128) {
+    t = load(x[:])
+    store(y[0, :], t / 0.0)
+    store(y[1, :], t / -0.0)
+}
+"""
+    kernel = lpir.compile(source, target="cuda", T=dtype)
+    log: list[str] = []
+    compile_with_nvcc(kernel.source("cuda"), "sm_90", "cubin", strict=True, log=log)
+    assert "warning" not in "".join(log).lower()

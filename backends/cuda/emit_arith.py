@@ -85,7 +85,19 @@ def float_binary(name: str, a: str, b: str, dt: DType) -> str:
         return f"fmod{suffix}({a}, {b})"
     if name in ("max", "min"):
         return f"f{name}{suffix}({a}, {b})"
+    if name == "div":
+        b = _ZERO_DIVISORS.get(b, b)
     return f"({a} {_C_OPERATORS[name]} {b})"
+
+
+# A literal zero divisor written as its bits: the quotient is IEEE's (inf, NaN) either way, but
+# nvcc warns of a division by zero (#39-D) on the literal, an error under -Werror.
+_ZERO_DIVISORS = {
+    "0.0f": "__int_as_float(0)",
+    "-0.0f": "__int_as_float(0x80000000)",
+    "0.0": "__longlong_as_double(0LL)",
+    "-0.0": "__longlong_as_double(0x8000000000000000LL)",
+}
 
 
 def _fits_int32(facts: Facts) -> bool:
