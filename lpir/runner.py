@@ -40,6 +40,7 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir import parse
 from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.loops import trip_count
 from lpir.ir.ops import CastOp, ConstantOp, DotOp, ForOp, ItemOp, LoadOp, StoreOp
 from lpir.ir.types import GlobalType, TileType, Type, as_tile
 from lpir.packing import PackedArray, pack_codes
@@ -252,7 +253,7 @@ def _per_run(kernel: Kernel, count: Callable[[Operation], int]) -> int | None:
         if len(constants) != 3:
             return None
         lower, upper, step = constants
-        return max(0, -(-(upper - lower) // step))
+        return trip_count(lower, upper, step)
 
     def region_total(region: Region) -> int | None:
         total = 0

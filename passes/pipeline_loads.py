@@ -44,6 +44,7 @@ from lpir.ir.analysis import (
 )
 from lpir.ir.core import Module, Operation, Value
 from lpir.ir.effects import stored_arguments
+from lpir.ir.loops import trip_count
 from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import GlobalType
@@ -101,7 +102,7 @@ class _Pipeliner(Rewriter):
         lower, upper, step = (self.analysis.facts(v).constant for v in loop.operands[:3])
         if lower is None or upper is None or step is None or step <= 0:
             return None
-        return max(0, -(-(upper - lower) // step))
+        return trip_count(lower, upper, step)
 
     def runs_at_least_once(self, loop: ForOp) -> bool:
         lower, upper = (self.analysis.facts(v) for v in (loop.lower, loop.upper))

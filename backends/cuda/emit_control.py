@@ -18,7 +18,7 @@ from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 
 from lpir.dtypes import dtype
 from lpir.ir.core import Value
-from lpir.ir.loops import step_may_overflow
+from lpir.ir.loops import step_may_overflow, trip_count
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.types import VectorType
 
@@ -120,7 +120,7 @@ def _groups_pass_the_type(op: ForOp, bounds: list[int]) -> bool:
     """Whether a staged loop's groups of iterations (`_emit_by_stages`) would count past the
     type's largest value (a constant range ending within a group of 2^31)."""
     lower, upper, step = bounds
-    trips = -(-(upper - lower) // step)
+    trips = trip_count(lower, upper, step)
     return lower + (trips + MAX_STAGED_UNROLL) * step > op.induction_variable.type.dtype.max
 
 
@@ -134,7 +134,7 @@ def _unroll_pipelined(emitter: KernelEmitter, factor: int, bounds: list[int | No
     lower, upper, step = bounds
     if lower is None or upper is None or not step:
         return
-    trips = max(0, -(-(upper - lower) // step))
+    trips = trip_count(lower, upper, step)
     if trips % factor == 0:
         emitter.w.line(f"#pragma unroll {factor}")
 
@@ -158,7 +158,7 @@ def _emit_by_stages(
     lower, upper, step = bounds
     stage, slots = counter
     group = _group_size(emitter, op, slots)
-    trips = -(-(upper - lower) // step)
+    trips = trip_count(lower, upper, step)
     whole = trips - trips % group
     w = emitter.w
     if whole:

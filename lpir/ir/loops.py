@@ -49,3 +49,9 @@ def step_may_overflow(upper: int | None, step: int | None, dtype: DType) -> bool
     if step == 1:
         return False
     return upper is None or upper - 1 + step > dtype.max
+
+
+def trip_count(lower: int, upper: int, step: int) -> int:
+    """How many iterations `range(lower, upper, step)` runs, for a step above 0 (as
+    `len(range(...))`, which overflows past sys.maxsize for 64-bit bounds)."""
+    return max(0, -(-(upper - lower) // step))
