@@ -10,7 +10,9 @@ under a bit mask) for bytes it shares with other threads or that an edge mask cu
 
 When the index analysis proves that a thread's first element starts on a byte boundary, every
 bit offset is a constant; otherwise the offset within the first byte is computed at run time and
-passed to unpack_bits/pack_bits as `shift`.
+passed to unpack_bits/pack_bits as `shift`. A masked load zeroes the fields of the lanes that
+are off, unless the lanes sharing each byte provably share their mask (`lpir.ir.lane_classes`):
+then the byte load's own zeros are those fields.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lpir.passes.thread_values import IndexBuilder
 
 from lpir.dtypes import DType, dtype
 from lpir.ir.core import Module, Operation, Value
+from lpir.ir.lane_classes import lane_classes
 from lpir.ir.ops import (
     BinaryOp,
     CastOp,
@@ -176,9 +179,16 @@ class _BitPacking(Rewriter):
         values = self.builder.add(
             UnpackBitsOp.create(data, element, layout.bit_offsets, shift, op.result.name_hint)
         )
-        if lane_mask is None:
+        if op.mask is None or self.bytes_share_mask(op.mask, layout):
             return values
-        return self.masked_to_zero(lane_mask, values, element)
+        return self.masked_to_zero(self.map(op.mask), values, element)
+
+    def bytes_share_mask(self, mask: Value, layout: _ByteLayout) -> bool:
+        """Whether the lanes that touch each byte provably have one mask value (a u4 row
+        whose edge is a multiple of 2, ...): a lane that is off then sits in bytes the load
+        leaves at 0, so its code is 0 with no select."""
+        classes = lane_classes(mask, self.analysis)
+        return all(len({classes[lane] for lane in lanes}) == 1 for lanes in layout.touch)
 
     def masked_to_zero(self, lane_mask: Value, values: Value, element: DType) -> Value:
         """`values` (of the packed dtype `element`) with the lanes the mask is off for at

@@ -13,7 +13,13 @@ interpreter's own elementwise semantics), and
   (before layout-selection, where the two together only split or merge dimensions);
 * the max or min along an axis that a broadcast repeats is the broadcast's operand without
   that axis (a CPU GEMV's accumulator carried as one column, `passes/narrow_dots.py`);
-* an `if` on a constant keeps one branch; a `for` that runs zero times yields its inputs.
+* an `if` on a constant keeps one branch; a `for` that runs zero times yields its inputs;
+* a lane mask `C < splat(n)` (any of < <= > >=, either side) of integer constants C, where
+  the index analysis proves n a multiple of d, compares each constant rounded to the block of
+  d it lies in (`edge_mask`): c < n iff d * (c // d) < n. Lanes of one block then compare
+  one constant, and where all do the mask is a splat of one scalar comparison. The edge mask
+  of a tile whose edge is a multiple of the lanes' group (`K % 32 == 0` for a u4 row read 16
+  bytes at a time) is so uniform per access: one predicated wide access, not a per-lane test.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from lpir.passes.base import Pass, register_pass
 
 from lpir.interpreter import elementwise as ew
 from lpir.ir.core import Module, Operation, Region, Value
+from lpir.ir.lane_classes import compared_with_splat, rounded_constant
 from lpir.ir.ops import (
     BinaryOp,
     BroadcastOp,
@@ -40,11 +47,12 @@ from lpir.ir.ops import (
     SplatOp,
     TransposeOp,
     UnaryOp,
+    VectorConstantOp,
     YieldOp,
 )
 from lpir.ir.ops.tile import regroups
 from lpir.ir.rewrite import Rewriter
-from lpir.ir.types import ScalarType, as_tile
+from lpir.ir.types import ScalarType, as_tile, as_vector
 
 
 def constant_value(value: Value) -> int | float | bool | None:
@@ -97,7 +105,7 @@ class _Canonicalizer(Rewriter):
             if folded is not None:
                 return [folded]
         if isinstance(op, BinaryOp):
-            return self.binary_identity(op, operands)
+            return self.edge_mask(op) or self.binary_identity(op, operands)
         if isinstance(op, CastOp) and operands[0].type == op.result.type:
             return [operands[0]]
         if (
@@ -174,6 +182,32 @@ class _Canonicalizer(Rewriter):
         else:
             result = ew.select(values[0], values[1], values[2], target)
         return self.builder.add(ConstantOp.create(_python(np.asarray(result)[()]), target))
+
+    def edge_mask(self, op: BinaryOp) -> list[Value] | None:
+        """`C < splat(n)` with each constant of C rounded within its block of d, n a known
+        multiple of d (and likewise <=, >, >=, and with the splat on the left); a splat of
+        one scalar comparison where the rounded constants are all one."""
+        compared = compared_with_splat(op, self.analysis)
+        if compared is None:
+            return None
+        constants, splat, name, divisor = compared
+        dt = as_vector(constants.result.type).dtype
+        values = tuple(rounded_constant(name, c, divisor) for c in constants.values)
+        if not all(dt.min <= c <= dt.max for c in values):
+            return None
+        if len(set(values)) == 1:  # one comparison of scalars, splat
+            pair = [self.builder.add(ConstantOp.create(values[0], dt)), self.map(splat.operands[0])]
+        elif values != constants.values:
+            pair = [self.builder.add(VectorConstantOp.create(values, dt)), self.map(splat.result)]
+        else:
+            return None
+        if op.operands[0].owner is splat:
+            pair.reverse()
+        result = self.builder.add(BinaryOp.create(op.name, pair[0], pair[1]))
+        if len(set(values)) > 1:
+            return [result]
+        size = as_vector(op.result.type).size
+        return [self.builder.add(SplatOp.create_vector(result, size, op.result.name_hint))]
 
     def binary_identity(self, op: BinaryOp, operands: list[Value]) -> list[Value] | None:
         lhs, rhs = operands

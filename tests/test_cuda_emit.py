@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from lpir.backends.cuda import arrays, c_types
 from lpir.backends.cuda.cache import CodeCache, cache_key
-from lpir.backends.cuda.emit_memory import lane_classes
 from lpir.backends.cuda.examples import COMPILE_CASES, example_path, thread_module
 from lpir.backends.cuda.source import emit_kernel
 from lpir.backends.cuda.writer import CodeWriter, affine_expression, affine_runs
@@ -17,6 +16,7 @@ from lpir.backends.cuda.writer import CodeWriter, affine_expression, affine_runs
 import lpir
 from lpir.dtypes import dtype
 from lpir.errors import ArgumentError, LpirError
+from lpir.ir.lane_classes import lane_classes
 from lpir.ir.ops import LoadThreadOp
 from lpir.ir.types import GlobalType
 

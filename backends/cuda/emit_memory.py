@@ -4,7 +4,7 @@
 (`uint4`, `uint2`, `unsigned`, ...; 16 bytes at most per access, so a 32-byte group takes two),
 through the read-only path (`__ldg`, `ld.global.nc`) for tensors the kernel never writes.
 A masked group whose mask is provably the same on all its lanes (a splat, or a comparison of
-constants with a splat, ...: see `lane_classes`) is one predicated wide access; any other
+constants with a splat, ...: see `lpir.ir.lane_classes`) is one predicated wide access; any other
 masked group tests its lanes at run time and falls back to per-lane accesses when they differ.
 Unmasked lanes outside groups are plain per-lane accesses, printed as loops where the offsets
 are affine. In swizzled shared memory each access's strided offset goes through `lpir_swizzle`
@@ -13,29 +13,22 @@ are affine. In swizzled shared memory each access's strided offset goes through 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 from lpir.backends.cuda.writer import affine_expression, affine_runs
 
-from lpir.ir.core import Value
+from lpir.ir.lane_classes import lane_classes
 from lpir.ir.ops import (
     AllocSharedOp,
     BarrierOp,
-    BinaryOp,
-    CastOp,
     LoadThreadOp,
-    SelectOp,
-    ShuffleOp,
-    SplatOp,
     StoreBitsOp,
     StoreThreadOp,
-    UnaryOp,
-    VectorConstantOp,
 )
-from lpir.ir.types import GlobalType, SharedType, VectorType, as_vector
+from lpir.ir.types import GlobalType, SharedType
 from lpir.layout import Swizzle
 
 _LDG_TYPES = {
@@ -52,36 +45,6 @@ _LDG_TYPES = {
     "__half",
     "__nv_bfloat16",
 }
-
-
-def lane_classes(value: Value, memo: dict[int, tuple[int, ...]] | None = None) -> tuple[int, ...]:
-    """A class per lane of a vector such that lanes of one class provably hold equal values."""
-    memo = {} if memo is None else memo
-    if id(value) in memo:
-        return memo[id(value)]
-    size = as_vector(value.type).size
-    op = value.owner
-    classes: tuple[int, ...] = tuple(range(size))
-    if isinstance(op, SplatOp):
-        classes = (0,) * size
-    elif isinstance(op, VectorConstantOp):
-        classes = _renumber(op.values)
-    elif isinstance(op, BinaryOp | SelectOp | UnaryOp | CastOp):
-        vectors = [v for v in op.operands if isinstance(v.type, VectorType)]
-        per_operand = [lane_classes(v, memo) for v in vectors]
-        classes = _renumber(list(zip(*per_operand))) if per_operand else (0,) * size
-    elif isinstance(op, ShuffleOp):
-        joined: list[tuple[int, int]] = []
-        for number, source in enumerate(op.operands):
-            joined += [(number, c) for c in lane_classes(source, memo)]
-        classes = _renumber([joined[i] for i in op.indices])
-    memo[id(value)] = classes
-    return classes
-
-
-def _renumber(keys: Iterable[Hashable]) -> tuple[int, ...]:
-    ids: dict[Hashable, int] = {}
-    return tuple(ids.setdefault(key, len(ids)) for key in keys)
 
 
 #: at most this many swizzled bases per access op (each holds a register)
@@ -122,7 +85,7 @@ class Access:
         self.offsets = op.offsets
         self.width = op.vector_width
         self.mask = emitter.value(op.mask) if op.mask is not None else None
-        self.classes = lane_classes(op.mask) if op.mask is not None else None
+        self.classes = lane_classes(op.mask, emitter.analysis) if op.mask is not None else None
         self.swizzled_bases = self._swizzled_bases() if self.swizzle is not None else {}
 
     def _swizzled_bases(self) -> dict[int, str]:
@@ -375,4 +338,4 @@ def emit_barrier(emitter: KernelEmitter, op: BarrierOp) -> None:
     emitter.w.line("__syncthreads();")
 
 
-__all__ = ["CValue", "lane_classes"]
+__all__ = ["CValue"]
