@@ -230,3 +230,23 @@ def test_running_without_a_gpu_fails_cleanly(monkeypatch):
     finally:
         device.gpu_available.cache_clear()
         device.current_device.cache_clear()
+
+
+WIDE_ROW_MAX = """
+kernel row_max[M = 5, N = 1000, BM = 2](x: global i32[M, N], best: global i32[M], at: global i32[M])
+    blocks(cdiv(M, BM)) threads(128) {
+    t = load(x[block.x * BM :+ BM, :])
+    store(best[block.x * BM :+ BM], max(t, axis = 1))
+    store(at[block.x * BM :+ BM], argmax(t, axis = 1))
+}
+"""
+
+
+def test_integer_max_trees_grow_linearly_in_c():
+    """A thread's max over a whole 1000-wide row (no power-of-two split) is a tree of 999
+    integer maxes: each a call naming its operands once. As a ternary `(a > b ? a : b)` the
+    text doubled at each level: 11.8 MB of C for N = 1000, ten minutes of g++."""
+    sizes = {
+        n: len(lpir.compile(WIDE_ROW_MAX, target="cuda", N=n).source("cuda")) for n in (250, 1000)
+    }
+    assert sizes[1000] < 6 * sizes[250]

@@ -409,3 +409,15 @@ def test_a_damaged_emulation_library_is_built_again(tmp_path):
     )
     assert result.returncode == 0 and "ok    arg 2" in result.stdout, result.stderr
     assert library.stat().st_size > 0
+
+
+def test_a_wide_integer_row_max_runs():
+    """The 999 integer maxes of a thread's 1000-wide row (tests/test_cuda_emit.py: a call
+    each, so the C stays small) give numpy's max and first position of it."""
+    from test_cuda_emit import WIDE_ROW_MAX
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-50, 50, (5, 1000), dtype=np.int32)  # many ties: the first one counts
+    best, at = np.zeros(5, np.int32), np.zeros(5, np.int32)
+    lpir.compile(WIDE_ROW_MAX, target="cuda-host")(x, best, at)
+    assert np.array_equal(best, x.max(axis=1)) and np.array_equal(at, x.argmax(axis=1))

@@ -119,8 +119,7 @@ def int_binary(name: str, a: str, b: str, dt: DType, facts: tuple[Facts, Facts, 
         text = f"({a} {_C_OPERATORS[name]} {b})"
         return text if name not in ("and", "or", "xor") or dt.nbits >= 32 else f"({ctype}){text}"
     if name in ("max", "min"):
-        pick = ">" if name == "max" else "<"
-        return f"({a} {pick} {b} ? {a} : {b})"
+        return f"lpir_{name}<{ctype}>({a}, {b})"
     plain = dt.nbits == 32 and dt.kind == "int" and _fits_int32(result)
     if name in ("add", "sub", "mul"):
         if plain:

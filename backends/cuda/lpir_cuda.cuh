@@ -100,6 +100,12 @@ LPIR_DEVICE T lpir_neg(T a) {
 }
 template <typename T>
 LPIR_DEVICE T lpir_abs(T a) { return a < (T)0 ? lpir_neg(a) : a; }
+// Integer max and min: a function, so that a tree of them names each operand once (a ternary
+// repeats its operands' text, which doubles at each level of a reduction tree).
+template <typename T>
+LPIR_DEVICE T lpir_max(T a, T b) { return a > b ? a : b; }
+template <typename T>
+LPIR_DEVICE T lpir_min(T a, T b) { return a < b ? a : b; }
 
 // Division truncates toward zero; a zero divisor gives 0; MIN / -1 wraps to MIN.
 template <typename T>
