@@ -7,6 +7,7 @@ one now use the earlier. Ops that read memory are left alone (a store may come b
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 from lpir.passes.base import Pass, register_pass
@@ -24,9 +25,11 @@ def _key(op: Operation, operands: list[Value]) -> tuple:
 
 def _exact(value: object) -> object:
     """An attribute's value as a key that tells apart what Python's == does not: -0.0 from
-    0.0 (equal, yet `store(f[0], -0.0)` and `store(f[1], 0.0)` store different bits)."""
+    0.0 (equal, yet `store(f[0], -0.0)` and `store(f[1], 0.0)` store different bits), and
+    NaNs of other signs or payloads (`nan` and `-nan` cast to f4e2m1 give -0.0 and +0.0);
+    a float's key is its f64 bits."""
     if isinstance(value, float):
-        return ("float", value.hex())
+        return ("float", struct.pack("<d", value))
     if isinstance(value, tuple | list):
         return (type(value).__name__, tuple(_exact(item) for item in value))
     return value

@@ -7,6 +7,7 @@ example and every FileCheck input. Errors are `ParseError`s placed in the IR tex
 from __future__ import annotations
 
 import functools
+import struct
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -29,6 +30,8 @@ from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
 from lpir.layout import RegisterLayout, SharedLayout, parse_shared
 from lpir.layout import parse as parse_layout
+
+_F64_QUIET = 1 << 51  # the f64 fraction of `nan` (math.nan, numpy's and x86's default NaN)
 
 AnyLayout = TypeVar("AnyLayout", RegisterLayout, SharedLayout)
 
@@ -267,12 +270,30 @@ class _ModuleBuilder:
                 raise ParseError(error.message, location, error.hint) from None
         return GlobalType(self.dtype(children[0]), shape)
 
+    def float_value(self, token: Node) -> float:
+        """A FLOAT token's value; `-nan(0x...)` as the printer writes it, bit for bit."""
+        text = str(token)
+        if "nan" not in text:
+            return float(text)
+        negative = text.startswith("-")
+        fraction = _F64_QUIET
+        if "(" in text:
+            fraction = int(text[text.index("(") + 1 : -1], 16)
+            if not 0 < fraction < 1 << 52:
+                raise ParseError(
+                    f"{text} is not a NaN: the payload is an f64 fraction, 0x1 to 0xfffffffffffff",
+                    self.location(token),
+                    "write nan for the default quiet NaN (fraction 0x8000000000000)",
+                )
+        bits = (1 << 63 if negative else 0) | 0x7FF << 52 | fraction
+        return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
     def attribute_value(self, tree: Any) -> Any:
         kind = tree.data
         if kind == "int_value":
             return int(tree.children[0])
         if kind == "float_value":
-            return float(tree.children[0])
+            return self.float_value(tree.children[0])
         if kind in ("true_value", "false_value"):
             return kind == "true_value"
         if kind == "string_value":

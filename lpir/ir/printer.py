@@ -14,7 +14,9 @@ numbered `%0`, `%1`, ... in order of appearance.
 
 from __future__ import annotations
 
+import math
 import re
+import struct
 from typing import Any
 
 from lpir.dtypes import DType
@@ -23,6 +25,8 @@ from lpir.ir.ops.control import ForOp, IfOp
 
 _SUFFIX = re.compile(r"^(.*)\.(\d+)$")
 _BAD_CHARS = re.compile(r"[^A-Za-z0-9_]")
+_F64_FRACTION = (1 << 52) - 1
+_F64_QUIET = 1 << 51  # the fraction of math.nan, numpy's and x86's default NaN
 
 
 def format_attribute(value: Any) -> str:
@@ -32,7 +36,7 @@ def format_attribute(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value)
+        return format_float(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, DType):
@@ -40,6 +44,20 @@ def format_attribute(value: Any) -> str:
     if isinstance(value, tuple | list):
         return "[" + ", ".join(format_attribute(v) for v in value) + "]"
     return str(value)
+
+
+def format_float(value: float) -> str:
+    """A float's text, exact: repr (the shortest decimal that reads back as the same f64) for
+    numbers, `inf`/`-inf`, and `nan`/`-nan` with the sign of the NaN. A NaN whose f64 fraction
+    is not the default quiet one (0x8000000000000) adds it: `-nan(0x8000020000000)` is
+    f32 0xffc00001. Every NaN reads back bit for bit (its sign decides where it goes: a cast to
+    an all-finite small float gives a zero of the opposite sign)."""
+    if not math.isnan(value):
+        return repr(value)
+    bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+    sign = "-" if bits >> 63 else ""
+    fraction = bits & _F64_FRACTION
+    return f"{sign}nan" if fraction == _F64_QUIET else f"{sign}nan({fraction:#x})"
 
 
 class Namer:
