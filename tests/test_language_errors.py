@@ -7,6 +7,7 @@ the CLI prints that text without a Python traceback and exits with status 1.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,52 @@ def test_hint_follows_the_caret():
         compile_source(source)
     assert caught.value.hint == "did you mean 'total'?"
     assert str(caught.value).splitlines()[-1] == "hint: did you mean 'total'?"
+
+
+DOT_KERNEL = (
+    "kernel k[S = 16](a: global {a}[S, S], b: global {b}[S, S], c: global {c}[S, S])"
+    " blocks(1) threads(32) {{\n"
+    "    store(c[:, :], dot({load_a}, {load_b}, zeros<{c}>[S, S]))\n"
+    "}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "cast_to"),
+    [
+        ("u8", "i8", "f16"),  # i8 would wrap u8 values past 127: f16 holds both
+        ("i8", "u8", "f16"),
+        ("u8", "u8", "f16"),
+        ("f16", "bf16", "f32"),
+        ("i8", "f16", "f16"),
+        ("f32", "i32", "f32"),
+        ("f64", "f64", "f32"),
+        ("u16", "i8", "f32"),
+    ],
+)
+def test_the_hint_for_dot_operand_dtypes_names_a_cast_that_dot_takes(a, b, cast_to):
+    """Following the hint (cast to the dtype it names, accumulate in the dtype it names)
+    compiles: it never suggests a dtype that dot then refuses."""
+    loads = {"load_a": "load(a[:, :])", "load_b": "load(b[:, :])"}
+    with pytest.raises(TypeCheckError) as caught:
+        compile_source(DOT_KERNEL.format(a=a, b=b, c="f32", **loads))
+    error = caught.value
+    assert error.location is not None and (error.location.line, error.location.column) == (2, 20)
+    assert error.hint is not None and "^" in str(error)
+    assert re.findall(r"cast<(\w+)>", error.hint) == [cast_to], error.hint
+    both = "cast both" in error.hint
+    if both:
+        assert "dot takes f16, bf16, f32 or i8 operands" in error.hint, error.hint
+    else:
+        assert error.hint.startswith("cast the "), error.hint
+    fixed = {
+        name: f"cast<{cast_to}>({load})" if both or dt != cast_to else load
+        for (name, load), dt in zip(loads.items(), (a, b), strict=True)
+    }
+    accumulator = "i32" if cast_to == "i8" else "f32"
+    if both:
+        assert error.hint.endswith(f"accumulate in {accumulator}"), error.hint
+    compile_source(DOT_KERNEL.format(a=a, b=b, c=accumulator, **fixed))
 
 
 def test_argument_errors_at_call_time_point_at_the_declaration():

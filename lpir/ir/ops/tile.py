@@ -10,7 +10,7 @@ import math
 import operator
 from collections.abc import Sequence
 
-from lpir.dtypes import dtype
+from lpir.dtypes import DType, dtype
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
@@ -20,6 +20,8 @@ from lpir.layout import RegisterLayout
 
 REDUCTIONS = ("sum", "max", "min")
 I32 = dtype("i32")
+# the dtypes dot takes as operands (narrowest first) and the accumulator each needs
+DOT_ACCUMULATORS = {"i8": "i32", "f16": "f32", "bf16": "f32", "f32": "f32"}
 
 
 def check_shape(op_name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -365,14 +367,13 @@ class DotOp(Operation):
         if at.dtype != bt.dtype:
             raise TypeCheckError(
                 f"dot operands have different dtypes {at.dtype.name} and {bt.dtype.name}",
-                hint=f"cast one: cast<{at.dtype.name}>(...)",
+                hint=dot_cast_hint(at.dtype, bt.dtype),
             )
-        allowed = {"f16": "f32", "bf16": "f32", "f32": "f32", "i8": "i32"}
-        expected = allowed.get(at.dtype.name)
+        expected = DOT_ACCUMULATORS.get(at.dtype.name)
         if expected is None:
             raise TypeCheckError(
                 f"dot of {at.dtype.name} tiles is not supported",
-                hint="cast the operands to f16, bf16, f32 or i8",
+                hint=dot_cast_hint(at.dtype, bt.dtype),
             )
         if ct.dtype.name != expected:
             raise TypeCheckError(
@@ -385,6 +386,45 @@ class DotOp(Operation):
     def recreate(self) -> Operation:
         a, b, acc = self.operands
         return DotOp.create(a, b, acc)
+
+
+def dot_cast_hint(a: DType, b: DType) -> str:
+    """The cast that gives a dot operands of one dtype it takes: where one operand's dtype is
+    such a dtype and holds the other's values, cast the other to it; else cast both to the
+    narrowest dtype dot takes that holds both (f16 for u8 and i8); where none does (f64, i32),
+    to the one operand's dtype that dot takes, or f32."""
+    for own, other in ((a, b), (b, a)):
+        if own != other and own.name in DOT_ACCUMULATORS and _holds(own, other):
+            return f"cast the {other.name} operand: cast<{own.name}>(...)"
+    takes = "dot takes f16, bf16, f32 or i8"
+    values = a.name if a == b else f"{a.name} and {b.name}"
+    for name, accumulator in DOT_ACCUMULATORS.items():
+        common = dtype(name)
+        if _holds(common, a) and _holds(common, b):
+            return (
+                f"{takes} operands: cast both with cast<{name}>(...), which keeps every "
+                f"{values} value, and accumulate in {accumulator}"
+            )
+    for own, other in ((a, b), (b, a)):
+        if own.name in DOT_ACCUMULATORS:
+            return f"cast the {other.name} operand: cast<{own.name}>(...)"
+    return f"{takes} operands: cast both to one of them, e.g. cast<f32>(...), and accumulate in f32"
+
+
+def _holds(target: DType, source: DType) -> bool:
+    """Whether `target` holds every value of `source` exactly."""
+    if source.is_float:
+        return (
+            target.is_float
+            and target.eps <= source.eps
+            and target.max >= source.max
+            and target.smallest_subnormal <= source.smallest_subnormal
+            and (target.has_inf or not source.has_inf)
+        )
+    low, high = int(source.min), int(source.max)  # integers and bool (0 and 1)
+    if target.is_float:
+        return max(-low, high) <= 2 / target.eps  # every integer up to 2^(mantissa bits + 1)
+    return target.min <= low and high <= target.max
 
 
 def _matrix_type(operand: Value) -> TileType:
