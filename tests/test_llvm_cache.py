@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -148,3 +149,48 @@ def test_an_unwritable_cache_folder_is_skipped(tmp_path, monkeypatch):
     blocker.write_text("not a folder")
     monkeypatch.setenv("LPIR_CACHE_DIR", str(blocker / "cache"))
     works(fresh_kernel())
+
+
+def copy_of_lpir(destination, nested: bool) -> dict:
+    """lpir's source copied as in the repository (passes/ and backends/ beside lpir/) or as
+    installed (under lpir/); the folders by package, as `jit.package_directories` gives them."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    directories = {}
+    for name, folder in jit.package_directories().items():
+        target = destination / name if name == "lpir" or not nested else destination / "lpir" / name
+        shutil.copytree(folder, target, ignore=ignore)
+        directories[name] = target
+    return directories
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_the_fingerprint_covers_every_source_file_of_lpir(tmp_path, nested):
+    """The code made from one thread IR depends on more than backends/llvm/ (dtypes' cast
+    tables, the IR's analyses, layouts, ...): an edit anywhere in lpir changes the key."""
+    directories = copy_of_lpir(tmp_path, nested)
+    unchanged = jit.source_fingerprint(directories)
+    assert unchanged == jit.source_fingerprint(jit.package_directories())  # however laid out
+    for edited in ("lpir/dtypes.py", "lpir/ir/loops.py", "passes/cse.py", "backends/llvm/ops.py"):
+        package, _, rest = edited.partition("/")
+        path = directories[package] / rest
+        original = path.read_text()
+        path.write_text(original + "\n# edited\n")
+        assert jit.source_fingerprint(directories) != unchanged, edited
+        path.write_text(original)
+    assert jit.source_fingerprint(directories) == unchanged
+
+
+def test_a_kernel_compiled_by_another_lpir_is_not_reused(monkeypatch):
+    text = fresh_kernel()
+    works(text)
+    gc.collect()
+    cache.forget_memory()
+    before = (cache.stats.disk_hits, cache.stats.stores)
+    with monkeypatch.context() as patch:
+        patch.setattr(jit, "lpir_fingerprint", lambda: "another version of lpir")
+        works(text)
+    assert (cache.stats.disk_hits, cache.stats.stores) == (before[0], before[1] + 1)  # a miss
+    gc.collect()
+    cache.forget_memory()
+    works(text)
+    assert (cache.stats.disk_hits, cache.stats.stores) == (before[0] + 1, before[1] + 1)  # a hit

@@ -1,0 +1,38 @@
+"""Settings for the whole test session.
+
+Compiled code goes to a cache folder made for this session (`LPIR_CACHE_DIR`, inherited by the
+processes tests start) and removed after it: an entry left in `~/.cache/lpir` by an earlier
+version of lpir can never stand in for the code this version makes, and a test run leaves no
+entries behind for the user's own compiles. Tests that need a cache of their own still set
+`LPIR_CACHE_DIR` themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+_PREVIOUS = pytest.StashKey[str | None]()
+_SESSION_CACHE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    directory = tempfile.mkdtemp(prefix="lpir-test-cache-")
+    config.stash[_PREVIOUS] = os.environ.get("LPIR_CACHE_DIR")
+    config.stash[_SESSION_CACHE] = directory
+    os.environ["LPIR_CACHE_DIR"] = directory
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    directory = config.stash.get(_SESSION_CACHE, None)
+    if directory is None:
+        return
+    previous = config.stash[_PREVIOUS]
+    if previous is None:
+        os.environ.pop("LPIR_CACHE_DIR", None)
+    else:
+        os.environ["LPIR_CACHE_DIR"] = previous
+    shutil.rmtree(directory, ignore_errors=True)
