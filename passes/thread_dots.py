@@ -5,7 +5,6 @@ dot-product instructions).
 
 from __future__ import annotations
 
-import numpy as np
 from lpir.passes.layout_rules import (
     PAIR_DISTANCES,
     mma_k_permutation,
@@ -15,7 +14,7 @@ from lpir.passes.layout_rules import (
     steps_in_registers,
 )
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
-from lpir.passes.thread_values import required_slot_map
+from lpir.passes.thread_values import required_step_slot_maps
 
 from lpir.dtypes import DType
 from lpir.ir.core import Value
@@ -225,24 +224,12 @@ class DotLowering(ThreadLowering):
         return self.shuffle(narrow, [distinct.index(lane) for lane in lanes])
 
     def _dot_slots(self, op: DotOp, k: int) -> tuple[list[list[int]], list[list[int]]]:
-        """For each step of k, the slots of a and of b that each accumulator slot multiplies."""
+        """For each step of k, the slots of a and of b that each accumulator slot multiplies:
+        a's element (row, step) and b's (step, column) of the accumulator's (row, column)."""
         a_old, b_old, acc_old = op.operands
         acc_layout = tile_layout(acc_old)
-        a_steps, b_steps = [], []
-        for step in range(k):
-
-            def a_project(coordinates: np.ndarray, step: int = step) -> np.ndarray:
-                projected = coordinates.copy()
-                projected[..., 1] = step
-                return projected
-
-            def b_project(coordinates: np.ndarray, step: int = step) -> np.ndarray:
-                projected = coordinates.copy()
-                projected[..., 0] = step
-                return projected
-
-            a_steps.append(required_slot_map(acc_layout, tile_layout(a_old), a_project))
-            b_steps.append(required_slot_map(acc_layout, tile_layout(b_old), b_project))
+        a_steps = required_step_slot_maps(acc_layout, tile_layout(a_old), 1, k)
+        b_steps = required_step_slot_maps(acc_layout, tile_layout(b_old), 0, k)
         return a_steps, b_steps
 
 

@@ -9,6 +9,7 @@ computed by enumeration and must not depend on the thread.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -20,6 +21,8 @@ from lpir.ir.ops import BinaryOp, ConstantOp
 from lpir.layout import RegisterLayout, Term
 
 I32 = dtype("i32")
+# Table lookups one block of steps of `required_step_slot_maps` makes (int64 each).
+_LOOKUPS_AT_ONCE = 1 << 22
 
 
 class IndexBuilder:
@@ -161,5 +164,38 @@ def required_slot_map(
 ) -> list[int]:
     result = slot_map(target, source, project)
     if result is None:
-        raise VerifyError(f"layout {source} does not hold what {target} needs in each thread")
+        raise _not_held(target, source)
     return result
+
+
+def required_step_slot_maps(
+    target: RegisterLayout, source: RegisterLayout, dim: int, steps: int
+) -> list[list[int]]:
+    """`required_slot_map` of `target` into `source` with coordinate `dim` replaced by each step
+    in range(`steps`) (a dot's k): entry s is the slot map of step s.
+
+    The coordinates of `target` and the slot table of `source` are built once for all steps
+    (as separate `required_slot_map` calls, they were rebuilt each step: compile time
+    quadratic in k). The steps are looked up a block at a time, at most `_LOOKUPS_AT_ONCE`
+    elements, so that memory stays bounded however long k is."""
+    coordinates = target.coordinates()  # [threads, slots, rank]
+    table = slot_table(source).ravel()  # [threads, *source.shape], flattened
+    strides = [math.prod(source.shape[d + 1 :]) for d in range(source.rank)]
+    thread_stride = math.prod(source.shape)
+    offsets = np.arange(target.threads, dtype=np.int64)[:, None] * thread_stride
+    for d in range(source.rank):
+        if d != dim:
+            offsets = offsets + coordinates[..., d] * strides[d]
+    block = max(1, _LOOKUPS_AT_ONCE // offsets.size)
+    maps: list[list[int]] = []
+    for first in range(0, steps, block):
+        step_offsets = np.arange(first, min(first + block, steps), dtype=np.int64) * strides[dim]
+        found = table[offsets[None] + step_offsets[:, None, None]]  # [steps, threads, slots]
+        if (found < 0).any() or (found != found[:, :1]).any():
+            raise _not_held(target, source)
+        maps.extend(found[:, 0].tolist())
+    return maps
+
+
+def _not_held(target: RegisterLayout, source: RegisterLayout) -> VerifyError:
+    return VerifyError(f"layout {source} does not hold what {target} needs in each thread")
