@@ -10,6 +10,7 @@ grid, one contiguous range of blocks per core on native threads (see launch.py).
     arith.py       elementwise arithmetic          casts.py, floats.py   conversions
     memory.py      ld / st / st_bits               vectors.py            shuffles, bit fields
     packed.py      ld / st of sub-byte elements    fusion.py             exact cross-op rewrites
+    dot_pairs.py   bf16 dots, 2 steps of k a lane  integer_pairs.py      i8/i16 dots, likewise
     intrinsics.py  LLVM intrinsic declarations     jit.py                optimize, compile, cache
     launch.py      arguments, worker threads
 """

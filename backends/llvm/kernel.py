@@ -24,6 +24,7 @@ from lpir.backends.llvm.block_order import block_order
 from lpir.backends.llvm.casts import Caster, nan_payload_unseen
 from lpir.backends.llvm.code_tables import CodeTables
 from lpir.backends.llvm.dot_pairs import DotPairs
+from lpir.backends.llvm.integer_pairs import IntegerPairs
 from lpir.backends.llvm.intrinsics import Intrinsics
 from lpir.backends.llvm.memory import Memory
 from lpir.backends.llvm.plan import Plan
@@ -137,6 +138,7 @@ class KernelEmitter:
         self.vectors = Vectors(self.b)
         self.code_tables = CodeTables(self, jit.host()[2])
         self.dot_pairs = DotPairs(self.b, self.intrinsics, self.vectors, jit.host()[2])
+        self.integer_pairs = IntegerPairs(self, self.kernel, jit.host()[2])
         dummy = self.alloca(ir.ArrayType(I8, MASKED_OFF_BYTES), "masked_off")
         self.memory = Memory(self.b, self.intrinsics, self.vectors, dummy)
 

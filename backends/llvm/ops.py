@@ -84,6 +84,8 @@ def _dtype(value: Value) -> DType:
 
 def _binary(e: KernelEmitter, op: Operation) -> list[ir.Value]:
     fused = zero_point(e, op)
+    if fused is None:
+        fused = e.integer_pairs.emit(op)
     if fused is not None:
         return [fused]
     lhs, rhs = (e.get(v) for v in op.operands)
