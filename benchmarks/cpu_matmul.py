@@ -15,10 +15,16 @@ arithmetic, not memory: the table gives GFLOP/s (2 M N K flops) beside the time,
 timed in turn, one call each per round (`cpu_gemv.round_robin`, whose thread settings this
 script shares); medians of the rounds; ratios below 1: lpir is faster. lpir runs with each
 tile BM x BN x BK / threads of `--tiles` and the table shows the fastest.
+
+A second table (`--no-int8` leaves it out) times i8 x i8 -> i32 matmuls of the same shapes
+(`INT8_GEMM`): lpir's i8 dot (two steps of k per `vpmaddwd`/`vpdpwssd` lane, exact) beside the
+same kernel with `dot(cast<f32>(a), cast<f32>(b), acc)` and numpy's f32 matmul of the values;
+"rel err" is 0 where the result is exact.
 """
 
 from __future__ import annotations  # noqa: I001 (cpu_gemv loads before numpy, see below)
 
+import argparse
 from pathlib import Path
 
 # first: cpu_gemv tells the peers' threads to sleep, which they read when numpy loads
@@ -30,6 +36,28 @@ import lpir
 KERNEL = Path(__file__).resolve().parent.parent / "examples" / "matmul_wq.lp"
 GROUP = 128
 DEFAULT_TILES = "64x64x32/128,128x128x32/128,128x128x64/128,256x128x64/128,64x128x32/64"
+
+# C = A @ B of i8 into i32, the dot's operands cast to T first (T = i8: none), summed in ACC
+INT8_GEMM = """
+kernel int8_gemm[M = 256, N = 256, K = 256, BM = 64, BN = 64, BK = 32, THREADS = 128,
+                 T = i8, ACC = i32](
+    a: global i8[M, K],
+    b: global i8[K, N],
+    c: global i32[M, N],
+) blocks(cdiv(M, BM), cdiv(N, BN)) threads(THREADS) {
+    rows = block.x * BM
+    cols = block.y * BN
+    acc = zeros<ACC>[BM, BN]
+    for k0 in range(0, K, BK) {
+        at = load(a[rows :+ BM, k0 :+ BK])
+        bt = load(b[k0 :+ BK, cols :+ BN])
+        acc = dot(cast<T>(at), cast<T>(bt), acc)
+    }
+    store(c[rows :+ BM, cols :+ BN], cast<i32>(acc))
+}
+"""
+# (row name, the dot's operand type, its accumulator)
+INT8_DOTS = (("i8", "i8", "i32"), ("f32-cast", "f32", "f32"))
 
 
 def parse_tile(text: str) -> dict:
@@ -117,11 +145,55 @@ def bench(m, n, k, weights, activations, tiles, repeat, bandwidth, rng):
         print(line + f" {error:8.1e}")
 
 
+def bench_int8(m, n, k, tiles, repeat, rng):
+    """i8 x i8 -> i32: lpir's i8 dot and its f32-cast variant at each tile (the fastest shown),
+    numpy's f32 matmul of the values, timed in the same rounds."""
+    a = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
+    a[0], b[:, 0] = -128, 127  # the extremes
+    expected = a.astype(np.int64) @ b.astype(np.int64)
+    calls, errors = {}, {}
+    for name, operand, accumulator in INT8_DOTS:
+        errors[name] = 0.0
+        for tile in tiles:
+            kernel = lpir.compile(
+                INT8_GEMM, target="cpu", M=m, N=n, K=k, T=operand, ACC=accumulator,
+                **parse_tile(tile),
+            )  # fmt: skip
+            c = np.zeros((m, n), np.int32)
+            kernel(a, b, c)
+            error = float(np.max(np.abs(c - expected)) / np.max(np.abs(expected)))
+            errors[name] = max(errors[name], error)
+            calls[(name, tile)] = lambda f=kernel, out=c: f(a, b, out)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    calls["numpy"] = lambda: a32 @ b32
+    seconds = round_robin(calls, repeat)
+    ops = 2 * m * n * k
+    print(f"\nM = {m}, N = {n}, K = {k}, i8 x i8 -> i32")
+    numpy = seconds["numpy"]
+    print(f"  {'numpy f32':>10}: {numpy * 1e3:8.3f} ms {ops / numpy / 1e9:7.1f} GOP/s")
+    print(f"  {'dot':>8} {'tile':>16} {'lpir ms':>9} {'GOP/s':>8} {'/numpy':>7} {'rel err':>8}")
+    for name, _, _ in INT8_DOTS:
+        tile = min(tiles, key=lambda t: seconds[(name, t)])
+        best = seconds[(name, tile)]
+        line = f"  {name:>8} {tile:>16} {best * 1e3:9.3f} {ops / best / 1e9:8.1f}"
+        print(line + f" {best / numpy:7.2f} {errors[name]:8.1e}")
+
+
 def main() -> None:
     parser = batch_parser(__doc__.splitlines()[0], rows="64,256", shapes="4096x4096")
     parser.add_argument("--tiles", default=DEFAULT_TILES, help="BMxBNxBK/THREADS,...")
+    parser.add_argument(
+        "--int8", action=argparse.BooleanOptionalAction, default=True, help="the i8 table"
+    )
     args = parser.parse_args()
     batch_sweep(args, args.tiles.split(","), bench)
+    if args.int8:
+        rng = np.random.default_rng(0)
+        for shape in args.shapes.split(","):
+            n, k = (int(v) for v in shape.split("x"))
+            for m in (int(v) for v in args.rows.split(",")):
+                bench_int8(m, n, k, args.tiles.split(","), args.repeat, rng)
 
 
 if __name__ == "__main__":

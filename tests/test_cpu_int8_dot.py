@@ -219,3 +219,22 @@ def test_the_widest_instruction_the_host_has(tmp_path, monkeypatch, host, intrin
     assert all(name not in llvm for name in wider)
     if intrinsic is not None:
         assert intrinsic in llvm
+
+
+def test_the_matmul_benchmark_times_an_exact_i8_dot(tmp_path):
+    """benchmarks/cpu_matmul.py's i8 table: the i8 dot's row reports no error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    arguments = "--rows 70 --shapes 96x256 --weights u8 --activations f16 --repeat 1"
+    result = subprocess.run(
+        [sys.executable, "cpu_matmul.py", *arguments.split(), "--tiles", "64x64x32/64"],
+        capture_output=True, text=True, cwd=benchmarks, timeout=300,
+        env={**os.environ, "LPIR_CACHE_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["i8"]]
+    assert len(rows) == 1 and float(rows[0][-1]) == 0.0, result.stdout
