@@ -1,8 +1,9 @@
 """Parse kernel source text into the syntax tree of `lpir.language.ast`.
 
-The grammar lives in grammar.lark (LALR). A post-lexer drops newlines inside parentheses and
-brackets, so statements end at a newline but argument lists may span lines. Syntax errors
-become `ParseError`s with the place, the line, a caret and what was expected.
+The grammar lives in grammar.lark (LALR, its tables kept on disk by `lpir.grammar_cache`). A
+post-lexer drops newlines inside parentheses and brackets, so statements end at a newline but
+argument lists may span lines. Syntax errors become `ParseError`s with the place, the line, a
+caret and what was expected.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from lark import Token, Transformer_NonRecursive, v_args
 from lark.tree import Meta
 
 from lpir.errors import ParseError, location_in
+from lpir.grammar_cache import cached_lark
 from lpir.language import ast
 from lpir.language.declarations import KEYWORDS, check_kernels, reserved_name_error
 
@@ -44,7 +46,7 @@ class _BracketNewlines:
 @functools.cache
 def _parser() -> lark.Lark:
     grammar = resources.files("lpir.language").joinpath("grammar.lark").read_text()
-    return lark.Lark(
+    return cached_lark(
         grammar,
         parser="lalr",
         propagate_positions=True,
