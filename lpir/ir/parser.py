@@ -25,6 +25,7 @@ from lpir.errors import (
     TypeCheckError,
     location_in,
 )
+from lpir.grammar_cache import cached_lark
 from lpir.ir.core import OPERATION_CLASSES, Kernel, Module, Operation, Region, Value
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
@@ -48,7 +49,7 @@ def _int(node: Node) -> int:
 @functools.cache
 def _lark() -> lark.Lark:
     grammar = resources.files("lpir.ir").joinpath("ir.lark").read_text()
-    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return cached_lark(grammar, propagate_positions=True, maybe_placeholders=True)
 
 
 def parse(text: str, file: str = "<ir>") -> Module:
