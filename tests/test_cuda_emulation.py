@@ -21,11 +21,17 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import subprocess
+import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from dtype_references import near_ties_past_f64
+from lpir.backends.cuda import emulation
 from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
 from lpir.backends.cuda.examples import COMPILE_CASES, EXAMPLES_DIRECTORY, thread_module
 from lpir.backends.cuda.source import emit_kernel
@@ -421,3 +427,94 @@ def test_a_wide_integer_row_max_runs():
     best, at = np.zeros(5, np.int32), np.zeros(5, np.int32)
     lpir.compile(WIDE_ROW_MAX, target="cuda-host")(x, best, at)
     assert np.array_equal(best, x.max(axis=1)) and np.array_equal(at, x.argmax(axis=1))
+
+
+RACE_SCRIPT = """
+import sys
+import numpy as np
+import lpir
+constant = float(sys.argv[2])
+source = open(sys.argv[1]).read().replace(
+    "load(x[i :+ BLOCK]) + load(y", f"load(x[i :+ BLOCK]) + {constant} + load(y"
+)
+kernel = lpir.compile(source, target="cuda-host", N=256, BLOCK=256)
+x, y, z = np.zeros(256, np.float32), np.zeros(256, np.float32), np.zeros(256, np.float32)
+kernel(x, y, z)
+assert (z == np.float32(constant)).all(), z[:4]
+print("ok")
+"""
+
+
+def test_processes_building_one_new_kernel_at_once_all_succeed(tmp_path):
+    """Each build writes a source and a library of its own: processes building the same new
+    kernel into one cache folder read each other's half-written source and died of a library
+    without lpir_emulation_misaligned."""
+    environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
+    constant = f"{uuid.uuid4().int % 10**6}.0"
+    command = [sys.executable, "-c", RACE_SCRIPT, str(EXAMPLES_DIRECTORY / "vector_add.lp")]
+    processes = [
+        subprocess.Popen(
+            [*command, constant], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0 and out.decode().strip() == "ok", err.decode()[-2000:]
+    leftovers = [path.name for path in (tmp_path / "emulation").iterdir() if path.name[0] == "."]
+    assert leftovers == []
+
+
+def unique_library_source() -> tuple[str, str, int]:
+    """C++ of one exported function no other build made: (source, its name, what it returns)."""
+    number = uuid.uuid4().int % 10**9
+    name = f"lpir_test_{number}"
+    return f'extern "C" int {name}() {{ return {number % 1000}; }}\n', name, number % 1000
+
+
+def test_threads_building_one_new_library_at_once_all_succeed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    source, symbol, value = unique_library_source()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        libraries = list(pool.map(lambda _: emulation.build(source, [symbol]), range(4)))
+    assert all(getattr(library, symbol)() == value for library in libraries)
+
+
+def test_a_library_without_the_expected_functions_is_built_again(tmp_path, monkeypatch):
+    """A library that loads but lacks what its source defines (built from a cut-short source)
+    is damaged: built again, also in a process that has loaded it."""
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    source, symbol, value = unique_library_source()
+    assert getattr(emulation.build(source, [symbol]), symbol)() == value
+    (library,) = (tmp_path / "emulation").glob("*.so")
+    other = tmp_path / "other.cpp"
+    other.write_text('extern "C" int lpir_something_else() { return 0; }\n')
+    damaged = tmp_path / "damaged.so"
+    command = [emulation.host_compiler(), "-shared", "-fPIC", str(other), "-o", str(damaged)]
+    subprocess.run(command, check=True)
+    os.replace(damaged, library)
+    emulation._open(library, [])  # this process loads the damaged library
+    monkeypatch.setattr(emulation, "_libraries", {})
+    assert getattr(emulation.build(source, [symbol]), symbol)() == value
+    assert symbol.encode() in library.read_bytes()  # the damaged one replaced
+
+
+def test_a_half_written_shared_source_does_not_reach_the_compiler(tmp_path, monkeypatch):
+    """Another process writing the kernel's source beside its library (`<key>.cpp`) is half
+    done when this build's compiler starts: the build compiles a source of its own."""
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    last, symbol, value = unique_library_source()
+    source = "".join(f'extern "C" int {symbol}_{i}() {{ return {i}; }}\n' for i in range(50))
+    source += last  # what half the source lacks
+    emulation.build(source, [symbol])
+    (library,) = (tmp_path / "emulation").glob("*.so")
+    library.unlink()
+    shared_source = library.with_suffix(".cpp")
+
+    def compile_while_another_writes(command, **options):
+        shared_source.write_text(source[: len(source) // 2])
+        return subprocess.run(command, **options)
+
+    monkeypatch.setattr(emulation, "subprocess", SimpleNamespace(run=compile_while_another_writes))
+    monkeypatch.setattr(emulation, "_libraries", {})
+    assert getattr(emulation.build(source, [symbol]), symbol)() == value

@@ -10,6 +10,7 @@ is the GPU compiler and the hardware (see tests/test_cuda_launch.py for that).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -17,6 +18,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,11 +84,6 @@ def _build_directory() -> Path:
     raise LpirError("no writable folder for the CUDA emulation's libraries")
 
 
-@functools.cache
-def _load_library(path: str) -> ctypes.CDLL:
-    return ctypes.CDLL(path)
-
-
 # How the host compiler builds an emulation library (part of the cache key).
 _FLAGS = (
     "-std=c++20",
@@ -97,42 +95,90 @@ _FLAGS = (
     "-DLPIR_HOST_EMULATION",
 )
 
+_libraries: dict[str, ctypes.CDLL] = {}  # by key: loaded once per process
+_libraries_lock = threading.Lock()
 
-def build(source: str) -> ctypes.CDLL:
-    """Compile `source` (a kernel plus its `lpir_emulate` wrapper) into a shared library."""
+
+@functools.cache
+def _compiler_version(compiler: str) -> str:
+    """What the compiler says it is (part of the key: an upgrade at the same path rebuilds)."""
+    result = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False)
+    return result.stdout
+
+
+def build(source: str, symbols: Sequence[str] = ()) -> ctypes.CDLL:
+    """A shared library of `source` (kernels plus their `lpir_emulate` wrappers) that exports
+    `symbols`: loaded already, or from the build folder, or compiled there.
+
+    Libraries are kept under a hash of the source, the headers, the compiler and its flags.
+    Each build writes a source and a library of its own and renames them into place, so
+    processes that build one kernel at once never read each other's half-written files; a
+    library found there that does not load, or lacks one of `symbols` (cut short, or built
+    from a half-written source), is built again, never trusted.
+    """
     compiler = host_compiler()
     if compiler is None:
         raise LpirError("no host C++ compiler (g++ or clang++) for the CUDA emulation")
     headers = "".join(
         (INCLUDE_DIR / name).read_text() for name in ("lpir_cuda.cuh", "lpir_host.cuh")
     )
-    key_text = source + headers + compiler + " ".join(_FLAGS)
+    key_text = source + headers + compiler + _compiler_version(compiler) + " ".join(_FLAGS)
     key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
-    library = _build_directory() / f"{key}.so"
-    if library.exists():
-        try:
-            return _load_library(str(library))
-        except OSError:  # a damaged library (cut short, emptied): build it again
-            library.unlink(missing_ok=True)
-    if not library.exists():
-        source_path = _build_directory() / f"{key}.cpp"
-        source_path.write_text(source)
-        temporary = library.with_suffix(f".{os.getpid()}.tmp")
-        command = [
-            compiler,
-            *_FLAGS,
-            f"-I{INCLUDE_DIR}",
-            "-x",
-            "c++",
-            str(source_path),
-            "-o",
-            str(temporary),
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+    with _libraries_lock:
+        library = _libraries.get(key)
+    if library is not None:
+        return library
+    path = _build_directory() / f"{key}.so"
+    library = _open(path, symbols)
+    if library is None:
+        library = _compile(compiler, source, path, symbols)
+    with _libraries_lock:
+        return _libraries.setdefault(key, library)
+
+
+def _open(path: Path, symbols: Sequence[str]) -> ctypes.CDLL | None:
+    """The library at `path`, or None where it is missing, does not load or lacks a symbol."""
+    if not path.exists():
+        return None
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError:
+        return None
+    return library if all(hasattr(library, symbol) for symbol in symbols) else None
+
+
+def _compile(compiler: str, source: str, path: Path, symbols: Sequence[str]) -> ctypes.CDLL:
+    """Compile `source` into the library `path` through files of this build's own."""
+    source_handle, source_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
+    library_handle, library_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
+    os.close(library_handle)
+    try:
+        with os.fdopen(source_handle, "w") as file:
+            file.write(source)
+        command = [compiler, *_FLAGS, f"-I{INCLUDE_DIR}", "-x", "c++", source_name]
+        result = subprocess.run(
+            [*command, "-o", library_name], capture_output=True, text=True, check=False
+        )
+        os.replace(source_name, path.with_suffix(".cpp"))  # kept beside the library, to read
         if result.returncode != 0:
-            raise LpirError(f"host compilation of generated CUDA C failed:\n{result.stderr}")
-        os.replace(temporary, library)
-    return _load_library(str(library))
+            raise LpirError(
+                f"host compilation of generated CUDA C ({path.with_suffix('.cpp')}) failed:\n"
+                f"{result.stderr}"
+            )
+        # Loaded from this build's own file (then renamed): a damaged library of the same name
+        # that this process loaded before would be handed back again by the dynamic loader.
+        library = _open(Path(library_name), symbols)
+        if library is None:
+            raise LpirError(
+                f"the host compiler built {path.with_suffix('.cpp')} into a library that does "
+                f"not load or lacks one of {', '.join(symbols)}"
+            )
+        os.replace(library_name, path)
+        return library
+    finally:
+        for name in (source_name, library_name):
+            with contextlib.suppress(OSError):
+                os.unlink(name)
 
 
 class _Runner:
@@ -197,7 +243,8 @@ def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
     source = translation_unit(kernels)
     source += "".join(_wrapper(k, f"lpir_emulate_{i}") for i, k in enumerate(kernels))
     source += _RUN_CHECKS
-    library = build(source)
+    entries = [f"lpir_emulate_{i}" for i in range(len(kernels))]
+    library = build(source, [*entries, "lpir_emulation_misaligned", "lpir_emulation_race"])
     misaligned = library.lpir_emulation_misaligned
     misaligned.restype = ctypes.c_size_t
     misaligned.argtypes = [ctypes.POINTER(ctypes.c_int)]
@@ -205,8 +252,8 @@ def emulate_kernels(kernels: list[KernelSource]) -> list[_Runner]:
     race.restype = ctypes.c_int
     race.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return [
-        _Runner(k.kernel, getattr(library, f"lpir_emulate_{i}"), misaligned, race)
-        for i, k in enumerate(kernels)
+        _Runner(k.kernel, getattr(library, entry), misaligned, race)
+        for entry, k in zip(entries, kernels)
     ]
 
 
