@@ -131,3 +131,41 @@ def test_packed_edge_tiles_read_zeros_past_the_edge(target, WT, N, K):
     lpir.compile(ROW_SUMS, target=target, **params)(w, y)
     lpir.compile(ROW_SUMS, target="interp", **params)(w, expected)
     assert np.array_equal(y, expected)  # sums of at most 160 small integers: exact in f32
+
+
+WRAPPING_EDGES = """
+kernel m(x: global i32[12], y: global i32[16], z: global i32[16], a: i32)
+    blocks(1) threads(4) {
+    store(y[0 :+ 16], where(arange(16) < a * 6, load(x[0 :+ 16]), 0))
+    store(z[0 :+ 16], load(x[a * 6 :+ 16]))
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_edges_at_a_wrapped_product_follow_the_wrapped_value(target):
+    """a * 6 for a = 715827883 is 2**32 + 2, which wraps to 2 in i32: no multiple of 6, so
+    masks may not be rounded by 6 (they were: lanes 2..5 on, and a slice read 4 elements
+    past the tensor). Only the power-of-two part of a divisor survives wrapping."""
+    x = np.arange(100, 112, dtype=np.int32)
+    y, z = np.full(16, -1, np.int32), np.full(16, -1, np.int32)
+    lpir.compile(WRAPPING_EDGES, target=target)(x, y, z, np.int32(715827883))
+    assert np.array_equal(y, [100, 101] + [0] * 14)
+    assert np.array_equal(z, np.concatenate([x[2:], np.zeros(6, np.int32)]))
+
+
+def test_only_a_products_power_of_two_part_is_known_where_it_may_wrap():
+    kernel = parse(
+        """
+kernel @k[](%a: i32) blocks(1, 1, 1) threads(128) stage(thread) {
+  %tid = thread_index : i32
+  %six = constant {value = 6} : i32
+  %unknown = mul(%a, %six) : i32
+  %bounded = mul(%tid, %six) : i32
+}
+"""
+    ).kernels[0]
+    analysis = IndexAnalysis(kernel)
+    values = {op.result.name_hint: op.result for op in kernel.walk() if op.results}
+    assert analysis.facts(values["unknown"]).divisor == 2
+    assert analysis.facts(values["bounded"]).divisor == 6  # 0..762: no wrapping

@@ -6,7 +6,9 @@ wide access when the address is known to be a multiple of the width.
 
 Facts come from constants, `block_index` (0 .. grid-1), `thread_index` (0 .. threads-1), loop
 induction variables (lower .. upper-1, stepping by `step`) and arithmetic on them. Index
-arithmetic is assumed not to overflow (the front end keeps tensors under 2**31 elements).
+arithmetic is assumed not to overflow (the front end keeps tensors under 2**31 elements) as
+far as ranges go; a divisor other than a power of two is kept only where the range proves
+the value inside its dtype, since a wrapped product of 6 is no multiple of 6 (`_wrapped`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lpir.dtypes import DType
 from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.effects import is_pure
 from lpir.ir.ops import (
@@ -104,6 +107,17 @@ def _shift(a: Facts, b: Facts, left: bool) -> Facts:
     return _mul(a, constant_facts(1 << c)) if left else _div(a, constant_facts(1 << c))
 
 
+def _wrapped(facts: Facts, dt: DType) -> Facts:
+    """The facts of an integer op's result as the target computes it: arithmetic wraps
+    modulo 2**bits, which keeps a multiple of a power of two one but not a multiple of 6
+    (`a * 6` for a = 715827883 is 2 in i32). Where the range does not prove the exact value
+    inside the dtype, only the divisor's power-of-two part is kept (the range is trusted as
+    before: index arithmetic does not overflow)."""
+    if facts.lo is not None and facts.hi is not None and dt.min <= facts.lo <= facts.hi <= dt.max:
+        return facts
+    return Facts(facts.lo, facts.hi, facts.divisor & -facts.divisor)
+
+
 class IndexAnalysis:
     """Facts for the integer scalars of one kernel, computed on demand and cached."""
 
@@ -167,7 +181,7 @@ class IndexAnalysis:
         step = self.rounded_down_by(op)
         if step:  # a - a % c is c * (a / c): a multiple of c, whatever a's sign
             facts = Facts(facts.lo, facts.hi, math.lcm(facts.divisor, step))
-        return facts
+        return _wrapped(facts, op.result.type.dtype)
 
     def rounded_down_by(self, op: BinaryOp) -> int | None:
         """c where `op` is `sub(a, rem(a, c))` for a positive constant c (a rounded toward
