@@ -121,8 +121,13 @@ class _BitPacking(Rewriter):
             # base = divisor * q exactly, so its first bit (divisor*nbits/8) * q is a byte start.
             quotient = self.index.div(new_base, divisor)
             return self.index.value(self.index.mul(quotient, divisor * nbits // 8)), None
-        groups = self.index.div(new_base, 8)  # 8 elements are exactly nbits bytes
-        within = self.index.rem(new_base, 8)
+        if facts.nonnegative():
+            groups = self.index.div(new_base, 8)  # 8 elements are exactly nbits bytes
+            within = self.index.rem(new_base, 8)
+        else:  # floored, so that a slice starting before the tensor (x[i - 3 :+ 16]) keeps
+            # its elements 0..7 of a group in bits 0..7 * nbits of the group's bytes
+            groups = self.index.op("shr", new_base, 3)
+            within = self.index.op("and", new_base, 7)
         bits = self.index.mul(within, nbits)
         byte = self.index.add(self.index.mul(groups, nbits), self.index.div(bits, 8))
         shift = self.index.rem(bits, 8)

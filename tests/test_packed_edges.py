@@ -3,7 +3,8 @@ edge of row r sit where row r + 1 begins (row 0's column N is row 1's column 0),
 `pack_bits` ORs the fields of lanes at one place. bit-packing packs those lanes as zeros
 (found when fold-threads gave CPU threads whole rows of quantize's tiles: its codes past the
 edge are ZERO, not 0). A one-thread block holds every row: compiled for the CPU, through the
-thread interpreter and as CUDA C on the host, against the reference interpreter."""
+thread interpreter and as CUDA C on the host, against the reference interpreter. And slices
+that start before a packed tensor, at a position off a byte boundary."""
 
 from __future__ import annotations
 
@@ -36,3 +37,38 @@ def test_lanes_past_a_rows_edge_do_not_write_into_the_next_row(params, target):
     lpir.compile(OVERHANG, target=target, **params)(*got)
     np.testing.assert_array_equal(lpir.unpack(got[1]), lpir.unpack(expected[1]))
     assert np.all(lpir.unpack(expected[1]).astype(np.float32) != 0)  # x + 3 is 1..5, never 0
+
+
+BEFORE_THE_START = """
+kernel window[WT = u3, N = 40, B = 16, S = -3](x: global WT[N], y: global i32[B],
+                                              q: global WT[N], start: i32)
+    blocks(1) threads(4) {
+    store(y[0 :+ B], cast<i32>(load(x[start :+ B])))
+    store(q[S :+ B], cast<WT>(arange(B) % 2))
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["interp", *TARGETS])
+@pytest.mark.parametrize("WT", ["u1", "u3", "i5", "f4e2m1"])
+@pytest.mark.parametrize("start", [-3, -9, 5])
+def test_slices_starting_before_the_tensor_read_zeros_and_write_nothing_there(WT, start, target):
+    """x[start :+ 16] with start < 0 (a sliding window's first block): elements before the
+    tensor read as 0 and are not written. The thread's first element's byte and bit were
+    found by truncating division, so a start not on a byte boundary (-3 elements of u3) read
+    all zeros and wrote nothing; now floored (-3 is byte -2, bit 15 of u3's groups of 8)."""
+    dt = lpir.dtype(WT)
+    codes = np.random.default_rng(start + 100).integers(1, 1 << dt.nbits, 40).astype(np.uint8)
+    y = np.full(16, -1, np.int32)
+    q = lpir.pack_codes(np.zeros(40, np.uint8), dt)
+    lpir.compile(BEFORE_THE_START, target=target, WT=WT, S=start)(
+        lpir.pack_codes(codes, dt), y, q, np.int32(start)
+    )
+    window = np.arange(start, start + 16)
+    inside = (window >= 0) & (window < 40)
+    expected = np.zeros(16, np.int64)
+    expected[inside] = lpir.unpack(lpir.pack_codes(codes, dt)).astype(np.int64)[window[inside]]
+    assert np.array_equal(y, expected)
+    stored = np.zeros(40, np.float64)
+    stored[window[inside]] = (np.arange(16) % 2)[inside]
+    assert np.array_equal(lpir.unpack(q).astype(np.float64), stored)
