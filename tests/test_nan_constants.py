@@ -131,10 +131,34 @@ def test_the_reference_keeps_a_nans_sign_after_cse_and_through_the_text(negnan: 
 
 @pytest.mark.parametrize("target", HOST_TARGETS)
 def test_a_nan_cast_to_an_all_finite_small_float_is_a_zero_on_every_target(negnan, target):
+    """Every target keeps a NaN constant's sign (the CUDA C wrote every NaN constant as
+    0x7fc00000, so cuda-host gave -inf for both rows)."""
     y = np.zeros((2, 32), np.float32)
     lpir.compile(negnan, target=target)(y)
-    if target == "interp":
-        expected = np.repeat(np.array(REFERENCE, np.float32)[:, None], 32, 1)
-        np.testing.assert_array_equal(y, expected)
-    else:  # compiled code keeps a NaN a NaN, not always its sign: the zero's sign may differ
-        assert np.all(np.isinf(y)), y
+    expected = np.repeat(np.array(REFERENCE, np.float32)[:, None], 32, 1)
+    np.testing.assert_array_equal(y, expected)
+
+
+NAN_BITS = """
+kernel bits(y: global u32[4], z: global u64[4]) blocks(1) threads(4) {
+    store(y[0 :+ 4], view<u32>(full<f32>[4](-nan)))
+    store(z[0 :+ 4], view<u64>(full<f64>[4](-nan)))
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_a_nan_constant_keeps_its_bits_on_every_target(target):
+    y, z = np.zeros(4, np.uint32), np.zeros(4, np.uint64)
+    lpir.compile(NAN_BITS, target=target)(y, z)
+    assert np.all(y == 0xFFC00000) and np.all(z == 0xFFF8000000000000)
+
+
+def test_the_cuda_c_of_a_nan_constant_is_its_bits_and_compiles():
+    from lpir.backends.cuda.compiler import compile_with_nvcc, find_nvcc
+
+    source = lpir.compile(NAN_BITS, target="cuda").source("cuda")
+    assert "__int_as_float((int)0xffc00000u)" in source
+    assert "__longlong_as_double((long long)0xfff8000000000000ull)" in source
+    if find_nvcc() is not None:
+        compile_with_nvcc(source, "sm_80", "ptx", strict=True)

@@ -97,10 +97,12 @@ def float_literal(value: float, dt: DType) -> str:
 def _decimal_float(value: float, suffix: str) -> str:
     """The shortest decimal that reads back as `value` (exact for f32 values with `f`: the
     decimal is far closer to the f32 value than to any f32 rounding boundary)."""
-    if math.isnan(value):
-        return (
-            "__int_as_float(0x7fc00000)" if suffix else "__longlong_as_double(0x7ff8000000000000LL)"
-        )
+    if math.isnan(value):  # its own bits: the sign and payload as the other targets keep them
+        if suffix:
+            bits = struct.unpack("<I", struct.pack("<f", value))[0]
+            return f"__int_as_float((int)0x{bits:08x}u)"
+        bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+        return f"__longlong_as_double((long long)0x{bits:016x}ull)"
     if math.isinf(value):
         sign = "-" if value < 0 else ""
         if suffix:
