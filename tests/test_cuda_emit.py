@@ -102,7 +102,8 @@ def test_float_literals_read_back_exactly(value):
 def test_special_literals():
     f32, f16, i32, u8 = (dtype(n) for n in ("f32", "f16", "i32", "u8"))
     assert c_types.literal(math.inf, f32) == "__int_as_float(0x7f800000)"
-    assert c_types.literal(math.nan, f32) == "__int_as_float(0x7fc00000)"
+    assert c_types.literal(math.nan, f32) == "__int_as_float((int)0x7fc00000u)"
+    assert c_types.literal(-math.nan, f32) == "__int_as_float((int)0xffc00000u)"
     assert c_types.literal(1.0, f16) == "lpir_f16_bits(0x3c00)"
     assert c_types.literal(-(1 << 31), i32) == "(-2147483647 - 1)"
     assert c_types.literal(200, u8) == "(unsigned char)200"
