@@ -120,6 +120,7 @@ DOT_KERNEL = (
         ("f32", "i32", "f32"),
         ("f64", "f64", "f32"),
         ("u16", "i8", "f32"),
+        ("i32", "i8", "i8"),  # no dot dtype holds every i32: the hint says values wrap
     ],
 )
 def test_the_hint_for_dot_operand_dtypes_names_a_cast_that_dot_takes(a, b, cast_to):
@@ -137,6 +138,8 @@ def test_the_hint_for_dot_operand_dtypes_names_a_cast_that_dot_takes(a, b, cast_
         assert "dot takes f16, bf16, f32 or i8 operands" in error.hint, error.hint
     else:
         assert error.hint.startswith("cast the "), error.hint
+    if (a, b) in (("f32", "i32"), ("i32", "i8")):  # a lossy cast says what it loses
+        assert error.hint.endswith("round" if cast_to == "f32" else "wrap"), error.hint
     fixed = {
         name: f"cast<{cast_to}>({load})" if both or dt != cast_to else load
         for (name, load), dt in zip(loads.items(), (a, b), strict=True)

@@ -407,7 +407,15 @@ def dot_cast_hint(a: DType, b: DType) -> str:
             )
     for own, other in ((a, b), (b, a)):
         if own.name in DOT_ACCUMULATORS:
-            return f"cast the {other.name} operand: cast<{own.name}>(...)"
+            lost = (
+                f"values {own.name} cannot hold exactly round"
+                if own.is_float
+                else f"values outside {own.name} wrap"
+            )
+            return (
+                f"cast the {other.name} operand: cast<{own.name}>(...); no dtype dot takes "
+                f"holds every {other.name} value: {lost}"
+            )
     return f"{takes} operands: cast both to one of them, e.g. cast<f32>(...), and accumulate in f32"
 
 
