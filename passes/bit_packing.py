@@ -116,6 +116,8 @@ class _BitPacking(Rewriter):
         """(index of the byte holding element `base`, run-time bit shift or None)."""
         facts = self.analysis.facts(base)
         divisor = facts.divisor if facts.divisor > 0 else 8
+        if divisor > 1 << 16:  # a constant start's own value (-2**31 is no i32 constant)
+            divisor = math.gcd(divisor, 1 << 16)
         new_base = self.map(base)
         if divisor * nbits % 8 == 0:
             # base = divisor * q exactly, so its first bit (divisor*nbits/8) * q is a byte start.

@@ -72,3 +72,28 @@ def test_slices_starting_before_the_tensor_read_zeros_and_write_nothing_there(WT
     stored = np.zeros(40, np.float64)
     stored[window[inside]] = (np.arange(16) % 2)[inside]
     assert np.array_equal(lpir.unpack(q).astype(np.float64), stored)
+
+
+FAR_BEFORE = """
+kernel far[WT = u3, N = 40, S = -2147483648](x: global WT[N], y: global i32[16],
+                                             q: global WT[N])
+    blocks(1) threads(4) {
+    store(y[0 :+ 16], cast<i32>(load(x[S :+ 16])) + 1)
+    store(q[S :+ 16], cast<WT>(arange(16) % 2))
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["interp", *TARGETS])
+@pytest.mark.parametrize("WT", ["u1", "u3", "bool", "f4e2m1"])
+@pytest.mark.parametrize("S", [-(2**31), -(2**31) + 8, 2**31 - 16])
+def test_constant_starts_near_the_ends_of_i32_read_zeros_and_write_nothing(WT, S, target):
+    """A constant start is its own divisor; bit-packing divided by it to find the first byte,
+    and -2**31 is no i32 constant: the kernel did not compile for threads and cpu."""
+    dt = lpir.dtype(WT)
+    x = lpir.pack_codes(np.ones(40, np.uint8), dt)
+    y = np.full(16, -1, np.int32)
+    q = lpir.pack_codes(np.zeros(40, np.uint8), dt)
+    lpir.compile(FAR_BEFORE, target=target, WT=WT, S=S)(x, y, q)
+    assert np.array_equal(y, np.ones(16, np.int32))
+    assert not lpir.unpack(q).astype(np.float64).any()
