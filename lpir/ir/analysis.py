@@ -5,10 +5,10 @@ largest coordinate it can touch is inside the tensor, and a thread's accesses me
 wide access when the address is known to be a multiple of the width.
 
 Facts come from constants, `block_index` (0 .. grid-1), `thread_index` (0 .. threads-1), loop
-induction variables (lower .. upper-1, stepping by `step`) and arithmetic on them. Index
-arithmetic is assumed not to overflow (the front end keeps tensors under 2**31 elements) as
-far as ranges go; a divisor other than a power of two is kept only where the range proves
-the value inside its dtype, since a wrapped product of 6 is no multiple of 6 (`_wrapped`).
+induction variables (lower .. upper-1, stepping by `step`) and arithmetic on them. Integer
+arithmetic wraps: a bound past the result's dtype is dropped, and a divisor other than a power
+of two is kept only where the range proves the value inside its dtype, since a wrapped product
+of 6 is no multiple of 6 (`_wrapped`).
 """
 
 from __future__ import annotations
@@ -111,11 +111,16 @@ def _wrapped(facts: Facts, dt: DType) -> Facts:
     """The facts of an integer op's result as the target computes it: arithmetic wraps
     modulo 2**bits, which keeps a multiple of a power of two one but not a multiple of 6
     (`a * 6` for a = 715827883 is 2 in i32). Where the range does not prove the exact value
-    inside the dtype, only the divisor's power-of-two part is kept (the range is trusted as
-    before: index arithmetic does not overflow)."""
+    inside the dtype, only the divisor's power-of-two part is kept. A bound past the dtype is
+    dropped: the value may have wrapped anywhere (`block.x * 2147483616` is -64 in block 2, so
+    a range [0, 4294967232] would drop x[s :+ 64]'s lower edge mask and read before x)."""
     if facts.lo is not None and facts.hi is not None and dt.min <= facts.lo <= facts.hi <= dt.max:
         return facts
-    return Facts(facts.lo, facts.hi, facts.divisor & -facts.divisor)
+    past = (facts.lo is not None and facts.lo < dt.min) or (
+        facts.hi is not None and facts.hi > dt.max
+    )
+    lo, hi = (None, None) if past else (facts.lo, facts.hi)
+    return Facts(lo, hi, facts.divisor & -facts.divisor)
 
 
 class IndexAnalysis:
