@@ -544,6 +544,32 @@ def test_a_loop_bound_of_another_dtype_says_loop_bound(dtype: str, hint: str) ->
     located(caught.value, 3, 23, "a loop bound must be an i32 scalar, but this is", hint)
 
 
+@pytest.mark.parametrize(
+    ("declared", "start", "words"),
+    [
+        (
+            "n: i64",
+            "n + 1",
+            ("an i32 scalar, but this is a scalar of type i64", "cast<i32>(n + 1)"),
+        ),
+        ("n: u32", "n", ("a scalar of type u32", "cast<i32>(n) (a u32 value outside i32")),
+        ("n: f32", "n * 2.0", ("a scalar of type f32", "cast<i32>(n * 2.0) truncates")),
+        ("n: i32", "1.5 * 2.0", ("an index must be an integer, not 3.0", "cast<i32>(1.5 * 2.0)")),
+        ("n: i32", "true", ("an index must be an integer, not true", "write an integer")),
+    ],
+)
+def test_a_slice_start_of_another_type_says_how_to_make_it_an_index(
+    declared: str, start: str, words: tuple
+) -> None:
+    """An i64 or u32 start (a position loaded from memory) had the hint "indices are built
+    from block.x/y/z, ...", which does not say to cast; a float constant had no hint."""
+    source = HEAD.replace("c: global f32[N])", f"c: global f32[N], {declared})")
+    source += f"    store(c[{start} :+ 64], t)\n}}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 3, 13, *words)
+
+
 # ---- 10. a cast of a constant is a compile-time value --------------------------------------
 CAST_FACTS = [
     "cast<i8>(300) == 44",  # integers keep the low bits

@@ -125,6 +125,14 @@ class ExpressionLowering:
         end = span.end_column if span.end_line == span.line else None
         return location_in(self.source, self.file, span.line, span.column, end)
 
+    def text_of(self, node: ast.Node) -> str:
+        """The source text of `node` when it spans one line (else a placeholder)."""
+        span = node.span
+        if span.end_line != span.line:
+            return "..."
+        line = self.source.splitlines()[span.line - 1]
+        return line[span.column - 1 : span.end_column - 1]
+
     def error(
         self, message: str, node: ast.Node | ast.Span | None, hint: str | None = None
     ) -> TypeCheckError:
@@ -408,16 +416,28 @@ class ExpressionLowering:
 
     def as_index(self, value: SemanticValue, node: ast.Node) -> Value:
         """An i32 scalar for tensor indices and loop bounds."""
+        shown = self.text_of(node)
         if isinstance(value, Const):
             if not isinstance(value.value, int) or isinstance(value.value, bool):
-                raise self.error(f"an index must be an integer, not {value.value!r}", node)
+                hint = "write an integer, e.g. 0 or a parameter"
+                if isinstance(value.value, float):
+                    hint = f"write an integer; cast<i32>({shown}) truncates toward zero"
+                raise self.error(
+                    f"an index must be an integer, not {constant_text(value.value)}", node, hint
+                )
             return self.constant(value, I32, node)
         if isinstance(value, Runtime) and value.is_scalar and value.dtype == I32:
             return value.value
+        hint = "indices are built from block.x/y/z, loop variables, parameters and constants"
+        if isinstance(value, Runtime) and value.is_scalar and value.dtype.is_int:
+            hint = (
+                f"cast it: cast<i32>({shown}) ({with_article(value.dtype.name)} value outside "
+                "i32 keeps its low 32 bits)"
+            )
+        elif isinstance(value, Runtime) and value.is_scalar and value.dtype.is_float:
+            hint = f"index with integers: cast<i32>({shown}) truncates toward zero"
         raise self.error(
-            f"an index must be an i32 scalar, but this is {value.describe()}",
-            node,
-            "indices are built from block.x/y/z, loop variables, parameters and constants",
+            f"an index must be an i32 scalar, but this is {value.describe()}", node, hint
         )
 
     # ---- operators --------------------------------------------------------------------------

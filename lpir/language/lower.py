@@ -487,14 +487,6 @@ class KernelLowering(ExpressionLowering):
                 "write an integer bound, e.g. range(0, N)",
             )
 
-    def text_of(self, node: ast.Node) -> str:
-        """The source text of `node` when it spans one line (else a placeholder)."""
-        span = node.span
-        if span.end_line != span.line:
-            return "..."
-        line = self.source.splitlines()[span.line - 1]
-        return line[span.column - 1 : span.end_column - 1]
-
     def loop_stages(self, node: ast.For) -> int | None:
         """The `stages = S` of `range(...)`: a compile-time integer >= 1, or None if not given."""
         stages = None
