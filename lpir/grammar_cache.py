@@ -7,29 +7,24 @@ kernel; loading them takes about a tenth of that. `cached_lark(grammar, **option
 `$LPIR_CACHE_DIR`, else `~/.cache/lpir`). The key is a digest of the grammar text, the options,
 the lark version and the Python version, so an edited grammar or another lark builds anew.
 
-The file is a SHA-256 of the payload, then the payload; it is written to a temporary file in
-the same folder and renamed into place, so another process never reads half of it. A file that
-is missing, unreadable, damaged or not loadable is rebuilt from the grammar (and rewritten); a
-cache folder that is missing and cannot be made, or read-only, is skipped: the grammar is built
-in every process, as without a cache.
+The file is an entry of lpir's code cache (`lpir.runtime.cache.write_entry`: a header with the
+payload's length and SHA-256, written to a temporary file in the same folder and renamed into
+place, so another process never reads half of it). A file that is missing, unreadable, damaged
+or not loadable is rebuilt from the grammar (and rewritten); a cache folder that is missing and
+cannot be made, or read-only, is skipped: the grammar is built in every process, as without a
+cache.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import lark
 
-from lpir.runtime.cache import digest, directory
-
-_CHECKSUM_SIZE = hashlib.sha256().digest_size
+from lpir.runtime.cache import digest, directory, read_entry, write_entry
 
 
 def cached_lark(grammar: str, **options: Any) -> lark.Lark:
@@ -61,12 +56,8 @@ def _describe(option: Any) -> str:
 
 
 def _load(path: Path) -> lark.Lark | None:
-    try:
-        blob = path.read_bytes()
-    except OSError:
-        return None
-    checksum, payload = blob[:_CHECKSUM_SIZE], blob[_CHECKSUM_SIZE:]
-    if hashlib.sha256(payload).digest() != checksum:
+    payload, _ = read_entry(path)
+    if payload is None:
         return None
     try:
         return lark.Lark.load(io.BytesIO(payload))
@@ -77,18 +68,4 @@ def _load(path: Path) -> lark.Lark | None:
 def _store(path: Path, parser: lark.Lark) -> None:
     buffer = io.BytesIO()
     parser.save(buffer)
-    payload = buffer.getvalue()
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as file:
-            file.write(hashlib.sha256(payload).digest() + payload)
-        os.replace(temporary, path)
-        temporary = None
-    except OSError:
-        return
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+    write_entry(path, buffer.getvalue())

@@ -19,6 +19,7 @@ import pytest
 from lpir import grammar_cache
 from lpir.grammar_cache import cache_path, cached_lark
 from lpir.language import syntax
+from lpir.runtime import cache
 
 GRAMMAR = """
 start: pair ("," pair)*
@@ -55,6 +56,12 @@ def builds(monkeypatch):
     return count
 
 
+def _entry(payload: bytes) -> bytes:
+    """The bytes of a cache entry file holding `payload` (a valid header and checksum)."""
+    header = cache._HEADER.pack(cache.MAGIC, len(payload), hashlib.sha256(payload).digest())
+    return header + payload
+
+
 def _parse(parser: lark.Lark) -> str:
     return parser.parse(TEXT).pretty()
 
@@ -89,7 +96,7 @@ def test_the_key_is_the_grammar_options_and_lark_version(cache_dir, monkeypatch)
         lambda blob: bytes(len(blob)),
         lambda blob: blob[:-1] + bytes([blob[-1] ^ 1]),  # one bit flipped
         # a checksum that matches a payload lark cannot load
-        lambda blob: hashlib.sha256(b"not a pickle").digest() + b"not a pickle",
+        lambda blob: _entry(b"not a pickle"),
     ],
     ids=["truncated", "empty", "zeros", "flipped-bit", "not-a-parser"],
 )

@@ -116,21 +116,33 @@ def _remember(kind: str, key: str, payload: bytes) -> None:
 # ---- disk ------------------------------------------------------------------------------------
 def load(kind: str, key: str) -> bytes | None:
     """The payload stored on disk under `key`, or None (missing or not trustworthy)."""
-    path = _path(kind, key)
-    try:
-        blob = path.read_bytes()
-    except OSError:
-        stats.misses += 1
-        return None
-    payload = _verified(blob)
+    payload, found = read_entry(_path(kind, key))
     if payload is None:
-        stats.corrupt += 1
+        stats.corrupt += found
         stats.misses += 1
-        with contextlib.suppress(OSError):
-            path.unlink()
         return None
     stats.disk_hits += 1
     return payload
+
+
+def store(kind: str, key: str, payload: bytes) -> None:
+    """Write `payload` to disk under `key`, atomically; skipped if the folder is not writable."""
+    if write_entry(_path(kind, key), payload):
+        stats.stores += 1
+
+
+def read_entry(path: Path) -> tuple[bytes | None, bool]:
+    """(the payload of the entry file at `path`, or None where it is missing or damaged;
+    whether a file was there). A damaged file is removed."""
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None, False
+    payload = _verified(blob)
+    if payload is None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return payload, True
 
 
 def _verified(blob: bytes) -> bytes | None:
@@ -145,9 +157,10 @@ def _verified(blob: bytes) -> bytes | None:
     return payload
 
 
-def store(kind: str, key: str, payload: bytes) -> None:
-    """Write `payload` to disk under `key`, atomically; skipped if the folder is not writable."""
-    path = _path(kind, key)
+def write_entry(path: Path, payload: bytes) -> bool:
+    """Write an entry file (header with the payload's length and SHA-256, then the payload)
+    to a temporary file beside `path` and rename it into place, so that no reader sees half
+    of it; False where the folder cannot be made or written."""
     header = _HEADER.pack(MAGIC, len(payload), hashlib.sha256(payload).digest())
     temporary = None
     try:
@@ -157,9 +170,9 @@ def store(kind: str, key: str, payload: bytes) -> None:
             file.write(header + payload)
         os.replace(temporary, path)
         temporary = None
-        stats.stores += 1
+        return True
     except OSError:
-        return
+        return False
     finally:
         if temporary is not None:
             with contextlib.suppress(OSError):
@@ -180,6 +193,8 @@ __all__ = [
     "get",
     "load",
     "put",
+    "read_entry",
     "stats",
     "store",
+    "write_entry",
 ]
