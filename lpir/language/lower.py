@@ -301,6 +301,16 @@ class KernelLowering(ExpressionLowering):
             raise self.error(
                 f"cannot assign to '{name}': it names {what}", node, "choose another name"
             )
+        tensor = self.find(name)
+        if isinstance(tensor, Memory) and isinstance(tensor.value.type, GlobalType):
+            # Rebinding would hide the tensor for the rest of the body: every later x[...] then
+            # fails far from the cause (or, for `x = 2.0` used as `t + x`, means another thing).
+            raise self.error(
+                f"cannot assign to '{name}': it names {tensor.describe()}",
+                node,
+                f"give the value a name of its own, e.g. {name}_tile = ...; the tensor stays "
+                f"{name}[...]",
+            )
         if name in RESERVED:  # `let for = 1`: the grammar takes a keyword as a name there
             raise self.error(
                 f"'{name}' is a reserved word and cannot name a value",
