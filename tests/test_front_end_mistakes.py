@@ -634,3 +634,23 @@ def test_comparisons_do_not_chain() -> None:
     with pytest.raises(ParseError) as caught:
         parse_program(HEAD + "    m = 0.1 < t <= 0.5\n" + STORE, "m.lp")
     located(caught.value, 3, 17, "comparisons do not chain", "(0.1 < t) and (t <= 0.5)")
+
+
+@pytest.mark.parametrize(
+    ("params", "column", "words"),
+    [
+        ("BK = N * 2, N = 64", 15, ("the default of BK reads N, a parameter declared after it",)),
+        ("BK = N, N = 64", 15, ("declared after it", "declare N before BK")),
+        ("BK = a, N = 64", 15, ("reads 'a', an argument of kernel k", "make 'a' a parameter")),
+        ("BK = a + 1, N = 64", 15, ("reads 'a', an argument of kernel k",)),
+        ("N = 64, BK = BK", 23, ("the default of BK reads BK itself",)),
+    ],
+)
+def test_a_default_reading_a_later_parameter_or_an_argument(
+    params: str, column: int, words: tuple
+) -> None:
+    """These were "unknown dtype 'N'" (a bare name) or "unknown name 'a'" with the hint
+    "assign a = ... before this line"."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(f"kernel k[{params}]{ARGS} {{\n}}\n")
+    located(caught.value, 1, column, *words)

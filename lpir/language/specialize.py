@@ -24,7 +24,7 @@ from lpir.language import ast
 from lpir.language.declarations import name_span
 from lpir.language.expressions import ExpressionLowering
 from lpir.language.lower import lower_kernel
-from lpir.language.values import Const, DTypeConst
+from lpir.language.values import Const, DTypeConst, SemanticValue
 
 
 class ArgumentInfo(NamedTuple):
@@ -42,7 +42,14 @@ class ArgumentInfo(NamedTuple):
 class _ParamEvaluator(ExpressionLowering):
     """Evaluates default values and shape expressions over known parameters."""
 
-    def __init__(self, program: ast.Program, params: dict[str, Any]):
+    def __init__(
+        self,
+        program: ast.Program,
+        params: dict[str, Any],
+        default_of: tuple[ast.KernelDef, str] | None = None,
+    ):
+        """`default_of` (the kernel, the parameter): the evaluator reads that default."""
+        self.default_of = default_of
         self.source = program.source
         self.file = program.file
         self.scopes = [
@@ -53,11 +60,46 @@ class _ParamEvaluator(ExpressionLowering):
 
     def value(self, node: ast.Node, what: str) -> int | DType:
         if isinstance(node, ast.Name) and not any(node.id in s for s in self.scopes):
+            self.check_known_before(node.id, node)
             return self.dtype_named(node.id, node.span)
         found = self.scopes[0].get(node.id) if isinstance(node, ast.Name) else None
         if isinstance(found, DTypeConst):
             return found.dtype
         return self.as_const_int(node, what)
+
+    def lookup(self, name: str, node: ast.Node) -> SemanticValue:
+        if not any(name in scope for scope in self.scopes):
+            self.check_known_before(name, node)
+        return super().lookup(name, node)
+
+    def check_known_before(self, name: str, node: ast.Node) -> None:
+        """A default reads a later parameter or an argument: say which, not "unknown name"."""
+        if self.default_of is None:
+            return
+        kernel, param = self.default_of
+        names = [p.name for p in kernel.params]
+        if name == param:
+            raise self.error(
+                f"the default of {param} reads {param} itself",
+                node,
+                f"give {param} a value: a literal, a dtype name, or an expression of the "
+                "parameters before it",
+            )
+        if name in names and names.index(name) > names.index(param):
+            raise self.error(
+                f"the default of {param} reads {name}, a parameter declared after it: defaults "
+                "are computed in order and read only the parameters before them",
+                node,
+                f"declare {name} before {param} in kernel {kernel.name}[...]",
+            )
+        if any(arg.name == name for arg in kernel.args):
+            raise self.error(
+                f"the default of {param} reads '{name}', an argument of kernel {kernel.name}: "
+                "parameters are fixed when the kernel compiles, arguments exist only when it runs",
+                node,
+                f"make '{name}' a parameter, or deduce {param} from a tensor dimension written "
+                f"{param} (w: global f16[{param}, ...])",
+            )
 
 
 def parameter_kind(
@@ -228,7 +270,7 @@ class _Deduction:
                     self.location(param),
                     f"pass {param.name}=... or give it a default: {param.name} = ...",
                 )
-            evaluator = _ParamEvaluator(self.program, ordered)
+            evaluator = _ParamEvaluator(self.program, ordered, (self.kernel_def, param.name))
             ordered[param.name] = evaluator.value(param.default, f"the default of {param.name}")
         self.values = ordered
 
