@@ -570,6 +570,28 @@ def test_a_slice_start_of_another_type_says_how_to_make_it_an_index(
     located(caught.value, 3, 13, *words)
 
 
+def test_a_tile_as_a_loop_bound_says_loop_bound() -> None:
+    """It said "an index must be an i32 scalar" with the hint about block.x."""
+    source = HEAD.replace("a: global f32[N]", "a: global f32[N], ids: global i32[N]")
+    source += "    u = load(ids[0 :+ 64])\n    for i in range(0, u) {\n    }\n" + STORE
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 4, 23, "a loop bound must be an i32 scalar, but this is a tile", "max(u)")
+
+
+@pytest.mark.parametrize("statement", ["store(c[u], t)", "store(c[0 :+ 64], load(a[u]))"])
+def test_a_tile_of_positions_says_there_is_no_gather(statement: str) -> None:
+    """The hint listed block.x, loop variables, parameters and constants, leaving out the
+    scalar loaded from memory that a gather or scatter is written with."""
+    source = HEAD.replace("a: global f32[N]", "a: global f32[N], ids: global i32[N]")
+    source += f"    u = load(ids[0 :+ 64])\n    {statement}\n}}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    text = str(caught.value)
+    assert "an index must be an i32 scalar, but this is a tile" in text, text
+    assert "(a gather or scatter) has no form" in text and "let i = load(ids[r])" in text, text
+
+
 # ---- 10. a cast of a constant is a compile-time value --------------------------------------
 CAST_FACTS = [
     "cast<i8>(300) == 44",  # integers keep the low bits

@@ -166,7 +166,7 @@ def _reduction_axis(low: ExpressionLowering, tile: Value, axis_node: ast.Node) -
         raise low.error(
             f"axis {axis} is out of range for a rank-{rank} tile",
             axis_node,
-            f"use an axis between 0 and {rank - 1}",
+            f"use an axis between 0 and {rank - 1}, or -1 to -{rank} counted from the last",
         )
     return axis % rank
 

@@ -428,8 +428,17 @@ class ExpressionLowering:
             return self.constant(value, I32, node)
         if isinstance(value, Runtime) and value.is_scalar and value.dtype == I32:
             return value.value
-        hint = "indices are built from block.x/y/z, loop variables, parameters and constants"
-        if isinstance(value, Runtime) and value.is_scalar and value.dtype.is_int:
+        hint = (
+            "indices are built from block.x/y/z, loop variables, parameters, constants and "
+            "scalars loaded from memory (let i = load(ids[r]))"
+        )
+        if isinstance(value, Runtime) and not value.is_scalar:
+            hint = (
+                "a slice starts at one position per block: a tile of positions (a gather or "
+                "scatter) has no form; load one position as a scalar (let i = load(ids[r])) "
+                "and loop over r"
+            )
+        elif isinstance(value, Runtime) and value.is_scalar and value.dtype.is_int:
             hint = (
                 f"cast it: cast<i32>({shown}) ({with_article(value.dtype.name)} value outside "
                 "i32 keeps its low 32 bits)"

@@ -478,6 +478,13 @@ class KernelLowering(ExpressionLowering):
         """A loop's start or stop is an integer constant or an i32 scalar: say so (not "an
         index") where it is another integer scalar (a u32 or i64 argument) or a float."""
         shown = self.text_of(node)
+        if isinstance(value, Runtime) and not value.is_scalar:
+            raise self.error(
+                f"a loop bound must be an i32 scalar, but this is {value.describe()}",
+                node,
+                f"every thread of the block runs the loop alike: reduce the tile (max({shown})) "
+                "or load one element as a scalar (let n = load(counts[block.x]))",
+            )
         if isinstance(value, Runtime) and value.is_scalar and value.dtype != I32:
             hint = f"convert it: cast<i32>({shown})"
             if value.dtype.is_float:
