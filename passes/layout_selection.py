@@ -176,6 +176,8 @@ class Selection:
                 _Flow(source, result, lambda l: rules.indexed_operand(l, axis, count))
             )
             self.flows.append(_Flow(result, source, lambda l: rules.indexed_result(l, axis)))
+        elif isinstance(op, StoreOp) and op.mask is not None:  # one mask lane per value lane
+            self.classes.union([op.value, op.mask])
         elif isinstance(op, DotOp):
             a, b, acc = op.operands
             self.classes.union([acc, op.result])
@@ -289,7 +291,7 @@ class Selection:
                 and isinstance(op, LoadOp | StoreOp)
                 and op.name.endswith("_global")  # shared memory is read in any order
             ):
-                tile = op.result if isinstance(op, LoadOp) else op.operands[-1]
+                tile = op.result if isinstance(op, LoadOp) else op.value
                 key = self.classes.find(tile)
                 if key not in self.layouts and key not in derived:
                     self.layouts[key] = self.default_for(key)

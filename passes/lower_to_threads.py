@@ -417,6 +417,8 @@ class _Lowering(ReductionLowering, DotLowering):
         base, offsets, mask = self.addresses(
             as_memory(memory.type), op.offsets, op.dims, layout, store=True
         )
+        if op.mask is not None:
+            mask = self.and_masks(mask, self.map(op.mask))
         value = self.map(op.value)
         store = StoreThreadOp.create(
             memory, self.index.value(base), value, offsets, mask, combine=op.combine

@@ -176,9 +176,8 @@ class _Block(Evaluator):
         for dim, (offset, extent) in enumerate(zip(offsets, memory.shape)):
             offset = int(offset)
             if dim in dims:
-                length = (op.attributes.get("shape") or self.get(op.operands[-1]).shape)[
-                    dims.index(dim)
-                ]
+                shape = op.attributes["shape"] if isinstance(op, LoadOp) else op.value.type.shape
+                length = shape[dims.index(dim)]
                 lo, hi = max(offset, 0), min(offset + length, extent)
                 if lo >= hi:
                     return None
@@ -203,21 +202,19 @@ class _Block(Evaluator):
     op_load_shared = op_load_global
 
     def op_store_global(self, op: StoreOp) -> list:
-        memory = self.get(op.operands[0])
-        offsets = [self.get(v) for v in op.operands[1:-1]]
-        value = self.get(op.operands[-1])
+        memory = self.get(op.memory)
+        offsets = [self.get(v) for v in op.offsets]
+        value = self.get(op.value)
         window = self.tile_window(op, memory, offsets)
         if window is not None:
             memory_index, tile_index = window
-            combine = op.attributes.get("combine")
-            if combine is not None:  # atomic_add, _max, _min: blocks run in order here
-                dt = op.operands[0].type.dtype
+            old, new = memory[memory_index], value[tile_index]
+            if op.combine is not None:  # atomic_add, _max, _min: blocks run in order here
                 with np.errstate(all="ignore"):
-                    memory[memory_index] = ew.binary(
-                        combine, memory[memory_index], value[tile_index], dt
-                    )
-            else:
-                memory[memory_index] = value[tile_index]
+                    new = ew.binary(op.combine, old, new, op.memory.type.dtype)
+            if op.mask is not None:
+                new = np.where(self.get(op.mask)[tile_index], new, old)
+            memory[memory_index] = new
         return []
 
     op_store_shared = op_store_global

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from lpir.ir.core import Value
 from lpir.ir.ops import (
     ItemOp,
     LoadOp,
@@ -14,7 +15,7 @@ from lpir.ir.ops.memory import ATOMIC_DTYPES
 from lpir.ir.types import SharedType, TileType
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
-from lpir.language.expressions import I32, ExpressionLowering
+from lpir.language.expressions import I32, ExpressionLowering, broadcast_shapes
 from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 
@@ -42,10 +43,10 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
     return Runtime(loaded)
 
 
-@builtin("store(tensor[...], value)")
+@builtin("store(tensor[...], value, mask = m)")
 def store(low: ExpressionLowering, call: ast.Call) -> None:
-    (target, value_node), _ = call_arguments(low, call, 2)
-    _store(low, call, low.expr(target), value_node, None)
+    (target, value_node), keywords = call_arguments(low, call, 2, keywords=("mask",))
+    _store(low, call, low.expr(target), value_node, None, keywords.get("mask"))
     return None
 
 
@@ -57,7 +58,7 @@ def _atomic(combine: str) -> Builtin:
     verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
 
     def lower_atomic(low: ExpressionLowering, call: ast.Call) -> None:
-        (target, value_node), _ = call_arguments(low, call, 2)
+        (target, value_node), keywords = call_arguments(low, call, 2, keywords=("mask",))
         destination = low.expr(target)
         if not isinstance(destination, Slice):
             raise low.error(
@@ -79,15 +80,15 @@ def _atomic(combine: str) -> Builtin:
                 target,
                 hint,
             )
-        _store(low, call, destination, value_node, combine)
+        _store(low, call, destination, value_node, combine, keywords.get("mask"))
         return None
 
     return lower_atomic
 
 
-builtin("atomic_add(tensor[...], value)")(_atomic("add"))
-builtin("atomic_max(tensor[...], value)")(_atomic("max"))
-builtin("atomic_min(tensor[...], value)")(_atomic("min"))
+builtin("atomic_add(tensor[...], value, mask = m)")(_atomic("add"))
+builtin("atomic_max(tensor[...], value, mask = m)")(_atomic("max"))
+builtin("atomic_min(tensor[...], value, mask = m)")(_atomic("min"))
 
 
 def _store(
@@ -96,9 +97,11 @@ def _store(
     destination: SemanticValue,
     value_node: ast.Node,
     combine: str | None,
+    mask_node: ast.Node | None = None,
 ) -> None:
     """`store` (combine None) or `atomic_add` / `_max` / `_min` ("add", "max", "min") of
-    `value_node` into `destination` (the evaluated first argument)."""
+    `value_node` into `destination` (the evaluated first argument), of the elements where
+    `mask_node` (a bool tile or scalar, broadcast to the slice) is true."""
     target = call.args[0]
     if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
         shape = destination.type.shape
@@ -121,18 +124,43 @@ def _store(
             value_node,
             f"cast it first: cast<{dt.name}>(...)",
         )
-    if isinstance(value.type, TileType) and value.type.shape != tuple(shape):
-        from lpir.language.expressions import broadcast_shapes
-
-        if broadcast_shapes(value.type.shape, tuple(shape)) != tuple(shape):
-            raise low.error(
-                f"cannot store a tile of shape {list(value.type.shape)} into a slice of shape "
-                f"{list(shape)}",
-                value_node,
-                "make the slice lengths match the tile",
-            )
+    if isinstance(value.type, TileType) and broadcast_shapes(
+        value.type.shape, tuple(shape)
+    ) != tuple(shape):
+        raise low.error(
+            f"cannot store a tile of shape {list(value.type.shape)} into a slice of shape "
+            f"{list(shape)}",
+            value_node,
+            "make the slice lengths match the tile",
+        )
     value = low.broadcast_to(value, tuple(shape))
-    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine))
+    mask = None if mask_node is None else _store_mask(low, mask_node, tuple(shape))
+    if mask is False:  # a constant false mask writes nothing
+        return
+    mask_value = None if mask is None or mask is True else mask
+    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine, mask_value))
+
+
+def _store_mask(low: ExpressionLowering, node: ast.Node, shape: tuple[int, ...]) -> Value | bool:
+    """A store's `mask =`: a bool tile broadcast to the slice's shape, or a constant (True:
+    every element, False: none)."""
+    mask = low.expr(node)
+    if isinstance(mask, Const) and isinstance(mask.value, bool):
+        return mask.value
+    if not (isinstance(mask, Runtime) and mask.dtype.is_bool):
+        raise low.error(
+            f"a store's mask must be bool, not {mask.describe()}",
+            node,
+            "compare to make one, e.g. mask = arange(BN) < n - i",
+        )
+    if isinstance(mask.type, TileType) and broadcast_shapes(mask.type.shape, shape) != shape:
+        raise low.error(
+            f"a mask of shape {list(mask.type.shape)} does not fit a slice of shape {list(shape)}",
+            node,
+            "the mask broadcasts to the slice as an operand of + would: give it the "
+            "slice's shape, or size-1 axes (keep[:, None])",
+        )
+    return low.broadcast_to(mask.value, shape)
 
 
 @builtin("sync()")

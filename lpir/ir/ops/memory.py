@@ -6,6 +6,9 @@ alone. `a[i :+ 32, k]` on a rank-2 tensor is offsets (i, k), dims (0,), tile sha
 
 Edges: an element whose coordinate falls outside the tensor reads as 0 and is not written.
 
+A store may take a *mask*, a bool tile of the stored tile's shape: elements where it is false
+are not written (nor combined).
+
 A global store may *combine* with what memory holds (`combine = "add"`: `atomic_add`; "max",
 "min": `atomic_max`, `atomic_min`): each element is combined with memory atomically, so blocks
 may accumulate into the same elements (split-K); the order of additions between blocks is
@@ -14,11 +17,14 @@ unspecified (max and min do not depend on it).
 
 from __future__ import annotations
 
+from lpir.dtypes import dtype
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.tile import check_shape
 from lpir.ir.signature import INT_LIST, Signature, at_least, exactly, one_of
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_memory
+
+BOOL = dtype("bool")
 
 
 def _check_offsets(op_name: str, memory: Value, offsets: list[Value]) -> None:
@@ -118,8 +124,9 @@ def check_combine(op_name: str, memory: Value, combine: str | None) -> None:
 
 
 class StoreOp(Operation):
-    """`store_global %y, %i, %t {dims = [0]}`: write a tile; elements past the edge are skipped.
-    With `combine = "add"` each element is added to memory atomically instead."""
+    """`store_global %y, %i, %t [, %mask] {dims = [0]}`: write a tile; elements past the edge,
+    and those whose `mask` element is false, are skipped. With `combine = "add"` each element
+    is added to memory atomically instead."""
 
     names = ("store_global", "store_shared")
     signature = Signature(
@@ -134,6 +141,7 @@ class StoreOp(Operation):
         dims: tuple[int, ...],
         value: Value,
         combine: str | None = None,
+        mask: Value | None = None,
     ) -> StoreOp:
         op_name = _memory_op_name("store", memory)
         check_combine(op_name, memory, combine)
@@ -148,10 +156,20 @@ class StoreOp(Operation):
                 f"{with_article(target)} tensor",
                 hint=f"cast it first: cast<{target}>(...)",
             )
+        if mask is not None and not (
+            isinstance(mask.type, TileType)
+            and mask.type.dtype == BOOL
+            and mask.type.shape == value.type.shape
+        ):
+            raise TypeCheckError(
+                f"'{op_name}' of a {value.type} tile needs a mask of type "
+                f"{TileType(BOOL, value.type.shape)}, not {mask.type}"
+            )
         attributes: dict = {"dims": tuple(dims)}
         if combine is not None:
             attributes["combine"] = combine
-        return cls(op_name, [memory, *offsets, value], (), attributes)
+        masks = [] if mask is None else [mask]
+        return cls(op_name, [memory, *offsets, value, *masks], (), attributes)
 
     @property
     def memory(self) -> Value:
@@ -159,11 +177,17 @@ class StoreOp(Operation):
 
     @property
     def offsets(self) -> list[Value]:
-        return self.operands[1:-1]
+        return self.operands[1 : 1 + as_memory(self.memory.type).rank]
 
     @property
     def value(self) -> Value:
-        return self.operands[-1]
+        return self.operands[1 + as_memory(self.memory.type).rank]
+
+    @property
+    def mask(self) -> Value | None:
+        """The bool tile choosing the elements written, or None: all."""
+        masks = self.operands[2 + as_memory(self.memory.type).rank :]
+        return masks[0] if masks else None
 
     @property
     def dims(self) -> tuple[int, ...]:
@@ -174,7 +198,9 @@ class StoreOp(Operation):
         return self.attributes.get("combine")
 
     def recreate(self) -> Operation:
-        return StoreOp.create(self.memory, self.offsets, self.dims, self.value, self.combine)
+        return StoreOp.create(
+            self.memory, self.offsets, self.dims, self.value, self.combine, self.mask
+        )
 
 
 class AllocSharedOp(Operation):
