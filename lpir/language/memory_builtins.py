@@ -22,7 +22,14 @@ from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 # ---- memory -------------------------------------------------------------------------------
 @builtin("load(tensor[...])")
 def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
-    (target,), _ = call_arguments(low, call, 1)
+    (target,), keywords = call_arguments(low, call, 1, keywords=("mask", "other"))
+    if keywords:  # Triton's load(ptr, mask, other): say how lpir writes it
+        name, node = next(iter(keywords.items()))
+        raise low.error(
+            f"load has no '{name}': it reads every element inside the tensor (0 outside)",
+            node,
+            "choose among the loaded values instead: where(m, load(x[...]), 0.0)",
+        )
     value = low.expr(target)
     if isinstance(value, Memory) and isinstance(value.type, SharedType):
         shape = value.type.shape
