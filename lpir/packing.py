@@ -13,6 +13,7 @@ whatever the width, with no element straddling a word.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,7 @@ class PackedArray:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def ndim(self) -> int:
@@ -118,12 +119,37 @@ class PackedArray:
         return f"PackedArray({self.dtype.name}{list(self.shape)}, {self.nbytes} bytes)"
 
 
+_LARGEST_SIZE = 2**63 - 1  # element counts and byte offsets are int64 in numpy and the kernels
+
+
 def _as_shape(shape: Any) -> tuple[int, ...]:
-    if np.ndim(shape) == 0:
+    """`shape` as a tuple of sizes: an integer or a sequence of integers, none negative, whose
+    product fits in int64."""
+    if isinstance(shape, (int, np.integer)):
         shape = (shape,)
-    result = tuple(int(s) for s in shape)
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = tuple(shape.tolist())
+    if not isinstance(shape, (tuple, list)):
+        raise DTypeError(
+            f"a PackedArray shape is an integer or a tuple of integers, not {shape!r}",
+            hint="pass the logical shape, e.g. (4, 8) or values.shape",
+        )
+    sizes = []
+    for size in shape:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+            raise DTypeError(
+                f"a PackedArray shape holds integer sizes; {size!r} in {shape!r} is not one",
+                hint="pass the logical shape, e.g. (4, 8) or values.shape",
+            )
+        sizes.append(int(size))
+    result = tuple(sizes)
     if any(s < 0 for s in result):
         raise DTypeError(f"a shape has no negative sizes: {list(result)}")
+    if math.prod(result) > _LARGEST_SIZE:
+        raise DTypeError(
+            f"shape {list(result)} has {math.prod(result)} elements, more than int64 can count "
+            f"({_LARGEST_SIZE})"
+        )
     return result
 
 
@@ -267,7 +293,9 @@ def _checked_integers(array: np.ndarray, dt: DType) -> np.ndarray:
                 "or use a float dtype",
             )
     if array.size and array.dtype.kind != "b":
-        low, high = array.min(), array.max()
+        # Compared as Python integers: in the array's float type dt.max may round up (f32 holds
+        # no 2**31 - 1, it becomes 2**31), which would let the first value past the range wrap.
+        low, high = int(array.min()), int(array.max())
         if low < dt.min or high > dt.max:
             bad = low if low < dt.min else high
             raise DTypeError(

@@ -225,3 +225,40 @@ def test_errors():
         lpir.unpack(np.zeros(3))
     with pytest.raises(DTypeError, match="unknown dtype"):
         lpir.pack([1], "u9")
+
+
+@pytest.mark.parametrize(
+    "value, float_type, name",
+    [
+        (32768.0, np.float16, "i16"),
+        (2.0**31, np.float32, "i32"),
+        (2.0**32, np.float32, "u32"),
+        (2.0**63, np.float64, "i64"),
+        (2.0**64, np.float64, "u64"),
+    ],
+)
+def test_a_float_just_past_an_integer_maximum_is_refused(value, float_type, name):
+    """dt.max rounds up to the next power of two in the float type; the check must not."""
+    with pytest.raises(DTypeError, match=f"{int(value)} is outside the range of {name}"):
+        lpir.pack(np.array([value], float_type), name)
+    largest_below = np.nextafter(float_type(value), float_type(0))
+    assert lpir.pack(np.array([largest_below]), name).unpack().tolist() == [int(largest_below)]
+
+
+def test_the_float_minimum_of_a_signed_type_is_packed():
+    assert lpir.pack(np.float64([-(2.0**63)]), "i64").unpack().tolist() == [-(2**63)]
+    assert lpir.pack(np.float32([-(2.0**31)]), "i32").unpack().tolist() == [-(2**31)]
+
+
+@pytest.mark.parametrize("shape", ["ab", None, (2.5, 2), ("4",), [[2, 2]], 4.0])
+def test_a_packed_array_shape_that_is_not_integers_is_refused(shape):
+    with pytest.raises(DTypeError, match=r"PackedArray shape .*integer") as caught:
+        PackedArray(np.zeros(2, np.uint8), shape, "u4")
+    assert "e.g. (4, 8)" in caught.value.hint
+
+
+def test_a_packed_array_shape_too_large_to_count_is_refused():
+    with pytest.raises(DTypeError, match="more than int64 can count"):
+        PackedArray(np.zeros(2, np.uint8), (2**62 + 1, 4), "u4")
+    assert PackedArray(np.zeros(2, np.uint8), np.array([2, 2]), "u4").shape == (2, 2)
+    assert PackedArray(np.zeros(2, np.uint8), (np.int32(4),), "u4").shape == (4,)
