@@ -276,3 +276,39 @@ def test_an_8_bit_float_numpy_lacks_is_passed_packed(target):
     assert "lpir.pack(values, 'f8e3m4')" in error.hint
     kernel(lpir.pack(np.array([0.0, 0.5, -1.0, 15.5, 2, 3, 4, 5], np.float32), "f8e3m4"), y)
     assert y.tolist() == [0.0, 0.5, -1.0, 15.5, 2, 3, 4, 5]
+
+
+def test_thread_counts_past_the_limit_are_refused_with_the_limit_and_the_cores(monkeypatch):
+    """LPIR_NUM_THREADS=100000 once started 100000 workers of 256 MiB stacks and took the
+    machine down; past `MAX_THREADS` the call says the limit and the core count."""
+    from lpir.backends.llvm import launch
+
+    kernel = lpir.compile(SCALE, target="cpu")
+    x = np.ones(640, np.float32)
+    for value in (str(launch.MAX_THREADS + 1), "100000", "9" * 5000):
+        monkeypatch.setenv("LPIR_NUM_THREADS", value)
+        with pytest.raises(LpirError) as caught:
+            kernel(x, np.zeros_like(x), 2.0)
+        message = str(caught.value)
+        assert f"at most {launch.MAX_THREADS} threads" in message
+        assert f"this machine has {launch.CORES} cores" in message
+        assert "hint: set it to at most" in message
+
+
+def test_workers_start_only_as_a_call_needs_them(monkeypatch):
+    """At the limit, a 10-block grid starts at most 10 workers (it started them all, 84 s for
+    30000), and its result is right."""
+    import threading
+
+    from lpir.backends.llvm import launch
+
+    monkeypatch.setattr(launch, "_pool", None)
+    monkeypatch.setenv("LPIR_NUM_THREADS", str(launch.MAX_THREADS))
+    before = {t.ident for t in threading.enumerate()}
+    kernel = lpir.compile(SCALE, target="cpu")
+    x = np.arange(640, dtype=np.float32)
+    y = np.zeros_like(x)
+    kernel(x, y, 2.0)
+    started = [t for t in threading.enumerate() if t.ident not in before]
+    assert 1 <= len(started) <= 10
+    np.testing.assert_array_equal(y, x * 2)

@@ -3,7 +3,8 @@
 The entry `lpir_run(ptr args, i64 first_block, i64 end_block)` runs a contiguous range of
 linear block ids. A call splits the grid into one range per native thread and runs them at
 once: ctypes releases the GIL for the duration of each call, so the ranges really run in
-parallel. The worker threads live for the whole process.
+parallel. A worker thread starts when a call first needs it (never more than the blocks of
+the largest call, and at most `MAX_THREADS`) and lives for the whole process.
 
 A block's context arrays and shared memory are stack slots of the block function, so a block
 needs `frame_bytes` of stack. Workers are started with `WORKER_STACK_BYTES` of stack; the
@@ -45,48 +46,73 @@ FRAME_LIMIT = WORKER_STACK_BYTES - 8 * 2**20
 
 
 CORES = os.cpu_count() or 1  # asked once: it reads /sys, 6 us a call on the development VM
+# Threads past the cores only share them; each reserves WORKER_STACK_BYTES of address space,
+# and tens of thousands of them exhaust the process limits of the whole machine.
+MAX_THREADS = max(64, 4 * CORES)
 
 
 def threads_to_use() -> int:
-    """Native threads per call: `$LPIR_NUM_THREADS`, or one per core."""
+    """Native threads per call: `$LPIR_NUM_THREADS` (1 to `MAX_THREADS`), or one per core."""
     configured = os.environ.get("LPIR_NUM_THREADS", "").strip()
     if not configured:
         return CORES
-    if not configured.isdigit() or int(configured) == 0:
+    digits = configured.lstrip("0")
+    if not (configured.isascii() and configured.isdigit()) or not digits:
         raise LpirError(
             f"LPIR_NUM_THREADS is {configured!r}, not a positive whole number",
             hint=f"set it to the number of threads to run blocks on (this machine has {CORES} "
             "cores), or unset it for one per core",
         )
-    return int(configured)
+    count = int(digits) if len(digits) <= 9 else MAX_THREADS + 1  # no 5000-digit int()
+    if count > MAX_THREADS:
+        raise LpirError(
+            f"LPIR_NUM_THREADS is {configured}; blocks run on at most {MAX_THREADS} threads "
+            f"(64 or 4 per core, whichever is more; this machine has {CORES} cores)",
+            hint=f"set it to at most {MAX_THREADS}; threads past the core count only share "
+            "the cores, so unset it for one per core",
+        )
+    return count
 
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+class WorkerPool:
+    """Worker threads with stacks big enough for a block's frame, started as calls need them.
+
+    A `ThreadPoolExecutor` starts a thread in `submit` when no worker is idle, so a call's
+    ranges start at most as many threads as they are. The stack size is process-wide state
+    read when a thread starts: `submit` sets it around the start and puts it back.
+    """
+
+    def __init__(self) -> None:
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            MAX_THREADS, thread_name_prefix="lpir"
+        )
+        self.lock = threading.Lock()
+
+    def submit(self, function: Any, *arguments: Any) -> concurrent.futures.Future:
+        with self.lock:
+            previous = threading.stack_size(WORKER_STACK_BYTES)
+            try:
+                return self.executor.submit(function, *arguments)
+            finally:
+                threading.stack_size(previous)
+
+
+_pool: WorkerPool | None = None
 _pool_latency = 0.0  # seconds to hand a worker a call and learn that it has returned
 _pool_lock = threading.Lock()
 
 
-def worker_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """The process-wide workers, with stacks big enough for a block's frame."""
+def worker_pool() -> WorkerPool:
+    """The process-wide workers (none started until a call submits to them)."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            previous = threading.stack_size(WORKER_STACK_BYTES)
-            try:
-                # More workers than cores only when asked for: they share the cores.
-                workers = max(1, CORES, threads_to_use())
-                pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="lpir")
-                # Start every worker now, while the stack size is in effect.
-                barrier = threading.Barrier(workers)
-                list(pool.map(lambda _: barrier.wait(), range(workers)))
-            finally:
-                threading.stack_size(previous)
-            _pool = pool
-            _measure_pool_latency(pool)
+            _pool = WorkerPool()
+            _measure_pool_latency(_pool)
         return _pool
 
 
-def _measure_pool_latency(pool: concurrent.futures.ThreadPoolExecutor) -> None:
+def _measure_pool_latency(pool: WorkerPool) -> None:
     """The fastest of a few round trips of an empty call through a worker."""
     global _pool_latency
     trips = []
