@@ -312,3 +312,33 @@ def test_workers_start_only_as_a_call_needs_them(monkeypatch):
     started = [t for t in threading.enumerate() if t.ident not in before]
     assert 1 <= len(started) <= 10
     np.testing.assert_array_equal(y, x * 2)
+
+
+@pytest.mark.parametrize("line_end", ["\r", "\r\n"])
+def test_source_text_with_cr_line_ends_compiles_as_from_a_file(line_end, tmp_path):
+    """A string with CR-only line ends parsed as one line ("unexpected 'store'") while the
+    same text read from a file compiled; both now read CR and CR LF as new lines."""
+    text = SCALE.replace("\n", line_end)
+    path = tmp_path / "scale.lp"
+    path.write_bytes(text.encode())
+    from_file = lpir.compile(path, target="interp", N=64).ir("source")
+    assert lpir.compile(text, target="interp", N=64).ir("source") == from_file
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(text.replace("* alpha", "* beta"), target="interp", N=64).ir("source")
+    assert ":5:" in str(caught.value) and "store(y[i :+ BLOCK]" in str(caught.value)
+
+
+def test_source_bytes_are_read_as_utf8():
+    """bytes (open(..., "rb").read()) were str()-ed: "unexpected 'b'" with the repr echoed."""
+    data = ("# café\n" + SCALE).encode()
+    kernel = lpir.compile(data, target="interp")
+    x = np.arange(10, dtype=np.float32)
+    y = np.zeros_like(x)
+    kernel(x, y, 2.0)
+    np.testing.assert_array_equal(y, x * 2)
+    assert lpir.compile(bytearray(data), target="interp").name == "scale"
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(("# café\n" + SCALE).encode("latin-1"), target="interp")
+    message = str(caught.value)
+    assert "<source>:1:6: error: the source is not UTF-8" in message
+    assert "decode them yourself and pass the str" in message

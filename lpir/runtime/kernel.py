@@ -36,7 +36,7 @@ from lpir.runtime.ir_kernel import (
     is_ir_path,
     looks_like_ir_text,
 )
-from lpir.runtime.source_files import read_source_file
+from lpir.runtime.source_files import decode_source, normalize_source_text, read_source_file
 from lpir.runtime.specialization import Specialization, build_specialization
 from lpir.targets import RUN_TARGETS
 
@@ -56,7 +56,7 @@ def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
         if not path.exists():
             raise LpirError(f"no such kernel file: {text}", hint="pass a path or source text")
         return read_source_file(path), str(path)
-    return text.removeprefix("\ufeff"), "<source>"
+    return normalize_source_text(text), "<source>"
 
 
 def _is_file(text: str) -> bool:
@@ -67,7 +67,7 @@ def _is_file(text: str) -> bool:
 
 
 def compile(
-    path_or_source: str | os.PathLike,
+    path_or_source: str | bytes | os.PathLike,
     target: str = "cpu",
     kernel: str | None = None,
     **params: Any,
@@ -75,7 +75,8 @@ def compile(
     """Compile a kernel for `target`; parameters not given are deduced at call time.
 
     Args:
-        path_or_source: a path to a `.lp` file, or the kernel source text; a path to an `.ir`
+        path_or_source: a path to a `.lp` file, or the kernel source text (a str, or bytes
+            of UTF-8 as a file's `read_bytes()` gives them); a path to an `.ir`
             file, or IR text (a string that starts `kernel @`, as `Kernel.ir()` prints),
             compiles that IR as it is (see `lpir.runtime.ir_kernel`; no parameters).
         target: one of `lpir.targets.RUN_TARGETS`: "cpu", "cuda", "interp" (the reference
@@ -85,9 +86,13 @@ def compile(
     """
     if target not in TARGETS:
         raise LpirError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
-    if is_ir_path(path_or_source):
+    if isinstance(path_or_source, bytes | bytearray | memoryview):
+        # bytes are source text, never a path (str(data) would be parsed as "b'...'")
+        text, file = decode_source(bytes(path_or_source), "<source>"), "<source>"
+    elif is_ir_path(path_or_source):
         return compile_ir(path_or_source, target, kernel, params)
-    text, file = _read_source(path_or_source)
+    else:
+        text, file = _read_source(path_or_source)
     if file == "<source>" and looks_like_ir_text(text):
         return compile_ir_text(text, target, kernel, params)
     program = parse_program(text, file)

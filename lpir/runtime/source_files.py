@@ -18,11 +18,23 @@ def read_source_file(path: Path) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise LpirError(f"cannot read {path}: {error.strerror}") from None
+    return decode_source(data, str(path))
+
+
+def decode_source(data: bytes, file: str) -> str:
+    """Source bytes as text: UTF-8 (else a located `LpirError`), a byte-order mark skipped,
+    line ends made "\n"."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise _not_utf8(data, error.start, str(path)) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise _not_utf8(data, error.start, file) from None
+    return normalize_source_text(text)
+
+
+def normalize_source_text(text: str) -> str:
+    """Source text as the parser reads it: a byte-order mark at the start skipped, CR LF and
+    CR-only line ends made "\n" (so a string compiles as the same text read from a file)."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _not_utf8(data: bytes, offset: int, file: str) -> LpirError:
@@ -34,9 +46,15 @@ def _not_utf8(data: bytes, offset: int, file: str) -> LpirError:
     where = SourceLocation(
         file, data.count(b"\n", 0, offset) + 1, column, line.decode("utf-8", errors="replace")
     )
+    if file == "<source>":  # bytes given to lpir.compile
+        hint = "lpir reads source bytes as UTF-8; decode them yourself and pass the str"
+    else:
+        hint = (
+            "lpir reads kernel sources as UTF-8; save the file as UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8)"
+        )
     return LpirError(
         f"the source is not UTF-8: byte {offset} (0x{data[offset]:02x}) starts no UTF-8 character",
         where,
-        "lpir reads kernel sources as UTF-8; save the file as UTF-8 "
-        "(e.g. iconv -f latin1 -t utf-8)",
+        hint,
     )
