@@ -36,7 +36,7 @@ class SourceLocation:
         """The source line and a caret line under the span (empty when the text is unknown)."""
         if not self.source_line:
             return ""
-        raw = self.source_line.rstrip("\n")
+        raw = self.source_line.rstrip("\r\n").translate(_SHOWN_AS_SPACE)
         end = self.column + 1
         if self.end_column is not None and self.end_column > self.column:
             end = self.end_column
@@ -47,6 +47,23 @@ class SourceLocation:
         text = raw.expandtabs(4)
         width = max(1, min(len(through) - len(before), len(text) - len(before) + 1))
         return f"    {text}\n    {' ' * len(before)}{'^' * width}"
+
+
+# Characters other than "\n" that str.splitlines breaks lines at. The lexers count lines by "\n"
+# alone, so these stay inside a line; a diagnostic shows each as one space (a form feed or
+# U+2028 would otherwise break the quoted line on the terminal and shift the caret).
+_LINE_BREAKS_BUT_NEWLINE = "\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_SHOWN_AS_SPACE = str.maketrans(dict.fromkeys(_LINE_BREAKS_BUT_NEWLINE, " "))
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of `text` as the lexers number them: split at "\n" alone (a form feed or
+    U+2028 in a comment does not start a line), without a "\r" that ends one, and with no
+    empty last line after a final "\n"."""
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 _VOWEL_SOUND_LETTERS = set("aefhilmnorsx")  # letters whose names start with a vowel: "an f16"
@@ -70,7 +87,7 @@ def location_in(
     text: str, file: str, line: int, column: int, end_column: int | None = None
 ) -> SourceLocation:
     """Build a `SourceLocation` for (line, column) of `text`, copying the line's text."""
-    lines = text.splitlines()
+    lines = source_lines(text)
     source_line = lines[line - 1] if 0 < line <= len(lines) else ""
     return SourceLocation(file, line, column, source_line, end_column)
 
@@ -108,6 +125,12 @@ class LpirError(Exception):
         if self.hint:
             head += f"\nhint: {self.hint}"
         return head
+
+    def __reduce__(self) -> tuple:
+        # Exceptions pickle as type(self)(*self.args), and args holds the formatted text: an
+        # error sent back from a worker process would read "file:1:2: error: file:1:2: error:".
+        state = {"call_shown": True} if self.call_shown else None
+        return type(self), (self.message, self.location, self.hint), state
 
     def with_location(self, location: SourceLocation | None) -> LpirError:
         """The same error placed at `location` (keeps an existing location)."""

@@ -676,3 +676,49 @@ def test_a_default_reading_a_later_parameter_or_an_argument(
     with pytest.raises(TypeCheckError) as caught:
         lower(f"kernel k[{params}]{ARGS} {{\n}}\n")
     located(caught.value, 1, column, *words)
+
+
+@pytest.mark.parametrize(
+    "separator", ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+)
+def test_a_line_separator_in_a_comment_leaves_later_lines_quoted_right(separator: str) -> None:
+    """The lexer counts lines by "\\n" alone, but the quoted line came from str.splitlines,
+    which also breaks at a form feed or U+2028: every later diagnostic showed the wrong text."""
+    source = HEAD + f"    # page{separator}two\n    store(c[0 :+ 64], t + q)\n}}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    text = located(caught.value, 4, 27, "unknown name 'q'")
+    assert "\n        store(c[0 :+ 64], t + q)\n" in text, text
+    with pytest.raises(ParseError) as caught:
+        parse_program(source.replace("t + q", "t +* q"), "m.lp")
+    assert "\n        store(c[0 :+ 64], t +* q)\n" in located(caught.value, 4, 26), caught.value
+
+
+def test_a_line_separator_inside_the_quoted_line_is_shown_as_a_space() -> None:
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + "    store(c[0 :+ 64], t + q)  # a\fb\u2028c\n}\n")
+    assert "t + q)  # a b c\n" in located(caught.value, 3, 27, "unknown name 'q'")
+
+
+def test_an_argument_error_after_a_form_feed_quotes_the_parameter(tmp_path: Path) -> None:
+    path = tmp_path / "m.lp"
+    path.write_text(f"# one\fa\n# two\u2028b\nkernel k[N = 64]{ARGS} {{\n{STORE}", encoding="utf-8")
+    kernel = lpir.compile(str(path), target="interp")
+    with pytest.raises(ArgumentError) as caught:
+        kernel(np.ones(64, np.float64), np.zeros(64, np.float32))
+    assert f"\n    kernel k[N = 64]{ARGS} {{\n" in str(caught.value), caught.value
+
+
+def test_an_error_pickled_across_processes_reads_as_it_was_raised() -> None:
+    """Exceptions pickle as type(error)(*error.args), and args held the formatted text, so an
+    error from a worker process read "m.lp:3:9: error: m.lp:3:9: error: ..."."""
+    import pickle
+
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + "    store(c[0 :+ 64], t + q)\n}\n")
+    error = caught.value
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is TypeCheckError and str(back) == str(error)
+    assert (back.message, back.location, back.hint) == (error.message, error.location, error.hint)
+    error.call_shown = True
+    assert pickle.loads(pickle.dumps(error)).call_shown

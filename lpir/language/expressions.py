@@ -26,6 +26,7 @@ from lpir.errors import (
     SourceLocation,
     TypeCheckError,
     location_in,
+    source_lines,
     with_article,
 )
 from lpir.ir.core import Builder, Operation, Region, Value
@@ -130,7 +131,7 @@ class ExpressionLowering:
         span = node.span
         if span.end_line != span.line:
             return "..."
-        line = self.source.splitlines()[span.line - 1]
+        line = source_lines(self.source)[span.line - 1]
         return line[span.column - 1 : span.end_column - 1]
 
     def error(

@@ -18,7 +18,7 @@ import lark
 from lark import Token, Transformer_NonRecursive, v_args
 from lark.tree import Meta
 
-from lpir.errors import ParseError, location_in
+from lpir.errors import ParseError, location_in, source_lines
 from lpir.grammar_cache import cached_lark
 from lpir.language import ast
 from lpir.language.declarations import KEYWORDS, check_kernels, reserved_name_error
@@ -93,7 +93,7 @@ def _expected_text(expected: set[str]) -> str:
 
 def _end_of_code(source: str) -> tuple[int, int]:
     """(line, column) just past the last line that holds code (not blank, not only a comment)."""
-    lines = source.splitlines()
+    lines = source_lines(source)
     for number in range(len(lines), 0, -1):
         text = lines[number - 1].rstrip()
         if text and not text.lstrip().startswith("#"):
@@ -111,7 +111,7 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
     token = error.token
     if token.type == "$END" or error.line is None or error.column is None:
         return None
-    lines = source.splitlines()
+    lines = source_lines(source)
     line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
     if token.type == "NAME" and token.value == "elif":
         place = location_in(source, file, error.line, error.column, error.column + 4)
@@ -253,7 +253,7 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
             f"unexpected character {error.char!r}", location, "remove or replace it"
         ) from None
     except lark.UnexpectedEOF:
-        lines = source.splitlines() or [""]
+        lines = source_lines(source) or [""]
         location = location_in(source, file, len(lines), len(lines[-1]) + 1)
         raise ParseError("unexpected end of file", location, "close every '{' and '('") from None
     definitions = _ToAst().transform(tree)
