@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from host_targets import HOST_TARGETS
 
 import lpir
 from lpir.errors import ArgumentError, LpirError
@@ -342,3 +343,45 @@ def test_source_bytes_are_read_as_utf8():
     message = str(caught.value)
     assert "<source>:1:6: error: the source is not UTF-8" in message
     assert "decode them yourself and pass the str" in message
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_kernels_pickle_and_copy_as_their_source(target, tmp_path):
+    """pickle.dumps / copy.deepcopy of a called kernel failed inside ctypes ("objects containing
+    pointers cannot be pickled") or on a local function; now the copy compiles anew from the
+    source, target and parameters, and runs like the original."""
+    import copy
+    import pickle
+
+    path = tmp_path / "scale.lp"
+    path.write_text(SCALE)
+    kernel = lpir.compile(path, target=target, BLOCK=32)
+    x = np.arange(100, dtype=np.float32)
+    expected = np.zeros_like(x)
+    kernel(x, expected, 3.0)
+    ir_kernel = lpir.compile(kernel.ir("source"), target=target)
+    for original in (kernel, ir_kernel):
+        for twin in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original)):
+            assert (type(twin), twin.target, twin.params) == (
+                type(original),
+                target,
+                original.params,
+            )
+            y = np.zeros_like(x)
+            twin(x, y, 3.0)
+            np.testing.assert_array_equal(y, expected)
+    twin = pickle.loads(pickle.dumps(kernel))
+    with pytest.raises(ArgumentError, match=r"scale\.lp:\d+:\d+"):  # still points at its file
+        twin(x, np.zeros(100, np.float64), 3.0)
+
+
+def test_an_ir_stage_or_source_kind_that_is_not_a_string_is_a_clear_error():
+    """k.ir(["final"]) was TypeError: unhashable type: 'list'."""
+    kernel = lpir.compile(SCALE, target="cpu", N=64)
+    with pytest.raises(LpirError, match=r"an IR stage is a string, not list \['final'\]") as e:
+        kernel.ir(["final"])
+    assert 'ir("final")' in str(e.value)
+    with pytest.raises(LpirError, match=r"a source kind is a string, not list"):
+        kernel.source(["llvm"])
+    with pytest.raises(LpirError, match=r"an IR stage is a string"):
+        lpir.compile(kernel.ir("source"), target="interp").ir(0)

@@ -156,6 +156,11 @@ class IRKernel:
     def name(self) -> str:
         return self.kernel_node.name
 
+    def __reduce__(self) -> tuple:
+        """Pickle (and copy) the IR text and the target; unpickling compiles them anew, as
+        `Kernel.__reduce__` does."""
+        return _rebuild_ir_kernel, (self.spec.stages["source"], self.target)
+
     @property
     def params(self) -> dict:
         return dict(self.kernel_node.params)
@@ -201,10 +206,8 @@ class IRKernel:
         self.spec.run(prepared)
 
     def ir(self, stage: str = "final") -> str:
-        if stage not in self.spec.stages:
-            known = ", ".join(self.spec.stages)
-            raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
-        return self.spec.stages[stage]
+        """The IR text at a stage, as `Kernel.ir`."""
+        return self.spec.ir(stage)
 
     def source(self, kind: str = "llvm", arch: str | None = None) -> str:
         """Generated code, as `Kernel.source`."""
@@ -213,3 +216,8 @@ class IRKernel:
     @property
     def module(self) -> Module:
         return self.spec.module
+
+
+def _rebuild_ir_kernel(text: str, target: str) -> IRKernel:
+    """A pickled `IRKernel` compiled anew from its IR text."""
+    return IRKernel(verify(parse(text, "<ir>")), target)

@@ -151,6 +151,14 @@ class Kernel:
     def name(self) -> str:
         return self.definition.name
 
+    def __reduce__(self) -> tuple:
+        """Pickle (and copy) the source, its file name, the kernel's name, the target and the
+        compile-time parameters; unpickling compiles them anew (machine code comes from the
+        disk cache), and specializations are rebuilt as calls need them. Compiled code holds
+        machine addresses and GPU handles that mean nothing in another process."""
+        program = self.program
+        return _rebuild_kernel, (program.source, program.file, self.name, self.target, self.params)
+
     def _all_given(self) -> bool:
         return all(p.name in self.params or p.default is not None for p in self.definition.params)
 
@@ -280,11 +288,7 @@ class Kernel:
 
     def ir(self, stage: str = "final") -> str:
         """The IR text at a stage: "source", "after:<pass>" or "final"."""
-        spec = self._specialization_for_inspection()
-        if stage not in spec.stages:
-            known = ", ".join(spec.stages)
-            raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
-        return spec.stages[stage]
+        return self._specialization_for_inspection().ir(stage)
 
     def source(self, kind: str = "llvm", arch: str | None = None) -> str:
         """Generated code: "llvm" or "asm" (cpu), "cuda", "ptx" or "sass" (cuda; PTX and SASS
@@ -294,6 +298,12 @@ class Kernel:
     @property
     def module(self) -> Module:
         return self._specialization_for_inspection().module
+
+
+def _rebuild_kernel(source: str, file: str, name: str, target: str, params: dict) -> Kernel:
+    """A pickled `Kernel` compiled anew (see `Kernel.__reduce__`)."""
+    program = parse_program(source, file)
+    return Kernel(program, program.kernel(name), target, params)
 
 
 __all__ = ["Kernel", "compile", "print_module"]

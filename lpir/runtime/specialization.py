@@ -58,9 +58,27 @@ class Specialization:
         assert self.runner is not None
         self.runner(arguments)
 
+    def ir(self, stage: str) -> str:
+        """The IR text at `stage` ("source", "after:<pass>" or "final")."""
+        known = ", ".join(self.stages)
+        if not isinstance(stage, str):
+            raise LpirError(
+                f"an IR stage is a string, not {type(stage).__name__} {stage!r:.60}",
+                hint=f'ask for one stage at a time, e.g. ir("final"); known stages: {known}',
+            )
+        if stage not in self.stages:
+            raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
+        return self.stages[stage]
+
     def source(self, kind: str, arch: str | None = None) -> str:
+        known = ", ".join(self.sources) or "none for this target"
+        for what, value in (("a source kind", kind), ("an architecture", arch)):
+            if value is not None and not isinstance(value, str):
+                raise LpirError(
+                    f"{what} is a string, not {type(value).__name__} {value!r:.60}",
+                    hint=f'e.g. source("cuda", "sm_90"); kinds for this target: {known}',
+                )
         if kind not in self.sources:
-            known = ", ".join(self.sources) or "none for this target"
             raise LpirError(f"no {kind!r} source for this target", hint=f"available: {known}")
         if arch is None:
             return self.sources[kind]()
