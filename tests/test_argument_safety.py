@@ -186,6 +186,38 @@ def test_huge_integer_scalars_are_refused_with_a_short_message(target):
     assert "an integer of 16610 bits) does not fit in i32" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("dtype", "value", "message", "hint"),
+    [
+        ("i32", 3.0, "s must be an integer (i32), got float 3.0", "pass a Python int: int(3.0)"),
+        ("i32", 2.5, "s must be an integer (i32), got float 2.5", "np.int32(value)"),
+        ("u8", "3", "s must be an integer (u8), got str '3'", "pass a Python int"),
+        ("f32", "1.5", "s must be a number (f32), got str '1.5'", "float(value)"),
+        ("f32", 1j, "s must be a number (f32), got complex 1j", "np.float32(value)"),
+        ("bool", 1, "s must be a bool, got int 1", "pass True or False"),
+        (
+            "f32",
+            np.longdouble(2),
+            "s (f32) is a numpy longdouble scalar, a dtype lpir does not support",
+            "pass a Python float or int, or a numpy float: float(value)",
+        ),
+        (
+            "i32",
+            np.complex64(1),
+            "s (i32) is a numpy complex64 scalar, a dtype lpir does not support",
+            "pass a Python int, or a numpy integer scalar such as np.int32(value)",
+        ),
+    ],
+)
+def test_scalars_of_the_wrong_kind_say_what_to_pass(target, dtype, value, message, hint):
+    """These said only "must be an integer, got float 3.0" (and np.longdouble(2) "must be a
+    number"), with no hint."""
+    with pytest.raises(ArgumentError) as caught:
+        _shift(target, dtype)(value)
+    assert message in caught.value.message
+    assert hint in caught.value.hint
+
+
 # ---- arguments by name -------------------------------------------------------------------
 def test_arguments_by_name(target):
     kernel = lpir.compile(ADD, target=target)

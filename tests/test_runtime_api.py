@@ -239,6 +239,24 @@ def test_unknown_parameter():
         )
 
 
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("BLOK", "did you mean BLOCK?"),
+        ("block", "did you mean BLOCK?"),
+        ("alpha", "alpha is an argument of scale: pass it when calling the kernel"),
+        ("Q", "set one of those, or declare it: kernel scale[..., Q = ...](...)"),
+    ],
+)
+def test_an_unknown_parameter_is_offered_the_closest_one(name, hint):
+    """-D BLOK=64 said only which parameters there are; misspelt call arguments had 'did you
+    mean' already."""
+    with pytest.raises(ArgumentError) as caught:
+        lpir.compile(SCALE, target="interp", N=64, **{name: 64})
+    assert f"has no parameter '{name}' (its parameters: N, BLOCK)" in caught.value.message
+    assert caught.value.hint == hint
+
+
 def test_explicit_parameter_must_agree_with_arguments(target):
     kernel = lpir.compile(SCALE, target=target, N=16)
     error = _error(kernel, np.ones(8, np.float32), np.zeros(8, np.float32), 1.0)

@@ -15,6 +15,7 @@ is an `ArgumentError` placed at the argument's declaration.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, NamedTuple
 
 from lpir.dtypes import ALL_DTYPE_NAMES, DType, dtype
@@ -279,6 +280,22 @@ def _show(value: int | DType) -> str:
     return value.name if isinstance(value, DType) else str(value)
 
 
+def _unknown_parameter_hint(kernel_def: ast.KernelDef, name: str, params: list[str]) -> str:
+    """What to write for a parameter the kernel does not declare: the closest name, or how to
+    pass an argument, or how to declare one."""
+    arguments = [arg.name for arg in kernel_def.args]
+    if name in arguments:
+        return f"{name} is an argument of {kernel_def.name}: pass it when calling the kernel"
+    close = difflib.get_close_matches(name, params, n=1) or [
+        p for p in params if p.lower() == name.lower()
+    ]
+    if close:
+        return f"did you mean {close[0]}?"
+    if not params:
+        return f"declare it in the header: kernel {kernel_def.name}[{name} = ...](...)"
+    return f"set one of those, or declare it: kernel {kernel_def.name}[..., {name} = ...](...)"
+
+
 def choose_params(
     program: ast.Program,
     kernel_def: ast.KernelDef,
@@ -293,6 +310,7 @@ def choose_params(
             raise ArgumentError(
                 f"kernel {kernel_def.name} has no parameter {name!r} (its parameters: {known})",
                 deduction.location(kernel_def),
+                _unknown_parameter_hint(kernel_def, name, deduction.param_names),
             )
         value = _explicit_value(program, kernel_def, name, value)
         deduction.set(name, value, "the caller", kernel_def)

@@ -340,29 +340,52 @@ def _check_packed_storage(
 
 def check_scalar(value: Any, expected: DType, decl: Declared, where: SourceLocation | None) -> Any:
     """The Python number for a scalar argument, checked against its dtype."""
+    given = value
     if isinstance(value, np.generic):
         value = value.item()
     if expected.is_bool:
         if not isinstance(value, bool):
-            raise ArgumentError(
-                f"argument {decl.name} must be a bool, got {describe(value)}", where
-            )
+            raise _not_a_scalar_of(given, "a bool", expected, decl, where)
         return value
     if expected.is_float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ArgumentError(
-                f"argument {decl.name} must be a number, got {describe(value)}", where
-            )
+            raise _not_a_scalar_of(given, "a number", expected, decl, where)
         return _checked_float(value, expected, decl, where)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentError(
-            f"argument {decl.name} must be an integer, got {describe(value)}", where
-        )
+        raise _not_a_scalar_of(given, "an integer", expected, decl, where)
     if not expected.min <= value <= expected.max:
         raise ArgumentError(
             f"argument {decl.name} = {show_number(value)} does not fit in {expected.name}", where
         )
     return value
+
+
+def _not_a_scalar_of(
+    value: Any, kind: str, expected: DType, decl: Declared, where: SourceLocation | None
+) -> ArgumentError:
+    """The error for a scalar argument of the wrong kind, with what to pass instead."""
+    if expected.is_bool:
+        instead = "pass True or False (bool(value) to convert)"
+    elif expected.is_float:
+        instead = "pass a Python float or int, or a numpy float: float(value), np.float32(value)"
+    elif isinstance(value, float | np.floating) and float(value).is_integer():
+        instead = f"pass a Python int: int({float(value)!r})"
+    else:
+        instead = "pass a Python int, or a numpy integer scalar such as np.int32(value)"
+    numeric = isinstance(value, np.generic) and value.dtype.kind in "iufc"
+    if numeric and _dtype_of_numpy(value.dtype) is None:
+        return ArgumentError(
+            f"argument {decl.name} ({expected.name}) is a numpy {type(value).__name__} "
+            "scalar, a dtype lpir does not support",
+            where,
+            instead,
+        )
+    declared = "" if expected.is_bool else f" ({expected.name})"
+    return ArgumentError(
+        f"argument {decl.name} must be {kind}{declared}, got {describe(value)}",
+        where,
+        instead,
+    )
 
 
 def _checked_float(
