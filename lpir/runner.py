@@ -20,9 +20,7 @@ An IR text file (`.ir`) runs as it is, with the parameters it records (`lpir.run
 
 from __future__ import annotations
 
-import ast
 import copy
-import importlib.util
 import inspect
 import math
 import os
@@ -36,6 +34,13 @@ import numpy as np
 import numpy.typing as npt
 
 import lpir
+from lpir.companion import (
+    COMPANION_FUNCTIONS,
+    checked_tolerance,
+    companion_expected,
+    companion_inputs,
+    load_companion,
+)
 from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir import parse
@@ -46,39 +51,6 @@ from lpir.ir.types import GlobalType, TileType, Type, as_tile
 from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
 from lpir.runtime.specialization import Specialization
-
-#: what a companion defines; a .py beside the kernel that defines neither is someone else's
-COMPANION_FUNCTIONS = ("make_inputs", "reference")
-
-
-def load_companion(path: str | os.PathLike) -> ModuleType | None:
-    """The companion `name.py` of a kernel file, or None: where the file defines neither of
-    `COMPANION_FUNCTIONS` at its top level (read without running it: it may be any script),
-    it is not one; where it defines one only, that is an error."""
-    companion = Path(path).with_suffix(".py")
-    if not companion.exists():
-        return None
-    try:
-        tree = ast.parse(companion.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, ValueError):
-        return None  # not a Python script lpir can read: no companion
-    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    present = [name for name in COMPANION_FUNCTIONS if name in defined]
-    if not present:
-        return None
-    if len(present) < len(COMPANION_FUNCTIONS):
-        missing = next(name for name in COMPANION_FUNCTIONS if name not in defined)
-        raise LpirError(
-            f"{companion} defines {present[0]} but not {missing}",
-            hint="a companion defines make_inputs(params, rng) and reference(params, args) "
-            "(and may define tolerance); rename the file if it is not one",
-        )
-    spec = importlib.util.spec_from_file_location(f"lpir_companion_{companion.stem}", companion)
-    if spec is None or spec.loader is None:
-        raise LpirError(f"cannot load {companion} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def random_argument(
@@ -151,8 +123,8 @@ def stated_tolerance(companion: ModuleType, params: dict, args: list) -> Toleran
     data (a sum's error on the sum of its terms' magnitudes, not on the result's)."""
     function = companion.tolerance
     if len(inspect.signature(function).parameters) == 2:
-        return function(params, copy.deepcopy(args))
-    return function(params)
+        return checked_tolerance(companion, function(params, copy.deepcopy(args)))
+    return checked_tolerance(companion, function(params))
 
 
 def _atol_text(atol: float | np.ndarray) -> str:
@@ -290,7 +262,7 @@ def run_file(
     companion = load_companion(path)
     rng = np.random.default_rng(seed)
     if companion is not None:
-        arguments = companion.make_inputs(values, rng)
+        arguments = companion_inputs(companion, values, rng, argument_names(spec.kernel_ir))
     else:
         arguments = random_arguments(spec, rng)
     pristine = copy.deepcopy(arguments)
@@ -304,6 +276,11 @@ def run_file(
     if bench:
         _bench(compiled, pristine, companion, values, *_tile_counts(spec))
     return ok
+
+
+def argument_names(kernel: Kernel) -> list[str]:
+    """The names of a kernel's arguments, in declaration order."""
+    return [arg.name_hint or f"arg {index}" for index, arg in enumerate(kernel.args)]
 
 
 def random_arguments(spec: Specialization, rng: np.random.Generator) -> list:
@@ -381,7 +358,8 @@ def _check(
             if isinstance(got, np.ndarray):
                 ok &= check(index, "interpreter", got, expected, index in written)
     if companion is not None:
-        expected_outputs = companion.reference(values, copy.deepcopy(pristine))
+        inputs = copy.deepcopy(pristine)
+        expected_outputs = companion_expected(companion, values, inputs, argument_names(kernel_ir))
         for index, expected in expected_outputs.items():
             ok &= check(index, "numpy", outputs_of(mine)[index], expected, True)
     for (rtol, atol, why), indices in _grouped(tolerances).items():
@@ -494,4 +472,4 @@ def _bench(
         )
 
 
-__all__ = ["LpirError", "run_file"]
+__all__ = ["COMPANION_FUNCTIONS", "LpirError", "load_companion", "run_file"]

@@ -16,6 +16,7 @@ import pytest
 from lpir.passes import get_pass
 
 import lpir
+from lpir.errors import LpirError
 from lpir.ir import Module
 from lpir.runner import compare, default_tolerance, dot_flops, run_file
 
@@ -268,3 +269,106 @@ def test_thread_ir_that_sums_lanes_is_checked_as_a_long_sum(tmp_path, capsys):
     assert "reduce_lanes" in path.read_text()
     assert run_file(str(path), target="cpu", check=True)
     assert "sums in another order" in capsys.readouterr().out
+
+
+# ---- a faulty companion: an LpirError placed in it, saying what to write or return ----------
+ADD = """
+kernel add[N = 64](x: global f32[N], y: global f32[N], z: global f32[N]) blocks(1) threads(64) {
+    store(z[0 :+ 64], load(x[0 :+ 64]) + load(y[0 :+ 64]))
+}
+"""
+INPUTS = (
+    "import numpy as np\n"
+    "def make_inputs(params, rng):\n"
+    "    return [np.ones(64, np.float32), np.ones(64, np.float32), np.zeros(64, np.float32)]\n"
+)
+
+
+def faulty_companion(tmp_path: Path, companion: str) -> LpirError:
+    (tmp_path / "add.lp").write_text(ADD)
+    (tmp_path / "add.py").write_text(companion)
+    with pytest.raises(LpirError) as caught:
+        run_file(tmp_path / "add.lp", target="interp", check=True)
+    return caught.value
+
+
+def reference_returning(value: str) -> str:
+    return INPUTS + f"def reference(params, args):\n    return {value}\n"
+
+
+@pytest.mark.parametrize(
+    ("returned", "message", "hint"),
+    [
+        ('{"z": args[0] + args[1]}', "keyed by argument name ('z')", "index: 2 for z"),
+        ("[args[0] + args[1]]", "returned a list of 1", "return a dict {argument index: "),
+        ("None", "returned None", "e.g. {2: ...} for z"),
+        ("{5: args[0]}", "the key 5, but the kernel has 3 arguments: x, y, z", "(0 to 2)"),
+        ("{2.0: args[0]}", "the key 2.0, which is not an argument index", "(0 to 2)"),
+        ("{}", "returned an empty dict: it would check nothing", "by its argument index"),
+    ],
+)
+def test_a_reference_that_returns_no_dict_of_indices(tmp_path, returned, message, hint):
+    """These were TypeErrors, KeyErrors or IndexErrors with a traceback into lpir/runner.py."""
+    error = faulty_companion(tmp_path, reference_returning(returned))
+    assert str(error).startswith(f"{tmp_path / 'add.py'}:4:5: error: the companion's reference")
+    assert message in error.message and hint in error.hint, str(error)
+    assert "def reference(params, args):\n        ^^^^^^^^^" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [("None", "returned None"), ("5", "returned an int (5)"), ("[1, 2]", "returned 2 arguments")],
+)
+def test_make_inputs_that_returns_no_list_of_the_arguments(tmp_path, returned, message):
+    error = faulty_companion(
+        tmp_path,
+        f"def make_inputs(params, rng):\n    return {returned}\n"
+        "def reference(params, args):\n    return {2: args[0] + args[1]}\n",
+    )
+    assert str(error).startswith(f"{tmp_path / 'add.py'}:1:5: error: the companion's make_inputs")
+    assert message in error.message and "in declaration order: [x, y, z]" in error.hint
+
+
+def test_a_companion_with_a_syntax_error_is_an_error_at_its_line(tmp_path):
+    """It was taken for no companion: --check passed without comparing with numpy."""
+    error = faulty_companion(
+        tmp_path, INPUTS + "def reference(params, args)\n    return {2: args[0] + args[1]}\n"
+    )
+    assert str(error).startswith(f"{tmp_path / 'add.py'}:4:28: error: the companion is not valid")
+    assert "expected ':'" in error.message and "def reference(params, args)\n" in str(error)
+
+
+def test_an_unparsable_script_that_names_no_companion_function_is_no_companion(tmp_path):
+    (tmp_path / "add.lp").write_text(ADD)
+    (tmp_path / "add.py").write_text("print 'a Python 2 script'\n")
+    assert run_file(tmp_path / "add.lp", target="interp", check=True)
+
+
+def test_a_companion_name_bound_to_no_function(tmp_path):
+    """`reference = 5` was "defines make_inputs but not reference"."""
+    error = faulty_companion(tmp_path, INPUTS + "reference = 5\n")
+    assert str(error).startswith(f"{tmp_path / 'add.py'}:4:1: error: the companion's reference")
+    assert "is an int (5), not a function" in error.message
+    assert "def reference(params, args)" in error.hint
+    error = faulty_companion(
+        tmp_path, reference_returning("{2: args[0] + args[1]}") + "tolerance = 1e-5\n"
+    )
+    assert "the companion's tolerance is a float (1e-05), not a function" in error.message
+
+
+def test_a_tolerance_that_returns_no_triple(tmp_path):
+    error = faulty_companion(
+        tmp_path,
+        reference_returning("{2: args[0] + args[1]}") + "def tolerance(params):\n    return 1e-5\n",
+    )
+    assert "the companion's tolerance returned a float (1e-05)" in error.message
+    assert "return (rtol, atol, why)" in error.hint
+
+
+def test_lpir_run_reports_a_faulty_companion_without_a_traceback(tmp_path, capsys):
+    from lpir.cli import main
+
+    (tmp_path / "add.lp").write_text(ADD)
+    (tmp_path / "add.py").write_text(reference_returning('{"z": args[0] + args[1]}'))
+    assert main(["run", str(tmp_path / "add.lp"), "--check"]) == 1
+    assert "keyed by argument name ('z')" in capsys.readouterr().err
