@@ -1,14 +1,18 @@
 """The `lpir` command line: `lpir layout`, `lpir opt`, `lpir run`, `lpir emit`, `lpir banks`.
 
 Each subcommand is a small function that receives the parsed arguments. Any `LpirError` is
-printed as one diagnostic (no traceback) and the process exits with status 1.
+printed as one diagnostic (no traceback) and the process exits with status 1; so does output
+that cannot be written (a full disk: one line saying so). A reader that stops early (`lpir
+emit f.lp | head`) ends the command quietly with status 141, as a tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+from typing import Any, TextIO
 
 from lpir.errors import LpirError
 from lpir.targets import RUN_TARGETS
@@ -17,6 +21,9 @@ from lpir.targets import RUN_TARGETS
 # a labelled cell. Past these a layout is refused before either is made.
 MAX_GRID_ELEMENTS = 1 << 20
 MAX_PICTURE_ELEMENTS = 1 << 12
+# The status of a command whose reader closed the pipe: 128 + SIGPIPE, as the shell reports a
+# tool that the signal ended (Python ignores SIGPIPE, so lpir sees BrokenPipeError instead).
+BROKEN_PIPE_STATUS = 141
 
 
 def _cmd_layout(args: argparse.Namespace) -> int:
@@ -80,12 +87,27 @@ def _seed(text: str) -> int:
     return seed
 
 
+def _pass_names(passes: str | None) -> str:
+    """The `-p` text: absent, no passes; given, it must name at least one (`-p ""`, from an
+    unset shell variable, would otherwise print the IR as parsed as if that were asked)."""
+    if passes is None:
+        return ""
+    if not any(name.strip() for name in passes.split(",")):
+        raise LpirError(
+            f"-p {passes!r} names no pass",
+            hint="name the passes, separated by commas, e.g. -p canonicalize,cse; leave out -p "
+            "to print the IR as parsed (with --print-after-all: after each pass of the target's "
+            "pipeline)",
+        )
+    return passes
+
+
 def _cmd_opt(args: argparse.Namespace) -> int:
     from lpir.tools import optimize
 
     text = optimize(
         args.file,
-        passes=args.passes,
+        passes=_pass_names(args.passes),
         target=args.target,
         params=_definitions(args.define),
         kernel=args.kernel,
@@ -159,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument(
         "-p",
         "--passes",
-        default="",
-        help="comma-separated pass names (none: print the IR as parsed, or with "
+        default=None,
+        help="comma-separated pass names (without -p: print the IR as parsed, or with "
         "--print-after-all run the target's whole pipeline)",
     )
     opt.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp"])
@@ -213,15 +235,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OutputError(Exception):
+    """Standard output could not be written (not a pipe closed by its reader)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error.strerror or str(error))
+
+
+class _GuardedOutput:
+    """Standard output whose write errors are told apart from the command's own OSErrors:
+    a closed pipe stays BrokenPipeError, any other becomes `_OutputError`."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise _OutputError(error) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise _OutputError(error) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _discard_unwritten(stream: TextIO) -> None:
+    """Point `stream`'s file at /dev/null, so that Python's flush at exit neither fails again
+    nor prints "Exception ignored" (a stream with no file descriptor is left as it is)."""
+    try:
+        descriptor = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = _GuardedOutput(stdout)  # type: ignore[assignment]
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()
+        return status
     except LpirError as error:
         print(str(error), file=sys.stderr)
         return 1
     except BrokenPipeError:
+        _discard_unwritten(stdout)
+        return BROKEN_PIPE_STATUS
+    except _OutputError as error:
+        _discard_unwritten(stdout)
+        print(f"error: cannot write to standard output: {error}", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ several kernels asked for --kernel.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import lpir
@@ -83,3 +87,44 @@ def test_lpir_compile_of_a_source_of_several_kernels_asks_which():
     with pytest.raises(lpir.LpirError, match=r"the source holds 2 kernels \(double, negate\)"):
         lpir.compile(TWO_KERNELS, target="interp")
     assert lpir.compile(TWO_KERNELS, target="interp", kernel="negate").name == "negate"
+
+
+# ---- output that cannot be written, a reader that stops early, -p naming no pass ------------
+def lpir_command(*words: str, **options) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lpir.cli", *words], stderr=subprocess.PIPE, text=True, **options
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["emit", "--what", "llvm"], ["opt"], ["run"]])
+def test_output_to_a_full_device_is_one_line_and_a_failure(sources, command):
+    """It was an OSError traceback (ENOSPC) out of lpir/cli.py."""
+    with open("/dev/full", "w") as full:
+        process = lpir_command(
+            command[0], str(sources[0]), "--kernel", "double", *command[1:], stdout=full
+        )
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert err == "error: cannot write to standard output: No space left on device\n"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """A closed pipe exited 1 (or 120 with "Exception ignored" where the last flush met it);
+    it is now the status of a tool that SIGPIPE ended, and nothing on stderr."""
+    process = lpir_command("layout", "local(1024, 1024)", stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stdout.read(16)
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert (process.returncode, err) == (141, "")
+
+
+@pytest.mark.parametrize("passes", ["", ",", " , "])
+def test_lpir_opt_with_a_pass_list_that_names_no_pass(sources, passes, capsys):
+    """`-p ""` (an unset shell variable) silently printed the IR as parsed."""
+    assert main(["opt", str(sources[0]), "-p", passes]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: -p {passes!r} names no pass\nhint: name the passes"), err
+    assert main(["opt", str(sources[0])]) == 0  # without -p: the IR as parsed
+    assert capsys.readouterr().out.count("kernel @") == 2
