@@ -722,3 +722,19 @@ def test_an_error_pickled_across_processes_reads_as_it_was_raised() -> None:
     assert (back.message, back.location, back.hint) == (error.message, error.location, error.hint)
     error.call_shown = True
     assert pickle.loads(pickle.dumps(error)).call_shown
+
+
+def test_an_unterminated_string() -> None:
+    """It was "unexpected character '\\"'" with the hint "remove or replace it"."""
+    with pytest.raises(ParseError) as caught:
+        parse_program(HEAD + '    static_assert(N > 100, "too small)\n' + STORE, "m.lp")
+    text = located(caught.value, 3, 28, "unterminated string")
+    assert '"too small)\n                               ^^^^^^^^^^^\n' in text, text
+    assert caught.value.hint == 'close it with " on the same line (a string does not span lines)'
+
+
+def test_a_string_in_single_quotes() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_program(HEAD + "    static_assert(N > 100, 'too small')\n" + STORE, "m.lp")
+    located(caught.value, 3, 28, "a string is written in double quotes")
+    assert caught.value.hint == 'write "too small"'

@@ -248,10 +248,7 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
             hint = f"is a {closing} missing? {hint}"
         raise ParseError(message, location, hint) from None
     except lark.UnexpectedCharacters as error:
-        location = location_in(source, file, error.line, error.column)
-        raise ParseError(
-            f"unexpected character {error.char!r}", location, "remove or replace it"
-        ) from None
+        raise _unexpected_character(source, file, error) from None
     except lark.UnexpectedEOF:
         lines = source_lines(source) or [""]
         location = location_in(source, file, len(lines), len(lines[-1]) + 1)
@@ -261,6 +258,29 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
     check_kernels(kernels, source, file)
     functions = _functions([d for d in definitions if isinstance(d, ast.FunctionDef)], source, file)
     return ast.Program(kernels, source, file, functions)
+
+
+def _unexpected_character(source: str, file: str, error: lark.UnexpectedCharacters) -> ParseError:
+    """A character no token starts with; a quote that opens no string says what is wrong with
+    it (a string is "..." on one line, no escapes)."""
+    lines = source_lines(source)
+    line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
+    rest = line[error.column :]
+    if error.char == '"' and '"' not in rest:
+        end = len(line.rstrip()) + 1
+        place = location_in(source, file, error.line, error.column, end)
+        return ParseError(
+            "unterminated string",
+            place,
+            'close it with " on the same line (a string does not span lines)',
+        )
+    if error.char == "'" and "'" in rest and '"' not in rest[: rest.index("'")]:
+        closing = error.column + rest.index("'") + 1
+        text = line[error.column : closing - 1]
+        place = location_in(source, file, error.line, error.column, closing)
+        return ParseError("a string is written in double quotes", place, f'write "{text}"')
+    place = location_in(source, file, error.line, error.column)
+    return ParseError(f"unexpected character {error.char!r}", place, "remove or replace it")
 
 
 def _functions(defs: list[ast.FunctionDef], source: str, file: str) -> dict[str, ast.FunctionDef]:
