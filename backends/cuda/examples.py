@@ -135,6 +135,12 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 16, "N": 64, "WT": "f3e1m1"},
         {"M": 32, "N": 64, "WT": "i4"},
     ],
+    # a KV cache's new rows quantized per group, written under a mask of the call's rows
+    "kv_append": [
+        {"H": 2, "S": 64},
+        {"QT": "u3", "T": 7, "D": 64, "G": 16, "H": 2, "S": 40},
+        {"QT": "u8", "T": 1, "H": 1, "S": 16},
+    ],
     "quantize": [
         {},
         {"M": 50, "N": 100, "WT": "i3"},
