@@ -252,10 +252,11 @@ def test_define_a_dtype_for_an_integer_parameter() -> None:
 
 
 def test_define_a_count_that_makes_no_blocks(capsys: pytest.CaptureFixture[str]) -> None:
+    """A block count of 0 is an empty launch now; the negative size that made it is refused."""
     assert main(["opt", GEMV, "-D", "N=-5"]) == 1
     err = capsys.readouterr().err
-    assert "gemv_wq.lp:8:10: error: the block count is 0; it must be positive" in err
-    assert "hint: with N = -5, BN = 64: give the parameters values" in err
+    assert "gemv_wq.lp:5:18: error: dimension is -5; it must not be negative" in err
+    assert "hint: with N = -5: give the parameters values" in err
 
 
 def test_define_twice(capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,7 +44,7 @@ from lpir.ir.ops import (
     TransposeOp,
     ViewOp,
 )
-from lpir.ir.types import GlobalType, ScalarType
+from lpir.ir.types import GlobalType, ScalarType, as_tile
 
 
 class TileInterpreter:
@@ -176,7 +176,10 @@ class _Block(Evaluator):
         for dim, (offset, extent) in enumerate(zip(offsets, memory.shape)):
             offset = int(offset)
             if dim in dims:
-                shape = op.attributes["shape"] if isinstance(op, LoadOp) else op.value.type.shape
+                if isinstance(op, LoadOp):
+                    shape = op.attributes["shape"]
+                else:
+                    shape = as_tile(op.value.type).shape
                 length = shape[dims.index(dim)]
                 lo, hi = max(offset, 0), min(offset + length, extent)
                 if lo >= hi:

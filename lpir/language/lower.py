@@ -135,12 +135,12 @@ class KernelLowering(ExpressionLowering):
         if not 1 <= len(grid) <= 3:
             raise self.error("blocks(...) takes 1 to 3 counts", kdef, "e.g. blocks(N / 64, 2)")
         for axis, (node, count) in enumerate(zip(kdef.blocks, grid)):
-            if count <= 0:
+            if count < 0:  # 0 is an empty launch (an empty batch): no block runs
                 raise self.error(
-                    f"the block count is {count}; it must be positive",
+                    f"the block count is {count}; it must not be negative",
                     node,
                     f"{self.parameters_shown(node)}give the parameters values that make each "
-                    "count at least 1",
+                    "count at least 0",
                 )
             if count > MAX_BLOCKS[axis]:  # block.x is an i32; a GPU launches no more
                 raise self.error(
@@ -155,6 +155,7 @@ class KernelLowering(ExpressionLowering):
             raise self.error(
                 f"threads({self.threads}) is out of range", kdef.threads, "use 1 to 1024 threads"
             )
+        self.empty_grid = 0 in grid
         args = [self.argument(a) for a in kdef.args]
         body = Region(args)
         self.builder.region = body
@@ -179,12 +180,23 @@ class KernelLowering(ExpressionLowering):
             return value
         shape = tuple(self.as_const_int(d, "a tensor dimension") for d in decl.dims)
         for node, size in zip(decl.dims, shape):
-            if size <= 0:
+            if size < 0:
                 raise self.error(
-                    f"dimension is {size}; it must be positive",
+                    f"dimension is {size}; it must not be negative",
                     node,
                     f"{self.parameters_shown(node)}give the parameters values that make each "
-                    "dimension at least 1",
+                    "dimension at least 0",
+                )
+            if size == 0 and not self.empty_grid:
+                # an empty grid (an empty batch) is a call that runs no block; blocks that
+                # run over an empty tensor are not supported by the IR or the backends
+                raise self.error(
+                    f"dimension is 0 while the grid has blocks: {decl.name} may be empty only "
+                    "in a call whose grid is empty too (a block count of 0: no block runs); "
+                    "blocks over an empty tensor are not supported (a limitation)",
+                    node,
+                    f"{self.parameters_shown(node)}skip the call where {decl.name} is empty, "
+                    "or make a block count 0 with this dimension (blocks(cdiv(SIZE, TILE)))",
                 )
         if math.prod(shape) > I32.max:
             raise self.error(

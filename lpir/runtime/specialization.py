@@ -49,6 +49,7 @@ class Specialization:
         # kind -> the text, made on demand; a GPU kind's function takes the architecture
         self.sources: dict[str, Callable[..., str]] = {}
         self.arch_kinds: set[str] = set()
+        self.empty_grid = False  # a block count is 0: calls run nothing, no code is made
 
     @property
     def kernel_ir(self) -> IRKernel:
@@ -78,6 +79,14 @@ class Specialization:
                     f"{what} is a string, not {type(value).__name__} {value!r:.60}",
                     hint=f'e.g. source("cuda", "sm_90"); kinds for this target: {known}',
                 )
+        if self.empty_grid:
+            grid = tuple(self.kernel_ir.grid)
+            raise LpirError(
+                f"the grid blocks{grid} is empty for these parameters: a call runs no block, "
+                "so no code is generated",
+                hint="give parameters (or call with tensors) that make every block count at "
+                "least 1 to see the code",
+            )
         if kind not in self.sources:
             raise LpirError(f"no {kind!r} source for this target", hint=f"available: {known}")
         if arch is None:
@@ -123,10 +132,22 @@ def build_specialization(
 ) -> Specialization:
     tile_module = lower_kernel(program, kernel_def, params)
     stages = {"source": print_module(tile_module)}
+    if 0 in tile_module.kernels[0].grid:
+        return _empty_launch(params, stages, tile_module)
     final = run_pipeline(tile_module, target, stages)
     stages["final"] = print_module(final)
     spec = Specialization(params, stages, final, stored_arguments(tile_module))
     attach_runner(spec, target)
+    return spec
+
+
+def _empty_launch(params: dict, stages: dict[str, str], module: Module) -> Specialization:
+    """A specialization whose grid has a block count of 0 (an empty batch): a call checks its
+    arguments and runs no block, on every target (a GPU is not launched); no code is made."""
+    stages["final"] = stages["source"]
+    spec = Specialization(params, stages, module, stored_arguments(module))
+    spec.runner = lambda arguments: None
+    spec.empty_grid = True
     return spec
 
 
