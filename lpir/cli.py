@@ -284,7 +284,7 @@ def _discard_unwritten(stream: TextIO) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stdout = sys.stdout
-    sys.stdout = _GuardedOutput(stdout)  # type: ignore[assignment]
+    sys.stdout = _GuardedOutput(stdout)
     try:
         status = args.handler(args)
         sys.stdout.flush()
