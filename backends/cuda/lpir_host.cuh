@@ -349,12 +349,35 @@ LPIR_HOST_INT_TO_16(uint, unsigned, (double))
 LPIR_HOST_INT_TO_16(ll, long long, lpir_i64_to_f64_sticky)
 LPIR_HOST_INT_TO_16(ull, unsigned long long, lpir_u64_to_f64_sticky)
 
+namespace lpir_host {
+// A GPU's float min and max (fminf/fmaxf, fmin/fmax, __hmin/__hmax: PTX min and max) return the
+// other operand when one is NaN, signalling or quiet alike (GPUs have no signalling NaNs), and
+// the canonical NaN (all fraction bits set) when both are. glibc's fmaxf makes a signalling NaN
+// quiet and returns it, so fmaxf(sNaN, 1) was NaN here and 1 on the GPU.
+template <typename F, typename Bits>
+inline F min_max_number(F a, F b, bool maximum) {
+    if (std::isnan(a) && std::isnan(b)) return bits_as<F>(Bits(~Bits(0) >> 1));
+    if (std::isnan(a)) return b;
+    if (std::isnan(b)) return a;
+    return maximum ? std::fmax(a, b) : std::fmin(a, b);
+}
+template <typename T, typename ToFloat, typename FromFloat>
+inline T half_min_max(T a, T b, bool maximum, ToFloat to_float, FromFloat from_float) {
+    const bool a_nan = std::isnan(to_float(a)), b_nan = std::isnan(to_float(b));
+    if (a_nan && b_nan) return T{(unsigned short)0x7fffu};
+    if (a_nan) return b;
+    if (b_nan) return a;
+    const float wide = maximum ? std::fmax(to_float(a), to_float(b)) : std::fmin(to_float(a), to_float(b));
+    return from_float(wide);
+}
+}  // namespace lpir_host
+
 #define LPIR_HOST_HALF_OPS(T, to_float, from_float)                                               \
     inline T __hadd(T a, T b) { return from_float(to_float(a) + to_float(b)); }                   \
     inline T __hsub(T a, T b) { return from_float(to_float(a) - to_float(b)); }                   \
     inline T __hmul(T a, T b) { return from_float(to_float(a) * to_float(b)); }                   \
-    inline T __hmax(T a, T b) { return from_float(std::fmax(to_float(a), to_float(b))); }         \
-    inline T __hmin(T a, T b) { return from_float(std::fmin(to_float(a), to_float(b))); }         \
+    inline T __hmax(T a, T b) { return lpir_host::half_min_max(a, b, true, to_float, from_float); } \
+    inline T __hmin(T a, T b) { return lpir_host::half_min_max(a, b, false, to_float, from_float); } \
     inline T __hneg(T a) { return T{(unsigned short)(a.bits ^ 0x8000u)}; }                        \
     inline T __habs(T a) { return T{(unsigned short)(a.bits & 0x7fffu)}; }
 LPIR_HOST_HALF_OPS(__half, __half2float, __float2half_rn)
@@ -628,3 +651,10 @@ inline unsigned __shfl_xor_sync(unsigned /*members*/, unsigned value, int mask) 
 inline unsigned long long __shfl_xor_sync(unsigned /*members*/, unsigned long long value, int mask) {
     return lpir_host::shfl_xor(value, mask);
 }
+
+// The kernels call fmaxf and friends unqualified, which would find glibc's (see
+// lpir_host::min_max_number); defined last, so that this header's own std::fmax stays std's.
+#define fmaxf(...) lpir_host::min_max_number<float, unsigned>(__VA_ARGS__, true)
+#define fminf(...) lpir_host::min_max_number<float, unsigned>(__VA_ARGS__, false)
+#define fmax(...) lpir_host::min_max_number<double, unsigned long long>(__VA_ARGS__, true)
+#define fmin(...) lpir_host::min_max_number<double, unsigned long long>(__VA_ARGS__, false)

@@ -5,7 +5,8 @@ with, and that the backends must agree with. Arrays hold values in `dtype.numpy_
 `lpir.dtypes`): integers wrap, floats follow IEEE in their own precision (f16 and bf16 compute in
 f32 and round once, which is exact for + - * / and sqrt), integer division truncates toward zero
 and division by zero gives 0, shifts take their amount modulo the bit width, float min/max
-return the other operand when one is NaN.
+return the other operand when one is NaN, quiet or signalling (IEEE's minimumNumber and
+maximumNumber; of two NaNs the first, made quiet).
 """
 
 from __future__ import annotations
@@ -67,10 +68,29 @@ def _float_binary(name: str, a: np.ndarray, b: np.ndarray, dt: DType) -> np.ndar
         "mul": np.multiply,
         "div": np.divide,
         "rem": np.fmod,
-        "max": np.fmax,
-        "min": np.fmin,
     }
+    if name in ("max", "min"):
+        return _float_min_max(name, a, b, dt)
     return np.asarray(functions[name](a, b), dtype=dt.numpy_dtype)
+
+
+def quiet(a: np.ndarray, dt: DType) -> np.ndarray:
+    """`a` with its NaNs made quiet (the top bit of the fraction set), payload and sign kept."""
+    codes = np.asarray(a, dtype=dt.numpy_dtype).view(dt.code_numpy_dtype)
+    quiet_bit = np.array(1 << (dt.mantissa_bits - 1), dtype=dt.code_numpy_dtype)
+    return np.bitwise_or(codes, quiet_bit).view(dt.numpy_dtype)
+
+
+def _float_min_max(name: str, a: np.ndarray, b: np.ndarray, dt: DType) -> np.ndarray:
+    """min/max that pass over a NaN operand whatever its kind. np.fmax does so only on its
+    vectorised path: for a signalling NaN, a scalar or a short array gets the NaN made quiet."""
+    a, b = np.broadcast_arrays(a, b)
+    a_nan, b_nan = np.isnan(a), np.isnan(b)
+    numbers = (np.fmax if name == "max" else np.fmin)(a, b)
+    either = np.where(b_nan, a, b)  # the number, where one operand is NaN
+    result = np.where(a_nan | b_nan, either, numbers)
+    result = np.where(a_nan & b_nan, quiet(a, dt), result)
+    return np.asarray(result, dtype=dt.numpy_dtype)
 
 
 def _int_binary(name: str, a: np.ndarray, b: np.ndarray, dt: DType) -> np.ndarray:

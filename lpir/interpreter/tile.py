@@ -15,6 +15,7 @@ from typing import Any, SupportsInt
 
 import numpy as np
 
+from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
@@ -45,6 +46,27 @@ from lpir.ir.ops import (
     ViewOp,
 )
 from lpir.ir.types import GlobalType, ScalarType, as_tile
+
+
+def _float_extreme(value: np.ndarray, kind: str, axis: int, dt: DType) -> np.ndarray:
+    """max or min along `axis`, passing over every NaN, quiet or signalling, as the elementwise
+    max and min do; a line of NaNs gives its first NaN made quiet (what a fold of the elementwise
+    op gives). np.fmax.reduce is no such reduction: its scalar steps make a signalling NaN quiet
+    and keep it, so a row [7, sNaN, 2] gave 2."""
+    reduce = np.maximum.reduce if kind == "max" else np.minimum.reduce
+    result = np.asarray(reduce(value, axis=axis))  # NaN where a line holds one
+    if not np.isnan(result).any():
+        return result
+    # NaNs become the identity (-inf for max, inf for min), the tile reduces again vectorised
+    nan = np.isnan(value)
+    numbers = value.copy()
+    np.copyto(numbers, np.array(-np.inf if kind == "max" else np.inf, dt.numpy_dtype), where=nan)
+    result = np.asarray(reduce(numbers, axis=axis))
+    only_nans = nan.all(axis=axis)
+    if only_nans.any():
+        first = ew.quiet(np.take(value, 0, axis=axis), dt)
+        result = np.where(only_nans, first, result)
+    return result
 
 
 class TileInterpreter:
@@ -145,8 +167,7 @@ class _Block(Evaluator):
             elif kind == "sum":
                 result = np.sum(value, axis=axis, dtype=dt.numpy_dtype)
             elif dt.is_float:
-                function = np.fmax if kind == "max" else np.fmin
-                result = function.reduce(value, axis=axis)
+                result = _float_extreme(value, kind, axis, dt)
             else:
                 result = (np.max if kind == "max" else np.min)(value, axis=axis)
         return [np.asarray(result, dtype=dt.numpy_dtype)]
