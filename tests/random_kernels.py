@@ -143,6 +143,24 @@ def _types(rng) -> tuple[str, str, str, str]:
     return compute, a_type, b_type, out_type
 
 
+def _store_mask(rng, out_shape: tuple[int, ...], along_rows: bool) -> str:
+    """Mostly nothing; else `, mask = ...` choosing the stored elements by their row or column
+    (memory keeps its random values elsewhere) or, for 2-d tiles, by the values (`a > b`).
+    `along_rows`: a 1-d result is a row's reductions (out[r :+ BM]), else a column's."""
+    if rng.random() < 0.7:
+        return ""
+    modulus = int(rng.integers(2, 5))
+    if len(out_shape) == 1:
+        length, start = ("BM", "r") if along_rows else ("BN", "c")
+        return f", mask = (arange({length}) + {start}) % {modulus} != 1"
+    choices = [
+        f", mask = ((arange(BN) + c) % {modulus} != 1)[None, :]",
+        f", mask = ((arange(BM) + r) % {modulus} == 0)[:, None]",
+        ", mask = a > b",
+    ]
+    return str(rng.choice(choices))
+
+
 def tile_case(rng) -> Case:
     rows, columns = int(rng.integers(1, 70)), int(rng.integers(1, 300))
     tile_rows = int(rng.choice([1, 2, 4, 8, 16]))
@@ -180,6 +198,7 @@ def tile_case(rng) -> Case:
         out_decl, out_shape = "out: global TO[M, N]", (rows, columns)
         store = "store(out[r :+ BM, c :+ BN], cast<TO>(v))"
         grid = "blocks(cdiv(M, BM), cdiv(N, BN))"
+    store = store[:-1] + _store_mask(rng, out_shape, "out[r :+ BM]" in store) + ")"
     if tile_rows * tile_columns < threads:
         tile_columns = max(tile_columns, -(-threads // tile_rows))
     layout = random_layout(rng, tile_rows, tile_columns, threads) if rng.random() < 0.3 else None
