@@ -10,8 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from host_targets import HOST_TARGETS
+from lpir.backends.cuda.compiler import compile_with_nvcc, find_nvcc
+from lpir.backends.cuda.source import emit_kernel, translation_unit
 
 import lpir
+from lpir.language.specialize import specialize
+from lpir.language.syntax import parse_program
+from lpir.runtime.specialization import run_pipeline
 
 SOURCE = """
 kernel view_rows[ST = u8, VT = u3, M = 16, C = 12, BM = 8, D = 32, THREADS = 32](
@@ -63,3 +68,66 @@ def test_bytes_viewed_as_three_bit_fields_are_the_bits_in_order():
     lpir.compile(SOURCE, target="cpu")(x, y)
     bits = np.unpackbits(x, axis=1, bitorder="little").reshape(16, 32, 3)
     np.testing.assert_array_equal(y, bits @ np.array([1, 2, 4]))
+
+
+ROW_VIEW = """
+kernel view_row[ST = u64, VT = u4, C = 2, D = 32](x: global ST[4, C], y: global VT[4, D])
+        blocks(1) threads(32) {
+    store(y[:, :], view<VT>(load(x[:, :])))
+}
+"""
+
+# 64-bit lanes as fields and back: the CUDA backend cut fields from 32-bit codes and refused
+# these ("no bit-level access to u64 lanes", without a place)
+WIDE_CASES = [
+    ("u64", "u4", 2, 32),
+    ("i64", "i1", 1, 64),
+    ("f64", "u2", 2, 64),
+    ("u64", "bool", 1, 64),
+    ("f64", "f4e2m1", 2, 32),
+    ("i64", "u3", 3, 64),
+    ("u4", "u64", 32, 2),
+    ("bool", "f64", 128, 2),
+    ("u3", "i64", 64, 3),
+    ("f4e2m1", "u64", 16, 1),
+]
+
+
+def _storage(dt: lpir.DType, codes: np.ndarray) -> object:
+    if dt.nbits < 8:
+        return lpir.pack_codes(codes.astype(np.uint8), dt)
+    return codes.astype(np.uint64).view(dt.numpy_dtype)
+
+
+def _stored_bytes(array: object) -> bytes:
+    return bytes(array.data) if isinstance(array, lpir.PackedArray) else array.tobytes()
+
+
+@pytest.mark.parametrize("target", [*[t for t in HOST_TARGETS if t != "interp"], "threads-cuda"])
+@pytest.mark.parametrize(("source", "viewed", "c", "d"), WIDE_CASES)
+def test_a_view_of_or_as_64_bit_lanes(target, source, viewed, c, d):
+    st, vt = lpir.dtype(source), lpir.dtype(viewed)
+    rng = np.random.default_rng(c * d)
+    high = np.iinfo(np.uint64).max if st.nbits == 64 else (1 << st.nbits) - 1
+    x = _storage(st, rng.integers(0, high, (4, c), dtype=np.uint64, endpoint=True))
+    outputs = [_storage(vt, np.zeros((4, d), np.uint64)) for _ in range(2)]
+    params = {"ST": source, "VT": viewed, "C": c, "D": d}
+    lpir.compile(ROW_VIEW, target=target, **params)(x, outputs[0])
+    lpir.compile(ROW_VIEW, target="interp", **params)(x, outputs[1])
+    assert _stored_bytes(outputs[0]) == _stored_bytes(outputs[1])
+    assert _stored_bytes(outputs[0]) == _stored_bytes(x)  # a row's bits are the same bits
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+def test_views_of_64_bit_lanes_compile_with_nvcc_in_registers():
+    """Every case in one translation unit, warnings as errors; the lanes' bytes are copied
+    between register arrays, which must not go through local memory."""
+    kernels = []
+    for index, (source, viewed, c, d) in enumerate(WIDE_CASES):
+        program = parse_program(ROW_VIEW, "view_row.lp")
+        _, module = specialize(program, None, {"ST": source, "VT": viewed, "C": c, "D": d})
+        thread = run_pipeline(module, "cuda", {}, verify=True)
+        kernels.append(emit_kernel(thread.kernels[0], f"view_row_{index}"))
+    ptx = compile_with_nvcc(translation_unit(kernels), "sm_80", "ptx", strict=True).decode()
+    assert ptx.count(".entry") == len(WIDE_CASES)
+    assert ".local" not in ptx

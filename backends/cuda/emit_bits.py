@@ -4,7 +4,9 @@ A thread's bytes are read as 32-bit words (`lpir_word`, one per 4 bytes, each re
 a field of up to 32 bits at a constant bit offset is a shift and a mask of one word, or a
 funnel shift of two words when it straddles them. With a run-time shift (0..7) fields are cut
 from 64-bit windows of two words. `pack_bits` ORs each lane's code into 32-bit words (64-bit
-windows with a shift) and stores the words into the byte array.
+windows with a shift) and stores the words into the byte array. A `view` of 64-bit lanes (u64,
+i64, f64) as narrower fields, or of fields as 64-bit lanes, copies the lanes' bytes (their bits
+in order, LSB first) instead of cutting 64-bit codes.
 """
 
 from __future__ import annotations
@@ -16,15 +18,25 @@ from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 from lpir.backends.cuda.writer import affine_expression, affine_runs
 
 from lpir.dtypes import DType, dtype
-from lpir.errors import LpirError
+from lpir.errors import LpirError, SourceLocation
 from lpir.ir.ops import PackBitsOp, UnpackBitsOp, ViewOp
 from lpir.ir.types import VectorType, as_vector
 
 _U8 = dtype("u8")
 
 
-def code_of_value(expression: str, dt: DType) -> str:
-    """The bit pattern (as `unsigned`, in the low `nbits` bits) of a register value."""
+def _no_bit_access(dt: DType, location: SourceLocation | None) -> LpirError:
+    return LpirError(
+        f"the CUDA backend cuts bit fields of at most 32 bits, not {dt.name} lanes",
+        location,
+        "this is a limitation of the CUDA backend: take a 64-bit lane apart as two u32 with "
+        "view<u32>(t)",
+    )
+
+
+def code_of_value(expression: str, dt: DType, location: SourceLocation | None = None) -> str:
+    """The bit pattern (as `unsigned`, in the low `nbits` bits) of a register value;
+    `location` is the op's, for the error of a lane wider than 32 bits."""
     mask = f" & {hex((1 << dt.nbits) - 1)}u" if dt.nbits < 32 else ""
     if dt.is_bool:
         return f"(unsigned){expression}"
@@ -35,12 +47,12 @@ def code_of_value(expression: str, dt: DType) -> str:
     if dt.name == "f32":
         return f"__float_as_uint({expression})"
     if dt.nbits > 32:
-        raise LpirError(f"CUDA backend: no bit-level access to {dt.name} lanes")
+        raise _no_bit_access(dt, location)
     unsigned = c_types.unsigned_of_size(c_types.byte_size(dt))
     return f"((unsigned)({unsigned}){expression}{mask})"
 
 
-def value_of_code(field: str, dt: DType) -> str:
+def value_of_code(field: str, dt: DType, location: SourceLocation | None = None) -> str:
     """The register value of a bit pattern `field` (an `unsigned` expression, masked)."""
     if dt.is_bool:
         return f"({field} != 0u)"
@@ -51,7 +63,7 @@ def value_of_code(field: str, dt: DType) -> str:
     if dt.name == "f32":
         return f"__uint_as_float({field})"
     if dt.nbits > 32:
-        raise LpirError(f"CUDA backend: no bit-level access to {dt.name} lanes")
+        raise _no_bit_access(dt, location)
     if dt.kind == "int" and dt.nbits < 8:
         return f"lpir_wrap_signed<{dt.nbits}>((int)({field}))"
     return f"({c_types.c_type(dt)})({field})"
@@ -179,7 +191,7 @@ def unpack_generic(emitter: KernelEmitter, op: UnpackBitsOp) -> None:
     target = emitter.array(op.result)
 
     def assign(lane: int | str, field: str) -> None:
-        emitter.w.line(f"{target.lane(lane)} = {value_of_code(field, dt)};")
+        emitter.w.line(f"{target.lane(lane)} = {value_of_code(field, dt, op.location)};")
 
     unpack_fields(emitter, source, op.bit_offsets, dt.nbits, shift, assign)
 
@@ -190,6 +202,7 @@ def pack_words(
     bit_offsets: tuple[int, ...],
     nbytes: int,
     shift: str | None,
+    location: SourceLocation | None = None,
 ) -> list[str]:
     """OR the codes of `value`'s lanes into 32-bit words; return the words' C names."""
     dt = value.dtype
@@ -203,7 +216,7 @@ def pack_words(
         w.line(f"{'unsigned long long' if wide else 'unsigned'} {name} = 0;")
         accumulators.append(name)
     for lane, bit in enumerate(bit_offsets):
-        code = code_of_value(value.lane(lane), dt)
+        code = code_of_value(value.lane(lane), dt, location)
         word, local = bit // 32, bit % 32
         if wide:
             w.line(f"{accumulators[word]} |= (unsigned long long){code} << ({local} + {shift});")
@@ -239,7 +252,7 @@ def emit_pack_bits(emitter: KernelEmitter, op: PackBitsOp) -> None:
     value = emitter.value(op.operands[0])
     shift = emitter.value(op.shift).text if op.shift is not None else None
     nbytes = as_vector(op.result.type).size
-    words = pack_words(emitter, value, op.bit_offsets, nbytes, shift)
+    words = pack_words(emitter, value, op.bit_offsets, nbytes, shift, op.location)
     target = emitter.array(op.result)
     store_words(emitter, target, words, nbytes)
 
@@ -253,7 +266,8 @@ def emit_view(emitter: KernelEmitter, op: ViewOp) -> None:
         if source_dt.nbits % 8 == 0 and not source_dt.is_bool and not target_dt.is_bool:
             text = f"lpir_bit_cast<{c_types.c_type(target_dt)}>({a})"
         else:
-            text = value_of_code(code_of_value(a, source_dt), target_dt)
+            code = code_of_value(a, source_dt, op.location)
+            text = value_of_code(code, target_dt, op.location)
         emitter.scalar(op.result, text)
         return
     source = emitter.materialize(op.operands[0])
@@ -264,16 +278,23 @@ def emit_view(emitter: KernelEmitter, op: ViewOp) -> None:
         emitter.w.line(f"memcpy({target.address(0)}, {source.address(0)}, {nbytes});")
         return
     nbytes = -(-source.lanes * source_dt.nbits // 8)
-    words = pack_words(
-        emitter, source, tuple(i * source_dt.nbits for i in range(source.lanes)), nbytes, None
-    )
     packed = emitter.fresh("bytes")
     emitter.declare_array(packed, _U8, nbytes)
     packed_value = CValue("array", packed, _U8, nbytes)
-    store_words(emitter, packed_value, words, nbytes)
+    # The bit string of the row, LSB first: a 64-bit lane's bytes in memory order are its bits
+    # in order, and no field of a 32-bit word holds a whole one.
+    if source_dt.nbits == 64:
+        emitter.w.line(f"memcpy({packed}, {source.address(0)}, {nbytes});")
+    else:
+        offsets = tuple(i * source_dt.nbits for i in range(source.lanes))
+        words = pack_words(emitter, source, offsets, nbytes, None, op.location)
+        store_words(emitter, packed_value, words, nbytes)
+    if target_dt.nbits == 64:
+        emitter.w.line(f"memcpy({target.address(0)}, {packed}, {nbytes});")
+        return
 
     def assign(lane: int | str, field: str) -> None:
-        emitter.w.line(f"{target.lane(lane)} = {value_of_code(field, target_dt)};")
+        emitter.w.line(f"{target.lane(lane)} = {value_of_code(field, target_dt, op.location)};")
 
     offsets = tuple(i * target_dt.nbits for i in range(target.lanes))
     unpack_fields(emitter, packed_value, offsets, target_dt.nbits, None, assign)
