@@ -141,3 +141,28 @@ def test_reductions_pass_over_signalling_nans(target, name):
     masked = np.where(np.isnan(numbers), np.inf, numbers)
     np.testing.assert_array_equal(positions[1, :3], np.argmin(masked[:3], 1))
     np.testing.assert_array_equal(positions[:, 3], 0)
+
+
+DOCUMENTED = """
+kernel k(x: global f32[2], o: global f32[4], h: global f16[2]) blocks(1) threads(32) {
+    t = load(x[0 :+ 2])
+    store(o[0 :+ 2], clamp(t, -1.5, 2.5))
+    store(o[2], exp(1.0))
+    store(o[3], exp(cast<f32>(1.0)))
+    store(h[0], 0.1 + 0.2)
+    store(h[1], cast<f16>(0.1) + cast<f16>(0.2))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_float_semantics_docs_state(target):
+    """docs/language.md, Float semantics: clamp(NaN, lo, hi) is lo, quiet or signalling;
+    untyped constants fold in f64 (exp(1.0) correctly rounded, 0.1 + 0.2 rounded once to f16),
+    a typed constant's exp folds with numpy's f32 exp, an ulp above."""
+    x = _values([0x7FC00000, SIGNALLING["f32"]], "f32")
+    o, h = np.zeros(4, np.float32), np.zeros(2, np.float16)
+    lpir.compile(DOCUMENTED, target=target)(x, o, h)
+    np.testing.assert_array_equal(o[:2], [-1.5, -1.5])
+    assert [hex(v) for v in _codes(o[2:], "f32")] == ["0x402df854", "0x402df855"]
+    assert [hex(v) for v in _codes(h, "f16")] == ["0x34cd", "0x34cc"]
