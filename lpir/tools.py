@@ -134,7 +134,8 @@ def bank_conflicts(
 
     import lpir
     from lpir.backends.cuda.bank_conflicts import count_bank_conflicts
-    from lpir.runner import load_companion, random_arguments
+    from lpir.companion import companion_inputs
+    from lpir.runner import argument_names, load_companion, random_arguments
     from lpir.runtime import arguments
 
     if blocks < 1:
@@ -143,7 +144,7 @@ def bank_conflicts(
     rng = np.random.default_rng(seed)
     companion = load_companion(path)
     if companion is not None:
-        values = companion.make_inputs(spec.params, rng)
+        values = companion_inputs(companion, spec.params, rng, argument_names(spec.kernel_ir))
     else:
         values = random_arguments(spec, rng)
     buffers = [

@@ -14,6 +14,7 @@ counter that replays a kernel's shared accesses on the thread interpreter.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +180,19 @@ def test_the_examples_shared_accesses_stay_as_conflict_free_as_they_are():
                 continue
             factor = float(last.rsplit(", ", 1)[1].split("x")[0])
             assert factor <= CONFLICTED_CASES.get((name, index), 1.0), (name, params, last)
+
+
+def test_lpir_banks_checks_what_the_companion_returns(tmp_path, capsys):
+    """make_inputs' result went straight to the byte buffers (a traceback on None)."""
+    from lpir.cli import main
+
+    source = tmp_path / "k.lp"
+    source.write_text(Path("examples/vector_add.lp").read_text())
+    companion = (
+        "def make_inputs(params, rng):\n    return None\n\n\n"
+        "def reference(params, args):\n    return {}\n"
+    )
+    (tmp_path / "k.py").write_text(companion)
+    assert main(["banks", str(source)]) == 1
+    error = capsys.readouterr().err
+    assert "make_inputs" in error and "returned None" in error and "Traceback" not in error
