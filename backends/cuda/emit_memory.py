@@ -102,7 +102,8 @@ class Access:
             return {}
         names = {}
         for residue in residues:
-            name = self.emitter.fresh(f"{self.op.memory.name_hint or 'shared'}_swizzled")
+            tile = self.emitter.ir_name(self.op.memory)  # a number: no name in the source
+            name = self.emitter.fresh(f"{'shared' if tile.isdigit() else tile}_swizzled")
             linear = f"{self.base} + {residue}" if residue else self.base
             self.emitter.w.line(f"const int {name} = {swizzled(self.swizzle, linear)};")
             names[residue] = name

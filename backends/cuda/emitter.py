@@ -140,9 +140,14 @@ class KernelEmitter:
         self.staged_loops: dict[int, _Loop] = {}
 
     # ---- names and values --------------------------------------------------------------------
+    def ir_name(self, value: Value) -> str:
+        """The value's name in the printed IR (`acc.1`, `0`): the same whether the kernel was
+        built in memory or parsed from its text (the pipeline cache's)."""
+        return self.namer.names.get(id(value), value.name_hint or "v")
+
     def c_name(self, value: Value) -> str:
         """A unique C identifier derived from the value's IR name (`%acc.1` -> `acc_1`)."""
-        text = self.namer.names.get(id(value), value.name_hint or "v")
+        text = self.ir_name(value)
         text = _IDENTIFIER.sub("_", text)
         if text[0].isdigit():
             text = "v" + text
