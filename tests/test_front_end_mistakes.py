@@ -739,3 +739,24 @@ def test_a_string_in_single_quotes() -> None:
         parse_program(HEAD + "    static_assert(N > 100, 'too small')\n" + STORE, "m.lp")
     located(caught.value, 3, 28, "a string is written in double quotes")
     assert caught.value.hint == 'write "too small"'
+
+
+def test_an_alias_of_a_tensor_may_point_elsewhere() -> None:
+    """`a = x` then `a = c` (or `a = t * 2.0`) was refused as assigning to the tensor x: only
+    the tensor's own name (an argument, a def's parameter) is its one handle."""
+    body = (
+        "    s = a\n    u = load(s[0 :+ 64])\n    s = c\n    store(s[0 :+ 64], u + 1.0)\n"
+        "    s = u * 2.0\n}\n"
+    )
+    x = np.arange(64, dtype=np.float32)
+    kernel = lpir.compile(f"kernel k[N = 64]{ARGS} {{\n" + body, target="interp")
+    y = np.zeros(64, np.float32)
+    kernel(x, y)
+    np.testing.assert_array_equal(y, x + 1)
+
+
+def test_a_loop_variable_named_as_a_tensor_is_refused() -> None:
+    """`for a in range(...)` hid the tensor a: a later a[...] said 'cannot subscript a scalar'."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + "    for a in range(0, 2) {\n    }\n" + STORE)
+    located(caught.value, 3, 5, "the loop variable cannot be 'a': it names the tensor a")

@@ -8,6 +8,7 @@ and `if` on a compile-time condition keeps only the branch taken (so parameters 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -313,8 +314,8 @@ class KernelLowering(ExpressionLowering):
             raise self.error(
                 f"cannot assign to '{name}': it names {what}", node, "choose another name"
             )
-        tensor = self.find(name)
-        if isinstance(tensor, Memory) and isinstance(tensor.value.type, GlobalType):
+        tensor = self.tensor_handle(name)
+        if tensor is not None:
             # Rebinding would hide the tensor for the rest of the body: every later x[...] then
             # fails far from the cause (or, for `x = 2.0` used as `t + x`, means another thing).
             raise self.error(
@@ -323,6 +324,8 @@ class KernelLowering(ExpressionLowering):
                 f"give the value a name of its own, e.g. {name}_tile = ...; the tensor stays "
                 f"{name}[...]",
             )
+        if isinstance(value, Memory) and isinstance(value.value.type, GlobalType):
+            value = dataclasses.replace(value, alias=True)  # `a = x`: a may point elsewhere
         if name in RESERVED:  # `let for = 1`: the grammar takes a keyword as a name there
             raise self.error(
                 f"'{name}' is a reserved word and cannot name a value",
@@ -337,6 +340,14 @@ class KernelLowering(ExpressionLowering):
             )
         self.scopes[-1][name] = value
         self.assigned_at[name] = node.span
+
+    def tensor_handle(self, name: str) -> Memory | None:
+        """The tensor `name` is the only handle of (a kernel's tensor argument, a def's
+        parameter given a tensor), or None: rebinding such a name would hide the tensor."""
+        found = self.find(name)
+        if isinstance(found, Memory) and isinstance(found.value.type, GlobalType):
+            return None if found.alias else found
+        return None
 
     def expression_statement(self, node: ast.ExprStmt) -> None:
         value = node.value
@@ -422,7 +433,7 @@ class KernelLowering(ExpressionLowering):
                 node,
                 f"call it as {signature}",
             )
-        bound = {p: self.value_or_dtype(a) for p, a in zip(params, node.args)}
+        bound = {p: self.as_handle(self.value_or_dtype(a)) for p, a in zip(params, node.args)}
         for keyword in node.keywords:
             if keyword.name not in params:
                 raise self.error(
@@ -434,7 +445,7 @@ class KernelLowering(ExpressionLowering):
                 raise self.error(
                     f"'{keyword.name}' is given twice", keyword, f"call it as {signature}"
                 )
-            bound[keyword.name] = self.value_or_dtype(keyword.value)
+            bound[keyword.name] = self.as_handle(self.value_or_dtype(keyword.value))
         missing = [p for p in params if p not in bound]
         if missing:
             raise self.error(
@@ -443,6 +454,12 @@ class KernelLowering(ExpressionLowering):
                 f"call it as {signature}",
             )
         return bound
+
+    @staticmethod
+    def as_handle(value: Any) -> Any:
+        """A def's parameter given a tensor is its handle there, as an argument is the
+        kernel's (an alias `a` passed in included)."""
+        return dataclasses.replace(value, alias=False) if isinstance(value, Memory) else value
 
     def called_from(self, error: LpirError, call: ast.Call) -> LpirError:
         """`error`, raised inside a def, with the call it came from added to its message."""
@@ -645,9 +662,11 @@ class KernelLowering(ExpressionLowering):
         return scalar if isinstance(like, ScalarType) else self.broadcast_to(scalar, like.shape)
 
     def for_statement(self, node: ast.For) -> None:
-        if node.var == "block" or node.var in self.params or node.var in RESERVED:
+        tensor = self.tensor_handle(node.var)
+        if node.var == "block" or node.var in self.params or node.var in RESERVED or tensor:
             what = "a parameter" if node.var in self.params else "a reserved word"
             what = "the block's index (block.x)" if node.var == "block" else what
+            what = tensor.describe() if tensor is not None else what
             raise self.error(
                 f"the loop variable cannot be '{node.var}': it names {what}",
                 name_span(node.span, "for " + node.var),

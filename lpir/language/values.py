@@ -64,8 +64,12 @@ class Runtime:
 
 @dataclass(frozen=True)
 class Memory:
+    """Global or shared memory: a tensor argument (`name` is the argument's) or a shared tile.
+    `alias`: bound by an assignment (`a = x`), so rebinding the name hides no tensor."""
+
     value: Value
     name: str
+    alias: bool = False
 
     @property
     def type(self) -> GlobalType | SharedType:
