@@ -268,7 +268,45 @@ def pack(values: ArrayLike | PackedArray, dt: DType | str) -> PackedArray:
         )
     if dt.is_float:
         return pack_codes(dt.encode(array), dt)
+    if not isinstance(values, np.ndarray) and _may_have_lost_integers(array):
+        array = _exact_integers(values, array, dt)
     return pack_codes(dt.to_codes(_checked_integers(array, dt)), dt)
+
+
+def _may_have_lost_integers(array: np.ndarray) -> bool:
+    """Whether np.asarray may have turned Python integers into something inexact: a list
+    mixing integers below 2**63 with ones at or past it becomes float64 (2**63 + 1 -> 2**63),
+    and one with integers past 64 bits an object array."""
+    if array.dtype.kind == "O":
+        return True
+    return array.dtype.kind == "f" and bool(array.size) and float(np.abs(array).max()) >= 2.0**53
+
+
+def _exact_integers(values: ArrayLike, array: np.ndarray, dt: DType) -> np.ndarray:
+    """`values` (a list or nested lists) as exact integers in a numpy integer type that holds
+    `dt`, each element checked on its own (int, bool, numpy integer, or a whole float)."""
+    elements = np.array(values, dtype=object)
+    if elements.shape != array.shape:
+        raise DTypeError(f"{dt.name} holds integers; got {array.dtype} values")
+    numbers = [_exact_integer(element, dt) for element in elements.reshape(-1)]
+    if numbers and (min(numbers) < dt.min or max(numbers) > dt.max):
+        _refuse_out_of_range(min(numbers), max(numbers), dt)
+    result = np.array(numbers, dtype=np.int64 if dt.min < 0 else np.uint64)
+    return result.reshape(array.shape)
+
+
+def _exact_integer(element: Any, dt: DType) -> int:
+    if isinstance(element, (int, np.integer, np.bool_)):
+        return int(element)
+    if isinstance(element, (float, np.floating)):
+        if not np.isfinite(element) or not float(element).is_integer():
+            raise DTypeError(
+                f"{dt.name} holds integers; got {float(element)!r}",
+                hint="round the values first (np.round, or np.clip(np.round(x), lo, hi)), "
+                "or use a float dtype",
+            )
+        return int(element)
+    raise DTypeError(f"{dt.name} holds integers; got {type(element).__name__} {element!r}")
 
 
 def _is_foreign_ml_array(array: np.ndarray, dt: DType) -> bool:
@@ -297,15 +335,28 @@ def _checked_integers(array: np.ndarray, dt: DType) -> np.ndarray:
         # no 2**31 - 1, it becomes 2**31), which would let the first value past the range wrap.
         low, high = int(array.min()), int(array.max())
         if low < dt.min or high > dt.max:
-            bad = low if low < dt.min else high
-            raise DTypeError(
-                f"{_number(bad)} is outside the range of {dt.name} [{dt.min}, {dt.max}]",
-                hint="wrap or clamp the values first if that is what you mean "
-                f"(lpir.convert(values, 'i64', '{dt.name}') wraps)",
-            )
+            _refuse_out_of_range(low, high, dt)
     if array.dtype.kind == "f":
         return array.astype(np.int64 if dt.min < 0 or dt.nbits < 64 else np.uint64)
     return array
+
+
+def _refuse_out_of_range(low: int, high: int, dt: DType) -> None:
+    bad = low if low < dt.min else high
+    if low >= -(2**63) and high < 2**63:
+        what = (
+            f"lpir.convert(values, 'i64', '{dt.name}') wraps them, "
+            f"np.clip(values, {dt.min}, {dt.max}) clamps them"
+        )
+    else:
+        wrap = f"v % 2**{dt.nbits}"
+        if dt.min < 0:
+            wrap = f"(v + 2**{dt.nbits - 1}) % 2**{dt.nbits} - 2**{dt.nbits - 1}"
+        what = f"{wrap} wraps a Python integer v, min(max(v, {dt.min}), {dt.max}) clamps it"
+    raise DTypeError(
+        f"{_number(bad)} is outside the range of {dt.name} [{dt.min}, {dt.max}]",
+        hint=f"wrap or clamp the values first if that is what you mean: {what}",
+    )
 
 
 def _number(value: Any) -> int | float:

@@ -262,3 +262,47 @@ def test_a_packed_array_shape_too_large_to_count_is_refused():
         PackedArray(np.zeros(2, np.uint8), (2**62 + 1, 4), "u4")
     assert PackedArray(np.zeros(2, np.uint8), np.array([2, 2]), "u4").shape == (2, 2)
     assert PackedArray(np.zeros(2, np.uint8), (np.int32(4),), "u4").shape == (4,)
+
+
+@pytest.mark.parametrize(
+    "values, name",
+    [
+        ([1, 2**63 + 1], "u64"),
+        ([0, 2**64 - 1], "u64"),
+        ([[1, 2], [2**64 - 1, 2**63 + 3]], "u64"),
+        ([True, 2**63 + 1, 7.0], "u64"),
+        ([-(2**63), 2**63 - 1, 5], "i64"),
+        ([[-(2**63)], [2**63 - 1]], "i64"),
+        ([np.uint64(2**64 - 1), np.int64(0)], "u64"),
+        ([2**31 - 1, -(2**31)], "i32"),
+        ([2**32 - 1, 0], "u32"),
+    ],
+)
+def test_python_integers_are_packed_exactly(values, name):
+    """np.asarray turns a list mixing integers below 2**63 with larger ones into float64."""
+    unpacked = lpir.pack(values, name).unpack()
+    expected = [int(v) for v in np.array(values, dtype=object).reshape(-1)]
+    assert unpacked.shape == np.shape(values) and unpacked.dtype == dtype(name).numpy_dtype
+    assert [int(v) for v in unpacked.reshape(-1)] == expected
+
+
+@pytest.mark.parametrize(
+    "values, name, bad, wrap",
+    [
+        ([1, 2**64], "u64", 2**64, "v % 2**64 wraps a Python integer v"),
+        ([2**63, -1], "u64", -1, "v % 2**64 wraps"),
+        ([0, 2**63], "i64", 2**63, "(v + 2**63) % 2**64 - 2**63 wraps"),
+        ([1, 2**70], "i8", 2**70, "(v + 2**7) % 2**8 - 2**7 wraps"),
+        ([-1], "u64", -1, "lpir.convert(values, 'i64', 'u64') wraps"),
+        ([200], "i8", 200, "lpir.convert(values, 'i64', 'i8') wraps"),
+    ],
+)
+def test_an_integer_past_a_dtype_range_is_refused_with_a_way_to_wrap_it(values, name, bad, wrap):
+    with pytest.raises(DTypeError, match=f"error: {bad} is outside the range of {name} ") as caught:
+        lpir.pack(values, name)
+    assert wrap in caught.value.hint and "'i64', 'i64'" not in caught.value.hint
+
+
+def test_a_fraction_beside_a_large_integer_is_refused():
+    with pytest.raises(DTypeError, match=r"u64 holds integers; got 1\.5"):
+        lpir.pack([1.5, 2**63 + 1], "u64")
