@@ -9,6 +9,8 @@ emit f.lp | head`) ends the command quietly with status 141, as a tool killed by
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import math
 import os
 import sys
@@ -50,10 +52,19 @@ def _cmd_layout(args: argparse.Namespace) -> int:
         except OSError as error:
             raise LpirError(
                 f"cannot write {args.png}: {error.strerror or error}",
-                hint="give a path in a folder that exists and that you may write to",
+                hint=_write_hint(error),
             ) from None
         print(f"wrote {args.png}")
     return 0
+
+
+def _write_hint(error: OSError) -> str:
+    """What to do about a file that could not be written, by its cause."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk (or your quota) is full: free some space, or write to another disk"
+    if error.errno == errno.EROFS:
+        return "the file system is read-only: write to another one"
+    return "give a path in a folder that exists and that you may write to"
 
 
 def _definitions(items: list[str]) -> dict[str, object]:
@@ -269,6 +280,17 @@ class _GuardedOutput:
         return getattr(self._stream, name)
 
 
+class _NoOutput(io.TextIOBase):
+    """Standard output when there is none (`lpir ... >&-`: sys.stdout is None): what is
+    written is discarded, as print() discards it."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 def _discard_unwritten(stream: TextIO) -> None:
     """Point `stream`'s file at /dev/null, so that Python's flush at exit neither fails again
     nor prints "Exception ignored" (a stream with no file descriptor is left as it is)."""
@@ -281,23 +303,35 @@ def _discard_unwritten(stream: TextIO) -> None:
     os.close(devnull)
 
 
+def _report(text: str) -> None:
+    """Print a diagnostic on standard error, if there is one (`2>&-` leaves none)."""
+    if sys.stderr is not None:
+        print(text, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     stdout = sys.stdout
-    sys.stdout = _GuardedOutput(stdout)
+    sys.stdout = _GuardedOutput(stdout if stdout is not None else _NoOutput())
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:
+            # --help (or a usage error, on stderr): argparse ignores OSErrors of its own writes,
+            # so the help that did not reach a full disk must be flushed here to be noticed.
+            sys.stdout.flush()
+            raise
         status = args.handler(args)
         sys.stdout.flush()
         return status
     except LpirError as error:
-        print(str(error), file=sys.stderr)
+        _report(str(error))
         return 1
     except BrokenPipeError:
         _discard_unwritten(stdout)
         return BROKEN_PIPE_STATUS
     except _OutputError as error:
         _discard_unwritten(stdout)
-        print(f"error: cannot write to standard output: {error}", file=sys.stderr)
+        _report(f"error: cannot write to standard output: {error}")
         return 1
     finally:
         sys.stdout = stdout

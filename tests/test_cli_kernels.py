@@ -7,6 +7,7 @@ several kernels asked for --kernel.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,46 @@ def test_lpir_opt_with_a_pass_list_that_names_no_pass(sources, passes, capsys):
     assert err.startswith(f"error: -p {passes!r} names no pass\nhint: name the passes"), err
     assert main(["opt", str(sources[0])]) == 0  # without -p: the IR as parsed
     assert capsys.readouterr().out.count("kernel @") == 2
+
+
+def closed_stdout() -> None:
+    os.close(1)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "examples/vector_add.lp", "--check"],
+        ["emit", "examples/vector_add.lp"],
+        ["opt", "examples/vector_add.lp"],
+        ["banks", "examples/vector_add.lp"],
+        ["layout", "spatial(4, 4)"],
+        ["--help"],
+    ],
+)
+def test_a_closed_standard_output_discards_the_output(command):
+    """`lpir run ... >&-` leaves sys.stdout None: an AttributeError traceback (lpir run since
+    ac9b4d1, lpir emit before it); now the command runs and its output goes nowhere."""
+    process = lpir_command(*command, preexec_fn=closed_stdout)
+    _, err = process.communicate(timeout=300)
+    assert (process.returncode, err) == (0, "")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["--help"], ["opt", "--help"]])
+def test_help_to_a_full_device_is_a_failure(command):
+    """argparse ignores its write errors: `lpir --help > /dev/full` exited 0 silently."""
+    with open("/dev/full", "w") as full:
+        process = lpir_command(*command, stdout=full)
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert err == "error: cannot write to standard output: No space left on device\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_picture_on_a_full_disk_says_the_disk_is_full(capsys):
+    """The hint was 'give a path in a folder that exists', whatever the error."""
+    assert main(["layout", "spatial(4, 4)", "--png", "/dev/full"]) == 1
+    err = capsys.readouterr().err
+    assert "error: cannot write /dev/full: No space left on device" in err
+    assert "hint: the disk (or your quota) is full" in err and "folder that exists" not in err
