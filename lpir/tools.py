@@ -114,12 +114,41 @@ def emit(
         from lpir.backends.llvm import llvm_module
 
         lowered = lpir.compile(path, target="threads", kernel=kernel, **params)
+        refuse_empty_grid(lowered.specialize(None).kernel_ir, "no code to emit", path)
         return str(llvm_module(lowered.module))
     compiled = lpir.compile(path, target=target, kernel=kernel, **params)
+    refuse_empty_grid(compiled.specialize(None).kernel_ir, "no code to emit", path)
     if what == "ir":
         return compiled.ir("final")
     text = compiled.source(what, arch)
     return text if text.endswith("\n") else text + "\n"
+
+
+def empty_grid_note(kernel: Kernel) -> str | None:
+    """What to say of a kernel whose grid has a block count of 0 (an empty batch, e.g. N = 0
+    deduced from empty tensors); None where every count is at least 1."""
+    if 0 not in kernel.grid:
+        return None
+    shown = ", ".join(f"{name} = {getattr(v, 'name', v)}" for name, v in kernel.params.items())
+    of = f" ({shown})" if shown else ""
+    return (
+        f"the grid of {kernel.name}, blocks{tuple(kernel.grid)}, is empty for these "
+        f"parameters{of}: a call runs no block"
+    )
+
+
+def refuse_empty_grid(kernel: Kernel, what_is_missing: str, path: str) -> None:
+    """An error saying that the grid is empty, so there is `what_is_missing`."""
+    note = empty_grid_note(kernel)
+    if note is None:
+        return
+    if Path(path).suffix in IR_SUFFIXES:
+        hint = "IR text is specialized: lower the kernel source with parameters that make "
+        hint += "every block count at least 1"
+    else:
+        hint = "give parameters (-D) that make every block count at least 1; lpir opt prints "
+        hint += "the tile IR of the empty grid"
+    raise LpirError(f"{note}, so there is {what_is_missing}", kernel.location, hint)
 
 
 def bank_conflicts(
@@ -141,6 +170,7 @@ def bank_conflicts(
     if blocks < 1:
         raise LpirError(f"--blocks {blocks}: run at least one block", hint="e.g. --blocks 1")
     spec = lpir.compile(path, target="threads-cuda", kernel=kernel, **params).specialize(None)
+    refuse_empty_grid(spec.kernel_ir, "no shared-memory access to count", path)
     rng = np.random.default_rng(seed)
     companion = load_companion(path)
     if companion is not None:

@@ -10,7 +10,11 @@ import pytest
 from host_targets import HOST_TARGETS
 
 import lpir
+from lpir.cli import main
 from lpir.errors import LpirError
+from lpir.ir.parser import parse
+from lpir.ir.printer import print_module
+from lpir.ir.verifier import verify
 
 ADD = """
 kernel add[N, B = 64](x: global f32[N], y: global f32[N], z: global f32[N])
@@ -90,3 +94,83 @@ def test_negative_sizes_and_counts_are_still_mistakes():
     grid = ADD.replace("blocks(cdiv(N, B))", "blocks(N - 1)")
     with pytest.raises(LpirError, match="the block count is -1; it must not be negative"):
         lpir.compile(grid, target="interp", N=0).specialize(None)
+
+
+@pytest.mark.parametrize("stage", ["source", "final"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "interp",
+        "threads",
+        pytest.param(
+            "cpu",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=ZeroDivisionError,
+                reason="IR text's specialization (lpir/runtime/ir_kernel.py) has no empty "
+                "launch: the CPU launcher splits 0 blocks over its workers",
+            ),
+        ),
+        *HOST_TARGETS[3:],
+    ],
+)
+def test_ir_text_of_an_empty_call_round_trips_and_runs_nothing(target, stage):
+    """The verifier refused a block count of 0 ("counts must be positive") and tensors of
+    size 0, so kernel.ir() of an empty call printed text that lpir.compile refused."""
+    text = lpir.compile(ADD, target=target, N=0).ir(stage)
+    assert print_module(verify(parse(text))) == text
+    empty = np.zeros(0, np.float32)
+    lpir.compile(text, target=target)(empty, empty.copy(), empty.copy())
+
+
+def test_the_verifier_still_refuses_empty_tensors_of_blocks_and_no_threads():
+    text = lpir.compile(ADD, target="interp", N=0).ir("source")
+    with pytest.raises(LpirError, match=r"global f32\[0\] has no elements"):
+        verify(parse(text.replace("blocks(0, 1, 1)", "blocks(1, 1, 1)")))
+    with pytest.raises(LpirError, match="threads"):
+        verify(parse(text.replace("threads(32)", "threads(0)")))
+
+
+@pytest.fixture
+def empty_add(tmp_path):
+    path = tmp_path / "add.lp"
+    path.write_text(ADD)
+    return str(path)
+
+
+def test_lpir_opt_of_an_empty_grid_prints_its_ir(empty_add, capsys):
+    """It was "blocks(0, 1, 1) threads(32): counts must be positive"."""
+    assert main(["opt", empty_add, "-D", "N=0"]) == 0
+    assert "blocks(0, 1, 1)" in capsys.readouterr().out
+    assert main(["opt", empty_add, "-D", "N=0", "--print-after-all"]) == 0
+    assert "// -----// IR after lower-to-threads" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command, missing",
+    [
+        (["emit"], "no code to emit"),
+        (["emit", "--what", "ir"], "no code to emit"),
+        (["emit", "--target", "cuda"], "no code to emit"),
+        (["banks"], "no shared-memory access to count"),
+    ],
+)
+def test_emit_and_banks_of_an_empty_grid_say_it_is_empty(empty_add, capsys, command, missing):
+    """emit was "the LLVM backend needs thread IR, not tile IR" (--what ir printed tile IR)
+    and banks "the thread interpreter runs thread IR, not tile IR"."""
+    assert main([command[0], empty_add, "-D", "N=0", *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"{empty_add}:2:1: error: the grid of add, blocks(0, 1, 1), is empty for these "
+        f"parameters (N = 0, B = 64): a call runs no block, so there is {missing}\n"
+    ), err
+    assert "hint: give parameters (-D) that make every block count at least 1" in err
+
+
+def test_lpir_run_check_of_an_empty_grid_says_there_is_nothing_to_check(empty_add, capsys):
+    """It said "no argument changed ... an index loaded from memory out of range?"."""
+    assert main(["run", empty_add, "-D", "N=0", "--check"]) == 0
+    out = capsys.readouterr().out
+    note = "(N = 0, B = 64): a call runs no block, so there is nothing to check or time"
+    assert note in out
+    assert "index loaded" not in out

@@ -9,6 +9,8 @@ Checked here, for every kernel:
 * each op's own `verify_()`, and the result types that `create()` infers from its operands and
   attributes (`Operation.recreate()`), layouts aside;
 * tile IR holds no thread-level ops and thread IR holds no register tiles;
+* block counts are 0 or more (0: an empty grid, whose tensors may be empty) and the thread
+  count is positive;
 * a register tile's layout (once it has one) covers its shape with the kernel's thread count;
   with `require_layouts=True` every register tile must have one (after layout-selection).
 """
@@ -21,7 +23,7 @@ from lpir.ir.ops import thread as thread_ops
 from lpir.ir.ops import thread_memory as thread_memory_ops
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.signature import check_signature
-from lpir.ir.types import TileType, Type, VectorType
+from lpir.ir.types import GlobalType, TileType, Type, VectorType
 
 _THREAD_ONLY = tuple(
     cls
@@ -48,9 +50,11 @@ class _KernelVerifier:
         kernel = self.kernel
         if kernel.stage not in ("tile", "thread"):
             raise VerifyError(f"unknown stage {kernel.stage!r}", kernel.location)
-        if kernel.threads < 1 or min(kernel.grid) < 1:
+        # A block count of 0 is an empty grid (an empty batch): a call that runs no block.
+        if kernel.threads < 1 or min(kernel.grid) < 0:
             raise VerifyError(
-                f"blocks{tuple(kernel.grid)} threads({kernel.threads}): counts must be positive",
+                f"blocks{tuple(kernel.grid)} threads({kernel.threads}): block counts must not "
+                "be negative and the thread count must be positive",
                 kernel.location,
             )
         self.region(self.kernel.body, terminated=False)
@@ -96,7 +100,11 @@ class _KernelVerifier:
         type_ = value.type
         location = op.location if op is not None else self.kernel.location
         shape = getattr(type_, "shape", ())
-        if (isinstance(type_, VectorType) and type_.size < 1) or any(size < 1 for size in shape):
+        # a tensor of an empty call (a block count of 0) may be empty; it is never accessed
+        least = 0 if isinstance(type_, GlobalType) and 0 in self.kernel.grid else 1
+        if (isinstance(type_, VectorType) and type_.size < 1) or any(
+            size < least for size in shape
+        ):
             raise VerifyError(f"{type_} has no elements", location)
         if isinstance(type_, VectorType) and self.kernel.stage == "tile":
             raise VerifyError(f"vector value {type_} in tile IR", location)
