@@ -387,3 +387,24 @@ def test_the_interpreters_refuse_a_loop_step_that_is_not_positive():
     with pytest.raises(LpirError, match="a loop step must be positive, not 0") as caught:
         run_tile_kernel(kernel, arguments)
     assert caught.value.location is not None
+
+
+@pytest.mark.parametrize(
+    "line, count",
+    [
+        ("store_global(%g, %i, %i, %t, %b, %b) {dims = [0, 1]}", 6),
+        ("store_global(%g, %i, %i, %t, %b, %i, %i, %n) {dims = [0, 1]}", 8),
+        ('store_global(%g, %i, %i, %t, %b, %b) {combine = "add", dims = [0, 1]}', 6),
+        ("store_shared(%s, %i, %i, %t, %b, %t) {dims = [0, 1]}", 6),
+        ("store_global(%g, %i, %t) {dims = [0, 1]}", 3),
+    ],
+)
+def test_a_store_with_operands_past_its_mask_is_an_error(line: str, count: int):
+    """The operands were cut by the memory's rank, so any after the mask were ignored."""
+    name = line.split("(")[0]
+    error = assert_located_error(module_text(name, line), case_lines(name))
+    assert error.message == (
+        f"'{name}': takes 4 or 5 operands (the memory, 2 offsets, the value and an optional "
+        f"mask), not {count}"
+    )
+    assert error.hint is not None and ("remove the operands" in error.hint) == (count > 5)

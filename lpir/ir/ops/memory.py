@@ -202,6 +202,22 @@ class StoreOp(Operation):
             self.memory, self.offsets, self.dims, self.value, self.combine, self.mask
         )
 
+    def verify_(self) -> None:
+        # the properties cut the operands by the memory's rank: an operand past the mask would
+        # be ignored, so the count is checked here
+        if not isinstance(self.memory.type, GlobalType | SharedType):
+            return  # create() says what it stores into
+        rank = self.memory.type.rank
+        count = len(self.operands)
+        if count not in (rank + 2, rank + 3):
+            raise self.error(
+                f"takes {rank + 2} or {rank + 3} operands (the memory, {rank} offset"
+                f"{'s' if rank != 1 else ''}, the value and an optional mask), not {count}",
+                hint="remove the operands after the mask"
+                if count > rank + 3
+                else "give an offset for each dimension of the memory, then the value",
+            )
+
 
 class AllocSharedOp(Operation):
     """`%s = alloc_shared : shared f16[64, 32]`: a tile of shared memory for the block."""
