@@ -27,9 +27,9 @@ the exact value of the input):
 from __future__ import annotations
 
 import functools
+import sys
 from typing import TYPE_CHECKING
 
-import ml_dtypes
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -43,39 +43,44 @@ _IEEE_BITS = {
     np.dtype(np.float32): (np.uint32, 23, 127, 32),
     np.dtype(np.float64): (np.uint64, 52, 1023, 64),
 }
-_ML_FLOATS = frozenset(
-    np.dtype(getattr(ml_dtypes, name))
-    for name in (
-        "bfloat16",
-        "float4_e2m1fn",
-        "float6_e2m3fn",
-        "float6_e3m2fn",
-        "float8_e3m4",
-        "float8_e4m3",
-        "float8_e4m3b11fnuz",
-        "float8_e4m3fn",
-        "float8_e4m3fnuz",
-        "float8_e5m2",
-        "float8_e5m2fnuz",
-        "float8_e8m0fnu",
-    )
-    if hasattr(ml_dtypes, name)
+_ML_FLOAT_NAMES = (
+    "bfloat16",
+    "float4_e2m1fn",
+    "float6_e2m3fn",
+    "float6_e3m2fn",
+    "float8_e3m4",
+    "float8_e4m3",
+    "float8_e4m3b11fnuz",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e5m2",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
 )
-_ML_INTS = frozenset(
-    np.dtype(getattr(ml_dtypes, name))
-    for name in ("int1", "int2", "int4", "uint1", "uint2", "uint4")
-    if hasattr(ml_dtypes, name)
-)
+_ML_INT_NAMES = ("int1", "int2", "int4", "uint1", "uint2", "uint4")
+
+
+@functools.cache
+def _ml_dtypes_of(names: tuple[str, ...]) -> frozenset[np.dtype]:
+    import ml_dtypes
+
+    return frozenset(np.dtype(getattr(ml_dtypes, n)) for n in names if hasattr(ml_dtypes, n))
+
+
+def _is_ml(array_dtype: np.dtype, names: tuple[str, ...]) -> bool:
+    # An array of an ml_dtypes type exists only once ml_dtypes is loaded: lpir loads it only
+    # where it needs it (it takes ~0.5 s of CPU, most of `import lpir`).
+    return "ml_dtypes" in sys.modules and array_dtype in _ml_dtypes_of(names)
 
 
 def is_ml_float(array_dtype: np.dtype) -> bool:
     """Whether `array_dtype` is one of ml_dtypes' floating-point types."""
-    return array_dtype in _ML_FLOATS
+    return _is_ml(array_dtype, _ML_FLOAT_NAMES)
 
 
 def is_ml_int(array_dtype: np.dtype) -> bool:
     """Whether `array_dtype` is one of ml_dtypes' narrow integer types."""
-    return array_dtype in _ML_INTS
+    return _is_ml(array_dtype, _ML_INT_NAMES)
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -93,9 +98,9 @@ def as_numbers(values: ArrayLike) -> np.ndarray:
     if kind == "f":
         # float16 widens exactly; longdouble narrows (documented as rounding first).
         return array.astype(np.float32 if array.dtype.itemsize < 4 else np.float64)
-    if array.dtype in _ML_FLOATS:
+    if is_ml_float(array.dtype):
         return array.astype(np.float32)
-    if array.dtype in _ML_INTS:
+    if is_ml_int(array.dtype):
         return array.astype(np.int64)
     if kind == "O":
         for wide in (np.int64, np.uint64, np.float64):

@@ -59,7 +59,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -189,6 +188,8 @@ class DType:
         if self.is_small_float:
             return np.dtype(np.uint8)
         if self.name == "bf16":
+            import ml_dtypes  # imported when needed: it takes ~0.5 s of CPU to load
+
             return np.dtype(ml_dtypes.bfloat16)
         if self.is_float:
             return np.dtype(f"f{self.nbits // 8}")
@@ -208,7 +209,11 @@ class DType:
         lpir's all-finite f8e3m4 and OCP f8e4m3fn, so they are not matched.
         """
         name = _ML_DTYPES.get(self.name)
-        return getattr(ml_dtypes, name, None) if name else None
+        if not name:
+            return None
+        import ml_dtypes
+
+        return getattr(ml_dtypes, name, None)
 
     # ---- ranges -------------------------------------------------------------------------------
     @property

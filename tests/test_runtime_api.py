@@ -403,3 +403,27 @@ def test_an_ir_stage_or_source_kind_that_is_not_a_string_is_a_clear_error():
         kernel.source(["llvm"])
     with pytest.raises(LpirError, match=r"an IR stage is a string"):
         lpir.compile(kernel.ir("source"), target="interp").ir(0)
+
+
+def test_a_kernel_of_native_dtypes_does_not_load_ml_dtypes(tmp_path):
+    """Importing ml_dtypes takes ~0.5 s of CPU, most of `import lpir` when lpir imported it
+    first thing; it is loaded only for bf16, fp8 and the small floats' ml_dtypes arrays."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, lpir\n"
+        "k = lpir.compile('examples/vector_add.lp', target='cpu', N=100)\n"
+        "x = np.ones(100, np.float32)\n"
+        "k(x, x.copy(), np.zeros_like(x))\n"
+        "assert 'ml_dtypes' not in sys.modules\n"
+        "k = lpir.compile('examples/vector_add.lp', target='cpu', N=100, T='bf16')\n"
+        "import ml_dtypes\n"
+        "x = np.ones(100, ml_dtypes.bfloat16)\n"
+        "k(x, x.copy(), np.zeros_like(x))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

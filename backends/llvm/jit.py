@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import importlib.metadata
 import os
 import threading
 import weakref
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import llvmlite
 import llvmlite.binding as llvm
-import ml_dtypes
 import numpy as np
 
 from lpir import __version__
@@ -94,12 +94,19 @@ def lpir_fingerprint() -> str:
     return source_fingerprint(package_directories())
 
 
+@functools.cache
+def _ml_dtypes_version() -> str:
+    """ml_dtypes' version, read from its metadata: importing it takes ~0.5 s of CPU, and a
+    kernel of f32 does not need it."""
+    return importlib.metadata.version("ml_dtypes")
+
+
 def cache_key(thread_ir: str) -> str:
     """The cache key of the code compiled from one kernel's thread-IR text on this host."""
     triple, cpu, features = host()
     toolchain = (
         f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info} numpy {np.__version__} "
-        f"ml_dtypes {ml_dtypes.__version__} lpir {__version__}"
+        f"ml_dtypes {_ml_dtypes_version()} lpir {__version__}"
     )
     return cache.digest(thread_ir, lpir_fingerprint(), triple, cpu, features, toolchain)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -225,10 +226,13 @@ def _dtype_of_numpy(np_dtype: np.dtype) -> DType | None:
     kernel asks for every argument's)."""
     from lpir.dtypes import ALL_DTYPE_NAMES, dtype
 
+    ml_loaded = "ml_dtypes" in sys.modules  # else no array has an ml_dtypes type yet
     for name in ALL_DTYPE_NAMES:
         dt = dtype(name)
         if dt.is_packed or dt.is_bool:
             continue
+        if not ml_loaded and (dt.name == "bf16" or (dt.is_float and dt.nbits == 8)):
+            continue  # (loading ml_dtypes to compare takes ~0.5 s of CPU)
         if _numpy_dtype_of(dt) == np_dtype:
             if dt.is_float and dt.nbits == 8 and dt.ml_dtype is None:
                 continue
