@@ -1,6 +1,6 @@
 """A kernel file's companion `name.py`: finding it, loading it, and checking what it returns.
 
-A companion defines, at its top level (`lpir.runner` describes them):
+A companion defines, in its module's scope (`lpir.runner` describes them):
 
     make_inputs(params, rng) -> list     # the call's arguments, in declaration order
     reference(params, args) -> dict      # {argument index: expected values} in plain numpy
@@ -20,12 +20,14 @@ import ast
 import importlib.util
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from lpir import dtype_conversions as conversions
 from lpir.errors import LpirError, SourceLocation, location_in
 
 #: what a companion defines; a .py beside the kernel that defines neither is someone else's
@@ -40,7 +42,8 @@ _MENTIONS_A_FUNCTION = re.compile(r"\b(?:make_inputs|reference)\b")
 
 def load_companion(path: str | os.PathLike) -> ModuleType | None:
     """The companion `name.py` of a kernel file, or None: where the file binds neither of
-    `COMPANION_FUNCTIONS` at its top level (read without running it: it may be any script),
+    `COMPANION_FUNCTIONS` in its module's scope (read without running it: it may be any
+    script),
     it is not one; where it binds one only, or binds one to something other than a function,
     that is an error."""
     companion = Path(path).with_suffix(".py")
@@ -94,11 +97,25 @@ def _unparsable(companion: Path, text: str, error: SyntaxError | ValueError) -> 
     return LpirError(f"the companion is not valid Python: {error.msg}", place, hint)
 
 
+def _module_scope(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements that run in the module's own scope: those of `body` and, inside `if`,
+    `try`, `with`, `for`, `while` and `match` among them, theirs (not a def's or a class's)."""
+    for node in body:
+        yield node
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _module_scope(getattr(node, field, None) or [])
+        for part in [*getattr(node, "handlers", []), *getattr(node, "cases", [])]:
+            yield from _module_scope(part.body)
+
+
 def _top_level_bindings(tree: ast.Module) -> dict[str, tuple[int, int, int]]:
-    """{name: (line, column, end column)} of each name bound at the module's top level (a def,
-    a class, an assignment, an import), at its last binding."""
+    """{name: (line, column, end column)} of each name the module binds in its own scope (a
+    def, a class, an assignment, an import; at the top level or under `if True:`, `try:`
+    and the like), at its last binding in the text."""
     places: dict[str, tuple[int, int, int]] = {}
-    for node in tree.body:
+    for node in _module_scope(tree.body):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             start = len("async def " if isinstance(node, ast.AsyncFunctionDef) else "def ")
             if isinstance(node, ast.ClassDef):
@@ -122,7 +139,7 @@ def _top_level_bindings(tree: ast.Module) -> dict[str, tuple[int, int, int]]:
 def definition_place(
     module: ModuleType, name: str, shown_as: str | None = None
 ) -> SourceLocation | None:
-    """Where the companion `module` binds `name` at its top level (None where it is unknown);
+    """Where the companion `module` binds `name` in its scope (None where it is unknown);
     `shown_as`: the file's path as the message shows it (else relative to the working
     directory where it lies below it)."""
     file = getattr(module, "__file__", None)
@@ -148,7 +165,7 @@ def _described(value: Any) -> str:
     if isinstance(value, list | tuple | dict):
         return f"{article} {kind} of {len(value)}"
     if isinstance(value, np.ndarray):
-        return f"an array of shape {list(value.shape)}"
+        return f"an array of {value.dtype} of shape {list(value.shape)}"
     if isinstance(value, int | float | str | np.generic):
         return f"{article} {kind} ({value!r})"
     return f"{article} {kind}"
@@ -233,22 +250,68 @@ def companion_expected(
                 f"arguments: {', '.join(names)}",
                 f"key it by argument index (0 to {last}), e.g. {example}",
             )
+        if not _holds_numbers(value):
+            raise _returned_error(
+                module,
+                "reference",
+                f"returned {_described(value)} for argument {int(key)} ({names[int(key)]}), "
+                "not an array of numbers",
+                f"give {names[int(key)]}'s expected values as a numpy array of numbers (of "
+                "its shape), e.g. the output computed with numpy",
+            )
         checked[int(key)] = value
     return checked
 
 
+def _holds_numbers(value: Any) -> bool:
+    """Whether `value` reads as an array of numbers (integers, floats or bool, numpy's or
+    ml_dtypes'), as outputs are compared."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # a ragged list
+        return False
+    return array.dtype.kind in "biuf" or conversions.is_ml_float(array.dtype)
+
+
+_TOLERANCE_HINT = (
+    "return (rtol, atol, why): two numbers (atol may be an array, a bound per output element) "
+    "and a sentence saying why, e.g. (1e-5, 1e-6, 'one f32 rounding')"
+)
+
+
 def checked_tolerance(module: ModuleType, stated: Any) -> tuple[float, Any, str]:
-    """The companion's `tolerance` result, checked to be (rtol, atol, why)."""
-    shape_ok = isinstance(stated, tuple | list) and len(stated) == 3
-    if shape_ok and _is_number(stated[0]) and (_is_number(stated[1]) or _is_array(stated[1])):
-        return float(stated[0]), stated[1], str(stated[2])
-    raise _returned_error(
-        module,
-        "tolerance",
-        f"returned {_described(stated)}",
-        "return (rtol, atol, why): two numbers (atol may be an array, a bound per output "
-        "element) and a sentence saying why, e.g. (1e-5, 1e-6, 'one f32 rounding')",
-    )
+    """The companion's `tolerance` result, checked to be (rtol, atol, why) with rtol and atol
+    (a number or an array of them) finite and not negative."""
+    if not (isinstance(stated, tuple | list) and len(stated) == 3):
+        raise _returned_error(
+            module, "tolerance", f"returned {_described(stated)}", _TOLERANCE_HINT
+        )
+    rtol, atol, why = stated
+    wrong = []
+    if not _is_number(rtol):
+        wrong.append(f"rtol {_described(rtol)}")
+    if not (_is_number(atol) or _is_array(atol)):
+        wrong.append(f"atol {_described(atol)}")
+    if wrong:
+        raise _returned_error(
+            module,
+            "tolerance",
+            f"returned a {type(stated).__name__} of 3 with {' and '.join(wrong)}: rtol must be "
+            "a number, atol a number or an array of numbers",
+            _TOLERANCE_HINT,
+        )
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        values = np.asarray(value, np.float64)
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            bad = values[~(np.isfinite(values) & (values >= 0))].reshape(-1)[0]
+            raise _returned_error(
+                module,
+                "tolerance",
+                f"returned {name} = {float(bad)!r}; a tolerance is a finite number, 0 or more",
+                "return how far the kernel's values may lie from the reference's, e.g. (1e-5, "
+                "1e-6, 'one f32 rounding'); 0 asks for equality",
+            )
+    return float(rtol), atol, str(why)
 
 
 def _is_number(value: Any) -> bool:

@@ -372,3 +372,69 @@ def test_lpir_run_reports_a_faulty_companion_without_a_traceback(tmp_path, capsy
     (tmp_path / "add.py").write_text(reference_returning('{"z": args[0] + args[1]}'))
     assert main(["run", str(tmp_path / "add.lp"), "--check"]) == 1
     assert "keyed by argument name ('z')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("returned", "described"),
+    [
+        ("{2: None}", "None"),
+        ("{2: 'abc'}", "a str ('abc')"),
+        ("{2: np.array([object()] * 64)}", "an array of object of shape [64]"),
+        ("{2: [[1.0, 2.0], [3.0]]}", "a list of 2"),
+    ],
+)
+def test_a_reference_value_that_is_not_an_array_of_numbers(tmp_path, returned, described):
+    """An object array was a TypeError traceback in runner.compare; None and 'abc' said
+    "shape (64,), expected ()"."""
+    error = faulty_companion(tmp_path, reference_returning(returned))
+    assert str(error).startswith(f"{tmp_path / 'add.py'}:4:5: error: the companion's reference")
+    assert error.message.endswith(
+        f"returned {described} for argument 2 (z), not an array of numbers"
+    )
+    assert "z's expected values as a numpy array of numbers" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("stated", "message"),
+    [
+        ("(0.0, float('nan'), 'why')", "returned atol = nan; a tolerance is a finite number"),
+        ("(-1.0, 1e-6, 'why')", "returned rtol = -1.0; a tolerance is a finite number, 0 or more"),
+        ("(1e-5, -5, 'why')", "returned atol = -5.0"),
+        ("(0.0, float('inf'), 'why')", "returned atol = inf"),
+        ("(1e-5, np.array([1e-6, -1.0]), 'why')", "returned atol = -1.0"),
+        ("('a', 'b', 'c')", "a tuple of 3 with rtol a str ('a') and atol a str ('b'): rtol must"),
+        ("[1e-5, None, 'why']", "a list of 3 with atol None: rtol must be a number"),
+    ],
+)
+def test_a_tolerance_that_is_no_finite_bound(tmp_path, stated, message, recwarn):
+    """NaN or negative tolerances were accepted (numpy's "rtol or atol is not valid" warning
+    leaked and a NaN atol failed every element); ('a', 'b', 'c') said "a tuple of 3"."""
+    error = faulty_companion(
+        tmp_path,
+        reference_returning("{2: args[0] + args[1]}")
+        + f"def tolerance(params):\n    return {stated}\n",
+    )
+    assert str(error).startswith(f"{tmp_path / 'add.py'}:6:5: error: the companion's tolerance")
+    assert message in error.message, error.message
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        "if True:\n{body}",
+        "try:\n{body}except ImportError:\n    pass\n",
+        "if False:\n    pass\nelse:\n{body}",
+    ],
+)
+def test_a_companion_whose_functions_sit_under_a_statement_is_one(tmp_path, capsys, wrapped):
+    """Only top-level defs were read: a companion under `if True:` was taken for no companion,
+    so --check passed without the numpy reference."""
+    body = reference_returning("{2: args[0] - args[1]}")  # wrong on purpose: z is x + y
+    indented = "".join(f"    {line}\n" for line in body.splitlines())
+    (tmp_path / "add.lp").write_text(ADD)
+    (tmp_path / "add.py").write_text(wrapped.format(body=indented))
+    assert not run_file(tmp_path / "add.lp", target="interp", check=True)
+    assert "FAIL  arg 2 vs numpy" in capsys.readouterr().out
+    (tmp_path / "add.py").write_text(wrapped.format(body=indented.replace(" - ", " + ")))
+    assert run_file(tmp_path / "add.lp", target="interp", check=True)
