@@ -760,3 +760,28 @@ def test_a_loop_variable_named_as_a_tensor_is_refused() -> None:
     with pytest.raises(TypeCheckError) as caught:
         lower(HEAD + "    for a in range(0, 2) {\n    }\n" + STORE)
     located(caught.value, 3, 5, "the loop variable cannot be 'a': it names the tensor a")
+
+
+def test_a_single_quoted_string_holding_a_double_quote() -> None:
+    """It fell back to "unexpected character \"'\"" with the hint "remove or replace it"."""
+    with pytest.raises(ParseError) as caught:
+        parse_program(HEAD + "    static_assert(N > 100, 'a \"b\" c')\n" + STORE, "m.lp")
+    text = located(caught.value, 3, 28, "a string is written in double quotes")
+    assert "'a \"b\" c')\n                               ^^^^^^^^^\n" in text, text
+    assert caught.value.hint == (
+        "write \"a 'b' c\": a string cannot hold a double quote (there are no escapes), so "
+        "rephrase it"
+    )
+
+
+def test_a_misspelt_parameter_as_a_whole_default_is_no_unknown_dtype() -> None:
+    """`BK = NN` said "unknown dtype 'NN'" and listed the dtypes, where `BK = NN * 2` said
+    "did you mean 'N'?"."""
+    source = f"kernel k[N = 64, BK = NN]{ARGS} {{\n    t = load(a[0 :+ 64])\n{STORE}"
+    with pytest.raises(TypeCheckError) as caught:
+        specialize(parse_program(source, "m.lp"), None, {})
+    located(caught.value, 1, 23, "unknown name 'NN': neither a parameter declared before BK")
+    assert caught.value.hint == "did you mean 'N'?"
+    dtype_typo = source.replace("BK = NN", "T = f23")  # close to no parameter: a dtype's typo
+    with pytest.raises(TypeCheckError, match="unknown dtype 'f23'"):
+        specialize(parse_program(dtype_typo, "m.lp"), None, {})

@@ -62,11 +62,28 @@ class _ParamEvaluator(ExpressionLowering):
     def value(self, node: ast.Node, what: str) -> int | DType:
         if isinstance(node, ast.Name) and not any(node.id in s for s in self.scopes):
             self.check_known_before(node.id, node)
-            return self.dtype_named(node.id, node.span)
+            try:
+                return self.dtype_named(node.id, node.span)
+            except TypeCheckError:
+                self.refuse_misspelt_name(node)
+                raise
         found = self.scopes[0].get(node.id) if isinstance(node, ast.Name) else None
         if isinstance(found, DTypeConst):
             return found.dtype
         return self.as_const_int(node, what)
+
+    def refuse_misspelt_name(self, node: ast.Name) -> None:
+        """A bare name that is no dtype but close to a name in scope (`BK = NN` for N) is a
+        misspelt parameter, as in `BK = NN * 2`: say so rather than list the dtypes."""
+        known = sorted({name for scope in self.scopes for name in scope})
+        close = difflib.get_close_matches(node.id, known, n=1)
+        if close:
+            before = f"before {self.default_of[1]}" if self.default_of else "before it"
+            raise self.error(
+                f"unknown name '{node.id}': neither a parameter declared {before} nor a dtype",
+                node,
+                f"did you mean '{close[0]}'?",
+            )
 
     def lookup(self, name: str, node: ast.Node) -> SemanticValue:
         if not any(name in scope for scope in self.scopes):

@@ -274,11 +274,17 @@ def _unexpected_character(source: str, file: str, error: lark.UnexpectedCharacte
             place,
             'close it with " on the same line (a string does not span lines)',
         )
-    if error.char == "'" and "'" in rest and '"' not in rest[: rest.index("'")]:
+    if error.char == "'" and "'" in rest:
         closing = error.column + rest.index("'") + 1
         text = line[error.column : closing - 1]
-        place = location_in(source, file, error.line, error.column, closing)
-        return ParseError("a string is written in double quotes", place, f'write "{text}"')
+        place = location_in(source, file, error.line, error.column, closing + 1)
+        hint = f'write "{text}"'
+        if '"' in text:
+            hint = (
+                f"""write "{text.replace('"', "'")}": a string cannot hold a double quote """
+                "(there are no escapes), so rephrase it"
+            )
+        return ParseError("a string is written in double quotes", place, hint)
     place = location_in(source, file, error.line, error.column)
     return ParseError(f"unexpected character {error.char!r}", place, "remove or replace it")
 
