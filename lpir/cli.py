@@ -257,7 +257,7 @@ class _GuardedOutput:
     """Standard output whose write errors are told apart from the command's own OSErrors:
     a closed pipe stays BrokenPipeError, any other becomes `_OutputError`."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO | io.TextIOBase):
         self._stream = stream
 
     def write(self, text: str) -> int:
