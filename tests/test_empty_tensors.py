@@ -99,20 +99,7 @@ def test_negative_sizes_and_counts_are_still_mistakes():
 @pytest.mark.parametrize("stage", ["source", "final"])
 @pytest.mark.parametrize(
     "target",
-    [
-        "interp",
-        "threads",
-        pytest.param(
-            "cpu",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=ZeroDivisionError,
-                reason="IR text's specialization (lpir/runtime/ir_kernel.py) has no empty "
-                "launch: the CPU launcher splits 0 blocks over its workers",
-            ),
-        ),
-        *HOST_TARGETS[3:],
-    ],
+    HOST_TARGETS,
 )
 def test_ir_text_of_an_empty_call_round_trips_and_runs_nothing(target, stage):
     """The verifier refused a block count of 0 ("counts must be positive") and tensors of

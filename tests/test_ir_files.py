@@ -144,7 +144,8 @@ def test_cse_keeps_each_kernel_of_a_file_to_itself(tmp_path: Path):
 
 
 def test_the_cuda_c_of_ir_text_names_unnamed_values(tmp_path: Path):
-    """IR text names a shared tile `%0`; the CUDA C once declared `const int 0_swizzled_0`."""
+    """IR text names a shared tile `%0`; the CUDA C once declared `const int 0_swizzled_0`.
+    A numbered tile is named as one the source left unnamed (the same C either way)."""
     from lpir.tools import emit, optimize
 
     path = tmp_path / "mm.ir"
@@ -152,7 +153,7 @@ def test_the_cuda_c_of_ir_text_names_unnamed_values(tmp_path: Path):
     path.write_text(optimize("examples/matmul_wq.lp", params=params))
     assert "%0 = alloc_shared" in path.read_text()
     source = emit(str(path), "cuda", "cuda", {}, None)
-    assert re.search(r"\b\d\w*_swizzled", source) is None and "v0_swizzled_0" in source
+    assert re.search(r"\b\d\w*_swizzled", source) is None and "shared_swizzled_0" in source
 
 
 def test_cuda_c_of_thread_ir_before_bit_packing_is_refused(tmp_path: Path):

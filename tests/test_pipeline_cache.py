@@ -95,7 +95,7 @@ def test_an_entry_that_is_not_ir_is_made_anew(fresh_source):
     kernel = lpir.compile(fresh_source, target="cpu")
     wanted = _run(kernel)
     source = kernel.specialize(None).stages["source"]
-    key = pipeline_cache.key(source, "cpu")
+    key = pipeline_cache.key(source, "cpu", "<source>", fresh_source)
     cache.put(pipeline_cache.KIND, key, b"kernel @broken(")  # checksummed, yet not IR
     cache.forget_memory()
     before = cache.stats.corrupt
@@ -112,3 +112,20 @@ def test_the_cuda_c_of_a_cached_final_ir_is_the_same(example):
     made = lpir.compile(path, target="cuda").source("cuda")
     cache.forget_memory()
     assert lpir.compile(path, target="cuda").source("cuda") == made
+
+
+def test_a_cached_final_ir_keeps_its_ops_source_places(fresh_source, tmp_path):
+    """IR text has no places: parsed alone, every op pointed into '<pipeline cache>' (lpir
+    banks printed that), or into another file holding the same kernel."""
+    path = tmp_path / "k.lp"
+    path.write_text(fresh_source)
+    made = lpir.compile(path, target="cpu").specialize(None).module.kernels[0]
+    cache.forget_memory()
+    again = lpir.compile(path, target="cpu").specialize(None).module.kernels[0]
+    places = [op.location for op in made.walk()]
+    assert [op.location for op in again.walk()] == places
+    assert again.location == made.location and str(path) in str(again.location)
+    other = tmp_path / "same.lp"  # the same kernel in another file: its own places
+    other.write_text(fresh_source)
+    elsewhere = lpir.compile(other, target="cpu").specialize(None).module.kernels[0]
+    assert all("same.lp" in str(op.location) for op in elsewhere.walk() if op.location)

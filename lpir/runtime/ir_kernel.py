@@ -28,7 +28,12 @@ from lpir.ir.types import GlobalType
 from lpir.ir.verifier import verify
 from lpir.runtime import arguments as args_
 from lpir.runtime.source_files import read_source_file
-from lpir.runtime.specialization import Specialization, attach_runner, run_pipeline
+from lpir.runtime.specialization import (
+    Specialization,
+    attach_runner,
+    empty_launch,
+    run_pipeline,
+)
 
 IR_SUFFIXES = (".ir", ".lpir")
 
@@ -127,6 +132,8 @@ def _stored_names(module: Module) -> set[str]:
 def build_ir_specialization(module: Module, target: str) -> Specialization:
     kernel = module.kernels[0]
     stages = {"source": print_module(module)}
+    if 0 in kernel.grid:  # an empty call (an empty batch): it runs no block on any target
+        return empty_launch(dict(kernel.params), stages, module)
     if kernel.stage == "tile":
         final = run_pipeline(module, target, stages)
     elif target == "interp":

@@ -141,9 +141,9 @@ def build_specialization(
     tile_module = lower_kernel(program, kernel_def, params)
     stages = {"source": print_module(tile_module)}
     if 0 in tile_module.kernels[0].grid:
-        return _empty_launch(params, stages, tile_module)
+        return empty_launch(params, stages, tile_module)
     stored = stored_arguments(tile_module)
-    final, complete = _final_module(tile_module, target, stages)
+    final, complete = _final_module(tile_module, target, stages, program)
     spec = Specialization(params, stages, final, stored)
     spec.complete_stages = complete
     attach_runner(spec, target)
@@ -151,7 +151,7 @@ def build_specialization(
 
 
 def _final_module(
-    tile_module: Module, target: str, stages: dict[str, str]
+    tile_module: Module, target: str, stages: dict[str, str], program: ast.Program
 ) -> tuple[Module, Callable[[], None] | None]:
     """The pipeline's output for `tile_module` (stages["final"] set), from the pipeline cache
     where a process made it before, with what fills in the stages between (None where the
@@ -161,7 +161,7 @@ def _final_module(
         final = run_pipeline(tile_module, target, stages)
         stages["final"] = print_module(final)
         return final, None
-    entry = pipeline_cache.key(stages["source"], pipeline)
+    entry = pipeline_cache.key(stages["source"], pipeline, program.file, program.source)
     cached = pipeline_cache.load(entry)
     if cached is not None:
         final, stages["final"] = cached
@@ -173,11 +173,11 @@ def _final_module(
         return final, complete
     final = run_pipeline(tile_module, target, stages)
     stages["final"] = print_module(final)
-    pipeline_cache.store(entry, stages["final"])
+    pipeline_cache.store(entry, final, stages["final"])
     return final, None
 
 
-def _empty_launch(params: dict, stages: dict[str, str], module: Module) -> Specialization:
+def empty_launch(params: dict, stages: dict[str, str], module: Module) -> Specialization:
     """A specialization whose grid has a block count of 0 (an empty batch): a call checks its
     arguments and runs no block, on every target (a GPU is not launched); no code is made."""
     stages["final"] = stages["source"]
