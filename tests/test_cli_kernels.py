@@ -168,6 +168,7 @@ def test_help_to_a_full_device_is_a_failure(command):
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_picture_on_a_full_disk_says_the_disk_is_full(capsys):
     """The hint was 'give a path in a folder that exists', whatever the error."""
+    pytest.importorskip("matplotlib", reason="pictures need the plot extra")
     assert main(["layout", "spatial(4, 4)", "--png", "/dev/full"]) == 1
     err = capsys.readouterr().err
     assert "error: cannot write /dev/full: No space left on device" in err

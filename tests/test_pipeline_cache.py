@@ -8,6 +8,8 @@ run the passes; an entry that is not IR is made anew.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from lpir.backends.llvm import jit
@@ -22,6 +24,12 @@ kernel scaled[N = 300, BN = 64, S = 3](x: global f32[N], y: global f32[N])
     store(y[i :+ BN], load(x[i :+ BN]) * cast<f32>(S) + 1.0)
 }
 """
+
+
+@pytest.fixture(autouse=True)
+def pipeline_cache_on(monkeypatch):
+    """The suite runs the passes every time (tests/conftest.py); these tests are about not."""
+    monkeypatch.setenv("LPIR_PIPELINE_CACHE", "1")
 
 
 def _run(kernel: lpir.Kernel, n: int = 300) -> np.ndarray:
@@ -104,7 +112,35 @@ def test_an_entry_that_is_not_ir_is_made_anew(fresh_source):
     assert pipeline_cache.load(key) is not None  # made anew and stored
 
 
-@pytest.mark.parametrize("example", ["matmul_wq", "attention"])
+def test_turned_off_or_with_other_passes_it_runs_the_passes(fresh_source, monkeypatch):
+    """LPIR_PIPELINE_CACHE=0 (the test suite's setting); a pipeline whose list of passes
+    changed (a test leaving one out) is another pipeline."""
+    from lpir.passes import PIPELINES
+
+    _run(lpir.compile(fresh_source, target="threads"))
+    cache.forget_memory()
+    ran = []
+    real = specialization.run_pipeline
+    monkeypatch.setattr(
+        specialization, "run_pipeline", lambda *a, **k: ran.append(1) or real(*a, **k)
+    )
+    with monkeypatch.context() as patch:
+        patch.setenv("LPIR_PIPELINE_CACHE", "0")
+        lpir.compile(fresh_source, target="threads").specialize(None)
+    assert len(ran) == 1
+    with monkeypatch.context() as patch:
+        without = tuple(name for name in PIPELINES["cpu"] if name != "fold-threads")
+        patch.setitem(PIPELINES, "cpu", without)
+        lpir.compile(fresh_source, target="threads").specialize(None)
+    assert len(ran) == 2
+    lpir.compile(fresh_source, target="threads").specialize(None)
+    assert len(ran) == 2  # the pipeline as it is: from the cache
+
+
+EXAMPLES = sorted(path.stem for path in Path("examples").glob("*.lp"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_the_cuda_c_of_a_cached_final_ir_is_the_same(example):
     """Shared tiles without a name in the source were named by their IR number only once
     parsed (`v27_swizzled_0` for `shared_swizzled_0`)."""

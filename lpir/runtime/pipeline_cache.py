@@ -9,13 +9,16 @@ each size of its batches anew). IR text has no source places, so an entry also k
 op's place in the kernel's source (errors, `lpir banks` and the SASS map show them), given back
 to the parsed ops in the order `walk` visits them. The entries are code-cache entries
 (`lpir.runtime.cache`), checked on reading; the key is the machine code's (`jit.cache_key`), so
-another lpir, another host or another toolchain never reuses them.
+another lpir, another host or another toolchain never reuses them. `LPIR_PIPELINE_CACHE=0`
+runs the passes every time (for work on the passes: the key does not see a pass patched in a
+running process; the test suite runs so, but for the cache's own tests).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Any
 
 from lpir.errors import LpirError, SourceLocation
@@ -25,12 +28,19 @@ from lpir.runtime import cache
 KIND = "pipeline"
 
 
-def key(source_ir: str, pipeline: str, file: str, source: str) -> str:
-    """The cache key of the final IR that `pipeline` makes of the tile IR `source_ir`, lowered
-    from the text `source` of `file` (where its ops' places point)."""
-    from lpir.backends.llvm import jit
+def enabled() -> bool:
+    return os.environ.get("LPIR_PIPELINE_CACHE", "1").strip() != "0"
 
-    return jit.cache_key(f"pipeline {pipeline}\n{file}\n{source}\n{source_ir}")
+
+def key(source_ir: str, pipeline: str, file: str, source: str) -> str:
+    """The cache key of the final IR that `pipeline` (its passes as `PIPELINES` lists them)
+    makes of the tile IR `source_ir`, lowered from the text `source` of `file` (where its ops'
+    places point)."""
+    from lpir.backends.llvm import jit
+    from lpir.passes import PIPELINES
+
+    passes = ",".join(PIPELINES[pipeline])
+    return jit.cache_key(f"pipeline {pipeline}: {passes}\n{file}\n{source}\n{source_ir}")
 
 
 def store(entry_key: str, final: Module, final_ir: str) -> None:

@@ -157,7 +157,7 @@ def _final_module(
     where a process made it before, with what fills in the stages between (None where the
     pipeline ran here and recorded them)."""
     pipeline = PIPELINE_OF_TARGET[target]
-    if pipeline == "interp":  # a few cleanups of tile IR: nothing to save
+    if pipeline == "interp" or not pipeline_cache.enabled():  # interp: a few cleanups
         final = run_pipeline(tile_module, target, stages)
         stages["final"] = print_module(final)
         return final, None
