@@ -23,3 +23,22 @@ def test_launch_overhead_runs_outside_the_repository(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "gemv_wq kernel(...) on the same arrays (checks, then run()):" in result.stdout
+
+
+def test_compile_latency_runs_outside_the_repository(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "compile_latency.py"),
+            "--rounds",
+            "1",
+            "--examples",
+            "vector_add",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("vector_add")

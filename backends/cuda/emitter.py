@@ -142,7 +142,7 @@ class KernelEmitter:
     # ---- names and values --------------------------------------------------------------------
     def ir_name(self, value: Value) -> str:
         """The value's name in the printed IR (`acc.1`, `0`): the same whether the kernel was
-        built in memory or parsed from its text (the pipeline cache's)."""
+        built in memory or parsed from IR text."""
         return self.namer.names.get(id(value), value.name_hint or "v")
 
     def c_name(self, value: Value) -> str:

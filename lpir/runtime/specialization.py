@@ -10,13 +10,11 @@ from lpir.errors import LpirError
 from lpir.ir.core import Kernel as IRKernel
 from lpir.ir.core import Module
 from lpir.ir.ops import StoreOp
-from lpir.ir.parser import parse
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
 from lpir.language import ast
 from lpir.language.lower import lower_kernel
 from lpir.runtime import arguments as args_
-from lpir.runtime import pipeline_cache
 
 if TYPE_CHECKING:
     from lpir.backends.cuda.kernel import CompiledKernel as CudaKernel
@@ -52,9 +50,6 @@ class Specialization:
         self.sources: dict[str, Callable[..., str]] = {}
         self.arch_kinds: set[str] = set()
         self.empty_grid = False  # a block count is 0: calls run nothing, no code is made
-        # where the final IR came from the pipeline cache: runs the passes to fill in the
-        # stages between "source" and "final" (kernel.ir("after:<pass>") asks for them)
-        self.complete_stages: Callable[[], None] | None = None
 
     @property
     def kernel_ir(self) -> IRKernel:
@@ -66,9 +61,6 @@ class Specialization:
 
     def ir(self, stage: str) -> str:
         """The IR text at `stage` ("source", "after:<pass>" or "final")."""
-        if isinstance(stage, str) and stage not in self.stages and self.complete_stages:
-            self.complete_stages()  # the final IR came from the pipeline cache
-            self.complete_stages = None
         known = ", ".join(self.stages)
         if not isinstance(stage, str):
             raise LpirError(
@@ -142,39 +134,11 @@ def build_specialization(
     stages = {"source": print_module(tile_module)}
     if 0 in tile_module.kernels[0].grid:
         return empty_launch(params, stages, tile_module)
-    stored = stored_arguments(tile_module)
-    final, complete = _final_module(tile_module, target, stages, program)
-    spec = Specialization(params, stages, final, stored)
-    spec.complete_stages = complete
-    attach_runner(spec, target)
-    return spec
-
-
-def _final_module(
-    tile_module: Module, target: str, stages: dict[str, str], program: ast.Program
-) -> tuple[Module, Callable[[], None] | None]:
-    """The pipeline's output for `tile_module` (stages["final"] set), from the pipeline cache
-    where a process made it before, with what fills in the stages between (None where the
-    pipeline ran here and recorded them)."""
-    pipeline = PIPELINE_OF_TARGET[target]
-    if pipeline == "interp" or not pipeline_cache.enabled():  # interp: a few cleanups
-        final = run_pipeline(tile_module, target, stages)
-        stages["final"] = print_module(final)
-        return final, None
-    entry = pipeline_cache.key(stages["source"], pipeline, program.file, program.source)
-    cached = pipeline_cache.load(entry)
-    if cached is not None:
-        final, stages["final"] = cached
-
-        def complete() -> None:  # only for kernel.ir("after:...") of a cached specialization
-            source = parse(stages["source"], "<source>")
-            run_pipeline(source, target, stages)
-
-        return final, complete
     final = run_pipeline(tile_module, target, stages)
     stages["final"] = print_module(final)
-    pipeline_cache.store(entry, final, stages["final"])
-    return final, None
+    spec = Specialization(params, stages, final, stored_arguments(tile_module))
+    attach_runner(spec, target)
+    return spec
 
 
 def empty_launch(params: dict, stages: dict[str, str], module: Module) -> Specialization:
