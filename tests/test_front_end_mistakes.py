@@ -785,3 +785,10 @@ def test_a_misspelt_parameter_as_a_whole_default_is_no_unknown_dtype() -> None:
     dtype_typo = source.replace("BK = NN", "T = f23")  # close to no parameter: a dtype's typo
     with pytest.raises(TypeCheckError, match="unknown dtype 'f23'"):
         specialize(parse_program(dtype_typo, "m.lp"), None, {})
+
+
+def test_a_tensor_assigned_inside_a_loop_says_it_cannot_be_assigned_anywhere() -> None:
+    """It said "cannot be reassigned inside a for loop", as if it could be elsewhere."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + "    for i in range(0, 2) {\n        c = load(a[0 :+ 64])\n    }\n" + STORE)
+    located(caught.value, 4, 9, "cannot assign to 'c': it names the tensor c")

@@ -316,14 +316,7 @@ class KernelLowering(ExpressionLowering):
             )
         tensor = self.tensor_handle(name)
         if tensor is not None:
-            # Rebinding would hide the tensor for the rest of the body: every later x[...] then
-            # fails far from the cause (or, for `x = 2.0` used as `t + x`, means another thing).
-            raise self.error(
-                f"cannot assign to '{name}': it names {tensor.describe()}",
-                node,
-                f"give the value a name of its own, e.g. {name}_tile = ...; the tensor stays "
-                f"{name}[...]",
-            )
+            raise self.cannot_assign_tensor(name, tensor, node)
         if isinstance(value, Memory) and isinstance(value.value.type, GlobalType):
             value = dataclasses.replace(value, alias=True)  # `a = x`: a may point elsewhere
         if name in RESERVED:  # `let for = 1`: the grammar takes a keyword as a name there
@@ -340,6 +333,16 @@ class KernelLowering(ExpressionLowering):
             )
         self.scopes[-1][name] = value
         self.assigned_at[name] = node.span
+
+    def cannot_assign_tensor(self, name: str, tensor: SemanticValue, node: ast.Node) -> LpirError:
+        # Rebinding would hide the tensor for the rest of the body: every later x[...] then
+        # fails far from the cause (or, for `x = 2.0` used as `t + x`, means another thing).
+        return self.error(
+            f"cannot assign to '{name}': it names {tensor.describe()}",
+            node,
+            f"give the value a name of its own, e.g. {name}_tile = ...; the tensor stays "
+            f"{name}[...]",
+        )
 
     def tensor_handle(self, name: str) -> Memory | None:
         """The tensor `name` is the only handle of (a kernel's tensor argument, a def's
@@ -603,6 +606,8 @@ class KernelLowering(ExpressionLowering):
         fixed where a name is bound, never carried through a loop or an if."""
         block = "a for loop" if isinstance(node, ast.For) else "an if"
         assignment = first_assignment(name, body) or node
+        if self.tensor_handle(name) is not None:  # not only inside a block: anywhere
+            return self.cannot_assign_tensor(name, value, assignment)
         message = f"'{name}' is {value.describe()} and cannot be reassigned inside {block}"
         memory = value.value.type if isinstance(value, Memory) else None
         if not isinstance(memory, SharedType):
