@@ -17,14 +17,12 @@ unspecified (max and min do not depend on it).
 
 from __future__ import annotations
 
-from lpir.dtypes import dtype
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
+from lpir.ir.ops.arith import BOOL
 from lpir.ir.ops.tile import check_shape
 from lpir.ir.signature import INT_LIST, Signature, at_least, exactly, one_of
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_memory
-
-BOOL = dtype("bool")
 
 
 def _check_offsets(op_name: str, memory: Value, offsets: list[Value]) -> None:
