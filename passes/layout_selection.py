@@ -120,6 +120,7 @@ class Selection:
         self.derived: set[int] = set()  # classes whose layout their neighbours give
         self.computed: set[int] = set()  # classes of elementwise results (`computed_classes`)
         self.widened: set[int] = set()  # classes of loads cast (`widened_classes`)
+        self.in_global_memory = _in_global_memory(kernel)
 
     def layout_of(self, value: Value) -> RegisterLayout | None:
         return self.layouts.get(self.classes.find(value))
@@ -154,7 +155,15 @@ class Selection:
     def default_for(self, key: int) -> RegisterLayout:
         members = self.classes.members[key]
         shape = as_tile(members[0].type).shape
-        nbits = min(v.type.dtype.nbits for v in members)
+        # A bool is one bit in memory but a whole register lane: a comparison in the class
+        # (where(t > 0.0, t, 1.0), a load's mask) must not size the accesses of its f32 loads
+        # as 128 bools per 16 bytes (a thread would hold 128 floats, most threads replicas).
+        widths = [
+            v.type.dtype.nbits
+            for v in members
+            if not v.type.dtype.is_bool or id(v) in self.in_global_memory
+        ]
+        nbits = min(widths, default=8)
         return rules.default_layout(shape, nbits, self.threads, self.target)
 
     # ---- relations ----------------------------------------------------------------------
@@ -483,6 +492,15 @@ def _widens_a_load(op: Operation) -> bool:
     while isinstance(source, TransposeOp):
         source = source.operands[0].owner
     return isinstance(source, LoadOp) and source.result.type.dtype.nbits >= 8
+
+
+def _in_global_memory(kernel: Kernel) -> set[int]:
+    """The ids of the tiles that global loads read and global stores write."""
+    found = set()
+    for op in kernel.walk():
+        if isinstance(op, LoadOp | StoreOp) and op.name.endswith("_global"):
+            found.add(id(op.result if isinstance(op, LoadOp) else op.value))
+    return found
 
 
 def _along_rows(load: LoadOp) -> bool:
