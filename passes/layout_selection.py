@@ -187,6 +187,8 @@ class Selection:
             self.flows.append(_Flow(result, source, lambda l: rules.indexed_result(l, axis)))
         elif isinstance(op, StoreOp) and op.mask is not None:  # one mask lane per value lane
             self.classes.union([op.value, op.mask])
+        elif isinstance(op, LoadOp) and op.mask is not None:
+            self.classes.union([op.result, op.mask])
         elif isinstance(op, DotOp):
             a, b, acc = op.operands
             self.classes.union([acc, op.result])

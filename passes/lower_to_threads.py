@@ -337,10 +337,13 @@ class _Lowering(ReductionLowering, DotLowering):
     def lower_LoadOp(self, op: LoadOp) -> list[Value]:
         memory = self.map(op.memory)
         layout = tile_layout(op.result)
-        loaded = self.matrix_load(memory, op.offsets, op.dims, layout)
-        if loaded is not None:
-            return [loaded]
+        if op.mask is None:  # (ldmatrix reads every element)
+            loaded = self.matrix_load(memory, op.offsets, op.dims, layout)
+            if loaded is not None:
+                return [loaded]
         base, offsets, mask = self.addresses(as_memory(memory.type), op.offsets, op.dims, layout)
+        if op.mask is not None:
+            mask = self.and_masks(mask, self.map(op.mask))
         order = address_order(offsets) if memory.type.dtype.nbits >= 8 else None
         if order is not None:  # (packed fields are cut from bytes read in address order)
             return [self.load_in_address_order(op, memory, base, offsets, mask, order)]

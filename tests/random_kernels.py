@@ -1,14 +1,14 @@
 """Random valid kernels for differential testing: elementwise expression trees (some in a `def`)
-over loaded tiles of random dtypes (packed ones included; arithmetic, bit operations,
-exp/log/sin/cos/tanh/erf, rsqrt, rounding), broadcasts, casts between compute dtypes, tiles
-regrouped into blocks of columns (reshape, index, ranges, stack, new axes), optional reductions
-along either axis, random tile sizes, thread counts and tensor sizes that rarely divide the
-tiles; loops over column tiles through shared memory, some stopping at a column read from
-memory; long rows walked a wide tile a step, running sums or extremes carried per column; tiles
-stored and read back by other threads without `sync()`; and tiled matrix products (`dot` of
-f16/bf16/f32/i8 tiles in a loop over K, random pipeline depths, operands straight from memory,
-through shared memory, or copied there unchanged, weights of any storage type cast to the
-operand type).
+over loaded tiles of random dtypes (packed ones included; some loads and stores masked;
+arithmetic, bit operations, exp/log/sin/cos/tanh/erf, rsqrt, rounding), broadcasts, casts
+between compute dtypes, tiles regrouped into blocks of columns (reshape, index, ranges, stack,
+new axes), optional reductions along either axis, random tile sizes, thread counts and tensor
+sizes that rarely divide the tiles; loops over column tiles through shared memory, some
+stopping at a column read from memory; long rows walked a wide tile a step, running sums or
+extremes carried per column; tiles stored and read back by other threads without `sync()`;
+and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random pipeline
+depths, operands straight from memory, through shared memory, or copied there unchanged,
+weights of any storage type cast to the operand type).
 
 `random_case(rng)` gives the kernel source, its parameters and a function that makes random
 arguments. The kernels are built so that every target must compute the same values: no
@@ -161,6 +161,21 @@ def _store_mask(rng, out_shape: tuple[int, ...], along_rows: bool) -> str:
     return str(rng.choice(choices))
 
 
+def _load_mask(rng) -> str:
+    """Mostly nothing; else `, mask = ...` (and maybe `, other = 1`) reading a [BM, BN] tile
+    only by its column or row, or where the tile of y is positive."""
+    if rng.random() < 0.7:
+        return ""
+    modulus = int(rng.integers(2, 5))
+    choices = [
+        f", mask = ((arange(BN) + c) % {modulus} != 0)[None, :]",
+        f", mask = ((arange(BM) + r) % {modulus} == 1)[:, None]",
+        ", mask = (cast<f32>(load(y[c :+ BN])) > 0.0)[None, :]",
+    ]
+    other = ", other = 1" if rng.random() < 0.5 else ""
+    return str(rng.choice(choices)) + other
+
+
 def tile_case(rng) -> Case:
     rows, columns = int(rng.integers(1, 70)), int(rng.integers(1, 300))
     tile_rows = int(rng.choice([1, 2, 4, 8, 16]))
@@ -219,6 +234,7 @@ def tile_case(rng) -> Case:
     if rng.random() < 0.3:  # the expression in a def, called by position or by name
         helper = f"def combine(a, b) {{\n    return {body}\n}}\n"
         computed = str(rng.choice(["combine(a, b)", "combine(b = b, a = a)"]))
+    load_mask = _load_mask(rng)
     source = (
         helper
         + f"""
@@ -227,7 +243,7 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
 ) {grid} threads({threads}) {{
     r = {row_start}
     c = {column_start}
-    a = cast<{compute}>(load(x[r :+ BM, c :+ BN]))
+    a = cast<{compute}>(load(x[r :+ BM, c :+ BN]{load_mask}))
     b = cast<{compute}>(load(y[c :+ BN]))[None, :]
     e = ({computed} + zeros<{compute}>[BM, BN]){annotation}{regroup}
     v = {result}
@@ -239,7 +255,7 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, out_shape)]
     shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}, layout {layout}"
     reduced = f"{kind} over axis {axis}" if reduce else "none"
-    description = f"{compute}: {body}{regroup} (reduction: {reduced}, {shapes})"
+    description = f"{compute}: {body}{regroup} (reduction: {reduced}, {shapes}){load_mask}"
     return Case(source, params, inputs, description, compute)
 
 

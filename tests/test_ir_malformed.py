@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 
+import lpir
 from lpir.dtypes import dtype
 from lpir.errors import LpirError
 from lpir.ir import parse, verify
@@ -408,3 +409,40 @@ def test_a_store_with_operands_past_its_mask_is_an_error(line: str, count: int):
         f"mask), not {count}"
     )
     assert error.hint is not None and ("remove the operands" in error.hint) == (count > 5)
+
+
+@pytest.mark.parametrize(
+    "line, count",
+    [
+        ("%r = load_global(%g, %i, %i, %b, %b) {dims = [0, 1], shape = [4, 8]} : f32[4, 8]", 5),
+        ("%r = load_shared(%s, %i, %i, %b, %t) {dims = [0, 1], shape = [4, 8]} : f32[4, 8]", 5),
+        ("%r = load_global(%g, %i) {dims = [0, 1], shape = [4, 8]} : f32[4, 8]", 2),
+    ],
+)
+def test_a_load_with_operands_past_its_mask_is_an_error(line: str, count: int):
+    name = line.split("= ")[1].split("(")[0]
+    error = assert_located_error(module_text(name, line), case_lines(name))
+    assert error.message == (
+        f"'{name}': takes 3 or 4 operands (the memory, 2 offsets and an optional mask), not {count}"
+    )
+    assert error.hint is not None and ("remove the operands" in error.hint) == (count > 4)
+
+
+@pytest.mark.parametrize(
+    "mask, words",
+    [("%u", "needs a mask of type bool[4, 8], not i32[4, 8]"), ("%flag", "not bool")],
+)
+def test_a_load_mask_of_the_wrong_type_is_an_error(mask: str, words: str):
+    line = f"%r = load_global(%g, %i, %i, {mask}) {{dims = [0, 1], shape = [4, 8]}} : f32[4, 8]"
+    error = assert_located_error(module_text("load_global", line), case_lines("load_global"))
+    assert words in error.message, error.message
+
+
+def test_a_masked_load_in_ir_text_runs_as_its_source():
+    line = "%r = load_global(%g, %i, %i, %b) {dims = [0, 1], shape = [4, 8]} : f32[4, 8]"
+    text = module_text("load_global", line).replace(
+        "\n}\n", "\n  store_global(%g, %i, %i, %r) {dims = [0, 1]}\n}\n"
+    )
+    g = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    lpir.compile(text, target="interp")(g, 3, False)
+    assert (g[:4, :8] == 0).all() and g[4, 0] == 4 * 64  # lt(%t, %t) is false: reads 0

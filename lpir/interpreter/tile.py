@@ -214,13 +214,15 @@ class _Block(Evaluator):
         return tuple(memory_index), tuple(tile_index)
 
     def op_load_global(self, op: LoadOp) -> list:
-        memory = self.get(op.operands[0])
-        offsets = [self.get(v) for v in op.operands[1:]]
+        memory = self.get(op.memory)
+        offsets = [self.get(v) for v in op.offsets]
         tile = np.zeros(op.attributes["shape"], dtype=op.result.type.dtype.numpy_dtype)
         window = self.tile_window(op, memory, offsets)
         if window is not None:
             memory_index, tile_index = window
             tile[tile_index] = memory[memory_index]
+        if op.mask is not None:  # masked elements read as 0, as those past the edge
+            tile[~self.get(op.mask)] = 0
         return [tile]
 
     op_load_shared = op_load_global

@@ -4,50 +4,88 @@
 
 from __future__ import annotations
 
+from lpir.errors import with_article
 from lpir.ir.core import Value
 from lpir.ir.ops import (
     ItemOp,
     LoadOp,
+    SelectOp,
     StoreOp,
     SyncOp,
 )
 from lpir.ir.ops.memory import ATOMIC_DTYPES
-from lpir.ir.types import SharedType, TileType
+from lpir.ir.types import SharedType, TileType, as_tile
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
-from lpir.language.expressions import I32, ExpressionLowering, broadcast_shapes
+from lpir.language.expressions import BOOL, I32, ExpressionLowering, broadcast_shapes
 from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 
 # ---- memory -------------------------------------------------------------------------------
-@builtin("load(tensor[...])")
+@builtin("load(tensor[...], mask = m, other = v)")
 def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (target,), keywords = call_arguments(low, call, 1, keywords=("mask", "other"))
-    if keywords:  # Triton's load(ptr, mask, other): say how lpir writes it
-        name, node = next(iter(keywords.items()))
+    mask_node, other_node = keywords.get("mask"), keywords.get("other")
+    if other_node is not None and mask_node is None:
         raise low.error(
-            f"load has no '{name}': it reads every element inside the tensor (0 outside)",
-            node,
-            "choose among the loaded values instead: where(m, load(x[...]), 0.0)",
+            "load's other = is what masked elements read, but this load has no mask",
+            other_node,
+            "give the mask too: load(x[...], mask = m, other = v), or drop other",
         )
     value = low.expr(target)
     if isinstance(value, Memory) and isinstance(value.type, SharedType):
-        shape = value.type.shape
-        zero = low.constant(Const(0), I32, call)
-        offsets = [zero] * len(shape)
+        memory, shape = value.value, value.type.shape
+        offsets = [low.constant(Const(0), I32, call)] * len(shape)
         dims = tuple(range(len(shape)))
-        return Runtime(low.builder.add(LoadOp.create(value.value, offsets, dims, shape)))
-    if not isinstance(value, Slice):
+    elif isinstance(value, Slice):
+        memory, shape = value.memory.value, value.shape
+        offsets, dims = list(value.offsets), value.dims
+    else:
         raise low.error(
             f"load needs a tensor slice, but this is {value.describe()}",
             target,
             "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
         )
-    op = LoadOp.create(value.memory.value, list(value.offsets), value.dims, value.shape)
-    loaded = low.builder.add(op)
-    if not value.shape:  # every dimension indexed: one element, a scalar (an index, a bound)
+    chosen = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "load")
+    if chosen is True:  # every element: a plain load (and other = is never read)
+        chosen, other_node = None, None
+    elif chosen is False:  # no element: the load reads nothing
+        chosen = low.broadcast_to(low.constant(Const(False), BOOL), tuple(shape))
+    mask = chosen if isinstance(chosen, Value) else None
+    loaded = low.builder.add(LoadOp.create(memory, offsets, dims, tuple(shape), mask=mask))
+    if mask is not None and other_node is not None:
+        loaded = _masked_to(low, loaded, mask, other_node)
+    if not shape:  # every dimension indexed: one element, a scalar (an index, a bound)
         return Runtime(low.builder.add(ItemOp.create(loaded)))
     return Runtime(loaded)
+
+
+def _masked_to(low: ExpressionLowering, loaded: Value, mask: Value, node: ast.Node) -> Value:
+    """`loaded` with `other` (a scalar or a tile of the loaded dtype, broadcast to it) where
+    `mask` is false."""
+    other = low.expr(node)
+    dt = loaded.type.dtype
+    if isinstance(other, Const):
+        if other.value == 0 and not isinstance(other.value, bool) and str(other.value)[0] != "-":
+            return loaded  # what masked elements read already (+0; -0.0 is not)
+        fill = low.constant(other, dt, node)
+    elif isinstance(other, Runtime) and other.dtype == dt:
+        fill = other.value
+    else:
+        raise low.error(
+            f"other = must be {with_article(dt.name)} value, the loaded dtype, not "
+            f"{other.describe()}",
+            node,
+            f"cast it: other = cast<{dt.name}>(...)",
+        )
+    shape = as_tile(loaded.type).shape
+    if isinstance(fill.type, TileType) and broadcast_shapes(fill.type.shape, shape) != shape:
+        raise low.error(
+            f"other = of shape {list(fill.type.shape)} does not fit a slice of shape {list(shape)}",
+            node,
+            "give it the slice's shape, size-1 axes (v[:, None]) or a scalar",
+        )
+    return low.builder.add(SelectOp.create(mask, loaded, low.broadcast_to(fill, shape)))
 
 
 @builtin("store(tensor[...], value, mask = m)")
@@ -141,22 +179,24 @@ def _store(
             "make the slice lengths match the tile",
         )
     value = low.broadcast_to(value, tuple(shape))
-    mask = None if mask_node is None else _store_mask(low, mask_node, tuple(shape))
+    mask = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "store")
     if mask is False:  # a constant false mask writes nothing
         return
     mask_value = None if mask is None or mask is True else mask
     low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine, mask_value))
 
 
-def _store_mask(low: ExpressionLowering, node: ast.Node, shape: tuple[int, ...]) -> Value | bool:
-    """A store's `mask =`: a bool tile broadcast to the slice's shape, or a constant (True:
-    every element, False: none)."""
+def _access_mask(
+    low: ExpressionLowering, node: ast.Node, shape: tuple[int, ...], verb: str
+) -> Value | bool:
+    """A load's or store's `mask =`: a bool tile broadcast to the slice's shape, or a constant
+    (True: every element, False: none)."""
     mask = low.expr(node)
     if isinstance(mask, Const) and isinstance(mask.value, bool):
         return mask.value
     if not (isinstance(mask, Runtime) and mask.dtype.is_bool):
         raise low.error(
-            f"a store's mask must be bool, not {mask.describe()}",
+            f"a {verb}'s mask must be bool, not {mask.describe()}",
             node,
             "compare to make one, e.g. mask = arange(BN) < n - i",
         )

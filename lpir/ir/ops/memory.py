@@ -6,8 +6,8 @@ alone. `a[i :+ 32, k]` on a rank-2 tensor is offsets (i, k), dims (0,), tile sha
 
 Edges: an element whose coordinate falls outside the tensor reads as 0 and is not written.
 
-A store may take a *mask*, a bool tile of the stored tile's shape: elements where it is false
-are not written (nor combined).
+A load or a store may take a *mask*, a bool tile of the tile's shape: elements where it is
+false are not read (they read as 0) or not written (nor combined).
 
 A global store may *combine* with what memory holds (`combine = "add"`: `atomic_add`; "max",
 "min": `atomic_max`, `atomic_min`): each element is combined with memory atomically, so blocks
@@ -45,6 +45,37 @@ def _check_dims(op_name: str, memory: Value, dims: tuple[int, ...], shape: tuple
     check_shape(op_name, shape)
 
 
+def _check_mask(op_name: str, mask: Value | None, tile: TileType) -> None:
+    if mask is not None and not (
+        isinstance(mask.type, TileType)
+        and mask.type.dtype == BOOL
+        and mask.type.shape == tile.shape
+    ):
+        raise TypeCheckError(
+            f"'{op_name}' of a {tile} tile needs a mask of type "
+            f"{TileType(BOOL, tile.shape)}, not {mask.type}"
+        )
+
+
+def _check_operand_count(op: Operation, after_offsets: int, named: str) -> None:
+    """Raise unless `op` has the memory, an offset per dimension, `after_offsets` - 1 more
+    operands (`named`: ", the value") and an optional mask."""
+    memory = op.operands[0]
+    if not isinstance(memory.type, GlobalType | SharedType):
+        return  # create() says what it accesses
+    rank = memory.type.rank
+    count, least = len(op.operands), rank + after_offsets
+    if count not in (least, least + 1):
+        offsets = f"{rank} offset{'s' if rank != 1 else ''}"
+        raise op.error(
+            f"takes {least} or {least + 1} operands (the memory, {offsets}{named} and an "
+            f"optional mask), not {count}",
+            hint="remove the operands after the mask"
+            if count > least + 1
+            else f"give an offset for each dimension of the memory{named.replace(',', ', then')}",
+        )
+
+
 def _memory_op_name(kind: str, memory: Value) -> str:
     if isinstance(memory.type, GlobalType):
         return f"{kind}_global"
@@ -54,7 +85,9 @@ def _memory_op_name(kind: str, memory: Value) -> str:
 
 
 class LoadOp(Operation):
-    """`%t = load_global %w, %i, %k {dims = [0, 1], shape = [32, 256]} : u4[32, 256]`."""
+    """`%t = load_global %w, %i, %k [, %mask] {dims = [0, 1], shape = [32, 256]} : u4[32, 256]`:
+    read a tile; elements past the edge, and those whose `mask` element is false, read as 0
+    (and their memory is not touched)."""
 
     names = ("load_global", "load_shared")
     signature = Signature(
@@ -69,13 +102,16 @@ class LoadOp(Operation):
         dims: tuple[int, ...],
         shape: tuple[int, ...],
         name: str | None = None,
+        mask: Value | None = None,
     ) -> LoadOp:
         op_name = _memory_op_name("load", memory)
         _check_offsets(op_name, memory, offsets)
         _check_dims(op_name, memory, tuple(dims), tuple(shape))
         result = TileType(memory.type.dtype, tuple(shape))
+        _check_mask(op_name, mask, result)
         attributes = {"dims": tuple(dims), "shape": tuple(shape)}
-        return cls(op_name, [memory, *offsets], [result], attributes, result_names=[name])
+        masks = [] if mask is None else [mask]
+        return cls(op_name, [memory, *offsets, *masks], [result], attributes, result_names=[name])
 
     @property
     def memory(self) -> Value:
@@ -83,14 +119,27 @@ class LoadOp(Operation):
 
     @property
     def offsets(self) -> list[Value]:
-        return self.operands[1:]
+        return self.operands[1 : 1 + as_memory(self.memory.type).rank]
+
+    @property
+    def mask(self) -> Value | None:
+        """The bool tile choosing the elements read, or None: all."""
+        masks = self.operands[1 + as_memory(self.memory.type).rank :]
+        return masks[0] if masks else None
 
     @property
     def dims(self) -> tuple[int, ...]:
         return self.attributes["dims"]
 
     def recreate(self) -> Operation:
-        return LoadOp.create(self.memory, self.offsets, self.dims, self.attributes["shape"])
+        return LoadOp.create(
+            self.memory, self.offsets, self.dims, self.attributes["shape"], mask=self.mask
+        )
+
+    def verify_(self) -> None:
+        # the properties cut the operands by the memory's rank: an operand past the mask would
+        # be ignored, so the count is checked here
+        _check_operand_count(self, 1, "")
 
 
 #: dtypes that global memory can accumulate atomically (`atomic_add`)
@@ -154,15 +203,7 @@ class StoreOp(Operation):
                 f"{with_article(target)} tensor",
                 hint=f"cast it first: cast<{target}>(...)",
             )
-        if mask is not None and not (
-            isinstance(mask.type, TileType)
-            and mask.type.dtype == BOOL
-            and mask.type.shape == value.type.shape
-        ):
-            raise TypeCheckError(
-                f"'{op_name}' of a {value.type} tile needs a mask of type "
-                f"{TileType(BOOL, value.type.shape)}, not {mask.type}"
-            )
+        _check_mask(op_name, mask, value.type)
         attributes: dict = {"dims": tuple(dims)}
         if combine is not None:
             attributes["combine"] = combine
@@ -203,18 +244,7 @@ class StoreOp(Operation):
     def verify_(self) -> None:
         # the properties cut the operands by the memory's rank: an operand past the mask would
         # be ignored, so the count is checked here
-        if not isinstance(self.memory.type, GlobalType | SharedType):
-            return  # create() says what it stores into
-        rank = self.memory.type.rank
-        count = len(self.operands)
-        if count not in (rank + 2, rank + 3):
-            raise self.error(
-                f"takes {rank + 2} or {rank + 3} operands (the memory, {rank} offset"
-                f"{'s' if rank != 1 else ''}, the value and an optional mask), not {count}",
-                hint="remove the operands after the mask"
-                if count > rank + 3
-                else "give an offset for each dimension of the memory, then the value",
-            )
+        _check_operand_count(self, 2, ", the value")
 
 
 class AllocSharedOp(Operation):
