@@ -100,8 +100,10 @@ class LayoutApplication(Rewriter):
 
     def shared_type(self, op: AllocSharedOp) -> SharedType:
         """The shared tile with the layout its loads and stores want
-        (`layout_rules.shared_layout`)."""
+        (`layout_rules.shared_layout`), or the one it has where every tile's layout is kept."""
         memory_type = op.shared_type
+        if self.selection.keeps_layouts and memory_type.layout is not None:
+            return memory_type
         uses = [
             use
             for use in self.selection.kernel.walk()

@@ -1,7 +1,9 @@
 """layout-selection: give every register tile a layout.
 
-Requires: tile IR; register tiles may carry no layout; a `convert_layout` already in the IR is a
-user annotation (`t @ spatial(4, 32).local(8, 8)`).
+Requires: tile IR. Where some register tiles carry no layout, a `convert_layout` already in the
+IR is a user annotation (`t @ spatial(4, 32).local(8, 8)`). Where every register tile carries a
+layout (IR text printed after this pass), the layouts are kept as they are: running the pass on
+its own output changes nothing.
 Guarantees: every register tile has a layout spanning the kernel's threads; every op's operand
 and result layouts fit together as lower-to-threads needs them (elementwise operands equal the
 result, a broadcast operand is `reduce(result)`, dot operands are the dot's operand layouts of
@@ -121,6 +123,8 @@ class Selection:
         self.computed: set[int] = set()  # classes of elementwise results (`computed_classes`)
         self.widened: set[int] = set()  # classes of loads cast (`widened_classes`)
         self.in_global_memory = _in_global_memory(kernel)
+        # every register tile carries a layout already: they are kept (`keep_layouts`)
+        self.keeps_layouts = False
 
     def layout_of(self, value: Value) -> RegisterLayout | None:
         return self.layouts.get(self.classes.find(value))
@@ -130,6 +134,9 @@ class Selection:
             for value in _tiles(op.results) + [a for r in op.regions for a in _tiles(r.args)]:
                 self.classes.add(value)
             self.relate(op)
+        if all(as_tile(v.type).layout is not None for v in self.all_tiles()):
+            self.keep_layouts()
+            return
         # a transposed, reshaped or viewed computed tile is as costly to copy per thread
         self.computed = self.through_free_ops(self.computed_classes())
         self.widened = self.through_free_ops(self.widened_classes())
@@ -145,6 +152,44 @@ class Selection:
             largest = max(chosen, key=self.class_size)
             self.layouts[largest] = self.default_for(largest)
             self.propagate()
+
+    def all_tiles(self) -> list[Value]:
+        return [v for members in self.classes.members.values() for v in members]
+
+    def keep_layouts(self) -> None:
+        """Take every class's layout from the IR (printed after layout-selection, or laid
+        out by hand): choosing again would read the conversions the first run inserted as
+        annotations and let layouts flow differently (matmul_wq's weights decoded by every
+        replica). A class whose values disagree cannot be lowered as written."""
+        self.keeps_layouts = True
+        for key, members in self.classes.members.items():
+            ordered = sorted(members, key=lambda v: self.classes.order[id(v)])
+            first = ordered[0]
+            layout = as_tile(first.type).selected_layout
+            for other in ordered[1:]:
+                if as_tile(other.type).layout != layout:
+                    raise _disagreeing_layouts(first, other)
+            self.layouts[key] = layout
+        for op in self.kernel.walk():
+            if isinstance(op, DotOp):
+                self.keep_pair(op)
+
+    def keep_pair(self, op: DotOp) -> None:
+        """Record the k permutation of a dot whose operands carry k-permuted layouts, so that
+        they are kept rather than converted to the unpermuted ones."""
+        a, b, acc = op.operands
+        held = (as_tile(a.type).layout, as_tile(b.type).layout)
+        accumulator = as_tile(acc.type).selected_layout
+        if self.dot_operands(op, accumulator) == held:
+            return
+        k = as_tile(a.type).shape[1]
+        for pair in rules.PAIR_DISTANCES:
+            if rules.mma_layouts_permuted(*accumulator.shape, k, self.threads, pair) is None:
+                continue  # the pair does not divide k's register pairs
+            self.pairs[id(op)] = pair
+            if self.dot_operands(op, accumulator) == held:
+                return
+            del self.pairs[id(op)]
 
     def class_size(self, key: int) -> tuple[int, int]:
         """Larger classes first, then the earlier in the program (never a value's address:
@@ -185,10 +230,10 @@ class Selection:
                 _Flow(source, result, lambda l: rules.indexed_operand(l, axis, count))
             )
             self.flows.append(_Flow(result, source, lambda l: rules.indexed_result(l, axis)))
-        elif isinstance(op, StoreOp) and op.mask is not None:  # one mask lane per value lane
-            self.classes.union([op.value, op.mask])
-        elif isinstance(op, LoadOp) and op.mask is not None:
-            self.classes.union([op.result, op.mask])
+        elif isinstance(op, LoadOp | StoreOp):  # one mask lane, one position per element
+            tile = op.result if isinstance(op, LoadOp) else op.value
+            positions = [o for o in op.offsets if isinstance(o.type, TileType)]
+            self.classes.union([tile, *positions, *([op.mask] if op.mask is not None else [])])
         elif isinstance(op, DotOp):
             a, b, acc = op.operands
             self.classes.union([acc, op.result])
@@ -494,6 +539,23 @@ def _widens_a_load(op: Operation) -> bool:
     while isinstance(source, TransposeOp):
         source = source.operands[0].owner
     return isinstance(source, LoadOp) and source.result.type.dtype.nbits >= 8
+
+
+def _disagreeing_layouts(first: Value, other: Value) -> LayoutError:
+    """The error for two values of one class (which lower-to-threads needs in one layout)
+    whose layouts in IR text differ."""
+    owner = other.owner
+    location = getattr(owner, "location", None)
+    first_layout, other_layout = as_tile(first.type).layout, as_tile(other.type).layout
+    return LayoutError(
+        f"%{other.name_hint} has layout {other_layout} but must share one with "
+        f"%{first.name_hint} ({first_layout}): the operands and result of an elementwise op, "
+        "a loop's or an if's carried values, a dot's accumulator and result, a masked access's "
+        "value and mask are held alike",
+        location,
+        f"give %{other.name_hint} the layout {first_layout}, or convert the value where it "
+        "is used (convert_layout), or leave the layouts out and let layout-selection choose",
+    )
 
 
 def _in_global_memory(kernel: Kernel) -> set[int]:
