@@ -42,3 +42,27 @@ def test_compile_latency_runs_outside_the_repository(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith("vector_add")
+
+
+def test_cpu_column_packed_runs_outside_the_repository(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "cpu_column_packed.py"),
+            "--shapes",
+            "256x256",
+            "--tiles",
+            "64x128",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    errors = {row[0]: float(row[-1]) for row in rows if row and row[0] in ("column", "row")}
+    assert set(errors) == {"column", "row"}, result.stdout
+    assert max(errors.values()) < 1e-5, result.stdout  # both agree with numpy's y
