@@ -27,10 +27,14 @@ from lpir.errors import DTypeError
 class PackedArray:
     """A tensor in packed storage: its bytes, logical shape and dtype.
 
-    `PackedArray(data, shape, dtype)` wraps existing storage (a contiguous 1-D uint8 array,
-    shared, or bytes, copied); it checks that `data` has exactly `storage_bytes(size, dtype)`
-    bytes. Strided storage (`buffer[::2]`, `buffer[64:0:-1]`) is refused: kernels address the
-    bytes from the first one on, so they would read and write past the view.
+    `PackedArray(data, shape, dtype)` wraps storage already packed (a checkpoint's bytes):
+    a C-contiguous uint8 array of any rank, shared (no copy: `data` is its 1-D view), or
+    bytes, copied. Element i of the C-order flattening of `shape` is bits [i*n, (i+1)*n),
+    low bits first within a byte (the module docstring), so `u8[N, K / 2]` bytes holding two
+    4-bit weights each, the earlier in the low nibble, wrap as `PackedArray(w, (N, K),
+    "f4e2m1")`. It checks that `data` has exactly `storage_bytes(size, dtype)` bytes.
+    Strided storage (`buffer[::2]`, `buffer[64:0:-1]`) is refused: kernels address the bytes
+    from the first one on, so they would read and write past the view.
 
     Attributes:
         data: the storage bytes (1-D uint8; writing into it changes the tensor).
@@ -46,18 +50,20 @@ class PackedArray:
         if isinstance(data, (bytes, bytearray, memoryview)):
             data = np.frombuffer(data, dtype=np.uint8).copy()
         data = np.asarray(data)
-        if data.dtype != np.uint8 or data.ndim != 1:
+        if data.dtype != np.uint8:
             raise DTypeError(
-                f"PackedArray data must be a 1-D uint8 array or bytes, not {data.dtype}"
-                f"{list(data.shape)}"
+                f"PackedArray data must be a uint8 array or bytes, not {data.dtype}"
+                f"{list(data.shape)}",
+                hint="pass the bytes as uint8: data.view(np.uint8) (no copy)",
             )
         if not data.flags.c_contiguous:
             raise DTypeError(
-                f"PackedArray data must be contiguous bytes; this array has stride "
-                f"{data.strides[0]}",
+                f"PackedArray data must be contiguous bytes; this array has strides {data.strides}",
                 hint="pass np.ascontiguousarray(data) (a copy: writes will not reach the "
                 "original), or lpir.pack(values, dtype) to pack anew",
             )
+        if data.ndim != 1:
+            data = data.reshape(-1)  # a view: the bytes stay shared
         expected = storage_bytes(self.size, self.dtype)
         if data.size != expected:
             raise DTypeError(

@@ -340,3 +340,102 @@ def test_every_target_refuses_an_output_that_shares_memory_with_another_argument
     ir = lpir.compile(kernel.ir("source"), target=target)
     with pytest.raises(ArgumentError, match="overlap in memory and the kernel stores into z"):
         ir(x, z[:128], z[:128])
+
+
+# ---- raw checkpoint bytes (uint8) where a low-precision dtype is meant ----------------------
+GEMV_MX = Path(__file__).parent.parent / "examples" / "gemv_mx.lp"
+
+
+def _gemv_mx_arguments(weights: np.ndarray) -> tuple:
+    n, k = weights.shape[0], 128
+    return (
+        np.zeros(k, np.float32),
+        weights,
+        np.zeros((n, k // 32), np.uint8),
+        np.zeros(n, np.float32),
+    )
+
+
+def test_fp8_bytes_where_the_caller_gave_fp8_say_to_view_them():
+    kernel = lpir.compile(GEMV_MX, target="interp", WT="f8e4m3")
+    error = _error(kernel, *_gemv_mx_arguments(np.zeros((16, 128), np.uint8)))
+    assert error.message == "WT is f8e4m3 from the caller but u8 from argument w"
+    assert "w.view(ml_dtypes.float8_e4m3fn)" in error.hint
+
+
+def test_fp4_bytes_where_the_caller_gave_fp4_say_to_wrap_them():
+    kernel = lpir.compile(GEMV_MX, target="interp", WT="f4e2m1")
+    error = _error(kernel, *_gemv_mx_arguments(np.zeros((16, 64), np.uint8)))
+    assert error.message == "WT is f4e2m1 from the caller but u8 from argument w"
+    assert "lpir.PackedArray(w, (N, K), 'f4e2m1')" in error.hint
+    assert "2 to a byte, low bits first" in error.hint
+
+
+def test_fp4_bytes_whose_size_conflicts_say_sizes_count_bytes():
+    """WT deduced u8 from the bytes: K from w's shape is half x's."""
+    kernel = lpir.compile(GEMV_MX, target="interp")
+    error = _error(kernel, *_gemv_mx_arguments(np.zeros((16, 64), np.uint8)))
+    assert (
+        error.message == "K is 128 from the shape of argument x but 64 from the shape of argument w"
+    )
+    assert "w is an array of u8, so WT is u8 and its sizes count bytes" in error.hint
+    assert "8 / bits elements each" in error.hint
+    assert "lpir.PackedArray(w, (N, K), 'f4e2m1')" in error.hint  # WT's default
+
+
+def test_fp8_bytes_with_nothing_to_conflict_are_refused_by_the_example():
+    """Bytes of an MXFP8 checkpoint deduce WT = u8 and agree in shape: gemv_mx's static_assert
+    refuses a WT that is no float format, naming the view to pass."""
+    kernel = lpir.compile(GEMV_MX, target="interp")
+    with pytest.raises(LpirError, match="static_assert failed") as caught:
+        kernel(*_gemv_mx_arguments(np.zeros((16, 128), np.uint8)))
+    assert "w.view(ml_dtypes.float8_e4m3fn)" in str(caught.value)
+
+
+BF16_COPY = """
+kernel widen[N = 8](w: global bf16[N], i: global i8[N], y: global f32[N]) blocks(1) threads(8) {
+    store(y[:], cast<f32>(load(w[:])) + cast<f32>(load(i[:])))
+}
+"""
+
+
+def test_bytes_for_a_declared_bf16_say_to_view_them_even_when_a_size_conflicts():
+    kernel = lpir.compile(BF16_COPY, target="interp")
+    out = np.zeros(8, np.float32)
+    error = _error(kernel, np.zeros(16, np.uint8), np.zeros(8, np.int8), out)
+    assert (
+        error.message == "N is 16 from the shape of argument w but 8 from the shape of argument i"
+    )
+    assert "w.view(ml_dtypes.bfloat16) (which halves its last dimension)" in error.hint
+    error = _error(kernel, np.zeros(8, np.int16), np.zeros(8, np.int8), out)
+    assert error.message == "argument w must hold bf16, got i16"
+    assert "w.view(ml_dtypes.bfloat16);" in error.hint
+    error = _error(kernel, np.zeros(8, ml_dtypes.bfloat16), np.zeros(8, np.uint8), out)
+    assert error.message == "argument i must hold i8, got u8"
+    assert "i.view(np.int8)" in error.hint and "i.astype(np.int8)" in error.hint
+
+
+def test_int8_bytes_for_a_packed_dtype_say_to_view_them_as_uint8(target):
+    kernel = lpir.compile(COPY, target=target)
+    error = _error(kernel, np.zeros(64, np.int8), lpir.pack(CODES, "u4"))
+    assert "lpir.PackedArray(w.view(np.uint8), (N,), 'u4')" in error.hint
+
+
+def test_a_float_array_for_bf16_keeps_the_conversion_hint():
+    kernel = lpir.compile(BF16_COPY, target="interp")
+    error = _error(kernel, np.zeros(8, np.float32), np.zeros(8, np.int8), np.zeros(8, np.float32))
+    assert error.hint == "convert it: array.astype(...) for bf16"
+
+
+def test_gpu_bytes_get_the_gpu_calls():
+    """A GPU array of bytes (a stand-in exposing __cuda_array_interface__): DevicePacked and
+    torch's dtypes, not numpy's; refused before anything is compiled or launched."""
+    from test_cuda_arguments import PACKED, FakeDeviceArray
+
+    out = FakeDeviceArray((128,))
+    packed = lpir.compile(PACKED, target="cuda", WT="f4e2m1")
+    error = _error(packed, FakeDeviceArray((64,), "|u1"), out)
+    assert "lpir.DevicePacked(w, 'f4e2m1', (N,))" in error.hint
+    fp8 = lpir.compile(PACKED, target="cuda", WT="f8e4m3")
+    error = _error(fp8, FakeDeviceArray((128,), "|u1"), out)
+    assert "w.view(torch.float8_e4m3fn)" in error.hint and "w.to(torch." in error.hint

@@ -201,8 +201,9 @@ def test_errors():
         lpir.pack(np.array([np.nan]), "i8")
     with pytest.raises(DTypeError, match="needs 2 bytes, got 3"):
         PackedArray(np.zeros(3, np.uint8), (4,), "u3")
-    with pytest.raises(DTypeError, match="1-D uint8"):
+    with pytest.raises(DTypeError, match="must be a uint8 array or bytes, not int8") as error:
         PackedArray(np.zeros(2, np.int8), (4,), "u4")
+    assert "data.view(np.uint8)" in error.value.hint
     with pytest.raises(DTypeError, match="negative"):
         PackedArray(np.zeros(0, np.uint8), (-1,), "u4")
     with pytest.raises(DTypeError, match="cannot pack an array of float8_e5m2 as f8e4m3"):
@@ -306,3 +307,44 @@ def test_an_integer_past_a_dtype_range_is_refused_with_a_way_to_wrap_it(values, 
 def test_a_fraction_beside_a_large_integer_is_refused():
     with pytest.raises(DTypeError, match=r"u64 holds integers; got 1\.5"):
         lpir.pack([1.5, 2**63 + 1], "u64")
+
+
+# ---- PackedArray over bytes already packed (a checkpoint's) ---------------------------------
+FP4_TIMES_TWO = """
+kernel scale[N = 4, K = 16](w: global f4e2m1[N, K], y: global f32[N, K], o: global u4[N, K])
+    blocks(1) threads(16) {
+    t = load(w[:, :])
+    store(y[:, :], cast<f32>(t) * 2.0)
+    store(o[:, :], cast<u4>(where(cast<f32>(t) >= 0.0, 15, 0)))
+}
+"""
+
+# the 16 values of f4e2m1 codes 0..15 (OCP MX: sign, 2 exponent bits, 1 mantissa bit)
+FP4_VALUES = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6])
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+def test_a_packed_array_wraps_checkpoint_bytes_in_place(target):
+    """gpt-oss stores MXFP4 weights as u8[N, K / 2], weight 2i in the low nibble of byte i and
+    2i + 1 in the high one: wrapped as they are (2-D, no copy), they are the weights; writes
+    through a PackedArray reach the caller's bytes."""
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 16, size=(4, 16)).astype(np.uint8)
+    blocks = codes[:, 0::2] | (codes[:, 1::2] << 4)  # as a checkpoint holds them
+    weights = lpir.PackedArray(blocks, (4, 16), "f4e2m1")
+    assert np.shares_memory(weights.data, blocks)
+    assert np.array_equal(weights.codes(), codes)
+    out_bytes = np.zeros((4, 8), np.uint8)
+    out = lpir.PackedArray(out_bytes, (4, 16), "u4")
+    y = np.zeros((4, 16), np.float32)
+    lpir.compile(FP4_TIMES_TWO, target=target)(weights, y, out)
+    assert np.array_equal(y, FP4_VALUES[codes] * 2)
+    nonnegative = np.where(FP4_VALUES[codes] >= 0, 15, 0).astype(np.uint8)  # -0.0 too
+    assert np.array_equal(out_bytes, nonnegative[:, 0::2] | (nonnegative[:, 1::2] << 4))
+
+
+def test_a_packed_array_refuses_bytes_of_the_wrong_count_or_kind():
+    with pytest.raises(DTypeError, match=r"f4e2m1\[4, 16\] needs 32 bytes, got 64"):
+        PackedArray(np.zeros((4, 16), np.uint8), (4, 16), "f4e2m1")
+    with pytest.raises(DTypeError, match="must be contiguous bytes"):
+        PackedArray(np.zeros((4, 16), np.uint8)[:, ::2], (4, 16), "f4e2m1")

@@ -38,6 +38,7 @@ class ArgumentInfo(NamedTuple):
     # an array's own element type where no unpacked lpir dtype has it (a numpy dtype: >f4,
     # object, ml_dtypes' int4), for the error to name
     foreign: Any = None
+    device: bool = False  # a GPU array (torch, cupy): a hint names their calls, not numpy's
 
 
 class _ParamEvaluator(ExpressionLowering):
@@ -216,15 +217,26 @@ class _Deduction:
         self.values: dict[str, int | DType] = {}
         self.sources: dict[str, str] = {}
         self.param_names = [p.name for p in kernel_def.params]
+        # parameter -> the argument whose array gave its value (absent: the caller gave it)
+        self.givers: dict[str, tuple[ast.GlobalArg, ArgumentInfo]] = {}
 
     def location(self, node: ast.Node) -> SourceLocation | None:
         return _ParamEvaluator(self.program, {}).location(node.span)
 
-    def set(self, name: str, value: int | DType, source: str, node: ast.Node) -> None:
+    def set(
+        self,
+        name: str,
+        value: int | DType,
+        source: str,
+        node: ast.Node,
+        giver: tuple[ast.GlobalArg, ArgumentInfo] | None = None,
+    ) -> None:
+        """Give parameter `name` its `value`, which `source` says where it comes from (`giver`:
+        the argument and its array, where one gave it); a second, different value is an error."""
         if name in self.values and self.values[name] != value:
             known = self.values[name]
-            hint = "pass arguments whose shapes and dtypes agree"
-            if isinstance(known, DType) and known.is_packed:
+            hint = self._raw_bytes_hint(name, known, value, giver)
+            if hint is None and isinstance(known, DType) and known.is_packed:
                 hint = (
                     f"an argument of packed {known.name} must be lpir.pack(values, '{known.name}')"
                 )
@@ -232,10 +244,53 @@ class _Deduction:
                 f"{name} is {_show(known)} from {self.sources[name]} but "
                 f"{_show(value)} from {source}",
                 self.location(node),
-                hint,
+                hint or "pass arguments whose shapes and dtypes agree",
             )
         self.values[name] = value
         self.sources[name] = source
+        if giver is not None:
+            self.givers[name] = giver
+
+    def _raw_bytes_hint(
+        self,
+        name: str,
+        known: int | DType,
+        value: int | DType,
+        giver: tuple[ast.GlobalArg, ArgumentInfo] | None,
+    ) -> str | None:
+        """How to pass raw bytes (an array of u8 or i8, as a checkpoint read without ml_dtypes
+        comes) where the conflict over `name` comes from one: as the dtype the other side gives
+        (a dtype parameter), or the dtype they pack (a size deduced from the bytes)."""
+        sides = [(self.givers.get(name), value), (giver, known)]
+        for bytes_side, other in sides:
+            if bytes_side is None:
+                continue
+            decl, info = bytes_side
+            if isinstance(other, DType):
+                return bytes_passed_for(info, other, decl.name, self._shape_text(decl))
+            if self.givers.get(decl.dtype_name, (None,))[0] is decl and _is_byte(info.dtype):
+                return self._bytes_counted_hint(decl, info)
+            declared = None if decl.dtype_name in self.param_names else _dtype_named(decl)
+            if declared is not None and declared != info.dtype:
+                return bytes_passed_for(info, declared, decl.name, self._shape_text(decl))
+        return None
+
+    def _bytes_counted_hint(self, decl: ast.GlobalArg, info: ArgumentInfo) -> str:
+        """The hint for a size deduced from an array of bytes that also made its declaration's
+        dtype parameter u8 (or i8): packed bytes hold several elements each."""
+        param = next(p for p in self.kernel_def.params if p.name == decl.dtype_name)
+        default = _dtype_default(param)
+        packed = default if default is not None and default.is_packed else dtype("u4")
+        found = info.dtype.name
+        return (
+            f"{decl.name} is an array of {found}, so {decl.dtype_name} is {found} and its "
+            f"sizes count bytes; packed bytes hold 8 / bits elements each (2 of a 4-bit type): "
+            f"wrap them with the logical shape and dtype, no copy, e.g. "
+            f"{_wrapped(info, decl.name, self._shape_text(decl), packed)}"
+        )
+
+    def _shape_text(self, decl: ast.GlobalArg) -> str:
+        return _dims_text(_ParamEvaluator(self.program, {}), decl)
 
     def from_arguments(self, arguments: list[ArgumentInfo]) -> None:
         decls = self.kernel_def.args
@@ -252,7 +307,7 @@ class _Deduction:
                 continue
             # An array of a numpy dtype lpir lacks deduces nothing; check_arguments names it.
             if decl.dtype_name in self.param_names and info.dtype is not None:
-                self.set(decl.dtype_name, info.dtype, f"argument {decl.name}", decl)
+                self.set(decl.dtype_name, info.dtype, f"argument {decl.name}", decl, (decl, info))
             if len(decl.dims) != len(info.shape):
                 raise ArgumentError(
                     f"argument {decl.name} must have {_dimensions(len(decl.dims))}, got an "
@@ -261,7 +316,8 @@ class _Deduction:
                 )
             for dim, size in zip(decl.dims, info.shape):
                 if isinstance(dim, ast.Name) and dim.id in self.param_names:
-                    self.set(dim.id, int(size), f"the shape of argument {decl.name}", decl)
+                    giver = (decl, info)
+                    self.set(dim.id, int(size), f"the shape of argument {decl.name}", decl, giver)
         self._from_scalars(arguments)
 
     def _from_scalars(self, arguments: list[ArgumentInfo]) -> None:
@@ -291,6 +347,95 @@ class _Deduction:
             evaluator = _ParamEvaluator(self.program, ordered, (self.kernel_def, param.name))
             ordered[param.name] = evaluator.value(param.default, f"the default of {param.name}")
         self.values = ordered
+
+
+def _dtype_default(param: ast.Param) -> DType | None:
+    """The dtype a parameter's default names, None where it names none."""
+    if not isinstance(param.default, ast.Name):
+        return None
+    try:
+        return dtype(param.default.id)
+    except DTypeError:
+        return None
+
+
+def _dtype_named(decl: ast.GlobalArg) -> DType | None:
+    try:
+        return dtype(decl.dtype_name)
+    except DTypeError:  # an unknown name: check_arguments says so
+        return None
+
+
+def _dims_text(evaluator: _ParamEvaluator, decl: ast.GlobalArg) -> str:
+    """A tensor declaration's dimensions as written, as a Python shape: "(N, K)", "(K,)"."""
+    texts = [evaluator.text_of(dim) for dim in decl.dims]
+    return f"({texts[0]},)" if len(texts) == 1 else f"({', '.join(texts)})"
+
+
+def _is_byte(found: DType | None) -> bool:
+    return found is not None and found.name in ("u8", "i8")
+
+
+def bytes_passed_for(info: ArgumentInfo, wanted: DType, name: str, shape: str) -> str | None:
+    """The hint for an integer array (u8 or i8, or u16/i16 for a 16-bit float: the raw bytes a
+    checkpoint loader without ml_dtypes hands over) passed as argument `name` where `wanted`
+    is meant; `shape`: the declaration's dimensions as written, "(N, K)". None where the array
+    cannot be `wanted`'s bytes."""
+    found = info.dtype
+    if found is None or found.kind not in ("int", "uint") or found.nbits > 16:
+        return None
+    if wanted.is_packed or (wanted.is_small_float and wanted.ml_dtype is None):
+        if found.nbits != 8:
+            return None
+        if wanted.is_packed and 8 % wanted.nbits == 0:
+            each = f"{8 // wanted.nbits} to a byte"
+        else:
+            each = "one a byte" if wanted.nbits == 8 else f"8 in {wanted.nbits} bytes"
+        return (
+            f"if {name} holds {wanted.name} values already packed ({each}, low bits first: a "
+            f"checkpoint's bytes), wrap them with the logical shape, no copy: "
+            f"{_wrapped(info, name, shape, wanted)}; to pack values, "
+            f"lpir.pack(values, '{wanted.name}')"
+        )
+    if wanted.is_float and found.nbits <= wanted.nbits <= 16:
+        as_wanted = _array_dtype_name(wanted, info.device)
+        halves = " (which halves its last dimension)" if wanted.nbits > found.nbits else ""
+        return (
+            f"if {name} holds the bytes of {wanted.name} values (a checkpoint read as "
+            f"{found.name}), view them as {wanted.name}, no copy: {name}.view({as_wanted})"
+            f"{halves}; to convert numbers, {name}.{_convert(info.device)}({as_wanted})"
+        )
+    if wanted.kind in ("int", "uint") and wanted.nbits == found.nbits:
+        as_wanted = _array_dtype_name(wanted, info.device)
+        return (
+            f"to read {name}'s bytes as {wanted.name}: {name}.view({as_wanted}); to convert "
+            f"its values: {name}.{_convert(info.device)}({as_wanted})"
+        )
+    return None
+
+
+def _wrapped(info: ArgumentInfo, name: str, shape: str, wanted: DType) -> str:
+    """The call that wraps argument `name`'s bytes (`info`) as packed `wanted` of `shape`."""
+    if info.device:  # DevicePacked takes int8 storage as it is
+        return f"lpir.DevicePacked({name}, '{wanted.name}', {shape})"
+    data = name if info.dtype is not None and info.dtype.name == "u8" else f"{name}.view(np.uint8)"
+    return f"lpir.PackedArray({data}, {shape}, '{wanted.name}')"
+
+
+def _array_dtype_name(dt: DType, device: bool) -> str:
+    """How an array library names `dt`'s element type: ml_dtypes.float8_e4m3fn, np.float16,
+    or torch's for a GPU array (torch.float8_e4m3fn)."""
+    import numpy as np
+
+    if dt.ml_dtype is not None and not dt.is_packed:
+        numpy_name = dt.ml_dtype.__name__
+        return f"torch.{numpy_name}" if device else f"ml_dtypes.{numpy_name}"
+    numpy_name = np.dtype(dt.numpy_dtype).name
+    return f"torch.{numpy_name}" if device else f"np.{numpy_name}"
+
+
+def _convert(device: bool) -> str:
+    return "to" if device else "astype"
 
 
 def _show(value: int | DType) -> str:
@@ -368,7 +513,9 @@ def check_arguments(
             raise ArgumentError(
                 f"argument {decl.name} must hold {expected_dtype.name}, got {got}",
                 location,
-                _foreign_dtype_hint(info.foreign) or _dtype_hint(expected_dtype),
+                _foreign_dtype_hint(info.foreign)
+                or bytes_passed_for(info, expected_dtype, decl.name, _dims_text(evaluator, decl))
+                or _dtype_hint(expected_dtype),
             )
         expected = tuple(evaluator.as_const_int(d, "a dimension") for d in decl.dims)
         if tuple(info.shape) != expected:

@@ -172,7 +172,7 @@ def tensor_info(
         if isinstance(packed_dtype, DType):  # a DevicePacked: its logical dtype and shape
             return ArgumentInfo(packed_dtype, tuple(value.shape))
         found = _dtype_of_name(view.dtype)
-        return ArgumentInfo(found, tuple(view.shape), None if found else view.dtype)
+        return ArgumentInfo(found, tuple(view.shape), None if found else view.dtype, device=True)
     if hasattr(value, "__array__"):
         try:
             array = np.asarray(value)
