@@ -792,3 +792,39 @@ def test_a_tensor_assigned_inside_a_loop_says_it_cannot_be_assigned_anywhere() -
     with pytest.raises(TypeCheckError) as caught:
         lower(HEAD + "    for i in range(0, 2) {\n        c = load(a[0 :+ 64])\n    }\n" + STORE)
     located(caught.value, 4, 9, "cannot assign to 'c': it names the tensor c")
+
+
+@pytest.mark.parametrize(
+    ("statement", "column", "hint"),
+    [
+        (
+            "d = view<i32>(a)",
+            19,
+            "a is in global memory: load a slice of it into registers "
+            "first, e.g. view<i32>(load(a[...]))",
+        ),
+        (
+            "d = cast<f16>(a[0 :+ 8])",
+            19,
+            "a slice is in memory: load it into registers first: cast<f16>(load(a[0 :+ 8]))",
+        ),
+        ("d = sum(a, axis = 0)", 13, "e.g. sum(load(a[...]), axis = 0)"),
+        ("d = reshape(a, 8, 8)", 17, "e.g. reshape(load(a[...]), 8, 8)"),
+        ("d = transpose(a)", 19, "e.g. transpose(load(a[...]))"),
+        ("d = dot(t[None, :], a)", 25, "e.g. dot(t[None, :], load(a[...]))"),
+        ("d = exp(a)", 13, "e.g. exp(load(a[...]))"),
+        (
+            "s = shared<f32>[64]\n    d = max(s)",
+            13,
+            "a shared tile is in memory: load it into registers first: max(load(s))",
+        ),
+    ],
+)
+def test_a_tensor_where_a_tile_is_needed_says_to_load_it(statement, column, hint) -> None:
+    """`view<f16>(w)` of a tensor said "expected a number or a tile, but this is the tensor w"
+    with no hint; every builtin that takes tiles now shows its call with the value loaded."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(HEAD + f"    {statement}\n" + STORE)
+    line = 3 + statement.count("\n")
+    located(caught.value, line, column, "but this is")
+    assert hint in caught.value.hint, caught.value.hint

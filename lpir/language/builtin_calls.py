@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, overload
 
+from lpir.errors import TypeCheckError
+from lpir.ir.types import GlobalType
 from lpir.language import ast
 from lpir.language.expressions import ExpressionLowering
-from lpir.language.values import Const, Runtime, SemanticValue
+from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 Builtin = Callable[[ExpressionLowering, ast.Call], "SemanticValue | None"]
 BUILTINS: dict[str, tuple[str, Builtin]] = {}
@@ -81,8 +83,47 @@ def call_arguments(
     return args, given
 
 
-def tile_or_scalar(low: ExpressionLowering, node: ast.Node) -> Runtime | Const:
+def tile_or_scalar(
+    low: ExpressionLowering, node: ast.Node, call: ast.Call | None = None
+) -> Runtime | Const:
+    """The number or tile `node` (an argument of `call`, where known) stands for."""
     value = low.expr(node)
     if isinstance(value, Const | Runtime):
         return value
-    raise low.error(f"expected a number or a tile, but this is {value.describe()}", node)
+    raise not_a_tile(low, "expected a number or a tile", value, node, call)
+
+
+def not_a_tile(
+    low: ExpressionLowering,
+    needed: str,
+    value: SemanticValue,
+    node: ast.Node,
+    call: ast.Call | None = None,
+    hint: str | None = None,
+) -> TypeCheckError:
+    """The error for `value` (`node`, an argument of `call` where known) where `needed` says
+    what the function takes: a tensor, a shared tile or a slice of one is in memory, so the
+    hint shows the call with it loaded (`view<f16>(load(w[...]))`); other values get `hint`."""
+    text = low.text_of(node)
+    if isinstance(value, Memory) and isinstance(value.type, GlobalType):
+        loaded = f"load({text}[...])"
+        what = f"{value.name} is in global memory: load a slice of it into registers first, e.g."
+    elif isinstance(value, Memory | Slice):
+        loaded = f"load({text})"
+        kind = "a slice" if isinstance(value, Slice) else "a shared tile"
+        what = f"{kind} is in memory: load it into registers first:"
+    else:
+        return low.error(f"{needed}, but this is {value.describe()}", node, hint)
+    shown = loaded if call is None else _with_argument(low, call, node, loaded)
+    return low.error(f"{needed}, but this is {value.describe()}", node, f"{what} {shown}")
+
+
+def _with_argument(low: ExpressionLowering, call: ast.Call, node: ast.Node, text: str) -> str:
+    """`call`'s source text with its argument `node` written as `text` (just `text` where
+    either spans several lines)."""
+    if call.span.end_line != call.span.line or node.span.end_line != node.span.line:
+        return text
+    whole = low.text_of(call)
+    start = node.span.column - call.span.column
+    end = node.span.end_column - call.span.column
+    return whole[:start] + text + whole[end:]

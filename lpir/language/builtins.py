@@ -42,6 +42,7 @@ from lpir.language.builtin_calls import (
     Builtin,
     builtin,
     call_arguments,
+    not_a_tile,
     tile_or_scalar,
 )
 from lpir.language.expressions import F32, I32, ExpressionLowering
@@ -55,7 +56,7 @@ def cast(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
     assert call.type_name is not None  # a typed builtin is called with its type argument
     target = low.dtype_named(call.type_name, call.type_span)
-    value = tile_or_scalar(low, node)
+    value = tile_or_scalar(low, node, call)
     source = low.as_runtime(value, node, _exact_dtype(value) if isinstance(value, Const) else None)
     if source.type.dtype == target:
         return Runtime(source)
@@ -78,7 +79,7 @@ def view(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
     assert call.type_name is not None  # a typed builtin is called with its type argument
     target = low.dtype_named(call.type_name, call.type_span)
-    value = tile_or_scalar(low, node)
+    value = tile_or_scalar(low, node, call)
     if isinstance(value, Const):
         raise low.error("view reinterprets a typed value, not a constant", node)
     return Runtime(low.builder.add(ViewOp.create(value.value, target)))
@@ -137,7 +138,7 @@ def _fold_math(name: str, value: int | float) -> int | float:
 def _unary_math(name: str) -> Builtin:
     def lower_unary(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
         (node,), _ = call_arguments(low, call, 1)
-        value = tile_or_scalar(low, node)
+        value = tile_or_scalar(low, node, call)
         if isinstance(value, Const):
             if isinstance(value.value, bool):
                 raise low.error(f"{name} is not defined on bool", call, BOOL_HINT)
@@ -151,10 +152,10 @@ for _name in (*FLOAT_UNARY, "abs"):
     builtin(f"{_name}(x)")(_unary_math(_name))
 
 
-def _reduced_tile(low: ExpressionLowering, kind: str, node: ast.Node) -> Value:
+def _reduced_tile(low: ExpressionLowering, kind: str, call: ast.Call, node: ast.Node) -> Value:
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile):
-        raise low.error(f"{kind} reduces a tile, but this is {value.describe()}", node)
+        raise not_a_tile(low, f"{kind} reduces a tile", value, node, call)
     return value.value
 
 
@@ -174,7 +175,7 @@ def _reduction_axis(low: ExpressionLowering, tile: Value, axis_node: ast.Node) -
 def _reduce(
     low: ExpressionLowering, kind: str, call: ast.Call, node: ast.Node, axis_node: ast.Node | None
 ) -> Runtime:
-    return Runtime(_reduced(low, kind, _reduced_tile(low, kind, node), axis_node))
+    return Runtime(_reduced(low, kind, _reduced_tile(low, kind, call, node), axis_node))
 
 
 def _reduced(low: ExpressionLowering, kind: str, tile: Value, axis_node: ast.Node | None) -> Value:
@@ -193,7 +194,7 @@ def sum_(low: ExpressionLowering, call: ast.Call) -> Runtime:
     sum rounded once to its dtype, as torch and cuBLAS sum halves: added in its own dtype, a
     sum of 4096 bf16 ones stalls at 256, and a sum of f16s overflows where the result fits."""
     (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
-    tile = _reduced_tile(low, "sum", node)
+    tile = _reduced_tile(low, "sum", call, node)
     dt = tile.type.dtype
     if not (dt.is_float and dt.nbits < 32):
         return Runtime(_reduced(low, "sum", tile, keywords.get("axis")))
@@ -238,7 +239,7 @@ def _arg_extreme(kind: str) -> Builtin:
 
     def lower_arg_extreme(low: ExpressionLowering, call: ast.Call) -> Runtime:
         (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
-        tile = _reduced_tile(low, f"arg{kind}", node)
+        tile = _reduced_tile(low, f"arg{kind}", call, node)
         if tile.type.dtype.is_bool:  # True is the larger; the positions are the same in u8
             tile = low.builder.add(CastOp.create(tile, dtype("u8")))
         axis_node = keywords.get("axis")
@@ -351,7 +352,7 @@ def dot(low: ExpressionLowering, call: ast.Call) -> Runtime:
         assert node is not None  # call_arguments checked the count: only optionals are None
         value = low.expr(node)
         if not (isinstance(value, Runtime) and value.is_tile):
-            raise low.error(f"dot multiplies tiles, but this is {value.describe()}", node)
+            raise not_a_tile(low, "dot multiplies tiles", value, node, call)
         operands.append(value.value)
     a, b = operands
     if args[2] is None:
@@ -363,7 +364,7 @@ def dot(low: ExpressionLowering, call: ast.Call) -> Runtime:
     else:
         value = low.expr(args[2])
         if not (isinstance(value, Runtime) and value.is_tile):
-            raise low.error(f"the accumulator must be a tile, not {value.describe()}", args[2])
+            raise not_a_tile(low, "the accumulator must be a tile", value, args[2], call)
         acc = value.value
     return Runtime(low.builder.add(DotOp.create(a, b, acc)))
 
@@ -373,9 +374,12 @@ def transpose(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank == 2):
-        raise low.error(
-            f"transpose swaps the two dimensions of a tile, but this is {value.describe()}",
+        raise not_a_tile(
+            low,
+            "transpose swaps the two dimensions of a tile",
+            value,
             node,
+            call,
             "pass a [rows, columns] tile, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
         )
     return Runtime(low.builder.add(TransposeOp.create(value.value)))
@@ -394,7 +398,7 @@ def stack(low: ExpressionLowering, call: ast.Call) -> Runtime:
         assert node is not None  # as many optionals as the call has arguments past the first
         value = low.expr(node)
         if not (isinstance(value, Runtime) and value.is_tile):
-            raise low.error(f"stack joins tiles, but this is {value.describe()}", node)
+            raise not_a_tile(low, "stack joins tiles", value, node, call)
         tiles.append(value.value)
     rank = as_tile(tiles[0].type).rank
     axis_node = keywords.get("axis")
@@ -419,7 +423,7 @@ def reshape(low: ExpressionLowering, call: ast.Call) -> Runtime:
     node, *dim_nodes = call.args
     value = low.expr(node)
     if not (isinstance(value, Runtime) and value.is_tile):
-        raise low.error(f"reshape needs a tile, but this is {value.describe()}", node)
+        raise not_a_tile(low, "reshape needs a tile", value, node, call)
     tile = as_tile(value.type)
     dims = [low.as_const_int(d, "a dimension of reshape") for d in dim_nodes]
     return Runtime(
