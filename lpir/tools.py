@@ -67,9 +67,10 @@ def optimize(
 ) -> str:
     """Run the comma-separated `passes` on the file's IR; return the text to print. Without
     `passes`, the IR as parsed, or with `print_after_all` the IR after each pass of the
-    target's whole pipeline (what `lpir.compile` runs)."""
+    target's whole pipeline (what `lpir.compile` runs: no pass on thread IR)."""
     from lpir.ir.verifier import verify as verify_module
-    from lpir.passes import PIPELINES, PassPipeline, parse_pipeline
+    from lpir.passes import PassPipeline, parse_pipeline
+    from lpir.passes.pipeline import default_passes
 
     module = load_module(path, params, kernel, verify)
     if verify:
@@ -82,7 +83,10 @@ def optimize(
 
     names = parse_pipeline(passes)
     if not names and print_after_all:
-        names = list(PIPELINES[target])
+        names = list(default_passes(target, module))
+        if not names:  # thread IR, which lpir run and lpir.compile take as it is
+            header = "// -----// IR as parsed: thread IR, no pass runs //----- //"
+            chunks.append(f"{header}\n{print_module(module)}")
     pipeline = PassPipeline(names, verify_each=verify, after_each=after_each, target=target)
     result = pipeline.run(module)
     if not print_after_all:

@@ -246,6 +246,7 @@ class _BitPacking(Rewriter):
 @register_pass
 class BitPackingPass(Pass):
     name = "bit-packing"
+    stage = "thread"
 
     def run(self, module: Module) -> Module:
         return _BitPacking().run(module)

@@ -201,6 +201,7 @@ class _DeferLaneSums(Rewriter):
 @register_pass
 class DeferLaneSumsPass(Pass):
     name = "defer-lane-sums"
+    stage = "thread"
 
     def run(self, module: Module) -> Module:
         return _DeferLaneSums(8 * get_target(self.target).vector_bytes).run(module)

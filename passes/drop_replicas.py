@@ -54,6 +54,8 @@ def common_copies(kernel: Kernel) -> int:
 @register_pass
 class DropReplicasPass(Pass):
     name = "drop-replicas"
+    stage = "tile"
+    needs_layouts = True
 
     def run(self, module: Module) -> Module:
         return Module(

@@ -148,6 +148,8 @@ def folding_factor(kernel: Kernel) -> int:
 @register_pass
 class FoldThreadsPass(Pass):
     name = "fold-threads"
+    stage = "tile"
+    needs_layouts = True
 
     def run(self, module: Module) -> Module:
         return Module(

@@ -62,6 +62,8 @@ class Access:
 @register_pass
 class InsertSyncsPass(Pass):
     name = "insert-syncs"
+    stage = "tile"
+    needs_layouts = True
 
     def run(self, module: Module) -> Module:
         module = clone_module(module)

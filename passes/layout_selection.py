@@ -580,6 +580,7 @@ def _along_rows(load: LoadOp) -> bool:
 @register_pass
 class LayoutSelectionPass(Pass):
     name = "layout-selection"
+    stage = "tile"
 
     def run(self, module: Module) -> Module:
         target = get_target(self.target)

@@ -489,6 +489,8 @@ def _scratch_dtype(
 @register_pass
 class LowerToThreadsPass(Pass):
     name = "lower-to-threads"
+    stage = "tile"
+    needs_layouts = True
 
     def run(self, module: Module) -> Module:
         return _Lowering(self.target).run(module)

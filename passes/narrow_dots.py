@@ -175,6 +175,7 @@ class _NarrowAccumulators(Rewriter):
 @register_pass
 class NarrowDotsPass(Pass):
     name = "narrow-dots"
+    stage = "tile"
 
     def run(self, module: Module) -> Module:
         return _NarrowAccumulators().run(_NarrowDots().run(module))

@@ -47,6 +47,14 @@ PIPELINES: dict[str, tuple[str, ...]] = {
 }
 
 
+def default_passes(target: str, module: Module) -> tuple[str, ...]:
+    """The passes `lpir.compile` runs on `module` for `target`: its pipeline on tile IR, none on
+    thread IR (lowered already: bit-packing or pipeline-loads run twice would change it)."""
+    if module.kernels and all(kernel.stage == "thread" for kernel in module.kernels):
+        return ()
+    return PIPELINES[target]
+
+
 def parse_pipeline(text: str) -> list[str]:
     """`"canonicalize,dce"` -> ["canonicalize", "dce"] (spaces and empty entries ignored)."""
     return [name.strip() for name in text.split(",") if name.strip()]
@@ -75,6 +83,7 @@ class PassPipeline:
 
     def run(self, module: Module) -> Module:
         for pass_ in self.passes:
+            pass_.check_input(module)
             module = pass_.run(module)
             if self.verify_each:
                 verify(module)

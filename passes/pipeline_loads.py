@@ -225,6 +225,7 @@ class _Pipeliner(Rewriter):
 @register_pass
 class PipelineLoadsPass(Pass):
     name = "pipeline-loads"
+    stage = "thread"
 
     def run(self, module: Module) -> Module:
         return _Pipeliner(DEFAULT_STAGES.get(self.target, 1)).run(module)

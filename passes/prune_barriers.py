@@ -38,6 +38,7 @@ Access = tuple[int, bool]  # (id of the memory's value, written)
 @register_pass
 class PruneBarriersPass(Pass):
     name = "prune-barriers"
+    stage = "thread"
 
     def run(self, module: Module) -> Module:
         module = clone_module(module)

@@ -97,6 +97,7 @@ class _Vectorizer(Rewriter):
 @register_pass
 class VectorizePass(Pass):
     name = "vectorize"
+    stage = "thread"
 
     def run(self, module: Module) -> Module:
         return _Vectorizer(get_target(self.target).vector_bytes).run(module)

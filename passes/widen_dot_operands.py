@@ -62,6 +62,7 @@ class _WidenDotOperands(Rewriter):
 @register_pass
 class WidenDotOperandsPass(Pass):
     name = "widen-dot-operands"
+    stage = "tile"
 
     def run(self, module: Module) -> Module:
         return _WidenDotOperands(self.target).run(module)

@@ -149,6 +149,7 @@ def _chain_source(value: Value) -> DType:
 @register_pass
 class WidenExactCastsPass(Pass):
     name = "widen-exact-casts"
+    stage = "thread"
 
     def run(self, module: Module) -> Module:
         return _WidenExactCasts().run(module)
