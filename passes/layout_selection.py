@@ -182,9 +182,10 @@ class Selection:
         accumulator = as_tile(acc.type).selected_layout
         if self.dot_operands(op, accumulator) == held:
             return
+        m, n = as_tile(acc.type).shape
         k = as_tile(a.type).shape[1]
         for pair in rules.PAIR_DISTANCES:
-            if rules.mma_layouts_permuted(*accumulator.shape, k, self.threads, pair) is None:
+            if rules.mma_layouts_permuted(m, n, k, self.threads, pair) is None:
                 continue  # the pair does not divide k's register pairs
             self.pairs[id(op)] = pair
             if self.dot_operands(op, accumulator) == held:
