@@ -367,14 +367,20 @@ def _check(
         expected_outputs = companion_expected(companion, values, inputs, argument_names(kernel_ir))
         for index, expected in expected_outputs.items():
             ok &= check(index, "numpy", outputs_of(mine)[index], expected, True)
-    for (rtol, atol, why), indices in _grouped(tolerances).items():
+    # integer and bool outputs were compared exactly ("(exact)" above): no tolerance applies
+    outputs = outputs_of(mine)
+    shown = {i: t for i, t in tolerances.items() if not _compared_exactly(outputs[i])}
+    for (rtol, atol, why), indices in _grouped(shown).items():
         which = (
-            ""
-            if len(tolerances) == 1 or len(indices) == len(tolerances)
-            else (" of arg " + ", ".join(map(str, indices)))
+            "" if len(indices) == len(tolerances) else (" of arg " + ", ".join(map(str, indices)))
         )
         print(f"  tolerance{which}: rtol={rtol:g} atol={atol} ({why})")
     return ok
+
+
+def _compared_exactly(output: object) -> bool:
+    """Whether `compare` checks this output exactly: integers and bools (no tolerance)."""
+    return isinstance(output, np.ndarray) and output.dtype.kind in "iub"
 
 
 def _grouped(tolerances: dict[int, Tolerance]) -> dict[tuple[float, str, str], list[int]]:

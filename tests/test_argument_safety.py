@@ -439,3 +439,13 @@ def test_gpu_bytes_get_the_gpu_calls():
     fp8 = lpir.compile(PACKED, target="cuda", WT="f8e4m3")
     error = _error(fp8, FakeDeviceArray((128,), "|u1"), out)
     assert "w.view(torch.float8_e4m3fn)" in error.hint and "w.to(torch." in error.hint
+
+
+@pytest.mark.parametrize(
+    ("source", "message"), [("", "empty"), (b"", "empty"), (" \n\t", "only whitespace")]
+)
+def test_an_empty_source_says_it_is_empty(source, message):
+    """`lpir.compile("")` said ". is a directory, not a kernel file": Path("") is "."."""
+    with pytest.raises(LpirError, match=f"the source (is|holds) {message}") as caught:
+        lpir.compile(source)
+    assert "kernel source text" in caught.value.hint

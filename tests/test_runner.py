@@ -438,3 +438,25 @@ def test_a_companion_whose_functions_sit_under_a_statement_is_one(tmp_path, caps
     assert "FAIL  arg 2 vs numpy" in capsys.readouterr().out
     (tmp_path / "add.py").write_text(wrapped.format(body=indented.replace(" - ", " + ")))
     assert run_file(tmp_path / "add.lp", target="interp", check=True)
+
+
+INT_AND_FLOAT_DOTS = """
+kernel two_dots[M = 16, K = 32](a: global i8[M, K], c: global i32[M, M],
+    fa: global f32[M, K], fc: global f32[M, M]) blocks(1) threads(32) {
+    t = load(a[:, :])
+    store(c[:, :], dot(t, transpose(t)))
+    f = load(fa[:, :])
+    store(fc[:, :], dot(f, transpose(f)))
+}
+"""
+
+
+def test_an_integer_output_compared_exactly_shows_no_tolerance(tmp_path, capsys):
+    """`lpir run --check` printed a tolerance line for an i32 output it had just called exact."""
+    path = tmp_path / "two_dots.lp"
+    path.write_text(INT_AND_FLOAT_DOTS)
+    assert run_file(path, target="cpu", check=True)
+    out = capsys.readouterr().out
+    assert "arg 1 vs interpreter: 0 of 256 elements differ (exact)" in out
+    assert "tolerance of arg 3: rtol=0.0001" in out
+    assert "tolerance of arg 1" not in out and "tolerance:" not in out

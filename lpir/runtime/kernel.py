@@ -48,6 +48,8 @@ def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
     a path, and so is a string of one line that names an existing file (`{proj}/k.lp`) or
     that has no `{` (source text has a kernel body)."""
     text = str(path_or_source)
+    if not isinstance(path_or_source, os.PathLike):
+        _refuse_empty(text)  # Path("") is ".", the working directory: not what was meant
     one_line = "\n" not in text
     if isinstance(path_or_source, os.PathLike) or (
         one_line and ("{" not in text or _is_file(text))
@@ -57,6 +59,16 @@ def _read_source(path_or_source: str | os.PathLike) -> tuple[str, str]:
             raise LpirError(f"no such kernel file: {text}", hint="pass a path or source text")
         return read_source_file(path), str(path)
     return normalize_source_text(text), "<source>"
+
+
+def _refuse_empty(text: str) -> None:
+    """Source text (a str, or bytes decoded) with nothing in it is an error of its own."""
+    if not text.strip():
+        raise LpirError(
+            "the source is empty" if not text else "the source holds only whitespace",
+            hint="pass kernel source text (kernel name[...](...) blocks(...) threads(...) "
+            "{ ... }) or the path of a .lp file",
+        )
 
 
 def _is_file(text: str) -> bool:
@@ -89,6 +101,7 @@ def compile(
     if isinstance(path_or_source, bytes | bytearray | memoryview):
         # bytes are source text, never a path (str(data) would be parsed as "b'...'")
         text, file = decode_source(bytes(path_or_source), "<source>"), "<source>"
+        _refuse_empty(text)
     elif is_ir_path(path_or_source):
         return compile_ir(path_or_source, target, kernel, params)
     else:
