@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from lpir.passes.thread_values import IndexBuilder
 
+from lpir.errors import VerifyError
 from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.ops import ShuffleOp, ThreadIndexOp
 from lpir.ir.rewrite import Rewriter
@@ -68,9 +69,14 @@ class ThreadLowering(Rewriter):
     # ---- dispatch -----------------------------------------------------------------------
     def rewrite(self, op: Operation) -> Sequence[Value] | None:
         method = getattr(self, f"lower_{type(op).__name__}", None)
-        if method is not None:
+        if method is None:
+            return self.copy(op).results
+        try:
             return method(op)
-        return self.copy(op).results
+        except VerifyError as error:  # layouts it cannot lower (slot maps): placed at the op
+            if error.location is not None:
+                raise
+            raise VerifyError(f"'{op.name}': {error.message}", op.location, error.hint) from None
 
     def add(self, op: Operation) -> Value:
         return self.builder.add(op)

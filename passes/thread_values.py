@@ -9,7 +9,6 @@ computed by enumeration and must not depend on the thread.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -17,12 +16,11 @@ import numpy as np
 from lpir.dtypes import dtype
 from lpir.errors import VerifyError
 from lpir.ir.core import Builder, Value
+from lpir.ir.layout_checks import slot_map, step_slot_maps
 from lpir.ir.ops import BinaryOp, ConstantOp
 from lpir.layout import RegisterLayout, Term
 
 I32 = dtype("i32")
-# Table lookups one block of steps of `required_step_slot_maps` makes (int64 each).
-_LOOKUPS_AT_ONCE = 1 << 22
 
 
 class IndexBuilder:
@@ -125,38 +123,6 @@ def primary_replica(index: IndexBuilder, layout: RegisterLayout, tid: Value) -> 
     return index.value(total)
 
 
-def slot_table(layout: RegisterLayout) -> np.ndarray:
-    """{coordinate: slot} per thread, as an array [threads, *shape] of slots (-1: not held)."""
-    table = np.full((layout.threads, *layout.shape), -1, dtype=np.int64)
-    coordinates = layout.coordinates()  # [threads, slots, rank]
-    threads = np.repeat(np.arange(layout.threads), layout.slots)
-    slots = np.tile(np.arange(layout.slots), layout.threads)
-    flat = coordinates.reshape(-1, layout.rank)
-    index = (threads, *flat.T)
-    table[index] = slots
-    return table
-
-
-def slot_map(
-    target: RegisterLayout,
-    source: RegisterLayout,
-    project: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> list[int] | None:
-    """For each slot of `target`, the slot of `source` in the same thread holding the element
-    (after `project` maps target coordinates to source coordinates). None when some thread
-    lacks an element or the map differs between threads."""
-    coordinates = target.coordinates()  # [threads, slots, rank]
-    if project is not None:
-        coordinates = project(coordinates)
-    table = slot_table(source)
-    threads = np.arange(target.threads)[:, None]
-    index = (np.broadcast_to(threads, coordinates.shape[:2]), *np.moveaxis(coordinates, -1, 0))
-    found = table[index]
-    if (found < 0).any() or (found != found[0]).any():
-        return None
-    return [int(v) for v in found[0]]
-
-
 def required_slot_map(
     target: RegisterLayout,
     source: RegisterLayout,
@@ -174,28 +140,19 @@ def required_step_slot_maps(
     """`required_slot_map` of `target` into `source` with coordinate `dim` replaced by each step
     in range(`steps`) (a dot's k): entry s is the slot map of step s.
 
-    The coordinates of `target` and the slot table of `source` are built once for all steps
-    (as separate `required_slot_map` calls, they were rebuilt each step: compile time
-    quadratic in k). The steps are looked up a block at a time, at most `_LOOKUPS_AT_ONCE`
-    elements, so that memory stays bounded however long k is."""
-    coordinates = target.coordinates()  # [threads, slots, rank]
-    table = slot_table(source).ravel()  # [threads, *source.shape], flattened
-    strides = [math.prod(source.shape[d + 1 :]) for d in range(source.rank)]
-    thread_stride = math.prod(source.shape)
-    offsets = np.arange(target.threads, dtype=np.int64)[:, None] * thread_stride
-    for d in range(source.rank):
-        if d != dim:
-            offsets = offsets + coordinates[..., d] * strides[d]
-    block = max(1, _LOOKUPS_AT_ONCE // offsets.size)
-    maps: list[list[int]] = []
-    for first in range(0, steps, block):
-        step_offsets = np.arange(first, min(first + block, steps), dtype=np.int64) * strides[dim]
-        found = table[offsets[None] + step_offsets[:, None, None]]  # [steps, threads, slots]
-        if (found < 0).any() or (found != found[:, :1]).any():
-            raise _not_held(target, source)
-        maps.extend(found[:, 0].tolist())
+    (`lpir.ir.layout_checks.step_slot_maps`, which the verifier checks for dots that have no
+    tensor-core form)."""
+    maps = step_slot_maps(target, source, dim, steps)
+    if maps is None:
+        raise _not_held(target, source)
     return maps
 
 
 def _not_held(target: RegisterLayout, source: RegisterLayout) -> VerifyError:
-    return VerifyError(f"layout {source} does not hold what {target} needs in each thread")
+    """The layouts' mistake, placed at the op being lowered by `ThreadLowering.rewrite`."""
+    return VerifyError(
+        f"layout {source} does not hold, in each thread, the elements that {target} needs "
+        "there (in the same slots in every thread)",
+        hint="convert the operand with convert_layout to a layout that holds them: the one "
+        "layout-selection gives it, as `lpir opt FILE -p layout-selection` prints",
+    )

@@ -1,4 +1,5 @@
-"""lower-to-threads' slot maps of a dot's steps (`thread_values.required_step_slot_maps`).
+"""lower-to-threads' slot maps of a dot's steps (`thread_values.required_step_slot_maps`, from
+`lpir.ir.layout_checks.step_slot_maps`, which the verifier also checks f32 and i8 dots with).
 
 A dot's thread code multiplies, at each step of k, the slots of a and b that hold each
 accumulator slot's row and column. The tables those maps come from (the accumulator's
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lpir.passes import thread_dots, thread_values
+from lpir.passes import thread_dots
 from lpir.passes.thread_values import required_slot_map, required_step_slot_maps
 
 import lpir
 from lpir import layout as L
 from lpir.errors import VerifyError
+from lpir.ir import layout_checks
 
 DOT_KERNEL = """
 kernel k[M = 16, N = 16, K = 16](a: global f32[M, K], b: global f32[K, N], c: global f32[M, N])
@@ -72,7 +74,7 @@ def test_steps_looked_up_in_blocks_give_the_same_maps(dot_layouts, monkeypatch):
     ((acc, a, b, k),) = dot_layouts(K=64)
     whole = required_step_slot_maps(acc, a, 1, k), required_step_slot_maps(acc, b, 0, k)
     for lookups in (1, acc.size, 3 * acc.size + 1):
-        monkeypatch.setattr(thread_values, "_LOOKUPS_AT_ONCE", lookups)
+        monkeypatch.setattr(layout_checks, "_LOOKUPS_AT_ONCE", lookups)
         blocks = required_step_slot_maps(acc, a, 1, k), required_step_slot_maps(acc, b, 0, k)
         assert blocks == whole
 
@@ -80,13 +82,13 @@ def test_steps_looked_up_in_blocks_give_the_same_maps(dot_layouts, monkeypatch):
 def test_tables_are_built_once_per_dot_whatever_k(dot_layouts, monkeypatch):
     """The number of slot tables lowering builds does not grow with k (it was 2 per step)."""
     calls = []
-    original = thread_values.slot_table
+    original = layout_checks.slot_table
 
     def counted(layout):
         calls.append(layout)
         return original(layout)
 
-    monkeypatch.setattr(thread_values, "slot_table", counted)
+    monkeypatch.setattr(layout_checks, "slot_table", counted)
     built = {}
     for k in (16, 128):
         calls.clear()
@@ -100,5 +102,5 @@ def test_an_operand_missing_a_step_is_refused():
     whole_rows = L.local(1, 64).spatial(8, 1).replicate(4)  # [8, 64]: each thread a whole row
     assert required_step_slot_maps(acc, whole_rows, 1, 64) == _per_step(acc, whole_rows, 1, 64)
     split_rows = L.local(1, 16).spatial(8, 4)  # [8, 64]: 16 of a row's 64 in each thread
-    with pytest.raises(VerifyError, match="does not hold what"):
+    with pytest.raises(VerifyError, match="does not hold, in each thread"):
         required_step_slot_maps(acc, split_rows, 1, 64)

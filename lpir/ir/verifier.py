@@ -12,13 +12,17 @@ Checked here, for every kernel:
 * block counts are 0 or more (0: an empty grid, whose tensors may be empty) and the thread
   count is positive;
 * a register tile's layout (once it has one) covers its shape with the kernel's thread count;
-  with `require_layouts=True` every register tile must have one (after layout-selection).
+  with `require_layouts=True` every register tile must have one (after layout-selection);
+* each tile op's layouts are the ones lower-to-threads computes it in (`lpir.ir.layout_checks`:
+  an elementwise op's result in its operands' layout, a reduction's in the operand's reduced,
+  a broadcast's operand holding in each thread what the result repeats there, ...).
 """
 
 from __future__ import annotations
 
 from lpir.errors import LpirError, VerifyError
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.layout_checks import check_layouts
 from lpir.ir.ops import thread as thread_ops
 from lpir.ir.ops import thread_memory as thread_memory_ops
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
@@ -94,6 +98,8 @@ class _KernelVerifier:
             self.region(region, terminated=isinstance(op, ForOp | IfOp))
         for result in op.results:
             self.check_type(result, op)
+        if self.kernel.stage == "tile":
+            check_layouts(op)
         self.defined[-1].update(id(r) for r in op.results)
 
     def check_type(self, value: Value, op: Operation | None) -> None:
