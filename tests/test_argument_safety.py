@@ -383,15 +383,6 @@ def test_fp4_bytes_whose_size_conflicts_say_sizes_count_bytes():
     assert "lpir.PackedArray(w, (N, K), 'f4e2m1')" in error.hint  # WT's default
 
 
-def test_fp8_bytes_with_nothing_to_conflict_are_refused_by_the_example():
-    """Bytes of an MXFP8 checkpoint deduce WT = u8 and agree in shape: gemv_mx's static_assert
-    refuses a WT that is no float format, naming the view to pass."""
-    kernel = lpir.compile(GEMV_MX, target="interp")
-    with pytest.raises(LpirError, match="static_assert failed") as caught:
-        kernel(*_gemv_mx_arguments(np.zeros((16, 128), np.uint8)))
-    assert "w.view(ml_dtypes.float8_e4m3fn)" in str(caught.value)
-
-
 BF16_COPY = """
 kernel widen[N = 8](w: global bf16[N], i: global i8[N], y: global f32[N]) blocks(1) threads(8) {
     store(y[:], cast<f32>(load(w[:])) + cast<f32>(load(i[:])))

@@ -281,6 +281,7 @@ class _Deduction:
         param = next(p for p in self.kernel_def.params if p.name == decl.dtype_name)
         default = _dtype_default(param)
         packed = default if default is not None and default.is_packed else dtype("u4")
+        assert info.dtype is not None  # (the caller found it a byte dtype)
         found = info.dtype.name
         return (
             f"{decl.name} is an array of {found}, so {decl.dtype_name} is {found} and its "
