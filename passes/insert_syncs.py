@@ -119,6 +119,8 @@ def _apart(earlier: Access, later: Operation) -> bool:
     Across the back edge of a loop of constant step, the induction variable was a step or
     more back in `earlier` (`x[m, n0 :+ BN]` stored in one iteration, loaded in the next)."""
     for dim, (offset_a, offset_b) in enumerate(zip(_offsets(earlier.op), _offsets(later))):
+        if isinstance(offset_a.type, TileType) or isinstance(offset_b.type, TileType):
+            continue  # gathered positions may be anywhere along the dimension
         shift = _shift_per_iteration(offset_a, offset_b, earlier.crossed)
         if shift is None:
             continue

@@ -223,8 +223,10 @@ class _Lowering(ReductionLowering, DotLowering):
         dims: Sequence[int],
         layout: RegisterLayout,
         store: bool = False,
+        gathered: frozenset[int] = frozenset(),
     ) -> tuple[Value | int, list[int], Value | None]:
-        """(base, lane offsets, lane mask or None) of a tile access in `layout`."""
+        """(base, lane offsets, lane mask or None) of a tile access in `layout`, leaving out
+        the `gathered` memory dimensions (their offsets 0: `gathered_access` adds them)."""
         strides = memory_type.strides
         base = self.scalar_base(memory_type, offsets)
         lane_offsets = [0] * layout.slots
@@ -232,10 +234,12 @@ class _Lowering(ReductionLowering, DotLowering):
         for tile_dim, memory_dim in enumerate(dims):
             part = thread_part(self.index, layout, tile_dim, self.tid)
             thread_parts.append(part)
+            if memory_dim in gathered:
+                continue
             base = self.index.add(base, self.index.mul(part, strides[memory_dim]))
             for slot, value in enumerate(slot_part(layout, tile_dim)):
                 lane_offsets[slot] += value * strides[memory_dim]
-        mask = self.edge_mask(memory_type, offsets, dims, layout, thread_parts)
+        mask = self.edge_mask(memory_type, offsets, dims, layout, thread_parts, gathered)
         if store:
             mask = self.and_masks(mask, self.replica_mask(layout))
         return base, lane_offsets, mask
@@ -278,9 +282,12 @@ class _Lowering(ReductionLowering, DotLowering):
         dims: Sequence[int],
         layout: RegisterLayout,
         thread_parts: list[Value | int],
+        gathered: frozenset[int] = frozenset(),
     ) -> Value | None:
         mask = None
         for memory_dim, extent in enumerate(memory_type.shape):
+            if memory_dim in gathered:  # (each position's own bounds: `gathered_access`)
+                continue
             offset = offsets[memory_dim]
             facts = self.offset_facts(offset)
             if self.dimension_inside(memory_type, offsets, dims, layout, memory_dim):
@@ -337,6 +344,8 @@ class _Lowering(ReductionLowering, DotLowering):
     def lower_LoadOp(self, op: LoadOp) -> list[Value]:
         memory = self.map(op.memory)
         layout = tile_layout(op.result)
+        if _gathers(op):
+            return [self.gathered_load(op, memory, layout)]
         if op.mask is None:  # (ldmatrix reads every element)
             loaded = self.matrix_load(memory, op.offsets, op.dims, layout)
             if loaded is not None:
@@ -417,6 +426,9 @@ class _Lowering(ReductionLowering, DotLowering):
     def lower_StoreOp(self, op: StoreOp) -> list[Value]:
         memory = self.map(op.memory)
         layout = tile_layout(op.value)
+        if _gathers(op):
+            self.gathered_store(op, memory, layout)
+            return []
         base, offsets, mask = self.addresses(
             as_memory(memory.type), op.offsets, op.dims, layout, store=True
         )
@@ -428,6 +440,70 @@ class _Lowering(ReductionLowering, DotLowering):
         )
         self.builder.insert(store)
         return []
+
+    # ---- gathers and scatters ----------------------------------------------------------------
+    def gathered_load(self, op: LoadOp, memory: Value, layout: RegisterLayout) -> Value:
+        """A load whose positions along some dimensions come from tiles: one `ld` per run of
+        lanes that share those positions (a thread's elements of one gathered row), joined."""
+        loads, indices, first = [], [0] * layout.slots, 0
+        for lanes, base, offsets, mask in self.gathered_access(op, memory, layout, store=False):
+            for position, lane in enumerate(lanes):  # where each slot lands in the joined lanes
+                indices[lane] = first + position
+            first += len(lanes)
+            ld = LoadThreadOp.create(memory, self.index.value(base), offsets, mask)
+            loads.append(self.add(ld))
+        if len(loads) == 1:
+            return self.shuffle(loads[0], indices)
+        return self.add(ShuffleOp.create(loads, indices))
+
+    def gathered_store(self, op: StoreOp, memory: Value, layout: RegisterLayout) -> None:
+        """A store whose positions along some dimensions come from tiles (a scatter): one `st`
+        per run of lanes that share those positions."""
+        value = self.map(op.value)
+        for lanes, base, offsets, mask in self.gathered_access(op, memory, layout, store=True):
+            store = StoreThreadOp.create(
+                memory,
+                self.index.value(base),
+                self.shuffle(value, lanes),
+                offsets,
+                mask,
+                combine=op.combine,
+            )
+            self.builder.insert(store)
+
+    def gathered_access(
+        self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout, store: bool
+    ) -> list[tuple[list[int], Value | int, list[int], Value | None]]:
+        """(lanes, base, lane offsets, mask) per group of the thread's lanes that share their
+        gathered positions: their coordinates along the gathered dimensions differ in no slot
+        part, so one lane's positions (the positions tile lies in the access's layout) are
+        all of theirs. Each group's base adds position x stride per gathered dimension, and
+        its mask the positions' bounds (outside the tensor: not read, not written)."""
+        memory_type = as_memory(memory.type)
+        gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
+        offsets = [0 if d in gathered else o for d, o in enumerate(op.offsets)]
+        base, lane_offsets, mask = self.addresses(
+            memory_type, offsets, op.dims, layout, store=store, gathered=frozenset(gathered)
+        )
+        if op.mask is not None:
+            mask = self.and_masks(mask, self.map(op.mask))
+        parts = [slot_part(layout, op.dims.index(d)) for d in gathered]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for slot in range(layout.slots):
+            groups.setdefault(tuple(int(part[slot]) for part in parts), []).append(slot)
+        found = []
+        for lanes in groups.values():
+            group_base = base
+            group_mask = None if mask is None else self.shuffle(mask, lanes)
+            for d in gathered:
+                position = self.add(ExtractOp.create(self.map(op.offsets[d]), lanes[0]))
+                stride = memory_type.strides[d]
+                group_base = self.index.add(group_base, self.index.mul(position, stride))
+                inside = self.in_range_scalar(position, memory_type.shape[d])
+                splat = self.add(SplatOp.create_vector(inside, len(lanes)))
+                group_mask = self.and_masks(group_mask, splat)
+            found.append((lanes, group_base, [lane_offsets[lane] for lane in lanes], group_mask))
+        return found
 
     # ---- reductions -------------------------------------------------------------------------
 
@@ -507,3 +583,8 @@ def address_order(offsets: list[int]) -> list[int] | None:
     if neighbours([offsets[lane] for lane in order]) > neighbours(offsets):
         return order
     return None
+
+
+def _gathers(op: LoadOp | StoreOp) -> bool:
+    """Whether an access takes some dimension's positions from a tile (a gather or scatter)."""
+    return any(isinstance(offset.type, TileType) for offset in op.offsets)

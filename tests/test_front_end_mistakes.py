@@ -580,17 +580,17 @@ def test_a_tile_as_a_loop_bound_says_loop_bound() -> None:
     located(caught.value, 4, 23, "a loop bound must be an i32 scalar, but this is a tile", "max(u)")
 
 
-@pytest.mark.parametrize("statement", ["store(c[u], t)", "store(c[0 :+ 64], load(a[u]))"])
-def test_a_tile_of_positions_says_there_is_no_gather(statement: str) -> None:
-    """The hint listed block.x, loop variables, parameters and constants, leaving out the
-    scalar loaded from memory that a gather or scatter is written with."""
+@pytest.mark.parametrize("statement", ["store(c[u :+ 1], t)", "store(c[0 :+ 64], load(a[u :+ 1]))"])
+def test_a_tile_of_positions_as_a_slice_start_says_where_it_goes(statement: str) -> None:
+    """A tile of positions stands for the whole index (a gather or scatter: x[ids]); as the
+    start of a `:+` range the hint says so, and how to read one position as a scalar."""
     source = HEAD.replace("a: global f32[N]", "a: global f32[N], ids: global i32[N]")
     source += f"    u = load(ids[0 :+ 64])\n    {statement}\n}}\n"
     with pytest.raises(TypeCheckError) as caught:
         lower(source)
     text = str(caught.value)
     assert "an index must be an i32 scalar, but this is a tile" in text, text
-    assert "(a gather or scatter) has no form" in text and "let i = load(ids[r])" in text, text
+    assert "in place of the whole index (x[ids, :]" in text and "let i = load(ids[r])" in text
 
 
 # ---- 10. a cast of a constant is a compile-time value --------------------------------------

@@ -45,7 +45,7 @@ from lpir.ir.ops import (
     TransposeOp,
     ViewOp,
 )
-from lpir.ir.types import GlobalType, ScalarType, as_tile
+from lpir.ir.types import GlobalType, ScalarType, TileType, as_tile
 
 
 def _float_extreme(value: np.ndarray, kind: str, axis: int, dt: DType) -> np.ndarray:
@@ -217,10 +217,14 @@ class _Block(Evaluator):
         memory = self.get(op.memory)
         offsets = [self.get(v) for v in op.offsets]
         tile = np.zeros(op.attributes["shape"], dtype=op.result.type.dtype.numpy_dtype)
-        window = self.tile_window(op, memory, offsets)
-        if window is not None:
-            memory_index, tile_index = window
-            tile[tile_index] = memory[memory_index]
+        if _gathers(op):
+            where, inside = self.element_positions(op, memory, offsets, tile.shape)
+            tile[inside] = memory[tuple(position[inside] for position in where)]
+        else:
+            window = self.tile_window(op, memory, offsets)
+            if window is not None:
+                memory_index, tile_index = window
+                tile[tile_index] = memory[memory_index]
         if op.mask is not None:  # masked elements read as 0, as those past the edge
             tile[~self.get(op.mask)] = 0
         return [tile]
@@ -231,6 +235,9 @@ class _Block(Evaluator):
         memory = self.get(op.memory)
         offsets = [self.get(v) for v in op.offsets]
         value = self.get(op.value)
+        if _gathers(op):
+            self.scatter(op, memory, offsets, value)
+            return []
         window = self.tile_window(op, memory, offsets)
         if window is not None:
             memory_index, tile_index = window
@@ -242,6 +249,51 @@ class _Block(Evaluator):
                 new = np.where(self.get(op.mask)[tile_index], new, old)
             memory[memory_index] = new
         return []
+
+    def element_positions(
+        self, op: LoadOp | StoreOp, memory: np.ndarray, offsets: list, shape: tuple[int, ...]
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per memory dim, each tile element's position along it (arrays of the tile's shape:
+        a gathered dim's positions tile, a spanned dim's offset + coordinate, an indexed dim's
+        offset), and which elements lie inside the tensor."""
+        dims = op.attributes["dims"]
+        inside = np.ones(shape, dtype=bool)
+        where = []
+        for dim, (offset, extent) in enumerate(zip(offsets, memory.shape)):
+            if np.ndim(offset):  # gathered: its own position per element
+                position = np.asarray(offset, dtype=np.int64)
+            elif dim in dims:
+                axis = dims.index(dim)
+                along = np.arange(shape[axis], dtype=np.int64) + int(offset)
+                position = np.broadcast_to(along.reshape(_axis_shape(axis, len(shape))), shape)
+            else:
+                position = np.full(shape, int(offset), dtype=np.int64)
+            inside &= (position >= 0) & (position < extent)
+            where.append(position)
+        return where, inside
+
+    def scatter(self, op: StoreOp, memory: np.ndarray, offsets: list, value: np.ndarray) -> None:
+        """A store with gathered positions: the elements inside the tensor (and the mask) are
+        written (of equal positions any one, as on a GPU) or, combining, combined
+        one after another."""
+        where, chosen = self.element_positions(op, memory, offsets, value.shape)
+        if op.mask is not None:
+            chosen &= self.get(op.mask)
+        positions = np.stack([position[chosen] for position in where], axis=-1)
+        values = value[chosen]
+        if op.combine is None:
+            memory[tuple(positions.T)] = values  # (of equal positions, any one stays)
+            return
+        while len(values):  # each round combines the first remaining element of each position
+            _, first = np.unique(positions, axis=0, return_index=True)
+            index = tuple(positions[first].T)
+            with np.errstate(all="ignore"):
+                memory[index] = ew.binary(
+                    op.combine, memory[index], values[first], op.memory.type.dtype
+                )
+            rest = np.ones(len(values), dtype=bool)
+            rest[first] = False
+            positions, values = positions[rest], values[rest]
 
     op_store_shared = op_store_global
 
@@ -270,3 +322,13 @@ class _Block(Evaluator):
 def run_tile_kernel(kernel: Kernel, arguments: list) -> None:
     """Run `kernel` (tile IR) on `arguments`, writing results into the argument arrays."""
     TileInterpreter(kernel).run(arguments)
+
+
+def _gathers(op: LoadOp | StoreOp) -> bool:
+    """Whether an access takes some dimension's positions from a tile (a gather or scatter)."""
+    return any(isinstance(offset.type, TileType) for offset in op.offsets)
+
+
+def _axis_shape(axis: int, rank: int) -> tuple[int, ...]:
+    """The shape that lines a 1-d array up along `axis` of a rank-`rank` array."""
+    return tuple(-1 if a == axis else 1 for a in range(rank))

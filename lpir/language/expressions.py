@@ -435,9 +435,10 @@ class ExpressionLowering:
         )
         if isinstance(value, Runtime) and not value.is_scalar:
             hint = (
-                "a slice starts at one position per block: a tile of positions (a gather or "
-                "scatter) has no form; load one position as a scalar (let i = load(ids[r])) "
-                "and loop over r"
+                "a slice starts at one position per block: a tile of positions reads (writes) "
+                "one row, column, ... per element only in place of the whole index (x[ids, :], "
+                "not x[ids :+ 4, :]); load one position as a scalar (let i = load(ids[r])) "
+                "for the rest"
             )
         elif isinstance(value, Runtime) and value.is_scalar and value.dtype.is_int:
             hint = (
@@ -674,7 +675,34 @@ class ExpressionLowering:
             if stop <= start:
                 raise self.error(f"empty slice {start}:{stop}", item)
             return self.constant(Const(start), I32, item), stop - start
-        return self.as_index(self.expr(item), item), None
+        value = self.expr(item)
+        if isinstance(value, Runtime) and value.is_tile:  # a gather (or scatter) along it
+            return self.positions(value, item), as_tile(value.type).shape[0]
+        return self.as_index(value, item), None
+
+    def positions(self, tile: Runtime, node: ast.Node) -> Value:
+        """A tile standing for a tensor dimension's index: the 1-d i32 tile of the positions
+        read (written) along it."""
+        if tile.dtype != I32 or as_tile(tile.value.type).rank != 1:
+            shown = self.text_of(node)
+            hint = (
+                f"cast it: cast<i32>({shown})"
+                if tile.dtype.is_int
+                else ("positions are integers: cast<i32>(...) truncates toward zero")
+            )
+            if as_tile(tile.value.type).rank != 1:
+                hint = (
+                    "a dimension takes one position per element along it: give a 1-d i32 tile "
+                    f"(reshape it: reshape({shown}, n)); tiles of positions in two dimensions "
+                    "index each its own (t[rows, cols] reads every row with every column)"
+                )
+            raise self.error(
+                f"positions along a tensor's dimension must be a 1-d i32 tile, not "
+                f"{tile.describe()}",
+                node,
+                hint,
+            )
+        return tile.value
 
     # ---- layout annotations -----------------------------------------------------------------
     def annotate(self, node: ast.Annotate) -> Runtime:

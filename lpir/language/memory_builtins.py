@@ -7,6 +7,7 @@ from __future__ import annotations
 from lpir.errors import with_article
 from lpir.ir.core import Value
 from lpir.ir.ops import (
+    ExpandDimsOp,
     ItemOp,
     LoadOp,
     SelectOp,
@@ -39,7 +40,7 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
         dims = tuple(range(len(shape)))
     elif isinstance(value, Slice):
         memory, shape = value.memory.value, value.shape
-        offsets, dims = list(value.offsets), value.dims
+        offsets, dims = _tile_offsets(low, value), value.dims
     else:
         raise low.error(
             f"load needs a tensor slice, but this is {value.describe()}",
@@ -153,7 +154,11 @@ def _store(
         zero = low.constant(Const(0), I32, call)
         memory, offsets, dims = destination, [zero] * len(shape), tuple(range(len(shape)))
     elif isinstance(destination, Slice):
-        memory, offsets, dims = destination.memory, list(destination.offsets), destination.dims
+        memory, offsets, dims = (
+            destination.memory,
+            _tile_offsets(low, destination),
+            destination.dims,
+        )
         shape = destination.shape
     else:
         raise low.error(
@@ -184,6 +189,23 @@ def _store(
         return
     mask_value = None if mask is None or mask is True else mask
     low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine, mask_value))
+
+
+def _tile_offsets(low: ExpressionLowering, place: Slice) -> list[Value]:
+    """The access's offset per memory dimension: the slice's scalars, and for a gathered
+    dimension its 1-d tile of positions broadcast to the slice's shape (the tile IR's form:
+    each element's own position along that dimension)."""
+    offsets = []
+    for dim, offset in enumerate(place.offsets):
+        if isinstance(offset.type, TileType):
+            axis, rank = place.dims.index(dim), len(place.shape)
+            for _ in range(axis):
+                offset = low.builder.add(ExpandDimsOp.create(offset, 0))
+            for _ in range(rank - axis - 1):
+                offset = low.builder.add(ExpandDimsOp.create(offset, as_tile(offset.type).rank))
+            offset = low.broadcast_to(offset, tuple(place.shape))
+        offsets.append(offset)
+    return offsets
 
 
 def _access_mask(

@@ -83,6 +83,10 @@ class Memory:
 
 @dataclass(frozen=True)
 class Slice:
+    """`x[i :+ 32, k]`: per dimension of the memory, an i32 scalar offset, or for a gathered
+    dimension (`table[ids, :]`) the 1-d i32 tile of its positions; the dimensions the tile
+    spans (gathered ones included) and its shape."""
+
     memory: Memory
     offsets: tuple[Value, ...]
     dims: tuple[int, ...]

@@ -4,6 +4,11 @@ A tile access names one offset per dimension of the tensor (i32 scalars) and, in
 tensor dimensions the tile spans (in order); the other dimensions are indexed by their offset
 alone. `a[i :+ 32, k]` on a rank-2 tensor is offsets (i, k), dims (0,), tile shape (32,).
 
+A dimension of the tile may instead take its positions from an i32 tile of the access's shape
+(a *gather*, or a *scatter* for a store): its offset operand is that tile, and the element at a
+tile coordinate is at position `positions[coordinate]` along that dimension
+(`load(table[ids, :])`: the tile `ids` broadcast to the loaded shape).
+
 Edges: an element whose coordinate falls outside the tensor reads as 0 and is not written.
 
 A load or a store may take a *mask*, a bool tile of the tile's shape: elements where it is
@@ -17,6 +22,7 @@ unspecified (max and min do not depend on it).
 
 from __future__ import annotations
 
+from lpir.dtypes import dtype
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import BOOL
@@ -24,15 +30,28 @@ from lpir.ir.ops.tile import check_shape
 from lpir.ir.signature import INT_LIST, Signature, at_least, exactly, one_of
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_memory
 
+I32 = dtype("i32")
 
-def _check_offsets(op_name: str, memory: Value, offsets: list[Value]) -> None:
+I32 = dtype("i32")
+
+
+def _check_offsets(
+    op_name: str, memory: Value, offsets: list[Value], dims: tuple[int, ...], shape: tuple
+) -> None:
     rank = as_memory(memory.type).rank
     if len(offsets) != rank:
         raise TypeCheckError(
             f"'{op_name}' of a rank-{rank} tensor needs {rank} indices, got {len(offsets)}"
         )
-    for offset in offsets:
-        if not isinstance(offset.type, ScalarType) or not offset.type.dtype.is_int:
+    for dim, offset in enumerate(offsets):
+        if isinstance(offset.type, TileType):  # a gathered (scattered) dimension
+            positions = TileType(I32, tuple(shape))
+            if dim not in dims or offset.type.dtype != I32 or offset.type.shape != positions.shape:
+                raise TypeCheckError(
+                    f"'{op_name}': the positions along dimension {dim} must be a {positions} "
+                    f"tile of a dimension the tile spans, not {offset.type}"
+                )
+        elif not isinstance(offset.type, ScalarType) or not offset.type.dtype.is_int:
             raise TypeCheckError(f"tensor indices must be integer scalars, not {offset.type}")
 
 
@@ -105,8 +124,8 @@ class LoadOp(Operation):
         mask: Value | None = None,
     ) -> LoadOp:
         op_name = _memory_op_name("load", memory)
-        _check_offsets(op_name, memory, offsets)
         _check_dims(op_name, memory, tuple(dims), tuple(shape))
+        _check_offsets(op_name, memory, offsets, tuple(dims), tuple(shape))
         result = TileType(memory.type.dtype, tuple(shape))
         _check_mask(op_name, mask, result)
         attributes = {"dims": tuple(dims), "shape": tuple(shape)}
@@ -192,10 +211,10 @@ class StoreOp(Operation):
     ) -> StoreOp:
         op_name = _memory_op_name("store", memory)
         check_combine(op_name, memory, combine)
-        _check_offsets(op_name, memory, offsets)
         if not isinstance(value.type, TileType):
             raise TypeCheckError(f"'{op_name}' stores a tile, not {value.type}")
         _check_dims(op_name, memory, tuple(dims), value.type.shape)
+        _check_offsets(op_name, memory, offsets, tuple(dims), value.type.shape)
         if value.type.dtype != memory.type.dtype:
             target = memory.type.dtype.name
             raise TypeCheckError(

@@ -1,0 +1,209 @@
+"""Gathers and scatters: a tensor dimension indexed by a 1-d i32 tile of positions
+(`load(table[ids, :])`, `store(out[perm, :], rows)`, `atomic_add(hist[bins], ones)`) reads
+(writes) one row, column, ... per element of the tile; positions outside the tensor read as 0
+and are not written.
+
+Every host target and the CUDA pipeline on the thread interpreter agree with numpy bit for bit:
+embedding rows of every kind of dtype (sub-byte rows that start inside a byte), out-of-range
+and negative positions, two gathered dimensions, a gathered column, gathers from a shared
+tile, gathers with masks, scatters, scatter-adds with repeated positions (a histogram), an
+act-order dequantization (a group's scales gathered per row of weights) in a loop. Mistakes
+are located errors. The CUDA C compiles for sm_80 and sm_90.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from host_targets import HOST_TARGETS
+from lpir.backends.cuda.compiler import compile_with_nvcc, find_nvcc
+from lpir.backends.cuda.device import gpu_available
+from test_masked_store import PACKED, _args, _equal, _result, _values
+
+import lpir
+from lpir.errors import LpirError
+
+TARGETS = [*HOST_TARGETS, "threads-cuda"]
+
+# Rows of a table chosen by ids: T tokens in tiles of BT, D features.
+EMBEDDING = """
+kernel embedding[T = f32, V = 50, D = 45, N = 13, BT = 8](
+    table: global T[V, D], ids: global i32[N], out: global T[N, D],
+) blocks(cdiv(N, BT)) threads(32) {
+    t0 = block.x * BT
+    store(out[t0 :+ BT, :], load(table[load(ids[t0 :+ BT]), :]))
+}
+"""
+
+# Two gathered dimensions (every chosen row with every chosen column), a gathered column, a
+# gather from a shared tile, and a gather under a mask with another value.
+SHAPES = """
+kernel shapes[M = 37, N = 29](
+    x: global f32[M, N], rows: global i32[8], cols: global i32[16],
+    both: global f32[8, 16], column: global f32[M], staged: global f32[8, N],
+    masked: global f32[8, N],
+) blocks(1) threads(32) {
+    r = load(rows[:])
+    c = load(cols[:])
+    store(both[:, :], load(x[r, c]))
+    store(column[:], load(x[:, c[4 : 5]])[:, 0])
+    s = shared<f32>[M, N]
+    store(s, load(x[:, :]))
+    store(staged[:, :], load(s[r, :]))
+    keep = (arange(N) % 3 != 0)[None, :]
+    store(masked[:, :], load(x[r, :], mask = keep, other = -1.0))
+}
+"""
+
+# Rows written where a permutation says (and only the even ones of a second copy), and a
+# histogram: every element adds one to its bin (repeated bins: atomic adds), the largest value
+# of each bin kept by atomic_max.
+SCATTERS = """
+kernel scatters[M = 21, D = 24, B = 10, N = 300, BN = 64](
+    rows: global f32[M, D], perm: global i32[M], out: global f32[M, D], even: global f32[M, D],
+    bins: global i32[N], values: global i32[N], hist: global i32[B], top: global i32[B],
+) blocks(cdiv(N, BN)) threads(32) {
+    if block.x == 0 {
+        p = load(perm[:])
+        t = load(rows[:, :])
+        store(out[p, :], t)
+        store(even[p, :], t, mask = (p % 2 == 0)[:, None])
+    }
+    n0 = block.x * BN
+    b = load(bins[n0 :+ BN])
+    inside = arange(BN) < N - n0
+    atomic_add(hist[b], cast<i32>(inside))
+    atomic_max(top[b], load(values[n0 :+ BN]), mask = inside)
+}
+"""
+
+# Act-order dequantization: row k of the weights belongs to the group g_idx[k], whose scales
+# are gathered for each tile of rows, in a loop over K.
+ACT_ORDER = """
+kernel act_order[K = 100, N = 48, G = 7, BK = 16](
+    w: global i8[K, N], g_idx: global i32[K], scales: global f16[G, N], out: global f32[K, N],
+) blocks(1) threads(64) {
+    for k0 in range(0, K, BK) {
+        g = load(g_idx[k0 :+ BK])
+        s = cast<f32>(load(scales[g, :]))
+        store(out[k0 :+ BK, :], cast<f32>(load(w[k0 :+ BK, :])) * s)
+    }
+}
+"""
+
+
+def _gathered(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    inside = (ids >= 0) & (ids < len(table))
+    return np.where(inside[:, None], table[np.clip(ids, 0, len(table) - 1)], 0)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dt", ["f32", "f16", "i8", *PACKED])
+def test_embedding_rows_of_every_dtype(target: str, dt: str) -> None:
+    rng = np.random.default_rng(1)
+    table = _values(dt, (50, 45), rng)
+    ids = np.array([3, 0, 49, 50, -1, 7, 7, 12, 1, 2, 48, 4, 2**31 - 1], np.int32)
+    args = _args(dt, [table, _values(dt, (13, 45), rng)])
+    lpir.compile(EMBEDDING, target=target, T=dt)(args[0], ids, args[1])
+    _equal(_result(dt, args[1]), _gathered(table, ids), dt)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_two_gathered_dimensions_a_column_shared_and_masked(target: str) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((37, 29)).astype(np.float32)
+    rows = np.array([0, 36, 5, 37, -2, 5, 20, 1], np.int32)
+    cols = np.array([28, 0, 3, 29, 7, 7, -1, 15, 2, 4, 6, 8, 10, 12, 14, 16], np.int32)
+    outputs = [np.full(shape, np.nan, np.float32) for shape in ((8, 16), 37, (8, 29), (8, 29))]
+    lpir.compile(SHAPES, target=target)(x, rows, cols, *outputs)
+    both, column, staged, masked = outputs
+    _equal(both, _gathered(_gathered(x, rows).T, cols).T, "rows x columns")
+    _equal(column, x[:, 7], "a gathered column")
+    _equal(staged, _gathered(x, rows), "from a shared tile")
+    keep = np.arange(29) % 3 != 0
+    _equal(masked, np.where(keep, _gathered(x, rows), -1.0), "masked")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_scatters_and_a_histogram_of_repeated_bins(target: str) -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((21, 24)).astype(np.float32)
+    perm = rng.permutation(21).astype(np.int32)
+    perm[4] = 21  # past the end: not written
+    out, even = np.zeros((21, 24), np.float32), np.full((21, 24), 5.0, np.float32)
+    bins = rng.integers(-2, 12, 300).astype(np.int32)  # some outside the 10 bins
+    values = rng.integers(-1000, 1000, 300).astype(np.int32)
+    hist, top = np.zeros(10, np.int32), np.full(10, -5000, np.int32)
+    lpir.compile(SCATTERS, target=target)(rows, perm, out, even, bins, values, hist, top)
+    wanted = np.zeros((21, 24), np.float32)
+    written = perm < 21
+    wanted[perm[written]] = rows[written]
+    _equal(out, wanted, "scatter")
+    chosen = written & (perm % 2 == 0)
+    wanted_even = np.full((21, 24), 5.0, np.float32)
+    wanted_even[perm[chosen]] = rows[chosen]
+    _equal(even, wanted_even, "masked scatter")
+    inside = (bins >= 0) & (bins < 10)
+    wanted_hist = np.zeros(10, np.int32)
+    np.add.at(wanted_hist, bins[inside], 1)
+    np.testing.assert_array_equal(hist, wanted_hist)
+    wanted_top = np.full(10, -5000, np.int32)
+    np.maximum.at(wanted_top, bins[inside], values[inside])
+    np.testing.assert_array_equal(top, wanted_top)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_act_order_scales_gathered_in_a_loop(target: str) -> None:
+    rng = np.random.default_rng(4)
+    w = rng.integers(-8, 8, (100, 48)).astype(np.int8)
+    g_idx = rng.integers(0, 7, 100).astype(np.int32)
+    scales = rng.integers(1, 9, (7, 48)).astype(np.float16) / 8
+    out = np.zeros((100, 48), np.float32)
+    lpir.compile(ACT_ORDER, target=target)(w, g_idx, scales, out)
+    np.testing.assert_array_equal(out, w * scales[g_idx].astype(np.float32))
+
+
+def test_a_gathered_row_is_read_as_vectors() -> None:
+    """Each thread's elements of one gathered row are one run of addresses: 16-byte loads on
+    the GPU, not one load an element."""
+    code = lpir.compile(EMBEDDING, target="cuda", D=64).source("cuda")
+    assert "lpir_load_if<16" in code, code
+
+
+@pytest.mark.parametrize(
+    ("index", "words"),
+    [
+        ("load(ids[0 :+ 8])[:, None]", "must be a 1-d i32 tile, not"),
+        ("cast<i64>(load(ids[0 :+ 8]))", "cast<i32>(cast<i64>(load(ids[0 :+ 8])))"),
+        ("cast<f32>(load(ids[0 :+ 8]))", "positions are integers"),
+        ("load(ids[0 :+ 8]) :+ 2", "a tile of positions reads"),
+    ],
+)
+def test_position_mistakes_are_located(index: str, words: str) -> None:
+    source = (
+        "kernel k(x: global f32[64, 8], ids: global i32[8], y: global f32[8, 8]) blocks(1)"
+        " threads(32) {\n"
+        f"    store(y[:, :], load(x[{index}, :]))\n}}\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="interp").specialize(None)
+    text = str(caught.value)
+    assert words in text and text.startswith("<source>:2:") and "^" in text, text
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_the_cuda_c_compiles(arch: str) -> None:
+    cases = [(EMBEDDING, {"T": "u3"}), (SHAPES, {}), (SCATTERS, {}), (ACT_ORDER, {})]
+    for source, params in cases:
+        code = lpir.compile(source, target="cuda", **params).source("cuda")
+        compile_with_nvcc(code, arch, "ptx", strict=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU (or no cuda-core / driver)")
+def test_gathers_and_scatters_on_the_gpu() -> None:
+    test_embedding_rows_of_every_dtype("cuda", "u3")
+    test_two_gathered_dimensions_a_column_shared_and_masked("cuda")
+    test_scatters_and_a_histogram_of_repeated_bins("cuda")
+    test_act_order_scales_gathered_in_a_loop("cuda")
