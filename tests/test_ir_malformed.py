@@ -446,3 +446,20 @@ def test_a_masked_load_in_ir_text_runs_as_its_source():
     g = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
     lpir.compile(text, target="interp")(g, 3, False)
     assert (g[:4, :8] == 0).all() and g[4, 0] == 4 * 64  # lt(%t, %t) is false: reads 0
+
+
+def test_a_thread_access_outside_its_buffer_is_placed_at_the_access():
+    """The thread interpreter said 'thread IR wrote element 33 of a 32-element buffer' with no
+    place: which of a kernel's accesses it was had to be guessed."""
+    text = THREAD_PRELUDE.replace("%s16 = alloc_shared : shared f16[16, 16]", "") + (
+        "  %s = alloc_shared : shared f32[4, 8]\n"
+        "  %c = constant {value = 30} : i32\n"
+        "  st(%s, %c, %v) {dtype = f32, offsets = [0, 1, 2, 3]}\n"
+        "}\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(text, target="threads")(np.zeros(64, np.float32), np.zeros(64, np.uint8))
+    error = caught.value
+    assert error.message == "thread IR wrote element 33 of a 32-element buffer"
+    assert error.location is not None and error.location.line == text.count("\n") - 1
+    assert error.hint is not None and "mask the lanes" in error.hint

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from lpir.errors import LayoutError
+from lpir.errors import LayoutError, LpirError
 from lpir.layout import (
     SharedLayout,
     Swizzle,
@@ -180,3 +180,58 @@ def test_two_xor_terms_apply_in_turn_and_stay_a_bijection():
     assert str(TWO_TERMS) == "swizzle(3,3,4)*swizzle(1,3,3)"
     with pytest.raises(LayoutError, match="smaller units"):
         Swizzle(3, 3, 4, Swizzle(1, 2, 3))
+
+
+@pytest.mark.parametrize(
+    ("shape", "strides", "first", "second", "offset"),
+    [
+        ((64, 32), (1, 1), [0, 1], [1, 0], 1),  # aliasing: every anti-diagonal at one offset
+        ((64, 32), (16, 1), [0, 16], [1, 0], 16),  # rows of 32 at a pitch of 16
+        ((4, 8), (0, 1), [0, 0], [1, 0], 0),  # a stride of 0 along a dimension of 4
+        ((2, 3, 2), (1, 2, 3), [0, 0, 1], [1, 1, 0], 3),  # interleaved: found by enumeration
+    ],
+)
+def test_strides_that_put_two_elements_at_one_offset_are_refused(
+    shape, strides, first, second, offset
+):
+    """A shared layout maps the tile one to one into its span; [1, 1] on a [64, 32] tile was
+    accepted, and threads-cuda then wrote 'element 2047 of a 96-element buffer' (its span)."""
+    with pytest.raises(LayoutError) as info:
+        SharedLayout(shape, strides)
+    message = info.value.message
+    assert f"put the elements {first} and {second}" in message, message
+    assert f"at one offset, {offset}: a shared layout must give every element its own" in message
+    assert "row-major" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("shape", "strides"),
+    [
+        ((32, 2, 64), (128, 1, 2)),  # the pair-interleaved copy of a bf16 matmul's b
+        ((32, 64), (1, 32)),  # column-major
+        ((32, 64), (72, 1)),  # padded rows
+        ((3, 2), (2, 3)),  # strides that interleave but never collide (0 2 4 / 3 5 7)
+        ((1, 8), (5, 1)),  # a size-1 dimension's stride does not matter
+    ],
+)
+def test_strides_that_keep_elements_apart_are_accepted(shape, strides):
+    layout = SharedLayout(shape, strides, Swizzle(1, 0, 3))
+    offsets = layout.offsets(all_coordinates(shape))
+    assert len(set(offsets.tolist())) == offsets.size and offsets.max() < layout.span
+
+
+def test_an_aliasing_shared_layout_in_ir_text_is_placed_at_the_type():
+    from lpir.ir import parse
+
+    text = (
+        "kernel @k[](%x: global f16[64, 32]) blocks(1, 1, 1) threads(128) {\n"
+        "  %s = alloc_shared : shared f16[64, 32] @ "
+        "shared(shape=[64,32], strides=[1,1], swizzle=swizzle(2,3,3))\n"
+        "}\n"
+    )
+    with pytest.raises(LpirError) as info:
+        parse(text, "alias.ir")
+    error = info.value
+    assert (error.location.line, error.location.column) == (2, 44), str(error)
+    assert "strides [1,1] put the elements [0, 1] and [1, 0]" in error.message
+    assert error.hint is not None and "row-major [32,1]" in error.hint

@@ -89,7 +89,11 @@ class ThreadInterpreter:
 
 def _outside_buffer(verb: str, index: int, count: int) -> LpirError:
     buffer = with_article(f"{count}-element")
-    return LpirError(f"thread IR {verb} element {index} of {buffer} buffer")
+    return LpirError(
+        f"thread IR {verb} element {index} of {buffer} buffer",
+        hint="an access's base plus its lane offsets must stay inside the memory: mask the "
+        "lanes that leave it",
+    )
 
 
 def _elements(buffer: np.ndarray, access: DType, index: np.ndarray, verb: str) -> np.ndarray:
@@ -177,6 +181,12 @@ class _ThreadBlock(Evaluator):
     def observe(self, op: Operation, index: np.ndarray, active: np.ndarray | None) -> None:
         if self.observer is not None and isinstance(op.operands[0].type, SharedType):
             self.observer(op, index, np.ones(index.shape, bool) if active is None else active)
+
+    def op(self, op: Operation) -> list:
+        try:
+            return super().op(op)
+        except LpirError as error:  # an access outside its buffer, ...: placed at the op
+            raise error.with_location(op.location) from None
 
     def uniform(self, value: Value) -> int:
         array = self.get(value)

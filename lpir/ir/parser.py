@@ -251,7 +251,8 @@ class _ModuleBuilder:
         try:
             return parse(str(token))
         except (LayoutError, LpirError) as error:
-            raise self.fail(f"bad layout: {error.message}", token) from None
+            location = self.location(token)
+            raise ParseError(f"bad layout: {error.message}", location, error.hint) from None
 
     def type(self, tree: lark.Tree) -> Type:
         kind, children = tree.data, tree.children

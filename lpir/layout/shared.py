@@ -14,6 +14,10 @@ the units are XORed with the index of the 128-byte line (every 8 units), which a
 8 consecutive rows over all 32 banks. It is a bijection within each aligned block of
 2**(M + S + B) elements.
 
+The strides must give every element of the tile its own offset (checked when a layout is made:
+strides [1, 1] or [16, 1] on rows of 32 would put two elements in one place and leave the span
+too small for the tile); the swizzle, a bijection, keeps them apart.
+
 Text form: ``shared(shape=[64,64], strides=[64,1], swizzle=swizzle(3,3,3))`` (the swizzle part
 omitted when there is none), parsed by `parse_shared`.
 """
@@ -113,6 +117,7 @@ class SharedLayout:
             object.__setattr__(self, "swizzle", self.swizzle.then)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "strides", strides)
+        _check_one_to_one(shape, strides)
 
     @property
     def rank(self) -> int:
@@ -149,6 +154,51 @@ class SharedLayout:
         return text + (f", swizzle={self.swizzle})" if self.swizzle else ")")
 
 
+# Tiles up to this many elements whose strides interleave their dimensions are enumerated to
+# find two elements at one offset (far beyond any tile shared memory holds).
+_ENUMERATED_ELEMENTS = 1 << 24
+
+
+def _check_one_to_one(shape: tuple[int, ...], strides: tuple[int, ...]) -> None:
+    """Raise unless the strides give every element of the tile its own offset (the swizzle,
+    a bijection of offsets, keeps them apart): strides that alias ([1, 1]) or overlap ([16, 1]
+    on rows of 32) would make two elements share storage, and the span too small to hold
+    the tile."""
+    reach = 0  # the largest offset of the dimensions of smaller strides
+    apart = True
+    for stride, size in sorted((s, n) for n, s in zip(shape, strides) if n > 1):
+        apart = apart and stride > reach
+        reach += (size - 1) * stride
+    if apart:  # each stride passes the others': the usual case, interleaved pairs included
+        return
+    size = math.prod(shape)
+    if size > _ENUMERATED_ELEMENTS:
+        raise LayoutError(
+            f"cannot check that strides {list(strides)} give each of the {size} elements of a "
+            f"{list(shape)} tile its own offset: tiles over {_ENUMERATED_ELEMENTS} elements "
+            "must have strides that each pass the offsets of the dimensions of smaller strides",
+            hint=f"use row-major strides {_ints(_row_major_strides(shape))}",
+        )
+    coordinates = np.indices(shape).reshape(len(shape), -1).T
+    offsets = coordinates @ np.asarray(strides, dtype=np.int64)
+    order = np.argsort(offsets, kind="stable")
+    same = np.flatnonzero(offsets[order][1:] == offsets[order][:-1])
+    if same.size == 0:
+        return
+    first, second = (tuple(int(c) for c in coordinates[order[same[0] + i]]) for i in (0, 1))
+    raise LayoutError(
+        f"strides {_ints(strides)} put the elements {list(first)} and {list(second)} of a "
+        f"{list(shape)} tile at one offset, {int(offsets[order[same[0]]])}: a shared layout "
+        "must give every element its own",
+        hint="give each dimension a stride past the offsets of the dimensions of smaller "
+        f"strides, as the row-major {_ints(_row_major_strides(shape))} does",
+    )
+
+
+def _row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    return tuple(math.prod(shape[d + 1 :]) for d in range(len(shape)))
+
+
 def _ints(values: Sequence[int]) -> str:
     return "[" + ",".join(map(str, values)) + "]"
 
@@ -156,8 +206,7 @@ def _ints(values: Sequence[int]) -> str:
 def shared_row_major(shape: Sequence[int]) -> SharedLayout:
     """A dense row-major tile: offsets equal ``np.ravel_multi_index(coord, shape)``."""
     shape = tuple(int(size) for size in shape)
-    strides = tuple(math.prod(shape[d + 1 :]) for d in range(len(shape)))
-    return SharedLayout(shape, strides)
+    return SharedLayout(shape, _row_major_strides(shape))
 
 
 def shared_swizzled(shape: Sequence[int], dtype_bits: int) -> SharedLayout:
@@ -223,7 +272,8 @@ class _SharedParser(LayoutParser):
         try:
             return SharedLayout(sizes["shape"], sizes["strides"], swizzle)
         except LayoutError as error:
-            raise located_error(self.text, head.column, error.message, _SHARED_FORM) from None
+            hint = error.hint or _SHARED_FORM
+            raise located_error(self.text, head.column, error.message, hint) from None
 
     def ints(self) -> tuple[int, ...]:
         return tuple(self.sequence("[", "]", self.count))
