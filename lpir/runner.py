@@ -46,7 +46,17 @@ from lpir.errors import LpirError
 from lpir.ir import parse
 from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.loops import trip_count
-from lpir.ir.ops import CastOp, ConstantOp, DotOp, ForOp, ItemOp, LoadOp, StoreOp
+from lpir.ir.ops import (
+    BroadcastOp,
+    CastOp,
+    ConstantOp,
+    DotOp,
+    ExpandDimsOp,
+    ForOp,
+    ItemOp,
+    LoadOp,
+    StoreOp,
+)
 from lpir.ir.types import GlobalType, TileType, Type, as_tile
 from lpir.packing import PackedArray, pack_codes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
@@ -107,8 +117,9 @@ def index_bounds(kernel: Kernel) -> dict[int, int]:
 
 
 def _loaded_from(value: Value) -> Value | None:
-    """The tensor whose element `value` is, through `item` and casts; None otherwise."""
-    while isinstance(value.owner, ItemOp | CastOp):
+    """The tensor whose element (elements: a gather's positions) `value` is, through `item`,
+    casts and the broadcast of a tile of positions; None otherwise."""
+    while isinstance(value.owner, ItemOp | CastOp | ExpandDimsOp | BroadcastOp):
         value = value.owner.operands[0]
     owner = value.owner
     return owner.memory if isinstance(owner, LoadOp) else None

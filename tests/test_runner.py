@@ -198,6 +198,26 @@ def test_random_positions_lie_inside_the_tensors_they_index():
     assert np.count_nonzero(out) == out.size  # every row a row of the table
 
 
+# the same rows read as a tile gather: a tile of ids, one table row per element
+TILE_GATHER = """
+kernel tile_gather[N = 64, V = 1000, D = 256, BT = 8](
+    ids: global u16[N], table: global f32[V, D], out: global f32[N, D],
+) blocks(N / BT) threads(64) {
+    i = cast<i32>(load(ids[block.x * BT :+ BT]))
+    store(out[block.x * BT :+ BT, :], load(table[i, :]))
+}
+"""
+
+
+def test_random_positions_of_a_tile_gather_lie_inside_the_table():
+    from lpir.runner import index_bounds, random_arguments
+
+    assert index_bounds(tile_ir(TILE_GATHER)) == {0: 1000}
+    spec = lpir.compile(TILE_GATHER, target="interp").specialize(None)
+    ids = random_arguments(spec, np.random.default_rng(0))[0]
+    assert ids.max() < 1000 and len(set(ids.tolist())) > 50
+
+
 def test_lpir_run_checks_a_gather_on_rows_that_exist(tmp_path, capsys):
     path = tmp_path / "embed.lp"
     path.write_text(EMBED)
