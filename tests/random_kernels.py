@@ -1,14 +1,14 @@
 """Random valid kernels for differential testing: elementwise expression trees (some in a `def`)
-over loaded tiles of random dtypes (packed ones included; some loads and stores masked;
-arithmetic, bit operations, exp/log/sin/cos/tanh/erf, rsqrt, rounding), broadcasts, casts
-between compute dtypes, tiles regrouped into blocks of columns (reshape, index, ranges, stack,
-new axes), optional reductions along either axis, random tile sizes, thread counts and tensor
-sizes that rarely divide the tiles; loops over column tiles through shared memory, some
-stopping at a column read from memory; long rows walked a wide tile a step, running sums or
-extremes carried per column; tiles stored and read back by other threads without `sync()`;
-and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K, random pipeline
-depths, operands straight from memory, through shared memory, or copied there unchanged,
-weights of any storage type cast to the operand type).
+over loaded tiles of random dtypes (packed ones included; some loads and stores masked, some
+rows or columns gathered; arithmetic, bit operations, exp/log/sin/cos/tanh/erf, rsqrt,
+rounding), broadcasts, casts between compute dtypes, tiles regrouped into blocks of columns
+(reshape, index, ranges, stack, new axes), optional reductions along either axis, random tile
+sizes, thread counts and tensor sizes that rarely divide the tiles; loops over column tiles
+through shared memory, some stopping at a column read from memory; long rows walked a wide tile
+a step, running sums or extremes carried per column; tiles stored and read back by other threads
+without `sync()`; and tiled matrix products (`dot` of f16/bf16/f32/i8 tiles in a loop over K,
+random pipeline depths, operands straight from memory, through shared memory, or copied there
+unchanged, weights of any storage type cast to the operand type).
 
 `random_case(rng)` gives the kernel source, its parameters and a function that makes random
 arguments. The kernels are built so that every target must compute the same values: no
@@ -176,6 +176,15 @@ def _load_mask(rng) -> str:
     return str(rng.choice(choices)) + other
 
 
+def _gathered(rng, length: str, start: str, extent: str) -> str | None:
+    """Mostly None; else a 1-d i32 tile of positions for a tile dimension of `length`, spread
+    over the tensor's `extent` with some just outside it (read as 0): a gather."""
+    if rng.random() < 0.8:
+        return None
+    stride = int(rng.choice([1, 3, 5, 7]))
+    return f"(arange({length}) * {stride} + {start}) % ({extent} + 2) - 1"
+
+
 def tile_case(rng) -> Case:
     rows, columns = int(rng.integers(1, 70)), int(rng.integers(1, 300))
     tile_rows = int(rng.choice([1, 2, 4, 8, 16]))
@@ -235,6 +244,8 @@ def tile_case(rng) -> Case:
         helper = f"def combine(a, b) {{\n    return {body}\n}}\n"
         computed = str(rng.choice(["combine(a, b)", "combine(b = b, a = a)"]))
     load_mask = _load_mask(rng)
+    gathered_rows = _gathered(rng, "BM", "r", "M")
+    gathered_columns = _gathered(rng, "BN", "c", "N")
     source = (
         helper
         + f"""
@@ -243,8 +254,8 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
 ) {grid} threads({threads}) {{
     r = {row_start}
     c = {column_start}
-    a = cast<{compute}>(load(x[r :+ BM, c :+ BN]{load_mask}))
-    b = cast<{compute}>(load(y[c :+ BN]))[None, :]
+    a = cast<{compute}>(load(x[{gathered_rows or "r :+ BM"}, c :+ BN]{load_mask}))
+    b = cast<{compute}>(load(y[{gathered_columns or "c :+ BN"}]))[None, :]
     e = ({computed} + zeros<{compute}>[BM, BN]){annotation}{regroup}
     v = {result}
     {store}
@@ -255,7 +266,9 @@ kernel random_kernel[M, N, TA, TB, TO, BM = {tile_rows}, BN = {tile_columns}](
     inputs = [(a_type, (rows, columns)), (b_type, (columns,)), (out_type, out_shape)]
     shapes = f"{rows}x{columns}, tile {tile_rows}x{tile_columns}, layout {layout}"
     reduced = f"{kind} over axis {axis}" if reduce else "none"
-    description = f"{compute}: {body}{regroup} (reduction: {reduced}, {shapes}){load_mask}"
+    gathers = f" rows {gathered_rows}" if gathered_rows else ""
+    gathers += f" columns {gathered_columns}" if gathered_columns else ""
+    description = f"{compute}: {body}{regroup} (reduction: {reduced}, {shapes}){load_mask}{gathers}"
     return Case(source, params, inputs, description, compute)
 
 
