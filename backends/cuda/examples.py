@@ -136,6 +136,10 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 32, "N": 64, "WT": "i4"},
     ],
     # a KV cache's new rows quantized per group, written under a mask of the call's rows
+    "gemv_gptq": [
+        {"N": 256, "K": 512},
+        {"N": 200, "K": 256, "G": 32, "BK": 32},
+    ],
     "kv_append": [
         {"H": 2, "S": 64},
         {"QT": "u3", "T": 7, "D": 64, "G": 16, "H": 2, "S": 40},
