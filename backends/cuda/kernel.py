@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from lpir.backends.cuda import arrays
 from lpir.backends.cuda.compiler import compile_source
+from lpir.backends.cuda.shared_limits import check_shared_memory
 from lpir.backends.cuda.source import KernelSource, emit_kernel, translation_unit
 
 from lpir.errors import ArgumentError, LpirError
@@ -88,10 +89,12 @@ class CompiledKernel:
 
     def ptx(self, arch: str | None = None) -> str:
         arch = checked_arch(arch) if arch is not None else target_arch()
+        check_shared_memory(self.kernel, self.emitted.shared_bytes, arch)
         return compile_source(self.cuda_source, _virtual(arch), "ptx").decode()
 
     def cubin(self, arch: str | None = None) -> bytes:
         arch = checked_arch(arch) if arch is not None else target_arch()
+        check_shared_memory(self.kernel, self.emitted.shared_bytes, arch)
         return compile_source(self.cuda_source, arch, "cubin")
 
     def sass(self, arch: str | None = None) -> str:
