@@ -201,15 +201,15 @@ class Selection:
     def default_for(self, key: int) -> RegisterLayout:
         members = self.classes.members[key]
         shape = as_tile(members[0].type).shape
-        # A bool is one bit in memory but a whole register lane: a comparison in the class
+        # A bool is one bit in memory but a whole register lane. A comparison in the class
         # (where(t > 0.0, t, 1.0), a load's mask) must not size the accesses of its f32 loads
-        # as 128 bools per 16 bytes (a thread would hold 128 floats, most threads replicas).
-        widths = [
-            v.type.dtype.nbits
-            for v in members
-            if not v.type.dtype.is_bool or id(v) in self.in_global_memory
-        ]
-        nbits = min(widths, default=8)
+        # as 128 bools per 16 bytes (a thread would hold 128 floats, most threads replicas),
+        # nor may a bool tensor read or written beside them (its bytes are 1/32 of theirs):
+        # bools count only in a class of nothing else, and as one bit only where memory holds
+        # them.
+        widths = [v.type.dtype.nbits for v in members if not v.type.dtype.is_bool]
+        in_memory = any(id(v) in self.in_global_memory for v in members)
+        nbits = min(widths, default=1 if in_memory else 8)
         return rules.default_layout(shape, nbits, self.threads, self.target)
 
     # ---- relations ----------------------------------------------------------------------

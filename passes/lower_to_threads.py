@@ -475,10 +475,13 @@ class _Lowering(ReductionLowering, DotLowering):
         self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout, store: bool
     ) -> list[tuple[list[int], Value | int, list[int], Value | None]]:
         """(lanes, base, lane offsets, mask) per group of the thread's lanes that share their
-        gathered positions: their coordinates along the gathered dimensions differ in no slot
-        part, so one lane's positions (the positions tile lies in the access's layout) are
-        all of theirs. Each group's base adds position x stride per gathered dimension, and
-        its mask the positions' bounds (outside the tensor: not read, not written)."""
+        gathered positions: where each positions tile varies along its own dimension only (a 1-d
+        tile broadcast, as the language makes them), lanes whose coordinates along the gathered
+        dimensions differ in no slot part share them, so one lane's positions (the positions
+        tile lies in the access's layout) are all of theirs; otherwise (IR text with positions
+        per element) every lane is a group of its own. Each group's base adds position x stride
+        per gathered dimension, and its mask the positions' bounds (outside the tensor: not
+        read, not written)."""
         memory_type = as_memory(memory.type)
         gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
         offsets = [0 if d in gathered else o for d, o in enumerate(op.offsets)]
@@ -488,9 +491,11 @@ class _Lowering(ReductionLowering, DotLowering):
         if op.mask is not None:
             mask = self.and_masks(mask, self.map(op.mask))
         parts = [slot_part(layout, op.dims.index(d)) for d in gathered]
+        shared = all(_varies_only_along(op.offsets[d], op.dims.index(d)) for d in gathered)
         groups: dict[tuple[int, ...], list[int]] = {}
         for slot in range(layout.slots):
-            groups.setdefault(tuple(int(part[slot]) for part in parts), []).append(slot)
+            key = tuple(int(part[slot]) for part in parts) if shared else (slot,)
+            groups.setdefault(key, []).append(slot)
         found = []
         for lanes in groups.values():
             group_base = base
@@ -588,3 +593,18 @@ def address_order(offsets: list[int]) -> list[int] | None:
 def _gathers(op: LoadOp | StoreOp) -> bool:
     """Whether an access takes some dimension's positions from a tile (a gather or scatter)."""
     return any(isinstance(offset.type, TileType) for offset in op.offsets)
+
+
+def _varies_only_along(positions: Value, axis: int) -> bool:
+    """Whether a tile of positions is provably the same along every axis but `axis`: of rank
+    1, or a broadcast of a tile whose other dimensions are 1."""
+    shape = as_tile(positions.type).shape
+    if len(shape) == 1:
+        return True
+    owner = positions.owner
+    if not isinstance(owner, BroadcastOp):
+        return False
+    source = as_tile(owner.operands[0].type).shape
+    return len(source) == len(shape) and all(
+        size == 1 for dim, size in enumerate(source) if dim != axis
+    )

@@ -191,6 +191,66 @@ def test_position_mistakes_are_located(index: str, words: str) -> None:
     assert words in text and text.startswith("<source>:2:") and "^" in text, text
 
 
+# IR text whose positions differ along another axis than the gathered one: row c reads
+# x[c, c] (each element its own position), which the language never writes but the tile IR
+# means.
+ROWS = "spatial(4,1).local(1,8).replicate(8)"
+DIAGONAL = f"""
+kernel @diagonal[](%x: global f32[16, 8], %y: global f32[4, 8]) blocks(1, 1, 1) threads(32) {{
+  %0 = constant {{value = 0}} : i32
+  %4 = arange {{shape = [8]}} : i32[8] @ replicate(4).local(8).replicate(8)
+  %7 = expand_dims(%4) {{axis = 0}} : i32[1, 8] @ replicate(4).local(1,8).replicate(8)
+  %3 = broadcast(%7) {{shape = [4, 8]}} : i32[4, 8] @ {ROWS}
+  %9 = load_global(%x, %3, %0) {{dims = [0, 1], shape = [4, 8]}} : f32[4, 8] @ {ROWS}
+  store_global(%y, %0, %0, %9) {{dims = [0, 1]}}
+}}
+"""
+
+
+@pytest.mark.parametrize("target", ["interp", "threads", "cpu"])
+def test_positions_that_differ_along_another_axis_are_read_per_element(target: str) -> None:
+    x = np.arange(128, dtype=np.float32).reshape(16, 8)
+    y = np.zeros((4, 8), np.float32)
+    lpir.compile(DIAGONAL, target=target)(x, y)
+    _equal(y, np.broadcast_to(x[np.arange(8), np.arange(8)], (4, 8)), "x[c, c]")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_an_element_of_a_tile_is_an_index(target: str) -> None:
+    source = """
+kernel one[](x: global f32[16, 8], ids: global i32[4], y: global f32[8]) blocks(1) threads(32) {
+    p = load(ids[:])
+    store(y[:], load(x[p[2], :]))
+}
+"""
+    x = np.arange(128, dtype=np.float32).reshape(16, 8)
+    y = np.zeros(8, np.float32)
+    lpir.compile(source, target=target)(x, np.array([1, 2, 11, 3], np.int32), y)
+    _equal(y, x[11], "x[p[2], :]")
+
+
+@pytest.mark.parametrize(
+    ("index", "hint"),
+    [
+        ("ids", "x[load(ids[...]), :]"),
+        ("ids[:]", "x[load(ids[:]), :]"),
+        ("s", "x[load(s), :]"),
+    ],
+)
+def test_positions_still_in_memory_say_to_load_them(index: str, hint: str) -> None:
+    source = (
+        "kernel k(x: global f32[64, 8], ids: global i32[8], y: global f32[8, 8]) blocks(1)"
+        " threads(32) {\n"
+        "    s = shared<i32>[8]\n"
+        f"    store(y[:, :], load(x[{index}, :]))\n}}\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="interp").specialize(None)
+    text = str(caught.value)
+    assert "an index must be an i32 scalar or a 1-d i32 tile of positions" in text, text
+    assert hint in text and text.startswith("<source>:3:"), text
+
+
 @pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_the_cuda_c_compiles(arch: str) -> None:

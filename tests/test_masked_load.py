@@ -209,6 +209,22 @@ def test_mask_mistakes_are_located(statement: str, words: str | None) -> None:
     assert words in text and text.startswith("<source>:3:") and "^" in text, text
 
 
+@pytest.mark.parametrize("mask", ["true", "false", "c[:, None] > 0.0"])
+def test_other_is_checked_whatever_the_mask(mask: str) -> None:
+    """With mask = true other is never read, but a wrong one is still a mistake."""
+    source = (
+        "kernel k(x: global f32[64, 8], y: global f32[64, 8]) blocks(1) threads(32) {\n"
+        "    c = load(x[0 :+ 64, 0])\n"
+        f"    u = load(x[:, :], mask = {mask}, other = cast<i32>(c))\n"
+        "    store(y[:, :], u)\n}\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="interp").specialize(None)
+    assert "other = must be an f32 value, the loaded dtype, not a tile of type i32" in str(
+        caught.value
+    )
+
+
 def test_other_of_another_shape_is_located() -> None:
     source = (
         "kernel k(x: global f32[64, 8], y: global f32[64, 8]) blocks(1) threads(32) {\n"

@@ -38,6 +38,7 @@ from lpir.ir.ops import (
     ConvertLayoutOp,
     ExpandDimsOp,
     IndexOp,
+    ItemOp,
     ReshapeOp,
     SplatOp,
     UnaryOp,
@@ -676,8 +677,23 @@ class ExpressionLowering:
                 raise self.error(f"empty slice {start}:{stop}", item)
             return self.constant(Const(start), I32, item), stop - start
         value = self.expr(item)
+        if isinstance(value, Runtime) and value.is_tile and not as_tile(value.type).shape:
+            value = Runtime(self.builder.add(ItemOp.create(value.value)))  # t[0] of a tile
         if isinstance(value, Runtime) and value.is_tile:  # a gather (or scatter) along it
             return self.positions(value, item), as_tile(value.type).shape[0]
+        if isinstance(value, Memory | Slice):
+            shown = self.text_of(item)
+            place = shown if isinstance(value, Memory) else shown.split("[")[0]
+            loaded = f"load({shown})" if isinstance(value, Slice) else f"load({place}[...])"
+            if isinstance(value, Memory) and isinstance(value.type, SharedType):
+                loaded = f"load({place})"
+            raise self.error(
+                f"an index must be an i32 scalar or a 1-d i32 tile of positions, but this is "
+                f"{value.describe()}",
+                item,
+                f"{place} is in memory: load the positions into registers first, e.g. "
+                f"x[{loaded}, :]",
+            )
         return self.as_index(value, item), None
 
     def positions(self, tile: Runtime, node: ast.Node) -> Value:

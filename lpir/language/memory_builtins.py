@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from lpir.dtypes import DType
 from lpir.errors import with_article
 from lpir.ir.core import Value
 from lpir.ir.ops import (
@@ -48,45 +49,46 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
             "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
         )
     chosen = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "load")
-    if chosen is True:  # every element: a plain load (and other = is never read)
-        chosen, other_node = None, None
+    fill = None if other_node is None else _other(low, memory.type.dtype, shape, other_node)
+    if chosen is True:  # every element: a plain load (other = is checked, never read)
+        chosen, fill = None, None
     elif chosen is False:  # no element: the load reads nothing
         chosen = low.broadcast_to(low.constant(Const(False), BOOL), tuple(shape))
     mask = chosen if isinstance(chosen, Value) else None
     loaded = low.builder.add(LoadOp.create(memory, offsets, dims, tuple(shape), mask=mask))
-    if mask is not None and other_node is not None:
-        loaded = _masked_to(low, loaded, mask, other_node)
+    if mask is not None and fill is not None:
+        fill = low.broadcast_to(fill, tuple(shape))
+        loaded = low.builder.add(SelectOp.create(mask, loaded, fill))
     if not shape:  # every dimension indexed: one element, a scalar (an index, a bound)
         return Runtime(low.builder.add(ItemOp.create(loaded)))
     return Runtime(loaded)
 
 
-def _masked_to(low: ExpressionLowering, loaded: Value, mask: Value, node: ast.Node) -> Value:
-    """`loaded` with `other` (a scalar or a tile of the loaded dtype, broadcast to it) where
-    `mask` is false."""
+def _other(
+    low: ExpressionLowering, dt: DType, shape: tuple[int, ...], node: ast.Node
+) -> Value | None:
+    """A masked load's `other =`: a scalar or a tile of the loaded dtype `dt` that broadcasts
+    to the slice's shape; None for +0, what masked elements read already."""
     other = low.expr(node)
-    dt = loaded.type.dtype
     if isinstance(other, Const):
         if other.value == 0 and not isinstance(other.value, bool) and str(other.value)[0] != "-":
-            return loaded  # what masked elements read already (+0; -0.0 is not)
-        fill = low.constant(other, dt, node)
-    elif isinstance(other, Runtime) and other.dtype == dt:
-        fill = other.value
-    else:
+            return None  # (+0; -0.0 is not)
+        return low.constant(other, dt, node)
+    if not (isinstance(other, Runtime) and other.dtype == dt):
         raise low.error(
             f"other = must be {with_article(dt.name)} value, the loaded dtype, not "
             f"{other.describe()}",
             node,
             f"cast it: other = cast<{dt.name}>(...)",
         )
-    shape = as_tile(loaded.type).shape
-    if isinstance(fill.type, TileType) and broadcast_shapes(fill.type.shape, shape) != shape:
+    if other.is_tile and broadcast_shapes(as_tile(other.type).shape, shape) != shape:
         raise low.error(
-            f"other = of shape {list(fill.type.shape)} does not fit a slice of shape {list(shape)}",
+            f"other = of shape {list(as_tile(other.type).shape)} does not fit a slice of shape "
+            f"{list(shape)}",
             node,
             "give it the slice's shape, size-1 axes (v[:, None]) or a scalar",
         )
-    return low.builder.add(SelectOp.create(mask, loaded, low.broadcast_to(fill, shape)))
+    return other.value
 
 
 @builtin("store(tensor[...], value, mask = m)")

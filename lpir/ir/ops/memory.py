@@ -48,8 +48,9 @@ def _check_offsets(
             positions = TileType(I32, tuple(shape))
             if dim not in dims or offset.type.dtype != I32 or offset.type.shape != positions.shape:
                 raise TypeCheckError(
-                    f"'{op_name}': the positions along dimension {dim} must be a {positions} "
-                    f"tile of a dimension the tile spans, not {offset.type}"
+                    f"'{op_name}': the positions along dimension {dim} must be "
+                    f"{with_article(str(positions))} tile of a dimension the tile spans, not "
+                    f"{offset.type}"
                 )
         elif not isinstance(offset.type, ScalarType) or not offset.type.dtype.is_int:
             raise TypeCheckError(f"tensor indices must be integer scalars, not {offset.type}")
