@@ -415,7 +415,7 @@ def test_int8_bytes_for_a_packed_dtype_say_to_view_them_as_uint8(target):
 def test_a_float_array_for_bf16_keeps_the_conversion_hint():
     kernel = lpir.compile(BF16_COPY, target="interp")
     error = _error(kernel, np.zeros(8, np.float32), np.zeros(8, np.int8), np.zeros(8, np.float32))
-    assert error.hint == "convert it: array.astype(...) for bf16"
+    assert error.hint == "convert it: array.astype(ml_dtypes.bfloat16)"
 
 
 def test_gpu_bytes_get_the_gpu_calls():
@@ -440,3 +440,16 @@ def test_an_empty_source_says_it_is_empty(source, message):
     with pytest.raises(LpirError, match=f"the source (is|holds) {message}") as caught:
         lpir.compile(source)
     assert "kernel source text" in caught.value.hint
+
+
+def test_an_fp8_array_of_another_fp8_type_names_the_one_to_convert_to():
+    import ml_dtypes
+
+    source = """
+kernel k[N = 4](x: global f8e4m3[N], y: global f32[N]) blocks(1) threads(32) {
+    store(y[:], cast<f32>(load(x[:])))
+}
+"""
+    kernel = lpir.compile(source, target="interp")
+    error = _error(kernel, np.zeros(4, ml_dtypes.float8_e4m3fnuz), np.zeros(4, np.float32))
+    assert error.hint == "convert it: array.astype(ml_dtypes.float8_e4m3fn)"

@@ -563,7 +563,11 @@ def _dtype_hint(expected: DType) -> str:
             f"numpy has no {expected.name} dtype: pass lpir.pack(values, '{expected.name}') "
             f"(or lpir.pack_codes(uint8_codes, '{expected.name}'))"
         )
-    return f"convert it: array.astype(...) for {expected.name}"
+    import numpy as np
+
+    if expected.ml_dtype is not None:  # bf16, fp8: numpy's dtype for them is ml_dtypes'
+        return f"convert it: array.astype(ml_dtypes.{np.dtype(expected.ml_dtype).name})"
+    return f"convert it: array.astype(np.{np.dtype(expected.numpy_dtype).name})"
 
 
 def specialize(
