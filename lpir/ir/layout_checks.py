@@ -41,7 +41,7 @@ from lpir.ir.ops import (
     UnaryOp,
     ViewOp,
 )
-from lpir.ir.types import TileType
+from lpir.ir.types import TileType, as_tile
 from lpir.layout import RegisterLayout, expand_dims, local, permute, product, reduce, reshape
 
 Project = Callable[[np.ndarray], np.ndarray]
@@ -253,7 +253,7 @@ def _or_none(make: Callable[[], RegisterLayout]) -> RegisterLayout | None:
 
 def _reshape_hint(op: Operation, result: RegisterLayout) -> str:
     operand = op.operands[0]
-    wanted = _or_none(lambda: reshape(result, operand.type.shape))
+    wanted = _or_none(lambda: reshape(result, as_tile(operand.type).shape))
     if wanted is None:
         return "convert the operand to a layout whose modes do not straddle the new dimensions"
     return (
@@ -325,7 +325,7 @@ def _check_dot_operands(op: DotOp) -> None:
         return
     a_layout, b_layout, acc_layout = layouts
     assert a_layout is not None and b_layout is not None and acc_layout is not None
-    k = a.type.shape[1]
+    k = as_tile(a.type).shape[1]
     for name, value, layout, dim in (("a", a, a_layout, 1), ("b", b, b_layout, 0)):
         if step_slot_maps(acc_layout, layout, dim, k) is not None:
             continue
@@ -346,7 +346,7 @@ def _check_broadcast(op: BroadcastOp) -> None:
     source, result = _layout(op.operands[0]), _layout(op.result)
     if source is None or result is None:
         return
-    shape = op.operands[0].type.shape
+    shape = as_tile(op.operands[0].type).shape
     repeated = [d for d, size in enumerate(shape) if size == 1 and result.shape[d] != 1]
 
     def project(coordinates: np.ndarray) -> np.ndarray:
