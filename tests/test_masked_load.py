@@ -21,6 +21,8 @@ from test_masked_store import PACKED, _args, _equal, _result, _values
 import lpir
 from lpir.errors import LpirError
 
+TARGETS = [*HOST_TARGETS, "threads-cuda"]
+
 # The first n - i elements of each block's tile, the rest `other` (1): a tail inside the tensor.
 TAIL = """
 kernel tail[T = f32, N = 100, BN = 32](x: global T[N], y: global T[N], n: i32)
@@ -112,6 +114,30 @@ def test_row_column_shared_and_data_masks(target: str, dt: str) -> None:
     first = x[:, (np.arange(n) // 32) * 32]  # each block's first column
     _equal(_result(dt, args[2]), np.where(lens[:, None] > 20, x, first), "row mask, shared")
     _equal(_result(dt, args[3]), wanted_w, "data mask")
+
+
+# A tile overhanging the tensor's edges, and a row past them: other = fills every element not
+# read, the masked ones and those outside the tensor alike.
+EDGES = """
+kernel edges[M = 5, N = 45, BN = 32](x: global f32[M, N], y: global f32[8, 64], r: i32)
+    blocks(1) threads(32) {
+    store(y[:, :], load(x[r - 2 :+ 8, 0 :+ 64], mask = (arange(64) % 5 != 0)[None, :],
+                        other = -inf))
+    store(y[0, 0 :+ 32], load(x[r + 9, 0 :+ 32], mask = true, other = 7.0))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_other_fills_what_lies_outside_the_tensor_too(target: str) -> None:
+    x = np.arange(5 * 45, dtype=np.float32).reshape(5, 45)
+    y = np.zeros((8, 64), np.float32)
+    lpir.compile(EDGES, target=target)(x, y, 1)
+    padded = np.full((8, 64), -np.inf, np.float32)
+    padded[1:6, :45] = x  # rows r - 2 = -1 .. 6 of x
+    wanted = np.where((np.arange(64) % 5 != 0)[None, :], padded, -np.inf)
+    wanted[0, :32] = 0.0  # mask = true: a plain load, past the edge reads 0
+    np.testing.assert_array_equal(y, wanted)
 
 
 @pytest.mark.parametrize("target", HOST_TARGETS)

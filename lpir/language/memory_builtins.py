@@ -8,15 +8,19 @@ from lpir.dtypes import DType
 from lpir.errors import with_article
 from lpir.ir.core import Value
 from lpir.ir.ops import (
+    ArangeOp,
+    BinaryOp,
+    ConstantOp,
     ExpandDimsOp,
     ItemOp,
     LoadOp,
     SelectOp,
+    SplatOp,
     StoreOp,
     SyncOp,
 )
 from lpir.ir.ops.memory import ATOMIC_DTYPES
-from lpir.ir.types import SharedType, TileType, as_tile
+from lpir.ir.types import SharedType, TileType, as_memory, as_tile
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, broadcast_shapes
@@ -56,12 +60,59 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
         chosen = low.broadcast_to(low.constant(Const(False), BOOL), tuple(shape))
     mask = chosen if isinstance(chosen, Value) else None
     loaded = low.builder.add(LoadOp.create(memory, offsets, dims, tuple(shape), mask=mask))
-    if mask is not None and fill is not None:
+    if mask is not None and fill is not None:  # other = for every element not read
         fill = low.broadcast_to(fill, tuple(shape))
-        loaded = low.builder.add(SelectOp.create(mask, loaded, fill))
+        inside = _inside(low, memory, offsets, dims, tuple(shape))
+        read = mask if inside is None else low.builder.add(BinaryOp.create("and", mask, inside))
+        loaded = low.builder.add(SelectOp.create(read, loaded, fill))
     if not shape:  # every dimension indexed: one element, a scalar (an index, a bound)
         return Runtime(low.builder.add(ItemOp.create(loaded)))
     return Runtime(loaded)
+
+
+def _inside(
+    low: ExpressionLowering,
+    memory: Value,
+    offsets: list[Value],
+    dims: tuple[int, ...],
+    shape: tuple[int, ...],
+) -> Value | None:
+    """A bool tile of the access's shape: which elements lie inside the tensor (None: all,
+    as far as constant offsets show), so that `other =` also stands for the elements past an
+    edge, which a load does not read either."""
+    inside = None
+    for dim, (offset, extent) in enumerate(zip(offsets, as_memory(memory.type).shape)):
+        if isinstance(offset.type, TileType):  # a gather: each element's own position
+            positions = offset
+        elif dim in dims:  # offset + 0 .. length - 1 along the tile's axis
+            axis = dims.index(dim)
+            along = low.builder.add(ArangeOp.create(shape[axis]))
+            first = low.builder.add(SplatOp.create(offset, (shape[axis],)))
+            positions = low.builder.add(BinaryOp.create("add", first, along))
+            positions = _along_axis(low, positions, axis, shape)
+        else:
+            start = offset.owner.value if isinstance(offset.owner, ConstantOp) else None
+            if isinstance(start, int) and 0 <= start < extent:
+                continue
+            positions = low.broadcast_to(offset, shape)
+        zero = low.broadcast_to(low.constant(Const(0), I32), shape)
+        top = low.broadcast_to(low.constant(Const(extent), I32), shape)
+        low_edge = low.builder.add(BinaryOp.create("ge", positions, zero))
+        high_edge = low.builder.add(BinaryOp.create("lt", positions, top))
+        within = low.builder.add(BinaryOp.create("and", low_edge, high_edge))
+        inside = (
+            within if inside is None else low.builder.add(BinaryOp.create("and", inside, within))
+        )
+    return inside
+
+
+def _along_axis(low: ExpressionLowering, tile: Value, axis: int, shape: tuple) -> Value:
+    """A 1-d tile placed along `axis` of `shape` and broadcast over the other axes."""
+    for _ in range(axis):
+        tile = low.builder.add(ExpandDimsOp.create(tile, 0))
+    for _ in range(len(shape) - axis - 1):
+        tile = low.builder.add(ExpandDimsOp.create(tile, as_tile(tile.type).rank))
+    return low.broadcast_to(tile, shape)
 
 
 def _other(
@@ -200,12 +251,7 @@ def _tile_offsets(low: ExpressionLowering, place: Slice) -> list[Value]:
     offsets = []
     for dim, offset in enumerate(place.offsets):
         if isinstance(offset.type, TileType):
-            axis, rank = place.dims.index(dim), len(place.shape)
-            for _ in range(axis):
-                offset = low.builder.add(ExpandDimsOp.create(offset, 0))
-            for _ in range(rank - axis - 1):
-                offset = low.builder.add(ExpandDimsOp.create(offset, as_tile(offset.type).rank))
-            offset = low.broadcast_to(offset, tuple(place.shape))
+            offset = _along_axis(low, offset, place.dims.index(dim), tuple(place.shape))
         offsets.append(offset)
     return offsets
 
