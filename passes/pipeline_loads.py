@@ -20,9 +20,11 @@ straight into buffers of the shared tile, and no register holds them.
 
 A load is pipelinable when it reads a global tensor that nothing in the loop writes, sits
 directly in the loop's body, and its address and mask are computed from the induction variable
-and values from outside the loop by pure ops (no loop-carried value, no other load). Only
-loops that provably run at least once are changed (their first tiles are requested before
-them). The prefetched iteration's value is clamped to the loop's last value: the tile beyond the
+and values from outside the loop by pure ops (no loop-carried value, no other load). The first
+tiles are requested before the loop; where the loop may not run (a bound read at run time:
+paged attention's context length), those requests are masked by `lower < upper`, so an empty
+loop reads nothing (its indices would lie outside what the masks were decided for). The
+prefetched iteration's value is clamped to the loop's last value: the tile beyond the
 end is never read, and the address and mask computations see only values the induction
 variable itself takes, so the bounds and alignment facts that decided the loads' masks and
 vector widths still hold. The last S - 1 iterations therefore request the last tile again
@@ -45,7 +47,7 @@ from lpir.ir.analysis import (
 from lpir.ir.core import Module, Operation, Value
 from lpir.ir.effects import stored_arguments
 from lpir.ir.loops import trip_count
-from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, YieldOp
+from lpir.ir.ops import BinaryOp, ConstantOp, ForOp, LoadThreadOp, SplatOp, YieldOp
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import GlobalType
 
@@ -83,8 +85,6 @@ class _Pipeliner(Rewriter):
 
     # ---- which loads ------------------------------------------------------------------------
     def pipelinable(self, loop: ForOp) -> list[tuple[LoadThreadOp, list[Operation]]]:
-        if not self.runs_at_least_once(loop):
-            return []
         written = stored_arguments(loop)
         found = []
         for op in loop.body.ops:
@@ -120,8 +120,14 @@ class _Pipeliner(Rewriter):
         depths = [self.depth(load, stages, loop) for load, _ in loads]
         lower, upper, step = self.map_all(loop.operands[:3])
         last = self.last_value(lower, upper, step)
+        runs = None  # where the loop may not run: whether it does, masking the first requests
+        if not self.runs_at_least_once(loop):
+            runs = self.builder.add(BinaryOp.create("lt", lower, upper))
         rings = [
-            [self.issue(loop, load, ops, self.clamped(lower, step, j, last)) for j in range(ahead)]
+            [
+                self.issue(loop, load, ops, self.clamped(lower, step, j, last), runs)
+                for j in range(ahead)
+            ]
             for (load, ops), ahead in zip(loads, depths)
         ]
         carried_names = [a.name_hint for a in loop.iter_args]
@@ -185,19 +191,40 @@ class _Pipeliner(Rewriter):
                 self.rewrite_op(op)
 
     def issue(
-        self, loop: ForOp, load: LoadThreadOp, ops: list[Operation], iteration: Value
+        self,
+        loop: ForOp,
+        load: LoadThreadOp,
+        ops: list[Operation],
+        iteration: Value,
+        runs: Value | None = None,
     ) -> Value:
-        """A copy of `load` and its address computation for the iteration `iteration`."""
+        """A copy of `load` and its address computation for the iteration `iteration`, its
+        lanes masked off where `runs` (a bool scalar) is false."""
         local = {id(loop.induction_variable): iteration}
 
         def value(old: Value) -> Value:
             return local.get(id(old)) or self.map(old)
 
-        for op in [*ops, load]:
+        for op in ops:
             copied = self.copy(op, operands=[value(v) for v in op.operands])
             for old, new in zip(op.results, copied.results):
                 local[id(old)] = new
-        return local[id(load.result)]
+        mask = value(load.mask) if load.mask is not None else None
+        if runs is not None:
+            lanes = self.builder.add(SplatOp.create_vector(runs, len(load.offsets)))
+            mask = lanes if mask is None else self.builder.add(BinaryOp.create("and", mask, lanes))
+        copied = LoadThreadOp.create(
+            value(load.memory),
+            value(load.base),
+            load.offsets,
+            mask,
+            load.vector_width,
+            load.attributes.get("dtype"),
+            name=load.result.name_hint,
+        )
+        copied.attributes = dict(load.attributes)
+        copied.location = load.location
+        return self.builder.add(copied)
 
     def clamped(self, start: Value, step: Value, steps: int, last: Value) -> Value:
         """min(start + steps * step, last); just `start` for no steps."""

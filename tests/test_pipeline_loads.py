@@ -139,7 +139,7 @@ RUNTIME_BOUND = """
 kernel bounded[N = 512, STAGES = 2](x: global f32[N], n: i32, y: global f32[64])
     blocks(1) threads(32) {
     acc = zeros<f32>[64]
-    for i in range(0, n, 64) {
+    for i in range(0, n, 64, stages = STAGES) {
         acc += load(x[i :+ 64])
     }
     store(y[0 :+ 64], acc)
@@ -156,8 +156,40 @@ def test_an_address_from_a_loop_carried_value_is_not_loaded_ahead():
     assert "_ahead" not in final_ir(n=512, source=CARRIED)
 
 
-def test_a_loop_that_may_not_run_is_not_pipelined():
-    assert "_ahead" not in final_ir(n=512, source=RUNTIME_BOUND)
+def test_a_loop_to_a_run_time_bound_is_pipelined_its_first_requests_masked():
+    """The loop may not run (n <= 0): its first tiles, requested before it, are masked by
+    whether it does, so an empty loop reads nothing (its index would lie outside the range
+    the masks were decided for)."""
+    text = final_ir(n=512, source=RUNTIME_BOUND)
+    assert "%x_ahead" in text, text
+    before_loop = text.split(" = for ", 1)[0]
+    runs = re.search(r"(%\w+) = lt\(%\w+, %n\) : bool", before_loop)
+    assert runs is not None, before_loop
+    assert f"splat({runs.group(1)})" in before_loop, before_loop
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "threads-cuda",
+        pytest.param(
+            "cuda-host",
+            marks=pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler"),
+        ),
+    ],
+)
+def test_a_loop_to_a_run_time_bound_computes_the_same_for_any_length(target):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(512).astype(np.float32)
+    kernel = lpir.compile(RUNTIME_BOUND, target=target, N=512, STAGES=3)
+    for n in (-100, 0, 1, 63, 64, 65, 384, 512, 700):
+        y = np.zeros(64, np.float32)
+        kernel(x, n, y)
+        wanted = np.zeros(64, np.float32)
+        for i in range(0, n, 64):
+            chunk = x[i : i + 64]  # past the end of x: 0
+            wanted += np.pad(chunk, (0, 64 - len(chunk)))
+        np.testing.assert_allclose(y, wanted, rtol=1e-6, atol=1e-6, err_msg=f"n = {n}")
 
 
 def inputs(source: str) -> list:
