@@ -223,6 +223,11 @@ class _Canonicalizer(Rewriter):
                 return [lhs]
             if exact and commutes and left is not None and left == value:
                 return [rhs]
+        if dt.is_bool and op.name == "and":  # (a load's own bounds, proved all true)
+            if right is True and lhs.type == op.result.type:
+                return [lhs]
+            if left is True and rhs.type == op.result.type:
+                return [rhs]
         if not dt.is_float and not dt.is_bool and op.name in ("mul", "and"):
             if right == 0 and right is not None and lhs.type == op.result.type:
                 return [rhs]

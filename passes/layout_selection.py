@@ -37,6 +37,7 @@ from lpir.ir.ops import (
     ExpandDimsOp,
     ForOp,
     IfOp,
+    InBoundsOp,
     IndexOp,
     LoadOp,
     ReduceOp,
@@ -231,10 +232,11 @@ class Selection:
                 _Flow(source, result, lambda l: rules.indexed_operand(l, axis, count))
             )
             self.flows.append(_Flow(result, source, lambda l: rules.indexed_result(l, axis)))
-        elif isinstance(op, LoadOp | StoreOp):  # one mask lane, one position per element
-            tile = op.result if isinstance(op, LoadOp) else op.value
+        elif isinstance(op, LoadOp | StoreOp | InBoundsOp):  # a mask lane, a position an element
+            tile = op.value if isinstance(op, StoreOp) else op.result
             positions = [o for o in op.offsets if isinstance(o.type, TileType)]
-            self.classes.union([tile, *positions, *([op.mask] if op.mask is not None else [])])
+            masks = [op.mask] if isinstance(op, LoadOp | StoreOp) and op.mask is not None else []
+            self.classes.union([tile, *positions, *masks])
         elif isinstance(op, DotOp):
             a, b, acc = op.operands
             self.classes.union([acc, op.result])

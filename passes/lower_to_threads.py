@@ -42,9 +42,11 @@ from lpir.ir.ops import (
     BinaryOp,
     BroadcastOp,
     CastOp,
+    ConstantOp,
     ConvertLayoutOp,
     ExpandDimsOp,
     ExtractOp,
+    InBoundsOp,
     IndexOp,
     ItemOp,
     LoadMatrixOp,
@@ -67,6 +69,7 @@ from lpir.layout import reshape as reshape_layout
 from lpir.targets import get_target
 
 I32 = dtype("i32")
+BOOL = dtype("bool")
 U8 = dtype("u8")
 
 
@@ -440,6 +443,28 @@ class _Lowering(ReductionLowering, DotLowering):
         )
         self.builder.insert(store)
         return []
+
+    def lower_InBoundsOp(self, op: InBoundsOp) -> list[Value]:
+        """The edge mask the access would have (all true where the index analysis proves the
+        tile inside the tensor), with gathered positions checked lane by lane."""
+        memory_type = as_memory(self.map(op.memory).type)
+        layout = tile_layout(op.result)
+        gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
+        offsets = [0 if d in gathered else o for d, o in enumerate(op.offsets)]
+        _, _, mask = self.addresses(
+            memory_type, offsets, op.dims, layout, gathered=frozenset(gathered)
+        )
+        for d in gathered:
+            positions = self.map(op.offsets[d])
+            bounds = [self.index.constant(v) for v in (0, memory_type.shape[d])]
+            low, high = (self.add(SplatOp.create_vector(v, layout.slots)) for v in bounds)
+            above = self.add(BinaryOp.create("ge", positions, low))
+            below = self.add(BinaryOp.create("lt", positions, high))
+            mask = self.and_masks(mask, self.add(BinaryOp.create("and", above, below)))
+        if mask is None:
+            true = self.add(ConstantOp.create(True, BOOL))
+            return [self.add(SplatOp.create_vector(true, layout.slots))]
+        return [mask]
 
     # ---- gathers and scatters ----------------------------------------------------------------
     def gathered_load(self, op: LoadOp, memory: Value, layout: RegisterLayout) -> Value:

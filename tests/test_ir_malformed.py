@@ -72,6 +72,10 @@ CASES: dict[str, tuple[str, str]] = {
         "tile",
         "%r = load_global(%g, %i, %i) {dims = [0, 1], shape = [4, 8]} : f32[4, 8]",
     ),
+    "in_bounds": (
+        "tile",
+        "%r = in_bounds(%g, %i, %i) {dims = [0, 1], shape = [4, 8]} : bool[4, 8]",
+    ),
     "load_shared": (
         "tile",
         "%r = load_shared(%s, %i, %i) {dims = [0, 1], shape = [4, 8]} : f32[4, 8]",

@@ -11,6 +11,8 @@ Mistakes are located errors. The CUDA C compiles for sm_80 and sm_90.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from host_targets import HOST_TARGETS
@@ -136,8 +138,36 @@ def test_other_fills_what_lies_outside_the_tensor_too(target: str) -> None:
     padded = np.full((8, 64), -np.inf, np.float32)
     padded[1:6, :45] = x  # rows r - 2 = -1 .. 6 of x
     wanted = np.where((np.arange(64) % 5 != 0)[None, :], padded, -np.inf)
-    wanted[0, :32] = 0.0  # mask = true: a plain load, past the edge reads 0
+    wanted[0, :32] = 7.0  # mask = true reads every element inside; the row r + 9 is not
     np.testing.assert_array_equal(y, wanted)
+
+
+# A row maximum over tiles the index analysis proves inside the tensor: other = then costs
+# what a where after the load does (its bounds test lowers to nothing).
+INSIDE = """
+kernel rowmax[M = 256, N = 1024, BM = 16, BN = 256](x: global f32[M, N], y: global f32[M], n: i32)
+    blocks(M / BM) threads(128) {
+    r0 = block.x * BM
+    acc = zeros<f32>[BM, BN]
+    for c in range(0, N, BN) {
+        m = (arange(BN) < n - c)[None, :]
+        acc = max(acc, LOAD)
+    }
+    store(y[r0 :+ BM], max(acc, axis = 1))
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_other_inside_the_tensor_costs_what_a_where_does(target: str) -> None:
+    other = INSIDE.replace("LOAD", "load(x[r0 :+ BM, c :+ BN], mask = m, other = -1.0)")
+    where = INSIDE.replace("LOAD", "where(m, load(x[r0 :+ BM, c :+ BN], mask = m), -1.0)")
+    ops = [
+        sorted(re.findall(r"= (\w+)\(", lpir.compile(source, target=target).ir("final")))
+        for source in (other, where)
+    ]
+    assert ops[0] == ops[1]
+    assert "in_bounds" in lpir.compile(other, target="interp").ir("source")
 
 
 @pytest.mark.parametrize("target", HOST_TARGETS)

@@ -32,6 +32,7 @@ from lpir.ir.ops import (
     ExpandDimsOp,
     ForOp,
     IfOp,
+    InBoundsOp,
     IndexOp,
     ItemOp,
     LoadOp,
@@ -231,6 +232,12 @@ class _Block(Evaluator):
 
     op_load_shared = op_load_global
 
+    def op_in_bounds(self, op: InBoundsOp) -> list:
+        memory = self.get(op.memory)
+        offsets = [self.get(v) for v in op.offsets]
+        _, inside = self.element_positions(op, memory, offsets, op.attributes["shape"])
+        return [inside]
+
     def op_store_global(self, op: StoreOp) -> list:
         memory = self.get(op.memory)
         offsets = [self.get(v) for v in op.offsets]
@@ -251,7 +258,11 @@ class _Block(Evaluator):
         return []
 
     def element_positions(
-        self, op: LoadOp | StoreOp, memory: np.ndarray, offsets: list, shape: tuple[int, ...]
+        self,
+        op: LoadOp | StoreOp | InBoundsOp,
+        memory: np.ndarray,
+        offsets: list,
+        shape: tuple[int, ...],
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Per memory dim, each tile element's position along it (arrays of the tile's shape:
         a gathered dim's positions tile, a spanned dim's offset + coordinate, an indexed dim's

@@ -8,19 +8,17 @@ from lpir.dtypes import DType
 from lpir.errors import with_article
 from lpir.ir.core import Value
 from lpir.ir.ops import (
-    ArangeOp,
     BinaryOp,
-    ConstantOp,
     ExpandDimsOp,
+    InBoundsOp,
     ItemOp,
     LoadOp,
     SelectOp,
-    SplatOp,
     StoreOp,
     SyncOp,
 )
 from lpir.ir.ops.memory import ATOMIC_DTYPES
-from lpir.ir.types import SharedType, TileType, as_memory, as_tile
+from lpir.ir.types import SharedType, TileType, as_tile
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, broadcast_shapes
@@ -54,56 +52,18 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
         )
     chosen = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "load")
     fill = None if other_node is None else _other(low, memory.type.dtype, shape, other_node)
-    if chosen is True:  # every element: a plain load (other = is checked, never read)
-        chosen, fill = None, None
-    elif chosen is False:  # no element: the load reads nothing
+    if chosen is False:  # no element: the load reads nothing
         chosen = low.broadcast_to(low.constant(Const(False), BOOL), tuple(shape))
-    mask = chosen if isinstance(chosen, Value) else None
+    mask = chosen if isinstance(chosen, Value) else None  # (True: every element)
     loaded = low.builder.add(LoadOp.create(memory, offsets, dims, tuple(shape), mask=mask))
-    if mask is not None and fill is not None:  # other = for every element not read
+    if fill is not None:  # other = for every element not read: masked off, or outside
+        inside = low.builder.add(InBoundsOp.create(memory, offsets, dims, tuple(shape)))
+        read = inside if mask is None else low.builder.add(BinaryOp.create("and", mask, inside))
         fill = low.broadcast_to(fill, tuple(shape))
-        inside = _inside(low, memory, offsets, dims, tuple(shape))
-        read = mask if inside is None else low.builder.add(BinaryOp.create("and", mask, inside))
         loaded = low.builder.add(SelectOp.create(read, loaded, fill))
     if not shape:  # every dimension indexed: one element, a scalar (an index, a bound)
         return Runtime(low.builder.add(ItemOp.create(loaded)))
     return Runtime(loaded)
-
-
-def _inside(
-    low: ExpressionLowering,
-    memory: Value,
-    offsets: list[Value],
-    dims: tuple[int, ...],
-    shape: tuple[int, ...],
-) -> Value | None:
-    """A bool tile of the access's shape: which elements lie inside the tensor (None: all,
-    as far as constant offsets show), so that `other =` also stands for the elements past an
-    edge, which a load does not read either."""
-    inside = None
-    for dim, (offset, extent) in enumerate(zip(offsets, as_memory(memory.type).shape)):
-        if isinstance(offset.type, TileType):  # a gather: each element's own position
-            positions = offset
-        elif dim in dims:  # offset + 0 .. length - 1 along the tile's axis
-            axis = dims.index(dim)
-            along = low.builder.add(ArangeOp.create(shape[axis]))
-            first = low.builder.add(SplatOp.create(offset, (shape[axis],)))
-            positions = low.builder.add(BinaryOp.create("add", first, along))
-            positions = _along_axis(low, positions, axis, shape)
-        else:
-            start = offset.owner.value if isinstance(offset.owner, ConstantOp) else None
-            if isinstance(start, int) and 0 <= start < extent:
-                continue
-            positions = low.broadcast_to(offset, shape)
-        zero = low.broadcast_to(low.constant(Const(0), I32), shape)
-        top = low.broadcast_to(low.constant(Const(extent), I32), shape)
-        low_edge = low.builder.add(BinaryOp.create("ge", positions, zero))
-        high_edge = low.builder.add(BinaryOp.create("lt", positions, top))
-        within = low.builder.add(BinaryOp.create("and", low_edge, high_edge))
-        inside = (
-            within if inside is None else low.builder.add(BinaryOp.create("and", inside, within))
-        )
-    return inside
 
 
 def _along_axis(low: ExpressionLowering, tile: Value, axis: int, shape: tuple) -> Value:

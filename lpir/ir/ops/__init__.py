@@ -15,7 +15,7 @@ from lpir.ir.ops.arith import (
     is_compute_dtype,
 )
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
-from lpir.ir.ops.memory import AllocSharedOp, LoadOp, StoreOp, SyncOp
+from lpir.ir.ops.memory import AllocSharedOp, InBoundsOp, LoadOp, StoreOp, SyncOp
 from lpir.ir.ops.thread import (
     BarrierOp,
     BuildVectorOp,
@@ -71,6 +71,7 @@ __all__ = [
     "ExtractOp",
     "ForOp",
     "IfOp",
+    "InBoundsOp",
     "IndexOp",
     "ItemOp",
     "LoadMatrixOp",

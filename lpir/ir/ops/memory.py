@@ -162,6 +162,44 @@ class LoadOp(Operation):
         _check_operand_count(self, 1, "")
 
 
+class InBoundsOp(Operation):
+    """`%in = in_bounds %x, %i, %k {dims = [0, 1], shape = [32, 256]} : bool[32, 256]`: which
+    elements of the tile an access with these offsets would find inside the tensor (a load
+    reads them; a masked load's `other =` fills the rest). Lowered to the access's own edge
+    mask, so it costs nothing where the index analysis proves the tile inside."""
+
+    names = ("in_bounds",)
+    signature = Signature(
+        operands=at_least(1), results=exactly(1), attributes={"dims": INT_LIST, "shape": INT_LIST}
+    )
+
+    @classmethod
+    def create(
+        cls, memory: Value, offsets: list[Value], dims: tuple[int, ...], shape: tuple[int, ...]
+    ) -> InBoundsOp:
+        if not isinstance(memory.type, GlobalType | SharedType):
+            raise TypeCheckError(f"'in_bounds' of {memory.type}: not a global or shared tensor")
+        _check_dims("in_bounds", memory, tuple(dims), tuple(shape))
+        _check_offsets("in_bounds", memory, offsets, tuple(dims), tuple(shape))
+        attributes = {"dims": tuple(dims), "shape": tuple(shape)}
+        return cls("in_bounds", [memory, *offsets], [TileType(BOOL, tuple(shape))], attributes)
+
+    @property
+    def memory(self) -> Value:
+        return self.operands[0]
+
+    @property
+    def offsets(self) -> list[Value]:
+        return self.operands[1:]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.attributes["dims"]
+
+    def recreate(self) -> Operation:
+        return InBoundsOp.create(self.memory, self.offsets, self.dims, self.attributes["shape"])
+
+
 #: dtypes that global memory can accumulate atomically (`atomic_add`)
 ATOMIC_ADD_DTYPES = ("f32", "f64", "i32", "u32", "i64", "u64")
 #: how a store may combine with memory, and the dtypes each takes (`atomic_add`, `atomic_max`,
