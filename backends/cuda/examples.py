@@ -145,6 +145,12 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"QT": "u3", "T": 7, "D": 64, "G": 16, "H": 2, "S": 40},
         {"QT": "u8", "T": 1, "H": 1, "S": 16},
     ],
+    # paged decode attention: K/V rows gathered through a block table, a run-time context
+    "paged_attention": [
+        {"THREADS": 128, "BT": 32},
+        {"KT": "bf16", "OT": "bf16", "HKV": 8, "D": 128, "THREADS": 64, "BT": 16},
+        {"KT": "f32", "H": 6, "HKV": 2, "D": 64, "PS": 8, "THREADS": 128, "BT": 64},
+    ],
     "quantize": [
         {},
         {"M": 50, "N": 100, "WT": "i3"},
