@@ -66,3 +66,20 @@ def test_cpu_column_packed_runs_outside_the_repository(tmp_path):
     errors = {row[0]: float(row[-1]) for row in rows if row and row[0] in ("column", "row")}
     assert set(errors) == {"column", "row"}, result.stdout
     assert max(errors.values()) < 1e-5, result.stdout  # both agree with numpy's y
+
+
+def test_cpu_decode_attention_runs_outside_the_repository(tmp_path):
+    options = "--batch 3 --heads 4 --kv-heads 4,2 --depth 32 --max-pages 4 --min-context 1"
+    options += " --configs 1x16,64x32 --repeat 1"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cpu_decode_attention.py"), *options.split()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    errors = [float(row[-1]) for row in rows if row and row[0] in ("1x16", "64x32", "numpy")]
+    assert len(errors) == 6, result.stdout  # both configurations and numpy, at HKV = 4 and 2
+    assert max(errors) < 1e-5, result.stdout  # every contender agrees with float64
