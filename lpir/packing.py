@@ -177,16 +177,22 @@ def pack_codes(codes: ArrayLike, dt: DType | str) -> PackedArray:
     """Pack codes (unsigned bit patterns of `dt`, any shape) into a new `PackedArray`.
 
     Raises:
-        DTypeError: the codes are not unsigned integers, or one needs more than `dt.nbits` bits.
+        DTypeError: the codes are not integers, one is negative, or one needs more than
+            `dt.nbits` bits.
     """
     dt = dtype(dt)
     codes = np.asarray(codes)
-    if codes.dtype.kind not in "ub":
+    if codes.dtype.kind not in "uib":
         raise DTypeError(
             f"codes must be unsigned integers, not {codes.dtype}",
             hint=f"to pack values use lpir.pack(values, '{dt.name}')",
         )
     flat = codes.reshape(-1)
+    if codes.dtype.kind == "i" and flat.size and int(flat.min()) < 0:  # np.arange, lists
+        raise DTypeError(
+            f"codes are unsigned bit patterns, but {int(flat.min())} is negative",
+            hint=f"to pack values (negative ones too) use lpir.pack(values, '{dt.name}')",
+        )
     if flat.size and codes.dtype.itemsize * 8 > dt.nbits:
         largest = int(flat.max())
         if largest >> dt.nbits:

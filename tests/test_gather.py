@@ -178,6 +178,7 @@ def test_a_gathered_row_is_read_as_vectors() -> None:
         ("cast<i64>(load(ids[0 :+ 8]))", "cast<i32>(cast<i64>(load(ids[0 :+ 8])))"),
         ("cast<f32>(load(ids[0 :+ 8]))", "positions are integers"),
         ("load(ids[0 :+ 8]) :+ 2", "a tile of positions reads"),
+        ("arange(8) < 3", "a bool tile chooses no positions"),
     ],
 )
 def test_position_mistakes_are_located(index: str, words: str) -> None:

@@ -348,3 +348,15 @@ def test_a_packed_array_refuses_bytes_of_the_wrong_count_or_kind():
         PackedArray(np.zeros((4, 16), np.uint8), (4, 16), "f4e2m1")
     with pytest.raises(DTypeError, match="must be contiguous bytes"):
         PackedArray(np.zeros((4, 16), np.uint8)[:, ::2], (4, 16), "f4e2m1")
+
+
+def test_pack_codes_takes_non_negative_integers_of_any_integer_dtype():
+    """np.arange and Python lists give int64: codes all the same, as long as none is
+    negative (a negative number is a value, which lpir.pack takes)."""
+    packed = lpir.pack_codes(np.arange(16), "u4")
+    np.testing.assert_array_equal(lpir.unpack(packed), np.arange(16))
+    assert lpir.pack_codes([1, 2, 15], "f4e2m1").codes().tolist() == [1, 2, 15]
+    with pytest.raises(lpir.LpirError, match="codes are unsigned bit patterns, but -1"):
+        lpir.pack_codes(np.array([-1, 2]), "u4")
+    with pytest.raises(lpir.LpirError, match="code 16 does not fit in 4 bits"):
+        lpir.pack_codes(np.arange(17), "u4")

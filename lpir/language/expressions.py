@@ -706,6 +706,11 @@ class ExpressionLowering:
                 if tile.dtype.is_int
                 else ("positions are integers: cast<i32>(...) truncates toward zero")
             )
+            if tile.dtype.is_bool:  # numpy's boolean indexing: in lpir, a mask
+                hint = (
+                    "a bool tile chooses no positions: load the slice and keep the elements "
+                    "you want with mask = (load(x[r :+ R, :], mask = keep[:, None]))"
+                )
             if as_tile(tile.value.type).rank != 1:
                 hint = (
                     "a dimension takes one position per element along it: give a 1-d i32 tile "

@@ -560,8 +560,8 @@ class KernelLowering(ExpressionLowering):
                 )
             if number > MAX_STAGES:
                 raise self.error(
-                    f"stages = {number} keeps {number - 1} tiles in flight; at most "
-                    f"{MAX_STAGES} stages are supported",
+                    f"stages = {number} is more than the {MAX_STAGES} stages supported "
+                    f"(stages is 1 to {MAX_STAGES})",
                     keyword.value,
                     "a few stages (2 to 4) hide a GPU's memory latency; each more costs "
                     "registers or shared memory and code",
