@@ -217,7 +217,7 @@ def test_errors():
     with pytest.raises(DTypeError, match="code 70000 does not fit in 16 bits"):
         pack_codes(np.array([70000], np.uint32), "f16")
     with pytest.raises(DTypeError, match="unsigned"):
-        pack_codes(np.array([1], np.int8), "u3")
+        pack_codes(np.array([1.0]), "u3")  # (non-negative signed integers are codes too)
     with pytest.raises(DTypeError, match="PackedArray of u4 as u3"):
         lpir.pack(lpir.pack(np.zeros(2, np.uint8), "u4"), "u3")
     with pytest.raises(DTypeError, match="cannot reshape"):
