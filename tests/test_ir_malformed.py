@@ -467,3 +467,9 @@ def test_a_thread_access_outside_its_buffer_is_placed_at_the_access():
     assert error.message == "thread IR wrote element 33 of a 32-element buffer"
     assert error.location is not None and error.location.line == text.count("\n") - 1
     assert error.hint is not None and "mask the lanes" in error.hint
+
+
+def test_in_bounds_with_operands_past_its_offsets_is_an_error():
+    line = "%r = in_bounds(%g, %i, %i, %i) {dims = [0, 1], shape = [4, 8]} : bool[4, 8]"
+    error = assert_located_error(module_text("in_bounds", line), case_lines("in_bounds"))
+    assert error.message == "'in_bounds': takes 3 operands (the memory and 2 offsets), not 4"

@@ -104,7 +104,27 @@ def _memory_op_name(kind: str, memory: Value) -> str:
     raise TypeCheckError(f"cannot {kind} from {memory.type}: not a global or shared tensor")
 
 
-class LoadOp(Operation):
+class _TileAccess:
+    """What a tile access (`load_*`, `store_*`, `in_bounds`) names: the memory, an offset per
+    dimension (after it in the operands), the dimensions the tile spans."""
+
+    operands: list[Value]
+    attributes: dict
+
+    @property
+    def memory(self) -> Value:
+        return self.operands[0]
+
+    @property
+    def offsets(self) -> list[Value]:
+        return self.operands[1 : 1 + as_memory(self.memory.type).rank]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return self.attributes["dims"]
+
+
+class LoadOp(_TileAccess, Operation):
     """`%t = load_global %w, %i, %k [, %mask] {dims = [0, 1], shape = [32, 256]} : u4[32, 256]`:
     read a tile; elements past the edge, and those whose `mask` element is false, read as 0
     (and their memory is not touched)."""
@@ -134,22 +154,10 @@ class LoadOp(Operation):
         return cls(op_name, [memory, *offsets, *masks], [result], attributes, result_names=[name])
 
     @property
-    def memory(self) -> Value:
-        return self.operands[0]
-
-    @property
-    def offsets(self) -> list[Value]:
-        return self.operands[1 : 1 + as_memory(self.memory.type).rank]
-
-    @property
     def mask(self) -> Value | None:
         """The bool tile choosing the elements read, or None: all."""
         masks = self.operands[1 + as_memory(self.memory.type).rank :]
         return masks[0] if masks else None
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.attributes["dims"]
 
     def recreate(self) -> Operation:
         return LoadOp.create(
@@ -162,7 +170,7 @@ class LoadOp(Operation):
         _check_operand_count(self, 1, "")
 
 
-class InBoundsOp(Operation):
+class InBoundsOp(_TileAccess, Operation):
     """`%in = in_bounds %x, %i, %k {dims = [0, 1], shape = [32, 256]} : bool[32, 256]`: which
     elements of the tile an access with these offsets would find inside the tensor (a load
     reads them; a masked load's `other =` fills the rest). Lowered to the access's own edge
@@ -184,20 +192,18 @@ class InBoundsOp(Operation):
         attributes = {"dims": tuple(dims), "shape": tuple(shape)}
         return cls("in_bounds", [memory, *offsets], [TileType(BOOL, tuple(shape))], attributes)
 
-    @property
-    def memory(self) -> Value:
-        return self.operands[0]
-
-    @property
-    def offsets(self) -> list[Value]:
-        return self.operands[1:]
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.attributes["dims"]
-
     def recreate(self) -> Operation:
         return InBoundsOp.create(self.memory, self.offsets, self.dims, self.attributes["shape"])
+
+    def verify_(self) -> None:
+        # (offsets are cut by the memory's rank: an operand past them would be ignored)
+        if isinstance(self.memory.type, GlobalType | SharedType):
+            rank = self.memory.type.rank
+            if len(self.operands) != rank + 1:
+                raise self.error(
+                    f"takes {rank + 1} operands (the memory and {rank} offsets), not "
+                    f"{len(self.operands)}"
+                )
 
 
 #: dtypes that global memory can accumulate atomically (`atomic_add`)
@@ -228,7 +234,7 @@ def check_combine(op_name: str, memory: Value, combine: str | None) -> None:
         )
 
 
-class StoreOp(Operation):
+class StoreOp(_TileAccess, Operation):
     """`store_global %y, %i, %t [, %mask] {dims = [0]}`: write a tile; elements past the edge,
     and those whose `mask` element is false, are skipped. With `combine = "add"` each element
     is added to memory atomically instead."""
@@ -269,14 +275,6 @@ class StoreOp(Operation):
         return cls(op_name, [memory, *offsets, value, *masks], (), attributes)
 
     @property
-    def memory(self) -> Value:
-        return self.operands[0]
-
-    @property
-    def offsets(self) -> list[Value]:
-        return self.operands[1 : 1 + as_memory(self.memory.type).rank]
-
-    @property
     def value(self) -> Value:
         return self.operands[1 + as_memory(self.memory.type).rank]
 
@@ -285,10 +283,6 @@ class StoreOp(Operation):
         """The bool tile choosing the elements written, or None: all."""
         masks = self.operands[2 + as_memory(self.memory.type).rank :]
         return masks[0] if masks else None
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return self.attributes["dims"]
 
     @property
     def combine(self) -> str | None:
