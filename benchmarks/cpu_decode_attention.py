@@ -163,7 +163,7 @@ def bench(args, kv_heads: int, dtype_name: str, bandwidth: float, rng) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=16, help="sequences (B)")
     parser.add_argument("--heads", type=int, default=8, help="query heads (H)")
     parser.add_argument("--kv-heads", default="8,2", help="comma-separated HKV values")
@@ -175,6 +175,13 @@ def main() -> None:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="THREADSxBT,...")
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    for kv_heads in (int(n) for n in args.kv_heads.split(",")):
+        if kv_heads < 1 or args.heads % kv_heads:
+            parser.error(f"--heads {args.heads} must be a multiple of each --kv-heads ({kv_heads})")
+    if not 1 <= args.min_context <= args.max_pages * args.page:
+        parser.error(
+            f"--min-context must be 1 to --max-pages x --page ({args.max_pages * args.page})"
+        )
     rng = np.random.default_rng(0)
     bandwidth = copy_bandwidth(args.repeat)
     print(f"copy bandwidth {bandwidth / 1e9:.1f} GB/s (read + write); {os.cpu_count()} cores")

@@ -173,6 +173,24 @@ def storage_bytes(size: int, dt: DType | str) -> int:
 
 
 # ---- codes <-> bytes -----------------------------------------------------------------------
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _exact_codes(codes: np.ndarray, dt: DType) -> np.ndarray:
+    """An object array of Python integers (numpy keeps ints past 2**64 so) as uint64 codes,
+    or a DTypeError naming the first that is negative or too wide for `dt`."""
+    for value in codes.reshape(-1):
+        if int(value) < 0:
+            raise DTypeError(
+                f"codes are unsigned bit patterns, but {int(value)} is negative",
+                hint=f"to pack values (negative ones too) use lpir.pack(values, '{dt.name}')",
+            )
+        if int(value) >> dt.nbits:
+            raise DTypeError(f"code {int(value)} does not fit in {dt.nbits} bits ({dt.name})")
+    return codes.astype(np.uint64)
+
+
 def pack_codes(codes: ArrayLike, dt: DType | str) -> PackedArray:
     """Pack codes (unsigned bit patterns of `dt`, any shape) into a new `PackedArray`.
 
@@ -182,9 +200,13 @@ def pack_codes(codes: ArrayLike, dt: DType | str) -> PackedArray:
     """
     dt = dtype(dt)
     codes = np.asarray(codes)
+    if codes.size == 0:  # (np.asarray([]) is float64: no codes, whatever their dtype)
+        codes = codes.astype(np.uint8)
+    elif codes.dtype == object and all(_is_int(v) for v in codes.reshape(-1)):
+        codes = _exact_codes(codes, dt)  # Python ints past 2**64
     if codes.dtype.kind not in "uib":
         raise DTypeError(
-            f"codes must be unsigned integers, not {codes.dtype}",
+            f"codes must be integers, not {codes.dtype}",
             hint=f"to pack values use lpir.pack(values, '{dt.name}')",
         )
     flat = codes.reshape(-1)

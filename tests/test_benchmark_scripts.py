@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -83,3 +85,20 @@ def test_cpu_decode_attention_runs_outside_the_repository(tmp_path):
     errors = [float(row[-1]) for row in rows if row and row[0] in ("1x16", "64x32", "numpy")]
     assert len(errors) == 6, result.stdout  # both configurations and numpy, at HKV = 4 and 2
     assert max(errors) < 1e-5, result.stdout  # every contender agrees with float64
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ("--heads 6 --kv-heads 4", "--heads 6 must be a multiple of each --kv-heads (4)"),
+        ("--min-context 100 --max-pages 2 --page 16", "--min-context must be 1 to"),
+    ],
+)
+def test_cpu_decode_attention_refuses_sizes_that_do_not_fit(options, words):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cpu_decode_attention.py"), *options.split()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and words in result.stderr, result.stderr

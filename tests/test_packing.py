@@ -216,7 +216,7 @@ def test_errors():
         pack_codes(np.array([9], np.uint8), "u3")
     with pytest.raises(DTypeError, match="code 70000 does not fit in 16 bits"):
         pack_codes(np.array([70000], np.uint32), "f16")
-    with pytest.raises(DTypeError, match="unsigned"):
+    with pytest.raises(DTypeError, match="codes must be integers"):
         pack_codes(np.array([1.0]), "u3")  # (non-negative signed integers are codes too)
     with pytest.raises(DTypeError, match="PackedArray of u4 as u3"):
         lpir.pack(lpir.pack(np.zeros(2, np.uint8), "u4"), "u3")
@@ -360,3 +360,13 @@ def test_pack_codes_takes_non_negative_integers_of_any_integer_dtype():
         lpir.pack_codes(np.array([-1, 2]), "u4")
     with pytest.raises(lpir.LpirError, match="code 16 does not fit in 4 bits"):
         lpir.pack_codes(np.arange(17), "u4")
+
+
+def test_pack_codes_of_no_codes_and_of_python_integers_past_64_bits():
+    assert lpir.pack_codes([], "u4").nbytes == 0  # np.asarray([]) is float64: still no codes
+    with pytest.raises(lpir.LpirError, match="code 18446744073709551617 does not fit in 4 bits"):
+        lpir.pack_codes([2**64 + 1], "u4")
+    big = np.array([3, 2**63 + 1], dtype=object)
+    assert lpir.unpack(lpir.pack_codes(big, "u64")).tolist() == [3, 2**63 + 1]
+    with pytest.raises(lpir.LpirError, match="codes must be integers, not float64"):
+        lpir.pack_codes([1.5], "u4")
