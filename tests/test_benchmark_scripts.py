@@ -15,54 +15,32 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def test_launch_overhead_runs_outside_the_repository(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "launch_overhead.py"), "--repeat", "3"],
+def run_script(name: str, options: str, folder: Path) -> subprocess.CompletedProcess:
+    """benchmarks/`name` run with `options` (split at spaces) from `folder`."""
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *options.split()],
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=tmp_path,
+        cwd=folder,
     )
+
+
+def test_launch_overhead_runs_outside_the_repository(tmp_path):
+    result = run_script("launch_overhead.py", "--repeat 3", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "gemv_wq kernel(...) on the same arrays (checks, then run()):" in result.stdout
 
 
 def test_compile_latency_runs_outside_the_repository(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "compile_latency.py"),
-            "--rounds",
-            "1",
-            "--examples",
-            "vector_add",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    result = run_script("compile_latency.py", "--rounds 1 --examples vector_add", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith("vector_add")
 
 
 def test_cpu_column_packed_runs_outside_the_repository(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "cpu_column_packed.py"),
-            "--shapes",
-            "256x256",
-            "--tiles",
-            "64x128",
-            "--repeat",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    options = "--shapes 256x256 --tiles 64x128 --repeat 1"
+    result = run_script("cpu_column_packed.py", options, tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
     errors = {row[0]: float(row[-1]) for row in rows if row and row[0] in ("column", "row")}
@@ -73,13 +51,7 @@ def test_cpu_column_packed_runs_outside_the_repository(tmp_path):
 def test_cpu_decode_attention_runs_outside_the_repository(tmp_path):
     options = "--batch 3 --heads 4 --kv-heads 4,2 --depth 32 --max-pages 4 --min-context 1"
     options += " --configs 1x16,64x32 --repeat 1"
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "cpu_decode_attention.py"), *options.split()],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    result = run_script("cpu_decode_attention.py", options, tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
     errors = [float(row[-1]) for row in rows if row and row[0] in ("1x16", "64x32", "numpy")]
@@ -94,11 +66,6 @@ def test_cpu_decode_attention_runs_outside_the_repository(tmp_path):
         ("--min-context 100 --max-pages 2 --page 16", "--min-context must be 1 to"),
     ],
 )
-def test_cpu_decode_attention_refuses_sizes_that_do_not_fit(options, words):
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "cpu_decode_attention.py"), *options.split()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_cpu_decode_attention_refuses_sizes_that_do_not_fit(options, words, tmp_path):
+    result = run_script("cpu_decode_attention.py", options, tmp_path)
     assert result.returncode == 2 and words in result.stderr, result.stderr

@@ -171,6 +171,17 @@ def test_a_gathered_row_is_read_as_vectors() -> None:
     assert "lpir_load_if<16" in code, code
 
 
+def _refused(body: str) -> str:
+    """The error of a kernel over x, ids and y whose body (after its first line) is `body`."""
+    source = (
+        "kernel k(x: global f32[64, 8], ids: global i32[8], y: global f32[8, 8]) blocks(1)"
+        f" threads(32) {{\n{body}}}\n"
+    )
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="interp").specialize(None)
+    return str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("index", "words"),
     [
@@ -182,14 +193,7 @@ def test_a_gathered_row_is_read_as_vectors() -> None:
     ],
 )
 def test_position_mistakes_are_located(index: str, words: str) -> None:
-    source = (
-        "kernel k(x: global f32[64, 8], ids: global i32[8], y: global f32[8, 8]) blocks(1)"
-        " threads(32) {\n"
-        f"    store(y[:, :], load(x[{index}, :]))\n}}\n"
-    )
-    with pytest.raises(LpirError) as caught:
-        lpir.compile(source, target="interp").specialize(None)
-    text = str(caught.value)
+    text = _refused(f"    store(y[:, :], load(x[{index}, :]))\n")
     assert words in text and text.startswith("<source>:2:") and "^" in text, text
 
 
@@ -240,15 +244,7 @@ kernel one[](x: global f32[16, 8], ids: global i32[4], y: global f32[8]) blocks(
     ],
 )
 def test_positions_still_in_memory_say_to_load_them(index: str, hint: str) -> None:
-    source = (
-        "kernel k(x: global f32[64, 8], ids: global i32[8], y: global f32[8, 8]) blocks(1)"
-        " threads(32) {\n"
-        "    s = shared<i32>[8]\n"
-        f"    store(y[:, :], load(x[{index}, :]))\n}}\n"
-    )
-    with pytest.raises(LpirError) as caught:
-        lpir.compile(source, target="interp").specialize(None)
-    text = str(caught.value)
+    text = _refused(f"    s = shared<i32>[8]\n    store(y[:, :], load(x[{index}, :]))\n")
     assert "an index must be an i32 scalar or a 1-d i32 tile of positions" in text, text
     assert hint in text and text.startswith("<source>:3:"), text
 
