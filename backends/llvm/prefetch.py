@@ -43,6 +43,15 @@ step in turn), and there each thread prefetches every cache line it reads, two s
 greedy 64 x 128256 at 2048/128 took 4-5 ms with one prefetch a load (the first line, 8 KiB
 ahead), 1.0-1.6 with every line two steps ahead, 0.9-1.4 one step and 1.2-1.6 four steps
 ahead, in three alternated rounds.
+
+Gathers get none. Prefetching the rows the next step of paged_attention.lp gathers (the
+block-table loads and index arithmetic of the loop's body emitted again one step on, then a
+prefetch of each row's lines: the addresses checked to be exactly the next step's rows) left
+its time unchanged (ratios 0.99-1.05 in every variant: 1, 2 and 4 steps ahead, t0/t1/t2/nta,
+all rows at once or each at its load) and cost 12-30 % where the rows were in the caches.
+That loop is bound by the cache lines one core can have in flight from memory (random lines:
+about 9.5 ns each here), which a prefetch takes as a load does; longer contiguous runs help
+instead (docs/benchmarks.md, "Decode attention (paged) on the CPU").
 """
 
 from __future__ import annotations
