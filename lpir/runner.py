@@ -45,6 +45,7 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir import parse
 from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.grid import static_grid
 from lpir.ir.loops import trip_count
 from lpir.ir.ops import (
     BroadcastOp,
@@ -97,18 +98,23 @@ def random_argument(
     return packed.unpack()
 
 
-def index_bounds(kernel: Kernel) -> dict[int, int]:
+def index_bounds(kernel: Kernel, types: list[Type] | None = None) -> dict[int, int]:
     """{argument position: bound} for the integer tensors whose elements a tile-IR kernel
     loads and uses as they are (or cast) as a position in another tensor, e.g. `ids` in
     `load(table[load(ids[block.x]), :])`: the size of the smallest dimension they index.
     Random inputs keep such values inside it (random codes up to 2^16 would make every access
-    through them fall past the tensor's edge, where it reads 0, and the run measure nothing)."""
+    through them fall past the tensor's edge, where it reads 0, and the run measure nothing).
+    `types`: the arguments' types at the call, where a first dimension is read at run time."""
     positions = {id(arg): i for i, arg in enumerate(kernel.args)}
+    sizes = {
+        id(arg): getattr(types[i] if types is not None else arg.type, "shape", ())
+        for i, arg in enumerate(kernel.args)
+    }
     bounds: dict[int, int] = {}
     for op in kernel.walk():
         if not isinstance(op, LoadOp | StoreOp) or not isinstance(op.memory.type, GlobalType):
             continue
-        for size, offset in zip(op.memory.type.shape, op.offsets):
+        for size, offset in zip(sizes.get(id(op.memory), op.memory.type.shape), op.offsets):
             source = _loaded_from(offset)
             if source is not None and id(source) in positions:
                 position = positions[id(source)]
@@ -255,7 +261,8 @@ def _per_run(kernel: Kernel, count: Callable[[Operation], int]) -> int | None:
         return total
 
     total = region_total(kernel.body)
-    return None if total is None else total * math.prod(kernel.grid)
+    grid = static_grid(kernel.grid)  # (None: blocks counted at each call)
+    return None if total is None or grid is None else total * math.prod(grid)
 
 
 def run_file(
@@ -302,9 +309,26 @@ def argument_names(kernel: Kernel) -> list[str]:
 def random_arguments(spec: Specialization, rng: np.random.Generator) -> list:
     """Random contents for each argument of a specialization, positions kept inside the
     tensors they index (`index_bounds` of its tile IR; a thread-IR file has none)."""
+    args = spec.kernel_ir.args
+    scalars = {
+        a.name_hint: random_argument(a.type, rng)
+        for a in args
+        if not isinstance(a.type, GlobalType)
+    }
+    types = [concrete_type(a.type, scalars) for a in args]  # rows read at run time: counted
     source = spec.stages.get("source")
-    bounds = {} if source is None else index_bounds(parse(source).kernels[0])
-    return [random_argument(a.type, rng, bounds.get(i)) for i, a in enumerate(spec.kernel_ir.args)]
+    bounds = {} if source is None else index_bounds(parse(source).kernels[0], types)
+    return [
+        scalars[a.name_hint] if a.name_hint in scalars else random_argument(t, rng, bounds.get(i))
+        for i, (a, t) in enumerate(zip(args, types))
+    ]
+
+
+def concrete_type(type_: Type, scalars: dict) -> Type:
+    """A tensor type with its first dimension counted where a scalar argument gives it."""
+    if not isinstance(type_, GlobalType) or type_.extent is None:
+        return type_
+    return type_.rows(int(scalars[type_.extent]))
 
 
 def _tile_counts(spec: Specialization) -> tuple[int | None, int | None]:

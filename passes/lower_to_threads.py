@@ -258,8 +258,11 @@ class _Lowering(ReductionLowering, DotLowering):
         layout: RegisterLayout,
         memory_dim: int,
     ) -> bool:
-        """Whether the index analysis proves a tile access inside the memory along a dim."""
-        extent = memory_type.shape[memory_dim]
+        """Whether the index analysis proves a tile access inside the memory along a dim (never
+        along a first dimension read at run time)."""
+        extent = self.extent(memory_type, memory_dim)
+        if not isinstance(extent, int):
+            return False
         facts = self.offset_facts(offsets[memory_dim])
         if facts is None or facts[0] < 0:
             return False
@@ -288,7 +291,8 @@ class _Lowering(ReductionLowering, DotLowering):
         gathered: frozenset[int] = frozenset(),
     ) -> Value | None:
         mask = None
-        for memory_dim, extent in enumerate(memory_type.shape):
+        for memory_dim in range(memory_type.rank):
+            extent = self.extent(memory_type, memory_dim)
             if memory_dim in gathered:  # (each position's own bounds: `gathered_access`)
                 continue
             offset = offsets[memory_dim]
@@ -326,8 +330,17 @@ class _Lowering(ReductionLowering, DotLowering):
             return None
         return facts.lo, facts.hi
 
-    def in_range_scalar(self, offset: Value, extent: int) -> Value:
-        zero, top = self.index.constant(0), self.index.constant(extent)
+    def extent(self, memory_type: MemoryType, memory_dim: int) -> Value | int:
+        """The size of a memory dimension: an int, or for a tensor's first dimension read at
+        run time the i32 argument that holds it."""
+        rows = getattr(memory_type, "extent", None)
+        if memory_dim != 0 or rows is None:
+            return memory_type.shape[memory_dim]
+        argument = next(arg for arg in self.kernel.args if arg.name_hint == rows)
+        return self.map(argument)
+
+    def in_range_scalar(self, offset: Value, extent: Value | int) -> Value:
+        zero, top = self.index.constant(0), self.index.value(extent)
         low = self.add(BinaryOp.create("ge", offset, zero))
         high = self.add(BinaryOp.create("lt", offset, top))
         return self.add(BinaryOp.create("and", low, high))
@@ -456,7 +469,7 @@ class _Lowering(ReductionLowering, DotLowering):
         )
         for d in gathered:
             positions = self.map(op.offsets[d])
-            bounds = [self.index.constant(v) for v in (0, memory_type.shape[d])]
+            bounds = [self.index.value(v) for v in (0, self.extent(memory_type, d))]
             low, high = (self.add(SplatOp.create_vector(v, layout.slots)) for v in bounds)
             above = self.add(BinaryOp.create("ge", positions, low))
             below = self.add(BinaryOp.create("lt", positions, high))
@@ -529,7 +542,7 @@ class _Lowering(ReductionLowering, DotLowering):
                 position = self.add(ExtractOp.create(self.map(op.offsets[d]), lanes[0]))
                 stride = memory_type.strides[d]
                 group_base = self.index.add(group_base, self.index.mul(position, stride))
-                inside = self.in_range_scalar(position, memory_type.shape[d])
+                inside = self.in_range_scalar(position, self.extent(memory_type, d))
                 splat = self.add(SplatOp.create_vector(inside, len(lanes)))
                 group_mask = self.and_masks(group_mask, splat)
             found.append((lanes, group_base, [lane_offsets[lane] for lane in lanes], group_mask))

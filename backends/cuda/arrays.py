@@ -185,9 +185,9 @@ def check_device_array(
                 f"argument {name} must hold {dt.name}, got a device array of "
                 f"{dtype_name(view.dtype)}"
             )
-        if view.shape != arg_type.shape:
+        if not arg_type.fits(view.shape):
             raise ArgumentError(
-                f"argument {name} must have shape {arg_type.shape}, got {view.shape}"
+                f"argument {name} must have shape {shape_text(arg_type)}, got {view.shape}"
             )
     if not view.contiguous:
         raise ArgumentError(f"argument {name} is not C-contiguous", hint="pass tensor.contiguous()")
@@ -197,6 +197,19 @@ def check_device_array(
             hint="pass a copy (tensor.clone()): the kernels use 16-byte vector accesses",
         )
     check_device(view, name, device)
+
+
+def shape_text(arg_type: GlobalType) -> str:
+    """An argument's shape as a Python tuple, a run-time first dimension by its name."""
+    dims = [str(size) for size in arg_type.shape]
+    if arg_type.extent is not None:
+        dims[0] = arg_type.extent
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
+def logical_shape(view: DeviceView) -> tuple[int, ...]:
+    """The shape of the tensor a view stands for (a `DevicePacked`'s, not its bytes')."""
+    return view.packed.shape if view.packed is not None else view.shape
 
 
 def check_device(view: DeviceView, name: str, device: int | None) -> None:
@@ -215,9 +228,9 @@ def _check_packed(view: DeviceView, packed: DevicePacked, arg_type: GlobalType, 
             f"argument {name} holds {packed.dtype.name} values, the kernel takes "
             f"{arg_type.dtype.name}"
         )
-    if packed.shape != tuple(arg_type.shape):
+    if not arg_type.fits(packed.shape):
         raise ArgumentError(
-            f"argument {name} must have shape {tuple(arg_type.shape)}, got a DevicePacked of "
+            f"argument {name} must have shape {shape_text(arg_type)}, got a DevicePacked of "
             f"shape {packed.shape}"
         )
     _check_storage(view, arg_type, name)
@@ -226,6 +239,19 @@ def _check_packed(view: DeviceView, packed: DevicePacked, arg_type: GlobalType, 
 def _check_storage(view: DeviceView, arg_type: GlobalType, name: str) -> None:
     """Packed storage is a uint8 device array of exactly the argument's bytes."""
     dt = arg_type.dtype
+    if arg_type.extent is not None and view.packed is not None:
+        arg_type = arg_type.rows(view.packed.shape[0])
+    if arg_type.extent is not None and not (dt.is_small_float and dt.nbits == 8):
+        raise ArgumentError(
+            f"argument {name} holds packed {dt.name} values whose rows ({arg_type.extent}) are "
+            "counted at each call, so its bytes alone do not give its shape",
+            hint=(
+                "wrap the packed bytes with their shape: lpir.DevicePacked(storage, "
+                f"'{dt.name}', shape)"
+            ),
+        )
+    if arg_type.extent is not None:  # fp8 codes, a byte each: as many bytes as elements
+        arg_type = arg_type.rows(view.shape[0] if view.shape else 0)
     if not _is_bytes(view.dtype) or _size(view.shape) != arg_type.nbytes:
         raise ArgumentError(
             f"argument {name} holds packed {dt.name} values: pass its {arg_type.nbytes} "

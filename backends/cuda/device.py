@@ -123,7 +123,8 @@ def synchronize() -> None:
 
 
 class LoadedKernel:
-    """A kernel loaded from a cubin, ready to launch with a fixed grid and block."""
+    """A kernel loaded from a cubin, ready to launch with its grid (or one computed at the
+    call) and block."""
 
     def __init__(
         self, cubin: bytes, name: str, grid: Sequence[int], threads: int, dynamic_shared: int
@@ -134,12 +135,21 @@ class LoadedKernel:
         self.kernel = self.module.get_kernel(name)
         if dynamic_shared > 48 * 1024:
             _allow_dynamic_shared(self.kernel, dynamic_shared)
-        self.config = core.LaunchConfig(
-            grid=tuple(grid), block=(threads, 1, 1), shmem_size=dynamic_shared
+        self.threads, self.dynamic_shared = threads, dynamic_shared
+        self.config = self.config_for(grid)
+
+    def config_for(self, grid: Sequence[int]) -> Any:
+        return cuda_core().LaunchConfig(
+            grid=tuple(grid), block=(self.threads, 1, 1), shmem_size=self.dynamic_shared
         )
 
-    def launch(self, arguments: list, stream: object = None) -> None:
-        cuda_core().launch(as_stream(stream), self.config, self.kernel, *arguments)
+    def launch(
+        self, arguments: list, stream: object = None, grid: Sequence[int] | None = None
+    ) -> None:
+        """Launch on `stream`; `grid`: the blocks of a grid computed at this call (else the
+        grid it was loaded with)."""
+        config = self.config if grid is None else self.config_for(grid)
+        cuda_core().launch(as_stream(stream), config, self.kernel, *arguments)
 
 
 def as_stream(stream: object) -> Any:

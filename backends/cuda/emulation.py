@@ -31,6 +31,7 @@ from lpir.backends.cuda.source import INCLUDE_DIR, KernelSource, translation_uni
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
+from lpir.ir.grid import launch_grid
 from lpir.ir.types import GlobalType
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ def emulation_available() -> bool:
 
 
 def _wrapper(kernel: KernelSource, entry: str) -> str:
-    """`extern "C" void entry(void** arguments)`: run the kernel over its grid."""
+    """`extern "C" void entry(void** arguments, const unsigned* grid)`: run the kernel over
+    the blocks `grid` gives along x, y, z (computed at each call: `lpir.ir.grid`)."""
     arguments = []
     for index, arg in enumerate(kernel.kernel.args):
         if isinstance(arg.type, GlobalType):
@@ -57,12 +59,11 @@ def _wrapper(kernel: KernelSource, entry: str) -> str:
         else:
             ctype = c_types.c_type(arg.type.dtype)
         arguments.append(f"*reinterpret_cast<{ctype}*>(arguments[{index}])")
-    gx, gy, gz = kernel.kernel.grid
     call = f"{kernel.name}({', '.join(arguments)});"
     threads = kernel.kernel.threads
     return (
-        f'\nextern "C" void {entry}(void** arguments) {{\n'
-        f"    lpir_host::run_grid({gx}, {gy}, {gz}, {threads}, [&] {{ {call} }});\n"
+        f'\nextern "C" void {entry}(void** arguments, const unsigned* grid) {{\n'
+        f"    lpir_host::run_grid(grid[0], grid[1], grid[2], {threads}, [&] {{ {call} }});\n"
         "}\n"
     )
 
@@ -189,7 +190,7 @@ class _Runner:
         self.function = function
         self.misaligned = misaligned
         self.race = race
-        self.function.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        self.function.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint)]
         stored = stored_arguments(kernel)
         self.stored = [id(arg) in stored for arg in kernel.args]
 
@@ -213,7 +214,8 @@ class _Runner:
                 scalar = np.array([arrays.scalar_argument(value, arg.type.dtype)])
                 keep.append(scalar)
                 pointers[index] = scalar.ctypes.data
-        self.function(pointers)
+        grid = launch_grid(self.kernel, arguments)
+        self.function(pointers, (ctypes.c_uint * 3)(*grid))
         self._check_alignment()
         self._check_races()
         for host, device, stored in copies:

@@ -38,6 +38,12 @@ COMPILE_CASES: dict[str, list[dict]] = {
     # a residual add and RMSNorm: rows over 32 threads (shuffles), over 256 (across warps),
     # a row edge and N = 3 x 256 (N = 1000 = 8 x 125 is correct too, but its [4, 1000] tile
     # can spread over 8 of the 128 threads only: 500 f32 a thread, in local memory)
+    # quantized embedding rows gathered by ids, the number of tokens read at run time
+    "embedding": [
+        {"V": 1000, "D": 1024},
+        {"WT": "u3", "V": 50, "D": 192, "G": 64, "ZERO": 4, "OT": "f32"},
+        {"WT": "f4e2m1", "V": 40, "D": 128, "G": 32, "ZERO": 0, "OT": "bf16", "BT": 4},
+    ],
     "rmsnorm": [
         {},
         {"M": 5, "N": 4096, "BM": 1, "THREADS": 256, "T": "bf16"},

@@ -21,6 +21,7 @@ from lpir.backends.cuda.source import KernelSource, emit_kernel, translation_uni
 from lpir.errors import ArgumentError, LpirError
 from lpir.ir.core import Module
 from lpir.ir.effects import stored_arguments
+from lpir.ir.grid import is_static, launch_grid, static_grid
 from lpir.ir.types import GlobalType
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class CompiledKernel:
             self._loaded[arch] = LoadedKernel(
                 self.cubin(arch),
                 self.name,
-                self.kernel.grid,
+                static_grid(self.kernel.grid) or (1, 1, 1),  # (else computed at each call)
                 self.kernel.threads,
                 self.emitted.dynamic_shared_bytes,
             )
@@ -151,7 +152,14 @@ class CompiledKernel:
             buffer.copy_from_host(host.ctypes.data, host.nbytes)
             parameters.append(np.uint64(buffer.pointer))
             copies.append((buffer, host, stored))
-        loaded.launch(parameters, stream)
+        grid = None
+        if not is_static(self.kernel.grid):
+            grid = launch_grid(self.kernel, arguments)
+            if 0 in grid:  # an empty batch: no block runs (the copies in are freed unused)
+                for buffer, _, _ in copies:
+                    buffer.free()
+                return
+        loaded.launch(parameters, stream, grid)
         if copies:
             synchronize()
             for buffer, host, stored in copies:

@@ -22,6 +22,7 @@ from lpir.backends.cuda import (  # noqa: F401  (registers emitters)
 from lpir.backends.cuda.emitter import KernelEmitter
 
 from lpir.ir.core import Kernel, Module
+from lpir.ir.grid import count_text
 
 HEADER_NAME = "lpir_cuda.cuh"
 INCLUDE_DIR = Path(__file__).resolve().parent
@@ -58,7 +59,7 @@ def translation_unit(kernels: list[KernelSource]) -> str:
     for kernel in kernels:
         parts.append(
             f"\n// ---- {kernel.name}: {kernel.kernel.threads} threads, grid "
-            f"{'x'.join(str(g) for g in kernel.kernel.grid)}\n"
+            f"{'x'.join(count_text(g) for g in kernel.kernel.grid)}\n"
         )
         parts.append(kernel.text)
     return "".join(parts)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from lpir.backends.llvm.linear_index import linear_coefficient
 
 from lpir.ir.core import Kernel, Value
+from lpir.ir.grid import grid_bounds
 from lpir.ir.ops import BlockIndexOp, ForOp, LoadThreadOp, StoreThreadOp
 from lpir.ir.types import GlobalType
 
@@ -33,7 +34,7 @@ def block_order(kernel: Kernel) -> tuple[int, int, int]:
     """The grid axes from the fastest-varying to the slowest (see the module's doc)."""
     if any(isinstance(op, ForOp) for op in kernel.walk()):
         return DEFAULT_ORDER
-    axes = [axis for axis in range(3) if kernel.grid[axis] > 1]
+    axes = [axis for axis in range(3) if grid_bounds(kernel.grid)[axis] > 1]
     moved = {axis: _bits_moved(kernel, axis) for axis in axes}
     if any(bits is None for bits in moved.values()):
         return DEFAULT_ORDER

@@ -34,6 +34,7 @@ from lpir.backends.llvm.vectors import Vectors
 
 from lpir.errors import CompileError
 from lpir.ir.core import Kernel, Operation, Region, Value
+from lpir.ir.grid import static_grid
 from lpir.ir.loops import step_may_overflow
 from lpir.ir.ops import AllocSharedOp, ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, VectorType
@@ -178,20 +179,35 @@ class KernelEmitter:
         linear.add_incoming(first, entry)
         indices: list[ir.Value] = [ir.Constant(I32, 0)] * 3
         order = block_order(self.kernel)  # the fastest-varying axis first
-        below = 1  # blocks per step of the axis: the product of the faster axes' sizes
+        sizes = self.grid_sizes(b, args_pointer)
+        below: int | ir.Value = 1  # blocks per step of the axis: the faster axes' sizes' product
         for axis in order:
-            size = self.kernel.grid[axis]
-            index = linear if axis == order[0] else b.udiv(linear, ir.Constant(I64, below))
+            index = linear if axis == order[0] else b.udiv(linear, _i64(below))
             if axis != order[-1]:  # the slowest axis's index is below its size already
-                index = b.urem(index, ir.Constant(I64, size))
+                index = b.urem(index, _i64(sizes[axis]))
             indices[axis] = b.trunc(index, I32)
-            below *= size
+            size = sizes[axis]
+            both = isinstance(below, int) and isinstance(size, int)
+            below = below * size if both else b.mul(_i64(below), _i64(size))
         b.call(block, [*values, *indices])
         following = b.add(linear, ir.Constant(I64, 1))
         linear.add_incoming(following, loop)
         b.cbranch(b.icmp_signed("<", following, end), loop, exit_)
         b.position_at_end(exit_)
         b.ret_void()
+
+    def grid_sizes(self, b: ir.IRBuilder, args_pointer: ir.Value) -> list[int | ir.Value]:
+        """The blocks along x, y, z: ints, or for a grid computed at each call the three i64
+        entries the launcher puts after the arguments."""
+        grid = static_grid(self.kernel.grid)
+        if grid is not None:
+            return list(grid)
+        sizes: list[int | ir.Value] = []
+        for axis in range(3):
+            position = ir.Constant(I64, len(self.kernel.args) + axis)
+            slot = b.gep(args_pointer, [position], source_etype=PTR)
+            sizes.append(b.ptrtoint(b.load(slot, typ=PTR), I64))
+        return sizes
 
     # ---- values -----------------------------------------------------------------------------
     def get(self, value: Value) -> ir.Value:
@@ -486,3 +502,7 @@ __all__ = [
     "VectorType",
     "lane_type",
 ]
+
+
+def _i64(value: int | ir.Value) -> ir.Value:
+    return ir.Constant(I64, value) if isinstance(value, int) else value

@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import itertools
+import math
 import os
 import threading
 import time
@@ -35,6 +36,7 @@ from lpir.dtypes import DType
 from lpir.errors import ArgumentError, CompileError, LpirError
 from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
+from lpir.ir.grid import launch_grid, static_grid
 from lpir.ir.types import GlobalType
 from lpir.packing import PackedArray
 from lpir.runtime.arguments import refuse_overlap
@@ -153,15 +155,34 @@ class Launcher:
             )
             for arg in kernel.args
         ]
-        self.table_type = ctypes.c_void_p * max(1, len(kernel.args))
+        # a grid computed at each call travels after the arguments, one count an entry
+        self.static_grid = static_grid(kernel.grid)
+        entries = len(kernel.args) + (3 if self.static_grid is None else 0)
+        self.table_type = ctypes.c_void_p * max(1, entries)
         self.function = RUN_SIGNATURE(address)
         self.frame_bytes = frame_bytes
-        gx, gy, gz = kernel.grid
-        self.blocks = gx * gy * gz
+        self.blocks = math.prod(self.static_grid) if self.static_grid is not None else 0
+        # the i32 scalars sizes read at run time come from: (position, name)
+        self.size_positions: list[tuple[int, str]] = [
+            (index, arg.name_hint)
+            for index, arg in enumerate(kernel.args)
+            if not isinstance(arg.type, GlobalType)
+            and arg.type.dtype.name == "i32"
+            and arg.name_hint is not None
+        ]
+        self.runtime_rows = any(
+            isinstance(arg.type, GlobalType) and arg.type.extent is not None for arg in kernel.args
+        )
         self.block_seconds: float | None = None  # a block's time on the caller, smoothed
 
     def run(self, arguments: list[Any]) -> None:
         keep_alive, pointers = self.pointers(arguments)
+        if self.static_grid is None:
+            grid = launch_grid(self.kernel, arguments, self.sizes_of(arguments))
+            self.blocks = math.prod(grid)
+            if self.blocks == 0:  # (an empty batch: no block runs)
+                return
+            pointers += grid
         table = self.table_type(*pointers)
         address = ctypes.addressof(table)
         ranges = self.ranges()
@@ -204,6 +225,19 @@ class Launcher:
         bounds = [self.blocks * i // workers for i in range(workers + 1)]
         return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
 
+    def runtime_sizes(self, arguments: list[Any]) -> list[int | None]:
+        """The bytes each tensor whose first dimension is read at run time has at this call
+        (None for the others: their size is the type's)."""
+        if not self.runtime_rows:
+            return [None] * len(arguments)
+        scalars = self.sizes_of(arguments)
+        return [_runtime_nbytes(arg.type, scalars) for arg in self.kernel.args]
+
+    def sizes_of(self, arguments: list[Any]) -> dict[str, int]:
+        """The i32 scalars of a call (checked already), by name: what sizes read at run time
+        come from."""
+        return {name: int(arguments[i]) for i, name in self.size_positions}
+
     def pointers(self, arguments: list[Any]) -> tuple[list, list[int]]:
         """Tensors: their data; scalars: a pointer to the value in register form."""
         if len(arguments) != len(self.argument_plan):
@@ -213,7 +247,9 @@ class Launcher:
         keep_alive: list[Any] = []
         pointers: list[int] = []
         spans: list[tuple[str, int, int, bool]] = []
-        for (name, required, stored, dt), value in zip(self.argument_plan, arguments):
+        sizes = self.runtime_sizes(arguments)
+        for (name, required, stored, dt), value, size in zip(self.argument_plan, arguments, sizes):
+            required = size if size is not None else required
             if required is None:
                 scalar, address = scalar_pointer(dt, value)
                 keep_alive.append(scalar)
@@ -231,6 +267,12 @@ class Launcher:
             pointers.append(start)
         refuse_overlap(spans)
         return keep_alive, pointers
+
+
+def _runtime_nbytes(arg_type: Any, scalars: dict[str, int]) -> int | None:
+    """The bytes a tensor whose first dimension is read at run time has at a call."""
+    rows = getattr(arg_type, "extent", None)
+    return None if rows is None else arg_type.rows(max(0, scalars[rows])).nbytes
 
 
 def data_address(array: np.ndarray) -> int:

@@ -25,6 +25,7 @@ from lpir.errors import LpirError, with_article
 from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Operation, Value
+from lpir.ir.grid import launch_grid
 from lpir.ir.ops import (
     AllocSharedOp,
     BarrierOp,
@@ -79,7 +80,7 @@ class ThreadInterpreter:
             else:
                 scalar = ew.scalar(argument, value.type.dtype)
                 bound.append(np.full(threads, scalar))
-        gx, gy, gz = self.kernel.grid
+        gx, gy, gz = launch_grid(self.kernel, arguments)
         grid = itertools.product(range(gz), range(gy), range(gx))
         for bz, by, bx in itertools.islice(grid, blocks):
             env = {id(v): a for v, a in zip(self.kernel.args, bound)}

@@ -20,6 +20,7 @@ from lpir.errors import LpirError
 from lpir.interpreter import elementwise as ew
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Value
+from lpir.ir.grid import launch_grid
 from lpir.ir.ops import (
     AllocSharedOp,
     ArangeOp,
@@ -85,7 +86,7 @@ class TileInterpreter:
                 f"{self.kernel.name} takes {len(self.kernel.args)} arguments, got {len(arguments)}"
             )
         bound = [self.argument(v, a) for v, a in zip(self.kernel.args, arguments)]
-        gx, gy, gz = self.kernel.grid
+        gx, gy, gz = launch_grid(self.kernel, arguments)
         for bz, by, bx in itertools.product(range(gz), range(gy), range(gx)):
             env = {id(v): a for v, a in zip(self.kernel.args, bound)}
             _Block(env, (bx, by, bz)).region(self.kernel.body)

@@ -22,6 +22,7 @@ import numpy as np
 from lpir.dtypes import DType
 from lpir.ir.core import Kernel, Operation, Region, Value
 from lpir.ir.effects import is_pure
+from lpir.ir.grid import grid_bounds
 from lpir.ir.ops import (
     BinaryOp,
     BlockIndexOp,
@@ -151,7 +152,7 @@ class IndexAnalysis:
         if isinstance(op, ConstantOp):
             return constant_facts(int(op.value))
         if isinstance(op, BlockIndexOp):
-            return Facts(0, self.kernel.grid[op.axis] - 1, 1)
+            return Facts(0, grid_bounds(self.kernel.grid)[op.axis] - 1, 1)
         if isinstance(op, ThreadIndexOp):
             return Facts(0, self.kernel.threads - 1, 1)
         if isinstance(op, BinaryOp):
@@ -296,9 +297,10 @@ def served_from_cache(load: LoadThreadOp, kernel: Kernel) -> bool:
     read alike (a split-K GEMV's share of x, the same for every tile of rows). A weight tile,
     each thread its own elements, is not: it streams from memory, whoever else reads it."""
     address = load.operands[1:]
-    if math.prod(kernel.grid) > 1 and not depends_on_block_index(address):
+    grid = grid_bounds(kernel.grid)  # (a run-time count: many blocks)
+    if math.prod(grid) > 1 and not depends_on_block_index(address):
         return True
-    sharers = blocks_sharing(address, tuple(kernel.grid))
+    sharers = blocks_sharing(address, grid)
     return sharers >= CACHE_SHARERS and thread_replicated(load, kernel.threads)
 
 

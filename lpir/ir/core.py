@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from lpir.errors import SourceLocation, VerifyError
+from lpir.ir.grid import Count
 from lpir.ir.signature import Signature
 from lpir.ir.types import Type
 
@@ -162,7 +163,8 @@ class Kernel:
         params: compile-time parameters it was specialized with, in declaration order
             (ints and dtypes).
         body: the region whose arguments are the kernel's runtime arguments.
-        grid: the number of blocks along x, y, z.
+        grid: the number of blocks along x, y, z: ints, or `RuntimeCount`s computed from
+            the i32 arguments at each call (`lpir.ir.grid`).
         threads: threads per block.
         stage: "tile" (block-level ops on tiles) or "thread" (what one thread does).
     """
@@ -172,7 +174,7 @@ class Kernel:
         name: str,
         params: dict[str, Any],
         body: Region,
-        grid: tuple[int, int, int],
+        grid: tuple[Count, Count, Count],
         threads: int,
         stage: str = "tile",
         location: SourceLocation | None = None,

@@ -27,6 +27,7 @@ from lpir.errors import (
 )
 from lpir.grammar_cache import cached_lark
 from lpir.ir.core import OPERATION_CLASSES, Kernel, Module, Operation, Region, Value
+from lpir.ir.grid import CALLS, Count, RuntimeCount
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, Type, VectorType
 from lpir.layout import RegisterLayout, SharedLayout, parse_shared
@@ -44,6 +45,12 @@ def _int(node: Node) -> int:
     """The value of an integer token."""
     assert isinstance(node, lark.Token)  # the grammar puts an INT here
     return int(node)
+
+
+def _combined(op: str, a: Count, b: Count) -> Count:
+    """`op` of two counts; of two integers, folded (as the language folds constants)."""
+    count = RuntimeCount(op, (a, b))
+    return count.evaluate({}) if isinstance(a, int) and isinstance(b, int) else count
 
 
 @functools.cache
@@ -140,7 +147,11 @@ class _ModuleBuilder:
             str(name),
             param_values,
             body,
-            (_int(grid.children[0]), _int(grid.children[1]), _int(grid.children[2])),
+            (
+                self.count(grid.children[0]),
+                self.count(grid.children[1]),
+                self.count(grid.children[2]),
+            ),
             _int(threads.children[0]),
             stage=str(stage.children[0]) if stage is not None else "tile",
             location=self.location(tree),
@@ -254,12 +265,44 @@ class _ModuleBuilder:
             location = self.location(token)
             raise ParseError(f"bad layout: {error.message}", location, error.hint) from None
 
+    def count(self, tree: Node) -> Count:
+        """A block count: an integer, or arithmetic of the kernel's i32 arguments."""
+        if isinstance(tree, lark.Token):  # (an INT: `count_int` of one token is inlined)
+            return _int(tree)
+        kind, children = tree.data, tree.children
+        if kind == "count_int":
+            return _int(children[0])
+        if kind == "count_arg":
+            arg = self.use(children[0])
+            if not isinstance(arg.type, ScalarType) or arg.type.dtype.name != "i32":
+                raise self.fail(
+                    f"a block count reads i32 arguments, but {children[0]} is {arg.type}",
+                    children[0],
+                )
+            return RuntimeCount.argument(str(children[0])[1:])
+        if kind == "count_call":
+            name = str(children[0])
+            if name not in CALLS:
+                raise self.fail(
+                    f"a block count calls cdiv, min or max, not {name}",
+                    children[0],
+                )
+            op, operands = name, children[1:]
+        else:
+            op, operands = kind.removeprefix("count_"), children
+        try:
+            return _combined(op, self.count(operands[0]), self.count(operands[1]))
+        except ZeroDivisionError:
+            raise self.fail("a block count divides by zero", tree) from None
+
     def type(self, tree: lark.Tree) -> Type:
         kind, children = tree.data, tree.children
         if kind == "scalar_type":
             return ScalarType(self.dtype(children[0]))
         if kind == "vector_type":
             return VectorType(self.dtype(children[1]), _int(children[0]))
+        if kind == "global_type":
+            return self.global_type(children)
         shape = tuple(_int(s) for s in children[1].children if s is not None)
         if kind == "tile_type":
             return TileType(self.dtype(children[0]), shape, self.register_layout(children[2]))
@@ -270,7 +313,16 @@ class _ModuleBuilder:
             except TypeCheckError as error:
                 location = self.location(children[2] or children[0])
                 raise ParseError(error.message, location, error.hint) from None
-        return GlobalType(self.dtype(children[0]), shape)
+        raise AssertionError(kind)  # the grammar has no other type
+
+    def global_type(self, children: list) -> GlobalType:
+        """`global f16[4096, 128]`, or `global f16[%m, 128]` of `m` rows known at run time
+        (the verifier checks that `m` is an i32 argument)."""
+        dims = [d for d in children[1].children if d is not None]
+        dt = self.dtype(children[0])
+        if dims and dims[0].type == "VALUE":
+            return GlobalType.runtime_rows(dt, tuple(_int(d) for d in dims[1:]), str(dims[0])[1:])
+        return GlobalType(dt, tuple(_int(d) for d in dims))
 
     def float_value(self, token: Node) -> float:
         """A FLOAT token's value; `-nan(0x...)` as the printer writes it, bit for bit."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from lpir.dtypes import DType
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.grid import count_text
 from lpir.ir.ops.control import ForOp, IfOp
 
 _SUFFIX = re.compile(r"^(.*)\.(\d+)$")
@@ -101,7 +102,7 @@ class Printer:
     def kernel(self, kernel: Kernel) -> None:
         params = ", ".join(f"{k} = {format_attribute(v)}" for k, v in kernel.params.items())
         args = ", ".join(f"{self.namer.define(a)}: {a.type}" for a in kernel.args)
-        grid = ", ".join(str(g) for g in kernel.grid)
+        grid = ", ".join(count_text(g) for g in kernel.grid)
         stage = "" if kernel.stage == "tile" else f" stage({kernel.stage})"
         header = f"kernel @{kernel.name}[{params}]({args}) blocks({grid}) threads({kernel.threads})"
         self.emit(0, header + stage + " {")

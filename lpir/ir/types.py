@@ -14,14 +14,18 @@ type               text                                        meaning
                                                                layout-selection
 `SharedType`       `shared f16[64, 32]`,                       a tile in shared memory,
                    `shared f16[64, 32] @ shared(...)`          optionally strided/swizzled
-`GlobalType`       `global u4[4096, 4096]`                     a C-contiguous tensor in global
-                                                               memory (a kernel argument)
+`GlobalType`       `global u4[4096, 4096]`,                    a C-contiguous tensor in global
+                   `global f16[%m, 4096]`                      memory (a kernel argument); its
+                                                               first dimension may be the
+                                                               value of an i32 argument
 `VectorType`       `<64 x f32>`                                one thread's private array
                                                                (thread IR)
 =================  ==========================================  =============================
 
 Shapes are concrete: a kernel is specialized for each distinct set of sizes before it is
-lowered to IR.
+lowered to IR, except a tensor's first dimension, which may be a run-time size (`extent`):
+the value of one of the kernel's i32 scalar arguments at each call. Strides do not depend on
+it, so only the accesses' edge masks (and the launch grid, `lpir.ir.grid`) read it.
 """
 
 from __future__ import annotations
@@ -157,13 +161,36 @@ class SharedType(Shaped, Type):
 
 @dataclass(frozen=True)
 class GlobalType(Shaped, Type):
+    """A C-contiguous tensor. Where `extent` names an i32 scalar argument, the first
+    dimension is that argument's value at each call, and `shape[0]` is only its bound: the
+    most rows that i32 element indices reach (`runtime_rows`). Code that needs the size of
+    the first dimension asks `extent` first."""
+
     dtype: DType
     shape: tuple[int, ...]
+    extent: str | None = None
+
+    @staticmethod
+    def runtime_rows(dtype: DType, rest: tuple[int, ...], extent: str) -> GlobalType:
+        """A tensor of `extent` rows (known at run time) of shape `rest` each."""
+        return GlobalType(dtype, (rows_bound(rest), *rest), extent)
 
     @property
     def strides(self) -> tuple[int, ...]:
         """Element strides of the C-contiguous tensor."""
         return _row_major(self.shape)
+
+    def fits(self, shape: tuple[int, ...]) -> bool:
+        """Whether an array of `shape` has this tensor's rank and compile-time dimensions (a
+        run-time first dimension is checked against its argument at the call)."""
+        shape = tuple(shape)
+        if self.extent is None:
+            return shape == self.shape
+        return len(shape) == self.rank and shape[1:] == self.shape[1:]
+
+    def rows(self, extent: int) -> GlobalType:
+        """The tensor at a call whose first dimension is `extent`: every size known."""
+        return GlobalType(self.dtype, (extent, *self.shape[1:]))
 
     @property
     def swizzle(self) -> None:
@@ -171,7 +198,15 @@ class GlobalType(Shaped, Type):
         return None
 
     def __str__(self) -> str:
+        if self.extent is not None:
+            rest = "".join(f", {size}" for size in self.shape[1:])
+            return f"global {self.dtype.name}[%{self.extent}{rest}]"
         return f"global {self.dtype.name}{_shape_text(self.shape)}"
+
+
+def rows_bound(rest: tuple[int, ...]) -> int:
+    """The most rows of shape `rest` whose elements i32 indices reach (2^31 - 1 in all)."""
+    return (2**31 - 1) // max(1, math.prod(rest))
 
 
 @dataclass(frozen=True)

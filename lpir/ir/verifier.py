@@ -20,14 +20,16 @@ Checked here, for every kernel:
 
 from __future__ import annotations
 
+from lpir.dtypes import dtype
 from lpir.errors import LpirError, VerifyError
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
+from lpir.ir.grid import RuntimeCount, count_text, is_empty
 from lpir.ir.layout_checks import check_layouts
 from lpir.ir.ops import thread as thread_ops
 from lpir.ir.ops import thread_memory as thread_memory_ops
 from lpir.ir.ops.control import ForOp, IfOp, YieldOp
 from lpir.ir.signature import check_signature
-from lpir.ir.types import GlobalType, TileType, Type, VectorType
+from lpir.ir.types import GlobalType, ScalarType, TileType, Type, VectorType
 
 _THREAD_ONLY = tuple(
     cls
@@ -55,13 +57,36 @@ class _KernelVerifier:
         if kernel.stage not in ("tile", "thread"):
             raise VerifyError(f"unknown stage {kernel.stage!r}", kernel.location)
         # A block count of 0 is an empty grid (an empty batch): a call that runs no block.
-        if kernel.threads < 1 or min(kernel.grid) < 0:
+        known = [count for count in kernel.grid if isinstance(count, int)]
+        if kernel.threads < 1 or min(known, default=0) < 0:
+            grid = ", ".join(count_text(count) for count in kernel.grid)
             raise VerifyError(
-                f"blocks{tuple(kernel.grid)} threads({kernel.threads}): block counts must not "
+                f"blocks({grid}) threads({kernel.threads}): block counts must not "
                 "be negative and the thread count must be positive",
                 kernel.location,
             )
+        self.check_runtime_sizes()
         self.region(self.kernel.body, terminated=False)
+
+    def check_runtime_sizes(self) -> None:
+        """A run-time first dimension (`global f16[%m, 64]`) and a run-time block count read
+        i32 scalar arguments of the kernel."""
+        scalars = {
+            arg.name_hint: arg.type
+            for arg in self.kernel.args
+            if isinstance(arg.type, ScalarType) and arg.name_hint is not None
+        }
+        names = [arg.type.extent for arg in self.kernel.args if isinstance(arg.type, GlobalType)]
+        for count in self.kernel.grid:
+            if isinstance(count, RuntimeCount):
+                names += sorted(count.arguments())
+        for name in names:
+            if name is not None and scalars.get(name) != ScalarType(dtype("i32")):
+                raise VerifyError(
+                    f"%{name} gives a size at run time, but it is not an i32 argument of "
+                    f"{self.kernel.name}",
+                    self.kernel.location,
+                )
 
     def region(self, region: Region, terminated: bool) -> None:
         self.defined.append({id(a) for a in region.args})
@@ -107,7 +132,7 @@ class _KernelVerifier:
         location = op.location if op is not None else self.kernel.location
         shape = getattr(type_, "shape", ())
         # a tensor of an empty call (a block count of 0) may be empty; it is never accessed
-        least = 0 if isinstance(type_, GlobalType) and 0 in self.kernel.grid else 1
+        least = 0 if isinstance(type_, GlobalType) and is_empty(self.kernel.grid) else 1
         if (isinstance(type_, VectorType) and type_.size < 1) or any(
             size < least for size in shape
         ):

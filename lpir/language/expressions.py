@@ -642,6 +642,8 @@ class ExpressionLowering:
             )
         offsets, dims, shape = [], [], []
         for dim, (item, extent) in enumerate(zip(node.items, shape_of_memory)):
+            if dim == 0:
+                self.refuse_whole_runtime_dimension(memory, item)
             offset, length = self.slice_item(item, extent)
             if isinstance(memory.type, SharedType):
                 self.check_shared_bounds(offset, length or 1, extent, item)
@@ -650,6 +652,19 @@ class ExpressionLowering:
                 dims.append(dim)
                 shape.append(length)
         return Slice(memory, tuple(offsets), tuple(dims), tuple(shape))
+
+    def refuse_whole_runtime_dimension(self, memory: Memory, item: ast.Node) -> None:
+        """`x[:, k]` or `x[2:, k]` of a first dimension read at run time: a tile's size is
+        compile-time, so it cannot span a size known only at the call."""
+        rows = getattr(memory.type, "extent", None)
+        if rows is not None and isinstance(item, ast.SliceRange) and item.stop is None:
+            raise self.error(
+                f"{memory.name}'s first dimension is {rows}, an argument read at run time, so "
+                "a slice to its end has no compile-time length",
+                item,
+                f"load a tile of rows at a time, e.g. {memory.name}[r :+ 16, ...] with a loop "
+                f"or blocks over {rows} (the rows past {rows} are masked)",
+            )
 
     def check_shared_bounds(self, offset: Value, length: int, extent: int, item: ast.Node) -> None:
         """A shared tile's size is the kernel's own choice, so a slice known to leave it is a

@@ -15,6 +15,7 @@ from typing import Any
 from lpir.dtypes import DType
 from lpir.errors import LpirError, with_article
 from lpir.ir.core import Kernel, Module, Region, Value
+from lpir.ir.grid import MAX_BLOCKS, is_empty
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.ops.arith import SYMBOLS
 from lpir.ir.types import GlobalType, ScalarType, SharedType, agree
@@ -22,6 +23,7 @@ from lpir.language import ast
 from lpir.language.declarations import RESERVED, name_span
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, TileLimitBuilder
 from lpir.language.folding import constant_text
+from lpir.language.runtime_sizes import block_count, first_dimension
 from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
 
 # Blocks (the bodies of for, if and else, and of inlined defs) nested deeper than this, and defs
@@ -62,10 +64,6 @@ def first_assignment(name: str, statements: list[ast.Node]) -> ast.Node | None:
         elif isinstance(statement, ast.If):
             pending.extend(reversed([*statement.then_body, *(statement.else_body or [])]))
     return None
-
-
-# the most blocks along x, y, z: CUDA's launch limits (and block.x is an i32)
-MAX_BLOCKS = (2**31 - 1, 65535, 65535)
 
 
 class KernelLowering(ExpressionLowering):
@@ -132,10 +130,12 @@ class KernelLowering(ExpressionLowering):
     # ---- the kernel -------------------------------------------------------------------------
     def lower(self) -> Module:
         kdef = self.kernel_def
-        grid = [self.as_const_int(b, "a block count") for b in kdef.blocks]
+        grid = [block_count(self, b) for b in kdef.blocks]
         if not 1 <= len(grid) <= 3:
             raise self.error("blocks(...) takes 1 to 3 counts", kdef, "e.g. blocks(N / 64, 2)")
         for axis, (node, count) in enumerate(zip(kdef.blocks, grid)):
+            if not isinstance(count, int):  # computed at each call (`lpir.ir.grid`)
+                continue
             if count < 0:  # 0 is an empty launch (an empty batch): no block runs
                 raise self.error(
                     f"the block count is {count}; it must not be negative",
@@ -156,7 +156,7 @@ class KernelLowering(ExpressionLowering):
             raise self.error(
                 f"threads({self.threads}) is out of range", kdef.threads, "use 1 to 1024 threads"
             )
-        self.empty_grid = 0 in grid
+        self.empty_grid = is_empty(grid)
         args = [self.argument(a) for a in kdef.args]
         body = Region(args)
         self.builder.region = body
@@ -179,8 +179,10 @@ class KernelLowering(ExpressionLowering):
             value = Value(ScalarType(dt), decl.name)
             self.scopes[0][decl.name] = Runtime(value)
             return value
-        shape = tuple(self.as_const_int(d, "a tensor dimension") for d in decl.dims)
-        for node, size in zip(decl.dims, shape):
+        rows = first_dimension(self, decl)
+        dims = decl.dims[1:] if rows is not None else decl.dims
+        shape = tuple(self.as_const_int(d, "a tensor dimension") for d in dims)
+        for node, size in zip(dims, shape):
             if size < 0:
                 raise self.error(
                     f"dimension is {size}; it must not be negative",
@@ -205,7 +207,8 @@ class KernelLowering(ExpressionLowering):
                 decl,
                 "lpir indexes tensors with i32: keep each tensor under 2^31 elements",
             )
-        value = Value(GlobalType(dt, shape), decl.name)
+        type_ = GlobalType(dt, shape) if rows is None else GlobalType.runtime_rows(dt, shape, rows)
+        value = Value(type_, decl.name)
         self.scopes[0][decl.name] = Memory(value, decl.name)
         return value
 

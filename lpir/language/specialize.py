@@ -518,14 +518,32 @@ def check_arguments(
                 or bytes_passed_for(info, expected_dtype, decl.name, _dims_text(evaluator, decl))
                 or _dtype_hint(expected_dtype),
             )
-        expected = tuple(evaluator.as_const_int(d, "a dimension") for d in decl.dims)
+        rows = runtime_rows_name(kernel_def, decl)  # checked against its argument at the call
+        dims = decl.dims[1:] if rows is not None else decl.dims
+        expected = tuple(evaluator.as_const_int(d, "a dimension") for d in dims)
+        if rows is not None and len(info.shape) == len(decl.dims):
+            expected = (info.shape[0], *expected)
         if tuple(info.shape) != expected:
+            if rows is not None:
+                expected_text = f"({', '.join([rows, *map(str, expected[1:])])})"
+            else:
+                expected_text = str(expected)
             shown = ", ".join(f"{k} = {_show(v)}" for k, v in params.items())
             raise ArgumentError(
-                f"argument {decl.name} must have shape {expected}, got {tuple(info.shape)}",
+                f"argument {decl.name} must have shape {expected_text}, got {tuple(info.shape)}",
                 location,
                 f"with {shown}",
             )
+
+
+def runtime_rows_name(kernel_def: ast.KernelDef, decl: ast.GlobalArg) -> str | None:
+    """The scalar argument a tensor's first dimension is (read at each call), or None."""
+    first = decl.dims[0] if decl.dims else None
+    if isinstance(first, ast.Name) and any(
+        isinstance(arg, ast.ScalarArg) and arg.name == first.id for arg in kernel_def.args
+    ):
+        return first.id
+    return None
 
 
 def _foreign_dtype_hint(foreign: Any) -> str | None:

@@ -257,6 +257,47 @@ def check_device_tensor(
     view.checked_as = arg_type
 
 
+def logical_shape(value: Any, view: DeviceView | None) -> tuple[int, ...] | None:
+    """The shape of the tensor a call's argument stands for: a device array's (a
+    `DevicePacked`'s own, not its bytes'), a host array's or a `PackedArray`'s."""
+    if view is not None:
+        from lpir.backends.cuda.arrays import logical_shape as device_shape
+
+        return device_shape(view)
+    shape = getattr(value, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+def check_runtime_rows(
+    kernel_args: list, prepared: list, shapes: list, wheres: list[SourceLocation | None]
+) -> None:
+    """Raise unless every tensor whose first dimension is an i32 argument (`GlobalType.extent`)
+    has as many rows as that argument says at this call. `kernel_args`: the kernel IR's
+    arguments; `prepared`: the call's checked arguments; `shapes`: each tensor's logical
+    shape (None for scalars); `wheres`: each argument's declaration."""
+    values = {arg.name_hint: value for arg, value in zip(kernel_args, prepared)}
+    for arg, shape, where in zip(kernel_args, shapes, wheres):
+        rows_name = getattr(arg.type, "extent", None)
+        if rows_name is None or shape is None:
+            continue
+        rows = int(values[rows_name])
+        name = arg.name_hint or "?"
+        if shape[0] != rows:
+            raise ArgumentError(
+                f"argument {name} has {shape[0]} rows (its first dimension is {rows_name}), but "
+                f"{rows_name} = {rows} at this call",
+                where,
+                f"pass {rows_name} = {name}.shape[0], or an array of {rows_name} rows",
+            )
+        if rows > arg.type.shape[0]:  # (an array this large has more elements than i32 reach)
+            raise ArgumentError(
+                f"argument {name} has {rows} rows, more than i32 indices reach (at most "
+                f"{arg.type.shape[0]} rows of {math.prod(arg.type.shape[1:])} elements)",
+                where,
+                "lpir indexes tensors with i32: split the call",
+            )
+
+
 def check_tensor(
     value: Any, expected: DType, decl: Declared, where: SourceLocation | None, writes: bool
 ) -> None:

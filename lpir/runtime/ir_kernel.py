@@ -21,6 +21,7 @@ from typing import Any
 from lpir.errors import ArgumentError, LpirError, SourceLocation
 from lpir.ir.core import Kernel as IRKernelNode
 from lpir.ir.core import Module
+from lpir.ir.grid import is_empty
 from lpir.ir.ops import StoreBitsOp, StoreOp, StoreThreadOp
 from lpir.ir.parser import parse
 from lpir.ir.printer import print_module
@@ -132,7 +133,7 @@ def _stored_names(module: Module) -> set[str]:
 def build_ir_specialization(module: Module, target: str) -> Specialization:
     kernel = module.kernels[0]
     stages = {"source": print_module(module)}
-    if 0 in kernel.grid:  # an empty call (an empty batch): it runs no block on any target
+    if is_empty(kernel.grid):  # an empty call (an empty batch): it runs no block on any target
         return empty_launch(dict(kernel.params), stages, module)
     if kernel.stage == "tile":
         final = run_pipeline(module, target, stages)
@@ -187,7 +188,7 @@ class IRKernel:
             raise ArgumentError(
                 f"{self.name} takes {len(args)} arguments ({names}), got {len(arguments)}", where
             )
-        prepared = []
+        prepared, shapes = [], []
         wheres: list[SourceLocation | None] = [where] * len(args)
         if self.kernel_node.argument_locations:  # parsed IR text knows each declaration's place
             wheres = list(self.kernel_node.argument_locations)
@@ -197,7 +198,7 @@ class IRKernel:
             if isinstance(arg.type, GlobalType):
                 view = args_.device_view_of(value)
                 info = args_.tensor_info(value, declared, where, self.target, view)
-                if info.dtype != dt or info.shape != arg.type.shape:
+                if info.dtype != dt or info.shape is None or not arg.type.fits(info.shape):
                     raise ArgumentError(
                         f"argument {declared.name} must be {arg.type}, got {args_.describe(value)}",
                         where,
@@ -208,8 +209,11 @@ class IRKernel:
                     writes = declared.name in self.spec.stored
                     args_.check_tensor(value, dt, declared, where, writes)
                 prepared.append(value)
+                shapes.append(args_.logical_shape(value, view))
             else:
                 prepared.append(args_.check_scalar(value, dt, declared, where))
+                shapes.append(None)
+        args_.check_runtime_rows(args, prepared, shapes, wheres)
         self.spec.run(prepared)
 
     def ir(self, stage: str = "final") -> str:

@@ -25,7 +25,7 @@ from lpir.ir.core import Module
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
 from lpir.language import ast
-from lpir.language.specialize import ArgumentInfo, choose_params
+from lpir.language.specialize import ArgumentInfo, choose_params, runtime_rows_name
 from lpir.language.syntax import parse_program
 from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
@@ -155,6 +155,13 @@ class Kernel:
             for i, decl in enumerate(kernel_def.args)
             if isinstance(decl, ast.ScalarArg) and decl.dtype_name in parameters
         ]
+        # tensors whose first dimension is an i32 argument: one specialization serves every
+        # size, so their first dimension keys no cache (it is checked at every call)
+        self._runtime_rows = {
+            i
+            for i, decl in enumerate(kernel_def.args)
+            if isinstance(decl, ast.GlobalArg) and runtime_rows_name(kernel_def, decl)
+        }
         self._checks: dict[int, list[tuple]] = {}  # id(specialization) -> its argument checks
         self._wheres: list | None = None
         self.last: Specialization | None = None
@@ -178,7 +185,7 @@ class Kernel:
     # ---- specializations -------------------------------------------------------------------
     def specialize(self, arguments: list[ArgumentInfo] | None = None) -> Specialization:
         """The compiled form for the parameters these arguments imply (cached)."""
-        seen = None if arguments is None else tuple(arguments)
+        seen = None if arguments is None else self._seen(arguments)
         if seen is not None and seen in self._by_arguments:
             self.last = self._by_arguments[seen]
             return self.last
@@ -192,6 +199,15 @@ class Kernel:
             self._by_arguments[seen] = spec
         self.last = spec
         return spec
+
+    def _seen(self, arguments: list[ArgumentInfo]) -> tuple:
+        """What a call's arguments key the specializations by: run-time rows left out."""
+        return tuple(
+            info._replace(shape=(-1, *info.shape[1:]))  # (-1: any number of rows)
+            if index in self._runtime_rows and info.shape
+            else info
+            for index, info in enumerate(arguments)
+        )
 
     def __call__(self, /, *arguments: Any, **by_name: Any) -> None:
         """Run the kernel on `arguments`, in the order of its declaration, or by name as in
@@ -227,7 +243,8 @@ class Kernel:
             value = arguments[position]
             if not isinstance(value, np.ndarray | PackedArray):
                 return None
-            key.append((value.dtype, value.shape))
+            shape = value.shape[1:] if position in self._runtime_rows else value.shape
+            key.append((value.dtype, len(value.shape), shape))
         for position in self._deducing_scalar_positions:
             value = arguments[position]
             key.append(value.dtype if isinstance(value, np.generic) else None)
@@ -266,6 +283,15 @@ class Kernel:
             else:
                 args_.check_tensor(value, dt, decl, where, writes)
                 prepared.append(value)
+        if self._runtime_rows:
+            shapes = [
+                None if index not in self._runtime_rows else args_.logical_shape(value, view)
+                for index, (value, view) in enumerate(
+                    zip(arguments, views if views is not None else [None] * len(arguments))
+                )
+            ]
+            wheres = [check[2] for check in checks]
+            args_.check_runtime_rows(spec.kernel_ir.args, prepared, shapes, wheres)
         return prepared
 
     def _argument_checks(self, spec: Specialization) -> list[tuple]:

@@ -9,6 +9,7 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel as IRKernel
 from lpir.ir.core import Module
+from lpir.ir.grid import is_empty
 from lpir.ir.ops import StoreOp
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
@@ -132,7 +133,7 @@ def build_specialization(
 ) -> Specialization:
     tile_module = lower_kernel(program, kernel_def, params)
     stages = {"source": print_module(tile_module)}
-    if 0 in tile_module.kernels[0].grid:
+    if is_empty(tile_module.kernels[0].grid):
         return empty_launch(params, stages, tile_module)
     final = run_pipeline(tile_module, target, stages)
     stages["final"] = print_module(final)

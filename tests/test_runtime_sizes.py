@@ -1,0 +1,219 @@
+"""Sizes read at run time: a tensor's first dimension written as an i32 argument
+(`x: global f16[m, K], ..., m: i32`) and block counts computed from such arguments
+(`blocks(cdiv(m, BM))`). One specialization serves every size: the accesses mask their edges
+against the argument, and every launcher computes the grid at each call.
+
+Every host target and the CUDA pipeline on the thread interpreter agree with numpy at sizes
+0, 1, below a tile, at a tile and past it, from one compiled specialization: row-wise math,
+a reduction over a run-time number of rows in a loop, packed rows (u4, u3), gathers through ids
+that leave the table, masked loads with `other =`; IR text with run-time sizes prints, parses
+and runs. A call whose array disagrees with its size argument, or whose grid is out of range,
+is an ArgumentError; a run-time size where the strides need a compile-time one is a located
+error. The CUDA C compiles for sm_80 and sm_90.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from host_targets import HOST_TARGETS
+from lpir.backends.cuda.compiler import compile_with_nvcc, find_nvcc
+from lpir.backends.cuda.device import gpu_available
+
+import lpir
+from lpir.errors import ArgumentError, LpirError
+
+TARGETS = [*HOST_TARGETS, "threads-cuda"]
+SIZES = [0, 1, 3, 16, 37]
+
+# Each row of x scaled and shifted, m rows in tiles of BM (the last tile overhangs m).
+ROWS = """
+kernel rows[K = 24, BM = 16](
+    x: global f32[m, K], y: global f32[m, K], m: i32,
+) blocks(cdiv(m, BM)) threads(32) {
+    r = block.x * BM
+    store(y[r :+ BM, :], load(x[r :+ BM, :]) * 2.0 + 1.0)
+}
+"""
+
+# Column sums over m rows in one block: a loop to the run-time size, rows past it masked.
+COLUMN_SUMS = """
+kernel column_sums[K = 20, BM = 8](x: global f32[m, K], out: global f32[K], m: i32)
+blocks(1) threads(32) {
+    acc = zeros<f32>[BM, K]
+    for r in range(0, m, BM) {
+        acc += load(x[r :+ BM, :])
+    }
+    store(out[:], sum(acc, axis = 0))
+}
+"""
+
+# Packed rows: codes of WT copied into a second packed tensor plus one (wrapping at the top).
+PACKED_ROWS = """
+kernel packed_rows[WT = u4, K = 40, BM = 4](
+    w: global WT[n, K], v: global WT[n, K], n: i32,
+) blocks(cdiv(n, BM)) threads(32) {
+    r = block.x * BM
+    store(v[r :+ BM, :], cast<WT>((cast<i32>(load(w[r :+ BM, :])) + 1) % (max_value(WT) + 1)))
+}
+"""
+
+# Rows of a table of v rows (known at the call) chosen by ids that may leave it: those read
+# -1 (other =), as do the rows past the n tokens.
+EMBEDDING = """
+kernel embedding[D = 12, BT = 8](
+    table: global f32[v, D], ids: global i32[n], out: global f32[n, D], v: i32, n: i32,
+) blocks(cdiv(n, BT)) threads(32) {
+    t0 = block.x * BT
+    live = (arange(BT) < n - t0)[:, None]
+    store(out[t0 :+ BT, :], load(table[load(ids[t0 :+ BT]), :], mask = live, other = -1.0))
+}
+"""
+
+
+def _rows_expected(x: np.ndarray) -> np.ndarray:
+    return x * np.float32(2.0) + np.float32(1.0)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_rows_at_every_size_from_one_specialization(target: str) -> None:
+    kernel = lpir.compile(ROWS, target=target)
+    rng = np.random.default_rng(1)
+    for m in SIZES:
+        x = rng.standard_normal((m, 24)).astype(np.float32)
+        y = np.full_like(x, np.nan)
+        kernel(x, y, m)
+        np.testing.assert_array_equal(y, _rows_expected(x))
+    assert len(kernel.specializations) == 1
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_loop_over_a_run_time_number_of_rows(target: str) -> None:
+    kernel = lpir.compile(COLUMN_SUMS, target=target)
+    rng = np.random.default_rng(2)
+    for m in [0, 5, 8, 29]:
+        x = rng.integers(-8, 8, (m, 20)).astype(np.float32)  # exact sums in any order
+        out = np.full(20, np.nan, np.float32)
+        kernel(x, out, m)
+        np.testing.assert_array_equal(out, x.sum(axis=0))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dt", ["u4", "u3"])
+def test_packed_rows(target: str, dt: str) -> None:
+    kernel = lpir.compile(PACKED_ROWS, target=target, WT=dt)
+    top = (1 << int(dt[1:])) - 1
+    rng = np.random.default_rng(3)
+    for n in [1, 6, 9]:
+        codes = rng.integers(0, top + 1, (n, 40)).astype(np.uint8)
+        w = lpir.pack(codes, dt)
+        v = lpir.pack(np.zeros_like(codes), dt)
+        kernel(w, v, n)
+        np.testing.assert_array_equal(v.unpack(), (codes + 1) % (top + 1))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_gathered_rows_of_a_table_whose_rows_are_counted_at_the_call(target: str) -> None:
+    kernel = lpir.compile(EMBEDDING, target=target)
+    rng = np.random.default_rng(4)
+    for v, n in [(5, 11), (30, 3), (1, 8)]:
+        table = rng.standard_normal((v, 12)).astype(np.float32)
+        ids = rng.integers(-2, v + 3, n).astype(np.int32)  # some outside the table
+        out = np.zeros((n, 12), np.float32)
+        kernel(table, ids, out, v, n)
+        inside = (ids >= 0) & (ids < v)
+        expected = np.where(inside[:, None], table[np.clip(ids, 0, v - 1)], np.float32(-1.0))
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("target", ["threads", "cpu"])
+def test_ir_text_with_run_time_sizes_prints_parses_and_runs(target: str) -> None:
+    kernel = lpir.compile(ROWS, target=target)
+    text = kernel.ir("source")
+    assert "%x: global f32[%m, 24]" in text and "blocks(cdiv(%m, 16), 1, 1)" in text, text
+    again = lpir.compile(text, target=target)
+    assert again.ir("source") == text
+    x = np.arange(19 * 24, dtype=np.float32).reshape(19, 24)
+    y = np.zeros_like(x)
+    again(x, y, 19)
+    np.testing.assert_array_equal(y, _rows_expected(x))
+    final = kernel.ir("final")
+    assert lpir.compile(final, target=target).ir("source") == final
+
+
+def test_calls_of_new_sizes_add_no_cache_entries() -> None:
+    kernel = lpir.compile(ROWS, target="cpu")
+    for m in range(1, 40):
+        x = np.ones((m, 24), np.float32)
+        kernel(x, np.empty_like(x), m)
+    assert len(kernel.specializations) == 1
+    assert len(kernel._by_host_arrays) == 1
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+def test_rows_that_disagree_with_their_size_are_refused(target: str) -> None:
+    kernel = lpir.compile(ROWS, target=target)
+    x = np.ones((7, 24), np.float32)
+    for m, words in [(8, "x has 7 rows (its first dimension is m), but m = 8"), (-1, "m = -1")]:
+        with pytest.raises(ArgumentError) as caught:
+            kernel(x, np.empty_like(x), m)
+        text = str(caught.value)
+        assert words in text and "<source>:3:" in text and "x.shape[0]" in text, text
+    with pytest.raises(ArgumentError, match="25 from the shape of argument y"):
+        kernel(x, np.ones((7, 25), np.float32), 7)
+
+
+def test_a_grid_out_of_range_at_the_call_is_refused() -> None:
+    source = ROWS.replace("blocks(cdiv(m, BM))", "blocks(cdiv(m, BM) - 2)")
+    kernel = lpir.compile(source, target="cpu")
+    x = np.ones((3, 24), np.float32)
+    with pytest.raises(
+        ArgumentError, match=r"rows.s block count along x, cdiv\(%m, 16\) - 2, is -1 with m = 3"
+    ):
+        kernel(x, np.empty_like(x), 3)
+
+
+def _refused(source: str) -> str:
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="interp").specialize(None)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "words"),
+    [
+        ("x: global f32[K, m], m: i32", "", "only a tensor's first dimension"),
+        ("x: global f32[2 * m, K], m: i32", "", "an argument's name, not an expression"),
+        ("x: global f32[m, K], m: i64", "", "must be an i32 argument, but m is i64"),
+        ("x: global f32[m, K], m: i32", "t = load(x[:, :])\n", "a slice to its end"),
+    ],
+)
+def test_run_time_sizes_where_compile_time_ones_are_needed_are_located(
+    header: str, body: str, words: str
+) -> None:
+    source = f"kernel k[K = 8](\n    {header},\n) blocks(1) threads(32) {{\n    {body}}}\n"
+    text = _refused(source)
+    assert words in text and "^" in text and "<source>:" in text, text
+
+
+def test_a_block_count_of_other_arithmetic_is_located() -> None:
+    text = _refused("kernel k(x: global f32[m], m: i32)\nblocks(m % 4) threads(32) {\n}\n")
+    assert "cannot be computed at launch" in text and "<source>:2:" in text, text
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_the_cuda_c_compiles(arch: str) -> None:
+    cases = [(ROWS, {}), (COLUMN_SUMS, {}), (PACKED_ROWS, {"WT": "u3"}), (EMBEDDING, {})]
+    for source, params in cases:
+        code = lpir.compile(source, target="cuda", **params).source("cuda")
+        compile_with_nvcc(code, arch, "ptx", strict=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU (or no cuda-core / driver)")
+def test_run_time_sizes_on_the_gpu() -> None:
+    test_rows_at_every_size_from_one_specialization("cuda")
+    test_a_loop_over_a_run_time_number_of_rows("cuda")
+    test_packed_rows("cuda", "u3")
+    test_gathered_rows_of_a_table_whose_rows_are_counted_at_the_call("cuda")
