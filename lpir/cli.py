@@ -87,6 +87,30 @@ def _definitions(items: list[str]) -> dict[str, object]:
     return params
 
 
+def _scalar_values(items: list[str] | None) -> dict[str, int | float | bool]:
+    """`--arg m=37 --arg eps=1e-5` -> {"m": 37, "eps": 1e-05}: ints, floats, true/false."""
+    values: dict[str, int | float | bool] = {}
+    for item in items or []:
+        name, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or not name or name in values:
+            twice = f"--arg {name} is given twice" if name in values else f"bad --arg {item!r}"
+            raise LpirError(twice, hint="write --arg NAME=VALUE once per argument, e.g. --arg m=37")
+        if text in ("true", "false"):
+            values[name] = text == "true"
+            continue
+        try:
+            values[name] = int(text, 0)
+        except ValueError:
+            try:
+                values[name] = float(text)
+            except ValueError:
+                raise LpirError(
+                    f"--arg {name}={text}: {text!r} is not a number",
+                    hint="give an integer, a float, true or false",
+                ) from None
+    return values
+
+
 def _seed(text: str) -> int:
     """An argparse type: a numpy seed, an integer of at least 0."""
     try:
@@ -140,6 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check=args.check,
         bench=args.bench,
         seed=args.seed,
+        scalars=_scalar_values(args.arg),
     )
     return 0 if ok else 1
 
@@ -217,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
         "performance peer)",
     )
     run.add_argument("--seed", type=_seed, default=0, help="of the random inputs (0 or more)")
+    run.add_argument(
+        "-a",
+        "--arg",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a scalar argument's value in the random inputs (otherwise integers are 3, floats "
+        "1.5, bools true); a first dimension read at run time has as many rows",
+    )
     run.set_defaults(handler=_cmd_run)
 
     emit_cmd = commands.add_parser("emit", help="print generated code")

@@ -26,7 +26,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -77,7 +77,8 @@ def random_argument(
         return 1.5 if dt.is_float else min(3, int(dt.max))
     size = int(np.prod(type_.shape))
     if bound is not None and dt.is_int and not dt.is_packed:
-        return rng.integers(0, min(bound, int(dt.max) + 1), size=type_.shape).astype(dt.numpy_dtype)
+        top = max(1, min(bound, int(dt.max) + 1))  # (a table of no rows: positions 0, outside)
+        return rng.integers(0, top, size=type_.shape).astype(dt.numpy_dtype)
     if dt.is_float and dt.nbits >= 16:
         return rng.standard_normal(type_.shape).astype(np.dtype(dt.numpy_dtype))
     codes = rng.integers(0, 1 << min(dt.nbits, 16), size=size, dtype=np.uint64)
@@ -273,17 +274,26 @@ def run_file(
     check: bool = False,
     bench: bool = False,
     seed: int = 0,
+    scalars: Mapping[str, object] | None = None,
 ) -> bool:
-    """Run, check and time a kernel file; return False when a check fails."""
+    """Run, check and time a kernel file; return False when a check fails. `scalars`: values
+    of scalar arguments in the random inputs (`lpir run --arg`)."""
     compiled = lpir.compile(path, target=target, kernel=kernel, **(params or {}))
     spec = compiled.specialize(None)
     values = spec.params
     companion = load_companion(path)
     rng = np.random.default_rng(seed)
+    if companion is not None and scalars:
+        raise LpirError(
+            f"--arg sets scalars of random inputs, but {Path(companion.__file__ or '').name} "
+            f"makes the inputs of {compiled.name}",
+            hint="leave out --arg (the companion's make_inputs chooses the sizes), or run a "
+            "copy of the kernel file without its companion .py beside it",
+        )
     if companion is not None:
         arguments = companion_inputs(companion, values, rng, argument_names(spec.kernel_ir))
     else:
-        arguments = random_arguments(spec, rng)
+        arguments = random_arguments(spec, rng, scalars or {})
     pristine = copy.deepcopy(arguments)
     shown = ", ".join(f"{k}={getattr(v, 'name', v)}" for k, v in values.items())
     print(f"{compiled.name}[{shown}] on {target}")
@@ -306,15 +316,36 @@ def argument_names(kernel: Kernel) -> list[str]:
     return [arg.name_hint or f"arg {index}" for index, arg in enumerate(kernel.args)]
 
 
-def random_arguments(spec: Specialization, rng: np.random.Generator) -> list:
+def random_arguments(
+    spec: Specialization, rng: np.random.Generator, given: Mapping[str, object] | None = None
+) -> list:
     """Random contents for each argument of a specialization, positions kept inside the
-    tensors they index (`index_bounds` of its tile IR; a thread-IR file has none)."""
+    tensors they index (`index_bounds` of its tile IR; a thread-IR file has none); `given`:
+    values of scalar arguments by name (a first dimension read at run time follows its own)."""
     args = spec.kernel_ir.args
-    scalars = {
+    scalars: dict[str | None, object] = {
         a.name_hint: random_argument(a.type, rng)
         for a in args
         if not isinstance(a.type, GlobalType)
     }
+    for name in given or {}:
+        if name not in scalars:
+            known = ", ".join(str(name) for name in scalars) or "none"
+            raise LpirError(
+                f"--arg {name}: {spec.kernel_ir.name} has no scalar argument {name}",
+                hint=f"its scalar arguments: {known} (tensors are random)",
+            )
+    scalars.update(given or {})
+    for arg in args:
+        rows = getattr(arg.type, "extent", None)
+        if rows is None:
+            continue
+        count, bound = scalars[rows], arg.type.shape[0]
+        if not (isinstance(count, int) and 0 <= count <= bound):
+            raise LpirError(
+                f"--arg {rows}={count}: {rows} is the number of rows of {arg.name_hint}",
+                hint=f"give {rows} an integer from 0 to {bound} (the rows i32 indices reach)",
+            )
     types = [concrete_type(a.type, scalars) for a in args]  # rows read at run time: counted
     source = spec.stages.get("source")
     bounds = {} if source is None else index_bounds(parse(source).kernels[0], types)
@@ -324,7 +355,7 @@ def random_arguments(spec: Specialization, rng: np.random.Generator) -> list:
     ]
 
 
-def concrete_type(type_: Type, scalars: dict) -> Type:
+def concrete_type(type_: Type, scalars: Mapping) -> Type:
     """A tensor type with its first dimension counted where a scalar argument gives it."""
     if not isinstance(type_, GlobalType) or type_.extent is None:
         return type_

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel, Module
+from lpir.ir.grid import grid_text, is_empty
 from lpir.ir.parser import parse as parse_ir
 from lpir.ir.printer import print_module
 from lpir.language.ast import KernelDef, Program
@@ -131,12 +132,12 @@ def emit(
 def empty_grid_note(kernel: Kernel) -> str | None:
     """What to say of a kernel whose grid has a block count of 0 (an empty batch, e.g. N = 0
     deduced from empty tensors); None where every count is at least 1."""
-    if 0 not in kernel.grid:
+    if not is_empty(kernel.grid):
         return None
     shown = ", ".join(f"{name} = {getattr(v, 'name', v)}" for name, v in kernel.params.items())
     of = f" ({shown})" if shown else ""
     return (
-        f"the grid of {kernel.name}, blocks{tuple(kernel.grid)}, is empty for these "
+        f"the grid of {kernel.name}, blocks({grid_text(kernel.grid)}), is empty for these "
         f"parameters{of}: a call runs no block"
     )
 

@@ -189,7 +189,7 @@ def test_more_threads_than_cores_split_the_grid_finer(monkeypatch):
     text = GRID.replace("GX", "64").replace("GY", "1").replace("GZ", "1")
     monkeypatch.setenv("LPIR_NUM_THREADS", str(launch.CORES + 3))
     compiled = compile_kernel(parse(text), {})
-    assert len(compiled.launcher.ranges()) == launch.CORES + 3
+    assert len(compiled.launcher.ranges(64)) == launch.CORES + 3
     y = np.full(64 * 32, -1, np.int32)
     compiled.run([y])
     assert np.array_equal(y, check(text, [np.full_like(y, -1)])[0])

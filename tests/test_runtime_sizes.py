@@ -186,6 +186,7 @@ def _refused(source: str) -> str:
         ("x: global f32[2 * m, K], m: i32", "", "an argument's name, not an expression"),
         ("x: global f32[m, K], m: i64", "", "must be an i32 argument, but m is i64"),
         ("x: global f32[m, K], m: i32", "t = load(x[:, :])\n", "a slice to its end"),
+        ("x: global f32[m, n], m: i32, n: i32", "", "only a tensor's first dimension"),
     ],
 )
 def test_run_time_sizes_where_compile_time_ones_are_needed_are_located(
@@ -217,3 +218,73 @@ def test_run_time_sizes_on_the_gpu() -> None:
     test_a_loop_over_a_run_time_number_of_rows("cuda")
     test_packed_rows("cuda", "u3")
     test_gathered_rows_of_a_table_whose_rows_are_counted_at_the_call("cuda")
+
+
+def test_lpir_run_sizes_a_run_time_dimension_by_its_argument(tmp_path, capsys) -> None:
+    from lpir.cli import main
+
+    path = tmp_path / "rows.lp"
+    path.write_text(ROWS)
+    assert main(["run", str(path), "--check", "--arg", "m=37"]) == 0
+    assert "0 of 888 outside" in capsys.readouterr().out  # 37 rows of 24
+    table = tmp_path / "embedding.lp"
+    table.write_text(EMBEDDING)
+    assert main(["run", str(table), "--check", "--arg", "v=0", "--arg", "n=5"]) == 0
+    for args, words in [
+        (["--arg", "m=-4"], "m is the number of rows of x"),
+        (["--arg", "m=200000000"], "give m an integer from 0 to 89478485"),
+        (["--arg", "q=3"], "rows has no scalar argument q"),
+        (["--arg", "m=3", "--arg", "m=4"], "--arg m is given twice"),
+        (["--arg", "m=x"], "'x' is not a number"),
+    ]:
+        assert main(["run", str(path), *args]) == 1
+        assert words in capsys.readouterr().err
+
+
+def test_calls_of_different_sizes_from_two_threads_each_run_their_own_grid(monkeypatch) -> None:
+    """A launcher kept the block count of the last call in shared state, read again after a
+    point where Python may switch threads: one call could run another's number of blocks,
+    leaving rows unwritten. A sleep at that point makes the switch happen every time."""
+    import threading
+    import time
+
+    from lpir.backends.llvm import launch
+
+    kernel = lpir.compile(ROWS, target="cpu")
+    original = launch.Launcher.ranges
+
+    def slow_ranges(self, *args):
+        time.sleep(0.001)  # (where a thread switch may come)
+        return original(self, *args)
+
+    monkeypatch.setattr(launch.Launcher, "ranges", slow_ranges)
+    wrong = []
+
+    def calls(m: int) -> None:
+        x = np.ones((m, 24), np.float32)
+        for _ in range(30):
+            y = np.zeros_like(x)
+            kernel(x, y, m)
+            wrong.extend([m] if not np.array_equal(y, _rows_expected(x)) else [])
+
+    threads = [threading.Thread(target=calls, args=(m,)) for m in (16, 2048)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong
+
+
+def test_grids_in_messages_are_written_as_the_ir_writes_them() -> None:
+    source = ROWS.replace("[K = 24, BM = 16]", "[K = 24, BM = 16, H = 0]").replace(
+        "blocks(cdiv(m, BM))", "blocks(cdiv(m, BM), H)"
+    )
+    kernel = lpir.compile(source, target="cpu")
+    with pytest.raises(LpirError, match=r"the grid blocks\(cdiv\(%m, 16\), 0, 1\) is empty"):
+        kernel.source("llvm")
+
+
+def test_a_literal_zero_divisor_of_a_count_in_ir_text_is_located() -> None:
+    text = "kernel @k[](%x: global f32[%m], %m: i32) blocks(cdiv(%m, 0), 1, 1) threads(32) {\n}\n"
+    with pytest.raises(LpirError, match="<ir>:1:49: error: a block count divides by zero"):
+        lpir.compile(text, target="cpu")

@@ -21,7 +21,7 @@ from lpir.backends.cuda.source import KernelSource, emit_kernel, translation_uni
 from lpir.errors import ArgumentError, LpirError
 from lpir.ir.core import Module
 from lpir.ir.effects import stored_arguments
-from lpir.ir.grid import is_static, launch_grid, static_grid
+from lpir.ir.grid import grid_function, is_static, static_grid
 from lpir.ir.types import GlobalType
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class CompiledKernel:
         self._loaded: dict[str, LoadedKernel] = {}
         stored = stored_arguments(self.kernel)
         self.stored = [id(arg) in stored for arg in self.kernel.args]
+        self.grid = grid_function(self.kernel)  # (a grid computed at each call)
 
     @classmethod
     def group(cls, kernels: list[KernelSource]) -> list[CompiledKernel]:
@@ -152,14 +153,15 @@ class CompiledKernel:
             buffer.copy_from_host(host.ctypes.data, host.nbytes)
             parameters.append(np.uint64(buffer.pointer))
             copies.append((buffer, host, stored))
-        grid = None
-        if not is_static(self.kernel.grid):
-            grid = launch_grid(self.kernel, arguments)
+        if is_static(self.kernel.grid):
+            loaded.launch(parameters, stream)
+        else:
+            grid = self.grid(arguments)
             if 0 in grid:  # an empty batch: no block runs (the copies in are freed unused)
                 for buffer, _, _ in copies:
                     buffer.free()
                 return
-        loaded.launch(parameters, stream, grid)
+            loaded.launch(parameters, stream, grid)
         if copies:
             synchronize()
             for buffer, host, stored in copies:

@@ -36,7 +36,7 @@ from lpir.dtypes import DType
 from lpir.errors import ArgumentError, CompileError, LpirError
 from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
-from lpir.ir.grid import launch_grid, static_grid
+from lpir.ir.grid import grid_function, static_grid
 from lpir.ir.types import GlobalType
 from lpir.packing import PackedArray
 from lpir.runtime.arguments import refuse_overlap
@@ -145,50 +145,43 @@ class Launcher:
         self.kernel = kernel
         self.stored = stored_arguments(kernel)
         # each argument's part in a call, worked out once: its name, the bytes a tensor must
-        # have (None for a scalar), whether the kernel stores into it, its dtype
+        # have (None for a scalar), whether the kernel stores into it, its dtype, and for a
+        # tensor whose rows are read at run time the position of that size and a row's bits
         self.argument_plan = [
             (
                 arg.name_hint,
                 arg.type.nbytes if isinstance(arg.type, GlobalType) else None,
                 id(arg) in self.stored,
                 arg.type.dtype,
+                *_runtime_rows(arg.type, kernel),
             )
             for arg in kernel.args
         ]
         # a grid computed at each call travels after the arguments, one count an entry
-        self.static_grid = static_grid(kernel.grid)
-        entries = len(kernel.args) + (3 if self.static_grid is None else 0)
+        static = static_grid(kernel.grid)
+        entries = len(kernel.args) + (3 if static is None else 0)
         self.table_type = ctypes.c_void_p * max(1, entries)
+        self.grid = grid_function(kernel)
+        self.static_blocks = math.prod(static) if static is not None else None
         self.function = RUN_SIGNATURE(address)
         self.frame_bytes = frame_bytes
-        self.blocks = math.prod(self.static_grid) if self.static_grid is not None else 0
-        # the i32 scalars sizes read at run time come from: (position, name)
-        self.size_positions: list[tuple[int, str]] = [
-            (index, arg.name_hint)
-            for index, arg in enumerate(kernel.args)
-            if not isinstance(arg.type, GlobalType)
-            and arg.type.dtype.name == "i32"
-            and arg.name_hint is not None
-        ]
-        self.runtime_rows = any(
-            isinstance(arg.type, GlobalType) and arg.type.extent is not None for arg in kernel.args
-        )
         self.block_seconds: float | None = None  # a block's time on the caller, smoothed
 
     def run(self, arguments: list[Any]) -> None:
         keep_alive, pointers = self.pointers(arguments)
-        if self.static_grid is None:
-            grid = launch_grid(self.kernel, arguments, self.sizes_of(arguments))
-            self.blocks = math.prod(grid)
-            if self.blocks == 0:  # (an empty batch: no block runs)
+        blocks = self.static_blocks
+        if blocks is None:  # a grid computed at the call (each call its own: calls may overlap)
+            grid = self.grid(arguments)
+            blocks = math.prod(grid)
+            if blocks == 0:  # (an empty batch: no block runs)
                 return
             pointers += grid
         table = self.table_type(*pointers)
         address = ctypes.addressof(table)
-        ranges = self.ranges()
+        ranges = self.ranges(blocks)
         caller_runs = self.frame_bytes <= CALLER_FRAME_LIMIT
-        if caller_runs and len(ranges) > 1 and self.serial_is_faster(len(ranges)):
-            ranges = [(0, self.blocks)]
+        if caller_runs and len(ranges) > 1 and self.serial_is_faster(blocks, len(ranges)):
+            ranges = [(0, blocks)]
         if len(ranges) == 1 and caller_runs:
             self.run_on_caller(address, *ranges[0])
         else:
@@ -209,34 +202,21 @@ class Launcher:
         previous = self.block_seconds
         self.block_seconds = seconds if previous is None else (previous + seconds) / 2
 
-    def serial_is_faster(self, workers: int) -> bool:
+    def serial_is_faster(self, blocks: int, workers: int) -> bool:
         """Whether the grid on the caller alone (its blocks' time so far) takes no longer than
         split over `workers` threads plus a round trip through a worker. Unknown until the
         caller has run some blocks: the first call splits."""
         if self.block_seconds is None:
             return False
-        alone = self.block_seconds * self.blocks
+        alone = self.block_seconds * blocks
         return alone <= alone / workers + pool_latency()
 
-    def ranges(self) -> list[tuple[int, int]]:
-        if self.blocks == 1:  # the common small launch: nothing to split
+    def ranges(self, blocks: int) -> list[tuple[int, int]]:
+        if blocks == 1:  # the common small launch: nothing to split
             return [(0, 1)]
-        workers = min(threads_to_use(), self.blocks)
-        bounds = [self.blocks * i // workers for i in range(workers + 1)]
+        workers = min(threads_to_use(), blocks)
+        bounds = [blocks * i // workers for i in range(workers + 1)]
         return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
-
-    def runtime_sizes(self, arguments: list[Any]) -> list[int | None]:
-        """The bytes each tensor whose first dimension is read at run time has at this call
-        (None for the others: their size is the type's)."""
-        if not self.runtime_rows:
-            return [None] * len(arguments)
-        scalars = self.sizes_of(arguments)
-        return [_runtime_nbytes(arg.type, scalars) for arg in self.kernel.args]
-
-    def sizes_of(self, arguments: list[Any]) -> dict[str, int]:
-        """The i32 scalars of a call (checked already), by name: what sizes read at run time
-        come from."""
-        return {name: int(arguments[i]) for i, name in self.size_positions}
 
     def pointers(self, arguments: list[Any]) -> tuple[list, list[int]]:
         """Tensors: their data; scalars: a pointer to the value in register form."""
@@ -247,9 +227,11 @@ class Launcher:
         keep_alive: list[Any] = []
         pointers: list[int] = []
         spans: list[tuple[str, int, int, bool]] = []
-        sizes = self.runtime_sizes(arguments)
-        for (name, required, stored, dt), value, size in zip(self.argument_plan, arguments, sizes):
-            required = size if size is not None else required
+        for (name, required, stored, dt, rows_at, row_bits), value in zip(
+            self.argument_plan, arguments
+        ):
+            if rows_at is not None:  # rows read at run time (checked to be 0 or more)
+                required = (max(0, int(arguments[rows_at])) * row_bits + 7) // 8
             if required is None:
                 scalar, address = scalar_pointer(dt, value)
                 keep_alive.append(scalar)
@@ -269,10 +251,14 @@ class Launcher:
         return keep_alive, pointers
 
 
-def _runtime_nbytes(arg_type: Any, scalars: dict[str, int]) -> int | None:
-    """The bytes a tensor whose first dimension is read at run time has at a call."""
+def _runtime_rows(arg_type: Any, kernel: Kernel) -> tuple[int | None, int]:
+    """(the position of the argument holding a tensor's rows, the bits of a row) where its
+    first dimension is read at run time; (None, 0) otherwise."""
     rows = getattr(arg_type, "extent", None)
-    return None if rows is None else arg_type.rows(max(0, scalars[rows])).nbytes
+    if rows is None:
+        return None, 0
+    position = next(i for i, arg in enumerate(kernel.args) if arg.name_hint == rows)
+    return position, math.prod(arg_type.shape[1:]) * arg_type.dtype.nbits
 
 
 def data_address(array: np.ndarray) -> int:

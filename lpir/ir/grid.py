@@ -9,7 +9,7 @@ only that a run-time count is at most the launch limit of its axis (`grid_bounds
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,21 +46,7 @@ class RuntimeCount:
             assert self.name is not None
             return int(scalars[self.name])
         a, b = (_value(operand, scalars) for operand in self.operands)
-        if self.op == "add":
-            return a + b
-        if self.op == "sub":
-            return a - b
-        if self.op == "mul":
-            return a * b
-        if self.op == "min":
-            return min(a, b)
-        if self.op == "max":
-            return max(a, b)
-        if b == 0:
-            raise ZeroDivisionError(str(self))
-        if self.op == "div":
-            return _c_division(a, b)
-        return _c_division(a + b - 1, b)  # cdiv as the language computes it at run time
+        return _COMBINE[self.op](a, b)
 
     def arguments(self) -> set[str]:
         """The names of the arguments it reads."""
@@ -94,6 +80,11 @@ def count_text(count: Count) -> str:
     """A count as the IR prints it (a run-time count without its outer parentheses)."""
     text = str(count)
     return text[1:-1] if isinstance(count, RuntimeCount) and text.startswith("(") else text
+
+
+def grid_text(grid: Sequence[Count]) -> str:
+    """The counts as `blocks(...)` shows them: "4, 1, 1", "cdiv(%m, 16), 8, 1"."""
+    return ", ".join(count_text(count) for count in grid)
 
 
 def is_static(grid: Sequence[Count]) -> bool:
@@ -166,3 +157,49 @@ def _count_error(
         "pass sizes that make each block count 0 or more and within the launch limits "
         "(2^31 - 1 blocks along x, 65535 along y and z), with non-zero divisors",
     )
+
+
+def grid_function(kernel: Kernel) -> Callable[[Sequence], tuple[int, ...]]:
+    """`launch_grid` of a kernel as a function of a call's arguments, its counts compiled
+    once into closures over the arguments' positions: what a launcher calls at every call (a
+    walk of the counts in Python cost a small kernel's launch a third again)."""
+    static = static_grid(kernel.grid)
+    if static is not None:
+        return lambda arguments: static
+    positions = {arg.name_hint: index for index, arg in enumerate(kernel.args)}
+    x, y, z = (_compiled(count, positions) for count in kernel.grid)
+    gx, gy, gz = MAX_BLOCKS
+
+    def grid(arguments: Sequence) -> tuple[int, ...]:
+        try:
+            counts = x(arguments), y(arguments), z(arguments)
+        except ZeroDivisionError:
+            return launch_grid(kernel, arguments)  # (raises the located error)
+        if 0 <= counts[0] <= gx and 0 <= counts[1] <= gy and 0 <= counts[2] <= gz:
+            return counts
+        return launch_grid(kernel, arguments)
+
+    return grid
+
+
+def _compiled(count: Count, positions: Mapping[str | None, int]) -> Callable[[Sequence], int]:
+    """A count as a closure over a call's arguments (ZeroDivisionError for a divisor 0)."""
+    if isinstance(count, int):
+        return lambda arguments: count
+    if count.op == "arg":
+        position = positions[count.name]
+        return lambda arguments: int(arguments[position])
+    a, b = (_compiled(operand, positions) for operand in count.operands)
+    combine = _COMBINE[count.op]
+    return lambda arguments: combine(a(arguments), b(arguments))
+
+
+_COMBINE: dict[str, Callable[[int, int], int]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "min": min,
+    "max": max,
+    "div": lambda a, b: _c_division(a, b),
+    "cdiv": lambda a, b: _c_division(a + b - 1, b),
+}

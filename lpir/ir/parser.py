@@ -290,8 +290,11 @@ class _ModuleBuilder:
             op, operands = name, children[1:]
         else:
             op, operands = kind.removeprefix("count_"), children
+        a, b = self.count(operands[0]), self.count(operands[1])
         try:
-            return _combined(op, self.count(operands[0]), self.count(operands[1]))
+            if op in ("div", "cdiv") and b == 0:
+                raise ZeroDivisionError
+            return _combined(op, a, b)
         except ZeroDivisionError:
             raise self.fail("a block count divides by zero", tree) from None
 

@@ -404,7 +404,8 @@ class ExpressionLowering:
             # Outside the body (the launch grid, dimensions, defaults)
             hint = (
                 "these are computed before the kernel runs, from literals and parameters "
-                "only (block.x and the arguments exist only inside the body)"
+                "(block.x exists only inside the body; block counts and a tensor's first "
+                "dimension may read i32 arguments)"
             )
         else:
             hint = "use literals and integer parameters only"

@@ -113,14 +113,16 @@ class KernelLowering(ExpressionLowering):
         return super().lookup(name, node)
 
     def check_not_an_argument(self, name: str, node: ast.Node) -> None:
-        """The header (the launch grid, dimensions) reads an argument: refuse it as a value
-        known only when the kernel runs, not as an unknown name."""
+        """The header (the thread count, a tensor argument's name in a size) reads an argument
+        where only compile-time values go: refuse it as a value known only when the kernel
+        runs, not as an unknown name. (Block counts and a tensor's first dimension may read
+        i32 arguments: `runtime_sizes`.)"""
         kernel = self.kernel_def
         if any(arg.name == name for arg in kernel.args):
             raise self.error(
-                f"'{name}' is an argument of kernel {kernel.name}: the launch grid and the "
-                "tensor dimensions are computed before the kernel runs, from literals and "
-                "parameters only",
+                f"'{name}' is an argument of kernel {kernel.name}: this part of the header is "
+                "fixed when the kernel compiles, from literals and parameters only (block "
+                "counts and a tensor's first dimension may read i32 arguments)",
                 node,
                 f"the arguments exist only inside the body; make '{name}' a parameter instead "
                 f"(kernel {kernel.name}[{name} = ...](...)), given by lpir.compile(..., "

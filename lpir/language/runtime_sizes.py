@@ -83,11 +83,13 @@ def first_dimension(low: KernelLowering, decl: ast.GlobalArg) -> str | None:
     """The i32 argument a tensor's first dimension is (`x: global f16[m, K]`), or None where
     every dimension is a compile-time integer. A run-time size anywhere else is refused: the
     other dimensions give the strides, which are compile-time."""
+    found = None
     for index, dim in enumerate(decl.dims):
         if not reads_arguments(dim, low.kernel_def):
             continue
         if index == 0 and isinstance(dim, ast.Name):
-            return size_argument(low, dim, "a dimension")
+            found = size_argument(low, dim, "a dimension")
+            continue
         raise low.error(
             "only a tensor's first dimension may be a size read at run time, and only as an "
             "argument's name"
@@ -101,4 +103,4 @@ def first_dimension(low: KernelLowering, decl: ast.GlobalArg) -> str | None:
                 else "pass the size itself as an i32 argument (x: global f16[m, K], ..., m: i32)"
             ),
         )
-    return None
+    return found

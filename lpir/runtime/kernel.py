@@ -163,6 +163,7 @@ class Kernel:
             if isinstance(decl, ast.GlobalArg) and runtime_rows_name(kernel_def, decl)
         }
         self._checks: dict[int, list[tuple]] = {}  # id(specialization) -> its argument checks
+        self._rows: dict[int, list[tuple[int, int, int]]] = {}  # and its rows checks
         self._wheres: list | None = None
         self.last: Specialization | None = None
         choose_params(program, kernel_def, self.params, None) if self._all_given() else None
@@ -283,16 +284,33 @@ class Kernel:
             else:
                 args_.check_tensor(value, dt, decl, where, writes)
                 prepared.append(value)
-        if self._runtime_rows:
-            shapes = [
-                None if index not in self._runtime_rows else args_.logical_shape(value, view)
-                for index, (value, view) in enumerate(
-                    zip(arguments, views if views is not None else [None] * len(arguments))
-                )
-            ]
-            wheres = [check[2] for check in checks]
-            args_.check_runtime_rows(spec.kernel_ir.args, prepared, shapes, wheres)
+        for tensor, size, bound in self._rows_checks(spec):
+            view = views[tensor] if views is not None else None
+            rows = args_.logical_shape(arguments[tensor], view)[0]
+            if not rows == prepared[size] <= bound:  # (the message: check_runtime_rows)
+                shapes = [
+                    args_.logical_shape(value, views[i] if views is not None else None)
+                    if i in self._runtime_rows
+                    else None
+                    for i, value in enumerate(arguments)
+                ]
+                wheres = [check[2] for check in checks]
+                args_.check_runtime_rows(spec.kernel_ir.args, prepared, shapes, wheres)
         return prepared
+
+    def _rows_checks(self, spec: Specialization) -> list[tuple[int, int, int]]:
+        """(tensor position, size position, most rows) of each tensor whose rows a size
+        argument gives: each call checks the tensor has that many (at most the i32 bound)."""
+        found = self._rows.get(id(spec))
+        if found is None:
+            args = spec.kernel_ir.args
+            positions = {arg.name_hint: index for index, arg in enumerate(args)}
+            found = self._rows[id(spec)] = [
+                (index, positions[arg.type.extent], arg.type.shape[0])
+                for index, arg in enumerate(args)
+                if isinstance(arg.type, GlobalType) and arg.type.extent is not None
+            ]
+        return found
 
     def _argument_checks(self, spec: Specialization) -> list[tuple]:
         """(declaration, dtype, location, whether the kernel writes it: None for a scalar)

@@ -9,7 +9,7 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel as IRKernel
 from lpir.ir.core import Module
-from lpir.ir.grid import is_empty
+from lpir.ir.grid import grid_text, is_empty
 from lpir.ir.ops import StoreOp
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
@@ -81,9 +81,9 @@ class Specialization:
                     hint=f'e.g. source("cuda", "sm_90"); kinds for this target: {known}',
                 )
         if self.empty_grid:
-            grid = tuple(self.kernel_ir.grid)
+            grid = grid_text(self.kernel_ir.grid)
             raise LpirError(
-                f"the grid blocks{grid} is empty for these parameters: a call runs no block, "
+                f"the grid blocks({grid}) is empty for these parameters: a call runs no block, "
                 "so no code is generated",
                 hint="give parameters (or call with tensors) that make every block count at "
                 "least 1 to see the code",
