@@ -337,9 +337,9 @@ def random_arguments(
             )
     scalars.update(given or {})
     for arg in args:
-        rows = getattr(arg.type, "extent", None)
-        if rows is None:
+        if not isinstance(arg.type, GlobalType) or arg.type.extent is None:
             continue
+        rows = arg.type.extent
         count, bound = scalars[rows], arg.type.shape[0]
         if not (isinstance(count, int) and 0 <= count <= bound):
             raise LpirError(

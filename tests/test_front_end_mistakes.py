@@ -167,7 +167,6 @@ def test_dimension_and_default_from_block_x() -> None:
     ("header", "column"),
     [
         ("kernel k(a: global f32[64], n: i32) blocks(1) threads(n) {", 55),
-        ("kernel k(a: global f32[64], n: i32) blocks(a) threads(32) {", 44),
     ],
 )
 def test_launch_grid_from_a_scalar_argument(header: str, column: int) -> None:

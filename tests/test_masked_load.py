@@ -232,7 +232,6 @@ def test_the_ir_prints_the_mask_and_the_other_value() -> None:
             "u = load(y[0 :+ 64], mask = arange(32) < 3)",
             "a mask of shape [32] does not fit a slice of shape [64]",
         ),
-        ("u = load(y[0 :+ 64], other = 1.0)", "this load has no mask"),
         ("u = load(y[0 :+ 64], mask = t > 0.0, other = 1)", None),
         ("u = load(y[0 :+ 64], mask = t > 0.0, other = t > 0.0)", "other = must be an f32 value"),
         ("u = load(y[0 :+ 64], mask = t > 0.0, other = cast<f16>(t))", "cast<f32>(...)"),
@@ -317,3 +316,25 @@ def test_masked_loads_on_the_gpu(dt: str) -> None:
     c = np.zeros((32, 32), np.float32)
     lpir.compile(DOT, target="cuda")(a, b, c, 40)
     np.testing.assert_array_equal(c, a[:, :40].astype(np.float32) @ b[:40].astype(np.float32))
+
+
+@pytest.mark.parametrize("target", ["interp", "threads", "cpu"])
+def test_other_without_a_mask_fills_the_elements_outside_the_tensor(target: str) -> None:
+    """Ids of a run-time length read -1 past it (an id no gather reads), not 0 (row 0): a
+    scatter through them would have overwritten row 0 (found by an explorer)."""
+    source = """
+kernel scatter_rows[BT = 4](
+    rows: global f32[n, 8], slots: global i32[n], cache: global f32[16, 8], n: i32,
+) blocks(cdiv(n, BT)) threads(32) {
+    t0 = block.x * BT
+    slot = load(slots[t0 :+ BT], other = -1)
+    store(cache[slot, :], load(rows[t0 :+ BT, :]))
+}
+"""
+    kernel = lpir.compile(source, target=target)
+    rows = np.arange(8, dtype=np.float32)[None, :] + np.float32(100.0)
+    cache = np.full((16, 8), 7.0, np.float32)
+    kernel(rows, np.array([5], np.int32), cache, 1)
+    expected = np.full((16, 8), 7.0, np.float32)
+    expected[5] = rows[0]
+    np.testing.assert_array_equal(cache, expected)

@@ -197,6 +197,15 @@ def test_run_time_sizes_where_compile_time_ones_are_needed_are_located(
     assert words in text and "^" in text and "<source>:" in text, text
 
 
+def test_a_block_count_read_from_a_tensor_says_what_to_do_instead() -> None:
+    text = _refused(
+        "kernel k(x: global f32[m], c: global i32[1], m: i32)\n"
+        "blocks(cdiv(load(c[0]), 4)) threads(32) {\n}\n"
+    )
+    assert "'c' is a tensor argument of kernel k" in text and "<source>:2:18:" in text, text
+    assert "pass the size as an i32 argument" in text and "if block.x * BM <" in text, text
+
+
 def test_a_block_count_of_other_arithmetic_is_located() -> None:
     text = _refused("kernel k(x: global f32[m], m: i32)\nblocks(m % 4) threads(32) {\n}\n")
     assert "cannot be computed at launch" in text and "<source>:2:" in text, text
@@ -288,3 +297,33 @@ def test_a_literal_zero_divisor_of_a_count_in_ir_text_is_located() -> None:
     text = "kernel @k[](%x: global f32[%m], %m: i32) blocks(cdiv(%m, 0), 1, 1) threads(32) {\n}\n"
     with pytest.raises(LpirError, match="<ir>:1:49: error: a block count divides by zero"):
         lpir.compile(text, target="cpu")
+
+
+CEILINGS = """
+kernel ceilings(a: global i32[8], b: global i32[8], y: global i32[8], z: global i32[8])
+blocks(1) threads(32) {
+    x = load(a[:])
+    store(y[:], cdiv(x, load(b[:])))
+    store(z[:], cdiv(x, 4))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_cdiv_at_run_time_is_the_ceiling_constants_fold_to(target: str) -> None:
+    """It was (a + b - 1) / b: cdiv(-5, 4) gave 0 where the folded constant is -1, and
+    cdiv(2^31 - 1, 16) wrapped to a negative number (found by an explorer)."""
+    a = np.array([-9, -8, -5, -1, 0, 1, 5, 2**31 - 1], np.int32)
+    b = np.array([4, 4, 4, -4, -4, -4, -4, 16], np.int32)
+    y, z = np.zeros(8, np.int32), np.zeros(8, np.int32)
+    lpir.compile(CEILINGS, target=target)(a, b, y, z)
+    np.testing.assert_array_equal(y, [-(-int(p) // int(q)) for p, q in zip(a, b)])
+    np.testing.assert_array_equal(z, [-(-int(p) // 4) for p in a])
+
+
+def test_a_run_time_count_is_the_ceiling_too() -> None:
+    source = ROWS.replace("blocks(cdiv(m, BM))", "blocks(cdiv(m - 40, BM))")
+    kernel = lpir.compile(source, target="cpu")
+    x = np.ones((5, 24), np.float32)
+    with pytest.raises(ArgumentError, match=r"cdiv\(\(%m - 40\), 16\), is -2 with m = 5"):
+        kernel(x, np.empty_like(x), 5)

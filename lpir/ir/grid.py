@@ -201,5 +201,5 @@ _COMBINE: dict[str, Callable[[int, int], int]] = {
     "min": min,
     "max": max,
     "div": lambda a, b: _c_division(a, b),
-    "cdiv": lambda a, b: _c_division(a + b - 1, b),
+    "cdiv": lambda a, b: -(-a // b),  # the exact ceiling, as the language computes it
 }

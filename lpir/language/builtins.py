@@ -333,8 +333,23 @@ def cdiv(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
         if b.value == 0:
             raise low.error("cdiv by zero", b_node)
         return Const(-(-a.value // b.value))
-    sum_node = low.binary("add", a, low.binary("sub", b, Const(1), call), call)
-    return low.binary("div", sum_node, b, call)
+    if isinstance(b, Const) and b.value == 0:
+        raise low.error("cdiv by zero", b_node)
+    # The exact ceiling for every sign, as constants fold, and no overflow near 2^31: the
+    # truncated quotient, plus one where a remainder is left and the quotient is positive
+    # (the remainder has a's sign: positive quotients have it agree with b's). (a + b - 1) / b
+    # was wrong for a < 0 (cdiv(-5, 4) was 0) and wrapped for a near 2^31.
+    quotient = low.binary("div", a, b, call)
+    remainder = low.binary("rem", a, b, call)
+    if isinstance(b, Const) and b.value > 0:
+        up = low.binary("gt", remainder, Const(0), call)
+    else:
+        agree = low.binary("ge", low.binary("xor", remainder, b, call), Const(0), call)
+        nonzero = low.binary("ne", remainder, Const(0), call)
+        up = low.binary("logical_and", nonzero, agree, call)
+    assert isinstance(up, Runtime)  # (a run-time operand: the comparison is one too)
+    step = Runtime(low.builder.add(CastOp.create(up.value, quotient.type.dtype)))
+    return low.binary("add", quotient, step, call)
 
 
 def _is_float(value: SemanticValue) -> bool:

@@ -118,7 +118,17 @@ class KernelLowering(ExpressionLowering):
         runs, not as an unknown name. (Block counts and a tensor's first dimension may read
         i32 arguments: `runtime_sizes`.)"""
         kernel = self.kernel_def
-        if any(arg.name == name for arg in kernel.args):
+        declared = next((arg for arg in kernel.args if arg.name == name), None)
+        if isinstance(declared, ast.GlobalArg):
+            raise self.error(
+                f"'{name}' is a tensor argument of kernel {kernel.name}: the header is worked "
+                "out before the kernel runs, so it cannot read memory",
+                node,
+                "pass the size as an i32 argument instead (n: i32, then blocks(cdiv(n, BM))), "
+                "or launch an upper bound of blocks and let those past the size skip their "
+                f"work in the body (if block.x * BM < load({name}[0]) {{ ... }})",
+            )
+        if declared is not None:
             raise self.error(
                 f"'{name}' is an argument of kernel {kernel.name}: this part of the header is "
                 "fixed when the kernel compiles, from literals and parameters only (block "

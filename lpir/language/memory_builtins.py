@@ -30,12 +30,6 @@ from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (target,), keywords = call_arguments(low, call, 1, keywords=("mask", "other"))
     mask_node, other_node = keywords.get("mask"), keywords.get("other")
-    if other_node is not None and mask_node is None:
-        raise low.error(
-            "load's other = is what masked elements read, but this load has no mask",
-            other_node,
-            "give the mask too: load(x[...], mask = m, other = v), or drop other",
-        )
     value = low.expr(target)
     if isinstance(value, Memory) and isinstance(value.type, SharedType):
         memory, shape = value.value, value.type.shape
@@ -56,7 +50,8 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
         chosen = low.broadcast_to(low.constant(Const(False), BOOL), tuple(shape))
     mask = chosen if isinstance(chosen, Value) else None  # (True: every element)
     loaded = low.builder.add(LoadOp.create(memory, offsets, dims, tuple(shape), mask=mask))
-    if fill is not None:  # other = for every element not read: masked off, or outside
+    if fill is not None:  # other = for every element not read: masked off, or outside (all
+        # of them without a mask: ids of a run-time length read -1 past it, not row 0)
         inside = low.builder.add(InBoundsOp.create(memory, offsets, dims, tuple(shape)))
         read = inside if mask is None else low.builder.add(BinaryOp.create("and", mask, inside))
         fill = low.broadcast_to(fill, tuple(shape))

@@ -286,8 +286,9 @@ class Kernel:
                 prepared.append(value)
         for tensor, size, bound in self._rows_checks(spec):
             view = views[tensor] if views is not None else None
-            rows = args_.logical_shape(arguments[tensor], view)[0]
-            if not rows == prepared[size] <= bound:  # (the message: check_runtime_rows)
+            shape = args_.logical_shape(arguments[tensor], view)  # (checked: a tensor's)
+            # (where they disagree, check_runtime_rows finds the argument and says what is wrong)
+            if shape is None or not shape[0] == prepared[size] <= bound:
                 shapes = [
                     args_.logical_shape(value, views[i] if views is not None else None)
                     if i in self._runtime_rows
