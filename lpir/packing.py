@@ -102,6 +102,37 @@ class PackedArray:
         new_shape = _reshaped(self.shape, tuple(int(s) for s in shape))
         return PackedArray(self.data, new_shape, self.dtype)
 
+    def __getitem__(self, rows: slice) -> PackedArray:
+        """`packed[a:b]`: rows a .. b - 1 of the first dimension, sharing the storage (a
+        preallocated buffer's first m rows for a kernel whose rows are read at run time). The
+        rows must start on a byte: a * bits of a row a multiple of 8 (always for a = 0)."""
+        if not isinstance(rows, slice) or not self.shape:
+            raise DTypeError(
+                f"a PackedArray is sliced by rows only (packed[a:b]), not indexed by {rows!r}",
+                hint="unpack() it for numpy indexing, or slice rows: packed[:m]",
+            )
+        start, stop, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise DTypeError(
+                f"rows {start}:{stop}:{step} of a PackedArray are not contiguous storage",
+                hint="slice whole runs of rows (step 1), or copy: lpir.pack(packed.unpack()[...])",
+            )
+        row_bits = math.prod(self.shape[1:]) * self.dtype.nbits
+        count = max(0, stop - start)
+        start = start if count else 0  # (no rows: from the first byte, none of it)
+        if start * row_bits % 8:
+            raise DTypeError(
+                f"row {start} of {self.dtype.name}{list(self.shape)} starts inside a byte "
+                f"({row_bits} bits a row)",
+                hint="slice from a row whose first bit starts a byte, or copy the rows: "
+                "lpir.pack(packed.unpack()[a:b], dtype)",
+            )
+        first = start * row_bits // 8
+        data = self.data[
+            first : first + storage_bytes(count * row_bits // self.dtype.nbits, self.dtype)
+        ]
+        return PackedArray(data, (count, *self.shape[1:]), self.dtype)
+
     def copy(self) -> PackedArray:
         return PackedArray(self.data.copy(), self.shape, self.dtype)
 

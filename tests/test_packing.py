@@ -370,3 +370,24 @@ def test_pack_codes_of_no_codes_and_of_python_integers_past_64_bits():
     assert lpir.unpack(lpir.pack_codes(big, "u64")).tolist() == [3, 2**63 + 1]
     with pytest.raises(lpir.LpirError, match="codes must be integers, not float64"):
         lpir.pack_codes([1.5], "u4")
+
+
+def test_rows_of_a_packed_array_share_its_storage() -> None:
+    """A preallocated packed buffer's first m rows, for a kernel whose rows are read at run
+    time (found by an explorer: it had to be rewrapped by hand)."""
+    codes = (np.arange(30 * 5).reshape(30, 5) % 8).astype(np.uint8)
+    packed = lpir.pack_codes(codes, "u3")  # 15 bits a row: every eighth row starts a byte
+    for rows in (slice(None, 7), slice(8, 13), slice(0, 30), slice(40, 50), slice(16, None)):
+        part = packed[rows]
+        np.testing.assert_array_equal(part.codes(), codes[rows])
+    part = packed[:7]
+    part.data[:] = 0  # a view: the buffer's first rows change
+    np.testing.assert_array_equal(packed.codes()[:6], 0)
+    for index, words in [
+        (slice(1, 3), r"row 1 of u3\[30, 5\] starts inside"),
+        (3, "rows only"),
+    ]:
+        with pytest.raises(lpir.LpirError, match=words):
+            packed[index]
+    with pytest.raises(lpir.LpirError, match="not contiguous storage"):
+        packed[::2]
