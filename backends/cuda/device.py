@@ -137,18 +137,29 @@ class LoadedKernel:
             _allow_dynamic_shared(self.kernel, dynamic_shared)
         self.threads, self.dynamic_shared = threads, dynamic_shared
         self.config = self.config_for(grid)
+        self.configs: dict[tuple, Any] = {}  # of grids computed at calls: sizes recur
 
     def config_for(self, grid: Sequence[int]) -> Any:
         return cuda_core().LaunchConfig(
             grid=tuple(grid), block=(self.threads, 1, 1), shmem_size=self.dynamic_shared
         )
 
+    def config_of_call(self, grid: tuple) -> Any:
+        """The launch configuration of a grid computed at a call, made once per grid (a
+        decode loop meets the same few sizes again and again; at most 256 are kept)."""
+        config = self.configs.get(grid)
+        if config is None:
+            if len(self.configs) >= 256:
+                self.configs.clear()
+            config = self.configs[grid] = self.config_for(grid)
+        return config
+
     def launch(
         self, arguments: list, stream: object = None, grid: Sequence[int] | None = None
     ) -> None:
         """Launch on `stream`; `grid`: the blocks of a grid computed at this call (else the
         grid it was loaded with)."""
-        config = self.config if grid is None else self.config_for(grid)
+        config = self.config if grid is None else self.config_of_call(tuple(grid))
         cuda_core().launch(as_stream(stream), config, self.kernel, *arguments)
 
 

@@ -347,7 +347,8 @@ def cdiv(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
         agree = low.binary("ge", low.binary("xor", remainder, b, call), Const(0), call)
         nonzero = low.binary("ne", remainder, Const(0), call)
         up = low.binary("logical_and", nonzero, agree, call)
-    assert isinstance(up, Runtime)  # (a run-time operand: the comparison is one too)
+    # (a run-time operand: the quotient and the comparison are run-time values too)
+    assert isinstance(up, Runtime) and isinstance(quotient, Runtime)
     step = Runtime(low.builder.add(CastOp.create(up.value, quotient.type.dtype)))
     return low.binary("add", quotient, step, call)
 
