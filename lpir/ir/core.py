@@ -189,6 +189,8 @@ class Kernel:
         self.location = location
         # where each argument is declared, for errors about what a call passes (IR text)
         self.argument_locations: list[SourceLocation] | None = None
+        # where each block count is written, for errors about a count computed at a call
+        self.grid_locations: list[SourceLocation | None] | None = None
 
     @property
     def args(self) -> list[Value]:

@@ -60,7 +60,7 @@ class RuntimeCount:
             return f"%{self.name}"
         a, b = self.operands
         if self.op in CALLS:
-            return f"{self.op}({a}, {b})"
+            return f"{self.op}({count_text(a)}, {count_text(b)})"
         return f"({a} {BINARY_SYMBOLS[self.op]} {b})"
 
 
@@ -150,10 +150,11 @@ def _count_error(
     count = kernel.grid[axis]
     assert isinstance(count, RuntimeCount)
     shown = ", ".join(f"{name} = {scalars[name]}" for name in sorted(count.arguments()))
+    places = kernel.grid_locations
     return ArgumentError(
         f"kernel {kernel.name}'s block count along {'xyz'[axis]}, {count_text(count)}, "
         f"{what} with {shown}{'; ' + why if why else ''}",
-        kernel.location,
+        (places[axis] if places and axis < len(places) else None) or kernel.location,
         "pass sizes that make each block count 0 or more and within the launch limits "
         "(2^31 - 1 blocks along x, 65535 along y and z), with non-zero divisors",
     )

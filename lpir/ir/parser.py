@@ -157,6 +157,7 @@ class _ModuleBuilder:
             location=self.location(tree),
         )
         kernel.argument_locations = [self.span_location(a) for a in arguments]
+        kernel.grid_locations = [self.location(count) for count in grid.children]
         return kernel
 
     def ops_into(self, region: Region, ops: list[lark.Tree]) -> None:

@@ -70,6 +70,7 @@ class Rewriter:
             self.new_stage(kernel),
             kernel.location,
         )
+        new_kernel.grid_locations = kernel.grid_locations
         return new_kernel
 
     def new_stage(self, kernel: Kernel) -> str:

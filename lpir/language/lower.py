@@ -183,6 +183,7 @@ class KernelLowering(ExpressionLowering):
             self.threads,
             location=self.location(kdef.span),
         )
+        kernel.grid_locations = [self.location(node.span) for node in kdef.blocks]
         return Module([kernel])
 
     def argument(self, decl: ast.GlobalArg | ast.ScalarArg) -> Value:
