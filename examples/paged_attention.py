@@ -1,9 +1,10 @@
 """Run paged_attention.lp and check it against numpy:  python examples/paged_attention.py
 
-One decode step of attention over a paged KV cache: sequence b's keys and values for token t
-lie at row block_table[b, t / PS] * PS + t % PS of the flattened cache, ctx_len[b] tokens of
+One decode step of attention over a paged KV cache: the cache is [pages, HKV, PS, D] (each
+page holds each KV head's PS tokens together, head-major as vLLM stores it); sequence b's keys
+and values for token t are page block_table[b, t / PS], slot t % PS, ctx_len[b] tokens of
 them; G query heads share each KV head. The reference gathers the pages and takes
-softmax(q k^T * scale) v in float64. Cache rows no sequence uses hold NaN, so a kernel that
+softmax(q k^T * scale) v in float64. Cache slots no sequence uses hold NaN, so a kernel that
 reads (or weights) one fails the check.
 """
 
@@ -28,22 +29,27 @@ def context_lengths(params, rng) -> np.ndarray:
 
 def make_inputs(params, rng):
     batch, heads, kv_heads, depth = (params[n] for n in ("B", "H", "HKV", "D"))
-    rows, page, pages_per_sequence = params["ROWS"], params["PS"], params["MAXP"]
+    page, pages_per_sequence, pages_in_cache = params["PS"], params["MAXP"], params["PAGES"]
     dt = np.dtype(params["KT"].numpy_dtype)
     lengths = context_lengths(params, rng)
     needed = -(-lengths // page)
-    pages = rng.permutation(rows // page)[: needed.sum()]  # each sequence's pages, shuffled
+    pages = rng.permutation(pages_in_cache)[: needed.sum()]  # each sequence's pages, shuffled
     table = np.full((batch, pages_per_sequence), -1, np.int32)
-    used = np.zeros(rows, bool)
+    used = np.zeros((pages_in_cache, page), bool)  # the slots some sequence's tokens fill
     for b, start in enumerate(np.cumsum(needed) - needed):
         table[b, : needed[b]] = pages[start : start + needed[b]]
         t = np.arange(lengths[b])
-        used[table[b, t // page] * page + t % page] = True
-    cache = rng.standard_normal((2, rows, kv_heads, depth)).astype(dt)
-    cache[:, ~used] = np.nan
+        used[table[b, t // page], t % page] = True
+    cache = rng.standard_normal((2, pages_in_cache, kv_heads, page, depth)).astype(dt)
+    cache[:, ~np.broadcast_to(used[:, None, :], cache.shape[1:4])] = np.nan
     q = rng.standard_normal((batch, heads, depth)).astype(dt)
     out = np.zeros((batch, heads, depth), np.dtype(params["OT"].numpy_dtype))
     return [q, cache[0], cache[1], table, lengths, out, np.float32(1 / np.sqrt(depth))]
+
+
+def gather(cache, pages, slots) -> np.ndarray:
+    """The [L, HKV, D] keys (values) of the tokens in `pages` at `slots`, as float64."""
+    return cache[pages, :, slots].astype(np.float64)
 
 
 def reference(params, args):
@@ -52,9 +58,9 @@ def reference(params, args):
     expected = np.zeros(out.shape, np.float64)
     for b, length in enumerate(lengths):
         t = np.arange(length)
-        rows = table[b, t // page] * page + t % page
-        k = np.repeat(k_cache[rows].astype(np.float64), group, axis=1)  # [L, H, D]
-        v = np.repeat(v_cache[rows].astype(np.float64), group, axis=1)
+        pages, slots = table[b, t // page], t % page
+        k = np.repeat(gather(k_cache, pages, slots), group, axis=1)  # [L, H, D]
+        v = np.repeat(gather(v_cache, pages, slots), group, axis=1)
         scores = np.einsum("lhd,hd->hl", k, q[b].astype(np.float64)) * np.float64(scale)
         if length:
             weights = np.exp(scores - scores.max(axis=1, keepdims=True))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+LAYOUTS = ("head-major", "token-major")
 
 
 def run_script(name: str, options: str, folder: Path) -> subprocess.CompletedProcess:
@@ -49,14 +50,21 @@ def test_cpu_column_packed_runs_outside_the_repository(tmp_path):
 
 
 def test_cpu_decode_attention_runs_outside_the_repository(tmp_path):
+    """Both cache layouts (the example's head-major pages and the token-major kernel kept in
+    the script) hold the same values, and every contender in each agrees with float64."""
     options = "--batch 3 --heads 4 --kv-heads 4,2 --depth 32 --max-pages 4 --min-context 1"
-    options += " --configs 1x16,64x32 --repeat 1"
+    options += " --configs 1x16,64x32 --repeat 1 --layouts head-major,token-major"
     result = run_script("cpu_decode_attention.py", options, tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
-    errors = [float(row[-1]) for row in rows if row and row[0] in ("1x16", "64x32", "numpy")]
-    assert len(errors) == 6, result.stdout  # both configurations and numpy, at HKV = 4 and 2
-    assert max(errors) < 1e-5, result.stdout  # every contender agrees with float64
+    contenders = [row for row in rows if row and row[0] in ("1x16", "64x32", "numpy")]
+    # both configurations and numpy, in both layouts, at HKV = 4 and 2
+    assert sorted({(row[0], row[1]) for row in contenders}) == [
+        (name, layout) for name in ("1x16", "64x32", "numpy") for layout in LAYOUTS
+    ], result.stdout
+    assert len(contenders) == 12, result.stdout
+    assert max(float(row[-1]) for row in contenders) < 1e-5, result.stdout
+    assert result.stdout.count("head-major / token-major: 1x16") == 2, result.stdout
 
 
 @pytest.mark.parametrize(
@@ -64,6 +72,7 @@ def test_cpu_decode_attention_runs_outside_the_repository(tmp_path):
     [
         ("--heads 6 --kv-heads 4", "--heads 6 must be a multiple of each --kv-heads (4)"),
         ("--min-context 100 --max-pages 2 --page 16", "--min-context must be 1 to"),
+        ("--layouts rows", "--layouts: 'rows' is none of head-major, token-major"),
     ],
 )
 def test_cpu_decode_attention_refuses_sizes_that_do_not_fit(options, words, tmp_path):
