@@ -44,6 +44,13 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"WT": "u3", "V": 50, "D": 192, "G": 64, "ZERO": 4, "OT": "f32"},
         {"WT": "f4e2m1", "V": 40, "D": 128, "G": 32, "ZERO": 0, "OT": "bf16", "BT": 4},
     ],
+    # a mixture-of-experts GEMM over pairs sorted by expert (vLLM's fused_moe): gathered rows
+    # of a, one expert's low-bit weights a tile, padding pairs written nowhere; sizes at run time
+    "moe_gemm": [
+        {},
+        {"WT": "u3", "E": 3, "K": 128, "N": 96, "G": 64, "ZERO": 4, "TOPK": 1},
+        {"WT": "f4e2m1", "T": "bf16", "E": 4, "K": 128, "N": 64, "G": 32, "ZERO": 0, "BM": 8},
+    ],
     "rmsnorm": [
         {},
         {"M": 5, "N": 4096, "BM": 1, "THREADS": 256, "T": "bf16"},
