@@ -98,17 +98,21 @@ def _scalar_values(items: list[str] | None) -> dict[str, int | float | bool]:
         if text in ("true", "false"):
             values[name] = text == "true"
             continue
-        try:
-            values[name] = int(text, 0)
-        except ValueError:
-            try:
-                values[name] = float(text)
-            except ValueError:
-                raise LpirError(
-                    f"--arg {name}={text}: {text!r} is not a number",
-                    hint="give an integer, a float, true or false",
-                ) from None
+        values[name] = _number(name, text)
     return values
+
+
+def _number(name: str, text: str) -> int | float:
+    """An --arg value: a decimal integer (010 is ten), 0x.., 0o.., 0b.., or a float."""
+    for parse in (int, lambda t: int(t, 0), float):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    raise LpirError(
+        f"--arg {name}={text}: {text!r} is not a number",
+        hint="give an integer, a float, true or false",
+    )
 
 
 def _seed(text: str) -> int:

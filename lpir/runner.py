@@ -328,13 +328,16 @@ def random_arguments(
         for a in args
         if not isinstance(a.type, GlobalType)
     }
-    for name in given or {}:
+    dtypes = {a.name_hint: a.type.dtype for a in args}
+    for name, value in (given or {}).items():
         if name not in scalars:
             known = ", ".join(str(name) for name in scalars) or "none"
+            what = f"parameters are set with -D {name}=..., " if name in spec.params else ""
             raise LpirError(
                 f"--arg {name}: {spec.kernel_ir.name} has no scalar argument {name}",
-                hint=f"its scalar arguments: {known} (tensors are random)",
+                hint=f"{what}its scalar arguments: {known} (tensors are random)",
             )
+        _check_given(name, value, dtypes[name])
     scalars.update(given or {})
     for arg in args:
         if not isinstance(arg.type, GlobalType) or arg.type.extent is None:
@@ -353,6 +356,22 @@ def random_arguments(
         scalars[a.name_hint] if a.name_hint in scalars else random_argument(t, rng, bounds.get(i))
         for i, (a, t) in enumerate(zip(args, types))
     ]
+
+
+def _check_given(name: str, value: object, dt: DType) -> None:
+    """An --arg value must be of its argument's kind: true/false for a bool, an integer for
+    an integer (a float argument takes an integer too)."""
+    fits = (
+        isinstance(value, bool)
+        if dt.is_bool
+        else not isinstance(value, bool) and (isinstance(value, int) or dt.is_float)
+    )
+    if not fits:
+        kind = "true or false" if dt.is_bool else "an integer" if dt.is_int else "a number"
+        raise LpirError(
+            f"--arg {name}={str(value).lower()}: {name} is {dt.name}",
+            hint=f"give {name} {kind}",
+        )
 
 
 def concrete_type(type_: Type, scalars: Mapping) -> Type:

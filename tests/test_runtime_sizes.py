@@ -234,7 +234,7 @@ def test_lpir_run_sizes_a_run_time_dimension_by_its_argument(tmp_path, capsys) -
 
     path = tmp_path / "rows.lp"
     path.write_text(ROWS)
-    assert main(["run", str(path), "--check", "--arg", "m=37"]) == 0
+    assert main(["run", str(path), "--check", "--arg", "m=037"]) == 0  # (decimal: 37)
     assert "0 of 888 outside" in capsys.readouterr().out  # 37 rows of 24
     table = tmp_path / "embedding.lp"
     table.write_text(EMBEDDING)
@@ -245,6 +245,8 @@ def test_lpir_run_sizes_a_run_time_dimension_by_its_argument(tmp_path, capsys) -
         (["--arg", "q=3"], "rows has no scalar argument q"),
         (["--arg", "m=3", "--arg", "m=4"], "--arg m is given twice"),
         (["--arg", "m=x"], "'x' is not a number"),
+        (["--arg", "m=true"], "--arg m=true: m is i32"),
+        (["--arg", "K=5"], "parameters are set with -D K=..."),
     ]:
         assert main(["run", str(path), *args]) == 1
         assert words in capsys.readouterr().err
@@ -329,3 +331,74 @@ def test_a_run_time_count_is_the_ceiling_too() -> None:
         ArgumentError, match=r"<source>:4:10: .*cdiv\(%m - 40, 16\), is -2 with m = 5"
     ):
         kernel(x, np.empty_like(x), 5)
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_a_kernel_writing_a_view_of_packed_rows_leaves_the_next_row(target: str) -> None:
+    """Rows 0..6 of u3 rows of 15 bits end inside the byte row 7 starts in: the interpreter
+    wrote that byte back whole, zeroing row 7's first bits (found in review)."""
+    kernel = lpir.compile(PACKED_ROWS, target=target, WT="u3", K=5)
+    codes = np.full((16, 5), 7, np.uint8)
+    buffer = lpir.pack_codes(codes, "u3")
+    zeros = lpir.pack_codes(np.zeros((16, 5), np.uint8), "u3")
+    kernel(zeros[:7], buffer[:7], 7)  # rows 0..6 become 1
+    expected = codes.copy()
+    expected[:7] = 1
+    np.testing.assert_array_equal(buffer.codes(), expected)
+
+
+def test_a_run_time_cdiv_keeps_the_bounds_the_index_analysis_proves() -> None:
+    """cdiv's rounding step is a bool cast to an integer: without a range for it, a tile
+    the analysis proved inside became masked (found in review)."""
+    source = """
+kernel halves(x: global f32[80], y: global f32[8, 16]) blocks(8) threads(16) {
+    c = cdiv(block.x, 2)
+    store(y[block.x, :], load(x[c * 16 :+ 16]))
+}
+"""
+    final = lpir.compile(source, target="cpu").ir("final")
+    assert "ld(%x, %8) {offsets" in final and " ge(" not in final and " lt(" not in final, final
+
+
+UNSIGNED_CEILINGS = """
+kernel ceilings(a: global u32[8], b: global u32[8], y: global u32[8]) blocks(1) threads(32) {
+    store(y[:], cdiv(load(a[:]), load(b[:])))
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu", "threads-cuda"])
+def test_cdiv_of_unsigned_values(target: str) -> None:
+    a = np.array([0, 1, 5, 8, 9, 2**32 - 1, 2**31, 7], np.uint32)
+    b = np.array([4, 4, 4, 4, 4, 16, 3, 2**32 - 1], np.uint32)
+    y = np.zeros(8, np.uint32)
+    lpir.compile(UNSIGNED_CEILINGS, target=target)(a, b, y)
+    np.testing.assert_array_equal(y, [-(-int(p) // int(q)) for p, q in zip(a, b)])
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+def test_unsigned_cdiv_compiles_without_a_pointless_comparison() -> None:
+    code = lpir.compile(UNSIGNED_CEILINGS, target="cuda").source("cuda")
+    compile_with_nvcc(code, "sm_90", "ptx", strict=True)
+
+
+def test_a_count_wraps_as_the_same_i32_arithmetic_in_the_body() -> None:
+    source = """
+kernel wraps(out: global i32[16], m: i32) blocks(cdiv(m * 65536, 1073741824)) threads(1) {
+    store(out[block.x :+ 1], zeros<i32>[1] + cdiv(m * 65536, 1073741824))
+}
+"""
+    kernel = lpir.compile(source, target="cpu")
+    out = np.zeros(16, np.int32)
+    kernel(out, 3)
+    assert out[0] == 1 and not out[1:].any()
+    with pytest.raises(ArgumentError, match="is -1 with m = 100000"):  # (-1 in the body too)
+        kernel(out, 100000)
+
+
+def test_a_keyword_given_twice_to_a_builtin_is_located() -> None:
+    text = _refused(
+        "kernel k(x: global f32[8], y: global f32[8]) blocks(1) threads(32) {\n"
+        "    store(y[:], load(x[:], other = 2.0, other = 3.0))\n}\n"
+    )
+    assert "'other' is given twice" in text and "<source>:2:41:" in text, text

@@ -26,6 +26,7 @@ from lpir.ir.grid import grid_bounds
 from lpir.ir.ops import (
     BinaryOp,
     BlockIndexOp,
+    CastOp,
     ConstantOp,
     ForOp,
     LoadThreadOp,
@@ -157,6 +158,8 @@ class IndexAnalysis:
             return Facts(0, self.kernel.threads - 1, 1)
         if isinstance(op, BinaryOp):
             return self.binary(op)
+        if isinstance(op, CastOp) and op.operands[0].type.dtype.is_bool:
+            return Facts(0, 1, 1)  # (a bool as 0 or 1: cdiv's rounding step)
         return UNKNOWN
 
     def induction_facts(self, loop: ForOp) -> Facts:

@@ -46,7 +46,7 @@ class RuntimeCount:
             assert self.name is not None
             return int(scalars[self.name])
         a, b = (_value(operand, scalars) for operand in self.operands)
-        return _COMBINE[self.op](a, b)
+        return _wrapped(_COMBINE[self.op](a, b))
 
     def arguments(self) -> set[str]:
         """The names of the arguments it reads."""
@@ -104,10 +104,39 @@ def is_empty(grid: Sequence[Count]) -> bool:
 
 
 def grid_bounds(grid: Sequence[Count]) -> tuple[int, ...]:
-    """The most blocks each axis may have: a known count, or the axis's launch limit."""
-    return tuple(
-        count if isinstance(count, int) else MAX_BLOCKS[axis] for axis, count in enumerate(grid)
-    )
+    """The most blocks each axis may have: a known count, or for a run-time count the least
+    of the axis's launch limit and what its arithmetic gives of any i32 arguments
+    (`cdiv(%m, 16)`: 2^27 blocks, so block.x * 16 stays inside i32 and the index analysis
+    keeps its bounds)."""
+    bounds = []
+    for axis, count in enumerate(grid):
+        if isinstance(count, int):
+            bounds.append(count)
+            continue
+        reach = _interval(count)
+        top = MAX_BLOCKS[axis] if reach is None else min(MAX_BLOCKS[axis], max(reach[1], 0))
+        bounds.append(top)
+    return tuple(bounds)
+
+
+_I32 = (-(2**31), 2**31 - 1)
+
+
+def _interval(count: Count) -> tuple[int, int] | None:
+    """The least and greatest values of a count over all i32 argument values (None where a
+    divisor may be 0): the corners of each operation, monotonic in each operand."""
+    if isinstance(count, int):
+        return count, count
+    if count.op == "arg":
+        return _I32
+    a, b = (_interval(operand) for operand in count.operands)
+    if a is None or b is None or (count.op in ("div", "cdiv") and b[0] <= 0 <= b[1]):
+        return None
+    combine = _COMBINE[count.op]
+    corners = [combine(x, y) for x in a for y in b]
+    if min(corners) < _I32[0] or max(corners) > _I32[1]:
+        return None  # (it may wrap: anything)
+    return min(corners), max(corners)
 
 
 def scalar_values(kernel_args: Sequence, arguments: Sequence) -> dict[str, int]:
@@ -192,7 +221,12 @@ def _compiled(count: Count, positions: Mapping[str | None, int]) -> Callable[[Se
         return lambda arguments: int(arguments[position])
     a, b = (_compiled(operand, positions) for operand in count.operands)
     combine = _COMBINE[count.op]
-    return lambda arguments: combine(a(arguments), b(arguments))
+    return lambda arguments: _wrapped(combine(a(arguments), b(arguments)))
+
+
+def _wrapped(value: int) -> int:
+    """An i32 result as the body computes it: wrapped (a count is i32 arithmetic)."""
+    return (value + 2**31) % 2**32 - 2**31
 
 
 _COMBINE: dict[str, Callable[[int, int], int]] = {

@@ -78,6 +78,8 @@ def call_arguments(
             raise low.error(
                 f"{call.func} has no argument '{keyword.name}'", keyword, f"call it as {signature}"
             )
+        if keyword.name in given:  # (the last would silently win)
+            raise low.error(f"'{keyword.name}' is given twice", keyword, f"call it as {signature}")
         given[keyword.name] = keyword.value
     args = list(call.args) + [None] * (positional + optional - len(call.args))
     return args, given

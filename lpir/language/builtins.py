@@ -341,14 +341,16 @@ def cdiv(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
     # was wrong for a < 0 (cdiv(-5, 4) was 0) and wrapped for a near 2^31.
     quotient = low.binary("div", a, b, call)
     remainder = low.binary("rem", a, b, call)
-    if isinstance(b, Const) and b.value > 0:
+    assert isinstance(quotient, Runtime)  # (a run-time operand: a run-time quotient)
+    if not quotient.dtype.is_signed:  # unsigned: any remainder rounds up
+        up = low.binary("ne", remainder, Const(0), call)
+    elif isinstance(b, Const) and b.value > 0:
         up = low.binary("gt", remainder, Const(0), call)
     else:
         agree = low.binary("ge", low.binary("xor", remainder, b, call), Const(0), call)
         nonzero = low.binary("ne", remainder, Const(0), call)
         up = low.binary("logical_and", nonzero, agree, call)
-    # (a run-time operand: the quotient and the comparison are run-time values too)
-    assert isinstance(up, Runtime) and isinstance(quotient, Runtime)
+    assert isinstance(up, Runtime)  # (a comparison of run-time values)
     step = Runtime(low.builder.add(CastOp.create(up.value, quotient.type.dtype)))
     return low.binary("add", quotient, step, call)
 

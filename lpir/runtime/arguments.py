@@ -526,10 +526,15 @@ def value_array(value: Any, dt: DType) -> np.ndarray:
 
 def store_back(value: Any, array: np.ndarray, dt: DType) -> None:
     """Write interpreter results held in `array` back into a packed argument, where they
-    changed it (an input's bytes may be read-only)."""
+    changed it (an input's bytes may be read-only). The bits of the last byte past the
+    tensor's elements are kept: in a view of rows (`packed[a:b]`) they are the next row's."""
     if isinstance(value, PackedArray):
         from lpir.packing import pack_codes
 
-        packed = pack_codes(dt.to_codes(array).reshape(-1), dt)
-        if not np.array_equal(value.data, packed.data):
-            value.data[:] = packed.data
+        packed = pack_codes(dt.to_codes(array).reshape(-1), dt).data
+        used = value.size * dt.nbits % 8  # bits of the last byte that are elements
+        if used and packed.size:
+            keep = np.uint8((0xFF << used) & 0xFF)
+            packed[-1] = (packed[-1] & ~keep) | (value.data[-1] & keep)
+        if not np.array_equal(value.data, packed):
+            value.data[:] = packed
