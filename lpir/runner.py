@@ -26,7 +26,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -45,7 +45,7 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir import parse
 from lpir.ir.core import Kernel, Operation, Region, Value
-from lpir.ir.grid import static_grid
+from lpir.ir.grid import launch_grid, static_grid
 from lpir.ir.loops import trip_count
 from lpir.ir.ops import (
     BroadcastOp,
@@ -200,11 +200,11 @@ def _nbytes(arguments: list) -> int:
     return total
 
 
-def dot_flops(kernel: Kernel) -> int | None:
+def dot_flops(kernel: Kernel, grid: Sequence[int] | None = None) -> int | None:
     """The arithmetic of a tile-IR kernel's dots: 2 M N K for each `dot` a block runs, times
     the trips of the loops around it and the blocks of the grid (tiles past a tensor's edge
     count whole), or None where a dot runs a number of times known only at run time (a loop
-    of run-time bounds, an `if`)."""
+    of run-time bounds, an `if`). `grid`: the blocks of a call, where it is computed then."""
 
     def flops(op: Operation) -> int:
         if not isinstance(op, DotOp):
@@ -212,14 +212,15 @@ def dot_flops(kernel: Kernel) -> int | None:
         m, n = as_tile(op.result.type).shape
         return 2 * m * n * as_tile(op.operands[0].type).shape[1]
 
-    return _per_run(kernel, flops)
+    return _per_run(kernel, flops, grid)
 
 
-def accessed_bytes(kernel: Kernel) -> int | None:
+def accessed_bytes(kernel: Kernel, grid: Sequence[int] | None = None) -> int | None:
     """The bytes a tile-IR kernel's loads and stores of global memory move in a run: each
     tile's bytes, times the trips of the loops around it and the blocks of the grid (tiles
     past a tensor's edge count whole; what the caches serve again counts again), or None
-    where an access runs a number of times known only at run time."""
+    where an access runs a number of times known only at run time (`grid`: as for
+    `dot_flops`)."""
 
     def nbytes(op: Operation) -> int:
         if not isinstance(op, LoadOp | StoreOp) or not isinstance(op.memory.type, GlobalType):
@@ -227,7 +228,7 @@ def accessed_bytes(kernel: Kernel) -> int | None:
         shape = op.attributes["shape"] if isinstance(op, LoadOp) else _stored_shape(op)
         return math.prod(shape) * op.memory.type.dtype.nbits // 8
 
-    return _per_run(kernel, nbytes)
+    return _per_run(kernel, nbytes, grid)
 
 
 def _stored_shape(op: StoreOp) -> tuple[int, ...]:
@@ -235,7 +236,9 @@ def _stored_shape(op: StoreOp) -> tuple[int, ...]:
     return value.shape if isinstance(value, TileType) else ()
 
 
-def _per_run(kernel: Kernel, count: Callable[[Operation], int]) -> int | None:
+def _per_run(
+    kernel: Kernel, count: Callable[[Operation], int], grid: Sequence[int] | None = None
+) -> int | None:
     """The sum of `count(op)` over the ops a run of the kernel executes (see `dot_flops`)."""
 
     def trips(loop: ForOp) -> int | None:
@@ -262,7 +265,7 @@ def _per_run(kernel: Kernel, count: Callable[[Operation], int]) -> int | None:
         return total
 
     total = region_total(kernel.body)
-    grid = static_grid(kernel.grid)  # (None: blocks counted at each call)
+    grid = static_grid(kernel.grid) or grid  # (None: blocks counted at a call not given)
     return None if total is None or grid is None else total * math.prod(grid)
 
 
@@ -307,7 +310,7 @@ def run_file(
     if check:
         ok = _check(path, kernel, values, pristine, mine, companion, target, spec.kernel_ir)
     if bench:
-        _bench(compiled, pristine, companion, values, *_tile_counts(spec))
+        _bench(compiled, pristine, companion, values, *_tile_counts(spec, pristine))
     return ok
 
 
@@ -381,16 +384,17 @@ def concrete_type(type_: Type, scalars: Mapping) -> Type:
     return type_.rows(int(scalars[type_.extent]))
 
 
-def _tile_counts(spec: Specialization) -> tuple[int | None, int | None]:
+def _tile_counts(spec: Specialization, arguments: list) -> tuple[int | None, int | None]:
     """`dot_flops` and `accessed_bytes` of a specialization's tile IR, its constants folded
-    (None for thread IR)."""
+    (None for thread IR), at the grid of a call with `arguments`."""
     from lpir.passes import get_pass  # the passes import the runtime: not at module level
 
     source = spec.stages.get("source")
     if source is None:
         return None, None
     kernel = get_pass("canonicalize").run(parse(source)).kernels[0]
-    return dot_flops(kernel), accessed_bytes(kernel)
+    grid = launch_grid(kernel, arguments)
+    return dot_flops(kernel, grid), accessed_bytes(kernel, grid)
 
 
 def _check(

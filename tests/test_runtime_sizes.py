@@ -402,3 +402,17 @@ def test_a_keyword_given_twice_to_a_builtin_is_located() -> None:
         "    store(y[:], load(x[:], other = 2.0, other = 3.0))\n}\n"
     )
     assert "'other' is given twice" in text and "<source>:2:41:" in text, text
+
+
+def test_bytes_and_flops_of_a_call_count_its_grid(tmp_path, capsys) -> None:
+    from lpir.cli import main
+    from lpir.ir import parse
+    from lpir.runner import accessed_bytes
+
+    kernel = parse(lpir.compile(ROWS, target="interp").ir("source")).kernels[0]
+    assert accessed_bytes(kernel) is None  # (the grid is known only at a call)
+    assert accessed_bytes(kernel, (3, 1, 1)) == 3 * 2 * 16 * 24 * 4
+    path = tmp_path / "rows.lp"
+    path.write_text(ROWS)
+    assert main(["run", str(path), "--bench", "--arg", "m=40"]) == 0
+    assert " GB/s" in capsys.readouterr().out
