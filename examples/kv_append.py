@@ -1,7 +1,9 @@
 """Run kv_append.lp and check it against numpy:  python examples/kv_append.py [--target cpu]
 
-T new key rows per head, quantized per group of G features to QT codes with an f16 scale and
-zero point, written at rows pos .. pos + T - 1 of the cache; every other row keeps its bytes.
+t new key rows per head, quantized per group of G features to QT codes with an f16 scale and
+zero point, written at rows pos .. pos + t - 1 of the cache; every other row keeps its bytes.
+The number of new tokens t is read at run time: each check draws its own (1 to 16: a decode
+step, a tile of BT, a tile and a part).
 """
 
 from __future__ import annotations
@@ -17,21 +19,22 @@ KERNEL = Path(__file__).with_suffix(".lp")
 def make_inputs(params, rng):
     import lpir
 
-    h, s, t, d, g, qt = (params[n] for n in ("H", "S", "T", "D", "G", "QT"))
+    h, s, d, g, qt = (params[n] for n in ("H", "S", "D", "G", "QT"))
+    t = int(rng.choice([n for n in (1, 3, 4, 7, 13, 16) if n <= s]))  # tokens of this step
     k = rng.standard_normal((t, h, d)).astype(np.float16)
     if t > 1:
         k[1, 0, :g] = 0.5  # a constant group: scale 0
     codes = rng.integers(0, 2**qt.nbits, (h, s, d), dtype=qt.code_numpy_dtype)
     old = rng.standard_normal((2, h, s, d // g)).astype(np.float16)  # rows a call must keep
     pos = int(rng.integers(0, s - t + 1))
-    return [k, lpir.pack_codes(codes, qt), old[0], old[1], pos]
+    return [k, lpir.pack_codes(codes, qt), old[0], old[1], pos, t]
 
 
 def reference(params, args):
     import lpir
 
-    k, cache, scales, zeros, pos = args
-    t, d, g, qt = (params[n] for n in ("T", "D", "G", "QT"))
+    k, cache, scales, zeros, pos, t = args
+    d, g, qt = (params[n] for n in ("D", "G", "QT"))
     top = np.float32(qt.max)
     x = k.astype(np.float32).reshape(t, -1, d // g, g)
     scale = ((x.max(axis=3) - x.min(axis=3)) / top).astype(np.float16)
@@ -53,9 +56,9 @@ def tolerance(params):
 
 CASES = [
     {},
-    {"T": 1, "S": 64},  # one new token (decoding): three of the tile's four rows masked
-    {"QT": "u3", "T": 7, "D": 64, "G": 16, "H": 2, "S": 40},  # 3-bit codes straddle bytes
-    {"QT": "u8", "T": 16, "H": 1, "S": 16},  # the whole cache
+    {"S": 64},
+    {"QT": "u3", "D": 64, "G": 16, "H": 2, "S": 40},  # 3-bit codes straddle bytes
+    {"QT": "u8", "H": 1, "S": 16},  # a cache of 16 rows: t may fill it
 ]
 
 if __name__ == "__main__":

@@ -155,8 +155,8 @@ COMPILE_CASES: dict[str, list[dict]] = {
     ],
     "kv_append": [
         {"H": 2, "S": 64},
-        {"QT": "u3", "T": 7, "D": 64, "G": 16, "H": 2, "S": 40},
-        {"QT": "u8", "T": 1, "H": 1, "S": 16},
+        {"QT": "u3", "D": 64, "G": 16, "H": 2, "S": 40},
+        {"QT": "u8", "H": 1, "S": 16},
     ],
     # paged decode attention: K/V rows gathered through a block table, a run-time context
     "paged_attention": [
