@@ -13,6 +13,7 @@ The CLI prints `str(error)` and exits with status 1, without a Python traceback.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -59,11 +60,18 @@ _SHOWN_AS_SPACE = str.maketrans(dict.fromkeys(_LINE_BREAKS_BUT_NEWLINE, " "))
 def source_lines(text: str) -> list[str]:
     """The lines of `text` as the lexers number them: split at "\n" alone (a form feed or
     U+2028 in a comment does not start a line), without a "\r" that ends one, and with no
-    empty last line after a final "\n"."""
+    empty last line after a final "\n". (A copy of the lines of the last few texts split:
+    every op's location asks for its source's lines, which split anew made compiling an
+    8000-line kernel take 28 s and one long line cost memory with the square of its length.)"""
+    return list(_split_lines(text))
+
+
+@functools.lru_cache(maxsize=8)
+def _split_lines(text: str) -> tuple[str, ...]:
     lines = text.split("\n")
     if len(lines) > 1 and lines[-1] == "":
         lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    return tuple(line.removesuffix("\r") for line in lines)
 
 
 _VOWEL_SOUND_LETTERS = set("aefhilmnorsx")  # letters whose names start with a vowel: "an f16"
@@ -86,8 +94,8 @@ def with_article(word: str) -> str:
 def location_in(
     text: str, file: str, line: int, column: int, end_column: int | None = None
 ) -> SourceLocation:
-    """Build a `SourceLocation` for (line, column) of `text`, copying the line's text."""
-    lines = source_lines(text)
+    """Build a `SourceLocation` for (line, column) of `text`, with the line's text."""
+    lines = _split_lines(text)
     source_line = lines[line - 1] if 0 < line <= len(lines) else ""
     return SourceLocation(file, line, column, source_line, end_column)
 

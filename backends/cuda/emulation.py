@@ -182,6 +182,12 @@ def _compile(compiler: str, source: str, path: Path, symbols: Sequence[str]) -> 
                 os.unlink(name)
 
 
+# The emulation's barriers, warp barriers and __shared__ arrays are process-wide (lpir_host.cuh):
+# two calls at once from two Python threads waited on each other's barriers forever (found by
+# an explorer). One emulated grid runs at a time.
+_RUNNING = threading.Lock()
+
+
 class _Runner:
     """Runs one emulated kernel of a built library on host arrays, like `CompiledKernel.run`."""
 
@@ -215,9 +221,10 @@ class _Runner:
                 keep.append(scalar)
                 pointers[index] = scalar.ctypes.data
         grid = launch_grid(self.kernel, arguments)
-        self.function(pointers, (ctypes.c_uint * 3)(*grid))
-        self._check_alignment()
-        self._check_races()
+        with _RUNNING:  # (the checks read what this run recorded)
+            self.function(pointers, (ctypes.c_uint * 3)(*grid))
+            self._check_alignment()
+            self._check_races()
         for host, device, stored in copies:
             if stored:
                 host[:] = device

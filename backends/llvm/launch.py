@@ -104,6 +104,17 @@ _pool_latency = 0.0  # seconds to hand a worker a call and learn that it has ret
 _pool_lock = threading.Lock()
 
 
+def _forget_the_pool_in_a_child() -> None:
+    """A forked child has none of the parent's worker threads, while the inherited pool
+    believes it has idle ones: its first split call waited forever (found by an explorer).
+    The child starts a pool of its own when it needs one."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_the_pool_in_a_child)
+
+
 def worker_pool() -> WorkerPool:
     """The process-wide workers (none started until a call submits to them)."""
     global _pool
