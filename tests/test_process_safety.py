@@ -78,3 +78,18 @@ def test_a_long_straight_line_kernel_lowers_in_linear_time() -> None:
     start = time.perf_counter()
     lpir.compile(source, target="interp").specialize(None)
     assert time.perf_counter() - start < 8.0  # (9.3 s before, on a 2-core machine: ~3 s now)
+
+
+@pytest.mark.parametrize("name", ["double", "max", "lpir_add"])
+def test_a_kernel_named_as_a_cpp_word_runs_on_cuda_host(name: str) -> None:
+    """The emulation wrapper called `double(...)`: a cast, not the kernel (found by a test)."""
+    pytest.importorskip("lpir.backends.cuda.emulation")
+    from lpir.backends.cuda.emulation import emulation_available
+
+    if not emulation_available():
+        pytest.skip("no host C++ compiler")
+    kernel = lpir.compile(DOUBLE.replace("kernel twice", f"kernel {name}"), target="cuda-host")
+    x = np.arange(128, dtype=np.float32)
+    y = np.zeros_like(x)
+    kernel(x, y)
+    np.testing.assert_array_equal(y, 2 * x)

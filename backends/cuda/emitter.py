@@ -122,7 +122,9 @@ class KernelEmitter:
         if kernel.stage != "thread":
             raise LpirError(f"the CUDA backend emits thread IR, not {kernel.stage} IR")
         self.kernel = kernel
-        self.name = name or kernel.name
+        # a kernel named as a C++ word or a CUDA builtin (`double`, `max`) would not compile
+        reserved = kernel.name in _RESERVED or kernel.name.startswith(("lpir", "_"))
+        self.name = name or (f"{kernel.name}_kernel" if reserved else kernel.name)
         self.w = CodeWriter()
         self.values: dict[int, CValue] = {}
         self.analysis = IndexAnalysis(kernel)
