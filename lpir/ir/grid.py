@@ -150,16 +150,14 @@ def scalar_values(kernel_args: Sequence, arguments: Sequence) -> dict[str, int]:
     return values
 
 
-def launch_grid(kernel: Kernel, arguments: Sequence, scalars: Mapping | None = None) -> tuple:
+def launch_grid(kernel: Kernel, arguments: Sequence) -> tuple:
     """The blocks along x, y, z of a call of `kernel` with `arguments` (in its arguments'
-    order; or `scalars`, its i32 arguments by name, where the caller has them); an
-    ArgumentError, placed at the kernel, where a count divides by zero, is negative or is past
-    the launch limit of its axis."""
+    order); an ArgumentError, placed at the count in the source, where a count divides by
+    zero, is negative or is past the launch limit of its axis."""
     static = static_grid(kernel.grid)
     if static is not None:
         return static
-    if scalars is None:
-        scalars = scalar_values(kernel.args, arguments)
+    scalars = scalar_values(kernel.args, arguments)
     counts = []
     for axis, count in enumerate(kernel.grid):
         try:
