@@ -201,7 +201,27 @@ def test_deeply_nested_expression_is_refused() -> None:
     deep = "t * (" * 150 + "t" + ")" * 150
     with pytest.raises(TypeCheckError) as caught:
         lower(HEAD + f"    u = {deep}\n" + STORE)
-    located(caught.value, 3, 504, "nests more than 100 levels deep")
+    located(caught.value, 3, 509, "nests more than 100 levels deep")
+
+
+@pytest.mark.parametrize("kind", ["expression", "blocks", "calls"])
+def test_nesting_limits_take_exactly_100_levels(kind: str) -> None:
+    """Each limit says "more than 100": 100 levels lower, 101 are refused (an expression of
+    100 nested operations was refused, found by an explorer)."""
+
+    def program(depth: int) -> str:
+        if kind == "expression":
+            return HEAD + "    u = " + "max(" * depth + "t" + ", t)" * depth + "\n" + STORE
+        if kind == "blocks":
+            return nested("if v > {}.0", depth)
+        defs = "def f0(u) { return u }\n" + "".join(
+            f"def f{i}(u) {{ return f{i - 1}(u) }}\n" for i in range(1, depth)
+        )
+        return defs + HEAD + f"    u = f{depth - 1}(t)\n" + STORE
+
+    lower(program(100))
+    with pytest.raises(TypeCheckError, match="more than 100"):
+        lower(program(101))
 
 
 def nested(opening: str, depth: int) -> str:

@@ -213,7 +213,7 @@ class ExpressionLowering:
     def expr(self, node: ast.Node) -> SemanticValue:
         """Lower one expression; errors raised inside are placed at `node` if unplaced."""
         with self.placed(node):
-            if self.expression_depth >= MAX_EXPRESSION_DEPTH:
+            if self.expression_depth > MAX_EXPRESSION_DEPTH:  # operations, not the leaf
                 raise self.error(
                     f"this expression nests more than {MAX_EXPRESSION_DEPTH} levels deep",
                     node,
