@@ -242,6 +242,34 @@ def test_arguments_by_name_that_do_not_bind():
     assert "takes 3 arguments" in _error(kernel, x, x, z, x, y=x).message
 
 
+@pytest.mark.parametrize("target", ["interp", "cpu", "ir"])
+def test_calls_that_do_not_bind_are_placed_in_the_source(target, tmp_path):
+    """A wrong number of arguments, or one named wrongly, twice or not at all, was an error
+    without a place (found by an explorer): it points at the kernel's name, or at the
+    declaration of the argument concerned, with what to pass."""
+    if target == "ir":
+        ir_file = tmp_path / "add.ir"
+        ir_file.write_text(lpir.compile(ADD, target="cpu", N=100).ir())
+        kernel = lpir.compile(ir_file, target="cpu")
+    else:
+        kernel = lpir.compile(ADD, target=target)
+    x = np.ones(100, np.float32)
+    line = 1 if target == "ir" else 2  # the header's
+    for arguments, by_name, text, hint in [
+        ((x, x), {}, "takes 3 arguments (x, y, z), got 2", "(x, y, z)"),
+        ((x, x, x, x), {}, "takes 3 arguments", "x, y, z"),
+        ((x, x), {"w": x}, "has no argument 'w'", "x, y, z"),
+        ((x,), {"x": x, "y": x, "z": x}, "got argument x twice", "once"),
+        ((x,), {"z": x}, "is missing argument y", "pass y"),
+    ]:
+        error = _error(kernel, *arguments, **by_name)
+        assert text in error.message and hint in error.hint, error
+        assert error.location is not None and error.location.line == line, error
+        assert "^" in str(error), error
+    if target != "ir":  # the source's declarations: the argument concerned's own column
+        assert _error(kernel, x, z=x).location.column == ADD.splitlines()[1].index("y:") + 1
+
+
 # ---- what messages say about the values passed ---------------------------------------------
 @pytest.mark.parametrize(
     "value, shown",

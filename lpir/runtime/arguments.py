@@ -13,6 +13,7 @@ import difflib
 import functools
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,19 +103,29 @@ def bound_by_name(
     parameters: list[str],
     positional: tuple,
     by_name: dict[str, Any],
+    header: SourceLocation | None = None,
+    declared_at: Sequence[SourceLocation | None] = (),
 ) -> tuple:
     """A call's arguments in declaration order (`names`), from those given by position and
     those given by name, as Python binds them; `parameters`: the kernel's compile-time ones,
-    which a hint points to when a call names one."""
+    which a hint points to when a call names one. Errors are placed at the kernel's `header`,
+    or at the declaration (`declared_at`, in the order of `names`) of the argument concerned."""
     signature = f"{kernel}({', '.join(names)})"
+    places = dict(zip(names, declared_at))
     if len(positional) > len(names):
         raise ArgumentError(
-            f"{signature} takes {len(names)} arguments, got {len(positional)} by position"
+            f"{signature} takes {len(names)} arguments, got {len(positional)} by position",
+            header,
+            hint=f"pass {', '.join(names)}, in this order",
         )
     bound = dict(zip(names, positional))
     for name, value in by_name.items():
         if name in bound:
-            raise ArgumentError(f"{signature} got argument {name} twice: by position and by name")
+            raise ArgumentError(
+                f"{signature} got argument {name} twice: by position and by name",
+                places.get(name, header),
+                hint=f"pass {name} once",
+            )
         if name not in names:
             if name in parameters:
                 hint = f"{name} is a compile-time parameter: lpir.compile(..., {name}=...)"
@@ -123,13 +134,15 @@ def bound_by_name(
                 hint = (
                     f"did you mean {close[0]}?" if close else f"its arguments: {', '.join(names)}"
                 )
-            raise ArgumentError(f"{signature} has no argument {name!r}", hint=hint)
+            raise ArgumentError(f"{signature} has no argument {name!r}", header, hint=hint)
         bound[name] = value
     missing = [name for name in names if name not in bound]
     if missing:
         raise ArgumentError(
             f"{signature} is missing {'argument' if len(missing) == 1 else 'arguments'} "
-            f"{', '.join(missing)}"
+            f"{', '.join(missing)}",
+            places.get(missing[0], header),
+            hint=f"pass {', '.join(missing)} by position or by name",
         )
     return tuple(bound[name] for name in names)
 

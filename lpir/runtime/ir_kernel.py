@@ -180,18 +180,22 @@ class IRKernel:
         """Run the kernel on `arguments`, in the order of its declaration, or by name."""
         args = self.kernel_node.args
         where = self.kernel_node.location
-        if by_name:
-            arg_names = [arg.name_hint or "?" for arg in args]
-            arguments = args_.bound_by_name(self.name, arg_names, [], arguments, by_name)
-        if len(arguments) != len(args):
-            names = ", ".join(a.name_hint or "?" for a in args)
-            raise ArgumentError(
-                f"{self.name} takes {len(args)} arguments ({names}), got {len(arguments)}", where
-            )
-        prepared, shapes = [], []
         wheres: list[SourceLocation | None] = [where] * len(args)
         if self.kernel_node.argument_locations:  # parsed IR text knows each declaration's place
             wheres = list(self.kernel_node.argument_locations)
+        if by_name:
+            arg_names = [arg.name_hint or "?" for arg in args]
+            arguments = args_.bound_by_name(
+                self.name, arg_names, [], arguments, by_name, where, wheres
+            )
+        if len(arguments) != len(args):
+            names = ", ".join(a.name_hint or "?" for a in args)
+            raise ArgumentError(
+                f"{self.name} takes {len(args)} arguments ({names}), got {len(arguments)}",
+                where,
+                hint=f"call {self.name}({names})",
+            )
+        prepared, shapes = [], []
         for arg, value, where in zip(args, arguments, wheres):
             declared = args_.NamedArgument(arg.name_hint or "?")
             dt = arg.type.dtype

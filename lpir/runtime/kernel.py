@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lpir.dtypes import DType
-from lpir.errors import ArgumentError, LpirError
+from lpir.errors import ArgumentError, LpirError, SourceLocation
 from lpir.ir.core import Module
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
@@ -217,11 +217,21 @@ class Kernel:
         if by_name:
             declared = [decl.name for decl in decls]
             parameters = [param.name for param in self.definition.params]
-            arguments = args_.bound_by_name(self.name, declared, parameters, arguments, by_name)
+            arguments = args_.bound_by_name(
+                self.name,
+                declared,
+                parameters,
+                arguments,
+                by_name,
+                self._header_location(),
+                self._argument_locations(),
+            )
         if len(arguments) != len(decls):
             names = ", ".join(d.name for d in decls)
             raise ArgumentError(
-                f"{self.name} takes {len(decls)} arguments ({names}), got {len(arguments)}"
+                f"{self.name} takes {len(decls)} arguments ({names}), got {len(arguments)}",
+                self._header_location(),
+                hint=f"call {self.name}({names})",
             )
         host_key = self._host_arrays_key(arguments)
         spec = self._by_host_arrays.get(host_key) if host_key is not None else None
@@ -324,6 +334,14 @@ class Kernel:
             writes = decl.name in spec.stored if isinstance(decl, ast.GlobalArg) else None
             checks.append((decl, dt, where, writes))
         return checks
+
+    def _header_location(self) -> SourceLocation:
+        """The place of the kernel's name in the source (for errors about a whole call)."""
+        from lpir.errors import location_in
+
+        span = self.definition.name_span or self.definition.span
+        end = span.end_column if span.end_line == span.line else None
+        return location_in(self.program.source, self.program.file, span.line, span.column, end)
 
     def _argument_locations(self) -> list:
         """Each argument's place in the source (for error messages), found once."""
