@@ -41,6 +41,7 @@ from lpir.dtypes import dtype
 from lpir.language.specialize import specialize
 from lpir.language.syntax import parse_program
 from lpir.runner import compare, outputs_of, stated_tolerance
+from lpir.runtime import cache
 from lpir.runtime.specialization import run_pipeline
 
 pytestmark = pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
@@ -398,8 +399,10 @@ def test_reading_shared_memory_nobody_wrote_is_an_error():
 @pytest.mark.skipif(not emulation_available(), reason="no host C++ compiler")
 def test_a_damaged_emulation_library_is_built_again(tmp_path):
     """The built libraries live in lpir's cache directory; one cut short (a full disk, a
-    killed copy) raised "file too short" for good instead of being built again. (Processes
-    of their own: a library this process has loaded stays mapped.)"""
+    killed copy) raised "file too short" for good instead of being built again, and one cut
+    in half killed the process with SIGBUS when the loader mapped it (found by an explorer).
+    Entries carry a checksum now: damaged ones are built again. (Processes of their own: a
+    library this process has loaded stays mapped.)"""
     import os
     import subprocess
     import sys
@@ -408,13 +411,15 @@ def test_a_damaged_emulation_library_is_built_again(tmp_path):
     path = str(EXAMPLES_DIRECTORY / "vector_add.lp")
     command = [sys.executable, "-m", "lpir", "run", path, "--target", "cuda-host", "-D", "N=300"]
     subprocess.run(command, env=environment, check=True, capture_output=True)
-    (library,) = (tmp_path / "emulation").glob("*.so")
-    library.write_bytes(b"")
-    result = subprocess.run(
-        [*command, "--check"], env=environment, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0 and "ok    arg 2" in result.stdout, result.stderr
-    assert library.stat().st_size > 0
+    (library,) = (tmp_path / "emulation").glob("*/*.bin")
+    whole = library.read_bytes()
+    for damage in (b"", whole[: len(whole) // 2], whole[:-1] + bytes([whole[-1] ^ 1])):
+        library.write_bytes(damage)
+        result = subprocess.run(
+            [*command, "--check"], env=environment, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0 and "ok    arg 2" in result.stdout, result.stderr
+        assert library.stat().st_size == len(whole)
 
 
 def test_a_wide_integer_row_max_runs():
@@ -486,14 +491,14 @@ def test_a_library_without_the_expected_functions_is_built_again(tmp_path, monke
     monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
     source, symbol, value = unique_library_source()
     assert getattr(emulation.build(source, [symbol]), symbol)() == value
-    (library,) = (tmp_path / "emulation").glob("*.so")
+    (library,) = (tmp_path / "emulation").glob("*/*.bin")
     other = tmp_path / "other.cpp"
     other.write_text('extern "C" int lpir_something_else() { return 0; }\n')
     damaged = tmp_path / "damaged.so"
     command = [emulation.host_compiler(), "-shared", "-fPIC", str(other), "-o", str(damaged)]
     subprocess.run(command, check=True)
-    os.replace(damaged, library)
-    emulation._open(library, [])  # this process loads the damaged library
+    cache.write_entry(library, damaged.read_bytes())  # a sound entry of the wrong library
+    assert emulation._open(damaged.read_bytes(), []) is not None  # this process loads it
     monkeypatch.setattr(emulation, "_libraries", {})
     assert getattr(emulation.build(source, [symbol]), symbol)() == value
     assert symbol.encode() in library.read_bytes()  # the damaged one replaced
@@ -507,9 +512,9 @@ def test_a_half_written_shared_source_does_not_reach_the_compiler(tmp_path, monk
     source = "".join(f'extern "C" int {symbol}_{i}() {{ return {i}; }}\n' for i in range(50))
     source += last  # what half the source lacks
     emulation.build(source, [symbol])
-    (library,) = (tmp_path / "emulation").glob("*.so")
+    (library,) = (tmp_path / "emulation").glob("*/*.bin")
     library.unlink()
-    shared_source = library.with_suffix(".cpp")
+    (shared_source,) = (tmp_path / "emulation").glob("*.cpp")
 
     def compile_while_another_writes(command, **options):
         shared_source.write_text(source[: len(source) // 2])

@@ -68,21 +68,17 @@ def _wrapper(kernel: KernelSource, entry: str) -> str:
     )
 
 
-def _build_directory() -> Path:
-    """Where built emulation libraries are kept: `emulation/` of lpir's cache directory
-    (`$LPIR_CACHE_DIR`), or a folder of the temporary directory where that cannot be made."""
+def _source_directory() -> Path | None:
+    """Where each built library's C++ is kept to read (`emulation/<key>.cpp` in lpir's cache
+    directory, `$LPIR_CACHE_DIR`), or None where that folder cannot be made."""
     from lpir.runtime import cache
 
-    for directory in (
-        cache.directory() / "emulation",
-        Path(tempfile.gettempdir()) / f"lpir-emulation-{os.getuid()}",
-    ):
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            return directory
-        except OSError:
-            continue
-    raise LpirError("no writable folder for the CUDA emulation's libraries")
+    directory = cache.directory() / "emulation"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return directory
 
 
 # How the host compiler builds an emulation library (part of the cache key).
@@ -109,14 +105,17 @@ def _compiler_version(compiler: str) -> str:
 
 def build(source: str, symbols: Sequence[str] = ()) -> ctypes.CDLL:
     """A shared library of `source` (kernels plus their `lpir_emulate` wrappers) that exports
-    `symbols`: loaded already, or from the build folder, or compiled there.
+    `symbols`: loaded already, or from lpir's disk cache, or compiled and stored there.
 
-    Libraries are kept under a hash of the source, the headers, the compiler and its flags.
-    Each build writes a source and a library of its own and renames them into place, so
-    processes that build one kernel at once never read each other's half-written files; a
-    library found there that does not load, or lacks one of `symbols` (cut short, or built
-    from a half-written source), is built again, never trusted.
+    Libraries are cache entries (`lpir.runtime.cache`, kind "emulation") keyed by a hash of the
+    source, the headers, the compiler and its flags, so an entry cut short or damaged on disk
+    fails its checksum and is built again: the dynamic loader never maps it (a truncated
+    library killed the process with SIGBUS). A verified entry that does not load or lacks one
+    of `symbols` is built again too. Each load maps a private copy of the bytes, which the
+    loader cannot confuse with a library of the same name loaded before.
     """
+    from lpir.runtime import cache
+
     compiler = host_compiler()
     if compiler is None:
         raise LpirError("no host C++ compiler (g++ or clang++) for the CUDA emulation")
@@ -129,57 +128,80 @@ def build(source: str, symbols: Sequence[str] = ()) -> ctypes.CDLL:
         library = _libraries.get(key)
     if library is not None:
         return library
-    path = _build_directory() / f"{key}.so"
-    library = _open(path, symbols)
+    stored = cache.load("emulation", key)
+    library = None if stored is None else _open(stored, symbols)
     if library is None:
-        library = _compile(compiler, source, path, symbols)
+        built, readable_source = _compile(compiler, source, key)
+        library = _open(built, symbols)
+        if library is None:
+            raise LpirError(
+                f"the host compiler built {readable_source} into a library that does not "
+                f"load or lacks one of {', '.join(symbols)}"
+            )
+        cache.store("emulation", key, built)
     with _libraries_lock:
         return _libraries.setdefault(key, library)
 
 
-def _open(path: Path, symbols: Sequence[str]) -> ctypes.CDLL | None:
-    """The library at `path`, or None where it is missing, does not load or lacks a symbol."""
-    if not path.exists():
-        return None
+def _open(library_bytes: bytes, symbols: Sequence[str]) -> ctypes.CDLL | None:
+    """`library_bytes` loaded from a file of this call's own (removed once mapped), or None
+    where they do not load or lack one of `symbols`. The file is made in the cache folder, as
+    the temporary folder may forbid mapping code (mounted noexec), else in the temporary one."""
     try:
-        library = ctypes.CDLL(str(path))
+        handle, name = tempfile.mkstemp(prefix=".lpir-", suffix=".so", dir=_source_directory())
+    except OSError:
+        handle, name = tempfile.mkstemp(prefix=".lpir-", suffix=".so")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(library_bytes)
+        library = ctypes.CDLL(name)
     except OSError:
         return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
     return library if all(hasattr(library, symbol) for symbol in symbols) else None
 
 
-def _compile(compiler: str, source: str, path: Path, symbols: Sequence[str]) -> ctypes.CDLL:
-    """Compile `source` into the library `path` through files of this build's own."""
-    source_handle, source_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
-    library_handle, library_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
-    os.close(library_handle)
-    try:
-        with os.fdopen(source_handle, "w") as file:
-            file.write(source)
-        command = [compiler, *_FLAGS, f"-I{INCLUDE_DIR}", "-x", "c++", source_name]
+def _compile(compiler: str, source: str, key: str) -> tuple[bytes, str]:
+    """(the library built from `source` in a folder of this build's own, where its C++ is
+    kept to read). The C++ is also kept as `emulation/<key>.cpp` of the cache directory."""
+    with tempfile.TemporaryDirectory(prefix="lpir-emulation-") as folder:
+        source_path, library_path = Path(folder) / f"{key}.cpp", Path(folder) / f"{key}.so"
+        source_path.write_text(source)
+        readable_source = _keep_source(source, key) or "not kept: no writable cache folder"
+        command = [compiler, *_FLAGS, f"-I{INCLUDE_DIR}", "-x", "c++", str(source_path)]
         result = subprocess.run(
-            [*command, "-o", library_name], capture_output=True, text=True, check=False
+            [*command, "-o", str(library_path)], capture_output=True, text=True, check=False
         )
-        os.replace(source_name, path.with_suffix(".cpp"))  # kept beside the library, to read
         if result.returncode != 0:
             raise LpirError(
-                f"host compilation of generated CUDA C ({path.with_suffix('.cpp')}) failed:\n"
-                f"{result.stderr}"
+                f"host compilation of generated CUDA C ({readable_source}) failed:\n{result.stderr}"
             )
-        # Loaded from this build's own file (then renamed): a damaged library of the same name
-        # that this process loaded before would be handed back again by the dynamic loader.
-        library = _open(Path(library_name), symbols)
-        if library is None:
-            raise LpirError(
-                f"the host compiler built {path.with_suffix('.cpp')} into a library that does "
-                f"not load or lacks one of {', '.join(symbols)}"
-            )
-        os.replace(library_name, path)
-        return library
+        return library_path.read_bytes(), readable_source
+
+
+def _keep_source(source: str, key: str) -> str | None:
+    """Write `source` to `emulation/<key>.cpp` of the cache directory (through a file of its
+    own renamed into place: another process may be writing the same name); its path, or None
+    where the folder cannot be written."""
+    directory = _source_directory()
+    if directory is None:
+        return None
+    temporary = None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{key}-")
+        with os.fdopen(handle, "w") as file:
+            file.write(source)
+        os.replace(temporary, directory / f"{key}.cpp")
+        temporary = None
+    except OSError:
+        return None
     finally:
-        for name in (source_name, library_name):
+        if temporary is not None:
             with contextlib.suppress(OSError):
-                os.unlink(name)
+                os.unlink(temporary)
+    return str(directory / f"{key}.cpp")
 
 
 # The emulation's barriers, warp barriers and __shared__ arrays are process-wide (lpir_host.cuh):
