@@ -27,6 +27,8 @@ from lpir.backends.cuda.source import HEADER_NAME, INCLUDE_DIR, header_text
 from lpir.errors import LpirError
 
 NVCC_OPTIONS = ("-O3", "-std=c++17")
+# nvcc is stopped past this: generated code it cannot compile in 10 minutes is too big to use.
+NVCC_TIMEOUT_S = 600
 STRICT_OPTIONS = ("-Werror", "all-warnings")
 
 
@@ -89,7 +91,17 @@ def compile_with_nvcc(
             str(target),
             str(path),
         ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, check=False, timeout=NVCC_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            raise CudaCompileError(
+                f"nvcc ran more than {NVCC_TIMEOUT_S} s on generated CUDA C ({arch}) and was "
+                "stopped",
+                hint="its kernels are too large to compile: split big register tiles (loop "
+                "over parts of them), unroll fewer iterations, or give the kernel more threads",
+            ) from None
         if log is not None:
             log.append(result.stderr + result.stdout)
         if result.returncode != 0:

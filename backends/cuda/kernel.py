@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from lpir.backends.cuda import arrays
 from lpir.backends.cuda.compiler import compile_source
+from lpir.backends.cuda.register_limits import check_register_tiles
 from lpir.backends.cuda.shared_limits import check_shared_memory
 from lpir.backends.cuda.source import KernelSource, emit_kernel, translation_unit
 
@@ -91,13 +92,19 @@ class CompiledKernel:
 
     def ptx(self, arch: str | None = None) -> str:
         arch = checked_arch(arch) if arch is not None else target_arch()
-        check_shared_memory(self.kernel, self.emitted.shared_bytes, arch)
+        self._check_resources(arch)
         return compile_source(self.cuda_source, _virtual(arch), "ptx").decode()
 
     def cubin(self, arch: str | None = None) -> bytes:
         arch = checked_arch(arch) if arch is not None else target_arch()
-        check_shared_memory(self.kernel, self.emitted.shared_bytes, arch)
+        self._check_resources(arch)
         return compile_source(self.cuda_source, arch, "cubin")
+
+    def _check_resources(self, arch: str) -> None:
+        """Refuse, at its place in the source, a kernel whose shared tiles or register values
+        the GPU cannot hold, before the compiler runs on it."""
+        check_shared_memory(self.kernel, self.emitted.shared_bytes, arch)
+        check_register_tiles(self.kernel)
 
     def sass(self, arch: str | None = None) -> str:
         """The machine code ptxas makes for `arch`, as cuobjdump prints it."""
