@@ -13,6 +13,15 @@ bit offset is a constant; otherwise the offset within the first byte is computed
 passed to unpack_bits/pack_bits as `shift`. A masked load zeroes the fields of the lanes that
 are off, unless the lanes sharing each byte provably share their mask (`lpir.ir.lane_classes`):
 then the byte load's own zeros are those fields.
+
+A `shuffle` of sub-byte lanes cut from one byte string (by `unpack_bits`, or by a `view` of
+whole-byte lanes such as i32 words as u4) becomes one `unpack_bits` of those bytes with each
+lane's bit offset taken in the shuffle's order: lane i of a field string is wherever its offset
+says, so any order of the lanes is only other offsets, and a backend cuts them out in that order
+at the cost of cutting them out at all (AWQ's words hold columns 0 2 4 6 1 3 5 7: their
+reorder was a byte shuffle between the unpacking and the cast, and is now no instruction).
+Only where every use of the shuffled lanes is a shuffle, so that the first unpacking goes
+away and no field is cut out twice.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.passes.thread_values import IndexBuilder
 
 from lpir.dtypes import DType, dtype
-from lpir.ir.core import Module, Operation, Value
+from lpir.ir.core import Kernel, Module, Operation, Region, Value
 from lpir.ir.lane_classes import lane_classes
 from lpir.ir.ops import (
     BinaryOp,
@@ -102,8 +111,28 @@ class _BitPacking(Rewriter):
     def __init__(self) -> None:
         super().__init__()
         self.index = IndexBuilder(self.builder)
+        self.users: dict[int, list[Operation]] = {}
+        self.region_of: dict[int, int] = {}
+
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        self.users, self.region_of = {}, {}
+        self.index_uses(kernel.body)
+        return super().run_kernel(kernel)
+
+    def index_uses(self, region: Region) -> None:
+        """Record the users of every value and the region of every op (the input's)."""
+        for op in region.ops:
+            self.region_of[id(op)] = id(region)
+            for operand in op.operands:
+                self.users.setdefault(id(operand), []).append(op)
+            for inner in op.regions:
+                self.index_uses(inner)
 
     def rewrite(self, op: Operation) -> list[Value]:
+        if isinstance(op, ShuffleOp):
+            unpacked = self.unpacked_shuffle(op)
+            if unpacked is not None:
+                return [unpacked]
         if not _is_packed_access(op):
             return self.copy(op).results
         if isinstance(op, LoadThreadOp):
@@ -111,6 +140,50 @@ class _BitPacking(Rewriter):
         assert isinstance(op, StoreThreadOp)  # the other packed access
         self.store(op)
         return []
+
+    def unpacked_shuffle(self, op: ShuffleOp) -> Value | None:
+        """`op` as one unpack_bits with its lanes' offsets in its order, where its sources are
+        fields of one byte string (at one shift) that only shuffles use, cut out in the
+        shuffle's region (not moved into a loop); else None."""
+        region = self.region_of[id(op)]
+        for source in op.operands:
+            if source.owner is None or self.region_of.get(id(source.owner)) != region:
+                return None
+            if not all(isinstance(user, ShuffleOp) for user in self.users[id(source)]):
+                return None
+        byte_views: dict[int, Value] = {}  # (one view as u8 of words shuffled twice)
+        fields = [self.fields(self.map(source), byte_views) for source in op.operands]
+        if any(f is None for f in fields):
+            return None
+        data, _, shift = fields[0]
+        if any(f[0] is not data or f[2] is not shift for f in fields):
+            return None
+        offsets = [offset for f in fields for offset in f[1]]
+        picked = [offsets[index] for index in op.indices]
+        dt = as_vector(op.result.type).dtype
+        return self.builder.add(UnpackBitsOp.create(data, dt, picked, shift, op.result.name_hint))
+
+    def fields(
+        self, value: Value, byte_views: dict[int, Value]
+    ) -> tuple[Value, tuple[int, ...], Value | None] | None:
+        """(bytes, bit offsets, run-time shift) of lanes cut out of bytes: an unpack_bits, or a
+        view of whole-byte lanes as sub-byte ones (its bytes a view as u8)."""
+        owner = value.owner
+        if isinstance(owner, UnpackBitsOp):
+            return owner.operands[0], owner.bit_offsets, owner.shift
+        if not isinstance(owner, ViewOp) or not isinstance(value.type, VectorType):
+            return None
+        source = owner.operands[0]
+        nbits = value.type.dtype.nbits
+        if source.type.dtype.nbits % 8 or source.type.dtype.is_bool or nbits % 8 == 0:
+            return None
+        data = byte_views.get(id(source))
+        if data is None:
+            data = (
+                source if source.type.dtype == U8 else self.builder.add(ViewOp.create(source, U8))
+            )
+            byte_views[id(source)] = data
+        return data, tuple(i * nbits for i in range(value.type.size)), None
 
     def byte_base(self, base: Value, nbits: int) -> tuple[Value, Value | None]:
         """(index of the byte holding element `base`, run-time bit shift or None)."""

@@ -97,3 +97,56 @@ def test_constant_starts_near_the_ends_of_i32_read_zeros_and_write_nothing(WT, S
     lpir.compile(FAR_BEFORE, target=target, WT=WT, S=S)(x, y, q)
     assert np.array_equal(y, np.ones(16, np.int32))
     assert not lpir.unpack(q).astype(np.float64).any()
+
+
+COLUMN_PACKED = """
+# AWQ's order: field i of 8 holds column 0 2 4 6 1 3 5 7 of the 8; back to natural order
+def unawq(t, R, C) {
+    r = reshape(t, R, C / 8, 2, 4)                   # [.., c, h, j] = column 8c + 2j + h
+    return reshape(stack(r[:, :, 0, :], r[:, :, 1, :], axis = -1), R, C)
+}
+
+kernel column_packed[WT = u4, ST = i32, BITS = 4, SB = 32, N = 200, K = 100, BN = 64, BK = 32](
+    x: global f32[K], q: global ST[K, N * BITS / SB], y: global f32[N],
+) blocks(cdiv(N, BN)) threads(32) {
+    n0 = block.x * BN
+    acc = zeros<f32>[BK, BN]
+    for k0 in range(0, K, BK) {
+        words = load(q[k0 :+ BK, n0 * BITS / SB :+ BN * BITS / SB])
+        acc += cast<f32>(unawq(view<WT>(words), BK, BN)) * load(x[k0 :+ BK])[:, None]
+    }
+    store(y[n0 :+ BN], sum(acc, axis = 0))
+}
+"""
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+@pytest.mark.parametrize("target", ["interp", *TARGETS])
+@pytest.mark.parametrize(
+    ("WT", "ST", "N"),
+    [
+        ("u4", "i32", 200),
+        ("u2", "i32", 208),
+        ("u3", "i32", 224),
+        ("u3", "u8", 200),
+        ("i4", "i16", 200),
+        ("f4e2m1", "u8", 200),
+    ],
+)
+def test_sub_byte_lanes_reordered_after_a_view_of_words_are_the_columns(WT, ST, N, target):
+    """Columns packed along N in AWQ's order, reordered by reshape/index/stack after a view of
+    the words as WT: bit-packing folds the reorder into the unpacking (each lane cut out at
+    its column's bit offset). Every target gives x @ W exactly (small integers times the
+    codes' values), with N and K past the tiles' edges."""
+    dt, storage = lpir.dtype(WT), np.dtype({"i32": np.int32, "i16": np.int16, "u8": np.uint8}[ST])
+    k = 100
+    rng = np.random.default_rng(dt.nbits)
+    codes = rng.integers(0, 1 << dt.nbits, (k, N)).astype(np.uint8)
+    fields = codes.reshape(k, N // 8, 8)[:, :, AWQ_ORDER].reshape(k, N)
+    words = np.frombuffer(lpir.pack_codes(fields, dt).data, storage).reshape(k, -1)
+    x = rng.integers(-2, 3, k).astype(np.float32)
+    y = np.zeros(N, np.float32)
+    params = {"WT": WT, "ST": ST, "BITS": dt.nbits, "SB": 8 * storage.itemsize, "N": N, "K": k}
+    lpir.compile(COLUMN_PACKED, target=target, **params)(x, words, y)
+    weights = lpir.unpack(lpir.pack_codes(codes, dt)).astype(np.float64)
+    np.testing.assert_array_equal(y, x.astype(np.float64) @ weights)
