@@ -152,8 +152,9 @@ class _BitPacking(Rewriter):
             if not all(isinstance(user, ShuffleOp) for user in self.users[id(source)]):
                 return None
         byte_views: dict[int, Value] = {}  # (one view as u8 of words shuffled twice)
-        fields = [self.fields(self.map(source), byte_views) for source in op.operands]
-        if any(f is None for f in fields):
+        found = [self.fields(self.map(source), byte_views) for source in op.operands]
+        fields = [f for f in found if f is not None]
+        if len(fields) < len(found):
             return None
         data, _, shift = fields[0]
         if any(f[0] is not data or f[2] is not shift for f in fields):
