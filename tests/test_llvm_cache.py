@@ -151,6 +151,50 @@ def test_an_unwritable_cache_folder_is_skipped(tmp_path, monkeypatch):
     works(fresh_kernel())
 
 
+def test_an_entry_copied_under_another_name_is_not_trusted():
+    """Two entries swapped on disk passed their checksums: a cuda-host library ran another
+    size's code (and crashed), a parser entry broke every compile (found by an explorer).
+    The checksum covers the entry's name: each is rebuilt."""
+    first, second = cache.digest("first"), cache.digest("second")
+    cache.store("swap", first, b"payload of the first")
+    cache.store("swap", second, b"payload of the second")
+    a, b = cache.entry_path("swap", first), cache.entry_path("swap", second)
+    blob_a, blob_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(blob_b)
+    b.write_bytes(blob_a)
+    before = cache.stats.corrupt
+    assert cache.load("swap", first) is None and cache.load("swap", second) is None
+    assert cache.stats.corrupt == before + 2
+    assert not a.exists() and not b.exists()  # removed, to be written again
+
+
+@pytest.mark.parametrize(
+    "variables, expected",
+    [
+        ({"LPIR_CACHE_DIR": "~/lpir-cache"}, "HOME/lpir-cache"),
+        ({"LPIR_CACHE_DIR": "", "XDG_CACHE_HOME": ""}, "HOME/.cache/lpir"),
+        ({"XDG_CACHE_HOME": "~/xdg"}, "HOME/xdg/lpir"),
+        ({"LPIR_CACHE_DIR": "relative/cache"}, "CWD/relative/cache"),
+    ],
+)
+def test_where_the_cache_lives(variables, expected, tmp_path, monkeypatch):
+    """An empty XDG_CACHE_HOME made the cache `./lpir` and `~` was taken literally (found by
+    an explorer): empty counts as unset, `~` is the home folder, and a relative folder is
+    taken from the working folder when first seen, not after each chdir."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("LPIR_CACHE_DIR", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    cache._absolute.cache_clear()
+    first = cache.directory()
+    monkeypatch.chdir(tmp_path / "..")
+    assert cache.directory() == first
+    expected = expected.replace("HOME", str(tmp_path / "home")).replace("CWD", str(tmp_path))
+    assert str(first) == expected
+
+
 def copy_of_lpir(destination, nested: bool) -> dict:
     """lpir's source copied as in the repository (passes/ and backends/ beside lpir/) or as
     installed (under lpir/); the folders by package, as `jit.package_directories` gives them."""

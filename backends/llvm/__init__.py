@@ -62,7 +62,7 @@ class CompiledKernel:
     @functools.cached_property
     def llvm_ir_optimized(self) -> str:
         """The LLVM IR after the O3 pipeline, as compiled."""
-        return str(jit.optimized_module(self.llvm_ir))
+        return jit.optimized_text(self.llvm_ir)
 
     def assembly(self) -> str:
         """Host assembly of the kernel."""

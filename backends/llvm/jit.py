@@ -16,9 +16,9 @@ import hashlib
 import importlib
 import importlib.metadata
 import os
-import threading
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import llvmlite
@@ -28,6 +28,7 @@ import numpy as np
 from lpir import __version__
 from lpir.errors import CompileError
 from lpir.runtime import cache
+from lpir.runtime.fork_safe import ForkSafeLock, hold_across_fork
 
 CACHE_KIND = "llvm"
 
@@ -145,9 +146,16 @@ def compile_object(text: str) -> bytes:
     return target_machine().emit_object(optimized_module(text))
 
 
+def optimized_text(text: str) -> str:
+    """LLVM IR text after the O3 pipeline, as compiled for execution."""
+    with _loading:
+        return str(optimized_module(text))
+
+
 def assembly(text: str) -> str:
     """Host assembly for LLVM IR text (optimized as for execution)."""
-    return target_machine().emit_assembly(optimized_module(text))
+    with _loading:
+        return target_machine().emit_assembly(optimized_module(text))
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -170,7 +178,23 @@ class Executable:
 
 
 _loaded: weakref.WeakValueDictionary[str, Executable] = weakref.WeakValueDictionary()
-_loading = threading.Lock()
+# Held by a thread inside LLVM (compiling, loading): a fork waits for it (LLVM's own locks
+# would stay held in the child) and the child gets it released.
+_loading = ForkSafeLock(held_across_fork=True)
+
+
+def _hold_llvmlite_across_fork() -> None:
+    """llvmlite takes a lock of its own around every call into LLVM (disposing of an engine
+    that the collector frees, for one): a fork waits for it too. It is private to llvmlite
+    (`ffi.lib._lock`); a version without it is left as it is."""
+    from llvmlite.binding import ffi
+
+    lock = getattr(getattr(ffi, "lib", None), "_lock", None)
+    if isinstance(lock, AbstractContextManager):  # (has __enter__ and __exit__)
+        hold_across_fork(lock)
+
+
+_hold_llvmlite_across_fork()
 
 
 def load(key: str, llvm_text: Callable[[], str]) -> Executable:

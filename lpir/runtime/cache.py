@@ -6,10 +6,11 @@ code depends on (see `digest`).
 
 Disk entries are files named by their key, written atomically (a temporary file in the same
 folder renamed into place, so a reader never sees half a file) with a header holding a magic
-string, the payload length and its SHA-256. An entry whose header or checksum does not match —
-truncated, corrupt, written by another format version — is deleted and counted as a miss, so it
-gets rebuilt; it is never trusted. A cache folder that cannot be written is skipped silently
-(the code is compiled every time instead).
+string, the payload length and a SHA-256 over the entry's file name and the payload. An entry
+whose header or checksum does not match — truncated, corrupt, written by another format
+version, or another entry's file copied under this one's name — is deleted and counted as a
+miss, so it gets rebuilt; it is never trusted. A cache folder that cannot be written is
+skipped silently (the code is compiled every time instead).
 
 `stats` counts what happened, so tests can assert that a second compile in one process hits
 memory and a new process hits the disk.
@@ -18,16 +19,18 @@ memory and a new process hits the disk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import struct
 import tempfile
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-MAGIC = b"LPIRCACHE1"
+from lpir.runtime.fork_safe import ForkSafeLock
+
+MAGIC = b"LPIRCACHE2"  # 2: the checksum covers the file name
 _HEADER = struct.Struct("<10sQ32s")
 MEMORY_ENTRIES = 512  # payloads kept in memory (least recently used dropped first)
 
@@ -54,7 +57,7 @@ class CacheStats:
 
 stats = CacheStats()
 _memory: OrderedDict[tuple[str, str], bytes] = OrderedDict()
-_lock = threading.Lock()
+_lock = ForkSafeLock()  # new in a forked child
 
 
 def digest(*parts: str | bytes) -> str:
@@ -68,10 +71,20 @@ def digest(*parts: str | bytes) -> str:
 
 
 def directory() -> Path:
+    """`$LPIR_CACHE_DIR`, else `lpir` in `$XDG_CACHE_HOME`, else `~/.cache/lpir` (an empty
+    variable counts as unset, as the XDG specification says; `~` is expanded)."""
     configured = os.environ.get("LPIR_CACHE_DIR")
     if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lpir"
+        return _absolute(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return _absolute(xdg) / "lpir" if xdg else Path.home() / ".cache" / "lpir"
+
+
+@functools.cache
+def _absolute(configured: str) -> Path:
+    """A configured folder as an absolute path, fixed when first seen: a relative one names
+    the folder under the working directory of that moment, not of each later chdir."""
+    return Path(configured).expanduser().absolute()
 
 
 def _path(kind: str, key: str) -> Path:
@@ -138,30 +151,36 @@ def read_entry(path: Path) -> tuple[bytes | None, bool]:
         blob = path.read_bytes()
     except OSError:
         return None, False
-    payload = _verified(blob)
+    payload = _verified(blob, path.name)
     if payload is None:
         with contextlib.suppress(OSError):
             path.unlink()
     return payload, True
 
 
-def _verified(blob: bytes) -> bytes | None:
+def _verified(blob: bytes, name: str) -> bytes | None:
     if len(blob) < _HEADER.size:
         return None
     magic, length, checksum = _HEADER.unpack_from(blob)
     payload = blob[_HEADER.size :]
     if magic != MAGIC or length != len(payload):
         return None
-    if hashlib.sha256(payload).digest() != checksum:
+    if _checksum(name, payload) != checksum:
         return None
     return payload
 
 
+def _checksum(name: str, payload: bytes) -> bytes:
+    """The SHA-256 of an entry's file name and payload: an entry's bytes under another
+    entry's name (copied, swapped) do not pass as that entry."""
+    return bytes.fromhex(digest(name, payload))
+
+
 def write_entry(path: Path, payload: bytes) -> bool:
-    """Write an entry file (header with the payload's length and SHA-256, then the payload)
-    to a temporary file beside `path` and rename it into place, so that no reader sees half
-    of it; False where the folder cannot be made or written."""
-    header = _HEADER.pack(MAGIC, len(payload), hashlib.sha256(payload).digest())
+    """Write an entry file (header with the payload's length and the SHA-256 of its file name
+    and payload, then the payload) to a temporary file beside `path` and rename it into place,
+    so that no reader sees half of it; False where the folder cannot be made or written."""
+    header = _HEADER.pack(MAGIC, len(payload), _checksum(path.name, payload))
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
