@@ -495,7 +495,7 @@ def test_a_library_without_the_expected_functions_is_built_again(tmp_path, monke
     other = tmp_path / "other.cpp"
     other.write_text('extern "C" int lpir_something_else() { return 0; }\n')
     damaged = tmp_path / "damaged.so"
-    command = [emulation.host_compiler(), "-shared", "-fPIC", str(other), "-o", str(damaged)]
+    command = [*emulation.host_compiler(), "-shared", "-fPIC", str(other), "-o", str(damaged)]
     subprocess.run(command, check=True)
     cache.write_entry(library, damaged.read_bytes())  # a sound entry of the wrong library
     assert emulation._open(damaged.read_bytes(), []) is not None  # this process loads it
@@ -522,4 +522,52 @@ def test_a_half_written_shared_source_does_not_reach_the_compiler(tmp_path, monk
 
     monkeypatch.setattr(emulation, "subprocess", SimpleNamespace(run=compile_while_another_writes))
     monkeypatch.setattr(emulation, "_libraries", {})
+    assert getattr(emulation.build(source, [symbol]), symbol)() == value
+
+
+def test_a_full_cache_folder_loads_the_library_from_the_temporary_one(tmp_path, monkeypatch):
+    """Where the cache folder's disk was full, the private copy of a library failed to write
+    and the kernel was reported as built into a library that does not load (found by an
+    explorer): the copy is made in the temporary folder instead."""
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    source, symbol, value = unique_library_source()
+    make_temporary = emulation.tempfile.mkstemp
+
+    def full_cache_folder(*args, **options):
+        """A file made in the cache folder takes no bytes (opened read-only: writes fail)."""
+        handle, name = make_temporary(*args, **options)
+        if options.get("dir") is None:
+            return handle, name
+        os.close(handle)
+        return os.open(name, os.O_RDONLY), name
+
+    monkeypatch.setattr(emulation.tempfile, "mkstemp", full_cache_folder)
+    assert getattr(emulation.build(source, [symbol]), symbol)() == value
+    assert not list((tmp_path / "emulation").glob(".lpir-*"))  # the failed copy removed
+
+
+@pytest.mark.parametrize(
+    "cxx, message",
+    [
+        ("/no/such/compiler", "CXX is '/no/such/compiler', and '/no/such/compiler' is not"),
+        ("true", "exited without error but wrote no library"),
+    ],
+)
+def test_a_cxx_that_builds_nothing_is_a_clear_error(cxx, message, tmp_path, monkeypatch):
+    """CXX naming no command was passed over for g++ without a word, and a CXX that wrote
+    nothing raised FileNotFoundError (found by an explorer)."""
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", cxx)
+    source, symbol, _ = unique_library_source()
+    with pytest.raises(lpir.LpirError, match=message.replace("(", r"\(")) as caught:
+        emulation.build(source, [symbol])
+    assert "set CXX to a C++20 compiler" in caught.value.hint
+
+
+def test_cxx_may_be_a_command_with_words(tmp_path, monkeypatch):
+    """`CXX="ccache g++"` was ignored (the whole string looked up as one command)."""
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", f"env LPIR_UNUSED=1 {emulation.host_compiler()[0]}")
+    source, symbol, value = unique_library_source()
+    assert emulation.host_compiler()[:2] == (emulation.shutil.which("env"), "LPIR_UNUSED=1")
     assert getattr(emulation.build(source, [symbol]), symbol)() == value

@@ -15,10 +15,10 @@ import ctypes
 import functools
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,20 +33,36 @@ from lpir.ir.core import Kernel
 from lpir.ir.effects import stored_arguments
 from lpir.ir.grid import launch_grid
 from lpir.ir.types import GlobalType
+from lpir.runtime.fork_safe import ForkSafeLock
 
 if TYPE_CHECKING:
     from _ctypes import CFuncPtr
 
 
-def host_compiler() -> str | None:
-    configured = os.environ.get("CXX")
-    if configured and shutil.which(configured):
-        return shutil.which(configured)
-    return shutil.which("g++") or shutil.which("clang++")
+def host_compiler() -> tuple[str, ...] | None:
+    """The host C++ compiler's command: `$CXX` (a command and its words, `ccache g++`), else
+    g++ or clang++ from PATH; None where there is none. A `$CXX` that names no command is an
+    error, not passed over for another compiler."""
+    configured = os.environ.get("CXX", "").strip()
+    if configured:
+        words = shlex.split(configured)
+        found = shutil.which(words[0])
+        if found is None:
+            raise LpirError(
+                f"CXX is {configured!r}, and {words[0]!r} is not a command on PATH",
+                hint="set CXX to a C++20 compiler (g++ or clang++), or unset it to use one "
+                "from PATH",
+            )
+        return (found, *words[1:])
+    found = shutil.which("g++") or shutil.which("clang++")
+    return (found,) if found else None
 
 
 def emulation_available() -> bool:
-    return host_compiler() is not None
+    try:
+        return host_compiler() is not None
+    except LpirError:
+        return False
 
 
 def _wrapper(kernel: KernelSource, entry: str) -> str:
@@ -93,13 +109,13 @@ _FLAGS = (
 )
 
 _libraries: dict[str, ctypes.CDLL] = {}  # by key: loaded once per process
-_libraries_lock = threading.Lock()
+_libraries_lock = ForkSafeLock()  # new in a forked child
 
 
 @functools.cache
-def _compiler_version(compiler: str) -> str:
+def _compiler_version(compiler: tuple[str, ...]) -> str:
     """What the compiler says it is (part of the key: an upgrade at the same path rebuilds)."""
-    result = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False)
+    result = subprocess.run([*compiler, "--version"], capture_output=True, text=True, check=False)
     return result.stdout
 
 
@@ -122,7 +138,8 @@ def build(source: str, symbols: Sequence[str] = ()) -> ctypes.CDLL:
     headers = "".join(
         (INCLUDE_DIR / name).read_text() for name in ("lpir_cuda.cuh", "lpir_host.cuh")
     )
-    key_text = source + headers + compiler + _compiler_version(compiler) + " ".join(_FLAGS)
+    key_text = source + headers + " ".join(compiler) + _compiler_version(compiler)
+    key_text += " ".join(_FLAGS)
     key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
     with _libraries_lock:
         library = _libraries.get(key)
@@ -145,15 +162,9 @@ def build(source: str, symbols: Sequence[str] = ()) -> ctypes.CDLL:
 
 def _open(library_bytes: bytes, symbols: Sequence[str]) -> ctypes.CDLL | None:
     """`library_bytes` loaded from a file of this call's own (removed once mapped), or None
-    where they do not load or lack one of `symbols`. The file is made in the cache folder, as
-    the temporary folder may forbid mapping code (mounted noexec), else in the temporary one."""
+    where they do not load or lack one of `symbols`."""
+    name = _private_copy(library_bytes)
     try:
-        handle, name = tempfile.mkstemp(prefix=".lpir-", suffix=".so", dir=_source_directory())
-    except OSError:
-        handle, name = tempfile.mkstemp(prefix=".lpir-", suffix=".so")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(library_bytes)
         library = ctypes.CDLL(name)
     except OSError:
         return None
@@ -163,20 +174,50 @@ def _open(library_bytes: bytes, symbols: Sequence[str]) -> ctypes.CDLL | None:
     return library if all(hasattr(library, symbol) for symbol in symbols) else None
 
 
-def _compile(compiler: str, source: str, key: str) -> tuple[bytes, str]:
+def _private_copy(library_bytes: bytes) -> str:
+    """A new file holding `library_bytes`: in the cache folder, as the temporary folder may
+    forbid mapping code (mounted noexec), else (that folder not writable, or full) in the
+    temporary one."""
+    failures = []
+    cache_folder = _source_directory()
+    for folder in ([cache_folder] if cache_folder else []) + [None]:
+        handle, name = None, None
+        try:
+            handle, name = tempfile.mkstemp(prefix=".lpir-", suffix=".so", dir=folder)
+            with os.fdopen(handle, "wb") as file:
+                file.write(library_bytes)
+            return name
+        except OSError as error:
+            failures.append(f"{folder or tempfile.gettempdir()}: {error.strerror or error}")
+            if name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+    raise LpirError(
+        "no folder to write the CUDA emulation's library to (" + "; ".join(failures) + ")",
+        hint="free some space there, or set LPIR_CACHE_DIR to a writable folder",
+    )
+
+
+def _compile(compiler: tuple[str, ...], source: str, key: str) -> tuple[bytes, str]:
     """(the library built from `source` in a folder of this build's own, where its C++ is
     kept to read). The C++ is also kept as `emulation/<key>.cpp` of the cache directory."""
     with tempfile.TemporaryDirectory(prefix="lpir-emulation-") as folder:
         source_path, library_path = Path(folder) / f"{key}.cpp", Path(folder) / f"{key}.so"
         source_path.write_text(source)
         readable_source = _keep_source(source, key) or "not kept: no writable cache folder"
-        command = [compiler, *_FLAGS, f"-I{INCLUDE_DIR}", "-x", "c++", str(source_path)]
+        command = [*compiler, *_FLAGS, f"-I{INCLUDE_DIR}", "-x", "c++", str(source_path)]
         result = subprocess.run(
             [*command, "-o", str(library_path)], capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             raise LpirError(
                 f"host compilation of generated CUDA C ({readable_source}) failed:\n{result.stderr}"
+            )
+        if not library_path.exists():
+            raise LpirError(
+                f"the host compiler {' '.join(compiler)} exited without error but wrote no "
+                f"library for {readable_source}",
+                hint="set CXX to a C++20 compiler (g++ or clang++), or unset it",
             )
         return library_path.read_bytes(), readable_source
 
@@ -206,8 +247,8 @@ def _keep_source(source: str, key: str) -> str | None:
 
 # The emulation's barriers, warp barriers and __shared__ arrays are process-wide (lpir_host.cuh):
 # two calls at once from two Python threads waited on each other's barriers forever (found by
-# an explorer). One emulated grid runs at a time.
-_RUNNING = threading.Lock()
+# an explorer). One emulated grid runs at a time (and a forked child gets a new lock).
+_RUNNING = ForkSafeLock(held_across_fork=True)  # a fork waits for a running grid
 
 
 class _Runner:
