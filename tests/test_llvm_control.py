@@ -183,6 +183,16 @@ def test_a_bad_thread_count_is_refused(value, monkeypatch):
         compiled.run([np.full(5 * 32, -1, np.int32)])
 
 
+@pytest.mark.parametrize("value", ["abc", "0"])
+def test_a_bad_thread_count_fails_the_compile_of_a_one_block_kernel(value, monkeypatch):
+    """A one-block call never splits its grid, so it never read the variable: a server ran
+    its small calls and failed its first large batch (found by an explorer)."""
+    text = GRID.replace("GX", "1").replace("GY", "1").replace("GZ", "1")
+    monkeypatch.setenv("LPIR_NUM_THREADS", value)
+    with pytest.raises(LpirError, match=r"LPIR_NUM_THREADS is .* not a positive whole number"):
+        compile_kernel(parse(text), {})
+
+
 def test_more_threads_than_cores_split_the_grid_finer(monkeypatch):
     from lpir.backends.llvm import launch
 

@@ -153,6 +153,9 @@ class Launcher:
                 f"{FRAME_LIMIT >> 20} MiB",
                 hint="use fewer threads per block or smaller per-thread tiles",
             )
+        # A bad $LPIR_NUM_THREADS is an error here, at the compile: read only where a call
+        # splits its grid, it let a one-block kernel run and failed the first large batch.
+        threads_to_use()
         self.kernel = kernel
         self.stored = stored_arguments(kernel)
         # each argument's part in a call, worked out once: its name, the bytes a tensor must
