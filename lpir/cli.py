@@ -191,6 +191,25 @@ def _cmd_banks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from lpir.runtime import cache
+
+    if args.clear:
+        print(f"cleared {cache.directory()}: {_mib(cache.clear())} freed")
+        return 0
+    usage = cache.usage()
+    print(f"{cache.directory()}")
+    for kind, (files, nbytes) in usage.items():
+        print(f"  {kind:<10} {files:>7} files {_mib(nbytes):>12}")
+    total = sum(nbytes for _, nbytes in usage.values())
+    print(f"  {'total':<10} {sum(f for f, _ in usage.values()):>7} files {_mib(total):>12}")
+    return 0
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.1f} MiB"
+
+
 def _add_kernel_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("file", help="a kernel source (.lp) or IR text (.ir)")
     command.add_argument(
@@ -280,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     banks.add_argument("--blocks", type=int, default=1, help="how many blocks to run")
     banks.add_argument("--seed", type=_seed, default=0, help="of the random inputs (0 or more)")
     banks.set_defaults(handler=_cmd_banks)
+
+    cache_cmd = commands.add_parser(
+        "cache", help="show what lpir's code cache holds on disk (it is never evicted)"
+    )
+    cache_cmd.add_argument("--clear", action="store_true", help="delete every cached entry")
+    cache_cmd.set_defaults(handler=_cmd_cache)
     return parser
 
 

@@ -238,3 +238,25 @@ def test_a_kernel_compiled_by_another_lpir_is_not_reused(monkeypatch):
     cache.forget_memory()
     works(text)
     assert (cache.stats.disk_hits, cache.stats.stores) == (before[0] + 1, before[1] + 1)  # a hit
+
+
+def test_lpir_cache_counts_and_clears_only_its_own_folders(capsys):
+    """The cache is never evicted (an explorer found 414 MB after some weeks): `lpir cache`
+    says what each kind holds and `--clear` deletes lpir's folders, not the user's files."""
+    from lpir.backends.cuda.cache import KIND as CUDA_KIND
+
+    from lpir.cli import main
+
+    assert {jit.CACHE_KIND, CUDA_KIND, "emulation", "lark"} == set(cache.KINDS)
+    works(fresh_kernel())
+    cache.store(CUDA_KIND, cache.digest("a cubin"), b"x" * 1000)
+    mine = cache.directory() / "notes.txt"
+    mine.write_text("the user's own file")
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache.directory()) in out and "llvm" in out and "cuda" in out, out
+    assert main(["cache", "--clear"]) == 0
+    assert "freed" in capsys.readouterr().out
+    assert cache.usage() == {} and mine.read_text() == "the user's own file"
+    works(fresh_kernel())  # compiles and caches again
+    assert set(cache.usage()) == {jit.CACHE_KIND}

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import shutil
 import struct
 import tempfile
 from collections import OrderedDict
@@ -198,13 +199,40 @@ def write_entry(path: Path, payload: bytes) -> bool:
                 os.unlink(temporary)
 
 
+# The kinds of entries lpir writes, each a folder of `directory()` (`lpir cache` counts and
+# clears these folders only: the cache folder may be one the user keeps other files in).
+KINDS = ("llvm", "cuda", "emulation", "lark")
+
+
+def usage() -> dict[str, tuple[int, int]]:
+    """(files, bytes) of each kind's folder on disk (kinds without a folder left out)."""
+    found = {}
+    for kind in KINDS:
+        folder = directory() / kind
+        if folder.is_dir():
+            sizes = [path.stat().st_size for path in folder.rglob("*") if path.is_file()]
+            found[kind] = (len(sizes), sum(sizes))
+    return found
+
+
+def clear() -> int:
+    """Delete every kind's folder (and forget the memory layer); the bytes freed."""
+    freed = sum(size for _, size in usage().values())
+    for kind in KINDS:
+        shutil.rmtree(directory() / kind, ignore_errors=True)
+    forget_memory()
+    return freed
+
+
 def entry_path(kind: str, key: str) -> Path:
     """Where the disk entry for `key` lives (for tests that damage it on purpose)."""
     return _path(kind, key)
 
 
 __all__ = [
+    "KINDS",
     "CacheStats",
+    "clear",
     "digest",
     "directory",
     "entry_path",
@@ -215,5 +243,6 @@ __all__ = [
     "read_entry",
     "stats",
     "store",
+    "usage",
     "write_entry",
 ]
