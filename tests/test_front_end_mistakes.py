@@ -847,3 +847,54 @@ def test_a_tensor_where_a_tile_is_needed_says_to_load_it(statement, column, hint
     line = 3 + statement.count("\n")
     located(caught.value, line, column, "but this is")
     assert hint in caught.value.hint, caught.value.hint
+
+
+# ---- 11. a constant assigned to a tile's name fills the tile ------------------------------
+FILL_KERNEL = """kernel k(a: global f32[8], y: global f32[8]) blocks(1) threads(4) {
+    acc = load(a[:])
+    acc = 3.0
+    s = sum(acc)
+    for i in range(2) {
+        acc = 1.0
+        acc += full<f32>[8](sum(acc))
+    }
+    store(y[:], acc + s)
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_a_constant_assigned_to_a_tile_name_fills_the_tile(target: str) -> None:
+    """At the kernel's top level `acc = 3.0` rebound acc to the constant (sum(acc) was then
+    refused), and inside a loop body it was a constant until the end of the body; the docs
+    say a constant assigned to a tile name fills the tile, everywhere."""
+    kernel = lpir.compile(FILL_KERNEL, target=target)
+    y = np.zeros(8, np.float32)
+    kernel(np.arange(8, dtype=np.float32), y)
+    np.testing.assert_array_equal(y, np.full(8, 1.0 + 8.0 + 24.0, np.float32))
+
+
+@pytest.mark.parametrize(
+    ("indent", "value", "column", "words"),
+    [
+        ("", "2.5", 11, "cannot combine the float constant 2.5 with i32 values"),
+        ("", "true", 11, "cannot use the constant true as an i32 value"),
+        ("", "1 << 40", 11, "does not fit in i32"),
+        ("for i in range(2) { ", "2.5", 31, "cannot combine the float constant 2.5"),
+        ("if n > 0 { ", "2.5", 22, "cannot combine the float constant 2.5"),
+    ],
+)
+def test_a_constant_a_tile_cannot_hold_is_refused_where_it_is_assigned(
+    indent: str, value: str, column: int, words: str
+) -> None:
+    """`acc = zeros<i32>[8]; acc = 2.5` was accepted at the top level (the error came at a
+    later use of acc, or never), and in a loop the error pointed at the `for`."""
+    source = (
+        "kernel k(y: global i32[8], n: i32) blocks(1) threads(4) {\n"
+        "    acc = zeros<i32>[8]\n"
+        f"    {indent}acc = {value}{' }' if indent else ''}\n"
+        "    store(y[:], acc)\n}\n"
+    )
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 3, column, "'acc' is a tile of i32[8]", words, "acc_2 = ...")

@@ -270,7 +270,7 @@ class KernelLowering(ExpressionLowering):
 
     def statement(self, node: ast.Node) -> None:
         if isinstance(node, ast.Assign):
-            self.bind(node.target, self.expr(node.value), node)
+            self.bind(node.target, self.filled(node, self.expr(node.value)), node)
         elif isinstance(node, ast.AugAssign):
             self.augmented_assignment(node)
         elif isinstance(node, ast.Let):
@@ -301,6 +301,25 @@ class KernelLowering(ExpressionLowering):
             )
         else:
             raise self.error(f"unexpected statement {type(node).__name__}", node)
+
+    def filled(self, node: ast.Assign, value: SemanticValue) -> SemanticValue:
+        """`acc = 0.0` where acc holds a tile: the tile filled with the constant, at the
+        kernel's top level as inside a block (where the loop or if carries acc's type), so
+        that `acc` stays a tile of its dtype and shape and a constant it cannot hold is
+        refused here rather than at a later use."""
+        current = self.find(node.target)
+        if not (isinstance(value, Const) and isinstance(current, Runtime) and current.is_tile):
+            return value
+        try:
+            return Runtime(self.constant_like(value, current.type, node.value))
+        except LpirError as error:
+            raise self.error(
+                f"'{node.target}' is a tile of {_type_text(current.type)}, which a constant "
+                f"assigned to it fills: {error.message}",
+                node.value,
+                f"assign a constant that {current.dtype.name} holds, or give a value of "
+                f"another type a name of its own ({node.target}_2 = ...)",
+            ) from None
 
     def augmented_assignment(self, node: ast.AugAssign) -> None:
         """`u += v`: u's new value keeps its dtype and shape (v may broadcast to u's shape, not
