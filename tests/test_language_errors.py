@@ -36,6 +36,8 @@ MISTAKES = [
     ("    t = arange(0, 64)", TypeCheckError, 9, "arange takes 1 argument, got 2"),
     ("    store(y[0:64], sum(load(x[0:64]), dim = 0))", TypeCheckError, 39, "no argument 'dim'"),
     ("    store(h[0:64], load(x[0:64]))", TypeCheckError, 20, "cannot store f32[64]"),
+    # a bool sum was OR on interp and threads, XOR on the cpu (found by an explorer)
+    ("    t = sum(load(x[0:64]) > 0.0)", TypeCheckError, 9, "'sum' is not defined on bool"),
     ("    store(y[0:64], cast<f33>(load(x[0:64])))", TypeCheckError, 25, "unknown dtype"),
     ("    store(y[0:32], load(x[0:64]))", TypeCheckError, 20, "shape [64]"),
     ("    t = load(x[0:64]) @ spatial(32).local(4)", TypeCheckError, 25, "has shape [128]"),

@@ -323,6 +323,11 @@ class ReduceOp(Operation):
         if not isinstance(source, TileType):
             raise TypeCheckError(f"'{kind}' needs a tile, not {source}")
         check_compute_dtype(source.dtype, kind)
+        if kind == "sum" and source.dtype.is_bool:  # (interp and threads gave OR, cpu XOR)
+            raise TypeCheckError(
+                "'sum' is not defined on bool",
+                hint="count the true elements with sum(cast<i32>(t)); max(t) is true where any is",
+            )
         if not 0 <= axis < source.rank:
             raise TypeCheckError(
                 f"axis {axis} is out of range for a rank-{source.rank} tile {source}",
