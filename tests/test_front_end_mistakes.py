@@ -898,3 +898,18 @@ def test_a_constant_a_tile_cannot_hold_is_refused_where_it_is_assigned(
     with pytest.raises(TypeCheckError) as caught:
         lower(source)
     located(caught.value, 3, column, "'acc' is a tile of i32[8]", words, "acc_2 = ...")
+
+
+# ---- 12. atomics combine into global tensors only ------------------------------------------
+@pytest.mark.parametrize("atomic", ["atomic_add", "atomic_max", "atomic_min"])
+@pytest.mark.parametrize(("place", "width"), [("s", 1), ("s[0 :+ 64]", 10), ("s[ids]", 6)])
+def test_an_atomic_into_a_shared_tile_names_the_atomic(atomic: str, place: str, width: int):
+    """It said "'store_shared' can combine atomically into global tensors only", naming an
+    internal op, with no hint (found by an explorer)."""
+    source = HEAD.replace("a: global f32[N]", "a: global f32[N], g: global i32[N]")
+    source += f"    s = shared<i32>[64]\n    ids = load(g[:])\n    {atomic}({place}, ids)\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source + STORE)
+    text = located(caught.value, 5, 5 + len(atomic) + 1, f"{atomic} combines into global tensors")
+    assert "store_shared" not in text and "^" * width + "\n" in text, text
+    assert "store(s[...], " in caught.value.hint, caught.value.hint

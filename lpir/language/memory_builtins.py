@@ -114,6 +114,17 @@ def _atomic(combine: str) -> Builtin:
     def lower_atomic(low: ExpressionLowering, call: ast.Call) -> None:
         (target, value_node), keywords = call_arguments(low, call, 2, keywords=("mask",))
         destination = low.expr(target)
+        memory = destination.memory if isinstance(destination, Slice) else destination
+        if isinstance(memory, Memory) and isinstance(memory.type, SharedType):
+            raise low.error(
+                f"{name} combines into global tensors only (what blocks share), but this is "
+                f"{memory.describe()}",
+                target,
+                "a shared tile is one block's own, and its statements run in program order: "
+                f"{verb[combine].split(' into')[0]} in registers and store the result, "
+                f"{_shared_update(combine)} (positions that repeat in a scatter are not "
+                f"combined so: {name} into a global tensor for those)",
+            )
         if not isinstance(destination, Slice):
             raise low.error(
                 f"{name} needs a slice of a global tensor, but this is {destination.describe()}",
@@ -138,6 +149,12 @@ def _atomic(combine: str) -> Builtin:
         return None
 
     return lower_atomic
+
+
+def _shared_update(combine: str) -> str:
+    """The plain statement that does to a shared tile what an atomic would."""
+    new = "load(s[...]) + t" if combine == "add" else f"{combine}(load(s[...]), t)"
+    return f"store(s[...], {new})"
 
 
 builtin("atomic_add(tensor[...], value, mask = m)")(_atomic("add"))
