@@ -913,3 +913,45 @@ def test_an_atomic_into_a_shared_tile_names_the_atomic(atomic: str, place: str, 
     text = located(caught.value, 5, 5 + len(atomic) + 1, f"{atomic} combines into global tensors")
     assert "store_shared" not in text and "^" * width + "\n" in text, text
     assert "store(s[...], " in caught.value.hint, caught.value.hint
+
+
+# ---- 13. a tensor's index counts from 0 ----------------------------------------------------
+NEGATIVE_INDEX_KERNEL = """kernel k[N = 8](x: global f32[N, 2 * N], y: global f32[4], n: i32,
+        r: global f32[n, 4]) blocks(1) threads(4) {{
+    s = shared<f32>[4, 8]
+    store(s, zeros<f32>[4, 8])
+    store(y[:], {load})
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("load", "column", "words", "hint"),
+    [
+        ("full<f32>[4](load(x[-1, 0]))", 37, "the index -1 is before x's", "write N - 1 where"),
+        ("load(x[0, -4:-0])", 27, "the range -4:-0 starts before x's", "write 2 * N - 4 where"),
+        ("load(r[N - 10, :])", 24, "the index N - 10 is before r's", "write n - 2 where"),
+        ("load(s[-1, 0 :+ 4])", 24, "is before the shared tile's", "write 3 where numpy"),
+    ],
+)
+def test_a_constant_negative_index_of_memory_is_an_error(
+    load: str, column: int, words: str, hint: str
+) -> None:
+    """`load(x[-1])` read 0, from outside the tensor, while a register tile's t[-1] is its
+    last element (found by an explorer): a constant negative index or range start of a tensor
+    or shared tile is refused, with the position counted from the start in the hint."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(NEGATIVE_INDEX_KERNEL.format(load=load))
+    located(caught.value, 5, column, words, "counts from 0, not from the end")
+    assert hint in caught.value.hint, caught.value.hint
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_a_negative_start_of_a_length_slice_still_overhangs_the_edge(target: str) -> None:
+    """`x[-2 :+ 4]` is a tile overhanging the tensor's start, as at any edge: the elements
+    before it read 0 (or other =)."""
+    source = HEAD + "    store(c[0 :+ 4], load(a[-2 :+ 4], other = 9.0))\n}\n"
+    kernel = lpir.compile(source, target=target)
+    y = np.zeros(64, np.float32)
+    kernel(np.arange(64, dtype=np.float32), y)
+    np.testing.assert_array_equal(y[:4], [9, 9, 0, 1])

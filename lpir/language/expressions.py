@@ -646,6 +646,7 @@ class ExpressionLowering:
             if dim == 0:
                 self.refuse_whole_runtime_dimension(memory, item)
             offset, length = self.slice_item(item, extent)
+            self.refuse_negative_index(memory, dim, offset, item)
             if isinstance(memory.type, SharedType):
                 self.check_shared_bounds(offset, length or 1, extent, item)
             offsets.append(offset)
@@ -666,6 +667,39 @@ class ExpressionLowering:
                 f"load a tile of rows at a time, e.g. {memory.name}[r :+ 16, ...] with a loop "
                 f"or blocks over {rows} (the rows past {rows} are masked)",
             )
+
+    def refuse_negative_index(
+        self, memory: Memory, dim: int, offset: Value, item: ast.Node
+    ) -> None:
+        """`x[-1]` (or `x[-4:]`): a register tile's -1 is its last element, but a tensor's index
+        counts from 0 only, so a constant negative one reads outside it: a mistake to report
+        (a `start :+ length` slice may overhang the start, as the edges of a tile do)."""
+        if isinstance(item, ast.SliceLength) or not isinstance(offset.owner, ConstantOp):
+            return
+        start = offset.owner.value
+        if not isinstance(start, int) or start >= 0:
+            return
+        size = self.dimension_text(memory, dim)
+        from_end = f"{size} - {-start}" if not size.isdigit() else str(int(size) + start)
+        what = "the range {} starts" if isinstance(item, ast.SliceRange) else "the index {} is"
+        tensor = isinstance(memory.type, GlobalType)
+        place = f"{memory.name}'s" if tensor else "the shared tile's"
+        raise self.error(
+            f"{what.format(self.text_of(item))} before {place} first element: "
+            f"{'a tensor' if tensor else 'a shared tile'}'s index counts from 0, not from the "
+            "end (only a register tile's t[-1] is its last element)",
+            item,
+            f"count from the start of the dimension (size {size}): write {from_end} where "
+            f"numpy would write {start}",
+        )
+
+    def dimension_text(self, memory: Memory, dim: int) -> str:
+        """The size of `memory`'s dimension `dim` as a hint may write it (the name of a
+        run-time row count)."""
+        type_ = memory.type
+        if isinstance(type_, GlobalType) and type_.extent is not None and dim == 0:
+            return type_.extent
+        return str(type_.shape[dim])
 
     def check_shared_bounds(self, offset: Value, length: int, extent: int, item: ast.Node) -> None:
         """A shared tile's size is the kernel's own choice, so a slice known to leave it is a

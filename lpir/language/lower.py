@@ -225,6 +225,16 @@ class KernelLowering(ExpressionLowering):
         self.scopes[0][decl.name] = Memory(value, decl.name)
         return value
 
+    def dimension_text(self, memory: Memory, dim: int) -> str:
+        """A kernel tensor's dimension as its declaration writes it (`N`), outside the defs
+        (whose bodies see only their parameters)."""
+        name = memory.value.name_hint
+        declared = next((a for a in self.kernel_def.args if a.name == name), None)
+        tensor = isinstance(memory.type, GlobalType) and isinstance(declared, ast.GlobalArg)
+        if self.inlining or not tensor:
+            return super().dimension_text(memory, dim)
+        return self.text_of(declared.dims[dim])  # type: ignore[union-attr]
+
     def parameters_shown(self, node: ast.Node) -> str:
         """The parameters an expression of the header reads, as "with N = 0, BN = 64: "."""
         used = [n for n in ast.names_in(node) if n in self.params]
