@@ -1,12 +1,20 @@
 """docs/language.md's "Errors" example is what lpir prints for its kernel, byte for byte (the
-source line and the caret are indented by 4 spaces, which the example left out)."""
+source line and the caret are indented by 4 spaces, which the example left out); its snippets
+compile, and its claims about rsqrt, cdiv and storage types hold on every target."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import ml_dtypes
+import numpy as np
+import pytest
+from host_targets import HOST_TARGETS
+
+import lpir
 from lpir.cli import main
+from lpir.errors import LpirError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "language.md"
 
@@ -36,3 +44,78 @@ def test_the_errors_example_is_the_real_output(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["opt", "gemv.lp"]) == 1
     assert capsys.readouterr().err == shown
+
+
+def test_the_histogram_snippet_compiles_and_counts():
+    """The snippet was `atomic_add(hist[bins], ones)`, and `ones` is a reserved word."""
+    snippet = re.search(r"`(atomic_add\(hist\[bins\], [^`]*)`", DOCS.read_text()).group(1)
+    source = (
+        "kernel k[BN = 64](x: global i32[BN], hist: global u32[8]) blocks(1) threads(32) {\n"
+        f"    bins = load(x[:])\n    {snippet}\n}}\n"
+    )
+    x = (np.arange(64) * 7 % 9).astype(np.int32)  # bins of 8 are outside hist: not written
+    hist = np.zeros(8, np.uint32)
+    lpir.compile(source, target="interp")(x, hist)
+    np.testing.assert_array_equal(hist, np.bincount(x, minlength=9)[:8])
+
+
+RSQRT = """kernel k[T, N](a: global T[N], r: global T[N]) blocks(1) threads(128) {
+    store(r[:], rsqrt(load(a[:])))
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+def test_rsqrt_of_f16_and_bf16_rounds_the_f32_result_once(target: str, dtype: str):
+    """As docs/language.md says (it said "1 / sqrt(x), two roundings" of every dtype): the
+    f32 1 / sqrt(x), rounded once, which differs from 1.0 / sqrt(x) in f16 by an ulp."""
+    codes = np.arange(1, 0x7C00 if dtype == "f16" else 0x7F80, 37, dtype=np.uint16)
+    x = codes.view(np.float16 if dtype == "f16" else ml_dtypes.bfloat16)
+    r = np.zeros_like(x)
+    lpir.compile(RSQRT, target=target, T=dtype, N=len(x))(x, r)
+    wide = x.astype(np.float32)
+    np.testing.assert_array_equal(r, (np.float32(1) / np.sqrt(wide)).astype(x.dtype))
+
+
+CDIV = """kernel k(a: global i32[4], b: global i32[4], c: global i32[4]) blocks(1) threads(4) {
+    store(c[:], cdiv(load(a[:]), load(b[:])))
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_cdiv_rounds_up_and_by_a_run_time_zero_gives_zero(target: str):
+    a = np.array([-7, 7, 2**31 - 1, 5], np.int32)
+    b = np.array([2, 2, 2, 0], np.int32)
+    c = np.zeros(4, np.int32)
+    lpir.compile(CDIV, target=target)(a, b, c)
+    np.testing.assert_array_equal(c, [-3, 4, 2**30, 0])
+    with pytest.raises(LpirError, match="cdiv by zero"):
+        lpir.compile(CDIV.replace("load(b[:])", "0"), target=target).specialize(None)
+
+
+STORAGE = """kernel k[T](x: global T[32], i: global i32[32], y: global T[32]) blocks(1) threads(32)
+{
+    s = shared<T>[32]
+    store(s, load(x[:], mask = arange(32) < 30, other = 1))
+    t = where(arange(32) < 3, load(s), full<T>[32](load(x[31])))
+    t = reshape(transpose(reshape(t, 4, 8)), 32) @ spatial(32)
+    u = reshape(stack(reshape(t, 2, 16)[0, :], t[16:]), 32)
+    v = u + zeros<T>[32] + ones<T>[32] + arange<T>(32)
+    store(y[load(i[:])], cast<T>(cast<f32>(view<T>(view<u8>(v)))), mask = arange(32) > 0)
+}
+"""
+
+
+@pytest.mark.parametrize("dtype", ["u4", "i3", "f4e2m1", "f8e4m3"])
+def test_what_the_docs_say_storage_types_take(dtype: str):
+    """docs/language.md listed load, store, cast and view only; shared tiles, masks, gathers,
+    scatters, scalars, constant tiles, reshape, transpose, stack, subscripts, where and
+    layouts work too, and arithmetic does not."""
+    kernel = STORAGE.replace(" + zeros<T>[32] + ones<T>[32] + arange<T>(32)", "")
+    for made in ("u", "zeros<T>[32]", "ones<T>[32]", "arange<T>(32)"):
+        source = kernel.replace("v = u", f"v = {made}")
+        lpir.compile(source, target="interp", T=dtype).specialize(None)
+    with pytest.raises(LpirError, match="cast"):
+        lpir.compile(STORAGE, target="interp", T=dtype).specialize(None)
