@@ -955,3 +955,26 @@ def test_a_negative_start_of_a_length_slice_still_overhangs_the_edge(target: str
     y = np.zeros(64, np.float32)
     kernel(np.arange(64, dtype=np.float32), y)
     np.testing.assert_array_equal(y[:4], [9, 9, 0, 1])
+
+
+# ---- 14. one element of a register tile is a 0-d tile --------------------------------------
+@pytest.mark.parametrize(
+    ("statement", "column", "use"),
+    [
+        ("store(c[p[2] :+ 4], t[0 :+ 4])", 13, "as a slice start"),
+        ("for i in range(0, p[3]) { store(c[0 :+ 64], t) }", 23, "as a loop bound"),
+        ("let q = p[2]", 13, "to bind it"),
+    ],
+)
+def test_an_element_of_a_register_tile_where_a_scalar_is_needed(statement, column, use):
+    """docs/language.md said p[2] is "a scalar index like any other"; it is a 0-d tile, and
+    the refusals' hints spoke of tiles of positions or said to use a plain assignment (found
+    by an explorer): they now say where p[2] may stand and how to load the scalar."""
+    source = HEAD.replace("a: global f32[N]", "a: global f32[N], g: global i32[N]")
+    source += f"    p = load(g[0 :+ 4])\n    {statement}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source + STORE)
+    located(caught.value, 4, column, "i32[]")
+    hint = caught.value.hint
+    assert "is one element of a register tile, a 0-d tile" in hint and use in hint, hint
+    assert "p[2] is let i = load(ids[r + 2])" in hint, hint

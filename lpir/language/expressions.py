@@ -435,7 +435,9 @@ class ExpressionLowering:
             "indices are built from block.x/y/z, loop variables, parameters, constants and "
             "scalars loaded from memory (let i = load(ids[r]))"
         )
-        if isinstance(value, Runtime) and not value.is_scalar:
+        if isinstance(value, Runtime) and value.is_tile and not as_tile(value.type).shape:
+            hint = self.element_of_tile_hint(shown, "as a slice start")
+        elif isinstance(value, Runtime) and not value.is_scalar:
             hint = (
                 "a slice starts at one position per block: a tile of positions reads (writes) "
                 "one row, column, ... per element only in place of the whole index (x[ids, :], "
@@ -451,6 +453,16 @@ class ExpressionLowering:
             hint = f"index with integers: cast<i32>({shown}) truncates toward zero"
         raise self.error(
             f"an index must be an i32 scalar, but this is {value.describe()}", node, hint
+        )
+
+    def element_of_tile_hint(self, shown: str, use: str) -> str:
+        """The hint for one element of a register tile (`p[2]`, a 0-d tile) where a scalar
+        is needed: where it may stand, and how to get the scalar."""
+        return (
+            f"{shown} is one element of a register tile, a 0-d tile: it stands only as a "
+            "whole index (x[p[2]], one element per block) and in tile arithmetic; "
+            f"{use}, load the element from memory as a scalar instead: of p = "
+            "load(ids[r :+ 4]), p[2] is let i = load(ids[r + 2])"
         )
 
     # ---- operators --------------------------------------------------------------------------

@@ -286,10 +286,11 @@ class KernelLowering(ExpressionLowering):
         elif isinstance(node, ast.Let):
             value = self.expr(node.value)
             if not (isinstance(value, Const) or (isinstance(value, Runtime) and value.is_scalar)):
+                hint = "use a plain assignment for tiles: t = ..."
+                if isinstance(value, Runtime) and not getattr(value.type, "shape", (1,)):
+                    hint = self.element_of_tile_hint(self.text_of(node.value), "to bind it")
                 raise self.error(
-                    f"let binds a scalar, but this is {value.describe()}",
-                    node.value,
-                    "use a plain assignment for tiles: t = ...",
+                    f"let binds a scalar, but this is {value.describe()}", node.value, hint
                 )
             self.bind(node.target, value, node)
         elif isinstance(node, ast.For):
@@ -556,11 +557,16 @@ class KernelLowering(ExpressionLowering):
         index") where it is another integer scalar (a u32 or i64 argument) or a float."""
         shown = self.text_of(node)
         if isinstance(value, Runtime) and not value.is_scalar:
+            hint = (
+                f"every thread of the block runs the loop alike: reduce the tile (max({shown})) "
+                "or load one element as a scalar (let n = load(counts[block.x]))"
+            )
+            if value.is_tile and not getattr(value.type, "shape", None):
+                hint = self.element_of_tile_hint(shown, "as a loop bound")
             raise self.error(
                 f"a loop bound must be an i32 scalar, but this is {value.describe()}",
                 node,
-                f"every thread of the block runs the loop alike: reduce the tile (max({shown})) "
-                "or load one element as a scalar (let n = load(counts[block.x]))",
+                hint,
             )
         if isinstance(value, Runtime) and value.is_scalar and value.dtype != I32:
             hint = f"convert it: cast<i32>({shown})"
