@@ -31,7 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from dtype_references import near_ties_past_f64
-from lpir.backends.cuda import emulation
+from lpir.backends.cuda import emulation, precompiled_header
 from lpir.backends.cuda.emulation import emulate_kernels, emulation_available
 from lpir.backends.cuda.examples import COMPILE_CASES, EXAMPLES_DIRECTORY, thread_module
 from lpir.backends.cuda.source import emit_kernel
@@ -570,4 +570,45 @@ def test_cxx_may_be_a_command_with_words(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", f"env LPIR_UNUSED=1 {emulation.host_compiler()[0]}")
     source, symbol, value = unique_library_source()
     assert emulation.host_compiler()[:2] == (emulation.shutil.which("env"), "LPIR_UNUSED=1")
+    assert getattr(emulation.build(source, [symbol]), symbol)() == value
+
+
+def _precompiled_folder():
+    compiler = emulation.host_compiler()
+    version = emulation._compiler_version(compiler)
+    return emulation.precompiled_header_folder(
+        compiler, version, emulation._HEADER_FLAGS, emulation._source_directory()
+    )
+
+
+def test_the_helper_headers_are_precompiled_once_per_cache(tmp_path, monkeypatch):
+    """g++ spent about 0.8 s of a small kernel's 1.3 s on the headers: they are compiled once
+    into the cache (GCC only) and every build reads them from there."""
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(precompiled_header, "_folders", {})
+    folder = _precompiled_folder()
+    if folder is None:
+        pytest.skip("the host compiler is not GCC")
+    gch = folder / "lpir_cuda.cuh.gch"
+    assert gch.stat().st_size > 0 and folder.parent == tmp_path / "emulation"
+    written = gch.stat().st_mtime_ns
+    kernel = lpir.compile(EXAMPLES_DIRECTORY / "vector_add.lp", target="cuda-host", N=300)
+    x = np.arange(300, dtype=np.float32)
+    z = np.zeros_like(x)
+    kernel(x, x, z)
+    np.testing.assert_array_equal(z, 2 * x)
+    assert gch.stat().st_mtime_ns == written  # used, not built again
+
+
+def test_a_damaged_precompiled_header_is_read_past(tmp_path, monkeypatch):
+    """GCC reads the header itself where the precompiled one is not valid, and a build that
+    fails with it is tried once without it."""
+    monkeypatch.setenv("LPIR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(precompiled_header, "_folders", {})
+    folder = _precompiled_folder()
+    if folder is None:
+        pytest.skip("the host compiler is not GCC")
+    (folder / "lpir_cuda.cuh.gch").write_bytes(b"gpch" + os.urandom(4000))
+    source, symbol, value = unique_library_source()
+    source = '#include "lpir_cuda.cuh"\n' + source
     assert getattr(emulation.build(source, [symbol]), symbol)() == value

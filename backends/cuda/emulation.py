@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from lpir.backends.cuda import arrays, c_types
 from lpir.backends.cuda.kernel import CompiledKernel, _host_bytes
+from lpir.backends.cuda.precompiled_header import precompiled_header_folder
 from lpir.backends.cuda.source import INCLUDE_DIR, KernelSource, translation_unit
 
 from lpir.errors import LpirError
@@ -107,6 +108,8 @@ _FLAGS = (
     "-w",
     "-DLPIR_HOST_EMULATION",
 )
+
+_HEADER_FLAGS = tuple(flag for flag in _FLAGS if flag != "-shared")  # as the headers compile
 
 _libraries: dict[str, ctypes.CDLL] = {}  # by key: loaded once per process
 _libraries_lock = ForkSafeLock()  # new in a forked child
@@ -206,9 +209,16 @@ def _compile(compiler: tuple[str, ...], source: str, key: str) -> tuple[bytes, s
         source_path.write_text(source)
         readable_source = _keep_source(source, key) or "not kept: no writable cache folder"
         command = [*compiler, *_FLAGS, f"-I{INCLUDE_DIR}", "-x", "c++", str(source_path)]
-        result = subprocess.run(
-            [*command, "-o", str(library_path)], capture_output=True, text=True, check=False
+        command += ["-o", str(library_path)]
+        precompiled = precompiled_header_folder(
+            compiler, _compiler_version(compiler), _HEADER_FLAGS, _source_directory()
         )
+        result = None
+        if precompiled is not None:  # searched before the headers' folder
+            faster = [*command[: len(compiler)], f"-I{precompiled}", *command[len(compiler) :]]
+            result = subprocess.run(faster, capture_output=True, text=True, check=False)
+        if result is None or result.returncode != 0:  # (a damaged header file, say: without)
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LpirError(
                 f"host compilation of generated CUDA C ({readable_source}) failed:\n{result.stderr}"
