@@ -71,11 +71,16 @@ def test_a_child_forked_while_another_thread_compiles_and_runs_works(target: str
     explorer): a fork now waits for those locks, and every lpir lock is new in the child."""
     if target == "cuda-host":
         pytest.importorskip("lpir.backends.cuda.emulation")
+    # Python's own hazard stays: a child forked while a thread imports a module waits for
+    # that module's import lock forever. lpir imports some modules at its first compile,
+    # so the parent compiles once before its thread starts (as a server would).
+    _compile_and_run_new(multiprocessing.Queue(), [256])
+    kernel = lpir.compile(DOUBLE, target=target, N=256)
+    kernel(np.ones(256, np.float32), np.zeros(256, np.float32))
     stop = threading.Event()
     sizes = iter(range(3000, 10**6, 7))
 
     def busy() -> None:
-        kernel = lpir.compile(DOUBLE, target=target, N=256)
         while not stop.is_set():
             n = next(sizes)
             compiled = kernel if target == "cuda-host" else lpir.compile(DOUBLE, N=n)
