@@ -233,26 +233,15 @@ def _compile(compiler: tuple[str, ...], source: str, key: str) -> tuple[bytes, s
 
 
 def _keep_source(source: str, key: str) -> str | None:
-    """Write `source` to `emulation/<key>.cpp` of the cache directory (through a file of its
-    own renamed into place: another process may be writing the same name); its path, or None
-    where the folder cannot be written."""
+    """Write `source` to `emulation/<key>.cpp` of the cache directory (atomically: another
+    process may be writing the same name); its path, or None where it cannot be written."""
+    from lpir.runtime import cache
+
     directory = _source_directory()
     if directory is None:
         return None
-    temporary = None
-    try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{key}-")
-        with os.fdopen(handle, "w") as file:
-            file.write(source)
-        os.replace(temporary, directory / f"{key}.cpp")
-        temporary = None
-    except OSError:
-        return None
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-    return str(directory / f"{key}.cpp")
+    kept = directory / f"{key}.cpp"
+    return str(kept) if cache.write_bytes_atomically(kept, source.encode()) else None
 
 
 # The emulation's barriers, warp barriers and __shared__ arrays are process-wide (lpir_host.cuh):

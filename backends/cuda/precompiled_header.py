@@ -13,16 +13,14 @@ version and the options, built once (written to a file of its own, renamed into 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from lpir.backends.cuda.source import INCLUDE_DIR
 
+from lpir.runtime import cache
 from lpir.runtime.fork_safe import ForkSafeLock
 
 HEADER = "lpir_cuda.cuh"
@@ -54,22 +52,10 @@ def _built(compiler: Sequence[str], flags: Sequence[str], folder: Path) -> bool:
     target = folder / f"{HEADER}.gch"
     if target.exists():
         return True
-    temporary = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".gch-")
-        os.close(handle)
+
+    def compile_into(name: str) -> bool:
         command = [*compiler, *flags, f"-I{INCLUDE_DIR}", "-x", "c++-header"]
-        command += [str(INCLUDE_DIR / HEADER), "-o", temporary]
-        result = subprocess.run(command, capture_output=True, check=False)
-        if result.returncode != 0:
-            return False
-        os.replace(temporary, target)
-        temporary = None
-        return True
-    except OSError:
-        return False
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
+        command += [str(INCLUDE_DIR / HEADER), "-o", name]
+        return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+    return cache.write_atomically(target, compile_into)

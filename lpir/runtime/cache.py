@@ -26,6 +26,7 @@ import shutil
 import struct
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -179,15 +180,34 @@ def _checksum(name: str, payload: bytes) -> bytes:
 
 def write_entry(path: Path, payload: bytes) -> bool:
     """Write an entry file (header with the payload's length and the SHA-256 of its file name
-    and payload, then the payload) to a temporary file beside `path` and rename it into place,
-    so that no reader sees half of it; False where the folder cannot be made or written."""
+    and payload, then the payload) atomically; False where the folder cannot be made or
+    written."""
     header = _HEADER.pack(MAGIC, len(payload), _checksum(path.name, payload))
+    return write_bytes_atomically(path, header + payload)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> bool:
+    """Make the file `path` hold `data`, whole or not at all (see `write_atomically`)."""
+
+    def fill(name: str) -> bool:
+        Path(name).write_bytes(data)
+        return True
+
+    return write_atomically(path, fill)
+
+
+def write_atomically(path: Path, fill: Callable[[str], bool]) -> bool:
+    """Make the file `path` whole or not at all: `fill(name)` writes a temporary file beside
+    it (and says whether it succeeded), which is then renamed into place, so that no reader,
+    in this process or another, sees half of it. False where the folder cannot be made or
+    written, or `fill` fails (returns False or raises OSError)."""
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as file:
-            file.write(header + payload)
+        os.close(handle)
+        if not fill(temporary):
+            return False
         os.replace(temporary, path)
         temporary = None
         return True
@@ -244,5 +264,7 @@ __all__ = [
     "stats",
     "store",
     "usage",
+    "write_atomically",
+    "write_bytes_atomically",
     "write_entry",
 ]
