@@ -314,6 +314,19 @@ def _view_layout(operand: RegisterLayout, a: int, b: int) -> RegisterLayout | No
     return None if groups is None else product(groups, last(group // b))
 
 
+def dot_operand_layout(
+    accumulator: RegisterLayout, layout: RegisterLayout, dim: int, k: int
+) -> RegisterLayout | None:
+    """None where a SIMT dot's operand (a: `dim` 1, b: `dim` 0) in `layout` gives each
+    thread the rows (columns) its `accumulator` elements need, each step of k in the same slot
+    in every thread; else a layout that does: the accumulator's with k held whole."""
+    if step_slot_maps(accumulator, layout, dim, k) is not None:
+        return None
+    whole = [1, 1]
+    whole[dim] = k
+    return product(reduce(accumulator, [dim]), local(*whole))
+
+
 def _check_dot_operands(op: DotOp) -> None:
     """A dot without a tensor-core form (operands neither f16 nor bf16) multiplies in each
     thread the row of a and the column of b of every accumulator element it holds: the thread
@@ -327,11 +340,9 @@ def _check_dot_operands(op: DotOp) -> None:
     assert a_layout is not None and b_layout is not None and acc_layout is not None
     k = as_tile(a.type).shape[1]
     for name, value, layout, dim in (("a", a, a_layout, 1), ("b", b, b_layout, 0)):
-        if step_slot_maps(acc_layout, layout, dim, k) is not None:
+        wanted = dot_operand_layout(acc_layout, layout, dim, k)
+        if wanted is None:
             continue
-        whole = [1, 1]
-        whole[dim] = k
-        wanted = product(reduce(acc_layout, [dim]), local(*whole))
         what = "row" if dim == 1 else "column"
         raise op.error(
             f"{name}'s layout {layout} does not give each thread the {what} of {name} that its "

@@ -14,12 +14,14 @@ import numpy as np
 
 from lpir.dtypes import DType, dtype
 from lpir.ir.core import Value
+from lpir.ir.layout_checks import dot_operand_layout
 from lpir.ir.ops import (
     FLOAT_UNARY,
     AllocSharedOp,
     ArangeOp,
     BinaryOp,
     CastOp,
+    ConvertLayoutOp,
     DotOp,
     ExpandDimsOp,
     ReduceOp,
@@ -384,7 +386,21 @@ def dot(low: ExpressionLowering, call: ast.Call) -> Runtime:
         if not (isinstance(value, Runtime) and value.is_tile):
             raise not_a_tile(low, "the accumulator must be a tile", value, args[2], call)
         acc = value.value
+    a, b = (_held_for_dot(low, operand, acc, dim) for operand, dim in ((a, 1), (b, 0)))
     return Runtime(low.builder.add(DotOp.create(a, b, acc)))
+
+
+def _held_for_dot(low: ExpressionLowering, operand: Value, acc: Value, dim: int) -> Value:
+    """A dot operand annotated in a layout that does not give each thread what its annotated
+    accumulator's elements need (a: `dim` 1, b: 0), converted to one that does: an annotation
+    that disagrees with what an op needs costs a conversion. (f16 and bf16 dots may take
+    tensor-core fragments, which layout-selection reconciles with the annotations.)"""
+    held, accumulator = as_tile(operand.type).layout, as_tile(acc.type).layout
+    if held is None or accumulator is None or operand.type.dtype.name in ("f16", "bf16"):
+        return operand
+    k = as_tile(operand.type).shape[dim]
+    wanted = dot_operand_layout(accumulator, held, dim, k)
+    return operand if wanted is None else low.builder.add(ConvertLayoutOp.create(operand, wanted))
 
 
 @builtin("transpose(t)")
@@ -427,6 +443,8 @@ def stack(low: ExpressionLowering, call: ast.Call) -> Runtime:
             axis_node,
             f"use 0 to {rank} (or -{rank + 1} to -1, counted from the end)",
         )
+    annotated = next((t for t in tiles if as_tile(t.type).layout is not None), tiles[0])
+    tiles = [low.in_layout_of(annotated, tile) for tile in tiles]  # joined slot by slot
     return Runtime(low.builder.add(StackOp.create(tiles, axis % (rank + 1))))
 
 

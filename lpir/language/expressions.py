@@ -519,7 +519,23 @@ class ExpressionLowering:
                 node,
                 "add size-1 axes to line them up, e.g. t[:, None] or t[None, :]",
             )
-        return self.broadcast_to(left, shape), self.broadcast_to(right, shape)
+        left, right = self.broadcast_to(left, shape), self.broadcast_to(right, shape)
+        return left, self.in_layout_of(left, right)
+
+    def in_layout_of(self, reference: Value, value: Value) -> Value:
+        """`value`, converted to `reference`'s layout where both are tiles of one shape that
+        carry differing layouts (annotated differently, `a @ L1 + b @ L2`, or a loop's tile
+        rebound to one annotated otherwise): ops that hold tiles alike (elementwise ones, a
+        loop's carried values, an access's mask) get them so, since an annotation that
+        disagrees with what an op needs costs a conversion, not an error."""
+        if not (isinstance(reference.type, TileType) and isinstance(value.type, TileType)):
+            return value
+        if reference.type.shape != value.type.shape:
+            return value
+        wanted, held = reference.type.layout, value.type.layout
+        if wanted is None or held is None or wanted == held:
+            return value
+        return self.builder.add(ConvertLayoutOp.create(value, wanted))
 
     def broadcast_to(self, value: Value, shape: tuple[int, ...]) -> Value:
         """Splat a scalar, or add leading axes to a tile and repeat its size-1 dimensions."""

@@ -702,6 +702,8 @@ class KernelLowering(ExpressionLowering):
             if isinstance(current, Const):
                 values.append(self.constant_like(current, before.type, node))
                 continue
+            if isinstance(current, Runtime):  # an annotation that disagrees converts
+                current = Runtime(self.in_layout_of(before, current.value))
             if not isinstance(current, Runtime) or not agree(current.type, before.type):
                 now = current.type if isinstance(current, Runtime) else current.describe()
                 raise self.error(
@@ -848,6 +850,8 @@ class KernelLowering(ExpressionLowering):
                 a = self.branch_value(first, like, node)
             with self.builder.at(else_region):
                 b = self.branch_value(second, like, node)
+                if a is not None and b is not None:  # an annotation that disagrees converts
+                    b = self.in_layout_of(a, b)
             if a is None or b is None or not agree(a.type, b.type):
                 self.branch_conflicts[name] = (
                     f"'{name}' is {first.describe()} in one branch of the if at line "

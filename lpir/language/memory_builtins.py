@@ -49,12 +49,13 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
     if chosen is False:  # no element: the load reads nothing
         chosen = low.broadcast_to(low.constant(Const(False), BOOL), tuple(shape))
     mask = chosen if isinstance(chosen, Value) else None  # (True: every element)
+    offsets, mask = _held_alike(low, offsets, mask)
     loaded = low.builder.add(LoadOp.create(memory, offsets, dims, tuple(shape), mask=mask))
     if fill is not None:  # other = for every element not read: masked off, or outside (all
         # of them without a mask: ids of a run-time length read -1 past it, not row 0)
         inside = low.builder.add(InBoundsOp.create(memory, offsets, dims, tuple(shape)))
         read = inside if mask is None else low.builder.add(BinaryOp.create("and", mask, inside))
-        fill = low.broadcast_to(fill, tuple(shape))
+        fill = low.in_layout_of(read, low.broadcast_to(fill, tuple(shape)))
         loaded = low.builder.add(SelectOp.create(read, loaded, fill))
     if not shape:  # every dimension indexed: one element, a scalar (an index, a bound)
         return Runtime(low.builder.add(ItemOp.create(loaded)))
@@ -213,7 +214,25 @@ def _store(
     if mask is False:  # a constant false mask writes nothing
         return
     mask_value = None if mask is None or mask is True else mask
+    offsets, mask_value = _held_alike(low, offsets, mask_value, value)
     low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine, mask_value))
+
+
+def _held_alike(
+    low: ExpressionLowering,
+    offsets: list[Value],
+    mask: Value | None,
+    value: Value | None = None,
+) -> tuple[list[Value], Value | None]:
+    """An access's tiles of positions and its mask, converted to the layout of the first of
+    `value` (a store's), the positions and the mask that carries one: each lane of an access
+    takes the same slot of them all, and annotations that disagree cost a conversion."""
+    tiles = [v for v in (value, *offsets, mask) if v is not None and isinstance(v.type, TileType)]
+    reference = next((v for v in tiles if as_tile(v.type).layout is not None), None)
+    if reference is None:
+        return offsets, mask
+    offsets = [low.in_layout_of(reference, offset) for offset in offsets]
+    return offsets, None if mask is None else low.in_layout_of(reference, mask)
 
 
 def _tile_offsets(low: ExpressionLowering, place: Slice) -> list[Value]:
