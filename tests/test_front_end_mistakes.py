@@ -978,3 +978,33 @@ def test_an_element_of_a_register_tile_where_a_scalar_is_needed(statement, colum
     hint = caught.value.hint
     assert "is one element of a register tile, a 0-d tile" in hint and use in hint, hint
     assert "p[2] is let i = load(ids[r + 2])" in hint, hint
+
+
+# ---- 15. an operator after a layout annotation --------------------------------------------
+@pytest.mark.parametrize(
+    ("expression", "column", "token", "operator"),
+    [
+        ("t @ spatial(32).local(2) * 2.0", 36, "'2.0'", "(t @ L) * ..."),
+        ("t @ spatial(32).local(2) * s", 36, "'s'", "(t @ L) * ..."),
+        ("t @ spatial(32).local(2) + t", 34, "'+'", "(t @ L) + ..."),
+        ("max(t @ spatial(32).local(2) > 0.0, t)", 38, "'>'", "(t @ L) > ..."),
+        ("t @ spatial(32).local(2)[0 :+ 4]", 33, "'['", "(t @ L)[...]"),
+    ],
+)
+def test_an_operator_after_a_layout_annotation_says_to_parenthesize(
+    expression: str, column: int, token: str, operator: str
+) -> None:
+    """`@` binds loosest: `load(...) @ L * 2.0` said only "unexpected '2.0'" (the `*` joins
+    layouts) and `t @ L + b` "unexpected '+'" (found by an explorer auditing docs/language.md)."""
+    with pytest.raises(ParseError) as caught:
+        lower(HEAD + f"    t = {expression}\n" + STORE)
+    located(caught.value, 3, column, f"unexpected {token} after a layout annotation")
+    assert "@ binds loosest" in caught.value.hint and operator in caught.value.hint
+
+
+def test_a_layout_cut_short_keeps_the_parser_s_message() -> None:
+    """Inside an unfinished layout the parser's own message stands."""
+    with pytest.raises(ParseError) as caught:
+        lower(HEAD + "    t = t @ spatial(32 2)\n" + STORE)
+    text = located(caught.value, 3, 24, "unexpected '2'")
+    assert "after a layout annotation" not in text

@@ -127,6 +127,9 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
     reserved = _reserved_word_as_name(source, file, error, line)
     if reserved is not None:
         return reserved
+    annotated = _after_annotation(source, file, error)
+    if annotated is not None:
+        return annotated
     found = _WHILE.search(line[: error.column - 1])
     if found is not None:
         column = found.start(1) + 1
@@ -140,6 +143,51 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
             "if not done { ... }",
         )
     return None
+
+
+# tokens that would continue an expression past a layout annotation
+_CONTINUING = {"+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "|", "^", "&", "<<"}
+_CONTINUING |= {">>", "[", "and", "or"}
+
+
+def _after_annotation(source: str, file: str, error: lark.UnexpectedToken) -> ParseError | None:
+    """An operator after a whole layout annotation (`t @ L + b`, `t @ L * 2.0`, whose `*`
+    joins layouts): `@` binds loosest, so the annotation ends the expression it is in."""
+    parser = getattr(error, "interactive_parser", None)
+    if parser is None:
+        return None
+    stack = parser.parser_state.value_stack
+    ats = [i for i, v in enumerate(stack) if isinstance(v, Token) and v.type == "AT"]
+    layout = stack[ats[-1] + 1 :] if ats else []
+    after = [v.type for v in layout if isinstance(v, Token)]
+    if not layout or after.count("LPAR") != after.count("RPAR"):  # inside the layout
+        return None
+    token = error.token
+    joined = after[-1:] == ["STAR"] or (after[-2:] == ["STAR", "NAME"] and token.type != "LPAR")
+    if joined:  # `t @ L * 2.0`, `t @ L * scale`: what follows `*` is read as a layout
+        token = token if after[-1] == "STAR" else layout[-1]
+        operator = "*"
+        read = "after @, '*' joins layouts (spatial(8, 2) * local(1, 4)), and "
+    elif isinstance(layout[-1], Token) and layout[-1].type != "RPAR":
+        return None  # `t @ spatial(8) .`: the layout itself is unfinished
+    elif str(token.value) in _CONTINUING:
+        operator = str(token.value)
+        read = ""
+    else:
+        return None
+    if token.type in ("$END", "_NEWLINE"):
+        place = location_in(source, file, error.line, error.column)
+    else:
+        end = token.column + len(str(token.value))
+        place = location_in(source, file, token.line, token.column, end)
+    shown = "(t @ L)[...]" if operator == "[" else f"(t @ L) {operator} ..."
+    return ParseError(
+        f"unexpected {_describe_token(token)} after a layout annotation",
+        place,
+        f"{read}@ binds loosest of all operators and ends the expression it is in: "
+        f"parenthesize the annotated tile, {shown}, or annotate the whole result, "
+        "(t * 2.0) @ L",
+    )
 
 
 _COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
