@@ -21,8 +21,12 @@ kernel tile[R = 8192](x: global f32[R, 128], y: global f32[R]) blocks(1) threads
 """
 
 
+def _thread_kernel_of(source: str, **params):
+    return lpir.compile(source, target="cuda", **params).specialize().module.kernels[0]
+
+
 def _thread_kernel(rows: int):
-    return lpir.compile(TILE, target="cuda", R=rows).specialize().module.kernels[0]
+    return _thread_kernel_of(TILE, R=rows)
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
@@ -59,3 +63,19 @@ def test_nvcc_past_its_time_limit_is_stopped(monkeypatch) -> None:
     with pytest.raises(CudaCompileError, match=r"nvcc ran more than 0\.01 s") as caught:
         compiler.compile_with_nvcc("__global__ void k() {}\n", "sm_90", "ptx")
     assert "too large to compile" in caught.value.hint
+
+
+BOOLS = """
+kernel flip[N = 262144](w: global bool[N], y: global bool[N]) blocks(1) threads(16) {
+    store(y[:], not load(w[:]))
+}
+"""
+
+
+def test_bools_and_sub_byte_values_count_a_byte_each() -> None:
+    """The CUDA C keeps a bool (or a u4, an f4e2m1) in a byte of its own: counted by its bits,
+    16384 bools a thread (16 KiB) passed as 2 KiB (found by a reviewer: nvcc ran past 400 s
+    on a kernel of 64 KiB of bools a thread)."""
+    with pytest.raises(LpirError, match=r"keeps 16384 bool values \(16 KiB\)"):
+        check_register_tiles(_thread_kernel_of(BOOLS))
+    check_register_tiles(_thread_kernel_of(BOOLS, N=131072))  # 8 KiB: at the limit

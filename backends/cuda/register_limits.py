@@ -10,6 +10,8 @@ place in the source, saying how to split it.
 
 from __future__ import annotations
 
+from lpir.backends.cuda.c_types import byte_size
+
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel, Operation
 from lpir.ir.types import VectorType
@@ -28,7 +30,7 @@ def check_register_tiles(kernel: Kernel) -> None:
     if largest is None:
         return
     op, vector = largest
-    nbytes = vector.size * vector.dtype.nbits // 8
+    nbytes = _bytes(vector)
     if nbytes <= THREAD_VALUE_LIMIT:
         return
     raise LpirError(
@@ -50,13 +52,15 @@ def _largest_value(kernel: Kernel) -> tuple[Operation, VectorType] | None:
             vector = result.type
             if not isinstance(vector, VectorType):
                 continue
-            if largest is None or _bits(vector) > _bits(largest[1]):
+            if largest is None or _bytes(vector) > _bytes(largest[1]):
                 largest = (op, vector)
     return largest
 
 
-def _bits(vector: VectorType) -> int:
-    return vector.size * vector.dtype.nbits
+def _bytes(vector: VectorType) -> int:
+    """What `vector` takes in each thread as the CUDA C holds it (a bool, a sub-byte or small
+    float value in a byte of its own)."""
+    return vector.size * byte_size(vector.dtype)
 
 
 def _kib(nbytes: int) -> str:

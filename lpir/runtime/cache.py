@@ -23,6 +23,7 @@ import functools
 import hashlib
 import os
 import shutil
+import stat
 import struct
 import tempfile
 from collections import OrderedDict
@@ -230,9 +231,19 @@ def usage() -> dict[str, tuple[int, int]]:
     for kind in KINDS:
         folder = directory() / kind
         if folder.is_dir():
-            sizes = [path.stat().st_size for path in folder.rglob("*") if path.is_file()]
+            sizes = [size for path in folder.rglob("*") if (size := _file_size(path)) is not None]
             found[kind] = (len(sizes), sum(sizes))
     return found
+
+
+def _file_size(path: Path) -> int | None:
+    """The size of the file `path`; None for a folder, or a file another process removed
+    (compiles replace entries, `--clear` deletes them) since the folder was listed."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 def clear() -> int:
