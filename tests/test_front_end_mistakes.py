@@ -1008,3 +1008,25 @@ def test_a_layout_cut_short_keeps_the_parser_s_message() -> None:
         lower(HEAD + "    t = t @ spatial(32 2)\n" + STORE)
     text = located(caught.value, 3, 24, "unexpected '2'")
     assert "after a layout annotation" not in text
+
+
+# ---- 16. a positional argument after a keyword argument -----------------------------------
+@pytest.mark.parametrize(
+    ("statement", "column", "reordered"),
+    [
+        ("t = f(b = 2.0, t)", 20, "f(t, b = 2.0)"),
+        ("t = f(b = 3.0, t, 1.0)", 20, "f(t, 1.0, b = 3.0)"),
+        ("t = clamp(lo = 2.0, t, hi = 5.0)", 25, "clamp(t, lo = 2.0, hi = 5.0)"),
+        ("for i in range(0, stages = 2, 4) { }", 35, "range(0, 4, stages = 2)"),
+    ],
+)
+def test_a_positional_argument_after_a_keyword_argument_is_python_s_error(
+    statement: str, column: int, reordered: str
+) -> None:
+    """`f(b = 2.0, x)` bound x to f's first parameter, and `clamp(lo = 2.0, x, hi = 5.0)` said
+    "clamp takes 3 arguments, got 1" (found by an explorer)."""
+    source = "def f(a, b) { return a - b }\n" + HEAD
+    with pytest.raises(ParseError) as caught:
+        lower(source + f"    {statement}\n" + STORE)
+    located(caught.value, 4, column, "positional argument follows keyword argument")
+    assert f"e.g. {reordered}" in caught.value.hint, caught.value.hint

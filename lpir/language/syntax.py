@@ -301,11 +301,44 @@ def parse_program(source: str, file: str = "<source>") -> ast.Program:
         lines = source_lines(source) or [""]
         location = location_in(source, file, len(lines), len(lines[-1]) + 1)
         raise ParseError("unexpected end of file", location, "close every '{' and '('") from None
-    definitions = _ToAst().transform(tree)
+    try:
+        definitions = _ToAst().transform(tree)
+    except lark.exceptions.VisitError as error:
+        if isinstance(error.orig_exc, _PositionalAfterKeyword):
+            raise _positional_after_keyword(source, file, error.orig_exc) from None
+        raise
     kernels = [d for d in definitions if isinstance(d, ast.KernelDef)]
     check_kernels(kernels, source, file)
     functions = _functions([d for d in definitions if isinstance(d, ast.FunctionDef)], source, file)
     return ast.Program(kernels, source, file, functions)
+
+
+def _positional_after_keyword(
+    source: str, file: str, mistake: _PositionalAfterKeyword
+) -> ParseError:
+    """Python's error for `f(b = 2.0, x)`, at the positional argument, with the call's
+    arguments reordered where they are each on one line."""
+    span = mistake.argument.span
+    place = location_in(source, file, span.line, span.column, span.end_column)
+    lines = source_lines(source)
+    texts = []
+    for argument in mistake.call_args:
+        s = argument.span
+        if s.line != s.end_line:
+            texts = []
+            break
+        texts.append(lines[s.line - 1][s.column - 1 : s.end_column - 1])
+    positional = [t for t, a in zip(texts, mistake.call_args) if not isinstance(a, ast.KeywordArg)]
+    keywords = [t for t, a in zip(texts, mistake.call_args) if isinstance(a, ast.KeywordArg)]
+    written = f", e.g. {mistake.func}({', '.join(positional + keywords)})" if texts else ""
+    named_too = "" if mistake.func == "range" else ", or give this one by name too"
+    return ParseError(
+        "positional argument follows keyword argument",
+        place,
+        "pass the arguments given by position first, then those given by name"
+        + written
+        + named_too,
+    )
 
 
 def _unexpected_character(source: str, file: str, error: lark.UnexpectedCharacters) -> ParseError:
@@ -391,9 +424,28 @@ def _token_span(token: Token) -> ast.Span:
     return ast.Span(line, column, end_line, end_column)
 
 
-def _split_args(call_args: list[ast.Node] | None) -> tuple[list[ast.Node], list[ast.KeywordArg]]:
+class _PositionalAfterKeyword(Exception):
+    """`f(b = 2.0, x)`: raised while the tree is transformed, where the source is not at
+    hand; `parse_program` makes it a located `ParseError`."""
+
+    def __init__(self, func: str, argument: ast.Node, call_args: list[ast.Node]):
+        super().__init__(func)
+        self.func, self.argument, self.call_args = func, argument, call_args
+
+
+def _split_args(
+    call_args: list[ast.Node] | None, func: str
+) -> tuple[list[ast.Node], list[ast.KeywordArg]]:
+    """The positional and the keyword arguments of a call of `func`; a positional argument
+    after a keyword one is an error, as in Python (it bound to the first parameter)."""
     if call_args is None:
         return [], []
+    named = False
+    for argument in call_args:
+        if isinstance(argument, ast.KeywordArg):
+            named = True
+        elif named:
+            raise _PositionalAfterKeyword(func, argument, call_args)
     positional = [a for a in call_args if not isinstance(a, ast.KeywordArg)]
     keywords = [a for a in call_args if isinstance(a, ast.KeywordArg)]
     return positional, keywords
@@ -481,7 +533,7 @@ class _ToAst(Transformer_NonRecursive):
 
     def for_stmt(self, meta: Meta, children: list[Any]) -> ast.For:
         var, call_args, body = children
-        bounds, keywords = _split_args(call_args)
+        bounds, keywords = _split_args(call_args, "range")
         return ast.For(_span(meta), str(var), bounds, body, keywords)
 
     def if_stmt(self, meta: Meta, children: list[Any]) -> ast.If:
@@ -562,19 +614,19 @@ class _ToAst(Transformer_NonRecursive):
 
     def call(self, meta: Meta, children: list[Any]) -> ast.Call:
         func, call_args = children
-        positional, keywords = _split_args(call_args)
+        positional, keywords = _split_args(call_args, str(func))
         return ast.Call(_span(meta), str(func), positional, keywords)
 
     def typed_call(self, meta: Meta, children: list[Any]) -> ast.Call:
         func, type_name, call_args = children
-        positional, keywords = _split_args(call_args)
+        positional, keywords = _split_args(call_args, f"{func}<{type_name}>")
         return ast.Call(
             _span(meta), str(func), positional, keywords, str(type_name), _token_span(type_name)
         )
 
     def tile_constructor(self, meta: Meta, children: list[Any]) -> ast.TileConstructor:
         func, type_name, *dims, call_args = children
-        positional, keywords = _split_args(call_args)
+        positional, keywords = _split_args(call_args, f"{func}<{type_name}>[...]")
         return ast.TileConstructor(
             _span(meta),
             str(func),
