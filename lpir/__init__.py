@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lpir.dtypes import DType, convert, dtype
-from lpir.errors import LpirError, SourceLocation
+from lpir.errors import ArgumentError, LpirError, SourceLocation
 from lpir.packing import PackedArray, pack, pack_codes, unpack
 from lpir.runtime.kernel import Kernel, compile
 
@@ -28,6 +28,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ArgumentError",
     "DType",
     "DevicePacked",
     "Kernel",

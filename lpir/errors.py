@@ -170,6 +170,10 @@ class VerifyError(LpirError):
 class ArgumentError(LpirError):
     """An argument passed to a compiled kernel that does not match its declaration."""
 
+    # The argument a launch refused (overlapping outputs), for the call to place the error at
+    # its declaration.
+    argument: str | None = None
+
 
 class CompileError(LpirError):
     """A backend failed to compile generated code (a compiler bug, reported with the code)."""

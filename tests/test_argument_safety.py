@@ -184,6 +184,9 @@ def test_huge_integer_scalars_are_refused_with_a_short_message(target):
     with pytest.raises(ArgumentError) as caught:
         _shift(target, "i32")(10**5000)  # Python cannot print it: 4300 digits at most
     assert "an integer of 16610 bits) does not fit in i32" in caught.value.message
+    # it had no hint
+    hint = "pass an integer from -2147483648 to 2147483647, or declare the argument i64"
+    assert caught.value.hint == hint
 
 
 @pytest.mark.parametrize(
@@ -359,10 +362,11 @@ def test_every_target_refuses_an_output_that_shares_memory_with_another_argument
     for y, out, pair in cases:
         with pytest.raises(ArgumentError) as caught:
             kernel(x, y, out)
-        assert str(caught.value) == (
-            f"error: arguments {pair} overlap in memory and the kernel stores into z\n"
-            "hint: pass distinct arrays (copy one of them)"
-        )
+        error = caught.value
+        assert error.message == f"arguments {pair} overlap in memory and the kernel stores into z"
+        assert error.hint == "pass distinct arrays (copy one of them)"
+        # placed at the later argument's declaration (it had no place)
+        assert (error.location.line, error.location.column) == (2, 64), str(error)
     kernel(x, x, z[:128])  # inputs may share memory: nothing is stored into them
     np.testing.assert_array_equal(z[:128], 2.0)
     ir = lpir.compile(kernel.ir("source"), target=target)

@@ -1030,3 +1030,44 @@ def test_a_positional_argument_after_a_keyword_argument_is_python_s_error(
         lower(source + f"    {statement}\n" + STORE)
     located(caught.value, 4, column, "positional argument follows keyword argument")
     assert f"e.g. {reordered}" in caught.value.hint, caught.value.hint
+
+
+# ---- 17. errors that had no hint ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "params", "line", "column", "words", "hint"),
+    [
+        (
+            "kernel k[BN = 8](a: global f32[64]) blocks(cdiv(64, BN)) threads(32) {\n}\n",
+            {"BN": 0},
+            1,
+            53,
+            "cdiv by zero",
+            "BN is 0 here: give it a positive value",
+        ),
+        (HEAD + '    u = "a"\n' + STORE, {}, 3, 9, "only allowed as the message", "static_assert("),
+        (
+            HEAD + "    t = t @ spatial(0, 32)\n" + STORE,
+            {},
+            3,
+            13,
+            "must be a positive integer, got 0",
+            "give each factor a positive integer",
+        ),
+    ],
+)
+def test_errors_that_had_no_hint(source, params, line, column, words, hint) -> None:
+    """The docs promise every mistake a place and a hint (found by an explorer: these had
+    none)."""
+    with pytest.raises(LpirError) as caught:
+        lower(source, **params)
+    located(caught.value, line, column, words)
+    assert hint in caught.value.hint, caught.value.hint
+
+
+def test_an_unknown_kernel_name_lists_the_kernels() -> None:
+    source = HEAD + STORE
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="interp", kernel="zz")
+    assert caught.value.message == "no kernel named 'zz'; the source has k"
+    assert "kernel='k' from Python, --kernel k on the command line" in caught.value.hint
+    assert lpir.ArgumentError is ArgumentError  # the docs name it so

@@ -319,6 +319,12 @@ def where(low: ExpressionLowering, call: ast.Call) -> SemanticValue:
     return Runtime(low.builder.add(SelectOp.create(condition, left, right)))
 
 
+def _zero_divisor_hint(node: ast.Node) -> str:
+    """What to change where a constant divisor of cdiv is 0 (a parameter given 0: BN=0)."""
+    what = f"{node.id} is 0 here" if isinstance(node, ast.Name) else "the divisor is 0"
+    return f"{what}: give it a positive value (cdiv(a, b) rounds a / b up)"
+
+
 @builtin("cdiv(a, b)")
 def cdiv(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
     (a_node, b_node), _ = call_arguments(low, call, 2)
@@ -333,10 +339,10 @@ def cdiv(low: ExpressionLowering, call: ast.Call) -> Const | Runtime:
     if isinstance(a, Const) and isinstance(b, Const):
         check_bool_constants("cdiv", a.value, b.value)
         if b.value == 0:
-            raise low.error("cdiv by zero", b_node)
+            raise low.error("cdiv by zero", b_node, _zero_divisor_hint(b_node))
         return Const(-(-a.value // b.value))
     if isinstance(b, Const) and b.value == 0:
-        raise low.error("cdiv by zero", b_node)
+        raise low.error("cdiv by zero", b_node, _zero_divisor_hint(b_node))
     # The exact ceiling for every sign, as constants fold, and no overflow near 2^31: the
     # truncated quotient, plus one where a remainder is left and the quotient is positive
     # (the remainder has a's sign: positive quotients have it agree with b's). (a + b - 1) / b

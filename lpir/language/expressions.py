@@ -259,7 +259,11 @@ class ExpressionLowering:
         if isinstance(node, ast.Annotate):
             return self.annotate(node)
         if isinstance(node, ast.StringLiteral):
-            raise self.error("a string is only allowed as the message of static_assert", node)
+            raise self.error(
+                "a string is only allowed as the message of static_assert",
+                node,
+                'lpir has no string values: use a string only in static_assert(cond, "...")',
+            )
         raise self.error(f"{type(node).__name__} is not an expression", node)
 
     def binary_chain(self, node: ast.BinaryExpr) -> SemanticValue:
@@ -855,7 +859,11 @@ class ExpressionLowering:
                     piece = primitives[call.name](*args)
                     part = piece if part is None else part * piece
                 except LayoutError as error:
-                    raise TypeCheckError(error.message, self.location(call.span)) from None
+                    raise TypeCheckError(
+                        error.message,
+                        self.location(call.span),
+                        error.hint or "give each factor a positive integer, e.g. spatial(8, 4)",
+                    ) from None
             assert part is not None  # the grammar gives every chain a call
             result = part if result is None else result * part
         assert result is not None  # the grammar gives every layout expression a chain

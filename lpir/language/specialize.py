@@ -605,6 +605,10 @@ def specialize(
         kernel_def = program.kernel(kernel_name)
     except KeyError:
         names = ", ".join(k.name for k in program.kernels)
-        raise ArgumentError(f"no kernel named {kernel_name!r}; the source has {names}") from None
+        raise ArgumentError(
+            f"no kernel named {kernel_name!r}; the source has {names}",
+            hint=f"choose one of them: kernel={program.kernels[0].name!r} from Python, "
+            f"--kernel {program.kernels[0].name} on the command line",
+        ) from None
     params = choose_params(program, kernel_def, explicit, arguments)
     return params, lower_kernel(program, kernel_def, params)

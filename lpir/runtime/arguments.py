@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from lpir.dtypes import DType
-from lpir.errors import ArgumentError, SourceLocation, with_article
+from lpir.errors import ArgumentError, LpirError, SourceLocation, with_article
 from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo
 from lpir.packing import PackedArray, storage_bytes
@@ -412,8 +412,11 @@ def check_scalar(value: Any, expected: DType, decl: Declared, where: SourceLocat
     if isinstance(value, bool) or not isinstance(value, int):
         raise _not_a_scalar_of(given, "an integer", expected, decl, where)
     if not expected.min <= value <= expected.max:
+        wider = "" if expected.nbits >= 64 else ", or declare the argument i64"
         raise ArgumentError(
-            f"argument {decl.name} = {show_number(value)} does not fit in {expected.name}", where
+            f"argument {decl.name} = {show_number(value)} does not fit in {expected.name}",
+            where,
+            f"pass an integer from {expected.min} to {expected.max}{wider}",
         )
     return value
 
@@ -496,11 +499,24 @@ def refuse_overlap(spans: list[Span]) -> None:
             if (stored_a or stored_b) and start_a < end_b and start_b < end_a:
                 pair = sorted([(start_a, name_a, stored_a), (start_b, name_b, stored_b)])
                 (_, first, stored_first), (_, second, _) = pair  # named in address order
-                raise ArgumentError(
+                error = ArgumentError(
                     f"arguments {first} and {second} overlap in memory and the kernel "
                     f"stores into {first if stored_first else second}",
                     hint="pass distinct arrays (copy one of them)",
                 )
+                error.argument = name_b  # the later declared: the call places the error there
+                raise error
+
+
+def placed_at_argument(
+    error: ArgumentError, names: list[str], wheres: list[SourceLocation | None]
+) -> LpirError:
+    """`error` placed at the declaration of the argument it names (`error.argument`, set
+    where the launch itself refuses a call: `refuse_overlap`), if it has no place yet."""
+    name = error.argument
+    if name is None or name not in names:
+        return error
+    return error.with_location(wheres[names.index(name)])
 
 
 def memory_spans(names: list[str], stored: set[str], tensors: list[Any]) -> list[Span]:

@@ -218,7 +218,11 @@ class IRKernel:
                 prepared.append(args_.check_scalar(value, dt, declared, where))
                 shapes.append(None)
         args_.check_runtime_rows(args, prepared, shapes, wheres)
-        self.spec.run(prepared)
+        try:
+            self.spec.run(prepared)
+        except ArgumentError as error:
+            names = [arg.name_hint or "?" for arg in args]
+            raise args_.placed_at_argument(error, names, wheres) from None
 
     def ir(self, stage: str = "final") -> str:
         """The IR text at a stage, as `Kernel.ir`."""

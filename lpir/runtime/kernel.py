@@ -123,7 +123,11 @@ def compile(
     try:
         kernel_def = program.kernel(kernel)
     except KeyError:
-        raise LpirError(f"no kernel named {kernel!r}; the source has {names}") from None
+        raise LpirError(
+            f"no kernel named {kernel!r}; the source has {names}",
+            hint=f"choose one of them: kernel={program.kernels[0].name!r} from Python, "
+            f"--kernel {program.kernels[0].name} on the command line",
+        ) from None
     return Kernel(program, kernel_def, target, params)
 
 
@@ -242,7 +246,12 @@ class Kernel:
         else:  # host arrays of dtypes and shapes seen before: no GPU views, the same parameters
             self.last = spec
             views = None
-        spec.run(self._checked(spec, arguments, views))
+        prepared = self._checked(spec, arguments, views)
+        try:
+            spec.run(prepared)
+        except ArgumentError as error:
+            names = [decl.name for decl in decls]
+            raise args_.placed_at_argument(error, names, self._argument_locations()) from None
 
     def _host_arrays_key(self, arguments: tuple) -> tuple | None:
         """The dtypes and shapes of a call's tensors where all are host arrays (numpy arrays
