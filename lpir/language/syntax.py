@@ -321,7 +321,7 @@ def _positional_after_keyword(
     span = mistake.argument.span
     place = location_in(source, file, span.line, span.column, span.end_column)
     lines = source_lines(source)
-    texts = []
+    texts: list[str] = []
     for argument in mistake.call_args:
         s = argument.span
         if s.line != s.end_line:

@@ -221,8 +221,8 @@ class IRKernel:
         try:
             self.spec.run(prepared)
         except ArgumentError as error:
-            names = [arg.name_hint or "?" for arg in args]
-            raise args_.placed_at_argument(error, names, wheres) from None
+            arg_names = [arg.name_hint or "?" for arg in args]
+            raise args_.placed_at_argument(error, arg_names, wheres) from None
 
     def ir(self, stage: str = "final") -> str:
         """The IR text at a stage, as `Kernel.ir`."""

@@ -250,8 +250,8 @@ class Kernel:
         try:
             spec.run(prepared)
         except ArgumentError as error:
-            names = [decl.name for decl in decls]
-            raise args_.placed_at_argument(error, names, self._argument_locations()) from None
+            declared = [decl.name for decl in decls]
+            raise args_.placed_at_argument(error, declared, self._argument_locations()) from None
 
     def _host_arrays_key(self, arguments: tuple) -> tuple | None:
         """The dtypes and shapes of a call's tensors where all are host arrays (numpy arrays
