@@ -414,6 +414,18 @@ def test_a_constant_slice_past_a_shared_tile_is_an_error() -> None:
     located(caught.value, 4, 30, "the slice 32 :+ 64 leaves the shared tile's 64 elements")
 
 
+def test_a_constant_cast_to_an_index_past_a_shared_tile_is_an_error() -> None:
+    """A constant through a cast (`s[cast<i32>(N)]`) is as constant as a literal: it was masked
+    as a run-time position would be, reading 0."""
+    source = HEAD.replace(
+        "t = load(a[0 :+ 64])", "s = shared<f32>[64]\n    store(s, load(a[0 :+ 64]))"
+    )
+    source += "    store(c[0 :+ 64], full<f32>[64](load(s[cast<i32>(N)])))\n}\n"
+    with pytest.raises(LpirError) as caught:
+        lower(source)
+    located(caught.value, 4, 44, "the slice 64 :+ 1 leaves the shared tile's 64 elements")
+
+
 SHARED_ROWS = """kernel rows[R = 8, N = 32](x: global f32[16, N], y: global f32[R, N],
         z: global f32[N], extra: i32, r: i32) blocks(1) threads(32) {
     s = shared<f32>[R, N]
@@ -932,6 +944,10 @@ NEGATIVE_INDEX_KERNEL = """kernel k[N = 8](x: global f32[N, 2 * N], y: global f3
         ("load(x[0, -4:-0])", 27, "the range -4:-0 starts before x's", "write 2 * N - 4 where"),
         ("load(r[N - 10, :])", 24, "the index N - 10 is before r's", "write n - 2 where"),
         ("load(s[-1, 0 :+ 4])", 24, "is before the shared tile's", "write 3 where numpy"),
+        # constants the front end keeps as ops: casts and arithmetic of them
+        ("load(x[cast<i32>(N - 9), 0 :+ 4])", 24, "the index cast<i32>(N - 9) is", "N - 1 where"),
+        ("load(x[1, cast<i32>(-2.5) + 1:4])", 27, "the range cast<i32>(-2.5) + 1:4", "2 * N - 1"),
+        ("load(s[max(cast<i32>(-3), -2), 0 :+ 4])", 24, "the shared tile's", "write 2 where"),
     ],
 )
 def test_a_constant_negative_index_of_memory_is_an_error(

@@ -705,11 +705,13 @@ class ExpressionLowering:
     ) -> None:
         """`x[-1]` (or `x[-4:]`): a register tile's -1 is its last element, but a tensor's index
         counts from 0 only, so a constant negative one reads outside it: a mistake to report
-        (a `start :+ length` slice may overhang the start, as the edges of a tile do)."""
-        if isinstance(item, ast.SliceLength) or not isinstance(offset.owner, ConstantOp):
+        (a `start :+ length` slice may overhang the start, as the edges of a tile do). The
+        constant may come through casts and arithmetic the front end keeps as ops
+        (`x[cast<i32>(P), :]`)."""
+        if isinstance(item, ast.SliceLength):
             return
-        start = offset.owner.value
-        if not isinstance(start, int) or start >= 0:
+        start = folded_scalar(offset)
+        if not isinstance(start, int) or isinstance(start, bool) or start >= 0:
             return
         size = self.dimension_text(memory, dim)
         from_end = f"{size} - {-start}" if not size.isdigit() else str(int(size) + start)
@@ -736,7 +738,7 @@ class ExpressionLowering:
     def check_shared_bounds(self, offset: Value, length: int, extent: int, item: ast.Node) -> None:
         """A shared tile's size is the kernel's own choice, so a slice known to leave it is a
         mistake, not an edge to mask (as a tensor's edge is)."""
-        start = offset.owner.value if isinstance(offset.owner, ConstantOp) else None
+        start = folded_scalar(offset)
         if isinstance(start, int) and not 0 <= start <= start + length <= extent:
             raise self.error(
                 f"the slice {start} :+ {length} leaves the shared tile's {extent} elements",
