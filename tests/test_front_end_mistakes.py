@@ -948,6 +948,9 @@ NEGATIVE_INDEX_KERNEL = """kernel k[N = 8](x: global f32[N, 2 * N], y: global f3
         ("load(x[cast<i32>(N - 9), 0 :+ 4])", 24, "the index cast<i32>(N - 9) is", "N - 1 where"),
         ("load(x[1, cast<i32>(-2.5) + 1:4])", 27, "the range cast<i32>(-2.5) + 1:4", "2 * N - 1"),
         ("load(s[max(cast<i32>(-3), -2), 0 :+ 4])", 24, "the shared tile's", "write 2 where"),
+        # numpy's "all but the last": the end counted from the start too
+        ("load(x[0, 0:-1])", 27, "the range 0:-1 ends at -1, before x's", "2 * N - 1 where"),
+        ("load(s[0:-1, 0])", 24, "0:-1 ends at -1, before the shared tile's", "write 3 where"),
     ],
 )
 def test_a_constant_negative_index_of_memory_is_an_error(
@@ -960,6 +963,23 @@ def test_a_constant_negative_index_of_memory_is_an_error(
         lower(NEGATIVE_INDEX_KERNEL.format(load=load))
     located(caught.value, 5, column, words, "counts from 0, not from the end")
     assert hint in caught.value.hint, caught.value.hint
+
+
+def test_all_but_the_last_row_read_at_run_time_says_how_to_load_rows() -> None:
+    """`r[0:-1, :]` of rows read at run time: no end from the start can be written, so the
+    hint loads tiles of rows."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(NEGATIVE_INDEX_KERNEL.format(load="load(r[0:-1, 0])"))
+    located(caught.value, 5, 24, "first dimension is n, an argument read at run time")
+    assert "r[r :+ 16, ...]" in caught.value.hint, caught.value.hint
+
+
+def test_an_empty_range_says_what_a_range_holds() -> None:
+    """`x[2:1]` said only "empty slice 2:1", with no hint."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(NEGATIVE_INDEX_KERNEL.format(load="load(x[2:1, 0])"))
+    located(caught.value, 5, 24, "empty slice 2:1", "from start up to stop - 1")
+    assert "2:3 or 2 :+ 1" in caught.value.hint, caught.value.hint
 
 
 @pytest.mark.parametrize("target", HOST_TARGETS)

@@ -677,7 +677,7 @@ class ExpressionLowering:
         for dim, (item, extent) in enumerate(zip(node.items, shape_of_memory)):
             if dim == 0:
                 self.refuse_whole_runtime_dimension(memory, item)
-            offset, length = self.slice_item(item, extent)
+            offset, length = self.slice_item(item, extent, memory, dim)
             self.refuse_negative_index(memory, dim, offset, item)
             if isinstance(memory.type, SharedType):
                 self.check_shared_bounds(offset, length or 1, extent, item)
@@ -692,13 +692,19 @@ class ExpressionLowering:
         compile-time, so it cannot span a size known only at the call."""
         rows = getattr(memory.type, "extent", None)
         if rows is not None and isinstance(item, ast.SliceRange) and item.stop is None:
-            raise self.error(
-                f"{memory.name}'s first dimension is {rows}, an argument read at run time, so "
-                "a slice to its end has no compile-time length",
-                item,
-                f"load a tile of rows at a time, e.g. {memory.name}[r :+ 16, ...] with a loop "
-                f"or blocks over {rows} (the rows past {rows} are masked)",
-            )
+            raise self.runtime_rows_slice(memory, item, "a slice to its end")
+
+    def runtime_rows_slice(self, memory: Memory, item: ast.Node, what: str) -> TypeCheckError:
+        """The error of a slice whose length depends on a first dimension read at run time
+        (`what`: a slice to its end, or one ending before it, as numpy's x[0:-1])."""
+        rows = getattr(memory.type, "extent", None)
+        return self.error(
+            f"{memory.name}'s first dimension is {rows}, an argument read at run time, so "
+            f"{what} has no compile-time length",
+            item,
+            f"load a tile of rows at a time, e.g. {memory.name}[r :+ 16, ...] with a loop "
+            f"or blocks over {rows} (the rows past {rows} are masked)",
+        )
 
     def refuse_negative_index(
         self, memory: Memory, dim: int, offset: Value, item: ast.Node
@@ -713,18 +719,26 @@ class ExpressionLowering:
         start = folded_scalar(offset)
         if not isinstance(start, int) or isinstance(start, bool) or start >= 0:
             return
-        size = self.dimension_text(memory, dim)
-        from_end = f"{size} - {-start}" if not size.isdigit() else str(int(size) + start)
         what = "the range {} starts" if isinstance(item, ast.SliceRange) else "the index {} is"
+        raise self.negative_position(memory, dim, start, item, what.format(self.text_of(item)))
+
+    def negative_position(
+        self, memory: Memory, dim: int, position: int, item: ast.Node, what: str
+    ) -> TypeCheckError:
+        """The error of a constant negative `position` of `memory`'s dimension `dim`, which
+        numpy would count from the end: `what` (the index, the range's start or stop) says
+        where the source has it."""
+        size = self.dimension_text(memory, dim)
+        from_end = f"{size} - {-position}" if not size.isdigit() else str(int(size) + position)
         tensor = isinstance(memory.type, GlobalType)
         place = f"{memory.name}'s" if tensor else "the shared tile's"
-        raise self.error(
-            f"{what.format(self.text_of(item))} before {place} first element: "
+        return self.error(
+            f"{what} before {place} first element: "
             f"{'a tensor' if tensor else 'a shared tile'}'s index counts from 0, not from the "
             "end (only a register tile's t[-1] is its last element)",
             item,
             f"count from the start of the dimension (size {size}): write {from_end} where "
-            f"numpy would write {start}",
+            f"numpy would write {position}",
         )
 
     def dimension_text(self, memory: Memory, dim: int) -> str:
@@ -746,7 +760,9 @@ class ExpressionLowering:
                 f"keep it within 0 .. {extent}, or make the shared tile larger",
             )
 
-    def slice_item(self, item: ast.Node, extent: int) -> tuple[Value, int | None]:
+    def slice_item(
+        self, item: ast.Node, extent: int, memory: Memory, dim: int
+    ) -> tuple[Value, int | None]:
         if isinstance(item, ast.NewAxis):
             raise self.error("None cannot index a tensor in memory", item, "load it first")
         if isinstance(item, ast.SliceLength):
@@ -757,8 +773,19 @@ class ExpressionLowering:
         if isinstance(item, ast.SliceRange):
             start = 0 if item.start is None else self.as_const_int(item.start, "a slice start")
             stop = extent if item.stop is None else self.as_const_int(item.stop, "a slice stop")
+            if stop < 0 and dim == 0 and getattr(memory.type, "extent", None) is not None:
+                what = f"a slice ending {-stop} before its end ({self.text_of(item)}, numpy's)"
+                raise self.runtime_rows_slice(memory, item, what)
+            if stop < 0:  # numpy's x[0:-1], all but the last
+                what = f"the range {self.text_of(item)} ends at {stop},"
+                raise self.negative_position(memory, dim, stop, item, what)
             if stop <= start:
-                raise self.error(f"empty slice {start}:{stop}", item)
+                raise self.error(
+                    f"empty slice {start}:{stop}: a range start:stop holds the positions from "
+                    "start up to stop - 1",
+                    item,
+                    f"write a stop past the start, e.g. {start}:{start + 1} or {start} :+ 1",
+                )
             return self.constant(Const(start), I32, item), stop - start
         value = self.expr(item)
         if isinstance(value, Runtime) and value.is_tile and not as_tile(value.type).shape:
