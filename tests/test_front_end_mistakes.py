@@ -546,6 +546,29 @@ def test_a_shared_tile_reassigned_in_a_block_is_refused_at_the_assignment(
     located(caught.value, line, 9, "'s' is a shared tile (shared f32[64])", *words)
 
 
+@pytest.mark.parametrize(
+    ("block", "line", "column", "constant"),
+    [
+        ("    s = 0.0\n", 4, 9, "0.0"),
+        ("    let s = 1\n", 4, 13, "1"),
+        ("    for i in range(3) {\n        s = -N * 0.5\n    }\n", 5, 13, "-N * 0.5"),
+        ("    if block.x == 0 {\n        s = 2.0\n    }\n", 5, 13, "2.0"),
+    ],
+)
+def test_a_constant_assigned_to_a_shared_tile_s_name_is_refused_at_the_assignment(
+    block: str, line: int, column: int, constant: str
+) -> None:
+    """`s = 0.0` rebound s to the constant, and the error came later at load(s) ("load needs
+    a tensor slice"); inside a loop it said "cannot be reassigned inside a for loop" with a
+    hint about alternating buffers (found by a reviewer). A register tile's name is filled by
+    a constant; a shared tile's is not."""
+    with pytest.raises(TypeCheckError) as caught:
+        lower(SHARED_HEAD + block + "    store(c[0 :+ 64], load(s))\n}\n")
+    located(caught.value, line, column, "'s' is a shared tile (shared f32[64])", "not fill")
+    hint = f"store(s, full<f32>[64]({constant})), or give the constant a name of its own"
+    assert hint in caught.value.hint, caught.value.hint
+
+
 # ---- 9. constructs lpir does not have -----------------------------------------------------
 @pytest.mark.parametrize(
     ("statement", "line", "column", "words"),

@@ -363,6 +363,13 @@ class KernelLowering(ExpressionLowering):
         tensor = self.tensor_handle(name)
         if tensor is not None:
             raise self.cannot_assign_tensor(name, tensor, node)
+        current = self.find(name)
+        if (
+            isinstance(value, Const)
+            and isinstance(current, Memory)
+            and isinstance(current.type, SharedType)
+        ):
+            raise self.constant_over_shared_tile(name, current, node)
         if isinstance(value, Memory) and isinstance(value.value.type, GlobalType):
             value = dataclasses.replace(value, alias=True)  # `a = x`: a may point elsewhere
         if name in RESERVED:  # `let for = 1`: the grammar takes a keyword as a name there
@@ -379,6 +386,20 @@ class KernelLowering(ExpressionLowering):
             )
         self.scopes[-1][name] = value
         self.assigned_at[name] = node.span
+
+    def constant_over_shared_tile(self, name: str, tile: Memory, node: ast.Node) -> LpirError:
+        """`s = 0.0` where s is a shared tile: unlike a register tile's name, which a constant
+        fills, it would rebind the name and leave the tile for a later load to miss."""
+        value = getattr(node, "value", node)
+        shape = ", ".join(map(str, tile.type.shape))
+        fill = f"full<{tile.type.dtype.name}>[{shape}]({self.text_of(value)})"
+        return self.error(
+            f"'{name}' is {tile.describe()}: assigning a constant to it would make '{name}' "
+            "name the constant, not fill the tile (a constant fills only a register tile)",
+            value,
+            f"fill it with store({name}, {fill}), or give the constant a name of its own "
+            f"({name}_value = ...)",
+        )
 
     def cannot_assign_tensor(self, name: str, tensor: SemanticValue, node: ast.Node) -> LpirError:
         # Rebinding would hide the tensor for the rest of the body: every later x[...] then
@@ -664,7 +685,9 @@ class KernelLowering(ExpressionLowering):
         if not isinstance(memory, SharedType):
             hint = f"give the other value a name of its own instead of reassigning '{name}'"
             return self.error(message, assignment, hint)
-        new = assignment.value if isinstance(assignment, ast.Assign) else None
+        new = assignment.value if isinstance(assignment, ast.Assign | ast.Let) else None
+        if new is not None and isinstance(self.constant_outside(new), Const):
+            return self.constant_over_shared_tile(name, value, assignment)
         if isinstance(new, ast.TileConstructor) and new.func == "shared":
             hint = (
                 f"a shared tile lasts the whole kernel: allocate '{name}' once before the "
@@ -686,6 +709,26 @@ class KernelLowering(ExpressionLowering):
                 f"{tile}, and index it: s[which, {rest}] with which = 0 or 1 set by the if"
             )
         return self.error(message, assignment, hint)
+
+    def constant_outside(self, node: ast.Node) -> SemanticValue | None:
+        """The value of an expression of literals and names (`0.0`, `-P`), as the names hold
+        before the block that `node` is in, or None for any other expression or a mistake
+        (which the block then reports where it is)."""
+        pending = [node]
+        while pending:
+            part = pending.pop()
+            if isinstance(part, ast.BinaryExpr):
+                pending += [part.lhs, part.rhs]
+            elif isinstance(part, ast.UnaryExpr):
+                pending.append(part.operand)
+            elif not isinstance(
+                part, ast.IntLiteral | ast.FloatLiteral | ast.BoolLiteral | ast.Name
+            ):
+                return None
+        try:
+            return self.compile_time_expr(node)
+        except LpirError:
+            return None
 
     def find(self, name: str) -> SemanticValue | None:
         for scope in reversed(self.scopes):
