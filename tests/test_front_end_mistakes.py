@@ -102,6 +102,9 @@ RESERVED_USES = [
     (HEAD + "    cast = 3\n" + STORE, 3, 5, ("'cast' is a reserved word, the builtin cast<T>(x)",)),
     (HEAD + "    u = zeros[64]\n" + STORE, 3, 9, ("the builtin zeros<T>[d, ...]", "zeros_")),
     (HEAD + "    for = 3\n" + STORE, 3, 5, ("'for' is a reserved word and cannot name a value",)),
+    # the words that open a kernel or a def were "unexpected 'kernel'"
+    (HEAD + "    kernel = 2.0\n" + STORE, 3, 5, ("'kernel' is a reserved word and cannot",)),
+    (HEAD + "    def *= 2.0\n" + STORE, 3, 5, ("'def' is a reserved word and cannot",)),
     (
         "def f(x, cast) {\n    return cast\n}\n" + HEAD + STORE,
         1,
@@ -123,6 +126,17 @@ def test_reserved_words_used_as_names(source: str, line: int, column: int, words
     with pytest.raises(ParseError) as caught:
         parse_program(source, "m.lp")
     located(caught.value, line, column, *words)
+
+
+@pytest.mark.parametrize("branch", ["else {\n    }", "else if t[0] > 1.0 {\n    }"])
+def test_an_else_on_the_line_after_the_brace_says_to_join_them(branch: str) -> None:
+    """`}` then `else {` on the next line said "unexpected '{'" and listed tokens: the new
+    line ends the if, and else was read as a name."""
+    source = HEAD + "    if t[0] > 0.0 {\n        t = t + 1.0\n    }\n    " + branch + "\n" + STORE
+    with pytest.raises(ParseError) as caught:
+        parse_program(source, "m.lp")
+    text = located(caught.value, 6, 5, "'else' must follow the '}' of its if on the same line")
+    assert "^^^^\n" in text and "} else { ... }" in caught.value.hint, text
 
 
 def test_two_kernels_of_one_name() -> None:

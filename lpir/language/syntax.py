@@ -127,6 +127,17 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
     reserved = _reserved_word_as_name(source, file, error, line)
     if reserved is not None:
         return reserved
+    if token.type in ("LBRACE", "IF"):
+        before = _WORD_BEFORE.search(line[: error.column - 1])
+        if before is not None and before.group(1) == "else" and not line[: before.start(1)].strip():
+            column = before.start(1) + 1
+            place = location_in(source, file, error.line, column, column + 4)
+            return ParseError(
+                "'else' must follow the '}' of its if on the same line: a new line after '}' "
+                "ends the if statement",
+                place,
+                "write } else { ... } (or } else if condition { ... }) on one line",
+            )
     annotated = _after_annotation(source, file, error)
     if annotated is not None:
         return annotated
@@ -216,6 +227,7 @@ _BUILTIN_FORMS = {
     "shared": "shared<T>[d, ...]",
 }
 _WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
+_ASSIGNED = re.compile(r"\s*(?:[-+*/%&|^]|<<|>>)?=(?!=)")  # `=`, `+=`, ... after a name
 
 
 def _declaration_of(word: str, source: str) -> tuple[str, ast.Span] | None:
@@ -248,6 +260,8 @@ def _reserved_word_as_name(
     word, column = (before.group(1), before.start(1) + 1) if before else (None, 0)
     if token.type in ("TYPED_FN", "TILE_FN") and "NAME" in error.expected:  # let zeros = 1
         word, column = str(token.value), error.column
+    elif token.value in KEYWORDS and _ASSIGNED.match(line, error.column - 1 + len(token.value)):
+        word, column = str(token.value), error.column  # `kernel = 2.0`: read as the keyword
     elif word in _BUILTIN_FORMS and token.type not in ("LESSTHAN", "LPAR"):
         pass  # `cast = 3`, `zeros[0 :+ 64]`, `return cast`: the builtin read as a name
     elif not (word in KEYWORDS and token.type in ("EQUAL", "AUGOP")):
