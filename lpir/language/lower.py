@@ -686,7 +686,8 @@ class KernelLowering(ExpressionLowering):
             hint = f"give the other value a name of its own instead of reassigning '{name}'"
             return self.error(message, assignment, hint)
         new = assignment.value if isinstance(assignment, ast.Assign | ast.Let) else None
-        if new is not None and isinstance(self.constant_outside(new), Const):
+        constant = new is not None and isinstance(self.constant_outside(new), Const)
+        if constant and isinstance(value, Memory):
             return self.constant_over_shared_tile(name, value, assignment)
         if isinstance(new, ast.TileConstructor) and new.func == "shared":
             hint = (
