@@ -119,3 +119,40 @@ def test_what_the_docs_say_storage_types_take(dtype: str):
         lpir.compile(source, target="interp", T=dtype).specialize(None)
     with pytest.raises(LpirError, match="cast"):
         lpir.compile(STORAGE, target="interp", T=dtype).specialize(None)
+
+
+DEFS_AND_LITERALS = """def twice(v) {
+    return twice(v) * 2.0
+}
+
+def rows_of_block(BM) {
+    return block.x * BM
+}
+
+kernel k[BM = 4](x: global f32[m, 8], y: global f32[m, 8], m: i32) blocks(1) threads(32) {
+    static_assert(010 == 10, "a leading zero is decimal")
+    r = rows_of_block(BM)
+    if false {
+        store(y[r :+ BM, :], twice(load(x[r :+ BM, :])))
+    }
+    store(y[r :+ BM, :], load(x[r :+ BM, :]) + 1.0)
+}
+"""
+
+
+@pytest.mark.parametrize("target", HOST_TARGETS)
+def test_what_the_docs_say_of_literals_defs_and_run_time_rows(target: str):
+    """010 is decimal 10; a def's body sees block.x; a recursive def that only a dropped
+    branch calls is accepted; a first dimension read at run time may be 0 in a call that
+    runs blocks."""
+    kernel = lpir.compile(DEFS_AND_LITERALS, target=target)
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    y = np.zeros((4, 8), np.float32)
+    kernel(x, y, np.int32(4))
+    np.testing.assert_array_equal(y, x + 1)
+    empty = np.zeros((0, 8), np.float32)
+    kernel(empty, empty.copy(), np.int32(0))
+    for mistake in ("0o17", "1_000", "0x1p3"):
+        source = DEFS_AND_LITERALS.replace("010 == 10", f"{mistake} == 10")
+        with pytest.raises(LpirError):
+            lpir.compile(source, target=target)

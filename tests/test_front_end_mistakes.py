@@ -284,6 +284,55 @@ def test_define_a_dtype_for_an_integer_parameter() -> None:
     assert str(caught.value).startswith(f"{GEMV}:3:25: error: parameter N of kernel gemv_wq")
 
 
+def test_a_string_for_an_integer_parameter_from_python_says_to_pass_an_int() -> None:
+    """lpir.compile(..., N="8") was told "(decimal, 0x... or 0b...)", as if strings were read
+    as numbers from Python too: only -D's text is."""
+    with pytest.raises(ArgumentError, match="takes an integer, not '8'") as caught:
+        lpir.compile(GEMV, target="interp", N="8").specialize(None)
+    hint = caught.value.hint
+    assert "N=64 from Python (an int" in hint and "-D N=64 on the command line" in hint, hint
+
+
+DTYPE_PARAMETER = """kernel k[WT = f32](x: global WT[8], y: global f32[8]) blocks(1) threads(4) {
+    store(y[:], cast<f32>(load(x[:])))
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        (np.dtype("float16"), "f16"),
+        (np.float16, "f16"),
+        (np.int8, "i8"),
+        (np.dtype("uint32"), "u32"),
+        (np.bool_, "bool"),
+        ("bfloat16", "bf16"),
+    ],
+)
+def test_a_numpy_dtype_gives_a_dtype_parameter(given: object, name: str) -> None:
+    """`WT=np.float16` said "must be an int or a dtype name, not <class 'numpy.float16'>",
+    with no hint: a numpy dtype (or scalar type) of a type lpir has is that type."""
+    if given == "bfloat16":
+        given = pytest.importorskip("ml_dtypes").bfloat16
+    kernel = lpir.compile(DTYPE_PARAMETER, target="interp", WT=given)
+    assert kernel.specialize(None).params["WT"] == lpir.dtype(name)
+    if name in ("f16", "i8"):
+        y = np.zeros(8, np.float32)
+        kernel(np.arange(8).astype(np.dtype(given)), y)
+        np.testing.assert_array_equal(y, np.arange(8))
+
+
+@pytest.mark.parametrize("given", [np.dtype("complex64"), np.str_, 8.0])
+def test_a_dtype_parameter_given_what_lpir_has_no_type_for_says_what_to_give(given) -> None:
+    """Such a value had no hint."""
+    with pytest.raises(ArgumentError) as caught:
+        lpir.compile(DTYPE_PARAMETER, target="interp", WT=given).specialize(None)
+    text = str(caught.value)
+    assert "parameter WT of kernel k must be an int or a dtype" in text and "^" in text, text
+    assert caught.value.hint and "WT=np.float16" in caught.value.hint, caught.value.hint
+
+
 def test_define_a_count_that_makes_no_blocks(capsys: pytest.CaptureFixture[str]) -> None:
     """A block count of 0 is an empty launch now; the negative size that made it is refused."""
     assert main(["opt", GEMV, "-D", "N=-5"]) == 1

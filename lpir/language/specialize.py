@@ -172,7 +172,8 @@ def _explicit_value(
         raise ArgumentError(
             f"parameter {name} of kernel {kernel_def.name} takes an integer, not {value!r}",
             place,
-            f"give it an integer, e.g. {name}=64 (decimal, 0x... or 0b...)",
+            f"give it an integer: {name}=64 from Python (an int: a string names a dtype "
+            f"there), -D {name}=64 on the command line (decimal, 0x... or 0b...)",
         )
     if isinstance(value, str):
         try:
@@ -202,10 +203,24 @@ def _explicit_value(
             f"give it a dtype name, e.g. {name}=u4 or {name}=f16",
         )
     if isinstance(value, bool) or not isinstance(value, int | DType):
+        hint = (
+            f"give an int ({name}=64), a dtype name ({name}='f16'), or a numpy dtype of a "
+            f"type lpir has ({name}=np.float16, np.dtype('int8'), ml_dtypes.bfloat16)"
+        )
+        if kind == "int":
+            hint = f"give it an int, e.g. {name}=64 (a float or a bool is no size)"
+        elif kind == "dtype":
+            hint = (
+                f"give a dtype name ({name}='f16', {name}='u4'), or a numpy dtype of a type "
+                f"lpir has ({name}=np.float16, np.dtype('int8'), ml_dtypes.bfloat16); lpir "
+                "has no complex, string or object dtypes, and packed ones (u4, f4e2m1) go by "
+                "name"
+            )
         raise ArgumentError(
-            f"parameter {name} of kernel {kernel_def.name} must be an int or a dtype name, "
+            f"parameter {name} of kernel {kernel_def.name} must be an int or a dtype, "
             f"not {value!r}",
             place,
+            hint,
         )
     return value
 

@@ -211,6 +211,22 @@ def scalar_info(value: Any) -> ArgumentInfo:
     return ArgumentInfo(None, None)
 
 
+def parameter_dtype(value: Any) -> Any:
+    """A dtype parameter's value as lpir takes it: a numpy dtype or scalar type
+    (`np.dtype("float16")`, `np.float16`, `ml_dtypes.bfloat16`, `np.bool_`) becomes the lpir
+    dtype whose arrays have it; anything else is returned as it is (a dtype name, an int, a
+    numpy dtype lpir has no type for), for the parameter's checks to accept or refuse."""
+    is_type = isinstance(value, type) and issubclass(value, np.generic)
+    if not (isinstance(value, np.dtype) or is_type):
+        return value
+    np_dtype = np.dtype(value)
+    if np_dtype == np.bool_:  # bool arrays are packed, but bool is a dtype all the same
+        from lpir.dtypes import dtype
+
+        return dtype("bool")
+    return _dtype_of_numpy(np_dtype) or value
+
+
 def _array_info(np_dtype: np.dtype, shape: tuple[int, ...]) -> ArgumentInfo:
     found = _dtype_of_numpy(np_dtype)
     return ArgumentInfo(found, tuple(shape), None if found else np_dtype)

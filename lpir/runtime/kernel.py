@@ -94,7 +94,8 @@ def compile(
         target: one of `lpir.targets.RUN_TARGETS`: "cpu", "cuda", "interp" (the reference
             interpreter), "threads", "threads-cuda" or "cuda-host" (the CUDA C run on the CPU).
         kernel: which kernel of the source; needed where it defines several.
-        **params: compile-time parameters (ints, or dtype names such as WT="u3").
+        **params: compile-time parameters: ints, and dtypes by name (WT="u3") or as numpy
+            dtypes lpir has (np.float16, np.dtype("int8"), ml_dtypes.bfloat16).
     """
     if target not in TARGETS:
         raise LpirError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
@@ -140,7 +141,7 @@ class Kernel:
         self.program = program
         self.definition = kernel_def
         self.target = target
-        self.params = dict(params)
+        self.params = {name: args_.parameter_dtype(value) for name, value in params.items()}
         self.specializations: dict[tuple, Specialization] = {}
         # what calls have passed (dtypes and shapes) -> their specialization: a call like an
         # earlier one skips deducing and checking the parameters again (~200 us in Python)
