@@ -139,6 +139,32 @@ def test_an_else_on_the_line_after_the_brace_says_to_join_them(branch: str) -> N
     assert "^^^^\n" in text and "} else { ... }" in caught.value.hint, text
 
 
+@pytest.mark.parametrize(
+    ("expression", "width", "words", "hint"),
+    [
+        ("1_000", 5, "lpir has no digit separators: 1_000", "without '_': 1000"),
+        ("0o17", 4, "lpir has no octal literals: 0o17", "15 or 0xf"),
+        ("0x1p-2", 6, "lpir has no hexadecimal floats: 0x1p-2", "decimal float: 0.25"),
+        ("2N", 2, "a number followed by a name: 2N", "2 * N"),
+    ],
+)
+def test_a_literal_lpir_does_not_have_says_how_to_write_it(
+    expression: str, width: int, words: str, hint: str
+) -> None:
+    """They said "unexpected '_000'" (or 'o17', 'p'), with "is a ')' missing?" for a hint."""
+    with pytest.raises(ParseError) as caught:
+        parse_program(HEAD + f"    u = {expression}\n" + STORE, "m.lp")
+    text = located(caught.value, 3, 9, words)
+    assert "^" * width + "\n" in text and hint in caught.value.hint, text
+
+
+def test_a_name_that_is_not_ascii_says_names_are_ascii() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_program(HEAD + "    \u03b1 = 1.0\n" + STORE, "m.lp")
+    located(caught.value, 3, 5, "unexpected character")
+    assert "names are ASCII" in caught.value.hint, caught.value.hint
+
+
 def test_two_kernels_of_one_name() -> None:
     one = f"kernel k[N = 64]{ARGS} {{\n}}\n"
     with pytest.raises(ParseError) as caught:

@@ -113,6 +113,9 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
         return None
     lines = source_lines(source)
     line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
+    glued = _number_glued_to_name(source, file, error, line)
+    if glued is not None:
+        return glued
     if token.type == "NAME" and token.value == "elif":
         place = location_in(source, file, error.line, error.column, error.column + 4)
         return ParseError("lpir has no elif", place, "write else if: } else if condition { ... }")
@@ -154,6 +157,56 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
             "if not done { ... }",
         )
     return None
+
+
+_NUMBER_BEFORE = re.compile(r"(?<![\w.])(0[xXbB][0-9A-Fa-f]*|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)$")
+
+
+_HEX_FLOAT = re.compile(r"0[xX][0-9A-Fa-f]+[pP][-+]?\d+")
+
+
+def _number_glued_to_name(
+    source: str, file: str, error: lark.UnexpectedToken, line: str
+) -> ParseError | None:
+    """A name right after a number (`1_000`, `0o17`, `0x1p3`, `2x`): a literal form lpir does
+    not have, or a missing operator."""
+    token = error.token
+    if token.type != "NAME" or error.column is None:
+        return None
+    number = _NUMBER_BEFORE.search(line[: error.column - 1])
+    if number is None:
+        return None
+    text, word = number.group(1), str(token.value)
+    column = number.start(1) + 1
+    place = location_in(source, file, error.line, column, error.column + len(word))
+    digits = word.lstrip("_")
+    if word.startswith("_") and digits.isdigit():
+        written = (text + word).replace("_", "")
+        return ParseError(
+            f"lpir has no digit separators: {text + word}",
+            place,
+            f"write the number without '_': {written}",
+        )
+    if text == "0" and word[0] in "oO":
+        value = word[1:]
+        hint = "write it in decimal, 0x... or 0b..."
+        if value and all(c in "01234567" for c in value):
+            hint = f"write it in decimal or hexadecimal: {int(value, 8)} or {hex(int(value, 8))}"
+        return ParseError(f"lpir has no octal literals: {text + word}", place, hint)
+    if text[:2] in ("0x", "0X") and word[0] in "pP":
+        whole = _HEX_FLOAT.match(line, column - 1)
+        shown = whole.group(0) if whole else text + word
+        end = column + len(shown)
+        place = location_in(source, file, error.line, column, end)
+        hint = "write the value as a decimal float (0x1p3 is 8.0)"
+        if whole is not None:
+            hint = f"write the value as a decimal float: {float.fromhex(shown)!r}"
+        return ParseError(f"lpir has no hexadecimal floats: {shown}", place, hint)
+    return ParseError(
+        f"a number followed by a name: {text + word}",
+        place,
+        f"put an operator between them, e.g. {text} * {word}",
+    )
 
 
 # tokens that would continue an expression past a layout annotation
@@ -381,7 +434,10 @@ def _unexpected_character(source: str, file: str, error: lark.UnexpectedCharacte
             )
         return ParseError("a string is written in double quotes", place, hint)
     place = location_in(source, file, error.line, error.column)
-    return ParseError(f"unexpected character {error.char!r}", place, "remove or replace it")
+    hint = "remove or replace it"
+    if error.char.isalpha() or error.char.isdigit():  # a Greek or accented letter
+        hint = "names are ASCII: letters a-z and A-Z, digits and '_' (write alpha, not \u03b1)"
+    return ParseError(f"unexpected character {error.char!r}", place, hint)
 
 
 def _functions(defs: list[ast.FunctionDef], source: str, file: str) -> dict[str, ast.FunctionDef]:
