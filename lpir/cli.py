@@ -9,6 +9,7 @@ emit f.lp | head`) ends the command quietly with status 141, as a tool killed by
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import io
 import math
@@ -69,6 +70,8 @@ def _write_hint(error: OSError) -> str:
 
 def _definitions(items: list[str]) -> dict[str, object]:
     """`-D N=4096 -D WT=u3` -> {"N": 4096, "WT": "u3"}."""
+    from lpir.language.syntax import integer_of_text
+
     params: dict[str, object] = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -80,10 +83,8 @@ def _definitions(items: list[str]) -> dict[str, object]:
                 f"-D {name} is given twice ({name}={params[name]} and {name}={value})",
                 hint=f"give {name} one value",
             )
-        try:
-            params[name] = int(value, 0)
-        except ValueError:
-            params[name] = value
+        number = integer_of_text(value)  # as the source writes integers: 010 is ten
+        params[name] = value if number is None else number
     return params
 
 
@@ -103,15 +104,19 @@ def _scalar_values(items: list[str] | None) -> dict[str, int | float | bool]:
 
 
 def _number(name: str, text: str) -> int | float:
-    """An --arg value: a decimal integer (010 is ten), 0x.., 0o.., 0b.., or a float."""
-    for parse in (int, lambda t: int(t, 0), float):
-        try:
-            return parse(text)
-        except ValueError:
-            continue
+    """An --arg value: an integer as the source writes one (010 is ten, 0x.., 0b..), or a
+    float (no digit separators, as in the source)."""
+    from lpir.language.syntax import integer_of_text
+
+    number = integer_of_text(text)
+    if number is not None:
+        return number
+    if "_" not in text:
+        with contextlib.suppress(ValueError):
+            return float(text)
     raise LpirError(
         f"--arg {name}={text}: {text!r} is not a number",
-        hint="give an integer, a float, true or false",
+        hint="give an integer (decimal, 0x... or 0b...), a float, true or false",
     )
 
 

@@ -173,3 +173,14 @@ def test_a_picture_on_a_full_disk_says_the_disk_is_full(capsys):
     err = capsys.readouterr().err
     assert "error: cannot write /dev/full: No space left on device" in err
     assert "hint: the disk (or your quota) is full" in err and "folder that exists" not in err
+
+
+def test_definitions_read_integers_as_the_source_writes_them(capsys):
+    """`-D N=010` was refused (Python's int(text, 0) has no leading zeros) though 010 in a
+    kernel is ten, and `-D N=1_000` was accepted though the source has no digit separators
+    (found by a helper documenting literals)."""
+    path = str(Path(__file__).resolve().parent.parent / "examples" / "vector_add.lp")
+    assert main(["run", path, "--target", "interp", "-D", "N=010", "-D", "BLOCK=0x10"]) == 0
+    assert "N=10, BLOCK=16" in capsys.readouterr().out
+    assert main(["run", path, "--target", "interp", "-D", "N=1_000"]) == 1
+    assert "takes an integer, not '1_000'" in capsys.readouterr().err

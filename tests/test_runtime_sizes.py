@@ -245,6 +245,7 @@ def test_lpir_run_sizes_a_run_time_dimension_by_its_argument(tmp_path, capsys) -
         (["--arg", "q=3"], "rows has no scalar argument q"),
         (["--arg", "m=3", "--arg", "m=4"], "--arg m is given twice"),
         (["--arg", "m=x"], "'x' is not a number"),
+        (["--arg", "m=1_0"], "'1_0' is not a number"),  # (the source has no separators)
         (["--arg", "m=true"], "--arg m=true: m is i32"),
         (["--arg", "K=5"], "parameters are set with -D K=..."),
     ]:

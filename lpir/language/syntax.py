@@ -159,6 +159,22 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
     return None
 
 
+# An integer as a source writes it (grammar.lark's INT, with a sign): decimal (010 is ten),
+# 0x..., 0b...; no octal, no digit separators.
+_INTEGER_TEXT = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)")
+
+
+def integer_of_text(text: str) -> int | None:
+    """The integer `text` writes as a kernel source's literal does, or None (the command
+    line's -D and --arg read numbers by these rules too)."""
+    text = text.strip()
+    if _INTEGER_TEXT.fullmatch(text) is None:
+        return None
+    digits = text.lstrip("-")
+    value = int(digits) if digits.isdigit() else int(digits, 0)  # (int("010", 0) refuses)
+    return -value if text.startswith("-") else value
+
+
 _NUMBER_BEFORE = re.compile(r"(?<![\w.])(0[xXbB][0-9A-Fa-f]*|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)$")
 
 
@@ -656,9 +672,9 @@ class _ToAst(Transformer_NonRecursive):
         return children[0]
 
     def int_literal(self, meta: Meta, children: list[Token]) -> ast.IntLiteral:
-        text = str(children[0])
-        # Decimal unless prefixed (0x, 0b): int("064", 0) would reject the leading zero.
-        return ast.IntLiteral(_span(meta), int(text) if text.isdigit() else int(text, 0))
+        value = integer_of_text(str(children[0]))
+        assert value is not None  # the grammar's INT token
+        return ast.IntLiteral(_span(meta), value)
 
     def float_literal(self, meta: Meta, children: list[Token]) -> ast.FloatLiteral:
         return ast.FloatLiteral(_span(meta), float(str(children[0])))
