@@ -439,7 +439,7 @@ class ExpressionLowering:
             "indices are built from block.x/y/z, loop variables, parameters, constants and "
             "scalars loaded from memory (let i = load(ids[r]))"
         )
-        if isinstance(value, Runtime) and value.is_tile and not as_tile(value.type).shape:
+        if isinstance(value, Runtime) and value.is_element:
             hint = self.element_of_tile_hint(shown, "as a slice start")
         elif isinstance(value, Runtime) and not value.is_scalar:
             hint = (
@@ -788,7 +788,7 @@ class ExpressionLowering:
                 )
             return self.constant(Const(start), I32, item), stop - start
         value = self.expr(item)
-        if isinstance(value, Runtime) and value.is_tile and not as_tile(value.type).shape:
+        if isinstance(value, Runtime) and value.is_element:
             value = Runtime(self.builder.add(ItemOp.create(value.value)))  # t[0] of a tile
         if isinstance(value, Runtime) and value.is_tile:  # a gather (or scatter) along it
             return self.positions(value, item), as_tile(value.type).shape[0]

@@ -287,7 +287,7 @@ class KernelLowering(ExpressionLowering):
             value = self.expr(node.value)
             if not (isinstance(value, Const) or (isinstance(value, Runtime) and value.is_scalar)):
                 hint = "use a plain assignment for tiles: t = ..."
-                if isinstance(value, Runtime) and not getattr(value.type, "shape", (1,)):
+                if isinstance(value, Runtime) and value.is_element:
                     hint = self.element_of_tile_hint(self.text_of(node.value), "to bind it")
                 raise self.error(
                     f"let binds a scalar, but this is {value.describe()}", node.value, hint
@@ -582,7 +582,7 @@ class KernelLowering(ExpressionLowering):
                 f"every thread of the block runs the loop alike: reduce the tile (max({shown})) "
                 "or load one element as a scalar (let n = load(counts[block.x]))"
             )
-            if value.is_tile and not getattr(value.type, "shape", None):
+            if value.is_element:
                 hint = self.element_of_tile_hint(shown, "as a loop bound")
             raise self.error(
                 f"a loop bound must be an i32 scalar, but this is {value.describe()}",

@@ -54,6 +54,12 @@ class Runtime:
         return isinstance(self.value.type, ScalarType)
 
     @property
+    def is_element(self) -> bool:
+        """A 0-d tile: one element of a register tile (`p[2]`)."""
+        type_ = self.value.type
+        return isinstance(type_, TileType) and not type_.shape
+
+    @property
     def dtype(self) -> DType:
         return self.value.type.dtype
 
