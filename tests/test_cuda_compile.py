@@ -368,6 +368,20 @@ def test_a_bad_lpir_cuda_arch_is_refused_before_nvcc(capsys, monkeypatch):
     assert target_arch() == "sm_90"
 
 
+def test_an_unknown_lpir_cuda_compiler_is_refused(capsys, monkeypatch):
+    """A misspelt compiler (nvcc12) was ignored, and the default compiler ran instead."""
+    from lpir.backends.cuda.compiler import choose_compiler
+
+    from lpir.cli import main
+
+    monkeypatch.setenv("LPIR_CUDA_COMPILER", "nvcc12")
+    assert main(["emit", "examples/vector_add.lp", "--target", "cuda", "--what", "ptx"]) == 1
+    error = capsys.readouterr().err
+    assert "LPIR_CUDA_COMPILER: 'nvcc12' is not a CUDA compiler" in error and "hint:" in error
+    monkeypatch.setenv("LPIR_CUDA_COMPILER", " NVCC ")
+    assert choose_compiler() == "nvcc"
+
+
 @NO_NVCC
 @pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "f64"])
 def test_every_math_function_compiles(dtype):

@@ -182,10 +182,20 @@ def nvrtc_usable() -> bool:
     return bool(cuda_include_directories())
 
 
+COMPILERS = ("nvrtc", "nvcc")
+
+
 def choose_compiler() -> str:
-    forced = os.environ.get("LPIR_CUDA_COMPILER", "").strip().lower()
-    if forced in ("nvrtc", "nvcc"):
-        return forced
+    """The compiler $LPIR_CUDA_COMPILER names (nvrtc or nvcc), else NVRTC where it can run,
+    else nvcc. A value naming neither is refused: a typo would silently pick the default."""
+    configured = os.environ.get("LPIR_CUDA_COMPILER", "").strip()
+    if configured.lower() in COMPILERS:
+        return configured.lower()
+    if configured:
+        raise LpirError(
+            f"LPIR_CUDA_COMPILER: {configured!r} is not a CUDA compiler lpir can use",
+            hint="set it to nvrtc (cuda.core) or nvcc, or unset it to let lpir choose",
+        )
     if nvrtc_usable():
         return "nvrtc"
     if find_nvcc():
