@@ -427,3 +427,26 @@ def test_a_kernel_of_native_dtypes_does_not_load_ml_dtypes(tmp_path):
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_kernel_shows_its_arguments_target_and_parameters():
+    """A kernel printed as <lpir.runtime.kernel.Kernel object at 0x...>, and inspect.signature
+    (help(), a notebook's call tips) said nothing of what a call takes."""
+    import inspect
+
+    kernel = lpir.compile(SCALE, target="interp", N=64, BLOCK=32)
+    assert repr(kernel) == "<lpir.Kernel scale(x, y, alpha) target='interp' N=64 BLOCK=32>"
+    assert str(inspect.signature(kernel)) == "(x, y, alpha)"
+    ir_kernel = lpir.compile(kernel.ir("source"), target="interp")
+    assert repr(ir_kernel).startswith("<lpir.IRKernel scale(x, y, alpha) target='interp'")
+    assert str(inspect.signature(ir_kernel)) == "(x, y, alpha)"
+    for given in ("f16", np.float16):
+        typed = lpir.compile(SCALED, target="interp", T=given)
+        assert repr(typed) == "<lpir.Kernel scaled(x, y, s) target='interp' T='f16'>"
+    reserved = lpir.compile(SCALE.replace("alpha", "lambda"), target="interp")
+    assert str(inspect.signature(reserved)) == "(x, y, lambda_, /)"
+    x = np.arange(64, dtype=np.float32)
+    y = np.zeros_like(x)
+    inspect.signature(kernel).bind(x, y, alpha=2.0)  # binds as a call does
+    kernel(x, y, alpha=2.0)
+    np.testing.assert_array_equal(y, x * 2)

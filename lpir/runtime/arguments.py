@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
+import keyword
 import math
 import sys
 from collections.abc import Sequence
@@ -95,6 +97,35 @@ def show_number(value: int | float) -> str:
     if isinstance(value, int) and value.bit_length() > 128:
         return f"{'-' if value < 0 else ''}(an integer of {value.bit_length()} bits)"
     return repr(value)
+
+
+def call_signature(names: Sequence[str]) -> inspect.Signature:
+    """The signature a call of a kernel declaring arguments `names` has, for
+    `inspect.signature`, `help()` and notebooks: each by position or by name, as
+    `bound_by_name` binds them. A name Python reserves (`lambda`) shows with a trailing `_`
+    and, since Python cannot name it in a call, with those before it as positional only."""
+    last_reserved = max((i for i, name in enumerate(names) if keyword.iskeyword(name)), default=-1)
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                name + "_" if keyword.iskeyword(name) else name,
+                inspect.Parameter.POSITIONAL_ONLY
+                if i <= last_reserved
+                else inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            )
+            for i, name in enumerate(names)
+        ]
+    )
+
+
+def kernel_repr(kind: str, name: str, names: Sequence[str], target: str, params: dict) -> str:
+    """`<lpir.Kernel gemv_wq(x, w, s, y) target='cpu' WT='u3' ZERO=4>`: what a kernel object
+    shows in a REPL or a log, its compile-time parameters as `lpir.compile` takes them."""
+    shown = {
+        param: value.name if isinstance(value, DType) else value for param, value in params.items()
+    }
+    given = "".join(f" {param}={value!r}" for param, value in shown.items())
+    return f"<lpir.{kind} {name}({', '.join(names)}) target={target!r}{given}>"
 
 
 def bound_by_name(

@@ -13,6 +13,7 @@ Calls check the number of arguments and each tensor's shape and dtype against th
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path
@@ -163,6 +164,15 @@ class IRKernel:
     @property
     def name(self) -> str:
         return self.kernel_node.name
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The call's signature (`inspect.signature(kernel)`, `help`): the declared arguments."""
+        return args_.call_signature([arg.name_hint or "?" for arg in self.kernel_node.args])
+
+    def __repr__(self) -> str:
+        names = [arg.name_hint or "?" for arg in self.kernel_node.args]
+        return args_.kernel_repr("IRKernel", self.name, names, self.target, self.params)
 
     def __reduce__(self) -> tuple:
         """Pickle (and copy) the IR text and the target; unpickling compiles them anew, as

@@ -13,6 +13,7 @@ GPU "cuda".
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,15 @@ class Kernel:
     @property
     def name(self) -> str:
         return self.definition.name
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The call's signature (`inspect.signature(kernel)`, `help`): the declared arguments."""
+        return args_.call_signature([decl.name for decl in self.definition.args])
+
+    def __repr__(self) -> str:
+        names = [decl.name for decl in self.definition.args]
+        return args_.kernel_repr("Kernel", self.name, names, self.target, self.params)
 
     def __reduce__(self) -> tuple:
         """Pickle (and copy) the source, its file name, the kernel's name, the target and the
