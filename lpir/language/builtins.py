@@ -516,9 +516,14 @@ def tile_constructor(low: ExpressionLowering, node: ast.TileConstructor) -> Sema
     if node.func == "full":
         if len(node.args) != 1 or node.keywords:
             raise low.error("full<T>[dims](value) takes one value", node)
-        value = tile_or_scalar(low, node.args[0])
+        value = low.scalar_of(tile_or_scalar(low, node.args[0]))
         if isinstance(value, Runtime) and not value.is_scalar:
-            raise low.error("full needs a scalar value", node.args[0])
+            raise low.error(
+                f"full needs a scalar value, but this is {value.describe()}",
+                node.args[0],
+                "full fills a tile with one value; a tile of other values broadcasts by "
+                "arithmetic itself (t + zeros<T>[...] has the larger shape)",
+            )
     else:
         if node.args or node.keywords:
             raise low.error(f"{node.func}<T>[...] takes no arguments", node)
@@ -531,7 +536,12 @@ def tile_constructor(low: ExpressionLowering, node: ast.TileConstructor) -> Sema
     else:
         scalar = value.value
         if scalar.type != ScalarType(dt):
-            raise low.error(f"full<{dt.name}> of {scalar.type}", node, "cast the value")
+            shown = low.text_of(node.args[0])
+            raise low.error(
+                f"full<{dt.name}> fills with {dt.name}, but this is {value.describe()}",
+                node.args[0],
+                f"cast the value: full<{dt.name}>[...](cast<{dt.name}>({shown}))",
+            )
     return Runtime(low.builder.add(SplatOp.create(scalar, dims)))
 
 

@@ -17,6 +17,7 @@ import contextlib
 import difflib
 import math
 from collections.abc import Callable, Iterator
+from typing import TypeVar, cast
 
 from lpir.dtypes import DType, dtype
 from lpir.errors import (
@@ -66,6 +67,7 @@ from lpir.layout import RegisterLayout
 I32 = dtype("i32")
 F32 = dtype("f32")
 BOOL = dtype("bool")
+AnyValue = TypeVar("AnyValue", bound=SemanticValue)  # scalar_of keeps what it is given
 COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 NAMED_CONSTANTS = {"inf": math.inf, "nan": math.nan}  # float constants with no literal
 # The interpreters hold a whole tile in memory and the backends unroll a thread's share of it;
@@ -424,6 +426,7 @@ class ExpressionLowering:
     def as_index(self, value: SemanticValue, node: ast.Node) -> Value:
         """An i32 scalar for tensor indices and loop bounds."""
         shown = self.text_of(node)
+        value = self.scalar_of(value)
         if isinstance(value, Const):
             if not isinstance(value.value, int) or isinstance(value.value, bool):
                 hint = "write an integer, e.g. 0 or a parameter"
@@ -436,12 +439,10 @@ class ExpressionLowering:
         if isinstance(value, Runtime) and value.is_scalar and value.dtype == I32:
             return value.value
         hint = (
-            "indices are built from block.x/y/z, loop variables, parameters, constants and "
-            "scalars loaded from memory (let i = load(ids[r]))"
+            "indices are built from block.x/y/z, loop variables, parameters, constants, "
+            "scalars loaded from memory (let i = load(ids[r])) and elements of i32 tiles (p[2])"
         )
-        if isinstance(value, Runtime) and value.is_element:
-            hint = self.element_of_tile_hint(shown, "as a slice start")
-        elif isinstance(value, Runtime) and not value.is_scalar:
+        if isinstance(value, Runtime) and not value.is_scalar:
             hint = (
                 "a slice starts at one position per block: a tile of positions reads (writes) "
                 "one row, column, ... per element only in place of the whole index (x[ids, :], "
@@ -459,15 +460,16 @@ class ExpressionLowering:
             f"an index must be an i32 scalar, but this is {value.describe()}", node, hint
         )
 
-    def element_of_tile_hint(self, shown: str, use: str) -> str:
-        """The hint for one element of a register tile (`p[2]`, a 0-d tile) where a scalar
-        is needed: where it may stand, and how to get the scalar."""
-        return (
-            f"{shown} is one element of a register tile, a 0-d tile: it stands only as a "
-            "whole index (x[p[2]], one element per block) and in tile arithmetic; "
-            f"{use}, load the element from memory as a scalar instead: of p = "
-            "load(ids[r :+ 4]), p[2] is let i = load(ids[r + 2])"
-        )
+    def scalar_of(self, value: AnyValue) -> AnyValue:
+        """`value` where the language requires a scalar (an index, a loop bound, an `if`
+        condition, `let`, `full`'s value): one element of a register tile (`p[2]`, a 0-d tile)
+        becomes the scalar it holds, anything else stays as it is for the caller to check.
+
+        Every thread holds a 0-d tile's element, so the scalar (ItemOp) is the same in every
+        thread, as the block's other scalars are."""
+        if isinstance(value, Runtime) and value.is_element:
+            return cast(AnyValue, Runtime(self.builder.add(ItemOp.create(value.value))))
+        return value
 
     # ---- operators --------------------------------------------------------------------------
     def binary(
@@ -787,9 +789,7 @@ class ExpressionLowering:
                     f"write a stop past the start, e.g. {start}:{start + 1} or {start} :+ 1",
                 )
             return self.constant(Const(start), I32, item), stop - start
-        value = self.expr(item)
-        if isinstance(value, Runtime) and value.is_element:
-            value = Runtime(self.builder.add(ItemOp.create(value.value)))  # t[0] of a tile
+        value = self.scalar_of(self.expr(item))  # p[2], one element: one position
         if isinstance(value, Runtime) and value.is_tile:  # a gather (or scatter) along it
             return self.positions(value, item), as_tile(value.type).shape[0]
         if isinstance(value, Memory | Slice):

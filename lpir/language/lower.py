@@ -284,13 +284,12 @@ class KernelLowering(ExpressionLowering):
         elif isinstance(node, ast.AugAssign):
             self.augmented_assignment(node)
         elif isinstance(node, ast.Let):
-            value = self.expr(node.value)
+            value = self.scalar_of(self.expr(node.value))
             if not (isinstance(value, Const) or (isinstance(value, Runtime) and value.is_scalar)):
-                hint = "use a plain assignment for tiles: t = ..."
-                if isinstance(value, Runtime) and value.is_element:
-                    hint = self.element_of_tile_hint(self.text_of(node.value), "to bind it")
                 raise self.error(
-                    f"let binds a scalar, but this is {value.describe()}", node.value, hint
+                    f"let binds a scalar, but this is {value.describe()}",
+                    node.value,
+                    "use a plain assignment for tiles: t = ...",
                 )
             self.bind(node.target, value, node)
         elif isinstance(node, ast.For):
@@ -547,7 +546,7 @@ class KernelLowering(ExpressionLowering):
         bounds = node.bounds
         if not 1 <= len(bounds) <= 3:
             raise self.error("range takes 1 to 3 arguments", node, "range(start, stop, step)")
-        values = [self.expr(b) for b in bounds[:2]]
+        values = [self.scalar_of(self.expr(b)) for b in bounds[:2]]
         if len(bounds) == 3:
             values.append(self.compile_time_expr(bounds[2]))
         if len(values) == 1:
@@ -578,16 +577,11 @@ class KernelLowering(ExpressionLowering):
         index") where it is another integer scalar (a u32 or i64 argument) or a float."""
         shown = self.text_of(node)
         if isinstance(value, Runtime) and not value.is_scalar:
-            hint = (
-                f"every thread of the block runs the loop alike: reduce the tile (max({shown})) "
-                "or load one element as a scalar (let n = load(counts[block.x]))"
-            )
-            if value.is_element:
-                hint = self.element_of_tile_hint(shown, "as a loop bound")
             raise self.error(
                 f"a loop bound must be an i32 scalar, but this is {value.describe()}",
                 node,
-                hint,
+                f"every thread of the block runs the loop alike: reduce the tile (max({shown})) "
+                "or load one element as a scalar (let n = load(counts[block.x]))",
             )
         if isinstance(value, Runtime) and value.is_scalar and value.dtype != I32:
             hint = f"convert it: cast<i32>({shown})"
@@ -665,8 +659,8 @@ class KernelLowering(ExpressionLowering):
                 continue
             if isinstance(value, Const):
                 carried[name] = self.as_runtime(value, node)
-            elif isinstance(value, Runtime):
-                carried[name] = value.value
+            elif isinstance(value, Runtime):  # an element (p[2]) is carried as its scalar
+                carried[name] = self.as_runtime(self.scalar_of(value), node)
             else:
                 raise self.reassigned_in_block(name, value, body, node)
         return carried
@@ -748,6 +742,7 @@ class KernelLowering(ExpressionLowering):
                 continue
             if isinstance(current, Runtime):  # an annotation that disagrees converts
                 current = Runtime(self.in_layout_of(before, current.value))
+                current = self.scalar_of(current)  # as carried() carries an element
             if not isinstance(current, Runtime) or not agree(current.type, before.type):
                 now = current.type if isinstance(current, Runtime) else current.describe()
                 raise self.error(
@@ -815,16 +810,20 @@ class KernelLowering(ExpressionLowering):
 
     # ---- if -----------------------------------------------------------------------------------
     def if_statement(self, node: ast.If) -> None:
-        cond = self.expr(node.cond)
+        cond = self.scalar_of(self.expr(node.cond))
         if isinstance(cond, Const):
             taken = node.then_body if cond.value else (node.else_body or [])
             self.statements(taken)
             return
         if not (isinstance(cond, Runtime) and cond.is_scalar and cond.dtype == BOOL):
+            hint = "for an elementwise choice between tiles use where(cond, a, b)"
+            if isinstance(cond, Runtime) and cond.is_scalar:  # a number: no truthiness
+                zero = "0.0" if cond.dtype.is_float else "0"
+                hint = f"compare it: if {self.text_of(node.cond)} != {zero} {{ ... }}"
             raise self.error(
                 f"an if condition must be a bool scalar, but this is {cond.describe()}",
                 node.cond,
-                "for an elementwise choice between tiles use where(cond, a, b)",
+                hint,
             )
         carried = self.carried([*node.then_body, *(node.else_body or [])], node)
         then_branch = self.branch(node.then_body, carried, node)
@@ -889,7 +888,10 @@ class KernelLowering(ExpressionLowering):
             if both and repr(first.value) == repr(second.value):
                 self.scopes[-1][name] = first
                 continue
-            like = next((v.type for v in (first, second) if isinstance(v, Runtime)), None)
+            runtime = next((v for v in (first, second) if isinstance(v, Runtime)), None)
+            like = None if runtime is None else runtime.type
+            if runtime is not None and runtime.is_element:  # joined as branch_value joins it
+                like = ScalarType(runtime.dtype)
             with self.builder.at(then_region):
                 a = self.branch_value(first, like, node)
             with self.builder.at(else_region):
@@ -946,9 +948,11 @@ class KernelLowering(ExpressionLowering):
         )
 
     def branch_value(self, value: SemanticValue, like: Any, node: ast.Node) -> Value | None:
-        """A branch's value of a joined name as an IR value (constants take the other's type)."""
+        """A branch's value of a joined name as an IR value (constants take the other's type;
+        an element of a register tile, `p[2]`, joins as the scalar it holds, as a loop carries
+        it)."""
         if isinstance(value, Runtime):
-            return value.value
+            return self.as_runtime(self.scalar_of(value), node)
         if isinstance(value, Const):
             if like is None:
                 return self.as_runtime(value, node)

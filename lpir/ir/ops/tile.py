@@ -286,7 +286,8 @@ class ItemOp(Operation):
 
     Every thread holds a 0-d tile's element (its layout replicates it over all of them), so the
     scalar is the same in every thread, like the block's other scalars: a value loaded from
-    memory can be an index, a loop bound or an `if` condition (`let n = load(lengths[b])`).
+    memory (`let n = load(lengths[b])`) or one element of a register tile (`p[2]`) can be an
+    index, a loop bound or an `if` condition.
     """
 
     names = ("item",)
