@@ -1,8 +1,9 @@
 """One element of a register tile (`p[2]`, a 0-d tile) stands wherever a scalar does: in
 `let`, as a slice start, a loop bound, an `if` condition, `full`'s value, a value carried
 through a loop or joined after an `if`, an argument of cdiv/min/max bound by `let`. Every
-thread holds the element (an `item` op makes it the block's scalar), so the tile it comes from
-may be spread over the threads (128 elements on 64 threads here).
+thread holds the element (layout selection gives each thread the whole axis it is taken from,
+here 128 elements that a block of 64 threads would otherwise split), so an `item` op makes it
+the block's scalar.
 
 Every host target and the CUDA pipeline on the thread interpreter agree with numpy; the IR text
 of such a kernel round-trips; the CUDA C compiles. An element of a float tile as an index or
