@@ -469,6 +469,36 @@ def test_a_thread_access_outside_its_buffer_is_placed_at_the_access():
     assert error.hint is not None and "mask the lanes" in error.hint
 
 
+@pytest.mark.parametrize(
+    "access, verb",
+    [
+        ("st(%q, %base, %v) {offsets = [-9, 0]}", "wrote"),
+        ("%r = ld(%q, %base) {offsets = [-9, 3]} : <2 x u4>", "read"),
+        ("%r = ld(%g, %base) {offsets = [-9, 30]} : <2 x f32>", "read"),
+    ],
+)
+def test_a_thread_access_below_its_buffer_names_the_element_below(access: str, verb: str):
+    """A packed store below its buffer checked only the top end: element -7 of a u4 buffer
+    wrapped round (numpy's negative index) and overwrote byte 4 silently. A read with lanes
+    outside at both ends named the top lane even when the bottom one was the one outside."""
+    text = (
+        "kernel @k[](%g: global f32[8], %q: global u4[16]) blocks(1, 1, 1) threads(1)"
+        " stage(thread) {\n"
+        "  %base = constant {value = 2} : i32\n"
+        "  %one = constant {value = 1} : u4\n"
+        "  %v = splat(%one) {shape = [2]} : <2 x u4>\n"
+        f"  {access}\n"
+        "}\n"
+    )
+    packed = lpir.packing.pack(np.zeros(16), "u4")
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(text, target="threads")(np.zeros(8, np.float32), packed)
+    buffer = "an 8-element" if "%g" in access else "a 16-element"
+    assert caught.value.message == f"thread IR {verb} element -7 of {buffer} buffer"
+    assert caught.value.location is not None and caught.value.location.line == 5
+    assert not packed.data.any()
+
+
 def test_in_bounds_with_operands_past_its_offsets_is_an_error():
     line = "%r = in_bounds(%g, %i, %i, %i) {dims = [0, 1], shape = [4, 8]} : bool[4, 8]"
     error = assert_located_error(module_text("in_bounds", line), case_lines("in_bounds"))

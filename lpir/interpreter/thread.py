@@ -88,10 +88,18 @@ class ThreadInterpreter:
             block.region(self.kernel.body)
 
 
-def _outside_buffer(verb: str, index: int, count: int) -> LpirError:
-    buffer = with_article(f"{count}-element")
-    return LpirError(
-        f"thread IR {verb} element {index} of {buffer} buffer",
+def _check_inside(verb: str, buffer: np.ndarray, access: DType, index: np.ndarray) -> None:
+    """Raise unless every element `index` of `access` lies wholly inside `buffer` (below it
+    too: numpy would wrap a negative index round to the end and touch another element)."""
+    count = buffer.size * 8 // access.nbits
+    if not index.size:
+        return
+    lowest, highest = int(index.min()), int(index.max())
+    if lowest >= 0 and highest < count:
+        return
+    outside = lowest if lowest < 0 else highest
+    raise LpirError(
+        f"thread IR {verb} element {outside} of {with_article(f'{count}-element')} buffer",
         hint="an access's base plus its lane offsets must stay inside the memory: mask the "
         "lanes that leave it",
     )
@@ -100,11 +108,9 @@ def _outside_buffer(verb: str, index: int, count: int) -> LpirError:
 def _elements(buffer: np.ndarray, access: DType, index: np.ndarray, verb: str) -> np.ndarray:
     """The whole elements of `access` (a byte-sized type) in `buffer`, as bytes; raises if
     `index` reaches outside them."""
+    _check_inside(verb, buffer, access, index)
     size = access.nbits // 8
-    count = buffer.size // size
-    if index.size and (index.min() < 0 or index.max() >= count):
-        raise _outside_buffer(verb, int(index.max()), count)
-    return buffer[: count * size]
+    return buffer[: buffer.size // size * size]
 
 
 def _read(buffer: np.ndarray, access: DType, index: np.ndarray) -> np.ndarray:
@@ -112,10 +118,9 @@ def _read(buffer: np.ndarray, access: DType, index: np.ndarray) -> np.ndarray:
     if access.nbits % 8 == 0:
         codes = _elements(buffer, access, index, "read").view(access.code_numpy_dtype)[index]
         return access.from_codes(codes)
+    _check_inside("read", buffer, access, index)
     bit = index.astype(np.int64) * access.nbits
     byte = bit // 8
-    if index.size and (byte.min() < 0 or byte.max() >= buffer.size):
-        raise LpirError("thread IR packed read outside its buffer")
     padded = np.concatenate([buffer, np.zeros(1, np.uint8)])
     window = padded[byte].astype(np.uint32) | (padded[byte + 1].astype(np.uint32) << 8)
     codes = (window >> (bit % 8).astype(np.uint32)) & ((1 << access.nbits) - 1)
@@ -127,14 +132,13 @@ def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndar
         view = _elements(buffer, access, index, "wrote").view(access.code_numpy_dtype)
         view[index] = access.to_codes(values)
         return
+    _check_inside("wrote", buffer, access, index)
     codes = access.to_codes(values).astype(np.uint32)
     bit = index.astype(np.int64) * access.nbits
     shift = (bit % 8).astype(np.uint32)
     field = np.uint32((1 << access.nbits) - 1) << shift  # a 16-bit window: two bytes
     bits = codes << shift
     byte = bit // 8
-    if byte.size and byte.max() >= buffer.size:
-        raise LpirError("thread IR packed write outside its buffer")
     _merge_bits(buffer, byte, (bits & 0xFF).astype(np.uint8), (field & 0xFF).astype(np.uint8))
     spill = (field >> 8) != 0
     _merge_bits(
