@@ -503,3 +503,28 @@ def test_in_bounds_with_operands_past_its_offsets_is_an_error():
     line = "%r = in_bounds(%g, %i, %i, %i) {dims = [0, 1], shape = [4, 8]} : bool[4, 8]"
     error = assert_located_error(module_text("in_bounds", line), case_lines("in_bounds"))
     assert error.message == "'in_bounds': takes 3 operands (the memory and 2 offsets), not 4"
+
+
+@pytest.mark.parametrize(
+    "launch, at, message, hint",
+    [
+        ("blocks(1, 1, 1) threads(2048)", "threads(", "threads(2048) is out", "use 1 to 1024"),
+        ("blocks(1, 1, 1) threads(100000)", "threads(", "threads(100000) is out", "1 to 1024"),
+        (
+            "blocks(1, 70000, 1) threads(32)",
+            "70000",
+            "the block count along y is 70000; at most 65535 blocks go along y",
+            "loop over tiles inside a block",
+        ),
+    ],
+)
+def test_a_launch_past_the_languages_limits_is_refused_in_ir_text(
+    launch: str, at: str, message: str, hint: str
+):
+    """IR text with threads(100000) verified, and `lpir emit --target cuda` wrote
+    __launch_bounds__(100000): the language refuses threads outside 1..1024, the IR did not."""
+    text = THREAD_PRELUDE.replace("blocks(1, 1, 1) threads(32)", launch) + "}\n"
+    error = assert_located_error(text, range(1, 2))
+    assert error.message.startswith(message)
+    assert error.location is not None and error.location.column == text.index(at) + 1
+    assert error.hint is not None and hint in error.hint

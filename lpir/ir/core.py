@@ -191,6 +191,8 @@ class Kernel:
         self.argument_locations: list[SourceLocation] | None = None
         # where each block count is written, for errors about a count computed at a call
         self.grid_locations: list[SourceLocation | None] | None = None
+        # where the thread count is written, for errors about it (IR text)
+        self.threads_location: SourceLocation | None = None
 
     @property
     def args(self) -> list[Value]:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # the most blocks along x, y, z: CUDA's launch limits (and block.x is an i32)
 MAX_BLOCKS = (2**31 - 1, 65535, 65535)
+# the most threads in a block: CUDA's limit, which the CPU backend keeps too
+MAX_THREADS = 1024
 
 # operators of a run-time count: the language's integer operators and builtins on i32
 BINARY_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}

@@ -158,6 +158,7 @@ class _ModuleBuilder:
         )
         kernel.argument_locations = [self.span_location(a) for a in arguments]
         kernel.grid_locations = [self.location(count) for count in grid.children]
+        kernel.threads_location = self.location(threads)
         return kernel
 
     def ops_into(self, region: Region, ops: list[lark.Tree]) -> None:

@@ -9,8 +9,9 @@ Checked here, for every kernel:
 * each op's own `verify_()`, and the result types that `create()` infers from its operands and
   attributes (`Operation.recreate()`), layouts aside;
 * tile IR holds no thread-level ops and thread IR holds no register tiles;
-* block counts are 0 or more (0: an empty grid, whose tensors may be empty) and the thread
-  count is positive;
+* block counts are 0 or more (0: an empty grid, whose tensors may be empty) and within the
+  launch limits (`MAX_BLOCKS`); the thread count is 1 to `MAX_THREADS` (1024), as the language
+  requires;
 * a register tile's layout (once it has one) covers its shape with the kernel's thread count;
   with `require_layouts=True` every register tile must have one (after layout-selection);
 * each tile op's layouts are the ones lower-to-threads computes it in (`lpir.ir.layout_checks`:
@@ -23,7 +24,7 @@ from __future__ import annotations
 from lpir.dtypes import dtype
 from lpir.errors import LpirError, VerifyError
 from lpir.ir.core import Kernel, Module, Operation, Region, Value
-from lpir.ir.grid import RuntimeCount, count_text, is_empty
+from lpir.ir.grid import MAX_BLOCKS, MAX_THREADS, RuntimeCount, count_text, is_empty
 from lpir.ir.layout_checks import check_layouts
 from lpir.ir.ops import thread as thread_ops
 from lpir.ir.ops import thread_memory as thread_memory_ops
@@ -65,8 +66,29 @@ class _KernelVerifier:
                 "be negative and the thread count must be positive",
                 kernel.location,
             )
+        self.check_launch_limits()
         self.check_runtime_sizes()
         self.region(self.kernel.body, terminated=False)
+
+    def check_launch_limits(self) -> None:
+        """The language's limits on a launch, for IR text too: a backend would otherwise emit
+        `__launch_bounds__(100000)` or a grid no GPU launches."""
+        kernel = self.kernel
+        if kernel.threads > MAX_THREADS:
+            raise VerifyError(
+                f"threads({kernel.threads}) is out of range",
+                kernel.threads_location or kernel.location,
+                f"use 1 to {MAX_THREADS} threads",
+            )
+        places = kernel.grid_locations or [None] * 3
+        for axis, (count, limit) in enumerate(zip(kernel.grid, MAX_BLOCKS)):
+            if isinstance(count, int) and count > limit:
+                raise VerifyError(
+                    f"the block count along {'xyz'[axis]} is {count}; at most {limit} blocks "
+                    f"go along {'xyz'[axis]}",
+                    places[axis] or kernel.location,
+                    "give each block a larger tile, or loop over tiles inside a block",
+                )
 
     def check_runtime_sizes(self) -> None:
         """A run-time first dimension (`global f16[%m, 64]`) and a run-time block count read
