@@ -123,6 +123,33 @@ def index_bounds(kernel: Kernel, types: list[Type] | None = None) -> dict[int, i
     return bounds
 
 
+# the most steps a loop whose bound is read from a tensor takes on random inputs
+RANDOM_LOOP_STEPS = 8
+
+
+def loop_bounds(kernel: Kernel) -> dict[int, int]:
+    """{argument position: bound} for the integer tensors whose elements a tile-IR kernel
+    loads and uses as they are (or cast) as the end of a loop, e.g. `ctx_len` in
+    `for t in range(0, load(ctx_len[b]), 16)`: `RANDOM_LOOP_STEPS` steps of the loop. Random
+    codes up to 2^16 would run such a loop thousands of steps (paged attention's softmax
+    2600), each a rounding the check's tolerance does not count, and slowly; a test of the
+    kernel keeps its lengths to a few steps, and so does a random run."""
+    positions = {id(arg): i for i, arg in enumerate(kernel.args)}
+    bounds: dict[int, int] = {}
+    for op in kernel.walk():
+        if not isinstance(op, ForOp):
+            continue
+        source = _loaded_from(op.upper)
+        if source is None or id(source) not in positions:
+            continue
+        step = op.step.owner
+        stride = step.attributes["value"] if isinstance(step, ConstantOp) else 1
+        bound = RANDOM_LOOP_STEPS * max(1, int(stride)) + 1  # ends 0 to 8 steps in
+        position = positions[id(source)]
+        bounds[position] = min(bounds.get(position, bound), bound)
+    return bounds
+
+
 def _loaded_from(value: Value) -> Value | None:
     """The tensor whose element (elements: a gather's positions) `value` is, through `item`,
     casts and the broadcast of a tile of positions; None otherwise."""
@@ -296,7 +323,7 @@ def run_file(
     if companion is not None:
         arguments = companion_inputs(companion, values, rng, argument_names(spec.kernel_ir))
     else:
-        arguments = random_arguments(spec, rng, scalars or {})
+        arguments = random_arguments(spec, rng, scalars or {}, ir_text=is_ir_path(path))
     pristine = copy.deepcopy(arguments)
     shown = ", ".join(f"{k}={getattr(v, 'name', v)}" for k, v in values.items())
     print(f"{compiled.name}[{shown}] on {target}")
@@ -320,11 +347,16 @@ def argument_names(kernel: Kernel) -> list[str]:
 
 
 def random_arguments(
-    spec: Specialization, rng: np.random.Generator, given: Mapping[str, object] | None = None
+    spec: Specialization,
+    rng: np.random.Generator,
+    given: Mapping[str, object] | None = None,
+    ir_text: bool = False,
 ) -> list:
     """Random contents for each argument of a specialization, positions kept inside the
-    tensors they index (`index_bounds` of its tile IR; a thread-IR file has none); `given`:
-    values of scalar arguments by name (a first dimension read at run time follows its own)."""
+    tensors they index (`index_bounds` of its tile IR; a thread-IR file has none) and loop
+    ends read from a tensor a few steps in (`loop_bounds`); `given`:
+    values of scalar arguments by name (a first dimension read at run time follows its own);
+    `ir_text`: the kernel comes from an IR file, whose parameters are fixed in its text."""
     args = spec.kernel_ir.args
     scalars: dict[str | None, object] = {
         a.name_hint: random_argument(a.type, rng)
@@ -335,7 +367,12 @@ def random_arguments(
     for name, value in (given or {}).items():
         if name not in scalars:
             known = ", ".join(str(name) for name in scalars) or "none"
-            what = f"parameters are set with -D {name}=..., " if name in spec.params else ""
+            what = ""
+            if name in spec.params and ir_text:
+                value = getattr(spec.params[name], "name", spec.params[name])
+                what = f"{name} = {value} is a parameter fixed in the IR text (edit it there), "
+            elif name in spec.params:
+                what = f"parameters are set with -D {name}=..., "
             raise LpirError(
                 f"--arg {name}: {spec.kernel_ir.name} has no scalar argument {name}",
                 hint=f"{what}its scalar arguments: {known} (tensors are random)",
@@ -354,7 +391,12 @@ def random_arguments(
             )
     types = [concrete_type(a.type, scalars) for a in args]  # rows read at run time: counted
     source = spec.stages.get("source")
-    bounds = {} if source is None else index_bounds(parse(source).kernels[0], types)
+    bounds: dict[int, int] = {}
+    if source is not None:
+        kernel = parse(source).kernels[0]
+        bounds = index_bounds(kernel, types)
+        for position, bound in loop_bounds(kernel).items():
+            bounds[position] = min(bounds.get(position, bound), bound)
     return [
         scalars[a.name_hint] if a.name_hint in scalars else random_argument(t, rng, bounds.get(i))
         for i, (a, t) in enumerate(zip(args, types))
@@ -517,7 +559,13 @@ def output_tolerance(dt: DType, expected: npt.ArrayLike, reordered: bool) -> Tol
     within an ulp or two, and where the kernel adds in an order of its own (`reordered`, see
     `adds_in_any_order`), by a few ulps of the partial sums, which are bounded by the output's
     largest magnitude times a small factor; an output of a narrower float dtype may then round
-    to the neighbouring value, one unit in its last place."""
+    to the neighbouring value, one unit in its last place.
+
+    A reordered sum's rtol of 1e-4 (some 840 f32 ulps of the largest magnitude) covers sums
+    of a few thousand terms (their rounding errors grow as about the square root of the count)
+    and a loop of some steps that rescales what it carries (online softmax), not thousands of
+    such steps: it has no term for the steps a loop ends at run time takes, so random runs
+    keep those loops a few steps long (`loop_bounds`), and a companion states its own."""
     ulp = 2.0**-dt.mantissa_bits if dt.is_float else 2.0**-23
     if not reordered:
         rtol = max(1e-5, ulp)

@@ -253,6 +253,19 @@ def test_lpir_run_sizes_a_run_time_dimension_by_its_argument(tmp_path, capsys) -
         assert words in capsys.readouterr().err
 
 
+def test_lpir_run_arg_on_an_ir_file_names_the_parameter_in_its_text(tmp_path, capsys) -> None:
+    """`lpir run rows.ir --arg K=5` hinted "parameters are set with -D K=...", which an IR
+    file refuses: its parameters are fixed in its text."""
+    from lpir.cli import main
+
+    path = tmp_path / "rows.ir"
+    path.write_text(lpir.compile(ROWS, target="interp").ir("source"))
+    assert main(["run", str(path), "--arg", "K=5"]) == 1
+    err = capsys.readouterr().err
+    assert "K = 24 is a parameter fixed in the IR text (edit it there)" in err
+    assert "-D" not in err
+
+
 def test_calls_of_different_sizes_from_two_threads_each_run_their_own_grid(monkeypatch) -> None:
     """A launcher kept the block count of the last call in shared state, read again after a
     point where Python may switch threads: one call could run another's number of blocks,
