@@ -7,11 +7,14 @@ Every host target and the CUDA pipeline on the thread interpreter agree with num
 embedding rows of every kind of dtype (sub-byte rows that start inside a byte), out-of-range
 and negative positions, two gathered dimensions, a gathered column, gathers from a shared
 tile, gathers with masks, scatters, scatter-adds with repeated positions (a histogram), an
-act-order dequantization (a group's scales gathered per row of weights) in a loop. Mistakes
+act-order dequantization (a group's scales gathered per row of weights) in a loop, GPTQ
+zeros and scales gathered and transposed (which LLVM once never finished compiling). Mistakes
 are located errors. The CUDA C compiles for sm_80 and sm_90.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -92,6 +95,27 @@ kernel act_order[K = 100, N = 48, G = 7, BK = 16](
 """
 
 
+# GPTQ act-order zeros and scales: both gathered by the group of each row, each transposed.
+# The u4 zeros go through shared memory on the CPU, each thread writing 64 bytes to every other
+# byte. N and K leave part tiles.
+ZEROS_AND_SCALES = """
+kernel zeros_and_scales[N = 72, K = 40, G = 8, BN = 64, BK = 32](
+    g_idx: global i32[K], qzeros: global i32[G, N / 8], scales: global f16[G, N],
+    y: global f32[N],
+) blocks(cdiv(N, BN)) threads(32) {
+    n0 = block.x * BN
+    acc = zeros<f32>[BN, BK]
+    for k0 in range(0, K, BK) {
+        g = load(g_idx[k0 :+ BK], mask = arange(BK) < K - k0, other = -1)  # past K: no group
+        z = transpose(cast<f32>(view<u4>(load(qzeros[g, n0 / 8 :+ BN / 8]))))
+        s = transpose(cast<f32>(load(scales[g, n0 :+ BN])))
+        acc += z * s
+    }
+    store(y[n0 :+ BN], sum(acc, axis = 1))
+}
+"""
+
+
 def _gathered(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
     inside = (ids >= 0) & (ids < len(table))
     return np.where(inside[:, None], table[np.clip(ids, 0, len(table) - 1)], 0)
@@ -162,6 +186,33 @@ def test_act_order_scales_gathered_in_a_loop(target: str) -> None:
     out = np.zeros((100, 48), np.float32)
     lpir.compile(ACT_ORDER, target=target)(w, g_idx, scales, out)
     np.testing.assert_array_equal(out, w * scales[g_idx].astype(np.float32))
+
+
+def test_gathered_zeros_and_scales_transposed_compile_for_the_cpu() -> None:
+    """LLVM 22's x86 code generator never finished the kernel (6 minutes and counting): its
+    shared-memory store spread 32 bytes over every other byte of a 64-byte window, a shuffle
+    it legalizes forever (LLVM issue 224266). Byte stores write windows of 32 bytes at most:
+    the LLVM IR as generated has none wider, and the kernel compiles and matches numpy and
+    the interpreter."""
+    from lpir.backends.llvm import llvm_module
+
+    llvm = str(llvm_module(lpir.compile(ZEROS_AND_SCALES, target="threads").module))
+    stored_bytes = [int(lanes) for lanes in re.findall(r"masked\.store\.v(\d+)i8", llvm)]
+    assert stored_bytes and max(stored_bytes) <= 32, sorted(set(stored_bytes))
+    rng = np.random.default_rng(5)
+    g_idx = rng.integers(0, 8, 40).astype(np.int32)
+    g_idx[[3, 17]] = [8, -1]  # outside the groups: zeros and scales read 0
+    zeros = rng.integers(0, 16, (8, 72)).astype(np.uint8)
+    nibbles = zeros.astype(np.uint32).reshape(8, 9, 8) << (4 * np.arange(8, dtype=np.uint32))
+    qzeros = nibbles.sum(axis=2, dtype=np.uint32).view(np.int32)  # view<u4>: low nibble first
+    scales = (rng.integers(1, 9, (8, 72)) / 8).astype(np.float16)
+    outputs = {}
+    for target in ("interp", "cpu"):
+        outputs[target] = np.zeros(72, np.float32)
+        lpir.compile(ZEROS_AND_SCALES, target=target)(g_idx, qzeros, scales, outputs[target])
+    weights = _gathered(zeros, g_idx) * _gathered(scales, g_idx).astype(np.float32)
+    _equal(outputs["interp"], weights.sum(axis=0), "interpreter")
+    _equal(outputs["cpu"], outputs["interp"], "cpu")
 
 
 def test_a_gathered_row_is_read_as_vectors() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,35 @@ def test_masked_stores_of_rows_read_through_a_thread_index_remainder():
     out = np.zeros((40, 200), np.uint8)
     lpir.compile(ROW_BROADCAST, target="cpu")(y, out)
     np.testing.assert_array_equal(out, np.broadcast_to(y, (40, 200)))
+
+
+SLOW = """
+kernel slow_to_compile[N = 48](x: global f32[N], y: global f32[N]) blocks(1) threads(16) {
+    store(y[:], load(x[:]) * 3.0 + 1.0)
+}
+"""
+
+
+def test_a_slow_llvm_compile_says_so_on_standard_error(monkeypatch, capsys):
+    """A call into LLVM cannot be stopped cleanly, and LLVM 22's x86 code generator looped
+    forever on a byte shuffle lpir once emitted (tests/test_gather.py): past
+    jit.SLOW_COMPILE_S lpir says on standard error which kernel LLVM is compiling and what to
+    do; a quick compile says nothing."""
+    from lpir.backends.llvm import jit
+
+    x, y = np.arange(48, dtype=np.float32), np.zeros(48, np.float32)
+    lpir.compile(SLOW, target="cpu", N=40)(x[:40], y[:40])
+    assert "lpir:" not in capsys.readouterr().err
+    optimized_module = jit.optimized_module
+
+    def slowly(text: str):
+        time.sleep(0.5)
+        return optimized_module(text)
+
+    monkeypatch.setattr(jit, "optimized_module", slowly)
+    monkeypatch.setattr(jit, "SLOW_COMPILE_S", 0.05)
+    lpir.compile(SLOW, target="cpu")(x, y)
+    np.testing.assert_array_equal(y, x * 3 + 1)
+    error = capsys.readouterr().err
+    assert "LLVM has spent 0 s compiling kernel slow_to_compile for the CPU" in error, error
+    assert "lpir emit FILE --target cpu --what llvm" in error and "'cuda-host'" in error, error

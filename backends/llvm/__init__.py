@@ -50,7 +50,7 @@ class CompiledKernel:
         self.kernel = module.kernels[0]
         self.params = params
         self.key = jit.cache_key(print_module(module))
-        self.executable = jit.load(self.key, lambda: self.llvm_ir)
+        self.executable = jit.load(self.key, lambda: self.llvm_ir, self.kernel.name)
         self.address = self.executable.address(RUN_FUNCTION)  # where the run function is loaded
         self.launcher = Launcher(self.kernel, self.address, frame_bytes(self.kernel))
 

@@ -11,13 +11,16 @@ shared while alive, so compiling the same kernel twice in one process costs a di
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
 import importlib.metadata
 import os
+import sys
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -141,9 +144,43 @@ def optimized_module(text: str) -> llvm.ModuleRef:
     return module
 
 
-def compile_object(text: str) -> bytes:
-    """Host object code for LLVM IR text."""
-    return target_machine().emit_object(optimized_module(text))
+def compile_object(text: str, kernel: str = "") -> bytes:
+    """Host object code for LLVM IR text (of the kernel named `kernel`)."""
+    with _reported_if_slow(kernel):
+        return target_machine().emit_object(optimized_module(text))
+
+
+#: Seconds LLVM may spend compiling one kernel before lpir says on standard error what it waits
+#: for: a call into LLVM cannot be stopped cleanly, and its x86 code generator loops forever on
+#: some vector shuffles (LLVM 22: issue 224266, which byte stores met before
+#: memory.STORE_BYTE_WINDOW). The examples compile in under 2 s each.
+SLOW_COMPILE_S = 60.0
+
+
+@contextlib.contextmanager
+def _reported_if_slow(kernel: str) -> Iterator[None]:
+    """Say on standard error, once, if the block runs past SLOW_COMPILE_S."""
+    what = f"kernel {kernel}" if kernel else "a kernel"
+    timer = threading.Timer(SLOW_COMPILE_S, _report_slow_compile, [what])
+    timer.daemon = True  # a process that ends (an interrupt) does not wait for it
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _report_slow_compile(what: str) -> None:
+    if sys.stderr is None:
+        return
+    print(
+        f"lpir: LLVM has spent {SLOW_COMPILE_S:.0f} s compiling {what} for the CPU. Its x86 "
+        "code generator loops forever on some vector shuffles; if it does not finish, please "
+        "report the kernel with its LLVM IR (lpir emit FILE --target cpu --what llvm), and run "
+        "it meanwhile on target='cuda-host' or 'interp'.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def optimized_text(text: str) -> str:
@@ -197,9 +234,9 @@ def _hold_llvmlite_across_fork() -> None:
 _hold_llvmlite_across_fork()
 
 
-def load(key: str, llvm_text: Callable[[], str]) -> Executable:
+def load(key: str, llvm_text: Callable[[], str], kernel: str = "") -> Executable:
     """The executable for `key`: shared if loaded, else from the cache, else compiled from
-    `llvm_text()` (called only then) and cached."""
+    `llvm_text()` (called only then; `kernel`: its name) and cached."""
     with _loading:
         executable = _loaded.get(key)
         if executable is not None:
@@ -210,7 +247,7 @@ def load(key: str, llvm_text: Callable[[], str]) -> Executable:
         if entry is not None and object_code is None:
             cache.stats.corrupt += 1  # checksummed, yet not our object code: rebuild it
         if object_code is None:
-            object_code = compile_object(llvm_text())
+            object_code = compile_object(llvm_text(), kernel)
             cache.put(CACHE_KIND, key, key.encode() + object_code)
         executable = Executable(key, object_code)
         _loaded[key] = executable

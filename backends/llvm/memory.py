@@ -29,6 +29,12 @@ ZERO = ir.Constant(I32, 0)
 GATHER_LANES = 64  # per-lane accesses of more lanes than this: one masked gather / scatter
 VECTOR_BYTES = 64  # the widest access of a run of consecutive lanes (one AVX-512 register)
 MIN_RUN = 4  # lanes a run of consecutive offsets averages for unaligned vector accesses
+# The widest window a store of 1-byte elements writes: half a register. A store window's lanes
+# are spread over it by a shuffle, and LLVM 22's x86 code generator legalizes the 512-bit one
+# that spreads 32 bytes over every other byte (the store half of a byte tile's transpose
+# through shared memory) forever, turning it into an i16 shuffle and back (LLVM issue 224266,
+# fixed after LLVM 22.1). A 256-bit byte shuffle lowers at once.
+STORE_BYTE_WINDOW = 32
 
 
 def consecutive_runs(offsets: list[int], max_lanes: int) -> list[tuple[int, int]] | None:
@@ -61,6 +67,11 @@ def offset_windows(offsets: list[int], max_lanes: int) -> list[int] | None:
         if not starts or offset >= starts[-1] + max_lanes:
             starts.append(offset)
     return starts if len(distinct) >= MIN_RUN * len(starts) else None
+
+
+def store_window_lanes(align: int) -> int:
+    """The most elements of `align` bytes one window of a store holds (see STORE_BYTE_WINDOW)."""
+    return STORE_BYTE_WINDOW if align == 1 else VECTOR_BYTES // align
 
 
 # atomicrmw's operation for each way a store combines with memory, by the dtype's kind
@@ -184,7 +195,7 @@ class Memory:
                     self.b.call(function, [address, ir.Constant(I32, align), lanes, zero])
                 )
             return self.to_register(self.vectors.concat(pieces), dt)
-        starts = self.windows(offsets, align, mask)
+        starts = self.windows(offsets, align, mask, VECTOR_BYTES // align)
         if starts is not None:
             return self.to_register(self.load_windows(pointer, base, offsets, dt, mask, starts), dt)
         if len(offsets) > GATHER_LANES:
@@ -202,13 +213,15 @@ class Memory:
             result = self.b.insert_element(result, value, ir.Constant(I32, lane))
         return self.to_register(result, dt)
 
-    def windows(self, offsets: list[int], align: int, mask: ir.Value | None) -> list[int] | None:
+    def windows(
+        self, offsets: list[int], align: int, mask: ir.Value | None, max_lanes: int
+    ) -> list[int] | None:
         """`offset_windows` of an access that has no runs, where it can take them: not in
         swizzled memory (a window's addresses are consecutive only inside a swizzle unit),
         and a masked access only with distinct offsets (each window lane one lane's mask)."""
         if self.swizzle is not None or (mask is not None and len(set(offsets)) < len(offsets)):
             return None
-        return offset_windows(offsets, VECTOR_BYTES // align)
+        return offset_windows(offsets, max_lanes)
 
     def window_lanes(self, offsets: list[int], start: int, max_lanes: int) -> list[int | None]:
         """For each element of the window from `start` (up to its last offset), the lane that
@@ -357,7 +370,9 @@ class Memory:
                 function = self.intrinsics.masked_store(part.type)
                 self.b.call(function, [part, address, ir.Constant(I32, align), lanes])
             return
-        starts = self.windows(offsets, align, mask) if len(set(offsets)) == len(offsets) else None
+        max_lanes = store_window_lanes(align)
+        distinct = len(set(offsets)) == len(offsets)
+        starts = self.windows(offsets, align, mask, max_lanes) if distinct else None
         if starts is not None:
             self.store_windows(pointer, base, offsets, value, dt, mask, starts)
             return
@@ -396,7 +411,7 @@ class Memory:
         into place and written by one vector store, masked where the window has gaps (which
         keep what memory holds) or the access a mask."""
         align = max(1, dt.nbits // 8)
-        max_lanes = VECTOR_BYTES // align
+        max_lanes = store_window_lanes(align)
         for start in starts:
             owners = self.window_lanes(offsets, start, max_lanes)
             part = self.vectors.pick(value, [0 if o is None else o for o in owners])
