@@ -449,6 +449,23 @@ def test_float_constant_past_f16() -> None:
         lower(source)
     located(caught.value, 3, 33, "the constant 100000.0 does not fit in f16 (max 65504)")
 
+    assert "write inf if infinity is meant" in str(caught.value)
+
+
+def test_a_float_constant_past_a_format_without_infinity_names_its_largest_value() -> None:
+    """full<f4e2m1>[4](1000.0) said "f4e2m1 rounds it to infinity; ... or write inf", but
+    f4e2m1 has no infinity: it saturates, and inf there stores 6.0."""
+    source = HEAD + "    store(c[0 :+ 64], cast<f32>(cast<f4e2m1>(t) * -1000.0))\n}\n"
+    with pytest.raises(TypeCheckError) as caught:
+        lower(source)
+    located(caught.value, 3, 33, "the constant -1000.0 does not fit in f4e2m1 (max 6)")
+    message = str(caught.value)
+    assert (
+        "f4e2m1 has no infinity and saturates" in message
+        and "write -6.0 (what it saturates to) if" in message
+    )
+    assert "infinity is meant" not in message
+
 
 def test_float_constants_that_round_to_the_largest_fit() -> None:
     x = np.ones(64, np.float32)

@@ -368,11 +368,18 @@ class ExpressionLowering:
                 f"{dt.name} holds {dt.min} to {dt.max}; use a wider dtype for larger values",
             )
         if dt.is_float and not isinstance(v, bool) and math.isfinite(v) and dt.rounds_past_max(v):
+            wider = "cast the other operand to a wider float first, e.g. cast<f32>(...)"
+            meant = (
+                f"{dt.name} rounds it to infinity; {wider}, or write inf if infinity is meant"
+                if dt.has_inf  # formats without infinity saturate: inf gives their largest value
+                else f"{dt.name} has no infinity and saturates; {wider}, or write "
+                f"{constant_text(math.copysign(float(dt.max), v))} (what it saturates to) if "
+                "that is meant"
+            )
             raise self.error(
                 f"the constant {constant_text(v)} does not fit in {dt.name} (max {dt.max:g})",
                 node,
-                f"{dt.name} rounds it to infinity; cast the other operand to a wider float "
-                "first, e.g. cast<f32>(...), or write inf if infinity is meant",
+                meant,
             )
         return self.builder.add(ConstantOp.create(v, dt))
 
