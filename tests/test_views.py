@@ -62,6 +62,33 @@ def test_a_view_between_widths_that_do_not_divide(target, source, viewed, c, d):
     np.testing.assert_array_equal(got, wanted)
 
 
+# A thread's run of lcm(a, b) bits that is not a whole number of bytes (35 bits of u7 as u5):
+# the CPU backend packed the run into total // 8 bytes, losing the last field's top bits, and
+# with fewer than 8 bits (u3[2] as u2[3]) into no byte at all (an IndexError in llvmlite).
+PARTIAL_BYTE_CASES = [
+    ("u7", "u5", 5, 7),
+    ("u5", "u7", 7, 5),
+    ("u3", "u2", 2, 3),
+    ("u2", "u3", 3, 2),
+    ("u3", "u4", 4, 3),
+    ("u6", "u7", 7, 6),
+    ("i7", "bool", 1, 7),
+    ("f3e1m1", "i1", 1, 3),
+]
+
+
+@pytest.mark.parametrize("target", [t for t in HOST_TARGETS if t != "interp"])
+@pytest.mark.parametrize(("source", "viewed", "c", "d"), PARTIAL_BYTE_CASES)
+def test_a_view_of_a_run_that_ends_inside_a_byte(target, source, viewed, c, d):
+    params = {"ST": source, "VT": viewed, "C": c, "D": d, "M": 3, "BM": 1, "THREADS": 1}
+    rng = np.random.default_rng(c * d)
+    codes = rng.integers(0, 1 << lpir.dtype(source).nbits, (3, c))
+    x = lpir.pack_codes(codes, source)
+    got, wanted = np.zeros((3, d), np.float32), np.zeros((3, d), np.float32)
+    lpir.compile(SOURCE, target=target, **params)(x, got)
+    lpir.compile(SOURCE, target="interp", **params)(x, wanted)
+    np.testing.assert_array_equal(got, wanted)
+
 def test_bytes_viewed_as_three_bit_fields_are_the_bits_in_order():
     x = np.random.default_rng(0).integers(0, 256, (16, 12)).astype(np.uint8)
     y = np.zeros((16, 32), np.float32)

@@ -202,9 +202,9 @@ def _view(e: KernelEmitter, op: ViewOp) -> list[ir.Value]:
     total = lanes * source.nbits
     if source.nbits % 8 == 0:
         data = e.b.bitcast(value, ir.VectorType(I8, total // 8))
-    else:
+    else:  # a thread's run of lcm(a, b) bits may end inside a byte (35 bits of u7 as u5)
         offsets = [i * source.nbits for i in range(lanes)]
-        data = e.vectors.pack_bits(value, source, offsets, total // 8, None)
+        data = e.vectors.pack_bits(value, source, offsets, -(-total // 8), None)
     if target.nbits % 8 == 0:
         return [e.b.bitcast(data, result_type)]
     offsets = [i * target.nbits for i in range(total // target.nbits)]
