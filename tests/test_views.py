@@ -7,6 +7,8 @@ u8 as u3 equals numpy's little-endian bit unpacking.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from host_targets import HOST_TARGETS
@@ -89,6 +91,7 @@ def test_a_view_of_a_run_that_ends_inside_a_byte(target, source, viewed, c, d):
     lpir.compile(SOURCE, target="interp", **params)(x, wanted)
     np.testing.assert_array_equal(got, wanted)
 
+
 def test_bytes_viewed_as_three_bit_fields_are_the_bits_in_order():
     x = np.random.default_rng(0).integers(0, 256, (16, 12)).astype(np.uint8)
     y = np.zeros((16, 32), np.float32)
@@ -158,3 +161,52 @@ def test_views_of_64_bit_lanes_compile_with_nvcc_in_registers():
     ptx = compile_with_nvcc(translation_unit(kernels), "sm_80", "ptx", strict=True).decode()
     assert ptx.count(".entry") == len(WIDE_CASES)
     assert ".local" not in ptx
+
+
+RANDOM_VIEW_TYPES = [
+    *("u1", "u2", "u3", "u4", "u5", "u6", "u7", "i2", "i3", "i5", "i7", "bool"),
+    *("f3e1m1", "f4e2m1", "f6e2m3", "f6e3m2", "u8", "i8", "u16", "f16", "u32", "f32", "i64"),
+]
+RANDOM_VIEWS = """
+kernel views[ST = u8, VT = u4, WT = u8, M = 5, C = 4, D = 8, E = 8, BM = 4, T = 32](
+    x: global ST[M, C], y: global VT[M, D], z: global WT[M, E],
+) blocks(cdiv(M, BM)) threads(T) {
+    r = block.x * BM
+    v = view<VT>(load(x[r :+ BM, :]))
+    store(y[r :+ BM, :], v)
+    store(z[r :+ BM, :], view<WT>(v))
+}
+"""
+
+
+def _tensor_of_codes(dt: str, codes: np.ndarray):
+    """A tensor of `dt` holding these codes (bit patterns), and a function giving its bytes."""
+    d = lpir.dtype(dt)
+    if d.nbits < 8:
+        return lpir.pack_codes(codes.astype(np.uint8), dt)
+    words = codes.astype({8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[d.nbits])
+    return words.view(d.numpy_dtype)
+
+
+def _bytes_of(tensor) -> bytes:
+    return bytes(tensor.data) if isinstance(tensor, lpir.PackedArray) else tensor.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_views_keep_every_bit(seed):
+    """A tile viewed as one type and then another, with row lengths of whole runs of their
+    lcm bits, random tile rows and thread counts: both stored tensors hold the input's bits
+    (the explorer's fuzzer that found the partial-byte view bug, at a few seeds)."""
+    rng = np.random.default_rng(seed)
+    st, vt, wt = (RANDOM_VIEW_TYPES[i] for i in rng.integers(len(RANDOM_VIEW_TYPES), size=3))
+    bits = [lpir.dtype(t).nbits for t in (st, vt, wt)]
+    row_bits = math.lcm(*bits) * int(rng.choice([1, 2]))
+    m = int(rng.integers(1, 10))
+    c, d, e = (row_bits // b for b in bits)
+    params = {"ST": st, "VT": vt, "WT": wt, "M": m, "C": c, "D": d, "E": e}
+    params |= {"BM": int(rng.choice([1, 2, 4])), "T": int(rng.choice([1, 4, 32]))}
+    x = _tensor_of_codes(st, rng.integers(0, 1 << bits[0], (m, c), dtype=np.uint64))
+    y = _tensor_of_codes(vt, np.zeros((m, d), np.uint64))
+    z = _tensor_of_codes(wt, np.zeros((m, e), np.uint64))
+    lpir.compile(RANDOM_VIEWS, target="cpu", **params)(x, y, z)
+    assert _bytes_of(y) == _bytes_of(x) and _bytes_of(z) == _bytes_of(x), params
