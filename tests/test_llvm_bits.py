@@ -5,6 +5,8 @@ widths; `shuffle`, `extract`, `vector`, `splat`, `vector_constant` and `reduce_l
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from lpir.backends.llvm import compile_kernel
@@ -89,15 +91,42 @@ def test_unpack_and_pack_bits(nbits, name, runtime_shift):
 @pytest.mark.parametrize("lanes", [64, 50])
 def test_nibbles_unpacked_from_a_shifted_copy(name, lanes):
     """Enough 4-bit fields per thread (4 registers of words) are cut from the bytes and one
-    copy of them shifted right by 4 instead of shifting every lane (vectors.py:
-    `unpack_byte_fields`): in any order of the fields, and from an odd number of bytes."""
+    copy of them shifted by 4 (right; left for signed fields, which go to the top of their
+    byte) instead of shifting every lane (vectors.py: `unpack_byte_fields`): in any order of
+    the fields, and from an odd number of bytes."""
     dt = lpir.dtype(name)
     offsets = [int(o) for o in rng.permutation(lanes) * 4]
     nbytes = (lanes * 4 + 7) // 8
     text = bits_kernel(dt, offsets, nbytes, runtime_shift=False)
     llvm_ir = compile_kernel(parse(text), {}).llvm_ir
-    assert f"lshr <{(nbytes + 1) // 2} x i16>" in llvm_ir  # the copy
+    copy = "shl" if dt.kind == "int" else "lshr"
+    assert f"{copy} <{(nbytes + 1) // 2} x i16>" in llvm_ir  # the copy
     assert f"lshr <{lanes} x i32>" not in llvm_ir  # no shift per lane
+    data = rng.integers(0, 256, 32 * nbytes).astype(np.uint8)
+    shifts = np.zeros(32, np.int32)
+    outputs = [np.zeros(32 * lanes, np.uint8), np.zeros(32 * nbytes, np.uint8)]
+    check(text, [data, shifts, *outputs])
+
+
+@pytest.mark.parametrize("name", ["u2", "i2"])
+@pytest.mark.parametrize("lanes", [128, 124])
+def test_two_bit_fields_unpacked_from_shifted_copies(name, lanes):
+    """BitNet's ternary weights: 128 2-bit fields per thread (8 registers of words) are cut
+    from the bytes and three shifted copies of them, in any order and from an odd number of
+    bytes. An unsigned field is the low bits of its byte in the copy shifted right, a signed
+    one the top bits of its byte in the copy shifted left, sign-extended by one arithmetic
+    shift of the word the byte permute puts it at the top of (vectors.py:
+    `unpack_byte_fields`)."""
+    dt = lpir.dtype(name)
+    offsets = [int(o) for o in rng.permutation(lanes) * 2]
+    nbytes = (lanes * 2 + 7) // 8
+    text = bits_kernel(dt, offsets, nbytes, runtime_shift=False)
+    llvm_ir = compile_kernel(parse(text), {}).llvm_ir
+    copy = "shl" if dt.kind == "int" else "lshr"
+    for amount in (2, 4, 6):  # the copies
+        assert re.search(rf"{copy} <{(nbytes + 1) // 2} x i16> \S+, <i16 {amount},", llvm_ir)
+    assert f"lshr <{lanes} x i32>" not in llvm_ir  # no shift per lane
+    assert f"shl <{lanes} x i8>" not in llvm_ir  # nor a sign extension of the bytes
     data = rng.integers(0, 256, 32 * nbytes).astype(np.uint8)
     shifts = np.zeros(32, np.int32)
     outputs = [np.zeros(32 * lanes, np.uint8), np.zeros(32 * nbytes, np.uint8)]

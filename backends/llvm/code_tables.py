@@ -89,7 +89,13 @@ class CodeTables:
             return None
         if form is None:
             return None
-        form.emitted = self.lookups(form, op.result)
+        if op.name == "cast" and _widens_signed_codes(op):
+            # The value is the sign extension unpacking made (one shift): the lookups would
+            # copy it. The tables stay, for the ops that follow.
+            source, target = _dtype(op.operands[0]), _dtype(op.result)
+            form.emitted = self.e.caster.cast(self.e.get(op.operands[0]), source, target)
+        else:
+            form.emitted = self.lookups(form, op.result)
         self.forms[id(op.result)] = form
         return form.emitted
 
@@ -252,7 +258,12 @@ class CodeTables:
 def code_index(b: ir.IRBuilder, codes: ir.Value) -> ir.Value:
     """An i32 vector whose low bits are the lanes' codes: the word the codes were cut from by
     `unpack_bits` where they were (its mask dropped: the permutes read the low bits only, and
-    tables of fewer codes repeat), else the codes zero-extended."""
+    tables of fewer codes repeat), else the codes zero-extended. A signed field that
+    `unpack_bits` shifted to the top of its word and back down (`ashr(shl(word, up), down)`)
+    is read as the word shifted right by down - up instead: one shift where the sign
+    extension took two. One cut by a single arithmetic shift (2- and 4-bit fields) is read
+    as that shifted word: its code is in the low bits, and the sign bits above it pick the
+    repeats of the table."""
     if _is(codes, "ashr") and _is(codes.operands[0], "shl"):  # a signed field's sign extension
         codes = codes.operands[0].operands[0]
     if isinstance(codes, ir.CastInstr) and codes.opname == "trunc":
@@ -262,6 +273,9 @@ def code_index(b: ir.IRBuilder, codes: ir.Value) -> ir.Value:
                 mask = _splat_value(word.operands[1])
                 if mask is not None and mask + 1 <= 1 << MAX_CODE_BITS and not mask & (mask + 1):
                     return word.operands[0]
+            if _is(word, "ashr") and _is(word.operands[0], "shl"):
+                up, down = word.operands[0].operands[1], word.operands[1]
+                return b.lshr(word.operands[0].operands[0], b.sub(down, up))
             return word
     return b.zext(codes, ir.VectorType(I32, codes.type.count))
 
@@ -276,6 +290,12 @@ def _splat_value(constant: ir.Constant) -> int | None:
         return None
     numbers = {v.constant if isinstance(v, ir.Constant) else v for v in values}
     return numbers.pop() if len(numbers) == 1 else None
+
+
+def _widens_signed_codes(op: Operation) -> bool:
+    """A cast of a signed sub-byte integer (held sign-extended) to a wider integer."""
+    source, target = _dtype(op.operands[0]), _dtype(op.result)
+    return source.kind == "int" and source.nbits < 8 and target.is_int
 
 
 def _tabulable_result(op: Operation) -> bool:

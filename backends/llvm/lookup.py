@@ -261,7 +261,7 @@ def table_of(source: DType, target: DType) -> np.ndarray:
     table = np.asarray(target.to_codes(values)).astype(np.int64)
     width = TableCaster.per_register(target)
     size = width if table.size <= width else -(-table.size // (2 * width)) * 2 * width
-    return np.resize(table, size)  # entries past 2^n are never picked
+    return np.resize(table, size)  # repeats: an index's bits above the code do not matter
 
 
 __all__ = ["TableCaster", "table_of", "table_registers"]

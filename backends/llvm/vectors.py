@@ -4,7 +4,9 @@
 bytes its field touches with shufflevectors, joins them into an i32, shifts by the field's bit
 offset (plus the optional run-time shift) and masks — whole-vector ops, no per-lane branches.
 Many 4-bit fields are cheaper from the bytes and one copy of them shifted by 4 (no shift per
-lane: `unpack_byte_fields`).
+lane: `unpack_byte_fields`). A signed field (i1..i7) is shifted to the top of its word instead
+and arithmetically back down: cut and sign-extended in as many instructions as an unsigned
+field is cut.
 `pack_bits` is the reverse: each lane's shifted field is split into byte planes, and every
 output byte ORs together the planes that land on it.
 """
@@ -38,6 +40,11 @@ def _shifted_copies_fit(data: ir.Value, dt: DType, offsets: list[int]) -> bool:
     copies = len({o % 8 for o in offsets})
     saved = -(-len(offsets) // WORD_LANES)
     return data.type.count * copies <= MAX_GATHER_BYTES and 2 * (copies - 1) < saved
+
+
+def _signed_field(dt: DType) -> bool:
+    """A signed integer narrower than its i8 register, which unpacking sign-extends."""
+    return dt.kind == "int" and dt.nbits < 8
 
 
 class Vectors:
@@ -130,6 +137,14 @@ class Vectors:
         zeros = ir.Constant(data.type, None)
         gathered = b.shuffle_vector(data, zeros, _mask(picks))
         word = b.bitcast(gathered, ir.VectorType(I32, lanes))
+        if _signed_field(dt):
+            # Shifted up to the word's top and back down arithmetically: sign-extended in the
+            # two shifts an unsigned field takes (a shift and a mask), not four.
+            top = ir.Constant(ir.VectorType(I32, lanes), [32 - dt.nbits - o % 8 for o in offsets])
+            if shift is not None:
+                top = b.sub(top, self.splat(shift, lanes))
+            spare = constant(word, I32, 32 - dt.nbits)
+            return b.trunc(b.ashr(b.shl(word, top), spare), ir.VectorType(I8, lanes))
         amount = ir.Constant(ir.VectorType(I32, lanes), [o % 8 for o in offsets])
         if shift is not None:
             amount = b.add(amount, self.splat(shift, lanes))
@@ -145,14 +160,27 @@ class Vectors:
         per 16, and the byte permute stays one instruction per register."""
         b = self.b
         positions = sorted({o % 8 for o in offsets})
-        copies = [data if p == 0 else self.shift_bytes_right(data, p) for p in positions]
         count = data.type.count
+        signed = _signed_field(dt)
+        if signed:
+            # A signed field is moved to its byte's top bits instead, and the byte to its
+            # word's top byte: one arithmetic shift then cuts and sign-extends it, as one mask
+            # cuts an unsigned field (a shift up and down again took two).
+            lift = [8 - dt.nbits - p for p in positions]
+            copies = [data if k == 0 else self.shift_bytes_left(data, k) for k in lift]
+        else:
+            copies = [data if p == 0 else self.shift_bytes_right(data, p) for p in positions]
         picks = []
         for offset in offsets:
-            picks.append(positions.index(offset % 8) * count + offset // 8)
-            picks.extend([len(copies) * count] * 3)  # zeros (masked off anyway)
+            # The byte in each byte of its word: a mask (or a lookup, which reads the low bits)
+            # cuts the field from the lowest and an arithmetic shift from the highest; the
+            # rest need no zeros, which one byte permute of the copies cannot pick.
+            picks.extend([positions.index(offset % 8) * count + offset // 8] * 4)
         gathered = self.pick(self.concat(copies), picks)
         word = b.bitcast(gathered, ir.VectorType(I32, len(offsets)))
+        if signed:
+            spare = constant(word, I32, 32 - dt.nbits)
+            return b.trunc(b.ashr(word, spare), ir.VectorType(I8, len(offsets)))
         field = b.and_(word, constant(word, I32, (1 << dt.nbits) - 1))
         return self.register_of_codes(field, dt)
 
@@ -165,6 +193,17 @@ class Vectors:
             data = self.pick(data, list(range(count + 1)))  # one zero byte more
         pairs = b.bitcast(data, ir.VectorType(I16, data.type.count // 2))
         shifted = b.bitcast(b.lshr(pairs, constant(pairs, I16, amount)), data.type)
+        return self.pick(shifted, list(range(count))) if count % 2 else shifted
+
+    def shift_bytes_left(self, data: ir.Value, amount: int) -> ir.Value:
+        """Each byte's bits below 8 - `amount` moved up by `amount`, and below them the
+        previous byte's top bits or zeros (a 16-bit shift, as `shift_bytes_right`)."""
+        b = self.b
+        count = data.type.count
+        if count % 2:
+            data = self.pick(data, list(range(count + 1)))  # one zero byte more
+        pairs = b.bitcast(data, ir.VectorType(I16, data.type.count // 2))
+        shifted = b.bitcast(b.shl(pairs, constant(pairs, I16, amount)), data.type)
         return self.pick(shifted, list(range(count))) if count % 2 else shifted
 
     def fields_in_words(self, data: ir.Value, dt: DType, offsets: list[int]) -> ir.Value:
