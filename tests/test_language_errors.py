@@ -152,6 +152,36 @@ def test_the_hint_for_dot_operand_dtypes_names_a_cast_that_dot_takes(a, b, cast_
     compile_source(DOT_KERNEL.format(a=a, b=b, c=accumulator, **fixed))
 
 
+@pytest.mark.parametrize(
+    ("stored", "hinted", "compute"),
+    [
+        ("u4", "cast<u8>(x) or cast<i32>(x)", "u8"),
+        ("u1", "cast<u8>(x) or cast<i32>(x)", "i32"),
+        ("i2", "cast<i8>(x) or cast<i32>(x)", "i8"),
+        ("i7", "cast<i8>(x) or cast<i32>(x)", "i32"),
+        ("f4e2m1", "cast<f32>(x) or cast<f16>(x)", "f32"),
+        ("f8e4m3", "cast<f32>(x) or cast<f16>(x)", "f16"),
+    ],
+)
+def test_the_hint_for_storage_only_operands_names_a_cast_of_their_kind(stored, hinted, compute):
+    """`q == 0` of u4 codes hinted cast<f32>/cast<f16>: integer storage types now hint an
+    integer cast, which following makes the comparison compile, and small floats a float one."""
+    zero = "0.0" if compute.startswith("f") else "0"
+    source = f"""
+kernel k(q: global {stored}[64], y: global bool[64]) blocks(1) threads(64) {{
+    store(y[0 :+ 64], QUERY == {zero})
+}}
+"""
+    with pytest.raises(TypeCheckError) as caught:
+        specialize(parse_program(source.replace("QUERY", "load(q[0 :+ 64])")), "k", {})
+    error = caught.value
+    assert f"'==' is not defined on {stored}, a storage-only type" in str(error)
+    assert error.hint == f"cast it to a compute type first, e.g. {hinted}", error.hint
+    assert ":3:" in str(error) and "^" in str(error)
+    followed = source.replace("QUERY", f"cast<{compute}>(load(q[0 :+ 64]))")
+    specialize(parse_program(followed), "k", {})
+
+
 def test_argument_errors_at_call_time_point_at_the_declaration():
     kernel = lpir.compile(f"{HEADER}\n    store(y[0:64], load(x[0:64]))\n}}\n", target="interp")
     x, h, y = (np.zeros(64, np.float32), np.zeros(64, np.float16), np.zeros(64, np.float32))

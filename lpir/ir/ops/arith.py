@@ -84,8 +84,19 @@ def check_compute_dtype(dt: DType, op_name: str) -> None:
     if not is_compute_dtype(dt):
         raise TypeCheckError(
             f"'{SYMBOLS.get(op_name, op_name)}' is not defined on {dt.name}, a storage-only type",
-            hint="cast it to a compute type first, e.g. cast<f32>(x) or cast<f16>(x)",
+            hint=f"cast it to a compute type first, e.g. {compute_casts(dt)}",
         )
+
+
+def compute_casts(dt: DType) -> str:
+    """Casts of a storage-only `dt` to compute types that hold each of its values: floats
+    for small floats, integers for sub-byte integers (u8 or i8 by signedness, and i32),
+    which keep integer division and the bit operations that floats lack."""
+    if dt.is_float:
+        return "cast<f32>(x) or cast<f16>(x)"
+    if dt.kind == "int":
+        return "cast<i8>(x) or cast<i32>(x)"
+    return "cast<u8>(x) or cast<i32>(x)"
 
 
 def check_register_values(op_name: str, types: list[Type]) -> None:
