@@ -1,4 +1,4 @@
-"""The `lpir` command line: `lpir layout`, `lpir opt`, `lpir run`, `lpir emit`, `lpir banks`.
+"""The `lpir` command line: `lpir layout`, `opt`, `run`, `emit`, `banks` and `cache`.
 
 Each subcommand is a small function that receives the parsed arguments. Any `LpirError` is
 printed as one diagnostic (no traceback) and the process exits with status 1; so does output
@@ -251,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt.add_argument("--target", default="cpu", choices=["cpu", "cuda", "interp"])
     opt.add_argument("--print-after-all", action="store_true", help="print the IR after each")
-    opt.add_argument("--no-verify", action="store_true", help="skip the verifier between passes")
+    opt.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the verifier between passes (the input is verified always)",
+    )
     opt.set_defaults(handler=_cmd_opt)
 
     run = commands.add_parser("run", help="run a kernel on random inputs")

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel, Module
-from lpir.ir.grid import grid_text, is_empty
-from lpir.ir.parser import parse as parse_ir
+from lpir.ir.grid import grid_text, is_empty, launch_grid
 from lpir.ir.printer import print_module
 from lpir.language.ast import KernelDef, Program
 from lpir.language.specialize import specialize
-from lpir.language.syntax import parse_program
-from lpir.runtime.ir_kernel import IR_SUFFIXES, load_ir
+from lpir.runtime.ir_kernel import IR_SUFFIXES, load_ir, parse_source
 from lpir.runtime.source_files import read_source_file
 
 
-def load_module(
-    path: str, params: dict | None = None, kernel: str | None = None, verify: bool = True
-) -> Module:
-    """Tile IR of a kernel source specialized with `params` (and defaults), or parsed IR text.
+def load_module(path: str, params: dict | None = None, kernel: str | None = None) -> Module:
+    """Tile IR of a kernel source specialized with `params` (and defaults), or parsed and
+    verified IR text (a pass given IR that breaks an invariant fails with a traceback, not at
+    the line to fix).
 
     IR text is already specialized: `params` are an error for it, `kernel` keeps one kernel.
     Without `kernel`, every kernel of the file, as `lpir opt` prints them (of a source, each
@@ -27,13 +26,11 @@ def load_module(
     """
     file = Path(path)
     if file.suffix in IR_SUFFIXES:
-        if not verify and not params and kernel is None and file.exists():
-            return parse_ir(read_source_file(file), str(file))
         return load_ir(path, params, kernel)
     if not file.exists():
         raise LpirError(f"no such file: {path}")
     text = read_source_file(file)
-    program = parse_program(text, str(file))
+    program = parse_source(text, str(file))
     if kernel is not None or len(program.kernels) < 2:
         _, module = specialize(program, kernel, params or {})
         return module
@@ -68,14 +65,14 @@ def optimize(
 ) -> str:
     """Run the comma-separated `passes` on the file's IR; return the text to print. Without
     `passes`, the IR as parsed, or with `print_after_all` the IR after each pass of the
-    target's whole pipeline (what `lpir.compile` runs: no pass on thread IR)."""
+    target's whole pipeline (what `lpir.compile` runs: no pass on thread IR). `verify`:
+    verify the IR after each pass (the input is verified always)."""
     from lpir.ir.verifier import verify as verify_module
     from lpir.passes import PassPipeline, parse_pipeline
     from lpir.passes.pipeline import default_passes
 
-    module = load_module(path, params, kernel, verify)
-    if verify:
-        verify_module(module)
+    # the input is always verified; `verify` (--no-verify) is the checks between passes
+    module = verify_module(load_module(path, params, kernel))
     chunks: list[str] = []
 
     def after_each(name: str, result: Module) -> None:
@@ -108,12 +105,16 @@ def emit(
     import lpir
 
     what = what or ("llvm" if target == "cpu" else "cuda")
-    if target == "cpu" and what == "llvm":
-        if arch is not None:  # the other sources refuse it when they are asked for
+    if arch is not None:  # refused before compiling: ptx and sass alone take one
+        if what == "ir" or (target == "cpu" and what == "llvm"):
             raise LpirError(
-                "the 'llvm' source does not depend on a GPU architecture",
+                f"the {what!r} source does not depend on a GPU architecture",
                 hint="leave out --arch, or emit ptx or sass with --target cuda",
             )
+        from lpir.backends.cuda.kernel import checked_arch
+
+        checked_arch(arch)
+    if target == "cpu" and what == "llvm":
         # The LLVM IR as generated needs no machine code: lower with the cpu pipeline (the
         # "threads" target) and print the module, instead of compiling it first.
         from lpir.backends.llvm import llvm_module
@@ -193,8 +194,10 @@ def bank_conflicts(
         return "no shared-memory accesses in the thread IR (cp.async slots are conflict-free)\n"
     lines = [record.describe() for record in found]
     wavefronts, ideal = sum(r.wavefronts for r in found), sum(r.ideal for r in found)
+    ran = min(blocks, math.prod(launch_grid(spec.kernel_ir, buffers)))  # what the grid has
+    every = " (the whole grid)" if ran < blocks else ""
     lines.append(
-        f"total: {wavefronts} wavefronts in {blocks} block(s), {wavefronts / ideal:.2f}x "
-        "conflict-free"
+        f"total: {wavefronts} wavefronts in {ran} block{'' if ran == 1 else 's'}{every}, "
+        f"{wavefronts / ideal:.2f}x conflict-free"
     )
     return "\n".join(lines) + "\n"

@@ -149,9 +149,18 @@ def test_lpir_banks_prints_each_shared_access(capsys, through_shared):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{through_shared}:6:5: st 16 B/lane, 32 accesses")
     assert lines[1].startswith(f"{through_shared}:9:59: ld 16 B/lane, 128 accesses")
-    assert lines[-1] == "total: 640 wavefronts in 1 block(s), 1.00x conflict-free"
+    assert lines[-1] == "total: 640 wavefronts in 1 block, 1.00x conflict-free"
     assert main(["banks", "examples/gemv_wq.lp", "-D", "N=64", "-D", "K=256"]) == 0
     assert "no shared-memory accesses" in capsys.readouterr().out
+
+
+def test_lpir_banks_says_how_many_blocks_ran(capsys, through_shared):
+    """`lpir banks --blocks 100000` of a one-block grid said "in 100000 block(s)"."""
+    from lpir.cli import main
+
+    assert main(["banks", str(through_shared), "--blocks", "100000"]) == 0
+    total = capsys.readouterr().out.splitlines()[-1]
+    assert total == "total: 640 wavefronts in 1 block (the whole grid), 1.00x conflict-free"
 
 
 def test_lpir_banks_needs_a_block(capsys):

@@ -184,3 +184,20 @@ def test_definitions_read_integers_as_the_source_writes_them(capsys):
     assert "N=10, BLOCK=16" in capsys.readouterr().out
     assert main(["run", path, "--target", "interp", "-D", "N=1_000"]) == 1
     assert "takes an integer, not '1_000'" in capsys.readouterr().err
+
+
+def test_the_top_level_help_names_every_command(capsys):
+    """`lpir --help` said 'The `lpir` command line: lpir layout, ..., lpir banks', leaving out
+    `lpir cache`."""
+    import re
+
+    from lpir.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    commands = re.search(r"\{([a-z,]+)\}", out)
+    assert commands is not None
+    description = " ".join(out.split("\n\n")[1].split())
+    for command in commands.group(1).split(","):
+        assert re.search(rf"`(lpir )?{command}`", description), (command, description)

@@ -340,6 +340,12 @@ def test_lpir_emit_shows_ptx_and_sass_for_an_architecture_without_a_gpu(capsys):
         ("cuda", "cuda", "sm_90", "the 'cuda' source does not depend on a GPU architecture"),
         ("cpu", "asm", "sm_90", "the 'asm' source does not depend on a GPU architecture"),
         ("cpu", "sass", None, "no 'sass' source for this target"),
+        # sm_75 dumped a ptxas error (no bf16 mma), sm_70 and sm_99 nvcc's "Unsupported gpu
+        # architecture"; --what ir ignored --arch
+        ("cuda", "sass", "sm_75", "sm_75 is older than lpir supports: its CUDA code needs sm_80"),
+        ("cuda", "ptx", "sm_70", "sm_70 is older than lpir supports"),
+        ("cuda", "ptx", "sm_99", "sm_99 is not an NVIDIA GPU architecture"),
+        ("cuda", "ir", "sm_90", "the 'ir' source does not depend on a GPU architecture"),
     ],
 )
 def test_lpir_emit_refuses_an_architecture_it_cannot_use(capsys, target, what, arch, message):

@@ -148,8 +148,13 @@ def test_operand_types_are_checked():
 
 
 def test_the_cuda_backend_says_it_cannot_emit_it(compile_pairs):
-    with pytest.raises(LpirError, match="the CUDA backend cannot emit 'dot_pairs'"):
+    """It said only "the CUDA backend cannot emit 'dot_pairs'", not that the thread IR was
+    lowered for the CPU, nor which targets run it."""
+    with pytest.raises(LpirError) as caught:
         compile_pairs(4, "cuda").source("cuda")
+    message = "the CUDA backend cannot emit 'dot_pairs': this thread IR was lowered for the CPU"
+    assert caught.value.message == message
+    assert caught.value.hint is not None and "run it with --target cpu" in caught.value.hint
 
 
 def test_ir_text_emits_assembly(tmp_path):

@@ -450,3 +450,14 @@ def test_a_kernel_shows_its_arguments_target_and_parameters():
     inspect.signature(kernel).bind(x, y, alpha=2.0)  # binds as a call does
     kernel(x, y, alpha=2.0)
     np.testing.assert_array_equal(y, x * 2)
+
+
+def test_source_without_a_kind_gives_the_targets_own_code():
+    """kernel.source() on target cuda or cuda-host failed: "no 'llvm' source for this target";
+    it now gives what `lpir emit` prints by default for the target."""
+    path = str(EXAMPLES / "vector_add.lp")
+    for target, kind in (("cpu", "llvm"), ("cuda", "cuda"), ("cuda-host", "cuda")):
+        kernel = lpir.compile(path, target=target, N=256)
+        assert kernel.source() == kernel.source(kind)
+    with pytest.raises(LpirError, match="this target generates no code"):
+        lpir.compile(path, target="interp", N=256).source()

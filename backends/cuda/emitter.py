@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from lpir.backends.cuda import c_types
 from lpir.backends.cuda.staging import StagingPlan, allocation_bytes, plan_staging
 from lpir.backends.cuda.writer import CodeWriter
+from lpir.backends.other_target import cannot_emit
 
 from lpir.dtypes import DType
 from lpir.errors import LpirError
@@ -313,7 +314,8 @@ class KernelEmitter:
             return
         emitter = EMITTERS.get(type(op))
         if emitter is None:
-            raise LpirError(f"the CUDA backend cannot emit '{op.name}'", op.location)
+            message, hint = cannot_emit(op, "cuda")
+            raise LpirError(message, op.location, hint)
         emitter(self, op)
 
 

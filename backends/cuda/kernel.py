@@ -34,13 +34,32 @@ DEFAULT_ARCH = "sm_80"
 ARCH = re.compile(r"sm_\d{2,3}[af]?")
 
 
+# The architectures lpir compiles for: NVIDIA's compute capabilities from 8.0 (Ampere), whose
+# tensor-core instructions (bf16 mma, m16n8k16) and cp.async the generated code uses; sm_75
+# and older fail in ptxas. CUDA 13's nvcc knows these (nvcc --list-gpu-arch), and sm_101,
+# which CUDA 13 renamed sm_110, for CUDA 12.8-12.9.
+SUPPORTED_ARCHS = (80, 86, 87, 88, 89, 90, 100, 101, 103, 110, 120, 121)
+_ARCH_EXAMPLES = "sm_80 (A100), sm_89 (L4), sm_90 (H100)"
+
+
 def checked_arch(arch: str) -> str:
-    """`arch` if it names a real-architecture target such as sm_80 or sm_90a."""
+    """`arch` if it names a real-architecture target that lpir supports, such as sm_80 or
+    sm_90a: a compute capability of 8.0 or later (`SUPPORTED_ARCHS`)."""
     if not ARCH.fullmatch(arch):
         raise LpirError(
             f"{arch!r} is not a GPU architecture",
-            hint="name one as sm_<compute capability>: sm_80 (A100), sm_89 (L4), sm_90 (H100)",
+            hint=f"name one as sm_<compute capability>: {_ARCH_EXAMPLES}",
         )
+    capability = int(arch[3:].rstrip("af"))
+    if capability < SUPPORTED_ARCHS[0]:
+        raise LpirError(
+            f"{arch} is older than lpir supports: its CUDA code needs sm_80 or later "
+            "(cp.async and bf16 tensor cores)",
+            hint=f"name sm_80 or a later architecture: {_ARCH_EXAMPLES}",
+        )
+    if capability not in SUPPORTED_ARCHS:
+        known = ", ".join(f"sm_{c}" for c in SUPPORTED_ARCHS)
+        raise LpirError(f"{arch} is not an NVIDIA GPU architecture", hint=f"name one of {known}")
     return arch
 
 

@@ -19,6 +19,7 @@ from lpir.backends.llvm.prefetch import (
     prefetch_distances,
 )
 from lpir.backends.llvm.types import I1, I8, I32, lane_type, value_type
+from lpir.backends.other_target import cannot_emit
 
 from lpir.dtypes import DType
 from lpir.errors import CompileError
@@ -74,7 +75,8 @@ def emit(e: KernelEmitter, op: Operation) -> list[ir.Value]:
         elif op.__class__.__name__ == "UnaryOp":
             function = _unary
         else:
-            raise CompileError(f"the LLVM backend cannot emit '{op.name}'", op.location)
+            message, hint = cannot_emit(op, "llvm")
+            raise CompileError(message, op.location, hint)
     return function(e, op)
 
 

@@ -28,6 +28,8 @@ from lpir.ir.parser import parse
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
 from lpir.ir.verifier import verify
+from lpir.language.ast import Program
+from lpir.language.syntax import parse_program
 from lpir.runtime import arguments as args_
 from lpir.runtime.source_files import read_source_file
 from lpir.runtime.specialization import (
@@ -56,6 +58,24 @@ def looks_like_ir_text(text: str) -> bool:
 
 
 IR_KERNEL_START = re.compile(r"kernel\s+@")
+
+
+def parse_source(text: str, file: str) -> Program:
+    """The kernel source `text` of `file` parsed; where it does not parse but reads as IR text
+    (a file not named .ir), a syntax error would point at the '@' of `kernel @name`: the error
+    says to name the file .ir instead."""
+    try:
+        return parse_program(text, file)
+    except LpirError as error:
+        if file == "<source>" or not looks_like_ir_text(text):
+            raise
+        name = Path(file)
+        raise LpirError(
+            f"{name.name} holds IR text, but only files named {' or '.join(IR_SUFFIXES)} "
+            "are read as IR",
+            error.location,
+            f"rename it {name.with_suffix('.ir').name}",
+        ) from None
 
 
 def load_ir(
@@ -111,6 +131,12 @@ def compile_ir_text(text: str, target: str, kernel: str | None, params: dict) ->
 
 
 def _one_kernel(module: Module, name: str, target: str) -> IRKernel:
+    if not module.kernels:
+        raise LpirError(
+            f"{name} holds no kernel",
+            hint="write a kernel in it, as `lpir opt` and Kernel.ir() print one: "
+            "`kernel @name[...](...) blocks(...) threads(...) { ... }`",
+        )
     if len(module.kernels) != 1:
         names = ", ".join(k.name for k in module.kernels) or "none"
         raise LpirError(
@@ -238,7 +264,7 @@ class IRKernel:
         """The IR text at a stage, as `Kernel.ir`."""
         return self.spec.ir(stage)
 
-    def source(self, kind: str = "llvm", arch: str | None = None) -> str:
+    def source(self, kind: str | None = None, arch: str | None = None) -> str:
         """Generated code, as `Kernel.source`."""
         return self.spec.source(kind, arch)
 

@@ -36,6 +36,7 @@ from lpir.runtime.ir_kernel import (
     compile_ir_text,
     is_ir_path,
     looks_like_ir_text,
+    parse_source,
 )
 from lpir.runtime.source_files import decode_source, normalize_source_text, read_source_file
 from lpir.runtime.specialization import Specialization, build_specialization
@@ -110,7 +111,7 @@ def compile(
         text, file = _read_source(path_or_source)
     if file == "<source>" and looks_like_ir_text(text):
         return compile_ir_text(text, target, kernel, params)
-    program = parse_program(text, file)
+    program = parse_source(text, file)
     if not program.kernels:
         raise LpirError(f"{file} defines no kernel")
     names = ", ".join(k.name for k in program.kernels)
@@ -383,12 +384,16 @@ class Kernel:
         return self.specialize(None)
 
     def ir(self, stage: str = "final") -> str:
-        """The IR text at a stage: "source", "after:<pass>" or "final"."""
+        """The IR text at a stage: "source", "after:<pass>" or "final". A pass that runs
+        more than once in the target's pipeline (canonicalize, cse, dce) names its later runs
+        "after:<pass>#2", "after:<pass>#3", ..."""
         return self._specialization_for_inspection().ir(stage)
 
-    def source(self, kind: str = "llvm", arch: str | None = None) -> str:
-        """Generated code: "llvm" or "asm" (cpu), "cuda", "ptx" or "sass" (cuda; PTX and SASS
-        for `arch`, e.g. "sm_90", default the current GPU's, else $LPIR_CUDA_ARCH or sm_80)."""
+    def source(self, kind: str | None = None, arch: str | None = None) -> str:
+        """Generated code: "llvm" or "asm" (cpu), "cuda", "ptx" or "sass" (cuda, cuda-host;
+        PTX and SASS for `arch`, e.g. "sm_90", default the current GPU's, else
+        $LPIR_CUDA_ARCH or sm_80). Without `kind`, the target's own: "llvm" on the CPU,
+        "cuda" for CUDA (what `lpir emit` prints)."""
         return self._specialization_for_inspection().source(kind, arch)
 
     @property

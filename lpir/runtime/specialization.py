@@ -72,7 +72,9 @@ class Specialization:
             raise LpirError(f"no IR stage {stage!r}", hint=f"known stages: {known}")
         return self.stages[stage]
 
-    def source(self, kind: str, arch: str | None = None) -> str:
+    def source(self, kind: str | None = None, arch: str | None = None) -> str:
+        """The generated code of `kind` (None: the target's own, "llvm" on the CPU and "cuda"
+        for CUDA, as `lpir emit` prints), of `arch` where the kind depends on one."""
         known = ", ".join(self.sources) or "none for this target"
         for what, value in (("a source kind", kind), ("an architecture", arch)):
             if value is not None and not isinstance(value, str):
@@ -88,6 +90,14 @@ class Specialization:
                 hint="give parameters (or call with tensors) that make every block count at "
                 "least 1 to see the code",
             )
+        if kind is None and not self.sources:
+            raise LpirError(
+                "this target generates no code: it interprets the IR",
+                hint="compile for cpu (llvm, asm), cuda or cuda-host (cuda, ptx, sass) to see "
+                "generated code; ir() shows this target's IR",
+            )
+        if kind is None:
+            kind = next(iter(self.sources))
         if kind not in self.sources:
             raise LpirError(f"no {kind!r} source for this target", hint=f"available: {known}")
         if arch is None:
