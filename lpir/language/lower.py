@@ -15,7 +15,7 @@ from typing import Any
 from lpir.dtypes import DType
 from lpir.errors import LpirError, with_article
 from lpir.ir.core import Kernel, Module, Region, Value
-from lpir.ir.grid import MAX_BLOCKS, is_empty
+from lpir.ir.grid import MAX_BLOCKS, MAX_THREADS, is_empty
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.ops.arith import SYMBOLS
 from lpir.ir.types import GlobalType, ScalarType, SharedType, agree
@@ -164,9 +164,11 @@ class KernelLowering(ExpressionLowering):
                     "over tiles inside a block",
                 )
         self.threads = self.as_const_int(kdef.threads, "the thread count")
-        if not 1 <= self.threads <= 1024:
+        if not 1 <= self.threads <= MAX_THREADS:
             raise self.error(
-                f"threads({self.threads}) is out of range", kdef.threads, "use 1 to 1024 threads"
+                f"threads({self.threads}) is out of range",
+                kdef.threads,
+                f"use 1 to {MAX_THREADS} threads",
             )
         self.empty_grid = is_empty(grid)
         args = [self.argument(a) for a in kdef.args]
