@@ -109,3 +109,21 @@ def test_profile_maps_samples_onto_the_kernels_blocks(tmp_path):
     shares = [float(row[0].rstrip("%")) for row in rows]
     assert shares == sorted(shares, reverse=True) and shares[0] > 50, result.stdout
     assert "fmadd" in " ".join(rows[0]) or "mul" in " ".join(rows[0]), result.stdout
+
+
+def test_signed_fields_benchmark_runs_and_checks_its_results(tmp_path):
+    """cpu_signed_fields.py asserts each kernel's result against numpy's before it times it (an
+    AssertionError fails the run); a small shape, one round."""
+    environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
+    arguments = ["--bits", "3,6", "--casts", "i8,f16", "-N", "64", "-K", "512", "--rounds", "1"]
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cpu_signed_fields.py"), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=BENCHMARKS,
+        env=environment,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("cast<")]
+    assert len(rows) == 4 and all("i/u" in row for row in rows), result.stdout
