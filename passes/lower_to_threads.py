@@ -70,6 +70,9 @@ from lpir.targets import get_target
 
 I32 = dtype("i32")
 BOOL = dtype("bool")
+#: a cpu gather or scatter of more lanes than this, each at a position of its own, is one `ld`/`st`
+#: with a base per lane (LLVM's masked gather / scatter), not one access per lane
+LANE_GATHER_LANES = 16
 U8 = dtype("u8")
 
 
@@ -483,6 +486,9 @@ class _Lowering(ReductionLowering, DotLowering):
     def gathered_load(self, op: LoadOp, memory: Value, layout: RegisterLayout) -> Value:
         """A load whose positions along some dimensions come from tiles: one `ld` per run of
         lanes that share those positions (a thread's elements of one gathered row), joined."""
+        if self.lane_gathers(op, memory, layout):
+            bases, offsets, mask = self.lane_access(op, memory, layout, store=False)
+            return self.add(LoadThreadOp.create(memory, bases, offsets, mask))
         loads, indices, first = [], [0] * layout.slots, 0
         for lanes, base, offsets, mask in self.gathered_access(op, memory, layout, store=False):
             for position, lane in enumerate(lanes):  # where each slot lands in the joined lanes
@@ -498,6 +504,11 @@ class _Lowering(ReductionLowering, DotLowering):
         """A store whose positions along some dimensions come from tiles (a scatter): one `st`
         per run of lanes that share those positions."""
         value = self.map(op.value)
+        if self.lane_gathers(op, memory, layout):
+            bases, offsets, mask = self.lane_access(op, memory, layout, store=True)
+            store = StoreThreadOp.create(memory, bases, value, offsets, mask)
+            self.builder.insert(store)
+            return
         for lanes, base, offsets, mask in self.gathered_access(op, memory, layout, store=True):
             store = StoreThreadOp.create(
                 memory,
@@ -528,14 +539,8 @@ class _Lowering(ReductionLowering, DotLowering):
         )
         if op.mask is not None:
             mask = self.and_masks(mask, self.map(op.mask))
-        parts = [slot_part(layout, op.dims.index(d)) for d in gathered]
-        shared = all(_varies_only_along(op.offsets[d], op.dims.index(d)) for d in gathered)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for slot in range(layout.slots):
-            key = tuple(int(part[slot]) for part in parts) if shared else (slot,)
-            groups.setdefault(key, []).append(slot)
         found = []
-        for lanes in groups.values():
+        for lanes in _lane_groups(op, layout):
             group_base = base
             group_mask = None if mask is None else self.shuffle(mask, lanes)
             for d in gathered:
@@ -547,6 +552,53 @@ class _Lowering(ReductionLowering, DotLowering):
                 group_mask = self.and_masks(group_mask, splat)
             found.append((lanes, group_base, [lane_offsets[lane] for lane in lanes], group_mask))
         return found
+
+    def lane_gathers(self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout) -> bool:
+        """Whether a gather or scatter takes one base per lane (`lane_access`): on the cpu, where
+        more than LANE_GATHER_LANES of a thread's lanes have positions of their own, of whole-byte
+        elements in unswizzled memory (a scatter that combines goes lane by lane)."""
+        memory_type = as_memory(memory.type)
+        return (
+            self.target == "cpu"
+            and memory_type.dtype.nbits % 8 == 0
+            and memory_type.swizzle is None
+            and getattr(op, "combine", None) is None
+            and layout.slots > LANE_GATHER_LANES
+            and len(_lane_groups(op, layout)) == layout.slots
+        )
+
+    def lane_access(
+        self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout, store: bool
+    ) -> tuple[Value, list[int], Value | None]:
+        """(bases, lane offsets, mask) of one `ld`/`st` with a base per lane: the access's
+        origin plus, per gathered dimension, each lane's position x stride, computed on whole
+        vectors, and the mask the positions' bounds (one vector op each, where a run per lane
+        cost LLVM time quadratic in the lanes: a 1024-lane scatter compiled in seconds)."""
+        memory_type = as_memory(memory.type)
+        gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
+        offsets = [0 if d in gathered else o for d, o in enumerate(op.offsets)]
+        base, lane_offsets, mask = self.addresses(
+            memory_type, offsets, op.dims, layout, store=store, gathered=frozenset(gathered)
+        )
+        if op.mask is not None:
+            mask = self.and_masks(mask, self.map(op.mask))
+        lanes = layout.slots
+
+        def splat(value: Value | int) -> Value:
+            return self.add(SplatOp.create_vector(self.index.value(value), lanes))
+
+        bases = splat(base)
+        for d in gathered:
+            positions = self.map(op.offsets[d])
+            stride = memory_type.strides[d]
+            scaled = positions
+            if stride != 1:
+                scaled = self.add(BinaryOp.create("mul", positions, splat(stride)))
+            bases = self.add(BinaryOp.create("add", bases, scaled))
+            above = self.add(BinaryOp.create("ge", positions, splat(0)))
+            below = self.add(BinaryOp.create("lt", positions, splat(self.extent(memory_type, d))))
+            mask = self.and_masks(mask, self.add(BinaryOp.create("and", above, below)))
+        return bases, lane_offsets, mask
 
     # ---- reductions -------------------------------------------------------------------------
 
@@ -626,6 +678,19 @@ def address_order(offsets: list[int]) -> list[int] | None:
     if neighbours([offsets[lane] for lane in order]) > neighbours(offsets):
         return order
     return None
+
+
+def _lane_groups(op: LoadOp | StoreOp, layout: RegisterLayout) -> list[list[int]]:
+    """A gather's or scatter's groups of the thread's lanes that share their gathered positions
+    (see `gathered_access`)."""
+    gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
+    parts = [slot_part(layout, op.dims.index(d)) for d in gathered]
+    shared = all(_varies_only_along(op.offsets[d], op.dims.index(d)) for d in gathered)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for slot in range(layout.slots):
+        key = tuple(int(part[slot]) for part in parts) if shared else (slot,)
+        groups.setdefault(key, []).append(slot)
+    return list(groups.values())
 
 
 def _gathers(op: LoadOp | StoreOp) -> bool:

@@ -21,6 +21,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.ir.core import Module, Operation, Value
 from lpir.ir.ops import LoadThreadOp, ShuffleOp, StoreThreadOp
 from lpir.ir.rewrite import Rewriter
+from lpir.ir.types import VectorType
 from lpir.targets import get_target
 
 
@@ -55,6 +56,8 @@ class _Vectorizer(Rewriter):
 
     def rewrite(self, op: Operation) -> list[Value]:
         if not isinstance(op, LoadThreadOp | StoreThreadOp):  # (st_bits is neither)
+            return self.copy(op).results
+        if isinstance(op.base.type, VectorType):  # a base per lane: a gather or scatter
             return self.copy(op).results
         width, order = self.widths(op)
         if order is None:

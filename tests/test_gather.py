@@ -222,6 +222,60 @@ def test_a_gathered_row_is_read_as_vectors() -> None:
     assert "lpir_load_if<16" in code, code
 
 
+# One thread gathering and scattering a whole tile, each element at a position of its own: a
+# scatter to every other element (positions past the end and negative ones not written), the
+# same under a mask, a gather of elements of i8 rows of a 2-d tensor (stride D) and of f16 ones.
+WIDE = """
+kernel wide[BN = 256, D = 3](
+    x: global f32[BN], p: global i32[BN], y: global f32[2 * BN], m: global f32[2 * BN],
+    q: global i8[BN, D], h: global f16[BN], g: global f32[2, BN],
+) blocks(1) threads(1) {
+    positions = load(p[:])
+    store(y[positions], load(x[:]))
+    store(m[positions], load(x[:]), mask = arange(BN) % 3 != 0)
+    store(g[0, :], cast<f32>(load(q[positions, 1])))
+    store(g[1, :], cast<f32>(load(h[positions])))
+}
+"""
+
+
+def _ops_after_lowering(source: str, **params: int) -> int:
+    kernel = lpir.compile(source, target="threads", **params).specialize(None)
+    return sum(1 for _ in kernel.module.kernels[0].walk())
+
+
+@pytest.mark.parametrize("target", ["interp", "threads", "cpu"])
+def test_a_thread_that_gathers_and_scatters_a_whole_tile(target: str) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(256).astype(np.float32)
+    p = (rng.permutation(256) * 2).astype(np.int32)
+    p[[3, 50, 100]] = [512, -1, 9999]  # outside: not written, read as 0
+    q = rng.integers(-100, 100, (256, 3)).astype(np.int8)
+    h = rng.standard_normal(256).astype(np.float16)
+    y, m = np.full(512, 5.0, np.float32), np.full(512, 5.0, np.float32)
+    g = np.zeros((2, 256), np.float32)
+    lpir.compile(WIDE, target=target)(x, p, y, m, q, h, g)
+    inside = (p >= 0) & (p < 512)
+    wanted = np.full(512, 5.0, np.float32)
+    wanted[p[inside]] = x[inside]
+    _equal(y, wanted, "scatter")
+    chosen = inside & (np.arange(256) % 3 != 0)
+    wanted = np.full(512, 5.0, np.float32)
+    wanted[p[chosen]] = x[chosen]
+    _equal(m, wanted, "masked scatter")
+    _equal(g[0], _gathered(q[:, 1:2], p)[:, 0].astype(np.float32), "i8 gather")
+    _equal(g[1], _gathered(h[:, None], p)[:, 0].astype(np.float32), "f16 gather")
+
+
+def test_a_wide_gather_and_scatter_cost_a_few_ops_not_some_per_element() -> None:
+    """On the cpu a thread's gather or scatter of many elements at positions of their own is
+    one `ld` or `st` with a base per lane (LLVM's masked gather and scatter): as one access per
+    element it cost 7 thread-IR ops an element and LLVM time quadratic in them (a 4096-element
+    scatter of one thread compiled in about 2 minutes)."""
+    small, large = (_ops_after_lowering(WIDE, BN=n) for n in (64, 1024))
+    assert large == small, (small, large)
+
+
 def _refused(body: str) -> str:
     """The error of a kernel over x, ids and y whose body (after its first line) is `body`."""
     source = (

@@ -353,6 +353,10 @@ def test_inconsistent_tile_ops_are_errors(line: str):
         '%r = reduce_lanes(%v) {group = 3, kind = "sum"} : <1 x f32>',
         "%r = unpack_bits(%bytes) {bit_offsets = [30]} : <1 x u4>",
         "st_bits(%w, %i, %bytes, %bytes) {dtype = u16, offsets = [0, 1, 2, 3]}",
+        "st_bits(%w, %bytes, %bytes, %bytes) {offsets = [0, 1, 2, 3]}",  # (a base per lane)
+        "%r = ld(%g, %bytes) {offsets = [0, 1]} : <2 x f32>",  # 4 lane bases for 2 lanes
+        "st(%w, %bytes, %bytes) {offsets = [0, 1, 2, 3], vector = 2}",
+        "%r = ld(%g, %v) {offsets = [0, 1, 2, 3]} : <4 x f32>",  # float lane bases
         '%r = mma(%a8, %a8, %v) {shape = "m16n8k16"} : <4 x f32>',
         "%r = dot_pairs(%v, %a8, %a8) : <4 x f32>",
         "%r = dot_pairs(%v, %p8, %b4) : <4 x f32>",

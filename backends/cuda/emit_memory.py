@@ -20,6 +20,7 @@ from lpir.backends.cuda import c_types
 from lpir.backends.cuda.emitter import CValue, KernelEmitter, emits
 from lpir.backends.cuda.writer import affine_expression, affine_runs
 
+from lpir.errors import LpirError
 from lpir.ir.lane_classes import lane_classes
 from lpir.ir.ops import (
     AllocSharedOp,
@@ -28,7 +29,7 @@ from lpir.ir.ops import (
     StoreBitsOp,
     StoreThreadOp,
 )
-from lpir.ir.types import GlobalType, SharedType
+from lpir.ir.types import GlobalType, SharedType, VectorType
 from lpir.layout import Swizzle
 
 _LDG_TYPES = {
@@ -74,6 +75,13 @@ class Access:
         pointer = memory.text
         if element != c_types.memory_type(memory.dtype):
             pointer = f"reinterpret_cast<{const}{element}*>({pointer})"
+        if isinstance(op.base.type, VectorType):  # (lower-to-threads makes them for the cpu)
+            raise LpirError(
+                f"the CUDA backend has no '{op.name}' with a base per lane ({op.base.type})",
+                op.location,
+                "this is a limitation of the CUDA backend: give the access one base and lane "
+                "offsets, or one access per lane",
+            )
         base = emitter.value(op.base).text
         self.swizzle = op.memory_type.swizzle
         if self.swizzle is None:

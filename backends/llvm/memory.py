@@ -179,6 +179,8 @@ class Memory:
             return self.packed.load(pointer, base, offsets, dt, mask, nbytes)
         element = memory_type(dt)
         align = max(1, dt.nbits // 8)
+        if isinstance(base.type, ir.VectorType):  # a base per lane: a gather
+            return self.to_register(self.gather(pointer, base, offsets, element, mask, align), dt)
         runs = self.vector_runs(offsets, align, width)
         if runs is not None:
             pieces = []
@@ -329,11 +331,15 @@ class Memory:
     def lane_addresses(
         self, pointer: ir.Value, base: ir.Value, offsets: list[int], element: ir.Type
     ) -> ir.Value:
-        """<n x ptr>: the address of each lane, base + offset, as one vector GEP."""
+        """<n x ptr>: the address of each lane, base + offset, as one vector GEP (`base`: one
+        for all lanes, or a vector of one per lane)."""
         b = self.b
         lanes = len(offsets)
-        wide = b.sext(base, I64) if base.type != I64 else base
-        splat = self.vectors.splat(wide, lanes)
+        if isinstance(base.type, ir.VectorType):
+            wide = ir.VectorType(I64, lanes)
+            splat = b.sext(base, wide) if base.type != wide else base
+        else:
+            splat = self.vectors.splat(b.sext(base, I64) if base.type != I64 else base, lanes)
         indices = self.swizzled(b.add(splat, ir.Constant(ir.VectorType(I64, lanes), list(offsets))))
         addresses = b.gep(pointer, [indices], inbounds=True, source_etype=element)
         addresses.type = ir.VectorType(ir.PointerType(), lanes)  # llvmlite types it as one ptr
@@ -358,6 +364,9 @@ class Memory:
             return
         value = self.to_memory(value, dt)
         align = max(1, dt.nbits // 8)
+        if isinstance(base.type, ir.VectorType):  # a base per lane: a scatter
+            self.scatter(pointer, base, offsets, value, mask, align)
+            return
         runs = self.vector_runs(offsets, align, width)
         if runs is not None:
             for start, length in runs:

@@ -63,7 +63,7 @@ from lpir.dtypes import DType
 from lpir.ir.analysis import loop_slice, served_from_cache
 from lpir.ir.core import Kernel, Operation, Value
 from lpir.ir.ops import ConstantOp, ForOp, LoadThreadOp
-from lpir.ir.types import GlobalType
+from lpir.ir.types import GlobalType, VectorType
 
 PREFETCH_BYTES = 8192  # ahead of the load: two pages, past a page's end well before the walk
 LOCALITY = 2  # llvm.prefetch's: into the second-level cache (x86 prefetcht1), not the first
@@ -163,8 +163,9 @@ def induction_coefficient(value: Value, loop: ForOp, memo: dict[int, int | None]
 
 
 def _wide_global_load(op: LoadThreadOp) -> bool:
-    """A load of global memory, of whole bytes and at least MIN_BYTES a thread."""
-    if not isinstance(op.memory.type, GlobalType):
+    """A load of global memory, of whole bytes and at least MIN_BYTES a thread, from one base
+    (a gather, with a base per lane, reads no run to prefetch ahead of)."""
+    if not isinstance(op.memory.type, GlobalType) or isinstance(op.base.type, VectorType):
         return False
     nbits = op.access_dtype.nbits
     return nbits % 8 == 0 and len(op.offsets) * nbits >= 8 * MIN_BYTES

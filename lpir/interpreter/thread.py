@@ -327,7 +327,8 @@ class _ThreadBlock(Evaluator):
         memory = self.get(op.operands[0])
         base = self.get(op.operands[1]).astype(np.int64)
         offsets = np.asarray(op.attributes["offsets"], dtype=np.int64)
-        index = base[:, None] + offsets[None, :]
+        # (a base per thread, or per thread and lane: a gather or scatter)
+        index = (base if base.ndim == 2 else base[:, None]) + offsets[None, :]
         access = op.access_dtype
         swizzle = as_memory(op.operands[0].type).swizzle
         return memory, access, index if swizzle is None else swizzle.apply(index)

@@ -33,7 +33,7 @@ from lpir.ir.ops import (
     StoreThreadOp,
     ThreadIndexOp,
 )
-from lpir.ir.types import SharedType
+from lpir.ir.types import ScalarType, SharedType
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,10 @@ def served_from_cache(load: LoadThreadOp, kernel: Kernel) -> bool:
 def thread_replicated(load: LoadThreadOp, threads: int) -> bool:
     """Whether some element of a thread-IR load is read by several threads of a block: the
     per-thread addresses, evaluated for every thread index with block indices and loop
-    variables at 0, repeat. False when the address is not plain integer arithmetic."""
+    variables at 0, repeat. False when the address is not plain integer arithmetic (or is a
+    base per lane)."""
+    if not isinstance(load.base.type, ScalarType):
+        return False
     base = _per_thread(load.base, threads, {})
     if base is None:
         return False

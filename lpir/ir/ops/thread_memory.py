@@ -1,6 +1,7 @@
 """Thread IR ops that access memory: what one thread of a block reads and writes.
 
-* `ld` / `st`: per-lane memory accesses, `memory[base + offsets[i]]` for lane i, with an
+* `ld` / `st`: per-lane memory accesses, `memory[base + offsets[i]]` for lane i (`base[i]` where
+  `base` is a vector, a base per lane: a gather or scatter of whole-byte elements), with an
   optional lane mask (masked lanes read 0 and are not written). In shared memory with a
   swizzled layout the element is `memory[swizzle(base + offsets[i])]`: `base` and `offsets`
   are strided element offsets, the swizzle places them. `vector` promises that lanes
@@ -39,10 +40,14 @@ U8 = dtype("u8")
 BOOL = dtype("bool")
 
 
-def _check_memory(op_name: str, memory: Value, base: Value, access: DType | None) -> DType:
+def _check_memory(
+    op_name: str, memory: Value, base: Value, access: DType | None, lane_bases: bool = False
+) -> DType:
     if not isinstance(memory.type, GlobalType | SharedType):
         raise TypeCheckError(f"'{op_name}' needs a global or shared tensor, not {memory.type}")
-    if not isinstance(base.type, ScalarType) or not base.type.dtype.is_int:
+    if lane_bases and isinstance(base.type, VectorType) and base.type.dtype.is_int:
+        pass  # (a base per lane: `_check_lane_bases`)
+    elif not isinstance(base.type, ScalarType) or not base.type.dtype.is_int:
         raise TypeCheckError(f"'{op_name}' base must be an integer scalar, not {base.type}")
     if access is None:
         return memory.type.dtype
@@ -67,6 +72,23 @@ def _check_vector(op_name: str, vector: int, lanes: int, memory: Value) -> None:
         )
 
 
+def _check_lane_bases(
+    op_name: str, memory: Value, base: Value, lanes: int, vector: int, element: DType
+) -> None:
+    """A base per lane (a gather or scatter: lane i at base[i] + offsets[i]) is a vector of the
+    access's lanes, into memory of whole-byte elements that no swizzle permutes, lane by lane."""
+    if not isinstance(base.type, VectorType):
+        return
+    if base.type.size != lanes:
+        raise TypeCheckError(f"'{op_name}' with {lanes} offsets has lane bases of {base.type}")
+    if element.nbits % 8:
+        raise TypeCheckError(f"'{op_name}' with lane bases cannot access {element.name} bits")
+    if as_memory(memory.type).swizzle is not None:
+        raise TypeCheckError(f"'{op_name}' with lane bases cannot access swizzled memory")
+    if vector > 1:
+        raise TypeCheckError(f"'{op_name}' with lane bases has no vector width")
+
+
 def _check_mask(op_name: str, mask: Value | None, lanes: int) -> None:
     if mask is not None and mask.type != VectorType(BOOL, lanes):
         raise TypeCheckError(f"'{op_name}' mask must be <{lanes} x bool>, not {mask.type}")
@@ -82,7 +104,8 @@ def _access(
     access: DType | None,
 ) -> tuple[DType, dict]:
     """The element type and the attributes of an `ld` or `st`, after the checks they share."""
-    element = _check_memory(op_name, memory, base, access)
+    element = _check_memory(op_name, memory, base, access, lane_bases=True)
+    _check_lane_bases(op_name, memory, base, len(offsets), vector, element)
     _check_mask(op_name, mask, len(offsets))
     _check_vector(op_name, vector, len(offsets), memory)
     attributes: dict = {"offsets": offsets}
