@@ -206,3 +206,138 @@ def test_bf16_chains_are_one_vpermw_per_32_lanes():
     assert "fsub" not in llvm_ir
     stored = sum(lanes * llvm_ir.count(f"store <{lanes} x i16> ") for lanes in (16, 32, 64))
     assert 32 * words == stored
+
+
+# NF4 (bitsandbytes): bytes of two 4-bit codes, the high nibble first, looked up in a codebook of
+# E f32 entries (16; fewer: the codes past its end read 0), one scale per 64 weights. A code of
+# SKIP is masked off (reads 0), and so are a block's elements from LANES on (no function of
+# the code: it selects after the lookups).
+NF4 = """
+kernel nf4_dequant[N = 37, K = 320, E = 16, BM = 16, BK = 256, SKIP = 16, LANES = 4096](
+    w: global u8[N, K / 2], absmax: global f32[N, K / 64], cb: global f32[E], y: global f32[N, K],
+) blocks(cdiv(N, BM), cdiv(K, BK)) threads(128) {
+    r = block.x * BM
+    c = block.y * BK
+    b = load(w[r :+ BM, c / 2 :+ BK / 2])
+    codes = reshape(stack(cast<i32>(b >> 4), cast<i32>(b & 0x0F), axis = -1), BM * BK)
+    keep = (codes != SKIP) & (arange(BM * BK) < LANES)
+    v = reshape(load(cb[codes], mask = keep), BM, BK / 64, 64)
+    s = load(absmax[r :+ BM, c / 64 :+ BK / 64])
+    store(y[r :+ BM, c :+ BK], reshape(v * s[:, :, None], BM, BK))
+}
+
+kernel nf4_gemv[N = 100, K = 320, E = 16, BN = 64, BK = 128](
+    x: global f32[K], w: global u8[N, K / 2], absmax: global f32[N, K / 64], cb: global f32[E],
+    y: global f32[N],
+) blocks(cdiv(N, BN)) threads(128) {
+    rows = block.x * BN
+    sc = shared<f32>[E]
+    store(sc, load(cb[0 :+ E]))
+    acc = zeros<f32>[BN, BK / 64, 64]
+    for k0 in range(0, K, BK) {
+        b = load(w[rows :+ BN, k0 / 2 :+ BK / 2])
+        codes = reshape(stack(cast<i32>(b >> 4), cast<i32>(b & 0x0F), axis = -1), BN * BK)
+        v = reshape(load(sc[codes]), BN, BK / 64, 64)
+        s = load(absmax[rows :+ BN, k0 / 64 :+ BK / 64])
+        xt = reshape(load(x[k0 :+ BK]), BK / 64, 64)
+        acc += v * s[:, :, None] * xt[None, :, :]
+    }
+    store(y[rows :+ BN], sum(sum(acc, axis = 2), axis = 1))
+}
+
+kernel codebook_per_block[N = 37, K = 320, BM = 16, BK = 256](
+    q: global u4[N, K], cb: global f32[cdiv(N, BM), 16], y: global f32[N, K],
+) blocks(cdiv(N, BM), cdiv(K, BK)) threads(128) {
+    r = block.x * BM
+    c = block.y * BK
+    codes = reshape(cast<i32>(load(q[r :+ BM, c :+ BK])), BM * BK)
+    store(y[r :+ BM, c :+ BK], reshape(load(cb[block.x, codes + 1]), BM, BK))
+}
+"""
+NF4_CODEBOOK = np.array(
+    [-1.0, -0.6961928, -0.52507305, -0.3949175, -0.28444138, -0.18477343, -0.091050036, 0.0,
+     0.0795803, 0.1609302, 0.2461123, 0.33791524, 0.44070983, 0.562617, 0.72295684, 1.0],
+    np.float32,
+)  # fmt: skip
+
+
+def nf4_arguments(kernel: str, n: int, k: int, entries: int) -> list:
+    rng = np.random.default_rng(11)
+    codes = np.resize(np.arange(16, dtype=np.uint8), n * k).reshape(n, k)  # every code, often
+    rng.shuffle(codes, axis=1)
+    w = (codes[:, 0::2] << 4) | codes[:, 1::2]
+    absmax = rng.uniform(0.5, 2, (n, k // 64)).astype(np.float32)
+    codebook = NF4_CODEBOOK[:entries].copy()
+    if kernel == "codebook_per_block":
+        codebooks = rng.standard_normal((-(-n // 16), 16)).astype(np.float32)
+        import lpir
+
+        return [lpir.pack_codes(codes, dtype("u4")), codebooks, np.zeros((n, k), np.float32)]
+    if kernel == "nf4_gemv":
+        x = rng.standard_normal(k).astype(np.float32)
+        return [x, w, absmax, codebook, np.zeros(n, np.float32)]
+    return [w, absmax, codebook, np.zeros((n, k), np.float32)]
+
+
+def run_nf4(kernel: str, target: str, **params) -> np.ndarray:
+    import lpir
+
+    n, k, entries = params.get("N", 37 if kernel != "nf4_gemv" else 100), 320, params.get("E", 16)
+    arguments = nf4_arguments(kernel, n, k, entries)
+    lpir.compile(NF4, target=target, kernel=kernel, **params)(*arguments)
+    return arguments[-1]
+
+
+def table_loads_in(kernel: str, **params) -> str:
+    import lpir
+
+    return lpir.compile(NF4, target="cpu", kernel=kernel, **params).source("llvm")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"E": 10}, {"E": 10, "SKIP": 3}, {"SKIP": 15, "LANES": 3000}],
+    ids=["16 entries", "10 entries", "10 entries, code 3 masked", "code 15 and lanes masked"],
+)
+def test_nf4_codebook_gathers_are_bit_exact(params):
+    """A codebook gathered by u4 codes cut out of bytes (the high nibble first, as
+    bitsandbytes packs them) with shifts and masks: on AVX-512 hosts one masked load of the
+    codebook and a permute per 16 lanes, bit for bit the interpreter's; codes past a codebook
+    of 10 entries and masked codes read 0, and nothing past its end is read; rows and columns
+    past the tensor's edges (37 x 320 in tiles of 16 x 256)."""
+    expected = run_nf4("nf4_dequant", "interp", **params)
+    np.testing.assert_array_equal(run_nf4("nf4_dequant", "cpu", **params), expected)
+    if not params:
+        assert (expected != 0).mean() > 0.8  # (not all zeros: code 7 is the only 0.0)
+    if AVX512:
+        llvm_ir = table_loads_in("nf4_dequant", **params)
+        assert "llvm.x86.avx512.permvar.sf.512" in llvm_ir
+        assert "llvm.masked.load.v16f32" in llvm_ir and "llvm.masked.gather" not in llvm_ir
+
+
+def test_nf4_gemv_from_a_shared_codebook_is_exact():
+    """The GEMV, its codebook copied to shared memory, 100 rows in tiles of 64 and K = 320 in
+    steps of 128: the same bits with and without tables (the interpreter sums without FMAs)."""
+    tables = run_nf4("nf4_gemv", "cpu")
+    expected = run_nf4("nf4_gemv", "interp")
+    np.testing.assert_allclose(tables, expected, rtol=1e-5, atol=1e-5)
+    from lpir.backends.llvm.code_tables import CodeTables
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CodeTables, "emit", lambda self, op: None)
+        np.testing.assert_array_equal(tables, run_nf4("nf4_gemv", "cpu"))
+    if AVX512:
+        assert "llvm.x86.avx512.permvar.sf.512" in table_loads_in("nf4_gemv")
+
+
+def test_positions_that_are_not_constants_gather_the_table():
+    """A codebook per block of rows (`cb[block.x, codes + 1]`: its positions not constants,
+    code 15 past each row's end): one masked gather of the table, then the permutes."""
+    expected = run_nf4("codebook_per_block", "interp")
+    np.testing.assert_array_equal(run_nf4("codebook_per_block", "cpu"), expected)
+    if AVX512:
+        llvm_ir = table_loads_in("codebook_per_block")
+        assert "llvm.x86.avx512.permvar.sf.512" in llvm_ir
+        # 16 entries gathered, where each thread gathered its 32 lanes
+        assert "llvm.masked.gather.v16f32" in llvm_ir
+        assert "llvm.masked.gather.v32f32" not in llvm_ir

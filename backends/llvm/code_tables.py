@@ -18,6 +18,17 @@ of skinny_wq with bf16 x, which the CPU's `dot_pairs` multiplies as bf16) is tab
 (`fields_in_words`) and each register of 32 lanes is one `vpermw` of a 32-entry table, where
 32-bit lanes took two index registers, two `vpermps` and a permute to narrow them.
 
+A gathered load from a table (`ld` with a base per lane, lower-to-threads' form of a gather)
+whose bases and bounds mask are functions of codes is one too: NF4's `cb[cast<i32>(q)]`, a
+16-entry codebook indexed by u4 codes. Each table register of positions is read once (a masked
+vector load where the positions are constants, else a masked gather), its lanes masked by the
+access's bounds as the codes' lanes are (a code whose position lies outside the tensor reads
+0, and nothing outside is read), and each register of the result is one permute. A mask term
+that is no function of the code (an edge of the other dimensions) selects after it. Values
+that only such lookups read are tabulated when a reader asks (`lazy`), and emitted as they
+are: comparisons and masks of codes, shuffles of codes that share one table (bytes' high and
+low nibbles interleaved), casts of fields cut out by a shift or a mask of at most 5 bits.
+
 The results are the bits the direct computation gives: each entry is computed by the same
 operations (`Arithmetic`, the casts' tables) on the same operands, once per distinct operand
 instead of once per lane. A value is tabulated only where that is cheaper: a table built
@@ -31,11 +42,11 @@ from typing import TYPE_CHECKING
 
 from llvmlite import ir
 from lpir.backends.llvm.lookup import TableCaster, table_of, table_registers
-from lpir.backends.llvm.types import F32, I16, I32, lane_type
+from lpir.backends.llvm.types import F32, I16, I32, lane_type, memory_type
 
-from lpir.dtypes import DType
+from lpir.dtypes import DType, dtype
 from lpir.ir.core import Operation, Value
-from lpir.ir.types import VectorType, as_vector
+from lpir.ir.types import VectorType, as_memory, as_vector
 
 if TYPE_CHECKING:
     from lpir.backends.llvm.kernel import KernelEmitter
@@ -77,10 +88,19 @@ class CodeTables:
         self.enabled = "+avx512f" in features.split(",")
         self.word_lanes = "+avx512bw" in features.split(",")  # vpermw, 16-bit shifts
         self.forms: dict[int, Tabulated] = {}
+        self.lazy: dict[int, Operation] = {}  # values tabulated only when a reader asks
+        self.untabulated: dict[int, ir.Value] = {}  # lazy values found not to be, as emitted
 
     def emit(self, op: Operation) -> ir.Value | None:
-        if not self.enabled or not _tabulable_result(op):
+        if not self.enabled:
             return None
+        if _lazily_tabulable(op):
+            self.lazy[id(op.result)] = op
+            return None
+        if not _tabulable_result(op):
+            return None
+        if op.name == "ld":
+            return self.table_load(op)
         if op.name == "cast":
             form = self.codes_cast(op) or self.cast_of_tables(op)
         elif op.__class__.__name__ in ("BinaryOp", "UnaryOp"):
@@ -144,9 +164,10 @@ class CodeTables:
         tables = [[cast(register, source, target) for register in table] for table in form.tables]
         return Tabulated(form.index, tables, form.chunk_tables, form.constant)
 
-    def derived(self, op: Operation) -> Tabulated | None:
+    def derived(self, op: Operation, always: bool = False) -> Tabulated | None:
         """An elementwise op whose operands are tabulated (on one index) or uniform per
-        register: its table per distinct combination of its operands' tables and values."""
+        register: its table per distinct combination of its operands' tables and values
+        (`always`: however many; else where that is cheaper than computing the lanes)."""
         tabulated = [self.form_of(operand) for operand in op.operands]
         known = [form for form in tabulated if form is not None]
         if not known or any(form.index is not known[0].index for form in known):
@@ -162,7 +183,7 @@ class CodeTables:
         keys = [tuple(_key(form, chunk) for form in forms) for chunk in range(chunks)]
         distinct = list(dict.fromkeys(keys))
         constant = all(form.constant for form in forms)
-        if not constant and len(distinct) >= chunks:
+        if not constant and not always and len(distinct) >= chunks:
             return None  # as many tables as registers: computing the lanes costs no more
         tables = [self.table(op, forms, key, lanes) for key in distinct]
         chunk_tables = tuple(distinct.index(key) for key in keys)
@@ -190,11 +211,178 @@ class CodeTables:
 
     def form_of(self, value: Value) -> Tabulated | None:
         """`value`'s tables, if it was tabulated where its current LLVM value was emitted (a
-        value reloaded in another segment of the kernel is not)."""
-        form = self.forms.get(id(value))
-        if form is None or not self.e.has(value) or self.e.get(value) is not form.emitted:
+        value reloaded in another segment of the kernel is not); a `lazy` value's are built
+        now, from its operands' tables."""
+        e = self.e
+        if not e.has(value):
             return None
+        emitted = e.get(value)
+        form = self.forms.get(id(value))
+        if form is not None and emitted is form.emitted:
+            return form
+        op = self.lazy.get(id(value))
+        if op is None or self.untabulated.get(id(value)) is emitted:
+            return None
+        if op.name == "cast":
+            form = self.field_cast(op)
+        elif op.name == "shuffle":
+            form = self.shuffled(op)
+        else:
+            form = self.derived(op, always=True)
+        if form is None:
+            self.untabulated[id(value)] = emitted
+            return None
+        form.emitted = emitted
+        self.forms[id(value)] = form
         return form
+
+    # ---- lazily: values that table loads read ------------------------------------------------
+    def field_cast(self, op: Operation) -> Tabulated | None:
+        """`cast<T>(f)` of a field of at most 5 bits cut out of wider unsigned integers by a
+        shift right (`b >> 4` of bytes) or a mask (`b & 0x0F`): the table of its values."""
+        source = self.e.producer(op.operands[0])
+        bits = None if source is None else _field_bits(self.e, source)
+        target = _dtype(op.result)
+        if bits is None or target.nbits != 32 or target.is_bool:
+            return None
+        index = code_index(self.e.b, self.e.get(op.operands[0]))
+        if index.type.element != I32:
+            index = self.e.b.zext(index, ir.VectorType(I32, index.type.count))
+        registers = table_registers(table_of(dtype(f"u{bits}"), target), I32, REGISTER_LANES)
+        if lane_type(target) == F32:
+            registers = [self.e.b.bitcast(r, ir.VectorType(F32, REGISTER_LANES)) for r in registers]
+        return Tabulated(index, [registers], (0,) * _chunks(op.result), constant=True)
+
+    def shuffled(self, op: Operation) -> Tabulated | None:
+        """A shuffle of values tabulated by one constant table each, the same one (the high
+        and low nibbles of bytes interleaved): that table, indexed by the indices shuffled."""
+        forms = [self.form_of(operand) for operand in op.operands]
+        if any(f is None or f.lanes != REGISTER_LANES or len(f.tables) != 1 for f in forms):
+            return None
+        first = forms[0]
+        assert first is not None
+        key = _constant_key(first.tables[0])
+        if key is None or any(_constant_key(f.tables[0]) != key for f in forms):  # type: ignore[union-attr]
+            return None
+        indices = list(op.attributes["indices"])
+        index = self.e.vectors.shuffle([f.index for f in forms], indices)  # type: ignore[union-attr]
+        chunks = _chunks(op.result)
+        return Tabulated(index, first.tables, (0,) * chunks, constant=True)
+
+    # ---- table loads ------------------------------------------------------------------------
+    def table_load(self, op: Operation) -> ir.Value | None:
+        """An `ld` with a base per lane whose bases and bounds are functions of codes: each
+        distinct table of positions read once, masked by the bounds' table, and one permute
+        per register of lanes; the mask's other terms select after (None: not such a load)."""
+        e = self.e
+        memory, bases = op.operands[0], op.operands[1]
+        memory_type_ = as_memory(memory.type)
+        dt = memory_type_.dtype
+        if not isinstance(bases.type, VectorType) or dt != _dtype(op.result):
+            return None
+        if memory_type_.swizzle is not None or op.attributes.get("vector", 1) > 1:
+            return None
+        positions = self.form_of(bases)
+        if positions is None or positions.lanes != REGISTER_LANES:
+            return None
+        mask = op.operands[2] if len(op.operands) > 2 else None
+        bounds, rest = self.split_mask(mask, positions.index)
+        if bounds is None:
+            return None  # (read with no bounds, a table's other entries might lie outside)
+        offsets = list(op.attributes["offsets"])
+        chunks = _chunks(op.result)
+        chunk_offsets = []
+        for chunk in range(chunks):
+            lane_offsets = set(offsets[chunk * REGISTER_LANES : (chunk + 1) * REGISTER_LANES])
+            if len(lane_offsets) != 1:
+                return None
+            chunk_offsets.append(lane_offsets.pop())
+        keys = [
+            (positions.chunk_tables[c], bounds.chunk_tables[c], chunk_offsets[c])
+            for c in range(chunks)
+        ]
+        distinct = list(dict.fromkeys(keys))
+        loads = [
+            self.table_read(op, positions.tables[p], bounds.tables[b], o) for p, b, o in distinct
+        ]
+        if any(table is None for table in loads) or (
+            len(distinct) >= chunks and not all(t for t, _ in loads)  # type: ignore[misc]
+        ):
+            return None  # (gathering as many tables as registers costs no less)
+        tables = [registers for _, registers in loads]  # type: ignore[misc]
+        form = Tabulated(
+            positions.index, tables, tuple(distinct.index(k) for k in keys), constant=False
+        )
+        value = self.lookups(form, op.result)
+        if rest is not None:
+            return e.b.select(rest, value, ir.Constant(value.type, None))
+        form.emitted = value
+        self.forms[id(op.result)] = form
+        return value
+
+    def table_read(
+        self, op: Operation, positions: list[ir.Value], bounds: list[ir.Value], offset: int
+    ) -> tuple[bool, list[ir.Value]] | None:
+        """(whether plain vector loads read it, its registers): the elements at each register
+        of `positions` (+ `offset`) where `bounds` holds, 0 elsewhere. Positions outside the
+        tensor's elements are masked off as well where its size is known."""
+        e = self.e
+        memory = op.operands[0]
+        memory_type_ = as_memory(memory.type)
+        dt = memory_type_.dtype
+        pointer = e.get(memory)
+        elements = (
+            None if getattr(memory_type_, "extent", None) else memory_type_.nbytes * 8 // dt.nbits
+        )
+        nbytes = memory_type_.nbytes
+        registers, plain = [], True
+        for r in range(len(positions)):
+            where = positions[r]
+            mask = bounds[r % len(bounds)]
+            values = _constant_values(where)
+            if values is not None:
+                lanes = [v + offset for v in values]
+                if elements is not None:
+                    inside = [0 <= v < elements for v in lanes]
+                    mask = e.b.and_(mask, ir.Constant(mask.type, inside))
+                zero = ir.Constant(I32, 0)
+                registers.append(e.memory.load(pointer, zero, lanes, dt, mask, 1, nbytes))
+                continue
+            plain = False
+            if where.type.element != I32:
+                return None
+            if elements is not None:
+                top = ir.Constant(where.type, [elements - offset] * REGISTER_LANES)
+                floor = ir.Constant(where.type, [-offset] * REGISTER_LANES)
+                inside = e.b.and_(
+                    e.b.icmp_signed(">=", where, floor), e.b.icmp_signed("<", where, top)
+                )
+                mask = e.b.and_(mask, inside)
+            element = memory_type(dt)
+            align = max(1, dt.nbits // 8)
+            gathered = e.memory.gather(
+                pointer, where, [offset] * REGISTER_LANES, element, mask, align
+            )
+            registers.append(e.memory.to_register(gathered, dt))
+        return plain, registers
+
+    def split_mask(
+        self, mask: Value | None, index: ir.Value
+    ) -> tuple[Tabulated | None, ir.Value | None]:
+        """(the mask's term tabulated on `index`, the LLVM value of the rest or None)."""
+        if mask is None:
+            return None, None
+        form = self.form_of(mask)
+        if form is not None and form.index is index:
+            return form, None
+        op = self.e.producer(mask)
+        if op is None or op.name != "and":
+            return None, None
+        for term, other in (op.operands, op.operands[::-1]):
+            form = self.form_of(term)
+            if form is not None and form.index is index and self.e.has(other):
+                return form, self.e.get(other)
+        return None, None
 
     def uniform(self, value: Value, lanes: int) -> Uniform | None:
         """`value` as one value per register of `lanes` lanes: a splat of a scalar, a shuffle
@@ -296,6 +484,70 @@ def _widens_signed_codes(op: Operation) -> bool:
     """A cast of a signed sub-byte integer (held sign-extended) to a wider integer."""
     source, target = _dtype(op.operands[0]), _dtype(op.result)
     return source.kind == "int" and source.nbits < 8 and target.is_int
+
+
+def _lazily_tabulable(op: Operation) -> bool:
+    """Values tabulated when a reader asks (`CodeTables.form_of`): a comparison or a boolean
+    op of vectors (a gather's bounds), a shuffle of 32-bit lanes, a cast to 32 bits of a field
+    cut out of wider integers."""
+    if len(op.results) != 1 or not isinstance(op.result.type, VectorType):
+        return False
+    dt = _dtype(op.result)
+    if op.__class__.__name__ == "BinaryOp":
+        return dt.is_bool
+    if op.name == "shuffle":
+        return dt.nbits == 32 and not dt.is_bool
+    if op.name == "cast":
+        source = _dtype(op.operands[0])
+        return source.kind == "uint" and source.nbits > MAX_CODE_BITS and dt.nbits == 32
+    return False
+
+
+def _field_bits(e: KernelEmitter, op: Operation) -> int | None:
+    """How many bits the unsigned values of `op` take, where that is at most 5 because it
+    shifts right a wider unsigned integer (`b >> 4` of bytes) or masks one (`b & 0x0F`) by
+    a constant."""
+    if op.__class__.__name__ != "BinaryOp" or op.name not in ("shr", "and"):
+        return None
+    dt = _dtype(op.result)
+    amount = _splat_constant(e, op.operands[1])
+    if dt.kind != "uint" or amount is None or amount < 0:
+        return None
+    bits = dt.nbits - amount if op.name == "shr" else int(amount).bit_length()
+    return bits if 0 < bits <= MAX_CODE_BITS else None
+
+
+def _splat_constant(e: KernelEmitter, value: Value) -> int | None:
+    """The integer of a splat of a constant, or None."""
+    op = e.producer(value)
+    if op is None or op.name != "splat":
+        return None
+    scalar = e.producer(op.operands[0])
+    if scalar is None or scalar.name != "constant":
+        return None
+    number = scalar.attributes["value"]
+    return number if isinstance(number, int) else None
+
+
+def _constant_key(table: list[ir.Value]) -> tuple | None:
+    """A table's registers as a comparable key where they are constants (or bitcasts of
+    constants), else None."""
+    key = []
+    for register in table:
+        if isinstance(register, ir.CastInstr) and register.opname == "bitcast":
+            register = register.operands[0]
+        if not isinstance(register, ir.Constant):
+            return None
+        key.append(str(register))
+    return tuple(key)
+
+
+def _constant_values(register: ir.Value) -> list[int] | None:
+    """The integers of a constant register of i32 lanes, or None."""
+    if not isinstance(register, ir.Constant) or not isinstance(register.constant, list):
+        return None
+    values = [v.constant if isinstance(v, ir.Constant) else v for v in register.constant]
+    return values if all(isinstance(v, int) for v in values) else None
 
 
 def _tabulable_result(op: Operation) -> bool:
