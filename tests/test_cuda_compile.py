@@ -19,6 +19,8 @@ import pytest
 from lpir.backends.cuda.compiler import CudaCompileError, compile_with_nvcc, find_nvcc
 from lpir.backends.cuda.examples import COMPILE_CASES, example_translation_unit
 
+from lpir.errors import LpirError
+
 NO_NVCC = pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
 
 ARCHS = ("sm_80", "sm_90")
@@ -346,6 +348,9 @@ def test_lpir_emit_shows_ptx_and_sass_for_an_architecture_without_a_gpu(capsys):
         ("cuda", "ptx", "sm_70", "sm_70 is older than lpir supports"),
         ("cuda", "ptx", "sm_99", "sm_99 is not an NVIDIA GPU architecture"),
         ("cuda", "ir", "sm_90", "the 'ir' source does not depend on a GPU architecture"),
+        # sm_86a and sm_89f reached nvcc ("Unsupported gpu architecture 'compute_86a'")
+        ("cuda", "ptx", "sm_86a", "sm_86a is not an NVIDIA GPU architecture: the 'a' variants"),
+        ("cuda", "ptx", "sm_90f", "sm_90f is not an NVIDIA GPU architecture: the 'f' variants"),
     ],
 )
 def test_lpir_emit_refuses_an_architecture_it_cannot_use(capsys, target, what, arch, message):
@@ -386,6 +391,16 @@ def test_an_unknown_lpir_cuda_compiler_is_refused(capsys, monkeypatch):
     assert "LPIR_CUDA_COMPILER: 'nvcc12' is not a CUDA compiler" in error and "hint:" in error
     monkeypatch.setenv("LPIR_CUDA_COMPILER", " NVCC ")
     assert choose_compiler() == "nvcc"
+
+
+@NO_NVCC
+def test_an_architecture_this_nvcc_does_not_know_is_a_clear_error():
+    """sm_101 (CUDA 12.8-12.9; CUDA 13 calls it sm_110) passed lpir's checks and nvcc 13's
+    "Unsupported gpu architecture" read as a bug in lpir's generated code."""
+    with pytest.raises(LpirError) as caught:
+        compile_with_nvcc("__global__ void k() {}", "sm_999", "ptx")
+    assert "does not compile for sm_999" in caught.value.message
+    assert "nvcc --list-gpu-arch" in (caught.value.hint or "")
 
 
 @NO_NVCC

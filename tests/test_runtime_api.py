@@ -445,6 +445,9 @@ def test_a_kernel_shows_its_arguments_target_and_parameters():
         assert repr(typed) == "<lpir.Kernel scaled(x, y, s) target='interp' T='f16'>"
     reserved = lpir.compile(SCALE.replace("alpha", "lambda"), target="interp")
     assert str(inspect.signature(reserved)) == "(x, y, lambda_, /)"
+    taken = SCALE.replace("(x:", "(lambda_:").replace("load(x[", "load(lambda_[")
+    taken = lpir.compile(taken.replace("alpha", "lambda"), target="interp")  # lambda_ declared
+    assert str(inspect.signature(taken)) == "(lambda_, y, lambda__, /)"
     x = np.arange(64, dtype=np.float32)
     y = np.zeros_like(x)
     inspect.signature(kernel).bind(x, y, alpha=2.0)  # binds as a call does

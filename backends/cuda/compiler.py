@@ -104,6 +104,12 @@ def compile_with_nvcc(
             ) from None
         if log is not None:
             log.append(result.stderr + result.stdout)
+        if result.returncode != 0 and "Unsupported gpu architecture" in result.stderr:
+            raise LpirError(
+                f"this nvcc ({nvcc_version(nvcc)}) does not compile for {arch}",
+                hint="name an architecture it lists (nvcc --list-gpu-arch), or use a CUDA "
+                "toolkit that knows it",
+            )
         if result.returncode != 0:
             raise CudaCompileError(
                 f"nvcc failed on generated CUDA C ({arch}):\n{result.stderr}{result.stdout}"

@@ -40,6 +40,9 @@ ARCH = re.compile(r"sm_\d{2,3}[af]?")
 # which CUDA 13 renamed sm_110, for CUDA 12.8-12.9.
 SUPPORTED_ARCHS = (80, 86, 87, 88, 89, 90, 100, 101, 103, 110, 120, 121)
 _ARCH_EXAMPLES = "sm_80 (A100), sm_89 (L4), sm_90 (H100)"
+# The first capability of each suffixed variant: architecture-specific features (sm_90a) and
+# family-portable ones (sm_100f).
+SUFFIX_FROM = {"a": 90, "f": 100}
 
 
 def checked_arch(arch: str) -> str:
@@ -60,6 +63,13 @@ def checked_arch(arch: str) -> str:
     if capability not in SUPPORTED_ARCHS:
         known = ", ".join(f"sm_{c}" for c in SUPPORTED_ARCHS)
         raise LpirError(f"{arch} is not an NVIDIA GPU architecture", hint=f"name one of {known}")
+    suffix = arch[-1] if arch[-1] in SUFFIX_FROM else ""
+    if suffix and capability < SUFFIX_FROM[suffix]:
+        raise LpirError(
+            f"{arch} is not an NVIDIA GPU architecture: the '{suffix}' variants start at "
+            f"sm_{SUFFIX_FROM[suffix]}{suffix}",
+            hint=f"name sm_{capability}",
+        )
     return arch
 
 

@@ -457,10 +457,11 @@ class ExpressionLowering:
                 "for the rest"
             )
         elif isinstance(value, Runtime) and value.is_scalar and value.dtype.is_int:
-            hint = (
-                f"cast it: cast<i32>({shown}) ({with_article(value.dtype.name)} value outside "
-                "i32 keeps its low 32 bits)"
-            )
+            hint = f"cast it: cast<i32>({shown})"
+            if value.dtype.nbits >= 32:  # u32, i64, u64: not every value fits
+                hint += (
+                    f" ({with_article(value.dtype.name)} value outside i32 keeps its low 32 bits)"
+                )
         elif isinstance(value, Runtime) and value.is_scalar and value.dtype.is_float:
             hint = f"index with integers: cast<i32>({shown}) truncates toward zero"
         raise self.error(

@@ -102,18 +102,24 @@ def show_number(value: int | float) -> str:
 def call_signature(names: Sequence[str]) -> inspect.Signature:
     """The signature a call of a kernel declaring arguments `names` has, for
     `inspect.signature`, `help()` and notebooks: each by position or by name, as
-    `bound_by_name` binds them. A name Python reserves (`lambda`) shows with a trailing `_`
-    and, since Python cannot name it in a call, with those before it as positional only."""
+    `bound_by_name` binds them. A name Python reserves (`lambda`) shows with trailing `_`s (as
+    many as make it new) and, since Python cannot name it in a call, with those before it as
+    positional only."""
     last_reserved = max((i for i, name in enumerate(names) if keyword.iskeyword(name)), default=-1)
+    shown = []
+    for name in names:
+        while keyword.iskeyword(name) or name in shown:  # lambda, lambda_ (declared), lambda__
+            name += "_"
+        shown.append(name)
     return inspect.Signature(
         [
             inspect.Parameter(
-                name + "_" if keyword.iskeyword(name) else name,
+                name,
                 inspect.Parameter.POSITIONAL_ONLY
                 if i <= last_reserved
                 else inspect.Parameter.POSITIONAL_OR_KEYWORD,
             )
-            for i, name in enumerate(names)
+            for i, name in enumerate(shown)
         ]
     )
 
