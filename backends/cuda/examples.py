@@ -153,6 +153,9 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"N": 256, "K": 512},
         {"N": 200, "K": 256, "G": 32, "BK": 32},
     ],
+    # NF4: bitsandbytes' bytes of two codes, a codebook gathered per weight, an absmax per 64;
+    # N and K edges
+    "gemv_nf4": [{"N": 100, "K": 320}],
     "kv_append": [
         {"H": 2, "S": 64},
         {"QT": "u3", "D": 64, "G": 16, "H": 2, "S": 40},
