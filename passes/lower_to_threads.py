@@ -555,12 +555,14 @@ class _Lowering(ReductionLowering, DotLowering):
 
     def lane_gathers(self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout) -> bool:
         """Whether a gather or scatter takes one base per lane (`lane_access`): on the cpu, where
-        more than LANE_GATHER_LANES of a thread's lanes have positions of their own, of whole-byte
-        elements in unswizzled memory (a scatter that combines goes lane by lane)."""
+        more than LANE_GATHER_LANES of a thread's lanes have positions of their own, of 32- or
+        64-bit elements (x86 gathers them; LLVM expands 8- and 16-bit gathers lane by lane, and
+        compiled those more slowly than an access per lane) in unswizzled memory (a scatter
+        that combines goes lane by lane)."""
         memory_type = as_memory(memory.type)
         return (
             self.target == "cpu"
-            and memory_type.dtype.nbits % 8 == 0
+            and memory_type.dtype.nbits in (32, 64)
             and memory_type.swizzle is None
             and getattr(op, "combine", None) is None
             and layout.slots > LANE_GATHER_LANES

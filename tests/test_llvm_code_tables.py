@@ -11,6 +11,7 @@ import pytest
 from lpir.backends.llvm import compile_kernel, jit, llvm_module
 from test_llvm_harness import LaneKernel, check, codes_array, empty_for, private_cache  # noqa: F401
 
+import lpir
 from lpir.dtypes import dtype
 from lpir.ir import parse
 
@@ -341,3 +342,83 @@ def test_positions_that_are_not_constants_gather_the_table():
         # 16 entries gathered, where each thread gathered its 32 lanes
         assert "llvm.masked.gather.v16f32" in llvm_ir
         assert "llvm.masked.gather.v32f32" not in llvm_ir
+
+
+# ---- the reviewer's cases of 4037e02: tables built where every reader sees them ---------------
+NIBBLES_IN_AND_AFTER_A_LOOP = """
+kernel k[N = 256](w: global u8[N / 2], s: global f32[4], n: i32, y: global f32[N])
+    blocks(1) threads(4) {
+    b = load(w[0 :+ N / 2])
+    v = reshape(stack(cast<f32>(b >> 4), cast<f32>(b & 0x0F), axis = -1), N)
+    acc = zeros<f32>[N]
+    for i in range(0, n) {
+        acc += (v - 8.0) * load(s[i])
+    }
+    store(y[0 :+ N], acc + (v - 8.0))
+}
+"""
+CODEBOOK_UNDER_AN_IF = """
+kernel k[N = 256](w: global u8[N / 2], cb: global f32[16], flag: global i32[1],
+    y: global f32[N], z: global f32[N]) blocks(1) threads(4) {
+    b = load(w[0 :+ N / 2])
+    codes = reshape(stack(cast<i32>(b >> 4), cast<i32>(b & 0x0F), axis = -1), N)
+    let f = load(flag[0])
+    if f > 0 {
+        store(y[0 :+ N], load(cb[codes]))
+    }
+    store(z[0 :+ N], load(cb[codes]))
+}
+"""
+
+
+def _cpu_equals_interp(source: str, arguments) -> None:
+    results = []
+    for target in ("interp", "cpu"):
+        copies = [a.copy() if isinstance(a, np.ndarray) else a for a in arguments]
+        lpir.compile(source, target=target)(*copies)
+        results.append(copies)
+    for wanted, got in zip(*results, strict=True):
+        if isinstance(wanted, np.ndarray):
+            np.testing.assert_array_equal(got, wanted)
+
+
+def test_nibble_tables_read_in_and_after_a_loop_or_an_if():
+    """A value of nibbles tabulated at its first reader (inside a loop, or inside an `if`) and
+    reused after it: LLVM refused the module ('Instruction does not dominate all uses')."""
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 256, 128).astype(np.uint8)
+    scales = np.arange(4, dtype=np.float32)
+    _cpu_equals_interp(NIBBLES_IN_AND_AFTER_A_LOOP, [w, scales, 3, np.zeros(256, np.float32)])
+    codebook = rng.standard_normal(16).astype(np.float32)
+    for flag in (0, 1):
+        zeros = np.zeros(256, np.float32)
+        flags = np.array([flag], np.int32)
+        _cpu_equals_interp(CODEBOOK_UNDER_AN_IF, [w, codebook, flags, zeros, zeros.copy()])
+
+
+def test_a_field_of_u64_words_and_a_codebook_of_run_time_rows():
+    """`cast<f32>(w >> 60)` of u64 words: LLVM refused a zext from i64 to i32. A codebook with a
+    run-time first dimension read under a lane mask: the row's edge was applied after the
+    table read, which read the rows past the tensor."""
+    fields = """
+kernel k[N = 256](w: global u64[N], s: f32, y: global f32[N]) blocks(1) threads(4) {
+    store(y[:], (cast<f32>(load(w[:]) >> 60) - 8.0) * s)
+}
+"""
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 2**63, 256, dtype=np.uint64) * 2 + 1
+    _cpu_equals_interp(fields, [w, np.float32(0.5), np.zeros(256, np.float32)])
+    rows = """
+kernel k[N = 256, NB = 4](q: global u4[N], m: i32, cb: global f32[m, 16], y: global f32[NB, N])
+    blocks(NB) threads(4) {
+    codes = cast<i32>(load(q[0 :+ N]))
+    store(y[block.x, 0 :+ N], load(cb[block.x, codes], mask = arange(N) < 200))
+}
+"""
+    q = lpir.pack_codes(rng.integers(0, 16, 256).astype(np.uint8), "u4")
+    codebook = rng.standard_normal((1, 16)).astype(np.float32)
+    _cpu_equals_interp(rows, [q, 1, codebook, np.zeros((4, 256), np.float32)])
+    kernel = lpir.compile(rows, target="cpu")
+    kernel(q, 1, codebook, np.zeros((4, 256), np.float32))
+    llvm_ir = kernel.source("llvm")
+    assert "llvm.masked.gather.v64f32" in llvm_ir  # each lane gathered: no table of the row

@@ -37,6 +37,8 @@ from constants (LLVM folds it), or fewer distinct tables than registers of lanes
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -223,12 +225,17 @@ class CodeTables:
         op = self.lazy.get(id(value))
         if op is None or self.untabulated.get(id(value)) is emitted:
             return None
-        if op.name == "cast":
-            form = self.field_cast(op)
-        elif op.name == "shuffle":
-            form = self.shuffled(op)
-        else:
-            form = self.derived(op, always=True)
+        if not isinstance(emitted, ir.Instruction) or isinstance(emitted, ir.PhiInstr):
+            return None  # (no place right after it to build tables that every reader sees)
+        # Built right after the value, not at this reader: the form is kept for later readers,
+        # which may lie in blocks this one does not dominate (after an `if`, past a loop).
+        with _positioned_after(self.e.b, emitted):
+            if op.name == "cast":
+                form = self.field_cast(op)
+            elif op.name == "shuffle":
+                form = self.shuffled(op)
+            else:
+                form = self.derived(op, always=True)
         if form is None:
             self.untabulated[id(value)] = emitted
             return None
@@ -246,8 +253,6 @@ class CodeTables:
         if bits is None or target.nbits != 32 or target.is_bool:
             return None
         index = code_index(self.e.b, self.e.get(op.operands[0]))
-        if index.type.element != I32:
-            index = self.e.b.zext(index, ir.VectorType(I32, index.type.count))
         registers = table_registers(table_of(dtype(f"u{bits}"), target), I32, REGISTER_LANES)
         if lane_type(target) == F32:
             registers = [self.e.b.bitcast(r, ir.VectorType(F32, REGISTER_LANES)) for r in registers]
@@ -289,6 +294,10 @@ class CodeTables:
         bounds, rest = self.split_mask(mask, positions.index)
         if bounds is None:
             return None  # (read with no bounds, a table's other entries might lie outside)
+        if rest is not None and getattr(memory_type_, "extent", None):
+            # The rest (selected after the read) may hold the edge of a run-time dimension,
+            # and the tensor's size is not known here to mask the read by: no table.
+            return None
         offsets = list(op.attributes["offsets"])
         chunks = _chunks(op.result)
         chunk_offsets = []
@@ -465,6 +474,11 @@ def code_index(b: ir.IRBuilder, codes: ir.Value) -> ir.Value:
                 up, down = word.operands[0].operands[1], word.operands[1]
                 return b.lshr(word.operands[0].operands[0], b.sub(down, up))
             return word
+    width = codes.type.element.width
+    if width == 32:
+        return codes
+    if width > 32:  # a field of u64 words (`w >> 60`): its at most 5 bits are the low ones
+        return b.trunc(codes, ir.VectorType(I32, codes.type.count))
     return b.zext(codes, ir.VectorType(I32, codes.type.count))
 
 
@@ -478,6 +492,24 @@ def _splat_value(constant: ir.Constant) -> int | None:
         return None
     numbers = {v.constant if isinstance(v, ir.Constant) else v for v in values}
     return numbers.pop() if len(numbers) == 1 else None
+
+
+@contextlib.contextmanager
+def _positioned_after(builder: ir.IRBuilder, instruction: ir.Instruction) -> Iterator[None]:
+    """Emit right after `instruction`, then return to where the builder was (the instructions
+    inserted before that place moving it along)."""
+    block = builder.block
+    anchor = builder._anchor  # llvmlite keeps the insertion index here; no public getter
+    before = len(block.instructions)
+    builder.position_after(instruction)
+    try:
+        yield
+    finally:
+        anchor += len(block.instructions) - before  # all inserted ahead of the old place
+        if anchor == len(block.instructions):
+            builder.position_at_end(block)
+        else:
+            builder.position_before(block.instructions[anchor])
 
 
 def _widens_signed_codes(op: Operation) -> bool:
