@@ -422,3 +422,27 @@ kernel k[N = 256, NB = 4](q: global u4[N], m: i32, cb: global f32[m, 16], y: glo
     kernel(q, 1, codebook, np.zeros((4, 256), np.float32))
     llvm_ir = kernel.source("llvm")
     assert "llvm.masked.gather.v64f32" in llvm_ir  # each lane gathered: no table of the row
+
+
+@pytest.mark.parametrize("field_too", [False, True])
+def test_codes_read_again_past_a_barrier(field_too):
+    """Codes that cross a `sync()` are reloaded at the top of the next thread loop, the field
+    they were cut from after them (where it crosses too): their tables were built right after
+    the codes' reload, before the field's ('Instruction does not dominate all uses'); without
+    the field, the cast's operand was not there at all ('value ? is not available here')."""
+    later = "\n    store(u[0 :+ N], sh)" if field_too else ""
+    source = f"""
+kernel k[N = 256](w: global u8[N], cb: global f32[16], y: global f32[N], u: global u8[N])
+    blocks(1) threads(4) {{
+    sh = load(w[0 :+ N]) >> 4
+    codes = cast<i32>(sh)
+    s = shared<f32>[N]
+    store(s, load(cb[codes]))
+    sync()
+    store(y[0 :+ N], load(s[N - 1 - arange(N)]) + load(cb[codes])){later}
+}}
+"""
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 256, 256).astype(np.uint8)
+    codebook = rng.standard_normal(16).astype(np.float32)
+    _cpu_equals_interp(source, [w, codebook, np.zeros(256, np.float32), np.zeros(256, np.uint8)])

@@ -448,6 +448,9 @@ def test_a_kernel_shows_its_arguments_target_and_parameters():
     taken = SCALE.replace("(x:", "(lambda_:").replace("load(x[", "load(lambda_[")
     taken = lpir.compile(taken.replace("alpha", "lambda"), target="interp")  # lambda_ declared
     assert str(inspect.signature(taken)) == "(lambda_, y, lambda__, /)"
+    first = SCALE.replace("(x:", "(lambda:").replace("load(x[", "load(lambda[")
+    first = lpir.compile(first.replace("y", "lambda_"), target="interp", N=64)
+    assert str(inspect.signature(first)) == "(lambda__, /, lambda_, alpha)"  # as a call names
     x = np.arange(64, dtype=np.float32)
     y = np.zeros_like(x)
     inspect.signature(kernel).bind(x, y, alpha=2.0)  # binds as a call does

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +50,14 @@ def find_nvcc() -> str | None:
         return found
     default = Path("/usr/local/cuda/bin/nvcc")
     return str(default) if default.exists() else None
+
+
+def subprocess_output(command: list[str]) -> str:
+    """What `command` writes on standard output ('' where it cannot run)."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
 
 
 @functools.cache
@@ -105,8 +114,10 @@ def compile_with_nvcc(
         if log is not None:
             log.append(result.stderr + result.stdout)
         if result.returncode != 0 and "Unsupported gpu architecture" in result.stderr:
+            release = re.search(r"release [\d.]+", subprocess_output([nvcc, "--version"]))
+            shown = release.group(0) if release else nvcc_version(nvcc)
             raise LpirError(
-                f"this nvcc ({nvcc_version(nvcc)}) does not compile for {arch}",
+                f"this nvcc ({shown}) does not compile for {arch.replace('compute_', 'sm_')}",
                 hint="name an architecture it lists (nvcc --list-gpu-arch), or use a CUDA "
                 "toolkit that knows it",
             )

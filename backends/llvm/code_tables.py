@@ -227,6 +227,8 @@ class CodeTables:
             return None
         if not isinstance(emitted, ir.Instruction) or isinstance(emitted, ir.PhiInstr):
             return None  # (no place right after it to build tables that every reader sees)
+        if id(emitted) in self.e.reloaded:
+            return None  # reloaded past a barrier: its operands, if reloaded too, come later
         # Built right after the value, not at this reader: the form is kept for later readers,
         # which may lie in blocks this one does not dominate (after an `if`, past a loop).
         with _positioned_after(self.e.b, emitted):
@@ -247,6 +249,8 @@ class CodeTables:
     def field_cast(self, op: Operation) -> Tabulated | None:
         """`cast<T>(f)` of a field of at most 5 bits cut out of wider unsigned integers by a
         shift right (`b >> 4` of bytes) or a mask (`b & 0x0F`): the table of its values."""
+        if not self.e.has(op.operands[0]):
+            return None  # (the field did not cross a barrier with its cast)
         source = self.e.producer(op.operands[0])
         bits = None if source is None else _field_bits(self.e, source)
         target = _dtype(op.result)

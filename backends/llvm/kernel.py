@@ -95,6 +95,9 @@ class KernelEmitter:
         self.values: dict[int, ir.Value] = {}
         self.producers = {id(r): op for op in kernel.walk() for r in op.results}
         self.context: dict[int, ir.Value] = {}
+        # the LLVM values a segment reloaded from the context (values that cross a barrier),
+        # whose operands may be reloaded after them: code tables do not start from them
+        self.reloaded: set[int] = set()
         self.tid: ir.Value | None = None
         self.streamed_loads = streamed_loads(kernel)
         self.block_prefetches = block_prefetches(kernel)
@@ -311,6 +314,7 @@ class KernelEmitter:
             saved = dict(self.values)
             for value in reads:
                 self.values[id(value)] = self.load_context(value)
+                self.reloaded.add(id(self.values[id(value)]))
             for op in ops:
                 self.thread_op(op)
             for target, source in stores:

@@ -103,13 +103,15 @@ def call_signature(names: Sequence[str]) -> inspect.Signature:
     """The signature a call of a kernel declaring arguments `names` has, for
     `inspect.signature`, `help()` and notebooks: each by position or by name, as
     `bound_by_name` binds them. A name Python reserves (`lambda`) shows with trailing `_`s (as
-    many as make it new) and, since Python cannot name it in a call, with those before it as
-    positional only."""
+    many as make it a name no argument has) and, since Python cannot name it in a call, with
+    those before it as positional only."""
     last_reserved = max((i for i, name in enumerate(names) if keyword.iskeyword(name)), default=-1)
-    shown = []
+    shown: list[str] = []
     for name in names:
-        while keyword.iskeyword(name) or name in shown:  # lambda, lambda_ (declared), lambda__
+        if keyword.iskeyword(name):  # lambda -> lambda_, or lambda__ where lambda_ is declared
             name += "_"
+            while name in names or name in shown:
+                name += "_"
         shown.append(name)
     return inspect.Signature(
         [
