@@ -26,13 +26,11 @@ for _name, _value in PEER_THREADS_SLEEP.items():
     os.environ.setdefault(_name, _value)  # before numpy loads its BLAS
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from cpu_gemv import copy_bandwidth  # noqa: E402
+from cpu_gemv import copy_bandwidth, round_robin  # noqa: E402
 
 import lpir  # noqa: E402
 
@@ -42,19 +40,6 @@ sys.path.insert(0, str(EXAMPLES))
 from gemv_nf4 import NF4  # noqa: E402
 
 BLOCK = 64
-
-
-def round_robin(calls: dict, repeat: int) -> dict:
-    """Median seconds of each call, timed in turn (one call each per round) after a warm-up."""
-    samples: dict = {name: [] for name in calls}
-    for call in calls.values():
-        call()
-    for _ in range(repeat):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times) for name, times in samples.items()}
 
 
 def bench(n: int, k: int, repeat: int, bandwidth: float, rng) -> None:

@@ -531,14 +531,9 @@ class _Lowering(ReductionLowering, DotLowering):
         per element) every lane is a group of its own. Each group's base adds position x stride
         per gathered dimension, and its mask the positions' bounds (outside the tensor: not
         read, not written)."""
-        memory_type = as_memory(memory.type)
-        gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
-        offsets = [0 if d in gathered else o for d, o in enumerate(op.offsets)]
-        base, lane_offsets, mask = self.addresses(
-            memory_type, offsets, op.dims, layout, store=store, gathered=frozenset(gathered)
+        memory_type, gathered, base, lane_offsets, mask = self.gather_origin(
+            op, memory, layout, store
         )
-        if op.mask is not None:
-            mask = self.and_masks(mask, self.map(op.mask))
         found = []
         for lanes in _lane_groups(op, layout):
             group_base = base
@@ -552,6 +547,22 @@ class _Lowering(ReductionLowering, DotLowering):
                 group_mask = self.and_masks(group_mask, splat)
             found.append((lanes, group_base, [lane_offsets[lane] for lane in lanes], group_mask))
         return found
+
+    def gather_origin(
+        self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout, store: bool
+    ) -> tuple[MemoryType, list[int], Value | int, list[int], Value | None]:
+        """(memory type, gathered dims, base, lane offsets, mask) of a gathered access with its
+        gathered dimensions at 0: what each lane's position x stride is added to, and the
+        access's own mask and edges."""
+        memory_type = as_memory(memory.type)
+        gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
+        offsets = [0 if d in gathered else o for d, o in enumerate(op.offsets)]
+        base, lane_offsets, mask = self.addresses(
+            memory_type, offsets, op.dims, layout, store=store, gathered=frozenset(gathered)
+        )
+        if op.mask is not None:
+            mask = self.and_masks(mask, self.map(op.mask))
+        return memory_type, gathered, base, lane_offsets, mask
 
     def lane_gathers(self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout) -> bool:
         """Whether a gather or scatter takes one base per lane (`lane_access`): on the cpu, where
@@ -576,14 +587,9 @@ class _Lowering(ReductionLowering, DotLowering):
         origin plus, per gathered dimension, each lane's position x stride, computed on whole
         vectors, and the mask the positions' bounds (one vector op each, where a run per lane
         cost LLVM time quadratic in the lanes: a 1024-lane scatter compiled in seconds)."""
-        memory_type = as_memory(memory.type)
-        gathered = [d for d, o in enumerate(op.offsets) if isinstance(o.type, TileType)]
-        offsets = [0 if d in gathered else o for d, o in enumerate(op.offsets)]
-        base, lane_offsets, mask = self.addresses(
-            memory_type, offsets, op.dims, layout, store=store, gathered=frozenset(gathered)
+        memory_type, gathered, base, lane_offsets, mask = self.gather_origin(
+            op, memory, layout, store
         )
-        if op.mask is not None:
-            mask = self.and_masks(mask, self.map(op.mask))
         lanes = layout.slots
 
         def splat(value: Value | int) -> Value:
