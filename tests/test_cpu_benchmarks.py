@@ -69,20 +69,26 @@ RUNS = [
     ],
 )
 def test_benchmark_runs_and_checks_its_results(script, arguments, marker, tolerance, tmp_path):
-    environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
+    output = _benchmark_output(script, arguments.split(), tmp_path)
+    rows = [line.split() for line in output.splitlines() if line.split()[:1] == [marker]]
+    assert rows, output
+    for row in rows:
+        assert float(row[-1]) <= tolerance, output  # the last column: rel err
+
+
+def _benchmark_output(script: str, arguments: list[str], cache: Path) -> str:
+    """What benchmarks/`script` prints, run with `arguments` on a fresh cache; it must end
+    well."""
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *arguments.split()],
+        [sys.executable, str(BENCHMARKS / script), *arguments],
         capture_output=True,
         text=True,
         cwd=BENCHMARKS,
-        env=environment,
+        env={**os.environ, "LPIR_CACHE_DIR": str(cache)},
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == [marker]]
-    assert rows, result.stdout
-    for row in rows:
-        assert float(row[-1]) <= tolerance, result.stdout  # the last column: rel err
+    return result.stdout
 
 
 def _perf_can_sample() -> bool:
@@ -116,16 +122,7 @@ def test_profile_maps_samples_onto_the_kernels_blocks(tmp_path):
 def test_signed_fields_benchmark_runs_and_checks_its_results(tmp_path):
     """cpu_signed_fields.py asserts each kernel's result against numpy's before it times it (an
     AssertionError fails the run); a small shape, one round."""
-    environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path)}
     arguments = ["--bits", "3,6", "--casts", "i8,f16", "-N", "64", "-K", "512", "--rounds", "1"]
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "cpu_signed_fields.py"), *arguments],
-        capture_output=True,
-        text=True,
-        cwd=BENCHMARKS,
-        env=environment,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.startswith("cast<")]
-    assert len(rows) == 4 and all("i/u" in row for row in rows), result.stdout
+    output = _benchmark_output("cpu_signed_fields.py", arguments, tmp_path)
+    rows = [line for line in output.splitlines() if line.startswith("cast<")]
+    assert len(rows) == 4 and all("i/u" in row for row in rows), output

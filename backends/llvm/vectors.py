@@ -187,23 +187,22 @@ class Vectors:
     def shift_bytes_right(self, data: ir.Value, amount: int) -> ir.Value:
         """Each byte's bits from `amount` up in its low bits, and above them the next byte's
         low bits or zeros (a 16-bit shift: one instruction, where an 8-bit one needs a mask)."""
-        b = self.b
-        count = data.type.count
-        if count % 2:
-            data = self.pick(data, list(range(count + 1)))  # one zero byte more
-        pairs = b.bitcast(data, ir.VectorType(I16, data.type.count // 2))
-        shifted = b.bitcast(b.lshr(pairs, constant(pairs, I16, amount)), data.type)
-        return self.pick(shifted, list(range(count))) if count % 2 else shifted
+        return self._shifted_in_pairs(data, self.b.lshr, amount)
 
     def shift_bytes_left(self, data: ir.Value, amount: int) -> ir.Value:
         """Each byte's bits below 8 - `amount` moved up by `amount`, and below them the
         previous byte's top bits or zeros (a 16-bit shift, as `shift_bytes_right`)."""
+        return self._shifted_in_pairs(data, self.b.shl, amount)
+
+    def _shifted_in_pairs(self, data: ir.Value, shift: Callable, amount: int) -> ir.Value:
+        """`data`'s bytes shifted by `amount` as 16-bit pairs (`shift`: the builder's lshr or
+        shl), an odd count padded with a zero byte for the shift and cut back after."""
         b = self.b
         count = data.type.count
         if count % 2:
             data = self.pick(data, list(range(count + 1)))  # one zero byte more
         pairs = b.bitcast(data, ir.VectorType(I16, data.type.count // 2))
-        shifted = b.bitcast(b.shl(pairs, constant(pairs, I16, amount)), data.type)
+        shifted = b.bitcast(shift(pairs, constant(pairs, I16, amount)), data.type)
         return self.pick(shifted, list(range(count))) if count % 2 else shifted
 
     def fields_in_words(self, data: ir.Value, dt: DType, offsets: list[int]) -> ir.Value:
