@@ -49,18 +49,18 @@ CASES = [
 @pytest.mark.parametrize("target", [t for t in HOST_TARGETS if t != "interp"])
 @pytest.mark.parametrize(("source", "viewed", "c", "d"), CASES)
 def test_a_view_between_widths_that_do_not_divide(target, source, viewed, c, d):
-    params = {"ST": source, "VT": viewed, "C": c, "D": d}
     rng = np.random.default_rng(c * d)
-    st = lpir.dtype(source)
-    codes = rng.integers(0, 1 << min(st.nbits, 16), (16, c))
-    x = (
-        lpir.pack(codes, source)
-        if st.nbits < 8
-        else codes.astype(np.uint16 if st.nbits == 16 else np.uint8)
-    )
-    got, wanted = np.zeros((16, d), np.float32), np.zeros((16, d), np.float32)
-    lpir.compile(SOURCE, target=target, **params)(x, got)
-    lpir.compile(SOURCE, target="interp", **params)(x, wanted)
+    codes = rng.integers(0, 1 << min(lpir.dtype(source).nbits, 16), (16, c))
+    _view_agrees_with_interp(target, {"ST": source, "VT": viewed, "C": c, "D": d}, codes)
+
+
+def _view_agrees_with_interp(target: str, params: dict, codes: np.ndarray) -> None:
+    """SOURCE run on `target` and on the interpreter over a tensor of ST holding `codes`."""
+    x = _tensor_of_codes(params["ST"], codes)
+    rows = (codes.shape[0], params["D"])
+    got, wanted = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
+    lpir.compile(SOURCE, target=target, **params, M=codes.shape[0])(x, got)
+    lpir.compile(SOURCE, target="interp", **params, M=codes.shape[0])(x, wanted)
     np.testing.assert_array_equal(got, wanted)
 
 
@@ -82,14 +82,10 @@ PARTIAL_BYTE_CASES = [
 @pytest.mark.parametrize("target", [t for t in HOST_TARGETS if t != "interp"])
 @pytest.mark.parametrize(("source", "viewed", "c", "d"), PARTIAL_BYTE_CASES)
 def test_a_view_of_a_run_that_ends_inside_a_byte(target, source, viewed, c, d):
-    params = {"ST": source, "VT": viewed, "C": c, "D": d, "M": 3, "BM": 1, "THREADS": 1}
+    params = {"ST": source, "VT": viewed, "C": c, "D": d, "BM": 1, "THREADS": 1}
     rng = np.random.default_rng(c * d)
     codes = rng.integers(0, 1 << lpir.dtype(source).nbits, (3, c))
-    x = lpir.pack_codes(codes, source)
-    got, wanted = np.zeros((3, d), np.float32), np.zeros((3, d), np.float32)
-    lpir.compile(SOURCE, target=target, **params)(x, got)
-    lpir.compile(SOURCE, target="interp", **params)(x, wanted)
-    np.testing.assert_array_equal(got, wanted)
+    _view_agrees_with_interp(target, params, codes)
 
 
 def test_bytes_viewed_as_three_bit_fields_are_the_bits_in_order():
@@ -180,7 +176,7 @@ kernel views[ST = u8, VT = u4, WT = u8, M = 5, C = 4, D = 8, E = 8, BM = 4, T = 
 
 
 def _tensor_of_codes(dt: str, codes: np.ndarray):
-    """A tensor of `dt` holding these codes (bit patterns), and a function giving its bytes."""
+    """A tensor of `dt` holding these codes (bit patterns): packed below 8 bits, else numpy."""
     d = lpir.dtype(dt)
     if d.nbits < 8:
         return lpir.pack_codes(codes.astype(np.uint8), dt)
