@@ -7,10 +7,12 @@ interpreter's own elementwise semantics), and
 * x + 0, x - 0, x * 1, x / 1 (and 0 + x, 1 * x), integer x * 0, x & 0, x | 0, x << 0 simplify,
   keeping the float cases that are exact (x + 0.0 is left alone: -0.0 + 0.0 is +0.0);
 * integer (x + c1) + c2 and (x * c1) * c2 reassociate (exact under wrapping arithmetic);
-* a cast to the same dtype, a broadcast or reshape to the same shape, a transpose of a
-  transpose, a reshape back to a reshape's operand type, a convert_layout to the layout the
-  value already has, and a convert of a convert disappear; a reshape of a reshape becomes one
-  (before layout-selection, where the two together only split or merge dimensions);
+* a cast to the same dtype, a broadcast or reshape to the same shape, a transpose that keeps
+  the elements' order, a transpose of a transpose that cancels, a reshape back to a
+  reshape's operand type, a convert_layout to the layout the value already has, and a
+  convert of a convert disappear; a reshape of a reshape, and a transpose of a transpose,
+  becomes one (before layout-selection, where the two together only split or merge
+  dimensions, or permute them);
 * the max or min along an axis that a broadcast repeats is the broadcast's operand without
   that axis (a CPU GEMV's accumulator carried as one column, `passes/narrow_dots.py`);
 * an `if` on a constant keeps one branch; a `for` that runs zero times yields its inputs;
@@ -115,10 +117,8 @@ class _Canonicalizer(Rewriter):
             return [operands[0]]
         if isinstance(op, ConvertLayoutOp):
             return self.convert(op, operands)
-        if isinstance(op, TransposeOp) and isinstance(operands[0].owner, TransposeOp):
-            inner = operands[0].owner.operands[0]
-            if inner.type == op.result.type:  # (a layout on either side keeps them)
-                return [inner]
+        if isinstance(op, TransposeOp):
+            return self.transpose(op, operands[0])
         if isinstance(op, ReduceOp):
             return self.reduce_repeated(op, operands[0])
         if isinstance(op, ReshapeOp):
@@ -147,6 +147,22 @@ class _Canonicalizer(Rewriter):
         if as_tile(kept.type).shape != wanted:
             kept = self.builder.add(BroadcastOp.create(kept, wanted))
         return [kept]
+
+    def transpose(self, op: TransposeOp, operand: Value) -> list[Value] | None:
+        """A transpose that keeps the order (a permutation of size-1 dimensions included: the
+        same elements in the same order) is its operand; a transpose of a transpose is one
+        transpose, or none where the two cancel."""
+        if operand.type == op.result.type and _keeps_order(as_tile(operand.type).shape, op.dims):
+            return [operand]
+        if not isinstance(operand.owner, TransposeOp):
+            return None
+        inner = operand.owner.operands[0]
+        dims = [operand.owner.dims[d] for d in op.dims]
+        if inner.type == op.result.type and dims == sorted(dims):
+            return [inner]  # (a layout on either side keeps them)
+        if as_tile(op.result.type).layout is None and as_tile(operand.type).layout is None:
+            return [self.builder.add(TransposeOp.create(inner, dims, op.result.name_hint))]
+        return None
 
     def reshape(self, op: ReshapeOp, operand: Value) -> list[Value] | None:
         if operand.type == op.result.type:
@@ -301,3 +317,10 @@ class CanonicalizePass(Pass):
 
     def run(self, module: Module) -> Module:
         return _Canonicalizer().run(module)
+
+
+def _keeps_order(shape: Sequence[int], dims: Sequence[int]) -> bool:
+    """Whether transposing a tile of `shape` by `dims` leaves its elements in row-major order:
+    the dimensions of more than one element keep their order."""
+    moved = [d for d in dims if shape[d] != 1]
+    return moved == sorted(moved)

@@ -175,7 +175,7 @@ class LayoutApplication(Rewriter):
             return None
         source = as_tile(operands[0].type).selected_layout
         if isinstance(op, TransposeOp):
-            return rules.transposed(source)
+            return rules.transposed(source, op.dims)
         if isinstance(op, ReshapeOp):
             return rules.reshaped(source, as_tile(op.result.type).shape)
         if isinstance(op, IndexOp):

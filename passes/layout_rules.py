@@ -131,10 +131,15 @@ def broadcast_operand(result: RegisterLayout, operand_shape: tuple[int, ...]) ->
     return L.reduce(result, dims) if dims else result
 
 
-def transposed(layout: RegisterLayout) -> RegisterLayout:
-    """A rank-2 layout with its dimensions swapped: `transpose`'s result from its operand's
-    layout, or its operand from its result's (each thread keeps its elements)."""
-    return L.permute(layout, [1, 0])
+def transposed(layout: RegisterLayout, dims: Sequence[int]) -> RegisterLayout:
+    """`transpose`'s result layout from its operand's: dimension i is the operand's `dims[i]`
+    (each thread keeps its elements)."""
+    return L.permute(layout, dims)
+
+
+def untransposed(layout: RegisterLayout, dims: Sequence[int]) -> RegisterLayout:
+    """`transpose`'s operand layout from its result's: the inverse permutation."""
+    return L.permute(layout, [dims.index(d) for d in range(len(dims))])
 
 
 def reshaped(layout: RegisterLayout, shape: tuple[int, ...]) -> RegisterLayout:

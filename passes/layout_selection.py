@@ -268,9 +268,9 @@ class Selection:
             self.flows.append(_Flow(source, result, lambda l: rules.view_result(l, a, b)))
             self.flows.append(_Flow(result, source, lambda l: rules.view_operand(l, a, b)))
         elif isinstance(op, TransposeOp):
-            source, result = op.operands[0], op.result
-            self.flows.append(_Flow(source, result, rules.transposed))
-            self.flows.append(_Flow(result, source, rules.transposed))
+            source, result, dims = op.operands[0], op.result, op.dims
+            self.flows.append(_Flow(source, result, lambda l: rules.transposed(l, dims)))
+            self.flows.append(_Flow(result, source, lambda l: rules.untransposed(l, dims)))
         elif isinstance(op, IndexOp):
             source, result, axis = op.operands[0], op.result, op.axis
             size = as_tile(source.type).shape[axis]

@@ -123,7 +123,7 @@ class _Block(Evaluator):
         return [np.expand_dims(self.get(op.operands[0]), op.attributes["axis"])]
 
     def op_transpose(self, op: TransposeOp) -> list:
-        return [np.ascontiguousarray(self.get(op.operands[0]).T)]
+        return [np.ascontiguousarray(np.transpose(self.get(op.operands[0]), op.dims))]
 
     def op_index(self, op: IndexOp) -> list:
         value = self.get(op.operands[0])

@@ -213,9 +213,10 @@ def _check_shape_op(op: Operation) -> None:
         wanted = expand_dims(source, op.axis)
         what = f"the operand's {source} with a size-1 dimension {op.axis}, {wanted}"
     elif isinstance(op, TransposeOp):
-        expected = coordinates[..., ::-1]
-        wanted = permute(source, [1, 0])
-        what = f"the operand's {source} with its dimensions swapped, {wanted}"
+        expected = coordinates[..., list(op.dims)]
+        wanted = permute(source, op.dims)
+        order = "swapped" if source.rank == 2 else f"permuted ({list(op.dims)})"
+        what = f"the operand's {source} with its dimensions {order}, {wanted}"
     elif isinstance(op, ReshapeOp):
         flat = np.ravel_multi_index(tuple(np.moveaxis(coordinates, -1, 0)), source.shape)
         expected = np.stack(np.unravel_index(flat, result.shape), axis=-1)

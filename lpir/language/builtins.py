@@ -409,20 +409,61 @@ def _held_for_dot(low: ExpressionLowering, operand: Value, acc: Value, dim: int)
     return operand if wanted is None else low.builder.add(ConvertLayoutOp.create(operand, wanted))
 
 
-@builtin("transpose(t)")
+@builtin("transpose(t, d0, d1, ...)")
 def transpose(low: ExpressionLowering, call: ast.Call) -> Runtime:
-    (node,), _ = call_arguments(low, call, 1)
+    """`transpose(t)` reverses the dimensions (a [rows, columns] tile's two swap);
+    `transpose(t, 0, 2, 1)` puts dimension d_i of t at position i (numpy's `np.transpose`)."""
+    if not call.args or call.keywords:
+        raise low.error(
+            "transpose takes a tile and, optionally, the order of its dimensions",
+            call,
+            "call it as transpose(t) or transpose(t, d0, d1, ...), e.g. transpose(t, 0, 2, 1)",
+        )
+    node, *dim_nodes = call.args
     value = low.expr(node)
-    if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank == 2):
+    if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank >= 2):
         raise not_a_tile(
             low,
-            "transpose swaps the two dimensions of a tile",
+            "transpose permutes the dimensions of a tile (a [rows, columns] tile's two swap)",
             value,
             node,
             call,
-            "pass a [rows, columns] tile, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
+            "pass a tile of two dimensions or more, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
         )
-    return Runtime(low.builder.add(TransposeOp.create(value.value)))
+    rank = as_tile(value.type).rank
+    dims = None if not dim_nodes else _permutation(low, call, dim_nodes, rank)
+    return Runtime(low.builder.add(TransposeOp.create(value.value, dims)))
+
+
+def _permutation(
+    low: ExpressionLowering, call: ast.Call, nodes: list[ast.Node], rank: int
+) -> list[int]:
+    """transpose's dimension order: each of the tile's `rank` dimensions once (a negative one
+    counts from the last, as numpy's do)."""
+    example = ", ".join(str(d) for d in reversed(range(rank)))
+    if len(nodes) != rank:
+        raise low.error(
+            f"transpose of a {rank}-dimensional tile takes {rank} dimensions, got {len(nodes)}",
+            call,
+            f"name each dimension once, e.g. transpose(t, {example})",
+        )
+    dims = []
+    for node in nodes:
+        dim = low.as_const_int(node, "a dimension of transpose")
+        if not -rank <= dim < rank:
+            raise low.error(
+                f"dimension {dim} is out of range for a {rank}-dimensional tile",
+                node,
+                f"use 0..{rank - 1} (or -{rank}..-1 from the last)",
+            )
+        if dim % rank in dims:
+            raise low.error(
+                f"dimension {dim % rank} is named twice",
+                node,
+                f"name each dimension once, e.g. transpose(t, {example})",
+            )
+        dims.append(dim % rank)
+    return dims
 
 
 @builtin("stack(a, b, ..., axis = 0)")

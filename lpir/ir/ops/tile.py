@@ -15,7 +15,7 @@ from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
 from lpir.ir.signature import INT, INT_LIST, Signature, at_least, exactly, one_of
-from lpir.ir.types import ScalarType, TileType, VectorType
+from lpir.ir.types import ScalarType, TileType, VectorType, as_tile
 from lpir.layout import RegisterLayout
 
 REDUCTIONS = ("sum", "max", "min")
@@ -132,26 +132,46 @@ class ExpandDimsOp(Operation):
 
 
 class TransposeOp(Operation):
-    """`%t = transpose %a : f16[128, 8]`: swap the two dimensions of a rank-2 tile (numpy's
-    `a.T`). Each thread keeps its elements: the result's layout is the operand's with its
-    dimensions swapped, so it costs nothing after layout selection."""
+    """`%t = transpose %a {dims = [0, 2, 1]} : f16[8, 4, 2]`: the tile's dimensions permuted
+    (numpy's `np.transpose(a, dims)`): dimension i of the result is dimension `dims[i]` of the
+    operand. Without `dims` the order reverses (`a.T`: a rank-2 tile's two swap). Each thread
+    keeps its elements: the result's layout is the operand's with its dimensions permuted, so
+    it costs nothing after layout selection."""
 
     names = ("transpose",)
-    signature = Signature(operands=exactly(1), results=exactly(1))
+    signature = Signature(operands=exactly(1), results=exactly(1), optional={"dims": INT_LIST})
 
     @classmethod
-    def create(cls, operand: Value, name: str | None = None) -> TransposeOp:
+    def create(
+        cls, operand: Value, dims: Sequence[int] | None = None, name: str | None = None
+    ) -> TransposeOp:
         source = operand.type
-        if not isinstance(source, TileType) or source.rank != 2:
+        if not isinstance(source, TileType) or source.rank < 2:
             raise TypeCheckError(
-                f"transpose needs a two-dimensional tile, not {with_article(str(source))}",
-                hint="transpose swaps the two dimensions of a [rows, columns] tile",
+                f"transpose needs a tile of two dimensions or more, not "
+                f"{with_article(str(source))}",
+                hint="transpose permutes the dimensions of a tile ([rows, columns]: swaps them)",
             )
-        result = TileType(source.dtype, (source.shape[1], source.shape[0]))
-        return cls("transpose", [operand], [result], result_names=[name])
+        reverse = tuple(reversed(range(source.rank)))
+        order = reverse if dims is None else tuple(dims)
+        if sorted(order) != list(range(source.rank)):
+            raise TypeCheckError(
+                f"dims {list(order)} is not a permutation of the {source.rank} dimensions of "
+                f"{source}",
+                hint=f"name each dimension 0..{source.rank - 1} once, e.g. dims = {list(reverse)}",
+            )
+        result = TileType(source.dtype, tuple(source.shape[d] for d in order))
+        attributes = {} if order == reverse else {"dims": list(order)}
+        return cls("transpose", [operand], [result], attributes, result_names=[name])
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Dimension i of the result is dimension `dims[i]` of the operand."""
+        rank = as_tile(self.operands[0].type).rank
+        return tuple(self.attributes.get("dims", reversed(range(rank))))
 
     def recreate(self) -> Operation:
-        return TransposeOp.create(self.operands[0])
+        return TransposeOp.create(self.operands[0], self.attributes.get("dims"))
 
 
 class IndexOp(Operation):
