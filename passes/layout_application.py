@@ -26,6 +26,7 @@ from lpir.ir.ops import (
     LoadOp,
     ReduceOp,
     ReshapeOp,
+    ScanOp,
     SplatOp,
     StackOp,
     StoreOp,
@@ -155,6 +156,12 @@ class LayoutApplication(Rewriter):
                 old = as_tile(op.operands[0].type).shape
                 return [rules.reshaped(self.chosen(op.result), old)]
             return [None]
+        if isinstance(op, ScanOp):
+            # each thread scans its own elements: where the class's layout splits the axis
+            # over threads, the scan runs in one where each holds the axis whole
+            size = as_tile(op.result.type).shape[op.axis]
+            layout = self.chosen(op.operands[0])
+            return [rules.scanned(layout, op.axis, size)]
         if isinstance(op, YieldOp | StoreOp | ForOp):
             return [
                 self.chosen(old)
@@ -170,6 +177,8 @@ class LayoutApplication(Rewriter):
 
     def computed_result_layout(self, op: Operation, operands: list[Value]) -> RegisterLayout | None:
         """The layout an op's result has by construction (None: whatever its class has)."""
+        if isinstance(op, ScanOp):
+            return as_tile(operands[0].type).selected_layout
         shape_ops = ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp | StackOp
         if not isinstance(op, shape_ops):
             return None

@@ -172,6 +172,26 @@ def indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLay
     return L.product(L.expand_dims(result, axis), L.local(*ones))
 
 
+def scanned(layout: RegisterLayout, axis: int, size: int) -> RegisterLayout:
+    """The layout a scan along `axis` (of `size` elements) runs in, from its class's `layout`:
+    that layout where each thread holds the whole axis (a scan is then each thread's own),
+    else one where each does, with the fewest slots a thread of two: the class's layout with
+    the axis's threads made replicas and the axis added as each thread's innermost slots, or
+    the lines of the axis spread over the threads (`contiguous_layout`), each line local."""
+    try:
+        indexed_result(layout, axis)
+        return layout
+    except LayoutError:  # threads split the axis
+        pass
+    kept = indexed_operand(reduce_result(layout, axis), axis, size)
+    lines = list(layout.shape)
+    lines[axis] = 1
+    whole = [1] * layout.rank
+    whole[axis] = size
+    spread = L.product(contiguous_layout(tuple(lines), layout.threads), L.local(*whole))
+    return spread if spread.slots < kept.slots else kept
+
+
 def expand_dims_result(operand: RegisterLayout, axis: int) -> RegisterLayout:
     return L.expand_dims(operand, axis)
 

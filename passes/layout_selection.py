@@ -42,6 +42,7 @@ from lpir.ir.ops import (
     LoadOp,
     ReduceOp,
     ReshapeOp,
+    ScanOp,
     StackOp,
     StoreOp,
     TransposeOp,
@@ -215,7 +216,7 @@ class Selection:
 
     # ---- relations ----------------------------------------------------------------------
     def relate(self, op: Operation) -> None:
-        if _is_elementwise(op):
+        if _is_elementwise(op) or isinstance(op, ScanOp):  # (a scan converts where it must)
             self.classes.union(op.operands + op.results)
         elif isinstance(op, ForOp):
             yielded = op.body.yielded

@@ -23,6 +23,7 @@ from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matr
 from lpir.passes.thread_dots import DotLowering
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 from lpir.passes.thread_reductions import ReductionLowering
+from lpir.passes.thread_scans import ScanLowering
 from lpir.passes.thread_values import (
     primary_replica,
     required_slot_map,
@@ -76,7 +77,7 @@ LANE_GATHER_LANES = 16
 U8 = dtype("u8")
 
 
-class _Lowering(ReductionLowering, DotLowering):
+class _Lowering(ReductionLowering, ScanLowering, DotLowering):
     def lower_SplatOp(self, op: SplatOp) -> list[Value]:
         if not isinstance(op.result.type, TileType):
             return self.copy(op).results

@@ -93,6 +93,7 @@ CASES: dict[str, tuple[str, str]] = {
     "stack": ("tile", "%r = stack(%t, %t) {axis = 2} : f32[4, 8, 2]"),
     "reshape": ("tile", "%r = reshape(%t) {shape = [4, 2, 4]} : f32[4, 2, 4]"),
     "reduce": ("tile", '%r = reduce(%t) {axis = 1, kind = "sum"} : f32[4]'),
+    "scan": ("tile", '%r = scan(%t) {axis = 1, kind = "max"} : f32[4, 8]'),
     "item": ("tile", "%r = item(%z) : f32"),
     "dot": ("tile", "%r = dot(%ha, %ha, %acc) : f32[16, 16]"),
     "convert_layout": ("tile", "%r = convert_layout(%t) : f32[4, 8] @ spatial(4,8)"),

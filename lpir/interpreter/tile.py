@@ -39,6 +39,7 @@ from lpir.ir.ops import (
     LoadOp,
     ReduceOp,
     ReshapeOp,
+    ScanOp,
     SelectOp,
     SplatOp,
     StackOp,
@@ -173,6 +174,16 @@ class _Block(Evaluator):
             else:
                 result = (np.max if kind == "max" else np.min)(value, axis=axis)
         return [np.asarray(result, dtype=dt.numpy_dtype)]
+
+    def op_scan(self, op: ScanOp) -> list:
+        """Each prefix combined from the last one and the next element, in order, with the
+        kind's elementwise op (its rounding, wrapping and NaN rules)."""
+        value = np.moveaxis(self.get(op.operands[0]), op.axis, 0)
+        dt = op.operands[0].type.dtype
+        result = value.copy()
+        for i in range(1, value.shape[0]):
+            result[i] = ew.binary(op.combine, result[i - 1], value[i], dt)
+        return [np.ascontiguousarray(np.moveaxis(result, 0, op.axis))]
 
     def op_dot(self, op: DotOp) -> list:
         a, b, acc = (self.get(v) for v in op.operands)

@@ -34,6 +34,7 @@ from lpir.ir.ops import (
     LoadOp,
     ReduceOp,
     ReshapeOp,
+    ScanOp,
     SelectOp,
     StackOp,
     StoreOp,
@@ -133,6 +134,8 @@ def check_layouts(op: Operation) -> None:
         _check_broadcast(op)
     elif isinstance(op, IndexOp):
         _check_index(op)
+    elif isinstance(op, ScanOp):
+        _check_scan(op)
     elif isinstance(op, StackOp):
         _check_stack(op)
     elif isinstance(op, DotOp):
@@ -412,6 +415,29 @@ def _check_index(op: IndexOp) -> None:
         "within each thread",
         hint,
     )
+
+
+def _check_scan(op: ScanOp) -> None:
+    source = _layout(op.operands[0])
+    if source is None:
+        return
+    split = [
+        mode
+        for mode in source.spatial_modes
+        if mode >= 0 and source.mode_dims[mode] == op.axis and source.mode_sizes[mode] > 1
+    ]
+    if split:
+        size = source.shape[op.axis]
+        ones = [1] * source.rank
+        ones[op.axis] = size
+        held = product(reduce(source, [op.axis]), local(*ones))
+        raise op.error(
+            f"the operand's layout {source} splits dimension {op.axis} over threads: a scan "
+            "runs within each thread, which must hold the whole axis",
+            f"convert the operand so that each thread holds dimension {op.axis} whole: "
+            f"convert_layout(...) : {_with(op.operands[0], held)}",
+        )
+    _check_result_like(op, op.operands[0], "its operand's", "a scan keeps each element in place")
 
 
 def _check_stack(op: StackOp) -> None:

@@ -26,6 +26,7 @@ from lpir.ir.ops import (
     ExpandDimsOp,
     ReduceOp,
     ReshapeOp,
+    ScanOp,
     SelectOp,
     SplatOp,
     StackOp,
@@ -33,6 +34,7 @@ from lpir.ir.ops import (
     UnaryOp,
     ViewOp,
 )
+from lpir.ir.ops.tile import SCANS
 from lpir.ir.types import ScalarType, SharedType, TileType, as_tile
 from lpir.language import (
     ast,
@@ -285,6 +287,43 @@ def _shaped_like(low: ExpressionLowering, scalar: Value, value: Value) -> Value:
 
 builtin("argmax(t, axis = None)")(_arg_extreme("max"))
 builtin("argmin(t, axis = None)")(_arg_extreme("min"))
+
+
+def _scan(kind: str) -> Builtin:
+    """`cumsum(t, axis = k)`, `cumprod`, `cummax`, `cummin`: inclusive prefix results along
+    axis k (optional for a rank-1 tile). A float tile narrower than f32 is scanned in f32 and
+    each result rounded once to its dtype, as `sum` does."""
+    name = f"cum{kind}"
+
+    def lower_scan(low: ExpressionLowering, call: ast.Call) -> Runtime:
+        (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
+        value = low.expr(node)
+        if not (isinstance(value, Runtime) and value.is_tile):
+            raise not_a_tile(low, f"{name} scans a tile", value, node, call)
+        tile = value.value
+        rank = as_tile(tile.type).rank
+        axis_node = keywords.get("axis")
+        if axis_node is None and rank > 1:
+            raise low.error(
+                f"{name} of a rank-{rank} tile needs the axis it runs along",
+                call,
+                f"name it, e.g. {name}({low.text_of(node)}, axis = {rank - 1})",
+            )
+        axis = 0 if axis_node is None else _reduction_axis(low, tile, axis_node)
+        dt = tile.type.dtype
+        wide = dt.is_float and dt.nbits < 32
+        if wide:
+            tile = low.builder.add(CastOp.create(tile, F32))
+        result = low.builder.add(ScanOp.create(tile, kind, axis))
+        if wide:
+            result = low.builder.add(CastOp.create(result, dt))
+        return Runtime(result)
+
+    return lower_scan
+
+
+for _kind in SCANS:
+    builtin(f"cum{_kind}(t, axis = None)")(_scan(_kind))
 
 
 @builtin("clamp(x, lo, hi)")

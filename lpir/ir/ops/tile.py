@@ -19,6 +19,8 @@ from lpir.ir.types import ScalarType, TileType, VectorType, as_tile
 from lpir.layout import RegisterLayout
 
 REDUCTIONS = ("sum", "max", "min")
+# a scan's kinds, and the elementwise op that combines two of its partial results
+SCANS = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 I32 = dtype("i32")
 # the dtypes dot takes as operands (narrowest first) and the accumulator each needs
 DOT_ACCUMULATORS = {"i8": "i32", "f16": "f32", "bf16": "f32", "f32": "f32"}
@@ -369,6 +371,57 @@ class ReduceOp(Operation):
 
     def recreate(self) -> Operation:
         return ReduceOp.create(self.operands[0], self.kind, self.axis)
+
+
+class ScanOp(Operation):
+    """`%r = scan %a {kind = "sum", axis = 1}`: inclusive prefix results along one axis
+    (numpy's `cumsum`, `cumprod`, `maximum.accumulate`): element i of the axis combines
+    elements 0..i with the kind's elementwise op (add, mul, max, min). Float sums and products
+    may combine in any order; max and min pass NaNs over as `max(a, b)` does."""
+
+    names = ("scan",)
+    signature = Signature(
+        operands=exactly(1),
+        results=exactly(1),
+        attributes={"kind": one_of(*SCANS), "axis": INT},
+    )
+
+    @classmethod
+    def create(cls, operand: Value, kind: str, axis: int, name: str | None = None) -> ScanOp:
+        source = operand.type
+        if kind not in SCANS:
+            raise TypeCheckError(f"unknown scan {kind!r}; use one of {tuple(SCANS)}")
+        if not isinstance(source, TileType):
+            raise TypeCheckError(f"a '{kind}' scan needs a tile, not {source}")
+        check_compute_dtype(source.dtype, kind)
+        if kind in ("sum", "prod") and source.dtype.is_bool:
+            raise TypeCheckError(
+                f"a '{kind}' scan is not defined on bool",
+                hint="count the true elements with cumsum(cast<i32>(t))",
+            )
+        if not 0 <= axis < source.rank:
+            raise TypeCheckError(
+                f"axis {axis} is out of range for a rank-{source.rank} tile {source}",
+                hint=f"use an axis between 0 and {source.rank - 1}",
+            )
+        attributes = {"kind": kind, "axis": axis}
+        return cls("scan", [operand], [source], attributes, result_names=[name])
+
+    @property
+    def kind(self) -> str:
+        return self.attributes["kind"]
+
+    @property
+    def axis(self) -> int:
+        return self.attributes["axis"]
+
+    @property
+    def combine(self) -> str:
+        """The elementwise op that combines two partial results."""
+        return SCANS[self.kind]
+
+    def recreate(self) -> Operation:
+        return ScanOp.create(self.operands[0], self.kind, self.axis)
 
 
 class DotOp(Operation):
