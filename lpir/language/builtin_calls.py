@@ -16,6 +16,7 @@ from lpir.errors import TypeCheckError
 from lpir.ir.types import GlobalType
 from lpir.language import ast
 from lpir.language.expressions import ExpressionLowering
+from lpir.language.habits import keyword_hint
 from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 Builtin = Callable[[ExpressionLowering, ast.Call], "SemanticValue | None"]
@@ -75,9 +76,8 @@ def call_arguments(
     given = {}
     for keyword in call.keywords:
         if keyword.name not in keywords:
-            raise low.error(
-                f"{call.func} has no argument '{keyword.name}'", keyword, f"call it as {signature}"
-            )
+            hint = keyword_hint(call.func, keyword.name) or f"call it as {signature}"
+            raise low.error(f"{call.func} has no argument '{keyword.name}'", keyword, hint)
         if keyword.name in given:  # (the last would silently win)
             raise low.error(f"'{keyword.name}' is given twice", keyword, f"call it as {signature}")
         given[keyword.name] = keyword.value

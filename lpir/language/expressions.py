@@ -53,6 +53,13 @@ from lpir.language.folding import (
     fold_binary,
     folded_scalar,
 )
+from lpir.language.habits import (
+    MODULES,
+    attribute_hint,
+    foreign_call,
+    foreign_name_hint,
+    module_attribute_hint,
+)
 from lpir.language.values import (
     BlockIndex,
     Const,
@@ -160,7 +167,9 @@ class ExpressionLowering:
             )
         known = sorted({n for scope in self.scopes for n in scope})
         close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else self.undefined_hint(name)
+        hint = foreign_name_hint(name)  # True: Python's spelling, not a typo
+        if hint is None:
+            hint = f"did you mean '{close[0]}'?" if close else self.undefined_hint(name)
         if hint is None:
             hint = f"assign {name} = ... before this line, or declare it in the kernel's header"
         raise self.error(f"unknown name '{name}'", node, hint)
@@ -195,6 +204,10 @@ class ExpressionLowering:
     def functions(self) -> dict:
         """The source's `def`s by name (none for expressions outside a program)."""
         return {}
+
+    def block_counts(self) -> list[str]:
+        """The kernel's block counts as its blocks(...) writes them (none outside a kernel)."""
+        return []
 
     def inline(self, node: ast.Call) -> SemanticValue | None:
         raise self.error(f"unknown function '{node.func}'", node)
@@ -308,6 +321,11 @@ class ExpressionLowering:
                 raise self.error(
                     f"{node.func} needs a type argument", node, f"e.g. {node.func}<f32>(x)"
                 )
+            args = [self.text_of(a) for a in node.args]
+            keywords = {k.name: self.text_of(k.value) for k in node.keywords}
+            foreign = foreign_call(node.func, args, keywords, self.block_counts())
+            if foreign is not None:  # numpy's or Triton's name, which a typo match misleads
+                raise self.error(foreign[0], node, foreign[1])
             known = sorted(set(BUILTINS) | set(TYPED_BUILTINS) | set(self.functions()))
             close = difflib.get_close_matches(node.func, known, n=1)
             hint = (
@@ -327,13 +345,27 @@ class ExpressionLowering:
         return self.lookup(node.id, node)
 
     def attribute(self, node: ast.Attribute) -> SemanticValue:
+        module = node.base.id if isinstance(node.base, ast.Name) else None
+        if module in MODULES and not any(module in scope for scope in self.scopes):
+            raise self.error(
+                f"lpir has no modules: {module}.{node.name}",
+                node,
+                module_attribute_hint(node.name),
+            )
         base = self.expr(node.base)
         if isinstance(base, BlockIndex):
             axes = {"x": 0, "y": 1, "z": 2}
             if node.name not in axes:
                 raise self.error(f"block has no attribute '{node.name}'", node, "use x, y or z")
             return Runtime(self.builder.add(BlockIndexOp.create(axes[node.name], f"b{node.name}")))
-        raise self.error(f"{base.describe()} has no attribute '{node.name}'", node)
+        hint = None
+        type_ = base.value.type if isinstance(base, Runtime | Memory) else None
+        if isinstance(type_, TileType | GlobalType | SharedType):
+            shape: list[int | str] = list(type_.shape)
+            if isinstance(type_, GlobalType) and type_.extent is not None:
+                shape[0] = type_.extent  # (shape[0] is only its bound)
+            hint = attribute_hint(node.name, self.text_of(node.base), shape, type_.dtype.name)
+        raise self.error(f"{base.describe()} has no attribute '{node.name}'", node, hint)
 
     # ---- typed values -----------------------------------------------------------------------
     def dtype_named(self, name: str, span: ast.Span | None) -> DType:

@@ -456,6 +456,9 @@ class KernelLowering(ExpressionLowering):
     def functions(self) -> dict:
         return self.program.functions
 
+    def block_counts(self) -> list[str]:
+        return [self.text_of(count) for count in self.kernel_def.blocks]
+
     def inline(self, node: ast.Call) -> SemanticValue | None:
         """The value of a call of a `def`: its body lowered in place, in a scope of its own
         that holds only its parameters (bound to the call's arguments, evaluated here)."""

@@ -22,6 +22,7 @@ from lpir.ir.types import SharedType, TileType, as_tile
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, broadcast_shapes
+from lpir.language.habits import axis_as_operand_hint
 from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
 
 
@@ -207,7 +208,8 @@ def _store(
             f"cannot store a tile of shape {list(value.type.shape)} into a slice of shape "
             f"{list(shape)}",
             value_node,
-            "make the slice lengths match the tile",
+            axis_as_operand_hint(value_node, low.text_of(value_node))
+            or "make the slice lengths match the tile",
         )
     value = low.broadcast_to(value, tuple(shape))
     mask = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "store")

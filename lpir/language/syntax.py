@@ -22,6 +22,7 @@ from lpir.errors import ParseError, location_in, source_lines
 from lpir.grammar_cache import cached_lark
 from lpir.language import ast
 from lpir.language.declarations import KEYWORDS, check_kernels, reserved_name_error
+from lpir.language.habits import foreign_syntax, quoted_float
 
 
 class _BracketNewlines:
@@ -107,7 +108,8 @@ _WHILE = re.compile(r"(?:^|[;{}])\s*(while)\b(?!\s*(?:[-+*/%&|^]|<<|>>)?=(?!=))[
 
 def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> ParseError | None:
     """A clear error for a syntax error that is a construct lpir does not have (`while`,
-    `elif`), or None for the generic "unexpected ..." error."""
+    `elif`, Python's `**` and the others of `habits.foreign_syntax`), or None for the generic
+    "unexpected ..." error."""
     token = error.token
     if token.type == "$END" or error.line is None or error.column is None:
         return None
@@ -141,6 +143,10 @@ def _known_mistake(source: str, file: str, error: lark.UnexpectedToken) -> Parse
                 place,
                 "write } else { ... } (or } else if condition { ... }) on one line",
             )
+    habit = foreign_syntax(line, error.column, str(token.value))  # t ** 2, tl.exp(t), ...
+    if habit is not None:
+        place = location_in(source, file, error.line, habit.start, habit.end)
+        return ParseError(habit.message, place, habit.hint)
     annotated = _after_annotation(source, file, error)
     if annotated is not None:
         return annotated
@@ -438,6 +444,10 @@ def _unexpected_character(source: str, file: str, error: lark.UnexpectedCharacte
             place,
             'close it with " on the same line (a string does not span lines)',
         )
+    habit = quoted_float(line, error.column) if error.char == "'" else None
+    if habit is not None:  # float('-inf')
+        place = location_in(source, file, error.line, habit.start, habit.end)
+        return ParseError(habit.message, place, habit.hint)
     if error.char == "'" and "'" in rest:
         closing = error.column + rest.index("'") + 1
         text = line[error.column : closing - 1]

@@ -1,0 +1,464 @@
+"""What Python, numpy and Triton habits write that lpir spells otherwise.
+
+Someone porting a Triton or numpy kernel writes `tl.exp(t)`, `t.to(tl.float16)`, `t ** 2`,
+`float('-inf')`, `True`, `a, b = ...`. The front end meets these where it fails (a syntax error,
+an unknown function, name or attribute) and asks here for a message and a hint that name the
+lpir form: `exp(t)`, `cast<f16>(t)`, `t * t`, `-inf`, `true`, one assignment each. Anything
+else is left to the caller (an unknown function's nearest spelling, for a real typo).
+
+The parse-time forms (`foreign_syntax`, `quoted_float`) see only the source line, so they work
+on its text: the arguments of a call are shown as written, with the habits inside them (a
+`float('-inf')` argument, a `tl.float32` dtype) rewritten too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from lpir.language import ast
+
+# Names a Python kernel imports its functions from: `tl.exp`, `np.maximum`, `math.inf`.
+MODULES = ("tl", "triton", "np", "numpy", "math", "torch", "jnp", "libdevice")
+
+# Triton's, numpy's and torch's dtype names (after the module) and lpir's for them.
+_DTYPES = {
+    "float64": "f64",
+    "float32": "f32",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "half": "f16",
+    "float": "f32",
+    "float8e4nv": "f8e4m3",
+    "float8_e4m3fn": "f8e4m3",
+    "float8e5": "f8e5m2",
+    "float8_e5m2": "f8e5m2",
+    "int64": "i64",
+    "int32": "i32",
+    "int16": "i16",
+    "int8": "i8",
+    "uint64": "u64",
+    "uint32": "u32",
+    "uint16": "u16",
+    "uint8": "u8",
+    "int1": "bool",
+    "bool_": "bool",
+}
+_CONSTANTS = {"inf": "inf", "infinity": "inf", "nan": "nan", "pi": "3.141592653589793"}
+_CONSTANTS["e"] = "2.718281828459045"
+_TILE_FORMS = {"zeros": "zeros<T>[d, ...]", "ones": "ones<T>[d, ...]"}
+_TILE_FORMS |= {"full": "full<T>[d, ...](value)", "shared": "shared<T>[d, ...]"}
+_SIMPLE = re.compile(r"-?[\w.]+(?:\[[^\[\]]*\])?")  # t, x.y, 2.0, t[:, None]: no parentheses
+
+
+class Habit(NamedTuple):
+    """A parse error's message and hint, and the columns (1-based, end exclusive) it marks."""
+
+    message: str
+    hint: str
+    start: int
+    end: int
+
+
+# ---- calls of functions lpir has under another name, or not at all -------------------------
+def foreign_call(
+    func: str, args: Sequence[str], keywords: dict[str, str], grid: Sequence[str] = ()
+) -> tuple[str, str] | None:
+    """(message, hint) for a call `func(args, keywords)` (the arguments' source text) of a
+    function Python, numpy or Triton has and lpir writes otherwise, or None. `grid` is the
+    kernel's block counts as written, for `num_programs`."""
+    x = args[0] if args else "x"
+    y = args[1] if len(args) > 1 else "y"
+    if func in ("float", "int", "bool"):
+        return _conversion(func, x)
+    if func in ("maximum", "minimum", "fmax", "fmin"):
+        kind = "max" if func in ("maximum", "fmax") else "min"
+        return f"lpir has no {func}: {kind}(a, b) is elementwise", f"write {kind}({x}, {y})"
+    if func == "fma":
+        z = args[2] if len(args) > 2 else "c"
+        return "lpir has no fma", f"write {_operand(x)} * {_operand(y)} + {z}"
+    if func in ("program_id", "num_programs"):
+        axis = keywords.get("axis", args[0] if args else "0").strip()
+        return _block_index(func, {"0": 0, "1": 1, "2": 2}.get(axis), grid)
+    if func in ("pow", "power"):
+        return f"lpir has no {func}", _power_hint(x, y)
+    written = _written_otherwise(func, x, args)
+    return None if written is None else (f"lpir has no {func}", f"write {written}")
+
+
+def _written_otherwise(func: str, x: str, args: Sequence[str]) -> str | None:
+    """How lpir writes `func(x, ...)`, a function with a short formula, or None."""
+    forms = {
+        "log1p": f"log(1.0 + {x})",
+        "expm1": f"exp({x}) - 1.0",
+        "sigmoid": f"1.0 / (1.0 + exp(-{_operand(x)}))",
+        "relu": f"max({x}, 0.0)",
+        "square": f"{_operand(x)} * {_operand(x)}",
+        "fabs": f"abs({x})",
+        "mean": f"sum({x}, axis = k) / n, n the length of axis k",
+        "trans": f"transpose({', '.join(args) or x})",
+        "permute": f"transpose({', '.join(args) or x})",
+        "expand_dims": f"{_operand(x)}[:, None] (or [None, :]): None in a subscript adds an axis",
+    }
+    return forms.get(func)
+
+
+def _power_hint(x: str, y: str) -> str:
+    """How lpir writes `x ** y`."""
+    base, exponent = _operand(x), y.strip()
+    if exponent in ("2", "2.0", "3", "3.0"):
+        return f"write {' * '.join([base] * int(float(exponent)))}"
+    if exponent == "0.5":
+        return f"write sqrt({x.strip()})"
+    return (
+        f"write exp2({_operand(exponent)} * log2({x.strip()})) for {base} > 0, or products for "
+        f"a small integer power ({base} * {base})"
+    )
+
+
+def _conversion(func: str, x: str) -> tuple[str, str]:
+    """`float('-inf')`, `float(x)`, `int(x)`, `bool(x)`."""
+    quoted = len(x) >= 2 and x[0] == x[-1] and x[0] in "'\""
+    if func == "float" and quoted:
+        text = x[1:-1].strip().lower()
+        sign = "-" if text.startswith("-") else ""
+        name = _CONSTANTS.get(text.lstrip("+-"))
+        if name in ("inf", "nan"):
+            return "lpir has no float(): infinity and NaN are the constants inf and nan", (
+                f"write {sign}{name}"
+            )
+        try:
+            return "lpir has no float(): a number is written as it is", f"write {float(text)!r}"
+        except ValueError:
+            pass
+    if func == "bool":
+        return "lpir has no bool(): a comparison gives a bool", f"write {_operand(x)} != 0"
+    target = "f32" if func == "float" else "i32"
+    truncates = " (it truncates toward zero, as int() does)" if func == "int" else ""
+    hint = f"write cast<{target}>({x}){truncates}"
+    return f"lpir has no {func}(): a conversion is cast<T>(x)", hint
+
+
+def _block_index(func: str, axis: int | None, grid: Sequence[str]) -> tuple[str, str]:
+    """`program_id(axis)` and `num_programs(axis)`: block.x and the grid's counts."""
+    letter = "xyz"[axis] if axis is not None else None
+    if func == "program_id":
+        hint = f"write block.{letter}" if letter else "write block.x, block.y or block.z"
+        return "lpir has no program_id: a block's index is block.x, block.y, block.z", hint
+    message = "lpir has no num_programs: the grid is the kernel's blocks(...)"
+    if axis is not None and axis < len(grid):
+        return message, f"write its count along {letter}, {grid[axis]}"
+    return message, "write the count blocks(...) gives along that axis"
+
+
+def _operand(text: str) -> str:
+    """`text` as an operand of `*` or `-`: parenthesized unless it is a name, a number, a
+    subscript or a call."""
+    text = text.strip()
+    call = re.match(r"[\w.]*(?:<\w+>)?(?=\()", text)  # (t + 1.0), exp(t), cast<f32>(t)
+    if call is not None and _parenthesized(text[call.end() :]) == text[call.end() + 1 : -1]:
+        return text
+    if _SIMPLE.fullmatch(text) and not text.startswith("-"):
+        return text
+    return f"({text})"
+
+
+# ---- names and attributes -------------------------------------------------------------------
+def foreign_name_hint(name: str) -> str | None:
+    """The hint for an unknown name that is Python's spelling of an lpir constant."""
+    if name in ("True", "False"):
+        return f"lpir's booleans are lowercase: write {name.lower()}"
+    return None
+
+
+def module_attribute_hint(name: str) -> str:
+    """The hint for `np.inf`, `tl.float32`, `math.pi`: the lpir name, without the module."""
+    if name.lower() in _CONSTANTS:
+        return f"write {_CONSTANTS[name.lower()]}"
+    if name in _DTYPES:
+        return f"write {_DTYPES[name]}"
+    return f"write lpir's own names, without the module: {name}"
+
+
+def attribute_hint(name: str, base: str, shape: Sequence[int | str], dtype: str) -> str | None:
+    """The hint for `t.T`, `t.shape`, `t.dtype` of a tile or tensor written `base`."""
+    if name in ("T", "mT"):
+        return f"write transpose({base})"
+    if name == "shape":
+        return (
+            f"its shape is [{', '.join(map(str, shape))}]: write its sizes as the kernel names "
+            "them (the header's parameters, the tile sizes it was built with)"
+        )
+    if name == "dtype":
+        return f"its dtype is {dtype}: write {dtype} (or the dtype parameter it came from)"
+    return None
+
+
+def axis_as_operand_hint(node: ast.Node, text: str) -> str | None:
+    """The hint for a tile of the wrong shape that is `max(t, 0)` (`text`, its source):
+    elementwise in lpir, where Triton's tl.max(x, 0) reduces axis 0."""
+    if not (isinstance(node, ast.Call) and node.func in ("max", "min") and len(node.args) == 2):
+        return None
+    axis = node.args[1]
+    if node.keywords or not isinstance(axis, ast.IntLiteral):
+        return None
+    tile = text[: text.rindex(",")].removeprefix(f"{node.func}(")
+    return (
+        f"{node.func}(t, {axis.value}) is elementwise, of each element and {axis.value} (Triton's "
+        f"tl.{node.func}(x, {axis.value}) reduces axis {axis.value}): to reduce, write "
+        f"{node.func}({tile}, axis = {axis.value})"
+    )
+
+
+def keyword_hint(func: str, keyword: str) -> str | None:
+    """The hint for a keyword a numpy or Triton reduction takes and lpir's does not."""
+    if keyword == "return_indices" and func in ("max", "min"):
+        return (
+            f"{func}(t, axis = 0) gives the values and arg{func}(t, axis = 0) their positions: "
+            "call both"
+        )
+    if keyword in ("keep_dims", "keepdims"):
+        return "the reduced axis is dropped: add it back with None in a subscript, s[:, None]"
+    return None
+
+
+# ---- syntax lpir does not have --------------------------------------------------------------
+def foreign_syntax(line: str, column: int, token: str) -> Habit | None:
+    """The habit behind a syntax error at `token` (its text) at `column` of `line`, or None."""
+    before, after = line[: column - 1], line[column - 1 + len(token) :]
+    if token in ("*", "/") and before.endswith(token):
+        return _double_operator(token, before[:-1], after, column - 1)
+    if token == ",":
+        return _tuple_assignment(before, after)
+    if token == "(":
+        return _call_form(before, line[column - 1 :], column)
+    if token == "if" and re.search(r"\belse\b", after):
+        return _conditional(line, column)
+    return None
+
+
+def _double_operator(operator: str, before: str, after: str, start: int) -> Habit:
+    """`t ** 2` and `a // b` (`start` is the first character's column)."""
+    a = _operand_before(before.rstrip()) or ("t" if operator == "*" else "a")
+    b = _operand_after(after.lstrip()) or ("y" if operator == "*" else "b")
+    if operator == "*":
+        return Habit("lpir has no power operator **", _power_hint(a, b), start, start + 2)
+    a, b = _operand(a), _operand(b)
+    hint = (
+        f"write {a} / {b}: / of integers truncates toward zero, as in C, where Python's // "
+        f"floors (-7 // 2 is -4, -7 / 2 is -3); of floats write floor({a} / {b})"
+    )
+    return Habit("lpir has no // operator", hint, start, start + 2)
+
+
+def _operand_before(text: str) -> str | None:
+    """The operand `text` ends with: a name, number or subscript, or a parenthesized
+    expression or call (None where it is neither)."""
+    if not text.endswith(")"):
+        found = re.search(rf"({_SIMPLE.pattern})$", text)
+        return found.group(1) if found else None
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0:
+            name = re.search(r"[\w.]*(?:<\w+>)?$", text[:i])
+            return text[name.start() if name else i :]
+    return None
+
+
+def _operand_after(text: str) -> str | None:
+    """The operand `text` starts with (as `_operand_before`)."""
+    if text.startswith("("):
+        inner = _parenthesized(text)
+        return None if inner is None else f"({inner})"
+    found = _SIMPLE.match(text)
+    return found.group(0) if found else None
+
+
+def _tuple_assignment(before: str, after: str) -> Habit | None:
+    """`a, b = ...`: several names assigned at once."""
+    first = re.fullmatch(r"(\s*(?:let\s+)?)([A-Za-z_]\w*)\s*", before)
+    rest = re.match(r"\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*,?\s*=(?!=)\s*(.*)", after)
+    if first is None or rest is None:
+        return None
+    names = [first.group(2), *re.split(r"\s*,\s*", rest.group(1))]
+    start = len(first.group(1)) + 1
+    end = len(before) + 2 + rest.end(1)  # `after` starts past the comma
+    value = rest.group(2)
+    reduction = re.match(r"(max|min)\((.*?),\s*return_indices\s*=", value)
+    if reduction is not None and len(names) == 2:
+        kind, argument = reduction.groups()
+        hint = (
+            f"assign each: {names[0]} = {kind}({argument}) for the values, "
+            f"{names[1]} = arg{kind}({argument}) for their positions"
+        )
+    else:
+        hint = "assign each name on its own: " + "; ".join(f"{n} = ..." for n in names)
+    return Habit("lpir has no tuple assignment", hint, start, end)
+
+
+def _conditional(line: str, column: int) -> Habit:
+    """`a if c else b`."""
+    found = re.match(r"\s*(?:let\s+)?\w+\s*=\s*(.+?)\s+if\s+(.+?)\s+else\s+(.+?)\s*$", line)
+    hint = "write where(c, a, b), for tiles and scalars alike"
+    start = column
+    if found is not None:
+        a, c, b = (_lpir_text(part) for part in found.groups())
+        hint = f"write where({c}, {a}, {b}), for tiles and scalars alike"
+        start = found.start(1) + 1
+    return Habit("lpir has no conditional expression a if c else b", hint, start, column + 2)
+
+
+def _call_form(before: str, rest: str, column: int) -> Habit | None:
+    """A call lpir writes otherwise: `zeros([BN], f32)` (an untyped tile constructor),
+    `tl.exp(t)` (a module's function), `t.to(f16)` (a method). `rest` starts at the '('."""
+    found = re.search(r"([A-Za-z_]\w*(?:\[[^\[\]]*\])?(?:\.[A-Za-z_]\w*)*)\s*$", before)
+    if found is None:
+        return None
+    callee = found.group(1)
+    inner = _parenthesized(rest)
+    args = _split_arguments(inner if inner is not None else "")
+    start, end = found.start(1) + 1, column + (len(inner) + 2 if inner is not None else 1)
+    if callee in _TILE_FORMS:
+        hint = f"write {_tile_constructor(callee, args)}"
+        return Habit(f"{callee} is written {_TILE_FORMS[callee]}", hint, start, end)
+    if "." not in callee:
+        return None
+    base, method = callee.rsplit(".", 1)
+    if re.split(r"[.\[]", base)[0] in MODULES:
+        return Habit(f"lpir has no modules: {callee}", _module_call_hint(method, args), start, end)
+    shown = f"{callee}({'...' if inner is None or inner.strip() else ''})"
+    return Habit(f"lpir has no methods: {shown}", _method_hint(method, base, args), start, end)
+
+
+def _module_call_hint(func: str, args: list[str]) -> str:
+    """`tl.exp(t)`: the call without the module, as lpir writes it."""
+    from lpir.language.builtins import BUILTINS, TYPED_BUILTINS
+
+    if func in _TILE_FORMS:
+        return f"write {_tile_constructor(func, args)}"
+    positional, keywords = _positional_and_keywords(args)
+    foreign = foreign_call(func, positional, keywords)
+    if foreign is not None:
+        return foreign[1]
+    if func in ("cast", "view") and len(positional) == 2:
+        return f"write {func}<{_lpir_dtype(positional[1])}>({positional[0]})"
+    if func in BUILTINS or func in TYPED_BUILTINS:
+        return f"write {func}({', '.join(args)})"
+    return f"lpir has no {func}; call its own functions without a module (docs/language.md)"
+
+
+def _method_hint(method: str, base: str, args: list[str]) -> str:
+    """`t.to(f16)`, `t.sum(axis = 0)`: the function lpir calls on the value."""
+    from lpir.language.builtins import BUILTINS
+
+    positional, keywords = _positional_and_keywords(args)
+    if method in ("to", "astype"):
+        target = _lpir_dtype(positional[0] if positional else keywords.get("dtype", "T"))
+        bits = keywords.get("bitcast", "false").strip() in ("True", "true")
+        return f"write {'view' if bits else 'cast'}<{target}>({base})"
+    if method in ("T", "trans", "permute"):
+        method = "transpose"
+    if method in BUILTINS:
+        return f"write {method}({', '.join([base, *args])})"
+    return f"call a function with {base} as an argument instead, f({base}, ...)"
+
+
+def _tile_constructor(func: str, args: list[str]) -> str:
+    """`zeros<f32>[BN]` for `zeros([BN], dtype = f32)`, `full<f32>[BN](-inf)` for
+    `full([BN], float('-inf'), tl.float32)`."""
+    positional, keywords = _positional_and_keywords(args)
+    shape = keywords.get("shape", positional[0] if positional else "d")
+    dims = shape.strip()
+    if dims[:1] in "[(" and dims[-1:] in "])":
+        dims = dims[1:-1].strip().rstrip(",").strip()
+    value_at = 1 if func == "full" else None
+    dtype_at = 2 if func == "full" else 1
+    dtype_text = keywords.get("dtype", positional[dtype_at] if len(positional) > dtype_at else "")
+    written = f"{func}<{_lpir_dtype(dtype_text) if dtype_text else 'f32'}>[{dims}]"
+    if value_at is not None:
+        value = keywords.get("fill_value", keywords.get("value"))
+        if value is None:
+            value = positional[value_at] if len(positional) > value_at else "value"
+        written += f"({value})"
+    return written
+
+
+# ---- the text of arguments ------------------------------------------------------------------
+def _parenthesized(text: str) -> str | None:
+    """What is inside the parentheses `text` opens with, or None when they close on a later
+    line."""
+    depth = 0
+    quote = ""
+    for i, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+            if depth == 0:
+                return text[1:i]
+    return None
+
+
+def _split_arguments(text: str) -> list[str]:
+    """The arguments of a call's text, split at its top-level commas, each rewritten as lpir
+    writes it (`float('-inf')` is `-inf`)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [_lpir_text(p.strip()) for p in parts if p.strip()]
+
+
+def _positional_and_keywords(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    positional, keywords = [], {}
+    for arg in args:
+        named = re.fullmatch(r"([A-Za-z_]\w*)\s*=(?!=)\s*(.*)", arg, re.DOTALL)
+        if named is None:
+            positional.append(arg)
+        else:
+            keywords[named.group(1)] = named.group(2)
+    return positional, keywords
+
+
+def _lpir_dtype(text: str) -> str:
+    """`tl.float16` or `np.float16` -> f16; a name lpir has stays."""
+    name = text.strip().rsplit(".", 1)[-1]
+    return _DTYPES.get(name, name)
+
+
+def _lpir_text(text: str) -> str:
+    """An argument's text with the habits inside it rewritten: `float('-inf')` -> `-inf`,
+    `True` -> `true`, `tl.float32` -> `f32`, `tl.exp(` -> `exp(`."""
+    text = re.sub(
+        r"""float\(\s*(['"])([+-]?)(inf|nan)\1\s*\)""",
+        lambda m: f"{m.group(2).lstrip('+')}{m.group(3)}",
+        text,
+        flags=re.IGNORECASE,
+    )
+    text = re.sub(r"\b(True|False)\b", lambda m: m.group(1).lower(), text)
+    modules = "|".join(MODULES)
+    text = re.sub(rf"\b(?:{modules})\.(\w+)\b(?!\s*\()", lambda m: _lpir_dtype(m[1]), text)
+    return re.sub(rf"\b(?:{modules})\.(?=\w+\s*\()", "", text)
+
+
+def quoted_float(line: str, column: int) -> Habit | None:
+    """`float('-inf')`: a single quote (at `column`) that a string cannot open, inside
+    float(...), where lpir writes -inf."""
+    opened = re.search(r"\bfloat\(\s*$", line[: column - 1])
+    closed = re.match(r"('[^'\n]*')\s*\)", line[column - 1 :])
+    if opened is None or closed is None:
+        return None
+    message, hint = _conversion("float", closed.group(1))
+    return Habit(message, hint, opened.start() + 1, column + closed.end())
