@@ -193,7 +193,10 @@ def encode_small_float_exact(dt: DType, x: np.ndarray) -> np.ndarray:
     shift = fraction_bits - dt.mantissa_bits
     kept_lsb = (magnitude_bits >> uint(shift)) & uint(1)
     rounded = (magnitude_bits + uint((1 << (shift - 1)) - 1) + kept_lsb) >> uint(shift)
-    normal = rounded - uint((input_bias - dt.bias) << dt.mantissa_bits)  # wraps where unused
+    # Re-biasing wraps round for inputs below the format's normals (np.where drops those
+    # lanes); numpy warns of a wrap only when `x` is 0-d, so the warning is silenced.
+    with np.errstate(over="ignore"):
+        normal = rounded - uint((input_bias - dt.bias) << dt.mantissa_bits)
     # Subnormal results: the code is |x| in units of the smallest subnormal, rounded to even.
     magnitude = np.abs(x)
     is_subnormal = magnitude < x.dtype.type(2.0 ** (1 - dt.bias))
@@ -231,12 +234,13 @@ def encode_small_float(dt: DType, x: np.ndarray) -> np.ndarray:
 def round_to_odd_float32(x: np.ndarray) -> np.ndarray:
     """float64 -> float32 rounded to odd: truncate toward zero, then set the last bit if any
     bit was lost. Rounding the result to 22 or fewer bits is a correct rounding of `x`."""
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is IEEE's answer
+    # overflow to inf and gradual underflow are IEEE's answers
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         nearest = x.astype(np.float32)
         back = nearest.astype(np.float64)
         inexact = (back != x) & np.isfinite(x)
         overshot = inexact & (np.abs(back) > np.abs(x))
-    truncated = np.where(overshot, np.nextafter(nearest, np.float32(0)), nearest)
+        truncated = np.where(overshot, np.nextafter(nearest, np.float32(0)), nearest)
     return (truncated.view(np.uint32) | inexact.astype(np.uint32)).view(np.float32)
 
 
@@ -248,8 +252,9 @@ def encode_float(dt: DType, x: np.ndarray) -> np.ndarray:
         return encode_small_float(dt, x)
     if dt.name == "bf16" and x.dtype == np.float64:
         x = round_to_odd_float32(x)
-    # IEEE formats overflow to infinity, as intended; NaN payloads may be dropped.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # IEEE formats overflow to infinity and underflow gradually, as intended; NaN payloads
+    # may be dropped.
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         return x.astype(dt.numpy_dtype).view(dt.code_numpy_dtype)
 
 

@@ -251,8 +251,8 @@ class _ThreadBlock(Evaluator):
         """acc + odd products + even products, each addition rounded to f32 (the products of
         bf16 numbers are exact in f32)."""
         acc, a, b = (self.get(v) for v in op.operands)
-        products = a.astype(np.float32) * b.astype(np.float32)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # inf x 0 is NaN, as IEEE says
+            products = a.astype(np.float32) * b.astype(np.float32)
             return [(acc + products[:, 1::2]) + products[:, 0::2]]
 
     def op_where(self, op: SelectOp) -> list:
@@ -313,7 +313,8 @@ class _ThreadBlock(Evaluator):
             a_tile = _gather_fragment(a[lanes], a_map).astype(np.float64)
             b_tile = _gather_fragment(b[lanes], b_map).astype(np.float64)
             c_tile = _gather_fragment(c[lanes], c_map).astype(np.float64)
-            d_tile = (a_tile @ b_tile + c_tile).astype(np.float32)
+            with np.errstate(all="ignore"):  # inf x 0 is NaN, a sum past f32's range inf
+                d_tile = (a_tile @ b_tile + c_tile).astype(np.float32)
             result[lanes] = d_tile[tuple(np.moveaxis(c_map, -1, 0))]
         return [result]
 

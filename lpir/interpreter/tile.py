@@ -189,10 +189,11 @@ class _Block(Evaluator):
         a, b, acc = (self.get(v) for v in op.operands)
         acc_dtype = op.result.type.dtype
         wide = np.float64 if acc_dtype.is_float else np.int64
-        product = np.matmul(a.astype(wide), b.astype(wide)) + acc.astype(wide)
-        if acc_dtype.is_float:
+        # inf x 0 is NaN and an f64 sum past f32's range rounds to inf, as IEEE says; integer
+        # sums wrap like i32 arithmetic
+        with np.errstate(all="ignore"):
+            product = np.matmul(a.astype(wide), b.astype(wide)) + acc.astype(wide)
             return [product.astype(acc_dtype.numpy_dtype)]
-        return [product.astype(acc_dtype.numpy_dtype)]  # wraps like i32 arithmetic
 
     # ---- memory
     def op_alloc_shared(self, op: AllocSharedOp) -> list:
