@@ -5,7 +5,11 @@ that every location shares (found by an explorer probing limits):
   that split the grid waited forever;
 * two threads calling cuda-host kernels that synchronize waited on each other's barriers
   (the emulation's barriers are process-wide): one emulated grid runs at a time;
-* every op's location split the whole source again: an 8000-line kernel took 28 s to lower.
+* every op's location split the whole source again: an 8000-line kernel took 28 s to lower;
+* threads whose first calls of one shape came at once each built that shape's specialization;
+  the ones that lost the race were freed, but their argument checks stayed keyed by their
+  id, and a later specialization at the same address was checked with a dead one's dtypes
+  ("argument q must hold f4e2m1, got a PackedArray of f6e3m2").
 """
 
 from __future__ import annotations
@@ -119,6 +123,47 @@ def test_two_threads_call_a_synchronizing_kernel_at_once(target: str) -> None:
     assert not any(thread.is_alive() for thread in threads), "the calls waited on each other"
     for y in outputs:
         np.testing.assert_array_equal(y, 2 * x)
+
+
+@pytest.mark.parametrize("target", ["cpu", "interp"])
+def test_first_calls_of_one_shape_at_once_build_it_once(target: str, monkeypatch) -> None:
+    """Six threads make their first calls at once, two per shape: each shape is built once
+    (the build is slowed so that every thread asks while it runs), and every thread's
+    result is right."""
+    from lpir.runtime import kernel as kernel_module
+
+    builds: list[int] = []
+    build = kernel_module.build_specialization
+
+    def slow_build(program, definition, values, target):  # type: ignore[no-untyped-def]
+        builds.append(values["N"])
+        time.sleep(0.3)
+        return build(program, definition, values, target)
+
+    monkeypatch.setattr(kernel_module, "build_specialization", slow_build)
+    kernel = lpir.compile(DOUBLE, target=target)
+    sizes = [100, 100, 333, 333, 1000, 1000]
+    start = threading.Barrier(len(sizes))
+    results: dict[int, bool] = {}
+
+    def first_call(index: int) -> None:
+        x = np.arange(sizes[index], dtype=np.float32)
+        y = np.zeros_like(x)
+        start.wait()
+        kernel(x, y)
+        results[index] = bool((y == 2 * x).all())
+
+    threads = [threading.Thread(target=first_call, args=(i,)) for i in range(len(sizes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(builds) == [100, 333, 1000]
+    assert results == {index: True for index in range(len(sizes))}
+    for spec in kernel.specializations.values():  # each checked with its own dtypes
+        assert [check[1] for check in spec.argument_checks] == [
+            arg.type.dtype for arg in spec.kernel_ir.args
+        ]
 
 
 def test_a_long_straight_line_kernel_lowers_in_linear_time() -> None:

@@ -30,6 +30,7 @@ from lpir.language.specialize import ArgumentInfo, choose_params, runtime_rows_n
 from lpir.language.syntax import parse_program
 from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
+from lpir.runtime.fork_safe import ForkSafeLock
 from lpir.runtime.ir_kernel import (
     IRKernel,
     compile_ir,
@@ -169,8 +170,10 @@ class Kernel:
             for i, decl in enumerate(kernel_def.args)
             if isinstance(decl, ast.GlobalArg) and runtime_rows_name(kernel_def, decl)
         }
-        self._checks: dict[int, list[tuple]] = {}  # id(specialization) -> its argument checks
-        self._rows: dict[int, list[tuple[int, int, int]]] = {}  # and its rows checks
+        # a lock per key of `specializations`, kept as they are: threads whose first calls
+        # need the same specialization at once build it once and share it
+        self._building: dict[tuple, ForkSafeLock] = {}
+        self._building_lock = ForkSafeLock()
         self._wheres: list | None = None
         self.last: Specialization | None = None
         choose_params(program, kernel_def, self.params, None) if self._all_given() else None
@@ -203,18 +206,32 @@ class Kernel:
     def specialize(self, arguments: list[ArgumentInfo] | None = None) -> Specialization:
         """The compiled form for the parameters these arguments imply (cached)."""
         seen = None if arguments is None else self._seen(arguments)
-        if seen is not None and seen in self._by_arguments:
-            self.last = self._by_arguments[seen]
-            return self.last
-        values = choose_params(self.program, self.definition, self.params, arguments)
+        spec = self._by_arguments.get(seen) if seen is not None else None
+        if spec is None:
+            values = choose_params(self.program, self.definition, self.params, arguments)
+            spec = self._built(values)
+            if seen is not None:
+                self._by_arguments[seen] = spec
+        self.last = spec  # (for inspection: which call was last matters not between threads)
+        return spec
+
+    def _built(self, values: dict) -> Specialization:
+        """The specialization for every parameter's value, built once: a thread that needs it
+        while another builds it waits for that one (a lost race used to leave the loser's
+        checks keyed by its id, which a later specialization could reuse)."""
         key = tuple(sorted((k, v.name if isinstance(v, DType) else v) for k, v in values.items()))
         spec = self.specializations.get(key)
-        if spec is None:
-            spec = build_specialization(self.program, self.definition, values, self.target)
-            self.specializations[key] = spec
-        if seen is not None:
-            self._by_arguments[seen] = spec
-        self.last = spec
+        if spec is not None:
+            return spec
+        with self._building_lock:
+            building = self._building.setdefault(key, ForkSafeLock())
+        with building:
+            spec = self.specializations.get(key)
+            if spec is None:
+                spec = build_specialization(self.program, self.definition, values, self.target)
+                spec.argument_checks = self._argument_checks(spec)
+                spec.rows_checks = _rows_checks(spec)
+                self.specializations[key] = spec
         return spec
 
     def _seen(self, arguments: list[ArgumentInfo]) -> tuple:
@@ -299,9 +316,7 @@ class Kernel:
     def _checked(self, spec: Specialization, arguments: tuple, views: list | None) -> list:
         """The arguments as `spec.run` takes them, each checked against its declaration:
         host arrays and scalars themselves, GPU arrays as their views."""
-        checks = self._checks.get(id(spec))
-        if checks is None:
-            checks = self._checks[id(spec)] = self._argument_checks(spec)
+        checks = spec.argument_checks
         prepared = []
         for index, (decl, dt, where, writes) in enumerate(checks):
             value = arguments[index]
@@ -315,7 +330,7 @@ class Kernel:
             else:
                 args_.check_tensor(value, dt, decl, where, writes)
                 prepared.append(value)
-        for tensor, size, bound in self._rows_checks(spec):
+        for tensor, size, bound in spec.rows_checks:
             view = views[tensor] if views is not None else None
             shape = args_.logical_shape(arguments[tensor], view)  # (checked: a tensor's)
             # (where they disagree, check_runtime_rows finds the argument and says what is wrong)
@@ -329,20 +344,6 @@ class Kernel:
                 wheres = [check[2] for check in checks]
                 args_.check_runtime_rows(spec.kernel_ir.args, prepared, shapes, wheres)
         return prepared
-
-    def _rows_checks(self, spec: Specialization) -> list[tuple[int, int, int]]:
-        """(tensor position, size position, most rows) of each tensor whose rows a size
-        argument gives: each call checks the tensor has that many (at most the i32 bound)."""
-        found = self._rows.get(id(spec))
-        if found is None:
-            args = spec.kernel_ir.args
-            positions = {arg.name_hint: index for index, arg in enumerate(args)}
-            found = self._rows[id(spec)] = [
-                (index, positions[arg.type.extent], arg.type.shape[0])
-                for index, arg in enumerate(args)
-                if isinstance(arg.type, GlobalType) and arg.type.extent is not None
-            ]
-        return found
 
     def _argument_checks(self, spec: Specialization) -> list[tuple]:
         """(declaration, dtype, location, whether the kernel writes it: None for a scalar)
@@ -399,6 +400,18 @@ class Kernel:
     @property
     def module(self) -> Module:
         return self._specialization_for_inspection().module
+
+
+def _rows_checks(spec: Specialization) -> list[tuple[int, int, int]]:
+    """(tensor position, size position, most rows) of each tensor whose rows a size argument
+    gives: each call checks the tensor has that many (at most the i32 bound)."""
+    args = spec.kernel_ir.args
+    positions = {arg.name_hint: index for index, arg in enumerate(args)}
+    return [
+        (index, positions[arg.type.extent], arg.type.shape[0])
+        for index, arg in enumerate(args)
+        if isinstance(arg.type, GlobalType) and arg.type.extent is not None
+    ]
 
 
 def _rebuild_kernel(source: str, file: str, name: str, target: str, params: dict) -> Kernel:

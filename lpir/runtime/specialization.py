@@ -51,6 +51,10 @@ class Specialization:
         self.sources: dict[str, Callable[..., str]] = {}
         self.arch_kinds: set[str] = set()
         self.empty_grid = False  # a block count is 0: calls run nothing, no code is made
+        # set by the `Kernel` that built it: its arguments' checks (declaration, dtype,
+        # location, whether stored) and its run-time rows' (tensor, size argument, most rows)
+        self.argument_checks: list[tuple] = []
+        self.rows_checks: list[tuple[int, int, int]] = []
 
     @property
     def kernel_ir(self) -> IRKernel:
