@@ -94,7 +94,8 @@ def arange_typed(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
     assert call.type_name is not None  # a typed builtin is called with its type argument
     target = low.dtype_named(call.type_name, call.type_span)
-    size = low.as_const_int(node, "the length of arange")
+    size = _arange_length(low, node)
+    _check_arange_fits(low, target, size, call)
     value = low.builder.add(ArangeOp.create(size))
     if target != I32:
         value = low.builder.add(CastOp.create(value, target))
@@ -104,10 +105,43 @@ def arange_typed(low: ExpressionLowering, call: ast.Call) -> Runtime:
 @builtin("arange(n)")
 def arange(low: ExpressionLowering, call: ast.Call) -> Runtime:
     (node,), _ = call_arguments(low, call, 1)
+    return Runtime(low.builder.add(ArangeOp.create(_arange_length(low, node))))
+
+
+def _arange_length(low: ExpressionLowering, node: ast.Node) -> int:
     size = low.as_const_int(node, "the length of arange")
     if size <= 0:
         raise low.error(f"arange needs a positive length, not {size}", node)
-    return Runtime(low.builder.add(ArangeOp.create(size)))
+    return size
+
+
+def _check_arange_fits(low: ExpressionLowering, target: DType, size: int, call: ast.Call) -> None:
+    """`arange<T>(n)` promises 0, 1, ..., n-1: refuse a T that cannot hold n-1, as `full<T>`
+    refuses such a constant, rather than wrap (integers) or saturate (small floats) silently.
+    A float T may round the larger values (bf16 above 256), as it rounds a constant."""
+    last, name = size - 1, target.name
+    written_as_cast = f"or write cast<{name}>(arange({size})) if that is meant"
+    if target.is_bool:
+        raise low.error(
+            f"arange<bool>({size}) counts, and bool holds no numbers",
+            call,
+            f"compare the positions instead, e.g. arange({size}) > 0",
+        )
+    if target.is_int and last > target.max:
+        raise low.error(
+            f"arange<{name}>({size}) ends at {last}, which does not fit in {name}",
+            call,
+            f"{name} holds {target.min} to {target.max} and a cast wraps the rest round; use a "
+            f"wider dtype, {written_as_cast}",
+        )
+    if target.is_float and target.rounds_past_max(last):
+        largest = f"{target.max:g}"
+        past = "to infinity" if target.has_inf else f"to {largest}"
+        raise low.error(
+            f"arange<{name}>({size}) ends at {last}, which does not fit in {name} (max {largest})",
+            call,
+            f"a cast rounds the values past {largest} {past}; use a wider dtype, {written_as_cast}",
+        )
 
 
 # ---- math ---------------------------------------------------------------------------------
