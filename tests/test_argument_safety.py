@@ -374,6 +374,29 @@ def test_every_target_refuses_an_output_that_shares_memory_with_another_argument
         ir(x, z[:128], z[:128])
 
 
+ROWS = """
+kernel rows[K = 64, BM = 4](x: global f32[m, K], y: global f32[m, K], m: i32)
+    blocks(cdiv(m, BM)) threads(32) {
+    r = block.x * BM
+    store(y[r :+ BM, :], load(x[r :+ BM, :]) * 2.0)
+}"""
+
+
+@pytest.mark.parametrize("target", [*HOST_TARGETS, "threads-cuda"])
+def test_empty_views_of_one_buffer_do_not_overlap(target):
+    """An empty batch whose input and output are empty views of one workspace: numpy gives
+    an empty view its base's address, and an empty tensor counted as one byte made the two
+    'overlap in memory'. Empty tensors hold no byte; views that share one are still refused."""
+    kernel = lpir.compile(ROWS, target=target)
+    workspace = np.ones((64, 64), np.float32)
+    kernel(workspace[0:0], workspace[32:32], 0)
+    kernel(workspace[40:40], workspace[40:40], 0)  # one empty view passed twice
+    with pytest.raises(ArgumentError, match="arguments x and y overlap in memory"):
+        kernel(workspace[0:3], workspace[2:5], 3)
+    kernel(workspace[0:3], workspace[32:35], 3)
+    np.testing.assert_array_equal(workspace[32:35], 2.0)
+
+
 # ---- raw checkpoint bytes (uint8) where a low-precision dtype is meant ----------------------
 GEMV_MX = Path(__file__).parent.parent / "examples" / "gemv_mx.lp"
 

@@ -259,7 +259,8 @@ class Launcher:
                 )
             keep_alive.append(buffer)
             start = data_address(buffer)
-            spans.append((name or "?", start, start + max(nbytes, 1), stored))
+            if nbytes:  # an empty view shares no byte (numpy gives it its base's address)
+                spans.append((name or "?", start, start + nbytes, stored))
             pointers.append(start)
         refuse_overlap(spans)
         return keep_alive, pointers

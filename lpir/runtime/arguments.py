@@ -576,7 +576,8 @@ def placed_at_argument(
 
 def memory_spans(names: list[str], stored: set[str], tensors: list[Any]) -> list[Span]:
     """The spans `refuse_overlap` compares, of tensor arguments `tensors` called `names`: host
-    arrays (numpy, `PackedArray`) by their host addresses, GPU arrays by their device ones."""
+    arrays (numpy, `PackedArray`) by their host addresses, GPU arrays by their device ones;
+    empty tensors have none."""
     spans = []
     for name, value in zip(names, tensors):
         buffer = value.data if isinstance(value, PackedArray) else value
@@ -587,7 +588,8 @@ def memory_spans(names: list[str], stored: set[str], tensors: list[Any]) -> list
             if view is None:
                 continue  # not a tensor at all: the argument checks say so
             start, nbytes = view.pointer, math.prod(view.shape) * view.itemsize
-        spans.append((name, start, start + max(nbytes, 1), name in stored))
+        if nbytes:  # an empty tensor holds no byte to share (numpy gives empty views the base)
+            spans.append((name, start, start + nbytes, name in stored))
     return spans
 
 
