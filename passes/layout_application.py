@@ -27,6 +27,7 @@ from lpir.ir.ops import (
     ReduceOp,
     ReshapeOp,
     ScanOp,
+    SortOp,
     SplatOp,
     StackOp,
     StoreOp,
@@ -156,12 +157,12 @@ class LayoutApplication(Rewriter):
                 old = as_tile(op.operands[0].type).shape
                 return [rules.reshaped(self.chosen(op.result), old)]
             return [None]
-        if isinstance(op, ScanOp):
-            # each thread scans its own elements: where the class's layout splits the axis
-            # over threads, the scan runs in one where each holds the axis whole
+        if isinstance(op, ScanOp | SortOp):
+            # each thread scans (sorts) the lines it holds: where the class's layout splits
+            # the axis over threads, the op runs in one where each holds the axis whole
             size = as_tile(op.result.type).shape[op.axis]
-            layout = self.chosen(op.operands[0])
-            return [rules.scanned(layout, op.axis, size)]
+            layout = rules.scanned(self.chosen(op.operands[0]), op.axis, size)
+            return [layout] * len(op.operands)
         if isinstance(op, YieldOp | StoreOp | ForOp):
             return [
                 self.chosen(old)
@@ -177,7 +178,7 @@ class LayoutApplication(Rewriter):
 
     def computed_result_layout(self, op: Operation, operands: list[Value]) -> RegisterLayout | None:
         """The layout an op's result has by construction (None: whatever its class has)."""
-        if isinstance(op, ScanOp):
+        if isinstance(op, ScanOp | SortOp):
             return as_tile(operands[0].type).selected_layout
         shape_ops = ExpandDimsOp | ReduceOp | ViewOp | TransposeOp | ReshapeOp | IndexOp | StackOp
         if not isinstance(op, shape_ops):

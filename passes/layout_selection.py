@@ -43,6 +43,7 @@ from lpir.ir.ops import (
     ReduceOp,
     ReshapeOp,
     ScanOp,
+    SortOp,
     StackOp,
     StoreOp,
     TransposeOp,
@@ -216,7 +217,7 @@ class Selection:
 
     # ---- relations ----------------------------------------------------------------------
     def relate(self, op: Operation) -> None:
-        if _is_elementwise(op) or isinstance(op, ScanOp):  # (a scan converts where it must)
+        if _is_elementwise(op) or isinstance(op, ScanOp | SortOp):  # (converted where they must)
             self.classes.union(op.operands + op.results)
         elif isinstance(op, ForOp):
             yielded = op.body.yielded

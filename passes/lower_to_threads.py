@@ -24,6 +24,7 @@ from lpir.passes.thread_dots import DotLowering
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 from lpir.passes.thread_reductions import ReductionLowering
 from lpir.passes.thread_scans import ScanLowering
+from lpir.passes.thread_sorts import SortLowering
 from lpir.passes.thread_values import (
     primary_replica,
     required_slot_map,
@@ -77,7 +78,7 @@ LANE_GATHER_LANES = 16
 U8 = dtype("u8")
 
 
-class _Lowering(ReductionLowering, ScanLowering, DotLowering):
+class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
     def lower_SplatOp(self, op: SplatOp) -> list[Value]:
         if not isinstance(op.result.type, TileType):
             return self.copy(op).results

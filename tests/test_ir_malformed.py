@@ -94,6 +94,7 @@ CASES: dict[str, tuple[str, str]] = {
     "reshape": ("tile", "%r = reshape(%t) {shape = [4, 2, 4]} : f32[4, 2, 4]"),
     "reduce": ("tile", '%r = reduce(%t) {axis = 1, kind = "sum"} : f32[4]'),
     "scan": ("tile", '%r = scan(%t) {axis = 1, kind = "max"} : f32[4, 8]'),
+    "sort": ("tile", "%r = sort(%t, %t) {axis = 1, descending = true} : f32[4, 8]"),
     "item": ("tile", "%r = item(%z) : f32"),
     "dot": ("tile", "%r = dot(%ha, %ha, %acc) : f32[16, 16]"),
     "convert_layout": ("tile", "%r = convert_layout(%t) : f32[4, 8] @ spatial(4,8)"),

@@ -41,6 +41,7 @@ from lpir.ir.ops import (
     ReshapeOp,
     ScanOp,
     SelectOp,
+    SortOp,
     SplatOp,
     StackOp,
     StoreOp,
@@ -184,6 +185,18 @@ class _Block(Evaluator):
         for i in range(1, value.shape[0]):
             result[i] = ew.binary(op.combine, result[i - 1], value[i], dt)
         return [np.ascontiguousarray(np.moveaxis(result, 0, op.axis))]
+
+    def op_sort(self, op: SortOp) -> list:
+        """Each line's values in the order a stable sort of its keys gives (NaN above every
+        number; equal keys, -0.0 and 0.0 among them, in their order either way)."""
+        keys = np.moveaxis(self.get(op.operands[0]), op.axis, -1)
+        values = np.moveaxis(self.get(op.operands[1]), op.axis, -1)
+        result = np.empty_like(values)
+        for line in np.ndindex(keys.shape[:-1]):
+            row = [(bool(k != k), k.item()) for k in keys[line]]  # (NaN?, key)
+            order = sorted(range(len(row)), key=row.__getitem__, reverse=op.descending)
+            result[line] = values[line][order]
+        return [np.ascontiguousarray(np.moveaxis(result, -1, op.axis))]
 
     def op_dot(self, op: DotOp) -> list:
         a, b, acc = (self.get(v) for v in op.operands)

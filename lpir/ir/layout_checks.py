@@ -36,6 +36,7 @@ from lpir.ir.ops import (
     ReshapeOp,
     ScanOp,
     SelectOp,
+    SortOp,
     StackOp,
     StoreOp,
     TransposeOp,
@@ -134,8 +135,8 @@ def check_layouts(op: Operation) -> None:
         _check_broadcast(op)
     elif isinstance(op, IndexOp):
         _check_index(op)
-    elif isinstance(op, ScanOp):
-        _check_scan(op)
+    elif isinstance(op, ScanOp | SortOp):
+        _check_lines(op)
     elif isinstance(op, StackOp):
         _check_stack(op)
     elif isinstance(op, DotOp):
@@ -417,10 +418,20 @@ def _check_index(op: IndexOp) -> None:
     )
 
 
-def _check_scan(op: ScanOp) -> None:
+def _check_lines(op: ScanOp | SortOp) -> None:
+    """A scan or sort runs along lines each thread holds whole, its operands and result alike."""
     source = _layout(op.operands[0])
     if source is None:
         return
+    for index, operand in enumerate(op.operands[1:], 1):
+        layout = _layout(operand)
+        if layout is not None and not same_places(layout, source):
+            raise op.error(
+                f"operand {index}'s layout {layout} is not operand 0's {source}: '{op.name}' "
+                "moves the elements of every operand alike",
+                f"convert operand {index} to {source} before the '{op.name}': "
+                f"convert_layout(...) : {_with(operand, source)}",
+            )
     split = [
         mode
         for mode in source.spatial_modes
@@ -432,12 +443,17 @@ def _check_scan(op: ScanOp) -> None:
         ones[op.axis] = size
         held = product(reduce(source, [op.axis]), local(*ones))
         raise op.error(
-            f"the operand's layout {source} splits dimension {op.axis} over threads: a scan "
-            "runs within each thread, which must hold the whole axis",
+            f"the operand's layout {source} splits dimension {op.axis} over threads: a "
+            f"'{op.name}' runs within each thread, which must hold the whole axis",
             f"convert the operand so that each thread holds dimension {op.axis} whole: "
             f"convert_layout(...) : {_with(op.operands[0], held)}",
         )
-    _check_result_like(op, op.operands[0], "its operand's", "a scan keeps each element in place")
+    _check_result_like(
+        op,
+        op.operands[0],
+        "its operand's",
+        f"a '{op.name}' moves elements only along its lines, within each thread",
+    )
 
 
 def _check_stack(op: StackOp) -> None:

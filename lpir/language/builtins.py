@@ -28,6 +28,7 @@ from lpir.ir.ops import (
     ReshapeOp,
     ScanOp,
     SelectOp,
+    SortOp,
     SplatOp,
     StackOp,
     TransposeOp,
@@ -299,10 +300,7 @@ def _first_position_of_extreme(low: ExpressionLowering, tile: Value, kind: str, 
         extreme = add(ExpandDimsOp.create(extreme, axis))
     hits = add(BinaryOp.create("eq", tile, low.broadcast_to(extreme, shape)))
     length = shape[axis]
-    positions = add(ArangeOp.create(length))
-    for _ in range(len(shape) - 1 - axis):  # the positions run along `axis`
-        positions = add(ExpandDimsOp.create(positions, 1))
-    positions = low.broadcast_to(positions, shape)
+    positions = _positions_along(low, shape, axis)
     past_the_end = low.constant(Const(length), I32, None)
     candidates = add(SelectOp.create(hits, positions, add(SplatOp.create(past_the_end, shape))))
     first = add(ReduceOp.create(candidates, "min", axis))
@@ -323,6 +321,25 @@ builtin("argmax(t, axis = None)")(_arg_extreme("max"))
 builtin("argmin(t, axis = None)")(_arg_extreme("min"))
 
 
+def _line_axis(
+    low: ExpressionLowering,
+    name: str,
+    call: ast.Call,
+    node: ast.Node,
+    tile: Value,
+    axis_node: ast.Node | None,
+) -> int:
+    """The axis a scan or sort runs along: named, or the only one of a rank-1 tile."""
+    rank = as_tile(tile.type).rank
+    if axis_node is None and rank > 1:
+        raise low.error(
+            f"{name} of a rank-{rank} tile needs the axis it runs along",
+            call,
+            f"name it, e.g. {name}({low.text_of(node)}, axis = {rank - 1})",
+        )
+    return 0 if axis_node is None else _reduction_axis(low, tile, axis_node)
+
+
 def _scan(kind: str) -> Builtin:
     """`cumsum(t, axis = k)`, `cumprod`, `cummax`, `cummin`: inclusive prefix results along
     axis k (optional for a rank-1 tile). A float tile narrower than f32 is scanned in f32 and
@@ -335,15 +352,7 @@ def _scan(kind: str) -> Builtin:
         if not (isinstance(value, Runtime) and value.is_tile):
             raise not_a_tile(low, f"{name} scans a tile", value, node, call)
         tile = value.value
-        rank = as_tile(tile.type).rank
-        axis_node = keywords.get("axis")
-        if axis_node is None and rank > 1:
-            raise low.error(
-                f"{name} of a rank-{rank} tile needs the axis it runs along",
-                call,
-                f"name it, e.g. {name}({low.text_of(node)}, axis = {rank - 1})",
-            )
-        axis = 0 if axis_node is None else _reduction_axis(low, tile, axis_node)
+        axis = _line_axis(low, name, call, node, tile, keywords.get("axis"))
         dt = tile.type.dtype
         wide = dt.is_float and dt.nbits < 32
         if wide:
@@ -358,6 +367,56 @@ def _scan(kind: str) -> Builtin:
 
 for _kind in SCANS:
     builtin(f"cum{_kind}(t, axis = None)")(_scan(_kind))
+
+
+def _sorted(positions: bool) -> Builtin:
+    """`sort(t, axis = k, descending = false)`: t's lines sorted (stable; NaN above every
+    number); `argsort`: the i32 positions that sort them."""
+    name = "argsort" if positions else "sort"
+
+    def lower_sort(low: ExpressionLowering, call: ast.Call) -> Runtime:
+        (node,), keywords = call_arguments(low, call, 1, keywords=("axis", "descending"))
+        value = low.expr(node)
+        if not (isinstance(value, Runtime) and value.is_tile):
+            raise not_a_tile(low, f"{name} sorts a tile", value, node, call)
+        keys = original = value.value
+        axis = _line_axis(low, name, call, node, keys, keywords.get("axis"))
+        descending = _const_bool(low, keywords.get("descending"), "descending")
+        if keys.type.dtype.is_bool:  # true above false: the same order in u8
+            keys = low.builder.add(CastOp.create(keys, dtype("u8")))
+        values = keys if not positions else _positions_along(low, as_tile(keys.type).shape, axis)
+        result = low.builder.add(SortOp.create(keys, values, axis, descending))
+        if result.type.dtype != original.type.dtype and not positions:
+            result = low.builder.add(CastOp.create(result, original.type.dtype))
+        return Runtime(result)
+
+    return lower_sort
+
+
+def _const_bool(low: ExpressionLowering, node: ast.Node | None, what: str) -> bool:
+    if node is None:
+        return False
+    value = low.compile_time_expr(node)
+    if not (isinstance(value, Const) and isinstance(value.value, bool)):
+        raise low.error(
+            f"{what} must be true or false, but this is {value.describe()}",
+            node,
+            f"write {what} = true or {what} = false",
+        )
+    return value.value
+
+
+def _positions_along(low: ExpressionLowering, shape: tuple[int, ...], axis: int) -> Value:
+    """An i32 tile of `shape` holding each element's position along `axis`."""
+    add = low.builder.add
+    positions = add(ArangeOp.create(shape[axis]))
+    for _ in range(len(shape) - 1 - axis):
+        positions = add(ExpandDimsOp.create(positions, 1))
+    return low.broadcast_to(positions, shape)
+
+
+builtin("sort(t, axis = None, descending = false)")(_sorted(positions=False))
+builtin("argsort(t, axis = None, descending = false)")(_sorted(positions=True))
 
 
 @builtin("clamp(x, lo, hi)")

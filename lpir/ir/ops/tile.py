@@ -14,7 +14,7 @@ from lpir.dtypes import DType, dtype
 from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import check_compute_dtype
-from lpir.ir.signature import INT, INT_LIST, Signature, at_least, exactly, one_of
+from lpir.ir.signature import INT, INT_LIST, NUMBER, Signature, at_least, exactly, one_of
 from lpir.ir.types import ScalarType, TileType, VectorType, as_tile
 from lpir.layout import RegisterLayout
 
@@ -422,6 +422,60 @@ class ScanOp(Operation):
 
     def recreate(self) -> Operation:
         return ScanOp.create(self.operands[0], self.kind, self.axis)
+
+
+class SortOp(Operation):
+    """`%r = sort(%keys, %values) {axis = 1, descending = false}`: `values` reordered along
+    one axis as sorting `keys` along it orders them (`sort(t)` is `sort(%t, %t)`, `argsort(t)`
+    sorts positions). Stable: equal keys (-0.0 and 0.0 among them) keep their order, in either
+    direction; NaN is larger than every number (last ascending, first descending), as in
+    numpy and torch."""
+
+    names = ("sort",)
+    signature = Signature(
+        operands=exactly(2),
+        results=exactly(1),
+        attributes={"axis": INT, "descending": NUMBER},
+    )
+
+    @classmethod
+    def create(
+        cls, keys: Value, values: Value, axis: int, descending: bool, name: str | None = None
+    ) -> SortOp:
+        key_type, value_type = keys.type, values.type
+        if not isinstance(key_type, TileType) or not isinstance(value_type, TileType):
+            raise TypeCheckError(f"sort needs tiles, not {key_type} and {value_type}")
+        if key_type.shape != value_type.shape:
+            raise TypeCheckError(
+                f"sort's keys {key_type} and values {value_type} differ in shape",
+                hint="sort values of the keys' shape",
+            )
+        check_compute_dtype(key_type.dtype, "sort")
+        if not 0 <= axis < key_type.rank:
+            raise TypeCheckError(
+                f"axis {axis} is out of range for a rank-{key_type.rank} tile {key_type}",
+                hint=f"use an axis between 0 and {key_type.rank - 1}",
+            )
+        length = key_type.shape[axis]
+        if length & (length - 1):
+            raise TypeCheckError(
+                f"sort runs along an axis of a power-of-two length, not {length}",
+                hint="pad the tile to the next power of two with keys that sort last "
+                "(e.g. where(arange(BN) < n, t, inf))",
+            )
+        attributes = {"axis": axis, "descending": bool(descending)}
+        return cls("sort", [keys, values], [value_type], attributes, result_names=[name])
+
+    @property
+    def axis(self) -> int:
+        return self.attributes["axis"]
+
+    @property
+    def descending(self) -> bool:
+        return bool(self.attributes["descending"])
+
+    def recreate(self) -> Operation:
+        return SortOp.create(self.operands[0], self.operands[1], self.axis, self.descending)
 
 
 class DotOp(Operation):

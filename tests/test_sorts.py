@@ -1,0 +1,185 @@
+"""`sort(t, axis = k, descending = false)` and `argsort`: each line of a tile axis sorted,
+stably (equal keys, -0.0 and 0.0 among them, keep their order), NaN above every number (last
+ascending, first descending), as numpy's stable sort and torch's sort order them.
+
+A sort runs within each thread (`passes/thread_sorts.py`, a bitonic network with ties broken
+by position); where the layout splits the axis over threads, layout-selection converts the
+operand to one where each thread holds whole lines. Checked on every target against numpy,
+plus the GPU's limit, the errors and the IR text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lpir.backends.cuda.compiler import find_nvcc
+
+import lpir
+from lpir.errors import LpirError, VerifyError
+from lpir.ir.parser import parse
+from lpir.ir.printer import print_module
+from lpir.ir.verifier import verify
+
+TARGETS = ["interp", "threads", "threads-cuda", "cpu"]
+
+ROWS = """
+kernel sort_rows[T = f32, M = 37, BM = 16, BN = 32, DOWN = 0](
+    x: global T[M, BN], y: global T[M, BN], p: global i32[M, BN]
+) blocks(cdiv(M, BM)) threads(64) {
+    r = block.x * BM
+    t = load(x[r :+ BM, 0 :+ BN])
+    store(y[r :+ BM, 0 :+ BN], sort(t, axis = AXIS, descending = DOWN == 1))
+    store(p[r :+ BM, 0 :+ BN], argsort(t, axis = AXIS, descending = DOWN == 1))
+}
+"""
+
+
+def stable_order(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """numpy's stable argsort with NaN above every number, either way."""
+    x = np.moveaxis(x, axis, -1)
+    wide = x.astype(np.float64)
+    nan = np.isnan(wide)
+    key = np.where(nan, 0.0, -wide if descending else wide)
+    positions = np.broadcast_to(np.arange(x.shape[-1]), x.shape)
+    first = ~nan if descending else nan  # the lexsort key of least weight goes first
+    order = np.lexsort((positions, key, first), axis=-1)
+    return np.moveaxis(order, -1, axis)
+
+
+def _keys(dtype: str, rng: np.random.Generator) -> np.ndarray:
+    """Few distinct values (many ties), with NaNs and signed zeros among the floats."""
+    if dtype == "bool":
+        return rng.random((37, 32)) < 0.5
+    values = rng.integers(-4, 5, size=(37, 32))
+    if dtype in ("i32", "u8"):
+        return values.astype({"i32": np.int32, "u8": np.uint8}[dtype])
+    x = values.astype({"f32": np.float32, "f16": np.float16}[dtype])
+    x[rng.random(x.shape) < 0.08] = np.nan
+    x[rng.random(x.shape) < 0.08] = -0.0
+    x[0, :3] = [np.inf, -np.inf, np.nan]
+    return x
+
+
+def _tiles(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """stable_order of each tile of 16 rows (the kernel's blocks)."""
+    return np.concatenate(
+        [stable_order(x[i : i + 16], axis, descending) for i in range(0, len(x), 16)]
+    )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("axis", [1, 0])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "i32", "u8", "bool"])
+def test_sorts_along_either_axis_stably(target, descending, axis, dtype):
+    x = _keys(dtype, np.random.default_rng(11))
+    if axis == 0:  # 37 rows: the last block's 11 rows are padded with zeros past the edge
+        x = x[:32]
+    y, p = np.zeros_like(x), np.zeros(x.shape, np.int32)
+    source = ROWS.replace("AXIS", str(axis))
+    kernel = lpir.compile(source, target=target, T=dtype, DOWN=int(descending), M=len(x))
+    if dtype == "bool":  # lpir's bool tensors are packed, 8 to a byte
+        packed = lpir.pack(np.zeros_like(x), "bool")
+        kernel(lpir.pack(x, "bool"), packed, p)
+        y = lpir.unpack(packed)
+    else:
+        kernel(x, y, p)
+    want = _tiles(x, axis, descending)
+    np.testing.assert_array_equal(p, want)  # the positions: stability included
+    sorted_x = np.concatenate(
+        [np.take_along_axis(x[i : i + 16], want[i : i + 16], axis) for i in range(0, len(x), 16)]
+    )
+    assert np.array_equal(y, sorted_x, equal_nan=dtype in ("f32", "f16"))
+    if dtype in ("f32", "f16"):  # -0.0 and 0.0 where they were
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(sorted_x))
+
+
+@pytest.mark.parametrize(
+    "target, n, b", [("interp", 200, 256), ("cpu", 200, 256), ("threads-cuda", 50, 64)]
+)
+def test_top_k_of_a_vector_padded_past_its_edge(target, n, b):
+    """A rank-1 tile needs no axis; past the tensor's edge the load pads with -inf, which a
+    descending sort puts last."""
+    source = """
+kernel top[N = 200, B = 256, K = 8](x: global f32[N], ids: global i32[K], v: global f32[K])
+    blocks(1) threads(128) {
+    t = load(x[0 :+ B], mask = arange(B) < N, other = -inf)
+    order = argsort(t, descending = true)
+    store(ids[0 :+ K], order[0:K])
+    store(v[0 :+ K], sort(t, descending = true)[0:K])
+}
+"""
+    x = np.random.default_rng(3).standard_normal(n).astype(np.float32)
+    ids, v = np.zeros(8, np.int32), np.zeros(8, np.float32)
+    lpir.compile(source, target=target, N=n, B=b)(x, ids, v)  # (the GPU sorts <= 64 a thread)
+    want = np.argsort(-x, kind="stable")[:8]
+    np.testing.assert_array_equal(ids, want)
+    np.testing.assert_array_equal(v, x[want])
+
+
+@pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
+def test_the_cuda_code_of_a_sort_of_short_lines_compiles():
+    kernel = lpir.compile(ROWS.replace("AXIS", "1"), target="cuda", M=128, BM=128)
+    threads = kernel.ir("after:lower-to-threads")
+    assert "= sort(" not in threads
+    assert ".entry" in kernel.source("ptx")
+
+
+def test_a_gpu_sort_of_long_lines_a_thread_is_a_located_error():
+    source = """
+kernel long[N = 256](x: global f32[N], y: global f32[N]) blocks(1) threads(128) {
+    store(y[0 :+ N], sort(load(x[0 :+ N])))
+}
+"""
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="cuda").source("cuda")
+    text = str(caught.value)
+    assert ":3:22:" in text and "a line of 256 elements" in text and "at most 64" in text
+
+
+def test_a_sort_round_trips_through_ir_text():
+    kernel = lpir.compile(ROWS.replace("AXIS", "0"), target="cpu", M=32)
+    text = kernel.ir("after:layout-selection")
+    assert "= sort(" in text and "descending = false" in text
+    assert print_module(parse(text)) == text
+
+
+def test_sort_operands_in_other_layouts_are_a_verifier_error():
+    source = """
+kernel @bad[](%a: global f32[8, 32]) blocks(1, 1, 1) threads(32) {
+  %0 = constant {value = 0} : i32
+  %t = load_global(%a, %0, %0) {dims = [0, 1], shape = [8, 32]} : f32[8, 32] @ A
+  %u = load_global(%a, %0, %0) {dims = [0, 1], shape = [8, 32]} : f32[8, 32] @ B
+  %r = sort(%t, %u) {axis = 1, descending = false} : f32[8, 32] @ A
+}
+""".replace("A", "spatial(8,4).local(1,8)").replace("B", "local(8,1).spatial(1,32)")
+    with pytest.raises(VerifyError) as caught:
+        verify(parse(source, "bad.ir"))
+    text = str(caught.value)
+    assert "bad.ir:6:" in text and "operand 1's layout" in text
+
+
+@pytest.mark.parametrize(
+    "call, message, hint",
+    [
+        ("sort(t)", "sort of a rank-2 tile needs the axis", "sort(t, axis = 1)"),
+        ("sort(t, axis = 1, descending = 1)", "descending must be true or false", "= true"),
+        ("argsort(t, axis = 0)", "power-of-two length, not 12", "where(arange(BN) < n"),
+        ("sort(x, axis = 0)", "sort sorts a tile", "load(x[...])"),
+        ("sort(q, axis = 1)", "storage-only type", "cast<u8>(x)"),
+        ("sort(t, axis = 1, stable = true)", "sort has no argument 'stable'", "descending"),
+    ],
+)
+def test_sort_mistakes_are_located_errors(call, message, hint):
+    source = f"""
+kernel bad[](x: global f32[12, 32], w: global u4[12, 32], y: global f32[12, 32])
+    blocks(1) threads(32) {{
+    t = load(x[0 :+ 12, 0 :+ 32])
+    q = load(w[0 :+ 12, 0 :+ 32])
+    s = {call}
+    store(y[0 :+ 12, 0 :+ 32], cast<f32>(s))
+}}
+"""
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(source, target="cpu").specialize(None)
+    text = str(caught.value)
+    assert ":6:" in text and message in text and hint in text and "^" in text
