@@ -75,6 +75,9 @@ BOOL = dtype("bool")
 #: a cpu gather or scatter of more lanes than this, each at a position of its own, is one `ld`/`st`
 #: with a base per lane (LLVM's masked gather / scatter), not one access per lane
 LANE_GATHER_LANES = 16
+#: a cpu gather of this many 8- or 16-bit lanes or more, each at a position of its own, is one
+#: `ld` with a base per lane (32-bit gathers, one instruction per 8 or 16 lanes)
+LANE_GATHER_MIN_LANES = 8
 U8 = dtype("u8")
 
 
@@ -569,17 +572,30 @@ class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
     def lane_gathers(self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout) -> bool:
         """Whether a gather or scatter takes one base per lane (`lane_access`): on the cpu, where
         more than LANE_GATHER_LANES of a thread's lanes have positions of their own, of 32- or
-        64-bit elements (x86 gathers them; LLVM expands 8- and 16-bit gathers lane by lane, and
-        compiled those more slowly than an access per lane) in unswizzled memory (a scatter
-        that combines goes lane by lane)."""
+        64-bit elements (x86 gathers them) in unswizzled memory (a scatter that combines goes
+        lane by lane); also a gather of LANE_GATHER_MIN_LANES or more 8- or 16-bit elements
+        from memory whose size is known at compile time, which the LLVM backend reads as 32-bit
+        words inside it (`Memory.narrow_gather`: LLVM expands a narrow gather lane by lane, and
+        compiled those more slowly than an access per lane). An access per lane checks each
+        lane's bounds and loads it on its own: GPTQ's x read through its permutation, 8 f16 a
+        thread, took about half the instructions of the kernel's loop."""
         memory_type = as_memory(memory.type)
+        if (
+            self.target != "cpu"
+            or memory_type.swizzle is not None
+            or getattr(op, "combine", None) is not None
+            or len(_lane_groups(op, layout)) != layout.slots
+        ):
+            return False
+        if memory_type.dtype.nbits in (32, 64):
+            return layout.slots > LANE_GATHER_LANES
+        narrow = memory_type.dtype.nbits in (8, 16) and not memory_type.dtype.is_bool
         return (
-            self.target == "cpu"
-            and memory_type.dtype.nbits in (32, 64)
-            and memory_type.swizzle is None
-            and getattr(op, "combine", None) is None
-            and layout.slots > LANE_GATHER_LANES
-            and len(_lane_groups(op, layout)) == layout.slots
+            narrow
+            and isinstance(op, LoadOp)
+            and getattr(memory_type, "extent", None) is None
+            and memory_type.nbytes >= 4
+            and layout.slots >= LANE_GATHER_MIN_LANES
         )
 
     def lane_access(

@@ -3,6 +3,7 @@ memory and get one, and that a prefetch past the end of an array changes nothing
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def test_a_walk_that_skips_memory_prefetches_every_line_it_reads():
 
 
 def test_prefetch_distances():
-    f32 = lpir.dtype("f32")
+    f32, u4 = lpir.dtype("f32"), lpir.dtype("u4")
     lines = [64 * line for line in range(8)]
     assert prefetch_distances(list(range(16)), f32, 256) == [PREFETCH_BYTES]  # no gap
     assert prefetch_distances(list(range(128)), f32, 1024) == [PREFETCH_BYTES + d for d in lines]
@@ -98,6 +99,29 @@ def test_prefetch_distances():
     interleaved = prefetch_distances(list(range(128)), f32, 8192, interleaved=True)
     assert interleaved == [16384 + d for d in lines]
     assert prefetch_distances(list(range(512)), f32, None) == [PREFETCH_BYTES]
+    # a column's 8 words of each of 16 rows of 16 KiB a step (GPTQ's qweight): two steps ahead
+    assert prefetch_distances(list(range(8)), lpir.dtype("i32"), 262144) == [2 * 262144]
+    # a byte of every 64 (a dot's share of a tile the block's threads read together): one
+    assert prefetch_distances([64 * r + c for r in range(32) for c in (0, 1)], u4, 2048) == [
+        PREFETCH_BYTES
+    ]
+
+
+def test_a_walk_down_the_columns_of_a_matrix_prefetches_steps_ahead():
+    """GPTQ's qweight[k / 8, n] is read 16 rows of 16 KiB a step, each thread 32 bytes of a
+    row: its step (k0 / 8 at a step of 128, `tid % 8` the thread's column) was not known, so
+    the prefetch went PREFETCH_BYTES ahead, into another block's columns; it goes two steps
+    ahead now. The scales (one row of 8 KiB a step) keep PREFETCH_BYTES: exactly a step."""
+    kernel = lpir.compile(EXAMPLES / "gemv_gptq.lp", target="cpu")
+    spec = kernel.specialize(None)
+    steps = streamed_loads(spec.kernel_ir)
+    names = {
+        op.operands[0].name_hint: steps[id(op)] for op in spec.kernel_ir.walk() if id(op) in steps
+    }
+    assert names == {"qweight": 16 * 4096 * 4, "scales": 4096 * 2}
+    source = spec.source("llvm")
+    assert source.count('call void @"llvm.prefetch') == 2
+    assert re.search(rf"add i64 %\S+, {2 * 16 * 4096 * 4}\n", source)  # the qweight's
 
 
 def test_the_step_of_an_address_is_its_induction_coefficient_times_the_loop_step():
@@ -123,6 +147,9 @@ kernel @walk[](%x: global f32[4096]) blocks(1, 1, 1) threads(4) stage(thread) {
     %bx = block_index {axis = 0} : i32
     %g = mul(%bx, %c3) : i32
     %h = add(%g, %i) : i32
+    %r = rem(%tid, %c3) : i32
+    %s = mul(%r, %i) : i32
+    %t = rem(%i, %c3) : i32
     %v = ld(%x, %d) {offsets = [0]} : <1 x f32>
   }
 }
@@ -130,12 +157,18 @@ kernel @walk[](%x: global f32[4096]) blocks(1, 1, 1) threads(4) stage(thread) {
     )
     loop = next(op for op in module.kernels[0].walk() if op.name == "for")
     values = {op.result.name_hint: op.result for op in loop.body.ops if op.results}
-    coefficient = {name: induction_coefficient(values[name], loop, {}) for name in "abcdefgh"}
+    coefficient = {name: induction_coefficient(values[name], loop, {}) for name in "abcdefghrst"}
     # a block index inside the loop (a row's start: x[block.x, v0 :+ BV]) is the same at
-    # every step, as one outside it is
+    # every step, as one outside it is; so is the remainder of the thread index (a column)
     assert coefficient == {
-        "a": 3, "b": 3, "c": 24, "d": 23, "e": None, "f": None, "g": 0, "h": 1
+        "a": 3, "b": 3, "c": 24, "d": 23, "e": None, "f": None, "g": 0, "h": 1,
+        "r": 0, "s": None, "t": None,
     }  # fmt: skip
+    # per step of 8: i / 3 is not a whole multiple of i, but 8 / 3 is no whole step either;
+    # at a step of 6 it moves 2
+    per_step = {name: induction_coefficient(values[name], loop, {}, 8) for name in "adf"}
+    assert per_step == {"a": 24, "d": 184, "f": None}
+    assert induction_coefficient(values["f"], loop, {}, 6) == 2
 
 
 def block_prefetched(path: Path | str, **definitions) -> dict[str, int]:

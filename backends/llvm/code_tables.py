@@ -373,8 +373,9 @@ class CodeTables:
                 mask = e.b.and_(mask, inside)
             element = memory_type(dt)
             align = max(1, dt.nbits // 8)
+            size = None if elements is None else nbytes
             gathered = e.memory.gather(
-                pointer, where, [offset] * REGISTER_LANES, element, mask, align
+                pointer, where, [offset] * REGISTER_LANES, element, mask, align, size
             )
             registers.append(e.memory.to_register(gathered, dt))
         return plain, registers

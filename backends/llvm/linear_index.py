@@ -16,6 +16,8 @@ from lpir.ir.ops import ConstantOp
 
 # ops whose value is the same whatever the variable (where `known` does not say otherwise)
 INVARIANT = ("constant", "block_index", "thread_index")
+# ops that do not move where none of their operands does (and are no linear function otherwise)
+STILL_WHERE_OPERANDS_ARE = ("rem", "shr", "and", "or", "xor", "min", "max")
 
 
 def linear_coefficient(
@@ -26,7 +28,8 @@ def linear_coefficient(
     for the variable, 0 for what does not move with it) and None for those to look into:
     sums, differences, products by a constant, shifts by one and divisions by a constant that
     divides the coefficient (element to packed byte: the coefficient's share of the quotient,
-    exact where the other terms do not carry into it)."""
+    exact where the other terms do not carry into it); any other bit or integer operation of
+    terms that do not move (a thread's column, `tid % 8`) does not move either."""
     decided = known(value)
     if decided is not None:
         return decided
@@ -43,6 +46,8 @@ def _coefficient_of(
 ) -> int | None:
     if op.name in INVARIANT:
         return 0
+    if op.name in STILL_WHERE_OPERANDS_ARE:
+        return _invariant(op, known, memo)
     if op.name not in ("add", "sub", "mul", "shl", "div"):
         return None
     left, right = (linear_coefficient(v, known, memo) for v in op.operands)
@@ -65,6 +70,14 @@ def _coefficient_of(
         return None
     factor_value = int(scale.value)  # an index constant
     return moving * factor_value if op.name == "mul" else moving << factor_value
+
+
+def _invariant(
+    op: Operation, known: Callable[[Value], int | None], memo: dict[int, int | None]
+) -> int | None:
+    """0 where every operand of `op` stays the same as the variable moves, else None."""
+    coefficients = [linear_coefficient(v, known, memo) for v in op.operands]
+    return 0 if all(c == 0 for c in coefficients) else None
 
 
 __all__ = ["INVARIANT", "linear_coefficient"]

@@ -171,16 +171,21 @@ class Memory:
         mask: ir.Value | None,
         width: int,
         nbytes: int,
+        sized: bool = True,
     ) -> ir.Value:
         """The elements at `base + offsets` of the memory at `pointer` (`nbytes` long: a
         packed field's second byte is read only inside it), as a vector; masked-off lanes
-        read 0. `width`: the ld's `vector` attribute (see `vector_runs`)."""
+        read 0. `width`: the ld's `vector` attribute (see `vector_runs`). `sized`: whether
+        `nbytes` is the memory's size (not only a bound: a run-time first dimension), which
+        a gather of 8- or 16-bit elements needs (`gather`)."""
         if dt.nbits % 8:
             return self.packed.load(pointer, base, offsets, dt, mask, nbytes)
         element = memory_type(dt)
         align = max(1, dt.nbits // 8)
+        size = nbytes if sized else None
         if isinstance(base.type, ir.VectorType):  # a base per lane: a gather
-            return self.to_register(self.gather(pointer, base, offsets, element, mask, align), dt)
+            gathered = self.gather(pointer, base, offsets, element, mask, align, size)
+            return self.to_register(gathered, dt)
         runs = self.vector_runs(offsets, align, width)
         if runs is not None:
             pieces = []
@@ -201,7 +206,8 @@ class Memory:
         if starts is not None:
             return self.to_register(self.load_windows(pointer, base, offsets, dt, mask, starts), dt)
         if len(offsets) > GATHER_LANES:
-            return self.to_register(self.gather(pointer, base, offsets, element, mask, align), dt)
+            gathered = self.gather(pointer, base, offsets, element, mask, align, size)
+            return self.to_register(gathered, dt)
         result = ir.Constant(ir.VectorType(element, len(offsets)), None)
         for lane, offset in enumerate(offsets):
             index = self.index(base, offset)
@@ -312,13 +318,18 @@ class Memory:
         element: ir.Type,
         mask: ir.Value | None,
         align: int,
+        nbytes: int | None = None,
     ) -> ir.Value:
         """Lanes at base + offsets (constants) through one `llvm.masked.gather`: for wide
         scattered reads (a thread gathering the partial results of a whole block), where a
         scalar load and an insertelement per lane would give LLVM's SLP vectorizer thousands of
-        lanes to ponder (it ran for minutes on 1024)."""
+        lanes to ponder (it ran for minutes on 1024). 8- and 16-bit elements of memory whose
+        size `nbytes` is known (at least 4) go through 32-bit windows (`narrow_gather`)."""
         b = self.b
         lanes = len(offsets)
+        narrow = isinstance(element, ir.IntType) and element.width < 32
+        if narrow and nbytes is not None and nbytes >= 4 and self.swizzle is None:
+            return self.narrow_gather(pointer, base, offsets, element, mask, nbytes)
         addresses = self.lane_addresses(pointer, base, offsets, element)
         if mask is None:
             mask = ir.Constant(ir.VectorType(I1, lanes), [True] * lanes)
@@ -327,6 +338,56 @@ class Memory:
         return b.call(
             function, [addresses, ir.Constant(I32, align), mask, ir.Constant(vector, None)]
         )
+
+    def narrow_gather(
+        self,
+        pointer: ir.Value,
+        base: ir.Value,
+        offsets: list[int],
+        element: ir.IntType,
+        mask: ir.Value | None,
+        nbytes: int,
+    ) -> ir.Value:
+        """A gather of 8- or 16-bit elements as one of 32-bit words: x86 gathers 32-bit
+        elements only, and LLVM expands a narrower gather into a load (and a branch, where
+        masked) per lane. Each lane reads the 4 bytes from its element's first byte, or from
+        `nbytes` - 4 where those would pass the memory's end, and shifts its element down:
+        every byte read lies inside the memory (`nbytes` long, at least 4), so a last element
+        at a page's end reads no further. Masked-off lanes read nothing and give 0."""
+        b = self.b
+        lanes = len(offsets)
+        index_type = base.type.element if isinstance(base.type, ir.VectorType) else base.type
+        if nbytes >= 2**31 or index_type != I32:
+            index_type = I64
+        vector = ir.VectorType(index_type, lanes)
+
+        def constant(value: int) -> ir.Constant:
+            return ir.Constant(vector, [value] * lanes)
+
+        if isinstance(base.type, ir.VectorType):
+            bases = base if base.type == vector else b.sext(base, vector)
+        else:
+            bases = self.vectors.splat(
+                base if base.type == index_type else b.sext(base, index_type), lanes
+            )
+        indices = b.add(bases, ir.Constant(vector, list(offsets)))
+        first_bytes = b.mul(indices, constant(element.width // 8))
+        last_window = constant(nbytes - 4)
+        windows = b.select(b.icmp_signed("<", first_bytes, last_window), first_bytes, last_window)
+        shifts = b.mul(b.sub(first_bytes, windows), constant(8))
+        wide = windows if index_type == I64 else b.sext(windows, ir.VectorType(I64, lanes))
+        addresses = b.gep(pointer, [wide], source_etype=I8)
+        addresses.type = ir.VectorType(ir.PointerType(), lanes)  # llvmlite types it as one ptr
+        if mask is None:
+            mask = ir.Constant(ir.VectorType(I1, lanes), [True] * lanes)
+        words = ir.VectorType(I32, lanes)
+        function = self.intrinsics.masked_gather(words)
+        gathered = b.call(
+            function, [addresses, ir.Constant(I32, 1), mask, ir.Constant(words, None)]
+        )
+        if index_type != I32:
+            shifts = b.trunc(shifts, words)
+        return b.trunc(b.lshr(gathered, shifts), ir.VectorType(element, lanes))
 
     def lane_addresses(
         self, pointer: ir.Value, base: ir.Value, offsets: list[int], element: ir.Type

@@ -276,8 +276,11 @@ def _load(e: KernelEmitter, op: LoadThreadOp) -> list[ir.Value]:
         dt = op.access_dtype
         for ahead in block_prefetch_distances(offsets, dt, e.block_prefetches[id(op)]):
             e.memory.prefetch(pointer, base, min(offsets), dt, ahead, BLOCK_LOCALITY)
-    with e.memory.swizzle_of(as_memory(op.operands[0].type)):
-        return [e.memory.load(pointer, base, offsets, op.access_dtype, mask, width, nbytes)]
+    memory = as_memory(op.operands[0].type)
+    sized = getattr(memory, "extent", None) is None  # not a run-time first dimension
+    with e.memory.swizzle_of(memory):
+        dt = op.access_dtype
+        return [e.memory.load(pointer, base, offsets, dt, mask, width, nbytes, sized)]
 
 
 @emitter("st")
