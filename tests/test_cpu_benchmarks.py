@@ -53,6 +53,8 @@ RUNS = [
     # positions: the last column counts the rows whose id differs from numpy's
     # NF4's codebook permutes: exact lookups, f32 sums (~1e-6)
     ("cpu_nf4.py", "--shapes 256x512 --repeat 1", "nf4", 1e-5),
+    # GPTQ: exact codes, f16 scales widened exactly, f32 sums (~1e-6)
+    ("cpu_gptq.py", "--shapes 256x512 --repeat 1 --tiles 64,32", "gptq", 1e-5),
     ("cpu_greedy.py", "--rows 3 --vocabularies 1000 --repeat 1 --tiles 256/32,128/1", "3", 0),
     # the weights and the output rounded to T: an ulp of T and a little
     ("cpu_attention.py", f"{ATTENTION} --dtypes bf16", "bf16", 2**-7),
