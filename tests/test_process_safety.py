@@ -9,14 +9,20 @@ that every location shares (found by an explorer probing limits):
 * threads whose first calls of one shape came at once each built that shape's specialization;
   the ones that lost the race were freed, but their argument checks stayed keyed by their
   id, and a later specialization at the same address was checked with a dead one's dtypes
-  ("argument q must hold f4e2m1, got a PackedArray of f6e3m2").
+  ("argument q must hold f4e2m1, got a PackedArray of f6e3m2");
+* lpir.compile only parsed: the first call imported the passes and the backend, so a child
+  forked while another thread made a first call waited forever on an import lock.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +64,76 @@ def test_a_forked_child_runs_a_kernel_after_its_parent_did() -> None:
     assert not hung and child.exitcode == 0 and queue.get(timeout=5)
 
 
+FIRST_CALLS = """
+import sys
+import numpy as np
+import lpir
+
+target = sys.argv[1]
+examples = sys.argv[2]
+vector_add = lpir.compile(examples + "/vector_add.lp", target=target)
+gemv = lpir.compile(examples + "/gemv_wq.lp", target=target, N=256, K=256)
+x, w = np.ones(1 << 16, np.float32), lpir.pack(np.full((256, 256), 3), "u4")
+before = set(sys.modules)
+vector_add(x, x, np.zeros_like(x))
+gemv(x[:256], w, np.ones((256, 2), np.float32), np.zeros(256, np.float32))
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def _fresh_python(script: str, tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """`script` run by a new interpreter (nothing imported yet), with a cache of its own."""
+    environment = {**os.environ, "LPIR_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+    )
+
+
+@pytest.mark.parametrize("target", ["cpu", "interp", "threads"])
+def test_a_first_call_imports_nothing(target: str, tmp_path: Path) -> None:
+    """lpir.compile imports what the target's calls need: a thread's first call imports no
+    module, so a fork while it runs finds no import lock held (the passes, the LLVM backend,
+    concurrent.futures' thread pool and importlib.metadata were imported by the first call)."""
+    examples = str(Path(__file__).parent.parent / "examples")
+    done = _fresh_python(FIRST_CALLS, tmp_path, target, examples)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+FORK_DURING_A_FIRST_CALL = """
+import faulthandler, os, sys, threading, time
+import numpy as np
+import lpir
+
+kernel = lpir.compile(sys.argv[1] + "/gemv_wq.lp", target="cpu", N=512, K=512)
+arguments = (np.ones(512, np.float32), lpir.pack(np.full((512, 512), 3), "u4"))
+arguments += (np.ones((512, 4), np.float32),)
+threading.Thread(target=kernel, args=(*arguments, np.zeros(512, np.float32)), daemon=True).start()
+time.sleep(0.05)  # the thread is lowering its first call
+child = os.fork()
+if child == 0:
+    faulthandler.dump_traceback_later(60, exit=True)  # a hang prints where, and exits 1
+    y = np.zeros(512, np.float32)
+    kernel(*arguments, y)
+    os._exit(0 if (y == 512 * (3 - 8)).all() else 3)
+print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+"""
+
+
+def test_a_child_forked_while_a_thread_makes_its_first_call_runs(tmp_path: Path) -> None:
+    """docs/architecture.md, Forks: compile, start a thread that calls the kernel, fork
+    while that call lowers and compiles; the child calls the kernel too (it waited forever
+    on an import lock the parent's thread held in 6 of 6 runs)."""
+    examples = str(Path(__file__).parent.parent / "examples")
+    done = _fresh_python(FORK_DURING_A_FIRST_CALL, tmp_path, examples)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0", done.stderr
+
+
 def _compile_and_run_new(queue, sizes) -> None:  # (in a forked child)
     ok = True
     for n in sizes:  # sizes no process compiled before: LLVM and lpir's caches both work
@@ -76,8 +152,9 @@ def test_a_child_forked_while_another_thread_compiles_and_runs_works(target: str
     if target == "cuda-host":
         pytest.importorskip("lpir.backends.cuda.emulation")
     # Python's own hazard stays: a child forked while a thread imports a module waits for
-    # that module's import lock forever. lpir imports some modules at its first compile,
-    # so the parent compiles once before its thread starts (as a server would).
+    # that module's import lock forever. lpir imports what a target needs at the first
+    # lpir.compile for it, so the parent compiles once before its thread starts (as a server
+    # would); the thread's own lpir.compile calls then import nothing.
     _compile_and_run_new(multiprocessing.Queue(), [256])
     kernel = lpir.compile(DOUBLE, target=target, N=256)
     kernel(np.ones(256, np.float32), np.zeros(256, np.float32))

@@ -21,13 +21,14 @@ estimated time on one thread is at most what splitting it would save
 
 from __future__ import annotations
 
-import concurrent.futures
 import ctypes
 import itertools
 import math
 import os
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures.thread import ThreadPoolExecutor  # (concurrent.futures loads it lazily)
 from typing import Any
 
 import numpy as np
@@ -85,12 +86,10 @@ class WorkerPool:
     """
 
     def __init__(self) -> None:
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            MAX_THREADS, thread_name_prefix="lpir"
-        )
+        self.executor = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="lpir")
         self.lock = threading.Lock()
 
-    def submit(self, function: Any, *arguments: Any) -> concurrent.futures.Future:
+    def submit(self, function: Any, *arguments: Any) -> Future:
         with self.lock:
             previous = threading.stack_size(WORKER_STACK_BYTES)
             try:

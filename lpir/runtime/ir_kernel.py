@@ -36,6 +36,7 @@ from lpir.runtime.specialization import (
     Specialization,
     attach_runner,
     empty_launch,
+    load_target,
     run_pipeline,
 )
 
@@ -183,6 +184,7 @@ class IRKernel:
 
     def __init__(self, module: Module, target: str):
         self.target = target
+        load_target(target)
         self.kernel_node: IRKernelNode = module.kernels[0]
         self.spec = build_ir_specialization(module, target)
         self.last = self.spec

@@ -40,7 +40,7 @@ from lpir.runtime.ir_kernel import (
     parse_source,
 )
 from lpir.runtime.source_files import decode_source, normalize_source_text, read_source_file
-from lpir.runtime.specialization import Specialization, build_specialization
+from lpir.runtime.specialization import Specialization, build_specialization, load_target
 from lpir.targets import RUN_TARGETS
 
 TARGETS = tuple(RUN_TARGETS)
@@ -144,6 +144,7 @@ class Kernel:
         self.program = program
         self.definition = kernel_def
         self.target = target
+        load_target(target)  # (a call imports nothing: see load_target)
         self.params = {name: args_.parameter_dtype(value) for name, value in params.items()}
         self.specializations: dict[tuple, Specialization] = {}
         # what calls have passed (dtypes and shapes) -> their specialization: a call like an

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,7 @@ from lpir.ir.types import GlobalType
 from lpir.language import ast
 from lpir.language.lower import lower_kernel
 from lpir.runtime import arguments as args_
+from lpir.targets import get_target
 
 if TYPE_CHECKING:
     from lpir.backends.cuda.kernel import CompiledKernel as CudaKernel
@@ -28,6 +32,40 @@ PIPELINE_OF_TARGET = {
     "cuda": "cuda",
     "cuda-host": "cuda",
 }
+
+
+# the modules that run a specialization on each target, beside the passes; of a package
+# ending ".*", every module (the LLVM backend imports its emitters where it first emits)
+RUNNING_MODULES = {
+    "interp": ("lpir.interpreter.tile",),
+    "threads": ("lpir.interpreter.thread",),
+    "threads-cuda": ("lpir.interpreter.thread",),
+    "cpu": ("lpir.backends.llvm.*",),
+    "cuda": ("lpir.backends.cuda",),
+    "cuda-host": ("lpir.backends.cuda", "lpir.backends.cuda.emulation"),
+}
+
+
+@functools.cache
+def load_target(target: str) -> None:
+    """Import what building and running a specialization on `target` needs, and read what the
+    passes ask of the host and the CPU's code cache of the toolchain, once a process: called
+    when a kernel is compiled, so that a call imports nothing. A child forked while another
+    thread imports a module waits for that module's import lock forever; a process that
+    compiles its kernels before starting threads may fork while they make their first calls.
+    (The GPU's own libraries, cuda.core and NVRTC, still load at the first launch.)"""
+    importlib.import_module("lpir.passes")
+    for name in RUNNING_MODULES[target]:
+        module = importlib.import_module(name.removesuffix(".*"))
+        if name.endswith(".*"):
+            for inner in pkgutil.iter_modules(module.__path__):
+                importlib.import_module(f"{module.__name__}.{inner.name}")
+    pipeline = PIPELINE_OF_TARGET[target]
+    get_target(pipeline)  # the CPU's asks LLVM for the host's features
+    if target == "cpu":
+        from lpir.backends.llvm import jit
+
+        jit.cache_key("")  # reads the toolchain's versions from package metadata (email, ...)
 
 
 class Specialization:
