@@ -21,6 +21,7 @@ from lpir.passes.matrix_loads import MatrixLoad, fragment_offsets, plan_matrix_l
 from lpir import layout as L
 from lpir.dtypes import DType
 from lpir.errors import LayoutError
+from lpir.ir.layout_checks import line_chunks
 from lpir.ir.ops.thread import WARP_SIZE
 from lpir.ir.types import SharedType
 from lpir.layout import (
@@ -172,9 +173,9 @@ def indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLay
     return L.product(L.expand_dims(result, axis), L.local(*ones))
 
 
-def scanned(layout: RegisterLayout, axis: int, size: int) -> RegisterLayout:
-    """The layout a scan along `axis` (of `size` elements) runs in, from its class's `layout`:
-    that layout where each thread holds the whole axis (a scan is then each thread's own),
+def whole_lines(layout: RegisterLayout, axis: int, size: int) -> RegisterLayout:
+    """The layout a sort along `axis` (of `size` elements) runs in, from its class's `layout`:
+    that layout where each thread holds the whole axis (a sort is then each thread's own),
     else one where each does, with the fewest slots a thread of two: the class's layout with
     the axis's threads made replicas and the axis added as each thread's innermost slots, or
     the lines of the axis spread over the threads (`contiguous_layout`), each line local."""
@@ -190,6 +191,30 @@ def scanned(layout: RegisterLayout, axis: int, size: int) -> RegisterLayout:
     whole[axis] = size
     spread = L.product(contiguous_layout(tuple(lines), layout.threads), L.local(*whole))
     return spread if spread.slots < kept.slots else kept
+
+
+def scanned(layout: RegisterLayout, axis: int) -> RegisterLayout:
+    """The layout a scan along `axis` runs in, from its class's `layout`: that layout where
+    each thread holds whole lines, or one run of each of its lines with one thread digit
+    telling the runs apart (`line_chunks`); else the lines spread over the threads and the
+    threads left over splitting each line into equal runs (`chunked_lines`)."""
+    if line_chunks(layout, axis) is not None:
+        return layout
+    return chunked_lines(layout.shape, axis, layout.threads)
+
+
+def chunked_lines(shape: tuple[int, ...], axis: int, threads: int) -> RegisterLayout:
+    """The lines of `axis` spread over as many threads as divide them (`contiguous_layout`),
+    then the threads left over splitting each line into chunks of consecutive elements, one
+    run a thread (replicas where neither divides further)."""
+    length = shape[axis]
+    lines_shape = tuple(1 if d == axis else n for d, n in enumerate(shape))
+    line_threads = math.gcd(math.prod(lines_shape), threads)
+    chunks = math.gcd(length, threads // line_threads)
+    spread, run = [1] * len(shape), [1] * len(shape)
+    spread[axis], run[axis] = chunks, length // chunks
+    lines = contiguous_layout(lines_shape, line_threads)
+    return _replicated(L.product(lines, L.spatial(*spread) * L.local(*run)), threads)
 
 
 def expand_dims_result(operand: RegisterLayout, axis: int) -> RegisterLayout:

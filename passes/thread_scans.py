@@ -1,24 +1,41 @@
 """lower-to-threads' scans (`cumsum`, `cumprod`, `cummax`, `cummin`): prefix results along a
-tile axis that each thread holds whole (layout-selection converts the operand where threads
-split it), computed in each thread's registers.
+tile axis, each thread scanning the run it holds of each of its lines, then, where threads
+split the lines into chunks, the chunks' totals combined across those threads.
 
-A thread's slots are put in order (one group per line of the axis, its elements in axis
-order), then combined in log2(n) steps (Hillis and Steele): step d combines each element with
-the partial result d places before it, so after the steps d = 1, 2, 4, ... element i holds
-the combination of elements 0..i. Each step is one shuffle and one elementwise op on the
-thread's whole vector, whatever the number of lines.
+A thread's slots are put in order (one line after another, each run in axis order), then
+combined in log2(run) steps (Hillis and Steele): step d combines each element with the
+partial result d places before it, so after the steps d = 1, 2, 4, ... element i holds the
+combination of elements 0..i of its run. Each step is one shuffle and one elementwise op on
+the thread's whole vector, whatever the number of lines.
+
+Where one thread digit splits each line into P chunks (`line_chunks`: chunk c holds elements
+c * run ..), the run totals (one per line a thread holds) are scanned across the chunks the
+same way, through shared memory: log2(P) rounds in which each thread stores its value and
+combines the value of the thread d chunks before it; one more round reads the previous
+chunk's inclusive total, which every element of the run (but chunk 0's) is combined with.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 
 from lpir.errors import VerifyError
 from lpir.ir.core import Value
-from lpir.ir.ops import BinaryOp, ConstantOp, ScanOp, ShuffleOp, SplatOp
-from lpir.ir.types import as_vector
-from lpir.layout import RegisterLayout
+from lpir.ir.layout_checks import line_chunks
+from lpir.ir.ops import (
+    AllocSharedOp,
+    BarrierOp,
+    BinaryOp,
+    ConstantOp,
+    LoadThreadOp,
+    ScanOp,
+    SelectOp,
+    ShuffleOp,
+    SplatOp,
+    StoreThreadOp,
+)
+from lpir.ir.types import SharedType, as_vector
+from lpir.layout import Digit, RegisterLayout
 
 # What a sum or product combines with where no element lies d places before: -0.0 keeps
 # every float (x + -0.0 is x, -0.0 included), 1 every product. max and min combine such an
@@ -28,18 +45,24 @@ IDENTITIES = {"sum": -0.0, "prod": 1}
 
 
 class ScanLowering(ThreadLowering):
-    """`lower_ScanOp`: a scan within each thread's registers."""
+    """`lower_ScanOp`: a scan within each thread's registers, then across its line's chunks."""
 
     def lower_ScanOp(self, op: ScanOp) -> list[Value]:
         layout = tile_layout(op.operands[0])
-        order, length = lines_in_order(layout, op.axis)
+        chunks = line_chunks(layout, op.axis)
+        if chunks is None:
+            raise VerifyError(f"the threads of {layout} split the scanned axis {op.axis}")
+        digit, run = chunks
+        order = lines_in_order(layout, op.axis)
         value = self.shuffle(self.map(op.operands[0]), order)
         lanes = len(order)
         identity = self.identity(op, lanes)
         distance = 1
-        while distance < length:
-            value = self.combine_step(op.combine, value, identity, distance, length)
+        while distance < run:
+            value = self.combine_step(op.combine, value, identity, distance, run)
             distance *= 2
+        if digit is not None:
+            value = self.across_chunks(op, value, run, digit, layout.threads)
         inverse = [0] * lanes
         for lane, slot in enumerate(order):
             inverse[slot] = lane
@@ -70,19 +93,57 @@ class ScanLowering(ThreadLowering):
         earlier = self.add(ShuffleOp.create(operands, indices))
         return self.add(BinaryOp.create(combine, earlier, value))
 
+    def across_chunks(
+        self, op: ScanOp, value: Value, run: int, digit: Digit, threads: int
+    ) -> Value:
+        """`value` (each run scanned, in line order) with each run combined with the total of
+        the chunks of its line before it."""
+        lanes = as_vector(value.type).size
+        lines = lanes // run
+        totals = self.shuffle(value, [line * run + run - 1 for line in range(lines)])
+        chunk = self.index.rem(self.index.div(self.tid, digit.stride), digit.size)
+        scratch = self.add(
+            AllocSharedOp.create(SharedType(totals.type.dtype, (threads * lines,)), "runs")
+        )
+        distance = 1
+        while distance < digit.size:  # an inclusive scan of the totals over the chunks
+            earlier = self.chunk_before(scratch, totals, chunk, distance, digit)
+            after = self.splat_condition("ge", chunk, distance, lines)
+            combined = self.add(BinaryOp.create(op.combine, earlier, totals))
+            totals = self.add(SelectOp.create(after, combined, totals))
+            distance *= 2
+        before = self.chunk_before(scratch, totals, chunk, 1, digit)  # the previous chunk's
+        spread = self.shuffle(before, [line for line in range(lines) for _ in range(run)])
+        combined = self.add(BinaryOp.create(op.combine, spread, value))
+        first = self.splat_condition("ge", chunk, 1, lanes)
+        return self.add(SelectOp.create(first, combined, value))
 
-def lines_in_order(layout: RegisterLayout, axis: int) -> tuple[list[int], int]:
-    """The slots of a thread in scan order (one line of the axis after another, each in axis
-    order) and the axis's length. Raises VerifyError where threads split the axis."""
-    coordinates = layout.coordinates()  # [threads, slots, rank]
-    along = coordinates[..., axis]
-    if not (along == along[:1]).all():
-        raise VerifyError(f"the threads of {layout} split the scanned axis {axis}")
-    first = coordinates[0]
-    length = layout.shape[axis]
-    lines = np.delete(first, axis, axis=-1)
-    order = sorted(range(len(first)), key=lambda s: (tuple(lines[s]), first[s, axis]))
-    positions = [int(first[s, axis]) for s in order]
-    if positions != list(range(length)) * (len(order) // length):
-        raise VerifyError(f"the slots of {layout} do not hold each line of axis {axis} once")
-    return order, length
+    def chunk_before(
+        self, scratch: Value, totals: Value, chunk: Value | int, distance: int, digit: Digit
+    ) -> Value:
+        """The `totals` of the thread `distance` chunks before this one (this thread's own
+        where there is none), exchanged through `scratch` between barriers."""
+        lines = as_vector(totals.type).size
+        own = self.index.mul(self.tid, lines)
+        self.builder.insert(BarrierOp.create())
+        self.builder.insert(
+            StoreThreadOp.create(scratch, self.index.value(own), totals, list(range(lines)))
+        )
+        self.builder.insert(BarrierOp.create())
+        earlier = self.index.sub(self.tid, distance * digit.stride)
+        present = self.index.op("ge", chunk, distance)
+        partner = self.add(SelectOp.create(present, self.index.value(earlier), self.tid))
+        start = self.index.value(self.index.mul(partner, lines))
+        return self.add(LoadThreadOp.create(scratch, start, list(range(lines))))
+
+    def splat_condition(self, name: str, a: Value | int, b: int, lanes: int) -> Value:
+        """A vector of `lanes` copies of the scalar comparison `a <name> b`."""
+        return self.add(SplatOp.create_vector(self.index.op(name, a, b), lanes))
+
+
+def lines_in_order(layout: RegisterLayout, axis: int) -> list[int]:
+    """The slots of a thread in scan order: one line after another, each line's elements in
+    axis order (the run of each line a thread holds: `line_chunks`)."""
+    first = layout.coordinates()[0]  # the same order in every thread
+    lines = [tuple(int(c) for i, c in enumerate(slot) if i != axis) for slot in first]
+    return sorted(range(len(first)), key=lambda s: (lines[s], int(first[s, axis])))

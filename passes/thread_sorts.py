@@ -18,6 +18,7 @@ from lpir.passes.thread_scans import lines_in_order
 
 from lpir.errors import VerifyError
 from lpir.ir.core import Value
+from lpir.ir.layout_checks import line_chunks
 from lpir.ir.ops import BinaryOp, SelectOp, ShuffleOp, SortOp, UnaryOp, VectorConstantOp
 
 # The CUDA emitter writes each lane of a step as statements of its own: a thread sorting 64
@@ -31,7 +32,10 @@ class SortLowering(ThreadLowering):
 
     def lower_SortOp(self, op: SortOp) -> list[Value]:
         layout = tile_layout(op.operands[0])
-        order, length = lines_in_order(layout, op.axis)
+        chunks = line_chunks(layout, op.axis)
+        if chunks is None or chunks[0] is not None:
+            raise VerifyError(f"the threads of {layout} split the sorted axis {op.axis}")
+        order, length = lines_in_order(layout, op.axis), layout.shape[op.axis]
         keys, values = (self.shuffle(self.map(v), order) for v in op.operands)
         lanes = len(order)
         if self.target == "cuda" and lanes * len(bitonic_steps(length)) > CUDA_LANE_STEPS:

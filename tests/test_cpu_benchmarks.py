@@ -35,6 +35,10 @@ RUNS = [
         2**-8,
     ),
     ("cpu_norm.py", "--rows 37 --widths 768 --repeat 1 --tiles 4/128,1/256", "37", 2**-11),
+    # cumsum's f32 sums in another order than float64's; the argsort row's last column is the
+    # fraction of positions that differ from numpy's stable order
+    ("cpu_scans.py", "--rows 37 --widths 512 --sorted 32 --repeat 1", "cumsum", 1e-5),
+    ("cpu_scans.py", "--rows 37 --widths 512 --sorted 32 --repeat 1", "argsort", 0.0),
     # the exact GELU through erf: within 2 epsilons of T of float64's (erf within an ulp of
     # f32, and T's rounding)
     ("cpu_gelu.py", "--rows 37 --widths 1000 --repeat 1 --dtypes f32,bf16", "37", 2),

@@ -140,13 +140,41 @@ kernel edges[](x: global f32[4, 8], m: global f32[4, 8], s: global f32[4, 8])
     assert np.signbit(results["interp"][1][1, 1])  # -0.0 + -0.0
 
 
-def test_a_split_axis_is_scanned_in_a_layout_holding_it_whole():
+def test_threads_splitting_the_axis_scan_their_runs_and_combine_the_totals():
+    """The coalesced GPU layout splits each row over 32 threads, 4 elements a thread: no
+    conversion, each thread scans its runs, the totals go through shared memory."""
     kernel = lpir.compile(ROWS.replace("SCAN", "cumsum").replace("AXIS", "1"), target="cuda")
     tiles = kernel.ir("after:layout-selection")
-    scan = next(line for line in tiles.splitlines() if "= scan(" in line)
-    assert "local(1,128)" in scan and tiles.count("convert_layout") == 2
+    assert "convert_layout" not in tiles
     threads = kernel.ir("after:lower-to-threads")
-    assert "= scan(" not in threads and threads.count("shuffle(") >= 7  # log2(128) steps
+    assert "= scan(" not in threads and "alloc_shared : shared f32[512]" in threads
+    assert threads.count("barrier") == 2 * 6  # log2(32) rounds and the previous chunk's
+
+
+@pytest.mark.parametrize("target", ["threads", "threads-cuda", "cpu"])
+@pytest.mark.parametrize("kind", ["sum", "prod", "max", "min"])
+def test_runs_of_a_line_over_threads_combine_in_order(target, kind):
+    """A [4, 256] tile over 128 threads: 32 threads a row, runs of 8; NaNs and infinities in
+    every chunk, and a row that starts with NaNs, scanned bit for bit as the interpreter
+    scans it (sums of small integers are exact in any order)."""
+    source = """
+kernel runs[T = f32](x: global T[4, 256], y: global T[4, 256]) blocks(1) threads(128) {
+    store(y[0 :+ 4, 0 :+ 256], SCAN(load(x[0 :+ 4, 0 :+ 256]) @ spatial(4,32).local(1,8), axis = 1))
+}
+""".replace("SCAN", f"cum{kind}")
+    rng = np.random.default_rng(4)
+    x = rng.integers(-3, 4, size=(4, 256)).astype(np.float32)
+    if kind == "prod":
+        x = rng.choice([1.0, -1.0, 2.0, 0.5], size=(4, 256)).astype(np.float32)
+    x[rng.random(x.shape) < 0.03] = np.nan
+    x[1, :20] = np.nan
+    x[2, 100] = np.inf
+    results = {}
+    for name in ("interp", target):
+        y = np.zeros_like(x)
+        lpir.compile(source, target=name)(x, y)
+        results[name] = y
+    np.testing.assert_array_equal(results[target], results["interp"])
 
 
 @pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
@@ -162,19 +190,34 @@ def test_a_scan_round_trips_through_ir_text():
     assert print_module(parse(text)) == text
 
 
-def test_a_scan_whose_threads_split_the_axis_is_a_verifier_error():
+def test_a_scan_whose_runs_are_not_one_a_thread_is_a_verifier_error():
+    """Two thread digits split each line: a thread's elements of it are not one run."""
     source = """
-kernel @bad[](%a: global f32[8, 32]) blocks(1, 1, 1) threads(32) {
+kernel @bad[](%a: global f32[8, 64]) blocks(1, 1, 1) threads(32) {
   %0 = constant {value = 0} : i32
-  %t = load_global(%a, %0, %0) {dims = [0, 1], shape = [8, 32]} : f32[8, 32] @ LAYOUT
-  %r = scan(%t) {axis = 1, kind = "sum"} : f32[8, 32] @ LAYOUT
+  %t = load_global(%a, %0, %0) {dims = [0, 1], shape = [8, 64]} : f32[8, 64] @ LAYOUT
+  %r = scan(%t) {axis = 1, kind = "sum"} : f32[8, 64] @ LAYOUT
 }
-""".replace("LAYOUT", "local(8,1).spatial(1,32)")
+""".replace("LAYOUT", "local(8,1).spatial(1,4).local(1,2).spatial(1,8)")
     with pytest.raises(VerifyError) as caught:
         verify(parse(source, "bad.ir"))
     text = str(caught.value)
     assert "bad.ir:5:" in text and "splits dimension 1 over threads" in text
-    assert "local(8,32)" in text  # the hint's layout holding the axis whole
+    assert "local(8,64)" in text  # the hint's layout holding the axis whole
+
+
+@pytest.mark.parametrize("target", ["threads-cuda", "cpu"])
+def test_a_layout_splitting_lines_into_several_runs_is_converted(target):
+    source = """
+kernel runs[](x: global i32[8, 64], y: global i32[8, 64]) blocks(1) threads(32) {
+    t = load(x[0 :+ 8, 0 :+ 64]) @ local(8,1).spatial(1,4).local(1,2).spatial(1,8)
+    store(y[0 :+ 8, 0 :+ 64], cumsum(t, axis = 1))
+}
+"""
+    x = np.random.default_rng(6).integers(-100, 100, size=(8, 64)).astype(np.int32)
+    y = np.zeros_like(x)
+    lpir.compile(source, target=target)(x, y)
+    np.testing.assert_array_equal(y, np.cumsum(x, axis=1))
 
 
 @pytest.mark.parametrize(

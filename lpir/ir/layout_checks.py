@@ -44,7 +44,16 @@ from lpir.ir.ops import (
     ViewOp,
 )
 from lpir.ir.types import TileType, as_tile
-from lpir.layout import RegisterLayout, expand_dims, local, permute, product, reduce, reshape
+from lpir.layout import (
+    Digit,
+    RegisterLayout,
+    expand_dims,
+    local,
+    permute,
+    product,
+    reduce,
+    reshape,
+)
 
 Project = Callable[[np.ndarray], np.ndarray]
 # Table lookups one block of steps of `step_slot_maps` makes (int64 each).
@@ -418,10 +427,34 @@ def _check_index(op: IndexOp) -> None:
     )
 
 
+def line_chunks(layout: RegisterLayout, axis: int) -> tuple[Digit | None, int] | None:
+    """How `layout` holds the lines of `axis` (a scan's or sort's): (None, n) where each thread
+    holds whole lines of n; (digit, run) where one thread digit splits each line into chunks,
+    each thread holding one run of `run` consecutive elements of each of its lines (chunk c of
+    a line starts at c * run); None otherwise (several digits split the axis, or a thread's
+    elements of a line are not one run)."""
+    length = layout.shape[axis]
+    digits = [d for d in layout.thread_digits() if d.dim == axis and d.size > 1]
+    if len(digits) > 1:
+        return None
+    run = length // digits[0].size if digits else length
+    if digits and digits[0].multiplier != run:
+        return None
+    first = layout.coordinates()[0]  # thread 0's slots: [slots, rank]
+    lines: dict[tuple[int, ...], list[int]] = {}
+    for coordinate in first:
+        line = tuple(int(c) for i, c in enumerate(coordinate) if i != axis)
+        lines.setdefault(line, []).append(int(coordinate[axis]))
+    if any(sorted(held) != list(range(run)) for held in lines.values()):
+        return None
+    return (digits[0] if digits else None, run)
+
+
 def _check_lines(op: ScanOp | SortOp) -> None:
-    """A scan or sort runs along lines each thread holds whole, its operands and result alike."""
+    """A scan or sort runs along lines each thread holds (a scan: or a run of each, chunks of
+    the lines over threads), its operands and result alike."""
     source = _layout(op.operands[0])
-    if source is None:
+    if source is None or _layout(op.result) is None:  # (an annotated operand: not chosen yet)
         return
     for index, operand in enumerate(op.operands[1:], 1):
         layout = _layout(operand)
@@ -432,19 +465,20 @@ def _check_lines(op: ScanOp | SortOp) -> None:
                 f"convert operand {index} to {source} before the '{op.name}': "
                 f"convert_layout(...) : {_with(operand, source)}",
             )
-    split = [
-        mode
-        for mode in source.spatial_modes
-        if mode >= 0 and source.mode_dims[mode] == op.axis and source.mode_sizes[mode] > 1
-    ]
-    if split:
+    chunks = line_chunks(source, op.axis)
+    if chunks is None or (isinstance(op, SortOp) and chunks[0] is not None):
         size = source.shape[op.axis]
         ones = [1] * source.rank
         ones[op.axis] = size
         held = product(reduce(source, [op.axis]), local(*ones))
+        how = (
+            "a 'sort' runs within each thread, which must hold the whole axis"
+            if isinstance(op, SortOp)
+            else "a 'scan' needs each thread's elements of a line to be one run of it, the "
+            "runs of one line on threads that one thread digit tells apart"
+        )
         raise op.error(
-            f"the operand's layout {source} splits dimension {op.axis} over threads: a "
-            f"'{op.name}' runs within each thread, which must hold the whole axis",
+            f"the operand's layout {source} splits dimension {op.axis} over threads: {how}",
             f"convert the operand so that each thread holds dimension {op.axis} whole: "
             f"convert_layout(...) : {_with(op.operands[0], held)}",
         )

@@ -405,7 +405,8 @@ class ScanOp(Operation):
                 hint=f"use an axis between 0 and {source.rank - 1}",
             )
         attributes = {"kind": kind, "axis": axis}
-        return cls("scan", [operand], [source], attributes, result_names=[name])
+        result = TileType(source.dtype, source.shape)  # (its layout is layout-selection's)
+        return cls("scan", [operand], [result], attributes, result_names=[name])
 
     @property
     def kind(self) -> str:
@@ -464,7 +465,8 @@ class SortOp(Operation):
                 "(e.g. where(arange(BN) < n, t, inf))",
             )
         attributes = {"axis": axis, "descending": bool(descending)}
-        return cls("sort", [keys, values], [value_type], attributes, result_names=[name])
+        result = TileType(value_type.dtype, value_type.shape)  # (layout-selection's layout)
+        return cls("sort", [keys, values], [result], attributes, result_names=[name])
 
     @property
     def axis(self) -> int:
