@@ -250,20 +250,38 @@ def scalar_info(value: Any) -> ArgumentInfo:
     return ArgumentInfo(None, None)
 
 
-def parameter_dtype(value: Any) -> Any:
+def parameter_dtype(name: str, value: Any) -> Any:
     """A dtype parameter's value as lpir takes it: a numpy dtype or scalar type
     (`np.dtype("float16")`, `np.float16`, `ml_dtypes.bfloat16`, `np.bool_`) becomes the lpir
     dtype whose arrays have it; anything else is returned as it is (a dtype name, an int, a
-    numpy dtype lpir has no type for), for the parameter's checks to accept or refuse."""
+    numpy dtype lpir has no type for), for the parameter's checks to accept or refuse. A
+    byte-swapped numpy dtype (`np.dtype(">f4")` on a little-endian host) is refused here,
+    with the native one to give (the error has no place: the caller places it)."""
     is_type = isinstance(value, type) and issubclass(value, np.generic)
     if not (isinstance(value, np.dtype) or is_type):
         return value
     np_dtype = np.dtype(value)
+    hint = byte_order_hint(np_dtype, f"{name}=np.dtype('{{native}}')")
+    if hint is not None:
+        raise ArgumentError(
+            f"parameter {name} is the byte-swapped dtype {np_dtype.str!r}; lpir's dtypes are "
+            "in the host's byte order",
+            hint=hint,
+        )
     if np_dtype == np.bool_:  # bool arrays are packed, but bool is a dtype all the same
         from lpir.dtypes import dtype
 
         return dtype("bool")
     return _dtype_of_numpy(np_dtype) or value
+
+
+def byte_order_hint(np_dtype: np.dtype, write: str = "array.astype('{native}')") -> str | None:
+    """How to give a byte-swapped numpy dtype whose native form lpir has in the host's byte
+    order (`write` with the native dtype's string); None for any other dtype."""
+    native = np_dtype.newbyteorder("=")
+    if np_dtype.isnative or _dtype_of_numpy(native) is None:
+        return None
+    return "convert it to the host's byte order: " + write.format(native=native.str)
 
 
 def _array_info(np_dtype: np.dtype, shape: tuple[int, ...]) -> ArgumentInfo:
@@ -385,7 +403,10 @@ def check_tensor(
         return
     if not isinstance(value, np.ndarray):
         raise ArgumentError(
-            f"argument {decl.name} must be a numpy array, got {describe(value)}", where
+            f"argument {decl.name} must be a numpy array, got {describe(value)}",
+            where,
+            "pass a numpy array (a torch CPU tensor as t.numpy(), or the tensor itself: "
+            "lpir reads it through DLPack or __array__ where numpy does so without a copy)",
         )
     flags = value.flags  # a new object at each reading
     if not flags.c_contiguous:

@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lpir.errors import ArgumentError, LpirError, SourceLocation
 from lpir.ir.core import Kernel as IRKernelNode
 from lpir.ir.core import Module
@@ -31,6 +33,7 @@ from lpir.ir.verifier import verify
 from lpir.language.ast import Program
 from lpir.language.syntax import parse_program
 from lpir.runtime import arguments as args_
+from lpir.runtime.foreign_arrays import host_view, is_foreign_array
 from lpir.runtime.source_files import read_source_file
 from lpir.runtime.specialization import (
     Specialization,
@@ -239,11 +242,15 @@ class IRKernel:
             dt = arg.type.dtype
             if isinstance(arg.type, GlobalType):
                 view = args_.device_view_of(value)
+                if view is None and is_foreign_array(value):  # torch or jax on the CPU
+                    value = host_view(value, declared.name, where)
                 info = args_.tensor_info(value, declared, where, self.target, view)
                 if info.dtype != dt or info.shape is None or not arg.type.fits(info.shape):
+                    swapped = getattr(value, "dtype", None)
                     raise ArgumentError(
                         f"argument {declared.name} must be {arg.type}, got {args_.describe(value)}",
                         where,
+                        args_.byte_order_hint(swapped) if isinstance(swapped, np.dtype) else None,
                     )
                 if self.target == "cuda" and view is not None:
                     args_.check_device_tensor(view, arg.type, declared, where)

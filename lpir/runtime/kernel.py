@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lpir.dtypes import DType
-from lpir.errors import ArgumentError, LpirError, SourceLocation
+from lpir.errors import ArgumentError, LpirError, SourceLocation, location_in
 from lpir.ir.core import Module
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
@@ -30,6 +30,7 @@ from lpir.language.specialize import ArgumentInfo, choose_params, runtime_rows_n
 from lpir.language.syntax import parse_program
 from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
+from lpir.runtime.foreign_arrays import host_view, is_foreign_array
 from lpir.runtime.fork_safe import ForkSafeLock
 from lpir.runtime.ir_kernel import (
     IRKernel,
@@ -100,6 +101,13 @@ def compile(
         **params: compile-time parameters: ints, and dtypes by name (WT="u3") or as numpy
             dtypes lpir has (np.float16, np.dtype("int8"), ml_dtypes.bfloat16).
     """
+    if not isinstance(path_or_source, str | bytes | bytearray | memoryview | os.PathLike):
+        raise LpirError(
+            "lpir.compile takes a kernel's path or source text, not "
+            f"{'None' if path_or_source is None else args_.describe(path_or_source)}",
+            hint="pass the path of a .lp or .ir file (a str or a pathlib.Path), or the source "
+            "text itself (a str, or UTF-8 bytes)",
+        )
     if target not in TARGETS:
         raise LpirError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
     if isinstance(path_or_source, bytes | bytearray | memoryview):
@@ -145,7 +153,7 @@ class Kernel:
         self.definition = kernel_def
         self.target = target
         load_target(target)  # (a call imports nothing: see load_target)
-        self.params = {name: args_.parameter_dtype(value) for name, value in params.items()}
+        self.params = self._given_parameters(params)
         self.specializations: dict[tuple, Specialization] = {}
         # what calls have passed (dtypes and shapes) -> their specialization: a call like an
         # earlier one skips deducing and checking the parameters again (~200 us in Python)
@@ -199,6 +207,22 @@ class Kernel:
         machine addresses and GPU handles that mean nothing in another process."""
         program = self.program
         return _rebuild_kernel, (program.source, program.file, self.name, self.target, self.params)
+
+    def _given_parameters(self, params: dict) -> dict:
+        """The compile-time parameters as lpir takes them (numpy dtypes as lpir's); an error
+        is placed at the parameter's declaration."""
+        given = {}
+        for name, value in params.items():
+            try:
+                given[name] = args_.parameter_dtype(name, value)
+            except ArgumentError as error:
+                declared = [p.span for p in self.definition.params if p.name == name]
+                span = declared[0] if declared else self.definition.span
+                source, file = self.program.source, self.program.file
+                end = span.column + len(name) if declared else None
+                place = location_in(source, file, span.line, span.column, end)
+                raise error.with_location(place) from None
+        return given
 
     def _all_given(self) -> bool:
         return all(p.name in self.params or p.default is not None for p in self.definition.params)
@@ -268,6 +292,9 @@ class Kernel:
                 hint=f"call {self.name}({names})",
             )
         host_key = self._host_arrays_key(arguments)
+        if host_key is None:  # a GPU array, another library's host array, or a mistake
+            arguments = self._host_views(arguments)
+            host_key = self._host_arrays_key(arguments)
         spec = self._by_host_arrays.get(host_key) if host_key is not None else None
         if spec is None:
             spec, views = self._specialize_for(arguments)
@@ -299,6 +326,18 @@ class Kernel:
             value = arguments[position]
             key.append(value.dtype if isinstance(value, np.generic) else None)
         return tuple(key)
+
+    def _host_views(self, arguments: tuple) -> tuple:
+        """The call's arguments with other libraries' host arrays (torch or jax on the CPU) as
+        numpy arrays over their memory (`foreign_arrays.host_view`)."""
+        wheres = self._argument_locations()
+        converted = list(arguments)
+        for position in self._tensor_positions:
+            value = arguments[position]
+            if is_foreign_array(value) and args_.device_view_of(value) is None:
+                name = self.definition.args[position].name
+                converted[position] = host_view(value, name, wheres[position])
+        return tuple(converted)
 
     def _specialize_for(self, arguments: tuple) -> tuple[Specialization, list]:
         """The specialization a call's arguments imply, and their GPU views (None for host
@@ -360,8 +399,6 @@ class Kernel:
 
     def _header_location(self) -> SourceLocation:
         """The place of the kernel's name in the source (for errors about a whole call)."""
-        from lpir.errors import location_in
-
         span = self.definition.name_span or self.definition.span
         end = span.end_column if span.end_line == span.line else None
         return location_in(self.program.source, self.program.file, span.line, span.column, end)
@@ -369,8 +406,6 @@ class Kernel:
     def _argument_locations(self) -> list:
         """Each argument's place in the source (for error messages), found once."""
         if self._wheres is None:
-            from lpir.errors import location_in
-
             self._wheres = []
             for decl in self.definition.args:
                 span = decl.span

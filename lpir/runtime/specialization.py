@@ -55,6 +55,7 @@ def load_target(target: str) -> None:
     compiles its kernels before starting threads may fork while they make their first calls.
     (The GPU's own libraries, cuda.core and NVRTC, still load at the first launch.)"""
     importlib.import_module("lpir.passes")
+    importlib.import_module("lpir.backends.cuda.arrays")  # tells the checks a GPU array apart
     for name in RUNNING_MODULES[target]:
         module = importlib.import_module(name.removesuffix(".*"))
         if name.endswith(".*"):
