@@ -51,6 +51,13 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"WT": "u3", "E": 3, "K": 128, "N": 96, "G": 64, "ZERO": 4, "TOPK": 1},
         {"WT": "f4e2m1", "T": "bf16", "E": 4, "K": 128, "N": 64, "G": 32, "ZERO": 0, "BM": 8},
     ],
+    # mixture-of-experts routing (vLLM's topk_softmax): a softmax, an argsort a row, the top K
+    # (at most 32 experts here: a thread's sort of 64 is 7500 lines of CUDA C, 16 s of nvcc)
+    "moe_topk": [
+        {},
+        {"M": 37, "E": 30, "BE": 32, "K": 4, "T": "bf16"},
+        {"M": 100, "E": 16, "BE": 16, "K": 4, "RENORM": 0, "T": "f32", "BM": 32},
+    ],
     "rmsnorm": [
         {},
         {"M": 5, "N": 4096, "BM": 1, "THREADS": 256, "T": "bf16"},
