@@ -58,17 +58,36 @@ kernel twice[](a: global f32[8, 4], b: global f32[8, 4]) blocks(1) threads(32) {
     np.testing.assert_array_equal(a, b)
 
 
-def test_transpose_of_a_vector_is_a_located_error():
+def test_transpose_of_a_vector_is_the_vector_and_of_an_element_a_located_error():
     source = """
-kernel bad[](a: global f32[8], b: global f32[8]) blocks(1) threads(32) {
-    store(b[0 :+ 8], transpose(load(a[0 :+ 8])))
+kernel vec[](a: global f32[8], b: global f32[8]) blocks(1) threads(32) {
+    store(b[0 :+ 8], transpose(load(a[0 :+ 8])) + transpose(load(a[0 :+ 8]), 0))
+}
+"""
+    kernel = lpir.compile(source, target="cpu")
+    assert "transpose" not in kernel.ir("after:dce")  # numpy's: a vector's transpose is itself
+    a, b = np.arange(8, dtype=np.float32), np.zeros(8, np.float32)
+    kernel(a, b)
+    np.testing.assert_array_equal(b, 2 * a)
+    bad = source.replace("transpose(load(a[0 :+ 8]), 0)", "transpose(load(a[0 :+ 8])[2])")
+    with pytest.raises(LpirError) as caught:
+        lpir.compile(bad, target="cpu").specialize(None)
+    text = str(caught.value)
+    assert ":3:61:" in text and "transpose permutes the dimensions of a tile" in text
+    assert "^" in text and "one dimension or more" in text
+
+
+def test_numpys_tuple_of_dimensions_is_a_located_error_with_the_arguments_to_write():
+    source = """
+kernel k[](x: global f32[2, 4, 8], y: global f32[2, 8, 4]) blocks(1) threads(32) {
+    store(y[0 :+ 2, 0 :+ 8, 0 :+ 4], transpose(load(x[0 :+ 2, 0 :+ 4, 0 :+ 8]), (0, 2, -2)))
 }
 """
     with pytest.raises(LpirError) as caught:
         lpir.compile(source, target="cpu").specialize(None)
     text = str(caught.value)
-    assert ":3:32:" in text and "transpose permutes the dimensions of a tile" in text
-    assert "^" in text and "two dimensions or more" in text
+    assert ":3:81:" in text and "^^^^^^^^^^" in text and "not a tuple" in text
+    assert "write transpose(load(x[0 :+ 2, 0 :+ 4, 0 :+ 8]), 0, 2, -2)" in text
 
 
 PERMUTE = """

@@ -331,6 +331,12 @@ def _line_axis(
 ) -> int:
     """The axis a scan or sort runs along: named, or the only one of a rank-1 tile."""
     rank = as_tile(tile.type).rank
+    if rank == 0:
+        raise low.error(
+            f"{name} runs along an axis, and this tile has none (one element)",
+            node,
+            "pass a tile of one dimension or more, e.g. without the index that took the element",
+        )
     if axis_node is None and rank > 1:
         raise low.error(
             f"{name} of a rank-{rank} tile needs the axis it runs along",
@@ -350,11 +356,15 @@ def _scan(kind: str) -> Builtin:
         (node,), keywords = call_arguments(low, call, 1, keywords=("axis",))
         value = low.expr(node)
         if not (isinstance(value, Runtime) and value.is_tile):
-            raise not_a_tile(low, f"{name} scans a tile", value, node, call)
+            raise not_a_tile(
+                low, f"{name} scans a tile", value, node, call, "e.g. cumsum(load(x[0 :+ 64]))"
+            )
         tile = value.value
         axis = _line_axis(low, name, call, node, tile, keywords.get("axis"))
         dt = tile.type.dtype
-        wide = dt.is_float and dt.nbits < 32
+        # sums and products of narrow floats add in f32 (as sum); max and min are exact in the
+        # dtype, but the storage-only ones (fp8, small floats) have no max of their own
+        wide = dt.is_float and dt.nbits < 32 and (kind in ("sum", "prod") or dt.nbits < 16)
         if wide:
             tile = low.builder.add(CastOp.create(tile, F32))
         result = low.builder.add(ScanOp.create(tile, kind, axis))
@@ -378,7 +388,9 @@ def _sorted(positions: bool) -> Builtin:
         (node,), keywords = call_arguments(low, call, 1, keywords=("axis", "descending"))
         value = low.expr(node)
         if not (isinstance(value, Runtime) and value.is_tile):
-            raise not_a_tile(low, f"{name} sorts a tile", value, node, call)
+            raise not_a_tile(
+                low, f"{name} sorts a tile", value, node, call, f"e.g. {name}(load(x[0 :+ 64]))"
+            )
         keys = original = value.value
         axis = _line_axis(low, name, call, node, keys, keywords.get("axis"))
         descending = _const_bool(low, keywords.get("descending"), "descending")
@@ -553,14 +565,14 @@ def transpose(low: ExpressionLowering, call: ast.Call) -> Runtime:
         )
     node, *dim_nodes = call.args
     value = low.expr(node)
-    if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank >= 2):
+    if not (isinstance(value, Runtime) and value.is_tile and as_tile(value.type).rank >= 1):
         raise not_a_tile(
             low,
             "transpose permutes the dimensions of a tile (a [rows, columns] tile's two swap)",
             value,
             node,
             call,
-            "pass a tile of two dimensions or more, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
+            "pass a tile of one dimension or more, e.g. transpose(load(x[0 :+ 8, k0 :+ 128]))",
         )
     rank = as_tile(value.type).rank
     dims = None if not dim_nodes else _permutation(low, call, dim_nodes, rank)

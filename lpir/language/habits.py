@@ -230,7 +230,7 @@ def foreign_syntax(line: str, column: int, token: str) -> Habit | None:
     if token in ("*", "/") and before.endswith(token):
         return _double_operator(token, before[:-1], after, column - 1)
     if token == ",":
-        return _tuple_assignment(before, after)
+        return _dims_tuple(before, after) or _tuple_assignment(before, after)
     if token == "(":
         return _call_form(before, line[column - 1 :], column)
     if token == "if" and re.search(r"\belse\b", after):
@@ -274,6 +274,27 @@ def _operand_after(text: str) -> str | None:
         return None if inner is None else f"({inner})"
     found = _SIMPLE.match(text)
     return found.group(0) if found else None
+
+
+def _dims_tuple(before: str, after: str) -> Habit | None:
+    """`transpose(t, (0, 2, 1))`: numpy's order of dimensions as a tuple."""
+    opened = re.search(r",\s*\(\s*(-?\d+)\s*$", before)
+    rest = re.match(r"((?:\s*-?\d+\s*,?)*)\)", after)
+    if opened is None or rest is None:
+        return None
+    head = before[: opened.start()]
+    call = max(head.rfind("transpose("), head.rfind("permute("))
+    if call < 0:
+        return None
+    tile = head[head.index("(", call) + 1 :]
+    if _parenthesized(f"({tile})") != tile:  # the tile is the call's whole first argument
+        return None
+    dims = [opened.group(1), *(d.strip() for d in rest.group(1).split(",") if d.strip())]
+    start = before.rindex("(") + 1
+    end = len(before) + 2 + rest.end()  # `after` starts past the comma
+    hint = f"write transpose({tile.strip()}, {', '.join(dims)})"
+    message = "transpose takes the order of dimensions as its arguments, not a tuple"
+    return Habit(message, hint, start, end)
 
 
 def _tuple_assignment(before: str, after: str) -> Habit | None:

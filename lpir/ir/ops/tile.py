@@ -148,10 +148,9 @@ class TransposeOp(Operation):
         cls, operand: Value, dims: Sequence[int] | None = None, name: str | None = None
     ) -> TransposeOp:
         source = operand.type
-        if not isinstance(source, TileType) or source.rank < 2:
+        if not isinstance(source, TileType) or source.rank < 1:
             raise TypeCheckError(
-                f"transpose needs a tile of two dimensions or more, not "
-                f"{with_article(str(source))}",
+                f"transpose needs a tile of one dimension or more, not {with_article(str(source))}",
                 hint="transpose permutes the dimensions of a tile ([rows, columns]: swaps them)",
             )
         reverse = tuple(reversed(range(source.rank)))
@@ -393,12 +392,14 @@ class ScanOp(Operation):
             raise TypeCheckError(f"unknown scan {kind!r}; use one of {tuple(SCANS)}")
         if not isinstance(source, TileType):
             raise TypeCheckError(f"a '{kind}' scan needs a tile, not {source}")
-        check_compute_dtype(source.dtype, kind)
+        check_compute_dtype(source.dtype, f"cum{kind}")
         if kind in ("sum", "prod") and source.dtype.is_bool:
-            raise TypeCheckError(
-                f"a '{kind}' scan is not defined on bool",
-                hint="count the true elements with cumsum(cast<i32>(t))",
+            hint = (
+                "count the true elements with cumsum(cast<i32>(t))"
+                if kind == "sum"
+                else "whether all so far are true: cummin(t)"
             )
+            raise TypeCheckError(f"cum{kind} is not defined on bool", hint=hint)
         if not 0 <= axis < source.rank:
             raise TypeCheckError(
                 f"axis {axis} is out of range for a rank-{source.rank} tile {source}",
