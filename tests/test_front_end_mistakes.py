@@ -863,7 +863,8 @@ def test_a_line_separator_inside_the_quoted_line_is_shown_as_a_space() -> None:
 
 def test_an_argument_error_after_a_form_feed_quotes_the_parameter(tmp_path: Path) -> None:
     path = tmp_path / "m.lp"
-    path.write_text(f"# one\fa\n# two\u2028b\nkernel k[N = 64]{ARGS} {{\n{STORE}", encoding="utf-8")
+    body = f"    t = load(a[0 :+ 64])\n{STORE}"  # (a body that lowers: lpir.compile lowers it)
+    path.write_text(f"# one\fa\n# two\u2028b\nkernel k[N = 64]{ARGS} {{\n{body}", encoding="utf-8")
     kernel = lpir.compile(str(path), target="interp")
     with pytest.raises(ArgumentError) as caught:
         kernel(np.ones(64, np.float64), np.zeros(64, np.float32))

@@ -467,3 +467,31 @@ def test_source_without_a_kind_gives_the_targets_own_code():
         assert kernel.source() == kernel.source(kind)
     with pytest.raises(LpirError, match="this target generates no code"):
         lpir.compile(path, target="interp", N=256).source()
+
+
+def test_compile_reports_the_language_errors_of_a_kernel_whose_parameters_are_known(
+    monkeypatch,
+):
+    """lpir.compile only parsed: a kernel whose every parameter has a default, with an unknown
+    name in its body, compiled cleanly and failed at its first call (a server's first
+    request). lpir.compile now lowers it to tile IR where every parameter is known; the
+    passes and the backend still wait for the first call."""
+    from lpir.errors import TypeCheckError
+    from lpir.runtime import specialization
+
+    source = "kernel q[K = 4](x: global f32[K]) blocks(1) threads(4) { store(x[:], zeros<f32>[Q]) }"
+    with pytest.raises(TypeCheckError) as caught:
+        lpir.compile(source, target="interp")
+    error = caught.value
+    assert error.message == "unknown name 'Q'"
+    assert (error.location.line, error.location.column) == (1, 81)
+    with pytest.raises(TypeCheckError, match="unknown name 'Q'"):
+        lpir.compile(source.replace("K = 4", "K"), target="interp", K=4)
+
+    def no_passes(*arguments):  # type: ignore[no-untyped-def]
+        raise AssertionError("lpir.compile ran the passes")
+
+    monkeypatch.setattr(specialization, "run_pipeline", no_passes)
+    lpir.compile(source.replace("[Q]", "[K]"), target="interp")
+    # a size deduced from the arguments: the kernel is lowered at the first call
+    lpir.compile(source.replace("K = 4", "K"), target="interp")

@@ -1,9 +1,11 @@
 """`lpir.compile` and `Kernel`: compile a kernel source for a target and call it on arrays.
 
-A `Kernel` holds a parsed source and the parameters given at compile time. Calling it checks
-the arguments, deduces the remaining parameters from their shapes and dtypes, and runs the
-specialization for that set of parameters, compiling it on first use (and caching it in memory,
-and on disk for compiled targets).
+A `Kernel` holds a parsed source and the parameters given at compile time; where they and the
+defaults give every parameter, the source is also lowered to tile IR then, so that the
+language's errors are `lpir.compile`'s. Calling it checks the arguments, deduces the remaining
+parameters from their shapes and dtypes, and runs the specialization for that set of
+parameters, built on first use (the passes and the backend: `specialize()` builds it ahead
+where every parameter is known) and cached in memory, and on disk for compiled targets.
 
 The targets, and what each is for, are `lpir.targets.RUN_TARGETS`: on the CPU "cpu" (LLVM),
 "interp" (the reference interpreter), "threads" and "threads-cuda" (the CPU's or the GPU's
@@ -26,6 +28,7 @@ from lpir.ir.core import Module
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
 from lpir.language import ast
+from lpir.language.lower import lower_kernel
 from lpir.language.specialize import ArgumentInfo, choose_params, runtime_rows_name
 from lpir.language.syntax import parse_program
 from lpir.packing import PackedArray
@@ -185,7 +188,8 @@ class Kernel:
         self._building_lock = ForkSafeLock()
         self._wheres: list | None = None
         self.last: Specialization | None = None
-        choose_params(program, kernel_def, self.params, None) if self._all_given() else None
+        if self._all_given():  # the language's errors surface here, not at the first call
+            lower_kernel(program, kernel_def, choose_params(program, kernel_def, self.params, None))
 
     @property
     def name(self) -> str:
