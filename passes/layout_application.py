@@ -157,15 +157,10 @@ class LayoutApplication(Rewriter):
                 old = as_tile(op.operands[0].type).shape
                 return [rules.reshaped(self.chosen(op.result), old)]
             return [None]
-        if isinstance(op, ScanOp):
-            # each thread scans the runs it holds of its lines, then the runs' totals are
-            # combined across the threads that split a line: a layout where they are runs
-            return [rules.scanned(self.chosen(op.operands[0]), op.axis)]
-        if isinstance(op, SortOp):
-            # each thread sorts the lines it holds: where the class's layout splits the axis
-            # over threads, the sort runs in one where each holds the axis whole
-            size = as_tile(op.result.type).shape[op.axis]
-            layout = rules.whole_lines(self.chosen(op.operands[0]), op.axis, size)
+        if isinstance(op, ScanOp | SortOp):
+            # each thread scans (sorts) the runs it holds of its lines, across the threads
+            # that split a line where they do: a layout where a thread's are runs
+            layout = rules.scanned(self.chosen(op.operands[0]), op.axis)
             return [layout] * len(op.operands)
         if isinstance(op, YieldOp | StoreOp | ForOp):
             return [

@@ -173,29 +173,9 @@ def indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLay
     return L.product(L.expand_dims(result, axis), L.local(*ones))
 
 
-def whole_lines(layout: RegisterLayout, axis: int, size: int) -> RegisterLayout:
-    """The layout a sort along `axis` (of `size` elements) runs in, from its class's `layout`:
-    that layout where each thread holds the whole axis (a sort is then each thread's own),
-    else one where each does, with the fewest slots a thread of two: the class's layout with
-    the axis's threads made replicas and the axis added as each thread's innermost slots, or
-    the lines of the axis spread over the threads (`contiguous_layout`), each line local."""
-    try:
-        indexed_result(layout, axis)
-        return layout
-    except LayoutError:  # threads split the axis
-        pass
-    kept = indexed_operand(reduce_result(layout, axis), axis, size)
-    lines = list(layout.shape)
-    lines[axis] = 1
-    whole = [1] * layout.rank
-    whole[axis] = size
-    spread = L.product(contiguous_layout(tuple(lines), layout.threads), L.local(*whole))
-    return spread if spread.slots < kept.slots else kept
-
-
 def scanned(layout: RegisterLayout, axis: int) -> RegisterLayout:
-    """The layout a scan along `axis` runs in, from its class's `layout`: that layout where
-    each thread holds whole lines, or one run of each of its lines with one thread digit
+    """The layout a scan or sort along `axis` runs in, from its class's `layout`: that layout
+    where each thread holds whole lines, or one run of each of its lines with one thread digit
     telling the runs apart (`line_chunks`); else the lines spread over the threads and the
     threads left over splitting each line into equal runs (`chunked_lines`)."""
     if line_chunks(layout, axis) is not None:

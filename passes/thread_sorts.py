@@ -1,10 +1,12 @@
-"""lower-to-threads' sorts (`sort`, `argsort`): each line of a tile axis that a thread holds
-whole (layout-selection converts where threads split it) sorted in the thread's registers
-by a bitonic network.
+"""lower-to-threads' sorts (`sort`, `argsort`): each line of a tile axis sorted by a bitonic
+network, in the thread's registers where it holds whole lines, and through shared memory
+between the threads that split a line into runs (layout-selection converts where a thread's
+elements of a line are not one run, as for a scan).
 
 The thread's slots are put in line order (as for a scan, `thread_scans.lines_in_order`); a
 line of n = 2^m elements takes m (m + 1) / 2 compare-exchange steps, each over the thread's
-whole vector: every lane reads its partner's key, value and position (one shuffle each),
+whole vector: every lane reads its partner's key, value and position (one shuffle each, or,
+where the partner lies in another thread's run, through shared memory between barriers),
 decides which of the two comes first, and keeps the first or the second as the network
 says. Ties are broken by the original position, so the network orders the elements totally
 and the sort is stable (equal keys, -0.0 and 0.0 among them, keep their order); NaN comes
@@ -16,10 +18,27 @@ from __future__ import annotations
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 from lpir.passes.thread_scans import lines_in_order
 
+from lpir.dtypes import dtype
 from lpir.errors import VerifyError
 from lpir.ir.core import Value
 from lpir.ir.layout_checks import line_chunks
-from lpir.ir.ops import BinaryOp, SelectOp, ShuffleOp, SortOp, UnaryOp, VectorConstantOp
+from lpir.ir.ops import (
+    AllocSharedOp,
+    BarrierOp,
+    BinaryOp,
+    LoadThreadOp,
+    SelectOp,
+    ShuffleOp,
+    SortOp,
+    SplatOp,
+    StoreThreadOp,
+    UnaryOp,
+    VectorConstantOp,
+)
+from lpir.ir.types import SharedType
+from lpir.layout import Digit
+
+I32 = dtype("i32")
 
 # The CUDA emitter writes each lane of a step as statements of its own: a thread sorting 64
 # elements (21 steps) is 5000 lines of CUDA C, 10 s of nvcc; 128 is 40 s, 256 six minutes.
@@ -28,29 +47,29 @@ CUDA_LANE_STEPS = 64 * 21
 
 
 class SortLowering(ThreadLowering):
-    """`lower_SortOp`: a bitonic sort within each thread's registers."""
+    """`lower_SortOp`: a bitonic sort in each thread's registers and, where threads split the
+    lines into runs, through shared memory between them."""
 
     def lower_SortOp(self, op: SortOp) -> list[Value]:
         layout = tile_layout(op.operands[0])
         chunks = line_chunks(layout, op.axis)
-        if chunks is None or chunks[0] is not None:
+        if chunks is None:
             raise VerifyError(f"the threads of {layout} split the sorted axis {op.axis}")
-        order, length = lines_in_order(layout, op.axis), layout.shape[op.axis]
+        digit, run = chunks
+        length = layout.shape[op.axis]
+        order = lines_in_order(layout, op.axis)
         keys, values = (self.shuffle(self.map(v), order) for v in op.operands)
         lanes = len(order)
-        if self.target == "cuda" and lanes * len(bitonic_steps(length)) > CUDA_LANE_STEPS:
-            raise _too_big_for_cuda(lanes, length)
-        positions = self.add(VectorConstantOp.create([i % length for i in range(lanes)], "i32"))
-        for size, distance in bitonic_steps(length):
-            partners = [i ^ distance for i in range(lanes)]
-            # where a lane keeps the later of the pair: the upper lane of a block sorting
-            # upwards, the lower lane of one sorting downwards (the last merge sorts up)
-            later = [(i & distance > 0) == (i % length & size == 0) for i in range(lanes)]
+        steps = bitonic_steps(length)
+        if self.target == "cuda" and lanes * len(steps) > CUDA_LANE_STEPS:
+            raise _too_big_for_cuda(lanes, run, length)
+        network = _Network(self, op, digit, run, lanes, layout.threads)
+        positions = network.positions()
+        for size, distance in steps:
             step = [keys, values, positions]
-            theirs = [self.add(ShuffleOp.create([v], partners)) for v in step]
+            theirs = network.partners(step, distance)
             first = self.comes_first(op, keys, positions, theirs[0], theirs[2])
-            mask = self.add(VectorConstantOp.create(later, "bool"))
-            keep = self.add(BinaryOp.create("xor", first, mask))
+            keep = self.add(BinaryOp.create("xor", first, network.later(size, distance)))
             keys, values, positions = (
                 self.add(SelectOp.create(keep, mine, other)) for mine, other in zip(step, theirs)
             )
@@ -84,15 +103,95 @@ class SortLowering(ThreadLowering):
         return binary("or", ahead, binary("and", tie, earlier))
 
 
-def _too_big_for_cuda(lanes: int, length: int) -> VerifyError:
-    held = f"{lanes // length} lines of {length}" if lanes > length else f"a line of {length}"
+class _Network:
+    """A thread's view of the bitonic network over lines split into `run`-element runs, one
+    run a thread of each line, the runs told apart by `digit` (None: whole lines). Element x
+    of a line is lane x % run of the run of chunk x // run."""
+
+    def __init__(
+        self,
+        lowering: ThreadLowering,
+        op: SortOp,
+        digit: Digit | None,
+        run: int,
+        lanes: int,
+        threads: int,
+    ):
+        self.lowering, self.digit, self.run, self.lanes = lowering, digit, run, lanes
+        index = lowering.index
+        self.chunk: Value | int = 0
+        if digit is not None:
+            self.chunk = index.rem(index.div(lowering.tid, digit.stride), digit.size)
+            dtypes = (op.operands[0].type.dtype, op.operands[1].type.dtype, I32)  # and positions
+            self.scratch = [
+                lowering.add(AllocSharedOp.create(SharedType(dt, (threads * lanes,)), "pairs"))
+                for dt in dtypes
+            ]
+
+    def positions(self) -> Value:
+        """Each lane's position along its line (ties are broken by it)."""
+        within = [i % self.run for i in range(self.lanes)]
+        lanes = self.lowering.add(VectorConstantOp.create(within, "i32"))
+        if self.digit is None:
+            return lanes
+        start = self.lowering.index.value(self.lowering.index.mul(self.chunk, self.run))
+        splat = self.lowering.add(SplatOp.create_vector(start, self.lanes))
+        return self.lowering.add(BinaryOp.create("add", splat, lanes))
+
+    def partners(self, step: list[Value], distance: int) -> list[Value]:
+        """The vectors of `step` (keys, values, positions) as the partner of each lane holds
+        them: element x ^ distance of its line, in this thread (distance < run) or in the
+        thread of chunk c ^ (distance / run), exchanged through shared memory."""
+        if distance < self.run:
+            partners = [i ^ distance for i in range(self.lanes)]
+            return [self.lowering.add(ShuffleOp.create([v], partners)) for v in step]
+        assert self.digit is not None
+        low, index = self.lowering, self.lowering.index
+        own = index.value(index.mul(low.tid, self.lanes))
+        slots = list(range(self.lanes))
+        low.builder.insert(BarrierOp.create())  # (the last exchange's loads are done)
+        for scratch, vector in zip(self.scratch, step):
+            low.builder.insert(StoreThreadOp.create(scratch, own, vector, slots))
+        low.builder.insert(BarrierOp.create())
+        other = index.op("xor", self.chunk, distance // self.run)
+        partner = index.add(low.tid, index.mul(index.sub(other, self.chunk), self.digit.stride))
+        start = index.value(index.mul(partner, self.lanes))
+        return [low.add(LoadThreadOp.create(scratch, start, slots)) for scratch in self.scratch]
+
+    def later(self, size: int, distance: int) -> Value:
+        """Lanewise: whether the lane keeps the later of its pair: the upper element (bit
+        `distance` of its position set) of a block of `size` sorting upwards (bit `size`
+        clear; the last merge, size = the line, sorts up), the lower one of a block sorting
+        downwards: the two bits' xor. A bit below the run is the lane's, known here; above
+        it, the chunk's, known at run time."""
+        low = self.lowering
+        length = self.run * (self.digit.size if self.digit is not None else 1)
+        known = [False] * self.lanes
+        chunk_masks = []
+        for mask in (distance, size):
+            if mask == length:
+                continue  # (no element has that bit)
+            if mask < self.run:
+                known = [k != (lane % self.run & mask > 0) for lane, k in enumerate(known)]
+            else:
+                chunk_masks.append(mask // self.run)
+        later = low.add(VectorConstantOp.create(known, "bool"))
+        for mask in chunk_masks:
+            bit = low.index.op("ne", low.index.op("and", self.chunk, mask), 0)
+            flip = low.add(SplatOp.create_vector(bit, self.lanes))
+            later = low.add(BinaryOp.create("xor", later, flip))
+        return later
+
+
+def _too_big_for_cuda(lanes: int, run: int, length: int) -> VerifyError:
+    steps = len(bitonic_steps(length))
+    held = f"{lanes} elements ({lanes // run} runs of {run} of lines of {length})"
     return VerifyError(
-        f"each thread would sort {held} elements in its registers: "
-        f"{lanes * len(bitonic_steps(length))} compare-exchanges a thread, unrolled in the "
-        "CUDA C (minutes of nvcc)",
-        hint="on the GPU give each thread at most 64 elements to sort: lines of at most 64, "
-        "as many lines as threads or more (a [128, 32] tile over 128 threads sorts one line "
-        "of 32 a thread); or sort on the cpu target",
+        f"each thread would hold {held} through the sort's {steps} steps: "
+        f"{lanes * steps} compare-exchanges a thread, unrolled in the CUDA C (minutes of nvcc)",
+        hint=f"on the GPU keep a thread's elements times the steps within {CUDA_LANE_STEPS}: "
+        "more threads (a line of 2048 over 128 threads, of 4096 over 256) or fewer lines a "
+        "block; or sort on the cpu target",
     )
 
 

@@ -124,16 +124,48 @@ def test_the_cuda_code_of_a_sort_of_short_lines_compiles():
     assert ".entry" in kernel.source("ptx")
 
 
-def test_a_gpu_sort_of_long_lines_a_thread_is_a_located_error():
+def test_a_gpu_sort_of_many_elements_a_thread_is_a_located_error():
     source = """
-kernel long[N = 256](x: global f32[N], y: global f32[N]) blocks(1) threads(128) {
+kernel long[N = 8192](x: global f32[N], y: global f32[N]) blocks(1) threads(128) {
     store(y[0 :+ N], sort(load(x[0 :+ N])))
 }
 """
     with pytest.raises(LpirError) as caught:
         lpir.compile(source, target="cuda").source("cuda")
     text = str(caught.value)
-    assert ":3:22:" in text and "a line of 256 elements" in text and "at most 64" in text
+    assert ":3:22:" in text and "64 elements (1 runs of 64 of lines of 8192)" in text
+    assert "a line of 2048 over 128 threads" in text
+
+
+@pytest.mark.parametrize("target", ["interp", "threads", "threads-cuda", "cpu"])
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("length, threads", [(1024, 128), (256, 64), (64, 32), (128, 96)])
+def test_lines_split_over_threads_sort_through_shared_memory(target, descending, length, threads):
+    """Each thread holds a run of each line; the steps whose partners lie in another run
+    exchange through shared memory. Many ties (stability across threads), NaNs, -0.0, and a
+    thread count that is not a power of two (96: runs over 32 threads, 3 lines a block)."""
+    lines = 3 if threads == 96 else 2
+    source = f"""
+kernel split[L = {lines}, N = {length}](
+    x: global f32[L, N], y: global f32[L, N], p: global i32[L, N]
+) blocks(1) threads({threads}) {{
+    t = load(x[0 :+ L, 0 :+ N])
+    store(y[0 :+ L, 0 :+ N], sort(t, axis = 1, descending = {str(descending).lower()}))
+    store(p[0 :+ L, 0 :+ N], argsort(t, axis = 1, descending = {str(descending).lower()}))
+}}
+"""
+    rng = np.random.default_rng(length)
+    x = rng.integers(-20, 20, size=(lines, length)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -0.0
+    y, p = np.zeros_like(x), np.zeros(x.shape, np.int32)
+    kernel = lpir.compile(source, target=target)
+    kernel(x, y, p)
+    want = stable_order(x, 1, descending)
+    np.testing.assert_array_equal(p, want)
+    assert np.array_equal(y, np.take_along_axis(x, want, 1), equal_nan=True)
+    if target == "threads-cuda" and threads == 128:  # 8 a thread: the runs meet in memory
+        assert "= sort(" not in kernel.ir("after:lower-to-threads")
 
 
 def test_a_sort_round_trips_through_ir_text():

@@ -466,15 +466,13 @@ def _check_lines(op: ScanOp | SortOp) -> None:
                 f"convert_layout(...) : {_with(operand, source)}",
             )
     chunks = line_chunks(source, op.axis)
-    if chunks is None or (isinstance(op, SortOp) and chunks[0] is not None):
+    if chunks is None:
         size = source.shape[op.axis]
         ones = [1] * source.rank
         ones[op.axis] = size
         held = product(reduce(source, [op.axis]), local(*ones))
         how = (
-            "a 'sort' runs within each thread, which must hold the whole axis"
-            if isinstance(op, SortOp)
-            else "a 'scan' needs each thread's elements of a line to be one run of it, the "
+            f"a '{op.name}' needs each thread's elements of a line to be one run of it, the "
             "runs of one line on threads that one thread digit tells apart"
         )
         raise op.error(
