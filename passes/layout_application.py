@@ -157,10 +157,12 @@ class LayoutApplication(Rewriter):
                 old = as_tile(op.operands[0].type).shape
                 return [rules.reshaped(self.chosen(op.result), old)]
             return [None]
-        if isinstance(op, ScanOp | SortOp):
-            # each thread scans (sorts) the runs it holds of its lines, across the threads
-            # that split a line where they do: a layout where a thread's are runs
-            layout = rules.scanned(self.chosen(op.operands[0]), op.axis)
+        if isinstance(op, ScanOp):
+            # each thread scans the runs it holds of its lines, then across the threads that
+            # split a line: a layout where a thread's elements of a line are one run
+            return [rules.scanned(self.chosen(op.operands[0]), op.axis)]
+        if isinstance(op, SortOp):  # the same, with the fewest elements a thread
+            layout = rules.sorted_lines(self.chosen(op.operands[0]), op.axis)
             return [layout] * len(op.operands)
         if isinstance(op, YieldOp | StoreOp | ForOp):
             return [

@@ -183,6 +183,17 @@ def scanned(layout: RegisterLayout, axis: int) -> RegisterLayout:
     return chunked_lines(layout.shape, axis, layout.threads)
 
 
+def sorted_lines(layout: RegisterLayout, axis: int) -> RegisterLayout:
+    """The layout a sort along `axis` runs in: as a scan's (`scanned`), except that the
+    lines spread over the threads (`chunked_lines`) are taken where they give each thread
+    fewer elements: every element a thread holds goes through each of the network's steps
+    (a [64, 64] tile coalesced over 64 threads holds 64 runs of 4 a thread; spread, one line)."""
+    spread = chunked_lines(layout.shape, axis, layout.threads)
+    if line_chunks(layout, axis) is None or spread.slots < layout.slots:
+        return spread
+    return layout
+
+
 def chunked_lines(shape: tuple[int, ...], axis: int, threads: int) -> RegisterLayout:
     """The lines of `axis` spread over as many threads as divide them (`contiguous_layout`),
     then the threads left over splitting each line into chunks of consecutive elements, one

@@ -9,6 +9,8 @@ plus the GPU's limit, the errors and the IR text."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from lpir.backends.cuda.compiler import find_nvcc
@@ -215,3 +217,14 @@ kernel bad[](x: global f32[12, 32], w: global u4[12, 32], y: global f32[12, 32])
         lpir.compile(source, target="cpu").specialize(None)
     text = str(caught.value)
     assert ":6:" in text and message in text and hint in text and "^" in text
+
+
+def test_a_gpu_sort_spreads_lines_over_threads_where_that_holds_fewer_a_thread():
+    """moe_topk's [64, 64] probabilities, coalesced, give each of 64 threads 64 runs of 4:
+    256 elements through 21 steps, past the GPU's limit; one line a thread is 64."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    kernel = lpir.compile(examples / "moe_topk.lp", target="cuda", E=60, BE=64, K=4)
+    tiles = kernel.ir("after:layout-selection")
+    sort = next(line for line in tiles.splitlines() if "= sort(" in line)
+    assert "local(1,64)" in sort
+    assert "__global__" in kernel.source("cuda")
