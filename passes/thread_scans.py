@@ -63,10 +63,7 @@ class ScanLowering(ThreadLowering):
             distance *= 2
         if digit is not None:
             value = self.across_chunks(op, value, run, digit, layout.threads)
-        inverse = [0] * lanes
-        for lane, slot in enumerate(order):
-            inverse[slot] = lane
-        return [self.shuffle(value, inverse)]
+        return [self.shuffle(value, back_in_place(order))]
 
     def identity(self, op: ScanOp, lanes: int) -> Value | None:
         """A vector of the scan's identity (sum, prod), or None (max, min)."""
@@ -147,3 +144,11 @@ def lines_in_order(layout: RegisterLayout, axis: int) -> list[int]:
     first = layout.coordinates()[0]  # the same order in every thread
     lines = [tuple(int(c) for i, c in enumerate(slot) if i != axis) for slot in first]
     return sorted(range(len(first)), key=lambda s: (lines[s], int(first[s, axis])))
+
+
+def back_in_place(order: list[int]) -> list[int]:
+    """The shuffle that puts a vector shuffled by `order` back in its slots."""
+    inverse = [0] * len(order)
+    for lane, slot in enumerate(order):
+        inverse[slot] = lane
+    return inverse

@@ -16,7 +16,7 @@ after every number ascending and before every number descending, as the interpre
 from __future__ import annotations
 
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
-from lpir.passes.thread_scans import lines_in_order
+from lpir.passes.thread_scans import back_in_place, lines_in_order
 
 from lpir.dtypes import dtype
 from lpir.errors import VerifyError
@@ -73,10 +73,7 @@ class SortLowering(ThreadLowering):
             keys, values, positions = (
                 self.add(SelectOp.create(keep, mine, other)) for mine, other in zip(step, theirs)
             )
-        inverse = [0] * lanes
-        for lane, slot in enumerate(order):
-            inverse[slot] = lane
-        return [self.shuffle(values, inverse)]
+        return [self.shuffle(values, back_in_place(order))]
 
     def comes_first(
         self, op: SortOp, keys: Value, positions: Value, other_keys: Value, other_positions: Value

@@ -456,15 +456,7 @@ def _check_lines(op: ScanOp | SortOp) -> None:
     source = _layout(op.operands[0])
     if source is None or _layout(op.result) is None:  # (an annotated operand: not chosen yet)
         return
-    for index, operand in enumerate(op.operands[1:], 1):
-        layout = _layout(operand)
-        if layout is not None and not same_places(layout, source):
-            raise op.error(
-                f"operand {index}'s layout {layout} is not operand 0's {source}: '{op.name}' "
-                "moves the elements of every operand alike",
-                f"convert operand {index} to {source} before the '{op.name}': "
-                f"convert_layout(...) : {_with(operand, source)}",
-            )
+    _check_operands_alike(op, source, f"'{op.name}' moves the elements of every operand alike")
     chunks = line_chunks(source, op.axis)
     if chunks is None:
         size = source.shape[op.axis]
@@ -488,20 +480,25 @@ def _check_lines(op: ScanOp | SortOp) -> None:
     )
 
 
+def _check_operands_alike(op: Operation, source: RegisterLayout, why: str) -> None:
+    """Every operand of `op` with a layout places its elements as operand 0 does (`source`)."""
+    for index, operand in enumerate(op.operands[1:], start=1):
+        layout = _layout(operand)
+        if layout is not None and not same_places(layout, source):
+            raise op.error(
+                f"operand {index}'s layout {layout} is not operand 0's {source}: {why}",
+                f"convert operand {index} to {source} before the '{op.name}': "
+                f"convert_layout(...) : {_with(operand, source)}",
+            )
+
+
 def _check_stack(op: StackOp) -> None:
     layouts = [_layout(v) for v in op.operands]
     result = _layout(op.result)
     source = layouts[0]
     if source is None:
         return
-    for index, layout in enumerate(layouts[1:], start=1):
-        if layout is not None and not same_places(layout, source):
-            raise op.error(
-                f"operand {index}'s layout {layout} is not operand 0's {source}: stack joins "
-                "its operands slot by slot",
-                f"convert operand {index} before the stack: "
-                f"convert_layout(...) : {_with(op.operands[index], source)}",
-            )
+    _check_operands_alike(op, source, "stack joins its operands slot by slot")
     if result is None:
         return
     axis = op.axis

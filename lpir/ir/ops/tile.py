@@ -324,6 +324,15 @@ class ItemOp(Operation):
         return ItemOp.create(self.operands[0])
 
 
+def _check_axis(source: TileType, axis: int) -> None:
+    """A reduction's, scan's or sort's axis names a dimension of `source`."""
+    if not 0 <= axis < source.rank:
+        raise TypeCheckError(
+            f"axis {axis} is out of range for a rank-{source.rank} tile {source}",
+            hint=f"use an axis between 0 and {source.rank - 1}",
+        )
+
+
 class ReduceOp(Operation):
     """`%r = reduce %a {kind = "sum", axis = 1}`: reduce one axis away.
 
@@ -350,11 +359,7 @@ class ReduceOp(Operation):
                 "'sum' is not defined on bool",
                 hint="count the true elements with sum(cast<i32>(t)); max(t) is true where any is",
             )
-        if not 0 <= axis < source.rank:
-            raise TypeCheckError(
-                f"axis {axis} is out of range for a rank-{source.rank} tile {source}",
-                hint=f"use an axis between 0 and {source.rank - 1}",
-            )
+        _check_axis(source, axis)
         shape = source.shape[:axis] + source.shape[axis + 1 :]
         result = TileType(source.dtype, shape) if shape else ScalarType(source.dtype)
         attributes = {"kind": kind, "axis": axis}
@@ -400,11 +405,7 @@ class ScanOp(Operation):
                 else "whether all so far are true: cummin(t)"
             )
             raise TypeCheckError(f"cum{kind} is not defined on bool", hint=hint)
-        if not 0 <= axis < source.rank:
-            raise TypeCheckError(
-                f"axis {axis} is out of range for a rank-{source.rank} tile {source}",
-                hint=f"use an axis between 0 and {source.rank - 1}",
-            )
+        _check_axis(source, axis)
         attributes = {"kind": kind, "axis": axis}
         result = TileType(source.dtype, source.shape)  # (its layout is layout-selection's)
         return cls("scan", [operand], [result], attributes, result_names=[name])
@@ -453,11 +454,7 @@ class SortOp(Operation):
                 hint="sort values of the keys' shape",
             )
         check_compute_dtype(key_type.dtype, "sort")
-        if not 0 <= axis < key_type.rank:
-            raise TypeCheckError(
-                f"axis {axis} is out of range for a rank-{key_type.rank} tile {key_type}",
-                hint=f"use an axis between 0 and {key_type.rank - 1}",
-            )
+        _check_axis(key_type, axis)
         length = key_type.shape[axis]
         if length & (length - 1):
             raise TypeCheckError(
