@@ -182,7 +182,10 @@ class _Network:
 
 def _too_big_for_cuda(lanes: int, run: int, length: int) -> VerifyError:
     steps = len(bitonic_steps(length))
-    held = f"{lanes} elements ({lanes // run} runs of {run} of lines of {length})"
+    lines = lanes // run
+    held = f"{lanes} elements (a run of {run} of each of {lines} lines of {length})"
+    if run == length:
+        held = f"{lanes} elements ({lines} whole lines of {length})"
     return VerifyError(
         f"each thread would hold {held} through the sort's {steps} steps: "
         f"{lanes * steps} compare-exchanges a thread, unrolled in the CUDA C (minutes of nvcc)",

@@ -135,7 +135,7 @@ kernel long[N = 8192](x: global f32[N], y: global f32[N]) blocks(1) threads(128)
     with pytest.raises(LpirError) as caught:
         lpir.compile(source, target="cuda").source("cuda")
     text = str(caught.value)
-    assert ":3:22:" in text and "64 elements (1 runs of 64 of lines of 8192)" in text
+    assert ":3:22:" in text and "64 elements (a run of 64 of each of 1 lines of 8192)" in text
     assert "a line of 2048 over 128 threads" in text
 
 
@@ -197,9 +197,13 @@ kernel @bad[](%a: global f32[8, 32]) blocks(1, 1, 1) threads(32) {
     [
         ("sort(t)", "sort of a rank-2 tile needs the axis", "sort(t, axis = 1)"),
         ("sort(t, axis = 1, descending = 1)", "descending must be true or false", "= true"),
-        ("argsort(t, axis = 0)", "power-of-two length, not 12", "where(arange(BN) < n"),
+        ("argsort(t, axis = 0)", "power-of-two length, not 12", "where(arange(BN) < n, t, inf)"),
+        (
+            "sort(cast<i32>(t), axis = 0, descending = true)",
+            "power-of-two length, not 12",
+            "where(arange(BN) < n, t, min_value(i32))",
+        ),
         ("sort(x, axis = 0)", "sort sorts a tile", "load(x[...])"),
-        ("sort(q, axis = 1)", "storage-only type", "cast<u8>(x)"),
         ("sort(t, axis = 1, stable = true)", "sort has no argument 'stable'", "descending"),
     ],
 )
@@ -228,3 +232,31 @@ def test_a_gpu_sort_spreads_lines_over_threads_where_that_holds_fewer_a_thread()
     sort = next(line for line in tiles.splitlines() if "= sort(" in line)
     assert "local(1,64)" in sort
     assert "__global__" in kernel.source("cuda")
+
+
+@pytest.mark.parametrize("target", ["interp", "threads-cuda", "cpu"])
+@pytest.mark.parametrize("dtype", ["u4", "i3", "f8e4m3", "f4e2m1"])
+def test_keys_of_storage_types_sort_by_their_values(target, dtype):
+    """Sub-byte integers and small floats have no comparison of their own: sorted in u8, i8
+    or f32, which hold each value exactly, and the values put back in the dtype."""
+    source = """
+kernel small[T = u4](x: global T[4, 32], y: global T[4, 32], p: global i32[4, 32])
+    blocks(1) threads(32) {
+    t = load(x[0 :+ 4, 0 :+ 32])
+    store(y[0 :+ 4, 0 :+ 32], sort(t, axis = 1))
+    store(p[0 :+ 4, 0 :+ 32], argsort(t, axis = 1, descending = true))
+}
+"""
+    kind = lpir.dtype(dtype)
+    rng = np.random.default_rng(9)
+    codes = rng.integers(0, 1 << kind.nbits, size=(4, 32)).astype(kind.code_numpy_dtype)
+    values = kind.decode(codes).astype(np.float64)
+    if kind.is_float:  # finite values only (NaN codes sort last, checked elsewhere)
+        codes = np.where(np.isfinite(values), codes, 0).astype(codes.dtype)
+        values = kind.decode(codes).astype(np.float64)
+    y = lpir.pack_codes(np.zeros_like(codes), kind)
+    p = np.zeros((4, 32), np.int32)
+    lpir.compile(source, target=target, T=dtype)(lpir.pack_codes(codes, kind), y, p)
+    np.testing.assert_array_equal(p, stable_order(values, 1, descending=True))
+    got = kind.decode(y.codes()).astype(np.float64)
+    np.testing.assert_array_equal(got, np.sort(values, axis=1))

@@ -359,7 +359,8 @@ class CodeTables:
                     inside = [0 <= v < elements for v in lanes]
                     mask = e.b.and_(mask, ir.Constant(mask.type, inside))
                 zero = ir.Constant(I32, 0)
-                registers.append(e.memory.load(pointer, zero, lanes, dt, mask, 1, nbytes))
+                sized = elements is not None
+                registers.append(e.memory.load(pointer, zero, lanes, dt, mask, 1, nbytes, sized))
                 continue
             plain = False
             if where.type.element != I32:

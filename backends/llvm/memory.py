@@ -171,13 +171,14 @@ class Memory:
         mask: ir.Value | None,
         width: int,
         nbytes: int,
-        sized: bool = True,
+        sized: bool = False,
     ) -> ir.Value:
         """The elements at `base + offsets` of the memory at `pointer` (`nbytes` long: a
         packed field's second byte is read only inside it), as a vector; masked-off lanes
         read 0. `width`: the ld's `vector` attribute (see `vector_runs`). `sized`: whether
         `nbytes` is the memory's size (not only a bound: a run-time first dimension), which
-        a gather of 8- or 16-bit elements needs (`gather`)."""
+        a gather of 8- or 16-bit elements needs to read whole words (`gather`; without it, the
+        lanes are read one by one)."""
         if dt.nbits % 8:
             return self.packed.load(pointer, base, offsets, dt, mask, nbytes)
         element = memory_type(dt)

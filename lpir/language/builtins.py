@@ -34,6 +34,7 @@ from lpir.ir.ops import (
     TransposeOp,
     UnaryOp,
     ViewOp,
+    is_compute_dtype,
 )
 from lpir.ir.ops.tile import SCANS
 from lpir.ir.types import ScalarType, SharedType, TileType, as_tile
@@ -394,8 +395,9 @@ def _sorted(positions: bool) -> Builtin:
         keys = original = value.value
         axis = _line_axis(low, name, call, node, keys, keywords.get("axis"))
         descending = _const_bool(low, keywords.get("descending"), "descending")
-        if keys.type.dtype.is_bool:  # true above false: the same order in u8
-            keys = low.builder.add(CastOp.create(keys, dtype("u8")))
+        wider = _sortable(keys.type.dtype)
+        if wider is not None:  # the same order, in a type that compares
+            keys = low.builder.add(CastOp.create(keys, wider))
         values = keys if not positions else _positions_along(low, as_tile(keys.type).shape, axis)
         result = low.builder.add(SortOp.create(keys, values, axis, descending))
         if result.type.dtype != original.type.dtype and not positions:
@@ -403,6 +405,19 @@ def _sorted(positions: bool) -> Builtin:
         return Runtime(result)
 
     return lower_sort
+
+
+def _sortable(dt: DType) -> DType | None:
+    """The dtype a sort compares keys of `dt` in where `dt` has no comparison of its own
+    (None: `dt` itself): bool as u8 (true above false), small floats (fp8, fp6, fp4) as f32,
+    sub-byte integers as u8 or i8; each holds every value exactly, in the same order."""
+    if dt.is_bool:
+        return dtype("u8")
+    if is_compute_dtype(dt):
+        return None
+    if dt.is_float:
+        return F32
+    return dtype("i8" if dt.kind == "int" else "u8")
 
 
 def _const_bool(low: ExpressionLowering, node: ast.Node | None, what: str) -> bool:

@@ -457,10 +457,11 @@ class SortOp(Operation):
         _check_axis(key_type, axis)
         length = key_type.shape[axis]
         if length & (length - 1):
+            last = _sorting_last(key_type.dtype, descending)
             raise TypeCheckError(
                 f"sort runs along an axis of a power-of-two length, not {length}",
                 hint="pad the tile to the next power of two with keys that sort last "
-                "(e.g. where(arange(BN) < n, t, inf))",
+                f"(e.g. where(arange(BN) < n, t, {last}))",
             )
         attributes = {"axis": axis, "descending": bool(descending)}
         result = TileType(value_type.dtype, value_type.shape)  # (layout-selection's layout)
@@ -476,6 +477,13 @@ class SortOp(Operation):
 
     def recreate(self) -> Operation:
         return SortOp.create(self.operands[0], self.operands[1], self.axis, self.descending)
+
+
+def _sorting_last(dt: DType, descending: bool) -> str:
+    """A key of dtype `dt` that sorts after every other (ties aside), as source text."""
+    if dt.is_float:
+        return "-inf" if descending else "inf"
+    return f"{'min_value' if descending else 'max_value'}({dt.name})"
 
 
 class DotOp(Operation):
