@@ -81,6 +81,15 @@ class ThreadLowering(Rewriter):
     def add(self, op: Operation) -> Value:
         return self.builder.add(op)
 
+    def scratch_slots(self, lanes: int, threads: int) -> tuple[int, list[int]]:
+        """Where a thread's `lanes` lie in an exchange scratch of `threads` x `lanes`: the
+        stride of its first from the thread index, and each lane's offset from it. On the GPU
+        lane l of every thread is one row (neighbouring threads in neighbouring banks: no
+        conflict); on the CPU a thread's lanes are contiguous (one vector access)."""
+        if self.target == "cuda":
+            return 1, [lane * threads for lane in range(lanes)]
+        return lanes, list(range(lanes))
+
     def shuffle(self, vector: Value, indices: list[int]) -> Value:
         if indices == list(range(as_vector(vector.type).size)):
             return vector

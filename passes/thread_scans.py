@@ -104,34 +104,38 @@ class ScanLowering(ThreadLowering):
         )
         distance = 1
         while distance < digit.size:  # an inclusive scan of the totals over the chunks
-            earlier = self.chunk_before(scratch, totals, chunk, distance, digit)
+            earlier = self.chunk_before(scratch, totals, chunk, distance, digit, threads)
             after = self.splat_condition("ge", chunk, distance, lines)
             combined = self.add(BinaryOp.create(op.combine, earlier, totals))
             totals = self.add(SelectOp.create(after, combined, totals))
             distance *= 2
-        before = self.chunk_before(scratch, totals, chunk, 1, digit)  # the previous chunk's
+        before = self.chunk_before(scratch, totals, chunk, 1, digit, threads)  # the previous
         spread = self.shuffle(before, [line for line in range(lines) for _ in range(run)])
         combined = self.add(BinaryOp.create(op.combine, spread, value))
         first = self.splat_condition("ge", chunk, 1, lanes)
         return self.add(SelectOp.create(first, combined, value))
 
     def chunk_before(
-        self, scratch: Value, totals: Value, chunk: Value | int, distance: int, digit: Digit
+        self,
+        scratch: Value,
+        totals: Value,
+        chunk: Value | int,
+        distance: int,
+        digit: Digit,
+        threads: int,
     ) -> Value:
         """The `totals` of the thread `distance` chunks before this one (this thread's own
         where there is none), exchanged through `scratch` between barriers."""
-        lines = as_vector(totals.type).size
-        own = self.index.mul(self.tid, lines)
+        stride, offsets = self.scratch_slots(as_vector(totals.type).size, threads)
+        own = self.index.value(self.index.mul(self.tid, stride))
         self.builder.insert(BarrierOp.create())
-        self.builder.insert(
-            StoreThreadOp.create(scratch, self.index.value(own), totals, list(range(lines)))
-        )
+        self.builder.insert(StoreThreadOp.create(scratch, own, totals, offsets))
         self.builder.insert(BarrierOp.create())
         earlier = self.index.sub(self.tid, distance * digit.stride)
         present = self.index.op("ge", chunk, distance)
         partner = self.add(SelectOp.create(present, self.index.value(earlier), self.tid))
-        start = self.index.value(self.index.mul(partner, lines))
-        return self.add(LoadThreadOp.create(scratch, start, list(range(lines))))
+        start = self.index.value(self.index.mul(partner, stride))
+        return self.add(LoadThreadOp.create(scratch, start, offsets))
 
     def splat_condition(self, name: str, a: Value | int, b: int, lanes: int) -> Value:
         """A vector of `lanes` copies of the scalar comparison `a <name> b`."""

@@ -115,6 +115,7 @@ class _Network:
         threads: int,
     ):
         self.lowering, self.digit, self.run, self.lanes = lowering, digit, run, lanes
+        self.threads = threads
         index = lowering.index
         self.chunk: Value | int = 0
         if digit is not None:
@@ -144,15 +145,15 @@ class _Network:
             return [self.lowering.add(ShuffleOp.create([v], partners)) for v in step]
         assert self.digit is not None
         low, index = self.lowering, self.lowering.index
-        own = index.value(index.mul(low.tid, self.lanes))
-        slots = list(range(self.lanes))
+        stride, slots = low.scratch_slots(self.lanes, self.threads)
+        own = index.value(index.mul(low.tid, stride))
         low.builder.insert(BarrierOp.create())  # (the last exchange's loads are done)
         for scratch, vector in zip(self.scratch, step):
             low.builder.insert(StoreThreadOp.create(scratch, own, vector, slots))
         low.builder.insert(BarrierOp.create())
         other = index.op("xor", self.chunk, distance // self.run)
         partner = index.add(low.tid, index.mul(index.sub(other, self.chunk), self.digit.stride))
-        start = index.value(index.mul(partner, self.lanes))
+        start = index.value(index.mul(partner, stride))
         return [low.add(LoadThreadOp.create(scratch, start, slots)) for scratch in self.scratch]
 
     def later(self, size: int, distance: int) -> Value:

@@ -116,8 +116,12 @@ def test_the_i8_matmul_multiplies_pairs_not_i32_lanes(tmp_path):
     kernel = lpir.compile(path, target="cpu", M=256, N=256, K=256, BM=64, BN=64, BK=32)
     assembly = kernel.source("asm")
     assert "vpmulld" not in assembly
-    fused = "vpdpwssd" if "+avx512vnni" in FEATURES else "vpmaddwd"
-    assert assembly.count(fused) >= 16  # 2 a pair of steps, 16 steps of BK = 32
+    # pairs multiplied and added: vpdpwssd with VNNI, or vpmaddwd (and an add), which LLVM
+    # picks for most of them on some VNNI hosts too (Intel Emerald Rapids: 30 of 32)
+    pairs = assembly.count("vpmaddwd")
+    if "+avx512vnni" in FEATURES:
+        pairs += assembly.count("vpdpwssd")
+    assert pairs >= 16  # 2 a pair of steps, 16 steps of BK = 32
 
 
 # ---- thread IR: every kind of factor and lane count ---------------------------------------------
