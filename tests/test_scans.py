@@ -52,10 +52,18 @@ def _inputs(dtype: str, kind: str, rng: np.random.Generator) -> np.ndarray:
     return values.astype({"f32": np.float32, "f16": np.float16}[dtype])
 
 
-@pytest.mark.parametrize("target", TARGETS)
+# (the thread interpreter runs the cpu's thread IR: f32 and i32 cover it there)
+@pytest.mark.parametrize(
+    "target, dtype",
+    [
+        (target, dtype)
+        for dtype in ("f32", "f16", "i32")
+        for target in TARGETS
+        if target != "threads" or dtype != "f16"
+    ],
+)
 @pytest.mark.parametrize("kind", ["sum", "prod", "max", "min"])
 @pytest.mark.parametrize("axis", [1, 0])
-@pytest.mark.parametrize("dtype", ["f32", "f16", "i32"])
 def test_scans_along_either_axis_with_edges(target, kind, axis, dtype):
     x = _inputs(dtype, kind, np.random.default_rng(7))
     y = np.zeros_like(x)

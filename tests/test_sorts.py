@@ -68,10 +68,18 @@ def _tiles(x: np.ndarray, axis: int, descending: bool) -> np.ndarray:
     )
 
 
-@pytest.mark.parametrize("target", TARGETS)
+# (the thread interpreter runs the cpu's thread IR: f32 and i32 cover it there)
+@pytest.mark.parametrize(
+    "target, dtype",
+    [
+        (target, dtype)
+        for dtype in ("f32", "f16", "i32", "u8", "bool")
+        for target in TARGETS
+        if target != "threads" or dtype in ("f32", "i32")
+    ],
+)
 @pytest.mark.parametrize("descending", [False, True])
 @pytest.mark.parametrize("axis", [1, 0])
-@pytest.mark.parametrize("dtype", ["f32", "f16", "i32", "u8", "bool"])
 def test_sorts_along_either_axis_stably(target, descending, axis, dtype):
     x = _keys(dtype, np.random.default_rng(11))
     if axis == 0:  # 37 rows: the last block's 11 rows are padded with zeros past the edge
@@ -120,7 +128,7 @@ kernel top[N = 200, B = 256, K = 8](x: global f32[N], ids: global i32[K], v: glo
 
 @pytest.mark.skipif(find_nvcc() is None, reason="nvcc is not installed")
 def test_the_cuda_code_of_a_sort_of_short_lines_compiles():
-    kernel = lpir.compile(ROWS.replace("AXIS", "1"), target="cuda", M=128, BM=128)
+    kernel = lpir.compile(ROWS.replace("AXIS", "1"), target="cuda", M=64, BM=64)
     threads = kernel.ir("after:lower-to-threads")
     assert "= sort(" not in threads
     assert ".entry" in kernel.source("ptx")
