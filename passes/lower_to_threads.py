@@ -21,6 +21,7 @@ from lpir.passes.base import Pass, register_pass
 from lpir.passes.layout_rules import shared_layout
 from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
 from lpir.passes.thread_dots import DotLowering
+from lpir.passes.thread_limits import check_cpu_thread_tiles
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
 from lpir.passes.thread_reductions import ReductionLowering
 from lpir.passes.thread_scans import ScanLowering
@@ -690,6 +691,8 @@ class LowerToThreadsPass(Pass):
     needs_layouts = True
 
     def run(self, module: Module) -> Module:
+        if self.target == "cpu":
+            check_cpu_thread_tiles(module)
         return _Lowering(self.target).run(module)
 
 
