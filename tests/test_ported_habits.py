@@ -125,6 +125,17 @@ HABITS = [
      "keep_dims = true", "sum has no argument 'keep_dims'",
      "the reduced axis is dropped: add it back with None in a subscript, s[:, None]",
      "w = t[None, :] * sum(t[None, :], axis = 1)[:, None]; u = reshape(w, BN)"),
+    # scans and sorts: the axis named, numpy's accumulate a scan
+    ("u = tl.cumsum(t, 0, reverse = True)", "tl.cumsum(t, 0, reverse = True)",
+     "lpir has no modules: tl.cumsum",
+     "write cumsum(t, axis = 0) (lpir scans forward only: a reversed cumsum is the line's "
+     "sum - cumsum + t)", "u = cumsum(t, axis = 0)"),
+    ("u = torch.sort(t, dim = 0, descending = True)", "torch.sort(t, dim = 0, descending = True)",
+     "lpir has no modules: torch.sort", "write sort(t, axis = 0, descending = true)",
+     "u = sort(t, axis = 0, descending = true)"),
+    ("u = np.maximum.accumulate(t, axis = 0)", "np.maximum.accumulate(t, axis = 0)",
+     "lpir has no modules: np.maximum.accumulate", "write cummax(t, axis = 0)",
+     "u = cummax(t, axis = 0)"),
     # Triton's tl.max(x, 0) reduces axis 0; lpir's max(t, 0) is elementwise
     ("u = t; store(o[row], max(t, 0))", "max(t, 0)",
      "cannot store a tile of shape [128] into a slice of shape []",

@@ -348,6 +348,8 @@ def _call_form(before: str, rest: str, column: int) -> Habit | None:
         return None
     base, method = callee.rsplit(".", 1)
     if re.split(r"[.\[]", base)[0] in MODULES:
+        if method == "accumulate":  # np.maximum.accumulate(t, axis = 1)
+            method = _ACCUMULATED.get(base.rsplit(".", 1)[-1], method)
         return Habit(f"lpir has no modules: {callee}", _module_call_hint(method, args), start, end)
     shown = f"{callee}({'...' if inner is None or inner.strip() else ''})"
     return Habit(f"lpir has no methods: {shown}", _method_hint(method, base, args), start, end)
@@ -365,9 +367,34 @@ def _module_call_hint(func: str, args: list[str]) -> str:
         return foreign[1]
     if func in ("cast", "view") and len(positional) == 2:
         return f"write {func}<{_lpir_dtype(positional[1])}>({positional[0]})"
+    if func in _ALONG_AN_AXIS and positional:
+        return _along_an_axis(func, positional, keywords)
     if func in BUILTINS or func in TYPED_BUILTINS:
         return f"write {func}({', '.join(args)})"
     return f"lpir has no {func}; call its own functions without a module (docs/language.md)"
+
+
+# numpy's ufuncs whose accumulate is an lpir scan
+_ACCUMULATED = {"add": "cumsum", "multiply": "cumprod", "maximum": "cummax", "minimum": "cummin"}
+# functions whose second positional argument (or dim =) is the axis, lpir's `axis = `
+_ALONG_AN_AXIS = (
+    "sum", "max", "min", "argmax", "argmin", "cumsum", "cumprod", "cummax", "cummin", "sort",
+    "argsort",
+)  # fmt: skip
+
+
+def _along_an_axis(func: str, positional: list[str], keywords: dict[str, str]) -> str:
+    """`tl.cumsum(t, 1, reverse = True)`, `torch.sort(t, dim = 1)`: lpir's call, the axis
+    named, what lpir lacks said."""
+    axis = keywords.get("axis", keywords.get("dim", positional[1] if len(positional) > 1 else ""))
+    arguments = [positional[0]] + ([f"axis = {axis.strip()}"] if axis.strip() else [])
+    if func in ("sort", "argsort") and "descending" in keywords:
+        down = keywords["descending"].strip() in ("True", "true", "1")
+        arguments.append(f"descending = {'true' if down else 'false'}")
+    hint = f"write {func}({', '.join(arguments)})"
+    if keywords.get("reverse", "False").strip() in ("True", "true"):
+        hint += " (lpir scans forward only: a reversed cumsum is the line's sum - cumsum + t)"
+    return hint
 
 
 def _method_hint(method: str, base: str, args: list[str]) -> str:
