@@ -26,13 +26,16 @@ def check_cpu_thread_tiles(module: Module) -> None:
         threads = kernel.threads
         for op in kernel.walk():
             for result in op.results:
-                layout = result.type.layout if isinstance(result.type, TileType) else None
-                if layout is None or layout.slots <= CPU_THREAD_ELEMENTS:
+                tile = result.type
+                if not isinstance(tile, TileType) or tile.layout is None:
                     continue
-                enough = _power_of_two(-(-result.type.size // CPU_THREAD_ELEMENTS))
+                layout = tile.layout
+                if layout.slots <= CPU_THREAD_ELEMENTS:
+                    continue
+                enough = _power_of_two(-(-tile.size // CPU_THREAD_ELEMENTS))
                 raise VerifyError(
                     f"'{op.name}': each of the {threads} threads would hold {layout.slots} "
-                    f"elements of this {result.type} tile, more than the {CPU_THREAD_ELEMENTS} "
+                    f"elements of this {tile} tile, more than the {CPU_THREAD_ELEMENTS} "
                     "a CPU thread's vector may have (LLVM compiles longer ones for minutes, or "
                     "aborts)",
                     op.location,
