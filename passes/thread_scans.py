@@ -31,6 +31,7 @@ from lpir.ir.ops import (
     ScanOp,
     SelectOp,
     ShuffleOp,
+    SortOp,
     SplatOp,
     StoreThreadOp,
 )
@@ -48,12 +49,7 @@ class ScanLowering(ThreadLowering):
     """`lower_ScanOp`: a scan within each thread's registers, then across its line's chunks."""
 
     def lower_ScanOp(self, op: ScanOp) -> list[Value]:
-        layout = tile_layout(op.operands[0])
-        chunks = line_chunks(layout, op.axis)
-        if chunks is None:
-            raise VerifyError(f"the threads of {layout} split the scanned axis {op.axis}")
-        digit, run = chunks
-        order = lines_in_order(layout, op.axis)
+        layout, digit, run, order = line_runs(op)
         value = self.shuffle(self.map(op.operands[0]), order)
         lanes = len(order)
         identity = self.identity(op, lanes)
@@ -140,6 +136,17 @@ class ScanLowering(ThreadLowering):
     def splat_condition(self, name: str, a: Value | int, b: int, lanes: int) -> Value:
         """A vector of `lanes` copies of the scalar comparison `a <name> b`."""
         return self.add(SplatOp.create_vector(self.index.op(name, a, b), lanes))
+
+
+def line_runs(op: ScanOp | SortOp) -> tuple[RegisterLayout, Digit | None, int, list[int]]:
+    """How a scan's or sort's operand layout holds its lines (`line_chunks`: the thread digit
+    splitting them into runs, or None, and the run's length) and a thread's slots in line
+    order (`lines_in_order`). Raises VerifyError where no such runs exist."""
+    layout = tile_layout(op.operands[0])
+    chunks = line_chunks(layout, op.axis)
+    if chunks is None:
+        raise VerifyError(f"the threads of {layout} split the axis {op.axis} into no runs")
+    return layout, chunks[0], chunks[1], lines_in_order(layout, op.axis)
 
 
 def lines_in_order(layout: RegisterLayout, axis: int) -> list[int]:

@@ -15,13 +15,12 @@ after every number ascending and before every number descending, as the interpre
 
 from __future__ import annotations
 
-from lpir.passes.thread_lowering import ThreadLowering, tile_layout
-from lpir.passes.thread_scans import back_in_place, lines_in_order
+from lpir.passes.thread_lowering import ThreadLowering
+from lpir.passes.thread_scans import back_in_place, line_runs
 
 from lpir.dtypes import dtype
 from lpir.errors import VerifyError
 from lpir.ir.core import Value
-from lpir.ir.layout_checks import line_chunks
 from lpir.ir.ops import (
     AllocSharedOp,
     BarrierOp,
@@ -51,13 +50,8 @@ class SortLowering(ThreadLowering):
     lines into runs, through shared memory between them."""
 
     def lower_SortOp(self, op: SortOp) -> list[Value]:
-        layout = tile_layout(op.operands[0])
-        chunks = line_chunks(layout, op.axis)
-        if chunks is None:
-            raise VerifyError(f"the threads of {layout} split the sorted axis {op.axis}")
-        digit, run = chunks
+        layout, digit, run, order = line_runs(op)
         length = layout.shape[op.axis]
-        order = lines_in_order(layout, op.axis)
         keys, values = (self.shuffle(self.map(v), order) for v in op.operands)
         lanes = len(order)
         steps = bitonic_steps(length)
