@@ -136,6 +136,21 @@ HABITS = [
     ("u = np.maximum.accumulate(t, axis = 0)", "np.maximum.accumulate(t, axis = 0)",
      "lpir has no modules: np.maximum.accumulate", "write cummax(t, axis = 0)",
      "u = cummax(t, axis = 0)"),
+    # picking elements by position: numpy's, torch's and Triton's gathers are lpir's gather
+    ("u = tl.gather(t, cols, 0)", "tl.gather(t, cols, 0)", "lpir has no modules: tl.gather",
+     "write gather(t, cols, axis = 0)", "u = gather(t, cols, axis = 0)"),
+    ("u = torch.gather(t, 0, cols)", "torch.gather(t, 0, cols)",
+     "lpir has no modules: torch.gather", "write gather(t, cols, axis = 0)",
+     "u = gather(t, cols, axis = 0)"),
+    ("u = take_along_axis(t, cols, axis = 0)", "take_along_axis(t, cols, axis = 0)",
+     "lpir has no take_along_axis", "write gather(t, cols, axis = 0)",
+     "u = gather(t, cols, axis = 0)"),
+    ("u = np.take(t, cols)", "np.take(t, cols)", "lpir has no modules: np.take",
+     "write gather(t, cols[None, :], axis = k) for a 2-d t: the positions take t's rank, of "
+     "size 1 (broadcast) along the other axes; of a 1-d tile, gather(t, cols)",
+     "u = gather(t, cols)"),
+    ("u = gather(t, cols, 0)", "0", "gather takes the axis as a keyword",
+     "write gather(t, cols, axis = 0)", "u = gather(t, cols, axis = 0)"),
     # Triton's tl.max(x, 0) reduces axis 0; lpir's max(t, 0) is elementwise
     ("u = t; store(o[row], max(t, 0))", "max(t, 0)",
      "cannot store a tile of shape [128] into a slice of shape []",

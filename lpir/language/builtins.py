@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lpir.dtypes import DType, dtype
-from lpir.ir.core import Value
+from lpir.ir.core import Operation, Region, Value
 from lpir.ir.layout_checks import dot_operand_layout
 from lpir.ir.ops import (
     FLOAT_UNARY,
@@ -24,6 +24,7 @@ from lpir.ir.ops import (
     ConvertLayoutOp,
     DotOp,
     ExpandDimsOp,
+    ForOp,
     ReduceOp,
     ReshapeOp,
     ScanOp,
@@ -31,6 +32,8 @@ from lpir.ir.ops import (
     SortOp,
     SplatOp,
     StackOp,
+    StoreOp,
+    SyncOp,
     TransposeOp,
     UnaryOp,
     ViewOp,
@@ -53,6 +56,7 @@ from lpir.language.builtin_calls import (
 )
 from lpir.language.expressions import F32, I32, ExpressionLowering
 from lpir.language.folding import BOOL_HINT, check_bool_constants, fold_binary
+from lpir.language.memory_builtins import load_tile, other_value
 from lpir.language.values import Const, Memory, Runtime, SemanticValue
 
 
@@ -444,6 +448,105 @@ def _positions_along(low: ExpressionLowering, shape: tuple[int, ...], axis: int)
 
 builtin("sort(t, axis = None, descending = false)")(_sorted(positions=False))
 builtin("argsort(t, axis = None, descending = false)")(_sorted(positions=True))
+
+
+@builtin("gather(t, index, axis = None, other = v)")
+def gather(low: ExpressionLowering, call: ast.Call) -> Runtime:
+    """`gather(t, index, axis = k)`: the elements of t's lines along axis k at the positions
+    `index` holds (numpy's `take_along_axis`, Triton's `tl.gather`): result[..., j, ...] is
+    t[..., index[..., j, ...], ...]. Positions outside the line read `other` (0 without it),
+    as a load's outside the tensor do. Through a shared tile of t's shape: t stored, then read
+    at the positions, a `sync` between (and one before, in a loop)."""
+    if len(call.args) == 3 and not call.keywords:  # Triton's tl.gather(src, index, axis)
+        source, index, axis_text = (low.text_of(a) for a in call.args)
+        raise low.error(
+            "gather takes the axis as a keyword",
+            call.args[2],
+            f"write gather({source}, {index}, axis = {axis_text})",
+        )
+    (node, index_node), keywords = call_arguments(low, call, 2, keywords=("axis", "other"))
+    value = low.expr(node)
+    if not (isinstance(value, Runtime) and value.is_tile):
+        raise not_a_tile(
+            low, "gather picks elements of a tile", value, node, call, "e.g. gather(t, ids)"
+        )
+    tile = value.value
+    if keywords.get("axis") is None and as_tile(tile.type).rank > 1:
+        rank = as_tile(tile.type).rank
+        raise low.error(
+            f"gather from a rank-{rank} tile needs the axis its positions run along",
+            call,
+            f"name it, e.g. gather({low.text_of(node)}, {low.text_of(index_node)}, "
+            f"axis = {rank - 1})",
+        )
+    axis = _line_axis(low, "gather", call, node, tile, keywords.get("axis"))
+    positions = _gather_positions(low, call, index_node, tile, axis)
+    shape, result_shape = as_tile(tile.type).shape, as_tile(positions.type).shape
+    dt = tile.type.dtype
+    scratch = low.builder.add(AllocSharedOp.create(SharedType(dt, shape), "gathered"))
+    zero = low.constant(Const(0), I32, call)
+    dims = tuple(range(len(shape)))
+    if _in_a_loop(low.builder.region):  # (the last iteration's reads of the scratch are done)
+        low.builder.insert(SyncOp.create())
+    low.builder.insert(StoreOp.create(scratch, [zero] * len(shape), dims, tile))
+    low.builder.insert(SyncOp.create())
+    offsets = [positions if d == axis else zero for d in dims]
+    other_node = keywords.get("other")
+    fill = None
+    if other_node is not None:
+        fill = other_value(low, dt, result_shape, other_node, "the tile's dtype")
+    return Runtime(load_tile(low, scratch, offsets, dims, result_shape, fill=fill))
+
+
+def _in_a_loop(region: Region | None) -> bool:
+    """Whether ops appended to `region` run inside a `for` loop's body."""
+    while region is not None and isinstance(region.parent, Operation):
+        if isinstance(region.parent, ForOp):
+            return True
+        region = region.parent.parent
+    return False
+
+
+def _gather_positions(
+    low: ExpressionLowering, call: ast.Call, node: ast.Node, tile: Value, axis: int
+) -> Value:
+    """`gather`'s index as i32 positions of the result's shape: an integer tile of t's rank,
+    each dimension but the axis t's own (or 1, broadcast). 64-bit positions are clamped to
+    -1 .. n first, so none wraps into the line."""
+    index = low.expr(node)
+    shape = as_tile(tile.type).shape
+    example = f"gather({low.text_of(call.args[0])}, ids, axis = {axis})"
+    if not (isinstance(index, Runtime) and index.is_tile and index.dtype.is_int):
+        raise low.error(
+            f"gather's positions must be an integer tile, not {index.describe()}",
+            node,
+            f"pass a tile of positions along the axis, e.g. {example}",
+        )
+    positions = index.value
+    given = as_tile(positions.type).shape
+    wanted = tuple(given[axis] if d == axis else n for d, n in enumerate(shape))
+    if len(given) != len(shape) or any(
+        g not in (n, 1) for d, (g, n) in enumerate(zip(given, wanted)) if d != axis
+    ):
+        raise low.error(
+            f"gather's positions of shape {list(given)} do not fit a tile of shape "
+            f"{list(shape)} along axis {axis}",
+            node,
+            f"give the positions the tile's rank and its dimensions but axis {axis} (any "
+            "length there), or 1 to broadcast",
+        )
+    positions = low.broadcast_to(positions, wanted)
+    dt = index.dtype
+    if dt.nbits == 64:  # (a cast to i32 keeps the low bits: 2**32 + 3 would read element 3)
+        length = shape[axis]
+        top = low.broadcast_to(low.constant(Const(length), dt, node), wanted)
+        positions = low.builder.add(BinaryOp.create("min", positions, top))
+        if dt.is_signed:
+            bottom = low.broadcast_to(low.constant(Const(-1), dt, node), wanted)
+            positions = low.builder.add(BinaryOp.create("max", positions, bottom))
+    if dt != I32:
+        positions = low.builder.add(CastOp.create(positions, I32))
+    return positions
 
 
 @builtin("clamp(x, lo, hi)")

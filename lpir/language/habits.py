@@ -83,6 +83,9 @@ def foreign_call(
         return _block_index(func, {"0": 0, "1": 1, "2": 2}.get(axis), grid)
     if func in ("pow", "power"):
         return f"lpir has no {func}", _power_hint(x, y)
+    if func in _GATHERS:
+        named = "lpir's gather takes the axis as a keyword" if func == "gather" else ""
+        return named or f"lpir has no {func}", _gather_hint(func, args, keywords)
     written = _written_otherwise(func, x, args)
     return None if written is None else (f"lpir has no {func}", f"write {written}")
 
@@ -102,6 +105,33 @@ def _written_otherwise(func: str, x: str, args: Sequence[str]) -> str | None:
         "expand_dims": f"{_operand(x)}[:, None] (or [None, :]): None in a subscript adds an axis",
     }
     return forms.get(func)
+
+
+# numpy's, torch's and Triton's ways to pick elements by position: lpir's gather
+_GATHERS = ("take_along_axis", "gather", "take", "index_select")
+
+
+def _gather_hint(func: str, args: Sequence[str], keywords: dict[str, str]) -> str:
+    """lpir's `gather(t, index, axis = k)` for numpy's `take_along_axis(a, i, axis)`,
+    Triton's `tl.gather(src, index, axis)`, torch's `gather(input, dim, index)`, and numpy's
+    `take` / torch's `index_select` of whole slices (their 1-d positions broadcast)."""
+    t = args[0] if args else "t"
+    rest = list(args[1:])
+    torch_order = func == "index_select" or (
+        func == "gather" and len(rest) == 2 and rest[0].strip().lstrip("-").isdigit()
+    )
+    if torch_order:  # (input, dim, index)
+        rest.reverse()
+    index = rest[0] if rest else keywords.get("index", keywords.get("indices", "ids"))
+    axis = (rest[1] if len(rest) > 1 else keywords.get("axis", keywords.get("dim", "k"))).strip()
+    if func in ("take", "index_select"):  # whole slices: the positions broadcast
+        placed = {"0": "[:, None]", "1": "[None, :]"}.get(axis, "[None, :]")
+        return (
+            f"write gather({t}, {_operand(index)}{placed}, axis = {axis}) for a 2-d {t}: the "
+            f"positions take {t}'s rank, of size 1 (broadcast) along the other axes; of a 1-d "
+            f"tile, gather({t}, {index})"
+        )
+    return f"write gather({t}, {index}, axis = {axis})"
 
 
 def _power_hint(x: str, y: str) -> str:

@@ -46,21 +46,38 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
             "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
         )
     chosen = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "load")
-    fill = None if other_node is None else _other(low, memory.type.dtype, shape, other_node)
+    fill = None if other_node is None else other_value(low, memory.type.dtype, shape, other_node)
     if chosen is False:  # no element: the load reads nothing
         chosen = low.broadcast_to(low.constant(Const(False), BOOL), tuple(shape))
     mask = chosen if isinstance(chosen, Value) else None  # (True: every element)
     offsets, mask = _held_alike(low, offsets, mask)
-    loaded = low.builder.add(LoadOp.create(memory, offsets, dims, tuple(shape), mask=mask))
-    if fill is not None:  # other = for every element not read: masked off, or outside (all
-        # of them without a mask: ids of a run-time length read -1 past it, not row 0)
-        inside = low.builder.add(InBoundsOp.create(memory, offsets, dims, tuple(shape)))
-        read = inside if mask is None else low.builder.add(BinaryOp.create("and", mask, inside))
-        fill = low.in_layout_of(read, low.broadcast_to(fill, tuple(shape)))
-        loaded = low.builder.add(SelectOp.create(read, loaded, fill))
+    loaded = load_tile(low, memory, offsets, dims, tuple(shape), mask, fill)
     if not shape:  # every dimension indexed: one element, a scalar (an index, a bound)
         return Runtime(low.builder.add(ItemOp.create(loaded)))
     return Runtime(loaded)
+
+
+def load_tile(
+    low: ExpressionLowering,
+    memory: Value,
+    offsets: list[Value],
+    dims: tuple[int, ...],
+    shape: tuple[int, ...],
+    mask: Value | None = None,
+    fill: Value | None = None,
+) -> Value:
+    """A tile load of `memory` (its offsets, the dims the tile spans, `mask`); the elements not
+    read (masked off, outside the memory) hold `fill` where given, a scalar or tile of the
+    memory's dtype broadcast to `shape` (0 without it)."""
+    loaded = low.builder.add(LoadOp.create(memory, offsets, dims, shape, mask=mask))
+    if fill is None:
+        return loaded
+    # other = for every element not read: masked off, or outside (all of them without a
+    # mask: ids of a run-time length read -1 past it, not row 0)
+    inside = low.builder.add(InBoundsOp.create(memory, offsets, dims, shape))
+    read = inside if mask is None else low.builder.add(BinaryOp.create("and", mask, inside))
+    fill = low.in_layout_of(read, low.broadcast_to(fill, shape))
+    return low.builder.add(SelectOp.create(read, loaded, fill))
 
 
 def _along_axis(low: ExpressionLowering, tile: Value, axis: int, shape: tuple) -> Value:
@@ -72,11 +89,15 @@ def _along_axis(low: ExpressionLowering, tile: Value, axis: int, shape: tuple) -
     return low.broadcast_to(tile, shape)
 
 
-def _other(
-    low: ExpressionLowering, dt: DType, shape: tuple[int, ...], node: ast.Node
+def other_value(
+    low: ExpressionLowering,
+    dt: DType,
+    shape: tuple[int, ...],
+    node: ast.Node,
+    dtype_is: str = "the loaded dtype",
 ) -> Value | None:
-    """A masked load's `other =`: a scalar or a tile of the loaded dtype `dt` that broadcasts
-    to the slice's shape; None for +0, what masked elements read already."""
+    """A masked load's `other =` (or a gather's): a scalar or a tile of `dt` (`dtype_is`)
+    that broadcasts to the slice's shape; None for +0, what masked elements read already."""
     other = low.expr(node)
     if isinstance(other, Const):
         if other.value == 0 and not isinstance(other.value, bool) and str(other.value)[0] != "-":
@@ -84,8 +105,7 @@ def _other(
         return low.constant(other, dt, node)
     if not (isinstance(other, Runtime) and other.dtype == dt):
         raise low.error(
-            f"other = must be {with_article(dt.name)} value, the loaded dtype, not "
-            f"{other.describe()}",
+            f"other = must be {with_article(dt.name)} value, {dtype_is}, not {other.describe()}",
             node,
             f"cast it: other = cast<{dt.name}>(...)",
         )
