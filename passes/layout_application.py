@@ -13,10 +13,12 @@ from lpir.passes import layout_rules as rules
 
 from lpir.errors import LayoutError
 from lpir.ir.core import Operation, Value
+from lpir.ir.loops import in_a_loop
 from lpir.ir.ops import (
     AllocSharedOp,
     ArangeOp,
     BroadcastOp,
+    ConstantOp,
     ConvertLayoutOp,
     DotOp,
     ExpandDimsOp,
@@ -31,6 +33,7 @@ from lpir.ir.ops import (
     SplatOp,
     StackOp,
     StoreOp,
+    SyncOp,
     TransposeOp,
     ViewOp,
     YieldOp,
@@ -85,6 +88,8 @@ class LayoutApplication(Rewriter):
             ]
         if isinstance(op, ConvertLayoutOp):
             return [self.convert(operands[0], as_tile(op.result.type).selected_layout)]
+        if isinstance(op, IndexOp) and self.indexes_through_shared(op, operands[0]):
+            return [self.index_through_shared(op, operands[0])]
         required = self.required_operand_layouts(op, operands)
         operands = [
             self.convert(v, layout) if layout is not None else v
@@ -99,6 +104,42 @@ class LayoutApplication(Rewriter):
                 value = self.convert(value, self.chosen(old))
             results.append(value)
         return results
+
+    def indexes_through_shared(self, op: IndexOp, operand: Value) -> bool:
+        """Whether `op`'s operand (in its chosen layout) has the axis split over threads and
+        the result is held in replicas that would each take long lines of it
+        (`rules.indexes_through_shared`)."""
+        if try_layout(lambda l: rules.indexed_result(l, op.axis), self.chosen(op.operands[0])):
+            return False  # (free: each thread holds the axis whole)
+        size = as_tile(operand.type).shape[op.axis]
+        return rules.indexes_through_shared(self.chosen(op.result), size)
+
+    def index_through_shared(self, op: IndexOp, operand: Value) -> Value:
+        """`op`'s result read from a shared copy of its operand: each thread stores the
+        elements it holds, and after a barrier reads those of its result (a load of the
+        copy at `op.position` along the axis)."""
+        tile = as_tile(operand.type)
+        result_layout = self.chosen(op.result)
+        every = tuple(range(tile.rank))
+        kept = tuple(d for d in every if d != op.axis)
+        memory = SharedType(tile.dtype, tile.shape)
+        target = self.selection.target
+        layout = rules.shared_layout(
+            memory, [(result_layout, kept)], target, [(tile.selected_layout, every)]
+        )
+        add = self.builder.add
+        copy = add(AllocSharedOp.create(SharedType(tile.dtype, tile.shape, layout), "indexed"))
+        zero = add(ConstantOp.create(0, "i32"))
+        position = add(ConstantOp.create(op.position, "i32"))
+        if in_a_loop(self.builder.region):  # (the last iteration's reads of the copy are done)
+            self.builder.insert(SyncOp.create())
+        self.builder.insert(StoreOp.create(copy, [zero] * tile.rank, every, operand))
+        self.builder.insert(SyncOp.create())
+        offsets = [position if d == op.axis else zero for d in every]
+        shape = as_tile(op.result.type).shape
+        loaded = add(LoadOp.create(copy, offsets, kept, shape, op.result.name_hint))
+        loaded.type = as_tile(loaded.type).with_layout(result_layout)
+        return loaded
 
     def shared_type(self, op: AllocSharedOp) -> SharedType:
         """The shared tile with the layout its loads and stores want

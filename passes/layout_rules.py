@@ -165,6 +165,21 @@ def indexed_result(operand: RegisterLayout, axis: int) -> RegisterLayout:
     return reduce_result(operand, axis)
 
 
+#: An `index` whose result the threads hold in replicas (`c[BV - 1]`, a 0-d tile, is in every
+#: thread) takes its operand whole along the axis in every replica (`indexed_operand`) only up
+#: to this many elements of a line; past it the operand keeps a layout of its own and the
+#: elements go through shared memory (`indexes_through_shared`): a cumsum of 1024 elements
+#: whose total was taken so was scanned whole by each of the GPU's 128 threads.
+INDEXED_REPLICA_LINE = 8
+
+
+def indexes_through_shared(result: RegisterLayout, size: int) -> bool:
+    """Whether an `index` along an axis of `size` with this result layout reads its elements
+    through shared memory where its operand's threads split the axis, rather than the operand
+    taking the axis whole in every thread holding a result (`INDEXED_REPLICA_LINE`)."""
+    return result.is_replicated and size > INDEXED_REPLICA_LINE
+
+
 def indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLayout:
     """The operand layout `index` needs for its result's layout: the result's, each thread
     also holding the whole of `axis` (size `size`) as its innermost slots."""

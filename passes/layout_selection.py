@@ -278,7 +278,7 @@ class Selection:
             size = as_tile(source.type).shape[axis]
             self.flows.append(_Flow(source, result, lambda l: rules.indexed_result(l, axis)))
             self.flows.append(
-                _Flow(result, source, lambda l: rules.indexed_operand(l, axis, size), shaping=True)
+                _Flow(result, source, lambda l: _indexed_operand(l, axis, size), shaping=True)
             )
         elif isinstance(op, ReshapeOp):
             source, result = op.operands[0], op.result
@@ -598,3 +598,11 @@ class LayoutSelectionPass(Pass):
 
 
 __all__ = ["LayoutSelectionPass"]
+
+
+def _indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLayout:
+    """The operand layout an `index` result's layout asks for, where that would not copy long
+    lines into every replica (`rules.indexes_through_shared`: then the operand's own)."""
+    if rules.indexes_through_shared(result, size):
+        raise LayoutError(f"a line of {size} in every replica: indexed through shared memory")
+    return rules.indexed_operand(result, axis, size)

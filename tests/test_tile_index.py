@@ -16,6 +16,9 @@ from host_targets import HOST_TARGETS
 from located_errors import assert_located_error
 
 import lpir
+from lpir.ir.ops import LoadOp, ScanOp
+from lpir.ir.parser import parse
+from lpir.ir.types import as_tile
 
 TARGETS = [*HOST_TARGETS, "threads-cuda"]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -69,11 +72,61 @@ def test_a_dimension_the_threads_split_is_converted_first(target):
     np.testing.assert_array_equal(row, x[5])
     np.testing.assert_array_equal(column, x[None, :, 31, None])
     if target == "threads-cuda":
-        # t is loaded with each thread holding whole columns (for t[5, :]); t[:, 31] needs
-        # whole rows: converted once, before that index
+        # t is loaded with each thread holding whole rows (for t[:, 31], free); t[5, :] needs
+        # a row its threads split, in two replicas of 32 threads: read from a shared copy of
+        # t, one exchange (converting t to whole columns in every thread would be another)
         tiles = kernel.ir("after:layout-selection")
-        assert tiles.count("convert_layout(") == 1
-        assert tiles.index("convert_layout(") < tiles.rindex("index(")
+        assert tiles.count("convert_layout(") == 0 and tiles.count("alloc_shared") == 1
+        assert tiles.count("index(") == 1
+
+
+# a block's running total (c[BV - 1], in every thread) and one row of a tile whose threads
+# split its rows, each in a loop; the element types travel through shared memory as they are
+TOTALS = """
+kernel totals[T = f32, N = 3000, BV = 1024, STEPS = 3](
+    x: global T[STEPS, N], y: global T[STEPS, N], last: global T[STEPS, cdiv(N, BV)],
+    m: global T[64, 64], row: global T[STEPS, 64],
+) blocks(cdiv(N, BV)) threads(128) {
+    for s in range(STEPS) {
+        c = cumsum(load(x[s, block.x * BV :+ BV]))
+        store(y[s, block.x * BV :+ BV], c)
+        store(last[s, block.x], c[BV - 1])
+        t = load(m[0 :+ 64, 0 :+ 64]) + cast<T>(s)
+        store(row[s, 0 :+ 64], t[40, :])
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", ["f32", "i32", "u8"])
+def test_an_element_every_thread_needs_comes_through_shared_memory(target, dtype):
+    """Taking c[BV - 1] (a 0-d tile, held by every thread) once made every thread hold the
+    whole tile: on the GPU each of 128 threads scanned all 1024 elements. Now the tile keeps
+    its layout and the one element is read from a shared copy, in every iteration anew."""
+    numpy_dtype = {"f32": np.float32, "i32": np.int32, "u8": np.uint8}[dtype]
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 5, size=(3, 3000)).astype(numpy_dtype)  # (exact sums in every dtype)
+    m = rng.integers(0, 100, size=(64, 64)).astype(numpy_dtype)
+    y, last = np.zeros_like(x), np.zeros((3, 3), numpy_dtype)
+    row = np.zeros((3, 64), numpy_dtype)
+    lpir.compile(TOTALS, target=target, T=dtype)(x, y, last, m, row)
+    blocks = np.pad(x, ((0, 0), (0, 72))).reshape(3, 3, 1024)
+    expected = np.cumsum(blocks, axis=2, dtype=numpy_dtype)
+    np.testing.assert_array_equal(y, expected.reshape(3, -1)[:, :3000])
+    np.testing.assert_array_equal(last, expected[:, :, -1])
+    np.testing.assert_array_equal(row, np.stack([m[40] + s for s in range(3)]))
+
+
+def test_a_gpu_scan_whose_total_is_taken_stays_spread_over_the_threads():
+    kernel = lpir.compile(TOTALS, target="cuda")
+    module = parse(kernel.ir("after:layout-selection"))
+    ops = list(module.kernels[0].walk())
+    scan = next(op for op in ops if isinstance(op, ScanOp))
+    assert as_tile(scan.result.type).selected_layout.slots == 8  # 1024 over 128 threads
+    loads = [op for op in ops if isinstance(op, LoadOp) and op.name == "load_shared"]
+    assert [as_tile(op.result.type).shape for op in loads] == [(), (64,)]
+    assert "__syncthreads" in kernel.source("cuda")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lpir.dtypes import DType
-from lpir.ir.core import Value, use_counts
+from lpir.ir.core import Operation, Region, Value, use_counts
 from lpir.ir.ops import BinaryOp, ForOp
 
 
@@ -55,3 +55,13 @@ def trip_count(lower: int, upper: int, step: int) -> int:
     """How many iterations `range(lower, upper, step)` runs, for a step above 0 (as
     `len(range(...))`, which overflows past sys.maxsize for 64-bit bounds)."""
     return max(0, -(-(upper - lower) // step))
+
+
+def in_a_loop(region: Region | None) -> bool:
+    """Whether ops in `region` run inside a `for` loop's body (at any depth): a shared tile
+    written there may still be read by the last iteration's threads."""
+    while region is not None and isinstance(region.parent, Operation):
+        if isinstance(region.parent, ForOp):
+            return True
+        region = region.parent.parent
+    return False

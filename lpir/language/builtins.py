@@ -13,8 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 from lpir.dtypes import DType, dtype
-from lpir.ir.core import Operation, Region, Value
+from lpir.ir.core import Value
 from lpir.ir.layout_checks import dot_operand_layout
+from lpir.ir.loops import in_a_loop
 from lpir.ir.ops import (
     FLOAT_UNARY,
     AllocSharedOp,
@@ -24,7 +25,6 @@ from lpir.ir.ops import (
     ConvertLayoutOp,
     DotOp,
     ExpandDimsOp,
-    ForOp,
     ReduceOp,
     ReshapeOp,
     ScanOp,
@@ -486,7 +486,7 @@ def gather(low: ExpressionLowering, call: ast.Call) -> Runtime:
     scratch = low.builder.add(AllocSharedOp.create(SharedType(dt, shape), "gathered"))
     zero = low.constant(Const(0), I32, call)
     dims = tuple(range(len(shape)))
-    if _in_a_loop(low.builder.region):  # (the last iteration's reads of the scratch are done)
+    if in_a_loop(low.builder.region):  # (the last iteration's reads of the scratch are done)
         low.builder.insert(SyncOp.create())
     low.builder.insert(StoreOp.create(scratch, [zero] * len(shape), dims, tile))
     low.builder.insert(SyncOp.create())
@@ -496,15 +496,6 @@ def gather(low: ExpressionLowering, call: ast.Call) -> Runtime:
     if other_node is not None:
         fill = other_value(low, dt, result_shape, other_node, "the tile's dtype")
     return Runtime(load_tile(low, scratch, offsets, dims, result_shape, fill=fill))
-
-
-def _in_a_loop(region: Region | None) -> bool:
-    """Whether ops appended to `region` run inside a `for` loop's body."""
-    while region is not None and isinstance(region.parent, Operation):
-        if isinstance(region.parent, ForOp):
-            return True
-        region = region.parent.parent
-    return False
 
 
 def _gather_positions(
