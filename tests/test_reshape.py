@@ -1,9 +1,11 @@
-"""`reshape(t, d0, d1, ...)`: a register tile's elements in row-major order under a shape that
-splits dimensions or merges adjacent ones (one dimension may be -1). Each thread keeps its
-elements in the same slots, so a reshape costs nothing where the operand's layout splits along
-the new dimensions (layout-selection converts the operand where it does not). Checked on every
-host target against numpy, with tiles that overhang the tensor, plus its errors, its folding,
-and examples/gemv_mx.lp (MX formats: blocks of 32 weights sharing an e8m0 scale)."""
+"""`reshape(t, d0, d1, ...)`: a register tile's elements in row-major order under another
+shape of the same size (one dimension may be -1); the tile IR's reshape splits dimensions or
+merges adjacent ones, and the language reaches other shapes through two of them. Each thread
+keeps its elements in the same slots, so a reshape costs nothing where the operand's layout
+splits along the new dimensions (layout-selection converts the operand where it does not).
+Checked on every host target against numpy, with tiles that overhang the tensor, plus its
+errors, its folding, and examples/gemv_mx.lp (MX formats: blocks of 32 weights sharing an e8m0
+scale)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ from host_targets import HOST_TARGETS
 from located_errors import assert_located_error
 
 import lpir
+from lpir.errors import TypeCheckError
+from lpir.ir.core import Value
+from lpir.ir.ops import ReshapeOp
+from lpir.ir.types import TileType
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TARGETS = [*HOST_TARGETS, "threads-cuda"]
@@ -103,10 +109,49 @@ kernel same[](a: global f32[8, 16], b: global f32[8, 16], c: global f32[128])
     np.testing.assert_array_equal(c, a.reshape(-1))
 
 
+# numpy's reshapes that neither only split nor only merge dimensions: through the shapes'
+# common coarsening ([4, 2, 32] -> [4, 64] -> [4, 32, 2]; [6, 4] -> [24] -> [4, 6])
+ANY_ORDER = """
+kernel regroup[](x: global f32[4, 64], y: global f32[4, 64], z: global i32[24], w: global i32[24])
+    blocks(1) threads(32) {
+    pairs = reshape(reshape(load(x[0 :+ 4, 0 :+ 64]), 4, 2, 32), 4, 32, 2)
+    store(y[0 :+ 4, 0 :+ 64], reshape(transpose(pairs, 0, 2, 1), 4, 64))
+    a = reshape(reshape(load(z[0 :+ 24]), 6, 4), 4, 6) * arange(6)[None, :]
+    store(w[0 :+ 24], reshape(reshape(reshape(a, 2, 12), 3, 8, 1), 24))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_any_reshape_of_the_same_size_keeps_row_major_order(target):
+    x = np.random.default_rng(2).standard_normal((4, 64)).astype(np.float32)
+    z = np.arange(24, dtype=np.int32)
+    y, w = np.zeros_like(x), np.zeros_like(z)
+    kernel = lpir.compile(ANY_ORDER, target=target)
+    kernel(x, y, z, w)
+    pairs = x.reshape(4, 2, 32).reshape(4, 32, 2)
+    np.testing.assert_array_equal(y, pairs.transpose(0, 2, 1).reshape(4, 64))
+    np.testing.assert_array_equal(w, (z.reshape(4, 6) * np.arange(6)).reshape(24))
+
+
+def test_a_reshape_across_dimensions_is_two_reshapes_in_the_tile_ir():
+    tiles = lpir.compile(ANY_ORDER, target="cpu").ir("source")
+    shapes = [
+        line.split("shape = ")[1].split("}")[0] for line in tiles.splitlines() if "reshape(" in line
+    ]
+    assert shapes[:3] == ["[4, 2, 32]", "[4, 64]", "[4, 32, 2]"], shapes
+    assert "[6, 4]" in shapes and "[24]" in shapes and "[4, 6]" in shapes
+    assert shapes[-4:] == ["[2, 12]", "[24]", "[3, 8, 1]", "[24]"], shapes  # (24 in common)
+
+
+def test_the_tile_ir_reshape_still_only_regroups():
+    with pytest.raises(TypeCheckError, match="moves elements across dimensions"):
+        ReshapeOp.create(Value(TileType(lpir.dtype("f32"), (6, 4))), (4, 6))
+
+
 @pytest.mark.parametrize(
     ("call", "column", "message", "hint"),
     [
-        ("reshape(t, 4, 6)", 9, "moves elements across dimensions", "two reshapes"),
         ("reshape(t, 5, 5)", 9, "(24 elements) to [5, 5] (25 elements)", "as many elements"),
         ("reshape(t, -1, -1)", 24, "only one of reshape's dimensions may be -1", None),
         ("reshape(t, 0, 24)", 20, "must be positive", None),

@@ -7,7 +7,9 @@ builtin_calls.py for the registry and what the lowerings share).
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Callable
 
 import numpy as np
@@ -39,7 +41,7 @@ from lpir.ir.ops import (
     ViewOp,
     is_compute_dtype,
 )
-from lpir.ir.ops.tile import SCANS
+from lpir.ir.ops.tile import SCANS, regroups
 from lpir.ir.types import ScalarType, SharedType, TileType, as_tile
 from lpir.language import (
     ast,
@@ -762,9 +764,22 @@ def reshape(low: ExpressionLowering, call: ast.Call) -> Runtime:
         raise not_a_tile(low, "reshape needs a tile", value, node, call)
     tile = as_tile(value.type)
     dims = [low.as_const_int(d, "a dimension of reshape") for d in dim_nodes]
-    return Runtime(
-        low.builder.add(ReshapeOp.create(value.value, _infer_dim(low, tile, dims, call)))
+    shape = _infer_dim(low, tile, dims, call)
+    operand = value.value
+    if math.prod(shape) == tile.size and not regroups(tile.shape, shape):
+        # ([a * b, c] -> [a, b * c]: merged, then split)
+        operand = low.builder.add(ReshapeOp.create(operand, _common_coarsening(tile.shape, shape)))
+    return Runtime(low.builder.add(ReshapeOp.create(operand, shape)))
+
+
+def _common_coarsening(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """The finest shape whose dimensions are merges of adjacent dimensions of both `a` and
+    `b` (of one size): its dimensions end where one of each shape's does (at the running
+    products they share), so a reshape reaches it from either by merges alone."""
+    ends = sorted(
+        set(itertools.accumulate(a, operator.mul)) & set(itertools.accumulate(b, operator.mul))
     )
+    return tuple(end // start for start, end in zip([1, *ends], ends))
 
 
 def _infer_dim(
