@@ -6,7 +6,9 @@ load becomes one `ld` of the bytes that hold the thread's elements (only the byt
 address order) followed by `unpack_bits`, which cuts the fields out of the byte string — fields
 may straddle bytes (3-, 5-, 6-, 7-bit types). A packed store becomes `pack_bits` followed by a
 plain byte `st` for bytes the thread writes whole, and an atomic `st_bits` (read-modify-write
-under a bit mask) for bytes it shares with other threads or that an edge mask cuts.
+under a bit mask) for bytes it shares with other threads or that a mask cuts. A masked store of
+whole bytes whose lanes provably share the mask within each byte (a u4 tile masked by row) is a
+byte `st` masked by byte: each byte is written whole or left alone.
 
 When the index analysis proves that a thread's first element starts on a byte boundary, every
 bit offset is a constant; otherwise the offset within the first byte is computed at run time and
@@ -288,8 +290,16 @@ class _BitPacking(Rewriter):
         layout = _ByteLayout(op.offsets, element.nbits, shift is not None)
         memory = self.map(op.memory)
         value = self.map(op.value)
-        lane_mask = self.map(op.mask) if op.mask is not None else None
         nbytes = len(layout.bytes)
+        if shift is None and all(layout.whole_bytes(op.offsets)):
+            byte_mask = self.whole_byte_mask(op.mask, layout)
+            if op.mask is None or byte_mask is not None:
+                data = self.builder.add(PackBitsOp.create(value, layout.bit_offsets, nbytes))
+                self.builder.insert(
+                    StoreThreadOp.create(memory, base, data, layout.bytes, byte_mask, access=U8)
+                )
+                return
+        lane_mask = self.map(op.mask) if op.mask is not None else None
         if lane_mask is not None and len(set(op.offsets)) < len(op.offsets):
             # lanes past an edge may sit where others are written (a tile's rows overhanging
             # a narrower tensor's row: row 0's column N is row 1's column 0), and pack_bits
@@ -298,14 +308,22 @@ class _BitPacking(Rewriter):
         data = self.builder.add(PackBitsOp.create(value, layout.bit_offsets, nbytes, shift))
         fields = self.field_masks(element, len(op.offsets), lane_mask)
         bitmask = self.builder.add(PackBitsOp.create(fields, layout.bit_offsets, nbytes, shift))
-        whole = layout.whole_bytes(op.offsets) if shift is None and lane_mask is None else None
-        if whole is not None and all(whole):
-            self.builder.insert(StoreThreadOp.create(memory, base, data, layout.bytes, access=U8))
-            return
         byte_mask = self.byte_mask(lane_mask, layout, shift)
         self.builder.insert(
             StoreBitsOp.create(memory, base, data, bitmask, layout.bytes, byte_mask)
         )
+
+    def whole_byte_mask(self, mask: Value | None, layout: _ByteLayout) -> Value | None:
+        """Per byte, the mask of the lanes that fill it, where they provably share it (a u4
+        tile's rows masked by row): each byte is then written whole or left alone, so a plain
+        masked byte store does what the atomic read-modify-write of `st_bits` would. None
+        where there is no mask or lanes of one byte may differ (two lanes at one place, a
+        row's lane past a narrower tensor's edge and the next row's first, are one off and one
+        on: they keep st_bits, and their packing as zeros)."""
+        if mask is None or not self.bytes_share_mask(mask, layout):
+            return None
+        firsts = [min(lanes) for lanes in layout.touch]
+        return self.builder.add(ShuffleOp.create([self.map(mask)], firsts))
 
     def field_masks(self, element: DType, lanes: int, lane_mask: Value | None) -> Value:
         """Per lane, all ones of the element's width where the lane is written, else 0."""
