@@ -144,7 +144,11 @@ def test_the_ir_records_the_combination():
             "atomic_add(h[0 :+ 64], cast<f16>(load(x[0 :+ 64])))",
             "cannot add into h, a tensor of f16",
         ),
-        ("s = shared<f32>[64]\n    atomic_add(s, load(x[0 :+ 64]))", "into global tensors only"),
+        (
+            "s = shared<f16>[64]\n    atomic_add(s, load(h[0 :+ 64]))",
+            "cannot add into s, a shared tile of f16",
+        ),
+        ("atomic_add(x, load(x[0 :+ 64]))", "needs a slice of a tensor or a shared tile"),
         ("t = atomic_add(x[0 :+ 64], load(x[0 :+ 64]))", "atomic_add"),
         ("atomic_add(x[0 :+ 64], load(x[0 :+ 32]))", "shape"),
     ],

@@ -1042,19 +1042,22 @@ def test_a_constant_a_tile_cannot_hold_is_refused_where_it_is_assigned(
     located(caught.value, 3, column, "'acc' is a tile of i32[8]", words, "acc_2 = ...")
 
 
-# ---- 12. atomics combine into global tensors only ------------------------------------------
+# ---- 12. atomics into a shared tile of a dtype no atomic takes ------------------------------
 @pytest.mark.parametrize("atomic", ["atomic_add", "atomic_max", "atomic_min"])
 @pytest.mark.parametrize(("place", "width"), [("s", 1), ("s[0 :+ 64]", 10), ("s[ids]", 6)])
 def test_an_atomic_into_a_shared_tile_names_the_atomic(atomic: str, place: str, width: int):
-    """It said "'store_shared' can combine atomically into global tensors only", naming an
-    internal op, with no hint (found by an explorer)."""
+    """Atomics combine into shared tiles too (a block's histogram); one of f16 named
+    'store_shared' once, an internal op, with no hint (found by an explorer)."""
     source = HEAD.replace("a: global f32[N]", "a: global f32[N], g: global i32[N]")
-    source += f"    s = shared<i32>[64]\n    ids = load(g[:])\n    {atomic}({place}, ids)\n"
+    source += (
+        f"    s = shared<f16>[64]\n    ids = load(g[:])\n    {atomic}({place}, cast<f16>(ids))\n"
+    )
     with pytest.raises(TypeCheckError) as caught:
         lower(source + STORE)
-    text = located(caught.value, 5, 5 + len(atomic) + 1, f"{atomic} combines into global tensors")
+    text = located(caught.value, 5, 5 + len(atomic) + 1, f"{atomic} cannot")
     assert "store_shared" not in text and "^" * width + "\n" in text, text
-    assert "store(s[...], " in caught.value.hint, caught.value.hint
+    assert "s, a shared tile of f16" in text, text
+    assert "accumulate into a shared tile of" in caught.value.hint, caught.value.hint
 
 
 # ---- 13. a tensor's index counts from 0 ----------------------------------------------------

@@ -291,11 +291,11 @@ def _store(e: KernelEmitter, op: StoreThreadOp) -> list[ir.Value]:
     width = op.attributes.get("vector", 1)
     nbytes = as_memory(op.operands[0].type).nbytes
     combine = op.attributes.get("combine")
-    if combine is not None:  # atomic_add, _max, _min (global tensors only)
-        e.memory.atomic_combine(pointer, base, offsets, value, op.access_dtype, combine, mask)
-        return []
     with e.memory.swizzle_of(as_memory(op.operands[0].type)):
-        e.memory.store(pointer, base, offsets, value, op.access_dtype, mask, width, nbytes)
+        if combine is not None:  # atomic_add, _max, _min (into a global or a shared tile)
+            e.memory.atomic_combine(pointer, base, offsets, value, op.access_dtype, combine, mask)
+        else:
+            e.memory.store(pointer, base, offsets, value, op.access_dtype, mask, width, nbytes)
     return []
 
 

@@ -129,7 +129,8 @@ def store(low: ExpressionLowering, call: ast.Call) -> None:
 def _atomic(combine: str) -> Builtin:
     """`atomic_add(tensor[...], value)` (tensor[...] += value), `atomic_max` and `atomic_min`,
     each element atomically: blocks may combine into the same elements (e.g. the partial sums
-    of a split K, a running maximum), additions in an unspecified order."""
+    of a split K, a running maximum), additions in an unspecified order; into a shared tile
+    (`s[bins]`, `s`), a block's threads may (a histogram whose bins repeat)."""
     name = f"atomic_{combine}"
     verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
 
@@ -137,33 +138,28 @@ def _atomic(combine: str) -> Builtin:
         (target, value_node), keywords = call_arguments(low, call, 2, keywords=("mask",))
         destination = low.expr(target)
         memory = destination.memory if isinstance(destination, Slice) else destination
-        if isinstance(memory, Memory) and isinstance(memory.type, SharedType):
+        shared = isinstance(memory, Memory) and isinstance(memory.type, SharedType)
+        if not (isinstance(destination, Slice) or shared):
             raise low.error(
-                f"{name} combines into global tensors only (what blocks share), but this is "
-                f"{memory.describe()}",
-                target,
-                "a shared tile is one block's own, and its statements run in program order: "
-                f"{verb[combine].split(' into')[0]} in registers and store the result, "
-                f"{_shared_update(combine)} (positions that repeat in a scatter are not "
-                f"combined so: {name} into a global tensor for those)",
-            )
-        if not isinstance(destination, Slice):
-            raise low.error(
-                f"{name} needs a slice of a global tensor, but this is {destination.describe()}",
+                f"{name} needs a slice of a tensor or a shared tile, but this is "
+                f"{destination.describe()}",
                 target,
                 f"e.g. {name}(y[block.x * 32 :+ 32], t)",
             )
-        dt = destination.memory.type.dtype
+        assert isinstance(memory, Memory)
+        dt = memory.type.dtype
         allowed = ATOMIC_DTYPES[combine]
+        kind = "a shared tile" if shared else "a tensor"
         if dt.name not in allowed:
-            hint = f"accumulate into a tensor of {', '.join(allowed)} and cast afterwards"
+            hint = f"accumulate into {kind} of {', '.join(allowed)} and cast afterwards"
             if combine != "add" and dt.is_float:  # GPUs have no float atomic max or min
                 hint += (
                     "; for floats, combine order-preserving integer keys (the float's bits, "
                     "all flipped where negative, else the sign bit flipped)"
                 )
+            named = low.text_of(target).split("[")[0] if shared else memory.name
             raise low.error(
-                f"{name} cannot {verb[combine]} {destination.memory.name}, a tensor of {dt.name}",
+                f"{name} cannot {verb[combine]} {named}, {kind} of {dt.name}",
                 target,
                 hint,
             )
@@ -171,12 +167,6 @@ def _atomic(combine: str) -> Builtin:
         return None
 
     return lower_atomic
-
-
-def _shared_update(combine: str) -> str:
-    """The plain statement that does to a shared tile what an atomic would."""
-    new = "load(s[...]) + t" if combine == "add" else f"{combine}(load(s[...]), t)"
-    return f"store(s[...], {new})"
 
 
 builtin("atomic_add(tensor[...], value, mask = m)")(_atomic("add"))

@@ -14,10 +14,11 @@ Edges: an element whose coordinate falls outside the tensor reads as 0 and is no
 A load or a store may take a *mask*, a bool tile of the tile's shape: elements where it is
 false are not read (they read as 0) or not written (nor combined).
 
-A global store may *combine* with what memory holds (`combine = "add"`: `atomic_add`; "max",
-"min": `atomic_max`, `atomic_min`): each element is combined with memory atomically, so blocks
-may accumulate into the same elements (split-K); the order of additions between blocks is
-unspecified (max and min do not depend on it).
+A store may *combine* with what memory holds (`combine = "add"`: `atomic_add`; "max", "min":
+`atomic_max`, `atomic_min`): each element is combined with memory atomically, so blocks may
+accumulate into the same elements of a global tensor (split-K), and a block's threads into
+those of a shared tile (a histogram); the order of additions is unspecified (max and min do
+not depend on it).
 """
 
 from __future__ import annotations
@@ -224,8 +225,8 @@ def check_combine(op_name: str, memory: Value, combine: str | None) -> None:
         return
     if combine not in COMBINES:
         raise TypeCheckError(f"'{op_name}' cannot combine by {combine!r}")
-    if not isinstance(memory.type, GlobalType):
-        raise TypeCheckError(f"'{op_name}' can combine atomically into global tensors only")
+    if not isinstance(memory.type, GlobalType | SharedType):
+        raise TypeCheckError(f"'{op_name}' can combine atomically into memory only")
     dt = memory.type.dtype
     if dt.name not in ATOMIC_DTYPES[combine]:
         raise TypeCheckError(
