@@ -46,7 +46,7 @@ from lpir.ir.ops import (
     VectorConstantOp,
     ViewOp,
 )
-from lpir.ir.types import as_memory, as_vector
+from lpir.ir.types import SharedType, as_memory, as_vector
 
 if TYPE_CHECKING:
     from lpir.backends.llvm.kernel import KernelEmitter
@@ -293,7 +293,10 @@ def _store(e: KernelEmitter, op: StoreThreadOp) -> list[ir.Value]:
     combine = op.attributes.get("combine")
     with e.memory.swizzle_of(as_memory(op.operands[0].type)):
         if combine is not None:  # atomic_add, _max, _min (into a global or a shared tile)
-            e.memory.atomic_combine(pointer, base, offsets, value, op.access_dtype, combine, mask)
+            atomic = not isinstance(op.operands[0].type, SharedType)
+            e.memory.atomic_combine(
+                pointer, base, offsets, value, op.access_dtype, combine, mask, atomic
+            )
         else:
             e.memory.store(pointer, base, offsets, value, op.access_dtype, mask, width, nbytes)
     return []
