@@ -528,11 +528,17 @@ def adds_in_any_order(kernel: Kernel) -> bool:
     a `sum` reduction or a `dot` of tiles, an `mma` or `dot_pairs` (whose subnormals depend on
     the host), an atomic add into global memory, a thread IR's `reduce_lanes` sum (one order
     everywhere, but the CPU contracts the products it sums into FMAs, which the thread
-    interpreter rounds apart: a long sum that cancels differs by ulps of its terms)."""
+    interpreter rounds apart: a long sum that cancels differs by ulps of its terms), a tile
+    IR's `cumsum` or `cumprod` (`scan` of kind sum or prod: the interpreter combines each line
+    in order, lower-to-threads in a tree, docs/language.md; its partial results are sums of
+    runs of the line, bounded by twice the output's largest magnitude). The shuffles and adds
+    a scan lowers to in thread IR fix one order, which every target follows: no allowance."""
     for op in kernel.walk():
         if op.name in ("dot", "mma", "dot_pairs"):
             return True
         if op.name in ("reduce", "reduce_lanes") and op.attributes["kind"] == "sum":
+            return True
+        if op.name == "scan" and op.attributes["kind"] in ("sum", "prod"):
             return True
         if op.name in ("store_global", "st") and op.attributes.get("combine") == "add":
             return True
