@@ -60,6 +60,9 @@ class LayoutApplication(Rewriter):
     def __init__(self, selection: Selection):
         super().__init__()
         self.selection = selection
+        # the shared copy of a tile that indexes read (`index_through_shared`), by the tile
+        # and the region it was stored in: later indexes of it in that region read it too
+        self.shared_copies: dict[tuple[int, int], Value] = {}
 
     def chosen(self, value: Value) -> RegisterLayout:
         layout = self.selection.layout_of(value)
@@ -112,34 +115,45 @@ class LayoutApplication(Rewriter):
         if try_layout(lambda l: rules.indexed_result(l, op.axis), self.chosen(op.operands[0])):
             return False  # (free: each thread holds the axis whole)
         size = as_tile(operand.type).shape[op.axis]
-        return rules.indexes_through_shared(self.chosen(op.result), size)
+        return rules.indexes_through_shared(self.chosen(op.result), size, self.selection.target)
 
     def index_through_shared(self, op: IndexOp, operand: Value) -> Value:
-        """`op`'s result read from a shared copy of its operand: each thread stores the
-        elements it holds, and after a barrier reads those of its result (a load of the
-        copy at `op.position` along the axis)."""
+        """`op`'s result read from a shared copy of its operand (`shared_copy`): a load of
+        the copy at `op.position` along the axis, by each thread for its result's elements."""
+        copy = self.shared_copy(op, operand)
+        rank = as_tile(operand.type).rank
+        zero = self.builder.add(ConstantOp.create(0, "i32"))
+        position = self.builder.add(ConstantOp.create(op.position, "i32"))
+        offsets = [position if d == op.axis else zero for d in range(rank)]
+        kept = tuple(d for d in range(rank) if d != op.axis)
+        shape = as_tile(op.result.type).shape
+        loaded = self.builder.add(LoadOp.create(copy, offsets, kept, shape, op.result.name_hint))
+        loaded.type = as_tile(loaded.type).with_layout(self.chosen(op.result))
+        return loaded
+
+    def shared_copy(self, op: IndexOp, operand: Value) -> Value:
+        """A shared tile holding `operand`, each thread having stored the elements it holds,
+        a barrier after: made at the first index of `operand` in this region, read by the
+        others (c[0], c[10] and c[BV - 1] share one copy and one barrier)."""
+        key = (id(operand), id(self.builder.region))
+        if key in self.shared_copies:
+            return self.shared_copies[key]
         tile = as_tile(operand.type)
-        result_layout = self.chosen(op.result)
         every = tuple(range(tile.rank))
         kept = tuple(d for d in every if d != op.axis)
         memory = SharedType(tile.dtype, tile.shape)
-        target = self.selection.target
-        layout = rules.shared_layout(
-            memory, [(result_layout, kept)], target, [(tile.selected_layout, every)]
-        )
+        loads = [(self.chosen(op.result), kept)]
+        stores = [(tile.selected_layout, every)]
+        layout = rules.shared_layout(memory, loads, self.selection.target, stores)
         add = self.builder.add
         copy = add(AllocSharedOp.create(SharedType(tile.dtype, tile.shape, layout), "indexed"))
         zero = add(ConstantOp.create(0, "i32"))
-        position = add(ConstantOp.create(op.position, "i32"))
-        if in_a_loop(self.builder.region):  # (the last iteration's reads of the copy are done)
+        if in_a_loop(op.parent):  # (the last iteration's reads of the copy are done)
             self.builder.insert(SyncOp.create())
         self.builder.insert(StoreOp.create(copy, [zero] * tile.rank, every, operand))
         self.builder.insert(SyncOp.create())
-        offsets = [position if d == op.axis else zero for d in every]
-        shape = as_tile(op.result.type).shape
-        loaded = add(LoadOp.create(copy, offsets, kept, shape, op.result.name_hint))
-        loaded.type = as_tile(loaded.type).with_layout(result_layout)
-        return loaded
+        self.shared_copies[key] = copy
+        return copy
 
     def shared_type(self, op: AllocSharedOp) -> SharedType:
         """The shared tile with the layout its loads and stores want

@@ -278,7 +278,12 @@ class Selection:
             size = as_tile(source.type).shape[axis]
             self.flows.append(_Flow(source, result, lambda l: rules.indexed_result(l, axis)))
             self.flows.append(
-                _Flow(result, source, lambda l: _indexed_operand(l, axis, size), shaping=True)
+                _Flow(
+                    result,
+                    source,
+                    lambda l: _indexed_operand(l, axis, size, self.target),
+                    shaping=True,
+                )
             )
         elif isinstance(op, ReshapeOp):
             source, result = op.operands[0], op.result
@@ -600,9 +605,11 @@ class LayoutSelectionPass(Pass):
 __all__ = ["LayoutSelectionPass"]
 
 
-def _indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLayout:
+def _indexed_operand(
+    result: RegisterLayout, axis: int, size: int, target: Target
+) -> RegisterLayout:
     """The operand layout an `index` result's layout asks for, where that would not copy long
     lines into every replica (`rules.indexes_through_shared`: then the operand's own)."""
-    if rules.indexes_through_shared(result, size):
+    if rules.indexes_through_shared(result, size, target):
         raise LayoutError(f"a line of {size} in every replica: indexed through shared memory")
     return rules.indexed_operand(result, axis, size)
