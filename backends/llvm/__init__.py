@@ -12,7 +12,7 @@ grid, one contiguous range of blocks per core on native threads (see launch.py).
     packed.py      ld / st of sub-byte elements    fusion.py             exact cross-op rewrites
     dot_pairs.py   bf16 dots, 2 steps of k a lane  integer_pairs.py      i8/i16 dots, likewise
     intrinsics.py  LLVM intrinsic declarations     jit.py                optimize, compile, cache
-    launch.py      arguments, worker threads
+    launch.py      arguments, worker threads       one_lane_stores.py    a fix-up of O3's output
 """
 
 from __future__ import annotations

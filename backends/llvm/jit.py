@@ -27,6 +27,7 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
+from lpir.backends.llvm.one_lane_stores import scalarize_one_lane_stores, stores_in
 
 from lpir import __version__
 from lpir.errors import CompileError
@@ -139,9 +140,14 @@ def optimize(module: llvm.ModuleRef) -> None:
 
 
 def optimized_module(text: str) -> llvm.ModuleRef:
+    """`text` parsed and optimized, its masked stores of one constant lane made scalar stores
+    (which LLVM 22 would write too wide: one_lane_stores.py)."""
     module = parse(text)
     optimize(module)
-    return module
+    if not stores_in([function.name for function in module.functions]):
+        return module
+    rewritten = scalarize_one_lane_stores(str(module))
+    return module if rewritten is None else parse(rewritten)
 
 
 def compile_object(text: str, kernel: str = "") -> bytes:
