@@ -169,6 +169,28 @@ def test_several_elements_of_one_tile_share_one_copy(target):
         assert tiles.count("alloc_shared") == 1 and tiles.count("load_shared") == 6
 
 
+# elements stacked back into a tile (stack is an index's inverse): 0-d operands
+ELEMENTS_STACKED = """
+kernel ends[](x: global f32[64], e: global f32[2], f: global f32[2]) blocks(1) threads(64) {
+    t = load(x[0 :+ 4])
+    store(e[0 :+ 2], stack(t[0], t[3]))
+    c = cumsum(load(x[0 :+ 64]))
+    store(f[0 :+ 2], stack(c[63], c[10]))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_stack_of_elements(target):
+    """The verifier's slot table of a 0-d layout failed to reshape (every compiled target
+    raised a ValueError; the interpreter was right), found by a reviewer."""
+    x = np.random.default_rng(7).integers(-3, 4, 64).astype(np.float32)
+    e, f = np.zeros(2, np.float32), np.zeros(2, np.float32)
+    lpir.compile(ELEMENTS_STACKED, target=target)(x, e, f)
+    np.testing.assert_array_equal(e, x[[0, 3]])
+    np.testing.assert_array_equal(f, np.cumsum(x)[[63, 10]])
+
+
 @pytest.mark.parametrize(
     ("subscript", "column", "message", "hint"),
     [

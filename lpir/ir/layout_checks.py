@@ -66,7 +66,7 @@ def slot_table(layout: RegisterLayout) -> np.ndarray:
     coordinates = layout.coordinates()  # [threads, slots, rank]
     threads = np.repeat(np.arange(layout.threads), layout.slots)
     slots = np.tile(np.arange(layout.slots), layout.threads)
-    flat = coordinates.reshape(-1, layout.rank)
+    flat = coordinates.reshape(layout.threads * layout.slots, layout.rank)  # (rank 0 too)
     index = (threads, *flat.T)
     table[index] = slots
     return table
