@@ -5,7 +5,10 @@ Requires: tile IR with layouts (after layout-selection). Guarantees: the same va
 interpreter; between two accesses of one memory (a kernel argument or a shared tile, told
 apart by the value naming it), one of them a write, every path holds a `sync`, unless each
 thread touches exactly what it touched before (`_same_elements`) or both add, take the
-max or the min atomically alike.
+max or the min atomically alike. Where a load relies on the first exemption, only each
+thread's own reads are ordered: `own_round_trips` names those loads, which lower-to-threads
+reads per thread, never by a warp-wide `ldmatrix` (whose lanes address rows that other lanes
+wrote, with no barrier between).
 
 Why: a tile is spread over the block's threads by a layout the compiler picks, so the thread
 that reads an element need not be the one that wrote it. A kernel that stores a tile and
@@ -27,7 +30,7 @@ its paths (a loop may run no iteration).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lpir.passes.base import Pass, register_pass
 
@@ -68,26 +71,32 @@ class InsertSyncsPass(Pass):
     def run(self, module: Module) -> Module:
         module = clone_module(module)
         for kernel in module.kernels:
-            _order_region(kernel.body, [])
+            _Walk(insert=True).region(kernel.body, [])
         return module
 
 
-def _conflicts(earlier: Access, later: Access) -> bool:
-    """Whether `later` must wait for `earlier` at a barrier."""
+def own_round_trips(kernel: Kernel) -> set[Operation]:
+    """The loads of `kernel` (tile IR with its syncs) that read, or that precede a store of, the
+    same memory with no `sync` between on some path, each thread touching only the elements it
+    touched: ordered within each thread, not between threads."""
+    walk = _Walk(insert=False)
+    walk.region(kernel.body, [])
+    return walk.round_trips
+
+
+def _hazard(earlier: Access, later: Access) -> str | None:
+    """How `later` must wait for `earlier`: "sync" (at a barrier), "own" (not at all, each
+    thread touching only the elements it touched before), None (no hazard)."""
     if earlier.memory != later.memory or not (earlier.writes or later.writes):
-        return False
+        return None
     if earlier.combine is not None and earlier.combine == later.combine:
-        return False  # atomic adds (maxes, mins) commute
+        return None  # atomic adds (maxes, mins) commute
     if _apart(earlier, later.op):
-        return False
+        return None
     varying = earlier.crossed is not None and not all(
         _invariant(offset, earlier.crossed) for offset in _offsets(earlier.op)
     )
-    return varying or not _same_elements(earlier.op, later.op)
-
-
-def _any_conflict(pending: list[Access], accesses: list[Access]) -> bool:
-    return any(_conflicts(before, after) for after in accesses for before in pending)
+    return "sync" if varying or not _same_elements(earlier.op, later.op) else "own"
 
 
 def _same_elements(a: Operation, b: Operation) -> bool:
@@ -272,31 +281,57 @@ def _tail(region: Region) -> list[Access]:
     return found
 
 
-def _order_region(region: Region, pending: list[Access]) -> list[Access]:
-    """Insert the syncs `region` needs when `pending` is what paths into it accessed since
-    their last sync; return what is pending at its end."""
-    for op in list(region.ops):
-        if isinstance(op, SyncOp):
-            pending = []
-            continue
-        if not op.regions:
-            accesses = _accesses(op)
-            if _any_conflict(pending, accesses):
-                _sync_before(op)
+@dataclass
+class _Walk:
+    """The walk of a kernel in program order: inserting the syncs it needs (`insert`), or
+    finding, in a kernel that has them, the loads only each thread's own accesses order."""
+
+    insert: bool
+    round_trips: set[Operation] = field(default_factory=set)
+
+    def region(self, region: Region, pending: list[Access]) -> list[Access]:
+        """Order `region` when `pending` is what paths into it accessed since their last sync;
+        return what is pending at its end."""
+        for op in list(region.ops):
+            if isinstance(op, SyncOp):
                 pending = []
-            pending = pending + accesses
-            continue
-        if _any_conflict(pending, _head(op)):
-            _sync_before(op)
-            pending = []
-        if isinstance(op, ForOp):
-            body = op.regions[0]
-            previous = [Access(access.op, body) for access in _tail(body)]
-            _order_region(body, pending + previous)  # a later iteration's start
-            pending = pending + _tail(body)  # the tail as the syncs left it; or no iteration
-        else:
-            pending = [access for branch in op.regions for access in _order_region(branch, pending)]
-    return pending
+                continue
+            if not op.regions:
+                accesses = _accesses(op)
+                if self.conflict(pending, accesses, op):
+                    pending = []
+                pending = pending + accesses
+                continue
+            if self.conflict(pending, _head(op), op):
+                pending = []
+            if isinstance(op, ForOp):
+                body = op.regions[0]
+                previous = [Access(access.op, body) for access in _tail(body)]
+                self.region(body, pending + previous)  # a later iteration's start
+                pending = pending + _tail(body)  # the tail as the syncs left it; or no iteration
+            else:
+                pending = [
+                    access for branch in op.regions for access in self.region(branch, pending)
+                ]
+        return pending
+
+    def conflict(self, pending: list[Access], accesses: list[Access], op: Operation) -> bool:
+        """Whether `op`, making `accesses`, must wait for `pending` at a sync (inserted before
+        it when inserting); where it need not, the loads of pairs ordered within each thread
+        are kept (those of a single op only: a loop's or an `if`'s are met again inside)."""
+        own: list[Operation] = []
+        for after in accesses:
+            for before in pending:
+                hazard = _hazard(before, after)
+                if hazard == "sync":
+                    if self.insert:
+                        _sync_before(op)
+                    return True
+                if hazard == "own":
+                    own += [access.op for access in (before, after) if not access.writes]
+        if not op.regions:
+            self.round_trips.update(own)
+        return False
 
 
 def _sync_before(op: Operation) -> None:

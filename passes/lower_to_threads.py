@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from lpir.passes.base import Pass, register_pass
+from lpir.passes.insert_syncs import own_round_trips
 from lpir.passes.layout_rules import shared_layout
 from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
 from lpir.passes.thread_dots import DotLowering
@@ -37,7 +38,7 @@ from lpir.passes.thread_values import (
 
 from lpir.dtypes import DType, dtype
 from lpir.errors import LayoutError, VerifyError
-from lpir.ir.core import Module, Value
+from lpir.ir.core import Kernel, Module, Operation, Value
 from lpir.ir.ops import (
     AllocSharedOp,
     ArangeOp,
@@ -83,6 +84,14 @@ U8 = dtype("u8")
 
 
 class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
+    def run_kernel(self, kernel: Kernel) -> Kernel:
+        # loads that only each thread's own accesses order stay per thread: an ldmatrix's lanes
+        # would address rows that other lanes wrote, with no barrier between
+        self.own_round_trips: set[Operation] = (
+            own_round_trips(kernel) if self.target == "cuda" else set()
+        )
+        return super().run_kernel(kernel)
+
     def lower_SplatOp(self, op: SplatOp) -> list[Value]:
         if not isinstance(op.result.type, TileType):
             return self.copy(op).results
@@ -371,7 +380,7 @@ class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
         layout = tile_layout(op.result)
         if _gathers(op):
             return [self.gathered_load(op, memory, layout)]
-        if op.mask is None:  # (ldmatrix reads every element)
+        if op.mask is None and op not in self.own_round_trips:  # (ldmatrix reads every element)
             loaded = self.matrix_load(memory, op.offsets, op.dims, layout)
             if loaded is not None:
                 return [loaded]

@@ -10,6 +10,11 @@ the 32 lanes' pairs are the rows or the columns of eight 16-byte-aligned runs of
 mma operand layouts (`layout_rules.mma_layouts`) are built that way; other layouts simply do not
 match and keep their per-lane loads.
 
+An `ldmatrix` delivers to each thread the elements its per-lane loads would read, but reads
+them through rows that other lanes address. So lower-to-threads plans none for a load that only
+each thread's own program order separates from a store of the same elements (the round trips
+`insert_syncs.own_round_trips` names: no barrier between): those stay per-lane loads.
+
 The row address a thread gives is a table over threads; `bit_terms` writes it as a sum of bit
 fields of the thread index, `lpir.layout.Term`s like a layout's thread part, which
 `thread_values.thread_digits` turns into index arithmetic for both. Tables that are not such
