@@ -233,6 +233,13 @@ def test_a_gather_round_trips_through_ir_text():
             "gather takes the axis as a keyword",
             "gather(t, cast<i32>(t), axis = 1)",
         ),
+        (  # torch's order, gather(input, dim, index)
+            "gather(t, 1, cast<i32>(t))",
+            19,
+            "gather takes the axis as a keyword",
+            "gather(t, cast<i32>(t), axis = 1)",
+        ),
+        ("gather(t, -1, cast<i32>(t))", 19, "as a keyword", "gather(t, cast<i32>(t), axis = -1)"),
     ],
 )
 def test_gather_mistakes_are_located_errors(expression, column, message, hint):

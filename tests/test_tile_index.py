@@ -209,7 +209,12 @@ def test_a_stack_of_elements(target):
         ),
         ("t[6, :]", 11, "index 6 is out of range for dimension 0 of f32[6, 4]", "-6 to -1"),
         ("t[:, -5]", 14, "index -5 is out of range for dimension 1", "use 0 to 3"),
-        ("t[n, :]", 11, "an index of a register tile must be a compile-time integer", None),
+        (
+            "t[n, :]",
+            11,
+            "an index of a register tile must be a compile-time integer",
+            "known at run time, gather(t, full<i32>[1, 1](n), axis = 0)[0, :]",
+        ),
         ("t[0]", 9, "needs 2 entries (':' or an index), got 1", "t[:, 0, None]"),
     ],
 )

@@ -461,9 +461,14 @@ def gather(low: ExpressionLowering, call: ast.Call) -> Runtime:
     at the positions, a `sync` between (and one before, in a loop)."""
     if len(call.args) == 3 and not call.keywords:  # Triton's tl.gather(src, index, axis)
         source, index, axis_text = (low.text_of(a) for a in call.args)
+        axis_node = call.args[2]
+        if isinstance(call.args[1], ast.IntLiteral | ast.UnaryExpr) and not isinstance(
+            call.args[2], ast.IntLiteral
+        ):  # torch's gather(input, dim, index)
+            index, axis_text, axis_node = axis_text, index, call.args[1]
         raise low.error(
             "gather takes the axis as a keyword",
-            call.args[2],
+            axis_node,
             f"write gather({source}, {index}, axis = {axis_text})",
         )
     (node, index_node), keywords = call_arguments(low, call, 2, keywords=("axis", "other"))

@@ -462,6 +462,26 @@ class ExpressionLowering:
             )
         return value.value
 
+    def register_tile_index(self, item: ast.Node, dim: int, rank: int, tile: str) -> int:
+        """A register tile's (`tile`, its source) compile-time index along `dim`; one known
+        only at run time is an error whose hint picks that position with `gather` (a
+        shared-memory round trip)."""
+        value = self.compile_time_expr(item)
+        if not isinstance(value, Runtime):
+            return self.as_const_int(item, "an index of a register tile")
+        ones = ", ".join(["1"] * rank)
+        picked = ", ".join("0" if d == dim else ":" for d in range(rank))
+        axis = "" if rank == 1 else f", axis = {dim}"
+        name = self.text_of(item)
+        tile_text = tile if len(tile) <= 20 else "t"
+        raise self.error(
+            f"an index of a register tile must be a compile-time integer, but this is "
+            f"{value.describe()}",
+            item,
+            f"use literals and integer parameters; to pick position {name} known at run time, "
+            f"gather({tile_text}, full<i32>[{ones}]({name}){axis})[{picked}]",
+        )
+
     def as_index(self, value: SemanticValue, node: ast.Node) -> Value:
         """An i32 scalar for tensor indices and loop bounds."""
         shown = self.text_of(node)
@@ -656,7 +676,7 @@ class ExpressionLowering:
             if isinstance(item, ast.SliceRange | ast.SliceLength):
                 value = self.tile_range(value, dim, item)
                 continue
-            position = self.as_const_int(item, "an index of a register tile")
+            position = self.register_tile_index(item, dim, rank, self.text_of(node.base))
             size = as_tile(value.type).shape[dim]
             if not -size <= position < size:
                 raise self.error(
