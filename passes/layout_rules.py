@@ -173,14 +173,24 @@ def indexed_result(operand: RegisterLayout, axis: int) -> RegisterLayout:
 INDEXED_REPLICA_LINE = 8
 
 
+#: On the CPU the operand is held whole in every replica up to this many elements a thread:
+#: where every tile is so replicated, drop-replicas leaves one thread doing the block's work
+#: in its registers, 2-2.4x faster than a shared copy and the threads' exchanges (a cumsum
+#: of 1024 and one to six of its elements); a top-k's 8192 logits would pass the CPU's
+#: 4096 elements a thread (passes/thread_limits.py).
+CPU_INDEXED_REPLICA_ELEMENTS = 2048
+
+
 def indexes_through_shared(result: RegisterLayout, size: int, target: Target) -> bool:
     """Whether an `index` along an axis of `size` with this result layout reads its elements
     through shared memory where its operand's threads split the axis, rather than the operand
-    taking the axis whole in every thread holding a result (`INDEXED_REPLICA_LINE`). Only on
-    the GPU: on the CPU, where every tile is so replicated, drop-replicas leaves one thread
-    doing the block's work in its registers, 2-2.4x faster than the copy and the threads'
-    exchanges (a cumsum of 1024 and one to six of its elements)."""
-    return target.is_gpu and result.is_replicated and size > INDEXED_REPLICA_LINE
+    taking the axis whole in every thread holding a result (`INDEXED_REPLICA_LINE` on the
+    GPU, `CPU_INDEXED_REPLICA_ELEMENTS` a thread on the CPU)."""
+    if not result.is_replicated:
+        return False
+    if target.is_gpu:
+        return size > INDEXED_REPLICA_LINE
+    return result.slots * size > CPU_INDEXED_REPLICA_ELEMENTS
 
 
 def indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLayout:

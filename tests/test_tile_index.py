@@ -169,6 +169,28 @@ def test_several_elements_of_one_tile_share_one_copy(target):
         assert tiles.count("alloc_shared") == 1 and tiles.count("load_shared") == 6
 
 
+# a sampler's best logit: an element of a gather from a top-k's sort of 8192 logits
+BEST_OF_TOP_K = """
+kernel best[NV = 8192](x: global f32[NV], o: global f32[2]) blocks(1) threads(256) {
+    t = load(x[:])
+    top = gather(t, argsort(t, descending = true)[0:64])
+    store(o[0 :+ 2], stack(top[0], top[63]))
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+def test_an_element_of_a_long_line_on_the_cpu_reads_a_shared_copy(target):
+    """On the CPU top[0] once made every thread hold all 8192 logits (replicated back through
+    the gather and the sort): past the CPU's 4096 elements a thread, a located error whose
+    hint asked for more threads (a decode step's explorer). Past 2048 elements a thread the
+    element comes from a shared copy, as on the GPU."""
+    x = np.random.default_rng(9).permutation(8192).astype(np.float32)
+    o = np.zeros(2, np.float32)
+    lpir.compile(BEST_OF_TOP_K, target=target)(x, o)
+    np.testing.assert_array_equal(o, [8191, 8191 - 63])
+
+
 # elements stacked back into a tile (stack is an index's inverse): 0-d operands
 ELEMENTS_STACKED = """
 kernel ends[](x: global f32[64], e: global f32[2], f: global f32[2]) blocks(1) threads(64) {
