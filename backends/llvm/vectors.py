@@ -7,6 +7,11 @@ Many 4-bit fields are cheaper from the bytes and one copy of them shifted by 4 (
 lane: `unpack_byte_fields`). A signed field (i1..i7) is shifted to the top of its word instead
 and arithmetically back down: cut and sign-extended in as many instructions as an unsigned
 field is cut.
+Fields inside one byte each that the lanes read out of the bytes' order, from more bytes than
+one byte permute reads (a tile loaded row by row and held column by column), are cut at byte
+width instead (`unpack_ordered_bytes`): the bytes put in the lanes' order, each bit
+position's fields cut from all of them, and each lane's picked, so the transposition moves
+bytes, not the words each lane's bytes would be gathered into.
 `pack_bits` is the reverse: each lane's shifted field is split into byte planes, and every
 output byte ORs together the planes that land on it.
 """
@@ -40,6 +45,22 @@ def _shifted_copies_fit(data: ir.Value, dt: DType, offsets: list[int]) -> bool:
     copies = len({o % 8 for o in offsets})
     saved = -(-len(offsets) // WORD_LANES)
     return data.type.count * copies <= MAX_GATHER_BYTES and 2 * (copies - 1) < saved
+
+
+def _lane_ordered_bytes(
+    count: int, dt: DType, offsets: list[int]
+) -> tuple[list[int], list[int]] | None:
+    """(the byte picks, each lane's bit offset into them) that put the bytes in the order the
+    lanes first read them, where every field lies inside one byte and the lanes read more
+    bytes than one byte permute reads (`count`) out of order; else None (in order, a lane's
+    bytes are near its register's and the gather into words reads them in place)."""
+    if count <= MAX_GATHER_BYTES or any(o % 8 + dt.nbits > 8 for o in offsets):
+        return None
+    picks = list(dict.fromkeys(o // 8 for o in offsets))
+    if picks == list(range(len(picks))):
+        return None
+    place = {byte: index for index, byte in enumerate(picks)}
+    return picks, [8 * place[o // 8] + o % 8 for o in offsets]
 
 
 def _signed_field(dt: DType) -> bool:
@@ -122,6 +143,9 @@ class Vectors:
         """Lanes of `dt` (register values, in i8 or i1) from the fields of a byte vector."""
         if shift is None and _shifted_copies_fit(data, dt, offsets):
             return self.unpack_byte_fields(data, dt, offsets)
+        order = None if shift is not None else _lane_ordered_bytes(data.type.count, dt, offsets)
+        if order is not None:
+            return self.unpack_ordered_bytes(data, dt, *order)
         b = self.b
         lanes = len(offsets)
         slack = 7 if shift is not None else 0
@@ -150,6 +174,42 @@ class Vectors:
             amount = b.add(amount, self.splat(shift, lanes))
         field = b.and_(b.lshr(word, amount), constant(word, I32, (1 << dt.nbits) - 1))
         return self.register_of_codes(field, dt)
+
+    def unpack_ordered_bytes(
+        self, data: ir.Value, dt: DType, picks: list[int], offsets: list[int]
+    ) -> ir.Value:
+        """`unpack_bits` of fields inside one byte each from bytes that the lanes read out of
+        order (a tile loaded row by row and held column by column: a KV cache's keys,
+        transposed for the dot), at byte width: the bytes put in the lanes' order by one byte
+        shuffle (`picks`, `offsets` into them: `_lane_ordered_bytes`), the fields of each bit
+        position cut from all of them at once, and one byte shuffle picks each lane's. Gathered
+        into words first, the transposition moved 4 bytes a lane from every register of the
+        bytes into every register of words."""
+        b = self.b
+        ordered = self.pick(data, picks)
+        positions = sorted({o % 8 for o in offsets})
+        copies = [self.field_at(ordered, dt, position) for position in positions]
+        count = len(picks)
+        lanes = [positions.index(o % 8) * count + o // 8 for o in offsets]
+        fields = self.pick(self.concat(copies), lanes)
+        if dt.is_bool:
+            return b.trunc(fields, ir.VectorType(ir.IntType(1), len(offsets)))
+        return fields
+
+    def field_at(self, data: ir.Value, dt: DType, position: int) -> ir.Value:
+        """Each byte's `dt` field at bit `position` as a register value (sign-extended where
+        signed, the code in the low bits else)."""
+        b = self.b
+        if _signed_field(dt):
+            spare = 8 - dt.nbits
+            return b.ashr(
+                b.shl(data, constant(data, I8, spare - position)), constant(data, I8, spare)
+            )
+        if position:
+            data = b.lshr(data, constant(data, I8, position))
+        if position + dt.nbits < 8:
+            data = b.and_(data, constant(data, I8, (1 << dt.nbits) - 1))
+        return data
 
     def unpack_byte_fields(self, data: ir.Value, dt: DType, offsets: list[int]) -> ir.Value:
         """`unpack_bits` of fields that never straddle a byte (1, 2 and 4 bits) without a
