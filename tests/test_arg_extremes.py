@@ -201,7 +201,7 @@ kernel bad[](x: global i32[8], y: global i32[8]) blocks(1) threads(32) {
     [
         ("argmax(N)", 16, "argmax reduces a tile, but this is", None),
         ("argmin(t, axis = 2)", 26, "axis 2 is out of range for a rank-2 tile", "between 0 and 1"),
-        ("argmax(t, 1)", 9, "argmax takes 1 argument, got 2", "argmax(t, axis = None)"),
+        ("argmax(t, 1)", 9, "argmax takes 1 argument, got 2", "write argmax(t, axis = 1)"),
         ("argmax(t, dim = 1)", 19, "argmax has no argument 'dim'", None),
         ("argmax(view<u4>(t))", 9, "is not defined on u4", "cast it to a compute type"),
     ],

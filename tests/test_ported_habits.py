@@ -29,6 +29,18 @@ LINE = HEAD.count("\n") + 1  # the line each case's body is on
 NO_FMA = "lpir has no fma"
 INF = "lpir has no float(): infinity and NaN are the constants inf and nan"
 TUPLE = "lpir has no tuple assignment"
+SWAP_01 = (
+    "write transpose(v, 1, 0) for a rank-2 tile, transpose(v, 1, 0, 2) for rank 3: torch's "
+    "transpose(u, 0, 1) swaps two dimensions, lpir's transpose takes the whole order of them, "
+    "as numpy's (transpose(v, 0, 1) leaves a rank-2 tile as it is)"
+)
+TOPK_LAST = (
+    "write sort(t, axis = -1, descending = true)[0:8] for the values of a 1-d tile ([:, 0:8] "
+    "for rows along axis 1), argsort(...)[0:8] for their positions; for both, argsort once and "
+    "gather(t, ids, axis = -1) the values at the positions ids (one sort network, not two). "
+    "[0:8] must be an aligned block (8 dividing the line's length): otherwise cut the next "
+    "power of two and store it with a mask"
+)
 
 # (body, the text the caret marks, message, hint, the body written as the hint says or None)
 HABITS = [
@@ -129,13 +141,115 @@ HABITS = [
     ("u = tl.cumsum(t, 0, reverse = True)", "tl.cumsum(t, 0, reverse = True)",
      "lpir has no modules: tl.cumsum",
      "write cumsum(t, axis = 0) (lpir scans forward only: a reversed cumsum is the line's "
-     "sum - cumsum + t)", "u = cumsum(t, axis = 0)"),
+     "sum - cumsum + t, sum(t) - cumsum(t) + t of a 1-d t)", "u = sum(t) - cumsum(t) + t"),
     ("u = torch.sort(t, dim = 0, descending = True)", "torch.sort(t, dim = 0, descending = True)",
      "lpir has no modules: torch.sort", "write sort(t, axis = 0, descending = true)",
      "u = sort(t, axis = 0, descending = true)"),
     ("u = np.maximum.accumulate(t, axis = 0)", "np.maximum.accumulate(t, axis = 0)",
-     "lpir has no modules: np.maximum.accumulate", "write cummax(t, axis = 0)",
-     "u = cummax(t, axis = 0)"),
+     "lpir has no modules: np.maximum.accumulate", "write cummax(t, axis = 0) (cummax passes "
+     "NaNs over as np.fmax.accumulate does, where np.maximum.accumulate carries the first NaN "
+     "to the line's end)", "u = cummax(t, axis = 0)"),
+    # Triton's positional descending and reverse, which were dropped or read as cumsum's
+    ("u = tl.sort(t, 0, True)", "tl.sort(t, 0, True)", "lpir has no modules: tl.sort",
+     "write sort(t, axis = 0, descending = true)", "u = sort(t, axis = 0, descending = true)"),
+    ("u = tl.cumprod(t, 0, reverse = True)", "tl.cumprod(t, 0, reverse = True)",
+     "lpir has no modules: tl.cumprod", "write cumprod(t, axis = 0) (lpir has no reversed scan: "
+     "a reversed cumprod is the cumprod of the line reversed, reversed back; of a 1-d t of n, "
+     "with r = n - 1 - arange(n), gather(cumprod(gather(t, r)), r))",
+     "r = BN - 1 - arange(BN); u = gather(cumprod(gather(t, r)), r)"),
+    ("u = np.sort(t, 0, 'stable')", "np.sort(t, 0, 'stable')", "lpir has no modules: np.sort",
+     "write sort(t, axis = 0) (lpir's sort is always stable, equal keys keeping their order)",
+     "u = sort(t, axis = 0)"),
+    # methods: the axis and the direction named as for the module's function
+    ("u = t.cumsum(0)", "t.cumsum(0)", "lpir has no methods: t.cumsum(...)",
+     "write cumsum(t, axis = 0)", "u = cumsum(t, axis = 0)"),
+    ("u = t.sort(0, descending = True)", "t.sort(0, descending = True)",
+     "lpir has no methods: t.sort(...)", "write sort(t, axis = 0, descending = true)",
+     "u = sort(t, axis = 0, descending = true)"),
+    ("u = cast<f32>(t.argsort(dim = 0))", "t.argsort(dim = 0)",
+     "lpir has no methods: t.argsort(...)", "write argsort(t, axis = 0)",
+     "u = cast<f32>(argsort(t, axis = 0))"),
+    # top-k: a sort cut to its first k
+    ("u = t + sum(tl.topk(t, 8))", "tl.topk(t, 8)", "lpir has no modules: tl.topk", TOPK_LAST,
+     "u = t + sum(sort(t, axis = -1, descending = true)[0:8])"),
+    ("u = t + sum(torch.topk(t, 8, dim = 0))", "torch.topk(t, 8, dim = 0)",
+     "lpir has no modules: torch.topk", TOPK_LAST.replace("-1", "0"),
+     "u = t + sum(sort(t, axis = 0, descending = true)[0:8])"),
+    # lpir's own scans and sorts called with numpy's, torch's and Triton's arguments
+    ("u = cumsum(t, 0)", "cumsum(t, 0)", "cumsum takes 1 argument, got 2",
+     "axis is a keyword: write cumsum(t, axis = 0)", "u = cumsum(t, axis = 0)"),
+    ("u = sort(t, 0, True)", "sort(t, 0, True)", "sort takes 1 argument, got 3",
+     "axis and descending are keywords: write sort(t, axis = 0, descending = true)",
+     "u = sort(t, axis = 0, descending = true)"),
+    ("u = cumsum(t, 0, true)", "cumsum(t, 0, true)", "cumsum takes 1 argument, got 3",
+     "write cumsum(t, axis = 0) (lpir scans forward only: a reversed cumsum is the line's "
+     "sum - cumsum + t, sum(t) - cumsum(t) + t of a 1-d t)", "u = sum(t) - cumsum(t) + t"),
+    ("u = load(x[row, 0 :+ BN], cols < N, 0.0)", "load(x[row, 0 :+ BN], cols < N, 0.0)",
+     "load takes 1 argument, got 3", "mask and other are keywords: write load(x[row, 0 :+ BN], "
+     "mask = cols < N, other = 0.0)", "u = load(x[row, 0 :+ BN], mask = cols < N, other = 0.0)"),
+    ("u = sort(t, dim = 0)", "dim = 0", "sort has no argument 'dim'",
+     "lpir calls it axis: write axis = 0", "u = sort(t, axis = 0)"),
+    ("u = cast<f32>(argsort(t, desc = true))", "desc = true", "argsort has no argument 'desc'",
+     "write descending = true", "u = cast<f32>(argsort(t, descending = true))"),
+    ("u = sort(t, reverse = true)", "reverse = true", "sort has no argument 'reverse'",
+     "write descending = true", "u = sort(t, descending = true)"),
+    ("u = sort(t, stable = true)", "stable = true", "sort has no argument 'stable'",
+     "lpir's sort is always stable, equal keys keeping their order: leave stable out",
+     "u = sort(t)"),
+    ("u = cumsum(t, exclusive = true)", "exclusive = true", "cumsum has no argument 'exclusive'",
+     "lpir's scans are inclusive: an exclusive cumsum is cumsum(t, axis = k) - t",
+     "u = cumsum(t) - t"),
+    ("u = cumprod(t, exclusive = true)", "exclusive = true",
+     "cumprod has no argument 'exclusive'", "lpir's scans are inclusive: an exclusive cumprod "
+     "is the inclusive one moved one place along the line; of a 1-d t of n, gather(cumprod(t), "
+     "arange(n) - 1, other = 1.0)", "u = gather(cumprod(t), arange(BN) - 1, other = 1.0)"),
+    ("u = cummax(t, reverse = true)", "reverse = true", "cummax has no argument 'reverse'",
+     "lpir has no reversed scan: a reversed cummax is the cummax of the line reversed, "
+     "reversed back; of a 1-d t of n, with r = n - 1 - arange(n), gather(cummax(gather(t, r)), "
+     "r)", "r = BN - 1 - arange(BN); u = gather(cummax(gather(t, r)), r)"),
+    ("u = sort(t, descending = N)", "N", "descending must be true or false, but this is the "
+     "constant 100", "write descending = N != 0", "u = sort(t, descending = N != 0)"),
+    # transposes: torch's swaps two dimensions, lpir's (numpy's) takes the whole order
+    ("v = reshape(t, 8, 16); u = reshape(v.transpose(0, 1), BN)", "v.transpose(0, 1)",
+     "lpir has no methods: v.transpose(...)", SWAP_01,
+     "v = reshape(t, 8, 16); u = reshape(transpose(v, 1, 0), BN)"),
+    ("v = reshape(t, 8, 16); u = reshape(torch.transpose(v, 0, 1), BN)",
+     "torch.transpose(v, 0, 1)", "lpir has no modules: torch.transpose", SWAP_01,
+     "v = reshape(t, 8, 16); u = reshape(transpose(v, 1, 0), BN)"),
+    ("w = reshape(t, 2, 4, 16); u = reshape(w.transpose(-1, -2), BN)", "w.transpose(-1, -2)",
+     "lpir has no methods: w.transpose(...)", "write transpose(w, 1, 0) for a rank-2 tile, "
+     "transpose(w, 0, 2, 1) for rank 3: torch's transpose(u, -1, -2) swaps two dimensions, "
+     "lpir's transpose takes the whole order of them, as numpy's",
+     "w = reshape(t, 2, 4, 16); u = reshape(transpose(w, 0, 2, 1), BN)"),
+    ("v = reshape(t, 8, 16); u = reshape(swapaxes(v, 0, 1), BN)", "swapaxes(v, 0, 1)",
+     "lpir has no swapaxes", SWAP_01.replace("torch's transpose(u", "swapaxes(u"),
+     "v = reshape(t, 8, 16); u = reshape(transpose(v, 1, 0), BN)"),
+    ("v = reshape(t, 8, 16); u = reshape(v.t(), BN)", "v.t()", "lpir has no methods: v.t()",
+     "write transpose(v)", "v = reshape(t, 8, 16); u = reshape(transpose(v), BN)"),
+    ("w = reshape(t, 2, 4, 16); u = reshape(w.mT, BN)", "w.mT",
+     "a tile of type f32[2, 4, 16] has no attribute 'mT'",
+     "write transpose(w, 0, 2, 1): mT swaps the last two dimensions",
+     "w = reshape(t, 2, 4, 16); u = reshape(transpose(w, 0, 2, 1), BN)"),
+    ("w = reshape(t, 2, 4, 16); u = reshape(w.permute(0, 2, 1), BN)", "w.permute(0, 2, 1)",
+     "lpir has no methods: w.permute(...)", "write transpose(w, 0, 2, 1)",
+     "w = reshape(t, 2, 4, 16); u = reshape(transpose(w, 0, 2, 1), BN)"),
+    # an order as a tuple or list: its dimensions are the arguments
+    ("v = reshape(t, 8, 16); u = reshape(np.transpose(v, (1, 0)), BN)",
+     "np.transpose(v, (1, 0))", "lpir has no modules: np.transpose", "write transpose(v, 1, 0)",
+     "v = reshape(t, 8, 16); u = reshape(transpose(v, 1, 0), BN)"),
+    ("w = reshape(t, 2, 4, 16); u = reshape(tl.trans(w, (0, 2, 1)), BN)",
+     "tl.trans(w, (0, 2, 1))", "lpir has no modules: tl.trans", "write transpose(w, 0, 2, 1)",
+     "w = reshape(t, 2, 4, 16); u = reshape(transpose(w, 0, 2, 1), BN)"),
+    ("w = reshape(t, 2, 4, 16); u = reshape(tl.permute(w, (0, 2, 1)), BN)",
+     "tl.permute(w, (0, 2, 1))", "lpir has no modules: tl.permute",
+     "write transpose(w, 0, 2, 1)",
+     "w = reshape(t, 2, 4, 16); u = reshape(transpose(w, 0, 2, 1), BN)"),
+    ("v = reshape(t, 8, 16); u = reshape(transpose(v, [1, 0]), BN)", "[1, 0]",
+     "transpose takes the order of dimensions as its arguments, not a list",
+     "write transpose(v, 1, 0)", "v = reshape(t, 8, 16); u = reshape(transpose(v, 1, 0), BN)"),
+    ("v = reshape(t, 8, 16); u = reshape(transpose(v, axes = (1, 0)), BN)", "axes = (1, 0)",
+     "transpose takes the order of dimensions as its arguments, not a tuple",
+     "write transpose(v, 1, 0)", "v = reshape(t, 8, 16); u = reshape(transpose(v, 1, 0), BN)"),
     # picking elements by position: numpy's, torch's and Triton's gathers are lpir's gather
     ("u = tl.gather(t, cols, 0)", "tl.gather(t, cols, 0)", "lpir has no modules: tl.gather",
      "write gather(t, cols, axis = 0)", "u = gather(t, cols, axis = 0)"),
@@ -213,3 +327,23 @@ def test_max_of_a_float_tile_and_an_integer_is_elementwise(target: str) -> None:
     y = np.zeros(100, np.float32)
     kernel(x, y)
     np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+def test_cummax_is_numpys_fmax_accumulate(target: str) -> None:
+    """The hint for np.maximum.accumulate and docs/language.md: cummax and cummin pass NaNs
+    over as np.fmax.accumulate does (a leading NaN is the first result, a later one changes
+    nothing), where np.maximum.accumulate carries the first NaN to the line's end."""
+    kernel = lpir.compile(
+        "kernel k[N = 16](x: global f32[N], c: global f32[N], d: global f32[N]) blocks(1) "
+        "threads(4) {\n    t = load(x[:])\n    store(c[:], cummax(t))\n"
+        "    store(d[:], cummin(t))\n}\n",
+        target=target,
+    )
+    x = np.array([np.nan, 1, 0, -0.0, 2, np.nan, 1, -np.inf, np.inf, 0, 1, np.nan, 3, -1, 1, 0])
+    x = x.astype(np.float32)
+    c, d = np.zeros(16, np.float32), np.zeros(16, np.float32)
+    kernel(x, c, d)
+    np.testing.assert_array_equal(c, np.fmax.accumulate(x))
+    np.testing.assert_array_equal(d, np.fmin.accumulate(x))
+    assert not np.array_equal(c, np.maximum.accumulate(x), equal_nan=True)

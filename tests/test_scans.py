@@ -236,7 +236,7 @@ kernel runs[](x: global i32[8, 64], y: global i32[8, 64]) blocks(1) threads(32) 
         ("cumsum(t > 0.0, axis = 1)", "not defined on bool", "cumsum(cast<i32>(t))"),
         ("cummax(x, axis = 0)", "cummax scans a tile", "load(x[...])"),
         ("cumsum(q, axis = 1)", "storage-only type", "cast<u8>(x)"),
-        ("cumsum(t, 1)", "cumsum takes 1 argument, got 2", "axis = None"),
+        ("cumsum(t, 1)", "cumsum takes 1 argument, got 2", "write cumsum(t, axis = 1)"),
         ("cumprod(t > 0.0, axis = 1)", "cumprod is not defined on bool", "cummin(t)"),
         ("cumsum(t[0, 0])", "this tile has none (one element)", "one dimension or more"),
         ("cumsum(2.0)", "cumsum scans a tile", "cumsum(load(x[0 :+ 64]))"),

@@ -214,7 +214,7 @@ kernel @bad[](%a: global f32[8, 32]) blocks(1, 1, 1) threads(32) {
             "where(arange(BN) < n, t, min_value(i32))",
         ),
         ("sort(x, axis = 0)", "sort sorts a tile", "load(x[...])"),
-        ("sort(t, axis = 1, stable = true)", "sort has no argument 'stable'", "descending"),
+        ("sort(t, axis = 1, stable = true)", "sort has no argument 'stable'", "always stable"),
     ],
 )
 def test_sort_mistakes_are_located_errors(call, message, hint):

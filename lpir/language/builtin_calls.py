@@ -15,6 +15,7 @@ from typing import Literal, overload
 from lpir.errors import TypeCheckError
 from lpir.ir.types import GlobalType
 from lpir.language import ast
+from lpir.language.axis_habits import named_arguments_hint
 from lpir.language.expressions import ExpressionLowering
 from lpir.language.habits import keyword_hint
 from lpir.language.values import Const, Memory, Runtime, SemanticValue, Slice
@@ -68,16 +69,23 @@ def call_arguments(
     if not positional <= len(call.args) <= positional + optional:
         count = f"{positional}" if not optional else f"{positional} to {positional + optional}"
         noun = "argument" if positional + optional == 1 else "arguments"
+        texts = [low.text_of(a) for a in call.args]  # numpy's sum(t, 1): the axis named
+        named = named_arguments_hint(call.func, signature, texts) if not call.keywords else None
         raise low.error(
             f"{call.func} takes {count} {noun}, got {len(call.args)}",
             call,
-            f"call it as {signature}",
+            named or f"call it as {signature}",
         )
     given = {}
     for keyword in call.keywords:
         if keyword.name not in keywords:
-            hint = keyword_hint(call.func, keyword.name) or f"call it as {signature}"
-            raise low.error(f"{call.func} has no argument '{keyword.name}'", keyword, hint)
+            value = low.text_of(keyword.value)
+            hint = keyword_hint(call.func, keyword.name, value, keywords)
+            raise low.error(
+                f"{call.func} has no argument '{keyword.name}'",
+                keyword,
+                hint or f"call it as {signature}",
+            )
         if keyword.name in given:  # (the last would silently win)
             raise low.error(f"'{keyword.name}' is given twice", keyword, f"call it as {signature}")
         given[keyword.name] = keyword.value

@@ -431,11 +431,11 @@ def _const_bool(low: ExpressionLowering, node: ast.Node | None, what: str) -> bo
         return False
     value = low.compile_time_expr(node)
     if not (isinstance(value, Const) and isinstance(value.value, bool)):
-        raise low.error(
-            f"{what} must be true or false, but this is {value.describe()}",
-            node,
-            f"write {what} = true or {what} = false",
-        )
+        hint = f"write {what} = true or {what} = false"
+        if isinstance(value, Const) and isinstance(value.value, int):  # Triton's constexpr 0/1
+            text = low.text_of(node)
+            hint = f"write {what} = {text} != 0" if not text.isdigit() else hint
+        raise low.error(f"{what} must be true or false, but this is {value.describe()}", node, hint)
     return value.value
 
 

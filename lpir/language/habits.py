@@ -4,7 +4,8 @@ Someone porting a Triton or numpy kernel writes `tl.exp(t)`, `t.to(tl.float16)`,
 `float('-inf')`, `True`, `a, b = ...`. The front end meets these where it fails (a syntax error,
 an unknown function, name or attribute) and asks here for a message and a hint that name the
 lpir form: `exp(t)`, `cast<f16>(t)`, `t * t`, `-inf`, `true`, one assignment each. Anything
-else is left to the caller (an unknown function's nearest spelling, for a real typo).
+else is left to the caller (an unknown function's nearest spelling, for a real typo). Calls
+about axes and orders (transposes, scans, sorts, top-k) get their hints from axis_habits.py.
 
 The parse-time forms (`foreign_syntax`, `quoted_float`) see only the source line, so they work
 on its text: the arguments of a call are shown as written, with the habits inside them (a
@@ -18,6 +19,16 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from lpir.language import ast
+from lpir.language.axis_habits import (
+    ALONG_AN_AXIS,
+    TRANSPOSES,
+    along_an_axis_hint,
+    axis_keyword_hint,
+    dims_of,
+    last_two_swapped_hint,
+    topk_hint,
+    transpose_hint,
+)
 
 # Names a Python kernel imports its functions from: `tl.exp`, `np.maximum`, `math.inf`.
 MODULES = ("tl", "triton", "np", "numpy", "math", "torch", "jnp", "libdevice")
@@ -86,6 +97,10 @@ def foreign_call(
     if func in _GATHERS:
         named = "lpir's gather takes the axis as a keyword" if func == "gather" else ""
         return named or f"lpir has no {func}", _gather_hint(func, args, keywords)
+    if func in TRANSPOSES:  # (transpose itself only as a module's, np.transpose)
+        return f"lpir has no {func}", transpose_hint(func, args, keywords)
+    if func == "topk":
+        return "lpir has no topk", topk_hint(args, keywords)
     written = _written_otherwise(func, x, args)
     return None if written is None else (f"lpir has no {func}", f"write {written}")
 
@@ -100,8 +115,6 @@ def _written_otherwise(func: str, x: str, args: Sequence[str]) -> str | None:
         "square": f"{_operand(x)} * {_operand(x)}",
         "fabs": f"abs({x})",
         "mean": f"sum({x}, axis = k) / n, n the length of axis k",
-        "trans": f"transpose({', '.join(args) or x})",
-        "permute": f"transpose({', '.join(args) or x})",
         "expand_dims": f"{_operand(x)}[:, None] (or [None, :]): None in a subscript adds an axis",
     }
     return forms.get(func)
@@ -213,8 +226,10 @@ def module_attribute_hint(name: str) -> str:
 
 def attribute_hint(name: str, base: str, shape: Sequence[int | str], dtype: str) -> str | None:
     """The hint for `t.T`, `t.shape`, `t.dtype` of a tile or tensor written `base`."""
-    if name in ("T", "mT"):
+    if name == "T":
         return f"write transpose({base})"
+    if name == "mT":
+        return last_two_swapped_hint(base, len(shape))
     if name == "shape":
         return (
             f"its shape is [{', '.join(map(str, shape))}]: write its sizes as the kernel names "
@@ -241,16 +256,19 @@ def axis_as_operand_hint(node: ast.Node, text: str) -> str | None:
     )
 
 
-def keyword_hint(func: str, keyword: str) -> str | None:
-    """The hint for a keyword a numpy or Triton reduction takes and lpir's does not."""
+def keyword_hint(
+    func: str, keyword: str, value: str = "", allowed: Sequence[str] = ()
+) -> str | None:
+    """The hint for a keyword (given `value`, its text) a numpy, torch or Triton function
+    takes and lpir's `func`, whose keywords are `allowed`, does not."""
     if keyword == "return_indices" and func in ("max", "min"):
         return (
             f"{func}(t, axis = 0) gives the values and arg{func}(t, axis = 0) their positions: "
             "call both"
         )
-    if keyword in ("keep_dims", "keepdims"):
+    if keyword in ("keep_dims", "keepdims", "keepdim"):
         return "the reduced axis is dropped: add it back with None in a subscript, s[:, None]"
-    return None
+    return axis_keyword_hint(func, keyword, value, allowed)
 
 
 # ---- syntax lpir does not have --------------------------------------------------------------
@@ -260,7 +278,9 @@ def foreign_syntax(line: str, column: int, token: str) -> Habit | None:
     if token in ("*", "/") and before.endswith(token):
         return _double_operator(token, before[:-1], after, column - 1)
     if token == ",":
-        return _dims_tuple(before, after) or _tuple_assignment(before, after)
+        return _dims_literal(line, column, token) or _tuple_assignment(before, after)
+    if token == "[":
+        return _dims_literal(line, column, token)
     if token == "(":
         return _call_form(before, line[column - 1 :], column)
     if token == "if" and re.search(r"\belse\b", after):
@@ -306,25 +326,35 @@ def _operand_after(text: str) -> str | None:
     return found.group(0) if found else None
 
 
-def _dims_tuple(before: str, after: str) -> Habit | None:
-    """`transpose(t, (0, 2, 1))`: numpy's order of dimensions as a tuple."""
-    opened = re.search(r",\s*\(\s*(-?\d+)\s*$", before)
-    rest = re.match(r"((?:\s*-?\d+\s*,?)*)\)", after)
-    if opened is None or rest is None:
+def _dims_literal(line: str, column: int, token: str) -> Habit | None:
+    """`transpose(t, (0, 2, 1))`, `transpose(t, [1, 0])`, `transpose(t, axes = (1, 0))`:
+    numpy's order of dimensions as a tuple or list (the error is at its first comma, or at
+    the '[' that opens it)."""
+    before = line[: column - 1]
+    if token == "[":
+        bracket = column - 1
+    else:
+        opened = re.search(r"[(\[]\s*-?\d+\s*$", before)
+        if opened is None:
+            return None
+        bracket = opened.start()
+    inner = _parenthesized(line[bracket:])
+    dims = None if inner is None else dims_of(line[bracket : bracket + len(inner) + 2])
+    head = re.match(r"(.*?),\s*(?:(?:axes|dims|perm)\s*=\s*)?$", line[:bracket], re.DOTALL)
+    if inner is None or dims is None or head is None:
         return None
-    head = before[: opened.start()]
-    call = max(head.rfind("transpose("), head.rfind("permute("))
+    call = max(head.group(1).rfind(f"{name}(") for name in ("transpose", "permute", "trans"))
     if call < 0:
         return None
-    tile = head[head.index("(", call) + 1 :]
+    tile = head.group(1)[head.group(1).index("(", call) + 1 :]
     if _parenthesized(f"({tile})") != tile:  # the tile is the call's whole first argument
         return None
-    dims = [opened.group(1), *(d.strip() for d in rest.group(1).split(",") if d.strip())]
-    start = before.rindex("(") + 1
-    end = len(before) + 2 + rest.end()  # `after` starts past the comma
-    hint = f"write transpose({tile.strip()}, {', '.join(dims)})"
-    message = "transpose takes the order of dimensions as its arguments, not a tuple"
-    return Habit(message, hint, start, end)
+    after_comma = line[len(head.group(1)) + 1 : bracket]  # ` ` or ` axes = `
+    start = bracket - len(after_comma.lstrip()) + 1
+    hint = f"write transpose({', '.join([tile.strip(), *dims])})"
+    what = "a list" if line[bracket] == "[" else "a tuple"
+    message = f"transpose takes the order of dimensions as its arguments, not {what}"
+    return Habit(message, hint, start, bracket + len(inner) + 3)
 
 
 def _tuple_assignment(before: str, after: str) -> Habit | None:
@@ -378,9 +408,10 @@ def _call_form(before: str, rest: str, column: int) -> Habit | None:
         return None
     base, method = callee.rsplit(".", 1)
     if re.split(r"[.\[]", base)[0] in MODULES:
+        hint = _module_call_hint(method, args)
         if method == "accumulate":  # np.maximum.accumulate(t, axis = 1)
-            method = _ACCUMULATED.get(base.rsplit(".", 1)[-1], method)
-        return Habit(f"lpir has no modules: {callee}", _module_call_hint(method, args), start, end)
+            hint = _accumulate_hint(base.rsplit(".", 1)[-1], args)
+        return Habit(f"lpir has no modules: {callee}", hint, start, end)
     shown = f"{callee}({'...' if inner is None or inner.strip() else ''})"
     return Habit(f"lpir has no methods: {shown}", _method_hint(method, base, args), start, end)
 
@@ -397,33 +428,31 @@ def _module_call_hint(func: str, args: list[str]) -> str:
         return foreign[1]
     if func in ("cast", "view") and len(positional) == 2:
         return f"write {func}<{_lpir_dtype(positional[1])}>({positional[0]})"
-    if func in _ALONG_AN_AXIS and positional:
-        return _along_an_axis(func, positional, keywords)
+    if func in ALONG_AN_AXIS and positional:
+        return along_an_axis_hint(func, positional, keywords)
     if func in BUILTINS or func in TYPED_BUILTINS:
         return f"write {func}({', '.join(args)})"
     return f"lpir has no {func}; call its own functions without a module (docs/language.md)"
 
 
 # numpy's ufuncs whose accumulate is an lpir scan
-_ACCUMULATED = {"add": "cumsum", "multiply": "cumprod", "maximum": "cummax", "minimum": "cummin"}
-# functions whose second positional argument (or dim =) is the axis, lpir's `axis = `
-_ALONG_AN_AXIS = (
-    "sum", "max", "min", "argmax", "argmin", "cumsum", "cumprod", "cummax", "cummin", "sort",
-    "argsort",
-)  # fmt: skip
+_ACCUMULATED = {
+    "add": "cumsum", "multiply": "cumprod", "maximum": "cummax", "minimum": "cummin",
+    "fmax": "cummax", "fmin": "cummin",
+}  # fmt: skip
 
 
-def _along_an_axis(func: str, positional: list[str], keywords: dict[str, str]) -> str:
-    """`tl.cumsum(t, 1, reverse = True)`, `torch.sort(t, dim = 1)`: lpir's call, the axis
-    named, what lpir lacks said."""
-    axis = keywords.get("axis", keywords.get("dim", positional[1] if len(positional) > 1 else ""))
-    arguments = [positional[0]] + ([f"axis = {axis.strip()}"] if axis.strip() else [])
-    if func in ("sort", "argsort") and "descending" in keywords:
-        down = keywords["descending"].strip() in ("True", "true", "1")
-        arguments.append(f"descending = {'true' if down else 'false'}")
-    hint = f"write {func}({', '.join(arguments)})"
-    if keywords.get("reverse", "False").strip() in ("True", "true"):
-        hint += " (lpir scans forward only: a reversed cumsum is the line's sum - cumsum + t)"
+def _accumulate_hint(ufunc: str, args: list[str]) -> str:
+    """`np.maximum.accumulate(t, axis = 1)`: lpir's scan, and where NaNs differ, how."""
+    scan = _ACCUMULATED.get(ufunc)
+    if scan is None:
+        return f"lpir has no {ufunc}.accumulate; its scans are cumsum, cumprod, cummax, cummin"
+    hint = _module_call_hint(scan, args)
+    if ufunc in ("maximum", "minimum"):
+        hint += (
+            f" ({scan} passes NaNs over as np.f{ufunc[:3]}.accumulate does, where "
+            f"np.{ufunc}.accumulate carries the first NaN to the line's end)"
+        )
     return hint
 
 
@@ -436,8 +465,14 @@ def _method_hint(method: str, base: str, args: list[str]) -> str:
         target = _lpir_dtype(positional[0] if positional else keywords.get("dtype", "T"))
         bits = keywords.get("bitcast", "false").strip() in ("True", "true")
         return f"write {'view' if bits else 'cast'}<{target}>({base})"
-    if method in ("T", "trans", "permute"):
-        method = "transpose"
+    if method == "t":  # torch's: a rank-2 tile's two dimensions swapped
+        return f"write transpose({base})"
+    if method in TRANSPOSES:
+        return transpose_hint(method, [base, *positional], keywords)
+    if method in ALONG_AN_AXIS:
+        return along_an_axis_hint(method, [base, *positional], keywords)
+    if method == "topk":
+        return topk_hint([base, *positional], keywords)
     if method in BUILTINS:
         return f"write {method}({', '.join([base, *args])})"
     return f"call a function with {base} as an argument instead, f({base}, ...)"
