@@ -14,6 +14,7 @@ whatever the width, with no element straddling a word.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -203,6 +204,18 @@ def storage_bytes(size: int, dt: DType | str) -> int:
     return (size * dtype(dt).nbits + 7) // 8
 
 
+#: Elements converted a step where a whole tensor is packed, unpacked or drawn piece by piece: a
+#: multiple of 8, so that every piece starts on a byte whatever the width, and small enough
+#: that a piece's temporaries (64-bit words, decoded values) stay a few MiB. A 268 MB u4
+#: argument of the reference interpreter took 3 GB of such temporaries unpacked whole.
+PIECE = 1 << 20
+
+
+def pieces(size: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive ranges of at most `PIECE` elements covering range(size)."""
+    return ((start, min(size, start + PIECE)) for start in range(0, size, PIECE))
+
+
 # ---- codes <-> bytes -----------------------------------------------------------------------
 def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
@@ -257,46 +270,74 @@ def pack_codes(codes: ArrayLike, dt: DType | str) -> PackedArray:
 
 
 def _pack_bits(codes: np.ndarray, nbits: int) -> np.ndarray:
-    """Codes of fewer than 8 bits (already checked to fit), packed LSB-first."""
-    codes = codes.astype(np.uint8, copy=False)
-    nbytes = (codes.size * nbits + 7) // 8
+    """Codes of fewer than 8 bits (already checked to fit), packed LSB-first, a piece of
+    `PIECE` codes at a time (a piece's temporaries are a few MiB, whatever the tensor's size)."""
+    packed = np.empty((codes.size * nbits + 7) // 8, dtype=np.uint8)
+    for start, stop in pieces(codes.size):
+        words = _group_words(codes[start:stop], nbits)
+        # Little-endian words: the first nbits bytes of each hold the group's 8 * nbits bits.
+        grouped = words.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :nbits]
+        first = start * nbits // 8
+        piece = packed[first : first + ((stop - start) * nbits + 7) // 8]
+        piece[:] = grouped.reshape(-1)[: piece.size]
+    return packed
+
+
+def _group_words(codes: np.ndarray, nbits: int) -> np.ndarray:
+    """Each group of 8 codes shifted into one 64-bit word (a last group cut short padded with
+    zero codes)."""
     groups = -(-codes.size // 8)
     if codes.size % 8:
         padded = np.zeros(groups * 8, dtype=np.uint8)
         padded[: codes.size] = codes
-        codes = padded
-    fields = codes.reshape(groups, 8)
+    else:
+        padded = codes.astype(np.uint8, copy=False)
+    fields = padded.reshape(groups, 8)
     words = fields[:, 0].astype(np.uint64)
+    field = np.empty(groups, dtype=np.uint64)
     for index in range(1, 8):
-        # Widening one column at a time keeps the temporaries at 1/8 of the codes' size.
-        field = fields[:, index].astype(np.uint64)
+        # One column widened at a time: the temporaries are 1/8 of the words.
+        field[:] = fields[:, index]
         field <<= np.uint64(index * nbits)
         words |= field
-    # Little-endian words: the first nbits bytes of each hold the group's 8 * nbits bits.
-    grouped = words.astype("<u8", copy=False).view(np.uint8).reshape(groups, 8)[:, :nbits]
-    return grouped.reshape(-1)[:nbytes].copy()
+    return words
 
 
 def unpack_codes(data: np.ndarray, size: int, dt: DType | str) -> np.ndarray:
-    """The first `size` codes stored in `data` (1-D, `dt.code_numpy_dtype`)."""
+    """The first `size` codes stored in `data` (1-D, `dt.code_numpy_dtype`); sub-byte codes
+    are cut out a piece of `PIECE` at a time, so the temporaries beside the result are a few
+    MiB whatever the tensor's size."""
     dt = dtype(dt)
     if dt.nbits >= 8:
         little = data[: size * dt.itemsize].view(dt.code_numpy_dtype.newbyteorder("<"))
         return little.astype(dt.code_numpy_dtype)
-    nbits = dt.nbits
-    groups = -(-size // 8)
-    source = data[: groups * nbits]
-    if source.size < groups * nbits:  # the last group is partial: pad it with zero bytes
-        source = np.concatenate([source, np.zeros(groups * nbits - source.size, np.uint8)])
+    codes = np.empty(-(-size // 8) * 8, dtype=np.uint8)  # whole groups of 8
+    for start, stop in pieces(codes.size):
+        first = start * dt.nbits // 8
+        _unpack_groups(
+            data[first : first + (stop - start) * dt.nbits // 8], dt.nbits, codes[start:stop]
+        )
+    return codes[:size]
+
+
+def _unpack_groups(source: np.ndarray, nbits: int, codes: np.ndarray) -> None:
+    """Cut the codes of whole groups of 8 (`codes`, uint8, filled) out of their bytes `source`,
+    of which the last group's may be missing at the end of the buffer (read as zero bits)."""
+    groups = codes.size // 8
     # Each group's nbits bytes go to the low bytes of one 64-bit word.
     window = np.zeros((groups, 8), dtype=np.uint8)
-    window[:, :nbits] = source.reshape(groups, nbits)
+    whole = source.size // nbits
+    window[:whole, :nbits] = source[: whole * nbits].reshape(whole, nbits)
+    if whole < groups:  # the buffer ends inside the last group
+        window[whole, : source.size - whole * nbits] = source[whole * nbits :]
     words = window.view("<u8").reshape(groups)
-    fields = np.empty((groups, 8), dtype=np.uint8)
+    fields = codes.reshape(groups, 8)
+    field = np.empty(groups, dtype=np.uint64)
     mask = np.uint64((1 << nbits) - 1)
     for index in range(8):
-        fields[:, index] = (words >> np.uint64(index * nbits)) & mask
-    return fields.reshape(-1)[:size]
+        np.right_shift(words, np.uint64(index * nbits), out=field)
+        field &= mask
+        fields[:, index] = field
 
 
 # ---- values <-> packed ----------------------------------------------------------------------

@@ -59,7 +59,7 @@ from lpir.ir.ops import (
     StoreOp,
 )
 from lpir.ir.types import GlobalType, TileType, Type, as_tile
-from lpir.packing import PackedArray, pack_codes
+from lpir.packing import PackedArray, pack_codes, pieces, storage_bytes
 from lpir.runtime.ir_kernel import is_ir_path, load_ir
 from lpir.runtime.specialization import Specialization
 from lpir.tools import empty_grid_note
@@ -69,34 +69,70 @@ def random_argument(
     type_: Type, rng: np.random.Generator, bound: int | None = None
 ) -> int | float | np.ndarray | PackedArray:
     """Random contents for one argument of IR type `type_`; an integer tensor's values below
-    `bound` where given (the positions it holds: `index_bounds`)."""
+    `bound` where given (the positions it holds: `index_bounds`). Tensors are drawn a piece
+    at a time (`lpir.packing.pieces`: the same numbers as one draw of the whole), packed ones
+    straight into their bytes, so nothing but the result is as large as the tensor."""
     dt = type_.dtype
     if not isinstance(type_, GlobalType):
         if dt.is_bool:
             return True
         return 1.5 if dt.is_float else min(3, int(dt.max))
-    size = int(np.prod(type_.shape))
-    if bound is not None and dt.is_int and not dt.is_packed:
+    shape = type_.shape
+    if dt.is_packed and not dt.is_float:
+        return _random_bits(shape, dt, rng)
+    if dt.is_float and dt.nbits <= 8:  # small floats and fp8 travel as codes in a PackedArray
+        return _random_small_floats(shape, dt, rng)
+    if bound is not None and dt.is_int:
         top = max(1, min(bound, int(dt.max) + 1))  # (a table of no rows: positions 0, outside)
-        return rng.integers(0, top, size=type_.shape).astype(dt.numpy_dtype)
-    if dt.is_float and dt.nbits >= 16:
-        return rng.standard_normal(type_.shape).astype(np.dtype(dt.numpy_dtype))
-    codes = rng.integers(0, 1 << min(dt.nbits, 16), size=size, dtype=np.uint64)
+        return _drawn(shape, dt.numpy_dtype, lambda count: rng.integers(0, top, size=count))
     if dt.is_float:
-        values = dt.decode(codes.astype(dt.code_numpy_dtype))
-        codes = dt.encode(np.where(np.isfinite(values), values, 0.0))
-    packed = (
-        pack_codes(codes.astype(dt.code_numpy_dtype), dt).reshape(type_.shape)
-        if hasattr(PackedArray, "reshape")
-        else None
+        return _drawn(shape, dt.numpy_dtype, rng.standard_normal)
+    top = 1 << min(dt.nbits, 16)
+    return _drawn(
+        shape,
+        dt.numpy_dtype,
+        lambda count: dt.from_codes(
+            rng.integers(0, top, size=count, dtype=np.uint64).astype(dt.code_numpy_dtype)
+        ),
     )
-    if packed is None:
-        packed = PackedArray(
-            pack_codes(codes.astype(dt.code_numpy_dtype), dt).data, type_.shape, dt
-        )
-    if dt.is_packed or dt.is_float:  # small floats and fp8 travel as codes in a PackedArray
-        return packed
-    return packed.unpack()
+
+
+def _drawn(
+    shape: tuple[int, ...], np_dtype: npt.DTypeLike, draw: Callable[[int], np.ndarray]
+) -> np.ndarray:
+    """An array of `shape` and `np_dtype` filled a piece at a time by `draw(count)`."""
+    values = np.empty(math.prod(shape), np_dtype)
+    for start, stop in pieces(values.size):
+        values[start:stop] = draw(stop - start)
+    return values.reshape(shape)
+
+
+def _random_bits(shape: tuple[int, ...], dt: DType, rng: np.random.Generator) -> PackedArray:
+    """A sub-byte integer or bool tensor of random codes, every one equally likely: random
+    bytes (the last one's bits past the tensor 0, as `lpir.pack` leaves them)."""
+    size = math.prod(shape)
+    data = rng.integers(0, 256, size=storage_bytes(size, dt), dtype=np.uint8)
+    used = size * dt.nbits % 8
+    if used:
+        data[-1] &= np.uint8((1 << used) - 1)
+    return PackedArray(data, shape, dt)
+
+
+def _random_small_floats(
+    shape: tuple[int, ...], dt: DType, rng: np.random.Generator
+) -> PackedArray:
+    """A float tensor of 8 bits or fewer of random codes, every one equally likely, a NaN's or
+    an infinity's made 0's (the check compares finite values)."""
+    every = dt.decode(np.arange(1 << dt.nbits, dtype=dt.code_numpy_dtype))
+    finite = dt.encode(np.where(np.isfinite(every), every, 0.0)).astype(np.uint8)
+    size = math.prod(shape)
+    data = np.empty(storage_bytes(size, dt), np.uint8)
+    for start, stop in pieces(size):
+        codes = finite[rng.integers(0, 1 << dt.nbits, size=stop - start, dtype=np.uint8)]
+        packed = pack_codes(codes, dt).data
+        first = start * dt.nbits // 8
+        data[first : first + packed.size] = packed
+    return PackedArray(data, shape, dt)
 
 
 def index_bounds(kernel: Kernel, types: list[Type] | None = None) -> dict[int, int]:

@@ -121,8 +121,11 @@ def _read(buffer: np.ndarray, access: DType, index: np.ndarray) -> np.ndarray:
     _check_inside("read", buffer, access, index)
     bit = index.astype(np.int64) * access.nbits
     byte = bit // 8
-    padded = np.concatenate([buffer, np.zeros(1, np.uint8)])
-    window = padded[byte].astype(np.uint32) | (padded[byte + 1].astype(np.uint32) << 8)
+    # the byte after each element's first, 0 past the buffer's end (the buffer is not copied
+    # to pad it: a read of a few elements of a large tensor copied the whole tensor)
+    following = np.minimum(byte + 1, buffer.size - 1)
+    high = np.where(byte + 1 < buffer.size, buffer[following], 0).astype(np.uint32)
+    window = buffer[byte].astype(np.uint32) | (high << 8)
     codes = (window >> (bit % 8).astype(np.uint32)) & ((1 << access.nbits) - 1)
     return access.from_codes(codes.astype(np.uint8))
 

@@ -25,7 +25,7 @@ from lpir.dtypes import DType
 from lpir.errors import ArgumentError, LpirError, SourceLocation, with_article
 from lpir.language import ast
 from lpir.language.specialize import ArgumentInfo
-from lpir.packing import PackedArray, storage_bytes
+from lpir.packing import PackedArray, pack_codes, pieces, storage_bytes, unpack_codes
 
 if TYPE_CHECKING:
     from lpir.backends.cuda.arrays import DeviceView
@@ -622,26 +622,35 @@ def byte_buffer(value: Any) -> np.ndarray:
 
 
 def value_array(value: Any, dt: DType) -> np.ndarray:
-    """The argument as the interpreter's value array (a view where possible)."""
+    """The argument as the interpreter's value array: a view where possible; a packed
+    argument's values decoded a piece at a time (`lpir.packing.pieces`), so that nothing but
+    the result is as large as the tensor (a 268 MB u4 argument took 3 GB decoded whole)."""
     if isinstance(value, PackedArray):
-        codes = value.codes()
-        return dt.from_codes(codes).reshape(value.shape)
+        values = np.empty(value.size, dt.numpy_dtype)
+        for start, stop in pieces(value.size):
+            first = start * dt.nbits // 8  # (pieces start on a byte)
+            codes = unpack_codes(value.data[first:], stop - start, dt)
+            values[start:stop] = dt.from_codes(codes)
+        return values.reshape(value.shape)
     if dt.is_float and dt.nbits == 8:
         return value.view(np.uint8)
     return value
 
 
 def store_back(value: Any, array: np.ndarray, dt: DType) -> None:
-    """Write interpreter results held in `array` back into a packed argument, where they
-    changed it (an input's bytes may be read-only). The bits of the last byte past the
+    """Write interpreter results held in `array` back into a packed argument the kernel
+    stores into, a piece at a time, where they changed it. The bits of the last byte past the
     tensor's elements are kept: in a view of rows (`packed[a:b]`) they are the next row's."""
-    if isinstance(value, PackedArray):
-        from lpir.packing import pack_codes
-
-        packed = pack_codes(dt.to_codes(array).reshape(-1), dt).data
-        used = value.size * dt.nbits % 8  # bits of the last byte that are elements
-        if used and packed.size:
+    if not isinstance(value, PackedArray):
+        return
+    flat = array.reshape(-1)
+    for start, stop in pieces(value.size):
+        packed = pack_codes(dt.to_codes(flat[start:stop]), dt).data
+        first = start * dt.nbits // 8
+        stored = value.data[first : first + packed.size]
+        used = (stop - start) * dt.nbits % 8  # bits of the last byte that are elements
+        if used:  # (only the last piece ends inside a byte)
             keep = np.uint8((0xFF << used) & 0xFF)
-            packed[-1] = (packed[-1] & ~keep) | (value.data[-1] & keep)
-        if not np.array_equal(value.data, packed):
-            value.data[:] = packed
+            packed[-1] = (packed[-1] & ~keep) | (stored[-1] & keep)
+        if not np.array_equal(stored, packed):
+            stored[:] = packed

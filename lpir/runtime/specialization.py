@@ -8,7 +8,6 @@ import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel as IRKernel
 from lpir.ir.core import Module
@@ -18,6 +17,7 @@ from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
 from lpir.language import ast
 from lpir.language.lower import lower_kernel
+from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
 from lpir.targets import get_target
 
@@ -231,7 +231,8 @@ def _refusing_overlap(
 def _attach_target_runner(spec: Specialization, target: str) -> None:
     kernel = spec.kernel_ir
     if target == "interp":
-        spec.runner = lambda arguments: _run_interpreter(kernel, arguments)
+        stored = stored_positions(kernel)
+        spec.runner = lambda arguments: _run_interpreter(kernel, stored, arguments)
     elif target in ("threads", "threads-cuda"):
         spec.runner = lambda arguments: _run_threads(kernel, arguments)
     elif target == "cpu":
@@ -272,17 +273,34 @@ def _host_runner(compiled: CudaKernel) -> Callable[[list], None]:
     return run
 
 
-def _run_interpreter(kernel: IRKernel, arguments: list[Any]) -> None:
+def _run_interpreter(kernel: IRKernel, stored: set[int], arguments: list[Any]) -> None:
+    """Run tile IR on the reference interpreter. Packed arguments are decoded into value
+    arrays; only those at positions `stored` (`stored_positions`) are packed back, the others
+    are read-only for the run (a store the scan missed would fail, not vanish)."""
     from lpir.interpreter.tile import run_tile_kernel
 
     values = []
-    for arg, value in zip(kernel.args, arguments):
-        dt: DType = arg.type.dtype
-        values.append(args_.value_array(value, dt) if hasattr(arg.type, "shape") else value)
+    for position, (arg, value) in enumerate(zip(kernel.args, arguments)):
+        if not isinstance(arg.type, GlobalType):
+            values.append(value)
+            continue
+        array = args_.value_array(value, arg.type.dtype)
+        if isinstance(value, PackedArray) and position not in stored:
+            array.flags.writeable = False  # decoded for this run: nothing to write back
+        values.append(array)
     run_tile_kernel(kernel, values)
-    for arg, value, array in zip(kernel.args, arguments, values):
-        if hasattr(arg.type, "shape"):
-            args_.store_back(value, array, arg.type.dtype)
+    for position in stored:
+        args_.store_back(arguments[position], values[position], kernel.args[position].type.dtype)
+
+
+def stored_positions(kernel: IRKernel) -> set[int]:
+    """Positions of the tensor arguments that some store of tile-IR `kernel` writes."""
+    positions = {id(arg): index for index, arg in enumerate(kernel.args)}
+    return {
+        positions[id(op.operands[0])]
+        for op in kernel.walk()
+        if isinstance(op, StoreOp) and id(op.operands[0]) in positions
+    }
 
 
 def _run_threads(kernel: IRKernel, arguments: list[Any]) -> None:
