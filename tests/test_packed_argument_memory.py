@@ -162,3 +162,21 @@ def test_random_unpacked_arguments_are_one_draw_drawn_piecewise(name):
         wanted = np.random.default_rng(5).integers(0, min(300, int(dt.max) + 1), size=shape)
         np.testing.assert_array_equal(bounded, wanted.astype(dt.numpy_dtype))
 
+
+def test_too_many_rows_for_i32_indices_say_how_to_split_the_call():
+    source = """
+kernel rows_of_bits[D = 8192](x: global u1[n, D], y: global u1[n, D], n: i32)
+        blocks(1) threads(32) {
+    store(y[0, 0 :+ 32], load(x[0, 0 :+ 32]))
+}
+"""
+    rows = 2**31 // 8192  # one row more than i32 indices reach: 256 MB never touched
+    x, y = (
+        lpir.PackedArray(np.zeros(storage_bytes(rows * 8192, "u1"), np.uint8), (rows, 8192), "u1")
+        for _ in range(2)
+    )
+    kernel = lpir.compile(source, target="interp")
+    with pytest.raises(lpir.LpirError) as error:
+        kernel(x, y, rows)
+    assert "more than i32 indices reach" in str(error.value)
+    assert "split the call in two" in error.value.hint and "x[:131072]" in error.value.hint

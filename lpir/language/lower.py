@@ -220,7 +220,10 @@ class KernelLowering(ExpressionLowering):
             raise self.error(
                 f"{decl.name} has {math.prod(shape)} elements, more than i32 indices reach",
                 decl,
-                "lpir indexes tensors with i32: keep each tensor under 2^31 elements",
+                "lpir indexes tensors with i32: keep each tensor under 2^31 elements; split "
+                f"{decl.name} into two arguments of fewer rows each (pass "
+                f"{decl.name}[:half] and {decl.name}[half:], views that copy nothing) and "
+                "choose between them in the kernel",
             )
         type_ = GlobalType(dt, shape) if rows is None else GlobalType.runtime_rows(dt, shape, rows)
         value = Value(type_, decl.name)

@@ -380,7 +380,9 @@ def check_runtime_rows(
                 f"argument {name} has {rows} rows, more than i32 indices reach (at most "
                 f"{arg.type.shape[0]} rows of {math.prod(arg.type.shape[1:])} elements)",
                 where,
-                "lpir indexes tensors with i32: split the call",
+                "lpir indexes tensors with i32: split the call in two, one on rows "
+                f"[:{rows // 2}] of the tensors of {rows_name} rows ({name}[:{rows // 2}], a "
+                "view), the other on the rest",
             )
 
 
