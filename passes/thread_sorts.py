@@ -56,7 +56,7 @@ class SortLowering(ThreadLowering):
         lanes = len(order)
         steps = bitonic_steps(length)
         if self.target == "cuda" and lanes * len(steps) > CUDA_LANE_STEPS:
-            raise _too_big_for_cuda(lanes, run, length)
+            raise _too_big_for_cuda(lanes, run, length, layout.threads)
         network = _Network(self, op, digit, run, lanes, layout.threads)
         positions = network.positions()
         for size, distance in steps:
@@ -175,19 +175,43 @@ class _Network:
         return later
 
 
-def _too_big_for_cuda(lanes: int, run: int, length: int) -> VerifyError:
+def _too_big_for_cuda(lanes: int, run: int, length: int, threads: int) -> VerifyError:
+    """The refusal of a GPU sort whose thread would hold `lanes` elements (runs of `run` of
+    lines of `length`, the block's `threads` splitting the tile), with the threads a line and
+    the lines a block that fit."""
     steps = len(bitonic_steps(length))
     lines = lanes // run
-    held = f"{lanes} elements (a run of {run} of each of {lines} lines of {length})"
-    if run == length:
-        held = f"{lanes} elements ({lines} whole lines of {length})"
+    held = f"{lanes} elements ({_lines(lines, 'whole line')} of {length})"
+    if run != length:
+        each = "a line" if lines == 1 else f"each of {lines} lines"
+        held = f"{lanes} elements (a run of {run} of {each} of {length})"
+    fit = 1  # the most elements of a line a thread may sort: a power of two, as the runs are
+    while fit * 2 <= length and fit * 2 * steps <= CUDA_LANE_STEPS:
+        fit *= 2
+    per_line = length // fit
+    block_lines = max(1, threads * lanes // length)  # the tile's lines (no replicas)
+    remedies = []
+    if block_lines == 1 and per_line <= 1024:
+        remedies.append(f"threads({per_line}) for this line")
+    elif block_lines * per_line <= 1024:
+        remedies.append(f"threads({block_lines * per_line}) for these {block_lines} lines")
+    if block_lines > 1 and threads >= per_line:
+        fewer = _lines(threads // per_line, "line")
+        remedies.append(f"{fewer} a block over its {threads} threads (a smaller tile)")
+    elif block_lines > 1 and per_line <= 1024:
+        remedies.append(f"one line a block over threads({per_line})")
     return VerifyError(
         f"each thread would hold {held} through the sort's {steps} steps: "
         f"{lanes * steps} compare-exchanges a thread, unrolled in the CUDA C (minutes of nvcc)",
-        hint=f"on the GPU keep a thread's elements times the steps within {CUDA_LANE_STEPS}: "
-        "more threads (a line of 2048 over 128 threads, of 4096 over 256) or fewer lines a "
-        "block; or sort on the cpu target",
+        hint=f"on the GPU a thread sorts at most {fit} elements of a line of {length} ({fit} x "
+        f"{steps} steps within {CUDA_LANE_STEPS}), so {per_line} threads a line: "
+        + "; or ".join([*remedies, "sort on the cpu target"]),
     )
+
+
+def _lines(count: int, noun: str) -> str:
+    """`one line`, `4 lines`."""
+    return f"one {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def bitonic_steps(length: int) -> list[tuple[int, int]]:

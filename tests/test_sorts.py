@@ -145,8 +145,8 @@ kernel long[N = 8192](x: global f32[N], y: global f32[N]) blocks(1) threads(128)
     with pytest.raises(LpirError) as caught:
         lpir.compile(source, target="cuda").source("cuda")
     text = str(caught.value)
-    assert ":3:22:" in text and "64 elements (a run of 64 of each of 1 lines of 8192)" in text
-    assert "a line of 2048 over 128 threads" in text
+    assert ":3:22:" in text and "64 elements (a run of 64 of a line of 8192)" in text
+    assert "so 1024 threads a line: threads(1024) for this line; or sort on the cpu" in text
 
 
 @pytest.mark.parametrize("target", ["interp", "threads", "threads-cuda", "cpu"])
