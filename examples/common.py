@@ -63,11 +63,12 @@ def main(path: Path, module, cases: list[dict], argv=None) -> int:
 
 
 def random_weights(dt, shape, rng) -> tuple[lpir.PackedArray, np.ndarray]:
-    """Random finite codes of dtype `dt`, packed, and their values as f32."""
-    codes = rng.integers(0, 1 << dt.nbits, size=shape, dtype=np.uint64).astype(dt.code_numpy_dtype)
-    values = dt.decode(codes).astype(np.float32)
+    """Random finite codes of dtype `dt`, packed, and their values as f32 (drawn as uint8 or
+    uint16 codes: no 64-bit temporaries beside a large table)."""
+    codes = rng.integers(0, 1 << dt.nbits, size=shape, dtype=dt.code_numpy_dtype)
+    values = dt.decode(codes).astype(np.float32, copy=False)
     if dt.is_float:
-        finite = np.isfinite(values)
-        codes = np.where(finite, codes, dt.encode(np.zeros(1, np.float32))[0]).astype(codes.dtype)
-        values = np.where(finite, values, 0.0).astype(np.float32)
+        other = ~np.isfinite(values)
+        codes[other] = dt.encode(np.zeros(1, np.float32))[0]
+        values[other] = 0.0
     return lpir.pack_codes(codes, dt), values

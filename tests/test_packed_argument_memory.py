@@ -180,3 +180,24 @@ kernel rows_of_bits[D = 8192](x: global u1[n, D], y: global u1[n, D], n: i32)
         kernel(x, y, rows)
     assert "more than i32 indices reach" in str(error.value)
     assert "split the call in two" in error.value.hint and "x[:131072]" in error.value.hint
+
+
+@pytest.mark.parametrize("name", ["u4", "f4e2m1", "f8e4m3"])
+def test_example_weights_are_drawn_without_64_bit_codes(name):
+    """examples/common.py's random_weights drew a uint64 per weight beside the f32 values."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "common.py"
+    spec = importlib.util.spec_from_file_location("example_common", path)
+    common = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(common)  # type: ignore[union-attr]
+    dt, shape = dtype(name), (2048, 2048)
+    drawn: list[tuple[lpir.PackedArray, np.ndarray]] = []
+    peak = peak_bytes(
+        lambda: drawn.append(common.random_weights(dt, shape, np.random.default_rng(0)))
+    )
+    packed, values = drawn[0]
+    assert peak < 8.5 * values.size, f"{peak / values.size:.1f} bytes a weight"
+    assert np.isfinite(values).all() and values.dtype == np.float32
+    np.testing.assert_array_equal(dt.decode(packed.codes()).astype(np.float32), values)
