@@ -43,6 +43,8 @@ CASES = [
     {},
     {"M": 37, "E": 60, "BE": 64, "K": 4, "T": "bf16"},  # Qwen-MoE's 60 experts; rows past M
     {"M": 100, "E": 16, "BE": 16, "K": 4, "RENORM": 0, "T": "f32", "BM": 32},
+    {"M": 50, "E": 64, "BE": 64, "K": 6},  # DeepSeek-V2's 6: 8 ids sorted, 6 stored
+    {"M": 64, "E": 8, "BE": 8, "K": 3, "RENORM": 0, "T": "bf16", "BM": 16},
 ]
 
 if __name__ == "__main__":
