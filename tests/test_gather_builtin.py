@@ -211,8 +211,8 @@ def test_a_gather_round_trips_through_ir_text():
     "expression, column, message, hint",
     [
         ("gather(a, t)", 16, "gather picks elements of a tile", "gather(load(a[...]), t)"),
-        ("gather(t, t, axis = 1)", 19, "must be an integer tile", "gather(t, ids, axis = 1)"),
-        ("gather(t, N, axis = 1)", 19, "must be an integer tile", "a tile of positions"),
+        ("gather(t, t, axis = 1)", 19, "must be an integer tile or", "gather(t, ids, axis = 1)"),
+        ("gather(t, 1.5, axis = 1)", 19, "must be an integer tile or", "a tile of positions"),
         ("gather(t, arange(4))", 9, "needs the axis", "gather(t, arange(4), axis = 1)"),
         ("gather(t, arange(4), axis = 2)", 37, "axis 2 is out of range", "between 0 and 1"),
         (
@@ -244,3 +244,32 @@ def test_a_gather_round_trips_through_ir_text():
 )
 def test_gather_mistakes_are_located_errors(expression, column, message, hint):
     assert_located_error(expression, column, message, hint)
+
+
+ONE_POSITION = """
+kernel one[](x: global f32[64], m: global f32[8, 16], i: i32, y: global f32[4],
+    r: global f32[16], c: global f32[8]) blocks(1) threads(32) {
+    t = load(x[0 :+ 64])
+    a = load(m[0 :+ 8, 0 :+ 16])
+    store(y[0 :+ 4], stack(gather(t, i), gather(t, 3), gather(t, i + 100, other = -1.0),
+        gather(t, -1)))
+    store(r[0 :+ 16], gather(a, i % 8, axis = 0))
+    store(c[0 :+ 8], gather(a, i % 16, axis = 1))
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("i", [5, 37])
+def test_one_position_known_at_run_time(target, i):
+    """A scalar position (numpy's take of one index): the axis is dropped, t[i] at a run-time
+    i (an element of a vector, a row or a column of a matrix); outside the line, other (0
+    without it: -1 counts from the start, not the end)."""
+    rng = np.random.default_rng(i)
+    x = rng.standard_normal(64).astype(np.float32)
+    m = rng.standard_normal((8, 16)).astype(np.float32)
+    y, r, c = np.zeros(4, np.float32), np.zeros(16, np.float32), np.zeros(8, np.float32)
+    lpir.compile(ONE_POSITION, target=target)(x, m, i, y, r, c)
+    np.testing.assert_array_equal(y, [x[i], x[3], -1.0, 0.0])
+    np.testing.assert_array_equal(r, m[i % 8])
+    np.testing.assert_array_equal(c, m[:, i % 16])

@@ -27,6 +27,7 @@ from lpir.ir.ops import (
     ConvertLayoutOp,
     DotOp,
     ExpandDimsOp,
+    IndexOp,
     ReduceOp,
     ReshapeOp,
     ScanOp,
@@ -487,7 +488,7 @@ def gather(low: ExpressionLowering, call: ast.Call) -> Runtime:
             f"axis = {rank - 1})",
         )
     axis = _line_axis(low, "gather", call, node, tile, keywords.get("axis"))
-    positions = _gather_positions(low, call, index_node, tile, axis)
+    positions, one_position = _gather_positions(low, call, index_node, tile, axis)
     shape, result_shape = as_tile(tile.type).shape, as_tile(positions.type).shape
     dt = tile.type.dtype
     scratch = low.builder.add(AllocSharedOp.create(SharedType(dt, shape), "gathered"))
@@ -502,25 +503,38 @@ def gather(low: ExpressionLowering, call: ast.Call) -> Runtime:
     fill = None
     if other_node is not None:
         fill = other_value(low, dt, result_shape, other_node, "the tile's dtype")
-    return Runtime(load_tile(low, scratch, offsets, dims, result_shape, fill=fill))
+    picked = load_tile(low, scratch, offsets, dims, result_shape, fill=fill)
+    if one_position:  # (numpy's take of one position: the axis dropped)
+        picked = low.builder.add(IndexOp.create(picked, axis, 0))
+    return Runtime(picked)
 
 
 def _gather_positions(
     low: ExpressionLowering, call: ast.Call, node: ast.Node, tile: Value, axis: int
-) -> Value:
+) -> tuple[Value, bool]:
     """`gather`'s index as i32 positions of the result's shape: an integer tile of t's rank,
-    each dimension but the axis t's own (or 1, broadcast). 64-bit positions are clamped to
+    each dimension but the axis t's own (or 1, broadcast), or one integer (a tile of it, 1
+    along the axis: True with it, the axis to be dropped). 64-bit positions are clamped to
     -1 .. n first, so none wraps into the line."""
     index = low.expr(node)
     shape = as_tile(tile.type).shape
     example = f"gather({low.text_of(call.args[0])}, ids, axis = {axis})"
-    if not (isinstance(index, Runtime) and index.is_tile and index.dtype.is_int):
+    if (
+        isinstance(index, Const)
+        and isinstance(index.value, int)
+        and not isinstance(index.value, bool)
+    ):
+        index = Runtime(low.constant(index, I32, node))
+    if not (isinstance(index, Runtime) and index.dtype.is_int):
         raise low.error(
-            f"gather's positions must be an integer tile, not {index.describe()}",
+            f"gather's positions must be an integer tile or scalar, not {index.describe()}",
             node,
             f"pass a tile of positions along the axis, e.g. {example}",
         )
     positions = index.value
+    one_position = not index.is_tile
+    if one_position:  # a [.., 1, ..] tile of it (the axis dropped after)
+        positions = low.broadcast_to(positions, tuple(1 for _ in shape))
     given = as_tile(positions.type).shape
     wanted = tuple(given[axis] if d == axis else n for d, n in enumerate(shape))
     if len(given) != len(shape) or any(
@@ -544,7 +558,7 @@ def _gather_positions(
             positions = low.builder.add(BinaryOp.create("max", positions, bottom))
     if dt != I32:
         positions = low.builder.add(CastOp.create(positions, I32))
-    return positions
+    return positions, one_position
 
 
 @builtin("clamp(x, lo, hi)")

@@ -469,8 +469,6 @@ class ExpressionLowering:
         value = self.compile_time_expr(item)
         if not isinstance(value, Runtime):
             return self.as_const_int(item, "an index of a register tile")
-        ones = ", ".join(["1"] * rank)
-        picked = ", ".join("0" if d == dim else ":" for d in range(rank))
         axis = "" if rank == 1 else f", axis = {dim}"
         name = self.text_of(item)
         tile_text = tile if len(tile) <= 20 else "t"
@@ -479,7 +477,7 @@ class ExpressionLowering:
             f"{value.describe()}",
             item,
             f"use literals and integer parameters; to pick position {name} known at run time, "
-            f"gather({tile_text}, full<i32>[{ones}]({name}){axis})[{picked}]",
+            f"gather({tile_text}, {name}{axis})",
         )
 
     def as_index(self, value: SemanticValue, node: ast.Node) -> Value:
