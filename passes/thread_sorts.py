@@ -4,27 +4,36 @@ between the threads that split a line into runs (layout-selection converts where
 elements of a line are not one run, as for a scan).
 
 The thread's slots are put in line order (as for a scan, `thread_scans.lines_in_order`); a
-line of n = 2^m elements takes m (m + 1) / 2 compare-exchange steps, each over the thread's
-whole vector: every lane reads its partner's key, value and position (one shuffle each, or,
-where the partner lies in another thread's run, through shared memory between barriers),
-decides which of the two comes first, and keeps the first or the second as the network
-says. Ties are broken by the original position, so the network orders the elements totally
-and the sort is stable (equal keys, -0.0 and 0.0 among them, keep their order); NaN comes
-after every number ascending and before every number descending, as the interpreter orders.
+line of n = 2^m elements takes m (m + 1) / 2 compare-exchange steps over the thread's lanes:
+every lane reads its partner's key, value and position (one shuffle each, or, where the
+partner lies in another thread's run, through shared memory between barriers), decides which
+of the two comes first, and keeps the first or the second as the network says. Ties are
+broken by the original position, so the network orders the elements totally and the sort is
+stable (equal keys, -0.0 and 0.0 among them, keep their order); NaN comes after every number
+ascending and before every number descending, as the interpreter orders.
+
+On the CPU the lanes are held in registers of `CPU_SORT_REGISTER_LANES` (a partner in another
+register needs no shuffle, and the pair's registers are compared once), and keys of 32 bits
+or fewer are packed with their positions into i64 lanes whose signed order is the sort's
+(`packed_keys`): one comparison orders a pair. A thread's sort past `CPU_LANE_STEPS` (and on
+the GPU `CUDA_LANE_STEPS`) is a located error naming the threads that fit.
 """
 
 from __future__ import annotations
 
+import math
+
 from lpir.passes.thread_lowering import ThreadLowering
 from lpir.passes.thread_scans import back_in_place, line_runs
 
-from lpir.dtypes import dtype
+from lpir.dtypes import DType
 from lpir.errors import VerifyError
 from lpir.ir.core import Value
 from lpir.ir.ops import (
     AllocSharedOp,
     BarrierOp,
     BinaryOp,
+    CastOp,
     LoadThreadOp,
     SelectOp,
     ShuffleOp,
@@ -33,16 +42,29 @@ from lpir.ir.ops import (
     StoreThreadOp,
     UnaryOp,
     VectorConstantOp,
+    ViewOp,
 )
-from lpir.ir.types import SharedType
+from lpir.ir.types import SharedType, as_vector
 from lpir.layout import Digit
-
-I32 = dtype("i32")
 
 # The CUDA emitter writes each lane of a step as statements of its own: a thread sorting 64
 # elements (21 steps) is 5000 lines of CUDA C, 10 s of nvcc; 128 is 40 s, 256 six minutes.
 # Past this many lane-steps a thread the GPU sort is refused with the sizes that fit.
 CUDA_LANE_STEPS = 64 * 21
+
+#: A CPU thread sorts its lanes in registers of this many (four AVX-512 registers of f32):
+#: each compare-exchange step over a whole vector of 1024 lanes was a 1024-lane shuffle per
+#: carried vector; in registers of 64 a partner in another register needs no shuffle.
+#: Narrower registers make more operations for the passes and LLVM to go through: 16 lanes
+#: compiled slower than 64.
+CPU_SORT_REGISTER_LANES = 64
+
+#: The network is unrolled into one basic block, whose instruction selection in LLVM takes
+#: time faster than linear in its length: a thread's sort of 1024 elements (55 steps) took
+#: 6 s of CPU to compile, of 2048 (66 steps) 20 s, of 4096 more than a minute. Past this many
+#: lane-steps a thread (1024 elements of a line of 2048) the CPU sort is refused with the
+#: threads that fit.
+CPU_LANE_STEPS = 1024 * 66
 
 
 class SortLowering(ThreadLowering):
@@ -52,31 +74,105 @@ class SortLowering(ThreadLowering):
     def lower_SortOp(self, op: SortOp) -> list[Value]:
         layout, digit, run, order = line_runs(op)
         length = layout.shape[op.axis]
-        keys, values = (self.shuffle(self.map(v), order) for v in op.operands)
         lanes = len(order)
         steps = bitonic_steps(length)
         if self.target == "cuda" and lanes * len(steps) > CUDA_LANE_STEPS:
             raise _too_big_for_cuda(lanes, run, length, layout.threads)
-        network = _Network(self, op, digit, run, lanes, layout.threads)
-        positions = network.positions()
+        if self.target != "cuda" and lanes * len(steps) > CPU_LANE_STEPS:
+            raise _too_big_for_cpu(lanes, length, layout.threads)
+        width = lanes if self.target == "cuda" else math.gcd(lanes, CPU_SORT_REGISTER_LANES)
+        network = _Network(self, digit, run, lanes, layout.threads, width)
+        keys, values = (self.map(v) for v in op.operands)
+        if self.target != "cuda" and _packs(keys.type.dtype):
+            packed_keys = self.packed_keys(op, keys, network.positions(order))
+            step = [network.split(packed_keys, order), network.split(values, order)]
+        else:
+            in_order = list(range(lanes))
+            step = [network.split(keys, order), network.split(values, order)]
+            step.append(network.split(network.positions(), in_order))
+        network.allocate_scratch([v[0].type.dtype for v in step])
         for size, distance in steps:
-            step = [keys, values, positions]
+            later = network.later(size, distance)
+            if width <= distance < run:
+                step = self.exchange_registers(op, network, step, later, distance)
+                continue
             theirs = network.partners(step, distance)
-            first = self.comes_first(op, keys, positions, theirs[0], theirs[2])
-            keep = self.add(BinaryOp.create("xor", first, network.later(size, distance)))
-            keys, values, positions = (
-                self.add(SelectOp.create(keep, mine, other)) for mine, other in zip(step, theirs)
-            )
-        return [self.shuffle(values, back_in_place(order))]
+            new: list[list[Value]] = [[] for _ in step]
+            for r in range(network.registers):
+                first = self.comes_first(op, [v[r] for v in step], [v[r] for v in theirs])
+                keep = self.add(BinaryOp.create("xor", first, later[r]))
+                for vectors, own, other in zip(new, step, theirs):
+                    vectors.append(self.add(SelectOp.create(keep, own[r], other[r])))
+            step = new
+        return [network.join(step[1], back_in_place(order))]
 
-    def comes_first(
-        self, op: SortOp, keys: Value, positions: Value, other_keys: Value, other_positions: Value
-    ) -> Value:
-        """Lanewise: whether (key, position) sorts before (other key, other position)."""
+    def exchange_registers(
+        self,
+        op: SortOp,
+        network: _Network,
+        step: list[list[Value]],
+        later: list[Value],
+        distance: int,
+    ) -> list[list[Value]]:
+        """A step whose partners lie in another register of the thread: registers r and
+        r ^ (distance / width) swap lanes where the pair is out of order. The order is
+        strict (ties broken by position), so the upper register's lanes keep what the lower
+        register's keep: one comparison a pair of registers."""
+        apart = distance // network.width
+        new = [list(registers) for registers in step]
+        for r in range(network.registers):
+            if r & apart:
+                continue
+            p = r | apart
+            first = self.comes_first(op, [v[r] for v in step], [v[p] for v in step])
+            keep = self.add(BinaryOp.create("xor", first, later[r]))
+            for vectors, registers in zip(new, step):
+                vectors[r] = self.add(SelectOp.create(keep, registers[r], registers[p]))
+                vectors[p] = self.add(SelectOp.create(keep, registers[p], registers[r]))
+        return new
+
+    def packed_keys(self, op: SortOp, keys: Value, positions: Value) -> Value:
+        """i64 lanes whose signed order is the sort's order of (key, position): the key as
+        an integer in the high half (a float's bits made monotone, -0.0 as 0.0, every NaN
+        as one NaN above infinity; inverted for a descending sort), the position below. One
+        comparison then orders a pair, where keys and positions compared apart took up to
+        thirteen operations a step."""
+        size = as_vector(keys.type).size
+
+        def constant(value: float | int, dt: str) -> Value:
+            return self.add(VectorConstantOp.create([value] * size, dt))
 
         def binary(name: str, a: Value, b: Value) -> Value:
             return self.add(BinaryOp.create(name, a, b))
 
+        if keys.type.dtype.is_float:
+            if keys.type.dtype.name != "f32":
+                keys = self.add(CastOp.create(keys, "f32"))  # (exact: every such key fits)
+            zero = constant(0.0, "f32")
+            keys = self.add(SelectOp.create(binary("eq", keys, zero), zero, keys))
+            nan = binary("ne", keys, keys)
+            keys = self.add(SelectOp.create(nan, constant(float("nan"), "f32"), keys))
+            bits = self.add(ViewOp.create(keys, "i32"))
+            negative = binary("lt", bits, constant(0, "i32"))
+            flipped = binary("xor", bits, constant(0x7FFFFFFF, "i32"))
+            keys = self.add(SelectOp.create(negative, flipped, bits))
+        wide = self.add(CastOp.create(keys, "i64"))
+        if op.descending:  # (~k = -k - 1 reverses the order and never overflows)
+            wide = self.add(UnaryOp.create("not", wide))
+        high = binary("shl", wide, constant(32, "i64"))
+        return binary("or", high, self.add(CastOp.create(positions, "i64")))
+
+    def comes_first(self, op: SortOp, mine: list[Value], theirs: list[Value]) -> Value:
+        """Lanewise: whether a lane's element (its carried vectors: packed keys and values,
+        or keys, values and positions) sorts before its partner's."""
+
+        def binary(name: str, a: Value, b: Value) -> Value:
+            return self.add(BinaryOp.create(name, a, b))
+
+        if len(mine) == 2:  # packed keys
+            return binary("lt", mine[0], theirs[0])
+        keys, _, positions = mine
+        other_keys, _, other_positions = theirs
         ahead = binary("gt" if op.descending else "lt", keys, other_keys)
         tie = binary("eq", keys, other_keys)
         if keys.type.dtype.is_float:  # NaN above every number, NaNs tied
@@ -97,32 +193,58 @@ class SortLowering(ThreadLowering):
 class _Network:
     """A thread's view of the bitonic network over lines split into `run`-element runs, one
     run a thread of each line, the runs told apart by `digit` (None: whole lines). Element x
-    of a line is lane x % run of the run of chunk x // run."""
+    of a line is lane x % run of the run of chunk x // run. The thread's lanes are held in
+    registers of `width` lanes (lane i in register i // width)."""
 
     def __init__(
         self,
         lowering: ThreadLowering,
-        op: SortOp,
         digit: Digit | None,
         run: int,
         lanes: int,
         threads: int,
+        width: int,
     ):
         self.lowering, self.digit, self.run, self.lanes = lowering, digit, run, lanes
-        self.threads = threads
+        self.threads, self.width, self.registers = threads, width, lanes // width
         index = lowering.index
         self.chunk: Value | int = 0
+        self.scratch: list[Value] = []
         if digit is not None:
             self.chunk = index.rem(index.div(lowering.tid, digit.stride), digit.size)
-            dtypes = (op.operands[0].type.dtype, op.operands[1].type.dtype, I32)  # and positions
-            self.scratch = [
-                lowering.add(AllocSharedOp.create(SharedType(dt, (threads * lanes,)), "pairs"))
-                for dt in dtypes
-            ]
 
-    def positions(self) -> Value:
-        """Each lane's position along its line (ties are broken by it)."""
+    def allocate_scratch(self, dtypes: list[DType]) -> None:
+        """Shared memory for the exchanges of the carried vectors, where threads split lines."""
+        if self.digit is None:
+            return
+        size = self.threads * self.lanes
+        self.scratch = [
+            self.lowering.add(AllocSharedOp.create(SharedType(dt, (size,)), "pairs"))
+            for dt in dtypes
+        ]
+
+    def split(self, vector: Value, order: list[int]) -> list[Value]:
+        """The registers of `vector`'s slots taken in `order`."""
+        return [
+            self.lowering.shuffle(vector, order[r * self.width : (r + 1) * self.width])
+            for r in range(self.registers)
+        ]
+
+    def join(self, registers: list[Value], indices: list[int]) -> Value:
+        """One vector of the registers' lanes picked by `indices`."""
+        if len(registers) == 1:
+            return self.lowering.shuffle(registers[0], indices)
+        return self.lowering.add(ShuffleOp.create(registers, indices))
+
+    def positions(self, order: list[int] | None = None) -> Value:
+        """Each lane's position along its line (ties are broken by it): lane i of the line
+        order, or, given the `order` of the slots, slot order[i]."""
         within = [i % self.run for i in range(self.lanes)]
+        if order is not None:
+            by_slot = [0] * self.lanes
+            for lane, slot in enumerate(order):
+                by_slot[slot] = within[lane]
+            within = by_slot
         lanes = self.lowering.add(VectorConstantOp.create(within, "i32"))
         if self.digit is None:
             return lanes
@@ -130,32 +252,48 @@ class _Network:
         splat = self.lowering.add(SplatOp.create_vector(start, self.lanes))
         return self.lowering.add(BinaryOp.create("add", splat, lanes))
 
-    def partners(self, step: list[Value], distance: int) -> list[Value]:
-        """The vectors of `step` (keys, values, positions) as the partner of each lane holds
-        them: element x ^ distance of its line, in this thread (distance < run) or in the
-        thread of chunk c ^ (distance / run), exchanged through shared memory."""
-        if distance < self.run:
-            partners = [i ^ distance for i in range(self.lanes)]
-            return [self.lowering.add(ShuffleOp.create([v], partners)) for v in step]
+    def partners(self, step: list[list[Value]], distance: int) -> list[list[Value]]:
+        """The registers of `step` (the carried vectors) as the partner of each lane holds
+        them: element x ^ distance of its line, in the same register (distance below the
+        width and the run) or in the thread of chunk c ^ (distance / run), exchanged through
+        shared memory."""
+        if distance < self.run:  # (and below the width: exchange_registers takes the rest)
+            partners = [i ^ distance for i in range(self.width)]
+            return [
+                [self.lowering.add(ShuffleOp.create([r], partners)) for r in registers]
+                for registers in step
+            ]
         assert self.digit is not None
         low, index = self.lowering, self.lowering.index
         stride, slots = low.scratch_slots(self.lanes, self.threads)
         own = index.value(index.mul(low.tid, stride))
         low.builder.insert(BarrierOp.create())  # (the last exchange's loads are done)
-        for scratch, vector in zip(self.scratch, step):
-            low.builder.insert(StoreThreadOp.create(scratch, own, vector, slots))
+        for scratch, registers in zip(self.scratch, step):
+            for r, register in enumerate(registers):
+                lanes = self.register_slots(slots, r)
+                low.builder.insert(StoreThreadOp.create(scratch, own, register, lanes))
         low.builder.insert(BarrierOp.create())
         other = index.op("xor", self.chunk, distance // self.run)
         partner = index.add(low.tid, index.mul(index.sub(other, self.chunk), self.digit.stride))
         start = index.value(index.mul(partner, stride))
-        return [low.add(LoadThreadOp.create(scratch, start, slots)) for scratch in self.scratch]
+        return [
+            [
+                low.add(LoadThreadOp.create(scratch, start, self.register_slots(slots, r)))
+                for r in range(self.registers)
+            ]
+            for scratch in self.scratch
+        ]
 
-    def later(self, size: int, distance: int) -> Value:
-        """Lanewise: whether the lane keeps the later of its pair: the upper element (bit
-        `distance` of its position set) of a block of `size` sorting upwards (bit `size`
-        clear; the last merge, size = the line, sorts up), the lower one of a block sorting
-        downwards: the two bits' xor. A bit below the run is the lane's, known here; above
-        it, the chunk's, known at run time."""
+    def register_slots(self, slots: list[int], register: int) -> list[int]:
+        """The scratch offsets of one register's lanes."""
+        return slots[register * self.width : (register + 1) * self.width]
+
+    def later(self, size: int, distance: int) -> list[Value]:
+        """Lanewise, a register each: whether the lane keeps the later of its pair: the
+        upper element (bit `distance` of its position set) of a block of `size` sorting
+        upwards (bit `size` clear; the last merge, size = the line, sorts up), the lower one
+        of a block sorting downwards: the two bits' xor. A bit below the run is the lane's,
+        known here; above it, the chunk's, known at run time."""
         low = self.lowering
         length = self.run * (self.digit.size if self.digit is not None else 1)
         known = [False] * self.lanes
@@ -167,12 +305,42 @@ class _Network:
                 known = [k != (lane % self.run & mask > 0) for lane, k in enumerate(known)]
             else:
                 chunk_masks.append(mask // self.run)
-        later = low.add(VectorConstantOp.create(known, "bool"))
+        w = self.width
+        later = [
+            low.add(VectorConstantOp.create(known[r * w : (r + 1) * w], "bool"))
+            for r in range(self.registers)
+        ]
         for mask in chunk_masks:
             bit = low.index.op("ne", low.index.op("and", self.chunk, mask), 0)
-            flip = low.add(SplatOp.create_vector(bit, self.lanes))
-            later = low.add(BinaryOp.create("xor", later, flip))
+            flip = low.add(SplatOp.create_vector(bit, self.width))
+            later = [low.add(BinaryOp.create("xor", r, flip)) for r in later]
         return later
+
+
+def _packs(dt: DType) -> bool:
+    """Whether keys of `dt` pack with their positions into i64 (`packed_keys`): floats and
+    signed integers of up to 32 bits, unsigned ones of fewer (u32 keys packed through
+    cast<i64> sorted as signed in the thread IR; they compare apart)."""
+    if dt.is_float or dt.kind == "int":
+        return dt.nbits <= 32
+    return dt.nbits < 32
+
+
+def _too_big_for_cpu(lanes: int, length: int, threads: int) -> VerifyError:
+    """The refusal of a CPU sort whose thread would sort `lanes` elements of lines of
+    `length`, with the threads that bring it within `CPU_LANE_STEPS`."""
+    steps = len(bitonic_steps(length))
+    enough = threads
+    while enough * CPU_LANE_STEPS < lanes * threads * steps and lanes * threads // enough > 1:
+        enough *= 2
+    return VerifyError(
+        f"each of the {threads} threads would sort {lanes} elements (lines of {length}) "
+        f"through the network's {steps} steps: {lanes * steps} compare-exchanges a thread, "
+        f"more than the {CPU_LANE_STEPS} a CPU thread's unrolled sort may have (LLVM "
+        "compiles longer ones for tens of seconds to minutes)",
+        hint=f"give the block more threads (threads({enough}) or more: each sorts a run of a "
+        "line and the threads exchange through shared memory) or sort fewer lines a block",
+    )
 
 
 def _too_big_for_cuda(lanes: int, run: int, length: int, threads: int) -> VerifyError:

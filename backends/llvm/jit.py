@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import os
+import re
 import sys
 import threading
 import weakref
@@ -152,22 +153,25 @@ def optimized_module(text: str) -> llvm.ModuleRef:
 
 def compile_object(text: str, kernel: str = "") -> bytes:
     """Host object code for LLVM IR text (of the kernel named `kernel`)."""
-    with _reported_if_slow(kernel):
+    with _reported_if_slow(kernel, text):
         return target_machine().emit_object(optimized_module(text))
 
 
 #: Seconds LLVM may spend compiling one kernel before lpir says on standard error what it waits
-#: for: a call into LLVM cannot be stopped cleanly, and its x86 code generator loops forever on
-#: some vector shuffles (LLVM 22: issue 224266, which byte stores met before
-#: memory.STORE_BYTE_WINDOW). The examples compile in under 2 s each.
+#: for: a call into LLVM cannot be stopped cleanly. LLVM's time grows faster than a function's
+#: length (instruction selection of one long block: a thread's unrolled sort of 2048 elements
+#: took 20 s, of 4096 more than a minute), so a slow compile is almost always a large kernel;
+#: the x86 code generator has also looped forever on some vector shuffles (LLVM 22: issue
+#: 224266, which byte stores met before memory.STORE_BYTE_WINDOW). The examples compile in
+#: under 2 s each.
 SLOW_COMPILE_S = 60.0
 
 
 @contextlib.contextmanager
-def _reported_if_slow(kernel: str) -> Iterator[None]:
+def _reported_if_slow(kernel: str, text: str) -> Iterator[None]:
     """Say on standard error, once, if the block runs past SLOW_COMPILE_S."""
     what = f"kernel {kernel}" if kernel else "a kernel"
-    timer = threading.Timer(SLOW_COMPILE_S, _report_slow_compile, [what])
+    timer = threading.Timer(SLOW_COMPILE_S, _report_slow_compile, [what, text])
     timer.daemon = True  # a process that ends (an interrupt) does not wait for it
     timer.start()
     try:
@@ -176,17 +180,29 @@ def _reported_if_slow(kernel: str) -> Iterator[None]:
         timer.cancel()
 
 
-def _report_slow_compile(what: str) -> None:
+def _report_slow_compile(what: str, text: str) -> None:
     if sys.stderr is None:
         return
     print(
-        f"lpir: LLVM has spent {SLOW_COMPILE_S:.0f} s compiling {what} for the CPU. Its x86 "
-        "code generator loops forever on some vector shuffles; if it does not finish, please "
-        "report the kernel with its LLVM IR (lpir emit FILE --target cpu --what llvm), and run "
-        "it meanwhile on target='cuda-host' or 'interp'.",
+        f"lpir: LLVM has spent {SLOW_COMPILE_S:.0f} s compiling {what} for the CPU: "
+        f"{ir_size(text)}. LLVM's time grows faster than the code's length: a thread's long "
+        "unrolled work (a register tile of thousands of elements a thread, a long sort or "
+        "scan) is the usual cause, and more threads, each holding less, compile faster. If a "
+        "small kernel never finishes, report it with its LLVM IR (lpir emit FILE --target cpu "
+        "--what llvm); meanwhile it runs on target='cuda-host' or 'interp'.",
         file=sys.stderr,
         flush=True,
     )
+
+
+def ir_size(text: str) -> str:
+    """How large LLVM IR text is: its instructions and its widest vector."""
+    instructions = sum(1 for line in text.splitlines() if line.startswith("  "))
+    widest = max(
+        ((int(m[1]), m[0]) for m in re.finditer(r"<(\d+) x [a-z0-9]+>", text)), default=None
+    )
+    size = f"{instructions} LLVM instructions before optimization"
+    return size if widest is None else f"{size}, vectors of up to {widest[1]}"
 
 
 def optimized_text(text: str) -> str:
