@@ -274,33 +274,40 @@ def _pack_bits(codes: np.ndarray, nbits: int) -> np.ndarray:
     `PIECE` codes at a time (a piece's temporaries are a few MiB, whatever the tensor's size)."""
     packed = np.empty((codes.size * nbits + 7) // 8, dtype=np.uint8)
     for start, stop in pieces(codes.size):
-        words = _group_words(codes[start:stop], nbits)
-        # Little-endian words: the first nbits bytes of each hold the group's 8 * nbits bits.
-        grouped = words.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :nbits]
         first = start * nbits // 8
-        piece = packed[first : first + ((stop - start) * nbits + 7) // 8]
-        piece[:] = grouped.reshape(-1)[: piece.size]
+        _pack_piece(codes[start:stop], nbits, packed[first:][: ((stop - start) * nbits + 7) // 8])
     return packed
 
 
-def _group_words(codes: np.ndarray, nbits: int) -> np.ndarray:
-    """Each group of 8 codes shifted into one 64-bit word (a last group cut short padded with
-    zero codes)."""
-    groups = -(-codes.size // 8)
-    if codes.size % 8:
-        padded = np.zeros(groups * 8, dtype=np.uint8)
-        padded[: codes.size] = codes
-    else:
-        padded = codes.astype(np.uint8, copy=False)
-    fields = padded.reshape(groups, 8)
+def _pack_piece(codes: np.ndarray, nbits: int, piece: np.ndarray) -> None:
+    """Pack `codes` into `piece`, the bytes they fill."""
+    if 8 % nbits == 0:  # 1, 2 or 4 bits: no code straddles a byte, which ORs its own
+        fields = _rows_of(codes, 8 // nbits)
+        np.copyto(piece, fields[:, 0])
+        for index in range(1, fields.shape[1]):
+            piece |= fields[:, index] << np.uint8(index * nbits)
+        return
+    fields = _rows_of(codes, 8)
     words = fields[:, 0].astype(np.uint64)
-    field = np.empty(groups, dtype=np.uint64)
+    field = np.empty(words.size, dtype=np.uint64)
     for index in range(1, 8):
         # One column widened at a time: the temporaries are 1/8 of the words.
         field[:] = fields[:, index]
         field <<= np.uint64(index * nbits)
         words |= field
-    return words
+    # Little-endian words: the first nbits bytes of each hold the group's 8 * nbits bits.
+    grouped = words.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)[:, :nbits]
+    piece[:] = grouped.reshape(-1)[: piece.size]
+
+
+def _rows_of(codes: np.ndarray, width: int) -> np.ndarray:
+    """Codes as uint8 rows of `width`, a last row cut short padded with zero codes."""
+    rows = -(-codes.size // width)
+    if codes.size % width:
+        padded = np.zeros(rows * width, dtype=np.uint8)
+        padded[: codes.size] = codes
+        return padded.reshape(rows, width)
+    return codes.astype(np.uint8, copy=False).reshape(rows, width)
 
 
 def unpack_codes(data: np.ndarray, size: int, dt: DType | str) -> np.ndarray:
@@ -314,29 +321,32 @@ def unpack_codes(data: np.ndarray, size: int, dt: DType | str) -> np.ndarray:
     codes = np.empty(-(-size // 8) * 8, dtype=np.uint8)  # whole groups of 8
     for start, stop in pieces(codes.size):
         first = start * dt.nbits // 8
-        _unpack_groups(
-            data[first : first + (stop - start) * dt.nbits // 8], dt.nbits, codes[start:stop]
-        )
+        _unpack_piece(data[first:][: (stop - start) * dt.nbits // 8], dt.nbits, codes[start:stop])
     return codes[:size]
 
 
-def _unpack_groups(source: np.ndarray, nbits: int, codes: np.ndarray) -> None:
+def _unpack_piece(source: np.ndarray, nbits: int, codes: np.ndarray) -> None:
     """Cut the codes of whole groups of 8 (`codes`, uint8, filled) out of their bytes `source`,
     of which the last group's may be missing at the end of the buffer (read as zero bits)."""
     groups = codes.size // 8
+    if source.size < groups * nbits:  # the buffer ends inside the last group
+        source = np.concatenate([source, np.zeros(groups * nbits - source.size, np.uint8)])
+    mask = (1 << nbits) - 1
+    if 8 % nbits == 0:  # 1, 2 or 4 bits: no code straddles a byte, cut from its own
+        fields = codes.reshape(source.size, 8 // nbits)
+        for index in range(fields.shape[1]):
+            np.right_shift(source, np.uint8(index * nbits), out=fields[:, index])
+            fields[:, index] &= np.uint8(mask)
+        return
     # Each group's nbits bytes go to the low bytes of one 64-bit word.
     window = np.zeros((groups, 8), dtype=np.uint8)
-    whole = source.size // nbits
-    window[:whole, :nbits] = source[: whole * nbits].reshape(whole, nbits)
-    if whole < groups:  # the buffer ends inside the last group
-        window[whole, : source.size - whole * nbits] = source[whole * nbits :]
+    window[:, :nbits] = source.reshape(groups, nbits)
     words = window.view("<u8").reshape(groups)
     fields = codes.reshape(groups, 8)
     field = np.empty(groups, dtype=np.uint64)
-    mask = np.uint64((1 << nbits) - 1)
     for index in range(8):
         np.right_shift(words, np.uint64(index * nbits), out=field)
-        field &= mask
+        field &= np.uint64(mask)
         fields[:, index] = field
 
 
