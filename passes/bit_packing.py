@@ -52,6 +52,7 @@ from lpir.ir.ops import (
     VectorConstantOp,
     ViewOp,
 )
+from lpir.ir.ops.thread import field_shifts
 from lpir.ir.rewrite import Rewriter
 from lpir.ir.types import VectorType, as_vector
 
@@ -68,17 +69,18 @@ def _is_packed_access(op: Operation) -> bool:
 class _ByteLayout:
     """Where a thread's packed lanes sit: the bytes to access and each lane's bit offset.
 
-    With a run-time shift (0..7) every field may move up to 7 bits on, so one more byte may
-    be needed; `touch[j][lane]` is the set of shifts (bit s set) for which lane touches byte j.
+    With a run-time shift every field may move on by up to 7 bits (4 for u4: the shifts are
+    `field_shifts(nbits)`), so one more byte may be needed (never for 1-, 2- and 4-bit
+    fields); `touch[j][lane]` is the set of shifts (bit s set) for which lane touches byte j.
     """
 
     def __init__(self, offsets: tuple[int, ...], nbits: int, shifted: bool):
         self.nbits = nbits
-        shifts = range(8) if shifted else range(1)
+        self.shifts = field_shifts(nbits) if shifted else range(1)
         touches: dict[int, dict[int, int]] = {}
         for lane, offset in enumerate(offsets):
             first = offset * nbits
-            for shift in shifts:
+            for shift in self.shifts:
                 for byte in range((first + shift) // 8, (first + shift + nbits - 1) // 8 + 1):
                     lanes = touches.setdefault(byte, {})
                     lanes[lane] = lanes.get(lane, 0) | (1 << shift)
@@ -90,7 +92,8 @@ class _ByteLayout:
 
     def always_needed(self) -> bool:
         """Whether every byte is touched by some lane whatever the shift."""
-        return all(_union(lanes.values()) == (0xFF if self.shifted else 1) for lanes in self.touch)
+        every = _union(1 << shift for shift in self.shifts)
+        return all(_union(lanes.values()) == every for lanes in self.touch)
 
     def whole_bytes(self, offsets: tuple[int, ...]) -> list[bool]:
         """For each byte, whether this thread's lanes cover all 8 of its bits (no shift)."""

@@ -1,6 +1,7 @@
 """Bit fields and data movement in registers, compiled vs the thread-IR interpreter:
 `unpack_bits` / `pack_bits` for every width 1..8 and every kind of element (unsigned, signed,
-small float, bool), at constant offsets and with a run-time shift of 0..7; `view` between
+small float, bool), at constant offsets and with each run-time shift a field can have (0..7,
+multiples of gcd(nbits, 8)); `view` between
 widths; `shuffle`, `extract`, `vector`, `splat`, `vector_constant` and `reduce_lanes`."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from test_llvm_harness import LaneKernel, check, empty_for, private_cache  # noq
 
 import lpir
 from lpir.ir import parse
+from lpir.ir.ops.thread import field_shifts
 
 rng = np.random.default_rng(11)
 WIDTHS = {
@@ -73,16 +75,17 @@ def bits_kernel(dt: lpir.DType, offsets: list[int], nbytes: int, runtime_shift: 
 @pytest.mark.parametrize(("nbits", "name"), FIELDS)
 def test_unpack_and_pack_bits(nbits, name, runtime_shift):
     """Dense fields (straddling bytes), then gapped and shuffled ones; 32 threads, each with
-    its own run-time shift."""
+    its own run-time shift (one of `field_shifts`: the bytes hold no more than it needs)."""
     dt = lpir.dtype(name)
     dense = [i * nbits for i in range(16)]
     gapped = [3 + i * (nbits + 2) for i in range(8)][::-1]
+    shifts_of_fields = np.array(field_shifts(nbits), np.int32)
     for offsets in (dense, gapped):
-        slack = 7 if runtime_shift else 0
+        slack = int(shifts_of_fields[-1]) if runtime_shift else 0
         nbytes = (max(offsets) + nbits + slack + 7) // 8
         text = bits_kernel(dt, offsets, nbytes, runtime_shift)
         data = rng.integers(0, 256, 32 * nbytes).astype(np.uint8)
-        shifts = np.arange(32, dtype=np.int32) % 8
+        shifts = shifts_of_fields[np.arange(32) % len(shifts_of_fields)]
         outputs = [np.zeros(32 * len(offsets), np.uint8), np.zeros(32 * nbytes, np.uint8)]
         check(text, [data, shifts, *outputs])
 

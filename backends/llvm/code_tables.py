@@ -170,17 +170,11 @@ class CodeTables:
         """An elementwise op whose operands are tabulated (on one index) or uniform per
         register: its table per distinct combination of its operands' tables and values
         (`always`: however many; else where that is cheaper than computing the lanes)."""
-        tabulated = [self.form_of(operand) for operand in op.operands]
-        known = [form for form in tabulated if form is not None]
-        if not known or any(form.index is not known[0].index for form in known):
+        forms = self.operand_forms(op)
+        if forms is None:
             return None
-        index, lanes = known[0].index, known[0].lanes
-        forms = []
-        for operand, found in zip(op.operands, tabulated, strict=True):
-            form = found or self.uniform(operand, lanes)
-            if form is None:
-                return None
-            forms.append(form)
+        lead = next(form for form in forms if isinstance(form, Tabulated))
+        index, lanes = lead.index, lead.lanes
         chunks = _chunks(op.result, lanes)
         keys = [tuple(_key(form, chunk) for form in forms) for chunk in range(chunks)]
         distinct = list(dict.fromkeys(keys))
@@ -190,6 +184,25 @@ class CodeTables:
         tables = [self.table(op, forms, key, lanes) for key in distinct]
         chunk_tables = tuple(distinct.index(key) for key in keys)
         return Tabulated(index, tables, chunk_tables, constant, lanes=lanes)
+
+    def operand_forms(self, op: Operation) -> list[Tabulated | Uniform] | None:
+        """`op`'s operands as tables on one index, the others uniform per register (None where
+        that cannot be). An operand tabulated on another index may be uniform all the same:
+        a per-group zero point's codes have a table of their own (`cast<f32>(z)`), but the
+        zero, broadcast along a row (`zt[:, None]`), is one value per register of weights."""
+        tabulated = [self.form_of(operand) for operand in op.operands]
+        leads = {id(form.index): form for form in tabulated if form is not None}
+        for lead in leads.values():
+            forms: list[Tabulated | Uniform] = []
+            for operand, found in zip(op.operands, tabulated, strict=True):
+                on_lead = found is not None and found.index is lead.index
+                form = found if on_lead else self.uniform(operand, lead.lanes)
+                if form is None:
+                    break
+                forms.append(form)
+            else:
+                return forms
+        return None
 
     def table(self, op: Operation, forms: list, key: tuple, lanes: int) -> list[ir.Value]:
         """The table of `op` for one combination of its operands (one key per operand)."""

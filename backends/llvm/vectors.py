@@ -24,6 +24,7 @@ from llvmlite import ir
 from lpir.backends.llvm.types import I8, I16, I32, constant, element
 
 from lpir.dtypes import DType
+from lpir.ir.ops.thread import field_shifts
 from lpir.ir.order import tree_levels
 
 
@@ -148,7 +149,7 @@ class Vectors:
             return self.unpack_ordered_bytes(data, dt, *order)
         b = self.b
         lanes = len(offsets)
-        slack = 7 if shift is not None else 0
+        slack = field_shifts(dt.nbits)[-1] if shift is not None else 0
         planes = max((o % 8 + dt.nbits - 1 + slack) // 8 + 1 for o in offsets)
         count = data.type.count
         # One shuffle gathers each lane's bytes, least significant first, into the four bytes
@@ -311,7 +312,7 @@ class Vectors:
         if shift is not None:
             amount = b.add(amount, self.splat(shift, lanes))
         word = b.shl(word, amount)
-        slack = 7 if shift is not None else 0
+        slack = field_shifts(dt.nbits)[-1] if shift is not None else 0
         planes = max((o % 8 + dt.nbits - 1 + slack) // 8 + 1 for o in offsets)
         parts = []
         for plane in range(planes):

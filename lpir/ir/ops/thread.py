@@ -19,6 +19,7 @@ ops here exist only at the thread level:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from lpir.dtypes import DType, dtype
@@ -229,11 +230,20 @@ class DotPairsOp(Operation):
         return DotPairsOp.create(acc, a, b)
 
 
-def _check_shift(op_name: str, shift: Value | None) -> list[Value]:
+def field_shifts(nbits: int) -> range:
+    """The run-time `shift`s of `unpack_bits`/`pack_bits` fields of `nbits` bits: where an
+    element's field starts in its byte, (element * nbits) % 8, a multiple of gcd(nbits, 8)
+    (a u4 field starts at bit 0 or 4; a u3 field anywhere)."""
+    return range(0, 8, math.gcd(nbits, 8))
+
+
+def _check_shift(op_name: str, shift: Value | None, nbits: int) -> list[Value]:
     if shift is None:
         return []
     if not isinstance(shift.type, ScalarType) or not shift.type.dtype.is_int:
         raise TypeCheckError(f"'{op_name}' shift must be an integer scalar, not {shift.type}")
+    if len(field_shifts(nbits)) == 1:
+        raise TypeCheckError(f"'{op_name}' of {nbits}-bit fields takes no shift (always 0)")
     return [shift]
 
 
@@ -242,7 +252,8 @@ class UnpackBitsOp(Operation):
 
     Lane i is the field of `dtype.nbits` bits starting at bit bit_offsets[i] + shift of the
     LSB-first bit string of `bytes` (it may straddle bytes). The optional runtime `shift` (0 to
-    7) handles tiles whose first element does not start on a byte boundary.
+    the largest of `field_shifts(nbits)`) handles tiles whose first element
+    does not start on a byte boundary.
     """
 
     names = ("unpack_bits",)
@@ -263,10 +274,10 @@ class UnpackBitsOp(Operation):
         if data.type.dtype != U8 or not isinstance(data.type, VectorType):
             raise TypeCheckError(f"unpack_bits reads bytes, not {data.type}")
         bit_offsets = tuple(int(b) for b in bit_offsets)
-        slack = 7 if shift is not None else 0
+        slack = field_shifts(dt.nbits)[-1] if shift is not None else 0
         if any(b < 0 or b + slack + dt.nbits > 8 * data.type.size for b in bit_offsets):
             raise TypeCheckError("unpack_bits offset past the end of its bytes")
-        operands = [data, *_check_shift("unpack_bits", shift)]
+        operands = [data, *_check_shift("unpack_bits", shift, dt.nbits)]
         result = VectorType(dt, len(bit_offsets))
         attributes = {"bit_offsets": bit_offsets}
         return cls("unpack_bits", operands, [result], attributes, result_names=[name])
@@ -310,10 +321,10 @@ class PackBitsOp(Operation):
         if not isinstance(vt, VectorType) or len(bit_offsets) != vt.size:
             raise TypeCheckError(f"pack_bits needs one bit offset per lane of {vt}")
         bit_offsets = tuple(int(b) for b in bit_offsets)
-        slack = 7 if shift is not None else 0
+        slack = field_shifts(vt.dtype.nbits)[-1] if shift is not None else 0
         if any(b < 0 or b + slack + vt.dtype.nbits > 8 * nbytes for b in bit_offsets):
             raise TypeCheckError("pack_bits offset past the end of its bytes")
-        operands = [value, *_check_shift("pack_bits", shift)]
+        operands = [value, *_check_shift("pack_bits", shift, vt.dtype.nbits)]
         result = VectorType(U8, nbytes)
         attributes = {"bit_offsets": bit_offsets}
         return cls("pack_bits", operands, [result], attributes, result_names=[name])
