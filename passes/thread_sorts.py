@@ -319,8 +319,10 @@ class _Network:
 
 def _packs(dt: DType) -> bool:
     """Whether keys of `dt` pack with their positions into i64 (`packed_keys`): floats and
-    signed integers of up to 32 bits, unsigned ones of fewer (u32 keys packed through
-    cast<i64> sorted as signed in the thread IR; they compare apart)."""
+    signed integers of up to 32 bits, unsigned ones of fewer. A u32 key of 2**31 or more
+    shifted into the top half would set the i64's sign bit and sort first (the packing's
+    arithmetic, not a pass: every target wraps as numpy does), so u32 keys compare apart
+    (biasing them by -2**31 first would let them pack too)."""
     if dt.is_float or dt.kind == "int":
         return dt.nbits <= 32
     return dt.nbits < 32
