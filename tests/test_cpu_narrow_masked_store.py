@@ -207,3 +207,16 @@ def test_a_masked_store_it_cannot_read_is_refused() -> None:
     line = "  call void @llvm.masked.store.v4i32.p0(<4 x i32> %v, ptr @global, <4 x i1> %m)"
     with pytest.raises(CompileError, match="cannot read a masked store"):
         scalarize_one_lane_stores(line)
+
+
+def test_a_one_lane_store_of_lanes_packed_into_bits_is_refused() -> None:
+    """Lane k of an <8 x i4> is at bit 4k, not byte k: a scalar store through a
+    getelementptr of i4 would write the wrong byte. lpir emits no such store (packed data
+    goes through bytes); the rewrite refuses one rather than mis-rewrite it (a reviewer)."""
+    line = (
+        "  call void @llvm.masked.store.v8i4.p0(<8 x i4> %v, ptr align 1 %p, "
+        "<8 x i1> <i1 false, i1 true, i1 false, i1 false, i1 false, i1 false, i1 false, "
+        "i1 false>)"
+    )
+    with pytest.raises(CompileError, match="cannot rewrite a masked store of i4 lanes"):
+        scalarize_one_lane_stores(line)

@@ -86,6 +86,9 @@ def _scalar_store(line: str, number: int) -> str | None:
         return ""
     lane = on[0]
     indent, element, pointer = call["indent"], call["element"], call["pointer"]
+    width = re.fullmatch(r"i(\d+)", element)
+    if width and int(width[1]) % 8:  # (lanes packed into bits: lane k is not at byte k)
+        raise CompileError(f"lpir cannot rewrite a masked store of {element} lanes: {line}")
     vector = f"<{call['lanes']} x {element}>"
     value = f"%{_PREFIX}{number}"
     found = _ALIGN.search(call["attributes"])
