@@ -36,10 +36,16 @@ SWAP_01 = (
 )
 TOPK_LAST = (
     "write sort(t, axis = -1, descending = true)[0:8] for the values of a 1-d tile ([:, 0:8] "
-    "for rows along axis 1), argsort(...)[0:8] for their positions; for both, argsort once and "
+    "of a 2-d one), argsort(...)[0:8] for their positions; for both, argsort once and "
     "gather(t, ids, axis = -1) the values at the positions ids (one sort network, not two). "
     "[0:8] must be an aligned block (8 dividing the line's length): otherwise cut the next "
     "power of two and store it with a mask"
+)
+TOPK_FIRST = (
+    "write sort(t, axis = 0, descending = true)[0:8] for the values, argsort(...)[0:8] for "
+    "their positions; for both, argsort once and gather(t, ids, axis = 0) the values at the "
+    "positions ids (one sort network, not two). [0:8] must be an aligned block (8 dividing "
+    "the line's length): otherwise cut the next power of two and store it with a mask"
 )
 
 # (body, the text the caret marks, message, hint, the body written as the hint says or None)
@@ -173,7 +179,7 @@ HABITS = [
     ("u = t + sum(tl.topk(t, 8))", "tl.topk(t, 8)", "lpir has no modules: tl.topk", TOPK_LAST,
      "u = t + sum(sort(t, axis = -1, descending = true)[0:8])"),
     ("u = t + sum(torch.topk(t, 8, dim = 0))", "torch.topk(t, 8, dim = 0)",
-     "lpir has no modules: torch.topk", TOPK_LAST.replace("-1", "0"),
+     "lpir has no modules: torch.topk", TOPK_FIRST,
      "u = t + sum(sort(t, axis = 0, descending = true)[0:8])"),
     # lpir's own scans and sorts called with numpy's, torch's and Triton's arguments
     ("u = cumsum(t, 0)", "cumsum(t, 0)", "cumsum takes 1 argument, got 2",
@@ -202,7 +208,19 @@ HABITS = [
     ("u = cumprod(t, exclusive = true)", "exclusive = true",
      "cumprod has no argument 'exclusive'", "lpir's scans are inclusive: an exclusive cumprod "
      "is the inclusive one moved one place along the line; of a 1-d t of n, gather(cumprod(t), "
-     "arange(n) - 1, other = 1.0)", "u = gather(cumprod(t), arange(BN) - 1, other = 1.0)"),
+     "arange(n) - 1, other = v) with v 1.0 (1 for integers); along axis 1 of a 2-d t, "
+     "gather(cumprod(t, axis = 1), (arange(n) - 1)[None, :], axis = 1, other = v)",
+     "u = gather(cumprod(t), arange(BN) - 1, other = 1.0)"),
+    ("u = cast<f32>(np.cumsum(cast<i32>(t)))", "np.cumsum(cast<i32>(t))",
+     "lpir has no modules: np.cumsum", "write cumsum(cast<i32>(t)) (for a 1-d tile; numpy's "
+     "cumsum without an axis flattens: cumsum(reshape(cast<i32>(t), -1)), or name the axis)",
+     "u = cast<f32>(cumsum(cast<i32>(t)))"),
+    ("u = np.sort(t)", "np.sort(t)", "lpir has no modules: np.sort",
+     "write sort(t, axis = -1)", "u = sort(t, axis = -1)"),
+    ("u = torch.flip(t, (0,))", "torch.flip(t, (0,))", "lpir has no modules: torch.flip",
+     "write gather(t, n - 1 - arange(n)) for a 1-d t of n (along axis 1 of a 2-d tile: "
+     "gather(t, (n - 1 - arange(n))[None, :], axis = 1))",
+     "u = gather(t, BN - 1 - arange(BN))"),
     ("u = cummax(t, reverse = true)", "reverse = true", "cummax has no argument 'reverse'",
      "lpir has no reversed scan: a reversed cummax is the cummax of the line reversed, "
      "reversed back; of a 1-d t of n, with r = n - 1 - arange(n), gather(cummax(gather(t, r)), "

@@ -20,7 +20,6 @@ SORTS = ("sort", "argsort")
 # functions whose second positional argument (or dim =) is the axis, lpir's `axis = `
 ALONG_AN_AXIS = ("sum", "max", "min", "argmax", "argmin", *SCANS, *SORTS)
 # a scan's identity, what an exclusive scan starts with
-_IDENTITY = {"cumsum": "0.0", "cumprod": "1.0", "cummax": "-inf", "cummin": "inf"}
 _TRUE, _FALSE = ("True", "true", "1"), ("False", "false", "0")
 
 
@@ -109,7 +108,14 @@ def along_an_axis_hint(func: str, positional: Sequence[str], keywords: dict[str,
             arguments.append(f"descending = {bool_text(down)}")
         if {"stable", "kind"} & set(keywords) or (third is not None and flag is None):
             notes.append(always_stable(func))
+    if not axis and func in SORTS:  # (numpy's and torch's sorts run along the last axis)
+        arguments.insert(1, "axis = -1")
     hint = f"write {func}({', '.join(arguments)})"
+    if not axis and func in SCANS:  # numpy's cumsum without an axis flattens
+        notes.append(
+            f"for a 1-d tile; numpy's {func} without an axis flattens: "
+            f"{func}(reshape({t}, -1)), or name the axis"
+        )
     if func in SCANS:
         flag = third if third in _TRUE + _FALSE else None  # Triton's reverse
         if bool_text(keywords.get("reverse", flag or "false")) == "true":
@@ -145,10 +151,16 @@ def exclusive_scan(func: str) -> str:
     """What lpir writes for an exclusive scan: lpir's are inclusive."""
     if func == "cumsum":
         return "lpir's scans are inclusive: an exclusive cumsum is cumsum(t, axis = k) - t"
+    identity = {
+        "cumprod": "1.0 (1 for integers)",
+        "cummax": "-inf (min_value(T) for integers)",
+        "cummin": "inf (max_value(T) for integers)",
+    }.get(func, "the identity")
     return (
         f"lpir's scans are inclusive: an exclusive {func} is the inclusive one moved one place "
-        f"along the line; of a 1-d t of n, gather({func}(t), arange(n) - 1, other = "
-        f"{_IDENTITY.get(func, 'identity')})"
+        f"along the line; of a 1-d t of n, gather({func}(t), arange(n) - 1, other = v) with v "
+        f"{identity}; along axis 1 of a 2-d t, gather({func}(t, axis = 1), "
+        "(arange(n) - 1)[None, :], axis = 1, other = v)"
     )
 
 
@@ -160,9 +172,15 @@ def topk_hint(positional: Sequence[str], keywords: dict[str, str]) -> str:
     axis = keywords.get("dim", keywords.get("axis", positional[2] if len(positional) > 2 else "-1"))
     down = bool_text(keywords.get("largest", "true"))
     line, axis = f"axis = {axis.strip()}, descending = {down}", axis.strip()
+    cut = {"1": f"[:, 0:{k}]", "0": f"[0:{k}]"}.get(axis)
+    values = (
+        f"sort({t}, {line}){cut} for the values"
+        if cut is not None
+        else f"sort({t}, {line})[0:{k}] for the values of a 1-d tile ([:, 0:{k}] of a 2-d one)"
+    )
     return (
-        f"write sort({t}, {line})[0:{k}] for the values of a 1-d tile ([:, 0:{k}] for rows "
-        f"along axis 1), argsort(...)[0:{k}] for their positions; for both, argsort once and "
+        f"write {values}, argsort(...){cut or f'[0:{k}]'} for their positions; for both, "
+        "argsort once and "
         f"gather({t}, ids, axis = {axis}) the values at the positions ids (one sort network, "
         f"not two). [0:{k}] must be an aligned block ({k} dividing the line's length): "
         "otherwise cut the next power of two and store it with a mask"

@@ -116,6 +116,8 @@ def _written_otherwise(func: str, x: str, args: Sequence[str]) -> str | None:
         "fabs": f"abs({x})",
         "mean": f"sum({x}, axis = k) / n, n the length of axis k",
         "expand_dims": f"{_operand(x)}[:, None] (or [None, :]): None in a subscript adds an axis",
+        "flip": f"gather({x}, n - 1 - arange(n)) for a 1-d {x} of n (along axis 1 of a 2-d "
+        f"tile: gather({x}, (n - 1 - arange(n))[None, :], axis = 1))",
     }
     return forms.get(func)
 
