@@ -59,6 +59,8 @@ RUNS = [
     ("cpu_nf4.py", "--shapes 256x512 --repeat 1", "nf4", 1e-5),
     # GPTQ: exact codes, f16 scales widened exactly, f32 sums (~1e-6)
     ("cpu_gptq.py", "--shapes 256x512 --repeat 1 --tiles 64,32", "gptq", 1e-5),
+    # per-group zeros (u4, f16, f32): exact codes and zeros, f32 sums (~1e-6)
+    ("cpu_group_zeros.py", "--shapes 256x300 --repeat 1", "group", 1e-5),
     ("cpu_greedy.py", "--rows 3 --vocabularies 1000 --repeat 1 --tiles 256/32,128/1", "3", 0),
     # the weights and the output rounded to T: an ulp of T and a little
     ("cpu_attention.py", f"{ATTENTION} --dtypes bf16", "bf16", 2**-7),

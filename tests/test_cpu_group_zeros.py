@@ -144,7 +144,14 @@ def test_group_zeros_fold_into_one_table_per_row(wt, zt):
 
 def test_a_u4_zero_is_one_byte_a_row():
     """The zero of a row's group is one byte, read unmasked: a u4 field at bit 0 or 4 of it
-    (the shift at run time) needs no second byte."""
+    (the shift at run time) needs no second byte. Its byte is the element's index shifted
+    right by 1 and its shift the index's low bit times 4 (no division by 8 elements, then
+    of bits by 8)."""
     ir = lpir.compile(GEMV, target="cpu", N=4096, K=4096).ir()
-    loads = re.findall(r"ld\(%z, [^)]*\) \{[^}]*\} : <(\d+) x u8>", ir)
-    assert loads == ["1"], ir
+    loads = re.findall(r"ld\(%z, (%\w+)\) \{[^}]*\} : <(\d+) x u8>", ir)
+    assert [lanes for _, lanes in loads] == ["1"], ir
+    byte = loads[0][0]
+    assert re.search(rf"{byte} = shr\(%\w+, %\w+\) : i32", ir), ir
+    unpack = re.search(r"unpack_bits\(%\w+, (%\w+)\)", ir)
+    assert unpack and re.search(rf"{unpack[1]} = mul\(", ir), ir
+    assert not re.search(r"= (div|rem)\(%\w+, %\w+\) : i32\n.*ld\(%z", ir)
