@@ -204,9 +204,9 @@ class _BitPacking(Rewriter):
             return self.index.value(self.index.mul(quotient, divisor * nbits // 8)), None
         if 8 % nbits == 0:  # 8 / nbits elements a byte (a power of 2), floored as below
             per_byte = 8 // nbits
-            byte = self.index.op("shr", new_base, per_byte.bit_length() - 1)
-            within = self.index.op("and", new_base, per_byte - 1)
-            return byte, self.index.value(self.index.mul(within, nbits))
+            byte_index = self.index.op("shr", new_base, per_byte.bit_length() - 1)
+            in_byte = self.index.op("and", new_base, per_byte - 1)
+            return byte_index, self.index.value(self.index.mul(in_byte, nbits))
         if facts.nonnegative():
             groups = self.index.div(new_base, 8)  # 8 elements are exactly nbits bytes
             within = self.index.rem(new_base, 8)
