@@ -24,7 +24,7 @@ from lpir.errors import ParseError
 from lpir.ir import parse
 from lpir.ir.ops import ConstantOp
 from lpir.ir.printer import print_module, print_op
-from lpir.runtime.specialization import _run_interpreter
+from lpir.runtime.specialization import _run_interpreter, stored_positions
 from lpir.tools import load_module
 
 NEGNAN = """\
@@ -120,7 +120,8 @@ def test_the_reference_keeps_a_nans_sign_after_cse_and_through_the_text(negnan: 
     expected = np.repeat(np.array(REFERENCE, np.float32)[:, None], 32, 1)
     y = np.zeros((2, 32), np.float32)
     cse = get_pass("cse", target="interp")
-    _run_interpreter(cse.run(load_module(str(negnan))).kernels[0], [y])
+    kernel = cse.run(load_module(str(negnan))).kernels[0]
+    _run_interpreter(kernel, stored_positions(kernel), [y])
     np.testing.assert_array_equal(y, expected)
     kernel = lpir.compile(negnan, target="interp")
     for stage in ["source", "final"]:
