@@ -62,6 +62,16 @@ RUNS = [
     # per-group zeros (u4, f16, f32): exact codes and zeros, f32 sums (~1e-6)
     ("cpu_group_zeros.py", "--shapes 256x300 --repeat 1", "group", 1e-5),
     ("cpu_greedy.py", "--rows 3 --vocabularies 1000 --repeat 1 --tiles 256/32,128/1", "3", 0),
+    # decode attention over a u4 KV cache: f32 softmax and sums against float64 (~1e-6)
+    *(
+        (
+            "cpu_kv_u4.py",
+            "--batch 1 --heads 2 --kv-heads 1 --depth 64 --context 64 --repeat 1",
+            cache,
+            1e-5,
+        )
+        for cache in ("u4", "u8")
+    ),
     # the weights and the output rounded to T: an ulp of T and a little
     ("cpu_attention.py", f"{ATTENTION} --dtypes bf16", "bf16", 2**-7),
     ("cpu_attention.py", f"{ATTENTION} --dtypes f16", "f16", 2**-10),
@@ -134,3 +144,12 @@ def test_signed_fields_benchmark_runs_and_checks_its_results(tmp_path):
     output = _benchmark_output("cpu_signed_fields.py", arguments, tmp_path)
     rows = [line for line in output.splitlines() if line.startswith("cast<")]
     assert len(rows) == 4 and all("i/u" in row for row in rows), output
+
+
+def test_packed_store_benchmark_runs_and_checks_its_results(tmp_path):
+    """cpu_packed_store.py asserts that the u4 stores and the u8 ones packed by hand write the
+    same bytes before it prints a row (an AssertionError fails the run)."""
+    arguments = ["--rows", "64", "--tokens", "3", "--repeat", "1"]
+    output = _benchmark_output("cpu_packed_store.py", arguments, tmp_path)
+    rows = [line for line in output.splitlines() if line.startswith(("store", "kv_append"))]
+    assert len(rows) == 2, output
