@@ -23,6 +23,7 @@ from lpir.language import ast
 from lpir.language.declarations import RESERVED, name_span
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, TileLimitBuilder
 from lpir.language.folding import constant_text
+from lpir.language.header_names import is_builtin_name, unknown_header_name
 from lpir.language.runtime_sizes import block_count, first_dimension
 from lpir.language.values import Const, DTypeConst, Memory, Runtime, SemanticValue
 
@@ -110,6 +111,9 @@ class KernelLowering(ExpressionLowering):
                 raise self.memory_chosen_at_run_time(name, node, *choice[1:])
             if self.in_header and not self.inlining:
                 self.check_not_an_argument(name, node)
+                refusal = None if is_builtin_name(name) else unknown_header_name(self, name)
+                if refusal is not None:
+                    raise refusal
         return super().lookup(name, node)
 
     def check_not_an_argument(self, name: str, node: ast.Node) -> None:
