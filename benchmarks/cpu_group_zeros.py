@@ -3,8 +3,8 @@
     python benchmarks/cpu_group_zeros.py                          # 8000 x 512, 4096 x 4096
     python benchmarks/cpu_group_zeros.py --shapes 4096x4096 --zeros u4 --repeat 50
 
-y = W @ x for one f32 x, W[n, k] = (q[n, k] - z[n, k / G]) * s[n, k / G]: u4 codes q stored
-along K (examples/gemv_wq.lp's layout), an f32 scale and a zero point per group of G = 128,
+y = W @ x for one f32 x, W[n, k] = (q[n, k] - z[n, k / G]) * s[n, k / G] (examples/gemv_zeros.lp):
+u4 codes q stored along K (gemv_wq's layout), an f32 scale and a zero point per group of G = 128,
 the zeros stored as u4 codes, f16 or f32 (--zeros). Each is timed in the same run as:
 
 * const: examples/gemv_wq.lp, the same codes and scales with the zero a constant (8): what
@@ -37,24 +37,7 @@ import lpir  # noqa: E402
 
 CONSTANT_ZERO = Path(__file__).resolve().parent.parent / "examples" / "gemv_wq.lp"
 GROUP = 128
-GROUP_ZEROS = """
-# y[n] = sum_k x[k] * (w[n, k] - z[n, k / G]) * s[n, k / G], one zero and one scale a group
-kernel gemv_group_zeros[ZT = u4, N = 4096, K = 4096, G = 128, BN = 64, BK = 128](
-    x: global f32[K], w: global u4[N, K], s: global f32[N, cdiv(K, G)],
-    z: global ZT[N, cdiv(K, G)], y: global f32[N],
-) blocks(cdiv(N, BN)) threads(128) {
-    static_assert(G % BK == 0, "a tile inside one group")
-    rows = block.x * BN
-    acc = zeros<f32>[BN, BK]
-    for k0 in range(0, K, BK) {
-        zt = cast<f32>(load(z[rows :+ BN, k0 / G]))
-        st = load(s[rows :+ BN, k0 / G])
-        wt = cast<f32>(load(w[rows :+ BN, k0 :+ BK]))
-        acc += (wt - zt[:, None]) * st[:, None] * load(x[k0 :+ BK])[None, :]
-    }
-    store(y[rows :+ BN], sum(acc, axis = 1))
-}
-"""
+GROUP_ZEROS = Path(__file__).resolve().parent.parent / "examples" / "gemv_zeros.lp"
 NUMPY_DTYPES = {"f16": np.float16, "f32": np.float32}
 
 

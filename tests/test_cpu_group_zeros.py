@@ -16,6 +16,7 @@ where K is not a multiple of the group."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,23 +44,7 @@ kernel dequantize[WT = u4, ZT = u4, N = 100, K = 320, G = 128, BN = 64, BK = 128
 }
 """
 
-GEMV = """
-kernel qgemv[WT = u4, ZT = u4, N = 100, K = 320, G = 128, BN = 64, BK = 128](
-    x: global f32[K], w: global WT[N, K], s: global f32[N, cdiv(K, G)],
-    z: global ZT[N, cdiv(K, G)], y: global f32[N],
-) blocks(cdiv(N, BN)) threads(128) {
-    static_assert(G % BK == 0, "a tile inside one group")
-    rows = block.x * BN
-    acc = zeros<f32>[BN, BK]
-    for k0 in range(0, K, BK) {
-        zt = cast<f32>(load(z[rows :+ BN, k0 / G]))
-        st = load(s[rows :+ BN, k0 / G])
-        wt = cast<f32>(load(w[rows :+ BN, k0 :+ BK]))
-        acc += (wt - zt[:, None]) * st[:, None] * load(x[k0 :+ BK])[None, :]
-    }
-    store(y[rows :+ BN], sum(acc, axis = 1))
-}
-"""
+GEMV = (Path(__file__).resolve().parent.parent / "examples" / "gemv_zeros.lp").read_text()
 
 WEIGHTS = ["u4", "u3", "i4"]
 ZEROS = ["u4", "f16", "f32"]

@@ -73,6 +73,12 @@ COMPILE_CASES: dict[str, list[dict]] = {
     # (4 stages of the default 64 x 128 tile need over 255 registers: a narrower one)
     + [{"N": 96, "K": 1000, "WT": "u5", "ZERO": 16, "BN": 16, "BK": 64, "STAGES": 4}]
     + [{"N": 64, "K": 256, "WT": "u4", "ZERO": 8, "BK": 128, "STAGES": 4}],
+    # a zero point and a scale per group (GPTQ's and AWQ's asymmetric quantization)
+    "gemv_zeros": [
+        {"N": 256, "K": 512},
+        {"N": 100, "K": 384, "WT": "u3", "ZT": "f16"},
+        {"N": 64, "K": 320, "WT": "i4", "ZT": "f32", "G": 64, "BK": 64},
+    ],
     # K split over blocks that add into y atomically: edges in N and K, a split past K
     "gemv_splitk": [
         {"N": 256, "K": 512},
