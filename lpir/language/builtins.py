@@ -346,10 +346,11 @@ def _line_axis(
             "pass a tile of one dimension or more, e.g. without the index that took the element",
         )
     if axis_node is None and rank > 1:
+        arguments = ", ".join(low.text_of(argument) for argument in call.args)
         raise low.error(
             f"{name} of a rank-{rank} tile needs the axis it runs along",
             call,
-            f"name it, e.g. {name}({low.text_of(node)}, axis = {rank - 1})",
+            f"name it, e.g. {name}({arguments}, axis = {rank - 1})",
         )
     return 0 if axis_node is None else _reduction_axis(low, tile, axis_node)
 
@@ -479,14 +480,6 @@ def gather(low: ExpressionLowering, call: ast.Call) -> Runtime:
             low, "gather picks elements of a tile", value, node, call, "e.g. gather(t, ids)"
         )
     tile = value.value
-    if keywords.get("axis") is None and as_tile(tile.type).rank > 1:
-        rank = as_tile(tile.type).rank
-        raise low.error(
-            f"gather from a rank-{rank} tile needs the axis its positions run along",
-            call,
-            f"name it, e.g. gather({low.text_of(node)}, {low.text_of(index_node)}, "
-            f"axis = {rank - 1})",
-        )
     axis = _line_axis(low, "gather", call, node, tile, keywords.get("axis"))
     positions, one_position = _gather_positions(low, call, index_node, tile, axis)
     shape, result_shape = as_tile(tile.type).shape, as_tile(positions.type).shape
