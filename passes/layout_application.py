@@ -106,7 +106,30 @@ class LayoutApplication(Rewriter):
                 value.type = old.type.with_layout(computed or self.chosen(old))
                 value = self.convert(value, self.chosen(old))
             results.append(value)
+        if isinstance(op, StoreOp) and op.fetches and self.chosen(op.value).is_replicated:
+            results = [self.fetched_through_shared(op, results[0])]
         return results
+
+    def fetched_through_shared(self, op: StoreOp, fetched: Value) -> Value:
+        """The old values of a fetching atomic whose tile is held in replicas, which only the
+        primary copies combine (and get): stored by them into a shared tile of its shape and
+        read back by every thread, between barriers."""
+        tile = as_tile(fetched.type)
+        every = tuple(range(tile.rank))
+        accesses = [(tile.selected_layout, every)]
+        layout = rules.shared_layout(
+            SharedType(tile.dtype, tile.shape), accesses, self.selection.target, accesses
+        )
+        add = self.builder.add
+        copy = add(AllocSharedOp.create(SharedType(tile.dtype, tile.shape, layout), "fetched"))
+        zeros = [add(ConstantOp.create(0, "i32"))] * tile.rank
+        if in_a_loop(op.parent):  # (the last iteration's reads of the copy are done)
+            self.builder.insert(SyncOp.create())
+        self.builder.insert(StoreOp.create(copy, zeros, every, fetched))
+        self.builder.insert(SyncOp.create())
+        loaded = add(LoadOp.create(copy, zeros, every, tile.shape, fetched.name_hint))
+        loaded.type = tile.with_layout(tile.selected_layout)
+        return loaded
 
     def indexes_through_shared(self, op: IndexOp, operand: Value) -> bool:
         """Whether `op`'s operand (in its chosen layout) has the axis split over threads and

@@ -238,7 +238,8 @@ class Selection:
             tile = op.value if isinstance(op, StoreOp) else op.result
             positions = [o for o in op.offsets if isinstance(o.type, TileType)]
             masks = [op.mask] if isinstance(op, LoadOp | StoreOp) and op.mask is not None else []
-            self.classes.union([tile, *positions, *masks])
+            fetched = list(op.results) if isinstance(op, StoreOp) else []  # (lane i's old value)
+            self.classes.union([tile, *positions, *masks, *fetched])
         elif isinstance(op, DotOp):
             a, b, acc = op.operands
             self.classes.union([acc, op.result])

@@ -461,8 +461,8 @@ class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
         memory = self.map(op.memory)
         layout = tile_layout(op.value)
         if _gathers(op):
-            self.gathered_store(op, memory, layout)
-            return []
+            fetched = self.gathered_store(op, memory, layout)
+            return [fetched] if fetched is not None else []
         base, offsets, mask = self.addresses(
             as_memory(memory.type), op.offsets, op.dims, layout, store=True
         )
@@ -470,10 +470,16 @@ class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
             mask = self.and_masks(mask, self.map(op.mask))
         value = self.map(op.value)
         store = StoreThreadOp.create(
-            memory, self.index.value(base), value, offsets, mask, combine=op.combine
+            memory,
+            self.index.value(base),
+            value,
+            offsets,
+            mask,
+            combine=op.combine,
+            fetch=op.fetches,
         )
         self.builder.insert(store)
-        return []
+        return [store.result] if op.fetches else []
 
     def lower_InBoundsOp(self, op: InBoundsOp) -> list[Value]:
         """The edge mask the access would have (all true where the index analysis proves the
@@ -515,15 +521,17 @@ class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
             return self.shuffle(loads[0], indices)
         return self.add(ShuffleOp.create(loads, indices))
 
-    def gathered_store(self, op: StoreOp, memory: Value, layout: RegisterLayout) -> None:
+    def gathered_store(self, op: StoreOp, memory: Value, layout: RegisterLayout) -> Value | None:
         """A store whose positions along some dimensions come from tiles (a scatter): one `st`
-        per run of lanes that share those positions."""
+        per run of lanes that share those positions; a fetching atomic's old values joined
+        back into the tile's lanes (None where it does not fetch)."""
         value = self.map(op.value)
-        if self.lane_gathers(op, memory, layout):
+        if self.lane_gathers(op, memory, layout):  # (never combines)
             bases, offsets, mask = self.lane_access(op, memory, layout, store=True)
             store = StoreThreadOp.create(memory, bases, value, offsets, mask)
             self.builder.insert(store)
-            return
+            return None
+        fetched, indices, first = [], [0] * layout.slots, 0
         for lanes, base, offsets, mask in self.gathered_access(op, memory, layout, store=True):
             store = StoreThreadOp.create(
                 memory,
@@ -532,8 +540,19 @@ class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
                 offsets,
                 mask,
                 combine=op.combine,
+                fetch=op.fetches,
             )
             self.builder.insert(store)
+            if op.fetches:
+                fetched.append(store.result)
+                for position, lane in enumerate(lanes):  # where each lane's old value lands
+                    indices[lane] = first + position
+                first += len(lanes)
+        if not fetched:
+            return None
+        if len(fetched) == 1:
+            return self.shuffle(fetched[0], indices)
+        return self.add(ShuffleOp.create(fetched, indices))
 
     def gathered_access(
         self, op: LoadOp | StoreOp, memory: Value, layout: RegisterLayout, store: bool

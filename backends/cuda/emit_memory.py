@@ -222,6 +222,9 @@ def emit_load(emitter: KernelEmitter, op: LoadThreadOp) -> None:
 def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     access = Access(emitter, op)
     value = emitter.value(op.value)
+    if op.combine is not None and op.fetches:  # an atomic whose old values are used
+        _fetch_and_combine(emitter, op, access)
+        return
     if op.combine is not None:  # atomic_add/_max/_min: one atomic a lane (a RED each)
         function = f"lpir_atomic_{op.combine}"
         combine_lane = _lane_writer(access, lambda address, lane: f"{function}({address}, {lane});")
@@ -245,6 +248,23 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
         chunks,
         lambda start, lanes: _per_lane(access, store_lane, range(start, start + lanes)),
     )
+
+
+def _fetch_and_combine(emitter: KernelEmitter, op: StoreThreadOp, access: Access) -> None:
+    """One atomic a lane (an ATOM each), its old value into the result's lane; lanes masked
+    off get 0 and touch no memory."""
+    target = emitter.array(op.result)
+    value = emitter.value(op.value)
+    function = f"lpir_atomic_{op.combine}"
+    zero = c_types.literal(0, access.access)
+
+    def fetch_lane(lane: int | str, offset: int | str) -> None:
+        atomic = f"{function}({access.lane_address(offset)}, {value.lane(lane)})"
+        if access.mask is not None:
+            atomic = f"{access.mask.lane(lane)} ? {atomic} : {zero}"
+        emitter.w.line(f"{target.lane(lane)} = {atomic};")
+
+    _per_lane(access, fetch_lane, range(len(op.offsets)))
 
 
 def element_at(address: str, shared: bool) -> str:

@@ -536,44 +536,52 @@ LPIR_DEVICE void lpir_cp_async_wait() {
 #endif
 }
 
-// atomic_add: *address += value, atomically (nvcc issues a RED when the old value is unused).
-// Two's-complement addition is the same bits signed or not: i64 adds as unsigned long long.
+// atomic_add: *address += value, atomically, giving what *address held before (nvcc issues a
+// RED where that is unused). Two's-complement addition is the same bits signed or not: i64
+// adds as unsigned long long.
 #if defined(LPIR_HOST_EMULATION)
 template <typename T>
-LPIR_DEVICE void lpir_atomic_add(T* address, T value) {
+LPIR_DEVICE T lpir_atomic_add(T* address, T value) {
     lpir_host::check_alignment(address, sizeof(T));
-    lpir_host::atomic_add(address, value);
+    return lpir_host::atomic_add(address, value);
 }
 #else
-LPIR_DEVICE void lpir_atomic_add(float* address, float value) { atomicAdd(address, value); }
-LPIR_DEVICE void lpir_atomic_add(double* address, double value) { atomicAdd(address, value); }
-LPIR_DEVICE void lpir_atomic_add(int* address, int value) { atomicAdd(address, value); }
-LPIR_DEVICE void lpir_atomic_add(unsigned* address, unsigned value) { atomicAdd(address, value); }
-LPIR_DEVICE void lpir_atomic_add(unsigned long long* address, unsigned long long value) {
-    atomicAdd(address, value);
+LPIR_DEVICE float lpir_atomic_add(float* address, float value) { return atomicAdd(address, value); }
+LPIR_DEVICE double lpir_atomic_add(double* address, double value) {
+    return atomicAdd(address, value);
 }
-LPIR_DEVICE void lpir_atomic_add(long long* address, long long value) {
-    atomicAdd(reinterpret_cast<unsigned long long*>(address), (unsigned long long)value);
+LPIR_DEVICE int lpir_atomic_add(int* address, int value) { return atomicAdd(address, value); }
+LPIR_DEVICE unsigned lpir_atomic_add(unsigned* address, unsigned value) {
+    return atomicAdd(address, value);
+}
+LPIR_DEVICE unsigned long long lpir_atomic_add(unsigned long long* address,
+                                               unsigned long long value) {
+    return atomicAdd(address, value);
+}
+LPIR_DEVICE long long lpir_atomic_add(long long* address, long long value) {
+    return (long long)atomicAdd(reinterpret_cast<unsigned long long*>(address),
+                                (unsigned long long)value);
 }
 #endif
 
-// atomic_max, atomic_min: *address = max(*address, value), atomically (integers only).
+// atomic_max, atomic_min: *address = max(*address, value), atomically (integers only), giving
+// what *address held before.
 #if defined(LPIR_HOST_EMULATION)
 template <typename T>
-LPIR_DEVICE void lpir_atomic_max(T* address, T value) {
+LPIR_DEVICE T lpir_atomic_max(T* address, T value) {
     lpir_host::check_alignment(address, sizeof(T));
-    lpir_host::atomic_extreme(address, value, true);
+    return lpir_host::atomic_extreme(address, value, true);
 }
 template <typename T>
-LPIR_DEVICE void lpir_atomic_min(T* address, T value) {
+LPIR_DEVICE T lpir_atomic_min(T* address, T value) {
     lpir_host::check_alignment(address, sizeof(T));
-    lpir_host::atomic_extreme(address, value, false);
+    return lpir_host::atomic_extreme(address, value, false);
 }
 #else
 template <typename T>
-LPIR_DEVICE void lpir_atomic_max(T* address, T value) { atomicMax(address, value); }
+LPIR_DEVICE T lpir_atomic_max(T* address, T value) { return atomicMax(address, value); }
 template <typename T>
-LPIR_DEVICE void lpir_atomic_min(T* address, T value) { atomicMin(address, value); }
+LPIR_DEVICE T lpir_atomic_min(T* address, T value) { return atomicMin(address, value); }
 #endif
 
 // Copies BYTES (a multiple of 4) from one register array to another a word at a time, as the

@@ -524,23 +524,27 @@ inline void mma(float* d, const T* a, const T* b, const float* c, float (*to_flo
 inline std::mutex atomic_lock;
 
 template <typename T>
-inline void atomic_add(T* address, T value) {
+inline T atomic_add(T* address, T value) {
     std::lock_guard<std::mutex> guard(atomic_lock);
+    const T old = *address;
     if constexpr (std::is_integral_v<T>) {  // wraps, as on the GPU (no signed overflow)
         using U = std::make_unsigned_t<T>;
-        *address = (T)((U)*address + (U)value);
+        *address = (T)((U)old + (U)value);
     } else {
-        *address = *address + value;
+        *address = old + value;
     }
+    return old;
 }
 
 // atomic_max / atomic_min under the same lock
 template <typename T>
-inline void atomic_extreme(T* address, T value, bool maximum) {
+inline T atomic_extreme(T* address, T value, bool maximum) {
     std::lock_guard<std::mutex> guard(atomic_lock);
-    if (maximum ? value > *address : value < *address) {
+    const T old = *address;
+    if (maximum ? value > old : value < old) {
         *address = value;
     }
+    return old;
 }
 
 // ---- warp shuffles: each thread publishes its bits, then reads its partner's -------------------

@@ -521,31 +521,44 @@ class Memory:
         combine: str,
         mask: ir.Value | None = None,
         atomic: bool = True,
-    ) -> None:
+    ) -> ir.Value:
         """memory[base + offsets[i]] += value[i] (`combine` "add"; "max", "min": the larger
         or smaller of the two), lane after lane, each an atomic read-modify-write (blocks run
         on several native threads and may combine into the same elements of global memory),
         or, with `atomic` False (a shared tile: its block's threads run one after another on
         one native thread), a plain load, combine and store: a block histogram of 2**20 bytes
-        took 13.6 ms with lock-prefixed adds, 0.67 ms so (numpy's bincount: 1.2 ms)."""
+        took 13.6 ms with lock-prefixed adds, 0.67 ms so (numpy's bincount: 1.2 ms).
+
+        Returns the vector of what memory held before each lane was combined (0 for lanes
+        masked off): a fetching atomic's old values, unused (and deleted by LLVM) elsewhere."""
         b = self.b
         operation = _ATOMIC_OPERATIONS[combine, dt.kind]
+        fetched = ir.Constant(value.type, None)
         for lane, offset in enumerate(offsets):
             lane_index = ir.Constant(I32, lane)
             lane_value = b.extract_element(value, lane_index)
             address = self.address(pointer, self.index(base, offset), dt)
             if mask is None:
-                self.combine_at(address, lane_value, operation, atomic)
-                continue
-            with b.if_then(b.extract_element(mask, lane_index)):
-                self.combine_at(address, lane_value, operation, atomic)
+                old = self.combine_at(address, lane_value, operation, atomic)
+            else:
+                before = b.block
+                with b.if_then(b.extract_element(mask, lane_index)):
+                    combined = self.combine_at(address, lane_value, operation, atomic)
+                    combined_in = b.block
+                old = b.phi(lane_value.type)
+                old.add_incoming(ir.Constant(lane_value.type, 0), before)
+                old.add_incoming(combined, combined_in)
+            fetched = b.insert_element(fetched, old, lane_index)
+        return fetched
 
-    def combine_at(self, address: ir.Value, value: ir.Value, operation: str, atomic: bool) -> None:
-        """memory[address] = operation(memory[address], value): atomically, or plainly."""
+    def combine_at(
+        self, address: ir.Value, value: ir.Value, operation: str, atomic: bool
+    ) -> ir.Value:
+        """memory[address] = operation(memory[address], value), atomically or plainly; returns
+        what memory held before."""
         b = self.b
         if atomic:
-            b.atomic_rmw(operation, address, value, "monotonic")
-            return
+            return b.atomic_rmw(operation, address, value, "monotonic")
         old = b.load(address, typ=value.type)
         if operation == "fadd":
             b.store(b.fadd(old, value), address)
@@ -555,6 +568,7 @@ class Memory:
             compare = b.icmp_unsigned if operation.startswith("u") else b.icmp_signed
             larger = compare(">" if operation.endswith("max") else "<", value, old)
             b.store(b.select(larger, value, old), address)
+        return old
 
     def scatter(
         self,

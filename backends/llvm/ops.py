@@ -294,9 +294,10 @@ def _store(e: KernelEmitter, op: StoreThreadOp) -> list[ir.Value]:
     with e.memory.swizzle_of(as_memory(op.operands[0].type)):
         if combine is not None:  # atomic_add, _max, _min (into a global or a shared tile)
             atomic = not isinstance(op.operands[0].type, SharedType)
-            e.memory.atomic_combine(
+            fetched = e.memory.atomic_combine(
                 pointer, base, offsets, value, op.access_dtype, combine, mask, atomic
             )
+            return [fetched] if op.results else []
         else:
             e.memory.store(pointer, base, offsets, value, op.access_dtype, mask, width, nbytes)
     return []

@@ -165,6 +165,25 @@ def _combine(
         _COMBINE[combine].at(view, index.ravel(), values.ravel().astype(view.dtype))
 
 
+def _fetch_and_combine(
+    buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray, combine: str
+) -> np.ndarray:
+    """`_combine`, giving each element what memory held just before it was combined (in
+    thread order: of repeated indices, the first is combined first)."""
+    view = _elements(buffer, access, index, "combined into").view(access.numpy_dtype)
+    index, values = index.ravel(), values.ravel().astype(view.dtype)
+    old = np.zeros_like(values)
+    pending = np.arange(len(index))
+    with np.errstate(all="ignore"):
+        while len(pending):  # each round combines the first remaining element of each index
+            _, first = np.unique(index[pending], return_index=True)
+            now = pending[first]
+            old[now] = view[index[now]]
+            view[index[now]] = _COMBINE[combine](old[now], values[now])
+            pending = np.delete(pending, first)
+    return old
+
+
 def _merge_bits(buffer: np.ndarray, byte: np.ndarray, bits: np.ndarray, mask: np.ndarray) -> None:
     """buffer[byte] = (buffer[byte] & ~mask) | (bits & mask), for repeated bytes too."""
     np.bitwise_and.at(buffer, byte, ~mask)
@@ -381,12 +400,17 @@ class _ThreadBlock(Evaluator):
         mask = self.get(op.operands[3]) if len(op.operands) > 3 else None
         selected = np.ones(index.shape, bool) if mask is None else mask
         combine = op.attributes.get("combine")
-        if combine is not None:
+        fetched = np.zeros_like(value)  # (a fetching atomic's old values; 0 masked off)
+        if combine is not None and op.results:
+            fetched[selected] = _fetch_and_combine(
+                memory, access, index[selected], value[selected], combine
+            )
+        elif combine is not None:
             _combine(memory, access, index[selected], value[selected], combine)
         else:
             _write(memory, access, index[selected], value[selected])
         self.observe(op, index, mask)
-        return []
+        return [fetched] if op.results else []
 
     def op_st_bits(self, op: StoreBitsOp) -> list:
         memory, _, index = self.access(op)

@@ -268,9 +268,10 @@ class _Block(Evaluator):
         memory = self.get(op.memory)
         offsets = [self.get(v) for v in op.offsets]
         value = self.get(op.value)
+        fetched = np.zeros_like(value)  # (the old values a fetching atomic gives; 0 elsewhere)
         if _gathers(op):
-            self.scatter(op, memory, offsets, value)
-            return []
+            self.scatter(op, memory, offsets, value, fetched)
+            return [fetched] if op.fetches else []
         window = self.tile_window(op, memory, offsets)
         if window is not None:
             memory_index, tile_index = window
@@ -278,10 +279,13 @@ class _Block(Evaluator):
             if op.combine is not None:  # atomic_add, _max, _min: blocks run in order here
                 with np.errstate(all="ignore"):
                     new = ew.binary(op.combine, old, new, op.memory.type.dtype)
+                fetched[tile_index] = old
             if op.mask is not None:
-                new = np.where(self.get(op.mask)[tile_index], new, old)
+                chosen = self.get(op.mask)[tile_index]
+                new = np.where(chosen, new, old)
+                fetched[tile_index] = np.where(chosen, fetched[tile_index], 0)
             memory[memory_index] = new
-        return []
+        return [fetched] if op.fetches else []
 
     def element_positions(
         self,
@@ -309,10 +313,17 @@ class _Block(Evaluator):
             where.append(position)
         return where, inside
 
-    def scatter(self, op: StoreOp, memory: np.ndarray, offsets: list, value: np.ndarray) -> None:
+    def scatter(
+        self,
+        op: StoreOp,
+        memory: np.ndarray,
+        offsets: list,
+        value: np.ndarray,
+        fetched: np.ndarray,
+    ) -> None:
         """A store with gathered positions: the elements inside the tensor (and the mask) are
-        written (of equal positions any one, as on a GPU) or, combining, combined
-        one after another."""
+        written (of equal positions any one, as on a GPU) or, combining, combined one after
+        another in row-major order, each element's old value kept in `fetched`."""
         where, chosen = self.element_positions(op, memory, offsets, value.shape)
         if op.mask is not None:
             chosen &= self.get(op.mask)
@@ -321,16 +332,18 @@ class _Block(Evaluator):
         if op.combine is None:
             memory[tuple(positions.T)] = values  # (of equal positions, any one stays)
             return
+        elements = np.flatnonzero(chosen)  # (where each of `values` is in the tile)
         while len(values):  # each round combines the first remaining element of each position
             _, first = np.unique(positions, axis=0, return_index=True)
             index = tuple(positions[first].T)
+            fetched.flat[elements[first]] = memory[index]
             with np.errstate(all="ignore"):
                 memory[index] = ew.binary(
                     op.combine, memory[index], values[first], op.memory.type.dtype
                 )
             rest = np.ones(len(values), dtype=bool)
             rest[first] = False
-            positions, values = positions[rest], values[rest]
+            positions, values, elements = positions[rest], values[rest], elements[rest]
 
     op_store_shared = op_store_global
 

@@ -128,6 +128,8 @@ class ExpressionLowering:
     scopes: list[dict[str, SemanticValue]]
     threads: int
     expression_depth = 0  # how many expr() calls are open
+    # the call a statement makes, whose value is not used (an atomic then reads nothing back)
+    discarded_call: ast.Call | None = None
 
     # ---- places and errors ------------------------------------------------------------------
     def location(self, span: ast.Span | None) -> SourceLocation | None:

@@ -130,11 +130,14 @@ def _atomic(combine: str) -> Builtin:
     """`atomic_add(tensor[...], value)` (tensor[...] += value), `atomic_max` and `atomic_min`,
     each element atomically: blocks may combine into the same elements (e.g. the partial sums
     of a split K, a running maximum), additions in an unspecified order; into a shared tile
-    (`s[bins]`, `s`), a block's threads may (a histogram whose bins repeat)."""
+    (`s[bins]`, `s`), a block's threads may (a histogram whose bins repeat). Used as a value,
+    the call gives what memory held before each element was combined (`slot =
+    atomic_add(cursor[e], 1)`: a fetch-and-add), a tile of the slice's shape or, for one
+    element, a scalar; as a statement it gives nothing and costs no read back."""
     name = f"atomic_{combine}"
     verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
 
-    def lower_atomic(low: ExpressionLowering, call: ast.Call) -> None:
+    def lower_atomic(low: ExpressionLowering, call: ast.Call) -> Runtime | None:
         (target, value_node), keywords = call_arguments(low, call, 2, keywords=("mask",))
         destination = low.expr(target)
         memory = destination.memory if isinstance(destination, Slice) else destination
@@ -163,8 +166,13 @@ def _atomic(combine: str) -> Builtin:
                 target,
                 hint,
             )
-        _store(low, call, destination, value_node, combine, keywords.get("mask"))
-        return None
+        fetch = low.discarded_call is not call
+        old = _store(low, call, destination, value_node, combine, keywords.get("mask"), fetch)
+        if old is None:
+            return None
+        if not as_tile(old.type).shape:  # one element: a scalar, as load gives
+            return Runtime(low.builder.add(ItemOp.create(old)))
+        return Runtime(old)
 
     return lower_atomic
 
@@ -181,10 +189,12 @@ def _store(
     value_node: ast.Node,
     combine: str | None,
     mask_node: ast.Node | None = None,
-) -> None:
+    fetch: bool = False,
+) -> Value | None:
     """`store` (combine None) or `atomic_add` / `_max` / `_min` ("add", "max", "min") of
     `value_node` into `destination` (the evaluated first argument), of the elements where
-    `mask_node` (a bool tile or scalar, broadcast to the slice) is true."""
+    `mask_node` (a bool tile or scalar, broadcast to the slice) is true. With `fetch`, the
+    tile of what memory held before each element was combined (0 where nothing was)."""
     target = call.args[0]
     if isinstance(destination, Memory) and isinstance(destination.type, SharedType):
         shape = destination.type.shape
@@ -206,8 +216,12 @@ def _store(
     dt = memory.type.dtype
     value = low.as_runtime(tile_or_scalar(low, value_node), value_node, dt)
     if value.type.dtype != dt:
+        shared = isinstance(memory.type, SharedType)
+        named = low.text_of(target).split("[")[0] if shared else memory.name
+        verb = "store" if combine is None else f"atomic_{combine}"
         raise low.error(
-            f"cannot store {value.type} into {memory.name}, a tensor of {dt.name}",
+            f"cannot {verb} {value.type} into {named}, "
+            f"{'a shared tile' if shared else 'a tensor'} of {dt.name}",
             value_node,
             f"cast it first: cast<{dt.name}>(...)",
         )
@@ -223,11 +237,13 @@ def _store(
         )
     value = low.broadcast_to(value, tuple(shape))
     mask = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "store")
-    if mask is False:  # a constant false mask writes nothing
-        return
+    if mask is False:  # a constant false mask writes nothing (and reads nothing back)
+        return low.broadcast_to(low.constant(Const(0), dt, call), tuple(shape)) if fetch else None
     mask_value = None if mask is None or mask is True else mask
     offsets, mask_value = _held_alike(low, offsets, mask_value, value)
-    low.builder.insert(StoreOp.create(memory.value, offsets, dims, value, combine, mask_value))
+    store = StoreOp.create(memory.value, offsets, dims, value, combine, mask_value, fetch)
+    low.builder.insert(store)
+    return store.result if fetch else None
 
 
 def _held_alike(

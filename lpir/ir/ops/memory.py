@@ -18,7 +18,11 @@ A store may *combine* with what memory holds (`combine = "add"`: `atomic_add`; "
 `atomic_max`, `atomic_min`): each element is combined with memory atomically, so blocks may
 accumulate into the same elements of a global tensor (split-K), and a block's threads into
 those of a shared tile (a histogram); the order of additions is unspecified (max and min do
-not depend on it).
+not depend on it). A combining store may have a result, a tile of the value's shape: what
+memory held at each element just before that element was combined (a fetch-and-add: the
+slots of a counter `slot = atomic_add(cursor[expert], 1)` hands out). Elements combined
+into the same place get the values memory held between the combinations, in the order they
+happened (unspecified); masked-off elements and those outside the tensor get 0.
 """
 
 from __future__ import annotations
@@ -28,10 +32,8 @@ from lpir.errors import TypeCheckError, with_article
 from lpir.ir.core import Operation, Value
 from lpir.ir.ops.arith import BOOL
 from lpir.ir.ops.tile import check_shape
-from lpir.ir.signature import INT_LIST, Signature, at_least, exactly, one_of
+from lpir.ir.signature import INT_LIST, Signature, at_least, between, exactly, one_of
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_memory
-
-I32 = dtype("i32")
 
 I32 = dtype("i32")
 
@@ -238,11 +240,19 @@ def check_combine(op_name: str, memory: Value, combine: str | None) -> None:
 class StoreOp(_TileAccess, Operation):
     """`store_global %y, %i, %t [, %mask] {dims = [0]}`: write a tile; elements past the edge,
     and those whose `mask` element is false, are skipped. With `combine = "add"` each element
-    is added to memory atomically instead."""
+    is added to memory atomically instead, and `%old = store_global ... {combine = "add"}`
+    also gives what memory held before (see the module docstring).
+
+    On threads that hold a replica of an element and are not its primary copy, which do not
+    combine it, `%old` is 0: layout-application routes a replicated `%old` through shared
+    memory from the primary copies."""
 
     names = ("store_global", "store_shared")
     signature = Signature(
-        operands=at_least(2), attributes={"dims": INT_LIST}, optional={"combine": one_of(*COMBINES)}
+        operands=at_least(2),
+        results=between(0, 1),
+        attributes={"dims": INT_LIST},
+        optional={"combine": one_of(*COMBINES)},
     )
 
     @classmethod
@@ -254,9 +264,16 @@ class StoreOp(_TileAccess, Operation):
         value: Value,
         combine: str | None = None,
         mask: Value | None = None,
+        fetch: bool = False,
     ) -> StoreOp:
+        """A store of `value`; with `fetch` (a combining store only) a result too: what memory
+        held at each element before it was combined."""
         op_name = _memory_op_name("store", memory)
         check_combine(op_name, memory, combine)
+        if fetch and combine is None:
+            raise TypeCheckError(
+                f"'{op_name}' has a result only where it combines with memory (the old values)"
+            )
         if not isinstance(value.type, TileType):
             raise TypeCheckError(f"'{op_name}' stores a tile, not {value.type}")
         _check_dims(op_name, memory, tuple(dims), value.type.shape)
@@ -273,7 +290,8 @@ class StoreOp(_TileAccess, Operation):
         if combine is not None:
             attributes["combine"] = combine
         masks = [] if mask is None else [mask]
-        return cls(op_name, [memory, *offsets, value, *masks], (), attributes)
+        results = [TileType(value.type.dtype, value.type.shape)] if fetch else []
+        return cls(op_name, [memory, *offsets, value, *masks], results, attributes)
 
     @property
     def value(self) -> Value:
@@ -289,9 +307,14 @@ class StoreOp(_TileAccess, Operation):
     def combine(self) -> str | None:
         return self.attributes.get("combine")
 
+    @property
+    def fetches(self) -> bool:
+        """Whether it gives the old values of the elements it combines into."""
+        return bool(self.results)
+
     def recreate(self) -> Operation:
         return StoreOp.create(
-            self.memory, self.offsets, self.dims, self.value, self.combine, self.mask
+            self.memory, self.offsets, self.dims, self.value, self.combine, self.mask, self.fetches
         )
 
     def verify_(self) -> None:

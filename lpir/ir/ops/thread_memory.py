@@ -9,7 +9,9 @@
   backend may use one wide access per run (in swizzled memory a run stays inside the swizzle's
   unit of 2**base elements, which the swizzle moves whole). `dtype`, when given, accesses the
   tensor's bytes as that (byte-sized) type: `base` and `offsets` are then in units of it.
-* `st` with `combine = "add"`: each lane is added to memory atomically (`atomic_add`).
+* `st` with `combine = "add"`: each lane is added to memory atomically (`atomic_add`);
+  `%old = st ...` also gives each lane what memory held before it was combined (0 for lanes
+  masked off).
 * `st_bits`: read-modify-write of bytes under a per-byte bit mask, atomic per byte: how packed
   sub-byte stores that share a byte with other threads are written.
 * `ldmatrix` (CUDA): a warp-wide load of 8x8 matrices of 16-bit elements from shared memory
@@ -196,11 +198,13 @@ class LoadThreadOp(MemoryAccess, Operation):
 
 class StoreThreadOp(MemoryAccess, Operation):
     """`st %y, %base, %v [mask %m] {offsets = [...]}`: lane i goes to memory[base + offsets[i]];
-    with `combine = "add"`, lane i is added to it atomically."""
+    with `combine = "add"`, lane i is added to it atomically, and `%old = st ...` gives what
+    memory held there before (lanes masked off: 0)."""
 
     names = ("st",)
     signature = Signature(
         operands=between(3, 4),
+        results=between(0, 1),
         attributes={"offsets": INT_LIST},
         optional={**MEMORY_ACCESS_OPTIONS, "combine": one_of(*COMBINES)},
     )
@@ -216,16 +220,19 @@ class StoreThreadOp(MemoryAccess, Operation):
         vector: int = 1,
         access: DType | None = None,
         combine: str | None = None,
+        fetch: bool = False,
     ) -> StoreThreadOp:
         lanes = tuple(int(o) for o in offsets)
         element, attributes = _access("st", memory, base, lanes, mask, vector, access)
         check_combine("st", memory, combine)
+        if fetch and combine is None:
+            raise TypeCheckError("'st' has a result only where it combines with memory")
         if value.type != VectorType(element, len(lanes)):
             raise TypeCheckError(f"'st' of {value.type} with {len(lanes)} offsets of {element}")
         if combine is not None:
             attributes["combine"] = combine
         operands = [memory, base, value] + ([mask] if mask is not None else [])
-        return cls("st", operands, (), attributes)
+        return cls("st", operands, [value.type] if fetch else [], attributes)
 
     @property
     def value(self) -> Value:
@@ -239,6 +246,11 @@ class StoreThreadOp(MemoryAccess, Operation):
     def combine(self) -> str | None:
         return self.attributes.get("combine")
 
+    @property
+    def fetches(self) -> bool:
+        """Whether it gives the old values of the lanes it combines into."""
+        return bool(self.results)
+
     def recreate(self) -> Operation:
         return StoreThreadOp.create(
             self.memory,
@@ -249,6 +261,7 @@ class StoreThreadOp(MemoryAccess, Operation):
             self.vector_width,
             self.attributes.get("dtype"),
             self.combine,
+            self.fetches,
         )
 
 
