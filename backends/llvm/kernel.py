@@ -491,10 +491,15 @@ class KernelEmitter:
             incoming.append((values, b.block))
             b.branch(after)
         b.position_at_end(after)
+        phis = []
         for index, result in enumerate(op.results):
             phi = b.phi(value_type(result.type), result.name_hint or "merged")
             for values, block in incoming:
                 phi.add_incoming(values[index], block)
+            phis.append(phi)
+        # All phis first: `set` stores a value kept per thread into its context array, and
+        # LLVM wants a block's phis together at its top, before any store.
+        for result, phi in zip(op.results, phis):
             self.set(result, phi)
 
 
