@@ -584,6 +584,55 @@ template <typename T>
 LPIR_DEVICE T lpir_atomic_min(T* address, T value) { return atomicMin(address, value); }
 #endif
 
+// atomic_and, atomic_or, atomic_xor: *address = *address op value, atomically, giving what
+// *address held before. CUDA has them for int, unsigned and unsigned long long: a long long
+// combines as the same bits unsigned.
+#if defined(LPIR_HOST_EMULATION)
+template <typename T>
+LPIR_DEVICE T lpir_atomic_and(T* address, T value) {
+    lpir_host::check_alignment(address, sizeof(T));
+    return lpir_host::atomic_bits(address, value, '&');
+}
+template <typename T>
+LPIR_DEVICE T lpir_atomic_or(T* address, T value) {
+    lpir_host::check_alignment(address, sizeof(T));
+    return lpir_host::atomic_bits(address, value, '|');
+}
+template <typename T>
+LPIR_DEVICE T lpir_atomic_xor(T* address, T value) {
+    lpir_host::check_alignment(address, sizeof(T));
+    return lpir_host::atomic_bits(address, value, '^');
+}
+#else
+template <typename T>
+LPIR_DEVICE T lpir_atomic_and(T* address, T value) {
+    if constexpr (sizeof(T) == 8) {
+        using U = unsigned long long;
+        return (T)atomicAnd(reinterpret_cast<U*>(address), (U)value);
+    } else {
+        return atomicAnd(address, value);
+    }
+}
+template <typename T>
+LPIR_DEVICE T lpir_atomic_or(T* address, T value) {
+    if constexpr (sizeof(T) == 8) {
+        using U = unsigned long long;
+        return (T)atomicOr(reinterpret_cast<U*>(address), (U)value);
+    } else {
+        return atomicOr(address, value);
+    }
+}
+template <typename T>
+LPIR_DEVICE T lpir_atomic_xor(T* address, T value) {
+    if constexpr (sizeof(T) == 8) {
+        using U = unsigned long long;
+        return (T)atomicXor(reinterpret_cast<U*>(address), (U)value);
+    } else {
+        return atomicXor(address, value);
+    }
+}
+#endif
+
 // Copies BYTES (a multiple of 4) from one register array to another a word at a time, as the
 // loop-carried tiles of a pipelined loop are passed on: copied lane by lane, arrays of bytes or
 // halves cost shifts and merges for every lane.

@@ -547,6 +547,15 @@ inline T atomic_extreme(T* address, T value, bool maximum) {
     return old;
 }
 
+// atomic_and / atomic_or / atomic_xor under the same lock (`op`: '&', '|' or '^')
+template <typename T>
+inline T atomic_bits(T* address, T value, char op) {
+    std::lock_guard<std::mutex> guard(atomic_lock);
+    const T old = *address;
+    *address = op == '&' ? (T)(old & value) : op == '|' ? (T)(old | value) : (T)(old ^ value);
+    return old;
+}
+
 // ---- warp shuffles: each thread publishes its bits, then reads its partner's -------------------
 inline unsigned long long shuffle_bits[32][32];  // [warp][lane]
 

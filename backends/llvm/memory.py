@@ -84,6 +84,7 @@ _ATOMIC_OPERATIONS = {
     ("max", "uint"): "umax",
     ("min", "int"): "min",
     ("min", "uint"): "umin",
+    **{(bits, kind): bits for bits in ("and", "or", "xor") for kind in ("int", "uint")},
 }
 
 
@@ -564,6 +565,9 @@ class Memory:
             b.store(b.fadd(old, value), address)
         elif operation == "add":
             b.store(b.add(old, value), address)
+        elif operation in ("and", "or", "xor"):
+            combined = {"and": b.and_, "or": b.or_, "xor": b.xor}[operation](old, value)
+            b.store(combined, address)
         else:  # (max, min, umax, umin)
             compare = b.icmp_unsigned if operation.startswith("u") else b.icmp_signed
             larger = compare(">" if operation.endswith("max") else "<", value, old)

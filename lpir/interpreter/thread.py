@@ -152,7 +152,14 @@ def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndar
     )
 
 
-_COMBINE = {"add": np.add, "max": np.maximum, "min": np.minimum}
+_COMBINE = {
+    "add": np.add,
+    "max": np.maximum,
+    "min": np.minimum,
+    "and": np.bitwise_and,
+    "or": np.bitwise_or,
+    "xor": np.bitwise_xor,
+}
 
 
 def _combine(

@@ -18,6 +18,7 @@ from lpir.ir.core import Kernel, Module, Region, Value
 from lpir.ir.grid import MAX_BLOCKS, MAX_THREADS, is_empty
 from lpir.ir.ops import ForOp, IfOp, YieldOp
 from lpir.ir.ops.arith import SYMBOLS
+from lpir.ir.ops.memory import COMBINES
 from lpir.ir.types import GlobalType, ScalarType, SharedType, agree
 from lpir.language import ast
 from lpir.language.declarations import RESERVED, name_span
@@ -431,7 +432,8 @@ class KernelLowering(ExpressionLowering):
         value = node.value
         if isinstance(value, ast.Name) and value.id in ("break", "continue"):
             raise self.no_break_or_continue(value)
-        statements = ("store", "atomic_add", "atomic_max", "atomic_min", "sync", "static_assert")
+        atomics = tuple(f"atomic_{combine}" for combine in COMBINES)
+        statements = ("store", *atomics, "sync", "static_assert")
         statements += tuple(self.functions())
         if not (isinstance(value, ast.Call) and value.func in statements):
             self.expr(value)  # its own mistakes (an unknown name) first

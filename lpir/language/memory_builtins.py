@@ -1,5 +1,6 @@
 """The builtins that move data between memory and registers: load, store, the atomics
-(atomic_add, atomic_max, atomic_min) and sync. Registered in `builtin_calls.BUILTINS`.
+(atomic_add, atomic_max, atomic_min, atomic_and, atomic_or, atomic_xor) and sync. Registered
+in `builtin_calls.BUILTINS`.
 """
 
 from __future__ import annotations
@@ -127,15 +128,23 @@ def store(low: ExpressionLowering, call: ast.Call) -> None:
 
 
 def _atomic(combine: str) -> Builtin:
-    """`atomic_add(tensor[...], value)` (tensor[...] += value), `atomic_max` and `atomic_min`,
-    each element atomically: blocks may combine into the same elements (e.g. the partial sums
-    of a split K, a running maximum), additions in an unspecified order; into a shared tile
-    (`s[bins]`, `s`), a block's threads may (a histogram whose bins repeat). Used as a value,
-    the call gives what memory held before each element was combined (`slot =
-    atomic_add(cursor[e], 1)`: a fetch-and-add), a tile of the slice's shape or, for one
-    element, a scalar; as a statement it gives nothing and costs no read back."""
+    """`atomic_add(tensor[...], value)` (tensor[...] += value), `atomic_max`, `atomic_min` and
+    the bitwise `atomic_and`, `atomic_or`, `atomic_xor`, each element atomically: blocks may
+    combine into the same elements (e.g. the partial sums of a split K, a running maximum),
+    additions in an unspecified order; into a shared tile (`s[bins]`, `s`), a block's threads
+    may (a histogram whose bins repeat). Used as a value, the call gives what memory held
+    before each element was combined (`slot = atomic_add(cursor[e], 1)`: a fetch-and-add), a
+    tile of the slice's shape or, for one element, a scalar; as a statement it gives nothing
+    and costs no read back."""
     name = f"atomic_{combine}"
-    verb = {"add": "add into", "max": "take the maximum into", "min": "take the minimum into"}
+    verb = {
+        "add": "add into",
+        "max": "take the maximum into",
+        "min": "take the minimum into",
+        "and": "and bits into",
+        "or": "or bits into",
+        "xor": "xor bits into",
+    }
 
     def lower_atomic(low: ExpressionLowering, call: ast.Call) -> Runtime | None:
         (target, value_node), keywords = call_arguments(low, call, 2, keywords=("mask",))
@@ -155,11 +164,13 @@ def _atomic(combine: str) -> Builtin:
         kind = "a shared tile" if shared else "a tensor"
         if dt.name not in allowed:
             hint = f"accumulate into {kind} of {', '.join(allowed)} and cast afterwards"
-            if combine != "add" and dt.is_float:  # GPUs have no float atomic max or min
+            if combine in ("max", "min") and dt.is_float:  # GPUs have no float atomic max
                 hint += (
                     "; for floats, combine order-preserving integer keys (the float's bits, "
                     "all flipped where negative, else the sign bit flipped)"
                 )
+            elif combine in ("and", "or", "xor"):  # (bits: 8 and 16 share a word on the GPU)
+                hint = f"combine bits in words of {kind}: {', '.join(allowed)}"
             named = low.text_of(target).split("[")[0] if shared else memory.name
             raise low.error(
                 f"{name} cannot {verb[combine]} {named}, {kind} of {dt.name}",
@@ -180,6 +191,9 @@ def _atomic(combine: str) -> Builtin:
 builtin("atomic_add(tensor[...], value, mask = m)")(_atomic("add"))
 builtin("atomic_max(tensor[...], value, mask = m)")(_atomic("max"))
 builtin("atomic_min(tensor[...], value, mask = m)")(_atomic("min"))
+builtin("atomic_and(tensor[...], value, mask = m)")(_atomic("and"))
+builtin("atomic_or(tensor[...], value, mask = m)")(_atomic("or"))
+builtin("atomic_xor(tensor[...], value, mask = m)")(_atomic("xor"))
 
 
 def _store(

@@ -15,14 +15,15 @@ A load or a store may take a *mask*, a bool tile of the tile's shape: elements w
 false are not read (they read as 0) or not written (nor combined).
 
 A store may *combine* with what memory holds (`combine = "add"`: `atomic_add`; "max", "min":
-`atomic_max`, `atomic_min`): each element is combined with memory atomically, so blocks may
-accumulate into the same elements of a global tensor (split-K), and a block's threads into
-those of a shared tile (a histogram); the order of additions is unspecified (max and min do
-not depend on it). A combining store may have a result, a tile of the value's shape: what
-memory held at each element just before that element was combined (a fetch-and-add: the
-slots of a counter `slot = atomic_add(cursor[expert], 1)` hands out). Elements combined
-into the same place get the values memory held between the combinations, in the order they
-happened (unspecified); masked-off elements and those outside the tensor get 0.
+`atomic_max`, `atomic_min`; "and", "or", "xor": `atomic_and`, ...): each element is combined
+with memory atomically, so blocks may accumulate into the same elements of a global tensor
+(split-K), and a block's threads into those of a shared tile (a histogram); the order of
+additions is unspecified (the others do not depend on it). A combining store may have a
+result, a tile of the value's shape: what memory held at each element just before that
+element was combined (a fetch-and-add: the slots of a counter `slot = atomic_add(cursor[e],
+1)` hands out). Elements combined into the same place get the values memory held between
+the combinations, in the order they happened (unspecified); masked-off elements and those
+outside the tensor get 0.
 """
 
 from __future__ import annotations
@@ -211,12 +212,17 @@ class InBoundsOp(_TileAccess, Operation):
 
 #: dtypes that global memory can accumulate atomically (`atomic_add`)
 ATOMIC_ADD_DTYPES = ("f32", "f64", "i32", "u32", "i64", "u64")
+#: the integers GPUs combine atomically other than by adding (32 and 64 bits)
+ATOMIC_INTEGER_DTYPES = ("i32", "u32", "i64", "u64")
 #: how a store may combine with memory, and the dtypes each takes (`atomic_add`, `atomic_max`,
-#: `atomic_min`: GPUs have integer max and min only)
+#: `atomic_min`: GPUs have integer max and min only; `atomic_and`, `_or`, `_xor`: bits)
 ATOMIC_DTYPES = {
     "add": ATOMIC_ADD_DTYPES,
-    "max": ("i32", "u32", "i64", "u64"),
-    "min": ("i32", "u32", "i64", "u64"),
+    "max": ATOMIC_INTEGER_DTYPES,
+    "min": ATOMIC_INTEGER_DTYPES,
+    "and": ATOMIC_INTEGER_DTYPES,
+    "or": ATOMIC_INTEGER_DTYPES,
+    "xor": ATOMIC_INTEGER_DTYPES,
 }
 COMBINES = tuple(ATOMIC_DTYPES)
 
