@@ -44,6 +44,7 @@ from lpir.ir.ops import (
     SplatOp,
     UnaryOp,
 )
+from lpir.ir.ops.arith import mixed_dtypes_hint
 from lpir.ir.types import GlobalType, ScalarType, SharedType, TileType, as_tile
 from lpir.language import ast
 from lpir.language.folding import (
@@ -571,7 +572,7 @@ class ExpressionLowering:
             raise self.error(
                 f"operands have different dtypes: {lhs.dtype.name} and {rhs.dtype.name}",
                 node,
-                f"cast one of them, e.g. cast<{lhs.dtype.name}>(...)",
+                mixed_dtypes_hint(lhs.dtype, rhs.dtype),
             )
         return lhs.value, rhs.value
 

@@ -529,8 +529,9 @@ def check_arguments(
             raise ArgumentError(
                 f"argument {decl.name} must hold {expected_dtype.name}, got {got}",
                 location,
-                _foreign_dtype_hint(info.foreign)
+                _foreign_dtype_hint(info, expected_dtype)
                 or bytes_passed_for(info, expected_dtype, decl.name, _dims_text(evaluator, decl))
+                or _float_codes_hint(info, expected_dtype)
                 or _dtype_hint(expected_dtype),
             )
         rows = runtime_rows_name(kernel_def, decl)  # checked against its argument at the call
@@ -561,14 +562,19 @@ def runtime_rows_name(kernel_def: ast.KernelDef, decl: ast.GlobalArg) -> str | N
     return None
 
 
-def _foreign_dtype_hint(foreign: Any) -> str | None:
-    """What to pass instead of an array of a numpy dtype no unpacked lpir dtype has (None:
-    nothing better than converting it to the dtype expected)."""
+def _foreign_dtype_hint(info: ArgumentInfo, expected: DType) -> str | None:
+    """What to pass instead of an array of a numpy dtype no unpacked lpir dtype has, where
+    `expected` is declared (None: nothing better than converting it to `expected`)."""
     import numpy as np
 
-    if foreign is None:
+    if info.foreign is None:
         return None
-    np_dtype = np.dtype(foreign)
+    try:
+        np_dtype = np.dtype(info.foreign)
+    except TypeError:  # a GPU array's type numpy has no name for
+        return None
+    if _ml_dtypes_type(np_dtype) is not None:
+        return _ml_array_hint(np_dtype, expected, info.device)
     dtypes = [dtype(name) for name in ALL_DTYPE_NAMES]
     native = np_dtype.newbyteorder("=")
     if not np_dtype.isnative and any(
@@ -580,12 +586,126 @@ def _foreign_dtype_hint(foreign: Any) -> str | None:
             "lpir's bool tensors are packed: lpir.pack(array, 'bool'); for numbers, "
             "array.astype(np.uint8) (or the dtype expected)"
         )
-    for dt in dtypes:
-        if dt.is_packed and dt.ml_dtype is not None and np.dtype(dt.ml_dtype) == np_dtype:
-            return f"lpir stores {dt.name} packed: lpir.pack(array, '{dt.name}')"
     if np_dtype == np.object_:
         return "the array holds Python objects: convert them to numbers, array.astype(...)"
     return None
+
+
+# ml_dtypes' float types no lpir dtype is -> the lpir dtype nearest (None: none), for the
+# hints to name
+_NEAREST_LPIR_FLOAT = {
+    "float8_e4m3fnuz": "f8e4m3",  # bias 8, one NaN (0x80), no -0
+    "float8_e4m3b11fnuz": "f8e4m3",  # bias 11
+    "float8_e5m2fnuz": "f8e5m2",  # bias 16
+    "float8_e4m3": "f8e4m3",  # IEEE-like: inf and NaN at the top exponent, lpir's has none
+    "float8_e3m4": "f8e3m4",  # IEEE-like; lpir's f8e3m4 is all-finite
+    "float8_e5m3fnu": None,  # unsigned
+    "float8_e8m0fnu": None,  # exponent only: MX scales, which lpir takes as u8 codes
+}
+
+
+def _ml_dtypes_type(np_dtype: Any) -> Any:
+    """The ml_dtypes type `np_dtype` is (float8_e8m0fnu, int4, ...), or None."""
+    import sys
+
+    import numpy as np
+
+    ml_dtypes = sys.modules.get("ml_dtypes")  # no array has an ml_dtypes type before it loads
+    found = getattr(ml_dtypes, np_dtype.name, None) if ml_dtypes is not None else None
+    try:
+        return found if found is not None and np.dtype(found) == np_dtype else None
+    except TypeError:  # an ml_dtypes name that is not a type (finfo, ...)
+        return None
+
+
+def _ml_lpir_dtype(np_dtype: Any) -> DType | None:
+    """The (packed) lpir dtype whose ml_dtypes type `np_dtype` is: f4e2m1, i4, ..."""
+    for name in ALL_DTYPE_NAMES:
+        dt = dtype(name)
+        if dt.ml_dtype is not None and dt.ml_dtype.__name__ == np_dtype.name:
+            return dt
+    return None
+
+
+def _ml_array_hint(np_dtype: Any, expected: DType, device: bool) -> str | None:
+    """The hint for an array of an ml_dtypes type (`np_dtype`) that no unpacked lpir dtype
+    is, where `expected` is declared: an integer of its width takes a float's codes by a
+    view (a conversion would change them: 2^-3 -> 0); a type lpir packs is packed; numbers
+    convert (None: converting to `expected` is the hint)."""
+    own = _ml_lpir_dtype(np_dtype)
+    if own is not None and own == expected:
+        return f"lpir stores {own.name} packed: lpir.pack(array, '{own.name}')"
+    declare = None
+    if own is not None:
+        declare = f"declare it {own.name} and pass lpir.pack(array, '{own.name}') (packed)"
+    is_float = np_dtype.name.startswith("float")
+    if expected.is_packed or (expected.is_small_float and expected.ml_dtype is None):
+        return _pack_through_numbers(np_dtype, expected, declare)
+    as_expected = _array_dtype_name(expected, device)
+    convert = f"convert the values: array.{_convert(device)}({as_expected})"
+    if expected.is_float:
+        return None if declare is None else f"{declare}, or {convert}"
+    if is_float and expected.nbits == 8 * np_dtype.itemsize:
+        return _float_codes_for_integer(np_dtype, expected, device, declare)
+    if is_float or (np_dtype.name.startswith("int") and expected.kind == "uint"):
+        return declare  # (a conversion would drop fractions or wrap negative values)
+    return None if declare is None else f"{declare}, or {convert}"
+
+
+def _float_codes_for_integer(
+    np_dtype: Any, expected: DType, device: bool, declare: str | None
+) -> str:
+    """The hint for an ml_dtypes float array where an integer of its width is declared: its
+    codes are what that declaration means, taken by a view."""
+    view = f"array.view({_array_dtype_name(expected, device)})"
+    if declare is not None:  # float4_e2m1fn, float6_*: one code a byte
+        return f"pass its codes, one a byte, no copy: {view}; or {declare}"
+    if np_dtype.name == "float8_e8m0fnu":
+        scales = "lpir has no e8m0 dtype: MX scales are u8 exponent codes, 2^(code - 127)"
+        if expected.name != "u8":
+            as_u8 = _array_dtype_name(dtype("u8"), device)
+            return f"{scales}: declare it u8 and pass array.view({as_u8})"
+        return f"pass its codes, no copy: {view}; {scales} (astype would turn 2^-3 into 0)"
+    codes = f"pass its codes, no copy: {view}; lpir has no {np_dtype.name} dtype"
+    nearest = _NEAREST_LPIR_FLOAT.get(np_dtype.name)
+    if nearest is None:
+        return codes
+    near = dtype(nearest)
+    if near.ml_dtype is None:  # f8e3m4: all-finite, unlike ml_dtypes' IEEE-like float8_e3m4
+        return (
+            f"{codes}; for lpir's {nearest} (all-finite), pack the values: "
+            f"lpir.pack(array.astype(np.float32), '{nearest}')"
+        )
+    as_near = f"ml_dtypes.{near.ml_dtype.__name__}"
+    return f"{codes}; for lpir's {nearest}, convert the values: array.astype({as_near})"
+
+
+def _pack_through_numbers(np_dtype: Any, expected: DType, declare: str | None) -> str:
+    """The hint for an ml_dtypes array where a packed dtype, or a small float numpy has not,
+    is declared: lpir.pack refuses another ml_dtypes type, so the values go through numpy's."""
+    plain = "np.float32" if np_dtype.name.startswith("float") else "np.int32"
+    packs = f"pack the values: lpir.pack(array.astype({plain}), '{expected.name}')"
+    if np_dtype.name == "float8_e3m4" and expected.name == "f8e3m4":
+        return f"lpir's f8e3m4 is all-finite, unlike ml_dtypes.float8_e3m4 (inf, NaN): {packs}"
+    return packs if declare is None else f"{packs}; or {declare}"
+
+
+def _float_codes_hint(info: ArgumentInfo, expected: DType) -> str | None:
+    """The hint for a float array (fp8, bf16, f16, ...) where an integer of its width is
+    declared: its codes (a view), or its values (a conversion, which changes the codes)."""
+    found = info.dtype
+    if found is None or not found.is_float or found.is_packed or info.shape is None:
+        return None
+    if expected.kind not in ("int", "uint") or expected.is_packed:
+        return None
+    if expected.nbits != found.nbits:
+        return None
+    as_expected = _array_dtype_name(expected, info.device)
+    view = f"array.view({as_expected})"
+    convert = f"array.{_convert(info.device)}({as_expected})"
+    if found.nbits == 8:  # fp8 in bytes: the codes are what a u8 declaration means
+        return f"to pass its codes, no copy: {view}; to convert its values: {convert}"
+    return f"to convert its values: {convert}; to pass its bits as they are: {view}"
 
 
 def _dtype_hint(expected: DType) -> str:

@@ -99,6 +99,60 @@ def compute_casts(dt: DType) -> str:
     return "cast<u8>(x) or cast<i32>(x)"
 
 
+def mixed_dtypes_hint(left: DType, right: DType) -> str:
+    """The hint for an elementwise op on operands of two dtypes: the cast to a dtype both
+    compute in. A storage-only operand (fp8, f4e2m1, u4) is cast up to the compute dtype:
+    casting the other side down to it would fail again (it takes no arithmetic)."""
+    common = common_compute_dtype(left, right)
+    cast = f"cast<{common.name}>(...)"
+    storage = [dt for dt in (left, right) if not is_compute_dtype(dt)]
+    if not storage:
+        if common in (left, right):
+            return f"cast one of them, e.g. {cast}"
+        return f"cast both to {common.name}, which holds the values of each: {cast}"
+    if len(storage) == 2:
+        what = f"{left.name} and {right.name} are storage-only types (no arithmetic)"
+    else:
+        what = f"{storage[0].name} is a storage-only type (no arithmetic)"
+    which = f"the {storage[0].name} operand" if common in (left, right) else "both operands"
+    return f"{what}: cast {which} to {common.name}, {cast}"
+
+
+def common_compute_dtype(left: DType, right: DType) -> DType:
+    """A compute dtype to take two operands' values to for arithmetic: the wider one, f32
+    for two 16-bit floats or a float and a wide integer, a signed integer wider than an
+    unsigned one (u32 and i32 -> i64); storage-only dtypes count as the compute type that
+    holds them (fp8 -> the other float or f32, u4 -> u8, i4 -> i8)."""
+    a, b = _lifted(left, right), _lifted(right, left)
+    if a == b or b.is_bool:
+        return a
+    if a.is_bool:
+        return b
+    if a.is_float and b.is_float:
+        return a if a.nbits > b.nbits else b if b.nbits > a.nbits else F32
+    if a.is_float or b.is_float:
+        real, whole = (a, b) if a.is_float else (b, a)
+        return real if real.nbits >= 32 or whole.nbits <= 8 else F32
+    if a.kind == b.kind:
+        return a if a.nbits >= b.nbits else b
+    signed, unsigned = (a, b) if a.kind == "int" else (b, a)
+    if signed.nbits > unsigned.nbits or unsigned.nbits == 64:
+        return signed
+    return dtype(f"i{2 * unsigned.nbits}")
+
+
+F32 = dtype("f32")
+
+
+def _lifted(dt: DType, other: DType) -> DType:
+    """`dt`, or the compute dtype that holds a storage-only `dt`'s values."""
+    if is_compute_dtype(dt):
+        return dt
+    if dt.is_float:  # f16 and bf16 hold every fp8, fp6 and fp4 value
+        return other if other.is_float and is_compute_dtype(other) else F32
+    return dtype("i8" if dt.kind == "int" else "u8")
+
+
 def check_register_values(op_name: str, types: list[Type]) -> None:
     """Elementwise ops take scalars, register tiles and vectors, not tensors in memory."""
     for type_ in types:
@@ -208,7 +262,7 @@ class BinaryOp(Operation):
         if left != right:
             raise TypeCheckError(
                 f"operands of '{name}' have different dtypes: {left.name} and {right.name}",
-                hint=f"cast one of them, e.g. cast<{left.name}>(...)",
+                hint=mixed_dtypes_hint(left, right),
             )
         check_compute_dtype(left, name)
         if name in BITWISE and left.is_float:
