@@ -32,7 +32,21 @@ TUPLE = "lpir has no tuple assignment"
 SWAP_01 = (
     "write transpose(v, 1, 0) for a rank-2 tile, transpose(v, 1, 0, 2) for rank 3: torch's "
     "transpose(u, 0, 1) swaps two dimensions, lpir's transpose takes the whole order of them, "
-    "as numpy's (transpose(v, 0, 1) leaves a rank-2 tile as it is)"
+    "as numpy's"
+)
+# a reversed scan: the line reversed, scanned, reversed back (sum - cumsum + t cancels)
+REVERSED_CUMSUM = (
+    "write cumsum(t, axis = 0) (lpir has no reversed scan: a reversed cumsum is the cumsum of "
+    "the line reversed, reversed back; of a 1-d t of n, with r = n - 1 - arange(n), "
+    "gather(cumsum(gather(t, r)), r); along axis 1 of a 2-d t, with r = (n - 1 - "
+    "arange(n))[None, :], gather(cumsum(gather(t, r, axis = 1), axis = 1), r, axis = 1))"
+)
+# an exclusive cumsum: the inclusive one moved one place (cumsum - t cancels)
+EXCLUSIVE_CUMSUM = (
+    "lpir's scans are inclusive: an exclusive cumsum is the inclusive one moved one place "
+    "along the line; of a 1-d t of n, gather(cumsum(t), arange(n) - 1) (position -1 reads 0; "
+    "exact, where cumsum(t) - t cancels in floats); along axis 1 of a 2-d t, "
+    "gather(cumsum(t, axis = 1), (arange(n) - 1)[None, :], axis = 1)"
 )
 TOPK_LAST = (
     "write sort(t, axis = -1, descending = true)[0:8] for the values of a 1-d tile ([:, 0:8] "
@@ -145,9 +159,11 @@ HABITS = [
      "w = t[None, :] * sum(t[None, :], axis = 1)[:, None]; u = reshape(w, BN)"),
     # scans and sorts: the axis named, numpy's accumulate a scan
     ("u = tl.cumsum(t, 0, reverse = True)", "tl.cumsum(t, 0, reverse = True)",
-     "lpir has no modules: tl.cumsum",
-     "write cumsum(t, axis = 0) (lpir scans forward only: a reversed cumsum is the line's "
-     "sum - cumsum + t, sum(t) - cumsum(t) + t of a 1-d t)", "u = sum(t) - cumsum(t) + t"),
+     "lpir has no modules: tl.cumsum", REVERSED_CUMSUM,
+     "r = BN - 1 - arange(BN); u = gather(cumsum(gather(t, r)), r)"),
+    ("u = tl.cumsum(t, 0, exclusive = True)", "tl.cumsum(t, 0, exclusive = True)",
+     "lpir has no modules: tl.cumsum", f"write cumsum(t, axis = 0) ({EXCLUSIVE_CUMSUM})",
+     "u = gather(cumsum(t), arange(BN) - 1)"),
     ("u = torch.sort(t, dim = 0, descending = True)", "torch.sort(t, dim = 0, descending = True)",
      "lpir has no modules: torch.sort", "write sort(t, axis = 0, descending = true)",
      "u = sort(t, axis = 0, descending = true)"),
@@ -161,7 +177,9 @@ HABITS = [
     ("u = tl.cumprod(t, 0, reverse = True)", "tl.cumprod(t, 0, reverse = True)",
      "lpir has no modules: tl.cumprod", "write cumprod(t, axis = 0) (lpir has no reversed scan: "
      "a reversed cumprod is the cumprod of the line reversed, reversed back; of a 1-d t of n, "
-     "with r = n - 1 - arange(n), gather(cumprod(gather(t, r)), r))",
+     "with r = n - 1 - arange(n), gather(cumprod(gather(t, r)), r); along axis 1 of a 2-d t, "
+     "with r = (n - 1 - arange(n))[None, :], gather(cumprod(gather(t, r, axis = 1), "
+     "axis = 1), r, axis = 1))",
      "r = BN - 1 - arange(BN); u = gather(cumprod(gather(t, r)), r)"),
     ("u = np.sort(t, 0, 'stable')", "np.sort(t, 0, 'stable')", "lpir has no modules: np.sort",
      "write sort(t, axis = 0) (lpir's sort is always stable, equal keys keeping their order)",
@@ -188,8 +206,7 @@ HABITS = [
      "axis and descending are keywords: write sort(t, axis = 0, descending = true)",
      "u = sort(t, axis = 0, descending = true)"),
     ("u = cumsum(t, 0, true)", "cumsum(t, 0, true)", "cumsum takes 1 argument, got 3",
-     "write cumsum(t, axis = 0) (lpir scans forward only: a reversed cumsum is the line's "
-     "sum - cumsum + t, sum(t) - cumsum(t) + t of a 1-d t)", "u = sum(t) - cumsum(t) + t"),
+     REVERSED_CUMSUM, "r = BN - 1 - arange(BN); u = gather(cumsum(gather(t, r)), r)"),
     ("u = load(x[row, 0 :+ BN], cols < N, 0.0)", "load(x[row, 0 :+ BN], cols < N, 0.0)",
      "load takes 1 argument, got 3", "mask and other are keywords: write load(x[row, 0 :+ BN], "
      "mask = cols < N, other = 0.0)", "u = load(x[row, 0 :+ BN], mask = cols < N, other = 0.0)"),
@@ -203,8 +220,7 @@ HABITS = [
      "lpir's sort is always stable, equal keys keeping their order: leave stable out",
      "u = sort(t)"),
     ("u = cumsum(t, exclusive = true)", "exclusive = true", "cumsum has no argument 'exclusive'",
-     "lpir's scans are inclusive: an exclusive cumsum is cumsum(t, axis = k) - t",
-     "u = cumsum(t) - t"),
+     EXCLUSIVE_CUMSUM, "u = gather(cumsum(t), arange(BN) - 1)"),
     ("u = cumprod(t, exclusive = true)", "exclusive = true",
      "cumprod has no argument 'exclusive'", "lpir's scans are inclusive: an exclusive cumprod "
      "is the inclusive one moved one place along the line; of a 1-d t of n, gather(cumprod(t), "
@@ -224,7 +240,29 @@ HABITS = [
     ("u = cummax(t, reverse = true)", "reverse = true", "cummax has no argument 'reverse'",
      "lpir has no reversed scan: a reversed cummax is the cummax of the line reversed, "
      "reversed back; of a 1-d t of n, with r = n - 1 - arange(n), gather(cummax(gather(t, r)), "
-     "r)", "r = BN - 1 - arange(BN); u = gather(cummax(gather(t, r)), r)"),
+     "r); along axis 1 of a 2-d t, with r = (n - 1 - arange(n))[None, :], "
+     "gather(cummax(gather(t, r, axis = 1), axis = 1), r, axis = 1)",
+     "r = BN - 1 - arange(BN); u = gather(cummax(gather(t, r)), r)"),
+    ("m = reshape(t, 8, 16); r = (15 - arange(16))[None, :]; "
+     "u = reshape(cumsum(m, axis = 1, reverse = true), BN)", "reverse = true",
+     "cumsum has no argument 'reverse'", REVERSED_CUMSUM.split(" (", 1)[1][:-1],
+     "m = reshape(t, 8, 16); r = (15 - arange(16))[None, :]; "
+     "u = reshape(gather(cumsum(gather(m, r, axis = 1), axis = 1), r, axis = 1), BN)"),
+    # numpy's stepped slices: a gather of the positions
+    ("u = t[::-1]", "t[::-1]", "a subscript has no step: t[::-1]",
+     "write gather(t, n - 1 - arange(n)) for a 1-d tile of n (numpy's t[::-1] of a 2-d one "
+     "steps over its rows: gather(t, (n - 1 - arange(n))[:, None], axis = 0))",
+     "u = gather(t, BN - 1 - arange(BN))"),
+    ("m = reshape(t, 8, 16); u = reshape(m[:, ::-1], BN)", "m[:, ::-1]",
+     "a subscript has no step: m[:, ::-1]", "write gather(m, (n - 1 - arange(n))[None, :], "
+     "axis = 1), n the length of axis 1",
+     "m = reshape(t, 8, 16); u = reshape(gather(m, (16 - 1 - arange(16))[None, :], axis = 1), "
+     "BN)"),
+    ("u = reshape(stack(t[::2], t[1::2]), BN)", "t[::2]", "a subscript has no step: t[::2]",
+     "write gather(t, 2 * arange(n / 2)) for a 1-d tile of n (numpy's t[::2] of a 2-d one "
+     "steps over its rows: gather(t, (2 * arange(n / 2))[:, None], axis = 0))",
+     "u = reshape(stack(gather(t, 2 * arange(BN / 2)), gather(t, 1 + 2 * arange(BN / 2))), "
+     "BN)"),
     ("u = sort(t, descending = N)", "N", "descending must be true or false, but this is the "
      "constant 100", "write descending = N != 0", "u = sort(t, descending = N != 0)"),
     # transposes: torch's swaps two dimensions, lpir's (numpy's) takes the whole order

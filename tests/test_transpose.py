@@ -193,7 +193,8 @@ def test_a_permuted_tile_round_trips_through_ir_text():
 @pytest.mark.parametrize(
     "call, column, message, hint",
     [
-        ("transpose(t, 0, 1)", 38, "takes 3 dimensions, got 2", "transpose(t, 2, 1, 0)"),
+        ("transpose(t, 0, 1)", 38, "takes 3 dimensions, got 2", "write transpose(t, 1, 0, 2)"),
+        ("transpose(t, 0)", 38, "takes 3 dimensions, got 1", "transpose(t, 2, 1, 0)"),
         ("transpose(t, 0, 1, 1)", 57, "dimension 1 is named twice", "name each dimension once"),
         ("transpose(t, 0, 3, 1)", 54, "dimension 3 is out of range", "use 0..2"),
         ("transpose(t, 0, -4, 1)", 54, "dimension -4 is out of range", "-3..-1"),

@@ -65,13 +65,10 @@ def swap_hint(tile: str, first: str, second: str, said: str = "torch's transpose
     lowest = max(2, *(d + 1 if d >= 0 else -d for d in (a, b)))
     orders = [", ".join(map(str, swapped(rank, a, b))) for rank in (lowest, lowest + 1)]
     forms = [f"transpose({tile}, {order})" for order in orders]
-    kept = ""
-    if (a % lowest, b % lowest) == (0, 1) and lowest == 2:
-        kept = f" (transpose({tile}, {a}, {b}) leaves a rank-2 tile as it is)"
     return (
         f"write {forms[0]} for a rank-{lowest} tile, {forms[1]} for rank {lowest + 1}: "
         f"{said}(u, {a}, {b}) swaps two dimensions, lpir's transpose takes the whole "
-        f"order of them, as numpy's{kept}"
+        "order of them, as numpy's"
     )
 
 
@@ -120,6 +117,8 @@ def along_an_axis_hint(func: str, positional: Sequence[str], keywords: dict[str,
         flag = third if third in _TRUE + _FALSE else None  # Triton's reverse
         if bool_text(keywords.get("reverse", flag or "false")) == "true":
             notes.append(reversed_scan(func))
+        if bool_text(keywords.get("exclusive", "false")) == "true":
+            notes.append(exclusive_scan(func))
     return hint + "".join(f" ({note})" for note in notes)
 
 
@@ -134,23 +133,28 @@ def always_stable(func: str) -> str:
 
 
 def reversed_scan(func: str) -> str:
-    """What lpir writes for a scan from the end of each line: lpir scans forward only."""
-    if func == "cumsum":
-        return (
-            "lpir scans forward only: a reversed cumsum is the line's sum - cumsum + t, "
-            "sum(t) - cumsum(t) + t of a 1-d t"
-        )
+    """What lpir writes for a scan from the end of each line: lpir scans forward only. The
+    line reversed, scanned and reversed back, by gathers: exact, where a cumsum's
+    `sum(t) - cumsum(t) + t` cancels in floats (1e8 then fifteen 1s in f32: 9 for 15)."""
     return (
         f"lpir has no reversed scan: a reversed {func} is the {func} of the line reversed, "
         f"reversed back; of a 1-d t of n, with r = n - 1 - arange(n), gather({func}(gather(t, "
-        "r)), r)"
+        f"r)), r); along axis 1 of a 2-d t, with r = (n - 1 - arange(n))[None, :], "
+        f"gather({func}(gather(t, r, axis = 1), axis = 1), r, axis = 1)"
     )
 
 
 def exclusive_scan(func: str) -> str:
-    """What lpir writes for an exclusive scan: lpir's are inclusive."""
-    if func == "cumsum":
-        return "lpir's scans are inclusive: an exclusive cumsum is cumsum(t, axis = k) - t"
+    """What lpir writes for an exclusive scan: lpir's are inclusive. The inclusive one moved
+    one place by a gather whose position -1 reads the scan's identity: exact, where a
+    cumsum's `cumsum(t) - t` cancels in floats (1.0 then 1e8 in f32: 0 for 1)."""
+    if func == "cumsum":  # (gather's position -1 reads 0 without an `other`)
+        return (
+            "lpir's scans are inclusive: an exclusive cumsum is the inclusive one moved one "
+            "place along the line; of a 1-d t of n, gather(cumsum(t), arange(n) - 1) (position "
+            "-1 reads 0; exact, where cumsum(t) - t cancels in floats); along axis 1 of a 2-d "
+            "t, gather(cumsum(t, axis = 1), (arange(n) - 1)[None, :], axis = 1)"
+        )
     identity = {
         "cumprod": "1.0 (1 for integers)",
         "cummax": "-inf (min_value(T) for integers)",

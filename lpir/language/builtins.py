@@ -10,11 +10,13 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import re
 from collections.abc import Callable
 
 import numpy as np
 
 from lpir.dtypes import DType, dtype
+from lpir.errors import TypeCheckError
 from lpir.ir.core import Value
 from lpir.ir.layout_checks import dot_operand_layout
 from lpir.ir.loops import in_a_loop
@@ -48,6 +50,7 @@ from lpir.language import (
     ast,
     memory_builtins,  # noqa: F401  (registers load, store, atomics, sync)
 )
+from lpir.language.axis_habits import swapped
 from lpir.language.builtin_calls import (
     BUILTINS,
     TYPED_BUILTINS,
@@ -529,10 +532,10 @@ def _gather_positions(
     if one_position:  # a [.., 1, ..] tile of it (the axis dropped after)
         positions = low.broadcast_to(positions, tuple(1 for _ in shape))
     given = as_tile(positions.type).shape
+    if len(given) != len(shape):
+        raise _positions_of_another_rank(low, call, node, given, shape, axis)
     wanted = tuple(given[axis] if d == axis else n for d, n in enumerate(shape))
-    if len(given) != len(shape) or any(
-        g not in (n, 1) for d, (g, n) in enumerate(zip(given, wanted)) if d != axis
-    ):
+    if any(g not in (n, 1) for d, (g, n) in enumerate(zip(given, wanted)) if d != axis):
         raise low.error(
             f"gather's positions of shape {list(given)} do not fit a tile of shape "
             f"{list(shape)} along axis {axis}",
@@ -552,6 +555,41 @@ def _gather_positions(
     if dt != I32:
         positions = low.builder.add(CastOp.create(positions, I32))
     return positions, one_position
+
+
+def _positions_of_another_rank(
+    low: ExpressionLowering,
+    call: ast.Call,
+    node: ast.Node,
+    given: tuple[int, ...],
+    shape: tuple[int, ...],
+    axis: int,
+) -> TypeCheckError:
+    """The error for gather's positions whose rank is not the tile's; one line of positions
+    is numpy's `take` or torch's `index_select` (the same positions in every line), whose
+    lpir form gives them size-1 axes to broadcast."""
+    message = (
+        f"gather's positions of shape {list(given)} do not fit a tile of shape {list(shape)} "
+        f"along axis {axis}: they need the tile's rank, {len(shape)}"
+    )
+    if len(given) != 1:
+        hint = (
+            f"give the positions {len(shape)} dimensions: the tile's but axis {axis} (any "
+            "length there), or 1 to broadcast"
+        )
+        return low.error(message, node, hint)
+    index = low.text_of(node)
+    if not re.fullmatch(r"[\w.]+(?:\[[^\[\]]*\])?", index):
+        index = f"({index})"
+    placed = ", ".join(":" if d == axis else "None" for d in range(len(shape)))
+    source = low.text_of(call.args[0])
+    return low.error(
+        message,
+        node,
+        f"to pick the same positions in every line (numpy's take, torch's index_select), "
+        f"write gather({source}, {index}[{placed}], axis = {axis}): size 1 along the other "
+        "axes broadcasts",
+    )
 
 
 @builtin("clamp(x, lo, hi)")
@@ -708,11 +746,20 @@ def _permutation(
     """transpose's dimension order: each of the tile's `rank` dimensions once (a negative one
     counts from the last, as numpy's do)."""
     example = ", ".join(str(d) for d in reversed(range(rank)))
+    swap = _torch_swap(low, call, nodes, rank)
     if len(nodes) != rank:
         raise low.error(
             f"transpose of a {rank}-dimensional tile takes {rank} dimensions, got {len(nodes)}",
             call,
-            f"name each dimension once, e.g. transpose(t, {example})",
+            swap or f"name each dimension once, e.g. transpose(t, {example})",
+        )
+    if swap is not None:  # a rank-2 tile's (0, 1): the identity, written as torch's swap
+        tile = low.text_of(call.args[0])
+        raise low.error(
+            f"{low.text_of(call)} leaves a rank-2 tile as it is: lpir's transpose takes the "
+            "whole order of the dimensions, as numpy's",
+            call,
+            f"{swap} or transpose({tile}); to keep the tile as it is, leave the call out",
         )
     dims = []
     for node in nodes:
@@ -731,6 +778,28 @@ def _permutation(
             )
         dims.append(dim % rank)
     return dims
+
+
+def _torch_swap(
+    low: ExpressionLowering, call: ast.Call, nodes: list[ast.Node], rank: int
+) -> str | None:
+    """The hint for torch's `transpose(u, d0, d1)` (a swap of two dimensions) where lpir's
+    reads it as the whole order: two integer literals naming distinct dimensions of a tile of
+    `rank` above 2 (a rank-2 tile: only where they leave it as it is, its identity order),
+    else None. Literals only: a def's parameters may well order a tile as it is."""
+    texts = [low.text_of(node) for node in nodes]
+    if rank < 2 or len(texts) != 2 or not all(re.fullmatch(r"-?\d+", t) for t in texts):
+        return None
+    a, b = (int(t) for t in texts)
+    if not (-rank <= a < rank and -rank <= b < rank) or a % rank == b % rank:
+        return None
+    if rank == 2 and (a % 2, b % 2) != (0, 1):
+        return None
+    order = ", ".join(map(str, swapped(rank, a, b)))
+    return (
+        f"torch's transpose(u, {a}, {b}) swaps two dimensions: write "
+        f"transpose({low.text_of(call.args[0])}, {order})"
+    )
 
 
 @builtin("stack(a, b, ..., axis = 0)")

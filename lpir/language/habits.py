@@ -287,7 +287,57 @@ def foreign_syntax(line: str, column: int, token: str) -> Habit | None:
         return _call_form(before, line[column - 1 :], column)
     if token == "if" and re.search(r"\belse\b", after):
         return _conditional(line, column)
+    if token == ":" and before.rstrip().endswith(":"):
+        return _stepped_slice(line, column)
     return None
+
+
+def _stepped_slice(line: str, column: int) -> Habit | None:
+    """numpy's `t[::-1]`, `t[:, ::2]`: a slice with a step (the error is at its second
+    ':'), which lpir writes as a gather of the positions."""
+    before = line[: column - 1]
+    bracket, depth = len(before) - 1, 0
+    while bracket >= 0 and not (before[bracket] == "[" and depth == 0):
+        depth += {"]": 1, ")": 1, "[": -1, "(": -1}.get(before[bracket], 0)
+        bracket -= 1
+    inner = _parenthesized(line[bracket:]) if bracket >= 0 else None
+    base = _operand_before(line[:bracket].rstrip()) if bracket > 0 else None
+    step = re.match(r"\s*(-?\d+)\s*[\],]", line[column:])
+    if inner is None or base is None or step is None or int(step.group(1)) == 0:
+        return None
+    entries = _split_arguments(inner)
+    axis = len(_split_arguments(before[bracket + 1 :] + "x")) - 1  # the entries before it
+    start = len(line[:bracket].rstrip()) - len(base) + 1
+    end = bracket + len(inner) + 3
+    written = line[start - 1 : end - 1]
+    positions = _stepped_positions(entries[axis] if axis < len(entries) else "", int(step[1]))
+    memory = re.search(r"\b(?:load|store|atomic_\w+)\(\s*$", line[: start - 1]) is not None
+    tile = "t" if memory else base
+    if len(entries) == 1:
+        hint = (
+            f"write gather({tile}, {positions}) for a 1-d tile of n (numpy's {written} of a "
+            f"2-d one steps over its rows: gather({tile}, ({positions})[:, None], axis = 0))"
+        )
+    else:
+        placed = ", ".join(":" if d == axis else "None" for d in range(len(entries)))
+        hint = (
+            f"write gather({tile}, ({positions})[{placed}], axis = {axis}), n the length of "
+            f"axis {axis}"
+        )
+    if memory:  # a tensor's slice: the step is taken of the tile loaded without it
+        hint = f"load {base}'s slice without the step into a tile t, then {hint}"
+    return Habit(f"a subscript has no step: {written}", hint, start, end)
+
+
+def _stepped_positions(entry: str, step: int) -> str:
+    """The positions numpy's slice `entry` (`::-1`, `::2`, `1::-1`) with `step` picks of a
+    line of n, as lpir writes them."""
+    times = f"{abs(step)} * " if abs(step) != 1 else ""
+    if re.fullmatch(r"::\s*-?\d+", entry):  # the whole line
+        if step > 0:
+            return f"{times}arange(n / {step})" if step > 1 else "arange(n)"
+        return f"n - 1 - {times}arange(n / {-step})" if step < -1 else "n - 1 - arange(n)"
+    return f"start {'+' if step > 0 else '-'} {times}arange(count)"
 
 
 def _double_operator(operator: str, before: str, after: str, start: int) -> Habit:
