@@ -373,19 +373,34 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-# ---- tensor cores (mma.sync m16n8k16) ---------------------------------------------------
+# ---- tensor cores (mma.sync m16n8k16, and m16n8k32 for 8-bit integers) ----------------
 MMA_A = L.column_local(2, 2) * L.spatial(8, 4) * L.local(1, 2)  # a 16x16 A fragment
 MMA_B = L.local(2, 1) * L.column_spatial(4, 8) * L.local(2, 1)  # a 16x8 B fragment
 MMA_C = L.local(2, 1) * L.spatial(8, 4) * L.local(1, 2)  # a 16x8 accumulator fragment
+# m16n8k32 (8-bit integers into s32): each 32-bit register holds 4 elements along k instead of
+# 2, so the fragments are the 16-bit ones with k twice as long (PTX "Matrix Fragments for
+# mma.m16n8k32"); the accumulator's is MMA_C
+MMA_A8 = L.column_local(2, 2) * L.spatial(8, 4) * L.local(1, 4)  # a 16x32 A fragment
+MMA_B8 = L.local(2, 1) * L.column_spatial(4, 8) * L.local(4, 1)  # a 32x8 B fragment
+
+#: the k of one mma by operand dtype: the dtypes whose dots run on tensor cores
+MMA_K = {"f16": 16, "bf16": 16, "i8": 32}
+
+
+def mma_k(operand_dtype: DType) -> int | None:
+    """The k one mma takes for a dot of `operand_dtype` (16 for f16/bf16, 32 for 8-bit
+    integers), or None where the dot has no tensor-core form."""
+    return MMA_K.get(operand_dtype.name)
 
 
 def mma_warps(
-    m: int, n: int, k: int, threads: int, split_rows: bool = False
+    m: int, n: int, k: int, threads: int, split_rows: bool = False, k_step: int = 16
 ) -> tuple[int, int] | None:
-    """How the warps split an [m, n] accumulator into blocks of m16n8 atoms (None: no mma):
-    the squarest block per warp, or with `split_rows` over as many warps along m as divide it
-    (no row of a held by two warps: a's loads and decoding are not repeated)."""
-    if threads % 32 or m % 16 or n % 8 or k % 16:
+    """How the warps split an [m, n] accumulator into blocks of m16n8 atoms (None: no mma,
+    k_step being the mma's k): the squarest block per warp, or with `split_rows` over as many
+    warps along m as divide it (no row of a held by two warps: a's loads and decoding are not
+    repeated)."""
+    if threads % 32 or m % 16 or n % 8 or k % k_step:
         return None
     warps = threads // 32
     best = None
@@ -402,22 +417,24 @@ def mma_warps(
 
 
 def mma_layouts(
-    m: int, n: int, k: int, threads: int, split_rows: bool = False
+    m: int, n: int, k: int, threads: int, split_rows: bool = False, k_step: int = 16
 ) -> tuple[RegisterLayout, RegisterLayout, RegisterLayout] | None:
     """(a, b, acc) layouts for a tensor-core dot, or None when the shapes do not fit.
 
     Warps form a warps_m x warps_n grid (`mma_warps`); each owns a contiguous block of m16n8
     atoms of the accumulator, all of its rows of a and all of its columns of b (replicated
-    over the warps that share them).
+    over the warps that share them). `k_step` is the mma's k (`mma_k`): 16 (f16/bf16
+    fragments), or 32 (8-bit integer fragments, `MMA_A8` and `MMA_B8`).
     """
-    warps = mma_warps(m, n, k, threads, split_rows)
+    warps = mma_warps(m, n, k, threads, split_rows, k_step)
     if warps is None:
         return None
     warps_m, warps_n = warps
-    repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
+    repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // k_step
+    fragment_a, fragment_b = (MMA_A, MMA_B) if k_step == 16 else (MMA_A8, MMA_B8)
     acc = L.spatial(warps_m, warps_n) * L.local(repeat_m, repeat_n) * MMA_C
-    a = L.spatial(warps_m, 1) * L.replicate(warps_n) * L.local(repeat_m, steps) * MMA_A
-    b = L.replicate(warps_m) * L.spatial(1, warps_n) * L.local(steps, repeat_n) * MMA_B
+    a = L.spatial(warps_m, 1) * L.replicate(warps_n) * L.local(repeat_m, steps) * fragment_a
+    b = L.replicate(warps_m) * L.spatial(1, warps_n) * L.local(steps, repeat_n) * fragment_b
     return a, b, acc
 
 
@@ -511,10 +528,13 @@ def _without_unit_entries(draft: LayoutDraft) -> LayoutDraft:
 
 
 def uses_mma(operand_dtype: DType, m: int, n: int, k: int, threads: int, target: Target) -> bool:
+    """Whether a dot of `operand_dtype` runs on tensor cores on `target` (f16/bf16 into f32,
+    i8 into i32: `MMA_K`; the shapes a whole number of the mma's atoms over whole warps)."""
+    k_step = mma_k(operand_dtype)
     return (
         target.is_gpu
-        and operand_dtype.name in ("f16", "bf16")
-        and mma_layouts(m, n, k, threads) is not None
+        and k_step is not None
+        and mma_layouts(m, n, k, threads, k_step=k_step) is not None
     )
 
 
@@ -528,8 +548,9 @@ def dot_anchor(
     split_rows: bool = False,
 ) -> RegisterLayout:
     """The accumulator layout a dot prefers on `target` (`split_rows`: see `mma_warps`)."""
-    if uses_mma(operand_dtype, m, n, k, threads, target):
-        layouts = mma_layouts(m, n, k, threads, split_rows)
+    k_step = mma_k(operand_dtype)
+    if k_step is not None and uses_mma(operand_dtype, m, n, k, threads, target):
+        layouts = mma_layouts(m, n, k, threads, split_rows, k_step)
         assert layouts is not None  # uses_mma: the shapes fit (split_rows or not)
         return layouts[2]
     blocked = blocked_dot(m, n, threads, target)
@@ -553,12 +574,14 @@ def dot_operands(
     pair: int | None = None,
 ) -> tuple[RegisterLayout, RegisterLayout]:
     """(a, b) layouts a dot with this accumulator layout needs on `target`; with `pair`, the
-    k-permuted tensor-core operands (`mma_layouts_permuted`)."""
+    k-permuted tensor-core operands (`mma_layouts_permuted`: f16 and bf16 only)."""
     m, n = accumulator.shape
     threads = accumulator.threads
-    if uses_mma(operand_dtype, m, n, k, threads, target):
+    k_step = mma_k(operand_dtype)
+    if k_step is not None and uses_mma(operand_dtype, m, n, k, threads, target):
+        pair = pair if k_step == 16 else None
         for split_rows in (False, True) if pair is None else (True,):
-            layouts = mma_layouts(m, n, k, threads, split_rows)
+            layouts = mma_layouts(m, n, k, threads, split_rows, k_step)
             assert layouts is not None  # uses_mma: the shapes fit (split_rows or not)
             a, b, acc = layouts
             if acc == accumulator:

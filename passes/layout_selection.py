@@ -410,12 +410,15 @@ class Selection:
     def permutation_pair(self, op: DotOp) -> int | None:
         """The pair distance of `op`'s k-permuted operands, or None where they do not apply
         (no tensor cores, operands or accumulator annotated, a not loaded along rows from
-        global memory, b loaded)."""
+        global memory, b loaded, 8-bit integer operands: their m16n8k32 fragments already hold
+        runs of 4 bytes along k, and the permutations are built for m16n8k16)."""
         a, b, acc = op.operands
         keys = [self.classes.find(a), self.classes.find(b)]
         m, n = as_tile(acc.type).shape
         a_type = as_tile(a.type)
         k = a_type.shape[1]
+        if rules.mma_k(a_type.dtype) != 16:
+            return None
         if not rules.uses_mma(a_type.dtype, m, n, k, self.threads, self.target):
             return None
         layouts = rules.mma_layouts(m, n, k, self.threads, split_rows=True)

@@ -1,12 +1,13 @@
-"""lower-to-threads' dots: `mma.sync` fragments on tensor cores (CUDA, f16/bf16), and
-ordinary arithmetic elsewhere (an FMA per step, sums kept in lanes, bf16 pairs on CPUs with
-dot-product instructions).
+"""lower-to-threads' dots: `mma.sync` fragments on tensor cores (CUDA: f16/bf16 by m16n8k16 into
+f32, i8 by m16n8k32 into i32), and ordinary arithmetic elsewhere (an FMA per step, sums kept in
+lanes, bf16 pairs on CPUs with dot-product instructions).
 """
 
 from __future__ import annotations
 
 from lpir.passes.layout_rules import (
     PAIR_DISTANCES,
+    mma_k,
     mma_k_permutation,
     mma_layouts,
     mma_layouts_permuted,
@@ -40,13 +41,17 @@ class DotLowering(ThreadLowering):
         a_old, b_old, acc_old = op.operands
         m, n = as_tile(acc_old.type).shape
         k = as_tile(a_old.type).shape[1]
-        if self.target == "cuda" and a_old.type.dtype.name in ("f16", "bf16"):
+        k_step = mma_k(a_old.type.dtype)
+        if self.target == "cuda" and k_step is not None:
             threads = tile_layout(acc_old).threads
             operands = (tile_layout(a_old), tile_layout(b_old))
-            # (mma_layouts_permuted splits the warps by rows, as mma_layouts with split_rows)
-            variants = [(False, None), (True, None), *((True, p) for p in PAIR_DISTANCES)]
+            # (mma_layouts_permuted splits the warps by rows, as mma_layouts with split_rows;
+            # it is built for m16n8k16 only)
+            variants: list[tuple[bool, int | None]] = [(False, None), (True, None)]
+            if k_step == 16:
+                variants += [(True, p) for p in PAIR_DISTANCES]
             for split_rows, pair in variants:
-                canonical = mma_layouts(m, n, k, threads, split_rows)
+                canonical = mma_layouts(m, n, k, threads, split_rows, k_step)
                 if canonical is None or canonical[2] != tile_layout(acc_old):
                     continue
                 candidate: tuple[RegisterLayout, RegisterLayout] | None
@@ -55,7 +60,7 @@ class DotLowering(ThreadLowering):
                 else:
                     candidate = mma_layouts_permuted(m, n, k, threads, pair)
                 if operands == candidate:
-                    warps = mma_warps(m, n, k, threads, split_rows)
+                    warps = mma_warps(m, n, k, threads, split_rows, k_step)
                     assert warps is not None  # mma_layouts found them (canonical is not None)
                     return [self.mma_dot(op, canonical, warps, mma_k_permutation(k, pair))]
         return [self.simt_dot(op)]
@@ -67,7 +72,8 @@ class DotLowering(ThreadLowering):
         warps: tuple[int, int],
         permutation: list[int],
     ) -> Value:
-        """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per k16 step.
+        """Tensor cores: per m16n8 accumulator atom a thread holds, one mma per step of k
+        (m16n8k16 for f16/bf16, m16n8k32 for i8: `mma_k`).
 
         `warps` is the (m, n) grid of warps (`mma_warps`); the fragments are the slots that
         hold, in the operands' layouts, what the canonical fragment layouts (`mma_layouts`)
@@ -76,8 +82,12 @@ class DotLowering(ThreadLowering):
         a, b, acc = (self.map(v) for v in op.operands)
         m, n = as_tile(op.result.type).shape
         k = as_tile(op.operands[0].type).shape[1]
+        k_step = mma_k(op.operands[0].type.dtype)
+        assert k_step is not None  # lower_DotOp: the dot has a tensor-core form
+        shape = f"m16n8k{k_step}"
+        a_lanes, b_lanes = k_step // 2, k_step // 4  # a thread's fragment lanes: 8 and 4, or 16, 8
         warps_m, warps_n = warps
-        repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // 16
+        repeat_m, repeat_n, steps = m // 16 // warps_m, n // 8 // warps_n, k // k_step
         a_slots = _fragment_slots(canonical[0], tile_layout(op.operands[0]), permutation, 1)
         b_slots = _fragment_slots(canonical[1], tile_layout(op.operands[1]), permutation, 0)
         fragments = []
@@ -86,11 +96,11 @@ class DotLowering(ThreadLowering):
                 atom = (i * repeat_n + j) * 4
                 c = self.shuffle(acc, list(range(atom, atom + 4)))
                 for step in range(steps):
-                    a_start = (i * steps + step) * 8
-                    b_start = (step * repeat_n + j) * 4
-                    a_fragment = self.shuffle(a, a_slots[a_start : a_start + 8])
-                    b_fragment = self.shuffle(b, b_slots[b_start : b_start + 4])
-                    c = self.add(MmaOp.create(a_fragment, b_fragment, c))
+                    a_start = (i * steps + step) * a_lanes
+                    b_start = (step * repeat_n + j) * b_lanes
+                    a_fragment = self.shuffle(a, a_slots[a_start : a_start + a_lanes])
+                    b_fragment = self.shuffle(b, b_slots[b_start : b_start + b_lanes])
+                    c = self.add(MmaOp.create(a_fragment, b_fragment, c, shape))
                 fragments.append(c)
         if len(fragments) == 1:
             return fragments[0]

@@ -744,6 +744,47 @@ LPIR_DEVICE T lpir_shfl_xor(T value) {
 // ---- tensor cores -------------------------------------------------------------------------------
 // D = A @ B + C for one m16n8k16 tile per warp, with the PTX row.col fragment layouts: lanes
 // 2r and 2r + 1 of a and b form register r; c and d hold 4 f32 lanes.
+// m16n8k32 of 8-bit integers into i32 (A and B each `signed char` or `unsigned char`: .s8 or
+// .u8): lanes 4r .. 4r + 3 of a and b form register r (the lowest byte first); c and d hold 4
+// i32 lanes, the sums wrapping modulo 2^32 (no .satfinite).
+#ifdef LPIR_HOST_EMULATION
+template <typename A, typename B>
+LPIR_DEVICE void lpir_mma_m16n8k32(int* d, const A* a, const B* b, const int* c) {
+    lpir_host::mma_m16n8k32(d, a, b, c);
+}
+#else
+template <typename T>
+LPIR_DEVICE unsigned lpir_pack4(const T* bytes) {
+    return (unsigned)(unsigned char)bytes[0] | ((unsigned)(unsigned char)bytes[1] << 8) |
+           ((unsigned)(unsigned char)bytes[2] << 16) | ((unsigned)(unsigned char)bytes[3] << 24);
+}
+
+#define LPIR_MMA_M16N8K32(TYPES)                                                              \
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." TYPES ".s32 "                        \
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"      \
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])                              \
+                 : "r"(ra[0]), "r"(ra[1]), "r"(ra[2]), "r"(ra[3]), "r"(rb[0]), "r"(rb[1]),     \
+                   "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]))
+
+template <typename A, typename B>
+LPIR_DEVICE void lpir_mma_m16n8k32(int* d, const A* a, const B* b, const int* c) {
+    static_assert(sizeof(A) == 1 && sizeof(B) == 1, "m16n8k32 multiplies 8-bit integers");
+    constexpr bool signed_a = A(-1) < A(0), signed_b = B(-1) < B(0);
+    const unsigned ra[4] = {lpir_pack4(a), lpir_pack4(a + 4), lpir_pack4(a + 8), lpir_pack4(a + 12)};
+    const unsigned rb[2] = {lpir_pack4(b), lpir_pack4(b + 4)};
+    if constexpr (signed_a && signed_b) {
+        LPIR_MMA_M16N8K32("s8.s8");
+    } else if constexpr (signed_a) {
+        LPIR_MMA_M16N8K32("s8.u8");
+    } else if constexpr (signed_b) {
+        LPIR_MMA_M16N8K32("u8.s8");
+    } else {
+        LPIR_MMA_M16N8K32("u8.u8");
+    }
+}
+#undef LPIR_MMA_M16N8K32
+#endif
+
 #ifdef LPIR_HOST_EMULATION
 LPIR_DEVICE void lpir_mma_m16n8k16_f16(float* d, const __half* a, const __half* b, const float* c) {
     lpir_host::mma<16>(d, a, b, c, __half2float);

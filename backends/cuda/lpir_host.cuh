@@ -519,6 +519,54 @@ inline void mma(float* d, const T* a, const T* b, const float* c, float (*to_flo
     (*warp_barriers)[warp]->arrive_and_wait();
 }
 
+// m16n8k32 of 8-bit integers into i32 (A, B: signed or unsigned char): lanes 4r .. 4r + 3 of a
+// and b form register r; each lane of D is C plus the exact sum of its 32 products, wrapped to
+// 32 bits (the PTX without .satfinite).
+struct MmaIntegerExchange {
+    int a[32][16];
+    int b[32][8];
+    int c[32][4];
+};
+inline MmaIntegerExchange mma_integer_exchange[32];  // one per warp of a block
+
+template <typename A, typename B>
+inline void mma_m16n8k32(int* d, const A* a, const B* b, const int* c) {
+    const unsigned thread = thread_index.x;
+    const unsigned warp = thread / 32, lane = thread % 32;
+    MmaIntegerExchange& exchange = mma_integer_exchange[warp];
+    for (int i = 0; i < 16; ++i) exchange.a[lane][i] = a[i];
+    for (int i = 0; i < 8; ++i) exchange.b[lane][i] = b[i];
+    for (int i = 0; i < 4; ++i) exchange.c[lane][i] = c[i];
+    (*warp_barriers)[warp]->arrive_and_wait();
+    // PTX fragments: g = lane / 4, t = lane % 4; A row-major 16 x 32, B 32 x 8, C/D 16 x 8.
+    long long A_[16][32], B_[32][8], C_[16][8];
+    for (int l = 0; l < 32; ++l) {
+        const int g = l / 4, t = l % 4;
+        for (int r = 0; r < 4; ++r) {
+            for (int e = 0; e < 4; ++e) {
+                A_[g + 8 * (r % 2)][4 * t + 16 * (r / 2) + e] = exchange.a[l][4 * r + e];
+            }
+        }
+        for (int r = 0; r < 2; ++r) {
+            for (int e = 0; e < 4; ++e) B_[4 * t + 16 * r + e][g] = exchange.b[l][4 * r + e];
+        }
+        for (int r = 0; r < 2; ++r) {
+            C_[g + 8 * r][2 * t] = exchange.c[l][2 * r];
+            C_[g + 8 * r][2 * t + 1] = exchange.c[l][2 * r + 1];
+        }
+    }
+    const int g = lane / 4, t = lane % 4;
+    for (int r = 0; r < 2; ++r) {
+        for (int j = 0; j < 2; ++j) {
+            const int row = g + 8 * r, col = 2 * t + j;
+            long long sum = C_[row][col];
+            for (int k = 0; k < 32; ++k) sum += A_[row][k] * B_[k][col];
+            d[2 * r + j] = (int)(unsigned)(unsigned long long)sum;
+        }
+    }
+    (*warp_barriers)[warp]->arrive_and_wait();
+}
+
 // ---- atomic_add: a read-modify-write under one lock (blocks run one after another, but a
 // block's threads are OS threads that may add into the same element) --------------------------
 inline std::mutex atomic_lock;

@@ -333,17 +333,20 @@ class _ThreadBlock(Evaluator):
         return [result]
 
     def op_mma(self, op: MmaOp) -> list:
-        """Warp-wide D = A @ B + C with the PTX m16n8k16 fragment layouts."""
+        """Warp-wide D = A @ B + C with the PTX fragment layouts of the op's shape: floats
+        summed exactly (float64) and rounded once to f32, 8-bit integers (m16n8k32) summed
+        in i64 and wrapped to i32."""
         a, b, c = (self.get(v) for v in op.operands)
         a_map, b_map, c_map = mma_fragments(op.attributes["shape"])
         result = np.zeros_like(c)
+        exact = np.int64 if c.dtype == np.int32 else np.float64
         for warp in range(0, self.threads, 32):
             lanes = slice(warp, warp + 32)
-            a_tile = _gather_fragment(a[lanes], a_map).astype(np.float64)
-            b_tile = _gather_fragment(b[lanes], b_map).astype(np.float64)
-            c_tile = _gather_fragment(c[lanes], c_map).astype(np.float64)
+            a_tile = _gather_fragment(a[lanes], a_map).astype(exact)
+            b_tile = _gather_fragment(b[lanes], b_map).astype(exact)
+            c_tile = _gather_fragment(c[lanes], c_map).astype(exact)
             with np.errstate(all="ignore"):  # inf x 0 is NaN, a sum past f32's range inf
-                d_tile = (a_tile @ b_tile + c_tile).astype(np.float32)
+                d_tile = (a_tile @ b_tile + c_tile).astype(c.dtype)
             result[lanes] = d_tile[tuple(np.moveaxis(c_map, -1, 0))]
         return [result]
 
@@ -456,10 +459,12 @@ def mma_fragments(shape: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per mma operand, the coordinates [lane, slot, 2] each thread's fragment lanes hold."""
     from lpir import layout as L
 
-    if shape != "m16n8k16":
+    # m16n8k32's registers hold 4 8-bit elements along k where m16n8k16's hold 2 16-bit ones
+    per_register = {"m16n8k16": 2, "m16n8k32": 4}.get(shape)
+    if per_register is None:
         raise LpirError(f"the thread interpreter has no mma {shape}")
-    a = L.column_local(2, 2) * L.spatial(8, 4) * L.local(1, 2)
-    b = L.local(2, 1) * L.column_spatial(4, 8) * L.local(2, 1)
+    a = L.column_local(2, 2) * L.spatial(8, 4) * L.local(1, per_register)
+    b = L.local(2, 1) * L.column_spatial(4, 8) * L.local(per_register, 1)
     c = L.local(2, 1) * L.spatial(8, 4) * L.local(1, 2)
     return a.coordinates(), b.coordinates(), c.coordinates()
 

@@ -342,13 +342,13 @@ def dot_operand_layout(
 
 
 def _check_dot_operands(op: DotOp) -> None:
-    """A dot without a tensor-core form (operands neither f16 nor bf16) multiplies in each
+    """A dot without a tensor-core form (operands neither f16, bf16 nor i8) multiplies in each
     thread the row of a and the column of b of every accumulator element it holds: the thread
-    must hold them, each step of k in the same slot in every thread. (An f16 or bf16 dot may
-    instead hold mma fragments on the GPU; lower-to-threads checks those.)"""
+    must hold them, each step of k in the same slot in every thread. (An f16, bf16 or i8 dot
+    may instead hold mma fragments on the GPU; lower-to-threads checks those.)"""
     a, b, _ = op.operands
     layouts = [_layout(v) for v in op.operands]
-    if any(layout is None for layout in layouts) or a.type.dtype.name in ("f16", "bf16"):
+    if any(layout is None for layout in layouts) or a.type.dtype.name in ("f16", "bf16", "i8"):
         return
     a_layout, b_layout, acc_layout = layouts
     assert a_layout is not None and b_layout is not None and acc_layout is not None
@@ -361,7 +361,7 @@ def _check_dot_operands(op: DotOp) -> None:
         raise op.error(
             f"{name}'s layout {layout} does not give each thread the {what} of {name} that its "
             f"accumulator elements (in {acc_layout}) need, each step of k in the same slot in "
-            "every thread: a dot of f32 or i8 multiplies within each thread",
+            "every thread: a dot of f32 multiplies within each thread",
             f"convert {name} before the dot: convert_layout(...) : {_with(value, wanted)}",
         )
 

@@ -391,16 +391,28 @@ MMA_SHAPES = {
     # shape: (lanes of a, lanes of b, lanes of c/d) per thread of a warp
     "m16n8k16": (8, 4, 4),
     "m16n8k8": (4, 2, 4),
+    "m16n8k32": (16, 8, 4),
 }
+MMA_INTEGERS = ("i8", "u8")  # the operands of m16n8k32 (any pair of them), into i32
+
+
+def _mma_dtypes_fit(shape: str, a: str, b: str, c: str) -> bool:
+    """f16 or bf16 (both alike) into f32 for m16n8k16 and m16n8k8; 8-bit integers (signed or
+    not, each operand its own) into i32 for m16n8k32."""
+    if shape == "m16n8k32":
+        return a in MMA_INTEGERS and b in MMA_INTEGERS and c == "i32"
+    return a in ("f16", "bf16") and b == a and c == "f32"
 
 
 class MmaOp(Operation):
     """`%d = mma(%a, %b, %c) {shape = "m16n8k16"} : <4 x f32>`: one warp-wide matrix multiply.
 
-    The 32 threads of a warp together compute D = A @ B + C for a 16x16 A (row major), a 16x8
+    The 32 threads of a warp together compute D = A @ B + C for a 16xK A (row major), a Kx8
     B (column major) and a 16x8 C/D, each thread holding the fragment lanes of the PTX
-    `mma.sync.aligned.m16n8k16.row.col` layouts (A: 8 f16/bf16 lanes, B: 4, C and D: 4 f32).
-    Only the CUDA backend implements it.
+    `mma.sync.aligned.m16n8kK.row.col` layouts: m16n8k16 (A: 8 f16/bf16 lanes, B: 4, C and D:
+    4 f32), m16n8k8 (4, 2, 4), and m16n8k32 of 8-bit integers (A: 16 i8 or u8 lanes, B: 8 of
+    either, C and D: 4 i32, sums wrapping modulo 2^32 as the PTX without `.satfinite`).
+    The CUDA backend implements it, the thread interpreter defines it.
     """
 
     names = ("mma",)
@@ -417,11 +429,11 @@ class MmaOp(Operation):
         lanes_a, lanes_b, lanes_c = MMA_SHAPES[shape]
         if (
             not isinstance(a.type, VectorType)
+            or not isinstance(b.type, VectorType)
             or a.type != VectorType(a.type.dtype, lanes_a)
-            or b.type != VectorType(a.type.dtype, lanes_b)
+            or b.type != VectorType(b.type.dtype, lanes_b)
             or c.type != VectorType(c.type.dtype, lanes_c)
-            or a.type.dtype.name not in ("f16", "bf16")
-            or c.type.dtype.name != "f32"
+            or not _mma_dtypes_fit(shape, a.type.dtype.name, b.type.dtype.name, c.type.dtype.name)
         ):
             raise TypeCheckError(f"mma {shape} of {a.type}, {b.type}, {c.type}")
         attributes = {"shape": shape}
