@@ -138,7 +138,10 @@ class LayoutApplication(Rewriter):
         if try_layout(lambda l: rules.indexed_result(l, op.axis), self.chosen(op.operands[0])):
             return False  # (free: each thread holds the axis whole)
         size = as_tile(operand.type).shape[op.axis]
-        return rules.indexes_through_shared(self.chosen(op.result), size, self.selection.target)
+        tiles = self.selection.class_tiles(op.operands[0])
+        return rules.indexes_through_shared(
+            self.chosen(op.result), size, self.selection.target, tiles
+        )
 
     def index_through_shared(self, op: IndexOp, operand: Value) -> Value:
         """`op`'s result read from a shared copy of its operand (`shared_copy`): a load of

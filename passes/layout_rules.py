@@ -173,24 +173,32 @@ def indexed_result(operand: RegisterLayout, axis: int) -> RegisterLayout:
 INDEXED_REPLICA_LINE = 8
 
 
-#: On the CPU the operand is held whole in every replica up to this many elements a thread:
+#: On the CPU the operand is held whole in every replica while every tile of its class (the
+#: values that share its layout: `c = cumsum(load(...))` is two, a search's `min(where(c > th,
+#: arange(BV), BV))` on c adds seven more) would hold at most this many elements a thread:
 #: where every tile is so replicated, drop-replicas leaves one thread doing the block's work
-#: in its registers, 2-2.4x faster than a shared copy and the threads' exchanges (a cumsum
-#: of 1024 and one to six of its elements); a top-k's 8192 logits would pass the CPU's
-#: 4096 elements a thread (passes/thread_limits.py).
-CPU_INDEXED_REPLICA_ELEMENTS = 2048
+#: in its registers, 1.2-1.5x faster than a shared copy and the threads' exchanges (a cumsum of
+#: 1024 or 2048 and one to six of its elements: 0.133 -> 0.192 ms, one thread). A long chain so
+#: replicated is one thread's straight-line code over vectors of the whole line, whose compile
+#: time LLVM grows faster than the line (an inverse-CDF search over chunks of 512, 1024, 2048
+#: logits: 5.3, 24, 250 s, where the shared copy compiles in 0.4-0.6 s and runs as fast); a
+#: top-k's 8192 logits would pass the CPU's 4096 elements a thread (passes/thread_limits.py).
+CPU_INDEXED_REPLICA_ELEMENTS = 4096
 
 
-def indexes_through_shared(result: RegisterLayout, size: int, target: Target) -> bool:
+def indexes_through_shared(
+    result: RegisterLayout, size: int, target: Target, class_tiles: int = 1
+) -> bool:
     """Whether an `index` along an axis of `size` with this result layout reads its elements
     through shared memory where its operand's threads split the axis, rather than the operand
     taking the axis whole in every thread holding a result (`INDEXED_REPLICA_LINE` on the
-    GPU, `CPU_INDEXED_REPLICA_ELEMENTS` a thread on the CPU)."""
+    GPU; on the CPU `CPU_INDEXED_REPLICA_ELEMENTS` a thread over the `class_tiles` tiles of
+    the operand's class)."""
     if not result.is_replicated:
         return False
     if target.is_gpu:
         return size > INDEXED_REPLICA_LINE
-    return result.slots * size > CPU_INDEXED_REPLICA_ELEMENTS
+    return result.slots * size * class_tiles > CPU_INDEXED_REPLICA_ELEMENTS
 
 
 def indexed_operand(result: RegisterLayout, axis: int, size: int) -> RegisterLayout:

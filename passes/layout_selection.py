@@ -201,6 +201,10 @@ class Selection:
         value = self.classes.members[key][0]
         return (as_tile(value.type).size, -self.classes.first_seen(key))
 
+    def class_tiles(self, value: Value) -> int:
+        """How many tile values share `value`'s class (and so its layout)."""
+        return len(self.classes.members[self.classes.find(value)])
+
     def default_for(self, key: int) -> RegisterLayout:
         members = self.classes.members[key]
         shape = as_tile(members[0].type).shape
@@ -282,7 +286,9 @@ class Selection:
                 _Flow(
                     result,
                     source,
-                    lambda l: _indexed_operand(l, axis, size, self.target),
+                    lambda l: _indexed_operand(
+                        l, axis, size, self.target, self.class_tiles(source)
+                    ),
                     shaping=True,
                 )
             )
@@ -610,10 +616,11 @@ __all__ = ["LayoutSelectionPass"]
 
 
 def _indexed_operand(
-    result: RegisterLayout, axis: int, size: int, target: Target
+    result: RegisterLayout, axis: int, size: int, target: Target, class_tiles: int
 ) -> RegisterLayout:
     """The operand layout an `index` result's layout asks for, where that would not copy long
-    lines into every replica (`rules.indexes_through_shared`: then the operand's own)."""
-    if rules.indexes_through_shared(result, size, target):
+    lines into every replica of the `class_tiles` tiles of the operand's class
+    (`rules.indexes_through_shared`: then the operand's own)."""
+    if rules.indexes_through_shared(result, size, target, class_tiles):
         raise LayoutError(f"a line of {size} in every replica: indexed through shared memory")
     return rules.indexed_operand(result, axis, size)
