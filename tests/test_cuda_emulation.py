@@ -236,6 +236,7 @@ kernel big_shared[M = 200, N = 300](a: global f32[M, N], b: global f32[N, M])
     store(u, transpose(load(t)) * 2.0)
     sync()
     store(b[block.x * 96 :+ 96, block.y * 128 :+ 128], load(u))
+    store(a[block.y * 128 :+ 128, block.x * 96 :+ 96], load(t))  # t and u live at once
 }
 """
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from lpir.backends.cuda import c_types
-from lpir.backends.cuda.staging import StagingPlan, allocation_bytes, plan_staging
+from lpir.backends.cuda.shared_plan import SharedPlan, plan_shared_memory
+from lpir.backends.cuda.staging import StagingPlan
 from lpir.backends.cuda.writer import CodeWriter
 from lpir.backends.other_target import cannot_emit
 
@@ -29,15 +30,12 @@ from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.ir.analysis import IndexAnalysis
 from lpir.ir.core import Kernel, Operation, Region, Value, users_of
-from lpir.ir.ops import AllocSharedOp, LoadThreadOp, StoreBitsOp, StoreThreadOp
+from lpir.ir.ops import LoadThreadOp, StoreBitsOp, StoreThreadOp
 from lpir.ir.printer import Namer, Printer
 from lpir.ir.types import GlobalType, SharedType, VectorType
 
 if TYPE_CHECKING:  # emit_staging imports this module
     from lpir.backends.cuda.emit_staging import _Loop
-
-#: Static shared memory one block may declare; beyond it the kernel uses dynamic shared memory.
-STATIC_SHARED_LIMIT = 48 * 1024
 
 
 @dataclass
@@ -139,6 +137,7 @@ class KernelEmitter:
         self.emitted_early: set[int] = set()
         self.yield_targets: list[list[CValue | None]] = []
         self.staging: StagingPlan | None = None  # pipelined loads copied by cp.async
+        self.shared_plan = SharedPlan()  # the shared tiles' offsets (shared_plan.py)
         # id(ForOp) -> emit_staging's state of a loop being emitted
         self.staged_loops: dict[int, _Loop] = {}
 
@@ -266,42 +265,36 @@ class KernelEmitter:
         return f"{c_types.c_type(dt)} {name}"
 
     def declare_shared_memory(self) -> None:
-        """One byte array per `alloc_shared`, 16-byte aligned, as many copies of it as a staged
-        ring buffers (staging.py, planned here within the static 48 KB); dynamic beyond
-        48 KB in all."""
-        allocations = [op for op in self.kernel.walk() if isinstance(op, AllocSharedOp)]
-        sizes = [allocation_bytes(op.shared_type) for op in allocations]
-        dynamic = sum(sizes) > STATIC_SHARED_LIMIT
-        budget = 0 if dynamic else STATIC_SHARED_LIMIT - sum(sizes)
-        self.staging = plan_staging(self.kernel, self.users, budget)
-        offsets, total = [], 0
-        for op, size in zip(allocations, sizes):
-            offsets.append(total)
-            total += size * self.staging.copies(op.result)
-        self.shared_bytes = total + self.staging.slots_bytes
-        self.dynamic_shared = dynamic
+        """The shared tiles at the offsets shared_plan.py gives them (tiles whose lifetimes do
+        not meet share bytes), each with the copies a staged ring buffers (staging.py, planned
+        there within the static 48 KB); dynamic beyond 48 KB in all. Where no two tiles share
+        bytes each has its own array, else one array holds them all."""
+        plan, self.staging, self.dynamic_shared = plan_shared_memory(self.kernel, self.users)
+        self.shared_plan = plan
+        self.shared_bytes = plan.total + self.staging.slots_bytes
+        pooled = self.dynamic_shared or plan.shares
         if self.dynamic_shared:
             self.w.line(f"LPIR_DYNAMIC_SHARED(lpir_shared, {self.shared_bytes});")
-        for op, offset, size in zip(allocations, offsets, sizes):
-            result = op.result
+        elif pooled:
+            self.w.line(f"LPIR_SHARED(lpir_shared, {plan.total});")
+        for placement in plan.placements:
+            result = placement.alloc.result
             st = result.type
             assert isinstance(st, SharedType)
             name = self.c_name(result)
             element = c_types.memory_type(st.dtype)
-            if self.dynamic_shared:
-                self.w.line(
-                    f"{element}* const {name} = reinterpret_cast<{element}*>"
-                    f"(lpir_shared + {offset});"
-                )
+            if pooled:
+                storage = f"lpir_shared + {placement.offset}"
             else:
                 storage = f"{name}_storage"
-                nbytes = size * self.staging.copies(result)
-                self.w.line(f"LPIR_SHARED({storage}, {nbytes});")
-                self.w.line(f"{element}* const {name} = reinterpret_cast<{element}*>({storage});")
+                self.w.line(f"LPIR_SHARED({storage}, {placement.nbytes});")
+            self.w.line(f"{element}* const {name} = reinterpret_cast<{element}*>({storage});")
             self.bind(result, CValue("shared", name, st.dtype))
 
     def region(self, region: Region) -> None:
         for op in region.ops:
+            if self.shared_plan.barrier_before(op):  # tiles before and after share bytes
+                self.w.line("__syncthreads();")
             self.op(op)
 
     def only_user(self, value: Value) -> Operation | None:
