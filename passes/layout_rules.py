@@ -630,10 +630,12 @@ def shared_layout(
     for pairs, is_load in ((loads, True), (stores, False)):
         for register_layout, dims in pairs:
             offsets = fragment_offsets(register_layout, [strides[d] for d in dims])
-            plan = plan_matrix_loads(offsets) if is_load and nbits == 16 else None
+            plan = plan_matrix_loads(offsets, nbits) if is_load and nbits in (8, 16) else None
             matrix_loads |= plan is not None
             accesses.append(
-                banks.tile_accesses(offsets, nbits // 8) if plan is None else _matrix_accesses(plan)
+                banks.tile_accesses(offsets, nbits // 8)
+                if plan is None
+                else _matrix_accesses(plan, nbits // 8)
             )
     candidates = _swizzle_candidates(memory_type, matrix_loads)
 
@@ -712,12 +714,12 @@ def _two_term_candidates(
     return found
 
 
-def _matrix_accesses(plan: list[MatrixLoad]) -> banks.WarpAccesses:
+def _matrix_accesses(plan: list[MatrixLoad], element_bytes: int) -> banks.WarpAccesses:
     """The `ldmatrix` loads of `plan` as warp-wide accesses: 16 bytes from each lane that
-    gives a row (lanes 0 .. 8 x count - 1 of each warp)."""
+    gives a row (lanes 0 .. 8 x count - 1 of each warp; rows at element offsets)."""
     starts = np.concatenate([load.rows.reshape(-1, banks.WARP) for load in plan])
     giving = [np.arange(banks.WARP) < 8 * load.count for load in plan]
     active = np.concatenate(
         [np.tile(lanes, (len(load.rows) // banks.WARP, 1)) for lanes, load in zip(giving, plan)]
     )
-    return banks.WarpAccesses(starts, active, np.full(len(starts), 16), 2)
+    return banks.WarpAccesses(starts, active, np.full(len(starts), 16), element_bytes)

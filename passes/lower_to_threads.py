@@ -20,7 +20,12 @@ import numpy as np
 from lpir.passes.base import Pass, register_pass
 from lpir.passes.insert_syncs import own_round_trips
 from lpir.passes.layout_rules import shared_layout
-from lpir.passes.matrix_loads import ROW, bit_terms, fragment_offsets, plan_matrix_loads
+from lpir.passes.matrix_loads import (
+    bit_terms,
+    fragment_offsets,
+    plan_matrix_loads,
+    row_elements,
+)
 from lpir.passes.thread_dots import DotLowering
 from lpir.passes.thread_limits import check_cpu_thread_tiles
 from lpir.passes.thread_lowering import ThreadLowering, tile_layout
@@ -425,19 +430,20 @@ class _Lowering(ReductionLowering, ScanLowering, SortLowering, DotLowering):
         dims: Sequence[int],
         layout: RegisterLayout,
     ) -> Value | None:
-        """A shared-tile load as warp-wide `ldmatrix` loads (CUDA, tiles of 16-bit elements in
-        mma fragment layouts, see `matrix_loads`); None when it is not one."""
+        """A shared-tile load as warp-wide `ldmatrix` loads (CUDA, tiles of 16-bit or 8-bit
+        elements in mma fragment layouts, see `matrix_loads`); None when it is not one."""
         memory_type = memory.type
         if (
             self.target != "cuda"
             or not isinstance(memory_type, SharedType)
-            or memory_type.dtype.nbits != 16
+            or memory_type.dtype.nbits not in (8, 16)
             or not self.provably_inside(memory_type, offsets, dims, layout)
         ):
             return None
+        nbits = memory_type.dtype.nbits
         strides = [memory_type.strides[d] for d in dims]
-        plan = plan_matrix_loads(fragment_offsets(layout, strides))
-        if plan is None or not self.base_divisible(memory_type, offsets, ROW):
+        plan = plan_matrix_loads(fragment_offsets(layout, strides), nbits)
+        if plan is None or not self.base_divisible(memory_type, offsets, row_elements(nbits)):
             return None
         found = [bit_terms(load.rows) for load in plan]
         rows = [terms for terms in found if terms is not None]

@@ -15,6 +15,12 @@ them through rows that other lanes address. So lower-to-threads plans none for a
 each thread's own program order separates from a store of the same elements (the round trips
 `insert_syncs.own_round_trips` names: no barrier between): those stay per-lane loads.
 
+A tile of 8-bit elements (the m16n8k32 operands of i8 dots) is read the same way: `ldmatrix`
+moves 16-bit units, so each pair of slots holding bytes 2u and 2u + 1 is one unit at 16-bit
+offset u, the units are planned as above (not transposed: `.trans` would transpose 16-bit
+units, not bytes) and each thread receives 4 bytes per matrix, (lane / 4, 4 * (lane % 4) +
+{0, 1, 2, 3}), with rows of 16 elements.
+
 The row address a thread gives is a table over threads; `bit_terms` writes it as a sum of bit
 fields of the thread index, `lpir.layout.Term`s like a layout's thread part, which
 `thread_values.thread_digits` turns into index arithmetic for both. Tables that are not such
@@ -34,6 +40,11 @@ WARP = 32
 ROW = 8  # elements of a matrix row: 16 bytes of 16-bit elements
 
 
+def row_elements(nbits: int) -> int:
+    """Elements of one 16-byte matrix row: 8 of 16 bits, 16 of 8 bits."""
+    return 128 // nbits
+
+
 @dataclass(frozen=True)
 class MatrixLoad:
     """One `ldmatrix`: `count` matrices into the given slots, rows at `rows[t]` per thread."""
@@ -44,9 +55,12 @@ class MatrixLoad:
     rows: np.ndarray  # [threads] strided element offset of the row each thread addresses
 
 
-def plan_matrix_loads(offsets: np.ndarray) -> list[MatrixLoad] | None:
+def plan_matrix_loads(offsets: np.ndarray, nbits: int = 16) -> list[MatrixLoad] | None:
     """`ldmatrix` loads covering every slot of a load with per-thread, per-slot element
-    offsets `offsets` [threads, slots]; None when the load is not made of matrix fragments."""
+    offsets `offsets` [threads, slots] into a tile of `nbits`-bit elements (16, or 8: see
+    `_byte_matrix_loads`); None when the load is not made of matrix fragments."""
+    if nbits == 8:
+        return _byte_matrix_loads(offsets)
     threads, slots = offsets.shape
     if threads % WARP or slots % 2 or slots == 0:
         return None
@@ -73,6 +87,29 @@ def plan_matrix_loads(offsets: np.ndarray) -> list[MatrixLoad] | None:
         )
         first += count
     return loads
+
+
+def _byte_matrix_loads(offsets: np.ndarray) -> list[MatrixLoad] | None:
+    """`plan_matrix_loads` of a tile of bytes: slots 2u and 2u + 1 must hold bytes 2v and
+    2v + 1 (one 16-bit unit v), the units form plain (untransposed) matrix fragments; the
+    plan's slots and rows are then those of the bytes."""
+    if offsets.shape[1] % 2:
+        return None
+    low, high = offsets[:, 0::2], offsets[:, 1::2]
+    if not np.array_equal(high, low + 1) or np.any(low % 2):
+        return None
+    plan = plan_matrix_loads(low // 2)
+    if plan is None or any(load.transpose for load in plan):
+        return None
+    return [
+        MatrixLoad(
+            load.count,
+            False,
+            tuple(s for u in load.slots for s in (2 * u, 2 * u + 1)),
+            load.rows * 2,
+        )
+        for load in plan
+    ]
 
 
 def _matrix_rows(low: np.ndarray, high: np.ndarray) -> tuple[bool, np.ndarray] | None:

@@ -107,6 +107,63 @@ def test_the_mma_op_is_the_ptx_integer_mma(tmp_path, a_type, b_type):
         assert form in kernel.source("ptx", arch)
 
 
+# ---- ldmatrix of bytes: the m16n8k32 A fragment of a [16, 32] shared tile -----------------------
+LDMATRIX_KERNEL = """
+kernel @ldmatrix8[](%a: global i8[512], %d: global i8[512]) blocks(1, 1, 1) threads(32) \
+stage(thread) {
+  %tid = thread_index : i32
+  %k16 = constant {value = 16} : i32
+  %k32 = constant {value = 32} : i32
+  %tile = alloc_shared : shared i8[16, 32]
+  %at = mul(%tid, %k16) : i32
+  %own = ld(%a, %at) {offsets = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]} : <16 x i8>
+  st(%tile, %at, %own) {offsets = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]}
+  barrier
+  %r = rem(%tid, %k16) : i32
+  %h = div(%tid, %k16) : i32
+  %row_at = mul(%r, %k32) : i32
+  %half_at = mul(%h, %k16) : i32
+  %row = add(%row_at, %half_at) : i32
+  %v = ldmatrix(%tile, %row) {count = 4, transpose = false} : <16 x i8>
+  st(%d, %at, %v) {offsets = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]}
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["threads", pytest.param("cuda-host", marks=NO_EMULATION)])
+def test_ldmatrix_of_bytes_gives_the_a_fragment(tmp_path, target):
+    """Thread t gives row t % 16, half t / 16 of a row-major [16, 32] byte tile: matrices 0..3
+    are rows 0-7 and 8-15 of bytes 0-15, then of bytes 16-31, so each thread receives the
+    m16n8k32 A fragment (PTX's table, `_fragments`)."""
+    path = tmp_path / "ldmatrix8.ir"
+    path.write_text(LDMATRIX_KERNEL)
+    rng = np.random.default_rng(8)
+    tile = _extremes("i8", 512, rng)
+    got = np.zeros(512, np.int8)
+    lpir.compile(path, target=target)(tile, got)
+    a_map = _fragments()[0]
+    assert np.array_equal(got.reshape(32, 16), tile.reshape(16, 32)[a_map[..., 0], a_map[..., 1]])
+
+
+def test_byte_fragments_plan_as_16_bit_units():
+    """MMA_A8 of a row-major [16, 32] byte tile is one ldmatrix.x4 (rows at byte offsets 32 r +
+    16 h); MMA_B8 read from a [32, 8] (k-major rows) tile is no matrix load (its bytes along k
+    are a column), nor are lone bytes."""
+    from lpir.passes.layout_rules import MMA_A8, MMA_B8, transposed
+    from lpir.passes.matrix_loads import fragment_offsets, plan_matrix_loads
+
+    plan = plan_matrix_loads(fragment_offsets(MMA_A8, [32, 1]), 8)
+    assert plan is not None and len(plan) == 1
+    (load,) = plan
+    assert load.count == 4 and not load.transpose and load.slots == tuple(range(16))
+    lane = np.arange(32)
+    assert np.array_equal(load.rows, 32 * (lane % 16) + 16 * (lane // 16))
+    assert plan_matrix_loads(fragment_offsets(MMA_B8, [8, 1]), 8) is None
+    w_rows = transposed(MMA_B8, (1, 0))  # the fragment of w[n, k], k contiguous
+    assert w_rows.shape == (8, 32)
+    assert plan_matrix_loads(fragment_offsets(w_rows, [32, 1]), 8) is not None
+
+
 # ---- the W8A8 GEMM ------------------------------------------------------------------------------
 W8A8 = """
 # y[m, n] = (sum_k x[m, k] * w[n, k]) * sx[m] * sw[n], and the i32 sums themselves
@@ -192,6 +249,7 @@ def test_w8a8_equals_the_interpreter(source, target, case):
     assert np.array_equal(got[5], expected[5])
     assert np.array_equal(got[4].view(np.uint16), expected[4].view(np.uint16))
     assert 'shape = "m16n8k32"' in kernel.ir()
+    assert "ldmatrix(%exchange" in kernel.ir()  # x's fragments from the exchange tile
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -20,6 +20,7 @@ from lpir.backends.cuda.emit_memory import access_chunks
 from lpir.interpreter.thread import ThreadInterpreter
 from lpir.ir.core import Kernel, Operation
 from lpir.ir.ops.thread_memory import MemoryAccess
+from lpir.ir.types import as_memory
 from lpir.layout.banks import WARP, WarpAccesses
 
 
@@ -71,8 +72,8 @@ class _Counter:
 def _instructions(op: Operation, lanes: int) -> list[tuple[range, int, int]]:
     """(the lanes one access moves, its bytes per thread, bytes per element) of each access
     the CUDA emitter makes of `op`."""
-    if op.name == "ldmatrix":  # each thread gives one 16-byte row of 8 16-bit elements
-        return [(range(1), 16, 2)]
+    if op.name == "ldmatrix":  # each thread gives one 16-byte row (8 16-bit or 16 8-bit elements)
+        return [(range(1), 16, as_memory(op.operands[0].type).dtype.nbits // 8)]
     assert isinstance(op, MemoryAccess)  # the accesses the scan collects: ld, st, st_bits
     element = max(1, op.access_dtype.nbits // 8)
     chunks = access_chunks(lanes, op.vector_width, element)

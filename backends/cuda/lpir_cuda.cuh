@@ -683,7 +683,9 @@ LPIR_DEVICE void lpir_unpack2(unsigned word, T* pair) {
 }
 
 // ldmatrix: Count 8x8 matrices of 16-bit elements; this thread gives the row address `row`
-// (thread 8j + i: row i of matrix j) and receives lanes 2j, 2j + 1 of each matrix j.
+// (thread 8j + i: row i of matrix j) and receives lanes 2j, 2j + 1 of each matrix j. Of 8-bit
+// elements (T of one byte, never transposed) rows are 16 elements and the thread receives
+// lanes 4j .. 4j + 3.
 #ifdef LPIR_HOST_EMULATION
 template <int Count, bool Transpose, typename T>
 LPIR_DEVICE void lpir_ldmatrix(T* result, const T* row) {
@@ -716,7 +718,15 @@ LPIR_DEVICE void lpir_ldmatrix(T* result, const T* row) {
                      : "=r"(r[0]) : "r"(address) : "memory");
     }
 #pragma unroll
-    for (int j = 0; j < Count; ++j) lpir_unpack2(r[j], result + 2 * j);
+    for (int j = 0; j < Count; ++j) {
+        if constexpr (sizeof(T) == 1) {
+            static_assert(!Transpose, "ldmatrix transposes 16-bit elements, not bytes");
+#pragma unroll
+            for (int e = 0; e < 4; ++e) result[4 * j + e] = (T)(r[j] >> (8 * e));
+        } else {
+            lpir_unpack2(r[j], result + 2 * j);
+        }
+    }
 }
 #endif
 

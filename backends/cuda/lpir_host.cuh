@@ -626,12 +626,15 @@ inline void ldmatrix(T* result, const T* row) {
     const unsigned warp = thread / 32, lane = thread % 32;
     ldmatrix_rows[warp][lane] = row;
     (*warp_barriers)[warp]->arrive_and_wait();
+    // a thread's elements of each matrix: 2 of 16 bits, or 4 of 8 bits (never transposed)
+    constexpr unsigned per = 4 / sizeof(T);
+    static_assert(per == 2 || !Transpose, "ldmatrix transposes 16-bit elements, not bytes");
     for (int j = 0; j < Count; ++j) {
-        for (int e = 0; e < 2; ++e) {
-            // plain: (row lane / 4, column 2 (lane % 4) + e); transposed: the mirror image.
+        for (unsigned e = 0; e < per; ++e) {
+            // plain: (row lane / 4, column per (lane % 4) + e); transposed: the mirror image.
             const unsigned r = Transpose ? 2 * (lane % 4) + e : lane / 4;
-            const unsigned c = Transpose ? lane / 4 : 2 * (lane % 4) + e;
-            result[2 * j + e] = static_cast<const T*>(ldmatrix_rows[warp][8 * j + r])[c];
+            const unsigned c = Transpose ? lane / 4 : per * (lane % 4) + e;
+            result[per * j + e] = static_cast<const T*>(ldmatrix_rows[warp][8 * j + r])[c];
         }
     }
     (*warp_barriers)[warp]->arrive_and_wait();

@@ -382,9 +382,11 @@ class _ThreadBlock(Evaluator):
         count, transpose = op.attributes["count"], bool(op.attributes["transpose"])
         if self.threads % 32:
             raise LpirError(f"ldmatrix needs whole warps, not {self.threads} threads")
+        # a thread receives `per` elements of each matrix: 2 of 16 bits, 4 of 8 bits (rows of
+        # 8 or 16 elements)
+        per, row = 32 // memory_type.dtype.nbits, 128 // memory_type.dtype.nbits
         lane = np.arange(32)
-        pair = 2 * (lane % 4)
-        result = np.zeros((self.threads, 2 * count), memory_type.dtype.numpy_dtype)
+        result = np.zeros((self.threads, per * count), memory_type.dtype.numpy_dtype)
         swizzle = memory_type.swizzle
         swizzled_rows = rows if swizzle is None else swizzle.apply(rows)
         addressing = np.arange(self.threads) % 32 < 8 * count  # the lanes that give a row
@@ -392,16 +394,16 @@ class _ThreadBlock(Evaluator):
         for warp in range(0, self.threads, 32):
             for j in range(count):
                 starts = rows[warp + 8 * j : warp + 8 * j + 8]
-                if np.any(starts % 8):
-                    raise LpirError("ldmatrix row offsets must be multiples of 8 elements")
-                index = starts[:, None] + np.arange(8)[None, :]
+                if np.any(starts % row):
+                    raise LpirError(f"ldmatrix row offsets must be multiples of {row} elements")
+                index = starts[:, None] + np.arange(row)[None, :]
                 if memory_type.swizzle is not None:
                     index = memory_type.swizzle.apply(index)
-                matrix = _read(memory, memory_type.dtype, index.ravel()).reshape(8, 8)
+                matrix = _read(memory, memory_type.dtype, index.ravel()).reshape(8, row)
                 if transpose:
                     matrix = matrix.T
-                result[warp : warp + 32, 2 * j] = matrix[lane // 4, pair]
-                result[warp : warp + 32, 2 * j + 1] = matrix[lane // 4, pair + 1]
+                for e in range(per):
+                    result[warp : warp + 32, per * j + e] = matrix[lane // 4, per * (lane % 4) + e]
         return [result]
 
     def op_st(self, op: StoreThreadOp) -> list:

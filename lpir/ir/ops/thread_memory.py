@@ -334,7 +334,10 @@ class LoadMatrixOp(Operation):
     2j + 1 hold matrix j's elements (lane / 4, 2 * (lane % 4) + {0, 1}), or with `transpose`
     (2 * (lane % 4) + {0, 1}, lane / 4), where lane is the thread's index in its warp. These are
     the mma operand fragments, so one x4 load feeds a whole m16n8k16 A operand or two B
-    operands. Only the CUDA backend implements it.
+    operands. From a tile of 8-bit elements (not transposed) rows are 16 elements, offsets
+    multiples of 16, and each thread receives four lanes per matrix, 4j .. 4j + 3 holding
+    (lane / 4, 4 * (lane % 4) + {0, 1, 2, 3}): one x4 load is a whole m16n8k32 A operand.
+    The CUDA backend implements it, the thread interpreter defines it.
     """
 
     names = ("ldmatrix",)
@@ -350,19 +353,26 @@ class LoadMatrixOp(Operation):
     ) -> LoadMatrixOp:
         if count not in LDMATRIX_COUNTS:
             raise TypeCheckError(f"'ldmatrix' loads 1, 2 or 4 matrices, not {count}")
-        if not isinstance(memory.type, SharedType) or memory.type.dtype.nbits != 16:
+        if not isinstance(memory.type, SharedType) or memory.type.dtype.nbits not in (8, 16):
             raise TypeCheckError(
-                f"'ldmatrix' needs a shared tile of 16-bit elements, not {memory.type}"
+                f"'ldmatrix' needs a shared tile of 16-bit or 8-bit elements, not {memory.type}"
+            )
+        nbits = memory.type.dtype.nbits
+        if nbits == 8 and transpose:
+            raise TypeCheckError(
+                "'ldmatrix' transposes 16-bit elements, not the bytes of an 8-bit tile"
             )
         if not isinstance(row.type, ScalarType) or not row.type.dtype.is_int:
             raise TypeCheckError(f"'ldmatrix' row must be an integer scalar, not {row.type}")
         swizzle = memory.type.swizzle
-        if swizzle is not None and swizzle.base < 3:
+        row_bits = (128 // nbits).bit_length() - 1  # log2 of a row's elements: 3 or 4
+        if swizzle is not None and swizzle.base < row_bits:
             raise TypeCheckError(
-                f"'ldmatrix' reads rows of 8 elements, which {swizzle} does not keep together"
+                f"'ldmatrix' reads rows of {128 // nbits} elements, which {swizzle} does not "
+                "keep together"
             )
         attributes = {"count": count, "transpose": bool(transpose)}
-        result = VectorType(memory.type.dtype, 2 * count)
+        result = VectorType(memory.type.dtype, count * 32 // nbits)
         return cls("ldmatrix", [memory, row], [result], attributes, result_names=[name])
 
     @property
