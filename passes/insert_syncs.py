@@ -89,8 +89,12 @@ def _hazard(earlier: Access, later: Access) -> str | None:
     thread touching only the elements it touched before), None (no hazard)."""
     if earlier.memory != later.memory or not (earlier.writes or later.writes):
         return None
-    if earlier.combine is not None and earlier.combine == later.combine:
-        return None  # atomic adds (maxes, mins) commute
+    if earlier.combine is not None and earlier.combine == later.combine and not (
+        earlier.op.results or later.op.results
+    ):
+        # atomics of one kind (adds, maxes, ors, ...) commute, unless one gives its old
+        # values, which must hold all the earlier one's combinations and none of the later's
+        return None
     if _apart(earlier, later.op):
         return None
     varying = earlier.crossed is not None and not all(

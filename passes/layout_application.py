@@ -106,9 +106,27 @@ class LayoutApplication(Rewriter):
                 value.type = old.type.with_layout(computed or self.chosen(old))
                 value = self.convert(value, self.chosen(old))
             results.append(value)
-        if isinstance(op, StoreOp) and op.fetches and self.chosen(op.value).is_replicated:
+        if (
+            isinstance(op, StoreOp)
+            and op.fetches
+            and self.chosen(op.value).is_replicated
+            and not self.only_stored(op.result)
+        ):
             results = [self.fetched_through_shared(op, results[0])]
         return results
+
+    def only_stored(self, value: Value) -> bool:
+        """Whether every use of `value` stores it whole (the value of a store in its layout,
+        which only the primary copies write): then replicas that hold 0 for it do no harm, as
+        where nothing uses it, or in the copy `fetched_through_shared` makes (IR text printed
+        after this pass keeps its one copy when compiled again)."""
+        return all(
+            isinstance(use, StoreOp)
+            and use.value is value
+            and sum(operand is value for operand in use.operands) == 1
+            for use in self.selection.kernel.walk()
+            if any(operand is value for operand in use.operands)
+        )
 
     def fetched_through_shared(self, op: StoreOp, fetched: Value) -> Value:
         """The old values of a fetching atomic whose tile is held in replicas, which only the
@@ -123,8 +141,8 @@ class LayoutApplication(Rewriter):
         add = self.builder.add
         copy = add(AllocSharedOp.create(SharedType(tile.dtype, tile.shape, layout), "fetched"))
         zeros = [add(ConstantOp.create(0, "i32"))] * tile.rank
-        if in_a_loop(op.parent):  # (the last iteration's reads of the copy are done)
-            self.builder.insert(SyncOp.create())
+        # (in a loop, insert-syncs adds the barrier before the store: the last iteration's
+        # reads of the copy done)
         self.builder.insert(StoreOp.create(copy, zeros, every, fetched))
         self.builder.insert(SyncOp.create())
         loaded = add(LoadOp.create(copy, zeros, every, tile.shape, fetched.name_hint))

@@ -71,7 +71,7 @@ class _Vectorizer(Rewriter):
             new.attributes["vector"] = width
         else:
             new.attributes.pop("vector", None)
-        if isinstance(op, LoadThreadOp) and order is not None:
+        if new.results and order is not None:  # a load's lanes, or a fetching atomic's olds
             back = [order.index(lane) for lane in range(len(order))]  # lane i was read at
             return [self.shuffle(new.results[0], back)]
         return new.results

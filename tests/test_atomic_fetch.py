@@ -196,3 +196,74 @@ def test_the_gpu_fetches_with_atom():
     ptx = lpir.compile(TICKETS, target="cuda").source("ptx", "sm_90")
     for operation in ("shared.add.u32", "global.add.u32", "global.max.s32", "global.add.f32"):
         assert f"atom.{operation}" in ptx, operation
+
+
+# Atomics of one kind commute, so none waits for another, unless one gives its old values:
+# the second add's must hold every thread's first add (the interpreter's program order), the
+# first fetch's none of the plain add after it. 16384 elements over 128 threads: the CPU
+# keeps the threads (each ran both statements before the next thread started).
+AFTER_AN_ADD = """
+kernel k[N = 16384](g: global i32[2], seen: global i32[N], first: global i32[N])
+    blocks(1) threads(128) {
+    atomic_add(g[arange(N) * 0], ones<i32>[N])
+    store(seen[0 :+ N], atomic_add(g[arange(N) * 0], zeros<i32>[N]))
+    store(first[0 :+ N], atomic_add(g[arange(N) * 0 + 1], ones<i32>[N]))
+    atomic_add(g[arange(N) * 0 + 1], ones<i32>[N])
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_fetch_waits_for_the_atomics_of_its_kind_before_it(target):
+    g = np.zeros(2, np.int32)
+    seen, first = np.full(16384, -1, np.int32), np.full(16384, -1, np.int32)
+    lpir.compile(AFTER_AN_ADD, target=target)(g, seen, first)
+    np.testing.assert_array_equal(g, [16384, 2 * 16384])
+    assert (seen == 16384).all(), sorted(set(seen.tolist()))[:4]
+    np.testing.assert_array_equal(np.sort(first), np.arange(16384))
+
+
+# Lanes whose memory order differs from their order in the tile (a transposed or stacked
+# value): vectorize orders an access's lanes by address, and the old values come back in the
+# tile's order.
+REORDERED = """
+kernel k[](c: global i32[4, 64], d: global i32[2, 64], out: global i32[4, 64],
+    out2: global i32[2, 64], x: global i32[64, 4]) blocks(1) threads(32) {
+    store(out[0 :+ 4, 0 :+ 64], atomic_add(c[0 :+ 4, 0 :+ 64], transpose(load(x[0 :+ 64, 0 :+ 4]))))
+    o = atomic_add(d[0 :+ 2, 0 :+ 64], stack(arange(64), arange(64) + 1000, axis = 0))
+    store(out2[0 :+ 2, 0 :+ 64], o)
+}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_old_values_keep_the_tiles_order(target):
+    c = np.arange(256, dtype=np.int32).reshape(4, 64) * 7
+    d = np.arange(128, dtype=np.int32).reshape(2, 64) * 3
+    out, out2 = np.zeros((4, 64), np.int32), np.zeros((2, 64), np.int32)
+    x = np.arange(256, dtype=np.int32).reshape(64, 4)
+    want_c, want_d = c + x.T, d + np.stack([np.arange(64), np.arange(64) + 1000])
+    old_c, old_d = c.copy(), d.copy()
+    lpir.compile(REORDERED, target=target)(c, d, out, out2, x)
+    np.testing.assert_array_equal(out, old_c)
+    np.testing.assert_array_equal(out2, old_d)
+    np.testing.assert_array_equal(c, want_c)
+    np.testing.assert_array_equal(d, want_d)
+
+
+def test_replicas_read_old_values_back_only_where_something_reads_them():
+    """A replicated fetch whose old values are only stored (or not used) needs no shared
+    copy: only the primary copies store. The IR text printed after layout-selection, compiled
+    again, keeps its one copy (it was another copy each time)."""
+    unused = """
+kernel k[](c: global i32[4], y: global i32[4]) blocks(1) threads(128) {
+    w = atomic_add(c[0 :+ 4], ones<i32>[4])
+    store(y[0 :+ 4], atomic_add(c[0 :+ 4], ones<i32>[4]))
+}
+"""
+    ir = lpir.compile(unused, target="cuda").ir("after:layout-selection")
+    assert "alloc_shared" not in ir and "sync" not in ir, ir
+    first = lpir.compile(TICKETS, target="cuda").ir("after:layout-selection")
+    assert first.count("alloc_shared") == 2  # s and the ticket's copy (o is only stored)
+    again = lpir.compile(first, target="cuda").ir("after:layout-selection")
+    assert again.count("alloc_shared") == 2

@@ -23,6 +23,7 @@ import numpy as np
 from lpir.dtypes import DType
 from lpir.errors import LpirError, with_article
 from lpir.interpreter import elementwise as ew
+from lpir.interpreter.atomics import COMBINE_UFUNCS, combine_in_order
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Operation, Value
 from lpir.ir.grid import launch_grid
@@ -152,24 +153,14 @@ def _write(buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndar
     )
 
 
-_COMBINE = {
-    "add": np.add,
-    "max": np.maximum,
-    "min": np.minimum,
-    "and": np.bitwise_and,
-    "or": np.bitwise_or,
-    "xor": np.bitwise_xor,
-}
-
-
 def _combine(
     buffer: np.ndarray, access: DType, index: np.ndarray, values: np.ndarray, combine: str
 ) -> None:
-    """buffer[index] = combine(buffer[index], values) (atomic adds, maxima, minima: repeated
-    indices all count), in thread order."""
+    """buffer[index] = combine(buffer[index], values) (atomic adds, maxima, minima, bits:
+    repeated indices all count), in thread order."""
     view = _elements(buffer, access, index, "combined into").view(access.numpy_dtype)
     with np.errstate(all="ignore"):
-        _COMBINE[combine].at(view, index.ravel(), values.ravel().astype(view.dtype))
+        COMBINE_UFUNCS[combine].at(view, index.ravel(), values.ravel().astype(view.dtype))
 
 
 def _fetch_and_combine(
@@ -178,17 +169,12 @@ def _fetch_and_combine(
     """`_combine`, giving each element what memory held just before it was combined (in
     thread order: of repeated indices, the first is combined first)."""
     view = _elements(buffer, access, index, "combined into").view(access.numpy_dtype)
-    index, values = index.ravel(), values.ravel().astype(view.dtype)
-    old = np.zeros_like(values)
-    pending = np.arange(len(index))
-    with np.errstate(all="ignore"):
-        while len(pending):  # each round combines the first remaining element of each index
-            _, first = np.unique(index[pending], return_index=True)
-            now = pending[first]
-            old[now] = view[index[now]]
-            view[index[now]] = _COMBINE[combine](old[now], values[now])
-            pending = np.delete(pending, first)
-    return old
+
+    def write(at: np.ndarray, new: np.ndarray) -> None:
+        view[at] = new
+
+    values = values.astype(view.dtype)
+    return combine_in_order(index, values, view.__getitem__, write, combine)
 
 
 def _merge_bits(buffer: np.ndarray, byte: np.ndarray, bits: np.ndarray, mask: np.ndarray) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from lpir.dtypes import DType
 from lpir.errors import LpirError
 from lpir.interpreter import elementwise as ew
+from lpir.interpreter.atomics import combine_in_order
 from lpir.interpreter.evaluator import Evaluator
 from lpir.ir.core import Kernel, Value
 from lpir.ir.grid import launch_grid
@@ -323,7 +324,8 @@ class _Block(Evaluator):
     ) -> None:
         """A store with gathered positions: the elements inside the tensor (and the mask) are
         written (of equal positions any one, as on a GPU) or, combining, combined one after
-        another in row-major order, each element's old value kept in `fetched`."""
+        another in row-major order (`combine_in_order`), each element's old value kept in
+        `fetched`."""
         where, chosen = self.element_positions(op, memory, offsets, value.shape)
         if op.mask is not None:
             chosen &= self.get(op.mask)
@@ -332,18 +334,15 @@ class _Block(Evaluator):
         if op.combine is None:
             memory[tuple(positions.T)] = values  # (of equal positions, any one stays)
             return
-        elements = np.flatnonzero(chosen)  # (where each of `values` is in the tile)
-        while len(values):  # each round combines the first remaining element of each position
-            _, first = np.unique(positions, axis=0, return_index=True)
-            index = tuple(positions[first].T)
-            fetched.flat[elements[first]] = memory[index]
-            with np.errstate(all="ignore"):
-                memory[index] = ew.binary(
-                    op.combine, memory[index], values[first], op.memory.type.dtype
-                )
-            rest = np.ones(len(values), dtype=bool)
-            rest[first] = False
-            positions, values, elements = positions[rest], values[rest], elements[rest]
+        places = np.ravel_multi_index(tuple(positions.T), memory.shape)
+
+        def read(at: np.ndarray) -> np.ndarray:
+            return memory[np.unravel_index(at, memory.shape)]
+
+        def write(at: np.ndarray, new: np.ndarray) -> None:
+            memory[np.unravel_index(at, memory.shape)] = new
+
+        fetched[chosen] = combine_in_order(places, values, read, write, op.combine)
 
     op_store_shared = op_store_global
 
