@@ -1,8 +1,8 @@
 """Shared driver of the example scripts: run a kernel at several sizes and compare with numpy.
 
 Each example script defines `make_inputs(params, rng)`, `reference(params, args)` and
-`tolerance(params)` (also used by `lpir run --check`), and calls `main()` from here with the
-sizes it wants checked.
+`tolerance(params)` (also used by `lpir run --check`; `canonical(params, outputs)` where an
+output's order is free), and calls `main()` from here with the sizes it wants checked.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import lpir
+from lpir.companion import in_canonical_order
 from lpir.runner import compare, outputs_of, stated_tolerance
 from lpir.targets import RUN_TARGETS
 
@@ -31,10 +32,9 @@ def check(path: Path, target: str, module, params: dict, seed: int = 0) -> bool:
     rtol, atol, why = stated_tolerance(module, values, pristine)
     ok = True
     shown = ", ".join(f"{k}={getattr(v, 'name', v)}" for k, v in values.items())
+    results = in_canonical_order(module, values, outputs_of(arguments))
     for index, values_expected in expected.items():
-        good, text = compare(
-            f"arg {index}", outputs_of(arguments)[index], values_expected, rtol, atol
-        )
+        good, text = compare(f"arg {index}", results[index], values_expected, rtol, atol)
         print(f"{'ok  ' if good else 'FAIL'} {path.stem}[{shown}] on {target}: {text}")
         ok &= good
     if not ok:

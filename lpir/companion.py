@@ -5,6 +5,7 @@ A companion defines, in its module's scope (`lpir.runner` describes them):
     make_inputs(params, rng) -> list     # the call's arguments, in declaration order
     reference(params, args) -> dict      # {argument index: expected values} in plain numpy
     tolerance(params[, args]) -> (rtol, atol, why)   # optional
+    canonical(params, outputs) -> list   # optional: outputs whose order is free, put in one
 
 A `.py` beside a kernel that binds neither name is someone else's script and is ignored, even
 when Python cannot parse it. Every other mistake is an `LpirError` placed in the companion: a
@@ -36,6 +37,7 @@ _SIGNATURES = {
     "make_inputs": "def make_inputs(params, rng) returning the kernel's arguments as a list",
     "reference": "def reference(params, args) returning {argument index: expected values}",
     "tolerance": "def tolerance(params) returning (rtol, atol, why)",
+    "canonical": "def canonical(params, outputs) returning the outputs, each in one order",
 }
 _MENTIONS_A_FUNCTION = re.compile(r"\b(?:make_inputs|reference)\b")
 
@@ -73,7 +75,7 @@ def load_companion(path: str | os.PathLike) -> ModuleType | None:
         raise LpirError(f"cannot load {companion} as a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    for name in (*COMPANION_FUNCTIONS, "tolerance"):
+    for name in (*COMPANION_FUNCTIONS, "tolerance", "canonical"):
         value = getattr(module, name, None)
         if value is not None and not callable(value):
             raise LpirError(
@@ -178,6 +180,25 @@ def _returned_error(module: ModuleType, name: str, message: str, hint: str) -> L
             f"{name} in {getattr(module, '__file__', 'the companion')} {message}", None, hint
         )
     return LpirError(f"the companion's {name} {message}", place, hint)
+
+
+def in_canonical_order(module: ModuleType | None, params: dict, outputs: list) -> list:
+    """A call's arguments after it ran (`outputs`, packed ones unpacked) as the companion's
+    `canonical` puts them: outputs whose order the kernel leaves free (the slots atomics
+    hand out: moe_align's pairs within an expert's range) in one order, so that targets
+    and the reference compare element by element. Without `canonical`, `outputs` itself."""
+    function = getattr(module, "canonical", None)
+    if function is None:
+        return outputs
+    ordered = function(params, [np.copy(o) if isinstance(o, np.ndarray) else o for o in outputs])
+    if not isinstance(ordered, list | tuple) or len(ordered) != len(outputs):
+        raise _returned_error(
+            module,  # type: ignore[arg-type]
+            "canonical",
+            f"returned {_described(ordered)}",
+            f"return the {len(outputs)} arguments it was given as a list, outputs reordered",
+        )
+    return list(ordered)
 
 
 def companion_inputs(

@@ -7,6 +7,9 @@ A kernel file `name.lp` may have a companion `name.py` beside it (every example 
     tolerance(params) -> (rtol, atol, why)   # for float outputs; integers compare exactly
     tolerance(params, args) -> ...           # or from the inputs: atol may then be an array,
                                              # a bound per output element (`stated_tolerance`)
+    canonical(params, outputs) -> list       # optional: outputs whose order the kernel leaves
+                                             # free (atomics' slots) put in one order before
+                                             # comparing; `reference` gives that order
 
 Without a companion, inputs are random values of each argument's dtype and `--check` compares
 the target with the reference interpreter only (the thread-IR interpreter for a thread-IR file),
@@ -39,6 +42,7 @@ from lpir.companion import (
     checked_tolerance,
     companion_expected,
     companion_inputs,
+    in_canonical_order,
     load_companion,
 )
 from lpir.dtypes import DType
@@ -525,15 +529,17 @@ def _check(
             "  note  no argument changed: the kernel wrote nothing these inputs could show "
             "(an index loaded from memory out of range? try --seed or a companion's make_inputs)"
         )
+    results = in_canonical_order(companion, values, outputs_of(mine))
     if theirs is not None:
-        for index, (got, expected) in enumerate(zip(outputs_of(mine), outputs_of(theirs))):
+        oracle_results = in_canonical_order(companion, values, outputs_of(theirs))
+        for index, (got, expected) in enumerate(zip(results, oracle_results)):
             if isinstance(got, np.ndarray):
                 ok &= check(index, "interpreter", got, expected, index in written)
     if companion is not None:
         inputs = copy.deepcopy(pristine)
         expected_outputs = companion_expected(companion, values, inputs, argument_names(kernel_ir))
         for index, expected in expected_outputs.items():
-            ok &= check(index, "numpy", outputs_of(mine)[index], expected, True)
+            ok &= check(index, "numpy", results[index], expected, True)
     # integer and bool outputs were compared exactly ("(exact)" above): no tolerance applies
     outputs = outputs_of(mine)
     shown = {i: t for i, t in tolerances.items() if not _compared_exactly(outputs[i])}

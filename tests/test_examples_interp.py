@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import lpir
+from lpir.companion import in_canonical_order
 from lpir.runner import compare, outputs_of, stated_tolerance
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -58,7 +59,7 @@ def test_example_case_matches_numpy(name: str, index: int, params: dict, target:
     kernel(*arguments)
     expected = module.reference(values, pristine)
     rtol, atol, why = stated_tolerance(module, values, pristine)
-    results = outputs_of(arguments)
+    results = in_canonical_order(module, values, outputs_of(arguments))
     failures = []
     for position, wanted in expected.items():
         good, text = compare(f"argument {position}", results[position], wanted, rtol, atol)

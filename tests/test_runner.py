@@ -508,3 +508,45 @@ def test_an_integer_output_compared_exactly_shows_no_tolerance(tmp_path, capsys)
     assert "arg 1 vs interpreter: 0 of 256 elements differ (exact)" in out
     assert "tolerance of arg 3: rtol=0.0001" in out
     assert "tolerance of arg 1" not in out and "tolerance:" not in out
+
+
+# A kernel whose output order its atomics choose: each element takes a slot of one counter.
+SLOTS = """
+kernel slots[N = 64](x: global i32[N], y: global i32[N], c: global i32[1]) blocks(1) threads(32) {
+    store(y[atomic_add(c[zeros<i32>[N]], ones<i32>[N])], load(x[0 :+ N]))
+}
+"""
+
+
+def test_a_companion_may_put_an_unordered_output_in_one_order(tmp_path, capsys):
+    """The slots' order differs between the interpreter (row-major), the CPU (thread by
+    thread) and a GPU (any): `canonical` sorts y before every comparison, and `reference`
+    gives the sorted values; without it the targets disagree."""
+    (tmp_path / "slots.lp").write_text(SLOTS)
+    companion = (
+        "import numpy as np\n"
+        "def make_inputs(params, rng):\n"
+        "    return [rng.permutation(64).astype(np.int32), np.zeros(64, np.int32),\n"
+        "            np.zeros(1, np.int32)]\n"
+        "def reference(params, args):\n"
+        "    return {1: np.sort(args[0]), 2: np.array([64], np.int32)}\n"
+    )
+    (tmp_path / "slots.py").write_text(companion)
+    assert not run_file(tmp_path / "slots.lp", target="threads-cuda", check=True)
+    assert "FAIL  arg 1 vs numpy" in capsys.readouterr().out
+    canonical = "def canonical(params, outputs):\n    outputs[1].sort()\n    return outputs\n"
+    (tmp_path / "slots.py").write_text(companion + canonical)
+    assert run_file(tmp_path / "slots.lp", target="threads-cuda", check=True)
+    out = capsys.readouterr().out
+    assert "ok    arg 1 vs interpreter" in out and "ok    arg 1 vs numpy" in out
+
+
+def test_a_canonical_that_returns_no_list(tmp_path):
+    error = faulty_companion(
+        tmp_path,
+        reference_returning("{2: args[0] + args[1]}")
+        + "def canonical(params, outputs):\n    outputs[2].sort()\n",
+    )
+    assert str(error).startswith(f"{tmp_path / 'add.py'}:6:5: error: the companion's canonical")
+    assert "returned None" in error.message
+    assert "return the 3 arguments it was given as a list" in error.hint

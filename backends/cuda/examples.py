@@ -58,6 +58,12 @@ COMPILE_CASES: dict[str, list[dict]] = {
         {"M": 37, "E": 30, "BE": 32, "K": 4, "T": "bf16"},
         {"M": 100, "E": 16, "BE": 16, "K": 4, "RENORM": 0, "T": "f32", "BM": 32},
     ],
+    # mixture-of-experts alignment (vLLM's moe_align_block_size): a shared count, a cumsum,
+    # each pair's slot handed out by an atomic_add used as a value
+    "moe_align": [
+        {},
+        {"M": 333, "TOPK": 8, "E": 64, "BE": 64, "BS": 64},
+    ],
     "rmsnorm": [
         {},
         {"M": 5, "N": 4096, "BM": 1, "THREADS": 256, "T": "bf16"},
