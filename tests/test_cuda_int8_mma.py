@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lpir.backends.cuda.compiler import compile_with_nvcc, find_nvcc
+from lpir.backends.cuda.device import gpu_available
 from lpir.backends.cuda.emulation import emulation_available
 
 import lpir
@@ -276,6 +277,20 @@ def test_a_dot_that_is_not_whole_atoms_stays_on_ordinary_arithmetic(source):
     kernel, got = _run(source, "w8a8", "threads-cuda", arguments, params)
     assert np.array_equal(got[5], expected[5])
     assert "mma(" not in kernel.ir()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA GPU (or no cuda-core / driver)")
+@pytest.mark.parametrize("case", list(W8A8_CASES))
+def test_w8a8_on_a_gpu_equals_the_interpreter(source, case):
+    """The hardware's m16n8k32 against the interpreter (benchmarks/gpu_session.sh runs the
+    tests marked gpu on a lent GPU)."""
+    m, n, k, params = W8A8_CASES[case]
+    arguments = _w8a8_arguments(m, n, k)
+    _, expected = _run(source, "w8a8", "interp", arguments, params)
+    _, got = _run(source, "w8a8", "cuda", arguments, params)
+    assert np.array_equal(got[5], expected[5])
+    assert np.array_equal(got[4].view(np.uint16), expected[4].view(np.uint16))
 
 
 # ---- the machine code ---------------------------------------------------------------------------
