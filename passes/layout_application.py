@@ -152,14 +152,18 @@ class LayoutApplication(Rewriter):
     def indexes_through_shared(self, op: IndexOp, operand: Value) -> bool:
         """Whether `op`'s operand (in its chosen layout) has the axis split over threads and
         the result is held in replicas that would each take long lines of it
-        (`rules.indexes_through_shared`)."""
-        if try_layout(lambda l: rules.indexed_result(l, op.axis), self.chosen(op.operands[0])):
+        (`rules.indexes_through_shared`), or, on the CPU, that would be converted for it."""
+        operand_layout, result_layout = self.chosen(op.operands[0]), self.chosen(op.result)
+        if try_layout(lambda l: rules.indexed_result(l, op.axis), operand_layout):
             return False  # (free: each thread holds the axis whole)
         size = as_tile(operand.type).shape[op.axis]
+        converted = operand_layout != rules.indexed_operand(result_layout, op.axis, size)
+        if converted and result_layout.is_replicated and not self.selection.target.is_gpu:
+            # a conversion would store the operand to shared memory as the copy does, and
+            # each replica read whole lines of it, not just the elements it keeps
+            return True
         tiles = self.selection.class_tiles(op.operands[0])
-        return rules.indexes_through_shared(
-            self.chosen(op.result), size, self.selection.target, tiles
-        )
+        return rules.indexes_through_shared(result_layout, size, self.selection.target, tiles)
 
     def index_through_shared(self, op: IndexOp, operand: Value) -> Value:
         """`op`'s result read from a shared copy of its operand (`shared_copy`): a load of
