@@ -225,3 +225,51 @@ def test_a_storage_floats_max_reduction_is_refused_with_the_cast() -> None:
     error = error_of(source)
     assert error.message == "'max' is not defined on f8e4m3, a storage-only type"
     assert error.hint is not None and "cast<f32>(x)" in error.hint
+
+
+RANGE = """kernel k(x: global f32[16], xm: global f32[4, 16], ids: global i32[4],
+    y: global f32[4], ym: global f32[4, 4]) blocks(1) threads(32) {
+    t = load(x[:])
+    m = load(xm[:, :])
+    p = load(ids[0])
+    store(y[:], VECTOR)
+    store(ym[:, :], MATRIX)
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("vector", "matrix", "column", "hint"),
+    [
+        ("t[p :+ 4]", "m[:, 0 :+ 4]", 19, "gather(t, p + arange(4))"),
+        ("t[0 :+ 4]", "m[:, p :+ 4]", 26, "gather(m, (p + arange(4))[None, :], axis = 1)"),
+        ("t[p:p + 4]", "m[:, 0 :+ 4]", 19, "gather(t, p + arange(n)), n the range's length, "
+         "known at compile time"),
+    ],
+)  # fmt: skip
+def test_a_run_time_range_of_a_register_tile_hints_gather(
+    vector: str, matrix: str, column: int, hint: str
+) -> None:
+    """As a run-time index's hint (`t[p]`: gather(t, p)) did, where the range's said only
+    "use literals and integer parameters only"."""
+    error = error_of(RANGE.replace("VECTOR", vector).replace("MATRIX", matrix))
+    assert error.location is not None and error.location.column == column
+    assert error.message == (
+        "a register tile's range must start at a compile-time integer, but this is a scalar "
+        "of type i32"
+    )
+    assert error.hint == (
+        f"use literals and integer parameters; to take the elements from position p known at "
+        f"run time, {hint} (positions past the end read 0)"
+    )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_hinted_gathers_of_a_run_time_range_are_its_elements(target: str) -> None:
+    source = RANGE.replace("VECTOR", "gather(t, p + arange(4))")
+    source = source.replace("MATRIX", "gather(m, (p + arange(4))[None, :], axis = 1)")
+    x, xm = np.arange(16, dtype=np.float32), np.arange(64, dtype=np.float32).reshape(4, 16)
+    y, ym = np.zeros(4, np.float32), np.zeros((4, 4), np.float32)
+    lpir.compile(source, target=target)(x, xm, np.array([13, 0, 0, 0], np.int32), y, ym)
+    np.testing.assert_array_equal(y, [13, 14, 15, 0])  # (past the end: 0)
+    np.testing.assert_array_equal(ym, np.pad(xm[:, 13:], ((0, 0), (0, 1))))

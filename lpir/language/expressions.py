@@ -675,7 +675,7 @@ class ExpressionLowering:
             if isinstance(item, ast.SliceRange) and item.start is None and item.stop is None:
                 continue
             if isinstance(item, ast.SliceRange | ast.SliceLength):
-                value = self.tile_range(value, dim, item)
+                value = self.tile_range(value, dim, item, self.text_of(node.base))
                 continue
             position = self.register_tile_index(item, dim, rank, self.text_of(node.base))
             size = as_tile(value.type).shape[dim]
@@ -698,10 +698,15 @@ class ExpressionLowering:
                 position += 1
         return Runtime(value)
 
-    def tile_range(self, value: Value, dim: int, item: ast.SliceRange | ast.SliceLength) -> Value:
+    def tile_range(
+        self, value: Value, dim: int, item: ast.SliceRange | ast.SliceLength, tile: str = "t"
+    ) -> Value:
         """`t[:, a:b]` or `t[:, a :+ n]` with compile-time bounds: the block of n = b - a along
         `dim` that starts at a, where n divides the dimension and a is a multiple of n (so the
-        block is whole digits of the layout: reshape to [..., size / n, n, ...], index a / n)."""
+        block is whole digits of the layout: reshape to [..., size / n, n, ...], index a / n).
+        A start known only at run time is an error whose hint gathers the range (`tile`, the
+        subscripted tile's source)."""
+        self.check_range_start(item, dim, as_tile(value.type).rank, tile)
         size = as_tile(value.type).shape[dim]
         what = "a bound of a register tile's range"
         if isinstance(item, ast.SliceLength):
@@ -725,6 +730,34 @@ class ExpressionLowering:
         blocks = (*shape[:dim], size // length, length, *shape[dim + 1 :])
         value = self.builder.add(ReshapeOp.create(value, blocks))
         return self.builder.add(IndexOp.create(value, dim, start // length))
+
+    def check_range_start(
+        self, item: ast.SliceRange | ast.SliceLength, dim: int, rank: int, tile: str
+    ) -> None:
+        """The error for a register tile's range that starts at a position known only at run
+        time: its hint picks the elements with `gather` (as a run-time index's does)."""
+        start = item.start
+        value = None if start is None else self.compile_time_expr(start)
+        if start is None or not isinstance(value, Runtime):
+            return
+        begin = self.text_of(start)
+        length, known = "n", ", n the range's length, known at compile time"
+        if isinstance(item, ast.SliceLength):
+            length, known = self.text_of(item.length), ""
+        simple = begin.isidentifier() or begin.isdigit()
+        positions = f"{begin if simple else f'({begin})'} + arange({length})"
+        if rank > 1:
+            placed = ", ".join(":" if d == dim else "None" for d in range(rank))
+            positions = f"({positions})[{placed}], axis = {dim}"
+        tile = tile if len(tile) <= 20 else "t"
+        raise self.error(
+            "a register tile's range must start at a compile-time integer, but this is "
+            f"{value.describe()}",
+            start,
+            "use literals and integer parameters; to take the elements from position "
+            f"{self.text_of(start)} known at run time, gather({tile}, {positions}){known} "
+            "(positions past the end read 0)",
+        )
 
     def memory_slice(self, memory: Memory, node: ast.Subscript) -> Slice:
         """`w[i :+ 32, k]`: offsets per dimension, the dimensions the tile spans, its shape."""
