@@ -540,6 +540,12 @@ def _check(
         expected_outputs = companion_expected(companion, values, inputs, argument_names(kernel_ir))
         for index, expected in expected_outputs.items():
             ok &= check(index, "numpy", results[index], expected, True)
+    if not ok and uses_old_values(kernel_ir):
+        print(
+            "  note  the kernel uses atomics' old values: an output that depends on the order "
+            "the atomics ran in (which slot an element took) may differ between targets and "
+            "runs; a companion's canonical(params, outputs) puts it in one order"
+        )
     # integer and bool outputs were compared exactly ("(exact)" above): no tolerance applies
     outputs = outputs_of(mine)
     shown = {i: t for i, t in tolerances.items() if not _compared_exactly(outputs[i])}
@@ -549,6 +555,13 @@ def _check(
         )
         print(f"  tolerance{which}: rtol={rtol:g} atol={atol} ({why})")
     return ok
+
+
+def uses_old_values(kernel: Kernel) -> bool:
+    """Whether a kernel (tile or thread IR) has an atomic whose old values it uses."""
+    return any(
+        op.name in ("store_global", "store_shared", "st") and op.results for op in kernel.walk()
+    )
 
 
 def _compared_exactly(output: object) -> bool:

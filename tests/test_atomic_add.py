@@ -172,3 +172,28 @@ def test_blocks_add_atomically_on_the_gpu(case):
     wanted = _wanted(case, args)
     lpir.compile(case[0], target="cuda", **case[1])(*args)
     _check(args[1], wanted)
+
+
+@pytest.mark.parametrize(
+    ("call", "message", "hint"),
+    [
+        ("atomic_sub(x[0 :+ 64], t)", "lpir has no atomic_sub", "atomic_add(x[0 :+ 64], -t)"),
+        ("atomic_inc(c[0], 1)", "lpir has no atomic_inc", "atomic_add(c[0], 1)"),
+        ("atomic_xchg(c[0], 1)", "no atomic exchange", "used as a value"),
+        ("atomic_exch(c[0], 1)", "no atomic exchange", "store(slice, value)"),
+        ("atomic_cas(c[0], 0, 1)", "no compare-and-swap", "used as a value"),
+    ],
+)
+def test_atomics_lpir_spells_otherwise_get_their_form_not_a_typo_match(call, message, hint):
+    """A typo match offered atomic_xor for Triton's atomic_xchg: another operation that
+    compiles."""
+    source = (
+        "kernel k[](x: global f32[64], c: global i32[4]) blocks(1) threads(32) {\n"
+        "    t = load(x[0 :+ 64])\n"
+        f"    {call}\n"
+        "}\n"
+    )
+    with pytest.raises(LpirError, match=message) as error:
+        lpir.compile(source, target="interp").specialize(None)
+    assert hint in error.value.hint
+    assert "did you mean" not in error.value.hint

@@ -519,9 +519,10 @@ kernel slots[N = 64](x: global i32[N], y: global i32[N], c: global i32[1]) block
 
 
 def test_a_companion_may_put_an_unordered_output_in_one_order(tmp_path, capsys):
-    """The slots' order differs between the interpreter (row-major), the CPU (thread by
-    thread) and a GPU (any): `canonical` sorts y before every comparison, and `reference`
-    gives the sorted values; without it the targets disagree."""
+    """Which element takes which slot is up to the targets (the interpreter's row-major
+    order, a GPU's any): `reference` gives y sorted, and `canonical` sorts y before every
+    comparison; without it y (here x in the interpreter's order) is not the reference's, and
+    the failure says why."""
     (tmp_path / "slots.lp").write_text(SLOTS)
     companion = (
         "import numpy as np\n"
@@ -533,7 +534,9 @@ def test_a_companion_may_put_an_unordered_output_in_one_order(tmp_path, capsys):
     )
     (tmp_path / "slots.py").write_text(companion)
     assert not run_file(tmp_path / "slots.lp", target="threads-cuda", check=True)
-    assert "FAIL  arg 1 vs numpy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FAIL  arg 1 vs numpy" in out
+    assert "the kernel uses atomics' old values" in out
     canonical = "def canonical(params, outputs):\n    outputs[1].sort()\n    return outputs\n"
     (tmp_path / "slots.py").write_text(companion + canonical)
     assert run_file(tmp_path / "slots.lp", target="threads-cuda", check=True)

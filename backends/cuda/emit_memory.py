@@ -223,7 +223,7 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     access = Access(emitter, op)
     value = emitter.value(op.value)
     if op.combine is not None and op.fetches:  # an atomic whose old values are used
-        _fetch_and_combine(emitter, op, access)
+        _fetch_and_combine(emitter, op, access, value)
         return
     if op.combine is not None:  # atomic_add/_max/_min: one atomic a lane (a RED each)
         function = f"lpir_atomic_{op.combine}"
@@ -250,11 +250,12 @@ def emit_store(emitter: KernelEmitter, op: StoreThreadOp) -> None:
     )
 
 
-def _fetch_and_combine(emitter: KernelEmitter, op: StoreThreadOp, access: Access) -> None:
-    """One atomic a lane (an ATOM each), its old value into the result's lane; lanes masked
-    off get 0 and touch no memory."""
+def _fetch_and_combine(
+    emitter: KernelEmitter, op: StoreThreadOp, access: Access, value: CValue
+) -> None:
+    """One atomic a lane (an ATOM each) of `value`, its old value into the result's lane;
+    lanes masked off get 0 and touch no memory."""
     target = emitter.array(op.result)
-    value = emitter.value(op.value)
     function = f"lpir_atomic_{op.combine}"
     zero = c_types.literal(0, access.access)
 

@@ -129,7 +129,10 @@ class ExpressionLowering:
     scopes: list[dict[str, SemanticValue]]
     threads: int
     expression_depth = 0  # how many expr() calls are open
-    # the call a statement makes, whose value is not used (an atomic then reads nothing back)
+    # the call an expression statement makes, whose value is not used: set by
+    # `KernelLowering.expression_statement` just before lowering it, compared by identity in
+    # memory_builtins' atomics (which then read nothing back); AST nodes are unique, so an
+    # earlier statement's call never matches another call
     discarded_call: ast.Call | None = None
 
     # ---- places and errors ------------------------------------------------------------------

@@ -73,6 +73,27 @@ class Habit(NamedTuple):
 
 
 # ---- calls of functions lpir has under another name, or not at all -------------------------
+#: CUDA's and Triton's atomics that lpir spells otherwise or lacks (a typo match would offer
+#: atomic_xor for atomic_xchg: another operation that compiles)
+_ATOMICS_WRITTEN_OTHERWISE = ("atomic_sub", "atomic_inc", "atomic_dec", "atomic_xchg")
+_ATOMICS_WRITTEN_OTHERWISE += ("atomic_exch", "atomic_cas")
+
+
+def _atomic_habit(func: str, x: str, y: str) -> tuple[str, str]:
+    """(message, hint) for an atomic lpir writes otherwise (`_ATOMICS_WRITTEN_OTHERWISE`)."""
+    if func == "atomic_sub":
+        return "lpir has no atomic_sub", f"write atomic_add({x}, -{_operand(y)})"
+    if func in ("atomic_inc", "atomic_dec"):  # (CUDA's wrap at a bound aside)
+        step = "1" if func == "atomic_inc" else "-1"
+        return f"lpir has no {func}", f"write atomic_add({x}, {step}) (no wrap at a bound)"
+    what = "compare-and-swap" if func == "atomic_cas" else "atomic exchange"
+    return f"lpir has no {what} ({func})", (
+        "store(slice, value) writes (of several writers one wins); atomic_add, atomic_max, "
+        "atomic_min, atomic_and, atomic_or and atomic_xor used as a value give what memory "
+        "held before (old = atomic_or(flags[i], bit): whether the bit was already set)"
+    )
+
+
 def foreign_call(
     func: str, args: Sequence[str], keywords: dict[str, str], grid: Sequence[str] = ()
 ) -> tuple[str, str] | None:
@@ -101,6 +122,8 @@ def foreign_call(
         return f"lpir has no {func}", transpose_hint(func, args, keywords)
     if func == "topk":
         return "lpir has no topk", topk_hint(args, keywords)
+    if func in _ATOMICS_WRITTEN_OTHERWISE:
+        return _atomic_habit(func, x, y)
     written = _written_otherwise(func, x, args)
     return None if written is None else (f"lpir has no {func}", f"write {written}")
 

@@ -442,7 +442,7 @@ class KernelLowering(ExpressionLowering):
                 node,
                 "assign it to a name (t = ...) or store it: store(y[...], t)",
             )
-        self.discarded_call = value
+        self.discarded_call = value  # (its value unused: an atomic reads nothing back)
         self.call(value)
 
     def no_break_or_continue(self, node: ast.Name) -> LpirError:

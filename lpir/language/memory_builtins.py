@@ -177,7 +177,7 @@ def _atomic(combine: str) -> Builtin:
                 target,
                 hint,
             )
-        fetch = low.discarded_call is not call
+        fetch = low.discarded_call is not call  # (a value, not a statement: see the field)
         old = _store(low, call, destination, value_node, combine, keywords.get("mask"), fetch)
         if old is None:
             return None
