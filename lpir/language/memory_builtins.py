@@ -19,7 +19,7 @@ from lpir.ir.ops import (
     SyncOp,
 )
 from lpir.ir.ops.memory import ATOMIC_DTYPES
-from lpir.ir.types import SharedType, TileType, as_tile
+from lpir.ir.types import SharedType, TileType, as_memory, as_tile
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, broadcast_shapes
@@ -247,6 +247,7 @@ def _store(
             f"{list(shape)}",
             value_node,
             axis_as_operand_hint(value_node, low.text_of(value_node))
+            or _outer_product_hint(low, value, value_node)
             or "make the slice lengths match the tile",
         )
     value = low.broadcast_to(value, tuple(shape))
@@ -258,6 +259,39 @@ def _store(
     store = StoreOp.create(memory.value, offsets, dims, value, combine, mask_value, fetch)
     low.builder.insert(store)
     return store.result if fetch else None
+
+
+def _outer_product_hint(low: ExpressionLowering, value: Value, node: ast.Node) -> str | None:
+    """The hint for a stored tile loaded with tiles of positions in two or more dimensions
+    (`probs[b, arange(S), ids]`): those index independently, as numpy's np.ix_ does, so the
+    tile is their outer product; a user who meant them in pairs merges the dimensions."""
+    load = value.owner
+    if not isinstance(load, LoadOp):
+        return None
+    gathered = [d for d, offset in enumerate(load.offsets) if isinstance(offset.type, TileType)]
+    if len(gathered) < 2:
+        return None
+    memory = load.memory.name_hint or "the tensor"
+    shape = list(as_tile(load.result.type).shape)
+    hint = (
+        f"the tiles of positions in dimensions {', '.join(map(str, gathered))} of {memory} "
+        f"index independently (an outer product, as numpy's np.ix_): the load is {shape}; "
+        "for one element per pair of positions, "
+    )
+    subscript = node.args[0] if isinstance(node, ast.Call) and node.args else None
+    items = subscript.items if isinstance(subscript, ast.Subscript) else None
+    first, second = gathered[0], gathered[1]
+    dims = list(as_memory(load.memory.type).shape)
+    if isinstance(items, list) and len(gathered) == 2 and second == first + 1:
+        texts = [low.text_of(item) for item in items]
+        merged = [*dims[:first], dims[first] * dims[second], *dims[second + 1 :]]
+        index = f"{texts[first]} * {dims[second]} + {texts[second]}"
+        flat = ", ".join([*texts[:first], index, *texts[second + 1 :]])
+        return (
+            hint + f"declare {memory} with the two dimensions merged ({merged}) and index "
+            f"both at once: {memory}[{flat}]; or load one element a step in a loop"
+        )
+    return hint + "merge the dimensions in the tensor's declaration, or load in a loop"
 
 
 def _held_alike(
