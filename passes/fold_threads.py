@@ -10,7 +10,9 @@ A CPU runs a block's threads one after another, each a pass through the kernel's
 that holds 8 floats of a tile pays for its index arithmetic, its broadcasts, its shared-memory
 partials and each barrier's save and restore as one that holds 64 does, for an eighth of the
 work, and its loads and stores are 32-byte vectors instead of full 64-byte registers. Where a
-thread already holds a few registers of some tile (`FOLDED_ENOUGH_BYTES`), it stays as it is.
+thread already holds a few registers of some tile (`FOLDED_ENOUGH_BYTES`), it stays as it is;
+copies do not count there (a tile every thread holds whole amortizes nothing: each thread
+repeats the same work), and a folded thread holds its threads' copies once.
 Tile IR does not depend on the thread count, only its layouts do: thread t' of the folded block
 does the work of threads F t' .. F t' + F - 1 (replicas among them once), the low thread digits
 becoming the most significant slot digits, so a run of consecutive elements over neighbouring
@@ -105,8 +107,27 @@ def fold_low_threads(layout: RegisterLayout, factor: int) -> RegisterLayout | No
     )
 
 
-def _thread_bytes(tile: TileType) -> int:
-    return tile.selected_layout.slots * max(1, tile.dtype.nbits // 8)
+def _element_bytes(tile: TileType) -> int:
+    return max(1, tile.dtype.nbits // 8)
+
+
+def _own_bytes(tile: TileType) -> int:
+    """The bytes of `tile` a thread holds that no other thread holds, on average: a
+    replicated tile's copies are the same work again, not work of the thread's own."""
+    layout = tile.selected_layout
+    return layout.slots * _element_bytes(tile) // layout.replication
+
+
+def _folded_bytes(tiles: list[TileType], factor: int) -> int | None:
+    """The most bytes of `tiles` a thread holds folded by `factor` (replicas among the
+    folded threads held once); None where some layout does not fold by it."""
+    most = 0
+    for tile in tiles:
+        folded = fold_low_threads(tile.selected_layout, factor)
+        if folded is None:
+            return None
+        most = max(most, folded.slots * _element_bytes(tile))
+    return most
 
 
 def _math_operands(kernel: Kernel) -> list[TileType]:
@@ -123,24 +144,23 @@ def _math_operands(kernel: Kernel) -> list[TileType]:
 def folding_factor(kernel: Kernel) -> int:
     """The largest power of two F that every tile's layout folds by (`fold_low_threads`)
     and that keeps every tile within `REGISTER_BYTES` a thread, and every tile an expensive
-    function reads within `MATH_REGISTER_BYTES`; 1 for a kernel with a dot or with a tile of
-    `FOLDED_ENOUGH_BYTES` a thread."""
+    function reads within `MATH_REGISTER_BYTES`, counted as folded (a replicated tile's
+    copies among the folded threads once); 1 for a kernel with a dot or with a tile of
+    `FOLDED_ENOUGH_BYTES` a thread of its own (`_own_bytes`)."""
     if any(isinstance(op, DotOp) for op in kernel.walk()):
         return 1
     types = list(tile_types(kernel))
-    if not types:
+    if not types or max(_own_bytes(t) for t in types) >= FOLDED_ENOUGH_BYTES:
         return 1
-    largest = max(_thread_bytes(t) for t in types)
-    if largest >= FOLDED_ENOUGH_BYTES:
-        return 1
-    largest_math = max((_thread_bytes(t) for t in _math_operands(kernel)), default=0)
+    math_operands = _math_operands(kernel)
     factor = 1
-    while (
-        kernel.threads % (2 * factor) == 0
-        and largest * 2 * factor <= REGISTER_BYTES
-        and largest_math * 2 * factor <= MATH_REGISTER_BYTES
-        and all(fold_low_threads(t.selected_layout, 2 * factor) is not None for t in types)
-    ):
+    while kernel.threads % (2 * factor) == 0:
+        largest = _folded_bytes(types, 2 * factor)
+        if largest is None or largest > REGISTER_BYTES:
+            break
+        largest_math = _folded_bytes(math_operands, 2 * factor)
+        if largest_math is None or largest_math > MATH_REGISTER_BYTES:
+            break
         factor *= 2
     return factor
 
