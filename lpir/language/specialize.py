@@ -6,7 +6,9 @@ A parameter gets its value, in this order of preference, from:
 2. the arguments: a dimension written as a bare parameter name (`w: global WT[N, K]`) takes the
    argument's size, and a dtype written as a parameter name takes the argument's dtype (a
    scalar's only if it is a numpy scalar, and only where no tensor gave one: `s: S` passed
-   np.float16(2.0) makes S f16; a Python number has no width and deduces nothing);
+   np.float16(2.0) makes S f16; a Python number has no width and deduces nothing); a name
+   only inside a dimension expression (`cdiv(V, 32)`) deduces nothing (a shape error then
+   says which parameters took their defaults there);
 3. its default in the kernel header (`G = 128`), evaluated after the parameters before it.
 
 Afterwards every argument's declared shape and dtype must match what was passed; a mismatch
@@ -494,9 +496,11 @@ def choose_params(
         deduction.set(name, value, "the caller", kernel_def)
     if arguments is not None:
         deduction.from_arguments(arguments)
+    given = set(deduction.values)
     deduction.defaults(need_all=True)
     if arguments is not None:
-        check_arguments(program, kernel_def, deduction.values, arguments)
+        defaulted = {name for name in deduction.values if name not in given}
+        check_arguments(program, kernel_def, deduction.values, arguments, defaulted)
     return deduction.values
 
 
@@ -509,8 +513,10 @@ def check_arguments(
     kernel_def: ast.KernelDef,
     params: dict[str, int | DType],
     arguments: list[ArgumentInfo],
+    defaulted: set[str] | None = None,
 ) -> None:
-    """Every tensor argument's dtype and shape must match its declaration under `params`."""
+    """Every tensor argument's dtype and shape must match its declaration under `params`
+    (`defaulted`: the parameters that took their defaults, which a mismatch names)."""
     evaluator = _ParamEvaluator(program, params)
     for decl, info in zip(kernel_def.args, arguments):
         if isinstance(decl, ast.ScalarArg):
@@ -545,11 +551,53 @@ def check_arguments(
             else:
                 expected_text = str(expected)
             shown = ", ".join(f"{k} = {_show(v)}" for k, v in params.items())
-            raise ArgumentError(
-                f"argument {decl.name} must have shape {expected_text}, got {tuple(info.shape)}",
-                location,
-                f"with {shown}",
+            message = f"argument {decl.name} must have shape {expected_text}, got {info.shape}"
+            undeduced = _undeduced(
+                evaluator, params, decl, info, dims, expected, defaulted or set()
             )
+            if undeduced is not None:
+                message, hint = message + undeduced[0], undeduced[1]
+            else:
+                hint = f"with {shown}"
+            raise ArgumentError(message, location, hint)
+
+
+def _undeduced(
+    evaluator: _ParamEvaluator,
+    params: dict[str, int | DType],
+    decl: ast.GlobalArg,
+    info: ArgumentInfo,
+    dims: list[ast.Node],
+    expected: tuple[int, ...],
+    defaulted: set[str],
+) -> tuple[str, str] | None:
+    """(what the message adds, the hint) where a mismatched dimension is an expression of
+    parameters that took their defaults (`cdiv(V, 32)`): only a dimension written as a bare
+    name deduces its parameter from an argument's size. None where no such parameter is in a
+    mismatched dimension."""
+    if info.shape is None or len(info.shape) != len(decl.dims):
+        return None
+    # a run-time row count (the first dimension) is not among dims
+    shape, expected = info.shape[-len(dims) :], expected[-len(dims) :]
+    names: list[str] = []
+    texts: list[str] = []
+    for dim, size, wanted in zip(dims, shape, expected):
+        found = [n for n in ast.names_in(dim) if n in defaulted and n not in names]
+        if size != wanted and found and not isinstance(dim, ast.Name):
+            names += found
+            texts.append(evaluator.text_of(dim))
+    if not names:
+        return None
+    defaults = ", ".join(f"{name} = {_show(params[name])}" for name in names)
+    passed = ", ".join(f"{name}=..." for name in names)
+    return (
+        f": {' and '.join(names)} took {'its default' if len(names) == 1 else 'their defaults'}"
+        f" ({defaults}), not deduced from "
+        f"{decl.name}'s {' and '.join(texts)} (only a dimension written as a bare parameter "
+        "name deduces it from an argument)",
+        f"pass {passed} to lpir.compile (-D {names[0]}=... to lpir run), or give an argument "
+        f"a dimension of {names[0]} alone",
+    )
 
 
 def runtime_rows_name(kernel_def: ast.KernelDef, decl: ast.GlobalArg) -> str | None:
