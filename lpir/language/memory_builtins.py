@@ -19,7 +19,7 @@ from lpir.ir.ops import (
     SyncOp,
 )
 from lpir.ir.ops.memory import ATOMIC_DTYPES
-from lpir.ir.types import SharedType, TileType, as_memory, as_tile
+from lpir.ir.types import GlobalType, SharedType, TileType, as_memory, as_tile
 from lpir.language import ast
 from lpir.language.builtin_calls import Builtin, builtin, call_arguments, tile_or_scalar
 from lpir.language.expressions import BOOL, I32, ExpressionLowering, broadcast_shapes
@@ -44,7 +44,8 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
         raise low.error(
             f"load needs a tensor slice, but this is {value.describe()}",
             target,
-            "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
+            _whole_tensor_hint(low, value, target, "load")
+            or "slice a tensor argument, e.g. load(w[block.x * 32 :+ 32, k0 :+ 64])",
         )
     chosen = None if mask_node is None else _access_mask(low, mask_node, tuple(shape), "load")
     fill = None if other_node is None else other_value(low, memory.type.dtype, shape, other_node)
@@ -56,6 +57,38 @@ def load(low: ExpressionLowering, call: ast.Call) -> Runtime:
     if not shape:  # every dimension indexed: one element, a scalar (an index, a bound)
         return Runtime(low.builder.add(ItemOp.create(loaded)))
     return Runtime(loaded)
+
+
+def _whole_tensor_hint(
+    low: ExpressionLowering,
+    value: SemanticValue,
+    node: ast.Node,
+    verb: str,
+    operand: ast.Node | None = None,
+) -> str | None:
+    """The hint for a tensor argument written whole where a slice is wanted (`load(vals)`,
+    `store(out, t)`): the call `verb` of its slice of every dimension (and `operand`); rows at
+    a time where its first dimension is read at run time (a slice to its end is an error).
+    None where `value` is no tensor argument."""
+    if not isinstance(value, Memory) or not isinstance(value.type, GlobalType):
+        return None
+    dims = len(value.type.shape)
+    if dims == 0:
+        return None
+    name = low.text_of(node)
+    rest = ""
+    if operand is not None:
+        text = low.text_of(operand)
+        rest = f", {text if len(text) <= 40 else 't'}"
+    if value.type.extent is not None:  # its rows are a run-time count
+        rows = ", ".join(["r :+ BM", *[":"] * (dims - 1)])
+        return (
+            f"{name}'s first dimension is {value.type.extent}, read at run time: slice BM "
+            f"rows at a time, {verb}({name}[{rows}]{rest})"
+        )
+    whole = ", ".join([":"] * dims)
+    each = "" if dims == 1 else f", one `:` for each of its {dims} dimensions"
+    return f"slice the whole tensor{each}: {verb}({name}[{whole}]{rest})"
 
 
 def load_tile(
@@ -156,7 +189,8 @@ def _atomic(combine: str) -> Builtin:
                 f"{name} needs a slice of a tensor or a shared tile, but this is "
                 f"{destination.describe()}",
                 target,
-                f"e.g. {name}(y[block.x * 32 :+ 32], t)",
+                _whole_tensor_hint(low, destination, target, name, value_node)
+                or f"e.g. {name}(y[block.x * 32 :+ 32], t)",
             )
         assert isinstance(memory, Memory)
         dt = memory.type.dtype
@@ -225,7 +259,8 @@ def _store(
         raise low.error(
             f"store needs a tensor slice or a shared tile, but this is {destination.describe()}",
             target,
-            "e.g. store(y[block.x * 32 :+ 32], t)",
+            _whole_tensor_hint(low, destination, target, "store", value_node)
+            or "e.g. store(y[block.x * 32 :+ 32], t)",
         )
     dt = memory.type.dtype
     value = low.as_runtime(tile_or_scalar(low, value_node), value_node, dt)
