@@ -75,8 +75,9 @@ class Habit(NamedTuple):
 # ---- calls of functions lpir has under another name, or not at all -------------------------
 #: CUDA's and Triton's atomics that lpir spells otherwise or lacks (a typo match would offer
 #: atomic_xor for atomic_xchg: another operation that compiles)
-_ATOMICS_WRITTEN_OTHERWISE = ("atomic_sub", "atomic_inc", "atomic_dec", "atomic_xchg")
-_ATOMICS_WRITTEN_OTHERWISE += ("atomic_exch", "atomic_cas")
+_ATOMICS_WRITTEN_OTHERWISE = frozenset(
+    ("atomic_sub", "atomic_inc", "atomic_dec", "atomic_xchg", "atomic_exch", "atomic_cas")
+)
 
 
 def _atomic_habit(func: str, x: str, y: str) -> tuple[str, str]:
