@@ -11,7 +11,7 @@ import re
 
 from lpir.errors import LpirError
 from lpir.ir.core import Kernel
-from lpir.ir.ops import AllocSharedOp
+from lpir.ir.ops import AllocSharedOp, ForOp
 
 KIB = 1024
 
@@ -60,9 +60,51 @@ def check_shared_memory(kernel: Kernel, shared_bytes: int, arch: str) -> None:
         f"the {_kib(limit)} a block may have on {arch}"
         + (f"; its largest shared tiles: {tiles}" if tiles else ""),
         largest.location if largest is not None else None,
-        hint="use smaller shared tiles (a smaller BK or BN), fewer pipeline stages (each keeps "
-        "a copy of the tiles it stages), or exchange tiles in parts",
+        hint=_hint(kernel, allocations[:3]),
     )
+
+
+def _hint(kernel: Kernel, largest: list[AllocSharedOp]) -> str:
+    """Smaller tiles (by the parameters that size the largest, where they are found), fewer
+    stages where a loop may stage tiles, or tiles exchanged in parts."""
+    names = _sizing_parameters(kernel, largest)
+    if names:
+        smaller = f"the largest are sized by {' and '.join(names)}"
+    else:
+        smaller = "smaller values of the parameters that size them"
+    stages = any(isinstance(op, ForOp) for op in kernel.walk())
+    return (
+        f"use smaller shared tiles ({smaller})"
+        + (", fewer pipeline stages (each keeps a copy of the tiles it stages)" if stages else "")
+        + ", or exchange tiles in parts (or through a global scratch tensor)"
+    )
+
+
+def _sizing_parameters(kernel: Kernel, allocations: list[AllocSharedOp]) -> list[str]:
+    """The kernel's integer parameters that size `allocations`: those written in a tile's
+    place in the source (`shared<f32>[S, S]`), those a dimension equals, and those a dimension
+    rounds up to a multiple of another (`cdiv(V, BV) * BV`)."""
+    # (a dimension of 2 or 4 equal to a parameter says little)
+    params = {
+        name: value
+        for name, value in kernel.params.items()
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 8
+    }
+    found: list[str] = []
+    for op in allocations:
+        location = op.location
+        if location is not None and location.source_line:
+            end = location.end_column or len(location.source_line) + 1
+            written = location.source_line[location.column - 1 : end - 1]
+            found += [w for w in re.findall(r"[A-Za-z_]\w*", written) if w in params]
+        for size in op.shared_type.shape:
+            found += [
+                name
+                for name, value in params.items()
+                if size == value
+                or any(value < size < value + step and size % step == 0 for step in params.values())
+            ]
+    return list(dict.fromkeys(found))
 
 
 def _kib(nbytes: int) -> str:
