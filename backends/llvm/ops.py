@@ -166,7 +166,9 @@ def _reduce_lanes(e: KernelEmitter, op: ReduceLanesOp) -> list[ir.Value]:
     def combine(a: ir.Value, b: ir.Value) -> ir.Value:
         return e.arith.binary(name, a, b, dt)
 
-    return [e.vectors.reduce_lanes(e.get(op.operands[0]), op.attributes["group"], combine)]
+    exact = dt.is_int or dt.is_bool  # (any order gives the same bits; floats keep the tree)
+    vector, group = e.get(op.operands[0]), op.attributes["group"]
+    return [e.vectors.reduce_lanes(vector, group, combine, any_order=exact)]
 
 
 @emitter("dot_pairs")

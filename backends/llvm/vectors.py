@@ -118,23 +118,54 @@ class Vectors:
         return self.pick(self.concat(sources), list(indices))
 
     def reduce_lanes(
-        self, vector: ir.Value, group: int, combine: Callable[[ir.Value, ir.Value], ir.Value]
+        self,
+        vector: ir.Value,
+        group: int,
+        combine: Callable[[ir.Value, ir.Value], ir.Value],
+        any_order: bool = False,
     ) -> ir.Value:
         """Lane i of the result combines lanes i*group .. i*group+group-1 as the balanced tree
         of lpir.ir.order. Each level is one vector operation: the terms are kept term-major
         (position k of every group side by side), so the left and right halves of all the
-        level's pairs are two shuffles of the previous level."""
+        level's pairs are two shuffles of the previous level.
+
+        Where the combination gives the same bits in any order (`any_order`: integers' wrapping
+        sums, maxima, minima), each level combines the first half of the terms with the second
+        instead: LLVM's x86 code generation of the neighbours' tree over a select of 512 lanes
+        took 4.9 s, of the halves 0.08 s (a search's min(where(c > t, arange(n), n)))."""
         outputs = vector.type.count // group
         level = self.pick(vector, [j * group + k for k in range(group) for j in range(outputs)])
 
         def lanes(positions: list[int]) -> list[int]:
             return [p * outputs + j for p in positions for j in range(outputs)]
 
+        if any_order:
+            return self.reduce_halves(level, group, outputs, combine)
         for left, right, carried in tree_levels(group):
             combined = combine(self.pick(level, lanes(left)), self.pick(level, lanes(right)))
             if carried is not None:
                 combined = self.concat([combined, self.pick(level, lanes([carried]))])
             level = combined
+        return level
+
+    def reduce_halves(
+        self,
+        level: ir.Value,
+        terms: int,
+        outputs: int,
+        combine: Callable[[ir.Value, ir.Value], ir.Value],
+    ) -> ir.Value:
+        """`terms` term-major rows of `outputs` lanes combined half with half (an odd row out
+        carried to the next level) down to one row."""
+        while terms > 1:
+            half = terms // 2
+            first = self.pick(level, list(range(half * outputs)))
+            second = self.pick(level, list(range(half * outputs, 2 * half * outputs)))
+            combined = combine(first, second)
+            if terms % 2:
+                last = self.pick(level, list(range(2 * half * outputs, terms * outputs)))
+                combined = self.concat([combined, last])
+            level, terms = combined, half + terms % 2
         return level
 
     # ---- bit fields -----------------------------------------------------------------------
