@@ -89,8 +89,10 @@ def _hazard(earlier: Access, later: Access) -> str | None:
     thread touching only the elements it touched before), None (no hazard)."""
     if earlier.memory != later.memory or not (earlier.writes or later.writes):
         return None
-    if earlier.combine is not None and earlier.combine == later.combine and not (
-        earlier.op.results or later.op.results
+    if (
+        earlier.combine is not None
+        and earlier.combine == later.combine
+        and not (earlier.op.results or later.op.results)
     ):
         # atomics of one kind (adds, maxes, ors, ...) commute, unless one gives its old
         # values, which must hold all the earlier one's combinations and none of the later's

@@ -63,6 +63,8 @@ class LayoutApplication(Rewriter):
         # the shared copy of a tile that indexes read (`index_through_shared`), by the tile
         # and the region it was stored in: later indexes of it in that region read it too
         self.shared_copies: dict[tuple[int, int], Value] = {}
+        # whether it made a shared copy (of an indexed tile, of an atomic's old values)
+        self.made_shared_copies = False
 
     def chosen(self, value: Value) -> RegisterLayout:
         layout = self.selection.layout_of(value)
@@ -139,6 +141,7 @@ class LayoutApplication(Rewriter):
             SharedType(tile.dtype, tile.shape), accesses, self.selection.target, accesses
         )
         add = self.builder.add
+        self.made_shared_copies = True
         copy = add(AllocSharedOp.create(SharedType(tile.dtype, tile.shape, layout), "fetched"))
         zeros = [add(ConstantOp.create(0, "i32"))] * tile.rank
         # (in a loop, insert-syncs adds the barrier before the store: the last iteration's
@@ -194,6 +197,7 @@ class LayoutApplication(Rewriter):
         stores = [(tile.selected_layout, every)]
         layout = rules.shared_layout(memory, loads, self.selection.target, stores)
         add = self.builder.add
+        self.made_shared_copies = True
         copy = add(AllocSharedOp.create(SharedType(tile.dtype, tile.shape, layout), "indexed"))
         zero = add(ConstantOp.create(0, "i32"))
         if in_a_loop(op.parent):  # (the last iteration's reads of the copy are done)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lpir.passes import layout_rules as rules
-from lpir.passes.base import Pass, register_pass
+from lpir.passes.base import Pass, get_pass, register_pass
 from lpir.passes.layout_application import LayoutApplication, try_layout
 
 from lpir.errors import LayoutError
@@ -619,11 +619,15 @@ class LayoutSelectionPass(Pass):
 
     def run(self, module: Module) -> Module:
         target = get_target(self.target)
-        kernels = []
+        kernels, copied = [], False
         for kernel in module.kernels:
             selection = Selection(kernel, target)
             selection.run()
-            kernels.append(LayoutApplication(selection).run_kernel(kernel))
+            application = LayoutApplication(selection)
+            kernels.append(application.run_kernel(kernel))
+            copied |= application.made_shared_copies
+        if copied:  # (their constants merged as cse merges them in the text compiled again)
+            return get_pass("cse").run(Module(kernels))
         return Module(kernels)
 
 

@@ -243,7 +243,7 @@ RANGE = """kernel k(x: global f32[16], xm: global f32[4, 16], ids: global i32[4]
     [
         ("t[p :+ 4]", "m[:, 0 :+ 4]", 19, "gather(t, p + arange(4))"),
         ("t[0 :+ 4]", "m[:, p :+ 4]", 26, "gather(m, (p + arange(4))[None, :], axis = 1)"),
-        ("t[p:p + 4]", "m[:, 0 :+ 4]", 19, "gather(t, p + arange(n)), n the range's length, "
+        ("t[p:p + 4]", "m[:, 0 :+ 4]", 19, "gather(t, p + arange(L)), L the range's length, "
          "known at compile time"),
     ],
 )  # fmt: skip

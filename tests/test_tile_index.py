@@ -226,8 +226,8 @@ def test_a_stack_of_elements(target):
         (
             "t[:, n:4]",
             14,
-            "a bound of a register tile's range must be a compile-time integer",
-            None,
+            "a register tile's range must start at a compile-time integer",
+            "gather(t, (n + arange(L))[None, :], axis = 1), L the range's length",
         ),
         ("t[6, :]", 11, "index 6 is out of range for dimension 0 of f32[6, 4]", "-6 to -1"),
         ("t[:, -5]", 14, "index -5 is out of range for dimension 1", "use 0 to 3"),

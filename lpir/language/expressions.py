@@ -744,7 +744,7 @@ class ExpressionLowering:
         if start is None or not isinstance(value, Runtime):
             return
         begin = self.text_of(start)
-        length, known = "n", ", n the range's length, known at compile time"
+        length, known = "L", ", L the range's length, known at compile time"
         if isinstance(item, ast.SliceLength):
             length, known = self.text_of(item.length), ""
         simple = begin.isidentifier() or begin.isdigit()
