@@ -181,7 +181,7 @@ def test_lpir_banks_needs_a_block(capsys):
 #: meet in one word, which its atomics serialize on any stride).
 CONFLICTED_CASES = {
     ("matmul_wq", 5): 1.43,
-    ("moe_align", 1): 1.28,
+    ("moe_align", 0): 1.28,
     ("moe_topk", 0): 1.55,
     ("moe_topk", 1): 1.31,
     ("moe_topk", 2): 1.05,

@@ -60,10 +60,7 @@ COMPILE_CASES: dict[str, list[dict]] = {
     ],
     # mixture-of-experts alignment (vLLM's moe_align_block_size): a shared count, a cumsum,
     # each pair's slot handed out by an atomic_add used as a value
-    "moe_align": [
-        {},
-        {"M": 333, "TOPK": 8, "E": 64, "BE": 64, "BS": 64},
-    ],
+    "moe_align": [{"M": 333, "TOPK": 8, "E": 64, "BE": 64, "BS": 64}],
     "rmsnorm": [
         {},
         {"M": 5, "N": 4096, "BM": 1, "THREADS": 256, "T": "bf16"},
