@@ -97,7 +97,7 @@ def basic_blocks(code: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
     return blocks
 
 
-def report(code, samples: collections.Counter, top: int) -> None:
+def report(code, samples: collections.Counter, top: int, mix_size: int = 6) -> None:
     total = sum(samples.values())
     if not total:
         print("no samples in the kernel (too short a run, or perf could not sample it)")
@@ -110,7 +110,7 @@ def report(code, samples: collections.Counter, top: int) -> None:
     print(f"{total} samples in the kernel's run function")
     print(f"  {'share':>6} {'offset':>7} {'length':>6}  commonest instructions")
     for count, offset, length, mix in sorted(rows, reverse=True)[:top]:
-        common = ", ".join(f"{n} {name}" for name, n in mix.most_common(6))
+        common = ", ".join(f"{n} {name}" for name, n in mix.most_common(mix_size))
         print(f"  {100 * count / total:5.1f}% {offset:7x} {length:6d}  {common}")
 
 
@@ -144,7 +144,7 @@ def profile(args) -> int:
         )
         calls, seconds = (float(v) for v in (folder / "calls").read_text().split())
         print(f"{args.file}: {calls:.0f} calls, {1e3 * seconds / calls:.3f} ms each")
-        report(code, samples, args.top)
+        report(code, samples, args.top, args.mix)
     return 0
 
 
@@ -154,6 +154,9 @@ def main() -> int:
     parser.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to run the kernel")
     parser.add_argument("--top", type=int, default=8, help="blocks to show")
+    parser.add_argument(
+        "--mix", type=int, default=6, help="commonest instructions to name for each block"
+    )
     parser.add_argument("--frequency", type=int, default=4000, help="samples a second")
     args = parser.parse_args()
     if CHILD in os.environ:
