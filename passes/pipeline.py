@@ -65,7 +65,8 @@ class PassPipeline:
 
     Args:
         passes: pass instances or names.
-        verify_each: run `verify()` after every pass (always on in tests).
+        verify_each: run `verify()` after every pass (`lpir.compile`: where `LPIR_VERIFY_EACH`
+            asks for it; the pipeline tests always).
         target: "cpu", "cuda" or "interp", for passes whose choices depend on it.
         after_each: called with (pass name, module) after every pass, e.g. to print the IR.
     """

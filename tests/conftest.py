@@ -15,6 +15,8 @@ import tempfile
 
 import pytest
 
+from lpir.runtime.stages import VERIFY_EACH_VARIABLE
+
 _PREVIOUS = pytest.StashKey[str | None]()
 _SESSION_CACHE = pytest.StashKey[str]()
 
@@ -36,3 +38,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     else:
         os.environ["LPIR_CACHE_DIR"] = previous
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def verify_every_pass():
+    """`LPIR_VERIFY_EACH=1` for a module's tests: `lpir.compile` verifies the IR after every
+    pass, not only its input and output (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(VERIFY_EACH_VARIABLE, "1")
+        yield

@@ -22,6 +22,8 @@ from random_kernels import random_case
 import lpir
 from lpir.runner import outputs_of
 
+# random programs are where a pass breaks an invariant the next one relies on
+pytestmark = pytest.mark.usefixtures("verify_every_pass")
 TOLERANCE = {"f32": 1e-4, "f16": 2e-2, "bf16": 5e-2}
 COUNT = int(os.environ.get("LPIR_RANDOM_KERNELS", "0") or 0)
 SEEDS = list(range(1000, 1000 + COUNT)) if COUNT else list(range(60))

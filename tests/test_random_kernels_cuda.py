@@ -19,6 +19,8 @@ from test_random_kernels import check_close
 import lpir
 from lpir.runner import outputs_of
 
+# random programs are where a pass breaks an invariant the next one relies on
+pytestmark = pytest.mark.usefixtures("verify_every_pass")
 SEEDS = list(range(30000, 30024))
 GPU_SEEDS = list(range(30000, 30100))
 

@@ -29,12 +29,14 @@ FILECHECK_INPUTS = sorted(
 FILECHECK_KERNELS = [p for p in FILECHECK_INPUTS if p.suffix == ".lp" and p.parent.name != "errors"]
 
 
-def assert_round_trip(module: Module, where: str) -> None:
+def assert_round_trip(module: Module, where: str) -> str:
+    """`module`'s text, checked to parse back into a verified module that prints the same."""
     text = print_module(module)
     reparsed = parse(text, f"<{where}>")
     verify(reparsed)
     again = print_module(reparsed)
     assert again == text, f"{where}: the IR prints differently after parsing it back"
+    return text
 
 
 def _id(path: Path) -> str:
@@ -51,13 +53,18 @@ def test_example_round_trips_at_defaults(example: Path):
 @pytest.mark.parametrize("target", ["cpu", "cuda"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=_id)
 def test_example_round_trips_after_every_pass(example: Path, target: str):
+    """And no pass changes a module it was given: `Kernel.ir(stage)` replays the pipeline from
+    the source to print a stage (lpir/runtime/stages.py), which needs the source kept as it was."""
     module = load_module(str(example))
+    made = [("the source", module, print_module(module))]
     for index, name in enumerate(PIPELINES[target]):
         module = get_pass(name, target=target).run(module)
         where = f"{example.name} after pass {index} ({name}, {target})"
         verify(module, require_layouts=_has_layouts(PIPELINES[target][: index + 1]))
-        assert_round_trip(module, where)
+        made.append((where, module, assert_round_trip(module, where)))
     assert module.kernels[0].stage == "thread"
+    for where, earlier, text in made:
+        assert print_module(earlier) == text, f"{where}: a later pass changed it in place"
 
 
 def _has_layouts(passes_so_far) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,6 @@ from lpir.ir.core import Module
 from lpir.ir.grid import is_empty
 from lpir.ir.ops import StoreBitsOp, StoreOp, StoreThreadOp
 from lpir.ir.parser import parse
-from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
 from lpir.ir.verifier import verify
 from lpir.language.ast import Program
@@ -40,8 +40,10 @@ from lpir.runtime.specialization import (
     attach_runner,
     empty_launch,
     load_target,
+    pipeline_stages,
     run_pipeline,
 )
+from lpir.runtime.stages import StageTexts
 
 IR_SUFFIXES = (".ir", ".lpir")
 
@@ -162,12 +164,14 @@ def _stored_names(module: Module) -> set[str]:
 
 
 def build_ir_specialization(module: Module, target: str) -> Specialization:
+    """`module` (verified when parsed) compiled for `target`: tile IR through its pipeline,
+    thread IR as it is."""
     kernel = module.kernels[0]
-    stages = {"source": print_module(module)}
     if is_empty(kernel.grid):  # an empty call (an empty batch): it runs no block on any target
-        return empty_launch(dict(kernel.params), stages, module)
+        return empty_launch(dict(kernel.params), module)
     if kernel.stage == "tile":
-        final = run_pipeline(module, target, stages)
+        final = verify(run_pipeline(module, target))
+        stages: Mapping[str, str] = pipeline_stages(module, final, target)
     elif target == "interp":
         raise LpirError(
             f"kernel {kernel.name} is thread IR; the reference interpreter runs tile IR",
@@ -176,7 +180,7 @@ def build_ir_specialization(module: Module, target: str) -> Specialization:
         )
     else:
         final = module
-    stages["final"] = print_module(final)
+        stages = StageTexts(module, module)
     spec = Specialization(dict(kernel.params), stages, final, _stored_names(module))
     attach_runner(spec, target)
     return spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lpir.errors import LpirError
@@ -15,10 +15,12 @@ from lpir.ir.grid import grid_text, is_empty
 from lpir.ir.ops import StoreOp
 from lpir.ir.printer import print_module
 from lpir.ir.types import GlobalType
+from lpir.ir.verifier import verify as verify_module
 from lpir.language import ast
 from lpir.language.lower import lower_kernel
 from lpir.packing import PackedArray
 from lpir.runtime import arguments as args_
+from lpir.runtime.stages import StageTexts, stage_labels, verify_each_pass
 from lpir.targets import get_target
 
 if TYPE_CHECKING:
@@ -79,7 +81,7 @@ class Specialization:
         stored: names of the tensor arguments the kernel writes.
     """
 
-    def __init__(self, params: dict, stages: dict[str, str], module: Module, stored: set[str]):
+    def __init__(self, params: dict, stages: Mapping[str, str], module: Module, stored: set[str]):
         self.params = params
         self.stages = stages
         self.module = module
@@ -165,41 +167,59 @@ def stored_arguments(module: Module) -> set[str]:
 
 
 def run_pipeline(
-    module: Module, target: str, stages: dict[str, str], verify: bool = True
+    module: Module,
+    target: str,
+    stages: dict[str, str] | None = None,
+    verify: bool | None = None,
+    after_each: Callable[[str, Module], None] | None = None,
 ) -> Module:
+    """`module` through `target`'s pipeline. `stages`, if given, gets each pass's IR text by
+    stage label ("after:<pass>", "after:<pass>#2", ...); `after_each` gets (label, module).
+    `verify`: verify after every pass (None: where `LPIR_VERIFY_EACH` asks for it)."""
     from lpir.passes import PIPELINES, PassPipeline
 
-    counts: dict[str, int] = {}
-
-    def record(name: str, result: Module) -> None:
-        counts[name] = counts.get(name, 0) + 1
-        label = f"after:{name}" if counts[name] == 1 else f"after:{name}#{counts[name]}"
-        stages[label] = print_module(result)
-
     name = PIPELINE_OF_TARGET[target]
-    pipeline = PassPipeline(PIPELINES[name], verify_each=verify, after_each=record, target=name)
+    labels = iter(stage_labels(PIPELINES[name]))
+
+    def record(_: str, result: Module) -> None:
+        label = next(labels)
+        if stages is not None:
+            stages[label] = print_module(result)
+        if after_each is not None:
+            after_each(label, result)
+
+    each = verify_each_pass() if verify is None else verify
+    pipeline = PassPipeline(PIPELINES[name], verify_each=each, after_each=record, target=name)
     return pipeline.run(module)
+
+
+def pipeline_stages(source: Module, final: Module, target: str) -> StageTexts:
+    """The stage texts of `source` compiled to `final` by `target`'s pipeline."""
+    from lpir.passes import PIPELINES
+
+    def replay(module: Module, record: Callable[[str, Module], None]) -> Module:
+        return run_pipeline(module, target, verify=False, after_each=record)
+
+    return StageTexts(source, final, PIPELINES[PIPELINE_OF_TARGET[target]], replay)
 
 
 def build_specialization(
     program: ast.Program, kernel_def: ast.KernelDef, params: dict, target: str
 ) -> Specialization:
-    tile_module = lower_kernel(program, kernel_def, params)
-    stages = {"source": print_module(tile_module)}
+    tile_module = verify_module(lower_kernel(program, kernel_def, params))
     if is_empty(tile_module.kernels[0].grid):
-        return empty_launch(params, stages, tile_module)
-    final = run_pipeline(tile_module, target, stages)
-    stages["final"] = print_module(final)
+        return empty_launch(params, tile_module)
+    final = verify_module(run_pipeline(tile_module, target))
+    stages = pipeline_stages(tile_module, final, target)
     spec = Specialization(params, stages, final, stored_arguments(tile_module))
     attach_runner(spec, target)
     return spec
 
 
-def empty_launch(params: dict, stages: dict[str, str], module: Module) -> Specialization:
+def empty_launch(params: dict, module: Module) -> Specialization:
     """A specialization whose grid has a block count of 0 (an empty batch): a call checks its
     arguments and runs no block, on every target (a GPU is not launched); no code is made."""
-    stages["final"] = stages["source"]
-    spec = Specialization(params, stages, module, stored_arguments(module))
+    spec = Specialization(params, StageTexts(module, module), module, stored_arguments(module))
     spec.runner = lambda arguments: None
     spec.empty_grid = True
     return spec
