@@ -363,8 +363,17 @@ def _reserved_word_as_name(
 
 def parse_program(source: str, file: str = "<source>") -> ast.Program:
     """Parse a whole source text (one or more kernels). A UTF-8 byte order mark that
-    opens it (an editor's, read without encoding="utf-8-sig") is skipped."""
-    source = source.removeprefix("\ufeff")
+    opens it (an editor's, read without encoding="utf-8-sig") is skipped.
+
+    The last few texts parsed are remembered: compiling one file again with other parameters
+    (a sweep, a test's cases) reuses its syntax tree, which nothing changes after parsing
+    (lowering builds new nodes with `dataclasses.replace`). A text that does not parse is
+    parsed again each time, to raise its error."""
+    return _parse_remembered(source.removeprefix("\ufeff"), file)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_remembered(source: str, file: str) -> ast.Program:
     try:
         tree = _parser().parse(source + "\n")
     except lark.UnexpectedToken as error:
