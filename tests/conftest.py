@@ -3,7 +3,8 @@
 Compiled code goes to a cache folder made for this session (`LPIR_CACHE_DIR`, inherited by the
 processes tests start) and removed after it: an entry left in `~/.cache/lpir` by an earlier
 version of lpir can never stand in for the code this version makes, and a test run leaves no
-entries behind for the user's own compiles. Tests that need a cache of their own still set
+entries behind for the user's own compiles. pytest-xdist's workers share the folder (the disk
+cache's entries are written atomically). Tests that need a cache of their own still set
 `LPIR_CACHE_DIR` themselves.
 """
 
@@ -21,17 +22,28 @@ _PREVIOUS = pytest.StashKey[str | None]()
 _SESSION_CACHE = pytest.StashKey[str]()
 
 
+#: the session's cache folder, for pytest-xdist's workers (started after `pytest_configure`
+#: with its environment): they share it, so a kernel one compiled the other finds on disk
+_SHARED = "LPIR_TEST_SESSION_CACHE"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    directory = tempfile.mkdtemp(prefix="lpir-test-cache-")
     config.stash[_PREVIOUS] = os.environ.get("LPIR_CACHE_DIR")
+    shared = os.environ.get(_SHARED)
+    if shared and os.environ.get("PYTEST_XDIST_WORKER") and os.path.isdir(shared):
+        os.environ["LPIR_CACHE_DIR"] = shared  # the controller made it and removes it
+        return
+    directory = tempfile.mkdtemp(prefix="lpir-test-cache-")
     config.stash[_SESSION_CACHE] = directory
     os.environ["LPIR_CACHE_DIR"] = directory
+    os.environ[_SHARED] = directory
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     directory = config.stash.get(_SESSION_CACHE, None)
     if directory is None:
         return
+    os.environ.pop(_SHARED, None)
     previous = config.stash[_PREVIOUS]
     if previous is None:
         os.environ.pop("LPIR_CACHE_DIR", None)
