@@ -10,9 +10,11 @@ import re
 
 import numpy as np
 import pytest
+from lpir.backends.llvm import jit, llvm_module
 
 import lpir
 from lpir.errors import LpirError
+from lpir.ir.parser import parse
 
 SORT = """
 kernel k[T = f32, N = 256, DOWN = 0](x: global T[N], y: global T[N], p: global i32[N])
@@ -106,6 +108,47 @@ def test_a_thread_sorts_in_registers_of_64_lanes_one_comparison_a_pair():
     registers = 1024 // thread_sorts.CPU_SORT_REGISTER_LANES
     # two networks (sort and argsort); a step across registers compares each pair once
     assert len(comparisons) <= 2 * steps * registers
+
+
+def _sort_llvm(dt: str, threads: int, n: int) -> str:
+    """The unoptimized LLVM IR of SORT's thread IR (the CPU's pipeline; no code generated)."""
+    kernel = lpir.compile(SORT.replace("THREADS", str(threads)), target="threads", T=dt, N=n)
+    return str(llvm_module(parse(kernel.ir("final"))))
+
+
+@pytest.mark.parametrize("dt, threads", [("f32", 1), ("u8", 1), ("i32", 2)])
+def test_packed_keys_select_by_the_comparison_itself(dt, threads):
+    """Which of a pair a lane keeps (its own where it comes first, unless it keeps the later)
+    is one i64 comparison of the packed keys, xor-ed with the lane's direction as i64, not
+    the comparison's bool lanes xor-ed: i1 vector logic between a comparison and the selects
+    is computed in bytes by x86 without AVX-512 (the masks packed down and widened back for
+    every select), which made a thread's sort of 1024 f32 two minutes of AVX2 code generation
+    (20 s on AVX-512). threads(2): the direction's bit of the chunk, known at run time."""
+    optimized = jit.optimized_text(_sort_llvm(dt, threads, 64 * threads))
+    selects = re.findall(r"= select <64 x i1>", optimized)
+    logic = re.findall(r"= (?:and|or|xor) <\d+ x i1>", optimized)
+    assert len(selects) >= 2 * 21 and not logic, logic[:4]
+
+
+def test_avx2_code_of_a_sort_keeps_its_masks_wide():
+    """A sort of 64 f32 in a thread compiled for AVX2 without AVX-512 (any x86 host can
+    compile it) widens no byte masks for its selects: no vpmovzxbd / vpmovsxbd, no packing
+    of masks into bytes (vpacksswb). With the bool xor of `later` it had 160 vpmovzxbd, 41
+    vpacksswb and 4800 instructions in all (3100 without)."""
+    if not jit.host()[0].startswith(("x86_64", "i686", "i386")):
+        pytest.skip("x86 code generation")
+    text = _sort_llvm("f32", 1, 64)
+    triple, cpu, features = jit.host()
+    avx512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "avx10.1", "avx10.2"}
+    kept = [f for f in features.split(",") if f and f[1:] not in avx512 | {"avx2", "avx"}]
+    chosen = ["+avx", "+avx2", *(f"-{f}" for f in sorted(avx512))]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jit, "host", lambda: (triple, cpu, ",".join(kept + chosen)))
+        assembly = jit.assembly(text)
+    instructions = [line.split()[0] for line in assembly.splitlines() if line.startswith("\t")]
+    assert "vpcmpgtq" in instructions and "zmm" not in assembly  # (AVX2's i64 comparisons)
+    widened = [i for i in instructions if re.fullmatch(r"vpmov[sz]xb[wdq]|vpacksswb", i)]
+    assert not widened, sorted(set(widened))
 
 
 def test_a_cpu_sort_past_the_lane_steps_is_a_located_error():
