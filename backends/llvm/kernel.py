@@ -26,7 +26,7 @@ from lpir.backends.llvm.code_tables import CodeTables
 from lpir.backends.llvm.dot_pairs import DotPairs
 from lpir.backends.llvm.integer_pairs import IntegerPairs
 from lpir.backends.llvm.intrinsics import Intrinsics
-from lpir.backends.llvm.memory import Memory
+from lpir.backends.llvm.memory import Memory, register_bytes
 from lpir.backends.llvm.plan import Plan
 from lpir.backends.llvm.prefetch import block_prefetches, streamed_loads
 from lpir.backends.llvm.types import I8, I32, I64, PTR, lane_type, storage_bytes, value_type
@@ -144,7 +144,8 @@ class KernelEmitter:
         self.dot_pairs = DotPairs(self.b, self.intrinsics, self.vectors, jit.host()[2])
         self.integer_pairs = IntegerPairs(self, self.kernel, jit.host()[2])
         dummy = self.alloca(ir.ArrayType(I8, MASKED_OFF_BYTES), "masked_off")
-        self.memory = Memory(self.b, self.intrinsics, self.vectors, dummy)
+        registers = register_bytes(jit.host()[2])
+        self.memory = Memory(self.b, self.intrinsics, self.vectors, dummy, registers)
 
     def allocate_context(self) -> None:
         """Stack slots for shared memory and for values crossing segments, in the entry block."""

@@ -6,7 +6,8 @@ vectors, else the 64-byte windows their offsets fall in (a vector access and a s
 two rows read as one pair-interleaved register), else per-lane scalar accesses. A
 masked-off scalar lane reads element 0 of the buffer (always valid) and keeps zero, and its
 store is a one-lane `llvm.masked.store`, so no lane ever touches memory it must not. A vector
-access whose lanes are all masked off goes to the buffer's start (`guarded_address`). `st_bits`
+access whose lanes are all masked off goes to the buffer's start (`guarded_address`); a masked
+load is one `llvm.masked.load` per vector register of the host (`Memory.masked_load`). `st_bits`
 merges bits into bytes with two atomic read-modify-writes (blocks run on several cores at
 once, and neighbouring blocks may share a byte of packed data).
 """
@@ -70,6 +71,12 @@ def offset_windows(offsets: list[int], max_lanes: int) -> list[int] | None:
     return starts if len(distinct) >= MIN_RUN * len(starts) else None
 
 
+def register_bytes(features: str) -> int:
+    """The bytes of the widest vector register of a host with LLVM's `features` (x86: 64 with
+    AVX-512, else 32; elsewhere 32 bounds what the backend gives LLVM as one masked load)."""
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
 def store_window_lanes(align: int) -> int:
     """The most elements of `align` bytes one window of a store holds (see STORE_BYTE_WINDOW)."""
     return STORE_BYTE_WINDOW if align == 1 else VECTOR_BYTES // align
@@ -90,12 +97,18 @@ _ATOMIC_OPERATIONS = {
 
 class Memory:
     def __init__(
-        self, builder: ir.IRBuilder, intrinsics: Intrinsics, vectors: Vectors, dummy: ir.Value
+        self,
+        builder: ir.IRBuilder,
+        intrinsics: Intrinsics,
+        vectors: Vectors,
+        dummy: ir.Value,
+        register_bytes: int = VECTOR_BYTES,
     ):
         self.b = builder
         self.intrinsics = intrinsics
         self.vectors = vectors
         self.dummy = dummy  # a private slot that masked-off packed stores write into
+        self.register_bytes = register_bytes  # the host's widest vector (`register_bytes`)
         # set by `swizzle_of` around accesses to swizzled shared memory
         self.swizzle: Swizzle | None = None
         self.packed = PackedMemory(self)
@@ -110,11 +123,15 @@ class Memory:
         index of -1: the padding of a MoE permute), and x86 masked loads and stores whose
         masked-off lanes fall on a page that is not present or not accessible take a
         fault-suppression assist: 9 ms instead of 0.2 ms for 528 such f16 rows of 128."""
+        any_on = self.any_on(lanes)
+        return address if any_on is None else self.b.select(any_on, address, pointer)
+
+    def any_on(self, lanes: ir.Value) -> ir.Value | None:
+        """An i1: whether any of the mask `lanes` (<n x i1>) is on; None for a constant."""
         if isinstance(lanes, ir.Constant):
-            return address
+            return None
         bits = self.b.bitcast(lanes, ir.IntType(lanes.type.count))
-        any_on = self.b.icmp_unsigned("!=", bits, ir.Constant(bits.type, 0))
-        return self.b.select(any_on, address, pointer)
+        return self.b.icmp_unsigned("!=", bits, ir.Constant(bits.type, 0))
 
     def index(self, base: ir.Value, offset: int) -> ir.Value:
         index = self.b.add(base, ir.Constant(base.type, offset)) if offset else base
@@ -211,12 +228,7 @@ class Memory:
                     pieces.append(self.b.load(address, typ=vector_type, align=align))
                     continue
                 lanes = self.vectors.pick(mask, list(range(start, start + length)))
-                address = self.guarded_address(pointer, address, lanes)
-                function = self.intrinsics.masked_load(vector_type)
-                zero = ir.Constant(vector_type, None)
-                pieces.append(
-                    self.b.call(function, [address, ir.Constant(I32, align), lanes, zero])
-                )
+                pieces.append(self.masked_load(pointer, address, lanes, element, align))
             return self.to_register(self.vectors.concat(pieces), dt)
         starts = self.windows(offsets, align, mask, VECTOR_BYTES // align)
         if starts is not None:
@@ -295,15 +307,48 @@ class Memory:
             if window_mask is None:
                 pieces.append(self.b.load(address, typ=vector_type, align=align))
                 continue
-            address = self.guarded_address(pointer, address, window_mask)
-            function = self.intrinsics.masked_load(vector_type)
-            zero = ir.Constant(vector_type, None)
-            pieces.append(
-                self.b.call(function, [address, ir.Constant(I32, align), window_mask, zero])
-            )
+            pieces.append(self.masked_load(pointer, address, window_mask, element, align))
         return self.vectors.pick(
             self.vectors.concat(pieces), [position[offset] for offset in offsets]
         )
+
+    def masked_load(
+        self, pointer: ir.Value, address: ir.Value, lanes: ir.Value, element: ir.Type, align: int
+    ) -> ir.Value:
+        """The elements (of `align` bytes) from `address` on, where the mask `lanes` is on, else
+        0: one `llvm.masked.load` per vector register of the host, each at its own guarded
+        address (`guarded_address`) and, without AVX-512, taken only where any of its lanes is
+        on (else 0).
+
+        Both work around LLVM 22's x86 code generator on hosts without AVX-512, where a mask is
+        a vector of 32- or 64-bit lanes whose sign bits count. It splits a load wider than a
+        register into register-wide parts, and makes a part whose mask it finds all off a
+        plain load. And a register-wide load whose mask becomes constant only there (a part
+        of a tile's row past the array's last column: `and(row inside, column inside)` with
+        its constant lanes all off) has its mask rewritten for the sign bits alone (to 1s,
+        off), which a later rewrite reads as all on: a plain load again. Either way masked-off
+        lanes read memory (the next row, or the buffer's first elements) instead of 0. LLVM's
+        IR passes do see such a part's mask all off (`any_on`): the select makes them drop
+        the load. With AVX-512 the code is as it was (masks are mask registers there)."""
+        count = lanes.type.count
+        step = max(1, self.register_bytes // align)
+        parts = []
+        for first in range(0, count, step):
+            part = self.vectors.pick(lanes, list(range(first, min(count, first + step))))
+            start = address
+            if first:
+                start = self.b.gep(address, [ir.Constant(I64, first)], source_etype=element)
+            part_type = ir.VectorType(element, part.type.count)
+            function = self.intrinsics.masked_load(part_type)
+            zero = ir.Constant(part_type, None)
+            any_on = self.any_on(part)
+            if any_on is not None:
+                start = self.b.select(any_on, start, pointer)  # (see `guarded_address`)
+            loaded = self.b.call(function, [start, ir.Constant(I32, align), part, zero])
+            if any_on is not None and self.register_bytes < VECTOR_BYTES:
+                loaded = self.b.select(any_on, loaded, zero)
+            parts.append(loaded)
+        return self.vectors.concat(parts)
 
     def prefetch(
         self,
